@@ -1,0 +1,304 @@
+/**
+ * The error family of rowtenancy. Every error carries a stable `code` that
+ * programs (and the HTTP adapters) switch on, a message that says what was
+ * wrong and what to do, and an optional `cause`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   currentTenant()
+ * } catch (err) {
+ *   if (err instanceof TenancyError && err.code === 'MISSING_TENANT') {
+ *     // no tenant in context
+ *   }
+ * }
+ * ```
+ */
+export class TenancyError extends Error {
+  /** A stable, machine-readable code, e.g. `MISSING_TENANT`. */
+  readonly code: TenancyErrorCode
+  /** The HTTP status an adapter answers with for this error. */
+  readonly status: number
+
+  constructor(
+    code: TenancyErrorCode,
+    message: string,
+    options: { cause?: unknown; status?: number } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+    this.status = options.status ?? 500
+  }
+}
+
+/**
+ * Every code a {@link TenancyError} may carry.
+ *
+ * @example
+ * ```ts
+ * const code: TenancyErrorCode = 'TENANT_NOT_FOUND'
+ * ```
+ */
+export type TenancyErrorCode =
+  | 'MISSING_TENANT'
+  | 'TENANT_NOT_FOUND'
+  | 'TENANT_SUSPENDED'
+  | 'INVALID_TENANT_ID'
+  | 'CROSS_TENANT_WRITE'
+  | 'TENANT_FORBIDDEN'
+  | 'DUPLICATE_TENANT'
+  | 'INVALID_INPUT'
+  | 'UNSUPPORTED_QUERY'
+  | 'CONFIG_ERROR'
+  | 'DATABASE_UNREACHABLE'
+  | 'UNSAFE_ROLE'
+  | 'MIGRATION_ERROR'
+
+/**
+ * Thrown when tenant-scoped work runs with no tenant in context. rowtenancy fails
+ * closed: it never falls back to every tenant's rows.
+ *
+ * @example
+ * ```ts
+ * await db.selectFrom('accounts').selectAll().execute() // throws MissingTenantError
+ * await runWithTenant(7, () => db.selectFrom('accounts').selectAll().execute()) // ok
+ * ```
+ */
+export class MissingTenantError extends TenancyError {
+  constructor(what = 'This operation') {
+    super(
+      'MISSING_TENANT',
+      `${what} needs a tenant, but none is set in the current async context. ` +
+        'Wrap the work in runWithTenant(tenantId, fn) (or setCurrentTenant(id) in a script/REPL); ' +
+        'for deliberate cross-tenant work use withoutTenant(reason, fn) or tenancy.allObjects(reason).',
+      { status: 400 },
+    )
+  }
+}
+
+/**
+ * Thrown when a tenant id, slug or domain names no tenant.
+ *
+ * @example
+ * ```ts
+ * await store.require('acme') // TenantNotFoundError: no tenant "acme"
+ * ```
+ */
+export class TenantNotFoundError extends TenancyError {
+  /** The id, slug or domain that was looked up. */
+  readonly lookup: string
+  constructor(lookup: string, by: 'id' | 'slug' | 'domain' | 'id or slug' = 'id') {
+    super(
+      'TENANT_NOT_FOUND',
+      `No tenant with ${by} ${JSON.stringify(lookup)}. ` +
+        'Check the value, or list tenants with `rowtenancy tenants list`.',
+      { status: 404 },
+    )
+    this.lookup = lookup
+  }
+}
+
+/**
+ * Thrown when a suspended tenant is used for scoped work or a request.
+ *
+ * @example
+ * ```ts
+ * await store.suspend(7)
+ * await store.requireActive(7) // TenantSuspendedError
+ * ```
+ */
+export class TenantSuspendedError extends TenancyError {
+  constructor(tenant: string) {
+    super(
+      'TENANT_SUSPENDED',
+      `Tenant ${JSON.stringify(tenant)} is suspended. Reactivate it with ` +
+        '`rowtenancy tenants activate` (or store.activate(id)) before using it.',
+      { status: 403 },
+    )
+  }
+}
+
+/**
+ * Thrown when a tenant id does not fit the configured id type (bigint, integer,
+ * uuid or text), or is empty, over-long or contains control characters.
+ *
+ * @example
+ * ```ts
+ * parseTenantId('bigint', 'abc') // InvalidTenantIdError
+ * ```
+ */
+export class InvalidTenantIdError extends TenancyError {
+  constructor(value: unknown, expected: string) {
+    super(
+      'INVALID_TENANT_ID',
+      `Invalid tenant id ${describeValue(value)}: expected ${expected}. ` +
+        'Pass the id exactly as stored in tenants.id.',
+      { status: 400 },
+    )
+  }
+}
+
+/**
+ * Thrown when a write names a tenant other than the current one (an INSERT with
+ * another `tenant_id`, or an UPDATE that sets `tenant_id`).
+ *
+ * @example
+ * ```ts
+ * await runWithTenant(1, () =>
+ *   db.insertInto('accounts').values({ tenant_id: 2, name: 'x' }).execute(),
+ * ) // CrossTenantWriteError
+ * ```
+ */
+export class CrossTenantWriteError extends TenancyError {
+  constructor(detail: string) {
+    super(
+      'CROSS_TENANT_WRITE',
+      `${detail} Scoped writes may only touch the current tenant; ` +
+        'use withoutTenant(reason, fn) or tenancy.allObjects(reason) for deliberate cross-tenant writes.',
+      { status: 403 },
+    )
+  }
+}
+
+/**
+ * Thrown when an authenticated user asks for a tenant they do not belong to.
+ *
+ * @example
+ * ```ts
+ * // X-Tenant-ID: 2 sent by a user whose memberships are [1]
+ * // -> 403 with code TENANT_FORBIDDEN
+ * ```
+ */
+export class TenantForbiddenError extends TenancyError {
+  constructor(message = 'You may not act for this tenant.') {
+    super('TENANT_FORBIDDEN', message, { status: 403 })
+  }
+}
+
+/**
+ * Thrown when a tenant slug, id or domain is already taken.
+ *
+ * @example
+ * ```ts
+ * await store.create({ slug: 'acme', name: 'Acme' })
+ * await store.create({ slug: 'acme', name: 'Other' }) // DuplicateTenantError
+ * ```
+ */
+export class DuplicateTenantError extends TenancyError {
+  constructor(what: string, options: { cause?: unknown } = {}) {
+    super(
+      'DUPLICATE_TENANT',
+      `${what} is already taken. Choose another, or look up the existing tenant.`,
+      { status: 409, ...options },
+    )
+  }
+}
+
+/**
+ * Thrown for malformed input that is not a tenant id: a bad slug, domain,
+ * identifier or option value.
+ *
+ * @example
+ * ```ts
+ * normalizeSlug('Not A Slug!') // InvalidInputError
+ * ```
+ */
+export class InvalidInputError extends TenancyError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('INVALID_INPUT', message, { status: 400, ...options })
+  }
+}
+
+/**
+ * Thrown when a query cannot be scoped safely (for example MERGE, or an UPDATE
+ * that sets the tenant column) and is refused rather than run unscoped.
+ *
+ * @example
+ * ```ts
+ * db.mergeInto('accounts')... // UnsupportedQueryError under the TenantPlugin
+ * ```
+ */
+export class UnsupportedQueryError extends TenancyError {
+  constructor(message: string) {
+    super('UNSUPPORTED_QUERY', message, { status: 500 })
+  }
+}
+
+/**
+ * Thrown for a bad configuration: an unknown key, a value of the wrong type, a
+ * missing database URL.
+ *
+ * @example
+ * ```ts
+ * await loadConfig({ file: 'rowtenancy.config.json' }) // ConfigError: unknown key "tabels"
+ * ```
+ */
+export class ConfigError extends TenancyError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('CONFIG_ERROR', message, { status: 500, ...options })
+  }
+}
+
+/**
+ * Thrown when the database cannot be reached.
+ *
+ * @example
+ * ```ts
+ * await connect('postgres://nowhere:1/db') // DatabaseUnreachableError
+ * ```
+ */
+export class DatabaseUnreachableError extends TenancyError {
+  constructor(target: string, options: { cause?: unknown } = {}) {
+    const why = options.cause instanceof Error ? ` (${options.cause.message})` : ''
+    super(
+      'DATABASE_UNREACHABLE',
+      `Cannot connect to the database at ${target}${why}. ` +
+        'Check that PostgreSQL is running and that --database-url / DATABASE_URL is right.',
+      { status: 503, ...options },
+    )
+  }
+}
+
+/**
+ * Thrown when scoped work would run as a role that bypasses Row Level Security
+ * (a superuser, the tables' owner, or a BYPASSRLS role).
+ *
+ * @example
+ * ```ts
+ * await tenancy.checkRuntimeRole() // UnsafeRoleError: role "postgres" is a superuser
+ * ```
+ */
+export class UnsafeRoleError extends TenancyError {
+  constructor(message: string) {
+    super('UNSAFE_ROLE', message, { status: 500 })
+  }
+}
+
+/**
+ * Thrown by the migration engine for a problem that stops a run (as opposed to a
+ * per-tenant failure, which is reported).
+ *
+ * @example
+ * ```ts
+ * await migrate({ tenantIds: ['999'] }) // MigrationError: unknown tenant 999
+ * ```
+ */
+export class MigrationError extends TenancyError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('MIGRATION_ERROR', message, { status: 500, ...options })
+  }
+}
+
+/** @internal */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') {
+    const shown = value.length > 60 ? `${value.slice(0, 60)}…` : value
+    return JSON.stringify(shown)
+  }
+  if (typeof value === 'bigint') return `${value}n`
+  if (value === null) return 'null'
+  if (value === undefined) return 'undefined'
+  if (typeof value === 'object') return `an ${Array.isArray(value) ? 'array' : 'object'}`
+  return String(value)
+}

@@ -1,0 +1,2 @@
+export * from './context/index.js'
+export * from './errors/index.js'

@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { inject } from 'vitest'
+
+/**
+ * A database of its own for one test file, on the run's server.
+ *
+ * @example
+ * ```ts
+ * const db = await createTestDatabase()
+ * await db.pool.query('select 1')
+ * afterAll(() => db.drop())
+ * ```
+ */
+export interface TestDatabase {
+  /** Connection URL of the new database (superuser). */
+  readonly url: string
+  /** The new database's name. */
+  readonly name: string
+  /** A pool on it (superuser); closed by `drop()`. */
+  readonly pool: pg.Pool
+  /** Closes the pool and drops the database. */
+  drop(): Promise<void>
+}
+
+/** The admin URL of the server the run uses. */
+export function serverUrl(): string {
+  return inject('databaseUrl')
+}
+
+/** A URL for `database` on the run's server. */
+export function urlFor(database: string, base = serverUrl()): string {
+  const url = new URL(base)
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
+/**
+ * Creates a fresh database (so test files can run in parallel) and a pool on it.
+ *
+ * @example
+ * ```ts
+ * const { pool, url, drop } = await createTestDatabase('plugin')
+ * ```
+ */
+export async function createTestDatabase(label = 't'): Promise<TestDatabase> {
+  const name = `rt_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Client({ connectionString: serverUrl() })
+  await admin.connect()
+  try {
+    await admin.query(`create database "${name}"`)
+  } finally {
+    await admin.end()
+  }
+  const url = urlFor(name)
+  const pool = new pg.Pool({ connectionString: url, max: 10 })
+  return {
+    url,
+    name,
+    pool,
+    async drop() {
+      await pool.end().catch(() => {})
+      const c = new pg.Client({ connectionString: serverUrl() })
+      await c.connect()
+      try {
+        await c.query(`drop database if exists "${name}" with (force)`)
+      } finally {
+        await c.end()
+      }
+    },
+  }
+}
