@@ -1,0 +1,61 @@
+import { InvalidInputError } from '../errors/index.js'
+
+/**
+ * Quotes a PostgreSQL identifier (schema, table, column, role): wraps it in
+ * double quotes and doubles any `"` inside. The one helper every piece of DDL or
+ * dynamic SQL in rowtenancy goes through. Rejects empty names, NUL bytes and
+ * names over 63 bytes (PostgreSQL would silently truncate them).
+ *
+ * @example
+ * ```ts
+ * quoteIdent('accounts') // '"accounts"'
+ * quoteIdent('we"ird') // '"we""ird"'
+ * ```
+ */
+export function quoteIdent(name: string): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidInputError('An SQL identifier must be a non-empty string.')
+  }
+  if (name.includes('\u0000')) {
+    throw new InvalidInputError(`The identifier ${JSON.stringify(name)} contains a NUL byte.`)
+  }
+  if (Buffer.byteLength(name, 'utf8') > 63) {
+    throw new InvalidInputError(
+      `The identifier ${JSON.stringify(name)} is longer than PostgreSQL's 63-byte limit; shorten it.`,
+    )
+  }
+  return `"${name.replaceAll('"', '""')}"`
+}
+
+/**
+ * Quotes a possibly schema-qualified name given as separate parts.
+ *
+ * @example
+ * ```ts
+ * quoteQualified('tenant_1', 'accounts') // '"tenant_1"."accounts"'
+ * quoteQualified(undefined, 'accounts') // '"accounts"'
+ * ```
+ */
+export function quoteQualified(schema: string | undefined, name: string): string {
+  return schema === undefined ? quoteIdent(name) : `${quoteIdent(schema)}.${quoteIdent(name)}`
+}
+
+/**
+ * Quotes a string literal: wraps it in single quotes and doubles any `'`.
+ * Only for places PostgreSQL takes no parameters (DDL, `SET LOCAL`); values in
+ * queries are always bound parameters. Rejects NUL bytes.
+ *
+ * @example
+ * ```ts
+ * quoteLiteral("o'clock") // "'o''clock'"
+ * ```
+ */
+export function quoteLiteral(value: string): string {
+  if (typeof value !== 'string') {
+    throw new InvalidInputError('An SQL literal must be a string.')
+  }
+  if (value.includes('\u0000')) {
+    throw new InvalidInputError('An SQL literal cannot contain a NUL byte.')
+  }
+  return `'${value.replaceAll("'", "''")}'`
+}
