@@ -1,0 +1,26 @@
+export {
+  assertTenantIdType,
+  parseTenantId,
+  TENANT_ID_TYPES,
+  type TenantIdType,
+  tryParseTenantId,
+} from './id-types.js'
+export {
+  existingIdType,
+  installTenantTables,
+  type TenantTablesOptions,
+  tenantTablesDdl,
+} from './install.js'
+export { normalizeDomain, normalizeSlug, slugify } from './normalize.js'
+export {
+  type ConnectableQueryable,
+  inTransaction,
+  type Queryable,
+} from './queryable.js'
+export {
+  type NewTenant,
+  type Tenant,
+  type TenantStatus,
+  TenantStore,
+  type TenantStoreOptions,
+} from './tenant-store.js'

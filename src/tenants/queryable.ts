@@ -1,0 +1,62 @@
+/**
+ * The least a database handle must offer: `query(text, values)`. A `pg.Pool`,
+ * `pg.Client` and `pg.PoolClient` all fit.
+ *
+ * @example
+ * ```ts
+ * const db: Queryable = new pg.Pool({ connectionString })
+ * ```
+ */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: any[]; rowCount: number | null }>
+}
+
+/**
+ * A handle that can also hand out a dedicated connection (a `pg.Pool`).
+ *
+ * @example
+ * ```ts
+ * const pool: ConnectableQueryable = new pg.Pool()
+ * ```
+ */
+export interface ConnectableQueryable extends Queryable {
+  connect(): Promise<Queryable & { release(err?: boolean | Error): void }>
+}
+
+/**
+ * Runs `fn` in a transaction on one connection (checked out from a pool when
+ * `db` is one), committing on success and rolling back on any error.
+ *
+ * @example
+ * ```ts
+ * await inTransaction(pool, async (tx) => {
+ *   await tx.query('insert into tenants (slug, name) values ($1, $2)', ['acme', 'Acme'])
+ * })
+ * ```
+ */
+export async function inTransaction<T>(
+  db: Queryable,
+  fn: (tx: Queryable) => Promise<T>,
+): Promise<T> {
+  const pooled = 'connect' in db && typeof (db as ConnectableQueryable).connect === 'function'
+  const checkout = pooled ? await (db as ConnectableQueryable).connect() : undefined
+  const client: Queryable = checkout ?? db
+  let failed: unknown
+  try {
+    await client.query('begin')
+    const result = await fn(client)
+    await client.query('commit')
+    return result
+  } catch (err) {
+    failed = err
+    await client.query('rollback').catch(() => {})
+    throw err
+  } finally {
+    checkout?.release(failed instanceof Error && isConnectionError(failed) ? failed : undefined)
+  }
+}
+
+function isConnectionError(err: Error): boolean {
+  const code = (err as { code?: string }).code
+  return code === undefined || code.startsWith('08') || code === '57P01'
+}

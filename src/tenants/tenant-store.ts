@@ -1,0 +1,492 @@
+import {
+  DuplicateTenantError,
+  InvalidInputError,
+  TenancyError,
+  TenantNotFoundError,
+  TenantSuspendedError,
+} from '../errors/index.js'
+import { quoteIdent } from '../schema/identifiers.js'
+import { parseTenantId, type TenantIdType, tryParseTenantId } from './id-types.js'
+import { normalizeDomain, normalizeSlug } from './normalize.js'
+import { inTransaction, type Queryable } from './queryable.js'
+
+/**
+ * A tenant as stored in `tenants` (+ its `tenant_domains`). `id` is always the
+ * canonical text form of `tenants.id`.
+ *
+ * @example
+ * ```ts
+ * const t: Tenant = { id: '1', slug: 'acme', name: 'Acme', status: 'active', domains: [], createdAt: new Date() }
+ * ```
+ */
+export interface Tenant {
+  readonly id: string
+  readonly slug: string
+  readonly name: string
+  readonly status: TenantStatus
+  readonly domains: readonly string[]
+  readonly createdAt: Date
+}
+
+/** A tenant's lifecycle state. @example `const s: TenantStatus = 'suspended'` */
+export type TenantStatus = 'active' | 'suspended'
+
+/**
+ * Options of a {@link TenantStore}.
+ *
+ * @example
+ * ```ts
+ * new TenantStore({ db: pool, idType: 'bigint', ttlMs: 30_000 })
+ * ```
+ */
+export interface TenantStoreOptions {
+  readonly db: Queryable
+  readonly idType?: TenantIdType
+  /** The schema of `tenants` / `tenant_domains`; `public` by default. */
+  readonly schema?: string
+  /** How long a lookup is cached; 30 s by default, 0 disables the cache. */
+  readonly ttlMs?: number
+  /** How long a miss (no such tenant) is cached; at most 1 s by default. */
+  readonly negativeTtlMs?: number
+}
+
+/**
+ * What {@link TenantStore.create} takes.
+ *
+ * @example
+ * ```ts
+ * await store.create({ slug: 'acme', name: 'Acme Inc.', domains: ['acme.example.com'] })
+ * ```
+ */
+export interface NewTenant {
+  /** Required for `text` ids; generated for the other types when left out. */
+  readonly id?: string | number | bigint
+  readonly slug: string
+  readonly name: string
+  readonly status?: TenantStatus
+  readonly domains?: readonly string[]
+}
+
+interface CacheEntry {
+  readonly expires: number
+  readonly value: Promise<Tenant | undefined>
+}
+
+/**
+ * Reads and changes tenants. Lookups by id, slug and domain are cached for
+ * `ttlMs` and concurrent lookups of the same key share one query, so a burst of
+ * requests for one tenant costs one database round trip per TTL; every change
+ * made through the store invalidates the cache.
+ *
+ * @example
+ * ```ts
+ * const store = new TenantStore({ db: pool })
+ * const acme = await store.create({ slug: 'acme', name: 'Acme' })
+ * await store.getByDomain('acme.example.com')
+ * await store.suspend(acme.id)
+ * ```
+ */
+export class TenantStore {
+  readonly #db: Queryable
+  readonly #idType: TenantIdType
+  readonly #ttl: number
+  readonly #negativeTtl: number
+  readonly #tenants: string
+  readonly #domains: string
+  readonly #cache = new Map<string, CacheEntry>()
+  #queries = 0
+
+  constructor(options: TenantStoreOptions) {
+    this.#db = options.db
+    this.#idType = options.idType ?? 'bigint'
+    this.#ttl = options.ttlMs ?? 30_000
+    this.#negativeTtl = Math.min(options.negativeTtlMs ?? 1_000, this.#ttl)
+    const schema = quoteIdent(options.schema ?? 'public')
+    this.#tenants = `${schema}."tenants"`
+    this.#domains = `${schema}."tenant_domains"`
+  }
+
+  /** The configured id type. @example `store.idType // 'bigint'` */
+  get idType(): TenantIdType {
+    return this.#idType
+  }
+
+  /** How many lookup queries reached the database (for tests and benchmarks). @example `store.lookupQueries` */
+  get lookupQueries(): number {
+    return this.#queries
+  }
+
+  /**
+   * The tenant with this id, or `undefined`. A malformed id throws `InvalidTenantIdError`.
+   *
+   * @example
+   * ```ts
+   * await store.get('42')
+   * ```
+   */
+  async get(id: unknown): Promise<Tenant | undefined> {
+    const key = parseTenantId(this.#idType, id)
+    return this.#cached(`id:${key}`, `t.id = $1`, key)
+  }
+
+  /**
+   * The tenant with this slug, or `undefined`. A malformed slug throws `InvalidInputError`.
+   *
+   * @example
+   * ```ts
+   * await store.getBySlug('acme')
+   * ```
+   */
+  async getBySlug(slug: string): Promise<Tenant | undefined> {
+    const key = normalizeSlug(slug)
+    return this.#cached(`slug:${key}`, 't.slug = $1', key)
+  }
+
+  /**
+   * The tenant that owns this domain, or `undefined`.
+   *
+   * @example
+   * ```ts
+   * await store.getByDomain('acme.example.com')
+   * ```
+   */
+  async getByDomain(domain: string): Promise<Tenant | undefined> {
+    const key = normalizeDomain(domain)
+    return this.#cached(
+      `domain:${key}`,
+      `t.id = (select d.tenant_id from ${this.#domains} d where d.domain = $1)`,
+      key,
+    )
+  }
+
+  /**
+   * Looks a value up as an id when it has the id type's shape, else as a slug.
+   *
+   * @example
+   * ```ts
+   * await store.find('42') // by id
+   * await store.find('acme') // by slug
+   * ```
+   */
+  async find(idOrSlug: string): Promise<Tenant | undefined> {
+    const id = tryParseTenantId(this.#idType, idOrSlug)
+    if (id !== undefined) {
+      const byId = await this.get(id)
+      if (byId || this.#idType !== 'text') return byId
+    }
+    let slug: string
+    try {
+      slug = normalizeSlug(idOrSlug)
+    } catch (err) {
+      if (id !== undefined) return undefined
+      throw err
+    }
+    return this.getBySlug(slug)
+  }
+
+  /**
+   * The tenant with this id; throws `TenantNotFoundError` when there is none.
+   *
+   * @example
+   * ```ts
+   * const t = await store.require('42')
+   * ```
+   */
+  async require(id: unknown): Promise<Tenant> {
+    const tenant = await this.get(id)
+    if (!tenant) throw new TenantNotFoundError(String(id))
+    return tenant
+  }
+
+  /**
+   * The tenant with this id, which must be active; throws `TenantNotFoundError`
+   * or `TenantSuspendedError`.
+   *
+   * @example
+   * ```ts
+   * await store.requireActive('42')
+   * ```
+   */
+  async requireActive(id: unknown): Promise<Tenant> {
+    const tenant = await this.require(id)
+    if (tenant.status !== 'active') throw new TenantSuspendedError(tenant.slug)
+    return tenant
+  }
+
+  /**
+   * All tenants, ordered by id; optionally only those with a status.
+   *
+   * @example
+   * ```ts
+   * await store.list({ status: 'active' })
+   * ```
+   */
+  async list(filter: { status?: TenantStatus } = {}): Promise<Tenant[]> {
+    const { rows } = await this.#db.query(
+      `${this.#select()} where ($1::text is null or t.status = $1) order by t.id`,
+      [filter.status ?? null],
+    )
+    return rows.map(toTenant)
+  }
+
+  /**
+   * Creates a tenant and its domains in one transaction. Duplicate ids, slugs or
+   * domains throw `DuplicateTenantError` and write nothing.
+   *
+   * @example
+   * ```ts
+   * await store.create({ slug: 'acme', name: 'Acme', domains: ['acme.example.com'] })
+   * ```
+   */
+  async create(input: NewTenant): Promise<Tenant> {
+    const slug = normalizeSlug(input.slug)
+    const name = typeof input.name === 'string' ? input.name.trim() : ''
+    if (name.length === 0 || name.length > 200) {
+      throw new InvalidInputError('A tenant name must be 1-200 characters.')
+    }
+    const status = input.status ?? 'active'
+    if (status !== 'active' && status !== 'suspended') {
+      throw new InvalidInputError(
+        `Unknown tenant status ${JSON.stringify(status)}: use active or suspended.`,
+      )
+    }
+    const domains = [...new Set((input.domains ?? []).map(normalizeDomain))]
+    if (input.id === undefined && this.#idType === 'text') {
+      throw new InvalidInputError('Tenant ids are text here: give the new tenant an id (--id).')
+    }
+    const id = input.id === undefined ? undefined : parseTenantId(this.#idType, input.id)
+    const created = await this.#write(async (tx) => {
+      const { rows } = await tx.query(
+        id === undefined
+          ? `insert into ${this.#tenants} (slug, name, status) values ($1, $2, $3) returning id`
+          : `insert into ${this.#tenants} (id, slug, name, status) values ($4, $1, $2, $3) returning id`,
+        id === undefined ? [slug, name, status] : [slug, name, status, id],
+      )
+      const newId = String(rows[0].id)
+      for (const [i, domain] of domains.entries()) {
+        await tx.query(
+          `insert into ${this.#domains} (tenant_id, domain, is_primary) values ($1, $2, $3)`,
+          [newId, domain, i === 0],
+        )
+      }
+      return newId
+    })
+    return (await this.#load('t.id = $1', created))!
+  }
+
+  /**
+   * Renames a tenant or changes its slug.
+   *
+   * @example
+   * ```ts
+   * await store.update('42', { name: 'Acme GmbH' })
+   * ```
+   */
+  async update(id: unknown, changes: { slug?: string; name?: string }): Promise<Tenant> {
+    const key = parseTenantId(this.#idType, id)
+    const slug = changes.slug === undefined ? null : normalizeSlug(changes.slug)
+    const name = changes.name === undefined ? null : changes.name.trim()
+    if (name !== null && (name.length === 0 || name.length > 200)) {
+      throw new InvalidInputError('A tenant name must be 1-200 characters.')
+    }
+    await this.#write(async (tx) => {
+      const { rowCount } = await tx.query(
+        `update ${this.#tenants} set slug = coalesce($2, slug), name = coalesce($3, name) where id = $1`,
+        [key, slug, name],
+      )
+      if (!rowCount) throw new TenantNotFoundError(key)
+    })
+    return this.require(key)
+  }
+
+  /**
+   * Suspends a tenant: middleware then answers 403 for it.
+   *
+   * @example
+   * ```ts
+   * await store.suspend('42')
+   * ```
+   */
+  async suspend(id: unknown): Promise<Tenant> {
+    return this.#setStatus(id, 'suspended')
+  }
+
+  /**
+   * Reactivates a suspended tenant.
+   *
+   * @example
+   * ```ts
+   * await store.activate('42')
+   * ```
+   */
+  async activate(id: unknown): Promise<Tenant> {
+    return this.#setStatus(id, 'active')
+  }
+
+  /**
+   * Adds a domain to a tenant.
+   *
+   * @example
+   * ```ts
+   * await store.addDomain('42', 'acme.example.com')
+   * ```
+   */
+  async addDomain(
+    id: unknown,
+    domain: string,
+    options: { primary?: boolean } = {},
+  ): Promise<Tenant> {
+    const key = parseTenantId(this.#idType, id)
+    const normalized = normalizeDomain(domain)
+    await this.#write(async (tx) => {
+      await this.#mustExist(tx, key)
+      await tx.query(
+        `insert into ${this.#domains} (tenant_id, domain, is_primary) values ($1, $2, $3)`,
+        [key, normalized, options.primary ?? false],
+      )
+    })
+    return this.require(key)
+  }
+
+  /**
+   * Removes a domain from a tenant.
+   *
+   * @example
+   * ```ts
+   * await store.removeDomain('42', 'acme.example.com')
+   * ```
+   */
+  async removeDomain(id: unknown, domain: string): Promise<Tenant> {
+    const key = parseTenantId(this.#idType, id)
+    const normalized = normalizeDomain(domain)
+    await this.#write(async (tx) => {
+      await tx.query(`delete from ${this.#domains} where tenant_id = $1 and domain = $2`, [
+        key,
+        normalized,
+      ])
+    })
+    return this.require(key)
+  }
+
+  /**
+   * Deletes a tenant and its domains. A tenant that still owns rows in
+   * tenant-aware tables is refused (their foreign keys say so) and nothing changes.
+   *
+   * @example
+   * ```ts
+   * await store.delete('42')
+   * ```
+   */
+  async delete(id: unknown): Promise<void> {
+    const key = parseTenantId(this.#idType, id)
+    await this.#write(async (tx) => {
+      const { rowCount } = await tx.query(`delete from ${this.#tenants} where id = $1`, [key])
+      if (!rowCount) throw new TenantNotFoundError(key)
+    })
+  }
+
+  /**
+   * Forgets every cached lookup (for changes made outside this store).
+   *
+   * @example
+   * ```ts
+   * store.invalidate()
+   * ```
+   */
+  invalidate(): void {
+    this.#cache.clear()
+  }
+
+  async #setStatus(id: unknown, status: TenantStatus): Promise<Tenant> {
+    const key = parseTenantId(this.#idType, id)
+    await this.#write(async (tx) => {
+      const { rowCount } = await tx.query(`update ${this.#tenants} set status = $2 where id = $1`, [
+        key,
+        status,
+      ])
+      if (!rowCount) throw new TenantNotFoundError(key)
+    })
+    return this.require(key)
+  }
+
+  async #mustExist(tx: Queryable, key: string): Promise<void> {
+    const { rowCount } = await tx.query(`select 1 from ${this.#tenants} where id = $1`, [key])
+    if (!rowCount) throw new TenantNotFoundError(key)
+  }
+
+  async #write<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    try {
+      return await inTransaction(this.#db, fn)
+    } catch (err) {
+      throw translateError(err)
+    } finally {
+      this.invalidate()
+    }
+  }
+
+  #cached(key: string, where: string, value: string): Promise<Tenant | undefined> {
+    const now = Date.now()
+    const hit = this.#cache.get(key)
+    if (hit && hit.expires > now) return hit.value
+    const promise = this.#load(where, value)
+    this.#cache.set(key, { expires: now + this.#ttl, value: promise })
+    promise.then(
+      (tenant) => {
+        if (!tenant) this.#cache.set(key, { expires: now + this.#negativeTtl, value: promise })
+      },
+      () => this.#cache.delete(key),
+    )
+    return promise
+  }
+
+  async #load(where: string, value: string): Promise<Tenant | undefined> {
+    this.#queries++
+    const { rows } = await this.#db.query(`${this.#select()} where ${where}`, [value])
+    return rows[0] ? toTenant(rows[0]) : undefined
+  }
+
+  #select(): string {
+    return `select t.id::text as id, t.slug, t.name, t.status, t.created_at,
+              coalesce((select array_agg(d.domain order by d.is_primary desc, d.domain)
+                          from ${this.#domains} d where d.tenant_id = t.id), '{}') as domains
+              from ${this.#tenants} t`
+  }
+}
+
+function toTenant(row: Record<string, any>): Tenant {
+  return Object.freeze({
+    id: String(row.id),
+    slug: row.slug,
+    name: row.name,
+    status: row.status,
+    domains: Object.freeze([...(row.domains ?? [])]),
+    createdAt: row.created_at,
+  })
+}
+
+function translateError(err: unknown): unknown {
+  if (err instanceof TenancyError) return err
+  const e = err as { code?: string; constraint?: string; detail?: string; table?: string }
+  if (e.code === '23505') {
+    const what = e.constraint?.includes('domain')
+      ? 'That domain'
+      : e.constraint?.includes('slug')
+        ? 'That slug'
+        : 'That tenant id'
+    return new DuplicateTenantError(what, { cause: err })
+  }
+  if (e.code === '23503') {
+    return new InvalidInputError(
+      `The tenant still owns rows (${e.table ?? 'a tenant-aware table'}: ${e.detail ?? 'referenced'}). ` +
+        'Delete or move its rows first; rowtenancy never deletes tenant data implicitly.',
+      { cause: err },
+    )
+  }
+  if (e.code === '23514') {
+    return new InvalidInputError(
+      `A tenant value breaks a check constraint: ${e.detail ?? e.constraint}.`,
+      { cause: err },
+    )
+  }
+  return err
+}
