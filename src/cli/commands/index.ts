@@ -1,0 +1,14 @@
+import type { Command } from 'commander'
+import type { CliContext } from '../context.js'
+import { register as init } from './init.js'
+import { register as tenants } from './tenants.js'
+
+/**
+ * Every CLI command, registered in this order (one file per command).
+ *
+ * @example
+ * ```ts
+ * for (const register of COMMANDS) register(program, ctx)
+ * ```
+ */
+export const COMMANDS: readonly ((program: Command, ctx: CliContext) => void)[] = [init, tenants]

@@ -1,0 +1,119 @@
+import type { Command } from 'commander'
+import { Option } from 'commander'
+import pg from 'pg'
+import { CONFIG_KEYS, type RowtenancyConfig } from '../config/config-keys.js'
+import { loadConfig } from '../config/load-config.js'
+import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
+import { createOutput, type Output } from './output.js'
+
+/**
+ * What every CLI command gets: the merged configuration, database pools with a
+ * checked connection, and an output.
+ *
+ * @example
+ * ```ts
+ * export function register(program: Command, ctx: CliContext) {
+ *   addConfigOptions(program.command('hello'), ['databaseUrl']).action(async (_o, cmd) => {
+ *     const config = await ctx.config(cmd)
+ *     const pool = await ctx.pool(config)
+ *     ctx.out.line(String((await pool.query('select 1 as one')).rows[0].one))
+ *   })
+ * }
+ * ```
+ */
+export interface CliContext {
+  /** The config for a command: defaults < config file < env < the command's flags. */
+  config(command: Command): Promise<RowtenancyConfig>
+  /** A pool on `config.databaseUrl` (or `url`), connection checked; closed when the CLI exits. */
+  pool(config: RowtenancyConfig, options?: { url?: string; max?: number }): Promise<pg.Pool>
+  /** Where results go. */
+  readonly out: Output
+  /** Closes every pool opened through `pool()`. */
+  close(): Promise<void>
+}
+
+/**
+ * Adds the flags of the named config keys to a command (e.g. `--jobs`,
+ * `--id-strategy`), so every key a command reads can also come from a flag.
+ *
+ * @example
+ * ```ts
+ * addConfigOptions(program.command('migrate'), ['jobs', 'idStrategy'])
+ * ```
+ */
+export function addConfigOptions(
+  command: Command,
+  keys: readonly (keyof RowtenancyConfig)[],
+): Command {
+  for (const key of keys) {
+    const spec = CONFIG_KEYS.find((k) => k.key === key)
+    if (!spec) throw new ConfigError(`No config key ${key}.`)
+    if (spec.type === 'boolean') {
+      command.addOption(new Option(spec.flag, `${spec.description} (env ${spec.env})`))
+      command.addOption(new Option(spec.flag.replace(/^--/, '--no-'), `do not ${spec.description}`))
+      continue
+    }
+    const option = new Option(`${spec.flag} <value>`, `${spec.description} (env ${spec.env})`)
+    if (Array.isArray(spec.type)) option.choices(spec.type as string[])
+    command.addOption(option)
+  }
+  return command
+}
+
+/** Hides the password of a connection URL for messages. @example `redactUrl('postgres://u:secret@h/db') // 'postgres://u:***@h/db'` */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch {
+    return '(an unparsable URL)'
+  }
+}
+
+/**
+ * Makes the {@link CliContext} of one CLI run.
+ *
+ * @example
+ * ```ts
+ * const ctx = createCliContext()
+ * ```
+ */
+export function createCliContext(out: Output = createOutput()): CliContext {
+  const pools: pg.Pool[] = []
+  return {
+    out,
+    async config(command) {
+      const all = command.optsWithGlobals() as Record<string, unknown>
+      const flags: Record<string, unknown> = {}
+      for (const spec of CONFIG_KEYS)
+        if (all[spec.key] !== undefined) flags[spec.key] = all[spec.key]
+      return loadConfig({ file: all.config as string | undefined, flags })
+    },
+    async pool(config, options = {}) {
+      const url = options.url ?? config.databaseUrl
+      if (!url) {
+        throw new ConfigError(
+          'No database given: pass --database-url, set DATABASE_URL, or put databaseUrl in rowtenancy.config.json.',
+        )
+      }
+      const pool = new pg.Pool({
+        connectionString: url,
+        max: options.max ?? 10,
+        connectionTimeoutMillis: 10_000,
+      })
+      pool.on('error', () => {})
+      try {
+        await pool.query('select 1')
+      } catch (err) {
+        await pool.end().catch(() => {})
+        throw new DatabaseUnreachableError(redactUrl(url), { cause: err })
+      }
+      pools.push(pool)
+      return pool
+    },
+    async close() {
+      await Promise.all(pools.splice(0).map((p) => p.end().catch(() => {})))
+    },
+  }
+}

@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError } from 'commander'
+import { TenancyError } from '../errors/index.js'
+import { COMMANDS } from './commands/index.js'
+import { type CliContext, createCliContext } from './context.js'
+
+/** @internal */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
+  return String(pkg.version)
+}
+
+/**
+ * Builds the `rowtenancy` command-line program.
+ *
+ * @example
+ * ```ts
+ * await buildProgram(createCliContext()).parseAsync(['node', 'rowtenancy', 'tenants', 'list'])
+ * ```
+ */
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('rowtenancy')
+    .description(
+      'Row-level multi-tenancy for PostgreSQL: tenants, RLS, and the schema-per-tenant migration.',
+    )
+    .version(version(), '-v, --version')
+    .option('-c, --config <file>', 'config file (default: rowtenancy.config.json / .mjs / .js)')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => ctx.out.line(text.trimEnd()),
+      writeErr: (text) => ctx.out.warn(text.trimEnd()),
+    })
+  for (const register of COMMANDS) register(program, ctx)
+  return program
+}
+
+/**
+ * Runs the CLI and returns its exit code: 0 on success, 1 when a command fails
+ * (the message says what was wrong and what to do), 2 for a usage error.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runCli(process.argv)
+ * ```
+ */
+export async function runCli(argv: readonly string[], ctx = createCliContext()): Promise<number> {
+  const program = buildProgram(ctx)
+  try {
+    await program.parseAsync([...argv])
+    return typeof process.exitCode === 'number' ? process.exitCode : 0
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0
+      if (err.code === 'commander.help') return 0
+      return 2
+    }
+    if (err instanceof TenancyError) {
+      ctx.out.warn(`error [${err.code}]: ${err.message}`)
+    } else {
+      ctx.out.warn(`error: ${(err as Error)?.stack ?? String(err)}`)
+    }
+    return 1
+  } finally {
+    await ctx.close()
+  }
+}
