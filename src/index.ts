@@ -1,5 +1,5 @@
+export * from './config/index.js'
 export * from './context/index.js'
 export * from './errors/index.js'
 export { quoteIdent, quoteLiteral, quoteQualified } from './schema/identifiers.js'
 export * from './tenants/index.js'
-export * from './config/index.js'

