@@ -1,0 +1,17 @@
+export {
+  assertBindingOption,
+  BINDING_OPTIONS,
+  type BindingMode,
+  type BindingOption,
+  bindStatement,
+} from './binding.js'
+export type { Statement } from './pipelined-query.js'
+export {
+  assertSafeRuntimeRole,
+  inspectRuntimeRole,
+  type RuntimeRoleFacts,
+  runtimeRoleProblems,
+} from './role-check.js'
+export { TenantBindingDialect } from './tenant-dialect.js'
+export { type TenantBindingConfig, TenantBindingDriver } from './tenant-driver.js'
+export { transactionRunner } from './tenant-transaction.js'

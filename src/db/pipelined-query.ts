@@ -1,0 +1,155 @@
+import { createRequire } from 'node:module'
+import pg from 'pg'
+
+/**
+ * One SQL statement with its parameters.
+ *
+ * @example
+ * ```ts
+ * const s: Statement = { text: "select set_config('rowtenancy.tenant_id', $1, true)", values: ['7'] }
+ * ```
+ */
+export interface Statement {
+  readonly text: string
+  readonly values?: readonly unknown[] | undefined
+}
+
+/** The part of pg's wire connection the pipeline writes to. @internal */
+interface WireConnection {
+  readonly stream: { cork?: () => void; uncork?: () => void }
+  parse(msg: { text: string; name?: string; types?: unknown[] }): void
+  bind(msg: { portal?: string; statement?: string; values?: unknown[]; binary?: boolean }): void
+  describe(msg: { type: 'P' | 'S'; name?: string }): void
+  execute(msg: { portal?: string; rows?: number }): void
+  sync(): void
+}
+
+/** The members of `pg.Query` the pipeline builds on. @internal */
+interface QueryInternals {
+  text: string
+  values: unknown[] | undefined
+  types: unknown
+  binary: boolean | undefined
+  handleRowDescription(msg: unknown): void
+  handleDataRow(msg: unknown): void
+  handleCommandComplete(msg: unknown, connection: unknown): void
+  handleEmptyQuery(connection: unknown): void
+  submit(connection: unknown): Error | null
+}
+
+type Callback = (err: Error | null, result?: pg.QueryResult) => void
+
+const QueryBase = pg.Query as unknown as new (config: {
+  text: string
+  values: unknown[]
+  queryMode: 'extended'
+  callback: Callback
+}) => QueryInternals
+
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
+  prepareValue: (value: unknown) => unknown
+}
+
+/**
+ * A `pg` query that writes several statements and ONE Sync in a single network
+ * write, so they cost one round trip and run in one implicit transaction (or in
+ * the explicit one a `begin` among them opens). Only the main statement's result
+ * is kept; the statements before and after it are run for their effect. A
+ * subclass of `pg.Query`, so it also works on clients in pg's pipeline mode.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const bind = { text: "select set_config('rowtenancy.tenant_id', $1, true)", values: ['7'] }
+ * const result = await runPipelined(client, [bind], { text: 'select * from accounts' })
+ * ```
+ */
+class PipelinedQuery extends QueryBase {
+  readonly #before: readonly Statement[]
+  readonly #after: readonly Statement[]
+  #completed = 0
+
+  constructor(
+    before: readonly Statement[],
+    main: Statement,
+    after: readonly Statement[],
+    callback: Callback,
+  ) {
+    super({ text: main.text, values: [...(main.values ?? [])], queryMode: 'extended', callback })
+    this.#before = before
+    this.#after = after
+  }
+
+  override submit(connection: unknown): Error | null {
+    const con = connection as WireConnection
+    let prepared: { text: string; values: unknown[] }[]
+    try {
+      // Serialise every value first: a value that cannot be sent fails here,
+      // before a single byte is on the wire.
+      prepared = [...this.#before, { text: this.text, values: this.values }, ...this.#after].map(
+        (s) => ({ text: s.text, values: (s.values ?? []).map((v) => prepareValue(v)) }),
+      )
+    } catch (err) {
+      return err as Error
+    }
+    const main = this.#before.length
+    con.stream.cork?.()
+    try {
+      prepared.forEach((s, i) => {
+        con.parse({ text: s.text, name: '', types: i === main ? (this.types as unknown[]) : [] })
+        con.bind({
+          portal: '',
+          statement: '',
+          values: s.values,
+          binary: i === main && !!this.binary,
+        })
+        if (i === main) con.describe({ type: 'P', name: '' })
+        con.execute({ portal: '', rows: 0 })
+      })
+      con.sync()
+    } finally {
+      con.stream.uncork?.()
+    }
+    return null
+  }
+
+  override handleDataRow(msg: unknown): void {
+    if (this.#completed === this.#before.length) super.handleDataRow(msg)
+  }
+
+  override handleCommandComplete(msg: unknown, connection: unknown): void {
+    if (this.#completed === this.#before.length) super.handleCommandComplete(msg, connection)
+    this.#completed++
+  }
+
+  override handleEmptyQuery(connection: unknown): void {
+    if (this.#completed === this.#before.length) super.handleEmptyQuery(connection)
+    this.#completed++
+  }
+}
+
+/**
+ * Runs `before`, `main` and `after` on `client` in one round trip (one Sync) and
+ * resolves with `main`'s result. An error in any of them rejects, and PostgreSQL
+ * skips the rest up to the Sync.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * await runPipelined(client, [{ text: 'begin' }, bind], query, [{ text: 'commit' }])
+ * ```
+ */
+export function runPipelined(
+  client: pg.ClientBase,
+  before: readonly Statement[],
+  main: Statement,
+  after: readonly Statement[] = [],
+): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const query = new PipelinedQuery(before, main, after, (err, result) => {
+      if (err) reject(err)
+      else resolve(result as pg.QueryResult)
+    })
+    client.query(query as unknown as pg.Submittable)
+  })
+}

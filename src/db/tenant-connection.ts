@@ -1,0 +1,183 @@
+import {
+  AbortedTransactionError,
+  type CompiledQuery,
+  type DatabaseConnection,
+  type PostgresCursor,
+  type PostgresCursorConstructor,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely'
+import type pg from 'pg'
+import { type BindingMode, beginStatement, implicitScope } from './binding.js'
+import { runPipelined, type Statement } from './pipelined-query.js'
+
+/**
+ * One checked-out connection of the binding driver. A bound connection runs a
+ * lone query as `bind + query` in one round trip (one implicit transaction), and
+ * a user transaction as `BEGIN + bind` sent together with its first statement.
+ * An unbound connection (the admin pool, for `withoutTenant`) runs SQL as is.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const conn = new TenantConnection(client, bind, 'set_config', null)
+ * await conn.executeQuery(CompiledQuery.raw('select * from accounts'))
+ * ```
+ */
+export class TenantConnection implements DatabaseConnection {
+  readonly #client: pg.PoolClient
+  readonly #bind: Statement | undefined
+  readonly #mode: BindingMode
+  readonly #cursor: PostgresCursorConstructor | null
+  /** Statements (BEGIN, bind) to send with the next statement of a user transaction. */
+  #pending: readonly Statement[] | undefined
+  #inTransaction = false
+  #discard = false
+
+  constructor(
+    client: pg.PoolClient,
+    bind: Statement | undefined,
+    mode: BindingMode,
+    cursor: PostgresCursorConstructor | null,
+  ) {
+    this.#client = client
+    this.#bind = bind
+    this.#mode = mode
+    this.#cursor = cursor
+  }
+
+  /** True when this connection carries a tenant binding (false: admin, unbound). */
+  get bound(): boolean {
+    return this.#bind !== undefined
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const main: Statement = { text: compiled.sql, values: compiled.parameters }
+    const pending = this.#pending
+    let result: pg.QueryResult
+    if (pending) {
+      this.#pending = undefined
+      result = await runPipelined(this.#client, pending, main)
+    } else if (this.#inTransaction || !this.#bind) {
+      result = await this.#client.query(compiled.sql, [...compiled.parameters])
+    } else {
+      const { before, after } = implicitScope(this.#mode, this.#bind)
+      try {
+        result = await runPipelined(this.#client, before, main, after)
+      } catch (err) {
+        await this.#rollbackIfOpen()
+        throw err
+      }
+    }
+    return toQueryResult<R>(result)
+  }
+
+  async *streamQuery<R>(
+    compiled: CompiledQuery,
+    chunkSize = 100,
+  ): AsyncIterableIterator<QueryResult<R>> {
+    if (!this.#cursor) {
+      throw new Error(
+        "'cursor' is not present in your dialect config. It's required to make streaming work in postgres.",
+      )
+    }
+    if (!Number.isInteger(chunkSize) || chunkSize <= 0) {
+      throw new Error('chunkSize must be a positive integer')
+    }
+    const own = !this.#inTransaction && this.#bind !== undefined
+    if (own) this.begin({})
+    await this.#flush()
+    const cursor = this.#client.query(
+      new this.#cursor<R>(compiled.sql, compiled.parameters.slice()) as unknown as pg.Submittable,
+    ) as unknown as PostgresCursor<R>
+    let ok = false
+    try {
+      while (true) {
+        const rows = await cursor.read(chunkSize)
+        if (rows.length === 0) break
+        yield { rows }
+      }
+      ok = true
+    } finally {
+      await cursor.close()
+      if (own) await (ok ? this.commit() : this.rollback())
+    }
+  }
+
+  /** Marks the start of a user transaction; BEGIN and the binding go out with its first statement. @internal */
+  begin(settings: TransactionSettings): void {
+    this.#inTransaction = true
+    const begin = beginStatement(settings)
+    this.#pending = this.#bind ? [begin, this.#bind] : [begin]
+  }
+
+  /** @internal */
+  async commit(): Promise<void> {
+    this.#inTransaction = false
+    if (this.#pending) {
+      this.#pending = undefined // nothing was sent: nothing to commit
+      return
+    }
+    const { command } = await this.#client.query('commit')
+    // PostgreSQL completes COMMIT with a ROLLBACK tag after an earlier error.
+    if (command === 'ROLLBACK') throw new AbortedTransactionError()
+  }
+
+  /** @internal */
+  async rollback(): Promise<void> {
+    this.#inTransaction = false
+    if (this.#pending) {
+      this.#pending = undefined
+      return
+    }
+    try {
+      await this.#client.query('rollback')
+    } catch (err) {
+      this.#discard = true
+      throw err
+    }
+  }
+
+  /**
+   * Returns the client to its pool. A connection still inside a transaction
+   * (which would carry its binding to the next checkout) is rolled back first,
+   * or destroyed when that fails.
+   *
+   * @internal
+   */
+  async release(): Promise<void> {
+    this.#pending = undefined
+    this.#inTransaction = false
+    await this.#rollbackIfOpen()
+    this.#client.release(this.#discard)
+  }
+
+  async #flush(): Promise<void> {
+    const pending = this.#pending
+    if (!pending) return
+    this.#pending = undefined
+    await runPipelined(this.#client, pending.slice(0, -1), pending[pending.length - 1]!)
+  }
+
+  async #rollbackIfOpen(): Promise<void> {
+    const status = this.#client.getTransactionStatus()
+    if (status === 'I' || status === null) return
+    try {
+      await this.#client.query('rollback')
+    } catch {
+      this.#discard = true
+    }
+  }
+}
+
+function toQueryResult<R>(result: pg.QueryResult): QueryResult<R> {
+  const { command, rowCount, rows } = result
+  if (command === 'ROLLBACK' || command === 'COMMIT') return { rows: [{ command } as R] }
+  return {
+    numAffectedRows:
+      command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE'
+        ? BigInt(rowCount ?? 0)
+        : undefined,
+    rows: (rows ?? []) as R[],
+  }
+}

@@ -1,0 +1,189 @@
+import {
+  type CompiledQuery,
+  createQueryId,
+  type DatabaseConnection,
+  type Driver,
+  IdentifierNode,
+  type PostgresCursorConstructor,
+  type QueryCompiler,
+  RawNode,
+  type TransactionSettings,
+} from 'kysely'
+import type pg from 'pg'
+import { crossTenantScope, currentTenant } from '../context/index.js'
+import { ConfigError } from '../errors/index.js'
+import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
+import {
+  assertBindingOption,
+  type BindingMode,
+  type BindingOption,
+  bindStatement,
+} from './binding.js'
+import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
+import { TenantConnection } from './tenant-connection.js'
+
+/**
+ * Options of the tenant-binding Kysely dialect.
+ *
+ * @example
+ * ```ts
+ * const config: TenantBindingConfig = { pool: runtimePool, adminPool: ownerPool, tenantIdType: 'bigint' }
+ * ```
+ */
+export interface TenantBindingConfig {
+  /** The runtime pool: a role that owns nothing and has no BYPASSRLS. */
+  readonly pool: pg.Pool | (() => Promise<pg.Pool>)
+  /** The pool for `withoutTenant` work: the owner (with BYPASSRLS) or another BYPASSRLS role. */
+  readonly adminPool?: pg.Pool | undefined
+  /** The SQL type of tenant ids; `bigint` by default. */
+  readonly tenantIdType?: TenantIdType | undefined
+  /** The tenant column; `tenant_id` by default (used by the start-up role check). */
+  readonly tenantColumn?: string | undefined
+  /** How to bind the tenant; `auto` (the default) picks `set_local` when Citus is installed. */
+  readonly binding?: BindingOption | undefined
+  /** Downgrade the start-up `UnsafeRoleError` to a loud warning. */
+  readonly allowUnsafeRole?: boolean | undefined
+  /** Run the start-up role check (default true). */
+  readonly checkRole?: boolean | undefined
+  /** Where the unsafe-role warning goes; `console.warn` by default. */
+  readonly warn?: ((message: string) => void) | undefined
+  /** `pg-cursor`'s class, for `.stream()`. */
+  readonly cursor?: PostgresCursorConstructor | undefined
+}
+
+/**
+ * A Kysely driver over `pg` that runs every unit of work in a transaction bound
+ * to the current tenant (see {@link TenantBindingDialect}).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const driver = new TenantBindingDriver({ pool })
+ * ```
+ */
+export class TenantBindingDriver implements Driver {
+  readonly #config: TenantBindingConfig
+  readonly #type: TenantIdType
+  #pool: pg.Pool | undefined
+  #mode: BindingMode = 'set_config'
+  #facts: RuntimeRoleFacts | undefined
+
+  constructor(config: TenantBindingConfig) {
+    const type = config.tenantIdType ?? 'bigint'
+    assertTenantIdType(type)
+    assertBindingOption(config.binding ?? 'auto')
+    this.#config = Object.freeze({ ...config })
+    this.#type = type
+  }
+
+  /** The binding mode in use (known after `init`). */
+  get mode(): BindingMode {
+    return this.#mode
+  }
+
+  /** What the start-up check found about the runtime role (after `init`). */
+  get roleFacts(): RuntimeRoleFacts | undefined {
+    return this.#facts
+  }
+
+  async init(): Promise<void> {
+    const { pool, binding = 'auto', checkRole = true } = this.#config
+    this.#pool = typeof pool === 'function' ? await pool() : pool
+    if (binding !== 'auto') this.#mode = binding
+    if (!checkRole && binding !== 'auto') return
+    const facts = await inspectRuntimeRole(this.#pool, { tenantColumn: this.#config.tenantColumn })
+    this.#facts = facts
+    if (binding === 'auto') this.#mode = facts.citus ? 'set_local' : 'set_config'
+    if (checkRole) {
+      assertSafeRuntimeRole(facts, {
+        allowUnsafeRole: this.#config.allowUnsafeRole,
+        warn: this.#config.warn,
+      })
+    }
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const pool = this.#pool
+    if (!pool) throw new Error('driver has already been destroyed')
+    if (crossTenantScope()) {
+      const admin = this.#config.adminPool
+      if (!admin) {
+        throw new ConfigError(
+          'withoutTenant(...) work needs an adminPool: a pool of a role that may read every tenant ' +
+            '(the owner with BYPASSRLS). Pass adminPool to createTenancy / the dialect.',
+        )
+      }
+      return new TenantConnection(await admin.connect(), undefined, this.#mode, this.#cursor())
+    }
+    // Fails closed before any connection is taken: MissingTenantError, InvalidTenantIdError.
+    const bind = bindStatement(this.#mode, this.#type, currentTenant())
+    return new TenantConnection(await pool.connect(), bind, this.#mode, this.#cursor())
+  }
+
+  async beginTransaction(
+    connection: DatabaseConnection,
+    settings: TransactionSettings,
+  ): Promise<void> {
+    ;(connection as TenantConnection).begin(settings)
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await (connection as TenantConnection).commit()
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await (connection as TenantConnection).rollback()
+  }
+
+  async savepoint(
+    connection: DatabaseConnection,
+    name: string,
+    compileQuery: QueryCompiler['compileQuery'],
+  ): Promise<void> {
+    await connection.executeQuery(savepointQuery('savepoint', name, compileQuery))
+  }
+
+  async rollbackToSavepoint(
+    connection: DatabaseConnection,
+    name: string,
+    compileQuery: QueryCompiler['compileQuery'],
+  ): Promise<void> {
+    await connection.executeQuery(savepointQuery('rollback to', name, compileQuery))
+  }
+
+  async releaseSavepoint(
+    connection: DatabaseConnection,
+    name: string,
+    compileQuery: QueryCompiler['compileQuery'],
+  ): Promise<void> {
+    await connection.executeQuery(savepointQuery('release', name, compileQuery))
+  }
+
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    await (connection as TenantConnection).release()
+  }
+
+  async destroy(): Promise<void> {
+    const pool = this.#pool
+    this.#pool = undefined
+    // Like Kysely's PostgresDriver: destroying the Kysely instance ends the runtime pool.
+    if (pool) await pool.end()
+  }
+
+  #cursor(): PostgresCursorConstructor | null {
+    return this.#config.cursor ?? null
+  }
+}
+
+function savepointQuery(
+  command: 'savepoint' | 'rollback to' | 'release',
+  name: string,
+  compileQuery: QueryCompiler['compileQuery'],
+): CompiledQuery {
+  // The node Kysely's PostgresDriver builds: the name goes through the compiler's identifier quoting.
+  const node = RawNode.createWithChildren([
+    RawNode.createWithSql(`${command} `),
+    IdentifierNode.create(name),
+  ])
+  return compileQuery(node, createQueryId())
+}

@@ -1,0 +1,62 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { ControlledTransaction, Kysely, Transaction } from 'kysely'
+
+interface OpenTransaction {
+  readonly trx: ControlledTransaction<any, string[]>
+  readonly next: { n: number }
+}
+
+/**
+ * Runs a unit of work in one transaction of `db`, bound to the current tenant.
+ * The returned function commits when `fn` resolves and rolls back when it
+ * throws; called again inside `fn` (same runner) it opens a SAVEPOINT instead,
+ * released on success and rolled back to on error, so an inner failure that
+ * the outer code catches does not undo the outer work.
+ *
+ * @example
+ * ```ts
+ * const transaction = transactionRunner(db)
+ * await runWithTenant(7, () =>
+ *   transaction(async (trx) => {
+ *     await trx.insertInto('accounts').values({ name: 'a' }).execute()
+ *     await transaction(async (inner) => { ... }).catch(() => {}) // a savepoint
+ *   }),
+ * )
+ * ```
+ */
+export function transactionRunner<DB>(
+  db: Kysely<DB>,
+): <T>(fn: (trx: Transaction<DB>) => Promise<T>) => Promise<T> {
+  const open = new AsyncLocalStorage<OpenTransaction>()
+  return async function transaction<T>(fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+    const outer = open.getStore()
+    if (outer) {
+      const name = `rowtenancy_sp_${++outer.next.n}`
+      const sp = (await outer.trx.savepoint(name).execute()) as ControlledTransaction<any, string[]>
+      let result: T
+      try {
+        result = await open.run({ trx: sp, next: outer.next }, () =>
+          fn(sp as unknown as Transaction<DB>),
+        )
+      } catch (err) {
+        await sp.rollbackToSavepoint(name).execute()
+        throw err
+      }
+      await sp.releaseSavepoint(name).execute()
+      return result
+    }
+    const trx = await db.startTransaction().execute()
+    let result: T
+    try {
+      result = await open.run(
+        { trx: trx as ControlledTransaction<any, string[]>, next: { n: 0 } },
+        () => fn(trx),
+      )
+    } catch (err) {
+      await trx.rollback().execute()
+      throw err
+    }
+    await trx.commit().execute()
+    return result
+  }
+}

@@ -1,0 +1,229 @@
+import { InvalidInputError } from '../errors/index.js'
+import { inTransaction, type Queryable } from '../tenants/queryable.js'
+import {
+  RLS_POLICY_NAME,
+  RLS_SETTING,
+  type TableRef,
+  type TenantPolicyOptions,
+  tenantPolicy,
+} from './rls-policy.js'
+import { renderRlsDisable, renderRlsEnable, renderTable } from './rls-render.js'
+
+/**
+ * The RLS state of one table as PostgreSQL reports it.
+ *
+ * @example
+ * ```ts
+ * const s: RlsTableStatus = { table: 'public.accounts', exists: true, enabled: true, forced: true, policy: 'ok' }
+ * ```
+ */
+export interface RlsTableStatus {
+  /** `schema.table`. */
+  readonly table: string
+  readonly exists: boolean
+  /** ENABLE ROW LEVEL SECURITY is on. */
+  readonly enabled: boolean
+  /** FORCE ROW LEVEL SECURITY is on (the owner is subject to the policy too). */
+  readonly forced: boolean
+  /** rowtenancy's policy: present and as expected, present but different, or missing. */
+  readonly policy: 'ok' | 'different' | 'missing'
+}
+
+/**
+ * What {@link enableRls} / {@link disableRls} did.
+ *
+ * @example
+ * ```ts
+ * const { changed, unchanged } = await enableRls(pool, ['accounts'])
+ * ```
+ */
+export interface RlsApplyResult {
+  readonly changed: readonly string[]
+  readonly unchanged: readonly string[]
+  readonly statements: readonly string[]
+}
+
+/**
+ * True when a policy expression (as `pg_get_expr` prints it) is rowtenancy's
+ * tenant predicate on `column`: `column = nullif(current_setting('rowtenancy.tenant_id', true), '')::type`
+ * and nothing ORed to it.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * isTenantPredicate("(tenant_id = (NULLIF(current_setting('rowtenancy.tenant_id'::text, true), ''::text))::bigint)", 'tenant_id') // true
+ * ```
+ */
+export function isTenantPredicate(expr: string | null | undefined, column: string): boolean {
+  if (!expr) return false
+  const s = expr.toLowerCase().replace(/\s+/g, '')
+  const col = column.toLowerCase()
+  const starts = [`(${col}=`, `("${col}"=`, `${col}=`, `"${col}"=`]
+  return (
+    starts.some((p) => s.startsWith(p)) &&
+    s.includes(`nullif(current_setting('${RLS_SETTING}'`) &&
+    !/\bor\b/i.test(expr) &&
+    !/\bcase\b/i.test(expr)
+  )
+}
+
+/**
+ * Tables of the current database that have a tenant column, leaving out
+ * rowtenancy's own lookup tables (`tenants`, `tenant_domains`, `rowtenancy_*`),
+ * which must stay readable before a tenant is known.
+ *
+ * @example
+ * ```ts
+ * await discoverTenantTables(pool) // [{ schema: 'public', name: 'accounts' }, ...]
+ * ```
+ */
+export async function discoverTenantTables(
+  db: Queryable,
+  options: { tenantColumn?: string | undefined } = {},
+): Promise<TableRef[]> {
+  const { rows } = await db.query(
+    `select n.nspname as schema, c.relname as name
+       from pg_class c
+       join pg_namespace n on n.oid = c.relnamespace
+       join pg_attribute a on a.attrelid = c.oid and a.attname = $1 and a.attnum > 0 and not a.attisdropped
+      where c.relkind in ('r', 'p') and not c.relispartition
+        and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+        and c.relname not in ('tenants', 'tenant_domains') and c.relname not like 'rowtenancy\\_%'
+      order by 1, 2`,
+    [options.tenantColumn ?? 'tenant_id'],
+  )
+  return rows.map((r) => ({ schema: r.schema as string, name: r.name as string }))
+}
+
+/**
+ * Reads the RLS state of each table.
+ *
+ * @example
+ * ```ts
+ * await rlsStatus(pool, [{ name: 'accounts' }]) // [{ table: 'public.accounts', enabled: true, forced: true, policy: 'ok', ... }]
+ * ```
+ */
+export async function rlsStatus(
+  db: Queryable,
+  tables: readonly TableRef[],
+  options: TenantPolicyOptions = {},
+): Promise<RlsTableStatus[]> {
+  const column = options.tenantColumn ?? 'tenant_id'
+  const { rows } = await db.query(
+    `select t.ord, n.nspname as schema, c.relname as name, c.relrowsecurity as enabled,
+            c.relforcerowsecurity as forced, p.polname is not null as has_policy,
+            p.polpermissive as permissive, p.polcmd as cmd, p.polroles = '{0}' as to_public,
+            pg_get_expr(p.polqual, p.polrelid) as using, pg_get_expr(p.polwithcheck, p.polrelid) as check
+       from unnest($1::text[]) with ordinality as t(name, ord)
+       left join pg_class c on c.oid = to_regclass(t.name)
+       left join pg_namespace n on n.oid = c.relnamespace
+       left join pg_policy p on p.polrelid = c.oid and p.polname = $2
+      order by t.ord`,
+    [tables.map(renderTable), RLS_POLICY_NAME],
+  )
+  return rows.map((r, i) => {
+    const ref = tables[i]!
+    const exists = r.name !== null
+    const ok =
+      r.has_policy &&
+      r.permissive &&
+      r.cmd === '*' &&
+      r.to_public &&
+      isTenantPredicate(r.using, column) &&
+      isTenantPredicate(r.check, column)
+    return Object.freeze({
+      table: exists ? `${r.schema}.${r.name}` : `${ref.schema ? `${ref.schema}.` : ''}${ref.name}`,
+      exists,
+      enabled: Boolean(r.enabled),
+      forced: Boolean(r.forced),
+      policy: ok ? 'ok' : r.has_policy ? 'different' : 'missing',
+    } satisfies RlsTableStatus)
+  })
+}
+
+/**
+ * Puts each table under tenant isolation (ENABLE + FORCE ROW LEVEL SECURITY and
+ * rowtenancy's policy), in one transaction. Idempotent: tables already in that
+ * state are left alone and reported as unchanged.
+ *
+ * @example
+ * ```ts
+ * await enableRls(ownerPool, [{ name: 'accounts' }], { tenantIdType: 'bigint' })
+ * ```
+ */
+export async function enableRls(
+  db: Queryable,
+  tables: readonly TableRef[],
+  options: TenantPolicyOptions = {},
+): Promise<RlsApplyResult> {
+  const status = await rlsStatus(db, tables, options)
+  assertExisting(status)
+  const todo = tables.filter((_, i) => {
+    const s = status[i]!
+    return !(s.enabled && s.forced && s.policy === 'ok')
+  })
+  const statements = todo.flatMap((t) => renderRlsEnable(tenantPolicy(t, options)))
+  await run(db, statements)
+  return split(
+    status,
+    todo.length === 0 ? [] : status.filter((_, i) => todo.includes(tables[i]!)),
+    statements,
+  )
+}
+
+/**
+ * Takes each table out of tenant isolation (drops rowtenancy's policy, NO FORCE,
+ * DISABLE ROW LEVEL SECURITY), in one transaction. Idempotent.
+ *
+ * @example
+ * ```ts
+ * await disableRls(ownerPool, [{ name: 'accounts' }])
+ * ```
+ */
+export async function disableRls(
+  db: Queryable,
+  tables: readonly TableRef[],
+  options: TenantPolicyOptions = {},
+): Promise<RlsApplyResult> {
+  const status = await rlsStatus(db, tables, options)
+  assertExisting(status)
+  const todo = tables.filter((_, i) => {
+    const s = status[i]!
+    return s.enabled || s.forced || s.policy !== 'missing'
+  })
+  const statements = todo.flatMap((t) => renderRlsDisable(tenantPolicy(t, options)))
+  await run(db, statements)
+  return split(
+    status,
+    status.filter((_, i) => todo.includes(tables[i]!)),
+    statements,
+  )
+}
+
+function assertExisting(status: readonly RlsTableStatus[]): void {
+  const missing = status.filter((s) => !s.exists).map((s) => s.table)
+  if (missing.length > 0) {
+    throw new InvalidInputError(
+      `No such table: ${missing.join(', ')}. Check the table names (schema.table) in your config or flags.`,
+    )
+  }
+}
+
+async function run(db: Queryable, statements: readonly string[]): Promise<void> {
+  if (statements.length === 0) return
+  await inTransaction(db, async (tx) => {
+    for (const statement of statements) await tx.query(statement)
+  })
+}
+
+function split(
+  all: readonly RlsTableStatus[],
+  changed: readonly RlsTableStatus[],
+  statements: readonly string[],
+): RlsApplyResult {
+  return Object.freeze({
+    changed: changed.map((s) => s.table),
+    unchanged: all.filter((s) => !changed.includes(s)).map((s) => s.table),
+    statements,
+  })
+}

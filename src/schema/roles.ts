@@ -1,0 +1,106 @@
+import { UnsafeRoleError } from '../errors/index.js'
+import { inTransaction, type Queryable } from '../tenants/queryable.js'
+import { quoteIdent } from './identifiers.js'
+
+/**
+ * Options of {@link grantRuntimeRole} and {@link runtimeRoleGrantsSql}.
+ *
+ * @example
+ * ```ts
+ * const opts: RuntimeRoleOptions = { role: 'app_runtime', schemas: ['public'] }
+ * ```
+ */
+export interface RuntimeRoleOptions {
+  /** The runtime role: owns nothing, no SUPERUSER, no BYPASSRLS. */
+  readonly role: string
+  /** Schemas whose tables and sequences it may use; `['public']` by default. */
+  readonly schemas?: readonly string[] | undefined
+}
+
+/**
+ * The grants a runtime role needs, one statement per element: USAGE on each
+ * schema, SELECT/INSERT/UPDATE/DELETE on its tables, USAGE/SELECT on its
+ * sequences, and the same as default privileges for tables the connected
+ * (owner) role creates later. No ownership, no DDL, no TRUNCATE.
+ *
+ * @example
+ * ```ts
+ * runtimeRoleGrantsSql({ role: 'app_runtime' })
+ * // ['grant usage on schema "public" to "app_runtime"', 'grant select, insert, update, delete on all tables in schema "public" to "app_runtime"', ...]
+ * ```
+ */
+export function runtimeRoleGrantsSql(options: RuntimeRoleOptions): string[] {
+  const role = quoteIdent(options.role)
+  return (options.schemas ?? ['public']).flatMap((schema) => {
+    const s = quoteIdent(schema)
+    return [
+      `grant usage on schema ${s} to ${role}`,
+      `grant select, insert, update, delete on all tables in schema ${s} to ${role}`,
+      `grant usage, select on all sequences in schema ${s} to ${role}`,
+      `alter default privileges in schema ${s} grant select, insert, update, delete on tables to ${role}`,
+      `alter default privileges in schema ${s} grant usage, select on sequences to ${role}`,
+    ]
+  })
+}
+
+/**
+ * What {@link grantRuntimeRole} did.
+ *
+ * @example
+ * ```ts
+ * const { created } = await grantRuntimeRole(ownerPool, { role: 'app_runtime' })
+ * ```
+ */
+export interface RuntimeRoleResult {
+  readonly role: string
+  /** True when the role did not exist and was created (LOGIN, no password yet). */
+  readonly created: boolean
+  readonly statements: readonly string[]
+}
+
+/**
+ * Creates the runtime role when missing (`LOGIN NOSUPERUSER NOBYPASSRLS`, no
+ * password: set one with `ALTER ROLE ... PASSWORD`) and grants it what
+ * {@link runtimeRoleGrantsSql} lists, in one transaction. Refuses with
+ * `UnsafeRoleError` a role that is a superuser, has BYPASSRLS, or is the
+ * connected role itself (the owner): RLS would not bind it. Run it as the
+ * owner/migrator role. Idempotent.
+ *
+ * @example
+ * ```ts
+ * await grantRuntimeRole(ownerPool, { role: 'app_runtime' })
+ * ```
+ */
+export async function grantRuntimeRole(
+  db: Queryable,
+  options: RuntimeRoleOptions,
+): Promise<RuntimeRoleResult> {
+  const role = quoteIdent(options.role)
+  const grants = runtimeRoleGrantsSql(options)
+  return inTransaction(db, async (tx) => {
+    const { rows } = await tx.query(
+      `select r.rolsuper, r.rolbypassrls, r.rolname = current_user as is_current
+         from pg_roles r where r.rolname = $1`,
+      [options.role],
+    )
+    const existing = rows[0] as
+      | { rolsuper: boolean; rolbypassrls: boolean; is_current: boolean }
+      | undefined
+    if (existing?.rolsuper || existing?.rolbypassrls || existing?.is_current) {
+      const why = existing.rolsuper
+        ? 'is a superuser'
+        : existing.rolbypassrls
+          ? 'has BYPASSRLS'
+          : 'is the role you are connected as (the owner)'
+      throw new UnsafeRoleError(
+        `The runtime role ${JSON.stringify(options.role)} ${why}, so Row Level Security would not bind it. ` +
+          'Pick a separate role that owns nothing (e.g. app_runtime) and run this as the owner role.',
+      )
+    }
+    const statements = existing
+      ? grants
+      : [`create role ${role} login nosuperuser nobypassrls`, ...grants]
+    for (const statement of statements) await tx.query(statement)
+    return Object.freeze({ role: options.role, created: !existing, statements })
+  })
+}
