@@ -1,0 +1,138 @@
+/**
+ * The catalog queries behind `introspectTemplate`. Each takes the schema name as
+ * `$1` (or table oids as `$1::oid[]`) and runs with the schema first on the
+ * `search_path`, so PostgreSQL deparses the schema's own objects unqualified.
+ * Version-dependent columns (PostgreSQL 15+) are read through `to_jsonb(row)`
+ * so the queries also run on older servers.
+ *
+ * @internal
+ */
+
+/** @internal */
+export const SCHEMA_EXISTS = 'select 1 from pg_namespace where nspname = $1'
+
+/** @internal */
+export const TABLES = `
+select c.oid::int8::text as oid, c.relname as name, c.relkind as kind,
+       case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end as partition_key,
+       case when c.relispartition then (
+         select p.relname from pg_inherits i join pg_class p on p.oid = i.inhparent
+          where i.inhrelid = c.oid and p.relnamespace = c.relnamespace) end as parent,
+       case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end as bound,
+       exists (select 1 from pg_inherits i where i.inhrelid = c.oid) and not c.relispartition as inherits
+  from pg_class c
+  join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname = $1 and c.relkind in ('r', 'p')
+   and ($2::text[] is null or c.relname = any($2::text[]))
+ order by c.relname collate "C"`
+
+/** @internal */
+export const COLUMNS = `
+select a.attrelid::int8::text as table_oid, a.attname as name,
+       format_type(a.atttypid, a.atttypmod) as type, a.atttypid::int8::text as type_oid,
+       a.attnotnull as not_null, a.attidentity as identity, a.attgenerated as generated,
+       pg_get_expr(d.adbin, d.adrelid) as expr, a.attislocal as local,
+       case when a.attcollation <> 0 and a.attcollation <> t.typcollation then
+         quote_ident(cn.nspname) || '.' || quote_ident(co.collname) end as collation
+  from pg_attribute a
+  join pg_type t on t.oid = a.atttypid
+  left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+  left join pg_collation co on co.oid = a.attcollation
+  left join pg_namespace cn on cn.oid = co.collnamespace
+ where a.attrelid = any($1::oid[]) and a.attnum > 0 and not a.attisdropped
+ order by a.attrelid, a.attnum`
+
+/** @internal */
+export const CONSTRAINTS = `
+select con.conrelid::int8::text as table_oid, con.conname as name, con.contype as type,
+       pg_get_constraintdef(con.oid) as definition,
+       array(select a.attname::text from unnest(con.conkey) with ordinality k(attnum, ord)
+               join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
+              order by k.ord) as columns,
+       array(select a.attname::text from unnest(con.confkey) with ordinality k(attnum, ord)
+               join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum
+              order by k.ord) as ref_columns,
+       array(select a.attname::text
+               from jsonb_array_elements_text(
+                      coalesce(nullif(to_jsonb(con) -> 'confdelsetcols', 'null'), '[]')) k(attnum)
+               join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum::int2) as delete_columns,
+       array(select a.attname::text from pg_index i
+              cross join lateral unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+               join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+              where i.indexrelid = con.conindid and con.contype in ('p', 'u')
+                and k.ord > i.indnkeyatts order by k.ord) as include,
+       coalesce((select (to_jsonb(i) ->> 'indnullsnotdistinct')::boolean from pg_index i
+                  where i.indexrelid = con.conindid and con.contype = 'u'), false) as nulls_not_distinct,
+       fn.nspname as ref_schema, fc.relname as ref_table,
+       con.confupdtype as on_update, con.confdeltype as on_delete, con.confmatchtype as match,
+       con.condeferrable as deferrable, con.condeferred as deferred,
+       (select quote_ident(am.amname) from pg_class ic join pg_am am on am.oid = ic.relam
+         where ic.oid = con.conindid and con.contype = 'x') as method
+  from pg_constraint con
+  left join pg_class fc on fc.oid = con.confrelid
+  left join pg_namespace fn on fn.oid = fc.relnamespace
+ where con.conrelid = any($1::oid[]) and con.contype in ('p', 'u', 'f', 'c', 'x')
+   and con.conislocal and con.conparentid = 0
+ order by con.conrelid, con.conname collate "C"`
+
+/** @internal */
+export const INDEXES = `
+select i.indrelid::int8::text as table_oid, ic.relname as name, i.indisunique as unique,
+       am.amname as method, pg_get_indexdef(i.indexrelid) as definition,
+       quote_ident(ic.relname) as q_name, quote_ident(n.nspname) as q_schema,
+       quote_ident(tc.relname) as q_table, quote_ident(am.amname) as q_method,
+       array(select pg_get_indexdef(i.indexrelid, k, true)
+               from generate_series(1, i.indnkeyatts) k) as keys
+  from pg_index i
+  join pg_class ic on ic.oid = i.indexrelid
+  join pg_class tc on tc.oid = i.indrelid
+  join pg_namespace n on n.oid = tc.relnamespace
+  join pg_am am on am.oid = ic.relam
+ where i.indrelid = any($1::oid[])
+   and not exists (select 1 from pg_constraint c
+                    where c.conindid = i.indexrelid and c.conrelid = i.indrelid
+                      and c.contype in ('p', 'u', 'x'))
+   and not exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid)
+ order by i.indrelid, ic.relname collate "C"`
+
+/** @internal */
+export const TYPES = `
+select t.oid::int8::text as oid, t.typname as name, t.typtype as kind,
+       t.typbasetype::int8::text as base_oid, t.typelem::int8::text as elem_oid,
+       case when t.typtype = 'd' then format_type(t.typbasetype, t.typtypmod) end as base_type,
+       t.typnotnull as not_null, pg_get_expr(t.typdefaultbin, 0) as default,
+       case when t.typtype = 'd' and t.typcollation <> 0 and t.typcollation <> bt.typcollation then
+         (select quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+            from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace
+           where co.oid = t.typcollation) end as collation,
+       array(select e.enumlabel::text from pg_enum e where e.enumtypid = t.oid
+              order by e.enumsortorder) as labels,
+       coalesce((select jsonb_agg(jsonb_build_array(c.conname, pg_get_constraintdef(c.oid))
+                                  order by c.conname collate "C")
+                   from pg_constraint c where c.contypid = t.oid and c.contype = 'c'), '[]') as checks
+  from pg_type t
+  join pg_namespace n on n.oid = t.typnamespace
+  left join pg_type bt on bt.oid = t.typbasetype
+ where n.nspname = $1 and (t.typtype in ('e', 'd', 'c', 'r', 'm') or t.typelem <> 0)
+   and not exists (select 1 from pg_class c where c.oid = t.typrelid and c.relkind <> 'c')`
+
+/** @internal */
+export const SEQUENCES = `
+select c.relname as name, format_type(s.seqtypid, null) as data_type,
+       s.seqstart::text as start, s.seqincrement::text as increment,
+       s.seqmin::text as min, s.seqmax::text as max, s.seqcache::text as cache, s.seqcycle as cycle,
+       d.deptype as dep, tc.relname as owner_table, ta.attname as owner_column
+  from pg_sequence s
+  join pg_class c on c.oid = s.seqrelid
+  join pg_namespace n on n.oid = c.relnamespace
+  left join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = c.oid
+        and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')
+  left join pg_class tc on tc.oid = d.refobjid and tc.relnamespace = c.relnamespace
+  left join pg_attribute ta on ta.attrelid = d.refobjid and ta.attnum = d.refobjsubid
+ where n.nspname = $1
+ order by c.relname collate "C"`
+
+/** @internal */
+export const EXTENSIONS = `
+select exists (select 1 from pg_extension where extname = 'btree_gin') as btree_gin,
+       exists (select 1 from pg_extension where extname = 'btree_gist') as btree_gist`

@@ -1,0 +1,276 @@
+import { InvalidInputError } from '../../errors/index.js'
+import { inTransaction, type Queryable } from '../../tenants/queryable.js'
+import { quoteIdent } from '../identifiers.js'
+import * as Q from './catalog-queries.js'
+import type {
+  CheckDef,
+  ColumnDef,
+  DomainDef,
+  EnumDef,
+  ExclusionDef,
+  ForeignKeyAction,
+  ForeignKeyDef,
+  IndexDef,
+  KeyDef,
+  SequenceDef,
+  TableDef,
+  TemplateSchema,
+} from './model.js'
+
+const ACTIONS: Record<string, ForeignKeyAction> = {
+  a: 'NO ACTION',
+  r: 'RESTRICT',
+  c: 'CASCADE',
+  n: 'SET NULL',
+  d: 'SET DEFAULT',
+}
+
+/**
+ * Reads one schema from the live catalog into a {@link TemplateSchema}: tables
+ * (plain, partitioned, partitions), columns with types, defaults, identity and
+ * generated expressions, keys of any shape, unique / check / exclusion / foreign
+ * key constraints, indexes, the enums and domains the columns use, and sequences.
+ * Runs in one read-only transaction with the schema first on the `search_path`.
+ * Throws `InvalidInputError` when the schema does not exist or has no tables.
+ *
+ * @example
+ * ```ts
+ * const template = await introspectTemplate(pool, 'tenant_1')
+ * template.tables.find((t) => t.name === 'books')?.primaryKey?.columns // ['id']
+ * ```
+ */
+export async function introspectTemplate(db: Queryable, schema: string): Promise<TemplateSchema> {
+  quoteIdent(schema)
+  return inTransaction(db, async (tx) => {
+    await tx.query('set transaction read only')
+    const exists = await tx.query(Q.SCHEMA_EXISTS, [schema])
+    if (exists.rows.length === 0) {
+      throw new InvalidInputError(
+        `The template schema ${JSON.stringify(schema)} does not exist. Pass the schema of one ` +
+          'legacy tenant with --from-schema (list schemas with `\\dn` in psql).',
+      )
+    }
+    return readSchemaInTransaction(tx, schema)
+  })
+}
+
+/**
+ * Like {@link introspectTemplate} but on a connection that is already in a
+ * transaction (sets the `search_path` for the rest of it); `tables` limits the
+ * tables read.
+ *
+ * @example
+ * ```ts
+ * await inTransaction(pool, (tx) => readSchemaInTransaction(tx, 'public', ['books']))
+ * ```
+ * @internal
+ */
+export async function readSchemaInTransaction(
+  tx: Queryable,
+  schema: string,
+  only?: readonly string[],
+): Promise<TemplateSchema> {
+  await tx.query("select set_config('search_path', $1, true)", [
+    `${quoteIdent(schema)}, pg_catalog`,
+  ])
+  const notes: string[] = []
+  const tableRows = (await tx.query(Q.TABLES, [schema, only ?? null])).rows
+  const oids = tableRows.map((t) => t.oid as string)
+  const rows = async (text: string, values?: unknown[]) =>
+    (await tx.query(text, values)).rows as any[]
+  // One connection runs one query at a time: read in sequence.
+  const columns = await rows(Q.COLUMNS, [oids])
+  const constraints = await rows(Q.CONSTRAINTS, [oids])
+  const indexes = await rows(Q.INDEXES, [oids])
+  const types = await rows(Q.TYPES, [schema])
+  const sequences = await rows(Q.SEQUENCES, [schema])
+  const extensions = await rows(Q.EXTENSIONS)
+  const byTable = <T extends { table_oid: string }>(rows: T[]) => {
+    const map = new Map<string, T[]>()
+    for (const row of rows) map.set(row.table_oid, [...(map.get(row.table_oid) ?? []), row])
+    return map
+  }
+  const columnsOf = byTable(columns as any[])
+  const constraintsOf = byTable(constraints as any[])
+  const indexesOf = byTable(indexes as any[])
+
+  const tables: TableDef[] = tableRows.map((t) => {
+    if (t.inherits) {
+      notes.push(
+        `Table ${JSON.stringify(t.name)} inherits from another table (table inheritance); ` +
+          'the target table is a plain table with all of its columns.',
+      )
+    }
+    const cons = constraintsOf.get(t.oid) ?? []
+    const primary = cons.find((c) => c.type === 'p')
+    return {
+      name: t.name,
+      partitionKey: t.partition_key ?? undefined,
+      partitionOf: t.parent ? { parent: t.parent, bound: t.bound } : undefined,
+      columns: (columnsOf.get(t.oid) ?? []).filter((c) => !t.parent || c.local).map(toColumn),
+      primaryKey: primary ? toKey(primary) : undefined,
+      uniques: cons.filter((c) => c.type === 'u').map(toKey),
+      checks: cons.filter((c) => c.type === 'c').map(toCheck),
+      exclusions: cons.filter((c) => c.type === 'x').map(toExclusion),
+      foreignKeys: cons.filter((c) => c.type === 'f').map(toForeignKey),
+      indexes: (indexesOf.get(t.oid) ?? []).map(toIndex),
+    }
+  })
+  const used = usedTypes(columns as any[], types as any[], notes)
+  return {
+    schema,
+    tables,
+    enums: (types as any[]).filter((t) => t.kind === 'e' && used.has(t.oid)).map(toEnum),
+    domains: sortDomains((types as any[]).filter((t) => t.kind === 'd' && used.has(t.oid))),
+    sequences: (sequences as any[]).filter((s) => s.dep !== 'i').map(toSequence),
+    extensions: {
+      btreeGin: !!extensions?.[0]?.btree_gin,
+      btreeGist: !!extensions?.[0]?.btree_gist,
+    },
+    notes,
+  }
+}
+
+function toColumn(c: any): ColumnDef {
+  const identity = c.identity === 'a' ? 'ALWAYS' : c.identity === 'd' ? 'BY DEFAULT' : undefined
+  const generated = c.generated === 's' ? (c.expr as string) : undefined
+  return {
+    name: c.name,
+    type: c.type,
+    notNull: c.not_null,
+    default: identity || generated ? undefined : (c.expr ?? undefined),
+    identity,
+    generated,
+    collation: c.collation ?? undefined,
+  }
+}
+
+function toKey(c: any): KeyDef {
+  return {
+    name: c.name,
+    columns: c.columns,
+    include: c.include,
+    nullsNotDistinct: c.nulls_not_distinct,
+    deferrable: c.deferrable,
+    initiallyDeferred: c.deferred,
+  }
+}
+
+function toCheck(c: any): CheckDef {
+  return { name: c.name, definition: c.definition }
+}
+
+function toExclusion(c: any): ExclusionDef {
+  const prefix = `EXCLUDE USING ${c.method} (`
+  const definition = c.definition as string
+  if (!definition.startsWith(prefix)) {
+    throw new InvalidInputError(
+      `Cannot read the exclusion constraint ${JSON.stringify(c.name)}: ${definition}. ` +
+        'Drop it from the template or create it on the target by hand.',
+    )
+  }
+  return { name: c.name, method: c.method, tail: definition.slice(prefix.length) }
+}
+
+function toForeignKey(c: any): ForeignKeyDef {
+  return {
+    name: c.name,
+    columns: c.columns,
+    refSchema: c.ref_schema,
+    refTable: c.ref_table,
+    refColumns: c.ref_columns,
+    onUpdate: ACTIONS[c.on_update] ?? 'NO ACTION',
+    onDelete: ACTIONS[c.on_delete] ?? 'NO ACTION',
+    onDeleteColumns: c.delete_columns,
+    match: c.match === 'f' ? 'FULL' : 'SIMPLE',
+    deferrable: c.deferrable,
+    initiallyDeferred: c.deferred,
+  }
+}
+
+function toIndex(i: any): IndexDef {
+  // pg_get_indexdef: CREATE [UNIQUE ]INDEX <name> ON [ONLY ]<schema>.<table> USING <am> (<tail>
+  const head = `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ${i.q_name} ON `
+  const using = ` USING ${i.q_method} (`
+  const definition = i.definition as string
+  const table = `${i.q_schema}.${i.q_table}`
+  const prefix = [`${head}${table}${using}`, `${head}ONLY ${table}${using}`].find((p) =>
+    definition.startsWith(p),
+  )
+  if (prefix === undefined) {
+    throw new InvalidInputError(
+      `Cannot read the index ${JSON.stringify(i.name)}: ${definition}. ` +
+        'Drop it from the template or create it on the target by hand.',
+    )
+  }
+  return {
+    name: i.name,
+    unique: i.unique,
+    method: i.method,
+    keys: i.keys,
+    tail: definition.slice(prefix.length),
+  }
+}
+
+function toEnum(t: any): EnumDef {
+  return { name: t.name, labels: t.labels }
+}
+
+function toSequence(s: any): SequenceDef {
+  return {
+    name: s.name,
+    dataType: s.data_type,
+    start: s.start,
+    increment: s.increment,
+    min: s.min,
+    max: s.max,
+    cache: s.cache,
+    cycle: s.cycle,
+    ownedBy:
+      s.dep === 'a' && s.owner_table ? { table: s.owner_table, column: s.owner_column } : undefined,
+  }
+}
+
+/** The template-schema types the columns use, directly, as arrays, or under domains. */
+function usedTypes(columns: any[], types: any[], notes: string[]): Set<string> {
+  const byOid = new Map(types.map((t) => [t.oid as string, t]))
+  const used = new Set<string>()
+  const visit = (oid: string, user: string) => {
+    const t = byOid.get(oid)
+    if (!t || used.has(oid)) return
+    if (t.elem_oid !== '0' && t.kind !== 'd') return visit(t.elem_oid, user)
+    used.add(oid)
+    if (t.kind === 'd') visit(t.base_oid, user)
+    else if (t.kind !== 'e') {
+      notes.push(
+        `${user} uses the type ${JSON.stringify(t.name)} of the template schema, which is neither ` +
+          'an enum nor a domain: create it in the target schema before applying.',
+      )
+    }
+  }
+  for (const c of columns) visit(c.type_oid, `Column ${JSON.stringify(c.name)}`)
+  return used
+}
+
+/** Domains over other domains come after them. */
+function sortDomains(rows: any[]): DomainDef[] {
+  const byOid = new Map(rows.map((r) => [r.oid as string, r]))
+  const out: DomainDef[] = []
+  const done = new Set<string>()
+  const visit = (r: any) => {
+    if (done.has(r.oid)) return
+    done.add(r.oid)
+    const base = byOid.get(r.base_oid)
+    if (base) visit(base)
+    out.push({
+      name: r.name,
+      baseType: r.base_type,
+      notNull: r.not_null,
+      default: r.default ?? undefined,
+      collation: r.collation ?? undefined,
+      checks: (r.checks as [string, string][]).map(([name, definition]) => ({ name, definition })),
+    })
+  }
+  for (const r of rows) visit(r)
+  return out
+}
