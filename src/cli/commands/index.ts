@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.js'
 import { register as init } from './init.js'
+import { register as schema } from './schema.js'
 import { register as tenants } from './tenants.js'
 
 /**
@@ -11,4 +12,8 @@ import { register as tenants } from './tenants.js'
  * for (const register of COMMANDS) register(program, ctx)
  * ```
  */
-export const COMMANDS: readonly ((program: Command, ctx: CliContext) => void)[] = [init, tenants]
+export const COMMANDS: readonly ((program: Command, ctx: CliContext) => void)[] = [
+  init,
+  tenants,
+  schema,
+]

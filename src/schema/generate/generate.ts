@@ -135,7 +135,7 @@ async function checkTenantsTable(tx: Queryable, plan: TenantSchemaPlan): Promise
   if (idType === undefined) {
     throw new ConfigError(
       `The tenants table ${quoteIdent(schema)}."tenants" does not exist, and every tenant_id ` +
-        'references it. Install it first (installTenantTables / the CLI tenants installer), ' +
+        'references it. Install it first with `rowtenancy init` (or installTenantTables), ' +
         'or point --tenants-schema at the schema that holds it.',
     )
   }

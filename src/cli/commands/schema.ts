@@ -1,0 +1,118 @@
+import { writeFile } from 'node:fs/promises'
+import type { Command } from 'commander'
+import {
+  type AppliedSchema,
+  applyTenantSchema,
+  type GeneratedSchema,
+  generateTenantSchema,
+} from '../../schema/generate/index.js'
+import { addConfigOptions, type CliContext } from '../context.js'
+
+interface GenerateFlags {
+  fromSchema: string
+  apply?: boolean
+  out?: string
+  json?: boolean
+  rls: boolean
+}
+
+/**
+ * `rowtenancy schema generate --from-schema <template> [--apply]`: reads one
+ * legacy tenant's schema and prints (or, with `--apply`, creates in one
+ * transaction) the shared tenant-aware tables.
+ *
+ * @example
+ * ```sh
+ * rowtenancy schema generate --from-schema tenant_1 > shared.sql
+ * rowtenancy schema generate --from-schema tenant_1 --target-schema public --tenant-id-type bigint --apply
+ * ```
+ */
+export function register(program: Command, ctx: CliContext): void {
+  const schema = program.command('schema').description('tenant-aware table DDL')
+  const generate = schema
+    .command('generate')
+    .description(
+      'generate the shared tenant-aware tables from a template tenant schema ' +
+        '(prints SQL; --apply creates them in one transaction)',
+    )
+    .requiredOption('--from-schema <template>', 'the template: one legacy tenant schema')
+    .option('--apply', 'create the tables (all or nothing; a no-op when they already match)')
+    .option('--out <file>', 'write the SQL to a file instead of stdout')
+    .option('--no-rls', 'leave out ENABLE/FORCE ROW LEVEL SECURITY and the isolation policies')
+    .option('--json', 'print the result as JSON')
+  addConfigOptions(generate, [
+    'databaseUrl',
+    'adminDatabaseUrl',
+    'targetSchema',
+    'tenantIdType',
+    'tenantsSchema',
+    'tenantColumn',
+  ])
+  generate.action(async (opts: GenerateFlags, cmd: Command) => {
+    const config = await ctx.config(cmd)
+    const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
+    const options = {
+      fromSchema: opts.fromSchema,
+      targetSchema: config.targetSchema,
+      tenantIdType: config.tenantIdType,
+      tenantsSchema: config.tenantsSchema,
+      tenantColumn: config.tenantColumn,
+      rls: opts.rls,
+    }
+    const result: GeneratedSchema | AppliedSchema = opts.apply
+      ? await applyTenantSchema(pool, options)
+      : await generateTenantSchema(pool, options)
+    const status = 'status' in result ? result.status : undefined
+    if (opts.out) await writeFile(opts.out, sqlScript(result), 'utf8')
+    if (opts.json) {
+      ctx.out.json({
+        templateSchema: result.plan.templateSchema,
+        targetSchema: result.plan.targetSchema,
+        tenantIdType: result.plan.tenantIdType,
+        tables: result.plan.tables.map((t) => t.name),
+        deferredForeignKeys: result.plan.deferredForeignKeys,
+        applied: status ?? null,
+        out: opts.out ?? null,
+        notes: result.notes,
+        statements: result.statements,
+      })
+      return
+    }
+    for (const note of result.notes) ctx.out.warn(`note: ${oneLine(note)}`)
+    const tables = result.plan.tables.length
+    const target = JSON.stringify(result.plan.targetSchema)
+    if (status === 'created') {
+      ctx.out.line(
+        `created ${tables} tenant-aware tables in ${target} (${result.statements.length} statements)`,
+      )
+    } else if (status === 'up-to-date') {
+      ctx.out.line(
+        `the ${tables} tenant-aware tables in ${target} already match the template; nothing to do`,
+      )
+    }
+    if (opts.out) {
+      ctx.out.line(`wrote ${result.statements.length} statements to ${opts.out}`)
+    } else if (!status) {
+      ctx.out.line(sqlScript(result).trimEnd())
+    }
+  })
+}
+
+/** A psql-ready script: notes as comments, the statements in one transaction. */
+function sqlScript(result: GeneratedSchema): string {
+  const { plan } = result
+  const header = [
+    oneLine(
+      `-- rowtenancy schema generate: template ${JSON.stringify(plan.templateSchema)} -> ` +
+        `${JSON.stringify(plan.targetSchema)}, ${plan.tenantColumn} ${plan.tenantIdType}`,
+    ),
+    '-- Run in one transaction (the first statement is SET LOCAL search_path).',
+    ...result.notes.map((n) => `-- note: ${oneLine(n)}`),
+  ]
+  return `${[...header, 'BEGIN;', ...result.statements.map((s) => `${s};`), 'COMMIT;'].join('\n')}\n`
+}
+
+/** Comments end at a line break: names with newlines must not escape them. */
+function oneLine(text: string): string {
+  return text.replace(/[\r\n\u2028\u2029]+/g, ' ')
+}
