@@ -1,0 +1,135 @@
+import { ConfigError, TenancyError } from '../errors/index.js'
+import type { Queryable } from '../tenants/index.js'
+import type { AuditEvent, AuditLogger, AuditSource } from './audit-event.js'
+import { auditTableName } from './audit-log-table.js'
+import { statementFingerprint } from './fingerprint.js'
+
+/**
+ * Options of {@link AuditWriter}.
+ *
+ * @example
+ * ```ts
+ * const options: AuditWriterOptions = { db: pool, table: 'audit_log', logger: console.info }
+ * ```
+ */
+export interface AuditWriterOptions {
+  /** Where events are written (a pool that is not scoped by RLS). */
+  readonly db: Queryable
+  /** The audit table, `audit_log` by default; `false` to only call the logger. */
+  readonly table?: string | false | undefined
+  /** Called with every event after it is written. */
+  readonly logger?: AuditLogger | undefined
+}
+
+/**
+ * What a caller knows about an audited statement before it runs.
+ *
+ * @example
+ * ```ts
+ * const context: AuditContext = { source: 'withoutTenant', reason: 'support ticket 812', actor: 'bob', tenantId: undefined }
+ * ```
+ */
+export interface AuditContext {
+  readonly source: AuditSource
+  readonly reason: string
+  readonly actor: string | undefined
+  readonly tenantId: string | undefined
+}
+
+/**
+ * Writes audit events: one row per statement to the audit table, then the
+ * logger hook. A failed write throws, so the audited call fails rather than go
+ * unrecorded (a write statement that already ran stays done).
+ *
+ * @example
+ * ```ts
+ * const writer = new AuditWriter({ db: pool, logger: (e) => console.info(e.reason) })
+ * await writer.record(
+ *   { source: 'allObjects', reason: 'export', actor: 'alice', tenantId: undefined },
+ *   'select * from "accounts"',
+ *   { rowCount: 12 },
+ * )
+ * ```
+ */
+export class AuditWriter {
+  readonly #db: Queryable
+  readonly #insert: string | undefined
+  readonly #table: string | undefined
+  readonly #logger: AuditLogger | undefined
+
+  constructor(options: AuditWriterOptions) {
+    this.#db = options.db
+    this.#logger = options.logger
+    if (options.table === false) {
+      this.#insert = undefined
+    } else {
+      const { quoted } = auditTableName(options.table ?? 'audit_log')
+      this.#table = options.table ?? 'audit_log'
+      this.#insert =
+        `insert into ${quoted} (at, source, reason, actor, tenant_context, statement, fingerprint, row_count, error) ` +
+        'values ($1, $2, $3, $4, $5, $6, $7, $8, $9)'
+    }
+    Object.freeze(this)
+  }
+
+  /**
+   * Records one statement. `outcome.error` marks a failed statement.
+   *
+   * @example
+   * ```ts
+   * await writer.record(context, compiled.sql, { rowCount: result.rows.length })
+   * ```
+   */
+  async record(
+    context: AuditContext,
+    sql: string,
+    outcome: { rowCount: number | null; error?: unknown },
+  ): Promise<AuditEvent> {
+    const { statement, fingerprint } = statementFingerprint(sql)
+    const event: AuditEvent = Object.freeze({
+      at: new Date(),
+      source: context.source,
+      reason: context.reason,
+      actor: context.actor,
+      tenantId: context.tenantId,
+      statement,
+      fingerprint,
+      rowCount: outcome.error === undefined ? outcome.rowCount : null,
+      error: outcome.error === undefined ? undefined : errorCode(outcome.error),
+    })
+    if (this.#insert !== undefined) {
+      try {
+        await this.#db.query(this.#insert, [
+          event.at,
+          event.source,
+          event.reason,
+          event.actor ?? null,
+          event.tenantId ?? null,
+          event.statement,
+          event.fingerprint,
+          event.rowCount,
+          event.error ?? null,
+        ])
+      } catch (err) {
+        const code = (err as { code?: string }).code
+        if (code === '42P01' || code === '3F000') {
+          throw new ConfigError(
+            `The audit table ${JSON.stringify(this.#table)} does not exist, so cross-tenant work cannot be ` +
+              'recorded and is refused. Create it once with installAuditLog(pool, { table }).',
+            { cause: err },
+          )
+        }
+        throw err
+      }
+    }
+    await this.#logger?.(event)
+    return event
+  }
+}
+
+function errorCode(error: unknown): string {
+  if (error instanceof TenancyError) return error.code
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code === 'string') return code
+  return error instanceof Error ? error.name : 'ERROR'
+}

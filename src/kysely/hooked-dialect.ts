@@ -1,0 +1,185 @@
+import type {
+  CompiledQuery,
+  DatabaseConnection,
+  Dialect,
+  Driver,
+  Kysely,
+  QueryCompiler,
+  QueryResult,
+  TransactionSettings,
+} from 'kysely'
+
+/**
+ * What happened to one statement: how many rows it returned or touched, or the
+ * error it failed with.
+ *
+ * @internal
+ */
+export interface StatementOutcome {
+  readonly rowCount: number | null
+  readonly error?: unknown
+}
+
+/**
+ * Hooks around every statement a Kysely instance sends. `before` runs first and
+ * may throw to refuse the statement (nothing reaches the database); its return
+ * value is handed to `after`, which runs once the statement has finished (also
+ * when it failed) and may throw to withhold the result.
+ *
+ * @internal
+ */
+export interface StatementHooks<T> {
+  before(query: CompiledQuery): T
+  after(state: T, query: CompiledQuery, outcome: StatementOutcome): void | Promise<void>
+}
+
+/**
+ * Wraps a dialect so that every statement its connections execute goes through
+ * `hooks` (the statements a driver sends for itself, such as `begin`/`commit`,
+ * do not). `destroy()` of the wrapped driver does not destroy the inner one
+ * unless `destroyInner` is set: pools shared by several instances are closed by
+ * their owner.
+ *
+ * @example
+ * ```ts
+ * const dialect = hookDialect(new PostgresDialect({ pool }), {
+ *   before: (q) => console.log(q.sql),
+ *   after: () => {},
+ * })
+ * ```
+ * @internal
+ */
+export function hookDialect<T>(
+  inner: Dialect,
+  hooks: StatementHooks<T>,
+  options: { destroyInner?: boolean } = {},
+): Dialect {
+  return Object.freeze({
+    createAdapter: () => inner.createAdapter(),
+    createQueryCompiler: () => inner.createQueryCompiler(),
+    createIntrospector: (db: Kysely<any>) => inner.createIntrospector(db),
+    createDriver: () =>
+      new HookedDriver(inner.createDriver(), hooks, options.destroyInner ?? false),
+  })
+}
+
+class HookedDriver<T> implements Driver {
+  readonly #inner: Driver
+  readonly #hooks: StatementHooks<T>
+  readonly #destroyInner: boolean
+  readonly #wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>()
+
+  constructor(inner: Driver, hooks: StatementHooks<T>, destroyInner: boolean) {
+    this.#inner = inner
+    this.#hooks = hooks
+    this.#destroyInner = destroyInner
+  }
+
+  init(): Promise<void> {
+    return this.#inner.init()
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await this.#inner.acquireConnection()
+    const hooked = new HookedConnection(connection, this.#hooks)
+    this.#wrapped.set(hooked, connection)
+    return hooked
+  }
+
+  #unwrap(connection: DatabaseConnection): DatabaseConnection {
+    return this.#wrapped.get(connection) ?? connection
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.#inner.beginTransaction(this.#unwrap(connection), settings)
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.commitTransaction(this.#unwrap(connection))
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.rollbackTransaction(this.#unwrap(connection))
+  }
+
+  async savepoint(
+    connection: DatabaseConnection,
+    name: string,
+    compile: QueryCompiler['compileQuery'],
+  ): Promise<void> {
+    await this.#inner.savepoint?.(this.#unwrap(connection), name, compile)
+  }
+
+  async rollbackToSavepoint(
+    connection: DatabaseConnection,
+    name: string,
+    compile: QueryCompiler['compileQuery'],
+  ): Promise<void> {
+    await this.#inner.rollbackToSavepoint?.(this.#unwrap(connection), name, compile)
+  }
+
+  async releaseSavepoint(
+    connection: DatabaseConnection,
+    name: string,
+    compile: QueryCompiler['compileQuery'],
+  ): Promise<void> {
+    await this.#inner.releaseSavepoint?.(this.#unwrap(connection), name, compile)
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.releaseConnection(this.#unwrap(connection))
+  }
+
+  async destroy(): Promise<void> {
+    if (this.#destroyInner) await this.#inner.destroy()
+  }
+}
+
+class HookedConnection<T> implements DatabaseConnection {
+  readonly #inner: DatabaseConnection
+  readonly #hooks: StatementHooks<T>
+
+  constructor(inner: DatabaseConnection, hooks: StatementHooks<T>) {
+    this.#inner = inner
+    this.#hooks = hooks
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const state = this.#hooks.before(query)
+    let result: QueryResult<R>
+    try {
+      result = await this.#inner.executeQuery<R>(query)
+    } catch (error) {
+      await this.#hooks.after(state, query, { rowCount: null, error })
+      throw error
+    }
+    await this.#hooks.after(state, query, { rowCount: rowCountOf(result) })
+    return result
+  }
+
+  async *streamQuery<R>(
+    query: CompiledQuery,
+    chunkSize?: number,
+  ): AsyncIterableIterator<QueryResult<R>> {
+    const state = this.#hooks.before(query)
+    let rows = 0
+    let error: unknown
+    let failed = false
+    try {
+      for await (const chunk of this.#inner.streamQuery<R>(query, chunkSize)) {
+        rows += chunk.rows.length
+        yield chunk
+      }
+    } catch (err) {
+      failed = true
+      error = err
+      throw err
+    } finally {
+      await this.#hooks.after(state, query, failed ? { rowCount: null, error } : { rowCount: rows })
+    }
+  }
+}
+
+function rowCountOf(result: QueryResult<unknown>): number {
+  return result.numAffectedRows !== undefined ? Number(result.numAffectedRows) : result.rows.length
+}

@@ -1,0 +1,142 @@
+import type {
+  KyselyPlugin,
+  PluginTransformQueryArgs,
+  PluginTransformResultArgs,
+  QueryResult,
+  RootOperationNode,
+  UnknownRow,
+} from 'kysely'
+import { type CrossTenantScope, crossTenantScope, currentTenant } from '../context/index.js'
+import { type TableInput, TableRegistry } from '../schema/table-registry.js'
+import { assertTenantIdType, parseTenantId, type TenantIdType } from '../tenants/index.js'
+import { TenantTransformer } from './tenant-transformer.js'
+
+/**
+ * Options of {@link TenantPlugin}.
+ *
+ * @example
+ * ```ts
+ * const options: TenantPluginOptions = { tables: ['accounts', 'transactions'], tenantIdType: 'uuid' }
+ * ```
+ */
+export interface TenantPluginOptions {
+  /** The tenant-aware tables (database names); any other table is shared and left alone. */
+  readonly tables: readonly TableInput[] | TableRegistry
+  /** The tenant column; `tenant_id` by default. */
+  readonly tenantColumn?: string | undefined
+  /** The type of tenant ids; `bigint` by default. */
+  readonly tenantIdType?: TenantIdType | undefined
+}
+
+/**
+ * What a query was scoped to when it was compiled: one tenant, or an open
+ * `withoutTenant` scope (unfiltered).
+ *
+ * @internal
+ */
+export type QueryBinding =
+  | { readonly tenant: string; readonly scope?: undefined }
+  | { readonly tenant?: undefined; readonly scope: CrossTenantScope }
+
+/**
+ * A Kysely plugin that scopes every query to the current tenant, in the shape
+ * of Kysely's `WithSchemaPlugin`: a thin shell around an
+ * `OperationNodeTransformer`. The tenant is read from the async context each
+ * time a query is compiled (which Kysely does when it executes a builder); with
+ * no tenant it throws `MissingTenantError` before anything runs. Inside
+ * `withoutTenant(reason, fn)` it leaves queries unfiltered.
+ *
+ * Put it LAST in the plugin list (after `CamelCasePlugin`), so it sees the
+ * database's own table and column names. `tenancy.kysely()` does this for you
+ * and adds the execution-time check that a query compiled for one tenant is
+ * never run for another.
+ *
+ * @example
+ * ```ts
+ * const db = new Kysely<DB>({
+ *   dialect,
+ *   plugins: [new CamelCasePlugin(), new TenantPlugin({ tables: ['accounts', 'transactions'] })],
+ * })
+ * await runWithTenant('7', () =>
+ *   db.selectFrom('accounts as a')
+ *     .leftJoin('transactions as t', 't.accountId', 'a.id')
+ *     .selectAll('a')
+ *     .execute(),
+ * )
+ * // select "a".* from "accounts" as "a"
+ * //   left join "transactions" as "t" on "t"."account_id" = "a"."id" and "t"."tenant_id" = $1
+ * //   where "a"."tenant_id" = $2            -- parameters: ['7', '7']
+ * ```
+ */
+export class TenantPlugin implements KyselyPlugin {
+  readonly #transformer: TenantTransformer
+  readonly #idType: TenantIdType
+  readonly #bindings = new WeakMap<RootOperationNode, QueryBinding>()
+  /** The tenant-aware tables this plugin filters. */
+  readonly registry: TableRegistry
+
+  constructor(options: TenantPluginOptions) {
+    const idType = options.tenantIdType ?? 'bigint'
+    assertTenantIdType(idType)
+    this.#idType = idType
+    this.registry = TableRegistry.from(options.tables, { tenantColumn: options.tenantColumn })
+    this.#transformer = new TenantTransformer(this.registry, idType)
+  }
+
+  /**
+   * Scopes one query. Called by Kysely for every compile/execution.
+   *
+   * @example
+   * ```ts
+   * plugin.transformQuery({ node, queryId }) // node with tenant filters added
+   * ```
+   */
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    const scope = crossTenantScope()
+    let node: RootOperationNode
+    let binding: QueryBinding
+    if (scope !== undefined) {
+      node = args.node
+      binding = { scope }
+    } else {
+      const tenant = parseTenantId(this.#idType, currentTenant())
+      node = this.#transformer.scope(args.node, tenant, args.queryId)
+      binding = { tenant }
+    }
+    // A fresh object per compile, so the binding below belongs to this compile only.
+    const out = Object.freeze({ ...node }) as RootOperationNode
+    this.#bindings.set(out, binding)
+    return out
+  }
+
+  /**
+   * Results pass through unchanged.
+   *
+   * @example
+   * ```ts
+   * await plugin.transformResult({ result, queryId }) // result
+   * ```
+   */
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result
+  }
+
+  /**
+   * What the compiled query whose root node is `node` was scoped to, or
+   * `undefined` when this plugin did not produce it.
+   *
+   * @internal
+   */
+  bindingOf(node: RootOperationNode): QueryBinding | undefined {
+    return this.#bindings.get(node)
+  }
+
+  /**
+   * The canonical text form of a tenant id under this plugin's id type.
+   *
+   * @internal
+   */
+  canonical(id: unknown): string {
+    return parseTenantId(this.#idType, id)
+  }
+}

@@ -1,0 +1,279 @@
+import {
+  type DeleteQueryNode,
+  type FromNode,
+  type InsertQueryNode,
+  type JoinNode,
+  ListNode,
+  type MergeQueryNode,
+  type OnConflictNode,
+  OnNode,
+  type OperationNode,
+  OperationNodeTransformer,
+  type QueryId,
+  type RootOperationNode,
+  type SelectQueryNode,
+  type UpdateQueryNode,
+  UsingNode,
+  type WithNode,
+} from 'kysely'
+import { CrossTenantWriteError, UnsupportedQueryError } from '../errors/index.js'
+import type { TableRegistry } from '../schema/table-registry.js'
+import type { TenantIdType } from '../tenants/index.js'
+import { stampInsert } from './insert-stamp.js'
+import {
+  andAll,
+  columnNameOf,
+  restrictedTable,
+  type TenantTableRef,
+  tenantEquals,
+  tenantRefOf,
+  whereWith,
+} from './tenant-filter.js'
+
+/** Joins whose ON clause may carry the filter (the joined table is the null-supplying or inner side). */
+const ON_JOINS = new Set(['InnerJoin', 'LeftJoin', 'LateralInnerJoin', 'LateralLeftJoin'])
+/** Joins with no ON whose rows are a plain product, so a WHERE filter is exact. */
+const PRODUCT_JOINS = new Set(['CrossJoin', 'LateralCrossJoin', 'CrossApply'])
+
+/**
+ * The `OperationNodeTransformer` behind {@link TenantPlugin}: adds
+ * `"<alias or table>"."tenant_id" = $n` for every reference to a tenant-aware
+ * table at every query level, stamps inserts, and refuses what it cannot scope.
+ * Like Kysely's `WithSchemaTransformer`, it keeps its bookkeeping (CTE names in
+ * scope) per query node, so subqueries and CTE bodies get their own.
+ *
+ * One instance serves one plugin; `scope()` is synchronous, so the per-call
+ * state never interleaves.
+ *
+ * @internal
+ */
+export class TenantTransformer extends OperationNodeTransformer {
+  readonly #registry: TableRegistry
+  readonly #idType: TenantIdType
+  #tenant = ''
+  readonly #ctes: Set<string>[] = []
+
+  constructor(registry: TableRegistry, idType: TenantIdType) {
+    super()
+    this.#registry = registry
+    this.#idType = idType
+  }
+
+  /** Scopes `node` to `tenant` (its canonical text form). */
+  scope(node: RootOperationNode, tenant: string, queryId?: QueryId): RootOperationNode {
+    this.#tenant = tenant
+    this.#ctes.length = 0
+    try {
+      return this.transformNode(node, queryId)
+    } finally {
+      this.#tenant = ''
+      this.#ctes.length = 0
+    }
+  }
+
+  protected override transformSelectQuery(node: SelectQueryNode, queryId?: QueryId) {
+    return this.#withCtes(node.with, () => {
+      const out = super.transformSelectQuery(node, queryId)
+      const filters: OperationNode[] = []
+      const { from, joins } = this.#scopeFromAndJoins(out.from, out.joins, filters)
+      return Object.freeze({ ...out, from, joins, where: whereWith(out.where, filters) })
+    })
+  }
+
+  protected override transformUpdateQuery(node: UpdateQueryNode, queryId?: QueryId) {
+    return this.#withCtes(node.with, () => {
+      const out = super.transformUpdateQuery(node, queryId)
+      const filters: OperationNode[] = []
+      for (const ref of this.#refsOf(out.table)) {
+        for (const update of out.updates ?? []) {
+          if (columnNameOf(update.column) === ref.entry.tenantColumn) {
+            throw new CrossTenantWriteError(
+              `UPDATE ${ref.entry.qualifiedName} sets ${ref.entry.tenantColumn}; a row cannot be moved to another tenant.`,
+            )
+          }
+        }
+        filters.push(tenantEquals(ref, this.#tenant))
+      }
+      const { from, joins } = this.#scopeFromAndJoins(out.from, out.joins, filters)
+      return Object.freeze({ ...out, from, joins, where: whereWith(out.where, filters) })
+    })
+  }
+
+  protected override transformDeleteQuery(node: DeleteQueryNode, queryId?: QueryId) {
+    return this.#withCtes(node.with, () => {
+      const out = super.transformDeleteQuery(node, queryId)
+      const filters: OperationNode[] = []
+      for (const item of out.from.froms) {
+        for (const ref of this.#refsOf(item)) filters.push(tenantEquals(ref, this.#tenant))
+      }
+      const hasOuter = (out.joins ?? []).some(
+        (j) => !ON_JOINS.has(j.joinType) && !PRODUCT_JOINS.has(j.joinType),
+      )
+      const using = out.using && this.#scopeUsing(out.using, hasOuter, filters)
+      const joins = out.joins && this.#scopeJoins(out.joins, hasOuter, filters)
+      return Object.freeze({ ...out, using, joins, where: whereWith(out.where, filters) })
+    })
+  }
+
+  protected override transformInsertQuery(node: InsertQueryNode, queryId?: QueryId) {
+    return this.#withCtes(node.with, () => {
+      const out = super.transformInsertQuery(node, queryId)
+      const ref = out.into && this.#refOf(out.into)
+      if (ref === undefined) return out
+      const stamped = stampInsert(out, {
+        entry: ref.entry,
+        tenant: this.#tenant,
+        idType: this.#idType,
+      })
+      if (!stamped.onConflict) return stamped
+      return Object.freeze({ ...stamped, onConflict: this.#scopeConflict(stamped.onConflict, ref) })
+    })
+  }
+
+  protected override transformMergeQuery(node: MergeQueryNode, queryId?: QueryId) {
+    return this.#withCtes(node.with, () => {
+      const out = super.transformMergeQuery(node, queryId)
+      const target = this.#refOf(out.into) ?? (out.using && this.#refOf(out.using.table))
+      if (target) {
+        throw new UnsupportedQueryError(
+          `MERGE on tenant-aware table ${target.entry.qualifiedName} is refused: the TenantPlugin does not ` +
+            'scope MERGE. Use insertInto(...).onConflict(...) for upserts, or tenancy.allObjects(reason) ' +
+            'for deliberate cross-tenant work.',
+        )
+      }
+      return out
+    })
+  }
+
+  /**
+   * CTE scoping: a non-recursive CTE sees only the CTEs before it (so
+   * `with accounts as (select * from accounts)` filters the real table in its
+   * body); a recursive WITH sees all its names. The owning query pushed the
+   * full set of names before calling super, so it is the top of the stack.
+   */
+  protected override transformWith(node: WithNode, queryId?: QueryId): WithNode {
+    if (node.recursive) return super.transformWith(node, queryId)
+    const all = this.#ctes.pop() ?? new Set<string>()
+    const visible = new Set<string>()
+    this.#ctes.push(visible)
+    try {
+      const expressions = node.expressions.map((cte) => {
+        const transformed = this.transformNode(cte, queryId)
+        visible.add(cte.name.table.table.identifier.name)
+        return transformed
+      })
+      return Object.freeze({ ...node, expressions: Object.freeze(expressions) })
+    } finally {
+      this.#ctes.pop()
+      this.#ctes.push(all)
+    }
+  }
+
+  #withCtes<T>(withNode: WithNode | undefined, fn: () => T): T {
+    if (withNode === undefined) return fn()
+    this.#ctes.push(new Set(withNode.expressions.map((e) => e.name.table.table.identifier.name)))
+    try {
+      return fn()
+    } finally {
+      this.#ctes.pop()
+    }
+  }
+
+  readonly #isCte = (name: string): boolean => {
+    for (const set of this.#ctes) if (set.has(name)) return true
+    return false
+  }
+
+  #refOf(node: OperationNode): TenantTableRef | undefined {
+    return tenantRefOf(node, this.#registry, this.#isCte)
+  }
+
+  /** Tenant-aware tables in a target position (a table, an aliased table, or a list of them). */
+  #refsOf(node: OperationNode | undefined): TenantTableRef[] {
+    if (node === undefined) return []
+    if (ListNode.is(node)) return node.items.flatMap((item) => this.#refsOf(item))
+    const ref = this.#refOf(node)
+    return ref ? [ref] : []
+  }
+
+  /**
+   * FROM items and joins of one query level. With only inner/left/cross joins,
+   * FROM items get a WHERE filter and joined tables an ON filter (a LEFT JOIN
+   * stays a LEFT JOIN). A RIGHT or FULL join (or any other kind) makes tables
+   * preserved or null-extended in ways no WHERE/ON placement gets right, so then
+   * each tenant-aware table is replaced by `(select * from t where t.tenant_id = $n) as t`.
+   */
+  #scopeFromAndJoins(
+    from: FromNode | undefined,
+    joins: readonly JoinNode[] | undefined,
+    filters: OperationNode[],
+  ): { from: FromNode | undefined; joins: readonly JoinNode[] | undefined } {
+    const hasOuter = (joins ?? []).some(
+      (j) => !ON_JOINS.has(j.joinType) && !PRODUCT_JOINS.has(j.joinType),
+    )
+    let scopedFrom = from
+    if (from) {
+      const froms = from.froms.map((item) => this.#scopeListItem(item, hasOuter, filters))
+      scopedFrom = Object.freeze({ ...from, froms: Object.freeze(froms) })
+    }
+    return { from: scopedFrom, joins: joins && this.#scopeJoins(joins, hasOuter, filters) }
+  }
+
+  #scopeUsing(using: UsingNode, hasOuter: boolean, filters: OperationNode[]): UsingNode {
+    const tables = using.tables.map((item) => this.#scopeListItem(item, hasOuter, filters))
+    return UsingNode.create(tables)
+  }
+
+  #scopeListItem(item: OperationNode, hasOuter: boolean, filters: OperationNode[]): OperationNode {
+    const ref = this.#refOf(item)
+    if (ref === undefined) return item
+    if (hasOuter) return restrictedTable(ref, this.#tenant)
+    filters.push(tenantEquals(ref, this.#tenant))
+    return item
+  }
+
+  #scopeJoins(
+    joins: readonly JoinNode[],
+    hasOuter: boolean,
+    filters: OperationNode[],
+  ): readonly JoinNode[] {
+    return Object.freeze(
+      joins.map((join) => {
+        const ref = this.#refOf(join.table)
+        if (ref === undefined) return join
+        if (hasOuter) return Object.freeze({ ...join, table: restrictedTable(ref, this.#tenant) })
+        const filter = tenantEquals(ref, this.#tenant)
+        if (join.on && ON_JOINS.has(join.joinType)) {
+          return Object.freeze({ ...join, on: OnNode.create(andAll(join.on.on, [filter])) })
+        }
+        if (!join.on && ON_JOINS.has(join.joinType)) {
+          return Object.freeze({ ...join, on: OnNode.create(filter) })
+        }
+        filters.push(filter)
+        return join
+      }),
+    )
+  }
+
+  /**
+   * `on conflict ... do update ... where "<table>"."tenant_id" = $n`: an upsert
+   * only ever updates the current tenant's row, even when the conflicting row
+   * belongs to another tenant (then the row is skipped, like DO NOTHING).
+   */
+  #scopeConflict(node: OnConflictNode, ref: TenantTableRef): OnConflictNode {
+    if (node.doNothing || !node.updates) return node
+    for (const update of node.updates) {
+      if (columnNameOf(update.column) === ref.entry.tenantColumn) {
+        throw new CrossTenantWriteError(
+          `INSERT ... ON CONFLICT DO UPDATE on ${ref.entry.qualifiedName} sets ${ref.entry.tenantColumn}; ` +
+            'a row cannot be moved to another tenant.',
+        )
+      }
+    }
+    const target = { ...ref, alias: undefined }
+    return Object.freeze({
+      ...node,
+      updateWhere: whereWith(node.updateWhere, [tenantEquals(target, this.#tenant)]),
+    })
+  }
+}

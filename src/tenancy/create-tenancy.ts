@@ -1,0 +1,101 @@
+import { Kysely } from 'kysely'
+import { AuditWriter } from '../audit/index.js'
+import { InvalidInputError } from '../errors/index.js'
+import { hookDialect } from '../kysely/hooked-dialect.js'
+import { TenantPlugin } from '../kysely/tenant-plugin.js'
+import type { TableRegistry } from '../schema/table-registry.js'
+import {
+  type ResolvedTenancyOptions,
+  resolveTenancyOptions,
+  type TenancyOptions,
+} from './options.js'
+import { adminDialect, scopedDialect } from './scoped-dialect.js'
+import { allObjectsHooks, scopedHooks } from './statement-hooks.js'
+
+/**
+ * What `createTenancy` returns: the scoped and unscoped doors to the database.
+ *
+ * @example
+ * ```ts
+ * const db = tenancy.kysely<DB>()
+ * const admin = tenancy.allObjects<DB>('monthly revenue report', { actor: 'alice' })
+ * ```
+ */
+export interface Tenancy {
+  /**
+   * The tenant-scoped Kysely instance (one per tenancy). Every query on a
+   * tenant-aware table gets `tenant_id = <current tenant>`; with no tenant in
+   * context it throws `MissingTenantError`. Inside `withoutTenant(reason, fn)`
+   * it does not filter, and each statement is audited with that reason.
+   */
+  kysely<DB>(): Kysely<DB>
+  /**
+   * An unscoped Kysely instance for admin and reporting work, on `adminPool`.
+   * Every statement through it is audited with `reason` and `actor`.
+   */
+  allObjects<DB>(reason: string, options?: { actor?: string | undefined }): Kysely<DB>
+  /** The tenant-aware tables. */
+  readonly tables: TableRegistry
+  /** The options after validation and defaults. */
+  readonly options: ResolvedTenancyOptions
+  /** The plugin behind `kysely()`. */
+  readonly plugin: TenantPlugin
+  /** Ends `pool` and `adminPool`. Instances handed out stop working. */
+  destroy(): Promise<void>
+}
+
+/**
+ * Creates a tenancy: the scoped Kysely instance, the audited `allObjects`
+ * door, and the audit writer, all from one set of options.
+ *
+ * @example
+ * ```ts
+ * const tenancy = createTenancy({ pool, tables: ['accounts', 'transactions'] })
+ * const db = tenancy.kysely<DB>()
+ * await runWithTenant('7', () => db.selectFrom('accounts').selectAll().execute())
+ * // select * from "accounts" where "accounts"."tenant_id" = $1   -- ['7']
+ * ```
+ */
+export function createTenancy(options: TenancyOptions): Tenancy {
+  const { resolved, registry } = resolveTenancyOptions(options)
+  const plugin = new TenantPlugin({ tables: registry, tenantIdType: resolved.tenantIdType })
+  const writer = new AuditWriter({
+    db: resolved.adminPool,
+    table: resolved.audit.table,
+    logger: resolved.audit.logger,
+  })
+  const scoped = new Kysely<unknown>({
+    dialect: hookDialect(scopedDialect(resolved), scopedHooks(plugin, writer, resolved)),
+    plugins: [...resolved.plugins, plugin],
+  })
+  let destroyed: Promise<void> | undefined
+
+  const tenancy: Tenancy = {
+    kysely<DB>() {
+      return scoped as Kysely<DB>
+    },
+    allObjects<DB>(reason: string, callOptions: { actor?: string | undefined } = {}) {
+      if (typeof reason !== 'string' || reason.trim().length === 0) {
+        throw new InvalidInputError(
+          'allObjects(reason) needs a non-empty reason: it is written to the audit log with every statement.',
+        )
+      }
+      const hooks = allObjectsHooks(plugin, writer, resolved, reason.trim(), callOptions.actor)
+      return new Kysely<DB>({
+        dialect: hookDialect(adminDialect(resolved), hooks),
+        plugins: [...resolved.plugins],
+      })
+    },
+    tables: registry,
+    options: resolved,
+    plugin,
+    destroy() {
+      destroyed ??= (async () => {
+        await resolved.pool.end()
+        if (resolved.adminPool !== resolved.pool) await resolved.adminPool.end()
+      })()
+      return destroyed
+    },
+  }
+  return Object.freeze(tenancy)
+}

@@ -1,0 +1,7 @@
+export { createTenancy, type Tenancy } from './create-tenancy.js'
+export type {
+  ResolvedTenancyOptions,
+  TenancyAuditOptions,
+  TenancyOptions,
+  TenancyPool,
+} from './options.js'

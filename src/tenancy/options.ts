@@ -1,0 +1,157 @@
+import type { KyselyPlugin, PostgresPool } from 'kysely'
+import type { AuditLogger } from '../audit/index.js'
+import { ConfigError } from '../errors/index.js'
+import { type TableInput, TableRegistry } from '../schema/table-registry.js'
+import { assertTenantIdType, type Queryable, type TenantIdType } from '../tenants/index.js'
+
+/**
+ * A connection pool rowtenancy can use: Kysely's `PostgresPool` that can also
+ * run a plain query. A `pg.Pool` fits.
+ *
+ * @example
+ * ```ts
+ * const pool: TenancyPool = new pg.Pool({ connectionString: process.env.DATABASE_URL })
+ * ```
+ */
+export type TenancyPool = PostgresPool & Queryable
+
+/**
+ * Options of `createTenancy`.
+ *
+ * @example
+ * ```ts
+ * const options: TenancyOptions = {
+ *   pool,
+ *   tables: ['accounts', 'transactions'],
+ *   audit: { logger: (e) => console.info(e.reason), actor: () => currentUser()?.email },
+ * }
+ * ```
+ */
+export interface TenancyOptions {
+  /** The pool scoped queries run on (the application role). */
+  readonly pool: TenancyPool
+  /** The tenant-aware tables, by database name; every other table is shared. */
+  readonly tables: readonly TableInput[]
+  /** The tenant column; `tenant_id` by default. */
+  readonly tenantColumn?: string | undefined
+  /** The type of tenant ids; `bigint` by default. */
+  readonly tenantIdType?: TenantIdType | undefined
+  /** The pool `allObjects` and the audit log use; `pool` by default. */
+  readonly adminPool?: TenancyPool | undefined
+  /** Extra Kysely plugins (e.g. `CamelCasePlugin`); they run before the TenantPlugin. */
+  readonly plugins?: readonly KyselyPlugin[] | undefined
+  /** Audit log settings for cross-tenant work. */
+  readonly audit?: TenancyAuditOptions | undefined
+}
+
+/**
+ * Audit log settings of a tenancy.
+ *
+ * @example
+ * ```ts
+ * const audit: TenancyAuditOptions = { table: 'ops.audit_log', actor: 'nightly-job' }
+ * ```
+ */
+export interface TenancyAuditOptions {
+  /** The audit table, `audit_log` by default (`schema.table` allowed); `false` to only call `logger`. */
+  readonly table?: string | false | undefined
+  /** Called with every audit event. */
+  readonly logger?: AuditLogger | undefined
+  /** The actor recorded when a call names none: a name, or a function asked each time. */
+  readonly actor?: string | (() => string | undefined) | undefined
+}
+
+/**
+ * The options after validation and defaults, as `tenancy.options` shows them.
+ *
+ * @example
+ * ```ts
+ * tenancy.options.tenantIdType // 'bigint'
+ * ```
+ */
+export interface ResolvedTenancyOptions {
+  readonly pool: TenancyPool
+  readonly adminPool: TenancyPool
+  readonly tenantColumn: string
+  readonly tenantIdType: TenantIdType
+  readonly plugins: readonly KyselyPlugin[]
+  readonly audit: Readonly<{
+    table: string | false
+    logger: AuditLogger | undefined
+    actor: string | (() => string | undefined) | undefined
+  }>
+}
+
+const KNOWN = new Set([
+  'pool',
+  'tables',
+  'tenantColumn',
+  'tenantIdType',
+  'adminPool',
+  'plugins',
+  'audit',
+])
+
+/**
+ * Validates `createTenancy` options (unknown keys, missing pool, bad types) and
+ * fills in defaults.
+ *
+ * @internal
+ */
+export function resolveTenancyOptions(options: TenancyOptions): {
+  resolved: ResolvedTenancyOptions
+  registry: TableRegistry
+} {
+  if (options === null || typeof options !== 'object') {
+    throw new ConfigError('createTenancy(options) needs an options object: { pool, tables }.')
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) {
+      throw new ConfigError(
+        `Unknown createTenancy option ${JSON.stringify(key)}; known options: ${[...KNOWN].join(', ')}.`,
+      )
+    }
+  }
+  checkPool(options.pool, 'pool')
+  if (options.adminPool !== undefined) checkPool(options.adminPool, 'adminPool')
+  const tenantIdType = options.tenantIdType ?? 'bigint'
+  try {
+    assertTenantIdType(tenantIdType)
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err })
+  }
+  const tenantColumn = options.tenantColumn ?? 'tenant_id'
+  const registry = TableRegistry.from(options.tables, { tenantColumn })
+  const plugins = options.plugins ?? []
+  if (!Array.isArray(plugins) || plugins.some((p) => typeof p?.transformQuery !== 'function')) {
+    throw new ConfigError(
+      'plugins must be an array of Kysely plugins, e.g. [new CamelCasePlugin()].',
+    )
+  }
+  const audit = options.audit ?? {}
+  if (audit.logger !== undefined && typeof audit.logger !== 'function') {
+    throw new ConfigError('audit.logger must be a function (event) => void.')
+  }
+  const resolved: ResolvedTenancyOptions = Object.freeze({
+    pool: options.pool,
+    adminPool: options.adminPool ?? options.pool,
+    tenantColumn,
+    tenantIdType,
+    plugins: Object.freeze([...plugins]),
+    audit: Object.freeze({
+      table: audit.table ?? 'audit_log',
+      logger: audit.logger,
+      actor: audit.actor,
+    }),
+  })
+  return { resolved, registry }
+}
+
+function checkPool(pool: unknown, name: string): void {
+  const p = pool as Partial<TenancyPool> | null | undefined
+  if (!p || typeof p.connect !== 'function' || typeof p.query !== 'function') {
+    throw new ConfigError(
+      `createTenancy needs ${name}: a pg.Pool (new pg.Pool({ connectionString })), got ${p === null ? 'null' : typeof p}.`,
+    )
+  }
+}
