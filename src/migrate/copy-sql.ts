@@ -1,0 +1,206 @@
+import { quoteIdent, quoteQualified } from '../schema/identifiers.js'
+import type { TenantIdType } from '../tenants/id-types.js'
+import { ID_MAP_TABLE } from './ledger.js'
+import type { TablePlan } from './plan.js'
+
+/**
+ * A statement and its bound parameters.
+ *
+ * @example
+ * ```ts
+ * const s: Statement = { text: 'select $1::bigint', values: ['7'] }
+ * ```
+ */
+export interface Statement {
+  readonly text: string
+  readonly values: unknown[]
+}
+
+/**
+ * What every statement for one tenant's table needs to know.
+ *
+ * @example
+ * ```ts
+ * const ctx: SqlContext = { targetSchema: 'public', idType: 'bigint', tenantId: '7', sourceSchema: 'tenant_7' }
+ * ```
+ * @internal
+ */
+export interface SqlContext {
+  readonly targetSchema: string
+  readonly sourceSchema: string
+  readonly idType: TenantIdType
+  readonly tenantId: string
+}
+
+/** @internal `FROM` of the source table; `ONLY` for a plain table so inheritance children are not read twice */
+function sourceFrom(ctx: SqlContext, t: TablePlan): string {
+  const only = t.source.partitioned ? '' : 'only '
+  return `${only}${quoteQualified(ctx.sourceSchema, t.name)} s`
+}
+
+/**
+ * The expression that yields a source column as the target receives it: the
+ * column itself, a cast through text when the types differ (enum to enum, int to
+ * bigint), or the new id looked up in the id map (remap strategy). `$1` is the
+ * tenant id; table names for the id map are added as parameters.
+ *
+ * @example
+ * ```ts
+ * sourceExpression(table, 'author_id', values) // '(select m.new_id from "public"."rowtenancy_id_map" m where ...)::bigint'
+ * ```
+ * @internal
+ */
+export function sourceExpression(
+  ctx: SqlContext,
+  t: TablePlan,
+  column: string,
+  values: unknown[],
+): string {
+  const col = `s.${quoteIdent(column)}`
+  const targetType = t.target.columns.find((c) => c.name === column)?.type ?? 'text'
+  const remap = t.remapColumns.get(column)
+  if (remap) {
+    values.push(remap.table)
+    return (
+      `(select m.new_id from ${quoteQualified(ctx.targetSchema, ID_MAP_TABLE)} m where m.tenant_id = $1::text ` +
+      `and m.table_name = $${values.length} and m.old_id = ${col})::${targetType}`
+    )
+  }
+  const cast = t.casts.get(column)
+  return cast ? `${col}::text::${cast}` : col
+}
+
+/**
+ * `INSERT INTO target (tenant_id, cols) SELECT $1, cols FROM source`: the one
+ * statement that copies a tenant's table, server side.
+ *
+ * @example
+ * ```ts
+ * insertStatement(ctx, table).text
+ * // 'insert into "public"."book" ("tenant_id", "id", "title") select $1::bigint, s."id", s."title" from only "tenant_7"."book" s'
+ * ```
+ */
+export function insertStatement(ctx: SqlContext, t: TablePlan): Statement {
+  const values: unknown[] = [ctx.tenantId]
+  const exprs = t.insertColumns.map((c) => sourceExpression(ctx, t, c, values))
+  const cols = ['tenant_id', ...t.insertColumns].map(quoteIdent).join(', ')
+  const overriding = t.overriding ? ' overriding system value' : ''
+  return {
+    text:
+      `insert into ${quoteQualified(ctx.targetSchema, t.name)} (${cols})${overriding} ` +
+      `select $1::${ctx.idType}, ${exprs.join(', ')} from ${sourceFrom(ctx, t)}`,
+    values,
+  }
+}
+
+/**
+ * Remap strategy: allocates a new id from the target's sequence for every source
+ * row and records old -> new in the id map (before any table is copied, so
+ * self-references and cycles find their mapping).
+ *
+ * @example
+ * ```ts
+ * mapStatement(ctx, table)?.text // 'insert into "public"."rowtenancy_id_map" ... nextval($3::regclass) ...'
+ * ```
+ */
+export function mapStatement(ctx: SqlContext, t: TablePlan): Statement | undefined {
+  if (!t.remapKey || !t.remapSequence) return undefined
+  return {
+    text:
+      `insert into ${quoteQualified(ctx.targetSchema, ID_MAP_TABLE)} (tenant_id, table_name, old_id, new_id) ` +
+      `select $1::text, $2::text, s.${quoteIdent(t.remapKey)}, nextval($3::regclass) from ${sourceFrom(ctx, t)} ` +
+      `order by s.${quoteIdent(t.remapKey)}`,
+    values: [ctx.tenantId, t.name, t.remapSequence],
+  }
+}
+
+/**
+ * Row count and an order-independent checksum (`sum(hashtextextended(row::text, 0))`)
+ * of the source rows, as the target receives them.
+ *
+ * @example
+ * ```ts
+ * sourceChecksumStatement(ctx, table).text
+ * // 'select count(*)::int8 as n, coalesce(sum(hashtextextended(row(s."id", s."title")::text, 0)), 0)::text as sum from only "tenant_7"."book" s'
+ * ```
+ */
+export function sourceChecksumStatement(ctx: SqlContext, t: TablePlan): Statement {
+  const values: unknown[] = [ctx.tenantId]
+  const exprs = t.columns.map((c) => sourceExpression(ctx, t, c, values))
+  // `$1` must appear so its type is known even when no expression uses it.
+  return {
+    text:
+      `select count(*)::int8 as n, coalesce(sum(hashtextextended(row(${exprs.join(', ')})::text, 0)), 0)::text as sum ` +
+      `from ${sourceFrom(ctx, t)} where $1::text is not null`,
+    values,
+  }
+}
+
+/**
+ * The same count and checksum over the tenant's rows in the target table.
+ *
+ * @example
+ * ```ts
+ * targetChecksumStatement(ctx, table).text
+ * // 'select count(*)::int8 as n, ... from "public"."book" t where t."tenant_id" = $1::bigint'
+ * ```
+ */
+export function targetChecksumStatement(ctx: SqlContext, t: TablePlan): Statement {
+  const cols = t.columns.map((c) => `t.${quoteIdent(c)}`)
+  return {
+    text:
+      `select count(*)::int8 as n, coalesce(sum(hashtextextended(row(${cols.join(', ')})::text, 0)), 0)::text as sum ` +
+      `from ${quoteQualified(ctx.targetSchema, t.name)} t where t."tenant_id" = $1::${ctx.idType}`,
+    values: [ctx.tenantId],
+  }
+}
+
+/**
+ * One statement per foreign key of the target table counting the tenant's rows
+ * whose key points nowhere (MATCH SIMPLE: a row with a NULL key column is fine).
+ * Used when the copy ran with `session_replication_role = replica`, which skips
+ * the foreign-key triggers.
+ *
+ * @example
+ * ```ts
+ * orphanStatements(ctx, table)[0].text
+ * // 'select count(*)::int8 as n from "public"."book" c where c."tenant_id" = $1::bigint and ... not exists (...)'
+ * ```
+ */
+export function orphanStatements(
+  ctx: SqlContext,
+  t: TablePlan,
+): { fk: string; statement: Statement }[] {
+  return t.target.foreignKeys.map((fk) => {
+    const notNull = fk.columns.map((c) => `c.${quoteIdent(c)} is not null`).join(' and ')
+    const match = fk.columns
+      .map((c, i) => `p.${quoteIdent(fk.refColumns[i]!)} = c.${quoteIdent(c)}`)
+      .join(' and ')
+    return {
+      fk: fk.name,
+      statement: {
+        text:
+          `select count(*)::int8 as n from ${quoteQualified(ctx.targetSchema, t.name)} c ` +
+          `where c."tenant_id" = $1::${ctx.idType} and ${notNull} ` +
+          `and not exists (select 1 from ${quoteQualified(fk.refSchema, fk.refTable)} p where ${match})`,
+        values: [ctx.tenantId],
+      },
+    }
+  })
+}
+
+/**
+ * Whether the target table already holds any row of the tenant (a copy on top
+ * would duplicate rows, so the tenant is refused instead).
+ *
+ * @example
+ * ```ts
+ * existingRowsStatement(ctx, table).text // 'select exists (select 1 from "public"."book" where "tenant_id" = $1::bigint) as found'
+ * ```
+ */
+export function existingRowsStatement(ctx: SqlContext, t: TablePlan): Statement {
+  return {
+    text: `select exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where "tenant_id" = $1::${ctx.idType}) as found`,
+    values: [ctx.tenantId],
+  }
+}

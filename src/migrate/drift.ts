@@ -1,0 +1,150 @@
+import type { ColumnInfo, DriftIssue, TableInfo } from './types.js'
+
+const INT_RANK: Record<string, number> = { smallint: 1, integer: 2, bigint: 3 }
+const TEXTUAL = /^(text|character varying(\(\d+\))?|character(\(\d+\))?)$/
+
+/** @internal the length limit of a varchar/char type, Infinity for text/varchar */
+function textLimit(type: string): number {
+  const m = /\((\d+)\)/.exec(type)
+  return m ? Number(m[1]) : type.startsWith('character(') ? 1 : Number.POSITIVE_INFINITY
+}
+
+/**
+ * Whether every value of the source column fits the target column without loss:
+ * the same type, an integer widening, a text widening, an enum whose labels
+ * the target enum all has, or a domain/base type of the same name.
+ *
+ * @example
+ * ```ts
+ * typesCompatible({ type: 'integer', typeKind: 'b' }, { type: 'bigint', typeKind: 'b' }) // true
+ * typesCompatible({ type: 'text', typeKind: 'b' }, { type: 'integer', typeKind: 'b' }) // false
+ * ```
+ */
+export function typesCompatible(
+  source: Pick<ColumnInfo, 'type' | 'typeKind' | 'enumLabels'>,
+  target: Pick<ColumnInfo, 'type' | 'typeKind' | 'enumLabels'>,
+): boolean {
+  if (source.type === target.type) return source.typeKind !== 'e' || enumsFit(source, target)
+  if (source.typeKind === 'e' && target.typeKind === 'e') return enumsFit(source, target)
+  const s = INT_RANK[source.type]
+  const t = INT_RANK[target.type]
+  if (s !== undefined && t !== undefined) return s <= t
+  if (s !== undefined && target.type.startsWith('numeric')) return target.type === 'numeric'
+  if (source.type === 'real' && target.type === 'double precision') return true
+  if (
+    TEXTUAL.test(source.type) &&
+    (target.type === 'text' || target.type === 'character varying')
+  ) {
+    return true
+  }
+  if (
+    source.type.startsWith('character varying(') &&
+    target.type.startsWith('character varying(')
+  ) {
+    return textLimit(source.type) <= textLimit(target.type)
+  }
+  if (source.typeKind === 'e' && TEXTUAL.test(target.type)) return target.type === 'text'
+  // Same unqualified type name in another schema (a domain or composite copied to public).
+  const bare = (t: string) => t.replace(/^("[^"]*"|[^."]+)\./, '')
+  return source.typeKind === target.typeKind && bare(source.type) === bare(target.type)
+}
+
+function enumsFit(
+  source: Pick<ColumnInfo, 'enumLabels'>,
+  target: Pick<ColumnInfo, 'enumLabels'>,
+): boolean {
+  const have = new Set(target.enumLabels ?? [])
+  return (source.enumLabels ?? []).every((l) => have.has(l))
+}
+
+/**
+ * Compares one tenant schema with the target tables and lists every difference:
+ * a source table with no target, a target without `tenant_id`, a source column
+ * the target lacks, a type the target cannot hold (blocking); a target column the
+ * tenant lacks (blocking only when NOT NULL without a default), a table the tenant
+ * lacks (not blocking: nothing to copy).
+ *
+ * @example
+ * ```ts
+ * const issues = compareWithTarget(sourceTables, targetTables, ['book', 'author'], 'public')
+ * issues.filter((i) => i.blocking) // []
+ * ```
+ */
+export function compareWithTarget(
+  source: ReadonlyMap<string, TableInfo>,
+  target: ReadonlyMap<string, TableInfo>,
+  tenantTables: readonly string[],
+  targetSchema: string,
+  tenantColumn = 'tenant_id',
+): DriftIssue[] {
+  const issues: DriftIssue[] = []
+  for (const name of tenantTables) {
+    const src = source.get(name)
+    const tgt = target.get(name)
+    if (!src) {
+      if (tgt) {
+        issues.push({
+          kind: 'missing-source-table',
+          table: name,
+          blocking: false,
+          message: `The tenant has no table ${name} (nothing to copy into ${targetSchema}.${name}).`,
+        })
+      }
+      continue
+    }
+    if (!tgt) {
+      issues.push({
+        kind: 'missing-target-table',
+        table: name,
+        blocking: true,
+        message: `${name} has no target table ${targetSchema}.${name}: create it (rowtenancy schema generate, or the app's migrations).`,
+      })
+      continue
+    }
+    const tcols = new Map(tgt.columns.map((c) => [c.name, c]))
+    if (!tcols.has(tenantColumn)) {
+      issues.push({
+        kind: 'target-missing-tenant-id',
+        table: name,
+        blocking: true,
+        message: `The target table ${targetSchema}.${name} has no ${tenantColumn} column.`,
+      })
+      continue
+    }
+    const scols = new Set(src.columns.map((c) => c.name))
+    for (const col of src.columns) {
+      const t = tcols.get(col.name)
+      if (!t) {
+        issues.push({
+          kind: 'missing-target-column',
+          table: name,
+          column: col.name,
+          blocking: true,
+          message: `${name}.${col.name} (${col.type}) has no column in ${targetSchema}.${name}; its data would be lost.`,
+        })
+      } else if (!typesCompatible(col, t)) {
+        issues.push({
+          kind: 'type-mismatch',
+          table: name,
+          column: col.name,
+          blocking: true,
+          message: `${name}.${col.name} is ${col.type} but ${targetSchema}.${name}.${col.name} is ${t.type}.`,
+        })
+      }
+    }
+    for (const t of tgt.columns) {
+      if (t.name === tenantColumn || scols.has(t.name)) continue
+      const blocking = t.notNull && !t.hasDefault && !t.generated && t.identity === ''
+      issues.push({
+        kind: 'extra-target-column',
+        table: name,
+        column: t.name,
+        blocking,
+        message: blocking
+          ? `${targetSchema}.${name}.${t.name} is NOT NULL without a default and the tenant has no such column.`
+          : `${targetSchema}.${name}.${t.name} is not in the tenant schema; it gets its default.`,
+      })
+    }
+  }
+  return issues
+}

@@ -1,0 +1,148 @@
+import type { Queryable } from '../tenants/queryable.js'
+import type { ColumnInfo, ForeignKeyInfo, TableInfo } from './types.js'
+
+/**
+ * The tables of each schema, by schema name then table name.
+ *
+ * @example
+ * ```ts
+ * const byName: SchemaTables = new Map([['tenant_1', new Map()]])
+ * ```
+ */
+export type SchemaTables = Map<string, Map<string, TableInfo>>
+
+const TABLES_SQL = `
+select n.nspname as schema, c.relname as name, c.oid::int8 as oid, c.relkind = 'p' as partitioned,
+       (greatest(c.reltuples, 0) + coalesce((
+          select sum(greatest(p.reltuples, 0)) from pg_inherits i join pg_class p on p.oid = i.inhrelid
+           where i.inhparent = c.oid), 0))::float8 as estimated
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname = any($1::text[]) and c.relkind in ('r', 'p') and not c.relispartition
+ order by 1, 2`
+
+const COLUMNS_SQL = `
+select a.attrelid::int8 as oid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+       a.attnotnull as not_null, a.atthasdef as has_default, a.attgenerated = 's' as generated,
+       a.attidentity as identity, t.typtype as type_kind,
+       case when t.typtype = 'e' then (select array_agg(e.enumlabel::text order by e.enumsortorder)
+                                         from pg_enum e where e.enumtypid = t.oid) end as enum_labels
+  from pg_attribute a join pg_type t on t.oid = a.atttypid
+ where a.attrelid = any($1::int8[]::oid[]) and a.attnum > 0 and not a.attisdropped
+ order by a.attrelid, a.attnum`
+
+const CONSTRAINTS_SQL = `
+select k.conrelid::int8 as oid, k.conname as name, k.contype as type, k.condeferrable as deferrable,
+       array(select a.attname from unnest(k.conkey) with ordinality u(n, i)
+               join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i)::text[] as columns,
+       rn.nspname as ref_schema, rc.relname as ref_table,
+       array(select a.attname from unnest(k.confkey) with ordinality u(n, i)
+               join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)::text[] as ref_columns
+  from pg_constraint k
+  left join pg_class rc on rc.oid = k.confrelid
+  left join pg_namespace rn on rn.oid = rc.relnamespace
+ where k.conrelid = any($1::int8[]::oid[]) and k.contype in ('p', 'f') and k.conparentid = 0
+ order by k.conrelid, k.conname`
+
+const TRIGGERS_SQL = `
+select g.tgrelid::int8 as oid, g.tgname as name
+  from pg_trigger g
+ where g.tgrelid = any($1::int8[]::oid[]) and not g.tgisinternal and g.tgenabled <> 'D'
+ order by g.tgrelid, g.tgname`
+
+/**
+ * Reads every plain and partitioned table (partitions folded into their parent)
+ * of the given schemas from the catalogs: columns, primary key, foreign keys,
+ * enabled user triggers, a row estimate. Names are bound as parameters, so any
+ * schema name is safe.
+ *
+ * @example
+ * ```ts
+ * const tables = await introspectSchemas(pool, ['tenant_1', 'public'])
+ * tables.get('tenant_1')?.get('book')?.primaryKey // ['id']
+ * ```
+ */
+export async function introspectSchemas(
+  db: Queryable,
+  schemas: readonly string[],
+): Promise<SchemaTables> {
+  const result: SchemaTables = new Map(schemas.map((s) => [s, new Map()]))
+  if (schemas.length === 0) return result
+  const { rows: tables } = await db.query(TABLES_SQL, [schemas])
+  if (tables.length === 0) return result
+  const oids = tables.map((t) => String(t.oid))
+  const [columns, constraints, triggers] = await Promise.all([
+    db.query(COLUMNS_SQL, [oids]),
+    db.query(CONSTRAINTS_SQL, [oids]),
+    db.query(TRIGGERS_SQL, [oids]),
+  ])
+  const group = <T>(rows: any[], map: (r: any) => T) => {
+    const out = new Map<string, T[]>()
+    for (const r of rows) {
+      const list = out.get(String(r.oid)) ?? []
+      list.push(map(r))
+      out.set(String(r.oid), list)
+    }
+    return out
+  }
+  const cols = group(columns.rows, toColumn)
+  const cons = group(constraints.rows, (r) => r)
+  const trigs = group(triggers.rows, (r) => r.name as string)
+  for (const t of tables) {
+    const oid = String(t.oid)
+    const own = cons.get(oid) ?? []
+    const pk = own.find((c) => c.type === 'p')
+    const fks: ForeignKeyInfo[] = own
+      .filter((c) => c.type === 'f')
+      .map((c) => ({
+        name: c.name,
+        columns: c.columns,
+        refSchema: c.ref_schema,
+        refTable: c.ref_table,
+        refColumns: c.ref_columns,
+        deferrable: c.deferrable,
+      }))
+    result.get(t.schema)?.set(t.name, {
+      schema: t.schema,
+      name: t.name,
+      partitioned: t.partitioned,
+      columns: cols.get(oid) ?? [],
+      primaryKey: pk ? (pk.columns as string[]) : [],
+      foreignKeys: fks,
+      estimatedRows: Math.round(Number(t.estimated)),
+      userTriggers: trigs.get(oid) ?? [],
+    })
+  }
+  return result
+}
+
+function toColumn(r: any): ColumnInfo {
+  return {
+    name: r.name,
+    type: r.type,
+    notNull: r.not_null,
+    hasDefault: r.has_default,
+    generated: r.generated,
+    identity: r.identity,
+    typeKind: r.type_kind,
+    ...(r.enum_labels ? { enumLabels: r.enum_labels as string[] } : {}),
+  }
+}
+
+/**
+ * The names of the schemas that exist, out of `schemas`.
+ *
+ * @example
+ * ```ts
+ * await existingSchemas(pool, ['tenant_1', 'nope']) // Set { 'tenant_1' }
+ * ```
+ */
+export async function existingSchemas(
+  db: Queryable,
+  schemas: readonly string[],
+): Promise<Set<string>> {
+  const { rows } = await db.query(
+    'select nspname from pg_namespace where nspname = any($1::text[])',
+    [schemas],
+  )
+  return new Set(rows.map((r) => r.nspname as string))
+}

@@ -1,0 +1,245 @@
+import { quoteQualified } from '../schema/identifiers.js'
+import type { Queryable } from '../tenants/queryable.js'
+import type { IdStrategy } from './types.js'
+
+/**
+ * The name of the ledger table (in the target schema).
+ *
+ * @example
+ * ```ts
+ * LEDGER_TABLE // 'rowtenancy_migration'
+ * ```
+ */
+export const LEDGER_TABLE = 'rowtenancy_migration'
+
+/**
+ * The name of the id mapping table kept by the `remap` strategy (for audit).
+ *
+ * @example
+ * ```ts
+ * ID_MAP_TABLE // 'rowtenancy_id_map'
+ * ```
+ */
+export const ID_MAP_TABLE = 'rowtenancy_id_map'
+
+/**
+ * What the ledger knows about one table of one tenant.
+ *
+ * @example
+ * ```ts
+ * const t: LedgerTable = { rows: 120, checksum: '-8812731', columns: ['id', 'title'] }
+ * ```
+ */
+export interface LedgerTable {
+  readonly rows: number
+  /** The order-independent checksum of the copied rows (target side, at copy time). */
+  readonly checksum: string
+  /** The columns the checksum covers, in order (so it can be recomputed after the schema is dropped). */
+  readonly columns: readonly string[]
+}
+
+/**
+ * A tenant's ledger row.
+ *
+ * @example
+ * ```ts
+ * const e = (await readLedger(pool, 'public')).get('7')
+ * e?.state // 'done'
+ * ```
+ */
+export interface LedgerEntry {
+  readonly tenantId: string
+  readonly schema: string
+  /** `pending` (failed, nothing copied), `partial` (some tables, `--model`), `done`, `rolled_back`, `schema_dropped`. */
+  readonly state: 'pending' | 'partial' | 'done' | 'rolled_back' | 'schema_dropped'
+  readonly idStrategy: IdStrategy
+  readonly tables: Readonly<Record<string, LedgerTable>>
+  readonly createdTenant: boolean
+  readonly startedAt: Date | null
+  readonly finishedAt: Date | null
+  readonly verifiedAt: Date | null
+  readonly verifyOk: boolean | null
+  readonly lastError: string | null
+}
+
+/**
+ * Creates the ledger table (and, for `remap`, the id map) when missing. Idempotent
+ * and safe against concurrent runs.
+ *
+ * @example
+ * ```ts
+ * await ensureLedger(pool, 'public', { idMap: false })
+ * ```
+ */
+export async function ensureLedger(
+  db: Queryable,
+  schema: string,
+  options: { idMap?: boolean } = {},
+): Promise<void> {
+  const ledger = quoteQualified(schema, LEDGER_TABLE)
+  const map = quoteQualified(schema, ID_MAP_TABLE)
+  await db.query('begin')
+  try {
+    await db.query("select pg_advisory_xact_lock(hashtext('rowtenancy.ledger'))")
+    await db.query(`create table if not exists ${ledger} (
+  tenant_id text primary key,
+  schema_name text not null,
+  state text not null check (state in ('pending', 'partial', 'done', 'rolled_back', 'schema_dropped')),
+  id_strategy text not null check (id_strategy in ('composite', 'remap')),
+  tables jsonb not null default '{}'::jsonb,
+  created_tenant boolean not null default false,
+  started_at timestamptz,
+  finished_at timestamptz,
+  verified_at timestamptz,
+  verify_ok boolean,
+  last_error text
+)`)
+    if (options.idMap) {
+      await db.query(`create table if not exists ${map} (
+  tenant_id text not null,
+  table_name text not null,
+  old_id bigint not null,
+  new_id bigint not null,
+  primary key (tenant_id, table_name, old_id)
+)`)
+    }
+    await db.query('commit')
+  } catch (err) {
+    await db.query('rollback').catch(() => {})
+    throw err
+  }
+}
+
+/**
+ * Whether the ledger table exists (a dry run never creates it).
+ *
+ * @example
+ * ```ts
+ * await ledgerExists(pool, 'public') // false before the first real run
+ * ```
+ */
+export async function ledgerExists(db: Queryable, schema: string): Promise<boolean> {
+  const { rows } = await db.query('select to_regclass($1) is not null as ok', [
+    quoteQualified(schema, LEDGER_TABLE),
+  ])
+  return rows[0]?.ok === true
+}
+
+/** @internal */
+function toEntry(r: any): LedgerEntry {
+  return {
+    tenantId: r.tenant_id,
+    schema: r.schema_name,
+    state: r.state,
+    idStrategy: r.id_strategy,
+    tables: r.tables ?? {},
+    createdTenant: r.created_tenant,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    verifiedAt: r.verified_at,
+    verifyOk: r.verify_ok,
+    lastError: r.last_error,
+  }
+}
+
+/**
+ * Reads the whole ledger (empty when the table does not exist).
+ *
+ * @example
+ * ```ts
+ * const ledger = await readLedger(pool, 'public')
+ * [...ledger.values()].filter((e) => e.state === 'done').length
+ * ```
+ */
+export async function readLedger(db: Queryable, schema: string): Promise<Map<string, LedgerEntry>> {
+  if (!(await ledgerExists(db, schema))) return new Map()
+  const { rows } = await db.query(
+    `select * from ${quoteQualified(schema, LEDGER_TABLE)} order by tenant_id`,
+  )
+  return new Map(rows.map((r) => [r.tenant_id as string, toEntry(r)]))
+}
+
+/**
+ * Reads one tenant's ledger row and locks it for the rest of the transaction.
+ *
+ * @example
+ * ```ts
+ * const entry = await lockLedgerEntry(client, 'public', '7')
+ * ```
+ * @internal
+ */
+export async function lockLedgerEntry(
+  db: Queryable,
+  schema: string,
+  tenantId: string,
+): Promise<LedgerEntry | undefined> {
+  const { rows } = await db.query(
+    `select * from ${quoteQualified(schema, LEDGER_TABLE)} where tenant_id = $1 for update`,
+    [tenantId],
+  )
+  return rows[0] ? toEntry(rows[0]) : undefined
+}
+
+/**
+ * Writes a tenant's ledger row (insert or replace), inside the caller's transaction.
+ *
+ * @example
+ * ```ts
+ * await writeLedgerEntry(client, 'public', { ...entry, state: 'done' })
+ * ```
+ * @internal
+ */
+export async function writeLedgerEntry(
+  db: Queryable,
+  schema: string,
+  e: LedgerEntry,
+): Promise<void> {
+  await db.query(
+    `insert into ${quoteQualified(schema, LEDGER_TABLE)} as l
+       (tenant_id, schema_name, state, id_strategy, tables, created_tenant, started_at, finished_at,
+        verified_at, verify_ok, last_error)
+     values ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11)
+     on conflict (tenant_id) do update set schema_name = excluded.schema_name, state = excluded.state,
+       id_strategy = excluded.id_strategy, tables = excluded.tables, created_tenant = excluded.created_tenant,
+       started_at = excluded.started_at, finished_at = excluded.finished_at,
+       verified_at = excluded.verified_at, verify_ok = excluded.verify_ok, last_error = excluded.last_error`,
+    [
+      e.tenantId,
+      e.schema,
+      e.state,
+      e.idStrategy,
+      JSON.stringify(e.tables),
+      e.createdTenant,
+      e.startedAt,
+      e.finishedAt,
+      e.verifiedAt,
+      e.verifyOk,
+      e.lastError,
+    ],
+  )
+}
+
+/**
+ * Records why a tenant failed, without touching what an earlier run copied.
+ *
+ * @example
+ * ```ts
+ * await recordFailure(pool, 'public', '7', 'tenant_7', 'composite', 'checksum mismatch in book')
+ * ```
+ * @internal
+ */
+export async function recordFailure(
+  db: Queryable,
+  schema: string,
+  tenantId: string,
+  schemaName: string,
+  idStrategy: IdStrategy,
+  message: string,
+): Promise<void> {
+  await db.query(
+    `insert into ${quoteQualified(schema, LEDGER_TABLE)} (tenant_id, schema_name, state, id_strategy, last_error)
+     values ($1, $2, 'pending', $3, $4)
+     on conflict (tenant_id) do update set last_error = excluded.last_error`,
+    [tenantId, schemaName, idStrategy, message.slice(0, 2000)],
+  )
+}

@@ -1,0 +1,367 @@
+import { MigrationError } from '../errors/index.js'
+import { quoteQualified } from '../schema/identifiers.js'
+import type { TenantIdType } from '../tenants/id-types.js'
+import { parseTenantId } from '../tenants/id-types.js'
+import { existingIdType } from '../tenants/install.js'
+import type { Queryable } from '../tenants/queryable.js'
+import { discoverTenants } from './discover.js'
+import { compareWithTarget } from './drift.js'
+import { existingSchemas, introspectSchemas } from './introspect.js'
+import { foreignKeyOrder } from './order.js'
+import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
+
+/** Tables of rowtenancy's own that are never tenant tables. @internal */
+export const OWN_TABLES = new Set([
+  'tenants',
+  'tenant_domains',
+  'rowtenancy_migration',
+  'rowtenancy_id_map',
+])
+
+/**
+ * What to migrate and how; shared by `planMigration`, `migrate`, `verify` and friends.
+ *
+ * @example
+ * ```ts
+ * const opts: PlanOptions = { source: { legacyTenantsTable: 'public.customers_client' }, all: true }
+ * ```
+ */
+export interface PlanOptions {
+  /** Where the legacy tenants come from. */
+  readonly source?: SourceOptions
+  /** Schema of the shared target tables (and the ledger); `public` by default. */
+  readonly targetSchema?: string
+  /** Schema of `tenants` / `tenant_domains`; the target schema by default. */
+  readonly tenantsSchema?: string
+  /** Every tenant (the default when no `tenantIds` are given). */
+  readonly all?: boolean
+  /** Only these legacy tenant ids; an unknown id is an error. */
+  readonly tenantIds?: readonly string[]
+  /** Only these tables: a name (`finance_account`) or a Django label (`finance.Account`). */
+  readonly models?: readonly string[]
+  /** `composite` (default) or `remap`. */
+  readonly idStrategy?: IdStrategy
+}
+
+/**
+ * How one source column reaches its target column when the ids are remapped.
+ *
+ * @example
+ * ```ts
+ * const r: RemapColumn = { kind: 'key', table: 'book' }
+ * ```
+ */
+export interface RemapColumn {
+  /** `key`: the table's own remapped key; `ref`: a foreign key to a remapped table. */
+  readonly kind: 'key' | 'ref'
+  /** The remapped table whose mapping translates the value. */
+  readonly table: string
+}
+
+/**
+ * One table of one tenant: source, target, and the columns that are copied.
+ *
+ * @example
+ * ```ts
+ * plan.tenants[0].tables[0].columns // ['id', 'title', 'author_id']
+ * ```
+ */
+export interface TablePlan {
+  readonly name: string
+  readonly source: TableInfo
+  readonly target: TableInfo
+  /** Source columns that have a target column (compared by verify). */
+  readonly columns: readonly string[]
+  /** The subset that is inserted (target generated columns compute themselves). */
+  readonly insertColumns: readonly string[]
+  /** Target types, by column, for columns whose source type differs. */
+  readonly casts: ReadonlyMap<string, string>
+  /** `OVERRIDING SYSTEM VALUE` is needed (a GENERATED ALWAYS identity column). */
+  readonly overriding: boolean
+  /** Remap strategy: the table's new-key sequence (when its key is remapped). */
+  readonly remapSequence?: string
+  /** Remap strategy: the key column that gets new ids. */
+  readonly remapKey?: string
+  /** Remap strategy: how each translated column is mapped. */
+  readonly remapColumns: ReadonlyMap<string, RemapColumn>
+}
+
+/**
+ * The plan for one tenant.
+ *
+ * @example
+ * ```ts
+ * const t = plan.tenants.find((p) => p.tenant.id === '7')
+ * t?.blocked // false
+ * ```
+ */
+export interface TenantPlan {
+  readonly tenant: SourceTenant
+  readonly drift: readonly DriftIssue[]
+  readonly blocked: boolean
+  readonly tables: readonly TablePlan[]
+  /** Every tenant table the schema has, selected by `models` or not (for the ledger's `done`). */
+  readonly allTables: readonly string[]
+  readonly estimatedRows: number
+}
+
+/**
+ * Everything a run needs to know, computed read-only from the catalogs.
+ *
+ * @example
+ * ```ts
+ * const plan = await planMigration(pool, { all: true })
+ * plan.tenants.length // 3
+ * ```
+ */
+export interface MigrationPlan {
+  readonly targetSchema: string
+  readonly tenantsSchema: string
+  readonly idType: TenantIdType
+  readonly idStrategy: IdStrategy
+  /** Every tenant table (in the selection), in foreign-key order. */
+  readonly tables: readonly string[]
+  /** Tables caught in a foreign-key cycle. */
+  readonly cyclicTables: ReadonlySet<string>
+  readonly targets: ReadonlyMap<string, TableInfo>
+  readonly tenants: readonly TenantPlan[]
+  readonly warnings: readonly string[]
+}
+
+/**
+ * Resolves `--model` values to table names: `app.Model` becomes `app_model`
+ * (Django's default `db_table`), a plain name is taken as is.
+ *
+ * @example
+ * ```ts
+ * resolveModel('finance.Account') // 'finance_account'
+ * resolveModel('book') // 'book'
+ * ```
+ */
+export function resolveModel(model: string): string {
+  const m = /^([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)$/.exec(model)
+  return m ? `${m[1]!.toLowerCase()}_${m[2]!.toLowerCase()}` : model
+}
+
+/**
+ * Builds the migration plan: discovers the tenants, reads every tenant schema and
+ * the target, compares them (drift), orders the tables by foreign key and works
+ * out each table's column list. Reads only; never writes.
+ *
+ * @example
+ * ```ts
+ * const plan = await planMigration(pool, { source: { schemaPattern: 'tenant_{id}' }, all: true })
+ * for (const t of plan.tenants) console.log(t.tenant.schema, t.blocked, t.estimatedRows)
+ * ```
+ */
+export async function planMigration(db: Queryable, options: PlanOptions): Promise<MigrationPlan> {
+  const targetSchema = options.targetSchema ?? 'public'
+  const tenantsSchema = options.tenantsSchema ?? targetSchema
+  const idStrategy = options.idStrategy ?? 'composite'
+  if (idStrategy !== 'composite' && idStrategy !== 'remap') {
+    throw new MigrationError(
+      `Unknown id strategy ${JSON.stringify(idStrategy)}: use composite or remap.`,
+    )
+  }
+  const idType = await existingIdType(db, tenantsSchema)
+  if (idType === undefined) {
+    throw new MigrationError(
+      `There is no ${tenantsSchema}.tenants table. Install it first (rowtenancy tenants install, or ` +
+        'installTenantTables(db, { idType })) with the id type of the legacy tenant ids.',
+    )
+  }
+  const found = await discoverTenants(db, options.source ?? {}, idType)
+  const warnings = [...found.warnings]
+  let tenants = found.tenants.filter((t) => t.schema !== targetSchema && t.schema !== tenantsSchema)
+  const ids = new Set<string>()
+  for (const t of tenants) {
+    if (ids.has(t.id))
+      throw new MigrationError(`Two legacy tenants have the id ${t.id}; fix the legacy table.`)
+    ids.add(t.id)
+  }
+  if (options.tenantIds && options.tenantIds.length > 0) {
+    const wanted = options.tenantIds.map((raw) => parseTenantId(idType, raw))
+    const unknown = wanted.filter((id) => !ids.has(id))
+    if (unknown.length > 0) {
+      throw new MigrationError(
+        `Unknown tenant id ${unknown.map((u) => JSON.stringify(u)).join(', ')}: no legacy tenant has it. ` +
+          `Known ids: ${[...ids].slice(0, 20).join(', ')}${ids.size > 20 ? ', ...' : ''}.`,
+      )
+    }
+    tenants = tenants.filter((t) => wanted.includes(t.id))
+  } else if (!options.all) {
+    throw new MigrationError(
+      'Say which tenants to migrate: --all, or --tenant-id <id> (repeatable).',
+    )
+  }
+
+  const present = await existingSchemas(
+    db,
+    tenants.map((t) => t.schema),
+  )
+  const introspected = await introspectSchemas(db, [...present, targetSchema])
+  const targets = introspected.get(targetSchema)!
+  const allNames = new Set<string>()
+  for (const t of tenants)
+    for (const name of introspected.get(t.schema)?.keys() ?? []) allNames.add(name)
+  for (const own of OWN_TABLES) allNames.delete(own)
+  let selected = [...allNames]
+  if (options.models && options.models.length > 0) {
+    const wanted = options.models.map((m) => ({ model: m, table: resolveModel(m) }))
+    const unknown = wanted.filter((w) => !allNames.has(w.table))
+    if (unknown.length > 0) {
+      throw new MigrationError(
+        `Unknown model ${unknown.map((u) => `${JSON.stringify(u.model)} (table ${u.table})`).join(', ')}: ` +
+          `no tenant schema has that table. Tenant tables: ${[...allNames].sort().slice(0, 30).join(', ')}.`,
+      )
+    }
+    selected = [...new Set(wanted.map((w) => w.table))]
+  }
+
+  const edges: [string, string][] = []
+  for (const t of tenants) {
+    for (const table of introspected.get(t.schema)?.values() ?? []) {
+      for (const fk of table.foreignKeys)
+        if (fk.refSchema === t.schema) edges.push([table.name, fk.refTable])
+    }
+  }
+  for (const table of targets.values()) {
+    for (const fk of table.foreignKeys)
+      if (fk.refSchema === targetSchema) edges.push([table.name, fk.refTable])
+  }
+  const { order, cyclic } = foreignKeyOrder(selected, edges)
+  const sequences =
+    idStrategy === 'remap' ? await keySequences(db, targetSchema, targets, order) : new Map()
+
+  const plans: TenantPlan[] = tenants.map((tenant) => {
+    if (!present.has(tenant.schema)) {
+      return {
+        tenant,
+        blocked: true,
+        tables: [],
+        allTables: [],
+        estimatedRows: 0,
+        drift: [
+          {
+            kind: 'missing-schema',
+            blocking: true,
+            message: `The schema ${JSON.stringify(tenant.schema)} named for tenant ${tenant.id} does not exist.`,
+          },
+        ],
+      }
+    }
+    const source = introspected.get(tenant.schema)!
+    const drift = compareWithTarget(source, targets, order, targetSchema)
+    const tables: TablePlan[] = []
+    for (const name of order) {
+      const src = source.get(name)
+      const tgt = targets.get(name)
+      if (!src || !tgt?.columns.some((c) => c.name === 'tenant_id')) continue
+      const plan = tablePlan(src, tgt, idStrategy, sequences, source, drift)
+      if (plan) tables.push(plan)
+    }
+    return {
+      tenant,
+      drift,
+      blocked: drift.some((d) => d.blocking),
+      tables,
+      allTables: [...source.keys()].filter((n) => !OWN_TABLES.has(n)),
+      estimatedRows: tables.reduce((n, t) => n + t.source.estimatedRows, 0),
+    }
+  })
+  return {
+    targetSchema,
+    tenantsSchema,
+    idType,
+    idStrategy,
+    tables: order,
+    cyclicTables: cyclic,
+    targets,
+    tenants: plans,
+    warnings,
+  }
+}
+
+/** @internal the sequence behind each single-column integer key of a target table */
+async function keySequences(
+  db: Queryable,
+  schema: string,
+  targets: ReadonlyMap<string, TableInfo>,
+  tables: readonly string[],
+): Promise<Map<string, { column: string; sequence: string }>> {
+  const out = new Map<string, { column: string; sequence: string }>()
+  for (const name of tables) {
+    const t = targets.get(name)
+    const key = t?.primaryKey.length === 1 ? t.primaryKey[0]! : undefined
+    if (!t || key === undefined) continue
+    const col = t.columns.find((c) => c.name === key)
+    if (!col || !['smallint', 'integer', 'bigint'].includes(col.type)) continue
+    const { rows } = await db.query('select pg_get_serial_sequence($1, $2) as seq', [
+      quoteQualified(schema, name),
+      key,
+    ])
+    if (rows[0]?.seq) out.set(name, { column: key, sequence: rows[0].seq })
+  }
+  return out
+}
+
+/** @internal */
+function tablePlan(
+  src: TableInfo,
+  tgt: TableInfo,
+  strategy: IdStrategy,
+  sequences: Map<string, { column: string; sequence: string }>,
+  sourceTables: ReadonlyMap<string, TableInfo>,
+  drift: DriftIssue[],
+): TablePlan | undefined {
+  const tcols = new Map(tgt.columns.map((c) => [c.name, c]))
+  const columns = src.columns.filter((c) => tcols.has(c.name)).map((c) => c.name)
+  const insertColumns = columns.filter((c) => !tcols.get(c)!.generated)
+  const casts = new Map<string, string>()
+  for (const c of src.columns) {
+    const t = tcols.get(c.name)
+    if (t && t.type !== c.type) casts.set(c.name, t.type)
+  }
+  const overriding = insertColumns.some((c) => tcols.get(c)!.identity === 'a')
+  const remapColumns = new Map<string, RemapColumn>()
+  let remapSequence: string | undefined
+  let remapKey: string | undefined
+  if (strategy === 'remap') {
+    const own = sequences.get(src.name)
+    if (own && src.primaryKey.length === 1 && src.primaryKey[0] === own.column) {
+      remapSequence = own.sequence
+      remapKey = own.column
+      remapColumns.set(own.column, { kind: 'key', table: src.name })
+    }
+    for (const fk of src.foreignKeys) {
+      if (fk.refSchema !== src.schema) continue
+      const ref = sequences.get(fk.refTable)
+      const refSource = sourceTables.get(fk.refTable)
+      if (!ref || !refSource || refSource.primaryKey.join() !== ref.column) continue
+      if (fk.columns.length !== 1 || fk.refColumns[0] !== ref.column) {
+        drift.push({
+          kind: 'type-mismatch',
+          table: src.name,
+          column: fk.columns.join(', '),
+          blocking: true,
+          message: `${src.name}.${fk.name} is a multi-column key into ${fk.refTable}, which remap cannot rewrite; use --id-strategy composite.`,
+        })
+        continue
+      }
+      if (!remapColumns.has(fk.columns[0]!))
+        remapColumns.set(fk.columns[0]!, { kind: 'ref', table: fk.refTable })
+    }
+  }
+  return {
+    name: src.name,
+    source: src,
+    target: tgt,
+    columns,
+    insertColumns,
+    casts,
+    overriding,
+    remapColumns,
+    ...(remapSequence ? { remapSequence } : {}),
+    ...(remapKey ? { remapKey } : {}),
+  }
+}

@@ -1,0 +1,310 @@
+import { MigrationError } from '../errors/index.js'
+import { quoteQualified } from '../schema/identifiers.js'
+import type { ConnectableQueryable } from '../tenants/queryable.js'
+import { copyTenant } from './copy.js'
+import { emit, type MigrationListener } from './events.js'
+import { type CopyGuard, chooseGuard } from './guard.js'
+import { ensureLedger, type LedgerEntry, readLedger, recordFailure } from './ledger.js'
+import { type MigrationPlan, type PlanOptions, planMigration, type TenantPlan } from './plan.js'
+import type { MigrationReport, TenantReport } from './report.js'
+import { adjustSequences, type SequenceAdjustment } from './sequences.js'
+
+/**
+ * Options of {@link migrate}.
+ *
+ * @example
+ * ```ts
+ * const opts: MigrateOptions = { db: pool, all: true, jobs: 4, verify: true }
+ * ```
+ */
+export interface MigrateOptions extends PlanOptions {
+  /** A pool (or anything that hands out connections); sized at least `jobs + 1`. */
+  readonly db: ConnectableQueryable
+  /** Report the plan and drift; write nothing at all. */
+  readonly dryRun?: boolean
+  /** Tenants copied at once, each on its own connection; 1 by default. */
+  readonly jobs?: number
+  /** Verify each tenant before marking it done; true by default. */
+  readonly verify?: boolean
+  /** Refuse the whole run when any tenant has blocking drift, and stop at the first failure. */
+  readonly strict?: boolean
+  readonly onEvent?: MigrationListener
+}
+
+/** @internal */
+function tenantState(entry: LedgerEntry | undefined, tp: TenantPlan): 'done' | 'todo' {
+  if (!entry || entry.state === 'rolled_back' || entry.state === 'pending') return 'todo'
+  if (entry.state === 'done' || entry.state === 'schema_dropped') return 'done'
+  return tp.tables.every((t) => entry.tables[t.name] !== undefined) ? 'done' : 'todo'
+}
+
+/**
+ * Moves tenants from their schemas into the shared tables. Plans (discovery,
+ * drift, FK order), creates the ledger, then migrates each tenant in its own
+ * transaction, `jobs` at a time; tenants with blocking drift are refused and
+ * reported, the rest go ahead. Finished tenants (per the ledger) are skipped, so
+ * a rerun after a crash picks up where it stopped. Finally moves the shared
+ * sequences above the copied ids. With `dryRun`, writes nothing and reports the plan.
+ *
+ * @example
+ * ```ts
+ * import { migrate, formatReport } from 'rowtenancy/migrate'
+ * const report = await migrate({ db: pool, all: true, source: { legacyTenantsTable: 'public.customers_client' } })
+ * for (const line of formatReport(report)) console.log(line)
+ * ```
+ */
+export async function migrate(options: MigrateOptions): Promise<MigrationReport> {
+  const started = Date.now()
+  const jobs = Math.max(1, Math.floor(options.jobs ?? 1))
+  if (!Number.isFinite(jobs) || jobs > 64) {
+    throw new MigrationError(`--jobs must be between 1 and 64, not ${options.jobs}.`)
+  }
+  const verify = options.verify ?? true
+  const dryRun = options.dryRun ?? false
+  const admin = await options.db.connect()
+  let guard: CopyGuard | null = null
+  let plan: MigrationPlan
+  let ledger: Map<string, LedgerEntry>
+  try {
+    plan = await planMigration(admin, options)
+    guard = await chooseGuard(admin, plan).catch((err) => {
+      if (dryRun) return null
+      throw err
+    })
+    ledger = await readLedger(admin, plan.targetSchema)
+  } finally {
+    admin.release()
+  }
+  const warnings = [...plan.warnings]
+  const reports = new Map<string, TenantReport>()
+  const todo: TenantPlan[] = []
+  for (const tp of plan.tenants) {
+    const base = {
+      tenantId: tp.tenant.id,
+      schema: tp.tenant.schema,
+      tables: [],
+      rows: 0,
+      ms: 0,
+      drift: tp.drift,
+    }
+    if (tp.blocked) {
+      reports.set(tp.tenant.id, { ...base, status: 'blocked', error: 'blocking drift; see drift' })
+    } else if (tenantState(ledger.get(tp.tenant.id), tp) === 'done') {
+      reports.set(tp.tenant.id, { ...base, status: 'skipped' })
+    } else {
+      todo.push(tp)
+    }
+  }
+  const rowsToCopy = todo.reduce((n, t) => n + t.estimatedRows, 0)
+  emit(options.onEvent, {
+    type: 'plan',
+    tenants: plan.tenants.length,
+    toCopy: todo.length,
+    rows: rowsToCopy,
+    dryRun,
+  })
+  let aborted: string | undefined
+  const blocked = plan.tenants.filter((t) => t.blocked)
+  if (options.strict && blocked.length > 0) {
+    aborted = `--strict: ${blocked.length} tenant(s) have blocking drift (${blocked.map((t) => t.tenant.id).join(', ')}); nothing was migrated.`
+    for (const tp of todo) reports.set(tp.tenant.id, { ...pending(tp), status: 'not-run' })
+  } else if (dryRun) {
+    await countRows(options.db, todo, reports)
+  } else {
+    await runCopies(
+      options,
+      plan,
+      todo,
+      reports,
+      guard!,
+      verify,
+      jobs,
+      warnings,
+      () => (aborted = 'stopped at the first failure (--strict)'),
+    )
+  }
+  let sequences: SequenceAdjustment[] = []
+  if (!dryRun && !(options.strict && blocked.length > 0)) {
+    sequences = await adjustSequences(options.db, plan.targetSchema, plan.tables)
+    sequences.push(...(await adjustSequences(options.db, plan.tenantsSchema, ['tenants'])))
+    emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
+  }
+  const tenants = plan.tenants.map((tp) => reports.get(tp.tenant.id) ?? pending(tp))
+  const count = (s: TenantReport['status']) => tenants.filter((t) => t.status === s).length
+  const failed = count('failed') + count('not-run')
+  const ok = aborted === undefined && failed === 0 && count('blocked') === 0
+  const report: MigrationReport = {
+    ok,
+    dryRun,
+    idStrategy: plan.idStrategy,
+    guard,
+    verify: verify && !dryRun,
+    tenants,
+    totals: {
+      tenants: tenants.length,
+      migrated: count('migrated') + count('planned'),
+      skipped: count('skipped'),
+      blocked: count('blocked'),
+      failed,
+      rows: tenants.reduce((n, t) => n + t.rows, 0),
+    },
+    sequences,
+    warnings,
+    ...(aborted ? { aborted } : {}),
+    ms: Date.now() - started,
+  }
+  emit(options.onEvent, { type: 'finished', ok, ms: report.ms })
+  return report
+}
+
+/** @internal */
+function pending(tp: TenantPlan): TenantReport {
+  return {
+    tenantId: tp.tenant.id,
+    schema: tp.tenant.schema,
+    status: 'planned',
+    tables: [],
+    rows: 0,
+    ms: 0,
+    drift: tp.drift,
+  }
+}
+
+/** @internal dry run: exact source row counts, in a read-only transaction */
+async function countRows(
+  db: ConnectableQueryable,
+  todo: TenantPlan[],
+  reports: Map<string, TenantReport>,
+): Promise<void> {
+  const client = await db.connect()
+  try {
+    await client.query('begin read only')
+    for (const tp of todo) {
+      const tables = []
+      for (const t of tp.tables) {
+        const only = t.source.partitioned ? '' : 'only '
+        const { rows } = await client.query(
+          `select count(*)::int8 as n from ${only}${quoteQualified(tp.tenant.schema, t.name)}`,
+        )
+        tables.push({ table: t.name, rows: Number(rows[0].n), checksum: 'skipped' as const })
+      }
+      reports.set(tp.tenant.id, {
+        ...pending(tp),
+        tables,
+        rows: tables.reduce((n, t) => n + t.rows, 0),
+      })
+    }
+  } finally {
+    await client.query('rollback').catch(() => {})
+    client.release()
+  }
+}
+
+/** @internal the worker loop: `jobs` tenants at a time, each on its own connection */
+async function runCopies(
+  options: MigrateOptions,
+  plan: MigrationPlan,
+  todo: TenantPlan[],
+  reports: Map<string, TenantReport>,
+  guard: CopyGuard,
+  verify: boolean,
+  jobs: number,
+  warnings: string[],
+  onStrictStop: () => void,
+): Promise<void> {
+  {
+    const setup = await options.db.connect()
+    try {
+      await ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' })
+    } finally {
+      setup.release()
+    }
+  }
+  const queue = [...todo]
+  let stop = false
+  const worker = async () => {
+    while (!stop) {
+      const tp = queue.shift()
+      if (!tp) return
+      const client = await options.db.connect()
+      let broken: Error | undefined
+      const started = Date.now()
+      try {
+        emit(options.onEvent, {
+          type: 'tenant-start',
+          tenantId: tp.tenant.id,
+          schema: tp.tenant.schema,
+          rows: tp.estimatedRows,
+          tables: tp.tables.length,
+        })
+        const r = await copyTenant(client, plan, tp, {
+          guard,
+          verify,
+          ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+        })
+        warnings.push(...(r.warnings ?? []))
+        const tables = r.tables.map((t) => {
+          const check = r.checks.find((c) => c.table === t.table)
+          return {
+            table: t.table,
+            rows: t.rows,
+            checksum: verify ? ('ok' as const) : ('skipped' as const),
+            ...(check ? { check } : {}),
+          }
+        })
+        const rows = tables.reduce((n, t) => n + t.rows, 0)
+        reports.set(tp.tenant.id, {
+          ...pending(tp),
+          status: r.status === 'migrated' ? 'migrated' : 'skipped',
+          tables,
+          rows,
+          ms: r.ms,
+        })
+        if (r.status === 'migrated')
+          emit(options.onEvent, { type: 'tenant-done', tenantId: tp.tenant.id, rows, ms: r.ms })
+        else
+          emit(options.onEvent, {
+            type: 'tenant-skipped',
+            tenantId: tp.tenant.id,
+            reason: r.reason ?? 'done',
+          })
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err)
+        if (isConnectionLoss(err)) broken = err as Error
+        reports.set(tp.tenant.id, {
+          ...pending(tp),
+          status: 'failed',
+          error: message,
+          ms: Date.now() - started,
+        })
+        emit(options.onEvent, { type: 'tenant-failed', tenantId: tp.tenant.id, error: message })
+        if (!broken) {
+          await recordFailure(
+            client,
+            plan.targetSchema,
+            tp.tenant.id,
+            tp.tenant.schema,
+            plan.idStrategy,
+            message,
+          ).catch(() => {})
+        }
+        if (options.strict) {
+          stop = true
+          onStrictStop()
+        }
+      } finally {
+        client.release(broken)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, todo.length)) }, worker))
+  for (const tp of queue) reports.set(tp.tenant.id, { ...pending(tp), status: 'not-run' })
+}
+
+/** @internal */
+function isConnectionLoss(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code
+  return code === undefined
+    ? !(err instanceof MigrationError)
+    : code.startsWith('08') || code === '57P01'
+}

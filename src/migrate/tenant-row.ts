@@ -1,0 +1,65 @@
+import { quoteQualified } from '../schema/identifiers.js'
+import type { TenantIdType } from '../tenants/id-types.js'
+import type { Queryable } from '../tenants/queryable.js'
+import type { SourceTenant } from './types.js'
+
+/**
+ * Makes sure the legacy tenant exists in `tenants` under its legacy id, inside
+ * the caller's transaction: inserts it when missing (slug from the legacy layout,
+ * suffixed with the id when another tenant holds it) and adds its domains that
+ * are still free. Returns whether the tenant row was created, and the domains
+ * that were taken by another tenant.
+ *
+ * @example
+ * ```ts
+ * await ensureTenantRow(client, 'public', 'bigint', { id: '7', schema: 'acme', slug: 'acme', name: 'Acme', domains: [] })
+ * // { created: true, skippedDomains: [] }
+ * ```
+ * @internal
+ */
+export async function ensureTenantRow(
+  db: Queryable,
+  schema: string,
+  idType: TenantIdType,
+  tenant: SourceTenant,
+): Promise<{ created: boolean; skippedDomains: string[] }> {
+  const tenants = quoteQualified(schema, 'tenants')
+  const domains = quoteQualified(schema, 'tenant_domains')
+  const { rows } = await db.query(`select 1 from ${tenants} where id = $1::${idType}`, [tenant.id])
+  let created = false
+  if (rows.length === 0) {
+    const taken = await db.query(`select 1 from ${tenants} where slug = $1`, [tenant.slug])
+    let slug = tenant.slug
+    if (taken.rows.length > 0) {
+      const suffix = `-${
+        tenant.id
+          .replace(/[^a-z0-9]+/gi, '')
+          .toLowerCase()
+          .slice(0, 20) || 'x'
+      }`
+      slug = `${slug.slice(0, 63 - suffix.length).replace(/-+$/, '')}${suffix}`
+    }
+    await db.query(`insert into ${tenants} (id, slug, name) values ($1::${idType}, $2, $3)`, [
+      tenant.id,
+      slug,
+      tenant.name,
+    ])
+    created = true
+  }
+  const skippedDomains: string[] = []
+  for (const domain of tenant.domains) {
+    const res = await db.query(
+      `insert into ${domains} (tenant_id, domain, is_primary) values ($1::${idType}, $2, $3)
+       on conflict do nothing`,
+      [tenant.id, domain, domain === tenant.primaryDomain],
+    )
+    if (res.rowCount === 0) {
+      const own = await db.query(
+        `select 1 from ${domains} where tenant_id = $1::${idType} and domain = $2`,
+        [tenant.id, domain],
+      )
+      if (own.rows.length === 0) skippedDomains.push(domain)
+    }
+  }
+  return { created, skippedDomains }
+}

@@ -1,0 +1,202 @@
+import { MigrationError } from '../errors/index.js'
+import { quoteQualified } from '../schema/identifiers.js'
+import { parseTenantId } from '../tenants/id-types.js'
+import type { ConnectableQueryable, Queryable } from '../tenants/queryable.js'
+import { checkTable, describeCheck, type TableCheck } from './checks.js'
+import { sqlContext } from './copy.js'
+import { LEDGER_TABLE, type LedgerEntry, readLedger } from './ledger.js'
+import {
+  type MigrationPlan,
+  type PlanOptions,
+  planMigration,
+  type TablePlan,
+  type TenantPlan,
+} from './plan.js'
+
+/**
+ * The verification of one migrated tenant.
+ *
+ * @example
+ * ```ts
+ * const v: TenantVerification = { tenantId: '7', schema: 'acme', ok: true, tables: [], problems: [] }
+ * ```
+ */
+export interface TenantVerification {
+  readonly tenantId: string
+  readonly schema: string
+  readonly ok: boolean
+  readonly tables: readonly TableCheck[]
+  readonly problems: readonly string[]
+}
+
+/**
+ * The result of {@link verifyMigration}.
+ *
+ * @example
+ * ```ts
+ * const r = await verifyMigration({ db: pool })
+ * r.ok // true when every tenant matches
+ * ```
+ */
+export interface VerificationReport {
+  readonly ok: boolean
+  readonly tenants: readonly TenantVerification[]
+}
+
+/**
+ * Options of {@link verifyMigration}.
+ *
+ * @example
+ * ```ts
+ * const o: VerifyOptions = { db: pool, tenantIds: ['7'] }
+ * ```
+ */
+export interface VerifyOptions extends Omit<PlanOptions, 'all' | 'models' | 'idStrategy'> {
+  readonly db: ConnectableQueryable
+  /** Record the outcome in the ledger (`verified_at`, `verify_ok`); true by default. */
+  readonly record?: boolean
+}
+
+/**
+ * Loads the plan and ledger entries of the migrated tenants (all, or `tenantIds`).
+ * Throws for an id the ledger does not know. @internal
+ */
+export async function migratedTenants(
+  db: Queryable,
+  options: Omit<PlanOptions, 'all' | 'models' | 'idStrategy'>,
+): Promise<{ plan: MigrationPlan; items: { tp: TenantPlan; entry: LedgerEntry }[] }> {
+  const targetSchema = options.targetSchema ?? 'public'
+  const ledger = await readLedger(db, targetSchema)
+  const migrated = [...ledger.values()].filter((e) =>
+    ['done', 'partial', 'schema_dropped'].includes(e.state),
+  )
+  const plan = await planMigration(db, {
+    ...options,
+    all: true,
+    tenantIds: [],
+    idStrategy: migrated.some((e) => e.idStrategy === 'remap') ? 'remap' : 'composite',
+  })
+  let wanted = migrated
+  if (options.tenantIds && options.tenantIds.length > 0) {
+    const ids = options.tenantIds.map((raw) => parseTenantId(plan.idType, raw))
+    const missing = ids.filter((id) => !migrated.some((e) => e.tenantId === id))
+    if (missing.length > 0) {
+      throw new MigrationError(
+        `Tenant ${missing.join(', ')} has not been migrated (no finished entry in ${targetSchema}.${LEDGER_TABLE}). ` +
+          'Run rowtenancy migrate-to-row-tenancy for it first.',
+      )
+    }
+    wanted = migrated.filter((e) => ids.includes(e.tenantId))
+  }
+  const items = wanted.map((entry) => {
+    const tp = plan.tenants.find((t) => t.tenant.id === entry.tenantId)
+    const fallback: TenantPlan = {
+      tenant: { id: entry.tenantId, schema: entry.schema, slug: '', name: '', domains: [] },
+      drift: [],
+      blocked: true,
+      tables: [],
+      allTables: [],
+      estimatedRows: 0,
+    }
+    return { tp: tp ?? fallback, entry }
+  })
+  return { plan, items }
+}
+
+/**
+ * Checks one migrated tenant: for every table in its ledger entry, row count and
+ * checksum of source vs target, target vs what the ledger recorded, and orphaned
+ * foreign keys. When the schema has been dropped, the target is compared with the
+ * ledger alone. @internal
+ */
+export async function verifyTenant(
+  db: Queryable,
+  plan: MigrationPlan,
+  tp: TenantPlan,
+  entry: LedgerEntry,
+): Promise<TenantVerification> {
+  const ctx = sqlContext(plan, { ...tp, tenant: { ...tp.tenant, schema: entry.schema } })
+  const dropped = entry.state === 'schema_dropped'
+  const tables: TableCheck[] = []
+  const problems: string[] = []
+  for (const [name, recorded] of Object.entries(entry.tables)) {
+    let t: TablePlan | undefined = tp.tables.find((x) => x.name === name)
+    const target = plan.targets.get(name)
+    if (!target) {
+      problems.push(`${plan.targetSchema}.${name} no longer exists`)
+      continue
+    }
+    if (!t && !dropped) {
+      problems.push(`${entry.schema}.${name} is missing from the source schema`)
+      continue
+    }
+    t ??= {
+      name,
+      source: target,
+      target,
+      columns: recorded.columns,
+      insertColumns: [],
+      casts: new Map(),
+      overriding: false,
+      remapColumns: new Map(),
+    }
+    const check = await checkTable(
+      db,
+      ctx,
+      { ...t, columns: recorded.columns },
+      {
+        orphans: true,
+        source: !dropped,
+        expected: { rows: recorded.rows, checksum: recorded.checksum },
+      },
+    )
+    tables.push(check)
+    if (!check.ok) problems.push(describeCheck(check))
+  }
+  return {
+    tenantId: entry.tenantId,
+    schema: entry.schema,
+    ok: problems.length === 0,
+    tables,
+    problems,
+  }
+}
+
+/**
+ * `rowtenancy verify`: recomputes, for every migrated tenant (or `tenantIds`),
+ * per-table row counts and order-independent checksums on both sides, in a
+ * read-only snapshot, and records the outcome in the ledger.
+ *
+ * @example
+ * ```ts
+ * const report = await verifyMigration({ db: pool, tenantIds: ['7'] })
+ * if (!report.ok) console.error(report.tenants.flatMap((t) => t.problems))
+ * ```
+ */
+export async function verifyMigration(options: VerifyOptions): Promise<VerificationReport> {
+  const client = await options.db.connect()
+  const results: TenantVerification[] = []
+  let plan: MigrationPlan
+  try {
+    await client.query('begin isolation level repeatable read read only')
+    const found = await migratedTenants(client, options)
+    plan = found.plan
+    for (const { tp, entry } of found.items)
+      results.push(await verifyTenant(client, plan, tp, entry))
+    await client.query('commit')
+    if (options.record !== false) {
+      for (const r of results) {
+        await client.query(
+          `update ${quoteQualified(plan.targetSchema, LEDGER_TABLE)} set verified_at = now(), verify_ok = $2 where tenant_id = $1`,
+          [r.tenantId, r.ok],
+        )
+      }
+    }
+  } catch (err) {
+    await client.query('rollback').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+  return { ok: results.every((r) => r.ok), tenants: results }
+}
