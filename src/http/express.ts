@@ -1,0 +1,49 @@
+import type { NextFunction, Request, Response } from 'express'
+import { runWithTenant } from '../context/index.js'
+import type { Tenant } from '../tenants/index.js'
+import { PROBLEM_HEADERS } from './problem.js'
+import { nodeRequestView } from './request-view.js'
+import { createTenantResolution } from './resolve-tenant.js'
+import type { TenantMiddlewareOptions } from './types.js'
+
+export * from './index.js'
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The checked tenant of this request; set by rowtenancy's `tenant()` middleware. */
+      tenant?: Tenant
+    }
+  }
+}
+
+/**
+ * Express 5 middleware: resolves the request's tenant, checks it (400 malformed,
+ * 403 forbidden or suspended, 404 unknown, as `application/problem+json`), sets
+ * `req.tenant`, and runs the rest of the request inside `runWithTenant`.
+ * Mount body parsers before it, so that the handler is called from inside the
+ * tenant scope rather than from a later stream event.
+ *
+ * @example
+ * ```ts
+ * import { fromHeader, tenant } from 'rowtenancy/express'
+ * app.use(express.json())
+ * app.use(tenant({ store, resolvers: [fromHeader()], skip: ['/health'] }))
+ * app.get('/notes', async (req, res) => {
+ *   res.json(await pool.query('select * from notes where tenant_id = $1', [currentTenant()]))
+ * })
+ * ```
+ */
+export const tenant = (options: TenantMiddlewareOptions<Request>) => {
+  const resolve = createTenantResolution(options)
+  return async function tenant(req: Request, res: Response, next: NextFunction): Promise<void> {
+    const outcome = await resolve(nodeRequestView(req, req.method, req.originalUrl, req.headers))
+    if (outcome.kind === 'skipped') return next()
+    if (outcome.kind === 'refused') {
+      res.status(outcome.problem.status).set(PROBLEM_HEADERS).send(JSON.stringify(outcome.problem))
+      return
+    }
+    req.tenant = outcome.tenant
+    runWithTenant(outcome.tenant.id, () => next())
+  }
+}

@@ -1,0 +1,23 @@
+export {
+  PROBLEM_CONTENT_TYPE,
+  PROBLEM_HEADERS,
+  type ProblemDetails,
+  problemFor,
+} from './problem.js'
+export { createTenantResolution, type TenantOutcome } from './resolve-tenant.js'
+export {
+  fromHeader,
+  fromHost,
+  fromPath,
+  fromSession,
+  fromUser,
+  type TenantValueKind,
+} from './resolvers.js'
+export type {
+  ResolverContext,
+  TenantLookup,
+  TenantMiddlewareOptions,
+  TenantRequest,
+  TenantResolver,
+  TenantSkip,
+} from './types.js'

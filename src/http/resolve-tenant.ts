@@ -1,0 +1,208 @@
+import {
+  ConfigError,
+  InvalidTenantIdError,
+  MissingTenantError,
+  TenancyError,
+  TenantForbiddenError,
+  TenantNotFoundError,
+  TenantSuspendedError,
+} from '../errors/index.js'
+import { normalizeSlug, parseTenantId, type Tenant, TenantStore } from '../tenants/index.js'
+import { type ProblemDetails, problemFor } from './problem.js'
+import { fromHeader } from './resolvers.js'
+import { compileSkip } from './skip.js'
+import type {
+  ResolverContext,
+  TenantLookup,
+  TenantMiddlewareOptions,
+  TenantRequest,
+  TenantResolver,
+} from './types.js'
+
+/**
+ * What the middleware decided for one request: no tenant needed, a checked
+ * tenant, or a refusal with its problem document.
+ *
+ * @example
+ * ```ts
+ * const outcome = await resolve(request)
+ * if (outcome.kind === 'tenant') runWithTenant(outcome.tenant.id, next)
+ * ```
+ */
+export type TenantOutcome =
+  | { readonly kind: 'skipped' }
+  | { readonly kind: 'tenant'; readonly tenant: Tenant }
+  | { readonly kind: 'refused'; readonly error: TenancyError; readonly problem: ProblemDetails }
+
+interface Candidate {
+  readonly resolver: TenantResolver<any>
+  readonly lookup: TenantLookup
+}
+
+const FORBIDDEN = 'You may not act for this tenant, or it does not exist.'
+const CONFLICT =
+  'The request names more than one tenant (for example a host and a header that disagree). Name one.'
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+
+/**
+ * Compiles the shared middleware options into one function from a request to a
+ * {@link TenantOutcome}: skip, resolve (first match wins; later request-carried
+ * matches must agree), validate, look up through the cached store, and check
+ * existence, status and membership. The three adapters are thin shells around it.
+ *
+ * Disclosure rules: an authenticated user (one for whom `memberships` returned an
+ * array) gets the same 403 `TENANT_FORBIDDEN` for a tenant outside their
+ * memberships whether or not it exists, even when it is suspended; only an
+ * anonymous request can tell 404 from 403. Details never echo the value sent.
+ *
+ * @example
+ * ```ts
+ * const resolve = createTenantResolution({ store, resolvers: [fromHeader()] })
+ * const outcome = await resolve({ method: 'GET', path: '/notes', url: '/notes', header: (n) => headers[n], raw: req })
+ * ```
+ */
+export function createTenantResolution<Raw = unknown>(
+  options: TenantMiddlewareOptions<Raw>,
+): (req: TenantRequest<Raw>) => Promise<TenantOutcome> {
+  const {
+    store,
+    resolvers = [fromHeader() as TenantResolver<Raw>],
+    memberships,
+    skip,
+    maxValueLength = 256,
+    onRefused,
+  } = options ?? ({} as TenantMiddlewareOptions<Raw>)
+  if (!(store instanceof TenantStore)) {
+    throw new ConfigError('tenant(): pass { store: new TenantStore({ db: pool }) }.')
+  }
+  if (!Array.isArray(resolvers) || resolvers.length === 0) {
+    throw new ConfigError('tenant(): resolvers must be a non-empty array, e.g. [fromHeader()].')
+  }
+  for (const r of resolvers) {
+    if (typeof r?.resolve !== 'function' || typeof r.source !== 'string') {
+      throw new ConfigError(
+        'tenant(): each resolver needs a source name and a resolve(req) method.',
+      )
+    }
+  }
+  if (!Number.isInteger(maxValueLength) || maxValueLength < 1 || maxValueLength > 4096) {
+    throw new ConfigError('tenant(): maxValueLength must be an integer between 1 and 4096.')
+  }
+  const chain = Object.freeze([...resolvers])
+  const isSkipped = compileSkip(skip)
+  const ways = chain.flatMap((r) => (r.describe ? [r.describe] : [])).join(', or ')
+  const idType = store.idType
+
+  const refuse = (req: TenantRequest<Raw>, error: TenancyError, detail: string): TenantOutcome => {
+    onRefused?.(error, req)
+    return Object.freeze({ kind: 'refused', error, problem: problemFor(error, detail) })
+  }
+
+  const malformed = (req: TenantRequest<Raw>, c: Candidate, value: unknown, cause?: unknown) =>
+    refuse(
+      req,
+      cause instanceof TenancyError && cause.code === 'INVALID_TENANT_ID'
+        ? cause
+        : new InvalidTenantIdError(value, 'a tenant id or slug'),
+      `The tenant named by ${c.resolver.describe ?? c.resolver.source} is malformed: give a ` +
+        `tenant ${idOrSlugWords(c.lookup)} of at most ${maxValueLength} characters, ` +
+        'without spaces or control characters.',
+    )
+
+  async function lookUp(lookup: TenantLookup): Promise<Tenant | undefined> {
+    if ('tenant' in lookup) return lookup.tenant
+    if ('id' in lookup) return store.get(parseTenantId(idType, lookup.id))
+    if ('slug' in lookup) return store.getBySlug(normalizeSlug(lookup.slug))
+    return store.find(lookup.idOrSlug)
+  }
+
+  return async function resolveTenant(req) {
+    if (isSkipped(req)) return SKIPPED
+    const members = memberships ? canonical(await memberships(req), idType) : undefined
+    const ctx: ResolverContext = { store, memberships: members }
+    const candidates: Candidate[] = []
+    for (const resolver of chain) {
+      if (candidates.length > 0 && !resolver.fromRequest) continue
+      const lookup = await resolver.resolve(req, ctx)
+      if (lookup !== undefined && lookup !== null) candidates.push({ resolver, lookup })
+    }
+    if (candidates.length === 0) {
+      return refuse(
+        req,
+        new MissingTenantError('This request'),
+        `This route needs a tenant: name it with ${ways || 'the configured resolver'}.`,
+      )
+    }
+    const found: (Tenant | undefined)[] = []
+    for (const c of candidates) {
+      const value = 'tenant' in c.lookup ? undefined : rawValue(c.lookup)
+      if (value !== undefined && !wellFormed(value, maxValueLength)) return malformed(req, c, value)
+      try {
+        found.push(await lookUp(c.lookup))
+      } catch (err) {
+        if (err instanceof TenancyError && err.status === 400) return malformed(req, c, value, err)
+        throw err
+      }
+    }
+    const tenant = found[0]
+    if (found.length > 1 && found.some((t) => t === undefined || t.id !== tenant?.id)) {
+      return refuse(req, new TenantForbiddenError(CONFLICT), CONFLICT)
+    }
+    if (members !== undefined && (tenant === undefined || !members.includes(tenant.id))) {
+      return refuse(req, new TenantForbiddenError(FORBIDDEN), FORBIDDEN)
+    }
+    if (tenant === undefined) {
+      const shown = rawValue(candidates[0]!.lookup) ?? ''
+      return refuse(
+        req,
+        new TenantNotFoundError(shown, 'id or slug'),
+        'No such tenant. Check the tenant id or slug.',
+      )
+    }
+    if (tenant.status !== 'active') {
+      return refuse(req, new TenantSuspendedError(tenant.slug), 'This tenant is suspended.')
+    }
+    return { kind: 'tenant', tenant }
+  }
+}
+
+const SKIPPED: TenantOutcome = Object.freeze({ kind: 'skipped' })
+
+function rawValue(lookup: TenantLookup): string | undefined {
+  if ('tenant' in lookup) return lookup.tenant?.slug
+  if ('id' in lookup) return typeof lookup.id === 'string' ? lookup.id : undefined
+  if ('slug' in lookup) return lookup.slug
+  return lookup.idOrSlug
+}
+
+function idOrSlugWords(lookup: TenantLookup): string {
+  if ('id' in lookup) return 'id'
+  if ('slug' in lookup) return 'slug'
+  return 'id or slug'
+}
+
+function wellFormed(value: unknown, max: number): boolean {
+  if (typeof value !== 'string') return true // numbers and bigints are checked by parseTenantId
+  return value.length > 0 && value.length <= max && value.trim() === value && !CONTROL.test(value)
+}
+
+function canonical(
+  ids: readonly unknown[] | undefined | null,
+  idType: TenantStore['idType'],
+): readonly string[] | undefined {
+  if (ids === undefined || ids === null) return undefined
+  if (!Array.isArray(ids)) {
+    throw new ConfigError(
+      'tenant(): memberships(req) must return an array of tenant ids or undefined.',
+    )
+  }
+  const out: string[] = []
+  for (const id of ids) {
+    try {
+      out.push(parseTenantId(idType, id))
+    } catch {
+      // A membership that is not a valid id can never match: fail closed, keep going.
+    }
+  }
+  return out
+}

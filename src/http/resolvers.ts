@@ -1,0 +1,224 @@
+import type { TenantId } from '../context/index.js'
+import { ConfigError } from '../errors/index.js'
+import { normalizeDomain } from '../tenants/index.js'
+import type { ResolverContext, TenantLookup, TenantRequest, TenantResolver } from './types.js'
+
+/**
+ * How a header or path value names a tenant: by id, by slug, or either (an id
+ * when it has the id type's shape, else a slug).
+ *
+ * @example
+ * ```ts
+ * fromHeader({ by: 'slug' })
+ * ```
+ */
+export type TenantValueKind = 'id' | 'slug' | 'id-or-slug'
+
+function lookupOf(by: TenantValueKind, value: string): TenantLookup {
+  if (by === 'id') return { id: value }
+  if (by === 'slug') return { slug: value }
+  return { idOrSlug: value }
+}
+
+function assertKind(by: unknown, where: string): asserts by is TenantValueKind {
+  if (by !== 'id' && by !== 'slug' && by !== 'id-or-slug') {
+    throw new ConfigError(
+      `${where}: unknown 'by' ${JSON.stringify(by)}; use id, slug or id-or-slug.`,
+    )
+  }
+}
+
+/**
+ * Names the tenant by a request header, `X-Tenant-ID` by default, holding an id
+ * or a slug. A repeated header arrives joined (`1, 2`) and is refused as malformed.
+ *
+ * @example
+ * ```ts
+ * fromHeader() // X-Tenant-ID: 42  or  X-Tenant-ID: acme
+ * fromHeader({ name: 'x-org', by: 'slug' })
+ * ```
+ */
+export function fromHeader({
+  name = 'X-Tenant-ID',
+  by = 'id-or-slug',
+}: {
+  name?: string
+  by?: TenantValueKind
+} = {}): TenantResolver {
+  assertKind(by, 'fromHeader')
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(name)) {
+    throw new ConfigError(`fromHeader: ${JSON.stringify(name)} is not a valid header name.`)
+  }
+  const header = name.toLowerCase()
+  return Object.freeze({
+    source: 'header',
+    describe: `the ${name} header`,
+    fromRequest: true,
+    resolve(req: TenantRequest) {
+      const value = req.header(header)
+      return value === undefined ? undefined : lookupOf(by, value)
+    },
+  })
+}
+
+/**
+ * Names the tenant by the request's host: a domain in `tenant_domains`, or
+ * `<slug>.<baseDomain>` when a base domain is set (hosts listed in `ignore`, and
+ * the base domain itself, name no tenant). Reads the `Host` header; behind a
+ * trusted proxy pass `header: 'x-forwarded-host'`.
+ *
+ * @example
+ * ```ts
+ * fromHost({ baseDomain: 'example.com' }) // acme.example.com -> slug acme; shop.acme.io -> tenant_domains
+ * fromHost({ domains: false, baseDomain: 'example.com', ignore: ['www', 'api'] })
+ * ```
+ */
+export function fromHost({
+  baseDomain,
+  domains = true,
+  ignore = ['www'],
+  header = 'host',
+}: {
+  baseDomain?: string
+  domains?: boolean
+  ignore?: readonly string[]
+  header?: string
+} = {}): TenantResolver {
+  const base = baseDomain === undefined ? undefined : normalizeDomain(baseDomain)
+  if (!domains && base === undefined) {
+    throw new ConfigError('fromHost: with domains: false, set a baseDomain (e.g. example.com).')
+  }
+  const ignored = new Set(ignore.map((label) => label.toLowerCase()))
+  const name = header.toLowerCase()
+  return Object.freeze({
+    source: 'host',
+    describe: base ? `a <tenant>.${base} host` : 'a tenant domain',
+    fromRequest: true,
+    async resolve(req: TenantRequest, ctx: ResolverContext) {
+      const host = hostName(req.header(name))
+      if (host === undefined) return undefined
+      if (domains && isDomain(host)) {
+        const tenant = await ctx.store.getByDomain(host)
+        if (tenant) return { tenant }
+      }
+      if (base === undefined || !host.endsWith(`.${base}`)) return undefined
+      const label = host.slice(0, -base.length - 1)
+      if (label.includes('.') || ignored.has(label)) return undefined
+      return { slug: label }
+    },
+  } satisfies TenantResolver)
+}
+
+function isDomain(host: string): boolean {
+  try {
+    return normalizeDomain(host) === host
+  } catch {
+    return false
+  }
+}
+
+/** The host name of a Host header value: lower case, no port; `undefined` for IPs and junk. */
+function hostName(value: string | undefined): string | undefined {
+  if (value === undefined || value.length === 0 || value.length > 260) return undefined
+  const host = value
+    .replace(/:\d{1,5}$/, '')
+    .replace(/\.$/, '')
+    .toLowerCase()
+  if (!/^[a-z0-9.-]+$/.test(host) || /^[\d.]+$/.test(host)) return undefined
+  return host
+}
+
+/**
+ * Names the tenant by a path prefix, `/t/<tenant>/...` by default. The route itself
+ * keeps the prefix (declare it as `/t/:tenant/notes`).
+ *
+ * @example
+ * ```ts
+ * fromPath() // GET /t/acme/notes
+ * fromPath({ prefix: '/orgs', by: 'slug' }) // GET /orgs/acme/notes
+ * ```
+ */
+export function fromPath({
+  prefix = '/t',
+  by = 'id-or-slug',
+}: {
+  prefix?: string
+  by?: TenantValueKind
+} = {}): TenantResolver {
+  assertKind(by, 'fromPath')
+  const clean = prefix.replace(/\/+$/, '')
+  if (!/^(\/[A-Za-z0-9._~-]+)*$/.test(clean)) {
+    throw new ConfigError(`fromPath: prefix ${JSON.stringify(prefix)} must look like /t or /orgs.`)
+  }
+  const start = `${clean}/`
+  return Object.freeze({
+    source: 'path',
+    describe: `the ${start}<tenant>/ path prefix`,
+    fromRequest: true,
+    resolve(req: TenantRequest) {
+      if (!req.path.startsWith(start)) return undefined
+      const end = req.path.indexOf('/', start.length)
+      const segment = req.path.slice(start.length, end === -1 ? undefined : end)
+      if (segment.length === 0) return undefined
+      let value: string
+      try {
+        value = decodeURIComponent(segment)
+      } catch {
+        value = '\u0000' // malformed percent-encoding: refused as malformed by the checks
+      }
+      return lookupOf(by, value)
+    },
+  })
+}
+
+/**
+ * Names the tenant by the user's server-side session (the tenant they chose
+ * after signing in). The callback reads your session store and returns the id.
+ *
+ * @example
+ * ```ts
+ * fromSession((req) => (req.raw as express.Request).session?.tenantId)
+ * ```
+ */
+export function fromSession<Raw = unknown>(
+  read: (req: TenantRequest<Raw>) => TenantId | undefined | Promise<TenantId | undefined>,
+  { by = 'id' }: { by?: TenantValueKind } = {},
+): TenantResolver<Raw> {
+  assertKind(by, 'fromSession')
+  return Object.freeze({
+    source: 'session',
+    describe: 'the session',
+    async resolve(req: TenantRequest<Raw>) {
+      const value = await read(req)
+      if (value === undefined || value === null) return undefined
+      return by === 'id' ? { id: value } : lookupOf(by, String(value))
+    },
+  })
+}
+
+/**
+ * Names the tenant by the authenticated user's memberships (the `memberships`
+ * option): the one tenant they belong to, or the one `pick` chooses. Put it last,
+ * as the default when nothing else names a tenant.
+ *
+ * @example
+ * ```ts
+ * fromUser() // a user of exactly one tenant needs no header
+ * fromUser({ pick: (ids) => ids[0] })
+ * ```
+ */
+export function fromUser({
+  pick = (ids: readonly string[]) => (ids.length === 1 ? ids[0] : undefined),
+}: {
+  pick?: (tenantIds: readonly string[]) => TenantId | undefined
+} = {}): TenantResolver {
+  return Object.freeze({
+    source: 'user',
+    describe: 'your membership of exactly one tenant',
+    resolve(_req: TenantRequest, ctx: ResolverContext) {
+      if (!ctx.memberships || ctx.memberships.length === 0) return undefined
+      const id = pick(ctx.memberships)
+      return id === undefined ? undefined : { id }
+    },
+  })
+}
