@@ -66,8 +66,10 @@ select con.conrelid::int8::text as table_oid, con.conname as name, con.contype a
        fn.nspname as ref_schema, fc.relname as ref_table,
        con.confupdtype as on_update, con.confdeltype as on_delete, con.confmatchtype as match,
        con.condeferrable as deferrable, con.condeferred as deferred,
+       (select am.amname::text from pg_class ic join pg_am am on am.oid = ic.relam
+         where ic.oid = con.conindid and con.contype = 'x') as method,
        (select quote_ident(am.amname) from pg_class ic join pg_am am on am.oid = ic.relam
-         where ic.oid = con.conindid and con.contype = 'x') as method
+         where ic.oid = con.conindid and con.contype = 'x') as q_method
   from pg_constraint con
   left join pg_class fc on fc.oid = con.confrelid
   left join pg_namespace fn on fn.oid = fc.relnamespace

@@ -169,14 +169,18 @@ async function isUpToDate(tx: Queryable, plan: TenantSchemaPlan): Promise<boolea
   const problems: string[] = []
   for (const t of plan.tables) {
     const existing = byName.get(t.name)
-    if (!existing) problems.push(`${JSON.stringify(t.name)} is missing`)
-    else problems.push(...tableDifferences(t, existing))
+    if (existing) problems.push(...tableDifferences(t, existing))
   }
-  if (problems.length === 0) return true
+  const missing = plan.tables.filter((t) => !byName.has(t.name))
+  if (problems.length === 0 && missing.length === 0) return true
+  const list = (names: string[]) => names.map((n) => JSON.stringify(n)).join(', ')
   throw new MigrationError(
-    `${taken.rows.length} of ${names.length} tables already exist ${where} and do not match the ` +
-      `template: ${problems.join('; ')}. Refusing to overwrite them: drop or fix them (or use ` +
-      'another --target-schema) and run again. Nothing was created.',
+    `${byName.size} of ${names.length} tables already exist ${where} ` +
+      `(${list([...byName.keys()])})` +
+      (problems.length > 0 ? ` and do not match the template: ${problems.join('; ')}` : '') +
+      (missing.length > 0 ? `; missing: ${list(missing.map((t) => t.name))}` : '') +
+      '. Refusing to overwrite them: drop or fix them (or use another --target-schema) and run ' +
+      'again. Nothing was created.',
   )
 }
 

@@ -161,7 +161,7 @@ function toCheck(c: any): CheckDef {
 }
 
 function toExclusion(c: any): ExclusionDef {
-  const prefix = `EXCLUDE USING ${c.method} (`
+  const prefix = `EXCLUDE USING ${c.q_method} (`
   const definition = c.definition as string
   if (!definition.startsWith(prefix)) {
     throw new InvalidInputError(
