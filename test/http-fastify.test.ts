@@ -1,4 +1,6 @@
 import Fastify from 'fastify'
+import { describe, expect, it } from 'vitest'
+import { runWithTenant, tryCurrentTenant } from '../src/context/index.js'
 import { tenant } from '../src/http/fastify.js'
 import { describeTenantMiddleware } from './http-scenario.js'
 
@@ -23,4 +25,33 @@ describeTenantMiddleware({
       close: () => app.close(),
     }
   },
+})
+
+describe('fastify hooks and AsyncLocalStorage', () => {
+  // The pitfall the plugin's callback-style preHandler avoids: an async hook that
+  // wraps its own body in runWithTenant ends the scope before the handler runs,
+  // because Fastify continues the chain from the hook's promise, not from inside it.
+  const seen = async (hook: 'async' | 'done') => {
+    const app = Fastify()
+    if (hook === 'async') {
+      app.addHook('preHandler', async () => {
+        await runWithTenant('7', async () => {})
+      })
+    } else {
+      app.addHook('preHandler', (_request, _reply, done) => runWithTenant('7', done))
+    }
+    app.get('/', async () => ({ tenant: tryCurrentTenant() ?? null }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      const address = app.server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      return (await (await fetch(`http://127.0.0.1:${port}/`)).json()) as { tenant: unknown }
+    } finally {
+      await app.close()
+    }
+  }
+  it('an async hook does not cover the handler; runWithTenant(id, done) does', async () => {
+    expect(await seen('async')).toEqual({ tenant: null })
+    expect(await seen('done')).toEqual({ tenant: '7' })
+  })
 })

@@ -153,6 +153,7 @@ export function describeTenantMiddleware(adapter: HttpAdapter): void {
     let pool: pg.Pool
     let store: TenantStore
     let app: RunningApp
+    let handlers: ScenarioHandlers
     const ids = new Map<string, string>()
     const rowsOf = new Map<string, string[]>()
     const users = new Map<string, string[]>()
@@ -201,7 +202,7 @@ export function describeTenantMiddleware(adapter: HttpAdapter): void {
       users.set('carol', [id('frozen'), id('tenant-04')])
       sessions.set('s5', id('tenant-05'))
 
-      const handlers: ScenarioHandlers = {
+      handlers = {
         health: () => ({ tenant: (tryCurrentTenant() as string | undefined) ?? null }),
         leak: () => {
           currentTenant()
@@ -469,6 +470,33 @@ export function describeTenantMiddleware(adapter: HttpAdapter): void {
           'tenant-01',
         )
       })
+    })
+
+    it('fails closed when the tenant lookup fails: 500, and the handler never runs', async () => {
+      let reached = 0
+      const broken = new TenantStore({
+        db: {
+          query: async () => {
+            throw new Error('connection refused (simulated)')
+          },
+        },
+      })
+      const counting: ScenarioHandlers = {
+        ...handlers,
+        notes: (tenant) => {
+          reached++
+          return handlers.notes(tenant)
+        },
+      }
+      const down = await adapter.start({ store: broken, skip: ['/health'] }, counting)
+      try {
+        const reply = await send(down.port, '/notes', { headers: { 'x-tenant-id': 'tenant-01' } })
+        expect(reply.status).toBe(500)
+        expect(reached).toBe(0)
+        expect((await send(down.port, '/health')).status).toBe(200)
+      } finally {
+        await down.close()
+      }
     })
 
     it('keep-alive: requests on one socket never inherit the previous tenant', async () => {
