@@ -151,7 +151,7 @@ export async function discoverTenants(
   extra.push(cols.includes('name') ? `${q('name')}::text as name` : 'null::text as name')
   const { rows } = await db.query(
     `select ${q(idCol)}::text as id, ${q(schemaCol)}::text as schema, ${extra.join(', ')}
-       from ${quoteQualified(table.schema, table.name)} order by 1`,
+       from ${quoteQualified(table.schema, table.name)} as t order by t.${q(idCol)}`,
   )
   const domains = await legacyDomains(db, options, table, warnings)
   const tenants: SourceTenant[] = []

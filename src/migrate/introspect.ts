@@ -13,8 +13,9 @@ export type SchemaTables = Map<string, Map<string, TableInfo>>
 
 const TABLES_SQL = `
 select n.nspname as schema, c.relname as name, c.oid::int8 as oid, c.relkind = 'p' as partitioned,
-       (greatest(c.reltuples, 0) + coalesce((
-          select sum(greatest(p.reltuples, 0)) from pg_inherits i join pg_class p on p.oid = i.inhrelid
+       (case when c.reltuples >= 0 then c.reltuples else pg_relation_size(c.oid) / 64 end + coalesce((
+          select sum(case when p.reltuples >= 0 then p.reltuples else pg_relation_size(p.oid) / 64 end)
+            from pg_inherits i join pg_class p on p.oid = i.inhrelid
            where i.inhparent = c.oid), 0))::float8 as estimated
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
  where n.nspname = any($1::text[]) and c.relkind in ('r', 'p') and not c.relispartition
@@ -70,11 +71,10 @@ export async function introspectSchemas(
   const { rows: tables } = await db.query(TABLES_SQL, [schemas])
   if (tables.length === 0) return result
   const oids = tables.map((t) => String(t.oid))
-  const [columns, constraints, triggers] = await Promise.all([
-    db.query(COLUMNS_SQL, [oids]),
-    db.query(CONSTRAINTS_SQL, [oids]),
-    db.query(TRIGGERS_SQL, [oids]),
-  ])
+  // One after the other: `db` may be a single client.
+  const columns = await db.query(COLUMNS_SQL, [oids])
+  const constraints = await db.query(CONSTRAINTS_SQL, [oids])
+  const triggers = await db.query(TRIGGERS_SQL, [oids])
   const group = <T>(rows: any[], map: (r: any) => T) => {
     const out = new Map<string, T[]>()
     for (const r of rows) {

@@ -1,8 +1,12 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.js'
+import { register as dropSchemas } from './drop-schemas.js'
 import { register as init } from './init.js'
+import { register as migrate } from './migrate.js'
+import { register as rollback } from './rollback.js'
 import { register as schema } from './schema.js'
 import { register as tenants } from './tenants.js'
+import { register as verify } from './verify.js'
 
 /**
  * Every CLI command, registered in this order (one file per command).
@@ -16,4 +20,8 @@ export const COMMANDS: readonly ((program: Command, ctx: CliContext) => void)[] 
   init,
   tenants,
   schema,
+  migrate,
+  verify,
+  rollback,
+  dropSchemas,
 ]

@@ -1,0 +1,192 @@
+import type { MigrationEvent } from '../migrate/events.js'
+
+/**
+ * A progress renderer for migration events.
+ *
+ * @example
+ * ```ts
+ * const progress = createProgress({ mode: 'plain', stream: process.stderr })
+ * await migrate({ db: pool, all: true, onEvent: progress.onEvent })
+ * progress.finish()
+ * ```
+ */
+export interface Progress {
+  readonly onEvent: (event: MigrationEvent) => void
+  /** Draws the final state and stops redrawing. */
+  finish(): void
+}
+
+/**
+ * How progress is shown: `tty` (a bar per running tenant and an overall bar with
+ * rows/s and ETA, redrawn in place with ANSI escapes), `plain` (one line per
+ * tenant event, for logs and pipes), `json` (one JSON object per line), `none`.
+ *
+ * @example
+ * ```ts
+ * const mode: ProgressMode = process.stderr.isTTY ? 'tty' : 'plain'
+ * ```
+ */
+export type ProgressMode = 'tty' | 'plain' | 'json' | 'none'
+
+interface Running {
+  readonly id: string
+  readonly schema: string
+  readonly rows: number
+  readonly tables: number
+  copied: number
+  tablesDone: number
+}
+
+/** @internal a bar of `width` cells for a fraction in [0, 1] */
+export function bar(fraction: number, width: number): string {
+  const f = Math.max(0, Math.min(1, Number.isFinite(fraction) ? fraction : 0))
+  const full = Math.round(f * width)
+  return `${'█'.repeat(full)}${'░'.repeat(width - full)}`
+}
+
+/** @internal seconds as `1h02m`, `3m04s`, `12s` */
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--'
+  const s = Math.round(seconds)
+  if (s >= 3600)
+    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+  return `${s}s`
+}
+
+/**
+ * Creates a progress renderer. Writes to `stream` (stderr in the CLI, so stdout
+ * keeps the report); `json` mode writes event lines with `writeJson`.
+ *
+ * @example
+ * ```ts
+ * const p = createProgress({ mode: process.stderr.isTTY ? 'tty' : 'plain', stream: process.stderr })
+ * ```
+ */
+export function createProgress(options: {
+  mode: ProgressMode
+  stream: NodeJS.WritableStream
+  writeJson?: (line: string) => void
+  now?: () => number
+}): Progress {
+  const { mode, stream } = options
+  const now = options.now ?? Date.now
+  const running = new Map<string, Running>()
+  let total = 0
+  let tenants = 0
+  let finished = 0
+  let copied = 0
+  let start = now()
+  let drawn = 0
+  let lastDraw = 0
+  let done = false
+
+  const rate = () => copied / Math.max(0.001, (now() - start) / 1000)
+  const overall = () => {
+    const r = rate()
+    const eta = r > 0 ? Math.max(0, total - copied) / r : Number.NaN
+    return `${finished}/${tenants} tenants ${bar(total > 0 ? copied / total : 0, 24)} ${copied} rows, ${Math.round(r)} rows/s, ETA ${duration(eta)}`
+  }
+  const draw = (force = false) => {
+    if (mode !== 'tty' || (done && !force)) return
+    const t = now()
+    if (!force && t - lastDraw < 100) return
+    lastDraw = t
+    const lines = [...running.values()].map((r) => {
+      const label = `${r.id} ${JSON.stringify(r.schema)}`.slice(0, 28).padEnd(28)
+      const frac = r.rows > 0 ? r.copied / r.rows : r.tablesDone / Math.max(1, r.tables)
+      return `  ${label} ${bar(frac, 20)} ${r.tablesDone}/${r.tables} tables, ${r.copied} rows`
+    })
+    lines.push(overall())
+    let text = drawn > 0 ? `\x1b[${drawn}A` : ''
+    for (const line of lines) text += `\x1b[2K${line}\n`
+    // Clear lines left over from a taller previous frame.
+    for (let i = lines.length; i < drawn; i++) text += '\x1b[2K\n'
+    if (drawn > lines.length) text += `\x1b[${drawn - lines.length}A`
+    stream.write(text)
+    drawn = lines.length
+  }
+  const plain = (text: string) => {
+    if (mode === 'plain') stream.write(`${text}\n`)
+  }
+
+  const onEvent = (e: MigrationEvent) => {
+    if (mode === 'json') {
+      const line = JSON.stringify(e)
+      if (options.writeJson) options.writeJson(line)
+      else stream.write(`${line}\n`)
+      return
+    }
+    if (mode === 'none') return
+    switch (e.type) {
+      case 'plan':
+        total = e.rows
+        tenants = e.toCopy
+        start = now()
+        plain(
+          `${e.dryRun ? 'dry run: ' : ''}${e.tenants} tenants, ${e.toCopy} to migrate, ~${e.rows} rows`,
+        )
+        break
+      case 'tenant-start':
+        running.set(e.tenantId, {
+          id: e.tenantId,
+          schema: e.schema,
+          rows: e.rows,
+          tables: e.tables,
+          copied: 0,
+          tablesDone: 0,
+        })
+        plain(
+          `tenant ${e.tenantId} (${JSON.stringify(e.schema)}): started, ${e.tables} tables, ~${e.rows} rows`,
+        )
+        break
+      case 'table-copied': {
+        const r = running.get(e.tenantId)
+        if (r) {
+          r.copied += e.rows
+          r.tablesDone += 1
+        }
+        copied += e.rows
+        break
+      }
+      case 'tenant-done':
+        running.delete(e.tenantId)
+        finished += 1
+        plain(`tenant ${e.tenantId}: done, ${e.rows} rows in ${e.ms} ms; ${overall()}`)
+        break
+      case 'tenant-skipped':
+        running.delete(e.tenantId)
+        finished += 1
+        plain(`tenant ${e.tenantId}: skipped (${e.reason})`)
+        break
+      case 'tenant-failed': {
+        const r = running.get(e.tenantId)
+        if (r) copied -= r.copied
+        running.delete(e.tenantId)
+        finished += 1
+        if (mode === 'tty') {
+          draw(true)
+          stream.write(`\x1b[2Ktenant ${e.tenantId}: FAILED: ${e.error}\n`)
+          drawn = 0
+        }
+        plain(`tenant ${e.tenantId}: FAILED: ${e.error}`)
+        break
+      }
+      case 'sequences':
+        plain(`sequences: ${e.adjusted} moved above the copied ids`)
+        break
+      case 'finished':
+        break
+      default:
+        break
+    }
+    draw(e.type !== 'table-copied')
+  }
+  return {
+    onEvent,
+    finish() {
+      if (mode === 'tty' && !done) draw(true)
+      done = true
+    },
+  }
+}
