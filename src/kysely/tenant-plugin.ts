@@ -106,6 +106,7 @@ export class TenantPlugin implements KyselyPlugin {
     // A fresh object per compile, so the binding below belongs to this compile only.
     const out = Object.freeze({ ...node }) as RootOperationNode
     this.#bindings.set(out, binding)
+    this.#transformer.remember(out, args.node)
     return out
   }
 

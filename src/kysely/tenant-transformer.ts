@@ -52,6 +52,8 @@ export class TenantTransformer extends OperationNodeTransformer {
   readonly #idType: TenantIdType
   #tenant = ''
   readonly #ctes: Set<string>[] = []
+  /** Scoped node -> the node it was scoped from (see {@link TenantTransformer.remember}). */
+  readonly #origins = new WeakMap<OperationNode, OperationNode>()
 
   constructor(registry: TableRegistry, idType: TenantIdType) {
     super()
@@ -69,6 +71,22 @@ export class TenantTransformer extends OperationNodeTransformer {
       this.#tenant = ''
       this.#ctes.length = 0
     }
+  }
+
+  /**
+   * Records that `scoped` is the plugin's output for `source`. Kysely runs the
+   * plugins over a builder nested in another query (`union(db.selectFrom(...))`,
+   * `where('id', 'in', db.selectFrom(...))`) when it is nested, so the outer
+   * query meets an already scoped node; it scopes the original again instead,
+   * for the tenant of the outer compile (no stale tenant, no double filter).
+   */
+  remember(scoped: OperationNode, source: OperationNode): void {
+    this.#origins.set(scoped, this.#origins.get(source) ?? source)
+  }
+
+  protected override transformNodeImpl<T extends OperationNode>(node: T, queryId?: QueryId): T {
+    const source = this.#origins.get(node) as T | undefined
+    return super.transformNodeImpl(source ?? node, queryId)
   }
 
   protected override transformSelectQuery(node: SelectQueryNode, queryId?: QueryId) {

@@ -1,0 +1,70 @@
+import type { Generated } from 'kysely'
+import type pg from 'pg'
+
+/** The finance tables the plugin tests use (snake_case, as in the database). */
+export interface FinanceDB {
+  currencies: { code: string; name: string }
+  accounts: { tenant_id: Generated<string>; id: string; name: string; currency: string | null }
+  transactions: {
+    tenant_id: Generated<string>
+    id: string
+    account_id: string
+    amount: string
+  }
+}
+
+/** Tenant-aware tables of the fixture; `currencies` is shared. */
+export const TABLES = ['accounts', 'transactions'] as const
+
+const DDL = `
+create table currencies (code text primary key, name text not null);
+create table accounts (
+  tenant_id bigint not null,
+  id bigint not null,
+  name text not null,
+  currency text references currencies (code),
+  primary key (tenant_id, id)
+);
+create table transactions (
+  tenant_id bigint not null,
+  id bigint not null,
+  account_id bigint not null,
+  amount numeric not null,
+  primary key (tenant_id, id),
+  foreign key (tenant_id, account_id) references accounts (tenant_id, id)
+);
+`
+
+/**
+ * Two tenants whose ids overlap on purpose (both have account 1 and
+ * transaction 1), so a join that loses the tenant shows up as extra rows.
+ */
+const SEED = `
+truncate transactions, accounts, currencies;
+insert into currencies (code, name) values ('EUR', 'Euro'), ('USD', 'US dollar');
+insert into accounts (tenant_id, id, name, currency) values
+  (1, 1, 'alice-1', 'EUR'), (1, 2, 'bob-1', 'USD'),
+  (2, 1, 'alice-2', 'EUR'), (2, 3, 'carol-2', null);
+insert into transactions (tenant_id, id, account_id, amount) values
+  (1, 1, 1, 10), (1, 2, 1, 20), (1, 3, 2, 5),
+  (2, 1, 1, 100), (2, 2, 3, 300);
+`
+
+/** Creates the fixture tables. */
+export async function createFinanceTables(pool: pg.Pool): Promise<void> {
+  await pool.query(DDL)
+}
+
+/** Puts the seed rows back (truncate + insert). */
+export async function seedFinance(pool: pg.Pool): Promise<void> {
+  await pool.query(SEED)
+}
+
+/** Every row of a table, unscoped, ordered, for before/after comparisons. */
+export async function allRows(
+  pool: pg.Pool,
+  table: 'accounts' | 'transactions',
+): Promise<unknown[]> {
+  const { rows } = await pool.query(`select * from ${table} order by tenant_id, id`)
+  return rows
+}
