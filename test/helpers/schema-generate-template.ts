@@ -13,7 +13,8 @@ export const WEIRD_TABLE = 'we"ird table.x; drop'
  * array), unique (NULLS NOT DISTINCT, deferrable), checks, btree / gin / hash
  * indexes (expression, DESC, INCLUDE, partial), a composite primary key, a
  * self-reference, a two-table cycle, ON DELETE SET NULL, MATCH FULL, an FK into
- * a shared `public` table, a partitioned table, hostile names.
+ * a shared `public` table, a partitioned table, hostile names; and a trigger,
+ * a function and a view, which are not carried over (a note says so).
  */
 export function templateDdl(schema = TEMPLATE_SCHEMA): string[] {
   const s = quoteIdent(schema)
@@ -77,6 +78,10 @@ export function templateDdl(schema = TEMPLATE_SCHEMA): string[] {
     `create table events_2025 partition of events for values from ('2025-01-01') to ('2026-01-01')`,
     `create table events_default partition of events default`,
     `create table ${w} ("id ✓" int primary key, "ref" int references ${w} ("id ✓"))`,
+    // Not carried over (reported in a note): a trigger, its function, a view.
+    `create function touch() returns trigger language plpgsql as 'begin return new; end'`,
+    `create trigger books_touch before insert on books for each row execute function touch()`,
+    `create view book_titles as select title from books`,
     `reset search_path`,
   ]
 }

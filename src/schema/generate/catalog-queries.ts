@@ -138,3 +138,12 @@ select c.relname as name, format_type(s.seqtypid, null) as data_type,
 export const EXTENSIONS = `
 select exists (select 1 from pg_extension where extname = 'btree_gin') as btree_gin,
        exists (select 1 from pg_extension where extname = 'btree_gist') as btree_gist`
+
+/** @internal */
+export const NOT_CARRIED = `
+select (select count(*) from pg_trigger tg join pg_class c on c.oid = tg.tgrelid
+         where c.relnamespace = n.oid and not tg.tgisinternal)::int as triggers,
+       (select count(*) from pg_class c
+         where c.relnamespace = n.oid and c.relkind in ('v', 'm'))::int as views,
+       (select count(*) from pg_proc p where p.pronamespace = n.oid)::int as functions
+  from pg_namespace n where n.nspname = $1`

@@ -85,6 +85,15 @@ export async function readSchemaInTransaction(
   const types = await rows(Q.TYPES, [schema])
   const sequences = await rows(Q.SEQUENCES, [schema])
   const extensions = await rows(Q.EXTENSIONS)
+  const skipped = (await rows(Q.NOT_CARRIED, [schema]))[0]
+  const kinds = ['triggers', 'views', 'functions'].filter((k) => skipped?.[k] > 0)
+  if (kinds.length > 0) {
+    notes.push(
+      `The template has ${kinds.map((k) => `${skipped[k]} ${skipped[k] === 1 ? k.slice(0, -1) : k}`).join(', ')}; schema generate ` +
+        'does not carry these over: create them on the shared tables yourself (write triggers ' +
+        'that are tenant-aware; they must not fire during the migration copy).',
+    )
+  }
   const byTable = <T extends { table_oid: string }>(rows: T[]) => {
     const map = new Map<string, T[]>()
     for (const row of rows) map.set(row.table_oid, [...(map.get(row.table_oid) ?? []), row])
