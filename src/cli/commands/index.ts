@@ -1,10 +1,13 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.js'
+import { register as doctor } from './doctor.js'
 import { register as dropSchemas } from './drop-schemas.js'
 import { register as init } from './init.js'
 import { register as migrate } from './migrate.js'
+import { register as rls } from './rls.js'
 import { register as rollback } from './rollback.js'
 import { register as schema } from './schema.js'
+import { register as shell } from './shell.js'
 import { register as tenants } from './tenants.js'
 import { register as verify } from './verify.js'
 
@@ -24,4 +27,7 @@ export const COMMANDS: readonly ((program: Command, ctx: CliContext) => void)[] 
   verify,
   rollback,
   dropSchemas,
+  rls,
+  doctor,
+  shell,
 ]

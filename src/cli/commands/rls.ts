@@ -1,0 +1,85 @@
+import type { Command } from 'commander'
+import type { RowtenancyConfig } from '../../config/config-keys.js'
+import { disableRls, discoverTenantTables, enableRls, rlsStatus } from '../../schema/rls-apply.js'
+import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
+import type { Queryable } from '../../tenants/queryable.js'
+import { addConfigOptions, type CliContext } from '../context.js'
+
+const KEYS = ['databaseUrl', 'adminDatabaseUrl', 'tenantIdType', 'tenantColumn', 'tables'] as const
+
+/**
+ * `rowtenancy rls enable|disable|status`: applies, removes or shows the row
+ * level security of the tenant-aware tables (config `tables`, or every table
+ * with the tenant column). Enable and disable are idempotent and run in one
+ * transaction; run them as the owner (`--admin-database-url`).
+ *
+ * @example
+ * ```sh
+ * rowtenancy rls enable --admin-database-url postgres://owner@localhost/app --tables accounts,transactions
+ * rowtenancy rls status --json
+ * ```
+ */
+export function register(program: Command, ctx: CliContext): void {
+  const rls = program
+    .command('rls')
+    .description('row level security of the tenant-aware tables: enable, disable, status')
+
+  const sub = (name: string, description: string) => {
+    const command = rls.command(name).description(description).option('--json', 'print JSON')
+    addConfigOptions(command, KEYS)
+    return command
+  }
+
+  sub('enable', 'ENABLE + FORCE row level security and the tenant policy (idempotent)').action(
+    async (opts: { json?: boolean }, cmd: Command) => {
+      const { pool, tables, config } = await open(ctx, cmd)
+      const result = await enableRls(pool, tables, policyOptions(config))
+      if (opts.json) ctx.out.json(result)
+      else {
+        for (const t of result.changed) ctx.out.line(`enabled    ${t}`)
+        for (const t of result.unchanged) ctx.out.line(`unchanged  ${t} (already enabled)`)
+      }
+    },
+  )
+
+  sub('disable', 'drop the tenant policy, NO FORCE and DISABLE row level security').action(
+    async (opts: { json?: boolean }, cmd: Command) => {
+      const { pool, tables, config } = await open(ctx, cmd)
+      const result = await disableRls(pool, tables, policyOptions(config))
+      if (opts.json) ctx.out.json(result)
+      else {
+        for (const t of result.changed) ctx.out.line(`disabled   ${t}`)
+        for (const t of result.unchanged) ctx.out.line(`unchanged  ${t} (already disabled)`)
+      }
+    },
+  )
+
+  sub('status', 'show enabled / forced / policy for each tenant-aware table').action(
+    async (opts: { json?: boolean }, cmd: Command) => {
+      const { pool, tables, config } = await open(ctx, cmd)
+      const status = await rlsStatus(pool, tables, policyOptions(config))
+      if (opts.json) ctx.out.json(status)
+      else ctx.out.table(status.map((s) => ({ ...s })))
+    },
+  )
+}
+
+async function open(
+  ctx: CliContext,
+  cmd: Command,
+): Promise<{ pool: Queryable; tables: TableRef[]; config: RowtenancyConfig }> {
+  const config = await ctx.config(cmd)
+  const pool = await ctx.pool(config, {
+    url: config.adminDatabaseUrl ?? config.databaseUrl,
+    max: 2,
+  })
+  const tables =
+    config.tables.length > 0
+      ? config.tables.map((t) => parseTableRef(t))
+      : await discoverTenantTables(pool, { tenantColumn: config.tenantColumn })
+  return { pool, tables, config }
+}
+
+function policyOptions(config: RowtenancyConfig) {
+  return { tenantColumn: config.tenantColumn, tenantIdType: config.tenantIdType }
+}

@@ -1,0 +1,99 @@
+import type { Queryable } from '../tenants/queryable.js'
+import { type Finding, finding } from './findings.js'
+import type { TableFacts } from './table-facts.js'
+
+/**
+ * Keys and indexes of tenant-aware tables: the primary key, every unique
+ * constraint or unique index, and every other index must lead with the tenant
+ * column; every foreign key between two tenant-aware tables must pair the
+ * tenant columns (`(tenant_id, x) -> (tenant_id, id)`), else a row can point at
+ * another tenant's row.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const findings = await checkKeys(pool, tables, 'tenant_id')
+ * ```
+ */
+export async function checkKeys(
+  db: Queryable,
+  tables: readonly TableFacts[],
+  tenantColumn: string,
+): Promise<Finding[]> {
+  const out: Finding[] = []
+  const byOid = new Map(tables.map((t) => [t.oid, t]))
+  const oids = tables.filter((t) => t.tenantAttnum !== null).map((t) => t.oid)
+  const indexes = await db.query(
+    `select i.indrelid::int as oid, ic.relname as name, i.indisprimary as primary, i.indisunique as unique,
+            string_to_array(i.indkey::text, ' ')::int[] as keys, con.conname as constraint
+       from pg_index i
+       join pg_class ic on ic.oid = i.indexrelid
+       left join pg_constraint con on con.conindid = i.indexrelid and con.conrelid = i.indrelid
+                                  and con.contype in ('p', 'u', 'x')
+      where i.indrelid = any($1::oid[])
+      order by ic.relname`,
+    [oids],
+  )
+  for (const ix of indexes.rows) {
+    const t = byOid.get(ix.oid)!
+    const keys = ix.keys as number[]
+    if (keys[0] === t.tenantAttnum) continue
+    const includes = keys.includes(t.tenantAttnum!)
+    const how = includes ? `does not lead with ${tenantColumn}` : `does not include ${tenantColumn}`
+    const object = `${t.qualified}.${ix.constraint ?? ix.name}`
+    if (ix.primary) {
+      out.push(
+        finding(
+          'PRIMARY_KEY_WITHOUT_TENANT',
+          object,
+          `The primary key ${how}: ids are not scoped to the tenant (and Citus cannot distribute the table by ${tenantColumn}).`,
+          `Make the primary key (${tenantColumn}, id): alter table ${t.quoted} drop constraint "${ix.constraint}", add primary key (${tenantColumn}, id)`,
+        ),
+      )
+    } else if (ix.unique) {
+      out.push(
+        finding(
+          'UNIQUE_WITHOUT_TENANT',
+          object,
+          `The unique ${ix.constraint ? 'constraint' : 'index'} ${how}: one tenant's value blocks another's, and a conflict tells a tenant what another stored.`,
+          `Recreate it as unique (${tenantColumn}, ...).`,
+        ),
+      )
+    } else {
+      out.push(
+        finding(
+          'INDEX_NOT_TENANT_LEADING',
+          object,
+          `The index ${how}: scoped queries (${tenantColumn} = $1 AND ...) cannot use it well.`,
+          `Recreate it as (${tenantColumn}, ...).`,
+          'warning',
+        ),
+      )
+    }
+  }
+  const fks = await db.query(
+    `select conrelid::int as oid, confrelid::int as ref, conname as name,
+            conkey::int[] as keys, confkey::int[] as refkeys
+       from pg_constraint
+      where contype = 'f' and conrelid = any($1::oid[]) and confrelid = any($1::oid[])
+      order by conname`,
+    [oids],
+  )
+  for (const fk of fks.rows) {
+    const from = byOid.get(fk.oid)!
+    const to = byOid.get(fk.ref)!
+    const keys = fk.keys as number[]
+    const refkeys = fk.refkeys as number[]
+    const paired = keys.some((k, i) => k === from.tenantAttnum && refkeys[i] === to.tenantAttnum)
+    if (paired) continue
+    out.push(
+      finding(
+        'FOREIGN_KEY_WITHOUT_TENANT',
+        `${from.qualified}.${fk.name}`,
+        `The foreign key to ${to.qualified} does not pair ${tenantColumn} with ${tenantColumn}: a row can reference another tenant's row.`,
+        `Recreate it as foreign key (${tenantColumn}, ...) references ${to.quoted} (${tenantColumn}, id).`,
+      ),
+    )
+  }
+  return out
+}

@@ -1,0 +1,96 @@
+import type { Queryable } from '../tenants/queryable.js'
+import { type Finding, finding } from './findings.js'
+import type { TableFacts } from './table-facts.js'
+
+/**
+ * Views over tenant-aware tables must be `security_invoker`: a plain view runs
+ * with its owner's rights, and the owner is not bound by RLS, so the view shows
+ * every tenant's rows to whoever may select from it.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const findings = await checkViews(pool, tables)
+ * ```
+ */
+export async function checkViews(db: Queryable, tables: readonly TableFacts[]): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select distinct format('%s.%s', vn.nspname, v.relname) as view, format('%I.%I', vn.nspname, v.relname) as quoted,
+            v.relkind = 'm' as materialized,
+            exists (select 1 from unnest(coalesce(v.reloptions, '{}')) o
+                     where o ~* '^security_invoker=(true|on|1|yes)$') as invoker
+       from pg_depend d
+       join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+       join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+       join pg_namespace vn on vn.oid = v.relnamespace
+      where d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[]) and v.oid <> d.refobjid
+      order by 1`,
+    [tables.map((t) => t.oid)],
+  )
+  return rows
+    .filter((r) => r.materialized || !r.invoker)
+    .map((r) =>
+      r.materialized
+        ? finding(
+            'VIEW_WITHOUT_SECURITY_INVOKER',
+            r.view,
+            "A materialized view over tenant-aware tables stores every tenant's rows and has no row level security.",
+            `Replace it with a security_invoker view, or a tenant-aware table refreshed per tenant; revoke it from the runtime role meanwhile (revoke all on ${r.quoted} from <runtime role>).`,
+          )
+        : finding(
+            'VIEW_WITHOUT_SECURITY_INVOKER',
+            r.view,
+            "The view reads tenant-aware tables with its owner's rights, bypassing row level security.",
+            `alter view ${r.quoted} set (security_invoker = true)  -- PostgreSQL 15+`,
+          ),
+    )
+}
+
+/**
+ * SECURITY DEFINER functions that touch tenant-aware tables (named in their
+ * body, or depended on by a SQL-standard body): they run as their owner, who
+ * bypasses RLS, so a caller reaches every tenant's rows through them.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const findings = await checkFunctions(pool, tables)
+ * ```
+ */
+export async function checkFunctions(
+  db: Queryable,
+  tables: readonly TableFacts[],
+): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as fn,
+            format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as quoted,
+            coalesce(p.prosrc, '') as src,
+            exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid
+                      and d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[])) as depends
+       from pg_proc p
+       join pg_namespace n on n.oid = p.pronamespace
+      where p.prosecdef
+        and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+        and not exists (select 1 from pg_depend e where e.classid = 'pg_proc'::regclass
+                          and e.objid = p.oid and e.deptype = 'e')
+      order by 1`,
+    [tables.map((t) => t.oid)],
+  )
+  const mentions = tables.map(
+    (t) => new RegExp(`(^|[^a-z0-9_$"])"?${escapeRegExp(t.name)}"?($|[^a-z0-9_$"])`, 'i'),
+  )
+  return rows
+    .filter((r) => r.depends || mentions.some((m) => m.test(r.src)))
+    .map((r) =>
+      finding(
+        'SECURITY_DEFINER_FUNCTION',
+        r.fn,
+        "A SECURITY DEFINER function reads or writes tenant-aware tables with its owner's rights, bypassing row level security.",
+        `alter function ${r.quoted} security invoker  -- or bind and check the tenant inside it`,
+      ),
+    )
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}

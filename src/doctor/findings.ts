@@ -1,0 +1,85 @@
+/**
+ * Every finding code `rowtenancy doctor` may report. Stable: CI scripts and
+ * allow-lists match on them.
+ *
+ * @example
+ * ```ts
+ * const code: FindingCode = 'RLS_NOT_FORCED'
+ * ```
+ */
+export type FindingCode =
+  | 'RLS_NOT_ENABLED'
+  | 'RLS_NOT_FORCED'
+  | 'RLS_POLICY_MISSING'
+  | 'RLS_POLICY_PERMISSIVE'
+  | 'ROLE_MISSING'
+  | 'ROLE_SUPERUSER'
+  | 'ROLE_BYPASSRLS'
+  | 'ROLE_OWNS_TABLE'
+  | 'PRIMARY_KEY_WITHOUT_TENANT'
+  | 'UNIQUE_WITHOUT_TENANT'
+  | 'INDEX_NOT_TENANT_LEADING'
+  | 'FOREIGN_KEY_WITHOUT_TENANT'
+  | 'VIEW_WITHOUT_SECURITY_INVOKER'
+  | 'SECURITY_DEFINER_FUNCTION'
+  | 'TENANT_COLUMN_MISSING'
+  | 'TENANT_COLUMN_NULLABLE'
+  | 'TENANT_COLUMN_TYPE'
+
+/**
+ * One problem `rowtenancy doctor` found: a stable code, the database object,
+ * what is wrong, and how to fix it.
+ *
+ * @example
+ * ```ts
+ * const f: Finding = {
+ *   code: 'RLS_NOT_FORCED', severity: 'error', object: 'public.accounts',
+ *   message: 'Row level security is not forced: the owner bypasses the policy.',
+ *   fix: 'rowtenancy rls enable (or: alter table "public"."accounts" force row level security)',
+ * }
+ * ```
+ */
+export interface Finding {
+  readonly code: FindingCode
+  /** `error`: tenants are not isolated; `warning`: isolation holds but something is off (speed, Citus). */
+  readonly severity: 'error' | 'warning'
+  /** The object, e.g. `public.accounts`, `public.accounts.accounts_email_key`, `role app_runtime`. */
+  readonly object: string
+  readonly message: string
+  readonly fix: string
+}
+
+/**
+ * What `runDoctor` returns.
+ *
+ * @example
+ * ```ts
+ * const report = await runDoctor(pool, { runtimeRole: 'app_runtime' })
+ * if (!report.ok) process.exitCode = 1
+ * ```
+ */
+export interface DoctorReport {
+  /** True when there are no findings. */
+  readonly ok: boolean
+  readonly findings: readonly Finding[]
+  /** What was checked. */
+  readonly checked: {
+    readonly tables: readonly string[]
+    readonly tenantColumn: string
+    readonly tenantIdType: string
+    readonly runtimeRole: string | null
+  }
+  /** Checks that did not run, and why. */
+  readonly skipped: readonly string[]
+}
+
+/** @internal */
+export function finding(
+  code: FindingCode,
+  object: string,
+  message: string,
+  fix: string,
+  severity: 'error' | 'warning' = 'error',
+): Finding {
+  return Object.freeze({ code, severity, object, message, fix })
+}

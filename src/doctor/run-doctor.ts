@@ -1,0 +1,101 @@
+import { InvalidInputError } from '../errors/index.js'
+import { quoteQualified } from '../schema/identifiers.js'
+import { discoverTenantTables } from '../schema/rls-apply.js'
+import { parseTableRef, type TableRef } from '../schema/rls-policy.js'
+import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
+import { existingIdType } from '../tenants/install.js'
+import type { Queryable } from '../tenants/queryable.js'
+import { checkKeys } from './check-keys.js'
+import { checkFunctions, checkViews } from './check-objects.js'
+import { checkRls, checkTenantColumns } from './check-rls.js'
+import { checkRuntimeRole } from './check-role.js'
+import type { DoctorReport, Finding } from './findings.js'
+import { loadTableFacts } from './table-facts.js'
+
+/**
+ * Options of {@link runDoctor}.
+ *
+ * @example
+ * ```ts
+ * const opts: DoctorOptions = { tables: ['accounts', 'transactions'], runtimeRole: 'app_runtime' }
+ * ```
+ */
+export interface DoctorOptions {
+  /** The tenant-aware tables; by default every table with the tenant column except rowtenancy's own. */
+  readonly tables?: readonly (string | TableRef)[] | undefined
+  /** The tenant column; `tenant_id` by default. */
+  readonly tenantColumn?: string | undefined
+  /** The tenant id type; by default the type of `tenants.id`, else `bigint`. */
+  readonly tenantIdType?: TenantIdType | undefined
+  /** Schema of the tenants table (to read the id type); `public` by default. */
+  readonly tenantsSchema?: string | undefined
+  /** The runtime role to audit; its checks are skipped when not given. */
+  readonly runtimeRole?: string | undefined
+}
+
+/**
+ * Audits a live database for tenant isolation holes: RLS not enabled, not
+ * forced or without the tenant policy, extra permissive policies; an unsafe
+ * runtime role; keys, unique constraints, indexes and foreign keys that ignore
+ * the tenant column; views without `security_invoker`; SECURITY DEFINER
+ * functions over tenant-aware tables; tenant columns that are nullable or of
+ * another type. Read-only. Each finding has a stable code, the object, and a fix.
+ *
+ * @example
+ * ```ts
+ * const report = await runDoctor(ownerPool, { runtimeRole: 'app_runtime' })
+ * for (const f of report.findings) console.log(f.code, f.object, f.fix)
+ * ```
+ */
+export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Promise<DoctorReport> {
+  const tenantColumn = options.tenantColumn ?? 'tenant_id'
+  const tenantIdType =
+    options.tenantIdType ??
+    (await existingIdType(db, options.tenantsSchema ?? 'public')) ??
+    'bigint'
+  assertTenantIdType(tenantIdType)
+  const refs =
+    options.tables && options.tables.length > 0
+      ? options.tables.map((t) => parseTableRef(t))
+      : await discoverTenantTables(db, { tenantColumn })
+  const { tables, missing } = await loadTableFacts(
+    db,
+    refs.map((r) => quoteQualified(r.schema, r.name)),
+    tenantColumn,
+  )
+  if (missing.length > 0) {
+    throw new InvalidInputError(
+      `No such table: ${missing.join(', ')}. Check the tenant-aware tables in your config or --tables.`,
+    )
+  }
+  const skipped: string[] = []
+  const findings: Finding[] = [
+    ...checkTenantColumns(tables, tenantColumn, tenantIdType),
+    ...(await checkRls(db, tables, tenantColumn)),
+    ...(await checkKeys(db, tables, tenantColumn)),
+    ...(await checkViews(db, tables)),
+    ...(await checkFunctions(db, tables)),
+  ]
+  if (options.runtimeRole) {
+    findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables)))
+  } else {
+    skipped.push(
+      'runtime role: pass --runtime-role NAME (or runtimeRole in the config) to audit it',
+    )
+  }
+  if (tables.length === 0) {
+    skipped.push(`tables: no table has a ${tenantColumn} column; pass --tables to name them`)
+  }
+  findings.sort((a, b) => a.code.localeCompare(b.code) || a.object.localeCompare(b.object))
+  return Object.freeze({
+    ok: findings.length === 0,
+    findings: Object.freeze(findings),
+    checked: Object.freeze({
+      tables: tables.map((t) => t.qualified),
+      tenantColumn,
+      tenantIdType,
+      runtimeRole: options.runtimeRole ?? null,
+    }),
+    skipped: Object.freeze(skipped),
+  })
+}
