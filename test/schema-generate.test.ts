@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, InvalidInputError, MigrationError } from '../src/errors/index.js'
@@ -244,6 +245,28 @@ describe('schema generate: template tenant schema -> shared tenant-aware tables'
     ])
   })
 
+  it('RLS on every generated table, partitions included: a plain role sees only the bound tenant', async () => {
+    const role = `rt_gen_${randomBytes(4).toString('hex')}`
+    await db.pool.query(
+      `create role ${role}; grant usage on schema shared to ${role};
+       grant select on all tables in schema shared to ${role}`,
+    )
+    try {
+      await tx(db.pool, async (c) => {
+        await c.query(`set local role ${role}`)
+        await c.query(`select set_config('rowtenancy.tenant_id', '2', true)`)
+        for (const t of ['categories', 'events', 'events_2025', 'events_default']) {
+          const seen = await c.query(`select distinct tenant_id from shared.${t}`)
+          expect(seen.rows).toEqual([{ tenant_id: '2' }])
+        }
+        await c.query(`select set_config('rowtenancy.tenant_id', '', true)`)
+        expect((await c.query('select * from shared.books')).rows).toEqual([])
+      })
+    } finally {
+      await db.pool.query(`drop owned by ${role}; drop role ${role}`)
+    }
+  })
+
   it("a foreign key cannot point at another tenant's row", async () => {
     await expect(
       db.pool.query(
@@ -312,20 +335,22 @@ describe('schema generate with btree_gin / btree_gist installed', () => {
   afterAll(() => db.drop())
 
   it('gin indexes and exclusion constraints lead with tenant_id, so tenants do not exclude each other', async () => {
+    const target = 'Shared "x".y; ñ' // a hostile target schema round-trips too
     const { statements, notes } = await applyTenantSchema(db.pool, {
       fromSchema: 'tenant_7',
+      targetSchema: target,
       tenantIdType: 'integer',
     })
     expect(notes).toEqual([])
     expect(statements).toContain(
-      'CREATE INDEX "bookings_tags_idx" ON "public"."bookings" USING "gin" ("tenant_id", tags)',
+      'CREATE INDEX "bookings_tags_idx" ON "Shared ""x"".y; ñ"."bookings" USING "gin" ("tenant_id", tags)',
     )
     expect(statements.find((s) => s.startsWith('CREATE TABLE'))).toContain(
       'CONSTRAINT "bookings_no_overlap" EXCLUDE USING "gist" ("tenant_id" WITH =, room WITH =, during WITH &&)',
     )
     const book = (tenant: number, id: number) =>
       db.pool.query(
-        `insert into bookings (tenant_id, id, room, during) values ($1, $2, 5, '[2026-01-01,2026-01-02)')`,
+        `insert into "Shared ""x"".y; ñ".bookings (tenant_id, id, room, during) values ($1, $2, 5, '[2026-01-01,2026-01-02)')`,
         [tenant, id],
       )
     await book(1, 1)
