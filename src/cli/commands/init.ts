@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { grantRuntimeRole } from '../../schema/roles.js'
 import { installTenantTables } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 
@@ -15,20 +16,40 @@ export function register(program: Command, ctx: CliContext): void {
     .command('init')
     .description('create the tenants and tenant_domains tables (idempotent)')
     .option('--json', 'print the result as JSON')
-  addConfigOptions(command, ['databaseUrl', 'adminDatabaseUrl', 'tenantIdType', 'tenantsSchema'])
+  addConfigOptions(command, [
+    'databaseUrl',
+    'adminDatabaseUrl',
+    'tenantIdType',
+    'tenantsSchema',
+    'targetSchema',
+    'runtimeRole',
+  ])
   command.action(async (opts: { json?: boolean }, cmd: Command) => {
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
     await installTenantTables(pool, { idType: config.tenantIdType, schema: config.tenantsSchema })
+    const role = config.runtimeRole
+      ? await grantRuntimeRole(pool, {
+          role: config.runtimeRole,
+          schemas: [...new Set([config.tenantsSchema, config.targetSchema])],
+        })
+      : undefined
     const result = {
       installed: ['tenants', 'tenant_domains'],
       schema: config.tenantsSchema,
       idType: config.tenantIdType,
+      ...(role ? { runtimeRole: { name: role.role, created: role.created } } : {}),
     }
     if (opts.json) ctx.out.json(result)
-    else
+    else {
       ctx.out.line(
         `rowtenancy: ${config.tenantsSchema}.tenants and tenant_domains are in place (id type ${config.tenantIdType}).`,
       )
+      if (role) {
+        ctx.out.line(
+          `rowtenancy: runtime role ${role.role} ${role.created ? 'created (LOGIN, no password yet: ALTER ROLE ... PASSWORD) and ' : ''}granted DML on ${[...new Set([config.tenantsSchema, config.targetSchema])].join(', ')}.`,
+        )
+      }
+    }
   })
 }
