@@ -50,16 +50,12 @@ export async function chooseGuard(client: Queryable, plan: MigrationPlan): Promi
         `trigger ${JSON.stringify(trig)} on ${plan.targetSchema}.${name} would fire on every copied row`,
       )
     }
-    if (!plan.cyclicTables.has(name)) continue
+    // A key pointing at a table copied later must wait for the commit; one pointing back is checked at once.
     for (const fk of target.foreignKeys) {
-      if (
-        fk.refSchema === plan.targetSchema &&
-        plan.cyclicTables.has(fk.refTable) &&
-        !fk.deferrable &&
-        fk.refTable !== name
-      ) {
+      const later = plan.tables.indexOf(fk.refTable) > plan.tables.indexOf(name)
+      if (fk.refSchema === plan.targetSchema && later && used.has(fk.refTable) && !fk.deferrable) {
         problems.push(
-          `foreign key ${JSON.stringify(fk.name)} on ${name} is in a cycle but not DEFERRABLE`,
+          `foreign key ${JSON.stringify(fk.name)} on ${name} points at ${fk.refTable}, which is copied later (a cycle), and is not DEFERRABLE`,
         )
       }
     }
