@@ -19,9 +19,16 @@ import {
 } from '../src/index.js'
 import { TenantPlugin } from '../src/kysely/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import { createFinanceTables, type FinanceDB, seedFinance, TABLES } from './kysely-fixture.js'
+import {
+  createFinanceTables,
+  createRuntimeRole,
+  type FinanceDB,
+  seedFinance,
+  TABLES,
+} from './kysely-fixture.js'
 
 let tdb: TestDatabase
+let role: Awaited<ReturnType<typeof createRuntimeRole>> | undefined
 let tenancy: Tenancy
 let db: Kysely<FinanceDB>
 
@@ -29,8 +36,10 @@ beforeAll(async () => {
   tdb = await createTestDatabase('kysely_exec')
   await createFinanceTables(tdb.pool)
   await seedFinance(tdb.pool)
+  role = await createRuntimeRole(tdb.pool, tdb.url, 'exec')
   tenancy = createTenancy({
-    pool: new pg.Pool({ connectionString: tdb.url, max: 4 }),
+    pool: new pg.Pool({ connectionString: role.url, max: 4 }),
+    adminPool: new pg.Pool({ connectionString: tdb.url, max: 2 }),
     tables: TABLES,
     audit: { table: false },
   })
@@ -39,6 +48,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await tenancy?.destroy()
+  await role?.drop()
   await tdb?.drop()
 })
 
@@ -191,7 +201,7 @@ describe('column naming: CamelCasePlugin', () => {
 
   it('runs before the TenantPlugin, which sees snake_case database names', async () => {
     const camel = createTenancy({
-      pool: new pg.Pool({ connectionString: tdb.url, max: 2 }),
+      pool: new pg.Pool({ connectionString: role.url, max: 2 }),
       tables: TABLES,
       plugins: [new CamelCasePlugin()],
       audit: { table: false },

@@ -68,3 +68,29 @@ export async function allRows(
   const { rows } = await pool.query(`select * from ${table} order by tenant_id, id`)
   return rows
 }
+
+/**
+ * A login role for the runtime pool that owns nothing and has no BYPASSRLS
+ * (what the tenant-binding dialect insists on), with DML on the fixture tables
+ * and INSERT on the audit log. Returns its connection URL and a drop function.
+ */
+export async function createRuntimeRole(
+  pool: pg.Pool,
+  databaseUrl: string,
+  label: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
+  const role = `rt_app_${label}_${Math.random().toString(36).slice(2, 8)}`
+  await pool.query(`create role ${role} login password 'app' nosuperuser nobypassrls`)
+  await pool.query(`grant usage on schema public to ${role}`)
+  await pool.query(`grant select, insert, update, delete on all tables in schema public to ${role}`)
+  const url = new URL(databaseUrl)
+  url.username = role
+  url.password = 'app'
+  return {
+    url: url.toString(),
+    async drop() {
+      await pool.query(`drop owned by ${role}`).catch(() => {})
+      await pool.query(`drop role if exists ${role}`).catch(() => {})
+    },
+  }
+}

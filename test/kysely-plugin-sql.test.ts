@@ -1,4 +1,5 @@
 import { type Compilable, type Kysely, sql } from 'kysely'
+import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   CrossTenantWriteError,
@@ -12,12 +13,14 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import {
   allRows,
   createFinanceTables,
+  type createRuntimeRole,
   type FinanceDB,
   seedFinance,
   TABLES,
 } from './kysely-fixture.js'
 
 let tdb: TestDatabase
+let role: Awaited<ReturnType<typeof createRuntimeRole>> | undefined
 let tenancy: Tenancy
 let db: Kysely<FinanceDB>
 
@@ -36,6 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await tenancy?.destroy()
+  await role?.drop()
   await tdb?.drop()
 })
 

@@ -13,8 +13,8 @@ import { statementFingerprint } from './fingerprint.js'
  * ```
  */
 export interface AuditWriterOptions {
-  /** Where events are written (a pool that is not scoped by RLS). */
-  readonly db: Queryable
+  /** Where events are written when `record` is given no connection. */
+  readonly db?: Queryable | undefined
   /** The audit table, `audit_log` by default; `false` to only call the logger. */
   readonly table?: string | false | undefined
   /** Called with every event after it is written. */
@@ -52,7 +52,7 @@ export interface AuditContext {
  * ```
  */
 export class AuditWriter {
-  readonly #db: Queryable
+  readonly #db: Queryable | undefined
   readonly #insert: string | undefined
   readonly #table: string | undefined
   readonly #logger: AuditLogger | undefined
@@ -73,7 +73,9 @@ export class AuditWriter {
   }
 
   /**
-   * Records one statement. `outcome.error` marks a failed statement.
+   * Records one statement. `outcome.error` marks a failed statement. `db` is
+   * the connection to write on (the statement's own, so a full pool cannot
+   * deadlock); the writer's `db` when left out.
    *
    * @example
    * ```ts
@@ -84,6 +86,7 @@ export class AuditWriter {
     context: AuditContext,
     sql: string,
     outcome: { rowCount: number | null; error?: unknown },
+    db: Queryable | undefined = this.#db,
   ): Promise<AuditEvent> {
     const { statement, fingerprint } = statementFingerprint(sql)
     const event: AuditEvent = Object.freeze({
@@ -98,8 +101,11 @@ export class AuditWriter {
       error: outcome.error === undefined ? undefined : errorCode(outcome.error),
     })
     if (this.#insert !== undefined) {
+      if (db === undefined) {
+        throw new ConfigError('AuditWriter.record needs a database handle: pass one, or set db.')
+      }
       try {
-        await this.#db.query(this.#insert, [
+        await db.query(this.#insert, [
           event.at,
           event.source,
           event.reason,

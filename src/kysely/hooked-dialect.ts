@@ -1,13 +1,14 @@
-import type {
+import {
   CompiledQuery,
-  DatabaseConnection,
-  Dialect,
-  Driver,
-  Kysely,
-  QueryCompiler,
-  QueryResult,
-  TransactionSettings,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type Kysely,
+  type QueryCompiler,
+  type QueryResult,
+  type TransactionSettings,
 } from 'kysely'
+import type { Queryable } from '../tenants/index.js'
 
 /**
  * What happened to one statement: how many rows it returned or touched, or the
@@ -21,16 +22,27 @@ export interface StatementOutcome {
 }
 
 /**
+ * Work to run after a statement on the same connection (an audit insert). Run
+ * at once outside a transaction; inside one, queued and run right after the
+ * commit or rollback, so the record survives a rollback. Using the statement's
+ * own connection means a full pool can never deadlock on it.
+ *
+ * @internal
+ */
+export type StatementFollowUp = (db: Queryable) => Promise<void>
+
+/**
  * Hooks around every statement a Kysely instance sends. `before` runs first and
  * may throw to refuse the statement (nothing reaches the database); its return
  * value is handed to `after`, which runs once the statement has finished (also
- * when it failed) and may throw to withhold the result.
+ * when it failed) and may return a follow-up; a follow-up that throws withholds
+ * the statement's result.
  *
  * @internal
  */
 export interface StatementHooks<T> {
   before(query: CompiledQuery): T
-  after(state: T, query: CompiledQuery, outcome: StatementOutcome): void | Promise<void>
+  after(state: T, query: CompiledQuery, outcome: StatementOutcome): StatementFollowUp | undefined
 }
 
 /**
@@ -67,7 +79,7 @@ class HookedDriver<T> implements Driver {
   readonly #inner: Driver
   readonly #hooks: StatementHooks<T>
   readonly #destroyInner: boolean
-  readonly #wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>()
+  readonly #wrapped = new WeakMap<DatabaseConnection, HookedConnection<T>>()
 
   constructor(inner: Driver, hooks: StatementHooks<T>, destroyInner: boolean) {
     this.#inner = inner
@@ -82,24 +94,36 @@ class HookedDriver<T> implements Driver {
   async acquireConnection(): Promise<DatabaseConnection> {
     const connection = await this.#inner.acquireConnection()
     const hooked = new HookedConnection(connection, this.#hooks)
-    this.#wrapped.set(hooked, connection)
+    this.#wrapped.set(hooked, hooked)
     return hooked
   }
 
   #unwrap(connection: DatabaseConnection): DatabaseConnection {
-    return this.#wrapped.get(connection) ?? connection
+    return this.#wrapped.get(connection)?.inner ?? connection
   }
 
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.#inner.beginTransaction(this.#unwrap(connection), settings)
+  async beginTransaction(
+    connection: DatabaseConnection,
+    settings: TransactionSettings,
+  ): Promise<void> {
+    await this.#inner.beginTransaction(this.#unwrap(connection), settings)
+    this.#wrapped.get(connection)?.beginTransaction()
   }
 
-  commitTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#inner.commitTransaction(this.#unwrap(connection))
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.#inner.commitTransaction(this.#unwrap(connection))
+    } finally {
+      await this.#wrapped.get(connection)?.endTransaction()
+    }
   }
 
-  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#inner.rollbackTransaction(this.#unwrap(connection))
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.#inner.rollbackTransaction(this.#unwrap(connection))
+    } finally {
+      await this.#wrapped.get(connection)?.endTransaction()
+    }
   }
 
   async savepoint(
@@ -136,24 +160,48 @@ class HookedDriver<T> implements Driver {
 }
 
 class HookedConnection<T> implements DatabaseConnection {
-  readonly #inner: DatabaseConnection
+  readonly inner: DatabaseConnection
   readonly #hooks: StatementHooks<T>
+  readonly #db: Queryable
+  #pending: StatementFollowUp[] | undefined
 
   constructor(inner: DatabaseConnection, hooks: StatementHooks<T>) {
-    this.#inner = inner
+    this.inner = inner
     this.#hooks = hooks
+    this.#db = {
+      async query(text, values = []) {
+        const result = await inner.executeQuery(CompiledQuery.raw(text, values))
+        return { rows: result.rows as unknown[], rowCount: rowCountOf(result) }
+      },
+    }
+  }
+
+  beginTransaction(): void {
+    this.#pending = []
+  }
+
+  async endTransaction(): Promise<void> {
+    const pending = this.#pending ?? []
+    this.#pending = undefined
+    for (const followUp of pending) await followUp(this.#db)
+  }
+
+  async #follow(followUp: StatementFollowUp | undefined): Promise<void> {
+    if (followUp === undefined) return
+    if (this.#pending) this.#pending.push(followUp)
+    else await followUp(this.#db)
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     const state = this.#hooks.before(query)
     let result: QueryResult<R>
     try {
-      result = await this.#inner.executeQuery<R>(query)
+      result = await this.inner.executeQuery<R>(query)
     } catch (error) {
-      await this.#hooks.after(state, query, { rowCount: null, error })
+      await this.#follow(this.#hooks.after(state, query, { rowCount: null, error }))
       throw error
     }
-    await this.#hooks.after(state, query, { rowCount: rowCountOf(result) })
+    await this.#follow(this.#hooks.after(state, query, { rowCount: rowCountOf(result) }))
     return result
   }
 
@@ -166,7 +214,7 @@ class HookedConnection<T> implements DatabaseConnection {
     let error: unknown
     let failed = false
     try {
-      for await (const chunk of this.#inner.streamQuery<R>(query, chunkSize)) {
+      for await (const chunk of this.inner.streamQuery<R>(query, chunkSize)) {
         rows += chunk.rows.length
         yield chunk
       }
@@ -175,7 +223,8 @@ class HookedConnection<T> implements DatabaseConnection {
       error = err
       throw err
     } finally {
-      await this.#hooks.after(state, query, failed ? { rowCount: null, error } : { rowCount: rows })
+      const outcome = failed ? { rowCount: null, error } : { rowCount: rows }
+      await this.#follow(this.#hooks.after(state, query, outcome))
     }
   }
 }

@@ -28,8 +28,11 @@ export function scopedHooks(
         tenantId: tenantText(plugin, scope.outerTenant),
       })
     },
-    async after(context, query, outcome) {
-      if (context !== undefined) await writer.record(context, query.sql, outcome)
+    after(context, query, outcome) {
+      if (context === undefined) return undefined
+      return async (db) => {
+        await writer.record(context, query.sql, outcome, db)
+      }
     },
   }
 }
@@ -55,8 +58,10 @@ export function allObjectsHooks(
         tenantId: tenantText(plugin, tryCurrentTenant()),
       })
     },
-    async after(context, query, outcome) {
-      await writer.record(context, query.sql, outcome)
+    after(context, query, outcome) {
+      return async (db) => {
+        await writer.record(context, query.sql, outcome, db)
+      }
     },
   }
 }
