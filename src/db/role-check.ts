@@ -39,7 +39,7 @@ export async function inspectRuntimeRole(
                     from pg_class c join pg_namespace n on n.oid = c.relnamespace
                    where c.relkind in ('r', 'p')
                      and n.nspname not in ('pg_catalog', 'information_schema')
-                     and pg_has_role(current_user, c.relowner, 'USAGE')
+                     and not r.rolsuper and pg_has_role(current_user, c.relowner, 'USAGE')
                      and exists (select 1 from pg_attribute a
                                   where a.attrelid = c.oid and a.attname = $1
                                     and a.attnum > 0 and not a.attisdropped)

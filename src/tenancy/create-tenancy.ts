@@ -1,8 +1,11 @@
-import { Kysely } from 'kysely'
+import { Kysely, type Transaction } from 'kysely'
 import { AuditWriter } from '../audit/index.js'
+import { transactionRunner } from '../db/tenant-transaction.js'
 import { InvalidInputError } from '../errors/index.js'
 import { hookDialect } from '../kysely/hooked-dialect.js'
 import { TenantPlugin } from '../kysely/tenant-plugin.js'
+import { tenantPolicy } from '../schema/rls-policy.js'
+import { renderRlsEnable } from '../schema/rls-render.js'
 import type { TableRegistry } from '../schema/table-registry.js'
 import {
   type ResolvedTenancyOptions,
@@ -34,6 +37,17 @@ export interface Tenancy {
    * Every statement through it is audited with `reason` and `actor`.
    */
   allObjects<DB>(reason: string, options?: { actor?: string | undefined }): Kysely<DB>
+  /**
+   * Runs `fn` in one transaction of `kysely()`, bound to the current tenant once
+   * at BEGIN; commits when `fn` resolves, rolls back when it throws. Nested calls
+   * become savepoints.
+   */
+  transaction<DB, T>(fn: (trx: Transaction<DB>) => Promise<T>): Promise<T>
+  /**
+   * The RLS DDL of the tenant-aware tables (ENABLE + FORCE ROW LEVEL SECURITY and
+   * the tenant policy), one statement per element, for your own migration tool.
+   */
+  rlsSql(): string[]
   /** The tenant-aware tables. */
   readonly tables: TableRegistry
   /** The options after validation and defaults. */
@@ -69,6 +83,7 @@ export function createTenancy(options: TenancyOptions): Tenancy {
     plugins: [...resolved.plugins, plugin],
   })
   let destroyed: Promise<void> | undefined
+  const transaction = transactionRunner(scoped)
 
   const tenancy: Tenancy = {
     kysely<DB>() {
@@ -85,6 +100,19 @@ export function createTenancy(options: TenancyOptions): Tenancy {
         dialect: hookDialect(adminDialect(resolved), hooks),
         plugins: [...resolved.plugins],
       })
+    },
+    transaction<DB, T>(fn: (trx: Transaction<DB>) => Promise<T>) {
+      return transaction((trx) => fn(trx as unknown as Transaction<DB>))
+    },
+    rlsSql() {
+      return registry.tables.flatMap((t) =>
+        renderRlsEnable(
+          tenantPolicy(
+            { schema: t.schema, name: t.name },
+            { tenantColumn: t.tenantColumn, tenantIdType: resolved.tenantIdType },
+          ),
+        ),
+      )
     },
     tables: registry,
     options: resolved,

@@ -1,5 +1,6 @@
 import type { KyselyPlugin, PostgresPool } from 'kysely'
 import type { AuditLogger } from '../audit/index.js'
+import { assertBindingOption, type BindingOption } from '../db/binding.js'
 import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { assertTenantIdType, type Queryable, type TenantIdType } from '../tenants/index.js'
@@ -42,6 +43,10 @@ export interface TenancyOptions {
   readonly plugins?: readonly KyselyPlugin[] | undefined
   /** Audit log settings for cross-tenant work. */
   readonly audit?: TenancyAuditOptions | undefined
+  /** How the tenant is bound to each transaction: `auto` (default: SET LOCAL on Citus, else set_config), `set_config`, `set_local`. */
+  readonly binding?: BindingOption | undefined
+  /** Start even when `pool`'s role bypasses RLS (superuser, owner, BYPASSRLS), with a loud warning instead of `UnsafeRoleError`. */
+  readonly allowUnsafeRole?: boolean | undefined
 }
 
 /**
@@ -75,6 +80,8 @@ export interface ResolvedTenancyOptions {
   readonly tenantColumn: string
   readonly tenantIdType: TenantIdType
   readonly plugins: readonly KyselyPlugin[]
+  readonly binding: BindingOption
+  readonly allowUnsafeRole: boolean
   readonly audit: Readonly<{
     table: string | false
     logger: AuditLogger | undefined
@@ -90,6 +97,8 @@ const KNOWN = new Set([
   'adminPool',
   'plugins',
   'audit',
+  'binding',
+  'allowUnsafeRole',
 ])
 
 /**
@@ -128,6 +137,12 @@ export function resolveTenancyOptions(options: TenancyOptions): {
       'plugins must be an array of Kysely plugins, e.g. [new CamelCasePlugin()].',
     )
   }
+  const binding = options.binding ?? 'auto'
+  try {
+    assertBindingOption(binding)
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err })
+  }
   const audit = options.audit ?? {}
   if (audit.logger !== undefined && typeof audit.logger !== 'function') {
     throw new ConfigError('audit.logger must be a function (event) => void.')
@@ -138,6 +153,8 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     tenantColumn,
     tenantIdType,
     plugins: Object.freeze([...plugins]),
+    binding,
+    allowUnsafeRole: options.allowUnsafeRole === true,
     audit: Object.freeze({
       table: audit.table ?? 'audit_log',
       logger: audit.logger,

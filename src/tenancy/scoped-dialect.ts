@@ -1,11 +1,12 @@
 import { type Dialect, PostgresDialect } from 'kysely'
+import { TenantBindingDialect } from '../db/tenant-dialect.js'
 import type { ResolvedTenancyOptions } from './options.js'
 
 /**
- * The ONE place the dialect of `tenancy.kysely()` comes from. For now a plain
- * `PostgresDialect` on `options.pool`; the session-binding dialect (issue 9:
- * `set_config('rowtenancy.tenant_id', $1, true)` in a transaction) replaces it
- * here. The execution check and audit hooks are wrapped around whatever this
+ * The ONE place the dialect of `tenancy.kysely()` comes from: the tenant-binding
+ * dialect (`src/db/`), which runs every unit of work in a transaction bound with
+ * `set_config('rowtenancy.tenant_id', $1, true)` (or SET LOCAL on Citus), sends
+ * `withoutTenant` work to `adminPool`, and checks the runtime role at start-up. The execution check and audit hooks are wrapped around whatever this
  * returns, so they survive the swap.
  *
  * @example
@@ -15,7 +16,16 @@ import type { ResolvedTenancyOptions } from './options.js'
  * @internal
  */
 export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
-  return new PostgresDialect({ pool: options.pool })
+  return new TenantBindingDialect({
+    pool: options.pool as ConstructorParameters<typeof TenantBindingDialect>[0]['pool'],
+    adminPool: options.adminPool as ConstructorParameters<
+      typeof TenantBindingDialect
+    >[0]['adminPool'],
+    tenantIdType: options.tenantIdType,
+    tenantColumn: options.tenantColumn,
+    binding: options.binding,
+    allowUnsafeRole: options.allowUnsafeRole,
+  })
 }
 
 /**
