@@ -12,7 +12,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
 interface DB {
-  accounts: { tenant_id: string; id: Generated<string>; name: string }
+  accounts: { tenant_id: Generated<string>; id: Generated<string>; name: string }
 }
 
 let db: TestDatabase

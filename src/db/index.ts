@@ -5,7 +5,6 @@ export {
   type BindingOption,
   bindStatement,
 } from './binding.js'
-export type { Statement } from './pipelined-query.js'
 export {
   assertSafeRuntimeRole,
   inspectRuntimeRole,
