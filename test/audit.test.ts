@@ -179,7 +179,7 @@ describe('allObjects(reason)', () => {
 
   it("pitfall: a pool of one connection does not deadlock: the event is written on the statement's connection", async () => {
     const tiny = createTenancy({
-      pool: new pg.Pool({ connectionString: role.url, max: 1 }),
+      pool: new pg.Pool({ connectionString: role!.url, max: 1 }),
       adminPool: new pg.Pool({ connectionString: tdb.url, max: 1 }),
       tables: TABLES,
     })
@@ -220,7 +220,7 @@ describe('allObjects(reason)', () => {
 
   it('fails closed when the audit table is missing: the rows are withheld', async () => {
     const noTable = createTenancy({
-      pool: new pg.Pool({ connectionString: role.url, max: 1 }),
+      pool: new pg.Pool({ connectionString: role!.url, max: 1 }),
       adminPool: new pg.Pool({ connectionString: tdb.url, max: 1 }),
       tables: TABLES,
       audit: { table: 'missing_audit_log' },

@@ -201,7 +201,7 @@ describe('column naming: CamelCasePlugin', () => {
 
   it('runs before the TenantPlugin, which sees snake_case database names', async () => {
     const camel = createTenancy({
-      pool: new pg.Pool({ connectionString: role.url, max: 2 }),
+      pool: new pg.Pool({ connectionString: role!.url, max: 2 }),
       tables: TABLES,
       plugins: [new CamelCasePlugin()],
       audit: { table: false },

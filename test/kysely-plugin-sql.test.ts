@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import {
   allRows,
   createFinanceTables,
-  type createRuntimeRole,
+  createRuntimeRole,
   type FinanceDB,
   seedFinance,
   TABLES,
@@ -28,11 +28,13 @@ beforeAll(async () => {
   tdb = await createTestDatabase('kysely_sql')
   await createFinanceTables(tdb.pool)
   await seedFinance(tdb.pool)
-  // The tenancy gets a pool of its own, so destroy() does not end the fixture's.
-  const pg = await import('pg')
+  role = await createRuntimeRole(tdb.pool, tdb.url, 'sql')
+  // The tenancy gets pools of its own (runtime role + owner), so destroy() leaves the fixture's.
   tenancy = createTenancy({
-    pool: new pg.default.Pool({ connectionString: tdb.url }),
+    pool: new pg.Pool({ connectionString: role.url, max: 4 }),
+    adminPool: new pg.Pool({ connectionString: tdb.url, max: 2 }),
     tables: TABLES,
+    audit: { table: false },
   })
   db = tenancy.kysely<FinanceDB>()
 })

@@ -74,7 +74,6 @@ export function createTenancy(options: TenancyOptions): Tenancy {
   const { resolved, registry } = resolveTenancyOptions(options)
   const plugin = new TenantPlugin({ tables: registry, tenantIdType: resolved.tenantIdType })
   const writer = new AuditWriter({
-    db: resolved.adminPool,
     table: resolved.audit.table,
     logger: resolved.audit.logger,
   })
