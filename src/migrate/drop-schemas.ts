@@ -118,8 +118,16 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
         }
         await client.query(`drop schema ${quoteIdent(entry.schema)} cascade`)
         const now = new Date()
+        // Record the checksums just verified: after the drop they are all verify can compare with.
+        const tables = { ...locked.tables }
+        for (const c of check.tables) {
+          const recorded = tables[c.table]
+          if (recorded)
+            tables[c.table] = { ...recorded, rows: c.targetRows, checksum: c.targetChecksum }
+        }
         await writeLedgerEntry(client, plan.targetSchema, {
           ...locked,
+          tables,
           state: 'schema_dropped',
           verifiedAt: now,
           verifyOk: true,

@@ -32,7 +32,7 @@ export const ID_MAP_TABLE = 'rowtenancy_id_map'
  */
 export interface LedgerTable {
   readonly rows: number
-  /** The order-independent checksum of the copied rows (target side, at copy time). */
+  /** The order-independent checksum of the copied rows (target side, at copy time); `''` when copied with `--no-verify` (filled in by drop-schemas). */
   readonly checksum: string
   /** The columns the checksum covers, in order (so it can be recomputed after the schema is dropped). */
   readonly columns: readonly string[]

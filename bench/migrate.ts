@@ -1,0 +1,289 @@
+/**
+ * Migration benchmark: `migrate({ all: true })` (the engine behind
+ * `rowtenancy migrate-to-row-tenancy --all`) vs a hand-written baseline (one
+ * `INSERT ... SELECT` per table per schema, FK order; autocommit, and again with
+ * one transaction per schema; and a floor: the same with `session_replication_role =
+ * replica`, i.e. no foreign-key triggers and no checks at all), on identical
+ * copies of one legacy database, in the same run. Prints rows/s and throughput
+ * ratios (baseline time / tool time; > 1 means the tool is faster), with and
+ * without verification.
+ *
+ *   npx tsx bench/migrate.ts            # 200 tenants x 8 tables, ~2.2 million rows
+ *   npx tsx bench/migrate.ts --quick    # 20 tenants x 8 tables, ~45 thousand rows
+ *   npx tsx bench/migrate.ts --jobs=4
+ *
+ * Uses DATABASE_URL when set (scratch databases are created and dropped), else an
+ * embedded PostgreSQL.
+ */
+import { randomBytes } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import pg from 'pg'
+import { migrate } from '../src/migrate/index.js'
+import { quoteIdent } from '../src/schema/identifiers.js'
+import { installTenantTables } from '../src/tenants/index.js'
+import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
+
+const quick = process.argv.includes('--quick')
+const TENANTS = quick ? 20 : 200
+const SCALE = quick ? 0.2 : 1.1 // rows per tenant = 10_000 * SCALE
+const jobsArg = process.argv.find((a) => a.startsWith('--jobs='))?.slice(7)
+const JOBS = jobsArg ? Number(jobsArg) : Math.max(2, Math.min(8, availableParallelism()))
+
+/** The 8 tables of a tenant, in FK order: name, DDL body, rows per tenant, insert select. */
+const TABLES: {
+  name: string
+  cols: string
+  pk: string
+  fks: string[]
+  rows: number
+  fill: string
+}[] = [
+  {
+    name: 'customer',
+    cols: 'id serial, name text not null, email text not null, created_at timestamptz not null',
+    pk: 'id',
+    fks: [],
+    rows: 1000,
+    fill: `select 'Customer ' || i, 'c' || i || '@example.com', timestamptz '2024-01-01' + i * interval '1 hour' from generate_series(1, $N) i`,
+  },
+  {
+    name: 'product',
+    cols: 'id serial, name text not null, price numeric(10, 2) not null',
+    pk: 'id',
+    fks: [],
+    rows: 200,
+    fill: `select 'Product ' || i, (i % 97) + 0.99 from generate_series(1, $N) i`,
+  },
+  {
+    name: 'orders',
+    cols: 'id serial, customer_id int not null, status text not null, created_at timestamptz not null',
+    pk: 'id',
+    fks: ['customer_id:customer'],
+    rows: 2000,
+    fill: `select 1 + i % $customer, (array['new', 'paid', 'shipped'])[1 + i % 3], timestamptz '2024-02-01' + i * interval '1 minute' from generate_series(1, $N) i`,
+  },
+  {
+    name: 'order_item',
+    cols: 'id serial, order_id int not null, product_id int not null, qty int not null, price numeric(10, 2) not null',
+    pk: 'id',
+    fks: ['order_id:orders', 'product_id:product'],
+    rows: 3000,
+    fill: `select 1 + i % $orders, 1 + i % $product, 1 + i % 5, (i % 50) + 0.5 from generate_series(1, $N) i`,
+  },
+  {
+    name: 'invoice',
+    cols: 'id serial, order_id int not null, amount numeric(12, 2) not null, issued_at date not null',
+    pk: 'id',
+    fks: ['order_id:orders'],
+    rows: 1500,
+    fill: `select 1 + i % $orders, i * 1.5, date '2024-03-01' + i % 300 from generate_series(1, $N) i`,
+  },
+  {
+    name: 'payment',
+    cols: 'id serial, invoice_id int not null, amount numeric(12, 2) not null, method text',
+    pk: 'id',
+    fks: ['invoice_id:invoice'],
+    rows: 1300,
+    fill: `select 1 + i % $invoice, i * 1.25, case when i % 4 = 0 then null else 'card' end from generate_series(1, $N) i`,
+  },
+  {
+    name: 'note',
+    cols: 'id serial, order_id int not null, body text not null',
+    pk: 'id',
+    fks: ['order_id:orders'],
+    rows: 700,
+    fill: `select 1 + i % $orders, repeat('note text ', 1 + i % 8) || i from generate_series(1, $N) i`,
+  },
+  {
+    name: 'order_tag',
+    cols: 'order_id int not null, tag text not null',
+    pk: 'order_id, tag',
+    fks: ['order_id:orders'],
+    rows: 300,
+    fill: `select i, 'tag-' || (i % 7) from generate_series(1, $N) i`,
+  },
+]
+
+/** Column names of a `cols` list (commas inside parentheses are not separators). */
+const columnsOf = (t: (typeof TABLES)[number]) =>
+  t.cols.split(/,(?![^(]*\))/).map((x) => x.trim().split(' ')[0]!)
+
+const rowsOf = (t: (typeof TABLES)[number]) => Math.max(1, Math.round(t.rows * SCALE))
+
+async function buildSource(pool: pg.Pool): Promise<number> {
+  await installTenantTables(pool, { idType: 'bigint' })
+  await pool.query(
+    'create table public.customers_client (id int primary key, schema_name text not null unique, name text not null)',
+  )
+  // Target tables: composite keys, tenant-leading FKs, as `schema generate` makes them.
+  for (const t of TABLES) {
+    const fks = t.fks.map((f) => {
+      const [col, ref] = f.split(':') as [string, string]
+      return `, foreign key (tenant_id, ${col}) references public.${ref} (tenant_id, id)`
+    })
+    await pool.query(
+      `create table public.${t.name} (tenant_id bigint not null references public.tenants (id), ${t.cols.replace('serial', 'serial not null')},
+         primary key (tenant_id, ${t.pk})${fks.join('')})`,
+    )
+  }
+  let total = 0
+  const counts = Object.fromEntries(TABLES.map((t) => [t.name, rowsOf(t)]))
+  const work = Array.from({ length: TENANTS }, (_, i) => i + 1)
+  const worker = async () => {
+    for (let id = work.shift(); id !== undefined; id = work.shift()) {
+      const s = quoteIdent(`tenant_${id}`)
+      const c = await pool.connect()
+      try {
+        await c.query('begin')
+        await c.query(`create schema ${s}`)
+        await c.query('insert into public.customers_client values ($1, $2, $3)', [
+          id,
+          `tenant_${id}`,
+          `Tenant ${id}`,
+        ])
+        for (const t of TABLES) {
+          const fks = t.fks.map((f) => {
+            const [col, ref] = f.split(':') as [string, string]
+            return `, foreign key (${col}) references ${s}.${ref} (id)`
+          })
+          await c.query(
+            `create table ${s}.${t.name} (${t.cols}, primary key (${t.pk})${fks.join('')})`,
+          )
+          const cols = columnsOf(t).filter((x) => x !== 'id')
+          const fill = t.fill.replace(/\$(N|[a-z_]+)/g, (_m, k: string) =>
+            String(k === 'N' ? counts[t.name] : counts[k]),
+          )
+          await c.query(`insert into ${s}.${t.name} (${cols.join(', ')}) ${fill}`)
+          total += counts[t.name]!
+        }
+        await c.query('commit')
+      } finally {
+        c.release()
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: JOBS }, worker))
+  await pool.query('vacuum analyze')
+  return total
+}
+
+/**
+ * The baseline: a hand-written INSERT ... SELECT per table per schema, in FK order,
+ * on one connection; autocommit (each statement its own transaction), or one
+ * transaction per schema.
+ */
+async function baseline(
+  pool: pg.Pool,
+  perSchemaTransaction: boolean,
+  noChecks = false,
+): Promise<void> {
+  await pool.query(
+    `insert into public.tenants (id, slug, name) select id, 'tenant-' || id, name from public.customers_client`,
+  )
+  const c = await pool.connect()
+  try {
+    if (noChecks) await c.query('set session_replication_role = replica')
+    for (let id = 1; id <= TENANTS; id++) {
+      const s = quoteIdent(`tenant_${id}`)
+      if (perSchemaTransaction) await c.query('begin')
+      for (const t of TABLES) {
+        const cols = columnsOf(t)
+        await c.query(
+          `insert into public.${t.name} (tenant_id, ${cols.join(', ')}) select ${id}, ${cols.join(', ')} from ${s}.${t.name}`,
+        )
+      }
+      if (perSchemaTransaction) await c.query('commit')
+    }
+  } finally {
+    c.release()
+  }
+}
+
+async function timed(label: string, fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now()
+  await fn()
+  const ms = performance.now() - start
+  console.log(`${label.padEnd(34)} ${(ms / 1000).toFixed(2).padStart(8)} s`)
+  return ms
+}
+
+async function main(): Promise<void> {
+  const server = process.env.DATABASE_URL ? undefined : await startEmbeddedPostgres()
+  const base = process.env.DATABASE_URL ?? server!.url
+  const admin = new pg.Client({ connectionString: base })
+  await admin.connect()
+  const tag = randomBytes(3).toString('hex')
+  const dbs: string[] = []
+  const urlOf = (name: string) => {
+    const u = new URL(base)
+    u.pathname = `/${name}`
+    return u.toString()
+  }
+  const create = async (name: string, template?: string) => {
+    await admin.query(
+      `create database ${quoteIdent(name)}${template ? ` template ${quoteIdent(template)}` : ''}`,
+    )
+    dbs.push(name)
+    return urlOf(name)
+  }
+  try {
+    const source = `bench_mig_${tag}`
+    const srcPool = new pg.Pool({ connectionString: await create(source), max: JOBS })
+    srcPool.on('error', () => {})
+    let rows = 0
+    await timed(`build ${TENANTS} tenants x ${TABLES.length} tables`, async () => {
+      rows = await buildSource(srcPool)
+    })
+    await srcPool.end()
+    console.log(`source rows: ${rows.toLocaleString('en')}; jobs: ${JOBS}`)
+    const runs: Record<string, number> = {}
+    const run = async (label: string, fn: (pool: pg.Pool) => Promise<unknown>) => {
+      const url = await create(`${source}_${Object.keys(runs).length}`, source)
+      const pool = new pg.Pool({ connectionString: url, max: JOBS + 2 })
+      pool.on('error', () => {})
+      try {
+        runs[label] = await timed(label, () => fn(pool))
+      } finally {
+        await pool.end()
+      }
+    }
+    await run('baseline: INSERT ... SELECT', (pool) => baseline(pool, false))
+    await run('baseline, one tx per schema', (pool) => baseline(pool, true))
+    await run('raw copy: tx/schema, no FK triggers', (pool) => baseline(pool, true, true))
+    await run(`migrate --jobs ${JOBS} (verify)`, async (pool) => {
+      const r = await migrate({ db: pool, all: true, jobs: JOBS })
+      if (!r.ok || r.totals.rows !== rows)
+        throw new Error(`migration failed: ${JSON.stringify(r.totals)}`)
+    })
+    await run(`migrate --jobs ${JOBS} --no-verify`, async (pool) => {
+      const r = await migrate({ db: pool, all: true, jobs: JOBS, verify: false })
+      if (!r.ok || r.totals.rows !== rows)
+        throw new Error(`migration failed: ${JSON.stringify(r.totals)}`)
+    })
+    await run('migrate --jobs 1 (verify)', async (pool) => {
+      const r = await migrate({ db: pool, all: true, jobs: 1 })
+      if (!r.ok) throw new Error('migration failed')
+    })
+    const b = runs['baseline: INSERT ... SELECT']!
+    console.log('')
+    const b2 = runs['baseline, one tx per schema']!
+    console.log('throughput ratio = baseline time / run time (> 1: faster than the baseline)')
+    console.log(`${'run'.padEnd(34)} ${'rows/s'.padStart(10)}   vs autocommit   vs tx/schema`)
+    for (const [label, ms] of Object.entries(runs)) {
+      const rate = Math.round(rows / (ms / 1000))
+      console.log(
+        `${label.padEnd(34)} ${rate.toLocaleString('en').padStart(10)}   ${(b / ms).toFixed(2).padStart(13)}   ${(b2 / ms).toFixed(2).padStart(12)}`,
+      )
+    }
+  } catch (err) {
+    console.error(err)
+    process.exitCode = 1
+  } finally {
+    for (const d of dbs.reverse())
+      await admin.query(`drop database if exists ${quoteIdent(d)} with (force)`).catch(() => {})
+    await admin.end()
+    await server?.stop()
+  }
+}
+
+await main()
