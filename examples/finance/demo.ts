@@ -202,6 +202,14 @@ async function main(): Promise<void> {
       `setup took ${(setupMs / 1000).toFixed(1)} s: ${setup.timings.map((t) => `${t.step} ${(t.ms / 1000).toFixed(1)} s`).join(', ')}`,
     )
     console.log(`API ready on ${api.url}\n`)
+    if (!smoke)
+      for (const r of demoRequests(info)) console.log(`# ${r.label}\n${curlLine(api.url, r)}\n`)
+    console.log(
+      '# the same checks in TypeScript: a REPL with db (scoped), allObjects, .tenant <slug>',
+    )
+    console.log(
+      `DATABASE_URL='${setup.runtimeUrl}' ROWTENANCY_ADMIN_DATABASE_URL='${database.ownerUrl}' npx tsx src/cli/main.ts shell --tenant ${a!.slug}`,
+    )
     if (smoke) {
       const { ok, lines } = await runSmoke(info, database.ownerUrl, tenants)
       for (const line of lines) console.log(line)
@@ -209,13 +217,6 @@ async function main(): Promise<void> {
       await stop(ok ? 0 : 1)
       return
     }
-    for (const r of demoRequests(info)) console.log(`# ${r.label}\n${curlLine(api.url, r)}\n`)
-    console.log(
-      '# the same checks in TypeScript: a REPL with db (scoped), allObjects, .tenant <slug>',
-    )
-    console.log(
-      `DATABASE_URL='${setup.runtimeUrl}' ROWTENANCY_ADMIN_DATABASE_URL='${database.ownerUrl}' npx tsx src/cli/main.ts shell --tenant ${a!.slug}`,
-    )
     console.log(
       `\nCtrl-C stops the API and PostgreSQL${values.keep ? ' (the data is kept)' : ' and removes the data'}.`,
     )
