@@ -82,30 +82,33 @@ class PipelinedQuery extends QueryBase {
 
   override submit(connection: unknown): Error | null {
     const con = connection as WireConnection
-    let prepared: { text: string; values: unknown[] }[]
+    const statements = this.#before.length + 1 + this.#after.length
+    const main = this.#before.length
+    const texts: string[] = new Array(statements)
+    const values: unknown[][] = new Array(statements)
     try {
       // Serialise every value first: a value that cannot be sent fails here,
       // before a single byte is on the wire.
-      prepared = [...this.#before, { text: this.text, values: this.values }, ...this.#after].map(
-        (s) => ({ text: s.text, values: (s.values ?? []).map((v) => prepareValue(v)) }),
-      )
+      for (let i = 0; i < statements; i++) {
+        const s = i < main ? this.#before[i]! : i === main ? undefined : this.#after[i - main - 1]!
+        texts[i] = s ? s.text : this.text
+        const raw = s ? (s.values ?? []) : (this.values ?? [])
+        const prepared = new Array(raw.length)
+        for (let j = 0; j < raw.length; j++) prepared[j] = prepareValue(raw[j])
+        values[i] = prepared
+      }
     } catch (err) {
       return err as Error
     }
-    const main = this.#before.length
     con.stream.cork?.()
     try {
-      prepared.forEach((s, i) => {
-        con.parse({ text: s.text, name: '', types: i === main ? (this.types as unknown[]) : [] })
-        con.bind({
-          portal: '',
-          statement: '',
-          values: s.values,
-          binary: i === main && !!this.binary,
-        })
-        if (i === main) con.describe({ type: 'P', name: '' })
+      for (let i = 0; i < statements; i++) {
+        const isMain = i === main
+        con.parse({ text: texts[i]!, name: '', types: isMain ? (this.types as unknown[]) : [] })
+        con.bind({ portal: '', statement: '', values: values[i], binary: isMain && !!this.binary })
+        if (isMain) con.describe({ type: 'P', name: '' })
         con.execute({ portal: '', rows: 0 })
-      })
+      }
       con.sync()
     } finally {
       con.stream.uncork?.()

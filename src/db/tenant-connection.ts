@@ -148,7 +148,8 @@ export class TenantConnection implements DatabaseConnection {
   async release(): Promise<void> {
     this.#pending = undefined
     this.#inTransaction = false
-    await this.#rollbackIfOpen()
+    const status = this.#client.getTransactionStatus()
+    if (status !== 'I' && status !== null) await this.#rollbackIfOpen()
     this.#client.release(this.#discard)
   }
 

@@ -10,7 +10,7 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import type pg from 'pg'
-import { crossTenantScope, currentTenant } from '../context/index.js'
+import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
 import { ConfigError } from '../errors/index.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
@@ -19,8 +19,11 @@ import {
   type BindingOption,
   bindStatement,
 } from './binding.js'
+import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { TenantConnection } from './tenant-connection.js'
+
+const BIND_CACHE_SIZE = 1024
 
 /**
  * Options of the tenant-binding Kysely dialect.
@@ -67,6 +70,7 @@ export class TenantBindingDriver implements Driver {
   #pool: pg.Pool | undefined
   #mode: BindingMode = 'set_config'
   #facts: RuntimeRoleFacts | undefined
+  readonly #binds = new Map<string, Statement>()
 
   constructor(config: TenantBindingConfig) {
     const type = config.tenantIdType ?? 'bigint'
@@ -116,7 +120,7 @@ export class TenantBindingDriver implements Driver {
       return new TenantConnection(await admin.connect(), undefined, this.#mode, this.#cursor())
     }
     // Fails closed before any connection is taken: MissingTenantError, InvalidTenantIdError.
-    const bind = bindStatement(this.#mode, this.#type, currentTenant())
+    const bind = this.#bindFor(currentTenant())
     return new TenantConnection(await pool.connect(), bind, this.#mode, this.#cursor())
   }
 
@@ -168,6 +172,18 @@ export class TenantBindingDriver implements Driver {
     this.#pool = undefined
     // Like Kysely's PostgresDriver: destroying the Kysely instance ends the runtime pool.
     if (pool) await pool.end()
+  }
+
+  /** The binding statement of a tenant; validated once, then served from a small cache. */
+  #bindFor(tenantId: TenantId): Statement {
+    const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
+    let bind = this.#binds.get(key)
+    if (!bind) {
+      bind = bindStatement(this.#mode, this.#type, tenantId)
+      if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
+      this.#binds.set(key, bind)
+    }
+    return bind
   }
 
   #cursor(): PostgresCursorConstructor | null {

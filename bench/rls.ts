@@ -1,0 +1,308 @@
+/**
+ * RLS + tenant binding benchmark, three parts, all in one run on one server:
+ *
+ * 1. Throughput: a tenant-scoped point select through Kysely on the binding
+ *    dialect against a table under FORCE ROW LEVEL SECURITY, vs the same query
+ *    through a plain `PostgresDialect` on an identical table without RLS, on the
+ *    SAME pool (the runtime role), as a ratio (target >= 0.8).
+ * 2. Round trips and latency per scoped query for the binding options
+ *    considered (one connection, sequential): naive (BEGIN; set_config($1);
+ *    query; COMMIT), simple-protocol (`BEGIN; SELECT set_config('<lit>')` in one
+ *    string, query, COMMIT), pipelined set_config (chosen: bind + query + one
+ *    Sync), pipelined SET LOCAL (the Citus mode).
+ * 3. EXPLAIN of a scoped query on the big table: the tenant predicate of the
+ *    policy is an index condition on the tenant-leading primary key.
+ *
+ *   npx tsx bench/rls.ts            # 1,000,000 rows per table
+ *   npx tsx bench/rls.ts --quick    # 100,000 rows, shorter rounds
+ *
+ * Uses DATABASE_URL when set (a scratch database and role are created and
+ * dropped), else an embedded PostgreSQL.
+ */
+import { randomBytes } from 'node:crypto'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import { runWithTenant } from '../src/context/index.js'
+import { bindStatement } from '../src/db/binding.js'
+import { runPipelined, type Statement } from '../src/db/pipelined-query.js'
+import { TenantBindingDialect } from '../src/db/tenant-dialect.js'
+import { enableRls } from '../src/schema/rls-apply.js'
+import { grantRuntimeRole } from '../src/schema/roles.js'
+import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
+
+const quick = process.argv.includes('--quick')
+const ROWS = quick ? 100_000 : 1_000_000
+const TENANTS = 1_000
+const CONCURRENCY = 8
+const ROUND_MS = quick ? 700 : 2_500
+const ROUNDS = quick ? 3 : 5
+const LATENCY_QUERIES = quick ? 1_000 : 5_000
+
+interface Tables {
+  bench_rls: { tenant_id: string; id: string; name: string }
+  bench_plain: { tenant_id: string; id: string; name: string }
+}
+
+/** Deterministic PRNG (mulberry32), so every run asks for the same rows. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** A random existing row: id in 1..ROWS, its tenant is (id % TENANTS) + 1. */
+function rowPicker(seed: number): () => { tenant: string; id: string } {
+  const next = prng(seed)
+  return () => {
+    const id = 1 + Math.floor(next() * ROWS)
+    return { tenant: String((id % TENANTS) + 1), id: String(id) }
+  }
+}
+
+async function throughput(run: (pick: () => { tenant: string; id: string }) => Promise<unknown>) {
+  const deadline = performance.now() + ROUND_MS
+  let ops = 0
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, w) => {
+      const pick = rowPicker(1000 + w)
+      while (performance.now() < deadline) {
+        await run(pick)
+        ops++
+      }
+    }),
+  )
+  return (ops * 1000) / ROUND_MS
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+
+async function main() {
+  const server = process.env.DATABASE_URL ? undefined : await startEmbeddedPostgres()
+  const adminUrl = process.env.DATABASE_URL ?? server!.url
+  const suffix = randomBytes(4).toString('hex')
+  const dbName = `rowtenancy_bench_rls_${suffix}`
+  const role = `rt_bench_runtime_${suffix}`
+  const password = randomBytes(8).toString('hex')
+  const admin = new pg.Client({ connectionString: adminUrl })
+  await admin.connect()
+  await admin.query(`create database "${dbName}"`)
+  const dbUrl = new URL(adminUrl)
+  dbUrl.pathname = `/${dbName}`
+  const owner = new pg.Pool({ connectionString: dbUrl.toString(), max: 2 })
+  owner.on('error', () => {})
+  let runtime: pg.Pool | undefined
+  try {
+    console.log(
+      `rowtenancy RLS bench: ${fmt(ROWS)} rows per table, ${TENANTS} tenants${quick ? ' (quick)' : ''}`,
+    )
+    const t0 = performance.now()
+    for (const table of ['bench_rls', 'bench_plain']) {
+      await owner.query(`create table ${table} (
+        tenant_id bigint not null, id bigint not null, name text not null, primary key (tenant_id, id))`)
+      await owner.query(
+        `insert into ${table} select (g % ${TENANTS}) + 1, g, md5(g::text) from generate_series(1, ${ROWS}) g`,
+      )
+    }
+    await enableRls(owner, [{ name: 'bench_rls' }])
+    await owner.query('vacuum analyze bench_rls')
+    await owner.query('vacuum analyze bench_plain')
+    await grantRuntimeRole(owner, { role })
+    await owner.query(`alter role "${role}" password '${password}'`)
+    console.log(`setup: ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+
+    const runtimeUrl = new URL(dbUrl.toString())
+    runtimeUrl.username = role
+    runtimeUrl.password = password
+    runtime = new pg.Pool({ connectionString: runtimeUrl.toString(), max: CONCURRENCY })
+    runtime.on('error', () => {})
+    // Both Kysely instances share the runtime pool (not destroyed: that would end it).
+    const bound = new Kysely<Tables>({ dialect: new TenantBindingDialect({ pool: runtime }) })
+    const plain = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: runtime }) })
+
+    // 1. throughput
+    const scoped = (pick: () => { tenant: string; id: string }) => {
+      const { tenant, id } = pick()
+      return runWithTenant(tenant, () =>
+        bound
+          .selectFrom('bench_rls')
+          .select(['id', 'name'])
+          .where('tenant_id', '=', tenant)
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow(),
+      )
+    }
+    const baseline = (pick: () => { tenant: string; id: string }) => {
+      const { tenant, id } = pick()
+      return plain
+        .selectFrom('bench_plain')
+        .select(['id', 'name'])
+        .where('tenant_id', '=', tenant)
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow()
+    }
+    const boundNoRls = (pick: () => { tenant: string; id: string }) => {
+      const { tenant, id } = pick()
+      return runWithTenant(tenant, () =>
+        bound
+          .selectFrom('bench_plain')
+          .select(['id', 'name'])
+          .where('tenant_id', '=', tenant)
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow(),
+      )
+    }
+    const rawPg = async (pick: () => { tenant: string; id: string }) => {
+      const { tenant, id } = pick()
+      await runtime!.query('select id, name from bench_plain where tenant_id = $1 and id = $2', [
+        tenant,
+        id,
+      ])
+    }
+    await throughput(scoped) // warm up: connections, plans, the role check
+    await throughput(baseline)
+    const results = {
+      scoped: [] as number[],
+      baseline: [] as number[],
+      rawPg: [] as number[],
+      boundNoRls: [] as number[],
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      results.baseline.push(await throughput(baseline))
+      results.scoped.push(await throughput(scoped))
+      results.boundNoRls.push(await throughput(boundNoRls))
+      results.rawPg.push(await throughput(rawPg))
+    }
+    const s = median(results.scoped)
+    const b = median(results.baseline)
+    console.log(
+      `\n1. point-select throughput (${CONCURRENCY} concurrent, median of ${ROUNDS} rounds)`,
+    )
+    console.log(
+      `   raw pg, no RLS, no binding:                     ${fmt(median(results.rawPg))} q/s`,
+    )
+    console.log(`   Kysely PostgresDialect, no RLS (baseline):      ${fmt(b)} q/s`)
+    console.log(
+      `   Kysely binding dialect, no RLS (binding only):  ${fmt(median(results.boundNoRls))} q/s`,
+    )
+    console.log(`   Kysely binding dialect, FORCE RLS (scoped):     ${fmt(s)} q/s`)
+    console.log(`   ratio scoped / baseline: ${(s / b).toFixed(2)}  (target >= 0.80)`)
+
+    // 2. round trips and latency per scoped query, by binding option
+    const client = await runtime.connect()
+    let syncs = 0
+    ;(client as unknown as { connection: pg.Connection }).connection.on(
+      'readyForQuery',
+      () => syncs++,
+    )
+    const query = 'select id, name from bench_rls where tenant_id = $1 and id = $2'
+    const options: [string, (t: string, id: string) => Promise<unknown>][] = [
+      [
+        'unbound query, no RLS table (floor)',
+        (t, id) =>
+          client.query('select id, name from bench_plain where tenant_id = $1 and id = $2', [
+            t,
+            id,
+          ]),
+      ],
+      [
+        'naive: BEGIN; set_config($1); query; COMMIT',
+        async (t, id) => {
+          await client.query('begin')
+          await client.query(`select set_config('rowtenancy.tenant_id', $1, true)`, [t])
+          await client.query(query, [t, id])
+          await client.query('commit')
+        },
+      ],
+      [
+        'simple: "BEGIN; SELECT set_config(lit)"; query; COMMIT',
+        async (t, id) => {
+          await client.query(
+            `begin; select set_config('rowtenancy.tenant_id', '${Number(t)}', true)`,
+          )
+          await client.query(query, [t, id])
+          await client.query('commit')
+        },
+      ],
+      [
+        'pipelined set_config + query, one Sync (chosen)',
+        (t, id) =>
+          runPipelined(client, [bindStatement('set_config', 'bigint', t)], {
+            text: query,
+            values: [t, id],
+          }),
+      ],
+      [
+        'pipelined BEGIN; SET LOCAL; query; COMMIT (Citus)',
+        (t, id) =>
+          runPipelined(
+            client,
+            [{ text: 'begin' }, bindStatement('set_local', 'bigint', t)],
+            { text: query, values: [t, id] },
+            [{ text: 'commit' } satisfies Statement],
+          ),
+      ],
+    ]
+    console.log(
+      `\n2. per scoped query, one connection, sequential (${fmt(LATENCY_QUERIES)} queries each)`,
+    )
+    const pick = rowPicker(7)
+    for (const [name, fn] of options) {
+      for (let i = 0; i < 200; i++) await fn(...(Object.values(pick()) as [string, string]))
+      syncs = 0
+      const start = performance.now()
+      for (let i = 0; i < LATENCY_QUERIES; i++) {
+        const { tenant, id } = pick()
+        await fn(tenant, id)
+      }
+      const ms = performance.now() - start
+      console.log(
+        `   ${name.padEnd(54)} ${(syncs / LATENCY_QUERIES).toFixed(0)} round trip(s)  ${((ms * 1000) / LATENCY_QUERIES).toFixed(0).padStart(4)} µs/query`,
+      )
+    }
+    const leftover = await client.query(`select current_setting('rowtenancy.tenant_id', true) as t`)
+    console.log(
+      `   setting on the connection afterwards: ${JSON.stringify(leftover.rows[0].t)} (empty: nothing carried over)`,
+    )
+    client.release()
+
+    // 3. EXPLAIN a scoped query that names no tenant: RLS alone adds it, as an index condition
+    const id = String(Math.floor(ROWS / 2))
+    const tenant = String((Number(id) % TENANTS) + 1)
+    const plan = await runWithTenant(tenant, () =>
+      sql<{
+        'QUERY PLAN': string
+      }>`explain select id, name from bench_rls where id = ${id}`.execute(bound),
+    )
+    const count = await runWithTenant(tenant, () =>
+      sql<{
+        'QUERY PLAN': string
+      }>`explain (analyze, costs off, timing off) select count(*) from bench_rls`.execute(bound),
+    )
+    console.log(
+      `\n3. EXPLAIN on ${fmt(ROWS)} rows, bound to tenant ${tenant}, the query names no tenant:`,
+    )
+    console.log(`   select id, name from bench_rls where id = $1`)
+    for (const r of plan.rows) console.log(`     ${r['QUERY PLAN']}`)
+    console.log(`   select count(*) from bench_rls   (explain analyze)`)
+    for (const r of count.rows) console.log(`     ${r['QUERY PLAN']}`)
+    const planText = [...plan.rows, ...count.rows].map((r) => r['QUERY PLAN']).join('\n')
+    const indexed =
+      /Index (Only )?Scan using bench_rls_pkey/.test(planText) && !/Seq Scan/.test(planText)
+    console.log(`   tenant-leading index used, no sequential scan: ${indexed ? 'yes' : 'NO'}`)
+  } finally {
+    await runtime?.end().catch(() => {})
+    await owner.end().catch(() => {})
+    await admin.query(`drop database if exists "${dbName}" with (force)`).catch(() => {})
+    await admin.query(`drop role if exists "${role}"`).catch(() => {})
+    await admin.end()
+    await server?.stop()
+  }
+}
+
+await main()
