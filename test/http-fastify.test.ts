@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { runWithTenant, tryCurrentTenant } from '../src/context/index.js'
 import { tenant } from '../src/http/fastify.js'
+import { TenantStore } from '../src/tenants/index.js'
 import { describeTenantMiddleware } from './http-scenario.js'
 
 describeTenantMiddleware({
@@ -50,6 +51,26 @@ describe('fastify hooks and AsyncLocalStorage', () => {
       await app.close()
     }
   }
+  it('a route with config: { tenant: false } needs no tenant, and never gets one', async () => {
+    const store = new TenantStore({
+      db: {
+        query: async () => {
+          throw new Error('never reached')
+        },
+      },
+    })
+    const app = Fastify()
+    await app.register(tenant({ store }))
+    app.get('/signup', { config: { tenant: false } }, async (request) => ({
+      tenant: request.tenant ?? null,
+      context: tryCurrentTenant() ?? null,
+    }))
+    const reply = await app.inject({ url: '/signup', headers: { 'x-tenant-id': 'acme' } })
+    expect(reply.statusCode).toBe(200)
+    expect(reply.json()).toEqual({ tenant: null, context: null })
+    await app.close()
+  })
+
   it('an async hook does not cover the handler; runWithTenant(id, done) does', async () => {
     expect(await seen('async')).toEqual({ tenant: null })
     expect(await seen('done')).toEqual({ tenant: '7' })

@@ -20,9 +20,10 @@ declare global {
 /**
  * Express 5 middleware: resolves the request's tenant, checks it (400 malformed,
  * 403 forbidden or suspended, 404 unknown, as `application/problem+json`), sets
- * `req.tenant`, and runs the rest of the request inside `runWithTenant`.
- * Mount body parsers before it, so that the handler is called from inside the
- * tenant scope rather than from a later stream event.
+ * `req.tenant`, and runs the rest of the request inside `runWithTenant`, so
+ * later middleware, the handler and everything it awaits see `currentTenant()`
+ * (body parsers may sit before or after it: a body that arrives later still
+ * continues inside the scope; the tests send one in two delayed chunks).
  *
  * @example
  * ```ts

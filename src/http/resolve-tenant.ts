@@ -7,7 +7,7 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../errors/index.js'
-import { normalizeSlug, parseTenantId, type Tenant, TenantStore } from '../tenants/index.js'
+import { normalizeSlug, parseTenantId, type Tenant, type TenantStore } from '../tenants/index.js'
 import { type ProblemDetails, problemFor } from './problem.js'
 import { fromHeader } from './resolvers.js'
 import { compileSkip } from './skip.js'
@@ -72,7 +72,7 @@ export function createTenantResolution<Raw = unknown>(
     maxValueLength = 256,
     onRefused,
   } = options ?? ({} as TenantMiddlewareOptions<Raw>)
-  if (!(store instanceof TenantStore)) {
+  if (!isStore(store)) {
     throw new ConfigError('tenant(): pass { store: new TenantStore({ db: pool }) }.')
   }
   if (!Array.isArray(resolvers) || resolvers.length === 0) {
@@ -164,6 +164,18 @@ export function createTenantResolution<Raw = unknown>(
     }
     return { kind: 'tenant', tenant }
   }
+}
+
+/** A TenantStore, also one from another copy of the package (no instanceof). */
+function isStore(store: unknown): store is TenantStore {
+  const s = store as Partial<Record<keyof TenantStore, unknown>> | undefined
+  return (
+    typeof s?.get === 'function' &&
+    typeof s.getBySlug === 'function' &&
+    typeof s.getByDomain === 'function' &&
+    typeof s.find === 'function' &&
+    typeof s.idType === 'string'
+  )
 }
 
 const SKIPPED: TenantOutcome = Object.freeze({ kind: 'skipped' })
