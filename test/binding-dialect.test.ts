@@ -121,6 +121,29 @@ describe('the tenant-binding dialect (set_config)', () => {
     expect(names(b)).toEqual(['b1'])
   })
 
+  it("works on a pool in pg's pipeline mode: concurrent scoped queries keep their own tenant", async () => {
+    const pool = new pg.Pool({
+      connectionString: fx.runtimeUrl,
+      max: 1,
+      pipeline: true,
+    } as pg.PoolConfig)
+    superPools.push(pool)
+    const k = kysely({ pool })
+    const runs = await Promise.all(
+      [1, 2, 1, 2, 1, 2].map((t) =>
+        runWithTenant(t, () => k.selectFrom('accounts').select('name').execute()),
+      ),
+    )
+    expect(runs.map(names)).toEqual([
+      ['a1', 'a2'],
+      ['b1'],
+      ['a1', 'a2'],
+      ['b1'],
+      ['a1', 'a2'],
+      ['b1'],
+    ])
+  })
+
   it('a failing lone query leaves no transaction and no binding behind', async () => {
     const pool = fx.runtimePool(1)
     const k = kysely({ pool })

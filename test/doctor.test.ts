@@ -144,6 +144,18 @@ describe('rowtenancy doctor', () => {
     expect(missing.findings.map((f) => f.code)).toEqual(['ROLE_MISSING'])
   })
 
+  it('a materialized view over a tenant-aware table is reported (it has no RLS at all)', async () => {
+    await clean.pool.query('create materialized view mv_accounts as select * from accounts')
+    try {
+      const report = await runDoctor(clean.pool, { runtimeRole: GOOD_ROLE })
+      expect(report.findings.map((f) => [f.code, f.object])).toEqual([
+        ['VIEW_WITHOUT_SECURITY_INVOKER', 'public.mv_accounts'],
+      ])
+    } finally {
+      await clean.pool.query('drop materialized view mv_accounts')
+    }
+  })
+
   it('explicit tables: a listed table without the tenant column; an unknown table is an error', async () => {
     await clean.pool.query(`create table if not exists currencies (code text primary key)`)
     const report = await runDoctor(clean.pool, { tables: ['accounts', 'currencies'] })

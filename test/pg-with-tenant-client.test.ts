@@ -101,6 +101,17 @@ describe('rowtenancy/pg withTenantClient', () => {
     expect(acquired).toBe(0)
   })
 
+  it('SET LOCAL with a text id full of quotes binds exactly that string (quoted, not spliced)', async () => {
+    const pool = fx.runtimePool(1)
+    const hostile = "o'brien'; reset all; select '1"
+    const seen = await withTenantClient(
+      pool,
+      async (c) => (await c.query(`select current_setting('rowtenancy.tenant_id') as t`)).rows[0].t,
+      { tenantId: hostile, tenantIdType: 'text', binding: 'set_local' },
+    )
+    expect(seen).toBe(hostile)
+  })
+
   it('SET LOCAL binding works the same on plain PostgreSQL', async () => {
     const pool = fx.runtimePool(1)
     const rows = await withTenantClient(
