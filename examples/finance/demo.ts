@@ -200,7 +200,7 @@ async function main(): Promise<void> {
     await owner.end()
 
     console.log(
-      `\n# 4. The API, on the runtime role ${database.role} (owns nothing, no BYPASSRLS, RLS forced)`,
+      `\n# 5. The API, on the runtime role ${database.role} (owns nothing, no BYPASSRLS, RLS forced)`,
     )
     console.log(
       `setup took ${(setupMs / 1000).toFixed(1)} s: ${setup.timings.map((t) => `${t.step} ${(t.ms / 1000).toFixed(1)} s`).join(', ')}`,

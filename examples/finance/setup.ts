@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { installAuditLog } from '../../src/audit/index.js'
 import { quoteIdent, quoteLiteral } from '../../src/schema/identifiers.js'
+import { FINANCE_TABLES } from './db.js'
 import { generateLegacy, type LegacySummary } from './legacy/generate.js'
 
 /** The CLI entry the demo runs as a child process, exactly as a user would. @internal */
@@ -76,7 +77,8 @@ export function runRowtenancy(args: readonly string[], ownerUrl: string): Promis
  * is generated; `rowtenancy init` installs the tenants tables and the runtime
  * role; `rowtenancy schema generate --apply` derives the shared tables (with RLS)
  * from one tenant's schema; `rowtenancy migrate-to-row-tenancy --all` moves every
- * tenant; `rowtenancy verify` checks them. The runtime role gets a password so
+ * tenant; `rowtenancy verify` checks them; `rowtenancy doctor` audits the
+ * isolation. The runtime role gets a password so
  * the API can log in as it, and the audit log is installed for `allObjects`.
  *
  * @example
@@ -120,6 +122,14 @@ export async function setupFinanceDemo(options: FinanceSetupOptions): Promise<Fi
     log(`\n# 3. Move every tenant, then check every row`)
     await cli(['migrate-to-row-tenancy', '--all', '--jobs', String(options.jobs ?? 2)])
     await cli(['verify'])
+    log(`\n# 4. Audit the isolation: RLS forced, tenant-first keys, a runtime role RLS binds`)
+    await cli([
+      'doctor',
+      '--runtime-role',
+      options.runtimeRole,
+      '--tables',
+      FINANCE_TABLES.join(','),
+    ])
     const password = randomBytes(12).toString('hex')
     await owner.query(
       `alter role ${quoteIdent(options.runtimeRole)} login password ${quoteLiteral(password)}`,
