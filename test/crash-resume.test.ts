@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -121,8 +120,8 @@ interface RunResult {
 }
 
 /**
- * Runs the CLI as a child process. `killAt` decides, per JSON event line (or
- * from a timer), when to inject the fault; `fault` does it.
+ * Runs the CLI as a child process. The fault is injected after `stopAfterEvents`
+ * JSON event lines or `stopAfterMs` milliseconds, by calling `fault`.
  */
 function runCli(
   stopAfterEvents: number | undefined,
