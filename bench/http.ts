@@ -254,7 +254,7 @@ async function main(): Promise<void> {
     }
     console.log(
       `\ntenant lookups that reached the database: ${store.lookupQueries} ` +
-        `(${TENANTS} while creating the tenants; cache TTL 60 s, so ~${TENANTS} per framework per minute)`,
+        `(${TENANTS} while creating the tenants; then one per tenant per 60 s TTL, shared by the frameworks)`,
     )
   } finally {
     await pool.end()

@@ -60,6 +60,20 @@ describe('http core on uuid tenant ids', () => {
     expect(codeOf(await resolve(request('/', { 'x-tenant-id': 'acme' })))).toBe('TENANT_FORBIDDEN')
   })
 
+  it("anonymous: 'deny' refuses anonymous requests like a foreign tenant", async () => {
+    const resolve = createTenantResolution({
+      store,
+      memberships: (req) => (req.header('authorization') ? [acme] : undefined),
+      anonymous: 'deny',
+    })
+    const anonymous = await resolve(request('/', { 'x-tenant-id': 'acme' }))
+    const missing = await resolve(request('/', { 'x-tenant-id': 'nope' }))
+    expect(codeOf(anonymous)).toBe('TENANT_FORBIDDEN')
+    expect(missing).toEqual(anonymous)
+    const signedIn = await resolve(request('/', { 'x-tenant-id': 'acme', authorization: 'x' }))
+    expect(signedIn.kind).toBe('tenant')
+  })
+
   it('a memberships callback returning a non-array is a configuration error (500)', async () => {
     const resolve = createTenantResolution({ store, memberships: () => 'acme' as never })
     await expect(resolve(request('/', { 'x-tenant-id': 'acme' }))).rejects.toThrow(ConfigError)
@@ -70,6 +84,7 @@ describe('http core on uuid tenant ids', () => {
       () => createTenantResolution({} as never),
       () => createTenantResolution({ store, resolvers: [] }),
       () => createTenantResolution({ store, maxValueLength: 0 }),
+      () => createTenantResolution({ store, anonymous: 'deny' }),
       () => createTenantResolution({ store, skip: ['health'] }),
       () => fromHeader({ name: 'x tenant' }),
       () => fromHeader({ by: 'name' as never }),

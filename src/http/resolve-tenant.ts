@@ -68,6 +68,7 @@ export function createTenantResolution<Raw = unknown>(
     store,
     resolvers = [fromHeader() as TenantResolver<Raw>],
     memberships,
+    anonymous = 'allow',
     skip,
     maxValueLength = 256,
     onRefused,
@@ -84,6 +85,14 @@ export function createTenantResolution<Raw = unknown>(
         'tenant(): each resolver needs a source name and a resolve(req) method.',
       )
     }
+  }
+  if (anonymous !== 'allow' && anonymous !== 'deny') {
+    throw new ConfigError("tenant(): anonymous must be 'allow' or 'deny'.")
+  }
+  if (anonymous === 'deny' && memberships === undefined) {
+    throw new ConfigError(
+      "tenant(): anonymous: 'deny' needs a memberships(req) callback to tell who is signed in.",
+    )
   }
   if (!Number.isInteger(maxValueLength) || maxValueLength < 1 || maxValueLength > 4096) {
     throw new ConfigError('tenant(): maxValueLength must be an integer between 1 and 4096.')
@@ -147,6 +156,9 @@ export function createTenantResolution<Raw = unknown>(
     const tenant = found[0]
     if (found.length > 1 && found.some((t) => t === undefined || t.id !== tenant?.id)) {
       return refuse(req, new TenantForbiddenError(CONFLICT), CONFLICT)
+    }
+    if (members === undefined && anonymous === 'deny') {
+      return refuse(req, new TenantForbiddenError(FORBIDDEN), FORBIDDEN)
     }
     if (members !== undefined && (tenant === undefined || !members.includes(tenant.id))) {
       return refuse(req, new TenantForbiddenError(FORBIDDEN), FORBIDDEN)

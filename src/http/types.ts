@@ -139,6 +139,13 @@ export interface TenantMiddlewareOptions<Raw = unknown> {
   readonly memberships?: (
     req: TenantRequest<Raw>,
   ) => readonly TenantId[] | undefined | Promise<readonly TenantId[] | undefined>
+  /**
+   * What an anonymous request (`memberships` returned `undefined`) may do:
+   * `'allow'` (default; public tenant sites) reaches any active tenant, `'deny'`
+   * answers 403 `TENANT_FORBIDDEN` (the same answer as for a foreign tenant), so an
+   * API that forgot to authenticate a route still fails closed. Needs `memberships`.
+   */
+  readonly anonymous?: 'allow' | 'deny'
   /** Routes that need no tenant. */
   readonly skip?: TenantSkip<Raw>
   /** The longest tenant value accepted from a client (header, host, path); 256 by default. */
