@@ -144,6 +144,27 @@ describe('the tenant-binding dialect (set_config)', () => {
     ])
   })
 
+  it('round trips: a lone scoped query costs 1; a transaction of 2 statements costs 3 (BEGIN + bind ride along)', async () => {
+    const pool = fx.runtimePool(1)
+    let syncs = 0
+    pool.on('connect', (c) => {
+      ;(c as unknown as { connection: pg.Connection }).connection.on('readyForQuery', () => syncs++)
+    })
+    const k = kysely({ pool })
+    await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute()) // init + connect
+    syncs = 0
+    await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
+    expect(syncs).toBe(1)
+    syncs = 0
+    await runWithTenant(1, () =>
+      k.transaction().execute(async (trx) => {
+        await trx.selectFrom('accounts').select('name').execute()
+        await trx.selectFrom('accounts').select('id').execute()
+      }),
+    )
+    expect(syncs).toBe(3)
+  })
+
   it('a failing lone query leaves no transaction and no binding behind', async () => {
     const pool = fx.runtimePool(1)
     const k = kysely({ pool })
