@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -25,6 +25,57 @@ function run(
     child.on('error', reject)
     child.on('exit', (code) => resolve({ code, stdout, stderr }))
     child.stdin.end(options.stdin ?? '')
+  })
+}
+
+/** True when util-linux `script` can give a child a pseudo-terminal. */
+function hasScript(): boolean {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Drives `rowtenancy shell` on a pseudo-terminal (util-linux `script`): types
+ * each line only once the prompt is back, then `.exit`.
+ */
+function driveTty(lines: readonly string[], env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'script',
+      ['-qfec', `"${process.execPath}" --import tsx src/cli/main.ts shell`, '/dev/null'],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    )
+    const queue = [...lines, '.exit']
+    let all = ''
+    let since = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`the shell did not finish on the pseudo-terminal:\n${all}`))
+    }, 45_000)
+    child.stdout.on('data', (d: Buffer) => {
+      all += d
+      since += d
+      if (
+        /rowtenancy(\([^)]*\))?> /.test(since.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '')) &&
+        queue.length > 0
+      ) {
+        since = ''
+        child.stdin.write(`${queue.shift()}\r`)
+      }
+    })
+    child.on('error', reject)
+    child.on('exit', () => {
+      clearTimeout(timer)
+      resolve(all.replace(/\x1b\[[0-9;]*[A-Za-z]/g, ''))
+    })
   })
 }
 
@@ -143,4 +194,25 @@ describe('npm run demo, end to end on a small size', () => {
     )
     expect(audit.rows[0]?.actor).toMatch(/^shell:/)
   })
+
+  it.skipIf(!hasScript())(
+    'rowtenancy shell on a pseudo-terminal: top-level await under the picked tenant',
+    async () => {
+      const [, runtimeUrl, adminUrl] = demo.stdout.match(
+        /DATABASE_URL='([^']+)' ROWTENANCY_ADMIN_DATABASE_URL='([^']+)'/,
+      )!
+      const out = await driveTty(
+        [
+          '.tenant globex',
+          "console.log('TTY', (await db.selectFrom('finance_account').select(({ fn }) => fn.countAll().as('n')).executeTakeFirst()).n)",
+        ],
+        { DATABASE_URL: runtimeUrl!, ROWTENANCY_ADMIN_DATABASE_URL: adminUrl! },
+      )
+      const { rows } = await owner.query(
+        'select count(*)::text as n from finance_account where tenant_id = 2',
+      )
+      expect(out).toContain('tenant 2 (globex')
+      expect(out).toContain(`TTY ${rows[0].n}`)
+    },
+  )
 })
