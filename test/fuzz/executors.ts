@@ -1,7 +1,7 @@
 import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/promises'
 import { type Generated, type Kysely, sql } from 'kysely'
 import type pg from 'pg'
-import { currentTenant } from '../../src/context/index.js'
+import { currentTenant, runWithTenant, withoutTenant } from '../../src/context/index.js'
 import { withTenantClient } from '../../src/pg/index.js'
 import type { Tenancy } from '../../src/tenancy/create-tenancy.js'
 
@@ -74,6 +74,8 @@ export type Call =
   | { m: 'join'; raw: boolean; jitter: number }
   | { m: 'probe'; victim: string; jitter: number }
   | { m: 'failAfterWrite'; id: number; name: string; walletId: number | null; jitter: number }
+  | { m: 'admin'; jitter: number }
+  | { m: 'nested'; victim: string; jitter: number }
 
 /** How a call reaches the database. */
 export type Via = 'kysely' | 'trx' | 'pg'
@@ -228,6 +230,8 @@ async function viaKysely(db: Kysely<FuzzDB>, call: Call): Promise<unknown> {
     }
     case 'failAfterWrite':
       throw new Error('failAfterWrite runs in a transaction (trx or pg), not on the plain instance')
+    default:
+      throw new Error(`executeCall handles ${call.m}`)
   }
 }
 
@@ -330,6 +334,8 @@ async function viaPg(c: pg.PoolClient, call: Call): Promise<unknown> {
       await pause(call.jitter)
       throw new InjectedFailure()
     }
+    default:
+      throw new Error(`executeCall handles ${call.m}`)
   }
 }
 
@@ -345,6 +351,27 @@ async function viaPg(c: pg.PoolClient, call: Call): Promise<unknown> {
  * ```
  */
 export async function executeCall(env: FuzzEnv, via: Via, call: Call): Promise<unknown> {
+  if (call.m === 'admin') {
+    // a cross-tenant count in the middle of a tenant's request: the open withoutTenant scope
+    // must end with its callback and never reach the scoped read after it, nor other requests
+    const total = await withoutTenant('fuzz: count every wallet', () =>
+      env.tenancy
+        .kysely<FuzzDB>()
+        .selectFrom('wallets')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow(),
+    )
+    await pause(call.jitter)
+    const rows = await executeCall(env, via, { m: 'list', variant: 0, jitter: call.jitter })
+    return { total: Number(total.n), rows }
+  }
+  if (call.m === 'nested') {
+    // another tenant for a nested scope, then the request's own tenant again
+    const list: Call = { m: 'list', variant: 0, jitter: call.jitter }
+    const inner = await runWithTenant(call.victim, () => executeCall(env, via, list))
+    const outer = await executeCall(env, via, list)
+    return { inner, outer }
+  }
   if (via === 'pg') return withTenantClient(env.pool, (c) => viaPg(c, call))
   const db = env.tenancy.kysely<FuzzDB>()
   if (via === 'kysely') return viaKysely(db, call)

@@ -28,6 +28,8 @@ export type FuzzKind =
   | 'join'
   | 'probe'
   | 'fail'
+  | 'admin'
+  | 'nested'
 
 /** One random "request". */
 export interface FuzzOp {
@@ -54,6 +56,8 @@ const kinds: [FuzzKind, number][] = [
   ['join', 3],
   ['probe', 2],
   ['fail', 1],
+  ['admin', 1],
+  ['nested', 2],
 ]
 
 /**
@@ -150,8 +154,8 @@ function checkWallets(
   op: FuzzOp,
   rows: WalletRow[],
   stable: Set<number> | undefined,
+  ledger: TenantLedger = world.ledgers[op.tenant]!,
 ): void {
-  const ledger = world.ledgers[op.tenant]!
   const seen = new Set<number>()
   for (const r of rows) {
     world.stats.readRowsChecked++
@@ -296,6 +300,35 @@ export async function perform(world: FuzzWorld, op: FuzzOp): Promise<void> {
       const gone = ledger.deletedSince(mark)
       const stable = new Set([...payments].filter(([, w]) => !gone.has(w)).map(([id]) => id))
       checkJoin(world, op, rows, stable)
+      return
+    }
+    case 'admin': {
+      const stable = ledger.stableWallets()
+      const mark = ledger.deleteMark()
+      const r = (await send(world, op, { m: 'admin', jitter })) as {
+        total: number
+        rows: WalletRow[]
+      }
+      for (const id of ledger.deletedSince(mark)) stable.delete(id)
+      checkWallets(world, op, r.rows, stable)
+      if (r.total < r.rows.length) fail(op, `withoutTenant counted ${r.total} wallets`)
+      return
+    }
+    case 'nested': {
+      const others = world.ledgers.filter((l) => l !== ledger)
+      const other = others[op.pick % others.length]!
+      const stable = ledger.stableWallets()
+      const otherStable = other.stableWallets()
+      const mark = ledger.deleteMark()
+      const otherMark = other.deleteMark()
+      const r = (await send(world, op, { m: 'nested', victim: other.id, jitter })) as {
+        inner: WalletRow[]
+        outer: WalletRow[]
+      }
+      for (const id of ledger.deletedSince(mark)) stable.delete(id)
+      for (const id of other.deletedSince(otherMark)) otherStable.delete(id)
+      checkWallets(world, op, r.inner, otherStable, other)
+      checkWallets(world, op, r.outer, stable)
       return
     }
     case 'probe': {
