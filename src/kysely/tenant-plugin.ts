@@ -72,6 +72,8 @@ export class TenantPlugin implements KyselyPlugin {
   readonly #transformer: TenantTransformer
   readonly #idType: TenantIdType
   readonly #bindings = new WeakMap<RootOperationNode, QueryBinding>()
+  #lastId: unknown
+  #lastCanonical = ''
   /** The tenant-aware tables this plugin filters. */
   readonly registry: TableRegistry
 
@@ -99,7 +101,7 @@ export class TenantPlugin implements KyselyPlugin {
       node = args.node
       binding = { scope }
     } else {
-      const tenant = parseTenantId(this.#idType, currentTenant())
+      const tenant = this.canonical(currentTenant())
       node = this.#transformer.scope(args.node, tenant, args.queryId)
       binding = { tenant }
     }
@@ -138,6 +140,10 @@ export class TenantPlugin implements KyselyPlugin {
    * @internal
    */
   canonical(id: unknown): string {
-    return parseTenantId(this.#idType, id)
+    if (id === this.#lastId && id !== undefined) return this.#lastCanonical
+    const canonical = parseTenantId(this.#idType, id)
+    this.#lastId = id
+    this.#lastCanonical = canonical
+    return canonical
   }
 }

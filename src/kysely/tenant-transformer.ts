@@ -30,6 +30,29 @@ import {
   whereWith,
 } from './tenant-filter.js'
 
+/** Nodes that are or hold a query: the only ones the transformer must rebuild. */
+const QUERY_KINDS = new Set([
+  'SelectQueryNode',
+  'InsertQueryNode',
+  'UpdateQueryNode',
+  'DeleteQueryNode',
+  'MergeQueryNode',
+])
+/** Nodes that can never hold a query, so the pre-scan does not look inside. */
+const LEAF_KINDS = new Set([
+  'IdentifierNode',
+  'SchemableIdentifierNode',
+  'TableNode',
+  'ColumnNode',
+  'ReferenceNode',
+  'ValueNode',
+  'PrimitiveValueListNode',
+  'OperatorNode',
+  'SelectAllNode',
+  'DefaultInsertValueNode',
+  'DataTypeNode',
+])
+
 /** Joins whose ON clause may carry the filter (the joined table is the null-supplying or inner side). */
 const ON_JOINS = new Set(['InnerJoin', 'LeftJoin', 'LateralInnerJoin', 'LateralLeftJoin'])
 /** Joins with no ON whose rows are a plain product, so a WHERE filter is exact. */
@@ -54,6 +77,8 @@ export class TenantTransformer extends OperationNodeTransformer {
   readonly #ctes: Set<string>[] = []
   /** Scoped node -> the node it was scoped from (see {@link TenantTransformer.remember}). */
   readonly #origins = new WeakMap<OperationNode, OperationNode>()
+  /** Nodes of the current tree that are or contain a query (filled by `#mark`). */
+  readonly #paths = new Set<OperationNode>()
 
   constructor(registry: TableRegistry, idType: TenantIdType) {
     super()
@@ -66,11 +91,46 @@ export class TenantTransformer extends OperationNodeTransformer {
     this.#tenant = tenant
     this.#ctes.length = 0
     try {
+      this.#mark(node)
       return this.transformNode(node, queryId)
     } finally {
       this.#tenant = ''
       this.#ctes.length = 0
+      this.#paths.clear()
     }
+  }
+
+  /**
+   * Pre-scan: records every node that is or contains a query, so the transform
+   * rebuilds only those paths and hands every other subtree back as it is
+   * (Kysely nodes are frozen, so sharing them is safe). A full rebuild of a
+   * 3-join query costs more than the whole compile; this keeps the plugin cheap.
+   */
+  #mark(node: OperationNode): boolean {
+    if (LEAF_KINDS.has(node.kind)) return false
+    let found = QUERY_KINDS.has(node.kind)
+    const record = node as unknown as Record<string, { kind?: string } | undefined>
+    for (const key in record) {
+      const value = record[key]
+      if (typeof value !== 'object' || value === null) continue
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const item = value[i]
+          if (
+            typeof item === 'object' &&
+            item !== null &&
+            item.kind !== undefined &&
+            this.#mark(item)
+          ) {
+            found = true
+          }
+        }
+      } else if (value.kind !== undefined && this.#mark(value as OperationNode)) {
+        found = true
+      }
+    }
+    if (found) this.#paths.add(node)
+    return found
   }
 
   /**
@@ -85,8 +145,13 @@ export class TenantTransformer extends OperationNodeTransformer {
   }
 
   protected override transformNodeImpl<T extends OperationNode>(node: T, queryId?: QueryId): T {
-    const source = this.#origins.get(node) as T | undefined
-    return super.transformNodeImpl(source ?? node, queryId)
+    if (!this.#paths.has(node)) return node
+    const source = QUERY_KINDS.has(node.kind)
+      ? (this.#origins.get(node) as T | undefined)
+      : undefined
+    if (source === undefined) return super.transformNodeImpl(node, queryId)
+    this.#mark(source)
+    return super.transformNodeImpl(source, queryId)
   }
 
   protected override transformSelectQuery(node: SelectQueryNode, queryId?: QueryId) {
