@@ -84,7 +84,7 @@ describe('CLI: migrate-to-row-tenancy, verify, rollback, drop-schemas', () => {
   it('verify passes for migrated tenants and finds a tampered row', async () => {
     const ok = await cli('verify')
     expect(ok.code).toBe(0)
-    expect(ok.out).toMatch(/tenant 1 \("acme"\): ok, 7 tables/)
+    expect(ok.out).toMatch(/tenant 1 \("acme"\): ok, 8 tables/)
     await db.pool.query(
       `update public.book set title = title || '!' where tenant_id = 1 and id = 3`,
     )

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatReport, migrate, readLedger } from '../src/migrate/index.js'
+import { quoteIdent } from '../src/schema/identifiers.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import { buildLegacyFixture, HOSTILE_SCHEMA, schemaFingerprint } from './helpers/legacy-fixture.js'
+import {
+  buildLegacyFixture,
+  FIXTURE_TABLES,
+  HOSTILE_SCHEMA,
+  schemaFingerprint,
+} from './helpers/legacy-fixture.js'
 
 let db: TestDatabase
 const schemas = ['acme', 'globex', HOSTILE_SCHEMA, 'drifty']
@@ -56,15 +62,8 @@ describe('migrate --all (composite)', () => {
       ['3', HOSTILE_SCHEMA],
     ] as const) {
       const s = `"${schema.replaceAll('"', '""')}"`
-      for (const table of [
-        'finance_account',
-        'author',
-        'book',
-        'tag',
-        'book_tag',
-        'event',
-        'film',
-      ]) {
+      // pitfall: hostile schema, table and column names
+      for (const table of FIXTURE_TABLES.map(quoteIdent)) {
         const src = await db.pool.query(`select count(*)::int as n from ${s}.${table}`)
         const tgt = await db.pool.query(
           `select count(*)::int as n from public.${table} where tenant_id = $1`,

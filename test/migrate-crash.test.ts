@@ -53,7 +53,7 @@ async function targetState(url: string): Promise<Record<string, string>> {
     for (const t of FIXTURE_TABLES) {
       const { rows } = await pool.query(
         `select tenant_id::text as id, count(*)::text || ':' || sum(hashtextextended(x::text, 0))::text as f
-           from public.${t} x group by 1 order by 1`,
+           from public.${quoteIdent(t)} x group by 1 order by 1`,
       )
       for (const r of rows) out[`${t}@${r.id}`] = r.f
     }
@@ -131,7 +131,7 @@ function runChild(
 
 beforeAll(async () => {
   original = await createTestDatabase('migrate_crash')
-  await buildLegacyFixture(original.pool, { rows: 150, drift: false, extraTenants: 5 })
+  await buildLegacyFixture(original.pool, { rows: 60, drift: false, extraTenants: 5 })
   await original.pool.end()
 }, 120_000)
 afterAll(async () => {
@@ -165,7 +165,7 @@ describe('kill -9 mid-run, rerun: the same rows as a clean run', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31
       return seed
     }
-    const killPoints = [1, 2 + (next() % 6), 8 + (next() % 10), 3 + (next() % 20)]
+    const killPoints = [1, 4 + (next() % 8), 14 + (next() % 12), 26 + (next() % 20)]
     const kills: number[] = []
     const doneAfterKill: number[] = []
     for (const at of killPoints) {

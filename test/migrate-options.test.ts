@@ -92,6 +92,10 @@ describe('migrate options and bad input', () => {
   })
 
   it('--all --jobs 3 migrates the rest in parallel; blocked and missing schemas are reported, exit not ok', async () => {
+    // pitfall: the slug made from the schema name is already another tenant's
+    await db.pool.query(
+      `insert into tenants (id, slug, name) values (500, 'tenant-11', 'Squatter')`,
+    )
     const before = await schemaFingerprint(db.pool, ['acme', HOSTILE_SCHEMA, 'tenant_11'])
     const report = await migrate({ db: db.pool, all: true, jobs: 3 })
     const status = Object.fromEntries(report.tenants.map((t) => [t.tenantId, t.status]))
@@ -109,6 +113,9 @@ describe('migrate options and bad input', () => {
     expect(await schemaFingerprint(db.pool, ['acme', HOSTILE_SCHEMA, 'tenant_11'])).toEqual(before)
     // slug collision: tenant 10 existed with slug 'pre' and keeps it
     expect((await db.pool.query('select slug from tenants where id = 10')).rows[0].slug).toBe('pre')
+    expect((await db.pool.query('select slug from tenants where id = 11')).rows[0].slug).toBe(
+      'tenant-11-11',
+    )
   })
 })
 

@@ -85,7 +85,7 @@ export function createProgress(options: {
   const overall = () => {
     const r = rate()
     const eta = r > 0 ? Math.max(0, total - copied) / r : Number.NaN
-    return `${finished}/${tenants} tenants ${bar(total > 0 ? copied / total : 0, 24)} ${copied} rows, ${Math.round(r)} rows/s, ETA ${duration(eta)}`
+    return `${finished}/${tenants} tenants ${bar(finished >= tenants && tenants > 0 ? 1 : total > 0 ? copied / total : 0, 24)} ${copied} rows, ${Math.round(r)} rows/s, ETA ${duration(eta)}`
   }
   const draw = (force = false) => {
     if (mode !== 'tty' || (done && !force)) return
@@ -94,7 +94,13 @@ export function createProgress(options: {
     lastDraw = t
     const lines = [...running.values()].map((r) => {
       const label = `${r.id} ${JSON.stringify(r.schema)}`.slice(0, 28).padEnd(28)
-      const frac = r.rows > 0 ? r.copied / r.rows : r.tablesDone / Math.max(1, r.tables)
+      // Row estimates come from catalog statistics; a tenant whose tables are all copied is full.
+      const frac =
+        r.tablesDone >= r.tables
+          ? 1
+          : r.rows > 0
+            ? r.copied / r.rows
+            : r.tablesDone / Math.max(1, r.tables)
       return `  ${label} ${bar(frac, 20)} ${r.tablesDone}/${r.tables} tables, ${r.copied} rows`
     })
     lines.push(overall())

@@ -30,6 +30,13 @@ export interface SqlContext {
   readonly sourceSchema: string
   readonly idType: TenantIdType
   readonly tenantId: string
+  /** The tenant column of the target tables; `tenant_id` by default. */
+  readonly tenantColumn?: string
+}
+
+/** @internal the quoted tenant column */
+function tc(ctx: SqlContext): string {
+  return quoteIdent(ctx.tenantColumn ?? 'tenant_id')
 }
 
 /** @internal `FROM` of the source table; `ONLY` for a plain table so inheritance children are not read twice */
@@ -83,7 +90,7 @@ export function sourceExpression(
 export function insertStatement(ctx: SqlContext, t: TablePlan): Statement {
   const values: unknown[] = [ctx.tenantId]
   const exprs = t.insertColumns.map((c) => sourceExpression(ctx, t, c, values))
-  const cols = ['tenant_id', ...t.insertColumns].map(quoteIdent).join(', ')
+  const cols = [tc(ctx), ...t.insertColumns.map(quoteIdent)].join(', ')
   const overriding = t.overriding ? ' overriding system value' : ''
   return {
     text:
@@ -150,7 +157,7 @@ export function targetChecksumStatement(ctx: SqlContext, t: TablePlan): Statemen
   return {
     text:
       `select count(*)::int8 as n, coalesce(sum(hashtextextended(row(${cols.join(', ')})::text, 0)), 0)::text as sum ` +
-      `from ${quoteQualified(ctx.targetSchema, t.name)} t where t."tenant_id" = $1::${ctx.idType}`,
+      `from ${quoteQualified(ctx.targetSchema, t.name)} t where t.${tc(ctx)} = $1::${ctx.idType}`,
     values: [ctx.tenantId],
   }
 }
@@ -181,7 +188,7 @@ export function orphanStatements(
       statement: {
         text:
           `select count(*)::int8 as n from ${quoteQualified(ctx.targetSchema, t.name)} c ` +
-          `where c."tenant_id" = $1::${ctx.idType} and ${notNull} ` +
+          `where c.${tc(ctx)} = $1::${ctx.idType} and ${notNull} ` +
           `and not exists (select 1 from ${quoteQualified(fk.refSchema, fk.refTable)} p where ${match})`,
         values: [ctx.tenantId],
       },
@@ -200,7 +207,7 @@ export function orphanStatements(
  */
 export function existingRowsStatement(ctx: SqlContext, t: TablePlan): Statement {
   return {
-    text: `select exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where "tenant_id" = $1::${ctx.idType}) as found`,
+    text: `select exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc(ctx)} = $1::${ctx.idType}) as found`,
     values: [ctx.tenantId],
   }
 }

@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../tenants/queryable.js'
-import { checkTable, describeCheck, type TableCheck } from './checks.js'
+import { checkTable, describeCheck, type TableCheck, tenantScoped } from './checks.js'
 import {
   existingRowsStatement,
   insertStatement,
@@ -51,6 +51,7 @@ export function sqlContext(plan: MigrationPlan, tp: TenantPlan): SqlContext {
     sourceSchema: tp.tenant.schema,
     idType: plan.idType,
     tenantId: tp.tenant.id,
+    tenantColumn: plan.tenantColumn,
   }
 }
 
@@ -108,15 +109,17 @@ export async function copyTenant(
       await client.query('rollback')
       return { status: 'skipped', reason: 'already migrated', tables: [], checks: [], ms: 0 }
     }
-    for (const t of tables) {
-      const s = existingRowsStatement(ctx, t)
-      if ((await client.query(s.text, s.values)).rows[0]?.found) {
-        throw new MigrationError(
-          `${plan.targetSchema}.${t.name} already holds rows of tenant ${tp.tenant.id} that the ledger does not ` +
-            'account for; copying would duplicate them. Remove them (or rollback the tenant) and rerun.',
-        )
+    await tenantScoped(client, async () => {
+      for (const t of tables) {
+        const s = existingRowsStatement(ctx, t)
+        if ((await client.query(s.text, s.values)).rows[0]?.found) {
+          throw new MigrationError(
+            `${plan.targetSchema}.${t.name} already holds rows of tenant ${tp.tenant.id} that the ledger does not ` +
+              'account for; copying would duplicate them. Remove them (or rollback the tenant) and rerun.',
+          )
+        }
       }
-    }
+    })
     const tenantRow = await ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
     for (const t of tables) {
       const m = mapStatement(ctx, t)
@@ -125,7 +128,11 @@ export async function copyTenant(
     const copied: { table: string; rows: number }[] = []
     for (const t of tables) {
       const s = insertStatement(ctx, t)
-      const res = await client.query(s.text, s.values)
+      // remap looks every key up in the id map, which grows faster than its statistics
+      const res =
+        t.remapColumns.size > 0
+          ? await tenantScoped(client, () => client.query(s.text, s.values))
+          : await client.query(s.text, s.values)
       copied.push({ table: t.name, rows: res.rowCount ?? 0 })
       emit(options.onEvent, {
         type: 'table-copied',

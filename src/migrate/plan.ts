@@ -41,6 +41,8 @@ export interface PlanOptions {
   readonly models?: readonly string[]
   /** `composite` (default) or `remap`. */
   readonly idStrategy?: IdStrategy
+  /** The tenant column of the target tables; `tenant_id` by default. */
+  readonly tenantColumn?: string
 }
 
 /**
@@ -119,6 +121,7 @@ export interface MigrationPlan {
   readonly tenantsSchema: string
   readonly idType: TenantIdType
   readonly idStrategy: IdStrategy
+  readonly tenantColumn: string
   /** Every tenant table (in the selection), in foreign-key order. */
   readonly tables: readonly string[]
   /** Tables caught in a foreign-key cycle. */
@@ -158,6 +161,7 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
   const targetSchema = options.targetSchema ?? 'public'
   const tenantsSchema = options.tenantsSchema ?? targetSchema
   const idStrategy = options.idStrategy ?? 'composite'
+  const tenantColumn = options.tenantColumn ?? 'tenant_id'
   if (idStrategy !== 'composite' && idStrategy !== 'remap') {
     throw new MigrationError(
       `Unknown id strategy ${JSON.stringify(idStrategy)}: use composite or remap.`,
@@ -166,7 +170,7 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
   const idType = await existingIdType(db, tenantsSchema)
   if (idType === undefined) {
     throw new MigrationError(
-      `There is no ${tenantsSchema}.tenants table. Install it first (rowtenancy tenants install, or ` +
+      `There is no ${tenantsSchema}.tenants table. Install it first (rowtenancy init, or ` +
         'installTenantTables(db, { idType })) with the id type of the legacy tenant ids.',
     )
   }
@@ -251,12 +255,12 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
       }
     }
     const source = introspected.get(tenant.schema)!
-    const drift = compareWithTarget(source, targets, order, targetSchema)
+    const drift = compareWithTarget(source, targets, order, targetSchema, tenantColumn)
     const tables: TablePlan[] = []
     for (const name of order) {
       const src = source.get(name)
       const tgt = targets.get(name)
-      if (!src || !tgt?.columns.some((c) => c.name === 'tenant_id')) continue
+      if (!src || !tgt?.columns.some((c) => c.name === tenantColumn)) continue
       const plan = tablePlan(src, tgt, idStrategy, sequences, source, drift)
       if (plan) tables.push(plan)
     }
@@ -274,6 +278,7 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
     tenantsSchema,
     idType,
     idStrategy,
+    tenantColumn,
     tables: order,
     cyclicTables: cyclic,
     targets,

@@ -1,5 +1,5 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import { quoteIdent, quoteQualified } from '../schema/identifiers.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import type { ConnectableQueryable } from '../tenants/queryable.js'
@@ -20,6 +20,8 @@ export interface RollbackOptions {
   readonly tenantIds: readonly string[]
   readonly targetSchema?: string
   readonly tenantsSchema?: string
+  /** The tenant column of the target tables; `tenant_id` by default. */
+  readonly tenantColumn?: string
 }
 
 /**
@@ -109,7 +111,7 @@ export async function rollbackTenants(options: RollbackOptions): Promise<Rollbac
         for (const name of order) {
           if (entry.tables[name] === undefined) continue
           const res = await client.query(
-            `delete from ${quoteQualified(targetSchema, name)} where "tenant_id" = $1::${idType}`,
+            `delete from ${quoteQualified(targetSchema, name)} where ${quoteIdent(options.tenantColumn ?? 'tenant_id')} = $1::${idType}`,
             [id],
           )
           deleted[name] = res.rowCount ?? 0

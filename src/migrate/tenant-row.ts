@@ -1,3 +1,4 @@
+import { MigrationError } from '../errors/index.js'
 import { quoteQualified } from '../schema/identifiers.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import type { Queryable } from '../tenants/queryable.js'
@@ -28,22 +29,27 @@ export async function ensureTenantRow(
   const { rows } = await db.query(`select 1 from ${tenants} where id = $1::${idType}`, [tenant.id])
   let created = false
   if (rows.length === 0) {
-    const taken = await db.query(`select 1 from ${tenants} where slug = $1`, [tenant.slug])
-    let slug = tenant.slug
-    if (taken.rows.length > 0) {
+    // `on conflict do nothing`: a slug taken meanwhile by a tenant copied in parallel waits for it, then falls back.
+    const insert = (slug: string) =>
+      db.query(
+        `insert into ${tenants} (id, slug, name) values ($1::${idType}, $2, $3) on conflict do nothing`,
+        [tenant.id, slug, tenant.name],
+      )
+    if ((await insert(tenant.slug)).rowCount === 0) {
       const suffix = `-${
         tenant.id
           .replace(/[^a-z0-9]+/gi, '')
           .toLowerCase()
           .slice(0, 20) || 'x'
       }`
-      slug = `${slug.slice(0, 63 - suffix.length).replace(/-+$/, '')}${suffix}`
+      const slug = `${tenant.slug.slice(0, 63 - suffix.length).replace(/-+$/, '')}${suffix}`
+      if ((await insert(slug)).rowCount === 0) {
+        throw new MigrationError(
+          `Cannot create tenant ${tenant.id}: the slugs ${tenant.slug} and ${slug} are both taken. ` +
+            'Create the tenant yourself (rowtenancy tenants create --id ...) and rerun.',
+        )
+      }
     }
-    await db.query(`insert into ${tenants} (id, slug, name) values ($1::${idType}, $2, $3)`, [
-      tenant.id,
-      slug,
-      tenant.name,
-    ])
     created = true
   }
   const skippedDomains: string[] = []

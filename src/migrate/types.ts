@@ -130,7 +130,6 @@ export interface DriftIssue {
     | 'missing-target-table'
     | 'target-missing-tenant-id'
     | 'missing-target-column'
-    | 'extra-source-table'
     | 'extra-target-column'
     | 'missing-source-table'
     | 'type-mismatch'

@@ -43,6 +43,11 @@ export interface LegacyFixtureOptions {
 export const HOSTILE_SCHEMA = 'we"ird.schema ü'
 
 /** The tenant tables of the fixture, in a valid foreign-key order (cycle author <-> book). */
+/** A hostile table name (quote, dot, space, non-ASCII), and a hostile column in it. */
+export const HOSTILE_TABLE = 'odd.tab"le ü'
+const HT = quoteIdent(HOSTILE_TABLE)
+const HC = quoteIdent('we"ird col')
+
 export const FIXTURE_TABLES = [
   'finance_account',
   'author',
@@ -51,6 +56,7 @@ export const FIXTURE_TABLES = [
   'book_tag',
   'event',
   'film',
+  HOSTILE_TABLE,
 ] as const
 
 /**
@@ -81,6 +87,7 @@ function tenantDdl(schema: string): string[] {
     `create table ${s}.event_2024 partition of ${s}.event for values from ('2024-01-01') to ('2025-01-01')`,
     `create table ${s}.event_2025 partition of ${s}.event for values from ('2025-01-01') to ('2026-01-01')`,
     `create table ${s}.film (film_id serial primary key, title text not null, rating ${s}.mood)`,
+    `create table ${s}.${HT} (id serial primary key, ${HC} text)`,
   ]
 }
 
@@ -107,6 +114,7 @@ function tenantData(schema: string, n: number, k: number): string[] {
          from generate_series(1, ${n}) i`,
     `insert into ${s}.film (title, rating) select 'Film ' || i, case when i % 2 = 0 then 'happy'::${s}.mood end
        from generate_series(1, ${half}) i`,
+    `insert into ${s}.${HT} (${HC}) select 'it''s "odd" ' || i from generate_series(1, ${half}) i`,
   ]
 }
 
@@ -146,6 +154,8 @@ export function compositeTargetDdl(): string[] {
     `create table public.event_2025 partition of public.event for values from ('2025-01-01') to ('2026-01-01')`,
     `create table public.film (tenant_id bigint not null references public.tenants (id), film_id serial not null,
        title text not null, rating public.mood, primary key (tenant_id, film_id))`,
+    `create table public.${HT} (tenant_id bigint not null references public.tenants (id), id serial not null,
+       ${HC} text, primary key (tenant_id, id))`,
     `create function public.shout() returns trigger language plpgsql as $$
        begin new.name := upper(new.name); return new; end $$`,
     `create trigger finance_account_shout before insert on public.finance_account
@@ -178,6 +188,7 @@ export function remapTargetDdl(): string[] {
        happened_on date not null, payload jsonb, primary key (tenant_id, id, happened_on))`,
     `create table public.film (film_id serial primary key, tenant_id bigint not null references public.tenants (id),
        title text not null, rating public.mood)`,
+    `create table public.${HT} (id serial primary key, tenant_id bigint not null references public.tenants (id), ${HC} text)`,
   ]
 }
 

@@ -12,6 +12,7 @@ export const SOURCE_KEYS = [
   'adminDatabaseUrl',
   'tenantsSchema',
   'targetSchema',
+  'tenantColumn',
   'legacyTenantsTable',
   'legacySchemaColumn',
   'legacyIdColumn',
@@ -27,6 +28,7 @@ export function planOptionsFrom(config: RowtenancyConfig): PlanOptions {
   return {
     targetSchema: config.targetSchema,
     tenantsSchema: config.tenantsSchema,
+    tenantColumn: config.tenantColumn,
     source: {
       ...(config.legacyTenantsTable ? { legacyTenantsTable: config.legacyTenantsTable } : {}),
       legacySchemaColumn: config.legacySchemaColumn,

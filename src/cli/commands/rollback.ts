@@ -21,7 +21,13 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .requiredOption('--tenant-id <id>', 'the tenant (repeatable)', collect)
     .option('--json', 'print JSON')
-  addConfigOptions(command, ['databaseUrl', 'adminDatabaseUrl', 'tenantsSchema', 'targetSchema'])
+  addConfigOptions(command, [
+    'databaseUrl',
+    'adminDatabaseUrl',
+    'tenantsSchema',
+    'targetSchema',
+    'tenantColumn',
+  ])
   command.action(async (opts: { tenantId: string[]; json?: boolean }, cmd: Command) => {
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
@@ -30,6 +36,7 @@ export function register(program: Command, ctx: CliContext): void {
       tenantIds: opts.tenantId,
       targetSchema: config.targetSchema,
       tenantsSchema: config.tenantsSchema,
+      tenantColumn: config.tenantColumn,
     })
     if (opts.json) ctx.out.json(results)
     else {
