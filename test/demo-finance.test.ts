@@ -154,7 +154,7 @@ describe('npm run demo, end to end on a small size', () => {
     expect(rows[0].statement).toMatch(/from "tenants"/)
   })
 
-  it('rowtenancy shell: set a tenant, count its accounts, count all accounts across tenants', async () => {
+  it.concurrent('rowtenancy shell: set a tenant, count its accounts, count all accounts across tenants', async () => {
     const line = demo.stdout.match(/DATABASE_URL='([^']+)' ROWTENANCY_ADMIN_DATABASE_URL='([^']+)'/)
     expect(line).not.toBeNull()
     const [, runtimeUrl, adminUrl] = line!
@@ -195,7 +195,18 @@ describe('npm run demo, end to end on a small size', () => {
     expect(audit.rows[0]?.actor).toMatch(/^shell:/)
   })
 
-  it.skipIf(!hasScript())(
+  it.concurrent('rowtenancy shell on the owner (RLS does not bind it): db refuses rather than read unisolated', async () => {
+    const count = `.select(({ fn }) => fn.countAll().as('n')).executeTakeFirst()).n`
+    const shell = await run(['src/cli/main.ts', 'shell', '--tenant', 'acme'], {
+      env: { DATABASE_URL: urlFor(name) },
+      stdin: `console.log('N', (await db.selectFrom('finance_account')${count})\n`,
+    })
+    expect(shell.stderr).toMatch(/RLS does not bind it/)
+    expect(shell.stdout).toContain('UnsafeRoleError')
+    expect(shell.stdout).not.toMatch(/^N \d/m)
+  })
+
+  it.skipIf(!hasScript()).concurrent(
     'rowtenancy shell on a pseudo-terminal: top-level await under the picked tenant',
     async () => {
       const [, runtimeUrl, adminUrl] = demo.stdout.match(

@@ -13,6 +13,7 @@ import {
   tryCurrentTenant,
   withoutTenant,
 } from '../../context/index.js'
+import { inspectRuntimeRole, runtimeRoleProblems } from '../../db/role-check.js'
 import { ConfigError, TenantNotFoundError } from '../../errors/index.js'
 import { discoverTenantTables } from '../../schema/rls-apply.js'
 import type { TableInput } from '../../schema/table-registry.js'
@@ -53,6 +54,10 @@ export function register(program: Command, ctx: CliContext): void {
     .command('shell')
     .description('a Node REPL with the tenancy, a scoped db (Kysely) and allObjects preloaded')
     .option('--tenant <id>', 'start with this tenant (id or slug)')
+    .option(
+      '--allow-unsafe-role',
+      'let db run on a role RLS does not bind (superuser, BYPASSRLS, owner); only the plugin scopes then',
+    )
   addConfigOptions(command, [
     'databaseUrl',
     'adminDatabaseUrl',
@@ -61,7 +66,7 @@ export function register(program: Command, ctx: CliContext): void {
     'tenantColumn',
     'tables',
   ])
-  command.action(async (opts: { tenant?: string }, cmd: Command) => {
+  command.action(async (opts: { tenant?: string; allowUnsafeRole?: boolean }, cmd: Command) => {
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config)
     const adminPool = config.adminDatabaseUrl
@@ -85,6 +90,7 @@ export function register(program: Command, ctx: CliContext): void {
       tables,
       tenantIdType: config.tenantIdType,
       tenantColumn: config.tenantColumn,
+      allowUnsafeRole: opts.allowUnsafeRole === true,
     })
     const store = new TenantStore({
       db: adminPool,
@@ -99,14 +105,24 @@ export function register(program: Command, ctx: CliContext): void {
       finish: undefined,
     }
     const actor = `shell:${userInfo().username}`
-    const { rows } = await pool.query('select current_user as role')
+    const facts = await inspectRuntimeRole(pool, { tenantColumn: config.tenantColumn })
     ctx.out.warn(
-      `rowtenancy shell on ${redactUrl(config.databaseUrl ?? '')} as ${rows[0].role}` +
+      `rowtenancy shell on ${redactUrl(config.databaseUrl ?? '')} as ${facts.role}` +
         (adminPool !== pool ? ` (allObjects on ${redactUrl(config.adminDatabaseUrl ?? '')})` : ''),
     )
     ctx.out.warn(
       `tenant-aware tables: ${tables.map((t) => (typeof t === 'string' ? t : `${t.schema}.${t.name}`)).join(', ')}`,
     )
+    const problems = runtimeRoleProblems(facts)
+    if (problems.length > 0) {
+      ctx.out.warn(
+        `note: ${facts.role} ${problems.join(', ')}: RLS does not bind it, so db ` +
+          (opts.allowUnsafeRole
+            ? 'is scoped by the plugin only (raw SQL sees every tenant).'
+            : 'refuses to run (UnsafeRoleError). Connect --database-url as the runtime role and ' +
+              '--admin-database-url as the owner, or pass --allow-unsafe-role.'),
+      )
+    }
     ctx.out.warn(
       'preloaded: db, allObjects(reason), sql, tenancy, store, pool, setCurrentTenant, clearCurrentTenant, ' +
         'currentTenant, runWithTenant, withoutTenant. Top-level await works. .tenant <id|slug> picks a tenant.',
