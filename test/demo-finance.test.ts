@@ -7,13 +7,19 @@ import { serverUrl, urlFor } from './helpers/db.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-/** Runs a TypeScript entry with tsx as a child process, optional stdin, and collects its output. */
+/**
+ * Runs a TypeScript entry with tsx (or, with `npm`, an npm command exactly as the
+ * README writes it) as a child process, with optional stdin; collects its output.
+ */
 function run(
   args: readonly string[],
-  options: { env?: Record<string, string>; stdin?: string } = {},
+  options: { env?: Record<string, string>; stdin?: string; npm?: boolean } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    const [cmd, argv] = options.npm
+      ? ['npm', args]
+      : [process.execPath, ['--import', 'tsx', ...args]]
+    const child = spawn(cmd, argv, {
       cwd: ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -86,10 +92,12 @@ describe('npm run demo, end to end on a small size', () => {
   let owner: pg.Pool
 
   beforeAll(async () => {
-    // --keep leaves the database so the REPL can be driven against it afterwards.
+    // The README's command, with --keep so the REPL can be driven against the database afterwards.
     demo = await run(
       [
-        'examples/finance/demo.ts',
+        'run',
+        'demo',
+        '--',
         '--smoke',
         '--keep',
         '--tenants',
@@ -99,7 +107,7 @@ describe('npm run demo, end to end on a small size', () => {
         '--database',
         name,
       ],
-      { env: { DATABASE_URL: serverUrl() } },
+      { env: { DATABASE_URL: serverUrl() }, npm: true },
     )
     owner = new pg.Pool({ connectionString: urlFor(name), max: 2 })
   }, 120_000)
