@@ -544,6 +544,79 @@ describe('the migration refuses bad sources and targets and writes nothing', () 
   })
 })
 
+describe('names with quotes, spaces, dots, unicode and SQL in them', () => {
+  it.each([["x'; drop table tenants; --"], ['a b'], ['"quoted"'], ['dot.ted'], ['ü'.repeat(70)]])(
+    'tenants create --slug %j: INVALID_INPUT suggesting a valid slug',
+    async (slug) => {
+      await unchanged(app.pool, async () => {
+        const r = await cli([
+          'tenants',
+          'create',
+          '--slug',
+          slug,
+          '--name',
+          'X',
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(
+          r,
+          'INVALID_INPUT',
+          /Invalid tenant slug/,
+          /use 1-63 characters.*for example/,
+        )
+      })
+    },
+  )
+
+  it('tenants create --domain with SQL and spaces in it: INVALID_INPUT, no tenant created', async () => {
+    await unchanged(app.pool, async () => {
+      const r = await cli([
+        'tenants',
+        'create',
+        '--slug',
+        'fresh',
+        '--name',
+        'Fresh',
+        '--domain',
+        "evil.com'; drop table tenants; --",
+        '--database-url',
+        app.url,
+      ])
+      expect(r.code, r.stdout).toBe(1)
+      expect(r.stderr).toMatch(/error \[INVALID_INPUT\].*domain/i)
+    })
+  })
+
+  it.each([['accounts; drop table tenants'], ['"accounts"" --'], ['a.b.c'], ['nope ü']])(
+    'rls enable --tables %j: a clear error, RLS and policies untouched',
+    async (table) => {
+      await unchanged(app.pool, async () => {
+        const r = await cli(['rls', 'enable', '--tables', table, '--database-url', app.url])
+        expect(r.code, r.stdout).toBe(1)
+        expect(r.stderr).toMatch(/error \[\w+\]/)
+        expect(r.stderr).toMatch(/No such table|does not exist|write it as|Cannot read/i)
+      })
+    },
+  )
+
+  it('createTenancy with a table name full of SQL: quoted, so the statement fails on a missing table and changes nothing', async () => {
+    const tenancy = createTenancy({
+      pool: fx.runtimePool(1),
+      adminPool: app.pool,
+      tables: ['accounts"; delete from accounts; --'],
+      audit: { table: false },
+    })
+    const db = tenancy.kysely<Record<string, { tenant_id: string }>>()
+    await unchanged(app.pool, async () => {
+      const err = await runWithTenant('1', () =>
+        db.selectFrom('accounts"; delete from accounts; --').selectAll().execute(),
+      ).catch((e) => e)
+      expect(err.code).toBe('42P01') // undefined_table: the name stayed one quoted identifier
+    })
+  })
+})
+
 describe('connections and roles', () => {
   it('an unreachable database: DATABASE_UNREACHABLE naming the host and what to check, for every command', async () => {
     for (const args of [
