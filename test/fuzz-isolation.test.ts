@@ -38,6 +38,8 @@ const SEED_ROWS = 3
 const seed = Number(process.env.FUZZ_SEED ?? 20261127)
 const cases = Number(process.env.FUZZ_CASES ?? 25)
 const maxOps = Number(process.env.FUZZ_MAX_OPS ?? 40)
+/** `FUZZ_BINDING=set_local` binds with SET LOCAL (the Citus way) instead of set_config. */
+const binding = process.env.FUZZ_BINDING === 'set_local' ? 'set_local' : 'set_config'
 
 let db: TestDatabase
 let fx: RlsFixture
@@ -90,9 +92,10 @@ beforeAll(async () => {
     adminPool: db.pool,
     tables: ['wallets', 'payments'],
     audit: { table: false },
+    binding,
   })
   storePool = new pg.Pool({ connectionString: db.url, max: 2 })
-  const env: FuzzEnv = { tenancy, pool }
+  const env: FuzzEnv = { tenancy, pool, binding }
   app = await startFuzzApp(env, new TenantStore({ db: storePool, ttlMs: 60_000 }))
   world = { env, app, ledgers, slugs, stats: emptyStats() }
 })
@@ -105,7 +108,7 @@ afterAll(async () => {
     const clean = s.leaks === 0 && s.lost === 0 && s.duplicated === 0 && s.cases === cases
     console.log(
       [
-        `fuzz-isolation: seed ${seed} (replay: FUZZ_SEED=${seed} FUZZ_CASES=${cases})`,
+        `fuzz-isolation: seed ${seed}, binding ${binding} (replay: FUZZ_SEED=${seed} FUZZ_CASES=${cases} FUZZ_BINDING=${binding})`,
         `  ${s.cases} cases, ${s.operations} operations in ${((Date.now() - started) / 1000).toFixed(1)} s`,
         `  by path: ${JSON.stringify(s.byPath)}`,
         `  by kind: ${JSON.stringify(s.byKind)}`,

@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz -- [--cases N] [--seed S] [--max-ops M]`: runs the isolation
+ * `npm run fuzz -- [--cases N] [--seed S] [--max-ops M] [--binding set_local]`: runs the isolation
  * fuzzer (test/fuzz-isolation.test.ts) with more cases than CI does. A random
  * seed is chosen (and printed) unless `--seed` is given; replay a failure with
  * the printed seed.
@@ -19,6 +19,7 @@ const { values } = parseArgs({
     cases: { type: 'string', default: '200' },
     seed: { type: 'string' },
     'max-ops': { type: 'string', default: '40' },
+    binding: { type: 'string', default: 'set_config' },
   },
 })
 const positive = (name: string, raw: string | undefined): string => {
@@ -36,8 +37,11 @@ const env = {
   FUZZ_CASES: positive('cases', values.cases),
   FUZZ_SEED: seed,
   FUZZ_MAX_OPS: positive('max-ops', values['max-ops']),
+  FUZZ_BINDING: values.binding === 'set_local' ? 'set_local' : 'set_config',
 }
-console.log(`fuzz: seed ${seed}, ${env.FUZZ_CASES} cases (replay with --seed ${seed})`)
+console.log(
+  `fuzz: seed ${seed}, ${env.FUZZ_CASES} cases, binding ${env.FUZZ_BINDING} (replay with --seed ${seed})`,
+)
 const r = spawnSync('npx', ['vitest', 'run', 'test/fuzz-isolation.test.ts'], {
   stdio: 'inherit',
   env,

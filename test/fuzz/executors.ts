@@ -2,6 +2,7 @@ import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/prom
 import { type Generated, type Kysely, sql } from 'kysely'
 import type pg from 'pg'
 import { currentTenant, runWithTenant, withoutTenant } from '../../src/context/index.js'
+import type { BindingMode } from '../../src/db/binding.js'
 import { withTenantClient } from '../../src/pg/index.js'
 import type { Tenancy } from '../../src/tenancy/create-tenancy.js'
 
@@ -99,6 +100,8 @@ export async function pause(jitter: number): Promise<void> {
 export interface FuzzEnv {
   readonly tenancy: Tenancy
   readonly pool: pg.Pool
+  /** How `withTenantClient` binds the tenant (the tenancy is created with the same). */
+  readonly binding: BindingMode
 }
 
 const BOUND = sql<string | null>`current_setting('rowtenancy.tenant_id', true)`
@@ -372,7 +375,9 @@ export async function executeCall(env: FuzzEnv, via: Via, call: Call): Promise<u
     const outer = await executeCall(env, via, list)
     return { inner, outer }
   }
-  if (via === 'pg') return withTenantClient(env.pool, (c) => viaPg(c, call))
+  if (via === 'pg') {
+    return withTenantClient(env.pool, (c) => viaPg(c, call), { binding: env.binding })
+  }
   const db = env.tenancy.kysely<FuzzDB>()
   if (via === 'kysely') return viaKysely(db, call)
   return env.tenancy.transaction<FuzzDB, unknown>(async (trx) => {
