@@ -73,7 +73,7 @@ export type Call =
   | { m: 'remove'; id: number; jitter: number }
   | { m: 'pay'; id: number; walletId: number; amount: number; note: string; jitter: number }
   | { m: 'join'; raw: boolean; jitter: number }
-  | { m: 'probe'; victim: string; jitter: number }
+  | { m: 'probe'; victim: string; raw: boolean; jitter: number }
   | { m: 'failAfterWrite'; id: number; name: string; walletId: number | null; jitter: number }
   | { m: 'admin'; jitter: number }
   | { m: 'nested'; victim: string; jitter: number }
@@ -205,9 +205,24 @@ async function viaKysely(db: Kysely<FuzzDB>, call: Call): Promise<unknown> {
         .select((eb) => eb.fn.countAll<string>().as('n'))
         .where('tenant_id', '=', victim)
         .executeTakeFirstOrThrow()
-      const raw = await sql<{
-        n: string
-      }>`select count(*) as n from payments where tenant_id = ${victim}`.execute(db)
+      // raw SQL (RLS alone filters it) or, on a role without RLS, a builder subquery (the plugin alone)
+      const raw = call.raw
+        ? await sql<{
+            n: string
+          }>`select count(*) as n from payments where tenant_id = ${victim}`.execute(db)
+        : {
+            rows: [
+              await db
+                .selectFrom('payments')
+                .select((eb) => eb.fn.countAll<string>().as('n'))
+                .where(
+                  'wallet_id',
+                  'in',
+                  db.selectFrom('wallets').select('id').where('tenant_id', '=', victim),
+                )
+                .executeTakeFirstOrThrow(),
+            ],
+          }
       await pause(call.jitter)
       const upd = await db
         .updateTable('wallets')

@@ -68,10 +68,13 @@ const kinds: [FuzzKind, number][] = [
  * fc.sample(opArbitrary(6), 3)
  * ```
  */
-export function opArbitrary(tenants: number): fc.Arbitrary<FuzzOp> {
+export function opArbitrary(
+  tenants: number,
+  paths: readonly FuzzPath[] = PATHS,
+): fc.Arbitrary<FuzzOp> {
   return fc.record({
     tenant: fc.integer({ min: 0, max: tenants - 1 }),
-    path: fc.constantFrom(...PATHS),
+    path: fc.constantFrom(...paths),
     kind: fc.oneof(...kinds.map(([k, weight]) => ({ arbitrary: fc.constant(k), weight }))),
     pick: fc.nat({ max: 10_000 }),
     delay: fc.integer({ min: 0, max: 4 }),
@@ -118,6 +121,8 @@ export interface FuzzWorld {
   readonly ledgers: readonly TenantLedger[]
   readonly slugs: readonly string[]
   readonly stats: FuzzStats
+  /** The role bypasses RLS: only the Kysely plugin isolates, so no raw SQL is sent. */
+  readonly pluginOnly?: boolean
 }
 
 /** A failed check, with the operation that found it. */
@@ -296,7 +301,8 @@ export async function perform(world: FuzzWorld, op: FuzzOp): Promise<void> {
     case 'join': {
       const payments = ledger.stablePayments()
       const mark = ledger.deleteMark()
-      const rows = (await send(world, op, { m: 'join', raw: op.flag, jitter })) as JoinRow[]
+      const raw = op.flag && !world.pluginOnly
+      const rows = (await send(world, op, { m: 'join', raw, jitter })) as JoinRow[]
       const gone = ledger.deletedSince(mark)
       const stable = new Set([...payments].filter(([, w]) => !gone.has(w)).map(([id]) => id))
       checkJoin(world, op, rows, stable)
@@ -335,7 +341,8 @@ export async function perform(world: FuzzWorld, op: FuzzOp): Promise<void> {
       stats.probes++
       const others = world.ledgers.filter((l) => l !== ledger)
       const victim = others[op.pick % others.length]!.id
-      const r = (await send(world, op, { m: 'probe', victim, jitter })) as ProbeResult
+      const raw = !world.pluginOnly
+      const r = (await send(world, op, { m: 'probe', victim, raw, jitter })) as ProbeResult
       if (r.visible !== 0 || r.changed !== 0 || !r.insertRefused) {
         stats.leaks++
         fail(op, `tenant ${ledger.id} reached tenant ${victim}: ${JSON.stringify(r)}`)
