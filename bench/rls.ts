@@ -281,6 +281,8 @@ async function main() {
       () => syncs++,
     )
     const query = 'select id, name from bench_rls where tenant_id = $1 and id = $2'
+    const BIND_SQL = `select set_config('rowtenancy.tenant_id', $1, true)`
+    await client.query({ name: 'rowtenancy_bench_bind', text: BIND_SQL, values: ['1'] })
     const options: [string, (t: string, id: string) => Promise<unknown>][] = [
       [
         'unbound query, no RLS table (floor)',
@@ -316,6 +318,15 @@ async function main() {
             text: query,
             values: [t, id],
           }),
+      ],
+      [
+        'pipelined, bind statement prepared once (not chosen)',
+        (t, id) =>
+          runPipelined(
+            client,
+            [{ text: BIND_SQL, values: [t], prepared: 'rowtenancy_bench_bind' }],
+            { text: query, values: [t, id] },
+          ),
       ],
       [
         'pipelined BEGIN; SET LOCAL; query; COMMIT (Citus)',

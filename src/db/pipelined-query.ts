@@ -12,6 +12,13 @@ import pg from 'pg'
 export interface Statement {
   readonly text: string
   readonly values?: readonly unknown[] | undefined
+  /**
+   * The name of a statement already prepared on this connection: only Bind and
+   * Execute are sent (no Parse). For measurements; the dialect does not use it,
+   * since transaction poolers may not carry named statements across transactions.
+   * @internal
+   */
+  readonly prepared?: string | undefined
 }
 
 /** The part of pg's wire connection the pipeline writes to. @internal */
@@ -85,6 +92,7 @@ class PipelinedQuery extends QueryBase {
     const statements = this.#before.length + 1 + this.#after.length
     const main = this.#before.length
     const texts: string[] = new Array(statements)
+    const names: (string | undefined)[] = new Array(statements)
     const values: unknown[][] = new Array(statements)
     try {
       // Serialise every value first: a value that cannot be sent fails here,
@@ -92,6 +100,7 @@ class PipelinedQuery extends QueryBase {
       for (let i = 0; i < statements; i++) {
         const s = i < main ? this.#before[i]! : i === main ? undefined : this.#after[i - main - 1]!
         texts[i] = s ? s.text : this.text
+        names[i] = s?.prepared
         const raw = s ? (s.values ?? []) : (this.values ?? [])
         const prepared = new Array(raw.length)
         for (let j = 0; j < raw.length; j++) prepared[j] = prepareValue(raw[j])
@@ -104,8 +113,15 @@ class PipelinedQuery extends QueryBase {
     try {
       for (let i = 0; i < statements; i++) {
         const isMain = i === main
-        con.parse({ text: texts[i]!, name: '', types: isMain ? (this.types as unknown[]) : [] })
-        con.bind({ portal: '', statement: '', values: values[i], binary: isMain && !!this.binary })
+        const name = names[i]
+        if (!name)
+          con.parse({ text: texts[i]!, name: '', types: isMain ? (this.types as unknown[]) : [] })
+        con.bind({
+          portal: '',
+          statement: name ?? '',
+          values: values[i],
+          binary: isMain && !!this.binary,
+        })
         if (isMain) con.describe({ type: 'P', name: '' })
         con.execute({ portal: '', rows: 0 })
       }
