@@ -102,6 +102,7 @@ export async function runFeatureBench(
             : `exit code ${code}: ${stderr.trim().split('\n').slice(-3).join(' / ')}`)
       resolve({
         name,
+        quick: options.quick,
         ok,
         ms,
         lines: ratioLines(stdout),

