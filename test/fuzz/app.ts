@@ -43,6 +43,8 @@ export async function startFuzzApp(env: FuzzEnv, store: TenantStore): Promise<Fu
       return c.json({ tenant: before, after: String(currentTenant()), result })
     } catch (err) {
       if (err instanceof InjectedFailure) return c.json({ injected: true, tenant: before }, 409)
+      const code = (err as { code?: unknown }).code
+      if (code === '23505') return c.json({ pgCode: code, tenant: before }, 422)
       throw err
     }
   })

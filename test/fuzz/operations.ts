@@ -30,6 +30,7 @@ export type FuzzKind =
   | 'fail'
   | 'admin'
   | 'nested'
+  | 'dup'
 
 /** One random "request". */
 export interface FuzzOp {
@@ -58,6 +59,7 @@ const kinds: [FuzzKind, number][] = [
   ['fail', 1],
   ['admin', 1],
   ['nested', 2],
+  ['dup', 1],
 ]
 
 /**
@@ -93,6 +95,7 @@ export interface FuzzStats {
   finalRowsChecked: number
   probes: number
   injectedFailures: number
+  constraintErrors: number
   leaks: number
   lost: number
   duplicated: number
@@ -108,6 +111,7 @@ export function emptyStats(): FuzzStats {
     finalRowsChecked: 0,
     probes: 0,
     injectedFailures: 0,
+    constraintErrors: 0,
     leaks: 0,
     lost: 0,
     duplicated: 0,
@@ -142,6 +146,12 @@ async function send(world: FuzzWorld, op: FuzzOp, call: Call): Promise<unknown> 
     if (reply.status === 409 && reply.body?.injected) {
       if (reply.body.tenant !== ledger.id) fail(op, `handler saw tenant ${reply.body.tenant}`)
       throw new InjectedFailure()
+    }
+    if (reply.status === 422 && reply.body?.pgCode) {
+      if (reply.body.tenant !== ledger.id) fail(op, `handler saw tenant ${reply.body.tenant}`)
+      throw Object.assign(new Error(`database error ${reply.body.pgCode}`), {
+        code: reply.body.pgCode,
+      })
     }
     if (reply.status !== 200) fail(op, `HTTP ${reply.status}: ${JSON.stringify(reply.body)}`)
     // pitfall: lost async context: the handler must see the request's tenant before and after its awaits
@@ -306,6 +316,26 @@ export async function perform(world: FuzzWorld, op: FuzzOp): Promise<void> {
       const gone = ledger.deletedSince(mark)
       const stable = new Set([...payments].filter(([, w]) => !gone.has(w)).map(([id]) => id))
       checkJoin(world, op, rows, stable)
+      return
+    }
+    case 'dup': {
+      // a statement the database refuses (duplicate key), on the connection the next tenant gets
+      const id = ledger.claim(op.pick, 'write')
+      if (id === undefined) return insertFresh()
+      try {
+        const name = ledger.walletName(id, 'dup')
+        const outcome = await send(world, op, { m: 'insert', id, name, jitter }).then(
+          () => 'inserted',
+          (err) => {
+            if ((err as { code?: string }).code === '23505') return 'refused'
+            throw err
+          },
+        )
+        if (outcome !== 'refused') fail(op, `a duplicate of wallet ${id} was inserted`)
+        stats.constraintErrors++
+      } finally {
+        ledger.release(id)
+      }
       return
     }
     case 'admin': {
