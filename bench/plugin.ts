@@ -52,6 +52,7 @@ async function main() {
   const url = new URL(adminUrl)
   url.pathname = `/${name}`
   const pool = new pg.Pool({ connectionString: url.toString(), max: CONCURRENCY })
+  pool.on('error', () => {}) // idle clients killed by the final drop database
   try {
     await setup(pool)
     console.log(

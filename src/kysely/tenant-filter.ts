@@ -11,7 +11,6 @@ import {
   SelectionNode,
   SelectQueryNode,
   TableNode,
-  ValueNode,
   WhereNode,
 } from 'kysely'
 import type { TableRegistry, TenantTable } from '../schema/table-registry.js'
@@ -54,18 +53,46 @@ export function tenantRefOf(
   return entry && { entry, table, alias }
 }
 
+const EQUALS = OperatorNode.create('=')
+const MAX_CACHED_REFS = 1000
+/** Per table entry: references by alias or bare table name (they render alike), and by `schema.table`. */
+const refCache = new WeakMap<
+  TenantTable,
+  { byName: Map<string, ReferenceNode>; bySchema: Map<string, ReferenceNode> }
+>()
+
 /**
- * `"<alias or table>"."<tenant column>" = $n`.
+ * `"<alias or table>"."<tenant column>"`, shared between queries: nodes are
+ * frozen, so one instance can sit in many trees (fewer allocations per compile).
+ */
+function tenantColumnOf(ref: TenantTableRef): ReferenceNode {
+  let cache = refCache.get(ref.entry)
+  if (cache === undefined) {
+    cache = { byName: new Map(), bySchema: new Map() }
+    refCache.set(ref.entry, cache)
+  }
+  const schema = ref.alias === undefined ? ref.table.table.schema?.name : undefined
+  const name = ref.alias ?? ref.table.table.identifier.name
+  const map = schema === undefined ? cache.byName : cache.bySchema
+  const key = schema === undefined ? name : `${schema}\u0000${name}`
+  let node = map.get(key)
+  if (node === undefined) {
+    const owner =
+      schema === undefined ? TableNode.create(name) : TableNode.createWithSchema(schema, name)
+    node = ReferenceNode.create(ColumnNode.create(ref.entry.tenantColumn), owner)
+    if (map.size >= MAX_CACHED_REFS) map.clear()
+    map.set(key, node)
+  }
+  return node
+}
+
+/**
+ * `"<alias or table>"."<tenant column>" = $n`, `value` being the tenant's `ValueNode`.
  *
  * @internal
  */
-export function tenantEquals(ref: TenantTableRef, tenant: string): OperationNode {
-  const owner = ref.alias === undefined ? ref.table : TableNode.create(ref.alias)
-  return BinaryOperationNode.create(
-    ReferenceNode.create(ColumnNode.create(ref.entry.tenantColumn), owner),
-    OperatorNode.create('='),
-    ValueNode.create(tenant),
-  )
+export function tenantEquals(ref: TenantTableRef, value: OperationNode): OperationNode {
+  return BinaryOperationNode.create(tenantColumnOf(ref), EQUALS, value)
 }
 
 /**
@@ -74,13 +101,13 @@ export function tenantEquals(ref: TenantTableRef, tenant: string): OperationNode
  *
  * @internal
  */
-export function restrictedTable(ref: TenantTableRef, tenant: string): OperationNode {
+export function restrictedTable(ref: TenantTableRef, value: OperationNode): OperationNode {
   const inner = SelectQueryNode.cloneWithSelections(SelectQueryNode.createFrom([ref.table]), [
     SelectionNode.createSelectAll(),
   ])
   const filtered = Object.freeze({
     ...inner,
-    where: WhereNode.create(tenantEquals({ ...ref, alias: undefined }, tenant)),
+    where: WhereNode.create(tenantEquals({ ...ref, alias: undefined }, value)),
   })
   return AliasNode.create(
     filtered,

@@ -105,8 +105,9 @@ export class TenantPlugin implements KyselyPlugin {
       node = this.#transformer.scope(args.node, tenant, args.queryId)
       binding = { tenant }
     }
-    // A fresh object per compile, so the binding below belongs to this compile only.
-    const out = Object.freeze({ ...node }) as RootOperationNode
+    // A fresh object per compile, so the binding below belongs to this compile only
+    // (the transformer rebuilds every query root; anything else is copied here).
+    const out = node === args.node ? (Object.freeze({ ...node }) as RootOperationNode) : node
     this.#bindings.set(out, binding)
     this.#transformer.remember(out, args.node)
     return out

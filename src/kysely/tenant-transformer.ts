@@ -14,6 +14,7 @@ import {
   type SelectQueryNode,
   type UpdateQueryNode,
   UsingNode,
+  ValueNode,
   type WithNode,
 } from 'kysely'
 import { CrossTenantWriteError, UnsupportedQueryError } from '../errors/index.js'
@@ -38,7 +39,7 @@ const QUERY_KINDS = new Set([
   'DeleteQueryNode',
   'MergeQueryNode',
 ])
-/** Nodes that can never hold a query, so the pre-scan does not look inside. */
+/** Nodes that can never hold a query, so the walk does not look inside. */
 const LEAF_KINDS = new Set([
   'IdentifierNode',
   'SchemableIdentifierNode',
@@ -52,6 +53,29 @@ const LEAF_KINDS = new Set([
   'DefaultInsertValueNode',
   'DataTypeNode',
 ])
+
+/** Whether any node under `node` is a query (a generic walk, so new Kysely node kinds are covered). */
+function holdsQuery(node: OperationNode): boolean {
+  const record = node as unknown as Record<string, { kind?: string } | undefined>
+  for (const key in record) {
+    const value = record[key]
+    if (typeof value !== 'object' || value === null) continue
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i]
+        if (typeof item === 'object' && item !== null && item.kind !== undefined) {
+          if (QUERY_KINDS.has(item.kind) || (!LEAF_KINDS.has(item.kind) && holdsQuery(item))) {
+            return true
+          }
+        }
+      }
+    } else if (value.kind !== undefined) {
+      if (QUERY_KINDS.has(value.kind)) return true
+      if (!LEAF_KINDS.has(value.kind) && holdsQuery(value as OperationNode)) return true
+    }
+  }
+  return false
+}
 
 /** Joins whose ON clause may carry the filter (the joined table is the null-supplying or inner side). */
 const ON_JOINS = new Set(['InnerJoin', 'LeftJoin', 'LateralInnerJoin', 'LateralLeftJoin'])
@@ -74,11 +98,11 @@ export class TenantTransformer extends OperationNodeTransformer {
   readonly #registry: TableRegistry
   readonly #idType: TenantIdType
   #tenant = ''
+  /** The tenant's `ValueNode`, shared by every filter of a query (and reused while the tenant is the same). */
+  #value: OperationNode = ValueNode.create('')
   readonly #ctes: Set<string>[] = []
   /** Scoped node -> the node it was scoped from (see {@link TenantTransformer.remember}). */
   readonly #origins = new WeakMap<OperationNode, OperationNode>()
-  /** Nodes of the current tree that are or contain a query (filled by `#mark`). */
-  readonly #paths = new Set<OperationNode>()
 
   constructor(registry: TableRegistry, idType: TenantIdType) {
     super()
@@ -88,49 +112,14 @@ export class TenantTransformer extends OperationNodeTransformer {
 
   /** Scopes `node` to `tenant` (its canonical text form). */
   scope(node: RootOperationNode, tenant: string, queryId?: QueryId): RootOperationNode {
+    if (tenant !== this.#tenant) this.#value = ValueNode.create(tenant)
     this.#tenant = tenant
     this.#ctes.length = 0
     try {
-      this.#mark(node)
       return this.transformNode(node, queryId)
     } finally {
-      this.#tenant = ''
       this.#ctes.length = 0
-      this.#paths.clear()
     }
-  }
-
-  /**
-   * Pre-scan: records every node that is or contains a query, so the transform
-   * rebuilds only those paths and hands every other subtree back as it is
-   * (Kysely nodes are frozen, so sharing them is safe). A full rebuild of a
-   * 3-join query costs more than the whole compile; this keeps the plugin cheap.
-   */
-  #mark(node: OperationNode): boolean {
-    if (LEAF_KINDS.has(node.kind)) return false
-    let found = QUERY_KINDS.has(node.kind)
-    const record = node as unknown as Record<string, { kind?: string } | undefined>
-    for (const key in record) {
-      const value = record[key]
-      if (typeof value !== 'object' || value === null) continue
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          const item = value[i]
-          if (
-            typeof item === 'object' &&
-            item !== null &&
-            item.kind !== undefined &&
-            this.#mark(item)
-          ) {
-            found = true
-          }
-        }
-      } else if (value.kind !== undefined && this.#mark(value as OperationNode)) {
-        found = true
-      }
-    }
-    if (found) this.#paths.add(node)
-    return found
   }
 
   /**
@@ -144,14 +133,19 @@ export class TenantTransformer extends OperationNodeTransformer {
     this.#origins.set(scoped, this.#origins.get(source) ?? source)
   }
 
+  /**
+   * Rebuilds only nodes that are or hold a query; every other subtree is handed
+   * back as it is (Kysely nodes are frozen, so sharing them is safe). Rebuilding
+   * a whole 3-join query would cost more than compiling it.
+   */
   protected override transformNodeImpl<T extends OperationNode>(node: T, queryId?: QueryId): T {
-    if (!this.#paths.has(node)) return node
-    const source = QUERY_KINDS.has(node.kind)
-      ? (this.#origins.get(node) as T | undefined)
-      : undefined
-    if (source === undefined) return super.transformNodeImpl(node, queryId)
-    this.#mark(source)
-    return super.transformNodeImpl(source, queryId)
+    const kind = node.kind
+    if (LEAF_KINDS.has(kind)) return node
+    if (!QUERY_KINDS.has(kind)) {
+      return holdsQuery(node) ? super.transformNodeImpl(node, queryId) : node
+    }
+    const source = this.#origins.get(node) as T | undefined
+    return super.transformNodeImpl(source ?? node, queryId)
   }
 
   protected override transformSelectQuery(node: SelectQueryNode, queryId?: QueryId) {
@@ -175,7 +169,7 @@ export class TenantTransformer extends OperationNodeTransformer {
             )
           }
         }
-        filters.push(tenantEquals(ref, this.#tenant))
+        filters.push(tenantEquals(ref, this.#value))
       }
       const { from, joins } = this.#scopeFromAndJoins(out.from, out.joins, filters)
       return Object.freeze({ ...out, from, joins, where: whereWith(out.where, filters) })
@@ -187,7 +181,7 @@ export class TenantTransformer extends OperationNodeTransformer {
       const out = super.transformDeleteQuery(node, queryId)
       const filters: OperationNode[] = []
       for (const item of out.from.froms) {
-        for (const ref of this.#refsOf(item)) filters.push(tenantEquals(ref, this.#tenant))
+        for (const ref of this.#refsOf(item)) filters.push(tenantEquals(ref, this.#value))
       }
       const hasOuter = (out.joins ?? []).some(
         (j) => !ON_JOINS.has(j.joinType) && !PRODUCT_JOINS.has(j.joinType),
@@ -296,22 +290,40 @@ export class TenantTransformer extends OperationNodeTransformer {
     )
     let scopedFrom = from
     if (from) {
-      const froms = from.froms.map((item) => this.#scopeListItem(item, hasOuter, filters))
-      scopedFrom = Object.freeze({ ...from, froms: Object.freeze(froms) })
+      const froms = this.#scopeList(from.froms, hasOuter, filters)
+      if (froms !== from.froms) scopedFrom = Object.freeze({ ...from, froms })
     }
     return { from: scopedFrom, joins: joins && this.#scopeJoins(joins, hasOuter, filters) }
   }
 
+  /** Scopes FROM / USING items; returns `items` itself when none had to be wrapped. */
+  #scopeList(
+    items: readonly OperationNode[],
+    hasOuter: boolean,
+    filters: OperationNode[],
+  ): readonly OperationNode[] {
+    let out: OperationNode[] | undefined
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      const scoped = this.#scopeListItem(item, hasOuter, filters)
+      if (scoped !== item) {
+        out ??= items.slice()
+        out[i] = scoped
+      }
+    }
+    return out ? Object.freeze(out) : items
+  }
+
   #scopeUsing(using: UsingNode, hasOuter: boolean, filters: OperationNode[]): UsingNode {
-    const tables = using.tables.map((item) => this.#scopeListItem(item, hasOuter, filters))
-    return UsingNode.create(tables)
+    const tables = this.#scopeList(using.tables, hasOuter, filters)
+    return tables === using.tables ? using : UsingNode.create(tables)
   }
 
   #scopeListItem(item: OperationNode, hasOuter: boolean, filters: OperationNode[]): OperationNode {
     const ref = this.#refOf(item)
     if (ref === undefined) return item
-    if (hasOuter) return restrictedTable(ref, this.#tenant)
-    filters.push(tenantEquals(ref, this.#tenant))
+    if (hasOuter) return restrictedTable(ref, this.#value)
+    filters.push(tenantEquals(ref, this.#value))
     return item
   }
 
@@ -320,22 +332,29 @@ export class TenantTransformer extends OperationNodeTransformer {
     hasOuter: boolean,
     filters: OperationNode[],
   ): readonly JoinNode[] {
-    return Object.freeze(
-      joins.map((join) => {
-        const ref = this.#refOf(join.table)
-        if (ref === undefined) return join
-        if (hasOuter) return Object.freeze({ ...join, table: restrictedTable(ref, this.#tenant) })
-        const filter = tenantEquals(ref, this.#tenant)
-        if (join.on && ON_JOINS.has(join.joinType)) {
-          return Object.freeze({ ...join, on: OnNode.create(andAll(join.on.on, [filter])) })
-        }
-        if (!join.on && ON_JOINS.has(join.joinType)) {
-          return Object.freeze({ ...join, on: OnNode.create(filter) })
-        }
-        filters.push(filter)
-        return join
-      }),
-    )
+    let out: JoinNode[] | undefined
+    for (let i = 0; i < joins.length; i++) {
+      const join = joins[i]!
+      const scoped = this.#scopeJoin(join, hasOuter, filters)
+      if (scoped !== join) {
+        out ??= joins.slice()
+        out[i] = scoped
+      }
+    }
+    return out ? Object.freeze(out) : joins
+  }
+
+  #scopeJoin(join: JoinNode, hasOuter: boolean, filters: OperationNode[]): JoinNode {
+    const ref = this.#refOf(join.table)
+    if (ref === undefined) return join
+    if (hasOuter) return Object.freeze({ ...join, table: restrictedTable(ref, this.#value) })
+    const filter = tenantEquals(ref, this.#value)
+    if (ON_JOINS.has(join.joinType)) {
+      const on = join.on ? andAll(join.on.on, [filter]) : filter
+      return Object.freeze({ ...join, on: OnNode.create(on) })
+    }
+    filters.push(filter)
+    return join
   }
 
   /**
@@ -356,7 +375,7 @@ export class TenantTransformer extends OperationNodeTransformer {
     const target = { ...ref, alias: undefined }
     return Object.freeze({
       ...node,
-      updateWhere: whereWith(node.updateWhere, [tenantEquals(target, this.#tenant)]),
+      updateWhere: whereWith(node.updateWhere, [tenantEquals(target, this.#value)]),
     })
   }
 }
