@@ -26,13 +26,18 @@ import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
  * `tenancy.transaction`, raw SQL under `withTenantClient`), on a runtime role
  * under RLS and a pool of 3 connections shared by all of them, so every
  * connection serves many tenants in turn. Reads, inserts, upserts, updates,
- * deletes, joins, subqueries, CTEs, raw SQL, cross-tenant probes and failures
- * after a write, interleaved with microtasks, setImmediate, timers and
- * Promise.all. Ids overlap across tenants on purpose, so a lost tenant filter
- * shows up as extra rows.
+ * deletes, joins, subqueries, CTEs, raw SQL, cross-tenant probes, failures
+ * after a write, duplicate keys, `withoutTenant` counts and nested
+ * `runWithTenant` inside a request, interleaved with microtasks, setImmediate,
+ * timers and Promise.all. Ids overlap across tenants on purpose, so a lost
+ * tenant filter shows up as extra rows. Every write is kept in a ledger; after
+ * each case every row in the database is reconciled with it (owner, no RLS).
+ * A second run sends the Kysely traffic as the owner (RLS bypassed), so the
+ * plugin alone must isolate.
  *
  * Seeded: `FUZZ_SEED=<n>` replays a run, `FUZZ_CASES=<n>` (or
- * `npm run fuzz -- --cases N`) runs more cases than CI does.
+ * `npm run fuzz -- --cases N`) runs more cases than CI does,
+ * `FUZZ_BINDING=set_local` binds the Citus way.
  */
 
 const TENANTS = 6
