@@ -89,6 +89,12 @@ export async function discoverTenantTables(
       where c.relkind in ('r', 'p') and not c.relispartition
         and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
         and c.relname not in ('tenants', 'tenant_domains') and c.relname not like 'rowtenancy\\_%'
+        -- a column of that name that references some other table alone (a legacy
+        -- django-tenants customers_domain.tenant_id -> customers_client) is not ours
+        and not exists (
+          select 1 from pg_constraint fk join pg_class ref on ref.oid = fk.confrelid
+           where fk.conrelid = c.oid and fk.contype = 'f' and fk.conkey = array[a.attnum]
+             and ref.relname <> 'tenants')
       order by 1, 2`,
     [options.tenantColumn ?? 'tenant_id'],
   )
