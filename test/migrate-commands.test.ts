@@ -13,7 +13,10 @@ beforeAll(async () => {
   db = await createTestDatabase('migrate_cmds')
   await buildLegacyFixture(db.pool, { rows: 10 })
 })
-afterAll(() => db?.drop())
+afterAll(async () => {
+  db?.pool.on('error', () => {}) // a connection ended by DROP DATABASE ... WITH (FORCE)
+  await db?.drop()
+})
 
 /** Runs the CLI in-process and captures stdout / stderr. */
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -18,7 +18,10 @@ beforeAll(async () => {
   await buildLegacyFixture(db.pool, { rows: 20 })
   before = await schemaFingerprint(db.pool, schemas)
 })
-afterAll(() => db?.drop())
+afterAll(async () => {
+  db?.pool.on('error', () => {}) // a connection ended by DROP DATABASE ... WITH (FORCE)
+  await db?.drop()
+})
 
 describe('migrate --all (composite)', () => {
   it('copies every tenant without drift, refuses the drifted one, and leaves the sources untouched', async () => {

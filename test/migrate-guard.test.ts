@@ -45,6 +45,10 @@ describe('without superuser: triggers and cycles', () => {
     expect(err.message).toMatch(/trigger "finance_account_shout" on public\.finance_account/)
     expect(err.message).toMatch(/GRANT SET ON PARAMETER session_replication_role/)
     expect((await db.pool.query('select count(*)::int as n from tenants')).rows[0].n).toBe(0)
+    // --dry-run says so too, instead of promising a run that would stop
+    const dry = await migrate({ db: pool, all: true, dryRun: true })
+    expect(dry.ok).toBe(false)
+    expect(dry.warnings.join('\n')).toMatch(/A real run would stop: .*finance_account_shout/)
   })
 
   it('with no trigger, copies under SET CONSTRAINTS ALL DEFERRED (the cycle key is deferrable) and verifies', async () => {

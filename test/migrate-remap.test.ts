@@ -10,7 +10,10 @@ beforeAll(async () => {
   db = await createTestDatabase('migrate_remap')
   await buildLegacyFixture(db.pool, { rows: 15, drift: false, target: 'remap' })
 })
-afterAll(() => db?.drop())
+afterAll(async () => {
+  db?.pool.on('error', () => {}) // a connection ended by DROP DATABASE ... WITH (FORCE)
+  await db?.drop()
+})
 
 /** Pairs joined through a foreign key, by natural values (ids differ after remap). */
 async function pairs(source: string | null, tenant: string): Promise<string[][]> {

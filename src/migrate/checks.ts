@@ -1,6 +1,6 @@
 import type { Queryable } from '../tenants/queryable.js'
 import {
-  orphanStatements,
+  orphanStatement,
   type SqlContext,
   sourceChecksumStatement,
   targetChecksumStatement,
@@ -29,15 +29,92 @@ export interface TableCheck {
 }
 
 /**
- * Counts and checksums one table on both sides (and, optionally, looks for
- * orphaned foreign keys among the tenant's target rows). With `expected`, the
- * target is also compared with what the ledger recorded at copy time, which is
- * all there is to compare once the source schema is dropped.
+ * What {@link checkTables} compares one table with.
+ *
+ * @example
+ * ```ts
+ * const item: CheckItem = { table, expected: { rows: 3, checksum: '-771' } }
+ * ```
+ */
+export interface CheckItem {
+  readonly table: TablePlan
+  /** What the ledger recorded at copy time (`checksum: ''` after `--no-verify`). */
+  readonly expected?: { readonly rows: number; readonly checksum: string }
+}
+
+/**
+ * Counts and checksums tables of one tenant on both sides (and, optionally,
+ * looks for orphaned foreign keys among the tenant's target rows). With
+ * `expected`, the target is also compared with what the ledger recorded, which
+ * is all there is to compare once the source schema is dropped. Source tables
+ * are read first; then, in one {@link tenantScoped} block, the target side.
+ * Run it inside a transaction.
+ *
+ * @example
+ * ```ts
+ * const [check] = await checkTables(client, ctx, [{ table }], { orphans: true })
+ * check.ok // true when counts and checksums match and nothing is orphaned
+ * ```
+ */
+export async function checkTables(
+  db: Queryable,
+  ctx: SqlContext,
+  items: readonly CheckItem[],
+  options: { orphans: boolean; source?: boolean },
+): Promise<TableCheck[]> {
+  const sources: ({ n: string; sum: string } | undefined)[] = []
+  for (const { table } of items) {
+    if (options.source === false) {
+      sources.push(undefined)
+      continue
+    }
+    const s = sourceChecksumStatement(ctx, table)
+    sources.push((await db.query(s.text, s.values)).rows[0])
+  }
+  return tenantScoped(db, async () => {
+    const out: TableCheck[] = []
+    for (const [i, { table, expected }] of items.entries()) {
+      const tgtStmt = targetChecksumStatement(ctx, table)
+      const tgt = (await db.query(tgtStmt.text, tgtStmt.values)).rows[0]
+      const orphans: { fk: string; rows: number }[] = []
+      const o = options.orphans ? orphanStatement(ctx, table) : undefined
+      if (o) {
+        const row = (await db.query(o.statement.text, o.statement.values)).rows[0] ?? {}
+        for (const [j, fk] of o.fks.entries()) {
+          const n = Number(row[String(j)] ?? 0)
+          if (n > 0) orphans.push({ fk, rows: n })
+        }
+      }
+      const src = sources[i]
+      const targetRows = Number(tgt.n)
+      const sourceRows = src ? Number(src.n) : null
+      let ok = orphans.length === 0
+      if (src) ok &&= sourceRows === targetRows && src.sum === tgt.sum
+      if (expected) {
+        // An empty recorded checksum: copied with --no-verify, only the count was recorded.
+        ok &&= expected.rows === targetRows
+        if (expected.checksum !== '') ok &&= expected.checksum === tgt.sum
+      }
+      out.push({
+        table: table.name,
+        sourceRows,
+        targetRows,
+        sourceChecksum: src ? src.sum : null,
+        targetChecksum: tgt.sum,
+        orphans,
+        ok,
+      })
+    }
+    return out
+  })
+}
+
+/**
+ * {@link checkTables} for a single table.
  *
  * @example
  * ```ts
  * const check = await checkTable(client, ctx, table, { orphans: true })
- * check.ok // true when counts and checksums match and nothing is orphaned
  * ```
  */
 export async function checkTable(
@@ -46,41 +123,9 @@ export async function checkTable(
   t: TablePlan,
   options: { orphans: boolean; source?: boolean; expected?: { rows: number; checksum: string } },
 ): Promise<TableCheck> {
-  let src: { n: string; sum: string } | undefined
-  if (options.source !== false) {
-    const s = sourceChecksumStatement(ctx, t)
-    src = (await db.query(s.text, s.values)).rows[0]
-  }
-  const orphans: { fk: string; rows: number }[] = []
-  const tgt = await tenantScoped(db, async () => {
-    const tgtStmt = targetChecksumStatement(ctx, t)
-    const row = (await db.query(tgtStmt.text, tgtStmt.values)).rows[0]
-    if (options.orphans) {
-      for (const o of orphanStatements(ctx, t)) {
-        const n = Number((await db.query(o.statement.text, o.statement.values)).rows[0]?.n ?? 0)
-        if (n > 0) orphans.push({ fk: o.fk, rows: n })
-      }
-    }
-    return row
-  })
-  const targetRows = Number(tgt.n)
-  const sourceRows = src ? Number(src.n) : null
-  let ok = orphans.length === 0
-  if (src) ok &&= sourceRows === targetRows && src.sum === tgt.sum
-  if (options.expected) {
-    // An empty recorded checksum: copied with --no-verify, only the count was recorded.
-    ok &&= options.expected.rows === targetRows
-    if (options.expected.checksum !== '') ok &&= options.expected.checksum === tgt.sum
-  }
-  return {
-    table: t.name,
-    sourceRows,
-    targetRows,
-    sourceChecksum: src ? src.sum : null,
-    targetChecksum: tgt.sum,
-    orphans,
-    ok,
-  }
+  const item: CheckItem = options.expected ? { table: t, expected: options.expected } : { table: t }
+  const [check] = await checkTables(db, ctx, [item], options)
+  return check!
 }
 
 /**
@@ -98,15 +143,22 @@ export async function checkTable(
  * @internal
  */
 export async function tenantScoped<T>(db: Queryable, fn: () => Promise<T>): Promise<T> {
-  const prev = String(
-    (await db.query("select current_setting('enable_seqscan') as v")).rows[0]?.v ?? 'on',
-  )
-  await db.query("select set_config('enable_seqscan', 'off', true)")
+  const prev = (
+    await db.query("select current_setting('enable_seqscan') as seq, current_setting('jit') as jit")
+  ).rows[0]
+  // Discouraged scans inflate cost estimates past jit_above_cost: JIT compiling a query
+  // that reads one tenant's rows would cost more than running it.
+  await db.query("select set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)")
   try {
     return await fn()
   } finally {
     // After an error the transaction is aborted and this fails too; the original error wins.
-    await db.query("select set_config('enable_seqscan', $1, true)", [prev]).catch(() => {})
+    await db
+      .query("select set_config('enable_seqscan', $1, true), set_config('jit', $2, true)", [
+        String(prev?.seq ?? 'on'),
+        String(prev?.jit ?? 'on'),
+      ])
+      .catch(() => {})
   }
 }
 

@@ -32,6 +32,8 @@ export interface SqlContext {
   readonly tenantId: string
   /** The tenant column of the target tables; `tenant_id` by default. */
   readonly tenantColumn?: string
+  /** The schema of `tenants`; the target schema by default. */
+  readonly tenantsSchema?: string
 }
 
 /** @internal the quoted tenant column */
@@ -163,37 +165,50 @@ export function targetChecksumStatement(ctx: SqlContext, t: TablePlan): Statemen
 }
 
 /**
- * One statement per foreign key of the target table counting the tenant's rows
- * whose key points nowhere (MATCH SIMPLE: a row with a NULL key column is fine).
- * Used when the copy ran with `session_replication_role = replica`, which skips
- * the foreign-key triggers.
+ * One statement counting, per foreign key of the target table, the tenant's rows
+ * whose key points nowhere (MATCH SIMPLE: a row with a NULL key column is fine);
+ * one column per key, named by its index in `fks`. Used when the copy ran with
+ * `session_replication_role = replica`, which skips the foreign-key triggers. The
+ * key from `tenant_id` to `tenants` is left out: every copied row carries the
+ * tenant's id, and its `tenants` row exists in the same transaction.
+ * `undefined` when there is nothing to check.
  *
  * @example
  * ```ts
- * orphanStatements(ctx, table)[0].text
- * // 'select count(*)::int8 as n from "public"."book" c where c."tenant_id" = $1::bigint and ... not exists (...)'
+ * orphanStatement(ctx, table)?.statement.text
+ * // 'select (select count(*) from "public"."book" c where c."tenant_id" = $1::bigint and ... not exists (...))::int8 as "0"'
  * ```
  */
-export function orphanStatements(
+export function orphanStatement(
   ctx: SqlContext,
   t: TablePlan,
-): { fk: string; statement: Statement }[] {
-  return t.target.foreignKeys.map((fk) => {
+): { fks: string[]; statement: Statement } | undefined {
+  const column = ctx.tenantColumn ?? 'tenant_id'
+  const fks = t.target.foreignKeys.filter(
+    (fk) =>
+      !(
+        fk.refTable === 'tenants' &&
+        fk.refSchema === (ctx.tenantsSchema ?? ctx.targetSchema) &&
+        fk.columns.length === 1 &&
+        fk.columns[0] === column
+      ),
+  )
+  if (fks.length === 0) return undefined
+  const counts = fks.map((fk, i) => {
     const notNull = fk.columns.map((c) => `c.${quoteIdent(c)} is not null`).join(' and ')
     const match = fk.columns
-      .map((c, i) => `p.${quoteIdent(fk.refColumns[i]!)} = c.${quoteIdent(c)}`)
+      .map((c, j) => `p.${quoteIdent(fk.refColumns[j]!)} = c.${quoteIdent(c)}`)
       .join(' and ')
-    return {
-      fk: fk.name,
-      statement: {
-        text:
-          `select count(*)::int8 as n from ${quoteQualified(ctx.targetSchema, t.name)} c ` +
-          `where c.${tc(ctx)} = $1::${ctx.idType} and ${notNull} ` +
-          `and not exists (select 1 from ${quoteQualified(fk.refSchema, fk.refTable)} p where ${match})`,
-        values: [ctx.tenantId],
-      },
-    }
+    return (
+      `(select count(*) from ${quoteQualified(ctx.targetSchema, t.name)} c ` +
+      `where c.${tc(ctx)} = $1::${ctx.idType} and ${notNull} ` +
+      `and not exists (select 1 from ${quoteQualified(fk.refSchema, fk.refTable)} p where ${match}))::int8 as "${i}"`
+    )
   })
+  return {
+    fks: fks.map((fk) => fk.name),
+    statement: { text: `select ${counts.join(', ')}`, values: [ctx.tenantId] },
+  }
 }
 
 /**

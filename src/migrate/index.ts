@@ -11,13 +11,20 @@
  * ```
  * @module
  */
-export { checkTable, describeCheck, type TableCheck } from './checks.js'
+export {
+  type CheckItem,
+  checkTable,
+  checkTables,
+  describeCheck,
+  type TableCheck,
+  tenantScoped,
+} from './checks.js'
 export { type CopyOptions, type CopyResult, copyTenant } from './copy.js'
 export {
   existingRowsStatement,
   insertStatement,
   mapStatement,
-  orphanStatements,
+  orphanStatement,
   type Statement,
   sourceChecksumStatement,
   targetChecksumStatement,

@@ -63,19 +63,21 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const dryRun = options.dryRun ?? false
   const admin = await options.db.connect()
   let guard: CopyGuard | null = null
+  let guardProblem: string | undefined
   let plan: MigrationPlan
   let ledger: Map<string, LedgerEntry>
   try {
     plan = await planMigration(admin, options)
     guard = await chooseGuard(admin, plan).catch((err) => {
-      if (dryRun) return null
-      throw err
+      if (!dryRun) throw err
+      guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
+      return null
     })
     ledger = await readLedger(admin, plan.targetSchema)
   } finally {
     admin.release()
   }
-  const warnings = [...plan.warnings]
+  const warnings = [...plan.warnings, ...(guardProblem ? [guardProblem] : [])]
   const reports = new Map<string, TenantReport>()
   const todo: TenantPlan[] = []
   for (const tp of plan.tenants) {
@@ -132,7 +134,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const tenants = plan.tenants.map((tp) => reports.get(tp.tenant.id) ?? pending(tp))
   const count = (s: TenantReport['status']) => tenants.filter((t) => t.status === s).length
   const failed = count('failed') + count('not-run')
-  const ok = aborted === undefined && failed === 0 && count('blocked') === 0
+  const ok = aborted === undefined && failed === 0 && count('blocked') === 0 && !guardProblem
   const report: MigrationReport = {
     ok,
     dryRun,

@@ -2,7 +2,7 @@ import { MigrationError } from '../errors/index.js'
 import { quoteQualified } from '../schema/identifiers.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import type { ConnectableQueryable, Queryable } from '../tenants/queryable.js'
-import { checkTable, describeCheck, type TableCheck } from './checks.js'
+import { type CheckItem, checkTables, describeCheck, type TableCheck } from './checks.js'
 import { sqlContext } from './copy.js'
 import { LEDGER_TABLE, type LedgerEntry, readLedger } from './ledger.js'
 import {
@@ -59,7 +59,13 @@ export interface VerifyOptions extends Omit<PlanOptions, 'all' | 'models' | 'idS
 
 /**
  * Loads the plan and ledger entries of the migrated tenants (all, or `tenantIds`).
- * Throws for an id the ledger does not know. @internal
+ * Throws for an id the ledger does not know.
+ *
+ * @example
+ * ```ts
+ * const { plan, items } = await migratedTenants(pool, { tenantIds: ['7'] })
+ * items[0].entry.state // 'done'
+ * ```
  */
 export async function migratedTenants(
   db: Queryable,
@@ -107,7 +113,14 @@ export async function migratedTenants(
  * Checks one migrated tenant: for every table in its ledger entry, row count and
  * checksum of source vs target, target vs what the ledger recorded, and orphaned
  * foreign keys. When the schema has been dropped, the target is compared with the
- * ledger alone. @internal
+ * ledger alone. Run it inside a transaction (the checks toggle planner settings locally).
+ *
+ * @example
+ * ```ts
+ * const { plan, items } = await migratedTenants(client, {})
+ * const v = await verifyTenant(client, plan, items[0].tp, items[0].entry)
+ * v.problems // []
+ * ```
  */
 export async function verifyTenant(
   db: Queryable,
@@ -119,6 +132,7 @@ export async function verifyTenant(
   const dropped = entry.state === 'schema_dropped'
   const tables: TableCheck[] = []
   const problems: string[] = []
+  const items: CheckItem[] = []
   for (const [name, recorded] of Object.entries(entry.tables)) {
     let t: TablePlan | undefined = tp.tables.find((x) => x.name === name)
     const target = plan.targets.get(name)
@@ -140,16 +154,12 @@ export async function verifyTenant(
       overriding: false,
       remapColumns: new Map(),
     }
-    const check = await checkTable(
-      db,
-      ctx,
-      { ...t, columns: recorded.columns },
-      {
-        orphans: true,
-        source: !dropped,
-        expected: { rows: recorded.rows, checksum: recorded.checksum },
-      },
-    )
+    items.push({
+      table: { ...t, columns: recorded.columns },
+      expected: { rows: recorded.rows, checksum: recorded.checksum },
+    })
+  }
+  for (const check of await checkTables(db, ctx, items, { orphans: true, source: !dropped })) {
     tables.push(check)
     if (!check.ok) problems.push(describeCheck(check))
   }
