@@ -632,6 +632,41 @@ describe('connections and roles', () => {
     }
   })
 
+  it('an unreachable database behind the middleware: fails closed (500), the handler never runs', async () => {
+    const dead = new pg.Pool({ connectionString: unreachable, max: 1 })
+    dead.on('error', () => {})
+    let ran = false
+    const hono = new Hono()
+    hono.onError((_err, c) => c.text('lookup failed', 500))
+    hono.use(tenant({ store: new TenantStore({ db: dead }), resolvers: [fromHeader()] }))
+    hono.get('/', (c) => {
+      ran = true
+      return c.text('handler')
+    })
+    const res = await hono.request('/', { headers: { 'x-tenant-id': '1' } })
+    expect(res.status).toBe(500)
+    expect(ran).toBe(false)
+    await dead.end()
+  })
+
+  // BUG (reported): the library entry points surface the driver's bare
+  // "connect ECONNREFUSED 127.0.0.1:1" (code ECONNREFUSED) instead of
+  // DatabaseUnreachableError naming the server and what to check, as the CLI does.
+  it.fails('an unreachable database at tenancy.kysely() and withTenantClient: DatabaseUnreachableError', async () => {
+    const dead = new pg.Pool({ connectionString: unreachable, max: 1 })
+    dead.on('error', () => {})
+    const tenancy = createTenancy({ pool: dead, tables: ['accounts'], audit: { table: false } })
+    const scoped = await runWithTenant('1', () =>
+      tenancy.kysely<AppDB>().selectFrom('accounts').selectAll().execute(),
+    ).catch((e) => e)
+    const raw = await withTenantClient(dead, async (c) => c.query('select 1'), {
+      tenantId: 1,
+    }).catch((e) => e)
+    await tenancy.destroy()
+    expectClear(scoped, 'DATABASE_UNREACHABLE', /127\.0\.0\.1:1/, /check|running/i)
+    expectClear(raw, 'DATABASE_UNREACHABLE', /127\.0\.0\.1:1/, /check|running/i)
+  })
+
   it('a runtime role with BYPASSRLS: UnsafeRoleError before the first scoped statement runs', async () => {
     const pool = new pg.Pool({ connectionString: bypassUrl, max: 1 })
     const tenancy = createTenancy({ pool, tables: ['accounts'], audit: { table: false } })
