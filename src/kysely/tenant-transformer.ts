@@ -150,7 +150,8 @@ export class TenantTransformer extends OperationNodeTransformer {
 
   protected override transformSelectQuery(node: SelectQueryNode, queryId?: QueryId) {
     return this.#withCtes(node.with, () => {
-      const out = super.transformSelectQuery(node, queryId)
+      // No query below this one (the common case): super would only copy it.
+      const out = holdsQuery(node) ? super.transformSelectQuery(node, queryId) : node
       const filters: OperationNode[] = []
       const { from, joins } = this.#scopeFromAndJoins(out.from, out.joins, filters)
       return Object.freeze({ ...out, from, joins, where: whereWith(out.where, filters) })
@@ -159,7 +160,8 @@ export class TenantTransformer extends OperationNodeTransformer {
 
   protected override transformUpdateQuery(node: UpdateQueryNode, queryId?: QueryId) {
     return this.#withCtes(node.with, () => {
-      const out = super.transformUpdateQuery(node, queryId)
+      // No query below this one (the common case): super would only copy it.
+      const out = holdsQuery(node) ? super.transformUpdateQuery(node, queryId) : node
       const filters: OperationNode[] = []
       for (const ref of this.#refsOf(out.table)) {
         for (const update of out.updates ?? []) {
@@ -178,7 +180,8 @@ export class TenantTransformer extends OperationNodeTransformer {
 
   protected override transformDeleteQuery(node: DeleteQueryNode, queryId?: QueryId) {
     return this.#withCtes(node.with, () => {
-      const out = super.transformDeleteQuery(node, queryId)
+      // No query below this one (the common case): super would only copy it.
+      const out = holdsQuery(node) ? super.transformDeleteQuery(node, queryId) : node
       const filters: OperationNode[] = []
       for (const item of out.from.froms) {
         for (const ref of this.#refsOf(item)) filters.push(tenantEquals(ref, this.#value))
@@ -194,7 +197,8 @@ export class TenantTransformer extends OperationNodeTransformer {
 
   protected override transformInsertQuery(node: InsertQueryNode, queryId?: QueryId) {
     return this.#withCtes(node.with, () => {
-      const out = super.transformInsertQuery(node, queryId)
+      // No query below this one (the common case): super would only copy it.
+      const out = holdsQuery(node) ? super.transformInsertQuery(node, queryId) : node
       const ref = out.into && this.#refOf(out.into)
       if (ref === undefined) return out
       const stamped = stampInsert(out, {
@@ -209,7 +213,8 @@ export class TenantTransformer extends OperationNodeTransformer {
 
   protected override transformMergeQuery(node: MergeQueryNode, queryId?: QueryId) {
     return this.#withCtes(node.with, () => {
-      const out = super.transformMergeQuery(node, queryId)
+      // No query below this one (the common case): super would only copy it.
+      const out = holdsQuery(node) ? super.transformMergeQuery(node, queryId) : node
       const target = this.#refOf(out.into) ?? (out.using && this.#refOf(out.using.table))
       if (target) {
         throw new UnsupportedQueryError(
