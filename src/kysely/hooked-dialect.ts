@@ -79,7 +79,6 @@ class HookedDriver<T> implements Driver {
   readonly #inner: Driver
   readonly #hooks: StatementHooks<T>
   readonly #destroyInner: boolean
-  readonly #wrapped = new WeakMap<DatabaseConnection, HookedConnection<T>>()
 
   constructor(inner: Driver, hooks: StatementHooks<T>, destroyInner: boolean) {
     this.#inner = inner
@@ -93,13 +92,15 @@ class HookedDriver<T> implements Driver {
 
   async acquireConnection(): Promise<DatabaseConnection> {
     const connection = await this.#inner.acquireConnection()
-    const hooked = new HookedConnection(connection, this.#hooks)
-    this.#wrapped.set(hooked, hooked)
-    return hooked
+    return new HookedConnection(connection, this.#hooks)
   }
 
   #unwrap(connection: DatabaseConnection): DatabaseConnection {
-    return this.#wrapped.get(connection)?.inner ?? connection
+    return connection instanceof HookedConnection ? connection.inner : connection
+  }
+
+  #hooked(connection: DatabaseConnection): HookedConnection<unknown> | undefined {
+    return connection instanceof HookedConnection ? connection : undefined
   }
 
   async beginTransaction(
@@ -107,14 +108,14 @@ class HookedDriver<T> implements Driver {
     settings: TransactionSettings,
   ): Promise<void> {
     await this.#inner.beginTransaction(this.#unwrap(connection), settings)
-    this.#wrapped.get(connection)?.beginTransaction()
+    this.#hooked(connection)?.beginTransaction()
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     try {
       await this.#inner.commitTransaction(this.#unwrap(connection))
     } finally {
-      await this.#wrapped.get(connection)?.endTransaction()
+      await this.#hooked(connection)?.endTransaction()
     }
   }
 
@@ -122,7 +123,7 @@ class HookedDriver<T> implements Driver {
     try {
       await this.#inner.rollbackTransaction(this.#unwrap(connection))
     } finally {
-      await this.#wrapped.get(connection)?.endTransaction()
+      await this.#hooked(connection)?.endTransaction()
     }
   }
 
@@ -162,18 +163,24 @@ class HookedDriver<T> implements Driver {
 class HookedConnection<T> implements DatabaseConnection {
   readonly inner: DatabaseConnection
   readonly #hooks: StatementHooks<T>
-  readonly #db: Queryable
+  #db: Queryable | undefined
   #pending: StatementFollowUp[] | undefined
 
   constructor(inner: DatabaseConnection, hooks: StatementHooks<T>) {
     this.inner = inner
     this.#hooks = hooks
-    this.#db = {
+  }
+
+  /** This connection as a `Queryable`, for follow-ups (made on first use). */
+  get #queryable(): Queryable {
+    const inner = this.inner
+    this.#db ??= {
       async query(text, values = []) {
         const result = await inner.executeQuery(CompiledQuery.raw(text, values))
         return { rows: result.rows as unknown[], rowCount: rowCountOf(result) }
       },
     }
+    return this.#db
   }
 
   beginTransaction(): void {
@@ -183,13 +190,13 @@ class HookedConnection<T> implements DatabaseConnection {
   async endTransaction(): Promise<void> {
     const pending = this.#pending ?? []
     this.#pending = undefined
-    for (const followUp of pending) await followUp(this.#db)
+    for (const followUp of pending) await followUp(this.#queryable)
   }
 
   async #follow(followUp: StatementFollowUp | undefined): Promise<void> {
     if (followUp === undefined) return
     if (this.#pending) this.#pending.push(followUp)
-    else await followUp(this.#db)
+    else await followUp(this.#queryable)
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
