@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
+import { withTenantClient } from '../src/pg/index.js'
 import { enableRls } from '../src/schema/rls-apply.js'
 import { createTenancy, type Tenancy } from '../src/tenancy/create-tenancy.js'
 import { TenantStore } from '../src/tenants/index.js'
@@ -17,6 +18,7 @@ import {
   perform,
   reconcile,
 } from './fuzz/operations.js'
+import { startSplitProxy } from './fuzz/split-proxy.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
@@ -59,6 +61,32 @@ let pluginStats: FuzzStats | undefined
 const pluginCases = Math.max(1, Math.round(cases / 3))
 const started = Date.now()
 
+/** FUZZ_TRACE=1: keeps the last statements of each pooled client, printed when a case fails. */
+const traces = new Map<number, string[]>()
+function traceClients(pool: pg.Pool): void {
+  let n = 0
+  pool.on('connect', (client) => {
+    const id = ++n
+    const log: string[] = []
+    traces.set(id, log)
+    const query = client.query.bind(client) as (...a: unknown[]) => unknown
+    ;(client as unknown as { query: unknown }).query = (...args: unknown[]) => {
+      const q = args[0] as { text?: string } | string
+      const text = typeof q === 'string' ? q : (q.text ?? '?')
+      log.push(`[${client.getTransactionStatus()}] ${text.replace(/\s+/g, ' ').slice(0, 90)}`)
+      if (log.length > 12) log.shift()
+      const r = query(...args)
+      if (r && typeof (r as Promise<unknown>).then === 'function') {
+        ;(r as Promise<unknown>).then(
+          () => log.push(`  -> ok [${client.getTransactionStatus()}]`),
+          (e: { code?: string }) => log.push(`  -> ${e.code} [${client.getTransactionStatus()}]`),
+        )
+      }
+      return r
+    }
+  })
+}
+
 beforeAll(async () => {
   db = await createTestDatabase('fuzz_iso')
   fx = await setupRlsFixture(db) // tenants 1 and 2, the runtime role and its grants
@@ -97,6 +125,7 @@ beforeAll(async () => {
   await enableRls(db.pool, [{ name: 'wallets' }, { name: 'payments' }])
   // ONE small runtime pool for scoped Kysely and raw SQL alike: connections hop between tenants
   const pool = fx.runtimePool(3)
+  if (process.env.FUZZ_TRACE) traceClients(pool)
   tenancy = createTenancy({
     pool,
     adminPool: db.pool,
@@ -154,7 +183,10 @@ describe('isolation under concurrent random traffic', () => {
               if (op.delay > 0) await new Promise((r) => setTimeout(r, op.delay))
               await perform(world, op)
             }),
-          )
+          ).catch((err) => {
+            for (const [id, log] of traces) console.log(`client ${id}:\n  ${log.join('\n  ')}`)
+            throw err
+          })
           const problems = await reconcile(world, db.pool)
           if (problems.length > 0) throw new Error(problems.slice(0, 10).join('\n'))
         }),
@@ -256,6 +288,55 @@ describe('isolation under concurrent random traffic', () => {
       }
     } finally {
       for (const c of clients) c.release()
+    }
+  })
+})
+
+describe('regressions the fuzzer found', () => {
+  // Found by `npm run fuzz -- --binding set_local` (seeds 5150, 5151): under load a request
+  // failed with 25P02 "current transaction is aborted" on a connection it had just taken.
+  // Cause: with SET LOCAL binding, a single scoped statement goes out as BEGIN; SET LOCAL;
+  // <statement>; COMMIT in one pipeline. When the statement fails, pg calls back on the
+  // ErrorResponse, before the ReadyForQuery that says the transaction is aborted, so
+  // TenantConnection reads a stale 'I' transaction status, skips its ROLLBACK and releases
+  // the connection inside the aborted transaction; the next checkout (any tenant) fails.
+  // The proxy delivers each server message in its own write, 20 ms apart, to make the
+  // late ReadyForQuery certain. (Isolation holds: an aborted transaction runs nothing.)
+  it('a refused statement under SET LOCAL binding does not hand the next tenant an aborted transaction', async () => {
+    const u = new URL(fx.runtimeUrl)
+    const proxy = await startSplitProxy(u.hostname, Number(u.port || 5432), 20)
+    u.host = `127.0.0.1:${proxy.port}`
+    const pool = new pg.Pool({ connectionString: u.toString(), max: 1 })
+    const slow = createTenancy({
+      pool,
+      adminPool: db.pool,
+      tables: ['wallets', 'payments'],
+      audit: { table: false },
+      binding: 'set_local',
+    })
+    const k = slow.kysely<FuzzDB>()
+    await db.pool.query(`insert into wallets (tenant_id, id, name) values (1, 777777, 'taken')`)
+    try {
+      const dup = await runWithTenant('1', () =>
+        k.insertInto('wallets').values({ id: '777777', name: 'dup' }).execute(),
+      ).catch((e) => e)
+      expect(dup.code).toBe('23505')
+      // the next request, another tenant, on the same (only) connection
+      const next = await runWithTenant('2', () =>
+        k.selectFrom('wallets').select('tenant_id').execute(),
+      ).catch((e) => e)
+      expect(
+        next instanceof Error ? `${next.message} (${(next as { code?: string }).code})` : 'ok',
+      ).toBe('ok')
+      const raw = await withTenantClient(pool, async (c) => (await c.query('select 1 as x')).rows, {
+        tenantId: 3,
+        binding: 'set_local',
+      }).catch((e) => e)
+      expect(raw).toEqual([{ x: 1 }])
+    } finally {
+      await db.pool.query('delete from wallets where id = 777777')
+      await pool.end()
+      await proxy.close()
     }
   })
 })

@@ -65,7 +65,14 @@ export class TenantConnection implements DatabaseConnection {
       try {
         result = await runPipelined(this.#client, before, main, after)
       } catch (err) {
-        await this.#rollbackIfOpen()
+        // pg calls back on the ErrorResponse, before the ReadyForQuery that reports the
+        // aborted transaction: the status may still read 'I'. When this pipeline opened a
+        // transaction (SET LOCAL binding), roll back regardless (queued until that message).
+        if (before[0]?.text === 'begin') {
+          await this.#client.query('rollback').catch(() => {
+            this.#discard = true
+          })
+        } else await this.#rollbackIfOpen()
         throw err
       }
     }

@@ -223,6 +223,20 @@ function checkJoin(world: FuzzWorld, op: FuzzOp, rows: JoinRow[], stable: Set<nu
  * ```
  */
 export async function perform(world: FuzzWorld, op: FuzzOp): Promise<void> {
+  try {
+    await performUnlabelled(world, op)
+  } catch (err) {
+    if (err instanceof FuzzFailure) throw err
+    // an unexpected error: say which operation met it
+    const e = err as { message?: string; code?: string }
+    throw new FuzzFailure(
+      `${e.message ?? String(err)} (code ${e.code ?? '-'})\n  op: ${JSON.stringify(op)}`,
+      { cause: err },
+    )
+  }
+}
+
+async function performUnlabelled(world: FuzzWorld, op: FuzzOp): Promise<void> {
   const ledger = world.ledgers[op.tenant]!
   const { stats } = world
   stats.operations++
