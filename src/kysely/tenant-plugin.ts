@@ -6,9 +6,10 @@ import type {
   RootOperationNode,
   UnknownRow,
 } from 'kysely'
-import { type CrossTenantScope, crossTenantScope, currentTenant } from '../context/index.js'
+import { crossTenantScope, currentTenant } from '../context/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { assertTenantIdType, parseTenantId, type TenantIdType } from '../tenants/index.js'
+import { metaOf, type QueryBinding, withMeta } from './query-meta.js'
 import { TenantTransformer } from './tenant-transformer.js'
 
 /**
@@ -27,16 +28,6 @@ export interface TenantPluginOptions {
   /** The type of tenant ids; `bigint` by default. */
   readonly tenantIdType?: TenantIdType | undefined
 }
-
-/**
- * What a query was scoped to when it was compiled: one tenant, or an open
- * `withoutTenant` scope (unfiltered).
- *
- * @internal
- */
-export type QueryBinding =
-  | { readonly tenant: string; readonly scope?: undefined }
-  | { readonly tenant?: undefined; readonly scope: CrossTenantScope }
 
 /**
  * A Kysely plugin that scopes every query to the current tenant, in the shape
@@ -71,7 +62,6 @@ export type QueryBinding =
 export class TenantPlugin implements KyselyPlugin {
   readonly #transformer: TenantTransformer
   readonly #idType: TenantIdType
-  readonly #bindings = new WeakMap<RootOperationNode, QueryBinding>()
   #lastId: unknown
   #lastCanonical = ''
   /** The tenant-aware tables this plugin filters. */
@@ -105,12 +95,8 @@ export class TenantPlugin implements KyselyPlugin {
       node = this.#transformer.scope(args.node, tenant, args.queryId)
       binding = { tenant }
     }
-    // A fresh object per compile, so the binding below belongs to this compile only
-    // (the transformer rebuilds every query root; anything else is copied here).
-    const out = node === args.node ? (Object.freeze({ ...node }) as RootOperationNode) : node
-    this.#bindings.set(out, binding)
-    this.#transformer.remember(out, args.node)
-    return out
+    // A fresh node per compile, so the binding belongs to this compile only.
+    return withMeta(node, { owner: this, binding, origin: metaOf(args.node)?.origin ?? args.node })
   }
 
   /**
@@ -132,7 +118,8 @@ export class TenantPlugin implements KyselyPlugin {
    * @internal
    */
   bindingOf(node: RootOperationNode): QueryBinding | undefined {
-    return this.#bindings.get(node)
+    const meta = metaOf(node)
+    return meta?.owner === this ? meta.binding : undefined
   }
 
   /**

@@ -21,6 +21,7 @@ import { CrossTenantWriteError, UnsupportedQueryError } from '../errors/index.js
 import type { TableRegistry } from '../schema/table-registry.js'
 import type { TenantIdType } from '../tenants/index.js'
 import { stampInsert } from './insert-stamp.js'
+import { metaOf } from './query-meta.js'
 import {
   andAll,
   columnNameOf,
@@ -101,8 +102,6 @@ export class TenantTransformer extends OperationNodeTransformer {
   /** The tenant's `ValueNode`, shared by every filter of a query (and reused while the tenant is the same). */
   #value: OperationNode = ValueNode.create('')
   readonly #ctes: Set<string>[] = []
-  /** Scoped node -> the node it was scoped from (see {@link TenantTransformer.remember}). */
-  readonly #origins = new WeakMap<OperationNode, OperationNode>()
 
   constructor(registry: TableRegistry, idType: TenantIdType) {
     super()
@@ -123,17 +122,6 @@ export class TenantTransformer extends OperationNodeTransformer {
   }
 
   /**
-   * Records that `scoped` is the plugin's output for `source`. Kysely runs the
-   * plugins over a builder nested in another query (`union(db.selectFrom(...))`,
-   * `where('id', 'in', db.selectFrom(...))`) when it is nested, so the outer
-   * query meets an already scoped node; it scopes the original again instead,
-   * for the tenant of the outer compile (no stale tenant, no double filter).
-   */
-  remember(scoped: OperationNode, source: OperationNode): void {
-    this.#origins.set(scoped, this.#origins.get(source) ?? source)
-  }
-
-  /**
    * Rebuilds only nodes that are or hold a query; every other subtree is handed
    * back as it is (Kysely nodes are frozen, so sharing them is safe). Rebuilding
    * a whole 3-join query would cost more than compiling it.
@@ -144,7 +132,11 @@ export class TenantTransformer extends OperationNodeTransformer {
     if (!QUERY_KINDS.has(kind)) {
       return holdsQuery(node) ? super.transformNodeImpl(node, queryId) : node
     }
-    const source = this.#origins.get(node) as T | undefined
+    // Kysely runs the plugins over a builder nested in another query when it is
+    // nested (`union(db.selectFrom(...))`, `where('id', 'in', db.selectFrom(...))`),
+    // so the outer query meets an already scoped node: scope its original again,
+    // for the tenant of the outer compile (no stale tenant, no double filter).
+    const source = metaOf(node)?.origin as T | undefined
     return super.transformNodeImpl(source ?? node, queryId)
   }
 
