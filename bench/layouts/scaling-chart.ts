@@ -89,6 +89,7 @@ function panel(x0: number, title: string, series: readonly Series[], headline: s
   out.push(
     `<text x="${px(x0 + PANEL_W / 2)}" y="${TOP + PANEL_H + 38}" class="axis" text-anchor="middle">tenants</text>`,
   )
+  const labels: { x: number; y: number; color: string; text: string }[] = []
   for (const s of series) {
     const good = s.points.filter(([, v]) => Number.isFinite(v) && v > 0)
     if (good.length === 0) continue
@@ -99,10 +100,18 @@ function panel(x0: number, title: string, series: readonly Series[], headline: s
       out.push(`<circle cx="${px(x(n))}" cy="${px(y(v))}" r="4.5" fill="${s.color}"/>`)
     }
     const [ln, lv] = good[good.length - 1]!
-    out.push(
-      `<text x="${px(x(ln) + 9)}" y="${px(y(lv) + 4)}" class="value" fill="${s.color}">${esc(formatValue(lv, 'ms'))}</text>`,
-    )
+    labels.push({ x: x(ln) + 9, y: y(lv) + 4, color: s.color, text: formatValue(lv, 'ms') })
   }
+  // End-point labels never overlap: push each one at least 15 px below the one above.
+  labels.sort((a, b) => a.y - b.y)
+  labels.forEach((l, i) => {
+    const above = labels[i - 1]
+    const ly = above && l.y - above.y < 15 ? above.y + 15 : l.y
+    labels[i] = { ...l, y: ly }
+    out.push(
+      `<text x="${px(l.x)}" y="${px(ly)}" class="value" fill="${l.color}">${esc(l.text)}</text>`,
+    )
+  })
   series.forEach((s, i) => {
     const ly = TOP + PANEL_H + 60 + i * 20
     const dash = s.dashed ? ' stroke-dasharray="7 5"' : ''
