@@ -214,6 +214,12 @@ async function comparable(pool: pg.Pool, table: string): Promise<string> {
   return cols.length === 0 ? "''" : `row(${cols.join(', ')})::text`
 }
 
+/** Tenants the ledger of the crashed database marks done (0 before the ledger exists). */
+async function doneTenants(): Promise<number> {
+  const ledger = await readLedger(poolA, 'public')
+  return [...ledger.values()].filter((e) => e.state === 'done').length
+}
+
 /** Per tenant and table: row count and an order-independent checksum of the rows. */
 async function targetSums(pool: pg.Pool): Promise<Map<string, string>> {
   const out = new Map<string, string>()
@@ -262,11 +268,13 @@ describe('migrate-to-row-tenancy --all --jobs 2, killed and resumed', () => {
         poolB = openPool(urlB, 4)
         continue
       }
-      // mostly on a timer: event-line kills are migrate-crash.test.ts's job
-      const byEvent = random() < 0.3
-      // events: plan, per tenant tenant-start, 7 x table-copied, tenant-verified, tenant-done
-      const n = 1 + Math.floor(random() * Math.max(2, tenantCount * 4))
-      const ms = Math.floor(random() * 1500)
+      // kill points scaled to what is left, so they land mid-run on a fast machine too:
+      // per tenant there are about 11 event lines (start, one per table, verified, done)
+      const left = tenantCount - (await doneTenants())
+      if (left === 0) break
+      const byEvent = random() < 0.5
+      const n = 2 + Math.floor(random() * left * 8)
+      const ms = Math.floor(random() * left * 25)
       const r = await runCli(byEvent ? n : undefined, byEvent ? undefined : ms, (child) => {
         summary.kills++
         child.kill('SIGKILL')
@@ -280,6 +288,7 @@ describe('migrate-to-row-tenancy --all --jobs 2, killed and resumed', () => {
       if (r.code === 0) break
     }
     expect(summary.postgresStops).toBe(1)
+    expect(summary.kills, summary.killPoints.join(', ')).toBeGreaterThanOrEqual(1)
     // rerun until it finishes
     let final: RunResult | undefined
     for (let i = 0; i < 5 && final?.code !== 0; i++) {
