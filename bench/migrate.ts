@@ -12,6 +12,7 @@
  *   npx tsx bench/migrate.ts --quick    # 20 tenants x 8 tables, ~45 thousand rows
  *   npx tsx bench/migrate.ts --jobs=4
  *   npx tsx bench/migrate.ts --one-baseline   # skip the one-tx-per-schema baseline
+ *   npx tsx bench/migrate.ts --tool-only --scale=0.3   # diagnose: no baselines, smaller tenants
  *
  * Uses DATABASE_URL when set (scratch databases are created and dropped), else an
  * embedded PostgreSQL.
@@ -26,7 +27,9 @@ import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
 
 const quick = process.argv.includes('--quick')
 const TENANTS = quick ? 20 : 200
-const SCALE = quick ? 0.2 : 1.1 // rows per tenant = 10_000 * SCALE
+const scaleArg = process.argv.find((a) => a.startsWith('--scale='))?.slice(8)
+const SCALE = scaleArg ? Number(scaleArg) : quick ? 0.2 : 1.1 // rows per tenant = 10_000 * SCALE
+const only = process.argv.includes('--tool-only')
 const jobsArg = process.argv.find((a) => a.startsWith('--jobs='))?.slice(7)
 const JOBS = jobsArg ? Number(jobsArg) : Math.max(2, Math.min(8, availableParallelism()))
 
@@ -200,6 +203,14 @@ async function baseline(
   }
 }
 
+/** A per-tenant time that grows along the run means some query reads every tenant's rows. */
+function trend(ms: number[]): void {
+  const avg = (xs: number[]) => Math.round(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length))
+  console.log(
+    `  per tenant: first 20 avg ${avg(ms.slice(0, 20))} ms, last 20 avg ${avg(ms.slice(-20))} ms`,
+  )
+}
+
 async function timed(label: string, fn: () => Promise<unknown>): Promise<number> {
   const start = performance.now()
   await fn()
@@ -248,8 +259,8 @@ async function main(): Promise<void> {
         await pool.end()
       }
     }
-    await run('baseline: INSERT ... SELECT', (pool) => baseline(pool, false))
-    if (!process.argv.includes('--one-baseline')) {
+    if (!only) await run('baseline: INSERT ... SELECT', (pool) => baseline(pool, false))
+    if (!only && !process.argv.includes('--one-baseline')) {
       await run('baseline, one tx per schema', (pool) => baseline(pool, true))
     }
     await run('raw copy: tx/schema, no FK triggers', (pool) => baseline(pool, true, true))
@@ -257,6 +268,7 @@ async function main(): Promise<void> {
       const r = await migrate({ db: pool, all: true, jobs: JOBS })
       if (!r.ok || r.totals.rows !== rows)
         throw new Error(`migration failed: ${JSON.stringify(r.totals)}`)
+      trend(r.tenants.map((t) => t.ms))
     })
     await run(`migrate --jobs ${JOBS} --no-verify`, async (pool) => {
       const r = await migrate({ db: pool, all: true, jobs: JOBS, verify: false })
@@ -266,8 +278,9 @@ async function main(): Promise<void> {
     await run('migrate --jobs 1 (verify)', async (pool) => {
       const r = await migrate({ db: pool, all: true, jobs: 1 })
       if (!r.ok) throw new Error('migration failed')
+      trend(r.tenants.map((t) => t.ms))
     })
-    const b = runs['baseline: INSERT ... SELECT']!
+    const b = runs['baseline: INSERT ... SELECT'] ?? Number.NaN
     console.log('')
     const b2 = runs['baseline, one tx per schema'] ?? Number.NaN
     console.log('throughput ratio = baseline time / run time (> 1: faster than the baseline)')
