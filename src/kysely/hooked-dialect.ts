@@ -205,10 +205,12 @@ class HookedConnection<T> implements DatabaseConnection {
     try {
       result = await this.inner.executeQuery<R>(query)
     } catch (error) {
-      await this.#follow(this.#hooks.after(state, query, { rowCount: null, error }))
+      const followUp = this.#hooks.after(state, query, { rowCount: null, error })
+      if (followUp !== undefined) await this.#follow(followUp)
       throw error
     }
-    await this.#follow(this.#hooks.after(state, query, { rowCount: rowCountOf(result) }))
+    const followUp = this.#hooks.after(state, query, { rowCount: rowCountOf(result) })
+    if (followUp !== undefined) await this.#follow(followUp)
     return result
   }
 
