@@ -649,10 +649,9 @@ describe('connections and roles', () => {
     await dead.end()
   })
 
-  // BUG (reported): the library entry points surface the driver's bare
-  // "connect ECONNREFUSED 127.0.0.1:1" (code ECONNREFUSED) instead of
-  // DatabaseUnreachableError naming the server and what to check, as the CLI does.
-  it.fails('an unreachable database at tenancy.kysely() and withTenantClient: DatabaseUnreachableError', async () => {
+  // Regression: the library entry points used to surface the driver's bare
+  // "connect ECONNREFUSED 127.0.0.1:1" instead of DatabaseUnreachableError.
+  it('an unreachable database at tenancy.kysely() and withTenantClient: DatabaseUnreachableError', async () => {
     const dead = new pg.Pool({ connectionString: unreachable, max: 1 })
     dead.on('error', () => {})
     const tenancy = createTenancy({ pool: dead, tables: ['accounts'], audit: { table: false } })

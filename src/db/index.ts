@@ -5,6 +5,7 @@ export {
   type BindingOption,
   bindStatement,
 } from './binding.js'
+export { describePool, explainUnreachable, isUnreachable } from './connect.js'
 export {
   assertSafeRuntimeRole,
   inspectRuntimeRole,

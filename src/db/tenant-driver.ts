@@ -19,6 +19,7 @@ import {
   type BindingOption,
   bindStatement,
 } from './binding.js'
+import { explainUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { TenantConnection } from './tenant-connection.js'
@@ -95,7 +96,10 @@ export class TenantBindingDriver implements Driver {
     this.#pool = typeof pool === 'function' ? await pool() : pool
     if (binding !== 'auto') this.#mode = binding
     if (!checkRole && binding !== 'auto') return
-    const facts = await inspectRuntimeRole(this.#pool, { tenantColumn: this.#config.tenantColumn })
+    const runtime = this.#pool
+    const facts = await explainUnreachable(runtime, () =>
+      inspectRuntimeRole(runtime, { tenantColumn: this.#config.tenantColumn }),
+    )
     this.#facts = facts
     if (binding === 'auto') this.#mode = facts.citus ? 'set_local' : 'set_config'
     if (checkRole) {
@@ -117,11 +121,13 @@ export class TenantBindingDriver implements Driver {
             '(the owner with BYPASSRLS). Pass adminPool to createTenancy / the dialect.',
         )
       }
-      return new TenantConnection(await admin.connect(), undefined, this.#mode, this.#cursor())
+      const client = await explainUnreachable(admin, () => admin.connect())
+      return new TenantConnection(client, undefined, this.#mode, this.#cursor())
     }
     // Fails closed before any connection is taken: MissingTenantError, InvalidTenantIdError.
     const bind = this.#bindFor(currentTenant())
-    return new TenantConnection(await pool.connect(), bind, this.#mode, this.#cursor())
+    const client = await explainUnreachable(pool, () => pool.connect())
+    return new TenantConnection(client, bind, this.#mode, this.#cursor())
   }
 
   async beginTransaction(

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, beginStatement, bindStatement } from '../db/binding.js'
+import { explainUnreachable } from '../db/connect.js'
 import { runPipelined } from '../db/pipelined-query.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
@@ -53,9 +54,13 @@ export async function withTenantClient<T>(
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)
   const mode =
-    binding === 'auto' ? ((await citusInstalled(pool)) ? 'set_local' : 'set_config') : binding
+    binding === 'auto'
+      ? (await explainUnreachable(pool, () => citusInstalled(pool)))
+        ? 'set_local'
+        : 'set_config'
+      : binding
   const bind = bindStatement(mode, type, tenantId)
-  const client = await pool.connect()
+  const client = await explainUnreachable(pool, () => pool.connect())
   let discard = false
   try {
     await runPipelined(client, [beginStatement()], bind)
