@@ -62,8 +62,8 @@ export interface TenantPluginOptions {
 export class TenantPlugin implements KyselyPlugin {
   readonly #transformer: TenantTransformer
   readonly #idType: TenantIdType
-  #lastId: unknown
-  #lastCanonical = ''
+  /** Recently seen tenant ids and their canonical form (parsing is the costly part). */
+  readonly #canonical = new Map<unknown, string>()
   /** The tenant-aware tables this plugin filters. */
   readonly registry: TableRegistry
 
@@ -128,10 +128,12 @@ export class TenantPlugin implements KyselyPlugin {
    * @internal
    */
   canonical(id: unknown): string {
-    if (id === this.#lastId && id !== undefined) return this.#lastCanonical
-    const canonical = parseTenantId(this.#idType, id)
-    this.#lastId = id
-    this.#lastCanonical = canonical
+    let canonical = this.#canonical.get(id)
+    if (canonical === undefined) {
+      canonical = parseTenantId(this.#idType, id)
+      if (this.#canonical.size >= 1024) this.#canonical.clear()
+      this.#canonical.set(id, canonical)
+    }
     return canonical
   }
 }
