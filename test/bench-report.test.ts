@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { jsonLine, ratioLines } from '../bench/layouts/features.js'
+import { jsonLine, outputLines } from '../bench/layouts/features.js'
 import { renderMarkdown, renderTable } from '../bench/layouts/report.js'
 import type { BenchResults, LoadRun, SizeResult } from '../bench/layouts/results.js'
 import { renderScalingSvg } from '../bench/layouts/scaling-chart.js'
@@ -165,10 +165,13 @@ describe('bench report: outputs', () => {
     expect(md).toContain('exit code 1: boom')
   })
 
-  it("keeps a feature benchmark's ratio table and its JSON line from its output", () => {
+  it("keeps a feature benchmark's whole output (not only its last table) and its JSON line", () => {
     const out =
-      'starting\nbuilding data\n\nquery   plugin / baseline\nselect  1.04\n\n{"ratio":1.04}\n'
-    expect(ratioLines(out)).toEqual([
+      '\nstarting   \ncompile overhead 3 µs\n\n\n\nquery   plugin / baseline\nselect  1.04\n\n{"ratio":1.04}\n\n'
+    expect(outputLines(out)).toEqual([
+      'starting',
+      'compile overhead 3 µs',
+      '',
       'query   plugin / baseline',
       'select  1.04',
       '',

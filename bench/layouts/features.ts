@@ -19,20 +19,20 @@ export const FEATURE_BENCHES: readonly string[] = Object.freeze([
 ])
 
 /**
- * The lines of a benchmark's output worth keeping: from the first line that
- * mentions a ratio to the end (its table), else the last 20 lines.
+ * A benchmark's output as the report keeps it: every line, trailing spaces
+ * and runs of blank lines removed, at most 80 lines (the rest is in its log).
  *
  * @example
  * ```ts
- * ratioLines('setting up\n\nname  ratio\nx  1.02\n') // ['name  ratio', 'x  1.02']
+ * outputLines('setting up\n\n\nname  ratio\nx  1.02\n') // ['setting up', '', 'name  ratio', 'x  1.02']
  * ```
  */
-export function ratioLines(stdout: string): string[] {
+export function outputLines(stdout: string): string[] {
   const lines = stdout.split('\n').map((l) => l.trimEnd())
-  const first = lines.findIndex((l) => /ratio|\/ baseline|×/i.test(l))
-  const kept = first >= 0 ? lines.slice(first) : lines.slice(-20)
+  const kept = lines.filter((l, i) => l.length > 0 || (i > 0 && lines[i - 1]!.length > 0))
+  while (kept[0] === '') kept.shift()
   while (kept.length > 0 && kept[kept.length - 1] === '') kept.pop()
-  return kept.filter((l, i, all) => l.length > 0 || (i > 0 && all[i - 1]!.length > 0)).slice(0, 60)
+  return kept.slice(0, 80)
 }
 
 /**
@@ -58,7 +58,7 @@ export function jsonLine(stdout: string): unknown {
 
 /**
  * Runs `bench/<name>.ts` as a child process (`tsx`, with `--quick` when asked,
- * the given environment) and keeps its ratio lines; a failure or a timeout is
+ * the given environment) and keeps its output; a failure or a timeout is
  * reported, not thrown.
  *
  * @example
@@ -105,7 +105,7 @@ export async function runFeatureBench(
         quick: options.quick,
         ok,
         ms,
-        lines: ratioLines(stdout),
+        lines: outputLines(stdout),
         ...(json === undefined ? {} : { json }),
         ...(failure === undefined ? {} : { error: failure }),
       })

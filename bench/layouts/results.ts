@@ -81,7 +81,7 @@ export interface FeatureResult {
   readonly quick: boolean
   readonly ok: boolean
   readonly ms: number
-  /** Its ratio lines (or its whole table), as printed. */
+  /** Its output, as printed (blank runs collapsed, at most 80 lines). */
   readonly lines: string[]
   /** A machine-readable result, when the benchmark printed one (a JSON line). */
   readonly json?: unknown
