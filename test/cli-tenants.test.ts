@@ -22,6 +22,10 @@ describe('rowtenancy CLI: init and tenants', () => {
     const url = ['--database-url', db.url]
     expect((await cli(['init', ...url])).code).toBe(0)
     expect((await cli(['init', ...url])).code).toBe(0)
+    const { rows: tables } = await db.pool.query(
+      "select string_agg(relname, ',' order by relname) as names from pg_class where relname in ('tenants', 'tenant_domains', 'audit_log')",
+    )
+    expect(tables[0].names).toBe('audit_log,tenant_domains,tenants')
     const created = await cli([
       'tenants',
       'create',

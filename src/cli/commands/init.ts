@@ -1,10 +1,12 @@
 import type { Command } from 'commander'
+import { installAuditLog } from '../../audit/index.js'
 import { grantRuntimeRole } from '../../schema/roles.js'
 import { installTenantTables } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 
 /**
- * `rowtenancy init`: installs the tenants tables (idempotent).
+ * `rowtenancy init`: installs the tenants tables and the audit log (idempotent),
+ * and with `--runtime-role` the runtime role's grants.
  *
  * @example
  * ```sh
@@ -14,7 +16,7 @@ import { addConfigOptions, type CliContext } from '../context.js'
 export function register(program: Command, ctx: CliContext): void {
   const command = program
     .command('init')
-    .description('create the tenants and tenant_domains tables (idempotent)')
+    .description('create the tenants, tenant_domains and audit_log tables (idempotent)')
     .option('--json', 'print the result as JSON')
   addConfigOptions(command, [
     'databaseUrl',
@@ -28,6 +30,9 @@ export function register(program: Command, ctx: CliContext): void {
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
     await installTenantTables(pool, { idType: config.tenantIdType, schema: config.tenantsSchema })
+    const auditTable =
+      config.tenantsSchema === 'public' ? 'audit_log' : `${config.tenantsSchema}.audit_log`
+    await installAuditLog(pool, { table: auditTable })
     const role = config.runtimeRole
       ? await grantRuntimeRole(pool, {
           role: config.runtimeRole,
@@ -35,7 +40,7 @@ export function register(program: Command, ctx: CliContext): void {
         })
       : undefined
     const result = {
-      installed: ['tenants', 'tenant_domains'],
+      installed: ['tenants', 'tenant_domains', 'audit_log'],
       schema: config.tenantsSchema,
       idType: config.tenantIdType,
       ...(role ? { runtimeRole: { name: role.role, created: role.created } } : {}),
@@ -43,7 +48,7 @@ export function register(program: Command, ctx: CliContext): void {
     if (opts.json) ctx.out.json(result)
     else {
       ctx.out.line(
-        `rowtenancy: ${config.tenantsSchema}.tenants and tenant_domains are in place (id type ${config.tenantIdType}).`,
+        `rowtenancy: ${config.tenantsSchema}.tenants, tenant_domains and audit_log are in place (id type ${config.tenantIdType}).`,
       )
       if (role) {
         ctx.out.line(
