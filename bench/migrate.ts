@@ -209,7 +209,19 @@ function trend(ms: number[]): void {
   console.log(
     `  per tenant: first 20 avg ${avg(ms.slice(0, 20))} ms, last 20 avg ${avg(ms.slice(-20))} ms`,
   )
+  const at = (type: string, last = false) => {
+    const hits = phases.filter((p) => p.type === type)
+    return (last ? hits.at(-1) : hits[0])?.t ?? Number.NaN
+  }
+  const sec = (a: number, b: number) => `${((b - a) / 1000).toFixed(1)} s`
+  console.log(
+    `  phases: plan ${sec(at('start'), at('plan'))}, tenants ${sec(at('plan'), at('tenant-done', true))}, ` +
+      `sequences ${sec(at('tenant-done', true), at('sequences'))}`,
+  )
+  phases.length = 0
 }
+const phases: { type: string; t: number }[] = []
+const onEvent = (e: { type: string }) => phases.push({ type: e.type, t: performance.now() })
 
 async function timed(label: string, fn: () => Promise<unknown>): Promise<number> {
   const start = performance.now()
@@ -265,7 +277,8 @@ async function main(): Promise<void> {
     }
     await run('raw copy: tx/schema, no FK triggers', (pool) => baseline(pool, true, true))
     await run(`migrate --jobs ${JOBS} (verify)`, async (pool) => {
-      const r = await migrate({ db: pool, all: true, jobs: JOBS })
+      phases.push({ type: 'start', t: performance.now() })
+      const r = await migrate({ db: pool, all: true, jobs: JOBS, onEvent })
       if (!r.ok || r.totals.rows !== rows)
         throw new Error(`migration failed: ${JSON.stringify(r.totals)}`)
       trend(r.tenants.map((t) => t.ms))
@@ -276,7 +289,8 @@ async function main(): Promise<void> {
         throw new Error(`migration failed: ${JSON.stringify(r.totals)}`)
     })
     await run('migrate --jobs 1 (verify)', async (pool) => {
-      const r = await migrate({ db: pool, all: true, jobs: 1 })
+      phases.push({ type: 'start', t: performance.now() })
+      const r = await migrate({ db: pool, all: true, jobs: 1, onEvent })
       if (!r.ok) throw new Error('migration failed')
       trend(r.tenants.map((t) => t.ms))
     })
