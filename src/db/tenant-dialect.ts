@@ -41,18 +41,53 @@ export class TenantBindingDialect implements Dialect {
     this.#config = Object.freeze({ ...config })
   }
 
+  /**
+   * The driver Kysely runs every query through: it binds the current tenant to
+   * each unit of work (called once by Kysely).
+   *
+   * @example
+   * ```ts
+   * const driver = new TenantBindingDialect({ pool }).createDriver() // a TenantBindingDriver
+   * await driver.init() // checks the runtime role, picks the binding mode
+   * ```
+   */
   createDriver(): Driver {
     return new TenantBindingDriver(this.#config)
   }
 
+  /**
+   * PostgreSQL's query compiler (`$1` parameters, `"quoted"` identifiers).
+   *
+   * @example
+   * ```ts
+   * new TenantBindingDialect({ pool }).createQueryCompiler() // a PostgresQueryCompiler
+   * ```
+   */
   createQueryCompiler(): QueryCompiler {
     return new PostgresQueryCompiler()
   }
 
+  /**
+   * PostgreSQL's dialect adapter (RETURNING, transactional DDL, advisory-lock migrations).
+   *
+   * @example
+   * ```ts
+   * new TenantBindingDialect({ pool }).createAdapter().supportsReturning // true
+   * ```
+   */
   createAdapter(): DialectAdapter {
     return new PostgresAdapter()
   }
 
+  /**
+   * PostgreSQL's introspector, for `db.introspection`. Its catalog queries run
+   * through this dialect too: under a tenant, or in `withoutTenant` (with an `adminPool`).
+   *
+   * @example
+   * ```ts
+   * const tables = await withoutTenant('list tables', () => db.introspection.getTables())
+   * ```
+   */
   createIntrospector(db: Kysely<any>): DatabaseIntrospector {
     return new PostgresIntrospector(db)
   }
