@@ -299,16 +299,7 @@ export class TenantTransformer extends OperationNodeTransformer {
     hasOuter: boolean,
     filters: OperationNode[],
   ): readonly OperationNode[] {
-    let out: OperationNode[] | undefined
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i]!
-      const scoped = this.#scopeListItem(item, hasOuter, filters)
-      if (scoped !== item) {
-        out ??= items.slice()
-        out[i] = scoped
-      }
-    }
-    return out ? Object.freeze(out) : items
+    return mapChanged(items, (item) => this.#scopeListItem(item, hasOuter, filters))
   }
 
   #scopeUsing(using: UsingNode, hasOuter: boolean, filters: OperationNode[]): UsingNode {
@@ -329,16 +320,7 @@ export class TenantTransformer extends OperationNodeTransformer {
     hasOuter: boolean,
     filters: OperationNode[],
   ): readonly JoinNode[] {
-    let out: JoinNode[] | undefined
-    for (let i = 0; i < joins.length; i++) {
-      const join = joins[i]!
-      const scoped = this.#scopeJoin(join, hasOuter, filters)
-      if (scoped !== join) {
-        out ??= joins.slice()
-        out[i] = scoped
-      }
-    }
-    return out ? Object.freeze(out) : joins
+    return mapChanged(joins, (join) => this.#scopeJoin(join, hasOuter, filters))
   }
 
   #scopeJoin(join: JoinNode, hasOuter: boolean, filters: OperationNode[]): JoinNode {
@@ -375,4 +357,23 @@ export class TenantTransformer extends OperationNodeTransformer {
       updateWhere: whereWith(node.updateWhere, [tenantEquals(target, this.#value)]),
     })
   }
+}
+
+/**
+ * `items` with each item passed through `map`: a new frozen array when some item
+ * changed, else `items` itself (so an untouched node keeps its identity).
+ *
+ * @internal
+ */
+function mapChanged<T>(items: readonly T[], map: (item: T) => T): readonly T[] {
+  let out: T[] | undefined
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!
+    const mapped = map(item)
+    if (mapped !== item) {
+      out ??= items.slice()
+      out[i] = mapped
+    }
+  }
+  return out ? Object.freeze(out) : items
 }

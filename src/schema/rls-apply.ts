@@ -3,6 +3,7 @@ import { inTransaction, type Queryable } from '../tenants/queryable.js'
 import {
   RLS_POLICY_NAME,
   RLS_SETTING,
+  type RlsPolicy,
   type TableRef,
   type TenantPolicyOptions,
   tenantPolicy,
@@ -162,18 +163,12 @@ export async function enableRls(
   tables: readonly TableRef[],
   options: TenantPolicyOptions = {},
 ): Promise<RlsApplyResult> {
-  const status = await rlsStatus(db, tables, options)
-  assertExisting(status)
-  const todo = tables.filter((_, i) => {
-    const s = status[i]!
-    return !(s.enabled && s.forced && s.policy === 'ok')
-  })
-  const statements = todo.flatMap((t) => renderRlsEnable(tenantPolicy(t, options)))
-  await run(db, statements)
-  return split(
-    status,
-    todo.length === 0 ? [] : status.filter((_, i) => todo.includes(tables[i]!)),
-    statements,
+  return apply(
+    db,
+    tables,
+    options,
+    (s) => !(s.enabled && s.forced && s.policy === 'ok'),
+    renderRlsEnable,
   )
 }
 
@@ -191,13 +186,31 @@ export async function disableRls(
   tables: readonly TableRef[],
   options: TenantPolicyOptions = {},
 ): Promise<RlsApplyResult> {
+  return apply(
+    db,
+    tables,
+    options,
+    (s) => s.enabled || s.forced || s.policy !== 'missing',
+    renderRlsDisable,
+  )
+}
+
+/**
+ * The shared body of enable / disable: reads the tables' state, refuses missing
+ * tables, renders the statements for the tables that `needsChange`, and runs them
+ * in one transaction.
+ */
+async function apply(
+  db: Queryable,
+  tables: readonly TableRef[],
+  options: TenantPolicyOptions,
+  needsChange: (status: RlsTableStatus) => boolean,
+  render: (policy: RlsPolicy) => readonly string[],
+): Promise<RlsApplyResult> {
   const status = await rlsStatus(db, tables, options)
   assertExisting(status)
-  const todo = tables.filter((_, i) => {
-    const s = status[i]!
-    return s.enabled || s.forced || s.policy !== 'missing'
-  })
-  const statements = todo.flatMap((t) => renderRlsDisable(tenantPolicy(t, options)))
+  const todo = tables.filter((_, i) => needsChange(status[i]!))
+  const statements = todo.flatMap((t) => render(tenantPolicy(t, options)))
   await run(db, statements)
   return split(
     status,

@@ -30,28 +30,24 @@ export function register(program: Command, ctx: CliContext): void {
     return command
   }
 
-  sub('enable', 'ENABLE + FORCE row level security and the tenant policy (idempotent)').action(
+  const apply =
+    (change: typeof enableRls, done: 'enabled' | 'disabled') =>
     async (opts: { json?: boolean }, cmd: Command) => {
       const { pool, tables, config } = await open(ctx, cmd)
-      const result = await enableRls(pool, tables, policyOptions(config))
+      const result = await change(pool, tables, policyOptions(config))
       if (opts.json) ctx.out.json(result)
       else {
-        for (const t of result.changed) ctx.out.line(`enabled    ${t}`)
-        for (const t of result.unchanged) ctx.out.line(`unchanged  ${t} (already enabled)`)
+        for (const t of result.changed) ctx.out.line(`${done.padEnd(10)} ${t}`)
+        for (const t of result.unchanged) ctx.out.line(`unchanged  ${t} (already ${done})`)
       }
-    },
+    }
+
+  sub('enable', 'ENABLE + FORCE row level security and the tenant policy (idempotent)').action(
+    apply(enableRls, 'enabled'),
   )
 
   sub('disable', 'drop the tenant policy, NO FORCE and DISABLE row level security').action(
-    async (opts: { json?: boolean }, cmd: Command) => {
-      const { pool, tables, config } = await open(ctx, cmd)
-      const result = await disableRls(pool, tables, policyOptions(config))
-      if (opts.json) ctx.out.json(result)
-      else {
-        for (const t of result.changed) ctx.out.line(`disabled   ${t}`)
-        for (const t of result.unchanged) ctx.out.line(`unchanged  ${t} (already disabled)`)
-      }
-    },
+    apply(disableRls, 'disabled'),
   )
 
   sub('status', 'show enabled / forced / policy for each tenant-aware table').action(
