@@ -78,29 +78,46 @@ export async function grantRuntimeRole(
   const role = quoteIdent(options.role)
   const grants = runtimeRoleGrantsSql(options)
   return inTransaction(db, async (tx) => {
-    const { rows } = await tx.query(
-      `select r.rolsuper, r.rolbypassrls, r.rolname = current_user as is_current
-         from pg_roles r where r.rolname = $1`,
-      [options.role],
-    )
-    const existing = rows[0] as
-      | { rolsuper: boolean; rolbypassrls: boolean; is_current: boolean }
-      | undefined
-    if (existing?.rolsuper || existing?.rolbypassrls || existing?.is_current) {
-      const why = existing.rolsuper
-        ? 'is a superuser'
-        : existing.rolbypassrls
-          ? 'has BYPASSRLS'
-          : 'is the role you are connected as (the owner)'
-      throw new UnsafeRoleError(
-        `The runtime role ${JSON.stringify(options.role)} ${why}, so Row Level Security would not bind it. ` +
-          'Pick a separate role that owns nothing (e.g. app_runtime) and run this as the owner role.',
-      )
-    }
+    const existing = await assertGrantableRole(tx, options.role)
     const statements = existing
       ? grants
       : [`create role ${role} login nosuperuser nobypassrls`, ...grants]
     for (const statement of statements) await tx.query(statement)
     return Object.freeze({ role: options.role, created: !existing, statements })
   })
+}
+
+/**
+ * Refuses with `UnsafeRoleError` a runtime role that RLS would not bind (a
+ * superuser, a BYPASSRLS role, or the connected role itself); resolves to
+ * whether the role exists. {@link grantRuntimeRole} runs it first; call it on
+ * its own to refuse before any other change (as `rowtenancy init` does).
+ *
+ * @example
+ * ```ts
+ * await assertGrantableRole(ownerPool, 'postgres') // UnsafeRoleError: ... is a superuser
+ * await assertGrantableRole(ownerPool, 'app_runtime') // true (exists), false (to be created)
+ * ```
+ */
+export async function assertGrantableRole(db: Queryable, roleName: string): Promise<boolean> {
+  const { rows } = await db.query(
+    `select r.rolsuper, r.rolbypassrls, r.rolname = current_user as is_current
+       from pg_roles r where r.rolname = $1`,
+    [roleName],
+  )
+  const existing = rows[0] as
+    | { rolsuper: boolean; rolbypassrls: boolean; is_current: boolean }
+    | undefined
+  if (existing?.rolsuper || existing?.rolbypassrls || existing?.is_current) {
+    const why = existing.rolsuper
+      ? 'is a superuser'
+      : existing.rolbypassrls
+        ? 'has BYPASSRLS'
+        : 'is the role you are connected as (the owner)'
+    throw new UnsafeRoleError(
+      `The runtime role ${JSON.stringify(roleName)} ${why}, so Row Level Security would not bind it. ` +
+        'Pick a separate role that owns nothing (e.g. app_runtime) and run this as the owner role.',
+    )
+  }
+  return existing !== undefined
 }

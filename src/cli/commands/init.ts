@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { installAuditLog } from '../../audit/index.js'
-import { grantRuntimeRole } from '../../schema/roles.js'
+import { assertGrantableRole, grantRuntimeRole } from '../../schema/roles.js'
 import { installTenantTables } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 
@@ -29,15 +29,15 @@ export function register(program: Command, ctx: CliContext): void {
   command.action(async (opts: { json?: boolean }, cmd: Command) => {
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
+    // An unsafe runtime role is refused before anything is installed.
+    if (config.runtimeRole) await assertGrantableRole(pool, config.runtimeRole)
     await installTenantTables(pool, { idType: config.tenantIdType, schema: config.tenantsSchema })
     const auditTable =
       config.tenantsSchema === 'public' ? 'audit_log' : `${config.tenantsSchema}.audit_log`
     await installAuditLog(pool, { table: auditTable })
+    const schemas = [...new Set([config.tenantsSchema, config.targetSchema])]
     const role = config.runtimeRole
-      ? await grantRuntimeRole(pool, {
-          role: config.runtimeRole,
-          schemas: [...new Set([config.tenantsSchema, config.targetSchema])],
-        })
+      ? await grantRuntimeRole(pool, { role: config.runtimeRole, schemas })
       : undefined
     const result = {
       installed: ['tenants', 'tenant_domains', 'audit_log'],
@@ -52,7 +52,7 @@ export function register(program: Command, ctx: CliContext): void {
       )
       if (role) {
         ctx.out.line(
-          `rowtenancy: runtime role ${role.role} ${role.created ? 'created (LOGIN, no password yet: ALTER ROLE ... PASSWORD) and ' : ''}granted DML on ${[...new Set([config.tenantsSchema, config.targetSchema])].join(', ')}.`,
+          `rowtenancy: runtime role ${role.role} ${role.created ? 'created (LOGIN, no password yet: ALTER ROLE ... PASSWORD) and ' : ''}granted DML on ${schemas.join(', ')}.`,
         )
       }
     }
