@@ -154,6 +154,17 @@ describe('bench report: outputs', () => {
     expect(svg).toContain('1,000 tenants: row-level 20× faster than the search_path loop')
   })
 
+  it('heads the report panel with the faster schema-per-tenant way, not always UNION ALL', () => {
+    const one = size(100)
+    expect(renderScalingSvg({ mode: 'quick', sizes: [one] })).toContain(
+      '100 tenants: row-level 4.0× faster than UNION ALL',
+    )
+    const loopWins = { ...one, report: { ...one.report, loop: [5, 5, 5] } }
+    expect(renderScalingSvg({ mode: 'quick', sizes: [loopWins] })).toContain(
+      '100 tenants: row-level 2.5× faster than the search_path loop',
+    )
+  })
+
   it('writes latest.md with the machine, the sizes, the table, the chart and the feature output', () => {
     const md = renderMarkdown(results, '2026-11-27T0900Z-quick.json')
     expect(md).toContain('2 cores, Test CPU, 8.0 GiB memory')
