@@ -82,7 +82,7 @@ export class MissingTenantError extends TenancyError {
  *
  * @example
  * ```ts
- * await store.require('acme') // TenantNotFoundError: no tenant "acme"
+ * await store.require('999') // TenantNotFoundError: No tenant with id "999". ...
  * ```
  */
 export class TenantNotFoundError extends TenancyError {
@@ -245,7 +245,8 @@ export class ConfigError extends TenancyError {
  *
  * @example
  * ```ts
- * await connect('postgres://nowhere:1/db') // DatabaseUnreachableError
+ * const pool = new pg.Pool({ connectionString: 'postgres://app@localhost:1/app' }) // nothing listens there
+ * await withTenantClient(pool, (client) => client.query('select 1'), { tenantId: 7 }) // DatabaseUnreachableError
  * ```
  */
 export class DatabaseUnreachableError extends TenancyError {
@@ -266,7 +267,7 @@ export class DatabaseUnreachableError extends TenancyError {
  *
  * @example
  * ```ts
- * await tenancy.checkRuntimeRole() // UnsafeRoleError: role "postgres" is a superuser
+ * await grantRuntimeRole(ownerPool, { role: 'postgres' }) // UnsafeRoleError: ... "postgres" is a superuser ...
  * ```
  */
 export class UnsafeRoleError extends TenancyError {
@@ -281,7 +282,7 @@ export class UnsafeRoleError extends TenancyError {
  *
  * @example
  * ```ts
- * await migrate({ tenantIds: ['999'] }) // MigrationError: unknown tenant 999
+ * await migrate({ db: pool, tenantIds: ['999'] }) // MigrationError: Unknown tenant id "999": no legacy tenant has it. ...
  * ```
  */
 export class MigrationError extends TenancyError {
