@@ -47,7 +47,11 @@ export function addConfigOptions(
 ): Command {
   for (const key of keys) {
     const spec = CONFIG_KEYS.find((k) => k.key === key)
-    if (!spec) throw new ConfigError(`No config key ${key}.`)
+    if (!spec) {
+      throw new ConfigError(
+        `No config key ${key}: use one of ${CONFIG_KEYS.map((k) => k.key).join(', ')} (see config-keys.ts).`,
+      )
+    }
     if (spec.type === 'boolean') {
       command.addOption(new Option(spec.flag, `${spec.description} (env ${spec.env})`))
       command.addOption(new Option(spec.flag.replace(/^--/, '--no-'), `do not ${spec.description}`))

@@ -69,7 +69,11 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Rowte
   for (const [key, value] of Object.entries(options.flags ?? {})) {
     if (value === undefined) continue
     const spec = CONFIG_KEYS.find((k) => k.key === key)
-    if (!spec) throw new ConfigError(`Unknown option ${JSON.stringify(key)}.`)
+    if (!spec) {
+      throw new ConfigError(
+        `Unknown option ${JSON.stringify(key)}. Known keys: ${CONFIG_KEYS.map((k) => k.key).join(', ')}.`,
+      )
+    }
     merged[key] = coerce(spec, value, spec.flag)
   }
   return Object.freeze(merged) as unknown as RowtenancyConfig
@@ -108,7 +112,10 @@ async function readConfigFile(
     })
   }
   if (typeof values !== 'object' || values === null || Array.isArray(values)) {
-    throw new ConfigError(`${path} must hold an object of settings.`)
+    throw new ConfigError(
+      `${path} must hold an object of settings, e.g. { "databaseUrl": "postgres://localhost/app" } ` +
+        '(a .js / .mjs file: export default { ... }).',
+    )
   }
   return { path, values: values as Record<string, unknown> }
 }

@@ -85,11 +85,12 @@ export class TenantConnection implements DatabaseConnection {
   ): AsyncIterableIterator<QueryResult<R>> {
     if (!this.#cursor) {
       throw new Error(
-        "'cursor' is not present in your dialect config. It's required to make streaming work in postgres.",
+        "'cursor' is not present in your dialect config. It's required to make streaming work in postgres: " +
+          "pass cursor (import Cursor from 'pg-cursor') in the TenantBindingDialect config.",
       )
     }
     if (!Number.isInteger(chunkSize) || chunkSize <= 0) {
-      throw new Error('chunkSize must be a positive integer')
+      throw new Error(`chunkSize must be a positive integer, got ${chunkSize}; e.g. .stream(100).`)
     }
     const own = !this.#inTransaction && this.#bind !== undefined
     if (own) this.begin({})

@@ -112,7 +112,11 @@ export class TenantBindingDriver implements Driver {
 
   async acquireConnection(): Promise<DatabaseConnection> {
     const pool = this.#pool
-    if (!pool) throw new Error('driver has already been destroyed')
+    if (!pool) {
+      throw new Error(
+        'This Kysely instance has been destroyed (db.destroy() or tenancy.destroy()); create a new one to run more queries.',
+      )
+    }
     if (crossTenantScope()) {
       const admin = this.#config.adminPool
       if (!admin) {

@@ -47,7 +47,9 @@ export function fromHeader({
 } = {}): TenantResolver {
   assertKind(by, 'fromHeader')
   if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(name)) {
-    throw new ConfigError(`fromHeader: ${JSON.stringify(name)} is not a valid header name.`)
+    throw new ConfigError(
+      `fromHeader: ${JSON.stringify(name)} is not a valid header name; use letters, digits and - (e.g. X-Tenant-ID).`,
+    )
   }
   const header = name.toLowerCase()
   return Object.freeze({

@@ -17,7 +17,9 @@ export function quoteIdent(name: string): string {
     throw new InvalidInputError('An SQL identifier must be a non-empty string.')
   }
   if (name.includes('\u0000')) {
-    throw new InvalidInputError(`The identifier ${JSON.stringify(name)} contains a NUL byte.`)
+    throw new InvalidInputError(
+      `The identifier ${JSON.stringify(name)} contains a NUL byte, which PostgreSQL names cannot hold; remove it.`,
+    )
   }
   if (Buffer.byteLength(name, 'utf8') > 63) {
     throw new InvalidInputError(
@@ -55,7 +57,9 @@ export function quoteLiteral(value: string): string {
     throw new InvalidInputError('An SQL literal must be a string.')
   }
   if (value.includes('\u0000')) {
-    throw new InvalidInputError('An SQL literal cannot contain a NUL byte.')
+    throw new InvalidInputError(
+      'An SQL literal cannot contain a NUL byte (PostgreSQL text cannot hold one); remove it.',
+    )
   }
   return `'${value.replaceAll("'", "''")}'`
 }
