@@ -55,6 +55,15 @@ const LEAF_KINDS = new Set([
   'DataTypeNode',
 ])
 
+/**
+ * Whether some join is a RIGHT, FULL or other kind that is neither in ON_JOINS
+ * nor in PRODUCT_JOINS: then tenant-aware tables are wrapped in a filtered
+ * subquery instead of filtered in WHERE / ON (see `#scopeFromAndJoins`).
+ */
+function hasOuterJoin(joins: readonly JoinNode[] | undefined): boolean {
+  return (joins ?? []).some((j) => !ON_JOINS.has(j.joinType) && !PRODUCT_JOINS.has(j.joinType))
+}
+
 /** Whether any node under `node` is a query (a generic walk, so new Kysely node kinds are covered). */
 function holdsQuery(node: OperationNode): boolean {
   const record = node as unknown as Record<string, { kind?: string } | undefined>
@@ -178,9 +187,7 @@ export class TenantTransformer extends OperationNodeTransformer {
       for (const item of out.from.froms) {
         for (const ref of this.#refsOf(item)) filters.push(tenantEquals(ref, this.#value))
       }
-      const hasOuter = (out.joins ?? []).some(
-        (j) => !ON_JOINS.has(j.joinType) && !PRODUCT_JOINS.has(j.joinType),
-      )
+      const hasOuter = hasOuterJoin(out.joins)
       const using = out.using && this.#scopeUsing(out.using, hasOuter, filters)
       const joins = out.joins && this.#scopeJoins(out.joins, hasOuter, filters)
       return Object.freeze({ ...out, using, joins, where: whereWith(out.where, filters) })
@@ -282,9 +289,7 @@ export class TenantTransformer extends OperationNodeTransformer {
     joins: readonly JoinNode[] | undefined,
     filters: OperationNode[],
   ): { from: FromNode | undefined; joins: readonly JoinNode[] | undefined } {
-    const hasOuter = (joins ?? []).some(
-      (j) => !ON_JOINS.has(j.joinType) && !PRODUCT_JOINS.has(j.joinType),
-    )
+    const hasOuter = hasOuterJoin(joins)
     let scopedFrom = from
     if (from) {
       const froms = this.#scopeList(from.froms, hasOuter, filters)
