@@ -291,7 +291,12 @@ export class MigrationError extends TenancyError {
   }
 }
 
-/** @internal */
+/**
+ * A short, safe rendering of a bad value for an error message (strings quoted
+ * and cut at 60 characters, bigints with `n`, objects by kind only).
+ *
+ * @internal
+ */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') {
     const shown = value.length > 60 ? `${value.slice(0, 60)}…` : value
