@@ -218,6 +218,16 @@ function trend(ms: number[]): void {
     `  phases: plan ${sec(at('start'), at('plan'))}, tenants ${sec(at('plan'), at('tenant-done', true))}, ` +
       `sequences ${sec(at('tenant-done', true), at('sequences'))}`,
   )
+  const sum = ms.reduce((a, b) => a + b, 0)
+  let gap = 0
+  for (let i = 1; i < phases.length; i++) {
+    if (phases[i]!.type === 'tenant-start' && phases[i - 1]!.type === 'tenant-done') {
+      gap = Math.max(gap, phases[i]!.t - phases[i - 1]!.t)
+    }
+  }
+  console.log(
+    `  tenant time: sum ${(sum / 1000).toFixed(1)} s, max ${Math.max(...ms)} ms; longest gap between tenants ${Math.round(gap)} ms`,
+  )
   phases.length = 0
 }
 const phases: { type: string; t: number }[] = []
