@@ -61,10 +61,27 @@ const LEAF_KINDS = new Set([
  * subquery instead of filtered in WHERE / ON (see `#scopeFromAndJoins`).
  */
 function hasOuterJoin(joins: readonly JoinNode[] | undefined): boolean {
-  return (joins ?? []).some((j) => !ON_JOINS.has(j.joinType) && !PRODUCT_JOINS.has(j.joinType))
+  if (joins === undefined) return false
+  for (let i = 0; i < joins.length; i++) {
+    const type = joins[i]!.joinType
+    if (!ON_JOINS.has(type) && !PRODUCT_JOINS.has(type)) return true
+  }
+  return false
 }
 
-/** Whether any node under `node` is a query (a generic walk, so new Kysely node kinds are covered). */
+/** How the walk treats a node kind: absent = look inside; LEAF = never holds a query; QUERY = is one. */
+const LEAF = 1
+const QUERY = 2
+const KIND_CLASS = new Map<string, number>([
+  ...[...LEAF_KINDS].map((kind) => [kind, LEAF] as const),
+  ...[...QUERY_KINDS].map((kind) => [kind, QUERY] as const),
+])
+
+/**
+ * Whether any node under `node` is a query (a generic walk, so new Kysely node
+ * kinds are covered). One Map lookup per node; runs once per query level, so it
+ * is on every compile's path.
+ */
 function holdsQuery(node: OperationNode): boolean {
   const record = node as unknown as Record<string, { kind?: string } | undefined>
   for (const key in record) {
@@ -73,15 +90,17 @@ function holdsQuery(node: OperationNode): boolean {
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {
         const item = value[i]
-        if (typeof item === 'object' && item !== null && item.kind !== undefined) {
-          if (QUERY_KINDS.has(item.kind) || (!LEAF_KINDS.has(item.kind) && holdsQuery(item))) {
-            return true
-          }
-        }
+        if (typeof item !== 'object' || item === null) continue
+        const kind = item.kind
+        if (kind === undefined) continue
+        const cls = KIND_CLASS.get(kind)
+        if (cls === QUERY || (cls === undefined && holdsQuery(item))) return true
       }
-    } else if (value.kind !== undefined) {
-      if (QUERY_KINDS.has(value.kind)) return true
-      if (!LEAF_KINDS.has(value.kind) && holdsQuery(value as OperationNode)) return true
+    } else {
+      const kind = value.kind
+      if (kind === undefined) continue
+      const cls = KIND_CLASS.get(kind)
+      if (cls === QUERY || (cls === undefined && holdsQuery(value as OperationNode))) return true
     }
   }
   return false
@@ -136,9 +155,9 @@ export class TenantTransformer extends OperationNodeTransformer {
    * a whole 3-join query would cost more than compiling it.
    */
   protected override transformNodeImpl<T extends OperationNode>(node: T, queryId?: QueryId): T {
-    const kind = node.kind
-    if (LEAF_KINDS.has(kind)) return node
-    if (!QUERY_KINDS.has(kind)) {
+    const cls = KIND_CLASS.get(node.kind)
+    if (cls === LEAF) return node
+    if (cls === undefined) {
       return holdsQuery(node) ? super.transformNodeImpl(node, queryId) : node
     }
     // Kysely runs the plugins over a builder nested in another query when it is
@@ -304,7 +323,17 @@ export class TenantTransformer extends OperationNodeTransformer {
     hasOuter: boolean,
     filters: OperationNode[],
   ): readonly OperationNode[] {
-    return mapChanged(items, (item) => this.#scopeListItem(item, hasOuter, filters))
+    // A plain loop rather than a mapping closure: this runs for every FROM of every compile.
+    let out: OperationNode[] | undefined
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      const scoped = this.#scopeListItem(item, hasOuter, filters)
+      if (scoped !== item) {
+        out ??= items.slice()
+        out[i] = scoped
+      }
+    }
+    return out ? Object.freeze(out) : items
   }
 
   #scopeUsing(using: UsingNode, hasOuter: boolean, filters: OperationNode[]): UsingNode {
@@ -325,7 +354,16 @@ export class TenantTransformer extends OperationNodeTransformer {
     hasOuter: boolean,
     filters: OperationNode[],
   ): readonly JoinNode[] {
-    return mapChanged(joins, (join) => this.#scopeJoin(join, hasOuter, filters))
+    let out: JoinNode[] | undefined
+    for (let i = 0; i < joins.length; i++) {
+      const join = joins[i]!
+      const scoped = this.#scopeJoin(join, hasOuter, filters)
+      if (scoped !== join) {
+        out ??= joins.slice()
+        out[i] = scoped
+      }
+    }
+    return out ? Object.freeze(out) : joins
   }
 
   #scopeJoin(join: JoinNode, hasOuter: boolean, filters: OperationNode[]): JoinNode {
@@ -362,23 +400,4 @@ export class TenantTransformer extends OperationNodeTransformer {
       updateWhere: whereWith(node.updateWhere, [tenantEquals(target, this.#value)]),
     })
   }
-}
-
-/**
- * `items` with each item passed through `map`: a new frozen array when some item
- * changed, else `items` itself (so an untouched node keeps its identity).
- *
- * @internal
- */
-function mapChanged<T>(items: readonly T[], map: (item: T) => T): readonly T[] {
-  let out: T[] | undefined
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i]!
-    const mapped = map(item)
-    if (mapped !== item) {
-      out ??= items.slice()
-      out[i] = mapped
-    }
-  }
-  return out ? Object.freeze(out) : items
 }
