@@ -12,6 +12,9 @@ import { assertTenantIdType, parseTenantId, type TenantIdType } from '../tenants
 import { metaOf, type QueryBinding, withMeta } from './query-meta.js'
 import { TenantTransformer } from './tenant-transformer.js'
 
+/** No id seen yet (not a value `canonical` can be called with). */
+const NO_ID = Symbol('no tenant id')
+
 /**
  * Options of {@link TenantPlugin}.
  *
@@ -64,6 +67,10 @@ export class TenantPlugin implements KyselyPlugin {
   readonly #idType: TenantIdType
   /** Recently seen tenant ids and their canonical form (parsing is the costly part). */
   readonly #canonical = new Map<unknown, string>()
+  /** The last id seen, its canonical form and binding: most queries repeat the previous tenant. */
+  #lastId: unknown = NO_ID
+  #lastCanonical = ''
+  #lastBinding: QueryBinding | undefined
   /** The tenant-aware tables this plugin filters. */
   readonly registry: TableRegistry
 
@@ -93,7 +100,9 @@ export class TenantPlugin implements KyselyPlugin {
     } else {
       const tenant = this.canonical(currentTenant())
       node = this.#transformer.scope(args.node, tenant, args.queryId)
-      binding = { tenant }
+      // Bindings are frozen and compared by value, so one per tenant can be shared.
+      if (this.#lastBinding?.tenant !== tenant) this.#lastBinding = Object.freeze({ tenant })
+      binding = this.#lastBinding
     }
     // A fresh node per compile, so the binding belongs to this compile only.
     return withMeta(node, { owner: this, binding, origin: metaOf(args.node)?.origin ?? args.node })
@@ -128,12 +137,15 @@ export class TenantPlugin implements KyselyPlugin {
    * @internal
    */
   canonical(id: unknown): string {
+    if (id === this.#lastId) return this.#lastCanonical
     let canonical = this.#canonical.get(id)
     if (canonical === undefined) {
       canonical = parseTenantId(this.#idType, id)
       if (this.#canonical.size >= 1024) this.#canonical.clear()
       this.#canonical.set(id, canonical)
     }
+    this.#lastId = id
+    this.#lastCanonical = canonical
     return canonical
   }
 }
