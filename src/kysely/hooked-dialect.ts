@@ -43,6 +43,12 @@ export type StatementFollowUp = (db: Queryable) => Promise<void>
 export interface StatementHooks<T> {
   before(query: CompiledQuery): T
   after(state: T, query: CompiledQuery, outcome: StatementOutcome): StatementFollowUp | undefined
+  /**
+   * Set when `after` does nothing for a statement whose `before` returned
+   * `undefined`: such a statement is then handed straight to the inner
+   * connection (no extra async layer per query on the hot path).
+   */
+  readonly skipAfterWhenUndefined?: boolean
 }
 
 /**
@@ -90,10 +96,13 @@ class HookedDriver<T> implements Driver {
     return this.#inner.init()
   }
 
-  async acquireConnection(): Promise<DatabaseConnection> {
-    const connection = await this.#inner.acquireConnection()
-    return new HookedConnection(connection, this.#hooks)
+  acquireConnection(): Promise<DatabaseConnection> {
+    // `.then` with one shared function: no async frame and no closure per query.
+    return this.#inner.acquireConnection().then(this.#wrap)
   }
+
+  readonly #wrap = (connection: DatabaseConnection): DatabaseConnection =>
+    new HookedConnection(connection, this.#hooks)
 
   #unwrap(connection: DatabaseConnection): DatabaseConnection {
     return connection instanceof HookedConnection ? connection.inner : connection
@@ -199,8 +208,20 @@ class HookedConnection<T> implements DatabaseConnection {
     else await followUp(this.#queryable)
   }
 
-  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const state = this.#hooks.before(query)
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    let state: T
+    try {
+      state = this.#hooks.before(query)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (state === undefined && this.#hooks.skipAfterWhenUndefined) {
+      return this.inner.executeQuery<R>(query)
+    }
+    return this.#executeHooked(state, query)
+  }
+
+  async #executeHooked<R>(state: T, query: CompiledQuery): Promise<QueryResult<R>> {
     let result: QueryResult<R>
     try {
       result = await this.inner.executeQuery<R>(query)

@@ -18,6 +18,8 @@ export function scopedHooks(
   options: ResolvedTenancyOptions,
 ): StatementHooks<AuditContext | undefined> {
   return {
+    // A tenant-scoped statement (no withoutTenant scope) is not audited: `after` is a no-op for it.
+    skipAfterWhenUndefined: true,
     before(query) {
       const scope = checkExecution(plugin, query)
       if (scope === undefined) return undefined
