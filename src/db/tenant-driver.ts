@@ -11,7 +11,7 @@ import {
 } from 'kysely'
 import type pg from 'pg'
 import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
-import { ConfigError } from '../errors/index.js'
+import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
   assertBindingOption,
@@ -19,12 +19,14 @@ import {
   type BindingOption,
   bindStatement,
 } from './binding.js'
-import { explainUnreachable } from './connect.js'
+import { describePool, explainUnreachable, isUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { TenantConnection } from './tenant-connection.js'
 
 const BIND_CACHE_SIZE = 1024
+/** No tenant bound yet. */
+const NO_ID = Symbol('no tenant id')
 
 /**
  * Options of the tenant-binding Kysely dialect.
@@ -72,6 +74,9 @@ export class TenantBindingDriver implements Driver {
   #mode: BindingMode = 'set_config'
   #facts: RuntimeRoleFacts | undefined
   readonly #binds = new Map<string, Statement>()
+  /** The last tenant bound and its statement: most checkouts repeat the previous tenant. */
+  #lastId: unknown = NO_ID
+  #lastBind: Statement | undefined
 
   constructor(config: TenantBindingConfig) {
     const type = config.tenantIdType ?? 'bigint'
@@ -130,7 +135,14 @@ export class TenantBindingDriver implements Driver {
     }
     // Fails closed before any connection is taken: MissingTenantError, InvalidTenantIdError.
     const bind = this.#bindFor(currentTenant())
-    const client = await explainUnreachable(pool, () => pool.connect())
+    let client: pg.PoolClient
+    try {
+      client = await pool.connect()
+    } catch (err) {
+      // explainUnreachable inlined: no closure and no extra async frame per checkout.
+      if (isUnreachable(err)) throw new DatabaseUnreachableError(describePool(pool), { cause: err })
+      throw err
+    }
     return new TenantConnection(client, bind, this.#mode, this.#cursor())
   }
 
@@ -186,6 +198,7 @@ export class TenantBindingDriver implements Driver {
 
   /** The binding statement of a tenant; validated once, then served from a small cache. */
   #bindFor(tenantId: TenantId): Statement {
+    if (tenantId === this.#lastId && this.#lastBind) return this.#lastBind
     const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
     let bind = this.#binds.get(key)
     if (!bind) {
@@ -193,6 +206,8 @@ export class TenantBindingDriver implements Driver {
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)
     }
+    this.#lastId = tenantId
+    this.#lastBind = bind
     return bind
   }
 
