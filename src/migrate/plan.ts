@@ -167,6 +167,13 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
       `Unknown id strategy ${JSON.stringify(idStrategy)}: use composite or remap.`,
     )
   }
+  if (!(await existingSchemas(db, [targetSchema])).has(targetSchema)) {
+    throw new MigrationError(
+      `The target schema ${JSON.stringify(targetSchema)} does not exist. Create it with the shared ` +
+        'tables (rowtenancy schema generate --from-schema <a tenant schema> --target-schema ' +
+        "<schema> --apply, or the app's migrations), or fix --target-schema if it is a typo.",
+    )
+  }
   const idType = await existingIdType(db, tenantsSchema)
   if (idType === undefined) {
     throw new MigrationError(
