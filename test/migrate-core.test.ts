@@ -122,4 +122,18 @@ describe('migrate --all (composite)', () => {
     ])
     expect(await count()).toBe(n)
   })
+
+  it('a rerun with nothing left to copy still moves sequences a crash left behind', async () => {
+    // pitfall: a crash after the last tenant's COMMIT, before the sequence step; the rerun copies
+    // nothing (every tenant done or blocked) but must still move the sequences above the ids
+    await db.pool.query(`select setval(pg_get_serial_sequence('public.book', 'id'), 1, false)`)
+    const report = await migrate({ db: db.pool, all: true })
+    expect(report.totals.migrated).toBe(0)
+    expect(report.sequences.map((s) => s.table)).toEqual(['book'])
+    const max = await db.pool.query('select max(id)::int as m from public.book')
+    const next = await db.pool.query(
+      `select nextval(pg_get_serial_sequence('public.book', 'id'))::int as n`,
+    )
+    expect(next.rows[0].n).toBeGreaterThan(max.rows[0].m)
+  })
 })

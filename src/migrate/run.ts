@@ -44,7 +44,8 @@ function tenantState(entry: LedgerEntry | undefined, tp: TenantPlan): 'done' | '
  * transaction, `jobs` at a time; tenants with blocking drift are refused and
  * reported, the rest go ahead. Finished tenants (per the ledger) are skipped, so
  * a rerun after a crash picks up where it stopped. Finally moves the shared
- * sequences above the copied ids. With `dryRun`, writes nothing and reports the plan.
+ * sequences above the copied ids. With `dryRun`, writes nothing and reports the plan;
+ * a run with no tenant to copy and nothing copied before writes nothing either.
  *
  * @example
  * ```ts
@@ -107,12 +108,14 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   })
   let aborted: string | undefined
   const blocked = plan.tenants.filter((t) => t.blocked)
-  if (options.strict && blocked.length > 0) {
+  const refused = options.strict && blocked.length > 0
+  if (refused) {
     aborted = `--strict: ${blocked.length} tenant(s) have blocking drift (${blocked.map((t) => t.tenant.id).join(', ')}); nothing was migrated.`
     for (const tp of todo) reports.set(tp.tenant.id, { ...pending(tp), status: 'not-run' })
   } else if (dryRun) {
     await countRows(options.db, todo, reports)
-  } else {
+  } else if (todo.length > 0) {
+    // Nothing to copy (every tenant refused or done): no ledger table is created.
     await runCopies(
       options,
       plan,
@@ -126,7 +129,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     )
   }
   let sequences: SequenceAdjustment[] = []
-  if (!dryRun && !(options.strict && blocked.length > 0)) {
+  // Sequences move only when this run copies something or an earlier one did (a rerun after
+  // a crash between the last tenant's commit and this step); a run that refuses every
+  // tenant of a fresh target changes nothing.
+  if (!dryRun && !refused && (todo.length > 0 || copiedBefore(ledger))) {
     sequences = await adjustSequences(options.db, plan.targetSchema, plan.tables)
     sequences.push(...(await adjustSequences(options.db, plan.tenantsSchema, ['tenants'])))
     emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
@@ -157,6 +163,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   }
   emit(options.onEvent, { type: 'finished', ok, ms: report.ms })
   return report
+}
+
+/** @internal whether the ledger holds rows of a tenant that a run copied */
+function copiedBefore(ledger: ReadonlyMap<string, LedgerEntry>): boolean {
+  return [...ledger.values()].some((e) => e.state !== 'pending' && e.state !== 'rolled_back')
 }
 
 /** @internal */
