@@ -467,13 +467,21 @@ describe('the migration refuses bad sources and targets and writes nothing', () 
     })
   })
 
-  // BUG (reported): a tenant schema that lacks a table every other tenant has (tenant_12
-  // without `film`) is migrated with exit 0 and the report says nothing about the missing
-  // table: no drift entry, no warning. Expected at least a drift entry naming it.
-  it.fails('drift: a missing table is reported in the plan', async () => {
-    const r = await migrate('--tenant-id', '12', '--dry-run', '--json')
+  // Pitfall: a tenant schema that lacks a table the target has (tenant_12 without `film`) was
+  // migrated with exit 0 and a report that said nothing about it (with --tenant-id 12 alone,
+  // no tenant of the run had `film`, so it was never compared). It is non-blocking drift: the
+  // tenant has no rows of it, no data is lost (test/migrate-missing-table.test.ts copies it).
+  it('drift: a missing table is reported in the plan (not blocking), nothing written', async () => {
+    const r = await unchanged(legacy.pool, () =>
+      migrate('--tenant-id', '12', '--dry-run', '--json'),
+    )
+    expect(r.code, r.stderr).toBe(0)
     const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
-    expect(JSON.stringify(report.tenants[0].drift)).toMatch(/film/)
+    expect(report.tenants[0].status).toBe('planned')
+    expect(report.tenants[0].drift).toEqual([
+      expect.objectContaining({ kind: 'missing-source-table', table: 'film', blocking: false }),
+    ])
+    expect(report.tenants[0].drift[0].message).toMatch(/no table film.*not blocking/)
   })
 
   it('a target table without tenant_id: a clear error naming the table', async () => {

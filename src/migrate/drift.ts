@@ -61,8 +61,10 @@ function enumsFit(
  * Compares one tenant schema with the target tables and lists every difference:
  * a source table with no target, a target without `tenant_id`, a source column
  * the target lacks, a type the target cannot hold (blocking); a target column the
- * tenant lacks (blocking only when NOT NULL without a default), a table the tenant
- * lacks (not blocking: nothing to copy).
+ * tenant lacks (blocking only when NOT NULL without a default), a table the target
+ * has but the tenant lacks (not blocking: the tenant has no rows of it, nothing to
+ * copy, no data lost). `tenantTables` lists the tables to compare: the tenant tables
+ * of the run and the target's tenant tables that no tenant of the run has.
  *
  * @example
  * ```ts
@@ -87,7 +89,9 @@ export function compareWithTarget(
           kind: 'missing-source-table',
           table: name,
           blocking: false,
-          message: `The tenant has no table ${name} (nothing to copy into ${targetSchema}.${name}).`,
+          message:
+            `The tenant schema has no table ${name}: the tenant has no rows of it, so nothing is ` +
+            `copied into ${targetSchema}.${name} (not blocking: no data is lost).`,
         })
       }
       continue

@@ -6,7 +6,7 @@ import { existingIdType } from '../tenants/install.js'
 import type { Queryable } from '../tenants/queryable.js'
 import { discoverTenants } from './discover.js'
 import { compareWithTarget } from './drift.js'
-import { existingSchemas, introspectSchemas } from './introspect.js'
+import { existingSchemas, introspectSchemas, tableNames } from './introspect.js'
 import { foreignKeyOrder } from './order.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
@@ -190,6 +190,7 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
       throw new MigrationError(`Two legacy tenants have the id ${t.id}; fix the legacy table.`)
     ids.add(t.id)
   }
+  let otherSchemas: string[] = []
   if (options.tenantIds && options.tenantIds.length > 0) {
     const wanted = options.tenantIds.map((raw) => parseTenantId(idType, raw))
     const unknown = wanted.filter((id) => !ids.has(id))
@@ -199,6 +200,7 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
           `Known ids: ${[...ids].slice(0, 20).join(', ')}${ids.size > 20 ? ', ...' : ''}.`,
       )
     }
+    otherSchemas = tenants.filter((t) => !wanted.includes(t.id)).map((t) => t.schema)
     tenants = tenants.filter((t) => wanted.includes(t.id))
   } else if (!options.all) {
     throw new MigrationError(
@@ -241,6 +243,21 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
       if (fk.refSchema === targetSchema) edges.push([table.name, fk.refTable])
   }
   const { order, cyclic } = foreignKeyOrder(selected, edges)
+  // Tables other tenants have (and the target has, with the tenant column) but no tenant of
+  // this run has: still compared, so a tenant schema lacking a whole table is reported as
+  // non-blocking drift even when it is migrated alone. Not the target's other tables: the
+  // target schema also holds shared, non-tenant tables (`public.customers_domain`).
+  const elsewhere =
+    options.models && options.models.length > 0
+      ? []
+      : [...(await tableNames(db, otherSchemas))]
+          .filter(
+            (name) =>
+              !allNames.has(name) &&
+              !OWN_TABLES.has(name) &&
+              targets.get(name)?.columns.some((c) => c.name === tenantColumn),
+          )
+          .sort()
   const sequences =
     idStrategy === 'remap' ? await keySequences(db, targetSchema, targets, order) : new Map()
 
@@ -262,7 +279,13 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
       }
     }
     const source = introspected.get(tenant.schema)!
-    const drift = compareWithTarget(source, targets, order, targetSchema, tenantColumn)
+    const drift = compareWithTarget(
+      source,
+      targets,
+      [...order, ...elsewhere],
+      targetSchema,
+      tenantColumn,
+    )
     const tables: TablePlan[] = []
     for (const name of order) {
       const src = source.get(name)
