@@ -10,7 +10,6 @@ export {
 } from './doctor/index.js'
 export * from './errors/index.js'
 export { quoteIdent, quoteLiteral, quoteQualified } from './schema/identifiers.js'
-export * from './tenants/index.js'
 export {
   disableRls,
   discoverTenantTables,
@@ -43,3 +42,4 @@ export {
   type TenancyOptions,
   type TenancyPool,
 } from './tenancy/index.js'
+export * from './tenants/index.js'
