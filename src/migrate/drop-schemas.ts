@@ -3,6 +3,7 @@ import { quoteIdent } from '../schema/identifiers.js'
 import type { ConnectableQueryable, Queryable } from '../tenants/queryable.js'
 import { lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import type { PlanOptions } from './plan.js'
+import { inTenantTransaction } from './tenant-transaction.js'
 import { migratedTenants, verifyTenant } from './verify.js'
 
 /**
@@ -99,12 +100,7 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
         })
         continue
       }
-      await client.query('begin')
-      try {
-        await client.query(
-          "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1))",
-          [entry.tenantId],
-        )
+      const result = await inTenantTransaction(client, entry.tenantId, async () => {
         const locked = await lockLedgerEntry(client, plan.targetSchema, entry.tenantId)
         const check = await verifyTenant(client, plan, tp, locked ?? entry)
         const problems = [...check.problems]
@@ -112,12 +108,10 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
         if (deps.length > 0)
           problems.push(`objects outside the schema depend on it: ${deps.join(', ')}`)
         if (problems.length > 0 || locked?.state !== 'done') {
-          await client.query('rollback')
-          results.push({ tenantId: entry.tenantId, schema: entry.schema, dropped: false, problems })
-          continue
+          // nothing written: the transaction ends with the schema and the ledger untouched
+          return { tenantId: entry.tenantId, schema: entry.schema, dropped: false, problems }
         }
         await client.query(`drop schema ${quoteIdent(entry.schema)} cascade`)
-        const now = new Date()
         // Record the checksums just verified: after the drop they are all verify can compare with.
         const tables = { ...locked.tables }
         for (const c of check.tables) {
@@ -129,20 +123,12 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
           ...locked,
           tables,
           state: 'schema_dropped',
-          verifiedAt: now,
+          verifiedAt: new Date(),
           verifyOk: true,
         })
-        await client.query('commit')
-        results.push({
-          tenantId: entry.tenantId,
-          schema: entry.schema,
-          dropped: true,
-          problems: [],
-        })
-      } catch (err) {
-        await client.query('rollback').catch(() => {})
-        throw err
-      }
+        return { tenantId: entry.tenantId, schema: entry.schema, dropped: true, problems: [] }
+      })
+      results.push(result)
     }
   } finally {
     client.release()

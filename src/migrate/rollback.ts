@@ -6,6 +6,7 @@ import type { ConnectableQueryable } from '../tenants/queryable.js'
 import { existingSchemas, introspectSchemas } from './introspect.js'
 import { ID_MAP_TABLE, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import { foreignKeyOrder } from './order.js'
+import { inTenantTransaction } from './tenant-transaction.js'
 
 /**
  * Options of {@link rollbackTenants}.
@@ -78,12 +79,7 @@ export async function rollbackTenants(options: RollbackOptions): Promise<Rollbac
       ])
     ).rows[0]?.ok
     for (const id of ids) {
-      await client.query('begin')
-      try {
-        await client.query(
-          "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1))",
-          [id],
-        )
+      const result = await inTenantTransaction(client, id, async () => {
         const entry = await lockLedgerEntry(client, targetSchema, id).catch(() => undefined)
         if (!entry || Object.keys(entry.tables).length === 0 || entry.state === 'rolled_back') {
           throw new MigrationError(
@@ -143,12 +139,9 @@ export async function rollbackTenants(options: RollbackOptions): Promise<Rollbac
           verifyOk: null,
           lastError: null,
         })
-        await client.query('commit')
-        results.push({ tenantId: id, deleted, tenantRemoved: entry.createdTenant })
-      } catch (err) {
-        await client.query('rollback').catch(() => {})
-        throw err
-      }
+        return { tenantId: id, deleted, tenantRemoved: entry.createdTenant }
+      })
+      results.push(result)
     }
   } finally {
     client.release()

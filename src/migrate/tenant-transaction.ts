@@ -1,0 +1,37 @@
+import type { Queryable } from '../tenants/queryable.js'
+
+/**
+ * Runs `fn` in one transaction on `client` that holds the tenant's migration lock
+ * (the advisory lock `copyTenant` takes, so a copy, a rollback and a drop of the
+ * same tenant never overlap): `BEGIN`, lock, `fn`, `COMMIT`; on any error
+ * `ROLLBACK` and rethrow. A transaction in which `fn` wrote nothing commits as
+ * harmlessly as it would roll back.
+ *
+ * @example
+ * ```ts
+ * const deleted = await inTenantTransaction(client, '7', async () => {
+ *   const r = await client.query('delete from public.book where tenant_id = $1', ['7'])
+ *   return r.rowCount
+ * })
+ * ```
+ * @internal
+ */
+export async function inTenantTransaction<T>(
+  client: Queryable,
+  tenantId: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  await client.query('begin')
+  try {
+    await client.query(
+      "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1))",
+      [tenantId],
+    )
+    const result = await fn()
+    await client.query('commit')
+    return result
+  } catch (err) {
+    await client.query('rollback').catch(() => {})
+    throw err
+  }
+}
