@@ -149,7 +149,9 @@ export function resolveModel(model: string): string {
 /**
  * Builds the migration plan: discovers the tenants, reads every tenant schema and
  * the target, compares them (drift), orders the tables by foreign key and works
- * out each table's column list. Reads only; never writes.
+ * out each table's column list. Reads only; never writes. Throws a `MigrationError`
+ * (saying what to do) for a missing target schema, a missing tenants table, an
+ * unknown tenant id or model.
  *
  * @example
  * ```ts
