@@ -15,15 +15,16 @@ import {
   type Tenancy,
   withoutTenant,
 } from '../src/index.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import type { TestDatabase } from './helpers/db.js'
 import {
-  createFinanceTables,
-  createRuntimeRole,
+  type createRuntimeRole,
   type FinanceDB,
+  financeTenancy,
   seedFinance,
   TABLES,
 } from './kysely-fixture.js'
 
+let fixture: Awaited<ReturnType<typeof financeTenancy>>
 let tdb: TestDatabase
 let role: Awaited<ReturnType<typeof createRuntimeRole>> | undefined
 let tenancy: Tenancy
@@ -31,24 +32,16 @@ const logged: AuditEvent[] = []
 let actorNow: string | undefined = 'default-actor'
 
 beforeAll(async () => {
-  tdb = await createTestDatabase('audit')
-  await createFinanceTables(tdb.pool)
-  await seedFinance(tdb.pool)
-  await installAuditLog(tdb.pool)
-  role = await createRuntimeRole(tdb.pool, tdb.url, 'audit')
-  tenancy = createTenancy({
-    pool: new pg.Pool({ connectionString: role.url, max: 3 }),
-    adminPool: new pg.Pool({ connectionString: tdb.url, max: 2, application_name: 'rt-admin' }),
-    tables: TABLES,
+  fixture = await financeTenancy('audit', {
+    prepare: (pool) => installAuditLog(pool),
+    runtimeMax: 3,
+    adminApplicationName: 'rt-admin',
     audit: { logger: (e) => void logged.push(e), actor: () => actorNow },
   })
+  ;({ tdb, role, tenancy } = fixture)
 })
 
-afterAll(async () => {
-  await tenancy?.destroy()
-  await role?.drop()
-  await tdb?.drop()
-})
+afterAll(() => fixture?.close())
 
 beforeEach(async () => {
   logged.length = 0

@@ -13,44 +13,30 @@ import {
   createTenancy,
   MissingTenantError,
   runWithTenant,
-  type Tenancy,
   UnsupportedQueryError,
   withoutTenant,
 } from '../src/index.js'
 import { TenantPlugin } from '../src/kysely/index.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import type { TestDatabase } from './helpers/db.js'
 import {
-  createFinanceTables,
-  createRuntimeRole,
+  type createRuntimeRole,
   type FinanceDB,
+  financeTenancy,
   seedFinance,
   TABLES,
 } from './kysely-fixture.js'
 
+let fixture: Awaited<ReturnType<typeof financeTenancy>>
 let tdb: TestDatabase
 let role: Awaited<ReturnType<typeof createRuntimeRole>> | undefined
-let tenancy: Tenancy
 let db: Kysely<FinanceDB>
 
 beforeAll(async () => {
-  tdb = await createTestDatabase('kysely_exec')
-  await createFinanceTables(tdb.pool)
-  await seedFinance(tdb.pool)
-  role = await createRuntimeRole(tdb.pool, tdb.url, 'exec')
-  tenancy = createTenancy({
-    pool: new pg.Pool({ connectionString: role.url, max: 4 }),
-    adminPool: new pg.Pool({ connectionString: tdb.url, max: 2 }),
-    tables: TABLES,
-    audit: { table: false },
-  })
-  db = tenancy.kysely<FinanceDB>()
+  fixture = await financeTenancy('kysely_exec')
+  ;({ tdb, role, db } = fixture)
 })
 
-afterAll(async () => {
-  await tenancy?.destroy()
-  await role?.drop()
-  await tdb?.drop()
-})
+afterAll(() => fixture?.close())
 
 describe('the tenant is read when the query executes', () => {
   it('a builder made with no tenant runs for the tenant current at execution', async () => {

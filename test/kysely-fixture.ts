@@ -1,5 +1,7 @@
-import type { Generated } from 'kysely'
-import type pg from 'pg'
+import type { Generated, Kysely } from 'kysely'
+import pg from 'pg'
+import { createTenancy, type Tenancy, type TenancyOptions } from '../src/index.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
 /** The finance tables the plugin tests use (snake_case, as in the database). */
 export interface FinanceDB {
@@ -91,6 +93,63 @@ export async function createRuntimeRole(
     async drop() {
       await pool.query(`drop owned by ${role}`).catch(() => {})
       await pool.query(`drop role if exists ${role}`).catch(() => {})
+    },
+  }
+}
+
+/**
+ * The finance tables seeded for two tenants in a database of their own, a
+ * runtime role, and a tenancy whose pool is that role (the owner as adminPool).
+ * `close()` destroys the tenancy, drops the role and the database.
+ *
+ * @example
+ * ```ts
+ * const f = await financeTenancy('exec', { audit: { table: false } })
+ * await runWithTenant('1', () => f.db.selectFrom('accounts').selectAll().execute())
+ * afterAll(() => f.close())
+ * ```
+ */
+export async function financeTenancy(
+  label: string,
+  options: {
+    audit?: TenancyOptions['audit']
+    runtimeMax?: number
+    adminApplicationName?: string
+    /** Runs on the owner pool after seeding, before the role is made (e.g. installAuditLog). */
+    prepare?: (pool: pg.Pool) => Promise<void>
+  } = {},
+): Promise<{
+  tdb: TestDatabase
+  role: { url: string; drop(): Promise<void> }
+  tenancy: Tenancy
+  db: Kysely<FinanceDB>
+  close(): Promise<void>
+}> {
+  const tdb = await createTestDatabase(label)
+  await createFinanceTables(tdb.pool)
+  await seedFinance(tdb.pool)
+  await options.prepare?.(tdb.pool)
+  const role = await createRuntimeRole(tdb.pool, tdb.url, label)
+  // The tenancy gets pools of its own (runtime role + owner), so destroy() leaves the fixture's.
+  const tenancy = createTenancy({
+    pool: new pg.Pool({ connectionString: role.url, max: options.runtimeMax ?? 4 }),
+    adminPool: new pg.Pool({
+      connectionString: tdb.url,
+      max: 2,
+      application_name: options.adminApplicationName,
+    }),
+    tables: TABLES,
+    audit: options.audit ?? { table: false },
+  })
+  return {
+    tdb,
+    role,
+    tenancy,
+    db: tenancy.kysely<FinanceDB>(),
+    async close() {
+      await tenancy.destroy()
+      await role.drop()
+      await tdb.drop()
     },
   }
 }

@@ -1,49 +1,24 @@
 import { type Compilable, type Kysely, sql } from 'kysely'
-import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   CrossTenantWriteError,
-  createTenancy,
   MissingTenantError,
   runWithTenant,
-  type Tenancy,
   UnsupportedQueryError,
 } from '../src/index.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import {
-  allRows,
-  createFinanceTables,
-  createRuntimeRole,
-  type FinanceDB,
-  seedFinance,
-  TABLES,
-} from './kysely-fixture.js'
+import type { TestDatabase } from './helpers/db.js'
+import { allRows, type FinanceDB, financeTenancy, seedFinance } from './kysely-fixture.js'
 
+let fixture: Awaited<ReturnType<typeof financeTenancy>>
 let tdb: TestDatabase
-let role: Awaited<ReturnType<typeof createRuntimeRole>> | undefined
-let tenancy: Tenancy
 let db: Kysely<FinanceDB>
 
 beforeAll(async () => {
-  tdb = await createTestDatabase('kysely_sql')
-  await createFinanceTables(tdb.pool)
-  await seedFinance(tdb.pool)
-  role = await createRuntimeRole(tdb.pool, tdb.url, 'sql')
-  // The tenancy gets pools of its own (runtime role + owner), so destroy() leaves the fixture's.
-  tenancy = createTenancy({
-    pool: new pg.Pool({ connectionString: role.url, max: 4 }),
-    adminPool: new pg.Pool({ connectionString: tdb.url, max: 2 }),
-    tables: TABLES,
-    audit: { table: false },
-  })
-  db = tenancy.kysely<FinanceDB>()
+  fixture = await financeTenancy('kysely_sql')
+  ;({ tdb, db } = fixture)
 })
 
-afterAll(async () => {
-  await tenancy?.destroy()
-  await role?.drop()
-  await tdb?.drop()
-})
+afterAll(() => fixture?.close())
 
 /** Compiles under tenant 1 and asserts the exact SQL and parameters. */
 function expectSql(query: Compilable, expected: { sql: string; parameters: unknown[] }): void {
