@@ -4,7 +4,8 @@
  * 1. Throughput: a tenant-scoped point select through Kysely on the binding
  *    dialect against a table under FORCE ROW LEVEL SECURITY, vs the same query
  *    through a plain `PostgresDialect` on an identical table without RLS, on the
- *    SAME pool (the runtime role), as a ratio (target >= 0.8).
+ *    SAME pool (the runtime role), as a ratio (target >= 0.8); also the binding
+ *    dialect with `prepareBind: true` (bind statement prepared once per connection).
  * 2. Round trips and latency per scoped query for the binding options
  *    considered (one connection, sequential): naive (BEGIN; set_config($1);
  *    query; COMMIT), simple-protocol (`BEGIN; SELECT set_config('<lit>')` in one
@@ -168,6 +169,9 @@ async function main() {
     // Both Kysely instances share the runtime pool (not destroyed: that would end it).
     const bound = new Kysely<Tables>({ dialect: new TenantBindingDialect({ pool: runtime }) })
     const plain = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: runtime }) })
+    const boundPrepared = new Kysely<Tables>({
+      dialect: new TenantBindingDialect({ pool: runtime, prepareBind: true }),
+    })
 
     // 1. throughput
     // The same point select; the tenant context is already set (per worker).
@@ -185,6 +189,7 @@ async function main() {
     const scoped = select(bound, 'bench_rls')
     const baseline = select(plain, 'bench_plain')
     const boundNoRls = select(bound, 'bench_plain')
+    const scopedPrepared = select(boundPrepared, 'bench_rls')
     const rawPg = async (pick: () => { tenant: string; id: string }) => {
       const { tenant, id } = pick()
       await runtime!.query('select id, name from bench_plain where tenant_id = $1 and id = $2', [
@@ -194,13 +199,16 @@ async function main() {
     }
     await throughput(scoped) // warm up: connections, plans, the role check
     await throughput(baseline)
+    await throughput(scopedPrepared)
     const results = {
       scoped: [] as number[],
+      scopedPrepared: [] as number[],
       baseline: [] as number[],
       rawPg: [] as number[],
       boundNoRls: [] as number[],
     }
     const ratios: number[] = []
+    const preparedRatios: number[] = []
     for (let r = 0; r < ROUNDS; r++) {
       // paired A/B rounds, order alternating, so load from elsewhere hits both sides alike
       const baseFirst = r % 2 === 0
@@ -210,6 +218,9 @@ async function main() {
       results.baseline.push(base)
       results.scoped.push(scope)
       ratios.push(scope / base)
+      const prepared = await throughput(scopedPrepared)
+      results.scopedPrepared.push(prepared)
+      preparedRatios.push(prepared / base)
       results.boundNoRls.push(await throughput(boundNoRls))
       results.rawPg.push(await throughput(rawPg))
     }
@@ -227,7 +238,13 @@ async function main() {
     )
     console.log(`   Kysely binding dialect, FORCE RLS (scoped):     ${fmt(s)} q/s`)
     console.log(
+      `   Kysely binding dialect, FORCE RLS, prepareBind: ${fmt(median(results.scopedPrepared))} q/s`,
+    )
+    console.log(
       `   ratio scoped / baseline: ${median(ratios).toFixed(2)} (median of paired rounds: ${ratios.map((x) => x.toFixed(2)).join(' ')}; target >= 0.80)`,
+    )
+    console.log(
+      `   ratio scoped, pipelined, prepared bind (prepareBind: true) / baseline: ${median(preparedRatios).toFixed(2)} (rounds: ${preparedRatios.map((x) => x.toFixed(2)).join(' ')})`,
     )
 
     // 1b. CPU per query (client + server backend), one connection each, paired rounds

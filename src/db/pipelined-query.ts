@@ -14,11 +14,18 @@ export interface Statement {
   readonly values?: readonly unknown[] | undefined
   /**
    * The name of a statement already prepared on this connection: only Bind and
-   * Execute are sent (no Parse). For measurements; the dialect does not use it,
-   * since transaction poolers may not carry named statements across transactions.
+   * Execute are sent (no Parse). The dialect uses it only with `prepareBind: true`
+   * (see `prepared-bind.ts`): transaction poolers may not carry named statements
+   * across transactions.
    * @internal
    */
   readonly prepared?: string | undefined
+  /**
+   * With `prepared`: send a Parse under that name first (the first use on a
+   * connection), then Bind and Execute it.
+   * @internal
+   */
+  readonly parse?: boolean | undefined
 }
 
 /** The part of pg's wire connection the pipeline writes to. @internal */
@@ -93,6 +100,7 @@ class PipelinedQuery extends QueryBase {
     const main = this.#before.length
     const texts: string[] = new Array(statements)
     const names: (string | undefined)[] = new Array(statements)
+    const parses: boolean[] = new Array(statements)
     const values: unknown[][] = new Array(statements)
     try {
       // Serialise every value first: a value that cannot be sent fails here,
@@ -101,6 +109,7 @@ class PipelinedQuery extends QueryBase {
         const s = i < main ? this.#before[i]! : i === main ? undefined : this.#after[i - main - 1]!
         texts[i] = s ? s.text : this.text
         names[i] = s?.prepared
+        parses[i] = !s?.prepared || s.parse === true
         const raw = s ? (s.values ?? []) : (this.values ?? [])
         const prepared = new Array(raw.length)
         for (let j = 0; j < raw.length; j++) prepared[j] = prepareValue(raw[j])
@@ -114,8 +123,13 @@ class PipelinedQuery extends QueryBase {
       for (let i = 0; i < statements; i++) {
         const isMain = i === main
         const name = names[i]
-        if (!name)
-          con.parse({ text: texts[i]!, name: '', types: isMain ? (this.types as unknown[]) : [] })
+        if (parses[i]) {
+          con.parse({
+            text: texts[i]!,
+            name: name ?? '',
+            types: isMain ? (this.types as unknown[]) : [],
+          })
+        }
         con.bind({
           portal: '',
           statement: name ?? '',

@@ -10,6 +10,7 @@ import {
 import type pg from 'pg'
 import { type BindingMode, beginStatement, implicitScope } from './binding.js'
 import { runPipelined, type Statement } from './pipelined-query.js'
+import type { PreparedBinds } from './prepared-bind.js'
 
 /**
  * One checked-out connection of the binding driver. A bound connection runs a
@@ -29,6 +30,8 @@ export class TenantConnection implements DatabaseConnection {
   readonly #bind: Statement | undefined
   readonly #mode: BindingMode
   readonly #cursor: PostgresCursorConstructor | null
+  /** With `prepareBind`: which clients have the bind statement prepared. */
+  readonly #prepared: PreparedBinds | undefined
   /** Statements (BEGIN, bind) to send with the next statement of a user transaction. */
   #pending: readonly Statement[] | undefined
   #inTransaction = false
@@ -39,11 +42,13 @@ export class TenantConnection implements DatabaseConnection {
     bind: Statement | undefined,
     mode: BindingMode,
     cursor: PostgresCursorConstructor | null,
+    prepared?: PreparedBinds | undefined,
   ) {
     this.#client = client
     this.#bind = bind
     this.#mode = mode
     this.#cursor = cursor
+    this.#prepared = prepared
   }
 
   /** True when this connection carries a tenant binding (false: admin, unbound). */
@@ -57,13 +62,13 @@ export class TenantConnection implements DatabaseConnection {
     let result: pg.QueryResult
     if (pending) {
       this.#pending = undefined
-      result = await runPipelined(this.#client, pending, main)
+      result = await this.#run(pending, main)
     } else if (this.#inTransaction || !this.#bind) {
       result = await this.#client.query(compiled.sql, [...compiled.parameters])
     } else {
       const { before, after } = implicitScope(this.#mode, this.#bind)
       try {
-        result = await runPipelined(this.#client, before, main, after)
+        result = await this.#run(before, main, after)
       } catch (err) {
         // pg calls back on the ErrorResponse, before the ReadyForQuery that reports the
         // aborted transaction: the status may still read 'I'. When this pipeline opened a
@@ -165,7 +170,25 @@ export class TenantConnection implements DatabaseConnection {
     const pending = this.#pending
     if (!pending) return
     this.#pending = undefined
-    await runPipelined(this.#client, pending.slice(0, -1), pending[pending.length - 1]!)
+    await this.#run(pending.slice(0, -1), pending[pending.length - 1]!)
+  }
+
+  /**
+   * runPipelined. With `prepareBind`, the bind goes out as the prepared statement
+   * (parsed on the client's first use), and a lost one becomes a clear ConfigError.
+   */
+  #run(
+    before: readonly Statement[],
+    main: Statement,
+    after?: readonly Statement[],
+  ): Promise<pg.QueryResult> {
+    const prepared = this.#prepared
+    if (!prepared) return runPipelined(this.#client, before, main, after)
+    const client = this.#client
+    const sent = before.map((s) => (s === this.#bind ? prepared.use(client, s) : s))
+    return runPipelined(client, sent, main, after).catch((err: unknown) => {
+      throw prepared.explain(client, err)
+    })
   }
 
   async #rollbackIfOpen(): Promise<void> {

@@ -21,6 +21,7 @@ import {
 } from './binding.js'
 import { describePool, explainUnreachable, isUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
+import { PreparedBinds } from './prepared-bind.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { TenantConnection } from './tenant-connection.js'
 
@@ -55,6 +56,21 @@ export interface TenantBindingConfig {
   readonly warn?: ((message: string) => void) | undefined
   /** `pg-cursor`'s class, for `.stream()`. */
   readonly cursor?: PostgresCursorConstructor | undefined
+  /**
+   * Prepare the `set_config` bind statement once per connection (as
+   * `rowtenancy_bind`) and send only Bind + Execute of it afterwards, instead of
+   * parsing and planning it with every query (default false; SET LOCAL binding
+   * ignores it). Use it with a direct connection, session pooling, or PgBouncer
+   * >= 1.21 with `max_prepared_statements`; NOT behind a pooler that resets
+   * sessions (DISCARD ALL) or swaps them per transaction: there a query fails
+   * with a ConfigError that says to turn it off.
+   *
+   * @example
+   * ```ts
+   * const dialect = new TenantBindingDialect({ pool, adminPool, prepareBind: true })
+   * ```
+   */
+  readonly prepareBind?: boolean | undefined
 }
 
 /**
@@ -77,11 +93,18 @@ export class TenantBindingDriver implements Driver {
   /** The last tenant bound and its statement: most checkouts repeat the previous tenant. */
   #lastId: unknown = NO_ID
   #lastBind: Statement | undefined
+  /** With `prepareBind` (and `set_config` mode, see `init`): the clients with the bind prepared. */
+  #prepared: PreparedBinds | undefined
 
   constructor(config: TenantBindingConfig) {
     const type = config.tenantIdType ?? 'bigint'
     assertTenantIdType(type)
     assertBindingOption(config.binding ?? 'auto')
+    if (config.prepareBind !== undefined && typeof config.prepareBind !== 'boolean') {
+      throw new ConfigError(
+        `prepareBind must be true or false, got ${JSON.stringify(config.prepareBind)}.`,
+      )
+    }
     this.#config = Object.freeze({ ...config })
     this.#type = type
   }
@@ -100,6 +123,7 @@ export class TenantBindingDriver implements Driver {
     const { pool, binding = 'auto', checkRole = true } = this.#config
     this.#pool = typeof pool === 'function' ? await pool() : pool
     if (binding !== 'auto') this.#mode = binding
+    this.#syncPrepared()
     if (!checkRole && binding !== 'auto') return
     const runtime = this.#pool
     const facts = await explainUnreachable(runtime, () =>
@@ -107,6 +131,7 @@ export class TenantBindingDriver implements Driver {
     )
     this.#facts = facts
     if (binding === 'auto') this.#mode = facts.citus ? 'set_local' : 'set_config'
+    this.#syncPrepared()
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
         allowUnsafeRole: this.#config.allowUnsafeRole,
@@ -143,7 +168,7 @@ export class TenantBindingDriver implements Driver {
       if (isUnreachable(err)) throw new DatabaseUnreachableError(describePool(pool), { cause: err })
       throw err
     }
-    return new TenantConnection(client, bind, this.#mode, this.#cursor())
+    return new TenantConnection(client, bind, this.#mode, this.#cursor(), this.#prepared)
   }
 
   async beginTransaction(
@@ -203,12 +228,22 @@ export class TenantBindingDriver implements Driver {
     let bind = this.#binds.get(key)
     if (!bind) {
       bind = bindStatement(this.#mode, this.#type, tenantId)
+      if (this.#prepared) bind = PreparedBinds.named(bind)
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)
     }
     this.#lastId = tenantId
     this.#lastBind = bind
     return bind
+  }
+
+  /** `prepareBind` applies to `set_config` binding only (SET LOCAL ignores it). */
+  #syncPrepared(): void {
+    const on = this.#config.prepareBind === true && this.#mode === 'set_config'
+    this.#prepared = on ? (this.#prepared ?? new PreparedBinds()) : undefined
+    this.#binds.clear()
+    this.#lastId = NO_ID
+    this.#lastBind = undefined
   }
 
   #cursor(): PostgresCursorConstructor | null {

@@ -47,6 +47,8 @@ export interface TenancyOptions {
   readonly binding?: BindingOption | undefined
   /** Start even when `pool`'s role bypasses RLS (superuser, owner, BYPASSRLS), with a loud warning instead of `UnsafeRoleError`. */
   readonly allowUnsafeRole?: boolean | undefined
+  /** Prepare the `set_config` bind once per connection (default false): direct connections, session pooling, PgBouncer >= 1.21 with max_prepared_statements; not behind poolers that reset sessions. */
+  readonly prepareBind?: boolean | undefined
 }
 
 /**
@@ -82,6 +84,7 @@ export interface ResolvedTenancyOptions {
   readonly plugins: readonly KyselyPlugin[]
   readonly binding: BindingOption
   readonly allowUnsafeRole: boolean
+  readonly prepareBind: boolean
   readonly audit: Readonly<{
     table: string | false
     logger: AuditLogger | undefined
@@ -99,6 +102,7 @@ const KNOWN = new Set([
   'audit',
   'binding',
   'allowUnsafeRole',
+  'prepareBind',
 ])
 
 /**
@@ -143,6 +147,11 @@ export function resolveTenancyOptions(options: TenancyOptions): {
   } catch (err) {
     throw new ConfigError((err as Error).message, { cause: err })
   }
+  if (options.prepareBind !== undefined && typeof options.prepareBind !== 'boolean') {
+    throw new ConfigError(
+      `prepareBind must be true or false, got ${JSON.stringify(options.prepareBind)}.`,
+    )
+  }
   const audit = options.audit ?? {}
   if (audit.logger !== undefined && typeof audit.logger !== 'function') {
     throw new ConfigError('audit.logger must be a function (event) => void.')
@@ -155,6 +164,7 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     plugins: Object.freeze([...plugins]),
     binding,
     allowUnsafeRole: options.allowUnsafeRole === true,
+    prepareBind: options.prepareBind === true,
     audit: Object.freeze({
       table: audit.table ?? 'audit_log',
       logger: audit.logger,

@@ -25,6 +25,7 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     tenantColumn: options.tenantColumn,
     binding: options.binding,
     allowUnsafeRole: options.allowUnsafeRole,
+    prepareBind: options.prepareBind,
   })
 }
 
