@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
+import { seededRandom } from '../examples/finance/legacy/sizes.js'
 import { runWithTenant } from '../src/context/index.js'
 import { bindStatement } from '../src/db/binding.js'
 import { runPipelined, type Statement } from '../src/db/pipelined-query.js'
@@ -47,25 +48,13 @@ interface Tables {
   bench_plain: { tenant_id: string; id: string; name: string }
 }
 
-/** Deterministic PRNG (mulberry32), so every run asks for the same rows. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /**
  * Random existing rows of one tenant: ids with (id % TENANTS) + 1 = tenant. As in
  * an app, the tenant context is set once per unit of work (a request), here per
  * worker, not per query.
  */
 function rowPicker(seed: number, tenant: number): () => { tenant: string; id: string } {
-  const next = prng(seed)
+  const next = seededRandom(seed)
   const perTenant = Math.floor(ROWS / TENANTS)
   return () => {
     const k = 1 + Math.floor(next() * (perTenant - 1))
