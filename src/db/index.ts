@@ -13,5 +13,5 @@ export {
   runtimeRoleProblems,
 } from './role-check.js'
 export { TenantBindingDialect } from './tenant-dialect.js'
-export { type TenantBindingConfig, TenantBindingDriver } from './tenant-driver.js'
+export type { TenantBindingConfig } from './tenant-driver.js'
 export { transactionRunner } from './tenant-transaction.js'

@@ -1,3 +1,5 @@
+import { describeValue } from './describe-value.js'
+
 /**
  * The error family of rowtenancy. Every error carries a stable `code` that
  * programs (and the HTTP adapters) switch on, a message that says what was
@@ -289,22 +291,4 @@ export class MigrationError extends TenancyError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('MIGRATION_ERROR', message, { status: 500, ...options })
   }
-}
-
-/**
- * A short, safe rendering of a bad value for an error message (strings quoted
- * and cut at 60 characters, bigints with `n`, objects by kind only).
- *
- * @internal
- */
-export function describeValue(value: unknown): string {
-  if (typeof value === 'string') {
-    const shown = value.length > 60 ? `${value.slice(0, 60)}…` : value
-    return JSON.stringify(shown)
-  }
-  if (typeof value === 'bigint') return `${value}n`
-  if (value === null) return 'null'
-  if (value === undefined) return 'undefined'
-  if (typeof value === 'object') return `an ${Array.isArray(value) ? 'array' : 'object'}`
-  return String(value)
 }

@@ -14,7 +14,8 @@ import {
   ValueNode,
   ValuesNode,
 } from 'kysely'
-import { CrossTenantWriteError, describeValue, UnsupportedQueryError } from '../errors/index.js'
+import { describeValue } from '../errors/describe-value.js'
+import { CrossTenantWriteError, UnsupportedQueryError } from '../errors/index.js'
 import type { TenantTable } from '../schema/table-registry.js'
 import { type TenantIdType, tryParseTenantId } from '../tenants/index.js'
 
