@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
-import { installAuditLog } from '../../audit/index.js'
+import { auditTableName, installAuditLog } from '../../audit/index.js'
+import { quoteIdent } from '../../schema/identifiers.js'
 import { assertGrantableRole, grantRuntimeRole } from '../../schema/roles.js'
 import { installTenantTables } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
@@ -39,6 +40,12 @@ export function register(program: Command, ctx: CliContext): void {
     const role = config.runtimeRole
       ? await grantRuntimeRole(pool, { role: config.runtimeRole, schemas })
       : undefined
+    // The audit log is append-only for the runtime role: it may add rows, never change or remove them.
+    if (role) {
+      await pool.query(
+        `revoke update, delete, truncate on ${auditTableName(auditTable).quoted} from ${quoteIdent(role.role)}`,
+      )
+    }
     const result = {
       installed: ['tenants', 'tenant_domains', 'audit_log'],
       schema: config.tenantsSchema,
