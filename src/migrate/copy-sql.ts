@@ -199,10 +199,15 @@ export function orphanStatement(
     const match = fk.columns
       .map((c, j) => `p.${quoteIdent(fk.refColumns[j]!)} = c.${quoteIdent(c)}`)
       .join(' and ')
+    // A tenant-leading key restricts the referenced side to this tenant's rows: a hash (or
+    // merge) anti join reads them once. Any other key would hash every tenant's rows, so its
+    // lookup stays a subquery (`offset 0` keeps it from becoming a join): one index probe per row.
+    const tenantLeading = fk.columns.some((c, j) => c === column && fk.refColumns[j] === column)
     return (
       `(select count(*) from ${quoteQualified(ctx.targetSchema, t.name)} c ` +
       `where c.${tc(ctx)} = $1::${ctx.idType} and ${notNull} ` +
-      `and not exists (select 1 from ${quoteQualified(fk.refSchema, fk.refTable)} p where ${match}))::int8 as "${i}"`
+      `and not exists (select 1 from ${quoteQualified(fk.refSchema, fk.refTable)} p where ${match}` +
+      `${tenantLeading ? '' : ' offset 0'}))::int8 as "${i}"`
     )
   })
   return {
