@@ -12,7 +12,6 @@
  * embedded PostgreSQL. The load generator runs in-process: N concurrent keep-alive
  * loops against 127.0.0.1 for a fixed number of requests.
  */
-import { randomBytes } from 'node:crypto'
 import { Agent, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
@@ -26,7 +25,7 @@ import { tenant as fastifyTenant } from '../src/http/fastify.js'
 import { tenant as honoTenant } from '../src/http/hono.js'
 import { fromHeader, type TenantMiddlewareOptions } from '../src/http/index.js'
 import { installTenantTables, type Tenant, TenantStore } from '../src/tenants/index.js'
-import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
+import { openScratchDatabase } from './scratch-database.js'
 
 const quick = process.argv.includes('--quick')
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
@@ -158,15 +157,8 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const embedded = process.env.DATABASE_URL ? undefined : await startEmbeddedPostgres()
-  const serverUrl = process.env.DATABASE_URL ?? embedded!.url
-  const name = `rt_bench_http_${randomBytes(4).toString('hex')}`
-  const admin = new pg.Client({ connectionString: serverUrl })
-  await admin.connect()
-  await admin.query(`create database "${name}"`)
-  const url = new URL(serverUrl)
-  url.pathname = `/${name}`
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 16 })
+  const scratch = await openScratchDatabase('rt_bench_http')
+  const pool = new pg.Pool({ connectionString: scratch.url, max: 16 })
   pool.on('error', () => {}) // idle clients closed by the final drop ... with (force)
   try {
     await installTenantTables(pool)
@@ -210,7 +202,7 @@ async function main(): Promise<void> {
 
     console.log(
       `http middleware bench: ${ROUNDS} rounds x ${REQUESTS} requests per variant, ${CONCURRENCY} concurrent, ` +
-        `${TENANTS} tenants, ${embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}`,
+        `${TENANTS} tenants, ${scratch.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}`,
     )
     const results: { framework: string; middleware: number; manual: number; ratio: number }[] = []
     for (const framework of frameworks(options, read, manual)) {
@@ -258,9 +250,7 @@ async function main(): Promise<void> {
     )
   } finally {
     await pool.end()
-    await admin.query(`drop database if exists "${name}" with (force)`).catch(() => {})
-    await admin.end()
-    await embedded?.stop()
+    await scratch.close()
   }
 }
 

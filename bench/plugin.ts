@@ -15,7 +15,6 @@
  * Uses DATABASE_URL when set (a scratch database is created and dropped), else an
  * embedded PostgreSQL.
  */
-import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { type Generated, Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
@@ -23,7 +22,7 @@ import { runWithTenant } from '../src/context/index.js'
 import { checkExecution } from '../src/kysely/execution-check.js'
 import { hookDialect } from '../src/kysely/hooked-dialect.js'
 import { TenantPlugin } from '../src/kysely/tenant-plugin.js'
-import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
+import { openScratchDatabase } from './scratch-database.js'
 
 const quick = process.argv.includes('--quick')
 const COMPILES = quick ? 20_000 : 200_000
@@ -43,28 +42,19 @@ interface DB {
 const TABLES = ['accounts', 'transactions']
 
 async function main() {
-  const server = process.env.DATABASE_URL ? undefined : await startEmbeddedPostgres()
-  const adminUrl = process.env.DATABASE_URL ?? server!.url
-  const name = `rt_bench_plugin_${randomBytes(4).toString('hex')}`
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  await admin.query(`create database "${name}"`)
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  const pool = new pg.Pool({ connectionString: url.toString(), max: CONCURRENCY })
+  const scratch = await openScratchDatabase('rt_bench_plugin')
+  const pool = new pg.Pool({ connectionString: scratch.url, max: CONCURRENCY })
   pool.on('error', () => {}) // idle clients killed by the final drop database
   try {
     await setup(pool)
     console.log(
-      `TenantPlugin benchmark (${quick ? 'quick' : 'full'}; PostgreSQL ${server ? 'embedded' : 'from DATABASE_URL'})`,
+      `TenantPlugin benchmark (${quick ? 'quick' : 'full'}; PostgreSQL ${scratch.embedded ? 'embedded' : 'from DATABASE_URL'})`,
     )
     compileBench()
     await throughputBench(pool)
   } finally {
     await pool.end()
-    await admin.query(`drop database if exists "${name}" with (force)`)
-    await admin.end()
-    await server?.stop()
+    await scratch.close()
   }
 }
 

@@ -31,7 +31,7 @@ import { runPipelined, type Statement } from '../src/db/pipelined-query.js'
 import { TenantBindingDialect } from '../src/db/tenant-dialect.js'
 import { enableRls } from '../src/schema/rls-apply.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
-import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
+import { openScratchDatabase } from './scratch-database.js'
 
 const quick = process.argv.includes('--quick')
 const ROWS = quick ? 100_000 : 1_000_000
@@ -117,17 +117,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
 async function main() {
-  const server = process.env.DATABASE_URL ? undefined : await startEmbeddedPostgres()
-  const adminUrl = process.env.DATABASE_URL ?? server!.url
-  const suffix = randomBytes(4).toString('hex')
-  const dbName = `rowtenancy_bench_rls_${suffix}`
-  const role = `rt_bench_runtime_${suffix}`
+  const scratch = await openScratchDatabase('rowtenancy_bench_rls')
+  const { admin } = scratch
+  const role = `rt_bench_runtime_${randomBytes(4).toString('hex')}`
   const password = randomBytes(8).toString('hex')
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  await admin.query(`create database "${dbName}"`)
-  const dbUrl = new URL(adminUrl)
-  dbUrl.pathname = `/${dbName}`
+  const dbUrl = new URL(scratch.url)
   const owner = new pg.Pool({ connectionString: dbUrl.toString(), max: 2 })
   owner.on('error', () => {})
   let runtime: pg.Pool | undefined
@@ -406,10 +400,10 @@ async function main() {
   } finally {
     await runtime?.end().catch(() => {})
     await owner.end().catch(() => {})
-    await admin.query(`drop database if exists "${dbName}" with (force)`).catch(() => {})
+    // the database goes first: the role cannot be dropped while it holds grants in it
+    await admin.query(`drop database if exists "${scratch.name}" with (force)`).catch(() => {})
     await admin.query(`drop role if exists "${role}"`).catch(() => {})
-    await admin.end()
-    await server?.stop()
+    await scratch.close()
   }
 }
 
