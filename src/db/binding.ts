@@ -3,6 +3,7 @@ import { InvalidInputError, InvalidTenantIdError } from '../errors/index.js'
 import { quoteLiteral } from '../schema/identifiers.js'
 import { RLS_SETTING } from '../schema/rls-policy.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
+import { bindSequence } from './citus-binding.js'
 import type { Statement } from './pipelined-query.js'
 
 /**
@@ -89,7 +90,8 @@ export function bindStatement(mode: BindingMode, type: TenantIdType, tenantId: u
  * with it in one round trip. `set_config` needs no BEGIN: the statements before
  * one Sync form one implicit transaction, and a transaction-local setting ends
  * with it. `set_local` wants a real transaction block (and Citus propagates SET
- * LOCAL only inside one), so it gets BEGIN ... COMMIT.
+ * LOCAL only inside one), so it gets BEGIN ... COMMIT, with the Citus
+ * propagation setting before the bind (see `citus-binding.ts`).
  *
  * @internal
  * @example
@@ -103,7 +105,7 @@ export function implicitScope(
 ): { before: readonly Statement[]; after: readonly Statement[] } {
   return mode === 'set_config'
     ? { before: [bind], after: [] }
-    : { before: [BEGIN, bind], after: [COMMIT] }
+    : { before: [BEGIN, ...bindSequence(mode, bind)], after: [COMMIT] }
 }
 
 const BEGIN: Statement = Object.freeze({ text: 'begin' })

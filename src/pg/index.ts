@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, beginStatement, bindStatement } from '../db/binding.js'
+import { bindSequence } from '../db/citus-binding.js'
 import { explainUnreachable } from '../db/connect.js'
 import { runPipelined } from '../db/pipelined-query.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
@@ -18,7 +19,7 @@ export interface WithTenantClientOptions {
   readonly tenantId?: TenantId | undefined
   /** The SQL type of tenant ids; `bigint` by default. */
   readonly tenantIdType?: TenantIdType | undefined
-  /** `set_config` (default), `set_local` (Citus), or `auto` (SET LOCAL when Citus is installed). */
+  /** `auto` (default: SET LOCAL when Citus is installed, else set_config), `set_config`, or `set_local`. */
   readonly binding?: BindingOption | undefined
 }
 
@@ -50,7 +51,7 @@ export async function withTenantClient<T>(
 ): Promise<T> {
   const tenantId = options.tenantId ?? currentTenant()
   const type = options.tenantIdType ?? 'bigint'
-  const binding = options.binding ?? 'set_config'
+  const binding = options.binding ?? 'auto'
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)
   const mode =
@@ -63,7 +64,12 @@ export async function withTenantClient<T>(
   const client = await explainUnreachable(pool, () => pool.connect())
   let discard = false
   try {
-    await runPipelined(client, [beginStatement()], bind)
+    const sequence = bindSequence(mode, bind)
+    await runPipelined(
+      client,
+      [beginStatement(), ...sequence.slice(0, -1)],
+      sequence[sequence.length - 1]!,
+    )
     let result: T
     try {
       result = await fn(client)

@@ -1,0 +1,79 @@
+import { MigrationError } from '../errors/index.js'
+import { quoteQualified } from '../schema/identifiers.js'
+import type { Queryable } from '../tenants/queryable.js'
+import {
+  type DistributeOptions,
+  type DistributionPlan,
+  planDistribution,
+  truncateLocalSql,
+} from './plan.js'
+
+/**
+ * What {@link distribute} did: the plan it ran and the tables it changed.
+ *
+ * @example
+ * ```ts
+ * const { changed } = await distribute(pool) // ['public.tenants', 'public.accounts', ...]
+ * ```
+ */
+export interface DistributeResult {
+  readonly plan: DistributionPlan
+  readonly changed: readonly string[]
+}
+
+type Session = Queryable & { release?: (destroy?: boolean) => void }
+
+/**
+ * Plans and runs the distribution of a row-level database on Citus (see
+ * `planDistribution`): reference tables first, then every tenant-aware table
+ * by the tenant column, co-located, parents before children. Citus keeps the
+ * RLS policies and copies the rows to the shards; the coordinator's hidden
+ * copy is truncated only after every table is done. Refuses (MigrationError,
+ * nothing changed) while the plan has refusals; a rerun skips what is done.
+ *
+ * Runs on one session with `citus.enable_local_reference_table_foreign_keys`
+ * off: otherwise turning `tenants` into a reference table would first turn
+ * every table referencing it into a Citus local table, which Citus cannot
+ * distribute when it has an identity column.
+ *
+ * @example
+ * ```ts
+ * await distribute(ownerPool, { schema: 'public' })
+ * ```
+ */
+export async function distribute(
+  db: Queryable,
+  options: DistributeOptions = {},
+): Promise<DistributeResult> {
+  const plan = await planDistribution(db, options)
+  if (plan.refusals.length > 0) {
+    throw new MigrationError(
+      `citus distribute refused, nothing changed:\n${plan.refusals
+        .map((r) => `  ${r.table}: ${r.object} ${r.problem}\n    fix: ${r.fix}`)
+        .join('\n')}`,
+    )
+  }
+  const session: Session =
+    'connect' in db && typeof db.connect === 'function'
+      ? ((await (db as { connect(): Promise<Session> }).connect()) as Session)
+      : db
+  const changed: string[] = []
+  let ok = false
+  try {
+    await session.query('set citus.enable_local_reference_table_foreign_keys = off')
+    for (const step of plan.steps) {
+      if (step.sql.length === 0) continue
+      for (const sql of step.sql) await session.query(sql)
+      if (step.action !== 'colocate') changed.push(step.table)
+    }
+    for (const table of changed) {
+      const [schema, ...rest] = table.split('.')
+      await session.query(truncateLocalSql(quoteQualified(schema, rest.join('.'))))
+    }
+    await session.query('reset citus.enable_local_reference_table_foreign_keys')
+    ok = true
+  } finally {
+    session.release?.(!ok)
+  }
+  return { plan, changed }
+}
