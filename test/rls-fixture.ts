@@ -3,6 +3,7 @@ import pg from 'pg'
 import { enableRls } from '../src/schema/rls-apply.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
 import { installTenantTables } from '../src/tenants/index.js'
+import { distributeOnCitus } from './helpers/citus.js'
 import { serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
 
 /**
@@ -35,6 +36,7 @@ export async function setupRlsFixture(db: TestDatabase): Promise<RlsFixture> {
   const password = randomBytes(8).toString('hex')
   await grantRuntimeRole(db.pool, { role })
   await db.pool.query(`alter role "${role}" password '${password}'`)
+  await distributeOnCitus(db.pool, role, db.name)
   const url = new URL(urlFor(db.name))
   url.username = role
   url.password = password

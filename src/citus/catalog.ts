@@ -45,6 +45,8 @@ export interface ForeignKey {
   readonly columns: readonly string[]
   readonly references: string
   readonly referencedColumns: readonly string[]
+  /** `pg_get_constraintdef`: the clause that adds it back. */
+  readonly definition: string
 }
 
 /**
@@ -143,6 +145,7 @@ export async function loadCitusTables(
               ) k), '[]'::json) as keys,
             coalesce((select json_agg(json_build_object(
                 'name', con.conname,
+                'definition', pg_get_constraintdef(con.oid),
                 'references', format('%s.%s', rn.nspname, r.relname),
                 'columns', array(select a.attname::text from unnest(con.conkey) with ordinality u(attnum, ord)
                                    join pg_attribute a on a.attrelid = c.oid and a.attnum = u.attnum order by u.ord),

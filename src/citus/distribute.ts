@@ -31,7 +31,9 @@ type Session = Queryable & { release?: (destroy?: boolean) => void }
  * copy is truncated only after every table is done. Refuses (MigrationError,
  * nothing changed) while the plan has refusals; a rerun skips what is done.
  *
- * Runs on one session with `citus.enable_local_reference_table_foreign_keys`
+ * All of it is one transaction (all or nothing; a crash leaves the database as
+ * it was), in Citus' sequential mode (DDL on reference tables and shards in one
+ * transaction needs it), with `citus.enable_local_reference_table_foreign_keys`
  * off: otherwise turning `tenants` into a reference table would first turn
  * every table referencing it into a Citus local table, which Citus cannot
  * distribute when it has an identity column.
@@ -60,18 +62,23 @@ export async function distribute(
   const changed: string[] = []
   let ok = false
   try {
-    await session.query('set citus.enable_local_reference_table_foreign_keys = off')
+    await session.query('begin')
+    await session.query('set local citus.enable_local_reference_table_foreign_keys = off')
+    await session.query(`set local citus.multi_shard_modify_mode = 'sequential'`)
     for (const step of plan.steps) {
       if (step.sql.length === 0) continue
       for (const sql of step.sql) await session.query(sql)
-      if (step.action !== 'colocate') changed.push(step.table)
+      if (step.action === 'reference' || step.action === 'distribute') changed.push(step.table)
     }
     for (const table of changed) {
       const [schema, ...rest] = table.split('.')
       await session.query(truncateLocalSql(quoteQualified(schema, rest.join('.'))))
     }
-    await session.query('reset citus.enable_local_reference_table_foreign_keys')
+    await session.query('commit')
     ok = true
+  } catch (err) {
+    await session.query('rollback').catch(() => {})
+    throw err
   } finally {
     session.release?.(!ok)
   }

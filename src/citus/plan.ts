@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors/index.js'
-import { quoteLiteral } from '../schema/identifiers.js'
+import { quoteIdent, quoteLiteral } from '../schema/identifiers.js'
 import type { Queryable } from '../tenants/queryable.js'
 import { type CitusTable, citusInstalled, loadCitusTables } from './catalog.js'
 
@@ -28,7 +28,9 @@ export interface DistributeOptions {
  * - `distribute`: `create_distributed_table` by the tenant column, co-located;
  * - `colocate`: an already distributed tenant table moved into the tenant group;
  * - `done`: already as planned (a rerun changes nothing);
- * - `local`: stays a local table on the coordinator, with the reason.
+ * - `local`: stays a local table on the coordinator, with the reason;
+ * - `foreign-key`: a foreign key between tenant tables dropped before and added
+ *   back after (Citus cannot distribute a parent a Citus local table references).
  *
  * @example
  * ```ts
@@ -37,7 +39,7 @@ export interface DistributeOptions {
  */
 export interface DistributeStep {
   readonly table: string
-  readonly action: 'reference' | 'distribute' | 'colocate' | 'done' | 'local'
+  readonly action: 'reference' | 'distribute' | 'colocate' | 'done' | 'local' | 'foreign-key'
   readonly reason: string
   /** The statements the step runs (none for `done` and `local`). */
   readonly sql: readonly string[]
@@ -148,11 +150,35 @@ export async function planDistribution(
     )
   for (const t of ordered('reference')) steps.push(referenceStep(t))
   const tenantTables = ordered('tenant')
+  const names = new Set(tenantTables.map((t) => t.qualified))
+  const relinked = tenantTables.flatMap((t) =>
+    t.distribution.kind === 'citus-local'
+      ? t.foreignKeys.filter((fk) => names.has(fk.references) && fk.references !== t.qualified)
+      : [],
+  )
+  for (const fk of relinked) {
+    steps.push({
+      table: fk.table,
+      action: 'foreign-key',
+      reason: `drop ${fk.name} (to ${fk.references}) until both sides are distributed`,
+      sql: [`alter table ${byName.get(fk.table)!.quoted} drop constraint ${quoteIdent(fk.name)}`],
+    })
+  }
   const anchor =
     tenantTables.find(
       (t) => t.distribution.kind === 'distributed' && t.distribution.column === column,
     ) ?? tenantTables[0]
   for (const t of tenantTables) steps.push(distributeStep(t, column, anchor!))
+  for (const fk of relinked) {
+    steps.push({
+      table: fk.table,
+      action: 'foreign-key',
+      reason: `add ${fk.name} back, between co-located tables`,
+      sql: [
+        `alter table ${byName.get(fk.table)!.quoted} add constraint ${quoteIdent(fk.name)} ${fk.definition}`,
+      ],
+    })
+  }
   for (const t of all) {
     if (role.get(t.qualified) === 'local') {
       steps.push({
@@ -163,7 +189,6 @@ export async function planDistribution(
       })
     }
   }
-  void byName
   return { tenantColumn: column, steps, refusals }
 }
 
@@ -246,11 +271,11 @@ function* checkTables(
           fix: `select alter_distributed_table(${quoteLiteral(t.quoted)}, distribution_column => ${quoteLiteral(column)})`,
         }
       }
-      if (t.distribution.kind === 'reference' || t.distribution.kind === 'citus-local') {
+      if (t.distribution.kind === 'reference') {
         yield {
           table: t.qualified,
           object: t.qualified,
-          problem: `has the tenant column but is a ${t.distribution.kind} table`,
+          problem: 'has the tenant column but is a reference table',
           fix: `select undistribute_table(${quoteLiteral(t.quoted)}), then rerun rowtenancy citus distribute`,
         }
       }

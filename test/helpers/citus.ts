@@ -85,3 +85,20 @@ export async function failFanOut(pool: pg.Pool, role: string, database: string):
     `alter role "${role}" in database "${database}" set citus.multi_task_query_log_level = 'error'`,
   )
 }
+
+/**
+ * On the Citus target: distributes the database's tables as `rowtenancy citus
+ * distribute` does (reference: tenants and shared tables; by tenant_id: every
+ * tenant-aware table) and makes every multi-shard query of `role` an error.
+ * A no-op on plain PostgreSQL. Call it once the fixture's tables exist.
+ */
+export async function distributeOnCitus(
+  pool: pg.Pool,
+  role: string | undefined,
+  database: string,
+): Promise<void> {
+  if (!onCitus()) return
+  const { distribute } = await import('../../src/citus/index.js')
+  await distribute(pool)
+  if (role) await failFanOut(pool, role, database)
+}
