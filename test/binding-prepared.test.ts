@@ -7,6 +7,7 @@ import { TenantBindingDialect } from '../src/db/tenant-dialect.js'
 import { type TenantBindingConfig, TenantBindingDriver } from '../src/db/tenant-driver.js'
 import { ConfigError } from '../src/errors/index.js'
 import { createTenancy } from '../src/tenancy/index.js'
+import { describeNotOnCitus, SET_CONFIG_LOCAL } from './helpers/citus.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
@@ -63,115 +64,118 @@ afterAll(async () => {
   await fx.cleanup()
 })
 
-describe('prepareBind: true (set_config bind prepared once per connection)', () => {
-  it('one reused connection across tenants: each sees only its rows, raw SQL included; nothing carried over after release', async () => {
-    const { pool, parses } = countingPool()
-    const k = kysely({ pool })
-    const seen: string[][] = []
-    const pids = new Set<number>()
-    for (const t of [1, 2, 1, 2]) {
-      await runWithTenant(t, async () => {
-        seen.push(names(await k.selectFrom('accounts').select('name').execute()))
-        seen.push(names((await sql<{ name: string }>`select name from accounts`.execute(k)).rows))
-        seen.push(
-          names(
-            await k
-              .transaction()
-              .execute((trx) => trx.selectFrom('accounts').select('name').execute()),
-          ),
-        )
-        pids.add((await pid.execute(k)).rows[0]!.pid)
-      })
-    }
-    const a = ['a1', 'a2']
-    const b = ['b1']
-    expect(seen).toEqual([a, a, a, b, b, b, a, a, a, b, b, b])
-    expect(pids.size).toBe(1)
-    // Pitfall: a prepared statement outlives the transaction; the tenant it bound must not.
-    const raw = await session(pool)
-    expect(raw).toEqual({ pid: [...pids][0], t: '', n: 0, prepared: [PREPARED_BIND_NAME] })
-    expect(parses).toEqual([PREPARED_BIND_NAME])
-  })
-
-  it('the bind statement is parsed once per connection, not once per query', async () => {
-    const { pool, parses } = countingPool()
-    const k = kysely({ pool })
-    for (const t of [1, 2, 1, 2, 1]) {
-      await runWithTenant(t, () => k.selectFrom('accounts').select('name').execute())
-    }
-    await runWithTenant(2, () =>
-      k.transaction().execute((trx) => trx.selectFrom('accounts').select('name').execute()),
-    )
-    expect(parses).toEqual([PREPARED_BIND_NAME])
-  })
-
-  it('a pooler-style DISCARD ALL: the next query fails with a ConfigError naming prepareBind, then the client prepares again', async () => {
-    const { pool, parses } = countingPool()
-    const k = kysely({ pool })
-    await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
-    await pool.query('discard all')
-    const lost = runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
-    await expect(lost).rejects.toThrow(ConfigError)
-    await expect(lost).rejects.toThrow(/turn prepareBind off/i)
-    // Pitfall: no silent retry, and the failed query leaves nothing bound.
-    expect(await session(pool)).toMatchObject({ t: '', n: 0, prepared: [] })
-    const again = await runWithTenant(2, () => k.selectFrom('accounts').select('name').execute())
-    expect(names(again)).toEqual(['b1'])
-    expect(parses).toEqual([PREPARED_BIND_NAME, PREPARED_BIND_NAME])
-  })
-
-  it('a DISCARD ALL before a transaction: its first statement fails with the same ConfigError', async () => {
-    const { pool } = countingPool()
-    const k = kysely({ pool })
-    await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
-    await pool.query('discard all')
-    await expect(
-      runWithTenant(1, () =>
-        k.transaction().execute((trx) => trx.selectFrom('accounts').select('name').execute()),
-      ),
-    ).rejects.toThrow(ConfigError)
-    expect(await session(pool)).toMatchObject({ t: '', n: 0 })
-  })
-
-  it('SET LOCAL binding ignores the option: nothing is prepared', async () => {
-    const { pool, parses } = countingPool()
-    const k = kysely({ pool, binding: 'set_local' })
-    const one = await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
-    expect(names(one)).toEqual(['a1', 'a2'])
-    expect(parses).toEqual([])
-    expect(await session(pool)).toMatchObject({ t: '', n: 0, prepared: [] })
-  })
-
-  it('off by default: the bind stays an unnamed statement', async () => {
-    const { pool, parses } = countingPool()
-    const k = kysely({ pool, prepareBind: false })
-    await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
-    expect(parses).toEqual([])
-  })
-
-  it('createTenancy({ prepareBind: true }) passes it to the dialect; a non-boolean is a ConfigError', async () => {
-    const { pool, parses } = countingPool()
-    const tenancy = createTenancy({
-      pool,
-      adminPool: db.pool,
-      tables: ['accounts'],
-      prepareBind: true,
-      audit: { table: false },
+describeNotOnCitus(SET_CONFIG_LOCAL)(
+  'prepareBind: true (set_config bind prepared once per connection)',
+  () => {
+    it('one reused connection across tenants: each sees only its rows, raw SQL included; nothing carried over after release', async () => {
+      const { pool, parses } = countingPool()
+      const k = kysely({ pool })
+      const seen: string[][] = []
+      const pids = new Set<number>()
+      for (const t of [1, 2, 1, 2]) {
+        await runWithTenant(t, async () => {
+          seen.push(names(await k.selectFrom('accounts').select('name').execute()))
+          seen.push(names((await sql<{ name: string }>`select name from accounts`.execute(k)).rows))
+          seen.push(
+            names(
+              await k
+                .transaction()
+                .execute((trx) => trx.selectFrom('accounts').select('name').execute()),
+            ),
+          )
+          pids.add((await pid.execute(k)).rows[0]!.pid)
+        })
+      }
+      const a = ['a1', 'a2']
+      const b = ['b1']
+      expect(seen).toEqual([a, a, a, b, b, b, a, a, a, b, b, b])
+      expect(pids.size).toBe(1)
+      // Pitfall: a prepared statement outlives the transaction; the tenant it bound must not.
+      const raw = await session(pool)
+      expect(raw).toEqual({ pid: [...pids][0], t: '', n: 0, prepared: [PREPARED_BIND_NAME] })
+      expect(parses).toEqual([PREPARED_BIND_NAME])
     })
-    const k = tenancy.kysely<DB>()
-    for (const t of [1, 2]) {
-      await runWithTenant(t, () => sql`select name from accounts`.execute(k))
-    }
-    expect(parses).toEqual([PREPARED_BIND_NAME])
-    await k.destroy()
-    expect(() => createTenancy({ pool, tables: ['accounts'], prepareBind: 1 as never })).toThrow(
-      ConfigError,
-    )
-  })
 
-  it('a non-boolean prepareBind is a ConfigError', () => {
-    expect(
-      () => new TenantBindingDriver({ pool: fx.runtimePool(1), prepareBind: 'yes' as never }),
-    ).toThrow(ConfigError)
-  })
-})
+    it('the bind statement is parsed once per connection, not once per query', async () => {
+      const { pool, parses } = countingPool()
+      const k = kysely({ pool })
+      for (const t of [1, 2, 1, 2, 1]) {
+        await runWithTenant(t, () => k.selectFrom('accounts').select('name').execute())
+      }
+      await runWithTenant(2, () =>
+        k.transaction().execute((trx) => trx.selectFrom('accounts').select('name').execute()),
+      )
+      expect(parses).toEqual([PREPARED_BIND_NAME])
+    })
+
+    it('a pooler-style DISCARD ALL: the next query fails with a ConfigError naming prepareBind, then the client prepares again', async () => {
+      const { pool, parses } = countingPool()
+      const k = kysely({ pool })
+      await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
+      await pool.query('discard all')
+      const lost = runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
+      await expect(lost).rejects.toThrow(ConfigError)
+      await expect(lost).rejects.toThrow(/turn prepareBind off/i)
+      // Pitfall: no silent retry, and the failed query leaves nothing bound.
+      expect(await session(pool)).toMatchObject({ t: '', n: 0, prepared: [] })
+      const again = await runWithTenant(2, () => k.selectFrom('accounts').select('name').execute())
+      expect(names(again)).toEqual(['b1'])
+      expect(parses).toEqual([PREPARED_BIND_NAME, PREPARED_BIND_NAME])
+    })
+
+    it('a DISCARD ALL before a transaction: its first statement fails with the same ConfigError', async () => {
+      const { pool } = countingPool()
+      const k = kysely({ pool })
+      await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
+      await pool.query('discard all')
+      await expect(
+        runWithTenant(1, () =>
+          k.transaction().execute((trx) => trx.selectFrom('accounts').select('name').execute()),
+        ),
+      ).rejects.toThrow(ConfigError)
+      expect(await session(pool)).toMatchObject({ t: '', n: 0 })
+    })
+
+    it('SET LOCAL binding ignores the option: nothing is prepared', async () => {
+      const { pool, parses } = countingPool()
+      const k = kysely({ pool, binding: 'set_local' })
+      const one = await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
+      expect(names(one)).toEqual(['a1', 'a2'])
+      expect(parses).toEqual([])
+      expect(await session(pool)).toMatchObject({ t: '', n: 0, prepared: [] })
+    })
+
+    it('off by default: the bind stays an unnamed statement', async () => {
+      const { pool, parses } = countingPool()
+      const k = kysely({ pool, prepareBind: false })
+      await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
+      expect(parses).toEqual([])
+    })
+
+    it('createTenancy({ prepareBind: true }) passes it to the dialect; a non-boolean is a ConfigError', async () => {
+      const { pool, parses } = countingPool()
+      const tenancy = createTenancy({
+        pool,
+        adminPool: db.pool,
+        tables: ['accounts'],
+        prepareBind: true,
+        audit: { table: false },
+      })
+      const k = tenancy.kysely<DB>()
+      for (const t of [1, 2]) {
+        await runWithTenant(t, () => sql`select name from accounts`.execute(k))
+      }
+      expect(parses).toEqual([PREPARED_BIND_NAME])
+      await k.destroy()
+      expect(() => createTenancy({ pool, tables: ['accounts'], prepareBind: 1 as never })).toThrow(
+        ConfigError,
+      )
+    })
+
+    it('a non-boolean prepareBind is a ConfigError', () => {
+      expect(
+        () => new TenantBindingDriver({ pool: fx.runtimePool(1), prepareBind: 'yes' as never }),
+      ).toThrow(ConfigError)
+    })
+  },
+)

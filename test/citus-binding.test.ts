@@ -108,6 +108,31 @@ describe.skipIf(!onCitus())(`the binding on a Citus cluster (${NOT_CITUS})`, () 
     expect(outcome).toBe(0)
   })
 
+  it("an INSERT of another tenant's row fails WITH CHECK on the worker; an UPDATE cannot move a row to another tenant", async () => {
+    await expect(
+      withTenantClient(
+        runtime,
+        (c) => c.query(`insert into accounts (tenant_id, name) values (2, 'sneaky')`),
+        {
+          tenantId: 1,
+        },
+      ),
+    ).rejects.toMatchObject({ code: '42501' })
+    await expect(
+      withTenantClient(
+        runtime,
+        (c) => c.query(`update accounts set tenant_id = 2 where tenant_id = 1`),
+        {
+          tenantId: 1,
+        },
+      ),
+    ).rejects.toThrow(/modifying the partition value|row-level security/)
+    const { rows } = await db.pool.query(
+      `select count(*)::int as n from accounts where tenant_id = 2`,
+    )
+    expect(rows[0].n).toBe(1)
+  })
+
   it('no binding: a plain query on the runtime role sees no row (fail closed on the workers)', async () => {
     const { rows } = await runtime.query(`select name from accounts where tenant_id = 1`)
     expect(rows).toEqual([])

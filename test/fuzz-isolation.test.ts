@@ -50,8 +50,7 @@ const cases = Number(process.env.FUZZ_CASES ?? 25)
 const maxOps = Number(process.env.FUZZ_MAX_OPS ?? 40)
 /** `FUZZ_BINDING=set_local` binds with SET LOCAL (the Citus way) instead of set_config. */
 // Citus: set_config does not reach the workers, so the suite binds with SET LOCAL there.
-const binding =
-  process.env.FUZZ_BINDING === 'set_local' || onCitus() ? 'set_local' : 'set_config'
+const binding = process.env.FUZZ_BINDING === 'set_local' || onCitus() ? 'set_local' : 'set_config'
 
 let db: TestDatabase
 let fx: RlsFixture

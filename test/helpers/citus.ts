@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { inject } from 'vitest'
+import { describe, inject, it } from 'vitest'
 
 /**
  * The Citus test target (`ROWTENANCY_TEST_TARGET=citus`, `npm run test:citus`):
@@ -102,3 +102,34 @@ export async function distributeOnCitus(
   await distribute(pool)
   if (role) await failFanOut(pool, role, database)
 }
+
+type TestFn = () => unknown
+type ItLike = (name: string, fn: TestFn, timeout?: number) => void
+
+/**
+ * `it`, except on the Citus target, where the test is skipped with the reason in
+ * its title (shown by the reporter: never a silent skip).
+ *
+ * @example
+ * ```ts
+ * notOnCitus('raw SQL without a tenant predicate asks every shard')('raw SQL ...', async () => { ... })
+ * ```
+ */
+export function notOnCitus(reason: string): ItLike {
+  if (!onCitus()) return it
+  return (name, fn, timeout) => it.skip(`${name} [skipped on Citus: ${reason}]`, fn, timeout)
+}
+
+/** `describe`, skipped on the Citus target with the reason in its title. */
+export function describeNotOnCitus(reason: string): (name: string, fn: () => void) => void {
+  if (!onCitus()) return describe
+  return (name, fn) => describe.skip(`${name} [skipped on Citus: ${reason}]`, fn)
+}
+
+/** Why the RLS-only raw SQL tests do not run on Citus (the error level makes their fan-out fail). */
+export const RAW_FANS_OUT =
+  'raw SQL without a tenant predicate asks every shard, an error under citus.multi_task_query_log_level = error; citus-binding.test.ts shows RLS alone on every shard'
+
+/** Why `set_config` binding tests do not run on Citus. */
+export const SET_CONFIG_LOCAL =
+  'set_config binding does not reach the Citus workers (the Citus binding is SET LOCAL, see citus-binding.test.ts)'
