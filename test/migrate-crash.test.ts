@@ -4,6 +4,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '../src/migrate/index.js'
 import { quoteIdent } from '../src/schema/identifiers.js'
+import { distributeOnCitus, onCitus } from './helpers/citus.js'
 import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
 import {
   buildLegacyFixture,
@@ -36,7 +37,25 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+const FIXTURE = { rows: 60, drift: false, extraTenants: 5 } as const
+const citusCopies: TestDatabase[] = []
+
 async function copyOf(name: string): Promise<string> {
+  if (onCitus()) {
+    // Citus metadata is per database and a template copy does not reach the workers: the
+    // same deterministic fixture is built again and distributed (rowtenancy citus distribute).
+    const d = await createTestDatabase(`crash_${name}`)
+    citusCopies.push(d)
+    await buildLegacyFixture(d.pool, FIXTURE)
+    // Citus distributes no table with triggers (citus distribute refuses it by name)
+    await d.pool.query('drop trigger finance_account_shout on public.finance_account')
+    // SET CONSTRAINTS does not reach the shards: the cycle's key must be deferred by default
+    await d.pool.query(
+      'alter table public.author alter constraint author_favorite_fk deferrable initially deferred',
+    )
+    await distributeOnCitus(d.pool, undefined, d.name)
+    return d.url
+  }
   const copy = `${original.name}_${name}`
   await admin((c) =>
     c.query(`create database ${quoteIdent(copy)} template ${quoteIdent(original.name)}`),
@@ -131,10 +150,11 @@ function runChild(
 
 beforeAll(async () => {
   original = await createTestDatabase('migrate_crash')
-  await buildLegacyFixture(original.pool, { rows: 60, drift: false, extraTenants: 5 })
+  await buildLegacyFixture(original.pool, FIXTURE)
   await original.pool.end()
 }, 120_000)
 afterAll(async () => {
+  for (const d of citusCopies) await d.drop()
   for (const c of copies)
     await admin((a) => a.query(`drop database if exists ${quoteIdent(c)} with (force)`))
   await original?.drop()

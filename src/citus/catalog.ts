@@ -74,6 +74,8 @@ export interface CitusTable {
   readonly subSelectPolicies: readonly string[]
   readonly rlsEnabled: boolean
   readonly rlsForced: boolean
+  /** User (not internal) triggers. */
+  readonly triggers: readonly string[]
   readonly distribution: Distribution
   readonly estimatedRows: number
 }
@@ -161,6 +163,8 @@ export async function loadCitusTables(
                      and (coalesce(pg_get_expr(p.polqual, p.polrelid), '') ~* '\\(\\s*select\\s'
                           or coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') ~* '\\(\\s*select\\s')
                    order by 1) as sub_select_policies,
+            array(select g.tgname::text from pg_trigger g
+                   where g.tgrelid = c.oid and not g.tgisinternal order by 1) as triggers,
             ${dist} as dist
        from pg_class c
        join pg_namespace n on n.oid = c.relnamespace
@@ -186,6 +190,7 @@ export async function loadCitusTables(
       subSelectPolicies: r.sub_select_policies,
       rlsEnabled: r.rls_enabled,
       rlsForced: r.rls_forced,
+      triggers: r.triggers,
       distribution: toDistribution(r.dist),
       estimatedRows: Number(r.estimated_rows),
     }

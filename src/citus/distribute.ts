@@ -19,6 +19,11 @@ import {
 export interface DistributeResult {
   readonly plan: DistributionPlan
   readonly changed: readonly string[]
+  /**
+   * Tables whose coordinator copy of the moved rows was kept (hidden, on disk
+   * only) because a local table references them, e.g. a legacy tenant schema.
+   */
+  readonly keptLocalCopy: readonly string[]
 }
 
 type Session = Queryable & { release?: (destroy?: boolean) => void }
@@ -60,6 +65,7 @@ export async function distribute(
       ? ((await (db as { connect(): Promise<Session> }).connect()) as Session)
       : db
   const changed: string[] = []
+  const kept: string[] = []
   let ok = false
   try {
     await session.query('begin')
@@ -72,7 +78,15 @@ export async function distribute(
     }
     for (const table of changed) {
       const [schema, ...rest] = table.split('.')
-      await session.query(truncateLocalSql(quoteQualified(schema, rest.join('.'))))
+      await session.query('savepoint rowtenancy_truncate')
+      try {
+        await session.query(truncateLocalSql(quoteQualified(schema, rest.join('.'))))
+        await session.query('release savepoint rowtenancy_truncate')
+      } catch {
+        // a local table (a legacy schema) references it: keep the copy its key checks read
+        await session.query('rollback to savepoint rowtenancy_truncate')
+        kept.push(table)
+      }
     }
     await session.query('commit')
     ok = true
@@ -82,5 +96,5 @@ export async function distribute(
   } finally {
     session.release?.(!ok)
   }
-  return { plan, changed }
+  return { plan, changed, keptLocalCopy: kept }
 }

@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors/index.js'
 import { quoteIdent, quoteLiteral } from '../schema/identifiers.js'
 import type { Queryable } from '../tenants/queryable.js'
-import { type CitusTable, citusInstalled, loadCitusTables } from './catalog.js'
+import { type CitusTable, citusInstalled, type ForeignKey, loadCitusTables } from './catalog.js'
 
 /**
  * Options of {@link planDistribution} and `distribute`.
@@ -119,7 +119,15 @@ export async function planDistribution(
   for (const k of keepLocal) {
     if (!byName.has(k)) throw new ConfigError(`--keep-local names ${k}, which is not a table here.`)
   }
-  const isRegistry = (t: CitusTable) => t.columns.includes('schema_name') && !t.hasTenantColumn
+  const tenantsTable = `${tenantsSchema}.tenants`
+  // As discoverTenantTables: a tenant column that references some other table alone
+  // (a legacy django-tenants customers_domain.tenant_id -> customers_client) is not ours.
+  const isTenantTable = (t: CitusTable) =>
+    t.hasTenantColumn &&
+    !t.foreignKeys.some(
+      (fk) => fk.columns.length === 1 && fk.columns[0] === column && fk.references !== tenantsTable,
+    )
+  const isRegistry = (t: CitusTable) => t.columns.includes('schema_name') && !isTenantTable(t)
   const registries = new Set(all.filter(isRegistry).map((t) => t.qualified))
   const role = new Map<string, 'tenant' | 'reference' | 'local'>()
   const localReason = new Map<string, string>()
@@ -135,28 +143,36 @@ export async function planDistribution(
       localReason.set(t.qualified, '--keep-local')
     } else if (
       registries.has(t.qualified) ||
-      (!t.hasTenantColumn && t.foreignKeys.some((fk) => registries.has(fk.references)))
+      (!isTenantTable(t) && t.foreignKeys.some((fk) => registries.has(fk.references)))
     ) {
       role.set(t.qualified, 'local')
       localReason.set(t.qualified, 'legacy tenant registry (schema_name), read by the migration')
-    } else role.set(t.qualified, t.hasTenantColumn ? 'tenant' : 'reference')
+    } else role.set(t.qualified, isTenantTable(t) ? 'tenant' : 'reference')
   }
   const refusals = [...checkTables(all, role, column)]
   const steps: DistributeStep[] = []
-  const ordered = (kind: 'tenant' | 'reference') =>
-    foreignKeyOrder(
-      all.filter((t) => role.get(t.qualified) === kind),
-      refusals,
-    )
-  for (const t of ordered('reference')) steps.push(referenceStep(t))
-  const tenantTables = ordered('tenant')
+  const references = foreignKeyOrder(all.filter((t) => role.get(t.qualified) === 'reference'))
+  const tenants = foreignKeyOrder(all.filter((t) => role.get(t.qualified) === 'tenant'))
+  const tenantTables = tenants.order
   const names = new Set(tenantTables.map((t) => t.qualified))
-  const relinked = tenantTables.flatMap((t) =>
-    t.distribution.kind === 'citus-local'
-      ? t.foreignKeys.filter((fk) => names.has(fk.references) && fk.references !== t.qualified)
-      : [],
-  )
-  for (const fk of relinked) {
+  // Dropped before, added back after: a key closing a cycle (Citus distributes a parent
+  // before its child), and a key from a Citus local table (a parent it references
+  // cannot be distributed).
+  const relinked = new Map<string, ForeignKey>()
+  const pending = (t: CitusTable) =>
+    t.distribution.kind === 'local' || t.distribution.kind === 'citus-local'
+  for (const fk of [...references.cycles, ...tenants.cycles]) {
+    if (pending(byName.get(fk.table)!) || pending(byName.get(fk.references)!))
+      relinked.set(`${fk.table} ${fk.name}`, fk)
+  }
+  for (const t of tenantTables) {
+    if (t.distribution.kind !== 'citus-local') continue
+    for (const fk of t.foreignKeys) {
+      if (names.has(fk.references) && fk.references !== t.qualified)
+        relinked.set(`${fk.table} ${fk.name}`, fk)
+    }
+  }
+  for (const fk of relinked.values()) {
     steps.push({
       table: fk.table,
       action: 'foreign-key',
@@ -164,12 +180,13 @@ export async function planDistribution(
       sql: [`alter table ${byName.get(fk.table)!.quoted} drop constraint ${quoteIdent(fk.name)}`],
     })
   }
+  for (const t of references.order) steps.push(referenceStep(t))
   const anchor =
     tenantTables.find(
       (t) => t.distribution.kind === 'distributed' && t.distribution.column === column,
     ) ?? tenantTables[0]
   for (const t of tenantTables) steps.push(distributeStep(t, column, anchor!))
-  for (const fk of relinked) {
+  for (const fk of relinked.values()) {
     steps.push({
       table: fk.table,
       action: 'foreign-key',
@@ -293,6 +310,20 @@ function* checkTables(
         }
       }
     }
+    if (
+      (r === 'tenant' || r === 'reference') &&
+      t.distribution.kind !== r.replace('tenant', 'distributed')
+    ) {
+      for (const g of t.triggers) {
+        yield {
+          table: t.qualified,
+          object: `trigger ${g}`,
+          problem:
+            'Citus does not distribute a table with triggers (they would run on each shard, per shard)',
+          fix: `drop trigger ${quoteIdent(g)} on ${t.quoted} (recreate its logic in the app), or set citus.enable_unsafe_triggers = on for the cluster if it is shard-safe`,
+        }
+      }
+    }
     if (r === 'tenant' || r === 'reference') {
       for (const p of t.subSelectPolicies) {
         yield {
@@ -343,36 +374,30 @@ function quoteQualifiedName(schema: string, name: string): string {
   return `"${schema.replace(/"/g, '""')}"."${name.replace(/"/g, '""')}"`
 }
 
-/** Parents before children; a cycle becomes a refusal. @internal */
-function foreignKeyOrder(
-  tables: readonly CitusTable[],
-  refusals: DistributeRefusal[],
-): CitusTable[] {
+/**
+ * Parents before children. A foreign key that closes a cycle is returned apart
+ * (it is dropped before and added back after the distribution). @internal
+ */
+function foreignKeyOrder(tables: readonly CitusTable[]): {
+  order: CitusTable[]
+  cycles: ForeignKey[]
+} {
   const names = new Set(tables.map((t) => t.qualified))
-  const out: CitusTable[] = []
+  const order: CitusTable[] = []
+  const cycles: ForeignKey[] = []
   const state = new Map<string, 'visiting' | 'done'>()
   const byName = new Map(tables.map((t) => [t.qualified, t]))
-  const visit = (t: CitusTable, path: string[]): void => {
-    const s = state.get(t.qualified)
-    if (s === 'done') return
-    if (s === 'visiting') {
-      refusals.push({
-        table: t.qualified,
-        object: path.join(' -> '),
-        problem: 'foreign keys form a cycle: Citus distributes a parent before its child',
-        fix: 'drop one foreign key of the cycle, run rowtenancy citus distribute, then add it back',
-      })
-      return
-    }
+  const visit = (t: CitusTable): void => {
+    if (state.get(t.qualified) === 'done') return
     state.set(t.qualified, 'visiting')
     for (const fk of t.foreignKeys) {
-      if (fk.references !== t.qualified && names.has(fk.references)) {
-        visit(byName.get(fk.references)!, [...path, fk.name])
-      }
+      if (fk.references === t.qualified || !names.has(fk.references)) continue
+      if (state.get(fk.references) === 'visiting') cycles.push(fk)
+      else visit(byName.get(fk.references)!)
     }
     state.set(t.qualified, 'done')
-    out.push(t)
+    order.push(t)
   }
-  for (const t of tables) visit(t, [t.qualified])
-  return out
+  for (const t of tables) visit(t)
+  return { order, cycles }
 }
