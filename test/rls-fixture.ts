@@ -20,7 +20,10 @@ export interface RlsFixture {
   cleanup(): Promise<void>
 }
 
-export async function setupRlsFixture(db: TestDatabase): Promise<RlsFixture> {
+export async function setupRlsFixture(
+  db: TestDatabase,
+  options: { distribute?: boolean } = {},
+): Promise<RlsFixture> {
   await installTenantTables(db.pool, { idType: 'bigint' })
   await db.pool.query(`
     insert into tenants (id, slug, name) values (1, 'one', 'One'), (2, 'two', 'Two');
@@ -36,7 +39,7 @@ export async function setupRlsFixture(db: TestDatabase): Promise<RlsFixture> {
   const password = randomBytes(8).toString('hex')
   await grantRuntimeRole(db.pool, { role })
   await db.pool.query(`alter role "${role}" password '${password}'`)
-  await distributeOnCitus(db.pool, role, db.name)
+  if (options.distribute !== false) await distributeOnCitus(db.pool, role, db.name)
   const url = new URL(urlFor(db.name))
   url.username = role
   url.password = password

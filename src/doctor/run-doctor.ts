@@ -1,10 +1,12 @@
-import { InvalidInputError } from '../errors/index.js'
+import { citusInstalled } from '../citus/catalog.js'
+import { ConfigError, InvalidInputError } from '../errors/index.js'
 import { quoteQualified } from '../schema/identifiers.js'
 import { discoverTenantTables } from '../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../schema/rls-policy.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import type { Queryable } from '../tenants/queryable.js'
+import { checkCitus } from './check-citus.js'
 import { checkKeys } from './check-keys.js'
 import { checkFunctions, checkViews } from './check-objects.js'
 import { checkRls, checkTenantColumns } from './check-rls.js'
@@ -31,6 +33,14 @@ export interface DoctorOptions {
   readonly tenantsSchema?: string | undefined
   /** The runtime role to audit; its checks are skipped when not given. */
   readonly runtimeRole?: string | undefined
+  /**
+   * The Citus checks (distribution, co-location, reference tables, the binding
+   * on the workers): `auto` (default) runs them when Citus is installed; `true`
+   * requires Citus.
+   */
+  readonly citus?: boolean | 'auto' | undefined
+  /** Schema of the shared tables, for the Citus checks; `public` by default. */
+  readonly schema?: string | undefined
 }
 
 /**
@@ -82,6 +92,24 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     skipped.push(
       'runtime role: pass --runtime-role NAME (or runtimeRole in the config) to audit it',
     )
+  }
+  const citusWanted = options.citus ?? 'auto'
+  if (citusWanted !== false) {
+    const installed = await citusInstalled(db)
+    if (!installed && citusWanted === true) {
+      throw new ConfigError(
+        'doctor --citus: the citus extension is not installed in this database; connect to the Citus coordinator.',
+      )
+    }
+    if (installed) {
+      const citus = await checkCitus(db, {
+        tenantColumn,
+        tenantIdType,
+        schema: options.schema ?? 'public',
+      })
+      findings.push(...citus.findings)
+      skipped.push(...citus.skipped)
+    }
   }
   if (tables.length === 0) {
     skipped.push(`tables: no table has a ${tenantColumn} column; pass --tables to name them`)
