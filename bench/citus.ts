@@ -122,7 +122,8 @@ async function main() {
       const c = new pg.Client({ connectionString: citusAdmin })
       await c.connect()
       try {
-        return (await c.query(`select count(*)::int as n from pg_dist_node where groupid <> 0`)).rows[0].n
+        return (await c.query(`select count(*)::int as n from pg_dist_node where groupid <> 0`))
+          .rows[0].n
       } finally {
         await c.end()
       }
@@ -155,7 +156,8 @@ async function main() {
     const results = { router: [] as number[], rlsAlone: [] as number[], single: [] as number[] }
     const ratios: number[] = []
     for (let i = 0; i < ROUNDS; i++) {
-      const order = i % 2 === 0 ? (['router', 'rlsAlone'] as const) : (['rlsAlone', 'router'] as const)
+      const order =
+        i % 2 === 0 ? (['router', 'rlsAlone'] as const) : (['rlsAlone', 'router'] as const)
       const got: Record<string, number> = {}
       for (const k of order) got[k] = await throughput(runs[k])
       results.router.push(got.router!)
@@ -164,7 +166,9 @@ async function main() {
       results.single.push(await throughput(runs.single))
     }
     const r = median(ratios)
-    console.log(`cluster: 1 coordinator + ${workers} workers, bench_accounts in ${onCitus.shards} shards`)
+    console.log(
+      `cluster: 1 coordinator + ${workers} workers, bench_accounts in ${onCitus.shards} shards`,
+    )
     console.log(
       `router   (plugin + RLS, Citus asks 1 shard)        ${fmt(median(results.router)).padStart(8)} ops/s`,
     )

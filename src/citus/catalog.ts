@@ -47,6 +47,9 @@ export interface ForeignKey {
   readonly referencedColumns: readonly string[]
   /** `pg_get_constraintdef`: the clause that adds it back. */
   readonly definition: string
+  /** `confdeltype` / `confupdtype`: a no action, r restrict, c cascade, n set null, d set default. */
+  readonly onDelete: string
+  readonly onUpdate: string
 }
 
 /**
@@ -148,6 +151,7 @@ export async function loadCitusTables(
             coalesce((select json_agg(json_build_object(
                 'name', con.conname,
                 'definition', pg_get_constraintdef(con.oid),
+                'onDelete', con.confdeltype::text, 'onUpdate', con.confupdtype::text,
                 'references', format('%s.%s', rn.nspname, r.relname),
                 'columns', array(select a.attname::text from unnest(con.conkey) with ordinality u(attnum, ord)
                                    join pg_attribute a on a.attrelid = c.oid and a.attnum = u.attnum order by u.ord),

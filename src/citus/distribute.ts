@@ -73,7 +73,18 @@ export async function distribute(
     await session.query(`set local citus.multi_shard_modify_mode = 'sequential'`)
     for (const step of plan.steps) {
       if (step.sql.length === 0) continue
-      for (const sql of step.sql) await session.query(sql)
+      for (const sql of step.sql) {
+        try {
+          await session.query(sql)
+        } catch (err) {
+          const e = err as { message?: string; detail?: string; hint?: string }
+          throw new MigrationError(
+            `citus distribute stopped at ${step.table} (${step.action}), nothing changed (rolled back): ` +
+              `${e.message}${e.detail ? ` (${e.detail})` : ''}${e.hint ? ` hint: ${e.hint}` : ''}. Statement: ${sql}`,
+            { cause: err },
+          )
+        }
+      }
       if (step.action === 'reference' || step.action === 'distribute') changed.push(step.table)
     }
     for (const table of changed) {

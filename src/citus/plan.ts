@@ -341,6 +341,19 @@ function* checkTables(
         if (target === 'tenant') {
           const a = fk.columns.indexOf(column)
           const b = fk.referencedColumns.indexOf(column)
+          const setsNull = fk.onDelete === 'n' || fk.onDelete === 'd'
+          const updates = fk.onUpdate === 'n' || fk.onUpdate === 'd' || fk.onUpdate === 'c'
+          if (a >= 0 && (setsNull || updates)) {
+            const def = fk.definition
+              .replace(/ ON DELETE SET (NULL|DEFAULT)( \([^)]*\))?/, '')
+              .replace(/ ON UPDATE (SET NULL|SET DEFAULT|CASCADE)( \([^)]*\))?/, '')
+            yield {
+              table: t.qualified,
+              object: fk.name,
+              problem: `${setsNull ? 'ON DELETE SET NULL/SET DEFAULT' : 'ON UPDATE SET NULL/SET DEFAULT/CASCADE'} on a foreign key that holds ${column}: Citus does not support it between distributed tables (even with a column list)`,
+              fix: `alter table ${t.quoted} drop constraint ${quoteIdent(fk.name)}, add constraint ${quoteIdent(fk.name)} ${def} (then clear ${fk.columns.filter((c) => c !== column).join(', ')} in the app before deleting the parent)`,
+            }
+          }
           if (a < 0 || a !== b) {
             yield {
               table: t.qualified,
