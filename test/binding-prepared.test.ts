@@ -1,6 +1,6 @@
 import { type Generated, Kysely, sql } from 'kysely'
 import type pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
 import { PREPARED_BIND_NAME } from '../src/db/prepared-bind.js'
 import { TenantBindingDialect } from '../src/db/tenant-dialect.js'
