@@ -9,7 +9,6 @@ export {
   runDoctor,
 } from './doctor/index.js'
 export * from './errors/index.js'
-export { quoteIdent, quoteLiteral, quoteQualified } from './schema/identifiers.js'
 export {
   disableRls,
   discoverTenantTables,
@@ -34,6 +33,7 @@ export {
   type RuntimeRoleResult,
   runtimeRoleGrantsSql,
 } from './schema/roles.js'
+export { quoteIdent, quoteLiteral, quoteQualified } from './sql/quote.js'
 export {
   createTenancy,
   type ResolvedTenancyOptions,

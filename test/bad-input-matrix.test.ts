@@ -13,7 +13,7 @@ import {
 } from '../src/errors/index.js'
 import { fromHeader, tenant } from '../src/http/hono.js'
 import { withTenantClient } from '../src/pg/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { createTenancy } from '../src/tenancy/create-tenancy.js'
 import { TenantStore } from '../src/tenants/index.js'
 import { cli } from './helpers/cli.js'

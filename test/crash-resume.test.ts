@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate, readLedger, verifyMigration } from '../src/migrate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { type EmbeddedServer, startEmbeddedPostgres } from './helpers/embedded-server.js'
 import {
   buildLegacyFixture,

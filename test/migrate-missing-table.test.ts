@@ -6,7 +6,7 @@ import {
   rollbackTenants,
   verifyMigration,
 } from '../src/migrate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, FIXTURE_TABLES } from './helpers/legacy-fixture.js'

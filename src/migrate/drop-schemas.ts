@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteIdent } from '../schema/identifiers.js'
-import type { ConnectableQueryable, Queryable } from '../tenants/queryable.js'
+import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
+import { quoteIdent } from '../sql/quote.js'
 import { lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import type { PlanOptions } from './plan.js'
 import { inTenantTransaction } from './tenant-transaction.js'

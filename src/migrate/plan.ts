@@ -1,9 +1,10 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
-import type { Queryable } from '../tenants/queryable.js'
 import { discoverTenants } from './discover.js'
 import { compareWithTarget } from './drift.js'
 import { existingSchemas, introspectSchemas, tableNames } from './introspect.js'
@@ -160,10 +161,10 @@ export function resolveModel(model: string): string {
  * ```
  */
 export async function planMigration(db: Queryable, options: PlanOptions): Promise<MigrationPlan> {
-  const targetSchema = options.targetSchema ?? 'public'
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const tenantsSchema = options.tenantsSchema ?? targetSchema
   const idStrategy = options.idStrategy ?? 'composite'
-  const tenantColumn = options.tenantColumn ?? 'tenant_id'
+  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
   if (idStrategy !== 'composite' && idStrategy !== 'remap') {
     throw new MigrationError(
       `Unknown id strategy ${JSON.stringify(idStrategy)}: use composite or remap.`,

@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
-import type { ConnectableQueryable } from '../tenants/queryable.js'
+import type { ConnectableQueryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import { copyTenant } from './copy.js'
 import { emit, type MigrationListener } from './events.js'
 import { type CopyGuard, chooseGuard } from './guard.js'

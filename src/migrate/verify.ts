@@ -1,7 +1,8 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
-import type { ConnectableQueryable, Queryable } from '../tenants/queryable.js'
 import { type CheckItem, checkTables, describeCheck, type TableCheck } from './checks.js'
 import { sqlContext } from './copy.js'
 import { LEDGER_TABLE, type LedgerEntry, readLedger } from './ledger.js'
@@ -71,7 +72,7 @@ export async function migratedTenants(
   db: Queryable,
   options: Omit<PlanOptions, 'all' | 'models' | 'idStrategy'>,
 ): Promise<{ plan: MigrationPlan; items: { tp: TenantPlan; entry: LedgerEntry }[] }> {
-  const targetSchema = options.targetSchema ?? 'public'
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const ledger = await readLedger(db, targetSchema)
   const migrated = [...ledger.values()].filter((e) =>
     ['done', 'partial', 'schema_dropped'].includes(e.state),

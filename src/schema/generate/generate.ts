@@ -1,8 +1,9 @@
 import { ConfigError, InvalidInputError, MigrationError } from '../../errors/index.js'
+import { DEFAULTS } from '../../sql/defaults.js'
+import { inTransaction, type Queryable } from '../../sql/queryable.js'
+import { quoteIdent } from '../../sql/quote.js'
 import { assertTenantIdType } from '../../tenants/id-types.js'
 import { existingIdType } from '../../tenants/install.js'
-import { inTransaction, type Queryable } from '../../tenants/queryable.js'
-import { quoteIdent } from '../identifiers.js'
 import { introspectTemplate, readSchemaInTransaction } from './introspect.js'
 import type { TableDef, TenantSchemaPlan } from './model.js'
 import { type PlanOptions, planTenantSchema } from './plan.js'
@@ -118,7 +119,7 @@ function checkOptions(options: GenerateOptions): void {
       'Name the template schema (one legacy tenant schema) with --from-schema <schema>.',
     )
   }
-  assertTenantIdType(options.tenantIdType ?? 'bigint')
+  assertTenantIdType(options.tenantIdType ?? DEFAULTS.tenantIdType)
   for (const name of [
     options.fromSchema,
     options.targetSchema,

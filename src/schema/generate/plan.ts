@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../../errors/index.js'
+import { DEFAULTS } from '../../sql/defaults.js'
+import { quoteIdent } from '../../sql/quote.js'
 import { assertTenantIdType, type TenantIdType } from '../../tenants/id-types.js'
-import { quoteIdent } from '../identifiers.js'
 import { cyclicEdges } from './foreign-key-cycles.js'
 import type {
   CheckDef,
@@ -52,11 +53,11 @@ export function planTenantSchema(
   template: TemplateSchema,
   options: PlanOptions = {},
 ): TenantSchemaPlan {
-  const tenantIdType = options.tenantIdType ?? 'bigint'
+  const tenantIdType = options.tenantIdType ?? DEFAULTS.tenantIdType
   assertTenantIdType(tenantIdType)
-  const targetSchema = options.targetSchema ?? 'public'
-  const tenantColumn = options.tenantColumn ?? 'tenant_id'
-  const tenantsSchema = options.tenantsSchema ?? 'public'
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
+  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
+  const tenantsSchema = options.tenantsSchema ?? DEFAULTS.schema
   for (const name of [targetSchema, tenantColumn, tenantsSchema]) quoteIdent(name)
   if (template.tables.length === 0) {
     throw new InvalidInputError(
