@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors/index.js'
 import { discoverTenantTables } from '../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../schema/rls-policy.js'
+import { loadTableFacts } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
@@ -11,7 +12,6 @@ import { checkFunctions, checkViews } from './check-objects.js'
 import { checkRls, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
 import type { DoctorReport, Finding } from './findings.js'
-import { loadTableFacts } from './table-facts.js'
 
 /**
  * Options of {@link runDoctor}.

@@ -1,4 +1,5 @@
 import { MigrationError } from '../errors/index.js'
+import { existingSchemas, introspectSchemas, tableNames } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
@@ -7,7 +8,6 @@ import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { discoverTenants } from './discover.js'
 import { compareWithTarget } from './drift.js'
-import { existingSchemas, introspectSchemas, tableNames } from './introspect.js'
 import { foreignKeyOrder } from './order.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
