@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import pg from 'pg'
-import { migrate } from '../src/migrate/index.js'
+import { migrate } from '../src/entries/migrate.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'

@@ -5,7 +5,7 @@ import {
   readLedger,
   rollbackTenants,
   verifyMigration,
-} from '../src/migrate/index.js'
+} from '../src/entries/migrate.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'

@@ -48,6 +48,7 @@ export {
 export { foreignKeyOrder } from './order.js'
 export {
   type MigrationPlan,
+  type MigrationPlanOptions,
   type PlanOptions,
   planMigration,
   type RemapColumn,

@@ -24,10 +24,10 @@ export const OWN_TABLES = new Set([
  *
  * @example
  * ```ts
- * const opts: PlanOptions = { source: { legacyTenantsTable: 'public.customers_client' }, all: true }
+ * const opts: MigrationPlanOptions = { source: { legacyTenantsTable: 'public.customers_client' }, all: true }
  * ```
  */
-export interface PlanOptions {
+export interface MigrationPlanOptions {
   /** Where the legacy tenants come from. */
   readonly source?: SourceOptions
   /** Schema of the shared target tables (and the ledger); `public` by default. */
@@ -45,6 +45,9 @@ export interface PlanOptions {
   /** The tenant column of the target tables; `tenant_id` by default. */
   readonly tenantColumn?: string
 }
+
+/** @deprecated Renamed to {@link MigrationPlanOptions} (`PlanOptions` of `rowtenancy/schema` is another thing); this alias goes in the next release. */
+export type PlanOptions = MigrationPlanOptions
 
 /**
  * How one source column reaches its target column when the ids are remapped.
@@ -160,7 +163,10 @@ export function resolveModel(model: string): string {
  * for (const t of plan.tenants) console.log(t.tenant.schema, t.blocked, t.estimatedRows)
  * ```
  */
-export async function planMigration(db: Queryable, options: PlanOptions): Promise<MigrationPlan> {
+export async function planMigration(
+  db: Queryable,
+  options: MigrationPlanOptions,
+): Promise<MigrationPlan> {
   const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const tenantsSchema = options.tenantsSchema ?? targetSchema
   const idStrategy = options.idStrategy ?? 'composite'

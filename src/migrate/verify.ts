@@ -8,7 +8,7 @@ import { sqlContext } from './copy.js'
 import { LEDGER_TABLE, type LedgerEntry, readLedger } from './ledger.js'
 import {
   type MigrationPlan,
-  type PlanOptions,
+  type MigrationPlanOptions,
   planMigration,
   type TablePlan,
   type TenantPlan,
@@ -52,7 +52,7 @@ export interface VerificationReport {
  * const o: VerifyOptions = { db: pool, tenantIds: ['7'] }
  * ```
  */
-export interface VerifyOptions extends Omit<PlanOptions, 'all' | 'models' | 'idStrategy'> {
+export interface VerifyOptions extends Omit<MigrationPlanOptions, 'all' | 'models' | 'idStrategy'> {
   readonly db: ConnectableQueryable
   /** Record the outcome in the ledger (`verified_at`, `verify_ok`); true by default. */
   readonly record?: boolean
@@ -70,7 +70,7 @@ export interface VerifyOptions extends Omit<PlanOptions, 'all' | 'models' | 'idS
  */
 export async function migratedTenants(
   db: Queryable,
-  options: Omit<PlanOptions, 'all' | 'models' | 'idStrategy'>,
+  options: Omit<MigrationPlanOptions, 'all' | 'models' | 'idStrategy'>,
 ): Promise<{ plan: MigrationPlan; items: { tp: TenantPlan; entry: LedgerEntry }[] }> {
   const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const ledger = await readLedger(db, targetSchema)

@@ -6,7 +6,7 @@ import { quoteIdent } from '../../sql/quote.js'
 import { assertTenantIdType } from '../../tenants/id-types.js'
 import { existingIdType } from '../../tenants/install.js'
 import type { TableDef, TenantSchemaPlan } from './model.js'
-import { type PlanOptions, planTenantSchema } from './plan.js'
+import { planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 import { type RenderOptions, renderTenantSchema } from './render.js'
 import { tableDifferences } from './table-differences.js'
 
@@ -18,7 +18,7 @@ import { tableDifferences } from './table-differences.js'
  * const opts: GenerateOptions = { fromSchema: 'tenant_1', targetSchema: 'public', tenantIdType: 'bigint' }
  * ```
  */
-export interface GenerateOptions extends PlanOptions, RenderOptions {
+export interface GenerateOptions extends TenantSchemaPlanOptions, RenderOptions {
   /** The template schema: one legacy tenant's schema. */
   readonly fromSchema: string
 }

@@ -21,5 +21,5 @@ export type {
   TemplateSchema,
   TenantSchemaPlan,
 } from './model.js'
-export { type PlanOptions, planTenantSchema } from './plan.js'
+export { type PlanOptions, planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 export { type RenderOptions, renderForeignKey, renderTable, renderTenantSchema } from './render.js'

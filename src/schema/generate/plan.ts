@@ -19,10 +19,10 @@ import type {
  *
  * @example
  * ```ts
- * const opts: PlanOptions = { targetSchema: 'public', tenantIdType: 'uuid' }
+ * const opts: TenantSchemaPlanOptions = { targetSchema: 'public', tenantIdType: 'uuid' }
  * ```
  */
-export interface PlanOptions {
+export interface TenantSchemaPlanOptions {
   /** The schema of the shared tables; `public` by default. */
   readonly targetSchema?: string | undefined
   /** The type of `tenants.id` and every tenant column; `bigint` by default. */
@@ -32,6 +32,9 @@ export interface PlanOptions {
   /** The schema of the `tenants` table; `public` by default. */
   readonly tenantsSchema?: string | undefined
 }
+
+/** @deprecated Renamed to {@link TenantSchemaPlanOptions} (`PlanOptions` of `rowtenancy/migrate` is another thing); this alias goes in the next release. */
+export type PlanOptions = TenantSchemaPlanOptions
 
 const NAME = (name: string) => JSON.stringify(name)
 
@@ -51,7 +54,7 @@ const NAME = (name: string) => JSON.stringify(name)
  */
 export function planTenantSchema(
   template: TemplateSchema,
-  options: PlanOptions = {},
+  options: TenantSchemaPlanOptions = {},
 ): TenantSchemaPlan {
   const tenantIdType = options.tenantIdType ?? DEFAULTS.tenantIdType
   assertTenantIdType(tenantIdType)
