@@ -245,7 +245,7 @@ export class DatabaseUnreachableError extends TenancyError {
     super(
       'DATABASE_UNREACHABLE',
       `Cannot connect to the database at ${target}${why}. ` +
-        'Check that PostgreSQL is running and that --database-url / DATABASE_URL is right.',
+        'Check that PostgreSQL is running and that `databaseUrl` / DATABASE_URL is right.',
       options,
     )
   }

@@ -4,6 +4,7 @@ import { MigrationError } from '../../errors/index.js'
 import { formatReport, migrate } from '../../migrate/index.js'
 import type { MigrationPlanOptions } from '../../migrate/plan.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { withFlags } from '../flags.js'
 import { createProgress } from '../progress.js'
 
 /** The config keys every migration command reads. @internal */
@@ -111,7 +112,7 @@ export function register(program: Command, ctx: CliContext): void {
       onEvent: progress.onEvent,
     }).finally(() => progress.finish())
     if (opts.json) json({ type: 'report', ...report })
-    else for (const line of formatReport(report)) ctx.out.line(line)
+    else for (const line of formatReport(report)) ctx.out.line(withFlags(line))
     if (!report.ok) {
       const n = report.totals
       throw new MigrationError(

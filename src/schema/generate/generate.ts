@@ -116,7 +116,7 @@ export async function applyTenantSchema(
 function checkOptions(options: GenerateOptions): void {
   if (typeof options?.fromSchema !== 'string' || options.fromSchema.length === 0) {
     throw new InvalidInputError(
-      'Name the template schema (one legacy tenant schema) with --from-schema <schema>.',
+      'Name the template schema (one legacy tenant schema) as `fromSchema`.',
     )
   }
   assertTenantIdType(options.tenantIdType ?? DEFAULTS.tenantIdType)
@@ -137,13 +137,13 @@ async function checkTenantsTable(tx: Queryable, plan: TenantSchemaPlan): Promise
     throw new ConfigError(
       `The tenants table ${quoteIdent(schema)}."tenants" does not exist, and every tenant_id ` +
         'references it. Install it first with `rowtenancy init` (or installTenantTables), ' +
-        'or point --tenants-schema at the schema that holds it.',
+        'or point `tenantsSchema` at the schema that holds it.',
     )
   }
   if (idType !== plan.tenantIdType) {
     throw new ConfigError(
       `${schema}.tenants.id is ${idType}, but the tenant column would be ${plan.tenantIdType}. ` +
-        `Use --tenant-id-type ${idType}.`,
+        `Set \`tenantIdType\` to ${idType}.`,
     )
   }
 }
@@ -162,7 +162,7 @@ async function isUpToDate(tx: Queryable, plan: TenantSchemaPlan): Promise<boolea
   if (others.length > 0) {
     throw new MigrationError(
       `Relations that are not tables already use the names ${others.join(', ')} ${where}. ` +
-        'Rename or drop them, or generate into another --target-schema. Nothing was created.',
+        'Rename or drop them, or generate into another `targetSchema`. Nothing was created.',
     )
   }
   const actual = await readSchemaInTransaction(tx, plan.targetSchema, names)
@@ -180,7 +180,7 @@ async function isUpToDate(tx: Queryable, plan: TenantSchemaPlan): Promise<boolea
       `(${list([...byName.keys()])})` +
       (problems.length > 0 ? ` and do not match the template: ${problems.join('; ')}` : '') +
       (missing.length > 0 ? `; missing: ${list(missing.map((t) => t.name))}` : '') +
-      '. Refusing to overwrite them: drop or fix them (or use another --target-schema) and run ' +
+      '. Refusing to overwrite them: drop or fix them (or use another `targetSchema`) and run ' +
       'again. Nothing was created.',
   )
 }
@@ -211,7 +211,7 @@ async function checkTypes(tx: Queryable, plan: TenantSchemaPlan): Promise<void> 
   if (problems.length > 0) {
     throw new MigrationError(
       `In the target schema ${JSON.stringify(plan.targetSchema)}, ${problems.join('; ')}. ` +
-        'Rename or drop the existing type, or use another --target-schema. Nothing was created.',
+        'Rename or drop the existing type, or use another `targetSchema`. Nothing was created.',
     )
   }
 }

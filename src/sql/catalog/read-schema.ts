@@ -47,7 +47,7 @@ export async function introspectTemplate(db: Queryable, schema: string): Promise
     if (exists.rows.length === 0) {
       throw new InvalidInputError(
         `The template schema ${JSON.stringify(schema)} does not exist. Pass the schema of one ` +
-          'legacy tenant with --from-schema (list schemas with `\\dn` in psql).',
+          'legacy tenant as `fromSchema` (list schemas with `\\dn` in psql).',
       )
     }
     return readSchemaInTransaction(tx, schema)
