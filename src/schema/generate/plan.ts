@@ -1,8 +1,4 @@
 import { InvalidInputError } from '../../errors/index.js'
-import { DEFAULTS } from '../../sql/defaults.js'
-import { quoteIdent } from '../../sql/quote.js'
-import { assertTenantIdType, type TenantIdType } from '../../tenants/id-types.js'
-import { cyclicEdges } from './foreign-key-cycles.js'
 import type {
   CheckDef,
   ExclusionDef,
@@ -11,8 +7,12 @@ import type {
   KeyDef,
   TableDef,
   TemplateSchema,
-  TenantSchemaPlan,
-} from './model.js'
+} from '../../sql/catalog/model.js'
+import { DEFAULTS } from '../../sql/defaults.js'
+import { quoteIdent } from '../../sql/quote.js'
+import { assertTenantIdType, type TenantIdType } from '../../tenants/id-types.js'
+import { cyclicEdges } from './foreign-key-cycles.js'
+import type { TenantSchemaPlan } from './model.js'
 
 /**
  * Where the tenant-aware tables go and how their tenant column looks.
