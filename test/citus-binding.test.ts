@@ -1,7 +1,7 @@
 import { type Generated, sql } from 'kysely'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTenancy, runWithTenant, type Tenancy } from '../src/index.js'
+import { createTenancy, runWithTenant, type Tenancy } from '../src/entries/index.js'
 import { withTenantClient } from '../src/pg/index.js'
 import { FAN_OUT, setupCitusFixture } from './citus-fixture.js'
 import { NOT_CITUS, onCitus } from './helpers/citus.js'

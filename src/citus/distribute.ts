@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import {
   type DistributeOptions,
   type DistributionPlan,

@@ -1,6 +1,6 @@
 import { ConfigError, InvalidInputError } from '../errors/index.js'
+import type { Queryable } from '../sql/queryable.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
-import type { Queryable } from '../tenants/queryable.js'
 import { citusInstalled } from './catalog.js'
 
 /**

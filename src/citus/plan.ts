@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors/index.js'
-import { quoteIdent, quoteLiteral } from '../schema/identifiers.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 import { type CitusTable, citusInstalled, type ForeignKey, loadCitusTables } from './catalog.js'
 
 /**

@@ -2,9 +2,9 @@ import { loadCitusTables } from '../citus/catalog.js'
 import { planDistribution } from '../citus/plan.js'
 import { bindStatement } from '../db/binding.js'
 import { bindSequence } from '../db/citus-binding.js'
-import { quoteLiteral } from '../schema/identifiers.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteLiteral } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
-import type { Queryable } from '../tenants/queryable.js'
 import { type Finding, finding } from './findings.js'
 
 /**
