@@ -161,52 +161,56 @@ afterAll(async () => {
 })
 
 describe('kill -9 mid-run, rerun: the same rows as a clean run', () => {
-  it('ends identical to a clean migration of a copy, sources untouched', async () => {
-    const cleanUrl = await copyOf('clean')
-    const crashUrl = await copyOf('crash')
-    const sourcesBefore = JSON.stringify(
-      await (async () => {
-        const p = new pg.Pool({ connectionString: crashUrl, max: 1 })
-        try {
-          return await schemaFingerprint(p, SOURCES)
-        } finally {
-          await p.end()
-        }
-      })(),
-    )
-    const cleanPool = new pg.Pool({ connectionString: cleanUrl, max: 3 })
-    const clean = await migrate({ db: cleanPool, all: true, jobs: 2 })
-    await cleanPool.end()
-    expect(clean.ok).toBe(true)
+  it(
+    'ends identical to a clean migration of a copy, sources untouched',
+    async () => {
+      const cleanUrl = await copyOf('clean')
+      const crashUrl = await copyOf('crash')
+      const sourcesBefore = JSON.stringify(
+        await (async () => {
+          const p = new pg.Pool({ connectionString: crashUrl, max: 1 })
+          try {
+            return await schemaFingerprint(p, SOURCES)
+          } finally {
+            await p.end()
+          }
+        })(),
+      )
+      const cleanPool = new pg.Pool({ connectionString: cleanUrl, max: 3 })
+      const clean = await migrate({ db: cleanPool, all: true, jobs: 2 })
+      await cleanPool.end()
+      expect(clean.ok).toBe(true)
 
-    // Seeded kill points (event line numbers): right after the plan, mid-tenant, between tenants.
-    let seed = 20261127
-    const next = () => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31
-      return seed
-    }
-    const killPoints = [1, 4 + (next() % 8), 14 + (next() % 12), 26 + (next() % 20)]
-    const kills: number[] = []
-    const doneAfterKill: number[] = []
-    for (const at of killPoints) {
-      const r = await runChild(crashUrl, at)
-      if (!r.killed) continue
-      kills.push(at)
-      doneAfterKill.push(await doneTenants(crashUrl))
-    }
-    expect(kills.length).toBeGreaterThanOrEqual(3)
-    // the kills really landed mid-run: some tenants finished, others not yet
-    expect(
-      doneAfterKill.some((n) => n > 0 && n < SOURCES.length),
-      String(doneAfterKill),
-    ).toBe(true)
-    let final = await runChild(crashUrl)
-    for (let i = 0; i < 3 && final.code !== 0; i++) final = await runChild(crashUrl)
-    expect(final.code).toBe(0)
+      // Seeded kill points (event line numbers): right after the plan, mid-tenant, between tenants.
+      let seed = 20261127
+      const next = () => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31
+        return seed
+      }
+      const killPoints = [1, 4 + (next() % 8), 14 + (next() % 12), 26 + (next() % 20)]
+      const kills: number[] = []
+      const doneAfterKill: number[] = []
+      for (const at of killPoints) {
+        const r = await runChild(crashUrl, at)
+        if (!r.killed) continue
+        kills.push(at)
+        doneAfterKill.push(await doneTenants(crashUrl))
+      }
+      expect(kills.length).toBeGreaterThanOrEqual(3)
+      // the kills really landed mid-run: some tenants finished, others not yet
+      expect(
+        doneAfterKill.some((n) => n > 0 && n < SOURCES.length),
+        String(doneAfterKill),
+      ).toBe(true)
+      let final = await runChild(crashUrl)
+      for (let i = 0; i < 3 && final.code !== 0; i++) final = await runChild(crashUrl)
+      expect(final.code).toBe(0)
 
-    const a = await targetState(cleanUrl)
-    const b = await targetState(crashUrl)
-    expect(b).toEqual(a)
-    expect(b.sources).toBe(sourcesBefore)
-  }, 120_000)
+      const a = await targetState(cleanUrl)
+      const b = await targetState(crashUrl)
+      expect(b).toEqual(a)
+      expect(b.sources).toBe(sourcesBefore)
+    },
+    onCitus() ? 400_000 : 120_000,
+  ) // Citus: two fixtures built and distributed, slower shards
 })

@@ -1,8 +1,8 @@
 import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
-import { quoteQualified } from '../sql/quote.js'
 import {
   type DistributeOptions,
+  type DistributeStep,
   type DistributionPlan,
   planDistribution,
   truncateLocalSql,
@@ -64,7 +64,7 @@ export async function distribute(
     'connect' in db && typeof db.connect === 'function'
       ? ((await (db as { connect(): Promise<Session> }).connect()) as Session)
       : db
-  const changed: string[] = []
+  const changed: DistributeStep[] = []
   const kept: string[] = []
   let ok = false
   try {
@@ -85,18 +85,17 @@ export async function distribute(
           )
         }
       }
-      if (step.action === 'reference' || step.action === 'distribute') changed.push(step.table)
+      if (step.action === 'reference' || step.action === 'distribute') changed.push(step)
     }
-    for (const table of changed) {
-      const [schema, ...rest] = table.split('.')
+    for (const step of changed) {
       await session.query('savepoint rowtenancy_truncate')
       try {
-        await session.query(truncateLocalSql(quoteQualified(schema, rest.join('.'))))
+        await session.query(truncateLocalSql(step.quoted))
         await session.query('release savepoint rowtenancy_truncate')
       } catch {
         // a local table (a legacy schema) references it: keep the copy its key checks read
         await session.query('rollback to savepoint rowtenancy_truncate')
-        kept.push(table)
+        kept.push(step.table)
       }
     }
     await session.query('commit')
@@ -107,5 +106,5 @@ export async function distribute(
   } finally {
     session.release?.(!ok)
   }
-  return { plan, changed, keptLocalCopy: kept }
+  return { plan, changed: changed.map((s) => s.table), keptLocalCopy: kept }
 }

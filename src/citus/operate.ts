@@ -1,5 +1,6 @@
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
+import { quoteLiteral } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 import { citusInstalled } from './catalog.js'
 
@@ -140,7 +141,7 @@ export async function isolateTenant(
   const before = await tenantPlacement(db, options.tenantId, place)
   const id = before.tenantId
   const sql: string[] = []
-  const lit = (v: string) => `'${v.replace(/'/g, "''")}'`
+  const lit = quoteLiteral
   if (!before.isolated) {
     sql.push(
       `select isolate_tenant_to_new_shard(${lit(before.table)}, ${lit(id)}, 'CASCADE', shard_transfer_mode => ${lit(mode)})`,

@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
-import { quoteIdent, quoteLiteral } from '../sql/quote.js'
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import { type CitusTable, citusInstalled, type ForeignKey, loadCitusTables } from './catalog.js'
 
 /**
@@ -39,6 +39,8 @@ export interface DistributeOptions {
  */
 export interface DistributeStep {
   readonly table: string
+  /** The table as SQL (`"schema"."name"`). */
+  readonly quoted: string
   readonly action: 'reference' | 'distribute' | 'colocate' | 'done' | 'local' | 'foreign-key'
   readonly reason: string
   /** The statements the step runs (none for `done` and `local`). */
@@ -175,6 +177,7 @@ export async function planDistribution(
   for (const fk of relinked.values()) {
     steps.push({
       table: fk.table,
+      quoted: byName.get(fk.table)!.quoted,
       action: 'foreign-key',
       reason: `drop ${fk.name} (to ${fk.references}) until both sides are distributed`,
       sql: [`alter table ${byName.get(fk.table)!.quoted} drop constraint ${quoteIdent(fk.name)}`],
@@ -189,6 +192,7 @@ export async function planDistribution(
   for (const fk of relinked.values()) {
     steps.push({
       table: fk.table,
+      quoted: byName.get(fk.table)!.quoted,
       action: 'foreign-key',
       reason: `add ${fk.name} back, between co-located tables`,
       sql: [
@@ -200,6 +204,7 @@ export async function planDistribution(
     if (role.get(t.qualified) === 'local') {
       steps.push({
         table: t.qualified,
+        quoted: t.quoted,
         action: 'local',
         reason: localReason.get(t.qualified)!,
         sql: [],
@@ -212,11 +217,18 @@ export async function planDistribution(
 /** @internal */
 function referenceStep(t: CitusTable): DistributeStep {
   if (t.distribution.kind === 'reference') {
-    return { table: t.qualified, action: 'done', reason: 'already a reference table', sql: [] }
+    return {
+      table: t.qualified,
+      quoted: t.quoted,
+      action: 'done',
+      reason: 'already a reference table',
+      sql: [],
+    }
   }
   const lit = quoteLiteral(t.quoted)
   return {
     table: t.qualified,
+    quoted: t.quoted,
     action: 'reference',
     reason: 'shared (no tenant column): a copy on every node',
     sql: [`select create_reference_table(${lit})`],
@@ -235,6 +247,7 @@ function distributeStep(t: CitusTable, column: string, anchor: CitusTable): Dist
     ) {
       return {
         table: t.qualified,
+        quoted: t.quoted,
         action: 'done',
         reason: `already distributed by ${column}, co-located`,
         sql: [],
@@ -242,6 +255,7 @@ function distributeStep(t: CitusTable, column: string, anchor: CitusTable): Dist
     }
     return {
       table: t.qualified,
+      quoted: t.quoted,
       action: 'colocate',
       reason: `distributed by ${column} but not co-located with ${anchor.qualified}`,
       sql: [
@@ -252,6 +266,7 @@ function distributeStep(t: CitusTable, column: string, anchor: CitusTable): Dist
   const colocate = t === anchor && !anchorDistributed ? "'default'" : quoteLiteral(anchor.quoted)
   return {
     table: t.qualified,
+    quoted: t.quoted,
     action: 'distribute',
     reason: `tenant-aware: sharded by ${column}, co-located with ${t === anchor ? 'the tenant tables' : anchor.qualified}`,
     sql: [
@@ -304,7 +319,7 @@ function* checkTables(
             problem: `${k.kind} (${k.columns.join(', ')}) does not include ${column}: Citus can only enforce keys that hold the distribution column`,
             fix:
               k.kind === 'unique index'
-                ? `drop index ${quoteQualifiedName(t.schema, k.name)}; create unique index on ${t.quoted} (${column}, ${k.columns.join(', ')})`
+                ? `drop index ${quoteQualified(t.schema, k.name)}; create unique index on ${t.quoted} (${column}, ${k.columns.join(', ')})`
                 : `alter table ${t.quoted} drop constraint "${k.name}", add ${k.kind} (${column}, ${k.columns.join(', ')}) (rowtenancy schema generate writes tenant-first keys)`,
           }
         }
@@ -380,11 +395,6 @@ function* checkTables(
       }
     }
   }
-}
-
-/** @internal */
-function quoteQualifiedName(schema: string, name: string): string {
-  return `"${schema.replace(/"/g, '""')}"."${name.replace(/"/g, '""')}"`
 }
 
 /**

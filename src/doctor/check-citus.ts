@@ -3,7 +3,7 @@ import { planDistribution } from '../citus/plan.js'
 import { bindStatement } from '../db/binding.js'
 import { bindSequence } from '../db/citus-binding.js'
 import type { Queryable } from '../sql/queryable.js'
-import { quoteLiteral } from '../sql/quote.js'
+import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { type Finding, finding } from './findings.js'
 
@@ -109,7 +109,7 @@ async function probeBinding(
   const tables = (await loadCitusTables(db, [options.schema], options.tenantColumn)).filter(
     (t) => t.distribution.kind === 'distributed' && t.distribution.column === options.tenantColumn,
   )
-  const col = `"${options.tenantColumn.replace(/"/g, '""')}"`
+  const col = quoteIdent(options.tenantColumn)
   for (const t of tables) {
     const sample = await db.query(`select ${col}::text as id from ${t.quoted} limit 1`)
     const tenant = sample.rows[0]?.id as string | undefined
