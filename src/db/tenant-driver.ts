@@ -21,8 +21,8 @@ import {
 } from './binding.js'
 import { describePool, explainUnreachable, isUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
-import { PreparedBinds } from './prepared-bind.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
+import { SessionGuard } from './session-guard.js'
 import { TenantConnection } from './tenant-connection.js'
 
 const BIND_CACHE_SIZE = 1024
@@ -59,15 +59,16 @@ export interface TenantBindingConfig {
   /**
    * Prepare the `set_config` bind statement once per connection (as
    * `rowtenancy_bind`) and send only Bind + Execute of it afterwards, instead of
-   * parsing and planning it with every query (default false; SET LOCAL binding
-   * ignores it). Use it with a direct connection, session pooling, or PgBouncer
-   * >= 1.21 with `max_prepared_statements`; NOT behind a pooler that resets
-   * sessions (DISCARD ALL) or swaps them per transaction: there a query fails
-   * with a ConfigError that says to turn it off.
+   * parsing and planning it with every query (default TRUE; SET LOCAL binding
+   * ignores it). Safe everywhere: where a pooler swaps or resets the server
+   * session (PgBouncer transaction mode, DISCARD ALL), the first "prepared
+   * statement does not exist" error, raised before the user's statement ran,
+   * switches the pool to the unnamed bind and the statement is sent again once.
+   * `false` always sends the unnamed bind.
    *
    * @example
    * ```ts
-   * const dialect = new TenantBindingDialect({ pool, adminPool, prepareBind: true })
+   * const dialect = new TenantBindingDialect({ pool, adminPool, prepareBind: false })
    * ```
    */
   readonly prepareBind?: boolean | undefined
@@ -93,8 +94,8 @@ export class TenantBindingDriver implements Driver {
   /** The last tenant bound and its statement: most checkouts repeat the previous tenant. */
   #lastId: unknown = NO_ID
   #lastBind: Statement | undefined
-  /** With `prepareBind` (and `set_config` mode, see `init`): the clients with the bind prepared. */
-  #prepared: PreparedBinds | undefined
+  /** The bind may go out as the named statement (`set_config` mode and prepareBind not false). */
+  #preparable = false
 
   constructor(config: TenantBindingConfig) {
     const type = config.tenantIdType ?? 'bigint'
@@ -122,6 +123,7 @@ export class TenantBindingDriver implements Driver {
   async init(): Promise<void> {
     const { pool, binding = 'auto', checkRole = true } = this.#config
     this.#pool = typeof pool === 'function' ? await pool() : pool
+    SessionGuard.for(this.#pool) // counts checkouts from now on (see SessionGuard)
     if (binding !== 'auto') this.#mode = binding
     this.#syncPrepared()
     if (!checkRole && binding !== 'auto') return
@@ -168,7 +170,8 @@ export class TenantBindingDriver implements Driver {
       if (isUnreachable(err)) throw new DatabaseUnreachableError(describePool(pool), { cause: err })
       throw err
     }
-    return new TenantConnection(client, bind, this.#mode, this.#cursor(), this.#prepared)
+    const session = SessionGuard.for(pool).checkout(client)
+    return new TenantConnection(client, bind, this.#mode, this.#cursor(), session, this.#preparable)
   }
 
   async beginTransaction(
@@ -228,7 +231,6 @@ export class TenantBindingDriver implements Driver {
     let bind = this.#binds.get(key)
     if (!bind) {
       bind = bindStatement(this.#mode, this.#type, tenantId)
-      if (this.#prepared) bind = PreparedBinds.named(bind)
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)
     }
@@ -239,8 +241,7 @@ export class TenantBindingDriver implements Driver {
 
   /** `prepareBind` applies to `set_config` binding only (SET LOCAL ignores it). */
   #syncPrepared(): void {
-    const on = this.#config.prepareBind === true && this.#mode === 'set_config'
-    this.#prepared = on ? (this.#prepared ?? new PreparedBinds()) : undefined
+    this.#preparable = this.#config.prepareBind !== false && this.#mode === 'set_config'
     this.#binds.clear()
     this.#lastId = NO_ID
     this.#lastBind = undefined

@@ -47,7 +47,7 @@ export interface TenancyOptions {
   readonly binding?: BindingOption | undefined
   /** Start even when `pool`'s role bypasses RLS (superuser, owner, BYPASSRLS), with a loud warning instead of `UnsafeRoleError`. */
   readonly allowUnsafeRole?: boolean | undefined
-  /** Prepare the `set_config` bind once per connection (default false): direct connections, session pooling, PgBouncer >= 1.21 with max_prepared_statements; not behind poolers that reset sessions. */
+  /** Prepare the `set_config` bind once per connection (default true); behind a pooler that swaps sessions it falls back to the unnamed bind by itself. `false`: always the unnamed bind. */
   readonly prepareBind?: boolean | undefined
 }
 
@@ -164,7 +164,7 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     plugins: Object.freeze([...plugins]),
     binding,
     allowUnsafeRole: options.allowUnsafeRole === true,
-    prepareBind: options.prepareBind === true,
+    prepareBind: options.prepareBind !== false,
     audit: Object.freeze({
       table: audit.table ?? 'audit_log',
       logger: audit.logger,
