@@ -18,8 +18,10 @@ export interface WithTenantClientOptions {
   readonly tenantId?: TenantId | undefined
   /** The SQL type of tenant ids; `bigint` by default. */
   readonly tenantIdType?: TenantIdType | undefined
-  /** `auto` (default, like createTenancy: SET LOCAL when Citus is installed, else set_config), `set_config`, `set_local`. */
+  /** `auto` (default, like createTenancy: SET LOCAL when Citus is installed, else set_config), `set_config`, `set_local`, `sealed`. */
   readonly binding?: BindingOption | undefined
+  /** The secret of `binding: 'sealed'` (see docs/binding.md). */
+  readonly sealKey?: string | undefined
 }
 
 const citusByPool = new WeakMap<pg.Pool, Promise<boolean>>()
@@ -55,6 +57,7 @@ export async function withTenantClient<T>(
   const binding = options.binding ?? 'auto'
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)
+  if (binding === 'sealed') bindStatement('sealed', type, tenantId, options.sealKey)
   const guard = SessionGuard.for(pool)
   const mode =
     binding === 'auto'
@@ -62,13 +65,13 @@ export async function withTenantClient<T>(
         ? 'set_local'
         : 'set_config'
       : binding
-  const bind = bindStatement(mode, type, tenantId)
+  const bind = bindStatement(mode, type, tenantId, options.sealKey)
   const session = guard.checkout(await explainUnreachable(pool, () => pool.connect()))
   // fn runs raw SQL on the client: the session is reset with the COMMIT / ROLLBACK.
   session.markDirty()
   const client = session.client
   try {
-    const opening = session.opening([beginStatement()], bind, mode === 'set_config')
+    const opening = session.opening([beginStatement()], bind, mode !== 'set_local')
     await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
     let result: T
     try {
