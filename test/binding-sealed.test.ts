@@ -142,6 +142,21 @@ describe('sealed binding', () => {
     }
   })
 
+  it('a set_config binding on the same pooled connection is not honoured by sealed policies, and the two prepared binds coexist', async () => {
+    const plain = new Kysely<DB>({ dialect: new TenantBindingDialect({ pool, adminPool: db.pool }) })
+    for (const t of [1, 2]) {
+      await runWithTenant(t, async () => {
+        expect(await plain.selectFrom('accounts').select('name').execute()).toEqual([])
+        const want = t === 1 ? ['a1', 'a2'] : ['b1']
+        expect(names(await k.selectFrom('accounts').select('name').execute())).toEqual(want)
+      })
+    }
+    const { rows } = await pool.query(
+      `select array(select name from pg_prepared_statements order by 1) as names`,
+    )
+    expect(rows[0].names).toEqual(['rowtenancy_bind', 'rowtenancy_bind_sealed'])
+  })
+
   it('the runtime role cannot read the key', async () => {
     await expect(pool.query('select key from rowtenancy_seal.key')).rejects.toThrow(
       /permission denied/,

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { RLS_SETTING } from '../schema/rls-policy.js'
+import type { BindingMode } from './binding.js'
 import { failedBeforeMainStatement, runPipelined, type Statement } from './pipelined-query.js'
 
 /**
@@ -13,6 +14,26 @@ import { failedBeforeMainStatement, runPipelined, type Statement } from './pipel
  */
 export const BIND_STATEMENT_NAME = 'rowtenancy_bind'
 
+/** The name of the sealed binding's prepared statement (its text and parameters differ). */
+export const SEALED_BIND_STATEMENT_NAME = 'rowtenancy_bind_sealed'
+
+/**
+ * The name a binding mode's statement is prepared under, or undefined when it is
+ * never prepared (`set_local`: a utility statement with the id inlined).
+ *
+ * @example
+ * ```ts
+ * preparedBindName('set_config') // 'rowtenancy_bind'
+ * ```
+ */
+export function preparedBindName(mode: BindingMode): string | undefined {
+  if (mode === 'set_config') return BIND_STATEMENT_NAME
+  if (mode === 'sealed') return SEALED_BIND_STATEMENT_NAME
+  return undefined
+}
+
+const OUR_NAMES = [BIND_STATEMENT_NAME, SEALED_BIND_STATEMENT_NAME]
+
 /** SQLSTATE 26000: invalid_sql_statement_name ("prepared statement ... does not exist"). */
 const MISSING_PREPARED = '26000'
 /** SQLSTATE 42P05: duplicate_prepared_statement ("prepared statement ... already exists"). */
@@ -23,8 +44,8 @@ const DUPLICATE_PREPARED = '42P05'
  * that may have changed it (raw SQL), or before work on a connection someone
  * else used: one pipeline, no extra round trip when it rides with a statement.
  *
- * - Close of {@link BIND_STATEMENT_NAME}: whatever is prepared under our name
- *   (ours, or one raw SQL put there) is gone, and the next bind parses ours again;
+ * - Close of our statement names: whatever is prepared under them (ours, or one
+ *   raw SQL put there) is gone, and the next bind parses ours again;
  * - `reset all`, `reset role`: every setting (search_path, ...) and the role back
  *   to the connection's defaults (startup options, role and database settings);
  * - `discard temp`: temporary tables, which would shadow real ones by name;
@@ -35,7 +56,7 @@ const DUPLICATE_PREPARED = '42P05'
  * change what a bound statement sees); use PgBouncer's DISCARD ALL for those.
  */
 const RESET: readonly Statement[] = Object.freeze([
-  Object.freeze({ text: '', close: BIND_STATEMENT_NAME }),
+  ...OUR_NAMES.map((name) => Object.freeze({ text: '', close: name })),
   Object.freeze({ text: 'reset all' }),
   Object.freeze({ text: 'reset role' }),
   Object.freeze({ text: 'discard temp' }),
@@ -50,8 +71,8 @@ interface ClientState {
   acquired: number
   /** `acquired` when rowtenancy last released it clean; undefined: never. */
   seen: number | undefined
-  /** The bind statement is prepared on this client's server session. */
-  parsed: boolean
+  /** Our bind statements prepared on this client's server session. */
+  parsed: Set<string>
 }
 
 const guards = new WeakMap<pg.Pool, SessionGuard>()
@@ -123,7 +144,7 @@ export class SessionGuard {
   checkout(client: pg.PoolClient): GuardedSession {
     const state = this.#state(client)
     const foreign = state.seen === undefined || state.acquired !== state.seen + 1
-    if (foreign) state.parsed = false
+    if (foreign) state.parsed.clear()
     return new GuardedSession(this, client, state, foreign)
   }
 
@@ -135,7 +156,7 @@ export class SessionGuard {
   #state(client: object): ClientState {
     let state = this.#clients.get(client)
     if (!state) {
-      state = { acquired: 0, seen: undefined, parsed: false }
+      state = { acquired: 0, seen: undefined, parsed: new Set() }
       this.#clients.set(client, state)
     }
     return state
@@ -182,22 +203,23 @@ export class GuardedSession {
 
   /**
    * The statements that open a unit of work before `rest` (e.g. `[begin]`): the
-   * reset when the session is foreign, then `rest`, then the binding (`preparable`:
-   * a `set_config` bind that may be sent as the named statement).
+   * reset when the session is foreign, then `rest`, then the binding, sent as the
+   * named statement `prepareAs` (see {@link preparedBindName}) unless the pool fell
+   * back to the unnamed bind.
    */
   opening(
     rest: readonly Statement[],
     bind: Statement | undefined,
-    preparable: boolean,
+    prepareAs: string | undefined,
   ): Statement[] {
     const out: Statement[] = []
     if (this.#resetFirst) {
       out.push(...RESET)
       this.#resetFirst = false
-      this.#state.parsed = false
+      this.#state.parsed.clear()
     }
     out.push(...rest)
-    if (bind) out.push(preparable && this.#guard.prepares ? this.#named(bind) : bind)
+    if (bind) out.push(prepareAs && this.#guard.prepares ? this.#named(bind, prepareAs) : bind)
     return out
   }
 
@@ -223,12 +245,14 @@ export class GuardedSession {
     } catch (err) {
       if (!this.#lostBind(err, main)) throw err
       this.#guard.fallBackToUnnamed()
-      this.#state.parsed = false
+      this.#state.parsed.clear()
       if (before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))) {
         await this.client.query('rollback')
       }
       const unnamed = (s: Statement): Statement =>
-        s.prepared === BIND_STATEMENT_NAME ? { text: s.text, values: s.values } : s
+        s.prepared !== undefined && OUR_NAMES.includes(s.prepared)
+          ? { text: s.text, values: s.values }
+          : s
       return this.#send(before.map(unnamed), unnamed(main), after)
     }
   }
@@ -246,7 +270,7 @@ export class GuardedSession {
       if (this.#dirty && !this.#discard) {
         await runPipelined(client, RESET.slice(0, -1), RESET_DONE)
         this.#dirty = false
-        this.#state.parsed = false
+        this.#state.parsed.clear()
       }
     } catch {
       this.#discard = true
@@ -263,18 +287,18 @@ export class GuardedSession {
     const result = await runPipelined(this.client, before, main, after)
     if (after.includes(RESET_DONE)) {
       this.#dirty = false
-      this.#state.parsed = false
+      this.#state.parsed.clear()
     }
     return result
   }
 
   /** The named form of the bind: Parse on the connection's first use, then Bind + Execute only. */
-  #named(bind: Statement): Statement {
-    const parse = !this.#state.parsed
+  #named(bind: Statement, name: string): Statement {
+    const parse = !this.#state.parsed.has(name)
     // Marked before the pipeline goes out: a named statement outlives an error
     // later in the same pipeline (it is not transactional).
-    this.#state.parsed = true
-    return { text: bind.text, values: bind.values, prepared: BIND_STATEMENT_NAME, parse }
+    this.#state.parsed.add(name)
+    return { text: bind.text, values: bind.values, prepared: name, parse }
   }
 
   /**
@@ -282,12 +306,13 @@ export class GuardedSession {
    * bind was the main statement: nothing but BEGIN / the reset ran before it).
    */
   #lostBind(err: unknown, main: Statement): boolean {
-    if (!failedBeforeMainStatement(err) && main.prepared !== BIND_STATEMENT_NAME) return false
+    const mainIsBind = main.prepared !== undefined && OUR_NAMES.includes(main.prepared)
+    if (!failedBeforeMainStatement(err) && !mainIsBind) return false
     const code = (err as { code?: unknown }).code
     const message = String((err as { message?: unknown }).message ?? '')
     return (
       (code === MISSING_PREPARED || code === DUPLICATE_PREPARED) &&
-      message.includes(BIND_STATEMENT_NAME)
+      OUR_NAMES.some((name) => message.includes(`"${name}"`))
     )
   }
 }

@@ -35,8 +35,8 @@ export class TenantConnection implements DatabaseConnection {
   readonly #cursor: PostgresCursorConstructor | null
   /** The checkout protocol (bound connections only). */
   readonly #session: GuardedSession | undefined
-  /** The bind may go out as the named statement (`set_config` binding with prepareBind). */
-  readonly #preparable: boolean
+  /** The name the bind goes out under as a prepared statement (undefined: unnamed). */
+  readonly #prepareAs: string | undefined
   /** Statements (BEGIN, bind) to send with the next statement of a user transaction. */
   #pending: readonly Statement[] | undefined
   #inTransaction = false
@@ -48,14 +48,14 @@ export class TenantConnection implements DatabaseConnection {
     mode: BindingMode,
     cursor: PostgresCursorConstructor | null,
     session?: GuardedSession | undefined,
-    preparable = false,
+    prepareAs?: string | undefined,
   ) {
     this.#client = client
     this.#bind = bind
     this.#mode = mode
     this.#cursor = cursor
     this.#session = session
-    this.#preparable = preparable
+    this.#prepareAs = prepareAs
   }
 
   /** True when this connection carries a tenant binding (false: admin, unbound). */
@@ -76,7 +76,7 @@ export class TenantConnection implements DatabaseConnection {
       result = await this.#client.query(compiled.sql, [...compiled.parameters])
     } else {
       const { before, after } = implicitScope(this.#mode, this.#bind)
-      const opening = session.opening(before.slice(0, -1), this.#bind, this.#preparable)
+      const opening = session.opening(before.slice(0, -1), this.#bind, this.#prepareAs)
       // The reset rides before the closing COMMIT of a SET LOCAL scope, else at the end.
       const closing = session.closing()
       try {
@@ -203,7 +203,7 @@ export class TenantConnection implements DatabaseConnection {
   #run(pending: readonly Statement[], main: Statement): Promise<pg.QueryResult> {
     const session = this.#session
     if (!session || !this.#bind) return runPipelined(this.#client, pending, main)
-    const opening = session.opening(pending.slice(0, -1), this.#bind, this.#preparable)
+    const opening = session.opening(pending.slice(0, -1), this.#bind, this.#prepareAs)
     return session.run(opening, main)
   }
 

@@ -23,7 +23,7 @@ import {
 import { describePool, explainUnreachable, isUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
-import { SessionGuard } from './session-guard.js'
+import { preparedBindName, SessionGuard } from './session-guard.js'
 import { TenantConnection } from './tenant-connection.js'
 
 const BIND_CACHE_SIZE = 1024
@@ -101,8 +101,8 @@ export class TenantBindingDriver implements Driver {
   /** The last tenant bound and its statement: most checkouts repeat the previous tenant. */
   #lastId: unknown = NO_ID
   #lastBind: Statement | undefined
-  /** The bind may go out as the named statement (`set_config` mode and prepareBind not false). */
-  #preparable = false
+  /** The name the bind is prepared under (undefined: unnamed; see preparedBindName). */
+  #prepareAs: string | undefined
 
   constructor(config: TenantBindingConfig) {
     const type = config.tenantIdType ?? 'bigint'
@@ -186,7 +186,7 @@ export class TenantBindingDriver implements Driver {
       throw err
     }
     const session = SessionGuard.for(pool).checkout(client)
-    return new TenantConnection(client, bind, this.#mode, this.#cursor(), session, this.#preparable)
+    return new TenantConnection(client, bind, this.#mode, this.#cursor(), session, this.#prepareAs)
   }
 
   async beginTransaction(
@@ -256,7 +256,7 @@ export class TenantBindingDriver implements Driver {
 
   /** `prepareBind` applies to `set_config` binding only (SET LOCAL ignores it). */
   #syncPrepared(): void {
-    this.#preparable = this.#config.prepareBind !== false && this.#mode !== 'set_local'
+    this.#prepareAs = this.#config.prepareBind !== false ? preparedBindName(this.#mode) : undefined
     this.#binds.clear()
     this.#lastId = NO_ID
     this.#lastBind = undefined

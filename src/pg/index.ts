@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, beginStatement, bindStatement } from '../db/binding.js'
 import { explainUnreachable } from '../db/connect.js'
-import { SessionGuard } from '../db/session-guard.js'
+import { preparedBindName, SessionGuard } from '../db/session-guard.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
 /**
@@ -71,7 +71,7 @@ export async function withTenantClient<T>(
   session.markDirty()
   const client = session.client
   try {
-    const opening = session.opening([beginStatement()], bind, mode !== 'set_local')
+    const opening = session.opening([beginStatement()], bind, preparedBindName(mode))
     await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
     let result: T
     try {
