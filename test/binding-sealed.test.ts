@@ -143,7 +143,9 @@ describe('sealed binding', () => {
   })
 
   it('a set_config binding on the same pooled connection is not honoured by sealed policies, and the two prepared binds coexist', async () => {
-    const plain = new Kysely<DB>({ dialect: new TenantBindingDialect({ pool, adminPool: db.pool }) })
+    const plain = new Kysely<DB>({
+      dialect: new TenantBindingDialect({ pool, adminPool: db.pool }),
+    })
     for (const t of [1, 2]) {
       await runWithTenant(t, async () => {
         expect(await plain.selectFrom('accounts').select('name').execute()).toEqual([])
