@@ -102,8 +102,9 @@ const guards = new WeakMap<pg.Pool, SessionGuard>()
  * A plain `pool.query` that runs after rowtenancy's work therefore finds no tenant,
  * no role, no search_path and no temporary tables left by it; what a foreign query
  * leaves behind is reset before rowtenancy's next work on that connection. What
- * cannot be reset: state outside the session (`alter role current_user set ...`,
- * which `set_config(..., false)` only overrides for sessions rowtenancy touched),
+ * cannot be reset: role defaults the runtime role sets for itself (`alter role
+ * current_user set search_path = ...`; `reset all` restores them; PostgreSQL 15
+ * refuses it for `rowtenancy.tenant_id` to non-superusers),
  * and what one foreign query leaves for the next foreign query.
  *
  * @internal
