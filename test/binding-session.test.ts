@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { type Generated, Kysely, sql } from 'kysely'
-import type pg from 'pg'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
 import { BIND_STATEMENT_NAME } from '../src/db/session-guard.js'
 import { TenantBindingDialect } from '../src/db/tenant-dialect.js'
 import { withTenantClient } from '../src/pg/index.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { createTestDatabase, serverUrl, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
 /**
@@ -23,11 +23,13 @@ interface DB {
 
 let db: TestDatabase
 let fx: RlsFixture
-let other: string
+const other = `rt_other_${randomBytes(4).toString('hex')}`
 const instances: Kysely<DB>[] = []
 
-function kysely(pool: pg.Pool): Kysely<DB> {
-  const k = new Kysely<DB>({ dialect: new TenantBindingDialect({ pool, adminPool: db.pool }) })
+function kysely(pool: pg.Pool, binding: 'auto' | 'set_local' = 'auto'): Kysely<DB> {
+  const k = new Kysely<DB>({
+    dialect: new TenantBindingDialect({ pool, adminPool: db.pool, binding }),
+  })
   instances.push(k)
   return k
 }
@@ -70,21 +72,17 @@ const attacks: [string, string][] = [
     'create temp table accounts as select * from public.accounts',
   ],
   ['search_path', 'set search_path = pg_temp, pg_catalog'],
+  ['SET ROLE', `set role "${other}"`],
 ]
 
 beforeAll(async () => {
   db = await createTestDatabase('binding_session')
   fx = await setupRlsFixture(db)
-  other = `rt_other_${randomBytes(4).toString('hex')}`
   await db.pool.query(`create role "${other}"; grant "${other}" to "${fx.role}"`)
-  attacks.push(['SET ROLE', `set role "${other}"`])
 })
 afterAll(async () => {
   await Promise.all(instances.map((k) => k.destroy().catch(() => {})))
   await fx.cleanup()
-  await (await createTestDatabase('binding_session_roles')).drop().catch(() => {})
-  const { serverUrl } = await import('./helpers/db.js')
-  const pg = (await import('pg')).default
   const admin = new pg.Client({ connectionString: serverUrl() })
   await admin.connect()
   await admin.query(`drop role if exists "${other}"`).catch(() => {})
@@ -92,11 +90,14 @@ afterAll(async () => {
 })
 
 describe('raw SQL through the Kysely binding (pool of 1)', () => {
-  it.each(attacks.map(([label, text]) => ({ label, text })))(
-    '$label: the next bound unit sees only its tenant, a later plain pool.query sees no tenant',
-    async ({ text }) => {
+  const cases = attacks.flatMap(([label, text]) =>
+    (['auto', 'set_local'] as const).map((binding) => ({ label, text, binding })),
+  )
+  it.each(cases)(
+    '$label ($binding binding): the next bound unit sees only its tenant, a later plain pool.query sees no tenant',
+    async ({ text, binding }) => {
       const pool = fx.runtimePool(1)
-      const k = kysely(pool)
+      const k = kysely(pool, binding)
       const pid0 = (await plain(pool)).pid
       await runWithTenant(1, () => sql.raw(text).execute(k))
       // a plain, unbound query on the same connection: nothing left behind
