@@ -79,7 +79,7 @@ export function renderSealSetup(pgcryptoSchema: string): string[] {
   const hmac = `${quoteIdent(pgcryptoSchema)}.hmac`
   const key = `${quoteIdent(SEAL_SCHEMA)}.key`
   const seal = (tenant: string, k: string) =>
-    `encode(${hmac}(convert_to(${tenant} || ':' || pg_backend_pid() || ':' || extract(epoch from now())::text, 'UTF8'), ${k}, 'sha256'), 'hex')`
+    `encode(${hmac}(convert_to(${tenant} || ':' || pg_backend_pid() || ':' || ${XACT_START}, 'UTF8'), ${k}, 'sha256'), 'hex')`
   return [
     `create schema if not exists ${quoteIdent(SEAL_SCHEMA)}`,
     `revoke all on schema ${quoteIdent(SEAL_SCHEMA)} from public`,
@@ -100,18 +100,42 @@ export function renderSealSetup(pgcryptoSchema: string): string[] {
        perform set_config('${SEAL_SETTING}', ${seal('tenant', 'k')}, true);
        return tenant;
      end $fn$`,
-    `create or replace function ${SEALED_TENANT_FUNCTION}() returns text
-       language sql stable security definer set search_path = pg_catalog, pg_temp as $fn$
-       select current_setting('${RLS_SETTING}', true)
+    // Called once per statement and table: no SET clause (its GUC save/restore costs
+    // more than the rest), so every name is schema-qualified instead, operators and
+    // types included, and the caller's search_path cannot reach into this body.
+    `create or replace function ${SEALED_TENANT_FUNCTION}() returns pg_catalog.text
+       language sql stable security definer as $fn$
+       select pg_catalog.current_setting('${RLS_SETTING}', true)
          from ${key} s
-        where s.id = 1
-          and current_setting('${SEAL_SETTING}', true)
-            = ${seal(`coalesce(current_setting('${RLS_SETTING}', true), '')`, 's.key')}
+        where s.id OPERATOR(pg_catalog.=) 1
+          and pg_catalog.current_setting('${SEAL_SETTING}', true) OPERATOR(pg_catalog.=) ${qualifiedSeal(hmac)}
      $fn$`,
     `revoke all on function ${SEAL_BIND_FUNCTION}(text, text) from public`,
     `grant execute on function ${SEAL_BIND_FUNCTION}(text, text) to public`,
     `grant execute on function ${SEALED_TENANT_FUNCTION}() to public`,
   ]
+}
+
+/**
+ * The transaction's start time as text that no session setting changes (an
+ * integer of microseconds; float and timestamp output depend on settings).
+ */
+const XACT_START =
+  `(pg_catalog.date_part('epoch'::pg_catalog.text, pg_catalog.now()) OPERATOR(pg_catalog.*) 1000000)` +
+  '::pg_catalog.int8::pg_catalog.text'
+
+/** The seal expression of the STABLE check, every name qualified (see renderSealSetup). */
+function qualifiedSeal(hmac: string): string {
+  const cat = (a: string, b: string) => `${a} OPERATOR(pg_catalog.||) ${b}`
+  const tenant = `coalesce(pg_catalog.current_setting('${RLS_SETTING}', true), ''::pg_catalog.text)`
+  const data = cat(
+    cat(
+      cat(cat(tenant, `':'::pg_catalog.text`), 'pg_catalog.pg_backend_pid()::pg_catalog.text'),
+      `':'::pg_catalog.text`,
+    ),
+    XACT_START,
+  )
+  return `pg_catalog.encode(${hmac}(pg_catalog.convert_to(${data}, 'UTF8'), s.key, 'sha256'::pg_catalog.text), 'hex')`
 }
 
 /**
