@@ -10,6 +10,7 @@ import { enableRls, rlsStatus } from '../src/schema/rls-apply.js'
 import { rlsSql } from '../src/schema/rls-render.js'
 import { installSeal } from '../src/schema/rls-sealed.js'
 import { createTenancy } from '../src/tenancy/index.js'
+import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
@@ -157,6 +158,29 @@ describe('sealed binding', () => {
       `select array(select name from pg_prepared_statements order by 1) as names`,
     )
     expect(rows[0].names).toEqual(['rowtenancy_bind', 'rowtenancy_bind_sealed'])
+  })
+
+  it('CLI: rls enable --sealed without ROWTENANCY_SEAL_KEY is a clear error and changes nothing; with it, status --sealed is ok', async () => {
+    const args = ['--tables', 'accounts', '--database-url', db.url]
+    const saved = process.env.ROWTENANCY_SEAL_KEY
+    try {
+      delete process.env.ROWTENANCY_SEAL_KEY
+      const missing = await cli(['rls', 'enable', '--sealed', ...args])
+      expect(missing.code).not.toBe(0)
+      expect(missing.stderr).toMatch(/ROWTENANCY_SEAL_KEY/)
+      process.env.ROWTENANCY_SEAL_KEY = KEY
+      const ok = await cli(['rls', 'enable', '--sealed', '--json', ...args])
+      expect(ok.code).toBe(0)
+      expect(JSON.parse(ok.stdout).unchanged).toEqual(['public.accounts'])
+      const status = await cli(['rls', 'status', '--sealed', '--json', ...args])
+      expect(JSON.parse(status.stdout)[0].policy).toBe('ok')
+    } finally {
+      if (saved === undefined) delete process.env.ROWTENANCY_SEAL_KEY
+      else process.env.ROWTENANCY_SEAL_KEY = saved
+    }
+    // the same key was installed again: the app still binds
+    const rows = await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
+    expect(names(rows)).toEqual(['a1', 'a2'])
   })
 
   it('the runtime role cannot read the key', async () => {
