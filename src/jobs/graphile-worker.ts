@@ -1,0 +1,108 @@
+import type { JobInfo, JobTenancy } from './job-tenancy.js'
+
+/**
+ * Anything with graphile-worker's `addJob` (WorkerUtils, a task's helpers).
+ *
+ * @example
+ * ```ts
+ * const utils: AddJobLike = await makeWorkerUtils({ connectionString })
+ * ```
+ */
+export interface AddJobLike {
+  addJob(identifier: string, payload?: unknown, spec?: Record<string, unknown>): Promise<any>
+}
+
+/**
+ * Options of {@link tenantAddJob}.
+ *
+ * @example
+ * ```ts
+ * const options: GraphileTenantOptions = { tenantQueue: true }
+ * ```
+ */
+export interface GraphileTenantOptions {
+  /**
+   * Per-tenant serialization: each job goes to the named queue `tenant:<id>`
+   * (or `<queueName>:<id>`), and graphile-worker runs one job of a named queue
+   * at a time, so one tenant occupies at most one worker slot whatever its backlog.
+   */
+  readonly tenantQueue?: boolean | undefined
+}
+
+/**
+ * graphile-worker's `addJob` with the current tenant sealed into the payload.
+ *
+ * @example
+ * ```ts
+ * const addJob = tenantAddJob(workerUtils, jobs, { tenantQueue: true })
+ * await runWithTenant('7', () => addJob('send-invoice', { invoiceId: 12 }))
+ * ```
+ */
+export function tenantAddJob(
+  target: AddJobLike,
+  jobs: JobTenancy,
+  options: GraphileTenantOptions = {},
+): (identifier: string, payload?: unknown, spec?: Record<string, unknown>) => Promise<any> {
+  return async function addTenantJob(identifier, payload, spec = {}) {
+    const data = jobs.seal(identifier, payload)
+    const tenant = data.rowtenancy.tenant
+    const finalSpec =
+      options.tenantQueue && tenant !== null
+        ? { ...spec, queueName: `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}` }
+        : spec
+    return target.addJob(identifier, data, finalSpec)
+  }
+}
+
+/**
+ * A graphile-worker task's handler: payload, job info, and the task helpers.
+ *
+ * @example
+ * ```ts
+ * const task: TenantTask = async (payload, info, helpers) => helpers.logger.info(`tenant ${info.tenantId}`)
+ * ```
+ */
+export type TenantTask<P = any> = (
+  payload: P,
+  info: JobInfo,
+  helpers: any,
+) => Promise<unknown> | unknown
+
+/**
+ * Turns `{ identifier: handler }` into graphile-worker's task list, each task
+ * running inside its job's tenant; refused jobs throw (graphile-worker retries
+ * them up to `max_attempts`, then keeps them as permanently failed).
+ *
+ * @example
+ * ```ts
+ * await run({ connectionString, taskList: tenantTaskList(jobs, { 'send-invoice': sendInvoice }) })
+ * ```
+ */
+export function tenantTaskList(
+  jobs: JobTenancy,
+  tasks: Readonly<Record<string, TenantTask>>,
+): Record<string, (payload: unknown, helpers: any) => Promise<void>> {
+  const list: Record<string, (payload: unknown, helpers: any) => Promise<void>> = {}
+  for (const [identifier, handler] of Object.entries(tasks)) {
+    jobs.rule(identifier)
+    list[identifier] = async (payload, helpers) => {
+      const job = helpers.job
+      await jobs.process(
+        identifier,
+        payload,
+        { id: String(job.id), attempt: Number(job.attempts) },
+        (p, info) => handler(p, info, helpers),
+        async (delayMs) => {
+          // A copy runs later (same envelope); this one completes.
+          await helpers.addJob(identifier, payload, {
+            runAt: new Date(Date.now() + delayMs),
+            maxAttempts: job.max_attempts,
+            priority: job.priority,
+            ...(job.queue_name ? { queueName: job.queue_name } : {}),
+          })
+        },
+      )
+    }
+  }
+  return list
+}
