@@ -93,12 +93,13 @@ export function tenantTaskList(
         { id: String(job.id), attempt: Number(job.attempts) },
         (p, info) => handler(p, info, helpers),
         async (delayMs) => {
-          // A copy runs later (same envelope); this one completes.
+          // A copy runs later (same envelope, same named queue); this one completes.
+          const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
           await helpers.addJob(identifier, payload, {
             runAt: new Date(Date.now() + delayMs),
             maxAttempts: job.max_attempts,
             priority: job.priority,
-            ...(job.queue_name ? { queueName: job.queue_name } : {}),
+            ...(queueName ? { queueName } : {}),
           })
         },
       )
