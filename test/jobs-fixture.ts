@@ -138,7 +138,7 @@ export async function setupJobsFixture(label: string): Promise<JobsFixture> {
 
 /** Polls `check` until it returns a value other than undefined/false. */
 export async function until<T>(
-  check: () => Promise<T> | T,
+  check: () => Promise<T | false | undefined> | T | false | undefined,
   timeoutMs = 20_000,
   what = 'condition',
 ): Promise<T> {

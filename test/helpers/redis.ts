@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import net from 'node:net'
+import * as net from 'node:net'
 
 /**
  * A Redis for one test file: the machine's (REDIS_URL, else 127.0.0.1:6379)
@@ -27,7 +27,7 @@ function ping(host: string, port: number, timeoutMs = 1500): Promise<boolean> {
     socket.setTimeout(timeoutMs, () => done(false))
     socket.on('error', () => done(false))
     socket.on('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (d) => done(d.toString().startsWith('+PONG')))
+    socket.on('data', (d: Buffer) => done(d.toString().startsWith('+PONG')))
   })
 }
 
