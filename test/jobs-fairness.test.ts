@@ -100,4 +100,43 @@ describe('fairness between tenants', () => {
       await utils.release()
     }
   })
+
+  it('graphile-worker tenantQueue: n spreads a tenant over n named queues: at most n of its jobs at once', async () => {
+    const logger = new Logger(() => () => {})
+    const utils = await makeWorkerUtils({ connectionString: db.url, logger })
+    const jobs = createJobTenancy({ store, queues: { wide: true } })
+    expect(() => tenantAddJob(utils, jobs, { tenantQueue: 0.5 })).toThrow(/tenantQueue must be/)
+    const addJob = tenantAddJob(utils, jobs, { tenantQueue: 2 })
+    for (let i = 0; i < 12; i++)
+      await runWithTenant('1', () => addJob('wide', { n: i }, { queueName: 'w' }))
+    const { rows } = await db.pool.query(
+      `select distinct queue_name from graphile_worker.jobs where task_identifier = 'wide' order by 1`,
+    )
+    expect(rows.map((r) => r.queue_name)).toEqual(['w:1:0', 'w:1:1'])
+    let running = 0
+    let most = 0
+    let done = 0
+    const runner = await run({
+      connectionString: db.url,
+      concurrency: 6,
+      pollInterval: 200,
+      noHandleSignals: true,
+      logger,
+      taskList: tenantTaskList(jobs, {
+        wide: async () => {
+          most = Math.max(most, ++running)
+          await new Promise((r) => setTimeout(r, 40))
+          running--
+          done++
+        },
+      }),
+    })
+    try {
+      await until(() => done === 12)
+      expect(most).toBeLessThanOrEqual(2)
+    } finally {
+      await runner.stop()
+      await utils.release()
+    }
+  })
 })

@@ -1,3 +1,4 @@
+import { InvalidInputError } from '../errors/index.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
 /**
@@ -22,11 +23,13 @@ export interface AddJobLike {
  */
 export interface GraphileTenantOptions {
   /**
-   * Per-tenant serialization: each job goes to the named queue `tenant:<id>`
-   * (or `<queueName>:<id>`), and graphile-worker runs one job of a named queue
-   * at a time, so one tenant occupies at most one worker slot whatever its backlog.
+   * A per-tenant concurrency limit through graphile-worker's named queues, which
+   * run one job at a time each. `true`: every job of a tenant goes to the queue
+   * `tenant:<id>` (or `<queueName>:<id>`), so a tenant holds at most one worker
+   * slot whatever its backlog. A number `n`: its jobs are spread over `n` such
+   * queues (`tenant:<id>:<k>`), so at most `n` run at once.
    */
-  readonly tenantQueue?: boolean | undefined
+  readonly tenantQueue?: boolean | number | undefined
 }
 
 /**
@@ -43,13 +46,21 @@ export function tenantAddJob(
   jobs: JobTenancy,
   options: GraphileTenantOptions = {},
 ): (identifier: string, payload?: unknown, spec?: Record<string, unknown>) => Promise<any> {
+  const limit = options.tenantQueue === true ? 1 : options.tenantQueue || 0
+  if (!Number.isSafeInteger(limit) || limit < 0 || limit > 64) {
+    throw new InvalidInputError(
+      `tenantQueue must be true, false or a number from 1 to 64, not ${String(limit)}.`,
+    )
+  }
   return async function addTenantJob(identifier, payload, spec = {}) {
     const data = jobs.seal(identifier, payload)
     const tenant = data.rowtenancy.tenant
-    const finalSpec =
-      options.tenantQueue && tenant !== null
-        ? { ...spec, queueName: `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}` }
-        : spec
+    let finalSpec = spec
+    if (limit > 0 && tenant !== null) {
+      const base = `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}`
+      const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
+      finalSpec = { ...spec, queueName }
+    }
     return target.addJob(identifier, data, finalSpec)
   }
 }
