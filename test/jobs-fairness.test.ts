@@ -139,4 +139,32 @@ describe('fairness between tenants', () => {
       await utils.release()
     }
   })
+
+  it("graphile-worker fair: priority grows with the tenant's waiting jobs, so tenants alternate", async () => {
+    const logger = new Logger(() => () => {})
+    const utils = await makeWorkerUtils({ connectionString: db.url, logger })
+    try {
+      const jobs = createJobTenancy({ store, queues: { turn: true } })
+      expect(() => tenantAddJob({ addJob: utils.addJob }, jobs, { fair: true })).toThrow(
+        /withPgClient/,
+      )
+      const addJob = tenantAddJob(utils, jobs, { fair: true })
+      for (let i = 0; i < 4; i++) await runWithTenant('1', () => addJob('turn', { n: i }))
+      for (let i = 0; i < 2; i++) await runWithTenant('2', () => addJob('turn', { n: i }))
+      const { rows } = await db.pool.query(
+        `select payload->'rowtenancy'->>'tenant' as t, priority from graphile_worker._private_jobs j
+           join graphile_worker._private_tasks k on k.id = j.task_id where k.identifier = 'turn' order by j.id`,
+      )
+      expect(rows.map((r) => `${r.t}:${r.priority}`)).toEqual([
+        '1:0',
+        '1:1',
+        '1:2',
+        '1:3',
+        '2:0',
+        '2:1',
+      ])
+    } finally {
+      await utils.release()
+    }
+  })
 })

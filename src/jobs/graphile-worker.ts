@@ -11,6 +11,12 @@ import type { JobInfo, JobTenancy } from './job-tenancy.js'
  */
 export interface AddJobLike {
   addJob(identifier: string, payload?: unknown, spec?: Record<string, unknown>): Promise<any>
+  /** WorkerUtils have it; needed for `fair`. */
+  withPgClient?: <T>(
+    fn: (client: {
+      query(text: string, values?: unknown[]): Promise<{ rows: any[] }>
+    }) => Promise<T>,
+  ) => Promise<T>
 }
 
 /**
@@ -30,6 +36,15 @@ export interface GraphileTenantOptions {
    * queues (`tenant:<id>:<k>`), so at most `n` run at once.
    */
   readonly tenantQueue?: boolean | number | undefined
+  /**
+   * Fair scheduling without serializing: the job's priority is raised (run
+   * later) by the number of jobs of the same task and tenant still waiting, so
+   * workers take tenants round-robin. One count query per job; needs
+   * `withPgClient` (WorkerUtils).
+   */
+  readonly fair?: boolean | undefined
+  /** graphile-worker's schema, for `fair`; `graphile_worker` by default. */
+  readonly schema?: string | undefined
 }
 
 /**
@@ -52,14 +67,29 @@ export function tenantAddJob(
       `tenantQueue must be true, false or a number from 1 to 64, not ${String(limit)}.`,
     )
   }
+  const schema = options.schema ?? 'graphile_worker'
+  if (!/^[a-z_][a-z0-9_]*$/i.test(schema)) {
+    throw new InvalidInputError(`Invalid graphile-worker schema ${JSON.stringify(schema)}.`)
+  }
+  if (options.fair && typeof target.withPgClient !== 'function') {
+    throw new InvalidInputError('fair needs WorkerUtils (with withPgClient) as the target.')
+  }
+  const waiting =
+    `select count(*)::int as n from ${schema}._private_jobs j join ${schema}._private_tasks t on t.id = j.task_id ` +
+    `where t.identifier = $1 and j.locked_at is null and j.attempts < j.max_attempts ` +
+    `and j.payload->'rowtenancy'->>'tenant' = $2`
   return async function addTenantJob(identifier, payload, spec = {}) {
     const data = jobs.seal(identifier, payload)
     const tenant = data.rowtenancy.tenant
     let finalSpec = spec
+    if (options.fair && tenant !== null) {
+      const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
+      finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
+    }
     if (limit > 0 && tenant !== null) {
       const base = `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}`
       const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
-      finalSpec = { ...spec, queueName }
+      finalSpec = { ...finalSpec, queueName }
     }
     return target.addJob(identifier, data, finalSpec)
   }

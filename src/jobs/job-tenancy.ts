@@ -252,7 +252,7 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
     return { kind: 'tenant', tenant, payload: payload as P }
   }
 
-  const process: JobTenancy['process'] = async (queue, data, job, handler, defer) => {
+  const processJob: JobTenancy['process'] = async (queue, data, job, handler, defer) => {
     const admission = await admit(queue, data, job.id)
     if (admission.kind === 'wait') {
       await defer(admission.delayMs, admission.error)
@@ -279,7 +279,7 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
     })
   }
 
-  return Object.freeze({ options, rule, seal, admit, process })
+  return Object.freeze({ options, rule, seal, admit, process: processJob })
 }
 
 function openEnvelope(where: string, data: unknown): { meta: JobMeta; payload: unknown } {
