@@ -1,7 +1,10 @@
 import { Job, Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
+import { describe, expect, it } from 'vitest'
+import { runWithTenant } from '../src/context/index.js'
 import { tenantProcessor, tenantQueue } from '../src/jobs/index.js'
 import { openTestRedis } from './helpers/redis.js'
+import { setupJobsFixture, until } from './jobs-fixture.js'
 import { jobScenarios } from './jobs-scenario.js'
 
 jobScenarios('BullMQ', async (fx) => {
@@ -59,4 +62,41 @@ jobScenarios('BullMQ', async (fx) => {
       await redis.stop()
     },
   }
+})
+
+describe('BullMQ: scheduled runs', () => {
+  it('every run of a job scheduler made in tenant 5 runs as tenant 5', async () => {
+    const fx = await setupJobsFixture('bull_sched')
+    const redis = await openTestRedis()
+    const mk = () => new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+    const [c1, c2] = [mk(), mk()]
+    const jobs = fx.jobs()
+    const queue = new Queue('probe', { connection: c1, prefix: redis.prefix })
+    const worker = new Worker('probe', tenantProcessor(jobs, 'probe', fx.handlers.probe!), {
+      connection: c2,
+      prefix: redis.prefix,
+    })
+    try {
+      await runWithTenant('5', () =>
+        tenantQueue(queue, jobs).upsertJobScheduler(
+          'tick',
+          { every: 300, limit: 3 },
+          { name: 'tick', data: { tag: 'tick', want: '5' } },
+        ),
+      )
+      const runs = await until(() => {
+        const t = fx.seen.filter((s) => s.tag === 'tick')
+        return t.length >= 3 && t
+      })
+      for (const s of runs) expect(s).toMatchObject({ tenant: '5', bound: '5', accounts: ['t5'] })
+    } finally {
+      await worker.close()
+      await queue.obliterate({ force: true }).catch(() => {})
+      await queue.close()
+      c1.disconnect()
+      c2.disconnect()
+      await redis.stop()
+      await fx.cleanup()
+    }
+  })
 })

@@ -12,6 +12,11 @@ import type { JobInfo, JobTenancy } from './job-tenancy.js'
 export interface BullQueueLike {
   readonly name: string
   add(name: string, data: unknown, opts?: Record<string, unknown>): Promise<any>
+  upsertJobScheduler?(
+    id: string,
+    repeat: Record<string, unknown>,
+    template?: Record<string, unknown>,
+  ): Promise<any>
 }
 
 /**
@@ -27,6 +32,12 @@ export interface TenantBullQueue {
   readonly queue: BullQueueLike
   /** Adds a job as the current tenant; BullMQ options (`delay`, `repeat`, `attempts`...) pass through. */
   add(name: string, payload: unknown, opts?: Record<string, unknown>): Promise<any>
+  /** A job scheduler (repeatable job) whose every run carries the tenant current now. */
+  upsertJobScheduler(
+    id: string,
+    repeat: Record<string, unknown>,
+    template?: { name?: string; data?: unknown; opts?: Record<string, unknown> },
+  ): Promise<any>
 }
 
 /**
@@ -43,6 +54,19 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
     queue,
     add(name: string, payload: unknown, opts?: Record<string, unknown>) {
       return queue.add(name, jobs.seal(queue.name, payload), opts)
+    },
+    upsertJobScheduler(
+      id: string,
+      repeat: Record<string, unknown>,
+      template: { name?: string; data?: unknown; opts?: Record<string, unknown> } = {},
+    ) {
+      if (typeof queue.upsertJobScheduler !== 'function') {
+        throw new TypeError('This BullMQ queue has no upsertJobScheduler (BullMQ >= 5.16 has).')
+      }
+      return queue.upsertJobScheduler(id, repeat, {
+        ...template,
+        data: jobs.seal(queue.name, template.data),
+      })
     },
   })
 }
