@@ -1,6 +1,5 @@
 import { ConfigError } from '../errors/index.js'
-import { quoteIdent, quoteQualified } from '../schema/identifiers.js'
-import { inTransaction, type Queryable } from '../tenants/index.js'
+import { inTransaction, type Queryable, quoteIdent, quoteQualified } from '../sql/index.js'
 
 /**
  * Where fan-out runs record finished tenants: `rowtenancy_runs` by default,
