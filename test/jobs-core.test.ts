@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AuditWriter } from '../src/audit/index.js'
 import { runWithTenant, withoutTenant } from '../src/context/index.js'
 import { ConfigError, InvalidTenantIdError, MissingTenantError } from '../src/errors/index.js'
 import { createJobTenancy, JobRejectedError } from '../src/jobs/index.js'
@@ -8,7 +7,6 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
 let db: TestDatabase
 let store: TenantStore
-const audit = new AuditWriter({ table: false })
 const SECRET = 'a-secret-of-at-least-16-bytes'
 
 beforeAll(async () => {
@@ -26,7 +24,7 @@ afterAll(async () => {
 const make = (extra: Record<string, unknown> = {}) =>
   createJobTenancy({
     store,
-    audit,
+    audit: { db: db.pool, table: false as const },
     secret: SECRET,
     queues: { work: true, global: { crossTenant: 'rollup' } },
     ...extra,

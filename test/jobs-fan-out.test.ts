@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { Logger, makeWorkerUtils } from 'graphile-worker'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AuditWriter, installAuditLog } from '../src/audit/index.js'
+import { installAuditLog } from '../src/audit/index.js'
 import { currentTenant } from '../src/context/index.js'
 import {
   createJobTenancy,
@@ -20,7 +20,7 @@ let fx: RlsFixture
 let admin: import('pg').Pool
 let adminUrl: string
 let store: TenantStore
-let audit: AuditWriter
+let audit: { db: import('pg').Pool }
 
 beforeAll(async () => {
   const db = await createTestDatabase('fanout')
@@ -41,7 +41,7 @@ beforeAll(async () => {
   await installAuditLog(admin)
   await installRunLedger(admin, { grantTo: fx.role })
   store = new TenantStore({ db: admin })
-  audit = new AuditWriter({ db: admin })
+  audit = { db: admin }
 })
 afterAll(async () => {
   await fx?.cleanup()

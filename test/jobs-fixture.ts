@@ -1,8 +1,9 @@
 import type pg from 'pg'
-import { AuditWriter, installAuditLog } from '../src/audit/index.js'
+import { installAuditLog } from '../src/audit/index.js'
 import { crossTenantScope, currentTenant, tryCurrentTenant } from '../src/context/index.js'
 import {
   createJobTenancy,
+  type JobAuditOptions,
   type JobInfo,
   type JobTenancy,
   type JobTenancyOptions,
@@ -36,7 +37,7 @@ export interface JobsFixture {
   readonly rls: RlsFixture
   readonly runtime: pg.Pool
   readonly store: TenantStore
-  readonly audit: AuditWriter
+  readonly audit: JobAuditOptions
   readonly seen: Seen[]
   /** The accounts each tenant owns (what RLS must show it). */
   readonly accountsOf: (tenant: string) => string[]
@@ -65,7 +66,7 @@ export async function setupJobsFixture(label: string): Promise<JobsFixture> {
   await installAuditLog(db.pool)
   const runtime = rls.runtimePool(8)
   const store = new TenantStore({ db: db.pool, ttlMs: 0 })
-  const audit = new AuditWriter({ db: db.pool })
+  const audit = { db: db.pool }
   const seen: Seen[] = []
   const accounts = new Map<string, string[]>([
     ['1', ['a1', 'a2']],

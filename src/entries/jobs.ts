@@ -27,6 +27,7 @@ export {
   tenantAddJob,
   tenantTaskList,
 } from '../jobs/graphile-worker.js'
+export type { JobAuditOptions } from '../jobs/job-audit.js'
 export { JobRejectedError, type JobRejectReason } from '../jobs/job-errors.js'
 export {
   createJobTenancy,

@@ -1,9 +1,9 @@
 import type pg from 'pg'
-import type { AuditWriter } from '../audit/index.js'
 import { runWithTenant } from '../context/index.js'
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import { withTenantClient } from '../pg/index.js'
 import type { Tenant, TenantStatus, TenantStore } from '../tenants/index.js'
+import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
 import { ledgerTable } from './run-ledger.js'
 
 /**
@@ -23,7 +23,7 @@ export interface ForEachTenantOptions {
   /** Lists the tenants. */
   readonly store: TenantStore
   /** Records the run once in the audit log. */
-  readonly audit: AuditWriter
+  readonly audit: JobAuditOptions
   /** The run's stable name: a rerun with the same name skips tenants already done. */
   readonly run: string
   /** Why every tenant is visited; written to the audit log. */
@@ -121,7 +121,8 @@ export async function forEachTenant(
   fn: (tenant: Tenant, context: FanOutContext) => Promise<unknown> | unknown,
   options: ForEachTenantOptions,
 ): Promise<FanOutSummary> {
-  const { pool, store, audit, run, reason } = checkOptions(options)
+  const { pool, store, run, reason } = checkOptions(options)
+  const audit = jobAuditWriter(options.audit)!
   const concurrency = options.concurrency ?? 4
   const atomic = options.atomic ?? true
   const table = ledgerTable(options.ledgerTable)

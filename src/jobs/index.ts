@@ -20,6 +20,7 @@ export {
   tenantAddJob,
   tenantTaskList,
 } from './graphile-worker.js'
+export type { JobAuditOptions } from './job-audit.js'
 export { JobRejectedError, type JobRejectReason } from './job-errors.js'
 export {
   createJobTenancy,

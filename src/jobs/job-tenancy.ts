@@ -1,4 +1,3 @@
-import type { AuditWriter } from '../audit/index.js'
 import { runWithTenant, tryCurrentTenant, withoutTenant } from '../context/index.js'
 import { ConfigError, MissingTenantError } from '../errors/index.js'
 import { parseTenantId, type Tenant, type TenantStore } from '../tenants/index.js'
@@ -10,6 +9,7 @@ import {
   signJob,
   verifyJob,
 } from './envelope.js'
+import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
 import { JobRejectedError } from './job-errors.js'
 
 /**
@@ -53,7 +53,7 @@ export interface QueueRule {
  *   store: new TenantStore({ db: adminPool }),
  *   queues: { 'send-invoice': true },
  *   secret: process.env.JOB_SECRET,
- *   audit: new AuditWriter({ db: adminPool }),
+ *   audit: { db: adminPool },
  * })
  * ```
  */
@@ -69,7 +69,7 @@ export interface JobTenancyOptions {
   /** How long a suspended tenant's job waits before its next try (`wait` policy); 60 s by default. */
   readonly waitMs?: number | undefined
   /** Records cross-tenant job runs and fan-out runs; required when a queue is cross-tenant. */
-  readonly audit?: AuditWriter | undefined
+  readonly audit?: JobAuditOptions | undefined
 }
 
 /**
@@ -341,7 +341,8 @@ function resolveOptions(options: JobTenancyOptions) {
   if (options === null || typeof options !== 'object') {
     throw new ConfigError('createJobTenancy(options) needs { store, queues }.')
   }
-  const { store, queues, audit } = options
+  const { store, queues } = options
+  const audit = jobAuditWriter(options.audit)
   if (!store || typeof store.get !== 'function') {
     throw new ConfigError(
       "createJobTenancy needs store: a TenantStore, to check each job's tenant.",
@@ -378,7 +379,7 @@ function resolveOptions(options: JobTenancyOptions) {
     }
     if (r.crossTenant !== undefined && !audit) {
       throw new ConfigError(
-        `Queue ${JSON.stringify(name)} is cross-tenant, so its runs are audited: pass audit (an AuditWriter).`,
+        `Queue ${JSON.stringify(name)} is cross-tenant, so its runs are audited: pass audit: { db } (the audit_log it is written to).`,
       )
     }
     if (r.suspended !== undefined) checkPolicy(r.suspended, `queue ${name}: suspended`)
