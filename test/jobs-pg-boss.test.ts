@@ -20,7 +20,7 @@ jobScenarios('pg-boss', async (fx) => {
     for (let w = 0; w < 3; w++) {
       await tenantBoss.work(
         queue,
-        { batchSize: 4, pollingIntervalSeconds: 0.5 },
+        { batchSize: 4, pollingIntervalSeconds: 0.5, includeMetadata: true },
         fx.handlers[queue]!,
       )
     }

@@ -85,7 +85,7 @@ export interface JobInfo {
   readonly queue: string
   /** The tenant the job runs as; `undefined` on a cross-tenant queue. */
   readonly tenantId: string | undefined
-  /** 1 for the first run, 2 for the first retry... */
+  /** 1 for the first run, 2 for the first retry...; 0 when the queue does not say (pg-boss without `includeMetadata`). */
   readonly attempt: number
 }
 

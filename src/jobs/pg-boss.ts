@@ -38,7 +38,8 @@ export interface PgBossJob {
   readonly id: string
   readonly name: string
   readonly data: unknown
-  readonly retryCount: number
+  /** Present with `includeMetadata: true` (then `info.attempt` is known, else 0). */
+  readonly retryCount?: number
   readonly [key: string]: unknown
 }
 
@@ -82,7 +83,12 @@ export interface TenantPgBoss {
     payload: unknown,
     options?: Record<string, unknown>,
   ): Promise<void>
-  /** Runs each job of `queue` with `handler` inside the job's tenant; refused jobs fail with the reason. */
+  /**
+   * Runs each job of `queue` with `handler` inside the job's tenant; refused jobs
+   * fail with the reason. With `includeMetadata: true` the handler learns the
+   * attempt number, and a waiting job's copy keeps its priority and retry
+   * settings (else the queue's defaults); without it, fetching is cheaper.
+   */
   work<P = any>(
     queue: string,
     options: Record<string, unknown>,
@@ -159,7 +165,7 @@ async function runOne(
   return jobs.process(
     queue,
     job.data,
-    { id: job.id, attempt: job.retryCount + 1 },
+    { id: job.id, attempt: typeof job.retryCount === 'number' ? job.retryCount + 1 : 0 },
     (payload, info) => handler(payload, info, job),
     async (delayMs) => {
       // A copy runs later; this one completes. Same envelope, so the same tenant and signature.
