@@ -35,11 +35,13 @@ export {
   runtimeRoleGrantsSql,
 } from './schema/roles.js'
 export {
+  allObjectsPool,
   createTenancy,
   type ResolvedTenancyOptions,
   type Tenancy,
   type TenancyAuditOptions,
   type TenancyOptions,
   type TenancyPool,
+  tenantPoolOf,
 } from './tenancy/index.js'
 export * from './tenants/index.js'

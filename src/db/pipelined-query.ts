@@ -26,6 +26,10 @@ export interface Statement {
    * @internal
    */
   readonly parse?: boolean | undefined
+  /** The main statement only: pg's `rowMode` (`'array'`: rows as arrays, as ORMs ask). */
+  readonly rowMode?: 'array' | undefined
+  /** The main statement only: pg's `types` (custom type parsers). */
+  readonly types?: unknown
 }
 
 /** The part of pg's wire connection the pipeline writes to. @internal */
@@ -58,6 +62,8 @@ const QueryBase = pg.Query as unknown as new (config: {
   values: unknown[]
   queryMode: 'extended'
   callback: Callback
+  rowMode: 'array' | undefined
+  types: unknown
 }) => QueryInternals
 
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
@@ -89,7 +95,14 @@ class PipelinedQuery extends QueryBase {
     after: readonly Statement[],
     callback: Callback,
   ) {
-    super({ text: main.text, values: [...(main.values ?? [])], queryMode: 'extended', callback })
+    super({
+      text: main.text,
+      values: [...(main.values ?? [])],
+      queryMode: 'extended',
+      callback,
+      rowMode: main.rowMode,
+      types: main.types,
+    })
     this.#before = before
     this.#after = after
   }

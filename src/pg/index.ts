@@ -5,6 +5,9 @@ import { explainUnreachable } from '../db/connect.js'
 import { runPipelined } from '../db/pipelined-query.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
+export { AuditedPool, type AuditedPoolOptions } from './audited-pool.js'
+export { TenantPool, type TenantPoolOptions } from './tenant-pool.js'
+
 /**
  * Options of {@link withTenantClient}.
  *
