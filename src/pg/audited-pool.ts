@@ -35,7 +35,8 @@ const CONTROL = /^\s*(?:savepoint|release|rollback\s+(?:work\s+|transaction\s+)?
  * owner pool, and each one (transaction control aside) is written to the audit
  * log on its own connection once it has finished, failed ones included. Inside a
  * transaction the records wait for its COMMIT or ROLLBACK, so a rollback does
- * not erase them. A failed audit write fails the call.
+ * not erase them. A failed audit write fails the call. `end()` leaves the
+ * owner pool open (it is shared).
  *
  * @example
  * ```ts
@@ -48,7 +49,7 @@ export class AuditedPool extends PoolFacade {
   readonly #context: () => AuditContext
 
   constructor(options: AuditedPoolOptions) {
-    super(options.pool)
+    super(options.pool, false)
     this.#writer = options.writer
     this.#context = options.context
   }

@@ -88,17 +88,20 @@ export interface ClientHooks {
 /**
  * A `pg.Pool` (so `instanceof pg.Pool` holds, as Prisma's adapter and others
  * check) that is a front for another pool: connections come from `inner`, the
- * counts and events are `inner`'s, `end()` ends `inner`. Subclasses decide what
+ * counts and events are `inner`'s, `end()` ends `inner` when the facade owns it. Subclasses decide what
  * `query` does, on the pool and on each checked-out client.
  *
  * @internal
  */
 export abstract class PoolFacade extends pg.Pool {
   readonly #inner: pg.Pool
+  readonly #endInner: boolean
 
-  constructor(inner: pg.Pool) {
+  /** `endInner`: whether `end()` ends `inner` too (false: the facade shares a pool it does not own). */
+  constructor(inner: pg.Pool, endInner: boolean) {
     super({ ...(inner as unknown as { options: pg.PoolConfig }).options })
     this.#inner = inner
+    this.#endInner = endInner
     // Events are forwarded from the inner pool while someone listens here (no listeners
     // pile up on a shared pool for facades nobody listens to).
     const forwarders = new Map<string, (...args: unknown[]) => void>()
@@ -161,7 +164,7 @@ export abstract class PoolFacade extends pg.Pool {
   override end(callback?: () => void): Promise<void> | void {
     const self = this as { ending: boolean; ended: boolean }
     self.ending = true
-    const done = this.#inner.end().then(() => {
+    const done = (this.#endInner ? this.#inner.end() : Promise.resolve()).then(() => {
       self.ended = true
     })
     if (!callback) return done

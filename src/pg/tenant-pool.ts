@@ -47,6 +47,8 @@ export interface TenantPoolOptions {
   readonly checkRole?: boolean | undefined
   /** Where the unsafe-role warning goes; `console.warn` by default. */
   readonly warn?: ((message: string) => void) | undefined
+  /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
+  readonly endPool?: boolean | undefined
 }
 
 const KNOWN = new Set([
@@ -58,6 +60,7 @@ const KNOWN = new Set([
   'allowUnsafeRole',
   'checkRole',
   'warn',
+  'endPool',
 ])
 const BIND_CACHE_SIZE = 1024
 const ROLLBACK: Statement = Object.freeze({ text: 'rollback' })
@@ -104,7 +107,7 @@ export class TenantPool extends PoolFacade {
   constructor(options: TenantPoolOptions) {
     checkOptions(options)
     const inner = options.pool instanceof pg.Pool ? options.pool : new pg.Pool(options.pool)
-    super(inner)
+    super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool))
     this.#options = Object.freeze({ ...options })
     this.#type = options.tenantIdType ?? 'bigint'
     this.#requireTenant = options.requireTenant === true
@@ -426,7 +429,7 @@ function checkOptions(options: TenantPoolOptions): void {
   } catch (err) {
     throw new ConfigError((err as Error).message, { cause: err })
   }
-  for (const key of ['requireTenant', 'allowUnsafeRole', 'checkRole'] as const) {
+  for (const key of ['requireTenant', 'allowUnsafeRole', 'checkRole', 'endPool'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') {
       throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(options[key])}.`)
     }

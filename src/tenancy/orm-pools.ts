@@ -12,8 +12,8 @@ const tenantPools = new WeakMap<Tenancy, Map<boolean, TenantPool>>()
 /**
  * The {@link TenantPool} of a tenancy: its runtime pool, id type, tenant
  * column, binding and role-check settings; one per tenancy (and per
- * `requireTenant`), sharing the tenancy's connections. Hand it to any library
- * that takes a `pg.Pool`.
+ * `requireTenant`), sharing the tenancy's connections (its `end()` leaves them
+ * to `tenancy.destroy()`). Hand it to any library that takes a `pg.Pool`.
  *
  * @example
  * ```ts
@@ -41,6 +41,7 @@ export function tenantPoolOf(
       binding: o.binding,
       allowUnsafeRole: o.allowUnsafeRole,
       requireTenant,
+      endPool: false,
     })
     byRequire.set(requireTenant, pool)
   }
