@@ -1,3 +1,6 @@
+export { type EmitTarget, emitOrmCode, parseEmitTargets } from './emit.js'
+export { type EmitOptions, emitDrizzleSchema } from './emit-drizzle.js'
+export { emitPrismaModels } from './emit-prisma.js'
 export {
   type AppliedSchema,
   applyTenantSchema,
