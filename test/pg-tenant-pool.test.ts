@@ -175,6 +175,34 @@ describe('TenantPool', () => {
     }
   })
 
+  it('raw SQL through it leaves nothing behind: a session-level tenant, search_path, a temp table', async () => {
+    const pool = tenantPool()
+    await runWithTenant(1, () =>
+      pool.query(
+        "select set_config('rowtenancy.tenant_id', '2', false), set_config('search_path', 'pg_temp', false)",
+      ),
+    )
+    const client = await pool.connect()
+    try {
+      await runWithTenant(1, async () => {
+        await client.query('begin')
+        await client.query('create temp table accounts (tenant_id bigint, name text)')
+        await client.query('set local search_path = pg_temp, public')
+        await client.query("set rowtenancy.tenant_id = '2'")
+        await client.query('commit')
+      })
+    } finally {
+      client.release()
+    }
+    // the pool holds one connection: the next statements use the same session
+    expect((await pool.query(SETTING)).rows).toEqual([{ t: '' }])
+    expect((await pool.query('select name from accounts')).rows).toEqual([])
+    expect((await pool.query('show search_path')).rows[0].search_path).toBe('"$user", public')
+    expect(
+      names((await runWithTenant(1, () => pool.query('select name from accounts'))).rows),
+    ).toEqual(['a1', 'a2'])
+  })
+
   it('requireTenant: MissingTenantError before any SQL; a cursor outside a transaction is refused', async () => {
     const pool = tenantPool({ requireTenant: true })
     await expect(pool.query('select 1')).rejects.toThrow(MissingTenantError)

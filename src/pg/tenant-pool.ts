@@ -9,9 +9,11 @@ import {
   implicitScope,
 } from '../db/binding.js'
 import { explainUnreachable } from '../db/connect.js'
-import { runPipelined, type Statement } from '../db/pipelined-query.js'
+import type { Statement } from '../db/pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole } from '../db/role-check.js'
+import { type GuardedSession, preparedBindName, SessionGuard } from '../db/session-guard.js'
 import { ConfigError, MissingTenantError, UnsafeRoleError } from '../errors/index.js'
+import { assertSealKey } from '../schema/rls-sealed.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
   type ClientHooks,
@@ -47,6 +49,10 @@ export interface TenantPoolOptions {
   readonly checkRole?: boolean | undefined
   /** Where the unsafe-role warning goes; `console.warn` by default. */
   readonly warn?: ((message: string) => void) | undefined
+  /** The secret of `binding: 'sealed'` (see docs/binding.md). */
+  readonly sealKey?: string | undefined
+  /** Send the bind as a statement prepared once per connection (default true; falls back by itself behind a transaction pooler). */
+  readonly prepareBind?: boolean | undefined
   /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
   readonly endPool?: boolean | undefined
 }
@@ -61,9 +67,10 @@ const KNOWN = new Set([
   'checkRole',
   'warn',
   'endPool',
+  'sealKey',
+  'prepareBind',
 ])
 const BIND_CACHE_SIZE = 1024
-const ROLLBACK: Statement = Object.freeze({ text: 'rollback' })
 const COMMIT: Statement = Object.freeze({ text: 'commit' })
 
 /**
@@ -77,8 +84,11 @@ const COMMIT: Statement = Object.freeze({ text: 'commit' })
  * - a transaction the library opens (`BEGIN` / `START TRANSACTION`) is bound
  *   once: the bind rides with its next statement (after a `SET TRANSACTION`, if
  *   that comes first); savepoints are left alone;
- * - the binding is transaction-local, and a client given back inside a
- *   transaction is rolled back first: nothing reaches the next checkout.
+ * - every checkout follows rowtenancy's checkout protocol (`SessionGuard`, as
+ *   the Kysely driver and `withTenantClient` do): the library's SQL counts as
+ *   raw SQL, so the session reset (settings, role, temporary tables, a
+ *   session-level tenant) rides in the same write after it, and a client given
+ *   back inside a transaction is rolled back: nothing reaches the next checkout.
  *
  * With no tenant in context a statement runs unbound (RLS shows no tenant's
  * rows), or throws `MissingTenantError` with `requireTenant: true`. Before the
@@ -98,6 +108,8 @@ export class TenantPool extends PoolFacade {
   readonly #options: TenantPoolOptions
   readonly #requireTenant: boolean
   #mode: BindingMode = 'set_config'
+  #prepareAs: string | undefined
+  readonly #guard: SessionGuard
   #ready: Promise<void> | undefined
   #readyDone = false
   readonly #binds = new Map<string, Statement>()
@@ -111,8 +123,24 @@ export class TenantPool extends PoolFacade {
     this.#options = Object.freeze({ ...options })
     this.#type = options.tenantIdType ?? 'bigint'
     this.#requireTenant = options.requireTenant === true
+    this.#guard = SessionGuard.for(inner)
     const binding = options.binding ?? 'auto'
     if (binding !== 'auto') this.#mode = binding
+    this.#syncPrepared()
+  }
+
+  #syncPrepared(): void {
+    this.#prepareAs = this.#options.prepareBind !== false ? preparedBindName(this.#mode) : undefined
+  }
+
+  /** The checkout protocol of the inner pool. @internal */
+  get guard(): SessionGuard {
+    return this.#guard
+  }
+
+  /** The prepared-statement name of the bind, or undefined (unnamed). @internal */
+  get prepareAs(): string | undefined {
+    return this.#prepareAs
   }
 
   /** The binding in use (`set_config` or `set_local`; known after the first statement with `auto`). */
@@ -144,16 +172,12 @@ export class TenantPool extends PoolFacade {
   async #poolQuery(call: QueryCall): Promise<pg.QueryResult> {
     if (!this.#readyDone) await this.ready()
     const bind = this.#bindForContext()
-    if (!bind) return this.inner.query(call.config)
     const client = await explainUnreachable(this.inner, () => this.inner.connect())
-    let discard = false
+    const session = this.#guard.checkout(client)
     try {
-      return await this.#runLone(client, bind, call.config)
-    } catch (err) {
-      discard = !(await rollbackIfOpen(client, this.#mode === 'set_local'))
-      throw err
+      return await this.runLone(session, bind, call.config)
     } finally {
-      client.release(discard)
+      await session.release()
     }
   }
 
@@ -189,6 +213,7 @@ export class TenantPool extends PoolFacade {
     )
     if (binding === 'auto') {
       this.#mode = facts.citus ? 'set_local' : 'set_config'
+      this.#syncPrepared()
       this.#binds.clear()
       this.#lastBind = undefined
     }
@@ -214,7 +239,7 @@ export class TenantPool extends PoolFacade {
     const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
     let bind = this.#binds.get(key)
     if (!bind) {
-      bind = bindStatement(this.#mode, this.#type, tenantId)
+      bind = bindStatement(this.#mode, this.#type, tenantId, this.#options.sealKey)
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)
     }
@@ -224,28 +249,46 @@ export class TenantPool extends PoolFacade {
   }
 
   /**
-   * A lone statement (no transaction open on `client`), bound with `bind`. On
-   * an error the caller rolls back (always in `set_local` mode: that pipeline
-   * opened a transaction, and pg's status may not show it yet).
+   * A lone statement (no transaction open on the session's client): bound with
+   * `bind` (unbound without one), the library's SQL counted as raw SQL, so the
+   * session reset rides after it in the same write.
+   *
+   * @internal
    */
-  async #runLone(
-    client: pg.PoolClient,
-    bind: Statement,
+  async runLone(
+    session: GuardedSession,
+    bind: Statement | undefined,
     config: QueryCall['config'],
   ): Promise<pg.QueryResult> {
+    session.markDirty()
+    const client = session.client
     const main = toStatement(config)
-    if (isSingleStatement(main.text)) {
-      const { before, after } = implicitScope(this.#mode, bind)
-      return runPipelined(client, before, main, after)
+    if (!isSingleStatement(main.text)) {
+      // Several statements in one text need the simple protocol; the reset follows at release.
+      if (!bind) return client.query(config)
+      const opening = session.opening([beginStatement()], bind, this.#prepareAs)
+      await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
+      try {
+        const result = await client.query(config)
+        await client.query(COMMIT.text)
+        return result
+      } catch (err) {
+        await rollbackQuietly(session)
+        throw err
+      }
     }
-    // Several statements in one text need the simple protocol: BEGIN + bind first.
-    await runPipelined(client, [], beginStatement(), [bind])
+    if (!bind)
+      return session.run(session.opening([], undefined, undefined), main, session.closing())
+    const { before, after } = implicitScope(this.#mode, bind)
+    const opening = session.opening(before.slice(0, -1), bind, this.#prepareAs)
+    // The reset rides before the closing COMMIT of a SET LOCAL scope, else at the end.
+    const closing = session.closing()
     try {
-      const result = await client.query(config)
-      await client.query(COMMIT.text)
-      return result
+      return await session.run(opening, main, closing.length ? [...closing, ...after] : after)
     } catch (err) {
-      await rollbackIfOpen(client, true)
+      // pg reports the error before the ReadyForQuery that shows the aborted transaction:
+      // when this pipeline opened one (SET LOCAL binding), roll back regardless.
+      if (before[0]?.text === 'begin') await rollbackQuietly(session)
       throw err
     }
   }
@@ -257,36 +300,32 @@ export class TenantPool extends PoolFacade {
   }
 
   protected override hooks(client: pg.PoolClient): ClientHooks {
-    return new BoundClient(this, client)
+    return new BoundClient(this, this.#guard.checkout(client))
   }
 
   /** @internal The per-checkout view of the pool's binding. */
   bindForContext(): Statement | undefined {
     return this.#bindForContext()
   }
-
-  /** @internal */
-  runLone(client: pg.PoolClient, bind: Statement, config: QueryCall['config']) {
-    return this.#runLone(client, bind, config)
-  }
 }
 
 /**
  * The hooks of one checked-out client: tracks the transaction the library
- * opens and binds it once; binds lone statements; cleans up on release.
+ * opens and binds it once; binds lone statements; resets and cleans up on
+ * release (through the checkout's {@link GuardedSession}).
  */
 class BoundClient implements ClientHooks {
   readonly #pool: TenantPool
-  readonly #client: pg.PoolClient
+  readonly #session: GuardedSession
   /** A transaction was opened (BEGIN sent) and not yet ended. */
   #open = false
   /** The bind still to send in the open transaction (with its next statement). */
   #pending: Statement | undefined
   #released = false
 
-  constructor(pool: TenantPool, client: pg.PoolClient) {
+  constructor(pool: TenantPool, session: GuardedSession) {
     this.#pool = pool
-    this.#client = client
+    this.#session = session
   }
 
   query = (args: readonly unknown[]): unknown => {
@@ -303,49 +342,57 @@ class BoundClient implements ClientHooks {
   release = (destroy: boolean | Error | undefined): void => {
     if (this.#released) return
     this.#released = true
-    const client = this.#client
-    const open = this.#open || this.#pending !== undefined
+    const session = this.#session
+    const open = this.#open
     this.#open = false
     this.#pending = undefined
-    const status = client.getTransactionStatus?.()
-    if (destroy || (!open && (status === 'I' || status === null || status === undefined))) {
-      client.release(destroy as boolean)
+    if (destroy) {
+      session.discard()
+      void session.release()
       return
     }
-    // Never hand a client back inside a transaction: it would carry the binding.
-    rollbackIfOpen(client, true).then((ok) => client.release(!ok))
+    // Never hand a client back inside a transaction (pg's status may lag): roll back, reset.
+    const done = open ? rollbackQuietly(session) : Promise.resolve()
+    void done.then(() => session.release())
   }
 
   async #query(call: QueryCall): Promise<pg.QueryResult> {
     const pool = this.#pool
     if (!pool.isReady) await pool.ready()
-    const client = this.#client
+    const session = this.#session
+    const client = session.client
     const { config } = call
     const kind = statementKind(config.text)
     if (this.#open) {
+      session.markDirty()
       const pending = this.#pending
       if (kind === 'end') {
         this.#open = false
         this.#pending = undefined
-        return client.query(config)
+        // The reset rides with the COMMIT / ROLLBACK.
+        if (!isSingleStatement(config.text)) return client.query(config)
+        return session.run([], toStatement(config), session.closing())
       }
       if (!pending || kind === 'begin') return client.query(config)
       this.#pending = undefined
+      const opening = session.opening([], pending, pool.prepareAs)
       if (!isSingleStatement(config.text)) {
-        await runPipelined(client, [], pending)
+        await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
         return client.query(config)
       }
       // SET TRANSACTION must precede every query of the transaction, the bind included.
       return kind === 'set-transaction'
-        ? runPipelined(client, [], toStatement(config), [pending])
-        : runPipelined(client, [pending], toStatement(config))
+        ? session.run(opening.slice(0, -1), toStatement(config), opening.slice(-1))
+        : session.run(opening, toStatement(config))
     }
     if (kind === 'begin') {
       // Marked before the BEGIN is sent: a statement issued meanwhile belongs to the transaction.
       this.#pending = pool.bindForContext()
       this.#open = true
+      session.markDirty()
       try {
-        return await client.query(config)
+        if (!isSingleStatement(config.text)) return await client.query(config)
+        return await session.run(session.opening([], undefined, undefined), toStatement(config))
       } catch (err) {
         this.#open = false
         this.#pending = undefined
@@ -353,24 +400,21 @@ class BoundClient implements ClientHooks {
       }
     }
     const bind = kind === 'end' ? undefined : pool.bindForContext()
-    if (!bind) return client.query(config)
-    try {
-      return await pool.runLone(client, bind, config)
-    } catch (err) {
-      await rollbackIfOpen(client, pool.mode === 'set_local')
-      throw err
-    }
+    return pool.runLone(session, bind, config)
   }
 
   #submit(submittable: pg.Submittable): unknown {
+    const session = this.#session
+    session.markDirty()
     if (this.#open) {
       const pending = this.#pending
       if (pending) {
         this.#pending = undefined
+        const opening = session.opening([], pending, this.#pool.prepareAs)
         // Queued ahead of the cursor on the same connection.
-        runPipelined(this.#client, [], pending).catch(() => {})
+        session.run(opening.slice(0, -1), opening[opening.length - 1]!).catch(() => {})
       }
-      return this.#client.query(submittable)
+      return session.client.query(submittable)
     }
     if (this.#pool.bindForContext()) {
       throw new ConfigError(
@@ -378,7 +422,7 @@ class BoundClient implements ClientHooks {
           'send BEGIN first (e.g. open a transaction in your ORM), then stream.',
       )
     }
-    return this.#client.query(submittable)
+    return session.client.query(submittable)
   }
 }
 
@@ -391,19 +435,12 @@ function toStatement(config: QueryCall['config']): Statement {
   }
 }
 
-/**
- * Rolls back a transaction left open on `client` (by an error in a pipeline that
- * opened one, or by a library). `always` sends the rollback whatever pg's status
- * says (it may lag behind the server). False when the rollback failed.
- */
-async function rollbackIfOpen(client: pg.PoolClient, always = false): Promise<boolean> {
-  const status = client.getTransactionStatus?.()
-  if (!always && (status === 'I' || status === null || status === undefined)) return true
+/** Sends ROLLBACK; a failure marks the client to be destroyed at release. */
+async function rollbackQuietly(session: GuardedSession): Promise<void> {
   try {
-    await client.query(ROLLBACK.text)
-    return true
+    await session.client.query('rollback')
   } catch {
-    return false
+    session.discard()
   }
 }
 
@@ -429,7 +466,20 @@ function checkOptions(options: TenantPoolOptions): void {
   } catch (err) {
     throw new ConfigError((err as Error).message, { cause: err })
   }
-  for (const key of ['requireTenant', 'allowUnsafeRole', 'checkRole', 'endPool'] as const) {
+  if (options.binding === 'sealed') {
+    try {
+      assertSealKey(options.sealKey)
+    } catch (err) {
+      throw new ConfigError((err as Error).message, { cause: err })
+    }
+  }
+  for (const key of [
+    'requireTenant',
+    'allowUnsafeRole',
+    'checkRole',
+    'endPool',
+    'prepareBind',
+  ] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') {
       throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(options[key])}.`)
     }

@@ -40,6 +40,8 @@ export function tenantPoolOf(
       tenantColumn: o.tenantColumn,
       binding: o.binding,
       allowUnsafeRole: o.allowUnsafeRole,
+      sealKey: o.sealKey,
+      prepareBind: o.prepareBind,
       requireTenant,
       endPool: false,
     })
