@@ -10,7 +10,7 @@ import {
   tenantIsolationPolicy,
   tenantPrimaryKey,
 } from '../src/drizzle/index.js'
-import { rlsSql, runWithTenant } from '../src/index.js'
+import { rlsSql, runWithTenant } from '../src/entries/index.js'
 import {
   type OrmFixture,
   type OrmHarness,

@@ -1,6 +1,6 @@
 import knexFactory, { type Knex } from 'knex'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { allObjectsPool, runWithTenant, tenantPoolOf } from '../src/index.js'
+import { allObjectsPool, runWithTenant, tenantPoolOf } from '../src/entries/index.js'
 import {
   type OrmFixture,
   type OrmHarness,

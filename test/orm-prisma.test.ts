@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runWithTenant } from '../src/index.js'
+import { runWithTenant } from '../src/entries/index.js'
 import {
   allObjectsExtension,
   allObjectsPrismaAdapter,

@@ -1,7 +1,7 @@
 import pg from 'pg'
 import { DataSource, EntitySchema } from 'typeorm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { allObjectsPool, runWithTenant } from '../src/index.js'
+import { allObjectsPool, runWithTenant } from '../src/entries/index.js'
 import { TenantPool } from '../src/pg/index.js'
 import {
   type OrmFixture,

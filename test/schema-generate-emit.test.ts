@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { generateDrizzleJson, generateMigration } from 'drizzle-kit/api'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { rlsSql } from '../src/index.js'
+import { rlsSql } from '../src/entries/index.js'
 import {
   emitDrizzleSchema,
   emitPrismaModels,

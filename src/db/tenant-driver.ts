@@ -13,6 +13,7 @@ import type pg from 'pg'
 import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
 import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
 import { assertSealKey, SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
   assertBindingOption,
@@ -105,7 +106,7 @@ export class TenantBindingDriver implements Driver {
   #prepareAs: string | undefined
 
   constructor(config: TenantBindingConfig) {
-    const type = config.tenantIdType ?? 'bigint'
+    const type = config.tenantIdType ?? DEFAULTS.tenantIdType
     assertTenantIdType(type)
     assertBindingOption(config.binding ?? 'auto')
     if (config.binding === 'sealed') {

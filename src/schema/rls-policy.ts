@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 
 /**
@@ -130,11 +131,11 @@ export function tenantPolicy(
   table: string | TableRef,
   options: TenantPolicyOptions = {},
 ): RlsPolicy {
-  const type = options.tenantIdType ?? 'bigint'
+  const type = options.tenantIdType ?? DEFAULTS.tenantIdType
   assertTenantIdType(type)
   const predicate: TenantPredicate = Object.freeze({
     kind: options.sealed === true ? 'tenant-equals-sealed' : 'tenant-equals-setting',
-    column: options.tenantColumn ?? 'tenant_id',
+    column: options.tenantColumn ?? DEFAULTS.tenantColumn,
     setting: RLS_SETTING,
     type,
   })

@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../errors/index.js'
-import { inTransaction, type Queryable } from '../tenants/queryable.js'
-import { quoteIdent } from './identifiers.js'
+import { inTransaction, type Queryable } from '../sql/queryable.js'
+import { quoteIdent } from '../sql/quote.js'
 import { RLS_SETTING } from './rls-policy.js'
 
 /**

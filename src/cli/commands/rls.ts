@@ -4,7 +4,7 @@ import { InvalidInputError } from '../../errors/index.js'
 import { disableRls, discoverTenantTables, enableRls, rlsStatus } from '../../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
 import { assertSealKey, installSeal } from '../../schema/rls-sealed.js'
-import type { Queryable } from '../../tenants/queryable.js'
+import type { Queryable } from '../../sql/queryable.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 
 const KEYS = ['databaseUrl', 'adminDatabaseUrl', 'tenantIdType', 'tenantColumn', 'tables'] as const

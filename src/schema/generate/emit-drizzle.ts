@@ -1,5 +1,6 @@
+import type { ColumnDef, ForeignKeyDef, TableDef } from '../../sql/catalog/model.js'
 import { camelName, NameScope, quoted } from './emit-names.js'
-import type { ColumnDef, ForeignKeyDef, TableDef, TenantSchemaPlan } from './model.js'
+import type { TenantSchemaPlan } from './model.js'
 
 /**
  * Options of {@link emitDrizzleSchema}.

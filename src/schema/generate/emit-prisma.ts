@@ -1,6 +1,7 @@
+import type { ColumnDef, ForeignKeyDef } from '../../sql/catalog/model.js'
 import type { EmitOptions } from './emit-drizzle.js'
 import { camelName, NameScope, pascalName, quoted } from './emit-names.js'
-import type { ColumnDef, ForeignKeyDef, TenantSchemaPlan } from './model.js'
+import type { TenantSchemaPlan } from './model.js'
 
 interface ModelNames {
   readonly model: string
