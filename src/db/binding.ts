@@ -9,7 +9,7 @@ import type { Statement } from './pipelined-query.js'
 
 /**
  * How the tenant is bound to a transaction:
- * - `set_config`: `select set_config('rowtenancy.tenant_id', $1, true)`, the id a
+ * - `set_config`: `select pg_catalog.set_config('rowtenancy.tenant_id', $1, true)`, the id a
  *   bound parameter (the default on plain PostgreSQL);
  * - `set_local`: `SET LOCAL rowtenancy.tenant_id = '<id>'`, the id validated for
  *   its type and quoted (Citus: `set_config` does not reach the workers, SET LOCAL
@@ -71,7 +71,7 @@ export function assertBindingOption(value: unknown): asserts value is BindingOpt
  * @example
  * ```ts
  * bindStatement('set_config', 'bigint', 7)
- * // { text: "select set_config('rowtenancy.tenant_id', $1, true)", values: ['7'] }
+ * // { text: "select pg_catalog.set_config('rowtenancy.tenant_id', $1, true)", values: ['7'] }
  * bindStatement('set_local', 'bigint', 7)
  * // { text: "set local rowtenancy.tenant_id = '7'", values: [] }
  * ```
@@ -93,7 +93,7 @@ export function bindStatement(
   }
   if (mode === 'set_config') {
     return Object.freeze({
-      text: `select set_config(${quoteLiteral(RLS_SETTING)}, $1, true)`,
+      text: `select pg_catalog.set_config(${quoteLiteral(RLS_SETTING)}, $1, true)`,
       values: Object.freeze([id]),
     })
   }

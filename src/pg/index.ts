@@ -1,8 +1,8 @@
 import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
-import { type BindingOption, beginStatement, bindStatement } from '../db/binding.js'
+import { type BindingOption, bindStatement } from '../db/binding.js'
+import { inBoundTransaction } from '../db/bound-transaction.js'
 import { explainUnreachable } from '../db/connect.js'
-import { preparedBindName, SessionGuard } from '../db/session-guard.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
@@ -62,7 +62,6 @@ export async function withTenantClient<T>(
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)
   if (binding === 'sealed') bindStatement('sealed', type, tenantId, options.sealKey)
-  const guard = SessionGuard.for(pool)
   const mode =
     binding === 'auto'
       ? (await explainUnreachable(pool, () => citusInstalled(pool)))
@@ -70,31 +69,7 @@ export async function withTenantClient<T>(
         : 'set_config'
       : binding
   const bind = bindStatement(mode, type, tenantId, options.sealKey)
-  const session = guard.checkout(await explainUnreachable(pool, () => pool.connect()))
-  // fn runs raw SQL on the client: the session is reset with the COMMIT / ROLLBACK.
-  session.markDirty()
-  const client = session.client
-  try {
-    const opening = session.opening([beginStatement()], bind, preparedBindName(mode))
-    await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
-    let result: T
-    try {
-      result = await fn(client)
-    } catch (err) {
-      await session.run([], { text: 'rollback' }, session.closing()).catch(() => session.discard())
-      throw err
-    }
-    const { command } = await session.run([], { text: 'commit' }, session.closing())
-    if (command === 'ROLLBACK') {
-      throw new Error(
-        'The transaction was rolled back because a statement in it failed (an error was caught inside fn). ' +
-          'Let the error propagate, or use a SAVEPOINT around the statement that may fail.',
-      )
-    }
-    return result
-  } finally {
-    await session.release()
-  }
+  return inBoundTransaction(pool, bind, mode, fn)
 }
 
 function citusInstalled(pool: pg.Pool): Promise<boolean> {

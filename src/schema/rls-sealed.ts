@@ -78,38 +78,45 @@ export function assertSealKey(key: unknown, where = 'sealKey'): asserts key is s
 export function renderSealSetup(pgcryptoSchema: string): string[] {
   const hmac = `${quoteIdent(pgcryptoSchema)}.hmac`
   const key = `${quoteIdent(SEAL_SCHEMA)}.key`
-  const seal = (tenant: string, k: string) =>
-    `encode(${hmac}(convert_to(${tenant} || ':' || pg_backend_pid() || ':' || ${XACT_START}, 'UTF8'), ${k}, 'sha256'), 'hex')`
+  const eq = 'OPERATOR(pg_catalog.=)'
+  // Both functions are SECURITY DEFINER without a SET clause (its GUC save/restore
+  // would cost more than the rest, per statement): every name in them is qualified,
+  // operators and types included, so the caller's search_path cannot reach in.
+  // plpgsql, so the key lookup's plan is cached for the session.
+  const readKey = `select s.key into k from ${key} s where s.id ${eq} 1;`
   return [
     `create schema if not exists ${quoteIdent(SEAL_SCHEMA)}`,
     `revoke all on schema ${quoteIdent(SEAL_SCHEMA)} from public`,
     `create table if not exists ${key} (id int primary key default 1 check (id = 1), key bytea not null)`,
     `revoke all on ${key} from public`,
     `insert into ${key} (id, key) values (1, convert_to($1, 'UTF8')) on conflict (id) do update set key = excluded.key`,
-    `create or replace function ${SEAL_BIND_FUNCTION}(tenant text, mac text) returns text
-       language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $fn$
-     declare k bytea;
+    `create or replace function ${SEAL_BIND_FUNCTION}(tenant pg_catalog.text, mac pg_catalog.text)
+       returns pg_catalog.text language plpgsql volatile security definer as $fn$
+     declare k pg_catalog.bytea;
      begin
-       select s.key into k from ${key} s where s.id = 1;
-       if k is null or tenant is null or tenant = '' or mac is null
-          or mac <> encode(${hmac}(convert_to(tenant, 'UTF8'), k, 'sha256'), 'hex') then
+       ${readKey}
+       if k is null or tenant is null or tenant ${eq} ''::pg_catalog.text or mac is null
+          or mac OPERATOR(pg_catalog.<>) ${hex(hmac, "pg_catalog.convert_to(tenant, 'UTF8')", 'k')} then
          raise exception 'rowtenancy: tenant binding refused: the MAC does not match (wrong sealKey, or not rowtenancy)'
            using errcode = '42501';
        end if;
-       perform set_config('${RLS_SETTING}', tenant, true);
-       perform set_config('${SEAL_SETTING}', ${seal('tenant', 'k')}, true);
+       perform pg_catalog.set_config('${RLS_SETTING}'::pg_catalog.text, tenant, true);
+       perform pg_catalog.set_config('${SEAL_SETTING}'::pg_catalog.text, ${seal(hmac, 'tenant', 'k')}, true);
        return tenant;
      end $fn$`,
-    // Called once per statement and table: no SET clause (its GUC save/restore costs
-    // more than the rest), so every name is schema-qualified instead, operators and
-    // types included, and the caller's search_path cannot reach into this body.
     `create or replace function ${SEALED_TENANT_FUNCTION}() returns pg_catalog.text
-       language sql stable security definer as $fn$
-       select pg_catalog.current_setting('${RLS_SETTING}', true)
-         from ${key} s
-        where s.id OPERATOR(pg_catalog.=) 1
-          and pg_catalog.current_setting('${SEAL_SETTING}', true) OPERATOR(pg_catalog.=) ${qualifiedSeal(hmac)}
-     $fn$`,
+       language plpgsql stable security definer as $fn$
+     declare
+       k pg_catalog.bytea;
+       t pg_catalog.text := pg_catalog.current_setting('${RLS_SETTING}'::pg_catalog.text, true);
+     begin
+       if t is null or t ${eq} ''::pg_catalog.text then return null; end if;
+       ${readKey}
+       if k is not null and pg_catalog.current_setting('${SEAL_SETTING}'::pg_catalog.text, true) ${eq} ${seal(hmac, 't', 'k')} then
+         return t;
+       end if;
+       return null;
+     end $fn$`,
     `revoke all on function ${SEAL_BIND_FUNCTION}(text, text) from public`,
     `grant execute on function ${SEAL_BIND_FUNCTION}(text, text) to public`,
     `grant execute on function ${SEALED_TENANT_FUNCTION}() to public`,
@@ -124,18 +131,20 @@ const XACT_START =
   `(pg_catalog.date_part('epoch'::pg_catalog.text, pg_catalog.now()) OPERATOR(pg_catalog.*) 1000000)` +
   '::pg_catalog.int8::pg_catalog.text'
 
-/** The seal expression of the STABLE check, every name qualified (see renderSealSetup). */
-function qualifiedSeal(hmac: string): string {
+/** `encode(hmac(data, key, 'sha256'), 'hex')`, every name qualified. */
+function hex(hmac: string, data: string, key: string): string {
+  return `pg_catalog.encode(${hmac}(${data}, ${key}, 'sha256'::pg_catalog.text), 'hex'::pg_catalog.text)`
+}
+
+/** The seal of `tenant` in this backend and transaction: hmac(tenant:pid:start, key). */
+function seal(hmac: string, tenant: string, key: string): string {
   const cat = (a: string, b: string) => `${a} OPERATOR(pg_catalog.||) ${b}`
-  const tenant = `coalesce(pg_catalog.current_setting('${RLS_SETTING}', true), ''::pg_catalog.text)`
+  const sep = `':'::pg_catalog.text`
   const data = cat(
-    cat(
-      cat(cat(tenant, `':'::pg_catalog.text`), 'pg_catalog.pg_backend_pid()::pg_catalog.text'),
-      `':'::pg_catalog.text`,
-    ),
+    cat(cat(cat(tenant, sep), 'pg_catalog.pg_backend_pid()::pg_catalog.text'), sep),
     XACT_START,
   )
-  return `pg_catalog.encode(${hmac}(pg_catalog.convert_to(${data}, 'UTF8'), s.key, 'sha256'::pg_catalog.text), 'hex')`
+  return hex(hmac, `pg_catalog.convert_to(${data}, 'UTF8'::pg_catalog.name)`, key)
 }
 
 /**
