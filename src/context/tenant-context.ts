@@ -71,7 +71,9 @@ export function assertTenantIdShape(id: unknown): asserts id is TenantId {
 /**
  * Runs `fn` with `tenantId` as the current tenant. The tenant follows every
  * `await`, timer, and callback started inside `fn`, and is gone when `fn` ends.
- * Nested calls override the outer tenant for their own duration.
+ * Nested calls override the outer tenant for their own duration. A lazy
+ * thenable `fn` returns (a Drizzle query, a PrismaPromise, a Knex builder) is
+ * started inside the scope and comes back as a promise of its result.
  *
  * @example
  * ```ts
@@ -80,7 +82,26 @@ export function assertTenantIdShape(id: unknown): asserts id is TenantId {
  */
 export function runWithTenant<T>(tenantId: TenantId, fn: () => T): T {
   assertTenantIdShape(tenantId)
-  return storage.run({ tenantId }, fn)
+  return storage.run({ tenantId }, () => startInScope(fn()))
+}
+
+/**
+ * A lazy thenable (a Drizzle query, a PrismaPromise, a Knex builder) starts its
+ * work only when `then` is called: were that left to the caller's `await`, it
+ * would run outside the scope and lose the tenant. It is started here, inside
+ * the scope, and its outcome handed on as a promise.
+ */
+function startInScope<T>(value: T): T {
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    !(value instanceof Promise) &&
+    typeof (value as { then?: unknown }).then === 'function'
+  ) {
+    const thenable = value as unknown as PromiseLike<unknown>
+    return new Promise((resolve, reject) => thenable.then(resolve, reject)) as T
+  }
+  return value
 }
 
 /**
@@ -182,7 +203,7 @@ export function withoutTenant<T>(
     outerTenant: tryCurrentTenant(),
   })
   for (const listener of listeners) listener(scope)
-  return storage.run({ crossTenant: scope }, fn)
+  return storage.run({ crossTenant: scope }, () => startInScope(fn()))
 }
 
 /**

@@ -93,12 +93,14 @@ export {
   quoteQualified,
 } from '../sql/index.js'
 export {
+  allObjectsPool,
   createTenancy,
   type ResolvedTenancyOptions,
   type Tenancy,
   type TenancyAuditOptions,
   type TenancyOptions,
   type TenancyPool,
+  tenantPoolOf,
 } from '../tenancy/index.js'
 export {
   assertTenantIdType,

@@ -6,6 +6,9 @@ import { explainUnreachable } from '../db/connect.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
+export { AuditedPool, type AuditedPoolOptions } from './audited-pool.js'
+export { TenantPool, type TenantPoolOptions } from './tenant-pool.js'
+
 /**
  * Options of {@link withTenantClient}.
  *

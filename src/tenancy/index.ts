@@ -5,3 +5,4 @@ export type {
   TenancyOptions,
   TenancyPool,
 } from './options.js'
+export { allObjectsPool, tenantPoolOf } from './orm-pools.js'
