@@ -77,7 +77,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     ...(await checkFunctions(db, tables)),
   ]
   if (options.runtimeRole) {
-    findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables)))
+    findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables, { tenantColumn })))
   } else {
     skipped.push(
       'runtime role: pass --runtime-role NAME (or runtimeRole in the config) to audit it',

@@ -13,6 +13,7 @@ import {
   tryCurrentTenant,
   withoutTenant,
 } from '../../context/index.js'
+import { runAsTopLevel } from '../../context/tenant-context.js'
 import { inspectRuntimeRole, runtimeRoleProblems } from '../../db/role-check.js'
 import { ConfigError, TenantNotFoundError } from '../../errors/index.js'
 import { discoverTenantTables } from '../../schema/rls-apply.js'
@@ -215,10 +216,8 @@ function serializeEval(server: REPLServer, state: ShellState): void {
             callback(err, result)
             done()
           })
-        if (state.tenant === undefined) {
-          clearCurrentTenant()
-          run()
-        } else runWithTenant(state.tenant, run)
+        // A fresh top-level context per line, so setCurrentTenant works in the shell.
+        runAsTopLevel(state.tenant, run)
       })
     // Idle: evaluate now, so synchronous lines (and multi-line input) behave as in
     // any REPL. Busy with an await: wait for it, in order.
