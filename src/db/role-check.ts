@@ -154,7 +154,9 @@ export function runtimeRoleProblems(facts: RuntimeRoleFacts): string[] {
   if (facts.ownedTables.length > 0) {
     const shown = facts.ownedTables.slice(0, 5).join(', ')
     const more = facts.ownedTables.length > 5 ? ` and ${facts.ownedTables.length - 5} more` : ''
-    problems.push(`owns tenant-aware tables (${shown}${more}), itself or through a role it is a member of`)
+    problems.push(
+      `owns tenant-aware tables (${shown}${more}), itself or through a role it is a member of`,
+    )
   }
   if (facts.createRole) {
     problems.push('has CREATEROLE (before PostgreSQL 16 it can grant itself the owner role)')
