@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { Kysely, PostgresDialect } from 'kysely'
+import { type Generated, Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { installAuditLog } from '../src/audit/index.js'
 import { createTenancy, type Tenancy } from '../src/index.js'
@@ -11,7 +11,7 @@ import { createFinanceTables, type FinanceDB, seedFinance, TABLES } from './kyse
 
 /** The finance tables plus `handles`, whose `handle` is unique across tenants (an upsert pitfall). */
 export interface AttackDB extends FinanceDB {
-  handles: { tenant_id: string; id: string; handle: string; owner: string }
+  handles: { tenant_id: Generated<string>; id: string; handle: string; owner: string }
 }
 
 export const ATTACK_TABLES = [...TABLES, 'handles'] as const
