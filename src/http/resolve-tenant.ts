@@ -51,7 +51,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
  * existence, status and membership. The three adapters are thin shells around it.
  *
  * Disclosure rules: an authenticated user (one for whom `memberships` returned an
- * array) gets the same 403 `TENANT_FORBIDDEN` for a tenant outside their
+ * array or `null`, or `authenticated` returned true) gets the same 403 `TENANT_FORBIDDEN` for a tenant outside their
  * memberships whether or not it exists, even when it is suspended; only an
  * anonymous request can tell 404 from 403. Details never echo the value sent.
  *
