@@ -437,7 +437,10 @@ export class TenantTransformer extends OperationNodeTransformer {
   /**
    * `on conflict ... do update ... where "<table>"."tenant_id" = $n`: an upsert
    * only ever updates the current tenant's row, even when the conflicting row
-   * belongs to another tenant (then the row is skipped, like DO NOTHING).
+   * belongs to another tenant (possible only through a unique constraint that
+   * does not lead with the tenant column): the plugin alone then skips the row,
+   * like DO NOTHING; under row level security PostgreSQL raises 42501 instead,
+   * since the existing row fails the UPDATE policy. Neither touches the row.
    */
   #scopeConflict(node: OnConflictNode, ref: TenantTableRef): OnConflictNode {
     if (node.doNothing || !node.updates) return node
