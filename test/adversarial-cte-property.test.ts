@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { type Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runWithTenant } from '../src/index.js'
+import { runWithTenant } from '../src/entries/index.js'
 import { type AttackFixture, attackFixture } from './adversarial-fixture.js'
 
 /*

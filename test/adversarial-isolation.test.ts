@@ -6,7 +6,7 @@ import {
   runWithTenant,
   UnsupportedQueryError,
   withoutTenant,
-} from '../src/index.js'
+} from '../src/entries/index.js'
 import {
   type AttackDB,
   type AttackFixture,

@@ -3,7 +3,6 @@ import { type ControlledTransaction, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { statementFingerprint } from '../src/audit/index.js'
-import { createTenantResolution, fromHeader, fromPath } from '../src/http/index.js'
 import {
   createTenancy,
   currentTenant,
@@ -16,7 +15,8 @@ import {
   UnsafeRoleError,
   UnsupportedQueryError,
   withoutTenant,
-} from '../src/index.js'
+} from '../src/entries/index.js'
+import { createTenantResolution, fromHeader, fromPath } from '../src/http/index.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import {
   ATTACK_TABLES,

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
-import { type Queryable, TenantStore } from '../src/index.js'
+import { type Queryable, TenantStore } from '../src/entries/index.js'
 
 /**
  * A database stand-in that is a real object (no mock framework): it answers

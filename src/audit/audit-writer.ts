@@ -1,5 +1,5 @@
 import { ConfigError, TenancyError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { Queryable } from '../tenants/index.js'
 import type { AuditEvent, AuditLogger, AuditSource } from './audit-event.js'
 import { auditTableName } from './audit-log-table.js'

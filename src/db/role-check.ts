@@ -1,5 +1,6 @@
 import { UnsafeRoleError } from '../errors/index.js'
-import type { Queryable } from '../tenants/queryable.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { Queryable } from '../sql/queryable.js'
 
 /**
  * A role the runtime role can become (`SET ROLE`) or act as through membership,
@@ -116,7 +117,10 @@ export async function inspectRole(
   role: string | null,
   options: { tenantColumn?: string | undefined } = {},
 ): Promise<RuntimeRoleFacts | undefined> {
-  const { rows } = await db.query(ROLE_GRAPH_SQL, [role, options.tenantColumn ?? 'tenant_id'])
+  const { rows } = await db.query(ROLE_GRAPH_SQL, [
+    role,
+    options.tenantColumn ?? DEFAULTS.tenantColumn,
+  ])
   const r = rows[0]
   if (r === undefined) return undefined
   const unsafe = (typeof r.unsafe === 'string' ? JSON.parse(r.unsafe) : r.unsafe) as ReachableRole[]

@@ -17,8 +17,9 @@ import {
   tryCurrentTenant,
 } from '../context/index.js'
 import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
-import { quoteLiteral } from '../schema/identifiers.js'
 import { RLS_SETTING } from '../schema/rls-policy.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import { quoteLiteral } from '../sql/quote.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
   assertBindingOption,
@@ -111,7 +112,7 @@ export class TenantBindingDriver implements Driver {
   #prepared: PreparedBinds | undefined
 
   constructor(config: TenantBindingConfig) {
-    const type = config.tenantIdType ?? 'bigint'
+    const type = config.tenantIdType ?? DEFAULTS.tenantIdType
     assertTenantIdType(type)
     assertBindingOption(config.binding ?? 'auto')
     if (config.prepareBind !== undefined && typeof config.prepareBind !== 'boolean') {

@@ -1,8 +1,8 @@
 import { inspectRole } from '../db/role-check.js'
-import { quoteIdent } from '../schema/identifiers.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { TableFacts } from '../sql/catalog/index.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteIdent } from '../sql/quote.js'
 import { type Finding, finding } from './findings.js'
-import type { TableFacts } from './table-facts.js'
 
 /**
  * The runtime role must exist, not be a superuser, not have BYPASSRLS, be a
