@@ -14,6 +14,7 @@ interface GenerateFlags {
   out?: string
   json?: boolean
   rls: boolean
+  uuidV7Keys?: boolean
 }
 
 /**
@@ -39,6 +40,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--apply', 'create the tables (all or nothing; a no-op when they already match)')
     .option('--out <file>', 'write the SQL to a file instead of stdout')
     .option('--no-rls', 'leave out ENABLE/FORCE ROW LEVEL SECURITY and the isolation policies')
+    .option(
+      '--uuid-v7-keys',
+      'give uuid key columns a version 7 UUID default (no shared sequence revealing other tenants inserts)',
+    )
     .option('--json', 'print the result as JSON')
   addConfigOptions(generate, [
     'databaseUrl',
@@ -58,6 +63,7 @@ export function register(program: Command, ctx: CliContext): void {
       tenantsSchema: config.tenantsSchema,
       tenantColumn: config.tenantColumn,
       rls: opts.rls,
+      uuidV7Keys: opts.uuidV7Keys === true,
     }
     const result: GeneratedSchema | AppliedSchema = opts.apply
       ? await applyTenantSchema(pool, options)
