@@ -7,6 +7,7 @@ import { TenantPlugin } from '../kysely/tenant-plugin.js'
 import { tenantPolicy } from '../schema/rls-policy.js'
 import { renderRlsEnable } from '../schema/rls-render.js'
 import type { TableRegistry } from '../schema/table-registry.js'
+import { auditPool } from './audit-pool.js'
 import {
   type ResolvedTenancyOptions,
   resolveTenancyOptions,
@@ -73,7 +74,9 @@ export interface Tenancy {
 export function createTenancy(options: TenancyOptions): Tenancy {
   const { resolved, registry } = resolveTenancyOptions(options)
   const plugin = new TenantPlugin({ tables: registry, tenantIdType: resolved.tenantIdType })
+  const audit = auditPool(resolved)
   const writer = new AuditWriter({
+    db: audit.pool,
     table: resolved.audit.table,
     logger: resolved.audit.logger,
   })
@@ -120,6 +123,7 @@ export function createTenancy(options: TenancyOptions): Tenancy {
       destroyed ??= (async () => {
         await resolved.pool.end()
         if (resolved.adminPool !== resolved.pool) await resolved.adminPool.end()
+        await audit.end?.()
       })()
       return destroyed
     },

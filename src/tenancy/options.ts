@@ -69,6 +69,12 @@ export interface TenancyAuditOptions {
   readonly logger?: AuditLogger | undefined
   /** The actor recorded when a call names none: a name, or a function asked each time. */
   readonly actor?: string | (() => string | undefined) | undefined
+  /**
+   * Where audit records are written: a pool used for nothing else, so no user SQL
+   * (a raw `rollback`, a temporary table) can touch the connection. By default a
+   * pool of two connections with `adminPool`'s settings, ended by `destroy()`.
+   */
+  readonly pool?: Queryable | undefined
 }
 
 /**
@@ -93,6 +99,7 @@ export interface ResolvedTenancyOptions {
     table: string | false
     logger: AuditLogger | undefined
     actor: string | (() => string | undefined) | undefined
+    pool: Queryable | undefined
   }>
 }
 
@@ -161,6 +168,9 @@ export function resolveTenancyOptions(options: TenancyOptions): {
   if (audit.logger !== undefined && typeof audit.logger !== 'function') {
     throw new ConfigError('audit.logger must be a function (event) => void.')
   }
+  if (audit.pool !== undefined && typeof audit.pool?.query !== 'function') {
+    throw new ConfigError('audit.pool must be a pg.Pool (or anything with query(text, values)).')
+  }
   const resolved: ResolvedTenancyOptions = Object.freeze({
     pool: options.pool,
     adminPool: options.adminPool ?? options.pool,
@@ -175,6 +185,7 @@ export function resolveTenancyOptions(options: TenancyOptions): {
       table: audit.table ?? 'audit_log',
       logger: audit.logger,
       actor: audit.actor,
+      pool: audit.pool,
     }),
   })
   return { resolved, registry }

@@ -16,6 +16,7 @@ interface GenerateFlags {
   json?: boolean
   rls: boolean
   emit?: string
+  uuidV7Keys?: boolean
 }
 
 /**
@@ -41,6 +42,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--apply', 'create the tables (all or nothing; a no-op when they already match)')
     .option('--out <file>', 'write the SQL to a file instead of stdout')
     .option('--no-rls', 'leave out ENABLE/FORCE ROW LEVEL SECURITY and the isolation policies')
+    .option(
+      '--uuid-v7-keys',
+      'give uuid key columns a version 7 UUID default (no shared sequence revealing other tenants inserts)',
+    )
     .option('--json', 'print the result as JSON')
     .option(
       '--emit <orms>',
@@ -66,6 +71,7 @@ export function register(program: Command, ctx: CliContext): void {
       tenantsSchema: config.tenantsSchema,
       tenantColumn: config.tenantColumn,
       rls: opts.rls,
+      uuidV7Keys: opts.uuidV7Keys === true,
     }
     const result: GeneratedSchema | AppliedSchema = opts.apply
       ? await applyTenantSchema(pool, options)

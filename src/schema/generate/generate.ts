@@ -10,6 +10,7 @@ import type { TenantSchemaPlan } from './model.js'
 import { planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 import { type RenderOptions, renderTenantSchema } from './render.js'
 import { tableDifferences } from './table-differences.js'
+import { withUuidV7Keys } from './uuid-v7.js'
 
 /**
  * Options of {@link generateTenantSchema} and {@link applyTenantSchema}.
@@ -69,7 +70,8 @@ export async function generateTenantSchema(
 ): Promise<GeneratedSchema> {
   checkOptions(options)
   const template = await introspectTemplate(db, options.fromSchema)
-  const plan = planTenantSchema(template, options)
+  const planned = planTenantSchema(template, options)
+  const plan = options.uuidV7Keys ? withUuidV7Keys(planned) : planned
   return { plan, statements: renderTenantSchema(plan, options), notes: plan.notes }
 }
 
