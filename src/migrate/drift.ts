@@ -1,3 +1,4 @@
+import { type TypeCatalog, typeMismatch } from './type-identity.js'
 import type { ColumnInfo, DriftIssue, TableInfo } from './types.js'
 
 const INT_RANK: Record<string, number> = { smallint: 1, integer: 2, bigint: 3 }
@@ -45,8 +46,27 @@ export function typesCompatible(
   }
   if (source.typeKind === 'e' && TEXTUAL.test(target.type)) return target.type === 'text'
   // Same unqualified type name in another schema (a domain or composite copied to public).
-  const bare = (t: string) => t.replace(/^("[^"]*"|[^."]+)\./, '')
+  const bare = (t: string) => t.replace(/^("(?:[^"]|"")*"|[^."]+)\./, '')
   return source.typeKind === target.typeKind && bare(source.type) === bare(target.type)
+}
+
+/** `undefined` when the source column's values fit the target column; else why not (`''`: no detail). */
+function typeDifference(
+  source: ColumnInfo,
+  target: ColumnInfo,
+  types: TypeCatalog | undefined,
+  sourceSchema: string,
+  targetSchema: string,
+): string | undefined {
+  if (!types || source.typeOid === undefined || target.typeOid === undefined) {
+    return typesCompatible(source, target) ? undefined : ''
+  }
+  return typeMismatch(
+    types,
+    { oid: source.typeOid, mod: source.typeMod ?? -1 },
+    { oid: target.typeOid, mod: target.typeMod ?? -1 },
+    { source: sourceSchema, target: targetSchema },
+  )
 }
 
 function enumsFit(
@@ -65,6 +85,11 @@ function enumsFit(
  * has but the tenant lacks (not blocking: the tenant has no rows of it, nothing to
  * copy, no data lost). `tenantTables` lists the tables to compare: the tenant tables
  * of the run and the target's tenant tables that no tenant of the run has.
+ * With `types` (the catalog of every column type, {@link describeTypes}), types
+ * are compared by identity and structure ({@link typeMismatch}), a type of the
+ * tenant schema matching the target schema's type of the same name and shape;
+ * without, by their printed names. Generated columns generated on both sides must
+ * compute the same expression (each schema's own objects unqualified).
  *
  * @example
  * ```ts
@@ -78,6 +103,7 @@ export function compareWithTarget(
   tenantTables: readonly string[],
   targetSchema: string,
   tenantColumn = 'tenant_id',
+  types?: TypeCatalog,
 ): DriftIssue[] {
   const issues: DriftIssue[] = []
   for (const name of tenantTables) {
@@ -126,14 +152,27 @@ export function compareWithTarget(
           blocking: true,
           message: `${name}.${col.name} (${col.type}) has no column in ${targetSchema}.${name}; its data would be lost.`,
         })
-      } else if (!typesCompatible(col, t)) {
-        issues.push({
-          kind: 'type-mismatch',
-          table: name,
-          column: col.name,
-          blocking: true,
-          message: `${name}.${col.name} is ${col.type} but ${targetSchema}.${name}.${col.name} is ${t.type}.`,
-        })
+      } else {
+        const why = typeDifference(col, t, types, src.schema, targetSchema)
+        if (why !== undefined) {
+          issues.push({
+            kind: 'type-mismatch',
+            table: name,
+            column: col.name,
+            blocking: true,
+            message: `${name}.${col.name} is ${col.type} but ${targetSchema}.${name}.${col.name} is ${t.type}${why ? `: ${why}` : ''}.`,
+          })
+        } else if (col.generation && t.generation && col.generation !== t.generation) {
+          issues.push({
+            kind: 'generation-mismatch',
+            table: name,
+            column: col.name,
+            blocking: true,
+            message:
+              `${name}.${col.name} is generated as ${col.generation} in the tenant schema but as ` +
+              `${t.generation} in ${targetSchema}.${name}: the copied values would change.`,
+          })
+        }
       }
     }
     for (const t of tgt.columns) {

@@ -63,6 +63,14 @@ export {
 export { type RollbackOptions, type RollbackResult, rollbackTenants } from './rollback.js'
 export { type MigrateOptions, migrate } from './run.js'
 export { adjustSequences, type SequenceAdjustment } from './sequences.js'
+export {
+  describeTypes,
+  type SchemaMapping,
+  type TypeCatalog,
+  type TypeShape,
+  type TypeUse,
+  typeMismatch,
+} from './type-identity.js'
 export type {
   ColumnInfo,
   DriftIssue,
@@ -73,6 +81,7 @@ export type {
   TableInfo,
 } from './types.js'
 export {
+  type MissingTenant,
   migratedTenants,
   type TenantVerification,
   type VerificationReport,

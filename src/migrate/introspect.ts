@@ -12,7 +12,7 @@ import type { ColumnInfo, ForeignKeyInfo, TableInfo } from './types.js'
 export type SchemaTables = Map<string, Map<string, TableInfo>>
 
 const TABLES_SQL = `
-select n.nspname as schema, c.relname as name, c.oid::int8 as oid, c.relkind = 'p' as partitioned,
+select n.nspname as schema, quote_ident(n.nspname) as q_schema, c.relname as name, c.oid::int8 as oid, c.relkind = 'p' as partitioned,
        (case when c.reltuples >= 0 then c.reltuples else pg_relation_size(c.oid) / 64 end + coalesce((
           select sum(case when p.reltuples >= 0 then p.reltuples else pg_relation_size(p.oid) / 64 end)
             from pg_inherits i join pg_class p on p.oid = i.inhrelid
@@ -25,6 +25,9 @@ const COLUMNS_SQL = `
 select a.attrelid::int8 as oid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
        a.attnotnull as not_null, a.atthasdef as has_default, a.attgenerated = 's' as generated,
        a.attidentity as identity, t.typtype as type_kind,
+       a.atttypid::int8::text as type_oid, a.atttypmod as type_mod,
+       case when a.attgenerated = 's' then (select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
+                                             where d.adrelid = a.attrelid and d.adnum = a.attnum) end as generation,
        case when t.typtype = 'e' then (select array_agg(e.enumlabel::text order by e.enumsortorder)
                                          from pg_enum e where e.enumtypid = t.oid) end as enum_labels
   from pg_attribute a join pg_type t on t.oid = a.atttypid
@@ -84,7 +87,8 @@ export async function introspectSchemas(
     }
     return out
   }
-  const cols = group(columns.rows, toColumn)
+  const prefixes = new Map(tables.map((t) => [String(t.oid), `${t.q_schema}.`]))
+  const cols = group(columns.rows, (r) => toColumn(r, prefixes.get(String(r.oid)) ?? ''))
   const cons = group(constraints.rows, (r) => r)
   const trigs = group(triggers.rows, (r) => r.name as string)
   for (const t of tables) {
@@ -115,8 +119,12 @@ export async function introspectSchemas(
   return result
 }
 
-function toColumn(r: any): ColumnInfo {
+function toColumn(r: any, ownPrefix: string): ColumnInfo {
   return {
+    typeOid: r.type_oid,
+    typeMod: Number(r.type_mod),
+    // The table's own schema unqualified, so that expressions of two schemas compare.
+    ...(r.generation ? { generation: (r.generation as string).split(ownPrefix).join('') } : {}),
     name: r.name,
     type: r.type,
     notNull: r.not_null,

@@ -8,6 +8,7 @@ import { discoverTenants } from './discover.js'
 import { compareWithTarget } from './drift.js'
 import { existingSchemas, introspectSchemas, tableNames } from './introspect.js'
 import { foreignKeyOrder } from './order.js'
+import { describeTypes } from './type-identity.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
 /** Tables of rowtenancy's own that are never tenant tables. @internal */
@@ -260,6 +261,12 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
               targets.get(name)?.columns.some((c) => c.name === tenantColumn),
           )
           .sort()
+  const types = await describeTypes(
+    db,
+    [...introspected.values()].flatMap((tables) =>
+      [...tables.values()].flatMap((t) => t.columns.map((c) => c.typeOid ?? '0')),
+    ),
+  )
   const sequences =
     idStrategy === 'remap' ? await keySequences(db, targetSchema, targets, order) : new Map()
 
@@ -287,6 +294,7 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
       [...order, ...elsewhere],
       targetSchema,
       tenantColumn,
+      types,
     )
     const tables: TablePlan[] = []
     for (const name of order) {
@@ -357,7 +365,12 @@ function tablePlan(
   const casts = new Map<string, string>()
   for (const c of src.columns) {
     const t = tcols.get(c.name)
-    if (t && t.type !== c.type) casts.set(c.name, t.type)
+    if (!t) continue
+    const same =
+      t.typeOid !== undefined
+        ? t.typeOid === c.typeOid && t.typeMod === c.typeMod
+        : t.type === c.type
+    if (!same) casts.set(c.name, t.type)
   }
   const overriding = insertColumns.some((c) => tcols.get(c)!.identity === 'a')
   const remapColumns = new Map<string, RemapColumn>()
