@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { migrate, verifyMigration } from '../src/migrate/index.js'
 import { applyTenantSchema } from '../src/schema/generate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import type { Queryable } from '../src/sql/queryable.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { installTenantTables } from '../src/tenants/index.js'
-import type { Queryable } from '../src/tenants/queryable.js'
 import {
   type CorpusSchema,
   columnNames,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrate, readLedger, rollbackTenants, verifyMigration } from '../src/entries/migrate.js'
 import { MigrationError } from '../src/errors/index.js'
-import { migrate, readLedger, rollbackTenants, verifyMigration } from '../src/migrate/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, HOSTILE_SCHEMA, schemaFingerprint } from './helpers/legacy-fixture.js'
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { installAuditLog } from '../../src/audit/index.js'
-import { quoteIdent, quoteLiteral } from '../../src/schema/identifiers.js'
+import { quoteIdent, quoteLiteral } from '../../src/sql/quote.js'
 import { FINANCE_TABLES } from './db.js'
 import { generateLegacy, type LegacySummary } from './legacy/generate.js'
 

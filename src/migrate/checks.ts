@@ -1,4 +1,4 @@
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
 import {
   orphanStatement,
   type SqlContext,

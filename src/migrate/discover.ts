@@ -1,9 +1,9 @@
 import { InvalidInputError, MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { tryParseTenantId } from '../tenants/id-types.js'
 import { normalizeDomain, normalizeSlug, slugify } from '../tenants/normalize.js'
-import type { Queryable } from '../tenants/queryable.js'
 import type { SourceOptions, SourceTenant } from './types.js'
 
 /**

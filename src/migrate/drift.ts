@@ -1,4 +1,5 @@
-import { type TypeCatalog, typeMismatch } from './type-identity.js'
+import type { TypeCatalog } from '../sql/catalog/index.js'
+import { typeMismatch } from './type-identity.js'
 import type { ColumnInfo, DriftIssue, TableInfo } from './types.js'
 
 const INT_RANK: Record<string, number> = { smallint: 1, integer: 2, bigint: 3 }

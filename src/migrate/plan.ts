@@ -1,14 +1,19 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import {
+  describeTypes,
+  existingSchemas,
+  introspectSchemas,
+  tableNames,
+} from '../sql/catalog/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
-import type { Queryable } from '../tenants/queryable.js'
 import { discoverTenants } from './discover.js'
 import { compareWithTarget } from './drift.js'
-import { existingSchemas, introspectSchemas, tableNames } from './introspect.js'
 import { foreignKeyOrder } from './order.js'
-import { describeTypes } from './type-identity.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
 /** Tables of rowtenancy's own that are never tenant tables. @internal */
@@ -24,10 +29,10 @@ export const OWN_TABLES = new Set([
  *
  * @example
  * ```ts
- * const opts: PlanOptions = { source: { legacyTenantsTable: 'public.customers_client' }, all: true }
+ * const opts: MigrationPlanOptions = { source: { legacyTenantsTable: 'public.customers_client' }, all: true }
  * ```
  */
-export interface PlanOptions {
+export interface MigrationPlanOptions {
   /** Where the legacy tenants come from. */
   readonly source?: SourceOptions
   /** Schema of the shared target tables (and the ledger); `public` by default. */
@@ -45,6 +50,9 @@ export interface PlanOptions {
   /** The tenant column of the target tables; `tenant_id` by default. */
   readonly tenantColumn?: string
 }
+
+/** @deprecated Renamed to {@link MigrationPlanOptions} (`PlanOptions` of `rowtenancy/schema` is another thing); this alias goes in the next release. */
+export type PlanOptions = MigrationPlanOptions
 
 /**
  * How one source column reaches its target column when the ids are remapped.
@@ -160,11 +168,14 @@ export function resolveModel(model: string): string {
  * for (const t of plan.tenants) console.log(t.tenant.schema, t.blocked, t.estimatedRows)
  * ```
  */
-export async function planMigration(db: Queryable, options: PlanOptions): Promise<MigrationPlan> {
-  const targetSchema = options.targetSchema ?? 'public'
+export async function planMigration(
+  db: Queryable,
+  options: MigrationPlanOptions,
+): Promise<MigrationPlan> {
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const tenantsSchema = options.tenantsSchema ?? targetSchema
   const idStrategy = options.idStrategy ?? 'composite'
-  const tenantColumn = options.tenantColumn ?? 'tenant_id'
+  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
   if (idStrategy !== 'composite' && idStrategy !== 'remap') {
     throw new MigrationError(
       `Unknown id strategy ${JSON.stringify(idStrategy)}: use composite or remap.`,

@@ -1,11 +1,16 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
-import type { ConnectableQueryable } from '../tenants/queryable.js'
+import type { ConnectableQueryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import { copyTenant } from './copy.js'
 import { emit, type MigrationListener } from './events.js'
 import { type CopyGuard, chooseGuard } from './guard.js'
 import { ensureLedger, type LedgerEntry, readLedger, recordFailure } from './ledger.js'
-import { type MigrationPlan, type PlanOptions, planMigration, type TenantPlan } from './plan.js'
+import {
+  type MigrationPlan,
+  type MigrationPlanOptions,
+  planMigration,
+  type TenantPlan,
+} from './plan.js'
 import type { MigrationReport, TenantReport } from './report.js'
 import { adjustSequences, type SequenceAdjustment } from './sequences.js'
 
@@ -17,7 +22,7 @@ import { adjustSequences, type SequenceAdjustment } from './sequences.js'
  * const opts: MigrateOptions = { db: pool, all: true, jobs: 4, verify: true }
  * ```
  */
-export interface MigrateOptions extends PlanOptions {
+export interface MigrateOptions extends MigrationPlanOptions {
   /** A pool (or anything that hands out connections); sized at least `jobs + 1`. */
   readonly db: ConnectableQueryable
   /** Report the plan and drift; write nothing at all. */

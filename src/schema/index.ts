@@ -24,4 +24,5 @@ export {
   type TableDef,
   type TemplateSchema,
   type TenantSchemaPlan,
+  type TenantSchemaPlanOptions,
 } from './generate/index.js'

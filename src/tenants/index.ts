@@ -1,4 +1,9 @@
 export {
+  type ConnectableQueryable,
+  inTransaction,
+  type Queryable,
+} from '../sql/queryable.js'
+export {
   assertTenantIdType,
   parseTenantId,
   TENANT_ID_TYPES,
@@ -12,11 +17,6 @@ export {
   tenantTablesDdl,
 } from './install.js'
 export { normalizeDomain, normalizeSlug, slugify } from './normalize.js'
-export {
-  type ConnectableQueryable,
-  inTransaction,
-  type Queryable,
-} from './queryable.js'
 export {
   type NewTenant,
   type Tenant,

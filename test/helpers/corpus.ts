@@ -1,5 +1,5 @@
-import { quoteIdent } from '../../src/schema/identifiers.js'
-import type { Queryable } from '../../src/tenants/queryable.js'
+import type { Queryable } from '../../src/sql/queryable.js'
+import { quoteIdent } from '../../src/sql/quote.js'
 
 /**
  * A realistic legacy schema, written in the style of the public sample databases:

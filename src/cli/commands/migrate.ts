@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/index.js'
 import { MigrationError } from '../../errors/index.js'
 import { formatReport, migrate } from '../../migrate/index.js'
-import type { PlanOptions } from '../../migrate/plan.js'
+import type { MigrationPlanOptions } from '../../migrate/plan.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { createProgress } from '../progress.js'
 
@@ -24,7 +24,7 @@ export const SOURCE_KEYS = [
 export const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 /** The source/target part of the engine options, from the merged config. @internal */
-export function planOptionsFrom(config: RowtenancyConfig): PlanOptions {
+export function planOptionsFrom(config: RowtenancyConfig): MigrationPlanOptions {
   return {
     targetSchema: config.targetSchema,
     tenantsSchema: config.tenantsSchema,

@@ -1,11 +1,12 @@
 import { ConfigError, InvalidInputError, MigrationError } from '../../errors/index.js'
+import { introspectTemplate, readSchemaInTransaction } from '../../sql/catalog/index.js'
+import { DEFAULTS } from '../../sql/defaults.js'
+import { inTransaction, type Queryable } from '../../sql/queryable.js'
+import { quoteIdent } from '../../sql/quote.js'
 import { assertTenantIdType } from '../../tenants/id-types.js'
 import { existingIdType } from '../../tenants/install.js'
-import { inTransaction, type Queryable } from '../../tenants/queryable.js'
-import { quoteIdent } from '../identifiers.js'
-import { introspectTemplate, readSchemaInTransaction } from './introspect.js'
 import type { TableDef, TenantSchemaPlan } from './model.js'
-import { type PlanOptions, planTenantSchema } from './plan.js'
+import { planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 import { type RenderOptions, renderTenantSchema } from './render.js'
 import { tableDifferences } from './table-differences.js'
 
@@ -17,7 +18,7 @@ import { tableDifferences } from './table-differences.js'
  * const opts: GenerateOptions = { fromSchema: 'tenant_1', targetSchema: 'public', tenantIdType: 'bigint' }
  * ```
  */
-export interface GenerateOptions extends PlanOptions, RenderOptions {
+export interface GenerateOptions extends TenantSchemaPlanOptions, RenderOptions {
   /** The template schema: one legacy tenant's schema. */
   readonly fromSchema: string
 }
@@ -118,7 +119,7 @@ function checkOptions(options: GenerateOptions): void {
       'Name the template schema (one legacy tenant schema) with --from-schema <schema>.',
     )
   }
-  assertTenantIdType(options.tenantIdType ?? 'bigint')
+  assertTenantIdType(options.tenantIdType ?? DEFAULTS.tenantIdType)
   for (const name of [
     options.fromSchema,
     options.targetSchema,

@@ -1,3 +1,4 @@
+export { introspectTemplate } from '../../sql/catalog/index.js'
 export {
   type AppliedSchema,
   applyTenantSchema,
@@ -5,7 +6,6 @@ export {
   type GenerateOptions,
   generateTenantSchema,
 } from './generate.js'
-export { introspectTemplate } from './introspect.js'
 export type {
   CheckDef,
   ColumnDef,
@@ -21,5 +21,5 @@ export type {
   TemplateSchema,
   TenantSchemaPlan,
 } from './model.js'
-export { type PlanOptions, planTenantSchema } from './plan.js'
+export { type PlanOptions, planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 export { type RenderOptions, renderForeignKey, renderTable, renderTenantSchema } from './render.js'

@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../../errors/index.js'
+import { DEFAULTS } from '../../sql/defaults.js'
+import { quoteIdent } from '../../sql/quote.js'
 import { assertTenantIdType, type TenantIdType } from '../../tenants/id-types.js'
-import { quoteIdent } from '../identifiers.js'
 import { cyclicEdges } from './foreign-key-cycles.js'
 import type {
   CheckDef,
@@ -18,10 +19,10 @@ import type {
  *
  * @example
  * ```ts
- * const opts: PlanOptions = { targetSchema: 'public', tenantIdType: 'uuid' }
+ * const opts: TenantSchemaPlanOptions = { targetSchema: 'public', tenantIdType: 'uuid' }
  * ```
  */
-export interface PlanOptions {
+export interface TenantSchemaPlanOptions {
   /** The schema of the shared tables; `public` by default. */
   readonly targetSchema?: string | undefined
   /** The type of `tenants.id` and every tenant column; `bigint` by default. */
@@ -31,6 +32,9 @@ export interface PlanOptions {
   /** The schema of the `tenants` table; `public` by default. */
   readonly tenantsSchema?: string | undefined
 }
+
+/** @deprecated Renamed to {@link TenantSchemaPlanOptions} (`PlanOptions` of `rowtenancy/migrate` is another thing); this alias goes in the next release. */
+export type PlanOptions = TenantSchemaPlanOptions
 
 const NAME = (name: string) => JSON.stringify(name)
 
@@ -50,13 +54,13 @@ const NAME = (name: string) => JSON.stringify(name)
  */
 export function planTenantSchema(
   template: TemplateSchema,
-  options: PlanOptions = {},
+  options: TenantSchemaPlanOptions = {},
 ): TenantSchemaPlan {
-  const tenantIdType = options.tenantIdType ?? 'bigint'
+  const tenantIdType = options.tenantIdType ?? DEFAULTS.tenantIdType
   assertTenantIdType(tenantIdType)
-  const targetSchema = options.targetSchema ?? 'public'
-  const tenantColumn = options.tenantColumn ?? 'tenant_id'
-  const tenantsSchema = options.tenantsSchema ?? 'public'
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
+  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
+  const tenantsSchema = options.tenantsSchema ?? DEFAULTS.schema
   for (const name of [targetSchema, tenantColumn, tenantsSchema]) quoteIdent(name)
   if (template.tables.length === 0) {
     throw new InvalidInputError(

@@ -1,4 +1,4 @@
-import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.js'
+import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js'
 import { tenantPolicy } from '../rls-policy.js'
 import { renderRlsEnable } from '../rls-render.js'
 import type {
