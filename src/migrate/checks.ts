@@ -76,15 +76,7 @@ export async function checkTables(
     for (const [i, { table, expected }] of items.entries()) {
       const tgtStmt = targetChecksumStatement(ctx, table)
       const tgt = (await db.query(tgtStmt.text, tgtStmt.values)).rows[0]
-      const orphans: { fk: string; rows: number }[] = []
-      const o = options.orphans ? orphanStatement(ctx, table) : undefined
-      if (o) {
-        const row = (await db.query(o.statement.text, o.statement.values)).rows[0] ?? {}
-        for (const [j, fk] of o.fks.entries()) {
-          const n = Number(row[String(j)] ?? 0)
-          if (n > 0) orphans.push({ fk, rows: n })
-        }
-      }
+      const orphans = options.orphans ? await foreignKeyOrphans(db, ctx, table) : []
       const src = sources[i]
       const targetRows = Number(tgt.n)
       const sourceRows = src ? Number(src.n) : null
@@ -107,6 +99,32 @@ export async function checkTables(
     }
     return out
   })
+}
+
+/**
+ * The foreign keys of the target table with rows of this tenant that point
+ * nowhere, and how many (one statement per table; see {@link orphanStatement}).
+ * Run it inside {@link tenantScoped}.
+ *
+ * @example
+ * ```ts
+ * await foreignKeyOrphans(client, ctx, table) // [{ fk: 'book_author_fk', rows: 1 }]
+ * ```
+ */
+export async function foreignKeyOrphans(
+  db: Queryable,
+  ctx: SqlContext,
+  table: TablePlan,
+): Promise<{ fk: string; rows: number }[]> {
+  const orphans: { fk: string; rows: number }[] = []
+  const o = orphanStatement(ctx, table)
+  if (!o) return orphans
+  const row = (await db.query(o.statement.text, o.statement.values)).rows[0] ?? {}
+  for (const [j, fk] of o.fks.entries()) {
+    const n = Number(row[String(j)] ?? 0)
+    if (n > 0) orphans.push({ fk, rows: n })
+  }
+  return orphans
 }
 
 /**
