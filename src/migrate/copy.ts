@@ -1,6 +1,11 @@
 import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
-import { describeCheck, foreignKeyOrphans, type TableCheck, tenantScoped } from './checks.js'
+import {
+  describeCheck,
+  foreignKeyOrphansOfTables,
+  type TableCheck,
+  tenantScoped,
+} from './checks.js'
 import { copyWithChecksumStatement } from './copy-checksum-sql.js'
 import {
   existingRowsStatement,
@@ -63,9 +68,10 @@ async function copyChecks(
 ): Promise<TableCheck[]> {
   return tenantScoped(client, async () => {
     const out: TableCheck[] = []
+    const found = orphans ? await foreignKeyOrphansOfTables(client, ctx, tables) : new Map()
     for (const t of tables) {
       const sum = sums.get(t.name)!
-      const broken = orphans ? await foreignKeyOrphans(client, ctx, t) : []
+      const broken = found.get(t.name) ?? []
       const sourceRows = Number(sum.source_n)
       const targetRows = Number(sum.target_n)
       out.push({

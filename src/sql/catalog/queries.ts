@@ -374,23 +374,10 @@ export interface TableFactsRow {
 }
 
 /**
- * The types `$1` (oids) and every type they are built from (array elements, domain
- * bases, composite attributes, range subtypes), by structure.
+ * The types `$1` (oids) by structure: kind, name, schema, array element, domain
+ * base and checks, enum labels, composite attributes, range subtype.
  */
 export const TYPE_SHAPES = `
-with recursive reach(oid) as (
-  select unnest($1::int8[])::oid
-  union
-  select x.oid from reach r join pg_type t on t.oid = r.oid
-   cross join lateral (
-     select t.typelem where t.typelem <> 0 and t.typcategory = 'A'
-     union all select t.typbasetype where t.typbasetype <> 0
-     union all select a.atttypid from pg_attribute a
-      where t.typtype = 'c' and a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped
-     union all select g.rngsubtype from pg_range g where g.rngtypid = t.oid
-     union all select g.rngtypid from pg_range g where g.rngmultitypid = t.oid
-   ) x(oid)
-)
 select t.oid::int8::text as oid, n.nspname as schema, quote_ident(n.nspname) as q_schema,
        t.typname as name, format_type(t.oid, null) as display,
        case when t.typcategory = 'A' and t.typelem <> 0 then 'A' else t.typtype::text end as kind,
@@ -404,7 +391,8 @@ select t.oid::int8::text as oid, n.nspname as schema, quote_ident(n.nspname) as 
                   where t.typtype = 'c' and a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped), '[]') as attributes,
        array(select pg_get_constraintdef(c.oid) from pg_constraint c
               where c.contypid = t.oid and c.contype = 'c' order by pg_get_constraintdef(c.oid)) as checks
-  from reach r join pg_type t on t.oid = r.oid join pg_namespace n on n.oid = t.typnamespace`
+  from pg_type t join pg_namespace n on n.oid = t.typnamespace
+ where t.oid = any($1::int8[]::oid[])`
 
 /** A row of {@link TYPE_SHAPES}. */
 export interface TypeShapeRow {

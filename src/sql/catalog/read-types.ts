@@ -58,8 +58,8 @@ export type TypeCatalog = ReadonlyMap<string, TypeShape>
 
 /**
  * Reads the structure of the given types and of every type they are built from
- * (array elements, domain bases, composite attributes, range subtypes), in one
- * catalog query. Type names are never parsed: quoting, dots, spaces, upper case
+ * (array elements, domain bases, composite attributes, range subtypes), one
+ * catalog query per level of nesting. Type names are never parsed: quoting, dots, spaces, upper case
  * and non-ASCII in schema names play no part.
  *
  * @example
@@ -72,28 +72,40 @@ export async function describeTypes(
   oids: readonly string[],
 ): Promise<Map<string, TypeShape>> {
   const out = new Map<string, TypeShape>()
-  if (oids.length === 0) return out
-  const rows = await selectRows<TypeShapeRow>(db, TYPE_SHAPES, [[...new Set(oids)]])
-  for (const r of rows) {
-    const prefix = `${r.q_schema}.`
-    out.set(r.oid, {
-      oid: r.oid,
-      schema: r.schema,
-      name: r.name,
-      kind: r.kind,
-      display: r.display,
-      ...(r.elem ? { element: { oid: r.elem, mod: -1 } } : {}),
-      ...(r.base ? { base: { oid: r.base, mod: Number(r.base_mod) } } : {}),
-      ...(r.subtype ? { subtype: { oid: r.subtype, mod: -1 } } : {}),
-      ...(r.multi_of ? { subtype: { oid: r.multi_of, mod: -1 } } : {}),
-      labels: r.labels ?? [],
-      attributes: r.attributes.map(([name, oid, mod]) => ({
-        name,
-        type: { oid, mod: Number(mod) },
-      })),
-      checks: r.checks.map((c) => c.split(prefix).join('')),
-      notNull: r.not_null,
-    })
+  // Level by level (a domain's base, an array's element, ...): a few short queries.
+  let todo = [...new Set(oids)].filter((o) => o !== '0')
+  while (todo.length > 0) {
+    const rows = await selectRows<TypeShapeRow>(db, TYPE_SHAPES, [todo])
+    for (const r of rows) out.set(r.oid, toShape(r))
+    const nested = [...out.values()].flatMap((t) => [
+      ...(t.element ? [t.element.oid] : []),
+      ...(t.base ? [t.base.oid] : []),
+      ...(t.subtype ? [t.subtype.oid] : []),
+      ...t.attributes.map((a) => a.type.oid),
+    ])
+    todo = [...new Set(nested)].filter((o) => !out.has(o))
   }
   return out
+}
+
+function toShape(r: TypeShapeRow): TypeShape {
+  const prefix = `${r.q_schema}.`
+  return {
+    oid: r.oid,
+    schema: r.schema,
+    name: r.name,
+    kind: r.kind,
+    display: r.display,
+    ...(r.elem ? { element: { oid: r.elem, mod: -1 } } : {}),
+    ...(r.base ? { base: { oid: r.base, mod: Number(r.base_mod) } } : {}),
+    ...(r.subtype ? { subtype: { oid: r.subtype, mod: -1 } } : {}),
+    ...(r.multi_of ? { subtype: { oid: r.multi_of, mod: -1 } } : {}),
+    labels: r.labels ?? [],
+    attributes: r.attributes.map(([name, oid, mod]) => ({
+      name,
+      type: { oid, mod: Number(mod) },
+    })),
+    checks: r.checks.map((c) => c.split(prefix).join('')),
+    notNull: r.not_null,
+  }
 }
