@@ -38,7 +38,11 @@ export const HOSTILE_NAMES = [
   `t63_${'ü'.repeat(29)}x`,
 ] as const
 
-/** (a) A store (pagila style): enum and domain, FK cycle, partitioned table, full-text kept by a trigger, arrays, bytea. */
+/**
+ * (a) A store (pagila style): enum and domain, FK cycle, partitioned table, full-text kept by a
+ * trigger, arrays, bytea; an `updated`-style trigger function, a SQL function and a
+ * SECURITY DEFINER function whose bodies name the schema, a view.
+ */
 export const STORE: CorpusSchema = {
   name: 'store',
   tables: ['language', 'film', 'store', 'staff', 'customer', 'payment', 'film_actor'],
@@ -63,14 +67,22 @@ alter table ${s}.store add constraint store_manager_fk foreign key (manager_staf
   references ${s}.staff deferrable initially deferred;
 create table ${s}.customer (customer_id serial primary key, store_id integer not null references ${s}.store,
   first_name text not null, last_name text not null, email text, activebool boolean not null default true,
-  create_date date not null default current_date);
+  create_date date not null default current_date, last_update timestamptz not null default now());
 create table ${s}.payment (payment_id serial, customer_id integer not null references ${s}.customer,
   staff_id integer not null references ${s}.staff, amount numeric(5, 2) not null,
   payment_date timestamptz not null, primary key (payment_date, payment_id)) partition by range (payment_date);
 create table ${s}.payment_p2024a partition of ${s}.payment for values from ('2024-01-01') to ('2024-07-01');
 create table ${s}.payment_p2024b partition of ${s}.payment for values from ('2024-07-01') to ('2025-01-01');
 create table ${s}.film_actor (film_id integer not null references ${s}.film, actor text not null,
-  primary key (film_id, actor));`,
+  primary key (film_id, actor));
+create function ${s}.touch_last_update() returns trigger language plpgsql as $$
+  begin new.last_update := now(); return new; end $$;
+create trigger customer_touch before update on ${s}.customer for each row execute function ${s}.touch_last_update();
+create function ${s}.film_count(lang integer) returns bigint language sql stable as $$
+  select count(*) from ${s}.film where language_id = lang $$;
+create view ${s}.film_list as select f.film_id, f.title, l.name as language, f.rating
+  from ${s}.film f join ${s}.language l using (language_id);
+create function ${s}.staff_names() returns setof text language sql security definer as $$ select name from ${s}.staff $$;`,
   fill: (s, n) => `
 insert into ${s}.language (name) select l from unnest(array['English', 'Italian', 'Japanese', 'Mandarin']) l;
 insert into ${s}.film (title, description, release_year, language_id, rating, special_features, ratings, cover)

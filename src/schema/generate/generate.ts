@@ -1,5 +1,6 @@
 import { ConfigError, InvalidInputError, MigrationError } from '../../errors/index.js'
 import { introspectTemplate, readSchemaInTransaction } from '../../sql/catalog/index.js'
+import { readRoutinesInTransaction } from '../../sql/catalog/read-routines.js'
 import { DEFAULTS } from '../../sql/defaults.js'
 import { inTransaction, type Queryable } from '../../sql/queryable.js'
 import { quoteIdent } from '../../sql/quote.js'
@@ -8,6 +9,7 @@ import { existingIdType } from '../../tenants/install.js'
 import type { TableDef, TenantSchemaPlan } from './model.js'
 import { planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 import { type RenderOptions, renderTenantSchema } from './render.js'
+import { renderRoutines } from './routines.js'
 import { tableDifferences } from './table-differences.js'
 
 /**
@@ -69,7 +71,19 @@ export async function generateTenantSchema(
   checkOptions(options)
   const template = await introspectTemplate(db, options.fromSchema)
   const plan = planTenantSchema(template, options)
-  return { plan, statements: renderTenantSchema(plan, options), notes: plan.notes }
+  const routines = renderRoutines(
+    await inTransaction(db, async (tx) => {
+      await tx.query('set transaction read only')
+      return readRoutinesInTransaction(tx, options.fromSchema)
+    }),
+    plan.targetSchema,
+  )
+  const statements = renderTenantSchema(plan, options)
+  // Functions before the first table (defaults and checks may call them); views and triggers last.
+  const firstTable = statements.findIndex((s) => s.startsWith('CREATE TABLE'))
+  statements.splice(firstTable < 0 ? statements.length : firstTable, 0, ...routines.before)
+  statements.push(...routines.after)
+  return { plan, statements, notes: [...plan.notes, ...routines.notes] }
 }
 
 /**
