@@ -66,7 +66,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
   )
   if (missing.length > 0) {
     throw new InvalidInputError(
-      `No such table: ${missing.join(', ')}. Check the tenant-aware tables in your config or --tables.`,
+      `No such table: ${missing.join(', ')}. Check the tenant-aware tables in your config or \`tables\`.`,
     )
   }
   const skipped: string[] = []
@@ -80,12 +80,10 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
   if (options.runtimeRole) {
     findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables)))
   } else {
-    skipped.push(
-      'runtime role: pass --runtime-role NAME (or runtimeRole in the config) to audit it',
-    )
+    skipped.push('runtime role: name it with `runtimeRole` to audit it')
   }
   if (tables.length === 0) {
-    skipped.push(`tables: no table has a ${tenantColumn} column; pass --tables to name them`)
+    skipped.push(`tables: no table has a ${tenantColumn} column; name them with \`tables\``)
   }
   findings.sort((a, b) => a.code.localeCompare(b.code) || a.object.localeCompare(b.object))
   return Object.freeze({

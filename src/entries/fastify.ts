@@ -14,6 +14,7 @@ export {
   fromPath,
   fromSession,
   fromUser,
+  httpStatusOf,
   PROBLEM_CONTENT_TYPE,
   PROBLEM_HEADERS,
   type ProblemDetails,

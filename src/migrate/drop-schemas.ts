@@ -73,7 +73,7 @@ async function outsideDependents(db: Queryable, schema: string): Promise<string[
 export async function dropSchemas(options: DropSchemasOptions): Promise<DropResult[]> {
   if (options.yes !== true) {
     throw new MigrationError(
-      'drop-schemas removes tenant schemas for good; pass --yes to confirm (after a passing rowtenancy verify).',
+      'drop-schemas removes tenant schemas for good; pass `yes` to confirm (after a passing rowtenancy verify).',
     )
   }
   const client = await options.db.connect()
@@ -97,7 +97,7 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
           tenantId: entry.tenantId,
           schema: entry.schema,
           dropped: false,
-          problems: ['only some tables are migrated (--model); migrate the rest first'],
+          problems: ['only some tables are migrated (`models`); migrate the rest first'],
         })
         continue
       }

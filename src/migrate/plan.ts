@@ -185,7 +185,7 @@ export async function planMigration(
     throw new MigrationError(
       `The target schema ${JSON.stringify(targetSchema)} does not exist. Create it with the shared ` +
         'tables (rowtenancy schema generate --from-schema <a tenant schema> --target-schema ' +
-        "<schema> --apply, or the app's migrations), or fix --target-schema if it is a typo.",
+        "<schema> --apply, or the app's migrations), or fix `targetSchema` if it is a typo.",
     )
   }
   const idType = await existingIdType(db, tenantsSchema)
@@ -217,9 +217,7 @@ export async function planMigration(
     otherSchemas = tenants.filter((t) => !wanted.includes(t.id)).map((t) => t.schema)
     tenants = tenants.filter((t) => wanted.includes(t.id))
   } else if (!options.all) {
-    throw new MigrationError(
-      'Say which tenants to migrate: --all, or --tenant-id <id> (repeatable).',
-    )
+    throw new MigrationError('Say which tenants to migrate: `all`, or `tenantIds`.')
   }
 
   const present = await existingSchemas(
@@ -405,7 +403,7 @@ function tablePlan(
           table: src.name,
           column: fk.columns.join(', '),
           blocking: true,
-          message: `${src.name}.${fk.name} is a multi-column key into ${fk.refTable}, which remap cannot rewrite; use --id-strategy composite.`,
+          message: `${src.name}.${fk.name} is a multi-column key into ${fk.refTable}, which remap cannot rewrite; use \`idStrategy\` composite.`,
         })
         continue
       }

@@ -58,7 +58,7 @@ export async function rollbackTenants(options: RollbackOptions): Promise<Rollbac
   const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const tenantsSchema = options.tenantsSchema ?? targetSchema
   if (options.tenantIds.length === 0) {
-    throw new MigrationError('Say which tenant to roll back: --tenant-id <id> (repeatable).')
+    throw new MigrationError('Say which tenant to roll back: `tenantIds`.')
   }
   const client = await options.db.connect()
   const results: RollbackResult[] = []

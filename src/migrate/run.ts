@@ -63,7 +63,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const started = Date.now()
   const jobs = Math.max(1, Math.floor(options.jobs ?? 1))
   if (!Number.isFinite(jobs) || jobs > 64) {
-    throw new MigrationError(`--jobs must be between 1 and 64, not ${options.jobs}.`)
+    throw new MigrationError(`\`jobs\` must be between 1 and 64, not ${options.jobs}.`)
   }
   const verify = options.verify ?? true
   const dryRun = options.dryRun ?? false
@@ -115,7 +115,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const blocked = plan.tenants.filter((t) => t.blocked)
   const refused = options.strict && blocked.length > 0
   if (refused) {
-    aborted = `--strict: ${blocked.length} tenant(s) have blocking drift (${blocked.map((t) => t.tenant.id).join(', ')}); nothing was migrated.`
+    aborted = `\`strict\`: ${blocked.length} tenant(s) have blocking drift (${blocked.map((t) => t.tenant.id).join(', ')}); nothing was migrated.`
     for (const tp of todo) reports.set(tp.tenant.id, { ...pending(tp), status: 'not-run' })
   } else if (dryRun) {
     await countRows(options.db, todo, reports)
@@ -130,7 +130,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
       verify,
       jobs,
       warnings,
-      () => (aborted = 'stopped at the first failure (--strict)'),
+      () => (aborted = 'stopped at the first failure (`strict`)'),
     )
   }
   let sequences: SequenceAdjustment[] = []

@@ -80,7 +80,7 @@ export async function installTenantTables(
   if (existing !== undefined && existing !== idType) {
     throw new ConfigError(
       `${schema}.tenants already exists with id type ${existing}, but the configuration says ` +
-        `${idType}. Set tenantIdType to ${existing} (--tenant-id-type ${existing}).`,
+        `${idType}. Set \`tenantIdType\` to ${existing}.`,
     )
   }
   await inTransaction(db, async (tx) => {

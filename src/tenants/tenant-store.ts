@@ -253,7 +253,7 @@ export class TenantStore {
     }
     const domains = [...new Set((input.domains ?? []).map(normalizeDomain))]
     if (input.id === undefined && this.#idType === 'text') {
-      throw new InvalidInputError('Tenant ids are text here: give the new tenant an id (--id).')
+      throw new InvalidInputError('Tenant ids are text here: give the new tenant an `id`.')
     }
     const id = input.id === undefined ? undefined : parseTenantId(this.#idType, input.id)
     const created = await this.#write(async (tx) => {

@@ -1,20 +1,5 @@
 import type { DomainDef, EnumDef, SequenceDef, TableDef } from '../../sql/catalog/model.js'
 
-export type {
-  CheckDef,
-  ColumnDef,
-  DomainDef,
-  EnumDef,
-  ExclusionDef,
-  ForeignKeyAction,
-  ForeignKeyDef,
-  IndexDef,
-  KeyDef,
-  SequenceDef,
-  TableDef,
-  TemplateSchema,
-} from '../../sql/catalog/model.js'
-
 /**
  * The tenant-aware target: every table with the tenant column first and every
  * key, index and tenant-table foreign key led by it.

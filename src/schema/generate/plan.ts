@@ -1,8 +1,4 @@
 import { InvalidInputError } from '../../errors/index.js'
-import { DEFAULTS } from '../../sql/defaults.js'
-import { quoteIdent } from '../../sql/quote.js'
-import { assertTenantIdType, type TenantIdType } from '../../tenants/id-types.js'
-import { cyclicEdges } from './foreign-key-cycles.js'
 import type {
   CheckDef,
   ExclusionDef,
@@ -11,8 +7,12 @@ import type {
   KeyDef,
   TableDef,
   TemplateSchema,
-  TenantSchemaPlan,
-} from './model.js'
+} from '../../sql/catalog/model.js'
+import { DEFAULTS } from '../../sql/defaults.js'
+import { quoteIdent } from '../../sql/quote.js'
+import { assertTenantIdType, type TenantIdType } from '../../tenants/id-types.js'
+import { cyclicEdges } from './foreign-key-cycles.js'
+import type { TenantSchemaPlan } from './model.js'
 
 /**
  * Where the tenant-aware tables go and how their tenant column looks.
@@ -71,20 +71,20 @@ export function planTenantSchema(
   if (targetSchema === template.schema) {
     throw new InvalidInputError(
       `The target schema and the template schema are both ${NAME(targetSchema)}. ` +
-        'Pick another --target-schema (public by default): the template is never altered.',
+        'Pick another `targetSchema` (public by default): the template is never altered.',
     )
   }
   for (const table of template.tables) {
     if (table.columns.some((c) => c.name === tenantColumn)) {
       throw new InvalidInputError(
         `The template table ${NAME(table.name)} already has a column ${NAME(tenantColumn)}. ` +
-          'Rename it in the template or choose another tenant column (--tenant-column).',
+          'Rename it in the template or choose another `tenantColumn`.',
       )
     }
     if (targetSchema === tenantsSchema && ['tenants', 'tenant_domains'].includes(table.name)) {
       throw new InvalidInputError(
         `The template table ${NAME(table.name)} would collide with rowtenancy's own table ` +
-          `${NAME(tenantsSchema)}.${NAME(table.name)}. Generate into another --target-schema.`,
+          `${NAME(tenantsSchema)}.${NAME(table.name)}. Generate into another \`targetSchema\`.`,
       )
     }
   }

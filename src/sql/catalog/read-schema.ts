@@ -1,23 +1,10 @@
 import { InvalidInputError } from '../../errors/index.js'
 import { groupBy, inTransaction, type Queryable, selectRows } from '../queryable.js'
 import { quoteIdent } from '../quote.js'
-import type {
-  CheckDef,
-  ColumnDef,
-  DomainDef,
-  EnumDef,
-  ExclusionDef,
-  ForeignKeyAction,
-  ForeignKeyDef,
-  IndexDef,
-  KeyDef,
-  SequenceDef,
-  TableDef,
-  TemplateSchema,
-} from './model.js'
+import type * as M from './model.js'
 import * as Q from './queries.js'
 
-const ACTIONS: Record<string, ForeignKeyAction> = {
+const ACTIONS: Record<string, M.ForeignKeyAction> = {
   a: 'NO ACTION',
   r: 'RESTRICT',
   c: 'CASCADE',
@@ -26,7 +13,7 @@ const ACTIONS: Record<string, ForeignKeyAction> = {
 }
 
 /**
- * Reads one schema from the live catalog into a {@link TemplateSchema}: tables
+ * Reads one schema from the live catalog into a {@link M.TemplateSchema}: tables
  * (plain, partitioned, partitions), columns with types, defaults, identity and
  * generated expressions, keys of any shape, unique / check / exclusion / foreign
  * key constraints, indexes, the enums and domains the columns use, and sequences.
@@ -39,7 +26,7 @@ const ACTIONS: Record<string, ForeignKeyAction> = {
  * template.tables.find((t) => t.name === 'books')?.primaryKey?.columns // ['id']
  * ```
  */
-export async function introspectTemplate(db: Queryable, schema: string): Promise<TemplateSchema> {
+export async function introspectTemplate(db: Queryable, schema: string): Promise<M.TemplateSchema> {
   quoteIdent(schema)
   return inTransaction(db, async (tx) => {
     await tx.query('set transaction read only')
@@ -47,7 +34,7 @@ export async function introspectTemplate(db: Queryable, schema: string): Promise
     if (exists.rows.length === 0) {
       throw new InvalidInputError(
         `The template schema ${JSON.stringify(schema)} does not exist. Pass the schema of one ` +
-          'legacy tenant with --from-schema (list schemas with `\\dn` in psql).',
+          'legacy tenant as `fromSchema` (list schemas with `\\dn` in psql).',
       )
     }
     return readSchemaInTransaction(tx, schema)
@@ -68,7 +55,7 @@ export async function readSchemaInTransaction(
   tx: Queryable,
   schema: string,
   only?: readonly string[],
-): Promise<TemplateSchema> {
+): Promise<M.TemplateSchema> {
   await tx.query("select set_config('search_path', $1, true)", [
     `${quoteIdent(schema)}, pg_catalog`,
   ])
@@ -88,7 +75,7 @@ export async function readSchemaInTransaction(
   const constraintsOf = byTable(constraints)
   const indexesOf = byTable(indexes)
 
-  const tables: TableDef[] = tableRows.map((t) => {
+  const tables: M.TableDef[] = tableRows.map((t) => {
     if (t.inherits) {
       notes.push(
         `Table ${JSON.stringify(t.name)} inherits from another table (table inheritance); ` +
@@ -125,7 +112,7 @@ export async function readSchemaInTransaction(
   }
 }
 
-function toColumn(c: Q.TemplateColumnRow): ColumnDef {
+function toColumn(c: Q.TemplateColumnRow): M.ColumnDef {
   const identity = c.identity === 'a' ? 'ALWAYS' : c.identity === 'd' ? 'BY DEFAULT' : undefined
   const generated = c.generated === 's' ? (c.expr ?? undefined) : undefined
   return {
@@ -139,7 +126,7 @@ function toColumn(c: Q.TemplateColumnRow): ColumnDef {
   }
 }
 
-function toKey(c: Q.TemplateConstraintRow): KeyDef {
+function toKey(c: Q.TemplateConstraintRow): M.KeyDef {
   return {
     name: c.name,
     columns: c.columns,
@@ -150,11 +137,11 @@ function toKey(c: Q.TemplateConstraintRow): KeyDef {
   }
 }
 
-function toCheck(c: Q.TemplateConstraintRow): CheckDef {
+function toCheck(c: Q.TemplateConstraintRow): M.CheckDef {
   return { name: c.name, definition: c.definition }
 }
 
-function toExclusion(c: Q.TemplateConstraintRow): ExclusionDef {
+function toExclusion(c: Q.TemplateConstraintRow): M.ExclusionDef {
   const prefix = `EXCLUDE USING ${c.q_method} (`
   const definition = c.definition
   if (!definition.startsWith(prefix)) {
@@ -166,7 +153,7 @@ function toExclusion(c: Q.TemplateConstraintRow): ExclusionDef {
   return { name: c.name, method: c.method ?? '', tail: definition.slice(prefix.length) }
 }
 
-function toForeignKey(c: Q.TemplateConstraintRow): ForeignKeyDef {
+function toForeignKey(c: Q.TemplateConstraintRow): M.ForeignKeyDef {
   return {
     name: c.name,
     columns: c.columns,
@@ -182,7 +169,7 @@ function toForeignKey(c: Q.TemplateConstraintRow): ForeignKeyDef {
   }
 }
 
-function toIndex(i: Q.TemplateIndexRow): IndexDef {
+function toIndex(i: Q.TemplateIndexRow): M.IndexDef {
   // pg_get_indexdef: CREATE [UNIQUE ]INDEX <name> ON [ONLY ]<schema>.<table> USING <am> (<tail>
   const head = `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ${i.q_name} ON `
   const using = ` USING ${i.q_method} (`
@@ -206,11 +193,11 @@ function toIndex(i: Q.TemplateIndexRow): IndexDef {
   }
 }
 
-function toEnum(t: Q.TemplateTypeRow): EnumDef {
+function toEnum(t: Q.TemplateTypeRow): M.EnumDef {
   return { name: t.name, labels: t.labels }
 }
 
-function toSequence(s: Q.TemplateSequenceRow): SequenceDef {
+function toSequence(s: Q.TemplateSequenceRow): M.SequenceDef {
   return {
     name: s.name,
     dataType: s.data_type,
@@ -253,9 +240,9 @@ function usedTypes(
 }
 
 /** Domains over other domains come after them. */
-function sortDomains(rows: readonly Q.TemplateTypeRow[]): DomainDef[] {
+function sortDomains(rows: readonly Q.TemplateTypeRow[]): M.DomainDef[] {
   const byOid = new Map(rows.map((r) => [r.oid, r]))
-  const out: DomainDef[] = []
+  const out: M.DomainDef[] = []
   const done = new Set<string>()
   const visit = (r: Q.TemplateTypeRow) => {
     if (done.has(r.oid)) return
