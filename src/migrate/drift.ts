@@ -51,6 +51,34 @@ export function typesCompatible(
   return source.typeKind === target.typeKind && bare(source.type) === bare(target.type)
 }
 
+/**
+ * Enabled triggers the tenant's table and the shared table do not have in common
+ * (not blocking: the copy fires none of them; the rows are copied as they are, but
+ * the tenant's data was kept by other triggers than the shared table's).
+ */
+function triggerDifferences(src: TableInfo, tgt: TableInfo, targetSchema: string): DriftIssue[] {
+  const issues: DriftIssue[] = []
+  const mine = new Set(src.userTriggers)
+  const shared = new Set(tgt.userTriggers)
+  for (const name of src.userTriggers.filter((n) => !shared.has(n))) {
+    issues.push({
+      kind: 'trigger-difference',
+      table: src.name,
+      blocking: false,
+      message: `Trigger ${name} is enabled on the tenant's ${src.name} but not on ${targetSchema}.${src.name}: what it maintains is copied as it is and no longer maintained.`,
+    })
+  }
+  for (const name of tgt.userTriggers.filter((n) => !mine.has(n))) {
+    issues.push({
+      kind: 'trigger-difference',
+      table: src.name,
+      blocking: false,
+      message: `Trigger ${name} is enabled on ${targetSchema}.${src.name} but missing or disabled on the tenant's ${src.name}: what it maintains may be stale in the tenant's rows, which are copied as they are.`,
+    })
+  }
+  return issues
+}
+
 /** `undefined` when the source column's values fit the target column; else why not (`''`: no detail). */
 function typeDifference(
   source: ColumnInfo,
@@ -176,6 +204,7 @@ export function compareWithTarget(
         }
       }
     }
+    issues.push(...triggerDifferences(src, tgt, targetSchema))
     for (const t of tgt.columns) {
       if (t.name === tenantColumn || scols.has(t.name)) continue
       const blocking = t.notNull && !t.hasDefault && !t.generated && t.identity === ''

@@ -71,6 +71,7 @@ export interface DriftIssue {
     | 'missing-source-table'
     | 'type-mismatch'
     | 'generation-mismatch'
+    | 'trigger-difference'
   readonly table?: string
   readonly column?: string
   /** A blocking issue keeps the tenant from being migrated. */
