@@ -14,6 +14,7 @@ interface GenerateFlags {
   out?: string
   json?: boolean
   rls: boolean
+  installExtensions?: boolean
 }
 
 /**
@@ -40,6 +41,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--out <file>', 'write the SQL to a file instead of stdout')
     .option('--no-rls', 'leave out ENABLE/FORCE ROW LEVEL SECURITY and the isolation policies')
     .option('--json', 'print the result as JSON')
+    .option(
+      '--install-extensions',
+      'create btree_gin / btree_gist when an index needs one to lead with the tenant column',
+    )
   addConfigOptions(generate, [
     'databaseUrl',
     'adminDatabaseUrl',
@@ -58,6 +63,7 @@ export function register(program: Command, ctx: CliContext): void {
       tenantsSchema: config.tenantsSchema,
       tenantColumn: config.tenantColumn,
       rls: opts.rls,
+      installExtensions: opts.installExtensions === true,
     }
     const result: GeneratedSchema | AppliedSchema = opts.apply
       ? await applyTenantSchema(pool, options)
