@@ -221,3 +221,37 @@ export function compareWithTarget(
   }
   return issues
 }
+
+/**
+ * The functions and views of a tenant schema that the target schema lacks or
+ * defines otherwise (definitions compared with each schema's own name left out).
+ * Not blocking: no data depends on them, but the app behaves as the target's do.
+ *
+ * @example
+ * ```ts
+ * routineDifferences(defs.get('tenant_1')!, defs.get('public')!, 'public')
+ * // [{ kind: 'routine-difference', blocking: false, message: 'function film_count(lang integer) differs ...' }]
+ * ```
+ */
+export function routineDifferences(
+  tenant: ReadonlyMap<string, string>,
+  target: ReadonlyMap<string, string>,
+  targetSchema: string,
+): DriftIssue[] {
+  const issues: DriftIssue[] = []
+  // schema generate creates a SECURITY DEFINER function SECURITY INVOKER (and says so).
+  const plain = (d: string | undefined) => d?.replace('\n SECURITY DEFINER\n', '\n')
+  for (const [name, definition] of tenant) {
+    const theirs = target.get(name)
+    if (plain(theirs) === plain(definition)) continue
+    issues.push({
+      kind: 'routine-difference',
+      blocking: false,
+      message:
+        theirs === undefined
+          ? `The tenant schema has ${name}, which ${targetSchema} lacks (rowtenancy schema generate carries the template's over).`
+          : `The tenant schema's ${name} differs from ${targetSchema}'s: after the migration the tenant gets ${targetSchema}'s.`,
+    })
+  }
+  return issues
+}

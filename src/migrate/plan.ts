@@ -3,6 +3,7 @@ import {
   describeTypes,
   existingSchemas,
   introspectSchemas,
+  routineDefinitions,
   tableNames,
 } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
@@ -12,7 +13,7 @@ import type { TenantIdType } from '../tenants/id-types.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { discoverTenants } from './discover.js'
-import { compareWithTarget } from './drift.js'
+import { compareWithTarget, routineDifferences } from './drift.js'
 import { foreignKeyOrder } from './order.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
@@ -270,6 +271,7 @@ export async function planMigration(
               targets.get(name)?.columns.some((c) => c.name === tenantColumn),
           )
           .sort()
+  const routines = await routineDefinitions(db, [...present, targetSchema])
   const types = await describeTypes(
     db,
     [...introspected.values()].flatMap((tables) =>
@@ -304,6 +306,13 @@ export async function planMigration(
       targetSchema,
       tenantColumn,
       types,
+    )
+    drift.push(
+      ...routineDifferences(
+        routines.get(tenant.schema) ?? new Map(),
+        routines.get(targetSchema) ?? new Map(),
+        targetSchema,
+      ),
     )
     const tables: TablePlan[] = []
     for (const name of order) {

@@ -72,6 +72,7 @@ export interface DriftIssue {
     | 'type-mismatch'
     | 'generation-mismatch'
     | 'trigger-difference'
+    | 'routine-difference'
   readonly table?: string
   readonly column?: string
   /** A blocking issue keeps the tenant from being migrated. */

@@ -1,4 +1,5 @@
 import { type Queryable, selectRows } from '../queryable.js'
+import { quoteIdent } from '../quote.js'
 
 /**
  * A function of the template schema: its full definition (`pg_get_functiondef`),
@@ -47,7 +48,7 @@ const FUNCTIONS = `
 select p.proname as name, pg_get_functiondef(p.oid) as definition, p.prosecdef as security_definer
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname = $1 and p.prokind in ('f', 'p')
-   and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype in ('e', 'i'))
  order by p.oid`
 
 const TRIGGERS = `
@@ -111,4 +112,58 @@ export async function readRoutinesInTransaction(
     triggers,
     views,
   }
+}
+
+const DEFINITIONS = `
+select n.nspname as schema, quote_ident(n.nspname) as q_schema, 'function' as kind,
+       p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as name,
+       pg_get_functiondef(p.oid) as definition
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = any($1::text[]) and p.prokind in ('f', 'p')
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype in ('e', 'i'))
+union all
+select n.nspname, quote_ident(n.nspname), case c.relkind when 'm' then 'materialized view' else 'view' end,
+       c.relname, pg_get_viewdef(c.oid)
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname = any($1::text[]) and c.relkind in ('v', 'm')`
+
+/**
+ * The functions and views of each schema, by `<kind> <name>`, their definitions
+ * with the schema's own name left out (`"tenant 1".film` reads `film`), so that
+ * two schemas' definitions compare. One query however many schemas.
+ *
+ * @example
+ * ```ts
+ * const defs = await routineDefinitions(pool, ['tenant_1', 'public'])
+ * defs.get('tenant_1')?.get('function film_count(lang integer)')
+ * ```
+ */
+export async function routineDefinitions(
+  db: Queryable,
+  schemas: readonly string[],
+): Promise<Map<string, Map<string, string>>> {
+  const out = new Map<string, Map<string, string>>(schemas.map((s) => [s, new Map()]))
+  if (schemas.length === 0) return out
+  const rows = await selectRows<{
+    schema: string
+    q_schema: string
+    kind: string
+    name: string
+    definition: string
+  }>(db, DEFINITIONS, [schemas])
+  for (const r of rows) {
+    // Both spellings of the schema: as the server quotes it, and always quoted (as written).
+    const definition = r.definition
+      .split(`${r.q_schema}.`)
+      .join('')
+      .split(`${quoteIdent(r.schema)}.`)
+      .join('')
+    const name = r.name
+      .split(`${r.q_schema}.`)
+      .join('')
+      .split(`${quoteIdent(r.schema)}.`)
+      .join('')
+    out.get(r.schema)?.set(`${r.kind} ${name}`, definition)
+  }
+  return out
 }
