@@ -53,7 +53,7 @@ afterAll(async () => {
 describe('binding statements', () => {
   it('set_config takes the id as a parameter; set_local quotes the validated id', () => {
     expect(bindStatement('set_config', 'bigint', 7)).toEqual({
-      text: `select set_config('rowtenancy.tenant_id', $1, true)`,
+      text: `select pg_catalog.set_config('rowtenancy.tenant_id', $1, true)`,
       values: ['7'],
     })
     expect(bindStatement('set_local', 'text', "o'brien")).toEqual({

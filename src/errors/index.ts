@@ -49,6 +49,7 @@ export type TenancyErrorCode =
   | 'DATABASE_UNREACHABLE'
   | 'UNSAFE_ROLE'
   | 'MIGRATION_ERROR'
+  | 'JOB_REJECTED'
 
 /**
  * Thrown when tenant-scoped work runs with no tenant in context. rowtenancy fails
