@@ -17,6 +17,7 @@ interface GenerateFlags {
   rls: boolean
   emit?: string
   uuidV7Keys?: boolean
+  installExtensions?: boolean
 }
 
 /**
@@ -51,6 +52,10 @@ export function register(program: Command, ctx: CliContext): void {
       '--emit <orms>',
       'also print the ORM code of the tables: drizzle (schema module), prisma (models), or both comma-separated',
     )
+    .option(
+      '--install-extensions',
+      'create btree_gin / btree_gist when an index needs one to lead with the tenant column',
+    )
   addConfigOptions(generate, [
     'databaseUrl',
     'adminDatabaseUrl',
@@ -72,6 +77,7 @@ export function register(program: Command, ctx: CliContext): void {
       tenantColumn: config.tenantColumn,
       rls: opts.rls,
       uuidV7Keys: opts.uuidV7Keys === true,
+      installExtensions: opts.installExtensions === true,
     }
     const result: GeneratedSchema | AppliedSchema = opts.apply
       ? await applyTenantSchema(pool, options)
