@@ -8,6 +8,7 @@ import { register as rls } from './rls.js'
 import { register as rollback } from './rollback.js'
 import { register as schema } from './schema.js'
 import { register as shell } from './shell.js'
+import { register as tenantLifecycle } from './tenant-lifecycle.js'
 import { register as tenants } from './tenants.js'
 import { register as verify } from './verify.js'
 
@@ -22,6 +23,7 @@ import { register as verify } from './verify.js'
 export const COMMANDS: readonly ((program: Command, ctx: CliContext) => void)[] = [
   init,
   tenants,
+  tenantLifecycle,
   schema,
   migrate,
   verify,
