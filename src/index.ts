@@ -36,9 +36,13 @@ export {
 } from './schema/roles.js'
 export {
   createTenancy,
+  type PlacementOptions,
+  type ResolvedPlacement,
   type ResolvedTenancyOptions,
+  RoutingPool,
   type Tenancy,
   type TenancyAuditOptions,
+  type TenancyDatabase,
   type TenancyOptions,
   type TenancyPool,
 } from './tenancy/index.js'

@@ -60,7 +60,11 @@ export async function withTenantClient<T>(
         : 'set_config'
       : binding
   const bind = bindStatement(mode, type, tenantId)
-  const client = await explainUnreachable(pool, () => pool.connect())
+  // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
+  const routed = pool as pg.Pool & { connectFor?: (id: unknown) => Promise<pg.PoolClient> }
+  const client = await explainUnreachable(pool, () =>
+    typeof routed.connectFor === 'function' ? routed.connectFor(tenantId) : pool.connect(),
+  )
   let discard = false
   try {
     await runPipelined(client, [beginStatement()], bind)

@@ -5,3 +5,9 @@ export type {
   TenancyOptions,
   TenancyPool,
 } from './options.js'
+export {
+  type PlacementOptions,
+  type ResolvedPlacement,
+  RoutingPool,
+  type TenancyDatabase,
+} from './placement.js'

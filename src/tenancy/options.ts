@@ -4,6 +4,7 @@ import { assertBindingOption, type BindingOption } from '../db/binding.js'
 import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { assertTenantIdType, type Queryable, type TenantIdType } from '../tenants/index.js'
+import { type PlacementOptions, type ResolvedPlacement, resolvePlacement } from './placement.js'
 
 /**
  * A connection pool rowtenancy can use: Kysely's `PostgresPool` that can also
@@ -49,6 +50,8 @@ export interface TenancyOptions {
   readonly allowUnsafeRole?: boolean | undefined
   /** Prepare the `set_config` bind once per connection (default false): direct connections, session pooling, PgBouncer >= 1.21 with max_prepared_statements; not behind poolers that reset sessions. */
   readonly prepareBind?: boolean | undefined
+  /** Tenants in more than one database: the other databases by name, routed by the placement map (see `tenant_placements`). */
+  readonly placement?: PlacementOptions | undefined
 }
 
 /**
@@ -85,6 +88,8 @@ export interface ResolvedTenancyOptions {
   readonly binding: BindingOption
   readonly allowUnsafeRole: boolean
   readonly prepareBind: boolean
+  /** With the `placement` option: the databases and the routing pool (which `pool` then is). */
+  readonly placement: ResolvedPlacement | undefined
   readonly audit: Readonly<{
     table: string | false
     logger: AuditLogger | undefined
@@ -103,6 +108,7 @@ const KNOWN = new Set([
   'binding',
   'allowUnsafeRole',
   'prepareBind',
+  'placement',
 ])
 
 /**
@@ -156,9 +162,15 @@ export function resolveTenancyOptions(options: TenancyOptions): {
   if (audit.logger !== undefined && typeof audit.logger !== 'function') {
     throw new ConfigError('audit.logger must be a function (event) => void.')
   }
+  const adminPool = options.adminPool ?? options.pool
+  const placement =
+    options.placement === undefined
+      ? undefined
+      : resolvePlacement({ pool: options.pool, adminPool }, options.placement, tenantIdType)
   const resolved: ResolvedTenancyOptions = Object.freeze({
-    pool: options.pool,
-    adminPool: options.adminPool ?? options.pool,
+    pool: placement ? (placement.routing as unknown as TenancyPool) : options.pool,
+    adminPool,
+    placement,
     tenantColumn,
     tenantIdType,
     plugins: Object.freeze([...plugins]),

@@ -13,6 +13,17 @@ export {
 } from './install.js'
 export { normalizeDomain, normalizeSlug, slugify } from './normalize.js'
 export {
+  assertDatabaseName,
+  DEFAULT_DATABASE,
+  installPlacements,
+  PLACEMENTS_TABLE,
+  PlacementMap,
+  type PlacementMapOptions,
+  type PlacementTableOptions,
+  placementTableDdl,
+  setPlacement,
+} from './placements.js'
+export {
   type ConnectableQueryable,
   inTransaction,
   type Queryable,
