@@ -115,3 +115,22 @@ export function parseManifest(text: string): ArchiveManifest {
   }
   return m
 }
+
+/**
+ * Reads only the manifest of an archive file (its hash checked).
+ *
+ * @example
+ * ```ts
+ * const m = await readArchiveManifest('acme.rtar')
+ * ```
+ */
+export async function readArchiveManifest(path: string): Promise<ArchiveManifest> {
+  const { createReadStream } = await import('node:fs')
+  const { ArchiveReader } = await import('./archive-format.js')
+  const input = createReadStream(path)
+  try {
+    return parseManifest(await new ArchiveReader(input).manifest())
+  } finally {
+    input.destroy()
+  }
+}
