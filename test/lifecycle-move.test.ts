@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LifecycleError, TenantStore, TenantSuspendedError } from '../src/index.js'
 import { moveTenant, tenantChecksums, tenantTables } from '../src/lifecycle/index.js'
 import { quoteIdent } from '../src/schema/identifiers.js'
+import { cli } from './helpers/cli.js'
 import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
 import {
   buildLifecycleSource,
@@ -228,6 +229,41 @@ describe('tenants move', () => {
       { label: 'late write' },
     ])
     expect((await sums(src, '3')).every((t) => t.rows === 0)).toBe(true)
+  })
+
+  it('CLI: rowtenancy tenants move --to URL --to-name NAME', async () => {
+    const src = await copyOf(source, 'cli')
+    const dst = await copyOf(target, 'cli')
+    const r = await cli([
+      'tenants',
+      'move',
+      '--tenant-id',
+      '3',
+      '--to',
+      dst,
+      '--to-name',
+      'eu-2',
+      '--work-dir',
+      dir,
+      '--database-url',
+      src,
+      '--json',
+    ])
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!).to).toBe('eu-2')
+    await expectMoved(src, dst)
+    const bad = await cli([
+      'tenants',
+      'move',
+      '--tenant-id',
+      '1',
+      '--to',
+      'postgres://postgres@127.0.0.1:1/none',
+      '--database-url',
+      src,
+    ])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/DATABASE_UNREACHABLE/)
   })
 
   it('an unreachable destination or an incompatible one: a clear error, nothing changed', async () => {
