@@ -220,12 +220,19 @@ describe('bad input: a clear error, nothing written', () => {
     await expect(
       importTenant({ db: target.pool, in: editedFile, asTenantId: '51' }),
     ).rejects.toThrow(/edited/)
-    const manifestEdit = Buffer.from(bytes)
-    const m = manifestEdit.indexOf('"rows":')
-    manifestEdit[m + 7] = manifestEdit[m + 7] === 57 ? 56 : manifestEdit[m + 7]! + 1
-    await writeFile(editedFile, manifestEdit)
+    const summaryEdit = Buffer.from(bytes)
+    const m = summaryEdit.lastIndexOf('"rows":')
+    summaryEdit[m + 7] = summaryEdit[m + 7] === 57 ? 56 : summaryEdit[m + 7]! + 1
+    await writeFile(editedFile, summaryEdit)
     await expect(
       importTenant({ db: target.pool, in: editedFile, asTenantId: '52' }),
+    ).rejects.toThrow(/summary.*edited/)
+    const headEdit = Buffer.from(bytes)
+    const h = headEdit.indexOf('"we-ird-schema-u"')
+    headEdit[h + 1] = 'x'.charCodeAt(0)
+    await writeFile(editedFile, headEdit)
+    await expect(
+      importTenant({ db: target.pool, in: editedFile, asTenantId: '53' }),
     ).rejects.toThrow(/manifest.*edited/)
     await expect(importTenant({ db: target.pool, in: join(dir, 'missing.rtar') })).rejects.toThrow(
       /Cannot read/,

@@ -11,7 +11,13 @@ import { LifecycleError } from '../errors/index.js'
  * M <bytes> <sha256>\n<manifest JSON>\n
  * T <table index>\n  then chunks  C <bytes>\n<COPY text bytes>  then  E <table index> <bytes> <sha256>\n
  * ...one T..E section per table, in the manifest's order...
+ * S <bytes> <sha256>\n<summary JSON: per table, row count and checksum>\n
  * Z <sha256 of every byte before this line>\n
+ * ```
+ *
+ * The counts and checksums come last so the export computes them on a second
+ * connection, in the same snapshot, while the rows stream.
+ * ```text
  * ```
  * @internal
  */
@@ -45,11 +51,20 @@ export class ArchiveWriter {
   }
 
   async start(manifestJson: string): Promise<void> {
-    const body = Buffer.from(manifestJson, 'utf8')
+    await this.#write(Buffer.from(`${ARCHIVE_MAGIC}\n`))
+    await this.#block('M', manifestJson)
+  }
+
+  async #block(tag: string, json: string): Promise<void> {
+    const body = Buffer.from(json, 'utf8')
     const sha = createHash('sha256').update(body).digest('hex')
-    await this.#write(Buffer.from(`${ARCHIVE_MAGIC}\nM ${body.length} ${sha}\n`))
+    await this.#write(Buffer.from(`${tag} ${body.length} ${sha}\n`))
     await this.#write(body)
     await this.#write(Buffer.from('\n'))
+  }
+
+  async summary(json: string): Promise<void> {
+    await this.#block('S', json)
   }
 
   async beginTable(index: number): Promise<void> {
@@ -151,17 +166,26 @@ export class ArchiveReader {
   async manifest(): Promise<string> {
     const magic = await this.#line()
     if (magic !== ARCHIVE_MAGIC) throw damaged(`the first line is not ${ARCHIVE_MAGIC}`)
-    const m = /^M (\d+) ([0-9a-f]{64})$/.exec(await this.#line())
-    if (!m) throw damaged('no manifest header')
+    return this.#block('M', 'manifest')
+  }
+
+  /** Reads the summary (counts and checksums) after the last table; returns its JSON text. */
+  async summary(): Promise<string> {
+    return this.#block('S', 'summary')
+  }
+
+  async #block(tag: string, what: string): Promise<string> {
+    const m = new RegExp(`^${tag} (\\d+) ([0-9a-f]{64})$`).exec(await this.#line())
+    if (!m) throw damaged(`no ${what} where it belongs (truncated?)`)
     const size = Number(m[1])
-    if (size > MAX_BLOCK) throw damaged('the manifest is too large')
+    if (size > MAX_BLOCK) throw damaged(`the ${what} is too large`)
     const parts: Buffer[] = []
     for await (const b of this.#bytes(size)) parts.push(b)
     const body = Buffer.concat(parts)
     if (createHash('sha256').update(body).digest('hex') !== m[2]) {
-      throw damaged('the manifest does not match its checksum (edited)')
+      throw damaged(`the ${what} does not match its checksum (edited)`)
     }
-    if ((await this.#line()) !== '') throw damaged('no line break after the manifest')
+    if ((await this.#line()) !== '') throw damaged(`no line break after the ${what}`)
     return body.toString('utf8')
   }
 

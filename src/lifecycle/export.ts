@@ -9,10 +9,15 @@ import { LifecycleError } from '../errors/index.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../schema/identifiers.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { ArchiveWriter } from './archive-format.js'
-import { bindTenant, pinTextSettings, tenantChecksums } from './checksums.js'
+import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import type { LifecycleListener } from './events.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
-import { type ArchiveManifest, rowtenancyVersion } from './manifest.js'
+import {
+  type ArchiveHeader,
+  type ArchiveManifest,
+  rowtenancyVersion,
+  withSummary,
+} from './manifest.js'
 import {
   type LifecycleTable,
   schemaFingerprint,
@@ -79,20 +84,21 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
   const client = await explainUnreachable(options.db, () => options.db.connect())
   const path = typeof options.out === 'string' ? options.out : undefined
   let out: Writable | undefined
+  let second: pg.PoolClient | undefined
   let failed = false
   try {
     await client.query('begin isolation level repeatable read read only')
+    const snapshot = (await client.query('select pg_export_snapshot() as s')).rows[0].s as string
     await pinTextSettings(client)
     const layout = await resolveLayout(client, options)
     const tenantId = parseTenantId(layout.idType, options.tenantId)
     await bindTenant(client, tenantId)
     const tenant = await readTenant(client, layout, tenantId)
     const { tables, cyclic } = await tenantTables(client, layout)
-    const sums = await tenantChecksums(client, layout, tenantId, tables)
     const info = (
       await client.query("select current_database() as db, current_setting('server_version') as v")
     ).rows[0]
-    const manifest: ArchiveManifest = {
+    const header: ArchiveHeader = {
       format: 'rowtenancy-tenant-archive',
       formatVersion: 1,
       rowtenancy: rowtenancyVersion(),
@@ -105,7 +111,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
       idType: layout.idType,
       tenant,
       fingerprint: schemaFingerprint(tables),
-      tables: tables.map((t, i) => ({
+      tables: tables.map((t) => ({
         name: t.name,
         columns: t.copyColumns.map((name) => {
           const c = t.info.columns.find((x) => x.name === name)!
@@ -116,37 +122,45 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
             ...(c.enumLabels ? { enumLabels: c.enumLabels } : {}),
           }
         }),
-        table: t.name,
-        rows: sums[i]!.rows,
-        checksum: sums[i]!.checksum,
       })),
       cyclic,
     }
-    const total = sums.reduce((n, s) => n + s.rows, 0)
-    options.onEvent?.({ type: 'start', op: 'export', tenantId, tables: tables.length, rows: total })
+    // The counts and checksums run on a second connection in the same snapshot while the rows stream.
+    second = await options.db.connect()
+    const sumsPromise = checksumsInSnapshot(second, snapshot, layout, tenantId, tables)
+    sumsPromise.catch(() => {})
+    const estimate = tables.reduce((n, t) => n + t.info.estimatedRows, 0)
+    options.onEvent?.({ type: 'start', op: 'export', tenantId, tables: tables.length, rows: 0 })
     out = path ? createWriteStream(`${path}.partial`) : (options.out as Writable)
     const writer = new ArchiveWriter(out)
-    await writer.start(JSON.stringify(manifest))
+    await writer.start(JSON.stringify(header))
+    const copied: number[] = []
     for (const [i, t] of tables.entries()) {
       await writer.beginTable(i)
       const stream = client.query(copyTo(exportCopySql(layout, t, tenantId)))
       for await (const chunk of stream) await writer.chunk(chunk as Buffer)
       await writer.endTable(i)
-      const copied = Number(stream.rowCount ?? -1)
-      if (copied !== sums[i]!.rows) {
-        throw new LifecycleError(
-          `${t.name}: COPY wrote ${copied} rows but the count in the same snapshot was ${sums[i]!.rows}.`,
-        )
-      }
+      copied.push(Number(stream.rowCount ?? -1))
       options.onEvent?.({
         type: 'table',
         op: 'export',
         table: t.name,
-        rows: copied,
+        rows: copied[i]!,
         index: i,
         of: tables.length,
       })
     }
+    void estimate
+    const sums = await sumsPromise
+    for (const [i, t] of tables.entries()) {
+      if (copied[i] !== sums[i]!.rows) {
+        throw new LifecycleError(
+          `${t.name}: COPY wrote ${copied[i]} rows but the count in the same snapshot was ${sums[i]!.rows}.`,
+        )
+      }
+    }
+    const summary = JSON.stringify({ tables: sums })
+    await writer.summary(summary)
     await client.query('commit')
     const sha256 = await writer.finish()
     if (path) {
@@ -154,6 +168,8 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
       await finished(out)
       await rename(`${path}.partial`, path)
     }
+    const manifest = withSummary(header, summary)
+    const total = sums.reduce((n, s) => n + s.rows, 0)
     const ms = performance.now() - started
     options.onEvent?.({ type: 'done', op: 'export', rows: total, ms })
     return { manifest, bytes: writer.bytes, sha256, ms }
@@ -167,5 +183,25 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
     throw err
   } finally {
     client.release(failed ? true : undefined)
+    second?.release(failed ? true : undefined)
+  }
+}
+
+/** Counts and checksums on `c`, in the snapshot `snapshot` exported by the COPY connection. */
+async function checksumsInSnapshot(
+  c: pg.PoolClient,
+  snapshot: string,
+  layout: TenantLayout,
+  tenantId: string,
+  tables: readonly LifecycleTable[],
+): Promise<TableChecksum[]> {
+  await c.query('begin isolation level repeatable read read only')
+  try {
+    await c.query('set transaction snapshot ' + quoteLiteral(snapshot))
+    await pinTextSettings(c)
+    await bindTenant(c, tenantId)
+    return await tenantChecksums(c, layout, tenantId, tables)
+  } finally {
+    await c.query('rollback').catch(() => {})
   }
 }

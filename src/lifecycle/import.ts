@@ -24,7 +24,7 @@ import {
 import { eraseInTransaction } from './erase.js'
 import type { LifecycleListener } from './events.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
-import { type ArchiveManifest, type ManifestTable, parseManifest } from './manifest.js'
+import { type ArchiveHeader, parseManifest, withSummary } from './manifest.js'
 import { type LifecycleTable, type TenantLayout, tenantTables } from './tables.js'
 import { lockTenant } from './tenant-row.js'
 
@@ -75,7 +75,7 @@ export interface ImportResult {
 }
 
 /** @internal a manifest table as the drift check reads a source table */
-function archivedTableInfo(m: ArchiveManifest, t: ManifestTable): TableInfo {
+function archivedTableInfo(m: ArchiveHeader, t: ArchiveHeader['tables'][number]): TableInfo {
   return {
     schema: m.schema,
     name: t.name,
@@ -94,7 +94,7 @@ function archivedTableInfo(m: ArchiveManifest, t: ManifestTable): TableInfo {
     ),
     primaryKey: [],
     foreignKeys: [],
-    estimatedRows: t.rows,
+    estimatedRows: 0,
     userTriggers: [],
   }
 }
@@ -108,7 +108,7 @@ function archivedTableInfo(m: ArchiveManifest, t: ManifestTable): TableInfo {
  * @internal
  */
 export function checkCompatible(
-  m: ArchiveManifest,
+  m: ArchiveHeader,
   layout: TenantLayout,
   targets: readonly LifecycleTable[],
 ): { tables: LifecycleTable[]; drift: DriftIssue[] } {
@@ -208,7 +208,7 @@ async function chooseGuard(db: Queryable): Promise<'replica' | 'deferred'> {
 async function insertTenantRow(
   db: Queryable,
   layout: TenantLayout,
-  m: ArchiveManifest,
+  m: ArchiveHeader,
   tenantId: string,
   slugWanted: string | undefined,
 ): Promise<{ slug: string; skippedDomains: string[] }> {
@@ -287,25 +287,24 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
   let client: pg.PoolClient | undefined
   let failed = false
   try {
-    const manifest = parseManifest(await reader.manifest())
+    const header = parseManifest(await reader.manifest())
     client = await explainUnreachable(options.db, () => options.db.connect())
     const db = client
     await db.query('begin')
     await pinTextSettings(db)
     const layout = await resolveLayout(db, {
       ...options,
-      schema: options.schema ?? manifest.schema,
+      schema: options.schema ?? header.schema,
     })
-    const tenantId = parseTenantId(layout.idType, options.asTenantId ?? manifest.tenant.id)
+    const tenantId = parseTenantId(layout.idType, options.asTenantId ?? header.tenant.id)
     const { tables, drift } = checkCompatible(
-      manifest,
+      header,
       layout,
       (await tenantTables(db, layout)).tables,
     )
     await bindTenant(db, tenantId)
     await lockTenant(db, tenantId)
-    const total = manifest.tables.reduce((n, t) => n + t.rows, 0)
-    options.onEvent?.({ type: 'start', op: 'import', tenantId, tables: tables.length, rows: total })
+    options.onEvent?.({ type: 'start', op: 'import', tenantId, tables: tables.length, rows: 0 })
     const exists = await db.query(
       `select 1 from ${quoteQualified(layout.tenantsSchema, 'tenants')} where id = $1::${layout.idType} for update`,
       [tenantId],
@@ -327,11 +326,11 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
       }
     }
     const { slug, skippedDomains } = reuse
-      ? { slug: manifest.tenant.slug, skippedDomains: [] as string[] }
-      : await insertTenantRow(db, layout, manifest, tenantId, options.slug)
+      ? { slug: header.tenant.slug, skippedDomains: [] as string[] }
+      : await insertTenantRow(db, layout, header, tenantId, options.slug)
     await chooseGuard(db)
+    const loaded: number[] = []
     for (const [i, t] of tables.entries()) {
-      const expected = manifest.tables[i]!
       const copy = db.query(
         copyFrom(
           `copy ${quoteQualified(layout.schema, t.name)} (${t.copyColumns.map(quoteIdent).join(', ')}) from stdin`,
@@ -339,30 +338,34 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
       )
       const data = reader.table(i)
       const source =
-        tenantId === manifest.tenant.id
+        tenantId === header.tenant.id
           ? data
-          : rewriteTenantColumn(data, manifest.tenant.id, tenantId, t.copyColumns.length === 1)
+          : rewriteTenantColumn(data, header.tenant.id, tenantId, t.copyColumns.length === 1)
       try {
         await pipeline(source, copy)
       } catch (err) {
         throw explainCopyError(err, t.name)
       }
-      const loaded = Number(copy.rowCount ?? -1)
-      if (loaded !== expected.rows) {
-        throw new LifecycleError(
-          `${t.name}: the archive holds ${loaded} rows but its manifest says ${expected.rows}: the archive was edited. Nothing was imported.`,
-        )
-      }
+      loaded.push(Number(copy.rowCount ?? -1))
       options.onEvent?.({
         type: 'table',
         op: 'import',
         table: t.name,
-        rows: loaded,
+        rows: loaded[i]!,
         index: i,
         of: tables.length,
       })
     }
+    const manifest = withSummary(header, await reader.summary())
     await reader.finish()
+    for (const [i, t] of manifest.tables.entries()) {
+      if (loaded[i] !== t.rows) {
+        throw new LifecycleError(
+          `${t.name}: the archive holds ${loaded[i]} rows but its summary says ${t.rows}: the archive was edited. Nothing was imported.`,
+        )
+      }
+    }
+    const total = manifest.tables.reduce((n, t) => n + t.rows, 0)
     const ctx = lifecycleContext(layout, tenantId)
     const checks = await checkTables(
       db,

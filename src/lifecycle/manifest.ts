@@ -26,7 +26,7 @@ export interface ArchiveManifest {
   readonly tenant: ManifestTenant
   /** A fingerprint of the tables' shape (names, columns, types). */
   readonly fingerprint: string
-  /** The tenant tables in foreign-key order; the data sections follow in this order. */
+  /** The tenant tables in foreign-key order; the data sections follow in this order (counts and checksums from the archive's summary). */
   readonly tables: readonly ManifestTable[]
   /** Tables caught in foreign-key cycles. */
   readonly cyclic: readonly string[]
@@ -81,12 +81,58 @@ export function rowtenancyVersion(): string {
 }
 
 /**
- * Parses and checks the manifest JSON of an archive.
+ * The manifest as the archive's head holds it: the tables without counts and checksums.
  *
  * @internal
  */
-export function parseManifest(text: string): ArchiveManifest {
-  let m: ArchiveManifest
+export type ArchiveHeader = Omit<ArchiveManifest, 'tables'> & {
+  readonly tables: readonly Omit<ManifestTable, 'rows' | 'checksum' | 'table'>[]
+}
+
+/**
+ * Checks the archive's summary (one count and checksum per table, in order) and
+ * merges it into the header.
+ *
+ * @internal
+ */
+export function withSummary(header: ArchiveHeader, text: string): ArchiveManifest {
+  let sums: { table: string; rows: number; checksum: string }[]
+  try {
+    sums = JSON.parse(text).tables
+  } catch (err) {
+    throw new LifecycleError('The archive summary is not valid JSON: the archive is damaged.', {
+      cause: err,
+    })
+  }
+  if (!Array.isArray(sums) || sums.length !== header.tables.length) {
+    throw new LifecycleError(
+      'The archive summary does not list every table: the archive is damaged.',
+    )
+  }
+  const tables = header.tables.map((t, i) => {
+    const s = sums[i]
+    if (
+      s?.table !== t.name ||
+      !Number.isSafeInteger(s.rows) ||
+      s.rows < 0 ||
+      typeof s.checksum !== 'string'
+    ) {
+      throw new LifecycleError(
+        `The archive summary has no valid count or checksum for ${t.name}: the archive is damaged.`,
+      )
+    }
+    return { ...t, table: t.name, rows: s.rows, checksum: s.checksum }
+  })
+  return { ...header, tables }
+}
+
+/**
+ * Parses and checks the manifest JSON at the head of an archive.
+ *
+ * @internal
+ */
+export function parseManifest(text: string): ArchiveHeader {
+  let m: ArchiveHeader
   try {
     m = JSON.parse(text)
   } catch (err) {
@@ -109,15 +155,13 @@ export function parseManifest(text: string): ArchiveManifest {
     }
     if (t.columns[0]!.name !== m.tenantColumn)
       throw bad(`${t.name} does not start with the tenant column`)
-    if (!Number.isSafeInteger(t.rows) || t.rows < 0 || typeof t.checksum !== 'string') {
-      throw bad(`${t.name} has no row count or checksum`)
-    }
   }
   return m
 }
 
 /**
- * Reads only the manifest of an archive file (its hash checked).
+ * Reads the manifest of an archive file with its counts and checksums (the
+ * whole file is read: every hash is checked, the rows are skipped).
  *
  * @example
  * ```ts
@@ -127,9 +171,18 @@ export function parseManifest(text: string): ArchiveManifest {
 export async function readArchiveManifest(path: string): Promise<ArchiveManifest> {
   const { createReadStream } = await import('node:fs')
   const { ArchiveReader } = await import('./archive-format.js')
-  const input = createReadStream(path)
+  const input = createReadStream(path, { highWaterMark: 256 * 1024 })
   try {
-    return parseManifest(await new ArchiveReader(input).manifest())
+    const reader = new ArchiveReader(input)
+    const header = parseManifest(await reader.manifest())
+    for (const [i] of header.tables.entries()) {
+      for await (const _chunk of reader.table(i)) {
+        // skipped: only the hashes matter here
+      }
+    }
+    const manifest = withSummary(header, await reader.summary())
+    await reader.finish()
+    return manifest
   } finally {
     input.destroy()
   }
