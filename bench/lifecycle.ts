@@ -140,6 +140,9 @@ async function main(): Promise<void> {
   const dst = await openScratchDatabase('rt_bench_life_dst')
   const a = new pg.Pool({ connectionString: src.url, max: 3 })
   const b = new pg.Pool({ connectionString: dst.url, max: 3 })
+  // An idle client ended by the server (another run's clean-up) must not end this process.
+  a.on('error', () => {})
+  b.on('error', () => {})
   const dir = await mkdtemp(join(tmpdir(), 'rt-bench-life-'))
   try {
     await schema(a)

@@ -23,8 +23,8 @@
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import pg from 'pg'
-import { migrate } from '../src/migrate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { migrate } from '../src/entries/migrate.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
 
 /**

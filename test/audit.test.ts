@@ -14,7 +14,7 @@ import {
   runWithTenant,
   type Tenancy,
   withoutTenant,
-} from '../src/index.js'
+} from '../src/entries/index.js'
 import type { TestDatabase } from './helpers/db.js'
 import {
   type createRuntimeRole,

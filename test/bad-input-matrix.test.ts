@@ -4,6 +4,8 @@ import type { Generated } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { currentTenant, runWithTenant } from '../src/context/index.js'
+import { fromHeader, tenant } from '../src/entries/hono.js'
+import { withTenantClient } from '../src/entries/pg.js'
 import {
   InvalidTenantIdError,
   MissingTenantError,
@@ -11,9 +13,7 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../src/errors/index.js'
-import { fromHeader, tenant } from '../src/http/hono.js'
-import { withTenantClient } from '../src/pg/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { createTenancy } from '../src/tenancy/create-tenancy.js'
 import { TenantStore } from '../src/tenants/index.js'
 import { cli } from './helpers/cli.js'

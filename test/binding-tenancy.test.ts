@@ -7,7 +7,7 @@ import {
   type Tenancy,
   UnsafeRoleError,
   withoutTenant,
-} from '../src/index.js'
+} from '../src/entries/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 

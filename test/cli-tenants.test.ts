@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../src/index.js'
+import { loadConfig } from '../src/entries/index.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 

@@ -15,7 +15,7 @@ import {
   setCurrentTenant,
   tryCurrentTenant,
   withoutTenant,
-} from '../src/index.js'
+} from '../src/entries/index.js'
 
 describe('tenant context', () => {
   it('fails closed when no tenant is set', () => {

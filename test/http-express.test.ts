@@ -1,5 +1,5 @@
 import express from 'express'
-import { tenant } from '../src/http/express.js'
+import { tenant } from '../src/entries/express.js'
 import { describeTenantMiddleware, portOf } from './http-scenario.js'
 
 describeTenantMiddleware({

@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { runWithTenant, tryCurrentTenant } from '../src/context/index.js'
-import { tenant } from '../src/http/fastify.js'
+import { tenant } from '../src/entries/fastify.js'
 import { TenantStore } from '../src/tenants/index.js'
 import { describeTenantMiddleware } from './http-scenario.js'
 

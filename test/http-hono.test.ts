@@ -1,6 +1,6 @@
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
-import { tenant } from '../src/http/hono.js'
+import { tenant } from '../src/entries/hono.js'
 import { describeTenantMiddleware, portOf } from './http-scenario.js'
 
 describeTenantMiddleware({

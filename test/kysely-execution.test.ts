@@ -15,8 +15,8 @@ import {
   runWithTenant,
   UnsupportedQueryError,
   withoutTenant,
-} from '../src/index.js'
-import { TenantPlugin } from '../src/kysely/index.js'
+} from '../src/entries/index.js'
+import { TenantPlugin } from '../src/entries/kysely.js'
 import type { TestDatabase } from './helpers/db.js'
 import {
   type createRuntimeRole,

@@ -1,6 +1,6 @@
 import type { Generated, Kysely } from 'kysely'
 import pg from 'pg'
-import { createTenancy, type Tenancy, type TenancyOptions } from '../src/index.js'
+import { createTenancy, type Tenancy, type TenancyOptions } from '../src/entries/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
 /** The finance tables the plugin tests use (snake_case, as in the database). */

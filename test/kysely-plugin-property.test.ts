@@ -8,7 +8,7 @@ import {
 } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTenancy, runWithTenant, type Tenancy } from '../src/index.js'
+import { createTenancy, runWithTenant, type Tenancy } from '../src/entries/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { createFinanceTables, createRuntimeRole, seedFinance, TABLES } from './kysely-fixture.js'
 

@@ -5,7 +5,7 @@ import {
   MissingTenantError,
   runWithTenant,
   UnsupportedQueryError,
-} from '../src/index.js'
+} from '../src/entries/index.js'
 import type { TestDatabase } from './helpers/db.js'
 import { allRows, type FinanceDB, financeTenancy, seedFinance } from './kysely-fixture.js'
 

@@ -12,7 +12,7 @@ import {
   tenantChecksums,
   tenantTables,
 } from '../src/lifecycle/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { serverUrl, urlFor } from './helpers/db.js'
 
 const layout = {

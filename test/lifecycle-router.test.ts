@@ -8,7 +8,7 @@ import {
   runWithTenant,
   setPlacement,
   type Tenancy,
-} from '../src/index.js'
+} from '../src/entries/index.js'
 import { withTenantClient } from '../src/pg/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'

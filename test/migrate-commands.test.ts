@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCliContext } from '../src/cli/context.js'
 import { createOutput } from '../src/cli/output.js'
 import { runCli } from '../src/cli/program.js'
-import { readLedger } from '../src/migrate/index.js'
+import { readLedger } from '../src/entries/migrate.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, HOSTILE_SCHEMA } from './helpers/legacy-fixture.js'
 

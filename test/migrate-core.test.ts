@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { formatReport, migrate, readLedger } from '../src/migrate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { formatReport, migrate, readLedger } from '../src/entries/migrate.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import {
   buildLegacyFixture,

@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrate } from '../src/migrate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { migrate } from '../src/entries/migrate.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
 import {
   buildLegacyFixture,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrate, verifyMigration } from '../src/migrate/index.js'
+import { migrate, verifyMigration } from '../src/entries/migrate.js'
 import { applyTenantSchema } from '../src/schema/generate/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, HOSTILE_SCHEMA } from './helpers/legacy-fixture.js'

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrate, verifyMigration } from '../src/migrate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { migrate, verifyMigration } from '../src/entries/migrate.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture } from './helpers/legacy-fixture.js'
 

@@ -5,8 +5,8 @@ import {
   readLedger,
   rollbackTenants,
   verifyMigration,
-} from '../src/migrate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+} from '../src/entries/migrate.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, FIXTURE_TABLES } from './helpers/legacy-fixture.js'

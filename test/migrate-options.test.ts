@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrate, readLedger, rollbackTenants, verifyMigration } from '../src/entries/migrate.js'
 import { MigrationError } from '../src/errors/index.js'
-import { migrate, readLedger, rollbackTenants, verifyMigration } from '../src/migrate/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, HOSTILE_SCHEMA, schemaFingerprint } from './helpers/legacy-fixture.js'
 
@@ -42,7 +42,7 @@ describe('migrate options and bad input', () => {
       /Unknown tenant id "12345"/,
     )
     await expect(migrate({ db: db.pool, tenantIds: ['abc'] })).rejects.toThrow(/Invalid tenant id/)
-    await expect(migrate({ db: db.pool })).rejects.toThrow(/--all, or --tenant-id/)
+    await expect(migrate({ db: db.pool })).rejects.toThrow(/`all`, or `tenantIds`/)
     expect(
       (await db.pool.query("select to_regclass('public.rowtenancy_migration') as r")).rows[0].r,
     ).toBeNull()
@@ -89,7 +89,7 @@ describe('migrate options and bad input', () => {
   it('--strict refuses the whole run when any tenant has blocking drift', async () => {
     const report = await migrate({ db: db.pool, all: true, strict: true })
     expect(report.ok).toBe(false)
-    expect(report.aborted).toMatch(/--strict/)
+    expect(report.aborted).toMatch(/`strict`/)
     expect(report.tenants.find((t) => t.tenantId === '1')?.status).toBe('not-run')
     expect(await count('select count(*) as n from public.book where tenant_id = 1')).toBe(0)
   })

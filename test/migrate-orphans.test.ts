@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrate, migratedTenants, verifyMigration } from '../src/entries/migrate.js'
 import { tenantScoped } from '../src/migrate/checks.js'
 import { sqlContext } from '../src/migrate/copy.js'
 import { orphanStatement } from '../src/migrate/copy-sql.js'
-import { migrate, migratedTenants, verifyMigration } from '../src/migrate/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture } from './helpers/legacy-fixture.js'
 

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { bar, createProgress, duration } from '../src/cli/progress.js'
-import type { MigrationEvent } from '../src/migrate/index.js'
+import type { MigrationEvent } from '../src/entries/migrate.js'
 
 function capture() {
   const stream = new PassThrough()

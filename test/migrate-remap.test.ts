@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrate, rollbackTenants, verifyMigration } from '../src/migrate/index.js'
-import { quoteIdent } from '../src/schema/identifiers.js'
+import { migrate, rollbackTenants, verifyMigration } from '../src/entries/migrate.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, HOSTILE_SCHEMA } from './helpers/legacy-fixture.js'
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
+import { withTenantClient } from '../src/entries/pg.js'
 import { InvalidTenantIdError, MissingTenantError } from '../src/errors/index.js'
-import { withTenantClient } from '../src/pg/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 

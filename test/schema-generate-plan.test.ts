@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { cyclicEdges } from '../src/schema/generate/foreign-key-cycles.js'
-import type { TableDef, TemplateSchema } from '../src/schema/generate/model.js'
 import { fitName, planTenantSchema } from '../src/schema/generate/plan.js'
 import { createTypeIfMissing, renderTenantSchema } from '../src/schema/generate/render.js'
+import type { TableDef, TemplateSchema } from '../src/sql/catalog/model.js'
 
 const table = (name: string, extra: Partial<TableDef> = {}): TableDef => ({
   name,

@@ -1,8 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  applyTenantSchema,
+  generateTenantSchema,
+  introspectTemplate,
+} from '../src/entries/schema.js'
 import { ConfigError, InvalidInputError, MigrationError } from '../src/errors/index.js'
-import { applyTenantSchema, generateTenantSchema, introspectTemplate } from '../src/schema/index.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { TEMPLATE_SCHEMA, templateDdl, WEIRD_TABLE } from './helpers/schema-generate-template.js'

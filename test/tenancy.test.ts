@@ -7,8 +7,8 @@ import {
   InvalidTenantIdError,
   runWithTenant,
   type TenancyOptions,
-} from '../src/index.js'
-import { TableRegistry } from '../src/kysely/index.js'
+} from '../src/entries/index.js'
+import { TableRegistry } from '../src/entries/kysely.js'
 import { serverUrl } from './helpers/db.js'
 
 /** A pool that is never used to connect in these compile-only tests. */

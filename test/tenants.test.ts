@@ -13,7 +13,7 @@ import {
   TenantNotFoundError,
   TenantStore,
   TenantSuspendedError,
-} from '../src/index.js'
+} from '../src/entries/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
 describe('parseTenantId', () => {

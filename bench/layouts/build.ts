@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { generateLegacy } from '../../examples/finance/legacy/generate.js'
-import { migrate } from '../../src/migrate/index.js'
-import { quoteIdent, quoteLiteral } from '../../src/schema/identifiers.js'
-import { applyTenantSchema } from '../../src/schema/index.js'
+import { migrate } from '../../src/entries/migrate.js'
+import { applyTenantSchema } from '../../src/entries/schema.js'
 import { grantRuntimeRole } from '../../src/schema/roles.js'
+import { quoteIdent, quoteLiteral } from '../../src/sql/quote.js'
 import { installTenantTables } from '../../src/tenants/index.js'
 
 /**

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import { runPipelined } from '../../src/db/pipelined-query.js'
-import { quoteIdent } from '../../src/schema/identifiers.js'
+import { quoteIdent } from '../../src/sql/quote.js'
 import type { BenchTenant } from './build.js'
 import { timed } from './stats.js'
 

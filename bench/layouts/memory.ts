@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import pg from 'pg'
 import { runPipelined, type Statement } from '../../src/db/pipelined-query.js'
-import { quoteIdent } from '../../src/schema/identifiers.js'
 import { RLS_SETTING } from '../../src/schema/rls-policy.js'
+import { quoteIdent } from '../../src/sql/quote.js'
 import type { BenchTenant } from './build.js'
 import type { MemoryProbe } from './results.js'
 

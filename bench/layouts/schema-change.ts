@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { quoteIdent } from '../../src/schema/identifiers.js'
+import { quoteIdent } from '../../src/sql/quote.js'
 import type { BenchTenant } from './build.js'
 import { timed } from './stats.js'
 

@@ -3,10 +3,14 @@ import type { Server } from 'node:http'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { InvalidInputError, TenancyError } from '../../src/errors/index.js'
-import { fromHeader, fromHost, tenant } from '../../src/http/express.js'
-import { createTenancy, type Tenancy } from '../../src/tenancy/index.js'
-import { TenantStore } from '../../src/tenants/index.js'
+import { fromHeader, fromHost, httpStatusOf, tenant } from '../../src/entries/express.js'
+import {
+  createTenancy,
+  InvalidInputError,
+  type Tenancy,
+  TenancyError,
+  TenantStore,
+} from '../../src/entries/index.js'
 import { FINANCE_TABLES, type FinanceDB } from './db.js'
 
 /**
@@ -211,7 +215,7 @@ export function createFinanceApp({ tenancy, store, adminToken }: FinanceAppOptio
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof TenancyError) {
-      res.status(err.status).json({ error: err.code, message: err.message })
+      res.status(httpStatusOf(err)).json({ error: err.code, message: err.message })
       return
     }
     const code = (err as { code?: string; status?: number }).code

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { quoteIdent } from '../../src/schema/identifiers.js'
+import { quoteIdent } from '../../src/entries/index.js'
 import { type EmbeddedServer, startEmbeddedPostgres } from '../../test/helpers/embedded-server.js'
 import { startFinanceApi } from './app.js'
 import { setupFinanceDemo } from './setup.js'
@@ -212,8 +212,11 @@ async function main(): Promise<void> {
     console.log(
       '# the same checks in TypeScript: a REPL with db (scoped), allObjects, .tenant <slug>',
     )
+    if (!existsSync(new URL('../../dist/cli/main.js', import.meta.url))) {
+      console.log('# (in this checkout, `npm run build` once gives `npx rowtenancy` its bin)')
+    }
     console.log(
-      `DATABASE_URL='${setup.runtimeUrl}' ROWTENANCY_ADMIN_DATABASE_URL='${database.ownerUrl}' npx tsx src/cli/main.ts shell --tenant ${a!.slug}`,
+      `DATABASE_URL='${setup.runtimeUrl}' ROWTENANCY_ADMIN_DATABASE_URL='${database.ownerUrl}' npx rowtenancy shell --tenant ${a!.slug}`,
     )
     if (smoke) {
       const { ok, lines } = await runSmoke(info, database.ownerUrl, tenants)

@@ -1,6 +1,6 @@
 import { request } from 'node:http'
 import pg from 'pg'
-import { quoteIdent } from '../../src/schema/identifiers.js'
+import { quoteIdent } from '../../src/entries/index.js'
 
 /**
  * One request the demo prints as a `curl` line (and `--smoke` sends itself).

@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../errors/index.js'
-import { quoteIdent, quoteQualified } from '../schema/identifiers.js'
+import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { inTransaction, type Queryable } from '../tenants/index.js'
 
 /**

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander'
 import { TenancyError } from '../errors/index.js'
 import { COMMANDS } from './commands/index.js'
 import { type CliContext, createCliContext } from './context.js'
+import { withFlags } from './flags.js'
 
 /** @internal */
 function version(): string {
@@ -56,7 +57,7 @@ export async function runCli(argv: readonly string[], ctx = createCliContext()):
       return 2
     }
     if (err instanceof TenancyError) {
-      ctx.out.warn(`error [${err.code}]: ${err.message}`)
+      ctx.out.warn(`error [${err.code}]: ${withFlags(err.message)}`)
     } else {
       ctx.out.warn(`error: ${(err as Error)?.stack ?? String(err)}`)
     }

@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../sql/defaults.js'
 /**
  * One configuration key: its name in `rowtenancy.config.*`, its CLI flag, its
  * environment variable, its type and default. Keys are declared once here and
@@ -90,7 +91,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     flag: '--tenant-id-type',
     env: 'ROWTENANCY_TENANT_ID_TYPE',
     type: ['bigint', 'integer', 'uuid', 'text'],
-    default: 'bigint',
+    default: DEFAULTS.tenantIdType,
     description: 'type of tenants.id and every tenant_id',
   },
   {
@@ -98,7 +99,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     flag: '--tenants-schema',
     env: 'ROWTENANCY_TENANTS_SCHEMA',
     type: 'string',
-    default: 'public',
+    default: DEFAULTS.schema,
     description: 'schema of the tenants tables',
   },
   {
@@ -106,7 +107,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     flag: '--tenant-column',
     env: 'ROWTENANCY_TENANT_COLUMN',
     type: 'string',
-    default: 'tenant_id',
+    default: DEFAULTS.tenantColumn,
     description: 'tenant column of tenant-aware tables',
   },
   {
@@ -166,7 +167,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     flag: '--target-schema',
     env: 'ROWTENANCY_TARGET_SCHEMA',
     type: 'string',
-    default: 'public',
+    default: DEFAULTS.schema,
     description: 'schema of the shared tables',
   },
   {

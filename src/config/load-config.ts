@@ -87,7 +87,7 @@ async function readConfigFile(
   if (named) {
     path = resolve(cwd, named)
     if (!existsSync(path)) {
-      throw new ConfigError(`Config file ${path} does not exist. Check the --config path.`)
+      throw new ConfigError(`Config file ${path} does not exist. Check the \`config\` path.`)
     }
   } else {
     path = CONFIG_FILES.map((f) => resolve(cwd, f)).find((p) => existsSync(p))

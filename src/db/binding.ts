@@ -1,7 +1,7 @@
 import type { TransactionSettings } from 'kysely'
 import { InvalidInputError, InvalidTenantIdError } from '../errors/index.js'
-import { quoteLiteral } from '../schema/identifiers.js'
 import { RLS_SETTING } from '../schema/rls-policy.js'
+import { quoteLiteral } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 import type { Statement } from './pipelined-query.js'
 

@@ -1,5 +1,6 @@
 import { UnsafeRoleError } from '../errors/index.js'
-import type { Queryable } from '../tenants/queryable.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { Queryable } from '../sql/queryable.js'
 
 /**
  * What the database says about the role a pool connects as.
@@ -45,7 +46,7 @@ export async function inspectRuntimeRole(
                                     and a.attnum > 0 and not a.attisdropped)
                    order by 1) as owned
        from pg_roles r where r.rolname = current_user`,
-    [options.tenantColumn ?? 'tenant_id'],
+    [options.tenantColumn ?? DEFAULTS.tenantColumn],
   )
   const r = rows[0]
   return Object.freeze({

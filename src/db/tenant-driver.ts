@@ -12,6 +12,7 @@ import {
 import type pg from 'pg'
 import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
 import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
   assertBindingOption,
@@ -97,7 +98,7 @@ export class TenantBindingDriver implements Driver {
   #prepared: PreparedBinds | undefined
 
   constructor(config: TenantBindingConfig) {
-    const type = config.tenantIdType ?? 'bigint'
+    const type = config.tenantIdType ?? DEFAULTS.tenantIdType
     assertTenantIdType(type)
     assertBindingOption(config.binding ?? 'auto')
     if (config.prepareBind !== undefined && typeof config.prepareBind !== 'boolean') {

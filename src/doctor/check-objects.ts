@@ -1,6 +1,6 @@
-import type { Queryable } from '../tenants/queryable.js'
+import type { TableFacts } from '../sql/catalog/index.js'
+import type { Queryable } from '../sql/queryable.js'
 import { type Finding, finding } from './findings.js'
-import type { TableFacts } from './table-facts.js'
 
 /**
  * Views over tenant-aware tables must be `security_invoker`: a plain view runs

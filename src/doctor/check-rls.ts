@@ -1,8 +1,8 @@
 import { isTenantPredicate } from '../schema/rls-apply.js'
 import { RLS_SETTING } from '../schema/rls-policy.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { TableFacts } from '../sql/catalog/index.js'
+import type { Queryable } from '../sql/queryable.js'
 import { type Finding, finding } from './findings.js'
-import type { TableFacts } from './table-facts.js'
 
 const ENABLE_FIX = 'rowtenancy rls enable'
 

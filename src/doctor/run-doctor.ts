@@ -1,16 +1,17 @@
 import { InvalidInputError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
 import { discoverTenantTables } from '../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../schema/rls-policy.js'
+import { loadTableFacts } from '../sql/catalog/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
-import type { Queryable } from '../tenants/queryable.js'
 import { checkKeys } from './check-keys.js'
 import { checkFunctions, checkViews } from './check-objects.js'
 import { checkRls, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
 import type { DoctorReport, Finding } from './findings.js'
-import { loadTableFacts } from './table-facts.js'
 
 /**
  * Options of {@link runDoctor}.
@@ -48,11 +49,11 @@ export interface DoctorOptions {
  * ```
  */
 export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Promise<DoctorReport> {
-  const tenantColumn = options.tenantColumn ?? 'tenant_id'
+  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
   const tenantIdType =
     options.tenantIdType ??
-    (await existingIdType(db, options.tenantsSchema ?? 'public')) ??
-    'bigint'
+    (await existingIdType(db, options.tenantsSchema ?? DEFAULTS.schema)) ??
+    DEFAULTS.tenantIdType
   assertTenantIdType(tenantIdType)
   const refs =
     options.tables && options.tables.length > 0
@@ -65,7 +66,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
   )
   if (missing.length > 0) {
     throw new InvalidInputError(
-      `No such table: ${missing.join(', ')}. Check the tenant-aware tables in your config or --tables.`,
+      `No such table: ${missing.join(', ')}. Check the tenant-aware tables in your config or \`tables\`.`,
     )
   }
   const skipped: string[] = []
@@ -79,12 +80,10 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
   if (options.runtimeRole) {
     findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables)))
   } else {
-    skipped.push(
-      'runtime role: pass --runtime-role NAME (or runtimeRole in the config) to audit it',
-    )
+    skipped.push('runtime role: name it with `runtimeRole` to audit it')
   }
   if (tables.length === 0) {
-    skipped.push(`tables: no table has a ${tenantColumn} column; pass --tables to name them`)
+    skipped.push(`tables: no table has a ${tenantColumn} column; name them with \`tables\``)
   }
   findings.sort((a, b) => a.code.localeCompare(b.code) || a.object.localeCompare(b.object))
   return Object.freeze({

@@ -19,18 +19,11 @@ import { describeValue } from './describe-value.js'
 export class TenancyError extends Error {
   /** A stable, machine-readable code, e.g. `MISSING_TENANT`. */
   readonly code: TenancyErrorCode
-  /** The HTTP status an adapter answers with for this error. */
-  readonly status: number
 
-  constructor(
-    code: TenancyErrorCode,
-    message: string,
-    options: { cause?: unknown; status?: number } = {},
-  ) {
+  constructor(code: TenancyErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.code = code
-    this.status = options.status ?? 500
   }
 }
 
@@ -75,7 +68,6 @@ export class MissingTenantError extends TenancyError {
       `${what} needs a tenant, but none is set in the current async context. ` +
         'Wrap the work in runWithTenant(tenantId, fn) (or setCurrentTenant(id) in a script/REPL); ' +
         'for deliberate cross-tenant work use withoutTenant(reason, fn) or tenancy.allObjects(reason).',
-      { status: 400 },
     )
   }
 }
@@ -96,7 +88,6 @@ export class TenantNotFoundError extends TenancyError {
       'TENANT_NOT_FOUND',
       `No tenant with ${by} ${JSON.stringify(lookup)}. ` +
         'Check the value, or list tenants with `rowtenancy tenants list`.',
-      { status: 404 },
     )
     this.lookup = lookup
   }
@@ -117,7 +108,6 @@ export class TenantSuspendedError extends TenancyError {
       'TENANT_SUSPENDED',
       `Tenant ${JSON.stringify(tenant)} is suspended. Reactivate it with ` +
         '`rowtenancy tenants activate` (or store.activate(id)) before using it.',
-      { status: 403 },
     )
   }
 }
@@ -137,7 +127,6 @@ export class InvalidTenantIdError extends TenancyError {
       'INVALID_TENANT_ID',
       `Invalid tenant id ${describeValue(value)}: expected ${expected}. ` +
         'Pass the id exactly as stored in tenants.id.',
-      { status: 400 },
     )
   }
 }
@@ -159,7 +148,6 @@ export class CrossTenantWriteError extends TenancyError {
       'CROSS_TENANT_WRITE',
       `${detail} Scoped writes may only touch the current tenant; ` +
         'use withoutTenant(reason, fn) or tenancy.allObjects(reason) for deliberate cross-tenant writes.',
-      { status: 403 },
     )
   }
 }
@@ -175,7 +163,7 @@ export class CrossTenantWriteError extends TenancyError {
  */
 export class TenantForbiddenError extends TenancyError {
   constructor(message = 'You may not act for this tenant.') {
-    super('TENANT_FORBIDDEN', message, { status: 403 })
+    super('TENANT_FORBIDDEN', message)
   }
 }
 
@@ -193,7 +181,7 @@ export class DuplicateTenantError extends TenancyError {
     super(
       'DUPLICATE_TENANT',
       `${what} is already taken. Choose another, or look up the existing tenant.`,
-      { status: 409, ...options },
+      options,
     )
   }
 }
@@ -209,7 +197,7 @@ export class DuplicateTenantError extends TenancyError {
  */
 export class InvalidInputError extends TenancyError {
   constructor(message: string, options: { cause?: unknown } = {}) {
-    super('INVALID_INPUT', message, { status: 400, ...options })
+    super('INVALID_INPUT', message, options)
   }
 }
 
@@ -224,7 +212,7 @@ export class InvalidInputError extends TenancyError {
  */
 export class UnsupportedQueryError extends TenancyError {
   constructor(message: string) {
-    super('UNSUPPORTED_QUERY', message, { status: 500 })
+    super('UNSUPPORTED_QUERY', message)
   }
 }
 
@@ -239,7 +227,7 @@ export class UnsupportedQueryError extends TenancyError {
  */
 export class ConfigError extends TenancyError {
   constructor(message: string, options: { cause?: unknown } = {}) {
-    super('CONFIG_ERROR', message, { status: 500, ...options })
+    super('CONFIG_ERROR', message, options)
   }
 }
 
@@ -258,8 +246,8 @@ export class DatabaseUnreachableError extends TenancyError {
     super(
       'DATABASE_UNREACHABLE',
       `Cannot connect to the database at ${target}${why}. ` +
-        'Check that PostgreSQL is running and that --database-url / DATABASE_URL is right.',
-      { status: 503, ...options },
+        'Check that PostgreSQL is running and that `databaseUrl` / DATABASE_URL is right.',
+      options,
     )
   }
 }
@@ -275,7 +263,7 @@ export class DatabaseUnreachableError extends TenancyError {
  */
 export class UnsafeRoleError extends TenancyError {
   constructor(message: string) {
-    super('UNSAFE_ROLE', message, { status: 500 })
+    super('UNSAFE_ROLE', message)
   }
 }
 
@@ -290,7 +278,7 @@ export class UnsafeRoleError extends TenancyError {
  */
 export class MigrationError extends TenancyError {
   constructor(message: string, options: { cause?: unknown } = {}) {
-    super('MIGRATION_ERROR', message, { status: 500, ...options })
+    super('MIGRATION_ERROR', message, options)
   }
 }
 
@@ -306,6 +294,6 @@ export class MigrationError extends TenancyError {
  */
 export class LifecycleError extends TenancyError {
   constructor(message: string, options: { cause?: unknown } = {}) {
-    super('LIFECYCLE_ERROR', message, { status: 500, ...options })
+    super('LIFECYCLE_ERROR', message, options)
   }
 }

@@ -6,8 +6,6 @@ import { nodeRequestView } from './request-view.js'
 import { createTenantResolution } from './resolve-tenant.js'
 import type { TenantMiddlewareOptions } from './types.js'
 
-export * from './index.js'
-
 declare global {
   namespace Express {
     interface Request {

@@ -12,8 +12,6 @@ import { nodeRequestView } from './request-view.js'
 import { createTenantResolution } from './resolve-tenant.js'
 import type { TenantMiddlewareOptions } from './types.js'
 
-export * from './index.js'
-
 declare module 'fastify' {
   interface FastifyRequest {
     /** The checked tenant of this request; set by rowtenancy's `tenant()` plugin. */

@@ -6,8 +6,6 @@ import { pathOf, targetOf } from './request-view.js'
 import { createTenantResolution } from './resolve-tenant.js'
 import type { TenantMiddlewareOptions, TenantRequest } from './types.js'
 
-export * from './index.js'
-
 declare module 'hono' {
   interface ContextVariableMap {
     /** The checked tenant of this request; set by rowtenancy's `tenant()` middleware. */

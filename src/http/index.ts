@@ -13,6 +13,7 @@ export {
   fromUser,
   type TenantValueKind,
 } from './resolvers.js'
+export { httpStatusOf } from './status.js'
 export type {
   ResolverContext,
   TenantLookup,

@@ -1,4 +1,5 @@
 import type { TenancyError } from '../errors/index.js'
+import { httpStatusOf } from './status.js'
 
 /**
  * An RFC 9457 problem document (`application/problem+json`) with the stable
@@ -48,7 +49,7 @@ export function problemFor(error: TenancyError, detail: string): ProblemDetails 
   return Object.freeze({
     type: `urn:rowtenancy:problem:${error.code.toLowerCase().replaceAll('_', '-')}`,
     title: TITLES[error.code] ?? 'Tenant error',
-    status: error.status,
+    status: httpStatusOf(error),
     code: error.code,
     detail,
   })

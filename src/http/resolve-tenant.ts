@@ -11,6 +11,7 @@ import { normalizeSlug, parseTenantId, type Tenant, type TenantStore } from '../
 import { type ProblemDetails, problemFor } from './problem.js'
 import { fromHeader } from './resolvers.js'
 import { compileSkip } from './skip.js'
+import { httpStatusOf } from './status.js'
 import type {
   ResolverContext,
   TenantLookup,
@@ -149,7 +150,8 @@ export function createTenantResolution<Raw = unknown>(
       try {
         found.push(await lookUp(c.lookup))
       } catch (err) {
-        if (err instanceof TenancyError && err.status === 400) return malformed(req, c, value, err)
+        if (err instanceof TenancyError && httpStatusOf(err) === 400)
+          return malformed(req, c, value, err)
         throw err
       }
     }

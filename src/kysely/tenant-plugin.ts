@@ -8,6 +8,7 @@ import type {
 } from 'kysely'
 import { crossTenantScope, currentTenant } from '../context/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, parseTenantId, type TenantIdType } from '../tenants/index.js'
 import { metaOf, type QueryBinding, withMeta } from './query-meta.js'
 import { TenantTransformer } from './tenant-transformer.js'
@@ -75,7 +76,7 @@ export class TenantPlugin implements KyselyPlugin {
   readonly registry: TableRegistry
 
   constructor(options: TenantPluginOptions) {
-    const idType = options.tenantIdType ?? 'bigint'
+    const idType = options.tenantIdType ?? DEFAULTS.tenantIdType
     assertTenantIdType(idType)
     this.#idType = idType
     this.registry = TableRegistry.from(options.tables, { tenantColumn: options.tenantColumn })

@@ -1,7 +1,7 @@
 import { tenantScoped } from '../migrate/checks.js'
 import { type SqlContext, targetChecksumStatement } from '../migrate/copy-sql.js'
 import type { TablePlan } from '../migrate/plan.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
 import type { LifecycleTable, TenantLayout } from './tables.js'
 
 /**

@@ -10,9 +10,9 @@ import { checkTables, describeCheck } from '../migrate/checks.js'
 import { compareWithTarget } from '../migrate/drift.js'
 import { adjustSequences, type SequenceAdjustment } from '../migrate/sequences.js'
 import type { ColumnInfo, DriftIssue, TableInfo } from '../migrate/types.js'
-import { quoteIdent, quoteQualified } from '../schema/identifiers.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
-import type { Queryable } from '../tenants/queryable.js'
 import { ArchiveReader } from './archive-format.js'
 import {
   asTablePlan,

@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors/index.js'
+import type { Queryable } from '../sql/queryable.js'
 import { existingIdType } from '../tenants/install.js'
-import type { Queryable } from '../tenants/queryable.js'
 import type { TenantLayout } from './tables.js'
 
 /**

@@ -1,5 +1,5 @@
-import { quoteQualified } from '../schema/identifiers.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 
 /** The move ledger's table, in the catalog database. @example `MOVE_LEDGER // 'rowtenancy_tenant_move'` */
 export const MOVE_LEDGER = 'rowtenancy_tenant_move'

@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import type pg from 'pg'
 import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import {
   assertDatabaseName,
@@ -12,7 +13,6 @@ import {
   PlacementMap,
   setPlacement,
 } from '../tenants/placements.js'
-import type { Queryable } from '../tenants/queryable.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import {
   auditLifecycle,

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
-import { introspectSchemas } from '../migrate/introspect.js'
 import { foreignKeyOrder } from '../migrate/order.js'
 import type { TableInfo } from '../migrate/types.js'
-import type { Queryable } from '../tenants/queryable.js'
+import { introspectSchemas } from '../sql/catalog/index.js'
+import type { Queryable } from '../sql/queryable.js'
 
 /**
  * One tenant-aware table as the lifecycle operations see it.

@@ -1,6 +1,6 @@
 import { TenantNotFoundError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { ManifestTenant } from './manifest.js'
 import type { TenantLayout } from './tables.js'
 

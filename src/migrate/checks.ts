@@ -1,4 +1,4 @@
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
 import {
   orphanStatement,
   type SqlContext,
@@ -38,7 +38,7 @@ export interface TableCheck {
  */
 export interface CheckItem {
   readonly table: TablePlan
-  /** What the ledger recorded at copy time (`checksum: ''` after `--no-verify`). */
+  /** What the ledger recorded at copy time (`checksum: ''` after `verify: false`). */
   readonly expected?: { readonly rows: number; readonly checksum: string }
 }
 

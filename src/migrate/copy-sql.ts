@@ -1,4 +1,5 @@
-import { quoteIdent, quoteQualified } from '../schema/identifiers.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { ID_MAP_TABLE } from './ledger.js'
 import type { TablePlan } from './plan.js'
@@ -38,7 +39,7 @@ export interface SqlContext {
 
 /** @internal the quoted tenant column */
 function tc(ctx: SqlContext): string {
-  return quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  return quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
 }
 
 /** @internal `FROM` of the source table; `ONLY` for a plain table so inheritance children are not read twice */
@@ -183,7 +184,7 @@ export function orphanStatement(
   ctx: SqlContext,
   t: TablePlan,
 ): { fks: string[]; statement: Statement } | undefined {
-  const column = ctx.tenantColumn ?? 'tenant_id'
+  const column = ctx.tenantColumn ?? DEFAULTS.tenantColumn
   const fks = t.target.foreignKeys.filter(
     (fk) =>
       !(

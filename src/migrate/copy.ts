@@ -1,5 +1,5 @@
 import { MigrationError } from '../errors/index.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
 import { checkTables, describeCheck, type TableCheck, tenantScoped } from './checks.js'
 import {
   existingRowsStatement,
@@ -104,7 +104,7 @@ export async function copyTenant(
     const done = entry && entry.state !== 'rolled_back' ? entry.tables : {}
     if (entry && Object.keys(done).length > 0 && entry.idStrategy !== plan.idStrategy) {
       throw new MigrationError(
-        `Tenant ${tp.tenant.id} was partly migrated with --id-strategy ${entry.idStrategy}; finish it with the same strategy.`,
+        `Tenant ${tp.tenant.id} was partly migrated with \`idStrategy\` ${entry.idStrategy}; finish it with the same strategy.`,
       )
     }
     const tables = tp.tables.filter((t) => done[t.name] === undefined)

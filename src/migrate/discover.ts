@@ -1,9 +1,9 @@
 import { InvalidInputError, MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { tryParseTenantId } from '../tenants/id-types.js'
 import { normalizeDomain, normalizeSlug, slugify } from '../tenants/normalize.js'
-import type { Queryable } from '../tenants/queryable.js'
 import type { SourceOptions, SourceTenant } from './types.js'
 
 /**
@@ -76,12 +76,12 @@ async function findLegacyTable(
   if (pick.length === 0) {
     throw new MigrationError(
       `Found no legacy tenants table (no table has a ${JSON.stringify(column)} column). ` +
-        'Pass --legacy-tenants-table schema.table (and --legacy-schema-column), or --schema-pattern "tenant_{id}".',
+        'Set `legacyTenantsTable` to schema.table (and `legacySchemaColumn`), or `schemaPattern` to "tenant_{id}".',
     )
   }
   throw new MigrationError(
     `Several tables could be the legacy tenants table: ${pick.map((r) => `${r.schema}.${r.name}`).join(', ')}. ` +
-      'Name one with --legacy-tenants-table.',
+      'Name one with `legacyTenantsTable`.',
   )
 }
 
@@ -135,14 +135,14 @@ export async function discoverTenants(
   const cols = await columnsOf(db, table.schema, table.name)
   if (cols.length === 0) {
     throw new MigrationError(
-      `The legacy tenants table ${table.schema}.${table.name} does not exist. Check --legacy-tenants-table.`,
+      `The legacy tenants table ${table.schema}.${table.name} does not exist. Check \`legacyTenantsTable\`.`,
     )
   }
   for (const c of [schemaCol, idCol]) {
     if (!cols.includes(c)) {
       throw new MigrationError(
         `The legacy tenants table ${table.schema}.${table.name} has no column ${JSON.stringify(c)}. ` +
-          'Name the right ones with --legacy-schema-column / --legacy-id-column.',
+          'Name the right ones with `legacySchemaColumn` / `legacyIdColumn`.',
       )
     }
   }

@@ -1,8 +1,8 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteIdent } from '../schema/identifiers.js'
-import type { ConnectableQueryable, Queryable } from '../tenants/queryable.js'
+import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
+import { quoteIdent } from '../sql/quote.js'
 import { lockLedgerEntry, writeLedgerEntry } from './ledger.js'
-import type { PlanOptions } from './plan.js'
+import type { MigrationPlanOptions } from './plan.js'
 import { inTenantTransaction } from './tenant-transaction.js'
 import { migratedTenants, verifyTenant } from './verify.js'
 
@@ -14,7 +14,8 @@ import { migratedTenants, verifyTenant } from './verify.js'
  * const o: DropSchemasOptions = { db: pool, yes: true, tenantIds: ['7'] }
  * ```
  */
-export interface DropSchemasOptions extends Omit<PlanOptions, 'all' | 'models' | 'idStrategy'> {
+export interface DropSchemasOptions
+  extends Omit<MigrationPlanOptions, 'all' | 'models' | 'idStrategy'> {
   readonly db: ConnectableQueryable
   /** Must be true: dropping a schema cannot be undone. */
   readonly yes: boolean
@@ -72,7 +73,7 @@ async function outsideDependents(db: Queryable, schema: string): Promise<string[
 export async function dropSchemas(options: DropSchemasOptions): Promise<DropResult[]> {
   if (options.yes !== true) {
     throw new MigrationError(
-      'drop-schemas removes tenant schemas for good; pass --yes to confirm (after a passing rowtenancy verify).',
+      'drop-schemas removes tenant schemas for good; pass `yes` to confirm (after a passing rowtenancy verify).',
     )
   }
   const client = await options.db.connect()
@@ -96,7 +97,7 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
           tenantId: entry.tenantId,
           schema: entry.schema,
           dropped: false,
-          problems: ['only some tables are migrated (--model); migrate the rest first'],
+          problems: ['only some tables are migrated (`models`); migrate the rest first'],
         })
         continue
       }

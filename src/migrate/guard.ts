@@ -1,5 +1,5 @@
 import { MigrationError } from '../errors/index.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
 import type { MigrationPlan } from './plan.js'
 
 /**

@@ -11,6 +11,8 @@
  * ```
  * @module
  */
+
+export { existingSchemas, introspectSchemas, type SchemaTables } from '../sql/catalog/index.js'
 export {
   type CheckItem,
   checkTable,
@@ -34,7 +36,6 @@ export { compareWithTarget, typesCompatible } from './drift.js'
 export { type DropResult, type DropSchemasOptions, dropSchemas } from './drop-schemas.js'
 export type { MigrationEvent, MigrationListener } from './events.js'
 export { type CopyGuard, chooseGuard } from './guard.js'
-export { existingSchemas, introspectSchemas, type SchemaTables } from './introspect.js'
 export {
   ensureLedger,
   ID_MAP_TABLE,
@@ -47,6 +48,7 @@ export {
 export { foreignKeyOrder } from './order.js'
 export {
   type MigrationPlan,
+  type MigrationPlanOptions,
   type PlanOptions,
   planMigration,
   type RemapColumn,

@@ -1,5 +1,5 @@
-import { quoteQualified } from '../schema/identifiers.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { IdStrategy } from './types.js'
 
 /**
@@ -32,7 +32,7 @@ export const ID_MAP_TABLE = 'rowtenancy_id_map'
  */
 export interface LedgerTable {
   readonly rows: number
-  /** The order-independent checksum of the copied rows (target side, at copy time); `''` when copied with `--no-verify` (filled in by drop-schemas). */
+  /** The order-independent checksum of the copied rows (target side, at copy time); `''` when copied with `verify: false` (filled in by drop-schemas). */
   readonly checksum: string
   /** The columns the checksum covers, in order (so it can be recomputed after the schema is dropped). */
   readonly columns: readonly string[]
@@ -50,7 +50,7 @@ export interface LedgerTable {
 export interface LedgerEntry {
   readonly tenantId: string
   readonly schema: string
-  /** `pending` (failed, nothing copied), `partial` (some tables, `--model`), `done`, `rolled_back`, `schema_dropped`. */
+  /** `pending` (failed, nothing copied), `partial` (some tables, `models`), `done`, `rolled_back`, `schema_dropped`. */
   readonly state: 'pending' | 'partial' | 'done' | 'rolled_back' | 'schema_dropped'
   readonly idStrategy: IdStrategy
   readonly tables: Readonly<Record<string, LedgerTable>>

@@ -1,12 +1,13 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import { existingSchemas, introspectSchemas, tableNames } from '../sql/catalog/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
-import type { Queryable } from '../tenants/queryable.js'
 import { discoverTenants } from './discover.js'
 import { compareWithTarget } from './drift.js'
-import { existingSchemas, introspectSchemas, tableNames } from './introspect.js'
 import { foreignKeyOrder } from './order.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
@@ -23,10 +24,10 @@ export const OWN_TABLES = new Set([
  *
  * @example
  * ```ts
- * const opts: PlanOptions = { source: { legacyTenantsTable: 'public.customers_client' }, all: true }
+ * const opts: MigrationPlanOptions = { source: { legacyTenantsTable: 'public.customers_client' }, all: true }
  * ```
  */
-export interface PlanOptions {
+export interface MigrationPlanOptions {
   /** Where the legacy tenants come from. */
   readonly source?: SourceOptions
   /** Schema of the shared target tables (and the ledger); `public` by default. */
@@ -44,6 +45,9 @@ export interface PlanOptions {
   /** The tenant column of the target tables; `tenant_id` by default. */
   readonly tenantColumn?: string
 }
+
+/** @deprecated Renamed to {@link MigrationPlanOptions} (`PlanOptions` of `rowtenancy/schema` is another thing); this alias goes in the next release. */
+export type PlanOptions = MigrationPlanOptions
 
 /**
  * How one source column reaches its target column when the ids are remapped.
@@ -159,11 +163,14 @@ export function resolveModel(model: string): string {
  * for (const t of plan.tenants) console.log(t.tenant.schema, t.blocked, t.estimatedRows)
  * ```
  */
-export async function planMigration(db: Queryable, options: PlanOptions): Promise<MigrationPlan> {
-  const targetSchema = options.targetSchema ?? 'public'
+export async function planMigration(
+  db: Queryable,
+  options: MigrationPlanOptions,
+): Promise<MigrationPlan> {
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const tenantsSchema = options.tenantsSchema ?? targetSchema
   const idStrategy = options.idStrategy ?? 'composite'
-  const tenantColumn = options.tenantColumn ?? 'tenant_id'
+  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
   if (idStrategy !== 'composite' && idStrategy !== 'remap') {
     throw new MigrationError(
       `Unknown id strategy ${JSON.stringify(idStrategy)}: use composite or remap.`,
@@ -173,7 +180,7 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
     throw new MigrationError(
       `The target schema ${JSON.stringify(targetSchema)} does not exist. Create it with the shared ` +
         'tables (rowtenancy schema generate --from-schema <a tenant schema> --target-schema ' +
-        "<schema> --apply, or the app's migrations), or fix --target-schema if it is a typo.",
+        "<schema> --apply, or the app's migrations), or fix `targetSchema` if it is a typo.",
     )
   }
   const idType = await existingIdType(db, tenantsSchema)
@@ -205,9 +212,7 @@ export async function planMigration(db: Queryable, options: PlanOptions): Promis
     otherSchemas = tenants.filter((t) => !wanted.includes(t.id)).map((t) => t.schema)
     tenants = tenants.filter((t) => wanted.includes(t.id))
   } else if (!options.all) {
-    throw new MigrationError(
-      'Say which tenants to migrate: --all, or --tenant-id <id> (repeatable).',
-    )
+    throw new MigrationError('Say which tenants to migrate: `all`, or `tenantIds`.')
   }
 
   const present = await existingSchemas(
@@ -381,7 +386,7 @@ function tablePlan(
           table: src.name,
           column: fk.columns.join(', '),
           blocking: true,
-          message: `${src.name}.${fk.name} is a multi-column key into ${fk.refTable}, which remap cannot rewrite; use --id-strategy composite.`,
+          message: `${src.name}.${fk.name} is a multi-column key into ${fk.refTable}, which remap cannot rewrite; use \`idStrategy\` composite.`,
         })
         continue
       }

@@ -32,7 +32,7 @@ export interface TableReport {
 export interface TenantReport {
   readonly tenantId: string
   readonly schema: string
-  /** `planned` (dry run), `migrated`, `skipped` (already done), `blocked` (drift), `failed`, `not-run` (`--strict` stop). */
+  /** `planned` (dry run), `migrated`, `skipped` (already done), `blocked` (drift), `failed`, `not-run` (`strict` stop). */
   readonly status: 'planned' | 'migrated' | 'skipped' | 'blocked' | 'failed' | 'not-run'
   readonly tables: readonly TableReport[]
   readonly rows: number
@@ -67,7 +67,7 @@ export interface MigrationReport {
   }
   readonly sequences: readonly SequenceAdjustment[]
   readonly warnings: readonly string[]
-  /** Set when the run stopped before copying (`--strict` with drift). */
+  /** Set when the run stopped before copying (`strict` with drift). */
   readonly aborted?: string
   readonly ms: number
 }

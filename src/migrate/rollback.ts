@@ -1,9 +1,10 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteIdent, quoteQualified } from '../schema/identifiers.js'
+import { existingSchemas, introspectSchemas } from '../sql/catalog/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { ConnectableQueryable } from '../sql/queryable.js'
+import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
-import type { ConnectableQueryable } from '../tenants/queryable.js'
-import { existingSchemas, introspectSchemas } from './introspect.js'
 import { ID_MAP_TABLE, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import { foreignKeyOrder } from './order.js'
 import { inTenantTransaction } from './tenant-transaction.js'
@@ -54,10 +55,10 @@ export interface RollbackResult {
  * ```
  */
 export async function rollbackTenants(options: RollbackOptions): Promise<RollbackResult[]> {
-  const targetSchema = options.targetSchema ?? 'public'
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const tenantsSchema = options.tenantsSchema ?? targetSchema
   if (options.tenantIds.length === 0) {
-    throw new MigrationError('Say which tenant to roll back: --tenant-id <id> (repeatable).')
+    throw new MigrationError('Say which tenant to roll back: `tenantIds`.')
   }
   const client = await options.db.connect()
   const results: RollbackResult[] = []
@@ -107,7 +108,7 @@ export async function rollbackTenants(options: RollbackOptions): Promise<Rollbac
         for (const name of order) {
           if (entry.tables[name] === undefined) continue
           const res = await client.query(
-            `delete from ${quoteQualified(targetSchema, name)} where ${quoteIdent(options.tenantColumn ?? 'tenant_id')} = $1::${idType}`,
+            `delete from ${quoteQualified(targetSchema, name)} where ${quoteIdent(options.tenantColumn ?? DEFAULTS.tenantColumn)} = $1::${idType}`,
             [id],
           )
           deleted[name] = res.rowCount ?? 0

@@ -1,11 +1,16 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
-import type { ConnectableQueryable } from '../tenants/queryable.js'
+import type { ConnectableQueryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import { copyTenant } from './copy.js'
 import { emit, type MigrationListener } from './events.js'
 import { type CopyGuard, chooseGuard } from './guard.js'
 import { ensureLedger, type LedgerEntry, readLedger, recordFailure } from './ledger.js'
-import { type MigrationPlan, type PlanOptions, planMigration, type TenantPlan } from './plan.js'
+import {
+  type MigrationPlan,
+  type MigrationPlanOptions,
+  planMigration,
+  type TenantPlan,
+} from './plan.js'
 import type { MigrationReport, TenantReport } from './report.js'
 import { adjustSequences, type SequenceAdjustment } from './sequences.js'
 
@@ -17,7 +22,7 @@ import { adjustSequences, type SequenceAdjustment } from './sequences.js'
  * const opts: MigrateOptions = { db: pool, all: true, jobs: 4, verify: true }
  * ```
  */
-export interface MigrateOptions extends PlanOptions {
+export interface MigrateOptions extends MigrationPlanOptions {
   /** A pool (or anything that hands out connections); sized at least `jobs + 1`. */
   readonly db: ConnectableQueryable
   /** Report the plan and drift; write nothing at all. */
@@ -58,7 +63,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const started = Date.now()
   const jobs = Math.max(1, Math.floor(options.jobs ?? 1))
   if (!Number.isFinite(jobs) || jobs > 64) {
-    throw new MigrationError(`--jobs must be between 1 and 64, not ${options.jobs}.`)
+    throw new MigrationError(`\`jobs\` must be between 1 and 64, not ${options.jobs}.`)
   }
   const verify = options.verify ?? true
   const dryRun = options.dryRun ?? false
@@ -110,7 +115,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const blocked = plan.tenants.filter((t) => t.blocked)
   const refused = options.strict && blocked.length > 0
   if (refused) {
-    aborted = `--strict: ${blocked.length} tenant(s) have blocking drift (${blocked.map((t) => t.tenant.id).join(', ')}); nothing was migrated.`
+    aborted = `\`strict\`: ${blocked.length} tenant(s) have blocking drift (${blocked.map((t) => t.tenant.id).join(', ')}); nothing was migrated.`
     for (const tp of todo) reports.set(tp.tenant.id, { ...pending(tp), status: 'not-run' })
   } else if (dryRun) {
     await countRows(options.db, todo, reports)
@@ -125,7 +130,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
       verify,
       jobs,
       warnings,
-      () => (aborted = 'stopped at the first failure (--strict)'),
+      () => (aborted = 'stopped at the first failure (`strict`)'),
     )
   }
   let sequences: SequenceAdjustment[] = []

@@ -1,5 +1,5 @@
-import { quoteQualified } from '../schema/identifiers.js'
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 
 /**
  * A sequence that was moved above the largest id in its table.

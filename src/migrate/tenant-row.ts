@@ -1,7 +1,7 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
-import type { Queryable } from '../tenants/queryable.js'
 import type { SourceTenant } from './types.js'
 
 /**

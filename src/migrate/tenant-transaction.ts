@@ -1,4 +1,4 @@
-import type { Queryable } from '../tenants/queryable.js'
+import type { Queryable } from '../sql/queryable.js'
 
 /**
  * Runs `fn` in one transaction on `client` that holds the tenant's migration lock

@@ -1,13 +1,14 @@
 import { MigrationError } from '../errors/index.js'
-import { quoteQualified } from '../schema/identifiers.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
-import type { ConnectableQueryable, Queryable } from '../tenants/queryable.js'
 import { type CheckItem, checkTables, describeCheck, type TableCheck } from './checks.js'
 import { sqlContext } from './copy.js'
 import { LEDGER_TABLE, type LedgerEntry, readLedger } from './ledger.js'
 import {
   type MigrationPlan,
-  type PlanOptions,
+  type MigrationPlanOptions,
   planMigration,
   type TablePlan,
   type TenantPlan,
@@ -51,7 +52,7 @@ export interface VerificationReport {
  * const o: VerifyOptions = { db: pool, tenantIds: ['7'] }
  * ```
  */
-export interface VerifyOptions extends Omit<PlanOptions, 'all' | 'models' | 'idStrategy'> {
+export interface VerifyOptions extends Omit<MigrationPlanOptions, 'all' | 'models' | 'idStrategy'> {
   readonly db: ConnectableQueryable
   /** Record the outcome in the ledger (`verified_at`, `verify_ok`); true by default. */
   readonly record?: boolean
@@ -69,9 +70,9 @@ export interface VerifyOptions extends Omit<PlanOptions, 'all' | 'models' | 'idS
  */
 export async function migratedTenants(
   db: Queryable,
-  options: Omit<PlanOptions, 'all' | 'models' | 'idStrategy'>,
+  options: Omit<MigrationPlanOptions, 'all' | 'models' | 'idStrategy'>,
 ): Promise<{ plan: MigrationPlan; items: { tp: TenantPlan; entry: LedgerEntry }[] }> {
-  const targetSchema = options.targetSchema ?? 'public'
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const ledger = await readLedger(db, targetSchema)
   const migrated = [...ledger.values()].filter((e) =>
     ['done', 'partial', 'schema_dropped'].includes(e.state),

@@ -3,6 +3,7 @@ import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, beginStatement, bindStatement } from '../db/binding.js'
 import { explainUnreachable } from '../db/connect.js'
 import { runPipelined } from '../db/pipelined-query.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
 /**
@@ -49,7 +50,7 @@ export async function withTenantClient<T>(
   options: WithTenantClientOptions = {},
 ): Promise<T> {
   const tenantId = options.tenantId ?? currentTenant()
-  const type = options.tenantIdType ?? 'bigint'
+  const type = options.tenantIdType ?? DEFAULTS.tenantIdType
   const binding = options.binding ?? 'set_config'
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)

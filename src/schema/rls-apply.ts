@@ -1,5 +1,6 @@
 import { InvalidInputError } from '../errors/index.js'
-import { inTransaction, type Queryable } from '../tenants/queryable.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import { inTransaction, type Queryable } from '../sql/queryable.js'
 import {
   RLS_POLICY_NAME,
   RLS_SETTING,
@@ -97,7 +98,7 @@ export async function discoverTenantTables(
            where fk.conrelid = c.oid and fk.contype = 'f' and fk.conkey = array[a.attnum]
              and ref.relname <> 'tenants')
       order by 1, 2`,
-    [options.tenantColumn ?? 'tenant_id'],
+    [options.tenantColumn ?? DEFAULTS.tenantColumn],
   )
   return rows.map((r) => ({ schema: r.schema as string, name: r.name as string }))
 }
@@ -115,7 +116,7 @@ export async function rlsStatus(
   tables: readonly TableRef[],
   options: TenantPolicyOptions = {},
 ): Promise<RlsTableStatus[]> {
-  const column = options.tenantColumn ?? 'tenant_id'
+  const column = options.tenantColumn ?? DEFAULTS.tenantColumn
   const { rows } = await db.query(
     `select t.ord, n.nspname as schema, c.relname as name, c.relrowsecurity as enabled,
             c.relforcerowsecurity as forced, p.polname is not null as has_policy,

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 
 /**
@@ -123,11 +124,11 @@ export function tenantPolicy(
   table: string | TableRef,
   options: TenantPolicyOptions = {},
 ): RlsPolicy {
-  const type = options.tenantIdType ?? 'bigint'
+  const type = options.tenantIdType ?? DEFAULTS.tenantIdType
   assertTenantIdType(type)
   const predicate: TenantPredicate = Object.freeze({
     kind: 'tenant-equals-setting',
-    column: options.tenantColumn ?? 'tenant_id',
+    column: options.tenantColumn ?? DEFAULTS.tenantColumn,
     setting: RLS_SETTING,
     type,
   })

@@ -1,4 +1,4 @@
-import { quoteIdent, quoteLiteral, quoteQualified } from './identifiers.js'
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import {
   parseTableRef,
   type RlsPolicy,

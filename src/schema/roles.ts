@@ -1,6 +1,7 @@
 import { UnsafeRoleError } from '../errors/index.js'
-import { inTransaction, type Queryable } from '../tenants/queryable.js'
-import { quoteIdent } from './identifiers.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import { inTransaction, type Queryable } from '../sql/queryable.js'
+import { quoteIdent } from '../sql/quote.js'
 
 /**
  * Options of {@link grantRuntimeRole} and {@link runtimeRoleGrantsSql}.
@@ -31,7 +32,7 @@ export interface RuntimeRoleOptions {
  */
 export function runtimeRoleGrantsSql(options: RuntimeRoleOptions): string[] {
   const role = quoteIdent(options.role)
-  return (options.schemas ?? ['public']).flatMap((schema) => {
+  return (options.schemas ?? [DEFAULTS.schema]).flatMap((schema) => {
     const s = quoteIdent(schema)
     return [
       `grant usage on schema ${s} to ${role}`,

@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors/index.js'
-import { quoteIdent } from './identifiers.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import { quoteIdent } from '../sql/quote.js'
 
 /**
  * A tenant-aware table as the application declares it: a name (`'accounts'`,
@@ -97,7 +98,7 @@ export class TableRegistry {
     options: { tenantColumn?: string } = {},
   ): TableRegistry {
     if (tables instanceof TableRegistry) return tables
-    const tenantColumn = options.tenantColumn ?? 'tenant_id'
+    const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
     checkName(tenantColumn, 'tenantColumn')
     if (!Array.isArray(tables) || tables.length === 0) {
       throw new ConfigError(

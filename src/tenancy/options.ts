@@ -3,6 +3,7 @@ import type { AuditLogger } from '../audit/index.js'
 import { assertBindingOption, type BindingOption } from '../db/binding.js'
 import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type Queryable, type TenantIdType } from '../tenants/index.js'
 import { type PlacementOptions, type ResolvedPlacement, resolvePlacement } from './placement.js'
 
@@ -133,13 +134,13 @@ export function resolveTenancyOptions(options: TenancyOptions): {
   }
   checkPool(options.pool, 'pool')
   if (options.adminPool !== undefined) checkPool(options.adminPool, 'adminPool')
-  const tenantIdType = options.tenantIdType ?? 'bigint'
+  const tenantIdType = options.tenantIdType ?? DEFAULTS.tenantIdType
   try {
     assertTenantIdType(tenantIdType)
   } catch (err) {
     throw new ConfigError((err as Error).message, { cause: err })
   }
-  const tenantColumn = options.tenantColumn ?? 'tenant_id'
+  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
   const registry = TableRegistry.from(options.tables, { tenantColumn })
   const plugins = options.plugins ?? []
   if (!Array.isArray(plugins) || plugins.some((p) => typeof p?.transformQuery !== 'function')) {

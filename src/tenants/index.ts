@@ -1,4 +1,9 @@
 export {
+  type ConnectableQueryable,
+  inTransaction,
+  type Queryable,
+} from '../sql/queryable.js'
+export {
   assertTenantIdType,
   parseTenantId,
   TENANT_ID_TYPES,
@@ -23,11 +28,6 @@ export {
   placementTableDdl,
   setPlacement,
 } from './placements.js'
-export {
-  type ConnectableQueryable,
-  inTransaction,
-  type Queryable,
-} from './queryable.js'
 export {
   type NewTenant,
   type Tenant,

@@ -1,7 +1,8 @@
 import { ConfigError } from '../errors/index.js'
-import { quoteIdent } from '../schema/identifiers.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import { inTransaction, type Queryable } from '../sql/queryable.js'
+import { quoteIdent } from '../sql/quote.js'
 import { assertTenantIdType, type TenantIdType } from './id-types.js'
-import { inTransaction, type Queryable } from './queryable.js'
 
 /**
  * Where the tenants tables live and what type their ids have.
@@ -36,9 +37,9 @@ const ID_COLUMN: Record<TenantIdType, string> = {
  * ```
  */
 export function tenantTablesDdl(options: TenantTablesOptions = {}): string[] {
-  const idType = options.idType ?? 'bigint'
+  const idType = options.idType ?? DEFAULTS.tenantIdType
   assertTenantIdType(idType)
-  const s = quoteIdent(options.schema ?? 'public')
+  const s = quoteIdent(options.schema ?? DEFAULTS.schema)
   return [
     `create schema if not exists ${s}`,
     `create table if not exists ${s}."tenants" (
@@ -72,14 +73,14 @@ export async function installTenantTables(
   db: Queryable,
   options: TenantTablesOptions = {},
 ): Promise<void> {
-  const idType = options.idType ?? 'bigint'
-  const schema = options.schema ?? 'public'
+  const idType = options.idType ?? DEFAULTS.tenantIdType
+  const schema = options.schema ?? DEFAULTS.schema
   assertTenantIdType(idType)
   const existing = await existingIdType(db, schema)
   if (existing !== undefined && existing !== idType) {
     throw new ConfigError(
       `${schema}.tenants already exists with id type ${existing}, but the configuration says ` +
-        `${idType}. Set tenantIdType to ${existing} (--tenant-id-type ${existing}).`,
+        `${idType}. Set \`tenantIdType\` to ${existing}.`,
     )
   }
   await inTransaction(db, async (tx) => {

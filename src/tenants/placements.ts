@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors/index.js'
-import { quoteIdent, quoteQualified } from '../schema/identifiers.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from './id-types.js'
-import type { Queryable } from './queryable.js'
 
 /** The placement map's table, next to `tenants`. @example `PLACEMENTS_TABLE // 'tenant_placements'` */
 export const PLACEMENTS_TABLE = 'tenant_placements'

@@ -5,10 +5,11 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../errors/index.js'
-import { quoteIdent } from '../schema/identifiers.js'
+import { DEFAULTS } from '../sql/defaults.js'
+import { inTransaction, type Queryable } from '../sql/queryable.js'
+import { quoteIdent } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType, tryParseTenantId } from './id-types.js'
 import { normalizeDomain, normalizeSlug } from './normalize.js'
-import { inTransaction, type Queryable } from './queryable.js'
 
 /**
  * A tenant as stored in `tenants` (+ its `tenant_domains`). `id` is always the
@@ -98,10 +99,10 @@ export class TenantStore {
 
   constructor(options: TenantStoreOptions) {
     this.#db = options.db
-    this.#idType = options.idType ?? 'bigint'
+    this.#idType = options.idType ?? DEFAULTS.tenantIdType
     this.#ttl = options.ttlMs ?? 30_000
     this.#negativeTtl = Math.min(options.negativeTtlMs ?? 1_000, this.#ttl)
-    const schema = quoteIdent(options.schema ?? 'public')
+    const schema = quoteIdent(options.schema ?? DEFAULTS.schema)
     this.#tenants = `${schema}."tenants"`
     this.#domains = `${schema}."tenant_domains"`
   }
@@ -252,7 +253,7 @@ export class TenantStore {
     }
     const domains = [...new Set((input.domains ?? []).map(normalizeDomain))]
     if (input.id === undefined && this.#idType === 'text') {
-      throw new InvalidInputError('Tenant ids are text here: give the new tenant an id (--id).')
+      throw new InvalidInputError('Tenant ids are text here: give the new tenant an `id`.')
     }
     const id = input.id === undefined ? undefined : parseTenantId(this.#idType, input.id)
     const created = await this.#write(async (tx) => {

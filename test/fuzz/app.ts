@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { currentTenant } from '../../src/context/index.js'
-import { fromHeader, tenant } from '../../src/http/hono.js'
+import { fromHeader, tenant } from '../../src/entries/hono.js'
 import type { TenantStore } from '../../src/tenants/index.js'
 import { type Call, executeCall, type FuzzEnv, InjectedFailure, type Via } from './executors.js'
 

@@ -3,7 +3,7 @@ import { type Generated, type Kysely, sql } from 'kysely'
 import type pg from 'pg'
 import { currentTenant, runWithTenant, withoutTenant } from '../../src/context/index.js'
 import type { BindingMode } from '../../src/db/binding.js'
-import { withTenantClient } from '../../src/pg/index.js'
+import { withTenantClient } from '../../src/entries/pg.js'
 import type { Tenancy } from '../../src/tenancy/create-tenancy.js'
 
 /** The fuzzer's two tenant-aware tables; ids overlap across tenants on purpose. */

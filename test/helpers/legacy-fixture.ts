@@ -1,6 +1,6 @@
-import { quoteIdent, quoteLiteral } from '../../src/schema/identifiers.js'
+import type { Queryable } from '../../src/sql/queryable.js'
+import { quoteIdent, quoteLiteral } from '../../src/sql/quote.js'
 import { installTenantTables } from '../../src/tenants/install.js'
-import type { Queryable } from '../../src/tenants/queryable.js'
 
 /**
  * One legacy tenant of the fixture.

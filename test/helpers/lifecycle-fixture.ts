@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import { migrate } from '../../src/migrate/index.js'
-import { quoteIdent } from '../../src/schema/identifiers.js'
+import { quoteIdent } from '../../src/sql/quote.js'
 import { installTenantTables } from '../../src/tenants/index.js'
 import { buildLegacyFixture, compositeTargetDdl, FIXTURE_TABLES } from './legacy-fixture.js'
 

@@ -1,4 +1,4 @@
-import { quoteIdent } from '../../src/schema/identifiers.js'
+import { quoteIdent } from '../../src/sql/quote.js'
 
 /** A hostile template schema name: quote, dot, semicolon, unicode. */
 export const TEMPLATE_SCHEMA = 'Tenant "ñ".one; drop'

@@ -1,4 +1,4 @@
-import { quoteIdent, quoteLiteral } from '../../../src/schema/identifiers.js'
+import { quoteIdent, quoteLiteral } from '../../../src/entries/index.js'
 
 /**
  * The DDL of the legacy shared tables, django-tenants style: `customers_client`

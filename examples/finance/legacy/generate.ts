@@ -1,8 +1,7 @@
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { InvalidInputError } from '../../../src/errors/index.js'
-import { quoteIdent } from '../../../src/schema/identifiers.js'
+import { InvalidInputError, quoteIdent } from '../../../src/entries/index.js'
 import { legacyPublicDdl, legacyTenantData, legacyTenantDdl } from './ddl.js'
 import { type LegacyTenantPlan, planLegacyTenants } from './sizes.js'
 

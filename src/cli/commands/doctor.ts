@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { runDoctor } from '../../doctor/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { withFlags } from '../flags.js'
 
 /**
  * `rowtenancy doctor`: audits the live database for tenant isolation holes and
@@ -48,7 +49,7 @@ export function register(program: Command, ctx: CliContext): void {
       ctx.out.line(`      ${f.message}`)
       ctx.out.line(`      fix: ${f.fix}`)
     }
-    for (const s of report.skipped) ctx.out.warn(`skipped: ${s}`)
+    for (const s of report.skipped) ctx.out.warn(`skipped: ${withFlags(s)}`)
     ctx.out.line(
       report.ok
         ? `rowtenancy doctor: no findings (${report.checked.tables.length} tenant-aware tables checked).`

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { auditTableName, installAuditLog } from '../../audit/index.js'
-import { quoteIdent } from '../../schema/identifiers.js'
 import { assertGrantableRole, grantRuntimeRole } from '../../schema/roles.js'
+import { quoteIdent } from '../../sql/quote.js'
 import { installTenantTables } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 

@@ -1,43 +1,10 @@
 import type { Command } from 'commander'
-import type { RowtenancyConfig } from '../../config/index.js'
 import { MigrationError } from '../../errors/index.js'
 import { formatReport, migrate } from '../../migrate/index.js'
-import type { PlanOptions } from '../../migrate/plan.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { withFlags } from '../flags.js'
+import { collect, planOptionsFrom, SOURCE_KEYS } from '../migration-options.js'
 import { createProgress } from '../progress.js'
-
-/** The config keys every migration command reads. @internal */
-export const SOURCE_KEYS = [
-  'databaseUrl',
-  'adminDatabaseUrl',
-  'tenantsSchema',
-  'targetSchema',
-  'tenantColumn',
-  'legacyTenantsTable',
-  'legacySchemaColumn',
-  'legacyIdColumn',
-  'legacyDomainsTable',
-  'schemaPattern',
-] as const
-
-/** Collects a repeatable flag. @internal */
-export const collect = (value: string, previous: string[] = []) => [...previous, value]
-
-/** The source/target part of the engine options, from the merged config. @internal */
-export function planOptionsFrom(config: RowtenancyConfig): PlanOptions {
-  return {
-    targetSchema: config.targetSchema,
-    tenantsSchema: config.tenantsSchema,
-    tenantColumn: config.tenantColumn,
-    source: {
-      ...(config.legacyTenantsTable ? { legacyTenantsTable: config.legacyTenantsTable } : {}),
-      legacySchemaColumn: config.legacySchemaColumn,
-      legacyIdColumn: config.legacyIdColumn,
-      ...(config.legacyDomainsTable ? { legacyDomainsTable: config.legacyDomainsTable } : {}),
-      ...(config.schemaPattern ? { schemaPattern: config.schemaPattern } : {}),
-    },
-  }
-}
 
 interface MigrateFlags {
   all?: boolean
@@ -111,7 +78,7 @@ export function register(program: Command, ctx: CliContext): void {
       onEvent: progress.onEvent,
     }).finally(() => progress.finish())
     if (opts.json) json({ type: 'report', ...report })
-    else for (const line of formatReport(report)) ctx.out.line(line)
+    else for (const line of formatReport(report)) ctx.out.line(withFlags(line))
     if (!report.ok) {
       const n = report.totals
       throw new MigrationError(

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/config-keys.js'
 import { disableRls, discoverTenantTables, enableRls, rlsStatus } from '../../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
-import type { Queryable } from '../../tenants/queryable.js'
+import type { Queryable } from '../../sql/queryable.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 
 const KEYS = ['databaseUrl', 'adminDatabaseUrl', 'tenantIdType', 'tenantColumn', 'tables'] as const

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { rollbackTenants } from '../../migrate/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
-import { collect } from './migrate.js'
+import { collect } from '../migration-options.js'
 
 /**
  * `rowtenancy rollback --tenant-id <id>`: removes a migrated tenant's rows from the

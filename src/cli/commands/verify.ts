@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { MigrationError } from '../../errors/index.js'
 import { verifyMigration } from '../../migrate/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
-import { collect, planOptionsFrom, SOURCE_KEYS } from './migrate.js'
+import { collect, planOptionsFrom, SOURCE_KEYS } from '../migration-options.js'
 
 /**
  * `rowtenancy verify [--tenant-id <id>]`: recomputes per-table row counts and

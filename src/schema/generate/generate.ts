@@ -1,11 +1,13 @@
 import { ConfigError, InvalidInputError, MigrationError } from '../../errors/index.js'
+import { introspectTemplate, readSchemaInTransaction } from '../../sql/catalog/index.js'
+import type { TableDef } from '../../sql/catalog/model.js'
+import { DEFAULTS } from '../../sql/defaults.js'
+import { inTransaction, type Queryable } from '../../sql/queryable.js'
+import { quoteIdent } from '../../sql/quote.js'
 import { assertTenantIdType } from '../../tenants/id-types.js'
 import { existingIdType } from '../../tenants/install.js'
-import { inTransaction, type Queryable } from '../../tenants/queryable.js'
-import { quoteIdent } from '../identifiers.js'
-import { introspectTemplate, readSchemaInTransaction } from './introspect.js'
-import type { TableDef, TenantSchemaPlan } from './model.js'
-import { type PlanOptions, planTenantSchema } from './plan.js'
+import type { TenantSchemaPlan } from './model.js'
+import { planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 import { type RenderOptions, renderTenantSchema } from './render.js'
 import { tableDifferences } from './table-differences.js'
 
@@ -17,7 +19,7 @@ import { tableDifferences } from './table-differences.js'
  * const opts: GenerateOptions = { fromSchema: 'tenant_1', targetSchema: 'public', tenantIdType: 'bigint' }
  * ```
  */
-export interface GenerateOptions extends PlanOptions, RenderOptions {
+export interface GenerateOptions extends TenantSchemaPlanOptions, RenderOptions {
   /** The template schema: one legacy tenant's schema. */
   readonly fromSchema: string
 }
@@ -115,10 +117,10 @@ export async function applyTenantSchema(
 function checkOptions(options: GenerateOptions): void {
   if (typeof options?.fromSchema !== 'string' || options.fromSchema.length === 0) {
     throw new InvalidInputError(
-      'Name the template schema (one legacy tenant schema) with --from-schema <schema>.',
+      'Name the template schema (one legacy tenant schema) as `fromSchema`.',
     )
   }
-  assertTenantIdType(options.tenantIdType ?? 'bigint')
+  assertTenantIdType(options.tenantIdType ?? DEFAULTS.tenantIdType)
   for (const name of [
     options.fromSchema,
     options.targetSchema,
@@ -136,13 +138,13 @@ async function checkTenantsTable(tx: Queryable, plan: TenantSchemaPlan): Promise
     throw new ConfigError(
       `The tenants table ${quoteIdent(schema)}."tenants" does not exist, and every tenant_id ` +
         'references it. Install it first with `rowtenancy init` (or installTenantTables), ' +
-        'or point --tenants-schema at the schema that holds it.',
+        'or point `tenantsSchema` at the schema that holds it.',
     )
   }
   if (idType !== plan.tenantIdType) {
     throw new ConfigError(
       `${schema}.tenants.id is ${idType}, but the tenant column would be ${plan.tenantIdType}. ` +
-        `Use --tenant-id-type ${idType}.`,
+        `Set \`tenantIdType\` to ${idType}.`,
     )
   }
 }
@@ -161,7 +163,7 @@ async function isUpToDate(tx: Queryable, plan: TenantSchemaPlan): Promise<boolea
   if (others.length > 0) {
     throw new MigrationError(
       `Relations that are not tables already use the names ${others.join(', ')} ${where}. ` +
-        'Rename or drop them, or generate into another --target-schema. Nothing was created.',
+        'Rename or drop them, or generate into another `targetSchema`. Nothing was created.',
     )
   }
   const actual = await readSchemaInTransaction(tx, plan.targetSchema, names)
@@ -179,7 +181,7 @@ async function isUpToDate(tx: Queryable, plan: TenantSchemaPlan): Promise<boolea
       `(${list([...byName.keys()])})` +
       (problems.length > 0 ? ` and do not match the template: ${problems.join('; ')}` : '') +
       (missing.length > 0 ? `; missing: ${list(missing.map((t) => t.name))}` : '') +
-      '. Refusing to overwrite them: drop or fix them (or use another --target-schema) and run ' +
+      '. Refusing to overwrite them: drop or fix them (or use another `targetSchema`) and run ' +
       'again. Nothing was created.',
   )
 }
@@ -210,7 +212,7 @@ async function checkTypes(tx: Queryable, plan: TenantSchemaPlan): Promise<void> 
   if (problems.length > 0) {
     throw new MigrationError(
       `In the target schema ${JSON.stringify(plan.targetSchema)}, ${problems.join('; ')}. ` +
-        'Rename or drop the existing type, or use another --target-schema. Nothing was created.',
+        'Rename or drop the existing type, or use another `targetSchema`. Nothing was created.',
     )
   }
 }

@@ -1,11 +1,4 @@
-export {
-  type AppliedSchema,
-  applyTenantSchema,
-  type GeneratedSchema,
-  type GenerateOptions,
-  generateTenantSchema,
-} from './generate.js'
-export { introspectTemplate } from './introspect.js'
+export { introspectTemplate } from '../../sql/catalog/index.js'
 export type {
   CheckDef,
   ColumnDef,
@@ -19,7 +12,14 @@ export type {
   SequenceDef,
   TableDef,
   TemplateSchema,
-  TenantSchemaPlan,
-} from './model.js'
-export { type PlanOptions, planTenantSchema } from './plan.js'
+} from '../../sql/catalog/model.js'
+export {
+  type AppliedSchema,
+  applyTenantSchema,
+  type GeneratedSchema,
+  type GenerateOptions,
+  generateTenantSchema,
+} from './generate.js'
+export type { TenantSchemaPlan } from './model.js'
+export { type PlanOptions, planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 export { type RenderOptions, renderForeignKey, renderTable, renderTenantSchema } from './render.js'

@@ -1,7 +1,4 @@
 import { InvalidInputError } from '../../errors/index.js'
-import { assertTenantIdType, type TenantIdType } from '../../tenants/id-types.js'
-import { quoteIdent } from '../identifiers.js'
-import { cyclicEdges } from './foreign-key-cycles.js'
 import type {
   CheckDef,
   ExclusionDef,
@@ -10,18 +7,22 @@ import type {
   KeyDef,
   TableDef,
   TemplateSchema,
-  TenantSchemaPlan,
-} from './model.js'
+} from '../../sql/catalog/model.js'
+import { DEFAULTS } from '../../sql/defaults.js'
+import { quoteIdent } from '../../sql/quote.js'
+import { assertTenantIdType, type TenantIdType } from '../../tenants/id-types.js'
+import { cyclicEdges } from './foreign-key-cycles.js'
+import type { TenantSchemaPlan } from './model.js'
 
 /**
  * Where the tenant-aware tables go and how their tenant column looks.
  *
  * @example
  * ```ts
- * const opts: PlanOptions = { targetSchema: 'public', tenantIdType: 'uuid' }
+ * const opts: TenantSchemaPlanOptions = { targetSchema: 'public', tenantIdType: 'uuid' }
  * ```
  */
-export interface PlanOptions {
+export interface TenantSchemaPlanOptions {
   /** The schema of the shared tables; `public` by default. */
   readonly targetSchema?: string | undefined
   /** The type of `tenants.id` and every tenant column; `bigint` by default. */
@@ -31,6 +32,9 @@ export interface PlanOptions {
   /** The schema of the `tenants` table; `public` by default. */
   readonly tenantsSchema?: string | undefined
 }
+
+/** @deprecated Renamed to {@link TenantSchemaPlanOptions} (`PlanOptions` of `rowtenancy/migrate` is another thing); this alias goes in the next release. */
+export type PlanOptions = TenantSchemaPlanOptions
 
 const NAME = (name: string) => JSON.stringify(name)
 
@@ -50,13 +54,13 @@ const NAME = (name: string) => JSON.stringify(name)
  */
 export function planTenantSchema(
   template: TemplateSchema,
-  options: PlanOptions = {},
+  options: TenantSchemaPlanOptions = {},
 ): TenantSchemaPlan {
-  const tenantIdType = options.tenantIdType ?? 'bigint'
+  const tenantIdType = options.tenantIdType ?? DEFAULTS.tenantIdType
   assertTenantIdType(tenantIdType)
-  const targetSchema = options.targetSchema ?? 'public'
-  const tenantColumn = options.tenantColumn ?? 'tenant_id'
-  const tenantsSchema = options.tenantsSchema ?? 'public'
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
+  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
+  const tenantsSchema = options.tenantsSchema ?? DEFAULTS.schema
   for (const name of [targetSchema, tenantColumn, tenantsSchema]) quoteIdent(name)
   if (template.tables.length === 0) {
     throw new InvalidInputError(
@@ -67,20 +71,20 @@ export function planTenantSchema(
   if (targetSchema === template.schema) {
     throw new InvalidInputError(
       `The target schema and the template schema are both ${NAME(targetSchema)}. ` +
-        'Pick another --target-schema (public by default): the template is never altered.',
+        'Pick another `targetSchema` (public by default): the template is never altered.',
     )
   }
   for (const table of template.tables) {
     if (table.columns.some((c) => c.name === tenantColumn)) {
       throw new InvalidInputError(
         `The template table ${NAME(table.name)} already has a column ${NAME(tenantColumn)}. ` +
-          'Rename it in the template or choose another tenant column (--tenant-column).',
+          'Rename it in the template or choose another `tenantColumn`.',
       )
     }
     if (targetSchema === tenantsSchema && ['tenants', 'tenant_domains'].includes(table.name)) {
       throw new InvalidInputError(
         `The template table ${NAME(table.name)} would collide with rowtenancy's own table ` +
-          `${NAME(tenantsSchema)}.${NAME(table.name)}. Generate into another --target-schema.`,
+          `${NAME(tenantsSchema)}.${NAME(table.name)}. Generate into another \`targetSchema\`.`,
       )
     }
   }

@@ -1,6 +1,3 @@
-import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.js'
-import { tenantPolicy } from '../rls-policy.js'
-import { renderRlsEnable } from '../rls-render.js'
 import type {
   ColumnDef,
   DomainDef,
@@ -9,8 +6,11 @@ import type {
   KeyDef,
   SequenceDef,
   TableDef,
-  TenantSchemaPlan,
-} from './model.js'
+} from '../../sql/catalog/model.js'
+import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js'
+import { tenantPolicy } from '../rls-policy.js'
+import { renderRlsEnable } from '../rls-render.js'
+import type { TenantSchemaPlan } from './model.js'
 
 /**
  * Options of {@link renderTenantSchema}.

@@ -1,4 +1,4 @@
-import type { ColumnDef, ForeignKeyDef, KeyDef, TableDef } from './model.js'
+import type { ColumnDef, ForeignKeyDef, KeyDef, TableDef } from '../../sql/catalog/model.js'
 
 const columnShape = (c: ColumnDef) =>
   `${c.type}${c.notNull || c.identity ? ' not null' : ''}` +

@@ -1,17 +1,15 @@
 /**
- * The catalog queries behind `introspectTemplate`. Each takes the schema name as
- * `$1` (or table oids as `$1::oid[]`) and runs with the schema first on the
- * `search_path`, so PostgreSQL deparses the schema's own objects unqualified.
- * Version-dependent columns (PostgreSQL 15+) are read through `to_jsonb(row)`
- * so the queries also run on older servers.
+ * Every catalog query rowtenancy runs, each with the type of its rows.
  *
- * @internal
+ * The template queries (`SCHEMA_*`, `TABLES` .. `NOT_CARRIED`) take the schema
+ * name as `$1` (or table oids as `$1::oid[]`) and run with the schema first on
+ * the `search_path`, so PostgreSQL deparses the schema's own objects
+ * unqualified. Version-dependent columns (PostgreSQL 15+) are read through
+ * `to_jsonb(row)` so the queries also run on older servers.
  */
 
-/** @internal */
 export const SCHEMA_EXISTS = 'select 1 from pg_namespace where nspname = $1'
 
-/** @internal */
 export const TABLES = `
 select c.oid::int8::text as oid, c.relname as name, c.relkind as kind,
        case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end as partition_key,
@@ -26,7 +24,6 @@ select c.oid::int8::text as oid, c.relname as name, c.relkind as kind,
    and ($2::text[] is null or c.relname = any($2::text[]))
  order by c.relname collate "C"`
 
-/** @internal */
 export const COLUMNS = `
 select a.attrelid::int8::text as table_oid, a.attname as name,
        format_type(a.atttypid, a.atttypmod) as type, a.atttypid::int8::text as type_oid,
@@ -42,7 +39,6 @@ select a.attrelid::int8::text as table_oid, a.attname as name,
  where a.attrelid = any($1::oid[]) and a.attnum > 0 and not a.attisdropped
  order by a.attrelid, a.attnum`
 
-/** @internal */
 export const CONSTRAINTS = `
 select con.conrelid::int8::text as table_oid, con.conname as name, con.contype as type,
        pg_get_constraintdef(con.oid) as definition,
@@ -77,7 +73,6 @@ select con.conrelid::int8::text as table_oid, con.conname as name, con.contype a
    and con.conislocal and con.conparentid = 0
  order by con.conrelid, con.conname collate "C"`
 
-/** @internal */
 export const INDEXES = `
 select i.indrelid::int8::text as table_oid, ic.relname as name, i.indisunique as unique,
        am.amname as method, pg_get_indexdef(i.indexrelid) as definition,
@@ -97,7 +92,6 @@ select i.indrelid::int8::text as table_oid, ic.relname as name, i.indisunique as
    and not exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid)
  order by i.indrelid, ic.relname collate "C"`
 
-/** @internal */
 export const TYPES = `
 select t.oid::int8::text as oid, t.typname as name, t.typtype as kind,
        t.typbasetype::int8::text as base_oid, t.typelem::int8::text as elem_oid,
@@ -118,7 +112,6 @@ select t.oid::int8::text as oid, t.typname as name, t.typtype as kind,
  where n.nspname = $1 and (t.typtype in ('e', 'd', 'c', 'r', 'm') or t.typelem <> 0)
    and not exists (select 1 from pg_class c where c.oid = t.typrelid and c.relkind <> 'c')`
 
-/** @internal */
 export const SEQUENCES = `
 select c.relname as name, format_type(s.seqtypid, null) as data_type,
        s.seqstart::text as start, s.seqincrement::text as increment,
@@ -134,12 +127,10 @@ select c.relname as name, format_type(s.seqtypid, null) as data_type,
  where n.nspname = $1
  order by c.relname collate "C"`
 
-/** @internal */
 export const EXTENSIONS = `
 select exists (select 1 from pg_extension where extname = 'btree_gin') as btree_gin,
        exists (select 1 from pg_extension where extname = 'btree_gist') as btree_gist`
 
-/** @internal */
 export const NOT_CARRIED = `
 select (select count(*) from pg_trigger tg join pg_class c on c.oid = tg.tgrelid
          where c.relnamespace = n.oid and not tg.tgisinternal)::int as triggers,
@@ -147,3 +138,229 @@ select (select count(*) from pg_trigger tg join pg_class c on c.oid = tg.tgrelid
          where c.relnamespace = n.oid and c.relkind in ('v', 'm'))::int as views,
        (select count(*) from pg_proc p where p.pronamespace = n.oid)::int as functions
   from pg_namespace n where n.nspname = $1`
+
+/** A row of {@link TABLES}. */
+export interface TemplateTableRow {
+  oid: string
+  name: string
+  kind: 'r' | 'p'
+  partition_key: string | null
+  parent: string | null
+  bound: string | null
+  inherits: boolean
+}
+
+/** A row of {@link COLUMNS}. */
+export interface TemplateColumnRow {
+  table_oid: string
+  name: string
+  type: string
+  type_oid: string
+  not_null: boolean
+  identity: '' | 'a' | 'd'
+  generated: '' | 's'
+  expr: string | null
+  local: boolean
+  collation: string | null
+}
+
+/** A row of {@link CONSTRAINTS}. */
+export interface TemplateConstraintRow {
+  table_oid: string
+  name: string
+  type: 'p' | 'u' | 'f' | 'c' | 'x'
+  definition: string
+  columns: string[]
+  ref_columns: string[]
+  delete_columns: string[]
+  include: string[]
+  nulls_not_distinct: boolean
+  ref_schema: string | null
+  ref_table: string | null
+  on_update: string
+  on_delete: string
+  match: string
+  deferrable: boolean
+  deferred: boolean
+  method: string | null
+  q_method: string | null
+}
+
+/** A row of {@link INDEXES}. */
+export interface TemplateIndexRow {
+  table_oid: string
+  name: string
+  unique: boolean
+  method: string
+  definition: string
+  q_name: string
+  q_schema: string
+  q_table: string
+  q_method: string
+  keys: string[]
+}
+
+/** A row of {@link TYPES}. */
+export interface TemplateTypeRow {
+  oid: string
+  name: string
+  kind: string
+  base_oid: string
+  elem_oid: string
+  base_type: string | null
+  not_null: boolean
+  default: string | null
+  collation: string | null
+  labels: string[]
+  checks: [string, string][]
+}
+
+/** A row of {@link SEQUENCES}. */
+export interface TemplateSequenceRow {
+  name: string
+  data_type: string
+  start: string
+  increment: string
+  min: string
+  max: string
+  cache: string
+  cycle: boolean
+  dep: 'a' | 'i' | null
+  owner_table: string | null
+  owner_column: string | null
+}
+
+/** The row of {@link EXTENSIONS}. */
+export interface ExtensionsRow {
+  btree_gin: boolean
+  btree_gist: boolean
+}
+
+/** The row of {@link NOT_CARRIED}. */
+export interface NotCarriedRow {
+  triggers: number
+  views: number
+  functions: number
+}
+
+/**
+ * The plain and partitioned tables (not partitions) of the schemas `$1`, with a
+ * row estimate summed over partitions (the relation size when never analyzed).
+ */
+export const SUMMARY_TABLES = `
+select n.nspname as schema, c.relname as name, c.oid::int8 as oid, c.relkind = 'p' as partitioned,
+       (case when c.reltuples >= 0 then c.reltuples else pg_relation_size(c.oid) / 64 end + coalesce((
+          select sum(case when p.reltuples >= 0 then p.reltuples else pg_relation_size(p.oid) / 64 end)
+            from pg_inherits i join pg_class p on p.oid = i.inhrelid
+           where i.inhparent = c.oid), 0))::float8 as estimated
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname = any($1::text[]) and c.relkind in ('r', 'p') and not c.relispartition
+ order by 1, 2`
+
+/** A row of {@link SUMMARY_TABLES}. */
+export interface SummaryTableRow {
+  schema: string
+  name: string
+  oid: string
+  partitioned: boolean
+  estimated: number
+}
+
+/** The columns of the tables `$1` (oids), in order, with enum labels. */
+export const SUMMARY_COLUMNS = `
+select a.attrelid::int8 as oid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+       a.attnotnull as not_null, a.atthasdef as has_default, a.attgenerated = 's' as generated,
+       a.attidentity as identity, t.typtype as type_kind,
+       case when t.typtype = 'e' then (select array_agg(e.enumlabel::text order by e.enumsortorder)
+                                         from pg_enum e where e.enumtypid = t.oid) end as enum_labels
+  from pg_attribute a join pg_type t on t.oid = a.atttypid
+ where a.attrelid = any($1::int8[]::oid[]) and a.attnum > 0 and not a.attisdropped
+ order by a.attrelid, a.attnum`
+
+/** A row of {@link SUMMARY_COLUMNS}. */
+export interface SummaryColumnRow {
+  oid: string
+  name: string
+  type: string
+  not_null: boolean
+  has_default: boolean
+  generated: boolean
+  identity: '' | 'a' | 'd'
+  type_kind: string
+  enum_labels: string[] | null
+}
+
+/** The primary and foreign keys of the tables `$1` (oids). */
+export const SUMMARY_CONSTRAINTS = `
+select k.conrelid::int8 as oid, k.conname as name, k.contype as type, k.condeferrable as deferrable,
+       array(select a.attname from unnest(k.conkey) with ordinality u(n, i)
+               join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i)::text[] as columns,
+       rn.nspname as ref_schema, rc.relname as ref_table,
+       array(select a.attname from unnest(k.confkey) with ordinality u(n, i)
+               join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)::text[] as ref_columns
+  from pg_constraint k
+  left join pg_class rc on rc.oid = k.confrelid
+  left join pg_namespace rn on rn.oid = rc.relnamespace
+ where k.conrelid = any($1::int8[]::oid[]) and k.contype in ('p', 'f') and k.conparentid = 0
+ order by k.conrelid, k.conname`
+
+/** A row of {@link SUMMARY_CONSTRAINTS}. */
+export interface SummaryConstraintRow {
+  oid: string
+  name: string
+  type: 'p' | 'f'
+  deferrable: boolean
+  columns: string[]
+  ref_schema: string | null
+  ref_table: string | null
+  ref_columns: string[]
+}
+
+/** The enabled user triggers of the tables `$1` (oids). */
+export const SUMMARY_TRIGGERS = `
+select g.tgrelid::int8 as oid, g.tgname as name
+  from pg_trigger g
+ where g.tgrelid = any($1::int8[]::oid[]) and not g.tgisinternal and g.tgenabled <> 'D'
+ order by g.tgrelid, g.tgname`
+
+/** A row of {@link SUMMARY_TRIGGERS}. */
+export interface SummaryTriggerRow {
+  oid: string
+  name: string
+}
+
+/** The schemas that exist out of `$1`. */
+export const EXISTING_SCHEMAS = 'select nspname from pg_namespace where nspname = any($1::text[])'
+
+/** The distinct names of the plain and partitioned tables (not partitions) of the schemas `$1`. */
+export const TABLE_NAMES = `select distinct c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = any($1::text[]) and c.relkind in ('r', 'p') and not c.relispartition`
+
+/**
+ * The tables named `$1` (`schema.table` or `table`, resolved through the
+ * search path), in order, with their RLS flags and the tenant column `$2`.
+ */
+export const TABLE_FACTS = `select t.name as input, c.oid::int as oid, n.nspname as schema, c.relname as name,
+        case when c.oid is not null then format('%I.%I', n.nspname, c.relname) end as quoted,
+        c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+        a.attnum::int as attnum, a.attnotnull as notnull,
+        format_type(a.atttypid, a.atttypmod) as type
+   from unnest($1::text[]) with ordinality as t(name, ord)
+   left join pg_class c on c.oid = to_regclass(t.name)
+   left join pg_namespace n on n.oid = c.relnamespace
+   left join pg_attribute a on a.attrelid = c.oid and a.attname = $2 and a.attnum > 0 and not a.attisdropped
+  order by t.ord`
+
+/** A row of {@link TABLE_FACTS}; the table columns are null when the name resolves to nothing. */
+export interface TableFactsRow {
+  input: string
+  oid: number | null
+  schema: string
+  name: string
+  quoted: string
+  enabled: boolean
+  forced: boolean
+  attnum: number | null
+  notnull: boolean | null
+  type: string | null
+}

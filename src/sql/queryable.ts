@@ -60,3 +60,23 @@ function isConnectionError(err: Error): boolean {
   const code = (err as { code?: string }).code
   return code === undefined || code.startsWith('08') || code === '57P01'
 }
+
+/**
+ * Runs `text` and returns its rows typed as `R`: the one place a catalog or
+ * ledger read states the shape of the rows it expects.
+ */
+export async function selectRows<R>(db: Queryable, text: string, values?: unknown[]): Promise<R[]> {
+  return (await db.query(text, values)).rows as R[]
+}
+
+/** Groups rows by a key, keeping their order within each group. */
+export function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>()
+  for (const row of rows) {
+    const k = key(row)
+    const list = out.get(k)
+    if (list) list.push(row)
+    else out.set(k, [row])
+  }
+  return out
+}

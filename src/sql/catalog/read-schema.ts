@@ -1,23 +1,10 @@
 import { InvalidInputError } from '../../errors/index.js'
-import { inTransaction, type Queryable } from '../../tenants/queryable.js'
-import { quoteIdent } from '../identifiers.js'
-import * as Q from './catalog-queries.js'
-import type {
-  CheckDef,
-  ColumnDef,
-  DomainDef,
-  EnumDef,
-  ExclusionDef,
-  ForeignKeyAction,
-  ForeignKeyDef,
-  IndexDef,
-  KeyDef,
-  SequenceDef,
-  TableDef,
-  TemplateSchema,
-} from './model.js'
+import { groupBy, inTransaction, type Queryable, selectRows } from '../queryable.js'
+import { quoteIdent } from '../quote.js'
+import type * as M from './model.js'
+import * as Q from './queries.js'
 
-const ACTIONS: Record<string, ForeignKeyAction> = {
+const ACTIONS: Record<string, M.ForeignKeyAction> = {
   a: 'NO ACTION',
   r: 'RESTRICT',
   c: 'CASCADE',
@@ -26,7 +13,7 @@ const ACTIONS: Record<string, ForeignKeyAction> = {
 }
 
 /**
- * Reads one schema from the live catalog into a {@link TemplateSchema}: tables
+ * Reads one schema from the live catalog into a {@link M.TemplateSchema}: tables
  * (plain, partitioned, partitions), columns with types, defaults, identity and
  * generated expressions, keys of any shape, unique / check / exclusion / foreign
  * key constraints, indexes, the enums and domains the columns use, and sequences.
@@ -39,7 +26,7 @@ const ACTIONS: Record<string, ForeignKeyAction> = {
  * template.tables.find((t) => t.name === 'books')?.primaryKey?.columns // ['id']
  * ```
  */
-export async function introspectTemplate(db: Queryable, schema: string): Promise<TemplateSchema> {
+export async function introspectTemplate(db: Queryable, schema: string): Promise<M.TemplateSchema> {
   quoteIdent(schema)
   return inTransaction(db, async (tx) => {
     await tx.query('set transaction read only')
@@ -47,7 +34,7 @@ export async function introspectTemplate(db: Queryable, schema: string): Promise
     if (exists.rows.length === 0) {
       throw new InvalidInputError(
         `The template schema ${JSON.stringify(schema)} does not exist. Pass the schema of one ` +
-          'legacy tenant with --from-schema (list schemas with `\\dn` in psql).',
+          'legacy tenant as `fromSchema` (list schemas with `\\dn` in psql).',
       )
     }
     return readSchemaInTransaction(tx, schema)
@@ -63,47 +50,41 @@ export async function introspectTemplate(db: Queryable, schema: string): Promise
  * ```ts
  * await inTransaction(pool, (tx) => readSchemaInTransaction(tx, 'public', ['books']))
  * ```
- * @internal
  */
 export async function readSchemaInTransaction(
   tx: Queryable,
   schema: string,
   only?: readonly string[],
-): Promise<TemplateSchema> {
+): Promise<M.TemplateSchema> {
   await tx.query("select set_config('search_path', $1, true)", [
     `${quoteIdent(schema)}, pg_catalog`,
   ])
   const notes: string[] = []
-  const tableRows = (await tx.query(Q.TABLES, [schema, only ?? null])).rows
-  const oids = tableRows.map((t) => t.oid as string)
-  const rows = async (text: string, values?: unknown[]) =>
-    (await tx.query(text, values)).rows as any[]
+  const tableRows = await selectRows<Q.TemplateTableRow>(tx, Q.TABLES, [schema, only ?? null])
+  const oids = tableRows.map((t) => t.oid)
   // One connection runs one query at a time: read in sequence.
-  const columns = await rows(Q.COLUMNS, [oids])
-  const constraints = await rows(Q.CONSTRAINTS, [oids])
-  const indexes = await rows(Q.INDEXES, [oids])
-  const types = await rows(Q.TYPES, [schema])
-  const sequences = await rows(Q.SEQUENCES, [schema])
-  const extensions = await rows(Q.EXTENSIONS)
-  const skipped = (await rows(Q.NOT_CARRIED, [schema]))[0]
-  const kinds = ['triggers', 'views', 'functions'].filter((k) => skipped?.[k] > 0)
-  if (kinds.length > 0) {
+  const columns = await selectRows<Q.TemplateColumnRow>(tx, Q.COLUMNS, [oids])
+  const constraints = await selectRows<Q.TemplateConstraintRow>(tx, Q.CONSTRAINTS, [oids])
+  const indexes = await selectRows<Q.TemplateIndexRow>(tx, Q.INDEXES, [oids])
+  const types = await selectRows<Q.TemplateTypeRow>(tx, Q.TYPES, [schema])
+  const sequences = await selectRows<Q.TemplateSequenceRow>(tx, Q.SEQUENCES, [schema])
+  const extensions = await selectRows<Q.ExtensionsRow>(tx, Q.EXTENSIONS)
+  const skipped = (await selectRows<Q.NotCarriedRow>(tx, Q.NOT_CARRIED, [schema]))[0]
+  const kinds = (['triggers', 'views', 'functions'] as const).filter((k) => (skipped?.[k] ?? 0) > 0)
+  if (skipped && kinds.length > 0) {
     notes.push(
       `The template has ${kinds.map((k) => `${skipped[k]} ${skipped[k] === 1 ? k.slice(0, -1) : k}`).join(', ')}; schema generate ` +
         'does not carry these over: create them on the shared tables yourself (write triggers ' +
         'that are tenant-aware; they must not fire during the migration copy).',
     )
   }
-  const byTable = <T extends { table_oid: string }>(rows: T[]) => {
-    const map = new Map<string, T[]>()
-    for (const row of rows) map.set(row.table_oid, [...(map.get(row.table_oid) ?? []), row])
-    return map
-  }
-  const columnsOf = byTable(columns as any[])
-  const constraintsOf = byTable(constraints as any[])
-  const indexesOf = byTable(indexes as any[])
+  const byTable = <T extends { table_oid: string }>(rows: readonly T[]) =>
+    groupBy(rows, (r) => r.table_oid)
+  const columnsOf = byTable(columns)
+  const constraintsOf = byTable(constraints)
+  const indexesOf = byTable(indexes)
 
-  const tables: TableDef[] = tableRows.map((t) => {
+  const tables: M.TableDef[] = tableRows.map((t) => {
     if (t.inherits) {
       notes.push(
         `Table ${JSON.stringify(t.name)} inherits from another table (table inheritance); ` +
@@ -115,7 +96,7 @@ export async function readSchemaInTransaction(
     return {
       name: t.name,
       partitionKey: t.partition_key ?? undefined,
-      partitionOf: t.parent ? { parent: t.parent, bound: t.bound } : undefined,
+      partitionOf: t.parent ? { parent: t.parent, bound: t.bound ?? '' } : undefined,
       columns: (columnsOf.get(t.oid) ?? []).filter((c) => !t.parent || c.local).map(toColumn),
       primaryKey: primary ? toKey(primary) : undefined,
       uniques: cons.filter((c) => c.type === 'u').map(toKey),
@@ -125,13 +106,13 @@ export async function readSchemaInTransaction(
       indexes: (indexesOf.get(t.oid) ?? []).map(toIndex),
     }
   })
-  const used = usedTypes(columns as any[], types as any[], notes)
+  const used = usedTypes(columns, types, notes)
   return {
     schema,
     tables,
-    enums: (types as any[]).filter((t) => t.kind === 'e' && used.has(t.oid)).map(toEnum),
-    domains: sortDomains((types as any[]).filter((t) => t.kind === 'd' && used.has(t.oid))),
-    sequences: (sequences as any[]).filter((s) => s.dep !== 'i').map(toSequence),
+    enums: types.filter((t) => t.kind === 'e' && used.has(t.oid)).map(toEnum),
+    domains: sortDomains(types.filter((t) => t.kind === 'd' && used.has(t.oid))),
+    sequences: sequences.filter((s) => s.dep !== 'i').map(toSequence),
     extensions: {
       btreeGin: !!extensions?.[0]?.btree_gin,
       btreeGist: !!extensions?.[0]?.btree_gist,
@@ -140,9 +121,9 @@ export async function readSchemaInTransaction(
   }
 }
 
-function toColumn(c: any): ColumnDef {
+function toColumn(c: Q.TemplateColumnRow): M.ColumnDef {
   const identity = c.identity === 'a' ? 'ALWAYS' : c.identity === 'd' ? 'BY DEFAULT' : undefined
-  const generated = c.generated === 's' ? (c.expr as string) : undefined
+  const generated = c.generated === 's' ? (c.expr ?? undefined) : undefined
   return {
     name: c.name,
     type: c.type,
@@ -154,7 +135,7 @@ function toColumn(c: any): ColumnDef {
   }
 }
 
-function toKey(c: any): KeyDef {
+function toKey(c: Q.TemplateConstraintRow): M.KeyDef {
   return {
     name: c.name,
     columns: c.columns,
@@ -165,28 +146,28 @@ function toKey(c: any): KeyDef {
   }
 }
 
-function toCheck(c: any): CheckDef {
+function toCheck(c: Q.TemplateConstraintRow): M.CheckDef {
   return { name: c.name, definition: c.definition }
 }
 
-function toExclusion(c: any): ExclusionDef {
+function toExclusion(c: Q.TemplateConstraintRow): M.ExclusionDef {
   const prefix = `EXCLUDE USING ${c.q_method} (`
-  const definition = c.definition as string
+  const definition = c.definition
   if (!definition.startsWith(prefix)) {
     throw new InvalidInputError(
       `Cannot read the exclusion constraint ${JSON.stringify(c.name)}: ${definition}. ` +
         'Drop it from the template or create it on the target by hand.',
     )
   }
-  return { name: c.name, method: c.method, tail: definition.slice(prefix.length) }
+  return { name: c.name, method: c.method ?? '', tail: definition.slice(prefix.length) }
 }
 
-function toForeignKey(c: any): ForeignKeyDef {
+function toForeignKey(c: Q.TemplateConstraintRow): M.ForeignKeyDef {
   return {
     name: c.name,
     columns: c.columns,
-    refSchema: c.ref_schema,
-    refTable: c.ref_table,
+    refSchema: c.ref_schema ?? '',
+    refTable: c.ref_table ?? '',
     refColumns: c.ref_columns,
     onUpdate: ACTIONS[c.on_update] ?? 'NO ACTION',
     onDelete: ACTIONS[c.on_delete] ?? 'NO ACTION',
@@ -197,11 +178,11 @@ function toForeignKey(c: any): ForeignKeyDef {
   }
 }
 
-function toIndex(i: any): IndexDef {
+function toIndex(i: Q.TemplateIndexRow): M.IndexDef {
   // pg_get_indexdef: CREATE [UNIQUE ]INDEX <name> ON [ONLY ]<schema>.<table> USING <am> (<tail>
   const head = `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ${i.q_name} ON `
   const using = ` USING ${i.q_method} (`
-  const definition = i.definition as string
+  const definition = i.definition
   const table = `${i.q_schema}.${i.q_table}`
   const prefix = [`${head}${table}${using}`, `${head}ONLY ${table}${using}`].find((p) =>
     definition.startsWith(p),
@@ -221,11 +202,11 @@ function toIndex(i: any): IndexDef {
   }
 }
 
-function toEnum(t: any): EnumDef {
+function toEnum(t: Q.TemplateTypeRow): M.EnumDef {
   return { name: t.name, labels: t.labels }
 }
 
-function toSequence(s: any): SequenceDef {
+function toSequence(s: Q.TemplateSequenceRow): M.SequenceDef {
   return {
     name: s.name,
     dataType: s.data_type,
@@ -236,13 +217,19 @@ function toSequence(s: any): SequenceDef {
     cache: s.cache,
     cycle: s.cycle,
     ownedBy:
-      s.dep === 'a' && s.owner_table ? { table: s.owner_table, column: s.owner_column } : undefined,
+      s.dep === 'a' && s.owner_table
+        ? { table: s.owner_table, column: s.owner_column ?? '' }
+        : undefined,
   }
 }
 
 /** The template-schema types the columns use, directly, as arrays, or under domains. */
-function usedTypes(columns: any[], types: any[], notes: string[]): Set<string> {
-  const byOid = new Map(types.map((t) => [t.oid as string, t]))
+function usedTypes(
+  columns: readonly Q.TemplateColumnRow[],
+  types: readonly Q.TemplateTypeRow[],
+  notes: string[],
+): Set<string> {
+  const byOid = new Map(types.map((t) => [t.oid, t]))
   const used = new Set<string>()
   const visit = (oid: string, user: string) => {
     const t = byOid.get(oid)
@@ -262,22 +249,22 @@ function usedTypes(columns: any[], types: any[], notes: string[]): Set<string> {
 }
 
 /** Domains over other domains come after them. */
-function sortDomains(rows: any[]): DomainDef[] {
-  const byOid = new Map(rows.map((r) => [r.oid as string, r]))
-  const out: DomainDef[] = []
+function sortDomains(rows: readonly Q.TemplateTypeRow[]): M.DomainDef[] {
+  const byOid = new Map(rows.map((r) => [r.oid, r]))
+  const out: M.DomainDef[] = []
   const done = new Set<string>()
-  const visit = (r: any) => {
+  const visit = (r: Q.TemplateTypeRow) => {
     if (done.has(r.oid)) return
     done.add(r.oid)
     const base = byOid.get(r.base_oid)
     if (base) visit(base)
     out.push({
       name: r.name,
-      baseType: r.base_type,
+      baseType: r.base_type ?? '',
       notNull: r.not_null,
       default: r.default ?? undefined,
       collation: r.collation ?? undefined,
-      checks: (r.checks as [string, string][]).map(([name, definition]) => ({ name, definition })),
+      checks: r.checks.map(([name, definition]) => ({ name, definition })),
     })
   }
   for (const r of rows) visit(r)

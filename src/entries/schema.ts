@@ -1,3 +1,9 @@
+/**
+ * `rowtenancy/schema`: generate the shared, tenant-aware tables from one
+ * tenant's schema (the library behind `rowtenancy schema generate`).
+ *
+ * @module
+ */
 export {
   type AppliedSchema,
   applyTenantSchema,
@@ -24,4 +30,5 @@ export {
   type TableDef,
   type TemplateSchema,
   type TenantSchemaPlan,
-} from './generate/index.js'
+  type TenantSchemaPlanOptions,
+} from '../schema/generate/index.js'
