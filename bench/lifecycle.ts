@@ -8,7 +8,9 @@
  *   streamed to a file. rowtenancy's export adds the manifest (counts and
  *   checksums in the same snapshot) and the archive framing.
  * - import: `COPY t (cols) FROM STDIN` per table from those files in one
- *   transaction (foreign keys checked by their triggers, as psql's \copy does).
+ *   transaction (foreign keys checked by their triggers, as psql's \copy does);
+ *   also printed against the same COPY with triggers off (replica role, no
+ *   foreign-key check at all: a floor no verified import can reach).
  *   rowtenancy's import adds the hashes, the drift check, the after-load
  *   counts, checksums and foreign-key check, and the sequence step.
  * Goals: export >= 0.8x, import with verify >= 0.6x of the anchor.
@@ -105,10 +107,16 @@ async function rawExport(pool: pg.Pool, tenant: number, dir: string): Promise<vo
   }
 }
 
-async function rawImport(pool: pg.Pool, tenant: number, dir: string): Promise<void> {
+async function rawImport(
+  pool: pg.Pool,
+  tenant: number,
+  dir: string,
+  replica = false,
+): Promise<void> {
   const c = await pool.connect()
   try {
     await c.query('begin')
+    if (replica) await c.query('set local session_replication_role = replica')
     await c.query(`insert into tenants (id, slug, name) values ($1, $2, $3)`, [
       tenant,
       `t${tenant}`,
@@ -155,6 +163,7 @@ async function main(): Promise<void> {
       rawExport: [] as number[],
       export: [] as number[],
       rawImport: [] as number[],
+      rawImportReplica: [] as number[],
       import: [] as number[],
     }
     for (let rep = 0; rep < REPS; rep++) {
@@ -176,6 +185,10 @@ async function main(): Promise<void> {
           times.import.push((await measured(() => importTenant({ db: b, in: archive }))).ms)
           await clear(b, 1)
         },
+        async () => {
+          times.rawImportReplica.push((await measured(() => rawImport(b, 1, dir, true))).ms)
+          await clear(b, 1)
+        },
       ]
       for (const f of rep % 2 === 0 ? importPair : [...importPair].reverse()) await f()
     }
@@ -187,6 +200,10 @@ async function main(): Promise<void> {
     )
     console.log(
       `  import: raw COPY FROM ${median(times.rawImport).toFixed(0)} ms, rowtenancy (with verify) ${median(times.import).toFixed(0)} ms -> ${importRatio.toFixed(2)}x of raw throughput (goal >= 0.6x)`,
+    )
+    const replicaRatio = median(times.rawImportReplica) / median(times.import)
+    console.log(
+      `  import vs raw COPY FROM with triggers off (session_replication_role = replica, no FK check at all): ${median(times.rawImportReplica).toFixed(0)} ms -> ${replicaRatio.toFixed(2)}x`,
     )
     console.log('peak RSS of this process during one export + one import:')
     for (const [i, size] of MEMORY_SIZES.entries()) {

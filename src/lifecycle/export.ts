@@ -129,7 +129,6 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
     second = await options.db.connect()
     const sumsPromise = checksumsInSnapshot(second, snapshot, layout, tenantId, tables)
     sumsPromise.catch(() => {})
-    const estimate = tables.reduce((n, t) => n + t.info.estimatedRows, 0)
     options.onEvent?.({ type: 'start', op: 'export', tenantId, tables: tables.length, rows: 0 })
     out = path ? createWriteStream(`${path}.partial`) : (options.out as Writable)
     const writer = new ArchiveWriter(out)
@@ -150,7 +149,6 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
         of: tables.length,
       })
     }
-    void estimate
     const sums = await sumsPromise
     for (const [i, t] of tables.entries()) {
       if (copied[i] !== sums[i]!.rows) {
