@@ -12,6 +12,7 @@ import {
 import type pg from 'pg'
 import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
 import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
+import { assertSealKey, SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
@@ -22,8 +23,8 @@ import {
 } from './binding.js'
 import { describePool, explainUnreachable, isUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
-import { PreparedBinds } from './prepared-bind.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
+import { preparedBindName, SessionGuard } from './session-guard.js'
 import { TenantConnection } from './tenant-connection.js'
 
 const BIND_CACHE_SIZE = 1024
@@ -49,6 +50,12 @@ export interface TenantBindingConfig {
   readonly tenantColumn?: string | undefined
   /** How to bind the tenant; `auto` (the default) picks `set_local` when Citus is installed. */
   readonly binding?: BindingOption | undefined
+  /**
+   * The secret of the sealed binding (`binding: 'sealed'`, required there): the
+   * same string `rowtenancy rls enable --sealed` installed (ROWTENANCY_SEAL_KEY).
+   * The runtime role cannot read it in the database; keep it out of SQL and logs.
+   */
+  readonly sealKey?: string | undefined
   /** Downgrade the start-up `UnsafeRoleError` to a loud warning. */
   readonly allowUnsafeRole?: boolean | undefined
   /** Run the start-up role check (default true). */
@@ -60,15 +67,16 @@ export interface TenantBindingConfig {
   /**
    * Prepare the `set_config` bind statement once per connection (as
    * `rowtenancy_bind`) and send only Bind + Execute of it afterwards, instead of
-   * parsing and planning it with every query (default false; SET LOCAL binding
-   * ignores it). Use it with a direct connection, session pooling, or PgBouncer
-   * >= 1.21 with `max_prepared_statements`; NOT behind a pooler that resets
-   * sessions (DISCARD ALL) or swaps them per transaction: there a query fails
-   * with a ConfigError that says to turn it off.
+   * parsing and planning it with every query (default TRUE; SET LOCAL binding
+   * ignores it). Safe everywhere: where a pooler swaps or resets the server
+   * session (PgBouncer transaction mode, DISCARD ALL), the first "prepared
+   * statement does not exist" error, raised before the user's statement ran,
+   * switches the pool to the unnamed bind and the statement is sent again once.
+   * `false` always sends the unnamed bind.
    *
    * @example
    * ```ts
-   * const dialect = new TenantBindingDialect({ pool, adminPool, prepareBind: true })
+   * const dialect = new TenantBindingDialect({ pool, adminPool, prepareBind: false })
    * ```
    */
   readonly prepareBind?: boolean | undefined
@@ -94,13 +102,20 @@ export class TenantBindingDriver implements Driver {
   /** The last tenant bound and its statement: most checkouts repeat the previous tenant. */
   #lastId: unknown = NO_ID
   #lastBind: Statement | undefined
-  /** With `prepareBind` (and `set_config` mode, see `init`): the clients with the bind prepared. */
-  #prepared: PreparedBinds | undefined
+  /** The name the bind is prepared under (undefined: unnamed; see preparedBindName). */
+  #prepareAs: string | undefined
 
   constructor(config: TenantBindingConfig) {
     const type = config.tenantIdType ?? DEFAULTS.tenantIdType
     assertTenantIdType(type)
     assertBindingOption(config.binding ?? 'auto')
+    if (config.binding === 'sealed') {
+      try {
+        assertSealKey(config.sealKey)
+      } catch (err) {
+        throw new ConfigError((err as Error).message, { cause: err })
+      }
+    }
     if (config.prepareBind !== undefined && typeof config.prepareBind !== 'boolean') {
       throw new ConfigError(
         `prepareBind must be true or false, got ${JSON.stringify(config.prepareBind)}.`,
@@ -123,9 +138,10 @@ export class TenantBindingDriver implements Driver {
   async init(): Promise<void> {
     const { pool, binding = 'auto', checkRole = true } = this.#config
     this.#pool = typeof pool === 'function' ? await pool() : pool
+    SessionGuard.for(this.#pool) // counts checkouts from now on (see SessionGuard)
     if (binding !== 'auto') this.#mode = binding
     this.#syncPrepared()
-    if (!checkRole && binding !== 'auto') return
+    if (!checkRole && binding !== 'auto' && binding !== 'sealed') return
     const runtime = this.#pool
     const facts = await explainUnreachable(runtime, () =>
       inspectRuntimeRole(runtime, { tenantColumn: this.#config.tenantColumn }),
@@ -133,6 +149,7 @@ export class TenantBindingDriver implements Driver {
     this.#facts = facts
     if (binding === 'auto') this.#mode = facts.citus ? 'set_local' : 'set_config'
     this.#syncPrepared()
+    if (this.#mode === 'sealed') await this.#checkSeal(runtime)
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
         allowUnsafeRole: this.#config.allowUnsafeRole,
@@ -169,7 +186,8 @@ export class TenantBindingDriver implements Driver {
       if (isUnreachable(err)) throw new DatabaseUnreachableError(describePool(pool), { cause: err })
       throw err
     }
-    return new TenantConnection(client, bind, this.#mode, this.#cursor(), this.#prepared)
+    const session = SessionGuard.for(pool).checkout(client)
+    return new TenantConnection(client, bind, this.#mode, this.#cursor(), session, this.#prepareAs)
   }
 
   async beginTransaction(
@@ -228,8 +246,7 @@ export class TenantBindingDriver implements Driver {
     const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
     let bind = this.#binds.get(key)
     if (!bind) {
-      bind = bindStatement(this.#mode, this.#type, tenantId)
-      if (this.#prepared) bind = PreparedBinds.named(bind)
+      bind = bindStatement(this.#mode, this.#type, tenantId, this.#config.sealKey)
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)
     }
@@ -240,11 +257,44 @@ export class TenantBindingDriver implements Driver {
 
   /** `prepareBind` applies to `set_config` binding only (SET LOCAL ignores it). */
   #syncPrepared(): void {
-    const on = this.#config.prepareBind === true && this.#mode === 'set_config'
-    this.#prepared = on ? (this.#prepared ?? new PreparedBinds()) : undefined
+    this.#prepareAs = this.#config.prepareBind !== false ? preparedBindName(this.#mode) : undefined
     this.#binds.clear()
     this.#lastId = NO_ID
     this.#lastBind = undefined
+  }
+
+  /**
+   * The sealed binding at start-up: installed, the key unreadable for the runtime
+   * role, and the app's sealKey the one installed (a bind is tried; it sets only
+   * transaction-local settings of its own implicit transaction).
+   */
+  async #checkSeal(runtime: pg.Pool): Promise<void> {
+    const { rows } = await runtime.query(
+      `select to_regprocedure('${SEAL_BIND_FUNCTION}(text,text)') is not null as installed,
+              coalesce(has_schema_privilege(to_regnamespace('${SEAL_SCHEMA}'), 'usage'), false) as readable`,
+    )
+    if (!rows[0]?.installed) {
+      throw new ConfigError(
+        "binding: 'sealed' needs the sealed binding in the database: run `rowtenancy rls enable --sealed` " +
+          '(ROWTENANCY_SEAL_KEY set) as the tables owner.',
+      )
+    }
+    if (rows[0].readable) {
+      throw new ConfigError(
+        `The runtime role may use schema ${SEAL_SCHEMA}, which holds the seal key: the seal means nothing. ` +
+          `Revoke it: revoke all on schema ${SEAL_SCHEMA} from <runtime role>.`,
+      )
+    }
+    const probe = bindStatement('sealed', 'text', '0', this.#config.sealKey)
+    try {
+      await runtime.query(probe.text, [...(probe.values ?? [])])
+    } catch (err) {
+      throw new ConfigError(
+        'The sealKey does not match the key installed in the database (rowtenancy rls enable --sealed): ' +
+          'every tenant binding would be refused. Use the same ROWTENANCY_SEAL_KEY for both.',
+        { cause: err },
+      )
+    }
   }
 
   #cursor(): PostgresCursorConstructor | null {

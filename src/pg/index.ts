@@ -1,8 +1,8 @@
 import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
-import { type BindingOption, beginStatement, bindStatement } from '../db/binding.js'
+import { type BindingOption, bindStatement } from '../db/binding.js'
+import { inBoundTransaction } from '../db/bound-transaction.js'
 import { explainUnreachable } from '../db/connect.js'
-import { runPipelined } from '../db/pipelined-query.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
@@ -19,20 +19,24 @@ export interface WithTenantClientOptions {
   readonly tenantId?: TenantId | undefined
   /** The SQL type of tenant ids; `bigint` by default. */
   readonly tenantIdType?: TenantIdType | undefined
-  /** `set_config` (default), `set_local` (Citus), or `auto` (SET LOCAL when Citus is installed). */
+  /** `auto` (default, like createTenancy: SET LOCAL when Citus is installed, else set_config), `set_config`, `set_local`, `sealed`. */
   readonly binding?: BindingOption | undefined
+  /** The secret of `binding: 'sealed'` (see docs/binding.md). */
+  readonly sealKey?: string | undefined
 }
 
 const citusByPool = new WeakMap<pg.Pool, Promise<boolean>>()
 
 /**
  * Runs `fn` with a client of `pool` inside a transaction bound to a tenant:
- * checkout, `BEGIN` + `select set_config('rowtenancy.tenant_id', $1, true)` (sent
- * together, one round trip), `fn(client)`, `COMMIT` (or `ROLLBACK` when `fn`
- * throws), release. Row Level Security then limits every statement `fn` runs
- * to that tenant. The binding ends with the transaction: the released client
- * carries nothing into its next checkout. Fails closed with `MissingTenantError`
- * (no tenant given or in context) or `InvalidTenantIdError` before checkout.
+ * checkout, `BEGIN` + the binding (sent together, one round trip), `fn(client)`,
+ * `COMMIT` (or `ROLLBACK` when `fn` throws), release. Row Level Security then
+ * limits every statement `fn` runs to that tenant. `fn` holds a raw client, so
+ * whatever its SQL did to the session (SET, SET ROLE, PREPARE, temp tables) is
+ * reset in the same round trip as the COMMIT / ROLLBACK: the released client
+ * carries nothing into its next checkout (rowtenancy's checkout protocol, see
+ * docs/binding.md). Fails closed with `MissingTenantError` (no tenant given or in
+ * context) or `InvalidTenantIdError` before checkout.
  *
  * @example
  * ```ts
@@ -51,51 +55,21 @@ export async function withTenantClient<T>(
 ): Promise<T> {
   const tenantId = options.tenantId ?? currentTenant()
   const type = options.tenantIdType ?? DEFAULTS.tenantIdType
-  const binding = options.binding ?? 'set_config'
+  const binding = options.binding ?? 'auto'
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)
+  if (binding === 'sealed') bindStatement('sealed', type, tenantId, options.sealKey)
   const mode =
     binding === 'auto'
       ? (await explainUnreachable(pool, () => citusInstalled(pool)))
         ? 'set_local'
         : 'set_config'
       : binding
-  const bind = bindStatement(mode, type, tenantId)
+  const bind = bindStatement(mode, type, tenantId, options.sealKey)
   // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
-  const routed = pool as pg.Pool & { connectFor?: (id: unknown) => Promise<pg.PoolClient> }
-  const client = await explainUnreachable(pool, () =>
-    typeof routed.connectFor === 'function' ? routed.connectFor(tenantId) : pool.connect(),
-  )
-  let discard = false
-  try {
-    await runPipelined(client, [beginStatement()], bind)
-    let result: T
-    try {
-      result = await fn(client)
-    } catch (err) {
-      await client.query('rollback').catch(() => {
-        discard = true
-      })
-      throw err
-    }
-    const { command } = await client.query('commit')
-    if (command === 'ROLLBACK') {
-      throw new Error(
-        'The transaction was rolled back because a statement in it failed (an error was caught inside fn). ' +
-          'Let the error propagate, or use a SAVEPOINT around the statement that may fail.',
-      )
-    }
-    return result
-  } catch (err) {
-    if (client.getTransactionStatus() !== 'I') {
-      await client.query('rollback').catch(() => {
-        discard = true
-      })
-    }
-    throw err
-  } finally {
-    client.release(discard)
-  }
+  const routed = pool as pg.Pool & { poolFor?: (id: unknown) => Promise<pg.Pool> }
+  const target = typeof routed.poolFor === 'function' ? await routed.poolFor(tenantId) : pool
+  return inBoundTransaction(target, bind, mode, fn)
 }
 
 function citusInstalled(pool: pg.Pool): Promise<boolean> {
