@@ -136,6 +136,25 @@ export class RoutingPool {
     return (await this.#current()).query(text, values)
   }
 
+  /**
+   * Listens to an event of every underlying pool (`acquire`, `error`, ...), as
+   * `pg.Pool#on` does for one.
+   *
+   * @example
+   * ```ts
+   * routing.on('error', (err) => log(err))
+   * ```
+   */
+  on(event: string, listener: (...args: any[]) => void): this {
+    for (const pool of new Set(this.#pools.values())) {
+      ;(pool as unknown as { on(e: string, l: (...args: any[]) => void): unknown }).on(
+        event,
+        listener,
+      )
+    }
+    return this
+  }
+
   /** Ends every pool. @example `await pool.end()` */
   async end(): Promise<void> {
     await Promise.all([...new Set(this.#pools.values())].map((p) => p.end()))
