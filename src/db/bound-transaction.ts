@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { type BindingMode, beginStatement } from './binding.js'
+import { bindSequence } from './citus-binding.js'
 import { explainUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
@@ -29,7 +30,9 @@ export async function inBoundTransaction<T>(
   const session = guard.checkout(await explainUnreachable(pool, () => pool.connect()))
   session.markDirty()
   try {
-    const opening = session.opening([beginStatement()], bind, preparedBindName(mode))
+    // SET LOCAL (Citus): the propagation setting goes between BEGIN and the bind
+    const prelude = bindSequence(mode, bind).slice(0, -1)
+    const opening = session.opening([beginStatement(), ...prelude], bind, preparedBindName(mode))
     await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
     let result: T
     try {
