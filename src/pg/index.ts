@@ -69,7 +69,10 @@ export async function withTenantClient<T>(
         : 'set_config'
       : binding
   const bind = bindStatement(mode, type, tenantId, options.sealKey)
-  return inBoundTransaction(pool, bind, mode, fn)
+  // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
+  const routed = pool as pg.Pool & { poolFor?: (id: unknown) => Promise<pg.Pool> }
+  const target = typeof routed.poolFor === 'function' ? await routed.poolFor(tenantId) : pool
+  return inBoundTransaction(target, bind, mode, fn)
 }
 
 function citusInstalled(pool: pg.Pool): Promise<boolean> {

@@ -6,3 +6,9 @@ export type {
   TenancyPool,
 } from './options.js'
 export { allObjectsPool, tenantPoolOf } from './orm-pools.js'
+export {
+  type PlacementOptions,
+  type ResolvedPlacement,
+  RoutingPool,
+  type TenancyDatabase,
+} from './placement.js'

@@ -5,6 +5,7 @@ import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type Queryable, type TenantIdType } from '../tenants/index.js'
+import { type PlacementOptions, type ResolvedPlacement, resolvePlacement } from './placement.js'
 
 /**
  * A connection pool rowtenancy can use: Kysely's `PostgresPool` that can also
@@ -52,6 +53,8 @@ export interface TenancyOptions {
   readonly sealKey?: string | undefined
   /** Prepare the `set_config` bind once per connection (default true); behind a pooler that swaps sessions it falls back to the unnamed bind by itself. `false`: always the unnamed bind. */
   readonly prepareBind?: boolean | undefined
+  /** Tenants in more than one database: the other databases by name, routed by the placement map (see `tenant_placements`). */
+  readonly placement?: PlacementOptions | undefined
 }
 
 /**
@@ -94,6 +97,8 @@ export interface ResolvedTenancyOptions {
   readonly binding: BindingOption
   readonly allowUnsafeRole: boolean
   readonly prepareBind: boolean
+  /** With the `placement` option: the databases and the routing pool (which `pool` then is). */
+  readonly placement: ResolvedPlacement | undefined
   readonly sealKey: string | undefined
   readonly audit: Readonly<{
     table: string | false
@@ -114,6 +119,7 @@ const KNOWN = new Set([
   'binding',
   'allowUnsafeRole',
   'prepareBind',
+  'placement',
   'sealKey',
 ])
 
@@ -171,9 +177,15 @@ export function resolveTenancyOptions(options: TenancyOptions): {
   if (audit.pool !== undefined && typeof audit.pool?.query !== 'function') {
     throw new ConfigError('audit.pool must be a pg.Pool (or anything with query(text, values)).')
   }
+  const adminPool = options.adminPool ?? options.pool
+  const placement =
+    options.placement === undefined
+      ? undefined
+      : resolvePlacement({ pool: options.pool, adminPool }, options.placement, tenantIdType)
   const resolved: ResolvedTenancyOptions = Object.freeze({
-    pool: options.pool,
-    adminPool: options.adminPool ?? options.pool,
+    pool: placement ? (placement.routing as unknown as TenancyPool) : options.pool,
+    adminPool,
+    placement,
     tenantColumn,
     tenantIdType,
     plugins: Object.freeze([...plugins]),
