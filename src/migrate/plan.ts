@@ -173,77 +173,165 @@ export async function planMigration(
   db: Queryable,
   options: MigrationPlanOptions,
 ): Promise<MigrationPlan> {
-  const targetSchema = options.targetSchema ?? DEFAULTS.schema
-  const tenantsSchema = options.tenantsSchema ?? targetSchema
-  const idStrategy = options.idStrategy ?? 'composite'
-  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
-  if (idStrategy !== 'composite' && idStrategy !== 'remap') {
-    throw new MigrationError(
-      `Unknown id strategy ${JSON.stringify(idStrategy)}: use composite or remap.`,
-    )
-  }
-  if (!(await existingSchemas(db, [targetSchema])).has(targetSchema)) {
-    throw new MigrationError(
-      `The target schema ${JSON.stringify(targetSchema)} does not exist. Create it with the shared ` +
-        'tables (rowtenancy schema generate --from-schema <a tenant schema> --target-schema ' +
-        "<schema> --apply, or the app's migrations), or fix `targetSchema` if it is a typo.",
-    )
-  }
-  const idType = await existingIdType(db, tenantsSchema)
-  if (idType === undefined) {
-    throw new MigrationError(
-      `There is no ${tenantsSchema}.tenants table. Install it first (rowtenancy init, or ` +
-        'installTenantTables(db, { idType })) with the id type of the legacy tenant ids.',
-    )
-  }
+  const settings = planSettings(options)
+  const { targetSchema, tenantsSchema, idStrategy, tenantColumn } = settings
+  await requireTargetSchema(db, targetSchema)
+  const idType = await requireTenantsTable(db, tenantsSchema)
   const found = await discoverTenants(db, options.source ?? {}, idType)
-  const warnings = [...found.warnings]
-  let tenants = found.tenants.filter((t) => t.schema !== targetSchema && t.schema !== tenantsSchema)
-  const ids = new Set<string>()
-  for (const t of tenants) {
-    if (ids.has(t.id))
-      throw new MigrationError(`Two legacy tenants have the id ${t.id}; fix the legacy table.`)
-    ids.add(t.id)
-  }
-  let otherSchemas: string[] = []
-  if (options.tenantIds && options.tenantIds.length > 0) {
-    const wanted = options.tenantIds.map((raw) => parseTenantId(idType, raw))
-    const unknown = wanted.filter((id) => !ids.has(id))
-    if (unknown.length > 0) {
-      throw new MigrationError(
-        `Unknown tenant id ${unknown.map((u) => JSON.stringify(u)).join(', ')}: no legacy tenant has it. ` +
-          `Known ids: ${[...ids].slice(0, 20).join(', ')}${ids.size > 20 ? ', ...' : ''}.`,
-      )
-    }
-    otherSchemas = tenants.filter((t) => !wanted.includes(t.id)).map((t) => t.schema)
-    tenants = tenants.filter((t) => wanted.includes(t.id))
-  } else if (!options.all) {
-    throw new MigrationError('Say which tenants to migrate: `all`, or `tenantIds`.')
-  }
-
+  const { tenants, otherSchemas } = selectTenants(found.tenants, options, settings, idType)
   const present = await existingSchemas(
     db,
     tenants.map((t) => t.schema),
   )
   const introspected = await introspectSchemas(db, [...present, targetSchema])
   const targets = introspected.get(targetSchema)!
+  const { allNames, selected } = selectTables(tenants, introspected, options.models)
+  const { order, cyclic } = foreignKeyOrder(
+    selected,
+    foreignKeyEdges(tenants, introspected, targets, targetSchema),
+  )
+  const elsewhere =
+    options.models && options.models.length > 0
+      ? []
+      : await tablesElsewhere(db, otherSchemas, allNames, targets, tenantColumn)
+  const routines = await routineDefinitions(db, [...present, targetSchema])
+  const types = await describeTypes(db, columnTypeOids(introspected))
+  const sequences =
+    idStrategy === 'remap' ? await keySequences(db, targetSchema, targets, order) : new Map()
+  const plans = tenants.map((tenant) =>
+    present.has(tenant.schema)
+      ? tenantPlan(tenant, introspected.get(tenant.schema)!, {
+          settings,
+          targets,
+          order,
+          elsewhere,
+          routines,
+          types,
+          sequences,
+        })
+      : missingSchemaPlan(tenant),
+  )
+  return {
+    targetSchema,
+    tenantsSchema,
+    idType,
+    idStrategy,
+    tenantColumn,
+    tables: order,
+    cyclicTables: cyclic,
+    targets,
+    tenants: plans,
+    warnings: [...found.warnings],
+  }
+}
+
+interface PlanSettings {
+  readonly targetSchema: string
+  readonly tenantsSchema: string
+  readonly idStrategy: IdStrategy
+  readonly tenantColumn: string
+}
+
+function planSettings(options: MigrationPlanOptions): PlanSettings {
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
+  const idStrategy = options.idStrategy ?? 'composite'
+  if (idStrategy !== 'composite' && idStrategy !== 'remap') {
+    throw new MigrationError(
+      `Unknown id strategy ${JSON.stringify(idStrategy)}: use composite or remap.`,
+    )
+  }
+  return {
+    targetSchema,
+    tenantsSchema: options.tenantsSchema ?? targetSchema,
+    idStrategy,
+    tenantColumn: options.tenantColumn ?? DEFAULTS.tenantColumn,
+  }
+}
+
+async function requireTargetSchema(db: Queryable, targetSchema: string): Promise<void> {
+  if ((await existingSchemas(db, [targetSchema])).has(targetSchema)) return
+  throw new MigrationError(
+    `The target schema ${JSON.stringify(targetSchema)} does not exist. Create it with the shared ` +
+      'tables (rowtenancy schema generate --from-schema <a tenant schema> --target-schema ' +
+      "<schema> --apply, or the app's migrations), or fix `targetSchema` if it is a typo.",
+  )
+}
+
+async function requireTenantsTable(db: Queryable, tenantsSchema: string): Promise<TenantIdType> {
+  const idType = await existingIdType(db, tenantsSchema)
+  if (idType !== undefined) return idType
+  throw new MigrationError(
+    `There is no ${tenantsSchema}.tenants table. Install it first (rowtenancy init, or ` +
+      'installTenantTables(db, { idType })) with the id type of the legacy tenant ids.',
+  )
+}
+
+/** The tenants of this run, and the schemas of the legacy tenants left out of it. */
+function selectTenants(
+  discovered: readonly SourceTenant[],
+  options: MigrationPlanOptions,
+  settings: PlanSettings,
+  idType: TenantIdType,
+): { tenants: SourceTenant[]; otherSchemas: string[] } {
+  const tenants = discovered.filter(
+    (t) => t.schema !== settings.targetSchema && t.schema !== settings.tenantsSchema,
+  )
+  const ids = new Set<string>()
+  for (const t of tenants) {
+    if (ids.has(t.id))
+      throw new MigrationError(`Two legacy tenants have the id ${t.id}; fix the legacy table.`)
+    ids.add(t.id)
+  }
+  if (!options.tenantIds || options.tenantIds.length === 0) {
+    if (!options.all)
+      throw new MigrationError('Say which tenants to migrate: `all`, or `tenantIds`.')
+    return { tenants, otherSchemas: [] }
+  }
+  const wanted = options.tenantIds.map((raw) => parseTenantId(idType, raw))
+  const unknown = wanted.filter((id) => !ids.has(id))
+  if (unknown.length > 0) {
+    throw new MigrationError(
+      `Unknown tenant id ${unknown.map((u) => JSON.stringify(u)).join(', ')}: no legacy tenant has it. ` +
+        `Known ids: ${[...ids].slice(0, 20).join(', ')}${ids.size > 20 ? ', ...' : ''}.`,
+    )
+  }
+  return {
+    tenants: tenants.filter((t) => wanted.includes(t.id)),
+    otherSchemas: tenants.filter((t) => !wanted.includes(t.id)).map((t) => t.schema),
+  }
+}
+
+type Introspected = ReadonlyMap<string, ReadonlyMap<string, TableInfo>>
+
+/** Every tenant table of this run's tenants, and the ones selected by `models`. */
+function selectTables(
+  tenants: readonly SourceTenant[],
+  introspected: Introspected,
+  models: readonly string[] | undefined,
+): { allNames: ReadonlySet<string>; selected: string[] } {
   const allNames = new Set<string>()
   for (const t of tenants)
     for (const name of introspected.get(t.schema)?.keys() ?? []) allNames.add(name)
   for (const own of OWN_TABLES) allNames.delete(own)
-  let selected = [...allNames]
-  if (options.models && options.models.length > 0) {
-    const wanted = options.models.map((m) => ({ model: m, table: resolveModel(m) }))
-    const unknown = wanted.filter((w) => !allNames.has(w.table))
-    if (unknown.length > 0) {
-      throw new MigrationError(
-        `Unknown model ${unknown.map((u) => `${JSON.stringify(u.model)} (table ${u.table})`).join(', ')}: ` +
-          `no tenant schema has that table. Tenant tables: ${[...allNames].sort().slice(0, 30).join(', ')}.`,
-      )
-    }
-    selected = [...new Set(wanted.map((w) => w.table))]
+  if (!models || models.length === 0) return { allNames, selected: [...allNames] }
+  const wanted = models.map((m) => ({ model: m, table: resolveModel(m) }))
+  const unknown = wanted.filter((w) => !allNames.has(w.table))
+  if (unknown.length > 0) {
+    throw new MigrationError(
+      `Unknown model ${unknown.map((u) => `${JSON.stringify(u.model)} (table ${u.table})`).join(', ')}: ` +
+        `no tenant schema has that table. Tenant tables: ${[...allNames].sort().slice(0, 30).join(', ')}.`,
+    )
   }
+  return { allNames, selected: [...new Set(wanted.map((w) => w.table))] }
+}
 
+/** Same-schema foreign keys of the tenant schemas and the target, as `[table, referenced]`. */
+function foreignKeyEdges(
+  tenants: readonly SourceTenant[],
+  introspected: Introspected,
+  targets: ReadonlyMap<string, TableInfo>,
+  targetSchema: string,
+): [string, string][] {
   const edges: [string, string][] = []
   for (const t of tenants) {
     for (const table of introspected.get(t.schema)?.values() ?? []) {
@@ -255,97 +343,108 @@ export async function planMigration(
     for (const fk of table.foreignKeys)
       if (fk.refSchema === targetSchema) edges.push([table.name, fk.refTable])
   }
-  const { order, cyclic } = foreignKeyOrder(selected, edges)
-  // Tables other tenants have (and the target has, with the tenant column) but no tenant of
-  // this run has: still compared, so a tenant schema lacking a whole table is reported as
-  // non-blocking drift even when it is migrated alone. Not the target's other tables: the
-  // target schema also holds shared, non-tenant tables (`public.customers_domain`).
-  const elsewhere =
-    options.models && options.models.length > 0
-      ? []
-      : [...(await tableNames(db, otherSchemas))]
-          .filter(
-            (name) =>
-              !allNames.has(name) &&
-              !OWN_TABLES.has(name) &&
-              targets.get(name)?.columns.some((c) => c.name === tenantColumn),
-          )
-          .sort()
-  const routines = await routineDefinitions(db, [...present, targetSchema])
-  const types = await describeTypes(
-    db,
-    [...introspected.values()].flatMap((tables) =>
-      [...tables.values()].flatMap((t) => t.columns.map((c) => c.typeOid ?? '0')),
-    ),
-  )
-  const sequences =
-    idStrategy === 'remap' ? await keySequences(db, targetSchema, targets, order) : new Map()
+  return edges
+}
 
-  const plans: TenantPlan[] = tenants.map((tenant) => {
-    if (!present.has(tenant.schema)) {
-      return {
-        tenant,
-        blocked: true,
-        tables: [],
-        allTables: [],
-        estimatedRows: 0,
-        drift: [
-          {
-            kind: 'missing-schema',
-            blocking: true,
-            message: `The schema ${JSON.stringify(tenant.schema)} named for tenant ${tenant.id} does not exist.`,
-          },
-        ],
-      }
-    }
-    const source = introspected.get(tenant.schema)!
-    const drift = compareWithTarget(
-      source,
-      targets,
-      [...order, ...elsewhere],
-      targetSchema,
-      tenantColumn,
-      types,
+/**
+ * Tables other tenants have (and the target has, with the tenant column) but no tenant of
+ * this run has: still compared, so a tenant schema lacking a whole table is reported as
+ * non-blocking drift even when it is migrated alone. Not the target's other tables: the
+ * target schema also holds shared, non-tenant tables (`public.customers_domain`).
+ */
+async function tablesElsewhere(
+  db: Queryable,
+  otherSchemas: readonly string[],
+  allNames: ReadonlySet<string>,
+  targets: ReadonlyMap<string, TableInfo>,
+  tenantColumn: string,
+): Promise<string[]> {
+  return [...(await tableNames(db, otherSchemas))]
+    .filter(
+      (name) =>
+        !allNames.has(name) &&
+        !OWN_TABLES.has(name) &&
+        targets.get(name)?.columns.some((c) => c.name === tenantColumn),
     )
-    drift.push(
-      ...routineDifferences(
-        routines.get(tenant.schema) ?? new Map(),
-        routines.get(targetSchema) ?? new Map(),
-        targetSchema,
-      ),
-    )
-    const tables: TablePlan[] = []
-    for (const name of order) {
-      const src = source.get(name)
-      const tgt = targets.get(name)
-      if (!src || !tgt?.columns.some((c) => c.name === tenantColumn)) continue
-      const plan = tablePlan(src, tgt, idStrategy, sequences, source, drift)
-      if (plan) tables.push(plan)
-    }
-    return {
-      tenant,
-      drift,
-      blocked: drift.some((d) => d.blocking),
-      tables,
-      allTables: [...source.keys()].filter((n) => !OWN_TABLES.has(n)),
-      estimatedRows: tables.reduce((n, t) => n + t.source.estimatedRows, 0),
-    }
-  })
+    .sort()
+}
+
+function columnTypeOids(introspected: Introspected): string[] {
+  return [...introspected.values()].flatMap((tables) =>
+    [...tables.values()].flatMap((t) => t.columns.map((c) => c.typeOid ?? '0')),
+  )
+}
+
+function missingSchemaPlan(tenant: SourceTenant): TenantPlan {
   return {
-    targetSchema,
-    tenantsSchema,
-    idType,
-    idStrategy,
-    tenantColumn,
-    tables: order,
-    cyclicTables: cyclic,
-    targets,
-    tenants: plans,
-    warnings,
+    tenant,
+    blocked: true,
+    tables: [],
+    allTables: [],
+    estimatedRows: 0,
+    drift: [
+      {
+        kind: 'missing-schema',
+        blocking: true,
+        message: `The schema ${JSON.stringify(tenant.schema)} named for tenant ${tenant.id} does not exist.`,
+      },
+    ],
   }
 }
 
-/** @internal the sequence behind each single-column integer key of a target table */
+/** What every tenant's plan is compared against and built from. */
+interface PlanContext {
+  readonly settings: PlanSettings
+  readonly targets: ReadonlyMap<string, TableInfo>
+  readonly order: readonly string[]
+  readonly elsewhere: readonly string[]
+  readonly routines: Awaited<ReturnType<typeof routineDefinitions>>
+  readonly types: Awaited<ReturnType<typeof describeTypes>>
+  readonly sequences: Map<string, { column: string; sequence: string }>
+}
+
+function tenantPlan(
+  tenant: SourceTenant,
+  source: ReadonlyMap<string, TableInfo>,
+  context: PlanContext,
+): TenantPlan {
+  const { settings, targets, order, routines } = context
+  const { targetSchema, tenantColumn, idStrategy } = settings
+  const drift = [
+    ...compareWithTarget(
+      source,
+      targets,
+      [...order, ...context.elsewhere],
+      targetSchema,
+      tenantColumn,
+      context.types,
+    ),
+    ...routineDifferences(
+      routines.get(tenant.schema) ?? new Map(),
+      routines.get(targetSchema) ?? new Map(),
+      targetSchema,
+    ),
+  ]
+  const tables: TablePlan[] = []
+  for (const name of order) {
+    const src = source.get(name)
+    const tgt = targets.get(name)
+    if (!src || !tgt?.columns.some((c) => c.name === tenantColumn)) continue
+    const { plan, issues } = tablePlan(src, tgt, idStrategy, context.sequences, source)
+    drift.push(...issues)
+    tables.push(plan)
+  }
+  return {
+    tenant,
+    drift,
+    blocked: drift.some((d) => d.blocking),
+    tables,
+    allTables: [...source.keys()].filter((n) => !OWN_TABLES.has(n)),
+    estimatedRows: tables.reduce((n, t) => n + t.source.estimatedRows, 0),
+  }
+}
+
+/** The sequence behind each single-column integer key of a target table. */
 async function keySequences(
   db: Queryable,
   schema: string,
@@ -368,15 +467,15 @@ async function keySequences(
   return out
 }
 
-/** @internal */
+/** One table's copy plan, and the keys remap cannot rewrite (blocking drift). */
 function tablePlan(
   src: TableInfo,
   tgt: TableInfo,
   strategy: IdStrategy,
   sequences: Map<string, { column: string; sequence: string }>,
   sourceTables: ReadonlyMap<string, TableInfo>,
-  drift: DriftIssue[],
-): TablePlan | undefined {
+): { plan: TablePlan; issues: DriftIssue[] } {
+  const issues: DriftIssue[] = []
   const tcols = new Map(tgt.columns.map((c) => [c.name, c]))
   const columns = src.columns.filter((c) => tcols.has(c.name)).map((c) => c.name)
   const insertColumns = columns.filter((c) => !tcols.get(c)!.generated)
@@ -407,7 +506,7 @@ function tablePlan(
       const refSource = sourceTables.get(fk.refTable)
       if (!ref || !refSource || refSource.primaryKey.join() !== ref.column) continue
       if (fk.columns.length !== 1 || fk.refColumns[0] !== ref.column) {
-        drift.push({
+        issues.push({
           kind: 'type-mismatch',
           table: src.name,
           column: fk.columns.join(', '),
@@ -420,7 +519,7 @@ function tablePlan(
         remapColumns.set(fk.columns[0]!, { kind: 'ref', table: fk.refTable })
     }
   }
-  return {
+  const plan: TablePlan = {
     name: src.name,
     source: src,
     target: tgt,
@@ -432,4 +531,5 @@ function tablePlan(
     ...(remapSequence ? { remapSequence } : {}),
     ...(remapKey ? { remapKey } : {}),
   }
+  return { plan, issues }
 }

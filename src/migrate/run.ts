@@ -37,7 +37,6 @@ export interface MigrateOptions extends MigrationPlanOptions {
   readonly onEvent?: MigrationListener
 }
 
-/** @internal */
 function tenantState(entry: LedgerEntry | undefined, tp: TenantPlan): 'done' | 'todo' {
   if (!entry || entry.state === 'rolled_back' || entry.state === 'pending') return 'todo'
   if (entry.state === 'done' || entry.state === 'schema_dropped') return 'done'
@@ -62,61 +61,17 @@ function tenantState(entry: LedgerEntry | undefined, tp: TenantPlan): 'done' | '
  */
 export async function migrate(options: MigrateOptions): Promise<MigrationReport> {
   const started = Date.now()
-  const jobs = Math.max(1, Math.floor(options.jobs ?? 1))
-  if (!Number.isFinite(jobs) || jobs > 64) {
-    throw new MigrationError(`\`jobs\` must be between 1 and 64, not ${options.jobs}.`)
-  }
+  const jobs = jobCount(options.jobs)
   const verify = options.verify ?? true
   const dryRun = options.dryRun ?? false
-  const admin = await options.db.connect()
-  let guard: CopyGuard | null = null
-  let guardProblem: string | undefined
-  let citusWarnings: string[] = []
-  let plan: MigrationPlan
-  let ledger: Map<string, LedgerEntry>
-  try {
-    await assertCitusCoordinator(admin)
-    plan = await planMigration(admin, options)
-    guard = await chooseGuard(admin, plan).catch((err) => {
-      if (!dryRun) throw err
-      guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
-      return null
-    })
-    citusWarnings = await checkCitusTarget(admin, plan).catch((err) => {
-      if (!dryRun) throw err
-      guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
-      return []
-    })
-    ledger = await readLedger(admin, plan.targetSchema)
-  } finally {
-    admin.release()
-  }
+  const { plan, guard, guardProblem, citusWarnings, ledger } = await prepare(options, dryRun)
   const warnings = [...plan.warnings, ...citusWarnings, ...(guardProblem ? [guardProblem] : [])]
-  const reports = new Map<string, TenantReport>()
-  const todo: TenantPlan[] = []
-  for (const tp of plan.tenants) {
-    const base = {
-      tenantId: tp.tenant.id,
-      schema: tp.tenant.schema,
-      tables: [],
-      rows: 0,
-      ms: 0,
-      drift: tp.drift,
-    }
-    if (tp.blocked) {
-      reports.set(tp.tenant.id, { ...base, status: 'blocked', error: 'blocking drift; see drift' })
-    } else if (tenantState(ledger.get(tp.tenant.id), tp) === 'done') {
-      reports.set(tp.tenant.id, { ...base, status: 'skipped' })
-    } else {
-      todo.push(tp)
-    }
-  }
-  const rowsToCopy = todo.reduce((n, t) => n + t.estimatedRows, 0)
+  const { reports, todo } = triage(plan, ledger)
   emit(options.onEvent, {
     type: 'plan',
     tenants: plan.tenants.length,
     toCopy: todo.length,
-    rows: rowsToCopy,
+    rows: todo.reduce((n, t) => n + t.estimatedRows, 0),
     dryRun,
   })
   let aborted: string | undefined
@@ -126,30 +81,21 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     aborted = `\`strict\`: ${blocked.length} tenant(s) have blocking drift (${blocked.map((t) => t.tenant.id).join(', ')}); nothing was migrated.`
     for (const tp of todo) reports.set(tp.tenant.id, { ...pending(tp), status: 'not-run' })
   } else if (dryRun) {
-    await countRows(options.db, todo, reports)
+    for (const [id, r] of await countRows(options.db, todo)) reports.set(id, r)
   } else if (todo.length > 0) {
     // Nothing to copy (every tenant refused or done): no ledger table is created.
-    await runCopies(
-      options,
-      plan,
-      todo,
-      reports,
-      guard!,
-      verify,
-      jobs,
-      warnings,
-      () => (aborted = 'stopped at the first failure (`strict`)'),
-    )
+    const run = await runCopies(options, plan, todo, { guard: guard!, verify, jobs })
+    for (const [id, r] of run.reports) reports.set(id, r)
+    warnings.push(...run.warnings)
+    if (run.strictStop) aborted = 'stopped at the first failure (`strict`)'
   }
-  let sequences: SequenceAdjustment[] = []
   // Sequences move only when this run copies something or an earlier one did (a rerun after
   // a crash between the last tenant's commit and this step); a run that refuses every
   // tenant of a fresh target changes nothing.
-  if (!dryRun && !refused && (todo.length > 0 || copiedBefore(ledger))) {
-    sequences = await adjustSequences(options.db, plan.targetSchema, plan.tables)
-    sequences.push(...(await adjustSequences(options.db, plan.tenantsSchema, ['tenants'])))
-    emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
-  }
+  const sequences =
+    !dryRun && !refused && (todo.length > 0 || copiedBefore(ledger))
+      ? await moveSequences(options, plan)
+      : []
   const tenants = plan.tenants.map((tp) => reports.get(tp.tenant.id) ?? pending(tp))
   const count = (s: TenantReport['status']) => tenants.filter((t) => t.status === s).length
   const failed = count('failed') + count('not-run')
@@ -178,12 +124,96 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   return report
 }
 
-/** @internal whether the ledger holds rows of a tenant that a run copied */
+function jobCount(requested: number | undefined): number {
+  const jobs = Math.max(1, Math.floor(requested ?? 1))
+  if (!Number.isFinite(jobs) || jobs > 64) {
+    throw new MigrationError(`\`jobs\` must be between 1 and 64, not ${requested}.`)
+  }
+  return jobs
+}
+
+/** What a run reads before it copies anything. */
+interface Prepared {
+  readonly plan: MigrationPlan
+  readonly guard: CopyGuard | null
+  readonly guardProblem: string | undefined
+  readonly citusWarnings: string[]
+  readonly ledger: Map<string, LedgerEntry>
+}
+
+/**
+ * Plans, chooses the copy guard, checks a Citus target and reads the ledger, on one
+ * connection. A dry run reports a guard or Citus problem instead of throwing it.
+ */
+async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepared> {
+  const admin = await options.db.connect()
+  let guardProblem: string | undefined
+  const problem = (err: unknown) => {
+    if (!dryRun) throw err
+    guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
+  }
+  try {
+    await assertCitusCoordinator(admin)
+    const plan = await planMigration(admin, options)
+    const guard = await chooseGuard(admin, plan).catch((err) => {
+      problem(err)
+      return null
+    })
+    const citusWarnings = await checkCitusTarget(admin, plan).catch((err) => {
+      problem(err)
+      return [] as string[]
+    })
+    const ledger = await readLedger(admin, plan.targetSchema)
+    return { plan, guard, guardProblem, citusWarnings, ledger }
+  } finally {
+    admin.release()
+  }
+}
+
+/** Reports for blocked and finished tenants; the rest are to copy. */
+function triage(
+  plan: MigrationPlan,
+  ledger: ReadonlyMap<string, LedgerEntry>,
+): { reports: Map<string, TenantReport>; todo: TenantPlan[] } {
+  const reports = new Map<string, TenantReport>()
+  const todo: TenantPlan[] = []
+  for (const tp of plan.tenants) {
+    const base = {
+      tenantId: tp.tenant.id,
+      schema: tp.tenant.schema,
+      tables: [],
+      rows: 0,
+      ms: 0,
+      drift: tp.drift,
+    }
+    if (tp.blocked) {
+      reports.set(tp.tenant.id, { ...base, status: 'blocked', error: 'blocking drift; see drift' })
+    } else if (tenantState(ledger.get(tp.tenant.id), tp) === 'done') {
+      reports.set(tp.tenant.id, { ...base, status: 'skipped' })
+    } else {
+      todo.push(tp)
+    }
+  }
+  return { reports, todo }
+}
+
+async function moveSequences(
+  options: MigrateOptions,
+  plan: MigrationPlan,
+): Promise<SequenceAdjustment[]> {
+  const sequences = [
+    ...(await adjustSequences(options.db, plan.targetSchema, plan.tables)),
+    ...(await adjustSequences(options.db, plan.tenantsSchema, ['tenants'])),
+  ]
+  emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
+  return sequences
+}
+
+/** Whether the ledger holds rows of a tenant that a run copied. */
 function copiedBefore(ledger: ReadonlyMap<string, LedgerEntry>): boolean {
   return [...ledger.values()].some((e) => e.state !== 'pending' && e.state !== 'rolled_back')
 }
 
-/** @internal */
 function pending(tp: TenantPlan): TenantReport {
   return {
     tenantId: tp.tenant.id,
@@ -196,12 +226,12 @@ function pending(tp: TenantPlan): TenantReport {
   }
 }
 
-/** @internal dry run: exact source row counts, in a read-only transaction */
+/** Dry run: exact source row counts, in a read-only transaction. */
 async function countRows(
   db: ConnectableQueryable,
   todo: TenantPlan[],
-  reports: Map<string, TenantReport>,
-): Promise<void> {
+): Promise<Map<string, TenantReport>> {
+  const reports = new Map<string, TenantReport>()
   const client = await db.connect()
   try {
     await client.query('begin read only')
@@ -224,110 +254,136 @@ async function countRows(
     await client.query('rollback').catch(() => {})
     client.release()
   }
+  return reports
 }
 
-/** @internal the worker loop: `jobs` tenants at a time, each on its own connection */
+interface CopySettings {
+  readonly guard: CopyGuard
+  readonly verify: boolean
+  readonly jobs: number
+}
+
+/** What the copy phase produced: a report per tenant it took, and the copy warnings. */
+interface CopiesResult {
+  readonly reports: Map<string, TenantReport>
+  readonly warnings: string[]
+  /** `strict` stopped the run at a failure. */
+  readonly strictStop: boolean
+}
+
+/** The worker loop: `jobs` tenants at a time, each on its own connection. */
 async function runCopies(
   options: MigrateOptions,
   plan: MigrationPlan,
   todo: TenantPlan[],
-  reports: Map<string, TenantReport>,
-  guard: CopyGuard,
-  verify: boolean,
-  jobs: number,
-  warnings: string[],
-  onStrictStop: () => void,
-): Promise<void> {
-  {
-    const setup = await options.db.connect()
-    try {
-      await ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' })
-    } finally {
-      setup.release()
-    }
-  }
+  settings: CopySettings,
+): Promise<CopiesResult> {
+  await ensureLedgerTables(options.db, plan)
+  const reports = new Map<string, TenantReport>()
+  const warnings: string[] = []
   const queue = [...todo]
-  let stop = false
+  let strictStop = false
   const worker = async () => {
-    while (!stop) {
+    while (!strictStop) {
       const tp = queue.shift()
       if (!tp) return
-      const client = await options.db.connect()
-      let broken: Error | undefined
-      const started = Date.now()
-      try {
-        emit(options.onEvent, {
-          type: 'tenant-start',
-          tenantId: tp.tenant.id,
-          schema: tp.tenant.schema,
-          rows: tp.estimatedRows,
-          tables: tp.tables.length,
-        })
-        const r = await copyTenant(client, plan, tp, {
-          guard,
-          verify,
-          ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-        })
-        warnings.push(...(r.warnings ?? []))
-        const tables = r.tables.map((t) => {
-          const check = r.checks.find((c) => c.table === t.table)
-          return {
-            table: t.table,
-            rows: t.rows,
-            checksum: verify ? ('ok' as const) : ('skipped' as const),
-            ...(check ? { check } : {}),
-          }
-        })
-        const rows = tables.reduce((n, t) => n + t.rows, 0)
-        reports.set(tp.tenant.id, {
-          ...pending(tp),
-          status: r.status === 'migrated' ? 'migrated' : 'skipped',
-          tables,
-          rows,
-          ms: r.ms,
-        })
-        if (r.status === 'migrated')
-          emit(options.onEvent, { type: 'tenant-done', tenantId: tp.tenant.id, rows, ms: r.ms })
-        else
-          emit(options.onEvent, {
-            type: 'tenant-skipped',
-            tenantId: tp.tenant.id,
-            reason: r.reason ?? 'done',
-          })
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err)
-        if (isConnectionLoss(err)) broken = err as Error
-        reports.set(tp.tenant.id, {
-          ...pending(tp),
-          status: 'failed',
-          error: message,
-          ms: Date.now() - started,
-        })
-        emit(options.onEvent, { type: 'tenant-failed', tenantId: tp.tenant.id, error: message })
-        if (!broken) {
-          await recordFailure(
-            client,
-            plan.targetSchema,
-            tp.tenant.id,
-            tp.tenant.schema,
-            plan.idStrategy,
-            message,
-          ).catch(() => {})
-        }
-        if (options.strict) {
-          stop = true
-          onStrictStop()
-        }
-      } finally {
-        client.release(broken)
-      }
+      const outcome = await copyOne(options, plan, tp, settings)
+      reports.set(tp.tenant.id, outcome.report)
+      warnings.push(...outcome.warnings)
+      if (outcome.report.status === 'failed' && options.strict) strictStop = true
     }
   }
-  await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, todo.length)) }, worker))
+  await Promise.all(
+    Array.from({ length: Math.min(settings.jobs, Math.max(1, todo.length)) }, worker),
+  )
   for (const tp of queue) reports.set(tp.tenant.id, { ...pending(tp), status: 'not-run' })
+  return { reports, warnings, strictStop }
 }
 
-/** @internal */
+async function ensureLedgerTables(db: ConnectableQueryable, plan: MigrationPlan): Promise<void> {
+  const setup = await db.connect()
+  try {
+    await ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' })
+  } finally {
+    setup.release()
+  }
+}
+
+/** Copies one tenant on a connection of its own; a failure becomes a `failed` report. */
+async function copyOne(
+  options: MigrateOptions,
+  plan: MigrationPlan,
+  tp: TenantPlan,
+  settings: CopySettings,
+): Promise<{ report: TenantReport; warnings: readonly string[] }> {
+  const client = await options.db.connect()
+  let broken: Error | undefined
+  const started = Date.now()
+  try {
+    emit(options.onEvent, {
+      type: 'tenant-start',
+      tenantId: tp.tenant.id,
+      schema: tp.tenant.schema,
+      rows: tp.estimatedRows,
+      tables: tp.tables.length,
+    })
+    const r = await copyTenant(client, plan, tp, {
+      guard: settings.guard,
+      verify: settings.verify,
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    })
+    const tables = r.tables.map((t) => {
+      const check = r.checks.find((c) => c.table === t.table)
+      return {
+        table: t.table,
+        rows: t.rows,
+        checksum: settings.verify ? ('ok' as const) : ('skipped' as const),
+        ...(check ? { check } : {}),
+      }
+    })
+    const rows = tables.reduce((n, t) => n + t.rows, 0)
+    const report: TenantReport = {
+      ...pending(tp),
+      status: r.status === 'migrated' ? 'migrated' : 'skipped',
+      tables,
+      rows,
+      ms: r.ms,
+    }
+    if (r.status === 'migrated')
+      emit(options.onEvent, { type: 'tenant-done', tenantId: tp.tenant.id, rows, ms: r.ms })
+    else
+      emit(options.onEvent, {
+        type: 'tenant-skipped',
+        tenantId: tp.tenant.id,
+        reason: r.reason ?? 'done',
+      })
+    return { report, warnings: r.warnings ?? [] }
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    if (isConnectionLoss(err)) broken = err as Error
+    emit(options.onEvent, { type: 'tenant-failed', tenantId: tp.tenant.id, error: message })
+    if (!broken) {
+      await recordFailure(
+        client,
+        plan.targetSchema,
+        tp.tenant.id,
+        tp.tenant.schema,
+        plan.idStrategy,
+        message,
+      ).catch(() => {})
+    }
+    const report: TenantReport = {
+      ...pending(tp),
+      status: 'failed',
+      error: message,
+      ms: Date.now() - started,
+    }
+    return { report, warnings: [] }
+  } finally {
+    client.release(broken)
+  }
+}
+
 function isConnectionLoss(err: unknown): boolean {
   const code = (err as { code?: string } | undefined)?.code
   return code === undefined
