@@ -20,11 +20,6 @@ export interface Progress {
  * How progress is shown: `tty` (a bar per running tenant and an overall bar with
  * rows/s and ETA, redrawn in place with ANSI escapes), `plain` (one line per
  * tenant event, for logs and pipes), `json` (one JSON object per line), `none`.
- *
- * @example
- * ```ts
- * const mode: ProgressMode = process.stderr.isTTY ? 'tty' : 'plain'
- * ```
  */
 export type ProgressMode = 'tty' | 'plain' | 'json' | 'none'
 
@@ -54,14 +49,115 @@ export function duration(seconds: number): string {
   return `${s}s`
 }
 
+/** The counters a renderer keeps across events. */
+interface Totals {
+  /** Estimated rows to copy. */
+  total: number
+  tenants: number
+  finished: number
+  copied: number
+  start: number
+}
+
+/** Applies an event to the counters and the running tenants. */
+function track(e: MigrationEvent, totals: Totals, running: Map<string, Running>, now: number) {
+  switch (e.type) {
+    case 'plan':
+      totals.total = e.rows
+      totals.tenants = e.toCopy
+      totals.start = now
+      break
+    case 'tenant-start':
+      running.set(e.tenantId, {
+        id: e.tenantId,
+        schema: e.schema,
+        rows: e.rows,
+        tables: e.tables,
+        copied: 0,
+        tablesDone: 0,
+      })
+      break
+    case 'table-copied': {
+      const r = running.get(e.tenantId)
+      if (r) {
+        r.copied += e.rows
+        r.tablesDone += 1
+      }
+      totals.copied += e.rows
+      break
+    }
+    case 'tenant-done':
+    case 'tenant-skipped':
+      running.delete(e.tenantId)
+      totals.finished += 1
+      break
+    case 'tenant-failed': {
+      const r = running.get(e.tenantId)
+      if (r) totals.copied -= r.copied
+      running.delete(e.tenantId)
+      totals.finished += 1
+      break
+    }
+    default:
+      break
+  }
+}
+
+/** The overall line: tenants, a bar, rows, rows/s and ETA. */
+function overallLine(t: Totals, now: number): string {
+  const r = t.copied / Math.max(0.001, (now - t.start) / 1000)
+  const eta = r > 0 ? Math.max(0, t.total - t.copied) / r : Number.NaN
+  const fraction =
+    t.finished >= t.tenants && t.tenants > 0 ? 1 : t.total > 0 ? t.copied / t.total : 0
+  return `${t.finished}/${t.tenants} tenants ${bar(fraction, 24)} ${t.copied} rows, ${Math.round(r)} rows/s, ETA ${duration(eta)}`
+}
+
+/** One running tenant's line of the tty frame. */
+function runningLine(r: Running): string {
+  const label = `${r.id} ${JSON.stringify(r.schema)}`.slice(0, 28).padEnd(28)
+  // Row estimates come from catalog statistics; a tenant whose tables are all copied is full.
+  const frac =
+    r.tablesDone >= r.tables
+      ? 1
+      : r.rows > 0
+        ? r.copied / r.rows
+        : r.tablesDone / Math.max(1, r.tables)
+  return `  ${label} ${bar(frac, 20)} ${r.tablesDone}/${r.tables} tables, ${r.copied} rows`
+}
+
+/** The ANSI text that redraws `lines` over a previous frame of `drawn` lines. */
+function frameText(lines: readonly string[], drawn: number): string {
+  let text = drawn > 0 ? `\x1b[${drawn}A` : ''
+  for (const line of lines) text += `\x1b[2K${line}\n`
+  // Clear lines left over from a taller previous frame.
+  for (let i = lines.length; i < drawn; i++) text += '\x1b[2K\n'
+  if (drawn > lines.length) text += `\x1b[${drawn - lines.length}A`
+  return text
+}
+
+/** The `plain` mode line of an event (after it is tracked), if it has one. */
+function plainLine(e: MigrationEvent, overall: () => string): string | undefined {
+  switch (e.type) {
+    case 'plan':
+      return `${e.dryRun ? 'dry run: ' : ''}${e.tenants} tenants, ${e.toCopy} to migrate, ~${e.rows} rows`
+    case 'tenant-start':
+      return `tenant ${e.tenantId} (${JSON.stringify(e.schema)}): started, ${e.tables} tables, ~${e.rows} rows`
+    case 'tenant-done':
+      return `tenant ${e.tenantId}: done, ${e.rows} rows in ${e.ms} ms; ${overall()}`
+    case 'tenant-skipped':
+      return `tenant ${e.tenantId}: skipped (${e.reason})`
+    case 'tenant-failed':
+      return `tenant ${e.tenantId}: FAILED: ${e.error}`
+    case 'sequences':
+      return `sequences: ${e.adjusted} moved above the copied ids`
+    default:
+      return undefined
+  }
+}
+
 /**
  * Creates a progress renderer. Writes to `stream` (stderr in the CLI, so stdout
  * keeps the report); `json` mode writes event lines with `writeJson`.
- *
- * @example
- * ```ts
- * const p = createProgress({ mode: process.stderr.isTTY ? 'tty' : 'plain', stream: process.stderr })
- * ```
  */
 export function createProgress(options: {
   mode: ProgressMode
@@ -72,48 +168,20 @@ export function createProgress(options: {
   const { mode, stream } = options
   const now = options.now ?? Date.now
   const running = new Map<string, Running>()
-  let total = 0
-  let tenants = 0
-  let finished = 0
-  let copied = 0
-  let start = now()
+  const totals: Totals = { total: 0, tenants: 0, finished: 0, copied: 0, start: now() }
   let drawn = 0
   let lastDraw = 0
   let done = false
 
-  const rate = () => copied / Math.max(0.001, (now() - start) / 1000)
-  const overall = () => {
-    const r = rate()
-    const eta = r > 0 ? Math.max(0, total - copied) / r : Number.NaN
-    return `${finished}/${tenants} tenants ${bar(finished >= tenants && tenants > 0 ? 1 : total > 0 ? copied / total : 0, 24)} ${copied} rows, ${Math.round(r)} rows/s, ETA ${duration(eta)}`
-  }
   const draw = (force = false) => {
     if (mode !== 'tty' || (done && !force)) return
     const t = now()
     if (!force && t - lastDraw < 100) return
     lastDraw = t
-    const lines = [...running.values()].map((r) => {
-      const label = `${r.id} ${JSON.stringify(r.schema)}`.slice(0, 28).padEnd(28)
-      // Row estimates come from catalog statistics; a tenant whose tables are all copied is full.
-      const frac =
-        r.tablesDone >= r.tables
-          ? 1
-          : r.rows > 0
-            ? r.copied / r.rows
-            : r.tablesDone / Math.max(1, r.tables)
-      return `  ${label} ${bar(frac, 20)} ${r.tablesDone}/${r.tables} tables, ${r.copied} rows`
-    })
-    lines.push(overall())
-    let text = drawn > 0 ? `\x1b[${drawn}A` : ''
-    for (const line of lines) text += `\x1b[2K${line}\n`
-    // Clear lines left over from a taller previous frame.
-    for (let i = lines.length; i < drawn; i++) text += '\x1b[2K\n'
-    if (drawn > lines.length) text += `\x1b[${drawn - lines.length}A`
-    stream.write(text)
+    const lines = [...running.values()].map(runningLine)
+    lines.push(overallLine(totals, now()))
+    stream.write(frameText(lines, drawn))
     drawn = lines.length
-  }
-  const plain = (text: string) => {
-    if (mode === 'plain') stream.write(`${text}\n`)
   }
 
   const onEvent = (e: MigrationEvent) => {
@@ -124,67 +192,15 @@ export function createProgress(options: {
       return
     }
     if (mode === 'none') return
-    switch (e.type) {
-      case 'plan':
-        total = e.rows
-        tenants = e.toCopy
-        start = now()
-        plain(
-          `${e.dryRun ? 'dry run: ' : ''}${e.tenants} tenants, ${e.toCopy} to migrate, ~${e.rows} rows`,
-        )
-        break
-      case 'tenant-start':
-        running.set(e.tenantId, {
-          id: e.tenantId,
-          schema: e.schema,
-          rows: e.rows,
-          tables: e.tables,
-          copied: 0,
-          tablesDone: 0,
-        })
-        plain(
-          `tenant ${e.tenantId} (${JSON.stringify(e.schema)}): started, ${e.tables} tables, ~${e.rows} rows`,
-        )
-        break
-      case 'table-copied': {
-        const r = running.get(e.tenantId)
-        if (r) {
-          r.copied += e.rows
-          r.tablesDone += 1
-        }
-        copied += e.rows
-        break
-      }
-      case 'tenant-done':
-        running.delete(e.tenantId)
-        finished += 1
-        plain(`tenant ${e.tenantId}: done, ${e.rows} rows in ${e.ms} ms; ${overall()}`)
-        break
-      case 'tenant-skipped':
-        running.delete(e.tenantId)
-        finished += 1
-        plain(`tenant ${e.tenantId}: skipped (${e.reason})`)
-        break
-      case 'tenant-failed': {
-        const r = running.get(e.tenantId)
-        if (r) copied -= r.copied
-        running.delete(e.tenantId)
-        finished += 1
-        if (mode === 'tty') {
-          draw(true)
-          stream.write(`\x1b[2Ktenant ${e.tenantId}: FAILED: ${e.error}\n`)
-          drawn = 0
-        }
-        plain(`tenant ${e.tenantId}: FAILED: ${e.error}`)
-        break
-      }
-      case 'sequences':
-        plain(`sequences: ${e.adjusted} moved above the copied ids`)
-        break
-      case 'finished':
-        break
-      default:
-        break
+    track(e, totals, running, e.type === 'plan' ? now() : 0)
+    if (e.type === 'tenant-failed' && mode === 'tty') {
+      draw(true)
+      stream.write(`\x1b[2Ktenant ${e.tenantId}: FAILED: ${e.error}\n`)
+      drawn = 0
+    }
+    if (mode === 'plain') {
+      const line = plainLine(e, () => overallLine(totals, now()))
+      if (line !== undefined) stream.write(`${line}\n`)
     }
     draw(e.type !== 'table-copied')
   }

@@ -58,7 +58,7 @@ interface ChecksumRow {
   target_sum: string
 }
 
-/** @internal the checks of a verified copy: both checksums from the copy itself, orphans read back */
+/** The checks of a verified copy: both checksums from the copy itself, orphans read back. */
 async function copyChecks(
   client: Queryable,
   ctx: SqlContext,
@@ -130,77 +130,26 @@ export async function copyTenant(
   // One round trip each: the transaction, then its lock and settings.
   await client.query('begin; set constraints all deferred')
   try {
-    // Each statement is one table scan: JIT compilation only adds latency (often 100+ ms a query).
-    await client.query(
-      "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1)), " +
-        "set_config('jit', 'off', true), set_config('rowtenancy.tenant_id', $1, true)" +
-        (options.guard === 'replica'
-          ? ", set_config('session_replication_role', 'replica', true)"
-          : ''),
-      [tp.tenant.id],
-    )
+    await lockTenant(client, tp.tenant.id, options.guard)
     const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
-    if (entry?.state === 'schema_dropped') {
-      throw new MigrationError(
-        `Tenant ${tp.tenant.id} was migrated and its schema dropped; nothing to do.`,
-      )
-    }
-    const done = entry && entry.state !== 'rolled_back' ? entry.tables : {}
-    if (entry && Object.keys(done).length > 0 && entry.idStrategy !== plan.idStrategy) {
-      throw new MigrationError(
-        `Tenant ${tp.tenant.id} was partly migrated with \`idStrategy\` ${entry.idStrategy}; finish it with the same strategy.`,
-      )
-    }
+    const done = finishedTables(entry, plan, tp.tenant.id)
     const tables = tp.tables.filter((t) => done[t.name] === undefined)
     if (tables.length === 0) {
       await client.query('rollback')
       return { status: 'skipped', reason: 'already migrated', tables: [], checks: [], ms: 0 }
     }
-    const occupied = await tenantScoped(client, async () => {
-      const s = existingRowsStatement(ctx, tables)
-      const found = (await client.query(s.text, s.values)).rows[0] ?? {}
-      return tables.find((_t, i) => found[String(i)] === true)
-    })
-    if (occupied) {
-      throw new MigrationError(
-        `${plan.targetSchema}.${occupied.name} already holds rows of tenant ${tp.tenant.id} that the ledger does not ` +
-          'account for; copying would duplicate them. Remove them (or rollback the tenant) and rerun.',
-      )
-    }
+    await refuseOccupiedTarget(client, ctx, plan, tp.tenant.id, tables)
     const tenantRow = await ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
     for (const t of tables) {
       const m = mapStatement(ctx, t)
       if (m) await client.query(m.text, m.values)
     }
-    const copied: { table: string; rows: number }[] = []
-    const sums = new Map<string, ChecksumRow>()
-    for (const t of tables) {
-      // With verify, one statement copies and checksums both sides (the source read once).
-      const s = options.verify ? copyWithChecksumStatement(ctx, t) : insertStatement(ctx, t)
-      // remap looks every key up in the id map, which grows faster than its statistics
-      const res =
-        t.remapColumns.size > 0
-          ? await tenantScoped(client, () => client.query(s.text, s.values))
-          : await client.query(s.text, s.values)
-      const sum = options.verify ? (res.rows[0] as ChecksumRow) : undefined
-      const rows = sum ? Number(sum.target_n) : (res.rowCount ?? 0)
-      if (sum) sums.set(t.name, sum)
-      copied.push({ table: t.name, rows })
-      emit(options.onEvent, { type: 'table-copied', tenantId: tp.tenant.id, table: t.name, rows })
-    }
-    const ledgerTables: Record<string, LedgerTable> = { ...done }
+    const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, options)
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
-    let checks: TableCheck[] = []
-    if (options.verify) {
-      checks = await copyChecks(client, ctx, tables, sums, options.guard === 'replica')
-      for (const check of checks) {
-        if (!check.ok || check.targetRows !== rowsOf(check.table)) {
-          throw new MigrationError(
-            `Verification failed for tenant ${tp.tenant.id}: ${describeCheck(check)}.`,
-          )
-        }
-      }
-    }
+    const checks = options.verify
+      ? await verifyCopies(client, ctx, tp.tenant.id, tables, sums, rowsOf, options.guard)
+      : []
+    const ledgerTables: Record<string, LedgerTable> = { ...done }
     for (const t of tables) {
       // --no-verify: no scan at all; the checksum is filled in by drop-schemas after its verify.
       const checksum = checks.find((c) => c.table === t.name)?.targetChecksum ?? ''
@@ -210,7 +159,7 @@ export async function copyTenant(
       emit(options.onEvent, { type: 'tenant-verified', tenantId: tp.tenant.id, ok: true })
     const complete = tp.allTables.every((name) => ledgerTables[name] !== undefined)
     const now = new Date()
-    const next: LedgerEntry = {
+    await writeLedgerEntry(client, plan.targetSchema, {
       tenantId: tp.tenant.id,
       schema: tp.tenant.schema,
       state: complete ? 'done' : 'partial',
@@ -222,8 +171,7 @@ export async function copyTenant(
       verifiedAt: options.verify ? now : null,
       verifyOk: options.verify ? true : null,
       lastError: null,
-    }
-    await writeLedgerEntry(client, plan.targetSchema, next)
+    })
     await client.query('commit')
     const warnings = tenantRow.skippedDomains.map(
       (d) => `Domain ${d} of tenant ${tp.tenant.id} belongs to another tenant; not added.`,
@@ -233,4 +181,104 @@ export async function copyTenant(
     await client.query('rollback').catch(() => {})
     throw err
   }
+}
+
+/** The tenant's advisory lock and the transaction's settings, in one statement. */
+async function lockTenant(client: Queryable, tenantId: string, guard: CopyGuard): Promise<void> {
+  // Each statement is one table scan: JIT compilation only adds latency (often 100+ ms a query).
+  await client.query(
+    "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1)), " +
+      "set_config('jit', 'off', true), set_config('rowtenancy.tenant_id', $1, true)" +
+      (guard === 'replica' ? ", set_config('session_replication_role', 'replica', true)" : ''),
+    [tenantId],
+  )
+}
+
+/** The tables an earlier run of this tenant finished, per its ledger row. */
+function finishedTables(
+  entry: LedgerEntry | undefined,
+  plan: MigrationPlan,
+  tenantId: string,
+): Record<string, LedgerTable> {
+  if (entry?.state === 'schema_dropped') {
+    throw new MigrationError(
+      `Tenant ${tenantId} was migrated and its schema dropped; nothing to do.`,
+    )
+  }
+  const done = entry && entry.state !== 'rolled_back' ? entry.tables : {}
+  if (entry && Object.keys(done).length > 0 && entry.idStrategy !== plan.idStrategy) {
+    throw new MigrationError(
+      `Tenant ${tenantId} was partly migrated with \`idStrategy\` ${entry.idStrategy}; finish it with the same strategy.`,
+    )
+  }
+  return done
+}
+
+/** Refuses a tenant whose rows already sit in a target table the ledger does not account for. */
+async function refuseOccupiedTarget(
+  client: Queryable,
+  ctx: SqlContext,
+  plan: MigrationPlan,
+  tenantId: string,
+  tables: readonly TablePlan[],
+): Promise<void> {
+  const occupied = await tenantScoped(client, async () => {
+    const s = existingRowsStatement(ctx, tables)
+    const found = (await client.query(s.text, s.values)).rows[0] ?? {}
+    return tables.find((_t, i) => found[String(i)] === true)
+  })
+  if (occupied) {
+    throw new MigrationError(
+      `${plan.targetSchema}.${occupied.name} already holds rows of tenant ${tenantId} that the ledger does not ` +
+        'account for; copying would duplicate them. Remove them (or rollback the tenant) and rerun.',
+    )
+  }
+}
+
+/** Copies the tables in order; with verify, each statement also returns both checksums. */
+async function copyTables(
+  client: Queryable,
+  ctx: SqlContext,
+  tenantId: string,
+  tables: readonly TablePlan[],
+  options: CopyOptions,
+): Promise<{ copied: { table: string; rows: number }[]; sums: Map<string, ChecksumRow> }> {
+  const copied: { table: string; rows: number }[] = []
+  const sums = new Map<string, ChecksumRow>()
+  for (const t of tables) {
+    // With verify, one statement copies and checksums both sides (the source read once).
+    const s = options.verify ? copyWithChecksumStatement(ctx, t) : insertStatement(ctx, t)
+    // remap looks every key up in the id map, which grows faster than its statistics
+    const res =
+      t.remapColumns.size > 0
+        ? await tenantScoped(client, () => client.query(s.text, s.values))
+        : await client.query(s.text, s.values)
+    const sum = options.verify ? (res.rows[0] as ChecksumRow) : undefined
+    const rows = sum ? Number(sum.target_n) : (res.rowCount ?? 0)
+    if (sum) sums.set(t.name, sum)
+    copied.push({ table: t.name, rows })
+    emit(options.onEvent, { type: 'table-copied', tenantId, table: t.name, rows })
+  }
+  return { copied, sums }
+}
+
+/** The checks of a verified copy; throws at the first table that does not match. */
+async function verifyCopies(
+  client: Queryable,
+  ctx: SqlContext,
+  tenantId: string,
+  tables: readonly TablePlan[],
+  sums: ReadonlyMap<string, ChecksumRow>,
+  rowsOf: (table: string) => number,
+  guard: CopyGuard,
+): Promise<TableCheck[]> {
+  const checks = await copyChecks(client, ctx, tables, sums, guard === 'replica')
+  for (const check of checks) {
+    if (!check.ok || check.targetRows !== rowsOf(check.table)) {
+      throw new MigrationError(
+        `Verification failed for tenant ${tenantId}: ${describeCheck(check)}.`,
+      )
+    }
+  }
+  return checks
 }
