@@ -65,6 +65,54 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 export function createTenantResolution<Raw = unknown>(
   options: TenantMiddlewareOptions<Raw>,
 ): (req: TenantRequest<Raw>) => Promise<TenantOutcome> {
+  const settings = resolutionSettings(options)
+  const { store, chain, isSkipped, onRefused } = settings
+
+  const refuse = (req: TenantRequest<Raw>, error: TenancyError, detail: string): TenantOutcome => {
+    onRefused?.(error, req)
+    return Object.freeze({ kind: 'refused', error, problem: problemFor(error, detail) })
+  }
+
+  return async function resolveTenant(req) {
+    if (isSkipped(req)) return SKIPPED
+    const members = await membershipsOf(req, settings)
+    const candidates = await collectCandidates(chain, req, { store, memberships: members })
+    if (candidates.length === 0) {
+      return refuse(
+        req,
+        new MissingTenantError('This request'),
+        `This route needs a tenant: name it with ${settings.ways || 'the configured resolver'}.`,
+      )
+    }
+    const found = await lookUpCandidates(candidates, settings)
+    if ('malformed' in found) {
+      const { error, detail } = found.malformed
+      return refuse(req, error, detail)
+    }
+    const decision = decide(found.tenants, members, candidates, settings.anonymous)
+    return 'tenant' in decision
+      ? { kind: 'tenant', tenant: decision.tenant }
+      : refuse(req, decision.error, decision.detail)
+  }
+}
+
+/** The validated options, with the resolver chain frozen and `skip` compiled. */
+interface ResolutionSettings<Raw> {
+  readonly store: TenantStore
+  /** The store's id type, read once. */
+  readonly idType: TenantStore['idType']
+  readonly chain: readonly TenantResolver<Raw>[]
+  readonly memberships: TenantMiddlewareOptions<Raw>['memberships']
+  readonly authenticated: TenantMiddlewareOptions<Raw>['authenticated']
+  readonly anonymous: 'allow' | 'deny'
+  readonly isSkipped: (req: TenantRequest<Raw>) => boolean
+  readonly maxValueLength: number
+  readonly onRefused: TenantMiddlewareOptions<Raw>['onRefused']
+  /** How a tenant can be named, for the missing-tenant problem. */
+  readonly ways: string
+}
+
+function resolutionSettings<Raw>(options: TenantMiddlewareOptions<Raw>): ResolutionSettings<Raw> {
   const {
     store,
     resolvers = [fromHeader() as TenantResolver<Raw>],
@@ -103,90 +151,127 @@ export function createTenantResolution<Raw = unknown>(
     throw new ConfigError('tenant(): maxValueLength must be an integer between 1 and 4096.')
   }
   const chain = Object.freeze([...resolvers])
-  const isSkipped = compileSkip(skip)
-  const ways = chain.flatMap((r) => (r.describe ? [r.describe] : [])).join(', or ')
-  const idType = store.idType
-
-  const refuse = (req: TenantRequest<Raw>, error: TenancyError, detail: string): TenantOutcome => {
-    onRefused?.(error, req)
-    return Object.freeze({ kind: 'refused', error, problem: problemFor(error, detail) })
+  return {
+    store,
+    idType: store.idType,
+    chain,
+    memberships,
+    authenticated,
+    anonymous,
+    isSkipped: compileSkip(skip),
+    maxValueLength,
+    onRefused,
+    ways: chain.flatMap((r) => (r.describe ? [r.describe] : [])).join(', or '),
   }
+}
 
-  const malformed = (req: TenantRequest<Raw>, c: Candidate, value: unknown, cause?: unknown) =>
-    refuse(
-      req,
+/** The request's memberships as canonical ids; `undefined` for an anonymous request. */
+async function membershipsOf<Raw>(
+  req: TenantRequest<Raw>,
+  settings: ResolutionSettings<Raw>,
+): Promise<readonly string[] | undefined> {
+  const { authenticated, memberships, idType } = settings
+  const signedIn = authenticated === undefined ? false : (await authenticated(req)) === true
+  return memberships
+    ? canonical(await memberships(req), idType, signedIn)
+    : signedIn
+      ? []
+      : undefined
+}
+
+/** First match wins; after it, only request-carried resolvers still run (they must agree). */
+async function collectCandidates<Raw>(
+  chain: readonly TenantResolver<Raw>[],
+  req: TenantRequest<Raw>,
+  ctx: ResolverContext,
+): Promise<Candidate[]> {
+  const candidates: Candidate[] = []
+  for (const resolver of chain) {
+    if (candidates.length > 0 && !resolver.fromRequest) continue
+    const lookup = await resolver.resolve(req, ctx)
+    if (lookup !== undefined && lookup !== null) candidates.push({ resolver, lookup })
+  }
+  return candidates
+}
+
+interface Refusal {
+  readonly error: TenancyError
+  readonly detail: string
+}
+
+/** Each candidate's tenant, or the refusal for the first malformed value. */
+async function lookUpCandidates<Raw>(
+  candidates: readonly Candidate[],
+  settings: ResolutionSettings<Raw>,
+): Promise<{ tenants: (Tenant | undefined)[] } | { malformed: Refusal }> {
+  const tenants: (Tenant | undefined)[] = []
+  for (const c of candidates) {
+    const value = 'tenant' in c.lookup ? undefined : rawValue(c.lookup)
+    if (value !== undefined && !wellFormed(value, settings.maxValueLength))
+      return { malformed: malformed(c, value, settings.maxValueLength) }
+    try {
+      tenants.push(await lookUp(c.lookup, settings.store, settings.idType))
+    } catch (err) {
+      if (err instanceof TenancyError && httpStatusOf(err) === 400)
+        return { malformed: malformed(c, value, settings.maxValueLength, err) }
+      throw err
+    }
+  }
+  return { tenants }
+}
+
+function malformed(c: Candidate, value: unknown, maxValueLength: number, cause?: unknown): Refusal {
+  return {
+    error:
       cause instanceof TenancyError && cause.code === 'INVALID_TENANT_ID'
         ? cause
         : new InvalidTenantIdError(value, 'a tenant id or slug'),
+    detail:
       `The tenant named by ${c.resolver.describe ?? c.resolver.source} is malformed: give a ` +
-        `tenant ${idOrSlugWords(c.lookup)} of at most ${maxValueLength} characters, ` +
-        'without spaces or control characters.',
-    )
-
-  async function lookUp(lookup: TenantLookup): Promise<Tenant | undefined> {
-    if ('tenant' in lookup) return lookup.tenant
-    if ('id' in lookup) return store.get(parseTenantId(idType, lookup.id))
-    if ('slug' in lookup) return store.getBySlug(normalizeSlug(lookup.slug))
-    return store.find(lookup.idOrSlug)
+      `tenant ${idOrSlugWords(c.lookup)} of at most ${maxValueLength} characters, ` +
+      'without spaces or control characters.',
   }
+}
 
-  return async function resolveTenant(req) {
-    if (isSkipped(req)) return SKIPPED
-    const signedIn = authenticated === undefined ? false : (await authenticated(req)) === true
-    const members = memberships
-      ? canonical(await memberships(req), idType, signedIn)
-      : signedIn
-        ? []
-        : undefined
-    const ctx: ResolverContext = { store, memberships: members }
-    const candidates: Candidate[] = []
-    for (const resolver of chain) {
-      if (candidates.length > 0 && !resolver.fromRequest) continue
-      const lookup = await resolver.resolve(req, ctx)
-      if (lookup !== undefined && lookup !== null) candidates.push({ resolver, lookup })
-    }
-    if (candidates.length === 0) {
-      return refuse(
-        req,
-        new MissingTenantError('This request'),
-        `This route needs a tenant: name it with ${ways || 'the configured resolver'}.`,
-      )
-    }
-    const found: (Tenant | undefined)[] = []
-    for (const c of candidates) {
-      const value = 'tenant' in c.lookup ? undefined : rawValue(c.lookup)
-      if (value !== undefined && !wellFormed(value, maxValueLength)) return malformed(req, c, value)
-      try {
-        found.push(await lookUp(c.lookup))
-      } catch (err) {
-        if (err instanceof TenancyError && httpStatusOf(err) === 400)
-          return malformed(req, c, value, err)
-        throw err
-      }
-    }
-    const tenant = found[0]
-    if (found.length > 1 && found.some((t) => t === undefined || t.id !== tenant?.id)) {
-      return refuse(req, new TenantForbiddenError(CONFLICT), CONFLICT)
-    }
-    if (members === undefined && anonymous === 'deny') {
-      return refuse(req, new TenantForbiddenError(FORBIDDEN), FORBIDDEN)
-    }
-    if (members !== undefined && (tenant === undefined || !members.includes(tenant.id))) {
-      return refuse(req, new TenantForbiddenError(FORBIDDEN), FORBIDDEN)
-    }
-    if (tenant === undefined) {
-      const shown = rawValue(candidates[0]!.lookup) ?? ''
-      return refuse(
-        req,
-        new TenantNotFoundError(shown, 'id or slug'),
-        'No such tenant. Check the tenant id or slug.',
-      )
-    }
-    if (tenant.status !== 'active') {
-      return refuse(req, new TenantSuspendedError(tenant.slug), 'This tenant is suspended.')
-    }
-    return { kind: 'tenant', tenant }
+async function lookUp(
+  lookup: TenantLookup,
+  store: TenantStore,
+  idType: TenantStore['idType'],
+): Promise<Tenant | undefined> {
+  if ('tenant' in lookup) return lookup.tenant
+  if ('id' in lookup) return store.get(parseTenantId(idType, lookup.id))
+  if ('slug' in lookup) return store.getBySlug(normalizeSlug(lookup.slug))
+  return store.find(lookup.idOrSlug)
+}
+
+/** Agreement, membership, existence and status, in that order (the disclosure rules). */
+function decide(
+  found: readonly (Tenant | undefined)[],
+  members: readonly string[] | undefined,
+  candidates: readonly Candidate[],
+  anonymous: 'allow' | 'deny',
+): { tenant: Tenant } | Refusal {
+  const tenant = found[0]
+  if (found.length > 1 && found.some((t) => t === undefined || t.id !== tenant?.id)) {
+    return { error: new TenantForbiddenError(CONFLICT), detail: CONFLICT }
   }
+  if (members === undefined && anonymous === 'deny') {
+    return { error: new TenantForbiddenError(FORBIDDEN), detail: FORBIDDEN }
+  }
+  if (members !== undefined && (tenant === undefined || !members.includes(tenant.id))) {
+    return { error: new TenantForbiddenError(FORBIDDEN), detail: FORBIDDEN }
+  }
+  if (tenant === undefined) {
+    const shown = rawValue(candidates[0]!.lookup) ?? ''
+    return {
+      error: new TenantNotFoundError(shown, 'id or slug'),
+      detail: 'No such tenant. Check the tenant id or slug.',
+    }
+  }
+  if (tenant.status !== 'active') {
+    return { error: new TenantSuspendedError(tenant.slug), detail: 'This tenant is suspended.' }
+  }
+  return { tenant }
 }
 
 /** A TenantStore, also one from another copy of the package (no instanceof). */
