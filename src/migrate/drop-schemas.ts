@@ -3,7 +3,7 @@ import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
 import { lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import type { MigrationPlanOptions } from './plan.js'
-import { inTenantTransaction } from './tenant-transaction.js'
+import { withTenantMigrationLock } from './migration-lock.js'
 import { migratedTenants, verifyTenant } from './verify.js'
 
 /**
@@ -101,7 +101,7 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
         })
         continue
       }
-      const result = await inTenantTransaction(client, entry.tenantId, async () => {
+      const result = await withTenantMigrationLock(client, entry.tenantId, async () => {
         const locked = await lockLedgerEntry(client, plan.targetSchema, entry.tenantId)
         const check = await verifyTenant(client, plan, tp, locked ?? entry)
         const problems = [...check.problems]

@@ -7,7 +7,7 @@ import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { ID_MAP_TABLE, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import { foreignKeyOrder } from './order.js'
-import { inTenantTransaction } from './tenant-transaction.js'
+import { withTenantMigrationLock } from './migration-lock.js'
 
 /**
  * Options of {@link rollbackTenants}.
@@ -80,7 +80,7 @@ export async function rollbackTenants(options: RollbackOptions): Promise<Rollbac
       ])
     ).rows[0]?.ok
     for (const id of ids) {
-      const result = await inTenantTransaction(client, id, async () => {
+      const result = await withTenantMigrationLock(client, id, async () => {
         const entry = await lockLedgerEntry(client, targetSchema, id).catch(() => undefined)
         if (!entry || Object.keys(entry.tables).length === 0 || entry.state === 'rolled_back') {
           throw new MigrationError(

@@ -9,14 +9,13 @@ import type { Queryable } from '../sql/queryable.js'
  *
  * @example
  * ```ts
- * const deleted = await inTenantTransaction(client, '7', async () => {
+ * const deleted = await withTenantMigrationLock(client, '7', async () => {
  *   const r = await client.query('delete from public.book where tenant_id = $1', ['7'])
  *   return r.rowCount
  * })
  * ```
- * @internal
  */
-export async function inTenantTransaction<T>(
+export async function withTenantMigrationLock<T>(
   client: Queryable,
   tenantId: string,
   fn: () => Promise<T>,
