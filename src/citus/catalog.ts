@@ -201,7 +201,6 @@ export async function loadCitusTables(
   })
 }
 
-/** @internal */
 function toDistribution(
   d: { method: string; column: string | null; colocation: number; repmodel: string } | null,
 ): Distribution {

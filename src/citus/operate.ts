@@ -57,7 +57,6 @@ export interface IsolateResult {
   readonly dryRun: boolean
 }
 
-/** @internal */
 async function anchorTable(db: Queryable, column: string): Promise<string> {
   if (!(await citusInstalled(db))) {
     throw new ConfigError('The citus extension is not installed in this database.')
@@ -177,7 +176,6 @@ export async function isolateTenant(
   return { before, after, sql: ran, changed: true, dryRun: false }
 }
 
-/** @internal */
 function parseNode(text: string): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(text)
   if (!m)

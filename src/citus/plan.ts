@@ -80,7 +80,7 @@ export interface DistributionPlan {
   readonly refusals: readonly DistributeRefusal[]
 }
 
-/** rowtenancy's own bookkeeping tables, which stay on the coordinator. @internal */
+/** rowtenancy's own bookkeeping tables, which stay on the coordinator. */
 function isInternal(t: CitusTable): boolean {
   return t.name.startsWith('rowtenancy_') || t.name === 'audit_log'
 }
@@ -214,7 +214,6 @@ export async function planDistribution(
   return { tenantColumn: column, steps, refusals }
 }
 
-/** @internal */
 function referenceStep(t: CitusTable): DistributeStep {
   if (t.distribution.kind === 'reference') {
     return {
@@ -235,7 +234,6 @@ function referenceStep(t: CitusTable): DistributeStep {
   }
 }
 
-/** @internal */
 function distributeStep(t: CitusTable, column: string, anchor: CitusTable): DistributeStep {
   const lit = quoteLiteral(t.quoted)
   const anchorDistributed = anchor.distribution.kind === 'distributed'
@@ -286,7 +284,7 @@ export function truncateLocalSql(table: string): string {
   return `select truncate_local_data_after_distributing_table(${quoteLiteral(table)})`
 }
 
-/** Each refusal: a key without the tenant column, a foreign key Citus cannot keep, a sub-select policy. @internal */
+/** Each refusal: a key without the tenant column, a foreign key Citus cannot keep, a sub-select policy. */
 function* checkTables(
   all: readonly CitusTable[],
   role: ReadonlyMap<string, 'tenant' | 'reference' | 'local'>,

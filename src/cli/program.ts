@@ -5,7 +5,6 @@ import { COMMANDS } from './commands/index.js'
 import { type CliContext, createCliContext } from './context.js'
 import { withFlags } from './flags.js'
 
-/** @internal */
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
   return String(pkg.version)

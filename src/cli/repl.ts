@@ -25,7 +25,6 @@ import {
  * The shell's own state: the tenant every evaluation runs under, and the queue
  * that runs evaluations one at a time (piped input does not wait for `await`).
  *
- * @internal
  */
 interface ShellState {
   tenant: string | undefined
@@ -89,7 +88,7 @@ export async function runShellRepl(options: ShellReplOptions): Promise<void> {
   process.stdout.write('\n')
 }
 
-/** What the REPL's global scope holds. @internal */
+/** What the REPL's global scope holds. */
 function preloads(
   tenancy: Tenancy,
   store: TenantStore,
@@ -126,7 +125,6 @@ function preloads(
  * Runs each evaluation after the previous one has finished, inside the shell's
  * tenant (AsyncLocalStorage does not carry from one REPL line to the next).
  *
- * @internal
  */
 function serializeEval(server: REPLServer, state: ShellState): void {
   const original: REPLEval = server.eval
@@ -164,7 +162,6 @@ function serializeEval(server: REPLServer, state: ShellState): void {
  * only once the REPL shows its prompt again, so a line that awaits finishes
  * before the next is read, and multi-line input keeps its meaning.
  *
- * @internal
  */
 function feedLineByLine(server: REPLServer, input: PassThrough): void {
   const lines: string[] = []
@@ -194,7 +191,7 @@ function feedLineByLine(server: REPLServer, input: PassThrough): void {
   })
 }
 
-/** Looks a tenant up by id or slug and makes it the shell's tenant. @internal */
+/** Looks a tenant up by id or slug and makes it the shell's tenant. */
 async function pick(
   store: TenantStore,
   value: string,
@@ -206,7 +203,7 @@ async function pick(
   return tenant
 }
 
-/** `.tenant` and `.tenants`. @internal */
+/** `.tenant` and `.tenants`. */
 function defineCommands(
   server: REPLServer,
   state: ShellState,

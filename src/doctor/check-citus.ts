@@ -100,7 +100,6 @@ type Probe =
  * propagation setting, SET LOCAL), then counts that tenant's rows with a
  * predicate on the setting, which only the worker evaluates. Rolled back.
  *
- * @internal
  */
 async function probeBinding(
   db: Queryable & { connect?: () => Promise<Queryable & { release(): void }> },

@@ -74,7 +74,7 @@ export interface ImportResult {
   readonly ms: number
 }
 
-/** @internal a manifest table as the drift check reads a source table */
+/** A manifest table as the drift check reads a source table. */
 function archivedTableInfo(m: ArchiveHeader, t: ArchiveHeader['tables'][number]): TableInfo {
   return {
     schema: m.schema,

@@ -37,12 +37,12 @@ export interface SqlContext {
   readonly tenantsSchema?: string
 }
 
-/** @internal the quoted tenant column */
+/** The quoted tenant column. */
 function tc(ctx: SqlContext): string {
   return quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
 }
 
-/** @internal `FROM` of the source table; `ONLY` for a plain table so inheritance children are not read twice */
+/** `FROM` of the source table; `ONLY` for a plain table so inheritance children are not read twice. */
 function sourceFrom(ctx: SqlContext, t: TablePlan): string {
   const only = t.source.partitioned ? '' : 'only '
   return `${only}${quoteQualified(ctx.sourceSchema, t.name)} s`

@@ -50,7 +50,7 @@ export interface CopyOptions {
   readonly onEvent?: MigrationListener
 }
 
-/** @internal the row of {@link copyWithChecksumStatement} */
+/** The row of {@link copyWithChecksumStatement}. */
 interface ChecksumRow {
   source_n: string
   source_sum: string

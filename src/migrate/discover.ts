@@ -45,7 +45,6 @@ export function splitQualified(text: string): { schema: string; name: string } {
     : { schema: parts[0]!, name: parts[1]! }
 }
 
-/** @internal */
 async function columnsOf(db: Queryable, schema: string, table: string): Promise<string[]> {
   const { rows } = await db.query(
     `select a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid
@@ -56,7 +55,6 @@ async function columnsOf(db: Queryable, schema: string, table: string): Promise<
   return rows.map((r) => r.attname as string)
 }
 
-/** @internal */
 async function findLegacyTable(
   db: Queryable,
   column: string,
@@ -88,7 +86,6 @@ async function findLegacyTable(
   )
 }
 
-/** @internal */
 async function findDomainsTable(
   db: Queryable,
   tenants: { schema: string; name: string },
@@ -187,7 +184,6 @@ export async function discoverTenants(
   return { tenants, warnings }
 }
 
-/** @internal */
 async function legacyDomains(
   db: Queryable,
   options: SourceOptions,
@@ -234,7 +230,6 @@ async function legacyDomains(
   return out
 }
 
-/** @internal */
 function pickSlug(raw: string | null, schema: string, id: string): string {
   if (raw) {
     try {
@@ -246,7 +241,6 @@ function pickSlug(raw: string | null, schema: string, id: string): string {
   return slugify(schema) || `tenant-${slugify(id) || 'x'}`
 }
 
-/** @internal */
 async function fromPattern(
   db: Queryable,
   pattern: string,

@@ -5,7 +5,7 @@ import type { ColumnInfo, DriftIssue, TableInfo } from './types.js'
 const INT_RANK: Record<string, number> = { smallint: 1, integer: 2, bigint: 3 }
 const TEXTUAL = /^(text|character varying(\(\d+\))?|character(\(\d+\))?)$/
 
-/** @internal the length limit of a varchar/char type, Infinity for text/varchar */
+/** The length limit of a varchar/char type, Infinity for text/varchar. */
 function textLimit(type: string): number {
   const m = /\((\d+)\)/.exec(type)
   return m ? Number(m[1]) : type.startsWith('character(') ? 1 : Number.POSITIVE_INFINITY

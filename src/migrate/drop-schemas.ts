@@ -36,7 +36,7 @@ export interface DropResult {
   readonly problems: readonly string[]
 }
 
-/** @internal objects outside the schema that depend on it (views, foreign keys) */
+/** Objects outside the schema that depend on it (views, foreign keys). */
 async function outsideDependents(db: Queryable, schema: string): Promise<string[]> {
   const { rows } = await db.query(
     `select distinct vn.nspname || '.' || vc.relname as name

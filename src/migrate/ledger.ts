@@ -125,7 +125,6 @@ export async function ledgerExists(db: Queryable, schema: string): Promise<boole
   return rows[0]?.ok === true
 }
 
-/** @internal */
 function toEntry(r: any): LedgerEntry {
   return {
     tenantId: r.tenant_id,

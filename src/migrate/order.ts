@@ -41,7 +41,7 @@ export function foreignKeyOrder(
   return { order, cyclic }
 }
 
-/** @internal whether `start` reaches itself through parents not yet done */
+/** Whether `start` reaches itself through parents not yet done. */
 function inCycle(start: string, parents: Map<string, Set<string>>, done: Set<string>): boolean {
   const seen = new Set<string>()
   const stack = [...parents.get(start)!]

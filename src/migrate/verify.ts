@@ -140,7 +140,7 @@ export async function migratedTenants(
   return { plan, items, missing }
 }
 
-/** @internal why a legacy tenant is not migrated: the ledger's last error, its drift, or never run */
+/** Why a legacy tenant is not migrated: the ledger's last error, its drift, or never run. */
 function missingTenant(tp: TenantPlan, entry: LedgerEntry | undefined): MissingTenant {
   const base = { tenantId: tp.tenant.id, schema: tp.tenant.schema }
   const blocking = tp.drift.filter((d) => d.blocking)

@@ -7,7 +7,7 @@ import { addConfigOptions, type CliContext } from '../context.js'
 import { lifecycleProgress } from '../lifecycle-progress.js'
 import { layoutFrom, tenantsCommand } from './tenant-lifecycle.js'
 
-/** @internal the database name of a URL, as the default placement name */
+/** The database name of a URL, as the default placement name. */
 function nameOf(url: string): string {
   try {
     return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres'
