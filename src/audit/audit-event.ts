@@ -1,10 +1,5 @@
 /**
  * Which door a cross-tenant statement went through.
- *
- * @example
- * ```ts
- * const source: AuditSource = 'allObjects'
- * ```
  */
 export type AuditSource = 'allObjects' | 'withoutTenant'
 
@@ -51,10 +46,5 @@ export interface AuditEvent {
 /**
  * A hook called with every audit event (after it is written to the table).
  * Throwing from it fails the audited call.
- *
- * @example
- * ```ts
- * const logger: AuditLogger = (event) => console.info('cross-tenant', event.reason, event.statement)
- * ```
  */
 export type AuditLogger = (event: AuditEvent) => void | Promise<void>

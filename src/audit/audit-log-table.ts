@@ -4,11 +4,6 @@ import { inTransaction, type Queryable } from '../tenants/index.js'
 
 /**
  * Where the audit log lives: `audit_log` by default, or `schema.table`.
- *
- * @example
- * ```ts
- * const options: AuditLogTableOptions = { table: 'ops.audit_log' }
- * ```
  */
 export interface AuditLogTableOptions {
   readonly table?: string | undefined

@@ -7,11 +7,6 @@ import { statementFingerprint } from './fingerprint.js'
 
 /**
  * Options of {@link AuditWriter}.
- *
- * @example
- * ```ts
- * const options: AuditWriterOptions = { db: pool, table: 'audit_log', logger: console.info }
- * ```
  */
 export interface AuditWriterOptions {
   /** Where events are written when `record` is given no connection. */
@@ -24,11 +19,6 @@ export interface AuditWriterOptions {
 
 /**
  * What a caller knows about an audited statement before it runs.
- *
- * @example
- * ```ts
- * const context: AuditContext = { source: 'withoutTenant', reason: 'support ticket 812', actor: 'bob', tenantId: undefined }
- * ```
  */
 export interface AuditContext {
   readonly source: AuditSource

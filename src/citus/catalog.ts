@@ -4,11 +4,6 @@ import type { Queryable } from '../sql/queryable.js'
  * How Citus holds a table: `distributed` (hash, by `column`), `reference`
  * (a copy on every node), `citus-local` (in Citus metadata, on the coordinator),
  * or `local` (a plain table on the coordinator).
- *
- * @example
- * ```ts
- * const d: Distribution = { kind: 'distributed', column: 'tenant_id', colocationId: 2 }
- * ```
  */
 export type Distribution =
   | { readonly kind: 'local' }
@@ -19,11 +14,6 @@ export type Distribution =
 /**
  * One key of a table: a primary key, a unique constraint, or a unique index
  * that no constraint owns, with its columns in order.
- *
- * @example
- * ```ts
- * const k: TableKey = { name: 'accounts_pkey', kind: 'primary key', columns: ['tenant_id', 'id'] }
- * ```
  */
 export interface TableKey {
   readonly name: string
@@ -33,11 +23,6 @@ export interface TableKey {
 
 /**
  * One foreign key, its columns and the referenced table's columns in order.
- *
- * @example
- * ```ts
- * const fk: ForeignKey = { name: 'tx_account_fk', table: 'public.tx', columns: ['tenant_id', 'account_id'], references: 'public.accounts', referencedColumns: ['tenant_id', 'id'] }
- * ```
  */
 export interface ForeignKey {
   readonly name: string
@@ -54,11 +39,6 @@ export interface ForeignKey {
 
 /**
  * What rowtenancy's Citus commands know of one table.
- *
- * @example
- * ```ts
- * const t: CitusTable = { qualified: 'public.accounts', quoted: '"public"."accounts"', hasTenantColumn: true, ... }
- * ```
  */
 export interface CitusTable {
   readonly oid: number

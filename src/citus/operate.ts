@@ -8,11 +8,6 @@ import { citusInstalled } from './catalog.js'
  * Where one tenant's rows live: the shard of the anchor table (every co-located
  * tenant table has its rows on the same node), that node, and whether the shard
  * holds this tenant alone (after `citus isolate`).
- *
- * @example
- * ```ts
- * const p: TenantPlacement = { tenantId: '7', table: 'public.accounts', shardId: 102044, node: '127.0.0.1:9702', isolated: true }
- * ```
  */
 export interface TenantPlacement {
   readonly tenantId: string
@@ -24,11 +19,6 @@ export interface TenantPlacement {
 
 /**
  * Options of {@link isolateTenant}.
- *
- * @example
- * ```ts
- * const opts: IsolateOptions = { tenantId: '7', toNode: '10.0.0.5:5432', dryRun: true }
- * ```
  */
 export interface IsolateOptions {
   readonly tenantId: unknown
@@ -43,11 +33,6 @@ export interface IsolateOptions {
 
 /**
  * What {@link isolateTenant} did or, with `dryRun`, would do.
- *
- * @example
- * ```ts
- * const r: IsolateResult = { before, after, sql: ["select isolate_tenant_to_new_shard(...)"], changed: true, dryRun: false }
- * ```
  */
 export interface IsolateResult {
   readonly before: TenantPlacement
@@ -187,11 +172,6 @@ function parseNode(text: string): { host: string; port: number } {
 
 /**
  * One row of {@link hotTenants}.
- *
- * @example
- * ```ts
- * const t: HotTenant = { tenantId: '7', queries: 1200, reads: 900, cpuSeconds: 0.8, shardId: 102044, node: '127.0.0.1:9702' }
- * ```
  */
 export interface HotTenant {
   readonly tenantId: string

@@ -5,11 +5,6 @@ import { type CitusTable, citusInstalled, type ForeignKey, loadCitusTables } fro
 
 /**
  * Options of {@link planDistribution} and `distribute`.
- *
- * @example
- * ```ts
- * const opts: DistributeOptions = { schema: 'public', keepLocal: ['public.legacy_clients'] }
- * ```
  */
 export interface DistributeOptions {
   /** Schema of the shared tables; `public` by default. */
@@ -31,11 +26,6 @@ export interface DistributeOptions {
  * - `local`: stays a local table on the coordinator, with the reason;
  * - `foreign-key`: a foreign key between tenant tables dropped before and added
  *   back after (Citus cannot distribute a parent a Citus local table references).
- *
- * @example
- * ```ts
- * const s: DistributeStep = { table: 'public.accounts', action: 'distribute', sql: "select create_distributed_table('public.accounts', 'tenant_id', colocate_with => 'default')", reason: 'tenant-aware' }
- * ```
  */
 export interface DistributeStep {
   readonly table: string
@@ -50,11 +40,6 @@ export interface DistributeStep {
 /**
  * Why a table cannot be distributed as it stands: the exact constraint (or
  * policy) and the fix.
- *
- * @example
- * ```ts
- * const r: DistributeRefusal = { table: 'public.users', object: 'users_email_key', problem: 'unique (email) lacks tenant_id', fix: 'alter table ...' }
- * ```
  */
 export interface DistributeRefusal {
   readonly table: string

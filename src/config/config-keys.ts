@@ -20,11 +20,6 @@ export interface ConfigKey {
 
 /**
  * The whole configuration, after defaults, file, environment and flags merged.
- *
- * @example
- * ```ts
- * const config: RowtenancyConfig = { tenantIdType: 'bigint', tenantsSchema: 'public', tenantColumn: 'tenant_id', tables: ['accounts'] }
- * ```
  */
 export interface RowtenancyConfig {
   /** Connection URL for the runtime / CLI work. */

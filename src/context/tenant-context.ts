@@ -4,11 +4,6 @@ import { InvalidInputError, InvalidTenantIdError, MissingTenantError } from '../
 /**
  * A tenant id as the application passes it: the `tenants.id` value, as a string
  * (bigint ids arrive from `pg` as strings), a number, or a bigint.
- *
- * @example
- * ```ts
- * const id: TenantId = '42'
- * ```
  */
 export type TenantId = string | number | bigint
 

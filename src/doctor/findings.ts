@@ -1,11 +1,6 @@
 /**
  * Every finding code `rowtenancy doctor` may report. Stable: CI scripts and
  * allow-lists match on them.
- *
- * @example
- * ```ts
- * const code: FindingCode = 'RLS_NOT_FORCED'
- * ```
  */
 export type FindingCode =
   | 'RLS_NOT_ENABLED'

@@ -17,11 +17,6 @@ import type { DoctorReport, Finding } from './findings.js'
 
 /**
  * Options of {@link runDoctor}.
- *
- * @example
- * ```ts
- * const opts: DoctorOptions = { tables: ['accounts', 'transactions'], runtimeRole: 'app_runtime' }
- * ```
  */
 export interface DoctorOptions {
   /** The tenant-aware tables; by default every table with the tenant column except rowtenancy's own. */

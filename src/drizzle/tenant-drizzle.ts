@@ -38,11 +38,6 @@ export type TenantDrizzle<TSchema extends Record<string, unknown>> = NodePgDatab
 
 /**
  * Options of {@link tenantDrizzle}: Drizzle's own config, plus `requireTenant`.
- *
- * @example
- * ```ts
- * const options: TenantDrizzleOptions<typeof schema> = { schema, requireTenant: true }
- * ```
  */
 export type TenantDrizzleOptions<TSchema extends Record<string, unknown>> =
   DrizzleConfig<TSchema> & {

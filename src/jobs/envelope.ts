@@ -16,11 +16,6 @@ export const ENVELOPE_KEY = 'rowtenancy'
 
 /**
  * The tenant part of a job envelope.
- *
- * @example
- * ```ts
- * const meta: JobMeta = { v: 1, tenant: '7' }
- * ```
  */
 export interface JobMeta {
   readonly v: 1
@@ -32,11 +27,6 @@ export interface JobMeta {
 
 /**
  * A job's data as rowtenancy writes it.
- *
- * @example
- * ```ts
- * const data: JobEnvelope<{ invoiceId: number }> = { rowtenancy: { v: 1, tenant: '7' }, payload: { invoiceId: 12 } }
- * ```
  */
 export interface JobEnvelope<P = unknown> {
   readonly rowtenancy: JobMeta

@@ -51,11 +51,6 @@ export interface ForEachTenantOptions {
 
 /**
  * Progress of a fan-out run, after each tenant.
- *
- * @example
- * ```ts
- * const p: FanOutProgress = { total: 200, done: 120, failed: 1, skipped: 80, tenantId: '7' }
- * ```
  */
 export interface FanOutProgress {
   readonly total: number
@@ -70,11 +65,6 @@ export interface FanOutProgress {
 
 /**
  * What a fan-out run did.
- *
- * @example
- * ```ts
- * const s: FanOutSummary = { run: 'r1', total: 3, done: 2, skipped: 0, failed: [{ tenantId: '3', error: 'boom' }] }
- * ```
  */
 export interface FanOutSummary {
   readonly run: string

@@ -21,11 +21,6 @@ export interface AddJobLike {
 
 /**
  * Options of {@link tenantAddJob}.
- *
- * @example
- * ```ts
- * const options: GraphileTenantOptions = { tenantQueue: true }
- * ```
  */
 export interface GraphileTenantOptions {
   /**
@@ -97,11 +92,6 @@ export function tenantAddJob(
 
 /**
  * A graphile-worker task's handler: payload, job info, and the task helpers.
- *
- * @example
- * ```ts
- * const task: TenantTask = async (payload, info, helpers) => helpers.logger.info(`tenant ${info.tenantId}`)
- * ```
  */
 export type TenantTask<P = any> = (
   payload: P,

@@ -5,11 +5,6 @@ import type { Queryable } from '../sql/index.js'
 /**
  * Where job runs on cross-tenant queues and fan-out runs are recorded: the
  * same `audit_log` table `createTenancy` writes (see `installAuditLog`).
- *
- * @example
- * ```ts
- * const audit: JobAuditOptions = { db: adminPool, table: 'audit_log', logger: (e) => log.info(e) }
- * ```
  */
 export interface JobAuditOptions {
   /** The connection the audit rows are written on (the owner's pool). */

@@ -2,11 +2,6 @@ import { TenancyError } from '../errors/index.js'
 
 /**
  * Why a job was refused, as a stable word.
- *
- * @example
- * ```ts
- * const reason: JobRejectReason = 'bad-signature'
- * ```
  */
 export type JobRejectReason =
   | 'no-tenant'

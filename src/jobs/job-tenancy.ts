@@ -16,11 +16,6 @@ import { JobRejectedError } from './job-errors.js'
  * What happens to a job of a suspended tenant: `fail` (refused with a clear
  * error; the queue retries or dead-letters it by its rules) or `wait` (put back
  * to run again after `waitMs`, without using up an attempt).
- *
- * @example
- * ```ts
- * const policy: SuspendedPolicy = 'wait'
- * ```
  */
 export type SuspendedPolicy = 'fail' | 'wait'
 
@@ -74,11 +69,6 @@ export interface JobTenancyOptions {
 
 /**
  * What a handler learns about its job besides the payload.
- *
- * @example
- * ```ts
- * const info: JobInfo = { id: '42', queue: 'send-invoice', tenantId: '7', attempt: 1 }
- * ```
  */
 export interface JobInfo {
   readonly id: string

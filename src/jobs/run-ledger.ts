@@ -4,11 +4,6 @@ import { inTransaction, type Queryable, quoteIdent, quoteQualified } from '../sq
 /**
  * Where fan-out runs record finished tenants: `rowtenancy_runs` by default,
  * or `schema.table`.
- *
- * @example
- * ```ts
- * const ledger: RunLedgerOptions = { table: 'ops.rowtenancy_runs', grantTo: 'app_runtime' }
- * ```
  */
 export interface RunLedgerOptions {
   readonly table?: string | undefined

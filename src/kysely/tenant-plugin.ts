@@ -19,11 +19,6 @@ const NO_ID = Symbol('no tenant id')
 
 /**
  * Options of {@link TenantPlugin}.
- *
- * @example
- * ```ts
- * const options: TenantPluginOptions = { tables: ['accounts', 'transactions'], tenantIdType: 'uuid' }
- * ```
  */
 export interface TenantPluginOptions {
   /** The tenant-aware tables (database names); any other table is shared and left alone. */

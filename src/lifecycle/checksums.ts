@@ -6,11 +6,6 @@ import type { LifecycleTable, TenantLayout } from './tables.js'
 
 /**
  * Row count and checksum of one tenant's rows in one table.
- *
- * @example
- * ```ts
- * const c: TableChecksum = { table: 'book', rows: 3, checksum: '-8810022107' }
- * ```
  */
 export interface TableChecksum {
   readonly table: string

@@ -39,11 +39,6 @@ export interface ErasureCertificate {
 
 /**
  * Options of {@link eraseTenant}.
- *
- * @example
- * ```ts
- * const o: EraseOptions = { db: pool, tenantId: '7', actor: 'alice', reason: 'GDPR request 812' }
- * ```
  */
 export interface EraseOptions extends LayoutOptions {
   readonly db: pg.Pool

@@ -28,11 +28,6 @@ import { readTenant } from './tenant-row.js'
 
 /**
  * Options of {@link exportTenant}.
- *
- * @example
- * ```ts
- * const o: ExportOptions = { db: pool, tenantId: '7', out: 'acme.rtar' }
- * ```
  */
 export interface ExportOptions extends LayoutOptions {
   readonly db: pg.Pool
@@ -44,11 +39,6 @@ export interface ExportOptions extends LayoutOptions {
 
 /**
  * What {@link exportTenant} wrote.
- *
- * @example
- * ```ts
- * const r: ExportResult = { manifest, bytes: 1024, sha256: '...', ms: 12 }
- * ```
  */
 export interface ExportResult {
   readonly manifest: ArchiveManifest

@@ -30,11 +30,6 @@ import { lockTenant } from './tenant-row.js'
 
 /**
  * Options of {@link importTenant}.
- *
- * @example
- * ```ts
- * const o: ImportOptions = { db: pool, in: 'acme.rtar', asTenantId: '42' }
- * ```
  */
 export interface ImportOptions extends LayoutOptions {
   readonly db: pg.Pool
@@ -53,11 +48,6 @@ export interface ImportOptions extends LayoutOptions {
 
 /**
  * What {@link importTenant} did.
- *
- * @example
- * ```ts
- * const r: ImportResult = { tenantId: '42', slug: 'acme-42', tables: [], sequences: [], drift: [], skippedDomains: [], replaced: false, rows: 0, ms: 3 }
- * ```
  */
 export interface ImportResult {
   readonly tenantId: string

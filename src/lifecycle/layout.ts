@@ -5,11 +5,6 @@ import type { TenantLayout } from './tables.js'
 
 /**
  * Where the tenant tables are, as a lifecycle option: every field optional.
- *
- * @example
- * ```ts
- * const o: LayoutOptions = { schema: 'public', tenantColumn: 'tenant_id' }
- * ```
  */
 export interface LayoutOptions {
   /** The schema of the tenant-aware tables; `public` by default. */

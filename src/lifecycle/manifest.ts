@@ -34,11 +34,6 @@ export interface ArchiveManifest {
 
 /**
  * The tenant row and its domains, as exported.
- *
- * @example
- * ```ts
- * const t: ManifestTenant = { id: '7', slug: 'acme', name: 'Acme', status: 'active', createdAt: '2026-01-01T00:00:00Z', domains: [] }
- * ```
  */
 export interface ManifestTenant {
   readonly id: string
@@ -52,11 +47,6 @@ export interface ManifestTenant {
 /**
  * One table of an archive: its columns and types, and the tenant's row count and
  * checksum (the statement `verify` uses).
- *
- * @example
- * ```ts
- * const t: ManifestTable = { name: 'book', columns: [{ name: 'tenant_id', type: 'bigint' }], rows: 3, checksum: '12' }
- * ```
  */
 export interface ManifestTable extends TableChecksum {
   readonly name: string

@@ -7,11 +7,6 @@ export const MOVE_LEDGER = 'rowtenancy_tenant_move'
 /**
  * The steps of a move, in order; the ledger records the last one finished.
  * `stale`: the source changed after the export, the copy must be redone.
- *
- * @example
- * ```ts
- * const s: MoveState = 'verified'
- * ```
  */
 export type MoveState =
   | 'suspended'
@@ -24,11 +19,6 @@ export type MoveState =
 
 /**
  * One move, as the ledger holds it.
- *
- * @example
- * ```ts
- * const e: MoveEntry = { tenantId: '7', source: 'default', destination: 'eu-2', state: 'exported', previousStatus: 'active', archive: '/tmp/t7.rtar' }
- * ```
  */
 export interface MoveEntry {
   readonly tenantId: string

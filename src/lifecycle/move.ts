@@ -39,11 +39,6 @@ import { lockTenant, readTenant } from './tenant-row.js'
 
 /**
  * Options of {@link moveTenant}.
- *
- * @example
- * ```ts
- * const o: MoveOptions = { db: pool, to: euPool, toName: 'eu-2', tenantId: '7', workDir: '/var/tmp' }
- * ```
  */
 export interface MoveOptions extends LayoutOptions {
   /** The database the tenant's rows are in now. */
@@ -68,11 +63,6 @@ export interface MoveOptions extends LayoutOptions {
 
 /**
  * What {@link moveTenant} did.
- *
- * @example
- * ```ts
- * const r: MoveResult = { tenantId: '7', from: 'default', to: 'eu-2', resumed: false, tables: [], certificate: undefined }
- * ```
  */
 export interface MoveResult {
   readonly tenantId: string

@@ -6,11 +6,6 @@ import type { Queryable } from '../sql/queryable.js'
 
 /**
  * One tenant-aware table as the lifecycle operations see it.
- *
- * @example
- * ```ts
- * const t: LifecycleTable = { name: 'book', info, copyColumns: ['tenant_id', 'id', 'title'], checksumColumns: ['id', 'title'] }
- * ```
  */
 export interface LifecycleTable {
   readonly name: string
@@ -24,11 +19,6 @@ export interface LifecycleTable {
 
 /**
  * Where the tenant tables are and what they are called.
- *
- * @example
- * ```ts
- * const layout: TenantLayout = { schema: 'public', tenantsSchema: 'public', tenantColumn: 'tenant_id', idType: 'bigint' }
- * ```
  */
 export interface TenantLayout {
   /** The schema of the tenant-aware tables; `public` by default. */

@@ -30,11 +30,6 @@ export interface TableCheck {
 
 /**
  * What {@link checkTables} compares one table with.
- *
- * @example
- * ```ts
- * const item: CheckItem = { table, expected: { rows: 3, checksum: '-771' } }
- * ```
  */
 export interface CheckItem {
   readonly table: TablePlan

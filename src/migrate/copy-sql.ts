@@ -6,11 +6,6 @@ import type { TablePlan } from './plan.js'
 
 /**
  * A statement and its bound parameters.
- *
- * @example
- * ```ts
- * const s: Statement = { text: 'select $1::bigint', values: ['7'] }
- * ```
  */
 export interface Statement {
   readonly text: string
@@ -19,11 +14,6 @@ export interface Statement {
 
 /**
  * What every statement for one tenant's table needs to know.
- *
- * @example
- * ```ts
- * const ctx: SqlContext = { targetSchema: 'public', idType: 'bigint', tenantId: '7', sourceSchema: 'tenant_7' }
- * ```
  * @internal
  */
 export interface SqlContext {

@@ -21,11 +21,6 @@ import { ensureTenantRow } from './tenant-row.js'
 
 /**
  * What happened to one tenant in a run.
- *
- * @example
- * ```ts
- * const r: CopyResult = { status: 'migrated', tables: [{ table: 'book', rows: 3 }], checks: [], ms: 12 }
- * ```
  */
 export interface CopyResult {
   readonly status: 'migrated' | 'skipped'
@@ -38,11 +33,6 @@ export interface CopyResult {
 
 /**
  * Options of {@link copyTenant}.
- *
- * @example
- * ```ts
- * const o: CopyOptions = { guard: 'replica', verify: true }
- * ```
  */
 export interface CopyOptions {
   readonly guard: CopyGuard

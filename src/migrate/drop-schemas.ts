@@ -8,11 +8,6 @@ import { migratedTenants, verifyTenant } from './verify.js'
 
 /**
  * Options of {@link dropSchemas}.
- *
- * @example
- * ```ts
- * const o: DropSchemasOptions = { db: pool, yes: true, tenantIds: ['7'] }
- * ```
  */
 export interface DropSchemasOptions
   extends Omit<MigrationPlanOptions, 'all' | 'models' | 'idStrategy'> {
@@ -23,11 +18,6 @@ export interface DropSchemasOptions
 
 /**
  * What happened to one tenant's schema.
- *
- * @example
- * ```ts
- * const r: DropResult = { tenantId: '7', schema: 'acme', dropped: true, problems: [] }
- * ```
  */
 export interface DropResult {
   readonly tenantId: string

@@ -42,11 +42,6 @@ export type MigrationEvent =
 
 /**
  * A listener for {@link MigrationEvent}s. It must not throw; errors it throws are ignored.
- *
- * @example
- * ```ts
- * const onEvent: MigrationListener = (e) => process.stderr.write(`${e.type}\n`)
- * ```
  */
 export type MigrationListener = (event: MigrationEvent) => void
 

@@ -9,11 +9,6 @@ import type { MigrationPlan } from './plan.js'
  * orphan check before commit); `deferred` runs `SET CONSTRAINTS ALL DEFERRED`
  * and is only chosen when no target table has a user trigger and every
  * foreign key in a cycle is deferrable.
- *
- * @example
- * ```ts
- * const guard: CopyGuard = 'replica'
- * ```
  */
 export type CopyGuard = 'replica' | 'deferred'
 

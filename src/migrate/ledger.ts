@@ -24,11 +24,6 @@ export const ID_MAP_TABLE = 'rowtenancy_id_map'
 
 /**
  * What the ledger knows about one table of one tenant.
- *
- * @example
- * ```ts
- * const t: LedgerTable = { rows: 120, checksum: '-8812731', columns: ['id', 'title'] }
- * ```
  */
 export interface LedgerTable {
   readonly rows: number

@@ -27,11 +27,6 @@ export const OWN_TABLES = new Set([
 
 /**
  * What to migrate and how; shared by `planMigration`, `migrate`, `verify` and friends.
- *
- * @example
- * ```ts
- * const opts: MigrationPlanOptions = { source: { legacyTenantsTable: 'public.customers_client' }, all: true }
- * ```
  */
 export interface MigrationPlanOptions {
   /** Where the legacy tenants come from. */
@@ -57,11 +52,6 @@ export type PlanOptions = MigrationPlanOptions
 
 /**
  * How one source column reaches its target column when the ids are remapped.
- *
- * @example
- * ```ts
- * const r: RemapColumn = { kind: 'key', table: 'book' }
- * ```
  */
 export interface RemapColumn {
   /** `key`: the table's own remapped key; `ref`: a foreign key to a remapped table. */

@@ -5,11 +5,6 @@ import type { DriftIssue, IdStrategy } from './types.js'
 
 /**
  * One table of one tenant in the end report.
- *
- * @example
- * ```ts
- * const t: TableReport = { table: 'book', rows: 3, checksum: 'ok' }
- * ```
  */
 export interface TableReport {
   readonly table: string

@@ -11,11 +11,6 @@ import { withTenantMigrationLock } from './migration-lock.js'
 
 /**
  * Options of {@link rollbackTenants}.
- *
- * @example
- * ```ts
- * const o: RollbackOptions = { db: pool, tenantIds: ['7'] }
- * ```
  */
 export interface RollbackOptions {
   readonly db: ConnectableQueryable
@@ -28,11 +23,6 @@ export interface RollbackOptions {
 
 /**
  * What a rollback removed for one tenant.
- *
- * @example
- * ```ts
- * const r: RollbackResult = { tenantId: '7', deleted: { book: 3 }, tenantRemoved: true }
- * ```
  */
 export interface RollbackResult {
   readonly tenantId: string

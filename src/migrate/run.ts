@@ -17,11 +17,6 @@ import { adjustSequences, type SequenceAdjustment } from './sequences.js'
 
 /**
  * Options of {@link migrate}.
- *
- * @example
- * ```ts
- * const opts: MigrateOptions = { db: pool, all: true, jobs: 4, verify: true }
- * ```
  */
 export interface MigrateOptions extends MigrationPlanOptions {
   /** A pool (or anything that hands out connections); sized at least `jobs + 1`. */

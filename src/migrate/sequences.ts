@@ -3,11 +3,6 @@ import { quoteQualified } from '../sql/quote.js'
 
 /**
  * A sequence that was moved above the largest id in its table.
- *
- * @example
- * ```ts
- * const s: SequenceAdjustment = { table: 'book', column: 'id', sequence: 'public.book_id_seq', value: '1200' }
- * ```
  */
 export interface SequenceAdjustment {
   readonly table: string

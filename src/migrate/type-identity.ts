@@ -3,11 +3,6 @@ import type { TypeCatalog, TypeShape, TypeUse } from '../sql/catalog/index.js'
 /**
  * The two schemas whose own types correspond: a type of `source` (a tenant
  * schema) matches the type of the same name and structure in `target`.
- *
- * @example
- * ```ts
- * const m: SchemaMapping = { source: 'Acme Corp "Q4".eu', target: 'public' }
- * ```
  */
 export interface SchemaMapping {
   readonly source: string

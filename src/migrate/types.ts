@@ -2,11 +2,6 @@ export type { ColumnInfo, ForeignKeyInfo, TableInfo } from '../sql/catalog/model
 
 /**
  * One legacy tenant: its id (kept as `tenants.id`), schema, and what is known about it.
- *
- * @example
- * ```ts
- * const t: SourceTenant = { id: '7', schema: 'acme', slug: 'acme', name: 'Acme', domains: ['acme.example.com'] }
- * ```
  */
 export interface SourceTenant {
   /** The legacy id in canonical text form for the configured id type. */
@@ -44,11 +39,6 @@ export interface SourceOptions {
 /**
  * How ids reach the shared tables: `composite` keeps them under `(tenant_id, id)`,
  * `remap` assigns new ones and rewrites foreign keys through `rowtenancy_id_map`.
- *
- * @example
- * ```ts
- * const s: IdStrategy = 'composite'
- * ```
  */
 export type IdStrategy = 'composite' | 'remap'
 

@@ -16,11 +16,6 @@ import {
 
 /**
  * The verification of one migrated tenant.
- *
- * @example
- * ```ts
- * const v: TenantVerification = { tenantId: '7', schema: 'acme', ok: true, tables: [], problems: [] }
- * ```
  */
 export interface TenantVerification {
   readonly tenantId: string
@@ -66,11 +61,6 @@ export interface VerificationReport {
 
 /**
  * Options of {@link verifyMigration}.
- *
- * @example
- * ```ts
- * const o: VerifyOptions = { db: pool, tenantIds: ['7'] }
- * ```
  */
 export interface VerifyOptions extends Omit<MigrationPlanOptions, 'all' | 'models' | 'idStrategy'> {
   readonly db: ConnectableQueryable

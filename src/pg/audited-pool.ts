@@ -13,11 +13,6 @@ import { statementKind } from './statement-kind.js'
 
 /**
  * Options of {@link AuditedPool}.
- *
- * @example
- * ```ts
- * const options: AuditedPoolOptions = { pool: ownerPool, writer, context: () => ({ source: 'allObjects', reason: 'report', actor: 'alice', tenantId: undefined }) }
- * ```
  */
 export interface AuditedPoolOptions {
   /** The pool that reads every tenant (the owner, or a BYPASSRLS role). */

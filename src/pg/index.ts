@@ -11,11 +11,6 @@ export { TenantPool, type TenantPoolOptions } from './tenant-pool.js'
 
 /**
  * Options of {@link withTenantClient}.
- *
- * @example
- * ```ts
- * const opts: WithTenantClientOptions = { tenantId: 7, tenantIdType: 'bigint' }
- * ```
  */
 export interface WithTenantClientOptions {
   /** The tenant to bind; the current tenant (`currentTenant()`) by default. */

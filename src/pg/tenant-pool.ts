@@ -26,11 +26,6 @@ import { isSingleStatement, statementKind } from './statement-kind.js'
 
 /**
  * Options of {@link TenantPool}.
- *
- * @example
- * ```ts
- * const options: TenantPoolOptions = { pool: runtimePool, tenantIdType: 'uuid', requireTenant: true }
- * ```
  */
 export interface TenantPoolOptions {
   /** The runtime pool (a role that owns nothing and has no BYPASSRLS), or a pg pool config. */

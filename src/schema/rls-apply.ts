@@ -13,11 +13,6 @@ import { renderRlsDisable, renderRlsEnable, renderTable } from './rls-render.js'
 
 /**
  * The RLS state of one table as PostgreSQL reports it.
- *
- * @example
- * ```ts
- * const s: RlsTableStatus = { table: 'public.accounts', exists: true, enabled: true, forced: true, policy: 'ok' }
- * ```
  */
 export interface RlsTableStatus {
   /** `schema.table`. */

@@ -24,11 +24,6 @@ export const RLS_POLICY_NAME = 'rowtenancy_tenant_isolation'
 
 /**
  * A table, optionally schema-qualified.
- *
- * @example
- * ```ts
- * const t: TableRef = { schema: 'public', name: 'accounts' }
- * ```
  */
 export interface TableRef {
   readonly schema?: string | undefined
@@ -38,11 +33,6 @@ export interface TableRef {
 /**
  * The predicate of the isolation policy, as data:
  * `<column> = nullif(current_setting('<setting>', true), '')::<type>`.
- *
- * @example
- * ```ts
- * const p: TenantPredicate = { kind: 'tenant-equals-setting', column: 'tenant_id', setting: RLS_SETTING, type: 'bigint' }
- * ```
  */
 export interface TenantPredicate {
   /** `tenant-equals-sealed`: compared against the sealed binding (see `rls-sealed.ts`). */
@@ -73,11 +63,6 @@ export interface RlsPolicy {
 
 /**
  * Options shared by the policy builders.
- *
- * @example
- * ```ts
- * const opts: TenantPolicyOptions = { tenantColumn: 'org_id', tenantIdType: 'uuid' }
- * ```
  */
 export interface TenantPolicyOptions {
   /** The tenant column; `tenant_id` by default. */

@@ -5,11 +5,6 @@ import { quoteIdent } from '../sql/quote.js'
 
 /**
  * Options of {@link grantRuntimeRole} and {@link runtimeRoleGrantsSql}.
- *
- * @example
- * ```ts
- * const opts: RuntimeRoleOptions = { role: 'app_runtime', schemas: ['public'] }
- * ```
  */
 export interface RuntimeRoleOptions {
   /** The runtime role: owns nothing, no SUPERUSER, no BYPASSRLS. */

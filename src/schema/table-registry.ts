@@ -6,21 +6,11 @@ import { quoteIdent } from '../sql/quote.js'
  * A tenant-aware table as the application declares it: a name (`'accounts'`,
  * or `'app.accounts'` with a schema), or an object when the schema or the tenant
  * column need saying apart.
- *
- * @example
- * ```ts
- * const tables: TableInput[] = ['accounts', 'app.transactions', { name: 'notes', tenantColumn: 'org_id' }]
- * ```
  */
 export type TableInput = string | TenantTableSpec
 
 /**
  * The object form of a {@link TableInput}.
- *
- * @example
- * ```ts
- * const spec: TenantTableSpec = { schema: 'app', name: 'accounts' }
- * ```
  */
 export interface TenantTableSpec {
   /** The table name, exactly as in the database (no quoting). */

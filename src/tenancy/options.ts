@@ -59,11 +59,6 @@ export interface TenancyOptions {
 
 /**
  * Audit log settings of a tenancy.
- *
- * @example
- * ```ts
- * const audit: TenancyAuditOptions = { table: 'ops.audit_log', actor: 'nightly-job' }
- * ```
  */
 export interface TenancyAuditOptions {
   /** The audit table, `audit_log` by default (`schema.table` allowed); `false` to only call `logger`. */

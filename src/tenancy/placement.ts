@@ -8,11 +8,6 @@ import type { TenancyPool } from './options.js'
 /**
  * One database of a multi-database tenancy: its runtime pool and, for
  * `allObjects` on it, an admin pool.
- *
- * @example
- * ```ts
- * const eu2: TenancyDatabase = { pool: euPool, adminPool: euAdminPool }
- * ```
  */
 export interface TenancyDatabase {
   readonly pool: TenancyPool

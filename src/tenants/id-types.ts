@@ -3,11 +3,6 @@ import { InvalidInputError, InvalidTenantIdError } from '../errors/index.js'
 
 /**
  * The SQL type of `tenants.id` and of every `tenant_id` column.
- *
- * @example
- * ```ts
- * const type: TenantIdType = 'uuid'
- * ```
  */
 export type TenantIdType = 'bigint' | 'integer' | 'uuid' | 'text'
 

@@ -6,11 +6,6 @@ import { assertTenantIdType, type TenantIdType } from './id-types.js'
 
 /**
  * Where the tenants tables live and what type their ids have.
- *
- * @example
- * ```ts
- * const opts: TenantTablesOptions = { idType: 'uuid', schema: 'public' }
- * ```
  */
 export interface TenantTablesOptions {
   /** The id type of `tenants.id` and every `tenant_id`; `bigint` by default. */

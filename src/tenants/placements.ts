@@ -30,11 +30,6 @@ export function assertDatabaseName(name: unknown): asserts name is string {
 
 /**
  * Where the placement map lives.
- *
- * @example
- * ```ts
- * const o: PlacementTableOptions = { schema: 'public', idType: 'bigint' }
- * ```
  */
 export interface PlacementTableOptions {
   /** The schema of `tenants`; `public` by default. */

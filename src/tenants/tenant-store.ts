@@ -15,11 +15,6 @@ import { normalizeDomain, normalizeSlug } from './normalize.js'
 /**
  * A tenant as stored in `tenants` (+ its `tenant_domains`). `id` is always the
  * canonical text form of `tenants.id`.
- *
- * @example
- * ```ts
- * const t: Tenant = { id: '1', slug: 'acme', name: 'Acme', status: 'active', domains: [], createdAt: new Date() }
- * ```
  */
 export interface Tenant {
   readonly id: string

@@ -4,11 +4,6 @@ import type { TenantSchemaPlan } from './model.js'
 
 /**
  * Options of {@link emitDrizzleSchema}.
- *
- * @example
- * ```ts
- * const options: EmitOptions = { rls: true }
- * ```
  */
 export interface EmitOptions {
   /** Include the RLS policy of each table (the default, as in the SQL). */

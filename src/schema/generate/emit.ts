@@ -5,11 +5,6 @@ import type { TenantSchemaPlan } from './model.js'
 
 /**
  * The ORMs `schema generate --emit` writes code for.
- *
- * @example
- * ```ts
- * const orm: EmitTarget = 'drizzle'
- * ```
  */
 export type EmitTarget = 'drizzle' | 'prisma'
 

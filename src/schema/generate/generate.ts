@@ -16,11 +16,6 @@ import { withUuidV7Keys } from './uuid-v7.js'
 
 /**
  * Options of {@link generateTenantSchema} and {@link applyTenantSchema}.
- *
- * @example
- * ```ts
- * const opts: GenerateOptions = { fromSchema: 'tenant_1', targetSchema: 'public', tenantIdType: 'bigint' }
- * ```
  */
 export interface GenerateOptions extends TenantSchemaPlanOptions, RenderOptions {
   /**

@@ -16,11 +16,6 @@ import type { TenantSchemaPlan } from './model.js'
 
 /**
  * Where the tenant-aware tables go and how their tenant column looks.
- *
- * @example
- * ```ts
- * const opts: TenantSchemaPlanOptions = { targetSchema: 'public', tenantIdType: 'uuid' }
- * ```
  */
 export interface TenantSchemaPlanOptions {
   /** The schema of the shared tables; `public` by default. */

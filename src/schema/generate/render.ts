@@ -15,11 +15,6 @@ import { uuidV7FunctionSql } from './uuid-v7.js'
 
 /**
  * Options of {@link renderTenantSchema}.
- *
- * @example
- * ```ts
- * const opts: RenderOptions = { rls: false }
- * ```
  */
 export interface RenderOptions {
   /** Append ENABLE / FORCE ROW LEVEL SECURITY and the isolation policy per table; true by default. */

@@ -4,11 +4,6 @@ import { quoteIdent, quoteQualified } from '../../sql/quote.js'
 /**
  * The statements that carry the template's functions, views and triggers over
  * to the target schema, and notes on what changed or was left out.
- *
- * @example
- * ```ts
- * const r: RenderedRoutines = { before: [], after: [], notes: [] }
- * ```
  */
 export interface RenderedRoutines {
   /** Functions: created before the tables (defaults, checks and generated columns may call them). */

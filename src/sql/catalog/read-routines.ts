@@ -29,11 +29,6 @@ export interface ViewDef {
 
 /**
  * The functions, triggers and views of one schema.
- *
- * @example
- * ```ts
- * const r: TemplateRoutines = { schema: 'tenant_1', quotedSchema: 'tenant_1', functions: [], triggers: [], views: [] }
- * ```
  */
 export interface TemplateRoutines {
   readonly schema: string
