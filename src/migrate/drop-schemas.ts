@@ -2,8 +2,8 @@ import { MigrationError } from '../errors/index.js'
 import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
 import { lockLedgerEntry, writeLedgerEntry } from './ledger.js'
-import type { MigrationPlanOptions } from './plan.js'
 import { withTenantMigrationLock } from './migration-lock.js'
+import type { MigrationPlanOptions } from './plan.js'
 import { migratedTenants, verifyTenant } from './verify.js'
 
 /**

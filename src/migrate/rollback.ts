@@ -6,8 +6,8 @@ import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { ID_MAP_TABLE, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
-import { foreignKeyOrder } from './order.js'
 import { withTenantMigrationLock } from './migration-lock.js'
+import { foreignKeyOrder } from './order.js'
 
 /**
  * Options of {@link rollbackTenants}.
