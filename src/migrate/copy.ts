@@ -139,12 +139,7 @@ export async function copyTenant(
     const checks = options.verify
       ? await verifyCopies(client, ctx, tp.tenant.id, tables, sums, rowsOf, options.guard)
       : []
-    const ledgerTables: Record<string, LedgerTable> = { ...done }
-    for (const t of tables) {
-      // --no-verify: no scan at all; the checksum is filled in by drop-schemas after its verify.
-      const checksum = checks.find((c) => c.table === t.name)?.targetChecksum ?? ''
-      ledgerTables[t.name] = { rows: rowsOf(t.name), checksum, columns: t.columns }
-    }
+    const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
     if (options.verify)
       emit(options.onEvent, { type: 'tenant-verified', tenantId: tp.tenant.id, ok: true })
     const complete = tp.allTables.every((name) => ledgerTables[name] !== undefined)
@@ -171,6 +166,22 @@ export async function copyTenant(
     await client.query('rollback').catch(() => {})
     throw err
   }
+}
+
+/** The ledger's tables once this copy commits: the earlier ones and the ones just copied. */
+function ledgerTablesAfter(
+  done: Record<string, LedgerTable>,
+  tables: readonly TablePlan[],
+  checks: readonly TableCheck[],
+  rowsOf: (table: string) => number,
+): Record<string, LedgerTable> {
+  const ledgerTables: Record<string, LedgerTable> = { ...done }
+  for (const t of tables) {
+    // --no-verify: no scan at all; the checksum is filled in by drop-schemas after its verify.
+    const checksum = checks.find((c) => c.table === t.name)?.targetChecksum ?? ''
+    ledgerTables[t.name] = { rows: rowsOf(t.name), checksum, columns: t.columns }
+  }
+  return ledgerTables
 }
 
 /** The tenant's advisory lock and the transaction's settings, in one statement. */

@@ -457,6 +457,24 @@ async function keySequences(
   return out
 }
 
+/** The source columns whose type differs from the target's, each with the target type. */
+function castsTo(
+  src: TableInfo,
+  tcols: ReadonlyMap<string, TableInfo['columns'][number]>,
+): Map<string, string> {
+  const casts = new Map<string, string>()
+  for (const c of src.columns) {
+    const t = tcols.get(c.name)
+    if (!t) continue
+    const same =
+      t.typeOid !== undefined
+        ? t.typeOid === c.typeOid && t.typeMod === c.typeMod
+        : t.type === c.type
+    if (!same) casts.set(c.name, t.type)
+  }
+  return casts
+}
+
 /** One table's copy plan, and the keys remap cannot rewrite (blocking drift). */
 function tablePlan(
   src: TableInfo,
@@ -469,16 +487,7 @@ function tablePlan(
   const tcols = new Map(tgt.columns.map((c) => [c.name, c]))
   const columns = src.columns.filter((c) => tcols.has(c.name)).map((c) => c.name)
   const insertColumns = columns.filter((c) => !tcols.get(c)!.generated)
-  const casts = new Map<string, string>()
-  for (const c of src.columns) {
-    const t = tcols.get(c.name)
-    if (!t) continue
-    const same =
-      t.typeOid !== undefined
-        ? t.typeOid === c.typeOid && t.typeMod === c.typeMod
-        : t.type === c.type
-    if (!same) casts.set(c.name, t.type)
-  }
+  const casts = castsTo(src, tcols)
   const overriding = insertColumns.some((c) => tcols.get(c)!.identity === 'a')
   const remapColumns = new Map<string, RemapColumn>()
   let remapSequence: string | undefined

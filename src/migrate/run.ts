@@ -2,7 +2,7 @@ import { MigrationError } from '../errors/index.js'
 import type { ConnectableQueryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { assertCitusCoordinator, checkCitusTarget } from './citus-target.js'
-import { copyTenant } from './copy.js'
+import { type CopyResult, copyTenant } from './copy.js'
 import { emit, type MigrationListener } from './events.js'
 import { type CopyGuard, chooseGuard } from './guard.js'
 import { ensureLedger, type LedgerEntry, readLedger, recordFailure } from './ledger.js'
@@ -92,9 +92,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
       ? await moveSequences(options, plan)
       : []
   const tenants = plan.tenants.map((tp) => reports.get(tp.tenant.id) ?? pending(tp))
-  const count = (s: TenantReport['status']) => tenants.filter((t) => t.status === s).length
-  const failed = count('failed') + count('not-run')
-  const ok = aborted === undefined && failed === 0 && count('blocked') === 0 && !guardProblem
+  const totals = totalsOf(tenants)
+  const ok = aborted === undefined && totals.failed === 0 && totals.blocked === 0 && !guardProblem
   const report: MigrationReport = {
     ok,
     dryRun,
@@ -102,14 +101,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     guard,
     verify: verify && !dryRun,
     tenants,
-    totals: {
-      tenants: tenants.length,
-      migrated: count('migrated') + count('planned'),
-      skipped: count('skipped'),
-      blocked: count('blocked'),
-      failed,
-      rows: tenants.reduce((n, t) => n + t.rows, 0),
-    },
+    totals,
     sequences,
     warnings,
     ...(aborted ? { aborted } : {}),
@@ -117,6 +109,18 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   }
   emit(options.onEvent, { type: 'finished', ok, ms: report.ms })
   return report
+}
+
+function totalsOf(tenants: readonly TenantReport[]): MigrationReport['totals'] {
+  const count = (s: TenantReport['status']) => tenants.filter((t) => t.status === s).length
+  return {
+    tenants: tenants.length,
+    migrated: count('migrated') + count('planned'),
+    skipped: count('skipped'),
+    blocked: count('blocked'),
+    failed: count('failed') + count('not-run'),
+    rows: tenants.reduce((n, t) => n + t.rows, 0),
+  }
 }
 
 function jobCount(requested: number | undefined): number {
@@ -327,23 +331,8 @@ async function copyOne(
       verify: settings.verify,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     })
-    const tables = r.tables.map((t) => {
-      const check = r.checks.find((c) => c.table === t.table)
-      return {
-        table: t.table,
-        rows: t.rows,
-        checksum: settings.verify ? ('ok' as const) : ('skipped' as const),
-        ...(check ? { check } : {}),
-      }
-    })
-    const rows = tables.reduce((n, t) => n + t.rows, 0)
-    const report: TenantReport = {
-      ...pending(tp),
-      status: r.status === 'migrated' ? 'migrated' : 'skipped',
-      tables,
-      rows,
-      ms: r.ms,
-    }
+    const report = copiedReport(tp, r, settings.verify)
+    const rows = report.rows
     if (r.status === 'migrated')
       emit(options.onEvent, { type: 'tenant-done', tenantId: tp.tenant.id, rows, ms: r.ms })
     else
@@ -376,6 +365,26 @@ async function copyOne(
     return { report, warnings: [] }
   } finally {
     client.release(broken)
+  }
+}
+
+/** The report of a tenant `copyTenant` migrated or skipped. */
+function copiedReport(tp: TenantPlan, r: CopyResult, verify: boolean): TenantReport {
+  const tables = r.tables.map((t) => {
+    const check = r.checks.find((c) => c.table === t.table)
+    return {
+      table: t.table,
+      rows: t.rows,
+      checksum: verify ? ('ok' as const) : ('skipped' as const),
+      ...(check ? { check } : {}),
+    }
+  })
+  return {
+    ...pending(tp),
+    status: r.status === 'migrated' ? 'migrated' : 'skipped',
+    tables,
+    rows: tables.reduce((n, t) => n + t.rows, 0),
+    ms: r.ms,
   }
 }
 
