@@ -11,7 +11,7 @@ import {
 } from 'kysely'
 import type pg from 'pg'
 import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
-import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
+import { ConfigError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
@@ -20,11 +20,12 @@ import {
   type BindingOption,
   bindStatement,
 } from './binding.js'
-import { describePool, explainUnreachable, isUnreachable } from './connect.js'
+import { explainUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
 import { PreparedBinds } from './prepared-bind.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { TenantConnection } from './tenant-connection.js'
+import { acquire, type DatabaseTimeouts, resolveTimeouts, withTimeouts } from './unavailable.js'
 
 const BIND_CACHE_SIZE = 1024
 /** No tenant bound yet. */
@@ -72,6 +73,12 @@ export interface TenantBindingConfig {
    * ```
    */
   readonly prepareBind?: boolean | undefined
+  /**
+   * The acquire timeout (a full pool fails fast with `DatabaseUnavailableError`)
+   * and the per-transaction `statement_timeout`, `lock_timeout` and
+   * `idle_in_transaction_session_timeout`, sent with the binding.
+   */
+  readonly timeouts?: DatabaseTimeouts | undefined
 }
 
 /**
@@ -87,6 +94,7 @@ export interface TenantBindingConfig {
 export class TenantBindingDriver implements Driver {
   readonly #config: TenantBindingConfig
   readonly #type: TenantIdType
+  readonly #timeouts: ReturnType<typeof resolveTimeouts>
   #pool: pg.Pool | undefined
   #mode: BindingMode = 'set_config'
   #facts: RuntimeRoleFacts | undefined
@@ -108,6 +116,7 @@ export class TenantBindingDriver implements Driver {
     }
     this.#config = Object.freeze({ ...config })
     this.#type = type
+    this.#timeouts = resolveTimeouts(config.timeouts)
   }
 
   /** The binding mode in use (known after `init`). */
@@ -133,6 +142,8 @@ export class TenantBindingDriver implements Driver {
     this.#facts = facts
     if (binding === 'auto') this.#mode = facts.citus ? 'set_local' : 'set_config'
     this.#syncPrepared()
+    // A set_local binding cannot carry the timeouts: say so at start-up, not at the first query.
+    withTimeouts(bindStatement(this.#mode, 'text', 'x'), this.#timeouts)
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
         allowUnsafeRole: this.#config.allowUnsafeRole,
@@ -156,19 +167,13 @@ export class TenantBindingDriver implements Driver {
             '(the owner with BYPASSRLS). Pass adminPool to createTenancy / the dialect.',
         )
       }
-      const client = await explainUnreachable(admin, () => admin.connect())
+      const client = await acquire(admin, this.#timeouts.acquireMs)
       return new TenantConnection(client, undefined, this.#mode, this.#cursor())
     }
     // Fails closed before any connection is taken: MissingTenantError, InvalidTenantIdError.
     const bind = this.#bindFor(currentTenant())
-    let client: pg.PoolClient
-    try {
-      client = await pool.connect()
-    } catch (err) {
-      // explainUnreachable inlined: no closure and no extra async frame per checkout.
-      if (isUnreachable(err)) throw new DatabaseUnreachableError(describePool(pool), { cause: err })
-      throw err
-    }
+    // A full pool fails after timeouts.acquireMs; connect errors become DatabaseUnavailableError.
+    const client = await acquire(pool, this.#timeouts.acquireMs)
     return new TenantConnection(client, bind, this.#mode, this.#cursor(), this.#prepared)
   }
 
@@ -228,7 +233,7 @@ export class TenantBindingDriver implements Driver {
     const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
     let bind = this.#binds.get(key)
     if (!bind) {
-      bind = bindStatement(this.#mode, this.#type, tenantId)
+      bind = withTimeouts(bindStatement(this.#mode, this.#type, tenantId), this.#timeouts)
       if (this.#prepared) bind = PreparedBinds.named(bind)
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)

@@ -8,6 +8,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { asUnavailable } from '../sql/unavailable.js'
 import type { Queryable } from '../tenants/index.js'
 
 /**
@@ -98,7 +99,7 @@ class HookedDriver<T> implements Driver {
 
   acquireConnection(): Promise<DatabaseConnection> {
     // `.then` with one shared function: no async frame and no closure per query.
-    return this.#inner.acquireConnection().then(this.#wrap)
+    return this.#inner.acquireConnection().then(this.#wrap, rethrowUnavailable)
   }
 
   readonly #wrap = (connection: DatabaseConnection): DatabaseConnection =>
@@ -123,6 +124,8 @@ class HookedDriver<T> implements Driver {
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     try {
       await this.#inner.commitTransaction(this.#unwrap(connection))
+    } catch (err) {
+      rethrowUnavailable(err)
     } finally {
       await this.#hooked(connection)?.endTransaction()
     }
@@ -131,6 +134,8 @@ class HookedDriver<T> implements Driver {
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     try {
       await this.#inner.rollbackTransaction(this.#unwrap(connection))
+    } catch (err) {
+      rethrowUnavailable(err)
     } finally {
       await this.#hooked(connection)?.endTransaction()
     }
@@ -216,9 +221,9 @@ class HookedConnection<T> implements DatabaseConnection {
       return Promise.reject(error)
     }
     if (state === undefined && this.#hooks.skipAfterWhenUndefined) {
-      return this.inner.executeQuery<R>(query)
+      return this.inner.executeQuery<R>(query).then(undefined, rethrowUnavailable)
     }
-    return this.#executeHooked(state, query)
+    return this.#executeHooked(state, query).then(undefined, rethrowUnavailable)
   }
 
   async #executeHooked<R>(state: T, query: CompiledQuery): Promise<QueryResult<R>> {
@@ -257,6 +262,11 @@ class HookedConnection<T> implements DatabaseConnection {
       await this.#follow(this.#hooks.after(state, query, outcome))
     }
   }
+}
+
+/** A lost connection, a timeout, a full pool: one stable `DatabaseUnavailableError`. */
+function rethrowUnavailable(err: unknown): never {
+  throw asUnavailable(err)
 }
 
 function rowCountOf(result: QueryResult<unknown>): number {

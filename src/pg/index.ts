@@ -3,7 +3,9 @@ import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, beginStatement, bindStatement } from '../db/binding.js'
 import { explainUnreachable } from '../db/connect.js'
 import { runPipelined } from '../db/pipelined-query.js'
+import { acquire, type DatabaseTimeouts, resolveTimeouts, withTimeouts } from '../db/unavailable.js'
 import { DEFAULTS } from '../sql/defaults.js'
+import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
 /**
@@ -21,6 +23,12 @@ export interface WithTenantClientOptions {
   readonly tenantIdType?: TenantIdType | undefined
   /** `set_config` (default), `set_local` (Citus), or `auto` (SET LOCAL when Citus is installed). */
   readonly binding?: BindingOption | undefined
+  /**
+   * `acquireMs` bounds the wait for a pooled connection (5000 by default, 0 =
+   * forever); `statementMs`, `lockMs`, `idleInTransactionMs` are set for the
+   * transaction with the binding (set_config binding only).
+   */
+  readonly timeouts?: DatabaseTimeouts | undefined
 }
 
 const citusByPool = new WeakMap<pg.Pool, Promise<boolean>>()
@@ -54,14 +62,16 @@ export async function withTenantClient<T>(
   const binding = options.binding ?? 'set_config'
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)
+  const timeouts = resolveTimeouts(options.timeouts, 'withTenantClient timeouts')
+  guardPoolErrors(pool)
   const mode =
     binding === 'auto'
       ? (await explainUnreachable(pool, () => citusInstalled(pool)))
         ? 'set_local'
         : 'set_config'
       : binding
-  const bind = bindStatement(mode, type, tenantId)
-  const client = await explainUnreachable(pool, () => pool.connect())
+  const bind = withTimeouts(bindStatement(mode, type, tenantId), timeouts)
+  const client = await acquire(pool, timeouts.acquireMs)
   let discard = false
   try {
     await runPipelined(client, [beginStatement()], bind)
@@ -88,7 +98,8 @@ export async function withTenantClient<T>(
         discard = true
       })
     }
-    throw err
+    // A lost connection or a timeout: DatabaseUnavailableError (the client is destroyed by pg).
+    throw asUnavailable(err)
   } finally {
     client.release(discard)
   }

@@ -1,6 +1,7 @@
 import type { KyselyPlugin, PostgresPool } from 'kysely'
 import type { AuditLogger } from '../audit/index.js'
 import { assertBindingOption, type BindingOption } from '../db/binding.js'
+import { type DatabaseTimeouts, resolveTimeouts } from '../db/unavailable.js'
 import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { DEFAULTS } from '../sql/defaults.js'
@@ -50,6 +51,13 @@ export interface TenancyOptions {
   readonly allowUnsafeRole?: boolean | undefined
   /** Prepare the `set_config` bind once per connection (default false): direct connections, session pooling, PgBouncer >= 1.21 with max_prepared_statements; not behind poolers that reset sessions. */
   readonly prepareBind?: boolean | undefined
+  /**
+   * How long a checkout waits for a pooled connection (`acquireMs`, 5000 by
+   * default: a full pool fails fast with `DatabaseUnavailableError`), and the
+   * `statement_timeout` / `lock_timeout` / `idle_in_transaction_session_timeout`
+   * of every tenant transaction (`statementMs`, `lockMs`, `idleInTransactionMs`).
+   */
+  readonly timeouts?: DatabaseTimeouts | undefined
 }
 
 /**
@@ -86,6 +94,7 @@ export interface ResolvedTenancyOptions {
   readonly binding: BindingOption
   readonly allowUnsafeRole: boolean
   readonly prepareBind: boolean
+  readonly timeouts: Readonly<DatabaseTimeouts>
   readonly audit: Readonly<{
     table: string | false
     logger: AuditLogger | undefined
@@ -104,6 +113,7 @@ const KNOWN = new Set([
   'binding',
   'allowUnsafeRole',
   'prepareBind',
+  'timeouts',
 ])
 
 /**
@@ -166,6 +176,7 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     binding,
     allowUnsafeRole: options.allowUnsafeRole === true,
     prepareBind: options.prepareBind === true,
+    timeouts: resolveTimeouts(options.timeouts),
     audit: Object.freeze({
       table: audit.table ?? 'audit_log',
       logger: audit.logger,
