@@ -131,7 +131,7 @@ export function withTimeouts(bind: Statement, timeouts: DatabaseTimeouts | undef
  * ```
  */
 export function acquire(pool: pg.Pool, acquireMs: number): Promise<pg.PoolClient> {
-  const checkout = pool.connect()
+  const checkout = pool.connect().then(guardClient)
   if (!acquireMs)
     return checkout.catch((err: unknown) => {
       throw connectError(pool, err)
@@ -169,6 +169,24 @@ export function acquire(pool: pg.Pool, acquireMs: number): Promise<pg.PoolClient
 export function rethrowUnavailable(err: unknown): never {
   throw asUnavailable(err)
 }
+
+const guardedClients = new WeakSet<pg.PoolClient>()
+
+/**
+ * A checked-out client whose connection breaks between queries (a backend
+ * terminated mid-transaction, a restart) emits `error`; with no listener Node
+ * crashes the process. The next query on it fails (and the client is then
+ * discarded), so the listener only keeps the process alive.
+ */
+function guardClient(client: pg.PoolClient): pg.PoolClient {
+  if (!guardedClients.has(client)) {
+    guardedClients.add(client)
+    client.on('error', ignoreClientError)
+  }
+  return client
+}
+
+function ignoreClientError(): void {}
 
 /** A connect error: unreachable names the server (DATABASE_UNREACHABLE), the rest via asUnavailable. */
 function connectError(pool: pg.Pool, err: unknown): unknown {

@@ -22,6 +22,11 @@ const REASON_BY_CODE: Readonly<Record<string, UnavailableReason>> = Object.freez
   '08003': 'connection-lost',
   '08006': 'connection-lost',
   '08001': 'unreachable',
+  // At connect time, a server without the database or the role yet (a fresh failover target
+  // still being provisioned) or refusing the password: the app cannot use it now.
+  '3D000': 'unreachable',
+  '28000': 'unreachable',
+  '28P01': 'unreachable',
   '08004': 'unreachable',
 })
 
