@@ -13,6 +13,7 @@ import type pg from 'pg'
 import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
 import { ConfigError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
+import { asUnavailable } from '../sql/unavailable.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
   assertBindingOption,
@@ -20,7 +21,6 @@ import {
   type BindingOption,
   bindStatement,
 } from './binding.js'
-import { explainUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
 import { PreparedBinds } from './prepared-bind.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
@@ -136,9 +136,16 @@ export class TenantBindingDriver implements Driver {
     this.#syncPrepared()
     if (!checkRole && binding !== 'auto') return
     const runtime = this.#pool
-    const facts = await explainUnreachable(runtime, () =>
-      inspectRuntimeRole(runtime, { tenantColumn: this.#config.tenantColumn }),
-    )
+    // Through a checkout bounded by timeouts.acquireMs: a first query under a full pool fails fast.
+    const client = await acquire(runtime, this.#timeouts.acquireMs)
+    let facts: RuntimeRoleFacts
+    try {
+      facts = await inspectRuntimeRole(client, { tenantColumn: this.#config.tenantColumn })
+    } catch (err) {
+      client.release(true)
+      throw asUnavailable(err)
+    }
+    client.release()
     this.#facts = facts
     if (binding === 'auto') this.#mode = facts.citus ? 'set_local' : 'set_config'
     this.#syncPrepared()
