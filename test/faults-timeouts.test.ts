@@ -95,6 +95,28 @@ describe('timeouts per tenancy', () => {
     expect(after.s).toBe('0')
   })
 
+  it('with prepareBind, the prepared bind carries the timeouts too', async () => {
+    const pool = fx.runtimePool(1)
+    const tenancy = createTenancy({
+      pool,
+      tables: ['accounts'],
+      binding: 'set_config',
+      prepareBind: true,
+      timeouts: { statementMs: 777 },
+    })
+    for (const id of [1, 2]) {
+      const { rows } = await runWithTenant(id, () =>
+        sql<{
+          s: string
+          t: string
+        }>`select current_setting('statement_timeout') s, current_setting('rowtenancy.tenant_id') t`.execute(
+          tenancy.kysely(),
+        ),
+      )
+      expect(rows[0]).toEqual({ s: '777ms', t: String(id) })
+    }
+  })
+
   it('a statement over statementMs fails with DatabaseUnavailableError (timeout), kysely and withTenantClient', async () => {
     const pool = fx.runtimePool(2)
     const tenancy = createTenancy({ pool, tables: ['accounts'], timeouts: { statementMs: 200 } })
