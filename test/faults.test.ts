@@ -158,8 +158,9 @@ async function startApps(): Promise<void> {
   bases.fastify = `http://127.0.0.1:${(f.server.address() as AddressInfo).port}`
   closers.push(() => f.close())
 
-  // Hono: no onError of ours; the middleware turns a database error into the 503.
+  // Hono: an onError that answers a plain 500; the middleware turns a database error into the 503.
   const h = new Hono()
+  h.onError((_err, c) => c.text('a plain 500 that the middleware must replace', 500))
   h.use(ho.tenant({ store }))
   h.post('/write/:body', async (c) => c.json(await handlers.write(c.req.param('body'))))
   h.get('/read', async (c) => c.json(await handlers.read()))
