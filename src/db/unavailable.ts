@@ -132,7 +132,8 @@ export function withTimeouts(bind: Statement, timeouts: DatabaseTimeouts | undef
  */
 export function acquire(pool: pg.Pool, acquireMs: number): Promise<pg.PoolClient> {
   const checkout = pool.connect().then(guardClient)
-  if (!acquireMs)
+  // An idle client and no queue: the checkout cannot wait, so no timer on the hot path.
+  if (!acquireMs || (pool.idleCount > 0 && pool.waitingCount === 0))
     return checkout.catch((err: unknown) => {
       throw connectError(pool, err)
     })
