@@ -1,6 +1,8 @@
+import { createHmac } from 'node:crypto'
 import type { TransactionSettings } from 'kysely'
 import { InvalidInputError, InvalidTenantIdError } from '../errors/index.js'
 import { RLS_SETTING } from '../schema/rls-policy.js'
+import { assertSealKey, SEAL_BIND_FUNCTION } from '../schema/rls-sealed.js'
 import { quoteLiteral } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 import type { Statement } from './pipelined-query.js'
@@ -11,14 +13,17 @@ import type { Statement } from './pipelined-query.js'
  *   bound parameter (the default on plain PostgreSQL);
  * - `set_local`: `SET LOCAL rowtenancy.tenant_id = '<id>'`, the id validated for
  *   its type and quoted (Citus: `set_config` does not reach the workers, SET LOCAL
- *   does with `citus.propagate_set_commands = 'local'`).
+ *   does with `citus.propagate_set_commands = 'local'`);
+ * - `sealed`: `select public.rowtenancy_seal_bind($1, $2)` with `$2` an HMAC of the
+ *   id under the app's `sealKey`; policies made with `rls enable --sealed` honour
+ *   only a tenant bound that way in the current transaction (not on Citus).
  *
  * @example
  * ```ts
  * const mode: BindingMode = 'set_config'
  * ```
  */
-export type BindingMode = 'set_config' | 'set_local'
+export type BindingMode = 'set_config' | 'set_local' | 'sealed'
 
 /**
  * A {@link BindingMode}, or `auto`: `set_local` when the `citus` extension is
@@ -35,6 +40,7 @@ export type BindingOption = BindingMode | 'auto'
 export const BINDING_OPTIONS: readonly BindingOption[] = Object.freeze([
   'set_config',
   'set_local',
+  'sealed',
   'auto',
 ])
 
@@ -70,8 +76,21 @@ export function assertBindingOption(value: unknown): asserts value is BindingOpt
  * // { text: "set local rowtenancy.tenant_id = '7'", values: [] }
  * ```
  */
-export function bindStatement(mode: BindingMode, type: TenantIdType, tenantId: unknown): Statement {
+export function bindStatement(
+  mode: BindingMode,
+  type: TenantIdType,
+  tenantId: unknown,
+  sealKey?: string,
+): Statement {
   const id = parseTenantId(type, tenantId)
+  if (mode === 'sealed') {
+    assertSealKey(sealKey)
+    const mac = createHmac('sha256', sealKey).update(id, 'utf8').digest('hex')
+    return Object.freeze({
+      text: `select ${SEAL_BIND_FUNCTION}($1, $2)`,
+      values: Object.freeze([id, mac]),
+    })
+  }
   if (mode === 'set_config') {
     return Object.freeze({
       text: `select set_config(${quoteLiteral(RLS_SETTING)}, $1, true)`,
@@ -88,7 +107,7 @@ export function bindStatement(mode: BindingMode, type: TenantIdType, tenantId: u
  * The statements around a single query that is not in a user transaction, sent
  * with it in one round trip. `set_config` needs no BEGIN: the statements before
  * one Sync form one implicit transaction, and a transaction-local setting ends
- * with it. `set_local` wants a real transaction block (and Citus propagates SET
+ * with it (the same for `sealed`). `set_local` wants a real transaction block (and Citus propagates SET
  * LOCAL only inside one), so it gets BEGIN ... COMMIT.
  *
  * @internal
@@ -101,7 +120,7 @@ export function implicitScope(
   mode: BindingMode,
   bind: Statement,
 ): { before: readonly Statement[]; after: readonly Statement[] } {
-  return mode === 'set_config'
+  return mode !== 'set_local'
     ? { before: [bind], after: [] }
     : { before: [BEGIN, bind], after: [COMMIT] }
 }

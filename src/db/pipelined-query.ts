@@ -26,6 +26,12 @@ export interface Statement {
    * @internal
    */
   readonly parse?: boolean | undefined
+  /**
+   * Not a statement: a protocol-level Close of the named statement `close` (no
+   * error when there is none). Its `text` is ignored.
+   * @internal
+   */
+  readonly close?: string | undefined
 }
 
 /** The part of pg's wire connection the pipeline writes to. @internal */
@@ -35,6 +41,7 @@ interface WireConnection {
   bind(msg: { portal?: string; statement?: string; values?: unknown[]; binary?: boolean }): void
   describe(msg: { type: 'P' | 'S'; name?: string }): void
   execute(msg: { portal?: string; rows?: number }): void
+  close(msg: { type: 'S' | 'P'; name?: string }): void
   sync(): void
 }
 
@@ -48,6 +55,7 @@ interface QueryInternals {
   handleDataRow(msg: unknown): void
   handleCommandComplete(msg: unknown, connection: unknown): void
   handleEmptyQuery(connection: unknown): void
+  handleError(err: Error, connection: unknown): void
   submit(connection: unknown): Error | null
 }
 
@@ -59,6 +67,24 @@ const QueryBase = pg.Query as unknown as new (config: {
   queryMode: 'extended'
   callback: Callback
 }) => QueryInternals
+
+/** Errors raised by a statement sent before the main one: the main statement never ran. */
+const failedBeforeMain = new WeakSet<object>()
+
+/**
+ * True when `err` came from a statement sent before the main statement of a
+ * pipeline (a bind, a reset): PostgreSQL skipped everything after it up to the
+ * Sync, so the main statement did not run and may be sent again.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * runPipelined(client, [bind], main).catch((err) => failedBeforeMainStatement(err))
+ * ```
+ */
+export function failedBeforeMainStatement(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && failedBeforeMain.has(err)
+}
 
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
   prepareValue: (value: unknown) => unknown
@@ -81,6 +107,8 @@ const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
 class PipelinedQuery extends QueryBase {
   readonly #before: readonly Statement[]
   readonly #after: readonly Statement[]
+  /** How many CommandCompletes come before the main statement's (Close sends none). */
+  readonly #mainIndex: number
   #completed = 0
 
   constructor(
@@ -92,6 +120,7 @@ class PipelinedQuery extends QueryBase {
     super({ text: main.text, values: [...(main.values ?? [])], queryMode: 'extended', callback })
     this.#before = before
     this.#after = after
+    this.#mainIndex = before.filter((s) => s.close === undefined).length
   }
 
   override submit(connection: unknown): Error | null {
@@ -122,6 +151,16 @@ class PipelinedQuery extends QueryBase {
     try {
       for (let i = 0; i < statements; i++) {
         const isMain = i === main
+        const close =
+          i < main
+            ? this.#before[i]!.close
+            : i > main
+              ? this.#after[i - main - 1]!.close
+              : undefined
+        if (close !== undefined) {
+          con.close({ type: 'S', name: close })
+          continue
+        }
         const name = names[i]
         if (parses[i]) {
           con.parse({
@@ -147,17 +186,24 @@ class PipelinedQuery extends QueryBase {
   }
 
   override handleDataRow(msg: unknown): void {
-    if (this.#completed === this.#before.length) super.handleDataRow(msg)
+    if (this.#completed === this.#mainIndex) super.handleDataRow(msg)
   }
 
   override handleCommandComplete(msg: unknown, connection: unknown): void {
-    if (this.#completed === this.#before.length) super.handleCommandComplete(msg, connection)
+    if (this.#completed === this.#mainIndex) super.handleCommandComplete(msg, connection)
     this.#completed++
   }
 
   override handleEmptyQuery(connection: unknown): void {
-    if (this.#completed === this.#before.length) super.handleEmptyQuery(connection)
+    if (this.#completed === this.#mainIndex) super.handleEmptyQuery(connection)
     this.#completed++
+  }
+
+  override handleError(err: Error, connection: unknown): void {
+    if (this.#completed < this.#mainIndex && typeof err === 'object' && err !== null) {
+      failedBeforeMain.add(err)
+    }
+    super.handleError(err, connection)
   }
 }
 

@@ -10,18 +10,21 @@ import {
 import type pg from 'pg'
 import { type BindingMode, beginStatement, implicitScope } from './binding.js'
 import { runPipelined, type Statement } from './pipelined-query.js'
-import type { PreparedBinds } from './prepared-bind.js'
+import type { GuardedSession } from './session-guard.js'
+import { isBuilderQuery } from './statement-trust.js'
 
 /**
  * One checked-out connection of the binding driver. A bound connection runs a
  * lone query as `bind + query` in one round trip (one implicit transaction), and
- * a user transaction as `BEGIN + bind` sent together with its first statement.
- * An unbound connection (the admin pool, for `withoutTenant`) runs SQL as is.
+ * a user transaction as `BEGIN + bind` sent together with its first statement;
+ * what goes around them (the reset of a foreign or raw-SQL session, the prepared
+ * bind) is the checkout protocol of {@link GuardedSession}. An unbound connection
+ * (the admin pool, for `withoutTenant`) runs SQL as is.
  *
  * @internal
  * @example
  * ```ts
- * const conn = new TenantConnection(client, bind, 'set_config', null)
+ * const conn = new TenantConnection(client, bind, 'set_config', null, SessionGuard.for(pool).checkout(client))
  * await conn.executeQuery(CompiledQuery.raw('select * from accounts'))
  * ```
  */
@@ -30,8 +33,10 @@ export class TenantConnection implements DatabaseConnection {
   readonly #bind: Statement | undefined
   readonly #mode: BindingMode
   readonly #cursor: PostgresCursorConstructor | null
-  /** With `prepareBind`: which clients have the bind statement prepared. */
-  readonly #prepared: PreparedBinds | undefined
+  /** The checkout protocol (bound connections only). */
+  readonly #session: GuardedSession | undefined
+  /** The name the bind goes out under as a prepared statement (undefined: unnamed). */
+  readonly #prepareAs: string | undefined
   /** Statements (BEGIN, bind) to send with the next statement of a user transaction. */
   #pending: readonly Statement[] | undefined
   #inTransaction = false
@@ -42,13 +47,15 @@ export class TenantConnection implements DatabaseConnection {
     bind: Statement | undefined,
     mode: BindingMode,
     cursor: PostgresCursorConstructor | null,
-    prepared?: PreparedBinds | undefined,
+    session?: GuardedSession | undefined,
+    prepareAs?: string | undefined,
   ) {
     this.#client = client
     this.#bind = bind
     this.#mode = mode
     this.#cursor = cursor
-    this.#prepared = prepared
+    this.#session = session
+    this.#prepareAs = prepareAs
   }
 
   /** True when this connection carries a tenant binding (false: admin, unbound). */
@@ -58,17 +65,22 @@ export class TenantConnection implements DatabaseConnection {
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     const main: Statement = { text: compiled.sql, values: compiled.parameters }
+    const session = this.#session
+    if (session && !isBuilderQuery(compiled)) session.markDirty()
     const pending = this.#pending
     let result: pg.QueryResult
     if (pending) {
       this.#pending = undefined
       result = await this.#run(pending, main)
-    } else if (this.#inTransaction || !this.#bind) {
+    } else if (this.#inTransaction || !this.#bind || !session) {
       result = await this.#client.query(compiled.sql, [...compiled.parameters])
     } else {
       const { before, after } = implicitScope(this.#mode, this.#bind)
+      const opening = session.opening(before.slice(0, -1), this.#bind, this.#prepareAs)
+      // The reset rides before the closing COMMIT of a SET LOCAL scope, else at the end.
+      const closing = session.closing()
       try {
-        result = await this.#run(before, main, after)
+        result = await session.run(opening, main, closing.length ? [...closing, ...after] : after)
       } catch (err) {
         // pg calls back on the ErrorResponse, before the ReadyForQuery that reports the
         // aborted transaction: the status may still read 'I'. When this pipeline opened a
@@ -97,6 +109,7 @@ export class TenantConnection implements DatabaseConnection {
     if (!Number.isInteger(chunkSize) || chunkSize <= 0) {
       throw new Error(`chunkSize must be a positive integer, got ${chunkSize}; e.g. .stream(100).`)
     }
+    if (this.#session && !isBuilderQuery(compiled)) this.#session.markDirty()
     const own = !this.#inTransaction && this.#bind !== undefined
     if (own) this.begin({})
     await this.#flush()
@@ -131,7 +144,7 @@ export class TenantConnection implements DatabaseConnection {
       this.#pending = undefined // nothing was sent: nothing to commit
       return
     }
-    const { command } = await this.#client.query('commit')
+    const { command } = await this.#end('commit')
     // PostgreSQL completes COMMIT with a ROLLBACK tag after an earlier error.
     if (command === 'ROLLBACK') throw new AbortedTransactionError()
   }
@@ -144,7 +157,7 @@ export class TenantConnection implements DatabaseConnection {
       return
     }
     try {
-      await this.#client.query('rollback')
+      await this.#end('rollback')
     } catch (err) {
       this.#discard = true
       throw err
@@ -154,16 +167,29 @@ export class TenantConnection implements DatabaseConnection {
   /**
    * Returns the client to its pool. A connection still inside a transaction
    * (which would carry its binding to the next checkout) is rolled back first,
-   * or destroyed when that fails.
+   * a session raw SQL may have changed is reset (see {@link GuardedSession}),
+   * and the client is destroyed when either fails.
    *
    * @internal
    */
   async release(): Promise<void> {
     this.#pending = undefined
     this.#inTransaction = false
+    if (this.#session) {
+      if (this.#discard) this.#session.discard()
+      await this.#session.release()
+      return
+    }
     const status = this.#client.getTransactionStatus()
     if (status !== 'I' && status !== null) await this.#rollbackIfOpen()
     this.#client.release(this.#discard)
+  }
+
+  /** COMMIT or ROLLBACK, with the session reset riding after it when raw SQL ran. */
+  #end(command: 'commit' | 'rollback'): Promise<pg.QueryResult> {
+    const closing = this.#session?.closing() ?? []
+    if (!this.#session || closing.length === 0) return this.#client.query(command)
+    return this.#session.run([], { text: command }, closing)
   }
 
   async #flush(): Promise<void> {
@@ -173,22 +199,12 @@ export class TenantConnection implements DatabaseConnection {
     await this.#run(pending.slice(0, -1), pending[pending.length - 1]!)
   }
 
-  /**
-   * runPipelined. With `prepareBind`, the bind goes out as the prepared statement
-   * (parsed on the client's first use), and a lost one becomes a clear ConfigError.
-   */
-  #run(
-    before: readonly Statement[],
-    main: Statement,
-    after?: readonly Statement[],
-  ): Promise<pg.QueryResult> {
-    const prepared = this.#prepared
-    if (!prepared) return runPipelined(this.#client, before, main, after)
-    const client = this.#client
-    const sent = before.map((s) => (s === this.#bind ? prepared.use(client, s) : s))
-    return runPipelined(client, sent, main, after).catch((err: unknown) => {
-      throw prepared.explain(client, err)
-    })
+  /** The first statement of a user transaction, with BEGIN and the binding (see GuardedSession.opening). */
+  #run(pending: readonly Statement[], main: Statement): Promise<pg.QueryResult> {
+    const session = this.#session
+    if (!session || !this.#bind) return runPipelined(this.#client, pending, main)
+    const opening = session.opening(pending.slice(0, -1), this.#bind, this.#prepareAs)
+    return session.run(opening, main)
   }
 
   async #rollbackIfOpen(): Promise<void> {
@@ -201,7 +217,6 @@ export class TenantConnection implements DatabaseConnection {
     }
   }
 }
-
 function toQueryResult<R>(result: pg.QueryResult): QueryResult<R> {
   const { command, rowCount, rows } = result
   if (command === 'ROLLBACK' || command === 'COMMIT') return { rows: [{ command } as R] }

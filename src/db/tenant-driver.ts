@@ -12,6 +12,7 @@ import {
 import type pg from 'pg'
 import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
 import { ConfigError } from '../errors/index.js'
+import { assertSealKey, SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
@@ -22,10 +23,16 @@ import {
   bindStatement,
 } from './binding.js'
 import type { Statement } from './pipelined-query.js'
-import { PreparedBinds } from './prepared-bind.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
+import { preparedBindName, SessionGuard } from './session-guard.js'
 import { TenantConnection } from './tenant-connection.js'
-import { acquire, type DatabaseTimeouts, resolveTimeouts, withTimeouts } from './unavailable.js'
+import {
+  acquire,
+  carriesTimeouts,
+  type DatabaseTimeouts,
+  resolveTimeouts,
+  withTimeouts,
+} from './unavailable.js'
 
 const BIND_CACHE_SIZE = 1024
 /** No tenant bound yet. */
@@ -50,6 +57,12 @@ export interface TenantBindingConfig {
   readonly tenantColumn?: string | undefined
   /** How to bind the tenant; `auto` (the default) picks `set_local` when Citus is installed. */
   readonly binding?: BindingOption | undefined
+  /**
+   * The secret of the sealed binding (`binding: 'sealed'`, required there): the
+   * same string `rowtenancy rls enable --sealed` installed (ROWTENANCY_SEAL_KEY).
+   * The runtime role cannot read it in the database; keep it out of SQL and logs.
+   */
+  readonly sealKey?: string | undefined
   /** Downgrade the start-up `UnsafeRoleError` to a loud warning. */
   readonly allowUnsafeRole?: boolean | undefined
   /** Run the start-up role check (default true). */
@@ -61,15 +74,16 @@ export interface TenantBindingConfig {
   /**
    * Prepare the `set_config` bind statement once per connection (as
    * `rowtenancy_bind`) and send only Bind + Execute of it afterwards, instead of
-   * parsing and planning it with every query (default false; SET LOCAL binding
-   * ignores it). Use it with a direct connection, session pooling, or PgBouncer
-   * >= 1.21 with `max_prepared_statements`; NOT behind a pooler that resets
-   * sessions (DISCARD ALL) or swaps them per transaction: there a query fails
-   * with a ConfigError that says to turn it off.
+   * parsing and planning it with every query (default TRUE; SET LOCAL binding
+   * ignores it). Safe everywhere: where a pooler swaps or resets the server
+   * session (PgBouncer transaction mode, DISCARD ALL), the first "prepared
+   * statement does not exist" error, raised before the user's statement ran,
+   * switches the pool to the unnamed bind and the statement is sent again once.
+   * `false` always sends the unnamed bind.
    *
    * @example
    * ```ts
-   * const dialect = new TenantBindingDialect({ pool, adminPool, prepareBind: true })
+   * const dialect = new TenantBindingDialect({ pool, adminPool, prepareBind: false })
    * ```
    */
   readonly prepareBind?: boolean | undefined
@@ -102,13 +116,20 @@ export class TenantBindingDriver implements Driver {
   /** The last tenant bound and its statement: most checkouts repeat the previous tenant. */
   #lastId: unknown = NO_ID
   #lastBind: Statement | undefined
-  /** With `prepareBind` (and `set_config` mode, see `init`): the clients with the bind prepared. */
-  #prepared: PreparedBinds | undefined
+  /** The name the bind is prepared under (undefined: unnamed; see preparedBindName). */
+  #prepareAs: string | undefined
 
   constructor(config: TenantBindingConfig) {
     const type = config.tenantIdType ?? DEFAULTS.tenantIdType
     assertTenantIdType(type)
     assertBindingOption(config.binding ?? 'auto')
+    if (config.binding === 'sealed') {
+      try {
+        assertSealKey(config.sealKey)
+      } catch (err) {
+        throw new ConfigError((err as Error).message, { cause: err })
+      }
+    }
     if (config.prepareBind !== undefined && typeof config.prepareBind !== 'boolean') {
       throw new ConfigError(
         `prepareBind must be true or false, got ${JSON.stringify(config.prepareBind)}.`,
@@ -132,9 +153,10 @@ export class TenantBindingDriver implements Driver {
   async init(): Promise<void> {
     const { pool, binding = 'auto', checkRole = true } = this.#config
     this.#pool = typeof pool === 'function' ? await pool() : pool
+    SessionGuard.for(this.#pool) // counts checkouts from now on (see SessionGuard)
     if (binding !== 'auto') this.#mode = binding
     this.#syncPrepared()
-    if (!checkRole && binding !== 'auto') return
+    if (!checkRole && binding !== 'auto' && binding !== 'sealed') return
     const runtime = this.#pool
     // Through a checkout bounded by timeouts.acquireMs: a first query under a full pool fails fast.
     const client = await acquire(runtime, this.#timeouts.acquireMs)
@@ -149,8 +171,9 @@ export class TenantBindingDriver implements Driver {
     this.#facts = facts
     if (binding === 'auto') this.#mode = facts.citus ? 'set_local' : 'set_config'
     this.#syncPrepared()
+    if (this.#mode === 'sealed') await this.#checkSeal(runtime)
     // A set_local binding cannot carry the timeouts: say so at start-up, not at the first query.
-    withTimeouts(bindStatement(this.#mode, 'text', 'x'), this.#timeouts)
+    if (this.#mode === 'set_local') withTimeouts({ text: 'set local' }, this.#timeouts)
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
         allowUnsafeRole: this.#config.allowUnsafeRole,
@@ -181,7 +204,8 @@ export class TenantBindingDriver implements Driver {
     const bind = this.#bindFor(currentTenant())
     // A full pool fails after timeouts.acquireMs; connect errors become DatabaseUnavailableError.
     const client = await acquire(pool, this.#timeouts.acquireMs)
-    return new TenantConnection(client, bind, this.#mode, this.#cursor(), this.#prepared)
+    const session = SessionGuard.for(pool).checkout(client)
+    return new TenantConnection(client, bind, this.#mode, this.#cursor(), session, this.#prepareAs)
   }
 
   async beginTransaction(
@@ -240,8 +264,10 @@ export class TenantBindingDriver implements Driver {
     const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
     let bind = this.#binds.get(key)
     if (!bind) {
-      bind = withTimeouts(bindStatement(this.#mode, this.#type, tenantId), this.#timeouts)
-      if (this.#prepared) bind = PreparedBinds.named(bind)
+      bind = withTimeouts(
+        bindStatement(this.#mode, this.#type, tenantId, this.#config.sealKey),
+        this.#timeouts,
+      )
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)
     }
@@ -252,11 +278,46 @@ export class TenantBindingDriver implements Driver {
 
   /** `prepareBind` applies to `set_config` binding only (SET LOCAL ignores it). */
   #syncPrepared(): void {
-    const on = this.#config.prepareBind === true && this.#mode === 'set_config'
-    this.#prepared = on ? (this.#prepared ?? new PreparedBinds()) : undefined
+    // A bind that carries timeouts goes unnamed: the prepared name is shared by every binder of a pool.
+    const named = this.#config.prepareBind !== false && !carriesTimeouts(this.#timeouts)
+    this.#prepareAs = named ? preparedBindName(this.#mode) : undefined
     this.#binds.clear()
     this.#lastId = NO_ID
     this.#lastBind = undefined
+  }
+
+  /**
+   * The sealed binding at start-up: installed, the key unreadable for the runtime
+   * role, and the app's sealKey the one installed (a bind is tried; it sets only
+   * transaction-local settings of its own implicit transaction).
+   */
+  async #checkSeal(runtime: pg.Pool): Promise<void> {
+    const { rows } = await runtime.query(
+      `select to_regprocedure('${SEAL_BIND_FUNCTION}(text,text)') is not null as installed,
+              coalesce(has_schema_privilege(to_regnamespace('${SEAL_SCHEMA}'), 'usage'), false) as readable`,
+    )
+    if (!rows[0]?.installed) {
+      throw new ConfigError(
+        "binding: 'sealed' needs the sealed binding in the database: run `rowtenancy rls enable --sealed` " +
+          '(ROWTENANCY_SEAL_KEY set) as the tables owner.',
+      )
+    }
+    if (rows[0].readable) {
+      throw new ConfigError(
+        `The runtime role may use schema ${SEAL_SCHEMA}, which holds the seal key: the seal means nothing. ` +
+          `Revoke it: revoke all on schema ${SEAL_SCHEMA} from <runtime role>.`,
+      )
+    }
+    const probe = bindStatement('sealed', 'text', '0', this.#config.sealKey)
+    try {
+      await runtime.query(probe.text, [...(probe.values ?? [])])
+    } catch (err) {
+      throw new ConfigError(
+        'The sealKey does not match the key installed in the database (rowtenancy rls enable --sealed): ' +
+          'every tenant binding would be refused. Use the same ROWTENANCY_SEAL_KEY for both.',
+        { cause: err },
+      )
+    }
   }
 
   #cursor(): PostgresCursorConstructor | null {

@@ -107,14 +107,27 @@ export function withTimeouts(bind: Statement, timeouts: DatabaseTimeouts | undef
     }
   }
   if (parts.length === 0) return bind
-  if (!/^select set_config\(/i.test(bind.text)) {
+  if (!/^select /i.test(bind.text)) {
     throw new ConfigError(
-      'timeouts (statementMs, lockMs, idleInTransactionMs) need the set_config binding; ' +
+      'timeouts (statementMs, lockMs, idleInTransactionMs) need the set_config or sealed binding; ' +
         "with binding 'set_local' (Citus) set them on the runtime role instead " +
         '(ALTER ROLE app_runtime SET statement_timeout = ...).',
     )
   }
   return Object.freeze({ ...bind, text: `${bind.text}, ${parts.join(', ')}` })
+}
+
+/**
+ * Whether `timeouts` sets any PostgreSQL setting (the bind then carries them).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * carriesTimeouts({ acquireMs: 100 }) // false
+ * ```
+ */
+export function carriesTimeouts(timeouts: DatabaseTimeouts | undefined): boolean {
+  return SETTINGS.some(([key]) => timeouts?.[key] !== undefined)
 }
 
 /**

@@ -53,8 +53,14 @@ export async function checkRls(
     }
     const policies = rows.filter((p) => p.oid === t.oid)
     const isTenant = (p: { using: string | null; check: string | null; cmd: string }) =>
-      isTenantPredicate(p.using, tenantColumn) &&
-      (p.cmd === 'r' || p.cmd === 'd' || isTenantPredicate(p.check ?? p.using, tenantColumn))
+      // either form: the plain predicate, or the sealed one (rls enable --sealed)
+      [false, true].some(
+        (sealed) =>
+          isTenantPredicate(p.using, tenantColumn, sealed) &&
+          (p.cmd === 'r' ||
+            p.cmd === 'd' ||
+            isTenantPredicate(p.check ?? p.using, tenantColumn, sealed)),
+      )
     const tenantAll = policies.some((p) => p.permissive && p.cmd === '*' && isTenant(p))
     if (!tenantAll) {
       out.push(

@@ -80,6 +80,7 @@ export {
   tenantPolicy,
 } from '../schema/rls-policy.js'
 export { renderRlsDisable, renderRlsEnable, rlsSql } from '../schema/rls-render.js'
+export { installSeal, renderSealSetup, SEAL_SETTING } from '../schema/rls-sealed.js'
 export {
   grantRuntimeRole,
   type RuntimeRoleOptions,

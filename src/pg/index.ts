@@ -1,11 +1,16 @@
 import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
-import { type BindingOption, beginStatement, bindStatement } from '../db/binding.js'
+import { type BindingOption, bindStatement } from '../db/binding.js'
+import { inBoundTransaction } from '../db/bound-transaction.js'
 import { explainUnreachable } from '../db/connect.js'
-import { runPipelined } from '../db/pipelined-query.js'
-import { acquire, type DatabaseTimeouts, resolveTimeouts, withTimeouts } from '../db/unavailable.js'
+import {
+  carriesTimeouts,
+  type DatabaseTimeouts,
+  resolveTimeouts,
+  withTimeouts,
+} from '../db/unavailable.js'
 import { DEFAULTS } from '../sql/defaults.js'
-import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
+import { guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
 /**
@@ -21,12 +26,14 @@ export interface WithTenantClientOptions {
   readonly tenantId?: TenantId | undefined
   /** The SQL type of tenant ids; `bigint` by default. */
   readonly tenantIdType?: TenantIdType | undefined
-  /** `set_config` (default), `set_local` (Citus), or `auto` (SET LOCAL when Citus is installed). */
+  /** `auto` (default, like createTenancy: SET LOCAL when Citus is installed, else set_config), `set_config`, `set_local`, `sealed`. */
   readonly binding?: BindingOption | undefined
+  /** The secret of `binding: 'sealed'` (see docs/binding.md). */
+  readonly sealKey?: string | undefined
   /**
    * `acquireMs` bounds the wait for a pooled connection (5000 by default, 0 =
    * forever); `statementMs`, `lockMs`, `idleInTransactionMs` are set for the
-   * transaction with the binding (set_config binding only).
+   * transaction with the binding (not with `set_local`).
    */
   readonly timeouts?: DatabaseTimeouts | undefined
 }
@@ -35,12 +42,14 @@ const citusByPool = new WeakMap<pg.Pool, Promise<boolean>>()
 
 /**
  * Runs `fn` with a client of `pool` inside a transaction bound to a tenant:
- * checkout, `BEGIN` + `select set_config('rowtenancy.tenant_id', $1, true)` (sent
- * together, one round trip), `fn(client)`, `COMMIT` (or `ROLLBACK` when `fn`
- * throws), release. Row Level Security then limits every statement `fn` runs
- * to that tenant. The binding ends with the transaction: the released client
- * carries nothing into its next checkout. Fails closed with `MissingTenantError`
- * (no tenant given or in context) or `InvalidTenantIdError` before checkout.
+ * checkout, `BEGIN` + the binding (sent together, one round trip), `fn(client)`,
+ * `COMMIT` (or `ROLLBACK` when `fn` throws), release. Row Level Security then
+ * limits every statement `fn` runs to that tenant. `fn` holds a raw client, so
+ * whatever its SQL did to the session (SET, SET ROLE, PREPARE, temp tables) is
+ * reset in the same round trip as the COMMIT / ROLLBACK: the released client
+ * carries nothing into its next checkout (rowtenancy's checkout protocol, see
+ * docs/binding.md). Fails closed with `MissingTenantError` (no tenant given or in
+ * context) or `InvalidTenantIdError` before checkout.
  *
  * @example
  * ```ts
@@ -59,50 +68,23 @@ export async function withTenantClient<T>(
 ): Promise<T> {
   const tenantId = options.tenantId ?? currentTenant()
   const type = options.tenantIdType ?? DEFAULTS.tenantIdType
-  const binding = options.binding ?? 'set_config'
+  const binding = options.binding ?? 'auto'
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)
   const timeouts = resolveTimeouts(options.timeouts, 'withTenantClient timeouts')
   guardPoolErrors(pool)
+  if (binding === 'sealed') bindStatement('sealed', type, tenantId, options.sealKey)
   const mode =
     binding === 'auto'
       ? (await explainUnreachable(pool, () => citusInstalled(pool)))
         ? 'set_local'
         : 'set_config'
       : binding
-  const bind = withTimeouts(bindStatement(mode, type, tenantId), timeouts)
-  const client = await acquire(pool, timeouts.acquireMs)
-  let discard = false
-  try {
-    await runPipelined(client, [beginStatement()], bind)
-    let result: T
-    try {
-      result = await fn(client)
-    } catch (err) {
-      await client.query('rollback').catch(() => {
-        discard = true
-      })
-      throw err
-    }
-    const { command } = await client.query('commit')
-    if (command === 'ROLLBACK') {
-      throw new Error(
-        'The transaction was rolled back because a statement in it failed (an error was caught inside fn). ' +
-          'Let the error propagate, or use a SAVEPOINT around the statement that may fail.',
-      )
-    }
-    return result
-  } catch (err) {
-    if (client.getTransactionStatus() !== 'I') {
-      await client.query('rollback').catch(() => {
-        discard = true
-      })
-    }
-    // A lost connection or a timeout: DatabaseUnavailableError (the client is destroyed by pg).
-    throw asUnavailable(err)
-  } finally {
-    client.release(discard)
-  }
+  const bind = withTimeouts(bindStatement(mode, type, tenantId, options.sealKey), timeouts)
+  return inBoundTransaction(pool, bind, mode, fn, {
+    acquireMs: timeouts.acquireMs,
+    unnamed: carriesTimeouts(timeouts),
+  })
 }
 
 function citusInstalled(pool: pg.Pool): Promise<boolean> {

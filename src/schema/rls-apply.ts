@@ -48,6 +48,7 @@ export interface RlsApplyResult {
 /**
  * True when a policy expression (as `pg_get_expr` prints it) is rowtenancy's
  * tenant predicate on `column`: `column = nullif(current_setting('rowtenancy.tenant_id', true), '')::type`
+ * (with `sealed`: `column = nullif((select rowtenancy_sealed_tenant()), '')::type`)
  * and nothing ORed to it.
  *
  * @internal
@@ -56,16 +57,20 @@ export interface RlsApplyResult {
  * isTenantPredicate("(tenant_id = (NULLIF(current_setting('rowtenancy.tenant_id'::text, true), ''::text))::bigint)", 'tenant_id') // true
  * ```
  */
-export function isTenantPredicate(expr: string | null | undefined, column: string): boolean {
+export function isTenantPredicate(
+  expr: string | null | undefined,
+  column: string,
+  sealed = false,
+): boolean {
   if (!expr) return false
   const s = expr.toLowerCase().replace(/\s+/g, '')
   const col = column.toLowerCase()
   const starts = [`(${col}=`, `("${col}"=`, `${col}=`, `"${col}"=`]
+  const value = sealed
+    ? /\(select(public\.)?rowtenancy_sealed_tenant\(\)/.test(s)
+    : s.includes(`nullif(current_setting('${RLS_SETTING}'`)
   return (
-    starts.some((p) => s.startsWith(p)) &&
-    s.includes(`nullif(current_setting('${RLS_SETTING}'`) &&
-    !/\bor\b/i.test(expr) &&
-    !/\bcase\b/i.test(expr)
+    starts.some((p) => s.startsWith(p)) && value && !/\bor\b/i.test(expr) && !/\bcase\b/i.test(expr)
   )
 }
 
@@ -137,8 +142,8 @@ export async function rlsStatus(
       r.permissive &&
       r.cmd === '*' &&
       r.to_public &&
-      isTenantPredicate(r.using, column) &&
-      isTenantPredicate(r.check, column)
+      isTenantPredicate(r.using, column, options.sealed === true) &&
+      isTenantPredicate(r.check, column, options.sealed === true)
     return Object.freeze({
       table: exists ? `${r.schema}.${r.name}` : `${ref.schema ? `${ref.schema}.` : ''}${ref.name}`,
       exists,

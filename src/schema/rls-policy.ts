@@ -45,7 +45,8 @@ export interface TableRef {
  * ```
  */
 export interface TenantPredicate {
-  readonly kind: 'tenant-equals-setting'
+  /** `tenant-equals-sealed`: compared against the sealed binding (see `rls-sealed.ts`). */
+  readonly kind: 'tenant-equals-setting' | 'tenant-equals-sealed'
   readonly column: string
   readonly setting: string
   readonly type: TenantIdType
@@ -83,6 +84,12 @@ export interface TenantPolicyOptions {
   readonly tenantColumn?: string | undefined
   /** The SQL type of the tenant column; `bigint` by default. */
   readonly tenantIdType?: TenantIdType | undefined
+  /**
+   * Sealed policies: honour only a tenant bound by rowtenancy's sealed binding
+   * (`binding: 'sealed'`), never a value set with set_config / SET. Needs
+   * `installSeal` first; not on Citus.
+   */
+  readonly sealed?: boolean | undefined
 }
 
 /**
@@ -127,7 +134,7 @@ export function tenantPolicy(
   const type = options.tenantIdType ?? DEFAULTS.tenantIdType
   assertTenantIdType(type)
   const predicate: TenantPredicate = Object.freeze({
-    kind: 'tenant-equals-setting',
+    kind: options.sealed === true ? 'tenant-equals-sealed' : 'tenant-equals-setting',
     column: options.tenantColumn ?? DEFAULTS.tenantColumn,
     setting: RLS_SETTING,
     type,

@@ -7,6 +7,7 @@ import {
   type TenantPredicate,
   tenantPolicy,
 } from './rls-policy.js'
+import { SEALED_TENANT_FUNCTION } from './rls-sealed.js'
 
 /**
  * Renders a table reference, quoted.
@@ -23,7 +24,8 @@ export function renderTable(table: TableRef): string {
 /**
  * Renders the tenant predicate. No `(select ...)` wrapper: `current_setting` is
  * STABLE, so the predicate is an index condition as it stands, and Citus rejects
- * policies with a sub-select.
+ * policies with a sub-select. The sealed predicate has one: its function checks an
+ * HMAC, which must run once per statement (it is not for Citus anyway).
  *
  * @example
  * ```ts
@@ -32,6 +34,10 @@ export function renderTable(table: TableRef): string {
  * ```
  */
 export function renderPredicate(p: TenantPredicate): string {
+  if (p.kind === 'tenant-equals-sealed') {
+    // `(select ...)`: an InitPlan, so the HMAC is checked once per statement, not per row.
+    return `${quoteIdent(p.column)} = nullif((select ${SEALED_TENANT_FUNCTION}()), '')::${p.type}`
+  }
   return `${quoteIdent(p.column)} = nullif(current_setting(${quoteLiteral(p.setting)}, true), '')::${p.type}`
 }
 

@@ -45,11 +45,13 @@ export interface TenancyOptions {
   readonly plugins?: readonly KyselyPlugin[] | undefined
   /** Audit log settings for cross-tenant work. */
   readonly audit?: TenancyAuditOptions | undefined
-  /** How the tenant is bound to each transaction: `auto` (default: SET LOCAL on Citus, else set_config), `set_config`, `set_local`. */
+  /** How the tenant is bound to each transaction: `auto` (default: SET LOCAL on Citus, else set_config), `set_config`, `set_local`, `sealed` (with `sealKey`). */
   readonly binding?: BindingOption | undefined
   /** Start even when `pool`'s role bypasses RLS (superuser, owner, BYPASSRLS), with a loud warning instead of `UnsafeRoleError`. */
   readonly allowUnsafeRole?: boolean | undefined
-  /** Prepare the `set_config` bind once per connection (default false): direct connections, session pooling, PgBouncer >= 1.21 with max_prepared_statements; not behind poolers that reset sessions. */
+  /** The secret of `binding: 'sealed'` (ROWTENANCY_SEAL_KEY, as installed by `rowtenancy rls enable --sealed`). */
+  readonly sealKey?: string | undefined
+  /** Prepare the `set_config` bind once per connection (default true); behind a pooler that swaps sessions it falls back to the unnamed bind by itself. `false`: always the unnamed bind. */
   readonly prepareBind?: boolean | undefined
   /**
    * How long a checkout waits for a pooled connection (`acquireMs`, 5000 by
@@ -94,6 +96,7 @@ export interface ResolvedTenancyOptions {
   readonly binding: BindingOption
   readonly allowUnsafeRole: boolean
   readonly prepareBind: boolean
+  readonly sealKey: string | undefined
   readonly timeouts: Readonly<DatabaseTimeouts>
   readonly audit: Readonly<{
     table: string | false
@@ -113,6 +116,7 @@ const KNOWN = new Set([
   'binding',
   'allowUnsafeRole',
   'prepareBind',
+  'sealKey',
   'timeouts',
 ])
 
@@ -175,7 +179,8 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     plugins: Object.freeze([...plugins]),
     binding,
     allowUnsafeRole: options.allowUnsafeRole === true,
-    prepareBind: options.prepareBind === true,
+    prepareBind: options.prepareBind !== false,
+    sealKey: options.sealKey,
     timeouts: resolveTimeouts(options.timeouts),
     audit: Object.freeze({
       table: audit.table ?? 'audit_log',

@@ -26,6 +26,7 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     binding: options.binding,
     allowUnsafeRole: options.allowUnsafeRole,
     prepareBind: options.prepareBind,
+    sealKey: options.sealKey,
     timeouts: options.timeouts,
   })
 }

@@ -96,7 +96,7 @@ async function binariesFor(asRoot: boolean): Promise<Binaries> {
   return { initdb: join(native, 'bin', 'initdb'), postgres: join(native, 'bin', 'postgres') }
 }
 
-function postgresUser(): { uid: number; gid: number } {
+export function postgresUser(): { uid: number; gid: number } {
   const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim())
   try {
     return { uid: id('-u'), gid: id('-g') }
@@ -150,7 +150,7 @@ async function waitReady(url: string, child: ChildProcess, logs: () => string): 
  * ```
  */
 export async function startEmbeddedPostgres(
-  options: { log?: boolean; port?: number; dataDir?: string } = {},
+  options: { log?: boolean; port?: number; dataDir?: string; auth?: 'password' | 'trust' } = {},
 ): Promise<EmbeddedServer> {
   const asRoot = process.platform !== 'win32' && userInfo().uid === 0
   const bins = await binariesFor(asRoot)
@@ -183,7 +183,7 @@ export async function startEmbeddedPostgres(
           dataDir,
           '-U',
           'postgres',
-          '--auth=password',
+          `--auth=${options.auth ?? 'password'}`,
           `--pwfile=${pwfile}`,
           '--encoding=UTF8',
           '--locale=C',

@@ -1,5 +1,6 @@
 import type { TestProject } from 'vitest/node'
 import { startEmbeddedPostgres } from './embedded-server.js'
+import { startPgBouncer } from './pgbouncer.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -7,27 +8,47 @@ declare module 'vitest' {
     databaseUrl: string
     /** 'env' when DATABASE_URL was given, 'embedded' when the harness started one. */
     databaseSource: 'env' | 'embedded'
+    /**
+     * 'direct', or 'pgbouncer' (ROWTENANCY_TEST_TARGET=pgbouncer): every connection
+     * of the run goes through a PgBouncer in transaction pooling mode the harness
+     * started in front of the server.
+     */
+    databaseTarget: 'direct' | 'pgbouncer'
   }
 }
 
 /**
  * Vitest global setup: use the server in DATABASE_URL, or start an embedded
- * PostgreSQL for the run and remove it afterwards (also when tests fail).
+ * PostgreSQL for the run and remove it afterwards (also when tests fail). With
+ * ROWTENANCY_TEST_TARGET=pgbouncer, a PgBouncer (transaction pooling, its own
+ * config and port) is started in front of that server and the tests connect
+ * through it.
  */
 export default async function setup(project: TestProject) {
+  const target = process.env.ROWTENANCY_TEST_TARGET === 'pgbouncer' ? 'pgbouncer' : 'direct'
+  const stops: (() => Promise<void>)[] = []
   const fromEnv = process.env.DATABASE_URL
-  if (fromEnv) {
-    project.provide('databaseUrl', fromEnv)
-    project.provide('databaseSource', 'env')
-    return
+  let url = fromEnv
+  if (!url) {
+    // PgBouncer's trust auth passes no password on: the embedded server trusts 127.0.0.1 then.
+    const server = await startEmbeddedPostgres({
+      auth: target === 'pgbouncer' ? 'trust' : 'password',
+    })
+    url = server.url
+    stops.push(() => server.stop())
   }
-  const server = await startEmbeddedPostgres()
-  project.provide('databaseUrl', server.url)
-  project.provide('databaseSource', 'embedded')
-  const stop = () => server.stop()
+  if (target === 'pgbouncer') {
+    const bouncer = await startPgBouncer(url)
+    url = bouncer.url
+    stops.unshift(() => bouncer.stop())
+  }
+  project.provide('databaseUrl', url)
+  project.provide('databaseSource', fromEnv ? 'env' : 'embedded')
+  project.provide('databaseTarget', target)
+  const stop = async () => {
+    for (const s of stops.splice(0)) await s()
+  }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
-  return async () => {
-    await stop()
-  }
+  return stop
 }

@@ -1,7 +1,9 @@
 import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/config-keys.js'
+import { InvalidInputError } from '../../errors/index.js'
 import { disableRls, discoverTenantTables, enableRls, rlsStatus } from '../../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
+import { assertSealKey, installSeal } from '../../schema/rls-sealed.js'
 import type { Queryable } from '../../sql/queryable.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 
@@ -17,6 +19,7 @@ const KEYS = ['databaseUrl', 'adminDatabaseUrl', 'tenantIdType', 'tenantColumn',
  * ```sh
  * rowtenancy rls enable --admin-database-url postgres://owner@localhost/app --tables accounts,transactions
  * rowtenancy rls status --json
+ * ROWTENANCY_SEAL_KEY=... rowtenancy rls enable --sealed   # sealed policies (docs/binding.md)
  * ```
  */
 export function register(program: Command, ctx: CliContext): void {
@@ -32,9 +35,12 @@ export function register(program: Command, ctx: CliContext): void {
 
   const apply =
     (change: typeof enableRls, done: 'enabled' | 'disabled') =>
-    async (opts: { json?: boolean }, cmd: Command) => {
+    async (opts: { json?: boolean; sealed?: boolean }, cmd: Command) => {
+      // The key comes from the environment only (never a flag: shell history, ps).
+      const key = opts.sealed ? sealKeyFromEnv() : undefined
       const { pool, tables, config } = await open(ctx, cmd)
-      const result = await change(pool, tables, policyOptions(config))
+      if (key !== undefined) await installSeal(pool, { key })
+      const result = await change(pool, tables, policyOptions(config, opts.sealed))
       if (opts.json) ctx.out.json(result)
       else {
         for (const t of result.changed) ctx.out.line(`${done.padEnd(10)} ${t}`)
@@ -42,22 +48,38 @@ export function register(program: Command, ctx: CliContext): void {
       }
     }
 
-  sub('enable', 'ENABLE + FORCE row level security and the tenant policy (idempotent)').action(
-    apply(enableRls, 'enabled'),
-  )
+  sub('enable', 'ENABLE + FORCE row level security and the tenant policy (idempotent)')
+    .option(
+      '--sealed',
+      'sealed policies: honour only a tenant bound by rowtenancy (binding: sealed); key from ROWTENANCY_SEAL_KEY',
+    )
+    .action(apply(enableRls, 'enabled'))
 
   sub('disable', 'drop the tenant policy, NO FORCE and DISABLE row level security').action(
     apply(disableRls, 'disabled'),
   )
 
-  sub('status', 'show enabled / forced / policy for each tenant-aware table').action(
-    async (opts: { json?: boolean }, cmd: Command) => {
+  sub('status', 'show enabled / forced / policy for each tenant-aware table')
+    .option('--sealed', 'expect the sealed policies (rls enable --sealed)')
+    .action(async (opts: { json?: boolean; sealed?: boolean }, cmd: Command) => {
       const { pool, tables, config } = await open(ctx, cmd)
-      const status = await rlsStatus(pool, tables, policyOptions(config))
+      const status = await rlsStatus(pool, tables, policyOptions(config, opts.sealed))
       if (opts.json) ctx.out.json(status)
       else ctx.out.table(status.map((s) => ({ ...s })))
-    },
-  )
+    })
+}
+
+function sealKeyFromEnv(): string {
+  const key = process.env.ROWTENANCY_SEAL_KEY
+  try {
+    assertSealKey(key, 'ROWTENANCY_SEAL_KEY')
+  } catch (err) {
+    throw new InvalidInputError(
+      `--sealed needs the seal key in the environment: ${(err as Error).message}`,
+      { cause: err },
+    )
+  }
+  return key
 }
 
 async function open(
@@ -76,6 +98,6 @@ async function open(
   return { pool, tables, config }
 }
 
-function policyOptions(config: RowtenancyConfig) {
-  return { tenantColumn: config.tenantColumn, tenantIdType: config.tenantIdType }
+function policyOptions(config: RowtenancyConfig, sealed = false) {
+  return { tenantColumn: config.tenantColumn, tenantIdType: config.tenantIdType, sealed }
 }

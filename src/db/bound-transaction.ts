@@ -1,0 +1,71 @@
+import type pg from 'pg'
+import { asUnavailable } from '../sql/unavailable.js'
+import { type BindingMode, beginStatement } from './binding.js'
+import type { Statement } from './pipelined-query.js'
+import { preparedBindName, SessionGuard } from './session-guard.js'
+import { acquire, DEFAULT_ACQUIRE_MS } from './unavailable.js'
+
+/**
+ * Runs `fn` with a client of `pool` inside ONE transaction bound by `bind`, under
+ * the checkout protocol ({@link SessionGuard}): checkout, `BEGIN` + the binding in
+ * one round trip (after the reset when the session is foreign), `fn(client)`, then
+ * COMMIT (ROLLBACK when `fn` throws) with the session reset riding in the same
+ * round trip, since `fn` may run any SQL on the raw client; release. The building
+ * block of `withTenantClient` and of the tenant pool any pg-based ORM uses.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const bind = bindStatement('set_config', 'bigint', 7)
+ * await inBoundTransaction(pool, bind, 'set_config', (client) => client.query('select * from accounts'))
+ * ```
+ */
+export async function inBoundTransaction<T>(
+  pool: pg.Pool,
+  bind: Statement,
+  mode: BindingMode,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  options: BoundTransactionOptions = {},
+): Promise<T> {
+  const guard = SessionGuard.for(pool)
+  // A full pool fails after acquireMs; connect errors become DatabaseUnavailableError.
+  const session = guard.checkout(await acquire(pool, options.acquireMs ?? DEFAULT_ACQUIRE_MS))
+  session.markDirty()
+  try {
+    const prepareAs = options.unnamed ? undefined : preparedBindName(mode)
+    const opening = session.opening([beginStatement()], bind, prepareAs)
+    await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
+    let result: T
+    try {
+      result = await fn(session.client)
+    } catch (err) {
+      await session.run([], { text: 'rollback' }, session.closing()).catch(() => session.discard())
+      throw err
+    }
+    const { command } = await session.run([], { text: 'commit' }, session.closing())
+    if (command === 'ROLLBACK') {
+      throw new Error(
+        'The transaction was rolled back because a statement in it failed (an error was caught inside fn). ' +
+          'Let the error propagate, or use a SAVEPOINT around the statement that may fail.',
+      )
+    }
+    return result
+  } catch (err) {
+    // A lost connection or a timeout: DatabaseUnavailableError; other errors unchanged.
+    throw asUnavailable(err)
+  } finally {
+    await session.release()
+  }
+}
+
+/**
+ * Options of {@link inBoundTransaction}.
+ *
+ * @internal
+ */
+export interface BoundTransactionOptions {
+  /** How long the checkout may wait (default `DEFAULT_ACQUIRE_MS`; 0 = forever). */
+  readonly acquireMs?: number | undefined
+  /** Send the bind unnamed (a bind that carries timeouts: the prepared name is shared per pool). */
+  readonly unnamed?: boolean | undefined
+}

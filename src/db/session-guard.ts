@@ -1,0 +1,319 @@
+import type pg from 'pg'
+import { RLS_SETTING } from '../schema/rls-policy.js'
+import type { BindingMode } from './binding.js'
+import { failedBeforeMainStatement, runPipelined, type Statement } from './pipelined-query.js'
+
+/**
+ * The name the tenant-binding statement is prepared under on each connection
+ * (prepared binding, the default on plain PostgreSQL).
+ *
+ * @example
+ * ```ts
+ * await pool.query('select 1 from pg_prepared_statements where name = $1', [BIND_STATEMENT_NAME])
+ * ```
+ */
+export const BIND_STATEMENT_NAME = 'rowtenancy_bind'
+
+/** The name of the sealed binding's prepared statement (its text and parameters differ). */
+export const SEALED_BIND_STATEMENT_NAME = 'rowtenancy_bind_sealed'
+
+/**
+ * The name a binding mode's statement is prepared under, or undefined when it is
+ * never prepared (`set_local`: a utility statement with the id inlined).
+ *
+ * @example
+ * ```ts
+ * preparedBindName('set_config') // 'rowtenancy_bind'
+ * ```
+ */
+export function preparedBindName(mode: BindingMode): string | undefined {
+  if (mode === 'set_config') return BIND_STATEMENT_NAME
+  if (mode === 'sealed') return SEALED_BIND_STATEMENT_NAME
+  return undefined
+}
+
+const OUR_NAMES = [BIND_STATEMENT_NAME, SEALED_BIND_STATEMENT_NAME]
+
+/** SQLSTATE 26000: invalid_sql_statement_name ("prepared statement ... does not exist"). */
+const MISSING_PREPARED = '26000'
+/** SQLSTATE 42P05: duplicate_prepared_statement ("prepared statement ... already exists"). */
+const DUPLICATE_PREPARED = '42P05'
+
+/**
+ * What is sent to put a session back to the connection's defaults after work
+ * that may have changed it (raw SQL), or before work on a connection someone
+ * else used: one pipeline, no extra round trip when it rides with a statement.
+ *
+ * - Close of our statement names: whatever is prepared under them (ours, or one
+ *   raw SQL put there) is gone, and the next bind parses ours again;
+ * - `reset all`, `reset role`: every setting (search_path, ...) and the role back
+ *   to the connection's defaults (startup options, role and database settings);
+ * - `discard temp`: temporary tables, which would shadow real ones by name;
+ * - `set_config('rowtenancy.tenant_id', '', false)`: no session-level tenant, also
+ *   none that a role-level default (`alter role ... set`) put back with `reset all`.
+ *
+ * Named statements other than ours, cursors and LISTEN are left alone (they cannot
+ * change what a bound statement sees); use PgBouncer's DISCARD ALL for those.
+ */
+const RESET: readonly Statement[] = Object.freeze([
+  ...OUR_NAMES.map((name) => Object.freeze({ text: '', close: name })),
+  Object.freeze({ text: 'reset all' }),
+  Object.freeze({ text: 'reset role' }),
+  Object.freeze({ text: 'discard temp' }),
+  Object.freeze({ text: `select pg_catalog.set_config('${RLS_SETTING}', '', false)` }),
+])
+
+/** The last reset statement: a pipeline that carried it (and succeeded) left the session clean. */
+const RESET_DONE = RESET[RESET.length - 1]!
+
+interface ClientState {
+  /** Checkouts of this client from the pool, counted by the pool's 'acquire' event. */
+  acquired: number
+  /** `acquired` when rowtenancy last released it clean; undefined: never. */
+  seen: number | undefined
+  /** Our bind statements prepared on this client's server session. */
+  parsed: Set<string>
+}
+
+const guards = new WeakMap<pg.Pool, SessionGuard>()
+
+/**
+ * THE checkout protocol of rowtenancy, for one `pg.Pool`: what is sent at
+ * checkout, before the first statement, and at release, so that no session state
+ * survives a checkout. The Kysely driver, and `inBoundTransaction` (under
+ * `withTenantClient` and the tenant pool), all go through it. Per checkout ({@link GuardedSession}):
+ *
+ * 1. **Checkout**: a client the pool handed to anyone else since rowtenancy last
+ *    released it (counted by the pool's `acquire` event; a `pool.query` counts), or
+ *    never seen, is *foreign*: the reset statements go before the binding.
+ * 2. **Before the first statement**: [reset,] the binding, in the same network
+ *    write as the statement. The `set_config` binding is a named statement parsed
+ *    once per connection (Bind + Execute afterwards); where the server session
+ *    changes under the client (a transaction pooler) the first "prepared statement
+ *    does not exist / already exists" error, raised by the bind before the user's
+ *    statement ran, switches this pool to the unnamed bind for good and the
+ *    pipeline is sent again: the statement runs once.
+ * 3. **After raw SQL**: work that is not a Kysely builder query (raw SQL, any
+ *    statement through `withTenantClient`'s client) marks the session dirty; the
+ *    reset statements ride after it (in the same pipeline, or with COMMIT/ROLLBACK).
+ * 4. **Release**: a session still dirty (its last pipeline failed) is reset in one
+ *    round trip, or destroyed when that fails.
+ *
+ * A plain `pool.query` that runs after rowtenancy's work therefore finds no tenant,
+ * no role, no search_path and no temporary tables left by it; what a foreign query
+ * leaves behind is reset before rowtenancy's next work on that connection. What
+ * cannot be reset: role defaults the runtime role sets for itself (`alter role
+ * current_user set search_path = ...`; `reset all` restores them; PostgreSQL 15
+ * refuses it for `rowtenancy.tenant_id` to non-superusers),
+ * and what one foreign query leaves for the next foreign query.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const session = SessionGuard.for(pool).checkout(await pool.connect())
+ * await session.run([session.bind(bind)], { text: 'select * from accounts' })
+ * await session.release()
+ * ```
+ */
+export class SessionGuard {
+  readonly #clients = new WeakMap<object, ClientState>()
+  /** A server session changed under a client: bind with the unnamed statement from now on. */
+  #unnamed = false
+
+  private constructor(pool: pg.Pool) {
+    pool.on('acquire', (client) => {
+      this.#state(client).acquired++
+    })
+  }
+
+  /** The guard of `pool` (one per pool). */
+  static for(pool: pg.Pool): SessionGuard {
+    let guard = guards.get(pool)
+    if (!guard) {
+      guard = new SessionGuard(pool)
+      guards.set(pool, guard)
+    }
+    return guard
+  }
+
+  /** False once a pooler swapped a session under a client: the bind goes unnamed. */
+  get prepares(): boolean {
+    return !this.#unnamed
+  }
+
+  /** Starts guarding one checkout of `client` (just acquired from this guard's pool). */
+  checkout(client: pg.PoolClient): GuardedSession {
+    const state = this.#state(client)
+    const foreign = state.seen === undefined || state.acquired !== state.seen + 1
+    if (foreign) state.parsed.clear()
+    return new GuardedSession(this, client, state, foreign)
+  }
+
+  /** @internal */
+  fallBackToUnnamed(): void {
+    this.#unnamed = true
+  }
+
+  #state(client: object): ClientState {
+    let state = this.#clients.get(client)
+    if (!state) {
+      state = { acquired: 0, seen: undefined, parsed: new Set() }
+      this.#clients.set(client, state)
+    }
+    return state
+  }
+}
+
+/**
+ * One checkout under a {@link SessionGuard}: builds the opening statements, runs
+ * pipelines with the lost-statement recovery, and resets / releases the client.
+ *
+ * @internal
+ */
+export class GuardedSession {
+  readonly client: pg.PoolClient
+  readonly #guard: SessionGuard
+  readonly #state: ClientState
+  /** Reset before the next binding (a foreign or unknown session). */
+  #resetFirst: boolean
+  /** Raw SQL ran since the last reset. */
+  #dirty = false
+  #discard = false
+
+  constructor(guard: SessionGuard, client: pg.PoolClient, state: ClientState, foreign: boolean) {
+    this.#guard = guard
+    this.client = client
+    this.#state = state
+    this.#resetFirst = foreign
+  }
+
+  /** Raw SQL ran (or will run) in this checkout: the session needs a reset after it. */
+  markDirty(): void {
+    this.#dirty = true
+  }
+
+  /** True when raw SQL ran since the last reset. */
+  get dirty(): boolean {
+    return this.#dirty
+  }
+
+  /** Destroy the client at release instead of returning it to the pool. */
+  discard(): void {
+    this.#discard = true
+  }
+
+  /**
+   * The statements that open a unit of work before `rest` (e.g. `[begin]`): the
+   * reset when the session is foreign, then `rest`, then the binding, sent as the
+   * named statement `prepareAs` (see {@link preparedBindName}) unless the pool fell
+   * back to the unnamed bind.
+   */
+  opening(
+    rest: readonly Statement[],
+    bind: Statement | undefined,
+    prepareAs: string | undefined,
+  ): Statement[] {
+    const out: Statement[] = []
+    if (this.#resetFirst) {
+      out.push(...RESET)
+      this.#resetFirst = false
+      this.#state.parsed.clear()
+    }
+    out.push(...rest)
+    if (bind) out.push(prepareAs && this.#guard.prepares ? this.#named(bind, prepareAs) : bind)
+    return out
+  }
+
+  /** The statements to send after the unit's work: the reset when raw SQL ran, else none. */
+  closing(): readonly Statement[] {
+    return this.#dirty ? RESET : []
+  }
+
+  /**
+   * `runPipelined` with the checkout protocol: a named bind the server lost (or
+   * already had: a pooler swapped the session) fails BEFORE the main statement,
+   * so the pool switches to the unnamed bind and the pipeline is sent once more
+   * (after a ROLLBACK when it had opened a transaction). A pipeline that carried
+   * the reset marks the session clean when it succeeds.
+   */
+  async run(
+    before: readonly Statement[],
+    main: Statement,
+    after: readonly Statement[] = [],
+  ): Promise<pg.QueryResult> {
+    try {
+      return await this.#send(before, main, after)
+    } catch (err) {
+      if (!this.#lostBind(err, main)) throw err
+      this.#guard.fallBackToUnnamed()
+      this.#state.parsed.clear()
+      if (before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))) {
+        await this.client.query('rollback')
+      }
+      const unnamed = (s: Statement): Statement =>
+        s.prepared !== undefined && OUR_NAMES.includes(s.prepared)
+          ? { text: s.text, values: s.values }
+          : s
+      return this.#send(before.map(unnamed), unnamed(main), after)
+    }
+  }
+
+  /**
+   * Returns the client to its pool: reset first when raw SQL ran and no reset
+   * followed (its pipeline failed), rolled back when still in a transaction;
+   * destroyed when either fails.
+   */
+  async release(): Promise<void> {
+    const client = this.client
+    const status = client.getTransactionStatus()
+    try {
+      if (status !== 'I' && status !== null) await client.query('rollback')
+      if (this.#dirty && !this.#discard) {
+        await runPipelined(client, RESET.slice(0, -1), RESET_DONE)
+        this.#dirty = false
+        this.#state.parsed.clear()
+      }
+    } catch {
+      this.#discard = true
+    }
+    this.#state.seen = this.#discard ? undefined : this.#state.acquired
+    client.release(this.#discard)
+  }
+
+  async #send(
+    before: readonly Statement[],
+    main: Statement,
+    after: readonly Statement[],
+  ): Promise<pg.QueryResult> {
+    const result = await runPipelined(this.client, before, main, after)
+    if (after.includes(RESET_DONE)) {
+      this.#dirty = false
+      this.#state.parsed.clear()
+    }
+    return result
+  }
+
+  /** The named form of the bind: Parse on the connection's first use, then Bind + Execute only. */
+  #named(bind: Statement, name: string): Statement {
+    const parse = !this.#state.parsed.has(name)
+    // Marked before the pipeline goes out: a named statement outlives an error
+    // later in the same pipeline (it is not transactional).
+    this.#state.parsed.add(name)
+    return { text: bind.text, values: bind.values, prepared: name, parse }
+  }
+
+  /**
+   * A pipeline failed at our named bind, before the user's statement ran (or the
+   * bind was the main statement: nothing but BEGIN / the reset ran before it).
+   */
+  #lostBind(err: unknown, main: Statement): boolean {
+    const mainIsBind = main.prepared !== undefined && OUR_NAMES.includes(main.prepared)
+    if (!failedBeforeMainStatement(err) && !mainIsBind) return false
+    const code = (err as { code?: unknown }).code
+    const message = String((err as { message?: unknown }).message ?? '')
+    return (
+      (code === MISSING_PREPARED || code === DUPLICATE_PREPARED) &&
+      OUR_NAMES.some((name) => message.includes(`"${name}"`))
+    )
+  }
+}

@@ -1,0 +1,24 @@
+import { defineConfig } from 'vitest/config'
+import base from './vitest.config.js'
+
+/**
+ * The isolation suites through PgBouncer (transaction pooling), the third CI
+ * target: `ROWTENANCY_TEST_TARGET=pgbouncer npx vitest run --config vitest.pgbouncer.config.ts`.
+ */
+export default defineConfig({
+  ...base,
+  test: {
+    ...base.test,
+    include: [
+      'test/rls-isolation.test.ts',
+      'test/rls-roles.test.ts',
+      'test/binding-dialect.test.ts',
+      'test/binding-tenancy.test.ts',
+      'test/binding-session.test.ts',
+      'test/binding-sealed.test.ts',
+      'test/pg-with-tenant-client.test.ts',
+      'test/fuzz-isolation.test.ts',
+      'test/pgbouncer.test.ts',
+    ],
+  },
+})
