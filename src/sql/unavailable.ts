@@ -63,8 +63,11 @@ export function unavailableReason(err: unknown): UnavailableReason | undefined {
   if (err instanceof DatabaseUnavailableError) return err.reason
   const e = err as { code?: unknown; message?: unknown } | null | undefined
   if (!e || typeof e !== 'object') return undefined
-  if (typeof e.code === 'string' && Object.hasOwn(REASON_BY_CODE, e.code))
-    return REASON_BY_CODE[e.code]
+  if (typeof e.code === 'string') {
+    if (Object.hasOwn(REASON_BY_CODE, e.code)) return REASON_BY_CODE[e.code]
+    // Class 08, connection exception (PgBouncer's "server conn crashed?" is 08P01).
+    if (e.code.startsWith('08')) return 'connection-lost'
+  }
   const message = typeof e.message === 'string' ? e.message : ''
   for (const [pattern, reason] of MESSAGES) if (pattern.test(message)) return reason
   return undefined
