@@ -2,15 +2,15 @@ import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, bindStatement } from '../db/binding.js'
 import { inBoundTransaction } from '../db/bound-transaction.js'
-import { explainUnreachable } from '../db/connect.js'
 import {
+  acquire,
   carriesTimeouts,
   type DatabaseTimeouts,
   resolveTimeouts,
   withTimeouts,
 } from '../db/unavailable.js'
 import { DEFAULTS } from '../sql/defaults.js'
-import { guardPoolErrors } from '../sql/unavailable.js'
+import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
 /**
@@ -76,7 +76,7 @@ export async function withTenantClient<T>(
   if (binding === 'sealed') bindStatement('sealed', type, tenantId, options.sealKey)
   const mode =
     binding === 'auto'
-      ? (await explainUnreachable(pool, () => citusInstalled(pool)))
+      ? (await citusInstalled(pool, timeouts.acquireMs))
         ? 'set_local'
         : 'set_config'
       : binding
@@ -87,12 +87,22 @@ export async function withTenantClient<T>(
   })
 }
 
-function citusInstalled(pool: pg.Pool): Promise<boolean> {
+/** Through a checkout bounded by `acquireMs`: a full pool or a down server fails fast here too. */
+function citusInstalled(pool: pg.Pool, acquireMs: number): Promise<boolean> {
   let known = citusByPool.get(pool)
   if (!known) {
-    known = pool
-      .query(`select exists (select 1 from pg_extension where extname = 'citus') as citus`)
-      .then((r) => Boolean(r.rows[0]?.citus))
+    known = acquire(pool, acquireMs).then(async (client) => {
+      try {
+        const r = await client.query(
+          `select exists (select 1 from pg_extension where extname = 'citus') as citus`,
+        )
+        client.release()
+        return Boolean(r.rows[0]?.citus)
+      } catch (err) {
+        client.release(true)
+        throw asUnavailable(err)
+      }
+    })
     known.catch(() => citusByPool.delete(pool))
     citusByPool.set(pool, known)
   }
