@@ -1,8 +1,28 @@
 import { defineConfig } from 'vitest/config'
 
+/**
+ * The suites run on the Citus cluster (ROWTENANCY_TEST_TARGET=citus, `npm run test:citus`):
+ * the Citus ones, and the RLS, binding, plugin, migration and fuzz suites, whose fixtures
+ * distribute their tables there (tests that cannot apply skip with the reason in the title).
+ */
+const CITUS_SUITES = [
+  'test/citus-*.test.ts',
+  'test/rls-isolation.test.ts',
+  'test/binding-*.test.ts',
+  'test/pg-with-tenant-client.test.ts',
+  'test/kysely-execution.test.ts',
+  'test/fuzz-isolation.test.ts',
+  'test/migrate-core.test.ts',
+  'test/migrate-generated-target.test.ts',
+  'test/migrate-crash.test.ts',
+]
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
+    include:
+      process.env.ROWTENANCY_TEST_TARGET === 'citus'
+        ? CITUS_SUITES
+        : ['test/**/*.test.ts', 'src/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
     setupFiles: ['test/helpers/setup-pg.ts'],
     testTimeout: 60_000,

@@ -12,6 +12,7 @@ import {
   MissingTenantError,
   UnsafeRoleError,
 } from '../src/errors/index.js'
+import { describeNotOnCitus, RAW_FANS_OUT, SET_CONFIG_LOCAL } from './helpers/citus.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
@@ -53,7 +54,7 @@ afterAll(async () => {
 describe('binding statements', () => {
   it('set_config takes the id as a parameter; set_local quotes the validated id', () => {
     expect(bindStatement('set_config', 'bigint', 7)).toEqual({
-      text: `select set_config('rowtenancy.tenant_id', $1, true)`,
+      text: `select pg_catalog.set_config('rowtenancy.tenant_id', $1, true)`,
       values: ['7'],
     })
     expect(bindStatement('set_local', 'text', "o'brien")).toEqual({
@@ -80,7 +81,7 @@ describe('binding statements', () => {
   })
 })
 
-describe('the tenant-binding dialect (set_config)', () => {
+describeNotOnCitus(SET_CONFIG_LOCAL)('the tenant-binding dialect (set_config)', () => {
   it('a lone query sees only the bound tenant, Kysely and raw SQL alike', async () => {
     const k = kysely({ pool: fx.runtimePool() })
     const one = await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())
@@ -307,7 +308,7 @@ describe('start-up role check', () => {
   })
 })
 
-describe('SET LOCAL binding (the Citus mode), on plain PostgreSQL', () => {
+describeNotOnCitus(RAW_FANS_OUT)('SET LOCAL binding (the Citus mode), on plain PostgreSQL', () => {
   it('binds with SET LOCAL, one transaction per query, nothing left behind', async () => {
     const pool = fx.runtimePool(1)
     const k = kysely({ pool, binding: 'set_local' })

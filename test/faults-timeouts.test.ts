@@ -17,6 +17,7 @@ import {
   DatabaseUnreachableError,
   TenantStore,
 } from '../src/entries/index.js'
+import { createJobTenancy } from '../src/entries/jobs.js'
 import { withTenantClient } from '../src/entries/pg.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
@@ -54,7 +55,7 @@ describe('timeouts per tenancy', () => {
     const bind = { text: "select set_config('rowtenancy.tenant_id', $1, true)", values: ['7'] }
     expect(withTimeouts(bind, { statementMs: 5000, lockMs: 100 }).text).toBe(
       "select set_config('rowtenancy.tenant_id', $1, true), " +
-        "set_config('statement_timeout', '5000', true), set_config('lock_timeout', '100', true)",
+        "pg_catalog.set_config('statement_timeout', '5000', true), pg_catalog.set_config('lock_timeout', '100', true)",
     )
     expect(withTimeouts(bind, { acquireMs: 10 })).toBe(bind)
     expect(() =>
@@ -259,6 +260,30 @@ describe('fast failure', () => {
     expect(er.headers.get('retry-after')).toBe('2')
     expect(fr.headers['retry-after']).toBe('2')
     expect(hr.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+    await dead.end()
+  })
+
+  it('a job whose tenant cannot be looked up fails with DatabaseUnavailableError (the queue retries it), not JOB_REJECTED', async () => {
+    const dead = new pg.Pool({ connectionString: DEAD })
+    const jobs = createJobTenancy({
+      store: new TenantStore({ db: dead }),
+      queues: { invoices: {} },
+    })
+    const envelope = runWithTenant('1', () => jobs.seal('invoices', { n: 1 }))
+    let ran = false
+    const err = await reject(
+      jobs.process(
+        'invoices',
+        envelope,
+        { id: 'j1' } as never,
+        async () => {
+          ran = true
+        },
+        async () => {},
+      ),
+    )
+    expect(err).toBeInstanceOf(DatabaseUnavailableError)
+    expect(ran).toBe(false)
     await dead.end()
   })
 

@@ -1,6 +1,7 @@
 import type { Generated, Kysely } from 'kysely'
 import pg from 'pg'
 import { createTenancy, type Tenancy, type TenancyOptions } from '../src/entries/index.js'
+import { distributeOnCitus } from './helpers/citus.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
 /** The finance tables the plugin tests use (snake_case, as in the database). */
@@ -130,6 +131,7 @@ export async function financeTenancy(
   await seedFinance(tdb.pool)
   await options.prepare?.(tdb.pool)
   const role = await createRuntimeRole(tdb.pool, tdb.url, label)
+  await distributeOnCitus(tdb.pool, new URL(role.url).username, tdb.name)
   // The tenancy gets pools of its own (runtime role + owner), so destroy() leaves the fixture's.
   const tenancy = createTenancy({
     pool: new pg.Pool({ connectionString: role.url, max: options.runtimeMax ?? 4 }),

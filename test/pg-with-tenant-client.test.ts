@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
 import { withTenantClient } from '../src/entries/pg.js'
 import { InvalidTenantIdError, MissingTenantError } from '../src/errors/index.js'
+import { notOnCitus, RAW_FANS_OUT } from './helpers/citus.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
@@ -19,59 +20,65 @@ afterAll(async () => {
 const names = (rows: { name: string }[]) => rows.map((r) => r.name).sort()
 
 describe('rowtenancy/pg withTenantClient', () => {
-  it('binds the given tenant (or the current one) for raw pg queries', async () => {
-    const pool = fx.runtimePool()
-    const one = await withTenantClient(
-      pool,
-      async (c) => (await c.query('select name from accounts')).rows,
-      {
-        tenantId: 1,
-      },
-    )
-    expect(names(one)).toEqual(['a1', 'a2'])
-    const two = await runWithTenant(2, () =>
-      withTenantClient(pool, async (c) => (await c.query('select name from accounts')).rows),
-    )
-    expect(names(two)).toEqual(['b1'])
-  })
-
-  it('commits on success, rolls back on error, and the pooled client (max 1) comes back clean', async () => {
-    const pool = fx.runtimePool(1)
-    await withTenantClient(
-      pool,
-      (c) => c.query(`insert into accounts (tenant_id, name) values (1, 'kept')`),
-      { tenantId: 1 },
-    )
-    await expect(
-      withTenantClient(
+  notOnCitus(RAW_FANS_OUT)(
+    'binds the given tenant (or the current one) for raw pg queries',
+    async () => {
+      const pool = fx.runtimePool()
+      const one = await withTenantClient(
         pool,
-        async (c) => {
-          await c.query(`insert into accounts (tenant_id, name) values (1, 'lost')`)
-          throw new Error('boom')
-        },
-        { tenantId: 1 },
-      ),
-    ).rejects.toThrow('boom')
-    // another tenant's row fails WITH CHECK
-    await expect(
-      withTenantClient(
-        pool,
-        (c) => c.query(`insert into accounts (tenant_id, name) values (2, 'x')`),
+        async (c) => (await c.query('select name from accounts')).rows,
         {
           tenantId: 1,
         },
-      ),
-    ).rejects.toMatchObject({ code: '42501' })
-    const after = await pool.query(
-      `select current_setting('rowtenancy.tenant_id', true) as t, (select count(*)::int from accounts) as n`,
-    )
-    expect(after.rows).toEqual([{ t: '', n: 0 }])
-    const { rows } = await db.pool.query(
-      `select name from accounts where tenant_id = 1 order by name`,
-    )
-    expect(rows.map((r) => r.name)).toEqual(['a1', 'a2', 'kept'])
-    await db.pool.query(`delete from accounts where name = 'kept'`)
-  })
+      )
+      expect(names(one)).toEqual(['a1', 'a2'])
+      const two = await runWithTenant(2, () =>
+        withTenantClient(pool, async (c) => (await c.query('select name from accounts')).rows),
+      )
+      expect(names(two)).toEqual(['b1'])
+    },
+  )
+
+  notOnCitus(RAW_FANS_OUT)(
+    'commits on success, rolls back on error, and the pooled client (max 1) comes back clean',
+    async () => {
+      const pool = fx.runtimePool(1)
+      await withTenantClient(
+        pool,
+        (c) => c.query(`insert into accounts (tenant_id, name) values (1, 'kept')`),
+        { tenantId: 1 },
+      )
+      await expect(
+        withTenantClient(
+          pool,
+          async (c) => {
+            await c.query(`insert into accounts (tenant_id, name) values (1, 'lost')`)
+            throw new Error('boom')
+          },
+          { tenantId: 1 },
+        ),
+      ).rejects.toThrow('boom')
+      // another tenant's row fails WITH CHECK
+      await expect(
+        withTenantClient(
+          pool,
+          (c) => c.query(`insert into accounts (tenant_id, name) values (2, 'x')`),
+          {
+            tenantId: 1,
+          },
+        ),
+      ).rejects.toMatchObject({ code: '42501' })
+      const after = await pool.query(
+        `select current_setting('rowtenancy.tenant_id', true) as t, (select count(*)::int from accounts) as n`,
+      )
+      expect(after.rows).toEqual([{ t: '', n: 0 }])
+      const { rows } = await db.pool.query(
+        `select name from accounts where tenant_id = 1 order by name`,
+      )
+      expect(rows.map((r) => r.name)).toEqual(['a1', 'a2', 'kept'])
+      await db.pool.query(`delete from accounts where name = 'kept'`)
+    },
+  )
 
   it('a swallowed error inside fn is reported, not silently committed', async () => {
     const pool = fx.runtimePool(1)
@@ -112,7 +119,7 @@ describe('rowtenancy/pg withTenantClient', () => {
     expect(seen).toBe(hostile)
   })
 
-  it('SET LOCAL binding works the same on plain PostgreSQL', async () => {
+  notOnCitus(RAW_FANS_OUT)('SET LOCAL binding works the same on plain PostgreSQL', async () => {
     const pool = fx.runtimePool(1)
     const rows = await withTenantClient(
       pool,

@@ -3,6 +3,7 @@ import pg from 'pg'
 import { enableRls } from '../src/schema/rls-apply.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
 import { installTenantTables } from '../src/tenants/index.js'
+import { distributeOnCitus } from './helpers/citus.js'
 import { serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
 
 /**
@@ -19,7 +20,10 @@ export interface RlsFixture {
   cleanup(): Promise<void>
 }
 
-export async function setupRlsFixture(db: TestDatabase): Promise<RlsFixture> {
+export async function setupRlsFixture(
+  db: TestDatabase,
+  options: { distribute?: boolean } = {},
+): Promise<RlsFixture> {
   await installTenantTables(db.pool, { idType: 'bigint' })
   await db.pool.query(`
     insert into tenants (id, slug, name) values (1, 'one', 'One'), (2, 'two', 'Two');
@@ -35,6 +39,7 @@ export async function setupRlsFixture(db: TestDatabase): Promise<RlsFixture> {
   const password = randomBytes(8).toString('hex')
   await grantRuntimeRole(db.pool, { role })
   await db.pool.query(`alter role "${role}" password '${password}'`)
+  if (options.distribute !== false) await distributeOnCitus(db.pool, role, db.name)
   const url = new URL(urlFor(db.name))
   url.username = role
   url.password = password

@@ -97,30 +97,36 @@ export function createFinanceApp({ tenancy, store, adminToken }: FinanceAppOptio
     }
     const actor = req.get('x-admin-user') ?? 'admin'
     const admin = tenancy.allObjects<FinanceDB>('finance admin report', { actor })
-    const rows = await admin
-      .selectFrom('tenants as t')
-      .select((eb) => [
-        't.id',
-        't.slug',
-        't.name',
-        eb
-          .selectFrom('finance_account as a')
-          .whereRef('a.tenant_id', '=', 't.id')
-          .select(eb.fn.countAll<string>().as('n'))
-          .as('accounts'),
-        eb
-          .selectFrom('finance_transaction as x')
-          .whereRef('x.tenant_id', '=', 't.id')
-          .select(eb.fn.countAll<string>().as('n'))
-          .as('transactions'),
-        eb
-          .selectFrom('finance_transaction as x')
-          .whereRef('x.tenant_id', '=', 't.id')
-          .select(sql<string>`coalesce(sum(x.amount), 0)`.as('s'))
-          .as('balance'),
-      ])
-      .orderBy('t.id')
+    // Per-tenant aggregates grouped by tenant_id, merged here: the same on one PostgreSQL
+    // and on Citus, which cannot run a correlated subquery from the (reference) tenants
+    // table into the distributed tables.
+    const tenants = await admin
+      .selectFrom('tenants')
+      .select(['id', 'slug', 'name'])
+      .orderBy('id')
       .execute()
+    const accounts = await admin
+      .selectFrom('finance_account')
+      .select((eb) => ['tenant_id', eb.fn.countAll<string>().as('n')])
+      .groupBy('tenant_id')
+      .execute()
+    const transactions = await admin
+      .selectFrom('finance_transaction')
+      .select((eb) => [
+        'tenant_id',
+        eb.fn.countAll<string>().as('n'),
+        sql<string>`coalesce(sum(amount), 0)`.as('s'),
+      ])
+      .groupBy('tenant_id')
+      .execute()
+    const a = new Map(accounts.map((r) => [String(r.tenant_id), String(r.n)]))
+    const x = new Map(transactions.map((r) => [String(r.tenant_id), r]))
+    const rows = tenants.map((t) => ({
+      ...t,
+      accounts: a.get(String(t.id)) ?? '0',
+      transactions: String(x.get(String(t.id))?.n ?? '0'),
+      balance: String(x.get(String(t.id))?.s ?? '0'),
+    }))
     const total = (k: 'accounts' | 'transactions') => rows.reduce((n, r) => n + Number(r[k]), 0)
     res.json({
       reason: 'finance admin report',

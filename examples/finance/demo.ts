@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { quoteIdent } from '../../src/entries/index.js'
+import { createCitusDatabase, dropCitusDatabase } from '../../test/helpers/citus.js'
 import { type EmbeddedServer, startEmbeddedPostgres } from '../../test/helpers/embedded-server.js'
 import { startFinanceApi } from './app.js'
 import { setupFinanceDemo } from './setup.js'
@@ -22,6 +23,9 @@ migration CLI with its progress bars, verify, then the API on 127.0.0.1.
   --jobs <n>          tenants migrated at once (default 2)
   --port <n>          API port (default: a free one)
   --database <name>   with DATABASE_URL: the database to create (default rowtenancy_demo_<random>)
+  --citus             a fresh database on the Citus cluster ($CITUS_URL, default the kit's
+                      coordinator postgres://postgres@127.0.0.1:9700/postgres), distributed
+                      with rowtenancy citus distribute before the migration
   --keep              keep the database (and the embedded data folder) on exit
   --smoke             send the curl requests, check the answers, exit (0: all good)
   --exit-after-ready  the same as --smoke
@@ -75,6 +79,30 @@ async function onServer(serverUrl: string, name: string): Promise<DemoDatabase> 
   }
 }
 
+/** A fresh database on every node of the Citus cluster (dropped on exit with its role). @internal */
+async function onCitusCluster(adminUrl: string, name: string): Promise<DemoDatabase> {
+  const role = `${name}_app`
+  await createCitusDatabase(adminUrl, name)
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  return {
+    ownerUrl: url.toString(),
+    role,
+    describe: `database ${name} on the Citus coordinator ${url.host}`,
+    async drop(keep) {
+      if (keep) return
+      await dropCitusDatabase(adminUrl, name)
+      const c = new pg.Client({ connectionString: adminUrl })
+      await c.connect()
+      try {
+        await c.query(`drop role if exists ${quoteIdent(role)}`)
+      } finally {
+        await c.end()
+      }
+    },
+  }
+}
+
 /** An embedded PostgreSQL with a `finance` database (data folder removed on exit). @internal */
 async function embedded(): Promise<DemoDatabase & { server: EmbeddedServer }> {
   const server = await startEmbeddedPostgres({ log: false })
@@ -103,6 +131,7 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '0' },
       database: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      citus: { type: 'boolean', default: false },
       smoke: { type: 'boolean', default: false },
       'exit-after-ready': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -132,12 +161,21 @@ async function main(): Promise<void> {
     process.exit(2)
   }
 
+  const citusUrl = values.citus
+    ? (process.env.CITUS_URL ?? 'postgres://postgres@127.0.0.1:9700/postgres')
+    : undefined
   console.log(
-    serverUrl
-      ? `# 0. PostgreSQL: a fresh database on $DATABASE_URL`
-      : '# 0. PostgreSQL: starting an embedded server',
+    citusUrl
+      ? '# 0. Citus: a fresh database on every node of the cluster ($CITUS_URL)'
+      : serverUrl
+        ? `# 0. PostgreSQL: a fresh database on $DATABASE_URL`
+        : '# 0. PostgreSQL: starting an embedded server',
   )
-  const database = serverUrl ? await onServer(serverUrl, name) : await embedded()
+  const database = citusUrl
+    ? await onCitusCluster(citusUrl, name)
+    : serverUrl
+      ? await onServer(serverUrl, name)
+      : await embedded()
   const databaseMs = performance.now() - started
   console.log(`using ${database.describe}`)
   let api: Awaited<ReturnType<typeof startFinanceApi>> | undefined
@@ -163,6 +201,7 @@ async function main(): Promise<void> {
       scale,
       jobs,
       runtimeRole: database.role,
+      citus: citusUrl !== undefined,
     })
     const adminToken = randomBytes(9).toString('base64url')
     api = await startFinanceApi({

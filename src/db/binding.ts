@@ -5,11 +5,12 @@ import { RLS_SETTING } from '../schema/rls-policy.js'
 import { assertSealKey, SEAL_BIND_FUNCTION } from '../schema/rls-sealed.js'
 import { quoteLiteral } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
+import { bindSequence } from './citus-binding.js'
 import type { Statement } from './pipelined-query.js'
 
 /**
  * How the tenant is bound to a transaction:
- * - `set_config`: `select set_config('rowtenancy.tenant_id', $1, true)`, the id a
+ * - `set_config`: `select pg_catalog.set_config('rowtenancy.tenant_id', $1, true)`, the id a
  *   bound parameter (the default on plain PostgreSQL);
  * - `set_local`: `SET LOCAL rowtenancy.tenant_id = '<id>'`, the id validated for
  *   its type and quoted (Citus: `set_config` does not reach the workers, SET LOCAL
@@ -71,7 +72,7 @@ export function assertBindingOption(value: unknown): asserts value is BindingOpt
  * @example
  * ```ts
  * bindStatement('set_config', 'bigint', 7)
- * // { text: "select set_config('rowtenancy.tenant_id', $1, true)", values: ['7'] }
+ * // { text: "select pg_catalog.set_config('rowtenancy.tenant_id', $1, true)", values: ['7'] }
  * bindStatement('set_local', 'bigint', 7)
  * // { text: "set local rowtenancy.tenant_id = '7'", values: [] }
  * ```
@@ -93,7 +94,7 @@ export function bindStatement(
   }
   if (mode === 'set_config') {
     return Object.freeze({
-      text: `select set_config(${quoteLiteral(RLS_SETTING)}, $1, true)`,
+      text: `select pg_catalog.set_config(${quoteLiteral(RLS_SETTING)}, $1, true)`,
       values: Object.freeze([id]),
     })
   }
@@ -107,8 +108,9 @@ export function bindStatement(
  * The statements around a single query that is not in a user transaction, sent
  * with it in one round trip. `set_config` needs no BEGIN: the statements before
  * one Sync form one implicit transaction, and a transaction-local setting ends
- * with it (the same for `sealed`). `set_local` wants a real transaction block (and Citus propagates SET
- * LOCAL only inside one), so it gets BEGIN ... COMMIT.
+ * with it (the same for `sealed`). `set_local` wants a real transaction block (and Citus
+ * propagates SET LOCAL only inside one), so it gets BEGIN ... COMMIT, with the Citus
+ * propagation setting before the bind (see `citus-binding.ts`).
  *
  * @internal
  * @example
@@ -122,7 +124,7 @@ export function implicitScope(
 ): { before: readonly Statement[]; after: readonly Statement[] } {
   return mode !== 'set_local'
     ? { before: [bind], after: [] }
-    : { before: [BEGIN, bind], after: [COMMIT] }
+    : { before: [BEGIN, ...bindSequence(mode, bind)], after: [COMMIT] }
 }
 
 const BEGIN: Statement = Object.freeze({ text: 'begin' })

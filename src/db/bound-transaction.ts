@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { asUnavailable } from '../sql/unavailable.js'
 import { type BindingMode, beginStatement } from './binding.js'
+import { bindSequence } from './citus-binding.js'
 import type { Statement } from './pipelined-query.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
 import { acquire, DEFAULT_ACQUIRE_MS } from './unavailable.js'
@@ -32,8 +33,10 @@ export async function inBoundTransaction<T>(
   const session = guard.checkout(await acquire(pool, options.acquireMs ?? DEFAULT_ACQUIRE_MS))
   session.markDirty()
   try {
+    // SET LOCAL (Citus): the propagation setting goes between BEGIN and the bind
+    const prelude = bindSequence(mode, bind).slice(0, -1)
     const prepareAs = options.unnamed ? undefined : preparedBindName(mode)
-    const opening = session.opening([beginStatement()], bind, prepareAs)
+    const opening = session.opening([beginStatement(), ...prelude], bind, prepareAs)
     await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
     let result: T
     try {

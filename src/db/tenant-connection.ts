@@ -9,6 +9,7 @@ import {
 } from 'kysely'
 import type pg from 'pg'
 import { type BindingMode, beginStatement, implicitScope } from './binding.js'
+import { bindSequence } from './citus-binding.js'
 import { runPipelined, type Statement } from './pipelined-query.js'
 import type { GuardedSession } from './session-guard.js'
 import { isBuilderQuery } from './statement-trust.js'
@@ -134,7 +135,7 @@ export class TenantConnection implements DatabaseConnection {
   begin(settings: TransactionSettings): void {
     this.#inTransaction = true
     const begin = beginStatement(settings)
-    this.#pending = this.#bind ? [begin, this.#bind] : [begin]
+    this.#pending = this.#bind ? [begin, ...bindSequence(this.#mode, this.#bind)] : [begin]
   }
 
   /** @internal */

@@ -15,7 +15,7 @@ import { type TenantBindingConfig, TenantBindingDriver } from './tenant-driver.j
  * A Kysely dialect for PostgreSQL (over `pg`) that binds the current tenant to
  * every unit of work, so Row Level Security enforces the boundary on any SQL:
  *
- * - a lone query runs as `select set_config('rowtenancy.tenant_id', $1, true)`
+ * - a lone query runs as `select pg_catalog.set_config('rowtenancy.tenant_id', $1, true)`
  *   plus the query, sent together in ONE round trip (one implicit transaction);
  * - `db.transaction()` sends `BEGIN` and the binding together with its first
  *   statement;

@@ -95,7 +95,7 @@ export function resolveTimeouts(
  * @example
  * ```ts
  * withTimeouts(bind, { statementMs: 5000 })
- * // select set_config('rowtenancy.tenant_id', $1, true), set_config('statement_timeout', '5000', true)
+ * // select pg_catalog.set_config('rowtenancy.tenant_id', $1, true), pg_catalog.set_config('statement_timeout', '5000', true)
  * ```
  */
 export function withTimeouts(bind: Statement, timeouts: DatabaseTimeouts | undefined): Statement {
@@ -103,7 +103,9 @@ export function withTimeouts(bind: Statement, timeouts: DatabaseTimeouts | undef
   for (const [key, name] of SETTINGS) {
     const value = timeouts?.[key]
     if (value !== undefined) {
-      parts.push(`set_config(${quoteLiteral(name)}, ${quoteLiteral(String(value))}, true)`)
+      parts.push(
+        `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(String(value))}, true)`,
+      )
     }
   }
   if (parts.length === 0) return bind

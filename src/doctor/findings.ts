@@ -25,6 +25,11 @@ export type FindingCode =
   | 'TENANT_COLUMN_MISSING'
   | 'TENANT_COLUMN_NULLABLE'
   | 'TENANT_COLUMN_TYPE'
+  | 'CITUS_CANNOT_DISTRIBUTE'
+  | 'CITUS_NOT_DISTRIBUTED'
+  | 'CITUS_NOT_COLOCATED'
+  | 'CITUS_SHARED_NOT_REFERENCE'
+  | 'CITUS_BINDING_NOT_PROPAGATED'
 
 /**
  * One problem `rowtenancy doctor` found: a stable code, the database object,

@@ -1,4 +1,5 @@
-import { InvalidInputError } from '../errors/index.js'
+import { citusInstalled } from '../citus/catalog.js'
+import { ConfigError, InvalidInputError } from '../errors/index.js'
 import { discoverTenantTables } from '../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../schema/rls-policy.js'
 import { loadTableFacts } from '../sql/catalog/index.js'
@@ -7,6 +8,7 @@ import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
+import { checkCitus } from './check-citus.js'
 import { checkKeys } from './check-keys.js'
 import { checkFunctions, checkViews } from './check-objects.js'
 import { checkRls, checkTenantColumns } from './check-rls.js'
@@ -32,6 +34,14 @@ export interface DoctorOptions {
   readonly tenantsSchema?: string | undefined
   /** The runtime role to audit; its checks are skipped when not given. */
   readonly runtimeRole?: string | undefined
+  /**
+   * The Citus checks (distribution, co-location, reference tables, the binding
+   * on the workers): `auto` (default) runs them when Citus is installed; `true`
+   * requires Citus.
+   */
+  readonly citus?: boolean | 'auto' | undefined
+  /** Schema of the shared tables, for the Citus checks; `public` by default. */
+  readonly schema?: string | undefined
 }
 
 /**
@@ -81,6 +91,24 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables)))
   } else {
     skipped.push('runtime role: name it with `runtimeRole` to audit it')
+  }
+  const citusWanted = options.citus ?? 'auto'
+  if (citusWanted !== false) {
+    const installed = await citusInstalled(db)
+    if (!installed && citusWanted === true) {
+      throw new ConfigError(
+        'doctor --citus: the citus extension is not installed in this database; connect to the Citus coordinator.',
+      )
+    }
+    if (installed) {
+      const citus = await checkCitus(db, {
+        tenantColumn,
+        tenantIdType,
+        schema: options.schema ?? 'public',
+      })
+      findings.push(...citus.findings)
+      skipped.push(...citus.skipped)
+    }
   }
   if (tables.length === 0) {
     skipped.push(`tables: no table has a ${tenantColumn} column; name them with \`tables\``)

@@ -50,6 +50,7 @@ export type TenancyErrorCode =
   | 'DATABASE_UNAVAILABLE'
   | 'UNSAFE_ROLE'
   | 'MIGRATION_ERROR'
+  | 'JOB_REJECTED'
 
 /**
  * Thrown when tenant-scoped work runs with no tenant in context. rowtenancy fails

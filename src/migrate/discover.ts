@@ -67,6 +67,9 @@ async function findLegacyTable(
       where a.attname = $1 and c.relkind in ('r', 'p', 'v') and not a.attisdropped
         and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
         and c.relname <> all($2::text[])
+        -- an extension's own relations (Citus' public.citus_schemas view) are never the app's
+        and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
+                          and d.objid = c.oid and d.deptype = 'e')
       order by (n.nspname = 'public') desc, 1, 2`,
     [column, ['rowtenancy_migration', 'rowtenancy_id_map', 'tenants', 'tenant_domains']],
   )

@@ -1,6 +1,7 @@
 import { MigrationError } from '../errors/index.js'
 import type { ConnectableQueryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
+import { assertCitusCoordinator, checkCitusTarget } from './citus-target.js'
 import { copyTenant } from './copy.js'
 import { emit, type MigrationListener } from './events.js'
 import { type CopyGuard, chooseGuard } from './guard.js'
@@ -70,20 +71,27 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const admin = await options.db.connect()
   let guard: CopyGuard | null = null
   let guardProblem: string | undefined
+  let citusWarnings: string[] = []
   let plan: MigrationPlan
   let ledger: Map<string, LedgerEntry>
   try {
+    await assertCitusCoordinator(admin)
     plan = await planMigration(admin, options)
     guard = await chooseGuard(admin, plan).catch((err) => {
       if (!dryRun) throw err
       guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
       return null
     })
+    citusWarnings = await checkCitusTarget(admin, plan).catch((err) => {
+      if (!dryRun) throw err
+      guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
+      return []
+    })
     ledger = await readLedger(admin, plan.targetSchema)
   } finally {
     admin.release()
   }
-  const warnings = [...plan.warnings, ...(guardProblem ? [guardProblem] : [])]
+  const warnings = [...plan.warnings, ...citusWarnings, ...(guardProblem ? [guardProblem] : [])]
   const reports = new Map<string, TenantReport>()
   const todo: TenantPlan[] = []
   for (const tp of plan.tenants) {

@@ -102,12 +102,17 @@ export interface FuzzEnv {
   readonly pool: pg.Pool
   /** How `withTenantClient` binds the tenant (the tenancy is created with the same). */
   readonly binding: BindingMode
+  /**
+   * Citus: raw SQL relies on RLS alone, has no tenant predicate to route by, and
+   * is allowed to ask every shard (scoped Kysely stays under the fan-out error).
+   */
+  readonly rawFansOut?: boolean | undefined
 }
 
 const BOUND = sql<string | null>`current_setting('rowtenancy.tenant_id', true)`
 
 /** Runs one call through scoped Kysely: `db` is `tenancy.kysely()` or a transaction of it. */
-async function viaKysely(db: Kysely<FuzzDB>, call: Call): Promise<unknown> {
+async function viaKysely(db: Kysely<FuzzDB>, call: Call, route = false): Promise<unknown> {
   switch (call.m) {
     case 'list': {
       await pause(call.jitter)
@@ -177,9 +182,13 @@ async function viaKysely(db: Kysely<FuzzDB>, call: Call): Promise<unknown> {
     case 'join': {
       if (call.raw) {
         // Raw SQL through the scoped instance: no tenant predicate at all, RLS alone filters.
+        // On Citus (`route`) raw SQL must name the tenant to reach one shard: with none,
+        // it would ask every shard, which the suite makes an error for the runtime role.
+        const routed = route ? sql`where p.tenant_id = ${String(currentTenant())}` : sql``
         const r = await sql<JoinRow>`select p.tenant_id as p_tenant, w.tenant_id as w_tenant, p.id,
             p.wallet_id, p.note, w.name, ${BOUND} as bound
-          from payments p join wallets w on w.id = p.wallet_id order by p.id`.execute(db)
+          from payments p join wallets w on w.tenant_id = p.tenant_id and w.id = p.wallet_id
+          ${routed} order by p.id`.execute(db)
         return r.rows
       }
       await pause(call.jitter)
@@ -312,7 +321,7 @@ async function viaPg(c: pg.PoolClient, call: Call): Promise<unknown> {
       const r = await c.query(
         `select p.tenant_id as p_tenant, w.tenant_id as w_tenant, p.id, p.wallet_id, p.note, w.name,
                 current_setting('rowtenancy.tenant_id', true) as bound
-           from payments p join wallets w on w.id = p.wallet_id order by p.id`,
+           from payments p join wallets w on w.tenant_id = p.tenant_id and w.id = p.wallet_id order by p.id`,
       )
       await pause(call.jitter)
       return r.rows
@@ -391,12 +400,19 @@ export async function executeCall(env: FuzzEnv, via: Via, call: Call): Promise<u
     return { inner, outer }
   }
   if (via === 'pg') {
-    return withTenantClient(env.pool, (c) => viaPg(c, call), { binding: env.binding })
+    return withTenantClient(
+      env.pool,
+      async (c) => {
+        if (env.rawFansOut) await c.query(`set local citus.multi_task_query_log_level = 'off'`)
+        return viaPg(c, call)
+      },
+      { binding: env.binding },
+    )
   }
   const db = env.tenancy.kysely<FuzzDB>()
-  if (via === 'kysely') return viaKysely(db, call)
+  if (via === 'kysely') return viaKysely(db, call, env.rawFansOut)
   return env.tenancy.transaction<FuzzDB, unknown>(async (trx) => {
-    if (call.m !== 'failAfterWrite') return viaKysely(trx, call)
+    if (call.m !== 'failAfterWrite') return viaKysely(trx, call, env.rawFansOut)
     await trx
       .insertInto('wallets')
       .values({ id: String(call.id), name: call.name })

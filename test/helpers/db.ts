@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { inject } from 'vitest'
+import { createCitusDatabase, dropCitusDatabase } from './citus.js'
 
 /**
  * A database of its own for one test file, on the run's server.
@@ -45,12 +46,16 @@ export function urlFor(database: string, base = serverUrl()): string {
  */
 export async function createTestDatabase(label = 't'): Promise<TestDatabase> {
   const name = `rt_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`
-  const admin = new pg.Client({ connectionString: serverUrl() })
-  await admin.connect()
-  try {
-    await admin.query(`create database "${name}"`)
-  } finally {
-    await admin.end()
+  const citus = inject('testTarget') === 'citus'
+  if (citus) await createCitusDatabase(serverUrl(), name)
+  else {
+    const admin = new pg.Client({ connectionString: serverUrl() })
+    await admin.connect()
+    try {
+      await admin.query(`create database "${name}"`)
+    } finally {
+      await admin.end()
+    }
   }
   const url = urlFor(name)
   const pool = new pg.Pool({ connectionString: url, max: 10 })
@@ -60,6 +65,7 @@ export async function createTestDatabase(label = 't'): Promise<TestDatabase> {
     pool,
     async drop() {
       await pool.end().catch(() => {})
+      if (citus) return dropCitusDatabase(serverUrl(), name)
       const c = new pg.Client({ connectionString: serverUrl() })
       await c.connect()
       try {

@@ -280,7 +280,7 @@ export async function schemaFingerprint(
     out[`${r.schema}.${r.name}`] = res.rows[0].f
   }
   const ddl = await db.query(
-    `select string_agg(c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod), ',' order by c.relname, a.attnum) as d
+    `select string_agg(c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod), ',' order by c.relname, a.attnum, n.nspname) as d
        from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = any($1::text[]) and a.attnum > 0 and not a.attisdropped`,
     [schemas],

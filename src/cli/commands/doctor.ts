@@ -17,6 +17,11 @@ export function register(program: Command, ctx: CliContext): void {
     .command('doctor')
     .description('audit tenant isolation (RLS, roles, keys, views, functions); exit 1 on findings')
     .option('--json', 'print the report as JSON')
+    .option(
+      '--citus',
+      'also audit the Citus distribution and binding (default: when Citus is installed)',
+    )
+    .option('--no-citus', 'skip the Citus checks')
   addConfigOptions(command, [
     'databaseUrl',
     'adminDatabaseUrl',
@@ -26,7 +31,7 @@ export function register(program: Command, ctx: CliContext): void {
     'tables',
     'runtimeRole',
   ])
-  command.action(async (opts: { json?: boolean }, cmd: Command) => {
+  command.action(async (opts: { json?: boolean; citus?: boolean }, cmd: Command) => {
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, {
       url: config.adminDatabaseUrl ?? config.databaseUrl,
@@ -38,6 +43,7 @@ export function register(program: Command, ctx: CliContext): void {
       tenantIdType: config.tenantIdType,
       tenantsSchema: config.tenantsSchema,
       runtimeRole: config.runtimeRole,
+      citus: cmd.getOptionValueSource('citus') === 'cli' ? opts.citus : 'auto',
     })
     if (!report.ok) process.exitCode = 1
     if (opts.json) {

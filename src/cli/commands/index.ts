@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.js'
+import { register as citus } from './citus.js'
 import { register as doctor } from './doctor.js'
 import { register as dropSchemas } from './drop-schemas.js'
 import { register as init } from './init.js'
@@ -29,5 +30,6 @@ export const COMMANDS: readonly ((program: Command, ctx: CliContext) => void)[] 
   dropSchemas,
   rls,
   doctor,
+  citus,
   shell,
 ]

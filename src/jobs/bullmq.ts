@@ -1,0 +1,118 @@
+import { JobRejectedError } from './job-errors.js'
+import type { JobInfo, JobTenancy } from './job-tenancy.js'
+
+/**
+ * The part of a BullMQ `Queue` the adapter uses.
+ *
+ * @example
+ * ```ts
+ * const queue: BullQueueLike = new Queue('send-invoice', { connection })
+ * ```
+ */
+export interface BullQueueLike {
+  readonly name: string
+  add(name: string, data: unknown, opts?: Record<string, unknown>): Promise<any>
+  upsertJobScheduler?(
+    id: string,
+    repeat: Record<string, unknown>,
+    template?: Record<string, unknown>,
+  ): Promise<any>
+}
+
+/**
+ * A BullMQ queue whose `add` seals the current tenant into the job data.
+ *
+ * @example
+ * ```ts
+ * const invoices = tenantQueue(new Queue('send-invoice', { connection }), jobs)
+ * await runWithTenant('7', () => invoices.add('send', { invoiceId: 12 }, { attempts: 3 }))
+ * ```
+ */
+export interface TenantBullQueue {
+  readonly queue: BullQueueLike
+  /** Adds a job as the current tenant; BullMQ options (`delay`, `repeat`, `attempts`...) pass through. */
+  add(name: string, payload: unknown, opts?: Record<string, unknown>): Promise<any>
+  /** A job scheduler (repeatable job) whose every run carries the tenant current now. */
+  upsertJobScheduler(
+    id: string,
+    repeat: Record<string, unknown>,
+    template?: { name?: string; data?: unknown; opts?: Record<string, unknown> },
+  ): Promise<any>
+}
+
+/**
+ * Wraps a BullMQ `Queue`; the rule key is the queue's name.
+ *
+ * @example
+ * ```ts
+ * const invoices = tenantQueue(queue, jobs)
+ * ```
+ */
+export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQueue {
+  jobs.rule(queue.name)
+  return Object.freeze({
+    queue,
+    add(name: string, payload: unknown, opts?: Record<string, unknown>) {
+      return queue.add(name, jobs.seal(queue.name, payload), opts)
+    },
+    upsertJobScheduler(
+      id: string,
+      repeat: Record<string, unknown>,
+      template: { name?: string; data?: unknown; opts?: Record<string, unknown> } = {},
+    ) {
+      if (typeof queue.upsertJobScheduler !== 'function') {
+        throw new TypeError('This BullMQ queue has no upsertJobScheduler (BullMQ >= 5.16 has).')
+      }
+      return queue.upsertJobScheduler(id, repeat, {
+        ...template,
+        data: jobs.seal(queue.name, template.data),
+      })
+    },
+  })
+}
+
+/**
+ * A BullMQ processor (`new Worker(name, processor, opts)`) that runs `handler`
+ * inside each job's tenant. A refusal that a retry cannot cure (no tenant,
+ * malformed, bad signature) fails the job at once as BullMQ's
+ * `UnrecoverableError`; an unknown or suspended tenant fails by the job's
+ * `attempts`; with the `wait` policy a suspended tenant's job is moved to the
+ * delayed set without using an attempt.
+ *
+ * @example
+ * ```ts
+ * new Worker('send-invoice', tenantProcessor(jobs, 'send-invoice', sendInvoice), { connection })
+ * ```
+ */
+export function tenantProcessor<P = any>(
+  jobs: JobTenancy,
+  queueName: string,
+  handler: (payload: P, info: JobInfo, job: any) => Promise<unknown> | unknown,
+): (job: any, token?: string) => Promise<unknown> {
+  jobs.rule(queueName)
+  return async function tenantJob(job, token) {
+    try {
+      return await jobs.process(
+        queueName,
+        job.data,
+        { id: String(job.id), attempt: Number(job.attemptsMade ?? 0) + 1 },
+        (payload, info) => handler(payload as P, info, job),
+        async (delayMs, error) => {
+          await job.moveToDelayed(Date.now() + delayMs, token)
+          throw named('DelayedError', error.message, error)
+        },
+      )
+    } catch (err) {
+      if (err instanceof JobRejectedError && !err.retryable) {
+        throw named('UnrecoverableError', `[${err.code}:${err.reason}] ${err.message}`, err)
+      }
+      throw err
+    }
+  }
+}
+
+function named(name: string, message: string, cause: unknown): Error {
+  const err = new Error(message, { cause })
+  err.name = name
+  return err
+}

@@ -1,0 +1,249 @@
+import type pg from 'pg'
+import { runWithTenant } from '../context/index.js'
+import { ConfigError, InvalidInputError } from '../errors/index.js'
+import { withTenantClient } from '../pg/index.js'
+import type { Tenant, TenantStatus, TenantStore } from '../tenants/index.js'
+import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
+import { ledgerTable } from './run-ledger.js'
+
+/**
+ * Options of {@link forEachTenant}.
+ *
+ * @example
+ * ```ts
+ * const options: ForEachTenantOptions = {
+ *   pool: runtimePool, store, audit,
+ *   run: 'invoice-reminders-2026-11-29', reason: 'daily invoice reminders', concurrency: 8,
+ * }
+ * ```
+ */
+export interface ForEachTenantOptions {
+  /** The pool tenant transactions run on (the runtime role, under RLS); the ledger lives in its database. */
+  readonly pool: pg.Pool
+  /** Lists the tenants. */
+  readonly store: TenantStore
+  /** Records the run once in the audit log. */
+  readonly audit: JobAuditOptions
+  /** The run's stable name: a rerun with the same name skips tenants already done. */
+  readonly run: string
+  /** Why every tenant is visited; written to the audit log. */
+  readonly reason: string
+  /** Who started the run, for the audit log. */
+  readonly actor?: string | undefined
+  /** Tenants worked on at once; 4 by default. */
+  readonly concurrency?: number | undefined
+  /** Which tenants: `active` (default), `suspended`, or `all`. */
+  readonly status?: TenantStatus | 'all' | undefined
+  /**
+   * `true` (default): `fn` gets a client in a transaction bound to the tenant,
+   * and the ledger row is written in that same transaction, so the tenant's
+   * database work and "done" commit together: a crash and a rerun never run a
+   * finished tenant twice. `false`: `fn` runs outside a transaction (e.g. it
+   * enqueues a job or calls an API) and "done" is written right after it, so a
+   * crash in between can repeat that one tenant (at least once).
+   */
+  readonly atomic?: boolean | undefined
+  /** The ledger table (see `installRunLedger`). */
+  readonly ledgerTable?: string | undefined
+  /** Called after each tenant. */
+  readonly onProgress?: ((progress: FanOutProgress) => void) | undefined
+}
+
+/**
+ * Progress of a fan-out run, after each tenant.
+ *
+ * @example
+ * ```ts
+ * const p: FanOutProgress = { total: 200, done: 120, failed: 1, skipped: 80, tenantId: '7' }
+ * ```
+ */
+export interface FanOutProgress {
+  readonly total: number
+  /** Tenants finished in this call. */
+  readonly done: number
+  readonly failed: number
+  /** Tenants a previous call of the same run already finished. */
+  readonly skipped: number
+  /** The tenant just finished (or failed). */
+  readonly tenantId: string
+}
+
+/**
+ * What a fan-out run did.
+ *
+ * @example
+ * ```ts
+ * const s: FanOutSummary = { run: 'r1', total: 3, done: 2, skipped: 0, failed: [{ tenantId: '3', error: 'boom' }] }
+ * ```
+ */
+export interface FanOutSummary {
+  readonly run: string
+  readonly total: number
+  readonly done: number
+  readonly skipped: number
+  readonly failed: readonly { readonly tenantId: string; readonly error: string }[]
+}
+
+/**
+ * What `fn` gets besides the tenant.
+ *
+ * @example
+ * ```ts
+ * await forEachTenant(async (tenant, { client }) => {
+ *   await client!.query('update invoices set reminded = true where due < now()')
+ * }, options)
+ * ```
+ */
+export interface FanOutContext {
+  readonly run: string
+  /** In atomic mode: the tenant-bound client of the transaction that also records "done". */
+  readonly client: pg.PoolClient | undefined
+}
+
+/**
+ * Runs `fn` once for every tenant (active ones by default), each inside
+ * `runWithTenant(tenant.id)`, at most `concurrency` at a time. The run is
+ * audited once before any tenant is visited. It is resumable: a ledger keyed by
+ * `run` records each finished tenant, so after a crash the same call skips them.
+ * One tenant's failure does not stop the others; the summary lists failures
+ * (and a rerun retries them).
+ *
+ * @example
+ * ```ts
+ * const summary = await forEachTenant(
+ *   async (tenant, { client }) => { await client!.query('delete from sessions where expires < now()') },
+ *   { pool: runtimePool, store, audit, run: `purge-${today}`, reason: 'purge expired sessions', concurrency: 8 },
+ * )
+ * summary.failed // [{ tenantId: '12', error: '...' }]
+ * ```
+ */
+export async function forEachTenant(
+  fn: (tenant: Tenant, context: FanOutContext) => Promise<unknown> | unknown,
+  options: ForEachTenantOptions,
+): Promise<FanOutSummary> {
+  const { pool, store, run, reason } = checkOptions(options)
+  const audit = jobAuditWriter(options.audit)!
+  const concurrency = options.concurrency ?? 4
+  const atomic = options.atomic ?? true
+  const table = ledgerTable(options.ledgerTable)
+  const status = options.status ?? 'active'
+
+  const tenants = await store.list(status === 'all' ? {} : { status })
+  await audit.record(
+    { source: 'withoutTenant', reason, actor: options.actor, tenantId: undefined },
+    `forEachTenant run ${JSON.stringify(run)} status ${status} tenants ${tenants.length} concurrency ${concurrency}`,
+    { rowCount: tenants.length },
+  )
+  const finished = await pool.query(
+    `select tenant_id from ${table} where run = $1 and state = 'done'`,
+    [run],
+  )
+  const done = new Set<string>(finished.rows.map((r) => r.tenant_id))
+  const todo = tenants.filter((t) => !done.has(t.id))
+  let ran = 0
+  let skipped = tenants.length - todo.length
+  const failed: { tenantId: string; error: string }[] = []
+
+  const claim =
+    `insert into ${table} (run, tenant_id, state) values ($1, $2, 'done') ` +
+    `on conflict (run, tenant_id) do update set state = 'done', attempts = ${table}.attempts + 1, ` +
+    `error = null, finished_at = now() where ${table}.state <> 'done' returning 1`
+  const markFailed =
+    `insert into ${table} (run, tenant_id, state, error) values ($1, $2, 'failed', $3) ` +
+    `on conflict (run, tenant_id) do update set state = 'failed', attempts = ${table}.attempts + 1, ` +
+    `error = $3, finished_at = now() where ${table}.state <> 'done'`
+
+  const visit = async (tenant: Tenant): Promise<'ran' | 'skipped'> => {
+    if (!atomic) {
+      await runWithTenant(tenant.id, () => fn(tenant, { run, client: undefined }))
+      await pool.query(claim, [run, tenant.id])
+      return 'ran'
+    }
+    return withTenantClient(
+      pool,
+      async (client) => {
+        // Claim first: a concurrent run of the same name waits here, then sees "done".
+        const claimed = await client.query(claim, [run, tenant.id])
+        if (claimed.rowCount === 0) return 'skipped' as const
+        await runWithTenant(tenant.id, () => fn(tenant, { run, client }))
+        return 'ran' as const
+      },
+      { tenantId: tenant.id, tenantIdType: store.idType },
+    )
+  }
+
+  let next = 0
+  const worker = async () => {
+    while (next < todo.length) {
+      const tenant = todo[next++]!
+      try {
+        if ((await visit(tenant)) === 'ran') ran++
+        else skipped++
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err)
+        failed.push({ tenantId: tenant.id, error })
+        await pool.query(markFailed, [run, tenant.id, error.slice(0, 2000)]).catch(() => {})
+      }
+      options.onProgress?.({
+        total: tenants.length,
+        done: ran,
+        failed: failed.length,
+        skipped,
+        tenantId: tenant.id,
+      })
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker))
+  return { run, total: tenants.length, done: ran, skipped, failed }
+}
+
+/**
+ * Enqueues one job per tenant through any adapter: `send` runs inside each
+ * tenant's context (so the adapter seals that tenant), with the same audit,
+ * ledger and resumability as {@link forEachTenant} (not atomic: a crash between
+ * a send and its ledger row can send that one tenant's job again; give the job
+ * a key such as `${run}:${tenant.id}` where the queue dedupes).
+ *
+ * @example
+ * ```ts
+ * await enqueueForEachTenant((tenant) => boss.send('monthly-statement', { month: '2026-11' }), {
+ *   pool, store, audit, run: 'statements-2026-11', reason: 'monthly statements',
+ * })
+ * ```
+ */
+export function enqueueForEachTenant(
+  send: (tenant: Tenant) => Promise<unknown>,
+  options: Omit<ForEachTenantOptions, 'atomic'>,
+): Promise<FanOutSummary> {
+  return forEachTenant((tenant) => send(tenant), { ...options, atomic: false })
+}
+
+function checkOptions(options: ForEachTenantOptions): ForEachTenantOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new ConfigError('forEachTenant(fn, options) needs { pool, store, audit, run, reason }.')
+  }
+  for (const key of ['pool', 'store', 'audit'] as const) {
+    if (!options[key]) throw new ConfigError(`forEachTenant needs ${key}.`)
+  }
+  if (typeof options.run !== 'string' || options.run.trim() === '' || options.run.length > 200) {
+    throw new InvalidInputError(
+      'forEachTenant needs run: a stable name of 1-200 characters (a rerun with the same name resumes).',
+    )
+  }
+  if (typeof options.reason !== 'string' || options.reason.trim() === '') {
+    throw new InvalidInputError(
+      'forEachTenant needs a non-empty reason: it is written to the audit log.',
+    )
+  }
+  const c = options.concurrency
+  if (c !== undefined && (!Number.isSafeInteger(c) || c < 1 || c > 256)) {
+    throw new InvalidInputError(`concurrency must be an integer from 1 to 256, not ${String(c)}.`)
+  }
+  const s = options.status
+  if (s !== undefined && s !== 'active' && s !== 'suspended' && s !== 'all') {
+    throw new InvalidInputError(
+      `status must be active, suspended or all, not ${JSON.stringify(s)}.`,
+    )
+  }
+  return { ...options, reason: options.reason.trim() }
+}

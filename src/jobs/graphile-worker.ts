@@ -1,0 +1,150 @@
+import { InvalidInputError } from '../errors/index.js'
+import type { JobInfo, JobTenancy } from './job-tenancy.js'
+
+/**
+ * Anything with graphile-worker's `addJob` (WorkerUtils, a task's helpers).
+ *
+ * @example
+ * ```ts
+ * const utils: AddJobLike = await makeWorkerUtils({ connectionString })
+ * ```
+ */
+export interface AddJobLike {
+  addJob(identifier: string, payload?: unknown, spec?: Record<string, unknown>): Promise<any>
+  /** WorkerUtils have it; needed for `fair`. */
+  withPgClient?: <T>(
+    fn: (client: {
+      query(text: string, values?: unknown[]): Promise<{ rows: any[] }>
+    }) => Promise<T>,
+  ) => Promise<T>
+}
+
+/**
+ * Options of {@link tenantAddJob}.
+ *
+ * @example
+ * ```ts
+ * const options: GraphileTenantOptions = { tenantQueue: true }
+ * ```
+ */
+export interface GraphileTenantOptions {
+  /**
+   * A per-tenant concurrency limit through graphile-worker's named queues, which
+   * run one job at a time each. `true`: every job of a tenant goes to the queue
+   * `tenant:<id>` (or `<queueName>:<id>`), so a tenant holds at most one worker
+   * slot whatever its backlog. A number `n`: its jobs are spread over `n` such
+   * queues (`tenant:<id>:<k>`), so at most `n` run at once.
+   */
+  readonly tenantQueue?: boolean | number | undefined
+  /**
+   * Fair scheduling without serializing: the job's priority is raised (run
+   * later) by the number of jobs of the same task and tenant still waiting, so
+   * workers take tenants round-robin. One count query per job; needs
+   * `withPgClient` (WorkerUtils).
+   */
+  readonly fair?: boolean | undefined
+  /** graphile-worker's schema, for `fair`; `graphile_worker` by default. */
+  readonly schema?: string | undefined
+}
+
+/**
+ * graphile-worker's `addJob` with the current tenant sealed into the payload.
+ *
+ * @example
+ * ```ts
+ * const addJob = tenantAddJob(workerUtils, jobs, { tenantQueue: true })
+ * await runWithTenant('7', () => addJob('send-invoice', { invoiceId: 12 }))
+ * ```
+ */
+export function tenantAddJob(
+  target: AddJobLike,
+  jobs: JobTenancy,
+  options: GraphileTenantOptions = {},
+): (identifier: string, payload?: unknown, spec?: Record<string, unknown>) => Promise<any> {
+  const limit = options.tenantQueue === true ? 1 : options.tenantQueue || 0
+  if (!Number.isSafeInteger(limit) || limit < 0 || limit > 64) {
+    throw new InvalidInputError(
+      `tenantQueue must be true, false or a number from 1 to 64, not ${String(limit)}.`,
+    )
+  }
+  const schema = options.schema ?? 'graphile_worker'
+  if (!/^[a-z_][a-z0-9_]*$/i.test(schema)) {
+    throw new InvalidInputError(`Invalid graphile-worker schema ${JSON.stringify(schema)}.`)
+  }
+  if (options.fair && typeof target.withPgClient !== 'function') {
+    throw new InvalidInputError('fair needs WorkerUtils (with withPgClient) as the target.')
+  }
+  const waiting =
+    `select count(*)::int as n from ${schema}._private_jobs j join ${schema}._private_tasks t on t.id = j.task_id ` +
+    `where t.identifier = $1 and j.locked_at is null and j.attempts < j.max_attempts ` +
+    `and j.payload->'rowtenancy'->>'tenant' = $2`
+  return async function addTenantJob(identifier, payload, spec = {}) {
+    const data = jobs.seal(identifier, payload)
+    const tenant = data.rowtenancy.tenant
+    let finalSpec = spec
+    if (options.fair && tenant !== null) {
+      const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
+      finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
+    }
+    if (limit > 0 && tenant !== null) {
+      const base = `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}`
+      const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
+      finalSpec = { ...finalSpec, queueName }
+    }
+    return target.addJob(identifier, data, finalSpec)
+  }
+}
+
+/**
+ * A graphile-worker task's handler: payload, job info, and the task helpers.
+ *
+ * @example
+ * ```ts
+ * const task: TenantTask = async (payload, info, helpers) => helpers.logger.info(`tenant ${info.tenantId}`)
+ * ```
+ */
+export type TenantTask<P = any> = (
+  payload: P,
+  info: JobInfo,
+  helpers: any,
+) => Promise<unknown> | unknown
+
+/**
+ * Turns `{ identifier: handler }` into graphile-worker's task list, each task
+ * running inside its job's tenant; refused jobs throw (graphile-worker retries
+ * them up to `max_attempts`, then keeps them as permanently failed).
+ *
+ * @example
+ * ```ts
+ * await run({ connectionString, taskList: tenantTaskList(jobs, { 'send-invoice': sendInvoice }) })
+ * ```
+ */
+export function tenantTaskList(
+  jobs: JobTenancy,
+  tasks: Readonly<Record<string, TenantTask>>,
+): Record<string, (payload: unknown, helpers: any) => Promise<void>> {
+  const list: Record<string, (payload: unknown, helpers: any) => Promise<void>> = {}
+  for (const [identifier, handler] of Object.entries(tasks)) {
+    jobs.rule(identifier)
+    list[identifier] = async (payload, helpers) => {
+      const job = helpers.job
+      await jobs.process(
+        identifier,
+        payload,
+        { id: String(job.id), attempt: Number(job.attempts) },
+        (p, info) => handler(p, info, helpers),
+        async (delayMs) => {
+          // A copy runs later (same envelope, same named queue); this one completes.
+          const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
+          await helpers.addJob(identifier, payload, {
+            runAt: new Date(Date.now() + delayMs),
+            maxAttempts: job.max_attempts,
+            priority: job.priority,
+            ...(queueName ? { queueName } : {}),
+          })
+        },
+      )
+    }
+  }
+  return list
+}

@@ -1,0 +1,404 @@
+import { runWithTenant, tryCurrentTenant, withoutTenant } from '../context/index.js'
+import { ConfigError, MissingTenantError } from '../errors/index.js'
+import { parseTenantId, type Tenant, type TenantStore } from '../tenants/index.js'
+import {
+  ENVELOPE_KEY,
+  type JobEnvelope,
+  type JobMeta,
+  jsonClone,
+  signJob,
+  verifyJob,
+} from './envelope.js'
+import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
+import { JobRejectedError } from './job-errors.js'
+
+/**
+ * What happens to a job of a suspended tenant: `fail` (refused with a clear
+ * error; the queue retries or dead-letters it by its rules) or `wait` (put back
+ * to run again after `waitMs`, without using up an attempt).
+ *
+ * @example
+ * ```ts
+ * const policy: SuspendedPolicy = 'wait'
+ * ```
+ */
+export type SuspendedPolicy = 'fail' | 'wait'
+
+/**
+ * A declared queue (a pg-boss queue, a graphile-worker task identifier, a BullMQ
+ * queue). `true` declares a tenant queue with the defaults.
+ *
+ * @example
+ * ```ts
+ * const rules: Record<string, QueueRule | true> = {
+ *   'send-invoice': true,
+ *   'billing-rollup': { crossTenant: 'nightly billing rollup over every tenant' },
+ *   'sync-crm': { suspended: 'wait' },
+ * }
+ * ```
+ */
+export interface QueueRule {
+  /** Declares a cross-tenant queue: its jobs carry no tenant and run in an audited `withoutTenant(reason)`. */
+  readonly crossTenant?: string | undefined
+  /** Overrides the suspended-tenant policy for this queue. */
+  readonly suspended?: SuspendedPolicy | undefined
+}
+
+/**
+ * Options of {@link createJobTenancy}.
+ *
+ * @example
+ * ```ts
+ * const jobs = createJobTenancy({
+ *   store: new TenantStore({ db: adminPool }),
+ *   queues: { 'send-invoice': true },
+ *   secret: process.env.JOB_SECRET,
+ *   audit: { db: adminPool },
+ * })
+ * ```
+ */
+export interface JobTenancyOptions {
+  /** Looks up each job's tenant (exists? active?) before it runs. Its cache TTL bounds how soon a suspension is seen. */
+  readonly store: TenantStore
+  /** Every queue jobs may be sent to or run from; any other name is refused. */
+  readonly queues: Readonly<Record<string, QueueRule | true>>
+  /** Opt-in signing: with a secret every job is signed, and a job without a valid signature is refused. */
+  readonly secret?: string | Uint8Array | undefined
+  /** The suspended-tenant policy; `fail` by default. */
+  readonly suspended?: SuspendedPolicy | undefined
+  /** How long a suspended tenant's job waits before its next try (`wait` policy); 60 s by default. */
+  readonly waitMs?: number | undefined
+  /** Records cross-tenant job runs and fan-out runs; required when a queue is cross-tenant. */
+  readonly audit?: JobAuditOptions | undefined
+}
+
+/**
+ * What a handler learns about its job besides the payload.
+ *
+ * @example
+ * ```ts
+ * const info: JobInfo = { id: '42', queue: 'send-invoice', tenantId: '7', attempt: 1 }
+ * ```
+ */
+export interface JobInfo {
+  readonly id: string
+  readonly queue: string
+  /** The tenant the job runs as; `undefined` on a cross-tenant queue. */
+  readonly tenantId: string | undefined
+  /** 1 for the first run, 2 for the first retry...; 0 when the queue does not say (pg-boss without `includeMetadata`). */
+  readonly attempt: number
+}
+
+/**
+ * A job's handler: runs inside `runWithTenant(job's tenant)`, or inside an
+ * audited `withoutTenant(reason)` on a cross-tenant queue.
+ *
+ * @example
+ * ```ts
+ * const handler: JobHandler<{ invoiceId: number }> = async (payload, job) => {
+ *   await db.updateTable('invoices').set({ sent: true }).where('id', '=', payload.invoiceId).execute()
+ * }
+ * ```
+ */
+export type JobHandler<P = unknown, R = unknown> = (payload: P, job: JobInfo) => Promise<R> | R
+
+/**
+ * The decision on one job before it runs.
+ *
+ * @internal
+ */
+export type Admission<P = unknown> =
+  | { readonly kind: 'tenant'; readonly tenant: Tenant; readonly payload: P }
+  | { readonly kind: 'cross'; readonly reason: string; readonly payload: P }
+  | { readonly kind: 'wait'; readonly delayMs: number; readonly error: JobRejectedError }
+
+/**
+ * The core the queue adapters share: seals a tenant into a job when it is
+ * sent, and checks and opens it when it runs.
+ *
+ * @example
+ * ```ts
+ * const boss = tenantPgBoss(pgBoss, jobs)
+ * await runWithTenant('7', () => boss.send('send-invoice', { invoiceId: 12 }))
+ * ```
+ */
+export interface JobTenancy {
+  /** The validated options. */
+  readonly options: JobTenancyOptions
+  /** The declared rule of `queue`; throws `JobRejectedError('unknown-queue')` for an undeclared one. */
+  rule(queue: string): Readonly<{ crossTenant: string | undefined; suspended: SuspendedPolicy }>
+  /**
+   * The job data for `payload` sent to `queue` now: the current tenant in the
+   * envelope (signed when a secret is set). Throws `MissingTenantError` outside
+   * a tenant context unless the queue is cross-tenant.
+   */
+  seal<P>(queue: string, payload: P): JobEnvelope<P>
+  /** Checks a job's data before it runs. Throws `JobRejectedError` when it must not run as anyone. */
+  admit<P = unknown>(queue: string, data: unknown, jobId: string): Promise<Admission<P>>
+  /**
+   * Admits and runs one job: `handler` inside its tenant (or the audited
+   * cross-tenant scope). On a `wait` decision calls `defer(delayMs)` and returns
+   * `undefined` without running the handler.
+   */
+  process<P, R>(
+    queue: string,
+    data: unknown,
+    job: { id: string; attempt: number },
+    handler: JobHandler<P, R>,
+    defer: (delayMs: number, error: JobRejectedError) => Promise<void>,
+  ): Promise<R | undefined>
+}
+
+const TENANT_KEYS = ['tenant_id', 'tenantId', 'tenant']
+
+/**
+ * Creates the job core for a set of declared queues. Pass it to
+ * `tenantPgBoss`, `tenantTaskList` / `tenantAddJob` (graphile-worker) or
+ * `tenantQueue` / `tenantProcessor` (BullMQ).
+ *
+ * @example
+ * ```ts
+ * const jobs = createJobTenancy({ store, queues: { 'send-invoice': true }, secret })
+ * ```
+ */
+export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
+  const resolved = resolveOptions(options)
+  const { store, secret, audit, waitMs, rules } = resolved
+
+  const rule: JobTenancy['rule'] = (queue) => {
+    const found = typeof queue === 'string' ? rules.get(queue) : undefined
+    if (!found) {
+      throw new JobRejectedError(
+        'unknown-queue',
+        `Unknown job queue ${JSON.stringify(queue)}: declare it in createJobTenancy({ queues }) ` +
+          `(declared: ${[...rules.keys()].join(', ') || 'none'}).`,
+      )
+    }
+    return found
+  }
+
+  const seal: JobTenancy['seal'] = <P>(queue: string, payload: P) => {
+    const { crossTenant } = rule(queue)
+    const data = jsonClone(payload)
+    let tenant: string | null = null
+    if (crossTenant === undefined) {
+      const current = tryCurrentTenant()
+      if (current === undefined) {
+        throw new MissingTenantError(`Enqueueing a job on queue ${JSON.stringify(queue)}`)
+      }
+      tenant = parseTenantId(store.idType, current)
+      checkPayloadTenant(queue, data, tenant)
+    }
+    const meta: JobMeta =
+      secret === undefined
+        ? { v: 1, tenant }
+        : { v: 1, tenant, sig: signJob(secret, queue, tenant, data) }
+    return { [ENVELOPE_KEY]: meta, payload: data } as JobEnvelope<P>
+  }
+
+  const admit: JobTenancy['admit'] = async <P>(queue: string, data: unknown, jobId: string) => {
+    const where = `Job ${jobId} on queue ${JSON.stringify(queue)} was not run`
+    const { crossTenant, suspended } = rule(queue)
+    const { meta, payload } = openEnvelope(where, data)
+    if (secret !== undefined && !verifyJob(secret, queue, meta.tenant, payload, meta.sig)) {
+      throw new JobRejectedError(
+        'bad-signature',
+        `${where}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
+          'this app through rowtenancy (or its tenant, queue or payload was changed since). It runs as no tenant; ' +
+          'inspect and delete it.',
+      )
+    }
+    if (crossTenant !== undefined) {
+      if (meta.tenant !== null) {
+        throw new JobRejectedError(
+          'malformed',
+          `${where}: the queue is cross-tenant but the job names tenant ${JSON.stringify(meta.tenant)}.`,
+        )
+      }
+      return { kind: 'cross', reason: crossTenant, payload: payload as P }
+    }
+    if (meta.tenant === null) {
+      throw new JobRejectedError(
+        'no-tenant',
+        `${where}: it carries no tenant and the queue is not cross-tenant. Send tenant jobs inside ` +
+          'runWithTenant(...), or declare the queue { crossTenant: reason }.',
+      )
+    }
+    let id: string
+    try {
+      id = parseTenantId(store.idType, meta.tenant)
+    } catch (err) {
+      throw new JobRejectedError('malformed', `${where}: ${(err as Error).message}`, { cause: err })
+    }
+    const tenant = await store.get(id)
+    if (!tenant) {
+      throw new JobRejectedError(
+        'unknown-tenant',
+        `${where}: tenant ${JSON.stringify(id)} does not exist (deleted after the job was sent?). ` +
+          'The queue keeps the job (retry, then failed/dead letter); delete it if the tenant is gone for good.',
+      )
+    }
+    if (tenant.status !== 'active') {
+      const error = new JobRejectedError(
+        'suspended',
+        `${where}: tenant ${JSON.stringify(tenant.slug)} (${id}) is ${tenant.status}. ` +
+          (suspended === 'wait'
+            ? `It is put back to run again in ${waitMs} ms.`
+            : 'Reactivate the tenant and retry the job, or set { suspended: "wait" } to hold such jobs.'),
+      )
+      if (suspended === 'wait') return { kind: 'wait', delayMs: waitMs, error }
+      throw error
+    }
+    return { kind: 'tenant', tenant, payload: payload as P }
+  }
+
+  const processJob: JobTenancy['process'] = async (queue, data, job, handler, defer) => {
+    const admission = await admit(queue, data, job.id)
+    if (admission.kind === 'wait') {
+      await defer(admission.delayMs, admission.error)
+      return undefined
+    }
+    if (admission.kind === 'tenant') {
+      const info: JobInfo = {
+        id: job.id,
+        queue,
+        tenantId: admission.tenant.id,
+        attempt: job.attempt,
+      }
+      return runWithTenant(admission.tenant.id, () => handler(admission.payload as never, info))
+    }
+    const info: JobInfo = { id: job.id, queue, tenantId: undefined, attempt: job.attempt }
+    const actor = `job:${queue}`
+    await audit!.record(
+      { source: 'withoutTenant', reason: admission.reason, actor, tenantId: undefined },
+      `run cross-tenant job on queue ${queue}`,
+      { rowCount: null },
+    )
+    return withoutTenant(admission.reason, () => handler(admission.payload as never, info), {
+      actor,
+    })
+  }
+
+  return Object.freeze({ options, rule, seal, admit, process: processJob })
+}
+
+function openEnvelope(where: string, data: unknown): { meta: JobMeta; payload: unknown } {
+  const record = data !== null && typeof data === 'object' && !Array.isArray(data)
+  const meta = record ? (data as Record<string, unknown>)[ENVELOPE_KEY] : undefined
+  if (!record || meta === undefined) {
+    const claimed = record ? TENANT_KEYS.find((k) => k in (data as object)) : undefined
+    if (claimed !== undefined) {
+      throw new JobRejectedError(
+        'payload-tenant',
+        `${where}: it has no rowtenancy envelope, and its data claims a tenant in "${claimed}". ` +
+          'A tenant is taken only from the envelope written when the job is sent inside runWithTenant(...).',
+      )
+    }
+    throw new JobRejectedError(
+      'no-tenant',
+      `${where}: it carries no tenant (no "${ENVELOPE_KEY}" envelope: sent with the bare queue client, ` +
+        'or written by SQL). Send it through the rowtenancy adapter inside runWithTenant(...).',
+    )
+  }
+  const keys = Object.keys(data as object)
+  const m = meta as Record<string, unknown> | null
+  if (
+    m === null ||
+    typeof m !== 'object' ||
+    m.v !== 1 ||
+    !(m.tenant === null || typeof m.tenant === 'string') ||
+    !(m.sig === undefined || typeof m.sig === 'string') ||
+    keys.some((k) => k !== ENVELOPE_KEY && k !== 'payload')
+  ) {
+    throw new JobRejectedError(
+      'malformed',
+      `${where}: its "${ENVELOPE_KEY}" envelope is malformed (expected { v: 1, tenant, sig? } beside "payload" only).`,
+    )
+  }
+  return {
+    meta: m as unknown as JobMeta,
+    payload: (data as Record<string, unknown>).payload ?? null,
+  }
+}
+
+function checkPayloadTenant(queue: string, payload: unknown, tenant: string): void {
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return
+  for (const key of TENANT_KEYS) {
+    const claimed = (payload as Record<string, unknown>)[key]
+    if (claimed === undefined || claimed === null) continue
+    if (String(claimed) !== tenant) {
+      throw new JobRejectedError(
+        'payload-tenant',
+        `A job for queue ${JSON.stringify(queue)} sent as tenant ${JSON.stringify(tenant)} names tenant ` +
+          `${JSON.stringify(String(claimed))} in its payload ("${key}"). A job runs as the tenant it was sent by; ` +
+          `send it inside runWithTenant(${JSON.stringify(String(claimed))}, ...) instead, or drop "${key}".`,
+      )
+    }
+  }
+}
+
+function resolveOptions(options: JobTenancyOptions) {
+  if (options === null || typeof options !== 'object') {
+    throw new ConfigError('createJobTenancy(options) needs { store, queues }.')
+  }
+  const { store, queues } = options
+  const audit = jobAuditWriter(options.audit)
+  if (!store || typeof store.get !== 'function') {
+    throw new ConfigError(
+      "createJobTenancy needs store: a TenantStore, to check each job's tenant.",
+    )
+  }
+  if (queues === null || typeof queues !== 'object' || Object.keys(queues).length === 0) {
+    throw new ConfigError(
+      'createJobTenancy needs queues: { "<queue name>": true | { crossTenant, suspended } }.',
+    )
+  }
+  const suspended = options.suspended ?? 'fail'
+  checkPolicy(suspended, 'suspended')
+  const waitMs = options.waitMs ?? 60_000
+  if (!Number.isSafeInteger(waitMs) || waitMs < 0) {
+    throw new ConfigError(
+      `waitMs must be a non-negative integer of milliseconds, not ${String(waitMs)}.`,
+    )
+  }
+  const rules = new Map<string, { crossTenant: string | undefined; suspended: SuspendedPolicy }>()
+  for (const [name, value] of Object.entries(queues)) {
+    const r: QueueRule = value === true ? {} : value
+    if (r === null || typeof r !== 'object') {
+      throw new ConfigError(
+        `Queue ${JSON.stringify(name)}: use true or { crossTenant, suspended }.`,
+      )
+    }
+    if (
+      r.crossTenant !== undefined &&
+      (typeof r.crossTenant !== 'string' || !r.crossTenant.trim())
+    ) {
+      throw new ConfigError(
+        `Queue ${JSON.stringify(name)}: crossTenant must be the reason written to the audit log.`,
+      )
+    }
+    if (r.crossTenant !== undefined && !audit) {
+      throw new ConfigError(
+        `Queue ${JSON.stringify(name)} is cross-tenant, so its runs are audited: pass audit: { db } (the audit_log it is written to).`,
+      )
+    }
+    if (r.suspended !== undefined) checkPolicy(r.suspended, `queue ${name}: suspended`)
+    rules.set(name, { crossTenant: r.crossTenant?.trim(), suspended: r.suspended ?? suspended })
+  }
+  let secret: Uint8Array | undefined
+  if (options.secret !== undefined) {
+    secret = typeof options.secret === 'string' ? Buffer.from(options.secret) : options.secret
+    if (!(secret instanceof Uint8Array) || secret.length < 16) {
+      throw new ConfigError(
+        'secret must be at least 16 bytes (a string or Uint8Array) to sign jobs.',
+      )
+    }
+  }
+  return { store, secret, audit, waitMs, rules }
+}
+
+function checkPolicy(value: unknown, what: string): void {
+  if (value !== 'fail' && value !== 'wait') {
+    throw new ConfigError(`${what} must be "fail" or "wait", not ${JSON.stringify(value)}.`)
+  }
+}

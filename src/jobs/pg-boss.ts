@@ -1,0 +1,184 @@
+import type { JobEnvelope } from './envelope.js'
+import type { JobInfo, JobTenancy } from './job-tenancy.js'
+
+/**
+ * The part of a pg-boss 10 instance the adapter uses.
+ *
+ * @example
+ * ```ts
+ * const boss: PgBossLike = new PgBoss(process.env.DATABASE_URL)
+ * ```
+ */
+export interface PgBossLike {
+  send(name: string, data: object, options: Record<string, unknown>): Promise<string | null>
+  schedule(
+    name: string,
+    cron: string,
+    data?: object,
+    options?: Record<string, unknown>,
+  ): Promise<void>
+  work(
+    name: string,
+    options: Record<string, unknown>,
+    handler: (jobs: any[]) => Promise<unknown>,
+  ): Promise<string>
+  fail(name: string, id: string, data?: object): Promise<unknown>
+  getDb(): { executeSql(text: string, values: unknown[]): Promise<{ rows: any[] }> }
+}
+
+/**
+ * A pg-boss job as the handler's third argument sees it (with metadata).
+ *
+ * @example
+ * ```ts
+ * const handler = async (payload: unknown, info: JobInfo, job: PgBossJob) => job.retryCount
+ * ```
+ */
+export interface PgBossJob {
+  readonly id: string
+  readonly name: string
+  readonly data: unknown
+  /** Present with `includeMetadata: true` (then `info.attempt` is known, else 0). */
+  readonly retryCount?: number
+  readonly [key: string]: unknown
+}
+
+/**
+ * Options of `send` beyond pg-boss's own.
+ *
+ * @example
+ * ```ts
+ * await boss.send('report', { month: '2026-10' }, { fair: true, retryLimit: 3 })
+ * ```
+ */
+export interface TenantSendOptions {
+  /**
+   * Fair scheduling: the job's priority is lowered by the number of jobs of the
+   * same tenant already waiting in this queue, so a tenant with a backlog of
+   * thousands does not starve one that sends a few (round-robin between
+   * tenants). Costs one count query per send.
+   */
+  readonly fair?: boolean | undefined
+  readonly [option: string]: unknown
+}
+
+/**
+ * pg-boss with tenant-carrying jobs.
+ *
+ * @example
+ * ```ts
+ * const boss = tenantPgBoss(pgBoss, jobs)
+ * await boss.work('send-invoice', { batchSize: 1 }, async (payload) => sendInvoice(payload))
+ * ```
+ */
+export interface TenantPgBoss {
+  /** The pg-boss instance underneath. */
+  readonly boss: PgBossLike
+  /** Sends `payload` to `queue` as the current tenant (see `JobTenancy.seal`). */
+  send(queue: string, payload: unknown, options?: TenantSendOptions): Promise<string | null>
+  /** A cron schedule whose every job runs as the tenant current now. */
+  schedule(
+    queue: string,
+    cron: string,
+    payload: unknown,
+    options?: Record<string, unknown>,
+  ): Promise<void>
+  /**
+   * Runs each job of `queue` with `handler` inside the job's tenant; refused jobs
+   * fail with the reason. With `includeMetadata: true` the handler learns the
+   * attempt number, and a waiting job's copy keeps its priority and retry
+   * settings (else the queue's defaults); without it, fetching is cheaper.
+   */
+  work<P = any>(
+    queue: string,
+    options: Record<string, unknown>,
+    handler: (payload: P, info: JobInfo, job: PgBossJob) => Promise<unknown> | unknown,
+  ): Promise<string>
+}
+
+/**
+ * Wraps a started pg-boss 10 instance (queues created with `createQueue`) so
+ * that every job carries its tenant. `schema` is pg-boss's schema (for `fair`).
+ *
+ * @example
+ * ```ts
+ * const boss = tenantPgBoss(pgBoss, jobs)
+ * await runWithTenant('7', () => boss.send('send-invoice', { invoiceId: 12 }))
+ * ```
+ */
+export function tenantPgBoss(
+  boss: PgBossLike,
+  jobs: JobTenancy,
+  options: { schema?: string | undefined } = {},
+): TenantPgBoss {
+  const schema = options.schema ?? 'pgboss'
+  if (!/^[a-z_][a-z0-9_]*$/i.test(schema))
+    throw new TypeError(`Invalid pg-boss schema ${JSON.stringify(schema)}.`)
+  const pending =
+    `select count(*)::int as n from ${schema}.job where name = $1 and state < 'active' ` +
+    `and data->'rowtenancy'->>'tenant' = $2`
+
+  return Object.freeze({
+    boss,
+    async send(queue: string, payload: unknown, sendOptions: TenantSendOptions = {}) {
+      const { fair, ...rest } = sendOptions as Record<string, unknown>
+      const data = jobs.seal(queue, payload)
+      if (fair && data.rowtenancy.tenant !== null) {
+        const { rows } = await boss.getDb().executeSql(pending, [queue, data.rowtenancy.tenant])
+        rest.priority = Number(rest.priority ?? 0) - Number(rows[0]?.n ?? 0)
+      }
+      return boss.send(queue, data as object, rest)
+    },
+    async schedule(queue: string, cron: string, payload: unknown, scheduleOptions = {}) {
+      await boss.schedule(queue, cron, jobs.seal(queue, payload) as object, scheduleOptions)
+    },
+    work(queue, workOptions, handler) {
+      jobs.rule(queue)
+      return boss.work(
+        queue,
+        { ...workOptions, includeMetadata: true },
+        async (batch: PgBossJob[]) => {
+          const failures: [string, unknown][] = []
+          for (const job of batch) {
+            try {
+              await runOne(boss, jobs, queue, job, handler)
+            } catch (err) {
+              if (batch.length === 1) throw err
+              failures.push([job.id, err])
+            }
+          }
+          // pg-boss fails or completes a batch as a whole; fail only the jobs that failed.
+          for (const [id, err] of failures) await boss.fail(queue, id, errorOutput(err))
+        },
+      )
+    },
+  } satisfies TenantPgBoss)
+}
+
+async function runOne(
+  boss: PgBossLike,
+  jobs: JobTenancy,
+  queue: string,
+  job: PgBossJob,
+  handler: (payload: any, info: JobInfo, job: PgBossJob) => unknown,
+): Promise<unknown> {
+  return jobs.process(
+    queue,
+    job.data,
+    { id: job.id, attempt: typeof job.retryCount === 'number' ? job.retryCount + 1 : 0 },
+    (payload, info) => handler(payload, info, job),
+    async (delayMs) => {
+      // A copy runs later; this one completes. Same envelope, so the same tenant and signature.
+      const copy: Record<string, unknown> = { startAfter: new Date(Date.now() + delayMs) }
+      for (const key of ['priority', 'retryLimit', 'retryDelay', 'retryBackoff', 'deadLetter']) {
+        if (job[key] !== undefined && job[key] !== null) copy[key] = job[key]
+      }
+      await boss.send(queue, job.data as JobEnvelope as object, copy)
+    },
+  )
+}
+
+function errorOutput(err: unknown): object {
+  const e = err as { name?: string; message?: string; code?: string; reason?: string }
+  return { name: e?.name, message: e?.message ?? String(err), code: e?.code, reason: e?.reason }
+}

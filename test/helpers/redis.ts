@@ -1,0 +1,86 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import * as net from 'node:net'
+
+/**
+ * A Redis for one test file: the machine's (REDIS_URL, else 127.0.0.1:6379)
+ * when it answers PING, else a `redis-server` started on a free port. Each
+ * file gets its own key prefix; nothing is flushed.
+ */
+export interface TestRedis {
+  readonly host: string
+  readonly port: number
+  /** A unique BullMQ key prefix for this file. */
+  readonly prefix: string
+  readonly source: 'machine' | 'started'
+  /** Stops the started server (the machine's is left alone). */
+  stop(): Promise<void>
+}
+
+function ping(host: string, port: number, timeoutMs = 1500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port })
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(timeoutMs, () => done(false))
+    socket.on('error', () => done(false))
+    socket.on('connect', () => socket.write('PING\r\n'))
+    socket.on('data', (d: Buffer) => done(d.toString().startsWith('+PONG')))
+  })
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+    server.on('error', reject)
+  })
+}
+
+/** Finds or starts a Redis; throws (never skips) when neither is possible. */
+export async function openTestRedis(): Promise<TestRedis> {
+  const prefix = `rt-test-${randomBytes(4).toString('hex')}`
+  const url = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+  const host = url.hostname
+  const port = Number(url.port || 6379)
+  if (await ping(host, port)) {
+    return { host, port, prefix, source: 'machine', stop: async () => {} }
+  }
+  const own = await freePort()
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(own), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  )
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve))
+  for (let i = 0; i < 50; i++) {
+    const failed = await Promise.race([
+      spawnError,
+      new Promise((r) => setTimeout(r, 100, undefined)),
+    ])
+    if (failed) {
+      throw new Error(
+        `No Redis at ${host}:${port} and redis-server could not start (${(failed as Error).message}). ` +
+          'Install it with .ci/redis.sh (Debian: apt-get install redis-server) or set REDIS_URL.',
+      )
+    }
+    if (await ping('127.0.0.1', own)) {
+      return {
+        host: '127.0.0.1',
+        port: own,
+        prefix,
+        source: 'started',
+        async stop() {
+          child.kill('SIGTERM')
+        },
+      }
+    }
+  }
+  child.kill('SIGKILL')
+  throw new Error(`redis-server started on port ${own} but did not answer PING within 5 s.`)
+}

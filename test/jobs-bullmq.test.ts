@@ -1,0 +1,102 @@
+import { Job, Queue, Worker } from 'bullmq'
+import { Redis } from 'ioredis'
+import { describe, expect, it } from 'vitest'
+import { runWithTenant } from '../src/context/index.js'
+import { tenantProcessor, tenantQueue } from '../src/jobs/index.js'
+import { openTestRedis } from './helpers/redis.js'
+import { setupJobsFixture, until } from './jobs-fixture.js'
+import { jobScenarios } from './jobs-scenario.js'
+
+jobScenarios('BullMQ', async (fx) => {
+  const redis = await openTestRedis()
+  const clients: Redis[] = []
+  const client = () => {
+    const c = new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+    clients.push(c)
+    return c
+  }
+  const jobs = fx.jobs()
+  const names = ['probe', 'hold', 'global']
+  const queues = new Map(
+    names.map((n) => [n, new Queue(n, { connection: client(), prefix: redis.prefix })]),
+  )
+  const wrapped = new Map(names.map((n) => [n, tenantQueue(queues.get(n)!, jobs)]))
+  const workers = names.map(
+    (n) =>
+      new Worker(n, tenantProcessor(jobs, n, fx.handlers[n]!), {
+        connection: client(),
+        prefix: redis.prefix,
+        concurrency: 8,
+      }),
+  )
+  for (const w of workers) w.on('error', () => {})
+  await Promise.all(workers.map((w) => w.waitUntilReady()))
+  return {
+    async send(queue, payload, options = {}) {
+      const q =
+        wrapped.get(queue) ??
+        tenantQueue(new Queue(queue, { connection: client(), prefix: redis.prefix }), jobs)
+      const job = await q.add('job', payload, {
+        attempts: options.attempts ?? 1,
+        ...(options.delayMs ? { delay: options.delayMs } : {}),
+      })
+      return String(job.id)
+    },
+    async sendRaw(queue, data) {
+      return String((await queues.get(queue)!.add('job', data, { attempts: 1 })).id)
+    },
+    async outcome(queue, id) {
+      const job = await Job.fromId(queues.get(queue)!, id)
+      const state = await job?.getState()
+      if (state === 'failed') return { state: 'failed', error: job!.failedReason }
+      if (state === 'completed') return { state: 'completed', error: '' }
+      return undefined
+    },
+    async stop() {
+      await Promise.all(workers.map((w) => w.close()))
+      for (const q of queues.values()) {
+        await q.obliterate({ force: true }).catch(() => {})
+        await q.close()
+      }
+      for (const c of clients) c.disconnect()
+      await redis.stop()
+    },
+  }
+})
+
+describe('BullMQ: scheduled runs', () => {
+  it('every run of a job scheduler made in tenant 5 runs as tenant 5', async () => {
+    const fx = await setupJobsFixture('bull_sched')
+    const redis = await openTestRedis()
+    const mk = () => new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+    const [c1, c2] = [mk(), mk()]
+    const jobs = fx.jobs()
+    const queue = new Queue('probe', { connection: c1, prefix: redis.prefix })
+    const worker = new Worker('probe', tenantProcessor(jobs, 'probe', fx.handlers.probe!), {
+      connection: c2,
+      prefix: redis.prefix,
+    })
+    try {
+      await runWithTenant('5', () =>
+        tenantQueue(queue, jobs).upsertJobScheduler(
+          'tick',
+          { every: 300, limit: 3 },
+          { name: 'tick', data: { tag: 'tick', want: '5' } },
+        ),
+      )
+      const runs = await until(() => {
+        const t = fx.seen.filter((s) => s.tag === 'tick')
+        return t.length >= 3 && t
+      })
+      for (const s of runs) expect(s).toMatchObject({ tenant: '5', bound: '5', accounts: ['t5'] })
+    } finally {
+      await worker.close()
+      await queue.obliterate({ force: true }).catch(() => {})
+      await queue.close()
+      c1.disconnect()
+      c2.disconnect()
+      await redis.stop()
+      await fx.cleanup()
+    }
+  })
+})

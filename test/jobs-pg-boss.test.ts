@@ -1,0 +1,93 @@
+import PgBoss from 'pg-boss'
+import { describe, expect, it } from 'vitest'
+import { tenantPgBoss } from '../src/jobs/index.js'
+import { setupJobsFixture, until } from './jobs-fixture.js'
+import { jobScenarios } from './jobs-scenario.js'
+
+jobScenarios('pg-boss', async (fx) => {
+  const boss = new PgBoss({
+    connectionString: fx.db.url,
+    schema: 'pgboss',
+    max: 6,
+    schedule: false,
+  })
+  boss.on('error', () => {})
+  await boss.start()
+  const jobs = fx.jobs()
+  const tenantBoss = tenantPgBoss(boss, jobs)
+  for (const queue of ['probe', 'hold', 'global']) {
+    await boss.createQueue(queue, { name: queue, retryLimit: 0 })
+    for (let w = 0; w < 3; w++) {
+      await tenantBoss.work(
+        queue,
+        { batchSize: 4, pollingIntervalSeconds: 0.5, includeMetadata: true },
+        fx.handlers[queue]!,
+      )
+    }
+  }
+  return {
+    async send(queue, payload, options = {}) {
+      const id = await tenantBoss.send(queue, payload, {
+        retryLimit: (options.attempts ?? 1) - 1,
+        retryDelay: 0,
+        ...(options.delayMs ? { startAfter: new Date(Date.now() + options.delayMs) } : {}),
+      })
+      return id!
+    },
+    async sendRaw(queue, data) {
+      return (await boss.send(queue, data as object, { retryLimit: 0 }))!
+    },
+    async outcome(queue, id) {
+      const job = await boss.getJobById(queue, id)
+      if (job?.state === 'failed')
+        return { state: 'failed', error: String((job.output as { message?: string })?.message) }
+      if (job?.state === 'completed') return { state: 'completed', error: '' }
+      return undefined
+    },
+    async stop() {
+      await boss.stop({ graceful: false, wait: true })
+    },
+  }
+})
+
+describe('pg-boss: a refused job follows the queue rules', () => {
+  it('is retried, then dead-lettered with its envelope intact (nothing lost)', async () => {
+    const fx = await setupJobsFixture('pgboss_dlq')
+    const boss = new PgBoss({
+      connectionString: fx.db.url,
+      schema: 'pgboss',
+      max: 3,
+      schedule: false,
+    })
+    boss.on('error', () => {})
+    await boss.start()
+    try {
+      await boss.createQueue('probe_dlq', { name: 'probe_dlq' })
+      await boss.createQueue('probe', {
+        name: 'probe',
+        retryLimit: 1,
+        retryDelay: 0,
+        deadLetter: 'probe_dlq',
+      })
+      const tb = tenantPgBoss(boss, fx.jobs())
+      await tb.work('probe', { pollingIntervalSeconds: 0.5 }, fx.handlers.probe!)
+      const forged = { rowtenancy: { v: 1, tenant: '2', sig: 'AAAA' }, payload: { tag: 'dlq' } }
+      const id = (await boss.send('probe', forged))!
+      const job = await until(async () => {
+        const j = await boss.getJobById('probe', id)
+        return j?.state === 'failed' && j
+      })
+      expect(job.retryCount).toBe(1)
+      expect((job.output as { reason?: string }).reason).toBe('bad-signature')
+      const [dead] = await until(async () => {
+        const got = await boss.fetch('probe_dlq')
+        return got.length > 0 && got
+      })
+      expect(dead!.data).toEqual(forged)
+      expect(fx.seen).toEqual([])
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+      await fx.cleanup()
+    }
+  })
+})
