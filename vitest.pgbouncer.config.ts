@@ -19,6 +19,11 @@ export default defineConfig({
       'test/pg-with-tenant-client.test.ts',
       'test/fuzz-isolation.test.ts',
       'test/pgbouncer.test.ts',
+      'test/pg-tenant-pool.test.ts',
+      'test/orm-drizzle.test.ts',
+      'test/orm-prisma.test.ts',
+      'test/orm-knex.test.ts',
+      'test/orm-typeorm.test.ts',
     ],
   },
 })

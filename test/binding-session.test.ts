@@ -79,6 +79,9 @@ beforeAll(async () => {
   db = await createTestDatabase('binding_session')
   fx = await setupRlsFixture(db)
   await db.pool.query(`create role "${other}"; grant "${other}" to "${fx.role}"`)
+  // grantRuntimeRole takes TEMP from the runtime role; give it back here, so this suite shows
+  // that the session reset also clears temporary tables (defence in depth).
+  await db.pool.query(`grant temporary on database "${db.name}" to "${fx.role}"`)
 })
 afterAll(async () => {
   await Promise.all(instances.map((k) => k.destroy().catch(() => {})))

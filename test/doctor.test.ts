@@ -121,6 +121,7 @@ describe('rowtenancy doctor', () => {
       ['RLS_POLICY_MISSING', 'public.t_nopolicy'],
       ['RLS_POLICY_PERMISSIVE', 'public.accounts.open'],
       ['ROLE_BYPASSRLS', `role ${BAD_ROLE}`],
+      ['ROLE_CAN_CREATE_TEMP', `role ${BAD_ROLE}`],
       ['ROLE_OWNS_TABLE', `role ${BAD_ROLE} -> public.t_owned`],
       ['SECURITY_DEFINER_FUNCTION', 'public.count_accounts()'],
       ['TENANT_COLUMN_NULLABLE', 'public.t_nullable.tenant_id'],
@@ -183,7 +184,7 @@ describe('rowtenancy doctor', () => {
     expect(bad.code).toBe(1)
     const report = JSON.parse(bad.stdout)
     expect(report.ok).toBe(false)
-    expect(report.findings).toHaveLength(14)
+    expect(report.findings).toHaveLength(15)
     const text = await cli(['doctor', '--database-url', broken.url])
     expect(text.code).toBe(1)
     expect(text.stdout).toMatch(/ERROR RLS_NOT_FORCED {2}public\.t_noforce\n.*\n {6}fix: /)

@@ -155,6 +155,7 @@ afterAll(async () => {
         `  by kind: ${JSON.stringify(s.byKind)}`,
         `  rows checked: ${s.readRowsChecked} in reads, ${s.finalRowsChecked} in reconciliations`,
         `  faults injected: ${s.probes} cross-tenant probes, ${s.injectedFailures} failures after a write, ${s.constraintErrors} refused statements (duplicate key)`,
+        `  attacker: ${s.attacks} hostile operations (${s.attacksRefused} refused, the rest contained)`,
         clean
           ? '  0 leaks, 0 lost, 0 duplicated'
           : `  ${s.leaks} leaks, ${s.lost} lost, ${s.duplicated} duplicated (or the run stopped early)`,

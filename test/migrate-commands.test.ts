@@ -85,9 +85,19 @@ describe('CLI: migrate-to-row-tenancy, verify, rollback, drop-schemas', () => {
   })
 
   it('verify passes for migrated tenants and finds a tampered row', async () => {
-    const ok = await cli('verify')
+    // Tenants 2 (never run) and 4 (blocking drift) are not migrated: named, and exit 1.
+    const all = await cli('verify')
+    expect(all.code).toBe(1)
+    expect(all.out).toMatch(/tenant 1 \("acme"\): ok, 8 tables/)
+    expect(all.out).toMatch(/tenant 2 \("globex"\): NOT MIGRATED \(not started\): never migrated/)
+    expect(all.out).toMatch(
+      /tenant 4 \("drifty"\): NOT MIGRATED \(not started\): blocked by drift: book\.isbn/,
+    )
+    expect(all.out).toMatch(/2 tenants verified: 0 mismatched; 2 not migrated/)
+    expect(all.err).toMatch(/2 legacy tenant\(s\) are not migrated .* --tenant-id/)
+    const ok = await cli('verify', '--tenant-id', '1', '--tenant-id', '3')
     expect(ok.code).toBe(0)
-    expect(ok.out).toMatch(/tenant 1 \("acme"\): ok, 8 tables/)
+    expect(ok.out).toMatch(/2 tenants verified: 0 mismatched; 0 not migrated/)
     await db.pool.query(
       `update public.book set title = title || '!' where tenant_id = 1 and id = 3`,
     )
@@ -136,7 +146,7 @@ describe('CLI: migrate-to-row-tenancy, verify, rollback, drop-schemas', () => {
       ]),
     ).toBe(0)
     expect(await count(`select count(*) as n from pg_namespace where nspname = 'globex'`)).toBe(1)
-    const v = await cli('verify')
+    const v = await cli('verify', '--tenant-id', '1', '--tenant-id', '3')
     expect(v.code).toBe(0)
     await db.pool.query(`delete from public.book_tag where tenant_id = 3 and book_id = 1`)
     const v2 = await cli('verify', '--tenant-id', '3')

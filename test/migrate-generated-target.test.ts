@@ -23,7 +23,12 @@ describe('target tables from `schema generate`', () => {
     const status = Object.fromEntries(report.tenants.map((t) => [t.tenantId, t.status]))
     expect(status).toEqual({ '1': 'migrated', '2': 'migrated', '3': 'migrated', '4': 'blocked' })
     const v = await verifyMigration({ db: db.pool })
-    expect(v.ok).toBe(true)
+    expect(v.tenants.every((t) => t.ok)).toBe(true)
+    // the blocked tenant is named, with its drift, and the report is not ok
+    expect(v.missing.map((m) => [m.tenantId, m.state])).toEqual([['4', 'not started']])
+    expect(v.missing[0]?.reason).toMatch(/^blocked by drift: book\.isbn/)
+    expect(v.ok).toBe(false)
+    expect((await verifyMigration({ db: db.pool, tenantIds: ['1', '2', '3'] })).ok).toBe(true)
     const n = await db.pool.query('select count(*)::int as n from public.book where tenant_id = 3')
     expect(n.rows[0].n).toBe(12)
     expect(report.tenants.find((t) => t.tenantId === '3')?.schema).toBe(HOSTILE_SCHEMA)

@@ -16,6 +16,7 @@ export const FEATURE_BENCHES: readonly string[] = Object.freeze([
   'plugin',
   'rls',
   'http',
+  'orms',
 ])
 
 /**

@@ -1,4 +1,5 @@
 import { ConfigError, TenancyError } from '../errors/index.js'
+import { quoteQualified } from '../sql/quote.js'
 import type { Queryable } from '../tenants/index.js'
 import type { AuditEvent, AuditLogger, AuditSource } from './audit-event.js'
 import { auditTableName } from './audit-log-table.js'
@@ -39,7 +40,10 @@ export interface AuditContext {
 /**
  * Writes audit events: one row per statement to the audit table, then the
  * logger hook. A failed write throws, so the audited call fails rather than go
- * unrecorded (a write statement that already ran stays done).
+ * unrecorded (a write statement that already ran stays done). Give it a
+ * connection pool of its own (`createTenancy` does): a record written on the
+ * audited statement's connection could be undone by user SQL there (a raw
+ * `begin` ... `rollback`) or redirected by a temporary table.
  *
  * @example
  * ```ts
@@ -53,23 +57,65 @@ export interface AuditContext {
  */
 export class AuditWriter {
   readonly #db: Queryable | undefined
-  readonly #insert: string | undefined
   readonly #table: string | undefined
   readonly #logger: AuditLogger | undefined
+  /** The insert, into the table's schema-qualified name once resolved (per database handle). */
+  readonly #inserts = new WeakMap<Queryable, Promise<string>>()
 
   constructor(options: AuditWriterOptions) {
     this.#db = options.db
     this.#logger = options.logger
-    if (options.table === false) {
-      this.#insert = undefined
-    } else {
-      const { quoted } = auditTableName(options.table ?? 'audit_log')
+    if (options.table !== false) {
+      auditTableName(options.table ?? 'audit_log')
       this.#table = options.table ?? 'audit_log'
-      this.#insert =
-        `insert into ${quoted} (at, source, reason, actor, tenant_context, statement, fingerprint, row_count, error) ` +
-        'values ($1, $2, $3, $4, $5, $6, $7, $8, $9)'
     }
     Object.freeze(this)
+  }
+
+  /**
+   * `insert into "<schema>"."<table>" ...`: the table name resolved once to the
+   * permanent table it names, so neither a search_path nor a temporary table of
+   * the same name can take the rows.
+   */
+  #insertFor(db: Queryable): Promise<string> {
+    let insert = this.#inserts.get(db)
+    if (insert === undefined) {
+      insert = this.#resolve(db)
+      this.#inserts.set(db, insert)
+      insert.catch(() => this.#inserts.delete(db))
+    }
+    return insert
+  }
+
+  async #resolve(db: Queryable): Promise<string> {
+    const table = this.#table!
+    const { schema, table: name } = auditTableName(table)
+    const { rows } = await db.query(
+      `select n.nspname as schema, c.relname as name, c.relpersistence as persistence
+         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.relname = $2 and c.relkind in ('r', 'p')
+          and n.nspname = coalesce($1, (select s.nspname from pg_catalog.pg_namespace s
+                                          where s.nspname = any (current_schemas(false))
+                                            and exists (select 1 from pg_catalog.pg_class t
+                                                         where t.relnamespace = s.oid and t.relname = $2
+                                                           and t.relpersistence <> 't')
+                                          order by array_position(current_schemas(false), s.nspname)
+                                          limit 1))
+          and c.relpersistence <> 't'`,
+      [schema ?? null, name],
+    )
+    const row = rows[0] as { schema: string; name: string } | undefined
+    if (row === undefined) {
+      throw new ConfigError(
+        `The audit table ${JSON.stringify(table)} does not exist, so cross-tenant work cannot be ` +
+          'recorded and is refused. Create it once with installAuditLog(pool, { table }).',
+      )
+    }
+    return (
+      `insert into ${quoteQualified(row.schema, row.name)} ` +
+      '(at, source, reason, actor, tenant_context, statement, fingerprint, row_count, error) ' +
+      'values ($1, $2, $3, $4, $5, $6, $7, $8, $9)'
+    )
   }
 
   /**
@@ -100,12 +146,13 @@ export class AuditWriter {
       rowCount: outcome.error === undefined ? outcome.rowCount : null,
       error: outcome.error === undefined ? undefined : errorCode(outcome.error),
     })
-    if (this.#insert !== undefined) {
+    if (this.#table !== undefined) {
       if (db === undefined) {
         throw new ConfigError('AuditWriter.record needs a database handle: pass one, or set db.')
       }
+      const insert = await this.#insertFor(db)
       try {
-        await db.query(this.#insert, [
+        await db.query(insert, [
           event.at,
           event.source,
           event.reason,
@@ -119,6 +166,7 @@ export class AuditWriter {
       } catch (err) {
         const code = (err as { code?: string }).code
         if (code === '42P01' || code === '3F000') {
+          this.#inserts.delete(db)
           throw new ConfigError(
             `The audit table ${JSON.stringify(this.#table)} does not exist, so cross-tenant work cannot be ` +
               'recorded and is refused. Create it once with installAuditLog(pool, { table }).',

@@ -11,6 +11,7 @@ import {
   tryCurrentTenant,
   withoutTenant,
 } from '../context/index.js'
+import { runAsTopLevel } from '../context/tenant-context.js'
 import { TenantNotFoundError } from '../errors/index.js'
 import type { Tenancy } from '../tenancy/index.js'
 import {
@@ -144,10 +145,8 @@ function serializeEval(server: REPLServer, state: ShellState): void {
             callback(err, result)
             done()
           })
-        if (state.tenant === undefined) {
-          clearCurrentTenant()
-          run()
-        } else runWithTenant(state.tenant, run)
+        // A fresh top-level context per line, so setCurrentTenant works in the shell.
+        runAsTopLevel(state.tenant, run)
       })
     // Idle: evaluate now, so synchronous lines (and multi-line input) behave as in
     // any REPL. Busy with an await: wait for it, in order.

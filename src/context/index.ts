@@ -4,6 +4,7 @@ export {
   clearCurrentTenant,
   crossTenantScope,
   currentTenant,
+  isScopeOpen,
   onCrossTenantScope,
   requireTenant,
   runWithTenant,

@@ -32,10 +32,14 @@ export interface CrossTenantScope {
 interface ContextState {
   readonly tenantId?: TenantId | undefined
   readonly crossTenant?: CrossTenantScope | undefined
+  /** True for the states `runWithTenant` / `withoutTenant` open (a callback's scope). */
+  readonly scoped?: boolean
 }
 
 const storage = new AsyncLocalStorage<ContextState>()
 const listeners = new Set<(scope: CrossTenantScope) => void>()
+/** `withoutTenant` scopes whose callback has finished: they grant nothing any more. */
+const closed = new WeakSet<CrossTenantScope>()
 
 const MAX_ID_LENGTH = 256
 
@@ -71,7 +75,9 @@ export function assertTenantIdShape(id: unknown): asserts id is TenantId {
 /**
  * Runs `fn` with `tenantId` as the current tenant. The tenant follows every
  * `await`, timer, and callback started inside `fn`, and is gone when `fn` ends.
- * Nested calls override the outer tenant for their own duration.
+ * Nested calls override the outer tenant for their own duration. A lazy
+ * thenable `fn` returns (a Drizzle query, a PrismaPromise, a Knex builder) is
+ * started inside the scope and comes back as a promise of its result.
  *
  * @example
  * ```ts
@@ -80,13 +86,49 @@ export function assertTenantIdShape(id: unknown): asserts id is TenantId {
  */
 export function runWithTenant<T>(tenantId: TenantId, fn: () => T): T {
   assertTenantIdShape(tenantId)
-  return storage.run({ tenantId }, fn)
+  return storage.run({ tenantId, scoped: true }, () => startInScope(fn()))
+}
+
+/**
+ * A lazy thenable (a Drizzle query, a PrismaPromise, a Knex builder) starts its
+ * work only when `then` is called: were that left to the caller's `await`, it
+ * would run outside the scope and lose the tenant. It is started here, inside
+ * the scope, and its outcome handed on as a promise.
+ */
+function startInScope<T>(value: T): T {
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    !(value instanceof Promise) &&
+    typeof (value as { then?: unknown }).then === 'function'
+  ) {
+    const thenable = value as unknown as PromiseLike<unknown>
+    return new Promise((resolve, reject) => thenable.then(resolve, reject)) as T
+  }
+  return value
+}
+
+/**
+ * Runs `fn` in a fresh top-level context, as a script's or REPL line's own:
+ * `tenantId` current (or none), and {@link setCurrentTenant} allowed. For the
+ * shell, which runs each line this way.
+ *
+ * @internal
+ */
+export function runAsTopLevel<T>(tenantId: TenantId | undefined, fn: () => T): T {
+  if (tenantId !== undefined) assertTenantIdShape(tenantId)
+  return storage.run(tenantId === undefined ? {} : { tenantId }, fn)
 }
 
 /**
  * Sets the current tenant for the rest of the current async context. Meant for
- * scripts and the REPL, where there is no callback to wrap; in servers prefer
+ * scripts and the REPL, where there is no callback to wrap; in servers use
  * {@link runWithTenant}.
+ *
+ * Refused (`InvalidInputError`) inside a `runWithTenant` or `withoutTenant`
+ * callback: there it would switch the tenant of everything that shares the
+ * callback's context (sibling branches of a `Promise.all`, the caller after an
+ * `await`), not just the code after the call. Nest `runWithTenant` instead.
  *
  * @example
  * ```ts
@@ -96,7 +138,18 @@ export function runWithTenant<T>(tenantId: TenantId, fn: () => T): T {
  */
 export function setCurrentTenant(tenantId: TenantId): void {
   assertTenantIdShape(tenantId)
+  assertNotScoped('setCurrentTenant')
   storage.enterWith({ tenantId })
+}
+
+function assertNotScoped(what: string): void {
+  if (storage.getStore()?.scoped !== true) return
+  throw new InvalidInputError(
+    `${what}() is refused inside runWithTenant / withoutTenant: it would switch the tenant of ` +
+      'every branch sharing this async context, not only the code after it. Use ' +
+      'runWithTenant(tenantId, fn) for the work that needs another tenant; keep setCurrentTenant for ' +
+      'scripts and the REPL.',
+  )
 }
 
 /**
@@ -110,6 +163,7 @@ export function setCurrentTenant(tenantId: TenantId): void {
  * ```
  */
 export function clearCurrentTenant(): void {
+  assertNotScoped('clearCurrentTenant')
   storage.enterWith({})
 }
 
@@ -182,11 +236,33 @@ export function withoutTenant<T>(
     outerTenant: tryCurrentTenant(),
   })
   for (const listener of listeners) listener(scope)
-  return storage.run({ crossTenant: scope }, fn)
+  let result: T
+  try {
+    result = storage.run({ crossTenant: scope, scoped: true }, () => startInScope(fn()))
+  } catch (err) {
+    closed.add(scope)
+    throw err
+  }
+  if (isPromiseLike(result)) {
+    const close = () => {
+      closed.add(scope)
+    }
+    result.then(close, close)
+  } else {
+    closed.add(scope)
+  }
+  return result
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 /**
- * The cross-tenant scope opened by {@link withoutTenant}, when inside one.
+ * The cross-tenant scope opened by {@link withoutTenant}, when inside one that
+ * is still open: once its callback has returned (or its promise settled), work
+ * it left behind (a timer, a stored callback) gets `undefined` here, so it can
+ * no longer read across tenants.
  *
  * @example
  * ```ts
@@ -194,7 +270,22 @@ export function withoutTenant<T>(
  * ```
  */
 export function crossTenantScope(): CrossTenantScope | undefined {
-  return storage.getStore()?.crossTenant
+  const scope = storage.getStore()?.crossTenant
+  return scope === undefined || closed.has(scope) ? undefined : scope
+}
+
+/**
+ * Whether a scope {@link withoutTenant} opened is still open (its callback has
+ * not finished).
+ *
+ * @example
+ * ```ts
+ * const scope = withoutTenant('export', () => crossTenantScope()!)
+ * isScopeOpen(scope) // false
+ * ```
+ */
+export function isScopeOpen(scope: CrossTenantScope): boolean {
+  return !closed.has(scope)
 }
 
 /**

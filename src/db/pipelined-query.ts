@@ -26,6 +26,10 @@ export interface Statement {
    * @internal
    */
   readonly parse?: boolean | undefined
+  /** The main statement only: pg's `rowMode` (`'array'`: rows as arrays, as ORMs ask). */
+  readonly rowMode?: 'array' | undefined
+  /** The main statement only: pg's `types` (custom type parsers). */
+  readonly types?: unknown
   /**
    * Not a statement: a protocol-level Close of the named statement `close` (no
    * error when there is none). Its `text` is ignored.
@@ -66,6 +70,8 @@ const QueryBase = pg.Query as unknown as new (config: {
   values: unknown[]
   queryMode: 'extended'
   callback: Callback
+  rowMode: 'array' | undefined
+  types: unknown
 }) => QueryInternals
 
 /** Errors raised by a statement sent before the main one: the main statement never ran. */
@@ -117,7 +123,14 @@ class PipelinedQuery extends QueryBase {
     after: readonly Statement[],
     callback: Callback,
   ) {
-    super({ text: main.text, values: [...(main.values ?? [])], queryMode: 'extended', callback })
+    super({
+      text: main.text,
+      values: [...(main.values ?? [])],
+      queryMode: 'extended',
+      callback,
+      rowMode: main.rowMode,
+      types: main.types,
+    })
     this.#before = before
     this.#after = after
     this.#mainIndex = before.filter((s) => s.close === undefined).length

@@ -3,6 +3,24 @@ import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 
 /**
+ * A role the runtime role can become (`SET ROLE`) or act as through membership,
+ * whatever the membership's INHERIT or (PostgreSQL 16+) SET option says, that
+ * row level security does not bind.
+ *
+ * @example
+ * ```ts
+ * const r: ReachableRole = { role: 'owner', path: ['app_runtime', 'owner'], superuser: false, bypassRls: false }
+ * ```
+ */
+export interface ReachableRole {
+  readonly role: string
+  /** The membership chain from the runtime role to this one. */
+  readonly path: readonly string[]
+  readonly superuser: boolean
+  readonly bypassRls: boolean
+}
+
+/**
  * What the database says about the role a pool connects as.
  *
  * @example
@@ -14,15 +32,66 @@ export interface RuntimeRoleFacts {
   readonly role: string
   readonly superuser: boolean
   readonly bypassRls: boolean
-  /** Tenant-aware tables (tables with the tenant column) the role owns or inherits ownership of. */
+  /**
+   * Tenant-aware tables (tables with the tenant column) owned by the role or by
+   * any role it is a member of, directly or not, inherited or not.
+   */
   readonly ownedTables: readonly string[]
+  /** Other roles it is a member of (any path, any option) that are superusers or have BYPASSRLS. */
+  readonly unsafeMemberships: readonly ReachableRole[]
+  /** CREATEROLE before PostgreSQL 16: it can grant itself membership in the owner. */
+  readonly createRole: boolean
+  /** It may create temporary tables (TEMP on the database, often through PUBLIC). */
+  readonly canCreateTemp: boolean
   /** Whether the `citus` extension is installed. */
   readonly citus: boolean
 }
 
 /**
+ * The role graph query behind {@link inspectRuntimeRole} and the doctor: every
+ * role reachable from `$1` through `pg_auth_members`, with no regard to the
+ * INHERIT or SET options (a NOINHERIT member can still `SET ROLE`), and what
+ * makes the role unsafe for scoped work. `$1` is the role (null: the connected
+ * one), `$2` the tenant column.
+ *
+ * @internal
+ */
+export const ROLE_GRAPH_SQL = `
+with recursive reach (oid, path) as (
+  select r.oid, array[r.rolname::text] from pg_catalog.pg_roles r
+   where r.rolname = coalesce($1::text, current_user::text)
+  union
+  select m.roleid, reach.path || g.rolname::text
+    from reach
+    join pg_catalog.pg_auth_members m on m.member = reach.oid
+    join pg_catalog.pg_roles g on g.oid = m.roleid
+   where not g.rolname::text = any (reach.path)
+)
+select r.rolname as role, r.rolsuper as superuser, r.rolbypassrls as bypass_rls,
+       r.rolcreaterole and current_setting('server_version_num')::int < 160000 as create_role,
+       has_database_privilege(r.oid, current_database(), 'TEMP') as can_temp,
+       exists (select 1 from pg_catalog.pg_extension where extname = 'citus') as citus,
+       coalesce((select json_agg(json_build_object('role', g.rolname, 'path', x.path,
+                                                   'superuser', g.rolsuper, 'bypassRls', g.rolbypassrls)
+                                 order by g.rolname)
+                   from (select distinct on (oid) oid, path from reach order by oid, cardinality(path)) x
+                   join pg_catalog.pg_roles g on g.oid = x.oid
+                  where g.oid <> r.oid and (g.rolsuper or g.rolbypassrls)), '[]') as unsafe,
+       array(select format('%s.%s', n.nspname, c.relname)
+               from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p')
+                and n.nspname not in ('pg_catalog', 'information_schema')
+                and c.relowner in (select oid from reach)
+                and exists (select 1 from pg_catalog.pg_attribute a
+                             where a.attrelid = c.oid and a.attname = $2
+                               and a.attnum > 0 and not a.attisdropped)
+              order by 1) as owned
+  from pg_catalog.pg_roles r where r.rolname = coalesce($1::text, current_user::text)`
+
+/**
  * Reads the facts about the pool's role in one query: superuser, BYPASSRLS,
- * owned tenant-aware tables, and whether Citus is installed.
+ * every role it can become (the whole membership graph), tenant-aware tables
+ * any of them owns, CREATEROLE, TEMP, and whether Citus is installed.
  *
  * @example
  * ```ts
@@ -33,34 +102,45 @@ export async function inspectRuntimeRole(
   db: Queryable,
   options: { tenantColumn?: string | undefined } = {},
 ): Promise<RuntimeRoleFacts> {
-  const { rows } = await db.query(
-    `select current_user as role, r.rolsuper as superuser, r.rolbypassrls as bypass_rls,
-            exists (select 1 from pg_extension where extname = 'citus') as citus,
-            array(select format('%s.%s', n.nspname, c.relname)
-                    from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                   where c.relkind in ('r', 'p')
-                     and n.nspname not in ('pg_catalog', 'information_schema')
-                     and not r.rolsuper and pg_has_role(current_user, c.relowner, 'USAGE')
-                     and exists (select 1 from pg_attribute a
-                                  where a.attrelid = c.oid and a.attname = $1
-                                    and a.attnum > 0 and not a.attisdropped)
-                   order by 1) as owned
-       from pg_roles r where r.rolname = current_user`,
-    [options.tenantColumn ?? DEFAULTS.tenantColumn],
-  )
+  const facts = await inspectRole(db, null, options)
+  if (facts === undefined) throw new UnsafeRoleError('The connected role could not be inspected.')
+  return facts
+}
+
+/**
+ * {@link inspectRuntimeRole} for a role by name; `undefined` when it does not exist.
+ *
+ * @internal
+ */
+export async function inspectRole(
+  db: Queryable,
+  role: string | null,
+  options: { tenantColumn?: string | undefined } = {},
+): Promise<RuntimeRoleFacts | undefined> {
+  const { rows } = await db.query(ROLE_GRAPH_SQL, [
+    role,
+    options.tenantColumn ?? DEFAULTS.tenantColumn,
+  ])
   const r = rows[0]
+  if (r === undefined) return undefined
+  const unsafe = (typeof r.unsafe === 'string' ? JSON.parse(r.unsafe) : r.unsafe) as ReachableRole[]
   return Object.freeze({
     role: String(r.role),
     superuser: Boolean(r.superuser),
     bypassRls: Boolean(r.bypass_rls),
     ownedTables: Object.freeze([...(r.owned as string[])]),
+    unsafeMemberships: Object.freeze(unsafe.map((u) => Object.freeze(u))),
+    createRole: Boolean(r.create_role),
+    canCreateTemp: Boolean(r.can_temp),
     citus: Boolean(r.citus),
   })
 }
 
 /**
  * Why a role is unsafe for scoped work (empty when it is safe): RLS does not
- * bind a superuser or a BYPASSRLS role, and an owner can switch RLS off.
+ * bind a superuser or a BYPASSRLS role, an owner can switch RLS off, and a
+ * member of such a role can `SET ROLE` to it (one raw statement, and it sticks
+ * to the pooled connection). TEMP is reported by the doctor, not here.
  *
  * @example
  * ```ts
@@ -71,10 +151,19 @@ export function runtimeRoleProblems(facts: RuntimeRoleFacts): string[] {
   const problems: string[] = []
   if (facts.superuser) problems.push('is a superuser')
   if (facts.bypassRls) problems.push('has BYPASSRLS')
+  for (const m of facts.unsafeMemberships) {
+    const what = m.superuser ? 'a superuser' : 'a BYPASSRLS role'
+    problems.push(`is a member of ${what} (${m.path.join(' -> ')}) and can SET ROLE to it`)
+  }
   if (facts.ownedTables.length > 0) {
     const shown = facts.ownedTables.slice(0, 5).join(', ')
     const more = facts.ownedTables.length > 5 ? ` and ${facts.ownedTables.length - 5} more` : ''
-    problems.push(`owns tenant-aware tables (${shown}${more})`)
+    problems.push(
+      `owns tenant-aware tables (${shown}${more}), itself or through a role it is a member of`,
+    )
+  }
+  if (facts.createRole) {
+    problems.push('has CREATEROLE (before PostgreSQL 16 it can grant itself the owner role)')
   }
   return problems
 }

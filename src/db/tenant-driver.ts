@@ -10,10 +10,17 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import type pg from 'pg'
-import { crossTenantScope, currentTenant, type TenantId } from '../context/index.js'
+import {
+  crossTenantScope,
+  currentTenant,
+  type TenantId,
+  tryCurrentTenant,
+} from '../context/index.js'
 import { ConfigError } from '../errors/index.js'
+import { RLS_SETTING } from '../schema/rls-policy.js'
 import { assertSealKey, SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
 import { DEFAULTS } from '../sql/defaults.js'
+import { quoteLiteral } from '../sql/quote.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
@@ -65,6 +72,13 @@ export interface TenantBindingConfig {
   readonly sealKey?: string | undefined
   /** Downgrade the start-up `UnsafeRoleError` to a loud warning. */
   readonly allowUnsafeRole?: boolean | undefined
+  /**
+   * With no tenant in context, check out a connection bound to no tenant (row
+   * level security then shows no tenant rows) instead of throwing
+   * `MissingTenantError`. `createTenancy` sets it: its plugin has already refused
+   * every query on a tenant-aware table, so what remains touches shared tables.
+   */
+  readonly unboundWithoutTenant?: boolean | undefined
   /** Run the start-up role check (default true). */
   readonly checkRole?: boolean | undefined
   /** Where the unsafe-role warning goes; `console.warn` by default. */
@@ -200,12 +214,16 @@ export class TenantBindingDriver implements Driver {
       const client = await acquire(admin, this.#timeouts.acquireMs)
       return new TenantConnection(client, undefined, this.#mode, this.#cursor())
     }
-    // Fails closed before any connection is taken: MissingTenantError, InvalidTenantIdError.
-    const bind = this.#bindFor(currentTenant())
+    // No tenant: the connection is bound to no tenant (row level security then shows no
+    // tenant rows); the plugin has refused every query on tenant-aware tables already.
+    const id = this.#config.unboundWithoutTenant ? tryCurrentTenant() : currentTenant()
+    const bind = id === undefined ? unboundStatement(this.#mode) : this.#bindFor(id)
     // A full pool fails after timeouts.acquireMs; connect errors become DatabaseUnavailableError.
     const client = await acquire(pool, this.#timeouts.acquireMs)
     const session = SessionGuard.for(pool).checkout(client)
-    return new TenantConnection(client, bind, this.#mode, this.#cursor(), session, this.#prepareAs)
+    // The no-tenant binding is never prepared under the tenant bind's name.
+    const prepareAs = id === undefined ? undefined : this.#prepareAs
+    return new TenantConnection(client, bind, this.#mode, this.#cursor(), session, prepareAs)
   }
 
   async beginTransaction(
@@ -323,6 +341,24 @@ export class TenantBindingDriver implements Driver {
   #cursor(): PostgresCursorConstructor | null {
     return this.#config.cursor ?? null
   }
+}
+
+const UNBOUND: Record<BindingMode, Statement> = {
+  set_config: Object.freeze({
+    text: `select set_config(${quoteLiteral(RLS_SETTING)}, '', true)`,
+    values: Object.freeze([]),
+  }),
+  set_local: Object.freeze({ text: `set local ${RLS_SETTING} = ''`, values: Object.freeze([]) }),
+  // Sealed policies read no tenant from an empty setting (rowtenancy_sealed_tenant() is null).
+  sealed: Object.freeze({
+    text: `select set_config(${quoteLiteral(RLS_SETTING)}, '', true)`,
+    values: Object.freeze([]),
+  }),
+}
+
+/** The binding of work with no tenant: the setting emptied for the transaction (no tenant rows). */
+function unboundStatement(mode: BindingMode): Statement {
+  return UNBOUND[mode]
 }
 
 function savepointQuery(

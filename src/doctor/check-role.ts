@@ -1,10 +1,13 @@
+import { inspectRole } from '../db/role-check.js'
 import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
+import { quoteIdent } from '../sql/quote.js'
 import { type Finding, finding } from './findings.js'
 
 /**
- * The runtime role must exist, not be a superuser, not have BYPASSRLS, and own
- * (or inherit ownership of) no tenant-aware table.
+ * The runtime role must exist, not be a superuser, not have BYPASSRLS, be a
+ * member (by any path, inherited or not) of no such role and of no owner of a
+ * tenant-aware table, and should not be able to create temporary tables.
  *
  * @internal
  * @example
@@ -16,19 +19,11 @@ export async function checkRuntimeRole(
   db: Queryable,
   role: string,
   tables: readonly TableFacts[],
+  options: { tenantColumn?: string | undefined } = {},
 ): Promise<Finding[]> {
   const object = `role ${role}`
-  const { rows } = await db.query(
-    `select r.rolsuper as superuser, r.rolbypassrls as bypass,
-            array(select format('%I.%I', n.nspname, c.relname)
-                    from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                   where not r.rolsuper and c.oid = any($2::oid[]) and pg_has_role(r.oid, c.relowner, 'USAGE')
-                   order by 1) as owned
-       from pg_roles r where r.rolname = $1`,
-    [role, tables.map((t) => t.oid)],
-  )
-  const r = rows[0]
-  if (!r) {
+  const facts = await inspectRole(db, role, options)
+  if (facts === undefined) {
     return [
       finding(
         'ROLE_MISSING',
@@ -38,34 +33,73 @@ export async function checkRuntimeRole(
       ),
     ]
   }
+  const quoted = quoteIdent(role)
   const out: Finding[] = []
-  if (r.superuser) {
+  if (facts.superuser) {
     out.push(
       finding(
         'ROLE_SUPERUSER',
         object,
         'The runtime role is a superuser: row level security never applies to it.',
-        `alter role "${role}" nosuperuser  -- and use another role for administration`,
+        `alter role ${quoted} nosuperuser  -- and use another role for administration`,
       ),
     )
   }
-  if (r.bypass) {
+  if (facts.bypassRls) {
     out.push(
       finding(
         'ROLE_BYPASSRLS',
         object,
         'The runtime role has BYPASSRLS: row level security never applies to it.',
-        `alter role "${role}" nobypassrls`,
+        `alter role ${quoted} nobypassrls`,
       ),
     )
   }
-  for (const table of r.owned as string[]) {
+  for (const m of facts.unsafeMemberships) {
+    out.push(
+      finding(
+        'ROLE_MEMBER_OF_UNSAFE',
+        `${object} -> ${m.role}`,
+        `The runtime role is a member of ${m.superuser ? 'a superuser' : 'a BYPASSRLS role'} ` +
+          `(${m.path.join(' -> ')}); inherited or not, one raw SET ROLE escapes row level security ` +
+          'and sticks to the pooled connection.',
+        `revoke ${quoteIdent(m.path[1] ?? m.role)} from ${quoted}`,
+      ),
+    )
+  }
+  const ids = new Set(tables.map((t) => `${t.schema}.${t.name}`))
+  for (const table of facts.ownedTables) {
+    if (ids.size > 0 && !ids.has(table)) continue
     out.push(
       finding(
         'ROLE_OWNS_TABLE',
         `${object} -> ${table}`,
-        'The runtime role owns (or inherits ownership of) a tenant-aware table: it can disable row level security or drop the policy.',
-        `alter table ${table} owner to <owner role>  -- the migrator; keep the runtime role owning nothing`,
+        'The runtime role owns a tenant-aware table, or is a member (inherited or not) of a role ' +
+          'that does: it can disable row level security or drop the policy.',
+        `alter table ${table} owner to <owner role>  -- the migrator; keep the runtime role owning nothing and a member of no owner`,
+      ),
+    )
+  }
+  if (facts.createRole) {
+    out.push(
+      finding(
+        'ROLE_CREATEROLE',
+        object,
+        'The runtime role has CREATEROLE: before PostgreSQL 16 it can grant itself membership in the owner.',
+        `alter role ${quoted} nocreaterole`,
+      ),
+    )
+  }
+  if (facts.canCreateTemp && !facts.superuser) {
+    out.push(
+      finding(
+        'ROLE_CAN_CREATE_TEMP',
+        object,
+        'The runtime role may create temporary tables: raw SQL can create one named like a tenant-aware ' +
+          'table, which then shadows it for unqualified names on that pooled connection (row level ' +
+          'security does not apply to it) for every later request.',
+        'revoke temporary on database <db> from public; grant temporary on database <db> to <owner role>  -- rowtenancy init --runtime-role does this',
+        'warning',
       ),
     )
   }

@@ -88,7 +88,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     ...(await checkFunctions(db, tables)),
   ]
   if (options.runtimeRole) {
-    findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables)))
+    findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables, { tenantColumn })))
   } else {
     skipped.push('runtime role: name it with `runtimeRole` to audit it')
   }

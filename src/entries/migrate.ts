@@ -47,6 +47,7 @@ export {
   type MigrationPlan,
   type MigrationPlanOptions,
   type MigrationReport,
+  type MissingTenant,
   migrate,
   migratedTenants,
   type PlanOptions,

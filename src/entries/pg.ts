@@ -1,6 +1,14 @@
 /**
- * `rowtenancy/pg`: plain `pg` bound to a tenant.
+ * `rowtenancy/pg`: plain `pg` bound to a tenant, and the tenant pool any
+ * pg-based ORM can use (Drizzle, Prisma's adapter-pg, Knex, TypeORM).
  *
  * @module
  */
-export { type WithTenantClientOptions, withTenantClient } from '../pg/index.js'
+export {
+  AuditedPool,
+  type AuditedPoolOptions,
+  TenantPool,
+  type TenantPoolOptions,
+  type WithTenantClientOptions,
+  withTenantClient,
+} from '../pg/index.js'

@@ -50,6 +50,7 @@ export type TenancyErrorCode =
   | 'DATABASE_UNAVAILABLE'
   | 'UNSAFE_ROLE'
   | 'MIGRATION_ERROR'
+  | 'LIFECYCLE_ERROR'
   | 'JOB_REJECTED'
 
 /**
@@ -331,5 +332,21 @@ export class UnsafeRoleError extends TenancyError {
 export class MigrationError extends TenancyError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('MIGRATION_ERROR', message, options)
+  }
+}
+
+/**
+ * Thrown by a tenant lifecycle operation (export, import, erase, move) that
+ * refuses its input or cannot finish: a damaged archive, an incompatible schema,
+ * a tenant that already exists. Nothing was written (or everything was rolled back).
+ *
+ * @example
+ * ```ts
+ * await importTenant({ db: pool, in: 'acme.rtar' }) // LifecycleError: Tenant "7" already exists ...
+ * ```
+ */
+export class LifecycleError extends TenancyError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LIFECYCLE_ERROR', message, options)
   }
 }

@@ -54,7 +54,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
  * existence, status and membership. The three adapters are thin shells around it.
  *
  * Disclosure rules: an authenticated user (one for whom `memberships` returned an
- * array) gets the same 403 `TENANT_FORBIDDEN` for a tenant outside their
+ * array or `null`, or `authenticated` returned true) gets the same 403 `TENANT_FORBIDDEN` for a tenant outside their
  * memberships whether or not it exists, even when it is suspended; only an
  * anonymous request can tell 404 from 403. Details never echo the value sent.
  *
@@ -71,6 +71,7 @@ export function createTenantResolution<Raw = unknown>(
     store,
     resolvers = [fromHeader() as TenantResolver<Raw>],
     memberships,
+    authenticated,
     anonymous = 'allow',
     skip,
     maxValueLength = 256,
@@ -91,6 +92,9 @@ export function createTenantResolution<Raw = unknown>(
   }
   if (anonymous !== 'allow' && anonymous !== 'deny') {
     throw new ConfigError("tenant(): anonymous must be 'allow' or 'deny'.")
+  }
+  if (authenticated !== undefined && typeof authenticated !== 'function') {
+    throw new ConfigError('tenant(): authenticated must be a function (req) => boolean.')
   }
   if (anonymous === 'deny' && memberships === undefined) {
     throw new ConfigError(
@@ -142,7 +146,12 @@ export function createTenantResolution<Raw = unknown>(
 
   async function decide(req: TenantRequest<Raw>): Promise<TenantOutcome> {
     if (isSkipped(req)) return SKIPPED
-    const members = memberships ? canonical(await memberships(req), idType) : undefined
+    const signedIn = authenticated === undefined ? false : (await authenticated(req)) === true
+    const members = memberships
+      ? canonical(await memberships(req), idType, signedIn)
+      : signedIn
+        ? []
+        : undefined
     const ctx: ResolverContext = { store, memberships: members }
     const candidates: Candidate[] = []
     for (const resolver of chain) {
@@ -226,11 +235,18 @@ function wellFormed(value: unknown, max: number): boolean {
   return value.length > 0 && value.length <= max && value.trim() === value && !CONTROL.test(value)
 }
 
+/**
+ * The memberships as canonical ids; `undefined` only for an anonymous request:
+ * `null` (a signed-in user with none), or `undefined` for a user `authenticated`
+ * says is signed in, is the empty list.
+ */
 function canonical(
   ids: readonly unknown[] | undefined | null,
   idType: TenantStore['idType'],
+  signedIn: boolean,
 ): readonly string[] | undefined {
-  if (ids === undefined || ids === null) return undefined
+  if (ids === null || (ids === undefined && signedIn)) return []
+  if (ids === undefined) return undefined
   if (!Array.isArray(ids)) {
     throw new ConfigError(
       'tenant(): memberships(req) must return an array of tenant ids or undefined.',

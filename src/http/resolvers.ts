@@ -134,6 +134,13 @@ function hostName(value: string | undefined): string | undefined {
  * Names the tenant by a path prefix, `/t/<tenant>/...` by default. The route itself
  * keeps the prefix (declare it as `/t/:tenant/notes`).
  *
+ * The prefix matches without regard to case by default, as Express routes do
+ * (`GET /T/beta/notes` reaches `/t/:tenant/notes`): a request can never name a
+ * tenant in a path the router accepts while this resolver looks away. Under a
+ * case-sensitive router (Fastify and Hono by default) this is only stricter: a
+ * differently cased prefix still names a tenant, which must agree with the
+ * others. `caseSensitive: true` matches the prefix exactly.
+ *
  * @example
  * ```ts
  * fromPath() // GET /t/acme/notes
@@ -143,9 +150,11 @@ function hostName(value: string | undefined): string | undefined {
 export function fromPath({
   prefix = '/t',
   by = 'id-or-slug',
+  caseSensitive = false,
 }: {
   prefix?: string
   by?: TenantValueKind
+  caseSensitive?: boolean
 } = {}): TenantResolver {
   assertKind(by, 'fromPath')
   const clean = prefix.replace(/\/+$/, '')
@@ -153,12 +162,14 @@ export function fromPath({
     throw new ConfigError(`fromPath: prefix ${JSON.stringify(prefix)} must look like /t or /orgs.`)
   }
   const start = `${clean}/`
+  const folded = start.toLowerCase()
   return Object.freeze({
     source: 'path',
     describe: `the ${start}<tenant>/ path prefix`,
     fromRequest: true,
     resolve(req: TenantRequest) {
-      if (!req.path.startsWith(start)) return undefined
+      const head = req.path.slice(0, start.length)
+      if (caseSensitive ? head !== start : head.toLowerCase() !== folded) return undefined
       const end = req.path.indexOf('/', start.length)
       const segment = req.path.slice(start.length, end === -1 ? undefined : end)
       if (segment.length === 0) return undefined

@@ -15,6 +15,7 @@ const STATUS: Readonly<Record<TenancyErrorCode, number>> = Object.freeze({
   CONFIG_ERROR: 500,
   UNSAFE_ROLE: 500,
   MIGRATION_ERROR: 500,
+  LIFECYCLE_ERROR: 500,
   JOB_REJECTED: 500,
 })
 

@@ -134,11 +134,21 @@ export interface TenantMiddlewareOptions<Raw = unknown> {
   readonly resolvers?: readonly TenantResolver<Raw>[]
   /**
    * The tenant ids the authenticated user belongs to, or `undefined` for an
-   * anonymous request. When it returns an array, only those tenants can be reached.
+   * anonymous request. When it returns an array, only those tenants can be
+   * reached. `null` means a signed-in user with no memberships (reaches no
+   * tenant), never anonymous; so does `undefined` when `authenticated(req)` says
+   * the user is signed in.
    */
   readonly memberships?: (
     req: TenantRequest<Raw>,
-  ) => readonly TenantId[] | undefined | Promise<readonly TenantId[] | undefined>
+  ) => readonly TenantId[] | null | undefined | Promise<readonly TenantId[] | null | undefined>
+  /**
+   * Whether the request is from a signed-in user. When it returns true, the
+   * user is never treated as anonymous: `memberships` returning `null` or
+   * `undefined` then means no memberships (403 for every tenant). Give it
+   * whenever your memberships lookup can come back empty-handed for a real user.
+   */
+  readonly authenticated?: (req: TenantRequest<Raw>) => boolean | Promise<boolean>
   /**
    * What an anonymous request (`memberships` returned `undefined`) may do:
    * `'allow'` (default; public tenant sites) reaches any active tenant, `'deny'`

@@ -44,6 +44,7 @@ export function checkExecution(
     return scope
   }
   if (scope !== undefined) return scope
+  if (binding.shared) return undefined
   if (binding.scope !== undefined) {
     throw new UnsupportedQueryError(
       `This query was compiled inside withoutTenant(${JSON.stringify(binding.scope.reason)}) and is ` +

@@ -1,15 +1,14 @@
-import {
+import type {
   CompiledQuery,
-  type DatabaseConnection,
-  type Dialect,
-  type Driver,
-  type Kysely,
-  type QueryCompiler,
-  type QueryResult,
-  type TransactionSettings,
+  DatabaseConnection,
+  Dialect,
+  Driver,
+  Kysely,
+  QueryCompiler,
+  QueryResult,
+  TransactionSettings,
 } from 'kysely'
 import { asUnavailable } from '../sql/unavailable.js'
-import type { Queryable } from '../tenants/index.js'
 
 /**
  * What happened to one statement: how many rows it returned or touched, or the
@@ -23,17 +22,20 @@ export interface StatementOutcome {
 }
 
 /**
- * Work to run after a statement on the same connection (an audit insert). Run
- * at once outside a transaction; inside one, queued and run right after the
- * commit or rollback, so the record survives a rollback. Using the statement's
- * own connection means a full pool can never deadlock on it.
+ * Work to run after a statement (an audit insert), awaited before the
+ * statement's result is handed back; when it throws, the result is withheld.
+ * It must not use the statement's connection: user SQL on that connection (a
+ * raw `begin` ... `rollback`) could undo it.
  *
  * @internal
  */
-export type StatementFollowUp = (db: Queryable) => Promise<void>
+export type StatementFollowUp = () => Promise<void>
 
 /**
- * Hooks around every statement a Kysely instance sends. `before` runs first and
+ * Hooks around every statement a Kysely instance sends. `acquired` runs when a
+ * connection is checked out (a lone statement, a transaction, `db.connection()`)
+ * and its value is handed to every `before` of that connection, so a handle can
+ * be refused once the context it was opened in is gone. `before` runs first and
  * may throw to refuse the statement (nothing reaches the database); its return
  * value is handed to `after`, which runs once the statement has finished (also
  * when it failed) and may return a follow-up; a follow-up that throws withholds
@@ -41,8 +43,9 @@ export type StatementFollowUp = (db: Queryable) => Promise<void>
  *
  * @internal
  */
-export interface StatementHooks<T> {
-  before(query: CompiledQuery): T
+export interface StatementHooks<T, A = undefined> {
+  acquired?(): A
+  before(query: CompiledQuery, acquired: A): T
   after(state: T, query: CompiledQuery, outcome: StatementOutcome): StatementFollowUp | undefined
   /**
    * Set when `after` does nothing for a statement whose `before` returned
@@ -68,9 +71,9 @@ export interface StatementHooks<T> {
  * ```
  * @internal
  */
-export function hookDialect<T>(
+export function hookDialect<T, A>(
   inner: Dialect,
-  hooks: StatementHooks<T>,
+  hooks: StatementHooks<T, A>,
   options: { destroyInner?: boolean } = {},
 ): Dialect {
   return Object.freeze({
@@ -82,12 +85,12 @@ export function hookDialect<T>(
   })
 }
 
-class HookedDriver<T> implements Driver {
+class HookedDriver<T, A> implements Driver {
   readonly #inner: Driver
-  readonly #hooks: StatementHooks<T>
+  readonly #hooks: StatementHooks<T, A>
   readonly #destroyInner: boolean
 
-  constructor(inner: Driver, hooks: StatementHooks<T>, destroyInner: boolean) {
+  constructor(inner: Driver, hooks: StatementHooks<T, A>, destroyInner: boolean) {
     this.#inner = inner
     this.#hooks = hooks
     this.#destroyInner = destroyInner
@@ -98,19 +101,21 @@ class HookedDriver<T> implements Driver {
   }
 
   acquireConnection(): Promise<DatabaseConnection> {
-    // `.then` with one shared function: no async frame and no closure per query.
-    return this.#inner.acquireConnection().then(this.#wrap, rethrowUnavailable)
+    const hooks = this.#hooks
+    if (hooks.acquired === undefined)
+      return this.#inner.acquireConnection().then(this.#wrap, rethrowUnavailable)
+    // Read in the caller's context, before the checkout.
+    const acquired = hooks.acquired()
+    return this.#inner
+      .acquireConnection()
+      .then((connection) => new HookedConnection(connection, hooks, acquired), rethrowUnavailable)
   }
 
   readonly #wrap = (connection: DatabaseConnection): DatabaseConnection =>
-    new HookedConnection(connection, this.#hooks)
+    new HookedConnection(connection, this.#hooks, undefined as A)
 
   #unwrap(connection: DatabaseConnection): DatabaseConnection {
     return connection instanceof HookedConnection ? connection.inner : connection
-  }
-
-  #hooked(connection: DatabaseConnection): HookedConnection<unknown> | undefined {
-    return connection instanceof HookedConnection ? connection : undefined
   }
 
   async beginTransaction(
@@ -118,27 +123,14 @@ class HookedDriver<T> implements Driver {
     settings: TransactionSettings,
   ): Promise<void> {
     await this.#inner.beginTransaction(this.#unwrap(connection), settings)
-    this.#hooked(connection)?.beginTransaction()
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    try {
-      await this.#inner.commitTransaction(this.#unwrap(connection))
-    } catch (err) {
-      rethrowUnavailable(err)
-    } finally {
-      await this.#hooked(connection)?.endTransaction()
-    }
+    await this.#inner.commitTransaction(this.#unwrap(connection)).catch(rethrowUnavailable)
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    try {
-      await this.#inner.rollbackTransaction(this.#unwrap(connection))
-    } catch (err) {
-      rethrowUnavailable(err)
-    } finally {
-      await this.#hooked(connection)?.endTransaction()
-    }
+    await this.#inner.rollbackTransaction(this.#unwrap(connection)).catch(rethrowUnavailable)
   }
 
   async savepoint(
@@ -174,49 +166,25 @@ class HookedDriver<T> implements Driver {
   }
 }
 
-class HookedConnection<T> implements DatabaseConnection {
+class HookedConnection<T, A> implements DatabaseConnection {
   readonly inner: DatabaseConnection
-  readonly #hooks: StatementHooks<T>
-  #db: Queryable | undefined
-  #pending: StatementFollowUp[] | undefined
+  readonly #hooks: StatementHooks<T, A>
+  readonly #acquired: A
 
-  constructor(inner: DatabaseConnection, hooks: StatementHooks<T>) {
+  constructor(inner: DatabaseConnection, hooks: StatementHooks<T, A>, acquired: A) {
     this.inner = inner
     this.#hooks = hooks
-  }
-
-  /** This connection as a `Queryable`, for follow-ups (made on first use). */
-  get #queryable(): Queryable {
-    const inner = this.inner
-    this.#db ??= {
-      async query(text, values = []) {
-        const result = await inner.executeQuery(CompiledQuery.raw(text, values))
-        return { rows: result.rows as unknown[], rowCount: rowCountOf(result) }
-      },
-    }
-    return this.#db
-  }
-
-  beginTransaction(): void {
-    this.#pending = []
-  }
-
-  async endTransaction(): Promise<void> {
-    const pending = this.#pending ?? []
-    this.#pending = undefined
-    for (const followUp of pending) await followUp(this.#queryable)
+    this.#acquired = acquired
   }
 
   async #follow(followUp: StatementFollowUp | undefined): Promise<void> {
-    if (followUp === undefined) return
-    if (this.#pending) this.#pending.push(followUp)
-    else await followUp(this.#queryable)
+    if (followUp !== undefined) await followUp()
   }
 
   executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     let state: T
     try {
-      state = this.#hooks.before(query)
+      state = this.#hooks.before(query, this.#acquired)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -244,7 +212,7 @@ class HookedConnection<T> implements DatabaseConnection {
     query: CompiledQuery,
     chunkSize?: number,
   ): AsyncIterableIterator<QueryResult<R>> {
-    const state = this.#hooks.before(query)
+    const state = this.#hooks.before(query, this.#acquired)
     let rows = 0
     let error: unknown
     let failed = false

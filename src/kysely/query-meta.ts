@@ -8,8 +8,16 @@ import type { CrossTenantScope } from '../context/index.js'
  * @internal
  */
 export type QueryBinding =
-  | { readonly tenant: string; readonly scope?: undefined }
-  | { readonly tenant?: undefined; readonly scope: CrossTenantScope }
+  | { readonly tenant: string; readonly scope?: undefined; readonly shared?: undefined }
+  | { readonly tenant?: undefined; readonly scope: CrossTenantScope; readonly shared?: undefined }
+  | { readonly tenant?: undefined; readonly scope?: undefined; readonly shared: true }
+
+/**
+ * The binding of a query compiled with no tenant that names no tenant-aware table.
+ *
+ * @internal
+ */
+export const SHARED: QueryBinding = Object.freeze({ shared: true as const })
 
 /**
  * Bookkeeping the TenantPlugin attaches to each root node it returns: which

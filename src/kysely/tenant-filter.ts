@@ -7,6 +7,7 @@ import {
   type OperationNode,
   OperatorNode,
   ParensNode,
+  RawNode,
   ReferenceNode,
   SelectionNode,
   SelectQueryNode,
@@ -45,12 +46,37 @@ export function tenantRefOf(
     table = node.node
     if (IdentifierNode.is(node.alias)) alias = node.alias.name
   }
+  table = unwrapRawTable(table)
   if (!TableNode.is(table)) return undefined
   const name = table.table.identifier.name
   const schema = table.table.schema?.name
   if (schema === undefined && isCte(name)) return undefined
   const entry = registry.lookup(name, schema)
   return entry && { entry, table, alias }
+}
+
+/**
+ * `sql.table('accounts')` (a raw node holding nothing but one table) as the
+ * table it names; any other node as it is.
+ *
+ * @internal
+ */
+export function unwrapRawTable(node: OperationNode): OperationNode {
+  if (!RawNode.is(node) || node.parameters.length !== 1) return node
+  const child = node.parameters[0]!
+  if (!TableNode.is(child)) return node
+  return node.sqlFragments.every((f) => f.trim() === '') ? child : node
+}
+
+/**
+ * Whether a FROM / JOIN / target item is raw SQL the plugin cannot read (not
+ * `sql.table(...)`, which it reads as the table).
+ *
+ * @internal
+ */
+export function isOpaqueRaw(node: OperationNode): boolean {
+  const inner = AliasNode.is(node) ? node.node : node
+  return RawNode.is(unwrapRawTable(inner))
 }
 
 const EQUALS = OperatorNode.create('=')

@@ -6,11 +6,12 @@ import type {
   RootOperationNode,
   UnknownRow,
 } from 'kysely'
-import { crossTenantScope, currentTenant } from '../context/index.js'
+import { crossTenantScope, currentTenant, tryCurrentTenant } from '../context/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, parseTenantId, type TenantIdType } from '../tenants/index.js'
-import { metaOf, type QueryBinding, withMeta } from './query-meta.js'
+import { tenantTablesIn } from './node-scan.js'
+import { metaOf, type QueryBinding, SHARED, withMeta } from './query-meta.js'
 import { TenantTransformer } from './tenant-transformer.js'
 
 /** No id seen yet (not a value `canonical` can be called with). */
@@ -31,6 +32,14 @@ export interface TenantPluginOptions {
   readonly tenantColumn?: string | undefined
   /** The type of tenant ids; `bigint` by default. */
   readonly tenantIdType?: TenantIdType | undefined
+  /**
+   * Refuse raw `sql` fragments where a table goes (`selectFrom(sql\`accounts\`.as('a'))`,
+   * a raw join or write target) instead of leaving them unscoped. For the plugin
+   * used without row level security; `sql.table(name)` is read as the table and
+   * stays allowed. Raw fragments elsewhere (a raw subquery in a select list or a
+   * WHERE) are never scoped: see docs/security-model.md. Default false.
+   */
+  readonly strictRaw?: boolean | undefined
 }
 
 /**
@@ -80,7 +89,9 @@ export class TenantPlugin implements KyselyPlugin {
     assertTenantIdType(idType)
     this.#idType = idType
     this.registry = TableRegistry.from(options.tables, { tenantColumn: options.tenantColumn })
-    this.#transformer = new TenantTransformer(this.registry, idType)
+    this.#transformer = new TenantTransformer(this.registry, idType, {
+      strictRaw: options.strictRaw === true,
+    })
   }
 
   /**
@@ -99,7 +110,21 @@ export class TenantPlugin implements KyselyPlugin {
       node = args.node
       binding = { scope }
     } else {
-      const tenant = this.canonical(currentTenant())
+      const id = tryCurrentTenant()
+      if (id === undefined) {
+        // No tenant: a query that names no tenant-aware table (a login route reading
+        // users) runs as written; anything else fails closed.
+        // A statement that is raw SQL as a whole cannot be read: it needs a tenant.
+        if (args.node.kind === 'RawNode' || tenantTablesIn(args.node, this.registry).length > 0) {
+          currentTenant()
+        }
+        return withMeta(args.node, {
+          owner: this,
+          binding: SHARED,
+          origin: metaOf(args.node)?.origin ?? args.node,
+        })
+      }
+      const tenant = this.canonical(id)
       node = this.#transformer.scope(args.node, tenant, args.queryId)
       // Bindings are frozen and compared by value, so one per tenant can be shared.
       if (this.#lastBinding?.tenant !== tenant) this.#lastBinding = Object.freeze({ tenant })

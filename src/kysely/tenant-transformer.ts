@@ -17,14 +17,15 @@ import {
   ValueNode,
   type WithNode,
 } from 'kysely'
-import { CrossTenantWriteError, UnsupportedQueryError } from '../errors/index.js'
+import { UnsupportedQueryError } from '../errors/index.js'
 import type { TableRegistry } from '../schema/table-registry.js'
 import type { TenantIdType } from '../tenants/index.js'
 import { stampInsert } from './insert-stamp.js'
+import { assertNoTenantAssignment, tenantTablesIn } from './node-scan.js'
 import { metaOf } from './query-meta.js'
 import {
   andAll,
-  columnNameOf,
+  isOpaqueRaw,
   restrictedTable,
   type TenantTableRef,
   tenantEquals,
@@ -106,6 +107,25 @@ function holdsQuery(node: OperationNode): boolean {
   return false
 }
 
+/** Root nodes that are DDL: refused when they name a tenant-aware table (see `scope`). */
+const DDL_KINDS = new Set([
+  'CreateTableNode',
+  'CreateViewNode',
+  'CreateIndexNode',
+  'AlterTableNode',
+  'DropTableNode',
+  'DropViewNode',
+  'DropIndexNode',
+  'RefreshMaterializedViewNode',
+  'CreateTypeNode',
+  'DropTypeNode',
+  'CreateSchemaNode',
+  'DropSchemaNode',
+])
+
+/** Never a CTE: the name lookup of a write target (PostgreSQL never reads one as a CTE). */
+const NO_CTE = (): boolean => false
+
 /** Joins whose ON clause may carry the filter (the joined table is the null-supplying or inner side). */
 const ON_JOINS = new Set(['InnerJoin', 'LeftJoin', 'LateralInnerJoin', 'LateralLeftJoin'])
 /** Joins with no ON whose rows are a plain product, so a WHERE filter is exact. */
@@ -130,11 +150,17 @@ export class TenantTransformer extends OperationNodeTransformer {
   /** The tenant's `ValueNode`, shared by every filter of a query (and reused while the tenant is the same). */
   #value: OperationNode = ValueNode.create('')
   readonly #ctes: Set<string>[] = []
+  readonly #strictRaw: boolean
 
-  constructor(registry: TableRegistry, idType: TenantIdType) {
+  constructor(
+    registry: TableRegistry,
+    idType: TenantIdType,
+    options: { strictRaw?: boolean } = {},
+  ) {
     super()
     this.#registry = registry
     this.#idType = idType
+    this.#strictRaw = options.strictRaw === true
   }
 
   /** Scopes `node` to `tenant` (its canonical text form). */
@@ -142,6 +168,7 @@ export class TenantTransformer extends OperationNodeTransformer {
     if (tenant !== this.#tenant) this.#value = ValueNode.create(tenant)
     this.#tenant = tenant
     this.#ctes.length = 0
+    if (DDL_KINDS.has(node.kind)) return this.#checkDdl(node)
     try {
       return this.transformNode(node, queryId)
     } finally {
@@ -183,14 +210,8 @@ export class TenantTransformer extends OperationNodeTransformer {
       // No query below this one (the common case): super would only copy it.
       const out = holdsQuery(node) ? super.transformUpdateQuery(node, queryId) : node
       const filters: OperationNode[] = []
-      for (const ref of this.#refsOf(out.table)) {
-        for (const update of out.updates ?? []) {
-          if (columnNameOf(update.column) === ref.entry.tenantColumn) {
-            throw new CrossTenantWriteError(
-              `UPDATE ${ref.entry.qualifiedName} sets ${ref.entry.tenantColumn}; a row cannot be moved to another tenant.`,
-            )
-          }
-        }
+      for (const ref of this.#targetsOf(out.table)) {
+        assertNoTenantAssignment(out.updates, ref.entry, this.#tenant, this.#idType, 'UPDATE')
         filters.push(tenantEquals(ref, this.#value))
       }
       const { from, joins } = this.#scopeFromAndJoins(out.from, out.joins, filters)
@@ -204,7 +225,7 @@ export class TenantTransformer extends OperationNodeTransformer {
       const out = holdsQuery(node) ? super.transformDeleteQuery(node, queryId) : node
       const filters: OperationNode[] = []
       for (const item of out.from.froms) {
-        for (const ref of this.#refsOf(item)) filters.push(tenantEquals(ref, this.#value))
+        for (const ref of this.#targetsOf(item)) filters.push(tenantEquals(ref, this.#value))
       }
       const hasOuter = hasOuterJoin(out.joins)
       const using = out.using && this.#scopeUsing(out.using, hasOuter, filters)
@@ -217,7 +238,7 @@ export class TenantTransformer extends OperationNodeTransformer {
     return this.#withCtes(node.with, () => {
       // No query below this one (the common case): super would only copy it.
       const out = holdsQuery(node) ? super.transformInsertQuery(node, queryId) : node
-      const ref = out.into && this.#refOf(out.into)
+      const ref = out.into && this.#targetOf(out.into)
       if (ref === undefined) return out
       const stamped = stampInsert(out, {
         entry: ref.entry,
@@ -233,7 +254,7 @@ export class TenantTransformer extends OperationNodeTransformer {
     return this.#withCtes(node.with, () => {
       // No query below this one (the common case): super would only copy it.
       const out = holdsQuery(node) ? super.transformMergeQuery(node, queryId) : node
-      const target = this.#refOf(out.into) ?? (out.using && this.#refOf(out.using.table))
+      const target = this.#targetOf(out.into) ?? (out.using && this.#refOf(out.using.table))
       if (target) {
         throw new UnsupportedQueryError(
           `MERGE on tenant-aware table ${target.entry.qualifiedName} is refused: the TenantPlugin does not ` +
@@ -284,16 +305,50 @@ export class TenantTransformer extends OperationNodeTransformer {
     return false
   }
 
+  /** A tenant-aware table in a read position (FROM, JOIN, USING), where CTE names resolve first. */
   #refOf(node: OperationNode): TenantTableRef | undefined {
+    this.#checkRaw(node)
     return tenantRefOf(node, this.#registry, this.#isCte)
   }
 
+  /** A tenant-aware table as the target of INSERT / UPDATE / DELETE / MERGE: never a CTE. */
+  #targetOf(node: OperationNode): TenantTableRef | undefined {
+    this.#checkRaw(node)
+    return tenantRefOf(node, this.#registry, NO_CTE)
+  }
+
   /** Tenant-aware tables in a target position (a table, an aliased table, or a list of them). */
-  #refsOf(node: OperationNode | undefined): TenantTableRef[] {
+  #targetsOf(node: OperationNode | undefined): TenantTableRef[] {
     if (node === undefined) return []
-    if (ListNode.is(node)) return node.items.flatMap((item) => this.#refsOf(item))
-    const ref = this.#refOf(node)
+    if (ListNode.is(node)) return node.items.flatMap((item) => this.#targetsOf(item))
+    const ref = this.#targetOf(node)
     return ref ? [ref] : []
+  }
+
+  /** With `strictRaw`, raw SQL in a table position is refused: the plugin cannot scope it. */
+  #checkRaw(node: OperationNode): void {
+    if (!this.#strictRaw || !isOpaqueRaw(node)) return
+    throw new UnsupportedQueryError(
+      'A raw sql fragment stands where a table goes, and the TenantPlugin cannot scope it ' +
+        '(strictRaw is on). Name the table with the query builder (or sql.table(name)), or run ' +
+        'this under row level security with strictRaw off.',
+    )
+  }
+
+  /**
+   * DDL over a tenant-aware table is refused under a tenant: a view or `create
+   * table ... as` would freeze the current tenant's id into an object every tenant
+   * shares. Run it in a migration, or inside `withoutTenant(reason, fn)` (the
+   * plugin then leaves it alone and the statement is audited).
+   */
+  #checkDdl(node: RootOperationNode): RootOperationNode {
+    const tables = tenantTablesIn(node, this.#registry)
+    if (tables.length === 0) return node
+    throw new UnsupportedQueryError(
+      `${node.kind.replace(/Node$/, '')} over tenant-aware table ${tables[0]!.qualifiedName} is refused ` +
+        "under a tenant: a view or table built from it would hold one tenant's id for every tenant. " +
+        'Run DDL in a migration, or inside withoutTenant(reason, fn), where it is left unfiltered and audited.',
+    )
   }
 
   /**
@@ -382,18 +437,20 @@ export class TenantTransformer extends OperationNodeTransformer {
   /**
    * `on conflict ... do update ... where "<table>"."tenant_id" = $n`: an upsert
    * only ever updates the current tenant's row, even when the conflicting row
-   * belongs to another tenant (then the row is skipped, like DO NOTHING).
+   * belongs to another tenant (possible only through a unique constraint that
+   * does not lead with the tenant column): the plugin alone then skips the row,
+   * like DO NOTHING; under row level security PostgreSQL raises 42501 instead,
+   * since the existing row fails the UPDATE policy. Neither touches the row.
    */
   #scopeConflict(node: OnConflictNode, ref: TenantTableRef): OnConflictNode {
     if (node.doNothing || !node.updates) return node
-    for (const update of node.updates) {
-      if (columnNameOf(update.column) === ref.entry.tenantColumn) {
-        throw new CrossTenantWriteError(
-          `INSERT ... ON CONFLICT DO UPDATE on ${ref.entry.qualifiedName} sets ${ref.entry.tenantColumn}; ` +
-            'a row cannot be moved to another tenant.',
-        )
-      }
-    }
+    assertNoTenantAssignment(
+      node.updates,
+      ref.entry,
+      this.#tenant,
+      this.#idType,
+      'INSERT ... ON CONFLICT DO UPDATE',
+    )
     const target = { ...ref, alias: undefined }
     return Object.freeze({
       ...node,

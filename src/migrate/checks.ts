@@ -76,15 +76,7 @@ export async function checkTables(
     for (const [i, { table, expected }] of items.entries()) {
       const tgtStmt = targetChecksumStatement(ctx, table)
       const tgt = (await db.query(tgtStmt.text, tgtStmt.values)).rows[0]
-      const orphans: { fk: string; rows: number }[] = []
-      const o = options.orphans ? orphanStatement(ctx, table) : undefined
-      if (o) {
-        const row = (await db.query(o.statement.text, o.statement.values)).rows[0] ?? {}
-        for (const [j, fk] of o.fks.entries()) {
-          const n = Number(row[String(j)] ?? 0)
-          if (n > 0) orphans.push({ fk, rows: n })
-        }
-      }
+      const orphans = options.orphans ? await foreignKeyOrphans(db, ctx, table) : []
       const src = sources[i]
       const targetRows = Number(tgt.n)
       const sourceRows = src ? Number(src.n) : null
@@ -107,6 +99,67 @@ export async function checkTables(
     }
     return out
   })
+}
+
+/**
+ * The foreign keys of the target table with rows of this tenant that point
+ * nowhere, and how many (one statement per table; see {@link orphanStatement}).
+ * Run it inside {@link tenantScoped}.
+ *
+ * @example
+ * ```ts
+ * await foreignKeyOrphans(client, ctx, table) // [{ fk: 'book_author_fk', rows: 1 }]
+ * ```
+ */
+export async function foreignKeyOrphans(
+  db: Queryable,
+  ctx: SqlContext,
+  table: TablePlan,
+): Promise<{ fk: string; rows: number }[]> {
+  const orphans: { fk: string; rows: number }[] = []
+  const o = orphanStatement(ctx, table)
+  if (!o) return orphans
+  const row = (await db.query(o.statement.text, o.statement.values)).rows[0] ?? {}
+  for (const [j, fk] of o.fks.entries()) {
+    const n = Number(row[String(j)] ?? 0)
+    if (n > 0) orphans.push({ fk, rows: n })
+  }
+  return orphans
+}
+
+/**
+ * {@link foreignKeyOrphans} for several tables in ONE statement (one round trip):
+ * the broken keys by table name (tables with none are left out). Run it inside
+ * {@link tenantScoped}.
+ *
+ * @example
+ * ```ts
+ * (await foreignKeyOrphansOfTables(client, ctx, tables)).get('book') // [{ fk: 'book_author_fk', rows: 1 }]
+ * ```
+ */
+export async function foreignKeyOrphansOfTables(
+  db: Queryable,
+  ctx: SqlContext,
+  tables: readonly TablePlan[],
+): Promise<Map<string, { fk: string; rows: number }[]>> {
+  const out = new Map<string, { fk: string; rows: number }[]>()
+  const parts = tables.flatMap((t) => {
+    const o = orphanStatement(ctx, t)
+    return o ? [{ table: t.name, ...o }] : []
+  })
+  if (parts.length === 0) return out
+  // Each part is `select <count> as "0", <count> as "1", ...`: renamed per table.
+  const columns = parts.flatMap((p, i) => p.fks.map((_fk, j) => `o${i}."${j}" as "${i}.${j}"`))
+  const from = parts.map((p, i) => `lateral (${p.statement.text}) o${i}`).join(', ')
+  const row =
+    (await db.query(`select ${columns.join(', ')} from ${from}`, [ctx.tenantId])).rows[0] ?? {}
+  for (const [i, p] of parts.entries()) {
+    for (const [j, fk] of p.fks.entries()) {
+      const n = Number(row[`${i}.${j}`] ?? 0)
+      if (n > 0) out.set(p.table, [...(out.get(p.table) ?? []), { fk, rows: n }])
+    }
+  }
+  return out
 }
 
 /**
@@ -147,16 +200,16 @@ export async function checkTable(
  * @internal
  */
 export async function tenantScoped<T>(db: Queryable, fn: () => Promise<T>): Promise<T> {
+  // Discouraged scans inflate cost estimates past jit_above_cost: JIT compiling a query
+  // that reads one tenant's rows would cost more than running it. One round trip: the
+  // materialized CTE reads the settings before the outer select changes them.
   const prev = (
     await db.query(
-      "select current_setting('enable_seqscan') as seq, current_setting('enable_nestloop') as nl, current_setting('jit') as jit",
+      "with p as materialized (select current_setting('enable_seqscan') as seq, current_setting('enable_nestloop') as nl, " +
+        "current_setting('jit') as jit) select p.*, set_config('enable_seqscan', 'off', true), " +
+        "set_config('enable_nestloop', 'off', true), set_config('jit', 'off', true) from p",
     )
   ).rows[0]
-  // Discouraged scans inflate cost estimates past jit_above_cost: JIT compiling a query
-  // that reads one tenant's rows would cost more than running it.
-  await db.query(
-    "select set_config('enable_seqscan', 'off', true), set_config('enable_nestloop', 'off', true), set_config('jit', 'off', true)",
-  )
   try {
     return await fn()
   } finally {

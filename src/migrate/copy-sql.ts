@@ -218,17 +218,20 @@ export function orphanStatement(
 }
 
 /**
- * Whether the target table already holds any row of the tenant (a copy on top
- * would duplicate rows, so the tenant is refused instead).
+ * Whether each target table already holds any row of the tenant (a copy on top
+ * would duplicate rows, so the tenant is refused instead): one statement, one
+ * boolean column per table, named by its index in `tables`.
  *
  * @example
  * ```ts
- * existingRowsStatement(ctx, table).text // 'select exists (select 1 from "public"."book" where "tenant_id" = $1::bigint) as found'
+ * existingRowsStatement(ctx, [book]).text
+ * // 'select exists (select 1 from "public"."book" where "tenant_id" = $1::bigint) as "0"'
  * ```
  */
-export function existingRowsStatement(ctx: SqlContext, t: TablePlan): Statement {
-  return {
-    text: `select exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc(ctx)} = $1::${ctx.idType}) as found`,
-    values: [ctx.tenantId],
-  }
+export function existingRowsStatement(ctx: SqlContext, tables: readonly TablePlan[]): Statement {
+  const probes = tables.map(
+    (t, i) =>
+      `exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc(ctx)} = $1::${ctx.idType}) as "${i}"`,
+  )
+  return { text: `select ${probes.join(', ')}`, values: [ctx.tenantId] }
 }

@@ -1,6 +1,12 @@
 import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
-import { checkTables, describeCheck, type TableCheck, tenantScoped } from './checks.js'
+import {
+  describeCheck,
+  foreignKeyOrphansOfTables,
+  type TableCheck,
+  tenantScoped,
+} from './checks.js'
+import { copyWithChecksumStatement } from './copy-checksum-sql.js'
 import {
   existingRowsStatement,
   insertStatement,
@@ -10,7 +16,7 @@ import {
 import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
 import { type LedgerEntry, type LedgerTable, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
-import type { MigrationPlan, TenantPlan } from './plan.js'
+import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
 import { ensureTenantRow } from './tenant-row.js'
 
 /**
@@ -42,6 +48,44 @@ export interface CopyOptions {
   readonly guard: CopyGuard
   readonly verify: boolean
   readonly onEvent?: MigrationListener
+}
+
+/** @internal the row of {@link copyWithChecksumStatement} */
+interface ChecksumRow {
+  source_n: string
+  source_sum: string
+  target_n: string
+  target_sum: string
+}
+
+/** @internal the checks of a verified copy: both checksums from the copy itself, orphans read back */
+async function copyChecks(
+  client: Queryable,
+  ctx: SqlContext,
+  tables: readonly TablePlan[],
+  sums: ReadonlyMap<string, ChecksumRow>,
+  orphans: boolean,
+): Promise<TableCheck[]> {
+  return tenantScoped(client, async () => {
+    const out: TableCheck[] = []
+    const found = orphans ? await foreignKeyOrphansOfTables(client, ctx, tables) : new Map()
+    for (const t of tables) {
+      const sum = sums.get(t.name)!
+      const broken = found.get(t.name) ?? []
+      const sourceRows = Number(sum.source_n)
+      const targetRows = Number(sum.target_n)
+      out.push({
+        table: t.name,
+        sourceRows,
+        targetRows,
+        sourceChecksum: sum.source_sum,
+        targetChecksum: sum.target_sum,
+        orphans: broken,
+        ok: broken.length === 0 && sourceRows === targetRows && sum.source_sum === sum.target_sum,
+      })
+    }
+    return out
+  })
 }
 
 /** @internal */
@@ -83,18 +127,18 @@ export async function copyTenant(
 ): Promise<CopyResult> {
   const started = Date.now()
   const ctx = sqlContext(plan, tp)
-  await client.query('begin')
+  // One round trip each: the transaction, then its lock and settings.
+  await client.query('begin; set constraints all deferred')
   try {
+    // Each statement is one table scan: JIT compilation only adds latency (often 100+ ms a query).
     await client.query(
-      "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1))",
+      "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1)), " +
+        "set_config('jit', 'off', true), set_config('rowtenancy.tenant_id', $1, true)" +
+        (options.guard === 'replica'
+          ? ", set_config('session_replication_role', 'replica', true)"
+          : ''),
       [tp.tenant.id],
     )
-    if (options.guard === 'replica')
-      await client.query('set local session_replication_role = replica')
-    await client.query('set constraints all deferred')
-    // Each statement is one table scan: JIT compilation only adds latency (often 100+ ms a query).
-    await client.query('set local jit = off')
-    await client.query("select set_config('rowtenancy.tenant_id', $1, true)", [tp.tenant.id])
     const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
     if (entry?.state === 'schema_dropped') {
       throw new MigrationError(
@@ -112,48 +156,43 @@ export async function copyTenant(
       await client.query('rollback')
       return { status: 'skipped', reason: 'already migrated', tables: [], checks: [], ms: 0 }
     }
-    await tenantScoped(client, async () => {
-      for (const t of tables) {
-        const s = existingRowsStatement(ctx, t)
-        if ((await client.query(s.text, s.values)).rows[0]?.found) {
-          throw new MigrationError(
-            `${plan.targetSchema}.${t.name} already holds rows of tenant ${tp.tenant.id} that the ledger does not ` +
-              'account for; copying would duplicate them. Remove them (or rollback the tenant) and rerun.',
-          )
-        }
-      }
+    const occupied = await tenantScoped(client, async () => {
+      const s = existingRowsStatement(ctx, tables)
+      const found = (await client.query(s.text, s.values)).rows[0] ?? {}
+      return tables.find((_t, i) => found[String(i)] === true)
     })
+    if (occupied) {
+      throw new MigrationError(
+        `${plan.targetSchema}.${occupied.name} already holds rows of tenant ${tp.tenant.id} that the ledger does not ` +
+          'account for; copying would duplicate them. Remove them (or rollback the tenant) and rerun.',
+      )
+    }
     const tenantRow = await ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
     for (const t of tables) {
       const m = mapStatement(ctx, t)
       if (m) await client.query(m.text, m.values)
     }
     const copied: { table: string; rows: number }[] = []
+    const sums = new Map<string, ChecksumRow>()
     for (const t of tables) {
-      const s = insertStatement(ctx, t)
+      // With verify, one statement copies and checksums both sides (the source read once).
+      const s = options.verify ? copyWithChecksumStatement(ctx, t) : insertStatement(ctx, t)
       // remap looks every key up in the id map, which grows faster than its statistics
       const res =
         t.remapColumns.size > 0
           ? await tenantScoped(client, () => client.query(s.text, s.values))
           : await client.query(s.text, s.values)
-      copied.push({ table: t.name, rows: res.rowCount ?? 0 })
-      emit(options.onEvent, {
-        type: 'table-copied',
-        tenantId: tp.tenant.id,
-        table: t.name,
-        rows: res.rowCount ?? 0,
-      })
+      const sum = options.verify ? (res.rows[0] as ChecksumRow) : undefined
+      const rows = sum ? Number(sum.target_n) : (res.rowCount ?? 0)
+      if (sum) sums.set(t.name, sum)
+      copied.push({ table: t.name, rows })
+      emit(options.onEvent, { type: 'table-copied', tenantId: tp.tenant.id, table: t.name, rows })
     }
     const ledgerTables: Record<string, LedgerTable> = { ...done }
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
     let checks: TableCheck[] = []
     if (options.verify) {
-      checks = await checkTables(
-        client,
-        ctx,
-        tables.map((table) => ({ table })),
-        { orphans: options.guard === 'replica' },
-      )
+      checks = await copyChecks(client, ctx, tables, sums, options.guard === 'replica')
       for (const check of checks) {
         if (!check.ok || check.targetRows !== rowsOf(check.table)) {
           throw new MigrationError(

@@ -1,3 +1,5 @@
+import type { TypeCatalog } from '../sql/catalog/index.js'
+import { typeMismatch } from './type-identity.js'
 import type { ColumnInfo, DriftIssue, TableInfo } from './types.js'
 
 const INT_RANK: Record<string, number> = { smallint: 1, integer: 2, bigint: 3 }
@@ -45,8 +47,55 @@ export function typesCompatible(
   }
   if (source.typeKind === 'e' && TEXTUAL.test(target.type)) return target.type === 'text'
   // Same unqualified type name in another schema (a domain or composite copied to public).
-  const bare = (t: string) => t.replace(/^("[^"]*"|[^."]+)\./, '')
+  const bare = (t: string) => t.replace(/^("(?:[^"]|"")*"|[^."]+)\./, '')
   return source.typeKind === target.typeKind && bare(source.type) === bare(target.type)
+}
+
+/**
+ * Enabled triggers the tenant's table and the shared table do not have in common
+ * (not blocking: the copy fires none of them; the rows are copied as they are, but
+ * the tenant's data was kept by other triggers than the shared table's).
+ */
+function triggerDifferences(src: TableInfo, tgt: TableInfo, targetSchema: string): DriftIssue[] {
+  const issues: DriftIssue[] = []
+  const mine = new Set(src.userTriggers)
+  const shared = new Set(tgt.userTriggers)
+  for (const name of src.userTriggers.filter((n) => !shared.has(n))) {
+    issues.push({
+      kind: 'trigger-difference',
+      table: src.name,
+      blocking: false,
+      message: `Trigger ${name} is enabled on the tenant's ${src.name} but not on ${targetSchema}.${src.name}: what it maintains is copied as it is and no longer maintained.`,
+    })
+  }
+  for (const name of tgt.userTriggers.filter((n) => !mine.has(n))) {
+    issues.push({
+      kind: 'trigger-difference',
+      table: src.name,
+      blocking: false,
+      message: `Trigger ${name} is enabled on ${targetSchema}.${src.name} but missing or disabled on the tenant's ${src.name}: what it maintains may be stale in the tenant's rows, which are copied as they are.`,
+    })
+  }
+  return issues
+}
+
+/** `undefined` when the source column's values fit the target column; else why not (`''`: no detail). */
+function typeDifference(
+  source: ColumnInfo,
+  target: ColumnInfo,
+  types: TypeCatalog | undefined,
+  sourceSchema: string,
+  targetSchema: string,
+): string | undefined {
+  if (!types || source.typeOid === undefined || target.typeOid === undefined) {
+    return typesCompatible(source, target) ? undefined : ''
+  }
+  return typeMismatch(
+    types,
+    { oid: source.typeOid, mod: source.typeMod ?? -1 },
+    { oid: target.typeOid, mod: target.typeMod ?? -1 },
+    { source: sourceSchema, target: targetSchema },
+  )
 }
 
 function enumsFit(
@@ -65,6 +114,11 @@ function enumsFit(
  * has but the tenant lacks (not blocking: the tenant has no rows of it, nothing to
  * copy, no data lost). `tenantTables` lists the tables to compare: the tenant tables
  * of the run and the target's tenant tables that no tenant of the run has.
+ * With `types` (the catalog of every column type, {@link describeTypes}), types
+ * are compared by identity and structure ({@link typeMismatch}), a type of the
+ * tenant schema matching the target schema's type of the same name and shape;
+ * without, by their printed names. Generated columns generated on both sides must
+ * compute the same expression (each schema's own objects unqualified).
  *
  * @example
  * ```ts
@@ -78,6 +132,7 @@ export function compareWithTarget(
   tenantTables: readonly string[],
   targetSchema: string,
   tenantColumn = 'tenant_id',
+  types?: TypeCatalog,
 ): DriftIssue[] {
   const issues: DriftIssue[] = []
   for (const name of tenantTables) {
@@ -126,16 +181,30 @@ export function compareWithTarget(
           blocking: true,
           message: `${name}.${col.name} (${col.type}) has no column in ${targetSchema}.${name}; its data would be lost.`,
         })
-      } else if (!typesCompatible(col, t)) {
-        issues.push({
-          kind: 'type-mismatch',
-          table: name,
-          column: col.name,
-          blocking: true,
-          message: `${name}.${col.name} is ${col.type} but ${targetSchema}.${name}.${col.name} is ${t.type}.`,
-        })
+      } else {
+        const why = typeDifference(col, t, types, src.schema, targetSchema)
+        if (why !== undefined) {
+          issues.push({
+            kind: 'type-mismatch',
+            table: name,
+            column: col.name,
+            blocking: true,
+            message: `${name}.${col.name} is ${col.type} but ${targetSchema}.${name}.${col.name} is ${t.type}${why ? `: ${why}` : ''}.`,
+          })
+        } else if (col.generation && t.generation && col.generation !== t.generation) {
+          issues.push({
+            kind: 'generation-mismatch',
+            table: name,
+            column: col.name,
+            blocking: true,
+            message:
+              `${name}.${col.name} is generated as ${col.generation} in the tenant schema but as ` +
+              `${t.generation} in ${targetSchema}.${name}: the copied values would change.`,
+          })
+        }
       }
     }
+    issues.push(...triggerDifferences(src, tgt, targetSchema))
     for (const t of tgt.columns) {
       if (t.name === tenantColumn || scols.has(t.name)) continue
       const blocking = t.notNull && !t.hasDefault && !t.generated && t.identity === ''
@@ -149,6 +218,40 @@ export function compareWithTarget(
           : `${targetSchema}.${name}.${t.name} is not in the tenant schema; it gets its default.`,
       })
     }
+  }
+  return issues
+}
+
+/**
+ * The functions and views of a tenant schema that the target schema lacks or
+ * defines otherwise (definitions compared with each schema's own name left out).
+ * Not blocking: no data depends on them, but the app behaves as the target's do.
+ *
+ * @example
+ * ```ts
+ * routineDifferences(defs.get('tenant_1')!, defs.get('public')!, 'public')
+ * // [{ kind: 'routine-difference', blocking: false, message: 'function film_count(lang integer) differs ...' }]
+ * ```
+ */
+export function routineDifferences(
+  tenant: ReadonlyMap<string, string>,
+  target: ReadonlyMap<string, string>,
+  targetSchema: string,
+): DriftIssue[] {
+  const issues: DriftIssue[] = []
+  // schema generate creates a SECURITY DEFINER function SECURITY INVOKER (and says so).
+  const plain = (d: string | undefined) => d?.replace('\n SECURITY DEFINER\n', '\n')
+  for (const [name, definition] of tenant) {
+    const theirs = target.get(name)
+    if (plain(theirs) === plain(definition)) continue
+    issues.push({
+      kind: 'routine-difference',
+      blocking: false,
+      message:
+        theirs === undefined
+          ? `The tenant schema has ${name}, which ${targetSchema} lacks (rowtenancy schema generate carries the template's over).`
+          : `The tenant schema's ${name} differs from ${targetSchema}'s: after the migration the tenant gets ${targetSchema}'s.`,
+    })
   }
   return issues
 }

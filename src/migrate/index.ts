@@ -65,6 +65,7 @@ export {
 export { type RollbackOptions, type RollbackResult, rollbackTenants } from './rollback.js'
 export { type MigrateOptions, migrate } from './run.js'
 export { adjustSequences, type SequenceAdjustment } from './sequences.js'
+export { type SchemaMapping, typeMismatch } from './type-identity.js'
 export type {
   ColumnInfo,
   DriftIssue,
@@ -75,6 +76,7 @@ export type {
   TableInfo,
 } from './types.js'
 export {
+  type MissingTenant,
   migratedTenants,
   type TenantVerification,
   type VerificationReport,

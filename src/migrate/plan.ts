@@ -1,5 +1,11 @@
 import { MigrationError } from '../errors/index.js'
-import { existingSchemas, introspectSchemas, tableNames } from '../sql/catalog/index.js'
+import {
+  describeTypes,
+  existingSchemas,
+  introspectSchemas,
+  routineDefinitions,
+  tableNames,
+} from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
@@ -7,7 +13,7 @@ import type { TenantIdType } from '../tenants/id-types.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { discoverTenants } from './discover.js'
-import { compareWithTarget } from './drift.js'
+import { compareWithTarget, routineDifferences } from './drift.js'
 import { foreignKeyOrder } from './order.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
@@ -265,6 +271,13 @@ export async function planMigration(
               targets.get(name)?.columns.some((c) => c.name === tenantColumn),
           )
           .sort()
+  const routines = await routineDefinitions(db, [...present, targetSchema])
+  const types = await describeTypes(
+    db,
+    [...introspected.values()].flatMap((tables) =>
+      [...tables.values()].flatMap((t) => t.columns.map((c) => c.typeOid ?? '0')),
+    ),
+  )
   const sequences =
     idStrategy === 'remap' ? await keySequences(db, targetSchema, targets, order) : new Map()
 
@@ -292,6 +305,14 @@ export async function planMigration(
       [...order, ...elsewhere],
       targetSchema,
       tenantColumn,
+      types,
+    )
+    drift.push(
+      ...routineDifferences(
+        routines.get(tenant.schema) ?? new Map(),
+        routines.get(targetSchema) ?? new Map(),
+        targetSchema,
+      ),
     )
     const tables: TablePlan[] = []
     for (const name of order) {
@@ -362,7 +383,12 @@ function tablePlan(
   const casts = new Map<string, string>()
   for (const c of src.columns) {
     const t = tcols.get(c.name)
-    if (t && t.type !== c.type) casts.set(c.name, t.type)
+    if (!t) continue
+    const same =
+      t.typeOid !== undefined
+        ? t.typeOid === c.typeOid && t.typeMod === c.typeMod
+        : t.type === c.type
+    if (!same) casts.set(c.name, t.type)
   }
   const overriding = insertColumns.some((c) => tcols.get(c)!.identity === 'a')
   const remapColumns = new Map<string, RemapColumn>()

@@ -70,6 +70,9 @@ export interface DriftIssue {
     | 'extra-target-column'
     | 'missing-source-table'
     | 'type-mismatch'
+    | 'generation-mismatch'
+    | 'trigger-difference'
+    | 'routine-difference'
   readonly table?: string
   readonly column?: string
   /** A blocking issue keeps the tenant from being migrated. */

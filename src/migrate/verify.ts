@@ -31,17 +31,37 @@ export interface TenantVerification {
 }
 
 /**
+ * A legacy tenant that has not been migrated, and why (from the ledger and the plan).
+ *
+ * @example
+ * ```ts
+ * const m: MissingTenant = { tenantId: '5', schema: 'Acme Corp "Q4".eu', state: 'not started',
+ *   reason: 'blocked by drift: film.rating is ... (and 1 more)' }
+ * ```
+ */
+export interface MissingTenant {
+  readonly tenantId: string
+  readonly schema: string
+  /** The ledger state (`pending`: a run failed; `rolled_back`), or `not started` when the ledger has no row. */
+  readonly state: 'not started' | 'pending' | 'rolled_back'
+  readonly reason: string
+}
+
+/**
  * The result of {@link verifyMigration}.
  *
  * @example
  * ```ts
  * const r = await verifyMigration({ db: pool })
- * r.ok // true when every tenant matches
+ * r.ok // true when every migrated tenant matches and no legacy tenant is left unmigrated
  * ```
  */
 export interface VerificationReport {
+  /** Every checked tenant matches, and (unless `tenantIds` named the tenants) none is missing. */
   readonly ok: boolean
   readonly tenants: readonly TenantVerification[]
+  /** Legacy tenants with no finished migration (empty when `tenantIds` named the tenants to check). */
+  readonly missing: readonly MissingTenant[]
 }
 
 /**
@@ -71,7 +91,11 @@ export interface VerifyOptions extends Omit<MigrationPlanOptions, 'all' | 'model
 export async function migratedTenants(
   db: Queryable,
   options: Omit<MigrationPlanOptions, 'all' | 'models' | 'idStrategy'>,
-): Promise<{ plan: MigrationPlan; items: { tp: TenantPlan; entry: LedgerEntry }[] }> {
+): Promise<{
+  plan: MigrationPlan
+  items: { tp: TenantPlan; entry: LedgerEntry }[]
+  missing: MissingTenant[]
+}> {
   const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const ledger = await readLedger(db, targetSchema)
   const migrated = [...ledger.values()].filter((e) =>
@@ -84,8 +108,14 @@ export async function migratedTenants(
     idStrategy: migrated.some((e) => e.idStrategy === 'remap') ? 'remap' : 'composite',
   })
   let wanted = migrated
-  if (options.tenantIds && options.tenantIds.length > 0) {
-    const ids = options.tenantIds.map((raw) => parseTenantId(plan.idType, raw))
+  const named = options.tenantIds !== undefined && options.tenantIds.length > 0
+  const missing = named
+    ? []
+    : plan.tenants
+        .filter((tp) => !migrated.some((e) => e.tenantId === tp.tenant.id))
+        .map((tp) => missingTenant(tp, ledger.get(tp.tenant.id)))
+  if (named) {
+    const ids = options.tenantIds!.map((raw) => parseTenantId(plan.idType, raw))
     const missing = ids.filter((id) => !migrated.some((e) => e.tenantId === id))
     if (missing.length > 0) {
       throw new MigrationError(
@@ -107,7 +137,32 @@ export async function migratedTenants(
     }
     return { tp: tp ?? fallback, entry }
   })
-  return { plan, items }
+  return { plan, items, missing }
+}
+
+/** @internal why a legacy tenant is not migrated: the ledger's last error, its drift, or never run */
+function missingTenant(tp: TenantPlan, entry: LedgerEntry | undefined): MissingTenant {
+  const base = { tenantId: tp.tenant.id, schema: tp.tenant.schema }
+  const blocking = tp.drift.filter((d) => d.blocking)
+  const drift =
+    blocking.length > 0
+      ? `blocked by drift: ${blocking[0]!.message}${blocking.length > 1 ? ` (and ${blocking.length - 1} more)` : ''}`
+      : undefined
+  if (entry?.state === 'rolled_back') {
+    return {
+      ...base,
+      state: 'rolled_back',
+      reason: 'rolled back (rowtenancy rollback); migrate it again',
+    }
+  }
+  if (entry?.state === 'pending') {
+    return {
+      ...base,
+      state: 'pending',
+      reason: `the last run failed: ${entry.lastError ?? 'no error recorded'}`,
+    }
+  }
+  return { ...base, state: 'not started', reason: drift ?? 'never migrated' }
 }
 
 /**
@@ -176,7 +231,10 @@ export async function verifyTenant(
 /**
  * `rowtenancy verify`: recomputes, for every migrated tenant (or `tenantIds`),
  * per-table row counts and order-independent checksums on both sides, in a
- * read-only snapshot, and records the outcome in the ledger.
+ * read-only snapshot, and records the outcome in the ledger. Without `tenantIds`,
+ * every legacy tenant with no finished migration is listed in `missing` with the
+ * reason (the ledger's last error, blocking drift, a rollback, never run), and
+ * makes the report not `ok`.
  *
  * @example
  * ```ts
@@ -187,11 +245,13 @@ export async function verifyTenant(
 export async function verifyMigration(options: VerifyOptions): Promise<VerificationReport> {
   const client = await options.db.connect()
   const results: TenantVerification[] = []
+  let missing: MissingTenant[] = []
   let plan: MigrationPlan
   try {
     await client.query('begin isolation level repeatable read read only')
     const found = await migratedTenants(client, options)
     plan = found.plan
+    missing = found.missing
     for (const { tp, entry } of found.items)
       results.push(await verifyTenant(client, plan, tp, entry))
     await client.query('commit')
@@ -209,5 +269,5 @@ export async function verifyMigration(options: VerifyOptions): Promise<Verificat
   } finally {
     client.release()
   }
-  return { ok: results.every((r) => r.ok), tenants: results }
+  return { ok: results.every((r) => r.ok) && missing.length === 0, tenants: results, missing }
 }

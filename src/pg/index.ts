@@ -13,6 +13,9 @@ import { DEFAULTS } from '../sql/defaults.js'
 import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
+export { AuditedPool, type AuditedPoolOptions } from './audited-pool.js'
+export { TenantPool, type TenantPoolOptions } from './tenant-pool.js'
+
 /**
  * Options of {@link withTenantClient}.
  *
@@ -81,7 +84,10 @@ export async function withTenantClient<T>(
         : 'set_config'
       : binding
   const bind = withTimeouts(bindStatement(mode, type, tenantId, options.sealKey), timeouts)
-  return inBoundTransaction(pool, bind, mode, fn, {
+  // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
+  const routed = pool as pg.Pool & { poolFor?: (id: unknown) => Promise<pg.Pool> }
+  const target = typeof routed.poolFor === 'function' ? await routed.poolFor(tenantId) : pool
+  return inBoundTransaction(target, bind, mode, fn, {
     acquireMs: timeouts.acquireMs,
     unnamed: carriesTimeouts(timeouts),
   })

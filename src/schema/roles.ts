@@ -64,8 +64,10 @@ export interface RuntimeRoleResult {
  * password: set one with `ALTER ROLE ... PASSWORD`) and grants it what
  * {@link runtimeRoleGrantsSql} lists, in one transaction. Refuses with
  * `UnsafeRoleError` a role that is a superuser, has BYPASSRLS, or is the
- * connected role itself (the owner): RLS would not bind it. Run it as the
- * owner/migrator role. Idempotent.
+ * connected role itself (the owner): RLS would not bind it. Takes TEMP on the
+ * current database from the role (from PUBLIC, given back to the connected
+ * role, when that is where it comes from). Run it as the owner/migrator role.
+ * Idempotent.
  *
  * @example
  * ```ts
@@ -81,11 +83,42 @@ export async function grantRuntimeRole(
   return inTransaction(db, async (tx) => {
     const existing = await assertGrantableRole(tx, options.role)
     const statements = existing
-      ? grants
+      ? [...grants]
       : [`create role ${role} login nosuperuser nobypassrls`, ...grants]
     for (const statement of statements) await tx.query(statement)
+    for (const statement of await noTempSql(tx, options.role)) {
+      await tx.query(statement)
+      statements.push(statement)
+    }
     return Object.freeze({ role: options.role, created: !existing, statements })
   })
+}
+
+/**
+ * The statements that take TEMP on the current database from the runtime role:
+ * a temporary table named like a tenant-aware table would shadow it on that
+ * pooled connection for every later request. TEMP usually comes through PUBLIC,
+ * so PUBLIC loses it and the connected (owner) role gets it back by name; other
+ * roles that need temporary tables must be granted TEMP explicitly.
+ */
+async function noTempSql(db: Queryable, roleName: string): Promise<string[]> {
+  const { rows } = await db.query(
+    `select current_database() as db, current_user as me,
+            has_database_privilege($1, current_database(), 'TEMP') as role_temp,
+            exists (select 1 from pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                     where d.datname = current_database() and a.grantee = 0
+                       and a.privilege_type = 'TEMPORARY') as public_temp`,
+    [roleName],
+  )
+  const r = rows[0] as { db: string; me: string; role_temp: boolean; public_temp: boolean }
+  if (!r.role_temp) return []
+  const database = quoteIdent(r.db)
+  const out = [`revoke temporary on database ${database} from ${quoteIdent(roleName)}`]
+  if (r.public_temp) {
+    out.push(`grant temporary on database ${database} to ${quoteIdent(r.me)}`)
+    out.push(`revoke temporary on database ${database} from public`)
+  }
+  return out
 }
 
 /**

@@ -8,11 +8,13 @@ import { tenantPolicy } from '../schema/rls-policy.js'
 import { renderRlsEnable } from '../schema/rls-render.js'
 import type { TableRegistry } from '../schema/table-registry.js'
 import { guardPoolErrors } from '../sql/unavailable.js'
+import { auditPool } from './audit-pool.js'
 import {
   type ResolvedTenancyOptions,
   resolveTenancyOptions,
   type TenancyOptions,
 } from './options.js'
+import { placedAdmin } from './placement.js'
 import { adminDialect, scopedDialect } from './scoped-dialect.js'
 import { allObjectsHooks, scopedHooks } from './statement-hooks.js'
 
@@ -34,10 +36,21 @@ export interface Tenancy {
    */
   kysely<DB>(): Kysely<DB>
   /**
-   * An unscoped Kysely instance for admin and reporting work, on `adminPool`.
-   * Every statement through it is audited with `reason` and `actor`.
+   * An unscoped Kysely instance for admin and reporting work, on `adminPool`
+   * (with `placement`: the admin pool of `database`, the default one when left
+   * out). Every statement through it is audited with `reason` and `actor`; with
+   * `placement`, the reason names the database it covers.
    */
-  allObjects<DB>(reason: string, options?: { actor?: string | undefined }): Kysely<DB>
+  allObjects<DB>(
+    reason: string,
+    options?: { actor?: string | undefined; database?: string | undefined },
+  ): Kysely<DB>
+  /**
+   * The databases this tenancy covers (`['default']` without the `placement`
+   * option). `allObjects` reaches one of them at a time: the default one, or
+   * `{ database }`; its audit records name it.
+   */
+  readonly databases: readonly string[]
   /**
    * Runs `fn` in one transaction of `kysely()`, bound to the current tenant once
    * at BEGIN; commits when `fn` resolves, rolls back when it throws. Nested calls
@@ -78,7 +91,9 @@ export function createTenancy(options: TenancyOptions): Tenancy {
   guardPoolErrors(resolved.pool)
   guardPoolErrors(resolved.adminPool)
   const plugin = new TenantPlugin({ tables: registry, tenantIdType: resolved.tenantIdType })
+  const audit = auditPool(resolved)
   const writer = new AuditWriter({
+    db: audit.pool,
     table: resolved.audit.table,
     logger: resolved.audit.logger,
   })
@@ -93,15 +108,25 @@ export function createTenancy(options: TenancyOptions): Tenancy {
     kysely<DB>() {
       return scoped as Kysely<DB>
     },
-    allObjects<DB>(reason: string, callOptions: { actor?: string | undefined } = {}) {
+    allObjects<DB>(
+      reason: string,
+      callOptions: { actor?: string | undefined; database?: string | undefined } = {},
+    ) {
       if (typeof reason !== 'string' || reason.trim().length === 0) {
         throw new InvalidInputError(
           'allObjects(reason) needs a non-empty reason: it is written to the audit log with every statement.',
         )
       }
-      const hooks = allObjectsHooks(plugin, writer, resolved, reason.trim(), callOptions.actor)
+      const target = placedAdmin(resolved, callOptions.database)
+      const hooks = allObjectsHooks(
+        plugin,
+        writer,
+        resolved,
+        `${reason.trim()}${target.note}`,
+        callOptions.actor,
+      )
       return new Kysely<DB>({
-        dialect: hookDialect(adminDialect(resolved), hooks),
+        dialect: hookDialect(adminDialect({ ...resolved, adminPool: target.adminPool }), hooks),
         plugins: [...resolved.plugins],
       })
     },
@@ -119,12 +144,18 @@ export function createTenancy(options: TenancyOptions): Tenancy {
       )
     },
     tables: registry,
+    databases: Object.freeze(
+      resolved.placement ? [...resolved.placement.databases.keys()] : ['default'],
+    ),
     options: resolved,
     plugin,
     destroy() {
       destroyed ??= (async () => {
-        await resolved.pool.end()
-        if (resolved.adminPool !== resolved.pool) await resolved.adminPool.end()
+        const pools = resolved.placement
+          ? [...resolved.placement.databases.values()].flatMap((d) => [d.pool, d.adminPool])
+          : [resolved.pool, resolved.adminPool]
+        for (const pool of new Set(pools)) await pool.end()
+        await audit.end?.()
       })()
       return destroyed
     },

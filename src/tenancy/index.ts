@@ -5,3 +5,10 @@ export type {
   TenancyOptions,
   TenancyPool,
 } from './options.js'
+export { allObjectsPool, tenantPoolOf } from './orm-pools.js'
+export {
+  type PlacementOptions,
+  type ResolvedPlacement,
+  RoutingPool,
+  type TenancyDatabase,
+} from './placement.js'

@@ -6,6 +6,7 @@ import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type Queryable, type TenantIdType } from '../tenants/index.js'
+import { type PlacementOptions, type ResolvedPlacement, resolvePlacement } from './placement.js'
 
 /**
  * A connection pool rowtenancy can use: Kysely's `PostgresPool` that can also
@@ -53,6 +54,8 @@ export interface TenancyOptions {
   readonly sealKey?: string | undefined
   /** Prepare the `set_config` bind once per connection (default true); behind a pooler that swaps sessions it falls back to the unnamed bind by itself. `false`: always the unnamed bind. */
   readonly prepareBind?: boolean | undefined
+  /** Tenants in more than one database: the other databases by name, routed by the placement map (see `tenant_placements`). */
+  readonly placement?: PlacementOptions | undefined
   /**
    * How long a checkout waits for a pooled connection (`acquireMs`, 5000 by
    * default: a full pool fails fast with `DatabaseUnavailableError`), and the
@@ -77,6 +80,12 @@ export interface TenancyAuditOptions {
   readonly logger?: AuditLogger | undefined
   /** The actor recorded when a call names none: a name, or a function asked each time. */
   readonly actor?: string | (() => string | undefined) | undefined
+  /**
+   * Where audit records are written: a pool used for nothing else, so no user SQL
+   * (a raw `rollback`, a temporary table) can touch the connection. By default a
+   * pool of two connections with `adminPool`'s settings, ended by `destroy()`.
+   */
+  readonly pool?: Queryable | undefined
 }
 
 /**
@@ -96,12 +105,15 @@ export interface ResolvedTenancyOptions {
   readonly binding: BindingOption
   readonly allowUnsafeRole: boolean
   readonly prepareBind: boolean
+  /** With the `placement` option: the databases and the routing pool (which `pool` then is). */
+  readonly placement: ResolvedPlacement | undefined
   readonly sealKey: string | undefined
   readonly timeouts: Readonly<DatabaseTimeouts>
   readonly audit: Readonly<{
     table: string | false
     logger: AuditLogger | undefined
     actor: string | (() => string | undefined) | undefined
+    pool: Queryable | undefined
   }>
 }
 
@@ -116,6 +128,7 @@ const KNOWN = new Set([
   'binding',
   'allowUnsafeRole',
   'prepareBind',
+  'placement',
   'sealKey',
   'timeouts',
 ])
@@ -171,9 +184,18 @@ export function resolveTenancyOptions(options: TenancyOptions): {
   if (audit.logger !== undefined && typeof audit.logger !== 'function') {
     throw new ConfigError('audit.logger must be a function (event) => void.')
   }
+  if (audit.pool !== undefined && typeof audit.pool?.query !== 'function') {
+    throw new ConfigError('audit.pool must be a pg.Pool (or anything with query(text, values)).')
+  }
+  const adminPool = options.adminPool ?? options.pool
+  const placement =
+    options.placement === undefined
+      ? undefined
+      : resolvePlacement({ pool: options.pool, adminPool }, options.placement, tenantIdType)
   const resolved: ResolvedTenancyOptions = Object.freeze({
-    pool: options.pool,
-    adminPool: options.adminPool ?? options.pool,
+    pool: placement ? (placement.routing as unknown as TenancyPool) : options.pool,
+    adminPool,
+    placement,
     tenantColumn,
     tenantIdType,
     plugins: Object.freeze([...plugins]),
@@ -186,6 +208,7 @@ export function resolveTenancyOptions(options: TenancyOptions): {
       table: audit.table ?? 'audit_log',
       logger: audit.logger,
       actor: audit.actor,
+      pool: audit.pool,
     }),
   })
   return { resolved, registry }

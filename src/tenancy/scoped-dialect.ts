@@ -27,6 +27,7 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     allowUnsafeRole: options.allowUnsafeRole,
     prepareBind: options.prepareBind,
     sealKey: options.sealKey,
+    unboundWithoutTenant: true,
     timeouts: options.timeouts,
   })
 }

@@ -1,14 +1,75 @@
 import type { AuditContext, AuditWriter } from '../audit/index.js'
-import { tryCurrentTenant } from '../context/index.js'
+import {
+  type CrossTenantScope,
+  crossTenantScope,
+  isScopeOpen,
+  tryCurrentTenant,
+} from '../context/index.js'
+import { UnsupportedQueryError } from '../errors/index.js'
 import { checkExecution } from '../kysely/execution-check.js'
 import type { StatementHooks } from '../kysely/hooked-dialect.js'
 import type { TenantPlugin } from '../kysely/tenant-plugin.js'
 import type { ResolvedTenancyOptions } from './options.js'
 
 /**
+ * The context a connection of the scoped instance was checked out in: its
+ * tenant (the connection is bound to it), an open `withoutTenant` scope (an
+ * admin connection), or neither (bound to no tenant).
+ *
+ * @internal
+ */
+export interface CheckoutContext {
+  readonly tenant: string | undefined
+  readonly scope: CrossTenantScope | undefined
+}
+
+/**
+ * Refuses a statement on a connection (a transaction, `db.connection()`) used
+ * outside the context it was checked out in: an admin connection after its
+ * `withoutTenant` scope ended or under a tenant, a connection bound to one
+ * tenant under another tenant or inside `withoutTenant`.
+ *
+ * @internal
+ */
+export function checkCheckout(plugin: TenantPlugin, checkout: CheckoutContext): void {
+  const scope = crossTenantScope()
+  if (checkout.scope !== undefined) {
+    if (!isScopeOpen(checkout.scope)) {
+      throw new UnsupportedQueryError(
+        `This connection or transaction was opened inside withoutTenant(${JSON.stringify(checkout.scope.reason)}), ` +
+          'which has ended; it reads across tenants and is closed with its scope. Open a new one where it is needed.',
+      )
+    }
+    if (scope === undefined) {
+      throw new UnsupportedQueryError(
+        `This connection or transaction was opened inside withoutTenant(${JSON.stringify(checkout.scope.reason)}) ` +
+          'and reads across tenants; it is refused under a tenant. Use the scoped db inside runWithTenant instead.',
+      )
+    }
+    return
+  }
+  const id = tryCurrentTenant()
+  const now = id === undefined ? undefined : tenantText(plugin, id)
+  if (scope === undefined && now === checkout.tenant) return
+  const was =
+    checkout.tenant === undefined ? 'no tenant' : `tenant ${JSON.stringify(checkout.tenant)}`
+  const is =
+    scope !== undefined
+      ? `withoutTenant(${JSON.stringify(scope.reason)})`
+      : now === undefined
+        ? 'no tenant'
+        : `tenant ${JSON.stringify(now)}`
+  throw new UnsupportedQueryError(
+    `This transaction (or connection) is bound to ${was}, but the code using it now runs for ${is}. ` +
+      'A tenant switch inside a bound transaction is refused: finish the transaction first, or open ' +
+      "the other tenant's work in its own transaction.",
+  )
+}
+
+/**
  * Hooks of the scoped instance: refuse a statement compiled for another tenant
- * (or outside its `withoutTenant` scope), and audit every statement that runs
- * inside `withoutTenant`.
+ * (or outside its `withoutTenant` scope), or sent on a connection opened in
+ * another context, and audit every statement that runs inside `withoutTenant`.
  *
  * @internal
  */
@@ -16,11 +77,17 @@ export function scopedHooks(
   plugin: TenantPlugin,
   writer: AuditWriter,
   options: ResolvedTenancyOptions,
-): StatementHooks<AuditContext | undefined> {
+): StatementHooks<AuditContext | undefined, CheckoutContext> {
   return {
     // A tenant-scoped statement (no withoutTenant scope) is not audited: `after` is a no-op for it.
     skipAfterWhenUndefined: true,
-    before(query) {
+    acquired() {
+      const scope = crossTenantScope()
+      const id = scope === undefined ? tryCurrentTenant() : undefined
+      return { tenant: id === undefined ? undefined : tenantText(plugin, id), scope }
+    },
+    before(query, checkout) {
+      checkCheckout(plugin, checkout)
       const scope = checkExecution(plugin, query)
       if (scope === undefined) return undefined
       return Object.freeze({
@@ -32,9 +99,7 @@ export function scopedHooks(
     },
     after(context, query, outcome) {
       if (context === undefined) return undefined
-      return async (db) => {
-        await writer.record(context, query.sql, outcome, db)
-      }
+      return () => writer.record(context, query.sql, outcome).then(() => undefined)
     },
   }
 }
@@ -61,9 +126,7 @@ export function allObjectsHooks(
       })
     },
     after(context, query, outcome) {
-      return async (db) => {
-        await writer.record(context, query.sql, outcome, db)
-      }
+      return () => writer.record(context, query.sql, outcome).then(() => undefined)
     },
   }
 }

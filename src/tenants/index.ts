@@ -18,6 +18,17 @@ export {
 } from './install.js'
 export { normalizeDomain, normalizeSlug, slugify } from './normalize.js'
 export {
+  assertDatabaseName,
+  DEFAULT_DATABASE,
+  installPlacements,
+  PLACEMENTS_TABLE,
+  PlacementMap,
+  type PlacementMapOptions,
+  type PlacementTableOptions,
+  placementTableDdl,
+  setPlacement,
+} from './placements.js'
+export {
   type NewTenant,
   type Tenant,
   type TenantStatus,

@@ -10,6 +10,7 @@ import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
 import { asUnavailable, guardPoolErrors, unavailableReason } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType, tryParseTenantId } from './id-types.js'
+import { LruCache } from './lru-cache.js'
 import { normalizeDomain, normalizeSlug } from './normalize.js'
 
 /**
@@ -50,6 +51,14 @@ export interface TenantStoreOptions {
   readonly ttlMs?: number
   /** How long a miss (no such tenant) is cached; at most 1 s by default. */
   readonly negativeTtlMs?: number
+  /** How many found tenants (per lookup key) are cached at most; 10,000 by default. */
+  readonly maxEntries?: number
+  /**
+   * How many misses are cached at most; 1,000 by default. Misses are keyed by
+   * what a client sent (a random Host, a made-up slug), so this bound, not the
+   * TTL, is what keeps a flood of unknown names from growing memory.
+   */
+  readonly maxNegativeEntries?: number
 }
 
 /**
@@ -69,16 +78,13 @@ export interface NewTenant {
   readonly domains?: readonly string[]
 }
 
-interface CacheEntry {
-  readonly expires: number
-  readonly value: Promise<Tenant | undefined>
-}
-
 /**
  * Reads and changes tenants. Lookups by id, slug and domain are cached for
  * `ttlMs` and concurrent lookups of the same key share one query, so a burst of
  * requests for one tenant costs one database round trip per TTL; every change
- * made through the store invalidates the cache.
+ * made through the store invalidates the cache. Both caches are bounded
+ * (least recently used out first, expired entries dropped), so lookups of
+ * names a client makes up cannot grow memory without limit.
  *
  * @example
  * ```ts
@@ -95,7 +101,12 @@ export class TenantStore {
   readonly #negativeTtl: number
   readonly #tenants: string
   readonly #domains: string
-  readonly #cache = new Map<string, CacheEntry>()
+  readonly #found: LruCache<Promise<Tenant | undefined>>
+  readonly #missing: LruCache<Promise<Tenant | undefined>>
+  /** Lookups in flight, so a burst for one key shares a query (bounded by the callers waiting). */
+  readonly #inFlight = new Map<string, Promise<Tenant | undefined>>()
+  /** Bumped by `invalidate`, so a lookup that started before a change is not cached after it. */
+  #generation = 0
   #queries = 0
 
   constructor(options: TenantStoreOptions) {
@@ -104,6 +115,8 @@ export class TenantStore {
     this.#idType = options.idType ?? DEFAULTS.tenantIdType
     this.#ttl = options.ttlMs ?? 30_000
     this.#negativeTtl = Math.min(options.negativeTtlMs ?? 1_000, this.#ttl)
+    this.#found = new LruCache(bound(options.maxEntries, 10_000, 'maxEntries'))
+    this.#missing = new LruCache(bound(options.maxNegativeEntries, 1_000, 'maxNegativeEntries'))
     const schema = quoteIdent(options.schema ?? DEFAULTS.schema)
     this.#tenants = `${schema}."tenants"`
     this.#domains = `${schema}."tenant_domains"`
@@ -397,7 +410,15 @@ export class TenantStore {
    * ```
    */
   invalidate(): void {
-    this.#cache.clear()
+    this.#generation++
+    this.#found.clear()
+    this.#missing.clear()
+    this.#inFlight.clear()
+  }
+
+  /** How many lookups are cached (found, missing): for tests and monitoring. @example `store.cacheSize` */
+  get cacheSize(): { found: number; missing: number; inFlight: number } {
+    return { found: this.#found.size, missing: this.#missing.size, inFlight: this.#inFlight.size }
   }
 
   async #setStatus(id: unknown, status: TenantStatus): Promise<Tenant> {
@@ -429,15 +450,24 @@ export class TenantStore {
 
   #cached(key: string, where: string, value: string): Promise<Tenant | undefined> {
     const now = Date.now()
-    const hit = this.#cache.get(key)
-    if (hit && hit.expires > now) return hit.value
+    const hit = this.#found.get(key, now) ?? this.#missing.get(key, now)
+    if (hit !== undefined) return hit
+    const pending = this.#inFlight.get(key)
+    if (pending !== undefined) return pending
+    const generation = this.#generation
     const promise = this.#load(where, value)
-    this.#cache.set(key, { expires: now + this.#ttl, value: promise })
+    this.#inFlight.set(key, promise)
     promise.then(
       (tenant) => {
-        if (!tenant) this.#cache.set(key, { expires: now + this.#negativeTtl, value: promise })
+        if (this.#inFlight.get(key) === promise) this.#inFlight.delete(key)
+        if (generation !== this.#generation || this.#ttl <= 0) return
+        const at = Date.now()
+        if (tenant) this.#found.set(key, promise, at + this.#ttl)
+        else if (this.#negativeTtl > 0) this.#missing.set(key, promise, at + this.#negativeTtl)
       },
-      () => this.#cache.delete(key),
+      () => {
+        if (this.#inFlight.get(key) === promise) this.#inFlight.delete(key)
+      },
     )
     return promise
   }
@@ -460,6 +490,14 @@ export class TenantStore {
                           from ${this.#domains} d where d.tenant_id = t.id), '{}') as domains
               from ${this.#tenants} t`
   }
+}
+
+function bound(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < 0) {
+    throw new InvalidInputError(`TenantStore ${name} must be a whole number >= 0, got ${value}.`)
+  }
+  return value
 }
 
 function toTenant(row: Record<string, any>): Tenant {

@@ -5,6 +5,7 @@ import { currentTenant, runWithTenant, withoutTenant } from '../../src/context/i
 import type { BindingMode } from '../../src/db/binding.js'
 import { withTenantClient } from '../../src/entries/pg.js'
 import type { Tenancy } from '../../src/tenancy/create-tenancy.js'
+import { runAttack } from './attacks.js'
 
 /** The fuzzer's two tenant-aware tables; ids overlap across tenants on purpose. */
 export interface FuzzDB {
@@ -77,6 +78,7 @@ export type Call =
   | { m: 'failAfterWrite'; id: number; name: string; walletId: number | null; jitter: number }
   | { m: 'admin'; jitter: number }
   | { m: 'nested'; victim: string; jitter: number }
+  | { m: 'attack'; variant: number; victim: string; jitter: number }
 
 /** How a call reaches the database. */
 export type Via = 'kysely' | 'trx' | 'pg'
@@ -391,6 +393,11 @@ export async function executeCall(env: FuzzEnv, via: Via, call: Call): Promise<u
     await pause(call.jitter)
     const rows = await executeCall(env, via, { m: 'list', variant: 0, jitter: call.jitter })
     return { total: Number(total.n), rows }
+  }
+  if (call.m === 'attack') {
+    // a hostile call from the adversarial review's classes (see attacks.ts)
+    await pause(call.jitter)
+    return runAttack(env.tenancy, call.variant, call.victim)
   }
   if (call.m === 'nested') {
     // another tenant for a nested scope, then the request's own tenant again

@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import type pg from 'pg'
 import { runWithTenant } from '../../src/context/index.js'
 import type { FuzzApp } from './app.js'
+import type { AttackResult } from './attacks.js'
 import {
   type Call,
   executeCall,
@@ -31,6 +32,7 @@ export type FuzzKind =
   | 'admin'
   | 'nested'
   | 'dup'
+  | 'attack'
 
 /** One random "request". */
 export interface FuzzOp {
@@ -60,6 +62,8 @@ const kinds: [FuzzKind, number][] = [
   ['admin', 1],
   ['nested', 2],
   ['dup', 1],
+  // the attacker: about one operation in ten is drawn from the adversarial review's classes
+  ['attack', 4],
 ]
 
 /**
@@ -94,6 +98,8 @@ export interface FuzzStats {
   readRowsChecked: number
   finalRowsChecked: number
   probes: number
+  attacks: number
+  attacksRefused: number
   injectedFailures: number
   constraintErrors: number
   leaks: number
@@ -110,6 +116,8 @@ export function emptyStats(): FuzzStats {
     readRowsChecked: 0,
     finalRowsChecked: 0,
     probes: 0,
+    attacks: 0,
+    attacksRefused: 0,
     injectedFailures: 0,
     constraintErrors: 0,
     leaks: 0,
@@ -379,6 +387,26 @@ async function performUnlabelled(world: FuzzWorld, op: FuzzOp): Promise<void> {
       for (const id of other.deletedSince(otherMark)) otherStable.delete(id)
       checkWallets(world, op, r.inner, otherStable, other)
       checkWallets(world, op, r.outer, stable)
+      return
+    }
+    case 'attack': {
+      stats.attacks++
+      const others = world.ledgers.filter((l) => l !== ledger)
+      const victim = others[op.pick % others.length]!.id
+      const r = (await send(world, op, {
+        m: 'attack',
+        variant: op.pick,
+        victim,
+        jitter,
+      })) as AttackResult
+      if (r.visible !== 0 || r.changed !== 0) {
+        stats.leaks++
+        fail(
+          op,
+          `attack ${r.attack} by tenant ${ledger.id} reached tenant ${victim}: ${JSON.stringify(r)}`,
+        )
+      }
+      if (r.refused) stats.attacksRefused++
       return
     }
     case 'probe': {

@@ -9,6 +9,8 @@ import { register as rls } from './rls.js'
 import { register as rollback } from './rollback.js'
 import { register as schema } from './schema.js'
 import { register as shell } from './shell.js'
+import { register as tenantLifecycle } from './tenant-lifecycle.js'
+import { register as tenantMove } from './tenant-move.js'
 import { register as tenants } from './tenants.js'
 import { register as verify } from './verify.js'
 
@@ -23,6 +25,8 @@ import { register as verify } from './verify.js'
 export const COMMANDS: readonly ((program: Command, ctx: CliContext) => void)[] = [
   init,
   tenants,
+  tenantLifecycle,
+  tenantMove,
   schema,
   migrate,
   verify,

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { emitOrmCode, parseEmitTargets } from '../../schema/generate/emit.js'
 import {
   type AppliedSchema,
   applyTenantSchema,
@@ -14,6 +15,9 @@ interface GenerateFlags {
   out?: string
   json?: boolean
   rls: boolean
+  emit?: string
+  uuidV7Keys?: boolean
+  installExtensions?: boolean
 }
 
 /**
@@ -39,7 +43,19 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--apply', 'create the tables (all or nothing; a no-op when they already match)')
     .option('--out <file>', 'write the SQL to a file instead of stdout')
     .option('--no-rls', 'leave out ENABLE/FORCE ROW LEVEL SECURITY and the isolation policies')
+    .option(
+      '--uuid-v7-keys',
+      'give uuid key columns a version 7 UUID default (no shared sequence revealing other tenants inserts)',
+    )
     .option('--json', 'print the result as JSON')
+    .option(
+      '--emit <orms>',
+      'also print the ORM code of the tables: drizzle (schema module), prisma (models), or both comma-separated',
+    )
+    .option(
+      '--install-extensions',
+      'create btree_gin / btree_gist when an index needs one to lead with the tenant column',
+    )
   addConfigOptions(generate, [
     'databaseUrl',
     'adminDatabaseUrl',
@@ -49,6 +65,8 @@ export function register(program: Command, ctx: CliContext): void {
     'tenantColumn',
   ])
   generate.action(async (opts: GenerateFlags, cmd: Command) => {
+    // Bad input is refused before anything connects.
+    const emit = opts.emit === undefined ? [] : parseEmitTargets(opts.emit)
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
     const options = {
@@ -58,6 +76,8 @@ export function register(program: Command, ctx: CliContext): void {
       tenantsSchema: config.tenantsSchema,
       tenantColumn: config.tenantColumn,
       rls: opts.rls,
+      uuidV7Keys: opts.uuidV7Keys === true,
+      installExtensions: opts.installExtensions === true,
     }
     const result: GeneratedSchema | AppliedSchema = opts.apply
       ? await applyTenantSchema(pool, options)
@@ -75,6 +95,9 @@ export function register(program: Command, ctx: CliContext): void {
         out: opts.out ?? null,
         notes: result.notes,
         statements: result.statements,
+        emitted: Object.fromEntries(
+          emit.map((orm) => [orm, emitOrmCode(result.plan, orm, { rls: opts.rls })]),
+        ),
       })
       return
     }
@@ -91,9 +114,17 @@ export function register(program: Command, ctx: CliContext): void {
       )
     }
     if (opts.out) {
-      ctx.out.line(`wrote ${result.statements.length} statements to ${opts.out}`)
+      const wrote = `wrote ${result.statements.length} statements to ${opts.out}`
+      // With --emit, stdout carries only the ORM code (redirect it to a file as it is).
+      if (emit.length > 0) ctx.out.warn(wrote)
+      else ctx.out.line(wrote)
     } else if (!status) {
       ctx.out.line(sqlScript(result).trimEnd())
+    }
+    for (const [i, orm] of emit.entries()) {
+      if (i > 0 || !opts.out) ctx.out.line('')
+      ctx.out.line(`// ---- ${orm} (rowtenancy schema generate --emit ${orm}) ----`)
+      ctx.out.line(emitOrmCode(result.plan, orm, { rls: opts.rls }).trimEnd())
     }
   })
 }

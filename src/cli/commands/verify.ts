@@ -7,7 +7,9 @@ import { collect, planOptionsFrom, SOURCE_KEYS } from '../migration-options.js'
 /**
  * `rowtenancy verify [--tenant-id <id>]`: recomputes per-table row counts and
  * checksums of migrated tenants, source vs target (and target vs ledger), and
- * checks foreign keys. Exits 1 on any mismatch.
+ * checks foreign keys; names every legacy tenant not migrated, with the reason.
+ * Exits 1 on any mismatch, and on any tenant not migrated unless `--tenant-id`
+ * named the tenants to check.
  *
  * @example
  * ```sh
@@ -41,13 +43,25 @@ export function register(program: Command, ctx: CliContext): void {
         )
         for (const p of t.problems) ctx.out.line(`  ${p}`)
       }
+      for (const m of report.missing) {
+        ctx.out.line(
+          `tenant ${m.tenantId} (${JSON.stringify(m.schema)}): NOT MIGRATED (${m.state}): ${m.reason}`,
+        )
+      }
       ctx.out.line(
-        `${report.tenants.length} tenants verified: ${report.tenants.filter((t) => !t.ok).length} mismatched`,
+        `${report.tenants.length} tenants verified: ${report.tenants.filter((t) => !t.ok).length} mismatched` +
+          `; ${report.missing.length} not migrated`,
       )
     }
-    if (!report.ok) {
+    if (report.tenants.some((t) => !t.ok)) {
       throw new MigrationError(
         'Verification found differences (see above). Roll the tenant back and migrate it again.',
+      )
+    }
+    if (report.missing.length > 0) {
+      throw new MigrationError(
+        `${report.missing.length} legacy tenant(s) are not migrated (see above): migrate them, or name ` +
+          'the tenants to check with --tenant-id.',
       )
     }
   })

@@ -1,6 +1,7 @@
 import { ConfigError, InvalidInputError, MigrationError } from '../../errors/index.js'
 import { introspectTemplate, readSchemaInTransaction } from '../../sql/catalog/index.js'
-import type { TableDef } from '../../sql/catalog/model.js'
+import type { TableDef, TemplateSchema } from '../../sql/catalog/model.js'
+import { readRoutinesInTransaction } from '../../sql/catalog/read-routines.js'
 import { DEFAULTS } from '../../sql/defaults.js'
 import { inTransaction, type Queryable } from '../../sql/queryable.js'
 import { quoteIdent } from '../../sql/quote.js'
@@ -9,7 +10,9 @@ import { existingIdType } from '../../tenants/install.js'
 import type { TenantSchemaPlan } from './model.js'
 import { planTenantSchema, type TenantSchemaPlanOptions } from './plan.js'
 import { type RenderOptions, renderTenantSchema } from './render.js'
+import { renderRoutines } from './routines.js'
 import { tableDifferences } from './table-differences.js'
+import { withUuidV7Keys } from './uuid-v7.js'
 
 /**
  * Options of {@link generateTenantSchema} and {@link applyTenantSchema}.
@@ -20,6 +23,12 @@ import { tableDifferences } from './table-differences.js'
  * ```
  */
 export interface GenerateOptions extends TenantSchemaPlanOptions, RenderOptions {
+  /**
+   * Create `btree_gin` / `btree_gist` (IF NOT EXISTS, first in the statements) when an index
+   * or exclusion constraint needs one to lead with the tenant column; false by default
+   * (the index then keeps its shape, with a note).
+   */
+  readonly installExtensions?: boolean | undefined
   /** The template schema: one legacy tenant's schema. */
   readonly fromSchema: string
 }
@@ -68,9 +77,29 @@ export async function generateTenantSchema(
   options: GenerateOptions,
 ): Promise<GeneratedSchema> {
   checkOptions(options)
-  const template = await introspectTemplate(db, options.fromSchema)
-  const plan = planTenantSchema(template, options)
-  return { plan, statements: renderTenantSchema(plan, options), notes: plan.notes }
+  const read = await introspectTemplate(db, options.fromSchema)
+  const missing = missingExtensions(read)
+  const install = options.installExtensions === true ? missing : []
+  // With installExtensions, plan as if they were there: the statements create them first.
+  const template =
+    install.length > 0 ? { ...read, extensions: { btreeGin: true, btreeGist: true } } : read
+  const planned = planTenantSchema(template, options)
+  const plan = options.uuidV7Keys ? withUuidV7Keys(planned) : planned
+  const routines = renderRoutines(
+    await inTransaction(db, async (tx) => {
+      await tx.query('set transaction read only')
+      return readRoutinesInTransaction(tx, options.fromSchema)
+    }),
+    plan.targetSchema,
+  )
+  const statements = renderTenantSchema(plan, options)
+  // After `SET LOCAL search_path`: the extension goes into the target schema.
+  statements.splice(1, 0, ...install.map((e) => `CREATE EXTENSION IF NOT EXISTS ${e}`))
+  // Functions before the first table (defaults and checks may call them); views and triggers last.
+  const firstTable = statements.findIndex((s) => s.startsWith('CREATE TABLE'))
+  statements.splice(firstTable < 0 ? statements.length : firstTable, 0, ...routines.before)
+  statements.push(...routines.after)
+  return { plan, statements, notes: [...plan.notes, ...routines.notes] }
 }
 
 /**
@@ -112,6 +141,20 @@ export async function applyTenantSchema(
     return 'created' as const
   })
   return { ...generated, status }
+}
+
+/** The btree_gin / btree_gist extensions the template's indexes and exclusions need and the database lacks. */
+function missingExtensions(t: TemplateSchema): string[] {
+  const methods = new Set(
+    t.tables.flatMap((x) => [
+      ...x.indexes.map((i) => i.method),
+      ...x.exclusions.map((e) => e.method),
+    ]),
+  )
+  const out: string[] = []
+  if (methods.has('gin') && !t.extensions.btreeGin) out.push('btree_gin')
+  if (methods.has('gist') && !t.extensions.btreeGist) out.push('btree_gist')
+  return out
 }
 
 function checkOptions(options: GenerateOptions): void {

@@ -13,6 +13,9 @@ export type {
   TableDef,
   TemplateSchema,
 } from '../../sql/catalog/model.js'
+export { type EmitTarget, emitOrmCode, parseEmitTargets } from './emit.js'
+export { type EmitOptions, emitDrizzleSchema } from './emit-drizzle.js'
+export { emitPrismaModels } from './emit-prisma.js'
 export {
   type AppliedSchema,
   applyTenantSchema,

@@ -229,8 +229,9 @@ function tenantIndex(
         return { ...index, tail: `${q}, ${index.tail}` }
       }
       notes.push(
-        `${where} (${index.method}) does not lead with ${q}: install the ${ext} extension ` +
-          'and generate again to make it tenant-leading.',
+        `${where} (${index.method}) does not lead with ${q}: it needs the ${ext} extension. ` +
+          `Pass --install-extensions (installExtensions: true) and schema generate creates ${ext} ` +
+          'with the tables, in the same transaction.',
       )
       return index
     }
@@ -252,7 +253,8 @@ function tenantExclusion(
   }
   notes.push(
     `Exclusion constraint ${NAME(x.name)} on ${NAME(table)} is kept without ${q}, so it ` +
-      'applies across tenants: install btree_gist and generate again to scope it per tenant.',
+      'applies across tenants: it needs the btree_gist extension to be scoped per tenant. Pass ' +
+      '--install-extensions (installExtensions: true) and schema generate creates btree_gist with the tables.',
   )
   return x
 }

@@ -11,6 +11,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js'
 import { tenantPolicy } from '../rls-policy.js'
 import { renderRlsEnable } from '../rls-render.js'
 import type { TenantSchemaPlan } from './model.js'
+import { uuidV7FunctionSql } from './uuid-v7.js'
 
 /**
  * Options of {@link renderTenantSchema}.
@@ -23,6 +24,13 @@ import type { TenantSchemaPlan } from './model.js'
 export interface RenderOptions {
   /** Append ENABLE / FORCE ROW LEVEL SECURITY and the isolation policy per table; true by default. */
   readonly rls?: boolean | undefined
+  /**
+   * Give uuid key columns a version 7 UUID default (`rowtenancy_uuid_v7()`,
+   * created in the target schema), so new keys reveal nothing of other tenants'
+   * inserts, unlike a shared sequence. Integer keys are left alone (noted).
+   * Default false.
+   */
+  readonly uuidV7Keys?: boolean | undefined
 }
 
 /**
@@ -54,6 +62,7 @@ export function renderTenantSchema(plan: TenantSchemaPlan, options: RenderOption
     `SET LOCAL search_path TO ${quoteIdent(schema)}, pg_catalog`,
     `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`,
   ]
+  if (options.uuidV7Keys) out.push(uuidV7FunctionSql(quoteIdent(schema)))
   for (const e of plan.enums) out.push(createTypeIfMissing(schema, e.name, renderEnum(schema, e)))
   for (const d of plan.domains)
     out.push(createTypeIfMissing(schema, d.name, renderDomain(schema, d)))

@@ -154,6 +154,11 @@ export interface ColumnInfo {
   readonly generated: boolean
   /** `a` (GENERATED ALWAYS AS IDENTITY), `d` (BY DEFAULT), or `''`. */
   readonly identity: '' | 'a' | 'd'
+  /** The column's type OID and modifier (`atttypmod`): the identity its type is compared by. */
+  readonly typeOid?: string
+  readonly typeMod?: number
+  /** The expression of a generated column, deparsed, its own schema left unqualified. */
+  readonly generation?: string
   /** `pg_type.typtype`: `b` base, `e` enum, `d` domain, ... */
   readonly typeKind: string
   /** The labels of an enum column, in order. */

@@ -248,7 +248,8 @@ export interface NotCarriedRow {
  * row estimate summed over partitions (the relation size when never analyzed).
  */
 export const SUMMARY_TABLES = `
-select n.nspname as schema, c.relname as name, c.oid::int8 as oid, c.relkind = 'p' as partitioned,
+select n.nspname as schema, quote_ident(n.nspname) as q_schema, c.relname as name, c.oid::int8 as oid,
+       c.relkind = 'p' as partitioned,
        (case when c.reltuples >= 0 then c.reltuples else pg_relation_size(c.oid) / 64 end + coalesce((
           select sum(case when p.reltuples >= 0 then p.reltuples else pg_relation_size(p.oid) / 64 end)
             from pg_inherits i join pg_class p on p.oid = i.inhrelid
@@ -260,6 +261,7 @@ select n.nspname as schema, c.relname as name, c.oid::int8 as oid, c.relkind = '
 /** A row of {@link SUMMARY_TABLES}. */
 export interface SummaryTableRow {
   schema: string
+  q_schema: string
   name: string
   oid: string
   partitioned: boolean
@@ -271,6 +273,9 @@ export const SUMMARY_COLUMNS = `
 select a.attrelid::int8 as oid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
        a.attnotnull as not_null, a.atthasdef as has_default, a.attgenerated = 's' as generated,
        a.attidentity as identity, t.typtype as type_kind,
+       a.atttypid::int8::text as type_oid, a.atttypmod as type_mod,
+       case when a.attgenerated = 's' then (select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
+                                             where d.adrelid = a.attrelid and d.adnum = a.attnum) end as generation,
        case when t.typtype = 'e' then (select array_agg(e.enumlabel::text order by e.enumsortorder)
                                          from pg_enum e where e.enumtypid = t.oid) end as enum_labels
   from pg_attribute a join pg_type t on t.oid = a.atttypid
@@ -287,6 +292,9 @@ export interface SummaryColumnRow {
   generated: boolean
   identity: '' | 'a' | 'd'
   type_kind: string
+  type_oid: string
+  type_mod: number
+  generation: string | null
   enum_labels: string[] | null
 }
 
@@ -363,4 +371,44 @@ export interface TableFactsRow {
   attnum: number | null
   notnull: boolean | null
   type: string | null
+}
+
+/**
+ * The types `$1` (oids) by structure: kind, name, schema, array element, domain
+ * base and checks, enum labels, composite attributes, range subtype.
+ */
+export const TYPE_SHAPES = `
+select t.oid::int8::text as oid, n.nspname as schema, quote_ident(n.nspname) as q_schema,
+       t.typname as name, format_type(t.oid, null) as display,
+       case when t.typcategory = 'A' and t.typelem <> 0 then 'A' else t.typtype::text end as kind,
+       case when t.typcategory = 'A' and t.typelem <> 0 then t.typelem::int8::text end as elem,
+       nullif(t.typbasetype, 0)::int8::text as base, t.typtypmod as base_mod, t.typnotnull as not_null,
+       (select g.rngsubtype::int8::text from pg_range g where g.rngtypid = t.oid) as subtype,
+       (select g.rngtypid::int8::text from pg_range g where g.rngmultitypid = t.oid) as multi_of,
+       array(select e.enumlabel::text from pg_enum e where e.enumtypid = t.oid order by e.enumsortorder) as labels,
+       coalesce((select jsonb_agg(jsonb_build_array(a.attname, a.atttypid::int8::text, a.atttypmod) order by a.attnum)
+                   from pg_attribute a
+                  where t.typtype = 'c' and a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped), '[]') as attributes,
+       array(select pg_get_constraintdef(c.oid) from pg_constraint c
+              where c.contypid = t.oid and c.contype = 'c' order by pg_get_constraintdef(c.oid)) as checks
+  from pg_type t join pg_namespace n on n.oid = t.typnamespace
+ where t.oid = any($1::int8[]::oid[])`
+
+/** A row of {@link TYPE_SHAPES}. */
+export interface TypeShapeRow {
+  oid: string
+  schema: string
+  q_schema: string
+  name: string
+  display: string
+  kind: string
+  elem: string | null
+  base: string | null
+  base_mod: number
+  not_null: boolean
+  subtype: string | null
+  multi_of: string | null
+  labels: string[] | null
+  attributes: [string, string, number][]
+  checks: string[]
 }

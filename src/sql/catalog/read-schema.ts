@@ -69,15 +69,6 @@ export async function readSchemaInTransaction(
   const types = await selectRows<Q.TemplateTypeRow>(tx, Q.TYPES, [schema])
   const sequences = await selectRows<Q.TemplateSequenceRow>(tx, Q.SEQUENCES, [schema])
   const extensions = await selectRows<Q.ExtensionsRow>(tx, Q.EXTENSIONS)
-  const skipped = (await selectRows<Q.NotCarriedRow>(tx, Q.NOT_CARRIED, [schema]))[0]
-  const kinds = (['triggers', 'views', 'functions'] as const).filter((k) => (skipped?.[k] ?? 0) > 0)
-  if (skipped && kinds.length > 0) {
-    notes.push(
-      `The template has ${kinds.map((k) => `${skipped[k]} ${skipped[k] === 1 ? k.slice(0, -1) : k}`).join(', ')}; schema generate ` +
-        'does not carry these over: create them on the shared tables yourself (write triggers ' +
-        'that are tenant-aware; they must not fire during the migration copy).',
-    )
-  }
   const byTable = <T extends { table_oid: string }>(rows: readonly T[]) =>
     groupBy(rows, (r) => r.table_oid)
   const columnsOf = byTable(columns)

@@ -37,6 +37,7 @@ export async function introspectSchemas(
   const cols = byOid(columns)
   const cons = byOid(constraints)
   const trigs = byOid(triggers)
+  const prefixes = new Map(tables.map((t) => [String(t.oid), `${t.q_schema}.`]))
   for (const t of tables) {
     const oid = String(t.oid)
     const own = cons.get(oid) ?? []
@@ -45,7 +46,7 @@ export async function introspectSchemas(
       schema: t.schema,
       name: t.name,
       partitioned: t.partitioned,
-      columns: (cols.get(oid) ?? []).map(toColumn),
+      columns: (cols.get(oid) ?? []).map((c) => toColumn(c, prefixes.get(oid) ?? '')),
       primaryKey: pk ? pk.columns : [],
       foreignKeys: own.filter((c) => c.type === 'f').map(toForeignKey),
       estimatedRows: Math.round(Number(t.estimated)),
@@ -55,8 +56,12 @@ export async function introspectSchemas(
   return result
 }
 
-function toColumn(r: SummaryColumnRow): ColumnInfo {
+function toColumn(r: SummaryColumnRow, ownPrefix: string): ColumnInfo {
   return {
+    typeOid: r.type_oid,
+    typeMod: Number(r.type_mod),
+    // The table's own schema unqualified, so that expressions of two schemas compare.
+    ...(r.generation ? { generation: r.generation.split(ownPrefix).join('') } : {}),
     name: r.name,
     type: r.type,
     notNull: r.not_null,

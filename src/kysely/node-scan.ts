@@ -1,0 +1,111 @@
+import {
+  type ColumnUpdateNode,
+  IdentifierNode,
+  type OperationNode,
+  RawNode,
+  TableNode,
+  ValueNode,
+} from 'kysely'
+import { CrossTenantWriteError } from '../errors/index.js'
+import type { TableRegistry, TenantTable } from '../schema/table-registry.js'
+import { type TenantIdType, tryParseTenantId } from '../tenants/index.js'
+import { columnNameOf } from './tenant-filter.js'
+
+/**
+ * Calls `visit` for every node under `node` (itself included), by a generic walk
+ * over object properties, so node kinds added by later Kysely versions are seen.
+ *
+ * @internal
+ */
+export function walkNodes(node: OperationNode, visit: (node: OperationNode) => void): void {
+  visit(node)
+  const record = node as unknown as Record<string, unknown>
+  for (const key in record) {
+    const value = record[key]
+    if (typeof value !== 'object' || value === null) continue
+    if (Array.isArray(value)) {
+      for (const item of value) {
+        if (typeof item === 'object' && item !== null && typeof item.kind === 'string') {
+          walkNodes(item as OperationNode, visit)
+        }
+      }
+    } else if (typeof (value as { kind?: unknown }).kind === 'string') {
+      walkNodes(value as OperationNode, visit)
+    }
+  }
+}
+
+/**
+ * The tenant-aware tables any `TableNode` under `node` names, read without CTE
+ * scoping (a CTE named like a tenant table counts): for decisions that must err
+ * on the side of "touches tenant data" (DDL, queries with no tenant).
+ *
+ * @internal
+ */
+export function tenantTablesIn(node: OperationNode, registry: TableRegistry): TenantTable[] {
+  const found: TenantTable[] = []
+  walkNodes(node, (n) => {
+    if (!TableNode.is(n)) return
+    const entry = registry.lookup(n.table.identifier.name, n.table.schema?.name)
+    if (entry !== undefined && !found.includes(entry)) found.push(entry)
+  })
+  return found
+}
+
+/**
+ * Whether `node` may name `column` anywhere: an identifier or column with that
+ * name, or raw SQL text containing it (case-insensitive; raw text is not parsed,
+ * so any mention counts).
+ *
+ * @internal
+ */
+export function mentionsColumn(node: OperationNode, column: string): boolean {
+  const lower = column.toLowerCase()
+  let found = false
+  walkNodes(node, (n) => {
+    if (found) return
+    if (IdentifierNode.is(n)) {
+      if (n.name.toLowerCase() === lower) found = true
+    } else if (RawNode.is(n)) {
+      for (const fragment of n.sqlFragments) {
+        const text = fragment.toLowerCase()
+        // U&"..." identifiers can spell the column with escapes: treat them as a mention.
+        if (text.includes(lower) || text.includes('u&"')) found = true
+      }
+    }
+  })
+  return found
+}
+
+/**
+ * Refuses a SET list (UPDATE, ON CONFLICT DO UPDATE) that assigns the tenant
+ * column anything but the current tenant as a plain value, in any shape: a
+ * column, a qualified reference, `sql.ref(...)`, a row-valued `(a, tenant_id)`
+ * or any raw fragment that mentions the column.
+ *
+ * @internal
+ */
+export function assertNoTenantAssignment(
+  updates: readonly ColumnUpdateNode[] | undefined,
+  entry: TenantTable,
+  tenant: string,
+  idType: TenantIdType,
+  statement: string,
+): void {
+  if (updates === undefined) return
+  const column = entry.tenantColumn
+  for (const update of updates) {
+    const plain = columnNameOf(update.column)
+    if (plain !== undefined) {
+      if (plain !== column) continue
+      if (ValueNode.is(update.value) && tryParseTenantId(idType, update.value.value) === tenant) {
+        continue
+      }
+    } else if (!mentionsColumn(update.column, column)) {
+      continue
+    }
+    throw new CrossTenantWriteError(
+      `${statement} on ${entry.qualifiedName} assigns ${column}; a row cannot be moved to another tenant.`,
+    )
+  }
+}

@@ -1,0 +1,468 @@
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type pg from 'pg'
+import { explainUnreachable } from '../db/connect.js'
+import { LifecycleError } from '../errors/index.js'
+import type { Queryable } from '../sql/queryable.js'
+import { quoteQualified } from '../sql/quote.js'
+import { parseTenantId } from '../tenants/id-types.js'
+import {
+  assertDatabaseName,
+  DEFAULT_DATABASE,
+  installPlacements,
+  PlacementMap,
+  setPlacement,
+} from '../tenants/placements.js'
+import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
+import {
+  auditLifecycle,
+  defaultActor,
+  type ErasureCertificate,
+  eraseInTransaction,
+} from './erase.js'
+import type { LifecycleListener } from './events.js'
+import { exportTenant } from './export.js'
+import { checkCompatible, importTenant } from './import.js'
+import { type LayoutOptions, resolveLayout } from './layout.js'
+import { type ArchiveManifest, readArchiveManifest } from './manifest.js'
+import {
+  deleteMove,
+  ensureMoveLedger,
+  type MoveEntry,
+  type MoveState,
+  readMove,
+  setMoveState,
+  writeMove,
+} from './move-ledger.js'
+import { type TenantLayout, tenantTables } from './tables.js'
+import { lockTenant, readTenant } from './tenant-row.js'
+
+/**
+ * Options of {@link moveTenant}.
+ *
+ * @example
+ * ```ts
+ * const o: MoveOptions = { db: pool, to: euPool, toName: 'eu-2', tenantId: '7', workDir: '/var/tmp' }
+ * ```
+ */
+export interface MoveOptions extends LayoutOptions {
+  /** The database the tenant's rows are in now. */
+  readonly db: pg.Pool
+  /** Its name in the placement map; `default` by default. */
+  readonly sourceName?: string | undefined
+  /** The catalog database (`tenants`, `tenant_placements`, the move ledger); `db` by default. */
+  readonly catalog?: pg.Pool | undefined
+  /** The catalog's own name in the placement map; `default` by default. */
+  readonly catalogName?: string | undefined
+  /** The destination database and its name in the placement map. */
+  readonly to: pg.Pool
+  readonly toName: string
+  readonly tenantId: string | number | bigint
+  /** Where the archive waits between steps (kept until the move is done). */
+  readonly workDir: string
+  readonly actor?: string | undefined
+  readonly onEvent?: LifecycleListener | undefined
+  /** Called after each step is recorded in the ledger (the crash tests stop the process here). */
+  readonly onStep?: ((state: MoveState) => void | Promise<void>) | undefined
+}
+
+/**
+ * What {@link moveTenant} did.
+ *
+ * @example
+ * ```ts
+ * const r: MoveResult = { tenantId: '7', from: 'default', to: 'eu-2', resumed: false, tables: [], certificate: undefined }
+ * ```
+ */
+export interface MoveResult {
+  readonly tenantId: string
+  readonly from: string
+  readonly to: string
+  /** Whether an unfinished move was picked up. */
+  readonly resumed: boolean
+  /** The tenant's counts and checksums, equal at the destination and in the archive. */
+  readonly tables: readonly TableChecksum[]
+  /** The erasure at the source (undefined when this run found it done already). */
+  readonly certificate: ErasureCertificate | undefined
+}
+
+interface Ctx {
+  readonly o: MoveOptions
+  readonly tenantId: string
+  readonly catalog: pg.Pool
+  readonly cLayout: TenantLayout
+  readonly sLayout: TenantLayout
+  readonly dLayout: TenantLayout
+  readonly sourceIsCatalog: boolean
+  readonly destIsCatalog: boolean
+  readonly ledger: string
+}
+
+async function tx<T>(
+  pool: pg.Pool,
+  fn: (c: pg.PoolClient) => Promise<T>,
+  readOnly = false,
+): Promise<T> {
+  const c = await explainUnreachable(pool, () => pool.connect())
+  let failed = false
+  try {
+    await c.query(readOnly ? 'begin isolation level repeatable read read only' : 'begin')
+    await pinTextSettings(c)
+    const r = await fn(c)
+    await c.query('commit')
+    return r
+  } catch (err) {
+    failed = true
+    await c.query('rollback').catch(() => {})
+    throw err
+  } finally {
+    c.release(failed ? true : undefined)
+  }
+}
+
+/** The tenant's checksums in `db`, over the archive's tables and columns. */
+async function checksumsAt(
+  c: Queryable,
+  layout: TenantLayout,
+  m: ArchiveManifest,
+  tenantId: string,
+): Promise<TableChecksum[]> {
+  await bindTenant(c, tenantId)
+  const { tables } = checkCompatible(m, layout, (await tenantTables(c, layout)).tables)
+  return tenantChecksums(c, layout, tenantId, tables)
+}
+
+function sameAsManifest(m: ArchiveManifest, sums: readonly TableChecksum[]): boolean {
+  return m.tables.every((t, i) => sums[i]?.rows === t.rows && sums[i]?.checksum === t.checksum)
+}
+
+async function setStatus(db: Queryable, layout: TenantLayout, id: string, status: string) {
+  await db.query(
+    `update ${quoteQualified(layout.tenantsSchema, 'tenants')} set status = $2 where id = $1::${layout.idType}`,
+    [id, status],
+  )
+}
+
+/**
+ * `rowtenancy tenants move`: moves one tenant's rows to another database:
+ * suspend (in the catalog) -> export -> import at the destination -> verify
+ * (counts and checksums equal to the archive) -> cut-over: the source is checked
+ * unchanged since the export, the placement map switched, the status restored
+ * and the source rows erased, in one catalog transaction when the source is the
+ * catalog. Every step is recorded in a move ledger in the catalog, so a run that
+ * crashed at any point is finished by running it again; the source is never
+ * erased before the destination verified. While it runs the tenant is
+ * `suspended`, so the middleware answers with the suspended-tenant error.
+ *
+ * @example
+ * ```ts
+ * await moveTenant({ db: pool, to: euPool, toName: 'eu-2', tenantId: '7', workDir: '/var/tmp' })
+ * ```
+ */
+export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
+  const catalog = o.catalog ?? o.db
+  const sourceName = o.sourceName ?? DEFAULT_DATABASE
+  const catalogName = o.catalogName ?? DEFAULT_DATABASE
+  assertDatabaseName(o.toName)
+  assertDatabaseName(sourceName)
+  // Every database is reached before anything is written.
+  const cLayout = await explainUnreachable(catalog, () => resolveLayout(catalog, o))
+  const sLayout = await explainUnreachable(o.db, () => resolveLayout(o.db, o))
+  const dLayout = await explainUnreachable(o.to, () => resolveLayout(o.to, o))
+  const tenantId = parseTenantId(cLayout.idType, o.tenantId)
+  const ctx: Ctx = {
+    o,
+    tenantId,
+    catalog,
+    cLayout,
+    sLayout,
+    dLayout,
+    sourceIsCatalog: o.db === catalog,
+    destIsCatalog: o.to === catalog,
+    ledger: cLayout.tenantsSchema,
+  }
+  await ensureMoveLedger(catalog, ctx.ledger)
+  await installPlacements(catalog, { schema: cLayout.tenantsSchema, idType: cLayout.idType })
+  let entry = await readMove(catalog, ctx.ledger, tenantId)
+  const finished =
+    entry?.state === 'done' && entry.source === sourceName && entry.destination === o.toName
+  const resumed = entry !== undefined && (entry.state !== 'done' || finished)
+  if (!resumed) entry = await start(ctx, sourceName, catalogName)
+  else if (entry!.destination !== o.toName || entry!.source !== sourceName) {
+    throw new LifecycleError(
+      `An unfinished move of tenant ${tenantId} from ${entry!.source} to ${entry!.destination} is in the ledger: ` +
+        `finish it first (rowtenancy tenants move --tenant-id ${tenantId} --to <${entry!.destination}'s URL>).`,
+    )
+  }
+  let e = entry!
+  let tables: TableChecksum[] = []
+  let certificate: ErasureCertificate | undefined
+  const step = async (state: MoveState) => {
+    e = { ...e, state }
+    o.onEvent?.({ type: 'step', op: 'move', step: state })
+    await o.onStep?.(state)
+  }
+  for (;;) {
+    switch (e.state) {
+      case 'stale':
+        await undoCopy(ctx, e)
+        await setMoveState(catalog, ctx.ledger, tenantId, 'suspended')
+        await step('suspended')
+        break
+      case 'suspended':
+        await guarded(ctx, e, async () => {
+          await exportTenant({ ...o, db: o.db, tenantId, out: e.archive, onEvent: o.onEvent })
+        })
+        await setMoveState(catalog, ctx.ledger, tenantId, 'exported')
+        await step('exported')
+        break
+      case 'exported':
+        await guarded(ctx, e, () => importOnce(ctx, e))
+        await setMoveState(catalog, ctx.ledger, tenantId, 'imported')
+        await step('imported')
+        break
+      case 'imported': {
+        const m = await readArchiveManifest(e.archive)
+        await guarded(ctx, e, async () => {
+          tables = await tx(o.to, (c) => checksumsAt(c, dLayout, m, tenantId), true)
+          if (!sameAsManifest(m, tables)) {
+            throw new LifecycleError(
+              `The destination's copy of tenant ${tenantId} does not match the archive; the move was undone (the source is untouched).`,
+            )
+          }
+        })
+        await setMoveState(catalog, ctx.ledger, tenantId, 'verified')
+        await step('verified')
+        break
+      }
+      case 'verified':
+        certificate = await cutOver(ctx, e)
+        await step(ctx.sourceIsCatalog ? 'done' : 'switched')
+        break
+      case 'switched':
+        certificate = await eraseSource(ctx, e, false)
+        await setMoveState(catalog, ctx.ledger, tenantId, 'done')
+        await step('done')
+        break
+      case 'done': {
+        if (tables.length === 0) {
+          tables = await tx(
+            o.to,
+            async (c) => {
+              await bindTenant(c, tenantId)
+              return tenantChecksums(c, dLayout, tenantId, (await tenantTables(c, dLayout)).tables)
+            },
+            true,
+          )
+        }
+        await rm(e.archive, { force: true })
+        return { tenantId, from: e.source, to: e.destination, resumed, tables, certificate }
+      }
+    }
+  }
+}
+
+/** Suspends the tenant and opens the ledger entry, in one catalog transaction. */
+async function start(ctx: Ctx, sourceName: string, catalogName: string): Promise<MoveEntry> {
+  const { o, tenantId, cLayout } = ctx
+  if (o.toName === sourceName) {
+    throw new LifecycleError(`Tenant ${tenantId} is already in ${sourceName}: nothing to move.`)
+  }
+  const placed = await new PlacementMap({
+    db: ctx.catalog,
+    schema: cLayout.tenantsSchema,
+    idType: cLayout.idType,
+    ttlMs: 0,
+  }).databaseOf(tenantId)
+  const where = placed === DEFAULT_DATABASE ? catalogName : placed
+  if (where !== sourceName) {
+    throw new LifecycleError(
+      `Tenant ${tenantId} lives in ${where} (placement map), not in ${sourceName}: move it from there.`,
+    )
+  }
+  const entry = await tx(ctx.catalog, async (c) => {
+    await lockTenant(c, tenantId)
+    const t = await readTenant(c, cLayout, tenantId, { lock: true })
+    const e: MoveEntry = {
+      tenantId,
+      source: sourceName,
+      destination: o.toName,
+      state: 'suspended',
+      previousStatus: t.status,
+      archive: join(o.workDir, `rowtenancy-move-${tenantId.replace(/[^A-Za-z0-9_-]/g, '_')}.rtar`),
+    }
+    await setStatus(c, cLayout, tenantId, 'suspended')
+    await writeMove(c, ctx.ledger, e)
+    return e
+  })
+  o.onEvent?.({ type: 'step', op: 'move', step: 'suspended' })
+  await o.onStep?.('suspended')
+  return entry
+}
+
+/**
+ * Runs a step before the verification; a clean failure (not a crash) undoes
+ * the move so far: destination copy erased, archive removed, status restored,
+ * ledger entry dropped. The source was never touched.
+ */
+async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn()
+  } catch (err) {
+    await undoCopy(ctx, e).catch(() => {})
+    await tx(ctx.catalog, async (c) => {
+      await setStatus(c, ctx.cLayout, ctx.tenantId, e.previousStatus)
+      await deleteMove(c, ctx.ledger, ctx.tenantId)
+    }).catch(() => {})
+    throw err
+  }
+}
+
+/** Removes what a move wrote at the destination (its copy) and the archive. */
+async function undoCopy(ctx: Ctx, e: MoveEntry): Promise<void> {
+  await tx(ctx.o.to, async (c) => {
+    await bindTenant(c, ctx.tenantId)
+    await lockTenant(c, ctx.tenantId)
+    const exists = await c.query(
+      `select 1 from ${quoteQualified(ctx.dLayout.tenantsSchema, 'tenants')} where id = $1::${ctx.dLayout.idType}`,
+      [ctx.tenantId],
+    )
+    if (exists.rows.length === 0) return
+    const { tables } = await tenantTables(c, ctx.dLayout)
+    await eraseInTransaction(c, ctx.dLayout, ctx.tenantId, tables, {
+      keepTenantRow: ctx.destIsCatalog,
+    })
+  })
+  await rm(e.archive, { force: true })
+}
+
+/** Imports the archive unless an earlier run already did (the import commits before the ledger moves on). */
+async function importOnce(ctx: Ctx, e: MoveEntry): Promise<void> {
+  const m = await readArchiveManifest(e.archive)
+  const present = await tx(
+    ctx.o.to,
+    async (c) => {
+      const row = await c.query(
+        `select 1 from ${quoteQualified(ctx.dLayout.tenantsSchema, 'tenants')} where id = $1::${ctx.dLayout.idType}`,
+        [ctx.tenantId],
+      )
+      if (row.rows.length === 0) return 'absent'
+      const sums = await checksumsAt(c, ctx.dLayout, m, ctx.tenantId)
+      if (sameAsManifest(m, sums)) return 'match'
+      if (ctx.destIsCatalog && sums.every((s) => s.rows === 0)) return 'absent'
+      return 'differs'
+    },
+    true,
+  )
+  if (present === 'match') return
+  if (present === 'differs') {
+    throw new LifecycleError(
+      `The destination already holds a tenant ${ctx.tenantId} with other data: move refused (erase it there, or pick another destination).`,
+    )
+  }
+  await importTenant({
+    ...ctx.o,
+    db: ctx.o.to,
+    in: e.archive,
+    schema: ctx.dLayout.schema,
+    reuseEmptyTenant: ctx.destIsCatalog,
+    onEvent: ctx.o.onEvent,
+  })
+}
+
+/**
+ * Ends the cut-over: the destination row gets the tenant's status back, then in
+ * the catalog the placement switches and the status is restored, and (when the
+ * source is the catalog) the source rows are erased in that same transaction.
+ */
+async function cutOver(ctx: Ctx, e: MoveEntry): Promise<ErasureCertificate | undefined> {
+  const m = await readArchiveManifest(e.archive)
+  const { o, tenantId, cLayout } = ctx
+  if (!ctx.sourceIsCatalog) {
+    const sums = await tx(o.db, (c) => checksumsAt(c, ctx.sLayout, m, tenantId), true)
+    if (!sameAsManifest(m, sums)) return stale(ctx)
+  }
+  if (!ctx.destIsCatalog) {
+    await tx(o.to, (c) => setStatus(c, ctx.dLayout, tenantId, e.previousStatus))
+  }
+  const placement = { schema: cLayout.tenantsSchema, idType: cLayout.idType }
+  const target = o.toName === (o.catalogName ?? DEFAULT_DATABASE) ? DEFAULT_DATABASE : o.toName
+  if (!ctx.sourceIsCatalog) {
+    await tx(ctx.catalog, async (c) => {
+      await lockTenant(c, tenantId)
+      await setPlacement(c, placement, tenantId, target)
+      await setStatus(c, cLayout, tenantId, e.previousStatus)
+      await setMoveState(c, ctx.ledger, tenantId, 'switched')
+    })
+    return undefined
+  }
+  try {
+    return await eraseSource(ctx, e, true, async (c) => {
+      await setPlacement(c, placement, tenantId, target)
+      await setStatus(c, cLayout, tenantId, e.previousStatus)
+      await setMoveState(c, ctx.ledger, tenantId, 'done')
+    })
+  } catch (err) {
+    if (err instanceof StaleSource) return stale(ctx)
+    throw err
+  }
+}
+
+class StaleSource extends Error {}
+
+async function stale(ctx: Ctx): Promise<never> {
+  await setMoveState(ctx.catalog, ctx.ledger, ctx.tenantId, 'stale')
+  throw new LifecycleError(
+    `Rows of tenant ${ctx.tenantId} changed at the source after the export (written while it was suspended?): ` +
+      'nothing was erased and the placement is unchanged. Run the move again: it copies the tenant anew.',
+  )
+}
+
+/** Erases the tenant's rows at the source after checking them unchanged since the export. */
+async function eraseSource(
+  ctx: Ctx,
+  e: MoveEntry,
+  keepTenantRow: boolean,
+  alsoInCatalog?: (c: Queryable) => Promise<void>,
+): Promise<ErasureCertificate> {
+  const m = await readArchiveManifest(e.archive)
+  const { o, tenantId, sLayout } = ctx
+  const actor = o.actor ?? defaultActor()
+  return tx(o.db, async (c) => {
+    await bindTenant(c, tenantId)
+    await lockTenant(c, tenantId)
+    const tenant = await readTenant(c, sLayout, tenantId)
+    const { tables } = checkCompatible(m, sLayout, (await tenantTables(c, sLayout)).tables)
+    const all = (await tenantTables(c, sLayout)).tables
+    const sums = await tenantChecksums(c, sLayout, tenantId, tables)
+    if (!sameAsManifest(m, sums)) {
+      if (alsoInCatalog) throw new StaleSource()
+      throw new LifecycleError(
+        `Rows of tenant ${tenantId} were written at the source after the cut-over (a router with a stale placement?): ` +
+          'nothing was erased there. Compare them with the destination, then erase the source with rowtenancy tenants erase.',
+      )
+    }
+    const { before } = await eraseInTransaction(c, sLayout, tenantId, all, { keepTenantRow })
+    const rows = before.reduce((n, b) => n + b.rows, 0)
+    await auditLifecycle(c, 'audit_log', {
+      reason: `tenant move to ${e.destination}`,
+      actor,
+      tenantId,
+      statement: `rowtenancy tenants move: erased tenant ${tenantId} at ${e.source} after the copy verified (${rows} rows)`,
+      rowCount: rows,
+    })
+    if (alsoInCatalog) await alsoInCatalog(c)
+    const database = (await c.query('select current_database() as d')).rows[0].d as string
+    return {
+      kind: 'rowtenancy-erasure-certificate',
+      tenant,
+      database,
+      schema: sLayout.schema,
+      tables: before.map((b) => ({ ...b, rowsAfter: 0 })),
+      erasedAt: new Date().toISOString(),
+      actor,
+      tenantRowErased: !keepTenantRow,
+      dryRun: false,
+    } satisfies ErasureCertificate
+  })
+}

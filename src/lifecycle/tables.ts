@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto'
+import { foreignKeyOrder } from '../migrate/order.js'
+import type { TableInfo } from '../migrate/types.js'
+import { introspectSchemas } from '../sql/catalog/index.js'
+import type { Queryable } from '../sql/queryable.js'
+
+/**
+ * One tenant-aware table as the lifecycle operations see it.
+ *
+ * @example
+ * ```ts
+ * const t: LifecycleTable = { name: 'book', info, copyColumns: ['tenant_id', 'id', 'title'], checksumColumns: ['id', 'title'] }
+ * ```
+ */
+export interface LifecycleTable {
+  readonly name: string
+  /** What the catalog says about the table (columns, keys, partitioning). */
+  readonly info: TableInfo
+  /** The columns an archive carries: the tenant column first, then every stored, non-generated column. */
+  readonly copyColumns: readonly string[]
+  /** The columns the checksum covers: `copyColumns` without the tenant column (so it does not depend on the id). */
+  readonly checksumColumns: readonly string[]
+}
+
+/**
+ * Where the tenant tables are and what they are called.
+ *
+ * @example
+ * ```ts
+ * const layout: TenantLayout = { schema: 'public', tenantsSchema: 'public', tenantColumn: 'tenant_id', idType: 'bigint' }
+ * ```
+ */
+export interface TenantLayout {
+  /** The schema of the tenant-aware tables; `public` by default. */
+  readonly schema: string
+  /** The schema of `tenants` / `tenant_domains`; `schema` by default. */
+  readonly tenantsSchema: string
+  readonly tenantColumn: string
+  readonly idType: 'bigint' | 'integer' | 'uuid' | 'text'
+}
+
+/** Tables that carry a tenant column but belong to rowtenancy's own bookkeeping. */
+const OWN_TABLES = new Set(['tenants', 'tenant_domains', 'tenant_placements'])
+
+/**
+ * The tenant-aware tables of `layout.schema` (every plain or partitioned table
+ * with the tenant column that references `tenants` or has row level security, except rowtenancy's own `tenants`, `tenant_domains`,
+ * `tenant_placements` and `rowtenancy_*` ledgers), in foreign-key order (a table
+ * after the tables it references), with the tables caught in cycles.
+ *
+ * @example
+ * ```ts
+ * const { tables } = await tenantTables(pool, layout)
+ * tables.map((t) => t.name) // ['author', 'book', 'book_tag']
+ * ```
+ */
+export async function tenantTables(
+  db: Queryable,
+  layout: Pick<TenantLayout, 'schema' | 'tenantColumn' | 'tenantsSchema'>,
+): Promise<{ tables: LifecycleTable[]; cyclic: string[] }> {
+  const all =
+    (await introspectSchemas(db, [layout.schema])).get(layout.schema) ??
+    new Map<string, TableInfo>()
+  const { rows } = await db.query(
+    `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relkind in ('r', 'p') and c.relrowsecurity`,
+    [layout.schema],
+  )
+  const rls = new Set(rows.map((r) => r.relname as string))
+  const referencesTenants = (t: TableInfo) =>
+    t.foreignKeys.some(
+      (fk) =>
+        fk.refTable === 'tenants' &&
+        fk.refSchema === layout.tenantsSchema &&
+        fk.columns.length === 1 &&
+        fk.columns[0] === layout.tenantColumn,
+    )
+  const aware = [...all.values()].filter(
+    (t) =>
+      !OWN_TABLES.has(t.name) &&
+      !t.name.startsWith('rowtenancy_') &&
+      t.columns.some((c) => c.name === layout.tenantColumn) &&
+      (referencesTenants(t) || rls.has(t.name)),
+  )
+  const names = aware.map((t) => t.name)
+  const edges = aware.flatMap((t) =>
+    t.foreignKeys
+      .filter((fk) => fk.refSchema === layout.schema)
+      .map((fk) => [t.name, fk.refTable] as const),
+  )
+  const { order, cyclic } = foreignKeyOrder(names, edges)
+  const byName = new Map(aware.map((t) => [t.name, t]))
+  const tables = order.map((name) => {
+    const info = byName.get(name)!
+    const stored = info.columns.filter((c) => !c.generated).map((c) => c.name)
+    const rest = stored.filter((c) => c !== layout.tenantColumn)
+    return { name, info, copyColumns: [layout.tenantColumn, ...rest], checksumColumns: rest }
+  })
+  return { tables, cyclic: [...cyclic].sort() }
+}
+
+/**
+ * A short fingerprint of the tenant tables' shape: table names, column names
+ * and types, sorted. Two databases with the same fingerprint take each other's
+ * archives without any conversion.
+ *
+ * @example
+ * ```ts
+ * schemaFingerprint(tables) // 'sha256:3f1c0a9b2e4d...'
+ * ```
+ */
+export function schemaFingerprint(tables: readonly LifecycleTable[]): string {
+  const shape = [...tables]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((t) => [t.name, t.info.columns.map((c) => [c.name, c.type, c.generated])])
+  return `sha256:${createHash('sha256').update(JSON.stringify(shape)).digest('hex')}`
+}

@@ -1,0 +1,159 @@
+import type pg from 'pg'
+import type { AuditContext, AuditWriter } from '../audit/index.js'
+import { explainUnreachable } from '../db/connect.js'
+import { InvalidInputError } from '../errors/index.js'
+import {
+  type ClientHooks,
+  PoolFacade,
+  parseQueryCall,
+  type QueryCall,
+  settle,
+} from './pool-facade.js'
+import { statementKind } from './statement-kind.js'
+
+/**
+ * Options of {@link AuditedPool}.
+ *
+ * @example
+ * ```ts
+ * const options: AuditedPoolOptions = { pool: ownerPool, writer, context: () => ({ source: 'allObjects', reason: 'report', actor: 'alice', tenantId: undefined }) }
+ * ```
+ */
+export interface AuditedPoolOptions {
+  /** The pool that reads every tenant (the owner, or a BYPASSRLS role). */
+  readonly pool: pg.Pool
+  /** Writes the audit records. */
+  readonly writer: AuditWriter
+  /** The audit context of a statement, asked when it runs. */
+  readonly context: () => AuditContext
+}
+
+const CONTROL = /^\s*(?:savepoint|release|rollback\s+(?:work\s+|transaction\s+)?to)\b/i
+
+/**
+ * A `pg.Pool` for deliberate cross-tenant work: statements run unbound on the
+ * owner pool, and each one (transaction control aside) is written to the audit
+ * log on its own connection once it has finished, failed ones included. Inside a
+ * transaction the records wait for its COMMIT or ROLLBACK, so a rollback does
+ * not erase them. A failed audit write fails the call. `end()` leaves the
+ * owner pool open (it is shared).
+ *
+ * @example
+ * ```ts
+ * const pool = new AuditedPool({ pool: ownerPool, writer, context })
+ * await pool.query('select count(*) from accounts') // + one audit_log row
+ * ```
+ */
+export class AuditedPool extends PoolFacade {
+  readonly #writer: AuditWriter
+  readonly #context: () => AuditContext
+
+  constructor(options: AuditedPoolOptions) {
+    super(options.pool, false)
+    this.#writer = options.writer
+    this.#context = options.context
+  }
+
+  override query(...args: any[]): any {
+    const call = parseQueryCall(args)
+    if (!call) {
+      throw new InvalidInputError(
+        'An audited pool runs no cursor or stream objects: check out a client and query it.',
+      )
+    }
+    return settle(this.#poolQuery(call), call.callback)
+  }
+
+  async #poolQuery(call: QueryCall): Promise<pg.QueryResult> {
+    const context = this.#context()
+    const client = await explainUnreachable(this.inner, () => this.inner.connect())
+    try {
+      return await this.record(client, context, call)
+    } finally {
+      client.release()
+    }
+  }
+
+  /**
+   * Runs one statement on `client` and writes its record there, now or (`queue`
+   * given, inside a transaction) after the transaction ends.
+   *
+   * @internal
+   */
+  async record(
+    client: pg.PoolClient,
+    context: AuditContext,
+    call: QueryCall,
+    queue?: ((db: pg.PoolClient) => Promise<void>)[],
+  ): Promise<pg.QueryResult> {
+    let result: pg.QueryResult
+    try {
+      result = await client.query(call.config)
+    } catch (error) {
+      const write = (db: pg.PoolClient) =>
+        this.#writer.record(context, call.config.text, { rowCount: null, error }, db).then(() => {})
+      if (queue) queue.push(write)
+      else await write(client)
+      throw error
+    }
+    const rowCount = result.rowCount ?? result.rows?.length ?? null
+    const write = (db: pg.PoolClient) =>
+      this.#writer.record(context, call.config.text, { rowCount }, db).then(() => {})
+    if (queue) queue.push(write)
+    else await write(client)
+    return result
+  }
+
+  protected override hooks(client: pg.PoolClient): ClientHooks {
+    let open = false
+    let queue: ((db: pg.PoolClient) => Promise<void>)[] = []
+    const run = async (call: QueryCall): Promise<pg.QueryResult> => {
+      const kind = statementKind(call.config.text)
+      if (kind === 'begin') {
+        open = true
+        return client.query(call.config)
+      }
+      if (kind === 'end') {
+        open = false
+        const writes = queue
+        queue = []
+        const result = await client.query(call.config).catch(async (err: unknown) => {
+          for (const write of writes) await write(client)
+          throw err
+        })
+        for (const write of writes) await write(client)
+        return result
+      }
+      if (kind === 'set-transaction' || CONTROL.test(call.config.text)) {
+        return client.query(call.config)
+      }
+      return this.record(client, this.#context(), call, open ? queue : undefined)
+    }
+    return {
+      query(args) {
+        const call = parseQueryCall(args)
+        if (!call) return client.query(args[0] as pg.Submittable)
+        return settle(run(call), call.callback)
+      },
+      release(destroy) {
+        const writes = queue
+        queue = []
+        if (!open && writes.length === 0) {
+          client.release(destroy as boolean)
+          return
+        }
+        // A transaction left open: end it, then write what it ran.
+        open = false
+        client
+          .query('rollback')
+          .then(async () => {
+            for (const write of writes) await write(client)
+          })
+          .then(
+            () => client.release(destroy as boolean),
+            () => client.release(true),
+          )
+      },
+    }
+  }
+}

@@ -1,0 +1,195 @@
+import pg from 'pg'
+
+/** A pg callback: `(err, result)`. @internal */
+export type QueryCallback = (err: Error | null, result?: pg.QueryResult) => void
+
+/**
+ * One call of `query(...)` in any of pg's shapes, taken apart.
+ *
+ * @internal
+ */
+export interface QueryCall {
+  /** The text, values and pg options of the statement. */
+  readonly config: pg.QueryConfig & { rowMode?: 'array'; types?: unknown }
+  readonly callback: QueryCallback | undefined
+}
+
+/**
+ * Takes pg's `query(text | config, values?, callback?)` arguments apart.
+ * Returns `undefined` for a Submittable (a cursor or stream object).
+ *
+ * @internal
+ */
+export function parseQueryCall(args: readonly unknown[]): QueryCall | undefined {
+  const [first, second, third] = args
+  if (
+    first !== null &&
+    typeof first === 'object' &&
+    typeof (first as pg.Submittable).submit === 'function'
+  ) {
+    return undefined
+  }
+  let callback: QueryCallback | undefined
+  let values: unknown[] | undefined
+  if (typeof second === 'function') callback = second as QueryCallback
+  else {
+    values = second as unknown[] | undefined
+    if (typeof third === 'function') callback = third as QueryCallback
+  }
+  if (typeof first === 'string') return { config: { text: first, values }, callback }
+  if (
+    first === null ||
+    typeof first !== 'object' ||
+    typeof (first as pg.QueryConfig).text !== 'string'
+  ) {
+    throw new TypeError('query() needs SQL text or a { text, values } config object.')
+  }
+  let config = first as pg.QueryConfig & { callback?: QueryCallback }
+  if (config.callback !== undefined) {
+    callback ??= config.callback
+    const { callback: _, ...rest } = config
+    config = rest
+  }
+  return { config: values === undefined ? config : { ...config, values }, callback }
+}
+
+/**
+ * Settles a pg-style call: with a callback, calls it and returns `undefined`;
+ * without one, returns the promise.
+ *
+ * @internal
+ */
+export function settle(
+  promise: Promise<pg.QueryResult>,
+  callback: QueryCallback | undefined,
+): Promise<pg.QueryResult> | undefined {
+  if (!callback) return promise
+  promise.then(
+    (result) => callback(null, result),
+    (err: Error) => callback(err),
+  )
+  return undefined
+}
+
+const FORWARDED = new Set(['connect', 'acquire', 'release', 'remove', 'error'])
+
+/**
+ * Wraps every client a facade hands out: `query` and `release` are the
+ * facade's, everything else (events, escapeIdentifier, processID ...) is the
+ * client's own.
+ *
+ * @internal
+ */
+export interface ClientHooks {
+  query(this: void, args: readonly unknown[]): unknown
+  release(this: void, destroy: boolean | Error | undefined): void
+}
+
+/**
+ * A `pg.Pool` (so `instanceof pg.Pool` holds, as Prisma's adapter and others
+ * check) that is a front for another pool: connections come from `inner`, the
+ * counts and events are `inner`'s, `end()` ends `inner` when the facade owns it. Subclasses decide what
+ * `query` does, on the pool and on each checked-out client.
+ *
+ * @internal
+ */
+export abstract class PoolFacade extends pg.Pool {
+  readonly #inner: pg.Pool
+  readonly #endInner: boolean
+
+  /** `endInner`: whether `end()` ends `inner` too (false: the facade shares a pool it does not own). */
+  constructor(inner: pg.Pool, endInner: boolean) {
+    super({ ...(inner as unknown as { options: pg.PoolConfig }).options })
+    this.#inner = inner
+    this.#endInner = endInner
+    // Events are forwarded from the inner pool while someone listens here (no listeners
+    // pile up on a shared pool for facades nobody listens to).
+    const forwarders = new Map<string, (...args: unknown[]) => void>()
+    const events = this as unknown as NodeJS.EventEmitter
+    events.on('newListener', (event: string | symbol) => {
+      if (typeof event !== 'string' || !FORWARDED.has(event) || forwarders.has(event)) return
+      const forward = (...args: unknown[]) => this.emit(event, ...args)
+      forwarders.set(event, forward)
+      inner.on(event as 'error', forward)
+    })
+    events.on('removeListener', (event: string | symbol) => {
+      if (typeof event !== 'string' || this.listenerCount(event) > 0) return
+      const forward = forwarders.get(event)
+      if (!forward) return
+      forwarders.delete(event)
+      inner.removeListener(event, forward)
+    })
+  }
+
+  /** The pool the connections come from. */
+  get inner(): pg.Pool {
+    return this.#inner
+  }
+
+  /** The client of one checkout, as the facade hands it out. */
+  protected abstract hooks(client: pg.PoolClient): ClientHooks
+
+  override connect(): Promise<pg.PoolClient>
+  override connect(
+    callback: (
+      err: Error | undefined,
+      client: pg.PoolClient | undefined,
+      done: (release?: unknown) => void,
+    ) => void,
+  ): void
+  override connect(
+    callback?: (
+      err: Error | undefined,
+      client: pg.PoolClient | undefined,
+      done: (release?: unknown) => void,
+    ) => void,
+  ): Promise<pg.PoolClient> | undefined {
+    const promise = this.checkout()
+    if (!callback) return promise
+    promise.then(
+      (client) => callback(undefined, client, (release) => client.release(release as boolean)),
+      (err: Error) => callback(err, undefined, () => {}),
+    )
+    return undefined
+  }
+
+  /** A client of `inner`, wrapped by {@link hooks}. */
+  protected async checkout(): Promise<pg.PoolClient> {
+    const client = await this.#inner.connect()
+    return wrapClient(client, this.hooks(client))
+  }
+
+  override end(): Promise<void>
+  override end(callback: () => void): void
+  override end(callback?: () => void): Promise<void> | void {
+    const self = this as { ending: boolean; ended: boolean }
+    self.ending = true
+    const done = (this.#endInner ? this.#inner.end() : Promise.resolve()).then(() => {
+      self.ended = true
+    })
+    if (!callback) return done
+    done.then(callback, callback)
+  }
+}
+
+// pg-pool's counts are getters (typed as properties): the facade's read the inner pool.
+for (const name of ['totalCount', 'idleCount', 'waitingCount', 'expiredCount'] as const) {
+  Object.defineProperty(PoolFacade.prototype, name, {
+    get(this: PoolFacade) {
+      return this.inner[name]
+    },
+    configurable: true,
+  })
+}
+
+function wrapClient(client: pg.PoolClient, hooks: ClientHooks): pg.PoolClient {
+  const query = (...args: unknown[]) => hooks.query(args)
+  const release = (destroy?: boolean | Error) => hooks.release(destroy)
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop === 'query') return query
+      if (prop === 'release') return release
+      return Reflect.get(target, prop, receiver)
+    },
+  })
+}

@@ -1,0 +1,487 @@
+import pg from 'pg'
+import { tryCurrentTenant } from '../context/index.js'
+import {
+  assertBindingOption,
+  type BindingMode,
+  type BindingOption,
+  beginStatement,
+  bindStatement,
+  implicitScope,
+} from '../db/binding.js'
+import { explainUnreachable } from '../db/connect.js'
+import type { Statement } from '../db/pipelined-query.js'
+import { assertSafeRuntimeRole, inspectRuntimeRole } from '../db/role-check.js'
+import { type GuardedSession, preparedBindName, SessionGuard } from '../db/session-guard.js'
+import { ConfigError, MissingTenantError, UnsafeRoleError } from '../errors/index.js'
+import { assertSealKey } from '../schema/rls-sealed.js'
+import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
+import {
+  type ClientHooks,
+  PoolFacade,
+  parseQueryCall,
+  type QueryCall,
+  settle,
+} from './pool-facade.js'
+import { isSingleStatement, statementKind } from './statement-kind.js'
+
+/**
+ * Options of {@link TenantPool}.
+ *
+ * @example
+ * ```ts
+ * const options: TenantPoolOptions = { pool: runtimePool, tenantIdType: 'uuid', requireTenant: true }
+ * ```
+ */
+export interface TenantPoolOptions {
+  /** The runtime pool (a role that owns nothing and has no BYPASSRLS), or a pg pool config. */
+  readonly pool: pg.Pool | pg.PoolConfig
+  /** The SQL type of tenant ids; `bigint` by default. */
+  readonly tenantIdType?: TenantIdType | undefined
+  /** The tenant column; `tenant_id` by default (the start-up role check looks for it). */
+  readonly tenantColumn?: string | undefined
+  /** How to bind: `auto` (default: SET LOCAL when Citus is installed, else set_config), `set_config`, `set_local`. */
+  readonly binding?: BindingOption | undefined
+  /** With no tenant in context, throw `MissingTenantError` instead of running the statement unbound. */
+  readonly requireTenant?: boolean | undefined
+  /** Downgrade the start-up `UnsafeRoleError` to a loud warning. */
+  readonly allowUnsafeRole?: boolean | undefined
+  /** Run the start-up role check (default true). */
+  readonly checkRole?: boolean | undefined
+  /** Where the unsafe-role warning goes; `console.warn` by default. */
+  readonly warn?: ((message: string) => void) | undefined
+  /** The secret of `binding: 'sealed'` (see docs/binding.md). */
+  readonly sealKey?: string | undefined
+  /** Send the bind as a statement prepared once per connection (default true; falls back by itself behind a transaction pooler). */
+  readonly prepareBind?: boolean | undefined
+  /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
+  readonly endPool?: boolean | undefined
+}
+
+const KNOWN = new Set([
+  'pool',
+  'tenantIdType',
+  'tenantColumn',
+  'binding',
+  'requireTenant',
+  'allowUnsafeRole',
+  'checkRole',
+  'warn',
+  'endPool',
+  'sealKey',
+  'prepareBind',
+])
+const BIND_CACHE_SIZE = 1024
+const COMMIT: Statement = Object.freeze({ text: 'commit' })
+
+/**
+ * A `pg.Pool` that binds the current tenant (`runWithTenant`) for Row Level
+ * Security on every statement, so any library written for `pg.Pool` (Drizzle,
+ * Prisma's adapter-pg, Knex's `connectionPool`, TypeORM's `driver`) runs under
+ * RLS without wrapping each request in a transaction:
+ *
+ * - a lone statement goes out as `set_config(...)` + the statement in one
+ *   network write (one round trip, one implicit transaction);
+ * - a transaction the library opens (`BEGIN` / `START TRANSACTION`) is bound
+ *   once: the bind rides with its next statement (after a `SET TRANSACTION`, if
+ *   that comes first); savepoints are left alone;
+ * - every checkout follows rowtenancy's checkout protocol (`SessionGuard`, as
+ *   the Kysely driver and `withTenantClient` do): the library's SQL counts as
+ *   raw SQL, so the session reset (settings, role, temporary tables, a
+ *   session-level tenant) rides in the same write after it, and a client given
+ *   back inside a transaction is rolled back: nothing reaches the next checkout.
+ *
+ * With no tenant in context a statement runs unbound (RLS shows no tenant's
+ * rows), or throws `MissingTenantError` with `requireTenant: true`. Before the
+ * first statement the runtime role is checked as `createTenancy` does
+ * (`UnsafeRoleError` for a superuser, BYPASSRLS role or table owner).
+ * A streamed query (cursor) with a tenant must run inside a transaction.
+ *
+ * @example
+ * ```ts
+ * const pool = new TenantPool({ pool: new pg.Pool({ connectionString }) })
+ * await runWithTenant(7, () => pool.query('select * from accounts'))
+ * // one write: select set_config('rowtenancy.tenant_id', $1, true); select * from accounts
+ * ```
+ */
+export class TenantPool extends PoolFacade {
+  readonly #type: TenantIdType
+  readonly #options: TenantPoolOptions
+  readonly #requireTenant: boolean
+  #mode: BindingMode = 'set_config'
+  #prepareAs: string | undefined
+  readonly #guard: SessionGuard
+  #ready: Promise<void> | undefined
+  #readyDone = false
+  readonly #binds = new Map<string, Statement>()
+  #lastId: unknown
+  #lastBind: Statement | undefined
+
+  constructor(options: TenantPoolOptions) {
+    checkOptions(options)
+    const inner = options.pool instanceof pg.Pool ? options.pool : new pg.Pool(options.pool)
+    super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool))
+    this.#options = Object.freeze({ ...options })
+    this.#type = options.tenantIdType ?? 'bigint'
+    this.#requireTenant = options.requireTenant === true
+    this.#guard = SessionGuard.for(inner)
+    const binding = options.binding ?? 'auto'
+    if (binding !== 'auto') this.#mode = binding
+    this.#syncPrepared()
+  }
+
+  #syncPrepared(): void {
+    this.#prepareAs = this.#options.prepareBind !== false ? preparedBindName(this.#mode) : undefined
+  }
+
+  /** The checkout protocol of the inner pool. @internal */
+  get guard(): SessionGuard {
+    return this.#guard
+  }
+
+  /** The prepared-statement name of the bind, or undefined (unnamed). @internal */
+  get prepareAs(): string | undefined {
+    return this.#prepareAs
+  }
+
+  /** The binding in use (`set_config` or `set_local`; known after the first statement with `auto`). */
+  get mode(): BindingMode {
+    return this.#mode
+  }
+
+  /** Whether statements without a tenant are refused (`requireTenant`). */
+  get requiresTenant(): boolean {
+    return this.#requireTenant
+  }
+
+  /**
+   * Runs one statement: bound to the current tenant in one round trip, or
+   * unbound without one (see the class). pg's shapes: `(text, values?)`,
+   * `(config)`, with or without a callback.
+   */
+  override query(...args: any[]): any {
+    const call = parseQueryCall(args)
+    if (!call) {
+      throw new ConfigError(
+        'TenantPool.query() takes no cursor or stream object: check out a client (pool.connect()) and ' +
+          'run it inside a transaction (BEGIN ... COMMIT), where the tenant is bound.',
+      )
+    }
+    return settle(this.#poolQuery(call), call.callback)
+  }
+
+  async #poolQuery(call: QueryCall): Promise<pg.QueryResult> {
+    if (!this.#readyDone) await this.ready()
+    const bind = this.#bindForContext()
+    const client = await explainUnreachable(this.inner, () => this.inner.connect())
+    const session = this.#guard.checkout(client)
+    try {
+      return await this.runLone(session, bind, call.config)
+    } finally {
+      await session.release()
+    }
+  }
+
+  /** True once the start-up check has passed. */
+  get isReady(): boolean {
+    return this.#readyDone
+  }
+
+  /**
+   * Checks the runtime role (and, with `binding: 'auto'`, looks for Citus) once;
+   * every statement waits for it. A refused role stays refused.
+   */
+  ready(): Promise<void> {
+    if (this.#readyDone) return Promise.resolve()
+    this.#ready ??= this.#check().then(
+      () => {
+        this.#readyDone = true
+      },
+      (err: unknown) => {
+        if (!(err instanceof UnsafeRoleError)) this.#ready = undefined
+        throw err
+      },
+    )
+    return this.#ready
+  }
+
+  async #check(): Promise<void> {
+    const { binding = 'auto', checkRole = true } = this.#options
+    if (!checkRole && binding !== 'auto') return
+    const inner = this.inner
+    const facts = await explainUnreachable(inner, () =>
+      inspectRuntimeRole(inner, { tenantColumn: this.#options.tenantColumn }),
+    )
+    if (binding === 'auto') {
+      this.#mode = facts.citus ? 'set_local' : 'set_config'
+      this.#syncPrepared()
+      this.#binds.clear()
+      this.#lastBind = undefined
+    }
+    if (checkRole) {
+      assertSafeRuntimeRole(facts, {
+        allowUnsafeRole: this.#options.allowUnsafeRole,
+        warn: this.#options.warn,
+      })
+    }
+  }
+
+  /**
+   * The bind statement for the tenant in context; `undefined` without one
+   * (`MissingTenantError` with `requireTenant`). Validates the id (InvalidTenantIdError).
+   */
+  #bindForContext(): Statement | undefined {
+    const tenantId = tryCurrentTenant()
+    if (tenantId === undefined) {
+      if (this.#requireTenant) throw new MissingTenantError('A statement on this TenantPool')
+      return undefined
+    }
+    if (tenantId === this.#lastId && this.#lastBind) return this.#lastBind
+    const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
+    let bind = this.#binds.get(key)
+    if (!bind) {
+      bind = bindStatement(this.#mode, this.#type, tenantId, this.#options.sealKey)
+      if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
+      this.#binds.set(key, bind)
+    }
+    this.#lastId = tenantId
+    this.#lastBind = bind
+    return bind
+  }
+
+  /**
+   * A lone statement (no transaction open on the session's client): bound with
+   * `bind` (unbound without one), the library's SQL counted as raw SQL, so the
+   * session reset rides after it in the same write.
+   *
+   * @internal
+   */
+  async runLone(
+    session: GuardedSession,
+    bind: Statement | undefined,
+    config: QueryCall['config'],
+  ): Promise<pg.QueryResult> {
+    session.markDirty()
+    const client = session.client
+    const main = toStatement(config)
+    if (!isSingleStatement(main.text)) {
+      // Several statements in one text need the simple protocol; the reset follows at release.
+      if (!bind) return client.query(config)
+      const opening = session.opening([beginStatement()], bind, this.#prepareAs)
+      await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
+      try {
+        const result = await client.query(config)
+        await client.query(COMMIT.text)
+        return result
+      } catch (err) {
+        await rollbackQuietly(session)
+        throw err
+      }
+    }
+    if (!bind)
+      return session.run(session.opening([], undefined, undefined), main, session.closing())
+    const { before, after } = implicitScope(this.#mode, bind)
+    const opening = session.opening(before.slice(0, -1), bind, this.#prepareAs)
+    // The reset rides before the closing COMMIT of a SET LOCAL scope, else at the end.
+    const closing = session.closing()
+    try {
+      return await session.run(opening, main, closing.length ? [...closing, ...after] : after)
+    } catch (err) {
+      // pg reports the error before the ReadyForQuery that shows the aborted transaction:
+      // when this pipeline opened one (SET LOCAL binding), roll back regardless.
+      if (before[0]?.text === 'begin') await rollbackQuietly(session)
+      throw err
+    }
+  }
+
+  /** The role check runs before the first checkout (it needs a connection of its own). */
+  protected override async checkout(): Promise<pg.PoolClient> {
+    if (!this.#readyDone) await this.ready()
+    return super.checkout()
+  }
+
+  protected override hooks(client: pg.PoolClient): ClientHooks {
+    return new BoundClient(this, this.#guard.checkout(client))
+  }
+
+  /** @internal The per-checkout view of the pool's binding. */
+  bindForContext(): Statement | undefined {
+    return this.#bindForContext()
+  }
+}
+
+/**
+ * The hooks of one checked-out client: tracks the transaction the library
+ * opens and binds it once; binds lone statements; resets and cleans up on
+ * release (through the checkout's {@link GuardedSession}).
+ */
+class BoundClient implements ClientHooks {
+  readonly #pool: TenantPool
+  readonly #session: GuardedSession
+  /** A transaction was opened (BEGIN sent) and not yet ended. */
+  #open = false
+  /** The bind still to send in the open transaction (with its next statement). */
+  #pending: Statement | undefined
+  #released = false
+
+  constructor(pool: TenantPool, session: GuardedSession) {
+    this.#pool = pool
+    this.#session = session
+  }
+
+  query = (args: readonly unknown[]): unknown => {
+    if (this.#released) {
+      throw new Error(
+        'This client was released to the pool; check out another with pool.connect().',
+      )
+    }
+    const call = parseQueryCall(args)
+    if (!call) return this.#submit(args[0] as pg.Submittable)
+    return settle(this.#query(call), call.callback)
+  }
+
+  release = (destroy: boolean | Error | undefined): void => {
+    if (this.#released) return
+    this.#released = true
+    const session = this.#session
+    const open = this.#open
+    this.#open = false
+    this.#pending = undefined
+    if (destroy) {
+      session.discard()
+      void session.release()
+      return
+    }
+    // Never hand a client back inside a transaction (pg's status may lag): roll back, reset.
+    const done = open ? rollbackQuietly(session) : Promise.resolve()
+    void done.then(() => session.release())
+  }
+
+  async #query(call: QueryCall): Promise<pg.QueryResult> {
+    const pool = this.#pool
+    if (!pool.isReady) await pool.ready()
+    const session = this.#session
+    const client = session.client
+    const { config } = call
+    const kind = statementKind(config.text)
+    if (this.#open) {
+      session.markDirty()
+      const pending = this.#pending
+      if (kind === 'end') {
+        this.#open = false
+        this.#pending = undefined
+        // The reset rides with the COMMIT / ROLLBACK.
+        if (!isSingleStatement(config.text)) return client.query(config)
+        return session.run([], toStatement(config), session.closing())
+      }
+      if (!pending || kind === 'begin') return client.query(config)
+      this.#pending = undefined
+      const opening = session.opening([], pending, pool.prepareAs)
+      if (!isSingleStatement(config.text)) {
+        await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
+        return client.query(config)
+      }
+      // SET TRANSACTION must precede every query of the transaction, the bind included.
+      return kind === 'set-transaction'
+        ? session.run(opening.slice(0, -1), toStatement(config), opening.slice(-1))
+        : session.run(opening, toStatement(config))
+    }
+    if (kind === 'begin') {
+      // Marked before the BEGIN is sent: a statement issued meanwhile belongs to the transaction.
+      this.#pending = pool.bindForContext()
+      this.#open = true
+      session.markDirty()
+      try {
+        if (!isSingleStatement(config.text)) return await client.query(config)
+        return await session.run(session.opening([], undefined, undefined), toStatement(config))
+      } catch (err) {
+        this.#open = false
+        this.#pending = undefined
+        throw err
+      }
+    }
+    const bind = kind === 'end' ? undefined : pool.bindForContext()
+    return pool.runLone(session, bind, config)
+  }
+
+  #submit(submittable: pg.Submittable): unknown {
+    const session = this.#session
+    session.markDirty()
+    if (this.#open) {
+      const pending = this.#pending
+      if (pending) {
+        this.#pending = undefined
+        const opening = session.opening([], pending, this.#pool.prepareAs)
+        // Queued ahead of the cursor on the same connection.
+        session.run(opening.slice(0, -1), opening[opening.length - 1]!).catch(() => {})
+      }
+      return session.client.query(submittable)
+    }
+    if (this.#pool.bindForContext()) {
+      throw new ConfigError(
+        'A streamed query (cursor) with a tenant runs only inside a transaction on a TenantPool: ' +
+          'send BEGIN first (e.g. open a transaction in your ORM), then stream.',
+      )
+    }
+    return session.client.query(submittable)
+  }
+}
+
+function toStatement(config: QueryCall['config']): Statement {
+  return {
+    text: config.text,
+    values: config.values,
+    rowMode: config.rowMode,
+    types: config.types,
+  }
+}
+
+/** Sends ROLLBACK; a failure marks the client to be destroyed at release. */
+async function rollbackQuietly(session: GuardedSession): Promise<void> {
+  try {
+    await session.client.query('rollback')
+  } catch {
+    session.discard()
+  }
+}
+
+function checkOptions(options: TenantPoolOptions): void {
+  if (options === null || typeof options !== 'object') {
+    throw new ConfigError('TenantPool needs options: { pool } (a pg.Pool of the runtime role).')
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) {
+      throw new ConfigError(
+        `Unknown TenantPool option ${JSON.stringify(key)}; known options: ${[...KNOWN].join(', ')}.`,
+      )
+    }
+  }
+  if (!options.pool || typeof options.pool !== 'object') {
+    throw new ConfigError(
+      'TenantPool needs pool: a pg.Pool of the runtime role, or a pg pool config ({ connectionString }).',
+    )
+  }
+  try {
+    assertTenantIdType(options.tenantIdType ?? 'bigint')
+    assertBindingOption(options.binding ?? 'auto')
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err })
+  }
+  if (options.binding === 'sealed') {
+    try {
+      assertSealKey(options.sealKey)
+    } catch (err) {
+      throw new ConfigError((err as Error).message, { cause: err })
+    }
+  }
+  for (const key of [
+    'requireTenant',
+    'allowUnsafeRole',
+    'checkRole',
+    'endPool',
+    'prepareBind',
+  ] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'boolean') {
+      throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(options[key])}.`)
+    }
+  }
+}

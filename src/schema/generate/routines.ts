@@ -1,0 +1,84 @@
+import type { TemplateRoutines } from '../../sql/catalog/read-routines.js'
+import { quoteIdent, quoteQualified } from '../../sql/quote.js'
+
+/**
+ * The statements that carry the template's functions, views and triggers over
+ * to the target schema, and notes on what changed or was left out.
+ *
+ * @example
+ * ```ts
+ * const r: RenderedRoutines = { before: [], after: [], notes: [] }
+ * ```
+ */
+export interface RenderedRoutines {
+  /** Functions: created before the tables (defaults, checks and generated columns may call them). */
+  readonly before: readonly string[]
+  /** Views, then triggers: created after the tables. */
+  readonly after: readonly string[]
+  readonly notes: readonly string[]
+}
+
+/**
+ * Renders the template's routines for the target schema (the statements run
+ * after `SET LOCAL search_path TO <target>, pg_catalog`):
+ * - each function once, its definition's references to the template schema
+ *   (`"tenant 1".film`, in its header and its body) rewritten to the target schema,
+ *   with `check_function_bodies` off while they are created (as pg_dump does:
+ *   bodies may name tables created later). A `SECURITY DEFINER` function would
+ *   read the shared tables as their owner, past row-level security: it is created
+ *   `SECURITY INVOKER`, with a note;
+ * - each view over the shared tables `WITH (security_invoker = true)`, so the
+ *   querying role's RLS policies apply; a materialized view is left out, with a note
+ *   (it would hold every tenant's rows, and RLS does not apply to it);
+ * - each trigger on its shared table (disabled again when disabled in the template).
+ *   The migration copy never fires them: it runs with
+ *   `session_replication_role = replica`, or refuses when it cannot.
+ *
+ * @example
+ * ```ts
+ * renderRoutines(routines, 'public').after
+ * // ['CREATE VIEW "public"."film_list" WITH (security_invoker = true) AS  SELECT ...', 'CREATE TRIGGER ...']
+ * ```
+ */
+export function renderRoutines(r: TemplateRoutines, targetSchema: string): RenderedRoutines {
+  const notes: string[] = []
+  const target = `${quoteIdent(targetSchema)}.`
+  const own = `${r.quotedSchema}.`
+  const before = r.functions.map((f) => {
+    let definition = f.definition.split(own).join(target)
+    if (f.securityDefiner) {
+      definition = definition.replace(/\bSECURITY DEFINER\b/, 'SECURITY INVOKER')
+      notes.push(
+        `Function ${JSON.stringify(f.name)} is SECURITY DEFINER: over the shared tables it would read every ` +
+          "tenant's rows as its owner, past row-level security. It is created SECURITY INVOKER; if it must " +
+          'run as its owner, make it filter by the tenant itself before marking it SECURITY DEFINER again.',
+      )
+    }
+    return definition
+  })
+  if (before.length > 0) before.unshift('SET LOCAL check_function_bodies = off')
+  if (before.length > 0) before.push('SET LOCAL check_function_bodies = on')
+  const after: string[] = []
+  for (const v of r.views) {
+    if (v.materialized) {
+      notes.push(
+        `Materialized view ${JSON.stringify(v.name)} is not carried over: over the shared tables it would hold ` +
+          "every tenant's rows, and row-level security does not apply to it. Make it a view, or create it per tenant.",
+      )
+      continue
+    }
+    after.push(
+      `CREATE VIEW ${quoteQualified(targetSchema, v.name)} WITH (security_invoker = true) AS ${v.definition.split(own).join(target).replace(/;\s*$/, '')}`,
+    )
+  }
+  for (const t of r.triggers) {
+    // pg_get_triggerdef names the table with its schema whatever the search_path.
+    after.push(t.definition.split(own).join(target))
+    if (t.disabled) {
+      after.push(
+        `ALTER TABLE ${quoteQualified(targetSchema, t.table)} DISABLE TRIGGER ${quoteIdent(t.name)}`,
+      )
+    }
+  }
+  return { before, after, notes }
+}

@@ -1,0 +1,296 @@
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LifecycleError, TenantStore, TenantSuspendedError } from '../src/entries/index.js'
+import { moveTenant, tenantChecksums, tenantTables } from '../src/lifecycle/index.js'
+import { quoteIdent } from '../src/sql/quote.js'
+import { cli } from './helpers/cli.js'
+import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
+import {
+  buildLifecycleSource,
+  buildLifecycleTarget,
+  rowsByTenant,
+} from './helpers/lifecycle-fixture.js'
+
+const CHILD = fileURLToPath(new URL('./helpers/move-child.ts', import.meta.url))
+const layout = {
+  schema: 'public',
+  tenantsSchema: 'public',
+  tenantColumn: 'tenant_id',
+  idType: 'bigint',
+} as const
+let source: TestDatabase
+let target: TestDatabase
+let dir: string
+const copies: string[] = []
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: serverUrl() })
+  await c.connect()
+  try {
+    return await fn(c)
+  } finally {
+    await c.end()
+  }
+}
+
+async function copyOf(db: TestDatabase, label: string): Promise<string> {
+  const name = `${db.name}_${label}`
+  await admin((c) => c.query(`create database ${quoteIdent(name)} template ${quoteIdent(db.name)}`))
+  copies.push(name)
+  return urlFor(name)
+}
+
+async function sums(url: string, id: string) {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    await c.query('begin')
+    await c.query("select set_config('TimeZone', 'UTC', true)")
+    return await tenantChecksums(c, layout, id, (await tenantTables(c, layout)).tables)
+  } finally {
+    await c.end()
+  }
+}
+
+async function q(url: string, text: string, values: unknown[] = []) {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    return (await c.query(text, values)).rows
+  } finally {
+    await c.end()
+  }
+}
+
+function runChild(
+  args: Record<string, string>,
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.on('error', reject)
+    child.on('exit', (code, signal) => resolve({ code, signal, stderr }))
+  })
+}
+
+async function move(
+  src: string,
+  dst: string,
+  tenantId: string,
+  extra: Partial<Parameters<typeof moveTenant>[0]> = {},
+) {
+  const db = new pg.Pool({ connectionString: src, max: 3 })
+  const to = new pg.Pool({ connectionString: dst, max: 3 })
+  try {
+    return await moveTenant({ db, to, toName: 'eu-2', tenantId, workDir: dir, ...extra })
+  } finally {
+    await db.end()
+    await to.end()
+  }
+}
+
+let original: Awaited<ReturnType<typeof sums>>
+let others: Record<string, string>
+
+beforeAll(async () => {
+  source = await createTestDatabase('move_src')
+  target = await createTestDatabase('move_dst')
+  await buildLifecycleSource(source.pool)
+  await buildLifecycleTarget(target.pool)
+  await source.pool.end()
+  await target.pool.end()
+  dir = await mkdtemp(join(tmpdir(), 'rt-move-'))
+  original = await sums(source.url, '3')
+  const p = new pg.Pool({ connectionString: source.url, max: 1 })
+  others = Object.fromEntries(
+    Object.entries(await rowsByTenant(p)).filter(([k]) => !k.endsWith('@3')),
+  )
+  await p.end()
+})
+afterAll(async () => {
+  await admin(async (c) => {
+    for (const name of copies)
+      await c.query(`drop database if exists ${quoteIdent(name)} with (force)`)
+  })
+  await source?.drop()
+  await target?.drop()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+/** The tenant is in exactly one place: all its rows at the destination (verified), none at the source; placed and active. */
+async function expectMoved(src: string, dst: string) {
+  expect(await sums(dst, '3')).toEqual(original)
+  expect((await sums(src, '3')).every((t) => t.rows === 0)).toBe(true)
+  expect(await q(src, 'select database from tenant_placements where tenant_id = 3')).toEqual([
+    { database: 'eu-2' },
+  ])
+  expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+  expect(await q(dst, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+  expect(await q(src, "select state from rowtenancy_tenant_move where tenant_id = '3'")).toEqual([
+    { state: 'done' },
+  ])
+  const p = new pg.Pool({ connectionString: src, max: 1 })
+  const after = Object.fromEntries(
+    Object.entries(await rowsByTenant(p)).filter(([k]) => !k.endsWith('@3')),
+  )
+  await p.end()
+  expect(after).toEqual(others)
+  expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(false)
+}
+
+describe('tenants move', () => {
+  it('moves a tenant: copy verified, source erased, placement switched, suspended meanwhile', async () => {
+    const src = await copyOf(source, 'plain')
+    const dst = await copyOf(target, 'plain')
+    const seen: string[] = []
+    const store = new pg.Pool({ connectionString: src, max: 1 })
+    const tenants = new TenantStore({ db: store, ttlMs: 0 })
+    let suspendedError: unknown
+    const r = await move(src, dst, '3', {
+      onStep: async (s) => {
+        seen.push(s)
+        if (s === 'imported') suspendedError = await tenants.requireActive('3').catch((e) => e)
+      },
+    })
+    await store.end()
+    expect(suspendedError).toBeInstanceOf(TenantSuspendedError)
+    expect(seen).toEqual(['suspended', 'exported', 'imported', 'verified', 'done'])
+    expect(r.tables).toEqual(original)
+    expect(r.certificate?.tables.every((t) => t.rowsAfter === 0)).toBe(true)
+    await expectMoved(src, dst)
+    // a rerun of a finished move changes nothing
+    const again = await move(src, dst, '3')
+    expect(again.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
+
+  for (const crashAt of [
+    'suspended',
+    'export-table',
+    'exported',
+    'import-table',
+    'imported',
+    'verified',
+    'done',
+  ]) {
+    it(`kill -9 at ${crashAt}, then a rerun: the tenant ends in exactly one place, verified`, async () => {
+      const src = await copyOf(source, crashAt.replace('-', '_'))
+      const dst = await copyOf(target, crashAt.replace('-', '_'))
+      const child = await runChild({
+        source: src,
+        dest: dst,
+        tenantId: '3',
+        toName: 'eu-2',
+        workDir: dir,
+        crashAt,
+      })
+      expect(child.signal, child.stderr).toBe('SIGKILL')
+      if (crashAt !== 'done') {
+        expect(await q(src, 'select status from tenants where id = 3')).toEqual([
+          { status: 'suspended' },
+        ])
+        // never erased at the source before the destination verified
+        expect(await sums(src, '3')).toEqual(original)
+      }
+      const r = await move(src, dst, '3')
+      expect(r.resumed).toBe(true)
+      await expectMoved(src, dst)
+    })
+  }
+
+  it('a row written at the source after the export: nothing erased, placement unchanged; the rerun copies anew', async () => {
+    const src = await copyOf(source, 'stale')
+    const dst = await copyOf(target, 'stale')
+    const err = await move(src, dst, '3', {
+      onStep: async (s) => {
+        if (s === 'verified')
+          await q(src, "update tag set label = 'late write' where tenant_id = 3 and id = 1")
+      },
+    }).catch((e) => e)
+    expect(err).toBeInstanceOf(LifecycleError)
+    expect(err.message).toMatch(/changed at the source after the export/)
+    expect(await q(src, 'select count(*)::int as n from tenant_placements')).toEqual([{ n: 0 }])
+    expect(await q(src, 'select label from tag where tenant_id = 3 and id = 1')).toEqual([
+      { label: 'late write' },
+    ])
+    await move(src, dst, '3')
+    expect(await q(dst, 'select label from tag where tenant_id = 3 and id = 1')).toEqual([
+      { label: 'late write' },
+    ])
+    expect((await sums(src, '3')).every((t) => t.rows === 0)).toBe(true)
+  })
+
+  it('CLI: rowtenancy tenants move --to URL --to-name NAME', async () => {
+    const src = await copyOf(source, 'cli')
+    const dst = await copyOf(target, 'cli')
+    const r = await cli([
+      'tenants',
+      'move',
+      '--tenant-id',
+      '3',
+      '--to',
+      dst,
+      '--to-name',
+      'eu-2',
+      '--work-dir',
+      dir,
+      '--database-url',
+      src,
+      '--json',
+    ])
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!).to).toBe('eu-2')
+    await expectMoved(src, dst)
+    const bad = await cli([
+      'tenants',
+      'move',
+      '--tenant-id',
+      '1',
+      '--to',
+      'postgres://postgres@127.0.0.1:1/none',
+      '--database-url',
+      src,
+    ])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/DATABASE_UNREACHABLE/)
+  })
+
+  it('an unreachable destination or an incompatible one: a clear error, nothing changed', async () => {
+    const src = await copyOf(source, 'bad')
+    const dst = await copyOf(target, 'bad')
+    const db = new pg.Pool({ connectionString: src, max: 2 })
+    const nowhere = new pg.Pool({
+      connectionString: 'postgres://postgres@127.0.0.1:1/none',
+      max: 1,
+      connectionTimeoutMillis: 2000,
+    })
+    nowhere.on('error', () => {})
+    try {
+      await expect(
+        moveTenant({ db, to: nowhere, toName: 'eu-2', tenantId: '3', workDir: dir }),
+      ).rejects.toThrow(/reach|connect/i)
+    } finally {
+      await db.end()
+      await nowhere.end().catch(() => {})
+    }
+    await q(dst, 'alter table book drop column title')
+    await expect(move(src, dst, '3')).rejects.toThrow(/book\.title/)
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    expect(await q(src, 'select count(*)::int as n from rowtenancy_tenant_move')).toEqual([
+      { n: 0 },
+    ])
+    expect(await q(dst, 'select count(*)::int as n from tenants where id = 3')).toEqual([{ n: 0 }])
+    expect(await sums(src, '3')).toEqual(original)
+  })
+})
