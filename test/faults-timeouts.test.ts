@@ -287,6 +287,15 @@ describe('fast failure', () => {
     await dead.end()
   })
 
+  it('an ORM error wrapping the driver error counts; SQL errors and our own errors do not', () => {
+    const orm = new Error('Invalid `prisma.note.findMany()` invocation', {
+      cause: Object.assign(new Error('terminating connection'), { code: '57P01' }),
+    })
+    expect(ex.problemForError(orm)?.status).toBe(503)
+    expect(ex.problemForError(Object.assign(new Error('dup'), { code: '23505' }))).toBeUndefined()
+    expect(ex.problemForError(new ConfigError('bad', { cause: orm }))?.code).toBe('CONFIG_ERROR')
+  })
+
   it('the CLI prints DATABASE_UNREACHABLE and exits 1, no stack trace', async () => {
     const { code, stderr } = await cli(['tenants', 'list', '--database-url', DEAD])
     expect(code).toBe(1)

@@ -1,4 +1,4 @@
-import { DatabaseUnavailableError, type UnavailableReason } from '../errors/index.js'
+import { DatabaseUnavailableError, TenancyError, type UnavailableReason } from '../errors/index.js'
 
 /** Node network errors and SQLSTATEs that mean "the server cannot serve this now". */
 const REASON_BY_CODE: Readonly<Record<string, UnavailableReason>> = Object.freeze({
@@ -59,7 +59,7 @@ const WHAT: Readonly<Record<UnavailableReason, string>> = Object.freeze({
  * unavailableReason({ code: '23505' }) // undefined
  * ```
  */
-export function unavailableReason(err: unknown): UnavailableReason | undefined {
+export function unavailableReason(err: unknown, depth = 0): UnavailableReason | undefined {
   if (err instanceof DatabaseUnavailableError) return err.reason
   const e = err as { code?: unknown; message?: unknown } | null | undefined
   if (!e || typeof e !== 'object') return undefined
@@ -70,13 +70,17 @@ export function unavailableReason(err: unknown): UnavailableReason | undefined {
   }
   const message = typeof e.message === 'string' ? e.message : ''
   for (const [pattern, reason] of MESSAGES) if (pattern.test(message)) return reason
+  // An ORM's error that wraps the driver's (Prisma, Drizzle): look one level down, twice at most.
+  const cause = (e as { cause?: unknown }).cause
+  if (cause && cause !== err && depth < 2) return unavailableReason(cause, depth + 1)
   return undefined
 }
 
 /**
  * `err` as a {@link DatabaseUnavailableError} when it means the database cannot
- * serve the work now (the original error kept as `cause`); any other error is
- * returned unchanged.
+ * serve the work now (the original error kept as `cause`, also when it is an
+ * ORM's error wrapping the driver's); any other error, and any `TenancyError`,
+ * is returned unchanged.
  *
  * @example
  * ```ts
@@ -84,7 +88,8 @@ export function unavailableReason(err: unknown): UnavailableReason | undefined {
  * ```
  */
 export function asUnavailable(err: unknown): unknown {
-  if (err instanceof DatabaseUnavailableError) return err
+  // Our own errors keep their code (a MigrationError that wraps a lost connection stays one).
+  if (err instanceof TenancyError) return err
   const reason = unavailableReason(err)
   if (reason === undefined) return err
   const why = err instanceof Error && err.message ? ` (${err.message})` : ''
