@@ -34,6 +34,9 @@ const SETTING = "select coalesce(current_setting('rowtenancy.tenant_id', true), 
 beforeAll(async () => {
   db = await createTestDatabase('tenant_pool')
   fx = await setupRlsFixture(db)
+  // grantRuntimeRole takes TEMP from the runtime role; give it back, so the temp-table case
+  // shows that the reset also clears temporary tables (defence in depth).
+  await db.pool.query(`grant temporary on database "${db.name}" to "${fx.role}"`)
 })
 afterAll(async () => {
   await fx.cleanup()
