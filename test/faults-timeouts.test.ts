@@ -23,6 +23,10 @@ import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
+interface AccountsDB {
+  accounts: { id: number; tenant_id: number; name: string }
+}
+
 /**
  * Fast failure and per-tenancy timeouts on the shared server (no faults
  * injected here: faults.test.ts does that on a server of its own). Nothing
@@ -158,7 +162,9 @@ describe('fast failure', () => {
     try {
       const started = Date.now()
       const err = await reject(
-        runWithTenant(1, () => tenancy.kysely().selectFrom('accounts').selectAll().execute()),
+        runWithTenant(1, () =>
+          tenancy.kysely<AccountsDB>().selectFrom('accounts').selectAll().execute(),
+        ),
       )
       expect((err as DatabaseUnavailableError).reason).toBe('pool-timeout')
       expect(Date.now() - started).toBeLessThan(10_000)
@@ -174,7 +180,7 @@ describe('fast failure', () => {
     }
     // The late checkout was handed back: the pool serves again.
     const rows = await runWithTenant(1, () =>
-      tenancy.kysely().selectFrom('accounts').selectAll().execute(),
+      tenancy.kysely<AccountsDB>().selectFrom('accounts').selectAll().execute(),
     )
     expect(rows.length).toBe(2)
   })
@@ -183,7 +189,9 @@ describe('fast failure', () => {
     const pool = new pg.Pool({ connectionString: DEAD })
     const tenancy = createTenancy({ pool, tables: ['accounts'], binding: 'set_config' })
     const k = await reject(
-      runWithTenant(1, () => tenancy.kysely().selectFrom('accounts').selectAll().execute()),
+      runWithTenant(1, () =>
+        tenancy.kysely<AccountsDB>().selectFrom('accounts').selectAll().execute(),
+      ),
     )
     expect(k).toBeInstanceOf(DatabaseUnreachableError)
     expect(k).toBeInstanceOf(DatabaseUnavailableError)
@@ -201,7 +209,7 @@ describe('fast failure', () => {
       expect(res.status).toBe(503)
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
       expect(res.headers.get('retry-after')).toBe('2')
-      const body = await res.json()
+      const body = (await res.json()) as { code: string }
       expect(body.code).toBe('DATABASE_UNAVAILABLE')
       expect(JSON.stringify(body)).not.toMatch(/ECONNREFUSED|nobody|at /)
     }
@@ -233,7 +241,7 @@ describe('fast failure', () => {
     const store = new TenantStore({ db: fx.runtimePool(1) })
     const dead = new pg.Pool({ connectionString: DEAD })
     const tenancy = createTenancy({ pool: dead, tables: ['accounts'], binding: 'set_config' })
-    const query = () => tenancy.kysely().selectFrom('accounts').selectAll().execute()
+    const query = () => tenancy.kysely<AccountsDB>().selectFrom('accounts').selectAll().execute()
     const e = express()
     e.use(ex.tenant({ store }))
     e.get('/', async (_req, res) => {
