@@ -644,7 +644,7 @@ describe('connections and roles', () => {
     }
   })
 
-  it('an unreachable database behind the middleware: fails closed (500), the handler never runs', async () => {
+  it('an unreachable database behind the middleware: fails closed (503 problem+json), the handler never runs', async () => {
     const dead = new pg.Pool({ connectionString: unreachable, max: 1 })
     dead.on('error', () => {})
     let ran = false
@@ -656,7 +656,9 @@ describe('connections and roles', () => {
       return c.text('handler')
     })
     const res = await hono.request('/', { headers: { 'x-tenant-id': '1' } })
-    expect(res.status).toBe(500)
+    expect(res.status).toBe(503)
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+    expect(((await res.json()) as { code: string }).code).toBe('DATABASE_UNAVAILABLE')
     expect(ran).toBe(false)
     await dead.end()
   })

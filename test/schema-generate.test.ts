@@ -63,7 +63,12 @@ describe('schema generate: template tenant schema -> shared tenant-aware tables'
       fromSchema: TEMPLATE_SCHEMA,
       targetSchema: TARGET,
     })
-    expect(statements).toMatchSnapshot()
+    // A view body is the server's own deparse: PostgreSQL 15 qualifies the column
+    // (`books.title`), 16+ does not. The snapshot holds the 15 form on every server.
+    const deparsed = statements.map((s) =>
+      s.startsWith('CREATE VIEW') ? s.replace(/SELECT title\b/, 'SELECT books.title') : s,
+    )
+    expect(deparsed).toMatchSnapshot()
     expect(notes).toMatchSnapshot()
     // Pitfall: ON DELETE SET NULL on the whole composite key would null tenant_id too.
     expect(statements).toContain(

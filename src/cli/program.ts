@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { TenancyError } from '../errors/index.js'
+import { asUnavailable } from '../sql/unavailable.js'
 import { COMMANDS } from './commands/index.js'
 import { type CliContext, createCliContext } from './context.js'
 import { withFlags } from './flags.js'
@@ -55,8 +56,10 @@ export async function runCli(argv: readonly string[], ctx = createCliContext()):
       if (err.code === 'commander.help') return 0
       return 2
     }
-    if (err instanceof TenancyError) {
-      ctx.out.warn(`error [${err.code}]: ${withFlags(err.message)}`)
+    // A connection lost or a timeout mid-command: DATABASE_UNAVAILABLE, not a pg stack trace.
+    const error = asUnavailable(err)
+    if (error instanceof TenancyError) {
+      ctx.out.warn(`error [${error.code}]: ${withFlags(error.message)}`)
     } else {
       ctx.out.warn(`error: ${(err as Error)?.stack ?? String(err)}`)
     }

@@ -1,9 +1,10 @@
 import type pg from 'pg'
+import { asUnavailable } from '../sql/unavailable.js'
 import { type BindingMode, beginStatement } from './binding.js'
 import { bindSequence } from './citus-binding.js'
-import { explainUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
+import { acquire, DEFAULT_ACQUIRE_MS } from './unavailable.js'
 
 /**
  * Runs `fn` with a client of `pool` inside ONE transaction bound by `bind`, under
@@ -25,14 +26,17 @@ export async function inBoundTransaction<T>(
   bind: Statement,
   mode: BindingMode,
   fn: (client: pg.PoolClient) => Promise<T>,
+  options: BoundTransactionOptions = {},
 ): Promise<T> {
   const guard = SessionGuard.for(pool)
-  const session = guard.checkout(await explainUnreachable(pool, () => pool.connect()))
+  // A full pool fails after acquireMs; connect errors become DatabaseUnavailableError.
+  const session = guard.checkout(await acquire(pool, options.acquireMs ?? DEFAULT_ACQUIRE_MS))
   session.markDirty()
   try {
     // SET LOCAL (Citus): the propagation setting goes between BEGIN and the bind
     const prelude = bindSequence(mode, bind).slice(0, -1)
-    const opening = session.opening([beginStatement(), ...prelude], bind, preparedBindName(mode))
+    const prepareAs = options.unnamed ? undefined : preparedBindName(mode)
+    const opening = session.opening([beginStatement(), ...prelude], bind, prepareAs)
     await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
     let result: T
     try {
@@ -49,7 +53,22 @@ export async function inBoundTransaction<T>(
       )
     }
     return result
+  } catch (err) {
+    // A lost connection or a timeout: DatabaseUnavailableError; other errors unchanged.
+    throw asUnavailable(err)
   } finally {
     await session.release()
   }
+}
+
+/**
+ * Options of {@link inBoundTransaction}.
+ *
+ * @internal
+ */
+export interface BoundTransactionOptions {
+  /** How long the checkout may wait (default `DEFAULT_ACQUIRE_MS`; 0 = forever). */
+  readonly acquireMs?: number | undefined
+  /** Send the bind unnamed (a bind that carries timeouts: the prepared name is shared per pool). */
+  readonly unnamed?: boolean | undefined
 }

@@ -15,3 +15,4 @@ export {
 export { TenantBindingDialect } from './tenant-dialect.js'
 export type { TenantBindingConfig } from './tenant-driver.js'
 export { transactionRunner } from './tenant-transaction.js'
+export { acquire, type DatabaseTimeouts, resolveTimeouts, withTimeouts } from './unavailable.js'

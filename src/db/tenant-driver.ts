@@ -16,11 +16,12 @@ import {
   type TenantId,
   tryCurrentTenant,
 } from '../context/index.js'
-import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
+import { ConfigError } from '../errors/index.js'
 import { RLS_SETTING } from '../schema/rls-policy.js'
 import { assertSealKey, SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { quoteLiteral } from '../sql/quote.js'
+import { asUnavailable } from '../sql/unavailable.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import {
   assertBindingOption,
@@ -28,11 +29,17 @@ import {
   type BindingOption,
   bindStatement,
 } from './binding.js'
-import { describePool, explainUnreachable, isUnreachable } from './connect.js'
 import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
 import { TenantConnection } from './tenant-connection.js'
+import {
+  acquire,
+  carriesTimeouts,
+  type DatabaseTimeouts,
+  resolveTimeouts,
+  withTimeouts,
+} from './unavailable.js'
 
 const BIND_CACHE_SIZE = 1024
 /** No tenant bound yet. */
@@ -94,6 +101,12 @@ export interface TenantBindingConfig {
    * ```
    */
   readonly prepareBind?: boolean | undefined
+  /**
+   * The acquire timeout (a full pool fails fast with `DatabaseUnavailableError`)
+   * and the per-transaction `statement_timeout`, `lock_timeout` and
+   * `idle_in_transaction_session_timeout`, sent with the binding.
+   */
+  readonly timeouts?: DatabaseTimeouts | undefined
 }
 
 /**
@@ -109,6 +122,7 @@ export interface TenantBindingConfig {
 export class TenantBindingDriver implements Driver {
   readonly #config: TenantBindingConfig
   readonly #type: TenantIdType
+  readonly #timeouts: ReturnType<typeof resolveTimeouts>
   #pool: pg.Pool | undefined
   #mode: BindingMode = 'set_config'
   #facts: RuntimeRoleFacts | undefined
@@ -137,6 +151,7 @@ export class TenantBindingDriver implements Driver {
     }
     this.#config = Object.freeze({ ...config })
     this.#type = type
+    this.#timeouts = resolveTimeouts(config.timeouts)
   }
 
   /** The binding mode in use (known after `init`). */
@@ -157,13 +172,22 @@ export class TenantBindingDriver implements Driver {
     this.#syncPrepared()
     if (!checkRole && binding !== 'auto' && binding !== 'sealed') return
     const runtime = this.#pool
-    const facts = await explainUnreachable(runtime, () =>
-      inspectRuntimeRole(runtime, { tenantColumn: this.#config.tenantColumn }),
-    )
+    // Through a checkout bounded by timeouts.acquireMs: a first query under a full pool fails fast.
+    const client = await acquire(runtime, this.#timeouts.acquireMs)
+    let facts: RuntimeRoleFacts
+    try {
+      facts = await inspectRuntimeRole(client, { tenantColumn: this.#config.tenantColumn })
+    } catch (err) {
+      client.release(true)
+      throw asUnavailable(err)
+    }
+    client.release()
     this.#facts = facts
     if (binding === 'auto') this.#mode = facts.citus ? 'set_local' : 'set_config'
     this.#syncPrepared()
     if (this.#mode === 'sealed') await this.#checkSeal(runtime)
+    // A set_local binding cannot carry the timeouts: say so at start-up, not at the first query.
+    if (this.#mode === 'set_local') withTimeouts({ text: 'set local' }, this.#timeouts)
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
         allowUnsafeRole: this.#config.allowUnsafeRole,
@@ -187,21 +211,15 @@ export class TenantBindingDriver implements Driver {
             '(the owner with BYPASSRLS). Pass adminPool to createTenancy / the dialect.',
         )
       }
-      const client = await explainUnreachable(admin, () => admin.connect())
+      const client = await acquire(admin, this.#timeouts.acquireMs)
       return new TenantConnection(client, undefined, this.#mode, this.#cursor())
     }
     // No tenant: the connection is bound to no tenant (row level security then shows no
     // tenant rows); the plugin has refused every query on tenant-aware tables already.
     const id = this.#config.unboundWithoutTenant ? tryCurrentTenant() : currentTenant()
     const bind = id === undefined ? unboundStatement(this.#mode) : this.#bindFor(id)
-    let client: pg.PoolClient
-    try {
-      client = await pool.connect()
-    } catch (err) {
-      // explainUnreachable inlined: no closure and no extra async frame per checkout.
-      if (isUnreachable(err)) throw new DatabaseUnreachableError(describePool(pool), { cause: err })
-      throw err
-    }
+    // A full pool fails after timeouts.acquireMs; connect errors become DatabaseUnavailableError.
+    const client = await acquire(pool, this.#timeouts.acquireMs)
     const session = SessionGuard.for(pool).checkout(client)
     // The no-tenant binding is never prepared under the tenant bind's name.
     const prepareAs = id === undefined ? undefined : this.#prepareAs
@@ -264,7 +282,10 @@ export class TenantBindingDriver implements Driver {
     const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
     let bind = this.#binds.get(key)
     if (!bind) {
-      bind = bindStatement(this.#mode, this.#type, tenantId, this.#config.sealKey)
+      bind = withTimeouts(
+        bindStatement(this.#mode, this.#type, tenantId, this.#config.sealKey),
+        this.#timeouts,
+      )
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)
     }
@@ -275,7 +296,9 @@ export class TenantBindingDriver implements Driver {
 
   /** `prepareBind` applies to `set_config` binding only (SET LOCAL ignores it). */
   #syncPrepared(): void {
-    this.#prepareAs = this.#config.prepareBind !== false ? preparedBindName(this.#mode) : undefined
+    // A bind that carries timeouts goes unnamed: the prepared name is shared by every binder of a pool.
+    const named = this.#config.prepareBind !== false && !carriesTimeouts(this.#timeouts)
+    this.#prepareAs = named ? preparedBindName(this.#mode) : undefined
     this.#binds.clear()
     this.#lastId = NO_ID
     this.#lastBind = undefined

@@ -6,7 +6,7 @@
  * @module
  */
 
-export { tenant } from '../http/hono.js'
+export { tenancyErrorHandler, tenant } from '../http/hono.js'
 export {
   createTenantResolution,
   fromHeader,
@@ -19,6 +19,9 @@ export {
   PROBLEM_HEADERS,
   type ProblemDetails,
   problemFor,
+  problemForError,
+  problemHeaders,
+  RETRY_AFTER_SECONDS,
   type ResolverContext,
   type TenantLookup,
   type TenantMiddlewareOptions,

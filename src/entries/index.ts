@@ -30,6 +30,7 @@ export {
   assertSafeRuntimeRole,
   type BindingMode,
   type BindingOption,
+  type DatabaseTimeouts,
   inspectRuntimeRole,
   type RuntimeRoleFacts,
   runtimeRoleProblems,
@@ -45,6 +46,7 @@ export {
 export {
   ConfigError,
   CrossTenantWriteError,
+  DatabaseUnavailableError,
   DatabaseUnreachableError,
   DuplicateTenantError,
   InvalidInputError,
@@ -57,6 +59,7 @@ export {
   TenantForbiddenError,
   TenantNotFoundError,
   TenantSuspendedError,
+  type UnavailableReason,
   UnsafeRoleError,
   UnsupportedQueryError,
 } from '../errors/index.js'

@@ -47,6 +47,7 @@ export type TenancyErrorCode =
   | 'UNSUPPORTED_QUERY'
   | 'CONFIG_ERROR'
   | 'DATABASE_UNREACHABLE'
+  | 'DATABASE_UNAVAILABLE'
   | 'UNSAFE_ROLE'
   | 'MIGRATION_ERROR'
   | 'LIFECYCLE_ERROR'
@@ -233,7 +234,58 @@ export class ConfigError extends TenancyError {
 }
 
 /**
- * Thrown when the database cannot be reached.
+ * Why the database could not serve a piece of work:
+ * - `unreachable`: no connection could be opened (refused, DNS, network, server starting or stopping);
+ * - `pool-timeout`: no pooled connection came free within the acquire timeout;
+ * - `connection-lost`: the connection broke mid-work (server restart, `pg_terminate_backend`, network);
+ * - `timeout`: a statement, lock or idle-in-transaction timeout ended the work;
+ * - `overloaded`: the server refused more connections (`too_many_connections`).
+ *
+ * @example
+ * ```ts
+ * if (err instanceof DatabaseUnavailableError && err.reason === 'pool-timeout') metrics.poolFull++
+ * ```
+ */
+export type UnavailableReason =
+  | 'unreachable'
+  | 'pool-timeout'
+  | 'connection-lost'
+  | 'timeout'
+  | 'overloaded'
+
+/**
+ * Thrown when the database cannot serve the work right now: unreachable, pool
+ * exhausted, connection lost, or a configured timeout hit. Nothing of the work
+ * was committed unless it had already been acknowledged; retrying later is safe.
+ * The HTTP middleware answers it with `503` problem+json and `Retry-After`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await db.selectFrom('accounts').selectAll().execute()
+ * } catch (err) {
+ *   if (err instanceof DatabaseUnavailableError) return retryLater(err.reason)
+ *   throw err
+ * }
+ * ```
+ */
+export class DatabaseUnavailableError extends TenancyError {
+  /** What went wrong, in one word. */
+  readonly reason: UnavailableReason
+
+  constructor(
+    reason: UnavailableReason,
+    message: string,
+    options: { cause?: unknown; code?: 'DATABASE_UNAVAILABLE' | 'DATABASE_UNREACHABLE' } = {},
+  ) {
+    super(options.code ?? 'DATABASE_UNAVAILABLE', message, options)
+    this.reason = reason
+  }
+}
+
+/**
+ * Thrown when the database cannot be reached (a {@link DatabaseUnavailableError}
+ * with reason `unreachable`, keeping its own code `DATABASE_UNREACHABLE`).
  *
  * @example
  * ```ts
@@ -241,14 +293,14 @@ export class ConfigError extends TenancyError {
  * await withTenantClient(pool, (client) => client.query('select 1'), { tenantId: 7 }) // DatabaseUnreachableError
  * ```
  */
-export class DatabaseUnreachableError extends TenancyError {
+export class DatabaseUnreachableError extends DatabaseUnavailableError {
   constructor(target: string, options: { cause?: unknown } = {}) {
     const why = options.cause instanceof Error ? ` (${options.cause.message})` : ''
     super(
-      'DATABASE_UNREACHABLE',
+      'unreachable',
       `Cannot connect to the database at ${target}${why}. ` +
         'Check that PostgreSQL is running and that `databaseUrl` / DATABASE_URL is right.',
-      options,
+      { ...options, code: 'DATABASE_UNREACHABLE' },
     )
   }
 }

@@ -1,7 +1,7 @@
-import type { NextFunction, Request, Response } from 'express'
+import type { ErrorRequestHandler, NextFunction, Request, Response } from 'express'
 import { runWithTenant } from '../context/index.js'
 import type { Tenant } from '../tenants/index.js'
-import { PROBLEM_HEADERS } from './problem.js'
+import { problemForError, problemHeaders } from './problem.js'
 import { nodeRequestView } from './request-view.js'
 import { createTenantResolution } from './resolve-tenant.js'
 import type { TenantMiddlewareOptions } from './types.js'
@@ -39,10 +39,34 @@ export const tenant = (options: TenantMiddlewareOptions<Request>) => {
     const outcome = await resolve(nodeRequestView(req, req.method, req.originalUrl, req.headers))
     if (outcome.kind === 'skipped') return next()
     if (outcome.kind === 'refused') {
-      res.status(outcome.problem.status).set(PROBLEM_HEADERS).send(JSON.stringify(outcome.problem))
+      res
+        .status(outcome.problem.status)
+        .set(problemHeaders(outcome.problem))
+        .send(JSON.stringify(outcome.problem))
       return
     }
     req.tenant = outcome.tenant
     runWithTenant(outcome.tenant.id, () => next())
   }
 }
+
+/**
+ * Express error middleware: answers a `TenancyError`, or a `pg` error that means
+ * the database is unavailable (refused, pool full, connection lost, a timeout),
+ * as `application/problem+json` (503 with `Retry-After` for the database;
+ * `httpStatusOf` for the rest), without the message or a stack. Any other error
+ * goes on to the next error handler. Register it after your routes.
+ *
+ * @example
+ * ```ts
+ * app.use(tenant({ store }))
+ * app.get('/notes', listNotes)
+ * app.use(tenancyErrorHandler()) // a database outage in listNotes -> 503 problem+json
+ * ```
+ */
+export const tenancyErrorHandler = (): ErrorRequestHandler =>
+  function tenancyErrorHandler(err: unknown, _req: Request, res: Response, next: NextFunction) {
+    const problem = problemForError(err)
+    if (!problem || res.headersSent) return next(err)
+    res.status(problem.status).set(problemHeaders(problem)).send(JSON.stringify(problem))
+  }

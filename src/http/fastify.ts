@@ -7,7 +7,7 @@ import type {
 import fp from 'fastify-plugin'
 import { runWithTenant } from '../context/index.js'
 import type { Tenant } from '../tenants/index.js'
-import { PROBLEM_HEADERS } from './problem.js'
+import { problemForError, problemHeaders } from './problem.js'
 import { nodeRequestView } from './request-view.js'
 import { createTenantResolution } from './resolve-tenant.js'
 import type { TenantMiddlewareOptions } from './types.js'
@@ -59,7 +59,7 @@ export const tenant = (options: TenantMiddlewareOptions<FastifyRequest>) => {
               if (outcome.kind === 'refused') {
                 reply
                   .code(outcome.problem.status)
-                  .headers(PROBLEM_HEADERS)
+                  .headers(problemHeaders(outcome.problem))
                   .send(JSON.stringify(outcome.problem))
                 return
               }
@@ -85,3 +85,22 @@ export const tenant = (options: TenantMiddlewareOptions<FastifyRequest>) => {
     { fastify: '5.x', name: 'rowtenancy-tenant' },
   )
 }
+
+/**
+ * A Fastify error handler: a `TenancyError`, or a `pg` error that means the
+ * database is unavailable (refused, pool full, connection lost, a timeout),
+ * becomes `application/problem+json` (503 with `Retry-After` for the
+ * database), without the message or a stack; any other error goes to the
+ * parent (default) error handler.
+ *
+ * @example
+ * ```ts
+ * app.setErrorHandler(tenancyErrorHandler())
+ * ```
+ */
+export const tenancyErrorHandler = () =>
+  function tenancyErrorHandler(error: unknown, _request: FastifyRequest, reply: FastifyReply) {
+    const problem = problemForError(error)
+    if (!problem) return reply.send(error)
+    return reply.code(problem.status).headers(problemHeaders(problem)).send(JSON.stringify(problem))
+  }

@@ -3,6 +3,9 @@ export {
   PROBLEM_HEADERS,
   type ProblemDetails,
   problemFor,
+  problemForError,
+  problemHeaders,
+  RETRY_AFTER_SECONDS,
 } from './problem.js'
 export { createTenantResolution, type TenantOutcome } from './resolve-tenant.js'
 export {

@@ -1,4 +1,5 @@
-import type { TenancyError } from '../errors/index.js'
+import { TenancyError } from '../errors/index.js'
+import { asUnavailable } from '../sql/unavailable.js'
 import { httpStatusOf } from './status.js'
 
 /**
@@ -33,6 +34,8 @@ const TITLES: Record<string, string> = {
   TENANT_NOT_FOUND: 'Unknown tenant',
   TENANT_FORBIDDEN: 'Forbidden tenant',
   TENANT_SUSPENDED: 'Suspended tenant',
+  DATABASE_UNREACHABLE: 'Database unavailable',
+  DATABASE_UNAVAILABLE: 'Database unavailable',
 }
 
 /**
@@ -68,3 +71,57 @@ export const PROBLEM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'content-type': PROBLEM_CONTENT_TYPE,
   'cache-control': 'no-store',
 })
+
+/** Seconds a client is asked to wait before retrying a 503. @example `RETRY_AFTER_SECONDS // 2` */
+export const RETRY_AFTER_SECONDS = 2
+
+/**
+ * The headers of one problem response: {@link PROBLEM_HEADERS}, plus
+ * `Retry-After` on a 503 (the database is unavailable; retrying is safe).
+ *
+ * @example
+ * ```ts
+ * res.status(problem.status).set(problemHeaders(problem)).send(JSON.stringify(problem))
+ * ```
+ */
+export function problemHeaders(problem: ProblemDetails): Readonly<Record<string, string>> {
+  return problem.status === 503 ? RETRY_HEADERS : PROBLEM_HEADERS
+}
+
+const RETRY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  ...PROBLEM_HEADERS,
+  'retry-after': String(RETRY_AFTER_SECONDS),
+})
+
+const UNAVAILABLE =
+  'The database is unavailable right now (down, restarting, overloaded or slow). Nothing was changed unless a response said so; retry after a few seconds.'
+
+/** The client-facing detail of an error raised after the tenant was resolved: fixed per status, never the message. */
+function detailFor(status: number): string {
+  if (status === 503) return UNAVAILABLE
+  if (status === 400) return 'The request is malformed.'
+  if (status === 403) return 'This request is not allowed.'
+  if (status === 404) return 'Not found.'
+  if (status === 409) return 'This conflicts with an existing record.'
+  return 'The server could not complete the request.'
+}
+
+/**
+ * The problem document for an error thrown by a handler (or by the tenant
+ * lookup): a `TenancyError`, or a raw `pg` error that means the database is
+ * unavailable (refused, pool full, connection lost, timeout), which becomes a
+ * 503 `DATABASE_UNAVAILABLE`. `undefined` for any other error: the framework's
+ * own handling applies. The detail is fixed per status, never the message (it
+ * may name servers or values).
+ *
+ * @example
+ * ```ts
+ * problemForError(Object.assign(new Error('terminating connection'), { code: '57P01' }))
+ * // { status: 503, code: 'DATABASE_UNAVAILABLE', title: 'Database unavailable', ... }
+ * ```
+ */
+export function problemForError(err: unknown): ProblemDetails | undefined {
+  const error = asUnavailable(err)
+  if (!(error instanceof TenancyError)) return undefined
+  return problemFor(error, detailFor(httpStatusOf(error)))
+}

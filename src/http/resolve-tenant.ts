@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  DatabaseUnavailableError,
   InvalidTenantIdError,
   MissingTenantError,
   TenancyError,
@@ -7,8 +8,9 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../errors/index.js'
+import { asUnavailable } from '../sql/unavailable.js'
 import { normalizeSlug, parseTenantId, type Tenant, type TenantStore } from '../tenants/index.js'
-import { type ProblemDetails, problemFor } from './problem.js'
+import { type ProblemDetails, problemFor, problemForError } from './problem.js'
 import { fromHeader } from './resolvers.js'
 import { compileSkip } from './skip.js'
 import { httpStatusOf } from './status.js'
@@ -73,7 +75,19 @@ export function createTenantResolution<Raw = unknown>(
     return Object.freeze({ kind: 'refused', error, problem: problemFor(error, detail) })
   }
 
+  // The database down, slow or the pool full, in a lookup, a resolver or memberships(req):
+  // a 503 refusal (problem+json, Retry-After), never the framework's 500 with a stack.
   return async function resolveTenant(req) {
+    try {
+      return await resolveOnce(req)
+    } catch (err) {
+      const unavailable = asUnavailable(err)
+      if (!(unavailable instanceof DatabaseUnavailableError)) throw err
+      return refuse(req, unavailable, problemForError(unavailable)!.detail)
+    }
+  }
+
+  async function resolveOnce(req: TenantRequest<Raw>): Promise<TenantOutcome> {
     if (isSkipped(req)) return SKIPPED
     const members = await membershipsOf(req, settings)
     const candidates = await collectCandidates(chain, req, { store, memberships: members })

@@ -8,6 +8,7 @@ import type {
   QueryResult,
   TransactionSettings,
 } from 'kysely'
+import { asUnavailable } from '../sql/unavailable.js'
 
 /**
  * What happened to one statement: how many rows it returned or touched, or the
@@ -101,12 +102,13 @@ class HookedDriver<T, A> implements Driver {
 
   acquireConnection(): Promise<DatabaseConnection> {
     const hooks = this.#hooks
-    if (hooks.acquired === undefined) return this.#inner.acquireConnection().then(this.#wrap)
+    if (hooks.acquired === undefined)
+      return this.#inner.acquireConnection().then(this.#wrap, rethrowUnavailable)
     // Read in the caller's context, before the checkout.
     const acquired = hooks.acquired()
     return this.#inner
       .acquireConnection()
-      .then((connection) => new HookedConnection(connection, hooks, acquired))
+      .then((connection) => new HookedConnection(connection, hooks, acquired), rethrowUnavailable)
   }
 
   readonly #wrap = (connection: DatabaseConnection): DatabaseConnection =>
@@ -124,11 +126,11 @@ class HookedDriver<T, A> implements Driver {
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await this.#inner.commitTransaction(this.#unwrap(connection))
+    await this.#inner.commitTransaction(this.#unwrap(connection)).catch(rethrowUnavailable)
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await this.#inner.rollbackTransaction(this.#unwrap(connection))
+    await this.#inner.rollbackTransaction(this.#unwrap(connection)).catch(rethrowUnavailable)
   }
 
   async savepoint(
@@ -187,9 +189,9 @@ class HookedConnection<T, A> implements DatabaseConnection {
       return Promise.reject(error)
     }
     if (state === undefined && this.#hooks.skipAfterWhenUndefined) {
-      return this.inner.executeQuery<R>(query)
+      return this.inner.executeQuery<R>(query).then(undefined, rethrowUnavailable)
     }
-    return this.#executeHooked(state, query)
+    return this.#executeHooked(state, query).then(undefined, rethrowUnavailable)
   }
 
   async #executeHooked<R>(state: T, query: CompiledQuery): Promise<QueryResult<R>> {
@@ -228,6 +230,11 @@ class HookedConnection<T, A> implements DatabaseConnection {
       await this.#follow(this.#hooks.after(state, query, outcome))
     }
   }
+}
+
+/** A lost connection, a timeout, a full pool: one stable `DatabaseUnavailableError`. */
+function rethrowUnavailable(err: unknown): never {
+  throw asUnavailable(err)
 }
 
 function rowCountOf(result: QueryResult<unknown>): number {

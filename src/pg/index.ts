@@ -2,8 +2,15 @@ import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, bindStatement } from '../db/binding.js'
 import { inBoundTransaction } from '../db/bound-transaction.js'
-import { explainUnreachable } from '../db/connect.js'
+import {
+  acquire,
+  carriesTimeouts,
+  type DatabaseTimeouts,
+  resolveTimeouts,
+  withTimeouts,
+} from '../db/unavailable.js'
 import { DEFAULTS } from '../sql/defaults.js'
+import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
 export { AuditedPool, type AuditedPoolOptions } from './audited-pool.js'
@@ -21,6 +28,12 @@ export interface WithTenantClientOptions {
   readonly binding?: BindingOption | undefined
   /** The secret of `binding: 'sealed'` (see docs/binding.md). */
   readonly sealKey?: string | undefined
+  /**
+   * `acquireMs` bounds the wait for a pooled connection (5000 by default, 0 =
+   * forever); `statementMs`, `lockMs`, `idleInTransactionMs` are set for the
+   * transaction with the binding (not with `set_local`).
+   */
+  readonly timeouts?: DatabaseTimeouts | undefined
 }
 
 const citusByPool = new WeakMap<pg.Pool, Promise<boolean>>()
@@ -56,26 +69,41 @@ export async function withTenantClient<T>(
   const binding = options.binding ?? 'auto'
   // Validate (and build) the binding before a connection is taken.
   parseTenantId(type, tenantId)
+  const timeouts = resolveTimeouts(options.timeouts, 'withTenantClient timeouts')
+  guardPoolErrors(pool)
   if (binding === 'sealed') bindStatement('sealed', type, tenantId, options.sealKey)
   const mode =
     binding === 'auto'
-      ? (await explainUnreachable(pool, () => citusInstalled(pool)))
+      ? (await citusInstalled(pool, timeouts.acquireMs))
         ? 'set_local'
         : 'set_config'
       : binding
-  const bind = bindStatement(mode, type, tenantId, options.sealKey)
+  const bind = withTimeouts(bindStatement(mode, type, tenantId, options.sealKey), timeouts)
   // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
   const routed = pool as pg.Pool & { poolFor?: (id: unknown) => Promise<pg.Pool> }
   const target = typeof routed.poolFor === 'function' ? await routed.poolFor(tenantId) : pool
-  return inBoundTransaction(target, bind, mode, fn)
+  return inBoundTransaction(target, bind, mode, fn, {
+    acquireMs: timeouts.acquireMs,
+    unnamed: carriesTimeouts(timeouts),
+  })
 }
 
-function citusInstalled(pool: pg.Pool): Promise<boolean> {
+/** Through a checkout bounded by `acquireMs`: a full pool or a down server fails fast here too. */
+function citusInstalled(pool: pg.Pool, acquireMs: number): Promise<boolean> {
   let known = citusByPool.get(pool)
   if (!known) {
-    known = pool
-      .query(`select exists (select 1 from pg_extension where extname = 'citus') as citus`)
-      .then((r) => Boolean(r.rows[0]?.citus))
+    known = acquire(pool, acquireMs).then(async (client) => {
+      try {
+        const r = await client.query(
+          `select exists (select 1 from pg_extension where extname = 'citus') as citus`,
+        )
+        client.release()
+        return Boolean(r.rows[0]?.citus)
+      } catch (err) {
+        client.release(true)
+        throw asUnavailable(err)
+      }
+    })
     known.catch(() => citusByPool.delete(pool))
     citusByPool.set(pool, known)
   }

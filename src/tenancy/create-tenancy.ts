@@ -7,6 +7,7 @@ import { TenantPlugin } from '../kysely/tenant-plugin.js'
 import { tenantPolicy } from '../schema/rls-policy.js'
 import { renderRlsEnable } from '../schema/rls-render.js'
 import type { TableRegistry } from '../schema/table-registry.js'
+import { guardPoolErrors } from '../sql/unavailable.js'
 import { auditPool } from './audit-pool.js'
 import {
   type ResolvedTenancyOptions,
@@ -85,6 +86,10 @@ export interface Tenancy {
  */
 export function createTenancy(options: TenancyOptions): Tenancy {
   const { resolved, registry } = resolveTenancyOptions(options)
+  // A server restart or pg_terminate_backend drops idle connections: the pool
+  // replaces them; without a listener Node would crash on the pool's 'error'.
+  guardPoolErrors(resolved.pool)
+  guardPoolErrors(resolved.adminPool)
   const plugin = new TenantPlugin({ tables: registry, tenantIdType: resolved.tenantIdType })
   const audit = auditPool(resolved)
   const writer = new AuditWriter({

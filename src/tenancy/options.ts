@@ -1,6 +1,7 @@
 import type { KyselyPlugin, PostgresPool } from 'kysely'
 import type { AuditLogger } from '../audit/index.js'
 import { assertBindingOption, type BindingOption } from '../db/binding.js'
+import { type DatabaseTimeouts, resolveTimeouts } from '../db/unavailable.js'
 import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { DEFAULTS } from '../sql/defaults.js'
@@ -55,6 +56,13 @@ export interface TenancyOptions {
   readonly prepareBind?: boolean | undefined
   /** Tenants in more than one database: the other databases by name, routed by the placement map (see `tenant_placements`). */
   readonly placement?: PlacementOptions | undefined
+  /**
+   * How long a checkout waits for a pooled connection (`acquireMs`, 5000 by
+   * default: a full pool fails fast with `DatabaseUnavailableError`), and the
+   * `statement_timeout` / `lock_timeout` / `idle_in_transaction_session_timeout`
+   * of every tenant transaction (`statementMs`, `lockMs`, `idleInTransactionMs`).
+   */
+  readonly timeouts?: DatabaseTimeouts | undefined
 }
 
 /**
@@ -95,6 +103,7 @@ export interface ResolvedTenancyOptions {
   /** With the `placement` option: the databases and the routing pool (which `pool` then is). */
   readonly placement: ResolvedPlacement | undefined
   readonly sealKey: string | undefined
+  readonly timeouts: Readonly<DatabaseTimeouts>
   readonly audit: Readonly<{
     table: string | false
     logger: AuditLogger | undefined
@@ -116,6 +125,7 @@ const KNOWN = new Set([
   'prepareBind',
   'placement',
   'sealKey',
+  'timeouts',
 ])
 
 /**
@@ -188,6 +198,7 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     allowUnsafeRole: options.allowUnsafeRole === true,
     prepareBind: options.prepareBind !== false,
     sealKey: options.sealKey,
+    timeouts: resolveTimeouts(options.timeouts),
     audit: Object.freeze({
       table: audit.table ?? 'audit_log',
       logger: audit.logger,

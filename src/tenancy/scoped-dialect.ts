@@ -28,6 +28,7 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     prepareBind: options.prepareBind,
     sealKey: options.sealKey,
     unboundWithoutTenant: true,
+    timeouts: options.timeouts,
   })
 }
 

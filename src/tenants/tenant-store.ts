@@ -8,6 +8,7 @@ import {
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
+import { asUnavailable, guardPoolErrors, unavailableReason } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType, tryParseTenantId } from './id-types.js'
 import { LruCache } from './lru-cache.js'
 import { normalizeDomain, normalizeSlug } from './normalize.js'
@@ -105,6 +106,7 @@ export class TenantStore {
 
   constructor(options: TenantStoreOptions) {
     this.#db = options.db
+    guardPoolErrors(options.db)
     this.#idType = options.idType ?? DEFAULTS.tenantIdType
     this.#ttl = options.ttlMs ?? 30_000
     this.#negativeTtl = Math.min(options.negativeTtlMs ?? 1_000, this.#ttl)
@@ -467,7 +469,13 @@ export class TenantStore {
 
   async #load(where: string, value: string): Promise<Tenant | undefined> {
     this.#queries++
-    const { rows } = await this.#db.query(`${this.#select()} where ${where}`, [value])
+    let rows: Record<string, any>[]
+    try {
+      ;({ rows } = await this.#db.query(`${this.#select()} where ${where}`, [value]))
+    } catch (err) {
+      // A failed lookup is not cached: the next request asks again (fresh entries keep serving).
+      throw asUnavailable(err)
+    }
     return rows[0] ? toTenant(rows[0]) : undefined
   }
 
@@ -500,6 +508,7 @@ function toTenant(row: Record<string, any>): Tenant {
 
 function translateError(err: unknown): unknown {
   if (err instanceof TenancyError) return err
+  if (unavailableReason(err) !== undefined) return asUnavailable(err)
   const e = err as { code?: string; constraint?: string; detail?: string; table?: string }
   if (e.code === '23505') {
     const what = e.constraint?.includes('domain')

@@ -51,6 +51,8 @@ export async function startPgBouncer(
     mode?: 'transaction' | 'session'
     /** Extra roles and their passwords, for a server that asks for one. */
     users?: Record<string, string>
+    /** More `[pgbouncer]` settings, e.g. `{ query_wait_timeout: '3' }`. */
+    settings?: Record<string, string>
   } = {},
 ): Promise<PgBouncer> {
   const bin = pgbouncerBinary()
@@ -90,6 +92,7 @@ export async function startPgBouncer(
       'max_db_connections = 0',
       'ignore_startup_parameters = extra_float_digits,options',
       'server_reset_query = DISCARD ALL',
+      ...Object.entries(options.settings ?? {}).map(([k, v]) => `${k} = ${v}`),
       `logfile = ${logfile}`,
       `pidfile = ${join(dir, 'pgbouncer.pid')}`,
       'log_connections = 0',
