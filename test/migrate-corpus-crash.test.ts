@@ -1,119 +1,29 @@
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '../src/migrate/index.js'
 import { applyTenantSchema } from '../src/schema/generate/index.js'
-import { quoteIdent } from '../src/sql/quote.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import { createCorpusTenant, HOSTILE_NAMES, STORE } from './helpers/corpus.js'
-import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
-import { schemaFingerprint } from './helpers/legacy-fixture.js'
+import {
+  crashAt,
+  doneTenants,
+  migrationTargetState,
+  rerunUntilDone,
+  runCliChild,
+  sourcesFingerprint,
+  templateCopies,
+} from './helpers/crash-harness.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 const SOURCES = [...HOSTILE_NAMES, 'Tenant Five', 'tenant_6', 'tenant_7', 'tenant_8']
 let original: TestDatabase
-const copies: string[] = []
+const copies = templateCopies()
 
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: serverUrl() })
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
-
-async function copyOf(name: string): Promise<string> {
-  const copy = `${original.name}_${name}`
-  await admin((c) =>
-    c.query(`create database ${quoteIdent(copy)} template ${quoteIdent(original.name)}`),
-  )
-  copies.push(copy)
-  return urlFor(copy)
-}
-
-/** Rows per tenant and table of the target (fingerprints), tenants, sequences, ledger states, sources. */
-async function targetState(url: string): Promise<Record<string, string>> {
-  const pool = new pg.Pool({ connectionString: url, max: 2 })
-  try {
-    const out: Record<string, string> = {}
-    for (const t of STORE.tables) {
-      const { rows } = await pool.query(
-        `select tenant_id::text as id, count(*)::text || ':' || sum(hashtextextended(x::text, 0))::text as f
-           from public.${quoteIdent(t)} x group by 1 order by 1`,
-      )
-      for (const r of rows) out[`${t}@${r.id}`] = r.f
-    }
-    const q = async (sql: string) => JSON.stringify((await pool.query(sql)).rows)
-    out.tenants = await q('select id, slug, name, status from tenants order by id')
-    out.sequences = await q(
-      `select sequencename, last_value from pg_sequences where schemaname = 'public' order by 1`,
-    )
-    out.ledger = await q(
-      'select tenant_id, state, tables from rowtenancy_migration order by tenant_id',
-    )
-    out.sources = JSON.stringify(await schemaFingerprint(pool, SOURCES))
-    return out
-  } finally {
-    await pool.end()
-  }
-}
-
-async function doneTenants(url: string): Promise<number> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    const { rows } = await c
-      .query(`select count(*)::int as n from rowtenancy_migration where state = 'done'`)
-      .catch(() => ({ rows: [{ n: 0 }] }))
-    return rows[0].n
-  } finally {
-    await c.end()
-  }
-}
-
-/** Runs the CLI as a child; with `killAfter`, SIGKILLs it on that JSON event line. */
-function runChild(
-  url: string,
-  killAfter?: number,
-): Promise<{ code: number | null; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'migrate-to-row-tenancy',
-        '--all',
-        '--jobs',
-        '2',
-        '--json',
-        '--database-url',
-        url,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    let events = 0
-    let killed = false
-    let buffer = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-        buffer = buffer.slice(nl + 1)
-        events++
-        if (killAfter !== undefined && events === killAfter && !killed) {
-          killed = true
-          child.kill('SIGKILL')
-        }
-      }
-    })
-    child.on('error', reject)
-    child.on('exit', (code) => resolve({ code, killed }))
+/** Runs the CLI as a child; with `killAfterLines`, SIGKILLs it on that JSON event line. */
+const runChild = (url: string, killAfterLines?: number) =>
+  runCliChild(['migrate-to-row-tenancy', '--all', '--jobs', '2', '--json', '--database-url', url], {
+    killAfterLines,
   })
-}
 
 beforeAll(async () => {
   original = await createTestDatabase('corpus_crash')
@@ -134,23 +44,15 @@ beforeAll(async () => {
   await db.end()
 }, 120_000)
 afterAll(async () => {
-  for (const c of copies)
-    await admin((a) => a.query(`drop database if exists ${quoteIdent(c)} with (force)`))
+  await copies.dropAll()
   await original?.drop()
 })
 
 describe('corpus store: kill -9 mid-run, rerun', () => {
   it('ends identical to a clean migration of a copy, sources untouched', async () => {
-    const cleanUrl = await copyOf('clean')
-    const crashUrl = await copyOf('crash')
-    const sourcesBefore = await (async () => {
-      const p = new pg.Pool({ connectionString: crashUrl, max: 1 })
-      try {
-        return JSON.stringify(await schemaFingerprint(p, SOURCES))
-      } finally {
-        await p.end()
-      }
-    })()
+    const cleanUrl = await copies.copyOf(original.name, 'clean')
+    const crashUrl = await copies.copyOf(original.name, 'crash')
+    const sourcesBefore = await sourcesFingerprint(crashUrl, SOURCES)
     const cleanPool = new pg.Pool({ connectionString: cleanUrl, max: 3 })
     const clean = await migrate({ db: cleanPool, all: true, jobs: 2 })
     await cleanPool.end()
@@ -158,24 +60,20 @@ describe('corpus store: kill -9 mid-run, rerun', () => {
       true,
     )
     // Kill points (JSON event lines): right after the plan, inside a tenant, later on.
-    const kills: number[] = []
-    const doneAfterKill: number[] = []
-    for (const at of [1, 7, 23, 41]) {
-      const r = await runChild(crashUrl, at)
-      if (!r.killed) continue
-      kills.push(at)
-      doneAfterKill.push(await doneTenants(crashUrl))
-    }
+    const { kills, progressAfterKill } = await crashAt(
+      (at) => runChild(crashUrl, at),
+      [1, 7, 23, 41],
+      () => doneTenants(crashUrl),
+    )
     expect(kills.length).toBeGreaterThanOrEqual(3)
     expect(
-      doneAfterKill.some((n) => n > 0 && n < SOURCES.length),
-      String(doneAfterKill),
+      progressAfterKill.some((n) => n > 0 && n < SOURCES.length),
+      String(progressAfterKill),
     ).toBe(true)
-    let final = await runChild(crashUrl)
-    for (let i = 0; i < 3 && final.code !== 0; i++) final = await runChild(crashUrl)
-    expect(final.code).toBe(0)
-    const a = await targetState(cleanUrl)
-    const b = await targetState(crashUrl)
+    const final = await rerunUntilDone(() => runChild(crashUrl))
+    expect(final.code, final.stderr).toBe(0)
+    const a = await migrationTargetState(cleanUrl, STORE.tables, SOURCES)
+    const b = await migrationTargetState(crashUrl, STORE.tables, SOURCES)
     expect(b).toEqual(a)
     expect(b.sources).toBe(sourcesBefore)
   }, 180_000)
