@@ -1,4 +1,5 @@
 import { type Dialect, PostgresDialect } from 'kysely'
+import { bindingOptionsOf } from '../db/binding-options.js'
 import { TenantBindingDialect } from '../db/tenant-dialect.js'
 import type { ResolvedTenancyOptions } from './options.js'
 
@@ -21,14 +22,8 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     adminPool: options.adminPool as ConstructorParameters<
       typeof TenantBindingDialect
     >[0]['adminPool'],
-    tenantIdType: options.tenantIdType,
-    tenantColumn: options.tenantColumn,
-    binding: options.binding,
-    allowUnsafeRole: options.allowUnsafeRole,
-    prepareBind: options.prepareBind,
-    sealKey: options.sealKey,
+    ...bindingOptionsOf(options),
     unboundWithoutTenant: true,
-    timeouts: options.timeouts,
   })
 }
 
