@@ -12,7 +12,7 @@ export {
   type RuntimeRoleFacts,
   runtimeRoleProblems,
 } from './role-check.js'
+export { savepointTransactions } from './savepoint-transactions.js'
 export { TenantBindingDialect } from './tenant-dialect.js'
 export type { TenantBindingConfig } from './tenant-driver.js'
-export { transactionRunner } from './tenant-transaction.js'
 export { acquire, type DatabaseTimeouts, resolveTimeouts, withTimeouts } from './unavailable.js'

@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
 import { bindStatement } from '../db/binding.js'
 import { type BindingOptions, resolveBindingOptions } from '../db/binding-options.js'
-import { inBoundTransaction } from '../db/bound-transaction.js'
+import { withBoundClient } from '../db/bound-client.js'
 import { acquire, carriesTimeouts, withTimeouts } from '../db/unavailable.js'
 import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId } from '../tenants/id-types.js'
@@ -62,7 +62,7 @@ export async function withTenantClient<T>(
   // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
   const routed = pool as pg.Pool & { poolFor?: (id: unknown) => Promise<pg.Pool> }
   const target = typeof routed.poolFor === 'function' ? await routed.poolFor(tenantId) : pool
-  return inBoundTransaction(target, bind, mode, fn, {
+  return withBoundClient(target, bind, mode, fn, {
     acquireMs: timeouts.acquireMs,
     unnamed: carriesTimeouts(timeouts),
   })

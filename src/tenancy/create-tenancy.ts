@@ -1,6 +1,6 @@
 import { Kysely, type Transaction } from 'kysely'
 import { AuditWriter } from '../audit/index.js'
-import { transactionRunner } from '../db/tenant-transaction.js'
+import { savepointTransactions } from '../db/savepoint-transactions.js'
 import { InvalidInputError } from '../errors/index.js'
 import { hookDialect } from '../kysely/hooked-dialect.js'
 import { TenantPlugin } from '../kysely/tenant-plugin.js'
@@ -102,7 +102,7 @@ export function createTenancy(options: TenancyOptions): Tenancy {
     plugins: [...resolved.plugins, plugin],
   })
   let destroyed: Promise<void> | undefined
-  const transaction = transactionRunner(scoped)
+  const transaction = savepointTransactions(scoped)
 
   const tenancy: Tenancy = {
     kysely<DB>() {
