@@ -3,9 +3,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant, withoutTenant } from '../src/context/index.js'
 import { bindStatement } from '../src/db/binding.js'
+import { savepointTransactions } from '../src/db/savepoint-transactions.js'
 import { TenantBindingDialect } from '../src/db/tenant-dialect.js'
 import type { TenantBindingConfig } from '../src/db/tenant-driver.js'
-import { savepointTransactions } from '../src/db/savepoint-transactions.js'
 import {
   ConfigError,
   InvalidTenantIdError,
