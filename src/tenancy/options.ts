@@ -8,7 +8,7 @@ import {
 } from '../db/binding-options.js'
 import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
-import type { Queryable } from '../tenants/index.js'
+import type { Queryable } from '../sql/queryable.js'
 import { type PlacementOptions, type ResolvedPlacement, resolvePlacement } from './placement.js'
 
 /**
