@@ -5,11 +5,8 @@ import { applyTenantSchema } from '../src/schema/generate/index.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import { createCorpusTenant, HOSTILE_NAMES, STORE } from './helpers/corpus.js'
 import {
-  crashAt,
-  doneTenants,
+  migrateThroughKills,
   migrationTargetState,
-  rerunUntilDone,
-  runCliChild,
   sourcesFingerprint,
   templateCopies,
 } from './helpers/crash-harness.js'
@@ -18,12 +15,6 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 const SOURCES = [...HOSTILE_NAMES, 'Tenant Five', 'tenant_6', 'tenant_7', 'tenant_8']
 let original: TestDatabase
 const copies = templateCopies()
-
-/** Runs the CLI as a child; with `killAfterLines`, SIGKILLs it on that JSON event line. */
-const runChild = (url: string, killAfterLines?: number) =>
-  runCliChild(['migrate-to-row-tenancy', '--all', '--jobs', '2', '--json', '--database-url', url], {
-    killAfterLines,
-  })
 
 beforeAll(async () => {
   original = await createTestDatabase('corpus_crash')
@@ -60,18 +51,7 @@ describe('corpus store: kill -9 mid-run, rerun', () => {
       true,
     )
     // Kill points (JSON event lines): right after the plan, inside a tenant, later on.
-    const { kills, progressAfterKill } = await crashAt(
-      (at) => runChild(crashUrl, at),
-      [1, 7, 23, 41],
-      () => doneTenants(crashUrl),
-    )
-    expect(kills.length).toBeGreaterThanOrEqual(3)
-    expect(
-      progressAfterKill.some((n) => n > 0 && n < SOURCES.length),
-      String(progressAfterKill),
-    ).toBe(true)
-    const final = await rerunUntilDone(() => runChild(crashUrl))
-    expect(final.code, final.stderr).toBe(0)
+    await migrateThroughKills(crashUrl, [1, 7, 23, 41], SOURCES.length)
     const a = await migrationTargetState(cleanUrl, STORE.tables, SOURCES)
     const b = await migrationTargetState(crashUrl, STORE.tables, SOURCES)
     expect(b).toEqual(a)

@@ -3,11 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '../src/entries/migrate.js'
 import { distributeOnCitus, onCitus } from './helpers/citus.js'
 import {
-  crashAt,
-  doneTenants,
+  migrateThroughKills,
   migrationTargetState,
-  rerunUntilDone,
-  runCliChild,
   sourcesFingerprint,
   templateCopies,
 } from './helpers/crash-harness.js'
@@ -49,12 +46,6 @@ async function copyOf(name: string): Promise<string> {
   return copies.copyOf(original.name, name)
 }
 
-/** Runs the CLI as a child; with `killAfterLines`, SIGKILLs it on that JSON event line. */
-const runChild = (url: string, killAfterLines?: number) =>
-  runCliChild(['migrate-to-row-tenancy', '--all', '--jobs', '2', '--json', '--database-url', url], {
-    killAfterLines,
-  })
-
 beforeAll(async () => {
   original = await createTestDatabase('migrate_crash')
   await buildLegacyFixture(original.pool, FIXTURE)
@@ -85,19 +76,7 @@ describe('kill -9 mid-run, rerun: the same rows as a clean run', () => {
         return seed
       }
       const killPoints = [1, 4 + (next() % 8), 14 + (next() % 12), 26 + (next() % 20)]
-      const { kills, progressAfterKill } = await crashAt(
-        (at) => runChild(crashUrl, at),
-        killPoints,
-        () => doneTenants(crashUrl),
-      )
-      expect(kills.length).toBeGreaterThanOrEqual(3)
-      // the kills really landed mid-run: some tenants finished, others not yet
-      expect(
-        progressAfterKill.some((n) => n > 0 && n < SOURCES.length),
-        String(progressAfterKill),
-      ).toBe(true)
-      const final = await rerunUntilDone(() => runChild(crashUrl))
-      expect(final.code, final.stderr).toBe(0)
+      await migrateThroughKills(crashUrl, killPoints, SOURCES.length)
 
       const a = await migrationTargetState(cleanUrl, FIXTURE_TABLES, SOURCES)
       const b = await migrationTargetState(crashUrl, FIXTURE_TABLES, SOURCES)

@@ -10,7 +10,7 @@
  * const crashUrl = await copies.copyOf(original.name, 'crash')
  * const run = (killAfterLines?: number) =>
  *   runCliChild(['migrate-to-row-tenancy', '--all', '--json', '--database-url', crashUrl], { killAfterLines })
- * const { kills } = await crashAt(run, [1, 7, 23], () => doneTenants(crashUrl))
+ * const { kills } = await crashAt(run, [1, 7, 23], () => doneTenants(crashUrl)) // or migrateThroughKills
  * expect((await rerunUntilDone(run)).code).toBe(0)
  * afterAll(() => copies.dropAll())
  * ```
@@ -18,6 +18,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { expect } from 'vitest'
 import { quoteIdent } from '../../src/sql/quote.js'
 import { serverUrl, urlFor } from './db.js'
 import { schemaFingerprint } from './legacy-fixture.js'
@@ -235,4 +236,36 @@ export async function migrationTargetState(
   } finally {
     await pool.end()
   }
+}
+
+/** `rowtenancy migrate-to-row-tenancy --all --jobs 2 --json` on `url` as a child, SIGKILLed at `killAfterLines`. */
+export function migrateChild(url: string, killAfterLines?: number): Promise<ChildRun> {
+  return runCliChild(
+    ['migrate-to-row-tenancy', '--all', '--jobs', '2', '--json', '--database-url', url],
+    { killAfterLines },
+  )
+}
+
+/**
+ * Kills the migration of `url` at each kill point (JSON event lines), asserts that at
+ * least three kills landed and that at least one landed mid-run (some of `tenants`
+ * done, not all), then reruns until a run exits 0.
+ */
+export async function migrateThroughKills(
+  url: string,
+  killPoints: readonly number[],
+  tenants: number,
+): Promise<void> {
+  const { kills, progressAfterKill } = await crashAt(
+    (at) => migrateChild(url, at),
+    killPoints,
+    () => doneTenants(url),
+  )
+  expect(kills.length).toBeGreaterThanOrEqual(3)
+  expect(
+    progressAfterKill.some((n) => n > 0 && n < tenants),
+    String(progressAfterKill),
+  ).toBe(true)
+  const final = await rerunUntilDone(() => migrateChild(url))
+  expect(final.code, final.stderr).toBe(0)
 }
