@@ -20,9 +20,22 @@ export async function checkKeys(
   tables: readonly TableFacts[],
   tenantColumn: string,
 ): Promise<Finding[]> {
-  const out: Finding[] = []
   const byOid = new Map(tables.map((t) => [t.oid, t]))
   const oids = tables.filter((t) => t.tenantAttnum !== null).map((t) => t.oid)
+  return [
+    ...(await indexFindings(db, byOid, oids, tenantColumn)),
+    ...(await foreignKeyFindings(db, byOid, oids, tenantColumn)),
+  ]
+}
+
+/** Primary keys, unique constraints / indexes and other indexes that do not lead with the tenant column. */
+async function indexFindings(
+  db: Queryable,
+  byOid: ReadonlyMap<number, TableFacts>,
+  oids: readonly number[],
+  tenantColumn: string,
+): Promise<Finding[]> {
+  const out: Finding[] = []
   const indexes = await db.query(
     `select i.indrelid::int as oid, ic.relname as name, i.indisprimary as primary, i.indisunique as unique,
             string_to_array(i.indkey::text, ' ')::int[] as keys, con.conname as constraint
@@ -71,6 +84,17 @@ export async function checkKeys(
       )
     }
   }
+  return out
+}
+
+/** Foreign keys between tenant-aware tables that do not pair the tenant columns. */
+async function foreignKeyFindings(
+  db: Queryable,
+  byOid: ReadonlyMap<number, TableFacts>,
+  oids: readonly number[],
+  tenantColumn: string,
+): Promise<Finding[]> {
+  const out: Finding[] = []
   const fks = await db.query(
     `select conrelid::int as oid, confrelid::int as ref, conname as name,
             conkey::int[] as keys, confkey::int[] as refkeys
