@@ -25,7 +25,6 @@ export { type CopyOptions, type CopyResult, copyTenant } from './copy.js'
 export {
   existingRowsStatement,
   insertStatement,
-  mapStatement,
   orphanStatement,
   type Statement,
   sourceChecksumStatement,
@@ -62,6 +61,8 @@ export {
   type TableReport,
   type TenantReport,
 } from './report.js'
+export { columnSequences, type RemapKey, remapColumnsOf, remapKeys } from './remap-keys.js'
+export { allocateIds, mapStatements, remapExpression } from './remap-sql.js'
 export { type RollbackOptions, type RollbackResult, rollbackTenants } from './rollback.js'
 export { type MigrateOptions, migrate } from './run.js'
 export { adjustSequences, type SequenceAdjustment } from './sequences.js'

@@ -1,0 +1,219 @@
+import { MigrationError } from '../errors/index.js'
+import { type Queryable, selectRows } from '../sql/queryable.js'
+import type { ForeignKeyInfo } from '../sql/catalog/model.js'
+import type { DriftIssue, TableInfo } from './types.js'
+
+const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
+
+/**
+ * How the `remap` strategy gives one table's key new values.
+ *
+ * @example
+ * ```ts
+ * const k: RemapKey = { table: 'line', column: 'line_no', sequence: 'public.line_line_no_seq',
+ *   scope: ['order_id'], tenantScoped: false }
+ * ```
+ */
+export interface RemapKey {
+  readonly table: string
+  /** The key column that gets new values. */
+  readonly column: string
+  /** The target's sequence (serial or identity) the new values come from; without one, the largest value + a row number. */
+  readonly sequence?: string
+  /** The other key columns (the tenant column left out) whose source values tell equal old values apart; empty when the old value is a key alone. */
+  readonly scope: readonly string[]
+  /** The target key leads with the tenant column: new values need only be unique within the tenant. */
+  readonly tenantScoped: boolean
+}
+
+/**
+ * The column of each target table that draws from a sequence (serial or identity),
+ * by table then column: one query for the whole schema.
+ *
+ * @example
+ * ```ts
+ * (await columnSequences(pool, 'public')).get('book')?.get('id') // 'public.book_id_seq'
+ * ```
+ */
+export async function columnSequences(
+  db: Queryable,
+  schema: string,
+): Promise<Map<string, Map<string, string>>> {
+  const rows = await selectRows<{ table: string; column: string; seq: string }>(
+    db,
+    `select * from (
+       select c.relname as table, a.attname as column,
+              pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
+         from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
+          and a.attnum > 0 and not a.attisdropped) x
+      where seq is not null`,
+    [schema],
+  )
+  const out = new Map<string, Map<string, string>>()
+  for (const r of rows) {
+    if (!out.has(r.table)) out.set(r.table, new Map())
+    out.get(r.table)!.set(r.column, r.seq)
+  }
+  return out
+}
+
+/** The foreign-key column pairs of a key, the tenant column's own pair left out. */
+function pairsOf(fk: ForeignKeyInfo, tenantColumn: string): { column: string; ref: string }[] {
+  return fk.columns
+    .map((column, i) => ({ column, ref: fk.refColumns[i]! }))
+    .filter((p) => !(p.column === tenantColumn && p.ref === tenantColumn))
+}
+
+/**
+ * The target tables whose key `remap` renumbers, and how. A key (the tenant column
+ * left out) with one column drawing from a sequence or identity gets new values from
+ * it; a single integer key column without one gets the largest value + a row number
+ * (within the tenant when the key leads with the tenant column, else under a lock per
+ * table). A key column that is also a foreign-key column takes its parent's new value
+ * instead. Throws, naming the table and the fix, for a key remap cannot renumber
+ * (two generated columns) when the table is in the run (`inRun`).
+ *
+ * @example
+ * ```ts
+ * remapKeys(targets, await columnSequences(pool, 'public'), 'tenant_id', new Set(['book'])).get('book')
+ * // { table: 'book', column: 'id', sequence: 'public.book_id_seq', scope: [], tenantScoped: false }
+ * ```
+ */
+export function remapKeys(
+  targets: ReadonlyMap<string, TableInfo>,
+  sequences: ReadonlyMap<string, ReadonlyMap<string, string>>,
+  tenantColumn: string,
+  inRun: ReadonlySet<string>,
+): Map<string, RemapKey> {
+  const out = new Map<string, RemapKey>()
+  for (const t of targets.values()) {
+    if (!t.columns.some((c) => c.name === tenantColumn)) continue
+    const key = t.primaryKey.filter((c) => c !== tenantColumn)
+    const fkColumns = new Set(
+      t.foreignKeys.flatMap((fk) => pairsOf(fk, tenantColumn).map((p) => p.column)),
+    )
+    const integer = (c: string) =>
+      INTEGER_TYPES.has(t.columns.find((x) => x.name === c)?.type ?? '')
+    const own = key.filter((c) => !fkColumns.has(c) && integer(c))
+    const generated = own.filter((c) => sequences.get(t.name)?.has(c))
+    if (generated.length > 1) {
+      if (!inRun.has(t.name)) continue
+      throw new MigrationError(
+        `remap cannot renumber the key of ${t.schema}.${t.name} (${key.join(', ')}): ${generated.join(' and ')} ` +
+          'each draw from a sequence, and remap gives new values to one column of a key. Give the table one ' +
+          'generated key column, or migrate with `--id-strategy composite` (the default), which keeps every id.',
+      )
+    }
+    const column = generated[0] ?? (key.length === 1 && own.length === 1 ? own[0] : undefined)
+    if (column === undefined) continue
+    const sequence = sequences.get(t.name)?.get(column)
+    out.set(t.name, {
+      table: t.name,
+      column,
+      ...(sequence ? { sequence } : {}),
+      scope: key.filter((c) => c !== column),
+      tenantScoped: t.primaryKey.includes(tenantColumn),
+    })
+  }
+  return out
+}
+
+/**
+ * A table's {@link RemapKey} as one tenant's source rows need it: the scope is dropped
+ * when the source key is the renumbered column alone (its old values are unique);
+ * `undefined` when the source has no such column (the target fills it itself).
+ */
+export function sourceKey(key: RemapKey | undefined, src: TableInfo): RemapKey | undefined {
+  if (!key || !src.columns.some((c) => c.name === key.column)) return undefined
+  const alone = src.primaryKey.length === 1 && src.primaryKey[0] === key.column
+  return alone ? { ...key, scope: [] } : key
+}
+
+/** How one source column reaches its target under `remap` (see `RemapColumn` in plan.ts). */
+export interface RemapColumnPlan {
+  readonly kind: 'key' | 'ref'
+  readonly table: string
+  readonly scope: readonly string[]
+}
+
+/**
+ * One tenant table's remapped columns: its own renumbered key, and every column of a
+ * foreign key (declared in the tenant schema or on the target) that points at a
+ * renumbered key, self-references and cycles included. Shapes remap cannot rewrite
+ * become blocking drift naming the table, the key and the fix.
+ *
+ * @example
+ * ```ts
+ * remapColumnsOf(src, tgt, keys, sources, 'public', 'tenant_id').columns.get('author_id')
+ * // { kind: 'ref', table: 'author', scope: [] }
+ * ```
+ */
+export function remapColumnsOf(
+  src: TableInfo,
+  tgt: TableInfo,
+  keys: ReadonlyMap<string, RemapKey>,
+  sources: ReadonlyMap<string, TableInfo>,
+  targetSchema: string,
+  tenantColumn: string,
+): { key: RemapKey | undefined; columns: Map<string, RemapColumnPlan>; issues: DriftIssue[] } {
+  const columns = new Map<string, RemapColumnPlan>()
+  const issues: DriftIssue[] = []
+  const block = (column: string, message: string) =>
+    issues.push({ kind: 'type-mismatch', table: src.name, column, blocking: true, message })
+  let key = sourceKey(keys.get(src.name), src)
+  if (key) {
+    const type = src.columns.find((c) => c.name === key!.column)!.type
+    const missing = key.scope.filter((c) => !src.columns.some((x) => x.name === c))
+    if (!INTEGER_TYPES.has(type)) {
+      block(
+        key.column,
+        `${src.name}.${key.column} is ${type} in the tenant schema; remap renumbers it and keeps old -> new ` +
+          'integer ids in rowtenancy_id_map. Use `--id-strategy composite` (the default), or make the column an integer first.',
+      )
+      key = undefined
+    } else if (missing.length > 0) {
+      block(
+        key.column,
+        `${src.name} has no column ${missing.join(', ')}, which remap needs to tell its old ${key.column} values apart ` +
+          `(the target key is ${[...key.scope, key.column].join(', ')}). Add it, or use \`--id-strategy composite\`.`,
+      )
+      key = undefined
+    } else {
+      columns.set(key.column, { kind: 'key', table: src.name, scope: key.scope })
+    }
+  }
+  const fks = [
+    ...src.foreignKeys.filter((fk) => fk.refSchema === src.schema),
+    ...tgt.foreignKeys.filter((fk) => fk.refSchema === targetSchema),
+  ]
+  for (const fk of fks) {
+    const refSource = sources.get(fk.refTable)
+    const rk = refSource ? sourceKey(keys.get(fk.refTable), refSource) : undefined
+    if (!rk) continue
+    const pairs = pairsOf(fk, tenantColumn)
+    const own = pairs.find((p) => p.ref === rk.column)
+    if (!own || !src.columns.some((c) => c.name === own.column)) continue
+    const scope = rk.scope.map((c) => pairs.find((p) => p.ref === c)?.column)
+    if (scope.some((c) => c === undefined || !src.columns.some((x) => x.name === c))) {
+      block(
+        own.column,
+        `${src.name}.${fk.name} points at ${fk.refTable}(${fk.refColumns.join(', ')}), but remap tells ${fk.refTable}'s ` +
+          `old ${rk.column} values apart by (${[...rk.scope, rk.column].join(', ')}): the key must name all of them. ` +
+          'Reference the whole key, or use `--id-strategy composite`.',
+      )
+      continue
+    }
+    const plan: RemapColumnPlan = { kind: 'ref', table: fk.refTable, scope: scope as string[] }
+    const before = columns.get(own.column)
+    if (!before) columns.set(own.column, plan)
+    else if (before.kind !== 'ref' || before.table !== plan.table || `${before.scope}` !== `${plan.scope}`) {
+      block(
+        own.column,
+        `${src.name}.${own.column} is ${before.kind === 'key' ? `the renumbered key of ${src.name}` : `a reference to ${before.table}`} ` +
+          `and also a reference to ${fk.refTable} (${fk.name}); remap can give it one new value only. Use \`--id-strategy composite\`.`,
+      )
+    }
+  }
+  return { key, columns, issues }
+}
