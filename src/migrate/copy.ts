@@ -7,11 +7,7 @@ import {
   tenantScoped,
 } from './checks.js'
 import { copyWithChecksumStatement } from './copy-checksum-sql.js'
-import {
-  existingRowsStatement,
-  insertStatement,
-  type SqlContext,
-} from './copy-sql.js'
+import { existingRowsStatement, insertStatement, type SqlContext } from './copy-sql.js'
 import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
 import { type LedgerEntry, type LedgerTable, lockLedgerEntry, writeLedgerEntry } from './ledger.js'

@@ -56,13 +56,19 @@ export {
   type TenantPlan,
 } from './plan.js'
 export {
+  columnSequences,
+  type RemapKey,
+  remapKeys,
+  remapTables,
+  type TableRemap,
+} from './remap-keys.js'
+export { allocateIds, mapStatements, remapExpression } from './remap-sql.js'
+export {
   formatReport,
   type MigrationReport,
   type TableReport,
   type TenantReport,
 } from './report.js'
-export { columnSequences, type RemapKey, remapColumnsOf, remapKeys } from './remap-keys.js'
-export { allocateIds, mapStatements, remapExpression } from './remap-sql.js'
 export { type RollbackOptions, type RollbackResult, rollbackTenants } from './rollback.js'
 export { type MigrateOptions, migrate } from './run.js'
 export { adjustSequences, type SequenceAdjustment } from './sequences.js'

@@ -14,7 +14,13 @@ import { existingIdType } from '../tenants/install.js'
 import { discoverTenants } from './discover.js'
 import { compareWithTarget, routineDifferences } from './drift.js'
 import { foreignKeyOrder } from './order.js'
-import { columnSequences, type RemapKey, remapColumnsOf, remapKeys } from './remap-keys.js'
+import {
+  columnSequences,
+  type RemapKey,
+  remapKeys,
+  remapTables,
+  type TableRemap,
+} from './remap-keys.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
 /** Tables of rowtenancy's own that are never tenant tables. @internal */
@@ -421,12 +427,16 @@ function tenantPlan(
       targetSchema,
     ),
   ]
+  const remap =
+    idStrategy === 'remap'
+      ? remapTables(source, targets, context.keys, targetSchema, tenantColumn)
+      : undefined
   const tables: TablePlan[] = []
   for (const name of order) {
     const src = source.get(name)
     const tgt = targets.get(name)
     if (!src || !tgt?.columns.some((c) => c.name === tenantColumn)) continue
-    const { plan, issues } = tablePlan(src, tgt, settings, context.keys, source)
+    const { plan, issues } = tablePlan(src, tgt, remap?.get(name))
     drift.push(...issues)
     tables.push(plan)
   }
@@ -462,19 +472,13 @@ function castsTo(
 function tablePlan(
   src: TableInfo,
   tgt: TableInfo,
-  settings: PlanSettings,
-  keys: ReadonlyMap<string, RemapKey>,
-  sourceTables: ReadonlyMap<string, TableInfo>,
-): { plan: TablePlan; issues: DriftIssue[] } {
+  remap: TableRemap | undefined,
+): { plan: TablePlan; issues: readonly DriftIssue[] } {
   const tcols = new Map(tgt.columns.map((c) => [c.name, c]))
   const columns = src.columns.filter((c) => tcols.has(c.name)).map((c) => c.name)
   const insertColumns = columns.filter((c) => !tcols.get(c)!.generated)
   const casts = castsTo(src, tcols)
   const overriding = insertColumns.some((c) => tcols.get(c)!.identity === 'a')
-  const remap =
-    settings.idStrategy === 'remap'
-      ? remapColumnsOf(src, tgt, keys, sourceTables, settings.targetSchema, settings.tenantColumn)
-      : undefined
   const remapColumns = new Map<string, RemapColumn>(
     [...(remap?.columns ?? [])].filter(([c]) => tcols.has(c)),
   )

@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors/index.js'
-import { type Queryable, selectRows } from '../sql/queryable.js'
 import type { ForeignKeyInfo } from '../sql/catalog/model.js'
+import { type Queryable, selectRows } from '../sql/queryable.js'
 import type { DriftIssue, TableInfo } from './types.js'
 
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
@@ -137,83 +137,129 @@ export interface RemapColumnPlan {
   readonly scope: readonly string[]
 }
 
+/** One tenant table's remap: its renumbered key, its translated columns, what remap cannot rewrite. */
+export interface TableRemap {
+  readonly key: RemapKey | undefined
+  readonly columns: ReadonlyMap<string, RemapColumnPlan>
+  readonly issues: readonly DriftIssue[]
+}
+
 /**
- * One tenant table's remapped columns: its own renumbered key, and every column of a
+ * Every tenant table's remapped columns: its own renumbered key, and every column of a
  * foreign key (declared in the tenant schema or on the target) that points at a
- * renumbered key, self-references and cycles included. Shapes remap cannot rewrite
- * become blocking drift naming the table, the key and the fix.
+ * remapped column, followed through (a key `(org_id, invoice_seq)` into
+ * `invoice(org_id, seq_no)` maps `org_id` through `org` as `invoice.org_id` is), with
+ * self-references and cycles. Shapes remap cannot rewrite become blocking drift naming
+ * the table, the key and the fix.
  *
  * @example
  * ```ts
- * remapColumnsOf(src, tgt, keys, sources, 'public', 'tenant_id').columns.get('author_id')
+ * remapTables(sources, targets, keys, 'public', 'tenant_id').get('book')?.columns.get('author_id')
  * // { kind: 'ref', table: 'author', scope: [] }
  * ```
  */
-export function remapColumnsOf(
-  src: TableInfo,
-  tgt: TableInfo,
-  keys: ReadonlyMap<string, RemapKey>,
+export function remapTables(
   sources: ReadonlyMap<string, TableInfo>,
+  targets: ReadonlyMap<string, TableInfo>,
+  keys: ReadonlyMap<string, RemapKey>,
   targetSchema: string,
   tenantColumn: string,
-): { key: RemapKey | undefined; columns: Map<string, RemapColumnPlan>; issues: DriftIssue[] } {
-  const columns = new Map<string, RemapColumnPlan>()
-  const issues: DriftIssue[] = []
-  const block = (column: string, message: string) =>
-    issues.push({ kind: 'type-mismatch', table: src.name, column, blocking: true, message })
-  let key = sourceKey(keys.get(src.name), src)
-  if (key) {
-    const type = src.columns.find((c) => c.name === key!.column)!.type
-    const missing = key.scope.filter((c) => !src.columns.some((x) => x.name === c))
-    if (!INTEGER_TYPES.has(type)) {
-      block(
-        key.column,
-        `${src.name}.${key.column} is ${type} in the tenant schema; remap renumbers it and keeps old -> new ` +
-          'integer ids in rowtenancy_id_map. Use `--id-strategy composite` (the default), or make the column an integer first.',
-      )
-      key = undefined
-    } else if (missing.length > 0) {
-      block(
-        key.column,
-        `${src.name} has no column ${missing.join(', ')}, which remap needs to tell its old ${key.column} values apart ` +
-          `(the target key is ${[...key.scope, key.column].join(', ')}). Add it, or use \`--id-strategy composite\`.`,
-      )
-      key = undefined
-    } else {
-      columns.set(key.column, { kind: 'key', table: src.name, scope: key.scope })
-    }
+): Map<string, TableRemap> {
+  const columns = new Map<string, Map<string, RemapColumnPlan>>()
+  const issues = new Map<string, Map<string, DriftIssue>>()
+  const keyOf = new Map<string, RemapKey | undefined>()
+  const block = (table: string, column: string, message: string) => {
+    if (!issues.has(table)) issues.set(table, new Map())
+    issues
+      .get(table)!
+      .set(message, { kind: 'type-mismatch', table, column, blocking: true, message })
   }
-  const fks = [
+  const has = (t: TableInfo, c: string) => t.columns.some((x) => x.name === c)
+  const tables = [...sources.values()].filter((t) => targets.has(t.name))
+  for (const src of tables) {
+    columns.set(src.name, new Map())
+    let key = sourceKey(keys.get(src.name), src)
+    if (key) {
+      const type = src.columns.find((c) => c.name === key!.column)!.type
+      const missing = key.scope.filter((c) => !has(src, c))
+      if (!INTEGER_TYPES.has(type)) {
+        block(
+          src.name,
+          key.column,
+          `${src.name}.${key.column} is ${type} in the tenant schema; remap renumbers it and keeps old -> new ` +
+            'integer ids in rowtenancy_id_map. Use `--id-strategy composite` (the default), or make the column an integer first.',
+        )
+        key = undefined
+      } else if (missing.length > 0) {
+        block(
+          src.name,
+          key.column,
+          `${src.name} has no column ${missing.join(', ')}, which remap needs to tell its old ${key.column} values apart ` +
+            `(the target key is ${[...key.scope, key.column].join(', ')}). Add it, or use \`--id-strategy composite\`.`,
+        )
+        key = undefined
+      } else {
+        columns.get(src.name)!.set(key.column, { kind: 'key', table: src.name, scope: key.scope })
+      }
+    }
+    keyOf.set(src.name, key)
+  }
+  const fksOf = (src: TableInfo) => [
     ...src.foreignKeys.filter((fk) => fk.refSchema === src.schema),
-    ...tgt.foreignKeys.filter((fk) => fk.refSchema === targetSchema),
+    ...(targets.get(src.name)?.foreignKeys ?? []).filter((fk) => fk.refSchema === targetSchema),
   ]
-  for (const fk of fks) {
-    const refSource = sources.get(fk.refTable)
-    const rk = refSource ? sourceKey(keys.get(fk.refTable), refSource) : undefined
-    if (!rk) continue
-    const pairs = pairsOf(fk, tenantColumn)
-    const own = pairs.find((p) => p.ref === rk.column)
-    if (!own || !src.columns.some((c) => c.name === own.column)) continue
-    const scope = rk.scope.map((c) => pairs.find((p) => p.ref === c)?.column)
-    if (scope.some((c) => c === undefined || !src.columns.some((x) => x.name === c))) {
-      block(
-        own.column,
-        `${src.name}.${fk.name} points at ${fk.refTable}(${fk.refColumns.join(', ')}), but remap tells ${fk.refTable}'s ` +
-          `old ${rk.column} values apart by (${[...rk.scope, rk.column].join(', ')}): the key must name all of them. ` +
-          'Reference the whole key, or use `--id-strategy composite`.',
-      )
-      continue
-    }
-    const plan: RemapColumnPlan = { kind: 'ref', table: fk.refTable, scope: scope as string[] }
-    const before = columns.get(own.column)
-    if (!before) columns.set(own.column, plan)
-    else if (before.kind !== 'ref' || before.table !== plan.table || `${before.scope}` !== `${plan.scope}`) {
-      block(
-        own.column,
-        `${src.name}.${own.column} is ${before.kind === 'key' ? `the renumbered key of ${src.name}` : `a reference to ${before.table}`} ` +
-          `and also a reference to ${fk.refTable} (${fk.name}); remap can give it one new value only. Use \`--id-strategy composite\`.`,
-      )
+  // Follow references until nothing is added: each pass maps columns that point at mapped ones.
+  for (let changed = true; changed; ) {
+    changed = false
+    for (const src of tables) {
+      const mine = columns.get(src.name)!
+      for (const fk of fksOf(src)) {
+        const theirs = columns.get(fk.refTable)
+        if (!theirs) continue
+        const pairs = pairsOf(fk, tenantColumn)
+        for (const pair of pairs) {
+          const m = theirs.get(pair.ref)
+          if (!m || !has(src, pair.column)) continue
+          const scope = m.scope.map((c) => pairs.find((p) => p.ref === c)?.column)
+          if (scope.some((c) => c === undefined || !has(src, c))) {
+            block(
+              src.name,
+              pair.column,
+              `${src.name}.${fk.name} points at ${fk.refTable}(${fk.refColumns.join(', ')}), but remap tells the old ` +
+                `${pair.ref} values of ${fk.refTable} apart by (${[...m.scope, pair.ref].join(', ')}): the key must name ` +
+                'all of them. Reference the whole key, or use `--id-strategy composite`.',
+            )
+            continue
+          }
+          const plan: RemapColumnPlan = { kind: 'ref', table: m.table, scope: scope as string[] }
+          const before = mine.get(pair.column)
+          if (!before) {
+            mine.set(pair.column, plan)
+            changed = true
+          } else if (
+            before.table !== plan.table ||
+            before.scope.join('\0') !== plan.scope.join('\0')
+          ) {
+            block(
+              src.name,
+              pair.column,
+              `${src.name}.${pair.column} is ${before.kind === 'key' ? `the renumbered key of ${src.name}` : `a reference to ${before.table}`} ` +
+                `and also a reference to ${plan.table} (${fk.name}); remap can give it one new value only. ` +
+                'Use `--id-strategy composite`.',
+            )
+          }
+        }
+      }
     }
   }
-  return { key, columns, issues }
+  return new Map(
+    tables.map((t) => [
+      t.name,
+      {
+        key: keyOf.get(t.name),
+        columns: columns.get(t.name)!,
+        issues: [...(issues.get(t.name)?.values() ?? [])],
+      },
+    ]),
+  )
 }
