@@ -73,7 +73,10 @@ const CASES: CorpusCase[] = [
       sql: (s) =>
         `alter table ${s}.film disable trigger film_fulltext_trigger; update ${s}.film set title = 'Renamed ' || film_id where film_id <= 3;
          create or replace function ${s}.film_count(lang integer) returns bigint language sql stable as $$
-           select count(*) + 1 from ${s}.film where language_id = lang $$`,
+           select count(*) + 1 from ${s}.film where language_id = lang $$;
+         drop trigger customer_touch on ${s}.customer;
+         create trigger customer_touch before insert or update on ${s}.customer
+           for each row execute function ${s}.touch_last_update()`,
       expect: { status: 'migrated' },
     },
     typeDrift: {
@@ -313,11 +316,16 @@ describe.each(RUNS)(
         expect(source, label).toEqual(before[t.schema])
         if (want.status === 'migrated') {
           expect(target, label).toEqual(source)
-          const routines = r.drift.filter((d) => d.kind === 'routine-difference')
+          const routines = r.drift.filter(
+            (d) =>
+              d.kind === 'routine-difference' ||
+              (d.kind === 'trigger-difference' && d.message.startsWith('Tenant schema')),
+          )
           if (t.p === c.stale && c.corpus === STORE) {
-            // a function defined otherwise in this tenant: reported, not blocking
+            // a function and a trigger defined otherwise in this tenant: reported, not blocking
             expect(routines.map((d) => d.message)).toEqual([
-              "The tenant schema's function film_count(lang integer) differs from public's: after the migration the tenant gets public's.",
+              'Tenant schema "Tenant Five": function film_count(lang integer) differs from public\'s (line 6: "select count(*) + 1 from film where language_id = lang $function$" in the tenant, "select count(*) from film where language_id = lang $function$" in public): after the migration the tenant gets public\'s.',
+              'Tenant schema "Tenant Five": trigger customer_touch on customer differs from public\'s (line 1: "CREATE TRIGGER customer_touch BEFORE INSERT OR UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION touch_last_update()" in the tenant, "CREATE TRIGGER customer_touch BEFORE UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION touch_last_update()" in public): after the migration the tenant gets public\'s.',
             ])
             // the disabled trigger is reported (not blocking); the stale data is copied as it is
             expect(r.drift.map((d) => d.message)).toContain(

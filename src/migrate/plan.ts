@@ -425,6 +425,7 @@ function tenantPlan(
       routines.get(tenant.schema) ?? new Map(),
       routines.get(targetSchema) ?? new Map(),
       targetSchema,
+      tenant.schema,
     ),
   ]
   const remap =
