@@ -253,3 +253,63 @@ describe('remap: input it cannot handle', () => {
     }
   })
 })
+
+describe('remap: hostile names in every part it writes', () => {
+  it('a quoted, dotted, spaced target schema; quoted table, column and sequence names; a scope column with a quote', async () => {
+    const h = await createTestDatabase('remap_hostile')
+    const target = 'Ré "mapped".x'
+    const T = quoteIdent(target)
+    const source = 'we"ird.src ü'
+    const S = quoteIdent(source)
+    try {
+      await h.pool.query(`create schema ${T}`)
+      await installTenantTables(h.pool, { idType: 'bigint', schema: target })
+      await h.pool.query(
+        `create table public.customers_client (id int primary key, schema_name text not null unique, name text not null);
+         insert into public.customers_client values (1, $$${source}$$, 'Hostile')`,
+      )
+      await h.pool.query(`create schema ${S};
+        create table ${S}."Kunde ""A""" ("ID" integer generated always as identity primary key, name text);
+        create table ${S}."pos.item" ("Kunde ""A""" integer not null references ${S}."Kunde ""A""", "n°" integer not null,
+          note text, primary key ("Kunde ""A""", "n°"));
+        create table ${S}."select" ("from" bigint primary key, "Kunde ""A""" integer references ${S}."Kunde ""A""");
+        insert into ${S}."Kunde ""A""" (name) select 'k' || i from generate_series(1, 4) i;
+        insert into ${S}."pos.item" select k, n, k || '/' || n from generate_series(1, 4) k, generate_series(1, 3) n;
+        insert into ${S}."select" select 10 * i, 1 + i % 4 from generate_series(1, 5) i;
+        create table ${T}."Kunde ""A""" ("ID" integer generated always as identity primary key,
+          tenant_id bigint not null references ${T}.tenants (id), name text);
+        create table ${T}."pos.item" (tenant_id bigint not null references ${T}.tenants (id),
+          "Kunde ""A""" integer not null references ${T}."Kunde ""A""", "n°" serial, note text, primary key ("Kunde ""A""", "n°"));
+        create table ${T}."select" ("from" bigint primary key, tenant_id bigint not null references ${T}.tenants (id),
+          "Kunde ""A""" integer references ${T}."Kunde ""A""");`)
+      const report = await migrate({
+        db: h.pool,
+        all: true,
+        idStrategy: 'remap',
+        targetSchema: target,
+      })
+      expect(report.ok, JSON.stringify(report.tenants)).toBe(true)
+      const map = (via: string, col: string) =>
+        `(select m.old_id::int from ${T}.rowtenancy_id_map m where m.tenant_id = '1' and m.table_name = '${via}' and m.new_id = x.${col})`
+      const pairs = async (sql: string) =>
+        (await h.pool.query(sql)).rows.map((r) => JSON.stringify(r)).sort()
+      expect(
+        await pairs(
+          `select ${map('Kunde "A"', '"Kunde ""A"""')} as k, ${map('pos.item', '"n°"')} as n, note from ${T}."pos.item" x`,
+        ),
+      ).toEqual(
+        await pairs(`select x."Kunde ""A""" as k, x."n°" as n, note from ${S}."pos.item" x`),
+      )
+      expect(
+        await pairs(
+          `select ${map('select', '"from"')} as f, ${map('Kunde "A"', '"Kunde ""A"""')} as k from ${T}."select" x`,
+        ),
+      ).toEqual(await pairs(`select x."from"::int as f, x."Kunde ""A""" as k from ${S}."select" x`))
+      const v = await verifyMigration({ db: h.pool, targetSchema: target })
+      expect(v.ok, JSON.stringify(v)).toBe(true)
+    } finally {
+      h.pool.on('error', () => {})
+      await h.drop()
+    }
+  })
+})
