@@ -224,7 +224,7 @@ describe('remap: input it cannot handle', () => {
       const report = await migrate({ db: bad.pool, all: true, idStrategy: 'remap' })
       expect(report.tenants[0]?.status).toBe('failed')
       expect(report.tenants[0]?.error).toMatch(
-        /rowtenancy remap: stock\.product_id of tenant 1 points at no row of product \(source value 12345\)/,
+        /^rowtenancy remap: stock\.product_id of tenant 1 points at no row of product \(source value 12345\)\. Nothing of the tenant was copied: fix or remove that row in the tenant schema \(or add the row it points at\), then rerun\.$/,
       )
       for (const table of Object.keys(REMAPPED)) {
         const { rows } = await bad.pool.query(`select count(*)::int as n from public.${table}`)

@@ -12,7 +12,7 @@ import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
 import { type LedgerEntry, type LedgerTable, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
-import { allocateIds } from './remap-sql.js'
+import { allocateIds, remapFailure } from './remap-sql.js'
 import { ensureTenantRow } from './tenant-row.js'
 
 /**
@@ -157,7 +157,7 @@ export async function copyTenant(
     return { status: 'migrated', tables: copied, checks, ms: Date.now() - started, warnings }
   } catch (err) {
     await client.query('rollback').catch(() => {})
-    throw err
+    throw remapFailure(err)
   }
 }
 

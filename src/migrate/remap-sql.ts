@@ -1,8 +1,33 @@
+import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import type { SqlContext, Statement } from './copy-sql.js'
 import { ID_MAP_TABLE } from './ledger.js'
 import type { RemapColumn, TablePlan } from './plan.js'
+
+/** The start of the text a missing mapping raises (as a failed cast), told apart by {@link remapFailure}. */
+const REMAP_MARK = 'rowtenancy remap: '
+
+/**
+ * The error a copy failed with, with a missing mapping (see {@link remapExpression})
+ * said plainly, with the fix; any other error as it is.
+ *
+ * @example
+ * ```ts
+ * remapFailure(err).message // 'rowtenancy remap: book.author_id of tenant 7 points at no row of author (source value 99). ...'
+ * ```
+ */
+export function remapFailure(err: unknown): unknown {
+  const message = err instanceof Error ? err.message : ''
+  const at = message.indexOf(REMAP_MARK)
+  if ((err as { code?: string } | undefined)?.code !== '22P02' || at < 0) return err
+  const what = message.slice(at).replace(/"$/, '')
+  return new MigrationError(
+    `${what}. Nothing of the tenant was copied: fix or remove that row in the tenant schema ` +
+      '(or add the row it points at), then rerun.',
+    { cause: err },
+  )
+}
 
 /** `''`, or the text of the scope columns' values (`row(...)::text`), the same on both sides of a lookup. */
 function scopeText(alias: string, columns: readonly string[] | undefined): string {
@@ -40,7 +65,7 @@ export function remapExpression(
   values.push(remap.table)
   const table = `$${values.length}`
   values.push(
-    `rowtenancy remap: ${t.name}.${column} of tenant ${ctx.tenantId} points at no row of ${remap.table} (source value `,
+    `${REMAP_MARK}${t.name}.${column} of tenant ${ctx.tenantId} points at no row of ${remap.table} (source value `,
   )
   const message = `$${values.length}`
   const scope = remap.scope ?? []
