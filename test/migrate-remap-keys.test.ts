@@ -278,7 +278,7 @@ describe('remap: input it cannot handle', () => {
 })
 
 describe('remap: hostile names in every part it writes', () => {
-  it('a quoted, dotted, spaced target schema; quoted table, column and sequence names; a scope column with a quote', async () => {
+  it('a quoted, dotted, spaced target schema; quoted table, column and sequence names; a scope column with a quote; a key of a domain over bigint in each schema', async () => {
     const h = await createTestDatabase('remap_hostile')
     const target = 'Ré "mapped".x'
     const T = quoteIdent(target)
@@ -295,7 +295,8 @@ describe('remap: hostile names in every part it writes', () => {
         create table ${S}."Kunde ""A""" ("ID" integer generated always as identity primary key, name text);
         create table ${S}."pos.item" ("Kunde ""A""" integer not null references ${S}."Kunde ""A""", "n°" integer not null,
           note text, primary key ("Kunde ""A""", "n°"));
-        create table ${S}."select" ("from" bigint primary key, "Kunde ""A""" integer references ${S}."Kunde ""A""");
+        create domain ${S}."id ""t""" as bigint check (value > 0);
+        create table ${S}."select" ("from" ${S}."id ""t""" primary key, "Kunde ""A""" integer references ${S}."Kunde ""A""");
         insert into ${S}."Kunde ""A""" (name) select 'k' || i from generate_series(1, 4) i;
         insert into ${S}."pos.item" select k, n, k || '/' || n from generate_series(1, 4) k, generate_series(1, 3) n;
         insert into ${S}."select" select 10 * i, 1 + i % 4 from generate_series(1, 5) i;
@@ -303,7 +304,8 @@ describe('remap: hostile names in every part it writes', () => {
           tenant_id bigint not null references ${T}.tenants (id), name text);
         create table ${T}."pos.item" (tenant_id bigint not null references ${T}.tenants (id),
           "Kunde ""A""" integer not null references ${T}."Kunde ""A""", "n°" serial, note text, primary key ("Kunde ""A""", "n°"));
-        create table ${T}."select" ("from" bigint primary key, tenant_id bigint not null references ${T}.tenants (id),
+        create domain ${T}."id ""t""" as bigint check (value > 0);
+        create table ${T}."select" ("from" ${T}."id ""t""" primary key, tenant_id bigint not null references ${T}.tenants (id),
           "Kunde ""A""" integer references ${T}."Kunde ""A""");`)
       const report = await migrate({
         db: h.pool,

@@ -198,7 +198,13 @@ export async function planMigration(
   const types = await describeTypes(db, columnTypeOids(introspected))
   const keys =
     idStrategy === 'remap'
-      ? remapKeys(targets, await columnSequences(db, targetSchema), tenantColumn, new Set(order))
+      ? remapKeys(
+          targets,
+          await columnSequences(db, targetSchema),
+          tenantColumn,
+          new Set(order),
+          types,
+        )
       : new Map<string, RemapKey>()
   const plans = tenants.map((tenant) =>
     present.has(tenant.schema)
@@ -430,7 +436,7 @@ function tenantPlan(
   ]
   const remap =
     idStrategy === 'remap'
-      ? remapTables(source, targets, context.keys, targetSchema, tenantColumn)
+      ? remapTables(source, targets, context.keys, targetSchema, tenantColumn, context.types)
       : undefined
   const tables: TablePlan[] = []
   for (const name of order) {

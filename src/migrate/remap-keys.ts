@@ -1,9 +1,29 @@
 import { MigrationError } from '../errors/index.js'
-import type { ForeignKeyInfo } from '../sql/catalog/model.js'
+import type { TypeCatalog } from '../sql/catalog/index.js'
+import type { ColumnInfo, ForeignKeyInfo } from '../sql/catalog/model.js'
 import { type Queryable, selectRows } from '../sql/queryable.js'
 import type { DriftIssue, TableInfo } from './types.js'
 
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
+/** `int8`, `int2`, `int4`. */
+const INTEGER_OIDS = new Set(['20', '21', '23'])
+
+/**
+ * Whether a column holds integers: its type, or the base of its domain (domains of
+ * domains followed), is `smallint`, `integer` or `bigint`, by OID: a domain in a schema
+ * whose name needs quotes is no different. By name only when the OID is not known.
+ */
+function isInteger(column: ColumnInfo | undefined, types: TypeCatalog): boolean {
+  if (!column) return false
+  if (column.typeOid === undefined) return INTEGER_TYPES.has(column.type)
+  let oid: string | undefined = column.typeOid
+  for (let depth = 0; oid !== undefined && depth < 16; depth++) {
+    if (INTEGER_OIDS.has(oid)) return true
+    const shape = types.get(oid)
+    oid = shape?.kind === 'd' ? shape.base?.oid : undefined
+  }
+  return false
+}
 
 /**
  * How the `remap` strategy gives one table's key new values.
@@ -76,7 +96,7 @@ function pairsOf(fk: ForeignKeyInfo, tenantColumn: string): { column: string; re
  *
  * @example
  * ```ts
- * remapKeys(targets, await columnSequences(pool, 'public'), 'tenant_id', new Set(['book'])).get('book')
+ * remapKeys(targets, await columnSequences(pool, 'public'), 'tenant_id', new Set(['book']), types).get('book')
  * // { table: 'book', column: 'id', sequence: 'public.book_id_seq', scope: [], tenantScoped: false }
  * ```
  */
@@ -85,6 +105,7 @@ export function remapKeys(
   sequences: ReadonlyMap<string, ReadonlyMap<string, string>>,
   tenantColumn: string,
   inRun: ReadonlySet<string>,
+  types: TypeCatalog,
 ): Map<string, RemapKey> {
   const out = new Map<string, RemapKey>()
   for (const t of targets.values()) {
@@ -94,7 +115,10 @@ export function remapKeys(
       t.foreignKeys.flatMap((fk) => pairsOf(fk, tenantColumn).map((p) => p.column)),
     )
     const integer = (c: string) =>
-      INTEGER_TYPES.has(t.columns.find((x) => x.name === c)?.type ?? '')
+      isInteger(
+        t.columns.find((x) => x.name === c),
+        types,
+      )
     const own = key.filter((c) => !fkColumns.has(c) && integer(c))
     const generated = own.filter((c) => sequences.get(t.name)?.has(c))
     if (generated.length > 1) {
@@ -154,7 +178,7 @@ export interface TableRemap {
  *
  * @example
  * ```ts
- * remapTables(sources, targets, keys, 'public', 'tenant_id').get('book')?.columns.get('author_id')
+ * remapTables(sources, targets, keys, 'public', 'tenant_id', types).get('book')?.columns.get('author_id')
  * // { kind: 'ref', table: 'author', scope: [] }
  * ```
  */
@@ -164,6 +188,7 @@ export function remapTables(
   keys: ReadonlyMap<string, RemapKey>,
   targetSchema: string,
   tenantColumn: string,
+  types: TypeCatalog,
 ): Map<string, TableRemap> {
   const columns = new Map<string, Map<string, RemapColumnPlan>>()
   const issues = new Map<string, Map<string, DriftIssue>>()
@@ -180,9 +205,10 @@ export function remapTables(
     columns.set(src.name, new Map())
     let key = sourceKey(keys.get(src.name), src)
     if (key) {
-      const type = src.columns.find((c) => c.name === key!.column)!.type
+      const column = src.columns.find((c) => c.name === key!.column)!
+      const type = column.type
       const missing = key.scope.filter((c) => !has(src, c))
-      if (!INTEGER_TYPES.has(type)) {
+      if (!isInteger(column, types)) {
         block(
           src.name,
           key.column,
