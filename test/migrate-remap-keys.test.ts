@@ -264,6 +264,18 @@ describe('remap: input it cannot handle', () => {
       )
       await bad.pool.query('drop table public.pair; drop table t1.pair')
 
+      // a key that names only the renumbered part of a key whose old values need the other part: blocked
+      await bad.pool.query(`create table t1.batch (grp integer not null, n integer not null, primary key (grp, n), unique (n));
+        create table t1.batch_ref (id integer primary key, n integer references t1.batch (n));
+        create table public.batch (tenant_id bigint not null references public.tenants (id), grp integer not null, n serial,
+          primary key (grp, n));
+        create table public.batch_ref (id serial primary key, tenant_id bigint not null references public.tenants (id), n integer)`)
+      const partial = await planMigration(bad.pool, { all: true, idStrategy: 'remap' })
+      expect(partial.tenants[0]?.drift.filter((d) => d.blocking).map((d) => d.message)).toEqual([
+        'batch_ref.batch_ref_n_fkey points at batch(n), but remap tells the old n values of batch apart by (grp, n): the key must name all of them. Reference the whole key, or use `--id-strategy composite`.',
+      ])
+      await bad.pool.query('drop table public.batch_ref, public.batch, t1.batch_ref, t1.batch')
+
       // the renumbered column is not an integer in the tenant schema: blocked, with the fix
       await bad.pool.query('alter table t1.stock alter column sku type text')
       const plan = await planMigration(bad.pool, { all: true, idStrategy: 'remap' })
