@@ -238,16 +238,23 @@ export async function migrationTargetState(
   }
 }
 
-/** `rowtenancy migrate-to-row-tenancy --all --jobs 2 --json` on `url` as a child, SIGKILLed at `killAfterLines`. */
-export function migrateChild(url: string, killAfterLines?: number): Promise<ChildRun> {
+/**
+ * `rowtenancy migrate-to-row-tenancy --all --jobs 2 --json ...extra` on `url` as a child,
+ * SIGKILLed at `killAfterLines`.
+ */
+export function migrateChild(
+  url: string,
+  killAfterLines?: number,
+  extra: readonly string[] = [],
+): Promise<ChildRun> {
   return runCliChild(
-    ['migrate-to-row-tenancy', '--all', '--jobs', '2', '--json', '--database-url', url],
+    ['migrate-to-row-tenancy', '--all', '--jobs', '2', '--json', ...extra, '--database-url', url],
     { killAfterLines },
   )
 }
 
 /**
- * Kills the migration of `url` at each kill point (JSON event lines), asserts that at
+ * Kills the migration of `url` (CLI flags `extra`) at each kill point (JSON event lines), asserts that at
  * least three kills landed and that at least one landed mid-run (some of `tenants`
  * done, not all), then reruns until a run exits 0.
  */
@@ -255,9 +262,10 @@ export async function migrateThroughKills(
   url: string,
   killPoints: readonly number[],
   tenants: number,
+  extra: readonly string[] = [],
 ): Promise<void> {
   const { kills, progressAfterKill } = await crashAt(
-    (at) => migrateChild(url, at),
+    (at) => migrateChild(url, at, extra),
     killPoints,
     () => doneTenants(url),
   )
@@ -266,6 +274,6 @@ export async function migrateThroughKills(
     progressAfterKill.some((n) => n > 0 && n < tenants),
     String(progressAfterKill),
   ).toBe(true)
-  const final = await rerunUntilDone(() => migrateChild(url))
+  const final = await rerunUntilDone(() => migrateChild(url, undefined, extra))
   expect(final.code, final.stderr).toBe(0)
 }
