@@ -22,19 +22,20 @@ export async function checkKeys(
 ): Promise<Finding[]> {
   const byOid = new Map(tables.map((t) => [t.oid, t]))
   const oids = tables.filter((t) => t.tenantAttnum !== null).map((t) => t.oid)
-  return [
-    ...(await indexFindings(db, byOid, oids, tenantColumn)),
-    ...(await foreignKeyFindings(db, byOid, oids, tenantColumn)),
-  ]
+  const scope: KeyScope = { db, byOid, oids, tenantColumn }
+  return [...(await indexFindings(scope)), ...(await foreignKeyFindings(scope))]
+}
+
+/** The tenant-aware tables the key checks read, by oid. */
+interface KeyScope {
+  readonly db: Queryable
+  readonly byOid: ReadonlyMap<number, TableFacts>
+  readonly oids: readonly number[]
+  readonly tenantColumn: string
 }
 
 /** Primary keys, unique constraints / indexes and other indexes that do not lead with the tenant column. */
-async function indexFindings(
-  db: Queryable,
-  byOid: ReadonlyMap<number, TableFacts>,
-  oids: readonly number[],
-  tenantColumn: string,
-): Promise<Finding[]> {
+async function indexFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promise<Finding[]> {
   const out: Finding[] = []
   const indexes = await db.query(
     `select i.indrelid::int as oid, ic.relname as name, i.indisprimary as primary, i.indisunique as unique,
@@ -88,12 +89,7 @@ async function indexFindings(
 }
 
 /** Foreign keys between tenant-aware tables that do not pair the tenant columns. */
-async function foreignKeyFindings(
-  db: Queryable,
-  byOid: ReadonlyMap<number, TableFacts>,
-  oids: readonly number[],
-  tenantColumn: string,
-): Promise<Finding[]> {
+async function foreignKeyFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promise<Finding[]> {
   const out: Finding[] = []
   const fks = await db.query(
     `select conrelid::int as oid, confrelid::int as ref, conname as name,
