@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { tryCurrentTenant } from '../context/index.js'
+import { BindCache } from '../db/bind-cache.js'
 import {
   assertBindingOption,
   type BindingMode,
@@ -65,7 +66,6 @@ const KNOWN = new Set([
   'sealKey',
   'prepareBind',
 ])
-const BIND_CACHE_SIZE = 1024
 const COMMIT: Statement = Object.freeze({ text: 'commit' })
 
 /**
@@ -107,9 +107,7 @@ export class TenantPool extends PoolFacade {
   readonly #guard: SessionGuard
   #ready: Promise<void> | undefined
   #readyDone = false
-  readonly #binds = new Map<string, Statement>()
-  #lastId: unknown
-  #lastBind: Statement | undefined
+  readonly #binds = new BindCache()
 
   constructor(options: TenantPoolOptions) {
     checkOptions(options)
@@ -210,7 +208,6 @@ export class TenantPool extends PoolFacade {
       this.#mode = facts.citus ? 'set_local' : 'set_config'
       this.#syncPrepared()
       this.#binds.clear()
-      this.#lastBind = undefined
     }
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
@@ -230,17 +227,9 @@ export class TenantPool extends PoolFacade {
       if (this.#requireTenant) throw new MissingTenantError('A statement on this TenantPool')
       return undefined
     }
-    if (tenantId === this.#lastId && this.#lastBind) return this.#lastBind
-    const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
-    let bind = this.#binds.get(key)
-    if (!bind) {
-      bind = bindStatement(this.#mode, this.#type, tenantId, this.#options.sealKey)
-      if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
-      this.#binds.set(key, bind)
-    }
-    this.#lastId = tenantId
-    this.#lastBind = bind
-    return bind
+    return this.#binds.get(tenantId, (id) =>
+      bindStatement(this.#mode, this.#type, id, this.#options.sealKey),
+    )
   }
 
   /**
