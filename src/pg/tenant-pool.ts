@@ -10,6 +10,7 @@ import {
   implicitScope,
 } from '../db/binding.js'
 import { explainUnreachable } from '../db/connect.js'
+import { isSessionNeutral, neutralStatementsTrusted } from '../db/neutral-statement.js'
 import type { Statement } from '../db/pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole } from '../db/role-check.js'
 import { type GuardedSession, preparedBindName, SessionGuard } from '../db/session-guard.js'
@@ -108,6 +109,8 @@ export class TenantPool extends PoolFacade {
   #ready: Promise<void> | undefined
   #readyDone = false
   readonly #binds = new BindCache()
+  /** The runtime role cannot create objects: statements judged neutral skip the reset. */
+  #neutralTrusted = false
 
   constructor(options: TenantPoolOptions) {
     checkOptions(options)
@@ -199,8 +202,9 @@ export class TenantPool extends PoolFacade {
 
   async #check(): Promise<void> {
     const { binding = 'auto', checkRole = true } = this.#options
-    if (!checkRole && binding !== 'auto') return
     const inner = this.inner
+    this.#neutralTrusted = await explainUnreachable(inner, () => neutralStatementsTrusted(inner))
+    if (!checkRole && binding !== 'auto') return
     const facts = await explainUnreachable(inner, () =>
       inspectRuntimeRole(inner, { tenantColumn: this.#options.tenantColumn }),
     )
@@ -233,9 +237,20 @@ export class TenantPool extends PoolFacade {
   }
 
   /**
+   * Whether `config` provably leaves the session as it found it, so no reset
+   * follows it: a text {@link isSessionNeutral} judges neutral, sent unnamed, on
+   * a database where the runtime role cannot create objects.
+   *
+   * @internal
+   */
+  leavesSessionAlone(config: QueryCall['config']): boolean {
+    return this.#neutralTrusted && config.name === undefined && isSessionNeutral(config.text)
+  }
+
+  /**
    * A lone statement (no transaction open on the session's client): bound with
-   * `bind` (unbound without one), the library's SQL counted as raw SQL, so the
-   * session reset rides after it in the same write.
+   * `bind` (unbound without one). The library's SQL counts as raw SQL, so the
+   * session reset rides after it in the same write, unless it {@link leavesSessionAlone}.
    *
    * @internal
    */
@@ -244,7 +259,7 @@ export class TenantPool extends PoolFacade {
     bind: Statement | undefined,
     config: QueryCall['config'],
   ): Promise<pg.QueryResult> {
-    session.markDirty()
+    if (!this.leavesSessionAlone(config)) session.markDirty()
     const client = session.client
     const main = toStatement(config)
     if (!isSingleStatement(main.text)) {
@@ -348,7 +363,7 @@ class BoundClient implements ClientHooks {
     const { config } = call
     const kind = statementKind(config.text)
     if (this.#open) {
-      session.markDirty()
+      if (!pool.leavesSessionAlone(config)) session.markDirty()
       const pending = this.#pending
       if (kind === 'end') {
         this.#open = false
@@ -373,7 +388,7 @@ class BoundClient implements ClientHooks {
       // Marked before the BEGIN is sent: a statement issued meanwhile belongs to the transaction.
       this.#pending = pool.bindForContext()
       this.#open = true
-      session.markDirty()
+      if (!pool.leavesSessionAlone(config)) session.markDirty()
       try {
         if (!isSingleStatement(config.text)) return await client.query(config)
         return await session.run(session.opening([], undefined, undefined), toStatement(config))
