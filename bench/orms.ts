@@ -92,18 +92,18 @@ interface Sample {
 }
 
 /**
- * CPU nanoseconds spent so far by the server processes whose title starts with
- * `prefix` (`postgres: <role> <database>`: this run's backends), or undefined
- * when the server's processes are not visible here (another machine).
+ * CPU nanoseconds spent so far by the server processes whose title names this
+ * run's role and database (`postgres: [cluster: ]<role> <database> <client> <state>`),
+ * or undefined when the server's processes are not visible here (another machine).
  */
-function serverCpuNs(prefix: string): number | undefined {
+function serverCpuNs(marker: string): number | undefined {
   let total = 0
   let seen = false
   for (const pid of readdirSync('/proc')) {
     if (pid.charCodeAt(0) > 57) continue
     try {
       const title = readFileSync(`/proc/${pid}/cmdline`, 'latin1')
-      if (!title.startsWith(prefix)) continue
+      if (!title.startsWith('postgres: ') || !title.includes(marker)) continue
       // schedstat: nanoseconds on a CPU (finer than stat's clock ticks).
       total += Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0])
       seen = true
@@ -114,10 +114,10 @@ function serverCpuNs(prefix: string): number | undefined {
   return seen ? total : undefined
 }
 
-let backendPrefix = ''
+let backendMarker = ''
 
 async function throughput(run: Run): Promise<Sample> {
-  const server0 = serverCpuNs(backendPrefix)
+  const server0 = serverCpuNs(backendMarker)
   const cpu0 = process.cpuUsage()
   const start = performance.now()
   const deadline = start + ROUND_MS
@@ -135,7 +135,7 @@ async function throughput(run: Run): Promise<Sample> {
   )
   const elapsed = performance.now() - start
   const cpu = process.cpuUsage(cpu0)
-  const server1 = serverCpuNs(backendPrefix)
+  const server1 = serverCpuNs(backendMarker)
   return {
     qps: (ops * 1000) / elapsed,
     clientUs: (cpu.user + cpu.system) / ops,
@@ -399,8 +399,7 @@ async function main() {
     orms.push(knexVariants(plainPool, runtime, tenantPool))
     orms.push(await typeormVariants(plainPool, runtime, tenantPool))
 
-    // Backend titles are `postgres: <role> <database> <client address> <state>`.
-    backendPrefix = `postgres: ${role} ${scratch.name} `
+    backendMarker = ` ${role} ${scratch.name} `
 
     const summary: Record<string, Summary> = {}
     for (const orm of orms) {
