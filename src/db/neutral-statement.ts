@@ -80,7 +80,8 @@ select exists (
 
 /**
  * Whether statements judged neutral may skip the reset on this database: false
- * when the runtime role may create objects (see {@link MAY_CREATE_SQL}).
+ * when the runtime role may create objects (see {@link MAY_CREATE_SQL}), or when
+ * the server refuses the question.
  *
  * @internal
  * @example
@@ -89,12 +90,20 @@ select exists (
  * ```
  */
 export async function neutralStatementsTrusted(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query(MAY_CREATE_SQL)
-  return (rows[0] as { may_create?: unknown } | undefined)?.may_create === false
+  try {
+    const { rows } = await db.query(MAY_CREATE_SQL)
+    return (rows[0] as { may_create?: unknown } | undefined)?.may_create === false
+  } catch (err) {
+    // A refusal of the query itself (permissions, an odd server) only means: reset always.
+    // A connection, resource or server failure is the caller's to report.
+    const code = (err as { code?: unknown } | null)?.code
+    if (typeof code === 'string' && !/^(?:08|53|57|58)/.test(code)) return false
+    throw err
+  }
 }
 
 const CACHE_SIZE = 2048
-const CACHEABLE_LENGTH = 16_384
+const CACHEABLE_LENGTH = 4_096
 const MAX_LENGTH = 1_000_000
 const verdicts = new Map<string, boolean>()
 
