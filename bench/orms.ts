@@ -19,12 +19,16 @@
  *   npx tsx bench/orms.ts                   # 200,000 rows, 7 rounds of 1.5 s
  *   npx tsx bench/orms.ts --rounds 15       # more paired rounds (a quiet-machine run)
  *   npx tsx bench/orms.ts --only drizzle,typeorm --round-ms 1000
+ *   npx tsx bench/orms.ts --quick --readers 2   # fewer concurrent readers (8 by default)
  *
  * Besides throughput, each round measures CPU per read: this process's
  * (`process.cpuUsage`: the ORM, pg, rowtenancy) and the server's (the
  * bench role's backends, from /proc when the server runs on this machine).
  * CPU per read does not depend on how busy the machine is, so it argues a
- * change where wall clock is noisy.
+ * change where wall clock is noisy. With the server on this machine the run is
+ * CPU-bound (a loopback round trip costs less than the CPU of a read, even with
+ * one reader): (c)/(b) then follows the CPU per read more than the round trips
+ * (b) adds; a server on another machine makes the round trips count.
  *
  * Uses DATABASE_URL when set (a scratch database and role are created and
  * dropped), else an embedded PostgreSQL.
@@ -67,7 +71,7 @@ const ONLY =
     : new Set((process.argv[onlyFlag + 1] ?? '').toLowerCase().split(',').filter(Boolean))
 const ROWS = intFlag('--rows', quick ? 20_000 : 200_000)
 const TENANTS = 50
-const CONCURRENCY = 8
+const CONCURRENCY = intFlag('--readers', 8)
 const ROUND_MS = intFlag('--round-ms', quick ? 500 : 1_500)
 const ROUNDS = intFlag('--rounds', quick ? 5 : 7)
 
