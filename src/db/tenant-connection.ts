@@ -12,6 +12,7 @@ import { type BindingMode, beginStatement, implicitScope } from './binding.js'
 import { bindSequence } from './citus-binding.js'
 import { runPipelined, type Statement } from './pipelined-query.js'
 import type { GuardedSession } from './session-guard.js'
+import type { HybridCheckout } from './hybrid-binding.js'
 import { isBuilderQuery } from './statement-trust.js'
 
 /**
@@ -42,6 +43,8 @@ export class TenantConnection implements DatabaseConnection {
   #pending: readonly Statement[] | undefined
   #inTransaction = false
   #discard = false
+  /** Online migration: the placement this connection was bound for (see hybrid-binding.ts). */
+  readonly #hybrid: HybridCheckout | undefined
 
   constructor(
     client: pg.PoolClient,
@@ -50,7 +53,9 @@ export class TenantConnection implements DatabaseConnection {
     cursor: PostgresCursorConstructor | null,
     session?: GuardedSession | undefined,
     prepareAs?: string | undefined,
+    hybrid?: HybridCheckout | undefined,
   ) {
+    this.#hybrid = hybrid
     this.#client = client
     this.#bind = bind
     this.#mode = mode
@@ -64,7 +69,25 @@ export class TenantConnection implements DatabaseConnection {
     return this.#bind !== undefined
   }
 
-  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+  /**
+   * Online migration: where this connection's tenant is served from (`schema`:
+   * its legacy schema, `search_path` set by `rowtenancy_enter`); undefined
+   * outside hybrid serving.
+   */
+  get placement(): 'schema' | 'shared' | undefined {
+    return this.#hybrid?.placement
+  }
+
+  executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const hybrid = this.#hybrid
+    if (!hybrid) return this.#execute(compiled)
+    return this.#execute<R>(compiled).catch((err: unknown) => {
+      hybrid.failed(err)
+      throw err
+    })
+  }
+
+  async #execute<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     const main: Statement = { text: compiled.sql, values: compiled.parameters }
     const session = this.#session
     if (session && !isBuilderQuery(compiled)) session.markDirty()
