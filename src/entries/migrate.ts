@@ -74,3 +74,16 @@ export {
   verifyMigration,
   verifyTenant,
 } from '../migrate/index.js'
+export {
+  CHANGELOG_TABLE,
+  type FenceStats,
+  fenceStats,
+  migrateOnline,
+  type OnlineEvent,
+  type OnlineOptions,
+  type OnlinePhase,
+  type OnlineReport,
+  type OnlineRollbackOptions,
+  type OnlineTenantReport,
+  rollbackOnline,
+} from '../migrate/online/index.js'
