@@ -10,9 +10,9 @@ import {
 import type pg from 'pg'
 import { type BindingMode, beginStatement, implicitScope } from './binding.js'
 import { bindSequence } from './citus-binding.js'
+import type { HybridCheckout } from './hybrid-binding.js'
 import { runPipelined, type Statement } from './pipelined-query.js'
 import type { GuardedSession } from './session-guard.js'
-import type { HybridCheckout } from './hybrid-binding.js'
 import { isBuilderQuery } from './statement-trust.js'
 
 /**

@@ -248,7 +248,15 @@ export class TenantBindingDriver implements Driver {
       )
       const client = await acquire(pool, this.#timeouts.acquireMs)
       const session = SessionGuard.for(pool).checkout(client)
-      return new TenantConnection(client, enter, this.#mode, this.#cursor(), session, undefined, hybrid)
+      return new TenantConnection(
+        client,
+        enter,
+        this.#mode,
+        this.#cursor(),
+        session,
+        undefined,
+        hybrid,
+      )
     }
     const bind = id === undefined ? unboundStatement(this.#mode) : this.#bindFor(id)
     // A full pool fails after timeouts.acquireMs; connect errors become DatabaseUnavailableError.

@@ -3,7 +3,6 @@ import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, bindStatement } from '../db/binding.js'
 import { inBoundTransaction } from '../db/bound-transaction.js'
 import { enterStatement } from '../db/hybrid-binding.js'
-import { ConfigError } from '../errors/index.js'
 import {
   acquire,
   carriesTimeouts,
@@ -11,6 +10,7 @@ import {
   resolveTimeouts,
   withTimeouts,
 } from '../db/unavailable.js'
+import { ConfigError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
@@ -94,7 +94,12 @@ export async function withTenantClient<T>(
   }
   const bind = withTimeouts(
     hybrid
-      ? enterStatement(hybrid === true ? 'public' : (hybrid.schema ?? 'public'), type, tenantId, null)
+      ? enterStatement(
+          hybrid === true ? 'public' : (hybrid.schema ?? 'public'),
+          type,
+          tenantId,
+          null,
+        )
       : bindStatement(mode, type, tenantId, options.sealKey),
     timeouts,
   )

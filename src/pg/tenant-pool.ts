@@ -475,7 +475,11 @@ function checkOptions(options: TenantPoolOptions): void {
   } catch (err) {
     throw new ConfigError((err as Error).message, { cause: err })
   }
-  if (options.serving && (options.binding ?? 'auto') !== 'auto' && options.binding !== 'set_config') {
+  if (
+    options.serving &&
+    (options.binding ?? 'auto') !== 'auto' &&
+    options.binding !== 'set_config'
+  ) {
     throw new ConfigError('serving (an online migration) needs the set_config binding.')
   }
   if (options.binding === 'sealed') {

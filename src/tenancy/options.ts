@@ -264,7 +264,9 @@ function resolveHybrid(
   }
   const ttl = o.ttlMs
   if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0)) {
-    throw new ConfigError(`hybrid.ttlMs must be a number of milliseconds >= 0, got ${JSON.stringify(ttl)}.`)
+    throw new ConfigError(
+      `hybrid.ttlMs must be a number of milliseconds >= 0, got ${JSON.stringify(ttl)}.`,
+    )
   }
   return new ServingMap({ db: adminPool, idType, schema: o.schema, ttlMs: ttl })
 }

@@ -1,5 +1,5 @@
-import { MigrationError } from '../../errors/index.js'
 import type { RowtenancyConfig } from '../../config/index.js'
+import { MigrationError } from '../../errors/index.js'
 import { migrateOnline, type OnlineEvent } from '../../migrate/online/index.js'
 import type { ConnectableQueryable } from '../../sql/queryable.js'
 import type { CliContext } from '../context.js'
@@ -32,7 +32,8 @@ export function checkOnlineFlags(opts: OnlineFlags & { online?: boolean }): numb
       ['--grant-to', opts.grantTo !== undefined],
       ['--prepare', opts.prepare === true],
     ] as const) {
-      if (set) throw new MigrationError(`${flag} goes with --online (migrate while the app serves).`)
+      if (set)
+        throw new MigrationError(`${flag} goes with --online (migrate while the app serves).`)
     }
     return undefined
   }
@@ -120,7 +121,8 @@ function describe(e: OnlineEvent): string {
   }
   if (e.type === 'online-finished') return `online: finished (${e.ok ? 'ok' : 'with failures'})`
   const phase = e.phase === 'catching-up' ? 'catching up' : e.phase
-  if (e.phase === 'done') return `tenant ${e.tenantId}: done (fence ${e.fenceMs} ms, ${e.applied} changes caught up)`
+  if (e.phase === 'done')
+    return `tenant ${e.tenantId}: done (fence ${e.fenceMs} ms, ${e.applied} changes caught up)`
   if (e.phase === 'failed') return `tenant ${e.tenantId}: failed: ${e.error}`
   return `tenant ${e.tenantId}: ${phase}`
 }

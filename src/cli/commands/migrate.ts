@@ -43,7 +43,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--dry-run', 'report tenants, tables, row counts and drift; write nothing')
     .option('--json', 'machine output: JSON events and the report, one per line')
     .option('--no-progress', 'no progress output on stderr')
-    .option('--online', 'migrate while the app serves: tenants cut over one at a time (docs/migration.md)')
+    .option(
+      '--online',
+      'migrate while the app serves: tenants cut over one at a time (docs/migration.md)',
+    )
     .option('--fence-timeout <ms>', '--online: longest wait at a tenant write fence (default 5000)')
     .option('--grant-to <role>', '--online: the runtime role, given access to the legacy schemas')
     .option('--prepare', '--online: install the serving map and place the tenants, copy nothing')

@@ -1,5 +1,5 @@
 export { CHANGELOG_TABLE } from './capture-sql.js'
-export { type CutoverResult } from './cutover.js'
+export type { CutoverResult } from './cutover.js'
 export { type OnlineRollbackOptions, rollbackOnline } from './rollback-online.js'
 export {
   type FenceStats,

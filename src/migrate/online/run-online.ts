@@ -129,7 +129,11 @@ const CUTOVER_TRIES = 3
 export async function migrateOnline(options: OnlineOptions): Promise<OnlineReport> {
   const started = Date.now()
   const fenceTimeoutMs = options.fenceTimeoutMs ?? 5_000
-  if (!Number.isSafeInteger(fenceTimeoutMs) || fenceTimeoutMs < 1 || fenceTimeoutMs > MAX_FENCE_MS) {
+  if (
+    !Number.isSafeInteger(fenceTimeoutMs) ||
+    fenceTimeoutMs < 1 ||
+    fenceTimeoutMs > MAX_FENCE_MS
+  ) {
     throw new MigrationError(
       `--fence-timeout must be a whole number of milliseconds from 1 to ${MAX_FENCE_MS}, not ${options.fenceTimeoutMs}.`,
     )
@@ -150,7 +154,8 @@ export async function migrateOnline(options: OnlineOptions): Promise<OnlineRepor
   const reports = new Map<string, OnlineTenantReport>()
   for (const tp of plan.tenants) {
     const base = { tenantId: tp.tenant.id, schema: tp.tenant.schema }
-    if (tp.blocked) reports.set(base.tenantId, { ...base, status: 'blocked', error: 'blocking drift' })
+    if (tp.blocked)
+      reports.set(base.tenantId, { ...base, status: 'blocked', error: 'blocking drift' })
     else if (placed.get(base.tenantId) === 'shared')
       reports.set(base.tenantId, { ...base, status: 'already-shared' })
     else if (options.prepareOnly) reports.set(base.tenantId, { ...base, status: 'prepared' })
@@ -227,9 +232,15 @@ async function prepareOnline(
         await admin.query(
           `insert into ${quoteQualified(plan.targetSchema, SERVING_TABLE)} (tenant_id, schema_name, placement, fence_ms)
            values ($1::${plan.idType}, $2, $3, $4) on conflict (tenant_id) do update set fence_ms = excluded.fence_ms`,
-          [tp.tenant.id, tp.tenant.schema, initialPlacement(ledger.get(tp.tenant.id)), fenceTimeoutMs],
+          [
+            tp.tenant.id,
+            tp.tenant.schema,
+            initialPlacement(ledger.get(tp.tenant.id)),
+            fenceTimeoutMs,
+          ],
         )
-        if (options.grantTo !== undefined) await grantSchema(admin, tp.tenant.schema, options.grantTo)
+        if (options.grantTo !== undefined)
+          await grantSchema(admin, tp.tenant.schema, options.grantTo)
       }
       await admin.query('commit')
     } catch (err) {
