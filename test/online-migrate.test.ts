@@ -224,13 +224,13 @@ describe('migrate-to-row-tenancy --online', () => {
     ])
     expect(prepare.code, prepare.stderr).toBe(0)
     expect([...(await placements()).values()]).toEqual(Array(TENANTS).fill('schema'))
+    const tenants = legacy.tenants.map((t) => String(t.id))
     const api = await startFinanceApi({
       runtimeUrl,
       ownerUrl: db.url,
       adminToken: 't',
       hybrid: true,
     })
-    const tenants = legacy.tenants.map((t) => String(t.id))
     const load = startLoad(api.url, tenants)
     try {
       // kill -9 at seeded points: inside the second cut-over (fence held), after the third
@@ -315,5 +315,23 @@ describe('migrate-to-row-tenancy --online', () => {
       "select count(*)::int as n from rowtenancy_migration where state = 'done' and verify_ok",
     )
     expect(ledger[0].n).toBe(TENANTS)
+    // verify: each legacy schema still holds what its cut-over verified
+    const verify = await cli(['verify', '--database-url', db.url])
+    expect(verify.code, verify.stderr + verify.stdout).toBe(0)
+    // the offline rollback would delete rows the app wrote since the cut-over: refused
+    const offline = await cli(['rollback', '--tenant-id', tenants[0]!, '--database-url', db.url])
+    expect(offline.code).toBe(1)
+    expect(offline.stderr).toMatch(/rollback --online/)
+    // a schema the app no longer uses, unchanged since its cut-over, may go
+    const drop = await cli([
+      'drop-schemas',
+      '--yes',
+      '--tenant-id',
+      tenants[1]!,
+      '--database-url',
+      db.url,
+    ])
+    expect(drop.code, drop.stderr + drop.stdout).toBe(0)
+    expect(await missingAcks(load.acks)).toEqual([])
   }, 300_000)
 })
