@@ -105,15 +105,15 @@ export function dropTriggerSql(ctx: SqlContext, t: TablePlan): string[] {
   )
 }
 
-/** The logged keys of one table as typed columns k0..kn (ids up to `$3`, when given). */
-function loggedKeys(schema: string, t: TablePlan, keys: readonly string[], upTo: boolean): string {
+/** The logged keys of one table as typed columns k0..kn (`$1` the tenant, `$2` the table). */
+function loggedKeys(schema: string, t: TablePlan, keys: readonly string[]): string {
   const cols = keys.map((k, i) => {
     const type = t.source.columns.find((c) => c.name === k)?.type ?? 'text'
     return `(c.key->>${i})::${type} as k${i}`
   })
   return (
     `select distinct ${cols.join(', ')} from ${quoteQualified(schema, CHANGELOG_TABLE)} c ` +
-    `where c.tenant_id = $1::text and c.table_name = $2${upTo ? ' and c.id <= $3::int8' : ''}`
+    'where c.tenant_id = $1::text and c.table_name = $2'
   )
 }
 
@@ -129,7 +129,6 @@ export function upsertLoggedSql(
   ctx: SqlContext,
   t: TablePlan,
   keys: readonly string[],
-  upTo: boolean,
 ): Statement {
   const values: unknown[] = [ctx.tenantId]
   const exprs = t.insertColumns.map((c) => sourceExpression(ctx, t, c, values))
@@ -140,7 +139,7 @@ export function upsertLoggedSql(
   const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
   const cols = [tc, ...t.insertColumns.map(quoteIdent)].join(', ')
   const overriding = t.overriding ? ' overriding system value' : ''
-  const match = `(${keys.map((k) => `s.${quoteIdent(k)}`).join(', ')}) in (select ${keys.map((_k, i) => `k${i}`).join(', ')} from (${loggedKeys(schema, t, keys, upTo)}) lk)`
+  const match = `(${keys.map((k) => `s.${quoteIdent(k)}`).join(', ')}) in (select ${keys.map((_k, i) => `k${i}`).join(', ')} from (${loggedKeys(schema, t, keys)}) lk)`
   const rest = t.insertColumns.filter((c) => !keys.includes(c))
   const action =
     rest.length === 0
@@ -165,15 +164,35 @@ export function deleteLoggedSql(
   ctx: SqlContext,
   t: TablePlan,
   keys: readonly string[],
-  upTo: boolean,
 ): Statement {
   const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
   const same = keys.map((k) => `s.${quoteIdent(k)} = x.${quoteIdent(k)}`).join(' and ')
   return {
     text:
       `delete from ${quoteQualified(ctx.targetSchema, t.name)} x where x.${tc} = $1::${ctx.idType} ` +
-      `and (${keys.map((k) => `x.${quoteIdent(k)}`).join(', ')}) in (select ${keys.map((_k, i) => `k${i}`).join(', ')} from (${loggedKeys(schema, t, keys, upTo)}) lk) ` +
+      `and (${keys.map((k) => `x.${quoteIdent(k)}`).join(', ')}) in (select ${keys.map((_k, i) => `k${i}`).join(', ')} from (${loggedKeys(schema, t, keys)}) lk) ` +
       `and not exists (select 1 from ${t.source.partitioned ? '' : 'only '}${quoteQualified(ctx.sourceSchema, t.name)} s where ${same})`,
     values: [ctx.tenantId, t.name],
   }
+}
+
+/**
+ * Count and checksum (as `sourceChecksumStatement` / `targetChecksumStatement`
+ * compute them) of the logged rows only, on one side: the part of a tenant that
+ * changed since the last full verification.
+ *
+ * @internal
+ */
+export function loggedChecksumSql(
+  schema: string,
+  full: Statement,
+  alias: 's' | 't',
+  t: TablePlan,
+  keys: readonly string[],
+): Statement {
+  const match = `(${keys.map((k) => `${alias}.${quoteIdent(k)}`).join(', ')}) in (select ${keys.map((_k, i) => `k${i}`).join(', ')} from (${loggedKeys(schema, t, keys)}) lk)`
+  if (full.values.length !== 1) {
+    throw new MigrationError('An online migration supports the composite id strategy only.')
+  }
+  return { text: `${full.text} and ${match}`, values: [...full.values, t.name] }
 }

@@ -18,6 +18,7 @@ import {
   dropTriggerSql,
   installTriggerSql,
   keyColumns,
+  loggedChecksumSql,
   upsertLoggedSql,
 } from './capture-sql.js'
 
@@ -62,13 +63,18 @@ export async function catchUp(
   client: Queryable,
   plan: MigrationPlan,
   tp: TenantPlan,
-): Promise<number> {
+  options: { verify?: boolean } = {},
+): Promise<{ applied: number; verified: boolean }> {
   await client.query('begin isolation level repeatable read')
   try {
     await client.query("select set_config('jit', 'off', true)")
-    const n = await applyLog(client, plan, tp)
+    const applied = await applyLog(client, plan, tp)
+    // Every row of both sides in this one snapshot: what the fence then checks is the change since.
+    const verified = options.verify
+      ? (await verifyTables(client, sqlContext(plan, tp), tp.tables)).every((c) => c.ok)
+      : false
     await client.query('commit')
-    return n
+    return { applied, verified }
   } catch (err) {
     await client.query('rollback').catch(() => {})
     throw err
@@ -84,24 +90,33 @@ export async function logged(client: Queryable, plan: MigrationPlan, id: string)
   return Number(rows[0]?.n ?? 0)
 }
 
-async function applyLog(client: Queryable, plan: MigrationPlan, tp: TenantPlan): Promise<number> {
+async function applyLog(
+  client: Queryable,
+  plan: MigrationPlan,
+  tp: TenantPlan,
+  keep = false,
+): Promise<number> {
   const ctx = sqlContext(plan, tp)
   const n = await logged(client, plan, tp.tenant.id)
   if (n === 0) return 0
   await client.query('set constraints all deferred')
   for (const t of [...tp.tables].reverse()) {
-    const s = deleteLoggedSql(plan.targetSchema, ctx, t, keyColumns(t, tp.tenant.id), false)
+    const s = deleteLoggedSql(plan.targetSchema, ctx, t, keyColumns(t, tp.tenant.id))
     await client.query(s.text, s.values)
   }
   for (const t of tp.tables) {
-    const s = upsertLoggedSql(plan.targetSchema, ctx, t, keyColumns(t, tp.tenant.id), false)
+    const s = upsertLoggedSql(plan.targetSchema, ctx, t, keyColumns(t, tp.tenant.id))
     await client.query(s.text, s.values)
   }
+  if (!keep) await clearLog(client, plan, tp.tenant.id)
+  return n
+}
+
+async function clearLog(client: Queryable, plan: MigrationPlan, id: string): Promise<void> {
   await client.query(
     `delete from ${quoteQualified(plan.targetSchema, CHANGELOG_TABLE)} where tenant_id = $1`,
-    [tp.tenant.id],
+    [id],
   )
-  return n
 }
 
 /**
@@ -115,6 +130,13 @@ export interface CutoverResult {
   /** The delta failed to apply (a transient unique conflict): the tenant was copied again inside the fence. */
   readonly recopied: boolean
   readonly checks: readonly TableCheck[]
+  /** Where the fence time went, ms: waiting for the fence, applying the log, verifying, the rest (sequences, flip, triggers, commit). */
+  readonly steps: {
+    readonly wait: number
+    readonly apply: number
+    readonly verify: number
+    readonly flip: number
+  }
 }
 
 /**
@@ -134,7 +156,16 @@ export async function cutOver(
   client: Queryable,
   plan: MigrationPlan,
   tp: TenantPlan,
-  options: { fenceTimeoutMs: number; onFenced?: () => void },
+  options: {
+    fenceTimeoutMs: number
+    onFenced?: () => void
+    /**
+     * Both sides matched in full in the snapshot of the last catch-up (outside the
+     * fence): inside it, the counts of every table and the checksums of the rows
+     * logged since are compared. Otherwise, every row is compared inside the fence.
+     */
+    preverified?: boolean
+  },
 ): Promise<CutoverResult> {
   const ctx = sqlContext(plan, tp)
   const id = tp.tenant.id
@@ -152,6 +183,7 @@ export async function cutOver(
       [id],
     )
     await client.query(`select pg_advisory_xact_lock(${fenceKeySql('$1::text')})`, [id])
+    const locked = performance.now()
     options.onFenced?.()
     // The fence is held: the statements below wait on nothing of the app's.
     await client.query("select set_config('lock_timeout', '0', true)")
@@ -166,10 +198,15 @@ export async function cutOver(
     let applied = 0
     let recopied = false
     let checks: TableCheck[] | undefined
+    let appliedAt = performance.now()
     try {
-      applied = await applyLog(client, plan, tp)
-      checks = await verifyTables(client, ctx, tp.tables)
+      applied = await applyLog(client, plan, tp, true)
+      appliedAt = performance.now()
+      checks = options.preverified
+        ? await verifyChanged(client, plan, ctx, tp)
+        : await verifyTables(client, ctx, tp.tables)
       if (checks.some((c) => !c.ok)) checks = undefined
+      else await clearLog(client, plan, id)
     } catch {
       checks = undefined
     }
@@ -178,10 +215,7 @@ export async function cutOver(
       // tenant's shared rows are copied again, still inside the fence.
       await client.query('rollback to savepoint rt_delta')
       await recopy(client, ctx, tp)
-      await client.query(
-        `delete from ${quoteQualified(plan.targetSchema, CHANGELOG_TABLE)} where tenant_id = $1`,
-        [id],
-      )
+      await clearLog(client, plan, id)
       recopied = true
       checks = await verifyTables(client, ctx, tp.tables)
       const bad = checks.find((c) => !c.ok)
@@ -190,15 +224,25 @@ export async function cutOver(
       }
     }
     await client.query('release savepoint rt_delta')
+    const verifiedAt = performance.now()
     await moveTenantSequences(client, plan, id)
     await client.query(
       `update ${quoteQualified(plan.targetSchema, SERVING_TABLE)} set placement = 'shared', updated_at = now() where tenant_id = $1::${plan.idType}`,
       [id],
     )
-    await markVerified(client, plan, tp, checks)
+    // After a changed-rows check, the ledger gets the exact counts now and the full
+    // checksums right after the commit (the legacy tables take no writes any more).
+    await markVerified(client, plan, tp, checks, !options.preverified || recopied)
     for (const t of tp.tables) for (const s of dropTriggerSql(ctx, t)) await client.query(s)
     await client.query('commit')
-    return { fenceMs: performance.now() - requested, applied, recopied, checks }
+    const end = performance.now()
+    const steps = {
+      wait: locked - requested,
+      apply: appliedAt - locked,
+      verify: verifiedAt - appliedAt,
+      flip: end - verifiedAt,
+    }
+    return { fenceMs: end - requested, applied, recopied, checks, steps }
   } catch (err) {
     await client.query('rollback').catch(() => {})
     throw err
@@ -218,6 +262,47 @@ async function recopy(client: Queryable, ctx: SqlContext, tp: TenantPlan): Promi
     const s = insertStatement(ctx, t)
     await client.query(s.text, s.values)
   }
+}
+
+/**
+ * Inside the fence, after a full match in the last catch-up's snapshot: the
+ * counts of every table, and count and checksum of the rows logged since, legacy
+ * against shared. (Checksums are sums over rows: the unchanged rows matched in
+ * that snapshot and neither side changed them since, the log says.)
+ */
+async function verifyChanged(
+  client: Queryable,
+  plan: MigrationPlan,
+  ctx: SqlContext,
+  tp: TenantPlan,
+): Promise<TableCheck[]> {
+  const out: TableCheck[] = []
+  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  for (const t of tp.tables) {
+    const keys = keyColumns(t, tp.tenant.id)
+    const only = t.source.partitioned ? '' : 'only '
+    const counts = (
+      await client.query(
+        `select (select count(*) from ${only}${quoteQualified(ctx.sourceSchema, t.name)})::int8 as s,
+                (select count(*) from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc} = $1::${ctx.idType})::int8 as t`,
+        [ctx.tenantId],
+      )
+    ).rows[0]
+    const s = loggedChecksumSql(plan.targetSchema, sourceChecksumStatement(ctx, t), 's', t, keys)
+    const d = loggedChecksumSql(plan.targetSchema, targetChecksumStatement(ctx, t), 't', t, keys)
+    const src = (await client.query(s.text, s.values)).rows[0]
+    const dst = (await client.query(d.text, d.values)).rows[0]
+    out.push({
+      table: t.name,
+      sourceRows: Number(counts.s),
+      targetRows: Number(counts.t),
+      sourceChecksum: src.sum,
+      targetChecksum: dst.sum,
+      orphans: [],
+      ok: counts.s === counts.t && src.n === dst.n && src.sum === dst.sum,
+    })
+  }
+  return out
 }
 
 /** Counts and checksums of every table, legacy against shared. */
@@ -282,13 +367,15 @@ async function markVerified(
   plan: MigrationPlan,
   tp: TenantPlan,
   checks: readonly TableCheck[],
+  fullChecksums: boolean,
 ): Promise<void> {
   const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
   const now = new Date()
   const tables = Object.fromEntries(
     tp.tables.map((t) => {
       const c = checks.find((x) => x.table === t.name)!
-      return [t.name, { rows: c.targetRows, checksum: c.targetChecksum, columns: t.columns }]
+      const checksum = fullChecksums ? c.targetChecksum : ''
+      return [t.name, { rows: c.targetRows, checksum, columns: t.columns }]
     }),
   )
   await writeLedgerEntry(client, plan.targetSchema, {
@@ -304,4 +391,41 @@ async function markVerified(
     verifyOk: true,
     lastError: null,
   })
+}
+
+/**
+ * Fills in the ledger checksums of a tenant cut over with a changed-rows check:
+ * its legacy tables, which take no writes after the cut-over, checksummed in full.
+ * A crash before it leaves `''`, which `verify` / `drop-schemas` fill in.
+ *
+ * @internal
+ */
+export async function recordLegacyChecksums(
+  client: Queryable,
+  plan: MigrationPlan,
+  tp: TenantPlan,
+): Promise<void> {
+  const ctx = sqlContext(plan, tp)
+  await client.query('begin')
+  try {
+    const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
+    if (!entry || entry.state !== 'done') {
+      await client.query('rollback')
+      return
+    }
+    const tables = { ...entry.tables }
+    for (const t of tp.tables) {
+      const recorded = tables[t.name]
+      if (!recorded || recorded.checksum !== '') continue
+      const s = sourceChecksumStatement(ctx, t)
+      const now = (await client.query(s.text, s.values)).rows[0]
+      if (Number(now.n) !== recorded.rows) continue // changed since: verify will say so
+      tables[t.name] = { ...recorded, checksum: now.sum }
+    }
+    await writeLedgerEntry(client, plan.targetSchema, { ...entry, tables })
+    await client.query('commit')
+  } catch (err) {
+    await client.query('rollback').catch(() => {})
+    throw err
+  }
 }

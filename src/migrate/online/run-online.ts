@@ -14,7 +14,7 @@ import {
 import { adjustSequences } from '../sequences.js'
 import { ensureTenantRow } from '../tenant-row.js'
 import { captureDdl } from './capture-sql.js'
-import { catchUp, cutOver, installCapture, logged } from './cutover.js'
+import { catchUp, cutOver, installCapture, logged, recordLegacyChecksums } from './cutover.js'
 
 /**
  * The phase of one tenant in an online migration, as progress shows it.
@@ -45,6 +45,13 @@ export type OnlineEvent =
       readonly fenceMs?: number
       /** `catching-up` / `done`: change log entries applied. */
       readonly applied?: number
+      /** `done`: where the fence time went (see `CutoverResult.steps`). */
+      readonly steps?: {
+        readonly wait: number
+        readonly apply: number
+        readonly verify: number
+        readonly flip: number
+      }
       readonly error?: string
     }
   | {
@@ -302,11 +309,15 @@ async function migrateTenant(
       let applied = 0
       for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
         if ((await logged(client, plan, id)) <= CATCH_UP_ENOUGH) break
-        applied += await catchUp(client, plan, tp)
+        applied += (await catchUp(client, plan, tp)).applied
       }
+      // The last round also compares both sides in full, in its snapshot, outside the fence.
+      const last = await catchUp(client, plan, tp, { verify: true })
+      applied += last.applied
       try {
         const r = await cutOver(client, plan, tp, {
           fenceTimeoutMs,
+          preverified: last.verified,
           onFenced: () => emit(options, { type: 'online-tenant', tenantId: id, phase: 'fenced' }),
         })
         emit(options, {
@@ -315,7 +326,9 @@ async function migrateTenant(
           phase: 'done',
           fenceMs: Math.round(r.fenceMs * 10) / 10,
           applied: applied + r.applied,
+          steps: roundSteps(r.steps),
         })
+        await recordLegacyChecksums(client, plan, tp)
         return { ...base, status: 'migrated', fenceMs: r.fenceMs }
       } catch (err) {
         // The fence could not be taken in time (long requests in flight): try again.
@@ -330,6 +343,12 @@ async function migrateTenant(
   } finally {
     client.release(broken)
   }
+}
+
+function roundSteps<T extends Record<string, number>>(steps: T): T {
+  return Object.fromEntries(
+    Object.entries(steps).map(([k, v]) => [k, Math.round(v * 10) / 10]),
+  ) as T
 }
 
 async function retryLocked(fn: () => Promise<void>): Promise<void> {
