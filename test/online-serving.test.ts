@@ -8,7 +8,6 @@
  * tenants are not held up.
  */
 import { randomBytes } from 'node:crypto'
-import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { httpStatusOf } from '../src/entries/express.js'
@@ -152,7 +151,7 @@ describe('hybrid serving', () => {
       expect(err.why).toBe('fenced')
       expect(err.code).toBe('TENANT_MIGRATING')
       const pooled = await runWithTenant('1', () => tenantPoolOf(tenancy).query('select 1')).catch(
-        (e) => e,
+        (e: unknown) => e as { code?: string; cause?: { code?: string } },
       )
       expect(pooled.code ?? pooled.cause?.code).toMatch(/TENANT_MIGRATING|RTF01/)
       const other = await runWithTenant('2', () => k.selectFrom('item').select('name').execute())

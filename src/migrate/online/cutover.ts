@@ -409,14 +409,14 @@ export async function recordLegacyChecksums(
   await client.query('begin')
   try {
     const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
-    if (!entry || entry.state !== 'done') {
+    if (entry?.state !== 'done') {
       await client.query('rollback')
       return
     }
     const tables = { ...entry.tables }
     for (const t of tp.tables) {
       const recorded = tables[t.name]
-      if (!recorded || recorded.checksum !== '') continue
+      if (recorded?.checksum !== '') continue
       const s = sourceChecksumStatement(ctx, t)
       const now = (await client.query(s.text, s.values)).rows[0]
       if (Number(now.n) !== recorded.rows) continue // changed since: verify will say so
