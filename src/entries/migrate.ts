@@ -77,7 +77,6 @@ export {
 export {
   CHANGELOG_TABLE,
   type FenceStats,
-  fenceStats,
   migrateOnline,
   type OnlineEvent,
   type OnlineOptions,

@@ -249,6 +249,12 @@ async function prepareOnline(
         if (options.grantTo !== undefined)
           await grantSchema(admin, tp.tenant.schema, options.grantTo)
       }
+      if (options.grantTo !== undefined) {
+        // a tenancy without adminPool reads the serving map on the runtime role
+        await admin.query(
+          `grant select on ${quoteQualified(plan.targetSchema, SERVING_TABLE)} to ${quoteIdent(options.grantTo)}`,
+        )
+      }
       await admin.query('commit')
     } catch (err) {
       await admin.query('rollback').catch(() => {})
