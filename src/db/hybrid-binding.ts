@@ -13,6 +13,8 @@ export interface HybridCheckout {
   readonly placement: Placement
   /** Called with every error of the connection; forgets the cached placement on `RTP01`. */
   failed(err: unknown): void
+  /** The checkout again, the placement read afresh, and its enter statement (a retry after `RTP01`). */
+  again(): Promise<{ hybrid: HybridCheckout; bind: Statement }>
 }
 
 /**
@@ -48,6 +50,7 @@ export function enterStatement(
 export async function hybridCheckout(
   serving: ServingMap,
   tenantId: unknown,
+  enter: (placement: Placement) => Statement,
 ): Promise<HybridCheckout> {
   const placement = await serving.placementOf(tenantId)
   return {
@@ -55,10 +58,16 @@ export async function hybridCheckout(
     failed(err) {
       if (movedError(err)) serving.invalidate(tenantId)
     },
+    async again() {
+      serving.invalidate(tenantId)
+      const hybrid = await hybridCheckout(serving, tenantId, enter)
+      return { hybrid, bind: enter(hybrid.placement) }
+    },
   }
 }
 
-function movedError(err: unknown): boolean {
+/** Whether `err` is (or wraps) `rowtenancy_enter`'s refusal of a stale placement. @internal */
+export function movedError(err: unknown): boolean {
   for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 3; i++) {
     if (e.code === MOVED_SQLSTATE) return true
     e = e.cause as typeof e

@@ -241,11 +241,10 @@ export class TenantBindingDriver implements Driver {
     if (serving && id !== undefined) {
       // Online migration: the placement decides how the query is compiled; rowtenancy_enter
       // checks it again under the tenant's fence, in the same round trip.
-      const hybrid = await hybridCheckout(serving, id)
-      const enter = withTimeouts(
-        enterStatement(serving.schema, this.#type, id, hybrid.placement),
-        this.#timeouts,
-      )
+      const enterFor = (placement: 'schema' | 'shared') =>
+        withTimeouts(enterStatement(serving.schema, this.#type, id, placement), this.#timeouts)
+      const hybrid = await hybridCheckout(serving, id, enterFor)
+      const enter = enterFor(hybrid.placement)
       const client = await acquire(pool, this.#timeouts.acquireMs)
       const session = SessionGuard.for(pool).checkout(client)
       return new TenantConnection(

@@ -196,9 +196,24 @@ class HookedConnection<T, A> implements DatabaseConnection {
     }
     const sent = this.#hooks.rewrite ? this.#hooks.rewrite(query, this.inner) : query
     if (state === undefined && this.#hooks.skipAfterWhenUndefined) {
-      return this.inner.executeQuery<R>(sent).then(undefined, rethrowUnavailable)
+      return this.inner
+        .executeQuery<R>(sent)
+        .catch((err: unknown) => this.#again<R>(err, query))
+        .then(undefined, rethrowUnavailable)
     }
     return this.#executeHooked(state, query, sent).then(undefined, rethrowUnavailable)
+  }
+
+  /**
+   * Once: a connection that can take the statement again after a refusal that
+   * ran none of it (hybrid serving: a stale cached placement) does, the query
+   * rewritten for what the connection knows now.
+   */
+  async #again<R>(err: unknown, query: CompiledQuery): Promise<QueryResult<R>> {
+    const inner = this.inner as { reopen?: (err: unknown) => Promise<boolean> }
+    if (typeof inner.reopen !== 'function' || !(await inner.reopen(err))) throw err
+    const sent = this.#hooks.rewrite ? this.#hooks.rewrite(query, this.inner) : query
+    return this.inner.executeQuery<R>(sent)
   }
 
   async #executeHooked<R>(
@@ -208,7 +223,9 @@ class HookedConnection<T, A> implements DatabaseConnection {
   ): Promise<QueryResult<R>> {
     let result: QueryResult<R>
     try {
-      result = await this.inner.executeQuery<R>(sent)
+      result = await this.inner
+        .executeQuery<R>(sent)
+        .catch((err: unknown) => this.#again<R>(err, query))
     } catch (error) {
       const followUp = this.#hooks.after(state, query, { rowCount: null, error })
       if (followUp !== undefined) await this.#follow(followUp)
