@@ -246,6 +246,17 @@ describe('migrate-to-row-tenancy --online', () => {
         expect(placed.size).toBe(TENANTS)
         for (const p of placed.values()) expect(['schema', 'shared']).toContain(p)
         expect(await missingAcks(load.acks)).toEqual([])
+        if (phase === 'fenced') {
+          // a TRUNCATE would escape the change log: refused on a captured legacy table
+          const captured = await db.pool.query(
+            `select c.oid::regclass::text as t from pg_trigger g join pg_class c on c.oid = g.tgrelid
+              where g.tgname = 'rowtenancy_capture_trn' limit 1`,
+          )
+          expect(captured.rows).toHaveLength(1)
+          await expect(db.pool.query(`truncate ${captured.rows[0].t} cascade`)).rejects.toThrow(
+            /refused while an online migration captures its changes/,
+          )
+        }
       }
       const r = await cli([
         'migrate-to-row-tenancy',

@@ -9,6 +9,8 @@ import type { TablePlan } from '../plan.js'
 export const CHANGELOG_TABLE = 'rowtenancy_changelog'
 /** The trigger function that appends to it. */
 export const CAPTURE_FUNCTION = 'rowtenancy_capture'
+/** The trigger function that refuses TRUNCATE of a captured legacy table (its rows would not be logged). */
+export const TRUNCATE_FUNCTION = 'rowtenancy_capture_truncate'
 /** Prefix of the capture triggers on legacy tables. */
 export const TRIGGER_PREFIX = 'rowtenancy_capture'
 
@@ -31,6 +33,14 @@ export function captureDdl(schema: string, idType: TenantIdType): string[] {
   const log = quoteQualified(schema, CHANGELOG_TABLE)
   const serving = quoteQualified(schema, SERVING_TABLE)
   return [
+    `create or replace function ${quoteQualified(schema, TRUNCATE_FUNCTION)}() returns trigger
+language plpgsql as $rt$
+begin
+  raise exception using errcode = '55000',
+    message = 'TRUNCATE of ' || TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME || ' is refused while an online migration captures its changes',
+    hint = 'Delete the rows instead, or finish the online migration first.';
+end
+$rt$`,
     `create table if not exists ${log} (
   id bigserial primary key,
   tenant_id text not null,
@@ -77,7 +87,7 @@ export function keyColumns(t: TablePlan, tenantId: string): readonly string[] {
 
 /**
  * The statements that install the capture triggers on one legacy table
- * (insert, update, delete; truncate refused), each `create or replace`.
+ * (insert, update, delete; a TRUNCATE is refused), each `create or replace`.
  *
  * @internal
  */
@@ -90,18 +100,22 @@ export function installTriggerSql(
   const table = quoteQualified(ctx.sourceSchema, t.name)
   const fn = quoteQualified(schema, CAPTURE_FUNCTION)
   const keyExpr = `jsonb_build_array(${keys.map((k) => `r.${quoteIdent(k)}`).join(', ')})`
-  return OPS.map(
-    ([suffix, op, referencing]) =>
-      `create or replace trigger ${quoteIdent(`${TRIGGER_PREFIX}_${suffix}`)} after ${op} on ${table} ` +
-      `${referencing} for each statement execute function ${fn}(${quoteLiteral(ctx.tenantId)}, ${quoteLiteral(keyExpr)})`,
-  )
+  return [
+    ...OPS.map(
+      ([suffix, op, referencing]) =>
+        `create or replace trigger ${quoteIdent(`${TRIGGER_PREFIX}_${suffix}`)} after ${op} on ${table} ` +
+        `${referencing} for each statement execute function ${fn}(${quoteLiteral(ctx.tenantId)}, ${quoteLiteral(keyExpr)})`,
+    ),
+    `create or replace trigger ${quoteIdent(`${TRIGGER_PREFIX}_trn`)} before truncate on ${table} ` +
+      `for each statement execute function ${quoteQualified(schema, TRUNCATE_FUNCTION)}()`,
+  ]
 }
 
 /** The statements that remove the capture triggers of one legacy table. @internal */
 export function dropTriggerSql(ctx: SqlContext, t: TablePlan): string[] {
   const table = quoteQualified(ctx.sourceSchema, t.name)
-  return OPS.map(
-    ([suffix]) => `drop trigger if exists ${quoteIdent(`${TRIGGER_PREFIX}_${suffix}`)} on ${table}`,
+  return [...OPS.map(([suffix]) => suffix), 'trn'].map(
+    (suffix) => `drop trigger if exists ${quoteIdent(`${TRIGGER_PREFIX}_${suffix}`)} on ${table}`,
   )
 }
 
