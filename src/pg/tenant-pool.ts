@@ -10,6 +10,7 @@ import {
   implicitScope,
 } from '../db/binding.js'
 import { explainUnreachable } from '../db/connect.js'
+import { enterStatement } from '../db/hybrid-binding.js'
 import { isSessionNeutral, neutralStatementsTrusted } from '../db/neutral-statement.js'
 import type { Statement } from '../db/pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole } from '../db/role-check.js'
@@ -52,6 +53,13 @@ export interface TenantPoolOptions {
   readonly prepareBind?: boolean | undefined
   /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
   readonly endPool?: boolean | undefined
+  /**
+   * Hybrid serving during an online migration (`tenantPoolOf` sets it from the
+   * tenancy's `hybrid` option): each statement opens with
+   * `rowtenancy_enter(tenant, null)`, which serves the tenant from its legacy
+   * schema (search_path) or the shared tables (RLS), decided under its fence.
+   */
+  readonly serving?: { readonly schema: string } | undefined
 }
 
 const KNOWN = new Set([
@@ -66,6 +74,7 @@ const KNOWN = new Set([
   'endPool',
   'sealKey',
   'prepareBind',
+  'serving',
 ])
 const COMMIT: Statement = Object.freeze({ text: 'commit' })
 
@@ -126,7 +135,9 @@ export class TenantPool extends PoolFacade {
   }
 
   #syncPrepared(): void {
-    this.#prepareAs = this.#options.prepareBind !== false ? preparedBindName(this.#mode) : undefined
+    // The enter statement of hybrid serving is not the text prepared under the bind's name.
+    const named = this.#options.prepareBind !== false && !this.#options.serving
+    this.#prepareAs = named ? preparedBindName(this.#mode) : undefined
   }
 
   /** The checkout protocol of the inner pool. @internal */
@@ -231,8 +242,11 @@ export class TenantPool extends PoolFacade {
       if (this.#requireTenant) throw new MissingTenantError('A statement on this TenantPool')
       return undefined
     }
+    const serving = this.#options.serving
     return this.#binds.get(tenantId, (id) =>
-      bindStatement(this.#mode, this.#type, id, this.#options.sealKey),
+      serving
+        ? enterStatement(serving.schema, this.#type, id, null)
+        : bindStatement(this.#mode, this.#type, id, this.#options.sealKey),
     )
   }
 
@@ -464,6 +478,13 @@ function checkOptions(options: TenantPoolOptions): void {
     assertBindingOption(options.binding ?? 'auto')
   } catch (err) {
     throw new ConfigError((err as Error).message, { cause: err })
+  }
+  if (
+    options.serving &&
+    (options.binding ?? 'auto') !== 'auto' &&
+    options.binding !== 'set_config'
+  ) {
+    throw new ConfigError('serving (an online migration) needs the set_config binding.')
   }
   if (options.binding === 'sealed') {
     try {
