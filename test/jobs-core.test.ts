@@ -38,7 +38,14 @@ describe('job envelope', () => {
 
   it('a signature survives jsonb reordering keys and canonicalizes ids (007 -> 7)', async () => {
     const jobs = make()
-    const payload = { zeta: 1, a: { yy: 2, b: [{ dddd: 1, c: 2 }] }, mid: 'x', gone: undefined }
+    const payload = {
+      zeta: 1,
+      a: { yy: 2, b: [{ dddd: 1, c: 2 }] },
+      mid: 'x',
+      gone: undefined,
+      n: { '10': 1, '2': 2, bb: 1, c: 2 },
+      at: new Date(0),
+    }
     const sealed = runWithTenant('007', () => jobs.seal('work', payload))
     expect(sealed.rowtenancy.tenant).toBe('7')
     const viaDb = runWithTenant('1', () => jobs.seal('work', payload))
@@ -48,8 +55,10 @@ describe('job envelope', () => {
     expect(admitted).toMatchObject({
       kind: 'tenant',
       tenant: { id: '1' },
-      payload: { zeta: 1, mid: 'x' },
+      payload: { zeta: 1, mid: 'x', n: { '10': 1, '2': 2, bb: 1, c: 2 }, at: new Date(0).toJSON() },
     })
+    // jsonb put "c" before "bb": the canonical text, not the key order, is what is signed
+    expect(Object.keys(rows[0].d.payload.n)).not.toEqual(Object.keys(viaDb.payload.n))
   })
 
   it('refuses another secret, and a signature moved to another queue', async () => {

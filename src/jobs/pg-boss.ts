@@ -136,7 +136,7 @@ export function tenantPgBoss(
       jobs.rule(queue)
       return boss.work(
         queue,
-        { ...workOptions, includeMetadata: true },
+        workOptions,
         async (batch: PgBossJob[]) => {
           const failures: [string, unknown][] = []
           for (const job of batch) {
