@@ -50,6 +50,12 @@ export interface TenantPoolOptions {
   readonly prepareBind?: boolean | undefined
   /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
   readonly endPool?: boolean | undefined
+  /**
+   * How long a statement or `connect()` waits for a free connection before it
+   * fails with `DatabaseUnavailableError` (reason `pool-timeout`): 5000 ms by
+   * default, as `createTenancy`'s `timeouts.acquireMs`; 0 waits forever.
+   */
+  readonly acquireMs?: number | undefined
 }
 
 const KNOWN = new Set([
@@ -64,6 +70,7 @@ const KNOWN = new Set([
   'endPool',
   'sealKey',
   'prepareBind',
+  'acquireMs',
 ])
 const BIND_CACHE_SIZE = 1024
 const COMMIT: Statement = Object.freeze({ text: 'commit' })
@@ -114,7 +121,7 @@ export class TenantPool extends PoolFacade {
   constructor(options: TenantPoolOptions) {
     checkOptions(options)
     const inner = options.pool instanceof pg.Pool ? options.pool : new pg.Pool(options.pool)
-    super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool))
+    super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool), options.acquireMs)
     this.#options = Object.freeze({ ...options })
     this.#type = options.tenantIdType ?? 'bigint'
     this.#requireTenant = options.requireTenant === true
@@ -167,7 +174,7 @@ export class TenantPool extends PoolFacade {
   async #poolQuery(call: QueryCall): Promise<pg.QueryResult> {
     if (!this.#readyDone) await this.ready()
     const bind = this.#bindForContext()
-    const client = await explainUnreachable(this.inner, () => this.inner.connect())
+    const client = await this.acquireClient()
     const session = this.#guard.checkout(client)
     try {
       return await this.runLone(session, bind, call.config)
