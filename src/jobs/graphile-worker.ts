@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors/index.js'
+import { asUnavailable, unavailableReason } from '../sql/unavailable.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
 /**
@@ -76,17 +77,21 @@ export function tenantAddJob(
   return async function addTenantJob(identifier, payload, spec = {}) {
     const data = jobs.seal(identifier, payload)
     const tenant = data.rowtenancy.tenant
-    let finalSpec = spec
-    if (options.fair && tenant !== null) {
-      const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
-      finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
+    try {
+      let finalSpec = spec
+      if (options.fair && tenant !== null) {
+        const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
+        finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
+      }
+      if (limit > 0 && tenant !== null) {
+        const base = `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}`
+        const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
+        finalSpec = { ...finalSpec, queueName }
+      }
+      return await target.addJob(identifier, data, finalSpec)
+    } catch (err) {
+      throw asUnavailable(err)
     }
-    if (limit > 0 && tenant !== null) {
-      const base = `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}`
-      const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
-      finalSpec = { ...finalSpec, queueName }
-    }
-    return target.addJob(identifier, data, finalSpec)
   }
 }
 
@@ -98,6 +103,22 @@ export type TenantTask<P = any> = (
   info: JobInfo,
   helpers: any,
 ) => Promise<unknown> | unknown
+
+/**
+ * Options of {@link tenantTaskList}.
+ */
+export interface TenantTaskListOptions {
+  /**
+   * When a job fails because the database is unavailable, how long to wait for
+   * it to answer again before handing the failure to graphile-worker (30,000 ms
+   * by default; 0: at once). graphile-worker 0.17 records a failure once, with
+   * no retry on a refused or lost connection: a failure it cannot record leaves
+   * the job locked (for 4 hours) and its promise rejected unhandled. Waiting
+   * until the database answers lets the failure be recorded, so the job is
+   * retried by graphile-worker's rules.
+   */
+  readonly unavailableHoldMs?: number | undefined
+}
 
 /**
  * Turns `{ identifier: handler }` into graphile-worker's task list, each task
@@ -112,29 +133,57 @@ export type TenantTask<P = any> = (
 export function tenantTaskList(
   jobs: JobTenancy,
   tasks: Readonly<Record<string, TenantTask>>,
+  options: TenantTaskListOptions = {},
 ): Record<string, (payload: unknown, helpers: any) => Promise<void>> {
+  const holdMs = options.unavailableHoldMs ?? 30_000
+  if (!Number.isSafeInteger(holdMs) || holdMs < 0) {
+    throw new InvalidInputError(
+      `unavailableHoldMs must be a whole number of milliseconds (0 or more), not ${String(holdMs)}.`,
+    )
+  }
   const list: Record<string, (payload: unknown, helpers: any) => Promise<void>> = {}
   for (const [identifier, handler] of Object.entries(tasks)) {
     jobs.rule(identifier)
     list[identifier] = async (payload, helpers) => {
       const job = helpers.job
-      await jobs.process(
-        identifier,
-        payload,
-        { id: String(job.id), attempt: Number(job.attempts) },
-        (p, info) => handler(p, info, helpers),
-        async (delayMs) => {
-          // A copy runs later (same envelope, same named queue); this one completes.
-          const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
-          await helpers.addJob(identifier, payload, {
-            runAt: new Date(Date.now() + delayMs),
-            maxAttempts: job.max_attempts,
-            priority: job.priority,
-            ...(queueName ? { queueName } : {}),
-          })
-        },
-      )
+      try {
+        await jobs.process(
+          identifier,
+          payload,
+          { id: String(job.id), attempt: Number(job.attempts) },
+          (p, info) => handler(p, info, helpers),
+          async (delayMs) => {
+            // A copy runs later (same envelope, same named queue); this one completes.
+            const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
+            await helpers.addJob(identifier, payload, {
+              runAt: new Date(Date.now() + delayMs),
+              maxAttempts: job.max_attempts,
+              priority: job.priority,
+              ...(queueName ? { queueName } : {}),
+            })
+          },
+        )
+      } catch (err) {
+        if (holdMs > 0 && unavailableReason(err) !== undefined)
+          await untilAnswering(helpers, holdMs)
+        throw err
+      }
     }
   }
   return list
+}
+
+/** Waits (backing off from 100 ms to 2 s) until `select 1` succeeds through the task's helpers, or `holdMs` passed. */
+async function untilAnswering(helpers: any, holdMs: number): Promise<void> {
+  const until = Date.now() + holdMs
+  for (let delay = 100; Date.now() < until; delay = Math.min(delay * 2, 2_000)) {
+    try {
+      await helpers.withPgClient((client: { query(text: string): Promise<unknown> }) =>
+        client.query('select 1'),
+      )
+      return
+    } catch {
+      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, until - Date.now()))))
+    }
+  }
 }

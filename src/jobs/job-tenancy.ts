@@ -2,10 +2,10 @@ import { runWithTenant, tryCurrentTenant, withoutTenant } from '../context/index
 import { ConfigError, MissingTenantError } from '../errors/index.js'
 import { parseTenantId, type Tenant, type TenantStore } from '../tenants/index.js'
 import {
+  canonicalClone,
   ENVELOPE_KEY,
   type JobEnvelope,
   type JobMeta,
-  canonicalClone,
   signJob,
   verifyJob,
 } from './envelope.js'

@@ -1,3 +1,4 @@
+import { asUnavailable } from '../sql/unavailable.js'
 import type { JobEnvelope } from './envelope.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
@@ -74,7 +75,10 @@ export interface TenantSendOptions {
 export interface TenantPgBoss {
   /** The pg-boss instance underneath. */
   readonly boss: PgBossLike
-  /** Sends `payload` to `queue` as the current tenant (see `JobTenancy.seal`). */
+  /**
+   * Sends `payload` to `queue` as the current tenant (see `JobTenancy.seal`); a
+   * database that cannot take it now throws `DatabaseUnavailableError`.
+   */
   send(queue: string, payload: unknown, options?: TenantSendOptions): Promise<string | null>
   /** A cron schedule whose every job runs as the tenant current now. */
   schedule(
@@ -123,34 +127,37 @@ export function tenantPgBoss(
     async send(queue: string, payload: unknown, sendOptions: TenantSendOptions = {}) {
       const { fair, ...rest } = sendOptions as Record<string, unknown>
       const data = jobs.seal(queue, payload)
-      if (fair && data.rowtenancy.tenant !== null) {
-        const { rows } = await boss.getDb().executeSql(pending, [queue, data.rowtenancy.tenant])
-        rest.priority = Number(rest.priority ?? 0) - Number(rows[0]?.n ?? 0)
+      try {
+        if (fair && data.rowtenancy.tenant !== null) {
+          const { rows } = await boss.getDb().executeSql(pending, [queue, data.rowtenancy.tenant])
+          rest.priority = Number(rest.priority ?? 0) - Number(rows[0]?.n ?? 0)
+        }
+        return await boss.send(queue, data as object, rest)
+      } catch (err) {
+        throw asUnavailable(err)
       }
-      return boss.send(queue, data as object, rest)
     },
     async schedule(queue: string, cron: string, payload: unknown, scheduleOptions = {}) {
-      await boss.schedule(queue, cron, jobs.seal(queue, payload) as object, scheduleOptions)
+      const data = jobs.seal(queue, payload) as object
+      await boss.schedule(queue, cron, data, scheduleOptions).catch((err: unknown) => {
+        throw asUnavailable(err)
+      })
     },
     work(queue, workOptions, handler) {
       jobs.rule(queue)
-      return boss.work(
-        queue,
-        workOptions,
-        async (batch: PgBossJob[]) => {
-          const failures: [string, unknown][] = []
-          for (const job of batch) {
-            try {
-              await runOne(boss, jobs, queue, job, handler)
-            } catch (err) {
-              if (batch.length === 1) throw err
-              failures.push([job.id, err])
-            }
+      return boss.work(queue, workOptions, async (batch: PgBossJob[]) => {
+        const failures: [string, unknown][] = []
+        for (const job of batch) {
+          try {
+            await runOne(boss, jobs, queue, job, handler)
+          } catch (err) {
+            if (batch.length === 1) throw err
+            failures.push([job.id, err])
           }
-          // pg-boss fails or completes a batch as a whole; fail only the jobs that failed.
-          for (const [id, err] of failures) await boss.fail(queue, id, errorOutput(err))
-        },
-      )
+        }
+        // pg-boss fails or completes a batch as a whole; fail only the jobs that failed.
+        for (const [id, err] of failures) await boss.fail(queue, id, errorOutput(err))
+      })
     },
   } satisfies TenantPgBoss)
 }
