@@ -7,16 +7,12 @@ import {
   tenantScoped,
 } from './checks.js'
 import { copyWithChecksumStatement } from './copy-checksum-sql.js'
-import {
-  existingRowsStatement,
-  insertStatement,
-  mapStatement,
-  type SqlContext,
-} from './copy-sql.js'
+import { existingRowsStatement, insertStatement, type SqlContext } from './copy-sql.js'
 import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
 import { type LedgerEntry, type LedgerTable, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
+import { allocateIds, remapFailure } from './remap-sql.js'
 import { ensureTenantRow } from './tenant-row.js'
 
 /**
@@ -130,10 +126,7 @@ export async function copyTenant(
     }
     await refuseOccupiedTarget(client, ctx, plan, tp.tenant.id, tables)
     const tenantRow = await ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
-    for (const t of tables) {
-      const m = mapStatement(ctx, t)
-      if (m) await client.query(m.text, m.values)
-    }
+    await allocateIds(client, ctx, tables)
     const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, options)
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
     const checks = options.verify
@@ -164,7 +157,7 @@ export async function copyTenant(
     return { status: 'migrated', tables: copied, checks, ms: Date.now() - started, warnings }
   } catch (err) {
     await client.query('rollback').catch(() => {})
-    throw err
+    throw remapFailure(err)
   }
 }
 
