@@ -271,7 +271,9 @@ async function graphileFairQueue(
     jobs,
     limit === 'queue' ? { tenantQueue: 2 } : { fair: limit === 'fair' },
   )
-  let stop = () => utils.release()
+  let stop = async (): Promise<void> => {
+    await utils.release()
+  }
   return {
     sendAs: (t) => runWithTenant(t, () => addJob('fair', { sentAt: Date.now() })),
     async start() {
