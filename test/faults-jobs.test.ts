@@ -155,6 +155,7 @@ async function startWorkers(url: string, store: TenantStore): Promise<void> {
     send: (...a) => boss.send(...a),
     schedule: (...a) => boss.schedule(...a),
     fail: (...a) => boss.fail(...a),
+    complete: (name, ids, data) => boss.complete(name, ids, data ?? {}),
     getDb: () => boss.getDb() as ReturnType<PgBossLike['getDb']>,
     work: (name, options, fn) =>
       boss.work(name, options, async (batch: any[]) => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant, withoutTenant } from '../src/context/index.js'
 import { ConfigError, InvalidTenantIdError, MissingTenantError } from '../src/errors/index.js'
-import { createJobTenancy, JobRejectedError } from '../src/jobs/index.js'
+import { createJobTenancy, JobRejectedError, tenantTaskList } from '../src/jobs/index.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
@@ -155,5 +155,9 @@ describe('job envelope', () => {
       /reason written to the audit log/,
     )
     expect(() => make({ waitMs: -1 })).toThrow(/waitMs/)
+    const jobs = make()
+    expect(() => tenantTaskList(jobs, { work: () => 1 }, { unavailableHoldMs: -1 })).toThrow(
+      /unavailableHoldMs must be a whole number/,
+    )
   })
 })

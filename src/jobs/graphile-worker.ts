@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors/index.js'
-import { asUnavailable, unavailableReason } from '../sql/unavailable.js'
+import { asUnavailable } from '../sql/unavailable.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
+import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
 /**
  * Anything with graphile-worker's `addJob` (WorkerUtils, a task's helpers).
@@ -135,12 +136,7 @@ export function tenantTaskList(
   tasks: Readonly<Record<string, TenantTask>>,
   options: TenantTaskListOptions = {},
 ): Record<string, (payload: unknown, helpers: any) => Promise<void>> {
-  const holdMs = options.unavailableHoldMs ?? 30_000
-  if (!Number.isSafeInteger(holdMs) || holdMs < 0) {
-    throw new InvalidInputError(
-      `unavailableHoldMs must be a whole number of milliseconds (0 or more), not ${String(holdMs)}.`,
-    )
-  }
+  const holdMs = holdOption(options.unavailableHoldMs)
   const list: Record<string, (payload: unknown, helpers: any) => Promise<void>> = {}
   for (const [identifier, handler] of Object.entries(tasks)) {
     jobs.rule(identifier)
@@ -164,26 +160,14 @@ export function tenantTaskList(
           },
         )
       } catch (err) {
-        if (holdMs > 0 && unavailableReason(err) !== undefined)
-          await untilAnswering(helpers, holdMs)
+        const probe = () =>
+          helpers.withPgClient((c: { query(text: string): Promise<unknown> }) =>
+            c.query('select 1'),
+          )
+        await holdWhileUnavailable(err, probe, holdMs)
         throw err
       }
     }
   }
   return list
-}
-
-/** Waits (backing off from 100 ms to 2 s) until `select 1` succeeds through the task's helpers, or `holdMs` passed. */
-async function untilAnswering(helpers: any, holdMs: number): Promise<void> {
-  const until = Date.now() + holdMs
-  for (let delay = 100; Date.now() < until; delay = Math.min(delay * 2, 2_000)) {
-    try {
-      await helpers.withPgClient((client: { query(text: string): Promise<unknown> }) =>
-        client.query('select 1'),
-      )
-      return
-    } catch {
-      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, until - Date.now()))))
-    }
-  }
 }

@@ -1,6 +1,7 @@
 import { asUnavailable } from '../sql/unavailable.js'
 import type { JobEnvelope } from './envelope.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
+import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
 /**
  * The part of a pg-boss 10 instance the adapter uses.
@@ -24,6 +25,7 @@ export interface PgBossLike {
     handler: (jobs: any[]) => Promise<unknown>,
   ): Promise<string>
   fail(name: string, id: string, data?: object): Promise<unknown>
+  complete(name: string, ids: string[], data?: object): Promise<unknown>
   getDb(): { executeSql(text: string, values: unknown[]): Promise<{ rows: any[] }> }
 }
 
@@ -92,6 +94,11 @@ export interface TenantPgBoss {
    * fail with the reason. With `includeMetadata: true` the handler learns the
    * attempt number, and a waiting job's copy keeps its priority and retry
    * settings (else the queue's defaults); without it, fetching is cheaper.
+   * `unavailableHoldMs` (30,000 by default, 0: off): a job that failed because
+   * the database is unavailable is handed back to pg-boss only once the database
+   * answers (or after that long), because pg-boss writes the failure once and
+   * throws a refused connection uncaught; a job whose failure could not be
+   * written is retried only after its `expireInSeconds`.
    */
   work<P = any>(
     queue: string,
@@ -145,18 +152,34 @@ export function tenantPgBoss(
     },
     work(queue, workOptions, handler) {
       jobs.rule(queue)
-      return boss.work(queue, workOptions, async (batch: PgBossJob[]) => {
+      const { unavailableHoldMs, ...bossOptions } = workOptions
+      const holdMs = holdOption(unavailableHoldMs as number | undefined)
+      const probe = () => boss.getDb().executeSql('select 1', [])
+      // pg-boss 10 does not await its own complete/fail after the callback, so a connection lost
+      // there is an unhandled rejection (the process exits). The outcome is written here instead,
+      // held until the database answers; pg-boss's own call after it finds nothing left to change.
+      const record = (write: () => Promise<unknown>) =>
+        write().catch(async (err: unknown) => {
+          await holdWhileUnavailable(err, probe, holdMs)
+          return write()
+        })
+      return boss.work(queue, bossOptions, async (batch: PgBossJob[]) => {
+        const done: string[] = []
         const failures: [string, unknown][] = []
+        let result: unknown
         for (const job of batch) {
           try {
-            await runOne(boss, jobs, queue, job, handler)
+            result = await runOne(boss, jobs, queue, job, handler)
+            done.push(job.id)
           } catch (err) {
-            if (batch.length === 1) throw err
             failures.push([job.id, err])
           }
         }
-        // pg-boss fails or completes a batch as a whole; fail only the jobs that failed.
-        for (const [id, err] of failures) await boss.fail(queue, id, errorOutput(err))
+        if (done.length > 0) {
+          const data = batch.length === 1 ? (result as object | undefined) : undefined
+          await record(() => boss.complete(queue, done, data))
+        }
+        for (const [id, err] of failures) await record(() => boss.fail(queue, id, errorOutput(err)))
       })
     },
   } satisfies TenantPgBoss)
