@@ -45,6 +45,7 @@ export function tenantPoolOf(
       requireTenant,
       endPool: false,
       acquireMs: o.timeouts.acquireMs,
+      ...(o.serving ? { serving: { schema: o.serving.schema } } : {}),
     })
     byRequire.set(requireTenant, pool)
   }

@@ -31,6 +31,7 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     sealKey: options.sealKey,
     unboundWithoutTenant: true,
     timeouts: options.timeouts,
+    serving: options.serving,
   })
 }
 
