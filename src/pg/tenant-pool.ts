@@ -54,6 +54,12 @@ export interface TenantPoolOptions {
   /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
   readonly endPool?: boolean | undefined
   /**
+   * How long a statement or `connect()` waits for a free connection before it
+   * fails with `DatabaseUnavailableError` (reason `pool-timeout`): 5000 ms by
+   * default, as `createTenancy`'s `timeouts.acquireMs`; 0 waits forever.
+   */
+  readonly acquireMs?: number | undefined
+  /**
    * Hybrid serving during an online migration (`tenantPoolOf` sets it from the
    * tenancy's `hybrid` option): each statement opens with
    * `rowtenancy_enter(tenant, null)`, which serves the tenant from its legacy
@@ -74,6 +80,7 @@ const KNOWN = new Set([
   'endPool',
   'sealKey',
   'prepareBind',
+  'acquireMs',
   'serving',
 ])
 const COMMIT: Statement = Object.freeze({ text: 'commit' })
@@ -124,7 +131,7 @@ export class TenantPool extends PoolFacade {
   constructor(options: TenantPoolOptions) {
     checkOptions(options)
     const inner = options.pool instanceof pg.Pool ? options.pool : new pg.Pool(options.pool)
-    super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool))
+    super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool), options.acquireMs)
     this.#options = Object.freeze({ ...options })
     this.#type = options.tenantIdType ?? 'bigint'
     this.#requireTenant = options.requireTenant === true
@@ -179,7 +186,7 @@ export class TenantPool extends PoolFacade {
   async #poolQuery(call: QueryCall): Promise<pg.QueryResult> {
     if (!this.#readyDone) await this.ready()
     const bind = this.#bindForContext()
-    const client = await explainUnreachable(this.inner, () => this.inner.connect())
+    const client = await this.acquireClient()
     const session = this.#guard.checkout(client)
     try {
       return await this.runLone(session, bind, call.config)
