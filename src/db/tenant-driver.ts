@@ -22,21 +22,20 @@ import { SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
 import { quoteLiteral } from '../sql/quote.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import type { TenantIdType } from '../tenants/id-types.js'
+import type { ServingMap } from '../tenants/serving.js'
+import { BindCache } from './bind-cache.js'
 import { type BindingMode, bindStatement } from './binding.js'
 import {
   type BindingOptions,
   type ResolvedBindingOptions,
   resolveBindingOptions,
 } from './binding-options.js'
+import { enterStatement, hybridCheckout } from './hybrid-binding.js'
 import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
 import { TenantConnection } from './tenant-connection.js'
 import { acquire, carriesTimeouts, withTimeouts } from './unavailable.js'
-
-const BIND_CACHE_SIZE = 1024
-/** No tenant bound yet. */
-const NO_ID = Symbol('no tenant id')
 
 /**
  * Options of the tenant-binding Kysely dialect.
@@ -64,6 +63,12 @@ export interface TenantBindingConfig extends BindingOptions {
   readonly warn?: ((message: string) => void) | undefined
   /** `pg-cursor`'s class, for `.stream()`. */
   readonly cursor?: PostgresCursorConstructor | undefined
+  /**
+   * Hybrid serving during an online migration: each tenant's transaction opens
+   * with `rowtenancy_enter(tenant, placement)` instead of the plain bind, the
+   * placement read (cached) from this serving map. `set_config` binding only.
+   */
+  readonly serving?: ServingMap | undefined
 }
 
 /**
@@ -83,15 +88,17 @@ export class TenantBindingDriver implements Driver {
   #pool: pg.Pool | undefined
   #mode: BindingMode = 'set_config'
   #facts: RuntimeRoleFacts | undefined
-  readonly #binds = new Map<string, Statement>()
-  /** The last tenant bound and its statement: most checkouts repeat the previous tenant. */
-  #lastId: unknown = NO_ID
-  #lastBind: Statement | undefined
+  readonly #binds = new BindCache()
   /** The name the bind is prepared under (undefined: unnamed; see preparedBindName). */
   #prepareAs: string | undefined
 
   constructor(config: TenantBindingConfig) {
-    const { tenantIdType, timeouts } = resolveBindingOptions(config)
+    const { tenantIdType, binding, timeouts } = resolveBindingOptions(config)
+    if (config.serving && binding !== 'auto' && binding !== 'set_config') {
+      throw new ConfigError(
+        `hybrid serving (an online migration) needs the set_config binding, not ${binding}.`,
+      )
+    }
     this.#config = Object.freeze({ ...config })
     this.#type = tenantIdType
     this.#timeouts = timeouts
@@ -131,6 +138,12 @@ export class TenantBindingDriver implements Driver {
     if (this.#mode === 'sealed') await this.#checkSeal(runtime)
     // A set_local binding cannot carry the timeouts: say so at start-up, not at the first query.
     if (this.#mode === 'set_local') withTimeouts({ text: 'set local' }, this.#timeouts)
+    if (this.#config.serving && this.#mode !== 'set_config') {
+      throw new ConfigError(
+        `hybrid serving (an online migration) needs the set_config binding, not ${this.#mode}: ` +
+          "migrate with --online only on plain PostgreSQL, with binding 'auto' or 'set_config'.",
+      )
+    }
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
         allowUnsafeRole: this.#config.allowUnsafeRole,
@@ -160,6 +173,26 @@ export class TenantBindingDriver implements Driver {
     // No tenant: the connection is bound to no tenant (row level security then shows no
     // tenant rows); the plugin has refused every query on tenant-aware tables already.
     const id = this.#config.unboundWithoutTenant ? tryCurrentTenant() : currentTenant()
+    const serving = this.#config.serving
+    if (serving && id !== undefined) {
+      // Online migration: the placement decides how the query is compiled; rowtenancy_enter
+      // checks it again under the tenant's fence, in the same round trip.
+      const enterFor = (placement: 'schema' | 'shared') =>
+        withTimeouts(enterStatement(serving.schema, this.#type, id, placement), this.#timeouts)
+      const hybrid = await hybridCheckout(serving, id, enterFor)
+      const enter = enterFor(hybrid.placement)
+      const client = await acquire(pool, this.#timeouts.acquireMs)
+      const session = SessionGuard.for(pool).checkout(client)
+      return new TenantConnection(
+        client,
+        enter,
+        this.#mode,
+        this.#cursor(),
+        session,
+        undefined,
+        hybrid,
+      )
+    }
     const bind = id === undefined ? unboundStatement(this.#mode) : this.#bindFor(id)
     // A full pool fails after timeouts.acquireMs; connect errors become DatabaseUnavailableError.
     const client = await acquire(pool, this.#timeouts.acquireMs)
@@ -221,20 +254,9 @@ export class TenantBindingDriver implements Driver {
 
   /** The binding statement of a tenant; validated once, then served from a small cache. */
   #bindFor(tenantId: TenantId): Statement {
-    if (tenantId === this.#lastId && this.#lastBind) return this.#lastBind
-    const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
-    let bind = this.#binds.get(key)
-    if (!bind) {
-      bind = withTimeouts(
-        bindStatement(this.#mode, this.#type, tenantId, this.#config.sealKey),
-        this.#timeouts,
-      )
-      if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
-      this.#binds.set(key, bind)
-    }
-    this.#lastId = tenantId
-    this.#lastBind = bind
-    return bind
+    return this.#binds.get(tenantId, (id) =>
+      withTimeouts(bindStatement(this.#mode, this.#type, id, this.#config.sealKey), this.#timeouts),
+    )
   }
 
   /** `prepareBind` applies to `set_config` binding only (SET LOCAL ignores it). */
@@ -243,8 +265,6 @@ export class TenantBindingDriver implements Driver {
     const named = this.#config.prepareBind !== false && !carriesTimeouts(this.#timeouts)
     this.#prepareAs = named ? preparedBindName(this.#mode) : undefined
     this.#binds.clear()
-    this.#lastId = NO_ID
-    this.#lastBind = undefined
   }
 
   /**

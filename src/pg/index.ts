@@ -3,7 +3,9 @@ import { currentTenant, type TenantId } from '../context/index.js'
 import { bindStatement } from '../db/binding.js'
 import { type BindingOptions, resolveBindingOptions } from '../db/binding-options.js'
 import { withBoundClient } from '../db/bound-client.js'
+import { enterStatement } from '../db/hybrid-binding.js'
 import { acquire, carriesTimeouts, withTimeouts } from '../db/unavailable.js'
+import { ConfigError } from '../errors/index.js'
 import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId } from '../tenants/id-types.js'
 
@@ -17,6 +19,14 @@ export interface WithTenantClientOptions
   extends Pick<BindingOptions, 'tenantIdType' | 'binding' | 'sealKey' | 'timeouts'> {
   /** The tenant to bind; the current tenant (`currentTenant()`) by default. */
   readonly tenantId?: TenantId | undefined
+  /**
+   * Hybrid serving during an online migration (see docs/migration.md): the
+   * transaction opens with `rowtenancy_enter(tenant, null)`, which serves the
+   * tenant from its legacy schema (`search_path`) until its cut-over and from the
+   * shared tables after, decided under the tenant's fence. `true`, or
+   * `{ schema }` of the serving map (`public` by default). set_config binding only.
+   */
+  readonly hybrid?: boolean | { readonly schema?: string | undefined } | undefined
 }
 
 const citusByPool = new WeakMap<pg.Pool, Promise<boolean>>()
@@ -58,13 +68,27 @@ export async function withTenantClient<T>(
         ? 'set_local'
         : 'set_config'
       : binding
-  const bind = withTimeouts(bindStatement(mode, type, tenantId, options.sealKey), timeouts)
+  const hybrid = options.hybrid
+  if (hybrid && mode !== 'set_config') {
+    throw new ConfigError(`withTenantClient: hybrid needs the set_config binding, not ${mode}.`)
+  }
+  const bind = withTimeouts(
+    hybrid
+      ? enterStatement(
+          hybrid === true ? 'public' : (hybrid.schema ?? 'public'),
+          type,
+          tenantId,
+          null,
+        )
+      : bindStatement(mode, type, tenantId, options.sealKey),
+    timeouts,
+  )
   // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
   const routed = pool as pg.Pool & { poolFor?: (id: unknown) => Promise<pg.Pool> }
   const target = typeof routed.poolFor === 'function' ? await routed.poolFor(tenantId) : pool
   return withBoundClient(target, bind, mode, fn, {
     acquireMs: timeouts.acquireMs,
-    unnamed: carriesTimeouts(timeouts),
+    unnamed: carriesTimeouts(timeouts) || Boolean(hybrid),
   })
 }
 

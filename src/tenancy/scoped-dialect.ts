@@ -1,6 +1,8 @@
 import { type Dialect, PostgresDialect } from 'kysely'
+import type pg from 'pg'
 import { bindingOptionsOf } from '../db/binding-options.js'
 import { TenantBindingDialect } from '../db/tenant-dialect.js'
+import { acquire, DEFAULT_ACQUIRE_MS } from '../db/unavailable.js'
 import type { ResolvedTenancyOptions } from './options.js'
 
 /**
@@ -24,15 +26,21 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     >[0]['adminPool'],
     ...bindingOptionsOf(options),
     unboundWithoutTenant: true,
+    serving: options.serving,
   })
 }
 
 /**
  * The dialect of `tenancy.allObjects()`: a plain `PostgresDialect` on
- * `adminPool` (or `pool` when no admin pool was given).
+ * `adminPool` (or `pool` when no admin pool was given), its checkouts bounded
+ * by `timeouts.acquireMs` as the scoped dialect's are.
  *
  * @internal
  */
 export function adminDialect(options: ResolvedTenancyOptions): Dialect {
-  return new PostgresDialect({ pool: options.adminPool })
+  const admin = options.adminPool as pg.Pool
+  const acquireMs = options.timeouts.acquireMs ?? DEFAULT_ACQUIRE_MS
+  return new PostgresDialect({
+    pool: { connect: () => acquire(admin, acquireMs), end: () => admin.end() },
+  })
 }
