@@ -67,6 +67,7 @@ export function servingDdl(schema: string, idType: TenantIdType): string[] {
   fence_ms integer not null default ${DEFAULT_FENCE_MS} check (fence_ms between 1 and 600000),
   updated_at timestamptz not null default now()
 )`,
+    `create index if not exists ${quoteIdent(`${SERVING_TABLE}_schema`)} on ${table} (schema_name)`,
     `create or replace function ${fn}(p_tenant text, p_expected text) returns void
 language plpgsql volatile security definer as $rt$
 declare
@@ -74,6 +75,10 @@ declare
   v_placement text;
   v_fence integer;
   v_prev text;
+  v_item text;
+  v_name text;
+  v_path text := '';
+  v_dropped boolean := false;
 begin
   select s.schema_name, s.fence_ms into v_schema, v_fence
     from ${table} s where s.tenant_id = p_tenant::${idType};
@@ -102,11 +107,32 @@ begin
     raise exception using errcode = ${quoteLiteral(MOVED_SQLSTATE)},
       message = 'tenant ' || p_tenant || ' is served from ' || v_placement || ', not ' || p_expected || '; retry';
   end if;
+  -- No other tenant's legacy schema (nor "$user", which may name one) stays on the search_path:
+  -- an unqualified name missing from the tenant's own schema must not reach another tenant's.
+  v_prev := pg_catalog.current_setting('search_path');
+  for v_item in
+    select m[1] from pg_catalog.regexp_matches(v_prev, '\\s*("(?:[^"]|"")*"|[^,]*[^,\\s])\\s*(?:,|$)', 'g') as m
+  loop
+    if v_item like '"%' then
+      v_name := pg_catalog.replace(pg_catalog.substr(v_item, 2, pg_catalog.length(v_item) - 2), '""', '"');
+    else
+      v_name := pg_catalog.lower(v_item);
+    end if;
+    if v_name = '$user' or v_name = v_schema
+       or exists (select 1 from ${table} s where s.schema_name = v_name) then
+      v_dropped := true;
+    else
+      v_path := v_path || case when v_path = '' then '' else ', ' end || pg_catalog.quote_ident(v_name);
+    end if;
+  end loop;
   if v_placement = 'schema' then
     perform pg_catalog.set_config('search_path',
-      pg_catalog.quote_ident(v_schema) || ', ' || pg_catalog.current_setting('search_path'), true);
+      pg_catalog.quote_ident(v_schema) || case when v_path = '' then '' else ', ' || v_path end, true);
     perform pg_catalog.set_config('rowtenancy.tenant_id', '', true);
   else
+    if v_dropped then
+      perform pg_catalog.set_config('search_path', v_path, true);
+    end if;
     perform pg_catalog.set_config('rowtenancy.tenant_id', p_tenant, true);
   end if;
 end
