@@ -18,6 +18,7 @@ import {
   type Tenancy,
   tenantPoolOf,
 } from '../src/entries/index.js'
+import { captureDdl } from '../src/migrate/online/capture-sql.js'
 import { quoteIdent, quoteLiteral } from '../src/sql/quote.js'
 import { fenceKeySql, servingDdl } from '../src/tenants/serving.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
@@ -30,6 +31,7 @@ interface DB {
 let db: TestDatabase
 let tenancy: Tenancy
 let runtime: pg.Pool
+let runtimeUrl: string
 const role = `rt_attack_${randomBytes(3).toString('hex')}`
 const HOSTILE = 'we"ird, sch.ema'
 
@@ -75,7 +77,8 @@ beforeAll(async () => {
   const u = new URL(db.url)
   u.username = role
   u.password = password
-  runtime = new pg.Pool({ connectionString: u.toString(), max: 1 })
+  runtimeUrl = u.toString()
+  runtime = new pg.Pool({ connectionString: runtimeUrl, max: 1 })
   tenancy = createTenancy({
     pool: runtime,
     adminPool: db.pool,
@@ -255,5 +258,38 @@ describe('hybrid serving attacks', () => {
     expect(
       names(await runWithTenant('1', () => k.selectFrom('item').select('name').execute())),
     ).toEqual(['item of legacy_one'])
+  })
+  it("a runtime role that may create objects cannot run them with the owner's rights through rowtenancy_enter or the capture function", async () => {
+    for (const s of captureDdl('public', 'bigint')) await db.pool.query(s)
+    const r = quoteIdent(role)
+    await db.pool.query(`create schema rt_evil authorization ${r}`)
+    // a fresh session: no plan of rowtenancy_enter cached before the shadowing operator exists
+    const client = new pg.Client({ connectionString: runtimeUrl })
+    await client.connect()
+    try {
+      // an operator that shadows bigint = bigint and grants its caller superuser when it can
+      await client.query(`create function rt_evil.eq(bigint, bigint) returns boolean language plpgsql as $f$
+        begin
+          if current_user <> ${quoteLiteral(role)} then execute 'alter role ${r} superuser'; end if;
+          return $1 operator(pg_catalog.=) $2;
+        end $f$`)
+      await client.query(
+        'create operator rt_evil.= (leftarg = bigint, rightarg = bigint, function = rt_evil.eq)',
+      )
+      await client.query('begin')
+      await client.query('set local search_path = rt_evil, pg_catalog, public')
+      await client.query("select public.rowtenancy_enter('1', null)").catch(() => {})
+      await client.query('commit')
+    } finally {
+      await client.end()
+    }
+    const { rows } = await db.pool.query('select rolsuper from pg_roles where rolname = $1', [role])
+    expect(rows[0].rolsuper).toBe(false)
+    // the capture trigger's function runs as the owner too: its search_path is pinned
+    const capture = await db.pool.query(
+      "select proconfig from pg_proc where proname = 'rowtenancy_capture' and prosecdef",
+    )
+    expect(capture.rows[0].proconfig).toEqual(['search_path=pg_catalog, pg_temp'])
+    await db.pool.query('drop schema rt_evil cascade')
   })
 })

@@ -49,7 +49,7 @@ $rt$`,
 )`,
     `create index if not exists rowtenancy_changelog_tenant on ${log} (tenant_id, table_name)`,
     `create or replace function ${quoteQualified(schema, CAPTURE_FUNCTION)}() returns trigger
-language plpgsql security definer as $rt$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $rt$
 declare
   v_tenant text := TG_ARGV[0];
   v_placement text;
