@@ -9,6 +9,7 @@
  * with no serving row, no tenant at all, and a transaction spanning a cut-over.
  */
 import { randomBytes } from 'node:crypto'
+import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -157,12 +158,11 @@ describe('hybrid serving attacks', () => {
   })
 
   it('savepoints and nested transactions keep the legacy binding; a raw COMMIT inside leaves nothing reachable', async () => {
-    const k = tenancy.kysely<DB>()
     await runWithTenant('1', () =>
       tenancy.transaction<DB, void>(async (trx) => {
-        const sp = await trx.savepoint('a').execute()
-        await sp.insertInto('item').values({ name: 'rolled back' }).execute()
-        await sp.rollbackToSavepoint('a').execute()
+        await sql`savepoint a`.execute(trx)
+        await trx.insertInto('item').values({ name: 'rolled back' }).execute()
+        await sql`rollback to savepoint a`.execute(trx)
         expect(names(await trx.selectFrom('item').select('name').execute())).toEqual([
           'item of legacy_one',
         ])
@@ -172,19 +172,13 @@ describe('hybrid serving attacks', () => {
     const after = await runWithTenant('1', () =>
       tenancy.transaction<DB, unknown>(async (trx) => {
         await trx.selectFrom('item').select('name').execute()
-        await trx.executeQuery({
-          sql: 'commit',
-          parameters: [],
-          query: { kind: 'RawNode', sqlFragments: ['commit'], parameters: [] },
-          queryId: { queryId: 'raw-commit' },
-        } as never)
+        await sql`commit`.execute(trx)
         return trx.selectFrom('item').select('name').execute()
       }),
     ).catch((e: unknown) => e)
     if (Array.isArray(after)) {
       expect(names(after)).not.toContain('shared two')
     }
-    void k
   })
 
   it('a tenant with no serving row is served from the shared tables, filtered', async () => {
