@@ -19,7 +19,7 @@ import {
   type Tenancy,
   tenantPoolOf,
 } from '../src/entries/index.js'
-import { captureDdl } from '../src/migrate/online/capture-sql.js'
+import { captureDdl, dropTriggerSql, installTriggerSql } from '../src/migrate/online/capture-sql.js'
 import { quoteIdent, quoteLiteral } from '../src/sql/quote.js'
 import { fenceKeySql, servingDdl } from '../src/tenants/serving.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
@@ -285,5 +285,50 @@ describe('hybrid serving attacks', () => {
     )
     expect(capture.rows[0].proconfig).toEqual(['search_path=pg_catalog, pg_temp'])
     await db.pool.query('drop schema rt_evil cascade')
+  })
+})
+
+describe('capture triggers on a partitioned legacy table', () => {
+  it('a write that names a partition is logged under the partitioned table; dropping removes every trigger', async () => {
+    const pdb = await createTestDatabase('online_attacks_part')
+    try {
+      await pdb.pool.query(`create table public.tenants (id text primary key);
+        create schema "le%s gacy";
+        create table "le%s gacy".item (id int primary key, name text) partition by range (id);
+        create table "le%s gacy".item_low partition of "le%s gacy".item for values from (0) to (100);
+        create table "le%s gacy".item_high partition of "le%s gacy".item
+          for values from (100) to (1000) partition by range (id);
+        create table "le%s gacy".item_high_a partition of "le%s gacy".item_high
+          for values from (100) to (500);`)
+      for (const s of servingDdl('public', 'text')) await pdb.pool.query(s)
+      for (const s of captureDdl('public', 'text')) await pdb.pool.query(s)
+      await pdb.pool.query(
+        `insert into rowtenancy_serving (tenant_id, schema_name, placement) values ('t%s''1', 'le%s gacy', 'schema')`,
+      )
+      const ctx = { sourceSchema: 'le%s gacy', tenantId: "t%s'1" } as never
+      const table = { name: 'item', source: { partitioned: true } } as never
+      for (const s of installTriggerSql('public', ctx, table, ['id'])) await pdb.pool.query(s)
+      await pdb.pool.query(`insert into "le%s gacy".item values (1, 'parent');
+        insert into "le%s gacy".item_low values (2, 'partition');
+        insert into "le%s gacy".item_high_a values (200, 'sub-partition');
+        update "le%s gacy".item_low set name = 'x' where id = 2;
+        delete from "le%s gacy".item_high where id = 200;`)
+      const { rows } = await pdb.pool.query(
+        'select tenant_id, table_name, key::text as key from rowtenancy_changelog order by id',
+      )
+      expect(rows.every((r) => r.table_name === 'item' && r.tenant_id === "t%s'1")).toBe(true)
+      expect(rows.map((r) => r.key)).toEqual(['[1]', '[2]', '[200]', '[2]', '[2]', '[200]'])
+      const truncate = await pdb.pool
+        .query(`truncate "le%s gacy".item_low`)
+        .catch((e: { code?: string }) => e)
+      expect((truncate as { code?: string }).code).toBe('55000')
+      for (const s of dropTriggerSql(ctx, table)) await pdb.pool.query(s)
+      const left = await pdb.pool.query(
+        "select count(*)::int as n from pg_trigger where tgname like 'rowtenancy_capture%'",
+      )
+      expect(left.rows[0].n).toBe(0)
+    } finally {
+      await pdb.drop()
+    }
   })
 })
