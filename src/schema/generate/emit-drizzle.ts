@@ -35,17 +35,45 @@ export function emitDrizzleSchema(plan: TenantSchemaPlan, options: EmitOptions =
   const scope = new NameScope()
   // Partitions are reached through their parent table.
   const tables = plan.tables.filter((t) => t.partitionOf === undefined)
-  const enums = new Map<string, string>()
-  for (const e of plan.enums) enums.set(e.name, scope.take(`${camelName(e.name)}Enum`))
-  const names = new Map<string, TableNames>()
-  for (const t of tables) {
-    const cols = new NameScope()
-    names.set(t.name, {
-      variable: scope.take(camelName(t.name)),
-      columns: new Map(t.columns.map((c) => [c.name, cols.take(camelName(c.name))])),
-    })
+  const enums = new Map(plan.enums.map((e) => [e.name, scope.take(`${camelName(e.name)}Enum`)]))
+  const names = new Map(tables.map((t) => [t.name, tableNames(t, scope.take(camelName(t.name)))]))
+  const relationLines = drizzleRelations(tables, names, plan)
+  const relationExports = tables.flatMap((t) => {
+    const lines = relationLines.get(t.name)
+    if (!lines) return []
+    const n = names.get(t.name)!
+    return [
+      `export const ${scope.take(`${n.variable}Relations`)} = relations(${n.variable}, ({ one, many }) => ({`,
+      ...lines,
+      '}))',
+      '',
+    ]
+  })
+  const out = [
+    ...drizzleHeader(plan),
+    ...plan.enums.map(
+      (e) =>
+        `export const ${enums.get(e.name)} = pgEnum(${quoted(e.name)}, [${e.labels.map(quoted).join(', ')}])`,
+    ),
+    ...(plan.enums.length > 0 ? [''] : []),
+    ...tables.flatMap((t) => pgTableLines(t, names, plan, enums, rls)),
+    ...relationExports,
+  ]
+  return `${out.join('\n').trimEnd()}\n`
+}
+
+/** The variable of a table and the property of each of its columns. */
+function tableNames(table: TableDef, variable: string): TableNames {
+  const cols = new NameScope()
+  return {
+    variable,
+    columns: new Map(table.columns.map((c) => [c.name, cols.take(camelName(c.name))])),
   }
-  const out: string[] = [
+}
+
+/** The header comments and imports of the module. */
+function drizzleHeader(plan: TenantSchemaPlan): string[] {
+  return [
     `// rowtenancy schema generate --emit drizzle: template ${quoted(plan.templateSchema)} -> ${quoted(plan.targetSchema)}`,
     '// Tables of the target schema; the SQL of `schema generate` stays the source of truth for the DDL.',
     "import { relations, sql } from 'drizzle-orm'",
@@ -59,80 +87,102 @@ export function emitDrizzleSchema(plan: TenantSchemaPlan, options: EmitOptions =
     'const sqlType = (type: string) => customType<{ data: string }>({ dataType: () => type })',
     '',
   ]
-  for (const e of plan.enums) {
-    out.push(
-      `export const ${enums.get(e.name)} = pgEnum(${quoted(e.name)}, [${e.labels.map(quoted).join(', ')}])`,
-    )
-  }
-  if (plan.enums.length > 0) out.push('')
-  const relationLines = new Map<string, string[]>()
+}
+
+/** The `relations` lines of each table, both sides of each foreign key inside the target schema. */
+function drizzleRelations(
+  tables: readonly TableDef[],
+  names: ReadonlyMap<string, TableNames>,
+  plan: TenantSchemaPlan,
+): Map<string, string[]> {
+  const lines = new Map<string, string[]>()
   for (const t of tables) {
     const n = names.get(t.name)!
-    out.push(`export const ${n.variable} = pgTable(`, `  ${quoted(t.name)},`, '  {')
-    for (const c of t.columns) {
-      out.push(`    ${n.columns.get(c.name)}: ${columnBuilder(c, plan, enums)},`)
-    }
-    out.push('  },', '  (t) => [')
-    const col = (name: string) => `t.${n.columns.get(name)}`
-    const pk = t.primaryKey
-    if (pk) {
-      out.push(
-        pk.columns[0] === plan.tenantColumn
-          ? `    tenantPrimaryKey(${pk.columns.map(col).join(', ')}),`
-          : `    primaryKey({ name: ${quoted(pk.name)}, columns: [${pk.columns.map(col).join(', ')}] }),`,
-      )
-    }
-    for (const u of t.uniques) {
-      out.push(
-        `    unique(${quoted(u.name)}).on(${u.columns.map(col).join(', ')})${u.nullsNotDistinct ? '.nullsNotDistinct()' : ''},`,
-      )
-    }
-    for (const c of t.checks) {
-      const body = c.definition.replace(/^CHECK\s*\(/i, '').replace(/\)\s*(NOT VALID)?$/i, '')
-      out.push(`    check(${quoted(c.name)}, sql\`${templateText(body)}\`),`)
-    }
     for (const fk of t.foreignKeys) {
       const ref = names.get(fk.refTable)
       if (!ref || fk.refSchema !== plan.targetSchema) continue
-      const refCol = (c: string) =>
-        `${ref.variable === n.variable ? 't' : ref.variable}.${ref.columns.get(c)}`
-      out.push(
-        `    foreignKey({ name: ${quoted(fk.name)}, columns: [${fk.columns.map(col).join(', ')}], ` +
-          `foreignColumns: [${fk.refColumns.map(refCol).join(', ')}] })${fkActions(fk)},`,
-      )
-      addRelation(relationLines, n, ref, t, fk, plan)
+      addRelation(lines, n, ref, t, fk, plan)
     }
-    for (const i of t.indexes) {
-      const plain = i.method === 'btree' && i.tail === '' && i.keys.every((k) => n.columns.has(k))
-      if (!plain) {
-        out.push(
-          `    // index ${oneLine(i.name)}: ${i.method}, expression or partial: kept in the SQL`,
-        )
-        continue
-      }
-      out.push(
-        `    ${i.unique ? 'uniqueIndex' : 'index'}(${quoted(i.name)}).on(${i.keys.map(col).join(', ')}),`,
-      )
-    }
-    if (rls) {
-      out.push(
-        `    tenantIsolationPolicy({ tenantColumn: ${quoted(plan.tenantColumn)}, tenantIdType: ${quoted(plan.tenantIdType)} }),`,
-      )
-    }
-    out.push('  ],', ')', '')
   }
-  for (const t of tables) {
-    const lines = relationLines.get(t.name)
-    if (!lines) continue
-    const n = names.get(t.name)!
-    out.push(
-      `export const ${scope.take(`${n.variable}Relations`)} = relations(${n.variable}, ({ one, many }) => ({`,
-      ...lines,
-      '}))',
-      '',
-    )
-  }
-  return `${out.join('\n').trimEnd()}\n`
+  return lines
+}
+
+/** The `pgTable(...)` export of one table: columns, then keys, checks, indexes and policy. */
+function pgTableLines(
+  t: TableDef,
+  names: ReadonlyMap<string, TableNames>,
+  plan: TenantSchemaPlan,
+  enums: ReadonlyMap<string, string>,
+  rls: boolean,
+): string[] {
+  const n = names.get(t.name)!
+  const col = (name: string) => `t.${n.columns.get(name)}`
+  return [
+    `export const ${n.variable} = pgTable(`,
+    `  ${quoted(t.name)},`,
+    '  {',
+    ...t.columns.map((c) => `    ${n.columns.get(c.name)}: ${columnBuilder(c, plan, enums)},`),
+    '  },',
+    '  (t) => [',
+    ...keyLines(t, col, plan),
+    ...t.checks.map((c) => {
+      const body = c.definition.replace(/^CHECK\s*\(/i, '').replace(/\)\s*(NOT VALID)?$/i, '')
+      return `    check(${quoted(c.name)}, sql\`${templateText(body)}\`),`
+    }),
+    ...foreignKeyLines(t, n, col, names, plan),
+    ...t.indexes.map((i) =>
+      i.method === 'btree' && i.tail === '' && i.keys.every((k) => n.columns.has(k))
+        ? `    ${i.unique ? 'uniqueIndex' : 'index'}(${quoted(i.name)}).on(${i.keys.map(col).join(', ')}),`
+        : `    // index ${oneLine(i.name)}: ${i.method}, expression or partial: kept in the SQL`,
+    ),
+    ...(rls
+      ? [
+          `    tenantIsolationPolicy({ tenantColumn: ${quoted(plan.tenantColumn)}, tenantIdType: ${quoted(plan.tenantIdType)} }),`,
+        ]
+      : []),
+    '  ],',
+    ')',
+    '',
+  ]
+}
+
+/** The primary key and unique constraints of a table. */
+function keyLines(t: TableDef, col: (name: string) => string, plan: TenantSchemaPlan): string[] {
+  const pk = t.primaryKey
+  const pkLines = !pk
+    ? []
+    : [
+        pk.columns[0] === plan.tenantColumn
+          ? `    tenantPrimaryKey(${pk.columns.map(col).join(', ')}),`
+          : `    primaryKey({ name: ${quoted(pk.name)}, columns: [${pk.columns.map(col).join(', ')}] }),`,
+      ]
+  return [
+    ...pkLines,
+    ...t.uniques.map(
+      (u) =>
+        `    unique(${quoted(u.name)}).on(${u.columns.map(col).join(', ')})${u.nullsNotDistinct ? '.nullsNotDistinct()' : ''},`,
+    ),
+  ]
+}
+
+/** The `foreignKey(...)` lines of a table, for keys to tables of the target schema. */
+function foreignKeyLines(
+  t: TableDef,
+  n: TableNames,
+  col: (name: string) => string,
+  names: ReadonlyMap<string, TableNames>,
+  plan: TenantSchemaPlan,
+): string[] {
+  return t.foreignKeys.flatMap((fk) => {
+    const ref = names.get(fk.refTable)
+    if (!ref || fk.refSchema !== plan.targetSchema) return []
+    const refCol = (c: string) =>
+      `${ref.variable === n.variable ? 't' : ref.variable}.${ref.columns.get(c)}`
+    return [
+      `    foreignKey({ name: ${quoted(fk.name)}, columns: [${fk.columns.map(col).join(', ')}], ` +
+        `foreignColumns: [${fk.refColumns.map(refCol).join(', ')}] })${fkActions(fk)},`,
+    ]
+  })
 }
 
 function addRelation(
@@ -173,7 +223,11 @@ function uniqueKey(lines: Map<string, string[]>, table: string, base: string): s
   return name
 }
 
-function columnBuilder(c: ColumnDef, plan: TenantSchemaPlan, enums: Map<string, string>): string {
+function columnBuilder(
+  c: ColumnDef,
+  plan: TenantSchemaPlan,
+  enums: ReadonlyMap<string, string>,
+): string {
   if (c.name === plan.tenantColumn) {
     return `tenantColumn({ name: ${quoted(c.name)}, type: ${quoted(plan.tenantIdType)} })`
   }
@@ -193,7 +247,7 @@ function columnBuilder(c: ColumnDef, plan: TenantSchemaPlan, enums: Map<string, 
   return b
 }
 
-function baseBuilder(type: string, column: string, enums: Map<string, string>): string {
+function baseBuilder(type: string, column: string, enums: ReadonlyMap<string, string>): string {
   const name = quoted(column)
   const enumVar = enums.get(type.replace(/^.*\./, '').replace(/^"|"$/g, ''))
   if (enumVar) return `${enumVar}(${name})`
