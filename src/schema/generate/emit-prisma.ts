@@ -1,4 +1,4 @@
-import type { ColumnDef, ForeignKeyDef } from '../../sql/catalog/model.js'
+import type { ColumnDef, EnumDef, ForeignKeyDef, TableDef } from '../../sql/catalog/model.js'
 import type { EmitOptions } from './emit-drizzle.js'
 import { camelName, NameScope, pascalName, quoted } from './emit-names.js'
 import type { TenantSchemaPlan } from './model.js'
@@ -28,26 +28,45 @@ export function emitPrismaModels(plan: TenantSchemaPlan, options: EmitOptions = 
   const scope = new NameScope()
   // Partitions are reached through their parent table.
   const tables = plan.tables.filter((t) => t.partitionOf === undefined)
-  const enums = new Map<string, string>()
-  for (const e of plan.enums) enums.set(e.name, scope.take(`${pascalName(e.name)}Enum`))
-  const models = new Map<string, ModelNames>()
-  for (const t of tables) {
-    const fields = new NameScope()
-    models.set(t.name, {
-      model: scope.take(pascalName(t.name)),
-      fields: new Map(t.columns.map((c) => [c.name, fields.take(camelName(c.name))])),
-      scope: fields,
-    })
+  const enums = new Map(plan.enums.map((e) => [e.name, scope.take(`${pascalName(e.name)}Enum`)]))
+  const models = new Map(tables.map((t) => [t.name, modelNames(t, scope.take(pascalName(t.name)))]))
+  const relations = prismaRelations(tables, models, plan)
+  const out = [
+    `// rowtenancy schema generate --emit prisma: template ${quoted(plan.templateSchema)} -> ${quoted(plan.targetSchema)}`,
+    '// Models of the shared tables (add them to schema.prisma). The tables, keys, indexes' +
+      (options.rls === false ? '' : ' and RLS policies') +
+      ' come from the SQL of `schema generate`, not from prisma migrate.',
+    '',
+    ...plan.enums.flatMap((e) => enumBlock(e, enums)),
+    ...tables.flatMap((t) =>
+      modelBlock(t, models.get(t.name)!, relations.get(t.name) ?? [], enums),
+    ),
+  ]
+  return `${out.join('\n').trimEnd()}\n`
+}
+
+/** The model name of a table and the field of each of its columns. */
+function modelNames(table: TableDef, model: string): ModelNames {
+  const fields = new NameScope()
+  return {
+    model,
+    fields: new Map(table.columns.map((c) => [c.name, fields.take(camelName(c.name))])),
+    scope: fields,
   }
-  // Relation fields, both sides, per table.
+}
+
+/**
+ * The relation fields of each table, both sides of each foreign key inside the
+ * target schema; their names are taken from the models' field scopes.
+ */
+function prismaRelations(
+  tables: readonly TableDef[],
+  models: ReadonlyMap<string, ModelNames>,
+  plan: TenantSchemaPlan,
+): Map<string, string[]> {
   const relations = new Map<string, string[]>()
   const push = (table: string, line: string) => {
-    let l = relations.get(table)
-    if (!l) {
-      l = []
-      relations.set(table, l)
-    }
-    l.push(line)
+    relations.set(table, [...(relations.get(table) ?? []), line])
   }
   for (const t of tables) {
     const from = models.get(t.name)!
@@ -72,52 +91,57 @@ export function emitPrismaModels(plan: TenantSchemaPlan, options: EmitOptions = 
       push(fk.refTable, `  ${manyField} ${from.model}[] @relation(${quoted(fk.name)})`)
     }
   }
-  const out: string[] = [
-    `// rowtenancy schema generate --emit prisma: template ${quoted(plan.templateSchema)} -> ${quoted(plan.targetSchema)}`,
-    '// Models of the shared tables (add them to schema.prisma). The tables, keys, indexes' +
-      (options.rls === false ? '' : ' and RLS policies') +
-      ' come from the SQL of `schema generate`, not from prisma migrate.',
-    '',
-  ]
-  for (const e of plan.enums) {
-    out.push(`enum ${enums.get(e.name)} {`)
-    const labels = new NameScope()
-    for (const label of e.labels)
-      out.push(`  ${labels.take(camelName(label))} @map(${quoted(label)})`)
-    out.push(`  @@map(${quoted(e.name)})`, '}', '')
-  }
-  for (const t of tables) {
-    const m = models.get(t.name)!
-    out.push(`model ${m.model} {`)
-    for (const c of t.columns) out.push(`  ${m.fields.get(c.name)} ${fieldType(c, enums)}`)
-    for (const line of relations.get(t.name) ?? []) out.push(line)
-    out.push('')
-    const f = (cols: readonly string[]) => `[${cols.map((c) => m.fields.get(c)).join(', ')}]`
-    if (t.primaryKey)
-      out.push(`  @@id(${f(t.primaryKey.columns)}, map: ${quoted(t.primaryKey.name)})`)
-    for (const u of t.uniques) out.push(`  @@unique(${f(u.columns)}, map: ${quoted(u.name)})`)
-    for (const i of t.indexes) {
-      if (i.method !== 'btree' || i.tail !== '' || !i.keys.every((k) => m.fields.has(k))) {
-        out.push(
-          `  // index ${oneLine(i.name)}: ${i.method}, expression or partial: kept in the SQL`,
-        )
-        continue
-      }
-      out.push(`  @@${i.unique ? 'unique' : 'index'}(${f(i.keys)}, map: ${quoted(i.name)})`)
-    }
-    const keyed =
-      t.primaryKey !== undefined ||
-      t.uniques.some((u) =>
-        u.columns.every((c) => t.columns.find((x) => x.name === c)?.notNull === true),
-      )
-    // Prisma needs a unique criterion of required fields; without one the model is ignored.
-    if (!keyed) out.push('  @@ignore')
-    out.push(`  @@map(${quoted(t.name)})`, '}', '')
-  }
-  return `${out.join('\n').trimEnd()}\n`
+  return relations
 }
 
-function fieldType(c: ColumnDef, enums: Map<string, string>): string {
+/** The `enum` block of one enum type. */
+function enumBlock(e: EnumDef, enums: ReadonlyMap<string, string>): string[] {
+  const labels = new NameScope()
+  return [
+    `enum ${enums.get(e.name)} {`,
+    ...e.labels.map((label) => `  ${labels.take(camelName(label))} @map(${quoted(label)})`),
+    `  @@map(${quoted(e.name)})`,
+    '}',
+    '',
+  ]
+}
+
+/** The `model` block of one table: fields, relations, then id, uniques, indexes and map. */
+function modelBlock(
+  t: TableDef,
+  m: ModelNames,
+  relations: readonly string[],
+  enums: ReadonlyMap<string, string>,
+): string[] {
+  const f = (cols: readonly string[]) => `[${cols.map((c) => m.fields.get(c)).join(', ')}]`
+  const keyed =
+    t.primaryKey !== undefined ||
+    t.uniques.some((u) =>
+      u.columns.every((c) => t.columns.find((x) => x.name === c)?.notNull === true),
+    )
+  return [
+    `model ${m.model} {`,
+    ...t.columns.map((c) => `  ${m.fields.get(c.name)} ${fieldType(c, enums)}`),
+    ...relations,
+    '',
+    ...(t.primaryKey
+      ? [`  @@id(${f(t.primaryKey.columns)}, map: ${quoted(t.primaryKey.name)})`]
+      : []),
+    ...t.uniques.map((u) => `  @@unique(${f(u.columns)}, map: ${quoted(u.name)})`),
+    ...t.indexes.map((i) =>
+      i.method !== 'btree' || i.tail !== '' || !i.keys.every((k) => m.fields.has(k))
+        ? `  // index ${oneLine(i.name)}: ${i.method}, expression or partial: kept in the SQL`
+        : `  @@${i.unique ? 'unique' : 'index'}(${f(i.keys)}, map: ${quoted(i.name)})`,
+    ),
+    // Prisma needs a unique criterion of required fields; without one the model is ignored.
+    ...(keyed ? [] : ['  @@ignore']),
+    `  @@map(${quoted(t.name)})`,
+    '}',
+    '',
+  ]
+}
+
+function fieldType(c: ColumnDef, enums: ReadonlyMap<string, string>): string {
   let type = c.type
   let list = false
   if (type.endsWith('[]')) {
@@ -134,7 +158,7 @@ function fieldType(c: ColumnDef, enums: Map<string, string>): string {
   return s
 }
 
-function scalarOf(type: string, enums: Map<string, string>): [string, string | undefined] {
+function scalarOf(type: string, enums: ReadonlyMap<string, string>): [string, string | undefined] {
   const enumName = enums.get(type.replace(/^.*\./, '').replace(/^"|"$/g, ''))
   if (enumName) return [enumName, undefined]
   switch (type) {
