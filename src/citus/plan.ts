@@ -306,110 +306,134 @@ export function truncateLocalSql(table: string): string {
 /** Each refusal: a key without the tenant column, a foreign key Citus cannot keep, a sub-select policy. */
 function* checkTables(
   all: readonly CitusTable[],
-  role: ReadonlyMap<string, 'tenant' | 'reference' | 'local'>,
+  role: ReadonlyMap<string, TableRole>,
   column: string,
 ): Generator<DistributeRefusal> {
   for (const t of all) {
     const r = role.get(t.qualified)
-    if (r === 'tenant') {
-      if (t.distribution.kind === 'distributed' && t.distribution.column !== column) {
-        yield {
-          table: t.qualified,
-          object: t.qualified,
-          problem: `is already distributed by ${t.distribution.column ?? '(none)'}, not ${column}`,
-          fix: `select alter_distributed_table(${quoteLiteral(t.quoted)}, distribution_column => ${quoteLiteral(column)})`,
-        }
-      }
-      if (t.distribution.kind === 'reference') {
-        yield {
-          table: t.qualified,
-          object: t.qualified,
-          problem: 'has the tenant column but is a reference table',
-          fix: `select undistribute_table(${quoteLiteral(t.quoted)}), then rerun rowtenancy citus distribute`,
-        }
-      }
-      for (const k of t.keys) {
-        if (!k.columns.includes(column)) {
-          yield {
-            table: t.qualified,
-            object: k.name,
-            problem: `${k.kind} (${k.columns.join(', ')}) does not include ${column}: Citus can only enforce keys that hold the distribution column`,
-            fix:
-              k.kind === 'unique index'
-                ? `drop index ${quoteQualified(t.schema, k.name)}; create unique index on ${t.quoted} (${column}, ${k.columns.join(', ')})`
-                : `alter table ${t.quoted} drop constraint "${k.name}", add ${k.kind} (${column}, ${k.columns.join(', ')}) (rowtenancy schema generate writes tenant-first keys)`,
-          }
-        }
+    if (r === 'tenant') yield* tenantTableRefusals(t, column)
+    if (r === 'tenant' || r === 'reference') yield* distributedObjectRefusals(t, r, column)
+    for (const fk of t.foreignKeys) yield* foreignKeyRefusals(t, fk, r, role, column)
+  }
+}
+
+/** A tenant table distributed by another column or as a reference table; keys without the tenant column. */
+function* tenantTableRefusals(t: CitusTable, column: string): Generator<DistributeRefusal> {
+  if (t.distribution.kind === 'distributed' && t.distribution.column !== column) {
+    yield {
+      table: t.qualified,
+      object: t.qualified,
+      problem: `is already distributed by ${t.distribution.column ?? '(none)'}, not ${column}`,
+      fix: `select alter_distributed_table(${quoteLiteral(t.quoted)}, distribution_column => ${quoteLiteral(column)})`,
+    }
+  }
+  if (t.distribution.kind === 'reference') {
+    yield {
+      table: t.qualified,
+      object: t.qualified,
+      problem: 'has the tenant column but is a reference table',
+      fix: `select undistribute_table(${quoteLiteral(t.quoted)}), then rerun rowtenancy citus distribute`,
+    }
+  }
+  for (const k of t.keys) {
+    if (!k.columns.includes(column)) {
+      yield {
+        table: t.qualified,
+        object: k.name,
+        problem: `${k.kind} (${k.columns.join(', ')}) does not include ${column}: Citus can only enforce keys that hold the distribution column`,
+        fix:
+          k.kind === 'unique index'
+            ? `drop index ${quoteQualified(t.schema, k.name)}; create unique index on ${t.quoted} (${column}, ${k.columns.join(', ')})`
+            : `alter table ${t.quoted} drop constraint "${k.name}", add ${k.kind} (${column}, ${k.columns.join(', ')}) (rowtenancy schema generate writes tenant-first keys)`,
       }
     }
-    if (
-      (r === 'tenant' || r === 'reference') &&
-      t.distribution.kind !== r.replace('tenant', 'distributed')
-    ) {
-      for (const g of t.triggers) {
-        yield {
-          table: t.qualified,
-          object: `trigger ${g}`,
-          problem:
-            'Citus does not distribute a table with triggers (they would run on each shard, per shard)',
-          fix: `drop trigger ${quoteIdent(g)} on ${t.quoted} (recreate its logic in the app), or set citus.enable_unsafe_triggers = on for the cluster if it is shard-safe`,
-        }
+  }
+}
+
+/** Triggers of a table still to distribute, sub-select policies of a table to distribute or a reference table. */
+function* distributedObjectRefusals(
+  t: CitusTable,
+  r: 'tenant' | 'reference',
+  column: string,
+): Generator<DistributeRefusal> {
+  if (t.distribution.kind !== r.replace('tenant', 'distributed')) {
+    for (const g of t.triggers) {
+      yield {
+        table: t.qualified,
+        object: `trigger ${g}`,
+        problem:
+          'Citus does not distribute a table with triggers (they would run on each shard, per shard)',
+        fix: `drop trigger ${quoteIdent(g)} on ${t.quoted} (recreate its logic in the app), or set citus.enable_unsafe_triggers = on for the cluster if it is shard-safe`,
       }
     }
-    if (r === 'tenant' || r === 'reference') {
-      for (const p of t.subSelectPolicies) {
-        yield {
-          table: t.qualified,
-          object: `policy ${p}`,
-          problem:
-            'has a sub-select ((select ...)) in its expression: Citus refuses such policies on distributed tables',
-          fix: `recreate it without the sub-select, e.g. rowtenancy rls enable (${column} = nullif(current_setting('rowtenancy.tenant_id', true), '')::<type>)`,
-        }
+  }
+  for (const p of t.subSelectPolicies) {
+    yield {
+      table: t.qualified,
+      object: `policy ${p}`,
+      problem:
+        'has a sub-select ((select ...)) in its expression: Citus refuses such policies on distributed tables',
+      fix: `recreate it without the sub-select, e.g. rowtenancy rls enable (${column} = nullif(current_setting('rowtenancy.tenant_id', true), '')::<type>)`,
+    }
+  }
+}
+
+/** A foreign key Citus cannot keep between the roles of its two tables. */
+function* foreignKeyRefusals(
+  t: CitusTable,
+  fk: CitusTable['foreignKeys'][number],
+  r: TableRole | undefined,
+  role: ReadonlyMap<string, TableRole>,
+  column: string,
+): Generator<DistributeRefusal> {
+  const target = role.get(fk.references)
+  if (r === 'tenant') {
+    if (target === 'tenant') yield* colocatedKeyRefusals(t, fk, column)
+    else if (target !== 'reference') {
+      yield {
+        table: t.qualified,
+        object: fk.name,
+        problem: `references ${fk.references}, which stays a local table: a distributed table may reference only co-located or reference tables`,
+        fix: `make ${fk.references} a shared table of this schema (it then becomes a reference table), or drop the foreign key`,
       }
     }
-    for (const fk of t.foreignKeys) {
-      const target = role.get(fk.references)
-      if (r === 'tenant') {
-        if (target === 'tenant') {
-          const a = fk.columns.indexOf(column)
-          const b = fk.referencedColumns.indexOf(column)
-          const setsNull = fk.onDelete === 'n' || fk.onDelete === 'd'
-          const updates = fk.onUpdate === 'n' || fk.onUpdate === 'd' || fk.onUpdate === 'c'
-          if (a >= 0 && (setsNull || updates)) {
-            const def = fk.definition
-              .replace(/ ON DELETE SET (NULL|DEFAULT)( \([^)]*\))?/, '')
-              .replace(/ ON UPDATE (SET NULL|SET DEFAULT|CASCADE)( \([^)]*\))?/, '')
-            yield {
-              table: t.qualified,
-              object: fk.name,
-              problem: `${setsNull ? 'ON DELETE SET NULL/SET DEFAULT' : 'ON UPDATE SET NULL/SET DEFAULT/CASCADE'} on a foreign key that holds ${column}: Citus does not support it between distributed tables (even with a column list)`,
-              fix: `alter table ${t.quoted} drop constraint ${quoteIdent(fk.name)}, add constraint ${quoteIdent(fk.name)} ${def} (then clear ${fk.columns.filter((c) => c !== column).join(', ')} in the app before deleting the parent)`,
-            }
-          }
-          if (a < 0 || a !== b) {
-            yield {
-              table: t.qualified,
-              object: fk.name,
-              problem: `foreign key (${fk.columns.join(', ')}) -> ${fk.references} (${fk.referencedColumns.join(', ')}) does not carry ${column} at the same position on both sides`,
-              fix: `alter table ${t.quoted} drop constraint "${fk.name}", add foreign key (${column}, ${fk.columns.filter((c) => c !== column).join(', ')}) references ${fk.references} (${column}, ${fk.referencedColumns.filter((c) => c !== column).join(', ')})`,
-            }
-          }
-        } else if (target !== 'reference') {
-          yield {
-            table: t.qualified,
-            object: fk.name,
-            problem: `references ${fk.references}, which stays a local table: a distributed table may reference only co-located or reference tables`,
-            fix: `make ${fk.references} a shared table of this schema (it then becomes a reference table), or drop the foreign key`,
-          }
-        }
-      } else if (r === 'reference' && target !== 'reference' && fk.references !== t.qualified) {
-        yield {
-          table: t.qualified,
-          object: fk.name,
-          problem: `a shared table references ${fk.references} (${target ?? 'another schema'}): a reference table may reference only reference tables`,
-          fix: `drop the foreign key, or pass --keep-local ${t.qualified}`,
-        }
-      }
+  } else if (r === 'reference' && target !== 'reference' && fk.references !== t.qualified) {
+    yield {
+      table: t.qualified,
+      object: fk.name,
+      problem: `a shared table references ${fk.references} (${target ?? 'another schema'}): a reference table may reference only reference tables`,
+      fix: `drop the foreign key, or pass --keep-local ${t.qualified}`,
+    }
+  }
+}
+
+/** A foreign key between two tenant tables: its actions on the tenant column, the column's position. */
+function* colocatedKeyRefusals(
+  t: CitusTable,
+  fk: CitusTable['foreignKeys'][number],
+  column: string,
+): Generator<DistributeRefusal> {
+  const a = fk.columns.indexOf(column)
+  const b = fk.referencedColumns.indexOf(column)
+  const setsNull = fk.onDelete === 'n' || fk.onDelete === 'd'
+  const updates = fk.onUpdate === 'n' || fk.onUpdate === 'd' || fk.onUpdate === 'c'
+  if (a >= 0 && (setsNull || updates)) {
+    const def = fk.definition
+      .replace(/ ON DELETE SET (NULL|DEFAULT)( \([^)]*\))?/, '')
+      .replace(/ ON UPDATE (SET NULL|SET DEFAULT|CASCADE)( \([^)]*\))?/, '')
+    yield {
+      table: t.qualified,
+      object: fk.name,
+      problem: `${setsNull ? 'ON DELETE SET NULL/SET DEFAULT' : 'ON UPDATE SET NULL/SET DEFAULT/CASCADE'} on a foreign key that holds ${column}: Citus does not support it between distributed tables (even with a column list)`,
+      fix: `alter table ${t.quoted} drop constraint ${quoteIdent(fk.name)}, add constraint ${quoteIdent(fk.name)} ${def} (then clear ${fk.columns.filter((c) => c !== column).join(', ')} in the app before deleting the parent)`,
+    }
+  }
+  if (a < 0 || a !== b) {
+    yield {
+      table: t.qualified,
+      object: fk.name,
+      problem: `foreign key (${fk.columns.join(', ')}) -> ${fk.references} (${fk.referencedColumns.join(', ')}) does not carry ${column} at the same position on both sides`,
+      fix: `alter table ${t.quoted} drop constraint "${fk.name}", add foreign key (${column}, ${fk.columns.filter((c) => c !== column).join(', ')}) references ${fk.references} (${column}, ${fk.referencedColumns.filter((c) => c !== column).join(', ')})`,
     }
   }
 }
