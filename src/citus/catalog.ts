@@ -93,15 +93,24 @@ export async function loadCitusTables(
   schemas: readonly string[],
   tenantColumn: string,
 ): Promise<CitusTable[]> {
-  const citus = await citusInstalled(db)
-  const dist = citus
+  const dist = distributionSql(await citusInstalled(db))
+  const { rows } = await db.query(citusTablesSql(dist), [schemas])
+  return rows.map((r) => toCitusTable(r, tenantColumn))
+}
+
+/** The expression of a table's Citus distribution (`null` where Citus is not installed). */
+function distributionSql(citus: boolean): string {
+  return citus
     ? `(select json_build_object('method', p.partmethod::text, 'column',
           case when p.partmethod = 'h' then column_to_column_name(p.logicalrelid, p.partkey) end,
           'colocation', p.colocationid, 'repmodel', p.repmodel::text)
           from pg_dist_partition p where p.logicalrelid = c.oid)`
     : 'null::json'
-  const { rows } = await db.query(
-    `select c.oid::int as oid, n.nspname as schema, c.relname as name,
+}
+
+/** The catalog query of {@link loadCitusTables}: one row per root table of `$1` schemas. */
+function citusTablesSql(dist: string): string {
+  return `select c.oid::int as oid, n.nspname as schema, c.relname as name,
             format('%I.%I', n.nspname, c.relname) as quoted,
             c.relrowsecurity as rls_enabled, c.relforcerowsecurity as rls_forced,
             greatest(c.reltuples, 0)::float8 as estimated_rows,
@@ -153,32 +162,32 @@ export async function loadCitusTables(
        from pg_class c
        join pg_namespace n on n.oid = c.relnamespace
       where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = any($1::text[])
-      order by n.nspname, c.relname`,
-    [schemas],
-  )
-  return rows.map((r) => {
-    const qualified = `${r.schema}.${r.name}`
-    return {
-      oid: r.oid,
-      schema: r.schema,
-      name: r.name,
-      qualified,
-      quoted: r.quoted,
-      columns: r.columns,
-      hasTenantColumn: (r.columns as string[]).includes(tenantColumn),
-      keys: r.keys,
-      foreignKeys: (r.foreign_keys as Omit<ForeignKey, 'table'>[]).map((fk) => ({
-        ...fk,
-        table: qualified,
-      })),
-      subSelectPolicies: r.sub_select_policies,
-      rlsEnabled: r.rls_enabled,
-      rlsForced: r.rls_forced,
-      triggers: r.triggers,
-      distribution: toDistribution(r.dist),
-      estimatedRows: Number(r.estimated_rows),
-    }
-  })
+      order by n.nspname, c.relname`
+}
+
+/** One row of {@link citusTablesSql} as a {@link CitusTable}. */
+function toCitusTable(r: any, tenantColumn: string): CitusTable {
+  const qualified = `${r.schema}.${r.name}`
+  return {
+    oid: r.oid,
+    schema: r.schema,
+    name: r.name,
+    qualified,
+    quoted: r.quoted,
+    columns: r.columns,
+    hasTenantColumn: (r.columns as string[]).includes(tenantColumn),
+    keys: r.keys,
+    foreignKeys: (r.foreign_keys as Omit<ForeignKey, 'table'>[]).map((fk) => ({
+      ...fk,
+      table: qualified,
+    })),
+    subSelectPolicies: r.sub_select_policies,
+    rlsEnabled: r.rls_enabled,
+    rlsForced: r.rls_forced,
+    triggers: r.triggers,
+    distribution: toDistribution(r.dist),
+    estimatedRows: Number(r.estimated_rows),
+  }
 }
 
 function toDistribution(
