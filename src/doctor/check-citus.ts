@@ -1,5 +1,5 @@
 import { loadCitusTables } from '../citus/catalog.js'
-import { planDistribution } from '../citus/plan.js'
+import { type DistributeRefusal, type DistributeStep, planDistribution } from '../citus/plan.js'
 import { bindStatement } from '../db/binding.js'
 import { bindSequence } from '../db/citus-binding.js'
 import type { Queryable } from '../sql/queryable.js'
@@ -26,68 +26,77 @@ export async function checkCitus(
   db: Queryable & { connect?: () => Promise<Queryable & { release(): void }> },
   options: { tenantColumn: string; tenantIdType: TenantIdType; schema: string },
 ): Promise<{ findings: Finding[]; skipped: string[] }> {
-  const findings: Finding[] = []
-  const skipped: string[] = []
   const plan = await planDistribution(db, {
     tenantColumn: options.tenantColumn,
     schema: options.schema,
   })
-  for (const r of plan.refusals) {
-    findings.push(
-      finding(
-        'CITUS_CANNOT_DISTRIBUTE',
-        `${r.table} ${r.object}`,
-        `${r.object} ${r.problem}.`,
-        r.fix,
-      ),
-    )
-  }
-  for (const s of plan.steps) {
-    const run = s.sql.join('; ')
-    if (s.action === 'distribute') {
-      findings.push(
-        finding(
-          'CITUS_NOT_DISTRIBUTED',
-          s.table,
-          `A tenant-aware table that is not distributed by ${options.tenantColumn}: it stays on the coordinator.`,
-          `rowtenancy citus distribute (runs: ${run})`,
-          'warning',
-        ),
-      )
-    } else if (s.action === 'colocate') {
-      findings.push(
-        finding(
-          'CITUS_NOT_COLOCATED',
-          s.table,
-          `Not co-located with the other tenant tables: joins and foreign keys between them cannot stay on one node (${s.reason}).`,
-          `rowtenancy citus distribute (runs: ${run})`,
-        ),
-      )
-    } else if (s.action === 'reference') {
-      findings.push(
-        finding(
-          'CITUS_SHARED_NOT_REFERENCE',
-          s.table,
-          'A shared table that is not a reference table: tenant queries joining it cannot run on one shard.',
-          `rowtenancy citus distribute (runs: ${run})`,
-          'warning',
-        ),
-      )
-    }
-  }
   const probe = await probeBinding(db, options)
-  if (probe.kind === 'skipped') skipped.push(probe.reason)
-  else if (probe.kind === 'failed') {
-    findings.push(
-      finding(
-        'CITUS_BINDING_NOT_PROPAGATED',
-        probe.table,
-        `A SET LOCAL binding of tenant ${probe.tenant} did not reach the worker holding its rows (${probe.detail}): RLS there sees no tenant.`,
-        "Bind with binding: 'auto' (the default) or 'set_local'; rowtenancy sends set local citus.propagate_set_commands = 'local' in the same pipeline. Check nothing resets it (e.g. ALTER ROLE ... SET citus.propagate_set_commands = 'none' is overridden per transaction).",
-      ),
-    )
+  return {
+    findings: [
+      ...plan.refusals.map(refusalFinding),
+      ...plan.steps.flatMap((s) => stepFinding(s, options.tenantColumn)),
+      ...(probe.kind === 'failed' ? [probeFinding(probe)] : []),
+    ],
+    skipped: probe.kind === 'skipped' ? [probe.reason] : [],
   }
-  return { findings, skipped }
+}
+
+/** A table `rowtenancy citus distribute` refuses to distribute. */
+function refusalFinding(r: DistributeRefusal): Finding {
+  return finding(
+    'CITUS_CANNOT_DISTRIBUTE',
+    `${r.table} ${r.object}`,
+    `${r.object} ${r.problem}.`,
+    r.fix,
+  )
+}
+
+/** The finding of a step `rowtenancy citus distribute` would still run (none for the others). */
+function stepFinding(s: DistributeStep, tenantColumn: string): Finding[] {
+  const run = s.sql.join('; ')
+  if (s.action === 'distribute') {
+    return [
+      finding(
+        'CITUS_NOT_DISTRIBUTED',
+        s.table,
+        `A tenant-aware table that is not distributed by ${tenantColumn}: it stays on the coordinator.`,
+        `rowtenancy citus distribute (runs: ${run})`,
+        'warning',
+      ),
+    ]
+  }
+  if (s.action === 'colocate') {
+    return [
+      finding(
+        'CITUS_NOT_COLOCATED',
+        s.table,
+        `Not co-located with the other tenant tables: joins and foreign keys between them cannot stay on one node (${s.reason}).`,
+        `rowtenancy citus distribute (runs: ${run})`,
+      ),
+    ]
+  }
+  if (s.action === 'reference') {
+    return [
+      finding(
+        'CITUS_SHARED_NOT_REFERENCE',
+        s.table,
+        'A shared table that is not a reference table: tenant queries joining it cannot run on one shard.',
+        `rowtenancy citus distribute (runs: ${run})`,
+        'warning',
+      ),
+    ]
+  }
+  return []
+}
+
+/** The binding probe found a worker that did not see the tenant. */
+function probeFinding(probe: Extract<Probe, { kind: 'failed' }>): Finding {
+  return finding(
+    'CITUS_BINDING_NOT_PROPAGATED',
+    probe.table,
+    `A SET LOCAL binding of tenant ${probe.tenant} did not reach the worker holding its rows (${probe.detail}): RLS there sees no tenant.`,
+    "Bind with binding: 'auto' (the default) or 'set_local'; rowtenancy sends set local citus.propagate_set_commands = 'local' in the same pipeline. Check nothing resets it (e.g. ALTER ROLE ... SET citus.propagate_set_commands = 'none' is overridden per transaction).",
+  )
 }
 
 type Probe =
