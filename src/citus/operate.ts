@@ -109,18 +109,7 @@ export async function isolateTenant(
       `--transfer-mode must be block_writes, force_logical or auto, not ${mode}.`,
     )
   }
-  const target = options.toNode === undefined ? undefined : parseNode(options.toNode)
-  if (target) {
-    const { rows } = await db.query(
-      `select 1 from pg_dist_node where nodename = $1 and nodeport = $2 and isactive and shouldhaveshards`,
-      [target.host, target.port],
-    )
-    if (rows.length === 0) {
-      throw new InvalidInputError(
-        `${options.toNode} is not an active node that holds shards: pick one from select nodename, nodeport from pg_dist_node.`,
-      )
-    }
-  }
+  const target = options.toNode === undefined ? undefined : await shardNode(db, options.toNode)
   const place = { tenantIdType: type, tenantColumn: options.tenantColumn }
   const before = await tenantPlacement(db, options.tenantId, place)
   const id = before.tenantId
@@ -131,10 +120,7 @@ export async function isolateTenant(
       `select isolate_tenant_to_new_shard(${lit(before.table)}, ${lit(id)}, 'CASCADE', shard_transfer_mode => ${lit(mode)})`,
     )
   }
-  const move = (shard: string, from: string) => {
-    const f = parseNode(from)
-    return `select citus_move_shard_placement(${shard}, ${lit(f.host)}, ${f.port}, ${lit(target!.host)}, ${target!.port}, shard_transfer_mode => ${lit(mode)})`
-  }
+  const move = (shard: string, from: string) => moveShardSql(shard, parseNode(from), target!, mode)
   const targetNode = target ? `${target.host}:${target.port}` : undefined
   if (targetNode && targetNode !== before.node) sql.push(move('<new shard>', before.node))
   if (options.dryRun || sql.length === 0) {
@@ -159,6 +145,32 @@ export async function isolateTenant(
   }
   const after = await tenantPlacement(db, id, place)
   return { before, after, sql: ran, changed: true, dryRun: false }
+}
+
+/** The node `text` names, checked to be an active node that holds shards. */
+async function shardNode(db: Queryable, text: string): Promise<{ host: string; port: number }> {
+  const target = parseNode(text)
+  const { rows } = await db.query(
+    `select 1 from pg_dist_node where nodename = $1 and nodeport = $2 and isactive and shouldhaveshards`,
+    [target.host, target.port],
+  )
+  if (rows.length === 0) {
+    throw new InvalidInputError(
+      `${text} is not an active node that holds shards: pick one from select nodename, nodeport from pg_dist_node.`,
+    )
+  }
+  return target
+}
+
+/** The statement that moves `shard` from one node to another. */
+function moveShardSql(
+  shard: string,
+  from: { host: string; port: number },
+  to: { host: string; port: number },
+  mode: string,
+): string {
+  const lit = quoteLiteral
+  return `select citus_move_shard_placement(${shard}, ${lit(from.host)}, ${from.port}, ${lit(to.host)}, ${to.port}, shard_transfer_mode => ${lit(mode)})`
 }
 
 function parseNode(text: string): { host: string; port: number } {
