@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { runWithTenant } from '../context/index.js'
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import { withTenantClient } from '../pg/index.js'
-import type { Tenant, TenantStatus, TenantStore } from '../tenants/index.js'
+import type { Tenant, TenantIdType, TenantStatus, TenantStore } from '../tenants/index.js'
 import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
 import { ledgerTable } from './run-ledger.js'
 
@@ -134,33 +134,10 @@ export async function forEachTenant(
   let skipped = tenants.length - todo.length
   const failed: { tenantId: string; error: string }[] = []
 
-  const claim =
-    `insert into ${table} (run, tenant_id, state) values ($1, $2, 'done') ` +
-    `on conflict (run, tenant_id) do update set state = 'done', attempts = ${table}.attempts + 1, ` +
-    `error = null, finished_at = now() where ${table}.state <> 'done' returning 1`
-  const markFailed =
-    `insert into ${table} (run, tenant_id, state, error) values ($1, $2, 'failed', $3) ` +
-    `on conflict (run, tenant_id) do update set state = 'failed', attempts = ${table}.attempts + 1, ` +
-    `error = $3, finished_at = now() where ${table}.state <> 'done'`
+  const { claim, markFailed } = ledgerStatements(table)
 
-  const visit = async (tenant: Tenant): Promise<'ran' | 'skipped'> => {
-    if (!atomic) {
-      await runWithTenant(tenant.id, () => fn(tenant, { run, client: undefined }))
-      await pool.query(claim, [run, tenant.id])
-      return 'ran'
-    }
-    return withTenantClient(
-      pool,
-      async (client) => {
-        // Claim first: a concurrent run of the same name waits here, then sees "done".
-        const claimed = await client.query(claim, [run, tenant.id])
-        if (claimed.rowCount === 0) return 'skipped' as const
-        await runWithTenant(tenant.id, () => fn(tenant, { run, client }))
-        return 'ran' as const
-      },
-      { tenantId: tenant.id, tenantIdType: store.idType },
-    )
-  }
+  const visit = (tenant: Tenant) =>
+    visitTenant(tenant, fn, { pool, idType: store.idType, run, atomic, claim })
 
   let next = 0
   const worker = async () => {
@@ -185,6 +162,48 @@ export async function forEachTenant(
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker))
   return { run, total: tenants.length, done: ran, skipped, failed }
+}
+
+/** The ledger statements of a run: claim a tenant as done, record its failure. */
+function ledgerStatements(table: string): { claim: string; markFailed: string } {
+  const claim =
+    `insert into ${table} (run, tenant_id, state) values ($1, $2, 'done') ` +
+    `on conflict (run, tenant_id) do update set state = 'done', attempts = ${table}.attempts + 1, ` +
+    `error = null, finished_at = now() where ${table}.state <> 'done' returning 1`
+  const markFailed =
+    `insert into ${table} (run, tenant_id, state, error) values ($1, $2, 'failed', $3) ` +
+    `on conflict (run, tenant_id) do update set state = 'failed', attempts = ${table}.attempts + 1, ` +
+    `error = $3, finished_at = now() where ${table}.state <> 'done'`
+  return { claim, markFailed }
+}
+
+/**
+ * Runs `fn` for one tenant and claims it in the ledger: atomic, claim and run in
+ * one tenant-bound transaction ('skipped' when another run claimed it first);
+ * otherwise run in the tenant's context, then claim.
+ */
+async function visitTenant(
+  tenant: Tenant,
+  fn: (tenant: Tenant, context: FanOutContext) => Promise<unknown> | unknown,
+  o: { pool: pg.Pool; idType: TenantIdType; run: string; atomic: boolean; claim: string },
+): Promise<'ran' | 'skipped'> {
+  const { pool, run, claim } = o
+  if (!o.atomic) {
+    await runWithTenant(tenant.id, () => fn(tenant, { run, client: undefined }))
+    await pool.query(claim, [run, tenant.id])
+    return 'ran'
+  }
+  return withTenantClient(
+    pool,
+    async (client) => {
+      // Claim first: a concurrent run of the same name waits here, then sees "done".
+      const claimed = await client.query(claim, [run, tenant.id])
+      if (claimed.rowCount === 0) return 'skipped' as const
+      await runWithTenant(tenant.id, () => fn(tenant, { run, client }))
+      return 'ran' as const
+    },
+    { tenantId: tenant.id, tenantIdType: o.idType },
+  )
 }
 
 /**
