@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os'
 import type { Command } from 'commander'
 import type pg from 'pg'
-import { moveTenant } from '../../lifecycle/index.js'
+import { type MoveResult, moveTenant } from '../../lifecycle/index.js'
 import { assertDatabaseName } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { lifecycleProgress } from '../lifecycle-progress.js'
@@ -39,6 +39,11 @@ interface MoveFlags {
  * ```
  */
 export function register(program: Command, ctx: CliContext): void {
+  moveCommand(program).action((opts: MoveFlags, cmd: Command) => runMove(opts, cmd, ctx))
+}
+
+/** The `tenants move` command with its options. */
+function moveCommand(program: Command): Command {
   const command = tenantsCommand(program)
     .command('move')
     .description('move one tenant to another database (verified, resumable; placement switched)')
@@ -64,45 +69,53 @@ export function register(program: Command, ctx: CliContext): void {
     'targetSchema',
     'tenantColumn',
   ])
-  command.action(async (opts: MoveFlags, cmd: Command) => {
-    const config = await ctx.config(cmd)
-    const toName = opts.toName ?? nameOf(opts.to)
-    assertDatabaseName(toName)
-    const pools = new Map<string, pg.Pool>()
-    const pool = async (url: string | undefined) => {
-      const key = url ?? ''
-      if (!pools.has(key)) pools.set(key, await ctx.pool(config, { url, max: 3 }))
-      return pools.get(key)!
-    }
-    const sourceUrl = config.adminDatabaseUrl ?? config.databaseUrl
-    const db = await pool(sourceUrl)
-    const catalog = opts.catalogUrl ? await pool(opts.catalogUrl) : db
-    const to = await pool(opts.to)
-    const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY)
-    const mode = opts.json ? 'json' : opts.progress === false ? 'none' : tty ? 'tty' : 'plain'
-    const onEvent = lifecycleProgress({
-      mode,
-      stream: process.stderr,
-      writeJson: (l) => ctx.out.line(l),
-    })
-    const r = await moveTenant({
-      ...layoutFrom(config),
-      db,
-      catalog,
-      to,
-      toName,
-      sourceName: opts.fromName,
-      tenantId: opts.tenantId,
-      workDir: opts.workDir ?? tmpdir(),
-      actor: opts.actor,
-      onEvent,
-    })
-    if (opts.json) ctx.out.line(JSON.stringify(r))
-    else {
-      ctx.out.line(
-        `moved tenant ${r.tenantId} from ${r.from} to ${r.to}${r.resumed ? ' (resumed)' : ''}: ` +
-          `${r.tables.reduce((n, t) => n + t.rows, 0)} rows verified at the destination, none left at the source, placement switched`,
-      )
-    }
+  return command
+}
+
+/** Moves the tenant between the databases the flags and the config name. */
+async function runMove(opts: MoveFlags, cmd: Command, ctx: CliContext): Promise<void> {
+  const config = await ctx.config(cmd)
+  const toName = opts.toName ?? nameOf(opts.to)
+  assertDatabaseName(toName)
+  const pools = new Map<string, pg.Pool>()
+  const pool = async (url: string | undefined) => {
+    const key = url ?? ''
+    if (!pools.has(key)) pools.set(key, await ctx.pool(config, { url, max: 3 }))
+    return pools.get(key)!
+  }
+  const sourceUrl = config.adminDatabaseUrl ?? config.databaseUrl
+  const db = await pool(sourceUrl)
+  const catalog = opts.catalogUrl ? await pool(opts.catalogUrl) : db
+  const to = await pool(opts.to)
+  const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY)
+  const mode = opts.json ? 'json' : opts.progress === false ? 'none' : tty ? 'tty' : 'plain'
+  const onEvent = lifecycleProgress({
+    mode,
+    stream: process.stderr,
+    writeJson: (l) => ctx.out.line(l),
   })
+  const r = await moveTenant({
+    ...layoutFrom(config),
+    db,
+    catalog,
+    to,
+    toName,
+    sourceName: opts.fromName,
+    tenantId: opts.tenantId,
+    workDir: opts.workDir ?? tmpdir(),
+    actor: opts.actor,
+    onEvent,
+  })
+  printMoved(r, Boolean(opts.json), ctx)
+}
+
+/** Prints the result of a move: one JSON line, or a sentence. */
+function printMoved(r: MoveResult, json: boolean, ctx: CliContext): void {
+  if (json) ctx.out.line(JSON.stringify(r))
+  else {
+    ctx.out.line(
+      `moved tenant ${r.tenantId} from ${r.from} to ${r.to}${r.resumed ? ' (resumed)' : ''}: ` +
+        `${r.tables.reduce((n, t) => n + t.rows, 0)} rows verified at the destination, none left at the source, placement switched`,
+    )
+  }
 }
