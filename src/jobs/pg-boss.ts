@@ -151,38 +151,52 @@ export function tenantPgBoss(
       })
     },
     work(queue, workOptions, handler) {
-      jobs.rule(queue)
-      const { unavailableHoldMs, ...bossOptions } = workOptions
-      const holdMs = holdOption(unavailableHoldMs as number | undefined)
-      const probe = () => boss.getDb().executeSql('select 1', [])
-      // pg-boss 10 does not await its own complete/fail after the callback, so a connection lost
-      // there is an unhandled rejection (the process exits). The outcome is written here instead,
-      // held until the database answers; pg-boss's own call after it finds nothing left to change.
-      const record = (write: () => Promise<unknown>) =>
-        write().catch(async (err: unknown) => {
-          await holdWhileUnavailable(err, probe, holdMs)
-          return write()
-        })
-      return boss.work(queue, bossOptions, async (batch: PgBossJob[]) => {
-        const done: string[] = []
-        const failures: [string, unknown][] = []
-        let result: unknown
-        for (const job of batch) {
-          try {
-            result = await runOne(boss, jobs, queue, job, handler)
-            done.push(job.id)
-          } catch (err) {
-            failures.push([job.id, err])
-          }
-        }
-        if (done.length > 0) {
-          const data = batch.length === 1 ? (result as object | undefined) : undefined
-          await record(() => boss.complete(queue, done, data))
-        }
-        for (const [id, err] of failures) await record(() => boss.fail(queue, id, errorOutput(err)))
-      })
+      return workTenantJobs(boss, jobs, queue, workOptions, handler)
     },
   } satisfies TenantPgBoss)
+}
+
+/**
+ * Starts a worker of `queue` whose handler runs each job in its tenant's
+ * context, and writes each outcome itself, held while the database is away.
+ */
+function workTenantJobs<P>(
+  boss: PgBossLike,
+  jobs: JobTenancy,
+  queue: string,
+  workOptions: Record<string, unknown>,
+  handler: (payload: P, info: JobInfo, job: PgBossJob) => Promise<unknown> | unknown,
+): Promise<string> {
+  jobs.rule(queue)
+  const { unavailableHoldMs, ...bossOptions } = workOptions
+  const holdMs = holdOption(unavailableHoldMs as number | undefined)
+  const probe = () => boss.getDb().executeSql('select 1', [])
+  // pg-boss 10 does not await its own complete/fail after the callback, so a connection lost
+  // there is an unhandled rejection (the process exits). The outcome is written here instead,
+  // held until the database answers; pg-boss's own call after it finds nothing left to change.
+  const record = (write: () => Promise<unknown>) =>
+    write().catch(async (err: unknown) => {
+      await holdWhileUnavailable(err, probe, holdMs)
+      return write()
+    })
+  return boss.work(queue, bossOptions, async (batch: PgBossJob[]) => {
+    const done: string[] = []
+    const failures: [string, unknown][] = []
+    let result: unknown
+    for (const job of batch) {
+      try {
+        result = await runOne(boss, jobs, queue, job, handler)
+        done.push(job.id)
+      } catch (err) {
+        failures.push([job.id, err])
+      }
+    }
+    if (done.length > 0) {
+      const data = batch.length === 1 ? (result as object | undefined) : undefined
+      await record(() => boss.complete(queue, done, data))
+    }
+    for (const [id, err] of failures) await record(() => boss.fail(queue, id, errorOutput(err)))
+  })
 }
 
 async function runOne(
