@@ -90,6 +90,24 @@ export async function eraseInTransaction(
   }
   // Deferred constraints fire now, while the transaction can still roll back.
   await db.query('set constraints all immediate')
+  const after = await remainingRows(db, layout, tenantId, tables)
+  const left = tables.flatMap((t, i) => (after[i] !== 0 ? [`${t.name} (${after[i]})`] : []))
+  if (left.length > 0) {
+    throw new LifecycleError(
+      `Rows of tenant ${tenantId} remain after the delete: ${left.join(', ')}.`,
+    )
+  }
+  if (!options.keepTenantRow) await eraseTenantRow(db, layout, tenantId)
+  return { before, after }
+}
+
+/** The rows of the tenant left in each table, in the order of `tables`. */
+async function remainingRows(
+  db: Queryable,
+  layout: TenantLayout,
+  tenantId: string,
+  tables: readonly LifecycleTable[],
+): Promise<number[]> {
   const after: number[] = []
   for (const t of tables) {
     const { rows } = await db.query(
@@ -98,33 +116,33 @@ export async function eraseInTransaction(
     )
     after.push(Number(rows[0].n))
   }
-  const left = tables.flatMap((t, i) => (after[i] !== 0 ? [`${t.name} (${after[i]})`] : []))
-  if (left.length > 0) {
-    throw new LifecycleError(
-      `Rows of tenant ${tenantId} remain after the delete: ${left.join(', ')}.`,
-    )
-  }
-  if (!options.keepTenantRow) {
-    const ts = layout.tenantsSchema
-    await db.query(
-      `delete from ${quoteQualified(ts, 'tenant_domains')} where tenant_id = $1::${layout.idType}`,
-      [tenantId],
-    )
-    await db.query(`delete from ${quoteQualified(ts, 'tenants')} where id = $1::${layout.idType}`, [
-      tenantId,
-    ])
-    const gone = await db.query(
-      `select (select count(*) from ${quoteQualified(ts, 'tenants')} where id = $1::${layout.idType})
+  return after
+}
+
+/** Deletes the tenant's domains and `tenants` row, and proves both are gone. */
+async function eraseTenantRow(
+  db: Queryable,
+  layout: TenantLayout,
+  tenantId: string,
+): Promise<void> {
+  const ts = layout.tenantsSchema
+  await db.query(
+    `delete from ${quoteQualified(ts, 'tenant_domains')} where tenant_id = $1::${layout.idType}`,
+    [tenantId],
+  )
+  await db.query(`delete from ${quoteQualified(ts, 'tenants')} where id = $1::${layout.idType}`, [
+    tenantId,
+  ])
+  const gone = await db.query(
+    `select (select count(*) from ${quoteQualified(ts, 'tenants')} where id = $1::${layout.idType})
             + (select count(*) from ${quoteQualified(ts, 'tenant_domains')} where tenant_id = $1::${layout.idType}) as n`,
-      [tenantId],
+    [tenantId],
+  )
+  if (Number(gone.rows[0].n) !== 0) {
+    throw new LifecycleError(
+      `The tenants row or domains of tenant ${tenantId} remain after the delete.`,
     )
-    if (Number(gone.rows[0].n) !== 0) {
-      throw new LifecycleError(
-        `The tenants row or domains of tenant ${tenantId} remain after the delete.`,
-      )
-    }
   }
-  return { before, after }
 }
 
 /**
