@@ -85,36 +85,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
     await bindTenant(client, tenantId)
     const tenant = await readTenant(client, layout, tenantId)
     const { tables, cyclic } = await tenantTables(client, layout)
-    const info = (
-      await client.query("select current_database() as db, current_setting('server_version') as v")
-    ).rows[0]
-    const header: ArchiveHeader = {
-      format: 'rowtenancy-tenant-archive',
-      formatVersion: 1,
-      rowtenancy: rowtenancyVersion(),
-      createdAt: new Date().toISOString(),
-      copyFormat: 'text',
-      source: { database: info.db, serverVersion: info.v },
-      schema: layout.schema,
-      tenantsSchema: layout.tenantsSchema,
-      tenantColumn: layout.tenantColumn,
-      idType: layout.idType,
-      tenant,
-      fingerprint: schemaFingerprint(tables),
-      tables: tables.map((t) => ({
-        name: t.name,
-        columns: t.copyColumns.map((name) => {
-          const c = t.info.columns.find((x) => x.name === name)!
-          return {
-            name,
-            type: c.type,
-            typeKind: c.typeKind,
-            ...(c.enumLabels ? { enumLabels: c.enumLabels } : {}),
-          }
-        }),
-      })),
-      cyclic,
-    }
+    const header = archiveHeader(layout, tenant, tables, cyclic, await sourceOf(client))
     // The counts and checksums run on a second connection in the same snapshot while the rows stream.
     second = await options.db.connect()
     const sumsPromise = checksumsInSnapshot(second, snapshot, layout, tenantId, tables)
@@ -123,30 +94,9 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
     out = path ? createWriteStream(`${path}.partial`) : (options.out as Writable)
     const writer = new ArchiveWriter(out)
     await writer.start(JSON.stringify(header))
-    const copied: number[] = []
-    for (const [i, t] of tables.entries()) {
-      await writer.beginTable(i)
-      const stream = client.query(copyTo(exportCopySql(layout, t, tenantId)))
-      for await (const chunk of stream) await writer.chunk(chunk as Buffer)
-      await writer.endTable(i)
-      copied.push(Number(stream.rowCount ?? -1))
-      options.onEvent?.({
-        type: 'table',
-        op: 'export',
-        table: t.name,
-        rows: copied[i]!,
-        index: i,
-        of: tables.length,
-      })
-    }
+    const copied = await copyTables(client, writer, layout, tenantId, tables, options.onEvent)
     const sums = await sumsPromise
-    for (const [i, t] of tables.entries()) {
-      if (copied[i] !== sums[i]!.rows) {
-        throw new LifecycleError(
-          `${t.name}: COPY wrote ${copied[i]} rows but the count in the same snapshot was ${sums[i]!.rows}.`,
-        )
-      }
-    }
+    checkCopiedCounts(tables, copied, sums)
     const summary = JSON.stringify({ tables: sums })
     await writer.summary(summary)
     await client.query('commit')
@@ -172,6 +122,94 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
   } finally {
     client.release(failed ? true : undefined)
     second?.release(failed ? true : undefined)
+  }
+}
+
+/** The database and server version the archive comes from. */
+async function sourceOf(client: pg.PoolClient): Promise<ArchiveHeader['source']> {
+  const info = (
+    await client.query("select current_database() as db, current_setting('server_version') as v")
+  ).rows[0]
+  return { database: info.db, serverVersion: info.v }
+}
+
+/** The archive header: layout, tenant, tables with their columns and types, fingerprint. */
+function archiveHeader(
+  layout: TenantLayout,
+  tenant: ArchiveHeader['tenant'],
+  tables: readonly LifecycleTable[],
+  cyclic: string[],
+  source: ArchiveHeader['source'],
+): ArchiveHeader {
+  return {
+    format: 'rowtenancy-tenant-archive',
+    formatVersion: 1,
+    rowtenancy: rowtenancyVersion(),
+    createdAt: new Date().toISOString(),
+    copyFormat: 'text',
+    source,
+    schema: layout.schema,
+    tenantsSchema: layout.tenantsSchema,
+    tenantColumn: layout.tenantColumn,
+    idType: layout.idType,
+    tenant,
+    fingerprint: schemaFingerprint(tables),
+    tables: tables.map((t) => ({
+      name: t.name,
+      columns: t.copyColumns.map((name) => {
+        const c = t.info.columns.find((x) => x.name === name)!
+        return {
+          name,
+          type: c.type,
+          typeKind: c.typeKind,
+          ...(c.enumLabels ? { enumLabels: c.enumLabels } : {}),
+        }
+      }),
+    })),
+    cyclic,
+  }
+}
+
+/** Streams each table's rows of the tenant into the archive; returns the rows COPY wrote per table. */
+async function copyTables(
+  client: pg.PoolClient,
+  writer: ArchiveWriter,
+  layout: TenantLayout,
+  tenantId: string,
+  tables: readonly LifecycleTable[],
+  onEvent: LifecycleListener | undefined,
+): Promise<number[]> {
+  const copied: number[] = []
+  for (const [i, t] of tables.entries()) {
+    await writer.beginTable(i)
+    const stream = client.query(copyTo(exportCopySql(layout, t, tenantId)))
+    for await (const chunk of stream) await writer.chunk(chunk as Buffer)
+    await writer.endTable(i)
+    copied.push(Number(stream.rowCount ?? -1))
+    onEvent?.({
+      type: 'table',
+      op: 'export',
+      table: t.name,
+      rows: copied[i]!,
+      index: i,
+      of: tables.length,
+    })
+  }
+  return copied
+}
+
+/** Throws when COPY wrote another number of rows than the count in the same snapshot. */
+function checkCopiedCounts(
+  tables: readonly LifecycleTable[],
+  copied: readonly number[],
+  sums: readonly TableChecksum[],
+): void {
+  for (const [i, t] of tables.entries()) {
+    if (copied[i] !== sums[i]!.rows) {
+      throw new LifecycleError(
+        `${t.name}: COPY wrote ${copied[i]} rows but the count in the same snapshot was ${sums[i]!.rows}.`,
+      )
+    }
   }
 }
 
