@@ -155,36 +155,10 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
   const catalogName = o.catalogName ?? DEFAULT_DATABASE
   assertDatabaseName(o.toName)
   assertDatabaseName(sourceName)
-  // Every database is reached before anything is written.
-  const cLayout = await explainUnreachable(catalog, () => resolveLayout(catalog, o))
-  const sLayout = await explainUnreachable(o.db, () => resolveLayout(o.db, o))
-  const dLayout = await explainUnreachable(o.to, () => resolveLayout(o.to, o))
-  const tenantId = parseTenantId(cLayout.idType, o.tenantId)
-  const ctx: Ctx = {
-    o,
-    tenantId,
-    catalog,
-    cLayout,
-    sLayout,
-    dLayout,
-    sourceIsCatalog: o.db === catalog,
-    destIsCatalog: o.to === catalog,
-    ledger: cLayout.tenantsSchema,
-  }
-  await ensureMoveLedger(catalog, ctx.ledger)
-  await installPlacements(catalog, { schema: cLayout.tenantsSchema, idType: cLayout.idType })
-  let entry = await readMove(catalog, ctx.ledger, tenantId)
-  const finished =
-    entry?.state === 'done' && entry.source === sourceName && entry.destination === o.toName
-  const resumed = entry !== undefined && (entry.state !== 'done' || finished)
-  if (!resumed) entry = await start(ctx, sourceName, catalogName)
-  else if (entry!.destination !== o.toName || entry!.source !== sourceName) {
-    throw new LifecycleError(
-      `An unfinished move of tenant ${tenantId} from ${entry!.source} to ${entry!.destination} is in the ledger: ` +
-        `finish it first (rowtenancy tenants move --tenant-id ${tenantId} --to <${entry!.destination}'s URL>).`,
-    )
-  }
-  let e = entry!
+  const ctx = await moveContext(o, catalog)
+  const { tenantId } = ctx
+  const { entry, resumed } = await openMove(ctx, sourceName, catalogName)
+  let e = entry
   let tables: TableChecksum[] = []
   let certificate: ErasureCertificate | undefined
   const step = async (state: MoveState) => {
@@ -200,9 +174,7 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
         await step('suspended')
         break
       case 'suspended':
-        await guarded(ctx, e, async () => {
-          await exportTenant({ ...o, db: o.db, tenantId, out: e.archive, onEvent: o.onEvent })
-        })
+        await guarded(ctx, e, () => exportTenant({ ...o, tenantId, out: e.archive }))
         await setMoveState(catalog, ctx.ledger, tenantId, 'exported')
         await step('exported')
         break
@@ -212,14 +184,8 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
         await step('imported')
         break
       case 'imported': {
-        const m = await readArchiveManifest(e.archive)
         await guarded(ctx, e, async () => {
-          tables = await tx(o.to, (c) => checksumsAt(c, dLayout, m, tenantId), true)
-          if (!sameAsManifest(m, tables)) {
-            throw new LifecycleError(
-              `The destination's copy of tenant ${tenantId} does not match the archive; the move was undone (the source is untouched).`,
-            )
-          }
+          tables = await verifyDestination(ctx, e)
         })
         await setMoveState(catalog, ctx.ledger, tenantId, 'verified')
         await step('verified')
@@ -235,21 +201,84 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
         await step('done')
         break
       case 'done': {
-        if (tables.length === 0) {
-          tables = await tx(
-            o.to,
-            async (c) => {
-              await bindTenant(c, tenantId)
-              return tenantChecksums(c, dLayout, tenantId, (await tenantTables(c, dLayout)).tables)
-            },
-            true,
-          )
-        }
+        if (tables.length === 0) tables = await destinationChecksums(ctx)
         await rm(e.archive, { force: true })
         return { tenantId, from: e.source, to: e.destination, resumed, tables, certificate }
       }
     }
   }
+}
+
+/** Reaches every database (before anything is written) and gathers what the steps share. */
+async function moveContext(o: MoveOptions, catalog: pg.Pool): Promise<Ctx> {
+  // Every database is reached before anything is written.
+  const cLayout = await explainUnreachable(catalog, () => resolveLayout(catalog, o))
+  const sLayout = await explainUnreachable(o.db, () => resolveLayout(o.db, o))
+  const dLayout = await explainUnreachable(o.to, () => resolveLayout(o.to, o))
+  const tenantId = parseTenantId(cLayout.idType, o.tenantId)
+  return {
+    o,
+    tenantId,
+    catalog,
+    cLayout,
+    sLayout,
+    dLayout,
+    sourceIsCatalog: o.db === catalog,
+    destIsCatalog: o.to === catalog,
+    ledger: cLayout.tenantsSchema,
+  }
+}
+
+/**
+ * Opens the ledger entry of the move (suspending the tenant), or takes up the
+ * unfinished one of the same source and destination.
+ */
+async function openMove(
+  ctx: Ctx,
+  sourceName: string,
+  catalogName: string,
+): Promise<{ entry: MoveEntry; resumed: boolean }> {
+  const { o, catalog, tenantId, cLayout } = ctx
+  await ensureMoveLedger(catalog, ctx.ledger)
+  await installPlacements(catalog, { schema: cLayout.tenantsSchema, idType: cLayout.idType })
+  let entry = await readMove(catalog, ctx.ledger, tenantId)
+  const finished =
+    entry?.state === 'done' && entry.source === sourceName && entry.destination === o.toName
+  const resumed = entry !== undefined && (entry.state !== 'done' || finished)
+  if (!resumed) entry = await start(ctx, sourceName, catalogName)
+  else if (entry!.destination !== o.toName || entry!.source !== sourceName) {
+    throw new LifecycleError(
+      `An unfinished move of tenant ${tenantId} from ${entry!.source} to ${entry!.destination} is in the ledger: ` +
+        `finish it first (rowtenancy tenants move --tenant-id ${tenantId} --to <${entry!.destination}'s URL>).`,
+    )
+  }
+  return { entry: entry!, resumed }
+}
+
+/** The destination's checksums of the tenant, proven equal to the archive's. */
+async function verifyDestination(ctx: Ctx, e: MoveEntry): Promise<TableChecksum[]> {
+  const { o, dLayout, tenantId } = ctx
+  const m = await readArchiveManifest(e.archive)
+  const tables = await tx(o.to, (c) => checksumsAt(c, dLayout, m, tenantId), true)
+  if (!sameAsManifest(m, tables)) {
+    throw new LifecycleError(
+      `The destination's copy of tenant ${tenantId} does not match the archive; the move was undone (the source is untouched).`,
+    )
+  }
+  return tables
+}
+
+/** The destination's checksums of the tenant (a rerun after the move finished). */
+function destinationChecksums(ctx: Ctx): Promise<TableChecksum[]> {
+  const { o, dLayout, tenantId } = ctx
+  return tx(
+    o.to,
+    async (c) => {
+      await bindTenant(c, tenantId)
+      return tenantChecksums(c, dLayout, tenantId, (await tenantTables(c, dLayout)).tables)
+    },
+    true,
+  )
 }
 
 /** Suspends the tenant and opens the ledger entry, in one catalog transaction. */
