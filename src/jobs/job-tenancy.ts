@@ -1,6 +1,11 @@
 import { runWithTenant, tryCurrentTenant, withoutTenant } from '../context/index.js'
 import { ConfigError, MissingTenantError } from '../errors/index.js'
-import { parseTenantId, type Tenant, type TenantStore } from '../tenants/index.js'
+import {
+  parseTenantId,
+  type Tenant,
+  type TenantIdType,
+  type TenantStore,
+} from '../tenants/index.js'
 import {
   canonicalClone,
   ENVELOPE_KEY,
@@ -167,37 +172,14 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
     return found
   }
 
-  const seal: JobTenancy['seal'] = <P>(queue: string, payload: P) => {
-    const { crossTenant } = rule(queue)
-    const { data, text } = canonicalClone(payload)
-    let tenant: string | null = null
-    if (crossTenant === undefined) {
-      const current = tryCurrentTenant()
-      if (current === undefined) {
-        throw new MissingTenantError(`Enqueueing a job on queue ${JSON.stringify(queue)}`)
-      }
-      tenant = parseTenantId(store.idType, current)
-      checkPayloadTenant(queue, data, tenant)
-    }
-    const meta: JobMeta =
-      secret === undefined
-        ? { v: 1, tenant }
-        : { v: 1, tenant, sig: signJob(secret, queue, tenant, text) }
-    return { [ENVELOPE_KEY]: meta, payload: data } as JobEnvelope<P>
-  }
+  const seal: JobTenancy['seal'] = <P>(queue: string, payload: P) =>
+    sealJob(rule(queue).crossTenant, queue, payload, store.idType, secret)
 
   const admit: JobTenancy['admit'] = async <P>(queue: string, data: unknown, jobId: string) => {
     const where = `Job ${jobId} on queue ${JSON.stringify(queue)} was not run`
     const { crossTenant, suspended } = rule(queue)
     const { meta, payload } = openEnvelope(where, data)
-    if (secret !== undefined && !verifyJob(secret, queue, meta.tenant, payload, meta.sig)) {
-      throw new JobRejectedError(
-        'bad-signature',
-        `${where}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
-          'this app through rowtenancy (or its tenant, queue or payload was changed since). It runs as no tenant; ' +
-          'inspect and delete it.',
-      )
-    }
+    checkSignature(secret, queue, where, meta, payload)
     if (crossTenant !== undefined) {
       if (meta.tenant !== null) {
         throw new JobRejectedError(
@@ -214,35 +196,20 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
           'runWithTenant(...), or declare the queue { crossTenant: reason }.',
       )
     }
-    let id: string
-    try {
-      id = parseTenantId(store.idType, meta.tenant)
-    } catch (err) {
-      throw new JobRejectedError('malformed', `${where}: ${(err as Error).message}`, { cause: err })
-    }
-    const tenant = await store.get(id)
-    if (!tenant) {
-      throw new JobRejectedError(
-        'unknown-tenant',
-        `${where}: tenant ${JSON.stringify(id)} does not exist (deleted after the job was sent?). ` +
-          'The queue keeps the job (retry, then failed/dead letter); delete it if the tenant is gone for good.',
-      )
-    }
-    if (tenant.status !== 'active') {
-      const error = new JobRejectedError(
-        'suspended',
-        `${where}: tenant ${JSON.stringify(tenant.slug)} (${id}) is ${tenant.status}. ` +
-          (suspended === 'wait'
-            ? `It is put back to run again in ${waitMs} ms.`
-            : 'Reactivate the tenant and retry the job, or set { suspended: "wait" } to hold such jobs.'),
-      )
-      if (suspended === 'wait') return { kind: 'wait', delayMs: waitMs, error }
-      throw error
-    }
-    return { kind: 'tenant', tenant, payload: payload as P }
+    return admitTenant<P>(store, where, meta.tenant, suspended, waitMs, payload)
   }
 
-  const processJob: JobTenancy['process'] = async (queue, data, job, handler, defer) => {
+  const processJob = jobProcessor(admit, audit)
+
+  return Object.freeze({ options, rule, seal, admit, process: processJob })
+}
+
+/** `process` of a job core: admits the job, then runs it in its tenant or the audited cross-tenant scope. */
+function jobProcessor(
+  admit: JobTenancy['admit'],
+  audit: ReturnType<typeof jobAuditWriter>,
+): JobTenancy['process'] {
+  return async (queue, data, job, handler, defer) => {
     const admission = await admit(queue, data, job.id)
     if (admission.kind === 'wait') {
       await defer(admission.delayMs, admission.error)
@@ -268,8 +235,89 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
       actor,
     })
   }
+}
 
-  return Object.freeze({ options, rule, seal, admit, process: processJob })
+/**
+ * The envelope of a job: the payload (canonical JSON), the current tenant
+ * (none on a cross-tenant queue) and, when the app signs jobs, the signature.
+ */
+function sealJob<P>(
+  crossTenant: string | undefined,
+  queue: string,
+  payload: P,
+  idType: TenantIdType,
+  secret: Uint8Array | undefined,
+): JobEnvelope<P> {
+  const { data, text } = canonicalClone(payload)
+  let tenant: string | null = null
+  if (crossTenant === undefined) {
+    const current = tryCurrentTenant()
+    if (current === undefined) {
+      throw new MissingTenantError(`Enqueueing a job on queue ${JSON.stringify(queue)}`)
+    }
+    tenant = parseTenantId(idType, current)
+    checkPayloadTenant(queue, data, tenant)
+  }
+  const meta: JobMeta =
+    secret === undefined
+      ? { v: 1, tenant }
+      : { v: 1, tenant, sig: signJob(secret, queue, tenant, text) }
+  return { [ENVELOPE_KEY]: meta, payload: data } as JobEnvelope<P>
+}
+
+/** Throws when the app signs jobs and this one's signature is missing or wrong. */
+function checkSignature(
+  secret: Uint8Array | undefined,
+  queue: string,
+  where: string,
+  meta: JobMeta,
+  payload: unknown,
+): void {
+  if (secret !== undefined && !verifyJob(secret, queue, meta.tenant, payload, meta.sig)) {
+    throw new JobRejectedError(
+      'bad-signature',
+      `${where}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
+        'this app through rowtenancy (or its tenant, queue or payload was changed since). It runs as no tenant; ' +
+        'inspect and delete it.',
+    )
+  }
+}
+
+/** Admits a job of tenant `metaTenant`: the id parses, the tenant exists and is active. */
+async function admitTenant<P>(
+  store: TenantStore,
+  where: string,
+  metaTenant: string,
+  suspended: QueueRule['suspended'],
+  waitMs: number,
+  payload: unknown,
+): Promise<Admission<P>> {
+  let id: string
+  try {
+    id = parseTenantId(store.idType, metaTenant)
+  } catch (err) {
+    throw new JobRejectedError('malformed', `${where}: ${(err as Error).message}`, { cause: err })
+  }
+  const tenant = await store.get(id)
+  if (!tenant) {
+    throw new JobRejectedError(
+      'unknown-tenant',
+      `${where}: tenant ${JSON.stringify(id)} does not exist (deleted after the job was sent?). ` +
+        'The queue keeps the job (retry, then failed/dead letter); delete it if the tenant is gone for good.',
+    )
+  }
+  if (tenant.status !== 'active') {
+    const error = new JobRejectedError(
+      'suspended',
+      `${where}: tenant ${JSON.stringify(tenant.slug)} (${id}) is ${tenant.status}. ` +
+        (suspended === 'wait'
+          ? `It is put back to run again in ${waitMs} ms.`
+          : 'Reactivate the tenant and retry the job, or set { suspended: "wait" } to hold such jobs.'),
+    )
+    if (suspended === 'wait') return { kind: 'wait', delayMs: waitMs, error }
+    throw error
+  }
+  return { kind: 'tenant', tenant, payload: payload as P }
 }
 
 function openEnvelope(where: string, data: unknown): { meta: JobMeta; payload: unknown } {
