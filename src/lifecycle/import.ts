@@ -24,7 +24,7 @@ import {
 import { eraseInTransaction } from './erase.js'
 import type { LifecycleListener } from './events.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
-import { type ArchiveHeader, parseManifest, withSummary } from './manifest.js'
+import { type ArchiveHeader, type ArchiveManifest, parseManifest, withSummary } from './manifest.js'
 import { type LifecycleTable, type TenantLayout, tenantTables } from './tables.js'
 import { lockTenant } from './tenant-row.js'
 
@@ -261,18 +261,7 @@ async function insertTenantRow(
  */
 export async function importTenant(options: ImportOptions): Promise<ImportResult> {
   const started = performance.now()
-  let input: Readable
-  if (typeof options.in === 'string') {
-    const path = options.in
-    await access(path).catch((err) => {
-      throw new LifecycleError(`Cannot read the archive ${path}: ${(err as Error).message}.`, {
-        cause: err,
-      })
-    })
-    input = createReadStream(path, { highWaterMark: 256 * 1024 })
-  } else {
-    input = options.in
-  }
+  const input = await openArchive(options.in)
   const reader = new ArchiveReader(input)
   let client: pg.PoolClient | undefined
   let failed = false
@@ -281,102 +270,25 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
     client = await explainUnreachable(options.db, () => options.db.connect())
     const db = client
     await db.query('begin')
-    await pinTextSettings(db)
-    const layout = await resolveLayout(db, {
-      ...options,
-      schema: options.schema ?? header.schema,
-    })
-    const tenantId = parseTenantId(layout.idType, options.asTenantId ?? header.tenant.id)
-    const { tables, drift } = checkCompatible(
-      header,
-      layout,
-      (await tenantTables(db, layout)).tables,
-    )
-    await bindTenant(db, tenantId)
-    await lockTenant(db, tenantId)
+    const { layout, tenantId, tables, drift } = await prepareImport(db, options, header)
     options.onEvent?.({ type: 'start', op: 'import', tenantId, tables: tables.length, rows: 0 })
-    const exists = await db.query(
-      `select 1 from ${quoteQualified(layout.tenantsSchema, 'tenants')} where id = $1::${layout.idType} for update`,
-      [tenantId],
-    )
-    let replaced = false
-    let reuse = false
-    if (exists.rows.length > 0) {
-      const all = (await tenantTables(db, layout)).tables
-      if (options.replace) {
-        await eraseInTransaction(db, layout, tenantId, all, { keepTenantRow: false })
-        replaced = true
-      } else if (options.reuseEmptyTenant && (await ownsNoRows(db, layout, tenantId, all))) {
-        reuse = true
-      } else {
-        throw new LifecycleError(
-          `Tenant ${tenantId} already exists in this database. Pass --replace to erase it first ` +
-            '(in the same transaction), or --as-tenant-id to import under another id.',
-        )
-      }
-    }
+    const { replaced, reuse } = await makeRoom(db, layout, tenantId, options)
     const { slug, skippedDomains } = reuse
       ? { slug: header.tenant.slug, skippedDomains: [] as string[] }
       : await insertTenantRow(db, layout, header, tenantId, options.slug)
     await chooseGuard(db)
-    const loaded: number[] = []
-    for (const [i, t] of tables.entries()) {
-      const copy = db.query(
-        copyFrom(
-          `copy ${quoteQualified(layout.schema, t.name)} (${t.copyColumns.map(quoteIdent).join(', ')}) from stdin`,
-        ),
-      )
-      const data = reader.table(i)
-      const source =
-        tenantId === header.tenant.id
-          ? data
-          : rewriteTenantColumn(data, header.tenant.id, tenantId, t.copyColumns.length === 1)
-      try {
-        await pipeline(source, copy)
-      } catch (err) {
-        throw explainCopyError(err, t.name)
-      }
-      loaded.push(Number(copy.rowCount ?? -1))
-      options.onEvent?.({
-        type: 'table',
-        op: 'import',
-        table: t.name,
-        rows: loaded[i]!,
-        index: i,
-        of: tables.length,
-      })
-    }
-    const manifest = withSummary(header, await reader.summary())
-    await reader.finish()
-    for (const [i, t] of manifest.tables.entries()) {
-      if (loaded[i] !== t.rows) {
-        throw new LifecycleError(
-          `${t.name}: the archive holds ${loaded[i]} rows but its summary says ${t.rows}: the archive was edited. Nothing was imported.`,
-        )
-      }
-    }
-    const total = manifest.tables.reduce((n, t) => n + t.rows, 0)
-    const ctx = lifecycleContext(layout, tenantId)
-    const checks = await checkTables(
+    const loaded = await loadTables(
       db,
-      ctx,
-      tables.map((t, i) => ({
-        table: asTablePlan(t),
-        expected: { rows: manifest.tables[i]!.rows, checksum: manifest.tables[i]!.checksum },
-      })),
-      { orphans: true, source: false },
+      reader,
+      layout,
+      tables,
+      header.tenant.id,
+      tenantId,
+      options.onEvent,
     )
-    const problems = checks.filter((c) => !c.ok)
-    if (problems.length > 0) {
-      throw new LifecycleError(
-        `After loading, the tenant's rows do not match the archive's manifest: ${problems
-          .map(
-            (c) =>
-              `${describeCheck(c)} (archive: ${manifest.tables.find((t) => t.name === c.table)?.rows} rows)`,
-          )
-          .join('; ')}. Nothing was imported.`,
-      )
-    }
+    const manifest = await readSummary(reader, header, loaded)
+    const total = manifest.tables.reduce((n, t) => n + t.rows, 0)
+    const checks = await verifyLoaded(db, layout, tenantId, tables, manifest)
     const sequences = await adjustSequences(
       db,
       layout.schema,
@@ -388,11 +300,7 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
     return {
       tenantId,
       slug,
-      tables: checks.map((c) => ({
-        table: c.table,
-        rows: c.targetRows,
-        checksum: c.targetChecksum,
-      })),
+      tables: checks.map(importedTable),
       sequences,
       drift,
       skippedDomains,
@@ -408,6 +316,173 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
     client?.release(failed ? true : undefined)
     input.destroy()
   }
+}
+
+/** What the result says of one imported table: its rows and checksum in the database. */
+function importedTable(
+  c: Awaited<ReturnType<typeof checkTables>>[number],
+): ImportResult['tables'][number] {
+  return { table: c.table, rows: c.targetRows, checksum: c.targetChecksum }
+}
+
+/**
+ * Prepares the open transaction: text settings pinned, the layout resolved,
+ * the tenant id parsed, the archive's tables matched to the database's, the
+ * tenant bound and locked.
+ */
+async function prepareImport(db: pg.PoolClient, options: ImportOptions, header: ArchiveHeader) {
+  await pinTextSettings(db)
+  const layout = await resolveLayout(db, {
+    ...options,
+    schema: options.schema ?? header.schema,
+  })
+  const tenantId = parseTenantId(layout.idType, options.asTenantId ?? header.tenant.id)
+  const { tables, drift } = checkCompatible(header, layout, (await tenantTables(db, layout)).tables)
+  await bindTenant(db, tenantId)
+  await lockTenant(db, tenantId)
+  return { layout, tenantId, tables, drift }
+}
+
+/** The archive stream of `source`: a file path (checked readable) or a stream. */
+async function openArchive(source: ImportOptions['in']): Promise<Readable> {
+  if (typeof source === 'string') {
+    const path = source
+    await access(path).catch((err) => {
+      throw new LifecycleError(`Cannot read the archive ${path}: ${(err as Error).message}.`, {
+        cause: err,
+      })
+    })
+    return createReadStream(path, { highWaterMark: 256 * 1024 })
+  }
+  return source
+}
+
+/**
+ * Where the tenant already exists: erases it (`replace`), reuses its empty
+ * row (`reuseEmptyTenant`), or refuses.
+ */
+async function makeRoom(
+  db: Queryable,
+  layout: TenantLayout,
+  tenantId: string,
+  options: ImportOptions,
+): Promise<{ replaced: boolean; reuse: boolean }> {
+  const exists = await db.query(
+    `select 1 from ${quoteQualified(layout.tenantsSchema, 'tenants')} where id = $1::${layout.idType} for update`,
+    [tenantId],
+  )
+  let replaced = false
+  let reuse = false
+  if (exists.rows.length > 0) {
+    const all = (await tenantTables(db, layout)).tables
+    if (options.replace) {
+      await eraseInTransaction(db, layout, tenantId, all, { keepTenantRow: false })
+      replaced = true
+    } else if (options.reuseEmptyTenant && (await ownsNoRows(db, layout, tenantId, all))) {
+      reuse = true
+    } else {
+      throw new LifecycleError(
+        `Tenant ${tenantId} already exists in this database. Pass --replace to erase it first ` +
+          '(in the same transaction), or --as-tenant-id to import under another id.',
+      )
+    }
+  }
+  return { replaced, reuse }
+}
+
+/** COPYs each table's rows from the archive (the tenant column rewritten under another id); returns the rows per table. */
+async function loadTables(
+  db: pg.PoolClient,
+  reader: ArchiveReader,
+  layout: TenantLayout,
+  tables: readonly LifecycleTable[],
+  archivedId: string,
+  tenantId: string,
+  onEvent: LifecycleListener | undefined,
+): Promise<number[]> {
+  const loaded: number[] = []
+  for (const [i, t] of tables.entries()) {
+    const copy = db.query(
+      copyFrom(
+        `copy ${quoteQualified(layout.schema, t.name)} (${t.copyColumns.map(quoteIdent).join(', ')}) from stdin`,
+      ),
+    )
+    const data = reader.table(i)
+    const source =
+      tenantId === archivedId
+        ? data
+        : rewriteTenantColumn(data, archivedId, tenantId, t.copyColumns.length === 1)
+    try {
+      await pipeline(source, copy)
+    } catch (err) {
+      throw explainCopyError(err, t.name)
+    }
+    loaded.push(Number(copy.rowCount ?? -1))
+    onEvent?.({
+      type: 'table',
+      op: 'import',
+      table: t.name,
+      rows: loaded[i]!,
+      index: i,
+      of: tables.length,
+    })
+  }
+  return loaded
+}
+
+/** The manifest with the archive's summary, once the rows each table loaded are those it lists. */
+async function readSummary(
+  reader: ArchiveReader,
+  header: ArchiveHeader,
+  loaded: readonly number[],
+): Promise<ArchiveManifest> {
+  const manifest = withSummary(header, await reader.summary())
+  await reader.finish()
+  checkLoadedCounts(manifest, loaded)
+  return manifest
+}
+
+/** Throws when a table loaded another number of rows than the archive's summary says. */
+function checkLoadedCounts(manifest: ArchiveManifest, loaded: readonly number[]): void {
+  for (const [i, t] of manifest.tables.entries()) {
+    if (loaded[i] !== t.rows) {
+      throw new LifecycleError(
+        `${t.name}: the archive holds ${loaded[i]} rows but its summary says ${t.rows}: the archive was edited. Nothing was imported.`,
+      )
+    }
+  }
+}
+
+/** Checks the loaded rows (counts, checksums, orphans) against the manifest; throws on any mismatch. */
+async function verifyLoaded(
+  db: Queryable,
+  layout: TenantLayout,
+  tenantId: string,
+  tables: readonly LifecycleTable[],
+  manifest: ArchiveManifest,
+): Promise<Awaited<ReturnType<typeof checkTables>>> {
+  const ctx = lifecycleContext(layout, tenantId)
+  const checks = await checkTables(
+    db,
+    ctx,
+    tables.map((t, i) => ({
+      table: asTablePlan(t),
+      expected: { rows: manifest.tables[i]!.rows, checksum: manifest.tables[i]!.checksum },
+    })),
+    { orphans: true, source: false },
+  )
+  const problems = checks.filter((c) => !c.ok)
+  if (problems.length > 0) {
+    throw new LifecycleError(
+      `After loading, the tenant's rows do not match the archive's manifest: ${problems
+        .map(
+          (c) =>
+            `${describeCheck(c)} (archive: ${manifest.tables.find((t) => t.name === c.table)?.rows} rows)`,
+        )
+        .join('; ')}. Nothing was imported.`,
+    )
+  }
+  return checks
 }
 
 async function ownsNoRows(
