@@ -1,6 +1,7 @@
 import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import {
+  checkTables,
   describeCheck,
   foreignKeyOrphansOfTables,
   type TableCheck,
@@ -18,6 +19,7 @@ import type { CopyGuard } from './guard.js'
 import { type LedgerEntry, type LedgerTable, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
 import { ensureTenantRow } from './tenant-row.js'
+import { citusInstalled, citusTenantSettingSql } from './tenant-setting.js'
 
 /**
  * What happened to one tenant in a run.
@@ -38,6 +40,13 @@ export interface CopyOptions {
   readonly guard: CopyGuard
   readonly verify: boolean
   readonly onEvent?: MigrationListener
+  /**
+   * The database is a Citus coordinator (detected when not given): each table is
+   * copied by a plain `INSERT ... SELECT` and checksummed by separate statements in
+   * the same transaction, and the tenant is bound with `SET LOCAL`, forwarded to
+   * the workers.
+   */
+  readonly citus?: boolean
 }
 
 /** The row of {@link copyWithChecksumStatement}. */
@@ -96,7 +105,9 @@ export function sqlContext(plan: MigrationPlan, tp: TenantPlan): SqlContext {
  * rows, creates its `tenants` row and domains when missing, copies every table in
  * foreign-key order with `INSERT ... SELECT` (triggers quiet per `guard`),
  * verifies counts, checksums and foreign keys, and writes the ledger row, all
- * before `COMMIT`. A crash or error anywhere leaves either the whole tenant or
+ * before `COMMIT`. With verify, on one PostgreSQL each table's copy statement
+ * also checksums both sides; on Citus the checksums are separate statements in
+ * the same transaction. A crash or error anywhere leaves either the whole tenant or
  * nothing.
  *
  * @example
@@ -117,10 +128,13 @@ export async function copyTenant(
 ): Promise<CopyResult> {
   const started = Date.now()
   const ctx = sqlContext(plan, tp)
-  // One round trip each: the transaction, then its lock and settings.
-  await client.query('begin; set constraints all deferred')
+  const citus = options.citus ?? (await citusInstalled(client))
+  // One round trip each: the transaction (on Citus with its tenant binding), then its lock and settings.
+  await client.query(
+    `begin; set constraints all deferred${citus ? `; ${citusTenantSettingSql(tp.tenant.id)}` : ''}`,
+  )
   try {
-    await lockTenant(client, tp.tenant.id, options.guard)
+    await lockTenant(client, tp.tenant.id, options.guard, citus)
     const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
     const done = finishedTables(entry, plan, tp.tenant.id)
     const tables = tp.tables.filter((t) => done[t.name] === undefined)
@@ -134,11 +148,26 @@ export async function copyTenant(
       const m = mapStatement(ctx, t)
       if (m) await client.query(m.text, m.values)
     }
-    const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, options)
+    // Citus plans a data-modifying CTE through the coordinator and refuses some of its
+    // shapes: there each table is a plain INSERT ... SELECT, checksummed after it.
+    const oneStatement = options.verify && !citus
+    const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, {
+      ...options,
+      verify: oneStatement,
+    })
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
-    const checks = options.verify
-      ? await verifyCopies(client, ctx, tp.tenant.id, tables, sums, rowsOf, options.guard)
-      : []
+    const orphans = options.guard === 'replica'
+    const checks = !options.verify
+      ? []
+      : oneStatement
+        ? await copyChecks(client, ctx, tables, sums, orphans)
+        : await checkTables(
+            client,
+            ctx,
+            tables.map((table) => ({ table })),
+            { orphans },
+          )
+    assertVerified(tp.tenant.id, checks, rowsOf)
     const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
     if (options.verify)
       emit(options.onEvent, { type: 'tenant-verified', tenantId: tp.tenant.id, ok: true })
@@ -184,12 +213,21 @@ function ledgerTablesAfter(
   return ledgerTables
 }
 
-/** The tenant's advisory lock and the transaction's settings, in one statement. */
-async function lockTenant(client: Queryable, tenantId: string, guard: CopyGuard): Promise<void> {
+/**
+ * The tenant's advisory lock and the transaction's settings, in one statement; the
+ * tenant binding too, except on Citus (bound with `SET LOCAL` at `BEGIN`).
+ */
+async function lockTenant(
+  client: Queryable,
+  tenantId: string,
+  guard: CopyGuard,
+  citus: boolean,
+): Promise<void> {
   // Each statement is one table scan: JIT compilation only adds latency (often 100+ ms a query).
   await client.query(
     "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1)), " +
-      "set_config('jit', 'off', true), set_config('rowtenancy.tenant_id', $1, true)" +
+      "set_config('jit', 'off', true)" +
+      (citus ? '' : ", set_config('rowtenancy.tenant_id', $1, true)") +
       (guard === 'replica' ? ", set_config('session_replication_role', 'replica', true)" : ''),
     [tenantId],
   )
@@ -263,17 +301,12 @@ async function copyTables(
   return { copied, sums }
 }
 
-/** The checks of a verified copy; throws at the first table that does not match. */
-async function verifyCopies(
-  client: Queryable,
-  ctx: SqlContext,
+/** Throws at the first table whose check failed or whose count differs from what was copied. */
+function assertVerified(
   tenantId: string,
-  tables: readonly TablePlan[],
-  sums: ReadonlyMap<string, ChecksumRow>,
+  checks: readonly TableCheck[],
   rowsOf: (table: string) => number,
-  guard: CopyGuard,
-): Promise<TableCheck[]> {
-  const checks = await copyChecks(client, ctx, tables, sums, guard === 'replica')
+): void {
   for (const check of checks) {
     if (!check.ok || check.targetRows !== rowsOf(check.table)) {
       throw new MigrationError(
@@ -281,5 +314,4 @@ async function verifyCopies(
       )
     }
   }
-  return checks
 }

@@ -75,8 +75,16 @@ export async function ensureLedger(
   const map = quoteQualified(schema, ID_MAP_TABLE)
   await db.query('begin')
   try {
-    await db.query("select pg_advisory_xact_lock(hashtext('rowtenancy.ledger'))")
-    await db.query(`create table if not exists ${ledger} (
+    // Looked up first: on Citus, CREATE TABLE IF NOT EXISTS on an existing table still asks
+    // for its ownership, and a role that may write the ledger need not own it.
+    const { rows } = await db.query(
+      "select pg_advisory_xact_lock(hashtext('rowtenancy.ledger')), " +
+        'to_regclass($1) is null as ledger, to_regclass($2) is null as map',
+      [ledger, map],
+    )
+    const missing = rows[0] as { ledger: boolean; map: boolean }
+    if (missing.ledger)
+      await db.query(`create table ${ledger} (
   tenant_id text primary key,
   schema_name text not null,
   state text not null check (state in ('pending', 'partial', 'done', 'rolled_back', 'schema_dropped')),
@@ -89,8 +97,8 @@ export async function ensureLedger(
   verify_ok boolean,
   last_error text
 )`)
-    if (options.idMap) {
-      await db.query(`create table if not exists ${map} (
+    if (options.idMap && missing.map) {
+      await db.query(`create table ${map} (
   tenant_id text not null,
   table_name text not null,
   old_id bigint not null,
