@@ -148,8 +148,8 @@ export async function copyTenant(
       const m = mapStatement(ctx, t)
       if (m) await client.query(m.text, m.values)
     }
-    // Citus plans a data-modifying CTE through the coordinator and refuses some of its
-    // shapes: there each table is a plain INSERT ... SELECT, checksummed after it.
+    // Citus runs a data-modifying CTE through the coordinator and supports it only in some
+    // shapes: there each table is a plain INSERT ... SELECT, its target checksummed on the shard.
     const oneStatement = options.verify && !citus
     const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, {
       ...options,
