@@ -1,18 +1,22 @@
 import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import {
-  checkTables,
   describeCheck,
   foreignKeyOrphansOfTables,
   type TableCheck,
   tenantScoped,
 } from './checks.js'
-import { copyWithChecksumStatement } from './copy-checksum-sql.js'
+import {
+  copyWithChecksumStatement,
+  sourceChecksumsStatement,
+  targetChecksumsStatement,
+} from './copy-checksum-sql.js'
 import {
   existingRowsStatement,
   insertStatement,
   mapStatement,
   type SqlContext,
+  type Statement,
 } from './copy-sql.js'
 import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
@@ -49,7 +53,7 @@ export interface CopyOptions {
   readonly citus?: boolean
 }
 
-/** The row of {@link copyWithChecksumStatement}. */
+/** Both sides' counts and checksums of one table (the row of {@link copyWithChecksumStatement}). */
 interface ChecksumRow {
   source_n: string
   source_sum: string
@@ -57,19 +61,44 @@ interface ChecksumRow {
   target_sum: string
 }
 
-/** The checks of a verified copy: both checksums from the copy itself, orphans read back. */
+/** The `"<i>.n"` / `"<i>.sum"` row of a batched checksum statement, by table name. */
+async function readSums(
+  client: Queryable,
+  s: Statement,
+  tables: readonly TablePlan[],
+): Promise<Map<string, { n: string; sum: string }>> {
+  const row = (await client.query(s.text, s.values)).rows[0] ?? {}
+  return new Map(tables.map((t, i) => [t.name, { n: row[`${i}.n`], sum: row[`${i}.sum`] }]))
+}
+
+/**
+ * The checks of a verified copy: both sides' checksums (`sums` when the copy
+ * statements computed them, else read here: every source table in one statement,
+ * then every target table in one), and the orphans read back.
+ */
 async function copyChecks(
   client: Queryable,
   ctx: SqlContext,
   tables: readonly TablePlan[],
-  sums: ReadonlyMap<string, ChecksumRow>,
+  sums: ReadonlyMap<string, ChecksumRow> | undefined,
   orphans: boolean,
 ): Promise<TableCheck[]> {
+  const source = sums
+    ? undefined
+    : await readSums(client, sourceChecksumsStatement(ctx, tables), tables)
   return tenantScoped(client, async () => {
+    const target = sums
+      ? undefined
+      : await readSums(client, targetChecksumsStatement(ctx, tables), tables)
     const out: TableCheck[] = []
     const found = orphans ? await foreignKeyOrphansOfTables(client, ctx, tables) : new Map()
     for (const t of tables) {
-      const sum = sums.get(t.name)!
+      const sum = sums?.get(t.name) ?? {
+        source_n: source!.get(t.name)!.n,
+        source_sum: source!.get(t.name)!.sum,
+        target_n: target!.get(t.name)!.n,
+        target_sum: target!.get(t.name)!.sum,
+      }
       const broken = found.get(t.name) ?? []
       const sourceRows = Number(sum.source_n)
       const targetRows = Number(sum.target_n)
@@ -157,16 +186,9 @@ export async function copyTenant(
     })
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
     const orphans = options.guard === 'replica'
-    const checks = !options.verify
-      ? []
-      : oneStatement
-        ? await copyChecks(client, ctx, tables, sums, orphans)
-        : await checkTables(
-            client,
-            ctx,
-            tables.map((table) => ({ table })),
-            { orphans },
-          )
+    const checks = options.verify
+      ? await copyChecks(client, ctx, tables, oneStatement ? sums : undefined, orphans)
+      : []
     assertVerified(tp.tenant.id, checks, rowsOf)
     const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
     if (options.verify)
