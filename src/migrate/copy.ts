@@ -6,11 +6,7 @@ import {
   type TableCheck,
   tenantScoped,
 } from './checks.js'
-import {
-  copyWithChecksumStatement,
-  sourceChecksumsStatement,
-  targetChecksumsStatement,
-} from './copy-checksum-sql.js'
+import { sourceChecksumsStatement, targetChecksumsStatement } from './copy-checksum-sql.js'
 import {
   existingRowsStatement,
   insertStatement,
@@ -45,20 +41,10 @@ export interface CopyOptions {
   readonly verify: boolean
   readonly onEvent?: MigrationListener
   /**
-   * The database is a Citus coordinator (detected when not given): each table is
-   * copied by a plain `INSERT ... SELECT` and checksummed by separate statements in
-   * the same transaction, and the tenant is bound with `SET LOCAL`, forwarded to
-   * the workers.
+   * The database is a Citus coordinator (detected when not given): the tenant is
+   * bound with `SET LOCAL`, forwarded to the workers.
    */
   readonly citus?: boolean
-}
-
-/** Both sides' counts and checksums of one table (the row of {@link copyWithChecksumStatement}). */
-interface ChecksumRow {
-  source_n: string
-  source_sum: string
-  target_n: string
-  target_sum: string
 }
 
 /** The `"<i>.n"` / `"<i>.sum"` row of a batched checksum statement, by table name. */
@@ -72,47 +58,36 @@ async function readSums(
 }
 
 /**
- * The checks of a verified copy: both sides' checksums (`sums` when the copy
- * statements computed them, else read here: every source table in one statement,
- * then every target table in one), and the orphans read back.
+ * The checks of a copy, in the tenant's transaction after its last table: every
+ * source table's count and checksum in one statement, then every target table's
+ * in one (the tenant's rows, read back as stored), and the orphans in one.
  */
 async function copyChecks(
   client: Queryable,
   ctx: SqlContext,
   tables: readonly TablePlan[],
-  sums: ReadonlyMap<string, ChecksumRow> | undefined,
   orphans: boolean,
 ): Promise<TableCheck[]> {
-  const source = sums
-    ? undefined
-    : await readSums(client, sourceChecksumsStatement(ctx, tables), tables)
+  const source = await readSums(client, sourceChecksumsStatement(ctx, tables), tables)
   return tenantScoped(client, async () => {
-    const target = sums
-      ? undefined
-      : await readSums(client, targetChecksumsStatement(ctx, tables), tables)
-    const out: TableCheck[] = []
+    const target = await readSums(client, targetChecksumsStatement(ctx, tables), tables)
     const found = orphans ? await foreignKeyOrphansOfTables(client, ctx, tables) : new Map()
-    for (const t of tables) {
-      const sum = sums?.get(t.name) ?? {
-        source_n: source!.get(t.name)!.n,
-        source_sum: source!.get(t.name)!.sum,
-        target_n: target!.get(t.name)!.n,
-        target_sum: target!.get(t.name)!.sum,
-      }
+    return tables.map((t) => {
+      const src = source.get(t.name)!
+      const tgt = target.get(t.name)!
       const broken = found.get(t.name) ?? []
-      const sourceRows = Number(sum.source_n)
-      const targetRows = Number(sum.target_n)
-      out.push({
+      const sourceRows = Number(src.n)
+      const targetRows = Number(tgt.n)
+      return {
         table: t.name,
         sourceRows,
         targetRows,
-        sourceChecksum: sum.source_sum,
-        targetChecksum: sum.target_sum,
+        sourceChecksum: src.sum,
+        targetChecksum: tgt.sum,
         orphans: broken,
-        ok: broken.length === 0 && sourceRows === targetRows && sum.source_sum === sum.target_sum,
-      })
-    }
-    return out
+        ok: broken.length === 0 && sourceRows === targetRows && src.sum === tgt.sum,
+      }
+    })
   })
 }
 
@@ -134,9 +109,9 @@ export function sqlContext(plan: MigrationPlan, tp: TenantPlan): SqlContext {
  * rows, creates its `tenants` row and domains when missing, copies every table in
  * foreign-key order with `INSERT ... SELECT` (triggers quiet per `guard`),
  * verifies counts, checksums and foreign keys, and writes the ledger row, all
- * before `COMMIT`. With verify, on one PostgreSQL each table's copy statement
- * also checksums both sides; on Citus the checksums are separate statements in
- * the same transaction. A crash or error anywhere leaves either the whole tenant or
+ * before `COMMIT`. The checks run after the last table, as separate statements
+ * (source checksums, target checksums, orphans; one each) in the same
+ * transaction. A crash or error anywhere leaves either the whole tenant or
  * nothing.
  *
  * @example
@@ -177,17 +152,13 @@ export async function copyTenant(
       const m = mapStatement(ctx, t)
       if (m) await client.query(m.text, m.values)
     }
-    // Citus runs a data-modifying CTE through the coordinator and supports it only in some
-    // shapes: there each table is a plain INSERT ... SELECT, its target checksummed on the shard.
-    const oneStatement = options.verify && !citus
-    const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, {
-      ...options,
-      verify: oneStatement,
-    })
+    // Each table a plain INSERT ... SELECT, then the checks as separate statements: cheaper on
+    // the server than one data-modifying CTE that copies and checksums (bench/migrate.ts
+    // --explain), and the shape Citus runs (it routes the target checksums to the shard).
+    const copied = await copyTables(client, ctx, tp.tenant.id, tables, options.onEvent)
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
-    const orphans = options.guard === 'replica'
     const checks = options.verify
-      ? await copyChecks(client, ctx, tables, oneStatement ? sums : undefined, orphans)
+      ? await copyChecks(client, ctx, tables, options.guard === 'replica')
       : []
     assertVerified(tp.tenant.id, checks, rowsOf)
     const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
@@ -296,31 +267,27 @@ async function refuseOccupiedTarget(
   }
 }
 
-/** Copies the tables in order; with verify, each statement also returns both checksums. */
+/** Copies the tables in order, one `INSERT ... SELECT` each. */
 async function copyTables(
   client: Queryable,
   ctx: SqlContext,
   tenantId: string,
   tables: readonly TablePlan[],
-  options: CopyOptions,
-): Promise<{ copied: { table: string; rows: number }[]; sums: Map<string, ChecksumRow> }> {
+  onEvent: MigrationListener | undefined,
+): Promise<{ table: string; rows: number }[]> {
   const copied: { table: string; rows: number }[] = []
-  const sums = new Map<string, ChecksumRow>()
   for (const t of tables) {
-    // With verify, one statement copies and checksums both sides (the source read once).
-    const s = options.verify ? copyWithChecksumStatement(ctx, t) : insertStatement(ctx, t)
+    const s = insertStatement(ctx, t)
     // remap looks every key up in the id map, which grows faster than its statistics
     const res =
       t.remapColumns.size > 0
         ? await tenantScoped(client, () => client.query(s.text, s.values))
         : await client.query(s.text, s.values)
-    const sum = options.verify ? (res.rows[0] as ChecksumRow) : undefined
-    const rows = sum ? Number(sum.target_n) : (res.rowCount ?? 0)
-    if (sum) sums.set(t.name, sum)
+    const rows = res.rowCount ?? 0
     copied.push({ table: t.name, rows })
-    emit(options.onEvent, { type: 'table-copied', tenantId, table: t.name, rows })
+    emit(onEvent, { type: 'table-copied', tenantId, table: t.name, rows })
   }
-  return { copied, sums }
+  return copied
 }
 
 /** Throws at the first table whose check failed or whose count differs from what was copied. */
