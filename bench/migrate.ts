@@ -488,10 +488,8 @@ async function main(): Promise<void> {
       pool.on('error', () => {})
       const pids = new Set<number>()
       pool.on('connect', (client) => {
-        client.query('select pg_backend_pid() as pid').then(
-          (r) => pids.add(r.rows[0].pid),
-          () => {},
-        )
+        const pid = (client as unknown as { processID?: number }).processID
+        if (pid) pids.add(pid)
       })
       analyzeOn = pool
       try {
