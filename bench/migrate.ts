@@ -15,6 +15,7 @@
  *   npx tsx bench/migrate.ts --quick --raw-only   # only the fair anchor and the tool runs
  *   npx tsx bench/migrate.ts --quick --raw-only --rounds=3   # interleaved, best of 3 each (a loaded machine)
  *   npx tsx bench/migrate.ts --jobs=4
+ *   npx tsx bench/migrate.ts --quick --raw-only --remap   # also --id-strategy remap (verified)
  *   npx tsx bench/migrate.ts --one-baseline   # skip the one-tx-per-schema baseline
  *   npx tsx bench/migrate.ts --tool-only --scale=0.3   # diagnose: no baselines, smaller tenants
  *   npx tsx bench/migrate.ts --explain --scale=1
@@ -61,6 +62,8 @@ const analyzeArg = process.argv.find((a) => a.startsWith('--analyze-after='))?.s
 const ANALYZE_AFTER = analyzeArg ? Number(analyzeArg) : undefined
 /** `--rounds=N`: the anchor and tool runs N times, interleaved; the best of each is reported. */
 const roundsArg = process.argv.find((a) => a.startsWith('--rounds='))?.slice(9)
+/** `--remap`: also a verified run with `--id-strategy remap` (every key renumbered, every reference looked up). */
+const REMAP = process.argv.includes('--remap')
 const ROUNDS = Math.max(1, roundsArg ? Number(roundsArg) : 1)
 
 /** The 8 tables of a tenant, in FK order: name, DDL body, rows per tenant, insert select. */
@@ -529,6 +532,12 @@ async function main(): Promise<void> {
       if (!verifyOnly)
         await run(`migrate --jobs ${JOBS} --no-verify`, async (pool) => {
           const r = await migrate({ db: pool, all: true, jobs: JOBS, verify: false })
+          if (!r.ok || r.totals.rows !== rows)
+            throw new Error(`migration failed: ${JSON.stringify(r.totals)}`)
+        })
+      if (REMAP)
+        await run(`migrate --jobs ${JOBS} remap (verify)`, async (pool) => {
+          const r = await migrate({ db: pool, all: true, jobs: JOBS, idStrategy: 'remap' })
           if (!r.ok || r.totals.rows !== rows)
             throw new Error(`migration failed: ${JSON.stringify(r.totals)}`)
         })

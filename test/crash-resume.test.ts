@@ -2,7 +2,13 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrate, readLedger, verifyMigration } from '../src/entries/migrate.js'
+import {
+  type MigrationPlan,
+  migrate,
+  planMigration,
+  readLedger,
+  verifyMigration,
+} from '../src/entries/migrate.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { type EmbeddedServer, startEmbeddedPostgres } from './helpers/embedded-server.js'
 import {
@@ -194,25 +200,29 @@ function runCli(
 }
 
 /**
- * The columns a checksum covers: the whole row for `composite`; for `remap`
- * (new ids from the shared sequences, which aborted runs advance) the columns
- * outside primary keys and outside foreign keys between tenant tables.
+ * What a checksum covers: the whole row for `composite`; for `remap` (new ids drawn from
+ * the shared sequences, which aborted runs advance) every column, each renumbered one
+ * translated back to its old value through the id map (the columns as the plan maps them).
  */
 async function comparable(pool: pg.Pool, table: string): Promise<string> {
   if (strategy === 'composite') return 'x::text'
+  remapped ??= await planMigration(pool, { all: true, idStrategy: 'remap' })
+  const plan = remapped.tenants[0]!.tables.find((t) => t.name === table)
   const { rows } = await pool.query(
-    `select a.attname from pg_attribute a
-      where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped
-        and not exists (select 1 from pg_constraint c
-                         where c.conrelid = a.attrelid and a.attnum = any(c.conkey)
-                           and (c.contype = 'p' or (c.contype = 'f'
-                                and c.confrelid not in ('public.country'::regclass, 'public.tenants'::regclass))))
+    `select a.attname from pg_attribute a where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped
       order by a.attnum`,
     [`public.${quoteIdent(table)}`],
   )
-  const cols = rows.map((r) => `x.${quoteIdent(r.attname)}`)
-  return cols.length === 0 ? "''" : `row(${cols.join(', ')})::text`
+  const cols = rows.map((r) => {
+    const c = `x.${quoteIdent(r.attname)}`
+    const via = plan?.remapColumns.get(r.attname)?.table
+    return via
+      ? `(select m.old_id from public.rowtenancy_id_map m where m.tenant_id = x.tenant_id::text and m.table_name = '${via}' and m.new_id = ${c})`
+      : c
+  })
+  return `row(${cols.join(', ')})::text`
 }
+let remapped: MigrationPlan | undefined
 
 /** Tenants the ledger of the crashed database marks done (0 before the ledger exists). */
 async function doneTenants(): Promise<number> {

@@ -2,11 +2,17 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrate } from '../src/migrate/index.js'
+import { migrate, verifyMigration } from '../src/migrate/index.js'
 import { applyTenantSchema } from '../src/schema/generate/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { installTenantTables } from '../src/tenants/index.js'
-import { createCorpusTenant, HOSTILE_NAMES, STORE } from './helpers/corpus.js'
+import {
+  columnNames,
+  createCorpusTenant,
+  HOSTILE_NAMES,
+  STORE,
+  translated,
+} from './helpers/corpus.js'
 import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
 import { schemaFingerprint } from './helpers/legacy-fixture.js'
 
@@ -34,26 +40,66 @@ async function copyOf(name: string): Promise<string> {
   return urlFor(copy)
 }
 
-/** Rows per tenant and table of the target (fingerprints), tenants, sequences, ledger states, sources. */
-async function targetState(url: string): Promise<Record<string, string>> {
+type Strategy = 'composite' | 'remap'
+
+/**
+ * Rows per tenant and table of the target (fingerprints), tenants, sequences, ledger states,
+ * sources. remap: the new ids depend on the order tenants drew them (a killed run burns
+ * sequence values), so rows are compared with every renumbered column translated back
+ * through the id map, sequences by being above every id, the ledger by row counts.
+ */
+async function targetState(url: string, strategy: Strategy): Promise<Record<string, string>> {
   const pool = new pg.Pool({ connectionString: url, max: 2 })
   try {
     const out: Record<string, string> = {}
     for (const t of STORE.tables) {
-      const { rows } = await pool.query(
-        `select tenant_id::text as id, count(*)::text || ':' || sum(hashtextextended(x::text, 0))::text as f
-           from public.${quoteIdent(t)} x group by 1 order by 1`,
+      const cols = (await columnNames(pool, 'public', t)).filter((c) => c !== 'tenant_id')
+      const tenants = await pool.query(
+        `select distinct tenant_id::int as id from public.${quoteIdent(t)}`,
       )
-      for (const r of rows) out[`${t}@${r.id}`] = r.f
+      for (const { id } of tenants.rows) {
+        const from =
+          strategy === 'remap' ? translated(t, id, cols, STORE.remapped) : `public.${quoteIdent(t)}`
+        const row = cols.map((c) => `x.${quoteIdent(c)}`).join(', ')
+        const { rows } = await pool.query(
+          `select count(*)::text || ':' || sum(hashtextextended(row(${row})::text, 0))::text as f
+             from ${from} x where x.tenant_id = ${id}`,
+        )
+        out[`${t}@${id}`] = rows[0].f
+      }
     }
     const q = async (sql: string) => JSON.stringify((await pool.query(sql)).rows)
     out.tenants = await q('select id, slug, name, status from tenants order by id')
-    out.sequences = await q(
-      `select sequencename, last_value from pg_sequences where schemaname = 'public' order by 1`,
-    )
+    out.sequences =
+      strategy === 'composite'
+        ? await q(
+            `select sequencename, last_value from pg_sequences where schemaname = 'public' order by 1`,
+          )
+        : await q(
+            `select s.sequencename, coalesce(s.last_value, 0) >= coalesce((select max(x.n) from (${STORE.tables
+              .flatMap((t) =>
+                Object.entries(STORE.remapped[t] ?? {})
+                  .filter(([, via]) => via === t)
+                  .map(
+                    ([c]) =>
+                      `select max(${quoteIdent(c)})::int8 as n, pg_get_serial_sequence('public.${t}', '${c}') as seq from public.${quoteIdent(t)}`,
+                  ),
+              )
+              .join(' union all ')}) x where x.seq = 'public.' || s.sequencename), 0) as above
+               from pg_sequences s where s.schemaname = 'public' order by 1`,
+          )
     out.ledger = await q(
-      'select tenant_id, state, tables from rowtenancy_migration order by tenant_id',
+      strategy === 'composite'
+        ? 'select tenant_id, state, tables from rowtenancy_migration order by tenant_id'
+        : `select tenant_id, state, (select jsonb_object_agg(k, v -> 'rows') from jsonb_each(tables) e(k, v)) as rows
+             from rowtenancy_migration order by tenant_id`,
     )
+    if (strategy === 'remap') {
+      out.idMap = await q(
+        `select tenant_id, table_name, count(*)::int as n, count(distinct new_id)::int as d
+           from rowtenancy_id_map group by 1, 2 order by 1, 2`,
+      )
+    }
     out.sources = JSON.stringify(await schemaFingerprint(pool, SOURCES))
     return out
   } finally {
@@ -77,6 +123,7 @@ async function doneTenants(url: string): Promise<number> {
 /** Runs the CLI as a child; with `killAfter`, SIGKILLs it on that JSON event line. */
 function runChild(
   url: string,
+  strategy: Strategy,
   killAfter?: number,
 ): Promise<{ code: number | null; killed: boolean }> {
   return new Promise((resolve, reject) => {
@@ -91,6 +138,8 @@ function runChild(
         '--jobs',
         '2',
         '--json',
+        '--id-strategy',
+        strategy,
         '--database-url',
         url,
       ],
@@ -139,44 +188,52 @@ afterAll(async () => {
   await original?.drop()
 })
 
-describe('corpus store: kill -9 mid-run, rerun', () => {
-  it('ends identical to a clean migration of a copy, sources untouched', async () => {
-    const cleanUrl = await copyOf('clean')
-    const crashUrl = await copyOf('crash')
-    const sourcesBefore = await (async () => {
-      const p = new pg.Pool({ connectionString: crashUrl, max: 1 })
-      try {
-        return JSON.stringify(await schemaFingerprint(p, SOURCES))
-      } finally {
-        await p.end()
+describe.each(['composite', 'remap'] as const)(
+  'corpus store (%s): kill -9 mid-run, rerun',
+  (strategy) => {
+    it('ends identical to a clean migration of a copy, sources untouched', async () => {
+      const cleanUrl = await copyOf(`clean_${strategy}`)
+      const crashUrl = await copyOf(`crash_${strategy}`)
+      const sourcesBefore = await (async () => {
+        const p = new pg.Pool({ connectionString: crashUrl, max: 1 })
+        try {
+          return JSON.stringify(await schemaFingerprint(p, SOURCES))
+        } finally {
+          await p.end()
+        }
+      })()
+      const cleanPool = new pg.Pool({ connectionString: cleanUrl, max: 3 })
+      const clean = await migrate({ db: cleanPool, all: true, jobs: 2, idStrategy: strategy })
+      await cleanPool.end()
+      expect(clean.ok, JSON.stringify(clean.tenants.filter((t) => t.status !== 'migrated'))).toBe(
+        true,
+      )
+      // Kill points (JSON event lines): right after the plan, inside a tenant, later on.
+      const kills: number[] = []
+      const doneAfterKill: number[] = []
+      for (const at of [1, 7, 23, 41]) {
+        const r = await runChild(crashUrl, strategy, at)
+        if (!r.killed) continue
+        kills.push(at)
+        doneAfterKill.push(await doneTenants(crashUrl))
       }
-    })()
-    const cleanPool = new pg.Pool({ connectionString: cleanUrl, max: 3 })
-    const clean = await migrate({ db: cleanPool, all: true, jobs: 2 })
-    await cleanPool.end()
-    expect(clean.ok, JSON.stringify(clean.tenants.filter((t) => t.status !== 'migrated'))).toBe(
-      true,
-    )
-    // Kill points (JSON event lines): right after the plan, inside a tenant, later on.
-    const kills: number[] = []
-    const doneAfterKill: number[] = []
-    for (const at of [1, 7, 23, 41]) {
-      const r = await runChild(crashUrl, at)
-      if (!r.killed) continue
-      kills.push(at)
-      doneAfterKill.push(await doneTenants(crashUrl))
-    }
-    expect(kills.length).toBeGreaterThanOrEqual(3)
-    expect(
-      doneAfterKill.some((n) => n > 0 && n < SOURCES.length),
-      String(doneAfterKill),
-    ).toBe(true)
-    let final = await runChild(crashUrl)
-    for (let i = 0; i < 3 && final.code !== 0; i++) final = await runChild(crashUrl)
-    expect(final.code).toBe(0)
-    const a = await targetState(cleanUrl)
-    const b = await targetState(crashUrl)
-    expect(b).toEqual(a)
-    expect(b.sources).toBe(sourcesBefore)
-  }, 180_000)
-})
+      expect(kills.length).toBeGreaterThanOrEqual(3)
+      expect(
+        doneAfterKill.some((n) => n > 0 && n < SOURCES.length),
+        String(doneAfterKill),
+      ).toBe(true)
+      let final = await runChild(crashUrl, strategy)
+      for (let i = 0; i < 3 && final.code !== 0; i++) final = await runChild(crashUrl, strategy)
+      expect(final.code).toBe(0)
+      const a = await targetState(cleanUrl, strategy)
+      const b = await targetState(crashUrl, strategy)
+      expect(b).toEqual(a)
+      if (strategy === 'remap')
+        expect(JSON.parse(b.sequences!).every((x: { above: boolean }) => x.above)).toBe(true)
+      const pool = new pg.Pool({ connectionString: crashUrl, max: 2 })
+      const verified = await verifyMigration({ db: pool }).finally(() => pool.end())
+      expect(verified.ok, JSON.stringify(verified)).toBe(true)
+      expect(b.sources).toBe(sourcesBefore)
+    }, 180_000)
+  },
+)

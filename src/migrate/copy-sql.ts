@@ -1,8 +1,8 @@
 import { DEFAULTS } from '../sql/defaults.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
-import { ID_MAP_TABLE } from './ledger.js'
 import type { TablePlan } from './plan.js'
+import { remapExpression } from './remap-sql.js'
 
 /**
  * A statement and its bound parameters.
@@ -46,7 +46,7 @@ function sourceFrom(ctx: SqlContext, t: TablePlan): string {
  *
  * @example
  * ```ts
- * sourceExpression(table, 'author_id', values) // '(select m.new_id from "public"."rowtenancy_id_map" m where ...)::bigint'
+ * sourceExpression(table, 'author_id', values) // 'coalesce((select m.new_id from "public"."rowtenancy_id_map" m where ...), ...)::bigint'
  * ```
  * @internal
  */
@@ -59,13 +59,7 @@ export function sourceExpression(
   const col = `s.${quoteIdent(column)}`
   const targetType = t.target.columns.find((c) => c.name === column)?.type ?? 'text'
   const remap = t.remapColumns.get(column)
-  if (remap) {
-    values.push(remap.table)
-    return (
-      `(select m.new_id from ${quoteQualified(ctx.targetSchema, ID_MAP_TABLE)} m where m.tenant_id = $1::text ` +
-      `and m.table_name = $${values.length} and m.old_id = ${col})::${targetType}`
-    )
-  }
+  if (remap) return remapExpression(ctx, t, column, remap, targetType, values)
   const cast = t.casts.get(column)
   return cast ? `${col}::text::${cast}` : col
 }
@@ -90,27 +84,6 @@ export function insertStatement(ctx: SqlContext, t: TablePlan): Statement {
       `insert into ${quoteQualified(ctx.targetSchema, t.name)} (${cols})${overriding} ` +
       `select $1::${ctx.idType}, ${exprs.join(', ')} from ${sourceFrom(ctx, t)}`,
     values,
-  }
-}
-
-/**
- * Remap strategy: allocates a new id from the target's sequence for every source
- * row and records old -> new in the id map (before any table is copied, so
- * self-references and cycles find their mapping).
- *
- * @example
- * ```ts
- * mapStatement(ctx, table)?.text // 'insert into "public"."rowtenancy_id_map" ... nextval($3::regclass) ...'
- * ```
- */
-export function mapStatement(ctx: SqlContext, t: TablePlan): Statement | undefined {
-  if (!t.remapKey || !t.remapSequence) return undefined
-  return {
-    text:
-      `insert into ${quoteQualified(ctx.targetSchema, ID_MAP_TABLE)} (tenant_id, table_name, old_id, new_id) ` +
-      `select $1::text, $2::text, s.${quoteIdent(t.remapKey)}, nextval($3::regclass) from ${sourceFrom(ctx, t)} ` +
-      `order by s.${quoteIdent(t.remapKey)}`,
-    values: [ctx.tenantId, t.name, t.remapSequence],
   }
 }
 

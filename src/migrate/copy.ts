@@ -10,7 +10,6 @@ import { sourceChecksumsStatement, targetChecksumsStatement } from './copy-check
 import {
   existingRowsStatement,
   insertStatement,
-  mapStatement,
   type SqlContext,
   type Statement,
 } from './copy-sql.js'
@@ -18,6 +17,7 @@ import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
 import { type LedgerEntry, type LedgerTable, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
+import { allocateIds, remapFailure } from './remap-sql.js'
 import { ensureTenantRow } from './tenant-row.js'
 import { citusInstalled, citusTenantSettingSql } from './tenant-setting.js'
 
@@ -148,10 +148,7 @@ export async function copyTenant(
     }
     await refuseOccupiedTarget(client, ctx, plan, tp.tenant.id, tables)
     const tenantRow = await ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
-    for (const t of tables) {
-      const m = mapStatement(ctx, t)
-      if (m) await client.query(m.text, m.values)
-    }
+    await allocateIds(client, ctx, tables)
     // Each table a plain INSERT ... SELECT, then the checks as separate statements: cheaper on
     // the server than one data-modifying CTE that copies and checksums (bench/migrate.ts
     // --explain), and the shape Citus runs (it routes the target checksums to the shard).
@@ -186,7 +183,7 @@ export async function copyTenant(
     return { status: 'migrated', tables: copied, checks, ms: Date.now() - started, warnings }
   } catch (err) {
     await client.query('rollback').catch(() => {})
-    throw err
+    throw remapFailure(err)
   }
 }
 

@@ -222,36 +222,65 @@ export function compareWithTarget(
   return issues
 }
 
+/** The first line where two definitions differ, both sides, shortened. */
+function firstDifference(
+  mine: string,
+  theirs: string,
+): { line: number; mine: string; theirs: string } {
+  const a = mine.split('\n')
+  const b = theirs.split('\n')
+  let i = 0
+  while (i < a.length && i < b.length && a[i] === b[i]) i++
+  const cut = (l: string | undefined) => {
+    const t = (l ?? '').trim()
+    return t.length > 160 ? `${t.slice(0, 157)}...` : t
+  }
+  return { line: i + 1, mine: cut(a[i]), theirs: cut(b[i]) }
+}
+
 /**
- * The functions and views of a tenant schema that the target schema lacks or
- * defines otherwise (definitions compared with each schema's own name left out).
- * Not blocking: no data depends on them, but the app behaves as the target's do.
+ * The functions, views and triggers of a tenant schema that the target schema lacks
+ * or defines otherwise (definitions compared with each schema's own name left out),
+ * each message naming the tenant schema, the object and the first line that differs.
+ * `schema generate` carries one definition (the template's) over, so a tenant whose
+ * trigger, function or view says something else is told here. Not blocking: the rows
+ * are copied as they are, but after the migration the tenant's rows are kept by the
+ * target's definitions.
  *
  * @example
  * ```ts
- * routineDifferences(defs.get('tenant_1')!, defs.get('public')!, 'public')
- * // [{ kind: 'routine-difference', blocking: false, message: 'function film_count(lang integer) differs ...' }]
+ * routineDifferences(defs.get('tenant_1')!, defs.get('public')!, 'public', 'tenant_1')
+ * // [{ kind: 'routine-difference', blocking: false, message: 'Tenant schema "tenant_1": function film_count(lang integer) differs ...' }]
  * ```
  */
 export function routineDifferences(
   tenant: ReadonlyMap<string, string>,
   target: ReadonlyMap<string, string>,
   targetSchema: string,
+  tenantSchema?: string,
 ): DriftIssue[] {
   const issues: DriftIssue[] = []
   // schema generate creates a SECURITY DEFINER function SECURITY INVOKER (and says so).
   const plain = (d: string | undefined) => d?.replace('\n SECURITY DEFINER\n', '\n')
+  const who =
+    tenantSchema === undefined
+      ? 'The tenant schema'
+      : `Tenant schema ${JSON.stringify(tenantSchema)}`
   for (const [name, definition] of tenant) {
     const theirs = target.get(name)
     if (plain(theirs) === plain(definition)) continue
-    issues.push({
-      kind: 'routine-difference',
-      blocking: false,
-      message:
-        theirs === undefined
-          ? `The tenant schema has ${name}, which ${targetSchema} lacks (rowtenancy schema generate carries the template's over).`
-          : `The tenant schema's ${name} differs from ${targetSchema}'s: after the migration the tenant gets ${targetSchema}'s.`,
-    })
+    const kind = name.startsWith('trigger ') ? 'trigger-difference' : 'routine-difference'
+    const table = kind === 'trigger-difference' ? name.replace(/^trigger .* on /, '') : undefined
+    let message: string
+    if (theirs === undefined) {
+      message = `${who} has ${name}, which ${targetSchema} lacks (rowtenancy schema generate carries the template's over).`
+    } else {
+      const d = firstDifference(plain(definition)!, plain(theirs)!)
+      message =
+        `${who}: ${name} differs from ${targetSchema}'s (line ${d.line}: ${JSON.stringify(d.mine)} in the tenant, ` +
+        `${JSON.stringify(d.theirs)} in ${targetSchema}): after the migration the tenant gets ${targetSchema}'s.`
+    }
+    issues.push({ kind, ...(table ? { table } : {}), blocking: false, message })
   }
   return issues
 }

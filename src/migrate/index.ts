@@ -25,7 +25,6 @@ export { type CopyOptions, type CopyResult, copyTenant } from './copy.js'
 export {
   existingRowsStatement,
   insertStatement,
-  mapStatement,
   orphanStatement,
   type Statement,
   sourceChecksumStatement,
@@ -56,6 +55,14 @@ export {
   type TablePlan,
   type TenantPlan,
 } from './plan.js'
+export {
+  columnSequences,
+  type RemapKey,
+  remapKeys,
+  remapTables,
+  type TableRemap,
+} from './remap-keys.js'
+export { allocateIds, mapStatements, remapExpression } from './remap-sql.js'
 export {
   formatReport,
   type MigrationReport,

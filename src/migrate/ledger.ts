@@ -1,5 +1,5 @@
 import type { Queryable } from '../sql/queryable.js'
-import { quoteQualified } from '../sql/quote.js'
+import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import type { IdStrategy } from './types.js'
 
 /**
@@ -97,20 +97,41 @@ export async function ensureLedger(
   verify_ok boolean,
   last_error text
 )`)
-    if (options.idMap && missing.map) {
-      await db.query(`create table ${map} (
-  tenant_id text not null,
-  table_name text not null,
-  old_id bigint not null,
-  new_id bigint not null,
-  primary key (tenant_id, table_name, old_id)
-)`)
-    }
+    if (options.idMap) await ensureIdMap(db, map, missing.map)
     await db.query('commit')
   } catch (err) {
     await db.query('rollback').catch(() => {})
     throw err
   }
+}
+
+/**
+ * The id map: old -> new key value per tenant and table; `scope` holds the other key
+ * columns' old values when the old value alone is not unique (`''` otherwise). A map
+ * made by an older version (no `scope`) gets the column and the wider key.
+ */
+async function ensureIdMap(db: Queryable, map: string, missing: boolean): Promise<void> {
+  if (missing)
+    await db.query(`create table ${map} (
+  tenant_id text not null,
+  table_name text not null,
+  scope text not null default '',
+  old_id bigint not null,
+  new_id bigint not null,
+  primary key (tenant_id, table_name, scope, old_id)
+)`)
+  const { rows } = await db.query(
+    `select c.conname, exists (select 1 from pg_attribute a where a.attrelid = c.conrelid and a.attname = 'scope'
+              and a.attnum = any(c.conkey)) as scoped
+       from pg_constraint c where c.conrelid = $1::regclass and c.contype = 'p'`,
+    [map],
+  )
+  if (rows[0]?.scoped === true) return
+  await db.query(`alter table ${map} add column if not exists scope text not null default ''`)
+  await db.query(
+    `alter table ${map} ${rows[0] ? `drop constraint ${quoteIdent(rows[0].conname)}, ` : ''}` +
+      'add primary key (tenant_id, table_name, scope, old_id)',
+  )
 }
 
 /**

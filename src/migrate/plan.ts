@@ -8,13 +8,19 @@ import {
 } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
-import { quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { discoverTenants } from './discover.js'
 import { compareWithTarget, routineDifferences } from './drift.js'
 import { foreignKeyOrder } from './order.js'
+import {
+  columnSequences,
+  type RemapKey,
+  remapKeys,
+  remapTables,
+  type TableRemap,
+} from './remap-keys.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
 /** Tables of rowtenancy's own that are never tenant tables. @internal */
@@ -58,6 +64,8 @@ export interface RemapColumn {
   readonly kind: 'key' | 'ref'
   /** The remapped table whose mapping translates the value. */
   readonly table: string
+  /** Columns of this table whose source values, with the value, find the mapping (a multi-column key); none by default. */
+  readonly scope?: readonly string[]
 }
 
 /**
@@ -86,6 +94,8 @@ export interface TablePlan {
   readonly remapKey?: string
   /** Remap strategy: how each translated column is mapped. */
   readonly remapColumns: ReadonlyMap<string, RemapColumn>
+  /** Remap strategy: how the table's key gets new values (sequence, or largest + row number). */
+  readonly remapAllocation?: RemapKey
 }
 
 /**
@@ -186,8 +196,16 @@ export async function planMigration(
       : await tablesElsewhere(db, otherSchemas, allNames, targets, tenantColumn)
   const routines = await routineDefinitions(db, [...present, targetSchema])
   const types = await describeTypes(db, columnTypeOids(introspected))
-  const sequences =
-    idStrategy === 'remap' ? await keySequences(db, targetSchema, targets, order) : new Map()
+  const keys =
+    idStrategy === 'remap'
+      ? remapKeys(
+          targets,
+          await columnSequences(db, targetSchema),
+          tenantColumn,
+          new Set(order),
+          types,
+        )
+      : new Map<string, RemapKey>()
   const plans = tenants.map((tenant) =>
     present.has(tenant.schema)
       ? tenantPlan(tenant, introspected.get(tenant.schema)!, {
@@ -197,7 +215,7 @@ export async function planMigration(
           elsewhere,
           routines,
           types,
-          sequences,
+          keys,
         })
       : missingSchemaPlan(tenant),
   )
@@ -390,7 +408,7 @@ interface PlanContext {
   readonly elsewhere: readonly string[]
   readonly routines: Awaited<ReturnType<typeof routineDefinitions>>
   readonly types: Awaited<ReturnType<typeof describeTypes>>
-  readonly sequences: Map<string, { column: string; sequence: string }>
+  readonly keys: ReadonlyMap<string, RemapKey>
 }
 
 function tenantPlan(
@@ -413,14 +431,19 @@ function tenantPlan(
       routines.get(tenant.schema) ?? new Map(),
       routines.get(targetSchema) ?? new Map(),
       targetSchema,
+      tenant.schema,
     ),
   ]
+  const remap =
+    idStrategy === 'remap'
+      ? remapTables(source, targets, context.keys, targetSchema, tenantColumn, context.types)
+      : undefined
   const tables: TablePlan[] = []
   for (const name of order) {
     const src = source.get(name)
     const tgt = targets.get(name)
     if (!src || !tgt?.columns.some((c) => c.name === tenantColumn)) continue
-    const { plan, issues } = tablePlan(src, tgt, idStrategy, context.sequences, source)
+    const { plan, issues } = tablePlan(src, tgt, remap?.get(name))
     drift.push(...issues)
     tables.push(plan)
   }
@@ -432,29 +455,6 @@ function tenantPlan(
     allTables: [...source.keys()].filter((n) => !OWN_TABLES.has(n)),
     estimatedRows: tables.reduce((n, t) => n + t.source.estimatedRows, 0),
   }
-}
-
-/** The sequence behind each single-column integer key of a target table. */
-async function keySequences(
-  db: Queryable,
-  schema: string,
-  targets: ReadonlyMap<string, TableInfo>,
-  tables: readonly string[],
-): Promise<Map<string, { column: string; sequence: string }>> {
-  const out = new Map<string, { column: string; sequence: string }>()
-  for (const name of tables) {
-    const t = targets.get(name)
-    const key = t?.primaryKey.length === 1 ? t.primaryKey[0]! : undefined
-    if (!t || key === undefined) continue
-    const col = t.columns.find((c) => c.name === key)
-    if (!col || !['smallint', 'integer', 'bigint'].includes(col.type)) continue
-    const { rows } = await db.query('select pg_get_serial_sequence($1, $2) as seq', [
-      quoteQualified(schema, name),
-      key,
-    ])
-    if (rows[0]?.seq) out.set(name, { column: key, sequence: rows[0].seq })
-  }
-  return out
 }
 
 /** The source columns whose type differs from the target's, each with the target type. */
@@ -479,45 +479,17 @@ function castsTo(
 function tablePlan(
   src: TableInfo,
   tgt: TableInfo,
-  strategy: IdStrategy,
-  sequences: Map<string, { column: string; sequence: string }>,
-  sourceTables: ReadonlyMap<string, TableInfo>,
-): { plan: TablePlan; issues: DriftIssue[] } {
-  const issues: DriftIssue[] = []
+  remap: TableRemap | undefined,
+): { plan: TablePlan; issues: readonly DriftIssue[] } {
   const tcols = new Map(tgt.columns.map((c) => [c.name, c]))
   const columns = src.columns.filter((c) => tcols.has(c.name)).map((c) => c.name)
   const insertColumns = columns.filter((c) => !tcols.get(c)!.generated)
   const casts = castsTo(src, tcols)
   const overriding = insertColumns.some((c) => tcols.get(c)!.identity === 'a')
-  const remapColumns = new Map<string, RemapColumn>()
-  let remapSequence: string | undefined
-  let remapKey: string | undefined
-  if (strategy === 'remap') {
-    const own = sequences.get(src.name)
-    if (own && src.primaryKey.length === 1 && src.primaryKey[0] === own.column) {
-      remapSequence = own.sequence
-      remapKey = own.column
-      remapColumns.set(own.column, { kind: 'key', table: src.name })
-    }
-    for (const fk of src.foreignKeys) {
-      if (fk.refSchema !== src.schema) continue
-      const ref = sequences.get(fk.refTable)
-      const refSource = sourceTables.get(fk.refTable)
-      if (!ref || !refSource || refSource.primaryKey.join() !== ref.column) continue
-      if (fk.columns.length !== 1 || fk.refColumns[0] !== ref.column) {
-        issues.push({
-          kind: 'type-mismatch',
-          table: src.name,
-          column: fk.columns.join(', '),
-          blocking: true,
-          message: `${src.name}.${fk.name} is a multi-column key into ${fk.refTable}, which remap cannot rewrite; use \`idStrategy\` composite.`,
-        })
-        continue
-      }
-      if (!remapColumns.has(fk.columns[0]!))
-        remapColumns.set(fk.columns[0]!, { kind: 'ref', table: fk.refTable })
-    }
-  }
+  const remapColumns = new Map<string, RemapColumn>(
+    [...(remap?.columns ?? [])].filter(([c]) => tcols.has(c)),
+  )
+  const key = remap?.key
   const plan: TablePlan = {
     name: src.name,
     source: src,
@@ -527,8 +499,8 @@ function tablePlan(
     casts,
     overriding,
     remapColumns,
-    ...(remapSequence ? { remapSequence } : {}),
-    ...(remapKey ? { remapKey } : {}),
+    ...(key ? { remapAllocation: key, remapKey: key.column } : {}),
+    ...(key?.sequence ? { remapSequence: key.sequence } : {}),
   }
-  return { plan, issues }
+  return { plan, issues: remap?.issues ?? [] }
 }

@@ -20,6 +20,8 @@ export interface CorpusSchema {
   readonly fill: (s: string, n: number) => string
   /** The tenant tables (parents, not partitions). */
   readonly tables: readonly string[]
+  /** `--id-strategy remap` into the generated target: per table, each renumbered column and the table whose mapping translates it. */
+  readonly remapped: Readonly<Record<string, Readonly<Record<string, string>>>>
 }
 
 /**
@@ -44,6 +46,15 @@ export const HOSTILE_NAMES = [
  * SECURITY DEFINER function whose bodies name the schema, a view.
  */
 export const STORE: CorpusSchema = {
+  remapped: {
+    language: { language_id: 'language' },
+    film: { film_id: 'film', language_id: 'language' },
+    store: { store_id: 'store', manager_staff_id: 'staff' },
+    staff: { staff_id: 'staff', store_id: 'store' },
+    customer: { customer_id: 'customer', store_id: 'store' },
+    payment: { payment_id: 'payment', customer_id: 'customer', staff_id: 'staff' },
+    film_actor: { film_id: 'film' },
+  },
   name: 'store',
   tables: ['language', 'film', 'store', 'staff', 'customer', 'payment', 'film_actor'],
   ddl: (s) => `
@@ -106,6 +117,11 @@ insert into ${s}.film_actor select f, a from generate_series(1, 10) f, unnest(ar
 
 /** (b) Orders (northwind style): text and composite keys, jsonb, numeric money, a key without a sequence. */
 export const ORDERS: CorpusSchema = {
+  remapped: {
+    products: { product_id: 'products' },
+    orders: { order_id: 'orders' },
+    order_details: { order_id: 'orders', product_id: 'products' },
+  },
   name: 'orders',
   tables: ['customers', 'products', 'orders', 'order_details'],
   ddl: (s) => `
@@ -138,6 +154,11 @@ update ${s}.orders o set total = (select sum(d.unit_price * d.quantity * (1 - d.
 
 /** (c) SaaS: uuid and identity keys, generated columns, a self-reference, composite and range types, arrays of each. */
 export const SAAS: CorpusSchema = {
+  remapped: {
+    users: { id: 'users', manager_id: 'users' },
+    projects: { id: 'projects', owner_id: 'users' },
+    tasks: { id: 'tasks', project_id: 'projects', parent_id: 'tasks' },
+  },
   name: 'saas',
   tables: ['organizations', 'users', 'projects', 'tasks'],
   targetTypes: (s) => `
@@ -243,4 +264,22 @@ export async function columnNames(db: Queryable, schema: string, table: string):
     [schema, table],
   )
   return rows.map((r) => r.column_name as string)
+}
+
+/**
+ * The tenant's rows of a target table, each renumbered column translated back to its
+ * old value through `rowtenancy_id_map` (remap; written here, not with migration code).
+ */
+export function translated(
+  table: string,
+  tenant: number,
+  columns: readonly string[],
+  remapped: CorpusSchema['remapped'],
+): string {
+  const exprs = columns.map((c) => {
+    const via = remapped[table]?.[c]
+    if (!via) return `x.${quoteIdent(c)}`
+    return `(select m.old_id from public.rowtenancy_id_map m where m.tenant_id = '${tenant}' and m.table_name = '${via}' and m.new_id = x.${quoteIdent(c)}) as ${quoteIdent(c)}`
+  })
+  return `(select x.tenant_id, ${exprs.join(', ')} from public.${quoteIdent(table)} x)`
 }

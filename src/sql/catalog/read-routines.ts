@@ -120,10 +120,16 @@ union all
 select n.nspname, quote_ident(n.nspname), case c.relkind when 'm' then 'materialized view' else 'view' end,
        c.relname, pg_get_viewdef(c.oid)
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
- where n.nspname = any($1::text[]) and c.relkind in ('v', 'm')`
+ where n.nspname = any($1::text[]) and c.relkind in ('v', 'm')
+union all
+select n.nspname, quote_ident(n.nspname), 'trigger', g.tgname || ' on ' || c.relname, pg_get_triggerdef(g.oid)
+  from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname = any($1::text[]) and not g.tgisinternal and not c.relispartition
+   and coalesce((to_jsonb(g) ->> 'tgparentid')::oid, 0) = 0`
 
 /**
- * The functions and views of each schema, by `<kind> <name>`, their definitions
+ * The functions, views and triggers of each schema, by `<kind> <name>` (a trigger:
+ * `trigger <name> on <table>`), their definitions
  * with the schema's own name left out (`"tenant 1".film` reads `film`), so that
  * two schemas' definitions compare. One query however many schemas.
  *
