@@ -34,6 +34,10 @@ import { availableParallelism } from 'node:os'
 import pg from 'pg'
 import { migrate } from '../src/entries/migrate.js'
 import { sqlContext } from '../src/migrate/copy.js'
+import {
+  sourceChecksumsStatement,
+  targetChecksumsStatement,
+} from '../src/migrate/copy-checksum-sql.js'
 import { type SqlContext, sourceExpression } from '../src/migrate/copy-sql.js'
 import {
   insertStatement,
@@ -432,6 +436,24 @@ async function explainTenant(pool: pg.Pool): Promise<void> {
       line(t.name, String(n), row)
     }
     line('total', '', totals)
+    // As the copy runs its checks: every table in one statement per side (planning included).
+    for (const [name, st] of [
+      ['source checksums, batched', sourceChecksumsStatement(ctx, tp.tables)],
+      ['target checksums, batched', targetChecksumsStatement(ctx, tp.tables)],
+    ] as const) {
+      const plans: { p: number; e: number }[] = []
+      for (let i = 0; i < reps; i++) {
+        const { rows } = await c.query(
+          `explain (analyze, timing off, format json) ${st.text}`,
+          st.values,
+        )
+        const p = rows[0]['QUERY PLAN'][0]
+        plans.push({ p: p['Planning Time'], e: p['Execution Time'] })
+      }
+      console.log(
+        `${name}: planning ${median(plans.map((x) => x.p)).toFixed(1)} ms, execution ${median(plans.map((x) => x.e)).toFixed(1)} ms`,
+      )
+    }
     console.log(
       `with verify, over the bare copy: one statement ${(totals.one / totals.insert).toFixed(2)}x, ` +
         `separate statements ${(totals.separate / totals.insert).toFixed(2)}x; ` +
