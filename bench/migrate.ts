@@ -5,7 +5,9 @@
  * one transaction per schema, `session_replication_role = replica` (no
  * foreign-key triggers, no checks, no ledger, one connection). The headline
  * ratio is anchor time / tool time (1.00 = as fast as the server copies; goals:
- * >= 0.7 with verify, >= 0.95 without). Two slower hand-written baselines (with
+ * >= 0.7 with verify, >= 0.95 without). Each run also prints its CPU time (the server
+ * backends it used, read from /proc, plus this process) and `cpu vs raw`, the anchor's CPU
+ * over the run's: steadier than wall clock on a shared machine. Two slower hand-written baselines (with
  * row-by-row foreign-key triggers: autocommit, and one transaction per schema)
  * are printed as well; they flatter the tool and are skipped with --raw-only.
  * All runs use identical copies of one legacy database, in the same run.
