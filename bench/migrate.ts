@@ -498,6 +498,7 @@ async function main(): Promise<void> {
     console.log(`source rows: ${rows.toLocaleString('en')}; jobs: ${JOBS}`)
     if (process.argv.includes('--explain')) {
       const pool = new pg.Pool({ connectionString: urlOf(source), max: 2 })
+      pool.on('error', () => {})
       try {
         await explainTenant(pool)
       } finally {
