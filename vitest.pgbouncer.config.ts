@@ -24,6 +24,7 @@ export default defineConfig({
       'test/orm-prisma.test.ts',
       'test/orm-knex.test.ts',
       'test/orm-typeorm.test.ts',
+      'test/online-serving.test.ts',
     ],
   },
 })

@@ -3,7 +3,13 @@ import type { Server } from 'node:http'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { fromHeader, fromHost, httpStatusOf, tenant } from '../../src/entries/express.js'
+import {
+  fromHeader,
+  fromHost,
+  httpStatusOf,
+  RETRY_AFTER_SECONDS,
+  tenant,
+} from '../../src/entries/express.js'
 import {
   createTenancy,
   InvalidInputError,
@@ -221,7 +227,10 @@ export function createFinanceApp({ tenancy, store, adminToken }: FinanceAppOptio
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof TenancyError) {
-      res.status(httpStatusOf(err)).json({ error: err.code, message: err.message })
+      const status = httpStatusOf(err)
+      // 503 (database unavailable, a tenant being cut over by an online migration): safe to retry
+      if (status === 503) res.set('retry-after', String(RETRY_AFTER_SECONDS))
+      res.status(status).json({ error: err.code, message: err.message })
       return
     }
     const code = (err as { code?: string; status?: number }).code
@@ -262,13 +271,21 @@ export async function startFinanceApi(options: {
   adminToken: string
   port?: number
   host?: string
+  /** Serve each tenant from its legacy schema until an online migration cuts it over. */
+  hybrid?: boolean
 }): Promise<{ url: string; port: number; tenancy: Tenancy; close(): Promise<void> }> {
   const pool = new pg.Pool({ connectionString: options.runtimeUrl, max: 10 })
   const adminPool = new pg.Pool({ connectionString: options.ownerUrl, max: 4 })
   // An idle connection that the server ends (a restart, Ctrl-C reaching PostgreSQL
   // first) must not crash the process; the next query reconnects or fails cleanly.
   for (const p of [pool, adminPool]) p.on('error', () => {})
-  const tenancy = createTenancy({ pool, adminPool, tables: FINANCE_TABLES, tenantIdType: 'bigint' })
+  const tenancy = createTenancy({
+    pool,
+    adminPool,
+    tables: FINANCE_TABLES,
+    tenantIdType: 'bigint',
+    ...(options.hybrid ? { hybrid: true } : {}),
+  })
   const store = new TenantStore({ db: pool, idType: 'bigint', ttlMs: 5_000 })
   const app = createFinanceApp({ tenancy, store, adminToken: options.adminToken })
   const host = options.host ?? '127.0.0.1'

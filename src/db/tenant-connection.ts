@@ -10,6 +10,7 @@ import {
 import type pg from 'pg'
 import { type BindingMode, beginStatement, implicitScope } from './binding.js'
 import { bindSequence } from './citus-binding.js'
+import { type HybridCheckout, movedError } from './hybrid-binding.js'
 import { runPipelined, type Statement } from './pipelined-query.js'
 import type { GuardedSession } from './session-guard.js'
 import { isBuilderQuery } from './statement-trust.js'
@@ -31,7 +32,7 @@ import { isBuilderQuery } from './statement-trust.js'
  */
 export class TenantConnection implements DatabaseConnection {
   readonly #client: pg.PoolClient
-  readonly #bind: Statement | undefined
+  #bind: Statement | undefined
   readonly #mode: BindingMode
   readonly #cursor: PostgresCursorConstructor | null
   /** The checkout protocol (bound connections only). */
@@ -42,6 +43,10 @@ export class TenantConnection implements DatabaseConnection {
   #pending: readonly Statement[] | undefined
   #inTransaction = false
   #discard = false
+  /** Online migration: the placement this connection was bound for (see hybrid-binding.ts). */
+  #hybrid: HybridCheckout | undefined
+  /** The last statement went out as a lone statement with the binding (one implicit transaction). */
+  #lone = false
 
   constructor(
     client: pg.PoolClient,
@@ -50,7 +55,9 @@ export class TenantConnection implements DatabaseConnection {
     cursor: PostgresCursorConstructor | null,
     session?: GuardedSession | undefined,
     prepareAs?: string | undefined,
+    hybrid?: HybridCheckout | undefined,
   ) {
+    this.#hybrid = hybrid
     this.#client = client
     this.#bind = bind
     this.#mode = mode
@@ -64,7 +71,43 @@ export class TenantConnection implements DatabaseConnection {
     return this.#bind !== undefined
   }
 
-  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+  /**
+   * Online migration: where this connection's tenant is served from (`schema`:
+   * its legacy schema, `search_path` set by `rowtenancy_enter`); undefined
+   * outside hybrid serving.
+   */
+  get placement(): 'schema' | 'shared' | undefined {
+    return this.#hybrid?.placement
+  }
+
+  executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const hybrid = this.#hybrid
+    if (!hybrid) return this.#execute(compiled)
+    return this.#execute<R>(compiled).catch((err: unknown) => {
+      hybrid.failed(err)
+      throw err
+    })
+  }
+
+  /**
+   * After `rowtenancy_enter` refused a stale placement (`RTP01`) on a lone
+   * statement (its implicit transaction ended with the error; nothing of it ran):
+   * the placement is read afresh and the next statement goes out with it. False
+   * for anything else (inside a user transaction, the error stands).
+   *
+   * @internal
+   */
+  async reopen(err: unknown): Promise<boolean> {
+    const hybrid = this.#hybrid
+    if (!hybrid || !this.#lone || this.#inTransaction || !movedError(err)) return false
+    const next = await hybrid.again()
+    this.#hybrid = next.hybrid
+    this.#bind = next.bind
+    return true
+  }
+
+  async #execute<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    this.#lone = false
     const main: Statement = { text: compiled.sql, values: compiled.parameters }
     const session = this.#session
     if (session && !isBuilderQuery(compiled)) session.markDirty()
@@ -77,6 +120,7 @@ export class TenantConnection implements DatabaseConnection {
       result = await this.#client.query(compiled.sql, [...compiled.parameters])
     } else {
       const { before, after } = implicitScope(this.#mode, this.#bind)
+      this.#lone = true
       const opening = session.opening(before.slice(0, -1), this.#bind, this.#prepareAs)
       // The reset rides before the closing COMMIT of a SET LOCAL scope, else at the end.
       const closing = session.closing()

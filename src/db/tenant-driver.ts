@@ -23,12 +23,14 @@ import { DEFAULTS } from '../sql/defaults.js'
 import { quoteLiteral } from '../sql/quote.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
+import type { ServingMap } from '../tenants/serving.js'
 import {
   assertBindingOption,
   type BindingMode,
   type BindingOption,
   bindStatement,
 } from './binding.js'
+import { enterStatement, hybridCheckout } from './hybrid-binding.js'
 import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
@@ -107,6 +109,12 @@ export interface TenantBindingConfig {
    * `idle_in_transaction_session_timeout`, sent with the binding.
    */
   readonly timeouts?: DatabaseTimeouts | undefined
+  /**
+   * Hybrid serving during an online migration: each tenant's transaction opens
+   * with `rowtenancy_enter(tenant, placement)` instead of the plain bind, the
+   * placement read (cached) from this serving map. `set_config` binding only.
+   */
+  readonly serving?: ServingMap | undefined
 }
 
 /**
@@ -149,6 +157,12 @@ export class TenantBindingDriver implements Driver {
         `prepareBind must be true or false, got ${JSON.stringify(config.prepareBind)}.`,
       )
     }
+    const explicit = config.binding ?? 'auto'
+    if (config.serving && explicit !== 'auto' && explicit !== 'set_config') {
+      throw new ConfigError(
+        `hybrid serving (an online migration) needs the set_config binding, not ${explicit}.`,
+      )
+    }
     this.#config = Object.freeze({ ...config })
     this.#type = type
     this.#timeouts = resolveTimeouts(config.timeouts)
@@ -188,6 +202,12 @@ export class TenantBindingDriver implements Driver {
     if (this.#mode === 'sealed') await this.#checkSeal(runtime)
     // A set_local binding cannot carry the timeouts: say so at start-up, not at the first query.
     if (this.#mode === 'set_local') withTimeouts({ text: 'set local' }, this.#timeouts)
+    if (this.#config.serving && this.#mode !== 'set_config') {
+      throw new ConfigError(
+        `hybrid serving (an online migration) needs the set_config binding, not ${this.#mode}: ` +
+          "migrate with --online only on plain PostgreSQL, with binding 'auto' or 'set_config'.",
+      )
+    }
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
         allowUnsafeRole: this.#config.allowUnsafeRole,
@@ -217,6 +237,26 @@ export class TenantBindingDriver implements Driver {
     // No tenant: the connection is bound to no tenant (row level security then shows no
     // tenant rows); the plugin has refused every query on tenant-aware tables already.
     const id = this.#config.unboundWithoutTenant ? tryCurrentTenant() : currentTenant()
+    const serving = this.#config.serving
+    if (serving && id !== undefined) {
+      // Online migration: the placement decides how the query is compiled; rowtenancy_enter
+      // checks it again under the tenant's fence, in the same round trip.
+      const enterFor = (placement: 'schema' | 'shared') =>
+        withTimeouts(enterStatement(serving.schema, this.#type, id, placement), this.#timeouts)
+      const hybrid = await hybridCheckout(serving, id, enterFor)
+      const enter = enterFor(hybrid.placement)
+      const client = await acquire(pool, this.#timeouts.acquireMs)
+      const session = SessionGuard.for(pool).checkout(client)
+      return new TenantConnection(
+        client,
+        enter,
+        this.#mode,
+        this.#cursor(),
+        session,
+        undefined,
+        hybrid,
+      )
+    }
     const bind = id === undefined ? unboundStatement(this.#mode) : this.#bindFor(id)
     // A full pool fails after timeouts.acquireMs; connect errors become DatabaseUnavailableError.
     const client = await acquire(pool, this.#timeouts.acquireMs)

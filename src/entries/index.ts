@@ -57,6 +57,7 @@ export {
   TenancyError,
   type TenancyErrorCode,
   TenantForbiddenError,
+  TenantMigratingError,
   TenantNotFoundError,
   TenantSuspendedError,
   type UnavailableReason,
@@ -99,6 +100,7 @@ export {
 export {
   allObjectsPool,
   createTenancy,
+  type HybridOptions,
   type PlacementOptions,
   type ResolvedPlacement,
   type ResolvedTenancyOptions,

@@ -74,3 +74,15 @@ export {
   verifyMigration,
   verifyTenant,
 } from '../migrate/index.js'
+export {
+  CHANGELOG_TABLE,
+  type FenceStats,
+  migrateOnline,
+  type OnlineEvent,
+  type OnlineOptions,
+  type OnlinePhase,
+  type OnlineReport,
+  type OnlineRollbackOptions,
+  type OnlineTenantReport,
+  rollbackOnline,
+} from '../migrate/online/index.js'

@@ -52,6 +52,7 @@ export type TenancyErrorCode =
   | 'MIGRATION_ERROR'
   | 'LIFECYCLE_ERROR'
   | 'JOB_REJECTED'
+  | 'TENANT_MIGRATING'
 
 /**
  * Thrown when tenant-scoped work runs with no tenant in context. rowtenancy fails
@@ -239,7 +240,9 @@ export class ConfigError extends TenancyError {
  * - `pool-timeout`: no pooled connection came free within the acquire timeout;
  * - `connection-lost`: the connection broke mid-work (server restart, `pg_terminate_backend`, network);
  * - `timeout`: a statement, lock or idle-in-transaction timeout ended the work;
- * - `overloaded`: the server refused more connections (`too_many_connections`).
+ * - `overloaded`: the server refused more connections (`too_many_connections`);
+ * - `tenant-migrating`: the tenant is being cut over by an online migration (its
+ *   write fence outlasted the wait, or its placement changed under a cached one).
  *
  * @example
  * ```ts
@@ -252,6 +255,7 @@ export type UnavailableReason =
   | 'connection-lost'
   | 'timeout'
   | 'overloaded'
+  | 'tenant-migrating'
 
 /**
  * Thrown when the database cannot serve the work right now: unreachable, pool
@@ -276,7 +280,10 @@ export class DatabaseUnavailableError extends TenancyError {
   constructor(
     reason: UnavailableReason,
     message: string,
-    options: { cause?: unknown; code?: 'DATABASE_UNAVAILABLE' | 'DATABASE_UNREACHABLE' } = {},
+    options: {
+      cause?: unknown
+      code?: 'DATABASE_UNAVAILABLE' | 'DATABASE_UNREACHABLE' | 'TENANT_MIGRATING'
+    } = {},
   ) {
     super(options.code ?? 'DATABASE_UNAVAILABLE', message, options)
     this.reason = reason
@@ -302,6 +309,35 @@ export class DatabaseUnreachableError extends DatabaseUnavailableError {
         'Check that PostgreSQL is running and that `databaseUrl` / DATABASE_URL is right.',
       { ...options, code: 'DATABASE_UNREACHABLE' },
     )
+  }
+}
+
+/**
+ * Thrown when a tenant is being cut over by an online migration
+ * (`migrate-to-row-tenancy --online`): its write fence lasted longer than the
+ * fence timeout, or the tenant moved between its legacy schema and the shared
+ * tables under a cached placement. Raised before any statement of the work ran;
+ * retrying is safe (a {@link DatabaseUnavailableError} with reason
+ * `tenant-migrating`, code `TENANT_MIGRATING`: HTTP 503 with `Retry-After`).
+ *
+ * @example
+ * ```ts
+ * if (err instanceof TenantMigratingError) return retryAfter(1)
+ * ```
+ */
+export class TenantMigratingError extends DatabaseUnavailableError {
+  /** `fenced`: the fence outlasted the wait; `moved`: the placement changed, the next try sees the new one. */
+  readonly why: 'fenced' | 'moved'
+
+  constructor(why: 'fenced' | 'moved', options: { cause?: unknown } = {}) {
+    super(
+      'tenant-migrating',
+      why === 'fenced'
+        ? 'This tenant is being cut over to the shared tables (online migration) and its writes are fenced; nothing was done. Retry in a moment.'
+        : 'This tenant moved between its schema and the shared tables (online migration) since its placement was cached; nothing was done. Retry: the next try uses the new placement.',
+      { ...options, code: 'TENANT_MIGRATING' },
+    )
+    this.why = why
   }
 }
 

@@ -36,6 +36,7 @@ const TITLES: Record<string, string> = {
   TENANT_SUSPENDED: 'Suspended tenant',
   DATABASE_UNREACHABLE: 'Database unavailable',
   DATABASE_UNAVAILABLE: 'Database unavailable',
+  TENANT_MIGRATING: 'Tenant migrating',
 }
 
 /**

@@ -53,6 +53,12 @@ export interface StatementHooks<T, A = undefined> {
    * connection (no extra async layer per query on the hot path).
    */
   readonly skipAfterWhenUndefined?: boolean
+  /**
+   * The query to send in place of `query` on `connection` (run after `before`):
+   * hybrid serving compiles a query for a tenant still on its legacy schema
+   * without the tenant filters. Absent: the query goes as compiled.
+   */
+  rewrite?(query: CompiledQuery, connection: DatabaseConnection): CompiledQuery
 }
 
 /**
@@ -188,16 +194,38 @@ class HookedConnection<T, A> implements DatabaseConnection {
     } catch (error) {
       return Promise.reject(error)
     }
+    const sent = this.#hooks.rewrite ? this.#hooks.rewrite(query, this.inner) : query
     if (state === undefined && this.#hooks.skipAfterWhenUndefined) {
-      return this.inner.executeQuery<R>(query).then(undefined, rethrowUnavailable)
+      return this.inner
+        .executeQuery<R>(sent)
+        .catch((err: unknown) => this.#again<R>(err, query))
+        .then(undefined, rethrowUnavailable)
     }
-    return this.#executeHooked(state, query).then(undefined, rethrowUnavailable)
+    return this.#executeHooked(state, query, sent).then(undefined, rethrowUnavailable)
   }
 
-  async #executeHooked<R>(state: T, query: CompiledQuery): Promise<QueryResult<R>> {
+  /**
+   * Once: a connection that can take the statement again after a refusal that
+   * ran none of it (hybrid serving: a stale cached placement) does, the query
+   * rewritten for what the connection knows now.
+   */
+  async #again<R>(err: unknown, query: CompiledQuery): Promise<QueryResult<R>> {
+    const inner = this.inner as { reopen?: (err: unknown) => Promise<boolean> }
+    if (typeof inner.reopen !== 'function' || !(await inner.reopen(err))) throw err
+    const sent = this.#hooks.rewrite ? this.#hooks.rewrite(query, this.inner) : query
+    return this.inner.executeQuery<R>(sent)
+  }
+
+  async #executeHooked<R>(
+    state: T,
+    query: CompiledQuery,
+    sent: CompiledQuery,
+  ): Promise<QueryResult<R>> {
     let result: QueryResult<R>
     try {
-      result = await this.inner.executeQuery<R>(query)
+      result = await this.inner
+        .executeQuery<R>(sent)
+        .catch((err: unknown) => this.#again<R>(err, query))
     } catch (error) {
       const followUp = this.#hooks.after(state, query, { rowCount: null, error })
       if (followUp !== undefined) await this.#follow(followUp)
@@ -213,11 +241,12 @@ class HookedConnection<T, A> implements DatabaseConnection {
     chunkSize?: number,
   ): AsyncIterableIterator<QueryResult<R>> {
     const state = this.#hooks.before(query, this.#acquired)
+    const sent = this.#hooks.rewrite ? this.#hooks.rewrite(query, this.inner) : query
     let rows = 0
     let error: unknown
     let failed = false
     try {
-      for await (const chunk of this.inner.streamQuery<R>(query, chunkSize)) {
+      for await (const chunk of this.inner.streamQuery<R>(sent, chunkSize)) {
         rows += chunk.rows.length
         yield chunk
       }

@@ -69,7 +69,17 @@ async function findLegacyTable(
         and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
                           and d.objid = c.oid and d.deptype = 'e')
       order by (n.nspname = 'public') desc, 1, 2`,
-    [column, ['rowtenancy_migration', 'rowtenancy_id_map', 'tenants', 'tenant_domains']],
+    [
+      column,
+      [
+        'rowtenancy_migration',
+        'rowtenancy_id_map',
+        'rowtenancy_serving',
+        'rowtenancy_changelog',
+        'tenants',
+        'tenant_domains',
+      ],
+    ],
   )
   const inPublic = rows.filter((r) => r.schema === 'public')
   const pick = inPublic.length > 0 ? inPublic : rows

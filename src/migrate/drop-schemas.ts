@@ -3,6 +3,7 @@ import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
 import { lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import { withTenantMigrationLock } from './migration-lock.js'
+import { legacyChangedSinceCutover, servedFrom } from './online/guards.js'
 import type { MigrationPlanOptions } from './plan.js'
 import { migratedTenants, verifyTenant } from './verify.js'
 
@@ -93,8 +94,17 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
       }
       const result = await withTenantMigrationLock(client, entry.tenantId, async () => {
         const locked = await lockLedgerEntry(client, plan.targetSchema, entry.tenantId)
-        const check = await verifyTenant(client, plan, tp, locked ?? entry)
-        const problems = [...check.problems]
+        // An online migration: served from its schema (not cut over), or cut over and checked
+        // against the ledger of its cut-over (the shared rows have moved on since).
+        const served = await servedFrom(client, plan.targetSchema, entry.tenantId)
+        const check =
+          served === undefined ? await verifyTenant(client, plan, tp, locked ?? entry) : undefined
+        const problems =
+          served === 'schema'
+            ? ['the app is served from this schema (online migration not cut over yet)']
+            : served === 'shared'
+              ? await legacyChangedSinceCutover(client, plan, tp, locked ?? entry)
+              : [...check!.problems]
         const deps = await outsideDependents(client, entry.schema)
         if (deps.length > 0)
           problems.push(`objects outside the schema depend on it: ${deps.join(', ')}`)
@@ -105,7 +115,7 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
         await client.query(`drop schema ${quoteIdent(entry.schema)} cascade`)
         // Record the checksums just verified: after the drop they are all verify can compare with.
         const tables = { ...locked.tables }
-        for (const c of check.tables) {
+        for (const c of check?.tables ?? []) {
           const recorded = tables[c.table]
           if (recorded)
             tables[c.table] = { ...recorded, rows: c.targetRows, checksum: c.targetChecksum }

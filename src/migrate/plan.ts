@@ -29,6 +29,8 @@ export const OWN_TABLES = new Set([
   'tenant_domains',
   'rowtenancy_migration',
   'rowtenancy_id_map',
+  'rowtenancy_serving',
+  'rowtenancy_changelog',
 ])
 
 /**

@@ -7,6 +7,7 @@ import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { ID_MAP_TABLE, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import { withTenantMigrationLock } from './migration-lock.js'
+import { servedFrom } from './online/guards.js'
 import { foreignKeyOrder } from './order.js'
 
 /**
@@ -71,6 +72,13 @@ export async function rollbackTenants(options: RollbackOptions): Promise<Rollbac
     ).rows[0]?.ok
     for (const id of ids) {
       const result = await withTenantMigrationLock(client, id, async () => {
+        if ((await servedFrom(client, targetSchema, id)) === 'shared') {
+          throw new MigrationError(
+            `Tenant ${id} was cut over by an online migration and the app writes to the shared tables: ` +
+              'deleting its rows would lose those writes. Move it back with `rowtenancy rollback --online --tenant-id ' +
+              `${id}\`.`,
+          )
+        }
         const entry = await lockLedgerEntry(client, targetSchema, id).catch(() => undefined)
         if (!entry || Object.keys(entry.tables).length === 0 || entry.state === 'rolled_back') {
           throw new MigrationError(

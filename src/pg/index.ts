@@ -2,6 +2,7 @@ import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
 import { type BindingOption, bindStatement } from '../db/binding.js'
 import { inBoundTransaction } from '../db/bound-transaction.js'
+import { enterStatement } from '../db/hybrid-binding.js'
 import {
   acquire,
   carriesTimeouts,
@@ -9,6 +10,7 @@ import {
   resolveTimeouts,
   withTimeouts,
 } from '../db/unavailable.js'
+import { ConfigError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
@@ -34,6 +36,14 @@ export interface WithTenantClientOptions {
    * transaction with the binding (not with `set_local`).
    */
   readonly timeouts?: DatabaseTimeouts | undefined
+  /**
+   * Hybrid serving during an online migration (see docs/migration.md): the
+   * transaction opens with `rowtenancy_enter(tenant, null)`, which serves the
+   * tenant from its legacy schema (`search_path`) until its cut-over and from the
+   * shared tables after, decided under the tenant's fence. `true`, or
+   * `{ schema }` of the serving map (`public` by default). set_config binding only.
+   */
+  readonly hybrid?: boolean | { readonly schema?: string | undefined } | undefined
 }
 
 const citusByPool = new WeakMap<pg.Pool, Promise<boolean>>()
@@ -78,13 +88,27 @@ export async function withTenantClient<T>(
         ? 'set_local'
         : 'set_config'
       : binding
-  const bind = withTimeouts(bindStatement(mode, type, tenantId, options.sealKey), timeouts)
+  const hybrid = options.hybrid
+  if (hybrid && mode !== 'set_config') {
+    throw new ConfigError(`withTenantClient: hybrid needs the set_config binding, not ${mode}.`)
+  }
+  const bind = withTimeouts(
+    hybrid
+      ? enterStatement(
+          hybrid === true ? 'public' : (hybrid.schema ?? 'public'),
+          type,
+          tenantId,
+          null,
+        )
+      : bindStatement(mode, type, tenantId, options.sealKey),
+    timeouts,
+  )
   // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
   const routed = pool as pg.Pool & { poolFor?: (id: unknown) => Promise<pg.Pool> }
   const target = typeof routed.poolFor === 'function' ? await routed.poolFor(tenantId) : pool
   return inBoundTransaction(target, bind, mode, fn, {
     acquireMs: timeouts.acquireMs,
-    unnamed: carriesTimeouts(timeouts),
+    unnamed: carriesTimeouts(timeouts) || Boolean(hybrid),
   })
 }
 

@@ -9,6 +9,7 @@ import {
   implicitScope,
 } from '../db/binding.js'
 import { explainUnreachable } from '../db/connect.js'
+import { enterStatement } from '../db/hybrid-binding.js'
 import type { Statement } from '../db/pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole } from '../db/role-check.js'
 import { type GuardedSession, preparedBindName, SessionGuard } from '../db/session-guard.js'
@@ -50,6 +51,13 @@ export interface TenantPoolOptions {
   readonly prepareBind?: boolean | undefined
   /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
   readonly endPool?: boolean | undefined
+  /**
+   * Hybrid serving during an online migration (`tenantPoolOf` sets it from the
+   * tenancy's `hybrid` option): each statement opens with
+   * `rowtenancy_enter(tenant, null)`, which serves the tenant from its legacy
+   * schema (search_path) or the shared tables (RLS), decided under its fence.
+   */
+  readonly serving?: { readonly schema: string } | undefined
 }
 
 const KNOWN = new Set([
@@ -64,6 +72,7 @@ const KNOWN = new Set([
   'endPool',
   'sealKey',
   'prepareBind',
+  'serving',
 ])
 const BIND_CACHE_SIZE = 1024
 const COMMIT: Statement = Object.freeze({ text: 'commit' })
@@ -125,7 +134,9 @@ export class TenantPool extends PoolFacade {
   }
 
   #syncPrepared(): void {
-    this.#prepareAs = this.#options.prepareBind !== false ? preparedBindName(this.#mode) : undefined
+    // The enter statement of hybrid serving is not the text prepared under the bind's name.
+    const named = this.#options.prepareBind !== false && !this.#options.serving
+    this.#prepareAs = named ? preparedBindName(this.#mode) : undefined
   }
 
   /** The checkout protocol of the inner pool. @internal */
@@ -234,7 +245,10 @@ export class TenantPool extends PoolFacade {
     const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
     let bind = this.#binds.get(key)
     if (!bind) {
-      bind = bindStatement(this.#mode, this.#type, tenantId, this.#options.sealKey)
+      const serving = this.#options.serving
+      bind = serving
+        ? enterStatement(serving.schema, this.#type, tenantId, null)
+        : bindStatement(this.#mode, this.#type, tenantId, this.#options.sealKey)
       if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
       this.#binds.set(key, bind)
     }
@@ -460,6 +474,13 @@ function checkOptions(options: TenantPoolOptions): void {
     assertBindingOption(options.binding ?? 'auto')
   } catch (err) {
     throw new ConfigError((err as Error).message, { cause: err })
+  }
+  if (
+    options.serving &&
+    (options.binding ?? 'auto') !== 'auto' &&
+    options.binding !== 'set_config'
+  ) {
+    throw new ConfigError('serving (an online migration) needs the set_config binding.')
   }
   if (options.binding === 'sealed') {
     try {

@@ -1,4 +1,9 @@
-import { DatabaseUnavailableError, TenancyError, type UnavailableReason } from '../errors/index.js'
+import {
+  DatabaseUnavailableError,
+  TenancyError,
+  TenantMigratingError,
+  type UnavailableReason,
+} from '../errors/index.js'
 
 /** Node network errors and SQLSTATEs that mean "the server cannot serve this now". */
 const REASON_BY_CODE: Readonly<Record<string, UnavailableReason>> = Object.freeze({
@@ -28,6 +33,9 @@ const REASON_BY_CODE: Readonly<Record<string, UnavailableReason>> = Object.freez
   '28000': 'unreachable',
   '28P01': 'unreachable',
   '08004': 'unreachable',
+  // rowtenancy_enter (online migration): the fence outlasted the wait / the placement changed
+  RTF01: 'tenant-migrating',
+  RTP01: 'tenant-migrating',
 })
 
 /** pg's own messages for a broken or never-made connection (they carry no code). */
@@ -47,6 +55,7 @@ const WHAT: Readonly<Record<UnavailableReason, string>> = Object.freeze({
   'connection-lost': 'The database connection was lost mid-work',
   timeout: 'The database did not finish in time (a statement, lock or transaction timeout)',
   overloaded: 'The database refused more connections',
+  'tenant-migrating': 'The tenant is being cut over by an online migration',
 })
 
 /**
@@ -92,6 +101,10 @@ export function asUnavailable(err: unknown): unknown {
   if (err instanceof TenancyError) return err
   const reason = unavailableReason(err)
   if (reason === undefined) return err
+  if (reason === 'tenant-migrating') {
+    const code = (err as { code?: unknown }).code
+    return new TenantMigratingError(code === 'RTP01' ? 'moved' : 'fenced', { cause: err })
+  }
   const why = err instanceof Error && err.message ? ` (${err.message})` : ''
   return new DatabaseUnavailableError(
     reason,

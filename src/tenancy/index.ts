@@ -1,5 +1,6 @@
 export { createTenancy, type Tenancy } from './create-tenancy.js'
 export type {
+  HybridOptions,
   ResolvedTenancyOptions,
   TenancyAuditOptions,
   TenancyOptions,

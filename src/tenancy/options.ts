@@ -6,6 +6,7 @@ import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type Queryable, type TenantIdType } from '../tenants/index.js'
+import { ServingMap } from '../tenants/serving.js'
 import { type PlacementOptions, type ResolvedPlacement, resolvePlacement } from './placement.js'
 
 /**
@@ -63,6 +64,30 @@ export interface TenancyOptions {
    * of every tenant transaction (`statementMs`, `lockMs`, `idleInTransactionMs`).
    */
   readonly timeouts?: DatabaseTimeouts | undefined
+  /**
+   * Serve tenants from wherever an online migration (`migrate-to-row-tenancy
+   * --online`) has them: a tenant not cut over yet from its legacy schema (no
+   * tenant filters; `search_path` set inside each transaction), a migrated one
+   * from the shared tables as usual. `true`, or `{ schema, ttlMs }`: the schema of
+   * the serving map (the shared tables' schema, `public` by default) and how long
+   * a placement is cached (1 s). See docs/migration.md, "Online migration".
+   */
+  readonly hybrid?: boolean | HybridOptions | undefined
+}
+
+/**
+ * The `hybrid` option of `createTenancy` as an object.
+ *
+ * @example
+ * ```ts
+ * createTenancy({ pool, tables, hybrid: { schema: 'public', ttlMs: 1000 } })
+ * ```
+ */
+export interface HybridOptions {
+  /** The schema of `rowtenancy_serving` (the shared tables' schema); `public` by default. */
+  readonly schema?: string | undefined
+  /** How long a tenant's placement is cached; 1 s by default. */
+  readonly ttlMs?: number | undefined
 }
 
 /**
@@ -104,6 +129,8 @@ export interface ResolvedTenancyOptions {
   readonly placement: ResolvedPlacement | undefined
   readonly sealKey: string | undefined
   readonly timeouts: Readonly<DatabaseTimeouts>
+  /** With the `hybrid` option: the serving map of the online migration. */
+  readonly serving: ServingMap | undefined
   readonly audit: Readonly<{
     table: string | false
     logger: AuditLogger | undefined
@@ -126,6 +153,7 @@ const KNOWN = new Set([
   'placement',
   'sealKey',
   'timeouts',
+  'hybrid',
 ])
 
 /**
@@ -187,6 +215,12 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     options.placement === undefined
       ? undefined
       : resolvePlacement({ pool: options.pool, adminPool }, options.placement, tenantIdType)
+  const serving = resolveHybrid(options.hybrid, adminPool, tenantIdType)
+  if (serving && placement) {
+    throw new ConfigError(
+      'hybrid (an online migration) and placement (several databases) cannot be combined: migrate each database first.',
+    )
+  }
   const resolved: ResolvedTenancyOptions = Object.freeze({
     pool: placement ? (placement.routing as unknown as TenancyPool) : options.pool,
     adminPool,
@@ -199,6 +233,7 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     prepareBind: options.prepareBind !== false,
     sealKey: options.sealKey,
     timeouts: resolveTimeouts(options.timeouts),
+    serving,
     audit: Object.freeze({
       table: audit.table ?? 'audit_log',
       logger: audit.logger,
@@ -207,6 +242,33 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     }),
   })
   return { resolved, registry }
+}
+
+function resolveHybrid(
+  hybrid: TenancyOptions['hybrid'],
+  adminPool: TenancyPool,
+  idType: TenantIdType,
+): ServingMap | undefined {
+  if (hybrid === undefined || hybrid === false) return undefined
+  const o: HybridOptions = hybrid === true ? {} : hybrid
+  if (o === null || typeof o !== 'object') {
+    throw new ConfigError('hybrid must be true, false or { schema?, ttlMs? }.')
+  }
+  for (const key of Object.keys(o)) {
+    if (key !== 'schema' && key !== 'ttlMs') {
+      throw new ConfigError(`Unknown hybrid option ${JSON.stringify(key)}; known: schema, ttlMs.`)
+    }
+  }
+  if (o.schema !== undefined && (typeof o.schema !== 'string' || o.schema.length === 0)) {
+    throw new ConfigError('hybrid.schema must be a schema name, e.g. "public".')
+  }
+  const ttl = o.ttlMs
+  if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0)) {
+    throw new ConfigError(
+      `hybrid.ttlMs must be a number of milliseconds >= 0, got ${JSON.stringify(ttl)}.`,
+    )
+  }
+  return new ServingMap({ db: adminPool, idType, schema: o.schema, ttlMs: ttl })
 }
 
 function checkPool(pool: unknown, name: string): void {

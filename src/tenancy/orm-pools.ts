@@ -44,6 +44,7 @@ export function tenantPoolOf(
       prepareBind: o.prepareBind,
       requireTenant,
       endPool: false,
+      ...(o.serving ? { serving: { schema: o.serving.schema } } : {}),
     })
     byRequire.set(requireTenant, pool)
   }

@@ -29,6 +29,7 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     sealKey: options.sealKey,
     unboundWithoutTenant: true,
     timeouts: options.timeouts,
+    serving: options.serving,
   })
 }
 

@@ -1,3 +1,4 @@
+import { PostgresQueryCompiler, type RootOperationNode } from 'kysely'
 import type { AuditContext, AuditWriter } from '../audit/index.js'
 import {
   type CrossTenantScope,
@@ -8,6 +9,7 @@ import {
 import { UnsupportedQueryError } from '../errors/index.js'
 import { checkExecution } from '../kysely/execution-check.js'
 import type { StatementHooks } from '../kysely/hooked-dialect.js'
+import { metaOf } from '../kysely/query-meta.js'
 import type { TenantPlugin } from '../kysely/tenant-plugin.js'
 import type { ResolvedTenancyOptions } from './options.js'
 
@@ -101,6 +103,26 @@ export function scopedHooks(
       if (context === undefined) return undefined
       return () => writer.record(context, query.sql, outcome).then(() => undefined)
     },
+    ...(options.serving ? { rewrite: legacyRewrite(plugin) } : {}),
+  }
+}
+
+/**
+ * Hybrid serving (an online migration): a query the plugin scoped for a tenant
+ * whose connection is bound to its legacy schema is compiled again from the node
+ * the plugin received, without tenant filters or stamps (the legacy tables have
+ * no tenant column; `rowtenancy_enter` put the schema first on the search_path
+ * and checked, under the tenant's fence, that the tenant is still there).
+ */
+function legacyRewrite(plugin: TenantPlugin): StatementHooks<unknown, unknown>['rewrite'] {
+  const compiler = new PostgresQueryCompiler()
+  return (query, connection) => {
+    if ((connection as { placement?: unknown }).placement !== 'schema') return query
+    const meta = metaOf(query.query)
+    if (meta === undefined || meta.owner !== plugin || meta.binding.tenant === undefined) {
+      return query
+    }
+    return compiler.compileQuery(meta.origin as RootOperationNode, query.queryId)
   }
 }
 

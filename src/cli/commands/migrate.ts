@@ -5,8 +5,10 @@ import { addConfigOptions, type CliContext } from '../context.js'
 import { withFlags } from '../flags.js'
 import { collect, planOptionsFrom, SOURCE_KEYS } from '../migration-options.js'
 import { createProgress } from '../progress.js'
+import { checkOnlineFlags, type OnlineFlags, runOnline } from './migrate-online.js'
 
-interface MigrateFlags {
+interface MigrateFlags extends OnlineFlags {
+  online?: boolean
   all?: boolean
   tenantId?: string[]
   model?: string[]
@@ -41,6 +43,13 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--dry-run', 'report tenants, tables, row counts and drift; write nothing')
     .option('--json', 'machine output: JSON events and the report, one per line')
     .option('--no-progress', 'no progress output on stderr')
+    .option(
+      '--online',
+      'migrate while the app serves: tenants cut over one at a time (docs/migration.md)',
+    )
+    .option('--fence-timeout <ms>', '--online: longest wait at a tenant write fence (default 5000)')
+    .option('--grant-to <role>', '--online: the runtime role, given access to the legacy schemas')
+    .option('--prepare', '--online: install the serving map and place the tenants, copy nothing')
   addConfigOptions(command, [...SOURCE_KEYS, 'idStrategy', 'jobs', 'verify', 'strict'])
   command.action(async (opts: MigrateFlags, cmd: Command) => {
     if (!opts.all && (opts.tenantId ?? []).length === 0) {
@@ -51,11 +60,13 @@ export function register(program: Command, ctx: CliContext): void {
     if (opts.all && (opts.tenantId ?? []).length > 0) {
       throw new MigrationError('Give either --all or --tenant-id, not both.')
     }
+    const fenceTimeoutMs = checkOnlineFlags(opts)
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, {
       url: config.adminDatabaseUrl ?? config.databaseUrl,
       max: config.jobs + 2,
     })
+    if (fenceTimeoutMs !== undefined) return runOnline(ctx, config, pool, opts, fenceTimeoutMs)
     const json = (value: unknown) => ctx.out.line(JSON.stringify(value))
     const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY)
     const mode = opts.json ? 'json' : opts.progress === false ? 'none' : tty ? 'tty' : 'plain'

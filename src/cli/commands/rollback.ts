@@ -1,5 +1,7 @@
 import type { Command } from 'commander'
+import { MigrationError } from '../../errors/index.js'
 import { rollbackTenants } from '../../migrate/index.js'
+import { rollbackOnline } from '../../migrate/online/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { collect } from '../migration-options.js'
 
@@ -11,6 +13,7 @@ import { collect } from '../migration-options.js'
  * @example
  * ```sh
  * rowtenancy rollback --tenant-id 7
+ * rowtenancy rollback --tenant-id 7 --online   # cut over by --online: back to its schema, served meanwhile
  * ```
  */
 export function register(program: Command, ctx: CliContext): void {
@@ -21,6 +24,11 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .requiredOption('--tenant-id <id>', 'the tenant (repeatable)', collect)
     .option('--json', 'print JSON')
+    .option(
+      '--online',
+      'a tenant cut over by migrate --online: move its rows back to its schema while the app serves',
+    )
+    .option('--fence-timeout <ms>', '--online: longest wait for the tenant requests in flight')
   addConfigOptions(command, [
     'databaseUrl',
     'adminDatabaseUrl',
@@ -28,9 +36,28 @@ export function register(program: Command, ctx: CliContext): void {
     'targetSchema',
     'tenantColumn',
   ])
-  command.action(async (opts: { tenantId: string[]; json?: boolean }, cmd: Command) => {
+  command.action(async (opts: RollbackFlags, cmd: Command) => {
+    const fenceTimeoutMs = onlineFence(opts)
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
+    if (fenceTimeoutMs !== undefined) {
+      for (const tenantId of opts.tenantId) {
+        const r = await rollbackOnline({
+          db: pool,
+          tenantId,
+          fenceTimeoutMs,
+          targetSchema: config.targetSchema,
+          tenantsSchema: config.tenantsSchema,
+          tenantColumn: config.tenantColumn,
+        })
+        if (opts.json) ctx.out.json({ tenantId, fenceMs: r.fenceMs })
+        else
+          ctx.out.line(
+            `tenant ${tenantId}: back on its schema (fence ${r.fenceMs.toFixed(0)} ms); its shared rows removed`,
+          )
+      }
+      return
+    }
     const results = await rollbackTenants({
       db: pool,
       tenantIds: opts.tenantId,
@@ -48,4 +75,28 @@ export function register(program: Command, ctx: CliContext): void {
       }
     }
   })
+}
+
+interface RollbackFlags {
+  tenantId: string[]
+  json?: boolean
+  online?: boolean
+  fenceTimeout?: string
+}
+
+/** `--fence-timeout` checked (with `--online` only); undefined without `--online`. */
+function onlineFence(opts: RollbackFlags): number | undefined {
+  if (!opts.online) {
+    if (opts.fenceTimeout !== undefined)
+      throw new MigrationError('--fence-timeout goes with --online.')
+    return undefined
+  }
+  if (opts.fenceTimeout === undefined) return 5_000
+  const ms = /^\d{1,6}$/.test(opts.fenceTimeout) ? Number(opts.fenceTimeout) : Number.NaN
+  if (!(ms >= 1 && ms <= 600_000)) {
+    throw new MigrationError(
+      `--fence-timeout must be milliseconds from 1 to 600000 (e.g. 3000), not ${JSON.stringify(opts.fenceTimeout)}.`,
+    )
+  }
+  return ms
 }
