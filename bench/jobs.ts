@@ -1,19 +1,25 @@
 /**
- * `npx tsx bench/jobs.ts [--quick]`: rowtenancy/jobs against the bare queues, in the same run.
+ * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--rounds R]`:
+ * rowtenancy/jobs against the bare queues, in the same run. Without `--quick` (or with
+ * `--full`) the fairness run has the issue's full size (5,000 jobs of tenant A).
  *
- * 1. Throughput per adapter (pg-boss, graphile-worker, BullMQ): N jobs sent and processed
+ * 1. cpu: the wrapper's own steps per job without a queue (seal, admit, process), process CPU.
+ * 2. throughput per adapter (pg-boss, graphile-worker, BullMQ): N jobs sent and processed
  *    through the bare queue client (the anchor) and through rowtenancy's wrapper (tenant
  *    sealed and HMAC-signed on send; envelope checked, signature verified, tenant looked up
  *    through a TenantStore with its default 30 s cache, handler run inside runWithTenant),
- *    alternating, median of the repetitions, printed as wrapper/bare.
- * 2. Fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;
+ *    in paired rounds whose order flips every round; the ratio is the median of the pairs'
+ *    ratios, and the process CPU per job of both sides is printed.
+ * 3. fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;
  *    B's p95 wait (sent -> handler start) without and with the per-tenant limit
- *    (graphile-worker: a named queue per tenant; pg-boss: fair priority).
+ *    (graphile-worker: fair priority and a named queue per tenant; pg-boss: fair priority).
  *
  * Uses DATABASE_URL (a scratch database is created and dropped) or an embedded PostgreSQL,
  * and the machine Redis (or a redis-server it starts). The machine is shared: absolute
  * numbers move with its load; the ratios are measured in the same run.
  */
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Queue, Worker } from 'bullmq'
@@ -36,24 +42,38 @@ import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { openTestRedis } from '../test/helpers/redis.js'
 import { openScratchDatabase } from './scratch-database.js'
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
-const quick = values.quick === true
-const N = quick ? 300 : 3000
-const REPS = quick ? 5 : 7
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    full: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    jobs: { type: 'string' },
+    rounds: { type: 'string' },
+    adapters: { type: 'string' },
+    profile: { type: 'string' },
+  },
+})
+const quick = values.quick === true && values.full !== true
+const N = Number(values.jobs ?? (quick ? 300 : 1000))
+const REPS = Number(values.rounds ?? (quick ? 5 : 7))
 const A_JOBS = quick ? 1000 : 5000
 const B_JOBS = 50
+const PARTS = new Set((values.only ?? 'cpu,throughput,fairness').split(','))
+const ADAPTERS = values.adapters?.split(',')
 const TENANTS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']
 const SEND_CONCURRENCY = 20
 
+/** One queue set up twice: bare (the anchor) and through rowtenancy's wrapper. */
 interface Harness {
   name: string
-  /** Sends n jobs (bare or wrapped), processes them, resolves with the elapsed ms. */
-  round(wrapped: boolean, n: number): Promise<number>
+  /** Sends job `i`, bare or wrapped; every processed job calls the shared counter's `hit`. */
+  send(wrapped: boolean, i: number): Promise<unknown>
   close(): Promise<void>
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1]!
+const tenantOf = (i: number) => TENANTS[i % TENANTS.length]!
 
 async function sendAll(n: number, send: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0
@@ -67,7 +87,7 @@ async function sendAll(n: number, send: (i: number) => Promise<unknown>): Promis
   )
 }
 
-/** A counter the handlers bump; `wait(n)` resolves when it reaches n. */
+/** A counter the handlers bump; `reset(n)` resolves when it reaches n. */
 function counter() {
   let count = 0
   let target = Number.POSITIVE_INFINITY
@@ -86,45 +106,47 @@ function counter() {
   }
 }
 
-async function pgBossHarness(url: string, jobs: JobTenancy): Promise<Harness> {
+type Counter = ReturnType<typeof counter>
+
+/** Sends n jobs (bare or wrapped) and waits until all ran: wall ms and process CPU µs per job. */
+async function round(h: Harness, c: Counter, wrapped: boolean, n: number) {
+  const all = c.reset(n)
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await sendAll(n, (i) => h.send(wrapped, i))
+  await all
+  const ms = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  return { ms, cpuPerJob: (cpu.user + cpu.system) / n }
+}
+
+async function pgBossHarness(url: string, jobs: JobTenancy, c: Counter): Promise<Harness> {
   const boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 8, schedule: false })
   boss.on('error', () => {})
   await boss.start()
   const tb = tenantPgBoss(boss, jobs)
-  const c = counter()
   for (const q of ['t_bare', 't_wrapped']) await boss.createQueue(q, { name: q })
+  const work = { batchSize: 50, pollingIntervalSeconds: 0.5 }
   for (let w = 0; w < 4; w++) {
-    await boss.work(
-      't_bare',
-      { batchSize: 50, pollingIntervalSeconds: 0.5 },
-      async (batch: any[]) => {
-        for (const _job of batch) c.hit()
-      },
-    )
-    await tb.work('t_wrapped', { batchSize: 50, pollingIntervalSeconds: 0.5 }, async () => c.hit())
+    await boss.work('t_bare', work, async (batch: unknown[]) => {
+      for (const _ of batch) c.hit()
+    })
+    await tb.work('t_wrapped', work, async () => c.hit())
   }
   return {
     name: 'pg-boss',
-    async round(wrapped, n) {
-      const all = c.reset(n)
-      const t0 = performance.now()
-      await sendAll(n, (i) =>
-        wrapped
-          ? runWithTenant(TENANTS[i % 10]!, () => tb.send('t_wrapped', { i }))
-          : boss.send('t_bare', { i, tenantId: TENANTS[i % 10] }),
-      )
-      await all
-      return performance.now() - t0
-    },
+    send: (wrapped, i) =>
+      wrapped
+        ? runWithTenant(tenantOf(i), () => tb.send('t_wrapped', { i }))
+        : boss.send('t_bare', { i, tenantId: tenantOf(i) }),
     close: () => boss.stop({ graceful: false, wait: true }),
   }
 }
 
-async function graphileHarness(url: string, jobs: JobTenancy): Promise<Harness> {
+async function graphileHarness(url: string, jobs: JobTenancy, c: Counter): Promise<Harness> {
   const logger = new Logger(() => () => {})
   const utils = await makeWorkerUtils({ connectionString: url, logger })
   await utils.migrate()
-  const c = counter()
   const addJob = tenantAddJob(utils, jobs)
   const runner = await runGraphile({
     connectionString: url,
@@ -139,17 +161,10 @@ async function graphileHarness(url: string, jobs: JobTenancy): Promise<Harness> 
   })
   return {
     name: 'graphile-worker',
-    async round(wrapped, n) {
-      const all = c.reset(n)
-      const t0 = performance.now()
-      await sendAll(n, (i) =>
-        wrapped
-          ? runWithTenant(TENANTS[i % 10]!, () => addJob('t_wrapped', { i }))
-          : utils.addJob('t_bare', { i, tenantId: TENANTS[i % 10] }),
-      )
-      await all
-      return performance.now() - t0
-    },
+    send: (wrapped, i) =>
+      wrapped
+        ? runWithTenant(tenantOf(i), () => addJob('t_wrapped', { i }))
+        : utils.addJob('t_bare', { i, tenantId: tenantOf(i) }),
     async close() {
       await runner.stop()
       await utils.release()
@@ -157,45 +172,33 @@ async function graphileHarness(url: string, jobs: JobTenancy): Promise<Harness> 
   }
 }
 
-async function bullHarness(jobs: JobTenancy): Promise<Harness> {
+async function bullHarness(_url: string, jobs: JobTenancy, c: Counter): Promise<Harness> {
   const redis = await openTestRedis()
   const clients: Redis[] = []
-  const client = () => {
+  const connection = () => {
     const r = new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
     clients.push(r)
     return r
   }
   const prefix = redis.prefix
-  const c = counter()
-  const bare = new Queue('t_bare', { connection: client(), prefix })
-  const wrappedQ = new Queue('t_wrapped', { connection: client(), prefix })
+  const bare = new Queue('t_bare', { connection: connection(), prefix })
+  const wrappedQ = new Queue('t_wrapped', { connection: connection(), prefix })
   const tq = tenantQueue(wrappedQ, jobs)
-  const opts = { connection: client(), prefix, concurrency: 8 }
   const workers = [
-    new Worker('t_bare', async () => c.hit(), opts),
+    new Worker('t_bare', async () => c.hit(), { connection: connection(), prefix, concurrency: 8 }),
     new Worker(
       't_wrapped',
       tenantProcessor(jobs, 't_wrapped', async () => c.hit()),
-      {
-        ...opts,
-        connection: client(),
-      },
+      { connection: connection(), prefix, concurrency: 8 },
     ),
   ]
   const clean = { removeOnComplete: true, removeOnFail: true }
   return {
     name: 'BullMQ',
-    async round(wrapped, n) {
-      const all = c.reset(n)
-      const t0 = performance.now()
-      await sendAll(n, (i) =>
-        wrapped
-          ? runWithTenant(TENANTS[i % 10]!, () => tq.add('j', { i }, clean))
-          : bare.add('j', { i, tenantId: TENANTS[i % 10] }, clean),
-      )
-      await all
-      return performance.now() - t0
-    },
+    send: (wrapped, i) =>
+      wrapped
+        ? runWithTenant(tenantOf(i), () => tq.add('j', { i }, clean))
+        : bare.add('j', { i, tenantId: tenantOf(i) }, clean),
     async close() {
       await Promise.all(workers.map((w) => w.close()))
       for (const q of [bare, wrappedQ]) {
@@ -208,12 +211,114 @@ async function bullHarness(jobs: JobTenancy): Promise<Harness> {
   }
 }
 
+/**
+ * Bare and wrapped rounds of N jobs, paired and alternating (which goes first
+ * flips every round, so load drifts hit both alike): the per-round ratio
+ * wrapped/bare throughput, its median, and the median process CPU per job.
+ */
+async function throughput(h: Harness, c: Counter) {
+  await round(h, c, false, 100) // warm-up
+  await round(h, c, true, 100)
+  const pairs: {
+    bare: Awaited<ReturnType<typeof round>>
+    wrapped: Awaited<ReturnType<typeof round>>
+  }[] = []
+  for (let r = 0; r < REPS; r++) {
+    const bareFirst = r % 2 === 0
+    const first = await round(h, c, !bareFirst, N)
+    const second = await round(h, c, bareFirst, N)
+    pairs.push(bareFirst ? { bare: first, wrapped: second } : { bare: second, wrapped: first })
+  }
+  const ratios = pairs.map((p) => p.bare.ms / p.wrapped.ms)
+  const bareRate = N / (median(pairs.map((p) => p.bare.ms)) / 1000)
+  const wrappedRate = N / (median(pairs.map((p) => p.wrapped.ms)) / 1000)
+  const bareCpu = median(pairs.map((p) => p.bare.cpuPerJob))
+  const wrappedCpu = median(pairs.map((p) => p.wrapped.cpuPerJob))
+  const ratio = median(ratios)
+  console.log(
+    `  ${h.name.padEnd(16)} bare ${bareRate.toFixed(0).padStart(5)}/s  rowtenancy ${wrappedRate.toFixed(0).padStart(5)}/s  ` +
+      `ratio (median of paired rounds) ${ratio.toFixed(3)} (overhead ${((1 - ratio) * 100).toFixed(1)}%; ` +
+      `rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}); ` +
+      `process CPU per job ${bareCpu.toFixed(0)} vs ${wrappedCpu.toFixed(0)} µs (+${(wrappedCpu - bareCpu).toFixed(0)})`,
+  )
+}
+
+type Limit = false | 'fair' | 'queue'
+
+/** A queue for the fairness run: `sendAs(tenant)` sends one job, `start` starts the workers. */
+interface FairQueue {
+  sendAs(tenant: string): Promise<unknown>
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+type FairHandler = (
+  payload: { sentAt: number },
+  info: { tenantId: string | undefined },
+) => Promise<void>
+
+async function graphileFairQueue(
+  url: string,
+  jobs: JobTenancy,
+  limit: Limit,
+  handler: FairHandler,
+) {
+  const logger = new Logger(() => () => {})
+  const utils = await makeWorkerUtils({ connectionString: url, logger })
+  await utils.migrate()
+  const addJob = tenantAddJob(
+    utils,
+    jobs,
+    limit === 'queue' ? { tenantQueue: 2 } : { fair: limit === 'fair' },
+  )
+  let stop = async (): Promise<void> => {
+    await utils.release()
+  }
+  return {
+    sendAs: (t) => runWithTenant(t, () => addJob('fair', { sentAt: Date.now() })),
+    async start() {
+      const runner = await runGraphile({
+        connectionString: url,
+        concurrency: 4,
+        pollInterval: 200,
+        noHandleSignals: true,
+        logger,
+        taskList: tenantTaskList(jobs, { fair: handler }),
+      })
+      stop = async () => {
+        await runner.stop()
+        await utils.release()
+      }
+    },
+    stop: () => stop(),
+  } satisfies FairQueue
+}
+
+async function pgBossFairQueue(url: string, jobs: JobTenancy, limit: Limit, handler: FairHandler) {
+  const boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 8, schedule: false })
+  boss.on('error', () => {})
+  await boss.start()
+  await boss.deleteQueue('fair').catch(() => {})
+  await boss.createQueue('fair', { name: 'fair' })
+  const tb = tenantPgBoss(boss, jobs)
+  return {
+    sendAs: (t) =>
+      runWithTenant(t, () => tb.send('fair', { sentAt: Date.now() }, { fair: limit === 'fair' })),
+    async start() {
+      for (let w = 0; w < 4; w++) {
+        await tb.work('fair', { batchSize: 5, pollingIntervalSeconds: 0.5 }, handler)
+      }
+    },
+    stop: () => boss.stop({ graceful: false, wait: true }),
+  } satisfies FairQueue
+}
+
 /** B's waits (ms) when A sent A_JOBS first; `limit` switches the per-tenant limit on. */
 async function fairness(
   adapter: 'graphile-worker' | 'pg-boss',
   url: string,
   store: TenantStore,
-  limit: false | 'fair' | 'queue',
+  limit: Limit,
 ) {
   const jobs = createJobTenancy({ store, queues: { fair: true } })
   const waits: Record<string, number[]> = { '1': [], '2': [] }
@@ -222,87 +327,78 @@ async function fairness(
   const finished = new Promise<void>((r) => {
     finish = r
   })
-  const handler = async (payload: { sentAt: number }, info: { tenantId: string | undefined }) => {
+  const handler: FairHandler = async (payload, info) => {
     waits[info.tenantId!]!.push(Date.now() - payload.sentAt)
     await new Promise((r) => setTimeout(r, 2))
     if (info.tenantId === '2' && ++seen === B_JOBS) finish()
   }
-  const send = async (): Promise<(tenant: string) => Promise<unknown>> => {
-    if (adapter === 'graphile-worker') {
-      const logger = new Logger(() => () => {})
-      const utils = await makeWorkerUtils({ connectionString: url, logger })
-      await utils.migrate()
-      const addJob = tenantAddJob(
-        utils,
-        jobs,
-        limit === 'queue' ? { tenantQueue: 2 } : { fair: limit === 'fair' },
-      )
-      start = async () => {
-        const runner = await runGraphile({
-          connectionString: url,
-          concurrency: 4,
-          pollInterval: 200,
-          noHandleSignals: true,
-          logger,
-          taskList: tenantTaskList(jobs, { fair: handler }),
-        })
-        stop = async () => {
-          await runner.stop()
-          await utils.release()
-        }
-      }
-      return (t) => runWithTenant(t, () => addJob('fair', { sentAt: Date.now() }))
-    }
-    const boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 8, schedule: false })
-    boss.on('error', () => {})
-    await boss.start()
-    await boss.deleteQueue('fair').catch(() => {})
-    await boss.createQueue('fair', { name: 'fair' })
-    const tb = tenantPgBoss(boss, jobs)
-    stop = () => boss.stop({ graceful: false, wait: true })
-    start = async () => {
-      for (let w = 0; w < 4; w++) {
-        await tb.work('fair', { batchSize: 5, pollingIntervalSeconds: 0.5 }, handler)
-      }
-    }
-    return (t) =>
-      runWithTenant(t, () => tb.send('fair', { sentAt: Date.now() }, { fair: limit === 'fair' }))
-  }
-  let stop: () => Promise<void> = async () => {}
-  let start: () => Promise<void> = async () => {}
-  const sendAs = await send()
+  const queue = await (adapter === 'graphile-worker' ? graphileFairQueue : pgBossFairQueue)(
+    url,
+    jobs,
+    limit,
+    handler,
+  )
   // A's backlog is in the queue before the workers start; B sends once they run.
-  await sendAll(A_JOBS, () => sendAs('1'))
+  await sendAll(A_JOBS, () => queue.sendAs('1'))
   const t0 = Date.now()
-  await start()
-  await sendAll(B_JOBS, () => sendAs('2'))
+  await queue.start()
+  await sendAll(B_JOBS, () => queue.sendAs('2'))
   await finished
   const total = Date.now() - t0
   const aDone = waits['1']!.length
-  await stop()
+  await queue.stop()
   return { bP95: p95(waits['2']!), aDone, total }
 }
 
-/** CPU cost of the wrapper alone: seal (sign) + admit (verify, cached tenant lookup) per job. */
-async function wrapperCost(jobs: JobTenancy): Promise<void> {
-  const n = 20_000
+/** CPU time of the wrapper's own steps per job, without any queue (process CPU, not wall). */
+async function wrapperCost(jobs: JobTenancy, store: TenantStore): Promise<void> {
   const payload = { invoiceId: 12, lines: [1, 2, 3], note: 'x'.repeat(64) }
-  for (let i = 0; i < 1000; i++)
-    await jobs.admit(
-      't_wrapped',
-      runWithTenant('1', () => jobs.seal('t_wrapped', payload)),
-      'w',
-    )
-  const cpu0 = process.cpuUsage()
-  for (let i = 0; i < n; i++) {
-    const data = runWithTenant(TENANTS[i % 10]!, () => jobs.seal('t_wrapped', payload))
-    await jobs.admit('t_wrapped', JSON.parse(JSON.stringify(data)), 'w')
-  }
-  const cpu = process.cpuUsage(cpu0)
-  const us = (cpu.user + cpu.system) / n
-  console.log(
-    `\nwrapper CPU time per job (seal + sign + JSON round trip + verify + cached tenant lookup; process CPU, not wall): ${us.toFixed(1)} µs`,
+  const sealed = TENANTS.map((t) =>
+    JSON.parse(JSON.stringify(runWithTenant(t, () => jobs.seal('t_wrapped', payload)))),
   )
+  const steps: [string, (i: number) => unknown][] = [
+    [
+      'seal (envelope + sign)',
+      (i) => runWithTenant(tenantOf(i), () => jobs.seal('t_wrapped', payload)),
+    ],
+    ['admit (open + verify + cached tenant)', (i) => jobs.admit('t_wrapped', sealed[i % 10], 'w')],
+    ['  of which the cached store.get', (i) => store.get(tenantOf(i))],
+    [
+      'process (admit + runWithTenant + handler)',
+      (i) =>
+        jobs.process(
+          't_wrapped',
+          sealed[i % 10],
+          { id: 'w', attempt: 1 },
+          () => 1,
+          async () => {},
+        ),
+    ],
+  ]
+  console.log('\nwrapper CPU per job, no queue (process CPU, 20,000 calls after 2,000 warm-up):')
+  for (const [label, step] of steps) {
+    for (let i = 0; i < 2000; i++) await step(i)
+    const cpu0 = process.cpuUsage()
+    for (let i = 0; i < 20_000; i++) await step(i)
+    const cpu = process.cpuUsage(cpu0)
+    console.log(`  ${label.padEnd(42)} ${((cpu.user + cpu.system) / 20_000).toFixed(1)} µs`)
+  }
+}
+
+/** With `--profile FILE`: a V8 CPU profile of `fn` written to FILE (open it in Chrome DevTools). */
+async function profiled(fn: () => Promise<void>): Promise<void> {
+  if (!values.profile) return fn()
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  try {
+    await fn()
+  } finally {
+    const { profile } = await session.post('Profiler.stop')
+    await writeFile(values.profile, JSON.stringify(profile))
+    session.disconnect()
+  }
 }
 
 async function main() {
@@ -319,79 +415,63 @@ async function main() {
       secret: 'bench-secret-0123456789abcdef',
       queues: { t_wrapped: true },
     })
+    const load = () =>
+      loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')
     console.log(
-      `rowtenancy/jobs bench (${quick ? 'quick' : 'full'}): ${N} jobs x ${REPS} rounds per variant; ` +
-        `server: ${scratch.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}; loadavg ${loadavg()
-          .map((l) => l.toFixed(1))
-          .join(' ')} (shared machine)`,
+      `rowtenancy/jobs bench (${quick ? 'quick' : 'full'}): ${N} jobs x ${REPS} paired rounds; ` +
+        `server: ${scratch.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}; loadavg ${load()} (shared machine)`,
     )
-    await wrapperCost(jobs)
-    console.log(
-      '\nthroughput, send + process, jobs/s (median); anchor: the bare queue in the same run',
-    )
-    for (const make of [
-      () => pgBossHarness(scratch.url, jobs),
-      () => graphileHarness(scratch.url, jobs),
-      () => bullHarness(jobs),
-    ]) {
-      const h = await make()
-      try {
-        await h.round(false, 100) // warm-up
-        await h.round(true, 100)
-        const bare: number[] = []
-        const wrapped: number[] = []
-        const cpuOf = async (w: boolean) => {
-          const c0 = process.cpuUsage()
-          const ms = await h.round(w, N)
-          const c = process.cpuUsage(c0)
-          ;(w ? wrappedCpu : bareCpu).push((c.user + c.system) / N)
-          return ms
-        }
-        const bareCpu: number[] = []
-        const wrappedCpu: number[] = []
-        for (let r = 0; r < REPS; r++) {
-          // alternate which goes first, so load drifts hit both alike
-          if (r % 2 === 0) bare.push(await cpuOf(false))
-          wrapped.push(await cpuOf(true))
-          if (r % 2 === 1) bare.push(await cpuOf(false))
-        }
-        const b = N / (median(bare) / 1000)
-        const w = N / (median(wrapped) / 1000)
-        console.log(
-          `  ${h.name.padEnd(16)} bare ${b.toFixed(0).padStart(5)}/s  rowtenancy ${w.toFixed(0).padStart(5)}/s  ` +
-            `ratio ${(w / b).toFixed(3)} (overhead ${((1 - w / b) * 100).toFixed(1)}%); ` +
-            `app-process CPU per job ${median(bareCpu).toFixed(0)} vs ${median(wrappedCpu).toFixed(0)} µs`,
-        )
-      } finally {
-        await h.close()
-      }
-    }
-    console.log(
-      `\nfairness: tenant A sends ${A_JOBS} jobs, then tenant B ${B_JOBS}; 4 workers (pg-boss: 4 x batch 5), 2 ms jobs; ` +
-        "A's backlog queued before the workers start; B's p95 wait (sent -> start); anchor: the same queue without the limit",
-    )
-    const variants = [
-      ['graphile-worker', 'fair', 'fair priority'],
-      ['graphile-worker', 'queue', 'tenantQueue: 2'],
-      ['pg-boss', 'fair', 'fair priority'],
-    ] as const
-    const anchors = new Map<string, Awaited<ReturnType<typeof fairness>>>()
-    for (const [adapter, limit, label] of variants) {
-      const table = adapter === 'pg-boss' ? 'pgboss.job' : 'graphile_worker._private_jobs'
-      let without = anchors.get(adapter)
-      if (!without) {
-        without = await fairness(adapter, scratch.url, store, false)
-        anchors.set(adapter, without)
-        await admin.query(`delete from ${table}`)
-      }
-      const withLimit = await fairness(adapter, scratch.url, store, limit)
-      await admin.query(`delete from ${table}`)
+    if (PARTS.has('cpu')) await wrapperCost(jobs, store)
+    if (PARTS.has('throughput')) {
       console.log(
-        `  ${adapter.padEnd(16)} B p95: no limit ${without.bP95} ms, ${label} ${withLimit.bP95} ms ` +
-          `(x${(without.bP95 / Math.max(1, withLimit.bP95)).toFixed(1)} sooner); ` +
-          `B's last job done ${(without.total / 1000).toFixed(1)} s vs ${(withLimit.total / 1000).toFixed(1)} s after the workers started, ` +
-          `A's jobs done by then: ${without.aDone} vs ${withLimit.aDone}`,
+        '\nthroughput, send + process (signed jobs, cached tenant lookup); anchor: the bare queue in the same run',
       )
+      for (const make of [pgBossHarness, graphileHarness, bullHarness]) {
+        const c = counter()
+        const h = await make(scratch.url, jobs, c)
+        if (ADAPTERS && !ADAPTERS.includes(h.name)) {
+          await h.close()
+          continue
+        }
+        try {
+          await profiled(() => throughput(h, c))
+        } finally {
+          await h.close()
+        }
+      }
+      console.log(`  loadavg after: ${load()}`)
+    }
+    if (PARTS.has('fairness')) {
+      console.log(
+        `\nfairness: tenant A sends ${A_JOBS} jobs, then tenant B ${B_JOBS}; 4 workers (pg-boss: 4 x batch 5), 2 ms jobs; ` +
+          "A's backlog queued before the workers start; B's p95 wait (sent -> start); anchor: the same queue without the limit",
+      )
+      const variants = [
+        ['graphile-worker', 'fair', 'fair priority'],
+        ['graphile-worker', 'queue', 'tenantQueue: 2'],
+        ['pg-boss', 'fair', 'fair priority'],
+      ] as const
+      const anchors = new Map<string, Awaited<ReturnType<typeof fairness>>>()
+      for (const [adapter, limit, label] of variants) {
+        const table = adapter === 'pg-boss' ? 'pgboss.job' : 'graphile_worker._private_jobs'
+        let without = anchors.get(adapter)
+        if (!without) {
+          without = await fairness(adapter, scratch.url, store, false)
+          anchors.set(adapter, without)
+          await admin.query(`delete from ${table}`)
+        }
+        const withLimit = await fairness(adapter, scratch.url, store, limit)
+        await admin.query(`delete from ${table}`)
+        console.log(
+          `  ${adapter.padEnd(16)} B p95: no limit ${without.bP95} ms, ${label} ${withLimit.bP95} ms ` +
+            `(x${(without.bP95 / Math.max(1, withLimit.bP95)).toFixed(1)} sooner); ` +
+            `B's last job done ${(without.total / 1000).toFixed(1)} s vs ${(withLimit.total / 1000).toFixed(1)} s after the workers started, ` +
+            `A's jobs done by then: ${without.aDone} vs ${withLimit.aDone}`,
+        )
+      }
+      console.log(`  loadavg after: ${load()}`)
     }
   } finally {
     await admin.end()

@@ -15,13 +15,26 @@
  * ratios (c)/(b) (goal >= 2) and (c)/(a) (goal >= 0.8) are medians of per-round
  * ratios, so load from elsewhere on the machine hits all three alike.
  *
- *   npx tsx bench/orms.ts --quick    # 20,000 rows, 5 rounds of 0.5 s per variant
- *   npx tsx bench/orms.ts            # 200,000 rows, 7 rounds of 1.5 s
+ *   npx tsx bench/orms.ts --quick           # 20,000 rows, 5 rounds of 0.5 s per variant
+ *   npx tsx bench/orms.ts                   # 200,000 rows, 7 rounds of 1.5 s
+ *   npx tsx bench/orms.ts --rounds 15       # more paired rounds (a quiet-machine run)
+ *   npx tsx bench/orms.ts --only drizzle,typeorm --round-ms 1000
+ *   npx tsx bench/orms.ts --quick --readers 2   # fewer concurrent readers (8 by default)
+ *
+ * Besides throughput, each round measures CPU per read: this process's
+ * (`process.cpuUsage`: the ORM, pg, rowtenancy) and the server's (the
+ * bench role's backends, from /proc when the server runs on this machine).
+ * CPU per read does not depend on how busy the machine is, so it argues a
+ * change where wall clock is noisy. With the server on this machine the run is
+ * CPU-bound (a loopback round trip costs less than the CPU of a read, even with
+ * one reader): (c)/(b) then follows the CPU per read more than the round trips
+ * (b) adds; a server on another machine makes the round trips count.
  *
  * Uses DATABASE_URL when set (a scratch database and role are created and
  * dropped), else an embedded PostgreSQL.
  */
 import { randomBytes } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { and, eq, sql } from 'drizzle-orm'
@@ -38,11 +51,29 @@ import { loadPrismaClient } from '../test/helpers/prisma-client.js'
 import { openScratchDatabase } from './scratch-database.js'
 
 const quick = process.argv.includes('--quick')
-const ROWS = quick ? 20_000 : 200_000
+/** `--name value` as a positive integer, else `fallback`. */
+function intFlag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name)
+  if (i === -1) return fallback
+  const n = Number(process.argv[i + 1])
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(
+      `${name} needs a positive whole number, got ${JSON.stringify(process.argv[i + 1])}`,
+    )
+    process.exit(2)
+  }
+  return n
+}
+const onlyFlag = process.argv.indexOf('--only')
+const ONLY =
+  onlyFlag === -1
+    ? undefined
+    : new Set((process.argv[onlyFlag + 1] ?? '').toLowerCase().split(',').filter(Boolean))
+const ROWS = intFlag('--rows', quick ? 20_000 : 200_000)
 const TENANTS = 50
-const CONCURRENCY = 8
-const ROUND_MS = quick ? 500 : 1_500
-const ROUNDS = quick ? 5 : 7
+const CONCURRENCY = intFlag('--readers', 8)
+const ROUND_MS = intFlag('--round-ms', quick ? 500 : 1_500)
+const ROUNDS = intFlag('--rounds', quick ? 5 : 7)
 
 type Pick = () => { tenant: number; id: number }
 type Run = (pick: Pick) => Promise<unknown>
@@ -57,8 +88,43 @@ function picker(tenant: number, seed: number): Pick {
   }
 }
 
-async function throughput(run: Run): Promise<number> {
-  const deadline = performance.now() + ROUND_MS
+/** One variant's round: reads per second and CPU microseconds per read (client, server). */
+interface Sample {
+  readonly qps: number
+  readonly clientUs: number
+  readonly serverUs: number | undefined
+}
+
+/**
+ * CPU nanoseconds spent so far by the server processes whose title names this
+ * run's role and database (`postgres: [cluster: ]<role> <database> <client> <state>`),
+ * or undefined when the server's processes are not visible here (another machine).
+ */
+function serverCpuNs(marker: string): number | undefined {
+  let total = 0
+  let seen = false
+  for (const pid of readdirSync('/proc')) {
+    if (pid.charCodeAt(0) > 57) continue
+    try {
+      const title = readFileSync(`/proc/${pid}/cmdline`, 'latin1')
+      if (!title.startsWith('postgres: ') || !title.includes(marker)) continue
+      // schedstat: nanoseconds on a CPU (finer than stat's clock ticks).
+      total += Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0])
+      seen = true
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return seen ? total : undefined
+}
+
+let backendMarker = ''
+
+async function throughput(run: Run): Promise<Sample> {
+  const server0 = serverCpuNs(backendMarker)
+  const cpu0 = process.cpuUsage()
+  const start = performance.now()
+  const deadline = start + ROUND_MS
   let ops = 0
   await Promise.all(
     Array.from({ length: CONCURRENCY }, (_, w) =>
@@ -71,11 +137,63 @@ async function throughput(run: Run): Promise<number> {
       }),
     ),
   )
-  return (ops * 1000) / ROUND_MS
+  const elapsed = performance.now() - start
+  const cpu = process.cpuUsage(cpu0)
+  const server1 = serverCpuNs(backendMarker)
+  return {
+    qps: (ops * 1000) / elapsed,
+    clientUs: (cpu.user + cpu.system) / ops,
+    serverUs:
+      server0 === undefined || server1 === undefined ? undefined : (server1 - server0) / 1000 / ops,
+  }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const medianOrUndefined = (xs: (number | undefined)[]) =>
+  xs.some((x) => x === undefined) ? undefined : median(xs as number[])
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(7)
+
+type Variant = 'a' | 'b' | 'c'
+interface Summary {
+  readonly a: { qps: number; clientUs: number; serverUs: number | undefined }
+  readonly b: { qps: number; clientUs: number; serverUs: number | undefined }
+  readonly c: { qps: number; clientUs: number; serverUs: number | undefined }
+  readonly cb: number
+  readonly ca: number
+  readonly cbRounds: number[]
+  readonly caRounds: number[]
+}
+
+function printSummary(summary: Record<string, Summary>): void {
+  const us = (n: number | undefined) => (n === undefined ? '    n/a' : n.toFixed(0).padStart(7))
+  console.log(
+    `\nSummary: medians of ${ROUNDS} paired rounds (${ROUND_MS} ms each, ${CONCURRENCY} readers); ` +
+      `load average now ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+  )
+  console.log('  (a) the ORM on a plain pg.Pool, table without RLS: the anchor of (c)/(a)')
+  console.log("  (b) the ORM's documented RLS recipe: a transaction per read with set_config")
+  console.log("  (c) the ORM on rowtenancy's TenantPool, FORCE RLS, one round trip")
+  console.log('\nORM         reads/s (a)     (b)     (c)   (c)/(b) goal>=2   (c)/(a) goal>=0.8')
+  for (const [name, s] of Object.entries(summary)) {
+    console.log(
+      `${name.padEnd(10)} ${fmt(s.a.qps)} ${fmt(s.b.qps)} ${fmt(s.c.qps)}   ` +
+        `${s.cb.toFixed(2).padStart(5)} ${s.cb >= 2 ? 'ok ' : 'LOW'}           ` +
+        `${s.ca.toFixed(2).padStart(5)} ${s.ca >= 0.8 ? 'ok ' : 'LOW'}`,
+    )
+  }
+  console.log(
+    "\nCPU per read, microseconds (client = this process; server = the bench role's backends)",
+  )
+  console.log('ORM        client (a)     (b)     (c)   server (a)     (b)     (c)')
+  for (const [name, s] of Object.entries(summary)) {
+    console.log(
+      `${name.padEnd(10)}  ${us(s.a.clientUs)} ${us(s.b.clientUs)} ${us(s.c.clientUs)}      ` +
+        `${us(s.a.serverUs)} ${us(s.b.serverUs)} ${us(s.c.serverUs)}`,
+    )
+  }
+}
 
 interface OrmVariants {
   readonly name: string
@@ -285,50 +403,60 @@ async function main() {
     orms.push(knexVariants(plainPool, runtime, tenantPool))
     orms.push(await typeormVariants(plainPool, runtime, tenantPool))
 
-    const rows: string[] = []
-    const summary: Record<string, { a: number; b: number; c: number; cb: number; ca: number }> = {}
+    backendMarker = ` ${role} ${scratch.name} `
+
+    const summary: Record<string, Summary> = {}
     for (const orm of orms) {
+      if (ONLY && !ONLY.has(orm.name.toLowerCase())) continue
       // warm up: connections, plans, the role check, Prisma's query compiler
       for (const run of [orm.plain, orm.documented, orm.tenantPool]) await throughput(run)
-      const a: number[] = []
-      const b: number[] = []
-      const c: number[] = []
+      const samples: Record<Variant, Sample[]> = { a: [], b: [], c: [] }
       const cb: number[] = []
       const ca: number[] = []
-      const variants = [
-        { run: orm.plain, out: a },
-        { run: orm.documented, out: b },
-        { run: orm.tenantPool, out: c },
+      const variants: { key: Variant; run: Run }[] = [
+        { key: 'a', run: orm.plain },
+        { key: 'b', run: orm.documented },
+        { key: 'c', run: orm.tenantPool },
       ]
       for (let r = 0; r < ROUNDS; r++) {
         for (let i = 0; i < variants.length; i++) {
           const v = variants[(i + r) % variants.length]!
-          v.out.push(await throughput(v.run))
+          samples[v.key].push(await throughput(v.run))
         }
-        cb.push(c[r]! / b[r]!)
-        ca.push(c[r]! / a[r]!)
+        cb.push(samples.c[r]!.qps / samples.b[r]!.qps)
+        ca.push(samples.c[r]!.qps / samples.a[r]!.qps)
       }
+      const of = (key: Variant) => ({
+        qps: median(samples[key].map((x) => x.qps)),
+        clientUs: median(samples[key].map((x) => x.clientUs)),
+        serverUs: medianOrUndefined(samples[key].map((x) => x.serverUs)),
+      })
       summary[orm.name] = {
-        a: median(a),
-        b: median(b),
-        c: median(c),
+        a: of('a'),
+        b: of('b'),
+        c: of('c'),
         cb: median(cb),
         ca: median(ca),
+        cbRounds: cb,
+        caRounds: ca,
       }
-      rows.push(
-        `${orm.name.padEnd(8)} ${fmt(median(a))} ${fmt(median(b))} ${fmt(median(c))}   ` +
-          `${median(cb).toFixed(2).padStart(5)} ${median(cb) >= 2 ? 'ok ' : 'LOW'}   ` +
-          `${median(ca).toFixed(2).padStart(5)} ${median(ca) >= 0.8 ? 'ok ' : 'LOW'}   ` +
-          `(c)/(b) rounds ${cb.map((x) => x.toFixed(2)).join(' ')}; (c)/(a) rounds ${ca.map((x) => x.toFixed(2)).join(' ')}`,
+      console.log(
+        `${orm.name}: (c)/(b) rounds ${cb.map((x) => x.toFixed(2)).join(' ')}; ` +
+          `(c)/(a) rounds ${ca.map((x) => x.toFixed(2)).join(' ')}`,
       )
     }
-    console.log('\npoint reads per second (medians); ratios are medians of paired rounds')
+    printSummary(summary)
     console.log(
-      `ORM      (a) no RLS (b) documented RLS (c) tenant pool   (c)/(b) >= 2   (c)/(a) >= 0.8`,
+      JSON.stringify({
+        bench: 'orms',
+        quick,
+        rows: ROWS,
+        rounds: ROUNDS,
+        roundMs: ROUND_MS,
+        load: loadavg(),
+        summary,
+      }),
     )
-    console.log('         anchor     per-read transaction  RLS, 1 round trip')
-    for (const row of rows) console.log(row)
-    console.log(JSON.stringify({ bench: 'orms', quick, rows: ROWS, summary }))
   } finally {
     for (const orm of orms) await orm.close().catch(() => {})
     await Promise.all(pools.map((p) => p.end().catch(() => {})))

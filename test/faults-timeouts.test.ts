@@ -11,14 +11,16 @@ import * as ex from '../src/entries/express.js'
 import * as fa from '../src/entries/fastify.js'
 import * as ho from '../src/entries/hono.js'
 import {
+  allObjectsPool,
   ConfigError,
   createTenancy,
   DatabaseUnavailableError,
   DatabaseUnreachableError,
   TenantStore,
+  tenantPoolOf,
 } from '../src/entries/index.js'
 import { createJobTenancy } from '../src/entries/jobs.js'
-import { withTenantClient } from '../src/entries/pg.js'
+import { TenantPool, withTenantClient } from '../src/entries/pg.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
@@ -183,6 +185,44 @@ describe('fast failure', () => {
       tenancy.kysely<AccountsDB>().selectFrom('accounts').selectAll().execute(),
     )
     expect(rows.length).toBe(2)
+  })
+
+  it('the ORM pools and allObjects wait at most acquireMs too (pool-timeout), then serve again', async () => {
+    const pool = fx.runtimePool(1)
+    const adminPool = new pg.Pool({ connectionString: db.url, max: 1 })
+    const tenancy = createTenancy({
+      pool,
+      adminPool,
+      tables: ['accounts'],
+      timeouts: { acquireMs: 200 },
+    })
+    const own = new TenantPool({ pool, acquireMs: 200, endPool: false })
+    const orm = tenantPoolOf(tenancy)
+    await runWithTenant(1, () => orm.query('select 1')) // the start-up role check, before the pool is full
+    await runWithTenant(1, () => own.query('select 1'))
+    const held = [await pool.connect(), await adminPool.connect()]
+    try {
+      const waits = [
+        runWithTenant(1, () => orm.query('select 1')),
+        runWithTenant(1, () => orm.connect()),
+        runWithTenant(1, () => own.query('select 1')),
+        allObjectsPool(tenancy, 'acquire test').query('select 1'),
+        tenancy.allObjects<AccountsDB>('acquire test').selectFrom('accounts').selectAll().execute(),
+      ]
+      for (const wait of waits) {
+        const err = await reject(wait)
+        expect(err).toBeInstanceOf(DatabaseUnavailableError)
+        expect((err as DatabaseUnavailableError).reason).toBe('pool-timeout')
+      }
+    } finally {
+      for (const client of held) client.release()
+    }
+    const { rows } = await runWithTenant(1, () =>
+      orm.query('select count(*)::int as n from accounts'),
+    )
+    expect(rows[0].n).toBe(2)
+    expect(() => new TenantPool({ pool, acquireMs: -1 })).toThrow(ConfigError)
+    await adminPool.end()
   })
 
   it('an unreachable server: kysely, withTenantClient and the store throw DatabaseUnavailableError', async () => {

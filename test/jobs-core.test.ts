@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant, withoutTenant } from '../src/context/index.js'
 import { ConfigError, InvalidTenantIdError, MissingTenantError } from '../src/errors/index.js'
-import { createJobTenancy, JobRejectedError } from '../src/jobs/index.js'
+import { createJobTenancy, JobRejectedError, tenantTaskList } from '../src/jobs/index.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
@@ -38,7 +38,14 @@ describe('job envelope', () => {
 
   it('a signature survives jsonb reordering keys and canonicalizes ids (007 -> 7)', async () => {
     const jobs = make()
-    const payload = { zeta: 1, a: { yy: 2, b: [{ dddd: 1, c: 2 }] }, mid: 'x', gone: undefined }
+    const payload = {
+      zeta: 1,
+      a: { yy: 2, b: [{ dddd: 1, c: 2 }] },
+      mid: 'x',
+      gone: undefined,
+      n: { '10': 1, '2': 2, bb: 1, c: 2 },
+      at: new Date(0),
+    }
     const sealed = runWithTenant('007', () => jobs.seal('work', payload))
     expect(sealed.rowtenancy.tenant).toBe('7')
     const viaDb = runWithTenant('1', () => jobs.seal('work', payload))
@@ -48,8 +55,10 @@ describe('job envelope', () => {
     expect(admitted).toMatchObject({
       kind: 'tenant',
       tenant: { id: '1' },
-      payload: { zeta: 1, mid: 'x' },
+      payload: { zeta: 1, mid: 'x', n: { '10': 1, '2': 2, bb: 1, c: 2 }, at: new Date(0).toJSON() },
     })
+    // jsonb put "c" before "bb": the canonical text, not the key order, is what is signed
+    expect(Object.keys(rows[0].d.payload.n)).not.toEqual(Object.keys(viaDb.payload.n))
   })
 
   it('refuses another secret, and a signature moved to another queue', async () => {
@@ -146,5 +155,9 @@ describe('job envelope', () => {
       /reason written to the audit log/,
     )
     expect(() => make({ waitMs: -1 })).toThrow(/waitMs/)
+    const jobs = make()
+    expect(() => tenantTaskList(jobs, { work: () => 1 }, { unavailableHoldMs: -1 })).toThrow(
+      /unavailableHoldMs must be a whole number/,
+    )
   })
 })

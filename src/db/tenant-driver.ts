@@ -24,6 +24,7 @@ import { quoteLiteral } from '../sql/quote.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import type { ServingMap } from '../tenants/serving.js'
+import { BindCache } from './bind-cache.js'
 import {
   assertBindingOption,
   type BindingMode,
@@ -42,10 +43,6 @@ import {
   resolveTimeouts,
   withTimeouts,
 } from './unavailable.js'
-
-const BIND_CACHE_SIZE = 1024
-/** No tenant bound yet. */
-const NO_ID = Symbol('no tenant id')
 
 /**
  * Options of the tenant-binding Kysely dialect.
@@ -134,10 +131,7 @@ export class TenantBindingDriver implements Driver {
   #pool: pg.Pool | undefined
   #mode: BindingMode = 'set_config'
   #facts: RuntimeRoleFacts | undefined
-  readonly #binds = new Map<string, Statement>()
-  /** The last tenant bound and its statement: most checkouts repeat the previous tenant. */
-  #lastId: unknown = NO_ID
-  #lastBind: Statement | undefined
+  readonly #binds = new BindCache()
   /** The name the bind is prepared under (undefined: unnamed; see preparedBindName). */
   #prepareAs: string | undefined
 
@@ -318,20 +312,9 @@ export class TenantBindingDriver implements Driver {
 
   /** The binding statement of a tenant; validated once, then served from a small cache. */
   #bindFor(tenantId: TenantId): Statement {
-    if (tenantId === this.#lastId && this.#lastBind) return this.#lastBind
-    const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
-    let bind = this.#binds.get(key)
-    if (!bind) {
-      bind = withTimeouts(
-        bindStatement(this.#mode, this.#type, tenantId, this.#config.sealKey),
-        this.#timeouts,
-      )
-      if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
-      this.#binds.set(key, bind)
-    }
-    this.#lastId = tenantId
-    this.#lastBind = bind
-    return bind
+    return this.#binds.get(tenantId, (id) =>
+      withTimeouts(bindStatement(this.#mode, this.#type, id, this.#config.sealKey), this.#timeouts),
+    )
   }
 
   /** `prepareBind` applies to `set_config` binding only (SET LOCAL ignores it). */
@@ -340,8 +323,6 @@ export class TenantBindingDriver implements Driver {
     const named = this.#config.prepareBind !== false && !carriesTimeouts(this.#timeouts)
     this.#prepareAs = named ? preparedBindName(this.#mode) : undefined
     this.#binds.clear()
-    this.#lastId = NO_ID
-    this.#lastBind = undefined
   }
 
   /**

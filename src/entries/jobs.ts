@@ -24,6 +24,7 @@ export {
   type AddJobLike,
   type GraphileTenantOptions,
   type TenantTask,
+  type TenantTaskListOptions,
   tenantAddJob,
   tenantTaskList,
 } from '../jobs/graphile-worker.js'

@@ -1,5 +1,7 @@
 import { InvalidInputError } from '../errors/index.js'
+import { asUnavailable } from '../sql/unavailable.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
+import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
 /**
  * Anything with graphile-worker's `addJob` (WorkerUtils, a task's helpers).
@@ -76,17 +78,21 @@ export function tenantAddJob(
   return async function addTenantJob(identifier, payload, spec = {}) {
     const data = jobs.seal(identifier, payload)
     const tenant = data.rowtenancy.tenant
-    let finalSpec = spec
-    if (options.fair && tenant !== null) {
-      const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
-      finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
+    try {
+      let finalSpec = spec
+      if (options.fair && tenant !== null) {
+        const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
+        finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
+      }
+      if (limit > 0 && tenant !== null) {
+        const base = `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}`
+        const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
+        finalSpec = { ...finalSpec, queueName }
+      }
+      return await target.addJob(identifier, data, finalSpec)
+    } catch (err) {
+      throw asUnavailable(err)
     }
-    if (limit > 0 && tenant !== null) {
-      const base = `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}`
-      const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
-      finalSpec = { ...finalSpec, queueName }
-    }
-    return target.addJob(identifier, data, finalSpec)
   }
 }
 
@@ -98,6 +104,22 @@ export type TenantTask<P = any> = (
   info: JobInfo,
   helpers: any,
 ) => Promise<unknown> | unknown
+
+/**
+ * Options of {@link tenantTaskList}.
+ */
+export interface TenantTaskListOptions {
+  /**
+   * When a job fails because the database is unavailable, how long to wait for
+   * it to answer again before handing the failure to graphile-worker (30,000 ms
+   * by default; 0: at once). graphile-worker 0.17 records a failure once, with
+   * no retry on a refused or lost connection: a failure it cannot record leaves
+   * the job locked (for 4 hours) and its promise rejected unhandled. Waiting
+   * until the database answers lets the failure be recorded, so the job is
+   * retried by graphile-worker's rules.
+   */
+  readonly unavailableHoldMs?: number | undefined
+}
 
 /**
  * Turns `{ identifier: handler }` into graphile-worker's task list, each task
@@ -112,28 +134,39 @@ export type TenantTask<P = any> = (
 export function tenantTaskList(
   jobs: JobTenancy,
   tasks: Readonly<Record<string, TenantTask>>,
+  options: TenantTaskListOptions = {},
 ): Record<string, (payload: unknown, helpers: any) => Promise<void>> {
+  const holdMs = holdOption(options.unavailableHoldMs)
   const list: Record<string, (payload: unknown, helpers: any) => Promise<void>> = {}
   for (const [identifier, handler] of Object.entries(tasks)) {
     jobs.rule(identifier)
     list[identifier] = async (payload, helpers) => {
       const job = helpers.job
-      await jobs.process(
-        identifier,
-        payload,
-        { id: String(job.id), attempt: Number(job.attempts) },
-        (p, info) => handler(p, info, helpers),
-        async (delayMs) => {
-          // A copy runs later (same envelope, same named queue); this one completes.
-          const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
-          await helpers.addJob(identifier, payload, {
-            runAt: new Date(Date.now() + delayMs),
-            maxAttempts: job.max_attempts,
-            priority: job.priority,
-            ...(queueName ? { queueName } : {}),
-          })
-        },
-      )
+      try {
+        await jobs.process(
+          identifier,
+          payload,
+          { id: String(job.id), attempt: Number(job.attempts) },
+          (p, info) => handler(p, info, helpers),
+          async (delayMs) => {
+            // A copy runs later (same envelope, same named queue); this one completes.
+            const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
+            await helpers.addJob(identifier, payload, {
+              runAt: new Date(Date.now() + delayMs),
+              maxAttempts: job.max_attempts,
+              priority: job.priority,
+              ...(queueName ? { queueName } : {}),
+            })
+          },
+        )
+      } catch (err) {
+        const probe = () =>
+          helpers.withPgClient((c: { query(text: string): Promise<unknown> }) =>
+            c.query('select 1'),
+          )
+        await holdWhileUnavailable(err, probe, holdMs)
+        throw err
+      }
     }
   }
   return list

@@ -17,6 +17,7 @@ export {
   type AddJobLike,
   type GraphileTenantOptions,
   type TenantTask,
+  type TenantTaskListOptions,
   tenantAddJob,
   tenantTaskList,
 } from './graphile-worker.js'

@@ -2,10 +2,10 @@ import { runWithTenant, tryCurrentTenant, withoutTenant } from '../context/index
 import { ConfigError, MissingTenantError } from '../errors/index.js'
 import { parseTenantId, type Tenant, type TenantStore } from '../tenants/index.js'
 import {
+  canonicalClone,
   ENVELOPE_KEY,
   type JobEnvelope,
   type JobMeta,
-  jsonClone,
   signJob,
   verifyJob,
 } from './envelope.js'
@@ -169,7 +169,7 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
 
   const seal: JobTenancy['seal'] = <P>(queue: string, payload: P) => {
     const { crossTenant } = rule(queue)
-    const data = jsonClone(payload)
+    const { data, text } = canonicalClone(payload)
     let tenant: string | null = null
     if (crossTenant === undefined) {
       const current = tryCurrentTenant()
@@ -182,7 +182,7 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
     const meta: JobMeta =
       secret === undefined
         ? { v: 1, tenant }
-        : { v: 1, tenant, sig: signJob(secret, queue, tenant, data) }
+        : { v: 1, tenant, sig: signJob(secret, queue, tenant, text) }
     return { [ENVELOPE_KEY]: meta, payload: data } as JobEnvelope<P>
   }
 

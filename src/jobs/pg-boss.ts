@@ -1,5 +1,7 @@
+import { asUnavailable } from '../sql/unavailable.js'
 import type { JobEnvelope } from './envelope.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
+import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
 /**
  * The part of a pg-boss 10 instance the adapter uses.
@@ -23,6 +25,7 @@ export interface PgBossLike {
     handler: (jobs: any[]) => Promise<unknown>,
   ): Promise<string>
   fail(name: string, id: string, data?: object): Promise<unknown>
+  complete(name: string, ids: string[], data?: object): Promise<unknown>
   getDb(): { executeSql(text: string, values: unknown[]): Promise<{ rows: any[] }> }
 }
 
@@ -74,7 +77,10 @@ export interface TenantSendOptions {
 export interface TenantPgBoss {
   /** The pg-boss instance underneath. */
   readonly boss: PgBossLike
-  /** Sends `payload` to `queue` as the current tenant (see `JobTenancy.seal`). */
+  /**
+   * Sends `payload` to `queue` as the current tenant (see `JobTenancy.seal`); a
+   * database that cannot take it now throws `DatabaseUnavailableError`.
+   */
   send(queue: string, payload: unknown, options?: TenantSendOptions): Promise<string | null>
   /** A cron schedule whose every job runs as the tenant current now. */
   schedule(
@@ -88,6 +94,11 @@ export interface TenantPgBoss {
    * fail with the reason. With `includeMetadata: true` the handler learns the
    * attempt number, and a waiting job's copy keeps its priority and retry
    * settings (else the queue's defaults); without it, fetching is cheaper.
+   * `unavailableHoldMs` (30,000 by default, 0: off): a job that failed because
+   * the database is unavailable is handed back to pg-boss only once the database
+   * answers (or after that long), because pg-boss writes the failure once and
+   * throws a refused connection uncaught; a job whose failure could not be
+   * written is retried only after its `expireInSeconds`.
    */
   work<P = any>(
     queue: string,
@@ -123,34 +134,53 @@ export function tenantPgBoss(
     async send(queue: string, payload: unknown, sendOptions: TenantSendOptions = {}) {
       const { fair, ...rest } = sendOptions as Record<string, unknown>
       const data = jobs.seal(queue, payload)
-      if (fair && data.rowtenancy.tenant !== null) {
-        const { rows } = await boss.getDb().executeSql(pending, [queue, data.rowtenancy.tenant])
-        rest.priority = Number(rest.priority ?? 0) - Number(rows[0]?.n ?? 0)
+      try {
+        if (fair && data.rowtenancy.tenant !== null) {
+          const { rows } = await boss.getDb().executeSql(pending, [queue, data.rowtenancy.tenant])
+          rest.priority = Number(rest.priority ?? 0) - Number(rows[0]?.n ?? 0)
+        }
+        return await boss.send(queue, data as object, rest)
+      } catch (err) {
+        throw asUnavailable(err)
       }
-      return boss.send(queue, data as object, rest)
     },
     async schedule(queue: string, cron: string, payload: unknown, scheduleOptions = {}) {
-      await boss.schedule(queue, cron, jobs.seal(queue, payload) as object, scheduleOptions)
+      const data = jobs.seal(queue, payload) as object
+      await boss.schedule(queue, cron, data, scheduleOptions).catch((err: unknown) => {
+        throw asUnavailable(err)
+      })
     },
     work(queue, workOptions, handler) {
       jobs.rule(queue)
-      return boss.work(
-        queue,
-        { ...workOptions, includeMetadata: true },
-        async (batch: PgBossJob[]) => {
-          const failures: [string, unknown][] = []
-          for (const job of batch) {
-            try {
-              await runOne(boss, jobs, queue, job, handler)
-            } catch (err) {
-              if (batch.length === 1) throw err
-              failures.push([job.id, err])
-            }
+      const { unavailableHoldMs, ...bossOptions } = workOptions
+      const holdMs = holdOption(unavailableHoldMs as number | undefined)
+      const probe = () => boss.getDb().executeSql('select 1', [])
+      // pg-boss 10 does not await its own complete/fail after the callback, so a connection lost
+      // there is an unhandled rejection (the process exits). The outcome is written here instead,
+      // held until the database answers; pg-boss's own call after it finds nothing left to change.
+      const record = (write: () => Promise<unknown>) =>
+        write().catch(async (err: unknown) => {
+          await holdWhileUnavailable(err, probe, holdMs)
+          return write()
+        })
+      return boss.work(queue, bossOptions, async (batch: PgBossJob[]) => {
+        const done: string[] = []
+        const failures: [string, unknown][] = []
+        let result: unknown
+        for (const job of batch) {
+          try {
+            result = await runOne(boss, jobs, queue, job, handler)
+            done.push(job.id)
+          } catch (err) {
+            failures.push([job.id, err])
           }
-          // pg-boss fails or completes a batch as a whole; fail only the jobs that failed.
-          for (const [id, err] of failures) await boss.fail(queue, id, errorOutput(err))
-        },
-      )
+        }
+        if (done.length > 0) {
+          const data = batch.length === 1 ? (result as object | undefined) : undefined
+          await record(() => boss.complete(queue, done, data))
+        }
+        for (const [id, err] of failures) await record(() => boss.fail(queue, id, errorOutput(err)))
+      })
     },
   } satisfies TenantPgBoss)
 }

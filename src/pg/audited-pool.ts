@@ -1,6 +1,5 @@
 import type pg from 'pg'
 import type { AuditContext, AuditWriter } from '../audit/index.js'
-import { explainUnreachable } from '../db/connect.js'
 import { InvalidInputError } from '../errors/index.js'
 import {
   type ClientHooks,
@@ -21,6 +20,8 @@ export interface AuditedPoolOptions {
   readonly writer: AuditWriter
   /** The audit context of a statement, asked when it runs. */
   readonly context: () => AuditContext
+  /** How long a checkout waits for a free connection (`pool-timeout` after); 5000 ms by default, 0: no limit. */
+  readonly acquireMs?: number | undefined
 }
 
 const CONTROL = /^\s*(?:savepoint|release|rollback\s+(?:work\s+|transaction\s+)?to)\b/i
@@ -44,7 +45,7 @@ export class AuditedPool extends PoolFacade {
   readonly #context: () => AuditContext
 
   constructor(options: AuditedPoolOptions) {
-    super(options.pool, false)
+    super(options.pool, false, options.acquireMs)
     this.#writer = options.writer
     this.#context = options.context
   }
@@ -61,7 +62,7 @@ export class AuditedPool extends PoolFacade {
 
   async #poolQuery(call: QueryCall): Promise<pg.QueryResult> {
     const context = this.#context()
-    const client = await explainUnreachable(this.inner, () => this.inner.connect())
+    const client = await this.acquireClient()
     try {
       return await this.record(client, context, call)
     } finally {

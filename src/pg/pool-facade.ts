@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { acquire, DEFAULT_ACQUIRE_MS, resolveTimeouts } from '../db/unavailable.js'
 
 /** A pg callback: `(err, result)`. @internal */
 export type QueryCallback = (err: Error | null, result?: pg.QueryResult) => void
@@ -96,12 +97,17 @@ export interface ClientHooks {
 export abstract class PoolFacade extends pg.Pool {
   readonly #inner: pg.Pool
   readonly #endInner: boolean
+  readonly #acquireMs: number
 
-  /** `endInner`: whether `end()` ends `inner` too (false: the facade shares a pool it does not own). */
-  constructor(inner: pg.Pool, endInner: boolean) {
+  /**
+   * `endInner`: whether `end()` ends `inner` too (false: the facade shares a pool it does not own).
+   * `acquireMs`: how long a checkout may wait for a connection (0: no limit).
+   */
+  constructor(inner: pg.Pool, endInner: boolean, acquireMs = DEFAULT_ACQUIRE_MS) {
     super({ ...(inner as unknown as { options: pg.PoolConfig }).options })
     this.#inner = inner
     this.#endInner = endInner
+    this.#acquireMs = resolveTimeouts({ acquireMs }, 'acquireMs').acquireMs
     // Events are forwarded from the inner pool while someone listens here (no listeners
     // pile up on a shared pool for facades nobody listens to).
     const forwarders = new Map<string, (...args: unknown[]) => void>()
@@ -155,8 +161,17 @@ export abstract class PoolFacade extends pg.Pool {
 
   /** A client of `inner`, wrapped by {@link hooks}. */
   protected async checkout(): Promise<pg.PoolClient> {
-    const client = await this.#inner.connect()
+    const client = await this.acquireClient()
     return wrapClient(client, this.hooks(client))
+  }
+
+  /**
+   * A client of `inner`, waiting at most `acquireMs`: a full pool fails with
+   * `DatabaseUnavailableError` (`pool-timeout`), a server that cannot be reached
+   * with `DatabaseUnreachableError`.
+   */
+  protected acquireClient(): Promise<pg.PoolClient> {
+    return acquire(this.#inner, this.#acquireMs)
   }
 
   override end(): Promise<void>

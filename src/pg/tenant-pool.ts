@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { tryCurrentTenant } from '../context/index.js'
+import { BindCache } from '../db/bind-cache.js'
 import {
   assertBindingOption,
   type BindingMode,
@@ -10,6 +11,7 @@ import {
 } from '../db/binding.js'
 import { explainUnreachable } from '../db/connect.js'
 import { enterStatement } from '../db/hybrid-binding.js'
+import { isSessionNeutral, neutralStatementsTrusted } from '../db/neutral-statement.js'
 import type { Statement } from '../db/pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole } from '../db/role-check.js'
 import { type GuardedSession, preparedBindName, SessionGuard } from '../db/session-guard.js'
@@ -52,6 +54,12 @@ export interface TenantPoolOptions {
   /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
   readonly endPool?: boolean | undefined
   /**
+   * How long a statement or `connect()` waits for a free connection before it
+   * fails with `DatabaseUnavailableError` (reason `pool-timeout`): 5000 ms by
+   * default, as `createTenancy`'s `timeouts.acquireMs`; 0 waits forever.
+   */
+  readonly acquireMs?: number | undefined
+  /**
    * Hybrid serving during an online migration (`tenantPoolOf` sets it from the
    * tenancy's `hybrid` option): each statement opens with
    * `rowtenancy_enter(tenant, null)`, which serves the tenant from its legacy
@@ -72,9 +80,9 @@ const KNOWN = new Set([
   'endPool',
   'sealKey',
   'prepareBind',
+  'acquireMs',
   'serving',
 ])
-const BIND_CACHE_SIZE = 1024
 const COMMIT: Statement = Object.freeze({ text: 'commit' })
 
 /**
@@ -116,14 +124,14 @@ export class TenantPool extends PoolFacade {
   readonly #guard: SessionGuard
   #ready: Promise<void> | undefined
   #readyDone = false
-  readonly #binds = new Map<string, Statement>()
-  #lastId: unknown
-  #lastBind: Statement | undefined
+  readonly #binds = new BindCache()
+  /** The runtime role cannot create objects: statements judged neutral skip the reset. */
+  #neutralTrusted = false
 
   constructor(options: TenantPoolOptions) {
     checkOptions(options)
     const inner = options.pool instanceof pg.Pool ? options.pool : new pg.Pool(options.pool)
-    super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool))
+    super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool), options.acquireMs)
     this.#options = Object.freeze({ ...options })
     this.#type = options.tenantIdType ?? 'bigint'
     this.#requireTenant = options.requireTenant === true
@@ -178,7 +186,7 @@ export class TenantPool extends PoolFacade {
   async #poolQuery(call: QueryCall): Promise<pg.QueryResult> {
     if (!this.#readyDone) await this.ready()
     const bind = this.#bindForContext()
-    const client = await explainUnreachable(this.inner, () => this.inner.connect())
+    const client = await this.acquireClient()
     const session = this.#guard.checkout(client)
     try {
       return await this.runLone(session, bind, call.config)
@@ -212,8 +220,9 @@ export class TenantPool extends PoolFacade {
 
   async #check(): Promise<void> {
     const { binding = 'auto', checkRole = true } = this.#options
-    if (!checkRole && binding !== 'auto') return
     const inner = this.inner
+    this.#neutralTrusted = await explainUnreachable(inner, () => neutralStatementsTrusted(inner))
+    if (!checkRole && binding !== 'auto') return
     const facts = await explainUnreachable(inner, () =>
       inspectRuntimeRole(inner, { tenantColumn: this.#options.tenantColumn }),
     )
@@ -221,7 +230,6 @@ export class TenantPool extends PoolFacade {
       this.#mode = facts.citus ? 'set_local' : 'set_config'
       this.#syncPrepared()
       this.#binds.clear()
-      this.#lastBind = undefined
     }
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
@@ -241,26 +249,29 @@ export class TenantPool extends PoolFacade {
       if (this.#requireTenant) throw new MissingTenantError('A statement on this TenantPool')
       return undefined
     }
-    if (tenantId === this.#lastId && this.#lastBind) return this.#lastBind
-    const key = typeof tenantId === 'string' ? tenantId : `${typeof tenantId}:${tenantId}`
-    let bind = this.#binds.get(key)
-    if (!bind) {
-      const serving = this.#options.serving
-      bind = serving
-        ? enterStatement(serving.schema, this.#type, tenantId, null)
-        : bindStatement(this.#mode, this.#type, tenantId, this.#options.sealKey)
-      if (this.#binds.size >= BIND_CACHE_SIZE) this.#binds.clear()
-      this.#binds.set(key, bind)
-    }
-    this.#lastId = tenantId
-    this.#lastBind = bind
-    return bind
+    const serving = this.#options.serving
+    return this.#binds.get(tenantId, (id) =>
+      serving
+        ? enterStatement(serving.schema, this.#type, id, null)
+        : bindStatement(this.#mode, this.#type, id, this.#options.sealKey),
+    )
+  }
+
+  /**
+   * Whether `config` provably leaves the session as it found it, so no reset
+   * follows it: a text {@link isSessionNeutral} judges neutral, sent unnamed, on
+   * a database where the runtime role cannot create objects.
+   *
+   * @internal
+   */
+  leavesSessionAlone(config: QueryCall['config']): boolean {
+    return this.#neutralTrusted && config.name === undefined && isSessionNeutral(config.text)
   }
 
   /**
    * A lone statement (no transaction open on the session's client): bound with
-   * `bind` (unbound without one), the library's SQL counted as raw SQL, so the
-   * session reset rides after it in the same write.
+   * `bind` (unbound without one). The library's SQL counts as raw SQL, so the
+   * session reset rides after it in the same write, unless it {@link leavesSessionAlone}.
    *
    * @internal
    */
@@ -269,7 +280,7 @@ export class TenantPool extends PoolFacade {
     bind: Statement | undefined,
     config: QueryCall['config'],
   ): Promise<pg.QueryResult> {
-    session.markDirty()
+    if (!this.leavesSessionAlone(config)) session.markDirty()
     const client = session.client
     const main = toStatement(config)
     if (!isSingleStatement(main.text)) {
@@ -373,7 +384,7 @@ class BoundClient implements ClientHooks {
     const { config } = call
     const kind = statementKind(config.text)
     if (this.#open) {
-      session.markDirty()
+      if (!pool.leavesSessionAlone(config)) session.markDirty()
       const pending = this.#pending
       if (kind === 'end') {
         this.#open = false
@@ -398,7 +409,7 @@ class BoundClient implements ClientHooks {
       // Marked before the BEGIN is sent: a statement issued meanwhile belongs to the transaction.
       this.#pending = pool.bindForContext()
       this.#open = true
-      session.markDirty()
+      if (!pool.leavesSessionAlone(config)) session.markDirty()
       try {
         if (!isSingleStatement(config.text)) return await client.query(config)
         return await session.run(session.opening([], undefined, undefined), toStatement(config))

@@ -44,6 +44,7 @@ export function tenantPoolOf(
       prepareBind: o.prepareBind,
       requireTenant,
       endPool: false,
+      acquireMs: o.timeouts.acquireMs,
       ...(o.serving ? { serving: { schema: o.serving.schema } } : {}),
     })
     byRequire.set(requireTenant, pool)
@@ -84,6 +85,7 @@ export function allObjectsPool(
   return new AuditedPool({
     pool: o.adminPool as pg.Pool,
     writer,
+    acquireMs: o.timeouts.acquireMs,
     context: () => {
       const actor = options.actor ?? o.audit.actor
       const tenantId = tryCurrentTenant()

@@ -1,5 +1,7 @@
 import { type Dialect, PostgresDialect } from 'kysely'
+import type pg from 'pg'
 import { TenantBindingDialect } from '../db/tenant-dialect.js'
+import { acquire, DEFAULT_ACQUIRE_MS } from '../db/unavailable.js'
 import type { ResolvedTenancyOptions } from './options.js'
 
 /**
@@ -35,10 +37,15 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
 
 /**
  * The dialect of `tenancy.allObjects()`: a plain `PostgresDialect` on
- * `adminPool` (or `pool` when no admin pool was given).
+ * `adminPool` (or `pool` when no admin pool was given), its checkouts bounded
+ * by `timeouts.acquireMs` as the scoped dialect's are.
  *
  * @internal
  */
 export function adminDialect(options: ResolvedTenancyOptions): Dialect {
-  return new PostgresDialect({ pool: options.adminPool })
+  const admin = options.adminPool as pg.Pool
+  const acquireMs = options.timeouts.acquireMs ?? DEFAULT_ACQUIRE_MS
+  return new PostgresDialect({
+    pool: { connect: () => acquire(admin, acquireMs), end: () => admin.end() },
+  })
 }
