@@ -37,20 +37,19 @@ import pg from 'pg'
 import { migrate } from '../src/entries/migrate.js'
 import { sqlContext } from '../src/migrate/copy.js'
 import {
+  copyWithChecksumStatement,
   sourceChecksumsStatement,
   targetChecksumsStatement,
 } from '../src/migrate/copy-checksum-sql.js'
-import { type SqlContext, sourceExpression } from '../src/migrate/copy-sql.js'
 import {
   insertStatement,
   orphanStatement,
   planMigration,
   type Statement,
   sourceChecksumStatement,
-  type TablePlan,
   targetChecksumStatement,
 } from '../src/migrate/index.js'
-import { quoteIdent, quoteQualified } from '../src/sql/quote.js'
+import { quoteIdent } from '../src/sql/quote.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
 
@@ -303,50 +302,6 @@ async function timed(label: string, fn: () => Promise<unknown>): Promise<number>
   const ms = performance.now() - start
   console.log(`${label.padEnd(34)} ${(ms / 1000).toFixed(2).padStart(8)} s`)
   return ms
-}
-
-/**
- * For `--explain`, the shape the copy had before: a table's copy and both sides of its
- * verification in ONE statement (a data-modifying CTE): the source rows are read once (as the target receives them), hashed,
- * and inserted; the rows the insert stored (its `RETURNING`, generated columns as
- * the target computed them) are hashed too. One scan of the source instead of
- * three (copy, source checksum, target checksum read back). Returns one row:
- * `source_n`, `source_sum`, `target_n`, `target_sum`, with the checksums of
- * {@link sourceChecksumStatement} and {@link targetChecksumStatement}.
- *
- * @example
- * ```ts
- * copyWithChecksumStatement(ctx, table).text
- * // 'with s as materialized (select s."id" as "id", ... from only "tenant_7"."book" s),
- * //  c as (insert into "public"."book" ("tenant_id", "id", ...) select $1::bigint, s."id", ... from s returning "id", ...)
- * //  select ...'
- * ```
- */
-function copyWithChecksumStatement(ctx: SqlContext, t: TablePlan): Statement {
-  const values: unknown[] = [ctx.tenantId]
-  const only = t.source.partitioned ? '' : 'only '
-  // `x0, x1, ...`: the source expressions under names that cannot clash.
-  const alias = (i: number) => `x${i}`
-  const exprs = t.columns.map((c, i) => `${sourceExpression(ctx, t, c, values)} as ${alias(i)}`)
-  const inserted = t.insertColumns.map((c) => `s.${alias(t.columns.indexOf(c))}`)
-  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
-  const cols = [tc, ...t.insertColumns.map(quoteIdent)].join(', ')
-  const overriding = t.overriding ? ' overriding system value' : ''
-  const sourceRow = t.columns.map((_c, i) => `s.${alias(i)}`).join(', ')
-  const targetRow = t.columns.map((c) => `c.${quoteIdent(c)}`).join(', ')
-  return {
-    text:
-      `with s as materialized (select ${exprs.join(', ')} from ${only}${quoteQualified(ctx.sourceSchema, t.name)} s ` +
-      '), ' +
-      `c as (insert into ${quoteQualified(ctx.targetSchema, t.name)} (${cols})${overriding} ` +
-      `select $1::${ctx.idType}, ${inserted.join(', ')} from s ` +
-      `returning ${t.columns.map(quoteIdent).join(', ')}) ` +
-      `select (select count(*) from s)::int8 as source_n, ` +
-      `(select coalesce(sum(hashtextextended(row(${sourceRow})::text, 0)), 0) from s)::text as source_sum, ` +
-      `count(*)::int8 as target_n, coalesce(sum(hashtextextended(row(${targetRow})::text, 0)), 0)::text as target_sum ` +
-      'from c',
-    values,
-  }
 }
 
 /** Server time (ms) of one statement under EXPLAIN ANALYZE (no per-node timing). */

@@ -6,7 +6,11 @@ import {
   type TableCheck,
   tenantScoped,
 } from './checks.js'
-import { sourceChecksumsStatement, targetChecksumsStatement } from './copy-checksum-sql.js'
+import {
+  copyWithChecksumStatement,
+  sourceChecksumsStatement,
+  targetChecksumsStatement,
+} from './copy-checksum-sql.js'
 import {
   existingRowsStatement,
   insertStatement,
@@ -41,10 +45,20 @@ export interface CopyOptions {
   readonly verify: boolean
   readonly onEvent?: MigrationListener
   /**
-   * The database is a Citus coordinator (detected when not given): the tenant is
-   * bound with `SET LOCAL`, forwarded to the workers.
+   * The database is a Citus coordinator (detected when not given): each table is
+   * copied by a plain `INSERT ... SELECT` and checked by separate statements in the
+   * same transaction, and the tenant is bound with `SET LOCAL`, forwarded to the
+   * workers.
    */
   readonly citus?: boolean
+}
+
+/** Both sides' counts and checksums of one table (the row of {@link copyWithChecksumStatement}). */
+interface ChecksumRow {
+  source_n: string
+  source_sum: string
+  target_n: string
+  target_sum: string
 }
 
 /** The `"<i>.n"` / `"<i>.sum"` row of a batched checksum statement, by table name. */
@@ -58,34 +72,44 @@ async function readSums(
 }
 
 /**
- * The checks of a copy, in the tenant's transaction after its last table: every
- * source table's count and checksum in one statement, then every target table's
- * in one (the tenant's rows, read back as stored), and the orphans in one.
+ * The checks of a copy, in the tenant's transaction after its last table: both
+ * sides' checksums (`sums` when the copy statements computed them, else read here:
+ * every source table in one statement, then every target table in one, the
+ * tenant's rows read back as stored), and the orphans in one statement.
  */
 async function copyChecks(
   client: Queryable,
   ctx: SqlContext,
   tables: readonly TablePlan[],
+  sums: ReadonlyMap<string, ChecksumRow> | undefined,
   orphans: boolean,
 ): Promise<TableCheck[]> {
-  const source = await readSums(client, sourceChecksumsStatement(ctx, tables), tables)
+  const source = sums
+    ? undefined
+    : await readSums(client, sourceChecksumsStatement(ctx, tables), tables)
   return tenantScoped(client, async () => {
-    const target = await readSums(client, targetChecksumsStatement(ctx, tables), tables)
+    const target = sums
+      ? undefined
+      : await readSums(client, targetChecksumsStatement(ctx, tables), tables)
     const found = orphans ? await foreignKeyOrphansOfTables(client, ctx, tables) : new Map()
     return tables.map((t) => {
-      const src = source.get(t.name)!
-      const tgt = target.get(t.name)!
+      const sum = sums?.get(t.name) ?? {
+        source_n: source!.get(t.name)!.n,
+        source_sum: source!.get(t.name)!.sum,
+        target_n: target!.get(t.name)!.n,
+        target_sum: target!.get(t.name)!.sum,
+      }
       const broken = found.get(t.name) ?? []
-      const sourceRows = Number(src.n)
-      const targetRows = Number(tgt.n)
+      const sourceRows = Number(sum.source_n)
+      const targetRows = Number(sum.target_n)
       return {
         table: t.name,
         sourceRows,
         targetRows,
-        sourceChecksum: src.sum,
-        targetChecksum: tgt.sum,
+        sourceChecksum: sum.source_sum,
+        targetChecksum: sum.target_sum,
         orphans: broken,
-        ok: broken.length === 0 && sourceRows === targetRows && src.sum === tgt.sum,
+        ok: broken.length === 0 && sourceRows === targetRows && sum.source_sum === sum.target_sum,
       }
     })
   })
@@ -109,9 +133,9 @@ export function sqlContext(plan: MigrationPlan, tp: TenantPlan): SqlContext {
  * rows, creates its `tenants` row and domains when missing, copies every table in
  * foreign-key order with `INSERT ... SELECT` (triggers quiet per `guard`),
  * verifies counts, checksums and foreign keys, and writes the ledger row, all
- * before `COMMIT`. The checks run after the last table, as separate statements
- * (source checksums, target checksums, orphans; one each) in the same
- * transaction. A crash or error anywhere leaves either the whole tenant or
+ * before `COMMIT`. With verify, on one PostgreSQL each table's copy statement
+ * also checksums both sides; on Citus the checksums are separate statements in
+ * the same transaction. A crash or error anywhere leaves either the whole tenant or
  * nothing.
  *
  * @example
@@ -149,13 +173,29 @@ export async function copyTenant(
     await refuseOccupiedTarget(client, ctx, plan, tp.tenant.id, tables)
     const tenantRow = await ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
     await allocateIds(client, ctx, tables)
-    // Each table a plain INSERT ... SELECT, then the checks as separate statements: cheaper on
-    // the server than one data-modifying CTE that copies and checksums (bench/migrate.ts
-    // --explain), and the shape Citus runs (it routes the target checksums to the shard).
-    const copied = await copyTables(client, ctx, tp.tenant.id, tables, options.onEvent)
+    // One statement copies and checksums each table: the source is read in the statement's own
+    // snapshot, so rows written to it meanwhile (an online migration serves the tenant during
+    // the copy) cannot make the sides differ. Citus runs a data-modifying CTE through the
+    // coordinator and supports it only in some shapes: there each table is a plain
+    // INSERT ... SELECT, and the checks are separate statements (target sums on the shard).
+    const oneStatement = options.verify && !citus
+    const { copied, sums } = await copyTables(
+      client,
+      ctx,
+      tp.tenant.id,
+      tables,
+      oneStatement,
+      options.onEvent,
+    )
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
     const checks = options.verify
-      ? await copyChecks(client, ctx, tables, options.guard === 'replica')
+      ? await copyChecks(
+          client,
+          ctx,
+          tables,
+          oneStatement ? sums : undefined,
+          options.guard === 'replica',
+        )
       : []
     assertVerified(tp.tenant.id, checks, rowsOf)
     const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
@@ -264,27 +304,35 @@ async function refuseOccupiedTarget(
   }
 }
 
-/** Copies the tables in order, one `INSERT ... SELECT` each. */
+/**
+ * Copies the tables in order. With `oneStatement`, each table's statement also
+ * checksums both sides (the source read once, in the statement's own snapshot);
+ * else each is a plain `INSERT ... SELECT`.
+ */
 async function copyTables(
   client: Queryable,
   ctx: SqlContext,
   tenantId: string,
   tables: readonly TablePlan[],
+  oneStatement: boolean,
   onEvent: MigrationListener | undefined,
-): Promise<{ table: string; rows: number }[]> {
+): Promise<{ copied: { table: string; rows: number }[]; sums: Map<string, ChecksumRow> }> {
   const copied: { table: string; rows: number }[] = []
+  const sums = new Map<string, ChecksumRow>()
   for (const t of tables) {
-    const s = insertStatement(ctx, t)
+    const s = oneStatement ? copyWithChecksumStatement(ctx, t) : insertStatement(ctx, t)
     // remap looks every key up in the id map, which grows faster than its statistics
     const res =
       t.remapColumns.size > 0
         ? await tenantScoped(client, () => client.query(s.text, s.values))
         : await client.query(s.text, s.values)
-    const rows = res.rowCount ?? 0
+    const sum = oneStatement ? (res.rows[0] as ChecksumRow) : undefined
+    const rows = sum ? Number(sum.target_n) : (res.rowCount ?? 0)
+    if (sum) sums.set(t.name, sum)
     copied.push({ table: t.name, rows })
     emit(onEvent, { type: 'table-copied', tenantId, table: t.name, rows })
   }
-  return copied
+  return { copied, sums }
 }
 
 /** Throws at the first table whose check failed or whose count differs from what was copied. */
