@@ -58,6 +58,7 @@ export function fenceKeySql(tenantText: string): string {
 export function servingDdl(schema: string, idType: TenantIdType): string[] {
   const table = quoteQualified(schema, SERVING_TABLE)
   const fn = quoteQualified(schema, ENTER_FUNCTION)
+  const check = quoteQualified(schema, `${ENTER_FUNCTION}_check`)
   const key = fenceKeySql('p_tenant')
   return [
     `create table if not exists ${table} (
@@ -67,13 +68,20 @@ export function servingDdl(schema: string, idType: TenantIdType): string[] {
   fence_ms integer not null default ${DEFAULT_FENCE_MS} check (fence_ms between 1 and 600000),
   updated_at timestamptz not null default now()
 )`,
-    `create or replace function ${fn}(p_tenant text, p_expected text) returns void
-language plpgsql volatile security definer as $rt$
+    `create index if not exists ${quoteIdent(`${SERVING_TABLE}_schema`)} on ${table} (schema_name)`,
+    // The checks run as the owner (they read and lock the serving row) with a pinned
+    // search_path, so a caller's objects can never run with the owner's rights; the
+    // binding itself is set by the caller's own function (a SET clause would undo it).
+    `create or replace function ${check}(p_tenant text, p_expected text, p_path text,
+  out o_placement text, out o_path text)
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $rt$
 declare
   v_schema text;
-  v_placement text;
   v_fence integer;
   v_prev text;
+  v_item text;
+  v_name text;
+  v_dropped boolean := false;
 begin
   select s.schema_name, s.fence_ms into v_schema, v_fence
     from ${table} s where s.tenant_id = p_tenant::${idType};
@@ -90,21 +98,54 @@ begin
       perform pg_catalog.set_config('lock_timeout', v_prev, true);
     end if;
     -- read again under the fence: a cut-over that committed before it is seen
-    select s.schema_name, s.placement into v_schema, v_placement
+    select s.schema_name, s.placement into v_schema, o_placement
       from ${table} s where s.tenant_id = p_tenant::${idType};
     if pg_catalog.current_setting('transaction_isolation') <> 'read committed' then
       -- one snapshot for the whole transaction: a flip after it raises a serialization failure
       perform 1 from ${table} s where s.tenant_id = p_tenant::${idType} for share;
     end if;
   end if;
-  v_placement := coalesce(v_placement, 'shared');
-  if p_expected is not null and p_expected <> v_placement then
+  o_placement := coalesce(o_placement, 'shared');
+  if p_expected is not null and p_expected <> o_placement then
     raise exception using errcode = ${quoteLiteral(MOVED_SQLSTATE)},
-      message = 'tenant ' || p_tenant || ' is served from ' || v_placement || ', not ' || p_expected || '; retry';
+      message = 'tenant ' || p_tenant || ' is served from ' || o_placement || ', not ' || p_expected || '; retry';
   end if;
-  if v_placement = 'schema' then
-    perform pg_catalog.set_config('search_path',
-      pg_catalog.quote_ident(v_schema) || ', ' || pg_catalog.current_setting('search_path'), true);
+  -- No other tenant's legacy schema (nor "$user", which may name one) stays on the search_path:
+  -- an unqualified name missing from the tenant's own schema must not reach another tenant's.
+  o_path := '';
+  for v_item in
+    select m[1] from pg_catalog.regexp_matches(p_path, '\\s*("(?:[^"]|"")*"|[^,]*[^,\\s])\\s*(?:,|$)', 'g') as m
+  loop
+    if pg_catalog.left(v_item, 1) = '"' then
+      v_name := pg_catalog.replace(pg_catalog.substr(v_item, 2, pg_catalog.length(v_item) - 2), '""', '"');
+    else
+      v_name := pg_catalog.lower(v_item);
+    end if;
+    if v_name = '$user' or v_name = v_schema
+       or exists (select 1 from ${table} s where s.schema_name = v_name) then
+      v_dropped := true;
+    else
+      o_path := o_path || case when o_path = '' then '' else ', ' end || pg_catalog.quote_ident(v_name);
+    end if;
+  end loop;
+  if o_placement = 'schema' then
+    o_path := pg_catalog.quote_ident(v_schema) || case when o_path = '' then '' else ', ' || o_path end;
+  elsif not v_dropped then
+    o_path := null;
+  end if;
+end
+$rt$`,
+    `create or replace function ${fn}(p_tenant text, p_expected text) returns void
+language plpgsql volatile security invoker as $rt$
+declare
+  v record;
+begin
+  select c.o_placement, c.o_path into v
+    from ${check}(p_tenant, p_expected, pg_catalog.current_setting('search_path')) c;
+  if v.o_path is not null then
+    perform pg_catalog.set_config('search_path', v.o_path, true);
+  end if;
+  if v.o_placement = 'schema' then
     perform pg_catalog.set_config('rowtenancy.tenant_id', '', true);
   else
     perform pg_catalog.set_config('rowtenancy.tenant_id', p_tenant, true);

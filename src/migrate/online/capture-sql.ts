@@ -49,9 +49,10 @@ $rt$`,
 )`,
     `create index if not exists rowtenancy_changelog_tenant on ${log} (tenant_id, table_name)`,
     `create or replace function ${quoteQualified(schema, CAPTURE_FUNCTION)}() returns trigger
-language plpgsql security definer as $rt$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $rt$
 declare
   v_tenant text := TG_ARGV[0];
+  v_table text := coalesce(TG_ARGV[2], TG_TABLE_NAME);
   v_placement text;
 begin
   perform pg_catalog.pg_advisory_xact_lock_shared(${fenceKeySql('v_tenant')});
@@ -62,11 +63,11 @@ begin
   end if;
   if TG_OP in ('INSERT', 'UPDATE') then
     execute pg_catalog.format('insert into ${log.replaceAll('%', '%%')} (tenant_id, table_name, key) select $1, $2, %s from rt_new r', TG_ARGV[1])
-      using v_tenant, TG_TABLE_NAME;
+      using v_tenant, v_table;
   end if;
   if TG_OP in ('UPDATE', 'DELETE') then
     execute pg_catalog.format('insert into ${log.replaceAll('%', '%%')} (tenant_id, table_name, key) select $1, $2, %s from rt_old r', TG_ARGV[1])
-      using v_tenant, TG_TABLE_NAME;
+      using v_tenant, v_table;
   end if;
   return null;
 end
@@ -100,23 +101,57 @@ export function installTriggerSql(
   const table = quoteQualified(ctx.sourceSchema, t.name)
   const fn = quoteQualified(schema, CAPTURE_FUNCTION)
   const keyExpr = `jsonb_build_array(${keys.map((k) => `r.${quoteIdent(k)}`).join(', ')})`
-  return [
+  // On a partition, the log still names the partitioned table the catch-up reads.
+  // `esc` doubles `%` in what is interpolated when the text is a format() template.
+  const triggers = (on: string, logAs: string, esc = (x: string) => x) => [
     ...OPS.map(
       ([suffix, op, referencing]) =>
-        `create or replace trigger ${quoteIdent(`${TRIGGER_PREFIX}_${suffix}`)} after ${op} on ${table} ` +
-        `${referencing} for each statement execute function ${fn}(${quoteLiteral(ctx.tenantId)}, ${quoteLiteral(keyExpr)})`,
+        `create or replace trigger ${quoteIdent(`${TRIGGER_PREFIX}_${suffix}`)} after ${op} on ${on} ` +
+        `${referencing} for each statement execute function ${esc(fn)}(${esc(quoteLiteral(ctx.tenantId))}, ${esc(quoteLiteral(keyExpr))}${esc(logAs)})`,
     ),
-    `create or replace trigger ${quoteIdent(`${TRIGGER_PREFIX}_trn`)} before truncate on ${table} ` +
-      `for each statement execute function ${quoteQualified(schema, TRUNCATE_FUNCTION)}()`,
+    `create or replace trigger ${quoteIdent(`${TRIGGER_PREFIX}_trn`)} before truncate on ${on} ` +
+      `for each statement execute function ${esc(quoteQualified(schema, TRUNCATE_FUNCTION))}()`,
   ]
+  const own = triggers(table, '')
+  if (!t.source.partitioned) return own
+  // A statement that names a partition fires only that partition's statement triggers.
+  return [...own, onPartitions(table, triggers('%s', `, ${quoteLiteral(t.name)}`, formatSafe))]
+}
+
+const formatSafe = (x: string) => x.replaceAll('%', '%%')
+
+/**
+ * A DO block running each format() template of `statements` (`%s` the
+ * partition, every other `%` doubled) on every partition below `table`.
+ */
+function onPartitions(table: string, statements: readonly string[]): string {
+  const each = statements
+    .map((s) => `    execute pg_catalog.format(${quoteLiteral(s)}, r);`)
+    .join('\n')
+  const body = `
+declare
+  r regclass;
+begin
+  for r in select p.relid from pg_catalog.pg_partition_tree(${quoteLiteral(table)}::regclass) p
+            where p.relid operator(pg_catalog.<>) ${quoteLiteral(table)}::regclass loop
+${each}
+  end loop;
+end
+`
+  let tag = '$rt$'
+  for (let i = 1; body.includes(tag); i++) tag = `$rt${i}$`
+  return `do ${tag}${body}${tag}`
 }
 
 /** The statements that remove the capture triggers of one legacy table. @internal */
 export function dropTriggerSql(ctx: SqlContext, t: TablePlan): string[] {
   const table = quoteQualified(ctx.sourceSchema, t.name)
-  return [...OPS.map(([suffix]) => suffix), 'trn'].map(
-    (suffix) => `drop trigger if exists ${quoteIdent(`${TRIGGER_PREFIX}_${suffix}`)} on ${table}`,
-  )
+  const drops = (on: string) =>
+    [...OPS.map(([suffix]) => suffix), 'trn'].map(
+      (suffix) => `drop trigger if exists ${quoteIdent(`${TRIGGER_PREFIX}_${suffix}`)} on ${on}`,
+    )
+  const own = drops(table)
+  return t.source.partitioned ? [...own, onPartitions(table, drops('%s'))] : own
 }
 
 /** The logged keys of one table as typed columns k0..kn (`$1` the tenant, `$2` the table). */
