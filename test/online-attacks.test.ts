@@ -245,7 +245,7 @@ describe('hybrid serving attacks', () => {
     const pool = tenantPoolOf(tenancy)
     const k = tenancy.kysely<DB>()
     const count = async (tenant: string | undefined, text: string) => {
-      const run = () => pool.query(text).then((r) => r.rows.length)
+      const run = () => pool.query(text).then((r: pg.QueryResult) => r.rows.length)
       return tenant === undefined ? run() : runWithTenant(tenant, run)
     }
     // tenant 1 (legacy_one) reads tenant 4's schema, a partition of its own, the runtime role's schema
