@@ -3,9 +3,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant, withoutTenant } from '../src/context/index.js'
 import { bindStatement } from '../src/db/binding.js'
+import { savepointTransactions } from '../src/db/savepoint-transactions.js'
 import { TenantBindingDialect } from '../src/db/tenant-dialect.js'
 import type { TenantBindingConfig } from '../src/db/tenant-driver.js'
-import { transactionRunner } from '../src/db/tenant-transaction.js'
 import {
   ConfigError,
   InvalidTenantIdError,
@@ -225,7 +225,7 @@ describeNotOnCitus(SET_CONFIG_LOCAL)('the tenant-binding dialect (set_config)', 
 
   it('tenancy.transaction(fn): nested calls are savepoints', async () => {
     const k = kysely({ pool: fx.runtimePool(2) })
-    const transaction = transactionRunner(k)
+    const transaction = savepointTransactions(k)
     await runWithTenant(2, () =>
       transaction(async (trx) => {
         await trx.insertInto('accounts').values({ tenant_id: '2', name: 'outer' }).execute()

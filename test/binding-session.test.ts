@@ -54,6 +54,25 @@ async function plain(pool: pg.Pool) {
 
 const names = (rows: { name: string }[]) => rows.map((r) => r.name).sort()
 
+/** The (single) connection is the same backend and carries nothing: no tenant, no rows, own role, no temp tables. */
+async function expectClean(pool: pg.Pool, pid: number) {
+  expect(await plain(pool)).toMatchObject({ pid, t: '', n: 0, user: fx.role, temp: false })
+}
+
+/** Each of `tenants`, through `k`, sees exactly its own accounts (through raw SQL too with `raw`). */
+async function expectOwnRows(k: Kysely<DB>, tenants: readonly number[], raw: boolean) {
+  for (const t of tenants) {
+    await runWithTenant(t, async () => {
+      const want = t === 1 ? ['a1', 'a2'] : ['b1']
+      expect(names(await k.selectFrom('accounts').select('name').execute())).toEqual(want)
+      if (raw) {
+        const { rows } = await sql<{ name: string }>`select name from accounts`.execute(k)
+        expect(names(rows)).toEqual(want)
+      }
+    })
+  }
+}
+
 /** Attacks raw SQL can run as the runtime role, each one statement. */
 const attacks: [string, string][] = [
   ['session set_config', `select set_config('rowtenancy.tenant_id', '2', false)`],
@@ -104,22 +123,8 @@ describe('raw SQL through the Kysely binding (pool of 1)', () => {
       const pid0 = (await plain(pool)).pid
       await runWithTenant(1, () => sql.raw(text).execute(k))
       // a plain, unbound query on the same connection: nothing left behind
-      expect(await plain(pool)).toMatchObject({
-        pid: pid0,
-        t: '',
-        n: 0,
-        user: fx.role,
-        temp: false,
-      })
-      for (const t of [1, 2, 1]) {
-        await runWithTenant(t, async () => {
-          const want = t === 1 ? ['a1', 'a2'] : ['b1']
-          expect(names(await k.selectFrom('accounts').select('name').execute())).toEqual(want)
-          expect(
-            names((await sql<{ name: string }>`select name from accounts`.execute(k)).rows),
-          ).toEqual(want)
-        })
-      }
+      await expectClean(pool, pid0)
+      await expectOwnRows(k, [1, 2, 1], true)
       // the attack inside a transaction, then more work in it, then COMMIT
       await runWithTenant(1, () =>
         k.transaction().execute(async (trx) => {
@@ -127,13 +132,7 @@ describe('raw SQL through the Kysely binding (pool of 1)', () => {
           await sql`select 1`.execute(trx)
         }),
       )
-      expect(await plain(pool)).toMatchObject({
-        pid: pid0,
-        t: '',
-        n: 0,
-        user: fx.role,
-        temp: false,
-      })
+      await expectClean(pool, pid0)
       // the attack, then a failing statement: ROLLBACK
       await expect(
         runWithTenant(1, () =>
@@ -143,8 +142,7 @@ describe('raw SQL through the Kysely binding (pool of 1)', () => {
           }),
         ),
       ).rejects.toThrow(/division by zero/)
-      const after = await plain(pool)
-      expect(after).toMatchObject({ pid: pid0, t: '', n: 0, user: fx.role, temp: false })
+      await expectClean(pool, pid0)
       const written = await runWithTenant(1, () =>
         k
           .insertInto('accounts')
@@ -178,19 +176,8 @@ describe('a foreign plain pool.query on the same pool (pool of 1)', () => {
       await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute()) // prepares the bind
       const pid0 = (await plain(pool)).pid
       await pool.query(text)
-      for (const t of [1, 2]) {
-        await runWithTenant(t, async () => {
-          const want = t === 1 ? ['a1', 'a2'] : ['b1']
-          expect(names(await k.selectFrom('accounts').select('name').execute())).toEqual(want)
-        })
-      }
-      expect(await plain(pool)).toMatchObject({
-        pid: pid0,
-        t: '',
-        n: 0,
-        user: fx.role,
-        temp: false,
-      })
+      await expectOwnRows(k, [1, 2], false)
+      await expectClean(pool, pid0)
     },
   )
 })
@@ -201,13 +188,7 @@ describe('withTenantClient (pool of 1)', () => {
     const pid0 = (await plain(pool)).pid
     for (const [, text] of attacks) {
       await withTenantClient(pool, (c) => c.query(text), { tenantId: 1 })
-      expect(await plain(pool)).toMatchObject({
-        pid: pid0,
-        t: '',
-        n: 0,
-        user: fx.role,
-        temp: false,
-      })
+      await expectClean(pool, pid0)
       const rows = await withTenantClient(pool, (c) => c.query('select name from accounts'), {
         tenantId: 2,
       })

@@ -11,11 +11,11 @@ const LAYERS = [
   'errors',
   'sql',
   'context',
-  'config',
   'tenants',
   'schema',
   'audit',
   'db',
+  'config',
   'pg',
   'migrate',
   'citus',
@@ -75,5 +75,37 @@ describe('layer order', () => {
       }
     }
     expect(violations).toEqual([])
+  })
+})
+
+/**
+ * Names are listed by hand once, in src/entries/*.ts. A folder's index.ts that only
+ * re-exports (a barrel) lists its folder's files (`export * from './file.js'`), never
+ * names, and never re-exports another folder; an index.ts with code of its own is a
+ * module like any other.
+ */
+describe('folder barrels', () => {
+  const RE_EXPORT = /^export\s+(?:type\s+)?(\*|\{[^}]*\})\s+from\s+'([^']+)'/gm
+  const barrels = filesUnder(src).filter(
+    (f) => f.endsWith(`${sep}index.ts`) && folderOf(f) !== 'entries',
+  )
+
+  it('re-export only files of their own folder, and list files rather than names', () => {
+    const problems: string[] = []
+    for (const file of barrels) {
+      const text = readFileSync(file, 'utf8')
+      const reExports = [...text.matchAll(RE_EXPORT)]
+      const rest = text
+        .replace(RE_EXPORT, '')
+        .replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')
+        .trim()
+      const onlyReExports = rest === ''
+      for (const [, what, from] of reExports) {
+        const name = relative(src, file)
+        if (!from!.startsWith('./')) problems.push(`${name} re-exports another folder: ${from}`)
+        else if (onlyReExports && what !== '*') problems.push(`${name} lists names of ${from}`)
+      }
+    }
+    expect(problems).toEqual([])
   })
 })

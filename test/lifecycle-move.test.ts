@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -8,9 +7,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LifecycleError, TenantStore, TenantSuspendedError } from '../src/entries/index.js'
 import { moveTenant, tenantChecksums, tenantTables } from '../src/lifecycle/index.js'
-import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
-import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
+import { runTsxChild, templateCopies, withClient } from './helpers/crash-harness.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import {
   buildLifecycleSource,
   buildLifecycleTarget,
@@ -27,62 +26,23 @@ const layout = {
 let source: TestDatabase
 let target: TestDatabase
 let dir: string
-const copies: string[] = []
+const copies = templateCopies()
+const copyOf = (db: TestDatabase, label: string) => copies.copyOf(db.name, label)
 
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: serverUrl() })
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
-
-async function copyOf(db: TestDatabase, label: string): Promise<string> {
-  const name = `${db.name}_${label}`
-  await admin((c) => c.query(`create database ${quoteIdent(name)} template ${quoteIdent(db.name)}`))
-  copies.push(name)
-  return urlFor(name)
-}
-
-async function sums(url: string, id: string) {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
+function sums(url: string, id: string) {
+  return withClient(async (c) => {
     await c.query('begin')
     await c.query("select set_config('TimeZone', 'UTC', true)")
     return await tenantChecksums(c, layout, id, (await tenantTables(c, layout)).tables)
-  } finally {
-    await c.end()
-  }
+  }, url)
 }
 
-async function q(url: string, text: string, values: unknown[] = []) {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    return (await c.query(text, values)).rows
-  } finally {
-    await c.end()
-  }
+function q(url: string, text: string, values: unknown[] = []) {
+  return withClient(async (c) => (await c.query(text, values)).rows, url)
 }
 
-function runChild(
-  args: Record<string, string>,
-): Promise<{ code: number | null; signal: string | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
-    let stderr = ''
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('exit', (code, signal) => resolve({ code, signal, stderr }))
-  })
-}
+/** Runs one move in a child that SIGKILLs itself at `args.crashAt` (test/helpers/move-child.ts). */
+const runChild = (args: Record<string, string>) => runTsxChild(CHILD, [JSON.stringify(args)])
 
 async function move(
   src: string,
@@ -119,10 +79,7 @@ beforeAll(async () => {
   await p.end()
 })
 afterAll(async () => {
-  await admin(async (c) => {
-    for (const name of copies)
-      await c.query(`drop database if exists ${quoteIdent(name)} with (force)`)
-  })
+  await copies.dropAll()
   await source?.drop()
   await target?.drop()
   if (dir) await rm(dir, { recursive: true, force: true })
@@ -185,8 +142,8 @@ describe('tenants move', () => {
     'done',
   ]) {
     it(`kill -9 at ${crashAt}, then a rerun: the tenant ends in exactly one place, verified`, async () => {
-      const src = await copyOf(source, crashAt.replace('-', '_'))
-      const dst = await copyOf(target, crashAt.replace('-', '_'))
+      const src = await copyOf(source, crashAt)
+      const dst = await copyOf(target, crashAt)
       const child = await runChild({
         source: src,
         dest: dst,

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate, verifyMigration } from '../src/migrate/index.js'
@@ -13,32 +11,13 @@ import {
   STORE,
   translated,
 } from './helpers/corpus.js'
-import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
-import { schemaFingerprint } from './helpers/legacy-fixture.js'
+import { migrateThroughKills, sourcesFingerprint, templateCopies } from './helpers/crash-harness.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 const SOURCES = [...HOSTILE_NAMES, 'Tenant Five', 'tenant_6', 'tenant_7', 'tenant_8']
 let original: TestDatabase
-const copies: string[] = []
-
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: serverUrl() })
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
-
-async function copyOf(name: string): Promise<string> {
-  const copy = `${original.name}_${name}`
-  await admin((c) =>
-    c.query(`create database ${quoteIdent(copy)} template ${quoteIdent(original.name)}`),
-  )
-  copies.push(copy)
-  return urlFor(copy)
-}
+const copies = templateCopies()
+const copyOf = (label: string) => copies.copyOf(original.name, label)
 
 type Strategy = 'composite' | 'remap'
 
@@ -100,68 +79,11 @@ async function targetState(url: string, strategy: Strategy): Promise<Record<stri
            from rowtenancy_id_map group by 1, 2 order by 1, 2`,
       )
     }
-    out.sources = JSON.stringify(await schemaFingerprint(pool, SOURCES))
+    out.sources = await sourcesFingerprint(url, SOURCES)
     return out
   } finally {
     await pool.end()
   }
-}
-
-async function doneTenants(url: string): Promise<number> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    const { rows } = await c
-      .query(`select count(*)::int as n from rowtenancy_migration where state = 'done'`)
-      .catch(() => ({ rows: [{ n: 0 }] }))
-    return rows[0].n
-  } finally {
-    await c.end()
-  }
-}
-
-/** Runs the CLI as a child; with `killAfter`, SIGKILLs it on that JSON event line. */
-function runChild(
-  url: string,
-  strategy: Strategy,
-  killAfter?: number,
-): Promise<{ code: number | null; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'migrate-to-row-tenancy',
-        '--all',
-        '--jobs',
-        '2',
-        '--json',
-        '--id-strategy',
-        strategy,
-        '--database-url',
-        url,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    let events = 0
-    let killed = false
-    let buffer = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-        buffer = buffer.slice(nl + 1)
-        events++
-        if (killAfter !== undefined && events === killAfter && !killed) {
-          killed = true
-          child.kill('SIGKILL')
-        }
-      }
-    })
-    child.on('error', reject)
-    child.on('exit', (code) => resolve({ code, killed }))
-  })
 }
 
 beforeAll(async () => {
@@ -183,8 +105,7 @@ beforeAll(async () => {
   await db.end()
 }, 120_000)
 afterAll(async () => {
-  for (const c of copies)
-    await admin((a) => a.query(`drop database if exists ${quoteIdent(c)} with (force)`))
+  await copies.dropAll()
   await original?.drop()
 })
 
@@ -194,14 +115,7 @@ describe.each(['composite', 'remap'] as const)(
     it('ends identical to a clean migration of a copy, sources untouched', async () => {
       const cleanUrl = await copyOf(`clean_${strategy}`)
       const crashUrl = await copyOf(`crash_${strategy}`)
-      const sourcesBefore = await (async () => {
-        const p = new pg.Pool({ connectionString: crashUrl, max: 1 })
-        try {
-          return JSON.stringify(await schemaFingerprint(p, SOURCES))
-        } finally {
-          await p.end()
-        }
-      })()
+      const sourcesBefore = await sourcesFingerprint(crashUrl, SOURCES)
       const cleanPool = new pg.Pool({ connectionString: cleanUrl, max: 3 })
       const clean = await migrate({ db: cleanPool, all: true, jobs: 2, idStrategy: strategy })
       await cleanPool.end()
@@ -209,22 +123,10 @@ describe.each(['composite', 'remap'] as const)(
         true,
       )
       // Kill points (JSON event lines): right after the plan, inside a tenant, later on.
-      const kills: number[] = []
-      const doneAfterKill: number[] = []
-      for (const at of [1, 7, 23, 41]) {
-        const r = await runChild(crashUrl, strategy, at)
-        if (!r.killed) continue
-        kills.push(at)
-        doneAfterKill.push(await doneTenants(crashUrl))
-      }
-      expect(kills.length).toBeGreaterThanOrEqual(3)
-      expect(
-        doneAfterKill.some((n) => n > 0 && n < SOURCES.length),
-        String(doneAfterKill),
-      ).toBe(true)
-      let final = await runChild(crashUrl, strategy)
-      for (let i = 0; i < 3 && final.code !== 0; i++) final = await runChild(crashUrl, strategy)
-      expect(final.code).toBe(0)
+      await migrateThroughKills(crashUrl, [1, 7, 23, 41], SOURCES.length, [
+        '--id-strategy',
+        strategy,
+      ])
       const a = await targetState(cleanUrl, strategy)
       const b = await targetState(crashUrl, strategy)
       expect(b).toEqual(a)

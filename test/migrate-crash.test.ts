@@ -1,19 +1,16 @@
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '../src/entries/migrate.js'
-import { quoteIdent } from '../src/sql/quote.js'
 import { distributeOnCitus, onCitus } from './helpers/citus.js'
-import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
 import {
-  buildLegacyFixture,
-  FIXTURE_TABLES,
-  HOSTILE_SCHEMA,
-  schemaFingerprint,
-} from './helpers/legacy-fixture.js'
+  migrateThroughKills,
+  migrationTargetState,
+  sourcesFingerprint,
+  templateCopies,
+} from './helpers/crash-harness.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { buildLegacyFixture, FIXTURE_TABLES, HOSTILE_SCHEMA } from './helpers/legacy-fixture.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 const SOURCES = [
   'acme',
   'globex',
@@ -25,17 +22,7 @@ const SOURCES = [
   'tenant_14',
 ]
 let original: TestDatabase
-const copies: string[] = []
-
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: serverUrl() })
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
+const copies = templateCopies()
 
 const FIXTURE = { rows: 60, drift: false, extraTenants: 5 } as const
 const citusCopies: TestDatabase[] = []
@@ -56,96 +43,7 @@ async function copyOf(name: string): Promise<string> {
     await distributeOnCitus(d.pool, undefined, d.name)
     return d.url
   }
-  const copy = `${original.name}_${name}`
-  await admin((c) =>
-    c.query(`create database ${quoteIdent(copy)} template ${quoteIdent(original.name)}`),
-  )
-  copies.push(copy)
-  return urlFor(copy)
-}
-
-/** Everything the migration writes, as comparable text: rows per tenant and table, tenants, domains, sequences, ledger states. */
-async function targetState(url: string): Promise<Record<string, string>> {
-  const pool = new pg.Pool({ connectionString: url, max: 2 })
-  try {
-    const out: Record<string, string> = {}
-    for (const t of FIXTURE_TABLES) {
-      const { rows } = await pool.query(
-        `select tenant_id::text as id, count(*)::text || ':' || sum(hashtextextended(x::text, 0))::text as f
-           from public.${quoteIdent(t)} x group by 1 order by 1`,
-      )
-      for (const r of rows) out[`${t}@${r.id}`] = r.f
-    }
-    const q = async (sql: string) => JSON.stringify((await pool.query(sql)).rows)
-    out.tenants = await q('select id, slug, name, status from tenants order by id')
-    out.domains = await q('select * from tenant_domains order by domain')
-    out.sequences = await q(
-      `select sequencename, last_value from pg_sequences where schemaname = 'public' order by 1`,
-    )
-    out.ledger = await q(
-      'select tenant_id, state, tables from rowtenancy_migration order by tenant_id',
-    )
-    out.sources = JSON.stringify(await schemaFingerprint(pool, SOURCES))
-    return out
-  } finally {
-    await pool.end()
-  }
-}
-
-async function doneTenants(url: string): Promise<number> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    const { rows } = await c
-      .query(`select count(*)::int as n from rowtenancy_migration where state = 'done'`)
-      .catch(() => ({ rows: [{ n: 0 }] }))
-    return rows[0].n
-  } finally {
-    await c.end()
-  }
-}
-
-/** Runs the CLI as a child; with `killAfter`, SIGKILLs it on that JSON event line. */
-function runChild(
-  url: string,
-  killAfter?: number,
-): Promise<{ code: number | null; killed: boolean; events: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'migrate-to-row-tenancy',
-        '--all',
-        '--jobs',
-        '2',
-        '--json',
-        '--database-url',
-        url,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    let events = 0
-    let killed = false
-    let buffer = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      let nl = buffer.indexOf('\n')
-      while (nl >= 0) {
-        buffer = buffer.slice(nl + 1)
-        events++
-        if (killAfter !== undefined && events === killAfter && !killed) {
-          killed = true
-          child.kill('SIGKILL')
-        }
-        nl = buffer.indexOf('\n')
-      }
-    })
-    child.on('error', reject)
-    child.on('exit', (code) => resolve({ code, killed, events }))
-  })
+  return copies.copyOf(original.name, name)
 }
 
 beforeAll(async () => {
@@ -155,8 +53,7 @@ beforeAll(async () => {
 }, 120_000)
 afterAll(async () => {
   for (const d of citusCopies) await d.drop()
-  for (const c of copies)
-    await admin((a) => a.query(`drop database if exists ${quoteIdent(c)} with (force)`))
+  await copies.dropAll()
   await original?.drop()
 })
 
@@ -166,16 +63,7 @@ describe('kill -9 mid-run, rerun: the same rows as a clean run', () => {
     async () => {
       const cleanUrl = await copyOf('clean')
       const crashUrl = await copyOf('crash')
-      const sourcesBefore = JSON.stringify(
-        await (async () => {
-          const p = new pg.Pool({ connectionString: crashUrl, max: 1 })
-          try {
-            return await schemaFingerprint(p, SOURCES)
-          } finally {
-            await p.end()
-          }
-        })(),
-      )
+      const sourcesBefore = await sourcesFingerprint(crashUrl, SOURCES)
       const cleanPool = new pg.Pool({ connectionString: cleanUrl, max: 3 })
       const clean = await migrate({ db: cleanPool, all: true, jobs: 2 })
       await cleanPool.end()
@@ -188,26 +76,10 @@ describe('kill -9 mid-run, rerun: the same rows as a clean run', () => {
         return seed
       }
       const killPoints = [1, 4 + (next() % 8), 14 + (next() % 12), 26 + (next() % 20)]
-      const kills: number[] = []
-      const doneAfterKill: number[] = []
-      for (const at of killPoints) {
-        const r = await runChild(crashUrl, at)
-        if (!r.killed) continue
-        kills.push(at)
-        doneAfterKill.push(await doneTenants(crashUrl))
-      }
-      expect(kills.length).toBeGreaterThanOrEqual(3)
-      // the kills really landed mid-run: some tenants finished, others not yet
-      expect(
-        doneAfterKill.some((n) => n > 0 && n < SOURCES.length),
-        String(doneAfterKill),
-      ).toBe(true)
-      let final = await runChild(crashUrl)
-      for (let i = 0; i < 3 && final.code !== 0; i++) final = await runChild(crashUrl)
-      expect(final.code).toBe(0)
+      await migrateThroughKills(crashUrl, killPoints, SOURCES.length)
 
-      const a = await targetState(cleanUrl)
-      const b = await targetState(crashUrl)
+      const a = await migrationTargetState(cleanUrl, FIXTURE_TABLES, SOURCES)
+      const b = await migrationTargetState(crashUrl, FIXTURE_TABLES, SOURCES)
       expect(b).toEqual(a)
       expect(b.sources).toBe(sourcesBefore)
     },

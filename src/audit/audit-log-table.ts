@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../errors/index.js'
+import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
-import { inTransaction, type Queryable } from '../tenants/index.js'
 
 /**
  * Where the audit log lives: `audit_log` by default, or `schema.table`.

@@ -1,6 +1,6 @@
 import { ConfigError, TenancyError } from '../errors/index.js'
+import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
-import type { Queryable } from '../tenants/index.js'
 import type { AuditEvent, AuditLogger, AuditSource } from './audit-event.js'
 import { auditTableName } from './audit-log-table.js'
 import { statementFingerprint } from './fingerprint.js'

@@ -106,26 +106,69 @@ export async function planDistribution(
   for (const k of keepLocal) {
     if (!byName.has(k)) throw new ConfigError(`--keep-local names ${k}, which is not a table here.`)
   }
-  const tenantsTable = `${tenantsSchema}.tenants`
+  const { role, localReason } = tableRoles(all, { schema, tenantsSchema, column, keepLocal })
+  const refusals = [...checkTables(all, role, column)]
+  const references = foreignKeyOrder(all.filter((t) => role.get(t.qualified) === 'reference'))
+  const tenants = foreignKeyOrder(all.filter((t) => role.get(t.qualified) === 'tenant'))
+  const tenantTables = tenants.order
+  const relinked = relinkedKeys(byName, tenantTables, [...references.cycles, ...tenants.cycles])
+  const anchor =
+    tenantTables.find(
+      (t) => t.distribution.kind === 'distributed' && t.distribution.column === column,
+    ) ?? tenantTables[0]
+  const steps: DistributeStep[] = [
+    ...relinked.map((fk) => foreignKeyStep(byName, fk, 'drop')),
+    ...references.order.map(referenceStep),
+    ...tenantTables.map((t) => distributeStep(t, column, anchor!)),
+    ...relinked.map((fk) => foreignKeyStep(byName, fk, 'add')),
+    ...all
+      .filter((t) => role.get(t.qualified) === 'local')
+      .map(
+        (t): DistributeStep => ({
+          table: t.qualified,
+          quoted: t.quoted,
+          action: 'local',
+          reason: localReason.get(t.qualified)!,
+          sql: [],
+        }),
+      ),
+  ]
+  return { tenantColumn: column, steps, refusals }
+}
+
+type TableRole = 'tenant' | 'reference' | 'local'
+
+/**
+ * What becomes of each table: rowtenancy's tenants tables and shared tables become
+ * reference tables, tenant tables are distributed, and bookkeeping, `keepLocal` and
+ * legacy registries stay local (with the reason).
+ */
+function tableRoles(
+  all: readonly CitusTable[],
+  o: { schema: string; tenantsSchema: string; column: string; keepLocal: ReadonlySet<string> },
+): { role: Map<string, TableRole>; localReason: Map<string, string> } {
+  const tenantsTable = `${o.tenantsSchema}.tenants`
   // As discoverTenantTables: a tenant column that references some other table alone
   // (a legacy django-tenants customers_domain.tenant_id -> customers_client) is not ours.
   const isTenantTable = (t: CitusTable) =>
     t.hasTenantColumn &&
     !t.foreignKeys.some(
-      (fk) => fk.columns.length === 1 && fk.columns[0] === column && fk.references !== tenantsTable,
+      (fk) =>
+        fk.columns.length === 1 && fk.columns[0] === o.column && fk.references !== tenantsTable,
     )
   const isRegistry = (t: CitusTable) => t.columns.includes('schema_name') && !isTenantTable(t)
   const registries = new Set(all.filter(isRegistry).map((t) => t.qualified))
-  const role = new Map<string, 'tenant' | 'reference' | 'local'>()
+  const role = new Map<string, TableRole>()
   const localReason = new Map<string, string>()
   for (const t of all) {
-    const own = t.schema === tenantsSchema && (t.name === 'tenants' || t.name === 'tenant_domains')
+    const own =
+      t.schema === o.tenantsSchema && (t.name === 'tenants' || t.name === 'tenant_domains')
     if (own) role.set(t.qualified, 'reference')
-    else if (t.schema !== schema) continue
+    else if (t.schema !== o.schema) continue
     else if (isInternal(t)) {
       role.set(t.qualified, 'local')
       localReason.set(t.qualified, "rowtenancy's bookkeeping, read on the coordinator")
-    } else if (keepLocal.has(t.qualified)) {
+    } else if (o.keepLocal.has(t.qualified)) {
       role.set(t.qualified, 'local')
       localReason.set(t.qualified, '--keep-local')
     } else if (
@@ -136,19 +179,24 @@ export async function planDistribution(
       localReason.set(t.qualified, 'legacy tenant registry (schema_name), read by the migration')
     } else role.set(t.qualified, isTenantTable(t) ? 'tenant' : 'reference')
   }
-  const refusals = [...checkTables(all, role, column)]
-  const steps: DistributeStep[] = []
-  const references = foreignKeyOrder(all.filter((t) => role.get(t.qualified) === 'reference'))
-  const tenants = foreignKeyOrder(all.filter((t) => role.get(t.qualified) === 'tenant'))
-  const tenantTables = tenants.order
+  return { role, localReason }
+}
+
+/**
+ * The keys dropped before and added back after: a key closing a cycle (Citus
+ * distributes a parent before its child), and a key from a Citus local table (a
+ * parent it references cannot be distributed).
+ */
+function relinkedKeys(
+  byName: ReadonlyMap<string, CitusTable>,
+  tenantTables: readonly CitusTable[],
+  cycles: readonly ForeignKey[],
+): ForeignKey[] {
   const names = new Set(tenantTables.map((t) => t.qualified))
-  // Dropped before, added back after: a key closing a cycle (Citus distributes a parent
-  // before its child), and a key from a Citus local table (a parent it references
-  // cannot be distributed).
   const relinked = new Map<string, ForeignKey>()
   const pending = (t: CitusTable) =>
     t.distribution.kind === 'local' || t.distribution.kind === 'citus-local'
-  for (const fk of [...references.cycles, ...tenants.cycles]) {
+  for (const fk of cycles) {
     if (pending(byName.get(fk.table)!) || pending(byName.get(fk.references)!))
       relinked.set(`${fk.table} ${fk.name}`, fk)
   }
@@ -159,44 +207,30 @@ export async function planDistribution(
         relinked.set(`${fk.table} ${fk.name}`, fk)
     }
   }
-  for (const fk of relinked.values()) {
-    steps.push({
-      table: fk.table,
-      quoted: byName.get(fk.table)!.quoted,
-      action: 'foreign-key',
-      reason: `drop ${fk.name} (to ${fk.references}) until both sides are distributed`,
-      sql: [`alter table ${byName.get(fk.table)!.quoted} drop constraint ${quoteIdent(fk.name)}`],
-    })
-  }
-  for (const t of references.order) steps.push(referenceStep(t))
-  const anchor =
-    tenantTables.find(
-      (t) => t.distribution.kind === 'distributed' && t.distribution.column === column,
-    ) ?? tenantTables[0]
-  for (const t of tenantTables) steps.push(distributeStep(t, column, anchor!))
-  for (const fk of relinked.values()) {
-    steps.push({
-      table: fk.table,
-      quoted: byName.get(fk.table)!.quoted,
-      action: 'foreign-key',
-      reason: `add ${fk.name} back, between co-located tables`,
-      sql: [
-        `alter table ${byName.get(fk.table)!.quoted} add constraint ${quoteIdent(fk.name)} ${fk.definition}`,
-      ],
-    })
-  }
-  for (const t of all) {
-    if (role.get(t.qualified) === 'local') {
-      steps.push({
-        table: t.qualified,
-        quoted: t.quoted,
-        action: 'local',
-        reason: localReason.get(t.qualified)!,
-        sql: [],
-      })
-    }
-  }
-  return { tenantColumn: column, steps, refusals }
+  return [...relinked.values()]
+}
+
+function foreignKeyStep(
+  byName: ReadonlyMap<string, CitusTable>,
+  fk: ForeignKey,
+  op: 'drop' | 'add',
+): DistributeStep {
+  const quoted = byName.get(fk.table)!.quoted
+  return op === 'drop'
+    ? {
+        table: fk.table,
+        quoted,
+        action: 'foreign-key',
+        reason: `drop ${fk.name} (to ${fk.references}) until both sides are distributed`,
+        sql: [`alter table ${quoted} drop constraint ${quoteIdent(fk.name)}`],
+      }
+    : {
+        table: fk.table,
+        quoted,
+        action: 'foreign-key',
+        reason: `add ${fk.name} back, between co-located tables`,
+        sql: [`alter table ${quoted} add constraint ${quoteIdent(fk.name)} ${fk.definition}`],
+      }
 }
 
 function referenceStep(t: CitusTable): DistributeStep {

@@ -1,4 +1,7 @@
+import { BINDING_DEFAULTS } from '../db/binding-options.js'
 import { DEFAULTS } from '../sql/defaults.js'
+import { TENANT_ID_TYPES, type TenantIdType } from '../tenants/id-types.js'
+
 /**
  * One configuration key: its name in `rowtenancy.config.*`, its CLI flag, its
  * environment variable, its type and default. Keys are declared once here and
@@ -26,11 +29,11 @@ export interface RowtenancyConfig {
   databaseUrl?: string
   /** Connection URL of an owner / migrator role (DDL, migrations, cross-tenant work). */
   adminDatabaseUrl?: string
-  /** Type of tenants.id and every tenant_id. */
-  tenantIdType: 'bigint' | 'integer' | 'uuid' | 'text'
+  /** Type of tenants.id and every tenant_id (the binding option `tenantIdType`). */
+  tenantIdType: TenantIdType
   /** Schema that holds tenants, tenant_domains and the shared tables. */
   tenantsSchema: string
-  /** Name of the tenant column in tenant-aware tables. */
+  /** Name of the tenant column in tenant-aware tables (the binding option `tenantColumn`). */
   tenantColumn: string
   /** The tenant-aware tables. */
   tables: string[]
@@ -85,8 +88,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     key: 'tenantIdType',
     flag: '--tenant-id-type',
     env: 'ROWTENANCY_TENANT_ID_TYPE',
-    type: ['bigint', 'integer', 'uuid', 'text'],
-    default: DEFAULTS.tenantIdType,
+    type: TENANT_ID_TYPES,
+    default: BINDING_DEFAULTS.tenantIdType,
     description: 'type of tenants.id and every tenant_id',
   },
   {
@@ -102,7 +105,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     flag: '--tenant-column',
     env: 'ROWTENANCY_TENANT_COLUMN',
     type: 'string',
-    default: DEFAULTS.tenantColumn,
+    default: BINDING_DEFAULTS.tenantColumn,
     description: 'tenant column of tenant-aware tables',
   },
   {

@@ -1,15 +1,1 @@
-export {
-  assertTenantIdShape,
-  type CrossTenantScope,
-  clearCurrentTenant,
-  crossTenantScope,
-  currentTenant,
-  isScopeOpen,
-  onCrossTenantScope,
-  requireTenant,
-  runWithTenant,
-  setCurrentTenant,
-  type TenantId,
-  tryCurrentTenant,
-  withoutTenant,
-} from './tenant-context.js'
+export * from './tenant-context.js'

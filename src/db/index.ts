@@ -1,18 +1,7 @@
-export {
-  assertBindingOption,
-  BINDING_OPTIONS,
-  type BindingMode,
-  type BindingOption,
-  bindStatement,
-} from './binding.js'
-export { describePool, explainUnreachable, isUnreachable } from './connect.js'
-export {
-  assertSafeRuntimeRole,
-  inspectRuntimeRole,
-  type RuntimeRoleFacts,
-  runtimeRoleProblems,
-} from './role-check.js'
-export { TenantBindingDialect } from './tenant-dialect.js'
-export type { TenantBindingConfig } from './tenant-driver.js'
-export { transactionRunner } from './tenant-transaction.js'
-export { acquire, type DatabaseTimeouts, resolveTimeouts, withTimeouts } from './unavailable.js'
+export * from './binding.js'
+export * from './connect.js'
+export * from './role-check.js'
+export * from './savepoint-transactions.js'
+export * from './tenant-dialect.js'
+export * from './tenant-driver.js'
+export * from './unavailable.js'

@@ -80,7 +80,7 @@ const guards = new WeakMap<pg.Pool, SessionGuard>()
 /**
  * THE checkout protocol of rowtenancy, for one `pg.Pool`: what is sent at
  * checkout, before the first statement, and at release, so that no session state
- * survives a checkout. The Kysely driver, and `inBoundTransaction` (under
+ * survives a checkout. The Kysely driver, and `withBoundClient` (under
  * `withTenantClient` and the tenant pool), all go through it. Per checkout ({@link GuardedSession}):
  *
  * 1. **Checkout**: a client the pool handed to anyone else since rowtenancy last

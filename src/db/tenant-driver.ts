@@ -18,31 +18,24 @@ import {
 } from '../context/index.js'
 import { ConfigError } from '../errors/index.js'
 import { RLS_SETTING } from '../schema/rls-policy.js'
-import { assertSealKey, SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
-import { DEFAULTS } from '../sql/defaults.js'
+import { SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
 import { quoteLiteral } from '../sql/quote.js'
 import { asUnavailable } from '../sql/unavailable.js'
-import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
+import type { TenantIdType } from '../tenants/id-types.js'
 import { type ServingMap, unboundEnterStatement } from '../tenants/serving.js'
 import { BindCache } from './bind-cache.js'
+import { type BindingMode, bindStatement } from './binding.js'
 import {
-  assertBindingOption,
-  type BindingMode,
-  type BindingOption,
-  bindStatement,
-} from './binding.js'
+  type BindingOptions,
+  type ResolvedBindingOptions,
+  resolveBindingOptions,
+} from './binding-options.js'
 import { enterStatement, hybridCheckout } from './hybrid-binding.js'
 import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
 import { TenantConnection } from './tenant-connection.js'
-import {
-  acquire,
-  carriesTimeouts,
-  type DatabaseTimeouts,
-  resolveTimeouts,
-  withTimeouts,
-} from './unavailable.js'
+import { acquire, carriesTimeouts, withTimeouts } from './unavailable.js'
 
 /**
  * Options of the tenant-binding Kysely dialect.
@@ -52,25 +45,11 @@ import {
  * const config: TenantBindingConfig = { pool: runtimePool, adminPool: ownerPool, tenantIdType: 'bigint' }
  * ```
  */
-export interface TenantBindingConfig {
+export interface TenantBindingConfig extends BindingOptions {
   /** The runtime pool: a role that owns nothing and has no BYPASSRLS. */
   readonly pool: pg.Pool | (() => Promise<pg.Pool>)
   /** The pool for `withoutTenant` work: the owner (with BYPASSRLS) or another BYPASSRLS role. */
   readonly adminPool?: pg.Pool | undefined
-  /** The SQL type of tenant ids; `bigint` by default. */
-  readonly tenantIdType?: TenantIdType | undefined
-  /** The tenant column; `tenant_id` by default (used by the start-up role check). */
-  readonly tenantColumn?: string | undefined
-  /** How to bind the tenant; `auto` (the default) picks `set_local` when Citus is installed. */
-  readonly binding?: BindingOption | undefined
-  /**
-   * The secret of the sealed binding (`binding: 'sealed'`, required there): the
-   * same string `rowtenancy rls enable --sealed` installed (ROWTENANCY_SEAL_KEY).
-   * The runtime role cannot read it in the database; keep it out of SQL and logs.
-   */
-  readonly sealKey?: string | undefined
-  /** Downgrade the start-up `UnsafeRoleError` to a loud warning. */
-  readonly allowUnsafeRole?: boolean | undefined
   /**
    * With no tenant in context, check out a connection bound to no tenant (row
    * level security then shows no tenant rows) instead of throwing
@@ -84,28 +63,6 @@ export interface TenantBindingConfig {
   readonly warn?: ((message: string) => void) | undefined
   /** `pg-cursor`'s class, for `.stream()`. */
   readonly cursor?: PostgresCursorConstructor | undefined
-  /**
-   * Prepare the `set_config` bind statement once per connection (as
-   * `rowtenancy_bind`) and send only Bind + Execute of it afterwards, instead of
-   * parsing and planning it with every query (default TRUE; SET LOCAL binding
-   * ignores it). Safe everywhere: where a pooler swaps or resets the server
-   * session (PgBouncer transaction mode, DISCARD ALL), the first "prepared
-   * statement does not exist" error, raised before the user's statement ran,
-   * switches the pool to the unnamed bind and the statement is sent again once.
-   * `false` always sends the unnamed bind.
-   *
-   * @example
-   * ```ts
-   * const dialect = new TenantBindingDialect({ pool, adminPool, prepareBind: false })
-   * ```
-   */
-  readonly prepareBind?: boolean | undefined
-  /**
-   * The acquire timeout (a full pool fails fast with `DatabaseUnavailableError`)
-   * and the per-transaction `statement_timeout`, `lock_timeout` and
-   * `idle_in_transaction_session_timeout`, sent with the binding.
-   */
-  readonly timeouts?: DatabaseTimeouts | undefined
   /**
    * Hybrid serving during an online migration: each tenant's transaction opens
    * with `rowtenancy_enter(tenant, placement)` instead of the plain bind, the
@@ -127,7 +84,7 @@ export interface TenantBindingConfig {
 export class TenantBindingDriver implements Driver {
   readonly #config: TenantBindingConfig
   readonly #type: TenantIdType
-  readonly #timeouts: ReturnType<typeof resolveTimeouts>
+  readonly #timeouts: ResolvedBindingOptions['timeouts']
   #pool: pg.Pool | undefined
   #mode: BindingMode = 'set_config'
   #facts: RuntimeRoleFacts | undefined
@@ -136,30 +93,15 @@ export class TenantBindingDriver implements Driver {
   #prepareAs: string | undefined
 
   constructor(config: TenantBindingConfig) {
-    const type = config.tenantIdType ?? DEFAULTS.tenantIdType
-    assertTenantIdType(type)
-    assertBindingOption(config.binding ?? 'auto')
-    if (config.binding === 'sealed') {
-      try {
-        assertSealKey(config.sealKey)
-      } catch (err) {
-        throw new ConfigError((err as Error).message, { cause: err })
-      }
-    }
-    if (config.prepareBind !== undefined && typeof config.prepareBind !== 'boolean') {
+    const { tenantIdType, binding, timeouts } = resolveBindingOptions(config)
+    if (config.serving && binding !== 'auto' && binding !== 'set_config') {
       throw new ConfigError(
-        `prepareBind must be true or false, got ${JSON.stringify(config.prepareBind)}.`,
-      )
-    }
-    const explicit = config.binding ?? 'auto'
-    if (config.serving && explicit !== 'auto' && explicit !== 'set_config') {
-      throw new ConfigError(
-        `hybrid serving (an online migration) needs the set_config binding, not ${explicit}.`,
+        `hybrid serving (an online migration) needs the set_config binding, not ${binding}.`,
       )
     }
     this.#config = Object.freeze({ ...config })
-    this.#type = type
-    this.#timeouts = resolveTimeouts(config.timeouts)
+    this.#type = tenantIdType
+    this.#timeouts = timeouts
   }
 
   /** The binding mode in use (known after `init`). */

@@ -20,9 +20,23 @@ export async function checkKeys(
   tables: readonly TableFacts[],
   tenantColumn: string,
 ): Promise<Finding[]> {
-  const out: Finding[] = []
   const byOid = new Map(tables.map((t) => [t.oid, t]))
   const oids = tables.filter((t) => t.tenantAttnum !== null).map((t) => t.oid)
+  const scope: KeyScope = { db, byOid, oids, tenantColumn }
+  return [...(await indexFindings(scope)), ...(await foreignKeyFindings(scope))]
+}
+
+/** The tenant-aware tables the key checks read, by oid. */
+interface KeyScope {
+  readonly db: Queryable
+  readonly byOid: ReadonlyMap<number, TableFacts>
+  readonly oids: readonly number[]
+  readonly tenantColumn: string
+}
+
+/** Primary keys, unique constraints / indexes and other indexes that do not lead with the tenant column. */
+async function indexFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promise<Finding[]> {
+  const out: Finding[] = []
   const indexes = await db.query(
     `select i.indrelid::int as oid, ic.relname as name, i.indisprimary as primary, i.indisunique as unique,
             string_to_array(i.indkey::text, ' ')::int[] as keys, con.conname as constraint
@@ -71,6 +85,12 @@ export async function checkKeys(
       )
     }
   }
+  return out
+}
+
+/** Foreign keys between tenant-aware tables that do not pair the tenant columns. */
+async function foreignKeyFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promise<Finding[]> {
+  const out: Finding[] = []
   const fks = await db.query(
     `select conrelid::int as oid, confrelid::int as ref, conname as name,
             conkey::int[] as keys, confkey::int[] as refkeys

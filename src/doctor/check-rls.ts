@@ -22,68 +22,94 @@ export async function checkRls(
   tables: readonly TableFacts[],
   tenantColumn: string,
 ): Promise<Finding[]> {
-  const out: Finding[] = []
-  const { rows } = await db.query(
+  const { rows } = (await db.query(
     `select polrelid::int as oid, polname as name, polpermissive as permissive, polcmd as cmd,
             pg_get_expr(polqual, polrelid) as using, pg_get_expr(polwithcheck, polrelid) as check
        from pg_policy where polrelid = any($1::oid[]) order by polname`,
     [tables.map((t) => t.oid)],
-  )
-  for (const t of tables) {
-    if (t.tenantAttnum === null) continue // reported as TENANT_COLUMN_MISSING
-    if (!t.rlsEnabled) {
-      out.push(
-        finding(
-          'RLS_NOT_ENABLED',
-          t.qualified,
-          'Row level security is not enabled: any SQL sees every tenant.',
-          `${ENABLE_FIX} (or: alter table ${t.quoted} enable row level security)`,
-        ),
-      )
-    }
-    if (!t.rlsForced) {
-      out.push(
-        finding(
-          'RLS_NOT_FORCED',
-          t.qualified,
-          "Row level security is not forced: the table's owner bypasses the policy.",
-          `${ENABLE_FIX} (or: alter table ${t.quoted} force row level security)`,
-        ),
-      )
-    }
-    const policies = rows.filter((p) => p.oid === t.oid)
-    const isTenant = (p: { using: string | null; check: string | null; cmd: string }) =>
-      // either form: the plain predicate, or the sealed one (rls enable --sealed)
-      [false, true].some(
-        (sealed) =>
-          isTenantPredicate(p.using, tenantColumn, sealed) &&
-          (p.cmd === 'r' ||
-            p.cmd === 'd' ||
-            isTenantPredicate(p.check ?? p.using, tenantColumn, sealed)),
-      )
-    const tenantAll = policies.some((p) => p.permissive && p.cmd === '*' && isTenant(p))
-    if (!tenantAll) {
-      out.push(
-        finding(
-          'RLS_POLICY_MISSING',
-          t.qualified,
-          `No policy limits all commands to the bound tenant (${tenantColumn} = current_setting('${RLS_SETTING}')) for USING and WITH CHECK.`,
-          ENABLE_FIX,
-        ),
-      )
-    }
-    for (const p of policies) {
-      if (p.permissive && !isTenant(p)) {
-        out.push(
-          finding(
-            'RLS_POLICY_PERMISSIVE',
-            `${t.qualified}.${p.name}`,
-            'A permissive policy that is not the tenant predicate: permissive policies are ORed, so it widens what every role sees across tenants.',
-            `Drop it (drop policy "${p.name}" on ${t.quoted}) or make it restrictive (create policy ... as restrictive).`,
-          ),
-        )
-      }
-    }
+  )) as { rows: PolicyRow[] }
+  return tables
+    .filter((t) => t.tenantAttnum !== null) // else reported as TENANT_COLUMN_MISSING
+    .flatMap((t) => [
+      ...rlsStateFindings(t),
+      ...policyFindings(
+        t,
+        rows.filter((p) => p.oid === t.oid),
+        tenantColumn,
+      ),
+    ])
+}
+
+interface PolicyRow {
+  oid: number
+  name: string
+  permissive: boolean
+  cmd: string
+  using: string | null
+  check: string | null
+}
+
+/** Row level security enabled and forced. */
+function rlsStateFindings(t: TableFacts): Finding[] {
+  const out: Finding[] = []
+  if (!t.rlsEnabled) {
+    out.push(
+      finding(
+        'RLS_NOT_ENABLED',
+        t.qualified,
+        'Row level security is not enabled: any SQL sees every tenant.',
+        `${ENABLE_FIX} (or: alter table ${t.quoted} enable row level security)`,
+      ),
+    )
+  }
+  if (!t.rlsForced) {
+    out.push(
+      finding(
+        'RLS_NOT_FORCED',
+        t.qualified,
+        "Row level security is not forced: the table's owner bypasses the policy.",
+        `${ENABLE_FIX} (or: alter table ${t.quoted} force row level security)`,
+      ),
+    )
+  }
+  return out
+}
+
+/** The tenant policy present for all commands; no permissive policy beside it that widens it. */
+function policyFindings(
+  t: TableFacts,
+  policies: readonly PolicyRow[],
+  tenantColumn: string,
+): Finding[] {
+  const isTenant = (p: PolicyRow) =>
+    // either form: the plain predicate, or the sealed one (rls enable --sealed)
+    [false, true].some(
+      (sealed) =>
+        isTenantPredicate(p.using, tenantColumn, sealed) &&
+        (p.cmd === 'r' ||
+          p.cmd === 'd' ||
+          isTenantPredicate(p.check ?? p.using, tenantColumn, sealed)),
+    )
+  const out: Finding[] = []
+  if (!policies.some((p) => p.permissive && p.cmd === '*' && isTenant(p))) {
+    out.push(
+      finding(
+        'RLS_POLICY_MISSING',
+        t.qualified,
+        `No policy limits all commands to the bound tenant (${tenantColumn} = current_setting('${RLS_SETTING}')) for USING and WITH CHECK.`,
+        ENABLE_FIX,
+      ),
+    )
+  }
+  for (const p of policies.filter((p) => p.permissive && !isTenant(p))) {
+    out.push(
+      finding(
+        'RLS_POLICY_PERMISSIVE',
+        `${t.qualified}.${p.name}`,
+        'A permissive policy that is not the tenant predicate: permissive policies are ORed, so it widens what every role sees across tenants.',
+        `Drop it (drop policy "${p.name}" on ${t.quoted}) or make it restrictive (create policy ... as restrictive).`,
+      ),
+    )
   }
   return out
 }

@@ -1,4 +1,4 @@
-import { inspectRole } from '../db/role-check.js'
+import { inspectRole, type RuntimeRoleFacts } from '../db/role-check.js'
 import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
@@ -21,18 +21,28 @@ export async function checkRuntimeRole(
   tables: readonly TableFacts[],
   options: { tenantColumn?: string | undefined } = {},
 ): Promise<Finding[]> {
-  const object = `role ${role}`
   const facts = await inspectRole(db, role, options)
   if (facts === undefined) {
     return [
       finding(
         'ROLE_MISSING',
-        object,
+        `role ${role}`,
         'The runtime role does not exist.',
         `rowtenancy init --runtime-role ${role}`,
       ),
     ]
   }
+  return [
+    ...bypassFindings(role, facts),
+    ...membershipFindings(role, facts),
+    ...ownershipFindings(role, facts, tables),
+    ...privilegeFindings(role, facts),
+  ]
+}
+
+/** Superuser or BYPASSRLS: row level security never applies. */
+function bypassFindings(role: string, facts: RuntimeRoleFacts): Finding[] {
+  const object = `role ${role}`
   const quoted = quoteIdent(role)
   const out: Finding[] = []
   if (facts.superuser) {
@@ -55,31 +65,14 @@ export async function checkRuntimeRole(
       ),
     )
   }
-  for (const m of facts.unsafeMemberships) {
-    out.push(
-      finding(
-        'ROLE_MEMBER_OF_UNSAFE',
-        `${object} -> ${m.role}`,
-        `The runtime role is a member of ${m.superuser ? 'a superuser' : 'a BYPASSRLS role'} ` +
-          `(${m.path.join(' -> ')}); inherited or not, one raw SET ROLE escapes row level security ` +
-          'and sticks to the pooled connection.',
-        `revoke ${quoteIdent(m.path[1] ?? m.role)} from ${quoted}`,
-      ),
-    )
-  }
-  const ids = new Set(tables.map((t) => `${t.schema}.${t.name}`))
-  for (const table of facts.ownedTables) {
-    if (ids.size > 0 && !ids.has(table)) continue
-    out.push(
-      finding(
-        'ROLE_OWNS_TABLE',
-        `${object} -> ${table}`,
-        'The runtime role owns a tenant-aware table, or is a member (inherited or not) of a role ' +
-          'that does: it can disable row level security or drop the policy.',
-        `alter table ${table} owner to <owner role>  -- the migrator; keep the runtime role owning nothing and a member of no owner`,
-      ),
-    )
-  }
+  return out
+}
+
+/** CREATEROLE and TEMP: ways around the isolation the role's privileges open. */
+function privilegeFindings(role: string, facts: RuntimeRoleFacts): Finding[] {
+  const object = `role ${role}`
+  const quoted = quoteIdent(role)
+  const out: Finding[] = []
   if (facts.createRole) {
     out.push(
       finding(
@@ -104,4 +97,38 @@ export async function checkRuntimeRole(
     )
   }
   return out
+}
+
+/** Memberships (inherited or not) in a superuser or BYPASSRLS role. */
+function membershipFindings(role: string, facts: RuntimeRoleFacts): Finding[] {
+  return facts.unsafeMemberships.map((m) =>
+    finding(
+      'ROLE_MEMBER_OF_UNSAFE',
+      `role ${role} -> ${m.role}`,
+      `The runtime role is a member of ${m.superuser ? 'a superuser' : 'a BYPASSRLS role'} ` +
+        `(${m.path.join(' -> ')}); inherited or not, one raw SET ROLE escapes row level security ` +
+        'and sticks to the pooled connection.',
+      `revoke ${quoteIdent(m.path[1] ?? m.role)} from ${quoteIdent(role)}`,
+    ),
+  )
+}
+
+/** Tenant-aware tables (all owned tables when none is named) the role owns, directly or through a role. */
+function ownershipFindings(
+  role: string,
+  facts: RuntimeRoleFacts,
+  tables: readonly TableFacts[],
+): Finding[] {
+  const ids = new Set(tables.map((t) => `${t.schema}.${t.name}`))
+  return facts.ownedTables
+    .filter((table) => ids.size === 0 || ids.has(table))
+    .map((table) =>
+      finding(
+        'ROLE_OWNS_TABLE',
+        `role ${role} -> ${table}`,
+        'The runtime role owns a tenant-aware table, or is a member (inherited or not) of a role ' +
+          'that does: it can disable row level security or drop the policy.',
+        `alter table ${table} owner to <owner role>  -- the migrator; keep the runtime role owning nothing and a member of no owner`,
+      ),
+    )
 }

@@ -1,2 +1,2 @@
-export type { DoctorReport, Finding, FindingCode } from './findings.js'
-export { type DoctorOptions, runDoctor } from './run-doctor.js'
+export * from './findings.js'
+export * from './run-doctor.js'

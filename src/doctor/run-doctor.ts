@@ -2,7 +2,7 @@ import { citusInstalled } from '../citus/catalog.js'
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import { discoverTenantTables } from '../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../schema/rls-policy.js'
-import { loadTableFacts } from '../sql/catalog/index.js'
+import { loadTableFacts, type TableFacts } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
@@ -55,11 +55,60 @@ export interface DoctorOptions {
  */
 export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Promise<DoctorReport> {
   const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
+  const tenantIdType = await doctorIdType(db, options)
+  const tables = await tablesToCheck(db, options, tenantColumn)
+  const role = options.runtimeRole
+    ? {
+        findings: await checkRuntimeRole(db, options.runtimeRole, tables, { tenantColumn }),
+        skipped: [],
+      }
+    : { findings: [], skipped: ['runtime role: name it with `runtimeRole` to audit it'] }
+  const citus = await citusChecks(db, options, tenantColumn, tenantIdType)
+  const findings: Finding[] = [
+    ...checkTenantColumns(tables, tenantColumn, tenantIdType),
+    ...(await checkRls(db, tables, tenantColumn)),
+    ...(await checkKeys(db, tables, tenantColumn)),
+    ...(await checkViews(db, tables)),
+    ...(await checkFunctions(db, tables)),
+    ...role.findings,
+    ...citus.findings,
+  ].sort((a, b) => a.code.localeCompare(b.code) || a.object.localeCompare(b.object))
+  const skipped = [
+    ...role.skipped,
+    ...citus.skipped,
+    ...(tables.length === 0
+      ? [`tables: no table has a ${tenantColumn} column; name them with \`tables\``]
+      : []),
+  ]
+  return Object.freeze({
+    ok: findings.length === 0,
+    findings: Object.freeze(findings),
+    checked: Object.freeze({
+      tables: tables.map((t) => t.qualified),
+      tenantColumn,
+      tenantIdType,
+      runtimeRole: options.runtimeRole ?? null,
+    }),
+    skipped: Object.freeze(skipped),
+  })
+}
+
+/** The tenant id type: the option, else the `tenants` table's, else the default. */
+async function doctorIdType(db: Queryable, options: DoctorOptions): Promise<TenantIdType> {
   const tenantIdType =
     options.tenantIdType ??
     (await existingIdType(db, options.tenantsSchema ?? DEFAULTS.schema)) ??
     DEFAULTS.tenantIdType
   assertTenantIdType(tenantIdType)
+  return tenantIdType
+}
+
+/** The named tables (all must exist), else every table with the tenant column. */
+async function tablesToCheck(
+  db: Queryable,
+  options: DoctorOptions,
+  tenantColumn: string,
+): Promise<TableFacts[]> {
   const refs =
     options.tables && options.tables.length > 0
       ? options.tables.map((t) => parseTableRef(t))
@@ -74,50 +123,24 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
       `No such table: ${missing.join(', ')}. Check the tenant-aware tables in your config or \`tables\`.`,
     )
   }
-  const skipped: string[] = []
-  const findings: Finding[] = [
-    ...checkTenantColumns(tables, tenantColumn, tenantIdType),
-    ...(await checkRls(db, tables, tenantColumn)),
-    ...(await checkKeys(db, tables, tenantColumn)),
-    ...(await checkViews(db, tables)),
-    ...(await checkFunctions(db, tables)),
-  ]
-  if (options.runtimeRole) {
-    findings.push(...(await checkRuntimeRole(db, options.runtimeRole, tables, { tenantColumn })))
-  } else {
-    skipped.push('runtime role: name it with `runtimeRole` to audit it')
-  }
+  return tables
+}
+
+/** The Citus checks: when asked (`citus: true`, an error without Citus) or when Citus is installed. */
+async function citusChecks(
+  db: Queryable,
+  options: DoctorOptions,
+  tenantColumn: string,
+  tenantIdType: TenantIdType,
+): Promise<{ findings: readonly Finding[]; skipped: readonly string[] }> {
   const citusWanted = options.citus ?? 'auto'
-  if (citusWanted !== false) {
-    const installed = await citusInstalled(db)
-    if (!installed && citusWanted === true) {
-      throw new ConfigError(
-        'doctor --citus: the citus extension is not installed in this database; connect to the Citus coordinator.',
-      )
-    }
-    if (installed) {
-      const citus = await checkCitus(db, {
-        tenantColumn,
-        tenantIdType,
-        schema: options.schema ?? 'public',
-      })
-      findings.push(...citus.findings)
-      skipped.push(...citus.skipped)
-    }
+  if (citusWanted === false) return { findings: [], skipped: [] }
+  const installed = await citusInstalled(db)
+  if (!installed && citusWanted === true) {
+    throw new ConfigError(
+      'doctor --citus: the citus extension is not installed in this database; connect to the Citus coordinator.',
+    )
   }
-  if (tables.length === 0) {
-    skipped.push(`tables: no table has a ${tenantColumn} column; name them with \`tables\``)
-  }
-  findings.sort((a, b) => a.code.localeCompare(b.code) || a.object.localeCompare(b.object))
-  return Object.freeze({
-    ok: findings.length === 0,
-    findings: Object.freeze(findings),
-    checked: Object.freeze({
-      tables: tables.map((t) => t.qualified),
-      tenantColumn,
-      tenantIdType,
-      runtimeRole: options.runtimeRole ?? null,
-    }),
-    skipped: Object.freeze(skipped),
-  })
+  if (!installed) return { findings: [], skipped: [] }
+  return checkCitus(db, { tenantColumn, tenantIdType, schema: options.schema ?? 'public' })
 }

@@ -1,8 +1,3 @@
-export { forceRlsSql } from './force-rls.js'
-export { tenantColumn, tenantIsolationPolicy, tenantPrimaryKey } from './table-helpers.js'
-export {
-  type AllObjectsDrizzle,
-  type TenantDrizzle,
-  type TenantDrizzleOptions,
-  tenantDrizzle,
-} from './tenant-drizzle.js'
+export * from './force-rls.js'
+export * from './table-helpers.js'
+export * from './tenant-drizzle.js'

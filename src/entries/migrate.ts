@@ -30,13 +30,11 @@ export {
   discoverTenants,
   dropSchemas,
   ensureLedger,
-  existingSchemas,
   type ForeignKeyInfo,
   foreignKeyOrder,
   formatReport,
   ID_MAP_TABLE,
   type IdStrategy,
-  introspectSchemas,
   LEDGER_TABLE,
   type LedgerEntry,
   type LedgerTable,
@@ -58,7 +56,6 @@ export {
   readLedger,
   resolveModel,
   rollbackTenants,
-  type SchemaTables,
   type SequenceAdjustment,
   type SourceOptions,
   type SourceTenant,
@@ -86,3 +83,4 @@ export {
   type OnlineTenantReport,
   rollbackOnline,
 } from '../migrate/online/index.js'
+export { existingSchemas, introspectSchemas, type SchemaTables } from '../sql/catalog/index.js'

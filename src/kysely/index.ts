@@ -1,1 +1,1 @@
-export { TenantPlugin, type TenantPluginOptions } from './tenant-plugin.js'
+export * from './tenant-plugin.js'

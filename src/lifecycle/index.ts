@@ -1,21 +1,10 @@
-export type { TableChecksum } from './checksums.js'
-export { tenantChecksums } from './checksums.js'
-export { type EraseOptions, type ErasureCertificate, eraseTenant } from './erase.js'
-export type { LifecycleEvent, LifecycleListener, LifecycleOp } from './events.js'
-export { type ExportOptions, type ExportResult, exportTenant } from './export.js'
-export { type ImportOptions, type ImportResult, importTenant } from './import.js'
-export type { LayoutOptions } from './layout.js'
-export {
-  type ArchiveManifest,
-  type ManifestTable,
-  type ManifestTenant,
-  readArchiveManifest,
-} from './manifest.js'
-export { type MoveOptions, type MoveResult, moveTenant } from './move.js'
-export { MOVE_LEDGER, type MoveEntry, type MoveState } from './move-ledger.js'
-export {
-  type LifecycleTable,
-  schemaFingerprint,
-  type TenantLayout,
-  tenantTables,
-} from './tables.js'
+export * from './checksums.js'
+export * from './erase.js'
+export * from './events.js'
+export * from './export.js'
+export * from './import.js'
+export * from './layout.js'
+export * from './manifest.js'
+export * from './move.js'
+export * from './move-ledger.js'
+export * from './tables.js'

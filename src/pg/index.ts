@@ -1,19 +1,13 @@
 import type pg from 'pg'
 import { currentTenant, type TenantId } from '../context/index.js'
-import { type BindingOption, bindStatement } from '../db/binding.js'
-import { inBoundTransaction } from '../db/bound-transaction.js'
+import { bindStatement } from '../db/binding.js'
+import { type BindingOptions, resolveBindingOptions } from '../db/binding-options.js'
+import { withBoundClient } from '../db/bound-client.js'
 import { enterStatement } from '../db/hybrid-binding.js'
-import {
-  acquire,
-  carriesTimeouts,
-  type DatabaseTimeouts,
-  resolveTimeouts,
-  withTimeouts,
-} from '../db/unavailable.js'
+import { acquire, carriesTimeouts, withTimeouts } from '../db/unavailable.js'
 import { ConfigError } from '../errors/index.js'
-import { DEFAULTS } from '../sql/defaults.js'
 import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
-import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
+import { parseTenantId } from '../tenants/id-types.js'
 
 export { AuditedPool, type AuditedPoolOptions } from './audited-pool.js'
 export { TenantPool, type TenantPoolOptions } from './tenant-pool.js'
@@ -21,21 +15,10 @@ export { TenantPool, type TenantPoolOptions } from './tenant-pool.js'
 /**
  * Options of {@link withTenantClient}.
  */
-export interface WithTenantClientOptions {
+export interface WithTenantClientOptions
+  extends Pick<BindingOptions, 'tenantIdType' | 'binding' | 'sealKey' | 'timeouts'> {
   /** The tenant to bind; the current tenant (`currentTenant()`) by default. */
   readonly tenantId?: TenantId | undefined
-  /** The SQL type of tenant ids; `bigint` by default. */
-  readonly tenantIdType?: TenantIdType | undefined
-  /** `auto` (default, like createTenancy: SET LOCAL when Citus is installed, else set_config), `set_config`, `set_local`, `sealed`. */
-  readonly binding?: BindingOption | undefined
-  /** The secret of `binding: 'sealed'` (see docs/binding.md). */
-  readonly sealKey?: string | undefined
-  /**
-   * `acquireMs` bounds the wait for a pooled connection (5000 by default, 0 =
-   * forever); `statementMs`, `lockMs`, `idleInTransactionMs` are set for the
-   * transaction with the binding (not with `set_local`).
-   */
-  readonly timeouts?: DatabaseTimeouts | undefined
   /**
    * Hybrid serving during an online migration (see docs/migration.md): the
    * transaction opens with `rowtenancy_enter(tenant, null)`, which serves the
@@ -75,13 +58,10 @@ export async function withTenantClient<T>(
   options: WithTenantClientOptions = {},
 ): Promise<T> {
   const tenantId = options.tenantId ?? currentTenant()
-  const type = options.tenantIdType ?? DEFAULTS.tenantIdType
-  const binding = options.binding ?? 'auto'
   // Validate (and build) the binding before a connection is taken.
+  const { tenantIdType: type, binding, timeouts } = resolveBindingOptions(options)
   parseTenantId(type, tenantId)
-  const timeouts = resolveTimeouts(options.timeouts, 'withTenantClient timeouts')
   guardPoolErrors(pool)
-  if (binding === 'sealed') bindStatement('sealed', type, tenantId, options.sealKey)
   const mode =
     binding === 'auto'
       ? (await citusInstalled(pool, timeouts.acquireMs))
@@ -106,7 +86,7 @@ export async function withTenantClient<T>(
   // A tenancy's routing pool (the `placement` option) knows which database the tenant lives in.
   const routed = pool as pg.Pool & { poolFor?: (id: unknown) => Promise<pg.Pool> }
   const target = typeof routed.poolFor === 'function' ? await routed.poolFor(tenantId) : pool
-  return inBoundTransaction(target, bind, mode, fn, {
+  return withBoundClient(target, bind, mode, fn, {
     acquireMs: timeouts.acquireMs,
     unnamed: carriesTimeouts(timeouts) || Boolean(hybrid),
   })

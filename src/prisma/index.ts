@@ -1,6 +1,2 @@
-export { allObjectsExtension } from './all-objects-extension.js'
-export {
-  allObjectsPrismaAdapter,
-  type PrismaPgOptions,
-  tenantPrismaAdapter,
-} from './tenant-adapter.js'
+export * from './all-objects-extension.js'
+export * from './tenant-adapter.js'

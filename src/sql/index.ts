@@ -1,4 +1,4 @@
-export { DEFAULTS } from './defaults.js'
-export { type ConnectableQueryable, inTransaction, type Queryable } from './queryable.js'
-export { quoteIdent, quoteLiteral, quoteQualified } from './quote.js'
-export { asUnavailable, guardPoolErrors, unavailableReason } from './unavailable.js'
+export * from './defaults.js'
+export * from './queryable.js'
+export * from './quote.js'
+export * from './unavailable.js'

@@ -1,4 +1,4 @@
-import type { Queryable } from '../tenants/index.js'
+import type { Queryable } from '../sql/queryable.js'
 import type { ResolvedTenancyOptions } from './options.js'
 
 /**

@@ -1,6 +1,6 @@
 import { Kysely, type Transaction } from 'kysely'
 import { AuditWriter } from '../audit/index.js'
-import { transactionRunner } from '../db/tenant-transaction.js'
+import { savepointTransactions } from '../db/savepoint-transactions.js'
 import { InvalidInputError } from '../errors/index.js'
 import { hookDialect } from '../kysely/hooked-dialect.js'
 import { TenantPlugin } from '../kysely/tenant-plugin.js'
@@ -8,6 +8,7 @@ import { tenantPolicy } from '../schema/rls-policy.js'
 import { renderRlsEnable } from '../schema/rls-render.js'
 import type { TableRegistry } from '../schema/table-registry.js'
 import { guardPoolErrors } from '../sql/unavailable.js'
+import type { TenantIdType } from '../tenants/id-types.js'
 import { auditPool } from './audit-pool.js'
 import {
   type ResolvedTenancyOptions,
@@ -102,46 +103,18 @@ export function createTenancy(options: TenancyOptions): Tenancy {
     plugins: [...resolved.plugins, plugin],
   })
   let destroyed: Promise<void> | undefined
-  const transaction = transactionRunner(scoped)
+  const transaction = savepointTransactions(scoped)
 
   const tenancy: Tenancy = {
     kysely<DB>() {
       return scoped as Kysely<DB>
     },
-    allObjects<DB>(
-      reason: string,
-      callOptions: { actor?: string | undefined; database?: string | undefined } = {},
-    ) {
-      if (typeof reason !== 'string' || reason.trim().length === 0) {
-        throw new InvalidInputError(
-          'allObjects(reason) needs a non-empty reason: it is written to the audit log with every statement.',
-        )
-      }
-      const target = placedAdmin(resolved, callOptions.database)
-      const hooks = allObjectsHooks(
-        plugin,
-        writer,
-        resolved,
-        `${reason.trim()}${target.note}`,
-        callOptions.actor,
-      )
-      return new Kysely<DB>({
-        dialect: hookDialect(adminDialect({ ...resolved, adminPool: target.adminPool }), hooks),
-        plugins: [...resolved.plugins],
-      })
-    },
+    allObjects: allObjectsOf(resolved, plugin, writer),
     transaction<DB, T>(fn: (trx: Transaction<DB>) => Promise<T>) {
       return transaction((trx) => fn(trx as unknown as Transaction<DB>))
     },
     rlsSql() {
-      return registry.tables.flatMap((t) =>
-        renderRlsEnable(
-          tenantPolicy(
-            { schema: t.schema, name: t.name },
-            { tenantColumn: t.tenantColumn, tenantIdType: resolved.tenantIdType },
-          ),
-        ),
-      )
+      return rlsStatements(registry, resolved.tenantIdType)
     },
     tables: registry,
     databases: Object.freeze(
@@ -150,15 +123,63 @@ export function createTenancy(options: TenancyOptions): Tenancy {
     options: resolved,
     plugin,
     destroy() {
-      destroyed ??= (async () => {
-        const pools = resolved.placement
-          ? [...resolved.placement.databases.values()].flatMap((d) => [d.pool, d.adminPool])
-          : [resolved.pool, resolved.adminPool]
-        for (const pool of new Set(pools)) await pool.end()
-        await audit.end?.()
-      })()
+      destroyed ??= endPools(resolved, audit)
       return destroyed
     },
   }
   return Object.freeze(tenancy)
+}
+
+/** `tenancy.allObjects(reason, { actor, database })`: an audited Kysely on the (placed) admin pool. */
+function allObjectsOf(
+  resolved: ResolvedTenancyOptions,
+  plugin: TenantPlugin,
+  writer: AuditWriter,
+): Tenancy['allObjects'] {
+  return <DB>(
+    reason: string,
+    callOptions: { actor?: string | undefined; database?: string | undefined } = {},
+  ) => {
+    if (typeof reason !== 'string' || reason.trim().length === 0) {
+      throw new InvalidInputError(
+        'allObjects(reason) needs a non-empty reason: it is written to the audit log with every statement.',
+      )
+    }
+    const target = placedAdmin(resolved, callOptions.database)
+    const hooks = allObjectsHooks(
+      plugin,
+      writer,
+      resolved,
+      `${reason.trim()}${target.note}`,
+      callOptions.actor,
+    )
+    return new Kysely<DB>({
+      dialect: hookDialect(adminDialect({ ...resolved, adminPool: target.adminPool }), hooks),
+      plugins: [...resolved.plugins],
+    })
+  }
+}
+
+/** The RLS DDL of every tenant-aware table (`tenancy.rlsSql()`). */
+function rlsStatements(registry: TableRegistry, tenantIdType: TenantIdType): string[] {
+  return registry.tables.flatMap((t) =>
+    renderRlsEnable(
+      tenantPolicy(
+        { schema: t.schema, name: t.name },
+        { tenantColumn: t.tenantColumn, tenantIdType },
+      ),
+    ),
+  )
+}
+
+/** Ends every pool of the tenancy (each placed database's too) and the audit pool it made. */
+async function endPools(
+  resolved: ResolvedTenancyOptions,
+  audit: { end?: (() => Promise<void>) | undefined },
+): Promise<void> {
+  const pools = resolved.placement
+    ? [...resolved.placement.databases.values()].flatMap((d) => [d.pool, d.adminPool])
+    : [resolved.pool, resolved.adminPool]
+  for (const pool of new Set(pools)) await pool.end()
+  await audit.end?.()
 }

@@ -1,11 +1,15 @@
 import type { KyselyPlugin, PostgresPool } from 'kysely'
 import type { AuditLogger } from '../audit/index.js'
-import { assertBindingOption, type BindingOption } from '../db/binding.js'
-import { type DatabaseTimeouts, resolveTimeouts } from '../db/unavailable.js'
+import {
+  BINDING_OPTION_NAMES,
+  type BindingOptions,
+  type ResolvedBindingOptions,
+  resolveBindingOptions,
+} from '../db/binding-options.js'
 import { ConfigError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
-import { DEFAULTS } from '../sql/defaults.js'
-import { assertTenantIdType, type Queryable, type TenantIdType } from '../tenants/index.js'
+import type { Queryable } from '../sql/queryable.js'
+import type { TenantIdType } from '../tenants/id-types.js'
 import { ServingMap } from '../tenants/serving.js'
 import { type PlacementOptions, type ResolvedPlacement, resolvePlacement } from './placement.js'
 
@@ -32,38 +36,19 @@ export type TenancyPool = PostgresPool & Queryable
  * }
  * ```
  */
-export interface TenancyOptions {
+export interface TenancyOptions extends BindingOptions {
   /** The pool scoped queries run on (the application role). */
   readonly pool: TenancyPool
   /** The tenant-aware tables, by database name; every other table is shared. */
   readonly tables: readonly TableInput[]
-  /** The tenant column; `tenant_id` by default. */
-  readonly tenantColumn?: string | undefined
-  /** The type of tenant ids; `bigint` by default. */
-  readonly tenantIdType?: TenantIdType | undefined
   /** The pool `allObjects` and the audit log use; `pool` by default. */
   readonly adminPool?: TenancyPool | undefined
   /** Extra Kysely plugins (e.g. `CamelCasePlugin`); they run before the TenantPlugin. */
   readonly plugins?: readonly KyselyPlugin[] | undefined
   /** Audit log settings for cross-tenant work. */
   readonly audit?: TenancyAuditOptions | undefined
-  /** How the tenant is bound to each transaction: `auto` (default: SET LOCAL on Citus, else set_config), `set_config`, `set_local`, `sealed` (with `sealKey`). */
-  readonly binding?: BindingOption | undefined
-  /** Start even when `pool`'s role bypasses RLS (superuser, owner, BYPASSRLS), with a loud warning instead of `UnsafeRoleError`. */
-  readonly allowUnsafeRole?: boolean | undefined
-  /** The secret of `binding: 'sealed'` (ROWTENANCY_SEAL_KEY, as installed by `rowtenancy rls enable --sealed`). */
-  readonly sealKey?: string | undefined
-  /** Prepare the `set_config` bind once per connection (default true); behind a pooler that swaps sessions it falls back to the unnamed bind by itself. `false`: always the unnamed bind. */
-  readonly prepareBind?: boolean | undefined
   /** Tenants in more than one database: the other databases by name, routed by the placement map (see `tenant_placements`). */
   readonly placement?: PlacementOptions | undefined
-  /**
-   * How long a checkout waits for a pooled connection (`acquireMs`, 5000 by
-   * default: a full pool fails fast with `DatabaseUnavailableError`), and the
-   * `statement_timeout` / `lock_timeout` / `idle_in_transaction_session_timeout`
-   * of every tenant transaction (`statementMs`, `lockMs`, `idleInTransactionMs`).
-   */
-  readonly timeouts?: DatabaseTimeouts | undefined
   /**
    * Serve tenants from wherever an online migration (`migrate-to-row-tenancy
    * --online`) has them: a tenant not cut over yet from its legacy schema (no
@@ -116,19 +101,12 @@ export interface TenancyAuditOptions {
  * tenancy.options.tenantIdType // 'bigint'
  * ```
  */
-export interface ResolvedTenancyOptions {
+export interface ResolvedTenancyOptions extends ResolvedBindingOptions {
   readonly pool: TenancyPool
   readonly adminPool: TenancyPool
-  readonly tenantColumn: string
-  readonly tenantIdType: TenantIdType
   readonly plugins: readonly KyselyPlugin[]
-  readonly binding: BindingOption
-  readonly allowUnsafeRole: boolean
-  readonly prepareBind: boolean
   /** With the `placement` option: the databases and the routing pool (which `pool` then is). */
   readonly placement: ResolvedPlacement | undefined
-  readonly sealKey: string | undefined
-  readonly timeouts: Readonly<DatabaseTimeouts>
   /** With the `hybrid` option: the serving map of the online migration. */
   readonly serving: ServingMap | undefined
   readonly audit: Readonly<{
@@ -142,18 +120,12 @@ export interface ResolvedTenancyOptions {
 const KNOWN = new Set([
   'pool',
   'tables',
-  'tenantColumn',
-  'tenantIdType',
   'adminPool',
   'plugins',
   'audit',
-  'binding',
-  'allowUnsafeRole',
-  'prepareBind',
   'placement',
-  'sealKey',
-  'timeouts',
   'hybrid',
+  ...BINDING_OPTION_NAMES,
 ])
 
 /**
@@ -178,29 +150,13 @@ export function resolveTenancyOptions(options: TenancyOptions): {
   }
   checkPool(options.pool, 'pool')
   if (options.adminPool !== undefined) checkPool(options.adminPool, 'adminPool')
-  const tenantIdType = options.tenantIdType ?? DEFAULTS.tenantIdType
-  try {
-    assertTenantIdType(tenantIdType)
-  } catch (err) {
-    throw new ConfigError((err as Error).message, { cause: err })
-  }
-  const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
+  const bindingOptions = resolveBindingOptions(options)
+  const { tenantIdType, tenantColumn } = bindingOptions
   const registry = TableRegistry.from(options.tables, { tenantColumn })
   const plugins = options.plugins ?? []
   if (!Array.isArray(plugins) || plugins.some((p) => typeof p?.transformQuery !== 'function')) {
     throw new ConfigError(
       'plugins must be an array of Kysely plugins, e.g. [new CamelCasePlugin()].',
-    )
-  }
-  const binding = options.binding ?? 'auto'
-  try {
-    assertBindingOption(binding)
-  } catch (err) {
-    throw new ConfigError((err as Error).message, { cause: err })
-  }
-  if (options.prepareBind !== undefined && typeof options.prepareBind !== 'boolean') {
-    throw new ConfigError(
-      `prepareBind must be true or false, got ${JSON.stringify(options.prepareBind)}.`,
     )
   }
   const audit = options.audit ?? {}
@@ -225,14 +181,8 @@ export function resolveTenancyOptions(options: TenancyOptions): {
     pool: placement ? (placement.routing as unknown as TenancyPool) : options.pool,
     adminPool,
     placement,
-    tenantColumn,
-    tenantIdType,
+    ...bindingOptions,
     plugins: Object.freeze([...plugins]),
-    binding,
-    allowUnsafeRole: options.allowUnsafeRole === true,
-    prepareBind: options.prepareBind !== false,
-    sealKey: options.sealKey,
-    timeouts: resolveTimeouts(options.timeouts),
     serving,
     audit: Object.freeze({
       table: audit.table ?? 'audit_log',

@@ -1,5 +1,6 @@
 import { type Dialect, PostgresDialect } from 'kysely'
 import type pg from 'pg'
+import { bindingOptionsOf } from '../db/binding-options.js'
 import { TenantBindingDialect } from '../db/tenant-dialect.js'
 import { acquire, DEFAULT_ACQUIRE_MS } from '../db/unavailable.js'
 import type { ResolvedTenancyOptions } from './options.js'
@@ -23,14 +24,8 @@ export function scopedDialect(options: ResolvedTenancyOptions): Dialect {
     adminPool: options.adminPool as ConstructorParameters<
       typeof TenantBindingDialect
     >[0]['adminPool'],
-    tenantIdType: options.tenantIdType,
-    tenantColumn: options.tenantColumn,
-    binding: options.binding,
-    allowUnsafeRole: options.allowUnsafeRole,
-    prepareBind: options.prepareBind,
-    sealKey: options.sealKey,
+    ...bindingOptionsOf(options),
     unboundWithoutTenant: true,
-    timeouts: options.timeouts,
     serving: options.serving,
   })
 }

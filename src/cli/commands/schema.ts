@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { emitOrmCode, parseEmitTargets } from '../../schema/generate/emit.js'
+import { type EmitTarget, emitOrmCode, parseEmitTargets } from '../../schema/generate/emit.js'
 import {
   type AppliedSchema,
   applyTenantSchema,
@@ -33,6 +33,33 @@ interface GenerateFlags {
  */
 export function register(program: Command, ctx: CliContext): void {
   const schema = program.command('schema').description('tenant-aware table DDL')
+  const generate = generateCommand(schema)
+  generate.action(async (opts: GenerateFlags, cmd: Command) => {
+    // Bad input is refused before anything connects.
+    const emit = opts.emit === undefined ? [] : parseEmitTargets(opts.emit)
+    const config = await ctx.config(cmd)
+    const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
+    const options = {
+      fromSchema: opts.fromSchema,
+      targetSchema: config.targetSchema,
+      tenantIdType: config.tenantIdType,
+      tenantsSchema: config.tenantsSchema,
+      tenantColumn: config.tenantColumn,
+      rls: opts.rls,
+      uuidV7Keys: opts.uuidV7Keys === true,
+      installExtensions: opts.installExtensions === true,
+    }
+    const result: GeneratedSchema | AppliedSchema = opts.apply
+      ? await applyTenantSchema(pool, options)
+      : await generateTenantSchema(pool, options)
+    if (opts.out) await writeFile(opts.out, sqlScript(result), 'utf8')
+    if (opts.json) ctx.out.json(jsonResult(result, opts, emit))
+    else printResult(ctx, result, opts, emit)
+  })
+}
+
+/** `schema generate` and its options. */
+function generateCommand(schema: Command): Command {
   const generate = schema
     .command('generate')
     .description(
@@ -56,7 +83,7 @@ export function register(program: Command, ctx: CliContext): void {
       '--install-extensions',
       'create btree_gin / btree_gist when an index needs one to lead with the tenant column',
     )
-  addConfigOptions(generate, [
+  return addConfigOptions(generate, [
     'databaseUrl',
     'adminDatabaseUrl',
     'targetSchema',
@@ -64,69 +91,67 @@ export function register(program: Command, ctx: CliContext): void {
     'tenantsSchema',
     'tenantColumn',
   ])
-  generate.action(async (opts: GenerateFlags, cmd: Command) => {
-    // Bad input is refused before anything connects.
-    const emit = opts.emit === undefined ? [] : parseEmitTargets(opts.emit)
-    const config = await ctx.config(cmd)
-    const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
-    const options = {
-      fromSchema: opts.fromSchema,
-      targetSchema: config.targetSchema,
-      tenantIdType: config.tenantIdType,
-      tenantsSchema: config.tenantsSchema,
-      tenantColumn: config.tenantColumn,
-      rls: opts.rls,
-      uuidV7Keys: opts.uuidV7Keys === true,
-      installExtensions: opts.installExtensions === true,
-    }
-    const result: GeneratedSchema | AppliedSchema = opts.apply
-      ? await applyTenantSchema(pool, options)
-      : await generateTenantSchema(pool, options)
-    const status = 'status' in result ? result.status : undefined
-    if (opts.out) await writeFile(opts.out, sqlScript(result), 'utf8')
-    if (opts.json) {
-      ctx.out.json({
-        templateSchema: result.plan.templateSchema,
-        targetSchema: result.plan.targetSchema,
-        tenantIdType: result.plan.tenantIdType,
-        tables: result.plan.tables.map((t) => t.name),
-        deferredForeignKeys: result.plan.deferredForeignKeys,
-        applied: status ?? null,
-        out: opts.out ?? null,
-        notes: result.notes,
-        statements: result.statements,
-        emitted: Object.fromEntries(
-          emit.map((orm) => [orm, emitOrmCode(result.plan, orm, { rls: opts.rls })]),
-        ),
-      })
-      return
-    }
-    for (const note of result.notes) ctx.out.warn(`note: ${oneLine(note)}`)
-    const tables = result.plan.tables.length
-    const target = JSON.stringify(result.plan.targetSchema)
-    if (status === 'created') {
-      ctx.out.line(
-        `created ${tables} tenant-aware tables in ${target} (${result.statements.length} statements)`,
-      )
-    } else if (status === 'up-to-date') {
-      ctx.out.line(
-        `the ${tables} tenant-aware tables in ${target} already match the template; nothing to do`,
-      )
-    }
-    if (opts.out) {
-      const wrote = `wrote ${result.statements.length} statements to ${opts.out}`
-      // With --emit, stdout carries only the ORM code (redirect it to a file as it is).
-      if (emit.length > 0) ctx.out.warn(wrote)
-      else ctx.out.line(wrote)
-    } else if (!status) {
-      ctx.out.line(sqlScript(result).trimEnd())
-    }
-    for (const [i, orm] of emit.entries()) {
-      if (i > 0 || !opts.out) ctx.out.line('')
-      ctx.out.line(`// ---- ${orm} (rowtenancy schema generate --emit ${orm}) ----`)
-      ctx.out.line(emitOrmCode(result.plan, orm, { rls: opts.rls }).trimEnd())
-    }
-  })
+}
+
+function statusOf(result: GeneratedSchema | AppliedSchema) {
+  return 'status' in result ? result.status : undefined
+}
+
+/** The `--json` output. */
+function jsonResult(
+  result: GeneratedSchema | AppliedSchema,
+  opts: GenerateFlags,
+  emit: readonly EmitTarget[],
+) {
+  return {
+    templateSchema: result.plan.templateSchema,
+    targetSchema: result.plan.targetSchema,
+    tenantIdType: result.plan.tenantIdType,
+    tables: result.plan.tables.map((t) => t.name),
+    deferredForeignKeys: result.plan.deferredForeignKeys,
+    applied: statusOf(result) ?? null,
+    out: opts.out ?? null,
+    notes: result.notes,
+    statements: result.statements,
+    emitted: Object.fromEntries(
+      emit.map((orm) => [orm, emitOrmCode(result.plan, orm, { rls: opts.rls })]),
+    ),
+  }
+}
+
+/** The text output: notes, what was applied or written, the SQL, the ORM code. */
+function printResult(
+  ctx: CliContext,
+  result: GeneratedSchema | AppliedSchema,
+  opts: GenerateFlags,
+  emit: readonly EmitTarget[],
+): void {
+  const status = statusOf(result)
+  for (const note of result.notes) ctx.out.warn(`note: ${oneLine(note)}`)
+  const tables = result.plan.tables.length
+  const target = JSON.stringify(result.plan.targetSchema)
+  if (status === 'created') {
+    ctx.out.line(
+      `created ${tables} tenant-aware tables in ${target} (${result.statements.length} statements)`,
+    )
+  } else if (status === 'up-to-date') {
+    ctx.out.line(
+      `the ${tables} tenant-aware tables in ${target} already match the template; nothing to do`,
+    )
+  }
+  if (opts.out) {
+    const wrote = `wrote ${result.statements.length} statements to ${opts.out}`
+    // With --emit, stdout carries only the ORM code (redirect it to a file as it is).
+    if (emit.length > 0) ctx.out.warn(wrote)
+    else ctx.out.line(wrote)
+  } else if (!status) {
+    ctx.out.line(sqlScript(result).trimEnd())
+  }
+  for (const [i, orm] of emit.entries()) {
+    if (i > 0 || !opts.out) ctx.out.line('')
+    ctx.out.line(`// ---- ${orm} (rowtenancy schema generate --emit ${orm}) ----`)
+    ctx.out.line(emitOrmCode(result.plan, orm, { rls: opts.rls }).trimEnd())
+  }
 }
 
 /** A psql-ready script: notes as comments, the statements in one transaction. */

@@ -1,6 +1,12 @@
 import { userInfo } from 'node:os'
 import type { Command } from 'commander'
-import { inspectRuntimeRole, runtimeRoleProblems } from '../../db/role-check.js'
+import type pg from 'pg'
+import type { RowtenancyConfig } from '../../config/index.js'
+import {
+  inspectRuntimeRole,
+  type RuntimeRoleFacts,
+  runtimeRoleProblems,
+} from '../../db/role-check.js'
 import { ConfigError } from '../../errors/index.js'
 import { discoverTenantTables } from '../../schema/rls-apply.js'
 import type { TableInput } from '../../schema/table-registry.js'
@@ -40,24 +46,13 @@ export function register(program: Command, ctx: CliContext): void {
     'tenantColumn',
     'tables',
   ])
-  command.action(async (opts: { tenant?: string; allowUnsafeRole?: boolean }, cmd: Command) => {
+  command.action(async (opts: ShellFlags, cmd: Command) => {
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config)
     const adminPool = config.adminDatabaseUrl
       ? await ctx.pool(config, { url: config.adminDatabaseUrl, max: 4 })
       : pool
-    const tables: TableInput[] =
-      config.tables.length > 0
-        ? config.tables
-        : (await discoverTenantTables(pool, { tenantColumn: config.tenantColumn })).map((t) =>
-            t.schema === 'public' ? t.name : t,
-          )
-    if (tables.length === 0) {
-      throw new ConfigError(
-        `No tenant-aware tables: none has a ${config.tenantColumn} column. Name them with --tables a,b ` +
-          'or run the migration (rowtenancy migrate-to-row-tenancy) first.',
-      )
-    }
+    const tables = await shellTables(pool, config)
     const tenancy = createTenancy({
       pool,
       adminPool,
@@ -72,36 +67,69 @@ export function register(program: Command, ctx: CliContext): void {
       schema: config.tenantsSchema,
       ttlMs: 0,
     })
-    const actor = `shell:${userInfo().username}`
     const facts = await inspectRuntimeRole(pool, { tenantColumn: config.tenantColumn })
-    ctx.out.warn(
-      `rowtenancy shell on ${redactUrl(config.databaseUrl ?? '')} as ${facts.role}` +
-        (adminPool !== pool ? ` (allObjects on ${redactUrl(config.adminDatabaseUrl ?? '')})` : ''),
-    )
-    ctx.out.warn(
-      `tenant-aware tables: ${tables.map((t) => (typeof t === 'string' ? t : `${t.schema}.${t.name}`)).join(', ')}`,
-    )
-    const problems = runtimeRoleProblems(facts)
-    if (problems.length > 0) {
-      ctx.out.warn(
-        `note: ${facts.role} ${problems.join(', ')}: RLS does not bind it, so db ` +
-          (opts.allowUnsafeRole
-            ? 'is scoped by the plugin only (raw SQL sees every tenant).'
-            : 'refuses to run (UnsafeRoleError). Connect --database-url as the runtime role and ' +
-              '--admin-database-url as the owner, or pass --allow-unsafe-role.'),
-      )
-    }
-    ctx.out.warn(
-      'preloaded: db, allObjects(reason), sql, tenancy, store, pool, setCurrentTenant, clearCurrentTenant, ' +
-        'currentTenant, runWithTenant, withoutTenant. Top-level await works. .tenant <id|slug> picks a tenant.',
-    )
+    printBanner(ctx, { config, facts, tables, separateAdmin: adminPool !== pool, opts })
     await runShellRepl({
       tenancy,
       store,
       pool,
-      actor,
+      actor: `shell:${userInfo().username}`,
       idType: config.tenantIdType,
       ...(opts.tenant === undefined ? {} : { tenant: opts.tenant }),
     })
   })
+}
+
+type ShellFlags = { tenant?: string; allowUnsafeRole?: boolean }
+
+/** The tenant-aware tables: `--tables`, else every table with the tenant column. */
+async function shellTables(pool: pg.Pool, config: RowtenancyConfig): Promise<TableInput[]> {
+  const tables: TableInput[] =
+    config.tables.length > 0
+      ? config.tables
+      : (await discoverTenantTables(pool, { tenantColumn: config.tenantColumn })).map((t) =>
+          t.schema === 'public' ? t.name : t,
+        )
+  if (tables.length === 0) {
+    throw new ConfigError(
+      `No tenant-aware tables: none has a ${config.tenantColumn} column. Name them with --tables a,b ` +
+        'or run the migration (rowtenancy migrate-to-row-tenancy) first.',
+    )
+  }
+  return tables
+}
+
+/** What the shell runs on, the role's problems, and what is preloaded (on stderr). */
+function printBanner(
+  ctx: CliContext,
+  shell: {
+    config: RowtenancyConfig
+    facts: RuntimeRoleFacts
+    tables: readonly TableInput[]
+    separateAdmin: boolean
+    opts: ShellFlags
+  },
+): void {
+  const { config, facts, tables, separateAdmin, opts } = shell
+  ctx.out.warn(
+    `rowtenancy shell on ${redactUrl(config.databaseUrl ?? '')} as ${facts.role}` +
+      (separateAdmin ? ` (allObjects on ${redactUrl(config.adminDatabaseUrl ?? '')})` : ''),
+  )
+  ctx.out.warn(
+    `tenant-aware tables: ${tables.map((t) => (typeof t === 'string' ? t : `${t.schema}.${t.name}`)).join(', ')}`,
+  )
+  const problems = runtimeRoleProblems(facts)
+  if (problems.length > 0) {
+    ctx.out.warn(
+      `note: ${facts.role} ${problems.join(', ')}: RLS does not bind it, so db ` +
+        (opts.allowUnsafeRole
+          ? 'is scoped by the plugin only (raw SQL sees every tenant).'
+          : 'refuses to run (UnsafeRoleError). Connect --database-url as the runtime role and ' +
+            '--admin-database-url as the owner, or pass --allow-unsafe-role.'),
+    )
+  }
+  ctx.out.warn(
+    'preloaded: db, allObjects(reason), sql, tenancy, store, pool, setCurrentTenant, clearCurrentTenant, ' +
+      'currentTenant, runWithTenant, withoutTenant. Top-level await works. .tenant <id|slug> picks a tenant.',
+  )
 }

@@ -56,40 +56,52 @@ interface Flags {
  */
 export function register(program: Command, ctx: CliContext): void {
   const tenants = tenantsCommand(program)
-  const common = (c: Command) =>
-    addConfigOptions(
-      c
-        .option('--json', 'machine output: JSON event lines, the result last')
-        .option('--no-progress', 'no progress output on stderr'),
-      [...KEYS],
-    )
-  const setup = async (cmd: Command, opts: Flags) => {
-    const config = await ctx.config(cmd)
-    const pool = await ctx.pool(config, {
-      url: config.adminDatabaseUrl ?? config.databaseUrl,
-      max: 3,
-    })
-    const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY)
-    const mode = opts.json ? 'json' : opts.progress === false ? 'none' : tty ? 'tty' : 'plain'
-    const onEvent: LifecycleListener = lifecycleProgress({
-      mode,
-      stream: process.stderr,
-      writeJson: (line) => ctx.out.line(line),
-    })
-    return { config, pool, onEvent }
-  }
-  const result = (opts: Flags, value: unknown, text: string) => {
-    if (opts.json) ctx.out.line(JSON.stringify(value))
-    else ctx.out.line(text)
-  }
+  registerExport(tenants, ctx)
+  registerImport(tenants, ctx)
+  registerErase(tenants, ctx)
+}
 
-  common(
-    tenants.command('export').description('write one tenant to a portable, checksummed archive'),
+/** A lifecycle subcommand with `--json`, `--no-progress` and the config options. */
+function subcommand(tenants: Command, name: string, description: string): Command {
+  return addConfigOptions(
+    tenants
+      .command(name)
+      .description(description)
+      .option('--json', 'machine output: JSON event lines, the result last')
+      .option('--no-progress', 'no progress output on stderr'),
+    [...KEYS],
   )
+}
+
+/** The configuration, an owner pool and the progress listener the flags ask for. */
+async function setup(ctx: CliContext, cmd: Command, opts: Flags) {
+  const config = await ctx.config(cmd)
+  const pool = await ctx.pool(config, {
+    url: config.adminDatabaseUrl ?? config.databaseUrl,
+    max: 3,
+  })
+  const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY)
+  const mode = opts.json ? 'json' : opts.progress === false ? 'none' : tty ? 'tty' : 'plain'
+  const onEvent: LifecycleListener = lifecycleProgress({
+    mode,
+    stream: process.stderr,
+    writeJson: (line) => ctx.out.line(line),
+  })
+  return { config, pool, onEvent }
+}
+
+/** The result on stdout: JSON with `--json`, else one line of text. */
+function printResult(ctx: CliContext, opts: Flags, value: unknown, text: string): void {
+  if (opts.json) ctx.out.line(JSON.stringify(value))
+  else ctx.out.line(text)
+}
+
+function registerExport(tenants: Command, ctx: CliContext): void {
+  subcommand(tenants, 'export', 'write one tenant to a portable, checksummed archive')
     .requiredOption('--tenant-id <id>', 'the tenant to export')
     .requiredOption('--out <file>', 'the archive to write')
     .action(async (opts: Flags & { tenantId: string; out: string }, cmd: Command) => {
-      const { config, pool, onEvent } = await setup(cmd, opts)
+      const { config, pool, onEvent } = await setup(ctx, cmd, opts)
       const r = await exportTenant({
         ...layoutFrom(config),
         db: pool,
@@ -97,91 +109,91 @@ export function register(program: Command, ctx: CliContext): void {
         out: opts.out,
         onEvent,
       })
-      result(
+      printResult(
+        ctx,
         opts,
         { ...r.manifest, bytes: r.bytes, sha256: r.sha256 },
         `exported tenant ${r.manifest.tenant.id} (${r.manifest.tables.length} tables, ` +
           `${r.manifest.tables.reduce((n, t) => n + t.rows, 0)} rows, ${r.bytes} bytes) to ${opts.out}`,
       )
     })
+}
 
-  common(tenants.command('import').description('load a tenant archive (one transaction, verified)'))
+type ImportFlags = Flags & { in: string; asTenantId?: string; slug?: string; replace?: boolean }
+
+function registerImport(tenants: Command, ctx: CliContext): void {
+  subcommand(tenants, 'import', 'load a tenant archive (one transaction, verified)')
     .requiredOption('--in <file>', 'the archive to read')
     .option('--as-tenant-id <id>', 'import under this id instead of the archived one')
     .option('--slug <slug>', "the imported tenant's slug (default: the archived one)")
     .option('--replace', 'erase an existing tenant with the same id first (same transaction)')
-    .action(
-      async (
-        opts: Flags & { in: string; asTenantId?: string; slug?: string; replace?: boolean },
-        cmd: Command,
-      ) => {
-        const { config, pool, onEvent } = await setup(cmd, opts)
-        const r = await importTenant({
-          ...layoutFrom(config),
-          db: pool,
-          in: opts.in,
-          asTenantId: opts.asTenantId,
-          slug: opts.slug,
-          replace: opts.replace === true,
-          onEvent,
-        })
-        for (const d of r.drift) ctx.out.warn(`drift (not blocking): ${d.message}`)
-        for (const d of r.skippedDomains)
-          ctx.out.warn(`domain ${d} belongs to another tenant here: not imported`)
-        result(
-          opts,
-          r,
-          `imported tenant ${r.tenantId} (${r.slug}): ${r.rows} rows in ${r.tables.length} tables, ` +
-            `checksums match the archive${r.replaced ? ' (replaced the existing tenant)' : ''}`,
-        )
-      },
-    )
+    .action(async (opts: ImportFlags, cmd: Command) => {
+      const { config, pool, onEvent } = await setup(ctx, cmd, opts)
+      const r = await importTenant({
+        ...layoutFrom(config),
+        db: pool,
+        in: opts.in,
+        asTenantId: opts.asTenantId,
+        slug: opts.slug,
+        replace: opts.replace === true,
+        onEvent,
+      })
+      for (const d of r.drift) ctx.out.warn(`drift (not blocking): ${d.message}`)
+      for (const d of r.skippedDomains)
+        ctx.out.warn(`domain ${d} belongs to another tenant here: not imported`)
+      printResult(
+        ctx,
+        opts,
+        r,
+        `imported tenant ${r.tenantId} (${r.slug}): ${r.rows} rows in ${r.tables.length} tables, ` +
+          `checksums match the archive${r.replaced ? ' (replaced the existing tenant)' : ''}`,
+      )
+    })
+}
 
-  common(tenants.command('erase').description('delete every row of one tenant, with a certificate'))
+type EraseFlags = Flags & {
+  tenantId: string
+  yes?: boolean
+  dryRun?: boolean
+  certificate?: string
+  actor?: string
+  reason: string
+}
+
+function registerErase(tenants: Command, ctx: CliContext): void {
+  subcommand(tenants, 'erase', 'delete every row of one tenant, with a certificate')
     .requiredOption('--tenant-id <id>', 'the tenant to erase')
     .option('--yes', 'confirm the erasure')
     .option('--dry-run', 'count and checksum only; delete nothing')
     .option('--certificate <file>', 'write the erasure certificate (JSON) to this file')
     .option('--actor <name>', 'who asks (audit log and certificate); the OS user by default')
     .option('--reason <text>', 'why (audit log)', 'tenant erase')
-    .action(
-      async (
-        opts: Flags & {
-          tenantId: string
-          yes?: boolean
-          dryRun?: boolean
-          certificate?: string
-          actor?: string
-          reason: string
-        },
-        cmd: Command,
-      ) => {
-        if (!opts.yes && !opts.dryRun) {
-          throw new InvalidInputError(
-            `Erasing tenant ${opts.tenantId} deletes all of its rows for good: add --yes to confirm, or --dry-run to see the counts.`,
-          )
-        }
-        const { config, pool, onEvent } = await setup(cmd, opts)
-        const cert = await eraseTenant({
-          ...layoutFrom(config),
-          db: pool,
-          tenantId: opts.tenantId,
-          dryRun: opts.dryRun === true,
-          actor: opts.actor,
-          reason: opts.reason,
-          onEvent,
-        })
-        if (opts.certificate)
-          await writeFile(opts.certificate, `${JSON.stringify(cert, null, 2)}\n`)
-        const rows = cert.tables.reduce((n, t) => n + t.rows, 0)
-        result(
-          opts,
-          cert,
-          cert.dryRun
-            ? `dry run: tenant ${cert.tenant.id} has ${rows} rows in ${cert.tables.length} tables; nothing deleted`
-            : `erased tenant ${cert.tenant.id}: ${rows} rows from ${cert.tables.length} tables, none left` +
-                (opts.certificate ? `; certificate in ${opts.certificate}` : ''),
+    .action(async (opts: EraseFlags, cmd: Command) => {
+      if (!opts.yes && !opts.dryRun) {
+        throw new InvalidInputError(
+          `Erasing tenant ${opts.tenantId} deletes all of its rows for good: add --yes to confirm, or --dry-run to see the counts.`,
         )
-      },
-    )
+      }
+      const { config, pool, onEvent } = await setup(ctx, cmd, opts)
+      const cert = await eraseTenant({
+        ...layoutFrom(config),
+        db: pool,
+        tenantId: opts.tenantId,
+        dryRun: opts.dryRun === true,
+        actor: opts.actor,
+        reason: opts.reason,
+        onEvent,
+      })
+      if (opts.certificate) await writeFile(opts.certificate, `${JSON.stringify(cert, null, 2)}\n`)
+      const rows = cert.tables.reduce((n, t) => n + t.rows, 0)
+      printResult(
+        ctx,
+        opts,
+        cert,
+        cert.dryRun
+          ? `dry run: tenant ${cert.tenant.id} has ${rows} rows in ${cert.tables.length} tables; nothing deleted`
+          : `erased tenant ${cert.tenant.id}: ${rows} rows from ${cert.tables.length} tables, none left` +
+              (opts.certificate ? `; certificate in ${opts.certificate}` : ''),
+      )
+    })
 }

@@ -14,32 +14,42 @@ import { addConfigOptions, type CliContext } from '../context.js'
  */
 export function register(program: Command, ctx: CliContext): void {
   const tenants = program.command('tenants').description('list and manage tenants')
-  const store = async (cmd: Command) => {
-    const config: RowtenancyConfig = await ctx.config(cmd)
-    const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
-    return new TenantStore({
-      db: pool,
-      idType: config.tenantIdType,
-      schema: config.tenantsSchema,
-      ttlMs: 0,
-    })
-  }
-  const common = (c: Command) =>
-    addConfigOptions(c.option('--json', 'print JSON'), [
-      'databaseUrl',
-      'adminDatabaseUrl',
-      'tenantIdType',
-      'tenantsSchema',
-    ])
-  const show = (opts: { json?: boolean }, tenant: Tenant, verb: string) => {
-    if (opts.json) ctx.out.json(tenant)
-    else ctx.out.line(`${verb} tenant ${tenant.id} (${tenant.slug}, ${tenant.status})`)
-  }
+  registerList(tenants, ctx)
+  registerCreate(tenants, ctx)
+  registerStatusChanges(tenants, ctx)
+  registerDelete(tenants, ctx)
+}
 
-  common(tenants.command('list').description('list tenants'))
+/** The tenant store on the owner's pool (`--admin-database-url`, else `--database-url`). */
+async function openStore(ctx: CliContext, cmd: Command): Promise<TenantStore> {
+  const config: RowtenancyConfig = await ctx.config(cmd)
+  const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
+  return new TenantStore({
+    db: pool,
+    idType: config.tenantIdType,
+    schema: config.tenantsSchema,
+    ttlMs: 0,
+  })
+}
+
+/** A `tenants` subcommand with `--json` and the config options. */
+function subcommand(tenants: Command, name: string, description: string): Command {
+  return addConfigOptions(
+    tenants.command(name).description(description).option('--json', 'print JSON'),
+    ['databaseUrl', 'adminDatabaseUrl', 'tenantIdType', 'tenantsSchema'],
+  )
+}
+
+function show(ctx: CliContext, opts: { json?: boolean }, tenant: Tenant, verb: string): void {
+  if (opts.json) ctx.out.json(tenant)
+  else ctx.out.line(`${verb} tenant ${tenant.id} (${tenant.slug}, ${tenant.status})`)
+}
+
+function registerList(tenants: Command, ctx: CliContext): void {
+  subcommand(tenants, 'list', 'list tenants')
     .option('--status <status>', 'only tenants with this status (active, suspended)')
     .action(async (opts: { json?: boolean; status?: 'active' | 'suspended' }, cmd: Command) => {
-      const rows = await (await store(cmd)).list({ status: opts.status })
+      const rows = await (await openStore(ctx, cmd)).list({ status: opts.status })
       if (opts.json) ctx.out.json(rows)
       else
         ctx.out.table(
@@ -52,43 +62,46 @@ export function register(program: Command, ctx: CliContext): void {
           })),
         )
     })
+}
 
-  common(tenants.command('create').description('create a tenant'))
+type CreateFlags = { json?: boolean; slug: string; name: string; id?: string; domain?: string[] }
+
+function registerCreate(tenants: Command, ctx: CliContext): void {
+  subcommand(tenants, 'create', 'create a tenant')
     .requiredOption('--slug <slug>', 'unique slug (a-z, 0-9, -)')
     .requiredOption('--name <name>', 'display name')
     .option('--id <id>', 'explicit id (required for text ids)')
     .option('--domain <domain...>', 'domains of the tenant')
-    .action(
-      async (
-        opts: { json?: boolean; slug: string; name: string; id?: string; domain?: string[] },
-        cmd: Command,
-      ) => {
-        const tenant = await (await store(cmd)).create({
-          id: opts.id,
-          slug: opts.slug,
-          name: opts.name,
-          domains: opts.domain,
-        })
-        show(opts, tenant, 'created')
-      },
-    )
+    .action(async (opts: CreateFlags, cmd: Command) => {
+      const tenant = await (await openStore(ctx, cmd)).create({
+        id: opts.id,
+        slug: opts.slug,
+        name: opts.name,
+        domains: opts.domain,
+      })
+      show(ctx, opts, tenant, 'created')
+    })
+}
 
+function registerStatusChanges(tenants: Command, ctx: CliContext): void {
   for (const [verb, past] of [
     ['suspend', 'suspended'],
     ['activate', 'activated'],
   ] as const) {
-    common(tenants.command(`${verb} <id>`).description(`${verb} a tenant`)).action(
+    subcommand(tenants, `${verb} <id>`, `${verb} a tenant`).action(
       async (id: string, opts: { json?: boolean }, cmd: Command) => {
-        const s = await store(cmd)
-        show(opts, verb === 'suspend' ? await s.suspend(id) : await s.activate(id), past)
+        const s = await openStore(ctx, cmd)
+        show(ctx, opts, verb === 'suspend' ? await s.suspend(id) : await s.activate(id), past)
       },
     )
   }
+}
 
-  common(tenants.command('delete <id>').description('delete a tenant that owns no rows'))
+function registerDelete(tenants: Command, ctx: CliContext): void {
+  subcommand(tenants, 'delete <id>', 'delete a tenant that owns no rows')
     .requiredOption('--yes', 'confirm the deletion')
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
-      await (await store(cmd)).delete(id)
+      await (await openStore(ctx, cmd)).delete(id)
       if (opts.json) ctx.out.json({ deleted: id })
       else ctx.out.line(`deleted tenant ${id}`)
     })

@@ -51,12 +51,52 @@ export function planTenantSchema(
   template: TemplateSchema,
   options: TenantSchemaPlanOptions = {},
 ): TenantSchemaPlan {
+  const settings = planSettings(options)
+  refuseTemplate(template, settings)
+  const local = (fk: ForeignKeyDef) => fk.refSchema === template.schema
+  const edges = template.tables.flatMap((t) =>
+    t.foreignKeys.filter(local).map((fk) => ({ from: t.name, to: fk.refTable, fk })),
+  )
+  const deferred = new Set([...cyclicEdges(edges)].map((i) => edges[i]!.fk))
+  const planned = orderParentsFirst(template.tables).map((t) =>
+    tenantTable(t, template, settings, deferred),
+  )
+  return {
+    templateSchema: template.schema,
+    targetSchema: settings.targetSchema,
+    tenantColumn: settings.tenantColumn,
+    tenantIdType: settings.tenantIdType,
+    tenantsTable: { schema: settings.tenantsSchema, table: 'tenants' },
+    tables: planned.map((p) => p.table),
+    enums: template.enums,
+    domains: template.domains,
+    sequences: template.sequences,
+    deferredForeignKeys: [...deferred].map((fk) => fk.name),
+    notes: [...template.notes, ...planned.flatMap((p) => p.notes)],
+  }
+}
+
+interface PlanSettings {
+  readonly tenantIdType: TenantIdType
+  readonly targetSchema: string
+  readonly tenantColumn: string
+  readonly tenantsSchema: string
+}
+
+/** The options with their defaults, checked (id type, names that can be quoted). */
+function planSettings(options: TenantSchemaPlanOptions): PlanSettings {
   const tenantIdType = options.tenantIdType ?? DEFAULTS.tenantIdType
   assertTenantIdType(tenantIdType)
   const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
   const tenantsSchema = options.tenantsSchema ?? DEFAULTS.schema
   for (const name of [targetSchema, tenantColumn, tenantsSchema]) quoteIdent(name)
+  return { tenantIdType, targetSchema, tenantColumn, tenantsSchema }
+}
+
+/** Refuses a template that cannot be generated from: empty, the target itself, or colliding names. */
+function refuseTemplate(template: TemplateSchema, settings: PlanSettings): void {
+  const { targetSchema, tenantColumn, tenantsSchema } = settings
   if (template.tables.length === 0) {
     throw new InvalidInputError(
       `The template schema ${NAME(template.schema)} has no tables. Pass the schema of a legacy ` +
@@ -83,81 +123,63 @@ export function planTenantSchema(
       )
     }
   }
+}
 
-  const notes = [...template.notes]
+/** One template table made tenant-aware, and the notes about it. */
+function tenantTable(
+  t: TableDef,
+  template: TemplateSchema,
+  settings: PlanSettings,
+  deferred: ReadonlySet<ForeignKeyDef>,
+): { table: TableDef; notes: string[] } {
+  const { tenantColumn, tenantIdType, tenantsSchema, targetSchema } = settings
+  const notes: string[] = []
+  const extraChecks: CheckDef[] = []
   const q = quoteIdent(tenantColumn)
   const lead = (cols: readonly string[]) => [tenantColumn, ...cols]
   const leadKey = (k: KeyDef): KeyDef => ({ ...k, columns: lead(k.columns) })
-  const local = (fk: ForeignKeyDef) => fk.refSchema === template.schema
-
-  const edges = template.tables.flatMap((t) =>
-    t.foreignKeys.filter(local).map((fk) => ({ from: t.name, to: fk.refTable, fk })),
-  )
-  const cyclic = cyclicEdges(edges)
-  const deferred = new Set([...cyclic].map((i) => edges[i]!.fk))
-
-  const tables = orderParentsFirst(template.tables).map((t): TableDef => {
-    const extraChecks: CheckDef[] = []
-    const foreignKeys = t.foreignKeys.map((fk) => {
-      if (!local(fk)) {
-        if (fk.refSchema !== 'public') {
-          notes.push(
-            `Foreign key ${NAME(fk.name)} on ${NAME(t.name)} references ${NAME(fk.refSchema)}.` +
-              `${NAME(fk.refTable)}, outside the template: kept as it is.`,
-          )
-        }
-        return fk
+  const foreignKeys = t.foreignKeys.map((fk) => {
+    if (fk.refSchema !== template.schema) {
+      if (fk.refSchema !== 'public') {
+        notes.push(
+          `Foreign key ${NAME(fk.name)} on ${NAME(t.name)} references ${NAME(fk.refSchema)}.` +
+            `${NAME(fk.refTable)}, outside the template: kept as it is.`,
+        )
       }
-      return tenantForeignKey(t.name, fk, deferred.has(fk), targetSchema, lead, extraChecks, notes)
-    })
-    if (!t.primaryKey && !t.partitionOf) {
-      notes.push(
-        `Table ${NAME(t.name)} has no primary key in the template, so it gets none; ` +
-          `add one led by ${NAME(tenantColumn)} if rows must be addressable.`,
-      )
+      return fk
     }
-    if (t.partitionKey) {
-      notes.push(
-        `Table ${NAME(t.name)} stays partitioned by ${t.partitionKey} with the same partitions; ` +
-          `${NAME(tenantColumn)} leads its keys but is not added to the partition key ` +
-          '(its keys already hold the partition columns; Citus distributes by the tenant column).',
-      )
-    }
-    return {
-      ...t,
-      columns: t.partitionOf
-        ? t.columns
-        : [
-            {
-              name: tenantColumn,
-              type: tenantIdType,
-              notNull: true,
-              references: { schema: tenantsSchema, table: 'tenants', column: 'id' },
-            },
-            ...t.columns,
-          ],
-      primaryKey: t.primaryKey && leadKey(t.primaryKey),
-      uniques: t.uniques.map(leadKey),
-      checks: [...t.checks, ...extraChecks],
-      exclusions: t.exclusions.map((x) => tenantExclusion(t.name, x, q, template, notes)),
-      foreignKeys,
-      indexes: t.indexes.map((i) => tenantIndex(t.name, i, q, template, notes)),
-    }
+    return tenantForeignKey(t.name, fk, deferred.has(fk), targetSchema, lead, extraChecks, notes)
   })
-
-  return {
-    templateSchema: template.schema,
-    targetSchema,
-    tenantColumn,
-    tenantIdType,
-    tenantsTable: { schema: tenantsSchema, table: 'tenants' },
-    tables,
-    enums: template.enums,
-    domains: template.domains,
-    sequences: template.sequences,
-    deferredForeignKeys: [...deferred].map((fk) => fk.name),
-    notes,
+  if (!t.primaryKey && !t.partitionOf) {
+    notes.push(
+      `Table ${NAME(t.name)} has no primary key in the template, so it gets none; ` +
+        `add one led by ${NAME(tenantColumn)} if rows must be addressable.`,
+    )
   }
+  if (t.partitionKey) {
+    notes.push(
+      `Table ${NAME(t.name)} stays partitioned by ${t.partitionKey} with the same partitions; ` +
+        `${NAME(tenantColumn)} leads its keys but is not added to the partition key ` +
+        '(its keys already hold the partition columns; Citus distributes by the tenant column).',
+    )
+  }
+  const tenantCol = {
+    name: tenantColumn,
+    type: tenantIdType,
+    notNull: true,
+    references: { schema: tenantsSchema, table: 'tenants', column: 'id' },
+  }
+  const table: TableDef = {
+    ...t,
+    columns: t.partitionOf ? t.columns : [tenantCol, ...t.columns],
+    primaryKey: t.primaryKey && leadKey(t.primaryKey),
+    uniques: t.uniques.map(leadKey),
+    checks: [...t.checks, ...extraChecks],
+    exclusions: t.exclusions.map((x) => tenantExclusion(t.name, x, q, template, notes)),
+    foreignKeys,
+    indexes: t.indexes.map((i) => tenantIndex(t.name, i, q, template, notes)),
+  }
+  return { table, notes }
 }
 
 function tenantForeignKey(

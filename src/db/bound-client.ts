@@ -18,15 +18,15 @@ import { acquire, DEFAULT_ACQUIRE_MS } from './unavailable.js'
  * @example
  * ```ts
  * const bind = bindStatement('set_config', 'bigint', 7)
- * await inBoundTransaction(pool, bind, 'set_config', (client) => client.query('select * from accounts'))
+ * await withBoundClient(pool, bind, 'set_config', (client) => client.query('select * from accounts'))
  * ```
  */
-export async function inBoundTransaction<T>(
+export async function withBoundClient<T>(
   pool: pg.Pool,
   bind: Statement,
   mode: BindingMode,
   fn: (client: pg.PoolClient) => Promise<T>,
-  options: BoundTransactionOptions = {},
+  options: BoundClientOptions = {},
 ): Promise<T> {
   const guard = SessionGuard.for(pool)
   // A full pool fails after acquireMs; connect errors become DatabaseUnavailableError.
@@ -62,11 +62,11 @@ export async function inBoundTransaction<T>(
 }
 
 /**
- * Options of {@link inBoundTransaction}.
+ * Options of {@link withBoundClient}.
  *
  * @internal
  */
-export interface BoundTransactionOptions {
+export interface BoundClientOptions {
   /** How long the checkout may wait (default `DEFAULT_ACQUIRE_MS`; 0 = forever). */
   readonly acquireMs?: number | undefined
   /** Send the bind unnamed (a bind that carries timeouts: the prepared name is shared per pool). */

@@ -7,7 +7,8 @@ interface OpenTransaction {
 }
 
 /**
- * Runs a unit of work in one transaction of `db`, bound to the current tenant.
+ * The `transaction(fn)` of a tenancy: runs a unit of work in one transaction of
+ * the Kysely instance `db` (bound to the current tenant by its dialect).
  * The returned function commits when `fn` resolves and rolls back when it
  * throws; called again inside `fn` (same runner) it opens a SAVEPOINT instead,
  * released on success and rolled back to on error, so an inner failure that
@@ -15,7 +16,7 @@ interface OpenTransaction {
  *
  * @example
  * ```ts
- * const transaction = transactionRunner(db)
+ * const transaction = savepointTransactions(db)
  * await runWithTenant(7, () =>
  *   transaction(async (trx) => {
  *     await trx.insertInto('accounts').values({ name: 'a' }).execute()
@@ -24,7 +25,7 @@ interface OpenTransaction {
  * )
  * ```
  */
-export function transactionRunner<DB>(
+export function savepointTransactions<DB>(
   db: Kysely<DB>,
 ): <T>(fn: (trx: Transaction<DB>) => Promise<T>) => Promise<T> {
   const open = new AsyncLocalStorage<OpenTransaction>()
