@@ -18,6 +18,7 @@ import { type GuardedSession, preparedBindName, SessionGuard } from '../db/sessi
 import { ConfigError, MissingTenantError, UnsafeRoleError } from '../errors/index.js'
 import { assertSealKey } from '../schema/rls-sealed.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
+import { unboundEnterStatement } from '../tenants/serving.js'
 import {
   type ClientHooks,
   PoolFacade,
@@ -245,11 +246,12 @@ export class TenantPool extends PoolFacade {
    */
   #bindForContext(): Statement | undefined {
     const tenantId = tryCurrentTenant()
+    const serving = this.#options.serving
     if (tenantId === undefined) {
       if (this.#requireTenant) throw new MissingTenantError('A statement on this TenantPool')
-      return undefined
+      // Hybrid: entered too, so no legacy schema stays on its search_path.
+      return serving ? unboundEnterStatement(serving.schema) : undefined
     }
-    const serving = this.#options.serving
     return this.#binds.get(tenantId, (id) =>
       serving
         ? enterStatement(serving.schema, this.#type, id, null)
