@@ -23,10 +23,9 @@ const CITUS_SUITES = [
  * Not run on Citus, each for a reason `.ci/run` prints: binding-sealed (the seal covers the
  * coordinator's backend and transaction, which the workers do not share), binding-session (its
  * attacks are raw statements without a tenant predicate, which fan out to every shard and are
- * refused there by design), citus-migrate (open: verify does not report ok after the
- * one-statement copy and checksum landed; see the issue notes).
+ * refused there by design).
  */
-const CITUS_EXCLUDED = ['test/citus-migrate.test.ts']
+const CITUS_EXCLUDED: string[] = []
 
 export default defineConfig({
   test: {

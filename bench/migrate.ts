@@ -5,7 +5,9 @@
  * one transaction per schema, `session_replication_role = replica` (no
  * foreign-key triggers, no checks, no ledger, one connection). The headline
  * ratio is anchor time / tool time (1.00 = as fast as the server copies; goals:
- * >= 0.7 with verify, >= 0.95 without). Two slower hand-written baselines (with
+ * >= 0.7 with verify, >= 0.95 without). Each run also prints its CPU time (the server
+ * backends it used, read from /proc, plus this process) and `cpu vs raw`, the anchor's CPU
+ * over the run's: steadier than wall clock on a shared machine. Two slower hand-written baselines (with
  * row-by-row foreign-key triggers: autocommit, and one transaction per schema)
  * are printed as well; they flatter the tool and are skipped with --raw-only.
  * All runs use identical copies of one legacy database, in the same run.
@@ -18,6 +20,9 @@
  *   npx tsx bench/migrate.ts --quick --raw-only --remap   # also --id-strategy remap (verified)
  *   npx tsx bench/migrate.ts --one-baseline   # skip the one-tx-per-schema baseline
  *   npx tsx bench/migrate.ts --tool-only --scale=0.3   # diagnose: no baselines, smaller tenants
+ *   npx tsx bench/migrate.ts --explain --scale=1
+ *     # where one tenant's copy spends its time: each statement of the copy and of its
+ *     # verification under EXPLAIN ANALYZE (server time, not wall clock; rolled back)
  *   npx tsx bench/migrate.ts --tool-only --verify-only --analyze-after=2
  *     # only the verified --jobs N run; ANALYZE the shared tables after tenant 2, as autovacuum
  *     # may: the tenant being copied is then missing from the statistics (estimated at 1 row)
@@ -26,9 +31,24 @@
  * embedded PostgreSQL.
  */
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import pg from 'pg'
 import { migrate } from '../src/entries/migrate.js'
+import { sqlContext } from '../src/migrate/copy.js'
+import {
+  copyWithChecksumStatement,
+  sourceChecksumsStatement,
+  targetChecksumsStatement,
+} from '../src/migrate/copy-checksum-sql.js'
+import {
+  insertStatement,
+  orphanStatement,
+  planMigration,
+  type Statement,
+  sourceChecksumStatement,
+  targetChecksumStatement,
+} from '../src/migrate/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import { startEmbeddedPostgres } from '../test/helpers/embedded-server.js'
@@ -259,12 +279,147 @@ const onEvent = (e: { type: string }) => {
   }
 }
 
+/**
+ * CPU seconds (user + system) the server backends with these pids have used, from
+ * /proc (the server runs on this machine); 0 for a pid that is gone. Wall clock on a
+ * shared machine measures the other work too; this does not.
+ */
+function serverCpuSeconds(pids: Iterable<number>): number {
+  let ticks = 0
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {}
+  }
+  return ticks / 100
+}
+
 async function timed(label: string, fn: () => Promise<unknown>): Promise<number> {
   const start = performance.now()
   await fn()
   const ms = performance.now() - start
   console.log(`${label.padEnd(34)} ${(ms / 1000).toFixed(2).padStart(8)} s`)
   return ms
+}
+
+/** Server time (ms) of one statement under EXPLAIN ANALYZE (no per-node timing). */
+async function explainMs(c: pg.PoolClient, st: Statement): Promise<number> {
+  const { rows } = await c.query(`explain (analyze, timing off, format json) ${st.text}`, st.values)
+  const plan = rows[0]['QUERY PLAN'][0]
+  return plan['Execution Time'] + plan['Planning Time']
+}
+
+/**
+ * `--explain`: one tenant of the source, table by table in foreign-key order, under EXPLAIN
+ * ANALYZE (server time): the bare copy; the copy that also checksums both sides (one
+ * statement); the copy, then the source and the target checksums as separate statements; the
+ * orphan check. Each variant starts from an empty target table (TRUNCATE in a savepoint,
+ * rolled back after), repeated; the median is kept. Nothing is written.
+ */
+async function explainTenant(pool: pg.Pool): Promise<void> {
+  const plan = await planMigration(pool, {
+    all: true,
+    source: { legacyTenantsTable: 'public.customers_client' },
+  })
+  const tp = plan.tenants[0]!
+  const ctx = sqlContext(plan, tp)
+  const c = await pool.connect()
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  const reps = 5
+  const totals = { insert: 0, one: 0, separate: 0, source: 0, target: 0, orphans: 0 }
+  const f = (x: number, w: number) => x.toFixed(1).padStart(w)
+  const line = (name: string, n: string, r: typeof totals) =>
+    console.log(
+      `${name.padEnd(12)} ${n.padStart(6)} ${f(r.insert, 8)} ${f(r.one, 10)} ${f(r.separate, 10)} ${f(r.source, 8)} ${f(r.target, 8)} ${f(r.orphans, 8)}`,
+    )
+  try {
+    console.log(`explain: tenant ${tp.tenant.id}, median of ${reps}, ms of server time`)
+    console.log(
+      `${'table'.padEnd(12)} ${'rows'.padStart(6)} ${'insert'.padStart(8)} ${'copy+sums'.padStart(10)} ${'ins,src,tgt'.padStart(10)} ${'src sum'.padStart(8)} ${'tgt sum'.padStart(8)} ${'orphans'.padStart(8)}`,
+    )
+    await c.query('begin')
+    await c.query(
+      "select set_config('session_replication_role', 'replica', true), set_config('jit', 'off', true)",
+    )
+    await c.query(
+      `insert into public.tenants (id, slug, name) values ($1::bigint, 'explain', 'explain')`,
+      [tp.tenant.id],
+    )
+    for (const t of tp.tables) {
+      const fresh = async (fn: () => Promise<number>) => {
+        await c.query(`savepoint x; truncate only public.${t.name} cascade`)
+        try {
+          return await fn()
+        } finally {
+          await c.query('rollback to savepoint x')
+        }
+      }
+      const ms = { insert: [] as number[], one: [] as number[], src: [] as number[] }
+      const tgt: number[] = []
+      const sep: number[] = []
+      for (let i = 0; i < reps; i++) {
+        ms.insert.push(await fresh(() => explainMs(c, insertStatement(ctx, t))))
+        ms.one.push(await fresh(() => explainMs(c, copyWithChecksumStatement(ctx, t))))
+        sep.push(
+          await fresh(async () => {
+            const a = await explainMs(c, insertStatement(ctx, t))
+            const b = await explainMs(c, sourceChecksumStatement(ctx, t))
+            const d = await explainMs(c, targetChecksumStatement(ctx, t))
+            ms.src.push(b)
+            tgt.push(d)
+            return a + b + d
+          }),
+        )
+      }
+      // The rows stay, for the orphan check and the tables copied after this one.
+      await c.query('truncate only public.' + t.name + ' cascade')
+      const ins = insertStatement(ctx, t)
+      await c.query(ins.text, ins.values)
+      const o = orphanStatement(ctx, t)
+      const orph: number[] = []
+      for (let i = 0; o && i < reps; i++) orph.push(await explainMs(c, o.statement))
+      const n = (await c.query(`select count(*)::int as n from public.${t.name}`)).rows[0].n
+      const row = {
+        insert: median(ms.insert),
+        one: median(ms.one),
+        separate: median(sep),
+        source: median(ms.src),
+        target: median(tgt),
+        orphans: o ? median(orph) : 0,
+      }
+      for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += row[k]
+      line(t.name, String(n), row)
+    }
+    line('total', '', totals)
+    // As the copy runs its checks: every table in one statement per side (planning included).
+    for (const [name, st] of [
+      ['source checksums, batched', sourceChecksumsStatement(ctx, tp.tables)],
+      ['target checksums, batched', targetChecksumsStatement(ctx, tp.tables)],
+    ] as const) {
+      const plans: { p: number; e: number }[] = []
+      for (let i = 0; i < reps; i++) {
+        const { rows } = await c.query(
+          `explain (analyze, timing off, format json) ${st.text}`,
+          st.values,
+        )
+        const p = rows[0]['QUERY PLAN'][0]
+        plans.push({ p: p['Planning Time'], e: p['Execution Time'] })
+      }
+      console.log(
+        `${name}: planning ${median(plans.map((x) => x.p)).toFixed(1)} ms, execution ${median(plans.map((x) => x.e)).toFixed(1)} ms`,
+      )
+    }
+    console.log(
+      `with verify, over the bare copy: one statement ${(totals.one / totals.insert).toFixed(2)}x, ` +
+        `separate statements ${(totals.separate / totals.insert).toFixed(2)}x; ` +
+        `the orphan check adds ${(totals.orphans / totals.insert).toFixed(2)}x`,
+    )
+  } finally {
+    await c.query('rollback').catch(() => {})
+    c.release()
+  }
 }
 
 async function main(): Promise<void> {
@@ -296,17 +451,42 @@ async function main(): Promise<void> {
     })
     await srcPool.end()
     console.log(`source rows: ${rows.toLocaleString('en')}; jobs: ${JOBS}`)
+    if (process.argv.includes('--explain')) {
+      const pool = new pg.Pool({ connectionString: urlOf(source), max: 2 })
+      pool.on('error', () => {})
+      try {
+        await explainTenant(pool)
+      } finally {
+        await pool.end()
+      }
+      return
+    }
     const runs: Record<string, number> = {}
     let copiesMade = 0
+    const cpuRuns: Record<string, number> = {}
     const run = async (label: string, fn: (pool: pg.Pool) => Promise<unknown>) => {
       const url = await create(`${source}_${copiesMade++}`, source)
-      const pool = new pg.Pool({ connectionString: url, max: JOBS + 2 })
+      // Backends stay open until their CPU time is read (no idle timeout).
+      const pool = new pg.Pool({ connectionString: url, max: JOBS + 2, idleTimeoutMillis: 0 })
       pool.on('error', () => {})
+      const pids = new Set<number>()
+      pool.on('connect', (client) => {
+        const pid = (client as unknown as { processID?: number }).processID
+        if (pid) pids.add(pid)
+      })
       analyzeOn = pool
       try {
+        const client0 = process.cpuUsage()
         // With --rounds, the best (shortest) of the rounds: the least disturbed by other load.
         const ms = await timed(label, () => fn(pool))
+        const client = process.cpuUsage(client0)
+        const server = serverCpuSeconds(pids)
+        const cpu = server + (client.user + client.system) / 1e6
+        console.log(
+          `${''.padEnd(34)} cpu ${cpu.toFixed(2).padStart(6)} s (server backends ${server.toFixed(2)} s, this process ${(cpu - server).toFixed(2)} s)`,
+        )
         runs[label] = Math.min(ms, runs[label] ?? Number.POSITIVE_INFINITY)
+        cpuRuns[label] = Math.min(cpu, cpuRuns[label] ?? Number.POSITIVE_INFINITY)
       } finally {
         await pool.end()
       }
@@ -350,22 +530,26 @@ async function main(): Promise<void> {
         trend(r.tenants.map((t) => t.ms))
       })
     const raw = runs[RAW] ?? Number.NaN
+    const rawCpu = cpuRuns[RAW] ?? Number.NaN
     const b = runs['baseline: INSERT ... SELECT'] ?? Number.NaN
     const b2 = runs['baseline, one tx per schema'] ?? Number.NaN
     console.log('')
     console.log(
       `anchor (fair): ${RAW}, ${Math.round(rows / (raw / 1000)).toLocaleString('en')} rows/s; ` +
-        "ratio = anchor time / run time (1.00: the server copy's own speed; goals >= 0.70 with verify, >= 0.95 without)",
+        "ratio = anchor time / run time (1.00: the server copy's own speed; goals >= 0.70 with verify, >= 0.95 without); " +
+        'cpu vs raw = anchor CPU / run CPU (server backends + this process; robust to load from elsewhere)',
     )
     console.log(
-      `${'run'.padEnd(34)} ${'rows/s'.padStart(10)}   ${'vs raw copy'.padStart(11)}   vs autocommit+FK   vs tx/schema+FK`,
+      `${'run'.padEnd(34)} ${'rows/s'.padStart(10)}   ${'vs raw copy'.padStart(11)}   ${'cpu vs raw'.padStart(10)}   vs autocommit+FK   vs tx/schema+FK`,
     )
     for (const [label, ms] of Object.entries(runs)) {
       const rate = Math.round(rows / (ms / 1000))
       const ratio = (anchor: number, width: number) =>
         (Number.isNaN(anchor) ? '-' : (anchor / ms).toFixed(2)).padStart(width)
+      const cpuRatio = (l: string) =>
+        (Number.isNaN(rawCpu) || !cpuRuns[l] ? '-' : (rawCpu / cpuRuns[l]).toFixed(2)).padStart(10)
       console.log(
-        `${label.padEnd(34)} ${rate.toLocaleString('en').padStart(10)}   ${ratio(raw, 11)}   ${ratio(b, 16)}   ${ratio(b2, 15)}`,
+        `${label.padEnd(34)} ${rate.toLocaleString('en').padStart(10)}   ${ratio(raw, 11)}   ${cpuRatio(label)}   ${ratio(b, 16)}   ${ratio(b2, 15)}`,
       )
     }
   } catch (err) {

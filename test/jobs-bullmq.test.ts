@@ -46,9 +46,12 @@ jobScenarios('BullMQ', async (fx) => {
       return String((await queues.get(queue)!.add('job', data, { attempts: 1 })).id)
     },
     async outcome(queue, id) {
-      const job = await Job.fromId(queues.get(queue)!, id)
-      const state = await job?.getState()
-      if (state === 'failed') return { state: 'failed', error: job!.failedReason }
+      const state = await (await Job.fromId(queues.get(queue)!, id))?.getState()
+      // Read the job again once it is failed: a copy read before the failure has no reason yet.
+      if (state === 'failed') {
+        const failed = await Job.fromId(queues.get(queue)!, id)
+        return { state: 'failed', error: failed!.failedReason }
+      }
       if (state === 'completed') return { state: 'completed', error: '' }
       return undefined
     },

@@ -20,9 +20,12 @@ import {
   tenantPoolOf,
 } from '../src/entries/index.js'
 import { captureDdl, dropTriggerSql, installTriggerSql } from '../src/migrate/online/capture-sql.js'
+import { migrateOnline } from '../src/migrate/online/index.js'
+import { guardLegacySchema, LEGACY_POLICY } from '../src/migrate/online/legacy-rls.js'
 import { quoteIdent, quoteLiteral } from '../src/sql/quote.js'
 import { fenceKeySql, servingDdl } from '../src/tenants/serving.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { buildLegacyFixture, schemaFingerprint } from './helpers/legacy-fixture.js'
 
 interface DB {
   item: { tenant_id?: string; id?: number; name: string }
@@ -68,7 +71,12 @@ beforeAll(async () => {
     insert into ${quoteIdent(role)}.note (body) values ('secret note of six');
     grant select, insert, update, delete on ${quoteIdent(role)}.note to ${r};
     grant usage on all sequences in schema ${quoteIdent(role)} to ${r};`)
+  await db.pool.query(`create table legacy_one.ev (id int primary key, body text not null) partition by range (id);
+    create table legacy_one.ev_low partition of legacy_one.ev for values from (0) to (100);
+    insert into legacy_one.ev values (1, 'event of one');
+    grant select, insert, update, delete on legacy_one.ev, legacy_one.ev_low to ${r};`)
   for (const s of servingDdl('public', 'bigint')) await db.pool.query(s)
+  for (const s of legacy) await guardLegacySchema(db.pool, s, role)
   await db.pool.query(
     `insert into rowtenancy_serving (tenant_id, schema_name, placement, fence_ms) values
        (1, 'legacy_one', 'schema', 300), (2, 'legacy_two', 'shared', 300),
@@ -209,12 +217,75 @@ describe('hybrid serving attacks', () => {
   // search_path is the role's default; a legacy schema on it ("$user" naming one here)
   // is read unfiltered. Qualified names of legacy schemas are readable with no tenant
   // anyway: the runtime role is granted every legacy schema while hybrid serving runs.
-  it.fails('KNOWN HOLE: raw SQL with no tenant reads a legacy schema on the default search_path', async () => {
-    const pooled = await tenantPoolOf(tenancy)
-      .query('select name from item')
+  it('raw SQL with no tenant is entered too: no legacy schema on its search_path, no rows', async () => {
+    const pool = tenantPoolOf(tenancy)
+    // the runtime role's default search_path ("$user", public) names tenant 6's legacy schema
+    expect((await pool.query('select name from item')).rows).toEqual([])
+    expect((await pool.query('select body from note')).rows).toEqual([])
+    const path = (await pool.query('select current_setting($1) as p', ['search_path'])).rows[0]
+    expect(path.p).not.toContain(role)
+    const client = await pool.connect()
+    try {
+      await client.query('begin')
+      expect((await client.query('select body from note')).rows).toEqual([])
+      await client.query('commit')
+    } finally {
+      client.release()
+    }
+    const k = tenancy.kysely<DB>()
+    const res = await sql<{ p: string }>`select current_setting('search_path') as p`
+      .execute(k)
       .catch((e: unknown) => e)
-    if (pooled instanceof Error) return
-    expect((pooled as pg.QueryResult).rows).toEqual([])
+    if (!(res instanceof MissingTenantError)) {
+      expect((res as { rows: { p: string }[] }).rows[0]!.p).not.toContain(role)
+    }
+  })
+
+  it('a legacy table named by its qualified name: only a transaction entered for its schema sees or writes it', async () => {
+    const pool = tenantPoolOf(tenancy)
+    const k = tenancy.kysely<DB>()
+    const count = async (tenant: string | undefined, text: string) => {
+      const run = () => pool.query(text).then((r: pg.QueryResult) => r.rows.length)
+      return tenant === undefined ? run() : runWithTenant(tenant, run)
+    }
+    // tenant 1 (legacy_one) reads tenant 4's schema, a partition of its own, the runtime role's schema
+    expect(await count('1', 'select * from "legacy_four".item')).toBe(0)
+    expect(await count('1', `select * from ${quoteIdent(role)}.note`)).toBe(0)
+    expect(await count('4', 'select * from legacy_one.ev')).toBe(0)
+    expect(await count('4', 'select * from legacy_one.ev_low')).toBe(0)
+    // a shared tenant, no tenant, the bare runtime role without rowtenancy: nothing
+    expect(await count('2', 'select * from legacy_one.item')).toBe(0)
+    expect(await count(undefined, 'select * from legacy_one.item')).toBe(0)
+    expect(await count(undefined, 'select * from legacy_one.ev_low')).toBe(0)
+    expect((await runtime.query('select * from legacy_one.item')).rows).toEqual([])
+    // Kysely raw SQL of tenant 1
+    const viaKysely = await runWithTenant('1', () =>
+      sql`select * from "legacy_four".item`.execute(k),
+    )
+    expect(viaKysely.rows).toEqual([])
+    // its own schema, qualified, still works
+    expect(await count('1', 'select * from legacy_one.item')).toBe(1)
+    expect(await count('1', 'select * from legacy_one.ev_low')).toBe(1)
+    // writes: refused (insert) or touching nothing (update / delete)
+    const insert = await runWithTenant('1', () =>
+      pool.query(`insert into "legacy_four".item (name) values ('planted by one')`),
+    ).catch((e: { code?: string }) => e)
+    expect((insert as { code?: string }).code).toBe('42501')
+    const noTenant = await pool
+      .query(`insert into legacy_one.item (name) values ('planted by nobody')`)
+      .catch((e: { code?: string }) => e)
+    expect((noTenant as { code?: string }).code).toBe('42501')
+    const upd = await runWithTenant('1', () =>
+      pool.query(`update "legacy_four".item set name = 'changed by one'`),
+    )
+    expect(upd.rowCount).toBe(0)
+    const del = await runWithTenant('2', () => pool.query('delete from legacy_one.ev_low'))
+    expect(del.rowCount).toBe(0)
+    // the owner (the old app's role when it owns its schemas) sees every row, unchanged
+    const owner = await db.pool.query(
+      'select (select array_agg(name) from "legacy_four".item) as four, (select count(*)::int from legacy_one.ev) as ev',
+    )
+    expect(owner.rows[0]).toEqual({ four: ['item of legacy_four'], ev: 1 })
   })
 
   it('a transaction open for a schema-placed tenant holds the cut-over fence until it ends', async () => {
@@ -330,5 +401,126 @@ describe('capture triggers on a partitioned legacy table', () => {
     } finally {
       await pdb.drop()
     }
+  })
+})
+
+describe('--online --prepare refuses a runtime role that could reach legacy schemas without rowtenancy_enter', () => {
+  let fx: TestDatabase
+  const app = `rt_prep_${randomBytes(3).toString('hex')}`
+  const prepare = () =>
+    migrateOnline({ db: fx.pool, all: true, prepareOnly: true, grantTo: app }).catch(
+      (e: unknown) => e,
+    )
+  const nothingChanged = async () => {
+    const { rows } = await fx.pool.query(
+      `select to_regclass('public.rowtenancy_serving') as serving,
+        (select count(*)::int from pg_policy where polname = $1) as policies,
+        (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname in ('acme', 'globex') and c.relrowsecurity) as rls`,
+      [LEGACY_POLICY],
+    )
+    expect(rows[0]).toEqual({ serving: null, policies: 0, rls: 0 })
+  }
+
+  beforeAll(async () => {
+    fx = await createTestDatabase('online_prepare')
+    await buildLegacyFixture(fx.pool, { rows: 3, drift: false, hostile: false })
+    await fx.pool.query(`create role ${quoteIdent(app)} login`)
+  }, 60_000)
+
+  afterAll(async () => {
+    await fx?.drop()
+    await fx?.pool.query(`drop role if exists ${quoteIdent(app)}`).catch(() => {})
+  })
+
+  it('a legacy schema named like the --grant-to role', async () => {
+    await fx.pool.query(`alter schema globex rename to ${quoteIdent(app)}`)
+    await fx.pool.query('update customers_client set schema_name = $1 where id = 2', [app])
+    try {
+      const err = await prepare()
+      expect(err).toBeInstanceOf(Error)
+      expect((err as Error).message).toMatch(/named like the --grant-to role/)
+    } finally {
+      await fx.pool.query(`alter schema ${quoteIdent(app)} rename to globex`)
+      await fx.pool.query(`update customers_client set schema_name = 'globex' where id = 2`)
+    }
+    await nothingChanged()
+  })
+
+  it('a role or database default search_path naming a legacy schema', async () => {
+    await fx.pool.query(`alter role ${quoteIdent(app)} set search_path = public, "acme"`)
+    try {
+      expect(((await prepare()) as Error).message).toMatch(
+        /search_path of role .* legacy schema "acme"/,
+      )
+    } finally {
+      await fx.pool.query(`alter role ${quoteIdent(app)} reset search_path`)
+    }
+    await fx.pool.query(
+      `do $$ begin execute format('alter database %I set search_path = "$user", globex, public', current_database()); end $$`,
+    )
+    try {
+      expect(((await prepare()) as Error).message).toMatch(
+        /search_path of the database .* "globex"/,
+      )
+    } finally {
+      await fx.pool.query(
+        `do $$ begin execute format('alter database %I reset search_path', current_database()); end $$`,
+      )
+    }
+    await nothingChanged()
+  })
+
+  it('a legacy table owned by the runtime role, or with row level security of its own', async () => {
+    await fx.pool.query(`alter table acme.author owner to ${quoteIdent(app)}`)
+    try {
+      expect(((await prepare()) as Error).message).toMatch(/owns legacy table acme.author/)
+    } finally {
+      await fx.pool.query('alter table acme.author owner to current_user')
+    }
+    await fx.pool.query('alter table globex.book enable row level security')
+    try {
+      expect(((await prepare()) as Error).message).toMatch(
+        /globex.book already has row level security/,
+      )
+    } finally {
+      await fx.pool.query('alter table globex.book disable row level security')
+    }
+    await nothingChanged()
+  })
+
+  it('then prepares: a policy on every legacy table and partition, no source row changed, rerun a no-op', async () => {
+    const before = await schemaFingerprint(fx.pool, ['acme', 'globex'])
+    const report = await migrateOnline({
+      db: fx.pool,
+      all: true,
+      prepareOnly: true,
+      grantTo: app,
+    })
+    expect(report.ok).toBe(true)
+    await migrateOnline({ db: fx.pool, all: true, prepareOnly: true, grantTo: app })
+    const { rows } = await fx.pool.query(
+      `select count(*)::int as tables, count(*) filter (where c.relrowsecurity and not c.relforcerowsecurity
+          and exists (select 1 from pg_policy p where p.polrelid = c.oid and p.polname = $1))::int as guarded
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname in ('acme', 'globex') and c.relkind in ('r', 'p')`,
+      [LEGACY_POLICY],
+    )
+    expect(rows[0].tables).toBeGreaterThan(8)
+    expect(rows[0].guarded).toBe(rows[0].tables)
+    expect(await schemaFingerprint(fx.pool, ['acme', 'globex'])).toEqual(before)
+    // the runtime role, bare: granted, yet no rows; the owner: every row
+    const c = await fx.pool.connect()
+    try {
+      await c.query('begin')
+      await c.query(`set local role ${quoteIdent(app)}`)
+      expect((await c.query('select * from acme.author')).rows).toEqual([])
+      expect((await c.query('select * from globex.event_2024')).rows).toEqual([])
+      await c.query('rollback')
+    } finally {
+      c.release()
+    }
+    const owner = await fx.pool.query('select count(*)::int as n from acme.author')
+    expect(owner.rows[0].n).toBeGreaterThan(0)
   })
 })

@@ -236,26 +236,33 @@ export class GuardedSession {
    * (after a ROLLBACK when it had opened a transaction). A pipeline that carried
    * the reset marks the session clean when it succeeds.
    */
-  async run(
+  run(
     before: readonly Statement[],
     main: Statement,
     after: readonly Statement[] = [],
   ): Promise<pg.QueryResult> {
-    try {
-      return await this.#send(before, main, after)
-    } catch (err) {
-      if (!this.#lostBind(err, main)) throw err
-      this.#guard.fallBackToUnnamed()
-      this.#state.parsed.clear()
-      if (before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))) {
-        await this.client.query('rollback')
-      }
-      const unnamed = (s: Statement): Statement =>
-        s.prepared !== undefined && OUR_NAMES.includes(s.prepared)
-          ? { text: s.text, values: s.values }
-          : s
-      return this.#send(before.map(unnamed), unnamed(main), after)
+    return this.#send(before, main, after).catch((err: unknown) =>
+      this.#retryUnnamed(err, before, main, after),
+    )
+  }
+
+  async #retryUnnamed(
+    err: unknown,
+    before: readonly Statement[],
+    main: Statement,
+    after: readonly Statement[],
+  ): Promise<pg.QueryResult> {
+    if (!this.#lostBind(err, main)) throw err
+    this.#guard.fallBackToUnnamed()
+    this.#state.parsed.clear()
+    if (before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))) {
+      await this.client.query('rollback')
     }
+    const unnamed = (s: Statement): Statement =>
+      s.prepared !== undefined && OUR_NAMES.includes(s.prepared)
+        ? { text: s.text, values: s.values }
+        : s
+    return this.#send(before.map(unnamed), unnamed(main), after)
   }
 
   /**
@@ -280,17 +287,18 @@ export class GuardedSession {
     client.release(this.#discard)
   }
 
-  async #send(
+  #send(
     before: readonly Statement[],
     main: Statement,
     after: readonly Statement[],
   ): Promise<pg.QueryResult> {
-    const result = await runPipelined(this.client, before, main, after)
-    if (after.includes(RESET_DONE)) {
+    const sent = runPipelined(this.client, before, main, after)
+    if (!after.includes(RESET_DONE)) return sent
+    return sent.then((result) => {
       this.#dirty = false
       this.#state.parsed.clear()
-    }
-    return result
+      return result
+    })
   }
 
   /** The named form of the bind: Parse on the connection's first use, then Bind + Execute only. */

@@ -22,7 +22,7 @@ import { SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
 import { quoteLiteral } from '../sql/quote.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import type { TenantIdType } from '../tenants/id-types.js'
-import type { ServingMap } from '../tenants/serving.js'
+import { type ServingMap, unboundEnterStatement } from '../tenants/serving.js'
 import { BindCache } from './bind-cache.js'
 import { type BindingMode, bindStatement } from './binding.js'
 import {
@@ -193,7 +193,11 @@ export class TenantBindingDriver implements Driver {
         hybrid,
       )
     }
-    const bind = id === undefined ? unboundStatement(this.#mode) : this.#bindFor(id)
+    // Hybrid with no tenant: entered with none, so no legacy schema stays on the search_path.
+    const unbound = serving
+      ? withTimeouts(unboundEnterStatement(serving.schema), this.#timeouts)
+      : unboundStatement(this.#mode)
+    const bind = id === undefined ? unbound : this.#bindFor(id)
     // A full pool fails after timeouts.acquireMs; connect errors become DatabaseUnavailableError.
     const client = await acquire(pool, this.#timeouts.acquireMs)
     const session = SessionGuard.for(pool).checkout(client)

@@ -146,29 +146,26 @@ export function carriesTimeouts(timeouts: DatabaseTimeouts | undefined): boolean
  * ```
  */
 export function acquire(pool: pg.Pool, acquireMs: number): Promise<pg.PoolClient> {
-  const checkout = pool.connect().then(guardClient)
+  // pg-pool's callback form: one promise per checkout (this one), none inside pg-pool.
   // An idle client and no queue: the checkout cannot wait, so no timer on the hot path.
-  if (!acquireMs || (pool.idleCount > 0 && pool.waitingCount === 0))
-    return checkout.catch((err: unknown) => {
-      throw connectError(pool, err)
-    })
+  const timed = acquireMs > 0 && !(pool.idleCount > 0 && pool.waitingCount === 0)
   return new Promise<pg.PoolClient>((resolve, reject) => {
     let late = false
-    const timer = setTimeout(() => {
-      late = true
-      reject(poolTimeout(pool, acquireMs))
-    }, acquireMs)
-    checkout.then(
-      (client) => {
-        clearTimeout(timer)
-        if (late) client.release()
-        else resolve(client)
-      },
-      (err: unknown) => {
-        clearTimeout(timer)
+    const timer = timed
+      ? setTimeout(() => {
+          late = true
+          reject(poolTimeout(pool, acquireMs))
+        }, acquireMs)
+      : undefined
+    pool.connect((err, client, done) => {
+      if (timer !== undefined) clearTimeout(timer)
+      if (err || !client) {
         if (!late) reject(connectError(pool, err))
-      },
-    )
+        return
+      }
+      if (late) done()
+      else resolve(guardClient(client))
+    })
   })
 }
 

@@ -15,6 +15,9 @@ import type { MigrationPlan } from './plan.js'
  *   which must be `DEFERRABLE INITIALLY DEFERRED` (as `schema generate` writes
  *   it), and a user trigger on a distributed table would fire for every copied
  *   row: both are refused by name;
+ * - Citus writes `INSERT ... SELECT` from the coordinator into distributed
+ *   tables with `COPY`, which row-level security refuses: a role the policies
+ *   apply to (no `BYPASSRLS`) is refused up front, naming the tables;
  * - a tenant table that is still local is a warning: its rows stay on the
  *   coordinator until `rowtenancy citus distribute` runs.
  *
@@ -30,6 +33,7 @@ export async function checkCitusTarget(db: Queryable, plan: MigrationPlan): Prom
   const tables = [...plan.tables]
   const { rows } = await db.query(
     `select c.relname as table, p.partmethod::text as method,
+            p.logicalrelid is not null and row_security_active(c.oid) as rls,
             coalesce((select json_agg(json_build_object('name', k.conname, 'ref', r.relname,
                         'deferred', k.condeferred) order by k.conname)
                         from pg_constraint k join pg_class r on r.oid = k.confrelid
@@ -42,6 +46,14 @@ export async function checkCitusTarget(db: Queryable, plan: MigrationPlan): Prom
   )
   const problems: string[] = []
   const warnings: string[] = []
+  const policed = rows.filter((r) => r.rls === true).map((r) => r.table as string)
+  if (policed.length > 0) {
+    problems.push(
+      `row-level security applies to this role on ${policed.map((t) => `${plan.targetSchema}.${t}`).join(', ')}, ` +
+        'and Citus writes INSERT ... SELECT into distributed tables with COPY, which row-level security refuses ' +
+        '(fix: run the migration as a role with BYPASSRLS, e.g. alter role <migration role> bypassrls, or as a superuser)',
+    )
+  }
   for (const r of rows) {
     if (r.method !== 'h') {
       warnings.push(

@@ -6,14 +6,24 @@ import {
   type TableCheck,
   tenantScoped,
 } from './checks.js'
-import { copyWithChecksumStatement } from './copy-checksum-sql.js'
-import { existingRowsStatement, insertStatement, type SqlContext } from './copy-sql.js'
+import {
+  copyWithChecksumStatement,
+  sourceChecksumsStatement,
+  targetChecksumsStatement,
+} from './copy-checksum-sql.js'
+import {
+  existingRowsStatement,
+  insertStatement,
+  type SqlContext,
+  type Statement,
+} from './copy-sql.js'
 import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
 import { type LedgerEntry, type LedgerTable, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
 import { allocateIds, remapFailure } from './remap-sql.js'
 import { ensureTenantRow } from './tenant-row.js'
+import { citusInstalled, citusTenantSettingSql } from './tenant-setting.js'
 
 /**
  * What happened to one tenant in a run.
@@ -34,9 +44,16 @@ export interface CopyOptions {
   readonly guard: CopyGuard
   readonly verify: boolean
   readonly onEvent?: MigrationListener
+  /**
+   * The database is a Citus coordinator (detected when not given): each table is
+   * copied by a plain `INSERT ... SELECT` and checked by separate statements in the
+   * same transaction, and the tenant is bound with `SET LOCAL`, forwarded to the
+   * workers.
+   */
+  readonly citus?: boolean
 }
 
-/** The row of {@link copyWithChecksumStatement}. */
+/** Both sides' counts and checksums of one table (the row of {@link copyWithChecksumStatement}). */
 interface ChecksumRow {
   source_n: string
   source_sum: string
@@ -44,23 +61,48 @@ interface ChecksumRow {
   target_sum: string
 }
 
-/** The checks of a verified copy: both checksums from the copy itself, orphans read back. */
+/** The `"<i>.n"` / `"<i>.sum"` row of a batched checksum statement, by table name. */
+async function readSums(
+  client: Queryable,
+  s: Statement,
+  tables: readonly TablePlan[],
+): Promise<Map<string, { n: string; sum: string }>> {
+  const row = (await client.query(s.text, s.values)).rows[0] ?? {}
+  return new Map(tables.map((t, i) => [t.name, { n: row[`${i}.n`], sum: row[`${i}.sum`] }]))
+}
+
+/**
+ * The checks of a copy, in the tenant's transaction after its last table: both
+ * sides' checksums (`sums` when the copy statements computed them, else read here:
+ * every source table in one statement, then every target table in one, the
+ * tenant's rows read back as stored), and the orphans in one statement.
+ */
 async function copyChecks(
   client: Queryable,
   ctx: SqlContext,
   tables: readonly TablePlan[],
-  sums: ReadonlyMap<string, ChecksumRow>,
+  sums: ReadonlyMap<string, ChecksumRow> | undefined,
   orphans: boolean,
 ): Promise<TableCheck[]> {
+  const source = sums
+    ? undefined
+    : await readSums(client, sourceChecksumsStatement(ctx, tables), tables)
   return tenantScoped(client, async () => {
-    const out: TableCheck[] = []
+    const target = sums
+      ? undefined
+      : await readSums(client, targetChecksumsStatement(ctx, tables), tables)
     const found = orphans ? await foreignKeyOrphansOfTables(client, ctx, tables) : new Map()
-    for (const t of tables) {
-      const sum = sums.get(t.name)!
+    return tables.map((t) => {
+      const sum = sums?.get(t.name) ?? {
+        source_n: source!.get(t.name)!.n,
+        source_sum: source!.get(t.name)!.sum,
+        target_n: target!.get(t.name)!.n,
+        target_sum: target!.get(t.name)!.sum,
+      }
       const broken = found.get(t.name) ?? []
       const sourceRows = Number(sum.source_n)
       const targetRows = Number(sum.target_n)
-      out.push({
+      return {
         table: t.name,
         sourceRows,
         targetRows,
@@ -68,9 +110,8 @@ async function copyChecks(
         targetChecksum: sum.target_sum,
         orphans: broken,
         ok: broken.length === 0 && sourceRows === targetRows && sum.source_sum === sum.target_sum,
-      })
-    }
-    return out
+      }
+    })
   })
 }
 
@@ -92,7 +133,9 @@ export function sqlContext(plan: MigrationPlan, tp: TenantPlan): SqlContext {
  * rows, creates its `tenants` row and domains when missing, copies every table in
  * foreign-key order with `INSERT ... SELECT` (triggers quiet per `guard`),
  * verifies counts, checksums and foreign keys, and writes the ledger row, all
- * before `COMMIT`. A crash or error anywhere leaves either the whole tenant or
+ * before `COMMIT`. With verify, on one PostgreSQL each table's copy statement
+ * also checksums both sides; on Citus the checksums are separate statements in
+ * the same transaction. A crash or error anywhere leaves either the whole tenant or
  * nothing.
  *
  * @example
@@ -113,10 +156,13 @@ export async function copyTenant(
 ): Promise<CopyResult> {
   const started = Date.now()
   const ctx = sqlContext(plan, tp)
-  // One round trip each: the transaction, then its lock and settings.
-  await client.query('begin; set constraints all deferred')
+  const citus = options.citus ?? (await citusInstalled(client))
+  // One round trip each: the transaction (on Citus with its tenant binding), then its lock and settings.
+  await client.query(
+    `begin; set constraints all deferred${citus ? `; ${citusTenantSettingSql(tp.tenant.id)}` : ''}`,
+  )
   try {
-    await lockTenant(client, tp.tenant.id, options.guard)
+    await lockTenant(client, tp.tenant.id, options.guard, citus)
     const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
     const done = finishedTables(entry, plan, tp.tenant.id)
     const tables = tp.tables.filter((t) => done[t.name] === undefined)
@@ -127,11 +173,31 @@ export async function copyTenant(
     await refuseOccupiedTarget(client, ctx, plan, tp.tenant.id, tables)
     const tenantRow = await ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
     await allocateIds(client, ctx, tables)
-    const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, options)
+    // One statement copies and checksums each table: the source is read in the statement's own
+    // snapshot, so rows written to it meanwhile (an online migration serves the tenant during
+    // the copy) cannot make the sides differ. Citus runs a data-modifying CTE through the
+    // coordinator and supports it only in some shapes: there each table is a plain
+    // INSERT ... SELECT, and the checks are separate statements (target sums on the shard).
+    const oneStatement = options.verify && !citus
+    const { copied, sums } = await copyTables(
+      client,
+      ctx,
+      tp.tenant.id,
+      tables,
+      oneStatement,
+      options.onEvent,
+    )
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
     const checks = options.verify
-      ? await verifyCopies(client, ctx, tp.tenant.id, tables, sums, rowsOf, options.guard)
+      ? await copyChecks(
+          client,
+          ctx,
+          tables,
+          oneStatement ? sums : undefined,
+          options.guard === 'replica',
+        )
       : []
+    assertVerified(tp.tenant.id, checks, rowsOf)
     const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
     if (options.verify)
       emit(options.onEvent, { type: 'tenant-verified', tenantId: tp.tenant.id, ok: true })
@@ -177,12 +243,21 @@ function ledgerTablesAfter(
   return ledgerTables
 }
 
-/** The tenant's advisory lock and the transaction's settings, in one statement. */
-async function lockTenant(client: Queryable, tenantId: string, guard: CopyGuard): Promise<void> {
+/**
+ * The tenant's advisory lock and the transaction's settings, in one statement; the
+ * tenant binding too, except on Citus (bound with `SET LOCAL` at `BEGIN`).
+ */
+async function lockTenant(
+  client: Queryable,
+  tenantId: string,
+  guard: CopyGuard,
+  citus: boolean,
+): Promise<void> {
   // Each statement is one table scan: JIT compilation only adds latency (often 100+ ms a query).
   await client.query(
     "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1)), " +
-      "set_config('jit', 'off', true), set_config('rowtenancy.tenant_id', $1, true)" +
+      "set_config('jit', 'off', true)" +
+      (citus ? '' : ", set_config('rowtenancy.tenant_id', $1, true)") +
       (guard === 'replica' ? ", set_config('session_replication_role', 'replica', true)" : ''),
     [tenantId],
   )
@@ -229,44 +304,43 @@ async function refuseOccupiedTarget(
   }
 }
 
-/** Copies the tables in order; with verify, each statement also returns both checksums. */
+/**
+ * Copies the tables in order. With `oneStatement`, each table's statement also
+ * checksums both sides (the source read once, in the statement's own snapshot);
+ * else each is a plain `INSERT ... SELECT`.
+ */
 async function copyTables(
   client: Queryable,
   ctx: SqlContext,
   tenantId: string,
   tables: readonly TablePlan[],
-  options: CopyOptions,
+  oneStatement: boolean,
+  onEvent: MigrationListener | undefined,
 ): Promise<{ copied: { table: string; rows: number }[]; sums: Map<string, ChecksumRow> }> {
   const copied: { table: string; rows: number }[] = []
   const sums = new Map<string, ChecksumRow>()
   for (const t of tables) {
-    // With verify, one statement copies and checksums both sides (the source read once).
-    const s = options.verify ? copyWithChecksumStatement(ctx, t) : insertStatement(ctx, t)
+    const s = oneStatement ? copyWithChecksumStatement(ctx, t) : insertStatement(ctx, t)
     // remap looks every key up in the id map, which grows faster than its statistics
     const res =
       t.remapColumns.size > 0
         ? await tenantScoped(client, () => client.query(s.text, s.values))
         : await client.query(s.text, s.values)
-    const sum = options.verify ? (res.rows[0] as ChecksumRow) : undefined
+    const sum = oneStatement ? (res.rows[0] as ChecksumRow) : undefined
     const rows = sum ? Number(sum.target_n) : (res.rowCount ?? 0)
     if (sum) sums.set(t.name, sum)
     copied.push({ table: t.name, rows })
-    emit(options.onEvent, { type: 'table-copied', tenantId, table: t.name, rows })
+    emit(onEvent, { type: 'table-copied', tenantId, table: t.name, rows })
   }
   return { copied, sums }
 }
 
-/** The checks of a verified copy; throws at the first table that does not match. */
-async function verifyCopies(
-  client: Queryable,
-  ctx: SqlContext,
+/** Throws at the first table whose check failed or whose count differs from what was copied. */
+function assertVerified(
   tenantId: string,
-  tables: readonly TablePlan[],
-  sums: ReadonlyMap<string, ChecksumRow>,
+  checks: readonly TableCheck[],
   rowsOf: (table: string) => number,
-  guard: CopyGuard,
-): Promise<TableCheck[]> {
-  const checks = await copyChecks(client, ctx, tables, sums, guard === 'replica')
+): void {
   for (const check of checks) {
     if (!check.ok || check.targetRows !== rowsOf(check.table)) {
       throw new MigrationError(
@@ -274,5 +348,4 @@ async function verifyCopies(
       )
     }
   }
-  return checks
 }

@@ -75,8 +75,16 @@ export async function ensureLedger(
   const map = quoteQualified(schema, ID_MAP_TABLE)
   await db.query('begin')
   try {
-    await db.query("select pg_advisory_xact_lock(hashtext('rowtenancy.ledger'))")
-    await db.query(`create table if not exists ${ledger} (
+    // Looked up first: on Citus, CREATE TABLE IF NOT EXISTS on an existing table still asks
+    // for its ownership, and a role that may write the ledger need not own it.
+    const { rows } = await db.query(
+      "select pg_advisory_xact_lock(hashtext('rowtenancy.ledger')), " +
+        'to_regclass($1) is null as ledger, to_regclass($2) is null as map',
+      [ledger, map],
+    )
+    const missing = rows[0] as { ledger: boolean; map: boolean }
+    if (missing.ledger)
+      await db.query(`create table ${ledger} (
   tenant_id text primary key,
   schema_name text not null,
   state text not null check (state in ('pending', 'partial', 'done', 'rolled_back', 'schema_dropped')),
@@ -89,7 +97,7 @@ export async function ensureLedger(
   verify_ok boolean,
   last_error text
 )`)
-    if (options.idMap) await ensureIdMap(db, map)
+    if (options.idMap) await ensureIdMap(db, map, missing.map)
     await db.query('commit')
   } catch (err) {
     await db.query('rollback').catch(() => {})
@@ -102,8 +110,9 @@ export async function ensureLedger(
  * columns' old values when the old value alone is not unique (`''` otherwise). A map
  * made by an older version (no `scope`) gets the column and the wider key.
  */
-async function ensureIdMap(db: Queryable, map: string): Promise<void> {
-  await db.query(`create table if not exists ${map} (
+async function ensureIdMap(db: Queryable, map: string, missing: boolean): Promise<void> {
+  if (missing)
+    await db.query(`create table ${map} (
   tenant_id text not null,
   table_name text not null,
   scope text not null default '',

@@ -1,10 +1,12 @@
 import type { Queryable } from '../sql/queryable.js'
+import { bindMigrationTenant, citusInstalled } from './tenant-setting.js'
 
 /**
  * Runs `fn` in one transaction on `client` that holds the tenant's migration lock
  * (the advisory lock `copyTenant` takes, so a copy, a rollback and a drop of the
- * same tenant never overlap): `BEGIN`, lock, `fn`, `COMMIT`; on any error
- * `ROLLBACK` and rethrow. A transaction in which `fn` wrote nothing commits as
+ * same tenant never overlap) and is bound to the tenant (so a forced row-level
+ * policy shows its rows, on Citus on every worker): `BEGIN`, lock and binding,
+ * `fn`, `COMMIT`; on any error `ROLLBACK` and rethrow. A transaction in which `fn` wrote nothing commits as
  * harmlessly as it would roll back.
  *
  * @example
@@ -20,8 +22,10 @@ export async function withTenantMigrationLock<T>(
   tenantId: string,
   fn: () => Promise<T>,
 ): Promise<T> {
+  const citus = await citusInstalled(client)
   await client.query('begin')
   try {
+    await bindMigrationTenant(client, tenantId, citus)
     await client.query(
       "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1))",
       [tenantId],

@@ -59,7 +59,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const jobs = jobCount(options.jobs)
   const verify = options.verify ?? true
   const dryRun = options.dryRun ?? false
-  const { plan, guard, guardProblem, citusWarnings, ledger } = await prepare(options, dryRun)
+  const { plan, guard, guardProblem, citusWarnings, ledger, citus } = await prepare(options, dryRun)
   const warnings = [...plan.warnings, ...citusWarnings, ...(guardProblem ? [guardProblem] : [])]
   const { reports, todo } = triage(plan, ledger)
   emit(options.onEvent, {
@@ -79,7 +79,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     for (const [id, r] of await countRows(options.db, todo)) reports.set(id, r)
   } else if (todo.length > 0) {
     // Nothing to copy (every tenant refused or done): no ledger table is created.
-    const run = await runCopies(options, plan, todo, { guard: guard!, verify, jobs })
+    const run = await runCopies(options, plan, todo, { guard: guard!, verify, jobs, citus })
     for (const [id, r] of run.reports) reports.set(id, r)
     warnings.push(...run.warnings)
     if (run.strictStop) aborted = 'stopped at the first failure (`strict`)'
@@ -138,6 +138,8 @@ interface Prepared {
   readonly guardProblem: string | undefined
   readonly citusWarnings: string[]
   readonly ledger: Map<string, LedgerEntry>
+  /** The database is a Citus coordinator. */
+  readonly citus: boolean
 }
 
 /**
@@ -152,7 +154,7 @@ async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepar
     guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
   }
   try {
-    await assertCitusCoordinator(admin)
+    const citus = await assertCitusCoordinator(admin)
     const plan = await planMigration(admin, options)
     const guard = await chooseGuard(admin, plan).catch((err) => {
       problem(err)
@@ -163,7 +165,7 @@ async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepar
       return [] as string[]
     })
     const ledger = await readLedger(admin, plan.targetSchema)
-    return { plan, guard, guardProblem, citusWarnings, ledger }
+    return { plan, guard, guardProblem, citusWarnings, ledger, citus }
   } finally {
     admin.release()
   }
@@ -260,6 +262,7 @@ interface CopySettings {
   readonly guard: CopyGuard
   readonly verify: boolean
   readonly jobs: number
+  readonly citus: boolean
 }
 
 /** What the copy phase produced: a report per tenant it took, and the copy warnings. */
@@ -329,6 +332,7 @@ async function copyOne(
     const r = await copyTenant(client, plan, tp, {
       guard: settings.guard,
       verify: settings.verify,
+      citus: settings.citus,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     })
     const report = copiedReport(tp, r, settings.verify)

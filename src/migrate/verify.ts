@@ -14,6 +14,7 @@ import {
   type TablePlan,
   type TenantPlan,
 } from './plan.js'
+import { bindMigrationTenant, citusInstalled } from './tenant-setting.js'
 
 /**
  * The verification of one migrated tenant.
@@ -249,12 +250,16 @@ export async function verifyMigration(options: VerifyOptions): Promise<Verificat
   let missing: MissingTenant[] = []
   let plan: MigrationPlan
   try {
+    const citus = await citusInstalled(client)
     await client.query('begin isolation level repeatable read read only')
     const found = await migratedTenants(client, options)
     plan = found.plan
     missing = found.missing
-    for (const { tp, entry } of found.items)
+    for (const { tp, entry } of found.items) {
+      // A forced policy shows only the bound tenant's rows (on Citus: on the workers too).
+      await bindMigrationTenant(client, entry.tenantId, citus)
       results.push(await verifyTenant(client, plan, tp, entry))
+    }
     await client.query('commit')
     if (options.record !== false) {
       for (const r of results) {

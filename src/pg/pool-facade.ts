@@ -82,8 +82,8 @@ const FORWARDED = new Set(['connect', 'acquire', 'release', 'remove', 'error'])
  * @internal
  */
 export interface ClientHooks {
-  query(this: void, args: readonly unknown[]): unknown
-  release(this: void, destroy: boolean | Error | undefined): void
+  query(args: readonly unknown[]): unknown
+  release(destroy: boolean | Error | undefined): void
 }
 
 /**
@@ -160,9 +160,8 @@ export abstract class PoolFacade extends pg.Pool {
   }
 
   /** A client of `inner`, wrapped by {@link hooks}. */
-  protected async checkout(): Promise<pg.PoolClient> {
-    const client = await this.acquireClient()
-    return wrapClient(client, this.hooks(client))
+  protected checkout(): Promise<pg.PoolClient> {
+    return this.acquireClient().then((client) => wrapClient(client, this.hooks(client)))
   }
 
   /**
@@ -197,14 +196,27 @@ for (const name of ['totalCount', 'idleCount', 'waitingCount', 'expiredCount'] a
   })
 }
 
+/**
+ * The proxy handler of one checkout: `query` and `release` are the hooks', every
+ * other property is the client's own. A class, so a checkout allocates the
+ * handler and the two functions, and nothing else.
+ */
+class ClientView implements ProxyHandler<pg.PoolClient> {
+  readonly query: (...args: unknown[]) => unknown
+  readonly release: (destroy?: boolean | Error) => void
+
+  constructor(hooks: ClientHooks) {
+    this.query = (...args: unknown[]) => hooks.query(args)
+    this.release = (destroy?: boolean | Error) => hooks.release(destroy)
+  }
+
+  get(target: pg.PoolClient, prop: string | symbol, receiver: unknown): unknown {
+    if (prop === 'query') return this.query
+    if (prop === 'release') return this.release
+    return Reflect.get(target, prop, receiver)
+  }
+}
+
 function wrapClient(client: pg.PoolClient, hooks: ClientHooks): pg.PoolClient {
-  const query = (...args: unknown[]) => hooks.query(args)
-  const release = (destroy?: boolean | Error) => hooks.release(destroy)
-  return new Proxy(client, {
-    get(target, prop, receiver) {
-      if (prop === 'query') return query
-      if (prop === 'release') return release
-      return Reflect.get(target, prop, receiver)
-    },
-  })
+  return new Proxy(client, new ClientView(hooks))
 }

@@ -18,6 +18,7 @@ import { type GuardedSession, preparedBindName, SessionGuard } from '../db/sessi
 import { ConfigError, MissingTenantError, UnsafeRoleError } from '../errors/index.js'
 import { assertSealKey } from '../schema/rls-sealed.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
+import { unboundEnterStatement } from '../tenants/serving.js'
 import {
   type ClientHooks,
   PoolFacade,
@@ -245,11 +246,12 @@ export class TenantPool extends PoolFacade {
    */
   #bindForContext(): Statement | undefined {
     const tenantId = tryCurrentTenant()
+    const serving = this.#options.serving
     if (tenantId === undefined) {
       if (this.#requireTenant) throw new MissingTenantError('A statement on this TenantPool')
-      return undefined
+      // Hybrid: entered too, so no legacy schema stays on its search_path.
+      return serving ? unboundEnterStatement(serving.schema) : undefined
     }
-    const serving = this.#options.serving
     return this.#binds.get(tenantId, (id) =>
       serving
         ? enterStatement(serving.schema, this.#type, id, null)
@@ -314,8 +316,8 @@ export class TenantPool extends PoolFacade {
   }
 
   /** The role check runs before the first checkout (it needs a connection of its own). */
-  protected override async checkout(): Promise<pg.PoolClient> {
-    if (!this.#readyDone) await this.ready()
+  protected override checkout(): Promise<pg.PoolClient> {
+    if (!this.#readyDone) return this.ready().then(() => super.checkout())
     return super.checkout()
   }
 
@@ -348,7 +350,7 @@ class BoundClient implements ClientHooks {
     this.#session = session
   }
 
-  query = (args: readonly unknown[]): unknown => {
+  query(args: readonly unknown[]): unknown {
     if (this.#released) {
       throw new Error(
         'This client was released to the pool; check out another with pool.connect().',
@@ -356,10 +358,25 @@ class BoundClient implements ClientHooks {
     }
     const call = parseQueryCall(args)
     if (!call) return this.#submit(args[0] as pg.Submittable)
-    return settle(this.#query(call), call.callback)
+    return settle(this.#dispatch(call), call.callback)
   }
 
-  release = (destroy: boolean | Error | undefined): void => {
+  /** A lone statement outside a transaction goes straight to `runLone`; the rest through {@link #query}. */
+  #dispatch(call: QueryCall): Promise<pg.QueryResult> {
+    const pool = this.#pool
+    if (this.#open || !pool.isReady) return this.#query(call)
+    const kind = statementKind(call.config.text)
+    if (kind === 'begin') return this.#query(call)
+    let bind: Statement | undefined
+    try {
+      bind = kind === 'end' ? undefined : pool.bindForContext()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return pool.runLone(this.#session, bind, call.config)
+  }
+
+  release(destroy: boolean | Error | undefined): void {
     if (this.#released) return
     this.#released = true
     const session = this.#session
@@ -372,8 +389,8 @@ class BoundClient implements ClientHooks {
       return
     }
     // Never hand a client back inside a transaction (pg's status may lag): roll back, reset.
-    const done = open ? rollbackQuietly(session) : Promise.resolve()
-    void done.then(() => session.release())
+    if (open) void rollbackQuietly(session).then(() => session.release())
+    else void session.release()
   }
 
   async #query(call: QueryCall): Promise<pg.QueryResult> {

@@ -13,6 +13,13 @@ export const SERVING_TABLE = 'rowtenancy_serving'
 /** The function every hybrid transaction starts with. @example `ENTER_FUNCTION // 'rowtenancy_enter'` */
 export const ENTER_FUNCTION = 'rowtenancy_enter'
 
+/**
+ * The setting `rowtenancy_enter` binds, transaction-local, to the legacy schema
+ * of a schema-placed tenant ('' otherwise); the legacy tables' row level
+ * security policy compares with it. @example `LEGACY_SETTING // 'rowtenancy.legacy_schema'`
+ */
+export const LEGACY_SETTING = 'rowtenancy.legacy_schema'
+
 /** Where a tenant is served from during an online migration. @example `const p: Placement = 'schema'` */
 export type Placement = 'schema' | 'shared'
 
@@ -110,6 +117,10 @@ begin
     raise exception using errcode = ${quoteLiteral(MOVED_SQLSTATE)},
       message = 'tenant ' || p_tenant || ' is served from ' || o_placement || ', not ' || p_expected || '; retry';
   end if;
+  -- The legacy tables' policy shows a schema's rows only to a transaction bound to it.
+  -- Transaction-local; the function's SET clause restores search_path only.
+  perform pg_catalog.set_config(${quoteLiteral(LEGACY_SETTING)},
+    case when o_placement = 'schema' then v_schema else '' end, true);
   -- No other tenant's legacy schema (nor "$user", which may name one) stays on the search_path:
   -- an unqualified name missing from the tenant's own schema must not reach another tenant's.
   o_path := '';
@@ -148,7 +159,8 @@ begin
   if v.o_placement = 'schema' then
     perform pg_catalog.set_config('rowtenancy.tenant_id', '', true);
   else
-    perform pg_catalog.set_config('rowtenancy.tenant_id', p_tenant, true);
+    -- no tenant (an unbound hybrid statement): no tenant's rows
+    perform pg_catalog.set_config('rowtenancy.tenant_id', coalesce(p_tenant, ''), true);
   end if;
 end
 $rt$`,
@@ -168,6 +180,24 @@ $rt$`,
  */
 export function enterSql(schema: string): string {
   return `select ${quoteQualified(schema, ENTER_FUNCTION)}($1, $2)`
+}
+
+/**
+ * The statement that opens a hybrid statement with no tenant in context:
+ * `rowtenancy_enter(null, null)` binds no tenant and no legacy schema, and takes
+ * every legacy schema and `"$user"` off the search_path.
+ *
+ * @example
+ * ```ts
+ * unboundEnterStatement('public') // { text: 'select "public"."rowtenancy_enter"($1, $2)', values: [null, null] }
+ * ```
+ * @internal
+ */
+export function unboundEnterStatement(schema: string): {
+  readonly text: string
+  readonly values: readonly unknown[]
+} {
+  return Object.freeze({ text: enterSql(schema), values: Object.freeze([null, null]) })
 }
 
 /**

@@ -9,6 +9,7 @@ import { lockLedgerEntry, writeLedgerEntry } from '../ledger.js'
 import { type MigrationPlanOptions, planMigration, type TablePlan } from '../plan.js'
 import { adjustSequences } from '../sequences.js'
 import { keyColumns } from './capture-sql.js'
+import { guardLegacySchema } from './legacy-rls.js'
 
 /**
  * Options of {@link rollbackOnline}.
@@ -96,6 +97,8 @@ export async function rollbackOnline(options: OnlineRollbackOptions): Promise<{ 
           [id],
         )
       }
+      // Served from its schema again: its tables' policy must be there (prepared by an older run).
+      await guardLegacySchema(client, tp.tenant.schema, undefined)
       await client.query(
         `update ${serving} set placement = 'schema', updated_at = now() where tenant_id = $1::${plan.idType}`,
         [id],

@@ -15,6 +15,7 @@ import { adjustSequences } from '../sequences.js'
 import { ensureTenantRow } from '../tenant-row.js'
 import { captureDdl } from './capture-sql.js'
 import { catchUp, cutOver, installCapture, logged, recordLegacyChecksums } from './cutover.js'
+import { assertNoDefaultPath, guardLegacySchema } from './legacy-rls.js'
 
 /**
  * The phase of one tenant in an online migration, as progress shows it.
@@ -224,6 +225,11 @@ async function prepareOnline(
       )
     }
     if (options.grantTo !== undefined) await assertRole(admin, options.grantTo)
+    await assertNoDefaultPath(
+      admin,
+      plan.tenants.map((tp) => tp.tenant.schema),
+      options.grantTo,
+    )
     const guard = await chooseGuard(admin, plan)
     await ensureLedger(admin, plan.targetSchema)
     const ledger = await readLedger(admin, plan.targetSchema)
@@ -246,6 +252,8 @@ async function prepareOnline(
             fenceTimeoutMs,
           ],
         )
+        // Raw SQL of the runtime role reads a legacy table only when entered for its schema.
+        await guardLegacySchema(admin, tp.tenant.schema, options.grantTo)
         if (options.grantTo !== undefined)
           await grantSchema(admin, tp.tenant.schema, options.grantTo)
       }
