@@ -157,16 +157,36 @@ export function acquire(pool: pg.Pool, acquireMs: number): Promise<pg.PoolClient
           reject(poolTimeout(pool, acquireMs))
         }, acquireMs)
       : undefined
-    pool.connect((err, client, done) => {
+    let settled = false
+    const take = (err: unknown, client: pg.PoolClient | undefined, done?: (e?: Error) => void) => {
+      if (settled) return
+      settled = true
       if (timer !== undefined) clearTimeout(timer)
       if (err || !client) {
         if (!late) reject(connectError(pool, err))
         return
       }
-      if (late) done()
+      if (late) (done ?? ((e?: Error) => client.release(e)))()
       else resolve(guardClient(client))
-    })
+    }
+    try {
+      // A pool that only has the promise form (a router, a wrapper) ignores the callback
+      // and returns a promise: take the client from that instead.
+      const returned: unknown = pool.connect(take as Parameters<pg.Pool['connect']>[0])
+      if (isThenable(returned)) {
+        returned.then(
+          (client) => take(undefined, client as pg.PoolClient),
+          (err: unknown) => take(err, undefined),
+        )
+      }
+    } catch (err) {
+      take(err, undefined)
+    }
   })
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 /**
