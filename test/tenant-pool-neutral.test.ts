@@ -232,6 +232,39 @@ describe('the tenant pool skips the reset only after neutral statements', () => 
       await db.pool.query(`revoke create on schema public from "${fx.role}"`)
     }
   })
+
+  it.each([
+    [
+      'owns a table (may change a default or add a rule without CREATE)',
+      'create table neutral_owned (id int)',
+      (role: string) => `alter table neutral_owned owner to "${role}"`,
+      () => 'drop table neutral_owned',
+    ],
+    [
+      'may create triggers on a table',
+      'select 1',
+      (role: string) => `grant trigger on accounts to "${role}"`,
+      (role: string) => `revoke trigger on accounts from "${role}"`,
+    ],
+  ])(
+    'a runtime role that %s gets the reset after every statement',
+    async (_, setup, grant, undo) => {
+      await db.pool.query(setup)
+      await db.pool.query(grant(fx.role))
+      try {
+        const inner = fx.runtimePool(1)
+        const texts = parsedTexts(inner)
+        const pool = tenantPool(inner)
+        await runWithTenant(1, () => pool.query('select name from accounts'))
+        texts.length = 0
+        await runWithTenant(1, () => pool.query('select name from accounts'))
+        await runWithTenant(2, () => pool.query('select name from accounts'))
+        expect(texts.filter((t) => t === 'reset all')).toHaveLength(2)
+      } finally {
+        await db.pool.query(undo(fx.role))
+      }
+    },
+  )
 })
 
 function runtimeUrl(): string {

@@ -58,7 +58,9 @@ export function isSessionNeutral(text: string): boolean {
  * True when the connected role, or any role it is a member of (any path, any
  * option), may create objects in some schema (a function or operator that
  * shadows a built-in one, a table that shadows the app's) or schemas in the
- * database. Then {@link isSessionNeutral}'s premise does not hold, and every
+ * database, owns a table, view, sequence, function or type (an owner may change
+ * a default, add a rule or a trigger without CREATE), or may create triggers on
+ * a table. Then {@link isSessionNeutral}'s premise does not hold, and every
  * statement gets the reset.
  *
  * @internal
@@ -76,6 +78,15 @@ select exists (
     or exists (
          select 1 from reach
           where pg_catalog.has_database_privilege(reach.oid, pg_catalog.current_database(), 'CREATE'))
+    or exists (
+         select 1 from reach, pg_catalog.pg_class c
+          where c.relowner = reach.oid
+             or (c.relkind in ('r', 'p', 'v', 'f')
+                 and c.relnamespace <> 'pg_catalog'::pg_catalog.regnamespace
+                 and c.relnamespace <> 'information_schema'::pg_catalog.regnamespace
+                 and pg_catalog.has_table_privilege(reach.oid, c.oid, 'TRIGGER')))
+    or exists (select 1 from reach, pg_catalog.pg_proc p where p.proowner = reach.oid)
+    or exists (select 1 from reach, pg_catalog.pg_type t where t.typowner = reach.oid)
        as may_create`
 
 /**

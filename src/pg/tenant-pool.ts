@@ -232,6 +232,12 @@ export class TenantPool extends PoolFacade {
       this.#syncPrepared()
       this.#binds.clear()
     }
+    if (this.#options.serving && this.#mode !== 'set_config') {
+      throw new ConfigError(
+        `serving (an online migration) needs the set_config binding, not ${this.#mode}: ` +
+          'an online migration runs only on plain PostgreSQL.',
+      )
+    }
     if (checkRole) {
       assertSafeRuntimeRole(facts, {
         allowUnsafeRole: this.#options.allowUnsafeRole,

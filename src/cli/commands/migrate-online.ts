@@ -97,6 +97,9 @@ export async function runOnline(
       `online: ${n('migrated')} cut over, ${n('already-shared')} already on the shared tables, ` +
         `${n('prepared')} prepared, ${n('blocked')} blocked, ${n('failed')} failed in ${(report.ms / 1000).toFixed(1)} s`,
     )
+    for (const t of report.tenants) {
+      if (t.warning) ctx.out.line(`warning: tenant ${t.tenantId}: ${t.warning}`)
+    }
     const f = report.fence
     if (f.count > 0) {
       ctx.out.line(

@@ -23,8 +23,9 @@ const OPS = [
 /**
  * The change log table and the capture function (statement-level, transition
  * tables): it takes the tenant's fence shared (a writer that does not go
- * through rowtenancy waits for a cut-over too), refuses writes once the tenant
- * is served from the shared tables (`RTP01`), and appends the written keys.
+ * through rowtenancy waits for a cut-over too), refuses a write that waited on
+ * the fence of a cut-over that committed (`RTP01`), and appends the written
+ * keys. The cut-over drops these triggers.
  * Legacy rows are never changed by it. Idempotent.
  *
  * @internal

@@ -48,12 +48,19 @@ export async function legacyChangedSinceCutover(
     const recorded = entry.tables[t.name]
     const s = sourceChecksumStatement(ctx, t)
     const now = (await client.query(s.text, s.values)).rows[0]
-    // '' : cut over after a changed-rows check and not filled in yet (counts only)
-    const sumDiffers = recorded?.checksum !== '' && now.sum !== recorded?.checksum
-    if (!recorded || Number(now.n) !== recorded.rows || sumDiffers) {
+    const changed =
+      !recorded ||
+      Number(now.n) !== recorded.rows ||
+      (recorded.checksum !== '' && now.sum !== recorded.checksum)
+    if (changed) {
       problems.push(
         `${tp.tenant.schema}.${t.name} changed since the online cut-over (rows ${now.n}, ledger ${recorded?.rows ?? 'none'}); ` +
           'something still writes to the legacy schema',
+      )
+    } else if (recorded.checksum === '') {
+      problems.push(
+        `${tp.tenant.schema}.${t.name}: the checksums of its online cut-over were not recorded ` +
+          '(the run stopped right after the cut-over); rerun migrate-to-row-tenancy --online to record them',
       )
     }
   }

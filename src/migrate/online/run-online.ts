@@ -100,6 +100,8 @@ export interface OnlineTenantReport {
   readonly status: 'migrated' | 'already-shared' | 'blocked' | 'failed' | 'prepared'
   readonly fenceMs?: number
   readonly error?: string
+  /** `migrated`, but the cut-over's checksums were not recorded: rerun `--online` to record them. */
+  readonly warning?: string
 }
 
 /**
@@ -164,9 +166,11 @@ export async function migrateOnline(options: OnlineOptions): Promise<OnlineRepor
     const base = { tenantId: tp.tenant.id, schema: tp.tenant.schema }
     if (tp.blocked)
       reports.set(base.tenantId, { ...base, status: 'blocked', error: 'blocking drift' })
-    else if (placed.get(base.tenantId) === 'shared')
+    else if (placed.get(base.tenantId) === 'shared') {
+      // A run stopped between a cut-over and recording its checksums: record them now.
+      if (!options.prepareOnly) await fillCutoverChecksums(options, plan, tp)
       reports.set(base.tenantId, { ...base, status: 'already-shared' })
-    else if (options.prepareOnly) reports.set(base.tenantId, { ...base, status: 'prepared' })
+    } else if (options.prepareOnly) reports.set(base.tenantId, { ...base, status: 'prepared' })
   }
   if (!options.prepareOnly) {
     const queue = [...todo]
@@ -301,6 +305,19 @@ async function grantSchema(db: Queryable, schema: string, role: string): Promise
   await db.query(`grant usage, select on all sequences in schema ${s} to ${r}`)
 }
 
+async function fillCutoverChecksums(
+  options: OnlineOptions,
+  plan: MigrationPlan,
+  tp: TenantPlan,
+): Promise<void> {
+  const client = await options.db.connect()
+  try {
+    await recordLegacyChecksums(client, plan, tp)
+  } finally {
+    client.release()
+  }
+}
+
 /** One tenant: capture, copy, catch up, cut over. A failure leaves it on its schema. */
 async function migrateTenant(
   options: OnlineOptions,
@@ -342,8 +359,18 @@ async function migrateTenant(
           applied: applied + r.applied,
           steps: roundSteps(r.steps),
         })
-        await recordLegacyChecksums(client, plan, tp)
-        return { ...base, status: 'migrated', fenceMs: r.fenceMs }
+        // The cut-over is committed: a failure to fill in the checksums does not undo it
+        // (drop-schemas refuses the schema until a rerun of --online records them).
+        const recorded = await recordLegacyChecksums(client, plan, tp).then(
+          () => undefined,
+          (err: unknown) => (err instanceof Error ? err.message : String(err)),
+        )
+        return {
+          ...base,
+          status: 'migrated',
+          fenceMs: r.fenceMs,
+          ...(recorded === undefined ? {} : { warning: `checksums not recorded: ${recorded}` }),
+        }
       } catch (err) {
         // The fence could not be taken in time (long requests in flight): try again.
         if (!isLockTimeout(err) || tries >= CUTOVER_TRIES) throw err
