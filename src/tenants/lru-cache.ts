@@ -37,7 +37,46 @@ export class LruCache<V> {
     this.#entries.set(key, { value, expires })
   }
 
+  delete(key: string): void {
+    this.#entries.delete(key)
+  }
+
   clear(): void {
     this.#entries.clear()
+  }
+}
+
+/**
+ * Lookups by tenant id cached for `ttlMs` (0: no cache), at most `max` ids (the
+ * least recently used goes first); a failed lookup is forgotten at once.
+ *
+ * @internal
+ */
+export class LookupCache<V> {
+  readonly #ttl: number
+  readonly #entries: LruCache<Promise<V>>
+
+  constructor(ttlMs: number, max = 10_000) {
+    this.#ttl = ttlMs
+    this.#entries = new LruCache(max)
+  }
+
+  /** The cached value of `id`, else `load(id)` (cached when `ttlMs` > 0). */
+  get(id: string, load: (id: string) => Promise<V>): Promise<V> {
+    const now = Date.now()
+    const hit = this.#entries.get(id, now)
+    if (hit !== undefined) return hit
+    const value = load(id)
+    if (this.#ttl > 0) {
+      this.#entries.set(id, value, now + this.#ttl)
+      value.catch(() => this.#entries.delete(id))
+    }
+    return value
+  }
+
+  /** Forgets one id, or all of them. */
+  forget(id?: string): void {
+    if (id === undefined) this.#entries.clear()
+    else this.#entries.delete(id)
   }
 }

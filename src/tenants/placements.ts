@@ -2,6 +2,7 @@ import { ConfigError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from './id-types.js'
+import { LookupCache } from './lru-cache.js'
 
 /** The placement map's table, next to `tenants`. @example `PLACEMENTS_TABLE // 'tenant_placements'` */
 export const PLACEMENTS_TABLE = 'tenant_placements'
@@ -133,14 +134,13 @@ export interface PlacementMapOptions extends PlacementTableOptions {
 export class PlacementMap {
   readonly #db: Queryable
   readonly #type: TenantIdType
-  readonly #ttl: number
   readonly #sql: string
-  readonly #cache = new Map<string, { expires: number; value: Promise<string> }>()
+  readonly #cache: LookupCache<string>
 
   constructor(options: PlacementMapOptions) {
     this.#db = options.db
     this.#type = options.idType ?? 'bigint'
-    this.#ttl = options.ttlMs ?? 1_000
+    this.#cache = new LookupCache(options.ttlMs ?? 1_000)
     this.#sql =
       `select database from ${quoteIdent(options.schema ?? 'public')}.${quoteIdent(PLACEMENTS_TABLE)} ` +
       `where tenant_id = $1::${this.#type}`
@@ -155,16 +155,7 @@ export class PlacementMap {
    * ```
    */
   databaseOf(tenantId: unknown): Promise<string> {
-    const id = parseTenantId(this.#type, tenantId)
-    const now = Date.now()
-    const hit = this.#cache.get(id)
-    if (hit && hit.expires > now) return hit.value
-    const value = this.#lookup(id)
-    if (this.#ttl > 0) {
-      this.#cache.set(id, { expires: now + this.#ttl, value })
-      value.catch(() => this.#cache.delete(id))
-    }
-    return value
+    return this.#cache.get(parseTenantId(this.#type, tenantId), (id) => this.#lookup(id))
   }
 
   /**
@@ -176,8 +167,7 @@ export class PlacementMap {
    * ```
    */
   invalidate(tenantId?: unknown): void {
-    if (tenantId === undefined) this.#cache.clear()
-    else this.#cache.delete(parseTenantId(this.#type, tenantId))
+    this.#cache.forget(tenantId === undefined ? undefined : parseTenantId(this.#type, tenantId))
   }
 
   async #lookup(id: string): Promise<string> {

@@ -1,6 +1,7 @@
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from './id-types.js'
+import { LookupCache } from './lru-cache.js'
 
 /**
  * The serving map of an online migration: where each legacy tenant is served
@@ -227,16 +228,15 @@ export interface ServingMapOptions {
 export class ServingMap {
   readonly #db: Queryable
   readonly #type: TenantIdType
-  readonly #ttl: number
   readonly #sql: string
   /** The schema the serving map and `rowtenancy_enter` live in. */
   readonly schema: string
-  readonly #cache = new Map<string, { expires: number; value: Promise<Placement> }>()
+  readonly #cache: LookupCache<Placement>
 
   constructor(options: ServingMapOptions) {
     this.#db = options.db
     this.#type = options.idType ?? 'bigint'
-    this.#ttl = options.ttlMs ?? 1_000
+    this.#cache = new LookupCache(options.ttlMs ?? 1_000)
     this.schema = options.schema ?? 'public'
     this.#sql =
       `select placement from ${quoteIdent(this.schema)}.${quoteIdent(SERVING_TABLE)} ` +
@@ -252,17 +252,7 @@ export class ServingMap {
    * ```
    */
   placementOf(tenantId: unknown): Promise<Placement> {
-    const id = parseTenantId(this.#type, tenantId)
-    const now = Date.now()
-    const hit = this.#cache.get(id)
-    if (hit && hit.expires > now) return hit.value
-    const value = this.#lookup(id)
-    if (this.#ttl > 0) {
-      if (this.#cache.size >= 10_000) this.#cache.clear()
-      this.#cache.set(id, { expires: now + this.#ttl, value })
-      value.catch(() => this.#cache.delete(id))
-    }
-    return value
+    return this.#cache.get(parseTenantId(this.#type, tenantId), (id) => this.#lookup(id))
   }
 
   /**
@@ -274,8 +264,7 @@ export class ServingMap {
    * ```
    */
   invalidate(tenantId?: unknown): void {
-    if (tenantId === undefined) this.#cache.clear()
-    else this.#cache.delete(parseTenantId(this.#type, tenantId))
+    this.#cache.forget(tenantId === undefined ? undefined : parseTenantId(this.#type, tenantId))
   }
 
   async #lookup(id: string): Promise<Placement> {
