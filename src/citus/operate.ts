@@ -1,4 +1,5 @@
 import { ConfigError, InvalidInputError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteLiteral } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
@@ -73,8 +74,8 @@ export async function tenantPlacement(
   tenantId: unknown,
   options: { tenantIdType?: TenantIdType | undefined; tenantColumn?: string | undefined } = {},
 ): Promise<TenantPlacement> {
-  const id = parseTenantId(options.tenantIdType ?? 'bigint', tenantId)
-  const table = await anchorTable(db, options.tenantColumn ?? 'tenant_id')
+  const id = parseTenantId(options.tenantIdType ?? DEFAULTS.tenantIdType, tenantId)
+  const table = await anchorTable(db, options.tenantColumn ?? DEFAULTS.tenantColumn)
   const { rows } = await db.query(
     `select s.shardid::int8 as shard, s.nodename || ':' || s.nodeport as node,
             d.shardminvalue = d.shardmaxvalue as isolated
@@ -102,7 +103,7 @@ export async function isolateTenant(
   db: Queryable,
   options: IsolateOptions,
 ): Promise<IsolateResult> {
-  const type = options.tenantIdType ?? 'bigint'
+  const type = options.tenantIdType ?? DEFAULTS.tenantIdType
   const mode = options.transferMode ?? 'block_writes'
   if (!['block_writes', 'force_logical', 'auto'].includes(mode)) {
     throw new InvalidInputError(
@@ -215,7 +216,7 @@ export async function hotTenants(
       `--limit must be a whole number from 1 to 10000, not ${options.limit}.`,
     )
   }
-  const table = await anchorTable(db, options.tenantColumn ?? 'tenant_id')
+  const table = await anchorTable(db, options.tenantColumn ?? DEFAULTS.tenantColumn)
   const tracking = (await db.query(`select current_setting('citus.stat_tenants_track') as t`))
     .rows[0].t
   const { rows } = await db.query(

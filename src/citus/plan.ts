@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import { type CitusTable, citusInstalled, type ForeignKey, loadCitusTables } from './catalog.js'
@@ -89,9 +90,9 @@ export async function planDistribution(
   db: Queryable,
   options: DistributeOptions = {},
 ): Promise<DistributionPlan> {
-  const column = options.tenantColumn ?? 'tenant_id'
-  const schema = options.schema ?? 'public'
-  const tenantsSchema = options.tenantsSchema ?? 'public'
+  const column = options.tenantColumn ?? DEFAULTS.tenantColumn
+  const schema = options.schema ?? DEFAULTS.schema
+  const tenantsSchema = options.tenantsSchema ?? DEFAULTS.schema
   if (!(await citusInstalled(db))) {
     throw new ConfigError(
       'The citus extension is not installed in this database: run `create extension citus` and register the ' +

@@ -142,5 +142,5 @@ async function citusChecks(
     )
   }
   if (!installed) return { findings: [], skipped: [] }
-  return checkCitus(db, { tenantColumn, tenantIdType, schema: options.schema ?? 'public' })
+  return checkCitus(db, { tenantColumn, tenantIdType, schema: options.schema ?? DEFAULTS.schema })
 }

@@ -12,6 +12,7 @@ import {
 import { currentTenant } from '../context/index.js'
 import { tenantPolicy as policyModel, RLS_POLICY_NAME } from '../schema/rls-policy.js'
 import { renderPredicate } from '../schema/rls-render.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 
 /**
@@ -29,8 +30,8 @@ import type { TenantIdType } from '../tenants/id-types.js'
  * ```
  */
 export function tenantColumn(options: { name?: string; type?: TenantIdType } = {}) {
-  const name = options.name ?? 'tenant_id'
-  switch (options.type ?? 'bigint') {
+  const name = options.name ?? DEFAULTS.tenantColumn
+  switch (options.type ?? DEFAULTS.tenantIdType) {
     case 'bigint':
       return bigint(name, { mode: 'number' })
         .notNull()

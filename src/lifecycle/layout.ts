@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { existingIdType } from '../tenants/install.js'
 import type { TenantLayout } from './tables.js'
@@ -24,7 +25,7 @@ export interface LayoutOptions {
  * @internal
  */
 export async function resolveLayout(db: Queryable, options: LayoutOptions): Promise<TenantLayout> {
-  const schema = options.schema ?? 'public'
+  const schema = options.schema ?? DEFAULTS.schema
   const tenantsSchema = options.tenantsSchema ?? schema
   const found = await existingIdType(db, tenantsSchema)
   if (found === undefined) {
@@ -38,5 +39,10 @@ export async function resolveLayout(db: Queryable, options: LayoutOptions): Prom
       `${tenantsSchema}.tenants.id is ${found}, but the configuration says ${options.idType}.`,
     )
   }
-  return { schema, tenantsSchema, tenantColumn: options.tenantColumn ?? 'tenant_id', idType: found }
+  return {
+    schema,
+    tenantsSchema,
+    tenantColumn: options.tenantColumn ?? DEFAULTS.tenantColumn,
+    idType: found,
+  }
 }

@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../sql/defaults.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { type SqlContext, type Statement, sourceExpression } from './copy-sql.js'
 import type { TablePlan } from './plan.js'
@@ -26,7 +27,7 @@ export function copyWithChecksumStatement(ctx: SqlContext, t: TablePlan): Statem
   const alias = (i: number) => `x${i}`
   const exprs = t.columns.map((c, i) => `${sourceExpression(ctx, t, c, values)} as ${alias(i)}`)
   const inserted = t.insertColumns.map((c) => `s.${alias(t.columns.indexOf(c))}`)
-  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   const cols = [tc, ...t.insertColumns.map(quoteIdent)].join(', ')
   const overriding = t.overriding ? ' overriding system value' : ''
   const sourceRow = t.columns.map((_c, i) => `s.${alias(i)}`).join(', ')
@@ -82,7 +83,7 @@ export function sourceChecksumsStatement(ctx: SqlContext, tables: readonly Table
  * ```
  */
 export function targetChecksumsStatement(ctx: SqlContext, tables: readonly TablePlan[]): Statement {
-  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   const parts = tables.map((t) => {
     const cols = t.columns.map((c) => `t.${quoteIdent(c)}`)
     return (

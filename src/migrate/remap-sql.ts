@@ -1,4 +1,5 @@
 import { MigrationError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import type { SqlContext, Statement } from './copy-sql.js'
@@ -108,7 +109,7 @@ export function mapStatements(ctx: SqlContext, t: TablePlan): Statement[] {
     ]
   }
   const target = quoteQualified(ctx.targetSchema, t.name)
-  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   const within = key.tenantScoped ? ` where x.${tc} = $3::${ctx.idType}` : ''
   const next =
     `(select coalesce(max(x.${quoteIdent(key.column)}), 0) from ${target} x${within})::int8 ` +

@@ -6,6 +6,7 @@ import { withBoundClient } from '../db/bound-client.js'
 import { enterStatement } from '../db/hybrid-binding.js'
 import { acquire, carriesTimeouts, withTimeouts } from '../db/unavailable.js'
 import { ConfigError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { asUnavailable, guardPoolErrors } from '../sql/unavailable.js'
 import { parseTenantId } from '../tenants/id-types.js'
 
@@ -75,7 +76,7 @@ export async function withTenantClient<T>(
   const bind = withTimeouts(
     hybrid
       ? enterStatement(
-          hybrid === true ? 'public' : (hybrid.schema ?? 'public'),
+          hybrid === true ? 'public' : (hybrid.schema ?? DEFAULTS.schema),
           type,
           tenantId,
           null,

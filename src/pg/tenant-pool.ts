@@ -17,6 +17,7 @@ import { assertSafeRuntimeRole, inspectRuntimeRole } from '../db/role-check.js'
 import { type GuardedSession, preparedBindName, SessionGuard } from '../db/session-guard.js'
 import { ConfigError, MissingTenantError, UnsafeRoleError } from '../errors/index.js'
 import { assertSealKey } from '../schema/rls-sealed.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { unboundEnterStatement } from '../tenants/serving.js'
 import {
@@ -134,7 +135,7 @@ export class TenantPool extends PoolFacade {
     const inner = options.pool instanceof pg.Pool ? options.pool : new pg.Pool(options.pool)
     super(inner, options.endPool !== false || !(options.pool instanceof pg.Pool), options.acquireMs)
     this.#options = Object.freeze({ ...options })
-    this.#type = options.tenantIdType ?? 'bigint'
+    this.#type = options.tenantIdType ?? DEFAULTS.tenantIdType
     this.#requireTenant = options.requireTenant === true
     this.#guard = SessionGuard.for(inner)
     const binding = options.binding ?? 'auto'
@@ -504,7 +505,7 @@ function checkOptions(options: TenantPoolOptions): void {
     )
   }
   try {
-    assertTenantIdType(options.tenantIdType ?? 'bigint')
+    assertTenantIdType(options.tenantIdType ?? DEFAULTS.tenantIdType)
     assertBindingOption(options.binding ?? 'auto')
   } catch (err) {
     throw new ConfigError((err as Error).message, { cause: err })

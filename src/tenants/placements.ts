@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from './id-types.js'
@@ -50,10 +51,10 @@ export interface PlacementTableOptions {
  * ```
  */
 export function placementTableDdl(options: PlacementTableOptions = {}): string[] {
-  const s = options.schema ?? 'public'
+  const s = options.schema ?? DEFAULTS.schema
   return [
     `create table if not exists ${quoteQualified(s, PLACEMENTS_TABLE)} (
-  tenant_id ${options.idType ?? 'bigint'} primary key references ${quoteQualified(s, 'tenants')} (id) on delete cascade,
+  tenant_id ${options.idType ?? DEFAULTS.tenantIdType} primary key references ${quoteQualified(s, 'tenants')} (id) on delete cascade,
   database text not null check (database ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$'),
   updated_at timestamptz not null default now()
 )`,
@@ -92,8 +93,8 @@ export async function setPlacement(
   database: string,
 ): Promise<void> {
   assertDatabaseName(database)
-  const table = quoteQualified(options.schema ?? 'public', PLACEMENTS_TABLE)
-  const type = options.idType ?? 'bigint'
+  const table = quoteQualified(options.schema ?? DEFAULTS.schema, PLACEMENTS_TABLE)
+  const type = options.idType ?? DEFAULTS.tenantIdType
   if (database === DEFAULT_DATABASE) {
     await db.query(`delete from ${table} where tenant_id = $1::${type}`, [tenantId])
     return
@@ -139,10 +140,10 @@ export class PlacementMap {
 
   constructor(options: PlacementMapOptions) {
     this.#db = options.db
-    this.#type = options.idType ?? 'bigint'
+    this.#type = options.idType ?? DEFAULTS.tenantIdType
     this.#cache = new LookupCache(options.ttlMs ?? 1_000)
     this.#sql =
-      `select database from ${quoteIdent(options.schema ?? 'public')}.${quoteIdent(PLACEMENTS_TABLE)} ` +
+      `select database from ${quoteIdent(options.schema ?? DEFAULTS.schema)}.${quoteIdent(PLACEMENTS_TABLE)} ` +
       `where tenant_id = $1::${this.#type}`
   }
 

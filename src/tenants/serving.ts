@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from './id-types.js'
@@ -235,9 +236,9 @@ export class ServingMap {
 
   constructor(options: ServingMapOptions) {
     this.#db = options.db
-    this.#type = options.idType ?? 'bigint'
+    this.#type = options.idType ?? DEFAULTS.tenantIdType
     this.#cache = new LookupCache(options.ttlMs ?? 1_000)
-    this.schema = options.schema ?? 'public'
+    this.schema = options.schema ?? DEFAULTS.schema
     this.#sql =
       `select placement from ${quoteIdent(this.schema)}.${quoteIdent(SERVING_TABLE)} ` +
       `where tenant_id = $1::${this.#type}`

@@ -1,4 +1,5 @@
 import { MigrationError } from '../../errors/index.js'
+import { DEFAULTS } from '../../sql/defaults.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js'
 import type { TenantIdType } from '../../tenants/id-types.js'
 import { fenceKeySql, MOVED_SQLSTATE, SERVING_TABLE } from '../../tenants/serving.js'
@@ -186,7 +187,7 @@ export function upsertLoggedSql(
     throw new MigrationError('An online migration supports the composite id strategy only.')
   }
   values.push(t.name)
-  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   const cols = [tc, ...t.insertColumns.map(quoteIdent)].join(', ')
   const overriding = t.overriding ? ' overriding system value' : ''
   const match = `(${keys.map((k) => `s.${quoteIdent(k)}`).join(', ')}) in (select ${keys.map((_k, i) => `k${i}`).join(', ')} from (${loggedKeys(schema, t, keys)}) lk)`
@@ -215,7 +216,7 @@ export function deleteLoggedSql(
   t: TablePlan,
   keys: readonly string[],
 ): Statement {
-  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   const same = keys.map((k) => `s.${quoteIdent(k)} = x.${quoteIdent(k)}`).join(' and ')
   return {
     text:

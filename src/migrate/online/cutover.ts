@@ -1,4 +1,5 @@
 import { MigrationError } from '../../errors/index.js'
+import { DEFAULTS } from '../../sql/defaults.js'
 import type { Queryable } from '../../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../../sql/quote.js'
 import { fenceKeySql, SERVING_TABLE } from '../../tenants/serving.js'
@@ -251,7 +252,7 @@ export async function cutOver(
 
 /** Every shared row of the tenant replaced by a fresh copy (inside the fence). */
 async function recopy(client: Queryable, ctx: SqlContext, tp: TenantPlan): Promise<void> {
-  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   for (const t of [...tp.tables].reverse()) {
     await client.query(
       `delete from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc} = $1::${ctx.idType}`,
@@ -277,7 +278,7 @@ async function verifyChanged(
   tp: TenantPlan,
 ): Promise<TableCheck[]> {
   const out: TableCheck[] = []
-  const tc = quoteIdent(ctx.tenantColumn ?? 'tenant_id')
+  const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   for (const t of tp.tables) {
     const keys = keyColumns(t, tp.tenant.id)
     const only = t.source.partitioned ? '' : 'only '

@@ -1,4 +1,5 @@
 import { MigrationError } from '../../errors/index.js'
+import { DEFAULTS } from '../../sql/defaults.js'
 import type { ConnectableQueryable, Queryable } from '../../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../../sql/quote.js'
 import { fenceKeySql, SERVING_TABLE } from '../../tenants/serving.js'
@@ -144,7 +145,7 @@ async function deleteGone(
   const same = keys.map((k) => `x.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' and ')
   await client.query(
     `delete from ${t.source.partitioned ? '' : 'only '}${quoteQualified(ctx.sourceSchema, t.name)} s where not exists ` +
-      `(select 1 from ${quoteQualified(ctx.targetSchema, t.name)} x where x.${quoteIdent(ctx.tenantColumn ?? 'tenant_id')} = $1::${ctx.idType} and ${same})`,
+      `(select 1 from ${quoteQualified(ctx.targetSchema, t.name)} x where x.${quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)} = $1::${ctx.idType} and ${same})`,
     [id],
   )
 }
@@ -173,7 +174,7 @@ async function restore(
   await client.query(
     `insert into ${quoteQualified(ctx.sourceSchema, t.name)} as s (${writable.map(quoteIdent).join(', ')})` +
       `${always ? ' overriding system value' : ''} select ${exprs.join(', ')} from ${quoteQualified(ctx.targetSchema, t.name)} x ` +
-      `where x.${quoteIdent(ctx.tenantColumn ?? 'tenant_id')} = $1::${ctx.idType} ` +
+      `where x.${quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)} = $1::${ctx.idType} ` +
       `on conflict (${keys.map(quoteIdent).join(', ')}) ${action}`,
     [id],
   )
