@@ -238,10 +238,25 @@ export function runPipelined(
   after: readonly Statement[] = [],
 ): Promise<pg.QueryResult> {
   return new Promise((resolve, reject) => {
-    const query = new PipelinedQuery(before, main, after, (err, result) => {
+    submitPipelined(client, before, main, after, (err, result) => {
       if (err) reject(err)
       else resolve(result as pg.QueryResult)
     })
-    client.query(query as unknown as pg.Submittable)
   })
+}
+
+/**
+ * {@link runPipelined} with a callback instead of a promise (for callers that
+ * wrap the outcome in a promise of their own).
+ *
+ * @internal
+ */
+export function submitPipelined(
+  client: pg.ClientBase,
+  before: readonly Statement[],
+  main: Statement,
+  after: readonly Statement[],
+  callback: (err: Error | null, result?: pg.QueryResult) => void,
+): void {
+  client.query(new PipelinedQuery(before, main, after, callback) as unknown as pg.Submittable)
 }

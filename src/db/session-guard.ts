@@ -1,7 +1,12 @@
 import type pg from 'pg'
 import { RLS_SETTING } from '../schema/rls-policy.js'
 import type { BindingMode } from './binding.js'
-import { failedBeforeMainStatement, runPipelined, type Statement } from './pipelined-query.js'
+import {
+  failedBeforeMainStatement,
+  runPipelined,
+  type Statement,
+  submitPipelined,
+} from './pipelined-query.js'
 
 /**
  * The name the tenant-binding statement is prepared under on each connection
@@ -241,9 +246,16 @@ export class GuardedSession {
     main: Statement,
     after: readonly Statement[] = [],
   ): Promise<pg.QueryResult> {
-    return this.#send(before, main, after).catch((err: unknown) =>
-      this.#retryUnnamed(err, before, main, after),
-    )
+    return new Promise((resolve, reject) => {
+      submitPipelined(this.client, before, main, after, (err, result) => {
+        if (err) {
+          this.#retryUnnamed(err, before, main, after).then(resolve, reject)
+          return
+        }
+        if (after.includes(RESET_DONE)) this.#markClean()
+        resolve(result as pg.QueryResult)
+      })
+    })
   }
 
   async #retryUnnamed(
@@ -268,23 +280,40 @@ export class GuardedSession {
   /**
    * Returns the client to its pool: reset first when raw SQL ran and no reset
    * followed (its pipeline failed), rolled back when still in a transaction;
-   * destroyed when either fails.
+   * destroyed when either fails. Returns undefined when the client went back at
+   * once (idle and clean: nothing to send), else a promise of the release.
    */
-  async release(): Promise<void> {
+  release(): Promise<void> | undefined {
+    const status = this.client.getTransactionStatus()
+    if ((status === 'I' || status === null) && (!this.#dirty || this.#discard)) {
+      this.#giveBack()
+      return undefined
+    }
+    return this.#releaseAfterCleanUp(status)
+  }
+
+  async #releaseAfterCleanUp(status: string | null): Promise<void> {
     const client = this.client
-    const status = client.getTransactionStatus()
     try {
       if (status !== 'I' && status !== null) await client.query('rollback')
       if (this.#dirty && !this.#discard) {
         await runPipelined(client, RESET.slice(0, -1), RESET_DONE)
-        this.#dirty = false
-        this.#state.parsed.clear()
+        this.#markClean()
       }
     } catch {
       this.#discard = true
     }
+    this.#giveBack()
+  }
+
+  #giveBack(): void {
     this.#state.seen = this.#discard ? undefined : this.#state.acquired
-    client.release(this.#discard)
+    this.client.release(this.#discard)
+  }
+
+  #markClean(): void {
+    this.#dirty = false
+    this.#state.parsed.clear()
   }
 
   #send(
@@ -295,8 +324,7 @@ export class GuardedSession {
     const sent = runPipelined(this.client, before, main, after)
     if (!after.includes(RESET_DONE)) return sent
     return sent.then((result) => {
-      this.#dirty = false
-      this.#state.parsed.clear()
+      this.#markClean()
       return result
     })
   }

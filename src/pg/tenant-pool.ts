@@ -190,11 +190,16 @@ export class TenantPool extends PoolFacade {
     const bind = this.#bindForContext()
     const client = await this.acquireClient()
     const session = this.#guard.checkout(client)
+    let result: pg.QueryResult
     try {
-      return await this.runLone(session, bind, call.config)
-    } finally {
+      result = await this.runLone(session, bind, call.config)
+    } catch (err) {
       await session.release()
+      throw err
     }
+    const released = session.release()
+    if (released) await released
+    return result
   }
 
   /** True once the start-up check has passed. */
@@ -284,40 +289,46 @@ export class TenantPool extends PoolFacade {
    *
    * @internal
    */
-  async runLone(
+  runLone(
     session: GuardedSession,
     bind: Statement | undefined,
     config: QueryCall['config'],
   ): Promise<pg.QueryResult> {
     if (!this.leavesSessionAlone(config)) session.markDirty()
-    const client = session.client
     const main = toStatement(config)
-    if (!isSingleStatement(main.text)) {
-      // Several statements in one text need the simple protocol; the reset follows at release.
-      if (!bind) return client.query(config)
-      const opening = session.opening([beginStatement()], bind, this.#prepareAs)
-      await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
-      try {
-        const result = await client.query(config)
-        await client.query(COMMIT.text)
-        return result
-      } catch (err) {
-        await rollbackQuietly(session)
-        throw err
-      }
-    }
+    if (!isSingleStatement(main.text)) return this.#runSimpleProtocol(session, bind, config)
     if (!bind)
       return session.run(session.opening([], undefined, undefined), main, session.closing())
     const { before, after } = implicitScope(this.#mode, bind)
     const opening = session.opening(before.slice(0, -1), bind, this.#prepareAs)
     // The reset rides before the closing COMMIT of a SET LOCAL scope, else at the end.
     const closing = session.closing()
+    const sent = session.run(opening, main, closing.length ? [...closing, ...after] : after)
+    if (before[0]?.text !== 'begin') return sent
+    // pg reports the error before the ReadyForQuery that shows the aborted transaction:
+    // when this pipeline opened one (SET LOCAL binding), roll back regardless.
+    return sent.catch(async (err: unknown) => {
+      await rollbackQuietly(session)
+      throw err
+    })
+  }
+
+  /** Several statements in one text need the simple protocol; the reset follows at release. */
+  async #runSimpleProtocol(
+    session: GuardedSession,
+    bind: Statement | undefined,
+    config: QueryCall['config'],
+  ): Promise<pg.QueryResult> {
+    const client = session.client
+    if (!bind) return client.query(config)
+    const opening = session.opening([beginStatement()], bind, this.#prepareAs)
+    await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
     try {
-      return await session.run(opening, main, closing.length ? [...closing, ...after] : after)
+      const result = await client.query(config)
+      await client.query(COMMIT.text)
+      return result
     } catch (err) {
-      // pg reports the error before the ReadyForQuery that shows the aborted transaction:
-      // when this pipeline opened one (SET LOCAL binding), roll back regardless.
-      if (before[0]?.text === 'begin') await rollbackQuietly(session)
+      await rollbackQuietly(session)
       throw err
     }
   }
