@@ -20,6 +20,7 @@
  *   npx tsx bench/orms.ts --rounds 15       # more paired rounds (a quiet-machine run)
  *   npx tsx bench/orms.ts --only drizzle,typeorm --round-ms 1000
  *   npx tsx bench/orms.ts --quick --readers 2   # fewer concurrent readers (8 by default)
+ *   npx tsx bench/orms.ts --quick --rtt-ms 2    # the server "across a network" (see below)
  *
  * Besides throughput, each round measures CPU per read: this process's
  * (`process.cpuUsage`: the ORM, pg, rowtenancy) and the server's (the
@@ -30,9 +31,17 @@
  * one reader): (c)/(b) then follows the CPU per read more than the round trips
  * (b) adds; a server on another machine makes the round trips count.
  *
+ * `--rtt-ms N` puts the server "across a network": every connection of the three
+ * variants goes through `delay-proxy.mjs`, a child process that holds each chunk
+ * for half a round trip each way (1 ms timer granularity). The bench measures
+ * the round trip it gets (median of `select 1` through the proxy) and prints it.
+ * With the client waiting on the network rather than on the CPU, the ratios show
+ * what the round trips cost: (b) needs four per read, (a) and (c) one.
+ *
  * Uses DATABASE_URL when set (a scratch database and role are created and
  * dropped), else an embedded PostgreSQL.
  */
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
@@ -74,6 +83,7 @@ const TENANTS = 50
 const CONCURRENCY = intFlag('--readers', 8)
 const ROUND_MS = intFlag('--round-ms', quick ? 500 : 1_500)
 const ROUNDS = intFlag('--rounds', quick ? 5 : 7)
+const RTT_MS = process.argv.includes('--rtt-ms') ? intFlag('--rtt-ms', 0) : 0
 
 type Pick = () => { tenant: number; id: number }
 type Run = (pick: Pick) => Promise<unknown>
@@ -145,6 +155,50 @@ async function throughput(run: Run): Promise<Sample> {
     clientUs: (cpu.user + cpu.system) / ops,
     serverUs:
       server0 === undefined || server1 === undefined ? undefined : (server1 - server0) / 1000 / ops,
+  }
+}
+
+/**
+ * Starts `delay-proxy.mjs` in front of `url`'s server with round trip `rttMs`;
+ * resolves with the proxy's port and a stop function.
+ */
+async function startDelayProxy(url: URL, rttMs: number): Promise<{ port: number; stop(): void }> {
+  const child = spawn(
+    process.execPath,
+    [
+      new URL('./delay-proxy.mjs', import.meta.url).pathname,
+      url.hostname,
+      url.port || '5432',
+      String(rttMs),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const m = /listening (\d+)/.exec(out)
+      if (m) resolve(Number(m[1]))
+    })
+    child.on('exit', (code) => reject(new Error(`delay proxy exited with ${code}`)))
+  })
+  return { port, stop: () => child.kill('SIGTERM') }
+}
+
+/** The median round trip of `select 1` on a fresh connection to `url`, in milliseconds. */
+async function measureRoundTripMs(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const times: number[] = []
+    for (let i = 0; i < 41; i++) {
+      const t0 = performance.now()
+      await client.query('select 1')
+      times.push(performance.now() - t0)
+    }
+    return median(times)
+  } finally {
+    await client.end()
   }
 }
 
@@ -350,6 +404,7 @@ async function main() {
   owner.on('error', () => {})
   const pools: pg.Pool[] = []
   const orms: OrmVariants[] = []
+  let stopProxy = () => {}
   try {
     console.log(
       `rowtenancy ORM bench: ${ROWS.toLocaleString('en-US')} rows, ${TENANTS} tenants, ` +
@@ -384,6 +439,18 @@ async function main() {
     const url = new URL(scratch.url)
     url.username = role
     url.password = password
+    if (RTT_MS > 0) {
+      const proxy = await startDelayProxy(url, RTT_MS)
+      stopProxy = proxy.stop
+      url.hostname = '127.0.0.1'
+      url.port = String(proxy.port)
+    }
+    const rtt = await measureRoundTripMs(url.toString())
+    console.log(
+      RTT_MS > 0
+        ? `network: through a delay proxy (asked ${RTT_MS} ms round trip), measured ${rtt.toFixed(2)} ms per select 1`
+        : `network: direct (${url.hostname}), measured ${rtt.toFixed(2)} ms per select 1`,
+    )
     const pool = (searchPath?: string) => {
       const p = new pg.Pool({
         connectionString: url.toString(),
@@ -453,6 +520,7 @@ async function main() {
         rows: ROWS,
         rounds: ROUNDS,
         roundMs: ROUND_MS,
+        rttMs: RTT_MS,
         load: loadavg(),
         summary,
       }),
@@ -460,6 +528,7 @@ async function main() {
   } finally {
     for (const orm of orms) await orm.close().catch(() => {})
     await Promise.all(pools.map((p) => p.end().catch(() => {})))
+    stopProxy()
     await owner.end().catch(() => {})
     await scratch.admin
       .query(`drop database if exists "${scratch.name}" with (force)`)
