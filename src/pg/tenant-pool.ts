@@ -1,14 +1,12 @@
 import pg from 'pg'
 import { tryCurrentTenant } from '../context/index.js'
 import { BindCache } from '../db/bind-cache.js'
+import { type BindingMode, beginStatement, bindStatement, implicitScope } from '../db/binding.js'
 import {
-  assertBindingOption,
-  type BindingMode,
-  type BindingOption,
-  beginStatement,
-  bindStatement,
-  implicitScope,
-} from '../db/binding.js'
+  BINDING_OPTION_NAMES,
+  type BindingOptions,
+  resolveBindingOptions,
+} from '../db/binding-options.js'
 import { explainUnreachable } from '../db/connect.js'
 import { enterStatement } from '../db/hybrid-binding.js'
 import { isSessionNeutral, neutralStatementsTrusted } from '../db/neutral-statement.js'
@@ -16,9 +14,8 @@ import type { Statement } from '../db/pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole } from '../db/role-check.js'
 import { type GuardedSession, preparedBindName, SessionGuard } from '../db/session-guard.js'
 import { ConfigError, MissingTenantError, UnsafeRoleError } from '../errors/index.js'
-import { assertSealKey } from '../schema/rls-sealed.js'
 import { DEFAULTS } from '../sql/defaults.js'
-import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
+import type { TenantIdType } from '../tenants/id-types.js'
 import { unboundEnterStatement } from '../tenants/serving.js'
 import {
   type ClientHooks,
@@ -30,29 +27,19 @@ import {
 import { isSingleStatement, statementKind } from './statement-kind.js'
 
 /**
- * Options of {@link TenantPool}.
+ * Options of {@link TenantPool}: the binding options `createTenancy` takes
+ * (`tenantIdType`, `tenantColumn`, `binding`, `sealKey`, `allowUnsafeRole`,
+ * `prepareBind`; validated by the same code), the pool, and the pool's own.
  */
-export interface TenantPoolOptions {
+export interface TenantPoolOptions extends Omit<BindingOptions, 'timeouts'> {
   /** The runtime pool (a role that owns nothing and has no BYPASSRLS), or a pg pool config. */
   readonly pool: pg.Pool | pg.PoolConfig
-  /** The SQL type of tenant ids; `bigint` by default. */
-  readonly tenantIdType?: TenantIdType | undefined
-  /** The tenant column; `tenant_id` by default (the start-up role check looks for it). */
-  readonly tenantColumn?: string | undefined
-  /** How to bind: `auto` (default: SET LOCAL when Citus is installed, else set_config), `set_config`, `set_local`. */
-  readonly binding?: BindingOption | undefined
   /** With no tenant in context, throw `MissingTenantError` instead of running the statement unbound. */
   readonly requireTenant?: boolean | undefined
-  /** Downgrade the start-up `UnsafeRoleError` to a loud warning. */
-  readonly allowUnsafeRole?: boolean | undefined
   /** Run the start-up role check (default true). */
   readonly checkRole?: boolean | undefined
   /** Where the unsafe-role warning goes; `console.warn` by default. */
   readonly warn?: ((message: string) => void) | undefined
-  /** The secret of `binding: 'sealed'` (see docs/binding.md). */
-  readonly sealKey?: string | undefined
-  /** Send the bind as a statement prepared once per connection (default true; falls back by itself behind a transaction pooler). */
-  readonly prepareBind?: boolean | undefined
   /** Whether `end()` also ends `pool` (default true; false when the pool is shared, e.g. with a tenancy). */
   readonly endPool?: boolean | undefined
   /**
@@ -70,18 +57,13 @@ export interface TenantPoolOptions {
   readonly serving?: { readonly schema: string } | undefined
 }
 
-const KNOWN = new Set([
+const KNOWN = new Set<string>([
   'pool',
-  'tenantIdType',
-  'tenantColumn',
-  'binding',
+  ...BINDING_OPTION_NAMES.filter((name) => name !== 'timeouts'),
   'requireTenant',
-  'allowUnsafeRole',
   'checkRole',
   'warn',
   'endPool',
-  'sealKey',
-  'prepareBind',
   'acquireMs',
   'serving',
 ])
@@ -515,12 +497,7 @@ function checkOptions(options: TenantPoolOptions): void {
       'TenantPool needs pool: a pg.Pool of the runtime role, or a pg pool config ({ connectionString }).',
     )
   }
-  try {
-    assertTenantIdType(options.tenantIdType ?? DEFAULTS.tenantIdType)
-    assertBindingOption(options.binding ?? 'auto')
-  } catch (err) {
-    throw new ConfigError((err as Error).message, { cause: err })
-  }
+  resolveBindingOptions({ ...options, timeouts: undefined })
   if (
     options.serving &&
     (options.binding ?? 'auto') !== 'auto' &&
@@ -528,20 +505,7 @@ function checkOptions(options: TenantPoolOptions): void {
   ) {
     throw new ConfigError('serving (an online migration) needs the set_config binding.')
   }
-  if (options.binding === 'sealed') {
-    try {
-      assertSealKey(options.sealKey)
-    } catch (err) {
-      throw new ConfigError((err as Error).message, { cause: err })
-    }
-  }
-  for (const key of [
-    'requireTenant',
-    'allowUnsafeRole',
-    'checkRole',
-    'endPool',
-    'prepareBind',
-  ] as const) {
+  for (const key of ['requireTenant', 'checkRole', 'endPool'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') {
       throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(options[key])}.`)
     }
