@@ -59,6 +59,13 @@ export interface CopyOptions {
    * workers.
    */
   readonly citus?: boolean
+  /**
+   * COMMIT without waiting for the WAL flush (`synchronous_commit = off` for the tenant's
+   * transaction; not on Citus). A server crash may then undo the last tenants committed,
+   * each whole and with its ledger row, so a rerun copies them again; the caller flushes
+   * ({@link flushCommits}) before it reports them. False by default.
+   */
+  readonly asyncCommit?: boolean
 }
 
 /** Both sides' counts and checksums of one table (the row of {@link copyWithChecksumStatement}). */
@@ -206,7 +213,8 @@ export async function copyTenant(
     const opening = await many(
       client,
       `begin; set constraints all deferred${citus ? `; ${citusTenantSettingSql(tp.tenant.id)}` : ''}; ` +
-        `${lockTenantStatement(tenant, options.guard, citus)}; ${lockLedgerEntryStatement(plan.targetSchema, tenant)}`,
+        `${lockTenantStatement(tenant, options.guard, citus, options.asyncCommit === true && !citus)}; ` +
+        lockLedgerEntryStatement(plan.targetSchema, tenant),
     )
     const planner = opening.at(-2)?.rows[0] as PlannerSettings
     const entry = ledgerEntryOf(opening.at(-1)?.rows[0])
@@ -297,14 +305,21 @@ interface PlannerSettings {
 /**
  * The tenant's advisory lock and the transaction's settings, in one statement without
  * parameters (`tenant`: the id as a quoted literal); the tenant binding too, except on
- * Citus (bound with `SET LOCAL` at `BEGIN`). Its row holds the planner settings as they
+ * Citus (bound with `SET LOCAL` at `BEGIN`); `synchronous_commit = off` with
+ * `asyncCommit`. Its row holds the planner settings as they
  * were ({@link PlannerSettings}).
  */
-function lockTenantStatement(tenant: string, guard: CopyGuard, citus: boolean): string {
+function lockTenantStatement(
+  tenant: string,
+  guard: CopyGuard,
+  citus: boolean,
+  asyncCommit: boolean,
+): string {
   // Each statement is one table scan: JIT compilation only adds latency (often 100+ ms a query).
   return (
     `select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext(${tenant})), ` +
     "set_config('jit', 'off', true)" +
+    (asyncCommit ? ", set_config('synchronous_commit', 'off', true)" : '') +
     (citus ? '' : `, set_config('rowtenancy.tenant_id', ${tenant}, true)`) +
     (guard === 'replica' ? ", set_config('session_replication_role', 'replica', true)" : '') +
     ", current_setting('enable_seqscan') as seq, current_setting('enable_nestloop') as nl"
@@ -414,4 +429,19 @@ function assertVerified(
       )
     }
   }
+}
+
+/**
+ * Waits until every transaction committed before it on this server is durable: a
+ * transaction with an id commits with `synchronous_commit` as the session has it (on by
+ * default), which flushes the WAL up to its commit, the earlier commits included. For a
+ * run whose copies committed with `asyncCommit`, before it reports them.
+ *
+ * @example
+ * ```ts
+ * await flushCommits(client)
+ * ```
+ */
+export async function flushCommits(client: Queryable): Promise<void> {
+  await many(client, 'begin; select txid_current(); commit')
 }

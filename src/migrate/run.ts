@@ -1,8 +1,8 @@
 import { MigrationError } from '../errors/index.js'
-import type { ConnectableQueryable } from '../sql/queryable.js'
+import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { assertCitusCoordinator, checkCitusTarget } from './citus-target.js'
-import { type CopyResult, copyTenant } from './copy.js'
+import { type CopyResult, copyTenant, flushCommits } from './copy.js'
 import { deferIndexes, rebuildDeferredIndexes } from './deferred-indexes.js'
 import { emit, type MigrationListener } from './events.js'
 import { type CopyGuard, chooseGuard } from './guard.js'
@@ -95,6 +95,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
         throw err
       },
     )
+    // The copies committed without waiting for the WAL flush: durable from here on.
+    await withClient(options.db, flushCommits)
     for (const [id, r] of run.reports) reports.set(id, r)
     warnings.push(...run.warnings)
     if (run.strictStop) aborted = 'stopped at the first failure (`strict`)'
@@ -346,11 +348,21 @@ async function runCopies(
 }
 
 async function ensureLedgerTables(db: ConnectableQueryable, plan: MigrationPlan): Promise<void> {
-  const setup = await db.connect()
+  await withClient(db, (setup) =>
+    ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' }),
+  )
+}
+
+/** Runs `fn` on a connection of its own. */
+async function withClient<T>(
+  db: ConnectableQueryable,
+  fn: (client: Queryable) => Promise<T>,
+): Promise<T> {
+  const client = await db.connect()
   try {
-    await ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' })
+    return await fn(client)
   } finally {
-    setup.release()
+    client.release()
   }
 }
 
@@ -376,6 +388,7 @@ async function copyOne(
       guard: settings.guard,
       verify: settings.verify,
       citus: settings.citus,
+      asyncCommit: true,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     })
     const report = copiedReport(tp, r, settings.verify)
