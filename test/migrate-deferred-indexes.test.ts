@@ -111,6 +111,27 @@ describe.skipIf(onCitus())('secondary indexes built after the copy', () => {
     expect(rest.report.builtIndexes).toEqual([])
   }, 60_000)
 
+  it('an index that cannot be built again stops the run with its name and the fix, and stays recorded', async () => {
+    const url = await copies.copyOf(original.name, 'unbuildable')
+    await withClient(
+      (c) =>
+        c.query(
+          'create index book_broken_idx on public.book (tenant_id, (1 / (length(title) - length(title))))',
+        ),
+      url,
+    )
+    await expect(run(url)).rejects.toThrow(
+      /Building the index "book_broken_idx" .* division by zero/,
+    )
+    const pool = new pg.Pool({ connectionString: url, max: 2 })
+    try {
+      expect((await unbuiltIndexes(pool, 'public')).map((i) => i.name)).toContain('book_broken_idx')
+      expect((await verifyMigration({ db: pool, record: false })).ok).toBe(false)
+    } finally {
+      await pool.end()
+    }
+  }, 60_000)
+
   it('kill -9 between the last tenant and the index builds: verify says so, a rerun builds them', async () => {
     const cleanUrl = await copies.copyOf(original.name, 'clean')
     const url = await copies.copyOf(original.name, 'crash')

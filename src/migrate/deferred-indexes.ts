@@ -1,3 +1,4 @@
+import { MigrationError } from '../errors/index.js'
 import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 
@@ -178,7 +179,12 @@ export async function rebuildDeferredIndexes(
           await client.query('commit')
         } catch (err) {
           await client.query('rollback').catch(() => {})
-          throw err
+          throw new MigrationError(
+            `Building the index ${JSON.stringify(ix.name)} on ${schema}.${ix.table} again after the copy failed: ` +
+              `${err instanceof Error ? err.message : String(err)}. Its definition stays in ${schema}.${DEFERRED_INDEX_TABLE}: ` +
+              'fix what stops it and rerun the migration (or create the index yourself and delete its row there).',
+            { cause: err },
+          )
         }
       }
     } finally {
