@@ -30,7 +30,7 @@ import {
 } from './ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
 import { allocateIds, remapFailure } from './remap-sql.js'
-import { finishTenantRow, tenantRowStatement } from './tenant-row.js'
+import { ensureTenantRow, finishTenantRow, tenantRowStatement } from './tenant-row.js'
 import { citusInstalled, citusTenantSettingSql } from './tenant-setting.js'
 
 /**
@@ -207,12 +207,14 @@ export async function copyTenant(
   const citus = options.citus ?? (await citusInstalled(client))
   const tenant = quoteLiteral(tp.tenant.id)
   try {
-    // One round trip: the transaction (on Citus with its tenant binding), the tenant's lock and
-    // settings, then its ledger row (a statement of its own: its snapshot sees what the last
-    // holder of the lock committed).
+    // One round trip: the transaction, the tenant's lock and settings, then its ledger row (a
+    // statement of its own: its snapshot sees what the last holder of the lock committed). On
+    // Citus the SET LOCALs go first, alone: Citus forwards a SET's whole query string to the workers.
+    const begin = 'begin; set constraints all deferred'
+    if (citus) await client.query(`${begin}; ${citusTenantSettingSql(tp.tenant.id)}`)
     const opening = await many(
       client,
-      `begin; set constraints all deferred${citus ? `; ${citusTenantSettingSql(tp.tenant.id)}` : ''}; ` +
+      `${citus ? '' : `${begin}; `}` +
         `${lockTenantStatement(tenant, options.guard, citus, options.asyncCommit === true && !citus)}; ` +
         lockLedgerEntryStatement(plan.targetSchema, tenant),
     )
@@ -224,7 +226,7 @@ export async function copyTenant(
       await client.query('rollback')
       return { status: 'skipped', reason: 'already migrated', tables: [], checks: [], ms: 0 }
     }
-    const tenantRow = await claimTarget(client, ctx, plan, tp, tables, planner)
+    const tenantRow = await claimTarget(client, ctx, plan, tp, tables, planner, citus)
     await allocateIds(client, ctx, tables)
     // One statement copies and checksums each table: the source is read in the statement's own
     // snapshot, so rows written to it meanwhile (an online migration serves the tenant during
@@ -359,15 +361,16 @@ async function claimTarget(
   tp: TenantPlan,
   tables: readonly TablePlan[],
   planner: PlannerSettings,
+  citus: boolean,
 ): Promise<{ created: boolean; skippedDomains: string[] }> {
   const probe = existingRowsStatement(ctx, tables, quoteLiteral(tp.tenant.id))
   const restore =
     `select set_config('enable_seqscan', ${quoteLiteral(planner.seq)}, true), ` +
     `set_config('enable_nestloop', ${quoteLiteral(planner.nl)}, true)`
-  const results = await many(
-    client,
-    `${SCOPED}; ${probe.text}; ${restore}; ${tenantRowStatement(plan.tenantsSchema, plan.idType, tp.tenant)}`,
-  )
+  // On Citus the tenants row is written as before (an INSERT ... SELECT into the reference
+  // table from two tenants at once deadlocked there).
+  const tenantRow = citus ? [] : [tenantRowStatement(plan.tenantsSchema, plan.idType, tp.tenant)]
+  const results = await many(client, [SCOPED, probe.text, restore, ...tenantRow].join('; '))
   const found = results[1]?.rows[0] ?? {}
   const occupied = tables.find((_t, i) => found[String(i)] === true)
   if (occupied) {
@@ -376,13 +379,9 @@ async function claimTarget(
         'account for; copying would duplicate them. Remove them (or rollback the tenant) and rerun.',
     )
   }
-  return finishTenantRow(
-    client,
-    plan.tenantsSchema,
-    plan.idType,
-    tp.tenant,
-    results.at(-1)?.rows[0],
-  )
+  return citus
+    ? ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
+    : finishTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant, results.at(-1)?.rows[0])
 }
 
 /**

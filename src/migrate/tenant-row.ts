@@ -24,8 +24,18 @@ export async function ensureTenantRow(
   idType: TenantIdType,
   tenant: SourceTenant,
 ): Promise<{ created: boolean; skippedDomains: string[] }> {
-  const first = (await db.query(tenantRowStatement(schema, idType, tenant))).rows[0]
-  return finishTenantRow(db, schema, idType, tenant, first)
+  const tenants = quoteQualified(schema, 'tenants')
+  const { rows } = await db.query(`select 1 from ${tenants} where id = $1::${idType}`, [tenant.id])
+  // `on conflict do nothing`: a slug taken meanwhile by a tenant copied in parallel waits for it, then falls back.
+  const inserted =
+    rows.length === 0 &&
+    ((
+      await db.query(
+        `insert into ${tenants} (id, slug, name) values ($1::${idType}, $2, $3) on conflict do nothing`,
+        [tenant.id, tenant.slug, tenant.name],
+      )
+    ).rowCount ?? 0) > 0
+  return finishTenantRow(db, schema, idType, tenant, { existed: rows.length > 0, inserted })
 }
 
 /**
