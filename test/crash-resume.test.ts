@@ -284,7 +284,8 @@ describe('migrate-to-row-tenancy --all --jobs 2, killed and resumed', () => {
       if (left === 0) break
       const byEvent = random() < 0.5
       const n = 2 + Math.floor(random() * left * 8)
-      const ms = Math.floor(random() * left * 25)
+      // a small tenant of this fixture takes a few ms (13 round trips, no flush wait per commit)
+      const ms = Math.floor(random() * left * 8)
       const r = await runCli(byEvent ? n : undefined, byEvent ? undefined : ms, (child) => {
         summary.kills++
         child.kill('SIGKILL')

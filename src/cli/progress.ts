@@ -148,6 +148,10 @@ function plainLine(e: MigrationEvent, overall: () => string): string | undefined
       return `tenant ${e.tenantId}: skipped (${e.reason})`
     case 'tenant-failed':
       return `tenant ${e.tenantId}: FAILED: ${e.error}`
+    case 'indexes-deferred':
+      return `indexes: ${e.indexes.length} dropped from the empty shared tables, built again after the copy`
+    case 'indexes-built':
+      return `indexes: ${e.indexes.length} built`
     case 'sequences':
       return `sequences: ${e.adjusted} moved above the copied ids`
     default:

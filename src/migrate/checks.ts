@@ -137,24 +137,54 @@ export async function foreignKeyOrphansOfTables(
   ctx: SqlContext,
   tables: readonly TablePlan[],
 ): Promise<Map<string, { fk: string; rows: number }[]>> {
-  const out = new Map<string, { fk: string; rows: number }[]>()
+  const o = orphansOfTablesStatement(ctx, tables)
+  if (!o) return new Map()
+  return o.read((await db.query(o.text, [ctx.tenantId])).rows[0])
+}
+
+/**
+ * The statement of {@link foreignKeyOrphansOfTables} (`tenant`: `$1`, or a quoted
+ * literal to send it with others in one round trip) and how to read its row;
+ * `undefined` when no table has a key to check.
+ *
+ * @example
+ * ```ts
+ * const o = orphansOfTablesStatement(ctx, tables, "'7'")
+ * o?.read((await client.query(o.text, [])).rows[0]).get('book') // [{ fk: 'book_author_fk', rows: 1 }]
+ * ```
+ * @internal
+ */
+export function orphansOfTablesStatement(
+  ctx: SqlContext,
+  tables: readonly TablePlan[],
+  tenant = '$1',
+):
+  | {
+      text: string
+      read: (
+        row: Record<string, unknown> | undefined,
+      ) => Map<string, { fk: string; rows: number }[]>
+    }
+  | undefined {
   const parts = tables.flatMap((t) => {
-    const o = orphanStatement(ctx, t)
+    const o = orphanStatement(ctx, t, tenant)
     return o ? [{ table: t.name, ...o }] : []
   })
-  if (parts.length === 0) return out
+  if (parts.length === 0) return undefined
   // Each part is `select <count> as "0", <count> as "1", ...`: renamed per table.
   const columns = parts.flatMap((p, i) => p.fks.map((_fk, j) => `o${i}."${j}" as "${i}.${j}"`))
   const from = parts.map((p, i) => `lateral (${p.statement.text}) o${i}`).join(', ')
-  const row =
-    (await db.query(`select ${columns.join(', ')} from ${from}`, [ctx.tenantId])).rows[0] ?? {}
-  for (const [i, p] of parts.entries()) {
-    for (const [j, fk] of p.fks.entries()) {
-      const n = Number(row[`${i}.${j}`] ?? 0)
-      if (n > 0) out.set(p.table, [...(out.get(p.table) ?? []), { fk, rows: n }])
+  const read = (row: Record<string, unknown> | undefined) => {
+    const out = new Map<string, { fk: string; rows: number }[]>()
+    for (const [i, p] of parts.entries()) {
+      for (const [j, fk] of p.fks.entries()) {
+        const n = Number(row?.[`${i}.${j}`] ?? 0)
+        if (n > 0) out.set(p.table, [...(out.get(p.table) ?? []), { fk, rows: n }])
+      }
     }
+    return out
   }
-  return out
+  return { text: `select ${columns.join(', ')} from ${from}`, read }
 }
 
 /**

@@ -135,7 +135,9 @@ export function targetChecksumStatement(ctx: SqlContext, t: TablePlan): Statemen
  * `session_replication_role = replica`, which skips the foreign-key triggers. The
  * key from `tenant_id` to `tenants` is left out: every copied row carries the
  * tenant's id, and its `tenants` row exists in the same transaction.
- * `undefined` when there is nothing to check.
+ * `undefined` when there is nothing to check. `tenant` is how the text names the
+ * tenant id: the parameter `$1` (the default), or a quoted literal for a statement
+ * sent with others in one round trip (then `values` is empty).
  *
  * @example
  * ```ts
@@ -146,6 +148,7 @@ export function targetChecksumStatement(ctx: SqlContext, t: TablePlan): Statemen
 export function orphanStatement(
   ctx: SqlContext,
   t: TablePlan,
+  tenant = '$1',
 ): { fks: string[]; statement: Statement } | undefined {
   const column = ctx.tenantColumn ?? DEFAULTS.tenantColumn
   const fks = t.target.foreignKeys.filter(
@@ -169,21 +172,25 @@ export function orphanStatement(
     const tenantLeading = fk.columns.some((c, j) => c === column && fk.refColumns[j] === column)
     return (
       `(select count(*) from ${quoteQualified(ctx.targetSchema, t.name)} c ` +
-      `where c.${tc(ctx)} = $1::${ctx.idType} and ${notNull} ` +
+      `where c.${tc(ctx)} = ${tenant}::${ctx.idType} and ${notNull} ` +
       `and not exists (select 1 from ${quoteQualified(fk.refSchema, fk.refTable)} p where ${match}` +
       `${tenantLeading ? '' : ' offset 0'}))::int8 as "${i}"`
     )
   })
   return {
     fks: fks.map((fk) => fk.name),
-    statement: { text: `select ${counts.join(', ')}`, values: [ctx.tenantId] },
+    statement: {
+      text: `select ${counts.join(', ')}`,
+      values: tenant === '$1' ? [ctx.tenantId] : [],
+    },
   }
 }
 
 /**
  * Whether each target table already holds any row of the tenant (a copy on top
  * would duplicate rows, so the tenant is refused instead): one statement, one
- * boolean column per table, named by its index in `tables`.
+ * boolean column per table, named by its index in `tables`. `tenant`: `$1` (the
+ * default) or a quoted literal, as for {@link orphanStatement}.
  *
  * @example
  * ```ts
@@ -191,10 +198,14 @@ export function orphanStatement(
  * // 'select exists (select 1 from "public"."book" where "tenant_id" = $1::bigint) as "0"'
  * ```
  */
-export function existingRowsStatement(ctx: SqlContext, tables: readonly TablePlan[]): Statement {
+export function existingRowsStatement(
+  ctx: SqlContext,
+  tables: readonly TablePlan[],
+  tenant = '$1',
+): Statement {
   const probes = tables.map(
     (t, i) =>
-      `exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc(ctx)} = $1::${ctx.idType}) as "${i}"`,
+      `exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc(ctx)} = ${tenant}::${ctx.idType}) as "${i}"`,
   )
-  return { text: `select ${probes.join(', ')}`, values: [ctx.tenantId] }
+  return { text: `select ${probes.join(', ')}`, values: tenant === '$1' ? [ctx.tenantId] : [] }
 }

@@ -1,8 +1,10 @@
 import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
+import { quoteLiteral } from '../sql/quote.js'
 import {
   describeCheck,
   foreignKeyOrphansOfTables,
+  orphansOfTablesStatement,
   type TableCheck,
   tenantScoped,
 } from './checks.js'
@@ -19,10 +21,16 @@ import {
 } from './copy-sql.js'
 import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
-import { type LedgerEntry, type LedgerTable, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
+import {
+  type LedgerEntry,
+  type LedgerTable,
+  ledgerEntryOf,
+  lockLedgerEntryStatement,
+  writeLedgerEntry,
+} from './ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
 import { allocateIds, remapFailure } from './remap-sql.js'
-import { ensureTenantRow } from './tenant-row.js'
+import { ensureTenantRow, finishTenantRow, tenantRowStatement } from './tenant-row.js'
 import { citusInstalled, citusTenantSettingSql } from './tenant-setting.js'
 
 /**
@@ -51,6 +59,13 @@ export interface CopyOptions {
    * workers.
    */
   readonly citus?: boolean
+  /**
+   * COMMIT without waiting for the WAL flush (`synchronous_commit = off` for the tenant's
+   * transaction; not on Citus). A server crash may then undo the last tenants committed,
+   * each whole and with its ledger row, so a rerun copies them again; the caller flushes
+   * ({@link flushCommits}) before it reports them. False by default.
+   */
+  readonly asyncCommit?: boolean
 }
 
 /** Both sides' counts and checksums of one table (the row of {@link copyWithChecksumStatement}). */
@@ -84,35 +99,68 @@ async function copyChecks(
   sums: ReadonlyMap<string, ChecksumRow> | undefined,
   orphans: boolean,
 ): Promise<TableCheck[]> {
-  const source = sums
-    ? undefined
-    : await readSums(client, sourceChecksumsStatement(ctx, tables), tables)
+  if (sums) {
+    // The settings stay until the transaction ends: only the ledger write and COMMIT follow.
+    const o = orphans
+      ? orphansOfTablesStatement(ctx, tables, quoteLiteral(ctx.tenantId))
+      : undefined
+    const found = o
+      ? o.read((await many(client, `${SCOPED}; ${o.text}`)).at(-1)?.rows[0])
+      : new Map()
+    return tableChecks(tables, sums, undefined, undefined, found)
+  }
+  const source = await readSums(client, sourceChecksumsStatement(ctx, tables), tables)
   return tenantScoped(client, async () => {
-    const target = sums
-      ? undefined
-      : await readSums(client, targetChecksumsStatement(ctx, tables), tables)
+    const target = await readSums(client, targetChecksumsStatement(ctx, tables), tables)
     const found = orphans ? await foreignKeyOrphansOfTables(client, ctx, tables) : new Map()
-    return tables.map((t) => {
-      const sum = sums?.get(t.name) ?? {
-        source_n: source!.get(t.name)!.n,
-        source_sum: source!.get(t.name)!.sum,
-        target_n: target!.get(t.name)!.n,
-        target_sum: target!.get(t.name)!.sum,
-      }
-      const broken = found.get(t.name) ?? []
-      const sourceRows = Number(sum.source_n)
-      const targetRows = Number(sum.target_n)
-      return {
-        table: t.name,
-        sourceRows,
-        targetRows,
-        sourceChecksum: sum.source_sum,
-        targetChecksum: sum.target_sum,
-        orphans: broken,
-        ok: broken.length === 0 && sourceRows === targetRows && sum.source_sum === sum.target_sum,
-      }
-    })
+    return tableChecks(tables, undefined, source, target, found)
   })
+}
+
+/** One {@link TableCheck} per table, from the copy's sums or from both sides read after it. */
+function tableChecks(
+  tables: readonly TablePlan[],
+  sums: ReadonlyMap<string, ChecksumRow> | undefined,
+  source: Map<string, { n: string; sum: string }> | undefined,
+  target: Map<string, { n: string; sum: string }> | undefined,
+  found: ReadonlyMap<string, { fk: string; rows: number }[]>,
+): TableCheck[] {
+  return tables.map((t) => {
+    const sum = sums?.get(t.name) ?? {
+      source_n: source!.get(t.name)!.n,
+      source_sum: source!.get(t.name)!.sum,
+      target_n: target!.get(t.name)!.n,
+      target_sum: target!.get(t.name)!.sum,
+    }
+    const broken = found.get(t.name) ?? []
+    const sourceRows = Number(sum.source_n)
+    const targetRows = Number(sum.target_n)
+    return {
+      table: t.name,
+      sourceRows,
+      targetRows,
+      sourceChecksum: sum.source_sum,
+      targetChecksum: sum.target_sum,
+      orphans: broken,
+      ok: broken.length === 0 && sourceRows === targetRows && sum.source_sum === sum.target_sum,
+    }
+  })
+}
+
+/**
+ * The planner settings of {@link tenantScoped}, for the rest of the transaction, as a
+ * statement to send ahead of a tenant-side query in the same round trip.
+ */
+const SCOPED =
+  "select set_config('enable_seqscan', 'off', true), set_config('enable_nestloop', 'off', true)"
+
+/**
+ * Sends several statements in ONE round trip (the simple protocol: no parameters, each
+ * statement planned after the one before ran, each with its own snapshot); their results.
+ */
+async function many(client: Queryable, text: string): Promise<{ rows: any[] }[]> {
+  const r: unknown = await client.query(text)
+  return Array.isArray(r) ? r : [r as { rows: any[] }]
 }
 
 /** @internal */
@@ -157,21 +205,28 @@ export async function copyTenant(
   const started = Date.now()
   const ctx = sqlContext(plan, tp)
   const citus = options.citus ?? (await citusInstalled(client))
-  // One round trip each: the transaction (on Citus with its tenant binding), then its lock and settings.
-  await client.query(
-    `begin; set constraints all deferred${citus ? `; ${citusTenantSettingSql(tp.tenant.id)}` : ''}`,
-  )
+  const tenant = quoteLiteral(tp.tenant.id)
   try {
-    await lockTenant(client, tp.tenant.id, options.guard, citus)
-    const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
+    // One round trip: the transaction, the tenant's lock and settings, then its ledger row (a
+    // statement of its own: its snapshot sees what the last holder of the lock committed). On
+    // Citus the SET LOCALs go first, alone: Citus forwards a SET's whole query string to the workers.
+    const begin = 'begin; set constraints all deferred'
+    if (citus) await client.query(`${begin}; ${citusTenantSettingSql(tp.tenant.id)}`)
+    const opening = await many(
+      client,
+      `${citus ? '' : `${begin}; `}` +
+        `${lockTenantStatement(tenant, options.guard, citus, options.asyncCommit === true && !citus)}; ` +
+        lockLedgerEntryStatement(plan.targetSchema, tenant),
+    )
+    const planner = opening.at(-2)?.rows[0] as PlannerSettings
+    const entry = ledgerEntryOf(opening.at(-1)?.rows[0])
     const done = finishedTables(entry, plan, tp.tenant.id)
     const tables = tp.tables.filter((t) => done[t.name] === undefined)
     if (tables.length === 0) {
       await client.query('rollback')
       return { status: 'skipped', reason: 'already migrated', tables: [], checks: [], ms: 0 }
     }
-    await refuseOccupiedTarget(client, ctx, plan, tp.tenant.id, tables)
-    const tenantRow = await ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
+    const tenantRow = await claimTarget(client, ctx, plan, tp, tables, planner, citus)
     await allocateIds(client, ctx, tables)
     // One statement copies and checksums each table: the source is read in the statement's own
     // snapshot, so rows written to it meanwhile (an online migration serves the tenant during
@@ -243,23 +298,33 @@ function ledgerTablesAfter(
   return ledgerTables
 }
 
+/** The planner settings the transaction started with (restored after a tenant-side probe). */
+interface PlannerSettings {
+  readonly seq: string
+  readonly nl: string
+}
+
 /**
- * The tenant's advisory lock and the transaction's settings, in one statement; the
- * tenant binding too, except on Citus (bound with `SET LOCAL` at `BEGIN`).
+ * The tenant's advisory lock and the transaction's settings, in one statement without
+ * parameters (`tenant`: the id as a quoted literal); the tenant binding too, except on
+ * Citus (bound with `SET LOCAL` at `BEGIN`); `synchronous_commit = off` with
+ * `asyncCommit`. Its row holds the planner settings as they
+ * were ({@link PlannerSettings}).
  */
-async function lockTenant(
-  client: Queryable,
-  tenantId: string,
+function lockTenantStatement(
+  tenant: string,
   guard: CopyGuard,
   citus: boolean,
-): Promise<void> {
+  asyncCommit: boolean,
+): string {
   // Each statement is one table scan: JIT compilation only adds latency (often 100+ ms a query).
-  await client.query(
-    "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1)), " +
-      "set_config('jit', 'off', true)" +
-      (citus ? '' : ", set_config('rowtenancy.tenant_id', $1, true)") +
-      (guard === 'replica' ? ", set_config('session_replication_role', 'replica', true)" : ''),
-    [tenantId],
+  return (
+    `select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext(${tenant})), ` +
+    "set_config('jit', 'off', true)" +
+    (asyncCommit ? ", set_config('synchronous_commit', 'off', true)" : '') +
+    (citus ? '' : `, set_config('rowtenancy.tenant_id', ${tenant}, true)`) +
+    (guard === 'replica' ? ", set_config('session_replication_role', 'replica', true)" : '') +
+    ", current_setting('enable_seqscan') as seq, current_setting('enable_nestloop') as nl"
   )
 }
 
@@ -283,25 +348,40 @@ function finishedTables(
   return done
 }
 
-/** Refuses a tenant whose rows already sit in a target table the ledger does not account for. */
-async function refuseOccupiedTarget(
+/**
+ * In one round trip: refuses a tenant whose rows already sit in a target table the
+ * ledger does not account for (probed with the planner settings of
+ * {@link tenantScoped}, then `planner` restored), and makes sure its `tenants` row
+ * exists (with its domains).
+ */
+async function claimTarget(
   client: Queryable,
   ctx: SqlContext,
   plan: MigrationPlan,
-  tenantId: string,
+  tp: TenantPlan,
   tables: readonly TablePlan[],
-): Promise<void> {
-  const occupied = await tenantScoped(client, async () => {
-    const s = existingRowsStatement(ctx, tables)
-    const found = (await client.query(s.text, s.values)).rows[0] ?? {}
-    return tables.find((_t, i) => found[String(i)] === true)
-  })
+  planner: PlannerSettings,
+  citus: boolean,
+): Promise<{ created: boolean; skippedDomains: string[] }> {
+  const probe = existingRowsStatement(ctx, tables, quoteLiteral(tp.tenant.id))
+  const restore =
+    `select set_config('enable_seqscan', ${quoteLiteral(planner.seq)}, true), ` +
+    `set_config('enable_nestloop', ${quoteLiteral(planner.nl)}, true)`
+  // On Citus the tenants row is written as before (an INSERT ... SELECT into the reference
+  // table from two tenants at once deadlocked there).
+  const tenantRow = citus ? [] : [tenantRowStatement(plan.tenantsSchema, plan.idType, tp.tenant)]
+  const results = await many(client, [SCOPED, probe.text, restore, ...tenantRow].join('; '))
+  const found = results[1]?.rows[0] ?? {}
+  const occupied = tables.find((_t, i) => found[String(i)] === true)
   if (occupied) {
     throw new MigrationError(
-      `${plan.targetSchema}.${occupied.name} already holds rows of tenant ${tenantId} that the ledger does not ` +
+      `${plan.targetSchema}.${occupied.name} already holds rows of tenant ${tp.tenant.id} that the ledger does not ` +
         'account for; copying would duplicate them. Remove them (or rollback the tenant) and rerun.',
     )
   }
+  return citus
+    ? ensureTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant)
+    : finishTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant, results.at(-1)?.rows[0])
 }
 
 /**
@@ -348,4 +428,19 @@ function assertVerified(
       )
     }
   }
+}
+
+/**
+ * Waits until every transaction committed before it on this server is durable: a
+ * transaction with an id commits with `synchronous_commit` as the session has it (on by
+ * default), which flushes the WAL up to its commit, the earlier commits included. For a
+ * run whose copies committed with `asyncCommit`, before it reports them.
+ *
+ * @example
+ * ```ts
+ * await flushCommits(client)
+ * ```
+ */
+export async function flushCommits(client: Queryable): Promise<void> {
+  await many(client, 'begin; select txid_current(); commit')
 }

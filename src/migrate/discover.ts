@@ -76,6 +76,7 @@ async function findLegacyTable(
         'rowtenancy_id_map',
         'rowtenancy_serving',
         'rowtenancy_changelog',
+        'rowtenancy_deferred_index',
         'tenants',
         'tenant_domains',
       ],

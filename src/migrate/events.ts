@@ -37,6 +37,8 @@ export type MigrationEvent =
     }
   | { readonly type: 'tenant-skipped'; readonly tenantId: string; readonly reason: string }
   | { readonly type: 'tenant-failed'; readonly tenantId: string; readonly error: string }
+  | { readonly type: 'indexes-deferred'; readonly indexes: readonly string[] }
+  | { readonly type: 'indexes-built'; readonly indexes: readonly string[] }
   | { readonly type: 'sequences'; readonly adjusted: number }
   | { readonly type: 'finished'; readonly ok: boolean; readonly ms: number }
 

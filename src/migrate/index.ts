@@ -1,6 +1,7 @@
 export * from './checks.js'
 export * from './copy.js'
 export * from './copy-sql.js'
+export * from './deferred-indexes.js'
 export * from './discover.js'
 export * from './drift.js'
 export * from './drop-schemas.js'

@@ -196,11 +196,35 @@ export async function lockLedgerEntry(
   schema: string,
   tenantId: string,
 ): Promise<LedgerEntry | undefined> {
-  const { rows } = await db.query(
-    `select * from ${quoteQualified(schema, LEDGER_TABLE)} where tenant_id = $1 for update`,
-    [tenantId],
-  )
-  return rows[0] ? toEntry(rows[0]) : undefined
+  const { rows } = await db.query(lockLedgerEntryStatement(schema, '$1'), [tenantId])
+  return ledgerEntryOf(rows[0])
+}
+
+/**
+ * The statement of {@link lockLedgerEntry}; `tenant` is `$1` or a quoted literal (to
+ * send it with others in one round trip). Read its row with {@link ledgerEntryOf}.
+ *
+ * @example
+ * ```ts
+ * lockLedgerEntryStatement('public', "'7'") // 'select * from "public"."rowtenancy_migration" where tenant_id = \'7\' for update'
+ * ```
+ * @internal
+ */
+export function lockLedgerEntryStatement(schema: string, tenant: string): string {
+  return `select * from ${quoteQualified(schema, LEDGER_TABLE)} where tenant_id = ${tenant} for update`
+}
+
+/**
+ * A ledger row as read from the table, as a {@link LedgerEntry} (`undefined` for none).
+ *
+ * @example
+ * ```ts
+ * ledgerEntryOf(rows[0])?.state // 'done'
+ * ```
+ * @internal
+ */
+export function ledgerEntryOf(row: unknown): LedgerEntry | undefined {
+  return row ? toEntry(row) : undefined
 }
 
 /**

@@ -31,6 +31,7 @@ export const OWN_TABLES = new Set([
   'rowtenancy_id_map',
   'rowtenancy_serving',
   'rowtenancy_changelog',
+  'rowtenancy_deferred_index',
 ])
 
 /**

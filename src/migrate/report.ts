@@ -61,6 +61,8 @@ export interface MigrationReport {
     readonly rows: number
   }
   readonly sequences: readonly SequenceAdjustment[]
+  /** Secondary indexes of the shared tables built after the copy (dropped for it by this run or an interrupted one). */
+  readonly builtIndexes: readonly string[]
   readonly warnings: readonly string[]
   /** Set when the run stopped before copying (`strict` with drift). */
   readonly aborted?: string
@@ -90,6 +92,10 @@ export function formatReport(report: MigrationReport): string[] {
       lines.push(`  ${d.blocking ? 'drift (blocking)' : 'drift'}: ${d.message}`)
     if (t.error) lines.push(`  error: ${t.error}`)
   }
+  if (report.builtIndexes.length > 0)
+    lines.push(
+      `indexes built after the copy: ${report.builtIndexes.map((n) => JSON.stringify(n)).join(', ')}`,
+    )
   for (const s of report.sequences) lines.push(`sequence ${s.sequence} moved to ${s.value}`)
   for (const w of report.warnings) lines.push(`warning: ${w}`)
   if (report.aborted) lines.push(`aborted: ${report.aborted}`)

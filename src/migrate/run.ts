@@ -1,8 +1,9 @@
 import { MigrationError } from '../errors/index.js'
-import type { ConnectableQueryable } from '../sql/queryable.js'
+import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { assertCitusCoordinator, checkCitusTarget } from './citus-target.js'
-import { type CopyResult, copyTenant } from './copy.js'
+import { type CopyResult, copyTenant, flushCommits } from './copy.js'
+import { deferIndexes, rebuildDeferredIndexes } from './deferred-indexes.js'
 import { emit, type MigrationListener } from './events.js'
 import { type CopyGuard, chooseGuard } from './guard.js'
 import { ensureLedger, type LedgerEntry, readLedger, recordFailure } from './ledger.js'
@@ -27,6 +28,13 @@ export interface MigrateOptions extends MigrationPlanOptions {
   readonly jobs?: number
   /** Verify each tenant before marking it done; true by default. */
   readonly verify?: boolean
+  /**
+   * For an `all` run into empty shared tables: drop their secondary indexes (plain,
+   * non-unique ones) before the copy and build them once after it, instead of
+   * maintaining them row by row; true by default. Their definitions are recorded
+   * first, so a run that stops midway leaves them for the next run to build.
+   */
+  readonly deferIndexes?: boolean
   /** Refuse the whole run when any tenant has blocking drift, and stop at the first failure. */
   readonly strict?: boolean
   readonly onEvent?: MigrationListener
@@ -79,11 +87,26 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     for (const [id, r] of await countRows(options.db, todo)) reports.set(id, r)
   } else if (todo.length > 0) {
     // Nothing to copy (every tenant refused or done): no ledger table is created.
-    const run = await runCopies(options, plan, todo, { guard: guard!, verify, jobs, citus })
+    await deferIndexesOfRun(options, plan, citus)
+    const run = await runCopies(options, plan, todo, { guard: guard!, verify, jobs, citus }).catch(
+      async (err) => {
+        // The indexes come back even when the copy phase breaks (else the next run builds them).
+        await rebuildDeferredIndexes(options.db, plan.targetSchema, jobs).catch(() => {})
+        throw err
+      },
+    )
+    // The copies committed without waiting for the WAL flush: durable from here on.
+    await withClient(options.db, flushCommits)
     for (const [id, r] of run.reports) reports.set(id, r)
     warnings.push(...run.warnings)
     if (run.strictStop) aborted = 'stopped at the first failure (`strict`)'
   }
+  // Also after a run that stopped between its copy and this step: its indexes are recorded.
+  const builtIndexes = dryRun
+    ? []
+    : await rebuildDeferredIndexes(options.db, plan.targetSchema, jobs)
+  if (builtIndexes.length > 0)
+    emit(options.onEvent, { type: 'indexes-built', indexes: builtIndexes.map((i) => i.name) })
   // Sequences move only when this run copies something or an earlier one did (a rerun after
   // a crash between the last tenant's commit and this step); a run that refuses every
   // tenant of a fresh target changes nothing.
@@ -103,6 +126,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     tenants,
     totals,
     sequences,
+    builtIndexes: builtIndexes.map((i) => i.name),
     warnings,
     ...(aborted ? { aborted } : {}),
     ms: Date.now() - started,
@@ -196,6 +220,27 @@ function triage(
     }
   }
   return { reports, todo }
+}
+
+/**
+ * Drops the secondary indexes of the shared tables before an `all` run copies into them,
+ * when every one of them is empty (not on Citus, not with `deferIndexes: false`).
+ */
+async function deferIndexesOfRun(
+  options: MigrateOptions,
+  plan: MigrationPlan,
+  citus: boolean,
+): Promise<void> {
+  const everyTenant = (options.tenantIds?.length ?? 0) === 0 && (options.models?.length ?? 0) === 0
+  if (options.deferIndexes === false || citus || !everyTenant) return
+  const client = await options.db.connect()
+  try {
+    const dropped = await deferIndexes(client, plan.targetSchema, plan.tables, plan.tenantColumn)
+    if (dropped.length > 0)
+      emit(options.onEvent, { type: 'indexes-deferred', indexes: dropped.map((i) => i.name) })
+  } finally {
+    client.release()
+  }
 }
 
 async function moveSequences(
@@ -303,11 +348,21 @@ async function runCopies(
 }
 
 async function ensureLedgerTables(db: ConnectableQueryable, plan: MigrationPlan): Promise<void> {
-  const setup = await db.connect()
+  await withClient(db, (setup) =>
+    ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' }),
+  )
+}
+
+/** Runs `fn` on a connection of its own. */
+async function withClient<T>(
+  db: ConnectableQueryable,
+  fn: (client: Queryable) => Promise<T>,
+): Promise<T> {
+  const client = await db.connect()
   try {
-    await ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' })
+    return await fn(client)
   } finally {
-    setup.release()
+    client.release()
   }
 }
 
@@ -333,6 +388,7 @@ async function copyOne(
       guard: settings.guard,
       verify: settings.verify,
       citus: settings.citus,
+      asyncCommit: true,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     })
     const report = copiedReport(tp, r, settings.verify)

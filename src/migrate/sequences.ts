@@ -29,34 +29,44 @@ export async function adjustSequences(
   schema: string,
   tables: readonly string[],
 ): Promise<SequenceAdjustment[]> {
+  // Three round trips whatever the number of tables: the columns with their sequences' state,
+  // every column's largest value in one statement, the moves in one statement.
   const { rows } = await db.query(
-    `select c.relname as table, a.attname as column,
-            pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
-       from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
-        and c.relkind in ('r', 'p') and format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint')
+    `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
+            s.seqstart::text as start
+       from (select c.relname as table, a.attname as column,
+                    pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
+               from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+              where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
+                and c.relkind in ('r', 'p') and format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint')) x
+       join pg_sequence s on s.seqrelid = x.seq::regclass
       order by 1, 2`,
     [schema, tables],
   )
+  if (rows.length === 0) return []
+  const maxima = (
+    await db.query(
+      `select ${rows
+        .map(
+          (r, i) =>
+            `(select max(${quoteQualified(undefined, r.column)}) from ${quoteQualified(schema, r.table)})::text as "${i}"`,
+        )
+        .join(', ')}`,
+    )
+  ).rows[0] as Record<string, string | null>
   const out: SequenceAdjustment[] = []
-  for (const r of rows) {
-    if (!r.seq) continue
-    const max = await db.query(
-      `select max(${quoteQualified(undefined, r.column)})::text as m from ${quoteQualified(schema, r.table)}`,
-    )
-    const m = max.rows[0]?.m as string | null
+  for (const [i, r] of rows.entries()) {
+    const m = maxima[String(i)]
     if (m === null || m === undefined) continue
-    const state = await db.query(
-      `select pg_sequence_last_value($1::regclass)::text as last, s.seqstart::text as start
-         from pg_sequence s where s.seqrelid = $1::regclass`,
-      [r.seq],
-    )
-    const last = state.rows[0]?.last as string | null
-    const start = state.rows[0]?.start as string
-    const next = last === null ? BigInt(start) : BigInt(last) + 1n
+    const next = r.last === null ? BigInt(r.start) : BigInt(r.last) + 1n
     if (BigInt(m) < next) continue
-    await db.query('select setval($1::regclass, $2::int8, true)', [r.seq, m])
     out.push({ table: r.table, column: r.column, sequence: r.seq, value: m })
+  }
+  if (out.length > 0) {
+    await db.query(
+      `select ${out.map((_o, i) => `setval($${2 * i + 1}::regclass, $${2 * i + 2}::int8, true)`).join(', ')}`,
+      out.flatMap((o) => [o.sequence, o.value]),
+    )
   }
   return out
 }

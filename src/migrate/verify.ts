@@ -5,6 +5,7 @@ import { quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { type CheckItem, checkTables, describeCheck, type TableCheck } from './checks.js'
 import { sqlContext } from './copy.js'
+import { unbuiltIndexes } from './deferred-indexes.js'
 import { LEDGER_TABLE, type LedgerEntry, readLedger } from './ledger.js'
 import { legacyChangedSinceCutover, servedFrom } from './online/guards.js'
 import {
@@ -59,6 +60,8 @@ export interface VerificationReport {
   readonly tenants: readonly TenantVerification[]
   /** Legacy tenants with no finished migration (empty when `tenantIds` named the tenants to check). */
   readonly missing: readonly MissingTenant[]
+  /** Secondary indexes a migration dropped for its copy and has not built again (a run stopped midway; rerun it). */
+  readonly unbuiltIndexes: readonly string[]
 }
 
 /**
@@ -236,7 +239,8 @@ export async function verifyTenant(
  * read-only snapshot, and records the outcome in the ledger. Without `tenantIds`,
  * every legacy tenant with no finished migration is listed in `missing` with the
  * reason (the ledger's last error, blocking drift, a rollback, never run), and
- * makes the report not `ok`.
+ * makes the report not `ok`; so does an index a migration dropped for its copy and
+ * has not built again (`unbuiltIndexes`: a run stopped midway, rerun it).
  *
  * @example
  * ```ts
@@ -248,6 +252,7 @@ export async function verifyMigration(options: VerifyOptions): Promise<Verificat
   const client = await options.db.connect()
   const results: TenantVerification[] = []
   let missing: MissingTenant[] = []
+  let unbuilt: string[] = []
   let plan: MigrationPlan
   try {
     const citus = await citusInstalled(client)
@@ -255,6 +260,7 @@ export async function verifyMigration(options: VerifyOptions): Promise<Verificat
     const found = await migratedTenants(client, options)
     plan = found.plan
     missing = found.missing
+    unbuilt = (await unbuiltIndexes(client, plan.targetSchema)).map((i) => i.name)
     for (const { tp, entry } of found.items) {
       // A forced policy shows only the bound tenant's rows (on Citus: on the workers too).
       await bindMigrationTenant(client, entry.tenantId, citus)
@@ -275,5 +281,10 @@ export async function verifyMigration(options: VerifyOptions): Promise<Verificat
   } finally {
     client.release()
   }
-  return { ok: results.every((r) => r.ok) && missing.length === 0, tenants: results, missing }
+  return {
+    ok: results.every((r) => r.ok) && missing.length === 0 && unbuilt.length === 0,
+    tenants: results,
+    missing,
+    unbuiltIndexes: unbuilt,
+  }
 }

@@ -15,6 +15,7 @@ interface MigrateFlags extends OnlineFlags {
   dryRun?: boolean
   json?: boolean
   progress?: boolean
+  keepIndexes?: boolean
 }
 
 /**
@@ -43,6 +44,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--dry-run', 'report tenants, tables, row counts and drift; write nothing')
     .option('--json', 'machine output: JSON events and the report, one per line')
     .option('--no-progress', 'no progress output on stderr')
+    .option(
+      '--keep-indexes',
+      'with --all into empty shared tables: keep their secondary indexes during the copy (default: built after it)',
+    )
     .option(
       '--online',
       'migrate while the app serves: tenants cut over one at a time (docs/migration.md)',
@@ -86,6 +91,7 @@ export function register(program: Command, ctx: CliContext): void {
       verify: config.verify,
       strict: config.strict,
       dryRun: Boolean(opts.dryRun),
+      deferIndexes: !opts.keepIndexes,
       onEvent: progress.onEvent,
     }).finally(() => progress.finish())
     if (opts.json) json({ type: 'report', ...report })

@@ -48,6 +48,11 @@ export function register(program: Command, ctx: CliContext): void {
           `tenant ${m.tenantId} (${JSON.stringify(m.schema)}): NOT MIGRATED (${m.state}): ${m.reason}`,
         )
       }
+      for (const name of report.unbuiltIndexes) {
+        ctx.out.line(
+          `index ${JSON.stringify(name)}: NOT BUILT (dropped for the copy by a migration that stopped)`,
+        )
+      }
       ctx.out.line(
         `${report.tenants.length} tenants verified: ${report.tenants.filter((t) => !t.ok).length} mismatched` +
           `; ${report.missing.length} not migrated`,
@@ -56,6 +61,12 @@ export function register(program: Command, ctx: CliContext): void {
     if (report.tenants.some((t) => !t.ok)) {
       throw new MigrationError(
         'Verification found differences (see above). Roll the tenant back and migrate it again.',
+      )
+    }
+    if (report.unbuiltIndexes.length > 0) {
+      throw new MigrationError(
+        `${report.unbuiltIndexes.length} index(es) of the shared tables were dropped for a migration's copy and not ` +
+          'built again (the run stopped): rerun the migration, which builds them first.',
       )
     }
     if (report.missing.length > 0) {
