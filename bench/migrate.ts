@@ -63,6 +63,8 @@ const SCALE = scaleArg ? Number(scaleArg) : quick ? 0.2 : 1.1 // rows per tenant
 const only = process.argv.includes('--tool-only')
 const jobsArg = process.argv.find((a) => a.startsWith('--jobs='))?.slice(7)
 const JOBS = jobsArg ? Number(jobsArg) : Math.max(2, Math.min(8, availableParallelism()))
+/** The same raw copy with as many connections at once as the migration has jobs (the stricter anchor). */
+const RAW_PARALLEL = `${RAW}, ${JOBS} connections`
 /** `--analyze-after=N`: ANALYZE the shared tables once N tenants are done, as autovacuum may. */
 const analyzeArg = process.argv.find((a) => a.startsWith('--analyze-after='))?.slice(16)
 const ANALYZE_AFTER = analyzeArg ? Number(analyzeArg) : undefined
@@ -229,27 +231,32 @@ async function baseline(
   pool: pg.Pool,
   perSchemaTransaction: boolean,
   noChecks = false,
+  connections = 1,
 ): Promise<void> {
   await pool.query(
     `insert into public.tenants (id, slug, name) select id, 'tenant-' || id, name from public.customers_client`,
   )
-  const c = await pool.connect()
-  try {
-    if (noChecks) await c.query('set session_replication_role = replica')
-    for (let id = 1; id <= TENANTS; id++) {
-      const s = quoteIdent(`tenant_${id}`)
-      if (perSchemaTransaction) await c.query('begin')
-      for (const t of TABLES) {
-        const cols = columnsOf(t)
-        await c.query(
-          `insert into public.${t.name} (tenant_id, ${cols.join(', ')}) select ${id}, ${cols.join(', ')} from ${s}.${t.name}`,
-        )
+  let next = 1
+  const worker = async () => {
+    const c = await pool.connect()
+    try {
+      if (noChecks) await c.query('set session_replication_role = replica')
+      for (let id = next++; id <= TENANTS; id = next++) {
+        const s = quoteIdent(`tenant_${id}`)
+        if (perSchemaTransaction) await c.query('begin')
+        for (const t of TABLES) {
+          const cols = columnsOf(t)
+          await c.query(
+            `insert into public.${t.name} (tenant_id, ${cols.join(', ')}) select ${id}, ${cols.join(', ')} from ${s}.${t.name}`,
+          )
+        }
+        if (perSchemaTransaction) await c.query('commit')
       }
-      if (perSchemaTransaction) await c.query('commit')
+    } finally {
+      c.release()
     }
-  } finally {
-    c.release()
   }
+  await Promise.all(Array.from({ length: connections }, worker))
 }
 
 /** A per-tenant time that grows along the run means some query reads every tenant's rows. */
@@ -515,6 +522,8 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       if (ROUNDS > 1) console.log(`round ${round} of ${ROUNDS}`)
       if (!verifyOnly) await run(RAW, (pool) => baseline(pool, true, true))
+      if (!verifyOnly && JOBS > 1)
+        await run(RAW_PARALLEL, (pool) => baseline(pool, true, true, JOBS))
       await run(`migrate --jobs ${JOBS} (verify)`, async (pool) => {
         phases.push({ type: 'start', t: performance.now() })
         const r = await migrate({ db: pool, all: true, jobs: JOBS, onEvent })
@@ -544,6 +553,7 @@ async function main(): Promise<void> {
       })
     const raw = runs[RAW] ?? Number.NaN
     const rawCpu = cpuRuns[RAW] ?? Number.NaN
+    const rawParallel = runs[RAW_PARALLEL] ?? Number.NaN
     const b = runs['baseline: INSERT ... SELECT'] ?? Number.NaN
     const b2 = runs['baseline, one tx per schema'] ?? Number.NaN
     console.log('')
@@ -552,8 +562,13 @@ async function main(): Promise<void> {
         "ratio = anchor time / run time (1.00: the server copy's own speed; goals >= 0.70 with verify, >= 0.95 without); " +
         'cpu vs raw = anchor CPU / run CPU (server backends + this process; robust to load from elsewhere)',
     )
+    if (JOBS > 1)
+      console.log(
+        `stricter anchor: ${RAW_PARALLEL}: the same raw copy on ${JOBS} connections at once, ` +
+          `as many as the migration's jobs (vs raw x${JOBS} = its time / run time)`,
+      )
     console.log(
-      `${'run'.padEnd(34)} ${'rows/s'.padStart(10)}   ${'vs raw copy'.padStart(11)}   ${'cpu vs raw'.padStart(10)}   vs autocommit+FK   vs tx/schema+FK`,
+      `${'run'.padEnd(52)} ${'rows/s'.padStart(10)}   ${'vs raw copy'.padStart(11)}   ${`vs raw x${JOBS}`.padStart(11)}   ${'cpu vs raw'.padStart(10)}   vs autocommit+FK   vs tx/schema+FK`,
     )
     for (const [label, ms] of Object.entries(runs)) {
       const rate = Math.round(rows / (ms / 1000))
@@ -562,7 +577,7 @@ async function main(): Promise<void> {
       const cpuRatio = (l: string) =>
         (Number.isNaN(rawCpu) || !cpuRuns[l] ? '-' : (rawCpu / cpuRuns[l]).toFixed(2)).padStart(10)
       console.log(
-        `${label.padEnd(34)} ${rate.toLocaleString('en').padStart(10)}   ${ratio(raw, 11)}   ${cpuRatio(label)}   ${ratio(b, 16)}   ${ratio(b2, 15)}`,
+        `${label.padEnd(52)} ${rate.toLocaleString('en').padStart(10)}   ${ratio(raw, 11)}   ${ratio(rawParallel, 11)}   ${cpuRatio(label)}   ${ratio(b, 16)}   ${ratio(b2, 15)}`,
       )
     }
   } catch (err) {
