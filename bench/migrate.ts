@@ -10,6 +10,8 @@
  * over the run's: steadier than wall clock on a shared machine. Two slower hand-written baselines (with
  * row-by-row foreign-key triggers: autocommit, and one transaction per schema)
  * are printed as well; they flatter the tool and are skipped with --raw-only.
+ * With --jobs N > 1 a stricter anchor runs too: the same raw copy on N connections at
+ * once (`vs raw xN`), since the migration copies N tenants at a time.
  * All runs use identical copies of one legacy database, in the same run.
  *
  *   npx tsx bench/migrate.ts            # 200 tenants x 8 tables, ~2.2 million rows
