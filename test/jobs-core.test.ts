@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant, withoutTenant } from '../src/context/index.js'
 import { ConfigError, InvalidTenantIdError, MissingTenantError } from '../src/errors/index.js'
-import { canonicalJson } from '../src/jobs/envelope.js'
+import { canonicalClone, canonicalJson } from '../src/jobs/envelope.js'
 import { hmacSha256 } from '../src/jobs/hmac.js'
 import { createJobTenancy, JobRejectedError, tenantTaskList } from '../src/jobs/index.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
@@ -264,9 +264,53 @@ describe('canonicalJson', () => {
     for (const value of values) expect(canonicalJson(value)).toBe(slow(value))
   })
 
+  it('canonicalClone gives what the JSON round trip gives, also where it copies directly', () => {
+    class Point {
+      constructor(
+        public y = 1,
+        public x = 2,
+      ) {}
+    }
+    const values: unknown[] = [
+      undefined,
+      null,
+      -0,
+      Number.NaN,
+      'text',
+      { a: 1, b: [1, 'x', null, true, { c: -0 }] },
+      { b: 1, a: 2 },
+      [1, undefined, () => 1],
+      // biome-ignore lint/suspicious/noSparseArray: a hole is what is tested
+      [1, , 3],
+      { a: undefined, b: 2 },
+      Object.assign(Object.create(null), { a: 1, b: { c: 2 } }),
+      JSON.parse('{"__proto__": {"x": 1}, "a": 1}'),
+      new Point(),
+      new String('a long boxed string'),
+      { n: new Number(3), s: new Boolean(false) },
+      { at: new Date(0) },
+      { u8: new Uint8Array([1, 2]) },
+      { big: { '10': 1, '9': 2 } },
+    ]
+    for (const value of values) {
+      const text = canonicalJson(value)
+      const cloned = canonicalClone(value)
+      expect(cloned.text).toBe(text)
+      expect(cloned.data).toStrictEqual(JSON.parse(text))
+      expect(Object.getPrototypeOf(cloned.data ?? {})).toBe(
+        Object.getPrototypeOf(JSON.parse(text) ?? {}),
+      )
+    }
+    const payload = { a: { b: [1] } }
+    const { data } = canonicalClone(payload)
+    expect(data).not.toBe(payload)
+    expect(data.a.b).not.toBe(payload.a.b)
+  })
+
   it('a cycle throws as JSON.stringify does', () => {
     const cyclic: Record<string, unknown> = { a: 1 }
     cyclic.self = cyclic
     expect(() => canonicalJson(cyclic)).toThrow(TypeError)
+    expect(() => canonicalClone(cyclic)).toThrow(TypeError)
   })
 })

@@ -35,14 +35,63 @@ export interface JobEnvelope<P = unknown> {
 
 /**
  * The payload as the queue will hand it back (one JSON round trip: `undefined`
- * becomes `null`, dates become strings) and its canonical JSON text, from a
- * single serialization.
+ * becomes `null`, dates become strings) and its canonical JSON text. Plain data
+ * with keys in order (most payloads) is copied directly, which gives what the
+ * round trip would at a fraction of `JSON.parse`'s cost.
  *
  * @internal
  */
 export function canonicalClone<P>(payload: P): { data: P; text: string } {
+  const copy = plainCopy(payload, 0)
+  if (copy !== NOT_PLAIN) return { data: copy as P, text: JSON.stringify(copy) }
   const text = canonicalJson(payload)
   return { data: JSON.parse(text) as P, text }
+}
+
+const NOT_PLAIN = Symbol('not plain')
+
+/**
+ * A copy of `value` equal to `JSON.parse(canonicalJson(value))`, when `value` is
+ * plain JSON data (strings, booleans, null, finite numbers other than -0, plain
+ * objects and arrays, no `toJSON`, no holes) whose object keys are in canonical
+ * order; else {@link NOT_PLAIN}, and the caller takes the JSON round trip.
+ */
+function plainCopy(value: unknown, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0) ? value : NOT_PLAIN
+    case 'object':
+      break
+    default:
+      return NOT_PLAIN
+  }
+  if (value === null) return null
+  if (depth > 64 || typeof (value as { toJSON?: unknown }).toJSON === 'function') return NOT_PLAIN
+  if (Array.isArray(value)) {
+    const copy: unknown[] = []
+    for (let i = 0; i < value.length; i++) {
+      const item = plainCopy(value[i], depth + 1)
+      if (item === NOT_PLAIN) return NOT_PLAIN
+      copy.push(item)
+    }
+    return copy
+  }
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN
+  const keys = Object.keys(value)
+  const copy: Record<string, unknown> = {}
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!
+    // "__proto__" would set the copy's prototype, not a key
+    if ((i > 0 && !(keys[i - 1]! < key)) || key === '__proto__') return NOT_PLAIN
+    const item = plainCopy((value as Record<string, unknown>)[key], depth + 1)
+    if (item === NOT_PLAIN) return NOT_PLAIN
+    copy[key] = item
+  }
+  return copy
 }
 
 /** Puts an object's keys in sorted order (a copy only when they are not already). */
