@@ -1,12 +1,13 @@
 /**
- * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--rounds R]`:
+ * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--rounds R]
+ *   [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned] [--profile FILE]`:
  * rowtenancy/jobs against the bare queues, in the same run. Without `--quick` (or with
  * `--full`) the fairness run has the issue's full size (5,000 jobs of tenant A).
  *
  * 1. cpu: the wrapper's own steps per job without a queue (seal, admit, process), process CPU.
  * 2. throughput per adapter (pg-boss, graphile-worker, BullMQ): N jobs sent and processed
  *    through the bare queue client (the anchor) and through rowtenancy's wrapper (tenant
- *    sealed and HMAC-signed on send; envelope checked, signature verified, tenant looked up
+ *    sealed and HMAC-signed on send (not with `--unsigned`); envelope checked, signature verified, tenant looked up
  *    through a TenantStore with its default 30 s cache, handler run inside runWithTenant),
  *    in paired rounds whose order flips every round; the ratio is the median of the pairs'
  *    ratios, and the process CPU per job of both sides is printed.
@@ -51,6 +52,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     adapters: { type: 'string' },
     profile: { type: 'string' },
+    unsigned: { type: 'boolean', default: false },
   },
 })
 const quick = values.quick === true && values.full !== true
@@ -421,7 +423,7 @@ async function main() {
     const store = new TenantStore({ db: admin })
     const jobs = createJobTenancy({
       store,
-      secret: 'bench-secret-0123456789abcdef',
+      secret: values.unsigned ? undefined : 'bench-secret-0123456789abcdef',
       queues: { t_wrapped: true },
     })
     const load = () =>
@@ -435,7 +437,7 @@ async function main() {
     if (PARTS.has('cpu')) await wrapperCost(jobs, store)
     if (PARTS.has('throughput')) {
       console.log(
-        '\nthroughput, send + process (signed jobs, cached tenant lookup); anchor: the bare queue in the same run',
+        `\nthroughput, send + process (${values.unsigned ? 'unsigned' : 'signed'} jobs, cached tenant lookup); anchor: the bare queue in the same run`,
       )
       const harnesses = [
         ['pg-boss', pgBossHarness],
