@@ -1,6 +1,9 @@
+import { createHmac, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant, withoutTenant } from '../src/context/index.js'
 import { ConfigError, InvalidTenantIdError, MissingTenantError } from '../src/errors/index.js'
+import { canonicalClone, canonicalJson } from '../src/jobs/envelope.js'
+import { hmacSha256 } from '../src/jobs/hmac.js'
 import { createJobTenancy, JobRejectedError, tenantTaskList } from '../src/jobs/index.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
@@ -159,5 +162,155 @@ describe('job envelope', () => {
     expect(() => tenantTaskList(jobs, { work: () => 1 }, { unavailableHoldMs: -1 })).toThrow(
       /unavailableHoldMs must be a whole number/,
     )
+  })
+})
+
+describe('process', () => {
+  const noDefer = async () => {}
+  it('refusals and a handler that throws come back as rejections, never synchronous throws', async () => {
+    const jobs = make({ store: new TenantStore({ db: db.pool }) })
+    const job = { id: 'j', attempt: 1 }
+    const refused = jobs.process('work', { payload: 1 }, job, () => 1, noDefer)
+    await expect(refused).rejects.toMatchObject({ reason: 'no-tenant' })
+    const sealed = runWithTenant('1', () => jobs.seal('work', { n: 1 }))
+    const throwing = () => {
+      throw new Error('boom')
+    }
+    // first run looks tenant 1 up, the second finds it cached: both paths reject the same way
+    for (let i = 0; i < 2; i++) {
+      const run = jobs.process('work', sealed, job, throwing, noDefer)
+      await expect(run).rejects.toThrow('boom')
+    }
+    await expect(
+      jobs.process('work', sealed, job, (p, info) => [p, info.tenantId], noDefer),
+    ).resolves.toEqual([{ n: 1 }, '1'])
+  })
+})
+
+describe('job signing', () => {
+  it('signs HMAC-SHA256 (base64url) of version, [queue, tenant] and the canonical payload', () => {
+    const jobs = make()
+    const payload = { b: [1, { d: 'é', c: null }], a: 'x' }
+    const sealed = runWithTenant('1', () => jobs.seal('work', payload))
+    const message = `rowtenancy-job/v1\n["work","1"]\n{"a":"x","b":[1,{"c":null,"d":"é"}]}`
+    expect(sealed.rowtenancy.sig).toBe(
+      createHmac('sha256', SECRET).update(message).digest('base64url'),
+    )
+    const cross = jobs.seal('global', 'text')
+    expect(cross.rowtenancy.sig).toBe(
+      createHmac('sha256', SECRET)
+        .update('rowtenancy-job/v1\n["global",null]\n"text"')
+        .digest('base64url'),
+    )
+  })
+
+  it("the reused-buffer HMAC equals node's createHmac for every key and message length", () => {
+    const pieces = ['a', 'é', '€', '😀', '\n', '"', '\u0000']
+    for (const keyLength of [16, 63, 64, 65, 200]) {
+      const key = randomBytes(keyLength)
+      const mac = hmacSha256(key)
+      for (const length of [0, 1, 55, 56, 64, 119, 120, 700, 2047, 2048, 2049, 5000]) {
+        for (const piece of [pieces[length % pieces.length]!, 'a']) {
+          const message = piece.repeat(length).slice(0, length)
+          expect(mac(message), `key ${keyLength}, ${length} x ${piece}`).toBe(
+            createHmac('sha256', key).update(message).digest('base64url'),
+          )
+        }
+      }
+    }
+  })
+
+  it('a signature must match exactly: one changed character, or a valid one of another job, fails', async () => {
+    const jobs = make()
+    const sealed = runWithTenant('1', () => jobs.seal('work', { n: 1 }))
+    const sig = sealed.rowtenancy.sig!
+    const last = sig.at(-1) === 'A' ? 'B' : 'A'
+    for (const bad of [`${sig.slice(0, -1)}${last}`, sig.slice(1), `${sig}A`, sig.toLowerCase()]) {
+      if (bad === sig) continue
+      const data = { ...sealed, rowtenancy: { ...sealed.rowtenancy, sig: bad } }
+      await expect(jobs.admit('work', data, 'j')).rejects.toMatchObject({ reason: 'bad-signature' })
+    }
+  })
+})
+
+describe('canonicalJson', () => {
+  const slow = (value: unknown) =>
+    JSON.stringify(value, (_k, v: unknown) => {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return v
+      const sorted: Record<string, unknown> = {}
+      for (const key of Object.keys(v).sort()) sorted[key] = (v as Record<string, unknown>)[key]
+      return sorted
+    }) ?? 'null'
+
+  it('gives the same text as sorting every object, whatever path it takes', () => {
+    let deep: unknown = { z: 1, a: 2 }
+    for (let i = 0; i < 100; i++) deep = { next: deep }
+    const values: unknown[] = [
+      undefined,
+      null,
+      1,
+      'x',
+      { a: 1, b: 2 },
+      { b: 2, a: 1 },
+      { a: { d: 1, c: 2 } },
+      [{ b: 1, a: 2 }, 3],
+      { '10': 1, '9': 2, a: 3 },
+      { a: undefined, b: () => 1, c: Symbol('s') },
+      { at: new Date(0), x: { toJSON: () => ({ z: 1, y: 2 }) } },
+      { n: Number.NaN, i: Number.POSITIVE_INFINITY },
+      new Map([[1, 2]]),
+      deep,
+    ]
+    for (const value of values) expect(canonicalJson(value)).toBe(slow(value))
+  })
+
+  it('canonicalClone gives what the JSON round trip gives, also where it copies directly', () => {
+    class Point {
+      constructor(
+        public y = 1,
+        public x = 2,
+      ) {}
+    }
+    const values: unknown[] = [
+      undefined,
+      null,
+      -0,
+      Number.NaN,
+      'text',
+      { a: 1, b: [1, 'x', null, true, { c: -0 }] },
+      { b: 1, a: 2 },
+      [1, undefined, () => 1],
+      // biome-ignore lint/suspicious/noSparseArray: a hole is what is tested
+      [1, , 3],
+      { a: undefined, b: 2 },
+      Object.assign(Object.create(null), { a: 1, b: { c: 2 } }),
+      JSON.parse('{"__proto__": {"x": 1}, "a": 1}'),
+      new Point(),
+      new String('a long boxed string'),
+      { n: new Number(3), s: new Boolean(false) },
+      { at: new Date(0) },
+      { u8: new Uint8Array([1, 2]) },
+      { big: { '10': 1, '9': 2 } },
+    ]
+    for (const value of values) {
+      const text = canonicalJson(value)
+      const cloned = canonicalClone(value)
+      expect(cloned.text).toBe(text)
+      expect(cloned.data).toStrictEqual(JSON.parse(text))
+      expect(Object.getPrototypeOf(cloned.data ?? {})).toBe(
+        Object.getPrototypeOf(JSON.parse(text) ?? {}),
+      )
+    }
+    const payload = { a: { b: [1] } }
+    const { data } = canonicalClone(payload)
+    expect(data).not.toBe(payload)
+    expect(data.a.b).not.toBe(payload.a.b)
+  })
+
+  it('a cycle throws as JSON.stringify does', () => {
+    const cyclic: Record<string, unknown> = { a: 1 }
+    cyclic.self = cyclic
+    expect(() => canonicalJson(cyclic)).toThrow(TypeError)
+    expect(() => canonicalClone(cyclic)).toThrow(TypeError)
   })
 })

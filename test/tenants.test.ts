@@ -26,6 +26,23 @@ describe('parseTenantId', () => {
     )
     expect(parseTenantId('text', 'acme')).toBe('acme')
   })
+  it('short canonical integers come back as given; others go through the full check', () => {
+    for (const [raw, canonical] of [
+      ['0', '0'],
+      ['-0', '0'],
+      ['-12', '-12'],
+      ['999999999', '999999999'],
+      ['0999999999', '999999999'],
+      ['2147483647', '2147483647'],
+      [-7, '-7'],
+    ] as const) {
+      expect(parseTenantId('integer', raw), String(raw)).toBe(canonical)
+      expect(parseTenantId('bigint', raw), String(raw)).toBe(canonical)
+    }
+    for (const bad of ['+1', '1.0', '1e3', ' 1', '-', '2147483648']) {
+      expect(() => parseTenantId('integer', bad), bad).toThrow(InvalidTenantIdError)
+    }
+  })
   it('rejects malformed ids before any SQL', () => {
     for (const [type, bad] of [
       ['bigint', 'abc'],
@@ -124,6 +141,28 @@ describe('TenantStore', () => {
 
   it('rejects malformed ids', async () => {
     await expect(store.get('abc')).rejects.toThrow(InvalidTenantIdError)
+    expect(() => store.peek('abc')).toThrow(InvalidTenantIdError)
+  })
+
+  it('peek answers from the cache only: a found tenant, until a change invalidates it', async () => {
+    const t = await store.create({ slug: 'peek', name: 'Peek' })
+    store.invalidate()
+    expect(store.peek(t.id)).toBeUndefined()
+    const before = store.lookupQueries
+    expect(store.peek(t.id)).toBeUndefined() // no query of its own
+    expect(store.lookupQueries).toBe(before)
+    const found = await store.get(t.id)
+    expect(store.peek(t.id)).toBe(found)
+    expect(store.peek(`00${t.id}`)).toBe(found)
+    await store.suspend(t.id) // invalidates, then reads the tenant back
+    expect(store.peek(t.id)?.status).toBe('suspended')
+    store.invalidate()
+    expect(store.peek(t.id)).toBeUndefined()
+    await store.get('999998')
+    expect(store.peek('999998')).toBeUndefined() // misses are not peeked
+    const uncached = new TenantStore({ db: db.pool, ttlMs: 0 })
+    await uncached.get(t.id)
+    expect(uncached.peek(t.id)).toBeUndefined()
   })
 })
 

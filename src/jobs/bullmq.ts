@@ -90,9 +90,9 @@ export function tenantProcessor<P = any>(
   handler: (payload: P, info: JobInfo, job: any) => Promise<unknown> | unknown,
 ): (job: any, token?: string) => Promise<unknown> {
   jobs.rule(queueName)
-  return async function tenantJob(job, token) {
-    try {
-      return await jobs.process(
+  return function tenantJob(job, token) {
+    return jobs
+      .process(
         queueName,
         job.data,
         { id: String(job.id), attempt: Number(job.attemptsMade ?? 0) + 1 },
@@ -102,13 +102,16 @@ export function tenantProcessor<P = any>(
           throw named('DelayedError', error.message, error)
         },
       )
-    } catch (err) {
-      if (err instanceof JobRejectedError && !err.retryable) {
-        throw named('UnrecoverableError', `[${err.code}:${err.reason}] ${err.message}`, err)
-      }
-      throw err
-    }
+      .catch(unrecoverable)
   }
+}
+
+/** A refusal that a retry cannot cure fails the job at once, as BullMQ's `UnrecoverableError`. */
+function unrecoverable(err: unknown): never {
+  if (err instanceof JobRejectedError && !err.retryable) {
+    throw named('UnrecoverableError', `[${err.code}:${err.reason}] ${err.message}`, err)
+  }
+  throw err
 }
 
 function named(name: string, message: string, cause: unknown): Error {

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { hmacSha256 } from './hmac.js'
 
 /**
  * The reserved key under which rowtenancy keeps a job's tenant, beside the
@@ -35,14 +35,63 @@ export interface JobEnvelope<P = unknown> {
 
 /**
  * The payload as the queue will hand it back (one JSON round trip: `undefined`
- * becomes `null`, dates become strings) and its canonical JSON text, from a
- * single serialization.
+ * becomes `null`, dates become strings) and its canonical JSON text. Plain data
+ * with keys in order (most payloads) is copied directly, which gives what the
+ * round trip would at a fraction of `JSON.parse`'s cost.
  *
  * @internal
  */
 export function canonicalClone<P>(payload: P): { data: P; text: string } {
+  const copy = plainCopy(payload, 0)
+  if (copy !== NOT_PLAIN) return { data: copy as P, text: JSON.stringify(copy) }
   const text = canonicalJson(payload)
   return { data: JSON.parse(text) as P, text }
+}
+
+const NOT_PLAIN = Symbol('not plain')
+
+/**
+ * A copy of `value` equal to `JSON.parse(canonicalJson(value))`, when `value` is
+ * plain JSON data (strings, booleans, null, finite numbers other than -0, plain
+ * objects and arrays, no `toJSON`, no holes) whose object keys are in canonical
+ * order; else {@link NOT_PLAIN}, and the caller takes the JSON round trip.
+ */
+function plainCopy(value: unknown, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0) ? value : NOT_PLAIN
+    case 'object':
+      break
+    default:
+      return NOT_PLAIN
+  }
+  if (value === null) return null
+  if (depth > 64 || typeof (value as { toJSON?: unknown }).toJSON === 'function') return NOT_PLAIN
+  if (Array.isArray(value)) {
+    const copy: unknown[] = []
+    for (let i = 0; i < value.length; i++) {
+      const item = plainCopy(value[i], depth + 1)
+      if (item === NOT_PLAIN) return NOT_PLAIN
+      copy.push(item)
+    }
+    return copy
+  }
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN
+  const keys = Object.keys(value)
+  const copy: Record<string, unknown> = {}
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!
+    // "__proto__" would set the copy's prototype, not a key
+    if ((i > 0 && !(keys[i - 1]! < key)) || key === '__proto__') return NOT_PLAIN
+    const item = plainCopy((value as Record<string, unknown>)[key], depth + 1)
+    if (item === NOT_PLAIN) return NOT_PLAIN
+    copy[key] = item
+  }
+  return copy
 }
 
 /** Puts an object's keys in sorted order (a copy only when they are not already). */
@@ -61,54 +110,84 @@ function sortKeys(_key: string, value: unknown): unknown {
  * JSON with object keys in one order whatever order they came in (sorted, the
  * engine putting integer-like keys first), so a payload signs the same after
  * jsonb (which reorders keys) gave it back. `toJSON` and `undefined` are handled
- * as `JSON.stringify` does.
+ * as `JSON.stringify` does. Plain data whose keys are in order already (most
+ * payloads, and every one a queue stored as JSON text hands back) takes
+ * `JSON.stringify`'s fast path, which gives the same text without calling a
+ * replacer for every value.
  *
  * @internal
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, sortKeys) ?? 'null'
-}
-
-/** The HMAC-SHA256 of one job: version, queue and tenant (as a JSON pair, unambiguous), then the payload. */
-function jobDigest(secret: Uint8Array, queue: string, tenant: string | null, text: string): Buffer {
-  return createHmac('sha256', secret)
-    .update(`rowtenancy-job/v1\n${JSON.stringify([queue, tenant])}\n`)
-    .update(text)
-    .digest()
+  return (inOrder(value, 0) ? JSON.stringify(value) : JSON.stringify(value, sortKeys)) ?? 'null'
 }
 
 /**
- * The signature of one job (base64url): binds the tenant to the queue and the
- * exact payload, so a signed envelope copied onto another payload or queue does
- * not verify. `text` is the payload's {@link canonicalJson}.
+ * Whether `JSON.stringify(value)` is already canonical: no `toJSON` anywhere (its
+ * result could be out of order) and every object's keys in {@link sortKeys}'
+ * order. Deep or cyclic data is left to the replacer (which reports a cycle).
+ */
+function inOrder(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object') return typeof value !== 'bigint'
+  if (depth > 64 || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!inOrder(value[i], depth + 1)) return false
+    return true
+  }
+  const keys = Object.keys(value)
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0 && !(keys[i - 1]! < keys[i]!)) return false
+    if (!inOrder((value as Record<string, unknown>)[keys[i]!], depth + 1)) return false
+  }
+  return true
+}
+
+/**
+ * Signs and checks jobs with one app secret: HMAC-SHA256 (base64url) of
+ * `rowtenancy-job/v1\n`, the JSON pair `[queue, tenant]` (unambiguous), `\n`
+ * and the payload's {@link canonicalJson}. It binds the tenant to the queue and
+ * the exact payload, so a signed envelope copied onto another payload or queue
+ * does not verify.
  *
  * @internal
  */
-export function signJob(
-  secret: Uint8Array,
-  queue: string,
-  tenant: string | null,
-  text: string,
-): string {
-  return jobDigest(secret, queue, tenant, text).toString('base64url')
+export interface JobSigner {
+  /** The signature of a job whose payload's canonical JSON is `text`. */
+  sign(queue: string, tenant: string | null, text: string): string
+  /** Whether `sig` is the signature of this job (compared in constant time). */
+  verify(queue: string, tenant: string | null, payload: unknown, sig: unknown): boolean
 }
 
 const SIGNATURE_LENGTH = 43 // 32 bytes in unpadded base64url
 
 /**
- * Compares a claimed signature with the expected one in constant time.
+ * A {@link JobSigner} for `secret`.
  *
  * @internal
  */
-export function verifyJob(
-  secret: Uint8Array,
-  queue: string,
-  tenant: string | null,
-  payload: unknown,
-  sig: unknown,
-): boolean {
-  if (typeof sig !== 'string' || sig.length !== SIGNATURE_LENGTH) return false
-  const given = Buffer.from(sig, 'base64url')
-  if (given.length !== 32) return false
-  return timingSafeEqual(jobDigest(secret, queue, tenant, canonicalJson(payload)), given)
+export function jobSigner(secret: Uint8Array): JobSigner {
+  const mac = hmacSha256(secret)
+  /** The message's start per queue (queues are the declared few). */
+  const heads = new Map<string, string>()
+  const signature = (queue: string, tenant: string | null, text: string) => {
+    let head = heads.get(queue)
+    if (head === undefined) {
+      head = `rowtenancy-job/v1\n[${JSON.stringify(queue)},`
+      if (heads.size < 1000) heads.set(queue, head)
+    }
+    return mac(`${head}${JSON.stringify(tenant)}]\n${text}`)
+  }
+  return {
+    sign: signature,
+    verify(queue, tenant, payload, sig) {
+      if (typeof sig !== 'string' || sig.length !== SIGNATURE_LENGTH) return false
+      return sameText(signature(queue, tenant, canonicalJson(payload)), sig)
+    },
+  }
+}
+
+/** Compares two strings of the same length in time that does not depend on where they differ. */
+function sameText(expected: string, given: string): boolean {
+  let diff = expected.length ^ given.length
+  for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ given.charCodeAt(i)
+  return diff === 0
 }

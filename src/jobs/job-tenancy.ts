@@ -1,4 +1,4 @@
-import { runWithTenant, tryCurrentTenant, withoutTenant } from '../context/index.js'
+import { tryCurrentTenant } from '../context/index.js'
 import { ConfigError, MissingTenantError } from '../errors/index.js'
 import {
   parseTenantId,
@@ -11,11 +11,12 @@ import {
   ENVELOPE_KEY,
   type JobEnvelope,
   type JobMeta,
-  signJob,
-  verifyJob,
+  type JobSigner,
+  jobSigner,
 } from './envelope.js'
 import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
 import { JobRejectedError } from './job-errors.js'
+import { type Checked, jobProcessor, lookUpTenant, notRun, type TenantChecked } from './job-run.js'
 
 /**
  * What happens to a job of a suspended tenant: `fail` (refused with a clear
@@ -158,7 +159,7 @@ const TENANT_KEYS = ['tenant_id', 'tenantId', 'tenant']
  */
 export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
   const resolved = resolveOptions(options)
-  const { store, secret, audit, waitMs, rules } = resolved
+  const { store, signer, audit, waitMs, rules } = resolved
 
   const rule: JobTenancy['rule'] = (queue) => {
     const found = typeof queue === 'string' ? rules.get(queue) : undefined
@@ -173,68 +174,42 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
   }
 
   const seal: JobTenancy['seal'] = <P>(queue: string, payload: P) =>
-    sealJob(rule(queue).crossTenant, queue, payload, store.idType, secret)
+    sealJob(rule(queue).crossTenant, queue, payload, store.idType, signer)
 
-  const admit: JobTenancy['admit'] = async <P>(queue: string, data: unknown, jobId: string) => {
-    const where = `Job ${jobId} on queue ${JSON.stringify(queue)} was not run`
+  const check = (queue: string, data: unknown, jobId: string): Checked => {
     const { crossTenant, suspended } = rule(queue)
-    const { meta, payload } = openEnvelope(where, data)
-    checkSignature(secret, queue, where, meta, payload)
+    const { meta, payload } = openEnvelope(queue, jobId, data)
+    checkSignature(signer, queue, jobId, meta, payload)
     if (crossTenant !== undefined) {
       if (meta.tenant !== null) {
         throw new JobRejectedError(
           'malformed',
-          `${where}: the queue is cross-tenant but the job names tenant ${JSON.stringify(meta.tenant)}.`,
+          `${notRun(queue, jobId)}: the queue is cross-tenant but the job names tenant ${JSON.stringify(meta.tenant)}.`,
         )
       }
-      return { kind: 'cross', reason: crossTenant, payload: payload as P }
+      return { kind: 'cross', reason: crossTenant, payload }
     }
     if (meta.tenant === null) {
       throw new JobRejectedError(
         'no-tenant',
-        `${where}: it carries no tenant and the queue is not cross-tenant. Send tenant jobs inside ` +
+        `${notRun(queue, jobId)}: it carries no tenant and the queue is not cross-tenant. Send tenant jobs inside ` +
           'runWithTenant(...), or declare the queue { crossTenant: reason }.',
       )
     }
-    return admitTenant<P>(store, where, meta.tenant, suspended, waitMs, payload)
+    return { kind: 'tenant', tenant: meta.tenant, suspended, payload }
   }
 
-  const processJob = jobProcessor(admit, audit)
+  const lookUp = (queue: string, jobId: string, checked: TenantChecked) =>
+    lookUpTenant(store, queue, jobId, checked, waitMs)
+
+  const admit: JobTenancy['admit'] = async <P>(queue: string, data: unknown, jobId: string) => {
+    const checked = check(queue, data, jobId)
+    return (checked.kind === 'cross' ? checked : lookUp(queue, jobId, checked)) as Admission<P>
+  }
+
+  const processJob = jobProcessor(check, lookUp, audit)
 
   return Object.freeze({ options, rule, seal, admit, process: processJob })
-}
-
-/** `process` of a job core: admits the job, then runs it in its tenant or the audited cross-tenant scope. */
-function jobProcessor(
-  admit: JobTenancy['admit'],
-  audit: ReturnType<typeof jobAuditWriter>,
-): JobTenancy['process'] {
-  return async (queue, data, job, handler, defer) => {
-    const admission = await admit(queue, data, job.id)
-    if (admission.kind === 'wait') {
-      await defer(admission.delayMs, admission.error)
-      return undefined
-    }
-    if (admission.kind === 'tenant') {
-      const info: JobInfo = {
-        id: job.id,
-        queue,
-        tenantId: admission.tenant.id,
-        attempt: job.attempt,
-      }
-      return runWithTenant(admission.tenant.id, () => handler(admission.payload as never, info))
-    }
-    const info: JobInfo = { id: job.id, queue, tenantId: undefined, attempt: job.attempt }
-    const actor = `job:${queue}`
-    await audit!.record(
-      { source: 'withoutTenant', reason: admission.reason, actor, tenantId: undefined },
-      `run cross-tenant job on queue ${queue}`,
-      { rowCount: null },
-    )
-    return withoutTenant(admission.reason, () => handler(admission.payload as never, info), {
-      actor,
-    })
-  }
 }
 
 /**
@@ -246,7 +221,7 @@ function sealJob<P>(
   queue: string,
   payload: P,
   idType: TenantIdType,
-  secret: Uint8Array | undefined,
+  signer: JobSigner | undefined,
 ): JobEnvelope<P> {
   const { data, text } = canonicalClone(payload)
   let tenant: string | null = null
@@ -259,68 +234,35 @@ function sealJob<P>(
     checkPayloadTenant(queue, data, tenant)
   }
   const meta: JobMeta =
-    secret === undefined
+    signer === undefined
       ? { v: 1, tenant }
-      : { v: 1, tenant, sig: signJob(secret, queue, tenant, text) }
+      : { v: 1, tenant, sig: signer.sign(queue, tenant, text) }
   return { [ENVELOPE_KEY]: meta, payload: data } as JobEnvelope<P>
 }
 
 /** Throws when the app signs jobs and this one's signature is missing or wrong. */
 function checkSignature(
-  secret: Uint8Array | undefined,
+  signer: JobSigner | undefined,
   queue: string,
-  where: string,
+  jobId: string,
   meta: JobMeta,
   payload: unknown,
 ): void {
-  if (secret !== undefined && !verifyJob(secret, queue, meta.tenant, payload, meta.sig)) {
+  if (signer !== undefined && !signer.verify(queue, meta.tenant, payload, meta.sig)) {
     throw new JobRejectedError(
       'bad-signature',
-      `${where}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
+      `${notRun(queue, jobId)}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
         'this app through rowtenancy (or its tenant, queue or payload was changed since). It runs as no tenant; ' +
         'inspect and delete it.',
     )
   }
 }
 
-/** Admits a job of tenant `metaTenant`: the id parses, the tenant exists and is active. */
-async function admitTenant<P>(
-  store: TenantStore,
-  where: string,
-  metaTenant: string,
-  suspended: QueueRule['suspended'],
-  waitMs: number,
-  payload: unknown,
-): Promise<Admission<P>> {
-  let id: string
-  try {
-    id = parseTenantId(store.idType, metaTenant)
-  } catch (err) {
-    throw new JobRejectedError('malformed', `${where}: ${(err as Error).message}`, { cause: err })
-  }
-  const tenant = await store.get(id)
-  if (!tenant) {
-    throw new JobRejectedError(
-      'unknown-tenant',
-      `${where}: tenant ${JSON.stringify(id)} does not exist (deleted after the job was sent?). ` +
-        'The queue keeps the job (retry, then failed/dead letter); delete it if the tenant is gone for good.',
-    )
-  }
-  if (tenant.status !== 'active') {
-    const error = new JobRejectedError(
-      'suspended',
-      `${where}: tenant ${JSON.stringify(tenant.slug)} (${id}) is ${tenant.status}. ` +
-        (suspended === 'wait'
-          ? `It is put back to run again in ${waitMs} ms.`
-          : 'Reactivate the tenant and retry the job, or set { suspended: "wait" } to hold such jobs.'),
-    )
-    if (suspended === 'wait') return { kind: 'wait', delayMs: waitMs, error }
-    throw error
-  }
-  return { kind: 'tenant', tenant, payload: payload as P }
-}
-
-function openEnvelope(where: string, data: unknown): { meta: JobMeta; payload: unknown } {
+function openEnvelope(
+  queue: string,
+  jobId: string,
+  data: unknown,
+): { meta: JobMeta; payload: unknown } {
   const record = data !== null && typeof data === 'object' && !Array.isArray(data)
   const meta = record ? (data as Record<string, unknown>)[ENVELOPE_KEY] : undefined
   if (!record || meta === undefined) {
@@ -328,13 +270,13 @@ function openEnvelope(where: string, data: unknown): { meta: JobMeta; payload: u
     if (claimed !== undefined) {
       throw new JobRejectedError(
         'payload-tenant',
-        `${where}: it has no rowtenancy envelope, and its data claims a tenant in "${claimed}". ` +
+        `${notRun(queue, jobId)}: it has no rowtenancy envelope, and its data claims a tenant in "${claimed}". ` +
           'A tenant is taken only from the envelope written when the job is sent inside runWithTenant(...).',
       )
     }
     throw new JobRejectedError(
       'no-tenant',
-      `${where}: it carries no tenant (no "${ENVELOPE_KEY}" envelope: sent with the bare queue client, ` +
+      `${notRun(queue, jobId)}: it carries no tenant (no "${ENVELOPE_KEY}" envelope: sent with the bare queue client, ` +
         'or written by SQL). Send it through the rowtenancy adapter inside runWithTenant(...).',
     )
   }
@@ -350,7 +292,7 @@ function openEnvelope(where: string, data: unknown): { meta: JobMeta; payload: u
   ) {
     throw new JobRejectedError(
       'malformed',
-      `${where}: its "${ENVELOPE_KEY}" envelope is malformed (expected { v: 1, tenant, sig? } beside "payload" only).`,
+      `${notRun(queue, jobId)}: its "${ENVELOPE_KEY}" envelope is malformed (expected { v: 1, tenant, sig? } beside "payload" only).`,
     )
   }
   return {
@@ -432,7 +374,13 @@ function resolveOptions(options: JobTenancyOptions) {
       )
     }
   }
-  return { store, secret, audit, waitMs, rules }
+  return {
+    store,
+    signer: secret === undefined ? undefined : jobSigner(secret),
+    audit,
+    waitMs,
+    rules,
+  }
 }
 
 function checkPolicy(value: unknown, what: string): void {

@@ -16,6 +16,8 @@ export const TENANT_ID_TYPES: readonly TenantIdType[] = Object.freeze([
 
 const INT8_MAX = 9223372036854775807n
 const INT4_MAX = 2147483647n
+/** An integer of at most 9 digits in canonical form: in range for both integer types, returned as is. */
+const SHORT_INTEGER = /^(?:0|-?[1-9]\d{0,8})$/
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
@@ -53,6 +55,7 @@ export function parseTenantId(type: TenantIdType, raw: unknown): string {
   switch (type) {
     case 'bigint':
     case 'integer': {
+      if (SHORT_INTEGER.test(text)) return text
       const max = type === 'bigint' ? INT8_MAX : INT4_MAX
       if (!/^-?\d{1,20}$/.test(text)) {
         throw new InvalidTenantIdError(raw, `an integer (tenant ids are ${type})`)

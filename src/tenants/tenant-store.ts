@@ -96,7 +96,11 @@ export class TenantStore {
   readonly #negativeTtl: number
   readonly #tenants: string
   readonly #domains: string
-  readonly #found: LruCache<Promise<Tenant | undefined>>
+  /** Found tenants: the lookup's promise (for `get`) and its value (for `peek`). */
+  readonly #found: LruCache<{
+    readonly promise: Promise<Tenant | undefined>
+    readonly tenant: Tenant
+  }>
   readonly #missing: LruCache<Promise<Tenant | undefined>>
   /** Lookups in flight, so a burst for one key shares a query (bounded by the callers waiting). */
   readonly #inFlight = new Map<string, Promise<Tenant | undefined>>()
@@ -138,6 +142,20 @@ export class TenantStore {
   async get(id: unknown): Promise<Tenant | undefined> {
     const key = parseTenantId(this.#idType, id)
     return this.#cached(`id:${key}`, `t.id = $1`, key)
+  }
+
+  /**
+   * The tenant with this id when an earlier lookup found it and it is still
+   * cached, else `undefined` (then `get` it): no query and no promise, for hot
+   * paths that run per job or per request. A malformed id throws `InvalidTenantIdError`.
+   *
+   * @example
+   * ```ts
+   * const tenant = store.peek('42') ?? (await store.get('42'))
+   * ```
+   */
+  peek(id: unknown): Tenant | undefined {
+    return this.#found.get(`id:${parseTenantId(this.#idType, id)}`, Date.now())?.tenant
   }
 
   /**
@@ -445,8 +463,10 @@ export class TenantStore {
 
   #cached(key: string, where: string, value: string): Promise<Tenant | undefined> {
     const now = Date.now()
-    const hit = this.#found.get(key, now) ?? this.#missing.get(key, now)
-    if (hit !== undefined) return hit
+    const found = this.#found.get(key, now)
+    if (found !== undefined) return found.promise
+    const missing = this.#missing.get(key, now)
+    if (missing !== undefined) return missing
     const pending = this.#inFlight.get(key)
     if (pending !== undefined) return pending
     const generation = this.#generation
@@ -457,7 +477,7 @@ export class TenantStore {
         if (this.#inFlight.get(key) === promise) this.#inFlight.delete(key)
         if (generation !== this.#generation || this.#ttl <= 0) return
         const at = Date.now()
-        if (tenant) this.#found.set(key, promise, at + this.#ttl)
+        if (tenant) this.#found.set(key, { promise, tenant }, at + this.#ttl)
         else if (this.#negativeTtl > 0) this.#missing.set(key, promise, at + this.#negativeTtl)
       },
       () => {
