@@ -25,6 +25,7 @@ export default defineConfig({
       'test/orm-knex.test.ts',
       'test/orm-typeorm.test.ts',
       'test/online-serving.test.ts',
+      'test/session-sequences.test.ts',
     ],
   },
 })

@@ -54,6 +54,7 @@ const DUPLICATE_PREPARED = '42P05'
  * - `reset all`, `reset role`: every setting (search_path, ...) and the role back
  *   to the connection's defaults (startup options, role and database settings);
  * - `discard temp`: temporary tables, which would shadow real ones by name;
+ * - `discard sequences`: `lastval()` / `currval()`, the ids of this session's last writes;
  * - `set_config('rowtenancy.tenant_id', '', false)`: no session-level tenant, also
  *   none that a role-level default (`alter role ... set`) put back with `reset all`.
  *
@@ -65,11 +66,38 @@ const RESET: readonly Statement[] = Object.freeze([
   Object.freeze({ text: 'reset all' }),
   Object.freeze({ text: 'reset role' }),
   Object.freeze({ text: 'discard temp' }),
+  Object.freeze({ text: 'discard sequences' }),
   Object.freeze({ text: `select pg_catalog.set_config('${RLS_SETTING}', '', false)` }),
 ])
 
 /** The last reset statement: a pipeline that carried it (and succeeded) left the session clean. */
 const RESET_DONE = RESET[RESET.length - 1]!
+
+/**
+ * Forgets the session's sequence state (`lastval()`, `currval()` of every
+ * sequence), which a write may set without changing anything else: sent after a
+ * unit that wrote, so the next checkout cannot read another tenant's last id.
+ */
+const DISCARD_SEQUENCES: Statement = Object.freeze({ text: 'discard sequences' })
+const ONLY_SEQUENCES: readonly Statement[] = Object.freeze([DISCARD_SEQUENCES])
+
+/**
+ * Whether `text` may advance a sequence in this session: any INSERT, UPDATE,
+ * DELETE or MERGE (a default, a trigger or the statement itself may call
+ * `nextval`). A read is not checked: a SELECT that calls `nextval` is not
+ * session-neutral and gets the full reset.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * mayAdvanceSequences('insert into accounts (name) values ($1)') // true
+ * ```
+ */
+export function mayAdvanceSequences(text: string): boolean {
+  return WRITE_KEYWORD.test(text)
+}
+
+const WRITE_KEYWORD = /\b(?:insert|update|delete|merge)\b/i
 
 interface ClientState {
   /** Checkouts of this client from the pool, counted by the pool's 'acquire' event. */
@@ -183,6 +211,8 @@ export class GuardedSession {
   #resetFirst: boolean
   /** Raw SQL ran since the last reset. */
   #dirty = false
+  /** A write ran since the sequence state was last discarded (see {@link mayAdvanceSequences}). */
+  #wrote = false
   #discard = false
 
   constructor(guard: SessionGuard, client: pg.PoolClient, state: ClientState, foreign: boolean) {
@@ -195,6 +225,16 @@ export class GuardedSession {
   /** Raw SQL ran (or will run) in this checkout: the session needs a reset after it. */
   markDirty(): void {
     this.#dirty = true
+  }
+
+  /**
+   * `text` ran (or will run) in this checkout as a trusted statement: when it
+   * may advance a sequence, the session's sequence state is discarded after the
+   * unit (`discard sequences` rides with it), so `lastval()` / `currval()` in the
+   * next checkout cannot return this tenant's ids.
+   */
+  noteWrite(text: string): void {
+    if (!this.#wrote && mayAdvanceSequences(text)) this.#wrote = true
   }
 
   /** True when raw SQL ran since the last reset. */
@@ -229,9 +269,12 @@ export class GuardedSession {
     return out
   }
 
-  /** The statements to send after the unit's work: the reset when raw SQL ran, else none. */
+  /**
+   * The statements to send after the unit's work: the reset when raw SQL ran,
+   * `discard sequences` when only a write did, else none.
+   */
   closing(): readonly Statement[] {
-    return this.#dirty ? RESET : []
+    return this.#dirty ? RESET : this.#wrote ? ONLY_SEQUENCES : []
   }
 
   /**
@@ -252,7 +295,7 @@ export class GuardedSession {
           this.#retryUnnamed(err, before, main, after).then(resolve, reject)
           return
         }
-        if (after.includes(RESET_DONE)) this.#markClean()
+        this.#noteSent(after)
         resolve(result as pg.QueryResult)
       })
     })
@@ -285,7 +328,7 @@ export class GuardedSession {
    */
   release(): Promise<void> | undefined {
     const status = this.client.getTransactionStatus()
-    if ((status === 'I' || status === null) && (!this.#dirty || this.#discard)) {
+    if ((status === 'I' || status === null) && (!(this.#dirty || this.#wrote) || this.#discard)) {
       this.#giveBack()
       return undefined
     }
@@ -299,6 +342,9 @@ export class GuardedSession {
       if (this.#dirty && !this.#discard) {
         await runPipelined(client, RESET.slice(0, -1), RESET_DONE)
         this.#markClean()
+      } else if (this.#wrote && !this.#discard) {
+        await runPipelined(client, [], DISCARD_SEQUENCES)
+        this.#wrote = false
       }
     } catch {
       this.#discard = true
@@ -313,7 +359,14 @@ export class GuardedSession {
 
   #markClean(): void {
     this.#dirty = false
+    this.#wrote = false
     this.#state.parsed.clear()
+  }
+
+  /** After a pipeline succeeded: what its closing statements cleaned. */
+  #noteSent(after: readonly Statement[]): void {
+    if (after.includes(RESET_DONE)) this.#markClean()
+    else if (after.includes(DISCARD_SEQUENCES)) this.#wrote = false
   }
 
   #send(
@@ -321,15 +374,12 @@ export class GuardedSession {
     main: Statement,
     after: readonly Statement[],
   ): Promise<pg.QueryResult> {
-    const sent = runPipelined(this.client, before, main, after)
-    if (!after.includes(RESET_DONE)) return sent
-    return sent.then((result) => {
-      this.#markClean()
+    return runPipelined(this.client, before, main, after).then((result) => {
+      this.#noteSent(after)
       return result
     })
   }
 
-  /** The named form of the bind: Parse on the connection's first use, then Bind + Execute only. */
   #named(bind: Statement, name: string): Statement {
     const parse = !this.#state.parsed.has(name)
     // Marked before the pipeline goes out: a named statement outlives an error

@@ -110,7 +110,7 @@ export class TenantConnection implements DatabaseConnection {
     this.#lone = false
     const main: Statement = { text: compiled.sql, values: compiled.parameters }
     const session = this.#session
-    if (session && !isBuilderQuery(compiled)) session.markDirty()
+    if (session) noteStatement(session, compiled)
     const pending = this.#pending
     let result: pg.QueryResult
     if (pending) {
@@ -154,7 +154,7 @@ export class TenantConnection implements DatabaseConnection {
     if (!Number.isInteger(chunkSize) || chunkSize <= 0) {
       throw new Error(`chunkSize must be a positive integer, got ${chunkSize}; e.g. .stream(100).`)
     }
-    if (this.#session && !isBuilderQuery(compiled)) this.#session.markDirty()
+    if (this.#session) noteStatement(this.#session, compiled)
     const own = !this.#inTransaction && this.#bind !== undefined
     if (own) this.begin({})
     await this.#flush()
@@ -272,4 +272,13 @@ function toQueryResult<R>(result: pg.QueryResult): QueryResult<R> {
         : undefined,
     rows: (rows ?? []) as R[],
   }
+}
+
+/**
+ * Raw SQL gets the session reset after it; a builder query that writes gets
+ * `discard sequences` (see `GuardedSession.noteWrite`).
+ */
+function noteStatement(session: GuardedSession, compiled: CompiledQuery): void {
+  if (isBuilderQuery(compiled)) session.noteWrite(compiled.sql)
+  else session.markDirty()
 }

@@ -265,6 +265,18 @@ export class TenantPool extends PoolFacade {
   }
 
   /**
+   * Records what `config` will do to the checkout's session: raw SQL that does
+   * not {@link leavesSessionAlone} gets the full reset after it, a neutral write
+   * `discard sequences` (its ids stay out of the next checkout's `lastval()`).
+   *
+   * @internal
+   */
+  noteStatement(session: GuardedSession, config: QueryCall['config']): void {
+    if (this.leavesSessionAlone(config)) session.noteWrite(config.text)
+    else session.markDirty()
+  }
+
+  /**
    * A lone statement (no transaction open on the session's client): bound with
    * `bind` (unbound without one). The library's SQL counts as raw SQL, so the
    * session reset rides after it in the same write, unless it {@link leavesSessionAlone}.
@@ -276,7 +288,7 @@ export class TenantPool extends PoolFacade {
     bind: Statement | undefined,
     config: QueryCall['config'],
   ): Promise<pg.QueryResult> {
-    if (!this.leavesSessionAlone(config)) session.markDirty()
+    this.noteStatement(session, config)
     const main = toStatement(config)
     if (!isSingleStatement(main.text)) return this.#runSimpleProtocol(session, bind, config)
     if (!bind)
@@ -401,7 +413,7 @@ class BoundClient implements ClientHooks {
     const { config } = call
     const kind = statementKind(config.text)
     if (this.#open) {
-      if (!pool.leavesSessionAlone(config)) session.markDirty()
+      pool.noteStatement(session, config)
       const pending = this.#pending
       if (kind === 'end') {
         this.#open = false
@@ -426,7 +438,7 @@ class BoundClient implements ClientHooks {
       // Marked before the BEGIN is sent: a statement issued meanwhile belongs to the transaction.
       this.#pending = pool.bindForContext()
       this.#open = true
-      if (!pool.leavesSessionAlone(config)) session.markDirty()
+      pool.noteStatement(session, config)
       try {
         if (!isSingleStatement(config.text)) return await client.query(config)
         return await session.run(session.opening([], undefined, undefined), toStatement(config))
