@@ -432,9 +432,9 @@ function assertVerified(
 
 /**
  * Waits until every transaction committed before it on this server is durable: a
- * transaction with an id commits with `synchronous_commit` as the session has it (on by
- * default), which flushes the WAL up to its commit, the earlier commits included. For a
- * run whose copies committed with `asyncCommit`, before it reports them.
+ * transaction with an id committed with `synchronous_commit = on` (set locally, whatever
+ * the role or database sets) flushes the WAL up to its commit, the earlier commits
+ * included. For a run whose copies committed with `asyncCommit`, before it reports them.
  *
  * @example
  * ```ts
@@ -442,5 +442,9 @@ function assertVerified(
  * ```
  */
 export async function flushCommits(client: Queryable): Promise<void> {
-  await many(client, 'begin; select txid_current(); commit')
+  // A synchronous commit of a transaction with an id, whatever the role or database sets.
+  await many(
+    client,
+    'begin; set local synchronous_commit = on; select pg_catalog.txid_current(); commit',
+  )
 }

@@ -1,3 +1,4 @@
+import type pg from 'pg'
 import { MigrationError } from '../errors/index.js'
 import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
@@ -87,6 +88,8 @@ export async function deferIndexes(
   await db.query('begin')
   try {
     await db.query("select pg_advisory_xact_lock(hashtext('rowtenancy.deferred-index'))")
+    // Definitions with every name qualified, so a build under another search_path means the same.
+    await db.query("select pg_catalog.set_config('search_path', '', true)")
     const { rows } = await db.query(CANDIDATES, [schema, tables, tenantColumn])
     const found = rows as DeferredIndex[]
     if (found.length === 0) {
@@ -98,8 +101,15 @@ export async function deferIndexes(
     await db.query(
       `lock table ${used.map((t) => quoteQualified(schema, t)).join(', ')} in access exclusive mode`,
     )
+    // Size as well as rows: under FORCE ROW LEVEL SECURITY a role bound to no tenant sees no
+    // rows, however many there are; an empty table's main fork has no pages.
     const empty = await db.query(
-      `select ${used.map((t, i) => `not exists (select 1 from ${quoteQualified(schema, t)}) as "${i}"`).join(', ')}`,
+      `select ${used
+        .map((t, i) => {
+          const q = quoteQualified(schema, t)
+          return `(pg_catalog.pg_relation_size('${q.replaceAll("'", "''")}'::regclass) = 0 and not exists (select 1 from ${q})) as "${i}"`
+        })
+        .join(', ')}`,
     )
     if (used.some((_t, i) => empty.rows[0]?.[String(i)] !== true)) {
       await db.query('rollback')
@@ -110,6 +120,9 @@ export async function deferIndexes(
   table_name text not null,
   definition text not null
 )`)
+    // Its definitions are run as SQL later: nobody but its owner may touch it (default
+    // privileges may have granted the runtime role DML on new tables of the schema).
+    await revokeFromOthers(db, record)
     await db.query(
       `insert into ${record} (index_name, table_name, definition)
        select * from unnest($1::text[], $2::text[], $3::text[])`,
@@ -173,7 +186,16 @@ export async function rebuildDeferredIndexes(
             [ix.name, quoteQualified(schema, ix.name)],
           )
           if (gone.rows[0]?.missing === true) {
-            await client.query(ix.definition)
+            if (!INDEX_DEFINITION.test(ix.definition)) {
+              throw new Error(
+                `its recorded definition is not one CREATE INDEX statement: ${JSON.stringify(ix.definition.slice(0, 200))}`,
+              )
+            }
+            // The extended protocol runs exactly one statement.
+            await (client as unknown as pg.ClientBase).query({
+              text: ix.definition,
+              queryMode: 'extended',
+            } as pg.QueryConfig)
             built.push(ix)
           }
           await client.query('commit')
@@ -199,6 +221,22 @@ export async function rebuildDeferredIndexes(
     client.release()
   }
   return built
+}
+
+/** What `pg_get_indexdef` gives: one CREATE [UNIQUE] INDEX statement. */
+const INDEX_DEFINITION = /^CREATE (?:UNIQUE )?INDEX [^;]+$/
+
+/** Revokes every privilege on `table` from every role but its owner (and from PUBLIC). */
+async function revokeFromOthers(db: Queryable, table: string): Promise<void> {
+  const { rows } = await db.query(
+    `select distinct case when a.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) end as grantee
+       from pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+      where c.oid = $1::regclass and a.grantee <> c.relowner`,
+    [table],
+  )
+  for (const r of rows as { grantee: string }[]) {
+    await db.query(`revoke all on ${table} from ${r.grantee}`)
+  }
 }
 
 /** Drops the record table when no index is left in it (under its lock: a concurrent run may be adding). */

@@ -95,25 +95,27 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
         throw err
       },
     )
-    // The copies committed without waiting for the WAL flush: durable from here on.
-    await withClient(options.db, flushCommits)
     for (const [id, r] of run.reports) reports.set(id, r)
     warnings.push(...run.warnings)
     if (run.strictStop) aborted = 'stopped at the first failure (`strict`)'
   }
+  // Copies commit without waiting for the WAL flush (also an earlier, killed run's): durable
+  // from here on, before anything is reported.
+  if (!dryRun) await withClient(options.db, flushCommits)
+  // Sequences move only when this run copies something or an earlier one did (a rerun after
+  // a crash between the last tenant's commit and this step); a run that refuses every
+  // tenant of a fresh target changes nothing. Before the index builds: a build that fails
+  // must not leave the app's next ids colliding with copied ones.
+  const sequences =
+    !dryRun && !refused && (todo.length > 0 || copiedBefore(ledger))
+      ? await moveSequences(options, plan)
+      : []
   // Also after a run that stopped between its copy and this step: its indexes are recorded.
   const builtIndexes = dryRun
     ? []
     : await rebuildDeferredIndexes(options.db, plan.targetSchema, jobs)
   if (builtIndexes.length > 0)
     emit(options.onEvent, { type: 'indexes-built', indexes: builtIndexes.map((i) => i.name) })
-  // Sequences move only when this run copies something or an earlier one did (a rerun after
-  // a crash between the last tenant's commit and this step); a run that refuses every
-  // tenant of a fresh target changes nothing.
-  const sequences =
-    !dryRun && !refused && (todo.length > 0 || copiedBefore(ledger))
-      ? await moveSequences(options, plan)
-      : []
   const tenants = plan.tenants.map((tp) => reports.get(tp.tenant.id) ?? pending(tp))
   const totals = totalsOf(tenants)
   const ok = aborted === undefined && totals.failed === 0 && totals.blocked === 0 && !guardProblem

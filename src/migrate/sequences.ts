@@ -64,7 +64,14 @@ export async function adjustSequences(
   }
   if (out.length > 0) {
     await db.query(
-      `select ${out.map((_o, i) => `setval($${2 * i + 1}::regclass, $${2 * i + 2}::int8, true)`).join(', ')}`,
+      // Never backwards: a nextval elsewhere since the state was read may be ahead already.
+      `select ${out
+        .map((_o, i) => {
+          const seq = `$${2 * i + 1}::regclass`
+          const value = `$${2 * i + 2}::int8`
+          return `setval(${seq}, greatest(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
+        })
+        .join(', ')}`,
       out.flatMap((o) => [o.sequence, o.value]),
     )
   }

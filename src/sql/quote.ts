@@ -43,13 +43,17 @@ export function quoteQualified(schema: string | undefined, name: string): string
 }
 
 /**
- * Quotes a string literal: wraps it in single quotes and doubles any `'`.
- * Only for places PostgreSQL takes no parameters (DDL, `SET LOCAL`); values in
- * queries are always bound parameters. Rejects NUL bytes.
+ * Quotes a string literal: wraps it in single quotes and doubles any `'`. A
+ * value with a backslash becomes an escape string (`E'...'`, backslashes
+ * doubled), which means the same whatever `standard_conforming_strings` says:
+ * in a plain literal with that setting off, `\'` would end the literal early.
+ * For places PostgreSQL takes no parameters (DDL, `SET LOCAL`, statements
+ * batched in one simple-protocol string). Rejects NUL bytes.
  *
  * @example
  * ```ts
  * quoteLiteral("o'clock") // "'o''clock'"
+ * quoteLiteral('a\\b') // "E'a\\\\b'"
  * ```
  */
 export function quoteLiteral(value: string): string {
@@ -61,5 +65,6 @@ export function quoteLiteral(value: string): string {
       'An SQL literal cannot contain a NUL byte (PostgreSQL text cannot hold one); remove it.',
     )
   }
-  return `'${value.replaceAll("'", "''")}'`
+  const quoted = value.replaceAll("'", "''")
+  return value.includes('\\') ? `E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`
 }

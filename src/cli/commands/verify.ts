@@ -66,7 +66,8 @@ export function register(program: Command, ctx: CliContext): void {
     if (report.unbuiltIndexes.length > 0) {
       throw new MigrationError(
         `${report.unbuiltIndexes.length} index(es) of the shared tables were dropped for a migration's copy and not ` +
-          'built again (the run stopped): rerun the migration, which builds them first.',
+          'built again (the run stopped): rerun the offline migration (`migrate-to-row-tenancy --all`), ' +
+          'which builds them after its copies, or create them yourself from their recorded definitions.',
       )
     }
     if (report.missing.length > 0) {

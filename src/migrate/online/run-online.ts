@@ -3,6 +3,7 @@ import type { ConnectableQueryable, Queryable } from '../../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../../sql/quote.js'
 import { SERVING_TABLE, servingDdl } from '../../tenants/serving.js'
 import { copyTenant } from '../copy.js'
+import { DEFERRED_INDEX_TABLE, unbuiltIndexes } from '../deferred-indexes.js'
 import { chooseGuard } from '../guard.js'
 import { ensureLedger, type LedgerEntry, readLedger } from '../ledger.js'
 import {
@@ -153,6 +154,7 @@ export async function migrateOnline(options: OnlineOptions): Promise<OnlineRepor
     throw new MigrationError(`--jobs must be a whole number from 1 to 64, not ${options.jobs}.`)
   }
   const { plan, guard, placed } = await prepareOnline(options, fenceTimeoutMs)
+  await refuseUnbuiltIndexes(options.db, plan.targetSchema)
   const blocked = plan.tenants.filter((t) => t.blocked)
   const todo = plan.tenants.filter((t) => !t.blocked && placed.get(t.tenant.id) === 'schema')
   emit(options, {
@@ -411,4 +413,22 @@ function isConnectionLoss(err: unknown): boolean {
   return code === undefined
     ? !(err instanceof MigrationError)
     : code.startsWith('08') || code === '57P01'
+}
+
+/**
+ * An offline `--all` run that stopped after dropping the shared tables' secondary
+ * indexes for its copy leaves them recorded; an online run does not build them,
+ * so it does not start on such tables.
+ */
+async function refuseUnbuiltIndexes(db: Queryable, schema: string): Promise<void> {
+  const unbuilt = await unbuiltIndexes(db, schema)
+  if (unbuilt.length === 0) return
+  throw new MigrationError(
+    `${unbuilt.length} secondary index(es) of the shared tables (${unbuilt
+      .slice(0, 5)
+      .map((i) => i.name)
+      .join(', ')}) were dropped by an offline migration that stopped before building them: ` +
+      'rerun the offline migration (`migrate-to-row-tenancy --all`) to build them, or create them ' +
+      `from their definitions in ${schema}.${DEFERRED_INDEX_TABLE}, then run --online.`,
+  )
 }
