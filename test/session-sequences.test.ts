@@ -99,6 +99,33 @@ describe("a tenant's last id does not reach the next checkout (pool of 1)", () =
     })
   })
 
+  it('TenantPool: two writes sent at once on one client, the second failing after its nextval', async () => {
+    const pool = tenantPool()
+    await runWithTenant(1, async () => {
+      const client = await pool.connect()
+      try {
+        const outcomes = await Promise.allSettled([
+          client.query(`insert into accounts (tenant_id, name) values (1, 'seq-both')`),
+          // the identity default runs before the NOT NULL check: nextval, then the error
+          client.query('insert into accounts (tenant_id, name) values (1, null)'),
+        ])
+        expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected'])
+      } finally {
+        client.release()
+      }
+    })
+    await expectNoSequenceState((text) => pool.query(text))
+  })
+
+  it('Kysely: a builder query that calls nextval, then raw SQL of another tenant', async () => {
+    const pool = fx.runtimePool(1)
+    const k = kysely(pool)
+    await runWithTenant(1, () =>
+      k.selectNoFrom((eb) => eb.fn<string>('nextval', [eb.val(sequence)]).as('v')).execute(),
+    )
+    await expectNoSequenceState((text) => sql.raw(text).execute(k))
+  })
+
   it('Kysely: a builder INSERT, then raw SQL of another tenant', async () => {
     const pool = fx.runtimePool(1)
     const k = kysely(pool)
@@ -120,5 +147,22 @@ describe("a tenant's last id does not reach the next checkout (pool of 1)", () =
     await expectNoSequenceState((text) =>
       withTenantClient(pool, (client) => client.query(text), { tenantId: 2 }),
     )
+  })
+})
+
+describe('a connection another user of the pool changed (pool of 1)', () => {
+  it('stays foreign across a checkout that runs nothing: the next work resets it first', async () => {
+    const inner = fx.runtimePool(1)
+    const pool = new TenantPool({ pool: inner, endPool: false })
+    closers.push(() => pool.end())
+    await runWithTenant(1, () => pool.query('select 1'))
+    await inner.query(`select set_config('rowtenancy.tenant_id', '1', false)`)
+    const idle = await pool.connect()
+    idle.release()
+    const { rows } = (await pool.query(
+      `select coalesce(current_setting('rowtenancy.tenant_id', true), '') as t,
+              (select count(*)::int from accounts) as n`,
+    )) as pg.QueryResult<{ t: string; n: number }>
+    expect(rows[0]).toEqual({ t: '', n: 0 })
   })
 })

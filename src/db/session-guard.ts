@@ -84,8 +84,8 @@ const ONLY_SEQUENCES: readonly Statement[] = Object.freeze([DISCARD_SEQUENCES])
 /**
  * Whether `text` may advance a sequence in this session: any INSERT, UPDATE,
  * DELETE or MERGE (a default, a trigger or the statement itself may call
- * `nextval`). A read is not checked: a SELECT that calls `nextval` is not
- * session-neutral and gets the full reset.
+ * `nextval`), or a call of `nextval` / `setval`. Other function calls are the
+ * caller's to judge (see `GuardedSession.markWrote`).
  *
  * @internal
  * @example
@@ -97,7 +97,7 @@ export function mayAdvanceSequences(text: string): boolean {
   return WRITE_KEYWORD.test(text)
 }
 
-const WRITE_KEYWORD = /\b(?:insert|update|delete|merge)\b/i
+const WRITE_KEYWORD = /\b(?:insert|update|delete|merge|nextval|setval)\b/i
 
 interface ClientState {
   /** Checkouts of this client from the pool, counted by the pool's 'acquire' event. */
@@ -237,6 +237,11 @@ export class GuardedSession {
     if (!this.#wrote && mayAdvanceSequences(text)) this.#wrote = true
   }
 
+  /** A trusted statement that may advance a sequence ran: `discard sequences` follows the unit. */
+  markWrote(): void {
+    this.#wrote = true
+  }
+
   /** True when raw SQL ran since the last reset. */
   get dirty(): boolean {
     return this.#dirty
@@ -292,6 +297,7 @@ export class GuardedSession {
     return new Promise((resolve, reject) => {
       submitPipelined(this.client, before, main, after, (err, result) => {
         if (err) {
+          this.#noteFailed(after)
           this.#retryUnnamed(err, before, main, after).then(resolve, reject)
           return
         }
@@ -353,7 +359,8 @@ export class GuardedSession {
   }
 
   #giveBack(): void {
-    this.#state.seen = this.#discard ? undefined : this.#state.acquired
+    // A foreign session whose reset never went out (nothing ran) stays foreign.
+    this.#state.seen = this.#discard || this.#resetFirst ? undefined : this.#state.acquired
     this.client.release(this.#discard)
   }
 
@@ -369,15 +376,31 @@ export class GuardedSession {
     else if (after.includes(DISCARD_SEQUENCES)) this.#wrote = false
   }
 
+  /**
+   * After a pipeline failed: the cleaning it carried did not run. Marked again,
+   * since another pipeline queued on the same client may have cleared the marks
+   * this one's statement had set (statements sent concurrently).
+   */
+  #noteFailed(after: readonly Statement[]): void {
+    if (after.includes(RESET_DONE)) this.#dirty = true
+    if (after.includes(RESET_DONE) || after.includes(DISCARD_SEQUENCES)) this.#wrote = true
+  }
+
   #send(
     before: readonly Statement[],
     main: Statement,
     after: readonly Statement[],
   ): Promise<pg.QueryResult> {
-    return runPipelined(this.client, before, main, after).then((result) => {
-      this.#noteSent(after)
-      return result
-    })
+    return runPipelined(this.client, before, main, after).then(
+      (result) => {
+        this.#noteSent(after)
+        return result
+      },
+      (err: unknown) => {
+        this.#noteFailed(after)
+        throw err
+      },
+    )
   }
 
   #named(bind: Statement, name: string): Statement {

@@ -11,6 +11,7 @@ import type pg from 'pg'
 import { type BindingMode, beginStatement, implicitScope } from './binding.js'
 import { bindSequence } from './citus-binding.js'
 import { type HybridCheckout, movedError } from './hybrid-binding.js'
+import { isSessionNeutral } from './neutral-statement.js'
 import { runPipelined, type Statement } from './pipelined-query.js'
 import type { GuardedSession } from './session-guard.js'
 import { isBuilderQuery } from './statement-trust.js'
@@ -275,10 +276,13 @@ function toQueryResult<R>(result: pg.QueryResult): QueryResult<R> {
 }
 
 /**
- * Raw SQL gets the session reset after it; a builder query that writes gets
- * `discard sequences` (see `GuardedSession.noteWrite`).
+ * Raw SQL gets the session reset after it; a builder query that writes or calls a
+ * function gets `discard sequences` (see `GuardedSession.noteWrite`).
  */
 function noteStatement(session: GuardedSession, compiled: CompiledQuery): void {
-  if (isBuilderQuery(compiled)) session.noteWrite(compiled.sql)
-  else session.markDirty()
+  if (!isBuilderQuery(compiled)) session.markDirty()
+  // A builder query may call any function (one that inserts, or nextval itself): unless
+  // its text calls none but the aggregates, its sequence state is discarded too.
+  else if (!isSessionNeutral(compiled.sql)) session.markWrote()
+  else session.noteWrite(compiled.sql)
 }

@@ -3,7 +3,7 @@
 // audited cross-tenant scope.
 import { runWithTenant, withoutTenant } from '../context/index.js'
 import { InvalidTenantIdError } from '../errors/index.js'
-import type { Tenant, TenantStore } from '../tenants/index.js'
+import { type Tenant, TenantStore } from '../tenants/index.js'
 import type { jobAuditWriter } from './job-audit.js'
 import { JobRejectedError } from './job-errors.js'
 import type { Admission, JobHandler, JobInfo, JobTenancy, SuspendedPolicy } from './job-tenancy.js'
@@ -105,7 +105,7 @@ export function lookUpTenant(
 ): Admission | Promise<Admission> {
   let cached: Tenant | undefined
   try {
-    cached = store.peek(checked.tenant)
+    cached = canPeek(store) ? store.peek(checked.tenant) : undefined
   } catch (err) {
     if (!(err instanceof InvalidTenantIdError)) throw err
     throw new JobRejectedError('malformed', `${notRun(queue, jobId)}: ${err.message}`, {
@@ -143,4 +143,13 @@ function admitTenant(
     throw error
   }
   return { kind: 'tenant', tenant, payload }
+}
+
+/**
+ * Whether the store's cache may answer for `get`: a `TenantStore` whose `get` is
+ * its own (a subclass that adds checks to `get`, or a store of another shape, is
+ * always asked through `get`).
+ */
+function canPeek(store: TenantStore): boolean {
+  return typeof store.peek === 'function' && store.get === TenantStore.prototype.get
 }
