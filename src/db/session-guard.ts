@@ -403,6 +403,7 @@ export class GuardedSession {
     )
   }
 
+  /** The named form of the bind: Parse on the connection's first use, then Bind + Execute only. */
   #named(bind: Statement, name: string): Statement {
     const parse = !this.#state.parsed.has(name)
     // Marked before the pipeline goes out: a named statement outlives an error
