@@ -173,12 +173,7 @@ describe.skipIf(onCitus())('secondary indexes built after the copy', () => {
     } finally {
       await pool.end()
     }
-    const rerun = await migrateChild(url)
-    expect(rerun.code, rerun.stderr).toBe(0)
-    expect(await indexDefinitions(url)).toEqual(before)
-    expect(await migrationTargetState(url, FIXTURE_TABLES, SOURCES)).toEqual(
-      await migrationTargetState(cleanUrl, FIXTURE_TABLES, SOURCES),
-    )
+    await expectRerunLikeClean(url, cleanUrl, before)
   }, 120_000)
 
   it('kill -9 mid-copy with the indexes dropped: the rerun finishes the tenants and builds them', async () => {
@@ -204,12 +199,7 @@ describe.skipIf(onCitus())('secondary indexes built after the copy', () => {
       await pool.end()
     }
     // The rerun finds rows in the shared tables: it drops nothing more, and builds what is recorded.
-    const rerun = await migrateChild(url)
-    expect(rerun.code, rerun.stderr).toBe(0)
-    expect(await indexDefinitions(url)).toEqual(before)
-    expect(await migrationTargetState(url, FIXTURE_TABLES, SOURCES)).toEqual(
-      await migrationTargetState(cleanUrl, FIXTURE_TABLES, SOURCES),
-    )
+    await expectRerunLikeClean(url, cleanUrl, before)
   }, 120_000)
 })
 
@@ -229,4 +219,14 @@ async function waitForLockWait(url: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error('the index builds never waited for the lock')
+}
+
+/** A rerun of the CLI on `url` exits 0 and ends with `before`'s indexes and the clean run's rows. */
+async function expectRerunLikeClean(url: string, cleanUrl: string, before: unknown): Promise<void> {
+  const rerun = await migrateChild(url)
+  expect(rerun.code, rerun.stderr).toBe(0)
+  expect(await indexDefinitions(url)).toEqual(before)
+  expect(await migrationTargetState(url, FIXTURE_TABLES, SOURCES)).toEqual(
+    await migrationTargetState(cleanUrl, FIXTURE_TABLES, SOURCES),
+  )
 }

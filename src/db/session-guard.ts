@@ -45,6 +45,13 @@ const MISSING_PREPARED = '26000'
 const DUPLICATE_PREPARED = '42P05'
 
 /**
+ * Forgets the session's sequence state (`lastval()`, `currval()` of every
+ * sequence), which a write may set without changing anything else: sent after a
+ * unit that wrote, so the next checkout cannot read another tenant's last id.
+ */
+const DISCARD_SEQUENCES: Statement = Object.freeze({ text: 'discard sequences' })
+
+/**
  * What is sent to put a session back to the connection's defaults after work
  * that may have changed it (raw SQL), or before work on a connection someone
  * else used: one pipeline, no extra round trip when it rides with a statement.
@@ -66,19 +73,13 @@ const RESET: readonly Statement[] = Object.freeze([
   Object.freeze({ text: 'reset all' }),
   Object.freeze({ text: 'reset role' }),
   Object.freeze({ text: 'discard temp' }),
-  Object.freeze({ text: 'discard sequences' }),
+  DISCARD_SEQUENCES,
   Object.freeze({ text: `select pg_catalog.set_config('${RLS_SETTING}', '', false)` }),
 ])
 
 /** The last reset statement: a pipeline that carried it (and succeeded) left the session clean. */
 const RESET_DONE = RESET[RESET.length - 1]!
 
-/**
- * Forgets the session's sequence state (`lastval()`, `currval()` of every
- * sequence), which a write may set without changing anything else: sent after a
- * unit that wrote, so the next checkout cannot read another tenant's last id.
- */
-const DISCARD_SEQUENCES: Statement = Object.freeze({ text: 'discard sequences' })
 const ONLY_SEQUENCES: readonly Statement[] = Object.freeze([DISCARD_SEQUENCES])
 
 /**

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import { MigrationError } from '../errors/index.js'
 import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
-import { quoteQualified } from '../sql/quote.js'
+import { quoteLiteral, quoteQualified } from '../sql/quote.js'
 
 /**
  * The table (in the target schema) that holds the definitions of the secondary
@@ -107,7 +107,7 @@ export async function deferIndexes(
       `select ${used
         .map((t, i) => {
           const q = quoteQualified(schema, t)
-          return `(pg_catalog.pg_relation_size('${q.replaceAll("'", "''")}'::regclass) = 0 and not exists (select 1 from ${q})) as "${i}"`
+          return `(pg_catalog.pg_relation_size(${quoteLiteral(q)}::regclass) = 0 and not exists (select 1 from ${q})) as "${i}"`
         })
         .join(', ')}`,
     )
