@@ -271,10 +271,12 @@ function trend(ms: number[]): void {
     const hits = phases.filter((p) => p.type === type)
     return (last ? hits.at(-1) : hits[0])?.t ?? Number.NaN
   }
-  const sec = (a: number, b: number) => `${((b - a) / 1000).toFixed(1)} s`
+  const sec = (a: number, b: number) => `${Math.round(b - a)} ms`
   console.log(
-    `  phases: plan ${sec(at('start'), at('plan'))}, tenants ${sec(at('plan'), at('tenant-done', true))}, ` +
-      `sequences ${sec(at('tenant-done', true), at('sequences'))}`,
+    `  phases: plan ${sec(at('start'), at('plan'))}, setup ${sec(at('plan'), at('tenant-start'))}, ` +
+      `tenants ${sec(at('tenant-start'), at('tenant-done', true))}, ` +
+      `flush and sequences ${sec(at('tenant-done', true), at('sequences'))}, ` +
+      `indexes and report ${sec(at('sequences'), at('finished'))}`,
   )
   const sum = ms.reduce((a, b) => a + b, 0)
   let gap = 0
@@ -323,6 +325,11 @@ async function timed(label: string, fn: () => Promise<unknown>): Promise<number>
   console.log(`${label.padEnd(34)} ${(ms / 1000).toFixed(2).padStart(8)} s`)
   return ms
 }
+
+const SCOPED_ON =
+  "select set_config('enable_seqscan', 'off', true), set_config('enable_nestloop', 'off', true)"
+const SCOPED_OFF =
+  "select set_config('enable_seqscan', 'on', true), set_config('enable_nestloop', 'on', true)"
 
 /** Server time (ms) of one statement under EXPLAIN ANALYZE (no per-node timing). */
 async function explainMs(c: pg.PoolClient, st: Statement): Promise<number> {
@@ -399,7 +406,10 @@ async function explainTenant(pool: pg.Pool): Promise<void> {
       await c.query(ins.text, ins.values)
       const o = orphanStatement(ctx, t)
       const orph: number[] = []
+      // With the planner settings the migration runs its orphan check under (tenantScoped).
+      await c.query(SCOPED_ON)
       for (let i = 0; o && i < reps; i++) orph.push(await explainMs(c, o.statement))
+      await c.query(SCOPED_OFF)
       const n = (await c.query(`select count(*)::int as n from public.${t.name}`)).rows[0].n
       const row = {
         insert: median(ms.insert),
@@ -535,9 +545,11 @@ async function main(): Promise<void> {
       })
       if (!verifyOnly)
         await run(`migrate --jobs ${JOBS} --no-verify`, async (pool) => {
-          const r = await migrate({ db: pool, all: true, jobs: JOBS, verify: false })
+          phases.push({ type: 'start', t: performance.now() })
+          const r = await migrate({ db: pool, all: true, jobs: JOBS, verify: false, onEvent })
           if (!r.ok || r.totals.rows !== rows)
             throw new Error(`migration failed: ${JSON.stringify(r.totals)}`)
+          trend(r.tenants.map((t) => t.ms))
         })
       if (REMAP)
         await run(`migrate --jobs ${JOBS} remap (verify)`, async (pool) => {

@@ -95,7 +95,7 @@ export async function tenantChecksums(
   return tenantScoped(db, async () => {
     const out: TableChecksum[] = []
     for (const t of tables) {
-      const s = targetChecksumStatement(ctx, asTablePlan(t))
+      const s = targetChecksumStatement(ctx, asTablePlan(t), 'text')
       const row = (await db.query(s.text, s.values)).rows[0]
       out.push({ table: t.name, rows: Number(row.n), checksum: String(row.sum) })
     }

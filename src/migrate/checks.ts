@@ -6,6 +6,7 @@ import {
   targetChecksumStatement,
 } from './copy-sql.js'
 import type { TablePlan } from './plan.js'
+import { checksumKindOf } from './row-checksum.js'
 
 /**
  * The result of comparing one table of one tenant, source vs target.
@@ -58,18 +59,21 @@ export async function checkTables(
   options: { orphans: boolean; source?: boolean },
 ): Promise<TableCheck[]> {
   const sources: ({ n: string; sum: string } | undefined)[] = []
-  for (const { table } of items) {
+  // Both sides are hashed as the ledger's checksum was (an earlier version's ledger: as text).
+  const kindOf = (item: CheckItem) => checksumKindOf(item.expected?.checksum)
+  for (const item of items) {
     if (options.source === false) {
       sources.push(undefined)
       continue
     }
-    const s = sourceChecksumStatement(ctx, table)
+    const s = sourceChecksumStatement(ctx, item.table, kindOf(item))
     sources.push((await db.query(s.text, s.values)).rows[0])
   }
   return tenantScoped(db, async () => {
     const out: TableCheck[] = []
-    for (const [i, { table, expected }] of items.entries()) {
-      const tgtStmt = targetChecksumStatement(ctx, table)
+    for (const [i, item] of items.entries()) {
+      const { table, expected } = item
+      const tgtStmt = targetChecksumStatement(ctx, table, kindOf(item))
       const tgt = (await db.query(tgtStmt.text, tgtStmt.values)).rows[0]
       const orphans = options.orphans ? await foreignKeyOrphans(db, ctx, table) : []
       const src = sources[i]

@@ -2,47 +2,64 @@ import { DEFAULTS } from '../sql/defaults.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { type SqlContext, type Statement, sourceExpression } from './copy-sql.js'
 import type { TablePlan } from './plan.js'
+import { rowChecksum } from './row-checksum.js'
 
 /**
  * The copy of one tenant's table and both sides of its verification in ONE
- * statement: the source rows are read once (as the target receives them), hashed,
- * and inserted; the rows the insert stored (its `RETURNING`, generated columns as
- * the target computed them) are hashed too. One scan of the source instead of
- * three (copy, source checksum, target checksum read back). Returns one row:
- * `source_n`, `source_sum`, `target_n`, `target_sum`, with the checksums of
- * {@link sourceChecksumStatement} and {@link targetChecksumStatement}.
+ * statement, so that the source is read in one snapshot (the statement's), whatever
+ * is written to it meanwhile: the rows are inserted, the rows the insert stored (its
+ * `RETURNING`, generated columns as the target computed them) are hashed, and the
+ * source is hashed by a second scan in the same statement. A table with remapped
+ * keys reads its source once into a materialized CTE instead (each remapped key is
+ * an id-map lookup). Returns one row: `source_n`, `source_sum`, `target_n`,
+ * `target_sum`, with the checksums of {@link sourceChecksumStatement} and
+ * {@link targetChecksumStatement}. `tenant`: `$1` (the default) or a quoted literal,
+ * as for {@link insertStatement}.
  *
  * @example
  * ```ts
  * copyWithChecksumStatement(ctx, table).text
- * // 'with s as materialized (select s."id" as "id", ... from only "tenant_7"."book" s),
- * //  c as (insert into "public"."book" ("tenant_id", "id", ...) select $1::bigint, s."id", ... from s returning "id", ...)
- * //  select ...'
+ * // 'with c as (insert into "public"."book" ("tenant_id", "id", ...) select $1::bigint, s."id", ... from only "tenant_7"."book" s returning "id", ...),
+ * //  s as (select count(*)::int8 as n, ... as sum from only "tenant_7"."book" s)
+ * //  select s.n as source_n, s.sum as source_sum, t.n as target_n, t.sum as target_sum from s, (select ... from c) t'
  * ```
  */
-export function copyWithChecksumStatement(ctx: SqlContext, t: TablePlan): Statement {
+export function copyWithChecksumStatement(ctx: SqlContext, t: TablePlan, tenant = '$1'): Statement {
   const values: unknown[] = [ctx.tenantId]
   const only = t.source.partitioned ? '' : 'only '
-  // `x0, x1, ...`: the source expressions under names that cannot clash.
-  const alias = (i: number) => `x${i}`
-  const exprs = t.columns.map((c, i) => `${sourceExpression(ctx, t, c, values)} as ${alias(i)}`)
-  const inserted = t.insertColumns.map((c) => `s.${alias(t.columns.indexOf(c))}`)
+  const from = `${only}${quoteQualified(ctx.sourceSchema, t.name)} s`
+  const exprs = t.columns.map((c) => sourceExpression(ctx, t, c, values))
   const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   const cols = [tc, ...t.insertColumns.map(quoteIdent)].join(', ')
-  const overriding = t.overriding ? ' overriding system value' : ''
-  const sourceRow = t.columns.map((_c, i) => `s.${alias(i)}`).join(', ')
-  const targetRow = t.columns.map((c) => `c.${quoteIdent(c)}`).join(', ')
+  const insert =
+    `insert into ${quoteQualified(ctx.targetSchema, t.name)} (${cols})` +
+    `${t.overriding ? ' overriding system value' : ''} select ${tenant}::${ctx.idType}, `
+  const returning = `returning ${t.columns.map(quoteIdent).join(', ')}`
+  const target = `(select count(*)::int8 as n, ${rowChecksum(
+    'typed',
+    t,
+    t.columns.map((c) => `c.${quoteIdent(c)}`),
+  )} as sum from c) t`
+  const select = 'select s.n as source_n, s.sum as source_sum, t.n as target_n, t.sum as target_sum'
+  if (t.remapColumns.size === 0) {
+    const inserted = t.insertColumns.map((c) => exprs[t.columns.indexOf(c)]!)
+    return {
+      text:
+        `with c as (${insert}${inserted.join(', ')} from ${from} ${returning}), ` +
+        `s as (select count(*)::int8 as n, ${rowChecksum('typed', t, exprs)} as sum from ${from}) ` +
+        `${select} from s, ${target}`,
+      values: tenant === '$1' ? values : [],
+    }
+  }
+  if (tenant !== '$1') throw new TypeError('A statement with remapped keys takes parameters.')
+  // `x0, x1, ...`: the source expressions under names that cannot clash.
+  const alias = t.columns.map((_c, i) => `m.x${i}`)
   return {
     text:
-      `with s as materialized (select ${exprs.join(', ')} from ${only}${quoteQualified(ctx.sourceSchema, t.name)} s ` +
-      '), ' +
-      `c as (insert into ${quoteQualified(ctx.targetSchema, t.name)} (${cols})${overriding} ` +
-      `select $1::${ctx.idType}, ${inserted.join(', ')} from s ` +
-      `returning ${t.columns.map(quoteIdent).join(', ')}) ` +
-      `select (select count(*) from s)::int8 as source_n, ` +
-      `(select coalesce(sum(hashtextextended(row(${sourceRow})::text, 0)), 0) from s)::text as source_sum, ` +
-      `count(*)::int8 as target_n, coalesce(sum(hashtextextended(row(${targetRow})::text, 0)), 0)::text as target_sum ` +
-      'from c',
+      `with m as materialized (select ${exprs.map((e, i) => `${e} as x${i}`).join(', ')} from ${from}), ` +
+      `c as (${insert}${t.insertColumns.map((c) => alias[t.columns.indexOf(c)]).join(', ')} from m ${returning}), ` +
+      `s as (select count(*)::int8 as n, ${rowChecksum('typed', t, alias)} as sum from m) ` +
+      `${select} from s, ${target}`,
     values,
   }
 }
@@ -64,7 +81,7 @@ export function sourceChecksumsStatement(ctx: SqlContext, tables: readonly Table
     const exprs = t.columns.map((c) => sourceExpression(ctx, t, c, values))
     const only = t.source.partitioned ? '' : 'only '
     return (
-      `select count(*)::int8 as n, coalesce(sum(hashtextextended(row(${exprs.join(', ')})::text, 0)), 0)::text as sum ` +
+      `select count(*)::int8 as n, ${rowChecksum('typed', t, exprs)} as sum ` +
       `from ${only}${quoteQualified(ctx.sourceSchema, t.name)} s where $1::text is not null`
     )
   })
@@ -87,7 +104,7 @@ export function targetChecksumsStatement(ctx: SqlContext, tables: readonly Table
   const parts = tables.map((t) => {
     const cols = t.columns.map((c) => `t.${quoteIdent(c)}`)
     return (
-      `select count(*)::int8 as n, coalesce(sum(hashtextextended(row(${cols.join(', ')})::text, 0)), 0)::text as sum ` +
+      `select count(*)::int8 as n, ${rowChecksum('typed', t, cols)} as sum ` +
       `from ${quoteQualified(ctx.targetSchema, t.name)} t where t.${tc} = $1::${ctx.idType}`
     )
   })

@@ -3,6 +3,7 @@ import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import type { TablePlan } from './plan.js'
 import { remapExpression } from './remap-sql.js'
+import { type ChecksumKind, rowChecksum } from './row-checksum.js'
 
 /**
  * A statement and its bound parameters.
@@ -66,7 +67,10 @@ export function sourceExpression(
 
 /**
  * `INSERT INTO target (tenant_id, cols) SELECT $1, cols FROM source`: the one
- * statement that copies a tenant's table, server side.
+ * statement that copies a tenant's table, server side. `tenant`: how the text names
+ * the tenant id, the parameter `$1` (the default) or a quoted literal for a statement
+ * sent with others in one round trip (then `values` is empty; not for remapped keys,
+ * whose lookups take parameters).
  *
  * @example
  * ```ts
@@ -74,7 +78,7 @@ export function sourceExpression(
  * // 'insert into "public"."book" ("tenant_id", "id", "title") select $1::bigint, s."id", s."title" from only "tenant_7"."book" s'
  * ```
  */
-export function insertStatement(ctx: SqlContext, t: TablePlan): Statement {
+export function insertStatement(ctx: SqlContext, t: TablePlan, tenant = '$1'): Statement {
   const values: unknown[] = [ctx.tenantId]
   const exprs = t.insertColumns.map((c) => sourceExpression(ctx, t, c, values))
   const cols = [tc(ctx), ...t.insertColumns.map(quoteIdent)].join(', ')
@@ -82,28 +86,39 @@ export function insertStatement(ctx: SqlContext, t: TablePlan): Statement {
   return {
     text:
       `insert into ${quoteQualified(ctx.targetSchema, t.name)} (${cols})${overriding} ` +
-      `select $1::${ctx.idType}, ${exprs.join(', ')} from ${sourceFrom(ctx, t)}`,
-    values,
+      `select ${tenant}::${ctx.idType}, ${exprs.join(', ')} from ${sourceFrom(ctx, t)}`,
+    values: literalTenant(tenant, values),
   }
 }
 
+/** The values of a statement that names the tenant as `tenant`: none for a literal. */
+function literalTenant(tenant: string, values: unknown[]): unknown[] {
+  if (tenant === '$1') return values
+  if (values.length > 1) throw new TypeError('A statement with remapped keys takes parameters.')
+  return []
+}
+
 /**
- * Row count and an order-independent checksum (`sum(hashtextextended(row::text, 0))`)
- * of the source rows, as the target receives them.
+ * Row count and an order-independent checksum (the sum of one hash per row, see
+ * {@link rowChecksum}) of the source rows, as the target receives them.
  *
  * @example
  * ```ts
  * sourceChecksumStatement(ctx, table).text
- * // 'select count(*)::int8 as n, coalesce(sum(hashtextextended(row(s."id", s."title")::text, 0)), 0)::text as sum from only "tenant_7"."book" s'
+ * // `select count(*)::int8 as n, 'r1:' || coalesce(sum(hash_record_extended(row(s."id", s."title" collate "C"), 0)), 0)::text as sum from only "tenant_7"."book" s where $1::text is not null`
  * ```
  */
-export function sourceChecksumStatement(ctx: SqlContext, t: TablePlan): Statement {
+export function sourceChecksumStatement(
+  ctx: SqlContext,
+  t: TablePlan,
+  kind: ChecksumKind = 'typed',
+): Statement {
   const values: unknown[] = [ctx.tenantId]
   const exprs = t.columns.map((c) => sourceExpression(ctx, t, c, values))
   // `$1` must appear so its type is known even when no expression uses it.
   return {
     text:
-      `select count(*)::int8 as n, coalesce(sum(hashtextextended(row(${exprs.join(', ')})::text, 0)), 0)::text as sum ` +
+      `select count(*)::int8 as n, ${rowChecksum(kind, t, exprs)} as sum ` +
       `from ${sourceFrom(ctx, t)} where $1::text is not null`,
     values,
   }
@@ -115,14 +130,18 @@ export function sourceChecksumStatement(ctx: SqlContext, t: TablePlan): Statemen
  * @example
  * ```ts
  * targetChecksumStatement(ctx, table).text
- * // 'select count(*)::int8 as n, ... from "public"."book" t where t."tenant_id" = $1::bigint'
+ * // `select count(*)::int8 as n, 'r1:' || ... as sum from "public"."book" t where t."tenant_id" = $1::bigint`
  * ```
  */
-export function targetChecksumStatement(ctx: SqlContext, t: TablePlan): Statement {
+export function targetChecksumStatement(
+  ctx: SqlContext,
+  t: TablePlan,
+  kind: ChecksumKind = 'typed',
+): Statement {
   const cols = t.columns.map((c) => `t.${quoteIdent(c)}`)
   return {
     text:
-      `select count(*)::int8 as n, coalesce(sum(hashtextextended(row(${cols.join(', ')})::text, 0)), 0)::text as sum ` +
+      `select count(*)::int8 as n, ${rowChecksum(kind, t, cols)} as sum ` +
       `from ${quoteQualified(ctx.targetSchema, t.name)} t where t.${tc(ctx)} = $1::${ctx.idType}`,
     values: [ctx.tenantId],
   }

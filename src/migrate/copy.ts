@@ -158,9 +158,12 @@ const SCOPED =
  * Sends several statements in ONE round trip (the simple protocol: no parameters, each
  * statement planned after the one before ran, each with its own snapshot); their results.
  */
-async function many(client: Queryable, text: string): Promise<{ rows: any[] }[]> {
+async function many(
+  client: Queryable,
+  text: string,
+): Promise<{ rows: any[]; rowCount?: number | null }[]> {
   const r: unknown = await client.query(text)
-  return Array.isArray(r) ? r : [r as { rows: any[] }]
+  return Array.isArray(r) ? r : [r as { rows: any[]; rowCount?: number | null }]
 }
 
 /** @internal */
@@ -234,14 +237,13 @@ export async function copyTenant(
     // coordinator and supports it only in some shapes: there each table is a plain
     // INSERT ... SELECT, and the checks are separate statements (target sums on the shard).
     const oneStatement = options.verify && !citus
-    const { copied, sums } = await copyTables(
-      client,
-      ctx,
-      tp.tenant.id,
-      tables,
+    // A small tenant's tables go in one round trip; a large one's table by table, for progress.
+    const batch =
+      !citus && tp.estimatedRows <= BATCH_ROWS && tables.every((t) => t.remapColumns.size === 0)
+    const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, options.onEvent, {
       oneStatement,
-      options.onEvent,
-    )
+      batch,
+    })
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
     const checks = options.verify
       ? await copyChecks(
@@ -385,27 +387,40 @@ async function claimTarget(
 }
 
 /**
+ * The estimated rows (catalog statistics) up to which a tenant's tables are copied in
+ * one round trip: the copy then takes little longer than the round trips it saves.
+ */
+const BATCH_ROWS = 100_000
+
+/**
  * Copies the tables in order. With `oneStatement`, each table's statement also
- * checksums both sides (the source read once, in the statement's own snapshot);
- * else each is a plain `INSERT ... SELECT`.
+ * checksums both sides (the source read in the statement's own snapshot); else each
+ * is a plain `INSERT ... SELECT`. With `batch` (no remapped keys), every statement
+ * goes in ONE round trip, the tenant id as a literal.
  */
 async function copyTables(
   client: Queryable,
   ctx: SqlContext,
   tenantId: string,
   tables: readonly TablePlan[],
-  oneStatement: boolean,
   onEvent: MigrationListener | undefined,
+  { oneStatement, batch }: { oneStatement: boolean; batch: boolean },
 ): Promise<{ copied: { table: string; rows: number }[]; sums: Map<string, ChecksumRow> }> {
   const copied: { table: string; rows: number }[] = []
   const sums = new Map<string, ChecksumRow>()
-  for (const t of tables) {
-    const s = oneStatement ? copyWithChecksumStatement(ctx, t) : insertStatement(ctx, t)
+  const tenant = batch ? quoteLiteral(tenantId) : '$1'
+  const statements = tables.map((t) =>
+    oneStatement ? copyWithChecksumStatement(ctx, t, tenant) : insertStatement(ctx, t, tenant),
+  )
+  const batched = batch ? await many(client, statements.map((s) => s.text).join('; ')) : []
+  for (const [i, t] of tables.entries()) {
+    const s = statements[i]!
     // remap looks every key up in the id map, which grows faster than its statistics
     const res =
-      t.remapColumns.size > 0
+      batched[i] ??
+      (t.remapColumns.size > 0
         ? await tenantScoped(client, () => client.query(s.text, s.values))
-        : await client.query(s.text, s.values)
+        : await client.query(s.text, s.values))
     const sum = oneStatement ? (res.rows[0] as ChecksumRow) : undefined
     const rows = sum ? Number(sum.target_n) : (res.rowCount ?? 0)
     if (sum) sums.set(t.name, sum)

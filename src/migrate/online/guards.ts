@@ -5,6 +5,7 @@ import { sqlContext } from '../copy.js'
 import { sourceChecksumStatement } from '../copy-sql.js'
 import type { LedgerEntry } from '../ledger.js'
 import type { MigrationPlan, TenantPlan } from '../plan.js'
+import { checksumKindOf } from '../row-checksum.js'
 
 /**
  * Where an online migration serves a tenant from, or `undefined` when it has no
@@ -46,7 +47,7 @@ export async function legacyChangedSinceCutover(
   const problems: string[] = []
   for (const t of tp.tables) {
     const recorded = entry.tables[t.name]
-    const s = sourceChecksumStatement(ctx, t)
+    const s = sourceChecksumStatement(ctx, t, checksumKindOf(recorded?.checksum))
     const now = (await client.query(s.text, s.values)).rows[0]
     const changed =
       !recorded ||

@@ -157,6 +157,11 @@ export interface ColumnInfo {
   /** The column's type OID and modifier (`atttypmod`): the identity its type is compared by. */
   readonly typeOid?: string
   readonly typeMod?: number
+  /**
+   * The type's binary send function when it is a built-in one (in `pg_catalog`; a
+   * domain's is its base type's): an exact form of a value that no setting changes.
+   */
+  readonly typeSend?: string
   /** The expression of a generated column, deparsed, its own schema left unqualified. */
   readonly generation?: string
   /** `pg_type.typtype`: `b` base, `e` enum, `d` domain, ... */

@@ -274,11 +274,12 @@ select a.attrelid::int8 as oid, a.attname as name, format_type(a.atttypid, a.att
        a.attnotnull as not_null, a.atthasdef as has_default, a.attgenerated = 's' as generated,
        a.attidentity as identity, t.typtype as type_kind,
        a.atttypid::int8::text as type_oid, a.atttypmod as type_mod,
+       case when t.typsend <> 0 and p.pronamespace = 'pg_catalog'::regnamespace then p.proname::text end as type_send,
        case when a.attgenerated = 's' then (select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
                                              where d.adrelid = a.attrelid and d.adnum = a.attnum) end as generation,
        case when t.typtype = 'e' then (select array_agg(e.enumlabel::text order by e.enumsortorder)
                                          from pg_enum e where e.enumtypid = t.oid) end as enum_labels
-  from pg_attribute a join pg_type t on t.oid = a.atttypid
+  from pg_attribute a join pg_type t on t.oid = a.atttypid left join pg_proc p on p.oid = t.typsend
  where a.attrelid = any($1::int8[]::oid[]) and a.attnum > 0 and not a.attisdropped
  order by a.attrelid, a.attnum`
 
@@ -294,6 +295,7 @@ export interface SummaryColumnRow {
   type_kind: string
   type_oid: string
   type_mod: number
+  type_send: string | null
   generation: string | null
   enum_labels: string[] | null
 }

@@ -60,6 +60,7 @@ function toColumn(r: SummaryColumnRow, ownPrefix: string): ColumnInfo {
   return {
     typeOid: r.type_oid,
     typeMod: Number(r.type_mod),
+    ...(r.type_send ? { typeSend: r.type_send } : {}),
     // The table's own schema unqualified, so that expressions of two schemas compare.
     ...(r.generation ? { generation: r.generation.split(ownPrefix).join('') } : {}),
     name: r.name,
