@@ -6,6 +6,8 @@ import {
   deferIndexes,
   rebuildDeferredIndexes,
 } from '../src/migrate/deferred-indexes.js'
+import { ensureLedger, ID_MAP_TABLE, LEDGER_TABLE } from '../src/migrate/ledger.js'
+import { revokeAllButOwner } from '../src/sql/privileges.js'
 import { onCitus } from './helpers/citus.js'
 import { createTestDatabase, serverUrl, type TestDatabase, urlFor } from './helpers/db.js'
 
@@ -62,51 +64,66 @@ afterAll(async () => {
   await admin.end()
 })
 
-describe.skipIf(onCitus())('deferred indexes, as a migration role that is not a superuser', () => {
-  it('keeps the indexes of a table that holds rows it cannot see (FORCE RLS, no tenant)', async () => {
-    const client = await ownerPool.connect()
-    try {
-      const seen = await client.query('select count(*)::int as n from s.full_t')
-      expect(seen.rows[0].n).toBe(0)
-      expect(await deferIndexes(client, 's', ['full_t', 'empty_t'], 'tenant_id')).toEqual([])
-    } finally {
-      client.release()
-    }
-    expect(await indexNames()).toContain('full_t_name')
-  })
+describe.skipIf(onCitus())(
+  "deferred indexes and the migration's own tables, as a migration role that is not a superuser",
+  () => {
+    it('keeps the indexes of a table that holds rows it cannot see (FORCE RLS, no tenant)', async () => {
+      const client = await ownerPool.connect()
+      try {
+        const seen = await client.query('select count(*)::int as n from s.full_t')
+        expect(seen.rows[0].n).toBe(0)
+        expect(await deferIndexes(client, 's', ['full_t', 'empty_t'], 'tenant_id')).toEqual([])
+      } finally {
+        client.release()
+      }
+      expect(await indexNames()).toContain('full_t_name')
+    })
 
-  it('keeps the record of dropped indexes from the app role, and builds only a CREATE INDEX from it', async () => {
-    const client = await ownerPool.connect()
-    try {
-      const dropped = await deferIndexes(client, 's', ['empty_t'], 'tenant_id')
-      expect(dropped.map((d) => d.name)).toEqual(['empty_t_name'])
-    } finally {
-      client.release()
-    }
-    const grants = await db.pool.query<{ grantee: string }>(
-      `select grantee from information_schema.role_table_grants
+    it('keeps the record of dropped indexes from the app role, and builds only a CREATE INDEX from it', async () => {
+      const client = await ownerPool.connect()
+      try {
+        const dropped = await deferIndexes(client, 's', ['empty_t'], 'tenant_id')
+        expect(dropped.map((d) => d.name)).toEqual(['empty_t_name'])
+      } finally {
+        client.release()
+      }
+      const grants = await db.pool.query<{ grantee: string }>(
+        `select grantee from information_schema.role_table_grants
         where table_schema = 's' and table_name = $1 and grantee <> $2`,
-      [DEFERRED_INDEX_TABLE, owner],
-    )
-    expect(grants.rows).toEqual([])
-    // a definition tampered with (by anyone who could write it) is refused, not run
-    await db.pool.query(
-      `update s.${DEFERRED_INDEX_TABLE} set definition = definition || '; alter table s.full_t disable row level security'`,
-    )
-    await expect(rebuildDeferredIndexes(ownerPool, 's', 1)).rejects.toThrow(
-      /not one CREATE INDEX statement/,
-    )
-    const rls = await db.pool.query(
-      `select relrowsecurity from pg_class where oid = 's.full_t'::regclass`,
-    )
-    expect(rls.rows[0].relrowsecurity).toBe(true)
-    // restored, it builds
-    await db.pool.query(
-      `update s.${DEFERRED_INDEX_TABLE} set definition = split_part(definition, ';', 1)`,
-    )
-    expect((await rebuildDeferredIndexes(ownerPool, 's', 1)).map((i) => i.name)).toEqual([
-      'empty_t_name',
-    ])
-    expect(await indexNames()).toContain('empty_t_name')
-  })
-})
+        [DEFERRED_INDEX_TABLE, owner],
+      )
+      expect(grants.rows).toEqual([])
+      // a definition tampered with (by anyone who could write it) is refused, not run
+      await db.pool.query(
+        `update s.${DEFERRED_INDEX_TABLE} set definition = definition || '; alter table s.full_t disable row level security'`,
+      )
+      await expect(rebuildDeferredIndexes(ownerPool, 's', 1)).rejects.toThrow(
+        /not one CREATE INDEX statement/,
+      )
+      const rls = await db.pool.query(
+        `select relrowsecurity from pg_class where oid = 's.full_t'::regclass`,
+      )
+      expect(rls.rows[0].relrowsecurity).toBe(true)
+      // restored, it builds
+      await db.pool.query(
+        `update s.${DEFERRED_INDEX_TABLE} set definition = split_part(definition, ';', 1)`,
+      )
+      expect((await rebuildDeferredIndexes(ownerPool, 's', 1)).map((i) => i.name)).toEqual([
+        'empty_t_name',
+      ])
+      expect(await indexNames()).toContain('empty_t_name')
+    })
+
+    it("the ledger and the id map are the owner's alone; the serving map only readable by the app", async () => {
+      await ensureLedger(ownerPool, 's', { idMap: true })
+      await ownerPool.query(`create table s.serving_like (tenant_id bigint primary key)`)
+      await revokeAllButOwner(ownerPool, 's.serving_like', { keepSelect: true })
+      const privileges = await db.pool.query<{ t: string; p: string }>(
+        `select table_name as t, privilege_type as p from information_schema.role_table_grants
+        where table_schema = 's' and grantee = $1 and table_name = any($2) order by 1, 2`,
+        [app, [LEDGER_TABLE, ID_MAP_TABLE, 'serving_like']],
+      )
+      expect(privileges.rows).toEqual([{ t: 'serving_like', p: 'SELECT' }])
+    })
+  },
+)

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { MigrationError } from '../errors/index.js'
+import { revokeAllButOwner } from '../sql/privileges.js'
 import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteLiteral, quoteQualified } from '../sql/quote.js'
 
@@ -122,7 +123,7 @@ export async function deferIndexes(
 )`)
     // Its definitions are run as SQL later: nobody but its owner may touch it (default
     // privileges may have granted the runtime role DML on new tables of the schema).
-    await revokeFromOthers(db, record)
+    await revokeAllButOwner(db, record)
     await db.query(
       `insert into ${record} (index_name, table_name, definition)
        select * from unnest($1::text[], $2::text[], $3::text[])`,
@@ -225,19 +226,6 @@ export async function rebuildDeferredIndexes(
 
 /** What `pg_get_indexdef` gives: one CREATE [UNIQUE] INDEX statement. */
 const INDEX_DEFINITION = /^CREATE (?:UNIQUE )?INDEX [^;]+$/
-
-/** Revokes every privilege on `table` from every role but its owner (and from PUBLIC). */
-async function revokeFromOthers(db: Queryable, table: string): Promise<void> {
-  const { rows } = await db.query(
-    `select distinct case when a.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) end as grantee
-       from pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-      where c.oid = $1::regclass and a.grantee <> c.relowner`,
-    [table],
-  )
-  for (const r of rows as { grantee: string }[]) {
-    await db.query(`revoke all on ${table} from ${r.grantee}`)
-  }
-}
 
 /** Drops the record table when no index is left in it (under its lock: a concurrent run may be adding). */
 async function dropIfEmpty(db: Queryable, record: string): Promise<void> {

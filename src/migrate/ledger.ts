@@ -1,3 +1,4 @@
+import { revokeAllButOwner } from '../sql/privileges.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import type { IdStrategy } from './types.js'
@@ -97,6 +98,9 @@ export async function ensureLedger(
   verify_ok boolean,
   last_error text
 )`)
+    // The schema's default privileges may give the app role DML on new tables: the ledger and
+    // the id map steer the migration and verify, so only their owner touches them.
+    if (missing.ledger) await revokeAllButOwner(db, ledger)
     if (options.idMap) await ensureIdMap(db, map, missing.map)
     await db.query('commit')
   } catch (err) {
@@ -120,6 +124,7 @@ async function ensureIdMap(db: Queryable, map: string, missing: boolean): Promis
   new_id bigint not null,
   primary key (tenant_id, table_name, scope, old_id)
 )`)
+  if (missing) await revokeAllButOwner(db, map)
   const { rows } = await db.query(
     `select c.conname, exists (select 1 from pg_attribute a where a.attrelid = c.conrelid and a.attname = 'scope'
               and a.attnum = any(c.conkey)) as scoped

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors/index.js'
+import { revokeAllButOwner } from '../sql/privileges.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
 import { RLS_SETTING } from './rls-policy.js'
@@ -172,10 +173,6 @@ export async function installSeal(db: Queryable, options: { key: string }): Prom
       await tx.query(statement, statement.startsWith('insert') ? [options.key] : undefined)
     }
     // Grants made by default privileges or by hand: nobody but the owner reads the key.
-    await tx.query(`do $do$ declare g record; begin
-      for g in select distinct a.grantee::regrole::text as name
-                 from pg_class c, aclexplode(c.relacl) a
-                where c.oid = '${SEAL_SCHEMA}.key'::regclass and a.grantee <> c.relowner and a.grantee <> 0
-      loop execute format('revoke all on ${SEAL_SCHEMA}.key from %s', g.name); end loop; end $do$`)
+    await revokeAllButOwner(tx, `${SEAL_SCHEMA}.key`)
   })
 }

@@ -1,4 +1,5 @@
 export * from './defaults.js'
+export * from './privileges.js'
 export * from './queryable.js'
 export * from './quote.js'
 export * from './unavailable.js'

@@ -1,4 +1,5 @@
 import { MigrationError } from '../../errors/index.js'
+import { revokeAllButOwner } from '../../sql/privileges.js'
 import type { ConnectableQueryable, Queryable } from '../../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../../sql/quote.js'
 import { SERVING_TABLE, servingDdl } from '../../tenants/serving.js'
@@ -14,7 +15,7 @@ import {
 } from '../plan.js'
 import { adjustSequences } from '../sequences.js'
 import { ensureTenantRow } from '../tenant-row.js'
-import { captureDdl } from './capture-sql.js'
+import { CHANGELOG_TABLE, captureDdl } from './capture-sql.js'
 import { catchUp, cutOver, installCapture, logged, recordLegacyChecksums } from './cutover.js'
 import { assertNoDefaultPath, guardLegacySchema } from './legacy-rls.js'
 
@@ -245,6 +246,14 @@ async function prepareOnline(
       await admin.query("select pg_advisory_xact_lock(hashtext('rowtenancy.online.install'))")
       for (const s of servingDdl(plan.targetSchema, plan.idType)) await admin.query(s)
       for (const s of captureDdl(plan.targetSchema, plan.idType)) await admin.query(s)
+      // Default privileges may have given the app role DML on them: the serving map decides
+      // where a tenant's queries go, the change log what the cut-over copies. The app only
+      // reads the serving map (also granted below with grantTo); the capture trigger writes
+      // the log as its owner.
+      await revokeAllButOwner(admin, quoteQualified(plan.targetSchema, SERVING_TABLE), {
+        keepSelect: true,
+      })
+      await revokeAllButOwner(admin, quoteQualified(plan.targetSchema, CHANGELOG_TABLE))
       for (const tp of plan.tenants) {
         if (tp.blocked) continue
         await ensureTenantRow(admin, plan.tenantsSchema, plan.idType, tp.tenant)
