@@ -22,11 +22,11 @@ let db: TestDatabase
 
 const COLUMNS = `id int not null, n numeric, f float8, r real, i interval, j jsonb, a int[],
   ts timestamptz, d date, tx text, vc varchar(20), ch char(4), b bool, u uuid, by bytea,
-  ta timestamptz[], mood mood, pt point, tt timetz`
+  mood mood, pt point, tt timetz, bi bigint, tn timestamp, ma mood[]`
 
 const ROW = `(1, 1.5, 0, 1.25, '1 day', '{"x": 1.0}', '{1,2}', '2024-01-01 10:00+00', '2024-02-03',
   'Hello', 'World', 'ab', true, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x0102',
-  '{2024-01-01 10:00+00}', 'happy', '(1,2)', '10:00+02')`
+  'happy', '(1,2)', '10:00+02', -1, 'infinity', '{happy,sad}')`
 
 beforeAll(async () => {
   db = await createTestDatabase('migrate_checksum')
@@ -41,7 +41,10 @@ beforeAll(async () => {
     create table tenant_1.kinds (${COLUMNS.replaceAll('mood mood', 'mood public.mood')}, primary key (id));
     create table tenant_2.kinds (${COLUMNS.replaceAll('mood mood', 'mood public.mood')}, primary key (id));
     insert into tenant_1.kinds values ${ROW}, (2, null, null, null, null, null, null, null, null, null,
-      null, null, null, null, null, null, null, null, null);
+      null, null, null, null, null, null, null, null, null, null, null);
+    insert into tenant_1.kinds values (3, 2.5, 1, 1, '2 days', '{}', '{3}', '2024-01-02 10:00+00',
+      '2024-02-04', 'Bye', 'All', 'cd', false, 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x03',
+      'sad', '(3,4)', '11:00+02', 7, '2020-01-01', '{}');
     insert into tenant_2.kinds values ${ROW};`)
   const report = await migrate({
     db: db.pool,
@@ -55,22 +58,24 @@ afterAll(async () => {
   await db?.drop()
 })
 
-/** Runs `sql` on the shared table as a superuser (no RLS), then verify of tenant 1; restores the row. */
-async function verifyAfter(sql: string): Promise<boolean> {
+/**
+ * Runs each `set` on its row of tenant 1 in the shared table as a superuser (no RLS),
+ * then verify of tenant 1; puts the tenant's rows back as the source has them.
+ */
+async function verifyAfter(...changes: [id: number, set: string][]): Promise<boolean> {
   const c = await db.pool.connect()
+  const names = COLUMNS.split(/,\s*/).map((x) => x.trim().split(' ')[0])
   try {
-    await c.query('begin')
-    await c.query(`update public.kinds set ${sql} where tenant_id = 1 and id = 1`)
-    const row = (await c.query('select * from public.kinds where tenant_id = 1 and id = 1')).rows
-    expect(row).toHaveLength(1)
-    await c.query('commit')
-    const report = await verifyMigration({ db: db.pool, tenantIds: ['1'], record: false })
-    return report.ok
+    for (const [id, set] of changes) {
+      const r = await c.query(`update public.kinds set ${set} where tenant_id = 1 and id = $1`, [
+        id,
+      ])
+      expect(r.rowCount).toBe(1)
+    }
+    return (await verifyMigration({ db: db.pool, tenantIds: ['1'], record: false })).ok
   } finally {
-    await c.query(`update public.kinds k set (${COLUMNS.split(/,\s*/)
-      .map((x) => x.split(' ')[0])
-      .join(', ')}) =
-      (select * from tenant_1.kinds s where s.id = 1) where tenant_id = 1 and id = 1`)
+    await c.query(`update public.kinds k set (${names.join(', ')}) =
+      (select * from tenant_1.kinds s where s.id = k.id) where tenant_id = 1`)
     c.release()
   }
 }
@@ -83,20 +88,38 @@ describe('the typed row checksum of the migration', () => {
   })
 
   it('tells apart values that are equal but not the same', async () => {
-    expect(await verifyAfter('n = 1.50')).toBe(false)
-    expect(await verifyAfter(`f = '-0'`)).toBe(false)
-    expect(await verifyAfter(`i = '24 hours'`)).toBe(false)
-    expect(await verifyAfter(`j = '{"x": 1.00}'`)).toBe(false)
-    expect(await verifyAfter(`a = '[0:1]={1,2}'`)).toBe(false)
-    expect(await verifyAfter(`tx = 'hello'`)).toBe(false)
-    expect(await verifyAfter(`ch = 'ab  '`)).toBe(true) // char(4) pads: the same value
-    expect(await verifyAfter(`ts = '2024-01-01 10:00:00.000001+00'`)).toBe(false)
-    expect(await verifyAfter(`tt = '08:00+00'`)).toBe(false)
-    expect(await verifyAfter(`mood = 'sad'`)).toBe(false)
-    expect(await verifyAfter(`pt = '(1,2.0000001)'`)).toBe(false)
-    expect(await verifyAfter(`by = '\\x0103'`)).toBe(false)
+    expect(await verifyAfter([1, 'n = 1.50'])).toBe(false)
+    expect(await verifyAfter([1, `f = '-0'`])).toBe(false)
+    expect(await verifyAfter([1, `i = '24 hours'`])).toBe(false)
+    expect(await verifyAfter([1, `j = '{"x": 1.00}'`])).toBe(false)
+    expect(await verifyAfter([1, `a = '[0:1]={1,2}'`])).toBe(false)
+    expect(await verifyAfter([1, `tx = 'hello'`])).toBe(false)
+    expect(await verifyAfter([1, `ch = 'ab  '`])).toBe(true) // char(4) pads: the same value
+    expect(await verifyAfter([1, `ts = '2024-01-01 10:00:00.000001+00'`])).toBe(false)
+    expect(await verifyAfter([1, `tt = '08:00+00'`])).toBe(false)
+    expect(await verifyAfter([1, `mood = 'sad'`])).toBe(false)
+    expect(await verifyAfter([1, `ma = '{sad,happy}'`])).toBe(false)
+    expect(await verifyAfter([1, `pt = '(1,2.0000001)'`])).toBe(false)
+    expect(await verifyAfter([1, `by = '\\x0103'`])).toBe(false)
     // and a value that is merely restored verifies again
-    expect(await verifyAfter('n = 1.5')).toBe(true)
+    expect(await verifyAfter([1, 'n = 1.5'])).toBe(true)
+  })
+
+  it('tells apart values whose own hashes collide', async () => {
+    expect(await verifyAfter([1, 'n = -1.5'])).toBe(false) // numeric: the hash ignores the sign
+    expect(await verifyAfter([2, `n = 'NaN'`])).toBe(false) // and NaN hashes as NULL does
+    expect(await verifyAfter([1, 'bi = 4294967295'])).toBe(false) // 64 bits folded into 32: -1
+    expect(await verifyAfter([2, 'bi = 0'])).toBe(false)
+    expect(await verifyAfter([1, `tn = '2000-01-01 00:35:47.483648'`])).toBe(false) // = infinity
+  })
+
+  it('values swapped between rows, or moved into a NULL, do not cancel out', async () => {
+    expect(await verifyAfter([1, `tx = 'Bye'`], [3, `tx = 'Hello'`])).toBe(false)
+    expect(await verifyAfter([1, 'bi = 7'], [3, 'bi = -1'])).toBe(false)
+    expect(await verifyAfter([1, 'tx = null'], [2, `tx = 'Hello'`])).toBe(false)
+    expect(
+      await verifyAfter([1, `ts = '2024-01-02 10:00+00'`], [3, `ts = '2024-01-01 10:00+00'`]),
+    ).toBe(false)
   })
 
   it('does not depend on the session settings of the run that verifies', async () => {

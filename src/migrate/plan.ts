@@ -7,7 +7,7 @@ import {
   tableNames,
 } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
-import type { Queryable } from '../sql/queryable.js'
+import { type Queryable, readAll } from '../sql/queryable.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
@@ -193,22 +193,18 @@ export async function planMigration(
     selected,
     foreignKeyEdges(tenants, introspected, targets, targetSchema),
   )
-  const elsewhere =
-    options.models && options.models.length > 0
-      ? []
-      : await tablesElsewhere(db, otherSchemas, allNames, targets, tenantColumn)
-  const routines = await routineDefinitions(db, [...present, targetSchema])
-  const types = await describeTypes(db, columnTypeOids(introspected))
-  const keys =
-    idStrategy === 'remap'
-      ? remapKeys(
-          targets,
-          await columnSequences(db, targetSchema),
-          tenantColumn,
-          new Set(order),
-          types,
-        )
-      : new Map<string, RemapKey>()
+  const [elsewhere, routines, types, sequences] = await readAll(db, [
+    () =>
+      options.models && options.models.length > 0
+        ? Promise.resolve([])
+        : tablesElsewhere(db, otherSchemas, allNames, targets, tenantColumn),
+    () => routineDefinitions(db, [...present, targetSchema]),
+    () => describeTypes(db, columnTypeOids(introspected)),
+    () => (idStrategy === 'remap' ? columnSequences(db, targetSchema) : Promise.resolve(undefined)),
+  ])
+  const keys = sequences
+    ? remapKeys(targets, sequences, tenantColumn, new Set(order), types)
+    : new Map<string, RemapKey>()
   const plans = tenants.map((tenant) =>
     present.has(tenant.schema)
       ? tenantPlan(tenant, introspected.get(tenant.schema)!, {

@@ -100,16 +100,17 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     if (run.strictStop) aborted = 'stopped at the first failure (`strict`)'
   }
   // Copies commit without waiting for the WAL flush (also an earlier, killed run's): durable
-  // from here on, before anything is reported.
-  if (!dryRun) await withClient(options.db, flushCommits)
-  // Sequences move only when this run copies something or an earlier one did (a rerun after
-  // a crash between the last tenant's commit and this step); a run that refuses every
-  // tenant of a fresh target changes nothing. Before the index builds: a build that fails
-  // must not leave the app's next ids colliding with copied ones.
-  const sequences =
+  // from here on, before anything is reported. Sequences move only when this run copies
+  // something or an earlier one did (a rerun after a crash between the last tenant's commit
+  // and this step); a run that refuses every tenant of a fresh target changes nothing. Both
+  // at once, and before the index builds: a build that fails must not leave the app's next
+  // ids colliding with copied ones.
+  const [, sequences] = await Promise.all([
+    dryRun ? undefined : withClient(options.db, flushCommits),
     !dryRun && !refused && (todo.length > 0 || copiedBefore(ledger))
-      ? await moveSequences(options, plan)
-      : []
+      ? moveSequences(options, plan)
+      : [],
+  ])
   // Also after a run that stopped between its copy and this step: its indexes are recorded.
   const builtIndexes = dryRun
     ? []
@@ -169,10 +170,14 @@ interface Prepared {
 }
 
 /**
- * Plans, chooses the copy guard, checks a Citus target and reads the ledger, on one
- * connection. A dry run reports a guard or Citus problem instead of throwing it.
+ * Plans (the catalog reads at once on the pool, which also warms the connections the
+ * copy jobs take next), then chooses the copy guard, checks a Citus target and reads
+ * the ledger on one connection. A dry run reports a guard or Citus problem instead
+ * of throwing it.
  */
 async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepared> {
+  const citus = await assertCitusCoordinator(options.db)
+  const plan = await planMigration(options.db, options)
   const admin = await options.db.connect()
   let guardProblem: string | undefined
   const problem = (err: unknown) => {
@@ -180,8 +185,6 @@ async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepar
     guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
   }
   try {
-    const citus = await assertCitusCoordinator(admin)
-    const plan = await planMigration(admin, options)
     const guard = await chooseGuard(admin, plan).catch((err) => {
       problem(err)
       return null
@@ -249,10 +252,11 @@ async function moveSequences(
   options: MigrateOptions,
   plan: MigrationPlan,
 ): Promise<SequenceAdjustment[]> {
-  const sequences = [
-    ...(await adjustSequences(options.db, plan.targetSchema, plan.tables)),
-    ...(await adjustSequences(options.db, plan.tenantsSchema, ['tenants'])),
-  ]
+  const [shared, tenants] = await Promise.all([
+    adjustSequences(options.db, plan.targetSchema, plan.tables),
+    adjustSequences(options.db, plan.tenantsSchema, ['tenants']),
+  ])
+  const sequences = [...shared, ...tenants]
   emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
   return sequences
 }

@@ -24,6 +24,38 @@ export interface ConnectableQueryable extends Queryable {
 }
 
 /**
+ * Whether `db` is a `pg.Pool`: reads sent at once then run at once, each on a
+ * connection of its own (on a single connection they would only queue).
+ *
+ * @example
+ * ```ts
+ * isPool(new pg.Pool()) // true; a pg.Client or a checked-out pg.PoolClient: false
+ * ```
+ */
+export function isPool(db: Queryable): boolean {
+  return typeof (db as { totalCount?: unknown }).totalCount === 'number'
+}
+
+/**
+ * Runs independent reads: all at once on a pool, one after the other on a single
+ * connection (a `pg.Client` queues them anyway; this keeps their order plain).
+ *
+ * @example
+ * ```ts
+ * const [columns, keys] = await readAll(db, [() => readColumns(db), () => readKeys(db)])
+ * ```
+ */
+export async function readAll<T extends readonly unknown[]>(
+  db: Queryable,
+  reads: { [K in keyof T]: () => Promise<T[K]> },
+): Promise<T> {
+  if (isPool(db)) return (await Promise.all(reads.map((r) => r()))) as unknown as T
+  const out: unknown[] = []
+  for (const read of reads) out.push(await read())
+  return out as unknown as T
+}
+
+/**
  * Runs `fn` in a transaction on one connection (checked out from a pool when
  * `db` is one), committing on success and rolling back on any error.
  *

@@ -1,4 +1,4 @@
-import { groupBy, type Queryable, selectRows } from '../queryable.js'
+import { groupBy, type Queryable, readAll, selectRows } from '../queryable.js'
 import type { ColumnInfo, ForeignKeyInfo, SchemaTables } from './model.js'
 import {
   EXISTING_SCHEMAS,
@@ -16,8 +16,8 @@ import {
 /**
  * Reads every plain and partitioned table (partitions folded into their parent)
  * of the given schemas from the catalogs: columns, primary key, foreign keys,
- * enabled user triggers, a row estimate. Four queries however many schemas;
- * names are bound as parameters, so any schema name is safe.
+ * enabled user triggers, a row estimate. Four queries however many schemas (the last
+ * three at once on a pool); names are bound as parameters, so any schema name is safe.
  */
 export async function introspectSchemas(
   db: Queryable,
@@ -28,10 +28,11 @@ export async function introspectSchemas(
   const tables = await selectRows<SummaryTableRow>(db, SUMMARY_TABLES, [schemas])
   if (tables.length === 0) return result
   const oids = tables.map((t) => String(t.oid))
-  // One after the other: `db` may be a single client.
-  const columns = await selectRows<SummaryColumnRow>(db, SUMMARY_COLUMNS, [oids])
-  const constraints = await selectRows<SummaryConstraintRow>(db, SUMMARY_CONSTRAINTS, [oids])
-  const triggers = await selectRows<SummaryTriggerRow>(db, SUMMARY_TRIGGERS, [oids])
+  const [columns, constraints, triggers] = await readAll(db, [
+    () => selectRows<SummaryColumnRow>(db, SUMMARY_COLUMNS, [oids]),
+    () => selectRows<SummaryConstraintRow>(db, SUMMARY_CONSTRAINTS, [oids]),
+    () => selectRows<SummaryTriggerRow>(db, SUMMARY_TRIGGERS, [oids]),
+  ])
   const byOid = <T extends { oid: string }>(rows: readonly T[]) =>
     groupBy(rows, (r) => String(r.oid))
   const cols = byOid(columns)
