@@ -22,11 +22,13 @@ let db: TestDatabase
 
 const COLUMNS = `id int not null, n numeric, f float8, r real, i interval, j jsonb, a int[],
   ts timestamptz, d date, tx text, vc varchar(20), ch char(4), b bool, u uuid, by bytea,
-  mood mood, pt point, tt timetz, bi bigint, tn timestamp, ma mood[]`
+  mood mood, pt point, tt timetz, bi bigint, tn timestamp, ma mood[], ta timestamptz[],
+  tr tstzrange, da date[], ia interval[]`
 
 const ROW = `(1, 1.5, 0, 1.25, '1 day', '{"x": 1.0}', '{1,2}', '2024-01-01 10:00+00', '2024-02-03',
   'Hello', 'World', 'ab', true, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x0102',
-  'happy', '(1,2)', '10:00+02', -1, 'infinity', '{happy,sad}')`
+  'happy', '(1,2)', '10:00+02', -1, 'infinity', '{happy,sad}', '{2024-01-01 10:00+00}',
+  '[2024-01-01 10:00+00,2024-01-02 10:00+00)', '{2024-02-03}', '{1 day 02:00}')`
 
 beforeAll(async () => {
   db = await createTestDatabase('migrate_checksum')
@@ -41,10 +43,10 @@ beforeAll(async () => {
     create table tenant_1.kinds (${COLUMNS.replaceAll('mood mood', 'mood public.mood')}, primary key (id));
     create table tenant_2.kinds (${COLUMNS.replaceAll('mood mood', 'mood public.mood')}, primary key (id));
     insert into tenant_1.kinds values ${ROW}, (2, null, null, null, null, null, null, null, null, null,
-      null, null, null, null, null, null, null, null, null, null, null);
+      null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
     insert into tenant_1.kinds values (3, 2.5, 1, 1, '2 days', '{}', '{3}', '2024-01-02 10:00+00',
       '2024-02-04', 'Bye', 'All', 'cd', false, 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x03',
-      'sad', '(3,4)', '11:00+02', 7, '2020-01-01', '{}');
+      'sad', '(3,4)', '11:00+02', 7, '2020-01-01', '{}', '{}', 'empty', '{}', '{}');
     insert into tenant_2.kinds values ${ROW};`)
   const report = await migrate({
     db: db.pool,

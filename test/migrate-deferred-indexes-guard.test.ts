@@ -44,6 +44,7 @@ beforeAll(async () => {
   ownerPool = new pg.Pool({ connectionString: url.toString(), max: 2 })
   await ownerPool.query(`
     alter default privileges in schema s grant select, insert, update, delete on tables to "${app}";
+    alter default privileges in schema s grant usage, select, update on sequences to "${app}";
     create table s.full_t (tenant_id bigint not null, id bigint not null, name text, primary key (tenant_id, id));
     create index full_t_name on s.full_t (name);
     alter table s.full_t enable row level security;
@@ -116,14 +117,24 @@ describe.skipIf(onCitus())(
 
     it("the ledger and the id map are the owner's alone; the serving map only readable by the app", async () => {
       await ensureLedger(ownerPool, 's', { idMap: true })
-      await ownerPool.query(`create table s.serving_like (tenant_id bigint primary key)`)
+      await ownerPool.query(
+        'create table s.serving_like (tenant_id bigint primary key, n bigserial); create table s.log_like (id bigserial)',
+      )
       await revokeAllButOwner(ownerPool, 's.serving_like', { keepSelect: true })
+      await revokeAllButOwner(ownerPool, 's.log_like')
       const privileges = await db.pool.query<{ t: string; p: string }>(
         `select table_name as t, privilege_type as p from information_schema.role_table_grants
         where table_schema = 's' and grantee = $1 and table_name = any($2) order by 1, 2`,
-        [app, [LEDGER_TABLE, ID_MAP_TABLE, 'serving_like']],
+        [app, [LEDGER_TABLE, ID_MAP_TABLE, 'serving_like', 'log_like']],
       )
       expect(privileges.rows).toEqual([{ t: 'serving_like', p: 'SELECT' }])
+      // and the sequences they own: an app role that could setval the log's ids stops every write
+      const sequences = await db.pool.query<{ s: string }>(
+        `select c.relname as s from pg_class c, aclexplode(c.relacl) a
+          where c.relnamespace = 's'::regnamespace and c.relkind = 'S' and a.grantee = $1::regrole`,
+        [app],
+      )
+      expect(sequences.rows).toEqual([])
     })
   },
 )

@@ -1,6 +1,7 @@
 import { tenantScoped } from '../migrate/checks.js'
 import { type SqlContext, targetChecksumStatement } from '../migrate/copy-sql.js'
 import type { TablePlan } from '../migrate/plan.js'
+import { CHECKSUM_SETTINGS } from '../migrate/row-checksum.js'
 import type { Queryable } from '../sql/queryable.js'
 import type { LifecycleTable, TenantLayout } from './tables.js'
 
@@ -26,11 +27,7 @@ export interface TableChecksum {
  * @internal
  */
 export async function pinTextSettings(db: Queryable): Promise<void> {
-  await db.query(
-    `select set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true),
-            set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true),
-            set_config('bytea_output', 'hex', true), set_config('client_encoding', 'UTF8', true)`,
-  )
+  await db.query(`${CHECKSUM_SETTINGS}; set local client_encoding = 'UTF8'`)
 }
 
 /**

@@ -6,7 +6,7 @@ import {
   targetChecksumStatement,
 } from './copy-sql.js'
 import type { TablePlan } from './plan.js'
-import { checksumKindOf } from './row-checksum.js'
+import { checksumKindOf, pinChecksumSettings } from './row-checksum.js'
 
 /**
  * The result of comparing one table of one tenant, source vs target.
@@ -58,6 +58,7 @@ export async function checkTables(
   items: readonly CheckItem[],
   options: { orphans: boolean; source?: boolean },
 ): Promise<TableCheck[]> {
+  await pinChecksumSettings(db)
   const sources: ({ n: string; sum: string } | undefined)[] = []
   // Both sides are hashed as the ledger's checksum was (an earlier version's ledger: as text).
   const kindOf = (item: CheckItem) => checksumKindOf(item.expected?.checksum)

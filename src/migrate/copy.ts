@@ -30,6 +30,7 @@ import {
 } from './ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from './plan.js'
 import { allocateIds, remapFailure } from './remap-sql.js'
+import { CHECKSUM_SETTINGS } from './row-checksum.js'
 import { ensureTenantRow, finishTenantRow, tenantRowStatement } from './tenant-row.js'
 import { citusInstalled, citusTenantSettingSql } from './tenant-setting.js'
 
@@ -212,12 +213,15 @@ export async function copyTenant(
   try {
     // One round trip: the transaction, the tenant's lock and settings, then its ledger row (a
     // statement of its own: its snapshot sees what the last holder of the lock committed). On
-    // Citus the SET LOCALs go first, alone: Citus forwards a SET's whole query string to the workers.
+    // Citus the SET LOCALs go first, alone: Citus forwards a SET's whole query string to the
+    // workers. The checksum settings come after the binding, which has them forwarded there.
     const begin = 'begin; set constraints all deferred'
-    if (citus) await client.query(`${begin}; ${citusTenantSettingSql(tp.tenant.id)}`)
+    if (citus) {
+      await client.query(`${begin}; ${citusTenantSettingSql(tp.tenant.id)}; ${CHECKSUM_SETTINGS}`)
+    }
     const opening = await many(
       client,
-      `${citus ? '' : `${begin}; `}` +
+      `${citus ? '' : `${begin}; ${CHECKSUM_SETTINGS}; `}` +
         `${lockTenantStatement(tenant, options.guard, citus, options.asyncCommit === true && !citus)}; ` +
         lockLedgerEntryStatement(plan.targetSchema, tenant),
     )

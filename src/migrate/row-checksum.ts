@@ -1,4 +1,5 @@
 import type { ColumnInfo } from '../sql/catalog/model.js'
+import type { Queryable } from '../sql/queryable.js'
 import type { TablePlan } from './plan.js'
 
 /**
@@ -135,4 +136,32 @@ export function rowChecksum(kind: ChecksumKind, t: TablePlan, values: readonly s
   const row = `pg_catalog.hash_record_extended(row(${fields.join(', ')}), 0)`
   const mixed = `pg_catalog.hash_record_extended(row(pg_catalog.int8send(${row})), 0)`
   return `'${TYPED}' || coalesce(sum(${mixed}), 0)::text`
+}
+
+/**
+ * The settings a checksum is computed under, for the rest of the open transaction,
+ * as `SET LOCAL` statements in one string (forwarded to the workers on Citus once
+ * `citus.propagate_set_commands = 'local'` is set): the text form of arrays,
+ * composites and other types hashed as text follows them, and a checksum recorded
+ * in the ledger is compared with one computed later, in another session.
+ *
+ * @example
+ * ```ts
+ * await client.query(`begin; ${CHECKSUM_SETTINGS}`)
+ * ```
+ */
+export const CHECKSUM_SETTINGS =
+  "set local timezone = 'UTC'; set local datestyle = 'ISO, MDY'; set local intervalstyle = 'postgres'; " +
+  "set local extra_float_digits = 1; set local bytea_output = 'hex'"
+
+/**
+ * Pins {@link CHECKSUM_SETTINGS} for the rest of the caller's transaction.
+ *
+ * @example
+ * ```ts
+ * await pinChecksumSettings(client) // inside BEGIN ... COMMIT
+ * ```
+ */
+export async function pinChecksumSettings(db: Queryable): Promise<void> {
+  await db.query(CHECKSUM_SETTINGS)
 }

@@ -2,10 +2,11 @@ import type { Queryable } from './queryable.js'
 
 /**
  * Revokes every privilege on `table` (quoted, e.g. `"public"."rowtenancy_migration"`)
- * from every role but its owner, `PUBLIC` included: grants made by a schema's default
- * privileges (which give an app role DML on every new table) or by hand. For tables
- * only the migration or the binding's owner may write. With `keepSelect`, every role
- * that held a privilege keeps `SELECT`. Run it as the owner.
+ * and on the sequences it owns (serial and identity columns) from every role but
+ * the owner, `PUBLIC` included: grants made by a schema's default privileges (which
+ * give an app role DML on every new table and sequence) or by hand. For tables only
+ * the migration or the binding's owner may write. With `keepSelect`, a role that
+ * could read the table still can. Run it as the owner.
  *
  * @example
  * ```ts
@@ -18,14 +19,27 @@ export async function revokeAllButOwner(
   { keepSelect = false }: { keepSelect?: boolean } = {},
 ): Promise<void> {
   const { rows } = await db.query(
-    `select distinct case when a.grantee = 0 then 'public'
-                          else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) end as grantee
-       from pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-      where c.oid = $1::regclass and a.grantee <> c.relowner`,
+    `select distinct r.oid::regclass::text as relation, r.relkind = 'S' as sequence,
+            case when a.grantee = 0 then 'public'
+                 else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) end as grantee,
+            bool_or(a.privilege_type = 'SELECT') over (partition by r.oid, a.grantee) as reads
+       from pg_catalog.pg_class r, pg_catalog.aclexplode(r.relacl) a
+      where a.grantee <> r.relowner
+        and (r.oid = $1::regclass
+             or r.oid in (select d.objid from pg_catalog.pg_depend d
+                           where d.classid = 'pg_catalog.pg_class'::regclass and d.refobjid = $1::regclass
+                             and d.refclassid = 'pg_catalog.pg_class'::regclass and d.deptype in ('a', 'i')))`,
     [table],
   )
-  for (const r of rows as { grantee: string }[]) {
-    await db.query(`revoke all on ${table} from ${r.grantee}`)
-    if (keepSelect) await db.query(`grant select on ${table} to ${r.grantee}`)
+  for (const r of rows as {
+    relation: string
+    sequence: boolean
+    grantee: string
+    reads: boolean
+  }[]) {
+    const on = `${r.sequence ? 'sequence ' : ''}${r.relation}`
+    await db.query(`revoke all on ${on} from ${r.grantee}`)
+    if (keepSelect && r.reads && !r.sequence)
+      await db.query(`grant select on ${on} to ${r.grantee}`)
   }
 }

@@ -13,6 +13,7 @@ import {
 } from '../copy-sql.js'
 import { lockLedgerEntry, writeLedgerEntry } from '../ledger.js'
 import type { MigrationPlan, TablePlan, TenantPlan } from '../plan.js'
+import { CHECKSUM_SETTINGS, pinChecksumSettings } from '../row-checksum.js'
 import {
   CHANGELOG_TABLE,
   deleteLoggedSql,
@@ -279,6 +280,7 @@ async function verifyChanged(
 ): Promise<TableCheck[]> {
   const out: TableCheck[] = []
   const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
+  await pinChecksumSettings(client)
   for (const t of tp.tables) {
     const keys = keyColumns(t, tp.tenant.id)
     const only = t.source.partitioned ? '' : 'only '
@@ -313,6 +315,7 @@ async function verifyTables(
   tables: readonly TablePlan[],
 ): Promise<TableCheck[]> {
   const out: TableCheck[] = []
+  await pinChecksumSettings(client)
   for (const t of tables) {
     const s = sourceChecksumStatement(ctx, t)
     const d = targetChecksumStatement(ctx, t)
@@ -407,7 +410,7 @@ export async function recordLegacyChecksums(
   tp: TenantPlan,
 ): Promise<void> {
   const ctx = sqlContext(plan, tp)
-  await client.query('begin')
+  await client.query(`begin; ${CHECKSUM_SETTINGS}`)
   try {
     const entry = await lockLedgerEntry(client, plan.targetSchema, tp.tenant.id)
     if (entry?.state !== 'done') {

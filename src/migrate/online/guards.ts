@@ -5,7 +5,7 @@ import { sqlContext } from '../copy.js'
 import { sourceChecksumStatement } from '../copy-sql.js'
 import type { LedgerEntry } from '../ledger.js'
 import type { MigrationPlan, TenantPlan } from '../plan.js'
-import { checksumKindOf } from '../row-checksum.js'
+import { checksumKindOf, pinChecksumSettings } from '../row-checksum.js'
 
 /**
  * Where an online migration serves a tenant from, or `undefined` when it has no
@@ -45,6 +45,7 @@ export async function legacyChangedSinceCutover(
 ): Promise<string[]> {
   const ctx = sqlContext(plan, tp)
   const problems: string[] = []
+  await pinChecksumSettings(client)
   for (const t of tp.tables) {
     const recorded = entry.tables[t.name]
     const s = sourceChecksumStatement(ctx, t, checksumKindOf(recorded?.checksum))
