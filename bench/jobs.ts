@@ -1,6 +1,6 @@
 /**
- * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--rounds R]
- *   [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned] [--profile FILE]`:
+ * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--bull-jobs N]
+ *   [--rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned] [--profile FILE]`:
  * rowtenancy/jobs against the bare queues, in the same run. Without `--quick` (or with
  * `--full`) the fairness run has the issue's full size (5,000 jobs of tenant A).
  *
@@ -9,8 +9,13 @@
  *    through the bare queue client (the anchor) and through rowtenancy's wrapper (tenant
  *    sealed and HMAC-signed on send (not with `--unsigned`); envelope checked, signature verified, tenant looked up
  *    through a TenantStore with its default 30 s cache, handler run inside runWithTenant),
- *    in paired rounds whose order flips every round; the ratio is the median of the pairs'
- *    ratios, and the process CPU per job of both sides is printed.
+ *    in rounds whose order rotates; the ratio is the median of the rounds' ratios, and the
+ *    process CPU per job of each side (and the median of the rounds' CPU ratios) is printed.
+ *    BullMQ runs ~10,000 jobs/s, so its rounds are longer (`--bull-jobs`, 20,000 by default).
+ *    Two anchors, both the bare queue in this process: with AsyncLocalStorage on (as in any
+ *    app that uses rowtenancy: on Node 20 one AsyncLocalStorage used once runs a hook for every
+ *    promise of the process, the bare queue's included), and with it off (an app that never
+ *    uses AsyncLocalStorage): the difference is what the tenant context costs the queue itself.
  * 3. fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;
  *    B's p95 wait (sent -> handler start) without and with the per-tenant limit
  *    (graphile-worker: fair priority and a named queue per tenant; pg-boss: fair priority).
@@ -19,6 +24,7 @@
  * and the machine Redis (or a redis-server it starts). The machine is shared: absolute
  * numbers move with its load; the ratios are measured in the same run.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { loadavg } from 'node:os'
@@ -49,6 +55,7 @@ const { values } = parseArgs({
     full: { type: 'boolean', default: false },
     only: { type: 'string' },
     jobs: { type: 'string' },
+    'bull-jobs': { type: 'string' },
     rounds: { type: 'string' },
     adapters: { type: 'string' },
     profile: { type: 'string' },
@@ -57,6 +64,8 @@ const { values } = parseArgs({
 })
 const quick = values.quick === true && values.full !== true
 const N = Number(values.jobs ?? (quick ? 300 : 1000))
+/** BullMQ's round size: at ~10,000 jobs/s a 1,000-job round lasts 0.1 s, too short to read. */
+const BULL_N = Number(values['bull-jobs'] ?? values.jobs ?? (quick ? 3000 : 20_000))
 const REPS = Number(values.rounds ?? (quick ? 5 : 7))
 const A_JOBS = quick ? 1000 : 5000
 const B_JOBS = 50
@@ -68,12 +77,20 @@ const SEND_CONCURRENCY = 20
 /** One queue set up twice: bare (the anchor) and through rowtenancy's wrapper. */
 interface Harness {
   name: string
+  /** What the anchor is, printed with the figures. */
+  anchor: string
+  /** Jobs per round. */
+  n: number
   /** Sends job `i`, bare or wrapped; every processed job calls the shared counter's `hit`. */
   send(wrapped: boolean, i: number): Promise<unknown>
   close(): Promise<void>
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1]!
 const tenantOf = (i: number) => TENANTS[i % TENANTS.length]!
 
@@ -110,16 +127,56 @@ function counter() {
 
 type Counter = ReturnType<typeof counter>
 
-/** Sends n jobs (bare or wrapped) and waits until all ran: wall ms and process CPU µs per job. */
-async function round(h: Harness, c: Counter, wrapped: boolean, n: number) {
+type Side = 'bare' | 'wrapped' | 'bare-no-als'
+
+/**
+ * Sends n jobs and waits until all ran: wall ms and process CPU µs per job.
+ * `bare-no-als` runs the bare queue with AsyncLocalStorage's hook off; the
+ * other two with it on (runWithTenant turns it on).
+ */
+async function round(h: Harness, c: Counter, side: Side, n: number) {
+  if (side === 'bare-no-als') await asyncLocalStorageOff()
+  else runWithTenant(TENANTS[0]!, () => undefined)
   const all = c.reset(n)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  await sendAll(n, (i) => h.send(wrapped, i))
+  await sendAll(n, (i) => h.send(side === 'wrapped', i))
   await all
   const ms = performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
   return { ms, cpuPerJob: (cpu.user + cpu.system) / n }
+}
+
+/**
+ * The AsyncLocalStorage instances used so far, so a round can turn their hook
+ * off: on Node 20 (async_hooks) an instance is enabled by its first `run` and
+ * stays so, and while one is enabled every promise of the process runs its
+ * hook. This reaches into Node's own `_enable`; where it is missing (a Node
+ * whose AsyncLocalStorage has no per-promise hook) the bare-no-als side is
+ * left out and the run says so.
+ */
+const enabledStorages = new Set<AsyncLocalStorage<unknown>>()
+const storageProto = AsyncLocalStorage.prototype as unknown as { _enable?: () => void }
+const canTurnOff = typeof storageProto._enable === 'function'
+if (canTurnOff) {
+  const enable = storageProto._enable!
+  storageProto._enable = function (this: AsyncLocalStorage<unknown>) {
+    enabledStorages.add(this)
+    return enable.call(this)
+  }
+}
+
+async function asyncLocalStorageOff(): Promise<void> {
+  for (const storage of enabledStorages) storage.disable()
+  enabledStorages.clear()
+  await null // Node turns the promise hook off in a microtask
+  // while any async hook is on, every new promise gets its async id: none must be there now
+  const left = Object.getOwnPropertySymbols(Promise.resolve())
+  if (left.length > 0) {
+    throw new Error(
+      `bench: promise hooks still on after AsyncLocalStorage was turned off (${left.map(String)})`,
+    )
+  }
 }
 
 async function pgBossHarness(url: string, jobs: JobTenancy, c: Counter): Promise<Harness> {
@@ -137,6 +194,8 @@ async function pgBossHarness(url: string, jobs: JobTenancy, c: Counter): Promise
   }
   return {
     name: 'pg-boss',
+    anchor: 'bare PgBoss send + work',
+    n: N,
     send: (wrapped, i) =>
       wrapped
         ? runWithTenant(tenantOf(i), () => tb.send('t_wrapped', { i }))
@@ -165,6 +224,8 @@ async function graphileHarness(url: string, jobs: JobTenancy, c: Counter): Promi
   })
   return {
     name: 'graphile-worker',
+    anchor: 'bare WorkerUtils.addJob + runner task',
+    n: N,
     send: (wrapped, i) =>
       wrapped
         ? runWithTenant(tenantOf(i), () => addJob('t_wrapped', { i }))
@@ -199,6 +260,8 @@ async function bullHarness(_url: string, jobs: JobTenancy, c: Counter): Promise<
   const clean = { removeOnComplete: true, removeOnFail: true }
   return {
     name: 'BullMQ',
+    anchor: 'bare Queue.add + Worker',
+    n: BULL_N,
     send: (wrapped, i) =>
       wrapped
         ? runWithTenant(tenantOf(i), () => tq.add('j', { i }, clean))
@@ -216,35 +279,46 @@ async function bullHarness(_url: string, jobs: JobTenancy, c: Counter): Promise<
 }
 
 /**
- * Bare and wrapped rounds of N jobs, paired and alternating (which goes first
- * flips every round, so load drifts hit both alike): the per-round ratio
- * wrapped/bare throughput, its median, and the median process CPU per job.
+ * Rounds of n jobs per side: bare (AsyncLocalStorage on), wrapped, and bare with
+ * AsyncLocalStorage off, in an order that rotates every round, so load drifts
+ * hit all alike. Per side against each anchor: the median of the rounds'
+ * throughput ratios and of their CPU-per-job ratios, and the median CPU per job.
  */
 async function throughput(h: Harness, c: Counter) {
-  await round(h, c, false, 100) // warm-up
-  await round(h, c, true, 100)
-  const pairs: {
-    bare: Awaited<ReturnType<typeof round>>
-    wrapped: Awaited<ReturnType<typeof round>>
-  }[] = []
-  for (let r = 0; r < REPS; r++) {
-    const bareFirst = r % 2 === 0
-    const first = await round(h, c, !bareFirst, N)
-    const second = await round(h, c, bareFirst, N)
-    pairs.push(bareFirst ? { bare: first, wrapped: second } : { bare: second, wrapped: first })
+  const sides: Side[] = canTurnOff ? ['bare', 'wrapped', 'bare-no-als'] : ['bare', 'wrapped']
+  for (const side of sides) await round(h, c, side, Math.min(h.n, 500)) // warm-up
+  const rounds: Record<Side, Awaited<ReturnType<typeof round>>[]> = {
+    bare: [],
+    wrapped: [],
+    'bare-no-als': [],
   }
-  const ratios = pairs.map((p) => p.bare.ms / p.wrapped.ms)
-  const bareRate = N / (median(pairs.map((p) => p.bare.ms)) / 1000)
-  const wrappedRate = N / (median(pairs.map((p) => p.wrapped.ms)) / 1000)
-  const bareCpu = median(pairs.map((p) => p.bare.cpuPerJob))
-  const wrappedCpu = median(pairs.map((p) => p.wrapped.cpuPerJob))
-  const ratio = median(ratios)
-  console.log(
-    `  ${h.name.padEnd(16)} bare ${bareRate.toFixed(0).padStart(5)}/s  rowtenancy ${wrappedRate.toFixed(0).padStart(5)}/s  ` +
-      `ratio (median of paired rounds) ${ratio.toFixed(3)} (overhead ${((1 - ratio) * 100).toFixed(1)}%; ` +
-      `rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}); ` +
-      `process CPU per job ${bareCpu.toFixed(0)} vs ${wrappedCpu.toFixed(0)} µs (+${(wrappedCpu - bareCpu).toFixed(0)})`,
-  )
+  for (let r = 0; r < REPS; r++) {
+    const order = sides.map((_, i) => sides[(i + r) % sides.length]!)
+    if (r % 2 === 1) order.reverse()
+    for (const side of order) rounds[side].push(await round(h, c, side, h.n))
+  }
+  const w = rounds.wrapped
+  const cpuOf = (side: Side) => median(rounds[side].map((x) => x.cpuPerJob))
+  console.log(`  ${h.name}: ${h.n} jobs x ${REPS} rounds; anchor: ${h.anchor}, this process`)
+  const line = (label: string, anchor: Side) => {
+    const a = rounds[anchor]
+    const ratios = w.map((x, i) => a[i]!.ms / x.ms)
+    const cpuRatios = w.map((x, i) => x.cpuPerJob / a[i]!.cpuPerJob)
+    const ratio = median(ratios)
+    const rate = (xs: typeof w) => (h.n / (median(xs.map((x) => x.ms)) / 1000)).toFixed(0)
+    console.log(
+      `    vs ${label.padEnd(28)} ${rate(a).padStart(5)}/s -> ${rate(w).padStart(5)}/s, ratio ${ratio.toFixed(3)} ` +
+        `(overhead ${((1 - ratio) * 100).toFixed(1)}%; rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}); ` +
+        `CPU per job ${cpuOf(anchor).toFixed(1)} -> ${cpuOf('wrapped').toFixed(1)} µs ` +
+        `(+${(cpuOf('wrapped') - cpuOf(anchor)).toFixed(1)}; median round CPU ratio ${median(cpuRatios).toFixed(3)})`,
+    )
+  }
+  line('bare, AsyncLocalStorage on', 'bare')
+  if (canTurnOff) line('bare, AsyncLocalStorage off', 'bare-no-als')
+  else
+    console.log(
+      '    (no AsyncLocalStorage-off anchor: this Node has no AsyncLocalStorage _enable to track)',
+    )
 }
 
 type Limit = false | 'fair' | 'queue'
@@ -431,7 +505,7 @@ async function main() {
         .map((l) => l.toFixed(1))
         .join(' ')
     console.log(
-      `rowtenancy/jobs bench (${quick ? 'quick' : 'full'}): ${N} jobs x ${REPS} paired rounds; ` +
+      `rowtenancy/jobs bench (${quick ? 'quick' : 'full'}): ${N} jobs (BullMQ ${BULL_N}) x ${REPS} rounds; ` +
         `server: ${scratch.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}; loadavg ${load()} (shared machine)`,
     )
     if (PARTS.has('cpu')) await wrapperCost(jobs, store)

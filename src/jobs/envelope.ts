@@ -166,24 +166,46 @@ const SIGNATURE_LENGTH = 43 // 32 bytes in unpadded base64url
  */
 export function jobSigner(secret: Uint8Array): JobSigner {
   const mac = hmacSha256(secret)
-  /** The message's start per queue (queues are the declared few). */
-  const heads = new Map<string, string>()
-  const signature = (queue: string, tenant: string | null, text: string) => {
-    let head = heads.get(queue)
-    if (head === undefined) {
-      head = `rowtenancy-job/v1\n[${JSON.stringify(queue)},`
-      if (heads.size < 1000) heads.set(queue, head)
+  /**
+   * The message's start (`rowtenancy-job/v1\n[queue,tenant]\n`) per queue, then
+   * per tenant: kept for tenants this signer signed for or verified a job of,
+   * never for a tenant named only by an unverified job.
+   */
+  const heads = new Map<string, Map<string | null, string>>()
+  const build = (queue: string, tenant: string | null) =>
+    `rowtenancy-job/v1\n[${JSON.stringify(queue)},${JSON.stringify(tenant)}]\n`
+  const remember = (queue: string, tenant: string | null, head: string) => {
+    let byTenant = heads.get(queue)
+    if (byTenant === undefined) {
+      // queues are the declared few; a bound all the same
+      if (heads.size >= 1000) return
+      byTenant = new Map()
+      heads.set(queue, byTenant)
     }
-    return mac(`${head}${JSON.stringify(tenant)}]\n${text}`)
+    if (byTenant.size < MAX_HEADS) byTenant.set(tenant, head)
   }
   return {
-    sign: signature,
+    sign(queue, tenant, text) {
+      let head = heads.get(queue)?.get(tenant)
+      if (head === undefined) {
+        head = build(queue, tenant)
+        remember(queue, tenant, head)
+      }
+      return mac(head, text)
+    },
     verify(queue, tenant, payload, sig) {
       if (typeof sig !== 'string' || sig.length !== SIGNATURE_LENGTH) return false
-      return sameText(signature(queue, tenant, canonicalJson(payload)), sig)
+      const cached = heads.get(queue)?.get(tenant)
+      const head = cached ?? build(queue, tenant)
+      const valid = sameText(mac(head, canonicalJson(payload)), sig)
+      if (valid && cached === undefined) remember(queue, tenant, head)
+      return valid
     },
   }
 }
+
+/** How many tenants' message starts one queue keeps (beyond that they are built per job). */
+const MAX_HEADS = 10_000
 
 /** Compares two strings of the same length in time that does not depend on where they differ. */
 function sameText(expected: string, given: string): boolean {

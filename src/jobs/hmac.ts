@@ -11,11 +11,15 @@ const BLOCK = 64
  * collector). So the key's two padded blocks are prepared once, and a message
  * of up to {@link FAST_CHARS} characters is hashed with two one-shot
  * `crypto.hash` calls over reused buffers (about 0.8 µs); a longer one goes
- * through `createHmac`. Both give the same bytes.
+ * through `createHmac`. Both give the same bytes. The message may come in two
+ * parts (`head` then `tail`), written one after the other into the buffer, so
+ * the caller need not join them into a new string first; each part is encoded
+ * as UTF-8 on its own (a `head` ending in half a surrogate pair would not join
+ * the other half).
  *
  * @internal
  */
-export function hmacSha256(secret: Uint8Array): (message: string) => string {
+export function hmacSha256(secret: Uint8Array): (head: string, tail?: string) => string {
   const keyBlock = new Uint8Array(BLOCK)
   keyBlock.set(secret.length > BLOCK ? crypto.createHash('sha256').update(secret).digest() : secret)
   // inner: (key ^ ipad) then the message; outer: (key ^ opad) then the inner digest
@@ -28,11 +32,12 @@ export function hmacSha256(secret: Uint8Array): (message: string) => string {
   /** Views of `inner` by length, so a message's bytes are hashed without a new Buffer per call. */
   const views: Buffer[] = []
   const key = crypto.createSecretKey(secret)
-  return (message) => {
-    if (message.length > FAST_CHARS) {
-      return crypto.createHmac('sha256', key).update(message).digest('base64url')
+  return (head, tail = '') => {
+    if (head.length + tail.length > FAST_CHARS) {
+      return crypto.createHmac('sha256', key).update(head).update(tail).digest('base64url')
     }
-    const length = BLOCK + inner.write(message, BLOCK, 'utf8')
+    let length = BLOCK + inner.write(head, BLOCK, 'utf8')
+    if (tail.length > 0) length += inner.write(tail, length, 'utf8')
     let view = views[length]
     if (view === undefined) view = views[length] = inner.subarray(0, length)
     outer.write(crypto.hash('sha256', view, 'binary'), BLOCK, 'binary')
