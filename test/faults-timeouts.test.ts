@@ -187,6 +187,35 @@ describe('fast failure', () => {
     expect(rows.length).toBe(2)
   })
 
+  it('a connection lost at COMMIT goes back to the pool: the next transaction runs (no leaked client)', async () => {
+    // Kysely's controlled transaction keeps its connection after a failed COMMIT until a rollback;
+    // each such failure (a server restart or failover under load) used to leak one pooled client
+    // for good, until the pool was exhausted and every checkout waited forever.
+    const pool = fx.runtimePool(1)
+    const tenancy = createTenancy({ pool, tables: ['accounts'], timeouts: { acquireMs: 1000 } })
+    for (let round = 0; round < 2; round++) {
+      const err = await reject(
+        runWithTenant(1, () =>
+          tenancy.transaction(async (trx) => {
+            const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)
+            await db.pool.query('select pg_terminate_backend($1)', [rows[0]!.pid])
+          }),
+        ),
+      )
+      expect(err).toBeInstanceOf(DatabaseUnavailableError)
+    }
+    const rows = await runWithTenant(1, () =>
+      tenancy.transaction((trx) =>
+        trx
+          .selectFrom('accounts' as never)
+          .selectAll()
+          .execute(),
+      ),
+    )
+    expect(rows.length).toBe(2)
+    expect(pool.totalCount).toBe(1)
+  })
+
   it('the ORM pools and allObjects wait at most acquireMs too (pool-timeout), then serve again', async () => {
     const pool = fx.runtimePool(1)
     const adminPool = new pg.Pool({ connectionString: db.url, max: 1 })

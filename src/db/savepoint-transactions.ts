@@ -10,7 +10,8 @@ interface OpenTransaction {
  * The `transaction(fn)` of a tenancy: runs a unit of work in one transaction of
  * the Kysely instance `db` (bound to the current tenant by its dialect).
  * The returned function commits when `fn` resolves and rolls back when it
- * throws; called again inside `fn` (same runner) it opens a SAVEPOINT instead,
+ * throws (and when the COMMIT itself fails, so that its connection goes back to
+ * the pool); called again inside `fn` (same runner) it opens a SAVEPOINT instead,
  * released on success and rolled back to on error, so an inner failure that
  * the outer code catches does not undo the outer work.
  *
@@ -57,7 +58,18 @@ export function savepointTransactions<DB>(
       await trx.rollback().execute()
       throw err
     }
-    await trx.commit().execute()
+    try {
+      await trx.commit().execute()
+    } catch (err) {
+      // Kysely keeps the connection of a controlled transaction whose COMMIT failed (a lost
+      // connection, a timeout) until it is rolled back: without this, every such failure leaks
+      // one pooled client for good. The rollback releases it even when it fails too.
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => {})
+      throw err
+    }
     return result
   }
 }

@@ -377,8 +377,12 @@ export function defineFaultSuite(via: 'direct' | 'pgbouncer'): void {
       `fault recovery, ${via} (ms from the end of the fault to the first all-200 round): ${JSON.stringify(recoveries)}; ` +
         `${ledger.ok} ok, ${ledger.unavailable} answered 503, ${ledger.acked.length} acknowledged writes`,
     )
-    const bounded = (p: Promise<unknown>) =>
-      Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, 5000))])
+    // `tenancy` is undefined when beforeAll failed: the servers below must still be stopped.
+    const bounded = (p: Promise<unknown> | undefined) =>
+      Promise.race([
+        (p ?? Promise.resolve()).catch(() => {}),
+        new Promise((r) => setTimeout(r, 5000)),
+      ])
     for (const close of closers.reverse()) await bounded(close())
     await bounded(tenancy?.destroy())
     await bouncer?.stop()
@@ -479,30 +483,22 @@ export function defineFaultSuite(via: 'direct' | 'pgbouncer'): void {
       expect(recoveries.down).toBeLessThan(RECOVERY_BOUND_MS)
     }, 90_000)
 
-    // Through PgBouncer this case failed in two CI runs (no full round in 60 s after the server
-    // was replaced under PgBouncer 1.18) and passes alone; until that is understood it is
-    // skipped there, visibly, and runs directly.
-    const failoverCase = via === 'pgbouncer' ? it.skip : it
-    failoverCase(
-      `failover to a fresh server on the same address: only that server rows, per tenant${via === 'pgbouncer' ? ' (skipped through PgBouncer: it failed in CI runs, not yet understood)' : ''}`,
-      async () => {
-        const run = load()
-        await new Promise((r) => setTimeout(r, 300))
-        await server.stop()
-        server = await startEmbeddedPostgres({ port: server.port })
-        await setupDatabase(server.url)
-        const end = Date.now()
-        await run.stop()
-        expect(ledger.violations).toEqual([])
-        // The old server's writes went with it: the ledger starts again on the new one.
-        ledger.acked.length = 0
-        store.invalidate()
-        recoveries.failover = await recovery(end)
-        expect(recoveries.failover).toBeLessThan(RECOVERY_BOUND_MS)
-        await steady()
-        await assertLedger()
-      },
-      120_000,
-    )
+    it('failover to a fresh server on the same address: only that server rows, per tenant', async () => {
+      const run = load()
+      await new Promise((r) => setTimeout(r, 300))
+      await server.stop()
+      server = await startEmbeddedPostgres({ port: server.port })
+      await setupDatabase(server.url)
+      const end = Date.now()
+      await run.stop()
+      expect(ledger.violations).toEqual([])
+      // The old server's writes went with it: the ledger starts again on the new one.
+      ledger.acked.length = 0
+      store.invalidate()
+      recoveries.failover = await recovery(end)
+      expect(recoveries.failover).toBeLessThan(RECOVERY_BOUND_MS)
+      await steady()
+      await assertLedger()
+    }, 120_000)
   })
 }
