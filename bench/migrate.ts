@@ -494,6 +494,8 @@ async function main(): Promise<void> {
       return
     }
     const runs: Record<string, number> = {}
+    /** Every round of each run, in order: round i of a run is paired with round i of the anchor. */
+    const rounds: Record<string, { ms: number; cpu: number }[]> = {}
     let copiesMade = 0
     const cpuRuns: Record<string, number> = {}
     const run = async (label: string, fn: (pool: pg.Pool) => Promise<unknown>) => {
@@ -518,6 +520,7 @@ async function main(): Promise<void> {
           `${''.padEnd(34)} cpu ${cpu.toFixed(2).padStart(6)} s (server backends ${server.toFixed(2)} s, this process ${(cpu - server).toFixed(2)} s)`,
         )
         runs[label] = Math.min(ms, runs[label] ?? Number.POSITIVE_INFINITY)
+        rounds[label] = [...(rounds[label] ?? []), { ms, cpu }]
         cpuRuns[label] = Math.min(cpu, cpuRuns[label] ?? Number.POSITIVE_INFINITY)
       } finally {
         await pool.end()
@@ -593,6 +596,27 @@ async function main(): Promise<void> {
       console.log(
         `${label.padEnd(52)} ${rate.toLocaleString('en').padStart(10)}   ${ratio(raw, 11)}   ${ratio(rawParallel, 11)}   ${cpuRatio(label)}   ${ratio(b, 16)}   ${ratio(b2, 15)}`,
       )
+    }
+    if (ROUNDS > 1) {
+      // On a machine whose speed drifts, the best of each run may come from different moments;
+      // a run's round against the anchor's round just before it shares the moment.
+      const median = (xs: number[]) => {
+        const s = [...xs].sort((a, b) => a - b)
+        const m = s.length >> 1
+        return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+      }
+      console.log(
+        `paired rounds (median of ${ROUNDS}: the anchor's time / the run's, in the same round):`,
+      )
+      for (const label of Object.keys(rounds)) {
+        if (label === RAW || !rounds[RAW]) continue
+        const pairs = rounds[label]!.map((r, i) => ({ r, a: rounds[RAW]![i]! }))
+        const time = pairs.map(({ r, a }) => a.ms / r.ms)
+        const cpu = pairs.map(({ r, a }) => a.cpu / r.cpu)
+        console.log(
+          `  ${label.padEnd(50)} vs raw copy ${median(time).toFixed(2)} (rounds ${time.map((x) => x.toFixed(2)).join(' ')}), cpu ${median(cpu).toFixed(2)}`,
+        )
+      }
     }
   } catch (err) {
     console.error(err)
