@@ -136,6 +136,16 @@ describe('job envelope', () => {
     ]) {
       await expect(jobs.admit('work', data, 'j')).rejects.toBeInstanceOf(JobRejectedError)
     }
+    // also with a store whose get is its own (asked through get, not its cache)
+    class CheckingStore extends TenantStore {
+      override get(id: unknown) {
+        return super.get(id)
+      }
+    }
+    const checking = make({ secret: undefined, store: new CheckingStore({ db: db.pool }) })
+    await expect(
+      checking.admit('work', { rowtenancy: { v: 1, tenant: 'abc' }, payload: 1 }, 'j'),
+    ).rejects.toMatchObject({ reason: 'malformed' })
   })
 
   it('retryable only when time can cure it', () => {

@@ -3,7 +3,7 @@
 // audited cross-tenant scope.
 import { runWithTenant, withoutTenant } from '../context/index.js'
 import { InvalidTenantIdError } from '../errors/index.js'
-import { type Tenant, TenantStore } from '../tenants/index.js'
+import { parseTenantId, type Tenant, TenantStore } from '../tenants/index.js'
 import type { jobAuditWriter } from './job-audit.js'
 import { JobRejectedError } from './job-errors.js'
 import type { Admission, JobHandler, JobInfo, JobTenancy, SuspendedPolicy } from './job-tenancy.js'
@@ -103,17 +103,18 @@ export function lookUpTenant(
   checked: TenantChecked,
   waitMs: number,
 ): Admission | Promise<Admission> {
-  let cached: Tenant | undefined
+  let id: string
   try {
-    cached = canPeek(store) ? store.peek(checked.tenant) : undefined
+    id = parseTenantId(store.idType, checked.tenant)
   } catch (err) {
     if (!(err instanceof InvalidTenantIdError)) throw err
     throw new JobRejectedError('malformed', `${notRun(queue, jobId)}: ${err.message}`, {
       cause: err,
     })
   }
+  const cached: Tenant | undefined = canPeek(store) ? store.peek(id) : undefined
   if (cached !== undefined) return admitTenant(queue, jobId, checked, cached, waitMs)
-  return store.get(checked.tenant).then((t) => admitTenant(queue, jobId, checked, t, waitMs))
+  return store.get(id).then((t) => admitTenant(queue, jobId, checked, t, waitMs))
 }
 
 /** Admits a job of a tenant that exists and is active; refuses (or holds) the others. */
