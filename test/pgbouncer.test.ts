@@ -2,9 +2,9 @@ import { type Generated, Kysely, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
-import { SessionGuard } from '../src/db/session-guard.js'
+import { BIND_STATEMENT_NAME, SessionGuard } from '../src/db/session-guard.js'
 import { TenantBindingDialect } from '../src/db/tenant-dialect.js'
-import { withTenantClient } from '../src/pg/index.js'
+import { TenantPool, withTenantClient } from '../src/pg/index.js'
 import { createTestDatabase, serverUrl, type TestDatabase } from './helpers/db.js'
 import { type PgBouncer, pgbouncerBinary, startPgBouncer } from './helpers/pgbouncer.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
@@ -109,6 +109,106 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
       expect(got).toEqual(t === 1 ? ['a1', 'a2', 'via-bouncer'] : ['b1'])
     }
     await db.pool.query(`delete from accounts where name = 'via-bouncer'`)
+  })
+
+  /**
+   * A TenantPool client (as ORMs use it) sends BEGIN on its own and the bind with
+   * the transaction's next statement. `step` runs on a client whose next
+   * transaction lands on a server session without the prepared bind: the session
+   * that parsed it is held by another client.
+   */
+  async function onLostBind<T>(
+    step: (c: pg.PoolClient) => Promise<T>,
+  ): Promise<{ result: T; prepares: boolean }> {
+    // Both server sessions start without the statement (earlier tests prepared it).
+    const both = runtimePool(2)
+    const pair = await Promise.all([both.connect(), both.connect()])
+    for (const c of pair) await c.query('begin')
+    for (const c of pair) await c.query('deallocate all')
+    for (const c of pair) {
+      await c.query('commit')
+      c.release()
+    }
+    const inner = runtimePool(1)
+    const tp = new TenantPool({ pool: inner, endPool: false })
+    const holder = runtimePool(1)
+    return runWithTenant(1, async () => {
+      const c = await tp.connect()
+      try {
+        // A lone statement an ORM sends (session-neutral: no reset after it) parses the bind.
+        await c.query('select name from accounts')
+        expect(SessionGuard.for(inner).prepares).toBe(true)
+        const held = await holder.connect()
+        try {
+          await held.query('begin')
+          const { rows } = await held.query('select name from pg_prepared_statements')
+          expect(rows).toEqual([{ name: BIND_STATEMENT_NAME }])
+          const result = await step(c)
+          return { result, prepares: SessionGuard.for(inner).prepares }
+        } finally {
+          await held.query('rollback')
+          held.release()
+        }
+      } finally {
+        c.release()
+      }
+    })
+  }
+
+  const countNamed = async (name: string) =>
+    (await db.pool.query('select count(*)::int as n from accounts where name = $1', [name])).rows[0]
+      .n
+
+  it('TenantPool: the bind is lost inside a transaction BEGIN opened: rolled back, opened again, the INSERT runs once', async () => {
+    const row = await onLostBind(async (c) => {
+      await c.query('begin')
+      const { rows } = await c.query(
+        `insert into accounts (tenant_id, name) values ('1', 'tx-bouncer') returning tenant_id`,
+      )
+      const seen = await c.query('select name from accounts')
+      await c.query('commit')
+      return { tenant: rows[0].tenant_id, seen: names(seen.rows) }
+    })
+    expect(row).toEqual({
+      result: { tenant: '1', seen: ['a1', 'a2', 'tx-bouncer'] },
+      prepares: false, // fell back to the unnamed bind
+    })
+    expect(await countNamed('tx-bouncer')).toBe(1)
+    await db.pool.query(`delete from accounts where name = 'tx-bouncer'`)
+  })
+
+  it('TenantPool: the bind is lost after SET TRANSACTION (it rides after it): the isolation level and the tenant hold', async () => {
+    const got = await onLostBind(async (c) => {
+      await c.query('START TRANSACTION')
+      await c.query('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE')
+      await c.query(`insert into accounts (tenant_id, name) values ('1', 'ser-bouncer')`)
+      const { rows } = await c.query(
+        `select current_setting('transaction_isolation') as iso, count(*)::int as n from accounts`,
+      )
+      await c.query('COMMIT')
+      return rows[0]
+    })
+    expect(got).toEqual({ result: { iso: 'serializable', n: 3 }, prepares: false })
+    expect(await countNamed('ser-bouncer')).toBe(1)
+    await db.pool.query(`delete from accounts where name = 'ser-bouncer'`)
+  })
+
+  it('TenantPool: a multi-statement text first in a transaction on another server session runs once, bound', async () => {
+    const got = await onLostBind(async (c) => {
+      await c.query('begin isolation level repeatable read')
+      await c.query(
+        `insert into accounts (tenant_id, name) values ('1', 'multi-bouncer'); select 1`,
+      )
+      const { rows } = await c.query(
+        `select current_setting('transaction_isolation') as iso, count(*)::int as n from accounts`,
+      )
+      await c.query('commit')
+      return rows[0]
+    })
+    // The bind goes alone ahead of the text, as the pipeline's main statement: always unnamed.
+    expect(got.result).toEqual({ iso: 'repeatable read', n: 3 })
+    expect(await countNamed('multi-bouncer')).toBe(1)
+    await db.pool.query(`delete from accounts where name = 'multi-bouncer'`)
   })
 
   it('raw SQL that sets a session-level tenant through rowtenancy leaves no server session bound', async () => {

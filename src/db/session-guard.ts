@@ -109,6 +109,22 @@ interface ClientState {
   parsed: Set<string>
 }
 
+/**
+ * A transaction opened on the client before the pipeline that sends its bind
+ * (a pg-style client sends BEGIN on its own): where the server lost the named
+ * bind (a transaction pooler gave the transaction another server session), the
+ * bind's error aborted the transaction, so {@link GuardedSession.run} rolls it
+ * back and sends `opened` again before the pipeline, with the unnamed bind.
+ *
+ * @internal
+ */
+export interface OpenTransaction {
+  /** What ran in the transaction before the pipeline: BEGIN, SET TRANSACTION; nothing that reads or writes. */
+  readonly opened: readonly Statement[]
+  /** The pipeline's main statement may run twice (SET TRANSACTION, with the bind after it). */
+  readonly mainRepeatable?: boolean | undefined
+}
+
 const guards = new WeakMap<pg.Pool, SessionGuard>()
 
 /**
@@ -287,19 +303,21 @@ export class GuardedSession {
    * `runPipelined` with the checkout protocol: a named bind the server lost (or
    * already had: a pooler swapped the session) fails BEFORE the main statement,
    * so the pool switches to the unnamed bind and the pipeline is sent once more
-   * (after a ROLLBACK when it had opened a transaction). A pipeline that carried
+   * (after a ROLLBACK when it had opened a transaction; with `open`, after a
+   * ROLLBACK and the statements that had opened it). A pipeline that carried
    * the reset marks the session clean when it succeeds.
    */
   run(
     before: readonly Statement[],
     main: Statement,
     after: readonly Statement[] = [],
+    open?: OpenTransaction,
   ): Promise<pg.QueryResult> {
     return new Promise((resolve, reject) => {
       submitPipelined(this.client, before, main, after, (err, result) => {
         if (err) {
           this.#noteFailed(after)
-          this.#retryUnnamed(err, before, main, after).then(resolve, reject)
+          this.#retryUnnamed(err, before, main, after, open).then(resolve, reject)
           return
         }
         this.#noteSent(after)
@@ -313,18 +331,24 @@ export class GuardedSession {
     before: readonly Statement[],
     main: Statement,
     after: readonly Statement[],
+    open: OpenTransaction | undefined,
   ): Promise<pg.QueryResult> {
-    if (!this.#lostBind(err, main)) throw err
+    if (!this.#lostBind(err, main, open)) throw err
     this.#guard.fallBackToUnnamed()
     this.#state.parsed.clear()
-    if (before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))) {
+    // The failed bind aborted the transaction it ran in: end it, then open it again.
+    if (open || before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))) {
       await this.client.query('rollback')
     }
     const unnamed = (s: Statement): Statement =>
       s.prepared !== undefined && OUR_NAMES.includes(s.prepared)
         ? { text: s.text, values: s.values }
         : s
-    return this.#send(before.map(unnamed), unnamed(main), after)
+    return this.#send(
+      [...(open?.opened ?? []), ...before.map(unnamed)],
+      unnamed(main),
+      after.map(unnamed),
+    )
   }
 
   /**
@@ -415,11 +439,12 @@ export class GuardedSession {
 
   /**
    * A pipeline failed at our named bind, before the user's statement ran (or the
-   * bind was the main statement: nothing but BEGIN / the reset ran before it).
+   * bind was the main statement: nothing but BEGIN / the reset ran before it; or
+   * the main statement may run again: `open.mainRepeatable`).
    */
-  #lostBind(err: unknown, main: Statement): boolean {
+  #lostBind(err: unknown, main: Statement, open: OpenTransaction | undefined): boolean {
     const mainIsBind = main.prepared !== undefined && OUR_NAMES.includes(main.prepared)
-    if (!failedBeforeMainStatement(err) && !mainIsBind) return false
+    if (!failedBeforeMainStatement(err) && !mainIsBind && !open?.mainRepeatable) return false
     const code = (err as { code?: unknown }).code
     const message = String((err as { message?: unknown }).message ?? '')
     return (

@@ -355,6 +355,11 @@ class BoundClient implements ClientHooks {
   #open = false
   /** The bind still to send in the open transaction (with its next statement). */
   #pending: Statement | undefined
+  /**
+   * What opened the transaction before the bind went out (BEGIN, SET TRANSACTION),
+   * to send again when a pooler lost the named bind; undefined: not replayable.
+   */
+  #opened: Statement[] | undefined
   #released = false
 
   constructor(pool: TenantPool, session: GuardedSession) {
@@ -395,6 +400,7 @@ class BoundClient implements ClientHooks {
     const open = this.#open
     this.#open = false
     this.#pending = undefined
+    this.#opened = undefined
     if (destroy) {
       session.discard()
       void session.release()
@@ -418,21 +424,30 @@ class BoundClient implements ClientHooks {
       if (kind === 'end') {
         this.#open = false
         this.#pending = undefined
+        this.#opened = undefined
         // The reset rides with the COMMIT / ROLLBACK.
         if (!isSingleStatement(config.text)) return client.query(config)
         return session.run([], toStatement(config), session.closing())
       }
       if (!pending || kind === 'begin') return client.query(config)
       this.#pending = undefined
+      const opened = this.#opened
+      this.#opened = undefined
       const opening = session.opening([], pending, pool.prepareAs)
       if (!isSingleStatement(config.text)) {
-        await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
+        const open = opened && { opened }
+        await session.run(opening.slice(0, -1), opening[opening.length - 1]!, [], open)
         return client.query(config)
       }
       // SET TRANSACTION must precede every query of the transaction, the bind included.
       return kind === 'set-transaction'
-        ? session.run(opening.slice(0, -1), toStatement(config), opening.slice(-1))
-        : session.run(opening, toStatement(config))
+        ? session.run(
+            opening.slice(0, -1),
+            toStatement(config),
+            opening.slice(-1),
+            opened && { opened, mainRepeatable: true },
+          )
+        : session.run(opening, toStatement(config), [], opened && { opened })
     }
     if (kind === 'begin') {
       // Marked before the BEGIN is sent: a statement issued meanwhile belongs to the transaction.
@@ -440,11 +455,16 @@ class BoundClient implements ClientHooks {
       this.#open = true
       pool.noteStatement(session, config)
       try {
-        if (!isSingleStatement(config.text)) return await client.query(config)
+        if (!isSingleStatement(config.text)) {
+          this.#opened = undefined
+          return await client.query(config)
+        }
+        this.#opened = [toStatement(config)]
         return await session.run(session.opening([], undefined, undefined), toStatement(config))
       } catch (err) {
         this.#open = false
         this.#pending = undefined
+        this.#opened = undefined
         throw err
       }
     }
@@ -459,8 +479,10 @@ class BoundClient implements ClientHooks {
       const pending = this.#pending
       if (pending) {
         this.#pending = undefined
-        const opening = session.opening([], pending, this.#pool.prepareAs)
-        // Queued ahead of the cursor on the same connection.
+        this.#opened = undefined
+        // Queued ahead of the cursor on the same connection, unnamed: a lost named bind
+        // could not be sent again ahead of the cursor.
+        const opening = session.opening([], pending, undefined)
         session.run(opening.slice(0, -1), opening[opening.length - 1]!).catch(() => {})
       }
       return session.client.query(submittable)
