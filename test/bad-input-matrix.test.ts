@@ -658,7 +658,7 @@ describe('connections and roles', () => {
     const res = await hono.request('/', { headers: { 'x-tenant-id': '1' } })
     expect(res.status).toBe(503)
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/)
-    expect(((await res.json()) as { code: string }).code).toBe('DATABASE_UNAVAILABLE')
+    expect(((await res.json()) as { code: string }).code).toBe('DATABASE_UNREACHABLE')
     expect(ran).toBe(false)
     await dead.end()
   })

@@ -1,10 +1,10 @@
 import type pg from 'pg'
+import { acquire, DEFAULT_ACQUIRE_MS } from '../sql/acquire.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { type BindingMode, beginStatement } from './binding.js'
 import { bindSequence } from './citus-binding.js'
 import type { Statement } from './pipelined-query.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
-import { acquire, DEFAULT_ACQUIRE_MS } from './unavailable.js'
 
 /**
  * Runs `fn` with a client of `pool` inside ONE transaction bound by `bind`, under

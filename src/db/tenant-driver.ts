@@ -19,6 +19,7 @@ import {
 import { ConfigError } from '../errors/index.js'
 import { RLS_SETTING } from '../schema/rls-policy.js'
 import { SEAL_BIND_FUNCTION, SEAL_SCHEMA } from '../schema/rls-sealed.js'
+import { acquire } from '../sql/acquire.js'
 import { quoteLiteral } from '../sql/quote.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import type { TenantIdType } from '../tenants/id-types.js'
@@ -35,7 +36,7 @@ import type { Statement } from './pipelined-query.js'
 import { assertSafeRuntimeRole, inspectRuntimeRole, type RuntimeRoleFacts } from './role-check.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
 import { TenantConnection } from './tenant-connection.js'
-import { acquire, carriesTimeouts, withTimeouts } from './unavailable.js'
+import { carriesTimeouts, withTimeouts } from './unavailable.js'
 
 /**
  * Options of the tenant-binding Kysely dialect.

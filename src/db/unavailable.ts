@@ -1,8 +1,7 @@
-import type pg from 'pg'
-import { ConfigError, DatabaseUnavailableError, DatabaseUnreachableError } from '../errors/index.js'
+import { ConfigError } from '../errors/index.js'
+import { DEFAULT_ACQUIRE_MS } from '../sql/acquire.js'
 import { quoteLiteral } from '../sql/quote.js'
-import { asUnavailable, unavailableReason } from '../sql/unavailable.js'
-import { describePool, isUnreachable } from './connect.js'
+import { asUnavailable } from '../sql/unavailable.js'
 import type { Statement } from './pipelined-query.js'
 
 /**
@@ -36,9 +35,6 @@ export interface DatabaseTimeouts {
   /** `idle_in_transaction_session_timeout`: a transaction left idle this long is ended by the server. */
   readonly idleInTransactionMs?: number | undefined
 }
-
-/** The default acquire timeout, in milliseconds. @example `DEFAULT_ACQUIRE_MS // 5000` */
-export const DEFAULT_ACQUIRE_MS = 5_000
 
 const SETTINGS = Object.freeze([
   ['statementMs', 'statement_timeout'],
@@ -133,63 +129,6 @@ export function carriesTimeouts(timeouts: DatabaseTimeouts | undefined): boolean
 }
 
 /**
- * Checks out a client of `pool`, waiting at most `acquireMs` (0: no limit).
- * A checkout that times out fails with `DatabaseUnavailableError` (reason
- * `pool-timeout`, naming the pool's size and queue); the client that arrives
- * after that is released straight back. Connect errors become
- * `DatabaseUnavailableError` too.
- *
- * @internal
- * @example
- * ```ts
- * const client = await acquire(pool, 2_000)
- * ```
- */
-export function acquire(pool: pg.Pool, acquireMs: number): Promise<pg.PoolClient> {
-  // pg-pool's callback form: one promise per checkout (this one), none inside pg-pool.
-  // An idle client and no queue: the checkout cannot wait, so no timer on the hot path.
-  const timed = acquireMs > 0 && !(pool.idleCount > 0 && pool.waitingCount === 0)
-  return new Promise<pg.PoolClient>((resolve, reject) => {
-    let late = false
-    const timer = timed
-      ? setTimeout(() => {
-          late = true
-          reject(poolTimeout(pool, acquireMs))
-        }, acquireMs)
-      : undefined
-    let settled = false
-    const take = (err: unknown, client: pg.PoolClient | undefined, done?: (e?: Error) => void) => {
-      if (settled) return
-      settled = true
-      if (timer !== undefined) clearTimeout(timer)
-      if (err || !client) {
-        if (!late) reject(connectError(pool, err))
-        return
-      }
-      if (late) (done ?? ((e?: Error) => client.release(e)))()
-      else resolve(guardClient(client))
-    }
-    try {
-      // A pool that only has the promise form (a router, a wrapper) ignores the callback
-      // and returns a promise: take the client from that instead.
-      const returned: unknown = pool.connect(take as Parameters<pg.Pool['connect']>[0])
-      if (isThenable(returned)) {
-        returned.then(
-          (client) => take(undefined, client as pg.PoolClient),
-          (err: unknown) => take(err, undefined),
-        )
-      }
-    } catch (err) {
-      take(err, undefined)
-    }
-  })
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function'
-}
-
-/**
  * Throws `err` as a `DatabaseUnavailableError` when it means the database cannot
  * serve the work now; any other error unchanged.
  *
@@ -201,43 +140,4 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  */
 export function rethrowUnavailable(err: unknown): never {
   throw asUnavailable(err)
-}
-
-const guardedClients = new WeakSet<pg.PoolClient>()
-
-/**
- * A checked-out client whose connection breaks between queries (a backend
- * terminated mid-transaction, a restart) emits `error`; with no listener Node
- * crashes the process. The next query on it fails (and the client is then
- * discarded), so the listener only keeps the process alive.
- */
-function guardClient(client: pg.PoolClient): pg.PoolClient {
-  if (!guardedClients.has(client)) {
-    guardedClients.add(client)
-    client.on('error', ignoreClientError)
-  }
-  return client
-}
-
-function ignoreClientError(): void {}
-
-/** A connect error: unreachable names the server (DATABASE_UNREACHABLE), the rest via asUnavailable. */
-function connectError(pool: pg.Pool, err: unknown): unknown {
-  if (unavailableReason(err) === 'unreachable' || isUnreachable(err)) {
-    return new DatabaseUnreachableError(describePool(pool), { cause: err })
-  }
-  return asUnavailable(err)
-}
-
-function poolTimeout(pool: pg.Pool, ms: number): DatabaseUnavailableError {
-  const p = pool as Partial<Pick<pg.Pool, 'totalCount' | 'idleCount' | 'waitingCount'>> & {
-    options?: { max?: number }
-  }
-  return new DatabaseUnavailableError(
-    'pool-timeout',
-    `No connection of the pool (${describePool(pool)}, max ${p.options?.max ?? 10}, ` +
-      `${p.totalCount ?? '?'} open, ${p.waitingCount ?? '?'} waiting) came free within ${ms} ms. ` +
-      'The work was not done; retry later. If it persists, the pool is too small for the load, ' +
-      'or some work holds connections too long (set timeouts.statementMs).',
-  )
 }

@@ -2,6 +2,8 @@ import type pg from 'pg'
 import { runWithTenant } from '../context/index.js'
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import { withTenantClient } from '../pg/index.js'
+import { boundedQueryable, DEFAULT_ACQUIRE_MS } from '../sql/acquire.js'
+import type { Queryable } from '../sql/queryable.js'
 import type { Tenant, TenantIdType, TenantStatus, TenantStore } from '../tenants/index.js'
 import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
 import { ledgerTable } from './run-ledger.js'
@@ -118,13 +120,15 @@ export async function forEachTenant(
   const table = ledgerTable(options.ledgerTable)
   const status = options.status ?? 'active'
 
+  // The ledger's own statements wait for a connection as long as withTenantClient does.
+  const ledger = boundedQueryable(pool, DEFAULT_ACQUIRE_MS)
   const tenants = await store.list(status === 'all' ? {} : { status })
   await audit.record(
     { source: 'withoutTenant', reason, actor: options.actor, tenantId: undefined },
     `forEachTenant run ${JSON.stringify(run)} status ${status} tenants ${tenants.length} concurrency ${concurrency}`,
     { rowCount: tenants.length },
   )
-  const finished = await pool.query(
+  const finished = await ledger.query(
     `select tenant_id from ${table} where run = $1 and state = 'done'`,
     [run],
   )
@@ -137,7 +141,7 @@ export async function forEachTenant(
   const { claim, markFailed } = ledgerStatements(table)
 
   const visit = (tenant: Tenant) =>
-    visitTenant(tenant, fn, { pool, idType: store.idType, run, atomic, claim })
+    visitTenant(tenant, fn, { pool, ledger, idType: store.idType, run, atomic, claim })
 
   let next = 0
   const worker = async () => {
@@ -149,7 +153,7 @@ export async function forEachTenant(
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err)
         failed.push({ tenantId: tenant.id, error })
-        await pool.query(markFailed, [run, tenant.id, error.slice(0, 2000)]).catch(() => {})
+        await ledger.query(markFailed, [run, tenant.id, error.slice(0, 2000)]).catch(() => {})
       }
       options.onProgress?.({
         total: tenants.length,
@@ -185,12 +189,19 @@ function ledgerStatements(table: string): { claim: string; markFailed: string } 
 async function visitTenant(
   tenant: Tenant,
   fn: (tenant: Tenant, context: FanOutContext) => Promise<unknown> | unknown,
-  o: { pool: pg.Pool; idType: TenantIdType; run: string; atomic: boolean; claim: string },
+  o: {
+    pool: pg.Pool
+    ledger: Queryable
+    idType: TenantIdType
+    run: string
+    atomic: boolean
+    claim: string
+  },
 ): Promise<'ran' | 'skipped'> {
   const { pool, run, claim } = o
   if (!o.atomic) {
     await runWithTenant(tenant.id, () => fn(tenant, { run, client: undefined }))
-    await pool.query(claim, [run, tenant.id])
+    await o.ledger.query(claim, [run, tenant.id])
     return 'ran'
   }
   return withTenantClient(

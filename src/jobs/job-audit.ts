@@ -1,5 +1,6 @@
 import { type AuditLogger, AuditWriter } from '../audit/index.js'
 import { ConfigError } from '../errors/index.js'
+import { boundedQueryable, DEFAULT_ACQUIRE_MS } from '../sql/acquire.js'
 import type { Queryable } from '../sql/index.js'
 
 /**
@@ -27,5 +28,10 @@ export function jobAuditWriter(audit: JobAuditOptions | undefined): AuditWriter 
       'audit must be { db, table?, logger? }: db is the pool the audit log is written on.',
     )
   }
-  return new AuditWriter({ db: audit.db, table: audit.table, logger: audit.logger })
+  // A full pool fails the write (and so the job, which the queue retries) after the default acquire limit.
+  return new AuditWriter({
+    db: boundedQueryable(audit.db, DEFAULT_ACQUIRE_MS),
+    table: audit.table,
+    logger: audit.logger,
+  })
 }

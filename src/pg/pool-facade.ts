@@ -1,5 +1,6 @@
 import pg from 'pg'
-import { acquire, DEFAULT_ACQUIRE_MS, resolveTimeouts } from '../db/unavailable.js'
+import { resolveTimeouts } from '../db/unavailable.js'
+import { acquire, DEFAULT_ACQUIRE_MS } from '../sql/acquire.js'
 
 /** A pg callback: `(err, result)`. @internal */
 export type QueryCallback = (err: Error | null, result?: pg.QueryResult) => void

@@ -1,3 +1,4 @@
+export * from './acquire.js'
 export * from './defaults.js'
 export * from './privileges.js'
 export * from './queryable.js'

@@ -88,7 +88,17 @@ export async function inTransaction<T>(
   }
 }
 
-function isConnectionError(err: Error): boolean {
+/**
+ * Whether an error means the connection itself broke (no SQLSTATE, class 08,
+ * or `admin_shutdown`), so the client must be discarded, not reused.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * isConnectionError(Object.assign(new Error('terminating connection'), { code: '57P01' })) // true
+ * ```
+ */
+export function isConnectionError(err: Error): boolean {
   const code = (err as { code?: string }).code
   return code === undefined || code.startsWith('08') || code === '57P01'
 }

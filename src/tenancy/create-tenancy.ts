@@ -7,6 +7,7 @@ import { TenantPlugin } from '../kysely/tenant-plugin.js'
 import { tenantPolicy } from '../schema/rls-policy.js'
 import { renderRlsEnable } from '../schema/rls-render.js'
 import type { TableRegistry } from '../schema/table-registry.js'
+import { boundedQueryable } from '../sql/acquire.js'
 import { guardPoolErrors } from '../sql/unavailable.js'
 import type { TenantIdType } from '../tenants/id-types.js'
 import { auditPool } from './audit-pool.js'
@@ -94,7 +95,9 @@ export function createTenancy(options: TenancyOptions): Tenancy {
   const plugin = new TenantPlugin({ tables: registry, tenantIdType: resolved.tenantIdType })
   const audit = auditPool(resolved)
   const writer = new AuditWriter({
-    db: audit.pool,
+    // Audit records are written on request paths (withoutTenant work): a full audit
+    // pool fails after timeouts.acquireMs like every other checkout.
+    db: audit.pool && boundedQueryable(audit.pool, resolved.timeouts.acquireMs),
     table: resolved.audit.table,
     logger: resolved.audit.logger,
   })

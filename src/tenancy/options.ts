@@ -170,8 +170,18 @@ export function resolveTenancyOptions(options: TenancyOptions): {
   const placement =
     options.placement === undefined
       ? undefined
-      : resolvePlacement({ pool: options.pool, adminPool }, options.placement, tenantIdType)
-  const serving = resolveHybrid(options.hybrid, adminPool, tenantIdType)
+      : resolvePlacement(
+          { pool: options.pool, adminPool },
+          options.placement,
+          tenantIdType,
+          bindingOptions.timeouts.acquireMs,
+        )
+  const serving = resolveHybrid(
+    options.hybrid,
+    adminPool,
+    tenantIdType,
+    bindingOptions.timeouts.acquireMs,
+  )
   if (serving && placement) {
     throw new ConfigError(
       'hybrid (an online migration) and placement (several databases) cannot be combined: migrate each database first.',
@@ -198,6 +208,7 @@ function resolveHybrid(
   hybrid: TenancyOptions['hybrid'],
   adminPool: TenancyPool,
   idType: TenantIdType,
+  acquireMs: number,
 ): ServingMap | undefined {
   if (hybrid === undefined || hybrid === false) return undefined
   const o: HybridOptions = hybrid === true ? {} : hybrid
@@ -218,7 +229,7 @@ function resolveHybrid(
       `hybrid.ttlMs must be a number of milliseconds >= 0, got ${JSON.stringify(ttl)}.`,
     )
   }
-  return new ServingMap({ db: adminPool, idType, schema: o.schema, ttlMs: ttl })
+  return new ServingMap({ db: adminPool, idType, schema: o.schema, ttlMs: ttl, acquireMs })
 }
 
 function checkPool(pool: unknown, name: string): void {

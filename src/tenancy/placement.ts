@@ -165,6 +165,7 @@ export function resolvePlacement(
   defaultPools: { pool: TenancyPool; adminPool: TenancyPool },
   options: PlacementOptions,
   idType: TenantIdType,
+  acquireMs: number,
 ): ResolvedPlacement {
   if (options === null || typeof options !== 'object' || typeof options.databases !== 'object') {
     throw new ConfigError('placement needs { databases: { name: pool } }.')
@@ -191,6 +192,7 @@ export function resolvePlacement(
     idType,
     schema: options.schema,
     ttlMs: options.ttlMs,
+    acquireMs,
   })
   const pools = new Map([...databases].map(([name, d]) => [name, d.pool]))
   return { defaultName, databases, routing: new RoutingPool(pools, defaultName, map) }

@@ -2,7 +2,7 @@ import { type Dialect, PostgresDialect } from 'kysely'
 import type pg from 'pg'
 import { bindingOptionsOf } from '../db/binding-options.js'
 import { TenantBindingDialect } from '../db/tenant-dialect.js'
-import { acquire, DEFAULT_ACQUIRE_MS } from '../db/unavailable.js'
+import { acquire, DEFAULT_ACQUIRE_MS } from '../sql/acquire.js'
 import type { ResolvedTenancyOptions } from './options.js'
 
 /**

@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors/index.js'
+import { acquireMsOption, boundedQueryable } from '../sql/acquire.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
@@ -119,6 +120,12 @@ export interface PlacementMapOptions extends PlacementTableOptions {
   readonly db: Queryable
   /** How long a tenant's placement is cached; 1 s by default, 0 disables the cache. */
   readonly ttlMs?: number | undefined
+  /**
+   * How long a lookup waits for a connection when `db` is a pool before failing
+   * with `DatabaseUnavailableError` (reason `pool-timeout`); 5000 by default, 0
+   * waits forever. `createTenancy` passes its `timeouts.acquireMs`.
+   */
+  readonly acquireMs?: number | undefined
 }
 
 /**
@@ -139,7 +146,10 @@ export class PlacementMap {
   readonly #cache: LookupCache<string>
 
   constructor(options: PlacementMapOptions) {
-    this.#db = options.db
+    this.#db = boundedQueryable(
+      options.db,
+      acquireMsOption(options.acquireMs, 'PlacementMap acquireMs'),
+    )
     this.#type = options.idType ?? DEFAULTS.tenantIdType
     this.#cache = new LookupCache(options.ttlMs ?? 1_000)
     this.#sql =

@@ -1,3 +1,4 @@
+import { acquireMsOption, boundedQueryable } from '../sql/acquire.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
@@ -213,6 +214,12 @@ export interface ServingMapOptions {
   readonly schema?: string | undefined
   /** How long a placement is cached; 1 s by default. */
   readonly ttlMs?: number | undefined
+  /**
+   * How long a lookup waits for a connection when `db` is a pool before failing
+   * with `DatabaseUnavailableError` (reason `pool-timeout`); 5000 by default, 0
+   * waits forever. `createTenancy` passes its `timeouts.acquireMs`.
+   */
+  readonly acquireMs?: number | undefined
 }
 
 /**
@@ -235,7 +242,10 @@ export class ServingMap {
   readonly #cache: LookupCache<Placement>
 
   constructor(options: ServingMapOptions) {
-    this.#db = options.db
+    this.#db = boundedQueryable(
+      options.db,
+      acquireMsOption(options.acquireMs, 'ServingMap acquireMs'),
+    )
     this.#type = options.idType ?? DEFAULTS.tenantIdType
     this.#cache = new LookupCache(options.ttlMs ?? 1_000)
     this.schema = options.schema ?? DEFAULTS.schema

@@ -5,6 +5,7 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../errors/index.js'
+import { acquireMsOption, boundedQueryable } from '../sql/acquire.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
@@ -54,6 +55,15 @@ export interface TenantStoreOptions {
    * TTL, is what keeps a flood of unknown names from growing memory.
    */
   readonly maxNegativeEntries?: number
+  /**
+   * How long a query waits for a connection when `db` is a pool (every
+   * connection checked out, or the server slow to accept) before failing with
+   * `DatabaseUnavailableError` (reason `pool-timeout`), which the middleware
+   * answers with 503 and a job is retried on: 5000 by default, as
+   * `timeouts.acquireMs` of `createTenancy`; 0 waits forever. A cached lookup
+   * takes no connection.
+   */
+  readonly acquireMs?: number
 }
 
 /**
@@ -79,7 +89,10 @@ export interface NewTenant {
  * requests for one tenant costs one database round trip per TTL; every change
  * made through the store invalidates the cache. Both caches are bounded
  * (least recently used out first, expired entries dropped), so lookups of
- * names a client makes up cannot grow memory without limit.
+ * names a client makes up cannot grow memory without limit. Every query waits
+ * at most `acquireMs` for a pooled connection; a database that cannot serve
+ * the lookup (pool full, unreachable, connection lost) throws
+ * `DatabaseUnavailableError`, never "no such tenant", and is not cached.
  *
  * @example
  * ```ts
@@ -109,7 +122,8 @@ export class TenantStore {
   #queries = 0
 
   constructor(options: TenantStoreOptions) {
-    this.#db = options.db
+    const acquireMs = acquireMsOption(options.acquireMs, 'TenantStore acquireMs')
+    this.#db = boundedQueryable(options.db, acquireMs)
     guardPoolErrors(options.db)
     this.#idType = options.idType ?? DEFAULTS.tenantIdType
     this.#ttl = options.ttlMs ?? 30_000
@@ -251,10 +265,13 @@ export class TenantStore {
    * ```
    */
   async list(filter: { status?: TenantStatus } = {}): Promise<Tenant[]> {
-    const { rows } = await this.#db.query(
-      `${this.#select()} where ($1::text is null or t.status = $1) order by t.id`,
-      [filter.status ?? null],
-    )
+    const { rows } = await this.#db
+      .query(`${this.#select()} where ($1::text is null or t.status = $1) order by t.id`, [
+        filter.status ?? null,
+      ])
+      .catch((err: unknown) => {
+        throw asUnavailable(err)
+      })
     return rows.map(toTenant)
   }
 
