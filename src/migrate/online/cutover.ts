@@ -23,11 +23,13 @@ import {
   loggedChecksumSql,
   upsertLoggedSql,
 } from './capture-sql.js'
+import { lockTables } from './table-locks.js'
 
 /**
  * Installs the capture triggers on every legacy table of a tenant, in one
- * transaction: from its commit on, every write to the tenant's schema logs its
- * keys (a copy that starts after it misses nothing).
+ * transaction that locks them all first ({@link lockTables}; `TablesBusyError`
+ * when the app holds them: retry): from its commit on, every write to the
+ * tenant's schema logs its keys (a copy that starts after it misses nothing).
  *
  * @internal
  */
@@ -42,14 +44,20 @@ export async function installCapture(
   )
   await client.query('begin')
   try {
-    // CREATE TRIGGER waits for the table's writers; bounded, retried by the caller
-    await client.query("set local lock_timeout = '5s'")
+    // CREATE TRIGGER waits for the tables' writers: all of them locked up front, briefly
+    // (TablesBusyError when the app holds them; the caller retries).
+    await lockTables(client, legacyTables(ctx, tp), 'share row exclusive')
     for (const s of statements) await client.query(s)
     await client.query('commit')
   } catch (err) {
     await client.query('rollback').catch(() => {})
     throw err
   }
+}
+
+/** The tenant's legacy tables, quoted and qualified (a partitioned one locks its partitions). @internal */
+export function legacyTables(ctx: SqlContext, tp: TenantPlan): string[] {
+  return tp.tables.map((t) => quoteQualified(ctx.sourceSchema, t.name))
 }
 
 /**
@@ -144,7 +152,8 @@ export interface CutoverResult {
 /**
  * The cut-over of one tenant, in ONE transaction: takes the tenant's fence (the
  * exclusive advisory lock its hybrid requests hold shared; waits at most
- * `fenceTimeoutMs` for the requests in flight), applies the rest of the change
+ * `fenceTimeoutMs` for the requests in flight; lock timeout 55P03), then its
+ * legacy tables (a short wait, `TablesBusyError`; see {@link lockTables}), applies the rest of the change
  * log (or, should that fail, copies the tenant again), verifies every table
  * (counts and checksums, legacy against shared), moves the shared sequences
  * above the tenant's ids, flips its placement to `shared` with its ledger row,
@@ -187,7 +196,12 @@ export async function cutOver(
     await client.query(`select pg_advisory_xact_lock(${fenceKeySql('$1::text')})`, [id])
     const locked = performance.now()
     options.onFenced?.()
-    // The fence is held: the statements below wait on nothing of the app's.
+    // The fence keeps the tenant's hybrid requests out; a session that does not go through it
+    // (the old app, a report) may still hold a legacy table, and its capture trigger waits on
+    // the fence: the tables the cut-over drops triggers from are locked now, briefly
+    // (TablesBusyError: roll back, which lifts the fence, and retry), never while it waits.
+    await lockTables(client, legacyTables(ctx, tp), 'access exclusive')
+    // The fence and the tables are held: the statements below wait on nothing of the app's.
     await client.query("select set_config('lock_timeout', '0', true)")
     const placement = await client.query(
       `select placement from ${quoteQualified(plan.targetSchema, SERVING_TABLE)} where tenant_id = $1::${plan.idType}`,

@@ -2,11 +2,13 @@ import { MigrationError } from '../../errors/index.js'
 import type { Queryable } from '../../sql/queryable.js'
 import { quoteIdent, quoteLiteral } from '../../sql/quote.js'
 import { LEGACY_SETTING } from '../../tenants/serving.js'
+import { lockTables, TablesBusyError } from './table-locks.js'
 
 /** The policy an online migration puts on every legacy table while hybrid serving runs. */
 export const LEGACY_POLICY = 'rowtenancy_legacy'
 
-interface LegacyTable {
+/** A legacy table (or partition) as the legacy policy sees it. @internal */
+export interface LegacyTable {
   name: string
   rls: boolean
   ours: boolean
@@ -15,22 +17,19 @@ interface LegacyTable {
 }
 
 /**
- * Row level security on every table of legacy schema `schema` (and every
- * partition below them, wherever it lives): a policy `rowtenancy_legacy` that
- * shows and accepts rows only in a transaction `rowtenancy_enter` bound to this
- * schema. RLS is enabled, not forced: the table owner (the old app's role when
- * it owns its schemas) and the migration keep reading everything. No row is
- * changed. Idempotent; refuses (MigrationError, nothing changed) a table with
- * row level security or policies of its own, and a `runtimeRole` that owns a
- * legacy table (RLS does not bind an owner). Run inside the caller's transaction.
+ * The tables of legacy schema `schema` (and every partition below them,
+ * wherever it lives) as the legacy policy sees them; refuses (MigrationError) a
+ * table with row level security or policies of its own, and a `runtimeRole`
+ * that owns a legacy table (RLS does not bind an owner). Reads only: takes no
+ * lock a served table would notice.
  *
  * @internal
  */
-export async function guardLegacySchema(
+export async function inspectLegacySchema(
   db: Queryable,
   schema: string,
   runtimeRole: string | undefined,
-): Promise<void> {
+): Promise<readonly LegacyTable[]> {
   const { rows } = await db.query(
     `with base as (
        select c.oid from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
@@ -62,9 +61,39 @@ export async function guardLegacySchema(
       )
     }
   }
+  return tables
+}
+
+/**
+ * Row level security on every table of legacy schema `schema` (and every
+ * partition below them, wherever it lives): a policy `rowtenancy_legacy` that
+ * shows and accepts rows only in a transaction `rowtenancy_enter` bound to this
+ * schema. RLS is enabled, not forced: the table owner (the old app's role when
+ * it owns its schemas) and the migration keep reading everything. No row is
+ * changed. Idempotent: a schema whose tables all have the policy takes no lock.
+ * Otherwise the tables still without it are locked up front, in one statement
+ * with a short wait ({@link lockTables}: `TablesBusyError` when the app holds
+ * them; roll back and retry), and looked at again under the lock. Refuses
+ * (MigrationError, nothing changed) as {@link inspectLegacySchema} does. Run
+ * inside the caller's transaction.
+ *
+ * @internal
+ */
+export async function guardLegacySchema(
+  db: Queryable,
+  schema: string,
+  runtimeRole: string | undefined,
+): Promise<void> {
+  const unguarded = (await inspectLegacySchema(db, schema, runtimeRole)).filter((t) => !t.ours)
+  if (unguarded.length === 0) return
+  const locked = new Set(unguarded.map((t) => t.name))
+  await lockTables(db, [...locked], 'access exclusive')
+  // Under the lock: another run may have guarded them meanwhile, or a table appeared.
+  const todo = (await inspectLegacySchema(db, schema, runtimeRole)).filter((t) => !t.ours)
+  const appeared = todo.find((t) => !locked.has(t.name))
+  if (appeared) throw new TablesBusyError(`legacy table ${appeared.name} appeared while locking`)
   const bound = `pg_catalog.current_setting(${quoteLiteral(LEGACY_SETTING)}, true) operator(pg_catalog.=) ${quoteLiteral(schema)}`
-  for (const t of tables) {
-    if (t.ours) continue
+  for (const t of todo) {
     await db.query(`alter table ${t.name} enable row level security`)
     await db.query(
       `create policy ${quoteIdent(LEGACY_POLICY)} on ${t.name} as permissive for all using (${bound}) with check (${bound})`,

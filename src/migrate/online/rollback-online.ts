@@ -7,10 +7,18 @@ import { describeCheck } from '../checks.js'
 import { sqlContext } from '../copy.js'
 import { sourceChecksumStatement, targetChecksumStatement } from '../copy-sql.js'
 import { lockLedgerEntry, writeLedgerEntry } from '../ledger.js'
-import { type MigrationPlanOptions, planMigration, type TablePlan } from '../plan.js'
+import {
+  type MigrationPlan,
+  type MigrationPlanOptions,
+  planMigration,
+  type TablePlan,
+  type TenantPlan,
+} from '../plan.js'
 import { adjustSequences } from '../sequences.js'
 import { keyColumns } from './capture-sql.js'
+import { legacyTables } from './cutover.js'
 import { guardLegacySchema } from './legacy-rls.js'
+import { lockTables, TablesBusyError, withLockRetry } from './table-locks.js'
 
 /**
  * Options of {@link rollbackOnline}.
@@ -42,95 +50,117 @@ export async function rollbackOnline(options: OnlineRollbackOptions): Promise<{ 
     const plan = await planMigration(client, { ...options, tenantIds: [options.tenantId] })
     const tp = plan.tenants[0]
     if (!tp) throw new MigrationError(`Unknown tenant ${options.tenantId}.`)
-    const id = tp.tenant.id
     const ctx = sqlContext(plan, tp)
-    await client.query('begin')
-    try {
-      const requested = performance.now()
-      await client.query(
-        `select set_config('lock_timeout', $1, true), set_config('jit', 'off', true),
-                set_config('rowtenancy.tenant_id', $2, true)`,
-        [String(options.fenceTimeoutMs ?? 5_000), id],
-      )
-      await client.query(
-        "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1))",
-        [id],
-      )
-      await client.query(`select pg_advisory_xact_lock(${fenceKeySql('$1::text')})`, [id])
-      await client.query("select set_config('lock_timeout', '0', true)")
-      const serving = quoteQualified(plan.targetSchema, SERVING_TABLE)
-      const placed = await client
-        .query(`select placement from ${serving} where tenant_id = $1::${plan.idType}`, [id])
-        .catch(() => ({ rows: [] as { placement?: string }[] }))
-      if (placed.rows[0]?.placement !== 'shared') {
-        throw new MigrationError(
-          `Tenant ${id} is not served from the shared tables by an online migration; nothing to move back ` +
-            '(an offline migration is undone with `rowtenancy rollback`).',
-        )
-      }
-      // The legacy tables' own triggers and keys stay quiet while their rows are restored.
-      await client.query('set local session_replication_role = replica')
-      for (const t of [...tp.tables].reverse()) await deleteGone(client, ctx, t, id)
-      for (const t of tp.tables) await restore(client, ctx, t, id)
-      for (const t of tp.tables) {
-        const s = sourceChecksumStatement(ctx, t)
-        const d = targetChecksumStatement(ctx, t)
-        const src = (await client.query(s.text, s.values)).rows[0]
-        const dst = (await client.query(d.text, d.values)).rows[0]
-        if (src.n !== dst.n || src.sum !== dst.sum) {
-          throw new MigrationError(
-            `Moving tenant ${id} back failed verification: ${describeCheck({
-              table: t.name,
-              sourceRows: Number(src.n),
-              targetRows: Number(dst.n),
-              sourceChecksum: src.sum,
-              targetChecksum: dst.sum,
-              orphans: [],
-              ok: false,
-            })}.`,
-          )
-        }
-      }
-      const tc = quoteIdent(plan.tenantColumn)
-      for (const t of [...tp.tables].reverse()) {
-        await client.query(
-          `delete from ${quoteQualified(plan.targetSchema, t.name)} where ${tc} = $1::${plan.idType}`,
-          [id],
-        )
-      }
-      // Served from its schema again: its tables' policy must be there (prepared by an older run).
-      await guardLegacySchema(client, tp.tenant.schema, undefined)
-      await client.query(
-        `update ${serving} set placement = 'schema', updated_at = now() where tenant_id = $1::${plan.idType}`,
-        [id],
-      )
-      const entry = await lockLedgerEntry(client, plan.targetSchema, id)
-      if (entry) {
-        await writeLedgerEntry(client, plan.targetSchema, {
-          ...entry,
-          state: 'rolled_back',
-          tables: {},
-          finishedAt: new Date(),
-          verifiedAt: null,
-          verifyOk: null,
-          lastError: null,
-        })
-      }
-      await client.query('commit')
-      const fenceMs = performance.now() - requested
-      // Ids written to the shared tables since the cut-over: the legacy sequences move above them.
-      await adjustSequences(
-        client,
-        tp.tenant.schema,
-        tp.tables.map((t) => t.name),
-      )
-      return { fenceMs }
-    } catch (err) {
-      await client.query('rollback').catch(() => {})
-      throw err
-    }
+    // Its legacy tables busy (the transaction rolled back, the fence lifted): again after a backoff.
+    const fenceMs = await withLockRetry(
+      `the legacy tables of schema ${JSON.stringify(tp.tenant.schema)}`,
+      () => moveBack(client, plan, tp, ctx, options.fenceTimeoutMs ?? 5_000),
+      {
+        busy: (err) =>
+          err instanceof TablesBusyError || (err as { code?: string })?.code === '40P01',
+      },
+    )
+    // Ids written to the shared tables since the cut-over: the legacy sequences move above them.
+    await adjustSequences(
+      client,
+      tp.tenant.schema,
+      tp.tables.map((t) => t.name),
+    )
+    return { fenceMs }
   } finally {
     client.release()
+  }
+}
+
+/** Under the tenant's fence, in ONE transaction: legacy rows restored, compared, shared rows deleted, placement flipped. */
+async function moveBack(
+  client: Queryable,
+  plan: MigrationPlan,
+  tp: TenantPlan,
+  ctx: ReturnType<typeof sqlContext>,
+  fenceTimeoutMs: number,
+): Promise<number> {
+  const id = tp.tenant.id
+  await client.query('begin')
+  try {
+    const requested = performance.now()
+    await client.query(
+      `select set_config('lock_timeout', $1, true), set_config('jit', 'off', true),
+              set_config('rowtenancy.tenant_id', $2, true)`,
+      [String(fenceTimeoutMs), id],
+    )
+    await client.query(
+      "select pg_advisory_xact_lock(hashtext('rowtenancy.migrate'), hashtext($1))",
+      [id],
+    )
+    await client.query(`select pg_advisory_xact_lock(${fenceKeySql('$1::text')})`, [id])
+    const serving = quoteQualified(plan.targetSchema, SERVING_TABLE)
+    const placed = await client
+      .query(`select placement from ${serving} where tenant_id = $1::${plan.idType}`, [id])
+      .catch(() => ({ rows: [] as { placement?: string }[] }))
+    if (placed.rows[0]?.placement !== 'shared') {
+      throw new MigrationError(
+        `Tenant ${id} is not served from the shared tables by an online migration; nothing to move back ` +
+          '(an offline migration is undone with `rowtenancy rollback`).',
+      )
+    }
+    // The tenant's hybrid requests are fenced and go to the shared tables; a session that does
+    // not go through the fence may hold a legacy table: all locked now, briefly, never while waiting.
+    await lockTables(client, legacyTables(ctx, tp), 'access exclusive')
+    await client.query("select set_config('lock_timeout', '0', true)")
+    // The legacy tables' own triggers and keys stay quiet while their rows are restored.
+    await client.query('set local session_replication_role = replica')
+    for (const t of [...tp.tables].reverse()) await deleteGone(client, ctx, t, id)
+    for (const t of tp.tables) await restore(client, ctx, t, id)
+    for (const t of tp.tables) {
+      const s = sourceChecksumStatement(ctx, t)
+      const d = targetChecksumStatement(ctx, t)
+      const src = (await client.query(s.text, s.values)).rows[0]
+      const dst = (await client.query(d.text, d.values)).rows[0]
+      if (src.n !== dst.n || src.sum !== dst.sum) {
+        throw new MigrationError(
+          `Moving tenant ${id} back failed verification: ${describeCheck({
+            table: t.name,
+            sourceRows: Number(src.n),
+            targetRows: Number(dst.n),
+            sourceChecksum: src.sum,
+            targetChecksum: dst.sum,
+            orphans: [],
+            ok: false,
+          })}.`,
+        )
+      }
+    }
+    const tc = quoteIdent(plan.tenantColumn)
+    for (const t of [...tp.tables].reverse()) {
+      await client.query(
+        `delete from ${quoteQualified(plan.targetSchema, t.name)} where ${tc} = $1::${plan.idType}`,
+        [id],
+      )
+    }
+    // Served from its schema again: its tables' policy must be there (prepared by an older run).
+    await guardLegacySchema(client, tp.tenant.schema, undefined)
+    await client.query(
+      `update ${serving} set placement = 'schema', updated_at = now() where tenant_id = $1::${plan.idType}`,
+      [id],
+    )
+    const entry = await lockLedgerEntry(client, plan.targetSchema, id)
+    if (entry) {
+      await writeLedgerEntry(client, plan.targetSchema, {
+        ...entry,
+        state: 'rolled_back',
+        tables: {},
+        finishedAt: new Date(),
+        verifiedAt: null,
+        verifyOk: null,
+        lastError: null,
+      })
+    }
+    await client.query('commit')
+    return performance.now() - requested
+  } catch (err) {
+    await client.query('rollback').catch(() => {})
+    throw err
   }
 }
 

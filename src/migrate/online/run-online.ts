@@ -17,7 +17,15 @@ import { adjustSequences } from '../sequences.js'
 import { ensureTenantRow } from '../tenant-row.js'
 import { CHANGELOG_TABLE, captureDdl } from './capture-sql.js'
 import { catchUp, cutOver, installCapture, logged, recordLegacyChecksums } from './cutover.js'
-import { assertNoDefaultPath, guardLegacySchema } from './legacy-rls.js'
+import { assertNoDefaultPath, guardLegacySchema, inspectLegacySchema } from './legacy-rls.js'
+import {
+  LOCK_ATTEMPTS,
+  lockBackoff,
+  lockGaveUp,
+  lockTables,
+  TablesBusyError,
+  withLockRetry,
+} from './table-locks.js'
 
 /**
  * The phase of one tenant in an online migration, as progress shows it.
@@ -240,22 +248,26 @@ async function prepareOnline(
     const guard = await chooseGuard(admin, plan)
     await ensureLedger(admin, plan.targetSchema)
     const ledger = await readLedger(admin, plan.targetSchema)
-    await admin.query('begin')
-    try {
-      // One installer at a time (a second run waits here).
+    const tenants = plan.tenants.filter((tp) => !tp.blocked)
+    // Refusals first, reading only: nothing is changed when one schema is refused.
+    for (const tp of tenants) await inspectLegacySchema(admin, tp.tenant.schema, options.grantTo)
+    await installServing(admin, plan)
+    // Each schema in a transaction of its own that locks its tables up front with a short
+    // wait and retries: the app serving them is never held up long nor made a deadlock victim.
+    for (const tp of tenants) {
+      await withLockRetry(legacyWhat(tp), () =>
+        onConnection(admin, async () => {
+          // Raw SQL of the runtime role reads a legacy table only when entered for its schema.
+          await guardLegacySchema(admin, tp.tenant.schema, options.grantTo)
+          if (options.grantTo !== undefined)
+            await grantSchema(admin, tp.tenant.schema, options.grantTo)
+        }),
+      )
+    }
+    // Placed on its schema only once its tables are guarded (above).
+    await onConnection(admin, async () => {
       await admin.query("select pg_advisory_xact_lock(hashtext('rowtenancy.online.install'))")
-      for (const s of servingDdl(plan.targetSchema, plan.idType)) await admin.query(s)
-      for (const s of captureDdl(plan.targetSchema, plan.idType)) await admin.query(s)
-      // Default privileges may have given the app role DML on them: the serving map decides
-      // where a tenant's queries go, the change log what the cut-over copies. The app only
-      // reads the serving map (also granted below with grantTo); the capture trigger writes
-      // the log as its owner.
-      await revokeAllButOwner(admin, quoteQualified(plan.targetSchema, SERVING_TABLE), {
-        keepSelect: true,
-      })
-      await revokeAllButOwner(admin, quoteQualified(plan.targetSchema, CHANGELOG_TABLE))
-      for (const tp of plan.tenants) {
-        if (tp.blocked) continue
+      for (const tp of tenants) {
         await ensureTenantRow(admin, plan.tenantsSchema, plan.idType, tp.tenant)
         await admin.query(
           `insert into ${quoteQualified(plan.targetSchema, SERVING_TABLE)} (tenant_id, schema_name, placement, fence_ms)
@@ -267,10 +279,6 @@ async function prepareOnline(
             fenceTimeoutMs,
           ],
         )
-        // Raw SQL of the runtime role reads a legacy table only when entered for its schema.
-        await guardLegacySchema(admin, tp.tenant.schema, options.grantTo)
-        if (options.grantTo !== undefined)
-          await grantSchema(admin, tp.tenant.schema, options.grantTo)
       }
       if (options.grantTo !== undefined) {
         // a tenancy without adminPool reads the serving map on the runtime role
@@ -278,11 +286,7 @@ async function prepareOnline(
           `grant select on ${quoteQualified(plan.targetSchema, SERVING_TABLE)} to ${quoteIdent(options.grantTo)}`,
         )
       }
-      await admin.query('commit')
-    } catch (err) {
-      await admin.query('rollback').catch(() => {})
-      throw err
-    }
+    })
     // Tenants the app creates from now on get ids above the legacy ones.
     await adjustSequences(admin, plan.tenantsSchema, ['tenants'])
     const { rows } = await admin.query(
@@ -292,6 +296,53 @@ async function prepareOnline(
     return { plan, guard, placed }
   } finally {
     admin.release()
+  }
+}
+
+/**
+ * The serving map, `rowtenancy_enter`, the change log and its capture function,
+ * one installer at a time. On a rerun, `create index if not exists` still takes
+ * a share lock on the serving map and the change log (the app's capture
+ * triggers write the log): taken up front with a short wait, retried.
+ */
+async function installServing(admin: Queryable, plan: MigrationPlan): Promise<void> {
+  const serving = quoteQualified(plan.targetSchema, SERVING_TABLE)
+  const log = quoteQualified(plan.targetSchema, CHANGELOG_TABLE)
+  await withLockRetry(`${serving} and ${log}`, () =>
+    onConnection(admin, async () => {
+      // One installer at a time (a second run waits here).
+      await admin.query("select pg_advisory_xact_lock(hashtext('rowtenancy.online.install'))")
+      const { rows } = await admin.query(
+        'select t from unnest($1::text[]) t where pg_catalog.to_regclass(t) is not null',
+        [[serving, log]],
+      )
+      await lockTables(
+        admin,
+        rows.map((r) => r.t as string),
+        'share',
+      )
+      for (const s of servingDdl(plan.targetSchema, plan.idType)) await admin.query(s)
+      for (const s of captureDdl(plan.targetSchema, plan.idType)) await admin.query(s)
+      // Default privileges may have given the app role DML on them: the serving map decides
+      // where a tenant's queries go, the change log what the cut-over copies. The app only
+      // reads the serving map (also granted with grantTo); the capture trigger writes
+      // the log as its owner.
+      await revokeAllButOwner(admin, serving, { keepSelect: true })
+      await revokeAllButOwner(admin, log)
+    }),
+  )
+}
+
+/** `fn` in a transaction on this one connection (a checked-out client): committed, or rolled back. */
+async function onConnection<T>(client: Queryable, fn: () => Promise<T>): Promise<T> {
+  await client.query('begin')
+  try {
+    const out = await fn()
+    await client.query('commit')
+    return out
+  } catch (err) {
+    await client.query('rollback').catch(() => {})
+    throw err
   }
 }
 
@@ -343,11 +394,11 @@ async function migrateTenant(
   let broken = false
   try {
     emit(options, { type: 'online-tenant', tenantId: id, phase: 'copying' })
-    await retryLocked(() => installCapture(client, plan, tp))
+    await withLockRetry(legacyWhat(tp), () => installCapture(client, plan, tp))
     // After the triggers commit: the copy's snapshot misses no logged write.
     await copyTenant(client, plan, tp, { guard, verify: true })
     emit(options, { type: 'online-tenant', tenantId: id, phase: 'catching-up' })
-    for (let tries = 1; ; tries++) {
+    for (let tries = 1, busy = 1; ; ) {
       let applied = 0
       for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
         if ((await logged(client, plan, id)) <= CATCH_UP_ENOUGH) break
@@ -383,8 +434,15 @@ async function migrateTenant(
           ...(recorded === undefined ? {} : { warning: `checksums not recorded: ${recorded}` }),
         }
       } catch (err) {
+        // Its legacy tables were busy (rolled back, the fence lifted): try again after a backoff.
+        if (err instanceof TablesBusyError || isDeadlock(err)) {
+          if (busy >= LOCK_ATTEMPTS) throw lockGaveUp(legacyWhat(tp), busy, err)
+          await lockBackoff(busy++)
+          continue
+        }
         // The fence could not be taken in time (long requests in flight): try again.
         if (!isLockTimeout(err) || tries >= CUTOVER_TRIES) throw err
+        tries++
       }
     }
   } catch (err) {
@@ -403,18 +461,16 @@ function roundSteps<T extends Record<string, number>>(steps: T): T {
   ) as T
 }
 
-async function retryLocked(fn: () => Promise<void>): Promise<void> {
-  for (let tries = 1; ; tries++) {
-    try {
-      return await fn()
-    } catch (err) {
-      if (!isLockTimeout(err) || tries >= CUTOVER_TRIES) throw err
-    }
-  }
+function legacyWhat(tp: TenantPlan): string {
+  return `the legacy tables of schema ${JSON.stringify(tp.tenant.schema)}`
 }
 
 function isLockTimeout(err: unknown): boolean {
   return (err as { code?: string } | undefined)?.code === '55P03'
+}
+
+function isDeadlock(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code === '40P01'
 }
 
 function isConnectionLoss(err: unknown): boolean {
