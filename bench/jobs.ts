@@ -1,6 +1,6 @@
 /**
  * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--bull-jobs N]
- *   [--rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned] [--profile FILE]`:
+ *   [--rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned | --vs-unsigned] [--profile FILE]`:
  * rowtenancy/jobs against the bare queues, in the same run. Without `--quick` (or with
  * `--full`) the fairness run has the issue's full size (5,000 jobs of tenant A).
  *
@@ -16,6 +16,8 @@
  *    app that uses rowtenancy: on Node 20 one AsyncLocalStorage used once runs a hook for every
  *    promise of the process, the bare queue's included), and with it off (an app that never
  *    uses AsyncLocalStorage): the difference is what the tenant context costs the queue itself.
+ *    With `--vs-unsigned` (BullMQ) a fourth side runs the wrapper without a secret on its own
+ *    queue, in the same rotation, so what signing itself costs is read against it.
  * 3. fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;
  *    B's p95 wait (sent -> handler start) without and with the per-tenant limit
  *    (graphile-worker: fair priority and a named queue per tenant; pg-boss: fair priority).
@@ -60,6 +62,7 @@ const { values } = parseArgs({
     adapters: { type: 'string' },
     profile: { type: 'string' },
     unsigned: { type: 'boolean', default: false },
+    'vs-unsigned': { type: 'boolean', default: false },
   },
 })
 const quick = values.quick === true && values.full !== true
@@ -81,8 +84,10 @@ interface Harness {
   anchor: string
   /** Jobs per round. */
   n: number
-  /** Sends job `i`, bare or wrapped; every processed job calls the shared counter's `hit`. */
-  send(wrapped: boolean, i: number): Promise<unknown>
+  /** Sends job `i` as `side`; every processed job calls the shared counter's `hit`. */
+  send(side: Side, i: number): Promise<unknown>
+  /** Whether it has the `wrapped-unsigned` side. */
+  unsignedSide?: boolean
   close(): Promise<void>
 }
 
@@ -127,7 +132,7 @@ function counter() {
 
 type Counter = ReturnType<typeof counter>
 
-type Side = 'bare' | 'wrapped' | 'bare-no-als'
+type Side = 'bare' | 'wrapped' | 'bare-no-als' | 'wrapped-unsigned'
 
 /**
  * Sends n jobs and waits until all ran: wall ms and process CPU µs per job.
@@ -140,7 +145,7 @@ async function round(h: Harness, c: Counter, side: Side, n: number) {
   const all = c.reset(n)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  await sendAll(n, (i) => h.send(side === 'wrapped', i))
+  await sendAll(n, (i) => h.send(side, i))
   await all
   const ms = performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
@@ -196,8 +201,8 @@ async function pgBossHarness(url: string, jobs: JobTenancy, c: Counter): Promise
     name: 'pg-boss',
     anchor: 'bare PgBoss send + work',
     n: N,
-    send: (wrapped, i) =>
-      wrapped
+    send: (side, i) =>
+      side === 'wrapped'
         ? runWithTenant(tenantOf(i), () => tb.send('t_wrapped', { i }))
         : boss.send('t_bare', { i, tenantId: tenantOf(i) }),
     // graceful: with graceful: false pg-boss 10 closes its pool under its workers, which then
@@ -226,8 +231,8 @@ async function graphileHarness(url: string, jobs: JobTenancy, c: Counter): Promi
     name: 'graphile-worker',
     anchor: 'bare WorkerUtils.addJob + runner task',
     n: N,
-    send: (wrapped, i) =>
-      wrapped
+    send: (side, i) =>
+      side === 'wrapped'
         ? runWithTenant(tenantOf(i), () => addJob('t_wrapped', { i }))
         : utils.addJob('t_bare', { i, tenantId: tenantOf(i) }),
     async close() {
@@ -237,7 +242,12 @@ async function graphileHarness(url: string, jobs: JobTenancy, c: Counter): Promi
   }
 }
 
-async function bullHarness(_url: string, jobs: JobTenancy, c: Counter): Promise<Harness> {
+async function bullHarness(
+  _url: string,
+  jobs: JobTenancy,
+  c: Counter,
+  unsigned?: JobTenancy,
+): Promise<Harness> {
   const redis = await openTestRedis()
   const clients: Redis[] = []
   const connection = () => {
@@ -249,6 +259,8 @@ async function bullHarness(_url: string, jobs: JobTenancy, c: Counter): Promise<
   const bare = new Queue('t_bare', { connection: connection(), prefix })
   const wrappedQ = new Queue('t_wrapped', { connection: connection(), prefix })
   const tq = tenantQueue(wrappedQ, jobs)
+  const unsignedQ = new Queue('t_wrapped_u', { connection: connection(), prefix })
+  const tqu = unsigned && tenantQueue(unsignedQ, unsigned)
   const workers = [
     new Worker('t_bare', async () => c.hit(), { connection: connection(), prefix, concurrency: 8 }),
     new Worker(
@@ -257,18 +269,30 @@ async function bullHarness(_url: string, jobs: JobTenancy, c: Counter): Promise<
       { connection: connection(), prefix, concurrency: 8 },
     ),
   ]
+  if (unsigned) {
+    workers.push(
+      new Worker(
+        't_wrapped_u',
+        tenantProcessor(unsigned, 't_wrapped_u', async () => c.hit()),
+        { connection: connection(), prefix, concurrency: 8 },
+      ),
+    )
+  }
   const clean = { removeOnComplete: true, removeOnFail: true }
   return {
     name: 'BullMQ',
     anchor: 'bare Queue.add + Worker',
     n: BULL_N,
-    send: (wrapped, i) =>
-      wrapped
+    unsignedSide: tqu !== undefined,
+    send: (side, i) =>
+      side === 'wrapped'
         ? runWithTenant(tenantOf(i), () => tq.add('j', { i }, clean))
-        : bare.add('j', { i, tenantId: tenantOf(i) }, clean),
+        : side === 'wrapped-unsigned'
+          ? runWithTenant(tenantOf(i), () => tqu!.add('j', { i }, clean))
+          : bare.add('j', { i, tenantId: tenantOf(i) }, clean),
     async close() {
       await Promise.all(workers.map((w) => w.close()))
-      for (const q of [bare, wrappedQ]) {
+      for (const q of [bare, wrappedQ, unsignedQ]) {
         await q.obliterate({ force: true }).catch(() => {})
         await q.close()
       }
@@ -286,31 +310,33 @@ async function bullHarness(_url: string, jobs: JobTenancy, c: Counter): Promise<
  */
 async function throughput(h: Harness, c: Counter) {
   const sides: Side[] = canTurnOff ? ['bare', 'wrapped', 'bare-no-als'] : ['bare', 'wrapped']
+  if (h.unsignedSide) sides.push('wrapped-unsigned')
   for (const side of sides) await round(h, c, side, Math.min(h.n, 500)) // warm-up
   const rounds: Record<Side, Awaited<ReturnType<typeof round>>[]> = {
     bare: [],
     wrapped: [],
     'bare-no-als': [],
+    'wrapped-unsigned': [],
   }
   for (let r = 0; r < REPS; r++) {
     const order = sides.map((_, i) => sides[(i + r) % sides.length]!)
     if (r % 2 === 1) order.reverse()
     for (const side of order) rounds[side].push(await round(h, c, side, h.n))
   }
-  const w = rounds.wrapped
   const cpuOf = (side: Side) => median(rounds[side].map((x) => x.cpuPerJob))
   console.log(`  ${h.name}: ${h.n} jobs x ${REPS} rounds; anchor: ${h.anchor}, this process`)
-  const line = (label: string, anchor: Side) => {
+  const line = (label: string, anchor: Side, subject: Side = 'wrapped') => {
     const a = rounds[anchor]
+    const w = rounds[subject]
     const ratios = w.map((x, i) => a[i]!.ms / x.ms)
     const cpuRatios = w.map((x, i) => x.cpuPerJob / a[i]!.cpuPerJob)
     const ratio = median(ratios)
-    const rate = (xs: typeof w) => (h.n / (median(xs.map((x) => x.ms)) / 1000)).toFixed(0)
+    const rate = (xs: typeof a) => (h.n / (median(xs.map((x) => x.ms)) / 1000)).toFixed(0)
     console.log(
       `    vs ${label.padEnd(28)} ${rate(a).padStart(5)}/s -> ${rate(w).padStart(5)}/s, ratio ${ratio.toFixed(3)} ` +
         `(overhead ${((1 - ratio) * 100).toFixed(1)}%; rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}); ` +
-        `CPU per job ${cpuOf(anchor).toFixed(1)} -> ${cpuOf('wrapped').toFixed(1)} µs ` +
-        `(+${(cpuOf('wrapped') - cpuOf(anchor)).toFixed(1)}; median round CPU ratio ${median(cpuRatios).toFixed(3)})`,
+        `CPU per job ${cpuOf(anchor).toFixed(1)} -> ${cpuOf(subject).toFixed(1)} µs ` +
+        `(+${(cpuOf(subject) - cpuOf(anchor)).toFixed(1)}; median round CPU ratio ${median(cpuRatios).toFixed(3)})`,
     )
   }
   line('bare, AsyncLocalStorage on', 'bare')
@@ -319,6 +345,11 @@ async function throughput(h: Harness, c: Counter) {
     console.log(
       '    (no AsyncLocalStorage-off anchor: this Node has no AsyncLocalStorage _enable to track)',
     )
+  if (h.unsignedSide) {
+    console.log('  the same rounds, the wrapper without a secret (unsigned) as subject or anchor:')
+    line('bare, AsyncLocalStorage on', 'bare', 'wrapped-unsigned')
+    line('unsigned wrapper (signed ->)', 'wrapped-unsigned')
+  }
 }
 
 type Limit = false | 'fair' | 'queue'
@@ -500,6 +531,11 @@ async function main() {
       secret: values.unsigned ? undefined : 'bench-secret-0123456789abcdef',
       queues: { t_wrapped: true },
     })
+    /** The unsigned wrapper beside the signed one (`--vs-unsigned`, BullMQ). */
+    const unsignedJobs =
+      values['vs-unsigned'] && !values.unsigned
+        ? createJobTenancy({ store, queues: { t_wrapped_u: true } })
+        : undefined
     const load = () =>
       loadavg()
         .map((l) => l.toFixed(1))
@@ -521,7 +557,7 @@ async function main() {
       for (const [name, make] of harnesses) {
         if (ADAPTERS && !ADAPTERS.includes(name)) continue
         const c = counter()
-        const h = await make(scratch.url, jobs, c)
+        const h = await make(scratch.url, jobs, c, unsignedJobs)
         try {
           await profiled(() => throughput(h, c))
         } finally {

@@ -7,11 +7,14 @@ const BLOCK = 64
 /**
  * HMAC-SHA256 (RFC 2104) of text messages under one key, as base64url. A job's
  * message is short, and there `createHmac` costs mostly its own objects (a
- * stream and a native handle per call, about 1.7 µs, and work for the garbage
+ * stream and a native handle per call, about 1.4 µs, and work for the garbage
  * collector). So the key's two padded blocks are prepared once, and a message
  * of up to {@link FAST_CHARS} characters is hashed with two one-shot
- * `crypto.hash` calls over reused buffers (about 0.8 µs); a longer one goes
- * through `createHmac`. Both give the same bytes. The message may come in two
+ * `crypto.hash` calls over reused buffers (about 0.6-0.7 µs; one such call is
+ * ~0.2 µs, so two are the floor for HMAC with node:crypto; `Hash.copy()` of
+ * prepared key states and a one-iteration `pbkdf2Sync` are slower:
+ * `bench/jobs-signing.ts`); a longer one goes through `createHmac`. Both give
+ * the same bytes. The message may come in two
  * parts (`head` then `tail`), written one after the other into the buffer, so
  * the caller need not join them into a new string first; each part is encoded
  * as UTF-8 on its own (a `head` ending in half a surrogate pair would not join
