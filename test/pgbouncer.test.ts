@@ -119,7 +119,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
    */
   async function onLostBind<T>(
     step: (c: pg.PoolClient) => Promise<T>,
-  ): Promise<{ result: T; prepares: boolean }> {
+  ): Promise<{ result: T; prepares: boolean; tp: TenantPool }> {
     // Both server sessions start without the statement (earlier tests prepared it).
     const both = runtimePool(2)
     const pair = await Promise.all([both.connect(), both.connect()])
@@ -144,7 +144,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
           const { rows } = await held.query('select name from pg_prepared_statements')
           expect(rows).toEqual([{ name: BIND_STATEMENT_NAME }])
           const result = await step(c)
-          return { result, prepares: SessionGuard.for(inner).prepares }
+          return { result, prepares: SessionGuard.for(inner).prepares, tp }
         } finally {
           await held.query('rollback')
           held.release()
@@ -169,7 +169,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
       await c.query('commit')
       return { tenant: rows[0].tenant_id, seen: names(seen.rows) }
     })
-    expect(row).toEqual({
+    expect(row).toMatchObject({
       result: { tenant: '1', seen: ['a1', 'a2', 'tx-bouncer'] },
       prepares: false, // fell back to the unnamed bind
     })
@@ -188,7 +188,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
       await c.query('COMMIT')
       return rows[0]
     })
-    expect(got).toEqual({ result: { iso: 'serializable', n: 3 }, prepares: false })
+    expect(got).toMatchObject({ result: { iso: 'serializable', n: 3 }, prepares: false })
     expect(await countNamed('ser-bouncer')).toBe(1)
     await db.pool.query(`delete from accounts where name = 'ser-bouncer'`)
   })
@@ -209,6 +209,95 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
     expect(got.result).toEqual({ iso: 'repeatable read', n: 3 })
     expect(await countNamed('multi-bouncer')).toBe(1)
     await db.pool.query(`delete from accounts where name = 'multi-bouncer'`)
+  })
+
+  it('TenantPool: the bind is lost under statements sent at once in a transaction: the error stands, nothing runs twice, the retry commits once, the client goes back clean', async () => {
+    const { result, prepares, tp } = await onLostBind(async (c) => {
+      await c.query('begin')
+      const sent = [
+        c.query(`insert into accounts (tenant_id, name) values ('1', 'race-1')`),
+        c.query(`insert into accounts (tenant_id, name) values ('1', 'race-2')`),
+      ]
+      const first = await Promise.allSettled(sent)
+      await c.query('rollback') // the ORM gives the transaction up, then runs it again
+      await c.query('begin')
+      await c.query(`insert into accounts (tenant_id, name) values ('1', 'race-1')`)
+      await c.query(`insert into accounts (tenant_id, name) values ('1', 'race-2')`)
+      await c.query('commit')
+      return first.map((r) => r.status)
+    })
+    expect(result).toEqual(['rejected', 'rejected'])
+    expect(prepares).toBe(false)
+    expect([await countNamed('race-1'), await countNamed('race-2')]).toEqual([1, 1])
+    // No transaction left open on a server session; the next checkout, with no tenant, sees nothing.
+    const runtime = decodeURIComponent(new URL(fx.runtimeUrl).username)
+    const open = await db.pool.query(
+      `select count(*)::int as n from pg_stat_activity where usename = $1 and state like 'idle in transaction%'`,
+      [runtime],
+    )
+    expect(open.rows[0].n).toBe(0)
+    const next = await tp.connect()
+    try {
+      const { rows } = await next.query(
+        `select current_setting('rowtenancy.tenant_id', true) as t, (select count(*)::int from accounts) as n`,
+      )
+      expect(rows[0]).toEqual({ t: '', n: 0 })
+    } finally {
+      next.release()
+    }
+    await db.pool.query(`delete from accounts where name in ('race-1', 'race-2')`)
+  })
+
+  it('Kysely: the bind is lost under statements sent at once in db.transaction(): each runs once, in one transaction', async () => {
+    const both = runtimePool(2)
+    const pair = await Promise.all([both.connect(), both.connect()])
+    for (const c of pair) await c.query('begin')
+    for (const c of pair) await c.query('deallocate all')
+    for (const c of pair) {
+      await c.query('commit')
+      c.release()
+    }
+    const pool = runtimePool(1)
+    const k = new Kysely<DB>({ dialect: new TenantBindingDialect({ pool, adminPool: db.pool }) })
+    instances.push(k)
+    const holder = runtimePool(1)
+    const insertBoth = () =>
+      k
+        .transaction()
+        .execute((trx) =>
+          Promise.all(
+            ['k-race-1', 'k-race-2'].map((name) =>
+              trx.insertInto('accounts').values({ tenant_id: '1', name }).execute(),
+            ),
+          ),
+        )
+    const first = await runWithTenant(1, async () => {
+      await k.selectFrom('accounts').select('name').execute() // parses the bind
+      const held = await holder.connect()
+      try {
+        await held.query('begin')
+        const { rows } = await held.query('select name from pg_prepared_statements')
+        expect(rows).toEqual([{ name: BIND_STATEMENT_NAME }])
+        return await insertBoth().then(
+          () => 'committed',
+          () => 'failed',
+        )
+      } finally {
+        await held.query('rollback')
+        held.release()
+      }
+    })
+    // Kysely runs a transaction's statements one at a time: the first is sent again alone.
+    expect(first).toBe('committed')
+    expect(SessionGuard.for(pool).prepares).toBe(false)
+    expect([await countNamed('k-race-1'), await countNamed('k-race-2')]).toEqual([1, 1])
+    const runtime = decodeURIComponent(new URL(fx.runtimeUrl).username)
+    const open = await db.pool.query(
+      `select count(*)::int as n from pg_stat_activity where usename = $1 and state like 'idle in transaction%'`,
+      [runtime],
+    )
+    expect(open.rows[0].n).toBe(0) // no transaction left over
+    await db.pool.query(`delete from accounts where name like 'k-race-%'`)
   })
 
   it('raw SQL that sets a session-level tenant through rowtenancy leaves no server session bound', async () => {

@@ -119,8 +119,12 @@ interface ClientState {
  * @internal
  */
 export interface OpenTransaction {
-  /** What ran in the transaction before the pipeline: BEGIN, SET TRANSACTION; nothing that reads or writes. */
-  readonly opened: readonly Statement[]
+  /**
+   * What ran in the transaction before the pipeline: BEGIN, SET TRANSACTION;
+   * nothing that reads or writes. Undefined: the transaction cannot be opened
+   * again (its BEGIN was part of a longer text), so the bind's error stands.
+   */
+  readonly opened: readonly Statement[] | undefined
   /** The pipeline's main statement may run twice (SET TRANSACTION, with the bind after it). */
   readonly mainRepeatable?: boolean | undefined
 }
@@ -326,29 +330,38 @@ export class GuardedSession {
     })
   }
 
-  async #retryUnnamed(
+  #retryUnnamed(
     err: unknown,
     before: readonly Statement[],
     main: Statement,
     after: readonly Statement[],
     open: OpenTransaction | undefined,
   ): Promise<pg.QueryResult> {
-    if (!this.#lostBind(err, main, open)) throw err
+    if (!this.#lostBind(err, main, open)) return Promise.reject(err)
     this.#guard.fallBackToUnnamed()
     this.#state.parsed.clear()
-    // The failed bind aborted the transaction it ran in: end it, then open it again.
-    if (open || before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))) {
-      await this.client.query('rollback')
-    }
+    // Not sent again (the error stands, the next unit binds unnamed): a transaction
+    // opened earlier that cannot be opened again, or statements sent concurrently
+    // and queued behind this pipeline, which run in the aborted transaction and
+    // would come before a resend.
+    if ((open && !open.opened) || queuedBehind(this.client)) return Promise.reject(err)
     const unnamed = (s: Statement): Statement =>
       s.prepared !== undefined && OUR_NAMES.includes(s.prepared)
         ? { text: s.text, values: s.values }
         : s
-    return this.#send(
+    // The failed bind aborted the transaction it ran in: end it, then open it again.
+    // Both are queued in this tick: nothing sent meanwhile can come between them.
+    const reopen =
+      open !== undefined ||
+      before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))
+    const rollback = reopen ? this.client.query('rollback') : undefined
+    const sent = this.#send(
       [...(open?.opened ?? []), ...before.map(unnamed)],
       unnamed(main),
       after.map(unnamed),
     )
+    if (!rollback) return sent
+    return Promise.all([rollback, sent]).then(([, result]) => result)
   }
 
   /**
@@ -452,4 +465,14 @@ export class GuardedSession {
       OUR_NAMES.some((name) => message.includes(`"${name}"`))
     )
   }
+}
+
+/**
+ * Whether statements are queued on `client` behind the one running (sent
+ * concurrently on one checked-out client): pg runs them in order, so they come
+ * before anything sent now.
+ */
+function queuedBehind(client: pg.PoolClient): boolean {
+  const c = client as unknown as { _queryQueue?: unknown[]; _sentQueryQueue?: unknown[] }
+  return (c._queryQueue?.length ?? 0) > 0 || (c._sentQueryQueue?.length ?? 0) > 0
 }

@@ -435,19 +435,16 @@ class BoundClient implements ClientHooks {
       this.#opened = undefined
       const opening = session.opening([], pending, pool.prepareAs)
       if (!isSingleStatement(config.text)) {
-        const open = opened && { opened }
-        await session.run(opening.slice(0, -1), opening[opening.length - 1]!, [], open)
+        await session.run(opening.slice(0, -1), opening[opening.length - 1]!, [], { opened })
         return client.query(config)
       }
       // SET TRANSACTION must precede every query of the transaction, the bind included.
       return kind === 'set-transaction'
-        ? session.run(
-            opening.slice(0, -1),
-            toStatement(config),
-            opening.slice(-1),
-            opened && { opened, mainRepeatable: true },
-          )
-        : session.run(opening, toStatement(config), [], opened && { opened })
+        ? session.run(opening.slice(0, -1), toStatement(config), opening.slice(-1), {
+            opened,
+            mainRepeatable: true,
+          })
+        : session.run(opening, toStatement(config), [], { opened })
     }
     if (kind === 'begin') {
       // Marked before the BEGIN is sent: a statement issued meanwhile belongs to the transaction.
