@@ -13,6 +13,7 @@ import * as ex from '../src/entries/express.js'
 import * as fa from '../src/entries/fastify.js'
 import * as ho from '../src/entries/hono.js'
 import {
+  AuditWriteError,
   createTenancy,
   DatabaseUnavailableError,
   InvalidInputError,
@@ -369,7 +370,7 @@ describe('createTenancy: the lookups it makes before a checkout', () => {
     expectPoolTimeout(await whileFull(adminPool, () => reject(routing.poolFor('1'))))
   })
 
-  it('audit: a record on a full audit pool fails the audited work with pool-timeout', async () => {
+  it('audit: a record on a full audit pool fails the audited work, as AUDIT_FAILED (the statement ran: not "retry later")', async () => {
     const auditPool = ownerPool(1)
     const tenancy = createTenancy({
       pool: fx.runtimePool(2),
@@ -378,15 +379,26 @@ describe('createTenancy: the lookups it makes before a checkout', () => {
       audit: { pool: auditPool },
       timeouts: { acquireMs: ACQUIRE_MS },
     })
-    const err = await whileFull(auditPool, () =>
-      reject(
-        tenancy
-          .allObjects<{ accounts: { id: number } }>('store-unavailable test')
-          .selectFrom('accounts')
-          .selectAll()
-          .execute(),
-      ),
+    const all = tenancy.allObjects<{ accounts: { tenant_id: string; name: string } }>(
+      'store-unavailable test',
     )
-    expectPoolTimeout(err)
+    const read = await whileFull(auditPool, () =>
+      reject(all.selectFrom('accounts').selectAll().execute()),
+    )
+    const write = await whileFull(auditPool, () =>
+      reject(all.insertInto('accounts').values({ tenant_id: '1', name: 'unaudited' }).execute()),
+    )
+    for (const err of [read, write]) {
+      expect(err).toBeInstanceOf(AuditWriteError)
+      expect(err).not.toBeInstanceOf(DatabaseUnavailableError) // a 500, not a 503 to retry
+      expect((err as AuditWriteError).code).toBe('AUDIT_FAILED')
+      expectPoolTimeout((err as Error).cause)
+    }
+    // The write ran once: the error says so, and a blind retry would do it twice.
+    const { rows } = await db.pool.query(
+      `select count(*)::int as n from accounts where name = 'unaudited'`,
+    )
+    expect(rows[0].n).toBe(1)
+    await db.pool.query(`delete from accounts where name = 'unaudited'`)
   })
 })

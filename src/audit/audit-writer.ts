@@ -1,4 +1,4 @@
-import { ConfigError, TenancyError } from '../errors/index.js'
+import { AuditWriteError, ConfigError, TenancyError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import type { AuditEvent, AuditLogger, AuditSource } from './audit-event.js'
@@ -176,4 +176,28 @@ function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string') return code
   return error instanceof Error ? error.name : 'ERROR'
+}
+
+/**
+ * The error of an audit record that failed after its statement ran: an
+ * {@link AuditWriteError} (not "retry later", even when the audit database was
+ * merely unavailable: the statement's effect stands); a `ConfigError` (no
+ * audit table) as it is.
+ *
+ * @example
+ * ```ts
+ * await writer.record(context, sql, { rowCount }).catch((err) => { throw unaudited(err) })
+ * ```
+ */
+export function unaudited(err: unknown): AuditWriteError | ConfigError {
+  // A set-up error (no audit table) keeps its own message: nothing to retry there either.
+  if (err instanceof ConfigError) return err
+  const why = err instanceof Error && err.message ? err.message : String(err)
+  return new AuditWriteError(
+    `The statement ran, but its audit record could not be written: ${why} ` +
+      'Its effect stands (a write is committed unless its transaction rolls back), so do not ' +
+      'retry it blindly: check whether it took effect. Fix the audit log (its pool, its table) ' +
+      'before more cross-tenant work.',
+    { cause: err },
+  )
 }

@@ -44,6 +44,7 @@ export {
   runDoctor,
 } from '../doctor/index.js'
 export {
+  AuditWriteError,
   ConfigError,
   CrossTenantWriteError,
   DatabaseUnavailableError,

@@ -53,6 +53,7 @@ export type TenancyErrorCode =
   | 'LIFECYCLE_ERROR'
   | 'JOB_REJECTED'
   | 'TENANT_MIGRATING'
+  | 'AUDIT_FAILED'
 
 /**
  * Thrown when tenant-scoped work runs with no tenant in context. rowtenancy fails
@@ -384,5 +385,24 @@ export class MigrationError extends TenancyError {
 export class LifecycleError extends TenancyError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('LIFECYCLE_ERROR', message, options)
+  }
+}
+
+/**
+ * Thrown when audited cross-tenant work (`withoutTenant`, `allObjects`) ran but
+ * its audit record could not be written (audit pool full, connection lost,
+ * table gone). Unlike {@link DatabaseUnavailableError} it is not "retry later":
+ * the statement's effect stands (a write is committed unless its transaction
+ * rolls back), so a blind retry could do it twice. HTTP 500.
+ *
+ * @example
+ * ```ts
+ * await allObjects('backfill').updateTable('accounts').set({ flag: true }).execute()
+ * // AuditWriteError: The statement ran, but its audit record could not be written ...
+ * ```
+ */
+export class AuditWriteError extends TenancyError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('AUDIT_FAILED', message, options)
   }
 }

@@ -18,6 +18,7 @@ const STATUS: Readonly<Record<TenancyErrorCode, number>> = Object.freeze({
   MIGRATION_ERROR: 500,
   LIFECYCLE_ERROR: 500,
   JOB_REJECTED: 500,
+  AUDIT_FAILED: 500,
 })
 
 /**

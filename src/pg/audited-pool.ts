@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import type { AuditContext, AuditWriter } from '../audit/index.js'
+import { type AuditContext, type AuditWriter, unaudited } from '../audit/index.js'
 import { InvalidInputError } from '../errors/index.js'
 import {
   type ClientHooks,
@@ -94,7 +94,12 @@ export class AuditedPool extends PoolFacade {
     }
     const rowCount = result.rowCount ?? result.rows?.length ?? null
     const write = (db: pg.PoolClient) =>
-      this.#writer.record(context, call.config.text, { rowCount }, db).then(() => {})
+      this.#writer.record(context, call.config.text, { rowCount }, db).then(
+        () => {},
+        (err: unknown) => {
+          throw unaudited(err)
+        },
+      )
     if (queue) queue.push(write)
     else await write(client)
     return result
