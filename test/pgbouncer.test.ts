@@ -63,6 +63,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
 
   it('the server session changes under a client: the prepared bind falls back, the INSERT runs once, isolation holds', async () => {
     const pool = runtimePool(1)
+    SessionGuard.for(pool).assumeDirect() // a pooler the probe cannot see: the fall-back's case
     const k = new Kysely<DB>({ dialect: new TenantBindingDialect({ pool, adminPool: db.pool }) })
     instances.push(k)
     const holder = runtimePool(1)
@@ -130,6 +131,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
       c.release()
     }
     const inner = runtimePool(1)
+    SessionGuard.for(inner).assumeDirect() // a pooler the probe cannot see: the fall-back's case
     const tp = new TenantPool({ pool: inner, endPool: false })
     const holder = runtimePool(1)
     return runWithTenant(1, async () => {
@@ -258,6 +260,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
       c.release()
     }
     const pool = runtimePool(1)
+    SessionGuard.for(pool).assumeDirect()
     const k = new Kysely<DB>({ dialect: new TenantBindingDialect({ pool, adminPool: db.pool }) })
     instances.push(k)
     const holder = runtimePool(1)
@@ -299,6 +302,55 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
     expect(open.rows[0].n).toBe(0) // no transaction left over
     await db.pool.query(`delete from accounts where name like 'k-race-%'`)
   })
+
+  it('the guard sees the pooler (the backend pid is not the one the connection announced): unnamed bind, the reset before every unit', async () => {
+    const inner = runtimePool(1)
+    const tp = new TenantPool({ pool: inner, endPool: false })
+    await runWithTenant(1, () => tp.query('select name from accounts'))
+    expect(SessionGuard.for(inner).pooled).toBe(true)
+    expect(SessionGuard.for(inner).prepares).toBe(false)
+    await tp.end()
+  })
+
+  /**
+   * Hostile SQL from another client of the pooler leaves state on a server
+   * session (session-level tenant, a replaced rowtenancy_bind, a search_path);
+   * the victim's next units land on that session.
+   */
+  it.each([
+    ['a session-level tenant', "select set_config('rowtenancy.tenant_id', '2', false)"],
+    [
+      'a replaced rowtenancy_bind',
+      `deallocate all; prepare ${BIND_STATEMENT_NAME}(text) as select pg_catalog.set_config('rowtenancy.tenant_id', '2', true)`,
+    ],
+    ['a search_path without the tables', "select set_config('search_path', 'pg_catalog', false)"],
+  ])(
+    'through the pooler, %s planted by another client reaches no unit of rowtenancy',
+    async (_label, attack) => {
+      const attacker = runtimePool(1)
+      const victimInner = runtimePool(1)
+      const victim = new TenantPool({ pool: victimInner, endPool: false })
+      await runWithTenant(1, () => victim.query('select name from accounts')) // warm: probe answered
+      const k = new Kysely<DB>({
+        dialect: new TenantBindingDialect({ pool: victimInner, adminPool: db.pool }),
+      })
+      instances.push(k)
+      for (let round = 0; round < 3; round++) {
+        // plain client of the same role through the same pooler: its state stays on a server session
+        await attacker.query(`select 1; ${attack}`)
+        for (let i = 0; i < 2; i++) {
+          const t1 = await runWithTenant(1, () => victim.query('select name from accounts'))
+          expect(names(t1.rows)).toEqual(['a1', 'a2'])
+          const none = await victim.query('select name from accounts')
+          expect(none.rows).toEqual([])
+          expect(
+            names(await runWithTenant(1, () => k.selectFrom('accounts').select('name').execute())),
+          ).toEqual(['a1', 'a2'])
+        }
+      }
+      await victim.end()
+    },
+  )
 
   it('raw SQL that sets a session-level tenant through rowtenancy leaves no server session bound', async () => {
     const pool = runtimePool(4)

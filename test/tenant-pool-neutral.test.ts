@@ -137,7 +137,9 @@ describe('the tenant pool skips the reset only after neutral statements', () => 
     const inner = fx.runtimePool(1)
     const texts = parsedTexts(inner)
     const pool = tenantPool(inner)
-    await runWithTenant(1, () => pool.query('select name from accounts'))
+    // The first unit on a connection goes out before the pooler probe answers: unnamed bind.
+    for (let i = 0; i < 2; i++)
+      await runWithTenant(1, () => pool.query('select name from accounts'))
     texts.length = 0
     for (const [t, want] of [
       [1, ['a1', 'a2']],

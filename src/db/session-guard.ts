@@ -80,6 +80,19 @@ const RESET: readonly Statement[] = Object.freeze([
 /** The last reset statement: a pipeline that carried it (and succeeded) left the session clean. */
 const RESET_DONE = RESET[RESET.length - 1]!
 
+/** The reset as sent inside a transaction: not {@link RESET_DONE}, so it marks nothing clean. */
+const RESET_IN_TRANSACTION: readonly Statement[] = Object.freeze([
+  ...RESET.slice(0, -1),
+  Object.freeze({ ...RESET_DONE }),
+])
+
+/** A statement that opens a transaction (`BEGIN`, `START TRANSACTION`, with or without modes). */
+const BEGINS = /^\s*(?:begin|start\s+transaction)\b/i
+
+const PID_PROBE = 'select pg_catalog.pg_backend_pid() as pid'
+
+const ROLLBACK: Statement = Object.freeze({ text: 'rollback' })
+
 const ONLY_SEQUENCES: readonly Statement[] = Object.freeze([DISCARD_SEQUENCES])
 
 /**
@@ -107,6 +120,13 @@ interface ClientState {
   seen: number | undefined
   /** Our bind statements prepared on this client's server session. */
   parsed: Set<string>
+  /**
+   * True: the client talks to its PostgreSQL backend directly (the backend's pid is
+   * the one the connection announced); false: through a pooler; undefined: not known yet.
+   */
+  direct: boolean | undefined
+  /** The probe of `direct` is in flight. */
+  probing: boolean
 }
 
 /**
@@ -173,6 +193,9 @@ export class SessionGuard {
   readonly #clients = new WeakMap<object, ClientState>()
   /** A server session changed under a client: bind with the unnamed statement from now on. */
   #unnamed = false
+  /** A client of this pool talks through a pooler (see {@link SessionGuard.pooled}). */
+  #pooled = false
+  #assumeDirect = false
 
   private constructor(pool: pg.Pool) {
     pool.on('acquire', (client) => {
@@ -190,9 +213,9 @@ export class SessionGuard {
     return guard
   }
 
-  /** False once a pooler swapped a session under a client: the bind goes unnamed. */
+  /** False once a pooler swapped a session under a client, or was found in front: the bind goes unnamed. */
   get prepares(): boolean {
-    return !this.#unnamed
+    return !this.#unnamed && !this.#pooled
   }
 
   /** Starts guarding one checkout of `client` (just acquired from this guard's pool). */
@@ -200,7 +223,16 @@ export class SessionGuard {
     const state = this.#state(client)
     const foreign = state.seen === undefined || state.acquired !== state.seen + 1
     if (foreign) state.parsed.clear()
+    if (state.direct === undefined && !state.probing) {
+      if (this.#assumeDirect) state.direct = true
+      else this.#probe(client, state)
+    }
     return new GuardedSession(this, client, state, foreign)
+  }
+
+  /** True once a client of this pool was found to talk through a pooler. */
+  get pooled(): boolean {
+    return this.#pooled
   }
 
   /** @internal */
@@ -208,10 +240,48 @@ export class SessionGuard {
     this.#unnamed = true
   }
 
+  /**
+   * Takes every client of this pool for a direct one without asking: a pooler the
+   * probe cannot see (one that passes the backend's pid on). Tests of the
+   * lost-bind recovery use it behind PgBouncer.
+   *
+   * @internal
+   */
+  assumeDirect(): void {
+    this.#assumeDirect = true
+  }
+
+  /**
+   * Whether `client` talks to its backend directly: a pooler (PgBouncer and its
+   * kind) announces a cancel key of its own, so the backend's pid differs from
+   * the one the connection got. Queued ahead of the checkout's first statement;
+   * until it answers, the client counts as pooled.
+   */
+  #probe(client: pg.PoolClient, state: ClientState): void {
+    state.probing = true
+    const announced = (client as unknown as { processID?: unknown }).processID
+    client.query(PID_PROBE).then(
+      (result) => {
+        state.probing = false
+        state.direct = Number((result.rows[0] as { pid?: unknown } | undefined)?.pid) === announced
+        if (!state.direct) this.#pooled = true
+      },
+      () => {
+        state.probing = false
+      },
+    )
+  }
+
   #state(client: object): ClientState {
     let state = this.#clients.get(client)
     if (!state) {
-      state = { acquired: 0, seen: undefined, parsed: new Set() }
+      state = {
+        acquired: 0,
+        seen: undefined,
+        parsed: new Set(),
+        direct: undefined,
+        probing: false,
+      }
       this.#clients.set(client, state)
     }
     return state
@@ -234,6 +304,12 @@ export class GuardedSession {
   #dirty = false
   /** A write ran since the sequence state was last discarded (see {@link mayAdvanceSequences}). */
   #wrote = false
+  /**
+   * Counts the marks (raw SQL, a write). A pipeline that carries the reset clears
+   * only what was marked before it went out: a statement sent concurrently after
+   * it on the same client runs after that reset on the wire.
+   */
+  #marks = 0
   #discard = false
 
   constructor(guard: SessionGuard, client: pg.PoolClient, state: ClientState, foreign: boolean) {
@@ -246,6 +322,7 @@ export class GuardedSession {
   /** Raw SQL ran (or will run) in this checkout: the session needs a reset after it. */
   markDirty(): void {
     this.#dirty = true
+    this.#marks++
   }
 
   /**
@@ -255,12 +332,13 @@ export class GuardedSession {
    * next checkout cannot return this tenant's ids.
    */
   noteWrite(text: string): void {
-    if (!this.#wrote && mayAdvanceSequences(text)) this.#wrote = true
+    if (mayAdvanceSequences(text)) this.markWrote()
   }
 
   /** A trusted statement that may advance a sequence ran: `discard sequences` follows the unit. */
   markWrote(): void {
     this.#wrote = true
+    this.#marks++
   }
 
   /** True when raw SQL ran since the last reset. */
@@ -285,14 +363,52 @@ export class GuardedSession {
     prepareAs: string | undefined,
   ): Statement[] {
     const out: Statement[] = []
-    if (this.#resetFirst) {
-      out.push(...RESET)
-      this.#resetFirst = false
-      this.#state.parsed.clear()
+    const first = rest[0]
+    if (first !== undefined && BEGINS.test(first.text)) {
+      // BEGIN with modes must be the transaction's first statement: the reset after it.
+      out.push(first, ...this.resetAfterBegin(), ...rest.slice(1))
+    } else {
+      if (this.#takeReset()) out.push(...RESET)
+      out.push(...rest)
     }
-    out.push(...rest)
-    if (bind) out.push(prepareAs && this.#guard.prepares ? this.#named(bind, prepareAs) : bind)
+    if (bind) out.push(this.bindInTransaction(bind, prepareAs))
     return out
+  }
+
+  /**
+   * The reset to send right after a BEGIN that opens a unit (the statements an
+   * `opening` would put first), or none. It runs inside the transaction, so a
+   * ROLLBACK undoes part of it: the session stays marked for the reset that
+   * follows the unit.
+   */
+  resetAfterBegin(): readonly Statement[] {
+    if (!this.#takeReset()) return []
+    this.markDirty()
+    return RESET_IN_TRANSACTION
+  }
+
+  /**
+   * Whether a unit starting now needs the reset first: a foreign session, or a
+   * client not known to talk to its backend directly (through a pooler each unit
+   * may get another server session, which other clients of the pooler used
+   * meanwhile).
+   */
+  #takeReset(): boolean {
+    if (!this.#resetFirst && this.#state.direct === true) return false
+    this.#resetFirst = false
+    this.#state.parsed.clear()
+    return true
+  }
+
+  /**
+   * The bind as sent inside a transaction already open on this checkout: the
+   * named statement `prepareAs` where the client is known to talk to its backend
+   * directly and the pool did not fall back, else the unnamed bind.
+   */
+  bindInTransaction(bind: Statement, prepareAs: string | undefined): Statement {
+    return prepareAs && this.#guard.prepares && this.#state.direct === true
+      ? this.#named(bind, prepareAs)
+      : bind
   }
 
   /**
@@ -317,6 +433,7 @@ export class GuardedSession {
     after: readonly Statement[] = [],
     open?: OpenTransaction,
   ): Promise<pg.QueryResult> {
+    const marks = this.#marks
     return new Promise((resolve, reject) => {
       submitPipelined(this.client, before, main, after, (err, result) => {
         if (err) {
@@ -324,7 +441,7 @@ export class GuardedSession {
           this.#retryUnnamed(err, before, main, after, open).then(resolve, reject)
           return
         }
-        this.#noteSent(after)
+        this.#noteSent(after, marks)
         resolve(result as pg.QueryResult)
       })
     })
@@ -380,16 +497,15 @@ export class GuardedSession {
   }
 
   async #releaseAfterCleanUp(status: string | null): Promise<void> {
-    const client = this.client
+    // ROLLBACK and the reset in one pipeline: a transaction pooler may hand the server
+    // session to another client as soon as the transaction ends.
+    const reset = this.#discard ? [] : this.#dirty ? RESET : this.#wrote ? ONLY_SEQUENCES : []
+    const sent = status !== 'I' && status !== null ? [ROLLBACK, ...reset] : reset
     try {
-      if (status !== 'I' && status !== null) await client.query('rollback')
-      if (this.#dirty && !this.#discard) {
-        await runPipelined(client, RESET.slice(0, -1), RESET_DONE)
-        this.#markClean()
-      } else if (this.#wrote && !this.#discard) {
-        await runPipelined(client, [], DISCARD_SEQUENCES)
-        this.#wrote = false
-      }
+      if (sent.length > 0)
+        await runPipelined(this.client, sent.slice(0, -1), sent[sent.length - 1]!)
+      if (reset === RESET) this.#markClean()
+      else if (reset === ONLY_SEQUENCES) this.#wrote = false
     } catch {
       this.#discard = true
     }
@@ -408,8 +524,12 @@ export class GuardedSession {
     this.#state.parsed.clear()
   }
 
-  /** After a pipeline succeeded: what its closing statements cleaned. */
-  #noteSent(after: readonly Statement[]): void {
+  /**
+   * After a pipeline succeeded: what its closing statements cleaned, unless
+   * something was marked after it went out (`marks`: the count then).
+   */
+  #noteSent(after: readonly Statement[], marks: number): void {
+    if (this.#marks !== marks) return
     if (after.includes(RESET_DONE)) this.#markClean()
     else if (after.includes(DISCARD_SEQUENCES)) this.#wrote = false
   }
@@ -429,9 +549,10 @@ export class GuardedSession {
     main: Statement,
     after: readonly Statement[],
   ): Promise<pg.QueryResult> {
+    const marks = this.#marks
     return runPipelined(this.client, before, main, after).then(
       (result) => {
-        this.#noteSent(after)
+        this.#noteSent(after, marks)
         return result
       },
       (err: unknown) => {

@@ -314,8 +314,9 @@ export class TenantPool extends PoolFacade {
     config: QueryCall['config'],
   ): Promise<pg.QueryResult> {
     const client = session.client
-    if (!bind) return client.query(config)
     const opening = session.opening([beginStatement()], bind, this.#prepareAs)
+    // No bind and no reset to send: the text alone.
+    if (opening.length === 1) return client.query(config)
     await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
     try {
       const result = await client.query(config)
@@ -355,6 +356,8 @@ class BoundClient implements ClientHooks {
   #open = false
   /** The bind still to send in the open transaction (with its next statement). */
   #pending: Statement | undefined
+  /** No statement but SET TRANSACTION ran yet in the open transaction. */
+  #first = false
   /**
    * What opened the transaction before the bind went out (BEGIN, SET TRANSACTION),
    * to send again when a pooler lost the named bind; undefined: not replayable.
@@ -401,6 +404,7 @@ class BoundClient implements ClientHooks {
     this.#open = false
     this.#pending = undefined
     this.#opened = undefined
+    this.#first = false
     if (destroy) {
       session.discard()
       void session.release()
@@ -425,31 +429,33 @@ class BoundClient implements ClientHooks {
         this.#open = false
         this.#pending = undefined
         this.#opened = undefined
+        this.#first = false
         // The reset rides with the COMMIT / ROLLBACK.
         if (!isSingleStatement(config.text)) return client.query(config)
         return session.run([], toStatement(config), session.closing())
       }
-      if (!pending || kind === 'begin') return client.query(config)
+      if (kind === 'begin' || !this.#first) return client.query(config)
+      // The transaction's first statement: the reset (through a pooler) and the bind go with it.
+      this.#first = false
       this.#pending = undefined
       const opened = this.#opened
       this.#opened = undefined
-      const opening = session.opening([], pending, pool.prepareAs)
+      const opening = this.#opening(pending)
+      if (opening.length === 0) return client.query(config)
       if (!isSingleStatement(config.text)) {
         await session.run(opening.slice(0, -1), opening[opening.length - 1]!, [], { opened })
         return client.query(config)
       }
       // SET TRANSACTION must precede every query of the transaction, the bind included.
       return kind === 'set-transaction'
-        ? session.run(opening.slice(0, -1), toStatement(config), opening.slice(-1), {
-            opened,
-            mainRepeatable: true,
-          })
+        ? session.run([], toStatement(config), opening, { opened, mainRepeatable: true })
         : session.run(opening, toStatement(config), [], { opened })
     }
     if (kind === 'begin') {
       // Marked before the BEGIN is sent: a statement issued meanwhile belongs to the transaction.
       this.#pending = pool.bindForContext()
       this.#open = true
+      this.#first = true
       pool.noteStatement(session, config)
       try {
         if (!isSingleStatement(config.text)) {
@@ -457,11 +463,12 @@ class BoundClient implements ClientHooks {
           return await client.query(config)
         }
         this.#opened = [toStatement(config)]
-        return await session.run(session.opening([], undefined, undefined), toStatement(config))
+        return await session.run([], toStatement(config))
       } catch (err) {
         this.#open = false
         this.#pending = undefined
         this.#opened = undefined
+        this.#first = false
         throw err
       }
     }
@@ -469,18 +476,35 @@ class BoundClient implements ClientHooks {
     return pool.runLone(session, bind, config)
   }
 
+  /**
+   * What goes before the open transaction's first statement: the reset where the
+   * session needs one (through a pooler: the transaction's server session served
+   * other clients), then the bind (named as `prepareAs` allows).
+   */
+  #opening(
+    bind: Statement | undefined,
+    prepareAs: string | undefined = this.#pool.prepareAs,
+  ): Statement[] {
+    const session = this.#session
+    const out = [...session.resetAfterBegin()]
+    if (bind) out.push(session.bindInTransaction(bind, prepareAs))
+    return out
+  }
+
   #submit(submittable: pg.Submittable): unknown {
     const session = this.#session
     session.markDirty()
     if (this.#open) {
-      const pending = this.#pending
-      if (pending) {
+      if (this.#first) {
+        const opening = this.#opening(this.#pending, undefined)
+        this.#first = false
         this.#pending = undefined
         this.#opened = undefined
         // Queued ahead of the cursor on the same connection, unnamed: a lost named bind
         // could not be sent again ahead of the cursor.
-        const opening = session.opening([], pending, undefined)
-        session.run(opening.slice(0, -1), opening[opening.length - 1]!).catch(() => {})
+        if (opening.length > 0) {
+          session.run(opening.slice(0, -1), opening[opening.length - 1]!).catch(() => {})
+        }
       }
       return session.client.query(submittable)
     }
