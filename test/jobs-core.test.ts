@@ -280,6 +280,17 @@ describe('canonicalJson', () => {
     for (const value of values) expect(canonicalJson(value)).toBe(slow(value))
   })
 
+  it('keeps a "__proto__" key (an own key after JSON.parse) in the text, in either key order', () => {
+    for (const text of ['{"__proto__":{"t":2},"a":1}', '{"a":1,"__proto__":{"t":2}}']) {
+      const value = JSON.parse(text)
+      expect(canonicalJson(value)).toBe('{"__proto__":{"t":2},"a":1}')
+    }
+    // so a key added to a signed payload breaks its signature
+    expect(canonicalJson(JSON.parse('{"b":1,"a":1,"__proto__":{}}'))).not.toBe(
+      canonicalJson({ a: 1, b: 1 }),
+    )
+  })
+
   it('canonicalClone gives what the JSON round trip gives, also where it copies directly', () => {
     class Point {
       constructor(

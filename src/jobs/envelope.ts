@@ -101,7 +101,8 @@ function sortKeys(_key: string, value: unknown): unknown {
   let sorted = true
   for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!
   if (sorted) return value
-  const copy: Record<string, unknown> = {}
+  // No prototype: a "__proto__" key (JSON.parse makes it an own key) stays a key, signed.
+  const copy: Record<string, unknown> = Object.create(null)
   for (const key of keys.sort()) copy[key] = (value as Record<string, unknown>)[key]
   return copy
 }
