@@ -16,7 +16,7 @@ const LOCK_BACKOFF_MS = 100
 const LOCK_BACKOFF_MAX_MS = 2_000
 
 /** The table lock modes the online migration takes. */
-export type TableLockMode = 'share' | 'share row exclusive' | 'access exclusive'
+export type TableLockMode = 'access share' | 'share' | 'share row exclusive' | 'access exclusive'
 
 /**
  * The tables were busy: one attempt of {@link lockTables} ran out of its wait,
