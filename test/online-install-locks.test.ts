@@ -13,6 +13,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateLegacy, type LegacySummary } from '../examples/finance/legacy/generate.js'
 import { migrateOnline, rollbackOnline } from '../src/migrate/online/index.js'
+import { lockGaveUp, TablesChangedError } from '../src/migrate/online/table-locks.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
@@ -513,12 +514,16 @@ describe('online DDL on served legacy tables: locks up front, short waits, retri
     }
   }, 120_000)
 
-  it('a table held for good: a clear error after the bounded attempts, nothing changed; the next run finishes', async () => {
+  it('a table held for good: a clear error after the bounded attempts that names the holder and the schemas prepared before; nothing of the rest changed; the next run finishes', async () => {
     const t = legacy.tenants[3]!
+    const first = String(legacy.tenants[0]!.id)
     const table = `${quoteIdent(t.schema)}.finance_account`
-    // a table the install has not guarded yet
+    // a table the install has not guarded yet, and two tenants not placed yet
     await db.pool.query(`drop policy rowtenancy_legacy on ${table}`)
     await db.pool.query(`alter table ${table} disable row level security`)
+    await db.pool.query('delete from rowtenancy_serving where tenant_id = any($1::bigint[])', [
+      [first, String(t.id)],
+    ])
     const holder = await connect(db.url)
     await holder.query('begin')
     await holder.query(`select count(*) from ${table}`)
@@ -527,14 +532,31 @@ describe('online DDL on served legacy tables: locks up front, short waits, retri
     )
     expect(String(error)).toMatch(
       new RegExp(
-        `Could not lock the legacy tables of schema "${t.schema}" in 8 attempts .*another session holds them.*rerun when it has ended`,
+        `Could not lock the legacy tables of schema "${t.schema}" in 8 attempts .*lock timeout on ${t.schema}.finance_account; held by pid ${await pidOf(holder)} .*another session holds them.*` +
+          `3 of 6 schemas are prepared already \\("${legacy.tenants[0]!.schema}", .*rerun \`migrate-to-row-tenancy --online --prepare\`.* when it has ended`,
         'is',
       ),
     )
     expect(await hasPolicy(table)).toBe(false)
+    // a schema prepared before is placed with its guard (a tenant without a serving row is
+    // served from the shared tables); the one it gave up on is not
+    expect(await placement(first)).toBe('schema')
+    expect(await placement(String(t.id))).toBeUndefined()
     await holder.query('commit')
     const report = await migrateOnline({ db: db.pool, all: true, prepareOnly: true, grantTo: role })
     expect(report.ok).toBe(true)
     expect(await hasPolicy(table)).toBe(true)
+    expect(await placement(String(t.id))).toBe('schema')
   }, 120_000)
+
+  it('tables created while locking: the error after the last attempt says so, and does not blame a session holding them', () => {
+    const err = lockGaveUp(
+      'the legacy tables of schema "s"',
+      8,
+      new TablesChangedError('legacy table s.t2 appeared while locking'),
+    )
+    expect(err.message).toMatch(/appeared while locking.*kept being created/s)
+    expect(err.message).not.toMatch(/another session holds/i)
+    expect(err.message).toMatch(/rerun when that has stopped/)
+  })
 })
