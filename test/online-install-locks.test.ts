@@ -490,6 +490,25 @@ describe('online DDL on served legacy tables: locks up front, short waits, retri
     }, 120_000)
   }
 
+  it("a cut-over schema's capture triggers are the migration's own: schema generate does not carry them to the shared tables, drift does not report them", async () => {
+    const t = legacy.tenants[5]!
+    expect(await placement(String(t.id))).toBe('shared')
+    const r = await cli(['schema', 'generate', '--from-schema', t.schema, '--database-url', db.url])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/create table/i)
+    expect(r.stdout + r.stderr).not.toMatch(/rowtenancy_capture/)
+    const plan = await cli([
+      'migrate-to-row-tenancy',
+      '--tenant-id',
+      String(t.id),
+      '--dry-run',
+      '--database-url',
+      db.url,
+    ])
+    expect(plan.code, plan.stderr).toBe(0)
+    expect(plan.stdout + plan.stderr).not.toMatch(/rowtenancy_capture/)
+  }, 120_000)
+
   it('rollback --online: writers waiting while the tenant moves back land where it is then served from: the legacy schema', async () => {
     const t = legacy.tenants[4]!
     const id = String(t.id)
