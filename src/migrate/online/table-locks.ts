@@ -121,11 +121,16 @@ ${locks}
                     then ', in a transaction for ' || pg_catalog.round(extract(epoch from pg_catalog.clock_timestamp() - a.xact_start)::numeric, 1) || ' s'
                     else '' end) as who
         from pg_catalog.pg_stat_activity a
-       where a.pid in (select l.pid from pg_catalog.pg_locks l
-                        where l.locktype = 'relation' and l.pid <> pg_catalog.pg_backend_pid()
-                          and (l.relation = v_table::regclass
-                               or l.relation in (select p.relid from pg_catalog.pg_partition_tree(v_table::regclass) p))
-                          and l.mode = any (${quoteLiteral(`{${CONFLICTS[mode].join(',')}}`)}::text[]))
+       where a.pid in (
+               -- the table and its partitions, from the catalog (pg_partition_tree would lock them)
+               with recursive tree(relid) as (
+                 select v_table::regclass::oid
+                 union all
+                 select i.inhrelid from pg_catalog.pg_inherits i join tree t on i.inhparent = t.relid)
+               select l.pid from pg_catalog.pg_locks l
+                where l.locktype = 'relation' and l.pid <> pg_catalog.pg_backend_pid()
+                  and l.relation in (select t.relid from tree t)
+                  and l.mode = any (${quoteLiteral(`{${CONFLICTS[mode].join(',')}}`)}::text[]))
        order by a.pid limit 5) h;
     raise exception using errcode = 'lock_not_available',
       message = 'canceling statement due to lock timeout on ' || v_table
