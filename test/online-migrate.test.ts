@@ -315,11 +315,20 @@ describe('migrate-to-row-tenancy --online', () => {
     expect(load.failures).toEqual([])
     expect(stats.acks).toBeGreaterThan(TENANTS * 5)
     expect(await missingAcks(load.acks)).toEqual([])
-    // the capture triggers are gone, the change log is empty, the ledger says done
+    // the capture triggers stay on every cut-over schema and refuse its writes; the change log
+    // is empty, the ledger says done
     const { rows: triggers } = await db.pool.query(
-      "select tgname from pg_trigger where tgname like 'rowtenancy_capture%'",
+      `select count(distinct n.nspname)::int as n from pg_trigger g join pg_class c on c.oid = g.tgrelid
+         join pg_namespace n on n.oid = c.relnamespace where g.tgname = 'rowtenancy_capture_ins'`,
     )
-    expect(triggers).toEqual([])
+    expect(triggers[0].n).toBe(TENANTS)
+    const { rows: legacyTable } = await db.pool.query(
+      `select c.oid::regclass::text as t from pg_trigger g join pg_class c on c.oid = g.tgrelid
+        where g.tgname = 'rowtenancy_capture_upd' limit 1`,
+    )
+    await expect(
+      db.pool.query(`update ${legacyTable[0].t} set id = id where false`),
+    ).rejects.toMatchObject({ code: 'RTP01' })
     const { rows: log } = await db.pool.query('select count(*)::int as n from rowtenancy_changelog')
     expect(log[0].n).toBe(0)
     const { rows: ledger } = await db.pool.query(

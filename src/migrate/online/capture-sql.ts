@@ -24,9 +24,12 @@ const OPS = [
 /**
  * The change log table and the capture function (statement-level, transition
  * tables): it takes the tenant's fence shared (a writer that does not go
- * through rowtenancy waits for a cut-over too), refuses a write that waited on
- * the fence of a cut-over that committed (`RTP01`), and appends the written
- * keys. The cut-over drops these triggers.
+ * through rowtenancy waits for a cut-over too), reads the placement under it,
+ * refuses a write to a tenant cut over to the shared tables (`RTP01`; in a
+ * transaction of one snapshot, a flip after it is a serialization failure,
+ * `40001`), and appends the written keys. The cut-over leaves the triggers in
+ * place, so they refuse every later write to the schema, one that waited on
+ * the cut-over included; `rollback --online` removes them.
  * Legacy rows are never changed by it. Idempotent.
  *
  * @internal
@@ -39,8 +42,8 @@ export function captureDdl(schema: string, idType: TenantIdType): string[] {
 language plpgsql as $rt$
 begin
   raise exception using errcode = '55000',
-    message = 'TRUNCATE of ' || TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME || ' is refused while an online migration captures its changes',
-    hint = 'Delete the rows instead, or finish the online migration first.';
+    message = 'TRUNCATE of ' || TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME || ' is refused while an online migration captures its changes or has cut its tenant over',
+    hint = 'Delete the rows instead, or finish the online migration first (drop-schemas drops a cut-over schema).';
 end
 $rt$`,
     `create table if not exists ${log} (
@@ -59,6 +62,10 @@ declare
 begin
   perform pg_catalog.pg_advisory_xact_lock_shared(${fenceKeySql('v_tenant')});
   select s.placement into v_placement from ${serving} s where s.tenant_id = v_tenant::${idType};
+  if pg_catalog.current_setting('transaction_isolation') <> 'read committed' then
+    -- one snapshot for the whole transaction: a flip after it raises a serialization failure
+    perform 1 from ${serving} s where s.tenant_id = v_tenant::${idType} for share;
+  end if;
   if v_placement = 'shared' then
     raise exception using errcode = ${quoteLiteral(MOVED_SQLSTATE)},
       message = 'tenant ' || v_tenant || ' was cut over to the shared tables; its schema takes no more writes';

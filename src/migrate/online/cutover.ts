@@ -17,7 +17,6 @@ import { CHECKSUM_SETTINGS, pinChecksumSettings } from '../row-checksum.js'
 import {
   CHANGELOG_TABLE,
   deleteLoggedSql,
-  dropTriggerSql,
   installTriggerSql,
   keyColumns,
   loggedChecksumSql,
@@ -151,15 +150,18 @@ export interface CutoverResult {
 
 /**
  * The cut-over of one tenant, in ONE transaction: takes the tenant's fence (the
- * exclusive advisory lock its hybrid requests hold shared; waits at most
- * `fenceTimeoutMs` for the requests in flight; lock timeout 55P03), then its
- * legacy tables (a short wait, `TablesBusyError`; see {@link lockTables}), applies the rest of the change
- * log (or, should that fail, copies the tenant again), verifies every table
- * (counts and checksums, legacy against shared), moves the shared sequences
- * above the tenant's ids, flips its placement to `shared` with its ledger row,
- * removes the capture triggers, and commits, which lifts the fence. A crash or
- * error anywhere rolls all of it back: the tenant stays on its schema, and the
- * fence dies with the session.
+ * exclusive advisory lock its hybrid requests hold shared, and the capture
+ * triggers take for every other writer of its legacy tables; waits at most
+ * `fenceTimeoutMs` for the transactions in flight; lock timeout 55P03), then
+ * its legacy tables in `access share` mode (a short wait, `TablesBusyError`;
+ * see {@link lockTables}): that waits only for DDL, never for a writer. Applies
+ * the rest of the change log (or, should that fail, copies the tenant again),
+ * verifies every table (counts and checksums, legacy against shared), moves the
+ * shared sequences above the tenant's ids, flips its placement to `shared` with
+ * its ledger row, and commits, which lifts the fence. The capture triggers stay:
+ * a write to the legacy tables still waiting on the fence then is refused
+ * (`RTP01`), and so is every later one. A crash or error anywhere rolls all of
+ * it back: the tenant stays on its schema, and the fence dies with the session.
  *
  * @internal
  */
@@ -196,11 +198,12 @@ export async function cutOver(
     await client.query(`select pg_advisory_xact_lock(${fenceKeySql('$1::text')})`, [id])
     const locked = performance.now()
     options.onFenced?.()
-    // The fence keeps the tenant's hybrid requests out; a session that does not go through it
-    // (the old app, a report) may still hold a legacy table, and its capture trigger waits on
-    // the fence: the tables the cut-over drops triggers from are locked now, briefly
-    // (TablesBusyError: roll back, which lifts the fence, and retry), never while it waits.
-    await lockTables(client, legacyTables(ctx, tp), 'access exclusive')
+    // The fence keeps every writer of the tenant out: hybrid requests wait at rowtenancy_enter,
+    // other sessions in their capture trigger, after their write and before their commit (the
+    // cut-over does not see that write; once it commits, the trigger refuses it). No lock a
+    // writer would wait on is taken here: the legacy tables only in access share mode, briefly
+    // (a session running DDL on one: TablesBusyError, roll back, which lifts the fence, retry).
+    await lockTables(client, legacyTables(ctx, tp), 'access share')
     // The fence and the tables are held: the statements below wait on nothing of the app's.
     await client.query("select set_config('lock_timeout', '0', true)")
     const placement = await client.query(
@@ -249,7 +252,6 @@ export async function cutOver(
     // After a changed-rows check, the ledger gets the exact counts now and the full
     // checksums right after the commit (the legacy tables take no writes any more).
     await markVerified(client, plan, tp, checks, !options.preverified || recopied)
-    for (const t of tp.tables) for (const s of dropTriggerSql(ctx, t)) await client.query(s)
     await client.query('commit')
     const end = performance.now()
     const steps = {

@@ -2,7 +2,7 @@ import { MigrationError } from '../../errors/index.js'
 import type { Queryable } from '../../sql/queryable.js'
 import { quoteIdent, quoteLiteral } from '../../sql/quote.js'
 import { LEGACY_SETTING } from '../../tenants/serving.js'
-import { lockTables, TablesBusyError } from './table-locks.js'
+import { lockTables, TablesChangedError } from './table-locks.js'
 
 /** The policy an online migration puts on every legacy table while hybrid serving runs. */
 export const LEGACY_POLICY = 'rowtenancy_legacy'
@@ -71,8 +71,8 @@ export async function inspectLegacySchema(
  * schema. RLS is enabled, not forced: the table owner (the old app's role when
  * it owns its schemas) and the migration keep reading everything. No row is
  * changed. Idempotent: a schema whose tables all have the policy takes no lock.
- * Otherwise the tables still without it are locked up front, in one statement
- * with a short wait ({@link lockTables}: `TablesBusyError` when the app holds
+ * Otherwise the tables still without it are locked up front, in name order
+ * with a short wait in all ({@link lockTables}: `TablesBusyError` when the app holds
  * them; roll back and retry), and looked at again under the lock. Refuses
  * (MigrationError, nothing changed) as {@link inspectLegacySchema} does. Run
  * inside the caller's transaction.
@@ -91,7 +91,7 @@ export async function guardLegacySchema(
   // Under the lock: another run may have guarded them meanwhile, or a table appeared.
   const todo = (await inspectLegacySchema(db, schema, runtimeRole)).filter((t) => !t.ours)
   const appeared = todo.find((t) => !locked.has(t.name))
-  if (appeared) throw new TablesBusyError(`legacy table ${appeared.name} appeared while locking`)
+  if (appeared) throw new TablesChangedError(`legacy table ${appeared.name} appeared while locking`)
   const bound = `pg_catalog.current_setting(${quoteLiteral(LEGACY_SETTING)}, true) operator(pg_catalog.=) ${quoteLiteral(schema)}`
   for (const t of todo) {
     await db.query(`alter table ${t.name} enable row level security`)

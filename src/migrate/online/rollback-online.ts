@@ -15,7 +15,7 @@ import {
   type TenantPlan,
 } from '../plan.js'
 import { adjustSequences } from '../sequences.js'
-import { keyColumns } from './capture-sql.js'
+import { CHANGELOG_TABLE, dropTriggerSql, keyColumns } from './capture-sql.js'
 import { legacyTables } from './cutover.js'
 import { guardLegacySchema } from './legacy-rls.js'
 import { lockTables, TablesBusyError, withLockRetry } from './table-locks.js'
@@ -36,8 +36,11 @@ export interface OnlineRollbackOptions extends Omit<MigrationPlanOptions, 'all' 
  * while the app keeps serving: under the tenant's fence, in ONE transaction, its
  * legacy tables are brought to the shared rows' state (rows written since the
  * cut-over included), compared (counts and checksums), its shared rows deleted,
- * and its placement flipped to `schema`; the ledger says `rolled_back`. A crash
- * rolls all of it back (the tenant stays on the shared tables).
+ * its capture triggers (which refused writes to the schema since the cut-over)
+ * dropped, and its placement flipped to `schema`; the ledger says
+ * `rolled_back`. A crash rolls all of it back (the tenant stays on the shared
+ * tables). Writers to the shared tables are fenced only through
+ * `rowtenancy_enter`: a session that writes them with the plain binding is not.
  *
  * @example
  * ```ts
@@ -104,8 +107,10 @@ async function moveBack(
           '(an offline migration is undone with `rowtenancy rollback`).',
       )
     }
-    // The tenant's hybrid requests are fenced and go to the shared tables; a session that does
-    // not go through the fence may hold a legacy table: all locked now, briefly, never while waiting.
+    // The tenant's hybrid requests are fenced (after the commit, rowtenancy_enter reads the new
+    // placement: a request compiled for the shared tables is refused, raw SQL goes to the schema).
+    // A session that does not go through the fence may hold a legacy table: all locked now,
+    // briefly, never while waiting (the rows are restored and the triggers dropped under it).
     await lockTables(client, legacyTables(ctx, tp), 'access exclusive')
     await client.query("select set_config('lock_timeout', '0', true)")
     // The legacy tables' own triggers and keys stay quiet while their rows are restored.
@@ -140,6 +145,14 @@ async function moveBack(
     }
     // Served from its schema again: its tables' policy must be there (prepared by an older run).
     await guardLegacySchema(client, tp.tenant.schema, undefined)
+    // The capture triggers refused writes to the schema since the cut-over; from the commit on
+    // they are its writes again (a writer waiting on the tables now goes ahead after it, to the
+    // schema the tenant is served from). A later --online installs them anew.
+    for (const t of tp.tables) for (const s of dropTriggerSql(ctx, t)) await client.query(s)
+    await client.query(
+      `delete from ${quoteQualified(plan.targetSchema, CHANGELOG_TABLE)} where tenant_id = $1`,
+      [id],
+    )
     await client.query(
       `update ${serving} set placement = 'schema', updated_at = now() where tenant_id = $1::${plan.idType}`,
       [id],

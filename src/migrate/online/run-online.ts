@@ -251,42 +251,40 @@ async function prepareOnline(
     const tenants = plan.tenants.filter((tp) => !tp.blocked)
     // Refusals first, reading only: nothing is changed when one schema is refused.
     for (const tp of tenants) await inspectLegacySchema(admin, tp.tenant.schema, options.grantTo)
-    await installServing(admin, plan)
+    await installServing(admin, plan, options.grantTo)
     // Each schema in a transaction of its own that locks its tables up front with a short
     // wait and retries: the app serving them is never held up long nor made a deadlock victim.
+    // The tenant is placed in the same transaction as its tables are guarded: a tenant without
+    // a serving row is served from the shared tables, so it never has one without its rows there
+    // or its guard here.
+    const prepared: string[] = []
     for (const tp of tenants) {
-      await withLockRetry(legacyWhat(tp), () =>
-        onConnection(admin, async () => {
-          // Raw SQL of the runtime role reads a legacy table only when entered for its schema.
-          await guardLegacySchema(admin, tp.tenant.schema, options.grantTo)
-          if (options.grantTo !== undefined)
-            await grantSchema(admin, tp.tenant.schema, options.grantTo)
-        }),
+      const rerun = prepareRerun(tp, prepared, tenants.length)
+      await withLockRetry(
+        legacyWhat(tp),
+        () =>
+          onConnection(admin, async () => {
+            await admin.query("select pg_advisory_xact_lock(hashtext('rowtenancy.online.install'))")
+            // Raw SQL of the runtime role reads a legacy table only when entered for its schema.
+            await guardLegacySchema(admin, tp.tenant.schema, options.grantTo)
+            if (options.grantTo !== undefined)
+              await grantSchema(admin, tp.tenant.schema, options.grantTo)
+            await ensureTenantRow(admin, plan.tenantsSchema, plan.idType, tp.tenant)
+            await admin.query(
+              `insert into ${quoteQualified(plan.targetSchema, SERVING_TABLE)} (tenant_id, schema_name, placement, fence_ms)
+               values ($1::${plan.idType}, $2, $3, $4) on conflict (tenant_id) do update set fence_ms = excluded.fence_ms`,
+              [
+                tp.tenant.id,
+                tp.tenant.schema,
+                initialPlacement(ledger.get(tp.tenant.id)),
+                fenceTimeoutMs,
+              ],
+            )
+          }),
+        { rerun },
       )
+      prepared.push(tp.tenant.schema)
     }
-    // Placed on its schema only once its tables are guarded (above).
-    await onConnection(admin, async () => {
-      await admin.query("select pg_advisory_xact_lock(hashtext('rowtenancy.online.install'))")
-      for (const tp of tenants) {
-        await ensureTenantRow(admin, plan.tenantsSchema, plan.idType, tp.tenant)
-        await admin.query(
-          `insert into ${quoteQualified(plan.targetSchema, SERVING_TABLE)} (tenant_id, schema_name, placement, fence_ms)
-           values ($1::${plan.idType}, $2, $3, $4) on conflict (tenant_id) do update set fence_ms = excluded.fence_ms`,
-          [
-            tp.tenant.id,
-            tp.tenant.schema,
-            initialPlacement(ledger.get(tp.tenant.id)),
-            fenceTimeoutMs,
-          ],
-        )
-      }
-      if (options.grantTo !== undefined) {
-        // a tenancy without adminPool reads the serving map on the runtime role
-        await admin.query(
-          `grant select on ${quoteQualified(plan.targetSchema, SERVING_TABLE)} to ${quoteIdent(options.grantTo)}`,
-        )
-      }
-    })
     // Tenants the app creates from now on get ids above the legacy ones.
     await adjustSequences(admin, plan.tenantsSchema, ['tenants'])
     const { rows } = await admin.query(
@@ -300,12 +298,16 @@ async function prepareOnline(
 }
 
 /**
- * The serving map, `rowtenancy_enter`, the change log and its capture function,
- * one installer at a time. On a rerun, `create index if not exists` still takes
+ * The serving map, `rowtenancy_enter`, the change log and its capture function
+ * (and reading the serving map for `grantTo`), one installer at a time. On a rerun, `create index if not exists` still takes
  * a share lock on the serving map and the change log (the app's capture
  * triggers write the log): taken up front with a short wait, retried.
  */
-async function installServing(admin: Queryable, plan: MigrationPlan): Promise<void> {
+async function installServing(
+  admin: Queryable,
+  plan: MigrationPlan,
+  grantTo: string | undefined,
+): Promise<void> {
   const serving = quoteQualified(plan.targetSchema, SERVING_TABLE)
   const log = quoteQualified(plan.targetSchema, CHANGELOG_TABLE)
   await withLockRetry(`${serving} and ${log}`, () =>
@@ -329,6 +331,9 @@ async function installServing(admin: Queryable, plan: MigrationPlan): Promise<vo
       // the log as its owner.
       await revokeAllButOwner(admin, serving, { keepSelect: true })
       await revokeAllButOwner(admin, log)
+      // a tenancy without adminPool reads the serving map on the runtime role
+      if (grantTo !== undefined)
+        await admin.query(`grant select on ${serving} to ${quoteIdent(grantTo)}`)
     }),
   )
 }
@@ -459,6 +464,22 @@ function roundSteps<T extends Record<string, number>>(steps: T): T {
   return Object.fromEntries(
     Object.entries(steps).map(([k, v]) => [k, Math.round(v * 10) / 10]),
   ) as T
+}
+
+/** How `--prepare` stopped on `tp`'s tables: what is prepared, what is not, what to do. */
+function prepareRerun(tp: TenantPlan, prepared: readonly string[], total: number): string {
+  const after = total - prepared.length - 1
+  const done =
+    prepared.length === 0
+      ? ''
+      : ` ${prepared.length} of ${total} schemas are prepared already (${prepared
+          .slice(0, 5)
+          .map((x) => JSON.stringify(x))
+          .join(', ')}${prepared.length > 5 ? ', ...' : ''}), their tenants served from them.`
+  return (
+    `Nothing of schema ${JSON.stringify(tp.tenant.schema)}${after > 0 ? ` nor of the ${after} after it` : ''} was changed.${done} ` +
+    'Rerun `migrate-to-row-tenancy --online --prepare` (or the same --online command) when it has ended: it continues with the rest.'
+  )
 }
 
 function legacyWhat(tp: TenantPlan): string {

@@ -1,5 +1,6 @@
 import { MigrationError } from '../../errors/index.js'
 import type { Queryable } from '../../sql/queryable.js'
+import { quoteLiteral } from '../../sql/quote.js'
 
 /**
  * The longest one attempt of {@link lockTables} waits for all its locks, ms (or
@@ -16,7 +17,37 @@ const LOCK_BACKOFF_MS = 100
 const LOCK_BACKOFF_MAX_MS = 2_000
 
 /** The table lock modes the online migration takes. */
-export type TableLockMode = 'share' | 'share row exclusive' | 'access exclusive'
+export type TableLockMode = 'access share' | 'share' | 'share row exclusive' | 'access exclusive'
+
+/** The lock modes each mode waits for (PostgreSQL's conflict table). */
+const CONFLICTS: Record<TableLockMode, readonly string[]> = {
+  'access share': ['AccessExclusiveLock'],
+  share: [
+    'RowExclusiveLock',
+    'ShareUpdateExclusiveLock',
+    'ShareRowExclusiveLock',
+    'ExclusiveLock',
+    'AccessExclusiveLock',
+  ],
+  'share row exclusive': [
+    'RowExclusiveLock',
+    'ShareUpdateExclusiveLock',
+    'ShareLock',
+    'ShareRowExclusiveLock',
+    'ExclusiveLock',
+    'AccessExclusiveLock',
+  ],
+  'access exclusive': [
+    'AccessShareLock',
+    'RowShareLock',
+    'RowExclusiveLock',
+    'ShareUpdateExclusiveLock',
+    'ShareLock',
+    'ShareRowExclusiveLock',
+    'ExclusiveLock',
+    'AccessExclusiveLock',
+  ],
+}
 
 /**
  * The tables were busy: one attempt of {@link lockTables} ran out of its wait,
@@ -28,15 +59,25 @@ export type TableLockMode = 'share' | 'share row exclusive' | 'access exclusive'
 export class TablesBusyError extends MigrationError {}
 
 /**
+ * The tables changed while they were being locked (a table was created
+ * meanwhile): nothing holds them, the step looks again after a rollback.
+ *
+ * @internal
+ */
+export class TablesChangedError extends TablesBusyError {}
+
+/**
  * Takes `mode` locks on `tables` (quoted, qualified names; a partitioned table's
- * partitions come with it), in name order, in ONE statement at the start of the
- * caller's transaction, so that its DDL afterwards waits on nothing. The whole
- * statement waits at most {@link LOCK_WAIT_MS} (less on a server with a short
- * `deadlock_timeout`); the transaction's own `deadlock_timeout` is lowered
- * where the role may (a superuser, or `GRANT SET ON PARAMETER`), so the
- * installer, not an app transaction, is the one a deadlock check aborts, and a
- * blocking autovacuum is cancelled early. `lock_timeout` is left as it was.
- * Throws {@link TablesBusyError} on a lock timeout or a deadlock.
+ * partitions come with it), one `LOCK TABLE` per table in name order, all in one
+ * DO block (one round trip) at the start of the caller's transaction, so that
+ * its DDL afterwards waits on nothing. The whole block waits at most
+ * {@link LOCK_WAIT_MS} (less on a server with a short `deadlock_timeout`): each
+ * `LOCK TABLE` gets what is left of that. The transaction's own
+ * `deadlock_timeout` is lowered where the role may (a superuser, or `GRANT SET
+ * ON PARAMETER`), so the installer, not an app transaction, is the one a
+ * deadlock check aborts, and a blocking autovacuum is cancelled early.
+ * `lock_timeout` is left as it was. Throws {@link TablesBusyError} on a lock
+ * timeout (its message names the sessions that held the table) or a deadlock.
  *
  * @internal
  */
@@ -50,21 +91,51 @@ export async function lockTables(
   const locks = names
     .map(
       (t) =>
-        `  perform pg_catalog.set_config('lock_timeout', greatest(1, ceil(extract(epoch from v_until - pg_catalog.clock_timestamp()) * 1000))::int || 'ms', true);\n` +
-        `  lock table ${t} in ${mode} mode;`,
+        `    v_table := ${quoteLiteral(t)};\n` +
+        `    perform pg_catalog.set_config('lock_timeout', greatest(1, ceil(extract(epoch from v_until - pg_catalog.clock_timestamp()) * 1000))::int || 'ms', true);\n` +
+        `    lock table ${t} in ${mode} mode;`,
     )
     .join('\n')
+  // On a lock timeout, the sessions holding the table are read before the error
+  // aborts the transaction, and named in it.
   const body = `
 declare
   v_before text := pg_catalog.current_setting('lock_timeout');
   v_wait int := least(${LOCK_WAIT_MS}, greatest(2, (select s.setting::int / 2 from pg_catalog.pg_settings s where s.name = 'deadlock_timeout')));
   v_until timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => v_wait / 1000.0);
+  v_table text;
+  v_holders text;
 begin
   begin
     perform pg_catalog.set_config('deadlock_timeout', greatest(1, v_wait / 5) || 'ms', true);
   exception when insufficient_privilege then null;
   end;
+  begin
 ${locks}
+  exception when lock_not_available then
+    select pg_catalog.string_agg(h.who, '; ') into v_holders from (
+      select pg_catalog.format('pid %s (%s%s, %s%s)', a.pid, coalesce(a.usename, '?'),
+               case when a.application_name <> '' then ' ' || a.application_name else '' end,
+               coalesce(a.state, '?'),
+               case when a.xact_start is not null
+                    then ', in a transaction for ' || pg_catalog.round(extract(epoch from pg_catalog.clock_timestamp() - a.xact_start)::numeric, 1) || ' s'
+                    else '' end) as who
+        from pg_catalog.pg_stat_activity a
+       where a.pid in (
+               -- the table and its partitions, from the catalog (pg_partition_tree would lock them)
+               with recursive tree(relid) as (
+                 select v_table::regclass::oid
+                 union all
+                 select i.inhrelid from pg_catalog.pg_inherits i join tree t on i.inhparent = t.relid)
+               select l.pid from pg_catalog.pg_locks l
+                where l.locktype = 'relation' and l.pid <> pg_catalog.pg_backend_pid()
+                  and l.relation in (select t.relid from tree t)
+                  and l.mode = any (${quoteLiteral(`{${CONFLICTS[mode].join(',')}}`)}::text[]))
+       order by a.pid limit 5) h;
+    raise exception using errcode = 'lock_not_available',
+      message = 'canceling statement due to lock timeout on ' || v_table
+        || coalesce('; held by ' || v_holders, '');
+  end;
   perform pg_catalog.set_config('lock_timeout', v_before, true);
 end
 `
@@ -74,9 +145,10 @@ end
     await db.query(`do ${tag}${body}${tag}`)
   } catch (err) {
     if (!isBusy(err)) throw err
+    const detail = (err as { detail?: string }).detail
     throw new TablesBusyError(
       `${names.length === 1 ? names[0] : `${names.length} tables (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`} ` +
-        `not locked in ${mode} mode: ${(err as Error).message}`,
+        `not locked in ${mode} mode: ${(err as Error).message}${detail ? ` (${detail})` : ''}`,
       { cause: err },
     )
   }
@@ -101,7 +173,7 @@ export function isBusy(err: unknown): boolean {
 export async function withLockRetry<T>(
   what: string,
   attempt: () => Promise<T>,
-  options: { busy?: (err: unknown) => boolean } = {},
+  options: { busy?: (err: unknown) => boolean; rerun?: string } = {},
 ): Promise<T> {
   const busy = options.busy ?? isBusy
   for (let n = 1; ; n++) {
@@ -109,7 +181,7 @@ export async function withLockRetry<T>(
       return await attempt()
     } catch (err) {
       if (!busy(err)) throw err
-      if (n >= LOCK_ATTEMPTS) throw lockGaveUp(what, n, err)
+      if (n >= LOCK_ATTEMPTS) throw lockGaveUp(what, n, err, options.rerun)
       await lockBackoff(n)
     }
   }
@@ -122,13 +194,32 @@ export function lockBackoff(n: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms))
 }
 
-/** The error after the last attempt: what held the tables up, what to do. @internal */
-export function lockGaveUp(what: string, attempts: number, err: unknown): MigrationError {
+/**
+ * The error after the last attempt: what held the tables up, what to do.
+ * `rerun` replaces the closing "nothing of this step was changed; rerun" (a step
+ * over several schemas says which are done already).
+ *
+ * @internal
+ */
+export function lockGaveUp(
+  what: string,
+  attempts: number,
+  err: unknown,
+  rerun = 'Nothing of this step was changed; rerun when it has ended.',
+): MigrationError {
+  const why = (err as Error)?.message ?? String(err)
+  if (err instanceof TablesChangedError) {
+    return new MigrationError(
+      `Could not lock ${what} in ${attempts} attempts: ${why}. Tables of the schema kept being created ` +
+        `(or attached) while they were being locked. ${rerun.replace(' when it has ended', ' when that has stopped')}`,
+      { cause: err },
+    )
+  }
   return new MigrationError(
     `Could not lock ${what} in ${attempts} attempts (each waits at most ${LOCK_WAIT_MS} ms, so that the ` +
-      `app's requests never wait long behind it or deadlock with it): ${(err as Error)?.message ?? String(err)}. ` +
+      `app's requests never wait long behind it or deadlock with it): ${why}. ` +
       'Another session holds them: a long transaction, a VACUUM, a pg_dump, a request that keeps its ' +
-      'transaction open (see pg_stat_activity and pg_locks). Nothing of this step was changed; rerun when it has ended.',
+      `transaction open (see pg_stat_activity and pg_locks). ${rerun}`,
     { cause: err },
   )
 }

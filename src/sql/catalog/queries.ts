@@ -131,9 +131,18 @@ export const EXTENSIONS = `
 select exists (select 1 from pg_extension where extname = 'btree_gin') as btree_gin,
        exists (select 1 from pg_extension where extname = 'btree_gist') as btree_gist`
 
+/**
+ * A condition on `pg_trigger` row `g` that leaves out the triggers an online
+ * migration puts on legacy tables (`rowtenancy_capture_ins` .. `_trn`, the names
+ * of `src/migrate/online/capture-sql.ts`): the migration's own, never a schema's
+ * to carry over to the shared tables (they would refuse their writes) nor to
+ * compare.
+ */
+export const NOT_MIGRATION_TRIGGER = `g.tgname::text !~ '^rowtenancy_capture_(ins|upd|del|trn)$'`
+
 export const NOT_CARRIED = `
-select (select count(*) from pg_trigger tg join pg_class c on c.oid = tg.tgrelid
-         where c.relnamespace = n.oid and not tg.tgisinternal)::int as triggers,
+select (select count(*) from pg_trigger g join pg_class c on c.oid = g.tgrelid
+         where c.relnamespace = n.oid and not g.tgisinternal and ${NOT_MIGRATION_TRIGGER})::int as triggers,
        (select count(*) from pg_class c
          where c.relnamespace = n.oid and c.relkind in ('v', 'm'))::int as views,
        (select count(*) from pg_proc p where p.pronamespace = n.oid)::int as functions
@@ -331,6 +340,7 @@ export const SUMMARY_TRIGGERS = `
 select g.tgrelid::int8 as oid, g.tgname as name
   from pg_trigger g
  where g.tgrelid = any($1::int8[]::oid[]) and not g.tgisinternal and g.tgenabled <> 'D'
+   and ${NOT_MIGRATION_TRIGGER}
  order by g.tgrelid, g.tgname`
 
 /** A row of {@link SUMMARY_TRIGGERS}. */

@@ -1,5 +1,6 @@
 import { type Queryable, selectRows } from '../queryable.js'
 import { quoteIdent } from '../quote.js'
+import { NOT_MIGRATION_TRIGGER } from './queries.js'
 
 /**
  * A function of the template schema: its full definition (`pg_get_functiondef`),
@@ -50,7 +51,7 @@ const TRIGGERS = `
 select g.tgname as name, c.relname as table, pg_get_triggerdef(g.oid) as definition, g.tgenabled = 'D' as disabled
   from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
  where n.nspname = $1 and not g.tgisinternal and not c.relispartition
-   and coalesce((to_jsonb(g) ->> 'tgparentid')::oid, 0) = 0
+   and coalesce((to_jsonb(g) ->> 'tgparentid')::oid, 0) = 0 and ${NOT_MIGRATION_TRIGGER}
  order by c.relname collate "C", g.tgname collate "C"`
 
 const VIEWS = `
@@ -125,7 +126,7 @@ union all
 select n.nspname, quote_ident(n.nspname), 'trigger', g.tgname || ' on ' || c.relname, pg_get_triggerdef(g.oid)
   from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
  where n.nspname = any($1::text[]) and not g.tgisinternal and not c.relispartition
-   and coalesce((to_jsonb(g) ->> 'tgparentid')::oid, 0) = 0`
+   and coalesce((to_jsonb(g) ->> 'tgparentid')::oid, 0) = 0 and ${NOT_MIGRATION_TRIGGER}`
 
 /**
  * The functions, views and triggers of each schema, by `<kind> <name>` (a trigger:
