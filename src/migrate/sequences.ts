@@ -13,8 +13,9 @@ export interface SequenceAdjustment {
 }
 
 /**
- * Moves every serial / identity sequence of the given tables above the largest
- * value in its column, so new rows never collide with copied ids. Idempotent:
+ * Moves every serial / identity sequence of the given tables, and every sequence an
+ * integer column's default draws from (`nextval('shared_seq')`, owned or not), above the
+ * largest value in its columns, so new rows never collide with copied ids. Idempotent:
  * a sequence already above is left alone; a rerun (also after a crash) does the
  * same. Returns the sequences it moved.
  *
@@ -34,11 +35,21 @@ export async function adjustSequences(
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
             s.seqstart::text as start
-       from (select c.relname as table, a.attname as column,
-                    pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
+       from (select c.relname as table, a.attname as column, q.seq
                from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+              cross join lateral (
+                     select pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
+                      union
+                     select quote_ident(sn.nspname) || '.' || quote_ident(sq.relname)
+                       from pg_attrdef ad
+                       join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid
+                                       and d.refclassid = 'pg_class'::regclass
+                       join pg_class sq on sq.oid = d.refobjid and sq.relkind = 'S'
+                       join pg_namespace sn on sn.oid = sq.relnamespace
+                      where ad.adrelid = c.oid and ad.adnum = a.attnum) q
               where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
-                and c.relkind in ('r', 'p') and format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint')) x
+                and c.relkind in ('r', 'p') and format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint')
+                and q.seq is not null) x
        join pg_sequence s on s.seqrelid = x.seq::regclass
       order by 1, 2`,
     [schema, tables],
@@ -62,17 +73,23 @@ export async function adjustSequences(
     if (BigInt(m) < next) continue
     out.push({ table: r.table, column: r.column, sequence: r.seq, value: m })
   }
-  if (out.length > 0) {
+  // A sequence several columns draw from (a shared one) goes above the largest of them all.
+  const moves = new Map<string, bigint>()
+  for (const o of out) {
+    const v = BigInt(o.value)
+    if ((moves.get(o.sequence) ?? v) <= v) moves.set(o.sequence, v)
+  }
+  if (moves.size > 0) {
     await db.query(
       // Never backwards: a nextval elsewhere since the state was read may be ahead already.
-      `select ${out
-        .map((_o, i) => {
+      `select ${[...moves.keys()]
+        .map((_s, i) => {
           const seq = `$${2 * i + 1}::regclass`
           const value = `$${2 * i + 2}::int8`
           return `setval(${seq}, greatest(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
         })
         .join(', ')}`,
-      out.flatMap((o) => [o.sequence, o.value]),
+      [...moves].flatMap(([seq, value]) => [seq, String(value)]),
     )
   }
   return out
