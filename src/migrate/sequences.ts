@@ -13,6 +13,29 @@ export interface SequenceAdjustment {
 }
 
 /**
+ * Every (table, column, sequence) of the tables `$2` of schema `$1` where the column draws
+ * from the sequence: its serial / identity sequence (`pg_get_serial_sequence`), or any
+ * sequence its default depends on (`nextval('shared_seq')`, owned or not); `integer` tells
+ * whether the column is an integer one (its values show how far the sequence went).
+ */
+const COLUMN_SEQUENCES = `
+select c.relname as table, a.attname as column, q.seq,
+       format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint') as integer
+  from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+ cross join lateral (
+        select pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
+         union
+        select quote_ident(sn.nspname) || '.' || quote_ident(sq.relname)
+          from pg_attrdef ad
+          join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid
+                          and d.refclassid = 'pg_class'::regclass
+          join pg_class sq on sq.oid = d.refobjid and sq.relkind = 'S'
+          join pg_namespace sn on sn.oid = sq.relnamespace
+         where ad.adrelid = c.oid and ad.adnum = a.attnum) q
+ where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
+   and c.relkind in ('r', 'p') and q.seq is not null`
+
+/**
  * Moves every serial / identity sequence of the given tables, and every sequence an
  * integer column's default draws from (`nextval('shared_seq')`, owned or not), above the
  * largest value in its columns, so new rows never collide with copied ids. Idempotent:
@@ -35,22 +58,9 @@ export async function adjustSequences(
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
             s.seqstart::text as start
-       from (select c.relname as table, a.attname as column, q.seq
-               from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
-              cross join lateral (
-                     select pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
-                      union
-                     select quote_ident(sn.nspname) || '.' || quote_ident(sq.relname)
-                       from pg_attrdef ad
-                       join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid
-                                       and d.refclassid = 'pg_class'::regclass
-                       join pg_class sq on sq.oid = d.refobjid and sq.relkind = 'S'
-                       join pg_namespace sn on sn.oid = sq.relnamespace
-                      where ad.adrelid = c.oid and ad.adnum = a.attnum) q
-              where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
-                and c.relkind in ('r', 'p') and format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint')
-                and q.seq is not null) x
+       from (${COLUMN_SEQUENCES}) x
        join pg_sequence s on s.seqrelid = x.seq::regclass
+      where x.integer
       order by 1, 2`,
     [schema, tables],
   )
@@ -90,6 +100,60 @@ export async function adjustSequences(
         })
         .join(', ')}`,
       [...moves].flatMap(([seq, value]) => [seq, String(value)]),
+    )
+  }
+  return out
+}
+
+/**
+ * Moves every sequence of the target schema whose values the copied integer columns do not
+ * show (one a text column's default draws from, `'INV-' || nextval('bill_no')`, or one only a
+ * function calls) above the furthest position of the same-named sequence in the tenant
+ * schemas, so the shared sequence never hands out a value a tenant already used. Never
+ * backwards; idempotent. Returns the sequences it moved (with the column whose default draws
+ * from each, or empty names for a sequence no default names).
+ *
+ * @example
+ * ```ts
+ * await followTenantSequences(pool, 'public', ['invoice'], ['tenant_1', 'tenant_2'])
+ * // [{ table: 'invoice', column: 'no', sequence: 'public.bill_no', value: '42' }]
+ * ```
+ */
+export async function followTenantSequences(
+  db: Queryable,
+  schema: string,
+  tables: readonly string[],
+  tenantSchemas: readonly string[],
+): Promise<SequenceAdjustment[]> {
+  if (tenantSchemas.length === 0) return []
+  const { rows } = await db.query(
+    `with drawn as (${COLUMN_SEQUENCES})
+     select quote_ident(n.nspname) || '.' || quote_ident(t.relname) as seq,
+            coalesce(d.table, '') as table, coalesce(d.column, '') as column,
+            (select max(pg_sequence_last_value(s.oid)) from pg_class s join pg_namespace sn on sn.oid = s.relnamespace
+              where s.relkind = 'S' and sn.nspname = any($3::text[]) and s.relname = t.relname)::text as source,
+            coalesce(pg_sequence_last_value(t.oid), p.seqstart - 1)::text as last
+       from pg_class t join pg_namespace n on n.oid = t.relnamespace join pg_sequence p on p.seqrelid = t.oid
+       left join lateral (select x.table, x.column from drawn x where x.seq::regclass = t.oid
+                           order by 1, 2 limit 1) d on true
+      where n.nspname = $1 and t.relkind = 'S'
+        and not exists (select 1 from drawn x where x.integer and x.seq::regclass = t.oid)
+      order by 1`,
+    [schema, tables, tenantSchemas],
+  )
+  const out: SequenceAdjustment[] = rows
+    .filter((r) => r.source !== null && BigInt(r.source) > BigInt(r.last))
+    .map((r) => ({ table: r.table, column: r.column, sequence: r.seq, value: r.source }))
+  if (out.length > 0) {
+    await db.query(
+      `select ${out
+        .map((_o, i) => {
+          const seq = `$${2 * i + 1}::regclass`
+          const value = `$${2 * i + 2}::int8`
+          return `setval(${seq}, greatest(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
+        })
+        .join(', ')}`,
+      out.flatMap((o) => [o.sequence, o.value]),
     )
   }
   return out
