@@ -25,6 +25,11 @@ interface Shape {
   readonly after?: (db: Queryable) => Promise<void>
   /** A note `schema generate` must give (what it does not carry over). */
   readonly note?: RegExp
+  /** SQL run on tenant 2 (`tenant_2`) after it is filled, and what the migration must do with it. */
+  readonly tenant2?: {
+    readonly sql: (s: string) => string
+    readonly expect: { status: 'blocked' | 'failed'; message: RegExp }
+  }
   /** Refused by `schema generate` with this message (nothing created). */
   readonly refusedByGenerate?: RegExp
 }
@@ -440,6 +445,66 @@ create table ${s}.visit_other partition of ${s}.visit default;`,
 insert into ${s}.visit (region, at) select (array['eu', 'us', 'apac'])[1 + i % 3], date '2023-12-01' + i * 20
   from generate_series(1, ${6 + n}) i;`,
   },
+  {
+    name: 'a tenant with a table the template lacks (its rows would stay behind)',
+    tables: ['note'],
+    ddl: (s) => `create table ${s}.note (id serial primary key, body text);`,
+    fill: (s, n) => `insert into ${s}.note (body) select 'b' || i from generate_series(1, ${n}) i;`,
+    tenant2: {
+      sql: (s) =>
+        `create table ${s}.legacy_extra (id serial primary key, v text); insert into ${s}.legacy_extra (v) values ('keep me')`,
+      expect: { status: 'blocked', message: /legacy_extra/ },
+    },
+  },
+  {
+    name: 'a tenant with NULLs where the template column is NOT NULL',
+    tables: ['client'],
+    ddl: (s) => `create table ${s}.client (id serial primary key, name text not null);`,
+    fill: (s, n) =>
+      `insert into ${s}.client (name) select 'c' || i from generate_series(1, ${2 + n}) i;`,
+    tenant2: {
+      sql: (s) =>
+        `alter table ${s}.client alter column name drop not null; insert into ${s}.client (name) values (null)`,
+      expect: {
+        status: 'failed',
+        message:
+          /^Tenant schema "tenant_2": a row of client has NULL in name, which public\.client has NOT NULL; the tenant schema lacks that constraint\. Nothing of the tenant was copied: fix those rows/,
+      },
+    },
+  },
+  {
+    name: 'a tenant with rows the template CHECK refuses (the tenant lacks the CHECK)',
+    tables: ['stock'],
+    ddl: (s) =>
+      `create table ${s}.stock (id serial primary key, qty integer not null constraint stock_qty_check check (qty >= 0));`,
+    fill: (s, n) => `insert into ${s}.stock (qty) select i from generate_series(1, ${2 + n}) i;`,
+    tenant2: {
+      sql: (s) =>
+        `alter table ${s}.stock drop constraint stock_qty_check; insert into ${s}.stock (qty) values (-5)`,
+      expect: {
+        status: 'failed',
+        message:
+          /^Tenant schema "tenant_2": a row of stock breaks CHECK constraint stock_qty_check of public\.stock \(Failing row contains \(2, \d+, -5\)\.\); the tenant schema lacks that constraint/,
+      },
+    },
+  },
+  {
+    name: 'a tenant with duplicates the template UNIQUE refuses (the tenant lacks it)',
+    tables: ['member'],
+    ddl: (s) =>
+      `create table ${s}.member (id serial primary key, email text not null constraint member_email_key unique);`,
+    fill: (s, n) =>
+      `insert into ${s}.member (email) select 'm' || i from generate_series(1, ${2 + n}) i;`,
+    tenant2: {
+      sql: (s) =>
+        `alter table ${s}.member drop constraint member_email_key; insert into ${s}.member (email) values ('m1')`,
+      expect: {
+        status: 'failed',
+        message:
+          /^Tenant schema "tenant_2": rows of member repeat a key of unique constraint member_email_key of public\.member \(Key \(tenant_id, email\)=\(2, m1\) already exists\.\); the tenant schema lacks that constraint/,
+      },
+    },
+  },
 ]
 
 // One database per shape, dropped as soon as its test ends (the server's connections are shared).
@@ -485,6 +550,7 @@ describe.each(SHAPES)('sample shape: $name', (shape) => {
       await db.pool.query(`create schema ${s}`)
       await db.pool.query(shape.ddl(s))
       await db.pool.query(shape.fill(s, t.id))
+      if (t.id === 2 && shape.tenant2) await db.pool.query(shape.tenant2.sql(s))
       await db.pool.query('insert into public.customers_client values ($1, $2, $3)', [
         t.id,
         t.schema,
@@ -518,13 +584,28 @@ describe.each(SHAPES)('sample shape: $name', (shape) => {
     const report = await migrate({ db: db.pool, all: true, jobs: 2 })
     for (const t of TENANTS) {
       const r = report.tenants.find((x) => x.tenantId === String(t.id))!
-      expect(r.status, `${t.schema}: ${JSON.stringify(r.drift)} ${r.error ?? ''}`).toBe('migrated')
+      const want = (t.id === 2 && shape.tenant2?.expect) || { status: 'migrated' as const }
+      expect(r.status, `${t.schema}: ${JSON.stringify(r.drift)} ${r.error ?? ''}`).toBe(want.status)
       const { source, target } = await fingerprints(db.pool, t.schema, t.id, shape.tables)
       expect(source, t.schema).toEqual(before[t.schema])
-      expect(target, t.schema).toEqual(source)
+      if (want.status === 'migrated') {
+        expect(target, t.schema).toEqual(source)
+        continue
+      }
+      const messages =
+        want.status === 'blocked'
+          ? r.drift.filter((d) => d.blocking).map((d) => d.message)
+          : [r.error ?? '']
+      expect(messages.length, t.schema).toBeGreaterThan(0)
+      for (const m of messages) expect(m, t.schema).toMatch(want.message)
+      for (const f of Object.values(target)) expect(f, t.schema).toBe('0:0')
     }
     const verified = await verifyMigration({ db: db.pool })
-    expect(verified.ok, JSON.stringify(verified)).toBe(true)
+    expect(
+      verified.tenants.every((v) => v.ok),
+      JSON.stringify(verified),
+    ).toBe(true)
+    expect(verified.missing.map((m) => m.tenantId)).toEqual(shape.tenant2 ? ['2'] : [])
     await shape.after?.(db.pool)
   }, 120_000)
 })
