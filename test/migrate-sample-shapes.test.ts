@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { migrate, verifyMigration } from '../src/migrate/index.js'
 import { applyTenantSchema } from '../src/schema/generate/index.js'
@@ -607,5 +609,63 @@ describe.each(SHAPES)('sample shape: $name', (shape) => {
     ).toBe(true)
     expect(verified.missing.map((m) => m.tenantId)).toEqual(shape.tenant2 ? ['2'] : [])
     await shape.after?.(db.pool)
+  }, 120_000)
+})
+
+describe('a tenant table whose rows row-level security hides from the migrating role', () => {
+  it('is refused before anything is copied (never a silent subset)', async () => {
+    const db = await createTestDatabase('shapes_rls')
+    current = db
+    const role = `rt_shapes_${randomBytes(3).toString('hex')}`
+    const r = quoteIdent(role)
+    const pool = new pg.Pool({
+      connectionString: Object.assign(new URL(db.url), {
+        username: role,
+        password: 'pw',
+      }).toString(),
+      max: 4,
+    })
+    try {
+      await installTenantTables(db.pool, { idType: 'bigint' })
+      await db.pool.query(
+        'create table public.customers_client (id int primary key, schema_name text not null unique, name text not null)',
+      )
+      for (const t of TENANTS) {
+        const s = quoteIdent(t.schema)
+        await db.pool.query(`create schema ${s}; create table ${s}.secret (id serial primary key, owner text not null);
+          insert into ${s}.secret (owner) select (array['alice', 'bob'])[1 + i % 2] from generate_series(1, 6) i`)
+        await db.pool.query('insert into public.customers_client values ($1, $2, $3)', [
+          t.id,
+          t.schema,
+          `T${t.id}`,
+        ])
+      }
+      // tenant 2's table shows a role only the rows of its own name (a per-user policy of the old app)
+      await db.pool.query(`alter table tenant_2.secret enable row level security;
+        create policy mine on tenant_2.secret using (owner = current_user)`)
+      await applyTenantSchema(db.pool, { fromSchema: TENANTS[0].schema })
+      await db.pool.query(`create role ${r} login password 'pw' nosuperuser`)
+      for (const s of ['public', ...TENANTS.map((t) => t.schema)]) {
+        await db.pool.query(`grant usage, create on schema ${quoteIdent(s)} to ${r};
+          grant select, insert, update, delete on all tables in schema ${quoteIdent(s)} to ${r};
+          grant usage, select, update on all sequences in schema ${quoteIdent(s)} to ${r}`)
+      }
+      const report = await migrate({ db: pool, all: true })
+      const two = report.tenants.find((x) => x.tenantId === '2')!
+      expect(two.status, JSON.stringify(two)).toBe('blocked')
+      expect(two.drift.filter((d) => d.blocking).map((d) => d.message)).toEqual([
+        `Row-level security hides rows of tenant_2.secret from role ${role}: the copy would miss them. Run the migration as the tables' owner (without FORCE ROW LEVEL SECURITY), a superuser or a BYPASSRLS role.`,
+      ])
+      const copied = await db.pool.query(
+        'select tenant_id::int as t, count(*)::int as n from public.secret group by 1 order by 1',
+      )
+      expect(copied.rows).toEqual([
+        { t: 1, n: 6 },
+        { t: 3, n: 6 },
+      ])
+    } finally {
+      await pool.end()
+      await db.pool.query(`drop owned by ${r}; drop role ${r}`).catch(() => {})
+    }
   }, 120_000)
 })
