@@ -38,7 +38,7 @@ select c.relname as table, a.attname as column, q.seq,
 /**
  * Moves every serial / identity sequence of the given tables, and every sequence an
  * integer column's default draws from (`nextval('shared_seq')`, owned or not), above the
- * largest value in its columns, so new rows never collide with copied ids. Idempotent:
+ * largest value in its columns, so new rows never collide with copied ids (a descending sequence: below the smallest). Idempotent:
  * a sequence already above is left alone; a rerun (also after a crash) does the
  * same. Returns the sequences it moved.
  *
@@ -57,7 +57,7 @@ export async function adjustSequences(
   // every column's largest value in one statement, the moves in one statement.
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
-            s.seqstart::text as start
+            s.seqstart::text as start, s.seqincrement < 0 as down
        from (${COLUMN_SEQUENCES}) x
        join pg_sequence s on s.seqrelid = x.seq::regclass
       where x.integer
@@ -70,39 +70,57 @@ export async function adjustSequences(
       `select ${rows
         .map(
           (r, i) =>
-            `(select max(${quoteQualified(undefined, r.column)}) from ${quoteQualified(schema, r.table)})::text as "${i}"`,
+            `(select ${r.down ? 'min' : 'max'}(${quoteQualified(undefined, r.column)}) from ${quoteQualified(schema, r.table)})::text as "${i}"`,
         )
         .join(', ')}`,
     )
   ).rows[0] as Record<string, string | null>
   const out: SequenceAdjustment[] = []
+  // A descending sequence (negative increment) moves below the smallest value instead.
+  const down = new Set<string>()
   for (const [i, r] of rows.entries()) {
     const m = maxima[String(i)]
     if (m === null || m === undefined) continue
-    const next = r.last === null ? BigInt(r.start) : BigInt(r.last) + 1n
-    if (BigInt(m) < next) continue
+    if (r.down) {
+      down.add(r.seq)
+      const next = r.last === null ? BigInt(r.start) : BigInt(r.last) - 1n
+      if (BigInt(m) > next) continue
+    } else {
+      const next = r.last === null ? BigInt(r.start) : BigInt(r.last) + 1n
+      if (BigInt(m) < next) continue
+    }
     out.push({ table: r.table, column: r.column, sequence: r.seq, value: m })
   }
-  // A sequence several columns draw from (a shared one) goes above the largest of them all.
+  // A sequence several columns draw from (a shared one) goes past the furthest of them all.
   const moves = new Map<string, bigint>()
   for (const o of out) {
     const v = BigInt(o.value)
-    if ((moves.get(o.sequence) ?? v) <= v) moves.set(o.sequence, v)
+    const was = moves.get(o.sequence) ?? v
+    if (down.has(o.sequence) ? v <= was : v >= was) moves.set(o.sequence, v)
   }
-  if (moves.size > 0) {
-    await db.query(
-      // Never backwards: a nextval elsewhere since the state was read may be ahead already.
-      `select ${[...moves.keys()]
-        .map((_s, i) => {
-          const seq = `$${2 * i + 1}::regclass`
-          const value = `$${2 * i + 2}::int8`
-          return `setval(${seq}, greatest(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
-        })
-        .join(', ')}`,
-      [...moves].flatMap(([seq, value]) => [seq, String(value)]),
-    )
-  }
+  await setSequences(
+    db,
+    [...moves].map(([sequence, value]) => ({ sequence, value, down: down.has(sequence) })),
+  )
   return out
+}
+
+/** `setval` of each sequence to its value, never backwards (a nextval elsewhere since the state was read may be further already). */
+async function setSequences(
+  db: Queryable,
+  moves: readonly { sequence: string; value: bigint | string; down: boolean }[],
+): Promise<void> {
+  if (moves.length === 0) return
+  await db.query(
+    `select ${moves
+      .map((m, i) => {
+        const seq = `$${2 * i + 1}::regclass`
+        const value = `$${2 * i + 2}::int8`
+        return `setval(${seq}, ${m.down ? 'least' : 'greatest'}(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
+      })
+      .join(', ')}`,
+    moves.flatMap((m) => [m.sequence, String(m.value)]),
+  )
 }
 
 /**
@@ -130,9 +148,11 @@ export async function followTenantSequences(
     `with drawn as (${COLUMN_SEQUENCES})
      select quote_ident(n.nspname) || '.' || quote_ident(t.relname) as seq,
             coalesce(d.table, '') as table, coalesce(d.column, '') as column,
-            (select max(pg_sequence_last_value(s.oid)) from pg_class s join pg_namespace sn on sn.oid = s.relnamespace
+            (select case when p.seqincrement < 0 then min(pg_sequence_last_value(s.oid)) else max(pg_sequence_last_value(s.oid)) end
+               from pg_class s join pg_namespace sn on sn.oid = s.relnamespace
               where s.relkind = 'S' and sn.nspname = any($3::text[]) and s.relname = t.relname)::text as source,
-            coalesce(pg_sequence_last_value(t.oid), p.seqstart - 1)::text as last
+            p.seqincrement < 0 as down,
+            coalesce(pg_sequence_last_value(t.oid), p.seqstart - p.seqincrement)::text as last
        from pg_class t join pg_namespace n on n.oid = t.relnamespace join pg_sequence p on p.seqrelid = t.oid
        left join lateral (select x.table, x.column from drawn x where x.seq::regclass = t.oid
                            order by 1, 2 limit 1) d on true
@@ -141,20 +161,19 @@ export async function followTenantSequences(
       order by 1`,
     [schema, tables, tenantSchemas],
   )
-  const out: SequenceAdjustment[] = rows
-    .filter((r) => r.source !== null && BigInt(r.source) > BigInt(r.last))
-    .map((r) => ({ table: r.table, column: r.column, sequence: r.seq, value: r.source }))
-  if (out.length > 0) {
-    await db.query(
-      `select ${out
-        .map((_o, i) => {
-          const seq = `$${2 * i + 1}::regclass`
-          const value = `$${2 * i + 2}::int8`
-          return `setval(${seq}, greatest(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
-        })
-        .join(', ')}`,
-      out.flatMap((o) => [o.sequence, o.value]),
-    )
-  }
-  return out
+  const further = rows.filter(
+    (r) =>
+      r.source !== null &&
+      (r.down ? BigInt(r.source) < BigInt(r.last) : BigInt(r.source) > BigInt(r.last)),
+  )
+  await setSequences(
+    db,
+    further.map((r) => ({ sequence: r.seq, value: r.source, down: r.down })),
+  )
+  return further.map((r) => ({
+    table: r.table,
+    column: r.column,
+    sequence: r.seq,
+    value: r.source,
+  }))
 }

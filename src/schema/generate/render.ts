@@ -131,7 +131,10 @@ function renderColumn(c: ColumnDef): string {
   let sql = `${quoteIdent(c.name)} ${c.type}`
   if (c.collation) sql += ` COLLATE ${c.collation}`
   if (c.generated !== undefined) sql += ` GENERATED ALWAYS AS (${c.generated}) STORED`
-  if (c.identity) sql += ` GENERATED ${c.identity} AS IDENTITY`
+  if (c.identity) {
+    sql += ` GENERATED ${c.identity} AS IDENTITY`
+    if (c.identityOptions) sql += ` (${c.identityOptions})`
+  }
   if (c.default !== undefined) sql += ` DEFAULT ${c.default}`
   if (c.notNull) sql += ' NOT NULL'
   if (c.references) {

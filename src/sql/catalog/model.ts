@@ -26,6 +26,8 @@ export interface ColumnDef {
   /** The default expression (not for identity or generated columns). */
   readonly default?: string | undefined
   readonly identity?: 'ALWAYS' | 'BY DEFAULT' | undefined
+  /** An identity column's sequence options that differ from the defaults (`START WITH 1000 INCREMENT BY 10`). */
+  readonly identityOptions?: string | undefined
   /** The expression of a `GENERATED ALWAYS AS (...) STORED` column. */
   readonly generated?: string | undefined
   /** A `COLLATE` name, already quoted (`"C"`, `"pg_catalog"."C"`). */

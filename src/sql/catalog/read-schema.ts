@@ -75,6 +75,11 @@ export async function readSchemaInTransaction(
   const constraintsOf = byTable(constraints)
   const indexesOf = byTable(indexes)
 
+  const identityOptions = new Map(
+    sequences
+      .filter((s) => s.dep === 'i' && s.owner_table)
+      .map((s) => [`${s.owner_table}\u0000${s.owner_column}`, identitySequenceOptions(s)]),
+  )
   const tables: M.TableDef[] = tableRows.map((t) => {
     if (t.inherits) {
       notes.push(
@@ -88,7 +93,9 @@ export async function readSchemaInTransaction(
       name: t.name,
       partitionKey: t.partition_key ?? undefined,
       partitionOf: t.parent ? { parent: t.parent, bound: t.bound ?? '' } : undefined,
-      columns: (columnsOf.get(t.oid) ?? []).filter((c) => !t.parent || c.local).map(toColumn),
+      columns: (columnsOf.get(t.oid) ?? [])
+        .filter((c) => !t.parent || c.local)
+        .map((c) => toColumn(c, identityOptions.get(`${t.name}\u0000${c.name}`))),
       primaryKey: primary ? toKey(primary) : undefined,
       uniques: cons.filter((c) => c.type === 'u').map(toKey),
       checks: cons.filter((c) => c.type === 'c').map(toCheck),
@@ -112,7 +119,33 @@ export async function readSchemaInTransaction(
   }
 }
 
-function toColumn(c: Q.TemplateColumnRow): M.ColumnDef {
+/** The largest value of each integer type an identity column may have. */
+const TYPE_MAX: Readonly<Record<string, bigint>> = {
+  smallint: 32767n,
+  integer: 2147483647n,
+  bigint: 9223372036854775807n,
+}
+
+/**
+ * The options of an identity column's sequence that differ from what a plain
+ * `GENERATED ... AS IDENTITY` gives (so a default one renders as before), or undefined.
+ */
+function identitySequenceOptions(s: Q.TemplateSequenceRow): string | undefined {
+  const top = TYPE_MAX[s.data_type] ?? TYPE_MAX.bigint!
+  const up = BigInt(s.increment) > 0n
+  const [min, max] = up ? [1n, top] : [-top - 1n, -1n]
+  const options: string[] = []
+  if (s.increment !== '1') options.push(`INCREMENT BY ${s.increment}`)
+  if (BigInt(s.min) !== min) options.push(`MINVALUE ${s.min}`)
+  if (BigInt(s.max) !== max) options.push(`MAXVALUE ${s.max}`)
+  if (BigInt(s.start) !== (up ? BigInt(s.min) : BigInt(s.max)))
+    options.push(`START WITH ${s.start}`)
+  if (s.cache !== '1') options.push(`CACHE ${s.cache}`)
+  if (s.cycle) options.push('CYCLE')
+  return options.length > 0 ? options.join(' ') : undefined
+}
+
+function toColumn(c: Q.TemplateColumnRow, identityOptions?: string): M.ColumnDef {
   const identity = c.identity === 'a' ? 'ALWAYS' : c.identity === 'd' ? 'BY DEFAULT' : undefined
   const generated = c.generated === 's' ? (c.expr ?? undefined) : undefined
   return {
@@ -121,6 +154,7 @@ function toColumn(c: Q.TemplateColumnRow): M.ColumnDef {
     notNull: c.not_null,
     default: identity || generated ? undefined : (c.expr ?? undefined),
     identity,
+    ...(identity && identityOptions ? { identityOptions } : {}),
     generated,
     collation: c.collation ?? undefined,
   }
