@@ -22,6 +22,8 @@ export interface RenderedRoutines {
  *   bodies may name tables created later). A `SECURITY DEFINER` function would
  *   read the shared tables as their owner, past row-level security: it is created
  *   `SECURITY INVOKER`, with a note;
+ * - each plain aggregate after the functions (its support functions resolve in the
+ *   target); an ordered-set, moving or sort-operator one is left out, with a note;
  * - each view over the shared tables `WITH (security_invoker = true)`, so the
  *   querying role's RLS policies apply; a materialized view is left out, with a note
  *   (it would hold every tenant's rows, and RLS does not apply to it);
@@ -51,6 +53,17 @@ export function renderRoutines(r: TemplateRoutines, targetSchema: string): Rende
     }
     return definition
   })
+  // Aggregates after the functions: their support functions must exist.
+  for (const a of r.aggregates) {
+    if (a.definition) {
+      before.push(a.definition.split(own).join(target))
+      continue
+    }
+    notes.push(
+      `Aggregate ${a.name}(${a.signature}) is an ordered-set, moving-aggregate or sort-operator aggregate, which ` +
+        `schema generate does not carry over: create it in ${JSON.stringify(targetSchema)} yourself, before what uses it.`,
+    )
+  }
   if (before.length > 0) before.unshift('SET LOCAL check_function_bodies = off')
   if (before.length > 0) before.push('SET LOCAL check_function_bodies = on')
   const after: string[] = []

@@ -28,6 +28,17 @@ export interface ViewDef {
 }
 
 /**
+ * A user-defined aggregate of the template schema (pagila's `group_concat`): its
+ * `CREATE AGGREGATE` statement, or undefined for a kind not carried over (ordered-set,
+ * moving-aggregate or sort-operator aggregates).
+ */
+export interface AggregateDef {
+  readonly name: string
+  readonly signature: string
+  readonly definition: string | undefined
+}
+
+/**
  * The functions, triggers and views of one schema.
  */
 export interface TemplateRoutines {
@@ -35,6 +46,7 @@ export interface TemplateRoutines {
   /** `quote_ident(schema)` as the server prints it inside definitions. */
   readonly quotedSchema: string
   readonly functions: readonly FunctionDef[]
+  readonly aggregates: readonly AggregateDef[]
   readonly triggers: readonly TriggerDef[]
   readonly views: readonly ViewDef[]
 }
@@ -43,6 +55,28 @@ const FUNCTIONS = `
 select p.proname as name, pg_get_functiondef(p.oid) as definition, p.prosecdef as security_definer
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname = $1 and p.prokind in ('f', 'p')
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype in ('e', 'i'))
+ order by p.oid`
+
+// Support functions print unqualified when in the schema (it is first on the search_path), so
+// they resolve in the target; the aggregate's own name is qualified, and rewritten like a function's.
+const AGGREGATES = `
+select p.proname as name, pg_get_function_identity_arguments(p.oid) as signature,
+       case when a.aggkind = 'n' and a.aggmtransfn = 0 and a.aggsortop = 0 then
+         format('CREATE AGGREGATE %s.%s(%s) (SFUNC = %s, STYPE = %s', quote_ident(n.nspname), quote_ident(p.proname),
+                pg_get_function_identity_arguments(p.oid), a.aggtransfn::regproc, format_type(a.aggtranstype, null))
+         || case when a.aggtransspace <> 0 then ', SSPACE = ' || a.aggtransspace else '' end
+         || case when a.aggfinalfn <> 0 then ', FINALFUNC = ' || a.aggfinalfn::regproc::text else '' end
+         || case when a.aggfinalextra then ', FINALFUNC_EXTRA' else '' end
+         || case when a.aggcombinefn <> 0 then ', COMBINEFUNC = ' || a.aggcombinefn::regproc::text else '' end
+         || case when a.aggserialfn <> 0 then ', SERIALFUNC = ' || a.aggserialfn::regproc::text else '' end
+         || case when a.aggdeserialfn <> 0 then ', DESERIALFUNC = ' || a.aggdeserialfn::regproc::text else '' end
+         || case when a.agginitval is not null then ', INITCOND = ' || quote_literal(a.agginitval) else '' end
+         || case p.proparallel when 's' then ', PARALLEL = SAFE' when 'r' then ', PARALLEL = RESTRICTED' else '' end
+         || ')'
+       end as definition
+  from pg_proc p join pg_aggregate a on a.aggfnoid = p.oid join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = $1 and p.prokind = 'a'
    and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype in ('e', 'i'))
  order by p.oid`
 
@@ -85,6 +119,11 @@ export async function readRoutinesInTransaction(
     definition: string
     security_definer: boolean
   }>(tx, FUNCTIONS, [schema])
+  const aggregates = await selectRows<{
+    name: string
+    signature: string
+    definition: string | null
+  }>(tx, AGGREGATES, [schema])
   const triggers = await selectRows<{
     name: string
     table: string
@@ -103,6 +142,11 @@ export async function readRoutinesInTransaction(
       name: f.name,
       definition: f.definition,
       securityDefiner: f.security_definer,
+    })),
+    aggregates: aggregates.map((a) => ({
+      name: a.name,
+      signature: a.signature,
+      definition: a.definition ?? undefined,
     })),
     triggers,
     views,
