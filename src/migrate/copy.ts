@@ -290,6 +290,7 @@ export async function copyTenant(
       tp.tenant.schema,
       plan.targetSchema,
       tp.tables.map((t) => t.target.name),
+      plan.tenantColumn,
     )
   }
 }
