@@ -597,6 +597,89 @@ insert into ${s}.slot (during) select int4range(i * 10 + ${n === 3 ? 5 : 0}, i *
       },
     },
   },
+  {
+    name: 'names with spaces, dots, quotes and 63 bytes (northwind "Order Details")',
+    tables: ['Order Details', 'we"ird.tab le'],
+    ddl: (s) => `
+create table ${s}."we""ird.tab le" ("the id" serial primary key, "a.b" text, "quo""te" int, "${'c'.repeat(63)}" text,
+  "Order Details" text unique);
+create table ${s}."Order Details" ("OrderID" integer not null, "ProductID" integer not null, "Unit Price" numeric(10, 4),
+  "ref" integer references ${s}."we""ird.tab le" ("the id"), primary key ("OrderID", "ProductID"));
+create index "idx ""odd"" name" on ${s}."Order Details" ("Unit Price");`,
+    fill: (s, n) => `
+insert into ${s}."we""ird.tab le" ("a.b", "quo""te", "${'c'.repeat(63)}", "Order Details")
+  select 'x' || i, i, 'long', 'od' || i from generate_series(1, ${2 + n}) i;
+insert into ${s}."Order Details" select 10000 + i, i % 3, i * 1.5, 1 + i % 2 from generate_series(1, 5) i;`,
+  },
+  {
+    name: 'a trigger function in public shared by every tenant (pagila last_updated)',
+    setup: `create function public.last_updated() returns trigger language plpgsql as $$
+  begin new.last_update := current_timestamp; return new; end $$`,
+    tables: ['city'],
+    ddl: (s) => `
+create table ${s}.city (id serial primary key, city text not null, last_update timestamptz not null default now());
+create trigger last_updated before update on ${s}.city for each row execute function public.last_updated();`,
+    fill: (s, n) => `
+insert into ${s}.city (city, last_update) select 'C' || i, timestamptz '2020-01-01 00:00+00' + i * interval '1 day' from generate_series(1, ${2 + n}) i;`,
+    after: async (db) => {
+      const { rows } = await db.query(
+        `update public.city set city = 'X' where tenant_id = 1 and id = 1 returning last_update > '2024-01-01' as touched`,
+      )
+      expect(rows[0].touched).toBe(true)
+    },
+  },
+  {
+    name: 'a foreign key into a partitioned table; brin, hash, spgist and gin indexes',
+    tables: ['measurement', 'flag'],
+    ddl: (s) => `
+create table ${s}.measurement (id integer not null, at date not null, tags text[], doc jsonb, pt point,
+  primary key (id, at)) partition by range (at);
+create table ${s}.measurement_2024 partition of ${s}.measurement for values from ('2024-01-01') to ('2025-01-01');
+create table ${s}.flag (id serial primary key, m_id integer not null, m_at date not null,
+  foreign key (m_id, m_at) references ${s}.measurement);
+create index on ${s}.measurement using brin (at);
+create index on ${s}.flag using hash (m_id);
+create index on ${s}.measurement using gin (tags);
+create index on ${s}.measurement using gin (doc jsonb_path_ops);
+create index on ${s}.measurement using spgist (pt);`,
+    fill: (s, n) => `
+insert into ${s}.measurement select i, date '2024-01-01' + i, array['t' || i], jsonb_build_object('n', i), point(i, ${n})
+  from generate_series(1, ${3 + n}) i;
+insert into ${s}.flag (m_id, m_at) select i, date '2024-01-01' + i from generate_series(1, 3) i;`,
+  },
+  {
+    name: 'an enum whose labels one tenant has in another order',
+    tables: ['task3'],
+    ddl: (s) =>
+      s === '"tenant_2"'
+        ? `create type ${s}.level as enum ('high', 'low', 'mid');
+           create table ${s}.task3 (id serial primary key, level ${s}.level not null);`
+        : `create type ${s}.level as enum ('low', 'mid', 'high');
+           create table ${s}.task3 (id serial primary key, level ${s}.level not null);`,
+    fill: (s, n) => `
+insert into ${s}.task3 (level) select (array['low', 'mid', 'high'])[1 + i % 3]::${s}.level from generate_series(1, ${2 + n}) i;`,
+  },
+  {
+    name: 'functions returning SETOF a tenant table, with OUT parameters, RETURNS TABLE (pagila rewards_report)',
+    tables: ['customer2'],
+    ddl: (s) => `
+create table ${s}.customer2 (id serial primary key, name text not null, active boolean not null default true);
+create function ${s}.active_customers() returns setof ${s}.customer2 language sql stable as $$
+  select * from ${s}.customer2 where active $$;
+create function ${s}.customer_count(out n integer, out active integer) language sql stable as $$
+  select count(*)::int, count(*) filter (where active)::int from ${s}.customer2 $$;
+create function ${s}.names(p_min integer) returns table (id integer, name text) language sql stable as $$
+  select c.id, c.name from ${s}.customer2 c where c.id >= p_min $$;
+create function ${s}.greeting(c ${s}.customer2) returns text language sql immutable as $$ select 'Hi ' || c.name $$;`,
+    fill: (s, n) => `
+insert into ${s}.customer2 (name, active) select 'c' || i, i % 2 = 0 from generate_series(1, ${3 + n}) i;`,
+    after: async (db) => {
+      const { rows } = await db.query(
+        'select count(*)::int as n from public.active_customers() where tenant_id = 1',
+      )
+      expect(rows[0].n).toBe(2)
+    },
+  },
 ]
 
 // One database per shape, dropped as soon as its test ends (the server's connections are shared).

@@ -9,6 +9,8 @@ export interface FunctionDef {
   readonly name: string
   readonly definition: string
   readonly securityDefiner: boolean
+  /** Its arguments or result name a table's (or view's) row type (`RETURNS SETOF customer`): it can only be created after them. */
+  readonly usesRowType: boolean
 }
 
 /** A trigger on a table of the template schema (`pg_get_triggerdef`: the table always schema-qualified). */
@@ -52,7 +54,12 @@ export interface TemplateRoutines {
 }
 
 const FUNCTIONS = `
-select p.proname as name, pg_get_functiondef(p.oid) as definition, p.prosecdef as security_definer
+select p.proname as name, pg_get_functiondef(p.oid) as definition, p.prosecdef as security_definer,
+       exists (select 1 from pg_depend d join pg_type t on t.oid = d.refobjid
+                 left join pg_type e on e.oid = t.typelem
+                 join pg_class c on c.oid = coalesce(nullif(t.typrelid, 0), e.typrelid)
+                where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.refclassid = 'pg_type'::regclass
+                  and c.relkind <> 'c') as uses_row_type
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname = $1 and p.prokind in ('f', 'p')
    and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype in ('e', 'i'))
@@ -118,6 +125,7 @@ export async function readRoutinesInTransaction(
     name: string
     definition: string
     security_definer: boolean
+    uses_row_type: boolean
   }>(tx, FUNCTIONS, [schema])
   const aggregates = await selectRows<{
     name: string
@@ -142,6 +150,7 @@ export async function readRoutinesInTransaction(
       name: f.name,
       definition: f.definition,
       securityDefiner: f.security_definer,
+      usesRowType: f.uses_row_type,
     })),
     aggregates: aggregates.map((a) => ({
       name: a.name,
