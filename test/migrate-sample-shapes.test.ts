@@ -680,6 +680,58 @@ insert into ${s}.customer2 (name, active) select 'c' || i, i % 2 = 0 from genera
       expect(rows[0].n).toBe(2)
     },
   },
+  {
+    name: 'foreign keys and indexes declared on partitions only (pagila payment_p2022_*)',
+    tables: ['cust', 'pay'],
+    ddl: (s) => `
+create table ${s}.cust (cust_id serial primary key, name text);
+create table ${s}.pay (pay_id serial not null, cust_id integer not null, amount numeric(5, 2), paid timestamptz not null)
+  partition by range (paid);
+create table ${s}.pay_p1 (pay_id integer default nextval('${s.replace(/'/g, "''")}.pay_pay_id_seq'::regclass) not null,
+  cust_id integer not null, amount numeric(5, 2), paid timestamptz not null);
+alter table only ${s}.pay attach partition ${s}.pay_p1 for values from ('2024-01-01 00:00+00') to ('2024-07-01 00:00+00');
+create table ${s}.pay_p2 partition of ${s}.pay for values from ('2024-07-01 00:00+00') to ('2025-01-01 00:00+00');
+alter table only ${s}.pay_p1 add constraint pay_p1_pkey primary key (pay_id);
+alter table only ${s}.pay_p2 add constraint pay_p2_pkey primary key (pay_id);
+alter table only ${s}.pay_p1 add constraint pay_p1_cust_id_fkey foreign key (cust_id) references ${s}.cust (cust_id);
+alter table only ${s}.pay_p2 add constraint pay_p2_cust_id_fkey foreign key (cust_id) references ${s}.cust (cust_id);
+create index idx_fk_pay_p1_cust_id on ${s}.pay_p1 (cust_id);
+create index idx_fk_pay_p2_cust_id on ${s}.pay_p2 (cust_id);`,
+    fill: (s, n) => `
+insert into ${s}.cust (name) select 'c' || i from generate_series(1, ${2 + n}) i;
+insert into ${s}.pay (cust_id, amount, paid) select 1 + i % 2, i, timestamptz '2024-01-01 00:00+00' + i * interval '20 days'
+  from generate_series(1, 12) i;`,
+    after: async (db) => {
+      // the partitions' keys and foreign keys are scoped to the tenant
+      for (const tenant of [1, 2]) {
+        await db.query(
+          `insert into public.pay (tenant_id, pay_id, cust_id, amount, paid) values ($1, 100, 1, 1, '2024-02-01')`,
+          [tenant],
+        )
+      }
+      await expect(
+        db.query(
+          `insert into public.pay (tenant_id, pay_id, cust_id, amount, paid) values (1, 100, 1, 1, '2024-02-01')`,
+        ),
+      ).rejects.toThrow(/duplicate key/)
+      await expect(
+        db.query(
+          `insert into public.pay (tenant_id, cust_id, amount, paid) values (1, 99, 1, '2024-02-01')`,
+        ),
+      ).rejects.toThrow(/foreign key/)
+    },
+  },
+  {
+    name: 'composite and range types of the tenant schema',
+    tables: ['shipment'],
+    ddl: (s) => `
+create type ${s}.address as (street text, zip varchar(10));
+create type ${s}.floatrange as range (subtype = float8);
+create table ${s}.shipment (id serial primary key, dest ${s}.address, weight ${s}.floatrange, stops ${s}.address[]);`,
+    fill: (s, n) => `
+insert into ${s}.shipment (dest, weight, stops) select row('Main St ' || i, '1000${n}')::${s}.address, ${s}.floatrange(i, i + 0.5),
+  array[row('a', '1')::${s}.address] from generate_series(1, ${2 + n}) i;`,
+  },
 ]
 
 // One database per shape, dropped as soon as its test ends (the server's connections are shared).

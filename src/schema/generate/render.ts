@@ -32,7 +32,7 @@ export interface RenderOptions {
  * Renders a plan as an array of single SQL statements (Citus refuses several
  * commands in one string), to run in order in ONE transaction: the first is
  * `SET LOCAL search_path TO <target>, pg_catalog`, so the template's own
- * enums, domains and sequences, named unqualified in defaults and checks,
+ * enums, domains, composite and range types and sequences, named unqualified in defaults and checks,
  * resolve in the target schema. Then: schema, types (created only when
  * missing), sequences, tables (partitions after their parents), sequence
  * ownership, foreign keys, indexes, and RLS.
@@ -61,6 +61,10 @@ export function renderTenantSchema(plan: TenantSchemaPlan, options: RenderOption
   for (const e of plan.enums) out.push(createTypeIfMissing(schema, e.name, renderEnum(schema, e)))
   for (const d of plan.domains)
     out.push(createTypeIfMissing(schema, d.name, renderDomain(schema, d)))
+  for (const c of plan.compositeTypes ?? []) {
+    const create = `CREATE TYPE ${quoteQualified(schema, c.name)} ${c.definition}`
+    out.push(createTypeIfMissing(schema, c.name, create))
+  }
   for (const s of plan.sequences) out.push(renderSequence(schema, s))
   for (const t of plan.tables) out.push(renderTable(schema, t))
   for (const s of plan.sequences) {

@@ -110,6 +110,10 @@ export async function readSchemaInTransaction(
     tables,
     enums: types.filter((t) => t.kind === 'e' && used.has(t.oid)).map(toEnum),
     domains: sortDomains(types.filter((t) => t.kind === 'd' && used.has(t.oid))),
+    compositeTypes: sortCompositeTypes(
+      types.filter((t) => (t.kind === 'c' || t.kind === 'r') && t.definition && used.has(t.oid)),
+      types,
+    ),
     sequences: sequences.filter((s) => s.dep !== 'i').map(toSequence),
     extensions: {
       btreeGin: !!extensions?.[0]?.btree_gin,
@@ -262,15 +266,42 @@ function usedTypes(
     if (t.elem_oid !== '0' && t.kind !== 'd') return visit(t.elem_oid, user)
     used.add(oid)
     if (t.kind === 'd') visit(t.base_oid, user)
-    else if (t.kind !== 'e') {
+    else if ((t.kind === 'c' || t.kind === 'r') && t.definition) {
+      for (const d of t.depends_on) visit(d, user)
+    } else if (t.kind !== 'e') {
       notes.push(
         `${user} uses the type ${JSON.stringify(t.name)} of the template schema, which is neither ` +
-          'an enum nor a domain: create it in the target schema before applying.',
+          'an enum, a domain, a composite or a plain range type: create it in the target schema before applying.',
       )
     }
   }
   for (const c of columns) visit(c.type_oid, `Column ${JSON.stringify(c.name)}`)
   return used
+}
+
+/** Composite and range types, each after the ones its attributes or subtype use. */
+function sortCompositeTypes(
+  rows: readonly Q.TemplateTypeRow[],
+  all: readonly Q.TemplateTypeRow[],
+): M.CompositeTypeDef[] {
+  const byOid = new Map(rows.map((r) => [r.oid, r]))
+  // an attribute of an array type depends on its element type
+  const elementOf = new Map(
+    all.filter((t) => t.elem_oid !== '0' && t.kind !== 'd').map((t) => [t.oid, t.elem_oid]),
+  )
+  const out: M.CompositeTypeDef[] = []
+  const done = new Set<string>()
+  const visit = (r: Q.TemplateTypeRow) => {
+    if (done.has(r.oid)) return
+    done.add(r.oid)
+    for (const d of r.depends_on) {
+      const dep = byOid.get(elementOf.get(d) ?? d)
+      if (dep) visit(dep)
+    }
+    out.push({ name: r.name, definition: r.definition ?? '' })
+  }
+  for (const r of rows) visit(r)
+  return out
 }
 
 /** Domains over other domains come after them. */
