@@ -732,6 +732,27 @@ create table ${s}.shipment (id serial primary key, dest ${s}.address, weight ${s
 insert into ${s}.shipment (dest, weight, stops) select row('Main St ' || i, '1000${n}')::${s}.address, ${s}.floatrange(i, i + 0.5),
   array[row('a', '1')::${s}.address] from generate_series(1, ${2 + n}) i;`,
   },
+  {
+    name: 'ON DELETE SET DEFAULT, an unlogged table, multiranges and other rare built-in types',
+    tables: ['bucket', 'item2', 'scratch'],
+    ddl: (s) => `
+create table ${s}.bucket (id integer primary key, name text);
+create table ${s}.item2 (id serial primary key, bucket_id integer not null default 0
+  references ${s}.bucket on delete set default, spans datemultirange, lsn pg_lsn, ch "char", nm name);
+create unlogged table ${s}.scratch (k text primary key, v jsonb);`,
+    fill: (s, n) => `
+insert into ${s}.bucket values (0, 'default'), (1, 'one'), (2, 'two');
+insert into ${s}.item2 (bucket_id, spans, lsn, ch, nm) select i % 3, datemultirange(daterange(date '2024-01-01', date '2024-01-01' + i)),
+  ('0/' || i)::pg_lsn, 'x', 'n' || i from generate_series(1, ${3 + n}) i;
+insert into ${s}.scratch values ('a', '[1]'), ('b', null);`,
+    after: async (db) => {
+      await db.query('delete from public.bucket where tenant_id = 1 and id = 1')
+      const { rows } = await db.query(
+        'select count(*)::int as n from public.item2 where tenant_id = 1 and bucket_id = 0',
+      )
+      expect(rows[0].n).toBeGreaterThan(1)
+    },
+  },
 ]
 
 // One database per shape, dropped as soon as its test ends (the server's connections are shared).
