@@ -753,6 +753,17 @@ insert into ${s}.scratch values ('a', '[1]'), ('b', null);`,
       expect(rows[0].n).toBeGreaterThan(1)
     },
   },
+  {
+    name: 'a foreign key onto a unique index (not a constraint)',
+    tables: ['login', 'session2'],
+    ddl: (s) => `
+create table ${s}.login (id serial primary key, email text not null);
+create unique index login_email_idx on ${s}.login (email);
+create table ${s}.session2 (id serial primary key, email text not null references ${s}.login (email));`,
+    fill: (s, n) => `
+insert into ${s}.login (email) select 'e' || i from generate_series(1, ${2 + n}) i;
+insert into ${s}.session2 (email) select 'e' || (1 + i % 2) from generate_series(1, 4) i;`,
+  },
 ]
 
 // One database per shape, dropped as soon as its test ends (the server's connections are shared).

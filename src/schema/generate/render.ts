@@ -35,7 +35,8 @@ export interface RenderOptions {
  * enums, domains, composite and range types and sequences, named unqualified in defaults and checks,
  * resolve in the target schema. Then: schema, types (created only when
  * missing), sequences, tables (partitions after their parents), sequence
- * ownership, foreign keys, indexes, and RLS.
+ * ownership, unique indexes (a foreign key may reference one), foreign keys, other
+ * indexes, and RLS.
  *
  * @example
  * ```ts
@@ -75,18 +76,20 @@ export function renderTenantSchema(plan: TenantSchemaPlan, options: RenderOption
       )
     }
   }
+  const index = (t: TableDef, i: TableDef['indexes'][number]) =>
+    `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ${quoteIdent(i.name)} ON ${table(t.name)} ` +
+    `USING ${quoteIdent(i.method)} (${i.tail}`
+  // Unique indexes before the foreign keys: a key may reference one (not only a constraint).
+  for (const t of plan.tables) {
+    for (const i of t.indexes) if (i.unique) out.push(index(t, i))
+  }
   for (const t of plan.tables) {
     for (const fk of t.foreignKeys) {
       out.push(`ALTER TABLE ${table(t.name)} ADD ${renderForeignKey(fk)}`)
     }
   }
   for (const t of plan.tables) {
-    for (const i of t.indexes) {
-      out.push(
-        `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ${quoteIdent(i.name)} ON ${table(t.name)} ` +
-          `USING ${quoteIdent(i.method)} (${i.tail}`,
-      )
-    }
+    for (const i of t.indexes) if (!i.unique) out.push(index(t, i))
   }
   if (options.rls ?? true) {
     for (const t of plan.tables) {
