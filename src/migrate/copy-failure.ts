@@ -61,8 +61,9 @@ export function constraintFailure(
   const said = e.code ? what[e.code] : undefined
   if (!said) return err
   return new MigrationError(
-    `Tenant schema ${JSON.stringify(tenantSchema)}: ${said}, which the tenant schema does not enforce. ` +
-      'Nothing of the tenant was copied: fix those rows in the tenant schema (or relax the target), then rerun.',
+    `Tenant schema ${JSON.stringify(tenantSchema)}: ${said}, which the tenant schema does not enforce ` +
+      '(it lacks the constraint, or has it NOT VALID over older rows). Nothing of the tenant was copied: fix ' +
+      'those rows in the tenant schema (or relax the target), then rerun.',
     { cause: err },
   )
 }
