@@ -34,6 +34,8 @@ interface Shape {
   }
   /** `schema generate` without `installExtensions` (true by default here). */
   readonly noExtensions?: boolean
+  /** Non-blocking drift tenant 2 must be told about (migrated all the same). */
+  readonly tenant2Drift?: RegExp
   /** Refused by `schema generate` with this message (nothing created). */
   readonly refusedByGenerate?: RegExp
 }
@@ -649,6 +651,8 @@ insert into ${s}.flag (m_id, m_at) select i, date '2024-01-01' + i from generate
   },
   {
     name: 'an enum whose labels one tenant has in another order',
+    tenant2Drift:
+      /^task3\.level: the enum orders its labels \(high, low, mid\) in the tenant schema but \(low, mid, high\) in public: after the migration ORDER BY and comparisons on it follow public's order \(not blocking/,
     tables: ['task3'],
     ddl: (s) =>
       s === '"tenant_2"'
@@ -887,6 +891,9 @@ describe.each(SHAPES)('sample shape: $name', (shape) => {
       expect(source, t.schema).toEqual(before[t.schema])
       if (want.status === 'migrated') {
         expect(target, t.schema).toEqual(source)
+        const types = r.drift.filter((d) => d.kind === 'type-mismatch').map((d) => d.message)
+        if (t.id === 2 && shape.tenant2Drift) expect(types.join('\n')).toMatch(shape.tenant2Drift)
+        else expect(types, t.schema).toEqual([])
         continue
       }
       const messages =
