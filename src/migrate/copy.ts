@@ -13,6 +13,7 @@ import {
   sourceChecksumsStatement,
   targetChecksumsStatement,
 } from './copy-checksum-sql.js'
+import { constraintFailure } from './copy-failure.js'
 import {
   existingRowsStatement,
   insertStatement,
@@ -284,7 +285,13 @@ export async function copyTenant(
     return { status: 'migrated', tables: copied, checks, ms: Date.now() - started, warnings }
   } catch (err) {
     await client.query('rollback').catch(() => {})
-    throw remapFailure(err)
+    throw constraintFailure(
+      remapFailure(err),
+      tp.tenant.schema,
+      plan.targetSchema,
+      tp.tables.map((t) => t.target.name),
+      plan.tenantColumn,
+    )
   }
 }
 

@@ -98,6 +98,17 @@ function typeDifference(
   )
 }
 
+/** Both columns are enums, and the target puts the source's labels in another order. */
+function enumOrderDiffers(
+  source: Pick<ColumnInfo, 'enumLabels'>,
+  target: Pick<ColumnInfo, 'enumLabels'>,
+): boolean {
+  if (!source.enumLabels || !target.enumLabels) return false
+  const mine = new Set(source.enumLabels)
+  const theirs = target.enumLabels.filter((l) => mine.has(l))
+  return theirs.some((l, i) => l !== source.enumLabels![i])
+}
+
 function enumsFit(
   source: Pick<ColumnInfo, 'enumLabels'>,
   target: Pick<ColumnInfo, 'enumLabels'>,
@@ -190,6 +201,18 @@ export function compareWithTarget(
             column: col.name,
             blocking: true,
             message: `${name}.${col.name} is ${col.type} but ${targetSchema}.${name}.${col.name} is ${t.type}${why ? `: ${why}` : ''}.`,
+          })
+        } else if (enumOrderDiffers(col, t)) {
+          const order = (labels: readonly string[]) => labels.join(', ')
+          issues.push({
+            kind: 'type-mismatch',
+            table: name,
+            column: col.name,
+            blocking: false,
+            message:
+              `${name}.${col.name}: the enum orders its labels (${order(col.enumLabels ?? [])}) in the tenant schema ` +
+              `but (${order(t.enumLabels ?? [])}) in ${targetSchema}: after the migration ORDER BY and comparisons ` +
+              `on it follow ${targetSchema}'s order (not blocking: the values are copied as they are).`,
           })
         } else if (col.generation && t.generation && col.generation !== t.generation) {
           issues.push({

@@ -193,7 +193,7 @@ export async function planMigration(
     selected,
     foreignKeyEdges(tenants, introspected, targets, targetSchema),
   )
-  const [elsewhere, routines, types, sequences] = await readAll(db, [
+  const [elsewhere, routines, types, sequences, hidden] = await readAll(db, [
     () =>
       options.models && options.models.length > 0
         ? Promise.resolve([])
@@ -201,6 +201,7 @@ export async function planMigration(
     () => routineDefinitions(db, [...present, targetSchema]),
     () => describeTypes(db, columnTypeOids(introspected)),
     () => (idStrategy === 'remap' ? columnSequences(db, targetSchema) : Promise.resolve(undefined)),
+    () => rowSecurityHidden(db, [...present]),
   ])
   const keys = sequences
     ? remapKeys(targets, sequences, tenantColumn, new Set(order), types)
@@ -215,6 +216,7 @@ export async function planMigration(
           routines,
           types,
           keys,
+          hidden,
         })
       : missingSchemaPlan(tenant),
   )
@@ -408,6 +410,41 @@ interface PlanContext {
   readonly routines: Awaited<ReturnType<typeof routineDefinitions>>
   readonly types: Awaited<ReturnType<typeof describeTypes>>
   readonly keys: ReadonlyMap<string, RemapKey>
+  readonly hidden: RowSecurityHidden
+}
+
+/** Per tenant schema, its tables whose rows row-level security filters for this role; and the role. */
+interface RowSecurityHidden {
+  readonly role: string
+  readonly tables: ReadonlyMap<string, ReadonlySet<string>>
+}
+
+/**
+ * The tables of `schemas` that row-level security applies to for the current role
+ * (`row_security_active`: RLS enabled and the role neither owner nor BYPASSRLS, or FORCE
+ * ROW LEVEL SECURITY on the owner): their policies would hide rows from the copy, and from
+ * the checksums that compare it, so the copy would be a silent subset.
+ */
+async function rowSecurityHidden(
+  db: Queryable,
+  schemas: readonly string[],
+): Promise<RowSecurityHidden> {
+  const { rows } = await db.query(
+    `select current_user as role, n.nspname as schema, c.relname as table
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = any($1::text[]) and c.relkind in ('r', 'p') and not c.relispartition
+        and c.relrowsecurity and row_security_active(c.oid)
+     union all select current_user, null, null`,
+    [schemas],
+  )
+  const tables = new Map<string, Set<string>>()
+  for (const r of rows) {
+    if (r.schema === null) continue
+    const set = tables.get(r.schema) ?? new Set<string>()
+    set.add(r.table)
+    tables.set(r.schema, set)
+  }
+  return { role: rows[0].role, tables }
 }
 
 function tenantPlan(
@@ -444,6 +481,16 @@ function tenantPlan(
     if (!src || !tgt?.columns.some((c) => c.name === tenantColumn)) continue
     const { plan, issues } = tablePlan(src, tgt, remap?.get(name))
     drift.push(...issues)
+    if (context.hidden.tables.get(tenant.schema)?.has(name)) {
+      drift.push({
+        kind: 'row-security',
+        table: name,
+        blocking: true,
+        message:
+          `Row-level security hides rows of ${tenant.schema}.${name} from role ${context.hidden.role}: the copy would miss them. ` +
+          "Run the migration as the tables' owner (without FORCE ROW LEVEL SECURITY), a superuser or a BYPASSRLS role.",
+      })
+    }
     tables.push(plan)
   }
   return {

@@ -14,7 +14,7 @@ import {
   type TenantPlan,
 } from './plan.js'
 import type { MigrationReport, TenantReport } from './report.js'
-import { adjustSequences, type SequenceAdjustment } from './sequences.js'
+import { adjustSequences, followTenantSequences, type SequenceAdjustment } from './sequences.js'
 
 /**
  * Options of {@link migrate}.
@@ -252,11 +252,17 @@ async function moveSequences(
   options: MigrateOptions,
   plan: MigrationPlan,
 ): Promise<SequenceAdjustment[]> {
-  const [shared, tenants] = await Promise.all([
+  const [shared, followed, tenants] = await Promise.all([
     adjustSequences(options.db, plan.targetSchema, plan.tables),
+    followTenantSequences(
+      options.db,
+      plan.targetSchema,
+      plan.tables,
+      plan.tenants.map((t) => t.tenant.schema),
+    ),
     adjustSequences(options.db, plan.tenantsSchema, ['tenants']),
   ])
-  const sequences = [...shared, ...tenants]
+  const sequences = [...shared, ...followed, ...tenants]
   emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
   return sequences
 }

@@ -13,8 +13,32 @@ export interface SequenceAdjustment {
 }
 
 /**
- * Moves every serial / identity sequence of the given tables above the largest
- * value in its column, so new rows never collide with copied ids. Idempotent:
+ * Every (table, column, sequence) of the tables `$2` of schema `$1` where the column draws
+ * from the sequence: its serial / identity sequence (`pg_get_serial_sequence`), or any
+ * sequence its default depends on (`nextval('shared_seq')`, owned or not); `integer` tells
+ * whether the column is an integer one (its values show how far the sequence went).
+ */
+const COLUMN_SEQUENCES = `
+select c.relname as table, a.attname as column, q.seq,
+       format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint') as integer
+  from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+ cross join lateral (
+        select pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
+         union
+        select quote_ident(sn.nspname) || '.' || quote_ident(sq.relname)
+          from pg_attrdef ad
+          join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid
+                          and d.refclassid = 'pg_class'::regclass
+          join pg_class sq on sq.oid = d.refobjid and sq.relkind = 'S'
+          join pg_namespace sn on sn.oid = sq.relnamespace
+         where ad.adrelid = c.oid and ad.adnum = a.attnum) q
+ where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
+   and c.relkind in ('r', 'p') and q.seq is not null`
+
+/**
+ * Moves every serial / identity sequence of the given tables, and every sequence an
+ * integer column's default draws from (`nextval('shared_seq')`, owned or not), above the
+ * largest value in its columns, so new rows never collide with copied ids (a descending sequence: below the smallest). Idempotent:
  * a sequence already above is left alone; a rerun (also after a crash) does the
  * same. Returns the sequences it moved.
  *
@@ -33,13 +57,10 @@ export async function adjustSequences(
   // every column's largest value in one statement, the moves in one statement.
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
-            s.seqstart::text as start
-       from (select c.relname as table, a.attname as column,
-                    pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq
-               from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
-              where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
-                and c.relkind in ('r', 'p') and format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint')) x
+            s.seqstart::text as start, s.seqincrement < 0 as down
+       from (${COLUMN_SEQUENCES}) x
        join pg_sequence s on s.seqrelid = x.seq::regclass
+      where x.integer
       order by 1, 2`,
     [schema, tables],
   )
@@ -49,31 +70,110 @@ export async function adjustSequences(
       `select ${rows
         .map(
           (r, i) =>
-            `(select max(${quoteQualified(undefined, r.column)}) from ${quoteQualified(schema, r.table)})::text as "${i}"`,
+            `(select ${r.down ? 'min' : 'max'}(${quoteQualified(undefined, r.column)}) from ${quoteQualified(schema, r.table)})::text as "${i}"`,
         )
         .join(', ')}`,
     )
   ).rows[0] as Record<string, string | null>
   const out: SequenceAdjustment[] = []
+  // A descending sequence (negative increment) moves below the smallest value instead.
+  const down = new Set<string>()
   for (const [i, r] of rows.entries()) {
     const m = maxima[String(i)]
     if (m === null || m === undefined) continue
-    const next = r.last === null ? BigInt(r.start) : BigInt(r.last) + 1n
-    if (BigInt(m) < next) continue
+    if (r.down) {
+      down.add(r.seq)
+      const next = r.last === null ? BigInt(r.start) : BigInt(r.last) - 1n
+      if (BigInt(m) > next) continue
+    } else {
+      const next = r.last === null ? BigInt(r.start) : BigInt(r.last) + 1n
+      if (BigInt(m) < next) continue
+    }
     out.push({ table: r.table, column: r.column, sequence: r.seq, value: m })
   }
-  if (out.length > 0) {
-    await db.query(
-      // Never backwards: a nextval elsewhere since the state was read may be ahead already.
-      `select ${out
-        .map((_o, i) => {
-          const seq = `$${2 * i + 1}::regclass`
-          const value = `$${2 * i + 2}::int8`
-          return `setval(${seq}, greatest(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
-        })
-        .join(', ')}`,
-      out.flatMap((o) => [o.sequence, o.value]),
-    )
+  // A sequence several columns draw from (a shared one) goes past the furthest of them all.
+  const moves = new Map<string, bigint>()
+  for (const o of out) {
+    const v = BigInt(o.value)
+    const was = moves.get(o.sequence) ?? v
+    if (down.has(o.sequence) ? v <= was : v >= was) moves.set(o.sequence, v)
   }
+  await setSequences(
+    db,
+    [...moves].map(([sequence, value]) => ({ sequence, value, down: down.has(sequence) })),
+  )
   return out
+}
+
+/** `setval` of each sequence to its value, never backwards (a nextval elsewhere since the state was read may be further already). */
+async function setSequences(
+  db: Queryable,
+  moves: readonly { sequence: string; value: bigint | string; down: boolean }[],
+): Promise<void> {
+  if (moves.length === 0) return
+  await db.query(
+    `select ${moves
+      .map((m, i) => {
+        const seq = `$${2 * i + 1}::regclass`
+        const value = `$${2 * i + 2}::int8`
+        return `setval(${seq}, ${m.down ? 'least' : 'greatest'}(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
+      })
+      .join(', ')}`,
+    moves.flatMap((m) => [m.sequence, String(m.value)]),
+  )
+}
+
+/**
+ * Moves every sequence of the target schema whose values the copied integer columns do not
+ * show (one a text column's default draws from, `'INV-' || nextval('bill_no')`, or one only a
+ * function calls) above the furthest position of the same-named sequence in the tenant
+ * schemas, so the shared sequence never hands out a value a tenant already used. Never
+ * backwards; idempotent. Returns the sequences it moved (with the column whose default draws
+ * from each, or empty names for a sequence no default names).
+ *
+ * @example
+ * ```ts
+ * await followTenantSequences(pool, 'public', ['invoice'], ['tenant_1', 'tenant_2'])
+ * // [{ table: 'invoice', column: 'no', sequence: 'public.bill_no', value: '42' }]
+ * ```
+ */
+export async function followTenantSequences(
+  db: Queryable,
+  schema: string,
+  tables: readonly string[],
+  tenantSchemas: readonly string[],
+): Promise<SequenceAdjustment[]> {
+  if (tenantSchemas.length === 0) return []
+  const { rows } = await db.query(
+    `with drawn as (${COLUMN_SEQUENCES})
+     select quote_ident(n.nspname) || '.' || quote_ident(t.relname) as seq,
+            coalesce(d.table, '') as table, coalesce(d.column, '') as column,
+            (select case when p.seqincrement < 0 then min(pg_sequence_last_value(s.oid)) else max(pg_sequence_last_value(s.oid)) end
+               from pg_class s join pg_namespace sn on sn.oid = s.relnamespace
+              where s.relkind = 'S' and sn.nspname = any($3::text[]) and s.relname = t.relname)::text as source,
+            p.seqincrement < 0 as down,
+            coalesce(pg_sequence_last_value(t.oid), p.seqstart - p.seqincrement)::text as last
+       from pg_class t join pg_namespace n on n.oid = t.relnamespace join pg_sequence p on p.seqrelid = t.oid
+       left join lateral (select x.table, x.column from drawn x where x.seq::regclass = t.oid
+                           order by 1, 2 limit 1) d on true
+      where n.nspname = $1 and t.relkind = 'S'
+        and not exists (select 1 from drawn x where x.integer and x.seq::regclass = t.oid)
+      order by 1`,
+    [schema, tables, tenantSchemas],
+  )
+  const further = rows.filter(
+    (r) =>
+      r.source !== null &&
+      (r.down ? BigInt(r.source) < BigInt(r.last) : BigInt(r.source) > BigInt(r.last)),
+  )
+  await setSequences(
+    db,
+    further.map((r) => ({ sequence: r.seq, value: r.source, down: r.down })),
+  )
+  return further.map((r) => ({
+    table: r.table,
+    column: r.column,
+    sequence: r.seq,
+    value: r.source,
+  }))
 }

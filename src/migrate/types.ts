@@ -63,6 +63,7 @@ export interface DriftIssue {
     | 'generation-mismatch'
     | 'trigger-difference'
     | 'routine-difference'
+    | 'row-security'
   readonly table?: string
   readonly column?: string
   /** A blocking issue keeps the tenant from being migrated. */

@@ -14,7 +14,7 @@ import { quoteIdent } from '../../src/sql/quote.js'
  */
 export interface CorpusSchema {
   readonly name: string
-  /** Types the target needs before `schema generate` can apply (it carries enums and domains only). */
+  /** Types created in the target before `schema generate` (it carries them too, and keeps a type already there). */
   readonly targetTypes?: (s: string) => string
   readonly ddl: (s: string) => string
   readonly fill: (s: string, n: number) => string

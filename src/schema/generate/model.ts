@@ -1,4 +1,10 @@
-import type { DomainDef, EnumDef, SequenceDef, TableDef } from '../../sql/catalog/model.js'
+import type {
+  CompositeTypeDef,
+  DomainDef,
+  EnumDef,
+  SequenceDef,
+  TableDef,
+} from '../../sql/catalog/model.js'
 
 /**
  * The tenant-aware target: every table with the tenant column first and every
@@ -19,6 +25,8 @@ export interface TenantSchemaPlan {
   readonly tables: readonly TableDef[]
   readonly enums: readonly EnumDef[]
   readonly domains: readonly DomainDef[]
+  /** Composite and range types, created after the enums and domains. */
+  readonly compositeTypes?: readonly CompositeTypeDef[]
   readonly sequences: readonly SequenceDef[]
   /** Foreign keys made `DEFERRABLE INITIALLY DEFERRED` because they close a cycle. */
   readonly deferredForeignKeys: readonly string[]

@@ -70,6 +70,7 @@ export function planTenantSchema(
     tables: planned.map((p) => p.table),
     enums: template.enums,
     domains: template.domains,
+    ...(template.compositeTypes ? { compositeTypes: template.compositeTypes } : {}),
     sequences: template.sequences,
     deferredForeignKeys: [...deferred].map((fk) => fk.name),
     notes: [...template.notes, ...planned.flatMap((p) => p.notes)],

@@ -32,10 +32,11 @@ export interface RenderOptions {
  * Renders a plan as an array of single SQL statements (Citus refuses several
  * commands in one string), to run in order in ONE transaction: the first is
  * `SET LOCAL search_path TO <target>, pg_catalog`, so the template's own
- * enums, domains and sequences, named unqualified in defaults and checks,
+ * enums, domains, composite and range types and sequences, named unqualified in defaults and checks,
  * resolve in the target schema. Then: schema, types (created only when
  * missing), sequences, tables (partitions after their parents), sequence
- * ownership, foreign keys, indexes, and RLS.
+ * ownership, unique indexes (a foreign key may reference one), foreign keys, other
+ * indexes, and RLS.
  *
  * @example
  * ```ts
@@ -61,6 +62,10 @@ export function renderTenantSchema(plan: TenantSchemaPlan, options: RenderOption
   for (const e of plan.enums) out.push(createTypeIfMissing(schema, e.name, renderEnum(schema, e)))
   for (const d of plan.domains)
     out.push(createTypeIfMissing(schema, d.name, renderDomain(schema, d)))
+  for (const c of plan.compositeTypes ?? []) {
+    const create = `CREATE TYPE ${quoteQualified(schema, c.name)} ${c.definition}`
+    out.push(createTypeIfMissing(schema, c.name, create))
+  }
   for (const s of plan.sequences) out.push(renderSequence(schema, s))
   for (const t of plan.tables) out.push(renderTable(schema, t))
   for (const s of plan.sequences) {
@@ -71,18 +76,20 @@ export function renderTenantSchema(plan: TenantSchemaPlan, options: RenderOption
       )
     }
   }
+  const index = (t: TableDef, i: TableDef['indexes'][number]) =>
+    `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ${quoteIdent(i.name)} ON ${table(t.name)} ` +
+    `USING ${quoteIdent(i.method)} (${i.tail}`
+  // Unique indexes before the foreign keys: a key may reference one (not only a constraint).
+  for (const t of plan.tables) {
+    for (const i of t.indexes) if (i.unique) out.push(index(t, i))
+  }
   for (const t of plan.tables) {
     for (const fk of t.foreignKeys) {
       out.push(`ALTER TABLE ${table(t.name)} ADD ${renderForeignKey(fk)}`)
     }
   }
   for (const t of plan.tables) {
-    for (const i of t.indexes) {
-      out.push(
-        `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ${quoteIdent(i.name)} ON ${table(t.name)} ` +
-          `USING ${quoteIdent(i.method)} (${i.tail}`,
-      )
-    }
+    for (const i of t.indexes) if (!i.unique) out.push(index(t, i))
   }
   if (options.rls ?? true) {
     for (const t of plan.tables) {
@@ -131,7 +138,10 @@ function renderColumn(c: ColumnDef): string {
   let sql = `${quoteIdent(c.name)} ${c.type}`
   if (c.collation) sql += ` COLLATE ${c.collation}`
   if (c.generated !== undefined) sql += ` GENERATED ALWAYS AS (${c.generated}) STORED`
-  if (c.identity) sql += ` GENERATED ${c.identity} AS IDENTITY`
+  if (c.identity) {
+    sql += ` GENERATED ${c.identity} AS IDENTITY`
+    if (c.identityOptions) sql += ` (${c.identityOptions})`
+  }
   if (c.default !== undefined) sql += ` DEFAULT ${c.default}`
   if (c.notNull) sql += ' NOT NULL'
   if (c.references) {

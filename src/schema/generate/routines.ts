@@ -8,7 +8,7 @@ import { quoteIdent, quoteQualified } from '../../sql/quote.js'
 export interface RenderedRoutines {
   /** Functions: created before the tables (defaults, checks and generated columns may call them). */
   readonly before: readonly string[]
-  /** Views, then triggers: created after the tables. */
+  /** Functions that name a table's row type, views, then triggers: created after the tables. */
   readonly after: readonly string[]
   readonly notes: readonly string[]
 }
@@ -21,7 +21,10 @@ export interface RenderedRoutines {
  *   with `check_function_bodies` off while they are created (as pg_dump does:
  *   bodies may name tables created later). A `SECURITY DEFINER` function would
  *   read the shared tables as their owner, past row-level security: it is created
- *   `SECURITY INVOKER`, with a note;
+ *   `SECURITY INVOKER`, with a note. One whose arguments or result name a table's
+ *   row type (`RETURNS SETOF customer`) comes after the tables;
+ * - each plain aggregate after the tables and functions (its support functions resolve
+ *   in the target); an ordered-set, moving or sort-operator one is left out, with a note;
  * - each view over the shared tables `WITH (security_invoker = true)`, so the
  *   querying role's RLS policies apply; a materialized view is left out, with a note
  *   (it would hold every tenant's rows, and RLS does not apply to it);
@@ -39,7 +42,7 @@ export function renderRoutines(r: TemplateRoutines, targetSchema: string): Rende
   const notes: string[] = []
   const target = `${quoteIdent(targetSchema)}.`
   const own = `${r.quotedSchema}.`
-  const before = r.functions.map((f) => {
+  const rendered = r.functions.map((f) => {
     let definition = f.definition.split(own).join(target)
     if (f.securityDefiner) {
       definition = definition.replace(/\bSECURITY DEFINER\b/, 'SECURITY INVOKER')
@@ -49,11 +52,33 @@ export function renderRoutines(r: TemplateRoutines, targetSchema: string): Rende
           'run as its owner, make it filter by the tenant itself before marking it SECURITY DEFINER again.',
       )
     }
-    return definition
+    return { definition, afterTables: f.usesRowType }
   })
+  const before = rendered.filter((f) => !f.afterTables).map((f) => f.definition)
+  // A function naming a table's row type (`RETURNS SETOF customer`) needs the table first.
+  const afterTables = rendered.filter((f) => f.afterTables).map((f) => f.definition)
   if (before.length > 0) before.unshift('SET LOCAL check_function_bodies = off')
   if (before.length > 0) before.push('SET LOCAL check_function_bodies = on')
-  const after: string[] = []
+  const after: string[] =
+    afterTables.length > 0
+      ? [
+          'SET LOCAL check_function_bodies = off',
+          ...afterTables,
+          'SET LOCAL check_function_bodies = on',
+        ]
+      : []
+  // Aggregates after every function (their support functions must exist), before the views
+  // that call them; no default or check may call one.
+  for (const a of r.aggregates) {
+    if (a.definition) {
+      after.push(a.definition.split(own).join(target))
+      continue
+    }
+    notes.push(
+      `Aggregate ${a.name}(${a.signature}) is an ordered-set, moving-aggregate or sort-operator aggregate, which ` +
+        `schema generate does not carry over: create it in ${JSON.stringify(targetSchema)} yourself, before what uses it.`,
+    )
+  }
   for (const v of r.views) {
     if (v.materialized) {
       notes.push(

@@ -26,6 +26,8 @@ export interface ColumnDef {
   /** The default expression (not for identity or generated columns). */
   readonly default?: string | undefined
   readonly identity?: 'ALWAYS' | 'BY DEFAULT' | undefined
+  /** An identity column's sequence options that differ from the defaults (`START WITH 1000 INCREMENT BY 10`). */
+  readonly identityOptions?: string | undefined
   /** The expression of a `GENERATED ALWAYS AS (...) STORED` column. */
   readonly generated?: string | undefined
   /** A `COLLATE` name, already quoted (`"C"`, `"pg_catalog"."C"`). */
@@ -130,12 +132,21 @@ export interface SequenceDef {
   readonly ownedBy: { readonly table: string; readonly column: string } | undefined
 }
 
+/** A composite or range type of the template schema, carried over as it is. */
+export interface CompositeTypeDef {
+  readonly name: string
+  /** What follows `CREATE TYPE name`: `AS (street text, zip character varying(10))`, `AS RANGE (SUBTYPE = float8)`. */
+  readonly definition: string
+}
+
 /** What the catalog says about a template tenant schema. */
 export interface TemplateSchema {
   readonly schema: string
   readonly tables: readonly TableDef[]
   readonly enums: readonly EnumDef[]
   readonly domains: readonly DomainDef[]
+  /** Composite and range types the columns use, each after the ones it uses (after enums and domains). */
+  readonly compositeTypes?: readonly CompositeTypeDef[]
   readonly sequences: readonly SequenceDef[]
   /** Installed extensions that let gin / gist indexes lead with a scalar tenant column. */
   readonly extensions: { readonly btreeGin: boolean; readonly btreeGist: boolean }

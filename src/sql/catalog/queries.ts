@@ -105,7 +105,30 @@ select t.oid::int8::text as oid, t.typname as name, t.typtype as kind,
               order by e.enumsortorder) as labels,
        coalesce((select jsonb_agg(jsonb_build_array(c.conname, pg_get_constraintdef(c.oid))
                                   order by c.conname collate "C")
-                   from pg_constraint c where c.contypid = t.oid and c.contype = 'c'), '[]') as checks
+                   from pg_constraint c where c.contypid = t.oid and c.contype = 'c'), '[]') as checks,
+       case t.typtype
+         when 'c' then (select 'AS (' || string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+                                 || case when a.attcollation <> 0 and a.attcollation <> at.typcollation then
+                                      (select ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+                                         from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace
+                                        where co.oid = a.attcollation) else '' end, ', ' order by a.attnum) || ')'
+                          from pg_attribute a join pg_type at on at.oid = a.atttypid
+                         where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped)
+         when 'r' then (select 'AS RANGE (SUBTYPE = ' || format_type(r.rngsubtype, null)
+                                 || case when r.rngsubdiff <> 0 then ', SUBTYPE_DIFF = ' || r.rngsubdiff::regproc::text else '' end
+                                 || ')'
+                          from pg_range r join pg_type st on st.oid = r.rngsubtype
+                         where r.rngtypid = t.oid and r.rngcanonical = 0
+                           and (r.rngcollation = 0 or r.rngcollation = st.typcollation)
+                           and r.rngsubopc = (select o.oid from pg_opclass o join pg_am m on m.oid = o.opcmethod
+                                               where m.amname = 'btree' and o.opcintype = r.rngsubtype and o.opcdefault))
+       end as definition,
+       case t.typtype
+         when 'c' then array(select a.atttypid::int8::text from pg_attribute a
+                              where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped)
+         when 'r' then array(select r.rngsubtype::int8::text from pg_range r where r.rngtypid = t.oid)
+         else '{}'::text[]
+       end as depends_on
   from pg_type t
   join pg_namespace n on n.oid = t.typnamespace
   left join pg_type bt on bt.oid = t.typbasetype
@@ -222,6 +245,10 @@ export interface TemplateTypeRow {
   collation: string | null
   labels: string[]
   checks: [string, string][]
+  /** A composite or range type's `AS (...)` / `AS RANGE (...)`, when it can be carried over. */
+  definition: string | null
+  /** The types a composite's attributes or a range's subtype are of. */
+  depends_on: string[]
 }
 
 /** A row of {@link SEQUENCES}. */

@@ -10,6 +10,8 @@ export interface FunctionDef {
   readonly name: string
   readonly definition: string
   readonly securityDefiner: boolean
+  /** Its arguments or result name a table's (or view's) row type (`RETURNS SETOF customer`): it can only be created after them. */
+  readonly usesRowType: boolean
 }
 
 /** A trigger on a table of the template schema (`pg_get_triggerdef`: the table always schema-qualified). */
@@ -29,6 +31,17 @@ export interface ViewDef {
 }
 
 /**
+ * A user-defined aggregate of the template schema (pagila's `group_concat`): its
+ * `CREATE AGGREGATE` statement, or undefined for a kind not carried over (ordered-set,
+ * moving-aggregate or sort-operator aggregates).
+ */
+export interface AggregateDef {
+  readonly name: string
+  readonly signature: string
+  readonly definition: string | undefined
+}
+
+/**
  * The functions, triggers and views of one schema.
  */
 export interface TemplateRoutines {
@@ -36,14 +49,42 @@ export interface TemplateRoutines {
   /** `quote_ident(schema)` as the server prints it inside definitions. */
   readonly quotedSchema: string
   readonly functions: readonly FunctionDef[]
+  readonly aggregates: readonly AggregateDef[]
   readonly triggers: readonly TriggerDef[]
   readonly views: readonly ViewDef[]
 }
 
 const FUNCTIONS = `
-select p.proname as name, pg_get_functiondef(p.oid) as definition, p.prosecdef as security_definer
+select p.proname as name, pg_get_functiondef(p.oid) as definition, p.prosecdef as security_definer,
+       exists (select 1 from pg_depend d join pg_type t on t.oid = d.refobjid
+                 left join pg_type e on e.oid = t.typelem
+                 join pg_class c on c.oid = coalesce(nullif(t.typrelid, 0), e.typrelid)
+                where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.refclassid = 'pg_type'::regclass
+                  and c.relkind <> 'c') as uses_row_type
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname = $1 and p.prokind in ('f', 'p')
+   and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype in ('e', 'i'))
+ order by p.oid`
+
+// Support functions print unqualified when in the schema (it is first on the search_path), so
+// they resolve in the target; the aggregate's own name is qualified, and rewritten like a function's.
+const AGGREGATES = `
+select p.proname as name, pg_get_function_identity_arguments(p.oid) as signature,
+       case when a.aggkind = 'n' and a.aggmtransfn = 0 and a.aggsortop = 0 then
+         format('CREATE AGGREGATE %s.%s(%s) (SFUNC = %s, STYPE = %s', quote_ident(n.nspname), quote_ident(p.proname),
+                pg_get_function_identity_arguments(p.oid), a.aggtransfn::regproc, format_type(a.aggtranstype, null))
+         || case when a.aggtransspace <> 0 then ', SSPACE = ' || a.aggtransspace else '' end
+         || case when a.aggfinalfn <> 0 then ', FINALFUNC = ' || a.aggfinalfn::regproc::text else '' end
+         || case when a.aggfinalextra then ', FINALFUNC_EXTRA' else '' end
+         || case when a.aggcombinefn <> 0 then ', COMBINEFUNC = ' || a.aggcombinefn::regproc::text else '' end
+         || case when a.aggserialfn <> 0 then ', SERIALFUNC = ' || a.aggserialfn::regproc::text else '' end
+         || case when a.aggdeserialfn <> 0 then ', DESERIALFUNC = ' || a.aggdeserialfn::regproc::text else '' end
+         || case when a.agginitval is not null then ', INITCOND = ' || quote_literal(a.agginitval) else '' end
+         || case p.proparallel when 's' then ', PARALLEL = SAFE' when 'r' then ', PARALLEL = RESTRICTED' else '' end
+         || ')'
+       end as definition
+  from pg_proc p join pg_aggregate a on a.aggfnoid = p.oid join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = $1 and p.prokind = 'a'
    and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype in ('e', 'i'))
  order by p.oid`
 
@@ -85,7 +126,13 @@ export async function readRoutinesInTransaction(
     name: string
     definition: string
     security_definer: boolean
+    uses_row_type: boolean
   }>(tx, FUNCTIONS, [schema])
+  const aggregates = await selectRows<{
+    name: string
+    signature: string
+    definition: string | null
+  }>(tx, AGGREGATES, [schema])
   const triggers = await selectRows<{
     name: string
     table: string
@@ -104,6 +151,12 @@ export async function readRoutinesInTransaction(
       name: f.name,
       definition: f.definition,
       securityDefiner: f.security_definer,
+      usesRowType: f.uses_row_type,
+    })),
+    aggregates: aggregates.map((a) => ({
+      name: a.name,
+      signature: a.signature,
+      definition: a.definition ?? undefined,
     })),
     triggers,
     views,

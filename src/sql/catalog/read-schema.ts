@@ -75,6 +75,11 @@ export async function readSchemaInTransaction(
   const constraintsOf = byTable(constraints)
   const indexesOf = byTable(indexes)
 
+  const identityOptions = new Map(
+    sequences
+      .filter((s) => s.dep === 'i' && s.owner_table)
+      .map((s) => [`${s.owner_table}\u0000${s.owner_column}`, identitySequenceOptions(s)]),
+  )
   const tables: M.TableDef[] = tableRows.map((t) => {
     if (t.inherits) {
       notes.push(
@@ -88,7 +93,9 @@ export async function readSchemaInTransaction(
       name: t.name,
       partitionKey: t.partition_key ?? undefined,
       partitionOf: t.parent ? { parent: t.parent, bound: t.bound ?? '' } : undefined,
-      columns: (columnsOf.get(t.oid) ?? []).filter((c) => !t.parent || c.local).map(toColumn),
+      columns: (columnsOf.get(t.oid) ?? [])
+        .filter((c) => !t.parent || c.local)
+        .map((c) => toColumn(c, identityOptions.get(`${t.name}\u0000${c.name}`))),
       primaryKey: primary ? toKey(primary) : undefined,
       uniques: cons.filter((c) => c.type === 'u').map(toKey),
       checks: cons.filter((c) => c.type === 'c').map(toCheck),
@@ -103,6 +110,10 @@ export async function readSchemaInTransaction(
     tables,
     enums: types.filter((t) => t.kind === 'e' && used.has(t.oid)).map(toEnum),
     domains: sortDomains(types.filter((t) => t.kind === 'd' && used.has(t.oid))),
+    compositeTypes: sortCompositeTypes(
+      types.filter((t) => (t.kind === 'c' || t.kind === 'r') && t.definition && used.has(t.oid)),
+      types,
+    ),
     sequences: sequences.filter((s) => s.dep !== 'i').map(toSequence),
     extensions: {
       btreeGin: !!extensions?.[0]?.btree_gin,
@@ -112,7 +123,33 @@ export async function readSchemaInTransaction(
   }
 }
 
-function toColumn(c: Q.TemplateColumnRow): M.ColumnDef {
+/** The largest value of each integer type an identity column may have. */
+const TYPE_MAX: Readonly<Record<string, bigint>> = {
+  smallint: 32767n,
+  integer: 2147483647n,
+  bigint: 9223372036854775807n,
+}
+
+/**
+ * The options of an identity column's sequence that differ from what a plain
+ * `GENERATED ... AS IDENTITY` gives (so a default one renders as before), or undefined.
+ */
+function identitySequenceOptions(s: Q.TemplateSequenceRow): string | undefined {
+  const top = TYPE_MAX[s.data_type] ?? TYPE_MAX.bigint!
+  const up = BigInt(s.increment) > 0n
+  const [min, max] = up ? [1n, top] : [-top - 1n, -1n]
+  const options: string[] = []
+  if (s.increment !== '1') options.push(`INCREMENT BY ${s.increment}`)
+  if (BigInt(s.min) !== min) options.push(`MINVALUE ${s.min}`)
+  if (BigInt(s.max) !== max) options.push(`MAXVALUE ${s.max}`)
+  if (BigInt(s.start) !== (up ? BigInt(s.min) : BigInt(s.max)))
+    options.push(`START WITH ${s.start}`)
+  if (s.cache !== '1') options.push(`CACHE ${s.cache}`)
+  if (s.cycle) options.push('CYCLE')
+  return options.length > 0 ? options.join(' ') : undefined
+}
+
+function toColumn(c: Q.TemplateColumnRow, identityOptions?: string): M.ColumnDef {
   const identity = c.identity === 'a' ? 'ALWAYS' : c.identity === 'd' ? 'BY DEFAULT' : undefined
   const generated = c.generated === 's' ? (c.expr ?? undefined) : undefined
   return {
@@ -121,6 +158,7 @@ function toColumn(c: Q.TemplateColumnRow): M.ColumnDef {
     notNull: c.not_null,
     default: identity || generated ? undefined : (c.expr ?? undefined),
     identity,
+    ...(identity && identityOptions ? { identityOptions } : {}),
     generated,
     collation: c.collation ?? undefined,
   }
@@ -228,15 +266,42 @@ function usedTypes(
     if (t.elem_oid !== '0' && t.kind !== 'd') return visit(t.elem_oid, user)
     used.add(oid)
     if (t.kind === 'd') visit(t.base_oid, user)
-    else if (t.kind !== 'e') {
+    else if ((t.kind === 'c' || t.kind === 'r') && t.definition) {
+      for (const d of t.depends_on) visit(d, user)
+    } else if (t.kind !== 'e') {
       notes.push(
         `${user} uses the type ${JSON.stringify(t.name)} of the template schema, which is neither ` +
-          'an enum nor a domain: create it in the target schema before applying.',
+          'an enum, a domain, a composite or a plain range type: create it in the target schema before applying.',
       )
     }
   }
   for (const c of columns) visit(c.type_oid, `Column ${JSON.stringify(c.name)}`)
   return used
+}
+
+/** Composite and range types, each after the ones its attributes or subtype use. */
+function sortCompositeTypes(
+  rows: readonly Q.TemplateTypeRow[],
+  all: readonly Q.TemplateTypeRow[],
+): M.CompositeTypeDef[] {
+  const byOid = new Map(rows.map((r) => [r.oid, r]))
+  // an attribute of an array type depends on its element type
+  const elementOf = new Map(
+    all.filter((t) => t.elem_oid !== '0' && t.kind !== 'd').map((t) => [t.oid, t.elem_oid]),
+  )
+  const out: M.CompositeTypeDef[] = []
+  const done = new Set<string>()
+  const visit = (r: Q.TemplateTypeRow) => {
+    if (done.has(r.oid)) return
+    done.add(r.oid)
+    for (const d of r.depends_on) {
+      const dep = byOid.get(elementOf.get(d) ?? d)
+      if (dep) visit(dep)
+    }
+    out.push({ name: r.name, definition: r.definition ?? '' })
+  }
+  for (const r of rows) visit(r)
+  return out
 }
 
 /** Domains over other domains come after them. */
