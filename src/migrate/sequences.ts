@@ -105,7 +105,12 @@ export async function adjustSequences(
   return out
 }
 
-/** `setval` of each sequence to its value, never backwards (a nextval elsewhere since the state was read may be further already). */
+/**
+ * `setval` of each sequence to its value, never backwards: not below the value it last
+ * gave (a nextval elsewhere since the state was read may be further already), nor below
+ * the one it gives next after `RESTART WITH n` / `setval(.., n, false)` (`is_called`
+ * false, where `pg_sequence_last_value` is NULL). `sequence` is a quoted, qualified name.
+ */
 async function setSequences(
   db: Queryable,
   moves: readonly { sequence: string; value: bigint | string; down: boolean }[],
@@ -116,7 +121,10 @@ async function setSequences(
       .map((m, i) => {
         const seq = `$${2 * i + 1}::regclass`
         const value = `$${2 * i + 2}::int8`
-        return `setval(${seq}, ${m.down ? 'least' : 'greatest'}(${value}, coalesce(pg_sequence_last_value(${seq}), ${value})), true)`
+        const at =
+          `(select case when s.is_called then s.last_value else s.last_value - p.seqincrement end ` +
+          `from ${m.sequence} s, pg_catalog.pg_sequence p where p.seqrelid = ${seq})`
+        return `setval(${seq}, ${m.down ? 'least' : 'greatest'}(${value}, ${at}), true)`
       })
       .join(', ')}`,
     moves.flatMap((m) => [m.sequence, String(m.value)]),
@@ -158,6 +166,10 @@ export async function followTenantSequences(
                            order by 1, 2 limit 1) d on true
       where n.nspname = $1 and t.relkind = 'S'
         and not exists (select 1 from drawn x where x.integer and x.seq::regclass = t.oid)
+        -- only a sequence the tenants have one of, and this role may read
+        and exists (select 1 from pg_class s join pg_namespace sn on sn.oid = s.relnamespace
+                     where s.relkind = 'S' and sn.nspname = any($3::text[]) and s.relname = t.relname)
+        and pg_catalog.has_sequence_privilege(t.oid, 'SELECT, USAGE')
       order by 1`,
     [schema, tables, tenantSchemas],
   )
