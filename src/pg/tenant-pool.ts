@@ -356,7 +356,7 @@ class BoundClient implements ClientHooks {
   #open = false
   /** The bind still to send in the open transaction (with its next statement). */
   #pending: Statement | undefined
-  /** No statement but SET TRANSACTION ran yet in the open transaction. */
+  /** The open transaction's first statement is still to come (the reset and the bind go with it). */
   #first = false
   /**
    * What opened the transaction before the bind went out (BEGIN, SET TRANSACTION),
