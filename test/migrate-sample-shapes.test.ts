@@ -518,6 +518,9 @@ insert into ${s}.visit (region, at) select (array['eu', 'us', 'apac'])[1 + i % 3
 create function ${s}._group_concat(text, text) returns text language sql immutable as $$
   select case when $2 is null then $1 when $1 is null then $2 else $1 || ', ' || $2 end $$;
 create aggregate ${s}.group_concat(text) (sfunc = ${s}._group_concat, stype = text);
+create function ${s}._as_is(text) returns text language sql immutable as $$ select $1 $$;
+create aggregate ${s}.joined(text) (sfunc = ${s}._group_concat, stype = text,
+  finalfunc = ${s}._as_is, finalfunc_modify = read_write);
 create table ${s}.actor (id serial primary key, name text not null);
 create table ${s}.film_actor2 (actor_id integer not null references ${s}.actor, film text not null, primary key (actor_id, film));
 create view ${s}.actor_info as select a.id, a.name, ${s}.group_concat(f.film) as films
@@ -530,6 +533,10 @@ insert into ${s}.film_actor2 select 1 + i % 2, 'F' || i from generate_series(1, 
         'select films from public.actor_info where id = 1 and films is not null limit 1',
       )
       expect(rows.length).toBe(1)
+      const modify = await db.query(
+        `select aggfinalmodify from pg_aggregate where aggfnoid = 'public.joined(text)'::regprocedure`,
+      )
+      expect(modify.rows).toEqual([{ aggfinalmodify: 'w' }])
     },
   },
   {

@@ -76,6 +76,9 @@ select p.proname as name, pg_get_function_identity_arguments(p.oid) as signature
          || case when a.aggtransspace <> 0 then ', SSPACE = ' || a.aggtransspace else '' end
          || case when a.aggfinalfn <> 0 then ', FINALFUNC = ' || a.aggfinalfn::regproc::text else '' end
          || case when a.aggfinalextra then ', FINALFUNC_EXTRA' else '' end
+         || case when a.aggfinalfn <> 0 and a.aggfinalmodify <> 'r'
+                 then ', FINALFUNC_MODIFY = ' || case a.aggfinalmodify when 's' then 'SHAREABLE' else 'READ_WRITE' end
+                 else '' end
          || case when a.aggcombinefn <> 0 then ', COMBINEFUNC = ' || a.aggcombinefn::regproc::text else '' end
          || case when a.aggserialfn <> 0 then ', SERIALFUNC = ' || a.aggserialfn::regproc::text else '' end
          || case when a.aggdeserialfn <> 0 then ', DESERIALFUNC = ' || a.aggdeserialfn::regproc::text else '' end
