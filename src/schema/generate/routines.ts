@@ -52,11 +52,17 @@ export function renderRoutines(r: TemplateRoutines, targetSchema: string): Rende
           'run as its owner, make it filter by the tenant itself before marking it SECURITY DEFINER again.',
       )
     }
-    return { definition, afterTables: f.usesRowType }
+    return {
+      definition,
+      afterTables: f.usesRowType && !f.usesViewRowType,
+      afterViews: f.usesViewRowType,
+    }
   })
-  const before = rendered.filter((f) => !f.afterTables).map((f) => f.definition)
-  // A function naming a table's row type (`RETURNS SETOF customer`) needs the table first.
+  const before = rendered.filter((f) => !f.afterTables && !f.afterViews).map((f) => f.definition)
+  // A function naming a table's row type (`RETURNS SETOF customer`) needs the table first,
+  // one naming a view's row type the views.
   const afterTables = rendered.filter((f) => f.afterTables).map((f) => f.definition)
+  const afterViews = rendered.filter((f) => f.afterViews).map((f) => f.definition)
   if (before.length > 0) before.unshift('SET LOCAL check_function_bodies = off')
   if (before.length > 0) before.push('SET LOCAL check_function_bodies = on')
   const after: string[] =
@@ -89,6 +95,13 @@ export function renderRoutines(r: TemplateRoutines, targetSchema: string): Rende
     }
     after.push(
       `CREATE VIEW ${quoteQualified(targetSchema, v.name)} WITH (security_invoker = true) AS ${v.definition.split(own).join(target).replace(/;\s*$/, '')}`,
+    )
+  }
+  if (afterViews.length > 0) {
+    after.push(
+      'SET LOCAL check_function_bodies = off',
+      ...afterViews,
+      'SET LOCAL check_function_bodies = on',
     )
   }
   for (const t of r.triggers) {

@@ -12,6 +12,8 @@ export interface FunctionDef {
   readonly securityDefiner: boolean
   /** Its arguments or result name a table's (or view's) row type (`RETURNS SETOF customer`): it can only be created after them. */
   readonly usesRowType: boolean
+  /** Of those, a view's row type (`RETURNS SETOF customer_list`): it can only be created after the views. */
+  readonly usesViewRowType: boolean
 }
 
 /** A trigger on a table of the template schema (`pg_get_triggerdef`: the table always schema-qualified). */
@@ -60,7 +62,12 @@ select p.proname as name, pg_get_functiondef(p.oid) as definition, p.prosecdef a
                  left join pg_type e on e.oid = t.typelem
                  join pg_class c on c.oid = coalesce(nullif(t.typrelid, 0), e.typrelid)
                 where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.refclassid = 'pg_type'::regclass
-                  and c.relkind <> 'c') as uses_row_type
+                  and c.relkind <> 'c') as uses_row_type,
+       exists (select 1 from pg_depend d join pg_type t on t.oid = d.refobjid
+                 left join pg_type e on e.oid = t.typelem
+                 join pg_class c on c.oid = coalesce(nullif(t.typrelid, 0), e.typrelid)
+                where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.refclassid = 'pg_type'::regclass
+                  and c.relkind in ('v', 'm')) as uses_view_row_type
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname = $1 and p.prokind in ('f', 'p')
    and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype in ('e', 'i'))
@@ -130,6 +137,7 @@ export async function readRoutinesInTransaction(
     definition: string
     security_definer: boolean
     uses_row_type: boolean
+    uses_view_row_type: boolean
   }>(tx, FUNCTIONS, [schema])
   const aggregates = await selectRows<{
     name: string
@@ -155,6 +163,7 @@ export async function readRoutinesInTransaction(
       definition: f.definition,
       securityDefiner: f.security_definer,
       usesRowType: f.uses_row_type,
+      usesViewRowType: f.uses_view_row_type,
     })),
     aggregates: aggregates.map((a) => ({
       name: a.name,
