@@ -169,7 +169,8 @@ export async function followTenantSequences(
         -- only a sequence the tenants have one of, and this role may read
         and exists (select 1 from pg_class s join pg_namespace sn on sn.oid = s.relnamespace
                      where s.relkind = 'S' and sn.nspname = any($3::text[]) and s.relname = t.relname)
-        and pg_catalog.has_sequence_privilege(t.oid, 'SELECT, USAGE')
+        -- (a CASE: the planner may test a condition before relkind, on a table)
+        and case when t.relkind = 'S' then pg_catalog.has_sequence_privilege(t.oid, 'SELECT, USAGE') end
       order by 1`,
     [schema, tables, tenantSchemas],
   )
