@@ -169,6 +169,26 @@ export class AuditWriter {
     await this.#logger?.(event)
     return event
   }
+
+  /**
+   * {@link record} of a statement that has run (`outcome.error` unset) or
+   * failed: when the record fails after a statement that succeeded, the error
+   * is an `AuditWriteError` (its effect stands: not "retry later"); a missing
+   * audit table keeps its `ConfigError`.
+   */
+  recordAfter(
+    context: AuditContext,
+    sql: string,
+    outcome: { rowCount: number | null; error?: unknown },
+    db: Queryable | undefined = this.#db,
+  ): Promise<void> {
+    return this.record(context, sql, outcome, db).then(
+      () => undefined,
+      (err: unknown) => {
+        throw outcome.error === undefined ? unaudited(err) : err
+      },
+    )
+  }
 }
 
 function errorCode(error: unknown): string {
@@ -183,13 +203,8 @@ function errorCode(error: unknown): string {
  * {@link AuditWriteError} (not "retry later", even when the audit database was
  * merely unavailable: the statement's effect stands); a `ConfigError` (no
  * audit table) as it is.
- *
- * @example
- * ```ts
- * await writer.record(context, sql, { rowCount }).catch((err) => { throw unaudited(err) })
- * ```
  */
-export function unaudited(err: unknown): AuditWriteError | ConfigError {
+function unaudited(err: unknown): AuditWriteError | ConfigError {
   // A set-up error (no audit table) keeps its own message: nothing to retry there either.
   if (err instanceof ConfigError) return err
   const why = err instanceof Error && err.message ? err.message : String(err)

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { type AuditContext, type AuditWriter, unaudited } from '../audit/index.js'
+import type { AuditContext, AuditWriter } from '../audit/index.js'
 import { InvalidInputError } from '../errors/index.js'
 import {
   type ClientHooks,
@@ -82,26 +82,19 @@ export class AuditedPool extends PoolFacade {
     call: QueryCall,
     queue?: ((db: pg.PoolClient) => Promise<void>)[],
   ): Promise<pg.QueryResult> {
-    let result: pg.QueryResult
+    let result: pg.QueryResult | undefined
+    let outcome: { rowCount: number | null; error?: unknown }
     try {
       result = await client.query(call.config)
+      outcome = { rowCount: result.rowCount ?? result.rows?.length ?? null }
     } catch (error) {
-      const write = (db: pg.PoolClient) =>
-        this.#writer.record(context, call.config.text, { rowCount: null, error }, db).then(() => {})
-      if (queue) queue.push(write)
-      else await write(client)
-      throw error
+      outcome = { rowCount: null, error }
     }
-    const rowCount = result.rowCount ?? result.rows?.length ?? null
     const write = (db: pg.PoolClient) =>
-      this.#writer.record(context, call.config.text, { rowCount }, db).then(
-        () => {},
-        (err: unknown) => {
-          throw unaudited(err)
-        },
-      )
+      this.#writer.recordAfter(context, call.config.text, outcome, db)
     if (queue) queue.push(write)
     else await write(client)
+    if (result === undefined) throw outcome.error
     return result
   }
 

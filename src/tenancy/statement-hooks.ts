@@ -1,5 +1,5 @@
 import { PostgresQueryCompiler, type RootOperationNode } from 'kysely'
-import { type AuditContext, type AuditWriter, unaudited } from '../audit/index.js'
+import type { AuditContext, AuditWriter } from '../audit/index.js'
 import {
   type CrossTenantScope,
   crossTenantScope,
@@ -101,7 +101,7 @@ export function scopedHooks(
     },
     after(context, query, outcome) {
       if (context === undefined) return undefined
-      return () => recordAfter(writer, context, query.sql, outcome)
+      return () => writer.recordAfter(context, query.sql, outcome)
     },
     ...(options.serving ? { rewrite: legacyRewrite(plugin) } : {}),
   }
@@ -148,7 +148,7 @@ export function allObjectsHooks(
       })
     },
     after(context, query, outcome) {
-      return () => recordAfter(writer, context, query.sql, outcome)
+      return () => writer.recordAfter(context, query.sql, outcome)
     },
   }
 }
@@ -165,19 +165,4 @@ function tenantText(plugin: TenantPlugin, id: unknown): string | undefined {
   } catch {
     return String(id)
   }
-}
-
-/** Writes the record of a statement that ran; a failure after a success is an {@link unaudited} error. */
-function recordAfter(
-  writer: AuditWriter,
-  context: AuditContext,
-  sql: string,
-  outcome: { rowCount: number | null; error?: unknown },
-): Promise<undefined> {
-  return writer.record(context, sql, outcome).then(
-    () => undefined,
-    (err: unknown) => {
-      throw outcome.error === undefined ? unaudited(err) : err
-    },
-  )
 }
