@@ -468,9 +468,7 @@ export class GuardedSession {
         : s
     // The failed bind aborted the transaction it ran in: end it, then open it again.
     // Both are queued in this tick: nothing sent meanwhile can come between them.
-    const reopen =
-      open !== undefined ||
-      before.some((s) => s.text === 'begin' || s.text.startsWith('start transaction'))
+    const reopen = open !== undefined || before.some((s) => BEGINS.test(s.text))
     const rollback = reopen ? this.client.query('rollback') : undefined
     const sent = this.#send(
       [...(open?.opened ?? []), ...before.map(unnamed)],
