@@ -23,6 +23,7 @@ import { createJobTenancy } from '../src/entries/jobs.js'
 import { TenantPool, withTenantClient } from '../src/entries/pg.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { reject } from './helpers/reject.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
 interface AccountsDB {
@@ -46,15 +47,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fx.cleanup()
 })
-
-async function reject(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
-}
 
 describe('timeouts per tenancy', () => {
   it('sends statement, lock and idle-in-transaction timeouts with the set_config bind', () => {

@@ -112,6 +112,28 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
     await db.pool.query(`delete from accounts where name = 'via-bouncer'`)
   })
 
+  /** Both server sessions start without the bind statement (earlier tests prepared it). */
+  async function forgetPrepared(): Promise<void> {
+    const both = runtimePool(2)
+    const pair = await Promise.all([both.connect(), both.connect()])
+    for (const c of pair) await c.query('begin')
+    for (const c of pair) await c.query('deallocate all')
+    for (const c of pair) {
+      await c.query('commit')
+      c.release()
+    }
+  }
+
+  /** The runtime role's transactions left open on a server session. */
+  async function openTransactions(): Promise<number> {
+    const runtime = decodeURIComponent(new URL(fx.runtimeUrl).username)
+    const { rows } = await db.pool.query(
+      `select count(*)::int as n from pg_stat_activity where usename = $1 and state like 'idle in transaction%'`,
+      [runtime],
+    )
+    return rows[0].n
+  }
+
   /**
    * A TenantPool client (as ORMs use it) sends BEGIN on its own and the bind with
    * the transaction's next statement. `step` runs on a client whose next
@@ -121,15 +143,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
   async function onLostBind<T>(
     step: (c: pg.PoolClient) => Promise<T>,
   ): Promise<{ result: T; prepares: boolean; tp: TenantPool }> {
-    // Both server sessions start without the statement (earlier tests prepared it).
-    const both = runtimePool(2)
-    const pair = await Promise.all([both.connect(), both.connect()])
-    for (const c of pair) await c.query('begin')
-    for (const c of pair) await c.query('deallocate all')
-    for (const c of pair) {
-      await c.query('commit')
-      c.release()
-    }
+    await forgetPrepared()
     const inner = runtimePool(1)
     SessionGuard.for(inner).assumeDirect() // a pooler the probe cannot see: the fall-back's case
     const tp = new TenantPool({ pool: inner, endPool: false })
@@ -232,12 +246,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
     expect(prepares).toBe(false)
     expect([await countNamed('race-1'), await countNamed('race-2')]).toEqual([1, 1])
     // No transaction left open on a server session; the next checkout, with no tenant, sees nothing.
-    const runtime = decodeURIComponent(new URL(fx.runtimeUrl).username)
-    const open = await db.pool.query(
-      `select count(*)::int as n from pg_stat_activity where usename = $1 and state like 'idle in transaction%'`,
-      [runtime],
-    )
-    expect(open.rows[0].n).toBe(0)
+    expect(await openTransactions()).toBe(0)
     const next = await tp.connect()
     try {
       const { rows } = await next.query(
@@ -251,14 +260,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
   })
 
   it('Kysely: the bind is lost under statements sent at once in db.transaction(): each runs once, in one transaction', async () => {
-    const both = runtimePool(2)
-    const pair = await Promise.all([both.connect(), both.connect()])
-    for (const c of pair) await c.query('begin')
-    for (const c of pair) await c.query('deallocate all')
-    for (const c of pair) {
-      await c.query('commit')
-      c.release()
-    }
+    await forgetPrepared()
     const pool = runtimePool(1)
     SessionGuard.for(pool).assumeDirect()
     const k = new Kysely<DB>({ dialect: new TenantBindingDialect({ pool, adminPool: db.pool }) })
@@ -294,12 +296,7 @@ describe.skipIf(!bin)('through PgBouncer (transaction pooling, 2 server connecti
     expect(first).toBe('committed')
     expect(SessionGuard.for(pool).prepares).toBe(false)
     expect([await countNamed('k-race-1'), await countNamed('k-race-2')]).toEqual([1, 1])
-    const runtime = decodeURIComponent(new URL(fx.runtimeUrl).username)
-    const open = await db.pool.query(
-      `select count(*)::int as n from pg_stat_activity where usename = $1 and state like 'idle in transaction%'`,
-      [runtime],
-    )
-    expect(open.rows[0].n).toBe(0) // no transaction left over
+    expect(await openTransactions()).toBe(0) // no transaction left over
     await db.pool.query(`delete from accounts where name like 'k-race-%'`)
   })
 

@@ -29,6 +29,7 @@ import {
 import type { TenantMiddlewareOptions } from '../src/http/types.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { openTestRedis } from './helpers/redis.js'
+import { reject } from './helpers/reject.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
 /**
@@ -74,15 +75,6 @@ async function whileFull<T>(pool: pg.Pool, fn: () => Promise<T>): Promise<T> {
   } finally {
     held.release()
   }
-}
-
-async function reject(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
 }
 
 function expectPoolTimeout(err: unknown): void {
