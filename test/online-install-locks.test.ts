@@ -13,12 +13,13 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { generateLegacy, type LegacySummary } from '../examples/finance/legacy/generate.js'
+import type { LegacySummary } from '../examples/finance/legacy/generate.js'
 import { migrateOnline, rollbackOnline } from '../src/migrate/online/index.js'
 import { lockGaveUp, TablesChangedError } from '../src/migrate/online/table-locks.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { legacyWithSharedTables } from './helpers/generated-legacy.js'
 
 let db: TestDatabase
 let legacy: LegacySummary
@@ -28,20 +29,11 @@ const clients: pg.Client[] = []
 
 beforeAll(async () => {
   db = await createTestDatabase('install_locks')
-  legacy = await generateLegacy(db.pool, { tenants: 6, seed: 11, scale: 0.02 })
-  for (const args of [
-    ['init', '--runtime-role', role],
-    ['schema', 'generate', '--from-schema', legacy.tenants[0]!.schema, '--apply'],
-  ]) {
-    const r = await cli([...args, '--database-url', db.url])
-    expect(r.code, r.stderr).toBe(0)
-  }
-  const password = randomBytes(8).toString('hex')
-  await db.pool.query(`alter role ${quoteIdent(role)} login password '${password}'`)
-  const u = new URL(db.url)
-  u.username = role
-  u.password = password
-  runtimeUrl = u.toString()
+  ;({ legacy, runtimeUrl } = await legacyWithSharedTables(db, role, {
+    tenants: 6,
+    seed: 11,
+    scale: 0.02,
+  }))
 }, 180_000)
 
 afterAll(async () => {

@@ -13,11 +13,12 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startFinanceApi } from '../examples/finance/app.js'
-import { generateLegacy, type LegacySummary } from '../examples/finance/legacy/generate.js'
+import type { LegacySummary } from '../examples/finance/legacy/generate.js'
 import { rollbackOnline } from '../src/migrate/online/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { legacyWithSharedTables } from './helpers/generated-legacy.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const TENANTS = 6
@@ -29,20 +30,11 @@ const role = `rt_online_${randomBytes(3).toString('hex')}`
 
 beforeAll(async () => {
   db = await createTestDatabase('online')
-  legacy = await generateLegacy(db.pool, { tenants: TENANTS, seed: 5, scale: 0.05 })
-  for (const args of [
-    ['init', '--runtime-role', role],
-    ['schema', 'generate', '--from-schema', legacy.tenants[0]!.schema, '--apply'],
-  ]) {
-    const r = await cli([...args, '--database-url', db.url])
-    expect(r.code, r.stderr).toBe(0)
-  }
-  const password = randomBytes(8).toString('hex')
-  await db.pool.query(`alter role ${quoteIdent(role)} login password '${password}'`)
-  const u = new URL(db.url)
-  u.username = role
-  u.password = password
-  runtimeUrl = u.toString()
+  ;({ legacy, runtimeUrl } = await legacyWithSharedTables(db, role, {
+    tenants: TENANTS,
+    seed: 5,
+    scale: 0.05,
+  }))
 }, 180_000)
 
 afterAll(async () => {
