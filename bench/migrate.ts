@@ -23,6 +23,8 @@
  *   npx tsx bench/migrate.ts --quick --raw-only --remap   # also --id-strategy remap (verified)
  *   npx tsx bench/migrate.ts --one-baseline   # skip the one-tx-per-schema baseline
  *   npx tsx bench/migrate.ts --tool-only --scale=0.3   # diagnose: no baselines, smaller tenants
+ *   npx tsx bench/migrate.ts --quick --raw-only --trace   # each migration event with its time from the start
+ *   npx tsx bench/migrate.ts --quick --explain --keep-source   # keep the source database (named at the end)
  *   npx tsx bench/migrate.ts --explain --scale=1
  *     # where one tenant's copy spends its time: each statement of the copy and of its
  *     # verification under EXPLAIN ANALYZE (server time, not wall clock; rolled back)
@@ -291,9 +293,12 @@ function trend(ms: number[]): void {
   phases.length = 0
 }
 const phases: { type: string; t: number }[] = []
+const TRACE = process.argv.includes('--trace')
 let analyzeOn: pg.Pool | undefined
 const onEvent = (e: { type: string }) => {
   phases.push({ type: e.type, t: performance.now() })
+  if (TRACE)
+    console.log(`    ${(performance.now() - phases[0]!.t).toFixed(1).padStart(7)} ms ${e.type}`)
   const done = phases.filter((p) => p.type === 'tenant-done').length
   if (e.type === 'tenant-done' && done === ANALYZE_AFTER && analyzeOn) {
     // What autovacuum does at an unlucky moment: statistics of a nearly empty table.
@@ -622,7 +627,9 @@ async function main(): Promise<void> {
     console.error(err)
     process.exitCode = 1
   } finally {
-    for (const d of dbs.reverse())
+    const keep = process.argv.includes('--keep-source') ? `bench_mig_${tag}` : ''
+    if (keep) console.log(`kept source database ${keep}`)
+    for (const d of dbs.reverse().filter((x) => x !== keep))
       await admin.query(`drop database if exists ${quoteIdent(d)} with (force)`).catch(() => {})
     await admin.end()
     await server?.stop()

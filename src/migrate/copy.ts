@@ -245,40 +245,57 @@ export async function copyTenant(
     // A small tenant's tables go in one round trip; a large one's table by table, for progress.
     const batch =
       !citus && tp.estimatedRows <= BATCH_ROWS && tables.every((t) => t.remapColumns.size === 0)
-    const { copied, sums } = await copyTables(client, ctx, tp.tenant.id, tables, options.onEvent, {
-      oneStatement,
-      batch,
-    })
+    // With the FK triggers quiet, the orphan check rides in the batch's round trip, after the
+    // last copy (its planner settings stay until the transaction ends: only the ledger follows).
+    const orphans =
+      options.verify && options.guard === 'replica'
+        ? orphansOfTablesStatement(ctx, tables, tenant)
+        : undefined
+    const after = batch && oneStatement && orphans ? `${SCOPED}; ${orphans.text}` : undefined
+    const { copied, sums, afterRow } = await copyTables(
+      client,
+      ctx,
+      tp.tenant.id,
+      tables,
+      options.onEvent,
+      { oneStatement, batch, after },
+    )
     const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
-    const checks = options.verify
-      ? await copyChecks(
-          client,
-          ctx,
-          tables,
-          oneStatement ? sums : undefined,
-          options.guard === 'replica',
-        )
-      : []
+    const checks = !options.verify
+      ? []
+      : after
+        ? tableChecks(tables, sums, undefined, undefined, orphans!.read(afterRow))
+        : await copyChecks(
+            client,
+            ctx,
+            tables,
+            oneStatement ? sums : undefined,
+            options.guard === 'replica',
+          )
     assertVerified(tp.tenant.id, checks, rowsOf)
     const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
     if (options.verify)
       emit(options.onEvent, { type: 'tenant-verified', tenantId: tp.tenant.id, ok: true })
     const complete = tp.allTables.every((name) => ledgerTables[name] !== undefined)
     const now = new Date()
-    await writeLedgerEntry(client, plan.targetSchema, {
-      tenantId: tp.tenant.id,
-      schema: tp.tenant.schema,
-      state: complete ? 'done' : 'partial',
-      idStrategy: plan.idStrategy,
-      tables: ledgerTables,
-      createdTenant: (entry?.createdTenant ?? false) || tenantRow.created,
-      startedAt: new Date(started),
-      finishedAt: now,
-      verifiedAt: options.verify ? now : null,
-      verifyOk: options.verify ? true : null,
-      lastError: null,
-    })
-    await client.query('commit')
+    await writeLedgerEntry(
+      client,
+      plan.targetSchema,
+      {
+        tenantId: tp.tenant.id,
+        schema: tp.tenant.schema,
+        state: complete ? 'done' : 'partial',
+        idStrategy: plan.idStrategy,
+        tables: ledgerTables,
+        createdTenant: (entry?.createdTenant ?? false) || tenantRow.created,
+        startedAt: new Date(started),
+        finishedAt: now,
+        verifiedAt: options.verify ? now : null,
+        verifyOk: options.verify ? true : null,
+        lastError: null,
+      },
+      { commit: true },
+    )
     const warnings = tenantRow.skippedDomains.map(
       (d) => `Domain ${d} of tenant ${tp.tenant.id} belongs to another tenant; not added.`,
     )
@@ -415,15 +432,24 @@ async function copyTables(
   tenantId: string,
   tables: readonly TablePlan[],
   onEvent: MigrationListener | undefined,
-  { oneStatement, batch }: { oneStatement: boolean; batch: boolean },
-): Promise<{ copied: { table: string; rows: number }[]; sums: Map<string, ChecksumRow> }> {
+  {
+    oneStatement,
+    batch,
+    after,
+  }: { oneStatement: boolean; batch: boolean; after?: string | undefined },
+): Promise<{
+  copied: { table: string; rows: number }[]
+  sums: Map<string, ChecksumRow>
+  afterRow: Record<string, unknown> | undefined
+}> {
   const copied: { table: string; rows: number }[] = []
   const sums = new Map<string, ChecksumRow>()
   const tenant = batch ? quoteLiteral(tenantId) : '$1'
   const statements = tables.map((t) =>
     oneStatement ? copyWithChecksumStatement(ctx, t, tenant) : insertStatement(ctx, t, tenant),
   )
-  const batched = batch ? await many(client, statements.map((s) => s.text).join('; ')) : []
+  const texts = statements.map((s) => s.text)
+  const batched = batch ? await many(client, [...texts, ...(after ? [after] : [])].join('; ')) : []
   for (const [i, t] of tables.entries()) {
     const s = statements[i]!
     // remap looks every key up in the id map, which grows faster than its statistics
@@ -438,7 +464,7 @@ async function copyTables(
     copied.push({ table: t.name, rows })
     emit(onEvent, { type: 'table-copied', tenantId, table: t.name, rows })
   }
-  return { copied, sums }
+  return { copied, sums, afterRow: after ? batched.at(-1)?.rows[0] : undefined }
 }
 
 /** Throws at the first table whose check failed or whose count differs from what was copied. */

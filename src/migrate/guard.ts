@@ -24,16 +24,42 @@ export type CopyGuard = 'replica' | 'deferred'
  * ```
  */
 export async function chooseGuard(client: Queryable, plan: MigrationPlan): Promise<CopyGuard> {
+  return guardFor(plan, await mayReplicate(client))
+}
+
+/**
+ * Whether the role on `client` may set `session_replication_role` (tried in a read-only
+ * transaction, rolled back). Writes nothing.
+ *
+ * @example
+ * ```ts
+ * await mayReplicate(client) // true as a superuser
+ * ```
+ * @internal
+ */
+export async function mayReplicate(client: Queryable): Promise<boolean> {
   await client.query('begin read only')
-  let replica = true
   try {
     await client.query('set local session_replication_role = replica')
+    return true
   } catch (err) {
     if ((err as { code?: string }).code !== '42501') throw err
-    replica = false
+    return false
   } finally {
     await client.query('rollback')
   }
+}
+
+/**
+ * {@link chooseGuard} once it is known whether the role may set `session_replication_role`.
+ *
+ * @example
+ * ```ts
+ * guardFor(plan, false) // 'deferred', or a MigrationError naming what is in the way
+ * ```
+ * @internal
+ */
+export function guardFor(plan: MigrationPlan, replica: boolean): CopyGuard {
   if (replica) return 'replica'
   const used = new Set(plan.tenants.flatMap((t) => t.tables.map((x) => x.name)))
   const problems: string[] = []

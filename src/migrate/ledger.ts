@@ -1,6 +1,6 @@
 import { revokeAllButOwner } from '../sql/privileges.js'
 import type { Queryable } from '../sql/queryable.js'
-import { quoteIdent, quoteQualified } from '../sql/quote.js'
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import type { IdStrategy } from './types.js'
 
 /**
@@ -233,7 +233,9 @@ export function ledgerEntryOf(row: unknown): LedgerEntry | undefined {
 }
 
 /**
- * Writes a tenant's ledger row (insert or replace), inside the caller's transaction.
+ * Writes a tenant's ledger row (insert or replace), inside the caller's transaction; with
+ * `commit`, commits that transaction in the same round trip (the values then go as literals,
+ * the two statements as one simple query: an error in the insert skips the COMMIT).
  *
  * @example
  * ```ts
@@ -245,30 +247,55 @@ export async function writeLedgerEntry(
   db: Queryable,
   schema: string,
   e: LedgerEntry,
+  options: { commit?: boolean } = {},
 ): Promise<void> {
-  await db.query(
-    `insert into ${quoteQualified(schema, LEDGER_TABLE)} as l
+  const values = [
+    e.tenantId,
+    e.schema,
+    e.state,
+    e.idStrategy,
+    JSON.stringify(e.tables),
+    e.createdTenant,
+    e.startedAt,
+    e.finishedAt,
+    e.verifiedAt,
+    e.verifyOk,
+    e.lastError,
+  ]
+  const casts = [
+    'text',
+    'text',
+    'text',
+    'text',
+    'jsonb',
+    'boolean',
+    'timestamptz',
+    'timestamptz',
+    'timestamptz',
+    'boolean',
+    'text',
+  ]
+  const slots = options.commit
+    ? values.map((v, i) => `${literalOf(v)}::${casts[i]}`)
+    : values.map((_v, i) => `$${i + 1}::${casts[i]}`)
+  const insert = `insert into ${quoteQualified(schema, LEDGER_TABLE)} as l
        (tenant_id, schema_name, state, id_strategy, tables, created_tenant, started_at, finished_at,
         verified_at, verify_ok, last_error)
-     values ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11)
+     values (${slots.join(', ')})
      on conflict (tenant_id) do update set schema_name = excluded.schema_name, state = excluded.state,
        id_strategy = excluded.id_strategy, tables = excluded.tables, created_tenant = excluded.created_tenant,
        started_at = excluded.started_at, finished_at = excluded.finished_at,
-       verified_at = excluded.verified_at, verify_ok = excluded.verify_ok, last_error = excluded.last_error`,
-    [
-      e.tenantId,
-      e.schema,
-      e.state,
-      e.idStrategy,
-      JSON.stringify(e.tables),
-      e.createdTenant,
-      e.startedAt,
-      e.finishedAt,
-      e.verifiedAt,
-      e.verifyOk,
-      e.lastError,
-    ],
-  )
+       verified_at = excluded.verified_at, verify_ok = excluded.verify_ok, last_error = excluded.last_error`
+  if (options.commit) await db.query(`${insert}; commit`)
+  else await db.query(insert, values)
+}
+
+/** A ledger value as an SQL literal: `null`, `true`/`false`, a timestamp in ISO form, or quoted text. */
+function literalOf(v: unknown): string {
+  if (v === null || v === undefined) return 'null'
+  if (typeof v === 'boolean') return v ? 'true' : 'false'
+  if (v instanceof Date) return quoteLiteral(v.toISOString())
+  return quoteLiteral(String(v))
 }
 
 /**

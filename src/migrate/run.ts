@@ -1,11 +1,12 @@
 import { MigrationError } from '../errors/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { assertCitusCoordinator, checkCitusTarget } from './citus-target.js'
 import { type CopyResult, copyTenant, flushCommits } from './copy.js'
 import { deferIndexes, rebuildDeferredIndexes } from './deferred-indexes.js'
 import { emit, type MigrationListener } from './events.js'
-import { type CopyGuard, chooseGuard } from './guard.js'
+import { type CopyGuard, guardFor, mayReplicate } from './guard.js'
 import { ensureLedger, type LedgerEntry, readLedger, recordFailure } from './ledger.js'
 import {
   type MigrationPlan,
@@ -87,14 +88,18 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     for (const [id, r] of await countRows(options.db, todo)) reports.set(id, r)
   } else if (todo.length > 0) {
     // Nothing to copy (every tenant refused or done): no ledger table is created.
-    await deferIndexesOfRun(options, plan, citus)
-    const run = await runCopies(options, plan, todo, { guard: guard!, verify, jobs, citus }).catch(
-      async (err) => {
+    // Two connections the plan warmed: the indexes set aside while the ledger is made.
+    const settings = { guard: guard!, verify, jobs, citus }
+    const run = await settled([
+      deferIndexesOfRun(options, plan, citus),
+      ensureLedgerTables(options.db, plan),
+    ])
+      .then(() => runCopies(options, plan, todo, settings))
+      .catch(async (err) => {
         // The indexes come back even when the copy phase breaks (else the next run builds them).
         await rebuildDeferredIndexes(options.db, plan.targetSchema, jobs).catch(() => {})
         throw err
-      },
-    )
+      })
     for (const [id, r] of run.reports) reports.set(id, r)
     warnings.push(...run.warnings)
     if (run.strictStop) aborted = 'stopped at the first failure (`strict`)'
@@ -171,33 +176,43 @@ interface Prepared {
 
 /**
  * Plans (the catalog reads at once on the pool, which also warms the connections the
- * copy jobs take next), then chooses the copy guard, checks a Citus target and reads
- * the ledger on one connection. A dry run reports a guard or Citus problem instead
- * of throwing it.
+ * copy jobs take next) while one more connection asks whether the role may quiet the
+ * triggers and reads the ledger; then chooses the copy guard and checks a Citus target.
+ * A dry run reports a guard or Citus problem instead of throwing it.
  */
 async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepared> {
   const citus = await assertCitusCoordinator(options.db)
-  const plan = await planMigration(options.db, options)
-  const admin = await options.db.connect()
+  const targetSchema = options.targetSchema ?? DEFAULTS.schema
+  const early = withClient(options.db, async (client) => ({
+    replica: await mayReplicate(client).catch((err: unknown) => err as Error),
+    ledger: await readLedger(client, targetSchema),
+  }))
+  // Awaited below in every case: a failed plan does not leave it unhandled.
+  early.catch(() => {})
+  const plan = await planMigration(options.db, options).catch(async (err) => {
+    await early.catch(() => {})
+    throw err
+  })
+  const { replica, ledger } = await early
   let guardProblem: string | undefined
   const problem = (err: unknown) => {
     if (!dryRun) throw err
     guardProblem = `A real run would stop: ${err instanceof Error ? err.message : String(err)}`
   }
+  let guard: CopyGuard | null = null
   try {
-    const guard = await chooseGuard(admin, plan).catch((err) => {
-      problem(err)
-      return null
-    })
-    const citusWarnings = await checkCitusTarget(admin, plan).catch((err) => {
-      problem(err)
-      return [] as string[]
-    })
-    const ledger = await readLedger(admin, plan.targetSchema)
-    return { plan, guard, guardProblem, citusWarnings, ledger, citus }
-  } finally {
-    admin.release()
+    if (replica instanceof Error) throw replica
+    guard = guardFor(plan, replica)
+  } catch (err) {
+    problem(err)
   }
+  const citusWarnings = citus
+    ? await checkCitusTarget(options.db, plan).catch((err) => {
+        problem(err)
+        return [] as string[]
+      })
+    : []
+  return { plan, guard, guardProblem, citusWarnings, ledger, citus }
 }
 
 /** Reports for blocked and finished tenants; the rest are to copy. */
@@ -252,16 +267,25 @@ async function moveSequences(
   options: MigrateOptions,
   plan: MigrationPlan,
 ): Promise<SequenceAdjustment[]> {
-  const [shared, followed, tenants] = await Promise.all([
-    adjustSequences(options.db, plan.targetSchema, plan.tables),
+  // One statement pair for the shared tables and the tenants table when they share a schema.
+  const together = plan.tenantsSchema === plan.targetSchema && !plan.tables.includes('tenants')
+  const [adjusted, followed, apart] = await Promise.all([
+    adjustSequences(
+      options.db,
+      plan.targetSchema,
+      together ? [...plan.tables, 'tenants'] : plan.tables,
+    ),
     followTenantSequences(
       options.db,
       plan.targetSchema,
       plan.tables,
       plan.tenants.map((t) => t.tenant.schema),
     ),
-    adjustSequences(options.db, plan.tenantsSchema, ['tenants']),
+    together ? [] : adjustSequences(options.db, plan.tenantsSchema, ['tenants']),
   ])
+  const isTenants = (a: SequenceAdjustment) => together && a.table === 'tenants'
+  const shared = adjusted.filter((a) => !isTenants(a))
+  const tenants = [...adjusted.filter(isTenants), ...apart]
   const sequences = [...shared, ...followed, ...tenants]
   emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
   return sequences
@@ -330,14 +354,13 @@ interface CopiesResult {
   readonly strictStop: boolean
 }
 
-/** The worker loop: `jobs` tenants at a time, each on its own connection. */
+/** The worker loop: `jobs` tenants at a time, each on its own connection (the ledger exists). */
 async function runCopies(
   options: MigrateOptions,
   plan: MigrationPlan,
   todo: TenantPlan[],
   settings: CopySettings,
 ): Promise<CopiesResult> {
-  await ensureLedgerTables(options.db, plan)
   const reports = new Map<string, TenantReport>()
   const warnings: string[] = []
   const queue = [...todo]
@@ -363,6 +386,11 @@ async function ensureLedgerTables(db: ConnectableQueryable, plan: MigrationPlan)
   await withClient(db, (setup) =>
     ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' }),
   )
+}
+
+/** Waits for every one of `work`, then throws the first failure (none is left running). */
+async function settled(work: readonly Promise<unknown>[]): Promise<void> {
+  for (const r of await Promise.allSettled(work)) if (r.status === 'rejected') throw r.reason
 }
 
 /** Runs `fn` on a connection of its own. */

@@ -53,8 +53,8 @@ export async function adjustSequences(
   schema: string,
   tables: readonly string[],
 ): Promise<SequenceAdjustment[]> {
-  // Three round trips whatever the number of tables: the columns with their sequences' state,
-  // every column's largest value in one statement, the moves in one statement.
+  // Two round trips whatever the number of tables: the columns with their sequences' state,
+  // then every column's furthest value and the moves, in one statement.
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
             s.seqstart::text as start, s.seqincrement < 0 as down
@@ -65,43 +65,44 @@ export async function adjustSequences(
     [schema, tables],
   )
   if (rows.length === 0) return []
+  // Per sequence: the columns drawing from it, and the value it gives next as read. A sequence
+  // several columns draw from (a shared one) goes past the furthest of them all; a descending
+  // one (negative increment) below the smallest.
+  const bySequence = new Map<string, { down: boolean; next: bigint; columns: number[] }>()
+  for (const [i, r] of rows.entries()) {
+    const down = r.down === true
+    const next =
+      r.last === null ? BigInt(r.start) : down ? BigInt(r.last) - 1n : BigInt(r.last) + 1n
+    const entry = bySequence.get(r.seq) ?? { down, next, columns: [] }
+    entry.columns.push(i)
+    bySequence.set(r.seq, entry)
+  }
+  const furthest = rows.map(
+    (r, i) =>
+      `(select ${r.down ? 'min' : 'max'}(${quoteQualified(undefined, r.column)}) from ${quoteQualified(schema, r.table)})::int8 as "${i}"`,
+  )
+  const values: unknown[] = []
+  const moves = [...bySequence].map(([sequence, e], j) => {
+    const v = `${e.down ? 'least' : 'greatest'}(${e.columns.map((i) => `m."${i}"`).join(', ')})`
+    values.push(sequence)
+    const past = `${v} ${e.down ? '<=' : '>='} ${e.next}::int8`
+    return `case when ${past} then ${moveStatement(`$${j + 1}::regclass`, sequence, v, e.down)} end as "s${j}"`
+  })
   const maxima = (
     await db.query(
-      `select ${rows
-        .map(
-          (r, i) =>
-            `(select ${r.down ? 'min' : 'max'}(${quoteQualified(undefined, r.column)}) from ${quoteQualified(schema, r.table)})::text as "${i}"`,
-        )
-        .join(', ')}`,
+      `select ${rows.map((_r, i) => `m."${i}"::text as "${i}"`).join(', ')}, ${moves.join(', ')} ` +
+        `from (select ${furthest.join(', ')}) m`,
+      values,
     )
   ).rows[0] as Record<string, string | null>
   const out: SequenceAdjustment[] = []
-  // A descending sequence (negative increment) moves below the smallest value instead.
-  const down = new Set<string>()
   for (const [i, r] of rows.entries()) {
     const m = maxima[String(i)]
     if (m === null || m === undefined) continue
-    if (r.down) {
-      down.add(r.seq)
-      const next = r.last === null ? BigInt(r.start) : BigInt(r.last) - 1n
-      if (BigInt(m) > next) continue
-    } else {
-      const next = r.last === null ? BigInt(r.start) : BigInt(r.last) + 1n
-      if (BigInt(m) < next) continue
-    }
+    const { next, down } = bySequence.get(r.seq)!
+    if (down ? BigInt(m) > next : BigInt(m) < next) continue
     out.push({ table: r.table, column: r.column, sequence: r.seq, value: m })
   }
-  // A sequence several columns draw from (a shared one) goes past the furthest of them all.
-  const moves = new Map<string, bigint>()
-  for (const o of out) {
-    const v = BigInt(o.value)
-    const was = moves.get(o.sequence) ?? v
-    if (down.has(o.sequence) ? v <= was : v >= was) moves.set(o.sequence, v)
-  }
-  await setSequences(
-    db,
-    [...moves].map(([sequence, value]) => ({ sequence, value, down: down.has(sequence) })),
-  )
   return out
 }
 
@@ -118,17 +119,24 @@ async function setSequences(
   if (moves.length === 0) return
   await db.query(
     `select ${moves
-      .map((m, i) => {
-        const seq = `$${2 * i + 1}::regclass`
-        const value = `$${2 * i + 2}::int8`
-        const at =
-          `(select case when s.is_called then s.last_value else s.last_value - p.seqincrement end ` +
-          `from ${m.sequence} s, pg_catalog.pg_sequence p where p.seqrelid = ${seq})`
-        return `setval(${seq}, ${m.down ? 'least' : 'greatest'}(${value}, ${at}), true)`
-      })
+      .map((m, i) =>
+        moveStatement(`$${2 * i + 1}::regclass`, m.sequence, `$${2 * i + 2}::int8`, m.down),
+      )
       .join(', ')}`,
     moves.flatMap((m) => [m.sequence, String(m.value)]),
   )
+}
+
+/**
+ * The `setval` that moves the sequence `seq` (a regclass expression; `sequence` its quoted,
+ * qualified name) to `value`, never backwards: not below the value it last gave, nor below
+ * the one it gives next when `is_called` is false (descending: not above).
+ */
+function moveStatement(seq: string, sequence: string, value: string, down: boolean): string {
+  const at =
+    `(select case when s.is_called then s.last_value else s.last_value - p.seqincrement end ` +
+    `from ${sequence} s, pg_catalog.pg_sequence p where p.seqrelid = ${seq})`
+  return `setval(${seq}, ${down ? 'least' : 'greatest'}(${value}, ${at}), true)`
 }
 
 /**
