@@ -178,30 +178,39 @@ export async function planMigration(
 ): Promise<MigrationPlan> {
   const settings = planSettings(options)
   const { targetSchema, tenantsSchema, idStrategy, tenantColumn } = settings
-  await requireTargetSchema(db, targetSchema)
-  const idType = await requireTenantsTable(db, tenantsSchema)
-  const found = await discoverTenants(db, options.source ?? {}, idType)
+  // Independent reads go at once (each on a connection of the pool): the target schema's
+  // check beside the discovery, the routines and row security beside the tables.
+  const [, discovered] = await readAll(db, [
+    () => requireTargetSchema(db, targetSchema),
+    async () => {
+      const idType = await requireTenantsTable(db, tenantsSchema)
+      return { idType, found: await discoverTenants(db, options.source ?? {}, idType) }
+    },
+  ])
+  const { idType, found } = discovered
   const { tenants, otherSchemas } = selectTenants(found.tenants, options, settings, idType)
   const present = await existingSchemas(
     db,
     tenants.map((t) => t.schema),
   )
-  const introspected = await introspectSchemas(db, [...present, targetSchema])
+  const [introspected, routines, hidden] = await readAll(db, [
+    () => introspectSchemas(db, [...present, targetSchema]),
+    () => routineDefinitions(db, [...present, targetSchema]),
+    () => rowSecurityHidden(db, [...present]),
+  ])
   const targets = introspected.get(targetSchema)!
   const { allNames, selected } = selectTables(tenants, introspected, options.models)
   const { order, cyclic } = foreignKeyOrder(
     selected,
     foreignKeyEdges(tenants, introspected, targets, targetSchema),
   )
-  const [elsewhere, routines, types, sequences, hidden] = await readAll(db, [
+  const [elsewhere, types, sequences] = await readAll(db, [
     () =>
       options.models && options.models.length > 0
         ? Promise.resolve([])
         : tablesElsewhere(db, otherSchemas, allNames, targets, tenantColumn),
-    () => routineDefinitions(db, [...present, targetSchema]),
     () => describeTypes(db, columnTypeOids(introspected)),
     () => (idStrategy === 'remap' ? columnSequences(db, targetSchema) : Promise.resolve(undefined)),
-    () => rowSecurityHidden(db, [...present]),
   ])
   const keys = sequences
     ? remapKeys(targets, sequences, tenantColumn, new Set(order), types)

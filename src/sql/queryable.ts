@@ -38,7 +38,9 @@ export function isPool(db: Queryable): boolean {
 
 /**
  * Runs independent reads: all at once on a pool, one after the other on a single
- * connection (a `pg.Client` queues them anyway; this keeps their order plain).
+ * connection (a `pg.Client` queues them anyway; this keeps their order plain). On a
+ * pool it waits for every read, then throws the failure of the first in the list that
+ * failed: the error does not depend on which read finished first.
  *
  * @example
  * ```ts
@@ -49,7 +51,11 @@ export async function readAll<T extends readonly unknown[]>(
   db: Queryable,
   reads: { [K in keyof T]: () => Promise<T[K]> },
 ): Promise<T> {
-  if (isPool(db)) return (await Promise.all(reads.map((r) => r()))) as unknown as T
+  if (isPool(db)) {
+    const settled = await Promise.allSettled(reads.map((r) => r()))
+    for (const r of settled) if (r.status === 'rejected') throw r.reason
+    return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T
+  }
   const out: unknown[] = []
   for (const read of reads) out.push(await read())
   return out as unknown as T
