@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
-import { quoteLiteral } from '../sql/quote.js'
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import {
   describeCheck,
   foreignKeyOrphansOfTables,
@@ -68,6 +68,12 @@ export interface CopyOptions {
    * ({@link flushCommits}) before it reports them. False by default.
    */
   readonly asyncCommit?: boolean
+  /**
+   * The run found no ledger row of this tenant when it started: its lock, claim and copy are
+   * then sent in one round trip, falling back to the step-by-step copy when anything in it
+   * fails or the ledger row turns out to exist (another run got there first).
+   */
+  readonly fresh?: boolean
 }
 
 /** Both sides' counts and checksums of one table (the row of {@link copyWithChecksumStatement}). */
@@ -210,22 +216,21 @@ export async function copyTenant(
   const started = Date.now()
   const ctx = sqlContext(plan, tp)
   const citus = options.citus ?? (await citusInstalled(client))
-  const tenant = quoteLiteral(tp.tenant.id)
   try {
+    if (options.fresh && !citus && tp.tables.length > 0 && batchable(tp, tp.tables)) {
+      // Whatever broke is met again, and reported precisely, step by step.
+      const copied = await copyFresh(client, plan, tp, ctx, options).catch(() => undefined)
+      if (copied) return await finishCopy(client, plan, tp, options, { ...copied, started })
+      await client.query('rollback')
+    }
     // One round trip: the transaction, the tenant's lock and settings, then its ledger row (a
     // statement of its own: its snapshot sees what the last holder of the lock committed). On
     // Citus the SET LOCALs go first, alone: Citus forwards a SET's whole query string to the
     // workers. The checksum settings come after the binding, which has them forwarded there.
-    const begin = 'begin; set constraints all deferred'
     if (citus) {
-      await client.query(`${begin}; ${citusTenantSettingSql(tp.tenant.id)}; ${CHECKSUM_SETTINGS}`)
+      await client.query(`${BEGIN}; ${citusTenantSettingSql(tp.tenant.id)}; ${CHECKSUM_SETTINGS}`)
     }
-    const opening = await many(
-      client,
-      `${citus ? '' : `${begin}; ${CHECKSUM_SETTINGS}; `}` +
-        `${lockTenantStatement(tenant, options.guard, citus, options.asyncCommit === true && !citus)}; ` +
-        lockLedgerEntryStatement(plan.targetSchema, tenant),
-    )
+    const opening = await many(client, openingSql(plan, tp, options, citus))
     const planner = opening.at(-2)?.rows[0] as PlannerSettings
     const entry = ledgerEntryOf(opening.at(-1)?.rows[0])
     const done = finishedTables(entry, plan, tp.tenant.id)
@@ -243,14 +248,8 @@ export async function copyTenant(
     // INSERT ... SELECT, and the checks are separate statements (target sums on the shard).
     const oneStatement = options.verify && !citus
     // A small tenant's tables go in one round trip; a large one's table by table, for progress.
-    const batch =
-      !citus && tp.estimatedRows <= BATCH_ROWS && tables.every((t) => t.remapColumns.size === 0)
-    // With the FK triggers quiet, the orphan check rides in the batch's round trip, after the
-    // last copy (its planner settings stay until the transaction ends: only the ledger follows).
-    const orphans =
-      options.verify && options.guard === 'replica'
-        ? orphansOfTablesStatement(ctx, tables, tenant)
-        : undefined
+    const batch = !citus && batchable(tp, tables)
+    const orphans = orphanCheck(ctx, tables, options)
     const after = batch && oneStatement && orphans ? `${SCOPED}; ${orphans.text}` : undefined
     const { copied, sums, afterRow } = await copyTables(
       client,
@@ -260,7 +259,6 @@ export async function copyTenant(
       options.onEvent,
       { oneStatement, batch, after },
     )
-    const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
     const checks = !options.verify
       ? []
       : after
@@ -272,34 +270,15 @@ export async function copyTenant(
             oneStatement ? sums : undefined,
             options.guard === 'replica',
           )
-    assertVerified(tp.tenant.id, checks, rowsOf)
-    const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
-    if (options.verify)
-      emit(options.onEvent, { type: 'tenant-verified', tenantId: tp.tenant.id, ok: true })
-    const complete = tp.allTables.every((name) => ledgerTables[name] !== undefined)
-    const now = new Date()
-    await writeLedgerEntry(
-      client,
-      plan.targetSchema,
-      {
-        tenantId: tp.tenant.id,
-        schema: tp.tenant.schema,
-        state: complete ? 'done' : 'partial',
-        idStrategy: plan.idStrategy,
-        tables: ledgerTables,
-        createdTenant: (entry?.createdTenant ?? false) || tenantRow.created,
-        startedAt: new Date(started),
-        finishedAt: now,
-        verifiedAt: options.verify ? now : null,
-        verifyOk: options.verify ? true : null,
-        lastError: null,
-      },
-      { commit: true },
-    )
-    const warnings = tenantRow.skippedDomains.map(
-      (d) => `Domain ${d} of tenant ${tp.tenant.id} belongs to another tenant; not added.`,
-    )
-    return { status: 'migrated', tables: copied, checks, ms: Date.now() - started, warnings }
+    return await finishCopy(client, plan, tp, options, {
+      entry,
+      done,
+      tables,
+      copied,
+      checks,
+      tenantRow,
+      started,
+    })
   } catch (err) {
     await client.query('rollback').catch(() => {})
     throw constraintFailure(
@@ -310,6 +289,164 @@ export async function copyTenant(
       plan.tenantColumn,
     )
   }
+}
+
+const BEGIN = 'begin; set constraints all deferred'
+
+/** The transaction, the tenant's lock and settings, then its ledger row (see {@link copyTenant}). */
+function openingSql(
+  plan: MigrationPlan,
+  tp: TenantPlan,
+  options: CopyOptions,
+  citus: boolean,
+): string {
+  const tenant = quoteLiteral(tp.tenant.id)
+  return (
+    `${citus ? '' : `${BEGIN}; ${CHECKSUM_SETTINGS}; `}` +
+    `${lockTenantStatement(tenant, options.guard, citus, options.asyncCommit === true && !citus)}; ` +
+    lockLedgerEntryStatement(plan.targetSchema, tenant)
+  )
+}
+
+/** A tenant small enough, and without remapped keys, to copy in one round trip. */
+function batchable(tp: TenantPlan, tables: readonly TablePlan[]): boolean {
+  return tp.estimatedRows <= BATCH_ROWS && tables.every((t) => t.remapColumns.size === 0)
+}
+
+/**
+ * The orphan check of a verified copy whose foreign-key triggers are quiet (`replica`): it
+ * rides in the copy's round trip, after the last table (its planner settings stay until the
+ * transaction ends: only the ledger follows).
+ */
+function orphanCheck(ctx: SqlContext, tables: readonly TablePlan[], options: CopyOptions) {
+  return options.verify && options.guard === 'replica'
+    ? orphansOfTablesStatement(ctx, tables, quoteLiteral(ctx.tenantId))
+    : undefined
+}
+
+/** What a copy hands to {@link finishCopy}. */
+interface Copied {
+  readonly entry: LedgerEntry | undefined
+  readonly done: Record<string, LedgerTable>
+  readonly tables: readonly TablePlan[]
+  readonly copied: { table: string; rows: number }[]
+  readonly checks: TableCheck[]
+  readonly tenantRow: { created: boolean; skippedDomains: string[] }
+}
+
+/**
+ * A fresh tenant's lock, claim, copy and orphan check in ONE round trip: the claim's probe
+ * fails the statement (division by zero) when a target table already holds the tenant's
+ * rows, and the planner settings it changes come back from where the statement before kept
+ * them. `undefined` when the ledger row exists after all or the tenant row needs more than
+ * the first try; the caller then rolls back and copies step by step.
+ */
+async function copyFresh(
+  client: Queryable,
+  plan: MigrationPlan,
+  tp: TenantPlan,
+  ctx: SqlContext,
+  options: CopyOptions,
+): Promise<Copied | undefined> {
+  const tenant = quoteLiteral(tp.tenant.id)
+  const tables = tp.tables
+  const probe = tables
+    .map(
+      (t) =>
+        `exists (select 1 from ${quoteQualified(plan.targetSchema, t.name)} where ${quoteIdent(plan.tenantColumn)} = ${tenant}::${plan.idType})`,
+    )
+    .join(' or ')
+  const statements = tables.map((t) =>
+    options.verify ? copyWithChecksumStatement(ctx, t, tenant) : insertStatement(ctx, t, tenant),
+  )
+  const orphans = orphanCheck(ctx, tables, options)
+  const results = await many(
+    client,
+    [
+      openingSql(plan, tp, options, false),
+      "select set_config('rowtenancy.planner_seq', current_setting('enable_seqscan'), true), " +
+        "set_config('rowtenancy.planner_nl', current_setting('enable_nestloop'), true)",
+      SCOPED,
+      `select 1 / (case when ${probe} then 0 else 1 end)`,
+      "select set_config('enable_seqscan', current_setting('rowtenancy.planner_seq'), true), " +
+        "set_config('enable_nestloop', current_setting('rowtenancy.planner_nl'), true)",
+      tenantRowStatement(plan.tenantsSchema, plan.idType, tp.tenant),
+      ...statements.map((s) => s.text),
+      ...(orphans ? [SCOPED, orphans.text] : []),
+    ].join('; '),
+  )
+  // Counted from the end: the opening's statements, then 5, the copies and the orphan check.
+  const base = results.length - (5 + tables.length + (orphans ? 2 : 0))
+  const entry = ledgerEntryOf(results[base - 1]?.rows[0])
+  const at = base + 4
+  const first = results[at]?.rows[0] as { existed?: boolean; inserted?: boolean } | undefined
+  const stale =
+    entry &&
+    ((entry.state !== 'pending' && entry.state !== 'rolled_back') ||
+      Object.keys(entry.tables).length > 0)
+  if (stale || !(first?.existed || first?.inserted)) return undefined
+  const tenantRow = await finishTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant, first)
+  const copied = tables.map((t, i) => {
+    const res = results[at + 1 + i]!
+    const rows = options.verify
+      ? Number((res.rows[0] as ChecksumRow).target_n)
+      : (res.rowCount ?? 0)
+    return { table: t.name, rows }
+  })
+  const sums = new Map(
+    options.verify
+      ? tables.map((t, i) => [t.name, results[at + 1 + i]!.rows[0] as ChecksumRow])
+      : [],
+  )
+  const checks = !options.verify
+    ? []
+    : orphans
+      ? tableChecks(tables, sums, undefined, undefined, orphans.read(results.at(-1)?.rows[0]))
+      : await copyChecks(client, ctx, tables, sums, false)
+  for (const { table, rows } of copied)
+    emit(options.onEvent, { type: 'table-copied', tenantId: tp.tenant.id, table, rows })
+  return { entry, done: {}, tables, copied, checks, tenantRow }
+}
+
+/**
+ * Checks what was copied, writes the ledger row and commits, in one round trip.
+ */
+async function finishCopy(
+  client: Queryable,
+  plan: MigrationPlan,
+  tp: TenantPlan,
+  options: CopyOptions,
+  { entry, done, tables, copied, checks, tenantRow, started }: Copied & { started: number },
+): Promise<CopyResult> {
+  const rowsOf = (name: string) => copied.find((c) => c.table === name)!.rows
+  assertVerified(tp.tenant.id, checks, rowsOf)
+  const ledgerTables = ledgerTablesAfter(done, tables, checks, rowsOf)
+  if (options.verify)
+    emit(options.onEvent, { type: 'tenant-verified', tenantId: tp.tenant.id, ok: true })
+  const complete = tp.allTables.every((name) => ledgerTables[name] !== undefined)
+  const now = new Date()
+  await writeLedgerEntry(
+    client,
+    plan.targetSchema,
+    {
+      tenantId: tp.tenant.id,
+      schema: tp.tenant.schema,
+      state: complete ? 'done' : 'partial',
+      idStrategy: plan.idStrategy,
+      tables: ledgerTables,
+      createdTenant: (entry?.createdTenant ?? false) || tenantRow.created,
+      startedAt: new Date(started),
+      finishedAt: now,
+      verifiedAt: options.verify ? now : null,
+      verifyOk: options.verify ? true : null,
+      lastError: null,
+    },
+    { commit: true },
+  )
+  const warnings = tenantRow.skippedDomains.map(
+    (d) => `Domain ${d} of tenant ${tp.tenant.id} belongs to another tenant; not added.`,
+  )
+  return { status: 'migrated', tables: copied, checks, ms: Date.now() - started, warnings }
 }
 
 /** The ledger's tables once this copy commits: the earlier ones and the ones just copied. */

@@ -89,7 +89,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   } else if (todo.length > 0) {
     // Nothing to copy (every tenant refused or done): no ledger table is created.
     // Two connections the plan warmed: the indexes set aside while the ledger is made.
-    const settings = { guard: guard!, verify, jobs, citus }
+    const settings = { guard: guard!, verify, jobs, citus, ledger }
     const run = await settled([
       deferIndexesOfRun(options, plan, citus),
       ensureLedgerTables(options.db, plan),
@@ -342,6 +342,8 @@ async function countRows(
 interface CopySettings {
   readonly guard: CopyGuard
   readonly verify: boolean
+  /** The ledger as the run found it. */
+  readonly ledger: ReadonlyMap<string, LedgerEntry>
   readonly jobs: number
   readonly citus: boolean
 }
@@ -429,6 +431,7 @@ async function copyOne(
       verify: settings.verify,
       citus: settings.citus,
       asyncCommit: true,
+      fresh: !settings.ledger.has(tp.tenant.id),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     })
     const report = copiedReport(tp, r, settings.verify)
