@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { MigrationError } from '../errors/index.js'
 import { revokeAllButOwner } from '../sql/privileges.js'
 import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
-import { quoteLiteral, quoteQualified } from '../sql/quote.js'
+import { quoteLiteral, quoteQualified, withLiterals } from '../sql/quote.js'
 
 /**
  * The table (in the target schema) that holds the definitions of the secondary
@@ -86,13 +86,19 @@ export async function deferIndexes(
 ): Promise<DeferredIndex[]> {
   if (tables.length === 0) return []
   const record = quoteQualified(schema, DEFERRED_INDEX_TABLE)
-  await db.query('begin')
   try {
-    await db.query("select pg_advisory_xact_lock(hashtext('rowtenancy.deferred-index'))")
-    // Definitions with every name qualified, so a build under another search_path means the same.
-    await db.query("select pg_catalog.set_config('search_path', '', true)")
-    const { rows } = await db.query(CANDIDATES, [schema, tables, tenantColumn])
-    const found = rows as DeferredIndex[]
+    // One round trip. Definitions with every name qualified (an empty search_path), so a build
+    // under another search_path means the same.
+    const opened = await db.query(
+      "begin; select pg_advisory_xact_lock(hashtext('rowtenancy.deferred-index')); " +
+        "select pg_catalog.set_config('search_path', '', true); " +
+        withLiterals(CANDIDATES, [
+          quoteLiteral(schema),
+          `array[${tables.map(quoteLiteral).join(', ')}]`,
+          quoteLiteral(tenantColumn),
+        ]),
+    )
+    const found = (opened as unknown as { rows: DeferredIndex[] }[]).at(-1)!.rows
     if (found.length === 0) {
       await db.query('rollback')
       return []

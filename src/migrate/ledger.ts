@@ -1,5 +1,10 @@
-import { revokeAllButOwner } from '../sql/privileges.js'
-import type { Queryable } from '../sql/queryable.js'
+import {
+  type Grant,
+  grantsOfStatement,
+  revokeAllButOwner,
+  revokeGrants,
+} from '../sql/privileges.js'
+import { onOneConnection, type Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import type { IdStrategy } from './types.js'
 
@@ -72,20 +77,29 @@ export async function ensureLedger(
   schema: string,
   options: { idMap?: boolean } = {},
 ): Promise<void> {
+  await onOneConnection(db, (client) => createLedger(client, schema, options))
+}
+
+async function createLedger(
+  db: Queryable,
+  schema: string,
+  options: { idMap?: boolean },
+): Promise<void> {
   const ledger = quoteQualified(schema, LEDGER_TABLE)
   const map = quoteQualified(schema, ID_MAP_TABLE)
-  await db.query('begin')
   try {
     // Looked up first: on Citus, CREATE TABLE IF NOT EXISTS on an existing table still asks
     // for its ownership, and a role that may write the ledger need not own it.
-    const { rows } = await db.query(
-      "select pg_advisory_xact_lock(hashtext('rowtenancy.ledger')), " +
-        'to_regclass($1) is null as ledger, to_regclass($2) is null as map',
-      [ledger, map],
+    const opened = await db.query(
+      "begin; select pg_advisory_xact_lock(hashtext('rowtenancy.ledger')), " +
+        `to_regclass(${quoteLiteral(ledger)}) is null as ledger, to_regclass(${quoteLiteral(map)}) is null as map`,
     )
-    const missing = rows[0] as { ledger: boolean; map: boolean }
-    if (missing.ledger)
-      await db.query(`create table ${ledger} (
+    const missing = (opened as unknown as { rows: { ledger: boolean; map: boolean }[] }[]).at(-1)!
+      .rows[0]!
+    // The schema's default privileges may give the app role DML on new tables: the ledger and
+    // the id map steer the migration and verify, so only their owner touches them.
+    if (missing.ledger) {
+      const created = await db.query(`create table ${ledger} (
   tenant_id text primary key,
   schema_name text not null,
   state text not null check (state in ('pending', 'partial', 'done', 'rolled_back', 'schema_dropped')),
@@ -97,10 +111,9 @@ export async function ensureLedger(
   verified_at timestamptz,
   verify_ok boolean,
   last_error text
-)`)
-    // The schema's default privileges may give the app role DML on new tables: the ledger and
-    // the id map steer the migration and verify, so only their owner touches them.
-    if (missing.ledger) await revokeAllButOwner(db, ledger)
+); ${grantsOfStatement(quoteLiteral(ledger))}`)
+      await revokeGrants(db, (created as unknown as { rows: Grant[] }[]).at(-1)!.rows)
+    }
     if (options.idMap) await ensureIdMap(db, map, missing.map)
     await db.query('commit')
   } catch (err) {

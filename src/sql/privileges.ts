@@ -1,4 +1,5 @@
 import type { Queryable } from './queryable.js'
+import { quoteLiteral } from './quote.js'
 
 /**
  * Revokes every privilege on `table` (quoted, e.g. `"public"."rowtenancy_migration"`)
@@ -16,27 +17,57 @@ import type { Queryable } from './queryable.js'
 export async function revokeAllButOwner(
   db: Queryable,
   table: string,
-  { keepSelect = false }: { keepSelect?: boolean } = {},
+  options: { keepSelect?: boolean } = {},
 ): Promise<void> {
-  const { rows } = await db.query(
-    `select distinct r.oid::regclass::text as relation, r.relkind = 'S' as sequence,
+  const { rows } = await db.query(grantsOfStatement(quoteLiteral(table)))
+  await revokeGrants(db, rows as Grant[], options)
+}
+
+/** A grant {@link grantsOfStatement} lists. */
+export interface Grant {
+  readonly relation: string
+  readonly sequence: boolean
+  readonly grantee: string
+  readonly reads: boolean
+}
+
+/**
+ * The statement {@link revokeAllButOwner} reads the grants with, for `table` given as an SQL
+ * literal (quoted), to send with other statements in one round trip; hand its rows to
+ * {@link revokeGrants}.
+ *
+ * @example
+ * ```ts
+ * grantsOfStatement(quoteLiteral('"public"."rowtenancy_migration"'))
+ * ```
+ */
+export function grantsOfStatement(table: string): string {
+  return `select distinct r.oid::regclass::text as relation, r.relkind = 'S' as sequence,
             case when a.grantee = 0 then 'public'
                  else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) end as grantee,
             bool_or(a.privilege_type = 'SELECT') over (partition by r.oid, a.grantee) as reads
        from pg_catalog.pg_class r, pg_catalog.aclexplode(r.relacl) a
       where a.grantee <> r.relowner
-        and (r.oid = $1::regclass
+        and (r.oid = ${table}::regclass
              or r.oid in (select d.objid from pg_catalog.pg_depend d
-                           where d.classid = 'pg_catalog.pg_class'::regclass and d.refobjid = $1::regclass
-                             and d.refclassid = 'pg_catalog.pg_class'::regclass and d.deptype in ('a', 'i')))`,
-    [table],
-  )
-  for (const r of rows as {
-    relation: string
-    sequence: boolean
-    grantee: string
-    reads: boolean
-  }[]) {
+                           where d.classid = 'pg_catalog.pg_class'::regclass and d.refobjid = ${table}::regclass
+                             and d.refclassid = 'pg_catalog.pg_class'::regclass and d.deptype in ('a', 'i')))`
+}
+
+/**
+ * Revokes the grants {@link grantsOfStatement} listed (see {@link revokeAllButOwner}).
+ *
+ * @example
+ * ```ts
+ * await revokeGrants(tx, rows)
+ * ```
+ */
+export async function revokeGrants(
+  db: Queryable,
+  grants: readonly Grant[],
+  { keepSelect = false }: { keepSelect?: boolean } = {},
+): Promise<void> {
+  for (const r of grants) {
     const on = `${r.sequence ? 'sequence ' : ''}${r.relation}`
     await db.query(`revoke all on ${on} from ${r.grantee}`)
     if (keepSelect && r.reads && !r.sequence)

@@ -76,21 +76,49 @@ export async function inTransaction<T>(
   db: Queryable,
   fn: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
-  const pooled = 'connect' in db && typeof (db as ConnectableQueryable).connect === 'function'
-  const checkout = pooled ? await (db as ConnectableQueryable).connect() : undefined
-  const client: Queryable = checkout ?? db
+  return onOneConnection(db, async (client) => {
+    await client.query('begin')
+    try {
+      const result = await fn(client)
+      await client.query('commit')
+      return result
+    } catch (err) {
+      await client.query('rollback').catch(() => {})
+      throw err
+    }
+  })
+}
+
+/**
+ * Runs `fn` on one connection: checked out from `db` when it is a pool (released after,
+ * discarded when it broke), else `db` itself. For work that spans several statements of
+ * one session, such as a transaction opened by a multi-statement query.
+ *
+ * @example
+ * ```ts
+ * await onOneConnection(pool, (c) => c.query('begin; select 1; commit'))
+ * ```
+ */
+export async function onOneConnection<T>(
+  db: Queryable,
+  fn: (client: Queryable) => Promise<T>,
+): Promise<T> {
+  // A pool hands out connections; a client (pg.Client, a pool's client) has a `connect` of its
+  // own, and a process id, and is the connection already.
+  const pooled =
+    typeof (db as Partial<ConnectableQueryable>).connect === 'function' &&
+    !('processID' in db) &&
+    typeof (db as { release?: unknown }).release !== 'function'
+  if (!pooled) return fn(db)
+  const client = await (db as ConnectableQueryable).connect()
   let failed: unknown
   try {
-    await client.query('begin')
-    const result = await fn(client)
-    await client.query('commit')
-    return result
+    return await fn(client)
   } catch (err) {
     failed = err
-    await client.query('rollback').catch(() => {})
     throw err
   } finally {
-    checkout?.release(failed instanceof Error && isConnectionError(failed) ? failed : undefined)
+    client.release(failed instanceof Error && isConnectionError(failed) ? failed : undefined)
   }
 }
 

@@ -68,3 +68,23 @@ export function quoteLiteral(value: string): string {
   const quoted = value.replaceAll("'", "''")
   return value.includes('\\') ? `E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`
 }
+
+/**
+ * `text` with each placeholder `$n` replaced by `literals[n - 1]` (SQL text, already quoted), in
+ * one pass, so that a statement can go without parameters in a multi-statement simple query.
+ * For statement texts of our own whose only `$n` are placeholders (not in a string or a
+ * dollar-quoted body).
+ *
+ * @example
+ * ```ts
+ * withLiterals('select * from t where a = $1 and b = any($2)', [quoteLiteral("it's"), "array['x']"])
+ * // "select * from t where a = 'it''s' and b = any(array['x'])"
+ * ```
+ */
+export function withLiterals(text: string, literals: readonly string[]): string {
+  return text.replace(/\$(\d+)/g, (_m, n: string) => {
+    const literal = literals[Number(n) - 1]
+    if (literal === undefined) throw new TypeError(`No literal for $${n}.`)
+    return literal
+  })
+}
