@@ -181,23 +181,18 @@ interface Prepared {
  * A dry run reports a guard or Citus problem instead of throwing it.
  */
 async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepared> {
-  // A Citus worker is refused before anything is written; its check runs beside the reads.
-  const coordinator = assertCitusCoordinator(options.db)
+  const citus = await assertCitusCoordinator(options.db)
   const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const early = withClient(options.db, async (client) => ({
     replica: await mayReplicate(client).catch((err: unknown) => err as Error),
     ledger: await readLedger(client, targetSchema),
   }))
-  // Both awaited below in every case: a failed plan leaves neither unhandled, and a worker's
-  // refusal wins over what planning on it found.
-  coordinator.catch(() => {})
+  // Awaited below in every case: a failed plan does not leave it unhandled.
   early.catch(() => {})
   const plan = await planMigration(options.db, options).catch(async (err) => {
     await early.catch(() => {})
-    await coordinator
     throw err
   })
-  const citus = await coordinator
   const { replica, ledger } = await early
   let guardProblem: string | undefined
   const problem = (err: unknown) => {
