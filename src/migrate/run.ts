@@ -181,6 +181,8 @@ interface Prepared {
  * A dry run reports a guard or Citus problem instead of throwing it.
  */
 async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepared> {
+  // First and alone: a worker is refused before anything else, and the first backend of a new
+  // database builds the relation cache file that the ones started next read.
   const citus = await assertCitusCoordinator(options.db)
   const targetSchema = options.targetSchema ?? DEFAULTS.schema
   const early = withClient(options.db, async (client) => ({
