@@ -15,7 +15,14 @@ import {
   type TenantPlan,
 } from './plan.js'
 import type { MigrationReport, TenantReport } from './report.js'
-import { adjustSequences, followTenantSequences, type SequenceAdjustment } from './sequences.js'
+import {
+  adjustSequences,
+  followTenantSequences,
+  moveSequencesOf,
+  readSequenceColumns,
+  type SequenceAdjustment,
+  type SequenceColumn,
+} from './sequences.js'
 
 /**
  * Options of {@link migrate}.
@@ -79,6 +86,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     dryRun,
   })
   let aborted: string | undefined
+  let ahead: Promise<readonly SequenceColumn[]> | undefined
   const blocked = plan.tenants.filter((t) => t.blocked)
   const refused = options.strict && blocked.length > 0
   if (refused) {
@@ -87,6 +95,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   } else if (dryRun) {
     for (const [id, r] of await countRows(options.db, todo)) reports.set(id, r)
   } else if (todo.length > 0) {
+    // The shared sequences' columns and state, read while the tenants are copied.
+    ahead = readSharedSequences(options, plan)
+    ahead.catch(() => {})
     // Nothing to copy (every tenant refused or done): no ledger table is created.
     // Two connections the plan warmed: the indexes set aside while the ledger is made.
     const settings = { guard: guard!, verify, jobs, citus, ledger }
@@ -113,7 +124,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const [, sequences] = await Promise.all([
     dryRun ? undefined : withClient(options.db, flushCommits),
     !dryRun && !refused && (todo.length > 0 || copiedBefore(ledger))
-      ? moveSequences(options, plan)
+      ? moveSequences(options, plan, ahead ?? readSharedSequences(options, plan))
       : [],
   ])
   // Also after a run that stopped between its copy and this step: its indexes are recorded.
@@ -265,18 +276,28 @@ async function deferIndexesOfRun(
   }
 }
 
+/** The shared tables and the tenants table share a schema: their sequences are read and moved together. */
+function tenantsWithShared(plan: MigrationPlan): boolean {
+  return plan.tenantsSchema === plan.targetSchema && !plan.tables.includes('tenants')
+}
+
+/** The first step of moving the shared tables' sequences (see {@link readSequenceColumns}). */
+function readSharedSequences(
+  options: MigrateOptions,
+  plan: MigrationPlan,
+): Promise<readonly SequenceColumn[]> {
+  const tables = tenantsWithShared(plan) ? [...plan.tables, 'tenants'] : plan.tables
+  return readSequenceColumns(options.db, plan.targetSchema, tables)
+}
+
 async function moveSequences(
   options: MigrateOptions,
   plan: MigrationPlan,
+  shared: Promise<readonly SequenceColumn[]>,
 ): Promise<SequenceAdjustment[]> {
-  // One statement pair for the shared tables and the tenants table when they share a schema.
-  const together = plan.tenantsSchema === plan.targetSchema && !plan.tables.includes('tenants')
+  const together = tenantsWithShared(plan)
   const [adjusted, followed, apart] = await Promise.all([
-    adjustSequences(
-      options.db,
-      plan.targetSchema,
-      together ? [...plan.tables, 'tenants'] : plan.tables,
-    ),
+    shared.then((columns) => moveSequencesOf(options.db, plan.targetSchema, columns)),
     followTenantSequences(
       options.db,
       plan.targetSchema,
@@ -286,9 +307,12 @@ async function moveSequences(
     together ? [] : adjustSequences(options.db, plan.tenantsSchema, ['tenants']),
   ])
   const isTenants = (a: SequenceAdjustment) => together && a.table === 'tenants'
-  const shared = adjusted.filter((a) => !isTenants(a))
-  const tenants = [...adjusted.filter(isTenants), ...apart]
-  const sequences = [...shared, ...followed, ...tenants]
+  const sequences = [
+    ...adjusted.filter((a) => !isTenants(a)),
+    ...followed,
+    ...adjusted.filter(isTenants),
+    ...apart,
+  ]
   emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
   return sequences
 }

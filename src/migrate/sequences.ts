@@ -53,8 +53,28 @@ export async function adjustSequences(
   schema: string,
   tables: readonly string[],
 ): Promise<SequenceAdjustment[]> {
-  // Two round trips whatever the number of tables: the columns with their sequences' state,
-  // then every column's furthest value and the moves, in one statement.
+  return moveSequencesOf(db, schema, await readSequenceColumns(db, schema, tables))
+}
+
+/**
+ * The first step of {@link adjustSequences}: the integer columns of the tables that draw from
+ * a sequence, with each sequence's state, in one statement. It may be read ahead, while rows
+ * are still being copied: a sequence only moves forward meanwhile, and the move reads its
+ * position again.
+ *
+ * @example
+ * ```ts
+ * const columns = await readSequenceColumns(pool, 'public', ['book'])
+ * // ... copy ...
+ * await moveSequencesOf(pool, 'public', columns)
+ * ```
+ * @internal
+ */
+export async function readSequenceColumns(
+  db: Queryable,
+  schema: string,
+  tables: readonly string[],
+): Promise<readonly SequenceColumn[]> {
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
             s.seqstart::text as start, s.seqincrement < 0 as down
@@ -64,6 +84,36 @@ export async function adjustSequences(
       order by 1, 2`,
     [schema, tables],
   )
+  return rows as SequenceColumn[]
+}
+
+/** A row of {@link readSequenceColumns}. */
+export interface SequenceColumn {
+  readonly table: string
+  readonly column: string
+  /** Quoted, qualified. */
+  readonly seq: string
+  /** Its last value, `null` before its first `nextval` (or after a restart). */
+  readonly last: string | null
+  readonly start: string
+  readonly down: boolean
+}
+
+/**
+ * The second step of {@link adjustSequences}: every column's furthest value and the moves,
+ * in one statement. Returns the sequences it moved.
+ *
+ * @example
+ * ```ts
+ * await moveSequencesOf(pool, 'public', await readSequenceColumns(pool, 'public', ['book']))
+ * ```
+ * @internal
+ */
+export async function moveSequencesOf(
+  db: Queryable,
+  schema: string,
+  rows: readonly SequenceColumn[],
+): Promise<SequenceAdjustment[]> {
   if (rows.length === 0) return []
   // Per sequence: the columns drawing from it, and the value it gives next as read. A sequence
   // several columns draw from (a shared one) goes past the furthest of them all; a descending
