@@ -189,14 +189,13 @@ export async function planMigration(
   ])
   const { idType, found } = discovered
   const { tenants, otherSchemas } = selectTenants(found.tenants, options, settings, idType)
-  const present = await existingSchemas(
-    db,
-    tenants.map((t) => t.schema),
-  )
-  const [introspected, routines, hidden] = await readAll(db, [
-    () => introspectSchemas(db, [...present, targetSchema]),
-    () => routineDefinitions(db, [...present, targetSchema]),
-    () => rowSecurityHidden(db, [...present]),
+  // A schema that does not exist reads as one without tables, routines or policies.
+  const named = tenants.map((t) => t.schema)
+  const [present, introspected, routines, hidden] = await readAll(db, [
+    () => existingSchemas(db, named),
+    () => introspectSchemas(db, [...named, targetSchema]),
+    () => routineDefinitions(db, [...named, targetSchema]),
+    () => rowSecurityHidden(db, named),
   ])
   const targets = introspected.get(targetSchema)!
   const { allNames, selected } = selectTables(tenants, introspected, options.models)
