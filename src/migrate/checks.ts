@@ -1,3 +1,4 @@
+import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import {
   orphanStatement,
@@ -183,7 +184,11 @@ export function orphansOfTablesStatement(
     const out = new Map<string, { fk: string; rows: number }[]>()
     for (const [i, p] of parts.entries()) {
       for (const [j, fk] of p.fks.entries()) {
-        const n = Number(row?.[`${i}.${j}`] ?? 0)
+        // A count that is not there is not a count of zero.
+        const value = row?.[`${i}.${j}`]
+        if (value === undefined || value === null)
+          throw new MigrationError(`The orphan check of ${p.table} (${fk}) returned no count.`)
+        const n = Number(value)
         if (n > 0) out.set(p.table, [...(out.get(p.table) ?? []), { fk, rows: n }])
       }
     }

@@ -1,5 +1,5 @@
 import { MigrationError } from '../errors/index.js'
-import type { Queryable } from '../sql/queryable.js'
+import { isConnectionError, type Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import {
   describeCheck,
@@ -23,6 +23,7 @@ import {
 import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
 import {
+  LEDGER_TABLE,
   type LedgerEntry,
   type LedgerTable,
   ledgerEntryOf,
@@ -218,8 +219,12 @@ export async function copyTenant(
   const citus = options.citus ?? (await citusInstalled(client))
   try {
     if (options.fresh && !citus && tp.tables.length > 0 && batchable(tp, tp.tables)) {
-      // Whatever broke is met again, and reported precisely, step by step.
-      const copied = await copyFresh(client, plan, tp, ctx, options).catch(() => undefined)
+      // What broke is met again step by step, and reported precisely there; a broken
+      // connection, a cancel or a timeout is reported as it is.
+      const copied = await copyFresh(client, plan, tp, ctx, options).catch((err: Error) => {
+        if (isConnectionError(err) || GIVE_UP.has((err as { code?: string }).code ?? '')) throw err
+        return undefined
+      })
       if (copied) return await finishCopy(client, plan, tp, options, { ...copied, started })
       await client.query('rollback')
     }
@@ -293,6 +298,9 @@ export async function copyTenant(
 
 const BEGIN = 'begin; set constraints all deferred'
 
+/** Errors of the one-trip copy that the step-by-step copy would only meet again: a cancel, a lock timeout. */
+const GIVE_UP = new Set(['57014', '55P03'])
+
 /** The transaction, the tenant's lock and settings, then its ledger row (see {@link copyTenant}). */
 function openingSql(
   plan: MigrationPlan,
@@ -350,12 +358,16 @@ async function copyFresh(
 ): Promise<Copied | undefined> {
   const tenant = quoteLiteral(tp.tenant.id)
   const tables = tp.tables
-  const probe = tables
-    .map(
+  // The target holds rows of the tenant, or the ledger has a row of it after all (another run
+  // got there first).
+  const probe = [
+    ...tables.map(
       (t) =>
         `exists (select 1 from ${quoteQualified(plan.targetSchema, t.name)} where ${quoteIdent(plan.tenantColumn)} = ${tenant}::${plan.idType})`,
-    )
-    .join(' or ')
+    ),
+    `exists (select 1 from ${quoteQualified(plan.targetSchema, LEDGER_TABLE)} l where l.tenant_id = ${tenant} ` +
+      "and (l.state not in ('pending', 'rolled_back') or l.tables <> '{}'::jsonb))",
+  ].join(' or ')
   const statements = tables.map((t) =>
     options.verify ? copyWithChecksumStatement(ctx, t, tenant) : insertStatement(ctx, t, tenant),
   )
@@ -370,7 +382,7 @@ async function copyFresh(
       `select 1 / (case when ${probe} then 0 else 1 end)`,
       "select set_config('enable_seqscan', current_setting('rowtenancy.planner_seq'), true), " +
         "set_config('enable_nestloop', current_setting('rowtenancy.planner_nl'), true)",
-      tenantRowStatement(plan.tenantsSchema, plan.idType, tp.tenant),
+      tenantRowStatement(plan.tenantsSchema, plan.idType, tp.tenant, { failWhenTaken: true }),
       ...statements.map((s) => s.text),
       ...(orphans ? [SCOPED, orphans.text] : []),
     ].join('; '),

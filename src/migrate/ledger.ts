@@ -85,21 +85,52 @@ async function createLedger(
   schema: string,
   options: { idMap?: boolean },
 ): Promise<void> {
+  try {
+    await openLedger(db, schema, options)
+    await db.query('commit')
+  } catch (err) {
+    await db.query('rollback').catch(() => {})
+    throw err
+  }
+}
+
+/**
+ * {@link ensureLedger} up to its COMMIT, on one connection (`db`): opens a transaction, takes
+ * the ledger's lock, and creates the ledger (and, for `remap`, the id map) when missing. The
+ * caller commits, or rolls back to leave nothing behind; until then other runs wait for the
+ * lock.
+ *
+ * @example
+ * ```ts
+ * await openLedger(client, 'public', {})
+ * await client.query('commit')
+ * ```
+ * @internal
+ */
+export async function openLedger(
+  db: Queryable,
+  schema: string,
+  options: { idMap?: boolean },
+): Promise<void> {
   const ledger = quoteQualified(schema, LEDGER_TABLE)
   const map = quoteQualified(schema, ID_MAP_TABLE)
-  try {
-    // Looked up first: on Citus, CREATE TABLE IF NOT EXISTS on an existing table still asks
-    // for its ownership, and a role that may write the ledger need not own it.
-    const opened = await db.query(
-      "begin; select pg_advisory_xact_lock(hashtext('rowtenancy.ledger')), " +
-        `to_regclass(${quoteLiteral(ledger)}) is null as ledger, to_regclass(${quoteLiteral(map)}) is null as map`,
-    )
-    const missing = (opened as unknown as { rows: { ledger: boolean; map: boolean }[] }[]).at(-1)!
-      .rows[0]!
-    // The schema's default privileges may give the app role DML on new tables: the ledger and
-    // the id map steer the migration and verify, so only their owner touches them.
-    if (missing.ledger) {
-      const created = await db.query(`create table ${ledger} (
+  // Looked up first: on Citus, CREATE TABLE IF NOT EXISTS on an existing table still asks
+  // for its ownership, and a role that may write the ledger need not own it. Looked up after
+  // the lock, in a statement of its own that scans the catalog: its snapshot sees a ledger
+  // another run created while this one waited.
+  const missing = (name: string) =>
+    `not exists (select 1 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace ` +
+    `where n.nspname = ${quoteLiteral(schema)} and c.relname = ${quoteLiteral(name)})`
+  const opened = await db.query(
+    "begin; select pg_advisory_xact_lock(hashtext('rowtenancy.ledger')); " +
+      `select ${missing(LEDGER_TABLE)} as ledger, ${missing(ID_MAP_TABLE)} as map`,
+  )
+  const absent = (opened as unknown as { rows: { ledger: boolean; map: boolean }[] }[]).at(-1)!
+    .rows[0]!
+  // The schema's default privileges may give the app role DML on new tables: the ledger and
+  // the id map steer the migration and verify, so only their owner touches them.
+  if (absent.ledger) {
+    const created = await db.query(`create table ${ledger} (
   tenant_id text primary key,
   schema_name text not null,
   state text not null check (state in ('pending', 'partial', 'done', 'rolled_back', 'schema_dropped')),
@@ -112,14 +143,9 @@ async function createLedger(
   verify_ok boolean,
   last_error text
 ); ${grantsOfStatement(quoteLiteral(ledger))}`)
-      await revokeGrants(db, (created as unknown as { rows: Grant[] }[]).at(-1)!.rows)
-    }
-    if (options.idMap) await ensureIdMap(db, map, missing.map)
-    await db.query('commit')
-  } catch (err) {
-    await db.query('rollback').catch(() => {})
-    throw err
+    await revokeGrants(db, (created as unknown as { rows: Grant[] }[]).at(-1)!.rows)
   }
+  if (options.idMap) await ensureIdMap(db, map, absent.map)
 }
 
 /**

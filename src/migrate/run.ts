@@ -7,7 +7,7 @@ import { type CopyResult, copyTenant, flushCommits } from './copy.js'
 import { deferIndexes, rebuildDeferredIndexes } from './deferred-indexes.js'
 import { emit, type MigrationListener } from './events.js'
 import { type CopyGuard, guardFor, mayReplicate } from './guard.js'
-import { ensureLedger, type LedgerEntry, readLedger, recordFailure } from './ledger.js'
+import { ensureLedger, type LedgerEntry, openLedger, readLedger, recordFailure } from './ledger.js'
 import {
   type MigrationPlan,
   type MigrationPlanOptions,
@@ -73,9 +73,23 @@ function tenantState(entry: LedgerEntry | undefined, tp: TenantPlan): 'done' | '
 export async function migrate(options: MigrateOptions): Promise<MigrationReport> {
   const started = Date.now()
   const jobs = jobCount(options.jobs)
-  const verify = options.verify ?? true
   const dryRun = options.dryRun ?? false
-  const { plan, guard, guardProblem, citusWarnings, ledger, citus } = await prepare(options, dryRun)
+  const prepared = await prepare(options, dryRun)
+  try {
+    return await migratePrepared(options, prepared, { started, jobs, dryRun })
+  } finally {
+    // A run with nothing to copy leaves no ledger behind.
+    await prepared.ledgerCreation?.abandon().catch(() => {})
+  }
+}
+
+async function migratePrepared(
+  options: MigrateOptions,
+  prepared: Prepared,
+  { started, jobs, dryRun }: { started: number; jobs: number; dryRun: boolean },
+): Promise<MigrationReport> {
+  const verify = options.verify ?? true
+  const { plan, guard, guardProblem, citusWarnings, ledger, citus } = prepared
   const warnings = [...plan.warnings, ...citusWarnings, ...(guardProblem ? [guardProblem] : [])]
   const { reports, todo } = triage(plan, ledger)
   emit(options.onEvent, {
@@ -98,13 +112,15 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     // The shared sequences' columns and state, read while the tenants are copied.
     ahead = readSharedSequences(options, plan)
     ahead.catch(() => {})
-    // Nothing to copy (every tenant refused or done): no ledger table is created.
-    // Two connections the plan warmed: the indexes set aside while the ledger is made.
+    // Only now the ledger's creation commits: a run with nothing to copy (every tenant refused
+    // or done) creates no ledger table.
+    if (prepared.ledgerCreation) await prepared.ledgerCreation.commit()
+    else
+      await withClient(options.db, (c) =>
+        ensureLedger(c, plan.targetSchema, { idMap: plan.idStrategy === 'remap' }),
+      )
     const settings = { guard: guard!, verify, jobs, citus, ledger }
-    const run = await settled([
-      deferIndexesOfRun(options, plan, citus),
-      ensureLedgerTables(options.db, plan),
-    ])
+    const run = await deferIndexesOfRun(options, plan, citus)
       .then(() => runCopies(options, plan, todo, settings))
       .catch(async (err) => {
         // The indexes come back even when the copy phase breaks (else the next run builds them).
@@ -183,6 +199,7 @@ interface Prepared {
   readonly ledger: Map<string, LedgerEntry>
   /** The database is a Citus coordinator. */
   readonly citus: boolean
+  readonly ledgerCreation: LedgerCreation | undefined
 }
 
 /**
@@ -196,17 +213,31 @@ async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepar
   // database builds the relation cache file that the ones started next read.
   const citus = await assertCitusCoordinator(options.db)
   const targetSchema = options.targetSchema ?? DEFAULTS.schema
-  const early = withClient(options.db, async (client) => ({
-    replica: await mayReplicate(client).catch((err: unknown) => err as Error),
-    ledger: await readLedger(client, targetSchema),
-  }))
-  // Awaited below in every case: a failed plan does not leave it unhandled.
+  const early = readEarly(options, targetSchema, dryRun)
+  // Awaited below in every case: a failed plan does not leave it unhandled, nor the ledger's
+  // transaction open.
   early.catch(() => {})
   const plan = await planMigration(options.db, options).catch(async (err) => {
-    await early.catch(() => {})
+    await early.then((e) => e.ledgerCreation?.abandon()).catch(() => {})
     throw err
   })
-  const { replica, ledger } = await early
+  const { replica, ledger, ledgerCreation } = await early
+  try {
+    return { ...(await decide(options, dryRun, plan, citus, replica)), ledger, ledgerCreation }
+  } catch (err) {
+    await ledgerCreation?.abandon().catch(() => {})
+    throw err
+  }
+}
+
+/** The copy guard and the Citus checks once the plan is read; a dry run reports a problem. */
+async function decide(
+  options: MigrateOptions,
+  dryRun: boolean,
+  plan: MigrationPlan,
+  citus: boolean,
+  replica: boolean | Error,
+): Promise<Omit<Prepared, 'ledger' | 'ledgerCreation'>> {
   let guardProblem: string | undefined
   const problem = (err: unknown) => {
     if (!dryRun) throw err
@@ -225,7 +256,64 @@ async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepar
         return [] as string[]
       })
     : []
-  return { plan, guard, guardProblem, citusWarnings, ledger, citus }
+  return { plan, guard, guardProblem, citusWarnings, citus }
+}
+
+/** The ledger's creation, left open by {@link readEarly}: committed once there is a tenant to copy. */
+interface LedgerCreation {
+  commit(): Promise<void>
+  /** Rolls back unless committed; releases the connection. Safe to call twice. */
+  abandon(): Promise<void>
+}
+
+/**
+ * On a connection of its own while the plan reads the catalog: whether the role may quiet
+ * the triggers, the ledger, then (not in a dry run) the ledger's creation when missing, in a
+ * transaction left open for the run to commit or roll back.
+ */
+async function readEarly(
+  options: MigrateOptions,
+  targetSchema: string,
+  dryRun: boolean,
+): Promise<{
+  replica: boolean | Error
+  ledger: Map<string, LedgerEntry>
+  ledgerCreation: LedgerCreation | undefined
+}> {
+  const client = await options.db.connect()
+  let open = false
+  try {
+    const replica = await mayReplicate(client).catch((err: unknown) => err as Error)
+    const ledger = await readLedger(client, targetSchema)
+    // Held through the plan only where the pool surely has another connection for it, and
+    // only to create the ledger: a table no one else sees until the commit. The id map of
+    // `remap` may be altered (an older one widened), which the plan's reads would wait for.
+    if (dryRun || poolSize(options.db) < 2 || options.idStrategy === 'remap') {
+      client.release()
+      return { replica, ledger, ledgerCreation: undefined }
+    }
+    open = true
+    await openLedger(client, targetSchema, {})
+    let done = false
+    const finish = async (sql: string) => {
+      if (done) return
+      done = true
+      try {
+        await client.query(sql)
+      } finally {
+        client.release()
+      }
+    }
+    return {
+      replica,
+      ledger,
+      ledgerCreation: { commit: () => finish('commit'), abandon: () => finish('rollback') },
+    }
+  } catch (err) {
+    if (open) await client.query('rollback').catch(() => {})
+    client.release()
+    throw err
+  }
 }
 
 /** Reports for blocked and finished tenants; the rest are to copy. */
@@ -410,15 +498,10 @@ async function runCopies(
   return { reports, warnings, strictStop }
 }
 
-async function ensureLedgerTables(db: ConnectableQueryable, plan: MigrationPlan): Promise<void> {
-  await withClient(db, (setup) =>
-    ensureLedger(setup, plan.targetSchema, { idMap: plan.idStrategy === 'remap' }),
-  )
-}
-
-/** Waits for every one of `work`, then throws the first failure (none is left running). */
-async function settled(work: readonly Promise<unknown>[]): Promise<void> {
-  for (const r of await Promise.allSettled(work)) if (r.status === 'rejected') throw r.reason
+/** The most connections a pg.Pool opens (`options.max`); 0 when it does not say. */
+function poolSize(db: ConnectableQueryable): number {
+  const max = (db as { options?: { max?: unknown } }).options?.max
+  return typeof max === 'number' ? max : 0
 }
 
 /** Runs `fn` on a connection of its own. */

@@ -77,7 +77,8 @@ export async function readSequenceColumns(
 ): Promise<readonly SequenceColumn[]> {
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
-            s.seqstart::text as start, s.seqincrement < 0 as down
+            s.seqstart::text as start, s.seqincrement < 0 as down,
+            pg_catalog.has_sequence_privilege(x.seq::regclass, 'SELECT') as readable
        from (${COLUMN_SEQUENCES}) x
        join pg_sequence s on s.seqrelid = x.seq::regclass
       where x.integer
@@ -97,6 +98,8 @@ export interface SequenceColumn {
   readonly last: string | null
   readonly start: string
   readonly down: boolean
+  /** This role may read the sequence (SELECT). */
+  readonly readable: boolean
 }
 
 /**
@@ -135,24 +138,44 @@ export async function moveSequencesOf(
   const moves = [...bySequence].map(([sequence, e], j) => {
     const v = `${e.down ? 'least' : 'greatest'}(${e.columns.map((i) => `m."${i}"`).join(', ')})`
     values.push(sequence)
-    const past = `${v} ${e.down ? '<=' : '>='} ${e.next}::int8`
+    // numeric: the next value of a sequence at its limit is past int8.
+    const past = `${v} ${e.down ? '<=' : '>='} ${e.next}::numeric`
     return `case when ${past} then ${moveStatement(`$${j + 1}::regclass`, sequence, v, e.down)} end as "s${j}"`
   })
+  // The moves go in the same statement when this role may read every sequence: a statement
+  // that names a sequence needs SELECT on it, whether or not its move runs. Else a second
+  // statement moves only the sequences that must move.
+  const together = rows.every((r) => r.readable)
   const maxima = (
     await db.query(
-      `select ${rows.map((_r, i) => `m."${i}"::text as "${i}"`).join(', ')}, ${moves.join(', ')} ` +
-        `from (select ${furthest.join(', ')}) m`,
-      values,
+      `select ${rows.map((_r, i) => `m."${i}"::text as "${i}"`).join(', ')}` +
+        `${together ? `, ${moves.join(', ')}` : ''} from (select ${furthest.join(', ')}) m`,
+      together ? values : [],
     )
   ).rows[0] as Record<string, string | null>
   const out: SequenceAdjustment[] = []
+  const furthestOf = new Map<string, bigint>()
   for (const [i, r] of rows.entries()) {
     const m = maxima[String(i)]
     if (m === null || m === undefined) continue
     const { next, down } = bySequence.get(r.seq)!
     if (down ? BigInt(m) > next : BigInt(m) < next) continue
     out.push({ table: r.table, column: r.column, sequence: r.seq, value: m })
+    const was = furthestOf.get(r.seq) ?? BigInt(m)
+    furthestOf.set(
+      r.seq,
+      down ? (BigInt(m) < was ? BigInt(m) : was) : BigInt(m) > was ? BigInt(m) : was,
+    )
   }
+  if (!together)
+    await setSequences(
+      db,
+      [...furthestOf].map(([sequence, value]) => ({
+        sequence,
+        value,
+        down: bySequence.get(sequence)!.down,
+      })),
+    )
   return out
 }
 

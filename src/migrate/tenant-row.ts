@@ -42,7 +42,8 @@ export async function ensureTenantRow(
  * The first step of {@link ensureTenantRow} as ONE statement without parameters (the
  * values are quoted literals), to send with others in one round trip: inserts the
  * tenant under its legacy slug unless its id is there; one row, `existed` and
- * `inserted`. Hand that row to {@link finishTenantRow}.
+ * `inserted`. Hand that row to {@link finishTenantRow}. With `failWhenTaken`, the statement
+ * fails (division by zero) when the row is neither there nor inserted (its slug is taken).
  *
  * @example
  * ```ts
@@ -55,15 +56,20 @@ export function tenantRowStatement(
   schema: string,
   idType: TenantIdType,
   tenant: SourceTenant,
+  { failWhenTaken = false }: { failWhenTaken?: boolean } = {},
 ): string {
   const tenants = quoteQualified(schema, 'tenants')
   const id = `${quoteLiteral(tenant.id)}::${idType}`
   // `on conflict do nothing`: a slug taken meanwhile by a tenant copied in parallel waits for it, then falls back.
+  const result = 'select (select existed from e) as existed, exists (select 1 from i) as inserted'
   return (
     `with e as (select exists (select 1 from ${tenants} where id = ${id}) as existed), ` +
     `i as (insert into ${tenants} (id, slug, name) select ${id}, ${quoteLiteral(tenant.slug)}, ${quoteLiteral(tenant.name)} ` +
     'where not (select existed from e) on conflict do nothing returning 1) ' +
-    'select (select existed from e) as existed, exists (select 1 from i) as inserted'
+    (failWhenTaken
+      ? // division by zero when the slug was taken: the statement fails rather than going on without the row
+        `select r.existed, r.inserted from (${result}) r where 1 / (case when r.existed or r.inserted then 1 else 0 end) = 1`
+      : result)
   )
 }
 

@@ -77,16 +77,41 @@ export async function inTransaction<T>(
   fn: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
   return onOneConnection(db, async (client) => {
-    await client.query('begin')
+    // On a connection the caller already has in a transaction, a savepoint: the caller's
+    // transaction is neither committed nor rolled back here.
+    const nested = client === db ? await inTransactionBlock(client) : false
+    await client.query(nested ? `savepoint ${SAVEPOINT}` : 'begin')
     try {
       const result = await fn(client)
-      await client.query('commit')
+      await client.query(nested ? `release savepoint ${SAVEPOINT}` : 'commit')
       return result
     } catch (err) {
-      await client.query('rollback').catch(() => {})
+      await client
+        .query(
+          nested
+            ? `rollback to savepoint ${SAVEPOINT}; release savepoint ${SAVEPOINT}`
+            : 'rollback',
+        )
+        .catch(() => {})
       throw err
     }
   })
+}
+
+const SAVEPOINT = 'rowtenancy_tx'
+
+/**
+ * Whether `client` is inside a transaction block: a savepoint succeeds only there (and is
+ * released at once); outside one it fails with 25P01 and changes nothing.
+ */
+async function inTransactionBlock(client: Queryable): Promise<boolean> {
+  try {
+    await client.query(`savepoint ${SAVEPOINT}; release savepoint ${SAVEPOINT}`)
+    return true
+  } catch (err) {
+    if ((err as { code?: string }).code === '25P01') return false
+    throw err
+  }
 }
 
 /**
