@@ -1,6 +1,6 @@
 /**
  * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--bull-jobs N]
- *   [--rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned | --vs-unsigned] [--profile FILE]`:
+ *   [--rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned | --vs-unsigned] [--aa] [--profile FILE]`:
  * rowtenancy/jobs against the bare queues, in the same run. Without `--quick` (or with
  * `--full`) the fairness run has the issue's full size (5,000 jobs of tenant A).
  *
@@ -17,7 +17,9 @@
  *    promise of the process, the bare queue's included), and with it off (an app that never
  *    uses AsyncLocalStorage): the difference is what the tenant context costs the queue itself.
  *    With `--vs-unsigned` (BullMQ) a fourth side runs the wrapper without a secret on its own
- *    queue, in the same rotation, so what signing itself costs is read against it.
+ *    queue, in the same rotation, so what signing itself costs is read against it. With `--aa`
+ *    (BullMQ) one more side runs the bare queue again on its own queue: bare against bare, the
+ *    run's noise floor for the ratios above.
  * 3. fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;
  *    B's p95 wait (sent -> handler start) without and with the per-tenant limit
  *    (graphile-worker: fair priority and a named queue per tenant; pg-boss: fair priority).
@@ -63,6 +65,7 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     unsigned: { type: 'boolean', default: false },
     'vs-unsigned': { type: 'boolean', default: false },
+    aa: { type: 'boolean', default: false },
   },
 })
 const quick = values.quick === true && values.full !== true
@@ -88,6 +91,8 @@ interface Harness {
   send(side: Side, i: number): Promise<unknown>
   /** Whether it has the `wrapped-unsigned` side. */
   unsignedSide?: boolean
+  /** Whether it has the `bare-again` side (`--aa`). */
+  aaSide?: boolean
   close(): Promise<void>
 }
 
@@ -132,7 +137,7 @@ function counter() {
 
 type Counter = ReturnType<typeof counter>
 
-type Side = 'bare' | 'wrapped' | 'bare-no-als' | 'wrapped-unsigned'
+type Side = 'bare' | 'wrapped' | 'bare-no-als' | 'wrapped-unsigned' | 'bare-again'
 
 /**
  * Sends n jobs and waits until all ran: wall ms and process CPU µs per job.
@@ -261,6 +266,7 @@ async function bullHarness(
   const tq = tenantQueue(wrappedQ, jobs)
   const unsignedQ = new Queue('t_wrapped_u', { connection: connection(), prefix })
   const tqu = unsigned && tenantQueue(unsignedQ, unsigned)
+  const againQ = new Queue('t_bare_2', { connection: connection(), prefix })
   const workers = [
     new Worker('t_bare', async () => c.hit(), { connection: connection(), prefix, concurrency: 8 }),
     new Worker(
@@ -269,6 +275,15 @@ async function bullHarness(
       { connection: connection(), prefix, concurrency: 8 },
     ),
   ]
+  if (values.aa) {
+    workers.push(
+      new Worker('t_bare_2', async () => c.hit(), {
+        connection: connection(),
+        prefix,
+        concurrency: 8,
+      }),
+    )
+  }
   if (unsigned) {
     workers.push(
       new Worker(
@@ -284,15 +299,16 @@ async function bullHarness(
     anchor: 'bare Queue.add + Worker',
     n: BULL_N,
     unsignedSide: tqu !== undefined,
+    aaSide: values.aa,
     send: (side, i) =>
       side === 'wrapped'
         ? runWithTenant(tenantOf(i), () => tq.add('j', { i }, clean))
         : side === 'wrapped-unsigned'
           ? runWithTenant(tenantOf(i), () => tqu!.add('j', { i }, clean))
-          : bare.add('j', { i, tenantId: tenantOf(i) }, clean),
+          : (side === 'bare-again' ? againQ : bare).add('j', { i, tenantId: tenantOf(i) }, clean),
     async close() {
       await Promise.all(workers.map((w) => w.close()))
-      for (const q of [bare, wrappedQ, unsignedQ]) {
+      for (const q of [bare, wrappedQ, unsignedQ, againQ]) {
         await q.obliterate({ force: true }).catch(() => {})
         await q.close()
       }
@@ -311,12 +327,14 @@ async function bullHarness(
 async function throughput(h: Harness, c: Counter) {
   const sides: Side[] = canTurnOff ? ['bare', 'wrapped', 'bare-no-als'] : ['bare', 'wrapped']
   if (h.unsignedSide) sides.push('wrapped-unsigned')
+  if (h.aaSide) sides.push('bare-again')
   for (const side of sides) await round(h, c, side, Math.min(h.n, 500)) // warm-up
   const rounds: Record<Side, Awaited<ReturnType<typeof round>>[]> = {
     bare: [],
     wrapped: [],
     'bare-no-als': [],
     'wrapped-unsigned': [],
+    'bare-again': [],
   }
   for (let r = 0; r < REPS; r++) {
     const order = sides.map((_, i) => sides[(i + r) % sides.length]!)
@@ -349,6 +367,10 @@ async function throughput(h: Harness, c: Counter) {
     console.log('  the same rounds, the wrapper without a secret (unsigned) as subject or anchor:')
     line('bare, AsyncLocalStorage on', 'bare', 'wrapped-unsigned')
     line('unsigned wrapper (signed ->)', 'wrapped-unsigned')
+  }
+  if (h.aaSide) {
+    console.log('  the same rounds, the bare queue again on its own queue (noise floor):')
+    line('bare, AsyncLocalStorage on', 'bare', 'bare-again')
   }
 }
 
