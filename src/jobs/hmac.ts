@@ -37,8 +37,12 @@ export function hmacSha256(
     inner[i] = keyBlock[i]! ^ 0x36
     outer[i] = keyBlock[i]! ^ 0x5c
   }
-  /** Views of `inner` by length, so a message's bytes are hashed without a new Buffer per call. */
-  const views: Buffer[] = []
+  /**
+   * Views of `inner` by length, so a message's bytes are hashed without a new
+   * Buffer per call (sized up front: an array written at scattered high indexes
+   * would turn into a slower dictionary).
+   */
+  const views: (Buffer | undefined)[] = Array.from({ length: inner.length + 1 })
   const key = crypto.createSecretKey(secret)
   /** Writes `text` as UTF-8 at `at`; returns where it ends. */
   const put = (text: string, at: number): number => {
