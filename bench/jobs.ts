@@ -1,6 +1,7 @@
 /**
  * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--bull-jobs N]
- *   [--rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned | --vs-unsigned] [--profile FILE]`:
+ *   [--rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned | --vs-unsigned] [--aa] [--note N]
+ *   [--profile FILE]`:
  * rowtenancy/jobs against the bare queues, in the same run. Without `--quick` (or with
  * `--full`) the fairness run has the issue's full size (5,000 jobs of tenant A).
  *
@@ -17,7 +18,12 @@
  *    promise of the process, the bare queue's included), and with it off (an app that never
  *    uses AsyncLocalStorage): the difference is what the tenant context costs the queue itself.
  *    With `--vs-unsigned` (BullMQ) a fourth side runs the wrapper without a secret on its own
- *    queue, in the same rotation, so what signing itself costs is read against it.
+ *    queue, in the same rotation, so what signing itself costs is read against it. With `--aa`
+ *    (BullMQ) one more side runs the bare queue again on its own queue: bare against bare, the
+ *    run's noise floor for the ratios above. Payloads are `{ i }` (the bare queue's
+ *    `{ i, tenantId }`); `--note N` adds a text of N characters to both (a job's data over 64
+ *    bytes is what Redis stores in a hash table instead of a listpack, which costs Redis more:
+ *    the signed envelope alone crosses that line).
  * 3. fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;
  *    B's p95 wait (sent -> handler start) without and with the per-tenant limit
  *    (graphile-worker: fair priority and a named queue per tenant; pg-boss: fair priority).
@@ -63,6 +69,8 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     unsigned: { type: 'boolean', default: false },
     'vs-unsigned': { type: 'boolean', default: false },
+    aa: { type: 'boolean', default: false },
+    note: { type: 'string' },
   },
 })
 const quick = values.quick === true && values.full !== true
@@ -88,6 +96,8 @@ interface Harness {
   send(side: Side, i: number): Promise<unknown>
   /** Whether it has the `wrapped-unsigned` side. */
   unsignedSide?: boolean
+  /** Whether it has the `bare-again` side (`--aa`). */
+  aaSide?: boolean
   close(): Promise<void>
 }
 
@@ -98,6 +108,12 @@ const median = (xs: number[]) => {
 }
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1]!
 const tenantOf = (i: number) => TENANTS[i % TENANTS.length]!
+/** `--note N`: a text of N characters in every payload (0: none, the smallest job). */
+const NOTE = 'x'.repeat(Number(values.note ?? 0))
+/** A job's payload through the wrapper, and the bare queue's (the same, plus the tenant by hand). */
+const payloadOf = (i: number) => (NOTE ? { i, note: NOTE } : { i })
+const bareOf = (i: number) =>
+  NOTE ? { i, note: NOTE, tenantId: tenantOf(i) } : { i, tenantId: tenantOf(i) }
 
 async function sendAll(n: number, send: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0
@@ -132,7 +148,7 @@ function counter() {
 
 type Counter = ReturnType<typeof counter>
 
-type Side = 'bare' | 'wrapped' | 'bare-no-als' | 'wrapped-unsigned'
+type Side = 'bare' | 'wrapped' | 'bare-no-als' | 'wrapped-unsigned' | 'bare-again'
 
 /**
  * Sends n jobs and waits until all ran: wall ms and process CPU µs per job.
@@ -189,13 +205,13 @@ async function pgBossHarness(url: string, jobs: JobTenancy, c: Counter): Promise
   boss.on('error', () => {})
   await boss.start()
   const tb = tenantPgBoss(boss, jobs)
-  for (const q of ['t_bare', 't_wrapped']) await boss.createQueue(q, { name: q })
+  for (const q of ['q_bare', 'q_wrap']) await boss.createQueue(q, { name: q })
   const work = { batchSize: 50, pollingIntervalSeconds: 0.5 }
   for (let w = 0; w < 4; w++) {
-    await boss.work('t_bare', work, async (batch: unknown[]) => {
+    await boss.work('q_bare', work, async (batch: unknown[]) => {
       for (const _ of batch) c.hit()
     })
-    await tb.work('t_wrapped', work, async () => c.hit())
+    await tb.work('q_wrap', work, async () => c.hit())
   }
   return {
     name: 'pg-boss',
@@ -203,8 +219,8 @@ async function pgBossHarness(url: string, jobs: JobTenancy, c: Counter): Promise
     n: N,
     send: (side, i) =>
       side === 'wrapped'
-        ? runWithTenant(tenantOf(i), () => tb.send('t_wrapped', { i }))
-        : boss.send('t_bare', { i, tenantId: tenantOf(i) }),
+        ? runWithTenant(tenantOf(i), () => tb.send('q_wrap', payloadOf(i)))
+        : boss.send('q_bare', bareOf(i)),
     // graceful: with graceful: false pg-boss 10 closes its pool under its workers, which then
     // never report stopped, and its stop loop keeps the process alive
     close: () => boss.stop({ graceful: true, wait: true, timeout: 10_000 }),
@@ -223,8 +239,8 @@ async function graphileHarness(url: string, jobs: JobTenancy, c: Counter): Promi
     noHandleSignals: true,
     logger,
     taskList: {
-      t_bare: async () => c.hit(),
-      ...tenantTaskList(jobs, { t_wrapped: async () => c.hit() }),
+      q_bare: async () => c.hit(),
+      ...tenantTaskList(jobs, { q_wrap: async () => c.hit() }),
     },
   })
   return {
@@ -233,8 +249,8 @@ async function graphileHarness(url: string, jobs: JobTenancy, c: Counter): Promi
     n: N,
     send: (side, i) =>
       side === 'wrapped'
-        ? runWithTenant(tenantOf(i), () => addJob('t_wrapped', { i }))
-        : utils.addJob('t_bare', { i, tenantId: tenantOf(i) }),
+        ? runWithTenant(tenantOf(i), () => addJob('q_wrap', payloadOf(i)))
+        : utils.addJob('q_bare', bareOf(i)),
     async close() {
       await runner.stop()
       await utils.release()
@@ -256,24 +272,36 @@ async function bullHarness(
     return r
   }
   const prefix = redis.prefix
-  const bare = new Queue('t_bare', { connection: connection(), prefix })
-  const wrappedQ = new Queue('t_wrapped', { connection: connection(), prefix })
+  // Queue names of one length: BullMQ writes the name into every key of every command (some
+  // 25 keys per job), so a longer name alone costs CPU in this process and in Redis.
+  const bare = new Queue('q_bare', { connection: connection(), prefix })
+  const wrappedQ = new Queue('q_wrap', { connection: connection(), prefix })
   const tq = tenantQueue(wrappedQ, jobs)
-  const unsignedQ = new Queue('t_wrapped_u', { connection: connection(), prefix })
+  const unsignedQ = new Queue('q_unsg', { connection: connection(), prefix })
   const tqu = unsigned && tenantQueue(unsignedQ, unsigned)
+  const againQ = new Queue('q_bar2', { connection: connection(), prefix })
   const workers = [
-    new Worker('t_bare', async () => c.hit(), { connection: connection(), prefix, concurrency: 8 }),
+    new Worker('q_bare', async () => c.hit(), { connection: connection(), prefix, concurrency: 8 }),
     new Worker(
-      't_wrapped',
-      tenantProcessor(jobs, 't_wrapped', async () => c.hit()),
+      'q_wrap',
+      tenantProcessor(jobs, 'q_wrap', async () => c.hit()),
       { connection: connection(), prefix, concurrency: 8 },
     ),
   ]
+  if (values.aa) {
+    workers.push(
+      new Worker('q_bar2', async () => c.hit(), {
+        connection: connection(),
+        prefix,
+        concurrency: 8,
+      }),
+    )
+  }
   if (unsigned) {
     workers.push(
       new Worker(
-        't_wrapped_u',
-        tenantProcessor(unsigned, 't_wrapped_u', async () => c.hit()),
+        'q_unsg',
+        tenantProcessor(unsigned, 'q_unsg', async () => c.hit()),
         { connection: connection(), prefix, concurrency: 8 },
       ),
     )
@@ -284,15 +312,16 @@ async function bullHarness(
     anchor: 'bare Queue.add + Worker',
     n: BULL_N,
     unsignedSide: tqu !== undefined,
+    aaSide: values.aa,
     send: (side, i) =>
       side === 'wrapped'
-        ? runWithTenant(tenantOf(i), () => tq.add('j', { i }, clean))
+        ? runWithTenant(tenantOf(i), () => tq.add('j', payloadOf(i), clean))
         : side === 'wrapped-unsigned'
-          ? runWithTenant(tenantOf(i), () => tqu!.add('j', { i }, clean))
-          : bare.add('j', { i, tenantId: tenantOf(i) }, clean),
+          ? runWithTenant(tenantOf(i), () => tqu!.add('j', payloadOf(i), clean))
+          : (side === 'bare-again' ? againQ : bare).add('j', bareOf(i), clean),
     async close() {
       await Promise.all(workers.map((w) => w.close()))
-      for (const q of [bare, wrappedQ, unsignedQ]) {
+      for (const q of [bare, wrappedQ, unsignedQ, againQ]) {
         await q.obliterate({ force: true }).catch(() => {})
         await q.close()
       }
@@ -311,12 +340,14 @@ async function bullHarness(
 async function throughput(h: Harness, c: Counter) {
   const sides: Side[] = canTurnOff ? ['bare', 'wrapped', 'bare-no-als'] : ['bare', 'wrapped']
   if (h.unsignedSide) sides.push('wrapped-unsigned')
+  if (h.aaSide) sides.push('bare-again')
   for (const side of sides) await round(h, c, side, Math.min(h.n, 500)) // warm-up
   const rounds: Record<Side, Awaited<ReturnType<typeof round>>[]> = {
     bare: [],
     wrapped: [],
     'bare-no-als': [],
     'wrapped-unsigned': [],
+    'bare-again': [],
   }
   for (let r = 0; r < REPS; r++) {
     const order = sides.map((_, i) => sides[(i + r) % sides.length]!)
@@ -349,6 +380,10 @@ async function throughput(h: Harness, c: Counter) {
     console.log('  the same rounds, the wrapper without a secret (unsigned) as subject or anchor:')
     line('bare, AsyncLocalStorage on', 'bare', 'wrapped-unsigned')
     line('unsigned wrapper (signed ->)', 'wrapped-unsigned')
+  }
+  if (h.aaSide) {
+    console.log('  the same rounds, the bare queue again on its own queue (noise floor):')
+    line('bare, AsyncLocalStorage on', 'bare', 'bare-again')
   }
 }
 
@@ -463,20 +498,20 @@ async function fairness(
 async function wrapperCost(jobs: JobTenancy, store: TenantStore): Promise<void> {
   const payload = { invoiceId: 12, lines: [1, 2, 3], note: 'x'.repeat(64) }
   const sealed = TENANTS.map((t) =>
-    JSON.parse(JSON.stringify(runWithTenant(t, () => jobs.seal('t_wrapped', payload)))),
+    JSON.parse(JSON.stringify(runWithTenant(t, () => jobs.seal('q_wrap', payload)))),
   )
   const steps: [string, (i: number) => unknown][] = [
     [
       'seal (envelope + sign)',
-      (i) => runWithTenant(tenantOf(i), () => jobs.seal('t_wrapped', payload)),
+      (i) => runWithTenant(tenantOf(i), () => jobs.seal('q_wrap', payload)),
     ],
-    ['admit (open + verify + cached tenant)', (i) => jobs.admit('t_wrapped', sealed[i % 10], 'w')],
+    ['admit (open + verify + cached tenant)', (i) => jobs.admit('q_wrap', sealed[i % 10], 'w')],
     ['  of which the cached tenant (store.peek)', (i) => store.peek(tenantOf(i))],
     [
       'process (admit + runWithTenant + handler)',
       (i) =>
         jobs.process(
-          't_wrapped',
+          'q_wrap',
           sealed[i % 10],
           { id: 'w', attempt: 1 },
           () => 1,
@@ -529,12 +564,12 @@ async function main() {
     const jobs = createJobTenancy({
       store,
       secret: values.unsigned ? undefined : 'bench-secret-0123456789abcdef',
-      queues: { t_wrapped: true },
+      queues: { q_wrap: true },
     })
     /** The unsigned wrapper beside the signed one (`--vs-unsigned`, BullMQ). */
     const unsignedJobs =
       values['vs-unsigned'] && !values.unsigned
-        ? createJobTenancy({ store, queues: { t_wrapped_u: true } })
+        ? createJobTenancy({ store, queues: { q_unsg: true } })
         : undefined
     const load = () =>
       loadavg()

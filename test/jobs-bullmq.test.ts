@@ -2,9 +2,9 @@ import { Job, Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
-import { tenantProcessor, tenantQueue } from '../src/jobs/index.js'
+import { JobRejectedError, tenantProcessor, tenantQueue } from '../src/jobs/index.js'
 import { openTestRedis } from './helpers/redis.js'
-import { setupJobsFixture, until } from './jobs-fixture.js'
+import { SUSPENDED, setupJobsFixture, until } from './jobs-fixture.js'
 import { jobScenarios } from './jobs-scenario.js'
 
 jobScenarios('BullMQ', async (fx) => {
@@ -92,6 +92,59 @@ describe('BullMQ: scheduled runs', () => {
         return t.length >= 3 && t
       })
       for (const s of runs) expect(s).toMatchObject({ tenant: '5', bound: '5', accounts: ['t5'] })
+    } finally {
+      await worker.close()
+      await queue.obliterate({ force: true }).catch(() => {})
+      await queue.close()
+      c1.disconnect()
+      c2.disconnect()
+      await redis.stop()
+      await fx.cleanup()
+    }
+  })
+})
+
+describe('BullMQ: what a retry can cure', () => {
+  it("a forged job fails at once whatever its attempts; a suspended tenant's job and a handler's error use them", async () => {
+    const fx = await setupJobsFixture('bull_attempts')
+    const redis = await openTestRedis()
+    const mk = () => new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+    const [c1, c2] = [mk(), mk()]
+    const jobs = fx.jobs()
+    const queue = new Queue('probe', { connection: c1, prefix: redis.prefix })
+    const worker = new Worker(
+      'probe',
+      tenantProcessor(jobs, 'probe', (payload: { tag: string }) => {
+        // a refusal the handler itself meets is the handler's error, not the job's refusal
+        if (payload.tag === 'inner') throw new JobRejectedError('unknown-queue', 'from the handler')
+      }),
+      { connection: c2, prefix: redis.prefix },
+    )
+    worker.on('error', () => {})
+    const failed = async (id: string) => {
+      const job = await Job.fromId(queue, id)
+      return job?.failedReason ? job : undefined
+    }
+    try {
+      const forged = await queue.add(
+        'job',
+        { rowtenancy: { v: 1, tenant: '1', sig: 'A'.repeat(43) }, payload: { tag: 'forged' } },
+        { attempts: 3 },
+      )
+      const tq = tenantQueue(queue, jobs)
+      const sleepy = await runWithTenant(SUSPENDED, () =>
+        tq.add('job', { tag: 'sleepy' }, { attempts: 2 }),
+      )
+      const inner = await runWithTenant('1', () => tq.add('job', { tag: 'inner' }, { attempts: 2 }))
+      const f = await until(() => failed(forged.id!))
+      expect(f.failedReason).toMatch(/^\[JOB_REJECTED:bad-signature\] .*signature is wrong/)
+      expect(f.attemptsMade).toBe(1)
+      const s = await until(() => failed(sleepy.id!))
+      expect(s.failedReason).toMatch(/"sleepy" \(20\) is suspended/)
+      expect(s.attemptsMade).toBe(2)
+      const i = await until(() => failed(inner.id!))
+      expect(i.failedReason).toBe('from the handler')
+      expect(i.attemptsMade).toBe(2)
     } finally {
       await worker.close()
       await queue.obliterate({ force: true }).catch(() => {})

@@ -197,6 +197,46 @@ describe('process', () => {
   })
 })
 
+describe('process: refusals as the adapter wants them', () => {
+  const noDefer = async () => {}
+  const job = { id: 'j', attempt: 1 }
+  const mark = (err: JobRejectedError) => new Error(`refused: ${err.reason}`)
+  it('`refused` maps the refusals of the job, from the checks and from a lookup that queried', async () => {
+    const jobs = make({ store: new TenantStore({ db: db.pool }) })
+    await expect(jobs.process('work', { payload: 1 }, job, () => 1, noDefer, mark)).rejects.toThrow(
+      'refused: no-tenant',
+    )
+    const forged = { rowtenancy: { v: 1, tenant: '1', sig: 'A'.repeat(43) }, payload: 1 }
+    await expect(jobs.process('work', forged, job, () => 1, noDefer, mark)).rejects.toThrow(
+      'refused: bad-signature',
+    )
+    const ghost = runWithTenant('99', () => jobs.seal('work', {}))
+    await expect(jobs.process('work', ghost, job, () => 1, noDefer, mark)).rejects.toThrow(
+      'refused: unknown-tenant',
+    )
+  })
+
+  it('what the handler throws comes back unchanged, with the tenant looked up or cached', async () => {
+    const cachingStore = new TenantStore({ db: db.pool })
+    const jobs = make({ store: cachingStore })
+    const sealed = runWithTenant('1', () => jobs.seal('work', {}))
+    const inner = new JobRejectedError('bad-signature', 'thrown by the handler')
+    const thrower = () => {
+      throw inner
+    }
+    const rejecter = async () => {
+      throw inner
+    }
+    for (const handler of [thrower, rejecter]) {
+      cachingStore.invalidate()
+      expect(cachingStore.peek('1')).toBeUndefined()
+      await expect(jobs.process('work', sealed, job, handler, noDefer, mark)).rejects.toBe(inner)
+      expect(cachingStore.peek('1')).toBeDefined()
+      await expect(jobs.process('work', sealed, job, handler, noDefer, mark)).rejects.toBe(inner)
+    }
+  })
+})
+
 describe('job signing', () => {
   it('signs HMAC-SHA256 (base64url) of version, [queue, tenant] and the canonical payload', () => {
     const jobs = make()

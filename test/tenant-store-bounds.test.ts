@@ -89,6 +89,42 @@ describe('TenantStore cache bounds (resource exhaustion)', () => {
     expect(db.queries).toBe(queries + 2)
   })
 
+  it('a hit, by get or peek, keeps an entry: the least recently used id goes first, not the first cached', async () => {
+    const db = new StubDb(true)
+    const store = new TenantStore({ db, maxEntries: 3 })
+    for (const id of ['1', '2', '3']) await store.get(id)
+    expect(store.peek('1')).toBeDefined()
+    await store.get('4') // evicts 2, the least recently used
+    expect(['1', '2', '3', '4'].map((id) => store.peek(id) !== undefined)).toEqual([
+      true,
+      false,
+      true,
+      true,
+    ])
+    await store.get('3')
+    await store.get('5') // evicts 1: peeked after 3 was cached, but 3 was asked for since
+    expect(['1', '3', '4', '5'].map((id) => store.peek(id) !== undefined)).toEqual([
+      false,
+      true,
+      true,
+      true,
+    ])
+    expect(db.queries).toBe(5)
+    expect(store.cacheSize.found).toBe(3)
+  })
+
+  it('peek takes a cached id as given, parses any other: "007" is 7, a malformed id throws', async () => {
+    const store = new TenantStore({ db: new StubDb(true), idType: 'bigint' })
+    await store.get('7')
+    expect(store.peek('7')).toBeDefined()
+    expect(store.peek('007')).toBe(store.peek('7'))
+    expect(store.peek(7)).toBe(store.peek('7'))
+    expect(store.peek('8')).toBeUndefined()
+    for (const bad of [' 7', '7 ', 'seven', '']) {
+      expect(() => store.peek(bad), bad).toThrow(/tenant id/i)
+    }
+  })
+
   it('a miss flood for one unknown name costs one query per negative TTL', async () => {
     const db = new StubDb(false)
     const store = new TenantStore({ db, negativeTtlMs: 60_000, ttlMs: 60_000 })

@@ -1,4 +1,4 @@
-import { JobRejectedError } from './job-errors.js'
+import type { JobRejectedError } from './job-errors.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
 /**
@@ -76,8 +76,8 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
  * inside each job's tenant. A refusal that a retry cannot cure (no tenant,
  * malformed, bad signature) fails the job at once as BullMQ's
  * `UnrecoverableError`; an unknown or suspended tenant fails by the job's
- * `attempts`; with the `wait` policy a suspended tenant's job is moved to the
- * delayed set without using an attempt.
+ * `attempts`, and so does an error the handler throws; with the `wait` policy a
+ * suspended tenant's job is moved to the delayed set without using an attempt.
  *
  * @example
  * ```ts
@@ -91,27 +91,24 @@ export function tenantProcessor<P = any>(
 ): (job: any, token?: string) => Promise<unknown> {
   jobs.rule(queueName)
   return function tenantJob(job, token) {
-    return jobs
-      .process(
-        queueName,
-        job.data,
-        { id: String(job.id), attempt: Number(job.attemptsMade ?? 0) + 1 },
-        (payload, info) => handler(payload as P, info, job),
-        async (delayMs, error) => {
-          await job.moveToDelayed(Date.now() + delayMs, token)
-          throw named('DelayedError', error.message, error)
-        },
-      )
-      .catch(unrecoverable)
+    return jobs.process(
+      queueName,
+      job.data,
+      { id: String(job.id), attempt: Number(job.attemptsMade ?? 0) + 1 },
+      (payload, info) => handler(payload as P, info, job),
+      async (delayMs, error) => {
+        await job.moveToDelayed(Date.now() + delayMs, token)
+        throw named('DelayedError', error.message, error)
+      },
+      unrecoverable,
+    )
   }
 }
 
 /** A refusal that a retry cannot cure fails the job at once, as BullMQ's `UnrecoverableError`. */
-function unrecoverable(err: unknown): never {
-  if (err instanceof JobRejectedError && !err.retryable) {
-    throw named('UnrecoverableError', `[${err.code}:${err.reason}] ${err.message}`, err)
-  }
-  throw err
+function unrecoverable(err: JobRejectedError): Error {
+  if (err.retryable) return err
+  return named('UnrecoverableError', `[${err.code}:${err.reason}] ${err.message}`, err)
 }
 
 function named(name: string, message: string, cause: unknown): Error {

@@ -48,6 +48,17 @@ export function canonicalClone<P>(payload: P): { data: P; text: string } {
   return { data: JSON.parse(text) as P, text }
 }
 
+/**
+ * The data of {@link canonicalClone} without its text, for an envelope that is
+ * not signed.
+ *
+ * @internal
+ */
+export function canonicalCopy<P>(payload: P): P {
+  const copy = plainCopy(payload, 0)
+  return (copy !== NOT_PLAIN ? copy : JSON.parse(canonicalJson(payload))) as P
+}
+
 const NOT_PLAIN = Symbol('not plain')
 
 /**
@@ -154,7 +165,11 @@ function inOrder(value: unknown, depth: number): boolean {
 export interface JobSigner {
   /** The signature of a job whose payload's canonical JSON is `text`. */
   sign(queue: string, tenant: string | null, text: string): string
-  /** Whether `sig` is the signature of this job (compared in constant time). */
+  /**
+   * Whether `sig` is the signature of this job: of the payload's JSON as it
+   * is, or, when its keys are out of canonical order (jsonb reorders them), of
+   * its canonical JSON. Compared in constant time.
+   */
   verify(queue: string, tenant: string | null, payload: unknown, sig: unknown): boolean
 }
 
@@ -168,14 +183,14 @@ const SIGNATURE_LENGTH = 43 // 32 bytes in unpadded base64url
 export function jobSigner(secret: Uint8Array): JobSigner {
   const mac = hmacSha256(secret)
   /**
-   * The message's start (`rowtenancy-job/v1\n[queue,tenant]\n`) per queue, then
-   * per tenant: kept for tenants this signer signed for or verified a job of,
-   * never for a tenant named only by an unverified job.
+   * The message's start (`rowtenancy-job/v1\n[queue,tenant]\n`, as UTF-8) per
+   * queue, then per tenant: kept for tenants this signer signed for or verified
+   * a job of, never for a tenant named only by an unverified job.
    */
-  const heads = new Map<string, Map<string | null, string>>()
+  const heads = new Map<string, Map<string | null, Uint8Array>>()
   const build = (queue: string, tenant: string | null) =>
-    `rowtenancy-job/v1\n[${JSON.stringify(queue)},${JSON.stringify(tenant)}]\n`
-  const remember = (queue: string, tenant: string | null, head: string) => {
+    Buffer.from(`rowtenancy-job/v1\n[${JSON.stringify(queue)},${JSON.stringify(tenant)}]\n`)
+  const remember = (queue: string, tenant: string | null, head: Uint8Array) => {
     let byTenant = heads.get(queue)
     if (byTenant === undefined) {
       // queues are the declared few; a bound all the same
@@ -198,7 +213,10 @@ export function jobSigner(secret: Uint8Array): JobSigner {
       if (typeof sig !== 'string' || sig.length !== SIGNATURE_LENGTH) return false
       const cached = heads.get(queue)?.get(tenant)
       const head = cached ?? build(queue, tenant)
-      const valid = sameText(mac(head, canonicalJson(payload)), sig)
+      // A payload a queue kept as JSON text comes back with its keys in the signed order, so
+      // its JSON is the signed text; one whose keys a queue reordered (jsonb) needs sorting.
+      let valid = sameText(mac(head, JSON.stringify(payload) ?? 'null'), sig)
+      if (!valid && !inOrder(payload, 0)) valid = sameText(mac(head, canonicalJson(payload)), sig)
       if (valid && cached === undefined) remember(queue, tenant, head)
       return valid
     },

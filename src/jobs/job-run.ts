@@ -29,8 +29,9 @@ export interface TenantChecked {
 /**
  * `process` of a job core: checks the job, looks its tenant up, then runs it in
  * its tenant or the audited cross-tenant scope. A job whose tenant is cached
- * makes no promise of its own besides the handler's: with AsyncLocalStorage on,
- * every promise runs a hook, and a fast queue runs thousands of jobs a second.
+ * makes no promise of its own besides the handler's, and the handler's promise
+ * is returned as it is: with AsyncLocalStorage on, every promise (and every
+ * reaction to one) runs a hook, and a fast queue runs thousands of jobs a second.
  *
  * @internal
  */
@@ -53,18 +54,33 @@ export function jobProcessor(
     const info: JobInfo = { id: job.id, queue, tenantId, attempt: job.attempt }
     return runWithTenant(tenantId, () => handler(admission.payload as never, info))
   }
-  return (queue, data, job, handler, defer) => {
+  return (queue, data, job, handler, defer, refused) => {
+    let admission: Admission | Promise<Admission>
     try {
       const checked = check(queue, data, job.id)
-      const admission = checked.kind === 'cross' ? checked : lookUp(queue, job.id, checked)
-      if (admission instanceof Promise) {
-        return admission.then((a) => run(a, queue, job, handler, defer))
-      }
+      admission = checked.kind === 'cross' ? checked : lookUp(queue, job.id, checked)
+    } catch (err) {
+      return Promise.reject(refusal(err, refused))
+    }
+    if (admission instanceof Promise) {
+      return admission.then(
+        (a) => run(a, queue, job, handler, defer),
+        (err: unknown) => {
+          throw refusal(err, refused)
+        },
+      )
+    }
+    try {
       return Promise.resolve(run(admission, queue, job, handler, defer))
     } catch (err) {
       return Promise.reject(err)
     }
   }
+}
+
+/** A refusal as the adapter wants it (`refused`); any other error unchanged. */
+function refusal(err: unknown, refused: ((error: JobRejectedError) => unknown) | undefined) {
+  return refused !== undefined && err instanceof JobRejectedError ? refused(err) : err
 }
 
 /** Runs a cross-tenant job inside `withoutTenant(reason)`, audited first. */
@@ -92,7 +108,7 @@ export function notRun(queue: string, jobId: string): string {
 
 /**
  * Looks a job's tenant up: at once when the store has it cached (most jobs),
- * else with a query.
+ * else with a query. A malformed id is refused either way (the store parses it).
  *
  * @internal
  */
@@ -103,17 +119,19 @@ export function lookUpTenant(
   checked: TenantChecked,
   waitMs: number,
 ): Admission | Promise<Admission> {
-  let id: string
+  let id = checked.tenant
   try {
-    id = parseTenantId(store.idType, checked.tenant)
+    if (canPeek(store)) {
+      const cached = store.peek(id)
+      if (cached !== undefined) return admitTenant(queue, jobId, checked, cached, waitMs)
+    }
+    id = parseTenantId(store.idType, id)
   } catch (err) {
     if (!(err instanceof InvalidTenantIdError)) throw err
     throw new JobRejectedError('malformed', `${notRun(queue, jobId)}: ${err.message}`, {
       cause: err,
     })
   }
-  const cached: Tenant | undefined = canPeek(store) ? store.peek(id) : undefined
-  if (cached !== undefined) return admitTenant(queue, jobId, checked, cached, waitMs)
   return store.get(id).then((t) => admitTenant(queue, jobId, checked, t, waitMs))
 }
 

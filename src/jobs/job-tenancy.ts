@@ -8,6 +8,7 @@ import {
 } from '../tenants/index.js'
 import {
   canonicalClone,
+  canonicalCopy,
   ENVELOPE_KEY,
   type JobEnvelope,
   type JobMeta,
@@ -134,7 +135,10 @@ export interface JobTenancy {
   /**
    * Admits and runs one job: `handler` inside its tenant (or the audited
    * cross-tenant scope). On a `wait` decision calls `defer(delayMs)` and returns
-   * `undefined` without running the handler.
+   * `undefined` without running the handler. A refusal of the job comes back as
+   * a rejection with the `JobRejectedError`, or with what `refused` makes of it
+   * (an adapter's "do not retry" error); what the handler throws comes back
+   * unchanged. Never throws synchronously.
    */
   process<P, R>(
     queue: string,
@@ -142,6 +146,7 @@ export interface JobTenancy {
     job: { id: string; attempt: number },
     handler: JobHandler<P, R>,
     defer: (delayMs: number, error: JobRejectedError) => Promise<void>,
+    refused?: (error: JobRejectedError) => unknown,
   ): Promise<R | undefined>
 }
 
@@ -223,7 +228,10 @@ function sealJob<P>(
   idType: TenantIdType,
   signer: JobSigner | undefined,
 ): JobEnvelope<P> {
-  const { data, text } = canonicalClone(payload)
+  let data: P
+  let text: string | undefined
+  if (signer === undefined) data = canonicalCopy(payload)
+  else ({ data, text } = canonicalClone(payload))
   let tenant: string | null = null
   if (crossTenant === undefined) {
     const current = tryCurrentTenant()
@@ -236,7 +244,7 @@ function sealJob<P>(
   const meta: JobMeta =
     signer === undefined
       ? { v: 1, tenant }
-      : { v: 1, tenant, sig: signer.sign(queue, tenant, text) }
+      : { v: 1, tenant, sig: signer.sign(queue, tenant, text!) }
   // `rowtenancy` is ENVELOPE_KEY, written as a literal key: a computed one builds a slower object
   return { rowtenancy: meta, payload: data }
 }

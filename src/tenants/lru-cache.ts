@@ -1,13 +1,27 @@
+/** An entry of {@link LruCache}, in its recency list (`newer` toward the most recently used). */
+interface Entry<V> {
+  readonly key: string
+  value: V
+  expires: number
+  older: Entry<V> | undefined
+  newer: Entry<V> | undefined
+}
+
 /**
  * A size-bounded map with expiry: the least recently used entry goes first when
- * it is full, and an expired entry is dropped when it is next asked for. Built on
- * `Map` insertion order (a hit moves the entry to the end).
+ * it is full, and an expired entry is dropped when it is next asked for. A `Map`
+ * finds the entry and a linked list keeps the order, so a hit (on a hot path:
+ * `TenantStore.peek` runs per job) moves its entry to the front by relinking it,
+ * without the `Map` delete and insert that keeping the order in the `Map` costs.
  *
  * @internal
  */
 export class LruCache<V> {
   readonly #max: number
-  readonly #entries = new Map<string, { readonly value: V; readonly expires: number }>()
+  readonly #entries = new Map<string, Entry<V>>()
+  /** The least and the most recently used entries. */
+  #oldest: Entry<V> | undefined
+  #newest: Entry<V> | undefined
 
   constructor(max: number) {
     this.#max = max
@@ -21,28 +35,57 @@ export class LruCache<V> {
   get(key: string, now: number): V | undefined {
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
-    this.#entries.delete(key)
-    if (entry.expires <= now) return undefined
-    this.#entries.set(key, entry)
+    if (entry.expires <= now) {
+      this.#remove(entry)
+      return undefined
+    }
+    if (entry !== this.#newest) {
+      this.#unlink(entry)
+      this.#link(entry)
+    }
     return entry.value
   }
 
   set(key: string, value: V, expires: number): void {
     if (this.#max <= 0) return
-    this.#entries.delete(key)
-    while (this.#entries.size >= this.#max) {
-      const oldest = this.#entries.keys().next().value as string
-      this.#entries.delete(oldest)
-    }
-    this.#entries.set(key, { value, expires })
+    const found = this.#entries.get(key)
+    if (found !== undefined) this.#remove(found)
+    while (this.#entries.size >= this.#max) this.#remove(this.#oldest!)
+    const entry: Entry<V> = { key, value, expires, older: undefined, newer: undefined }
+    this.#entries.set(key, entry)
+    this.#link(entry)
   }
 
   delete(key: string): void {
-    this.#entries.delete(key)
+    const entry = this.#entries.get(key)
+    if (entry !== undefined) this.#remove(entry)
   }
 
   clear(): void {
     this.#entries.clear()
+    this.#oldest = this.#newest = undefined
+  }
+
+  #remove(entry: Entry<V>): void {
+    this.#entries.delete(entry.key)
+    this.#unlink(entry)
+  }
+
+  /** Takes `entry` out of the recency list. */
+  #unlink(entry: Entry<V>): void {
+    if (entry.older === undefined) this.#oldest = entry.newer
+    else entry.older.newer = entry.newer
+    if (entry.newer === undefined) this.#newest = entry.older
+    else entry.newer.older = entry.older
+    entry.older = entry.newer = undefined
+  }
+
+  /** Puts `entry` at the most recently used end of the list. */
+  #link(entry: Entry<V>): void {
+    entry.older = this.#newest
+    if (this.#newest === undefined) this.#oldest = entry
+    else this.#newest.newer = entry
+    this.#newest = entry
   }
 }
 

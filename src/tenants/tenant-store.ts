@@ -169,7 +169,13 @@ export class TenantStore {
    * ```
    */
   peek(id: unknown): Tenant | undefined {
-    return this.#found.get(`id:${parseTenantId(this.#idType, id)}`, Date.now())?.tenant
+    const now = Date.now()
+    // Every cached id is canonical, so a string equal to one needs no parsing.
+    if (typeof id === 'string') {
+      const found = this.#found.get(`id:${id}`, now)
+      if (found !== undefined) return found.tenant
+    }
+    return this.#found.get(`id:${parseTenantId(this.#idType, id)}`, now)?.tenant
   }
 
   /**
