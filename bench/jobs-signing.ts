@@ -7,7 +7,7 @@
  *    (Node's HMAC API) in the same rounds. Every way is checked to give createHmac's bytes.
  *    For scale, the cost of one one-shot SHA-256, and of a one-call keyed SHA3-256
  *    (a different MAC, so a different signature format) on the same bytes.
- * 2. The signer's own steps: sign, verify (canonical JSON + HMAC + compare).
+ * 2. The signer's own steps: sign, verify (payload JSON + HMAC + compare).
  * 3. One job's whole wrapper work on BullMQ's path with the queue left out: seal inside
  *    `runWithTenant`, the data through `JSON.stringify`/`JSON.parse` (as BullMQ stores it),
  *    then `tenantProcessor`; bare (the same JSON round trip and handler, no wrapper), unsigned
@@ -136,10 +136,10 @@ function signer() {
         (i) => s.sign('t_wrapped', TENANTS[i % 10]!, TEXTS[i % 1000]!),
       ],
       [
-        'verify (canonical JSON, HMAC, compare)',
+        'verify (payload JSON, HMAC, compare)',
         (i) => s.verify('t_wrapped', TENANTS[i % 10]!, payloads[i % 1000], sigs[i % 1000]),
       ],
-      ['  of which canonicalJson', (i) => canonicalJson(payloads[i % 1000])],
+      ['  for scale: canonicalJson of the payload', (i) => canonicalJson(payloads[i % 1000])],
     ]),
   )
 }
