@@ -121,10 +121,11 @@ describe('BullMQ: what a retry can cure', () => {
       { connection: c2, prefix: redis.prefix },
     )
     worker.on('error', () => {})
-    const failed = async (id: string) => {
-      const job = await Job.fromId(queue, id)
-      return job?.failedReason ? job : undefined
-    }
+    // A failed attempt that will be retried leaves a failedReason too: wait for the failed state.
+    const failed = async (id: string) =>
+      (await (await Job.fromId(queue, id))?.getState()) === 'failed'
+        ? Job.fromId(queue, id)
+        : undefined
     try {
       const forged = await queue.add(
         'job',
@@ -136,13 +137,13 @@ describe('BullMQ: what a retry can cure', () => {
         tq.add('job', { tag: 'sleepy' }, { attempts: 2 }),
       )
       const inner = await runWithTenant('1', () => tq.add('job', { tag: 'inner' }, { attempts: 2 }))
-      const f = await until(() => failed(forged.id!))
+      const f = (await until(() => failed(forged.id!)))!
       expect(f.failedReason).toMatch(/^\[JOB_REJECTED:bad-signature\] .*signature is wrong/)
       expect(f.attemptsMade).toBe(1)
-      const s = await until(() => failed(sleepy.id!))
+      const s = (await until(() => failed(sleepy.id!)))!
       expect(s.failedReason).toMatch(/"sleepy" \(20\) is suspended/)
       expect(s.attemptsMade).toBe(2)
-      const i = await until(() => failed(inner.id!))
+      const i = (await until(() => failed(inner.id!)))!
       expect(i.failedReason).toBe('from the handler')
       expect(i.attemptsMade).toBe(2)
     } finally {
