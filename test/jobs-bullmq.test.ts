@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
 import { JobRejectedError, tenantProcessor, tenantQueue } from '../src/jobs/index.js'
-import { openTestRedis } from './helpers/redis.js'
+import { openBullPair, openTestRedis } from './helpers/redis.js'
 import { SUSPENDED, setupJobsFixture, until } from './jobs-fixture.js'
 import { jobScenarios } from './jobs-scenario.js'
 
@@ -71,14 +71,9 @@ describe('BullMQ: scheduled runs', () => {
   it('every run of a job scheduler made in tenant 5 runs as tenant 5', async () => {
     const fx = await setupJobsFixture('bull_sched')
     const redis = await openTestRedis()
-    const mk = () => new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
-    const [c1, c2] = [mk(), mk()]
     const jobs = fx.jobs()
-    const queue = new Queue('probe', { connection: c1, prefix: redis.prefix })
-    const worker = new Worker('probe', tenantProcessor(jobs, 'probe', fx.handlers.probe!), {
-      connection: c2,
-      prefix: redis.prefix,
-    })
+    const bull = openBullPair(redis, 'probe', tenantProcessor(jobs, 'probe', fx.handlers.probe!))
+    const { queue } = bull
     try {
       await runWithTenant('5', () =>
         tenantQueue(queue, jobs).upsertJobScheduler(
@@ -93,11 +88,7 @@ describe('BullMQ: scheduled runs', () => {
       })
       for (const s of runs) expect(s).toMatchObject({ tenant: '5', bound: '5', accounts: ['t5'] })
     } finally {
-      await worker.close()
-      await queue.obliterate({ force: true }).catch(() => {})
-      await queue.close()
-      c1.disconnect()
-      c2.disconnect()
+      await bull.close()
       await redis.stop()
       await fx.cleanup()
     }
@@ -108,19 +99,17 @@ describe('BullMQ: what a retry can cure', () => {
   it("a forged job fails at once whatever its attempts; a suspended tenant's job and a handler's error use them", async () => {
     const fx = await setupJobsFixture('bull_attempts')
     const redis = await openTestRedis()
-    const mk = () => new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
-    const [c1, c2] = [mk(), mk()]
     const jobs = fx.jobs()
-    const queue = new Queue('probe', { connection: c1, prefix: redis.prefix })
-    const worker = new Worker(
+    const bull = openBullPair(
+      redis,
       'probe',
       tenantProcessor(jobs, 'probe', (payload: { tag: string }) => {
         // a refusal the handler itself meets is the handler's error, not the job's refusal
         if (payload.tag === 'inner') throw new JobRejectedError('unknown-queue', 'from the handler')
       }),
-      { connection: c2, prefix: redis.prefix },
     )
-    worker.on('error', () => {})
+    const { queue } = bull
+    bull.worker.on('error', () => {})
     // A failed attempt that will be retried leaves a failedReason too: wait for the failed state.
     const failed = async (id: string) =>
       (await (await Job.fromId(queue, id))?.getState()) === 'failed'
@@ -147,11 +136,7 @@ describe('BullMQ: what a retry can cure', () => {
       expect(i.failedReason).toBe('from the handler')
       expect(i.attemptsMade).toBe(2)
     } finally {
-      await worker.close()
-      await queue.obliterate({ force: true }).catch(() => {})
-      await queue.close()
-      c1.disconnect()
-      c2.disconnect()
+      await bull.close()
       await redis.stop()
       await fx.cleanup()
     }

@@ -1,11 +1,9 @@
 import { request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
-import { Queue, Worker } from 'bullmq'
 import express from 'express'
 import Fastify from 'fastify'
 import { Hono } from 'hono'
-import { Redis } from 'ioredis'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
@@ -28,7 +26,7 @@ import {
 } from '../src/entries/jobs.js'
 import type { TenantMiddlewareOptions } from '../src/http/types.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import { openTestRedis } from './helpers/redis.js'
+import { openBullPair, openTestRedis } from './helpers/redis.js'
 import { reject } from './helpers/reject.js'
 import { type RlsFixture, setupRlsFixture } from './rls-fixture.js'
 
@@ -267,20 +265,17 @@ describe('jobs: the tenant lookup on an exhausted pool', () => {
       queues: { 'store-probe': {} },
     })
     const redis = await openTestRedis()
-    const client = () =>
-      new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
-    const [c1, c2] = [client(), client()]
-    const queue = new Queue('store-probe', { connection: c1, prefix: redis.prefix })
     const ran: string[] = []
     const failures = new Map<string, string[]>()
     let held: pg.PoolClient | undefined = await pool.connect()
-    const worker = new Worker(
+    const bull = openBullPair(
+      redis,
       'store-probe',
       tenantProcessor(jobs, 'store-probe', async (_payload: unknown, info) => {
         ran.push(info.tenantId!)
       }),
-      { connection: c2, prefix: redis.prefix },
     )
+    const { queue, worker } = bull
     worker.on('error', () => {})
     const settled = new Map<string, (state: string) => void>()
     worker.on('failed', (job, err) => {
@@ -312,11 +307,7 @@ describe('jobs: the tenant lookup on an exhausted pool', () => {
       expect(ran).toEqual(['1'])
     } finally {
       held?.release()
-      await worker.close()
-      await queue.obliterate({ force: true }).catch(() => {})
-      await queue.close()
-      c1.disconnect()
-      c2.disconnect()
+      await bull.close()
       await redis.stop()
     }
   })

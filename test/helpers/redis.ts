@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import * as net from 'node:net'
+import { type Processor, Queue, Worker } from 'bullmq'
+import { Redis } from 'ioredis'
 
 /**
  * A Redis for one test file: the machine's (REDIS_URL, else 127.0.0.1:6379)
@@ -83,4 +85,32 @@ export async function openTestRedis(): Promise<TestRedis> {
   }
   child.kill('SIGKILL')
   throw new Error(`redis-server started on port ${own} but did not answer PING within 5 s.`)
+}
+
+/** A BullMQ queue and its worker on a test Redis, each on a connection of its own. */
+export interface BullPair {
+  readonly queue: Queue
+  readonly worker: Worker
+  /** Closes the worker, removes the queue's keys, closes the queue and both connections. */
+  close(): Promise<void>
+}
+
+/** Opens a {@link BullPair} for queue `name` on `redis` (the Redis itself stays up). */
+export function openBullPair(redis: TestRedis, name: string, processor: Processor): BullPair {
+  const connect = () =>
+    new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+  const [c1, c2] = [connect(), connect()]
+  const queue = new Queue(name, { connection: c1, prefix: redis.prefix })
+  const worker = new Worker(name, processor, { connection: c2, prefix: redis.prefix })
+  return {
+    queue,
+    worker,
+    async close() {
+      await worker.close()
+      await queue.obliterate({ force: true }).catch(() => {})
+      await queue.close()
+      c1.disconnect()
+      c2.disconnect()
+    },
+  }
 }
