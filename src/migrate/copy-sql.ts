@@ -206,6 +206,21 @@ export function orphanStatement(
 }
 
 /**
+ * Whether the target table holds any row of the tenant, as an SQL expression (`tenant` as for
+ * {@link existingRowsStatement}).
+ *
+ * @example
+ * ```ts
+ * tenantRowsExist(ctx, book, "'7'")
+ * // 'exists (select 1 from "public"."book" where "tenant_id" = \'7\'::bigint)'
+ * ```
+ * @internal
+ */
+export function tenantRowsExist(ctx: SqlContext, t: TablePlan, tenant = '$1'): string {
+  return `exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc(ctx)} = ${tenant}::${ctx.idType})`
+}
+
+/**
  * Whether each target table already holds any row of the tenant (a copy on top
  * would duplicate rows, so the tenant is refused instead): one statement, one
  * boolean column per table, named by its index in `tables`. `tenant`: `$1` (the
@@ -222,9 +237,6 @@ export function existingRowsStatement(
   tables: readonly TablePlan[],
   tenant = '$1',
 ): Statement {
-  const probes = tables.map(
-    (t, i) =>
-      `exists (select 1 from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc(ctx)} = ${tenant}::${ctx.idType}) as "${i}"`,
-  )
+  const probes = tables.map((t, i) => `${tenantRowsExist(ctx, t, tenant)} as "${i}"`)
   return { text: `select ${probes.join(', ')}`, values: tenant === '$1' ? [ctx.tenantId] : [] }
 }

@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors/index.js'
 import { isConnectionError, type Queryable } from '../sql/queryable.js'
-import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
+import { quoteLiteral, quoteQualified } from '../sql/quote.js'
 import {
   describeCheck,
   foreignKeyOrphansOfTables,
@@ -19,6 +19,7 @@ import {
   insertStatement,
   type SqlContext,
   type Statement,
+  tenantRowsExist,
 } from './copy-sql.js'
 import { emit, type MigrationListener } from './events.js'
 import type { CopyGuard } from './guard.js'
@@ -163,16 +164,16 @@ function tableChecks(
 const SCOPED =
   "select set_config('enable_seqscan', 'off', true), set_config('enable_nestloop', 'off', true)"
 
+/** One statement's result, as a multi-statement query gives them back. */
+type Result = { rows: any[]; rowCount?: number | null }
+
 /**
  * Sends several statements in ONE round trip (the simple protocol: no parameters, each
  * statement planned after the one before ran, each with its own snapshot); their results.
  */
-async function many(
-  client: Queryable,
-  text: string,
-): Promise<{ rows: any[]; rowCount?: number | null }[]> {
+async function many(client: Queryable, text: string): Promise<Result[]> {
   const r: unknown = await client.query(text)
-  return Array.isArray(r) ? r : [r as { rows: any[]; rowCount?: number | null }]
+  return Array.isArray(r) ? r : [r as Result]
 }
 
 /** @internal */
@@ -361,16 +362,11 @@ async function copyFresh(
   // The target holds rows of the tenant, or the ledger has a row of it after all (another run
   // got there first).
   const probe = [
-    ...tables.map(
-      (t) =>
-        `exists (select 1 from ${quoteQualified(plan.targetSchema, t.name)} where ${quoteIdent(plan.tenantColumn)} = ${tenant}::${plan.idType})`,
-    ),
+    ...tables.map((t) => tenantRowsExist(ctx, t, tenant)),
     `exists (select 1 from ${quoteQualified(plan.targetSchema, LEDGER_TABLE)} l where l.tenant_id = ${tenant} ` +
       "and (l.state not in ('pending', 'rolled_back') or l.tables <> '{}'::jsonb))",
   ].join(' or ')
-  const statements = tables.map((t) =>
-    options.verify ? copyWithChecksumStatement(ctx, t, tenant) : insertStatement(ctx, t, tenant),
-  )
+  const statements = copyStatements(ctx, tables, tenant, options.verify)
   const orphans = orphanCheck(ctx, tables, options)
   const results = await many(
     client,
@@ -398,18 +394,12 @@ async function copyFresh(
       Object.keys(entry.tables).length > 0)
   if (stale || !(first?.existed || first?.inserted)) return undefined
   const tenantRow = await finishTenantRow(client, plan.tenantsSchema, plan.idType, tp.tenant, first)
+  const sums = new Map<string, ChecksumRow>()
   const copied = tables.map((t, i) => {
-    const res = results[at + 1 + i]!
-    const rows = options.verify
-      ? Number((res.rows[0] as ChecksumRow).target_n)
-      : (res.rowCount ?? 0)
+    const { rows, sum } = copiedOf(results[at + 1 + i]!, options.verify)
+    if (sum) sums.set(t.name, sum)
     return { table: t.name, rows }
   })
-  const sums = new Map(
-    options.verify
-      ? tables.map((t, i) => [t.name, results[at + 1 + i]!.rows[0] as ChecksumRow])
-      : [],
-  )
   const checks = !options.verify
     ? []
     : orphans
@@ -594,9 +584,7 @@ async function copyTables(
   const copied: { table: string; rows: number }[] = []
   const sums = new Map<string, ChecksumRow>()
   const tenant = batch ? quoteLiteral(tenantId) : '$1'
-  const statements = tables.map((t) =>
-    oneStatement ? copyWithChecksumStatement(ctx, t, tenant) : insertStatement(ctx, t, tenant),
-  )
+  const statements = copyStatements(ctx, tables, tenant, oneStatement)
   const texts = statements.map((s) => s.text)
   const batched = batch ? await many(client, [...texts, ...(after ? [after] : [])].join('; ')) : []
   for (const [i, t] of tables.entries()) {
@@ -607,13 +595,33 @@ async function copyTables(
       (t.remapColumns.size > 0
         ? await tenantScoped(client, () => client.query(s.text, s.values))
         : await client.query(s.text, s.values))
-    const sum = oneStatement ? (res.rows[0] as ChecksumRow) : undefined
-    const rows = sum ? Number(sum.target_n) : (res.rowCount ?? 0)
+    const { rows, sum } = copiedOf(res, oneStatement)
     if (sum) sums.set(t.name, sum)
     copied.push({ table: t.name, rows })
     emit(onEvent, { type: 'table-copied', tenantId, table: t.name, rows })
   }
   return { copied, sums, afterRow: after ? batched.at(-1)?.rows[0] : undefined }
+}
+
+/** Each table's copy: with both checksums in the statement (`oneStatement`), else a plain INSERT ... SELECT. */
+function copyStatements(
+  ctx: SqlContext,
+  tables: readonly TablePlan[],
+  tenant: string,
+  oneStatement: boolean,
+): Statement[] {
+  return tables.map((t) =>
+    oneStatement ? copyWithChecksumStatement(ctx, t, tenant) : insertStatement(ctx, t, tenant),
+  )
+}
+
+/** The rows one table's copy stored, and the checksum row its statement returned with `oneStatement`. */
+function copiedOf(
+  res: Result,
+  oneStatement: boolean,
+): { rows: number; sum: ChecksumRow | undefined } {
+  const sum = oneStatement ? (res.rows[0] as ChecksumRow) : undefined
+  return { rows: sum ? Number(sum.target_n) : (res.rowCount ?? 0), sum }
 }
 
 /** Throws at the first table whose check failed or whose count differs from what was copied. */
