@@ -137,12 +137,15 @@ async function migratePrepared(
   // and this step); a run that refuses every tenant of a fresh target changes nothing. Both
   // at once, and before the index builds: a build that fails must not leave the app's next
   // ids colliding with copied ones.
-  const [, sequences] = await Promise.all([
-    dryRun ? undefined : withClient(options.db, flushCommits),
-    !dryRun && !refused && (todo.length > 0 || copiedBefore(ledger))
-      ? moveSequences(options, plan, ahead ?? readSharedSequences(options, plan))
-      : [],
-  ])
+  const sequences = dryRun
+    ? []
+    : await flushAndMoveSequences(
+        options,
+        plan,
+        !refused && (todo.length > 0 || copiedBefore(ledger))
+          ? (ahead ?? readSharedSequences(options, plan))
+          : undefined,
+      )
   // Also after a run that stopped between its copy and this step: its indexes are recorded.
   const builtIndexes = dryRun
     ? []
@@ -203,9 +206,11 @@ interface Prepared {
 }
 
 /**
- * Plans (the catalog reads at once on the pool, which also warms the connections the
- * copy jobs take next) while one more connection asks whether the role may quiet the
- * triggers and reads the ledger; then chooses the copy guard and checks a Citus target.
+ * Plans (the catalog reads one after the other on one connection: each further backend
+ * started for them pays its own first catalog reads, which cost more than the reads
+ * themselves) while one more connection asks whether the role may quiet the triggers and
+ * reads the ledger; then chooses the copy guard and checks a Citus target. The copy jobs
+ * then take these two connections.
  * A dry run reports a guard or Citus problem instead of throwing it.
  */
 async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepared> {
@@ -217,7 +222,7 @@ async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepar
   // Awaited below in every case: a failed plan does not leave it unhandled, nor the ledger's
   // transaction open.
   early.catch(() => {})
-  const plan = await planMigration(options.db, options).catch(async (err) => {
+  const plan = await withClient(options.db, (c) => planMigration(c, options)).catch(async (err) => {
     await early.then((e) => e.ledgerCreation?.abandon()).catch(() => {})
     throw err
   })
@@ -378,22 +383,43 @@ function readSharedSequences(
   return readSequenceColumns(options.db, plan.targetSchema, tables)
 }
 
-async function moveSequences(
+/**
+ * Makes the copies durable ({@link flushCommits}) and moves the sequences (when `shared`,
+ * the shared tables' sequence columns, is given) on two connections, those the copies
+ * warmed: one flushes and then follows the tenants' other sequences, the other moves the
+ * shared tables' sequences and then the tenants table's. A third at once would start a
+ * backend whose first catalog reads cost more than the statement.
+ */
+async function flushAndMoveSequences(
   options: MigrateOptions,
   plan: MigrationPlan,
-  shared: Promise<readonly SequenceColumn[]>,
+  shared: Promise<readonly SequenceColumn[]> | undefined,
 ): Promise<SequenceAdjustment[]> {
   const together = tenantsWithShared(plan)
-  const [adjusted, followed, apart] = await Promise.all([
-    shared.then((columns) => moveSequencesOf(options.db, plan.targetSchema, columns)),
-    followTenantSequences(
-      options.db,
-      plan.targetSchema,
-      plan.tables,
-      plan.tenants.map((t) => t.tenant.schema),
-    ),
-    together ? [] : adjustSequences(options.db, plan.tenantsSchema, ['tenants']),
+  const [followed, [adjusted, apart]] = await Promise.all([
+    withClient(options.db, async (c) => {
+      await flushCommits(c)
+      if (!shared) return []
+      return followTenantSequences(
+        c,
+        plan.targetSchema,
+        plan.tables,
+        plan.tenants.map((t) => t.tenant.schema),
+      )
+    }),
+    shared
+      ? withClient(options.db, async (c) => {
+          const moved = await moveSequencesOf(c, plan.targetSchema, await shared, {
+            looseScan: (table) => worthALooseScan(plan, table),
+          })
+          return [
+            moved,
+            together ? [] : await adjustSequences(c, plan.tenantsSchema, ['tenants']),
+          ] as const
+        })
+      : ([[], []] as const),
   ])
+  if (!shared) return []
   const isTenants = (a: SequenceAdjustment) => together && a.table === 'tenants'
   const sequences = [
     ...adjusted.filter((a) => !isTenants(a)),
@@ -404,6 +430,22 @@ async function moveSequences(
   emit(options.onEvent, { type: 'sequences', adjusted: sequences.length })
   return sequences
 }
+
+/**
+ * Whether a shared table is large enough that its furthest id is found faster by a loose
+ * index scan (a few ms to plan on a new backend, then two index descents per tenant, some
+ * 20-50 µs each) than by a scan (about 1 µs per row, hint bits set on fresh rows): from the
+ * plan's row estimates of the table in every tenant and in the shared table.
+ */
+function worthALooseScan(plan: MigrationPlan, table: string): boolean {
+  let rows = plan.targets.get(table)?.estimatedRows ?? 0
+  for (const tp of plan.tenants)
+    rows += tp.tables.find((t) => t.name === table)?.source.estimatedRows ?? 0
+  return rows >= LOOSE_SCAN_ROWS + 100 * plan.tenants.length
+}
+
+/** Below this many rows (plus 100 per tenant) a shared table's furthest id is found by a scan. */
+const LOOSE_SCAN_ROWS = 20_000
 
 /** Whether the ledger holds rows of a tenant that a run copied. */
 function copiedBefore(ledger: ReadonlyMap<string, LedgerEntry>): boolean {

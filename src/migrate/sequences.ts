@@ -1,5 +1,5 @@
 import type { Queryable } from '../sql/queryable.js'
-import { quoteQualified } from '../sql/quote.js'
+import { quoteIdent, quoteQualified } from '../sql/quote.js'
 
 /**
  * A sequence that was moved above the largest id in its table.
@@ -19,7 +19,7 @@ export interface SequenceAdjustment {
  * whether the column is an integer one (its values show how far the sequence went).
  */
 const COLUMN_SEQUENCES = `
-select c.relname as table, a.attname as column, q.seq,
+select c.relname as table, a.attname as column, q.seq, c.oid as relid,
        format_type(a.atttypid, null) in ('smallint', 'integer', 'bigint') as integer
   from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
  cross join lateral (
@@ -34,6 +34,32 @@ select c.relname as table, a.attname as column, q.seq,
          where ad.adrelid = c.oid and ad.adnum = a.attnum) q
  where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
    and c.relkind in ('r', 'p') and q.seq is not null`
+
+/**
+ * For the column `x.column` of the table `x.relid`: a valid, total btree index whose second
+ * key is that column and whose first key (`lead`, the tenant column of a shared table's
+ * `(tenant_id, id)` key) orders as `ORDER BY lead` does (default operator classes, the
+ * column's collation, ascending with nulls last or descending with nulls first), so that
+ * the column's furthest value is found by one index descent per distinct `lead` value
+ * instead of a scan of the table (see {@link furthestValue}). None on a Citus cluster (a
+ * recursive query over a distributed table is not pushed down).
+ */
+const LEADING_INDEX = `
+select i.indexrelid::int8::text as index, la.attname as lead, not la.attnotnull as lead_nullable
+  from pg_catalog.pg_index i
+  join pg_catalog.pg_class ic on ic.oid = i.indexrelid
+  join pg_catalog.pg_am am on am.oid = ic.relam
+  join pg_catalog.pg_attribute la on la.attrelid = i.indrelid and la.attnum = i.indkey[0]
+  join pg_catalog.pg_attribute ca on ca.attrelid = i.indrelid and ca.attnum = i.indkey[1]
+  join pg_catalog.pg_opclass o0 on o0.oid = i.indclass[0]
+  join pg_catalog.pg_opclass o1 on o1.oid = i.indclass[1]
+ where i.indrelid = x.relid and ca.attname = x.column and am.amname = 'btree'
+   and i.indnkeyatts >= 2 and i.indisvalid and i.indpred is null
+   and o0.opcdefault and o1.opcdefault and i.indcollation[0] = la.attcollation
+   and (i.indoption[0] & 3) in (0, 3)
+   and not exists (select from pg_catalog.pg_extension where extname = 'citus')
+ order by i.indisprimary desc, i.indisunique desc, i.indexrelid
+ limit 1`
 
 /**
  * Moves every serial / identity sequence of the given tables, and every sequence an
@@ -78,9 +104,11 @@ export async function readSequenceColumns(
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
             s.seqstart::text as start, s.seqincrement < 0 as down,
-            pg_catalog.has_sequence_privilege(x.seq::regclass, 'SELECT') as readable
+            pg_catalog.has_sequence_privilege(x.seq::regclass, 'SELECT') as readable,
+            ix.index, ix.lead, ix.lead_nullable
        from (${COLUMN_SEQUENCES}) x
        join pg_sequence s on s.seqrelid = x.seq::regclass
+       left join lateral (${LEADING_INDEX}) ix on true
       where x.integer
       order by 1, 2`,
     [schema, tables],
@@ -100,6 +128,12 @@ export interface SequenceColumn {
   readonly down: boolean
   /** This role may read the sequence (SELECT). */
   readonly readable: boolean
+  /** The oid of an index on `(lead, column, ...)` (see {@link LEADING_INDEX}), else `null`. */
+  readonly index?: string | null
+  /** That index's first key column. */
+  readonly lead?: string | null
+  /** The lead column may hold nulls. */
+  readonly lead_nullable?: boolean | null
 }
 
 /**
@@ -116,6 +150,7 @@ export async function moveSequencesOf(
   db: Queryable,
   schema: string,
   rows: readonly SequenceColumn[],
+  options: MoveOptions = {},
 ): Promise<SequenceAdjustment[]> {
   if (rows.length === 0) return []
   // Per sequence: the columns drawing from it, and the value it gives next as read. A sequence
@@ -130,9 +165,10 @@ export async function moveSequencesOf(
     entry.columns.push(i)
     bySequence.set(r.seq, entry)
   }
+  const loose = options.looseScan ?? (() => true)
   const furthest = rows.map(
     (r, i) =>
-      `(select ${r.down ? 'min' : 'max'}(${quoteQualified(undefined, r.column)}) from ${quoteQualified(schema, r.table)})::int8 as "${i}"`,
+      `${furthestValue(schema, loose(r.table) ? r : { ...r, index: null })}::int8 as "${i}"`,
   )
   const values: unknown[] = []
   const moves = [...bySequence].map(([sequence, e], j) => {
@@ -177,6 +213,53 @@ export async function moveSequencesOf(
       })),
     )
   return out
+}
+
+/** How {@link moveSequencesOf} finds the furthest values. */
+export interface MoveOptions {
+  /**
+   * Whether to find a table's furthest value by a loose index scan where an index allows
+   * (see {@link furthestValue}); every table by default. A small table is scanned faster:
+   * the loose scan's recursive query costs a few milliseconds to plan on a new backend.
+   */
+  readonly looseScan?: (table: string) => boolean
+}
+
+/**
+ * The largest value of the column in its table (the smallest for a descending sequence).
+ * With an index on `(lead, column)`, a loose index scan: one descent per distinct `lead`
+ * value (a tenant) to find the next one, one for its furthest value, and one for the rows
+ * whose `lead` is null. That index may be gone by now (a deferred index, dropped while the
+ * copies ran): the statement checks, and scans the table instead.
+ *
+ * @example
+ * ```ts
+ * furthestValue('public', { table: 'book', column: 'id', lead: 'tenant_id', index: '16402', ... })
+ * // (case when exists (select from pg_catalog.pg_index i where i.indexrelid = 16402 and i.indisvalid)
+ * //   then (with recursive rt_k(v) as ((select rt_s."tenant_id" from "public"."book" rt_s where rt_s."tenant_id" is not null order by 1 limit 1)
+ * //          union all select (select rt_s."tenant_id" from "public"."book" rt_s where rt_s."tenant_id" > rt_k.v order by 1 limit 1) from rt_k where rt_k.v is not null)
+ * //        select max(m) from (select (select max(rt_s."id") from "public"."book" rt_s where rt_s."tenant_id" = rt_k.v) as m from rt_k where rt_k.v is not null) rt_m)
+ * //   else (select max("id") from "public"."book") end)
+ * ```
+ */
+function furthestValue(schema: string, r: SequenceColumn): string {
+  const table = quoteQualified(schema, r.table)
+  const agg = r.down ? 'min' : 'max'
+  const scan = `(select ${agg}(${quoteIdent(r.column)}) from ${table})`
+  if (!r.index || !r.lead) return scan
+  const lead = `rt_s.${quoteIdent(r.lead)}`
+  const column = `rt_s.${quoteIdent(r.column)}`
+  const from = `from ${table} rt_s`
+  const leads =
+    `with recursive rt_k(v) as ((select ${lead} ${from} where ${lead} is not null order by 1 limit 1) ` +
+    `union all select (select ${lead} ${from} where ${lead} > rt_k.v order by 1 limit 1) from rt_k where rt_k.v is not null)`
+  const perLead = `select (select ${agg}(${column}) ${from} where ${lead} = rt_k.v) as m from rt_k where rt_k.v is not null`
+  const nulls = r.lead_nullable
+    ? ` union all select (select ${agg}(${column}) ${from} where ${lead} is null)`
+    : ''
+  const loose = `(${leads} select ${agg}(m) from (${perLead}${nulls}) rt_m)`
+  const present = `exists (select from pg_catalog.pg_index i where i.indexrelid = ${BigInt(r.index)} and i.indisvalid)`
+  return `(case when ${present} then ${loose} else ${scan} end)`
 }
 
 /**
