@@ -178,6 +178,8 @@ export async function moveSequencesOf(
     const past = `${v} ${e.down ? '<=' : '>='} ${e.next}::numeric`
     return `case when ${past} then ${moveStatement(`$${j + 1}::regclass`, sequence, v, e.down)} end as "s${j}"`
   })
+  // `offset 0` keeps the subquery whole: flattened, each of its values would be computed
+  // again wherever a move names it (a scan or a loose scan of the table two or three times).
   // The moves go in the same statement when this role may read every sequence: a statement
   // that names a sequence needs SELECT on it, whether or not its move runs. Else a second
   // statement moves only the sequences that must move.
@@ -185,7 +187,7 @@ export async function moveSequencesOf(
   const maxima = (
     await db.query(
       `select ${rows.map((_r, i) => `m."${i}"::text as "${i}"`).join(', ')}` +
-        `${together ? `, ${moves.join(', ')}` : ''} from (select ${furthest.join(', ')}) m`,
+        `${together ? `, ${moves.join(', ')}` : ''} from (select ${furthest.join(', ')} offset 0) m`,
       together ? values : [],
     )
   ).rows[0] as Record<string, string | null>
