@@ -749,6 +749,24 @@ insert into ${s}.shipment (dest, weight, stops) select row('Main St ' || i, '100
   array[row('a', '1')::${s}.address] from generate_series(1, ${2 + n}) i;`,
   },
   {
+    name: 'domains over composite and range types, composites of domains, a domain over an array of composites',
+    tables: ['site'],
+    ddl: (s) => `
+create type ${s}.addr as (street text, zip text);
+create domain ${s}.checked_addr as ${s}.addr check ((value).zip is not null);
+create type ${s}.floatrange as range (subtype = float8);
+create domain ${s}.positive_range as ${s}.floatrange check (lower(value) >= 0);
+create domain ${s}.short_text as text check (length(value) < 50);
+create type ${s}.labelled as (label ${s}.short_text, at ${s}.checked_addr);
+create domain ${s}.addrs as ${s}.addr[] check (cardinality(value) < 5);
+create table ${s}.site (id serial primary key, a ${s}.checked_addr, r ${s}.positive_range,
+  l ${s}.labelled, many ${s}.addrs);`,
+    fill: (s, n) => `
+insert into ${s}.site (a, r, l, many) select row('Main St ' || i, '1000${n}')::${s}.addr, ${s}.floatrange(i, i + 0.5),
+  row('l' || i, row('x', '9')::${s}.addr::${s}.checked_addr)::${s}.labelled, array[row('a', '1')::${s}.addr, row('b', null)::${s}.addr]
+  from generate_series(1, ${2 + n}) i;`,
+  },
+  {
     name: 'ON DELETE SET DEFAULT, an unlogged table, multiranges and other rare built-in types',
     tables: ['bucket', 'item2', 'scratch'],
     ddl: (s) => `

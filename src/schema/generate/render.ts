@@ -1,5 +1,6 @@
 import type {
   ColumnDef,
+  CompositeTypeDef,
   DomainDef,
   EnumDef,
   ForeignKeyDef,
@@ -60,11 +61,12 @@ export function renderTenantSchema(plan: TenantSchemaPlan, options: RenderOption
   ]
   if (options.uuidV7Keys) out.push(uuidV7FunctionSql(quoteIdent(schema)))
   for (const e of plan.enums) out.push(createTypeIfMissing(schema, e.name, renderEnum(schema, e)))
-  for (const d of plan.domains)
-    out.push(createTypeIfMissing(schema, d.name, renderDomain(schema, d)))
-  for (const c of plan.compositeTypes ?? []) {
-    const create = `CREATE TYPE ${quoteQualified(schema, c.name)} ${c.definition}`
-    out.push(createTypeIfMissing(schema, c.name, create))
+  for (const t of typesInOrder(plan.domains, plan.compositeTypes ?? [])) {
+    const create =
+      'baseType' in t
+        ? renderDomain(schema, t)
+        : `CREATE TYPE ${quoteQualified(schema, t.name)} ${t.definition}`
+    out.push(createTypeIfMissing(schema, t.name, create))
   }
   for (const s of plan.sequences) out.push(renderSequence(schema, s))
   for (const t of plan.tables) out.push(renderTable(schema, t))
@@ -100,6 +102,32 @@ export function renderTenantSchema(plan: TenantSchemaPlan, options: RenderOption
       out.push(...renderRlsEnable(policy))
     }
   }
+  return out
+}
+
+/**
+ * The domains, then the composite and range types, each moved after the ones it is over
+ * or made of (`uses`): a domain over a composite or range type, or a composite with a
+ * domain attribute, in either direction.
+ */
+function typesInOrder(
+  domains: readonly DomainDef[],
+  composites: readonly CompositeTypeDef[],
+): (DomainDef | CompositeTypeDef)[] {
+  const all = [...domains, ...composites]
+  const byName = new Map(all.map((t) => [t.name, t]))
+  const out: (DomainDef | CompositeTypeDef)[] = []
+  const done = new Set<string>()
+  const visit = (t: DomainDef | CompositeTypeDef) => {
+    if (done.has(t.name)) return
+    done.add(t.name)
+    for (const u of t.uses ?? []) {
+      const dep = byName.get(u)
+      if (dep) visit(dep)
+    }
+    out.push(t)
+  }
+  for (const t of all) visit(t)
   return out
 }
 

@@ -117,6 +117,8 @@ export interface DomainDef {
   readonly default: string | undefined
   readonly collation: string | undefined
   readonly checks: readonly CheckDef[]
+  /** The template's domains, composite and range types it is over (also as arrays): created first. */
+  readonly uses?: readonly string[]
 }
 
 /** A sequence (serial columns and standalone sequences; identity columns make their own). */
@@ -137,6 +139,8 @@ export interface CompositeTypeDef {
   readonly name: string
   /** What follows `CREATE TYPE name`: `AS (street text, zip character varying(10))`, `AS RANGE (SUBTYPE = float8)`. */
   readonly definition: string
+  /** The template's domains, composite and range types its attributes or subtype are of (also as arrays). */
+  readonly uses?: readonly string[]
 }
 
 /** What the catalog says about a template tenant schema. */
@@ -145,7 +149,7 @@ export interface TemplateSchema {
   readonly tables: readonly TableDef[]
   readonly enums: readonly EnumDef[]
   readonly domains: readonly DomainDef[]
-  /** Composite and range types the columns use, each after the ones it uses (after enums and domains). */
+  /** Composite and range types the columns use, each after the ones it uses (see `uses` for the order with domains). */
   readonly compositeTypes?: readonly CompositeTypeDef[]
   readonly sequences: readonly SequenceDef[]
   /** Installed extensions that let gin / gist indexes lead with a scalar tenant column. */

@@ -109,7 +109,10 @@ export async function readSchemaInTransaction(
     schema,
     tables,
     enums: types.filter((t) => t.kind === 'e' && used.has(t.oid)).map(toEnum),
-    domains: sortDomains(types.filter((t) => t.kind === 'd' && used.has(t.oid))),
+    domains: sortDomains(
+      types.filter((t) => t.kind === 'd' && used.has(t.oid)),
+      types,
+    ),
     compositeTypes: sortCompositeTypes(
       types.filter((t) => (t.kind === 'c' || t.kind === 'r') && t.definition && used.has(t.oid)),
       types,
@@ -285,35 +288,58 @@ function sortCompositeTypes(
   all: readonly Q.TemplateTypeRow[],
 ): M.CompositeTypeDef[] {
   const byOid = new Map(rows.map((r) => [r.oid, r]))
-  // an attribute of an array type depends on its element type
-  const elementOf = new Map(
-    all.filter((t) => t.elem_oid !== '0' && t.kind !== 'd').map((t) => [t.oid, t.elem_oid]),
-  )
+  const usesOf = templateTypesUsed(all)
   const out: M.CompositeTypeDef[] = []
   const done = new Set<string>()
   const visit = (r: Q.TemplateTypeRow) => {
     if (done.has(r.oid)) return
     done.add(r.oid)
-    for (const d of r.depends_on) {
-      const dep = byOid.get(elementOf.get(d) ?? d)
+    const uses = usesOf(r.depends_on)
+    for (const u of uses) {
+      const dep = byOid.get(u.oid)
       if (dep) visit(dep)
     }
-    out.push({ name: r.name, definition: r.definition ?? '' })
+    out.push({ name: r.name, definition: r.definition ?? '', uses: uses.map((u) => u.name) })
   }
   for (const r of rows) visit(r)
   return out
 }
 
+/**
+ * The domains, composite and range types of the template among the types `oids` (an
+ * array type stands for its element type): what a type over or made of them needs
+ * created first.
+ */
+function templateTypesUsed(
+  all: readonly Q.TemplateTypeRow[],
+): (oids: readonly string[]) => Q.TemplateTypeRow[] {
+  const byOid = new Map(all.map((t) => [t.oid, t]))
+  const elementOf = new Map(
+    all.filter((t) => t.elem_oid !== '0' && t.kind !== 'd').map((t) => [t.oid, t.elem_oid]),
+  )
+  return (oids) =>
+    oids
+      .map((o) => byOid.get(elementOf.get(o) ?? o))
+      .filter((t): t is Q.TemplateTypeRow => t !== undefined && ['d', 'c', 'r'].includes(t.kind))
+}
+
 /** Domains over other domains come after them. */
-function sortDomains(rows: readonly Q.TemplateTypeRow[]): M.DomainDef[] {
+function sortDomains(
+  rows: readonly Q.TemplateTypeRow[],
+  all: readonly Q.TemplateTypeRow[],
+): M.DomainDef[] {
   const byOid = new Map(rows.map((r) => [r.oid, r]))
+  const usesOf = templateTypesUsed(all)
   const out: M.DomainDef[] = []
   const done = new Set<string>()
   const visit = (r: Q.TemplateTypeRow) => {
     if (done.has(r.oid)) return
     done.add(r.oid)
-    const base = byOid.get(r.base_oid)
-    if (base) visit(base)
+    const uses = usesOf([r.base_oid])
+    for (const u of uses) {
+      const base = byOid.get(u.oid)
+      if (base) visit(base)
+    }
     out.push({
       name: r.name,
       baseType: r.base_type ?? '',
@@ -321,6 +347,7 @@ function sortDomains(rows: readonly Q.TemplateTypeRow[]): M.DomainDef[] {
       default: r.default ?? undefined,
       collation: r.collation ?? undefined,
       checks: r.checks.map(([name, definition]) => ({ name, definition })),
+      uses: uses.map((u) => u.name),
     })
   }
   for (const r of rows) visit(r)
