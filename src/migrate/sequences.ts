@@ -1,3 +1,4 @@
+import { MigrationError } from '../errors/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 
@@ -41,11 +42,12 @@ select c.relname as table, a.attname as column, q.seq, c.oid as relid,
  * `(tenant_id, id)` key) orders as `ORDER BY lead` does (default operator classes, the
  * column's collation, ascending with nulls last or descending with nulls first), so that
  * the column's furthest value is found by one index descent per distinct `lead` value
- * instead of a scan of the table (see {@link furthestValue}). None on a Citus cluster (a
- * recursive query over a distributed table is not pushed down).
+ * instead of a scan of the table (see {@link furthestValue}). Not a composite lead (a row
+ * value with a null field is neither null nor not null, which the scan's steps test). None
+ * on a Citus cluster (a recursive query over a distributed table is not pushed down).
  */
 const LEADING_INDEX = `
-select i.indexrelid::int8::text as index, la.attname as lead, not la.attnotnull as lead_nullable
+select i.indexrelid::int8::text as index, la.attname as lead
   from pg_catalog.pg_index i
   join pg_catalog.pg_class ic on ic.oid = i.indexrelid
   join pg_catalog.pg_am am on am.oid = ic.relam
@@ -57,6 +59,10 @@ select i.indexrelid::int8::text as index, la.attname as lead, not la.attnotnull 
    and i.indnkeyatts >= 2 and i.indisvalid and i.indpred is null
    and o0.opcdefault and o1.opcdefault and i.indcollation[0] = la.attcollation
    and (i.indoption[0] & 3) in (0, 3)
+   -- not a composite (nor a domain over one): a row value with a null field is neither null nor not null
+   and not exists (with recursive b(oid) as (select la.atttypid union all
+                     select t.typbasetype from pg_catalog.pg_type t join b on t.oid = b.oid where t.typtype = 'd')
+                   select from b join pg_catalog.pg_type t on t.oid = b.oid where t.typtype = 'c')
    and not exists (select from pg_catalog.pg_extension where extname = 'citus')
  order by i.indisprimary desc, i.indisunique desc, i.indexrelid
  limit 1`
@@ -105,7 +111,7 @@ export async function readSequenceColumns(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
             s.seqstart::text as start, s.seqincrement < 0 as down,
             pg_catalog.has_sequence_privilege(x.seq::regclass, 'SELECT') as readable,
-            ix.index, ix.lead, ix.lead_nullable
+            ix.index, ix.lead
        from (${COLUMN_SEQUENCES}) x
        join pg_sequence s on s.seqrelid = x.seq::regclass
        left join lateral (${LEADING_INDEX}) ix on true
@@ -132,8 +138,6 @@ export interface SequenceColumn {
   readonly index?: string | null
   /** That index's first key column. */
   readonly lead?: string | null
-  /** The lead column may hold nulls. */
-  readonly lead_nullable?: boolean | null
 }
 
 /**
@@ -205,7 +209,19 @@ export async function moveSequencesOf(
       down ? (BigInt(m) < was ? BigInt(m) : was) : BigInt(m) > was ? BigInt(m) : was,
     )
   }
-  if (!together)
+  if (!together) {
+    // A move reads where the sequence stands (`last_value`, `is_called`: only SELECT shows
+    // whether a restarted sequence has been called); a role that may only use it cannot move
+    // it safely, forwards only.
+    const unreadable = [...furthestOf.keys()].filter(
+      (seq) => !rows.some((r) => r.seq === seq && r.readable),
+    )
+    if (unreadable.length > 0) {
+      throw new MigrationError(
+        `The sequence(s) ${unreadable.join(', ')} must move past the copied ids, but this role may not read them. ` +
+          `Grant it SELECT on them (grant select on sequence ${unreadable.join(', ')} to ...) and run again: the tenants copied stay copied.`,
+      )
+    }
     await setSequences(
       db,
       [...furthestOf].map(([sequence, value]) => ({
@@ -214,6 +230,7 @@ export async function moveSequencesOf(
         down: bySequence.get(sequence)!.down,
       })),
     )
+  }
   return out
 }
 
@@ -240,7 +257,8 @@ export interface MoveOptions {
  * // (case when exists (select from pg_catalog.pg_index i where i.indexrelid = 16402 and i.indisvalid)
  * //   then (with recursive rt_k(v) as ((select rt_s."tenant_id" from "public"."book" rt_s where rt_s."tenant_id" is not null order by 1 limit 1)
  * //          union all select (select rt_s."tenant_id" from "public"."book" rt_s where rt_s."tenant_id" > rt_k.v order by 1 limit 1) from rt_k where rt_k.v is not null)
- * //        select max(m) from (select (select max(rt_s."id") from "public"."book" rt_s where rt_s."tenant_id" = rt_k.v) as m from rt_k where rt_k.v is not null) rt_m)
+ * //        select max(m) from (select (select max(rt_s."id") from "public"."book" rt_s where rt_s."tenant_id" = rt_k.v) as m from rt_k where rt_k.v is not null
+ * //          union all select (select max(rt_s."id") from "public"."book" rt_s where rt_s."tenant_id" is null)) rt_m)
  * //   else (select max("id") from "public"."book") end)
  * ```
  */
@@ -256,9 +274,9 @@ function furthestValue(schema: string, r: SequenceColumn): string {
     `with recursive rt_k(v) as ((select ${lead} ${from} where ${lead} is not null order by 1 limit 1) ` +
     `union all select (select ${lead} ${from} where ${lead} > rt_k.v order by 1 limit 1) from rt_k where rt_k.v is not null)`
   const perLead = `select (select ${agg}(${column}) ${from} where ${lead} = rt_k.v) as m from rt_k where rt_k.v is not null`
-  const nulls = r.lead_nullable
-    ? ` union all select (select ${agg}(${column}) ${from} where ${lead} is null)`
-    : ''
+  // The rows whose lead is null, even under NOT NULL (not validated, on PostgreSQL 18, it
+  // leaves older rows as they were): one more descent.
+  const nulls = ` union all select (select ${agg}(${column}) ${from} where ${lead} is null)`
   const loose = `(${leads} select ${agg}(m) from (${perLead}${nulls}) rt_m)`
   const present = `exists (select from pg_catalog.pg_index i where i.indexrelid = ${BigInt(r.index)} and i.indisvalid)`
   return `(case when ${present} then ${loose} else ${scan} end)`

@@ -127,6 +127,7 @@ select t.oid::int8::text as oid, t.typname as name, t.typtype as kind,
          when 'c' then array(select a.atttypid::int8::text from pg_attribute a
                               where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped)
          when 'r' then array(select r.rngsubtype::int8::text from pg_range r where r.rngtypid = t.oid)
+         when 'm' then array(select r.rngtypid::int8::text from pg_range r where r.rngmultitypid = t.oid)
          else '{}'::text[]
        end as depends_on
   from pg_type t
@@ -247,7 +248,7 @@ export interface TemplateTypeRow {
   checks: [string, string][]
   /** A composite or range type's `AS (...)` / `AS RANGE (...)`, when it can be carried over. */
   definition: string | null
-  /** The types a composite's attributes or a range's subtype are of. */
+  /** The types a composite's attributes or a range's subtype are of; a multirange's range. */
   depends_on: string[]
 }
 

@@ -267,6 +267,8 @@ function usedTypes(
     const t = byOid.get(oid)
     if (!t || used.has(oid)) return
     if (t.elem_oid !== '0' && t.kind !== 'd') return visit(t.elem_oid, user)
+    // A multirange comes with its range.
+    if (t.kind === 'm') return visit(t.depends_on[0] ?? '', user)
     used.add(oid)
     if (t.kind === 'd') visit(t.base_oid, user)
     else if ((t.kind === 'c' || t.kind === 'r') && t.definition) {
@@ -307,8 +309,8 @@ function sortCompositeTypes(
 
 /**
  * The domains, composite and range types of the template among the types `oids` (an
- * array type stands for its element type): what a type over or made of them needs
- * created first.
+ * array type stands for its element type, a multirange for its range): what a type over
+ * or made of them needs created first.
  */
 function templateTypesUsed(
   all: readonly Q.TemplateTypeRow[],
@@ -317,9 +319,14 @@ function templateTypesUsed(
   const elementOf = new Map(
     all.filter((t) => t.elem_oid !== '0' && t.kind !== 'd').map((t) => [t.oid, t.elem_oid]),
   )
+  // A multirange stands for its range, which makes it.
+  const resolve = (o: string) => {
+    const t = byOid.get(elementOf.get(o) ?? o)
+    return t?.kind === 'm' ? byOid.get(t.depends_on[0] ?? '') : t
+  }
   return (oids) =>
     oids
-      .map((o) => byOid.get(elementOf.get(o) ?? o))
+      .map(resolve)
       .filter((t): t is Q.TemplateTypeRow => t !== undefined && ['d', 'c', 'r'].includes(t.kind))
 }
 
