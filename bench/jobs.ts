@@ -11,7 +11,9 @@
  *    sealed and HMAC-signed on send (not with `--unsigned`); envelope checked, signature verified, tenant looked up
  *    through a TenantStore with its default 30 s cache, handler run inside runWithTenant),
  *    in rounds whose order rotates; the ratio is the median of the rounds' ratios, and the
- *    process CPU per job of each side (and the median of the rounds' CPU ratios) is printed.
+ *    process CPU per job of each side (and the median of the rounds' CPU ratios) is printed;
+ *    for BullMQ also Redis's CPU per job (median of rounds, from `INFO cpu`: a shared Redis
+ *    counts others' commands too), which the process CPU does not include.
  *    BullMQ runs ~10,000 jobs/s, so its rounds are longer (`--bull-jobs`, 20,000 by default).
  *    Two anchors, both the bare queue in this process: with AsyncLocalStorage on (as in any
  *    app that uses rowtenancy: on Node 20 one AsyncLocalStorage used once runs a hook for every
@@ -23,7 +25,10 @@
  *    run's noise floor for the ratios above. Payloads are `{ i }` (the bare queue's
  *    `{ i, tenantId }`); `--note N` adds a text of N characters to both (a job's data over 64
  *    bytes is what Redis stores in a hash table instead of a listpack, which costs Redis more:
- *    the signed envelope alone crosses that line).
+ *    a signed v1 envelope alone crosses that line; BullMQ's compact v2 one holds `{ i }` in at
+ *    most 58 bytes signed, 33 unsigned, and the bare job is 27; with `--note 24` the wrapper's
+ *    jobs are over 64 bytes, signed or not, and the bare queue's are not, at 61; with
+ *    `--note 64` every side's are over).
  * 3. fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;
  *    B's p95 wait (sent -> handler start) without and with the per-tenant limit
  *    (graphile-worker: fair priority and a named queue per tenant; pg-boss: fair priority).
@@ -98,6 +103,8 @@ interface Harness {
   unsignedSide?: boolean
   /** Whether it has the `bare-again` side (`--aa`). */
   aaSide?: boolean
+  /** The queue server's CPU time so far, µs (Redis: `INFO cpu`), where the bench can read it. */
+  serverCpu?: () => Promise<number>
   close(): Promise<void>
 }
 
@@ -159,13 +166,16 @@ async function round(h: Harness, c: Counter, side: Side, n: number) {
   if (side === 'bare-no-als') await asyncLocalStorageOff()
   else runWithTenant(TENANTS[0]!, () => undefined)
   const all = c.reset(n)
+  const server0 = await h.serverCpu?.()
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   await sendAll(n, (i) => h.send(side, i))
   await all
   const ms = performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
-  return { ms, cpuPerJob: (cpu.user + cpu.system) / n }
+  const server1 = await h.serverCpu?.()
+  const serverPerJob = server0 === undefined ? Number.NaN : (server1! - server0) / n
+  return { ms, cpuPerJob: (cpu.user + cpu.system) / n, serverPerJob }
 }
 
 /**
@@ -307,8 +317,15 @@ async function bullHarness(
     )
   }
   const clean = { removeOnComplete: true, removeOnFail: true }
+  const info = connection()
   return {
     name: 'BullMQ',
+    // Redis's own CPU (main thread and its helpers; the machine's Redis may serve others too)
+    async serverCpu() {
+      const text = await info.info('cpu')
+      const seconds = (key: string) => Number(new RegExp(`${key}:([\\d.]+)`).exec(text)?.[1])
+      return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6
+    },
     anchor: 'bare Queue.add + Worker',
     n: BULL_N,
     unsignedSide: tqu !== undefined,
@@ -363,11 +380,17 @@ async function throughput(h: Harness, c: Counter) {
     const cpuRatios = w.map((x, i) => x.cpuPerJob / a[i]!.cpuPerJob)
     const ratio = median(ratios)
     const rate = (xs: typeof a) => (h.n / (median(xs.map((x) => x.ms)) / 1000)).toFixed(0)
+    const server = (side: Side) => median(rounds[side].map((x) => x.serverPerJob))
+    const serverNote = h.serverCpu
+      ? `; server CPU per job ${server(anchor).toFixed(1)} -> ${server(subject).toFixed(1)} µs ` +
+        `(+${(server(subject) - server(anchor)).toFixed(1)})`
+      : ''
     console.log(
       `    vs ${label.padEnd(28)} ${rate(a).padStart(5)}/s -> ${rate(w).padStart(5)}/s, ratio ${ratio.toFixed(3)} ` +
         `(overhead ${((1 - ratio) * 100).toFixed(1)}%; rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}); ` +
         `CPU per job ${cpuOf(anchor).toFixed(1)} -> ${cpuOf(subject).toFixed(1)} µs ` +
-        `(+${(cpuOf(subject) - cpuOf(anchor)).toFixed(1)}; median round CPU ratio ${median(cpuRatios).toFixed(3)})`,
+        `(+${(cpuOf(subject) - cpuOf(anchor)).toFixed(1)}; median round CPU ratio ${median(cpuRatios).toFixed(3)})` +
+        serverNote,
     )
   }
   line('bare, AsyncLocalStorage on', 'bare')
