@@ -25,10 +25,9 @@
  *    run's noise floor for the ratios above. Payloads are `{ i }` (the bare queue's
  *    `{ i, tenantId }`); `--note N` adds a text of N characters to both (a job's data over 64
  *    bytes is what Redis stores in a hash table instead of a listpack, which costs Redis more:
- *    a signed v1 envelope alone crosses that line; BullMQ's compact v2 one holds `{ i }` in at
- *    most 58 bytes signed, 33 unsigned, and the bare job is 27; with `--note 24` the wrapper's
- *    jobs are over 64 bytes, signed or not, and the bare queue's are not, at 61; with
- *    `--note 64` every side's are over).
+ *    a signed envelope alone crosses that line, at 110 bytes for `{ i }`, 58 unsigned, where the
+ *    bare job is 27; with `--note 24` the wrapper's jobs are over 64 bytes, signed or not, and
+ *    the bare queue's are not, at 61; with `--note 64` every side's are over).
  * 3. fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;
  *    B's p95 wait (sent -> handler start) without and with the per-tenant limit
  *    (graphile-worker: fair priority and a named queue per tenant; pg-boss: fair priority).
