@@ -219,7 +219,7 @@ export async function moveSequencesOf(
     if (unreadable.length > 0) {
       throw new MigrationError(
         `The sequence(s) ${unreadable.join(', ')} must move past the copied ids, but this role may not read them. ` +
-          `Grant it SELECT on them (grant select on sequence ${unreadable.join(', ')} to ...) and run again: the tenants copied stay copied.`,
+          `Grant it SELECT (grant select on sequence ${unreadable.join(', ')} to <the role that runs this>) and run again; the rows copied stay.`,
       )
     }
     await setSequences(
