@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { moveSequencesOf, readSequenceColumns } from '../src/migrate/sequences.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 
 /**
  * The loose index scan of the sequence move, for every shape of the lead column of a
@@ -25,12 +25,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await db.drop()
-  const admin = await import('./helpers/db.js').then((m) => m.serverUrl())
-  const pg = (await import('pg')).default
-  const c = new pg.Client({ connectionString: admin })
-  await c.connect()
-  await c.query(`drop role if exists "${mover}"`).catch(() => {})
-  await c.end()
+  await dropRoles([mover])
 })
 
 /** Moves the table's sequence by the loose scan; returns [nextval, max(id) + 1, index used]. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { adjustSequences, followTenantSequences } from '../src/migrate/sequences.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 
 /**
  * The shared sequences' moves after a copy: never backwards (also from a sequence
@@ -35,12 +35,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await db.drop()
-  const admin = await import('./helpers/db.js').then((m) => m.serverUrl())
-  const pg = (await import('pg')).default
-  const c = new pg.Client({ connectionString: admin })
-  await c.connect()
-  await c.query(`drop role if exists "${mig}"; drop role if exists "${other}"`).catch(() => {})
-  await c.end()
+  await dropRoles([mig, other])
 })
 
 it('a sequence restarted past the tenants is not moved back; an unrelated sequence the role may not read stops nothing', async () => {

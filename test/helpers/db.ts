@@ -37,6 +37,29 @@ export function urlFor(database: string, base = serverUrl()): string {
 }
 
 /**
+ * Drops the given roles on the run's server, if they exist (roles outlive a test's database);
+ * a failure is ignored, as in an `afterAll`.
+ *
+ * @example
+ * ```ts
+ * afterAll(async () => {
+ *   await db.drop()
+ *   await dropRoles([role])
+ * })
+ * ```
+ */
+export async function dropRoles(roles: readonly string[]): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl() })
+  await admin.connect()
+  try {
+    for (const role of roles)
+      await admin.query(`drop role if exists "${role.replaceAll('"', '""')}"`).catch(() => {})
+  } finally {
+    await admin.end()
+  }
+}
+
+/**
  * Creates a fresh database (so test files can run in parallel) and a pool on it.
  *
  * @example
