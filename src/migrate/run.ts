@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
-import type { ConnectableQueryable, Queryable } from '../sql/queryable.js'
+import { type ConnectableQueryable, type Queryable, sharedConnections } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { assertCitusCoordinator, checkCitusTarget } from './citus-target.js'
 import { type CopyResult, copyTenant, flushCommits } from './copy.js'
@@ -109,9 +109,12 @@ async function migratePrepared(
   } else if (dryRun) {
     for (const [id, r] of await countRows(options.db, todo)) reports.set(id, r)
   } else if (todo.length > 0) {
-    // The shared sequences' columns and state, read while the tenants are copied.
-    ahead = readSharedSequences(options, plan)
-    ahead.catch(() => {})
+    // The shared sequences' columns and state, read on one connection while the other commits
+    // the ledger's creation and sets the indexes aside. The copies wait for both: they then
+    // take these two connections, where a third backend would pay its own first catalog reads.
+    const shared = readSharedSequences(options, plan)
+    shared.catch(() => {})
+    ahead = shared
     // Only now the ledger's creation commits: a run with nothing to copy (every tenant refused
     // or done) creates no ledger table.
     if (prepared.ledgerCreation) await prepared.ledgerCreation.commit()
@@ -121,6 +124,13 @@ async function migratePrepared(
       )
     const settings = { guard: guard!, verify, jobs, citus, ledger }
     const run = await deferIndexesOfRun(options, plan, citus)
+      // Settled, not succeeded: a failure of that read is reported where the sequences move.
+      .then(() =>
+        shared.then(
+          () => {},
+          () => {},
+        ),
+      )
       .then(() => runCopies(options, plan, todo, settings))
       .catch(async (err) => {
         // The indexes come back even when the copy phase breaks (else the next run builds them).
@@ -206,10 +216,10 @@ interface Prepared {
 }
 
 /**
- * Plans (the catalog reads one after the other on one connection: each further backend
- * started for them pays its own first catalog reads, which cost more than the reads
- * themselves) while one more connection asks whether the role may quiet the triggers and
- * reads the ledger; then chooses the copy guard and checks a Citus target. The copy jobs
+ * Plans on one connection while one more asks whether the role may quiet the triggers, reads
+ * the ledger and starts its creation, then takes a share of the plan's reads; then chooses
+ * the copy guard and checks a Citus target. No third backend is started for the plan: each
+ * pays its own first catalog reads, which cost more than the reads themselves. The copy jobs
  * then take these two connections.
  * A dry run reports a guard or Citus problem instead of throwing it.
  */
@@ -222,11 +232,24 @@ async function prepare(options: MigrateOptions, dryRun: boolean): Promise<Prepar
   // Awaited below in every case: a failed plan does not leave it unhandled, nor the ledger's
   // transaction open.
   early.catch(() => {})
-  const plan = await withClient(options.db, (c) => planMigration(c, options)).catch(async (err) => {
-    await early.then((e) => e.ledgerCreation?.abandon()).catch(() => {})
+  // The plan's reads go to the connection the early reads used as well, once they are done.
+  const lent = early.then(
+    (e) => e.lend?.client,
+    () => undefined,
+  )
+  const plan = await withClient(options.db, (c) =>
+    planMigration(sharedConnections(c, lent), options),
+  ).catch(async (err) => {
+    await early
+      .then((e) => {
+        e.lend?.done()
+        return e.ledgerCreation?.abandon()
+      })
+      .catch(() => {})
     throw err
   })
-  const { replica, ledger, ledgerCreation } = await early
+  const { replica, ledger, ledgerCreation, lend } = await early
+  lend?.done()
   try {
     return { ...(await decide(options, dryRun, plan, citus, replica)), ledger, ledgerCreation }
   } catch (err) {
@@ -284,6 +307,8 @@ async function readEarly(
   replica: boolean | Error
   ledger: Map<string, LedgerEntry>
   ledgerCreation: LedgerCreation | undefined
+  /** The connection, lent to the plan's reads; `done` once they are. */
+  lend: { client: Queryable; done(): void } | undefined
 }> {
   const client = await options.db.connect()
   let open = false
@@ -293,9 +318,17 @@ async function readEarly(
     // Held through the plan only where the pool surely has another connection for it, and
     // only to create the ledger: a table no one else sees until the commit. The id map of
     // `remap` may be altered (an older one widened), which the plan's reads would wait for.
-    if (dryRun || poolSize(options.db) < 2 || options.idStrategy === 'remap') {
+    if (poolSize(options.db) < 2) {
       client.release()
-      return { replica, ledger, ledgerCreation: undefined }
+      return { replica, ledger, ledgerCreation: undefined, lend: undefined }
+    }
+    if (dryRun || options.idStrategy === 'remap') {
+      return {
+        replica,
+        ledger,
+        ledgerCreation: undefined,
+        lend: { client, done: () => client.release() },
+      }
     }
     open = true
     await openLedger(client, targetSchema, {})
@@ -313,6 +346,8 @@ async function readEarly(
       replica,
       ledger,
       ledgerCreation: { commit: () => finish('commit'), abandon: () => finish('rollback') },
+      // Read-only catalog reads in that transaction: its new table is one they leave out.
+      lend: { client, done: () => {} },
     }
   } catch (err) {
     if (open) await client.query('rollback').catch(() => {})
@@ -380,7 +415,9 @@ function readSharedSequences(
   plan: MigrationPlan,
 ): Promise<readonly SequenceColumn[]> {
   const tables = tenantsWithShared(plan) ? [...plan.tables, 'tenants'] : plan.tables
-  return readSequenceColumns(options.db, plan.targetSchema, tables)
+  return readSequenceColumns(options.db, plan.targetSchema, tables, {
+    looseScan: (table) => worthALooseScan(plan, table),
+  })
 }
 
 /**

@@ -90,7 +90,8 @@ export async function adjustSequences(
 
 /**
  * The first step of {@link adjustSequences}: the integer columns of the tables that draw from
- * a sequence, with each sequence's state, in one statement. It may be read ahead, while rows
+ * a sequence, with each sequence's state, in one statement; with `looseScan`, the index of
+ * a loose scan is looked up only for the tables it names. It may be read ahead, while rows
  * are still being copied: a sequence only moves forward meanwhile, and the move reads its
  * position again.
  *
@@ -106,18 +107,22 @@ export async function readSequenceColumns(
   db: Queryable,
   schema: string,
   tables: readonly string[],
+  options: MoveOptions = {},
 ): Promise<readonly SequenceColumn[]> {
+  // The index lookup costs more to plan than the rest of the statement: it is left out when
+  // no table is to be scanned loosely.
+  const loose = tables.filter(options.looseScan ?? (() => true))
   const { rows } = await db.query(
     `select x.table, x.column, x.seq, pg_sequence_last_value(x.seq::regclass)::text as last,
             s.seqstart::text as start, s.seqincrement < 0 as down,
             pg_catalog.has_sequence_privilege(x.seq::regclass, 'SELECT') as readable,
-            ix.index, ix.lead
+            ${loose.length > 0 ? 'ix.index, ix.lead' : 'null::text as index, null::text as lead'}
        from (${COLUMN_SEQUENCES}) x
        join pg_sequence s on s.seqrelid = x.seq::regclass
-       left join lateral (${LEADING_INDEX}) ix on true
+       ${loose.length > 0 ? `left join lateral (${LEADING_INDEX}) ix on x.table = any($3::text[])` : ''}
       where x.integer
       order by 1, 2`,
-    [schema, tables],
+    loose.length > 0 ? [schema, tables, loose] : [schema, tables],
   )
   return rows as SequenceColumn[]
 }

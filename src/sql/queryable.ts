@@ -62,6 +62,60 @@ export async function readAll<T extends readonly unknown[]>(
 }
 
 /**
+ * Connections already checked out, as one handle for independent reads: each query goes to
+ * an idle one (the first given when several are), and {@link readAll} sends its reads at
+ * once. `later` joins when it resolves (to nothing: it never does). Not for a transaction:
+ * two queries may go to two connections. The caller keeps the connections and releases them
+ * once the reads are done.
+ *
+ * @example
+ * ```ts
+ * const db = sharedConnections(client, otherClientWhenFree)
+ * const [columns, keys] = await readAll(db, [() => readColumns(db), () => readKeys(db)])
+ * ```
+ */
+export function sharedConnections(
+  first: Queryable,
+  later: Promise<Queryable | undefined>,
+): Queryable & { readonly totalCount: number } {
+  const all = [first]
+  const idle = [first]
+  const waiting: ((c: Queryable) => void)[] = []
+  const give = (c: Queryable) => {
+    const next = waiting.shift()
+    if (next) return next(c)
+    idle.push(c)
+    idle.sort((a, b) => all.indexOf(a) - all.indexOf(b))
+  }
+  later.then(
+    (c) => {
+      if (!c) return
+      all.push(c)
+      give(c)
+    },
+    () => {},
+  )
+  const take = () =>
+    idle.length > 0
+      ? Promise.resolve(idle.shift()!)
+      : new Promise<Queryable>((resolve) => waiting.push(resolve))
+  return {
+    // What {@link isPool} reads: more than one, and reads go at once.
+    get totalCount() {
+      return all.length
+    },
+    async query(text, values) {
+      const c = await take()
+      try {
+        return await c.query(text, values)
+      } finally {
+        give(c)
+      }
+    },
+  }
+}
+
+/**
  * Runs `fn` in a transaction on one connection (checked out from a pool when
  * `db` is one), committing on success and rolling back on any error.
  *
