@@ -111,3 +111,36 @@ it('the loose scan reads the index, not the table; without it the table is scann
   expect(scan).not.toMatch(/Index Only Scan Backward using book_pkey/)
   expect(await nextOf('public.book_id_seq')).toBe(96001)
 })
+
+it('the read looks up the index only for the tables the loose scan is for; the others move by a scan', async () => {
+  const all = await readSequenceColumns(db.pool, 'public', ['book', 'note'])
+  const some = await readSequenceColumns(db.pool, 'public', ['book', 'note'], {
+    looseScan: (table) => table === 'note',
+  })
+  const none = await readSequenceColumns(db.pool, 'public', ['book', 'note'], {
+    looseScan: () => false,
+  })
+  const leads = (cols: typeof all) => cols.map((c) => [c.table, c.lead ?? null])
+  expect(leads(all)).toEqual([
+    ['book', 'tenant_id'],
+    ['note', 'tenant_id'],
+  ])
+  expect(leads(some)).toEqual([
+    ['book', null],
+    ['note', 'tenant_id'],
+  ])
+  expect(leads(none)).toEqual([
+    ['book', null],
+    ['note', null],
+  ])
+  // Everything but the index is the same.
+  const rest = (cols: typeof all) => cols.map(({ index, lead, ...r }) => r)
+  expect(rest(some)).toEqual(rest(all))
+  expect(rest(none)).toEqual(rest(all))
+  await db.pool.query(
+    "insert into public.book (tenant_id, id) values (4, 97000); insert into public.note values ('q', 9000)",
+  )
+  await moveSequencesOf(db.pool, 'public', none)
+  expect(await nextOf('public.book_id_seq')).toBe(97001)
+  expect(await nextOf('public.note_id_seq')).toBe(9001)
+})
