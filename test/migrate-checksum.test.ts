@@ -85,7 +85,7 @@ async function verifyAfter(...changes: [id: number, set: string][]): Promise<boo
 describe('the typed row checksum of the migration', () => {
   it('is what the ledger records, and verify passes', async () => {
     const ledger = await readLedger(db.pool, 'public')
-    expect(ledger.get('1')?.tables.kinds?.checksum).toMatch(/^r1:-?\d+$/)
+    expect(ledger.get('1')?.tables.kinds?.checksum).toMatch(/^r2:-?\d+$/)
     expect((await verifyMigration({ db: db.pool, record: false })).ok).toBe(true)
   })
 
@@ -153,7 +153,7 @@ describe('the typed row checksum of the migration', () => {
       const s = sourceChecksumStatement(ctx, table, 'text')
       const text = (await client.query(t.text, t.values)).rows[0].sum as string
       expect((await client.query(s.text, s.values)).rows[0].sum).toBe(text)
-      expect(text).not.toMatch(/^r1:/)
+      expect(text).not.toMatch(/^r[12]:/)
       await client.query(
         `update public.rowtenancy_migration
             set tables = jsonb_set(tables, '{kinds,checksum}', to_jsonb($1::text)) where tenant_id = '2'`,
@@ -168,6 +168,64 @@ describe('the typed row checksum of the migration', () => {
       )
       expect((await verifyMigration({ db: db.pool, tenantIds: ['2'], record: false })).ok).toBe(
         false,
+      )
+    } finally {
+      client.release()
+    }
+  })
+
+  it('a ledger recorded with the typed checksum of an earlier version (r1) still verifies, and a changed row fails it', async () => {
+    const client = await db.pool.connect()
+    try {
+      const plan = await planMigration(client, {
+        all: true,
+        source: { legacyTenantsTable: 'public.customers_client' },
+      })
+      const tp = plan.tenants.find((t) => t.tenant.id === '2')!
+      const ctx = sqlContext(plan, tp)
+      const sums = async (kind: 'typed' | 'typed-r1') => {
+        const out: Record<string, string> = {}
+        for (const table of tp.tables) {
+          const t = targetChecksumStatement(ctx, table, kind)
+          const s = sourceChecksumStatement(ctx, table, kind)
+          const target = (await client.query(t.text, t.values)).rows[0].sum as string
+          expect((await client.query(s.text, s.values)).rows[0].sum).toBe(target)
+          out[table.name] = target
+        }
+        return out
+      }
+      const r1 = await sums('typed-r1')
+      const r2 = await sums('typed')
+      for (const name of Object.keys(r1)) {
+        expect(r1[name]).toMatch(/^r1:-?\d+$/)
+        expect(r2[name]).toMatch(/^r2:-?\d+$/)
+        expect(r1[name]!.slice(3)).not.toBe(r2[name]!.slice(3))
+      }
+      const record = async (checksums: Record<string, string>) => {
+        for (const [name, sum] of Object.entries(checksums))
+          await client.query(
+            `update public.rowtenancy_migration
+                set tables = jsonb_set(tables, array[$1, 'checksum'], to_jsonb($2::text)) where tenant_id = '2'`,
+            [name, sum],
+          )
+      }
+      await record(r1)
+      expect((await verifyMigration({ db: db.pool, tenantIds: ['2'], record: false })).ok).toBe(
+        true,
+      )
+      // An r1 value off by one, or an r2 value marked r1: both are mismatches.
+      const first = Object.keys(r1)[0]!
+      await record({ [first]: `r1:${BigInt(r1[first]!.slice(3)) + 1n}` })
+      expect((await verifyMigration({ db: db.pool, tenantIds: ['2'], record: false })).ok).toBe(
+        false,
+      )
+      await record({ [first]: `r1:${r2[first]!.slice(3)}` })
+      expect((await verifyMigration({ db: db.pool, tenantIds: ['2'], record: false })).ok).toBe(
+        false,
+      )
+      await record(r2)
+      expect((await verifyMigration({ db: db.pool, tenantIds: ['2'], record: false })).ok).toBe(
+        true,
       )
     } finally {
       client.release()

@@ -105,7 +105,7 @@ function literalTenant(tenant: string, values: unknown[]): unknown[] {
  * @example
  * ```ts
  * sourceChecksumStatement(ctx, table).text
- * // `select count(*)::int8 as n, 'r1:' || coalesce(sum(hash_record_extended(row(s."id", s."title" collate "C"), 0)), 0)::text as sum from only "tenant_7"."book" s where $1::text is not null`
+ * // `select count(*)::int8 as n, 'r2:' || coalesce(sum(hashint4extended(0, hash_record_extended(row(s."id", s."title" collate "C"), 0))), 0)::text as sum from only "tenant_7"."book" s where $1::text is not null`
  * ```
  */
 export function sourceChecksumStatement(
@@ -130,7 +130,7 @@ export function sourceChecksumStatement(
  * @example
  * ```ts
  * targetChecksumStatement(ctx, table).text
- * // `select count(*)::int8 as n, 'r1:' || ... as sum from "public"."book" t where t."tenant_id" = $1::bigint`
+ * // `select count(*)::int8 as n, 'r2:' || ... as sum from "public"."book" t where t."tenant_id" = $1::bigint`
  * ```
  */
 export function targetChecksumStatement(
