@@ -315,10 +315,12 @@ async function readEarly(
   try {
     const replica = await mayReplicate(client).catch((err: unknown) => err as Error)
     const ledger = await readLedger(client, targetSchema)
-    // Held through the plan only where the pool surely has another connection for it, and
-    // only to create the ledger: a table no one else sees until the commit. The id map of
-    // `remap` may be altered (an older one widened), which the plan's reads would wait for.
-    if (poolSize(options.db) < 2) {
+    // Held through the plan only where the plan has a connection of its own: the pool has
+    // more than one, and nobody waits for one (the plan asked before this point; a caller
+    // may hold the others). Held to create the ledger (a table no one else sees until the
+    // commit; not with `remap`, whose id map may be altered, which the plan's reads would
+    // wait for), and lent to the plan's reads.
+    if (poolSize(options.db) < 2 || poolWaiters(options.db) > 0) {
       client.release()
       return { replica, ledger, ledgerCreation: undefined, lend: undefined }
     }
@@ -578,6 +580,12 @@ async function runCopies(
 }
 
 /** The most connections a pg.Pool opens (`options.max`); 0 when it does not say. */
+/** How many callers wait for a connection of a `pg.Pool` (0 for another handle). */
+function poolWaiters(db: ConnectableQueryable): number {
+  const waiting = (db as { waitingCount?: unknown }).waitingCount
+  return typeof waiting === 'number' ? waiting : 0
+}
+
 function poolSize(db: ConnectableQueryable): number {
   const max = (db as { options?: { max?: unknown } }).options?.max
   return typeof max === 'number' ? max : 0

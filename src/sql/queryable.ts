@@ -64,9 +64,10 @@ export async function readAll<T extends readonly unknown[]>(
 /**
  * Connections already checked out, as one handle for independent reads: each query goes to
  * an idle one (the first given when several are), and {@link readAll} sends its reads at
- * once. `later` joins when it resolves (to nothing: it never does). Not for a transaction:
- * two queries may go to two connections. The caller keeps the connections and releases them
- * once the reads are done.
+ * once. `later` joins when it resolves (to nothing: it never does). A connection whose query
+ * failed takes no more while another is left. Not for a transaction: two queries may go to
+ * two connections. The caller keeps the connections and releases them once the reads are
+ * done.
  *
  * @example
  * ```ts
@@ -107,9 +108,15 @@ export function sharedConnections(
     async query(text, values) {
       const c = await take()
       try {
-        return await c.query(text, values)
-      } finally {
+        const result = await c.query(text, values)
         give(c)
+        return result
+      } catch (err) {
+        // A connection whose read failed may be in a failed transaction: the other reads go
+        // to the others, so each reports its own outcome, not that one's.
+        if (all.length > 1) all.splice(all.indexOf(c), 1)
+        else give(c)
+        throw err
       }
     },
   }

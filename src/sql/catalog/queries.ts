@@ -340,11 +340,11 @@ export interface SummaryColumnRow {
 /** The primary and foreign keys of the tables `$1` (oids). */
 export const SUMMARY_CONSTRAINTS = `
 select k.conrelid::int8 as oid, k.conname as name, k.contype as type, k.condeferrable as deferrable,
-       coalesce((select array_agg(a.attname::text order by array_position(k.conkey, a.attnum)) from pg_attribute a
-                  where a.attrelid = k.conrelid and a.attnum = any(k.conkey)), '{}') as columns,
+       array(select a.attname from unnest(k.conkey) with ordinality u(n, i)
+               join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i)::text[] as columns,
        rn.nspname as ref_schema, rc.relname as ref_table,
-       coalesce((select array_agg(a.attname::text order by array_position(k.confkey, a.attnum)) from pg_attribute a
-                  where a.attrelid = k.confrelid and a.attnum = any(k.confkey)), '{}') as ref_columns
+       array(select a.attname from unnest(k.confkey) with ordinality u(n, i)
+               join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)::text[] as ref_columns
   from pg_constraint k
   left join pg_class rc on rc.oid = k.confrelid
   left join pg_namespace rn on rn.oid = rc.relnamespace
