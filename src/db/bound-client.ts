@@ -39,8 +39,13 @@ export async function withBoundClient<T>(
     const opening = session.opening([beginStatement(), ...prelude], bind, prepareAs)
     await session.run(opening.slice(0, -1), opening[opening.length - 1]!)
     let result: T
+    const lent = lendClient(session.client)
     try {
-      result = await fn(session.client)
+      try {
+        result = await fn(lent.client)
+      } finally {
+        lent.end()
+      }
     } catch (err) {
       await session.run([], { text: 'rollback' }, session.closing()).catch(() => session.discard())
       throw err
@@ -58,6 +63,50 @@ export async function withBoundClient<T>(
     throw asUnavailable(err)
   } finally {
     await session.release()
+  }
+}
+
+/**
+ * The client as `fn` sees it: its own until `fn` settles, then refused (a reference kept
+ * past `fn` would otherwise run in whatever checkout the pool gives that client next, another
+ * tenant's). `release` is refused throughout: the client goes back once the transaction ends.
+ */
+function lendClient(client: pg.PoolClient): { client: pg.PoolClient; end(): void } {
+  let ended = false
+  const query = (...args: unknown[]): unknown => {
+    if (!ended) return (client.query as (...a: unknown[]) => unknown)(...args)
+    const err = new Error(
+      'This client was released to the pool when the callback of withTenantClient ended; ' +
+        'run its queries inside the callback.',
+    )
+    // As pg reports a failure: to the callback, else as a rejected promise; a submittable
+    // (a cursor, a stream) expects no promise back.
+    if (typeof (args[0] as { submit?: unknown } | null)?.submit === 'function') throw err
+    const callback = args.at(-1)
+    if (typeof callback === 'function') {
+      queueMicrotask(() => callback(err))
+      return undefined
+    }
+    return Promise.reject(err)
+  }
+  const release = (): never => {
+    throw new Error(
+      'withTenantClient gives the client back itself when the callback ends (after COMMIT or ROLLBACK); do not release it.',
+    )
+  }
+  const lent = new Proxy(client, {
+    get(target, prop) {
+      if (prop === 'query') return query
+      if (prop === 'release') return release
+      const value = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return {
+    client: lent,
+    end: () => {
+      ended = true
+    },
   }
 }
 

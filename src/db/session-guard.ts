@@ -61,18 +61,23 @@ const DISCARD_SEQUENCES: Statement = Object.freeze({ text: 'discard sequences' }
  * - `reset all`, `reset role`: every setting (search_path, ...) and the role back
  *   to the connection's defaults (startup options, role and database settings);
  * - `discard temp`: temporary tables, which would shadow real ones by name;
+ * - `close all`: cursors, a `WITH HOLD` one holding rows read under this binding;
+ * - `unlisten *`: channels this session listens on;
  * - `discard sequences`: `lastval()` / `currval()`, the ids of this session's last writes;
  * - `set_config('rowtenancy.tenant_id', '', false)`: no session-level tenant, also
  *   none that a role-level default (`alter role ... set`) put back with `reset all`.
  *
- * Named statements other than ours, cursors and LISTEN are left alone (they cannot
- * change what a bound statement sees); use PgBouncer's DISCARD ALL for those.
+ * Named statements other than ours are left alone (one runs under the binding of the
+ * moment, and an ORM may keep its own prepared; use PgBouncer's DISCARD ALL for those), and
+ * so are session-level advisory locks (no rows; an app may hold one across statements).
  */
 const RESET: readonly Statement[] = Object.freeze([
   ...OUR_NAMES.map((name) => Object.freeze({ text: '', close: name })),
   Object.freeze({ text: 'reset all' }),
   Object.freeze({ text: 'reset role' }),
   Object.freeze({ text: 'discard temp' }),
+  Object.freeze({ text: 'close all' }),
+  Object.freeze({ text: 'unlisten *' }),
   DISCARD_SEQUENCES,
   Object.freeze({ text: `select pg_catalog.set_config('${RLS_SETTING}', '', false)` }),
 ])

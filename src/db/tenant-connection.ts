@@ -8,6 +8,7 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import type pg from 'pg'
+import { mentionsUnscopableCall } from '../sql/unscopable-functions.js'
 import { type BindingMode, beginStatement, implicitScope } from './binding.js'
 import { bindSequence } from './citus-binding.js'
 import { type HybridCheckout, movedError } from './hybrid-binding.js'
@@ -48,6 +49,8 @@ export class TenantConnection implements DatabaseConnection {
   #hybrid: HybridCheckout | undefined
   /** The last statement went out as a lone statement with the binding (one implicit transaction). */
   #lone = false
+  /** Given back to the pool: a handle kept after its checkout runs nothing more. */
+  #released = false
 
   constructor(
     client: pg.PoolClient,
@@ -82,6 +85,7 @@ export class TenantConnection implements DatabaseConnection {
   }
 
   executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#released) return Promise.reject(releasedError())
     const hybrid = this.#hybrid
     if (!hybrid) return this.#execute(compiled)
     return this.#execute<R>(compiled).catch((err: unknown) => {
@@ -146,6 +150,7 @@ export class TenantConnection implements DatabaseConnection {
     compiled: CompiledQuery,
     chunkSize = 100,
   ): AsyncIterableIterator<QueryResult<R>> {
+    if (this.#released) throw releasedError()
     if (!this.#cursor) {
       throw new Error(
         "'cursor' is not present in your dialect config. It's required to make streaming work in postgres: " +
@@ -178,6 +183,7 @@ export class TenantConnection implements DatabaseConnection {
 
   /** Marks the start of a user transaction; BEGIN and the binding go out with its first statement. @internal */
   begin(settings: TransactionSettings): void {
+    if (this.#released) throw releasedError()
     this.#inTransaction = true
     const begin = beginStatement(settings)
     this.#pending = this.#bind ? [begin, ...bindSequence(this.#mode, this.#bind)] : [begin]
@@ -185,6 +191,7 @@ export class TenantConnection implements DatabaseConnection {
 
   /** @internal */
   async commit(): Promise<void> {
+    if (this.#released) throw releasedError()
     this.#inTransaction = false
     if (this.#pending) {
       this.#pending = undefined // nothing was sent: nothing to commit
@@ -197,6 +204,7 @@ export class TenantConnection implements DatabaseConnection {
 
   /** @internal */
   async rollback(): Promise<void> {
+    if (this.#released) throw releasedError()
     this.#inTransaction = false
     if (this.#pending) {
       this.#pending = undefined
@@ -219,6 +227,8 @@ export class TenantConnection implements DatabaseConnection {
    * @internal
    */
   async release(): Promise<void> {
+    if (this.#released) return
+    this.#released = true
     this.#pending = undefined
     this.#inTransaction = false
     if (this.#session) {
@@ -263,6 +273,17 @@ export class TenantConnection implements DatabaseConnection {
     }
   }
 }
+/**
+ * A statement on a connection after its checkout ended: the pool may have handed its client
+ * to another tenant's work since (a `db.connection()` handle kept past its callback).
+ */
+function releasedError(): Error {
+  return new Error(
+    'This connection was released to the pool: a handle from db.connection() or db.transaction() ' +
+      'runs queries only inside its callback. Run the query inside the callback, or on db itself.',
+  )
+}
+
 function toQueryResult<R>(result: pg.QueryResult): QueryResult<R> {
   const { command, rowCount, rows } = result
   if (command === 'ROLLBACK' || command === 'COMMIT') return { rows: [{ command } as R] }
@@ -276,11 +297,13 @@ function toQueryResult<R>(result: pg.QueryResult): QueryResult<R> {
 }
 
 /**
- * Raw SQL gets the session reset after it; a builder query that writes or calls a
- * function gets `discard sequences` (see `GuardedSession.noteWrite`).
+ * Raw SQL gets the session reset after it, and so does a builder query that may call a
+ * function that sets the binding or runs SQL it is given (the plugin refuses those; this
+ * driver may run without it); a builder query that writes or calls another function gets
+ * `discard sequences` (see `GuardedSession.noteWrite`).
  */
 function noteStatement(session: GuardedSession, compiled: CompiledQuery): void {
-  if (!isBuilderQuery(compiled)) session.markDirty()
+  if (!isBuilderQuery(compiled) || mentionsUnscopableCall(compiled.sql)) session.markDirty()
   // A builder query may call any function (one that inserts, or nextval itself): unless
   // its text calls none but the aggregates, its sequence state is discarded too.
   else if (!isSessionNeutral(compiled.sql)) session.markWrote()

@@ -1,13 +1,16 @@
 import {
+  AggregateFunctionNode,
   type ColumnUpdateNode,
+  FunctionNode,
   IdentifierNode,
   type OperationNode,
   RawNode,
   TableNode,
   ValueNode,
 } from 'kysely'
-import { CrossTenantWriteError } from '../errors/index.js'
+import { CrossTenantWriteError, UnsupportedQueryError } from '../errors/index.js'
 import type { TableRegistry, TenantTable } from '../schema/table-registry.js'
+import { UNSCOPABLE_FUNCTIONS } from '../sql/unscopable-functions.js'
 import { type TenantIdType, tryParseTenantId } from '../tenants/index.js'
 import { columnNameOf } from './tenant-filter.js'
 
@@ -108,4 +111,38 @@ export function assertNoTenantAssignment(
       `${statement} on ${entry.qualifiedName} assigns ${column}; a row cannot be moved to another tenant.`,
     )
   }
+}
+
+/** A function name as Kysely writes it, verbatim: one to three identifiers, plain or quoted. */
+const FUNCTION_NAME =
+  /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")){0,2}$/
+
+/**
+ * Refuses a call (`eb.fn(name)`, `eb.fn.agg(name)`) whose name Kysely would write into
+ * the SQL verbatim but is not a function name (SQL text in a name is not scoped), or names
+ * one of the functions no scoped query may call (`UNSCOPABLE_FUNCTIONS`).
+ *
+ * @internal
+ */
+export function assertScopableCalls(node: OperationNode): void {
+  walkNodes(node, (n) => {
+    if (!FunctionNode.is(n) && !AggregateFunctionNode.is(n)) return
+    const name = n.func
+    if (!FUNCTION_NAME.test(name)) {
+      throw new UnsupportedQueryError(
+        `${JSON.stringify(name)} is not a function name: a function's name goes into the SQL as written, ` +
+          'and the TenantPlugin cannot scope SQL text there. Name the function alone (eb.fn("lower", [...])).',
+      )
+    }
+    const last = name
+      .slice(name.lastIndexOf('.') + 1)
+      .replace(/^"|"$/g, '')
+      .replaceAll('""', '"')
+    if (UNSCOPABLE_FUNCTIONS.has(last.toLowerCase())) {
+      throw new UnsupportedQueryError(
+        `${name}() is refused in a scoped query: it ${last.toLowerCase() === 'set_config' ? 'can change the tenant binding' : 'runs SQL given as text or by name, which the TenantPlugin cannot scope'}. ` +
+          'Run it outside rowtenancy, or inside withoutTenant(reason, fn) where it is audited.',
+      )
+    }
+  })
 }

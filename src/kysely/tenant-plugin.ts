@@ -10,7 +10,7 @@ import { crossTenantScope, currentTenant, tryCurrentTenant } from '../context/in
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, parseTenantId, type TenantIdType } from '../tenants/index.js'
-import { tenantTablesIn } from './node-scan.js'
+import { assertScopableCalls, tenantTablesIn } from './node-scan.js'
 import { metaOf, type QueryBinding, SHARED, withMeta } from './query-meta.js'
 import { TenantTransformer } from './tenant-transformer.js'
 
@@ -70,6 +70,7 @@ export interface TenantPluginOptions {
 export class TenantPlugin implements KyselyPlugin {
   readonly #transformer: TenantTransformer
   readonly #idType: TenantIdType
+  readonly #strictRaw: boolean
   /** Recently seen tenant ids and their canonical form (parsing is the costly part). */
   readonly #canonical = new Map<unknown, string>()
   /** The last id seen, its canonical form and binding: most queries repeat the previous tenant. */
@@ -84,8 +85,9 @@ export class TenantPlugin implements KyselyPlugin {
     assertTenantIdType(idType)
     this.#idType = idType
     this.registry = TableRegistry.from(options.tables, { tenantColumn: options.tenantColumn })
+    this.#strictRaw = options.strictRaw === true
     this.#transformer = new TenantTransformer(this.registry, idType, {
-      strictRaw: options.strictRaw === true,
+      strictRaw: this.#strictRaw,
     })
   }
 
@@ -106,6 +108,7 @@ export class TenantPlugin implements KyselyPlugin {
       binding = { scope }
     } else {
       const id = tryCurrentTenant()
+      assertScopableCalls(args.node)
       if (id === undefined) {
         // No tenant: a query that names no tenant-aware table (a login route reading
         // users) runs as written; anything else fails closed.
@@ -113,6 +116,9 @@ export class TenantPlugin implements KyselyPlugin {
         if (args.node.kind === 'RawNode' || tenantTablesIn(args.node, this.registry).length > 0) {
           currentTenant()
         }
+        // With strictRaw, raw SQL where a table goes is refused here too (no tenant to read
+        // it for): the scoping pass only looks, its result is not used.
+        if (this.#strictRaw) this.#transformer.scope(args.node, '', args.queryId)
         return withMeta(args.node, {
           owner: this,
           binding: SHARED,

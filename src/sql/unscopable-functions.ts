@@ -1,0 +1,48 @@
+/**
+ * Built-in functions a tenant-scoped statement may not call: they set the tenant binding
+ * (`set_config`), or run SQL they are given as text, a cursor or a table name (the XML
+ * export functions, `ts_stat`, dblink's), which a query builder's scoping cannot reach.
+ *
+ * @internal
+ */
+export const UNSCOPABLE_FUNCTIONS: ReadonlySet<string> = new Set([
+  'set_config',
+  'query_to_xml',
+  'query_to_xmlschema',
+  'query_to_xml_and_xmlschema',
+  'cursor_to_xml',
+  'cursor_to_xmlschema',
+  'table_to_xml',
+  'table_to_xmlschema',
+  'table_to_xml_and_xmlschema',
+  'schema_to_xml',
+  'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema',
+  'database_to_xml',
+  'database_to_xmlschema',
+  'database_to_xml_and_xmlschema',
+  'ts_stat',
+  'dblink',
+  'dblink_exec',
+  'dblink_open',
+  'dblink_fetch',
+  'dblink_send_query',
+  'dblink_connect',
+  'dblink_connect_u',
+])
+
+const CALL = new RegExp(`\\b(?:${[...UNSCOPABLE_FUNCTIONS].join('|')})\\b`, 'i')
+
+/**
+ * Whether statement text may call one of {@link UNSCOPABLE_FUNCTIONS} (the name as a word,
+ * plain, quoted or qualified; a column of that name counts too).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * mentionsUnscopableCall('select set_config($1, $2, $3) as "x"') // true
+ * ```
+ */
+export function mentionsUnscopableCall(text: string): boolean {
+  return CALL.test(text)
+}
