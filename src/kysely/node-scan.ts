@@ -16,12 +16,20 @@ import { columnNameOf } from './tenant-filter.js'
 
 /**
  * Calls `visit` for every node under `node` (itself included), by a generic walk
- * over object properties, so node kinds added by later Kysely versions are seen.
+ * over object properties, so node kinds added by later Kysely versions are seen;
+ * below a node for which `descend` says false, nothing more.
  *
  * @internal
  */
-export function walkNodes(node: OperationNode, visit: (node: OperationNode) => void): void {
+export function walkNodes(
+  node: OperationNode,
+  visit: (node: OperationNode) => void,
+  descend?: (node: OperationNode) => boolean,
+): void {
   visit(node)
+  // A value holds data, never nodes (an array value would be walked item by item).
+  if (node.kind === 'ValueNode' || node.kind === 'PrimitiveValueListNode') return
+  if (descend !== undefined && !descend(node)) return
   const record = node as unknown as Record<string, unknown>
   for (const key in record) {
     const value = record[key]
@@ -29,11 +37,11 @@ export function walkNodes(node: OperationNode, visit: (node: OperationNode) => v
     if (Array.isArray(value)) {
       for (const item of value) {
         if (typeof item === 'object' && item !== null && typeof item.kind === 'string') {
-          walkNodes(item as OperationNode, visit)
+          walkNodes(item as OperationNode, visit, descend)
         }
       }
     } else if (typeof (value as { kind?: unknown }).kind === 'string') {
-      walkNodes(value as OperationNode, visit)
+      walkNodes(value as OperationNode, visit, descend)
     }
   }
 }
@@ -113,6 +121,23 @@ export function assertNoTenantAssignment(
   }
 }
 
+/** Node kinds that hold no call at any depth: names, references, values, operators. */
+const CALL_FREE = new Set([
+  'IdentifierNode',
+  'SchemableIdentifierNode',
+  'TableNode',
+  'ColumnNode',
+  'ReferenceNode',
+  'SelectAllNode',
+  'ValueNode',
+  'PrimitiveValueListNode',
+  'OperatorNode',
+  'DataTypeNode',
+  'DefaultInsertValueNode',
+])
+
+const mayHoldCalls = (node: OperationNode) => !CALL_FREE.has(node.kind)
+
 /** A function name as Kysely writes it, verbatim: one to three identifiers, plain or quoted. */
 const FUNCTION_NAME =
   /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")){0,2}$/
@@ -125,24 +150,28 @@ const FUNCTION_NAME =
  * @internal
  */
 export function assertScopableCalls(node: OperationNode): void {
-  walkNodes(node, (n) => {
-    if (!FunctionNode.is(n) && !AggregateFunctionNode.is(n)) return
-    const name = n.func
-    if (!FUNCTION_NAME.test(name)) {
-      throw new UnsupportedQueryError(
-        `${JSON.stringify(name)} is not a function name: a function's name goes into the SQL as written, ` +
-          'and the TenantPlugin cannot scope SQL text there. Name the function alone (eb.fn("lower", [...])).',
-      )
-    }
-    const last = name
-      .slice(name.lastIndexOf('.') + 1)
-      .replace(/^"|"$/g, '')
-      .replaceAll('""', '"')
-    if (UNSCOPABLE_FUNCTIONS.has(last.toLowerCase())) {
-      throw new UnsupportedQueryError(
-        `${name}() is refused in a scoped query: it ${last.toLowerCase() === 'set_config' ? 'can change the tenant binding' : 'runs SQL given as text or by name, which the TenantPlugin cannot scope'}. ` +
-          'Run it outside rowtenancy, or inside withoutTenant(reason, fn) where it is audited.',
-      )
-    }
-  })
+  walkNodes(
+    node,
+    (n) => {
+      if (!FunctionNode.is(n) && !AggregateFunctionNode.is(n)) return
+      const name = n.func
+      if (!FUNCTION_NAME.test(name)) {
+        throw new UnsupportedQueryError(
+          `${JSON.stringify(name)} is not a function name: a function's name goes into the SQL as written, ` +
+            'and the TenantPlugin cannot scope SQL text there. Name the function alone (eb.fn("lower", [...])).',
+        )
+      }
+      const last = name
+        .slice(name.lastIndexOf('.') + 1)
+        .replace(/^"|"$/g, '')
+        .replaceAll('""', '"')
+      if (UNSCOPABLE_FUNCTIONS.has(last.toLowerCase())) {
+        throw new UnsupportedQueryError(
+          `${name}() is refused in a scoped query: it ${last.toLowerCase() === 'set_config' ? 'can change the tenant binding' : 'runs SQL given as text or by name, which the TenantPlugin cannot scope'}. ` +
+            'Run it outside rowtenancy, or inside withoutTenant(reason, fn) where it is audited.',
+        )
+      }
+    },
+    mayHoldCalls,
+  )
 }
