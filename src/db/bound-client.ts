@@ -4,6 +4,7 @@ import { asUnavailable } from '../sql/unavailable.js'
 import { type BindingMode, beginStatement } from './binding.js'
 import { bindSequence } from './citus-binding.js'
 import type { Statement } from './pipelined-query.js'
+import { refuseQuery, releasedClientError } from './released-client.js'
 import { preparedBindName, SessionGuard } from './session-guard.js'
 
 /**
@@ -75,19 +76,7 @@ function lendClient(client: pg.PoolClient): { client: pg.PoolClient; end(): void
   let ended = false
   const query = (...args: unknown[]): unknown => {
     if (!ended) return (client.query as (...a: unknown[]) => unknown)(...args)
-    const err = new Error(
-      'This client was released to the pool when the callback of withTenantClient ended; ' +
-        'run its queries inside the callback.',
-    )
-    // As pg reports a failure: to the callback, else as a rejected promise; a submittable
-    // (a cursor, a stream) expects no promise back.
-    if (typeof (args[0] as { submit?: unknown } | null)?.submit === 'function') throw err
-    const callback = args.at(-1)
-    if (typeof callback === 'function') {
-      queueMicrotask(() => callback(err))
-      return undefined
-    }
-    return Promise.reject(err)
+    return refuseQuery(args, releasedClientError('when the callback of withTenantClient ended'))
   }
   const release = (): never => {
     throw new Error(

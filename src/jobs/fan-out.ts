@@ -24,7 +24,10 @@ export interface ForEachTenantOptions {
   readonly pool: pg.Pool
   /** Lists the tenants. */
   readonly store: TenantStore
-  /** Records the run once in the audit log. */
+  /**
+   * Records the run once in the audit log. Its pool (the owner's) also reads the ledger and
+   * records failures, outside the tenants' transactions.
+   */
   readonly audit: JobAuditOptions
   /** The run's stable name: a rerun with the same name skips tenants already done. */
   readonly run: string
@@ -120,8 +123,10 @@ export async function forEachTenant(
   const table = ledgerTable(options.ledgerTable)
   const status = options.status ?? 'active'
 
-  // The ledger's own statements wait for a connection as long as withTenantClient does.
-  const ledger = boundedQueryable(pool, DEFAULT_ACQUIRE_MS)
+  // The ledger's own statements outside a tenant's transaction go on the audit pool (the
+  // owner's: row level security shows the runtime role only the bound tenant's rows), and
+  // wait for a connection as long as withTenantClient does.
+  const ledger = boundedQueryable(options.audit.db, DEFAULT_ACQUIRE_MS)
   const tenants = await store.list(status === 'all' ? {} : { status })
   await audit.record(
     { source: 'withoutTenant', reason, actor: options.actor, tenantId: undefined },

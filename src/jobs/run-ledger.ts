@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors/index.js'
+import { RLS_SETTING } from '../schema/rls-policy.js'
 import { inTransaction, type Queryable, quoteIdent, quoteQualified } from '../sql/index.js'
 
 /**
@@ -28,7 +29,11 @@ export function ledgerTable(name = 'rowtenancy_runs'): string {
 
 /**
  * The ledger's DDL: one row per (run, tenant) that finished (`done`) or last
- * failed (`failed`), so a rerun of the same run skips what is done.
+ * failed (`failed`), so a rerun of the same run skips what is done. Row level
+ * security shows a role other than the owner only the rows of the tenant its
+ * transaction is bound to (a tenant's code claims its own row; a failure text of
+ * another tenant stays out of reach), and none unbound; the owner reads and
+ * writes the rest (the fan-out's coordinator, on the audit pool).
  *
  * @example
  * ```ts
@@ -47,6 +52,11 @@ export function runLedgerDdl(options: RunLedgerOptions = {}): string[] {
   finished_at timestamptz not null default now(),
   primary key (run, tenant_id)
 )`,
+    `alter table ${table} enable row level security`,
+    `drop policy if exists rowtenancy_run_tenant on ${table}`,
+    `create policy rowtenancy_run_tenant on ${table}
+  using (tenant_id = nullif(pg_catalog.current_setting('${RLS_SETTING}', true), ''))
+  with check (tenant_id = nullif(pg_catalog.current_setting('${RLS_SETTING}', true), ''))`,
   ]
   if (options.grantTo !== undefined) {
     ddl.push(`grant select, insert, update on ${table} to ${quoteIdent(options.grantTo)}`)

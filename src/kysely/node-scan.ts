@@ -1,6 +1,7 @@
 import {
   AggregateFunctionNode,
   type ColumnUpdateNode,
+  ExplainNode,
   FunctionNode,
   IdentifierNode,
   type OperationNode,
@@ -138,14 +139,26 @@ const CALL_FREE = new Set([
 
 const mayHoldCalls = (node: OperationNode) => !CALL_FREE.has(node.kind)
 
+/** EXPLAIN's output formats in PostgreSQL. */
+const EXPLAIN_FORMATS = new Set(['text', 'xml', 'json', 'yaml'])
+
+function assertExplainFormat(node: ExplainNode): void {
+  if (node.format === undefined || EXPLAIN_FORMATS.has(node.format.toLowerCase())) return
+  throw new UnsupportedQueryError(
+    `${JSON.stringify(node.format)} is not an EXPLAIN format (text, xml, json or yaml): Kysely writes ` +
+      'the format into the SQL as given, and the TenantPlugin cannot scope SQL text there.',
+  )
+}
+
 /** A function name as Kysely writes it, verbatim: one to three identifiers, plain or quoted. */
 const FUNCTION_NAME =
   /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")){0,2}$/
 
 /**
- * Refuses a call (`eb.fn(name)`, `eb.fn.agg(name)`) whose name Kysely would write into
- * the SQL verbatim but is not a function name (SQL text in a name is not scoped), or names
- * one of the functions no scoped query may call (`UNSCOPABLE_FUNCTIONS`).
+ * Refuses what Kysely writes into the SQL verbatim when it is SQL text, which the plugin
+ * cannot scope: a call (`eb.fn(name)`, `eb.fn.agg(name)`) whose name is not a function
+ * name, or that names one of the functions no scoped query may call
+ * (`UNSCOPABLE_FUNCTIONS`); an `explain(format)` whose format is not one.
  *
  * @internal
  */
@@ -153,6 +166,7 @@ export function assertScopableCalls(node: OperationNode): void {
   walkNodes(
     node,
     (n) => {
+      if (ExplainNode.is(n)) return assertExplainFormat(n)
       if (!FunctionNode.is(n) && !AggregateFunctionNode.is(n)) return
       const name = n.func
       if (!FUNCTION_NAME.test(name)) {

@@ -579,13 +579,13 @@ async function runCopies(
   return { reports, warnings, strictStop }
 }
 
-/** The most connections a pg.Pool opens (`options.max`); 0 when it does not say. */
 /** How many callers wait for a connection of a `pg.Pool` (0 for another handle). */
 function poolWaiters(db: ConnectableQueryable): number {
   const waiting = (db as { waitingCount?: unknown }).waitingCount
   return typeof waiting === 'number' ? waiting : 0
 }
 
+/** The most connections a pg.Pool opens (`options.max`); 0 when it does not say. */
 function poolSize(db: ConnectableQueryable): number {
   const max = (db as { options?: { max?: unknown } }).options?.max
   return typeof max === 'number' ? max : 0

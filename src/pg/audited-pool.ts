@@ -24,6 +24,10 @@ export interface AuditedPoolOptions {
   readonly acquireMs?: number | undefined
 }
 
+const NO_SUBMITTABLES =
+  'An audited pool runs no cursor or stream objects (their rows would not be recorded): ' +
+  'send the statement as text, with a LIMIT / OFFSET or keyset loop for large reads.'
+
 const CONTROL = /^\s*(?:savepoint|release|rollback\s+(?:work\s+|transaction\s+)?to)\b/i
 
 /**
@@ -52,11 +56,7 @@ export class AuditedPool extends PoolFacade {
 
   override query(...args: any[]): any {
     const call = parseQueryCall(args)
-    if (!call) {
-      throw new InvalidInputError(
-        'An audited pool runs no cursor or stream objects: check out a client and query it.',
-      )
-    }
+    if (!call) throw new InvalidInputError(NO_SUBMITTABLES)
     return settle(this.#poolQuery(call), call.callback)
   }
 
@@ -126,7 +126,8 @@ export class AuditedPool extends PoolFacade {
     return {
       query(args) {
         const call = parseQueryCall(args)
-        if (!call) return client.query(args[0] as pg.Submittable)
+        // A cursor or stream would run unrecorded: refused, as on the pool.
+        if (!call) throw new InvalidInputError(NO_SUBMITTABLES)
         return settle(run(call), call.callback)
       },
       release(destroy) {

@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { refuseQuery, releasedClientError } from '../db/released-client.js'
 import { resolveTimeouts } from '../db/unavailable.js'
 import { acquire, DEFAULT_ACQUIRE_MS } from '../sql/acquire.js'
 
@@ -198,17 +199,27 @@ for (const name of ['totalCount', 'idleCount', 'waitingCount', 'expiredCount'] a
 }
 
 /**
- * The proxy handler of one checkout: `query` and `release` are the hooks', every
- * other property is the client's own. A class, so a checkout allocates the
+ * The proxy handler of one checkout: `query` and `release` are the hooks' (a query
+ * after the release is refused, a second release does nothing), every other property is
+ * the client's own. A class, so a checkout allocates the
  * handler and the two functions, and nothing else.
  */
 class ClientView implements ProxyHandler<pg.PoolClient> {
   readonly query: (...args: unknown[]) => unknown
   readonly release: (destroy?: boolean | Error) => void
+  /** Released: a reference kept past the checkout runs nothing on the pooled client. */
+  #released = false
 
   constructor(hooks: ClientHooks) {
-    this.query = (...args: unknown[]) => hooks.query(args)
-    this.release = (destroy?: boolean | Error) => hooks.release(destroy)
+    this.query = (...args: unknown[]) =>
+      this.#released
+        ? refuseQuery(args, releasedClientError('when its checkout ended'))
+        : hooks.query(args)
+    this.release = (destroy?: boolean | Error) => {
+      if (this.#released) return
+      this.#released = true
+      hooks.release(destroy)
+    }
   }
 
   get(target: pg.PoolClient, prop: string | symbol, receiver: unknown): unknown {

@@ -387,6 +387,18 @@ class BoundClient implements ClientHooks {
     if (this.#open || !pool.isReady) return this.#query(call)
     const kind = statementKind(call.config.text)
     if (kind === 'begin') return this.#query(call)
+    // A transaction this checkout did not see open (BEGIN inside a multi-statement text, or
+    // sent as a cursor or stream object): a lone statement's binding would outlast it there.
+    const status = this.#session.client.getTransactionStatus()
+    if (kind !== 'end' && (status === 'T' || status === 'E')) {
+      return Promise.reject(
+        new ConfigError(
+          'A transaction is open on this client that the TenantPool did not see begin (BEGIN inside ' +
+            'a multi-statement text, or sent as a cursor or stream object). Send BEGIN as a statement ' +
+            'of its own, or end that transaction (COMMIT / ROLLBACK) first.',
+        ),
+      )
+    }
     let bind: Statement | undefined
     try {
       bind = kind === 'end' ? undefined : pool.bindForContext()

@@ -1,7 +1,8 @@
 /**
- * Built-in functions a tenant-scoped statement may not call: they set the tenant binding
- * (`set_config`), or run SQL they are given as text, a cursor or a table name (the XML
- * export functions, `ts_stat`, dblink's), which a query builder's scoping cannot reach.
+ * Functions a tenant-scoped statement may not call: they set the tenant binding
+ * (`set_config`, and rowtenancy's own binding functions), or run SQL they are given as
+ * text, a cursor or a table name (the XML export functions, `ts_stat`, `ts_rewrite`,
+ * dblink's), which a query builder's scoping cannot reach.
  *
  * @internal
  */
@@ -22,6 +23,9 @@ export const UNSCOPABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   'database_to_xmlschema',
   'database_to_xml_and_xmlschema',
   'ts_stat',
+  'ts_rewrite',
+  'rowtenancy_enter',
+  'rowtenancy_seal_bind',
   'dblink',
   'dblink_exec',
   'dblink_open',

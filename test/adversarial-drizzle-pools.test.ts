@@ -1,0 +1,138 @@
+import { sql } from 'drizzle-orm'
+import { bigint, pgTable, text } from 'drizzle-orm/pg-core'
+import pg from 'pg'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import {
+  type TenantDrizzle,
+  tenantColumn,
+  tenantDrizzle,
+  tenantPrimaryKey,
+} from '../src/drizzle/index.js'
+import { runWithTenant } from '../src/entries/index.js'
+import { type OrmFixture, setupOrmFixture } from './orm-fixture.js'
+
+/**
+ * Hostile code on the pools ORMs use: a Drizzle transaction handle kept after its end, raw
+ * session-level settings, a transaction the tenant pool did not see begin, and the audited
+ * cross-tenant pool's checked-out clients (cursor objects, a client kept after release).
+ */
+const accounts = pgTable(
+  'accounts',
+  {
+    tenantId: tenantColumn(),
+    id: bigint('id', { mode: 'number' }).notNull(),
+    name: text('name').notNull(),
+  },
+  (t) => [tenantPrimaryKey(t.tenantId, t.id)],
+)
+const schema = { accounts }
+let fx: OrmFixture
+let db: TenantDrizzle<typeof schema>
+
+beforeAll(async () => {
+  fx = await setupOrmFixture('adv_drizzle_pools')
+  db = tenantDrizzle(fx.tenancy, { schema })
+})
+afterAll(() => fx.close())
+beforeEach(() => fx.reseed())
+
+const names = (rows: readonly { name?: unknown }[]) => rows.map((r) => r.name).sort()
+async function noTenantNames(): Promise<unknown[]> {
+  return names(await db.select({ name: accounts.name }).from(accounts))
+}
+
+describe('drizzle', () => {
+  it('a transaction handle kept after the transaction runs nothing in the next checkout', async () => {
+    let kept: any
+    await runWithTenant('1', () =>
+      db.transaction(async (tx) => {
+        kept = tx
+        await tx.select().from(accounts)
+      }),
+    )
+    // tenant 2 opens a transaction on the single connection; the kept tx is used meanwhile
+    const seen: unknown[] = []
+    await runWithTenant('2', () =>
+      db.transaction(async (tx2) => {
+        await tx2.select().from(accounts)
+        const r = await kept
+          .select({ name: accounts.name })
+          .from(accounts)
+          .then(
+            (rows: any[]) => rows,
+            (e: Error) => `ERR ${e.message}`,
+          )
+        seen.push(r)
+        await kept
+          .execute(sql`update accounts set name = name || '-pwned'`)
+          .catch((e: Error) => seen.push(`ERR ${e.message}`))
+        return r
+      }),
+    )
+    expect(JSON.stringify(seen)).not.toMatch(/b1/)
+    expect((await fx.allAccounts()).map((r) => r.name).join(',')).not.toMatch(/pwned/)
+  })
+
+  it('raw session-level set_config is gone at the next no-tenant checkout', async () => {
+    await runWithTenant('1', () =>
+      db.execute(sql`select set_config('rowtenancy.tenant_id', '2', false)`),
+    )
+    expect(await noTenantNames()).toEqual([])
+  })
+
+  it('set_config through $client.inner (the raw runtime pool) is reset before rowtenancy work', async () => {
+    await (db.$client as any).inner.query(`select set_config('rowtenancy.tenant_id', '2', false)`)
+    expect(await noTenantNames()).toEqual([])
+  })
+
+  it('a BEGIN sent as a Submittable: the lone statements after it are refused until it ends', async () => {
+    const client: pg.PoolClient = await db.$client.connect()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const q = client.query(new pg.Query('begin') as any) as any
+        q.on('end', () => resolve())
+        q.on('error', reject)
+      })
+      for (const tenant of ['1', '2', undefined]) {
+        const run = () => client.query('select name from accounts')
+        await expect(tenant ? runWithTenant(tenant, run) : run()).rejects.toThrow(
+          /did not see begin/,
+        )
+      }
+      await client.query('rollback')
+      expect(
+        names((await runWithTenant('2', () => client.query('select name from accounts'))).rows),
+      ).toEqual(['b1'])
+      expect(names((await client.query('select name from accounts')).rows)).toEqual([])
+    } finally {
+      client.release()
+    }
+    expect(await noTenantNames()).toEqual([])
+  })
+
+  it('allObjects: a cursor or stream object on a checked-out audited client is refused (it would go unrecorded)', async () => {
+    const admin = db.allObjects('adversarial submittable audit')
+    const client = await admin.$client.connect()
+    try {
+      expect(() => client.query(new pg.Query('select name from accounts') as any)).toThrow(
+        /runs no cursor or stream objects/,
+      )
+    } finally {
+      client.release()
+    }
+  })
+
+  it('allObjects: a client kept after release runs nothing on the admin pool', async () => {
+    const reason = 'adversarial kept audited client'
+    const admin = db.allObjects(reason)
+    const client = await admin.$client.connect()
+    client.release()
+    const out = await client.query('select count(*)::int as n from accounts').then(
+      (r) => r.rows,
+      (e: Error) => `ERR ${e.message}`,
+    )
+    expect(typeof out === 'string', `statement ran after release: ${JSON.stringify(out)}`).toBe(
+      true,
+    )
+  })
+})

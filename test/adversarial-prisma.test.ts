@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { runWithTenant } from '../src/entries/index.js'
+import { allObjectsExtension, tenantPrismaAdapter } from '../src/prisma/index.js'
+import { loadPrismaClient } from './helpers/prisma-client.js'
+import { type OrmFixture, setupOrmFixture } from './orm-fixture.js'
+
+/** Hostile code through Prisma: an interactive transaction kept or timed out, raw session-level settings. */
+let fx: OrmFixture
+let prisma: any
+const clients: any[] = []
+
+beforeAll(async () => {
+  const PrismaClient = await loadPrismaClient()
+  fx = await setupOrmFixture('adv_prisma')
+  prisma = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy) }).$extends(
+    allObjectsExtension(fx.tenancy, (adapter) => {
+      const c = new PrismaClient({ adapter })
+      clients.push(c)
+      return c
+    }),
+  )
+  clients.push(prisma)
+}, 180_000)
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.$disconnect().catch(() => {})))
+  await fx?.close()
+})
+beforeEach(() => fx.reseed())
+
+const names = (rows: any[]) => rows.map((r) => r.name).sort()
+
+describe('prisma', () => {
+  it('an interactive transaction kept after commit runs nothing in tenant 2 transaction', async () => {
+    let kept: any
+    await runWithTenant('1', () =>
+      prisma.$transaction(async (tx: any) => {
+        kept = tx
+        await tx.account.count()
+      }),
+    )
+    const seen: unknown[] = []
+    await runWithTenant('2', () =>
+      prisma.$transaction(async (tx2: any) => {
+        await tx2.account.count()
+        seen.push(
+          await kept.account.findMany().then(names, (e: Error) => `ERR ${e.message.slice(0, 80)}`),
+        )
+        seen.push(
+          await kept
+            .$executeRawUnsafe(`update accounts set name = name || '-pwned'`)
+            .catch((e: Error) => `ERR ${e.message.slice(0, 80)}`),
+        )
+      }),
+    )
+    expect(JSON.stringify(seen)).not.toMatch(/b1/)
+    expect((await fx.allAccounts()).map((r) => r.name).join(',')).not.toMatch(/pwned/)
+  })
+
+  it('raw multi-statement session-level set_config does not reach a no-tenant read', async () => {
+    await runWithTenant('1', () =>
+      prisma
+        .$executeRawUnsafe(`select 1; select set_config('rowtenancy.tenant_id', '2', false)`)
+        .catch((e: Error) => `ERR ${e.message.slice(0, 100)}`),
+    )
+    expect(names(await prisma.account.findMany())).toEqual([])
+  })
+
+  it('a transaction timed out while its callback keeps going', async () => {
+    const seen: unknown[] = []
+    const p = runWithTenant('1', () =>
+      prisma
+        .$transaction(
+          async (tx: any) => {
+            await tx.account.count()
+            await new Promise((r) => setTimeout(r, 300))
+            seen.push(
+              await tx.account
+                .findMany()
+                .then(names, (e: Error) => `ERR ${e.message.slice(0, 80)}`),
+            )
+          },
+          { timeout: 100 },
+        )
+        .catch((e: Error) => `ERR ${e.message.slice(0, 80)}`),
+    )
+    // tenant 2 grabs the connection meanwhile
+    await new Promise((r) => setTimeout(r, 150))
+    const t2 = runWithTenant('2', () =>
+      prisma.$transaction(async (tx: any) => {
+        await new Promise((r) => setTimeout(r, 300))
+        return names(await tx.account.findMany())
+      }),
+    )
+    const [, b] = await Promise.all([p, t2])
+    expect(JSON.stringify(seen)).not.toMatch(/b1/)
+    expect(b).toEqual(['b1'])
+  })
+})
