@@ -26,6 +26,13 @@ export default defineConfig({
       'test/orm-typeorm.test.ts',
       'test/online-serving.test.ts',
       'test/session-sequences.test.ts',
+      'test/adversarial-checkout-state.test.ts',
+      'test/adversarial-tenant-pool-state.test.ts',
+      'test/adversarial-verbatim-sql.test.ts',
+      'test/adversarial-drizzle-pools.test.ts',
+      'test/adversarial-prisma.test.ts',
+      'test/adversarial-fan-out-ledger.test.ts',
+      'test/adversarial-kysely-shapes.test.ts',
     ],
   },
 })
