@@ -14,11 +14,15 @@ describe('rowtenancy init --runtime-role', () => {
     await db.drop()
   })
 
-  it('grants DML on the tenant tables but keeps the audit log append-only for the runtime role', async () => {
+  it('grants DML on the tenant tables, reads only on the tenant directory, nothing on the audit log', async () => {
     const r = await cli(['init', '--database-url', db.url, '--runtime-role', role])
     expect(r.code, r.stderr).toBe(0)
     const { rows } = await db.pool.query(
       `select has_table_privilege($1, 'tenants', 'select') as tenants_select,
+              has_table_privilege($1, 'tenants', 'update') as tenants_update,
+              has_table_privilege($1, 'tenant_domains', 'select') as domains_select,
+              has_table_privilege($1, 'tenant_domains', 'insert') as domains_insert,
+              has_table_privilege($1, 'audit_log', 'select') as audit_select,
               has_table_privilege($1, 'audit_log', 'insert') as audit_insert,
               has_table_privilege($1, 'audit_log', 'update') as audit_update,
               has_table_privilege($1, 'audit_log', 'delete') as audit_delete,
@@ -27,7 +31,11 @@ describe('rowtenancy init --runtime-role', () => {
     )
     expect(rows[0]).toEqual({
       tenants_select: true,
-      audit_insert: true,
+      tenants_update: false,
+      domains_select: true,
+      domains_insert: false,
+      audit_select: false,
+      audit_insert: false,
       audit_update: false,
       audit_delete: false,
       audit_truncate: false,

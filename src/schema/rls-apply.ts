@@ -88,7 +88,7 @@ export async function discoverTenantTables(
        from pg_class c
        join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid and a.attname = $1 and a.attnum > 0 and not a.attisdropped
-      where c.relkind in ('r', 'p') and not c.relispartition
+      where c.relkind in ('r', 'p')
         and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
         and c.relname not in ('tenants', 'tenant_domains') and c.relname not like 'rowtenancy\\_%'
         -- a column of that name that references some other table alone (a legacy
@@ -208,8 +208,12 @@ async function apply(
   needsChange: (status: RlsTableStatus) => boolean,
   render: (policy: RlsPolicy) => readonly string[],
 ): Promise<RlsApplyResult> {
-  const status = await rlsStatus(db, tables, options)
-  assertExisting(status)
+  const named = await rlsStatus(db, tables, options)
+  assertExisting(named)
+  // A partition or an inheritance child named directly is a table of its own to row level
+  // security: it needs its own policy, or its rows are every tenant's through its name.
+  tables = await withDescendants(db, tables, new Set(named.map((n) => n.table)))
+  const status = tables.length === named.length ? named : await rlsStatus(db, tables, options)
   const todo = tables.filter((_, i) => needsChange(status[i]!))
   const statements = todo.flatMap((t) => render(tenantPolicy(t, options)))
   await run(db, statements)
@@ -218,6 +222,34 @@ async function apply(
     status.filter((_, i) => todo.includes(tables[i]!)),
     statements,
   )
+}
+
+/**
+ * `tables` and, after them, every partition and inheritance child below them (at any depth)
+ * not among `named` (the tables' own `schema.name`), in a stable order.
+ */
+async function withDescendants(
+  db: Queryable,
+  tables: readonly TableRef[],
+  named: ReadonlySet<string>,
+): Promise<readonly TableRef[]> {
+  const { rows } = await db.query(
+    `with recursive below (oid) as (
+       select i.inhrelid from pg_catalog.pg_inherits i
+        where i.inhparent = any (select pg_catalog.to_regclass(t)::oid from unnest($1::text[]) t)
+       union
+       select i.inhrelid from pg_catalog.pg_inherits i join below on i.inhparent = below.oid)
+     select n.nspname as schema, c.relname as name
+       from below join pg_catalog.pg_class c on c.oid = below.oid
+       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p')
+      order by 1, 2`,
+    [tables.map(renderTable)],
+  )
+  const more = (rows as { schema: string; name: string }[])
+    .filter((r) => !named.has(`${r.schema}.${r.name}`))
+    .map((r) => ({ schema: r.schema, name: r.name }))
+  return more.length === 0 ? tables : [...tables, ...more]
 }
 
 function assertExisting(status: readonly RlsTableStatus[]): void {

@@ -1,7 +1,7 @@
-import { UnsafeRoleError } from '../errors/index.js'
+import { InvalidInputError, UnsafeRoleError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
-import { quoteIdent } from '../sql/quote.js'
+import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 
 /**
  * Options of {@link grantRuntimeRole} and {@link runtimeRoleGrantsSql}.
@@ -17,7 +17,10 @@ export interface RuntimeRoleOptions {
  * The grants a runtime role needs, one statement per element: USAGE on each
  * schema, SELECT/INSERT/UPDATE/DELETE on its tables, USAGE/SELECT on its
  * sequences, and the same as default privileges for tables the connected
- * (owner) role creates later. No ownership, no DDL, no TRUNCATE.
+ * (owner) role creates later. No ownership, no DDL, no TRUNCATE. The tenant
+ * directory (`tenants`, `tenant_domains`, `tenant_placements`, where present) is
+ * read-only to it: a tenant's code that could write there could take another
+ * tenant's domain, or suspend it.
  *
  * @example
  * ```ts
@@ -35,8 +38,30 @@ export function runtimeRoleGrantsSql(options: RuntimeRoleOptions): string[] {
       `grant usage, select on all sequences in schema ${s} to ${role}`,
       `alter default privileges in schema ${s} grant select, insert, update, delete on tables to ${role}`,
       `alter default privileges in schema ${s} grant usage, select on sequences to ${role}`,
+      readOnlyDirectory(schema, options.role),
     ]
   })
+}
+
+/** The tables of the tenant directory: read by the runtime role, written by the owner only. */
+const DIRECTORY = ['tenants', 'tenant_domains', 'tenant_placements']
+
+/** Takes INSERT/UPDATE/DELETE on the directory's tables of `schema` (those present) from `role`. */
+function readOnlyDirectory(schema: string, role: string): string {
+  const revokes = DIRECTORY.map((table) => {
+    const name = quoteLiteral(`${quoteIdent(schema)}.${quoteIdent(table)}`)
+    return (
+      `if pg_catalog.to_regclass(${name}) is not null then ` +
+      `execute pg_catalog.format('revoke insert, update, delete, truncate on %s from %I', ${name}, ${quoteLiteral(role)}); end if;`
+    )
+  })
+  const body = revokes.join(' ')
+  if (body.includes('$rowtenancy$')) {
+    throw new InvalidInputError(
+      `The schema or role name ${JSON.stringify(`${schema} / ${role}`)} contains "$rowtenancy$"; rename it.`,
+    )
+  }
+  return `do $rowtenancy$ begin ${body} end $rowtenancy$`
 }
 
 /**

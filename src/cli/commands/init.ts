@@ -40,10 +40,11 @@ export function register(program: Command, ctx: CliContext): void {
     const role = config.runtimeRole
       ? await grantRuntimeRole(pool, { role: config.runtimeRole, schemas })
       : undefined
-    // The audit log is append-only for the runtime role: it may add rows, never change or remove them.
+    // The audit log is the owner's: records are written on the admin pool, and a tenant's code
+    // on the runtime role must neither read another tenant's records nor forge or change any.
     if (role) {
       await pool.query(
-        `revoke update, delete, truncate on ${auditTableName(auditTable).quoted} from ${quoteIdent(role.role)}`,
+        `revoke select, insert, update, delete, truncate on ${auditTableName(auditTable).quoted} from ${quoteIdent(role.role)}`,
       )
     }
     const result = {
