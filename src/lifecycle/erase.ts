@@ -71,6 +71,7 @@ export async function eraseInTransaction(
   options: { keepTenantRow: boolean; dryRun?: boolean; onEvent?: LifecycleListener | undefined },
 ): Promise<{ before: TableChecksum[]; after: number[] }> {
   const before = await tenantChecksums(db, layout, tenantId, tables)
+  await assertNoForeignReferences(db, layout, tenantId, tables)
   if (options.dryRun) return { before, after: before.map((b) => b.rows) }
   await db.query('set constraints all deferred')
   const reversed = [...tables].reverse()
@@ -99,6 +100,62 @@ export async function eraseInTransaction(
   }
   if (!options.keepTenantRow) await eraseTenantRow(db, layout, tenantId)
   return { before, after }
+}
+
+/**
+ * Refuses (LifecycleError) when a row outside the tenant (another tenant's, or a shared
+ * table's) references one of its rows through a foreign key that does not carry the tenant
+ * column on both sides: deleting the tenant's row would cascade into that row, set it to null
+ * or fail on it, and referential actions run as the owner, past row level security.
+ */
+async function assertNoForeignReferences(
+  db: Queryable,
+  layout: TenantLayout,
+  tenantId: string,
+  tables: readonly LifecycleTable[],
+): Promise<void> {
+  const { rows: keys } = await db.query(
+    `select k.conname as name, k.conrelid::regclass::text as child, k.confrelid::regclass::text as parent,
+            array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i)
+                   join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i) as columns,
+            array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i)
+                   join pg_catalog.pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i) as ref_columns,
+            exists (select 1 from pg_catalog.pg_attribute a where a.attrelid = k.conrelid
+                     and a.attname = $2 and a.attnum > 0 and not a.attisdropped) as child_tenant
+       from pg_catalog.pg_constraint k
+      where k.contype = 'f' and k.conparentid = 0
+        and k.confrelid = any (select pg_catalog.to_regclass(t)::oid from unnest($1::text[]) t)`,
+    [tables.map((t) => quoteQualified(layout.schema, t.name)), layout.tenantColumn],
+  )
+  const tc = layout.tenantColumn
+  const found: string[] = []
+  for (const k of keys as {
+    name: string
+    child: string
+    parent: string
+    columns: string[]
+    ref_columns: string[]
+    child_tenant: boolean
+  }[]) {
+    // (tenant, x) -> (tenant, id): a row can only reference its own tenant's rows.
+    if (k.columns.some((c, i) => c === tc && k.ref_columns[i] === tc)) continue
+    const on = k.columns.map((c, i) => `c.${quoteIdent(c)} = p.${quoteIdent(k.ref_columns[i]!)}`)
+    const other = k.child_tenant
+      ? ` and c.${quoteIdent(tc)} is distinct from $1::${layout.idType}`
+      : ''
+    const { rows } = await db.query(
+      `select count(*)::int8::text as n from ${k.child} c join ${k.parent} p on ${on.join(' and ')}
+        where p.${quoteIdent(tc)} = $1::${layout.idType}${other}`,
+      [tenantId],
+    )
+    if (rows[0]?.n !== '0') found.push(`${k.child} (${rows[0]?.n} rows, foreign key ${k.name})`)
+  }
+  if (found.length > 0) {
+    throw new LifecycleError(
+      `Rows outside tenant ${tenantId} reference its rows: ${found.join('; ')}. Erasing it would cascade into ` +
+        'them, set them to null or fail on them. Remove or repoint those references first (doctor reports such keys as FOREIGN_KEY_WITHOUT_TENANT); nothing was erased.',
+    )
+  }
 }
 
 /** The rows of the tenant left in each table, in the order of `tables`. */

@@ -364,12 +364,30 @@ async function assertRole(db: Queryable, role: string): Promise<void> {
   }
 }
 
+/**
+ * The runtime role's grants on a legacy schema: its tables (each under the legacy policy)
+ * and sequences, and of its views only those with `security_invoker` (the policy then applies
+ * to the tables below). A view that runs as its owner, a materialized view (rows stored
+ * already) or a foreign table would show every tenant of the schema, bound or not: the role
+ * keeps no privilege on them.
+ */
 async function grantSchema(db: Queryable, schema: string, role: string): Promise<void> {
   const s = quoteIdent(schema)
   const r = quoteIdent(role)
   await db.query(`grant usage on schema ${s} to ${r}`)
   await db.query(`grant select, insert, update, delete on all tables in schema ${s} to ${r}`)
   await db.query(`grant usage, select on all sequences in schema ${s} to ${r}`)
+  const { rows } = await db.query(
+    `select c.oid::regclass::text as name
+       from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1
+        and (c.relkind in ('m', 'f')
+             or (c.relkind = 'v' and not exists (
+                   select 1 from unnest(c.reloptions) o where o ~* '^security_invoker=(true|on|yes|1)$')))`,
+    [schema],
+  )
+  for (const { name } of rows as { name: string }[])
+    await db.query(`revoke all on ${name} from ${r}`)
 }
 
 async function fillCutoverChecksums(
