@@ -3,9 +3,10 @@ import type { Queryable } from '../sql/queryable.js'
 import { type Finding, finding } from './findings.js'
 
 /**
- * Views over tenant-aware tables must be `security_invoker`: a plain view runs
- * with its owner's rights, and the owner is not bound by RLS, so the view shows
- * every tenant's rows to whoever may select from it.
+ * Views over tenant-aware tables, directly or through other views, must be
+ * `security_invoker`: a plain view runs with its owner's rights, and the owner is
+ * not bound by RLS, so the view shows every tenant's rows to whoever may select
+ * from it; a materialized view stores them.
  *
  * @internal
  * @example
@@ -14,16 +15,28 @@ import { type Finding, finding } from './findings.js'
  * ```
  */
 export async function checkViews(db: Queryable, tables: readonly TableFacts[]): Promise<Finding[]> {
+  // Views at any depth: a materialized view over a security_invoker view over a tenant table
+  // stores every tenant's rows as much as one over the table itself.
   const { rows } = await db.query(
-    `select distinct format('%s.%s', vn.nspname, v.relname) as view, format('%I.%I', vn.nspname, v.relname) as quoted,
+    `with recursive over (oid) as (
+       select v.oid
+         from pg_depend d
+         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+        where d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[]) and v.oid <> d.refobjid
+       union
+       select v.oid
+         from over
+         join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = over.oid
+         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+        where v.oid <> over.oid)
+     select distinct format('%s.%s', vn.nspname, v.relname) as view, format('%I.%I', vn.nspname, v.relname) as quoted,
             v.relkind = 'm' as materialized,
             exists (select 1 from unnest(coalesce(v.reloptions, '{}')) o
                      where o ~* '^security_invoker=(true|on|1|yes)$') as invoker
-       from pg_depend d
-       join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
-       join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+       from over join pg_class v on v.oid = over.oid
        join pg_namespace vn on vn.oid = v.relnamespace
-      where d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[]) and v.oid <> d.refobjid
       order by 1`,
     [tables.map((t) => t.oid)],
   )
