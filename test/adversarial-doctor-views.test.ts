@@ -5,7 +5,6 @@
  * reported, although it shows every tenant's rows to the runtime role.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runDoctor } from '../src/doctor/index.js'
 import { enableRls } from '../src/schema/rls-apply.js'

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, NextFunction, Request, Response } from 'express'
-import { runWithTenant } from '../context/index.js'
+import { runAsTopLevel, runWithTenant } from '../context/index.js'
 import type { Tenant } from '../tenants/index.js'
 import { problemForError, problemHeaders } from './problem.js'
 import { nodeRequestView } from './request-view.js'
@@ -37,7 +37,8 @@ export const tenant = (options: TenantMiddlewareOptions<Request>) => {
   const resolve = createTenantResolution(options)
   return async function tenant(req: Request, res: Response, next: NextFunction): Promise<void> {
     const outcome = await resolve(nodeRequestView(req, req.method, req.originalUrl, req.headers))
-    if (outcome.kind === 'skipped') return next()
+    // A skipped route runs with no tenant, whatever context the server was started in.
+    if (outcome.kind === 'skipped') return runAsTopLevel(undefined, () => next())
     if (outcome.kind === 'refused') {
       res
         .status(outcome.problem.status)

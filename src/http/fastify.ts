@@ -5,7 +5,7 @@ import type {
   HookHandlerDoneFunction,
 } from 'fastify'
 import fp from 'fastify-plugin'
-import { runWithTenant } from '../context/index.js'
+import { runAsTopLevel, runWithTenant } from '../context/index.js'
 import type { Tenant } from '../tenants/index.js'
 import { problemForError, problemHeaders } from './problem.js'
 import { nodeRequestView } from './request-view.js'
@@ -77,7 +77,8 @@ export const tenant = (options: TenantMiddlewareOptions<FastifyRequest>) => {
           _reply: FastifyReply,
           done: HookHandlerDoneFunction,
         ) {
-          if (request.tenant === undefined) return done()
+          // A skipped route runs with no tenant, whatever context the server was started in.
+          if (request.tenant === undefined) return runAsTopLevel(undefined, done)
           runWithTenant(request.tenant.id, done)
         },
       )

@@ -1,6 +1,6 @@
 import type { Context, ErrorHandler, MiddlewareHandler, Next } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
-import { runWithTenant } from '../context/index.js'
+import { runAsTopLevel, runWithTenant } from '../context/index.js'
 import type { Tenant } from '../tenants/index.js'
 import { type ProblemDetails, problemForError, problemHeaders } from './problem.js'
 import { pathOf, targetOf } from './request-view.js'
@@ -40,7 +40,8 @@ export const tenant = (options: TenantMiddlewareOptions<Context>): MiddlewareHan
       raw: c,
     }
     const outcome = await resolve(view)
-    if (outcome.kind === 'skipped') return next()
+    // A skipped route runs with no tenant, whatever context the server was started in.
+    if (outcome.kind === 'skipped') return runAsTopLevel(undefined, next)
     if (outcome.kind === 'refused') {
       return problemResponse(c, outcome.problem)
     }

@@ -99,14 +99,18 @@ export function fromHost({
     async resolve(req: TenantRequest, ctx: ResolverContext) {
       const host = hostName(req.header(name))
       if (host === undefined) return undefined
+      // `<slug>.<base>` is the slug's, whatever domain a tenant registered: one tenant's custom
+      // domain must not take another tenant's own host.
+      const label =
+        base !== undefined && host.endsWith(`.${base}`)
+          ? host.slice(0, -base.length - 1)
+          : undefined
+      if (label !== undefined && !label.includes('.') && !ignored.has(label)) return { slug: label }
       if (domains && isDomain(host)) {
         const tenant = await ctx.store.getByDomain(host)
         if (tenant) return { tenant }
       }
-      if (base === undefined || !host.endsWith(`.${base}`)) return undefined
-      const label = host.slice(0, -base.length - 1)
-      if (label.includes('.') || ignored.has(label)) return undefined
-      return { slug: label }
+      return undefined
     },
   } satisfies TenantResolver)
 }
@@ -135,8 +139,9 @@ function hostName(value: string | undefined): string | undefined {
  * keeps the prefix (declare it as `/t/:tenant/notes`).
  *
  * The prefix matches without regard to case by default, as Express routes do
- * (`GET /T/beta/notes` reaches `/t/:tenant/notes`): a request can never name a
- * tenant in a path the router accepts while this resolver looks away. Under a
+ * (`GET /T/beta/notes` reaches `/t/:tenant/notes`), and duplicate slashes read as one
+ * (`//t/beta`): a request can never name a tenant in a path the router accepts while this
+ * resolver looks away. Under a
  * case-sensitive router (Fastify and Hono by default) this is only stricter: a
  * differently cased prefix still names a tenant, which must agree with the
  * others. `caseSensitive: true` matches the prefix exactly.
@@ -168,10 +173,13 @@ export function fromPath({
     describe: `the ${start}<tenant>/ path prefix`,
     fromRequest: true,
     resolve(req: TenantRequest) {
-      const head = req.path.slice(0, start.length)
+      // Empty segments read as one slash, as a router that ignores duplicate slashes
+      // (Fastify's ignoreDuplicateSlashes) routes `//t/beta` to `/t/beta`.
+      const path = req.path.replace(/\/{2,}/g, '/')
+      const head = path.slice(0, start.length)
       if (caseSensitive ? head !== start : head.toLowerCase() !== folded) return undefined
-      const end = req.path.indexOf('/', start.length)
-      const segment = req.path.slice(start.length, end === -1 ? undefined : end)
+      const end = path.indexOf('/', start.length)
+      const segment = path.slice(start.length, end === -1 ? undefined : end)
       if (segment.length === 0) return undefined
       let value: string
       try {
