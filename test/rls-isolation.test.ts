@@ -31,14 +31,19 @@ describe('RLS DDL as data, rendered late', () => {
     expect(create).toContain('using ("org""id" = ')
   })
 
-  it('runtime grants: DML and sequences only, never ownership or DDL', () => {
-    expect(runtimeRoleGrantsSql({ role: 'app_runtime' })).toEqual([
+  it('runtime grants: DML and sequences only, never ownership or DDL; the tenant directory read-only', () => {
+    const sql = runtimeRoleGrantsSql({ role: 'app_runtime' })
+    expect(sql.slice(0, 5)).toEqual([
       'grant usage on schema "public" to "app_runtime"',
       'grant select, insert, update, delete on all tables in schema "public" to "app_runtime"',
       'grant usage, select on all sequences in schema "public" to "app_runtime"',
       'alter default privileges in schema "public" grant select, insert, update, delete on tables to "app_runtime"',
       'alter default privileges in schema "public" grant usage, select on sequences to "app_runtime"',
     ])
+    expect(sql).toHaveLength(6)
+    for (const table of ['tenants', 'tenant_domains', 'tenant_placements'])
+      expect(sql[5]).toContain(`to_regclass('"public"."${table}"')`)
+    expect(sql[5]).toMatch(/^do \$rowtenancy\$ begin .*revoke insert, update, delete, truncate on %s from %I/)
   })
 })
 
