@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runDoctor } from '../src/doctor/index.js'
 import {
   createTenancy,
   runWithTenant,
@@ -102,5 +103,21 @@ describe('audit log read by the runtime role', () => {
       "select tenant_id::text from tenant_domains where domain = 'shop.two.example'",
     )
     expect(rows[0].tenant_id).toBe('2')
+  })
+})
+
+describe('doctor and the tenant directory', () => {
+  it('reports a runtime role that may write the directory, with the revoke that fixes it', async () => {
+    const directory = async () =>
+      (await runDoctor(db.pool, { runtimeRole: ROLE })).findings.filter(
+        (f) => f.code === 'ROLE_WRITES_DIRECTORY',
+      )
+    expect(await directory()).toEqual([])
+    // A directory table made after init gets DML through default privileges; here, a grant.
+    await db.pool.query(`grant insert on tenant_domains to "${ROLE}"`)
+    const found = await directory()
+    expect(found.map((f) => f.object)).toEqual(['public.tenant_domains'])
+    await db.pool.query(found[0]!.fix)
+    expect(await directory()).toEqual([])
   })
 })

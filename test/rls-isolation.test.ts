@@ -43,7 +43,9 @@ describe('RLS DDL as data, rendered late', () => {
     expect(sql).toHaveLength(6)
     for (const table of ['tenants', 'tenant_domains', 'tenant_placements'])
       expect(sql[5]).toContain(`to_regclass('"public"."${table}"')`)
-    expect(sql[5]).toMatch(/^do \$rowtenancy\$ begin .*revoke insert, update, delete, truncate on %s from %I/)
+    expect(sql[5]).toMatch(
+      /^do \$rowtenancy\$ begin .*revoke insert, update, delete, truncate on %s from %I/,
+    )
   })
 })
 

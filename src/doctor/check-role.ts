@@ -1,5 +1,6 @@
 import { inspectRole, type RuntimeRoleFacts } from '../db/role-check.js'
 import type { TableFacts } from '../sql/catalog/index.js'
+import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
 import { type Finding, finding } from './findings.js'
@@ -19,7 +20,7 @@ export async function checkRuntimeRole(
   db: Queryable,
   role: string,
   tables: readonly TableFacts[],
-  options: { tenantColumn?: string | undefined } = {},
+  options: { tenantColumn?: string | undefined; tenantsSchema?: string | undefined } = {},
 ): Promise<Finding[]> {
   const facts = await inspectRole(db, role, options)
   if (facts === undefined) {
@@ -37,7 +38,36 @@ export async function checkRuntimeRole(
     ...membershipFindings(role, facts),
     ...ownershipFindings(role, facts, tables),
     ...privilegeFindings(role, facts),
+    // A superuser writes everything: ROLE_SUPERUSER says so.
+    ...(facts.superuser
+      ? []
+      : await directoryFindings(db, role, options.tenantsSchema ?? DEFAULTS.schema)),
   ]
+}
+
+/**
+ * The tenant directory (`tenants`, `tenant_domains`, `tenant_placements`) written by the
+ * runtime role: a tenant's code could take another tenant's domain, or suspend it. A table
+ * made after `rowtenancy init` gets the runtime role's DML through default privileges.
+ */
+async function directoryFindings(db: Queryable, role: string, schema: string): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select t.name, format('%I.%I', $2::text, t.name) as quoted
+       from unnest(array['tenants', 'tenant_domains', 'tenant_placements']) t(name)
+      where pg_catalog.to_regclass(format('%I.%I', $2::text, t.name)) is not null
+        and pg_catalog.has_table_privilege($1::text, format('%I.%I', $2::text, t.name),
+                                           'INSERT, UPDATE, DELETE, TRUNCATE')`,
+    [role, schema],
+  )
+  return (rows as { name: string; quoted: string }[]).map((r) =>
+    finding(
+      'ROLE_WRITES_DIRECTORY',
+      `${schema}.${r.name}`,
+      `The runtime role may write the tenant directory (${r.name}): a tenant's code could take another ` +
+        "tenant's domain, or suspend it.",
+      `revoke insert, update, delete, truncate on ${r.quoted} from ${quoteIdent(role)}`,
+    ),
+  )
 }
 
 /** Superuser or BYPASSRLS: row level security never applies. */

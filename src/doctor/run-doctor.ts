@@ -59,7 +59,10 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
   const tables = await tablesToCheck(db, options, tenantColumn)
   const role = options.runtimeRole
     ? {
-        findings: await checkRuntimeRole(db, options.runtimeRole, tables, { tenantColumn }),
+        findings: await checkRuntimeRole(db, options.runtimeRole, tables, {
+          tenantColumn,
+          tenantsSchema: options.tenantsSchema,
+        }),
         skipped: [],
       }
     : { findings: [], skipped: ['runtime role: name it with `runtimeRole` to audit it'] }
