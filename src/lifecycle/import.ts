@@ -102,6 +102,21 @@ export function checkCompatible(
   layout: TenantLayout,
   targets: readonly LifecycleTable[],
 ): { tables: LifecycleTable[]; drift: DriftIssue[] } {
+  // Each table once, and the tenant column this database's: the row checks below read the
+  // archive's rows by them (a table listed twice would be checked once and loaded twice).
+  const listed = m.tables.map((t) => t.name)
+  const twice = listed.filter((name, i) => listed.indexOf(name) !== i)
+  if (twice.length > 0) {
+    throw new LifecycleError(
+      `The archive lists ${[...new Set(twice)].join(', ')} more than once: it was edited. Nothing was imported.`,
+    )
+  }
+  if (m.tenantColumn !== layout.tenantColumn) {
+    throw new LifecycleError(
+      `The archive's tenant column is ${JSON.stringify(m.tenantColumn)}, this database's ${JSON.stringify(layout.tenantColumn)}: ` +
+        'it was made for another layout, or edited. Nothing was imported.',
+    )
+  }
   const source = new Map(m.tables.map((t) => [t.name, archivedTableInfo(m, t)]))
   const target = new Map(targets.map((t) => [t.name, t.info]))
   const names = [...new Set([...m.tables.map((t) => t.name), ...targets.map((t) => t.name)])]
@@ -145,8 +160,8 @@ export function copyTextField(value: string): string {
 
 /**
  * Rewrites the first field (the tenant column) of every COPY text line from
- * `from` to `to`; a line that does not start with `from` throws (an archive row
- * of another tenant is never loaded).
+ * `from` to `to` (the same id: checks only); a line that does not start with
+ * `from` throws (an archive row of another tenant is never loaded).
  *
  * @internal
  */
@@ -272,7 +287,7 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
     await db.query('begin')
     const { layout, tenantId, tables, drift } = await prepareImport(db, options, header)
     options.onEvent?.({ type: 'start', op: 'import', tenantId, tables: tables.length, rows: 0 })
-    const { replaced, reuse } = await makeRoom(db, layout, tenantId, options)
+    const { replaced, reuse } = await makeRoom(db, layout, tenantId, header.tenant.slug, options)
     const { slug, skippedDomains } = reuse
       ? { slug: header.tenant.slug, skippedDomains: [] as string[] }
       : await insertTenantRow(db, layout, header, tenantId, options.slug)
@@ -288,7 +303,7 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
     )
     const manifest = await readSummary(reader, header, loaded)
     const total = manifest.tables.reduce((n, t) => n + t.rows, 0)
-    const checks = await verifyLoaded(db, layout, tenantId, tables, manifest)
+    const checks = await verifyLoaded(db, layout, tenantId, tables, manifest, loaded)
     const sequences = await adjustSequences(
       db,
       layout.schema,
@@ -358,23 +373,31 @@ async function openArchive(source: ImportOptions['in']): Promise<Readable> {
 }
 
 /**
- * Where the tenant already exists: erases it (`replace`), reuses its empty
- * row (`reuseEmptyTenant`), or refuses.
+ * Where the tenant already exists: erases it (`replace`, only when it is the
+ * archive's tenant by slug), reuses its empty row (`reuseEmptyTenant`), or refuses.
  */
 async function makeRoom(
   db: Queryable,
   layout: TenantLayout,
   tenantId: string,
+  archivedSlug: string,
   options: ImportOptions,
 ): Promise<{ replaced: boolean; reuse: boolean }> {
   const exists = await db.query(
-    `select 1 from ${quoteQualified(layout.tenantsSchema, 'tenants')} where id = $1::${layout.idType} for update`,
+    `select slug from ${quoteQualified(layout.tenantsSchema, 'tenants')} where id = $1::${layout.idType} for update`,
     [tenantId],
   )
   let replaced = false
   let reuse = false
   if (exists.rows.length > 0) {
     const all = (await tenantTables(db, layout)).tables
+    const here = exists.rows[0].slug as string
+    if (options.replace && here !== archivedSlug) {
+      throw new LifecycleError(
+        `--replace: tenant ${tenantId} here is ${JSON.stringify(here)}, the archive's tenant is ${JSON.stringify(archivedSlug)}; ` +
+          'replace erases only the same tenant. Import under --as-tenant-id, or erase that tenant first. Nothing was changed.',
+      )
+    }
     if (options.replace) {
       await eraseInTransaction(db, layout, tenantId, all, { keepTenantRow: false })
       replaced = true
@@ -407,11 +430,14 @@ async function loadTables(
         `copy ${quoteQualified(layout.schema, t.name)} (${t.copyColumns.map(quoteIdent).join(', ')}) from stdin`,
       ),
     )
-    const data = reader.table(i)
-    const source =
-      tenantId === archivedId
-        ? data
-        : rewriteTenantColumn(data, archivedId, tenantId, t.copyColumns.length === 1)
+    // Every row's tenant column is checked, also under the archived id: a row of another
+    // tenant is never loaded (COPY runs as the owner, past row level security).
+    const source = rewriteTenantColumn(
+      reader.table(i),
+      archivedId,
+      tenantId,
+      t.copyColumns.length === 1,
+    )
     try {
       await pipeline(source, copy)
     } catch (err) {
@@ -460,6 +486,7 @@ async function verifyLoaded(
   tenantId: string,
   tables: readonly LifecycleTable[],
   manifest: ArchiveManifest,
+  loaded: readonly number[],
 ): Promise<Awaited<ReturnType<typeof checkTables>>> {
   const ctx = lifecycleContext(layout, tenantId)
   const checks = await checkTables(
@@ -471,6 +498,15 @@ async function verifyLoaded(
     })),
     { orphans: true, source: false },
   )
+  // Every row COPY loaded is the tenant's: none went to another tenant.
+  const elsewhere = checks.filter((c, i) => c.targetRows !== loaded[i])
+  if (elsewhere.length > 0) {
+    throw new LifecycleError(
+      `After loading, rows of ${elsewhere.map((c) => c.table).join(', ')} are not all tenant ${tenantId}'s ` +
+        `(loaded ${elsewhere.map((c) => loaded[checks.indexOf(c)]).join(', ')}, the tenant holds ` +
+        `${elsewhere.map((c) => c.targetRows).join(', ')}): the archive was edited. Nothing was imported.`,
+    )
+  }
   const problems = checks.filter((c) => !c.ok)
   if (problems.length > 0) {
     throw new LifecycleError(
