@@ -35,7 +35,7 @@ it('a table listed twice in the manifest cannot carry rows of another tenant', a
   const a = await readRaw(file)
   // new tenant 500 (absent), rows re-tagged 1 -> 500 everywhere (a consistent archive)
   a.manifest.tenant = { ...a.manifest.tenant, id: '500', slug: 'evil', domains: [] }
-  a.data = a.data.map((d) => mapLines(d, ([t, ...r]) => ['500', ...r]))
+  a.data = a.data.map((d) => mapLines(d, ([, ...r]) => ['500', ...r]))
   const i = a.manifest.tables.findIndex((t: any) => t.name === 'tag')
   // a second 'tag' section: tenant 2's rows (new ids), same count, same forged checksum
   const victim = mapLines(a.data[i]!, ([, id, ...r]) => ['2', String(Number(id) + 100000), ...r])

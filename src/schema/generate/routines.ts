@@ -43,9 +43,12 @@ export function renderRoutines(r: TemplateRoutines, targetSchema: string): Rende
   const target = `${quoteIdent(targetSchema)}.`
   const own = `${r.quotedSchema}.`
   const rendered = r.functions.map((f) => {
-    let definition = f.definition.split(own).join(target)
+    const statements = [f.definition.split(own).join(target)]
     if (f.securityDefiner) {
-      definition = definition.replace(/\bSECURITY DEFINER\b/, 'SECURITY INVOKER')
+      // By the catalog, not by editing its text: the words may stand in a name or a string too.
+      statements.push(
+        `ALTER ${f.kind.toUpperCase()} ${target}${quoteIdent(f.name)}(${f.signature.split(own).join(target)}) SECURITY INVOKER`,
+      )
       notes.push(
         `Function ${JSON.stringify(f.name)} is SECURITY DEFINER: over the shared tables it would read every ` +
           "tenant's rows as its owner, past row-level security. It is created SECURITY INVOKER; if it must " +
@@ -53,16 +56,18 @@ export function renderRoutines(r: TemplateRoutines, targetSchema: string): Rende
       )
     }
     return {
-      definition,
+      statements,
       afterTables: f.usesRowType && !f.usesViewRowType,
       afterViews: f.usesViewRowType,
     }
   })
-  const before = rendered.filter((f) => !f.afterTables && !f.afterViews).map((f) => f.definition)
+  const before = rendered
+    .filter((f) => !f.afterTables && !f.afterViews)
+    .flatMap((f) => f.statements)
   // A function naming a table's row type (`RETURNS SETOF customer`) needs the table first,
   // one naming a view's row type the views.
-  const afterTables = rendered.filter((f) => f.afterTables).map((f) => f.definition)
-  const afterViews = rendered.filter((f) => f.afterViews).map((f) => f.definition)
+  const afterTables = rendered.filter((f) => f.afterTables).flatMap((f) => f.statements)
+  const afterViews = rendered.filter((f) => f.afterViews).flatMap((f) => f.statements)
   if (before.length > 0) before.unshift('SET LOCAL check_function_bodies = off')
   if (before.length > 0) before.push('SET LOCAL check_function_bodies = on')
   const after: string[] =

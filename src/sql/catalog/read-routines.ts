@@ -8,6 +8,10 @@ import { NOT_MIGRATION_TRIGGER } from './queries.js'
  */
 export interface FunctionDef {
   readonly name: string
+  /** Its identity arguments (`pg_get_function_identity_arguments`), to name it in `ALTER FUNCTION`. */
+  readonly signature: string
+  /** `function` or `procedure`. */
+  readonly kind: 'function' | 'procedure'
   readonly definition: string
   readonly securityDefiner: boolean
   /** Its arguments or result name a table's (or view's) row type (`RETURNS SETOF customer`): it can only be created after them. */
@@ -57,7 +61,9 @@ export interface TemplateRoutines {
 }
 
 const FUNCTIONS = `
-select p.proname as name, pg_get_functiondef(p.oid) as definition, p.prosecdef as security_definer,
+select p.proname as name, pg_get_function_identity_arguments(p.oid) as signature,
+       case p.prokind when 'p' then 'procedure' else 'function' end as kind,
+       pg_get_functiondef(p.oid) as definition, p.prosecdef as security_definer,
        exists (select 1 from pg_depend d join pg_type t on t.oid = d.refobjid
                  left join pg_type e on e.oid = t.typelem
                  join pg_class c on c.oid = coalesce(nullif(t.typrelid, 0), e.typrelid)
@@ -134,6 +140,8 @@ export async function readRoutinesInTransaction(
   )
   const functions = await selectRows<{
     name: string
+    signature: string
+    kind: 'function' | 'procedure'
     definition: string
     security_definer: boolean
     uses_row_type: boolean
@@ -160,6 +168,8 @@ export async function readRoutinesInTransaction(
     quotedSchema: quoted[0]!.q,
     functions: functions.map((f) => ({
       name: f.name,
+      signature: f.signature,
+      kind: f.kind,
       definition: f.definition,
       securityDefiner: f.security_definer,
       usesRowType: f.uses_row_type,
