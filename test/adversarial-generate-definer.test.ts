@@ -46,7 +46,9 @@ it('the runtime role, bound to tenant 1, reads tenant 2 through the carried-over
     await c.query('begin')
     await c.query('set local role adv_runtime')
     await c.query("select set_config('rowtenancy.tenant_id', '1', true)")
-    const direct = (await c.query('select body from public.secrets order by 1')).rows.map((r) => r.body)
+    const direct = (await c.query('select body from public.secrets order by 1')).rows.map(
+      (r) => r.body,
+    )
     const viaFn = (await c.query('select public.peek() as body order by 1')).rows.map((r) => r.body)
     expect(viaFn).toEqual(direct)
   } finally {

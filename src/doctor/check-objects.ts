@@ -1,5 +1,6 @@
 import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
+import { escapeRegExp } from '../sql/regexp.js'
 import { type Finding, finding } from './findings.js'
 
 /**
@@ -102,8 +103,4 @@ export async function checkFunctions(
         `alter function ${r.quoted} security invoker  -- or bind and check the tenant inside it`,
       ),
     )
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }

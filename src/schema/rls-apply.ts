@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
+import { escapeRegExp } from '../sql/regexp.js'
 import {
   RLS_POLICY_NAME,
   RLS_SETTING,
@@ -43,8 +44,8 @@ export interface RlsApplyResult {
 /**
  * True when a policy expression (as `pg_get_expr` prints it) is rowtenancy's
  * tenant predicate on `column`: `column = nullif(current_setting('rowtenancy.tenant_id', true), '')::type`
- * (with `sealed`: `column = nullif((select rowtenancy_sealed_tenant()), '')::type`)
- * and nothing ORed to it.
+ * (with `sealed`: `column = nullif((select rowtenancy_sealed_tenant()), '')::type`),
+ * the whole expression.
  *
  * @internal
  * @example
@@ -58,15 +59,18 @@ export function isTenantPredicate(
   sealed = false,
 ): boolean {
   if (!expr) return false
+  // The whole expression, as PostgreSQL prints the policy rowtenancy writes: a column compared
+  // with the setting and nothing else around it (a coalesce(..., tenant_id) would show every
+  // tenant's rows to a session bound to none).
   const s = expr.toLowerCase().replace(/\s+/g, '')
-  const col = column.toLowerCase()
-  const starts = [`(${col}=`, `("${col}"=`, `${col}=`, `"${col}"=`]
+  const col = escapeRegExp(column.toLowerCase().replace(/\s+/g, ''))
   const value = sealed
-    ? /\(select(public\.)?rowtenancy_sealed_tenant\(\)/.test(s)
-    : s.includes(`nullif(current_setting('${RLS_SETTING}'`)
-  return (
-    starts.some((p) => s.startsWith(p)) && value && !/\bor\b/i.test(expr) && !/\bcase\b/i.test(expr)
-  )
+    ? String.raw`\(select(?:public\.)?rowtenancy_sealed_tenant\(\)asrowtenancy_sealed_tenant\)`
+    : String.raw`current_setting\('${escapeRegExp(RLS_SETTING)}'::text,true\)`
+  const nullif = String.raw`nullif\(${value},''::text\)`
+  return new RegExp(
+    String.raw`^\(?(?:${col}|"${col}")=(?:${nullif}|\(${nullif}\)::[a-z0-9_]+)\)?$`,
+  ).test(s)
 }
 
 /**
