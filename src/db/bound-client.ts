@@ -87,6 +87,11 @@ function lendClient(client: pg.PoolClient): { client: pg.PoolClient; end(): void
     get(target, prop) {
       if (prop === 'query') return query
       if (prop === 'release') return release
+      // Ended: nothing of the pooled client (pg's own query called on this view, its
+      // connection) is handed out any more.
+      if (ended && typeof prop === 'string') {
+        throw releasedClientError('when the callback of withTenantClient ended')
+      }
       const value = Reflect.get(target, prop, target)
       return typeof value === 'function' ? value.bind(target) : value
     },

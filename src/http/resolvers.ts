@@ -139,9 +139,9 @@ function hostName(value: string | undefined): string | undefined {
  * keeps the prefix (declare it as `/t/:tenant/notes`).
  *
  * The prefix matches without regard to case by default, as Express routes do
- * (`GET /T/beta/notes` reaches `/t/:tenant/notes`), and duplicate slashes read as one
- * (`//t/beta`): a request can never name a tenant in a path the router accepts while this
- * resolver looks away. Under a
+ * (`GET /T/beta/notes` reaches `/t/:tenant/notes`), duplicate slashes read as one
+ * (`//t/beta`) and the prefix percent-decoded (`/%74/beta`): a request can never name a tenant
+ * in a path the router accepts while this resolver looks away. Under a
  * case-sensitive router (Fastify and Hono by default) this is only stricter: a
  * differently cased prefix still names a tenant, which must agree with the
  * others. `caseSensitive: true` matches the prefix exactly.
@@ -167,20 +167,28 @@ export function fromPath({
     throw new ConfigError(`fromPath: prefix ${JSON.stringify(prefix)} must look like /t or /orgs.`)
   }
   const start = `${clean}/`
-  const folded = start.toLowerCase()
+  const wanted = clean.split('/').slice(1)
+  const same = caseSensitive
+    ? (a: string, b: string) => a === b
+    : (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
   return Object.freeze({
     source: 'path',
     describe: `the ${start}<tenant>/ path prefix`,
     fromRequest: true,
     resolve(req: TenantRequest) {
-      // Empty segments read as one slash, as a router that ignores duplicate slashes
-      // (Fastify's ignoreDuplicateSlashes) routes `//t/beta` to `/t/beta`.
-      const path = req.path.replace(/\/{2,}/g, '/')
-      const head = path.slice(0, start.length)
-      if (caseSensitive ? head !== start : head.toLowerCase() !== folded) return undefined
-      const end = path.indexOf('/', start.length)
-      const segment = path.slice(start.length, end === -1 ? undefined : end)
-      if (segment.length === 0) return undefined
+      // Segment by segment, each percent-decoded (a router routes `/%74/beta` to `/t/:tenant`),
+      // empty segments left out (one that ignores duplicate slashes routes `//t/beta` there too).
+      if (!req.path.startsWith('/')) return undefined
+      const segments = req.path
+        .split('/')
+        .slice(1)
+        .filter((s, i, all) => s.length > 0 || i === all.length - 1)
+      for (const [i, name] of wanted.entries()) {
+        const seg = segments[i]
+        if (seg === undefined || !same(decodedOrNot(seg), name)) return undefined
+      }
+      const segment = segments[wanted.length]
+      if (segment === undefined || segment.length === 0) return undefined
       let value: string
       try {
         value = decodeURIComponent(segment)
@@ -190,6 +198,15 @@ export function fromPath({
       return lookupOf(by, value)
     },
   })
+}
+
+/** A path segment percent-decoded; a malformed one as it is. */
+function decodedOrNot(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
 }
 
 /**

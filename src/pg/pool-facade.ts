@@ -225,6 +225,10 @@ class ClientView implements ProxyHandler<pg.PoolClient> {
   get(target: pg.PoolClient, prop: string | symbol, receiver: unknown): unknown {
     if (prop === 'query') return this.query
     if (prop === 'release') return this.release
+    // Released: nothing of the pooled client (pg's own query called on this view, its
+    // connection) is handed out any more.
+    if (this.#released && typeof prop === 'string')
+      throw releasedClientError('when its checkout ended')
     return Reflect.get(target, prop, receiver)
   }
 }

@@ -2,7 +2,9 @@
  * Functions a tenant-scoped statement may not call: they set the tenant binding
  * (`set_config`, and rowtenancy's own binding functions), or run SQL they are given as
  * text, a cursor or a table name (the XML export functions, `ts_stat`, `ts_rewrite`,
- * dblink's), which a query builder's scoping cannot reach.
+ * tablefunc's `crosstab` and `connectby`, xml2's `xpath_table`, dblink's), which a query
+ * builder's scoping cannot reach. A list: an extension not named here that runs SQL text
+ * is not refused (row level security still applies to what it reads).
  *
  * @internal
  */
@@ -26,6 +28,12 @@ export const UNSCOPABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   'ts_rewrite',
   'rowtenancy_enter',
   'rowtenancy_seal_bind',
+  'crosstab',
+  'crosstab2',
+  'crosstab3',
+  'crosstab4',
+  'connectby',
+  'xpath_table',
   'dblink',
   'dblink_exec',
   'dblink_open',

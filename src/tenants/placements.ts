@@ -2,7 +2,7 @@ import { ConfigError } from '../errors/index.js'
 import { acquireMsOption, boundedQueryable } from '../sql/acquire.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
-import { quoteIdent, quoteQualified } from '../sql/quote.js'
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import { parseTenantId, type TenantIdType } from './id-types.js'
 import { LookupCache } from './lru-cache.js'
 
@@ -53,12 +53,26 @@ export interface PlacementTableOptions {
  */
 export function placementTableDdl(options: PlacementTableOptions = {}): string[] {
   const s = options.schema ?? DEFAULTS.schema
+  const table = quoteQualified(s, PLACEMENTS_TABLE)
   return [
-    `create table if not exists ${quoteQualified(s, PLACEMENTS_TABLE)} (
+    `create table if not exists ${table} (
   tenant_id ${options.idType ?? DEFAULTS.tenantIdType} primary key references ${quoteQualified(s, 'tenants')} (id) on delete cascade,
   database text not null check (database ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$'),
   updated_at timestamptz not null default now()
 )`,
+    // Written by its owner only: default privileges may have given a runtime role DML on a
+    // table made after its grants, and a tenant's code could then place another tenant.
+    `do $rowtenancy$ declare r record; begin
+  for r in select distinct g.grantee from information_schema.role_table_grants g
+            where g.table_schema = ${quoteLiteral(s)} and g.table_name = ${quoteLiteral(PLACEMENTS_TABLE)}
+              and g.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+              and g.grantee <> (select pg_catalog.pg_get_userbyid(c.relowner) from pg_catalog.pg_class c
+                                 where c.oid = pg_catalog.to_regclass(${quoteLiteral(table)}))
+  loop
+    execute pg_catalog.format('revoke insert, update, delete, truncate on %s from %s', ${quoteLiteral(table)},
+      case when r.grantee = 'PUBLIC' then 'public' else pg_catalog.quote_ident(r.grantee) end);
+  end loop;
+end $rowtenancy$`,
   ]
 }
 

@@ -369,7 +369,8 @@ async function assertRole(db: Queryable, role: string): Promise<void> {
  * and sequences, and of its views only those with `security_invoker` (the policy then applies
  * to the tables below). A view that runs as its owner, a materialized view (rows stored
  * already) or a foreign table would show every tenant of the schema, bound or not: the role
- * keeps no privilege on them.
+ * keeps no privilege on them, and such an object (or a SECURITY DEFINER function) it still
+ * reaches through PUBLIC is refused (MigrationError).
  */
 async function grantSchema(db: Queryable, schema: string, role: string): Promise<void> {
   const s = quoteIdent(schema)
@@ -388,6 +389,29 @@ async function grantSchema(db: Queryable, schema: string, role: string): Promise
   )
   for (const { name } of rows as { name: string }[])
     await db.query(`revoke all on ${name} from ${r}`)
+  // What the role still reaches through PUBLIC: such a view, or a SECURITY DEFINER function
+  // (any function is executable by PUBLIC unless revoked), runs as its owner, past the policy.
+  const { rows: open } = await db.query(
+    `select c.oid::regclass::text as name from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and pg_catalog.has_table_privilege($2::text, c.oid, 'SELECT')
+        and (c.relkind in ('m', 'f')
+             or (c.relkind = 'v' and not exists (
+                   select 1 from unnest(c.reloptions) o where o ~* '^security_invoker=(true|on|yes|1)$')))
+     union all
+     select p.oid::regprocedure::text from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+      where n.nspname = $1 and p.prosecdef and pg_catalog.has_function_privilege($2::text, p.oid, 'EXECUTE')
+      order by 1`,
+    [schema, role],
+  )
+  if (open.length > 0) {
+    throw new MigrationError(
+      `Legacy schema ${JSON.stringify(schema)}: ${role} would reach ${open.map((o) => o.name).join(', ')}, which run as their ` +
+        "owner (a view without security_invoker, a materialized view or foreign table, a SECURITY DEFINER function) and show every tenant's rows " +
+        'of that schema, whatever tenant the transaction is bound to. Revoke them from PUBLIC (revoke all on ... from public; ' +
+        'revoke execute on function ... from public), or make the views security_invoker and the functions SECURITY INVOKER; ' +
+        'the tenant stays on its schema.',
+    )
+  }
 }
 
 async function fillCutoverChecksums(
