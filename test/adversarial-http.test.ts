@@ -161,7 +161,7 @@ describe('fastify with ignoreDuplicateSlashes / caseSensitive false', () => {
     users.ann = [ids.alpha!]
     app = Fastify({ routerOptions: { ignoreDuplicateSlashes: true, caseSensitive: false } } as any)
     await app.register(fastifyTenant(opts({ resolvers: [fromHeader(), fromPath()] })))
-    app.get('/t/:tenant/notes', async (request) => ({
+    app.get('/t/:tenant/notes', async (request: { params: unknown }) => ({
       ctx: tryCurrentTenant() ?? null,
       param: (request.params as any).tenant,
     }))

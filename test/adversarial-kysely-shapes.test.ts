@@ -113,9 +113,9 @@ describe('reads', () => {
     ]).then((r) => r.flat()),
   )
   eachMode('sql.table in a join, sql.ref to columns', (db) =>
-    db
+    (db as Kysely<any>)
       .selectFrom('currencies')
-      .innerJoin(sql.table('accounts').as('a') as never, (j: any) => j.onTrue())
+      .innerJoin(sql.table('accounts').as('a'), (j: any) => j.onTrue())
       .select(sql.ref('a.name').as('name'))
       .execute(),
   )
@@ -162,7 +162,7 @@ describe('reads', () => {
         eb(
           eb.fn.sum('amount'),
           '>',
-          eb.selectFrom('transactions as t2').select((e) => e.fn.min('t2.amount')),
+          eb.selectFrom('transactions as t2').select((e) => e.fn.min('t2.amount').as('m')),
         ),
       )
       .execute(),

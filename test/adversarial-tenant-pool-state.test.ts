@@ -34,7 +34,7 @@ describe('tenant pool', () => {
     })
     const outcome = await runWithTenant('2', () =>
       pool.query('fetch all from rt_p').then(
-        (r) => names(r.rows),
+        (r: pg.QueryResult) => names(r.rows),
         (e: unknown) => (e as Error).message,
       ),
     )
