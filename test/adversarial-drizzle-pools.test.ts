@@ -136,3 +136,25 @@ describe('drizzle', () => {
     )
   })
 })
+
+/** pg's own query called on a client view. */
+const rawQuery = async (c: pg.PoolClient, text: string) =>
+  (Object.getPrototypeOf(c).query as (t: string) => Promise<pg.QueryResult>).call(c, text)
+
+describe('audited client, prototype query', () => {
+  it("after release, from tenant 1 context: pg's own query on the kept audited client is refused", async () => {
+    const reason = 'adversarial kept audited client'
+    const admin = db.allObjects(reason)
+    const client = await admin.$client.connect()
+    client.release()
+    const out = await runWithTenant('1', () =>
+      rawQuery(client, 'select name, tenant_id::text from accounts order by 2, 1').then(
+        (r) => r.rows,
+        (e: Error) => `ERR ${e.message}`,
+      ),
+    )
+    expect(typeof out === 'string', `statement ran after release: ${JSON.stringify(out)}`).toBe(
+      true,
+    )
+  })
+})

@@ -206,3 +206,111 @@ describe('hono', () => {
     }
   })
 })
+
+const paths = [
+  `/%74/beta/notes`,
+  `/%54/beta/notes`,
+  `/t%2Fbeta/notes`,
+  `/t/beta%2fnotes`,
+  `/./t/beta/notes`,
+  `/t/./beta/notes`,
+  `/t//beta/notes`,
+  `/t/beta/notes/`,
+  `/t/beta%20/notes`,
+  `/t/%20beta/notes`,
+  `/t/BETA/notes`,
+]
+/** The paths whose router param names another tenant than the context's. */
+async function probe(port: number) {
+  const bad: string[] = []
+  for (const p of paths) {
+    const r = await send(port, p, { authorization: 'Bearer ann', 'x-tenant-id': ids.alpha! })
+    if (
+      r.status === 200 &&
+      r.json.param !== undefined &&
+      ![ids.alpha, 'alpha'].includes(r.json.param)
+    )
+      bad.push(p)
+  }
+  return bad
+}
+
+describe('a percent-encoded or otherwise spelled path prefix: fastify default', () => {
+  it('router param agrees with the context', async () => {
+    users.ann = [ids.alpha!]
+    const app = Fastify()
+    await app.register(fastifyTenant(opts({ resolvers: [fromHeader(), fromPath()] })))
+    app.get('/t/:tenant/notes', async (request) => ({
+      ctx: tryCurrentTenant() ?? null,
+      param: (request.params as any).tenant,
+    }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (app.server.address() as AddressInfo).port
+    try {
+      expect(await probe(port)).toEqual([])
+    } finally {
+      await app.close()
+    }
+  })
+  it('fastify ignoreDuplicateSlashes+caseSensitive false+ignoreTrailingSlash', async () => {
+    users.ann = [ids.alpha!]
+    const app = Fastify({
+      routerOptions: {
+        ignoreDuplicateSlashes: true,
+        caseSensitive: false,
+        ignoreTrailingSlash: true,
+      },
+    } as any)
+    await app.register(fastifyTenant(opts({ resolvers: [fromHeader(), fromPath()] })))
+    app.get('/t/:tenant/notes', async (request) => ({
+      ctx: tryCurrentTenant() ?? null,
+      param: (request.params as any).tenant,
+    }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (app.server.address() as AddressInfo).port
+    try {
+      expect(await probe(port)).toEqual([])
+    } finally {
+      await app.close()
+    }
+  })
+})
+
+describe('a percent-encoded or otherwise spelled path prefix: hono', () => {
+  it('router param agrees with the context', async () => {
+    users.ann = [ids.alpha!]
+    const app = new Hono()
+    app.use(honoTenant(opts({ resolvers: [fromHeader(), fromPath()] })))
+    app.get('/t/:tenant/notes', (c) =>
+      c.json({ ctx: tryCurrentTenant() ?? null, param: c.req.param('tenant') }),
+    )
+    const server: any = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await new Promise((r) => server.once('listening', r))
+    const port = server.address().port
+    try {
+      expect(await probe(port)).toEqual([])
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  })
+})
+
+describe('a percent-encoded or otherwise spelled path prefix: express', () => {
+  it('router param agrees with the context', async () => {
+    users.ann = [ids.alpha!]
+    const app = express()
+    app.use(expressTenant(opts({ resolvers: [fromHeader(), fromPath()] })))
+    app.get('/t/:tenant/notes', (req, res) => {
+      res.json({ ctx: tryCurrentTenant() ?? null, param: req.params.tenant })
+    })
+    const server: Server = await new Promise((r) => {
+      const s = app.listen(0, '127.0.0.1', () => r(s))
+    })
+    const port = (server.address() as AddressInfo).port
+    try {
+      expect(await probe(port)).toEqual([])
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  })
+})
