@@ -27,10 +27,10 @@ export async function readRaw(path: string): Promise<RawArchive> {
   return { manifest, data, summary }
 }
 
-/** Writes a well-formed archive (every hash recomputed: they are forgeable). */
-export async function writeRaw(path: string, a: RawArchive): Promise<void> {
+/** Writes a well-formed archive (every hash recomputed: they are forgeable), signed when `key` is given. */
+export async function writeRaw(path: string, a: RawArchive, key?: Uint8Array): Promise<void> {
   const out = createWriteStream(path)
-  const w = new ArchiveWriter(out)
+  const w = new ArchiveWriter(out, key)
   await w.start(JSON.stringify(a.manifest))
   for (let i = 0; i < a.data.length; i++) {
     await w.beginTable(i)

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,6 +7,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LifecycleError, TenantStore, TenantSuspendedError } from '../src/entries/index.js'
 import { moveTenant, tenantChecksums, tenantTables } from '../src/lifecycle/index.js'
+import { readRaw, writeRaw } from './adversarial-archive-helpers.js'
 import { cli } from './helpers/cli.js'
 import { runTsxChild, templateCopies, withClient } from './helpers/crash-harness.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
@@ -186,6 +187,28 @@ describe('tenants move', () => {
       { label: 'late write' },
     ])
     expect((await sums(src, '3')).every((t) => t.rows === 0)).toBe(true)
+  })
+
+  it('with archiveKey the archive is signed; one swapped between steps is refused, nothing at the source erased', async () => {
+    const archiveKey = 'move-archive-key-0123456789'
+    const archive = join(dir, 'rowtenancy-move-3.rtar')
+    const src = await copyOf(source, 'signed')
+    const dst = await copyOf(target, 'signed')
+    let tail = ''
+    const err = await move(src, dst, '3', {
+      archiveKey,
+      onStep: async (s) => {
+        if (s !== 'exported') return
+        tail = (await readFile(archive, 'latin1')).slice(-80)
+        await writeRaw(archive, await readRaw(archive))
+      },
+    }).catch((e) => e)
+    expect(tail).toMatch(/\nK hmac-sha256 [0-9a-f]{64}\n$/)
+    expect(err).toBeInstanceOf(LifecycleError)
+    expect(err.message).toMatch(/not signed, and an archive key is set/)
+    expect(await sums(src, '3')).toEqual(original)
+    expect(await q(src, 'select count(*)::int as n from tenant_placements')).toEqual([{ n: 0 }])
+    await rm(archive, { force: true })
   })
 
   it('CLI: rowtenancy tenants move --to URL --to-name NAME', async () => {

@@ -1,7 +1,7 @@
-import { createHash, type Hash } from 'node:crypto'
+import { createHash, createHmac, type Hash, timingSafeEqual } from 'node:crypto'
 import { once } from 'node:events'
 import type { Readable, Writable } from 'node:stream'
-import { LifecycleError } from '../errors/index.js'
+import { InvalidInputError, LifecycleError } from '../errors/index.js'
 
 /**
  * The archive layout, line-framed so a reader never holds more than one chunk:
@@ -13,12 +13,12 @@ import { LifecycleError } from '../errors/index.js'
  * ...one T..E section per table, in the manifest's order...
  * S <bytes> <sha256>\n<summary JSON: per table, row count and checksum>\n
  * Z <sha256 of every byte before this line>\n
+ * K hmac-sha256 <HMAC of "rowtenancy-archive/1\n" and that sha256, hex>\n   (only when signed with a key)
  * ```
  *
  * The counts and checksums come last so the export computes them on a second
  * connection, in the same snapshot, while the rows stream.
- * ```text
- * ```
+ *
  * @internal
  */
 export const ARCHIVE_MAGIC = 'RTARCHIVE 1'
@@ -27,6 +27,31 @@ export const ARCHIVE_MAGIC = 'RTARCHIVE 1'
 const MAX_LINE = 4096
 /** The largest manifest and chunk a reader accepts. */
 const MAX_BLOCK = 64 * 1024 * 1024
+
+/** The shortest archive key accepted, in bytes. */
+const MIN_KEY_BYTES = 16
+
+/**
+ * An archive key as bytes: a string (its UTF-8) or bytes, at least 16 of them.
+ * Throws `InvalidInputError` for anything shorter or of another type.
+ *
+ * @internal
+ */
+export function archiveKeyBytes(key: string | Uint8Array): Uint8Array {
+  const bytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : key
+  if (!(bytes instanceof Uint8Array) || bytes.length < MIN_KEY_BYTES) {
+    throw new InvalidInputError(
+      `The archive key must be at least ${MIN_KEY_BYTES} bytes (a string or a Uint8Array); ` +
+        'use a random secret, e.g. `openssl rand -hex 32`.',
+    )
+  }
+  return bytes
+}
+
+/** The archive's signature: HMAC-SHA256 of the format tag and the archive's sha256 (which covers every byte before it). */
+function archiveSignature(key: Uint8Array, sha256: string): Buffer {
+  return createHmac('sha256', key).update(`rowtenancy-archive/1\n${sha256}`).digest()
+}
 
 /**
  * Writes an archive to a stream, honouring back-pressure, and hashes as it goes.
@@ -40,8 +65,12 @@ export class ArchiveWriter {
   #sectionBytes = 0
   bytes = 0
 
-  constructor(out: Writable) {
+  readonly #key: Uint8Array | undefined
+
+  /** With `key`, the archive ends with its HMAC signature (a `K` line after `Z`). */
+  constructor(out: Writable, key?: Uint8Array) {
     this.#out = out
+    this.#key = key
   }
 
   async #write(buf: Buffer): Promise<void> {
@@ -91,12 +120,21 @@ export class ArchiveWriter {
 
   async finish(): Promise<string> {
     const sha = this.#all.digest('hex')
-    const line = Buffer.from(`Z ${sha}\n`)
+    let text = `Z ${sha}\n`
+    if (this.#key) text += `K hmac-sha256 ${archiveSignature(this.#key, sha).toString('hex')}\n`
+    const line = Buffer.from(text)
     this.bytes += line.length
     if (!this.#out.write(line)) await once(this.#out, 'drain')
     return sha
   }
 }
+
+/**
+ * What an import knows of an archive's signature: `verified` (checked with the
+ * key), `not-checked` (signed, but no key was given), `unsigned` (no signature,
+ * no key).
+ */
+export type ArchiveSignatureState = 'verified' | 'not-checked' | 'unsigned'
 
 function damaged(what: string): LifecycleError {
   return new LifecycleError(
@@ -118,8 +156,12 @@ export class ArchiveReader {
   #buf: Buffer = Buffer.alloc(0)
   #eof = false
 
-  constructor(input: Readable) {
+  readonly #key: Uint8Array | undefined
+
+  /** With `key`, {@link finish} requires the archive's signature and checks it. */
+  constructor(input: Readable, key?: Uint8Array) {
     this.#it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+    this.#key = key
   }
 
   async #fill(): Promise<boolean> {
@@ -219,13 +261,41 @@ export class ArchiveReader {
     }
   }
 
-  /** Reads the closing line and checks the whole archive's sha256; nothing may follow. */
-  async finish(): Promise<string> {
+  /**
+   * Reads the closing line and checks the whole archive's sha256, then its
+   * signature line if any; nothing may follow. With a key, an archive without a
+   * signature, or with one made with another key, throws.
+   */
+  async finish(): Promise<{ sha256: string; signature: ArchiveSignatureState }> {
     const expected = this.#all.digest('hex')
     const z = /^Z ([0-9a-f]{64})$/.exec(await this.#line(false))
     if (!z) throw damaged('the closing line is missing (truncated)')
     if (z[1] !== expected) throw damaged('the archive does not match its checksum (edited)')
-    if (this.#buf.length > 0 || (await this.#fill())) throw damaged('bytes follow the closing line')
-    return expected
+    const signed = this.#buf.length > 0 || (await this.#fill())
+    let sig: Buffer | undefined
+    if (signed) {
+      const k = /^K hmac-sha256 ([0-9a-f]{64})$/.exec(await this.#line(false))
+      if (!k) throw damaged('bytes follow the closing line')
+      sig = Buffer.from(k[1]!, 'hex')
+      if (this.#buf.length > 0 || (await this.#fill()))
+        throw damaged('bytes follow the signature line')
+    }
+    if (!this.#key) return { sha256: expected, signature: sig ? 'not-checked' : 'unsigned' }
+    if (!sig) {
+      throw new LifecycleError(
+        'The archive is not signed, and an archive key is set: an archive exported without the key ' +
+          '(or with its signature line cut off) is not trusted. Nothing was imported; export the tenant ' +
+          'again with the same key (the archiveKey option; ROWTENANCY_ARCHIVE_KEY for the CLI), or import without a ' +
+          'key if you trust the file.',
+      )
+    }
+    if (!timingSafeEqual(sig, archiveSignature(this.#key, expected))) {
+      throw new LifecycleError(
+        "The archive's signature does not match: it was edited after the export, or signed with another " +
+          'key. Nothing was imported; export the tenant again with this key (the ' +
+          'archiveKey option; ROWTENANCY_ARCHIVE_KEY for the CLI).',
+      )
+    }
+    return { sha256: expected, signature: 'verified' }
   }
 }

@@ -8,7 +8,7 @@ import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
-import { ArchiveWriter } from './archive-format.js'
+import { ArchiveWriter, archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import type { LifecycleListener } from './events.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
@@ -34,6 +34,12 @@ export interface ExportOptions extends LayoutOptions {
   readonly tenantId: string | number | bigint
   /** A file path (written as `<path>.partial`, renamed when complete) or a stream. */
   readonly out: string | Writable
+  /**
+   * Signs the archive (HMAC-SHA256 over its sha256) with this secret, at least 16
+   * bytes. Import with the same key to refuse an archive edited or written by
+   * anything else; the CLI reads it from `ROWTENANCY_ARCHIVE_KEY`.
+   */
+  readonly archiveKey?: string | Uint8Array | undefined
   readonly onEvent?: LifecycleListener | undefined
 }
 
@@ -92,7 +98,10 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
     sumsPromise.catch(() => {})
     options.onEvent?.({ type: 'start', op: 'export', tenantId, tables: tables.length, rows: 0 })
     out = path ? createWriteStream(`${path}.partial`) : (options.out as Writable)
-    const writer = new ArchiveWriter(out)
+    const writer = new ArchiveWriter(
+      out,
+      options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey),
+    )
     await writer.start(JSON.stringify(header))
     const copied = await copyTables(client, writer, layout, tenantId, tables, options.onEvent)
     const sums = await sumsPromise

@@ -13,7 +13,7 @@ import type { ColumnInfo, DriftIssue, TableInfo } from '../migrate/types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
-import { ArchiveReader } from './archive-format.js'
+import { ArchiveReader, type ArchiveSignatureState, archiveKeyBytes } from './archive-format.js'
 import {
   asTablePlan,
   bindTenant,
@@ -43,6 +43,12 @@ export interface ImportOptions extends LayoutOptions {
   readonly replace?: boolean | undefined
   /** Accept an existing `tenants` row that owns no rows (a move back to the catalog database). @internal */
   readonly reuseEmptyTenant?: boolean | undefined
+  /**
+   * The key the archive was signed with: an archive without a signature, or
+   * with one made by another key, is refused before anything commits. Without
+   * it, a signed archive imports with its signature not checked.
+   */
+  readonly archiveKey?: string | Uint8Array | undefined
   readonly onEvent?: LifecycleListener | undefined
 }
 
@@ -60,6 +66,8 @@ export interface ImportResult {
   /** Domains another tenant of this database already holds. */
   readonly skippedDomains: readonly string[]
   readonly replaced: boolean
+  /** Whether the archive's signature was checked with the key, present but not checked, or absent. */
+  readonly signature: ArchiveSignatureState
   readonly rows: number
   readonly ms: number
 }
@@ -276,8 +284,9 @@ async function insertTenantRow(
  */
 export async function importTenant(options: ImportOptions): Promise<ImportResult> {
   const started = performance.now()
+  const key = options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey)
   const input = await openArchive(options.in)
-  const reader = new ArchiveReader(input)
+  const reader = new ArchiveReader(input, key)
   let client: pg.PoolClient | undefined
   let failed = false
   try {
@@ -301,7 +310,7 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
       tenantId,
       options.onEvent,
     )
-    const manifest = await readSummary(reader, header, loaded)
+    const { manifest, signature } = await readSummary(reader, header, loaded)
     const total = manifest.tables.reduce((n, t) => n + t.rows, 0)
     const checks = await verifyLoaded(db, layout, tenantId, tables, manifest, loaded)
     const sequences = await adjustSequences(
@@ -320,6 +329,7 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
       drift,
       skippedDomains,
       replaced,
+      signature,
       rows: total,
       ms,
     }
@@ -461,11 +471,11 @@ async function readSummary(
   reader: ArchiveReader,
   header: ArchiveHeader,
   loaded: readonly number[],
-): Promise<ArchiveManifest> {
+): Promise<{ manifest: ArchiveManifest; signature: ArchiveSignatureState }> {
   const manifest = withSummary(header, await reader.summary())
-  await reader.finish()
+  const { signature } = await reader.finish()
   checkLoadedCounts(manifest, loaded)
-  return manifest
+  return { manifest, signature }
 }
 
 /** Throws when a table loaded another number of rows than the archive's summary says. */

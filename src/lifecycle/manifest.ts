@@ -157,13 +157,19 @@ export function parseManifest(text: string): ArchiveHeader {
  * ```ts
  * const m = await readArchiveManifest('acme.rtar')
  * ```
+ *
+ * With `archiveKey`, an archive not signed with that key throws.
  */
-export async function readArchiveManifest(path: string): Promise<ArchiveManifest> {
+export async function readArchiveManifest(
+  path: string,
+  archiveKey?: string | Uint8Array,
+): Promise<ArchiveManifest> {
   const { createReadStream } = await import('node:fs')
-  const { ArchiveReader } = await import('./archive-format.js')
+  const { ArchiveReader, archiveKeyBytes } = await import('./archive-format.js')
+  const key = archiveKey === undefined ? undefined : archiveKeyBytes(archiveKey)
   const input = createReadStream(path, { highWaterMark: 256 * 1024 })
   try {
-    const reader = new ArchiveReader(input)
+    const reader = new ArchiveReader(input, key)
     const header = parseManifest(await reader.manifest())
     for (const [i] of header.tables.entries()) {
       for await (const _chunk of reader.table(i)) {

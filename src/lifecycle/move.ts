@@ -13,6 +13,7 @@ import {
   PlacementMap,
   setPlacement,
 } from '../tenants/placements.js'
+import { archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import {
   auditLifecycle,
@@ -55,6 +56,8 @@ export interface MoveOptions extends LayoutOptions {
   readonly tenantId: string | number | bigint
   /** Where the archive waits between steps (kept until the move is done). */
   readonly workDir: string
+  /** Signs the move's archive and checks it at every later step (see `ExportOptions.archiveKey`). */
+  readonly archiveKey?: string | Uint8Array | undefined
   readonly actor?: string | undefined
   readonly onEvent?: LifecycleListener | undefined
   /** Called after each step is recorded in the ledger (the crash tests stop the process here). */
@@ -155,6 +158,7 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
   const catalogName = o.catalogName ?? DEFAULT_DATABASE
   assertDatabaseName(o.toName)
   assertDatabaseName(sourceName)
+  if (o.archiveKey !== undefined) archiveKeyBytes(o.archiveKey)
   const ctx = await moveContext(o, catalog)
   const { tenantId } = ctx
   const { entry, resumed } = await openMove(ctx, sourceName, catalogName)
@@ -258,7 +262,7 @@ async function openMove(
 /** The destination's checksums of the tenant, proven equal to the archive's. */
 async function verifyDestination(ctx: Ctx, e: MoveEntry): Promise<TableChecksum[]> {
   const { o, dLayout, tenantId } = ctx
-  const m = await readArchiveManifest(e.archive)
+  const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const tables = await tx(o.to, (c) => checksumsAt(c, dLayout, m, tenantId), true)
   if (!sameAsManifest(m, tables)) {
     throw new LifecycleError(
@@ -357,7 +361,7 @@ async function undoCopy(ctx: Ctx, e: MoveEntry): Promise<void> {
 
 /** Imports the archive unless an earlier run already did (the import commits before the ledger moves on). */
 async function importOnce(ctx: Ctx, e: MoveEntry): Promise<void> {
-  const m = await readArchiveManifest(e.archive)
+  const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const present = await tx(
     ctx.o.to,
     async (c) => {
@@ -395,7 +399,7 @@ async function importOnce(ctx: Ctx, e: MoveEntry): Promise<void> {
  * source is the catalog) the source rows are erased in that same transaction.
  */
 async function cutOver(ctx: Ctx, e: MoveEntry): Promise<ErasureCertificate | undefined> {
-  const m = await readArchiveManifest(e.archive)
+  const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const { o, tenantId, cLayout } = ctx
   if (!ctx.sourceIsCatalog) {
     const sums = await tx(o.db, (c) => checksumsAt(c, ctx.sLayout, m, tenantId), true)
@@ -444,7 +448,7 @@ async function eraseSource(
   keepTenantRow: boolean,
   alsoInCatalog?: (c: Queryable) => Promise<void>,
 ): Promise<ErasureCertificate> {
-  const m = await readArchiveManifest(e.archive)
+  const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const { o, tenantId, sLayout } = ctx
   const actor = o.actor ?? defaultActor()
   return tx(o.db, async (c) => {

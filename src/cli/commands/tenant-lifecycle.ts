@@ -73,6 +73,27 @@ function subcommand(tenants: Command, name: string, description: string): Comman
   )
 }
 
+/** The environment variable the archive key is read from (not a flag: a flag would show in `ps`). */
+const ARCHIVE_KEY_ENV = 'ROWTENANCY_ARCHIVE_KEY'
+
+/**
+ * The archive key from the environment, undefined when it is not set; a key
+ * shorter than 16 bytes is refused before anything runs.
+ *
+ * @internal
+ */
+export function archiveKeyFromEnv(): string | undefined {
+  const key = process.env[ARCHIVE_KEY_ENV]
+  if (key === undefined) return undefined
+  if (Buffer.byteLength(key, 'utf8') < 16) {
+    throw new InvalidInputError(
+      `${ARCHIVE_KEY_ENV} is set but shorter than 16 bytes: set it to a random secret ` +
+        '(e.g. `openssl rand -hex 32`), or unset it to write and read unsigned archives.',
+    )
+  }
+  return key
+}
+
 /** The configuration, an owner pool and the progress listener the flags ask for. */
 async function setup(ctx: CliContext, cmd: Command, opts: Flags) {
   const config = await ctx.config(cmd)
@@ -101,12 +122,14 @@ function registerExport(tenants: Command, ctx: CliContext): void {
     .requiredOption('--tenant-id <id>', 'the tenant to export')
     .requiredOption('--out <file>', 'the archive to write')
     .action(async (opts: Flags & { tenantId: string; out: string }, cmd: Command) => {
+      const archiveKey = archiveKeyFromEnv()
       const { config, pool, onEvent } = await setup(ctx, cmd, opts)
       const r = await exportTenant({
         ...layoutFrom(config),
         db: pool,
         tenantId: opts.tenantId,
         out: opts.out,
+        archiveKey,
         onEvent,
       })
       printResult(
@@ -114,7 +137,8 @@ function registerExport(tenants: Command, ctx: CliContext): void {
         opts,
         { ...r.manifest, bytes: r.bytes, sha256: r.sha256 },
         `exported tenant ${r.manifest.tenant.id} (${r.manifest.tables.length} tables, ` +
-          `${r.manifest.tables.reduce((n, t) => n + t.rows, 0)} rows, ${r.bytes} bytes) to ${opts.out}`,
+          `${r.manifest.tables.reduce((n, t) => n + t.rows, 0)} rows, ${r.bytes} bytes) to ${opts.out}` +
+          (archiveKey === undefined ? '' : `, signed with ${ARCHIVE_KEY_ENV}`),
       )
     })
 }
@@ -128,6 +152,7 @@ function registerImport(tenants: Command, ctx: CliContext): void {
     .option('--slug <slug>', "the imported tenant's slug (default: the archived one)")
     .option('--replace', 'erase an existing tenant with the same id first (same transaction)')
     .action(async (opts: ImportFlags, cmd: Command) => {
+      const archiveKey = archiveKeyFromEnv()
       const { config, pool, onEvent } = await setup(ctx, cmd, opts)
       const r = await importTenant({
         ...layoutFrom(config),
@@ -136,8 +161,14 @@ function registerImport(tenants: Command, ctx: CliContext): void {
         asTenantId: opts.asTenantId,
         slug: opts.slug,
         replace: opts.replace === true,
+        archiveKey,
         onEvent,
       })
+      if (r.signature === 'not-checked') {
+        ctx.out.warn(
+          `the archive is signed, but ${ARCHIVE_KEY_ENV} is not set: its signature was not checked`,
+        )
+      }
       for (const d of r.drift) ctx.out.warn(`drift (not blocking): ${d.message}`)
       for (const d of r.skippedDomains)
         ctx.out.warn(`domain ${d} belongs to another tenant here: not imported`)
@@ -146,7 +177,8 @@ function registerImport(tenants: Command, ctx: CliContext): void {
         opts,
         r,
         `imported tenant ${r.tenantId} (${r.slug}): ${r.rows} rows in ${r.tables.length} tables, ` +
-          `checksums match the archive${r.replaced ? ' (replaced the existing tenant)' : ''}`,
+          `checksums match the archive${r.signature === 'verified' ? ', signature verified' : ''}` +
+          (r.replaced ? ' (replaced the existing tenant)' : ''),
       )
     })
 }

@@ -5,7 +5,7 @@ import { type MoveResult, moveTenant } from '../../lifecycle/index.js'
 import { assertDatabaseName } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { lifecycleProgress } from '../lifecycle-progress.js'
-import { layoutFrom, tenantsCommand } from './tenant-lifecycle.js'
+import { archiveKeyFromEnv, layoutFrom, tenantsCommand } from './tenant-lifecycle.js'
 
 /** The database name of a URL, as the default placement name. */
 function nameOf(url: string): string {
@@ -74,6 +74,7 @@ function moveCommand(program: Command): Command {
 
 /** Moves the tenant between the databases the flags and the config name. */
 async function runMove(opts: MoveFlags, cmd: Command, ctx: CliContext): Promise<void> {
+  const archiveKey = archiveKeyFromEnv()
   const config = await ctx.config(cmd)
   const toName = opts.toName ?? nameOf(opts.to)
   assertDatabaseName(toName)
@@ -103,6 +104,7 @@ async function runMove(opts: MoveFlags, cmd: Command, ctx: CliContext): Promise<
     sourceName: opts.fromName,
     tenantId: opts.tenantId,
     workDir: opts.workDir ?? tmpdir(),
+    archiveKey,
     actor: opts.actor,
     onEvent,
   })
