@@ -31,7 +31,7 @@ const pid = async (q: { query: pg.Pool['query'] } | ReturnType<typeof sharedConn
 it('sends independent reads at once, each to an idle connection', async () => {
   const shared = sharedConnections(a, Promise.resolve(b))
   await Promise.resolve()
-  expect(shared.totalCount).toBe(2)
+  expect(shared.connections).toBe(2)
   await holder.query('select pg_advisory_lock(4242)')
   let waiting: Promise<number> | undefined
   const [blocked, free] = await readAll(shared, [
@@ -63,17 +63,17 @@ it('uses only the first connection until the later one is there; one that never 
   )
   const first = await pid(a)
   expect(await Promise.all([pid(shared), pid(shared), pid(shared)])).toEqual([first, first, first])
-  expect(shared.totalCount).toBe(1)
+  expect(shared.connections).toBe(1)
   join(b)
   await Promise.resolve()
-  expect(shared.totalCount).toBe(2)
+  expect(shared.connections).toBe(2)
   // Idle again: the first connection given goes first.
   expect(await pid(shared)).toBe(first)
 
   const alone = sharedConnections(a, Promise.resolve(undefined))
   const failing = sharedConnections(a, Promise.reject(new Error('no second connection')))
   await Promise.resolve()
-  expect([alone.totalCount, failing.totalCount]).toEqual([1, 1])
+  expect([alone.connections, failing.connections]).toEqual([1, 1])
   expect(await pid(alone)).toBe(first)
   expect(await pid(failing)).toBe(first)
 })
@@ -84,11 +84,11 @@ it('a connection whose read failed takes no more reads while another is left; al
   await a.query('begin')
   // The first read goes to the first connection: it fails there, in a transaction.
   await expect(shared.query('select 1 / 0')).rejects.toThrow(/division by zero/)
-  expect(shared.totalCount).toBe(1)
+  expect(shared.connections).toBe(1)
   // The reads after it do not meet that failed transaction.
   expect(await Promise.all([pid(shared), pid(shared)])).toEqual([await pid(b), await pid(b)])
   await a.query('rollback')
   await expect(shared.query('select nope')).rejects.toThrow(/nope/)
-  expect(shared.totalCount).toBe(1)
+  expect(shared.connections).toBe(1)
   expect(await pid(shared)).toBe(await pid(b))
 })

@@ -36,6 +36,14 @@ export function isPool(db: Queryable): boolean {
   return typeof (db as { totalCount?: unknown }).totalCount === 'number'
 }
 
+/** Marks a handle other than a pool whose independent reads {@link readAll} sends at once. */
+const READS_AT_ONCE: unique symbol = Symbol('rowtenancy.readsAtOnce')
+
+/** Whether {@link readAll} sends `db` its reads at once: a pool, or {@link sharedConnections}. */
+function readsAtOnce(db: Queryable): boolean {
+  return isPool(db) || (db as { [READS_AT_ONCE]?: boolean })[READS_AT_ONCE] === true
+}
+
 /**
  * Runs independent reads: all at once on a pool, one after the other on a single
  * connection (a `pg.Client` queues them anyway; this keeps their order plain). On a
@@ -51,7 +59,7 @@ export async function readAll<T extends readonly unknown[]>(
   db: Queryable,
   reads: { [K in keyof T]: () => Promise<T[K]> },
 ): Promise<T> {
-  if (isPool(db)) {
+  if (readsAtOnce(db)) {
     const settled = await Promise.allSettled(reads.map((r) => r()))
     for (const r of settled) if (r.status === 'rejected') throw r.reason
     return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T
@@ -78,7 +86,7 @@ export async function readAll<T extends readonly unknown[]>(
 export function sharedConnections(
   first: Queryable,
   later: Promise<Queryable | undefined>,
-): Queryable & { readonly totalCount: number } {
+): Queryable & { readonly connections: number } {
   const all = [first]
   const idle = [first]
   const waiting: ((c: Queryable) => void)[] = []
@@ -100,12 +108,13 @@ export function sharedConnections(
     idle.length > 0
       ? Promise.resolve(idle.shift()!)
       : new Promise<Queryable>((resolve) => waiting.push(resolve))
-  return {
-    // What {@link isPool} reads: more than one, and reads go at once.
-    get totalCount() {
+  const shared = {
+    [READS_AT_ONCE]: true as const,
+    /** How many connections take reads now. */
+    get connections() {
       return all.length
     },
-    async query(text, values) {
+    async query(text: string, values?: unknown[]) {
       const c = await take()
       try {
         const result = await c.query(text, values)
@@ -120,6 +129,7 @@ export function sharedConnections(
       }
     },
   }
+  return shared
 }
 
 /**
