@@ -1,10 +1,12 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, hash, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant, withoutTenant } from '../src/context/index.js'
 import { ConfigError, InvalidTenantIdError, MissingTenantError } from '../src/errors/index.js'
+import { blake2sTag } from '../src/jobs/blake2s.js'
 import { canonicalClone, canonicalJson } from '../src/jobs/envelope.js'
 import { hmacSha256 } from '../src/jobs/hmac.js'
 import { createJobTenancy, JobRejectedError, tenantTaskList } from '../src/jobs/index.js'
+import { jobMac } from '../src/jobs/job-mac.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
@@ -238,20 +240,83 @@ describe('process: refusals as the adapter wants them', () => {
 })
 
 describe('job signing', () => {
-  it('signs HMAC-SHA256 (base64url) of version, [queue, tenant] and the canonical payload', () => {
+  /** The signature of a message start and payload as {@link jobMac} defines it, by Node's native BLAKE2s. */
+  const expectedTag = (key: Uint8Array, start: string, text: string) => {
+    const keyBlock = Buffer.alloc(64)
+    keyBlock.set(key.length > 64 ? hash('blake2s256', key, 'buffer') : key)
+    const head = Buffer.from(start)
+    const padded = Buffer.alloc(Math.ceil(head.length / 64) * 64, ' ')
+    padded.set(head)
+    return hash(
+      'blake2s256',
+      Buffer.concat([keyBlock, padded, Buffer.from(text)]),
+      'base64url',
+    ).slice(0, 22)
+  }
+
+  it('signs BLAKE2s-256 (132 bits, base64url) of a key block, version, [queue, tenant] and the canonical payload', () => {
     const jobs = make()
     const payload = { b: [1, { d: 'é', c: null }], a: 'x' }
     const sealed = runWithTenant('1', () => jobs.seal('work', payload))
-    const message = `rowtenancy-job/v1\n["work","1"]\n{"a":"x","b":[1,{"c":null,"d":"é"}]}`
+    const key = Buffer.from(SECRET)
     expect(sealed.rowtenancy.sig).toBe(
-      createHmac('sha256', SECRET).update(message).digest('base64url'),
+      expectedTag(key, 'rowtenancy-job/v2\n["work","1"]\n', '{"a":"x","b":[1,{"c":null,"d":"é"}]}'),
     )
     const cross = jobs.seal('global', 'text')
     expect(cross.rowtenancy.sig).toBe(
-      createHmac('sha256', SECRET)
-        .update('rowtenancy-job/v1\n["global",null]\n"text"')
-        .digest('base64url'),
+      expectedTag(key, 'rowtenancy-job/v2\n["global",null]\n', '"text"'),
     )
+  })
+
+  it("the JavaScript BLAKE2s equals Node's native one for every key length, message start and payload length", () => {
+    const pieces = ['a', '{"i":1}', 'é', '😀', '\u007f']
+    for (const keyLength of [16, 63, 64, 65, 200]) {
+      const key = randomBytes(keyLength)
+      const mac = jobMac(key)
+      for (const start of [
+        'rowtenancy-job/v2\n["q","7"]\n',
+        `s${'q'.repeat(62)}\n`,
+        `v2\n["${'é'.repeat(40)}",null]\n`,
+      ]) {
+        const head = mac.head(start)
+        for (const length of [
+          1, 2, 3, 4, 5, 55, 63, 64, 65, 127, 128, 129, 191, 192, 255, 256, 257, 700,
+        ]) {
+          for (const piece of [pieces[length % pieces.length]!, 'a']) {
+            const text = piece.repeat(length).slice(0, length)
+            const expected = expectedTag(key, start, text)
+            expect(mac.tag(head, text), `key ${keyLength}, ${length} x ${piece}`).toBe(expected)
+            // the JavaScript path takes short ASCII text, and leaves the rest to the native hash
+            const js = blake2sTag(head.state, text)
+            if (/^[\x00-\x7f]+$/.test(text) && text.length <= 256) expect(js).toBe(expected)
+            else expect(js).toBeUndefined()
+          }
+        }
+      }
+    }
+  })
+
+  it('a v1 signature (HMAC-SHA256, written by an earlier release) still verifies; one of another job does not', async () => {
+    const jobs = make({ store: new TenantStore({ db: db.pool }) })
+    const v1 = (start: string, text: string) =>
+      createHmac('sha256', SECRET)
+        .update(`rowtenancy-job/v1\n${start}\n${text}`)
+        .digest('base64url')
+    const queued = {
+      rowtenancy: { v: 1, tenant: '1', sig: v1('["work","1"]', '{"n":1}') },
+      payload: { n: 1 },
+    }
+    await expect(jobs.admit('work', queued, 'j')).resolves.toMatchObject({ tenant: { id: '1' } })
+    for (const sig of [
+      v1('["work","2"]', '{"n":1}'),
+      v1('["other","1"]', '{"n":1}'),
+      v1('["work","1"]', '{"n":2}'),
+    ]) {
+      const forged = { ...queued, rowtenancy: { ...queued.rowtenancy, sig } }
+      await expect(jobs.admit('work', forged, 'j')).rejects.toMatchObject({
+        reason: 'bad-signature',
+      })
+    }
   })
 
   it("the reused-buffer HMAC equals node's createHmac for every key and message length, whole or in two parts", () => {
@@ -281,7 +346,9 @@ describe('job signing', () => {
     const sealed = runWithTenant('1', () => jobs.seal('work', { n: 1 }))
     const sig = sealed.rowtenancy.sig!
     const last = sig.at(-1) === 'A' ? 'B' : 'A'
-    for (const bad of [`${sig.slice(0, -1)}${last}`, sig.slice(1), `${sig}A`, sig.toLowerCase()]) {
+    const first = sig[0] === 'A' ? 'B' : 'A'
+    const bads = [`${sig.slice(0, -1)}${last}`, `${first}${sig.slice(1)}`, sig.slice(1), `${sig}A`]
+    for (const bad of [...bads, sig.toLowerCase(), 'A'.repeat(43), '']) {
       if (bad === sig) continue
       const data = { ...sealed, rowtenancy: { ...sealed.rowtenancy, sig: bad } }
       await expect(jobs.admit('work', data, 'j')).rejects.toMatchObject({ reason: 'bad-signature' })

@@ -1,4 +1,5 @@
 import { hmacSha256 } from './hmac.js'
+import { jobMac, type MacHead } from './job-mac.js'
 
 /**
  * The reserved key under which rowtenancy keeps a job's tenant, beside the
@@ -21,7 +22,7 @@ export interface JobMeta {
   readonly v: 1
   /** The tenant id (canonical text), or `null` on a cross-tenant queue. */
   readonly tenant: string | null
-  /** HMAC-SHA256 (base64url) of version, queue, tenant and canonical payload, when signing is on. */
+  /** The MAC (base64url) of version, queue, tenant and canonical payload, when signing is on. */
   readonly sig?: string | undefined
 }
 
@@ -154,11 +155,13 @@ function inOrder(value: unknown, depth: number): boolean {
 }
 
 /**
- * Signs and checks jobs with one app secret: HMAC-SHA256 (base64url) of
- * `rowtenancy-job/v1\n`, the JSON pair `[queue, tenant]` (unambiguous), `\n`
+ * Signs and checks jobs with one app secret: {@link jobMac} of
+ * `rowtenancy-job/v2\n`, the JSON pair `[queue, tenant]` (unambiguous), `\n`
  * and the payload's {@link canonicalJson}. It binds the tenant to the queue and
  * the exact payload, so a signed envelope copied onto another payload or queue
- * does not verify.
+ * does not verify. A 43-character signature is the HMAC-SHA256 of the same
+ * parts under `rowtenancy-job/v1\n`, which earlier releases wrote: still
+ * accepted, so jobs queued before an upgrade run.
  *
  * @internal
  */
@@ -173,7 +176,8 @@ export interface JobSigner {
   verify(queue: string, tenant: string | null, payload: unknown, sig: unknown): boolean
 }
 
-const SIGNATURE_LENGTH = 43 // 32 bytes in unpadded base64url
+const SIGNATURE_LENGTH = 22 // 132 bits of BLAKE2s-256 in base64url
+const V1_SIGNATURE_LENGTH = 43 // 32 bytes of HMAC-SHA256 in unpadded base64url
 
 /**
  * A {@link JobSigner} for `secret`.
@@ -181,16 +185,19 @@ const SIGNATURE_LENGTH = 43 // 32 bytes in unpadded base64url
  * @internal
  */
 export function jobSigner(secret: Uint8Array): JobSigner {
-  const mac = hmacSha256(secret)
+  const mac = jobMac(secret)
+  const v1 = hmacSha256(secret)
   /**
-   * The message's start (`rowtenancy-job/v1\n[queue,tenant]\n`, as UTF-8) per
-   * queue, then per tenant: kept for tenants this signer signed for or verified
-   * a job of, never for a tenant named only by an unverified job.
+   * The message's start per queue, then per tenant: kept for tenants this
+   * signer signed for or verified a job of, never for a tenant named only by an
+   * unverified job.
    */
-  const heads = new Map<string, Map<string | null, Uint8Array>>()
+  const heads = new Map<string, Map<string | null, MacHead>>()
+  const pair = (queue: string, tenant: string | null) =>
+    `[${JSON.stringify(queue)},${JSON.stringify(tenant)}]\n`
   const build = (queue: string, tenant: string | null) =>
-    Buffer.from(`rowtenancy-job/v1\n[${JSON.stringify(queue)},${JSON.stringify(tenant)}]\n`)
-  const remember = (queue: string, tenant: string | null, head: Uint8Array) => {
+    mac.head(`rowtenancy-job/v2\n${pair(queue, tenant)}`)
+  const remember = (queue: string, tenant: string | null, head: MacHead) => {
     let byTenant = heads.get(queue)
     if (byTenant === undefined) {
       // queues are the declared few; a bound all the same
@@ -200,6 +207,13 @@ export function jobSigner(secret: Uint8Array): JobSigner {
     }
     if (byTenant.size < MAX_HEADS) byTenant.set(tenant, head)
   }
+  /** Whether `sig` signs this job's payload under the message start `tagOf` takes. */
+  const signs = (tagOf: (text: string) => string, payload: unknown, sig: string) => {
+    // A payload a queue kept as JSON text comes back with its keys in the signed order, so
+    // its JSON is the signed text; one whose keys a queue reordered (jsonb) needs sorting.
+    if (sameText(tagOf(JSON.stringify(payload) ?? 'null'), sig)) return true
+    return !inOrder(payload, 0) && sameText(tagOf(canonicalJson(payload)), sig)
+  }
   return {
     sign(queue, tenant, text) {
       let head = heads.get(queue)?.get(tenant)
@@ -207,16 +221,18 @@ export function jobSigner(secret: Uint8Array): JobSigner {
         head = build(queue, tenant)
         remember(queue, tenant, head)
       }
-      return mac(head, text)
+      return mac.tag(head, text)
     },
     verify(queue, tenant, payload, sig) {
-      if (typeof sig !== 'string' || sig.length !== SIGNATURE_LENGTH) return false
+      if (typeof sig !== 'string') return false
+      if (sig.length === V1_SIGNATURE_LENGTH) {
+        const start = Buffer.from(`rowtenancy-job/v1\n${pair(queue, tenant)}`)
+        return signs((text) => v1(start, text), payload, sig)
+      }
+      if (sig.length !== SIGNATURE_LENGTH) return false
       const cached = heads.get(queue)?.get(tenant)
       const head = cached ?? build(queue, tenant)
-      // A payload a queue kept as JSON text comes back with its keys in the signed order, so
-      // its JSON is the signed text; one whose keys a queue reordered (jsonb) needs sorting.
-      let valid = sameText(mac(head, JSON.stringify(payload) ?? 'null'), sig)
-      if (!valid && !inOrder(payload, 0)) valid = sameText(mac(head, canonicalJson(payload)), sig)
+      const valid = signs((text) => mac.tag(head, text), payload, sig)
       if (valid && cached === undefined) remember(queue, tenant, head)
       return valid
     },
