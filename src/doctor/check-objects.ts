@@ -61,6 +61,50 @@ export async function checkViews(db: Queryable, tables: readonly TableFacts[]): 
 }
 
 /**
+ * Rules (other than a view's own `_RETURN`) whose actions reach tenant-aware tables,
+ * directly or through views over them: PostgreSQL runs a rule's actions with the
+ * rights of its relation's owner, so a rule on any table or view (a shared table, a
+ * `security_invoker` view) reads or writes every tenant's rows for whoever fires it.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const findings = await checkRules(pool, tables)
+ * ```
+ */
+export async function checkRules(db: Queryable, tables: readonly TableFacts[]): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `with recursive over (oid) as (
+       select unnest($1::oid[])
+       union
+       select v.oid
+         from over
+         join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = over.oid
+         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+        where r.rulename = '_RETURN' and v.oid <> over.oid)
+     select distinct format('%s.%s.%s', n.nspname, c.relname, r.rulename) as rule,
+            format('%I on %I.%I', r.rulename, n.nspname, c.relname) as quoted
+       from pg_rewrite r
+       join pg_class c on c.oid = r.ev_class
+       join pg_namespace n on n.oid = c.relnamespace
+       join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+                       and d.refclassid = 'pg_class'::regclass and d.deptype = 'n'
+      where r.rulename <> '_RETURN' and d.refobjid in (select oid from over)
+      order by 1`,
+    [tables.map((t) => t.oid)],
+  )
+  return (rows as { rule: string; quoted: string }[]).map((r) =>
+    finding(
+      'RULE_OVER_TENANT_TABLE',
+      r.rule,
+      "A rule's actions reach tenant-aware tables with its relation owner's rights, bypassing row level security.",
+      `drop rule ${r.quoted}  -- use a trigger (security invoker) instead`,
+    ),
+  )
+}
+
+/**
  * SECURITY DEFINER functions that touch tenant-aware tables (named in their
  * body, or depended on by a SQL-standard body): they run as their owner, who
  * bypasses RLS, so a caller reaches every tenant's rows through them.

@@ -10,7 +10,7 @@ import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { checkCitus } from './check-citus.js'
 import { checkKeys } from './check-keys.js'
-import { checkFunctions, checkViews } from './check-objects.js'
+import { checkFunctions, checkRules, checkViews } from './check-objects.js'
 import { checkRls, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
 import type { DoctorReport, Finding } from './findings.js'
@@ -72,6 +72,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     ...(await checkRls(db, tables, tenantColumn)),
     ...(await checkKeys(db, tables, tenantColumn)),
     ...(await checkViews(db, tables)),
+    ...(await checkRules(db, tables)),
     ...(await checkFunctions(db, tables)),
     ...role.findings,
     ...citus.findings,
