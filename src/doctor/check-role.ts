@@ -41,7 +41,10 @@ export async function checkRuntimeRole(
     // A superuser writes everything: ROLE_SUPERUSER says so.
     ...(facts.superuser
       ? []
-      : await directoryFindings(db, role, options.tenantsSchema ?? DEFAULTS.schema)),
+      : [
+          ...(await directoryFindings(db, role, options.tenantsSchema ?? DEFAULTS.schema)),
+          ...(await schemaCreateFindings(db, role)),
+        ]),
   ]
 }
 
@@ -66,6 +69,37 @@ async function directoryFindings(db: Queryable, role: string, schema: string): P
       `The runtime role may write the tenant directory (${r.name}): a tenant's code could take another ` +
         "tenant's domain, or suspend it.",
       `revoke insert, update, delete, truncate on ${r.quoted} from ${quoteIdent(role)}`,
+    ),
+  )
+}
+
+/**
+ * Schemas the runtime role may create objects in: raw SQL can create a table there
+ * named like a tenant-aware table and put the schema first on the role's own default
+ * search_path (`alter role current_user set search_path = ...`, which a role may do
+ * for itself). Unlike a temporary table, it then shadows the real table for every
+ * later connection, and rows other tenants write land in a table with no row level
+ * security that the role owns.
+ */
+async function schemaCreateFindings(db: Queryable, role: string): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select n.nspname as schema, format('%I', n.nspname) as quoted
+       from pg_catalog.pg_namespace n
+      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+        and pg_catalog.has_schema_privilege($1::text, n.oid, 'CREATE')
+      order by 1`,
+    [role],
+  )
+  return (rows as { schema: string; quoted: string }[]).map((r) =>
+    finding(
+      'ROLE_CAN_CREATE_IN_SCHEMA',
+      `role ${role} -> schema ${r.schema}`,
+      'The runtime role may create objects in this schema: raw SQL can create a table there named ' +
+        "like a tenant-aware table and put the schema first on the role's own default search_path, " +
+        'so that for every later connection the table shadows the real one (no row level security), ' +
+        "and other tenants' writes land in it.",
+      `revoke create on schema ${r.quoted} from ${quoteIdent(role)}  -- and from public, if granted there`,
+      'warning',
     ),
   )
 }
