@@ -357,6 +357,27 @@ describe('surprise: a schema the runtime role may create in', () => {
   })
 })
 
+describe('surprise: privileges row level security does not govern', () => {
+  it("TRUNCATE granted on a tenant table empties tenant 2's rows from tenant 1; doctor reports it", async () => {
+    const clean = await runDoctor(fx.tdb.pool, { runtimeRole: fx.role })
+    expect(clean.findings.map((f) => f.code)).not.toContain('ROLE_TABLE_PRIVILEGE')
+    await fx.tdb.pool.query(`grant truncate on handles to "${fx.role}"`)
+    try {
+      await runWithTenant('1', () => sql`truncate handles`.execute(db()))
+      const { rows } = await fx.tdb.pool.query(
+        'select count(*)::int as n from handles where tenant_id = 2',
+      )
+      expect(rows[0].n).toBe(0)
+      const report = await runDoctor(fx.tdb.pool, { runtimeRole: fx.role })
+      expect(
+        report.findings.filter((f) => f.code === 'ROLE_TABLE_PRIVILEGE').map((f) => f.object),
+      ).toEqual([`role ${fx.role} -> public.handles`])
+    } finally {
+      await fx.tdb.pool.query(`revoke truncate on handles from "${fx.role}"`)
+    }
+  })
+})
+
 describe('class 6: setCurrentTenant never switches siblings or callers', () => {
   it('is refused inside runWithTenant / withoutTenant; a sibling branch keeps its tenant', async () => {
     const seen: unknown[] = []

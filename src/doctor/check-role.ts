@@ -44,6 +44,12 @@ export async function checkRuntimeRole(
       : [
           ...(await directoryFindings(db, role, options.tenantsSchema ?? DEFAULTS.schema)),
           ...(await schemaCreateFindings(db, role)),
+          // An owner has every privilege: ROLE_OWNS_TABLE says so.
+          ...(await tablePrivilegeFindings(
+            db,
+            role,
+            tables.filter((t) => !facts.ownedTables.includes(`${t.schema}.${t.name}`)),
+          )),
         ]),
   ]
 }
@@ -102,6 +108,41 @@ async function schemaCreateFindings(db: Queryable, role: string): Promise<Findin
       'warning',
     ),
   )
+}
+
+/**
+ * Privileges on tenant-aware tables that row level security does not govern: TRUNCATE
+ * (one statement empties every tenant's rows) and TRIGGER (code of the role's choosing
+ * runs on every tenant's writes).
+ */
+async function tablePrivilegeFindings(
+  db: Queryable,
+  role: string,
+  tables: readonly TableFacts[],
+): Promise<Finding[]> {
+  if (tables.length === 0) return []
+  const { rows } = await db.query(
+    `select t.oid::int as oid,
+            pg_catalog.has_table_privilege($1::text, t.oid, 'TRUNCATE') as truncate,
+            pg_catalog.has_table_privilege($1::text, t.oid, 'TRIGGER') as trigger
+       from unnest($2::oid[]) t(oid)`,
+    [role, tables.map((t) => t.oid)],
+  )
+  return (rows as { oid: number; truncate: boolean; trigger: boolean }[]).flatMap((r) => {
+    const table = tables.find((t) => t.oid === r.oid)
+    const privileges = [r.truncate && 'TRUNCATE', r.trigger && 'TRIGGER'].filter(Boolean)
+    if (table === undefined || privileges.length === 0) return []
+    const list = privileges.join(', ')
+    return [
+      finding(
+        'ROLE_TABLE_PRIVILEGE',
+        `role ${role} -> ${table.qualified}`,
+        `The runtime role has ${list} on a tenant-aware table; row level security does not govern ` +
+          "them: TRUNCATE empties every tenant's rows, a trigger runs on every tenant's writes.",
+        `revoke ${list.toLowerCase()} on ${table.quoted} from ${quoteIdent(role)}`,
+      ),
+    ]
+  })
 }
 
 /** Superuser or BYPASSRLS: row level security never applies. */
