@@ -129,6 +129,8 @@ describe("prisma's request batching (findUnique calls, batch $transaction of one
       runWithTenant('1', () => bare.account.findUnique(key(1n, 2n))),
       runWithTenant('2', () => bare.account.findUnique(key(1n, 1n))),
       runWithTenant('2', () => bare.account.findMany()),
+      runWithTenant('2', () => bare.$transaction([bare.account.findMany()])),
+      runWithTenant('2', () => bare.$transaction((tx: any) => tx.account.findMany())),
     ])
     for (const outcome of outcomes) {
       expect(outcome.status).toBe('rejected')

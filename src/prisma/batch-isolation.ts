@@ -86,20 +86,33 @@ function isolateDataLoader(loader: PrismaDataLoader): void {
  */
 export function tenantPrismaExtension(): <C>(client: C) => C {
   return (client) => {
-    const loader = (client as { _requestHandler?: { dataloader?: PrismaDataLoader } })
-      ._requestHandler?.dataloader
+    const internals = client as {
+      _requestHandler?: { dataloader?: PrismaDataLoader }
+      _engine?: { transaction?: (...args: unknown[]) => Promise<unknown> }
+    }
+    const loader = internals._requestHandler?.dataloader
+    const engine = internals._engine
     if (
       loader === undefined ||
       typeof loader.options?.batchBy !== 'function' ||
       typeof loader.options.singleLoader !== 'function' ||
-      typeof loader.options.batchLoader !== 'function'
+      typeof loader.options.batchLoader !== 'function' ||
+      typeof engine?.transaction !== 'function'
     ) {
       throw new ConfigError(
         "tenantPrismaExtension() does not recognise this Prisma client's request batching " +
-          '(client._requestHandler.dataloader): this Prisma version is not supported.',
+          '(client._requestHandler.dataloader, client._engine.transaction): this Prisma version is not supported.',
       )
     }
     isolateDataLoader(loader)
+    const transaction = engine.transaction
+    if (!(transaction as { [ISOLATED]?: true })[ISOLATED]) {
+      // An interactive transaction begins in the context of its caller, outside the batching.
+      const marked = (...args: unknown[]) =>
+        isolated.run(true, () => transaction.apply(engine, args))
+      Object.defineProperty(marked, ISOLATED, { value: true })
+      engine.transaction = marked
+    }
     return client
   }
 }

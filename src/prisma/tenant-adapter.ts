@@ -62,15 +62,15 @@ function adapterOn(pool: pg.Pool, options: PrismaPgOptions): PrismaPg {
 }
 
 /**
- * The adapter's statements outside a transaction run only for a client that
- * `tenantPrismaExtension()` isolated (a transaction is bound when it begins, in the
- * context that began it).
+ * The adapter runs statements and begins transactions only for a client that
+ * `tenantPrismaExtension()` isolated (a transaction's statements are bound when it
+ * begins, in the context that began it).
  */
 function requireIsolation(factory: PrismaPg): PrismaPg {
   const connect = factory.connect.bind(factory)
   factory.connect = async () => {
     const adapter = await connect()
-    const { queryRaw, executeRaw, executeScript } = adapter
+    const { queryRaw, executeRaw, executeScript, startTransaction } = adapter
     adapter.queryRaw = async (query) => {
       assertIsolatedRequest()
       return queryRaw.call(adapter, query)
@@ -78,6 +78,10 @@ function requireIsolation(factory: PrismaPg): PrismaPg {
     adapter.executeRaw = async (query) => {
       assertIsolatedRequest()
       return executeRaw.call(adapter, query)
+    }
+    adapter.startTransaction = async (isolationLevel) => {
+      assertIsolatedRequest()
+      return startTransaction.call(adapter, isolationLevel)
     }
     adapter.executeScript = async (script) => {
       assertIsolatedRequest()
