@@ -290,6 +290,23 @@ describe('CLI: rowtenancy tenants export|import|erase', () => {
     expect(await sums(source, '88')).toEqual(await sums(source, '2'))
     const noYes = await cli(['tenants', 'erase', '--tenant-id', '88', '--database-url', url])
     expect(noYes.code).not.toBe(0)
+    // a certificate that cannot be written: refused before anything is erased
+    for (const where of [join(dir, 'no-such-dir', 'cert.json'), dir]) {
+      const unwritable = await cli([
+        'tenants',
+        'erase',
+        '--tenant-id',
+        '88',
+        '--yes',
+        '--certificate',
+        where,
+        '--database-url',
+        url,
+      ])
+      expect(unwritable.code).toBe(1)
+      expect(unwritable.stderr).toMatch(/INVALID_INPUT.*certificate.*nothing was erased/s)
+      expect(await sums(source, '88')).toEqual(await sums(source, '2'))
+    }
     const certFile = join(dir, 'cert.json')
     const er = await cli([
       'tenants',
