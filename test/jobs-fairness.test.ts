@@ -264,6 +264,10 @@ describe('job keys are per tenant', () => {
           q.upsertJobScheduler('digest', { pattern: '0 7 * * *' }, { name: 'digest', data: { t } }),
         )
       }
+      // a repeat in add would be keyed without the tenant (BullMQ 5) or dropped (BullMQ 6)
+      await expect(
+        runWithTenant('1', () => q.add('r', {}, { repeat: { pattern: '0 7 * * *' } })),
+      ).rejects.toThrow(/upsertJobScheduler/)
       const byName = (name: string, list: { name: string; data: any }[]) =>
         list
           .filter((j) => j.name === name)

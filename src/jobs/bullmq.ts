@@ -1,3 +1,4 @@
+import { InvalidInputError } from '../errors/index.js'
 import type { JobRejectedError } from './job-errors.js'
 import { tenantKey, withTenantKey } from './job-keys.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
@@ -33,7 +34,8 @@ export interface TenantBullQueue {
   readonly queue: BullQueueLike
   /**
    * Adds a job as the current tenant; BullMQ options (`delay`, `attempts`...) pass through, except
-   * that a `jobId` and a `deduplication.id` are the tenant's own (stored as `<tenant>/<key>`).
+   * that a `jobId` and a `deduplication.id` are the tenant's own (stored as `<tenant>/<key>`), and
+   * `repeat` is refused (use `upsertJobScheduler`).
    */
   add(name: string, payload: unknown, opts?: Record<string, unknown>): Promise<any>
   /**
@@ -59,7 +61,14 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
   jobs.rule(queue.name)
   return Object.freeze({
     queue,
-    add(name: string, payload: unknown, opts?: Record<string, unknown>) {
+    async add(name: string, payload: unknown, opts?: Record<string, unknown>) {
+      if (opts?.repeat !== undefined) {
+        // BullMQ 6 ignores it (the job runs once); BullMQ 5 keys it by name and pattern, not tenant
+        throw new InvalidInputError(
+          'add(name, payload, { repeat }) is refused on a rowtenancy queue: use ' +
+            "upsertJobScheduler(id, repeat, { name, data }), whose id is the tenant's own.",
+        )
+      }
       const data = jobs.seal(queue.name, payload)
       return queue.add(name, data, scopeKeys(opts, data.rowtenancy.tenant))
     },
