@@ -12,9 +12,26 @@ import type { TenantRequest } from './types.js'
  */
 export function targetOf(url: string): string {
   if (url.startsWith('/')) return url
+  const start = pathStart(url)
+  if (start === -1) return '/'
+  // `http://h?q`: the path is empty (the router sees "/"), the query stays; a fragment is never sent
+  if (url[start] === '?') return `/${url.slice(start)}`
+  return url[start] === '#' ? '/' : url.slice(start)
+}
+
+/**
+ * Where an absolute URL's authority ends: its first `/`, `?` or `#` after
+ * `scheme://`, -1 when there is none (or no scheme). A `/` inside the query
+ * or fragment is not the path's start.
+ */
+function pathStart(url: string): number {
   const scheme = url.indexOf('://')
-  const start = scheme === -1 ? -1 : url.indexOf('/', scheme + 3)
-  return start === -1 ? '/' : url.slice(start)
+  if (scheme === -1) return -1
+  for (let i = scheme + 3; i < url.length; i++) {
+    const c = url[i]
+    if (c === '/' || c === '?' || c === '#') return i
+  }
+  return -1
 }
 
 /**
@@ -31,9 +48,10 @@ export function targetOf(url: string): string {
 export function pathOf(url: string): string {
   let start = 0
   if (!url.startsWith('/')) {
-    const scheme = url.indexOf('://')
-    start = scheme === -1 ? 0 : url.indexOf('/', scheme + 3)
-    if (start === -1) return '/'
+    if (url.includes('://')) {
+      start = pathStart(url)
+      if (start === -1 || url[start] !== '/') return '/'
+    }
   }
   let end = url.length
   const query = url.indexOf('?', start)
