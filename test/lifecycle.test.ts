@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { lstat, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -61,6 +61,18 @@ afterAll(async () => {
 })
 
 describe('export -> import', () => {
+  it('the archive is readable by its owner alone, and a link at its partial path is not written through', async () => {
+    const file = join(dir, 'private.rtar')
+    const bait = join(dir, 'bait.txt')
+    await writeFile(bait, 'not yours')
+    // someone else's link where the export writes its partial file (the default work dir is /tmp)
+    await symlink(bait, `${file}.partial`)
+    await exportTenant({ db: source.pool, tenantId: '2', out: file })
+    expect((await stat(file)).mode & 0o077).toBe(0)
+    expect((await lstat(file)).isSymbolicLink()).toBe(false)
+    expect(await readFile(bait, 'utf8')).toBe('not yours')
+  })
+
   it('round-trips the hostile tenant (hostile names, a cycle, a partitioned table, bytea) into an empty database with identical checksums', async () => {
     const file = join(dir, 'weird.rtar')
     const events: string[] = []
