@@ -61,12 +61,14 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
   jobs.rule(queue.name)
   return Object.freeze({
     queue,
-    async add(name: string, payload: unknown, opts?: Record<string, unknown>) {
+    add(name: string, payload: unknown, opts?: Record<string, unknown>) {
       if (opts?.repeat !== undefined) {
         // BullMQ 6 ignores it (the job runs once); BullMQ 5 keys it by name and pattern, not tenant
-        throw new InvalidInputError(
-          'add(name, payload, { repeat }) is refused on a rowtenancy queue: use ' +
-            "upsertJobScheduler(id, repeat, { name, data }), whose id is the tenant's own.",
+        return Promise.reject(
+          new InvalidInputError(
+            'add(name, payload, { repeat }) is refused on a rowtenancy queue: use ' +
+              "upsertJobScheduler(id, repeat, { name, data }), whose id is the tenant's own.",
+          ),
         )
       }
       const data = jobs.seal(queue.name, payload)
