@@ -63,10 +63,13 @@ export function pathOf(url: string): string {
 
 /**
  * A {@link TenantRequest} over Node's parsed request headers (Express, Fastify).
+ * A header sent more than once reads as its values joined (`a, b`), also the
+ * ones Node keeps only the first of (`Host`, `Authorization`...), when
+ * `rawHeaders` is given: a proxy in front may have acted on another of them.
  *
  * @example
  * ```ts
- * const view = nodeRequestView(req, req.method, req.originalUrl, req.headers)
+ * const view = nodeRequestView(req, req.method, req.originalUrl, req.headers, req.rawHeaders)
  * view.header('X-Tenant-ID')
  * ```
  * @internal
@@ -76,15 +79,30 @@ export function nodeRequestView<Raw>(
   method: string,
   url: string,
   headers: IncomingHttpHeaders,
+  rawHeaders?: readonly string[],
 ): TenantRequest<Raw> {
   return {
     method,
     path: pathOf(url),
     url,
     header(name) {
-      const value = headers[name.toLowerCase()]
-      return Array.isArray(value) ? value.join(', ') : value
+      const key = name.toLowerCase()
+      const value = headers[key]
+      if (Array.isArray(value)) return value.join(', ')
+      return value !== undefined && rawHeaders !== undefined
+        ? allValues(rawHeaders, key, value)
+        : value
     },
     raw,
   }
+}
+
+/** Every value of header `key` in Node's `rawHeaders`, joined; `value` when it came once. */
+function allValues(rawHeaders: readonly string[], key: string, value: string): string {
+  const found: string[] = []
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    if (name.length === key.length && name.toLowerCase() === key) found.push(rawHeaders[i + 1]!)
+  }
+  return found.length > 1 ? found.join(', ') : value
 }
