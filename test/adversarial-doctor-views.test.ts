@@ -32,7 +32,15 @@ beforeAll(async () => {
   // created after the grant: default privileges hand both to the runtime role
   await db.pool.query(`
     create materialized view names_mv as select * from account_names;
-    create view names_v as select * from account_names;`)
+    create view names_v as select * from account_names;
+    create table notes (id int primary key, body text);
+    create rule notes_leak as on insert to notes do instead select name from accounts;
+    create rule names_leak as on delete to account_names do instead select name from accounts;
+    create function account_names_of() returns setof text language sql as 'select name from accounts';
+    create function names_through_call() returns setof text language sql security definer
+      as 'select * from account_names_of ()';
+    create function names_through_view() returns setof text language sql security definer
+      as 'select name from account_names';`)
 }, 60_000)
 
 afterAll(async () => {
@@ -74,5 +82,35 @@ describe('doctor: views over invoker views', () => {
         .replace('<runtime role>', `"${ROLE}"`),
     )
     await expect(asRuntime('1', 'select name from names_mv')).rejects.toThrow(/permission denied/)
+  })
+})
+
+describe('doctor: rules run as their relation owner', () => {
+  it('a rule on a shared table, or on an invoker view, reads every tenant for the runtime role bound to tenant 1', async () => {
+    const both = ['one-secret', 'two-secret']
+    expect(await asRuntime('1', "insert into notes values (1, 'x')")).toEqual(both)
+    expect(await asRuntime('1', 'delete from account_names')).toEqual(both)
+  })
+  it('doctor reports both rules', async () => {
+    const report = await runDoctor(db.pool, { runtimeRole: ROLE })
+    const objects = report.findings
+      .filter((f) => f.code === 'RULE_OVER_TENANT_TABLE')
+      .map((f) => f.object)
+    expect(objects).toEqual(['public.account_names.names_leak', 'public.notes.notes_leak'])
+  })
+})
+
+describe('doctor: definer functions reaching tenant tables through a call or an invoker view', () => {
+  it('both read every tenant for the runtime role bound to tenant 1', async () => {
+    const both = ['one-secret', 'two-secret']
+    expect(await asRuntime('1', 'select names_through_call() as name')).toEqual(both)
+    expect(await asRuntime('1', 'select names_through_view() as name')).toEqual(both)
+  })
+  it('doctor reports both', async () => {
+    const report = await runDoctor(db.pool, { runtimeRole: ROLE })
+    const objects = report.findings
+      .filter((f) => f.code === 'SECURITY_DEFINER_FUNCTION')
+      .map((f) => f.object)
+    expect(objects).toEqual(['public.names_through_call()', 'public.names_through_view()'])
   })
 })

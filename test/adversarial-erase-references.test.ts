@@ -97,6 +97,23 @@ describe('lifecycle with cross-tenant single-column keys', () => {
     expect(res.manifest.tenant.id).toBe('1')
   })
 
+  it('a tenant column that is not the tenant column (id, under RLS on every table): refused, nothing exported or erased', async () => {
+    // ev's rows of both tenants have id 1: read as the tenant column, tenant 2's row is "tenant 1's"
+    const out = join(dir, 'by-id.rtar')
+    await expect(
+      exportTenant({ db: db.pool, tenantId: '1', out, tenantColumn: 'id' }),
+    ).rejects.toThrow(/has "id" as its tenant column/)
+    await expect(readArchiveManifest(out)).rejects.toThrow()
+    const before = [await snapshotOf('1'), await snapshotOf('2')]
+    await expect(
+      eraseTenant({ db: db.pool, tenantId: '1', tenantColumn: 'id', dryRun: true }),
+    ).rejects.toThrow(/tenant column/)
+    await expect(
+      eraseTenant({ db: db.pool, tenantId: '1', schema: 'nowhere', tenantsSchema: 'public' }),
+    ).rejects.toThrow(/No table in schema "nowhere"/)
+    expect([await snapshotOf('1'), await snapshotOf('2')]).toEqual(before)
+  })
+
   it("erase of tenant 1 is refused while tenant 2's rows reference it: tenant 2's rows and tenant 1's stay as they were", async () => {
     const before = await snapshotOf('2')
     const mine = await snapshotOf('1')

@@ -2,7 +2,7 @@
  * Hostile code: HTTP middleware spoofing and context carry-over.
  */
 import { request, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import { serve } from '@hono/node-server'
 import express from 'express'
 import Fastify from 'fastify'
@@ -38,6 +38,20 @@ function send(port: number, path: string, headers: Record<string, string | strin
     })
     req.on('error', reject)
     req.end()
+  })
+}
+
+/** Sends a request written by hand (headers Node's client would not send twice); the status. */
+function sendRaw(port: number, head: string) {
+  return new Promise<number>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(`${head}Connection: close\r\n\r\n`),
+    )
+    let text = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (c) => (text += c))
+    socket.on('end', () => resolve(Number(text.split(' ')[1])))
+    socket.on('error', reject)
   })
 }
 
@@ -125,6 +139,18 @@ describe('express', () => {
   it('two X-Tenant-ID headers: refused', async () => {
     const r = await send(port, '/notes', { 'x-tenant-id': [ids.alpha!, ids.beta!] })
     expect(r.status).toBe(400)
+  })
+  it('two Host headers (Node keeps the first, a proxy may route by the last): no tenant from either', async () => {
+    for (const host of [
+      ['alpha.shop', 'beta.example.test'],
+      ['beta.example.test', 'alpha.shop'],
+    ]) {
+      const status = await sendRaw(
+        port,
+        `GET /notes HTTP/1.1\r\nHost: ${host[0]}\r\nHost: ${host[1]}\r\nAuthorization: Bearer ann\r\n`,
+      )
+      expect(status, host.join(' + ')).toBe(400)
+    }
   })
   it('path: percent-encoded and dot segments never name a tenant the router does not see', async () => {
     for (const p of [

@@ -185,3 +185,37 @@ it('extra table with SQL in its name, a negative count, a huge count, a bad row 
     true,
   )
 })
+
+it('a crafted tenant row (slug, status, time, domains) or a bad --slug: a clear error, nothing written', async () => {
+  const file = join(dir, 'acme-row.rtar')
+  await exportTenant({ db: db.pool, tenantId: 1, out: file })
+  const base = await readRaw(file)
+  const count = async () => (await db.pool.query('select count(*)::int n from tenants')).rows[0].n
+  const domains = async () =>
+    (await db.pool.query('select count(*)::int n from tenant_domains')).rows[0].n
+  const before = [await count(), await domains()]
+  const variants: Record<string, Record<string, unknown>> = {
+    slug: { slug: 'Not A Slug' },
+    status: { status: 'deleted' },
+    createdAt: { createdAt: 'yesterday' },
+    domainsText: { domains: 'ab' },
+    domainUnnormalized: { domains: [{ domain: 'Shop.Example.com.', isPrimary: false }] },
+    domainNoFlag: { domains: [{ domain: 'shop.example.com' }] },
+  }
+  for (const [name, tenant] of Object.entries(variants)) {
+    const a = structuredClone(base)
+    a.manifest.tenant = { ...a.manifest.tenant, id: '701', slug: 'v701', ...tenant }
+    const f = join(dir, `row-${name}.rtar`)
+    await writeRaw(f, a)
+    await expect(importTenant({ db: db.pool, in: f, asTenantId: '701' }), name).rejects.toThrow(
+      /The archive manifest is invalid: its tenant/,
+    )
+  }
+  await expect(
+    importTenant({ db: db.pool, in: file, asTenantId: '702', slug: 'Bad Slug' }),
+  ).rejects.toThrow(/Invalid tenant slug/)
+  await expect(
+    importTenant({ db: db.pool, in: file, asTenantId: '702', slug: 'Acme2' }),
+  ).rejects.toThrow(/canonical form \("acme2"\)/)
+  expect([await count(), await domains()]).toEqual(before)
+})

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { runWithTenant } from '../src/entries/index.js'
+import { runWithTenant, withoutTenant } from '../src/entries/index.js'
 import {
   type AttackDB,
   type AttackFixture,
@@ -166,6 +166,35 @@ describe('reads', () => {
         ),
       )
       .execute(),
+  )
+})
+
+describe('compiled queries executed in another context', () => {
+  eachMode(
+    'a query compiled for tenant 2, passed to db.executeQuery under tenant 1',
+    async (db) => {
+      const compiled = runWithTenant('2', () => db.selectFrom('accounts').selectAll().compile())
+      return (await db.executeQuery(compiled)).rows
+    },
+  )
+  eachMode(
+    'a query compiled inside withoutTenant, executed after it under tenant 1',
+    async (db) => {
+      const compiled = withoutTenant('compile only', () =>
+        db.selectFrom('transactions').selectAll().compile(),
+      )
+      return (await db.executeQuery(compiled)).rows
+    },
+  )
+  eachMode(
+    'a builder compiled for tenant 2 and executed under tenant 1 keeps working',
+    async (db) => {
+      const query = db.selectFrom('accounts').select('name').orderBy('name')
+      runWithTenant('2', () => query.compile())
+      const rows = await query.execute()
+      expect(rows).toEqual([{ name: 'alice-1' }, { name: 'bob-1' }])
+      return rows
+    },
   )
 })
 

@@ -1,24 +1,31 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/entries/index.js'
-import { allObjectsExtension, tenantPrismaAdapter } from '../src/prisma/index.js'
+import {
+  allObjectsExtension,
+  tenantPrismaAdapter,
+  tenantPrismaExtension,
+} from '../src/prisma/index.js'
 import { loadPrismaClient } from './helpers/prisma-client.js'
 import { type OrmFixture, setupOrmFixture } from './orm-fixture.js'
 
 /** Hostile code through Prisma: an interactive transaction kept or timed out, raw session-level settings. */
 let fx: OrmFixture
 let prisma: any
+let PrismaClient: Awaited<ReturnType<typeof loadPrismaClient>>
 const clients: any[] = []
 
 beforeAll(async () => {
-  const PrismaClient = await loadPrismaClient()
+  PrismaClient = await loadPrismaClient()
   fx = await setupOrmFixture('adv_prisma')
-  prisma = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy) }).$extends(
-    allObjectsExtension(fx.tenancy, (adapter) => {
-      const c = new PrismaClient({ adapter })
-      clients.push(c)
-      return c
-    }),
-  )
+  prisma = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy) })
+    .$extends(tenantPrismaExtension())
+    .$extends(
+      allObjectsExtension(fx.tenancy, (adapter) => {
+        const c = new PrismaClient({ adapter })
+        clients.push(c)
+        return c
+      }),
+    )
   clients.push(prisma)
 }, 180_000)
 afterAll(async () => {
@@ -94,5 +101,40 @@ describe('prisma', () => {
     const [, b] = await Promise.all([p, t2])
     expect(JSON.stringify(seen)).not.toMatch(/b1/)
     expect(b).toEqual(['b1'])
+  })
+})
+
+describe("prisma's request batching (findUnique calls, batch $transaction of one tick)", () => {
+  const key = (tenantId: bigint, id: bigint) => ({ where: { tenantId_id: { tenantId, id } } })
+
+  it("two tenants' calls in one tick each run bound to their own tenant", async () => {
+    const [own, foreign, note, batch] = await Promise.all([
+      runWithTenant('1', () => prisma.account.findUnique(key(1n, 2n))),
+      runWithTenant('2', () => prisma.account.findUnique(key(1n, 1n))),
+      runWithTenant('2', () => prisma.note.findUnique(key(1n, 1n))),
+      runWithTenant('2', () =>
+        prisma.$transaction([prisma.account.findMany({ select: { name: true } })]),
+      ),
+    ])
+    expect(own?.name).toBe('a2')
+    expect(foreign).toBeNull()
+    expect(note).toBeNull()
+    expect(batch).toEqual([[{ name: 'b1' }]])
+  })
+
+  it('a client on the tenant adapter without tenantPrismaExtension runs nothing', async () => {
+    const bare = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy) })
+    clients.push(bare)
+    const outcomes = await Promise.allSettled([
+      runWithTenant('1', () => bare.account.findUnique(key(1n, 2n))),
+      runWithTenant('2', () => bare.account.findUnique(key(1n, 1n))),
+      runWithTenant('2', () => bare.account.findMany()),
+      runWithTenant('2', () => bare.$transaction([bare.account.findMany()])),
+      runWithTenant('2', () => bare.$transaction((tx: any) => tx.account.findMany())),
+    ])
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected')
+      expect(String((outcome as PromiseRejectedResult).reason)).toMatch(/tenantPrismaExtension/)
+    }
   })
 })

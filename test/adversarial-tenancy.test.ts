@@ -307,6 +307,77 @@ describe('surprise: temporary tables', () => {
   })
 })
 
+describe('surprise: a schema the runtime role may create in', () => {
+  it("a table there shadows the real one for later connections and takes another tenant's rows; doctor reports the schema", async () => {
+    const clean = await runDoctor(fx.tdb.pool, { runtimeRole: fx.role })
+    expect(clean.findings.map((f) => f.code)).not.toContain('ROLE_CAN_CREATE_IN_SCHEMA')
+    await fx.tdb.pool.query(
+      `create schema shadow; grant usage, create on schema shadow to "${fx.role}"`,
+    )
+    const attacker = new pg.Client({ connectionString: fx.runtimeUrl })
+    await attacker.connect()
+    const later = createTenancy({
+      pool: new pg.Pool({ connectionString: fx.runtimeUrl, max: 1 }),
+      adminPool: new pg.Pool({ connectionString: fx.tdb.url, max: 1 }),
+      tables: ATTACK_TABLES,
+      audit: { table: 'audit_log' },
+    })
+    try {
+      // An application already running: its pool passed the start-up role check.
+      await runWithTenant('2', () =>
+        later.kysely<AttackDB>().selectFrom('accounts').selectAll().execute(),
+      )
+      await attacker.query(`create table shadow.accounts (like public.accounts);
+        alter role current_user set search_path = shadow, public`)
+      // Its connection is replaced later (a restart of the server, an idle timeout).
+      await fx.tdb.pool.query(
+        'select pg_terminate_backend(pid) from pg_stat_activity where usename = $1 and pid <> $2',
+        [fx.role, (attacker as unknown as { processID: number }).processID],
+      )
+      await sleep(100)
+      await runWithTenant('2', () =>
+        later
+          .kysely<AttackDB>()
+          .insertInto('accounts')
+          .values({ id: '77', name: 'secret-2' })
+          .execute(),
+      )
+      const { rows } = await attacker.query('select tenant_id, name from shadow.accounts')
+      expect(rows).toEqual([{ tenant_id: '2', name: 'secret-2' }])
+      const report = await runDoctor(fx.tdb.pool, { runtimeRole: fx.role })
+      expect(report.findings.find((f) => f.code === 'ROLE_CAN_CREATE_IN_SCHEMA')?.object).toBe(
+        `role ${fx.role} -> schema shadow`,
+      )
+    } finally {
+      await attacker.query('alter role current_user reset search_path').catch(() => {})
+      await attacker.end()
+      await later.destroy()
+      await fx.tdb.pool.query('drop schema shadow cascade')
+    }
+  })
+})
+
+describe('surprise: privileges row level security does not govern', () => {
+  it("TRUNCATE granted on a tenant table empties tenant 2's rows from tenant 1; doctor reports it", async () => {
+    const clean = await runDoctor(fx.tdb.pool, { runtimeRole: fx.role })
+    expect(clean.findings.map((f) => f.code)).not.toContain('ROLE_TABLE_PRIVILEGE')
+    await fx.tdb.pool.query(`grant truncate on handles to "${fx.role}"`)
+    try {
+      await runWithTenant('1', () => sql`truncate handles`.execute(db()))
+      const { rows } = await fx.tdb.pool.query(
+        'select count(*)::int as n from handles where tenant_id = 2',
+      )
+      expect(rows[0].n).toBe(0)
+      const report = await runDoctor(fx.tdb.pool, { runtimeRole: fx.role })
+      expect(
+        report.findings.filter((f) => f.code === 'ROLE_TABLE_PRIVILEGE').map((f) => f.object),
+      ).toEqual([`role ${fx.role} -> public.handles`])
+    } finally {
+      await fx.tdb.pool.query(`revoke truncate on handles from "${fx.role}"`)
+    }
+  })
+})
+
 describe('class 6: setCurrentTenant never switches siblings or callers', () => {
   it('is refused inside runWithTenant / withoutTenant; a sibling branch keeps its tenant', async () => {
     const seen: unknown[] = []

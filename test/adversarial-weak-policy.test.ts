@@ -62,3 +62,27 @@ it('a policy that lets an unbound session read every tenant is not taken for the
     c2.release()
   }
 })
+
+it('a text tenant column under a case-insensitive collation shows tenant "ACME" the rows of "acme"; doctor reports it', async () => {
+  await db.pool.query(`
+    create collation adv_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+    create table docs (tenant_id text collate adv_ci not null, id int, body text, primary key (tenant_id, id));
+    insert into docs values ('acme', 1, 'acme-secret'), ('ACME', 2, 'ACME-secret');
+    grant select on docs to "${ROLE}";`)
+  await enableRls(db.pool, [{ name: 'docs' }], { tenantIdType: 'text' })
+  const c = await db.pool.connect()
+  try {
+    await c.query('begin')
+    await c.query(`set local role "${ROLE}"`)
+    await c.query("select set_config('rowtenancy.tenant_id', 'ACME', true)")
+    const seen = (await c.query('select body from docs order by 1')).rows.map((r) => r.body)
+    expect(seen).toEqual(['ACME-secret', 'acme-secret'])
+  } finally {
+    await c.query('rollback')
+    c.release()
+  }
+  const report = await runDoctor(db.pool, { tables: ['docs'], tenantIdType: 'text' })
+  expect(report.findings.map((f) => [f.code, f.object])).toEqual([
+    ['TENANT_COLUMN_COLLATION', 'public.docs.tenant_id'],
+  ])
+})

@@ -115,4 +115,14 @@ describe('request views', () => {
     expect(targetOf('http://h:1/a?b=c')).toBe('/a?b=c')
     expect(targetOf('/a?b')).toBe('/a?b')
   })
+
+  it("an absolute URL's query or fragment right after the host is not its path (the router sees /)", () => {
+    // GET http://x?/t/beta/notes: Express routes "/", so /t/beta in the query names no tenant
+    expect(pathOf('http://x?/t/beta/notes')).toBe('/')
+    expect(pathOf('http://x:80?q=/t/beta/notes')).toBe('/')
+    expect(pathOf('http://x#/t/beta/notes')).toBe('/')
+    expect(targetOf('http://x?/t/beta/notes')).toBe('/?/t/beta/notes')
+    expect(targetOf('http://x#/t/beta')).toBe('/')
+    expect(pathOf('http://x/t/alpha/notes?/t/beta/')).toBe('/t/alpha/notes')
+  })
 })

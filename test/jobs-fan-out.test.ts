@@ -200,7 +200,9 @@ describe('forEachTenant', () => {
       )
       expect(rows).toHaveLength(200)
       for (const r of rows) {
-        expect(r.key).toBe(`statements-2026-11:${r.payload.rowtenancy.tenant}`)
+        // a job key is the tenant's own: stored as <tenant>/<key>
+        const t = r.payload.rowtenancy.tenant
+        expect(r.key).toBe(`${t}/statements-2026-11:${t}`)
         expect(r.payload.payload).toEqual({ month: '2026-11' })
       }
     } finally {

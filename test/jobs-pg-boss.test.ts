@@ -1,7 +1,9 @@
 import PgBoss from 'pg-boss'
 import { describe, expect, it } from 'vitest'
-import { tenantPgBoss } from '../src/jobs/index.js'
-import { setupJobsFixture, until } from './jobs-fixture.js'
+import { runWithTenant } from '../src/context/index.js'
+import { createJobTenancy, tenantPgBoss } from '../src/jobs/index.js'
+import { TenantStore } from '../src/tenants/index.js'
+import { SUSPENDED, setupJobsFixture, until } from './jobs-fixture.js'
 import { jobScenarios } from './jobs-scenario.js'
 
 jobScenarios('pg-boss', async (fx) => {
@@ -84,6 +86,61 @@ describe('pg-boss: a refused job follows the queue rules', () => {
         return got.length > 0 && got
       })
       expect(dead!.data).toEqual(forged)
+      expect(fx.seen).toEqual([])
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+      await fx.cleanup()
+    }
+  })
+})
+
+describe('pg-boss: the wait policy', () => {
+  it("a suspended tenant's job whose copy the queue refuses fails by the queue rules instead of completing", async () => {
+    const fx = await setupJobsFixture('pgboss_wait_copy')
+    const boss = new PgBoss({
+      connectionString: fx.db.url,
+      schema: 'pgboss',
+      max: 3,
+      schedule: false,
+    })
+    boss.on('error', () => {})
+    await boss.start()
+    // the first lookup waits until the test has queued a second job of the tenant
+    let open!: () => void
+    const gate = new Promise<void>((r) => {
+      open = r
+    })
+    class GatedStore extends TenantStore {
+      override async get(id: unknown) {
+        await gate
+        return super.get(id)
+      }
+    }
+    try {
+      // a short queue keeps one queued job per key: the first job's copy meets the second
+      await boss.createQueue('hold', { name: 'hold', policy: 'short', retryLimit: 0 })
+      const jobs = createJobTenancy({
+        store: new GatedStore({ db: fx.db.pool, ttlMs: 0 }),
+        queues: { hold: { suspended: 'wait' } },
+        waitMs: 60_000,
+      })
+      const tb = tenantPgBoss(boss, jobs)
+      const first = (await runWithTenant(SUSPENDED, () => tb.send('hold', { tag: 'first' })))!
+      await tb.work(
+        'hold',
+        { pollingIntervalSeconds: 0.5, includeMetadata: true },
+        fx.handlers.probe!,
+      )
+      await until(async () => (await boss.getJobById('hold', first))?.state === 'active')
+      const second = await runWithTenant(SUSPENDED, () => tb.send('hold', { tag: 'second' }))
+      expect(second).not.toBeNull()
+      open()
+      const job = await until(async () => {
+        const j = await boss.getJobById('hold', first)
+        return (j?.state === 'failed' || j?.state === 'completed') && j
+      })
+      // completed, it would be gone: its copy was never made
+      expect(job.state).toBe('failed')
       expect(fx.seen).toEqual([])
     } finally {
       await boss.stop({ graceful: false, wait: true })

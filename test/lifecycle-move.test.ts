@@ -246,6 +246,49 @@ describe('tenants move', () => {
     expect(bad.stderr).toMatch(/DATABASE_UNREACHABLE/)
   })
 
+  it('a destination that is the source database under another URL: refused before anything changes', async () => {
+    const src = await copyOf(source, 'self')
+    // the same database, spelled another way: the copy would "verify" against the source itself
+    const alias = src.replace('127.0.0.1', 'localhost')
+    expect(alias).not.toBe(src)
+    await expect(move(src, alias, '3')).rejects.toThrow(/same database/)
+    expect(await sums(src, '3')).toEqual(original)
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    // refused before the move ledger or the placement map is made
+    expect(await q(src, "select to_regclass('rowtenancy_tenant_move') is null as none")).toEqual([
+      { none: true },
+    ])
+    const r = await cli([
+      'tenants',
+      'move',
+      '--tenant-id',
+      '3',
+      '--to',
+      alias,
+      '--to-name',
+      'eu-2',
+      '--work-dir',
+      dir,
+      '--database-url',
+      src,
+    ])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/same database/)
+    expect(await sums(src, '3')).toEqual(original)
+  })
+
+  it('a catalog that is the source database under another URL is the catalog: the tenant row stays', async () => {
+    const src = await copyOf(source, 'selfcat')
+    const dst = await copyOf(target, 'selfcat')
+    const catalog = new pg.Pool({ connectionString: src.replace('127.0.0.1', 'localhost'), max: 3 })
+    try {
+      await move(src, dst, '3', { catalog })
+    } finally {
+      await catalog.end()
+    }
+    await expectMoved(src, dst)
+  })
+
   it('an unreachable destination or an incompatible one: a clear error, nothing changed', async () => {
     const src = await copyOf(source, 'bad')
     const dst = await copyOf(target, 'bad')

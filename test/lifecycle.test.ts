@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { lstat, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -61,6 +61,18 @@ afterAll(async () => {
 })
 
 describe('export -> import', () => {
+  it('the archive is readable by its owner alone, and a link at its partial path is not written through', async () => {
+    const file = join(dir, 'private.rtar')
+    const bait = join(dir, 'bait.txt')
+    await writeFile(bait, 'not yours')
+    // someone else's link where the export writes its partial file (the default work dir is /tmp)
+    await symlink(bait, `${file}.partial`)
+    await exportTenant({ db: source.pool, tenantId: '2', out: file })
+    expect((await stat(file)).mode & 0o077).toBe(0)
+    expect((await lstat(file)).isSymbolicLink()).toBe(false)
+    expect(await readFile(bait, 'utf8')).toBe('not yours')
+  })
+
   it('round-trips the hostile tenant (hostile names, a cycle, a partitioned table, bytea) into an empty database with identical checksums', async () => {
     const file = join(dir, 'weird.rtar')
     const events: string[] = []
@@ -290,6 +302,23 @@ describe('CLI: rowtenancy tenants export|import|erase', () => {
     expect(await sums(source, '88')).toEqual(await sums(source, '2'))
     const noYes = await cli(['tenants', 'erase', '--tenant-id', '88', '--database-url', url])
     expect(noYes.code).not.toBe(0)
+    // a certificate that cannot be written: refused before anything is erased
+    for (const where of [join(dir, 'no-such-dir', 'cert.json'), dir]) {
+      const unwritable = await cli([
+        'tenants',
+        'erase',
+        '--tenant-id',
+        '88',
+        '--yes',
+        '--certificate',
+        where,
+        '--database-url',
+        url,
+      ])
+      expect(unwritable.code).toBe(1)
+      expect(unwritable.stderr).toMatch(/INVALID_INPUT.*certificate.*nothing was erased/s)
+      expect(await sums(source, '88')).toEqual(await sums(source, '2'))
+    }
     const certFile = join(dir, 'cert.json')
     const er = await cli([
       'tenants',

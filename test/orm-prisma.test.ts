@@ -4,6 +4,7 @@ import {
   allObjectsExtension,
   allObjectsPrismaAdapter,
   tenantPrismaAdapter,
+  tenantPrismaExtension,
 } from '../src/prisma/index.js'
 import { loadPrismaClient } from './helpers/prisma-client.js'
 import {
@@ -21,14 +22,18 @@ const clients: any[] = []
 beforeAll(async () => {
   const PrismaClient = await loadPrismaClient()
   fx = await setupOrmFixture('orm_prisma')
-  prisma = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy) }).$extends(
-    allObjectsExtension(fx.tenancy, (adapter) => {
-      const c = new PrismaClient({ adapter })
-      clients.push(c)
-      return c
-    }),
-  )
-  strict = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy, { requireTenant: true }) })
+  prisma = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy) })
+    .$extends(tenantPrismaExtension())
+    .$extends(
+      allObjectsExtension(fx.tenancy, (adapter) => {
+        const c = new PrismaClient({ adapter })
+        clients.push(c)
+        return c
+      }),
+    )
+  strict = new PrismaClient({
+    adapter: tenantPrismaAdapter(fx.tenancy, { requireTenant: true }),
+  }).$extends(tenantPrismaExtension())
   clients.push(prisma, strict)
 }, 180_000)
 afterAll(async () => {

@@ -131,6 +131,22 @@ describe('rowtenancy schema generate (CLI)', () => {
     expect(empty.stderr).toMatch(/has no tables/)
     const noFlag = await cli(['schema', 'generate', ...url])
     expect(noFlag.code).toBe(2)
+    // an --out that cannot be written: refused before --apply creates anything
+    const dir = await mkdtemp(join(tmpdir(), 'rt-schema-out-'))
+    const badOut = await cli([
+      'schema',
+      'generate',
+      '--from-schema',
+      'tenant_1',
+      '--target-schema',
+      'x',
+      '--apply',
+      '--out',
+      join(dir, 'missing', 'shared.sql'),
+      ...url,
+    ])
+    expect(badOut.code).toBe(1)
+    expect(badOut.stderr).toMatch(/INVALID_INPUT.*nothing was generated or applied/)
     expect(await tablesIn('x')).toEqual([])
   })
 })

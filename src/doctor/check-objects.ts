@@ -18,29 +18,7 @@ import { type Finding, finding } from './findings.js'
 export async function checkViews(db: Queryable, tables: readonly TableFacts[]): Promise<Finding[]> {
   // Views at any depth: a materialized view over a security_invoker view over a tenant table
   // stores every tenant's rows as much as one over the table itself.
-  const { rows } = await db.query(
-    `with recursive over (oid) as (
-       select v.oid
-         from pg_depend d
-         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
-         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
-        where d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[]) and v.oid <> d.refobjid
-       union
-       select v.oid
-         from over
-         join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = over.oid
-         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
-         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
-        where v.oid <> over.oid)
-     select distinct format('%s.%s', vn.nspname, v.relname) as view, format('%I.%I', vn.nspname, v.relname) as quoted,
-            v.relkind = 'm' as materialized,
-            exists (select 1 from unnest(coalesce(v.reloptions, '{}')) o
-                     where o ~* '^security_invoker=(true|on|1|yes)$') as invoker
-       from over join pg_class v on v.oid = over.oid
-       join pg_namespace vn on vn.oid = v.relnamespace
-      order by 1`,
-    [tables.map((t) => t.oid)],
-  )
+  const rows = await viewsOver(db, tables)
   return rows
     .filter((r) => r.materialized || !r.invoker)
     .map((r) =>
@@ -60,10 +38,94 @@ export async function checkViews(db: Queryable, tables: readonly TableFacts[]): 
     )
 }
 
+/** A view or materialized view over tenant-aware tables, at any depth. */
+interface ViewOver {
+  readonly oid: number
+  readonly name: string
+  readonly view: string
+  readonly quoted: string
+  readonly materialized: boolean
+  readonly invoker: boolean
+}
+
+/** Views and materialized views over `tables`, directly or through other views. */
+async function viewsOver(db: Queryable, tables: readonly TableFacts[]): Promise<ViewOver[]> {
+  const { rows } = await db.query(
+    `with recursive over (oid) as (
+       select v.oid
+         from pg_depend d
+         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+        where d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[]) and v.oid <> d.refobjid
+       union
+       select v.oid
+         from over
+         join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = over.oid
+         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+        where v.oid <> over.oid)
+     select distinct v.oid::int as oid, v.relname as name, format('%s.%s', vn.nspname, v.relname) as view, format('%I.%I', vn.nspname, v.relname) as quoted,
+            v.relkind = 'm' as materialized,
+            exists (select 1 from unnest(coalesce(v.reloptions, '{}')) o
+                     where o ~* '^security_invoker=(true|on|1|yes)$') as invoker
+       from over join pg_class v on v.oid = over.oid
+       join pg_namespace vn on vn.oid = v.relnamespace
+      order by 2`,
+    [tables.map((t) => t.oid)],
+  )
+  return rows as ViewOver[]
+}
+
 /**
- * SECURITY DEFINER functions that touch tenant-aware tables (named in their
- * body, or depended on by a SQL-standard body): they run as their owner, who
- * bypasses RLS, so a caller reaches every tenant's rows through them.
+ * Rules (other than a view's own `_RETURN`) whose actions reach tenant-aware tables,
+ * directly or through views over them: PostgreSQL runs a rule's actions with the
+ * rights of its relation's owner, so a rule on any table or view (a shared table, a
+ * `security_invoker` view) reads or writes every tenant's rows for whoever fires it.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const findings = await checkRules(pool, tables)
+ * ```
+ */
+export async function checkRules(db: Queryable, tables: readonly TableFacts[]): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `with recursive over (oid) as (
+       select unnest($1::oid[])
+       union
+       select v.oid
+         from over
+         join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = over.oid
+         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+        where r.rulename = '_RETURN' and v.oid <> over.oid)
+     select distinct format('%s.%s.%s', n.nspname, c.relname, r.rulename) as rule,
+            format('%I on %I.%I', r.rulename, n.nspname, c.relname) as quoted
+       from pg_rewrite r
+       join pg_class c on c.oid = r.ev_class
+       join pg_namespace n on n.oid = c.relnamespace
+       join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+                       and d.refclassid = 'pg_class'::regclass and d.deptype = 'n'
+      where r.rulename <> '_RETURN' and d.refobjid in (select oid from over)
+      order by 1`,
+    [tables.map((t) => t.oid)],
+  )
+  return (rows as { rule: string; quoted: string }[]).map((r) =>
+    finding(
+      'RULE_OVER_TENANT_TABLE',
+      r.rule,
+      "A rule's actions reach tenant-aware tables with its relation owner's rights, bypassing row level security.",
+      `drop rule ${r.quoted}  -- use a trigger (security invoker) instead`,
+    ),
+  )
+}
+
+/**
+ * SECURITY DEFINER functions that reach tenant-aware tables: naming one, or a view
+ * over one, in their body (or depending on it through a SQL-standard body), or
+ * calling a function that does, at any depth. They run as their owner, who
+ * bypasses RLS, and so does every function and `security_invoker` view they call,
+ * so a caller reaches every tenant's rows through them.
  *
  * @internal
  * @example
@@ -75,26 +137,42 @@ export async function checkFunctions(
   db: Queryable,
   tables: readonly TableFacts[],
 ): Promise<Finding[]> {
-  const { rows } = await db.query(
-    `select format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as fn,
+  const views = await viewsOver(db, tables)
+  const { rows } = (await db.query(
+    `select p.proname as name, p.prosecdef as definer,
+            format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as fn,
             format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as quoted,
             coalesce(p.prosrc, '') as src,
             exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid
                       and d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[])) as depends
        from pg_proc p
        join pg_namespace n on n.oid = p.pronamespace
-      where p.prosecdef
-        and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
         and not exists (select 1 from pg_depend e where e.classid = 'pg_proc'::regclass
                           and e.objid = p.oid and e.deptype = 'e')
-      order by 1`,
-    [tables.map((t) => t.oid)],
+      order by 3`,
+    [[...tables.map((t) => t.oid), ...views.map((v) => v.oid)]],
+  )) as { rows: FunctionRow[] }
+  const word = (name: string, after: string) =>
+    new RegExp(`(^|[^a-z0-9_$"])"?${escapeRegExp(name)}"?${after}`, 'i')
+  const mentions = [...tables.map((t) => t.name), ...views.map((v) => v.name)].map((name) =>
+    word(name, '($|[^a-z0-9_$"])'),
   )
-  const mentions = tables.map(
-    (t) => new RegExp(`(^|[^a-z0-9_$"])"?${escapeRegExp(t.name)}"?($|[^a-z0-9_$"])`, 'i'),
-  )
+  const reaching = new Set(rows.filter((r) => r.depends || mentions.some((m) => m.test(r.src))))
+  // Calls of a reaching function, by name (overloads alike), until no function is added.
+  for (let grew = true; grew; ) {
+    grew = false
+    const calls = [...new Set([...reaching].map((r) => r.name))].map((name) =>
+      word(name, '\\s*\\('),
+    )
+    for (const r of rows) {
+      if (reaching.has(r) || !calls.some((c) => c.test(r.src))) continue
+      reaching.add(r)
+      grew = true
+    }
+  }
   return rows
-    .filter((r) => r.depends || mentions.some((m) => m.test(r.src)))
+    .filter((r) => r.definer && reaching.has(r))
     .map((r) =>
       finding(
         'SECURITY_DEFINER_FUNCTION',
@@ -103,4 +181,13 @@ export async function checkFunctions(
         `alter function ${r.quoted} security invoker  -- or bind and check the tenant inside it`,
       ),
     )
+}
+
+interface FunctionRow {
+  name: string
+  definer: boolean
+  fn: string
+  quoted: string
+  src: string
+  depends: boolean
 }

@@ -165,3 +165,41 @@ export function checkTenantColumns(
   }
   return out
 }
+
+/**
+ * The tenant column compares by its collation in the policy, the plugin's filter and
+ * every key: under a nondeterministic collation (case- or accent-insensitive) two
+ * tenant ids that differ only by case are equal, and each tenant sees the other's rows.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const findings = await checkTenantCollations(pool, tables, 'tenant_id')
+ * ```
+ */
+export async function checkTenantCollations(
+  db: Queryable,
+  tables: readonly TableFacts[],
+  tenantColumn: string,
+): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select a.attrelid::int as oid, co.collname as collation
+       from pg_attribute a
+       join pg_collation co on co.oid = a.attcollation
+      where a.attrelid = any($1::oid[]) and a.attname = $2 and not co.collisdeterministic`,
+    [tables.map((t) => t.oid), tenantColumn],
+  )
+  return (rows as { oid: number; collation: string }[]).flatMap((r) => {
+    const t = tables.find((table) => table.oid === r.oid)
+    if (t === undefined) return []
+    return [
+      finding(
+        'TENANT_COLUMN_COLLATION',
+        `${t.qualified}.${tenantColumn}`,
+        `The tenant column has the nondeterministic collation ${r.collation}: tenant ids that differ only ` +
+          "by case (or accents) compare equal, so each of those tenants sees the other's rows.",
+        `alter table ${t.quoted} alter column ${tenantColumn} type text collate "C"`,
+      ),
+    ]
+  })
+}

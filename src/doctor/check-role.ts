@@ -41,7 +41,16 @@ export async function checkRuntimeRole(
     // A superuser writes everything: ROLE_SUPERUSER says so.
     ...(facts.superuser
       ? []
-      : await directoryFindings(db, role, options.tenantsSchema ?? DEFAULTS.schema)),
+      : [
+          ...(await directoryFindings(db, role, options.tenantsSchema ?? DEFAULTS.schema)),
+          ...(await schemaCreateFindings(db, role)),
+          // An owner has every privilege: ROLE_OWNS_TABLE says so.
+          ...(await tablePrivilegeFindings(
+            db,
+            role,
+            tables.filter((t) => !facts.ownedTables.includes(`${t.schema}.${t.name}`)),
+          )),
+        ]),
   ]
 }
 
@@ -68,6 +77,72 @@ async function directoryFindings(db: Queryable, role: string, schema: string): P
       `revoke insert, update, delete, truncate on ${r.quoted} from ${quoteIdent(role)}`,
     ),
   )
+}
+
+/**
+ * Schemas the runtime role may create objects in: raw SQL can create a table there
+ * named like a tenant-aware table and put the schema first on the role's own default
+ * search_path (`alter role current_user set search_path = ...`, which a role may do
+ * for itself). Unlike a temporary table, it then shadows the real table for every
+ * later connection, and rows other tenants write land in a table with no row level
+ * security that the role owns.
+ */
+async function schemaCreateFindings(db: Queryable, role: string): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select n.nspname as schema, format('%I', n.nspname) as quoted
+       from pg_catalog.pg_namespace n
+      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+        and pg_catalog.has_schema_privilege($1::text, n.oid, 'CREATE')
+      order by 1`,
+    [role],
+  )
+  return (rows as { schema: string; quoted: string }[]).map((r) =>
+    finding(
+      'ROLE_CAN_CREATE_IN_SCHEMA',
+      `role ${role} -> schema ${r.schema}`,
+      'The runtime role may create objects in this schema: raw SQL can create a table there named ' +
+        "like a tenant-aware table and put the schema first on the role's own default search_path, " +
+        'so that for every later connection the table shadows the real one (no row level security), ' +
+        "and other tenants' writes land in it.",
+      `revoke create on schema ${r.quoted} from ${quoteIdent(role)}  -- and from public, if granted there`,
+      'warning',
+    ),
+  )
+}
+
+/**
+ * Privileges on tenant-aware tables that row level security does not govern: TRUNCATE
+ * (one statement empties every tenant's rows) and TRIGGER (code of the role's choosing
+ * runs on every tenant's writes).
+ */
+async function tablePrivilegeFindings(
+  db: Queryable,
+  role: string,
+  tables: readonly TableFacts[],
+): Promise<Finding[]> {
+  if (tables.length === 0) return []
+  const { rows } = await db.query(
+    `select t.oid::int as oid,
+            pg_catalog.has_table_privilege($1::text, t.oid, 'TRUNCATE') as truncate,
+            pg_catalog.has_table_privilege($1::text, t.oid, 'TRIGGER') as trigger
+       from unnest($2::oid[]) t(oid)`,
+    [role, tables.map((t) => t.oid)],
+  )
+  return (rows as { oid: number; truncate: boolean; trigger: boolean }[]).flatMap((r) => {
+    const table = tables.find((t) => t.oid === r.oid)
+    const privileges = [r.truncate && 'TRUNCATE', r.trigger && 'TRIGGER'].filter(Boolean)
+    if (table === undefined || privileges.length === 0) return []
+    const list = privileges.join(', ')
+    return [
+      finding(
+        'ROLE_TABLE_PRIVILEGE',
+        `role ${role} -> ${table.qualified}`,
+        `The runtime role has ${list} on a tenant-aware table; row level security does not govern ` +
+          "them: TRUNCATE empties every tenant's rows, a trigger runs on every tenant's writes.",
+        `revoke ${list.toLowerCase()} on ${table.quoted} from ${quoteIdent(role)}`,
+      ),
+    ]
+  })
 }
 
 /** Superuser or BYPASSRLS: row level security never applies. */

@@ -10,8 +10,8 @@ import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { checkCitus } from './check-citus.js'
 import { checkKeys } from './check-keys.js'
-import { checkFunctions, checkViews } from './check-objects.js'
-import { checkRls, checkTenantColumns } from './check-rls.js'
+import { checkFunctions, checkRules, checkViews } from './check-objects.js'
+import { checkRls, checkTenantCollations, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
 import type { DoctorReport, Finding } from './findings.js'
 
@@ -69,9 +69,11 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
   const citus = await citusChecks(db, options, tenantColumn, tenantIdType)
   const findings: Finding[] = [
     ...checkTenantColumns(tables, tenantColumn, tenantIdType),
+    ...(await checkTenantCollations(db, tables, tenantColumn)),
     ...(await checkRls(db, tables, tenantColumn)),
     ...(await checkKeys(db, tables, tenantColumn)),
     ...(await checkViews(db, tables)),
+    ...(await checkRules(db, tables)),
     ...(await checkFunctions(db, tables)),
     ...role.findings,
     ...citus.findings,

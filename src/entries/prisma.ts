@@ -1,6 +1,7 @@
 /**
  * `rowtenancy/prisma`: Prisma 7's `@prisma/adapter-pg` on the tenant pool, and
- * the audited cross-tenant adapter and client extension.
+ * the extension that keeps Prisma's request batching within one tenant, and the
+ * audited cross-tenant adapter and client extension.
  *
  * @module
  */
@@ -9,4 +10,5 @@ export {
   allObjectsPrismaAdapter,
   type PrismaPgOptions,
   tenantPrismaAdapter,
+  tenantPrismaExtension,
 } from '../prisma/index.js'

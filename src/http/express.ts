@@ -36,7 +36,9 @@ declare global {
 export const tenant = (options: TenantMiddlewareOptions<Request>) => {
   const resolve = createTenantResolution(options)
   return async function tenant(req: Request, res: Response, next: NextFunction): Promise<void> {
-    const outcome = await resolve(nodeRequestView(req, req.method, req.originalUrl, req.headers))
+    const outcome = await resolve(
+      nodeRequestView(req, req.method, req.originalUrl, req.headers, req.rawHeaders),
+    )
     // A skipped route runs with no tenant, whatever context the server was started in.
     if (outcome.kind === 'skipped') return runAsTopLevel(undefined, () => next())
     if (outcome.kind === 'refused') {

@@ -54,7 +54,15 @@ export const tenant = (options: TenantMiddlewareOptions<FastifyRequest>) => {
         ) {
           request.tenant = undefined
           if (request.routeOptions.config?.tenant === false) return done()
-          resolve(nodeRequestView(request, request.method, request.url, request.headers)).then(
+          resolve(
+            nodeRequestView(
+              request,
+              request.method,
+              request.url,
+              request.headers,
+              request.raw.rawHeaders,
+            ),
+          ).then(
             (outcome) => {
               if (outcome.kind === 'refused') {
                 reply

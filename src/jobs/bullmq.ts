@@ -1,4 +1,6 @@
+import { InvalidInputError } from '../errors/index.js'
 import type { JobRejectedError } from './job-errors.js'
+import { tenantKey, withTenantKey } from './job-keys.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
 /**
@@ -30,9 +32,16 @@ export interface BullQueueLike {
  */
 export interface TenantBullQueue {
   readonly queue: BullQueueLike
-  /** Adds a job as the current tenant; BullMQ options (`delay`, `repeat`, `attempts`...) pass through. */
+  /**
+   * Adds a job as the current tenant; BullMQ options (`delay`, `attempts`...) pass through, except
+   * that a `jobId` and a `deduplication.id` are the tenant's own (stored as `<tenant>/<key>`), and
+   * `repeat` is refused (use `upsertJobScheduler`).
+   */
   add(name: string, payload: unknown, opts?: Record<string, unknown>): Promise<any>
-  /** A job scheduler (repeatable job) whose every run carries the tenant current now. */
+  /**
+   * A job scheduler (repeatable job) whose every run carries the tenant current now. The
+   * scheduler id is the tenant's own (stored as `<tenant>/<id>`): two tenants may use the same id.
+   */
   upsertJobScheduler(
     id: string,
     repeat: Record<string, unknown>,
@@ -53,7 +62,17 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
   return Object.freeze({
     queue,
     add(name: string, payload: unknown, opts?: Record<string, unknown>) {
-      return queue.add(name, jobs.seal(queue.name, payload), opts)
+      if (opts?.repeat !== undefined) {
+        // BullMQ 6 ignores it (the job runs once); BullMQ 5 keys it by name and pattern, not tenant
+        return Promise.reject(
+          new InvalidInputError(
+            'add(name, payload, { repeat }) is refused on a rowtenancy queue: use ' +
+              "upsertJobScheduler(id, repeat, { name, data }), whose id is the tenant's own.",
+          ),
+        )
+      }
+      const data = jobs.seal(queue.name, payload)
+      return queue.add(name, data, scopeKeys(opts, data.rowtenancy.tenant))
     },
     upsertJobScheduler(
       id: string,
@@ -63,12 +82,34 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
       if (typeof queue.upsertJobScheduler !== 'function') {
         throw new TypeError('This BullMQ queue has no upsertJobScheduler (BullMQ >= 5.16 has).')
       }
-      return queue.upsertJobScheduler(id, repeat, {
-        ...template,
-        data: jobs.seal(queue.name, template.data),
-      })
+      const data = jobs.seal(queue.name, template.data)
+      const tenant = data.rowtenancy.tenant
+      return queue.upsertJobScheduler(
+        tenant === null ? id : tenantKey(tenant, id, 'The job scheduler id'),
+        repeat,
+        { ...template, data, ...(template.opts ? { opts: scopeKeys(template.opts, tenant) } : {}) },
+      )
     },
   })
+}
+
+/**
+ * BullMQ job options whose keys (`jobId`, `deduplication.id`) are the tenant's
+ * own (see `tenantKey`): BullMQ keeps one job per id and per deduplication id in
+ * a queue, so an unscoped key would let one tenant's job make BullMQ drop
+ * another tenant's.
+ */
+function scopeKeys(
+  opts: Record<string, unknown> | undefined,
+  tenant: string | null,
+): Record<string, unknown> | undefined {
+  if (opts === undefined || opts === null || tenant === null) return opts
+  let scoped = withTenantKey(opts, 'jobId', tenant, 'jobId')
+  const dedup = opts.deduplication as Record<string, unknown> | undefined
+  if (dedup !== undefined && dedup !== null && typeof dedup === 'object') {
+    scoped = { ...scoped, deduplication: withTenantKey(dedup, 'id', tenant, 'deduplication.id') }
+  }
+  return scoped
 }
 
 /**

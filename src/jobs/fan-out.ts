@@ -227,7 +227,7 @@ async function visitTenant(
  * tenant's context (so the adapter seals that tenant), with the same audit,
  * ledger and resumability as {@link forEachTenant} (not atomic: a crash between
  * a send and its ledger row can send that one tenant's job again; give the job
- * a key such as `${run}:${tenant.id}` where the queue dedupes).
+ * a key such as the run's name where the queue dedupes: a job key is the tenant's own).
  *
  * @example
  * ```ts

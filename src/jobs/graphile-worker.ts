@@ -1,5 +1,6 @@
 import { InvalidInputError } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
+import { tenantQueueName, withTenantKey } from './job-keys.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
@@ -46,6 +47,9 @@ export interface GraphileTenantOptions {
 
 /**
  * graphile-worker's `addJob` with the current tenant sealed into the payload.
+ * A tenant job's `jobKey` is the tenant's own (stored as `<tenant>/<jobKey>`):
+ * graphile-worker keeps one job per key across tasks and tenants, so an
+ * unscoped key would let one tenant replace another's job.
  *
  * @example
  * ```ts
@@ -79,13 +83,14 @@ export function tenantAddJob(
     const data = jobs.seal(identifier, payload)
     const tenant = data.rowtenancy.tenant
     try {
-      let finalSpec = spec
+      // graphile-worker keeps one job per jobKey across all tasks and tenants: scoped to the tenant
+      let finalSpec = withTenantKey(spec, 'jobKey', tenant, 'jobKey')
       if (options.fair && tenant !== null) {
         const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
         finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
       }
       if (limit > 0 && tenant !== null) {
-        const base = `${(spec.queueName as string | undefined) ?? 'tenant'}:${tenant}`
+        const base = tenantQueueName((spec.queueName as string | undefined) ?? 'tenant', tenant)
         const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
         finalSpec = { ...finalSpec, queueName }
       }

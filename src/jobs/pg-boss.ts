@@ -1,5 +1,8 @@
+import { InvalidInputError } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import type { JobEnvelope } from './envelope.js'
+import { JobRejectedError } from './job-errors.js'
+import { tenantKey } from './job-keys.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
@@ -79,10 +82,16 @@ export interface TenantPgBoss {
   readonly boss: PgBossLike
   /**
    * Sends `payload` to `queue` as the current tenant (see `JobTenancy.seal`); a
-   * database that cannot take it now throws `DatabaseUnavailableError`.
+   * database that cannot take it now throws `DatabaseUnavailableError`. A
+   * tenant job's `singletonKey` is the tenant's own (`<tenant>/<key>`, and
+   * `<tenant>/` when none is given), so pg-boss's singleton rules hold per tenant.
    */
   send(queue: string, payload: unknown, options?: TenantSendOptions): Promise<string | null>
-  /** A cron schedule whose every job runs as the tenant current now. */
+  /**
+   * A cron schedule whose every job runs as the tenant current now. pg-boss 10
+   * keeps one schedule per queue, so a queue's schedule belongs to one tenant (or
+   * to none): scheduling it for another throws `InvalidInputError`.
+   */
   schedule(
     queue: string,
     cron: string,
@@ -128,12 +137,19 @@ export function tenantPgBoss(
   const pending =
     `select count(*)::int as n from ${schema}.job where name = $1 and state < 'active' ` +
     `and data->'rowtenancy'->>'tenant' = $2`
+  const scheduled = `select data->'rowtenancy'->>'tenant' as tenant from ${schema}.schedule where name = $1`
+  /** The tenant of the schedule of `queue`: `undefined` when there is none, `null` for no tenant. */
+  const scheduleTenant = async (queue: string): Promise<string | null | undefined> => {
+    const { rows } = await boss.getDb().executeSql(scheduled, [queue])
+    return rows.length === 0 ? undefined : ((rows[0].tenant as string | null) ?? null)
+  }
 
   return Object.freeze({
     boss,
     async send(queue: string, payload: unknown, sendOptions: TenantSendOptions = {}) {
-      const { fair, ...rest } = sendOptions as Record<string, unknown>
+      const { fair, ...options } = sendOptions as Record<string, unknown>
       const data = jobs.seal(queue, payload)
+      const rest = scopeSingleton(options, data.rowtenancy.tenant)
       try {
         if (fair && data.rowtenancy.tenant !== null) {
           const { rows } = await boss.getDb().executeSql(pending, [queue, data.rowtenancy.tenant])
@@ -145,10 +161,18 @@ export function tenantPgBoss(
       }
     },
     async schedule(queue: string, cron: string, payload: unknown, scheduleOptions = {}) {
-      const data = jobs.seal(queue, payload) as object
-      await boss.schedule(queue, cron, data, scheduleOptions).catch((err: unknown) => {
+      const data = jobs.seal(queue, payload)
+      const tenant = data.rowtenancy.tenant
+      const options = scopeSingleton(scheduleOptions, tenant)
+      try {
+        // pg-boss 10 keeps one schedule per queue: another tenant's is not replaced
+        const before = await scheduleTenant(queue)
+        if (before !== undefined && before !== tenant) throw scheduleTaken(queue, tenant)
+        await boss.schedule(queue, cron, data as object, options)
+        if ((await scheduleTenant(queue)) !== tenant) throw scheduleTaken(queue, tenant)
+      } catch (err) {
         throw asUnavailable(err)
-      })
+      }
     },
     work(queue, workOptions, handler) {
       return workTenantJobs(boss, jobs, queue, workOptions, handler)
@@ -217,7 +241,16 @@ async function runOne(
       for (const key of ['priority', 'retryLimit', 'retryDelay', 'retryBackoff', 'deadLetter']) {
         if (job[key] !== undefined && job[key] !== null) copy[key] = job[key]
       }
-      await boss.send(queue, job.data as JobEnvelope as object, copy)
+      if (typeof job.singletonKey === 'string') copy.singletonKey = job.singletonKey
+      const id = await boss.send(queue, job.data as JobEnvelope as object, copy)
+      // a copy the queue's policy refused: this job must not complete as if it would run later
+      if (id === null || id === undefined) {
+        throw new JobRejectedError(
+          'suspended',
+          `Job ${job.id} on queue ${JSON.stringify(queue)} of a suspended tenant was not put back (the queue ` +
+            'refused its copy: another job holds its singleton key); it fails and is retried by the queue rules.',
+        )
+      }
     },
   )
 }
@@ -225,4 +258,28 @@ async function runOne(
 function errorOutput(err: unknown): object {
   const e = err as { name?: string; message?: string; code?: string; reason?: string }
   return { name: e?.name, message: e?.message ?? String(err), code: e?.code, reason: e?.reason }
+}
+
+/**
+ * pg-boss options whose `singletonKey` is the tenant's own (see `tenantKey`). A
+ * tenant job always gets one (the tenant's alone when none is given): pg-boss
+ * applies its singleton rules (`short`, `singleton` and `stately` queues,
+ * `singletonSeconds`) per key, and without one per queue, so one tenant's
+ * queued job would make pg-boss drop every other tenant's.
+ */
+function scopeSingleton(
+  options: Record<string, unknown>,
+  tenant: string | null,
+): Record<string, unknown> {
+  if (tenant === null) return options
+  const key = options.singletonKey ?? ''
+  return { ...options, singletonKey: tenantKey(tenant, key, 'singletonKey') }
+}
+
+function scheduleTaken(queue: string, tenant: string | null): InvalidInputError {
+  return new InvalidInputError(
+    `Queue ${JSON.stringify(queue)} already has a pg-boss schedule of another tenant (or of no tenant), and ` +
+      `pg-boss 10 keeps one schedule per queue: scheduling it for ${tenant === null ? 'no tenant' : `tenant ${JSON.stringify(tenant)}`} ` +
+      'would replace it. Give each tenant its own queue, or one cross-tenant schedule that fans out (enqueueForEachTenant).',
+  )
 }

@@ -2,11 +2,18 @@ import type {
   KyselyPlugin,
   PluginTransformQueryArgs,
   PluginTransformResultArgs,
+  QueryId,
   QueryResult,
   RootOperationNode,
   UnknownRow,
 } from 'kysely'
-import { crossTenantScope, currentTenant, tryCurrentTenant } from '../context/index.js'
+import {
+  type CrossTenantScope,
+  crossTenantScope,
+  currentTenant,
+  tryCurrentTenant,
+} from '../context/index.js'
+import { UnsupportedQueryError } from '../errors/index.js'
 import { type TableInput, TableRegistry } from '../schema/table-registry.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { assertTenantIdType, parseTenantId, type TenantIdType } from '../tenants/index.js'
@@ -16,6 +23,11 @@ import { TenantTransformer } from './tenant-transformer.js'
 
 /** No id seen yet (not a value `canonical` can be called with). */
 const NO_ID = Symbol('no tenant id')
+
+/** What one compile of a query id was scoped to: a tenant's canonical id, a `withoutTenant` scope, or shared. */
+type CompileKey = string | CrossTenantScope | typeof SHARED
+/** The most compile keys kept per query id (a builder executed for that many tenants); the oldest goes first. */
+const MAX_KEYS_PER_QUERY = 1024
 
 /**
  * Options of {@link TenantPlugin}.
@@ -77,6 +89,13 @@ export class TenantPlugin implements KyselyPlugin {
   #lastId: unknown = NO_ID
   #lastCanonical = ''
   #lastBinding: QueryBinding | undefined
+  /**
+   * Per query id, what its compiles were scoped to (one key, or a set once a builder is
+   * executed under several contexts), so a result can be refused when it comes back in a
+   * context none of them matches: a query `.compile()`d for one tenant and handed to
+   * `db.executeQuery` under another.
+   */
+  readonly #compiled = new WeakMap<QueryId, CompileKey | Set<CompileKey>>()
   /** The tenant-aware tables this plugin filters. */
   readonly registry: TableRegistry
 
@@ -119,6 +138,7 @@ export class TenantPlugin implements KyselyPlugin {
         // With strictRaw, raw SQL where a table goes is refused here too (no tenant to read
         // it for): the scoping pass only looks, its result is not used.
         if (this.#strictRaw) this.#transformer.scope(args.node, '', args.queryId)
+        this.#remember(args.queryId, SHARED)
         return withMeta(args.node, {
           owner: this,
           binding: SHARED,
@@ -131,12 +151,19 @@ export class TenantPlugin implements KyselyPlugin {
       if (this.#lastBinding?.tenant !== tenant) this.#lastBinding = Object.freeze({ tenant })
       binding = this.#lastBinding
     }
+    this.#remember(args.queryId, binding.scope ?? binding.tenant ?? SHARED)
     // A fresh node per compile, so the binding belongs to this compile only.
     return withMeta(node, { owner: this, binding, origin: metaOf(args.node)?.origin ?? args.node })
   }
 
   /**
-   * Results pass through unchanged.
+   * Hands a result back when the context it arrives in matches one its query was
+   * compiled for: the same tenant, an open `withoutTenant` scope, or any context for a
+   * query that names no tenant-aware table. Otherwise it throws `UnsupportedQueryError`
+   * and the rows are withheld (a query `.compile()`d for tenant 1 and passed to
+   * `db.executeQuery` under tenant 2). A plugin sees a result only after the statement
+   * has run, so a write compiled for another tenant is undone only inside a transaction;
+   * `tenancy.kysely()` refuses such a query before it is sent.
    *
    * @example
    * ```ts
@@ -144,7 +171,37 @@ export class TenantPlugin implements KyselyPlugin {
    * ```
    */
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    const compiled = this.#compiled.get(args.queryId)
+    if (compiled !== undefined && crossTenantScope() === undefined) this.#checkResult(compiled)
     return args.result
+  }
+
+  #remember(queryId: QueryId, key: CompileKey): void {
+    const seen = this.#compiled.get(queryId)
+    if (seen === undefined || seen === key) {
+      if (seen === undefined) this.#compiled.set(queryId, key)
+      return
+    }
+    const keys = seen instanceof Set ? seen : new Set([seen])
+    // Most recent last, so the key evicted past the cap is the least recently compiled.
+    keys.delete(key)
+    keys.add(key)
+    if (keys.size > MAX_KEYS_PER_QUERY) keys.delete(keys.values().next().value as CompileKey)
+    if (keys !== seen) this.#compiled.set(queryId, keys)
+  }
+
+  #checkResult(compiled: CompileKey | Set<CompileKey>): void {
+    const has = (key: CompileKey) =>
+      compiled instanceof Set ? compiled.has(key) : compiled === key
+    if (has(SHARED)) return
+    const id = tryCurrentTenant()
+    const now = id === undefined ? undefined : this.canonical(id)
+    if (now !== undefined && has(now)) return
+    throw new UnsupportedQueryError(
+      `This query was compiled for another context than the one it is executed in (${now === undefined ? 'no tenant' : `tenant ${JSON.stringify(now)}`}): ` +
+        'a compiled query is not reused across tenants, so its result is withheld. Execute the query ' +
+        'builder itself, which compiles for the current tenant, or compile it again here.',
+    )
   }
 
   /**

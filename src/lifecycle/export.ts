@@ -1,5 +1,4 @@
-import { createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
+import { open, rename, rm } from 'node:fs/promises'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import type pg from 'pg'
@@ -97,7 +96,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
     const sumsPromise = checksumsInSnapshot(second, snapshot, layout, tenantId, tables)
     sumsPromise.catch(() => {})
     options.onEvent?.({ type: 'start', op: 'export', tenantId, tables: tables.length, rows: 0 })
-    out = path ? createWriteStream(`${path}.partial`) : (options.out as Writable)
+    out = path ? await openPrivate(`${path}.partial`) : (options.out as Writable)
     const writer = new ArchiveWriter(
       out,
       options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey),
@@ -239,4 +238,16 @@ async function checksumsInSnapshot(
   } finally {
     await c.query('rollback').catch(() => {})
   }
+}
+
+/**
+ * A new file readable by its owner alone (an archive holds a tenant's every
+ * row, and the default work directory is the shared temp directory). Whatever
+ * is at `file` (a stale partial archive, or a link someone put there) is
+ * removed first, never written through.
+ */
+async function openPrivate(file: string): Promise<Writable> {
+  await rm(file, { force: true })
+  const handle = await open(file, 'wx', 0o600)
+  return handle.createWriteStream()
 }

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { explainUnreachable } from '../db/connect.js'
-import { LifecycleError } from '../errors/index.js'
+import { InvalidInputError, LifecycleError } from '../errors/index.js'
 import { checkTables, describeCheck } from '../migrate/checks.js'
 import { compareWithTarget } from '../migrate/drift.js'
 import { adjustSequences, type SequenceAdjustment } from '../migrate/sequences.js'
@@ -13,6 +13,7 @@ import type { ColumnInfo, DriftIssue, TableInfo } from '../migrate/types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
+import { normalizeSlug } from '../tenants/normalize.js'
 import { ArchiveReader, type ArchiveSignatureState, archiveKeyBytes } from './archive-format.js'
 import {
   asTablePlan,
@@ -284,6 +285,11 @@ async function insertTenantRow(
  */
 export async function importTenant(options: ImportOptions): Promise<ImportResult> {
   const started = performance.now()
+  if (options.slug !== undefined && normalizeSlug(options.slug) !== options.slug) {
+    throw new InvalidInputError(
+      `Invalid slug ${JSON.stringify(options.slug)} for the imported tenant: write it in canonical form (${JSON.stringify(normalizeSlug(options.slug))}).`,
+    )
+  }
   const key = options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey)
   const input = await openArchive(options.in)
   const reader = new ArchiveReader(input, key)

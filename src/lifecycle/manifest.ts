@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { LifecycleError } from '../errors/index.js'
+import { normalizeDomain, normalizeSlug } from '../tenants/normalize.js'
 import type { TableChecksum } from './checksums.js'
 
 /**
@@ -138,6 +139,8 @@ export function parseManifest(text: string): ArchiveHeader {
   }
   if (m.copyFormat !== 'text') throw bad('unknown COPY format')
   if (!m.tenant || typeof m.tenant.id !== 'string') throw bad('no tenant')
+  const problem = tenantProblem(m.tenant)
+  if (problem !== undefined) throw bad(`its tenant ${problem}`)
   if (!Array.isArray(m.tables)) throw bad('no tables')
   for (const t of m.tables) {
     if (typeof t?.name !== 'string' || !Array.isArray(t.columns) || t.columns.length === 0) {
@@ -182,4 +185,30 @@ export async function readArchiveManifest(
   } finally {
     input.destroy()
   }
+}
+
+/** What is wrong with an archived tenant row (slug, name, status, creation time, domains), if anything. */
+function tenantProblem(t: ManifestTenant): string | undefined {
+  const canonical = (normalize: (v: unknown) => string, value: unknown) => {
+    try {
+      return normalize(value) === value
+    } catch {
+      return false
+    }
+  }
+  if (!canonical(normalizeSlug, t.slug)) return `slug ${JSON.stringify(t.slug)} is not a valid slug`
+  if (typeof t.name !== 'string') return 'name is not a text'
+  if (t.status !== 'active' && t.status !== 'suspended') {
+    return `status ${JSON.stringify(t.status)} is not active or suspended`
+  }
+  if (typeof t.createdAt !== 'string' || !Number.isFinite(Date.parse(t.createdAt))) {
+    return 'creation time is not a timestamp'
+  }
+  if (!Array.isArray(t.domains)) return 'domains are not a list'
+  for (const d of t.domains) {
+    if (!canonical(normalizeDomain, d?.domain) || typeof d.isPrimary !== 'boolean') {
+      return `domain ${JSON.stringify(d?.domain)} is not a domain name in canonical form with isPrimary`
+    }
+  }
+  return undefined
 }

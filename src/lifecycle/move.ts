@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type pg from 'pg'
@@ -220,6 +221,12 @@ async function moveContext(o: MoveOptions, catalog: pg.Pool): Promise<Ctx> {
   const sLayout = await explainUnreachable(o.db, () => resolveLayout(o.db, o))
   const dLayout = await explainUnreachable(o.to, () => resolveLayout(o.to, o))
   const tenantId = parseTenantId(cLayout.idType, o.tenantId)
+  if (await sameDatabase(o.db, o.to)) {
+    throw new LifecycleError(
+      `The destination is the same database as the source (another URL or pool of it): moving tenant ${tenantId} ` +
+        'there would "verify" the copy against the source itself and then erase it. Nothing was changed.',
+    )
+  }
   return {
     o,
     tenantId,
@@ -227,9 +234,32 @@ async function moveContext(o: MoveOptions, catalog: pg.Pool): Promise<Ctx> {
     cLayout,
     sLayout,
     dLayout,
-    sourceIsCatalog: o.db === catalog,
-    destIsCatalog: o.to === catalog,
+    sourceIsCatalog: await sameDatabase(o.db, catalog),
+    destIsCatalog: await sameDatabase(o.to, catalog),
     ledger: cLayout.tenantsSchema,
+  }
+}
+
+/**
+ * Whether two pools reach the same database, whatever URL or pool object each
+ * was made from: an advisory lock held in a transaction on `a` is taken on `b`
+ * only when `b` is another database (advisory locks belong to one database).
+ */
+async function sameDatabase(a: pg.Pool, b: pg.Pool): Promise<boolean> {
+  if (a === b) return true
+  const key = randomBytes(8).readBigInt64BE().toString()
+  const client = await a.connect()
+  try {
+    await client.query('begin')
+    await client.query('select pg_catalog.pg_advisory_xact_lock($1::bigint)', [key])
+    const { rows } = await b.query(
+      'select pg_catalog.pg_try_advisory_xact_lock($1::bigint) as free',
+      [key],
+    )
+    return rows[0].free !== true
+  } finally {
+    await client.query('rollback').catch(() => {})
+    client.release()
   }
 }
 

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
+import { LifecycleError } from '../errors/index.js'
 import { foreignKeyOrder } from '../migrate/order.js'
 import type { TableInfo } from '../migrate/types.js'
+import { isTenantPredicate } from '../schema/rls-apply.js'
 import { introspectSchemas } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
 
@@ -52,11 +54,23 @@ export async function tenantTables(
     (await introspectSchemas(db, [layout.schema])).get(layout.schema) ??
     new Map<string, TableInfo>()
   const { rows } = await db.query(
-    `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    `select c.relname, pg_catalog.pg_get_expr(p.polqual, p.polrelid) as using
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       left join pg_policy p on p.polrelid = c.oid
       where n.nspname = $1 and c.relkind in ('r', 'p') and c.relrowsecurity`,
     [layout.schema],
   )
   const rls = new Set(rows.map((r) => r.relname as string))
+  // tables whose row level security is rowtenancy's predicate on this very column
+  const policed = new Set(
+    rows
+      .filter(
+        (r) =>
+          isTenantPredicate(r.using, layout.tenantColumn) ||
+          isTenantPredicate(r.using, layout.tenantColumn, true),
+      )
+      .map((r) => r.relname as string),
+  )
   const referencesTenants = (t: TableInfo) =>
     t.foreignKeys.some(
       (fk) =>
@@ -72,6 +86,16 @@ export async function tenantTables(
       t.columns.some((c) => c.name === layout.tenantColumn) &&
       (referencesTenants(t) || rls.has(t.name)),
   )
+  // A wrong schema or column must not read as a tenant that owns nothing (an empty export, an
+  // "erased" certificate, a move that verifies nothing): some table must hold the column as the
+  // tenant column, by a key to tenants or by rowtenancy's policy on it.
+  if (!aware.some((t) => referencesTenants(t) || policed.has(t.name))) {
+    throw new LifecycleError(
+      `No table in schema ${JSON.stringify(layout.schema)} has ${JSON.stringify(layout.tenantColumn)} as its ` +
+        `tenant column (a column referencing ${layout.tenantsSchema}.tenants, or under rowtenancy's policy): ` +
+        'check the schema and the tenant column given (`targetSchema`, `tenantColumn`). Nothing was changed.',
+    )
+  }
   const names = aware.map((t) => t.name)
   const edges = aware.flatMap((t) =>
     t.foreignKeys

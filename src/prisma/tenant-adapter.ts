@@ -3,6 +3,7 @@ import type pg from 'pg'
 import { ConfigError } from '../errors/index.js'
 import type { Tenancy } from '../tenancy/create-tenancy.js'
 import { allObjectsPool, tenantPoolOf } from '../tenancy/orm-pools.js'
+import { assertIsolatedRequest } from './batch-isolation.js'
 
 /** adapter-pg's own options (schema, onPoolError ...). @example `{ schema: 'app' }` */
 export type PrismaPgOptions = NonNullable<ConstructorParameters<typeof PrismaPg>[1]>
@@ -26,7 +27,7 @@ export function tenantPrismaAdapter(
   options: PrismaPgOptions & { requireTenant?: boolean | undefined } = {},
 ): PrismaPg {
   const { requireTenant, ...pgOptions } = options
-  return adapterOn(tenantPoolOf(tenancy, { requireTenant }), pgOptions)
+  return requireIsolation(adapterOn(tenantPoolOf(tenancy, { requireTenant }), pgOptions))
 }
 
 /**
@@ -58,4 +59,35 @@ function adapterOn(pool: pg.Pool, options: PrismaPgOptions): PrismaPg {
     )
   }
   return adapter
+}
+
+/**
+ * The adapter runs statements and begins transactions only for a client that
+ * `tenantPrismaExtension()` isolated (a transaction's statements are bound when it
+ * begins, in the context that began it).
+ */
+function requireIsolation(factory: PrismaPg): PrismaPg {
+  const connect = factory.connect.bind(factory)
+  factory.connect = async () => {
+    const adapter = await connect()
+    const { queryRaw, executeRaw, executeScript, startTransaction } = adapter
+    adapter.queryRaw = async (query) => {
+      assertIsolatedRequest()
+      return queryRaw.call(adapter, query)
+    }
+    adapter.executeRaw = async (query) => {
+      assertIsolatedRequest()
+      return executeRaw.call(adapter, query)
+    }
+    adapter.startTransaction = async (isolationLevel) => {
+      assertIsolatedRequest()
+      return startTransaction.call(adapter, isolationLevel)
+    }
+    adapter.executeScript = async (script) => {
+      assertIsolatedRequest()
+      return executeScript.call(adapter, script)
+    }
+    return adapter
+  }
+  return factory
 }

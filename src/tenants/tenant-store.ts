@@ -271,6 +271,13 @@ export class TenantStore {
    * ```
    */
   async list(filter: { status?: TenantStatus } = {}): Promise<Tenant[]> {
+    const status = filter.status
+    if (status !== undefined && status !== 'active' && status !== 'suspended') {
+      // an unknown status matches no tenant: an empty list would read as "there are none"
+      throw new InvalidInputError(
+        `Unknown tenant status ${JSON.stringify(status)}: use active or suspended.`,
+      )
+    }
     const { rows } = await this.#db
       .query(`${this.#select()} where ($1::text is null or t.status = $1) order by t.id`, [
         filter.status ?? null,

@@ -8,6 +8,7 @@ import {
   generateTenantSchema,
 } from '../../schema/generate/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { assertWritable } from '../files.js'
 
 interface GenerateFlags {
   fromSchema: string
@@ -37,6 +38,7 @@ export function register(program: Command, ctx: CliContext): void {
   generate.action(async (opts: GenerateFlags, cmd: Command) => {
     // Bad input is refused before anything connects.
     const emit = opts.emit === undefined ? [] : parseEmitTargets(opts.emit)
+    if (opts.out) await assertWritable(opts.out, 'the SQL', 'nothing was generated or applied')
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
     const options = {

@@ -10,6 +10,7 @@ import {
   type LifecycleListener,
 } from '../../lifecycle/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { assertWritable } from '../files.js'
 import { lifecycleProgress } from '../lifecycle-progress.js'
 
 const KEYS = [
@@ -205,6 +206,9 @@ function registerErase(tenants: Command, ctx: CliContext): void {
         throw new InvalidInputError(
           `Erasing tenant ${opts.tenantId} deletes all of its rows for good: add --yes to confirm, or --dry-run to see the counts.`,
         )
+      }
+      if (opts.certificate !== undefined) {
+        await assertWritable(opts.certificate, 'the erasure certificate', 'nothing was erased')
       }
       const { config, pool, onEvent } = await setup(ctx, cmd, opts)
       const cert = await eraseTenant({

@@ -1,0 +1,51 @@
+import { InvalidInputError } from '../errors/index.js'
+
+/**
+ * A queue-side key of a tenant's job (a graphile-worker `jobKey`, a pg-boss
+ * `singletonKey`, a BullMQ `jobId`, deduplication id or job scheduler id)
+ * scoped to that tenant: `<tenant>/<key>`, the tenant URI-encoded (so it holds
+ * no `/` and the key cannot reach into another tenant's). The queues keep one
+ * job per key across all tenants: unscoped, a tenant sending a key another
+ * tenant used would replace that tenant's job (graphile-worker), or have its own
+ * dropped (pg-boss, BullMQ). A job of a cross-tenant queue (no tenant) keeps its
+ * key as given. A key that is not a string is refused.
+ *
+ * @internal
+ */
+export function tenantKey(tenant: string | null, key: unknown, what: string): string {
+  if (typeof key !== 'string') {
+    throw new InvalidInputError(`${what} must be a string, not ${describe(key)}.`)
+  }
+  return tenant === null ? key : `${encodeURIComponent(tenant)}/${key}`
+}
+
+/**
+ * The name of a tenant's own named queue or bucket: `<base>:<tenant>`, the
+ * tenant URI-encoded (so a text id holding `:` cannot name another tenant's).
+ *
+ * @internal
+ */
+export function tenantQueueName(base: string, tenant: string): string {
+  return `${base}:${encodeURIComponent(tenant)}`
+}
+
+/**
+ * A copy of `options` whose `name` (an option holding a key, when set) is
+ * scoped to `tenant` by {@link tenantKey}.
+ *
+ * @internal
+ */
+export function withTenantKey<T extends Record<string, unknown>>(
+  options: T,
+  name: string,
+  tenant: string | null,
+  what: string,
+): T {
+  const key = options[name]
+  if (key === undefined || key === null || tenant === null) return options
+  return { ...options, [name]: tenantKey(tenant, key, what) }
+}
+
+function describe(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+}
