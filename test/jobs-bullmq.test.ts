@@ -142,3 +142,49 @@ describe('BullMQ: what a retry can cure', () => {
     }
   })
 })
+
+describe('BullMQ: the job name is signed', () => {
+  it('a job whose name was changed in Redis is refused; its twin runs; a scheduler run is named by the id as given', async () => {
+    const fx = await setupJobsFixture('bull_name')
+    const redis = await openTestRedis()
+    const jobs = fx.jobs()
+    const ran: string[] = []
+    const bull = openBullPair(
+      redis,
+      'probe',
+      tenantProcessor(jobs, 'probe', (payload: { tag: string }, _info, job) => {
+        ran.push(`${payload.tag}:${job.name}`)
+      }),
+    )
+    const { queue } = bull
+    bull.worker.on('error', () => {})
+    try {
+      const tq = tenantQueue(queue, jobs)
+      const [renamed, kept] = await runWithTenant('1', () =>
+        Promise.all([
+          tq.add('invoice', { tag: 'renamed' }, { delay: 500 }),
+          tq.add('invoice', { tag: 'kept' }, { delay: 500 }),
+        ]),
+      )
+      // what a script or an injection with Redis access can do to a queued job
+      const raw = new Redis({ host: redis.host, port: redis.port })
+      await raw.hset(queue.toKey(renamed.id!), 'name', 'refund')
+      raw.disconnect()
+      await runWithTenant('1', () =>
+        tq.upsertJobScheduler('digest', { every: 200, limit: 1 }, { data: { tag: 'digest' } }),
+      )
+      const failed = await until(async () => {
+        const job = await Job.fromId(queue, renamed.id!)
+        return (await job?.getState()) === 'failed' && job
+      })
+      expect(failed.failedReason).toMatch(/bad-signature/)
+      await until(() => ran.length >= 2)
+      expect(ran.sort()).toEqual(['digest:digest', 'kept:invoice'])
+      expect((await Job.fromId(queue, kept.id!))?.name).toBe('invoice')
+    } finally {
+      await bull.close()
+      await redis.stop()
+      await fx.cleanup()
+    }
+  })
+})

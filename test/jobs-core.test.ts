@@ -296,6 +296,26 @@ describe('job signing', () => {
     }
   })
 
+  it('a name sealed with the job is bound: another name, or none, fails; the message holds [queue, tenant, name]', async () => {
+    const jobs = make({ store: new TenantStore({ db: db.pool }) })
+    const sealed = runWithTenant('1', () => jobs.seal('work', { n: 1 }, 'invoice'))
+    expect(sealed.rowtenancy.sig).toBe(
+      expectedTag(Buffer.from(SECRET), 'rowtenancy-job/v2\n["work","1","invoice"]\n', '{"n":1}'),
+    )
+    await expect(jobs.admit('work', sealed, 'j', 'invoice')).resolves.toMatchObject({
+      tenant: { id: '1' },
+    })
+    for (const name of ['refund', undefined, '']) {
+      await expect(jobs.admit('work', sealed, 'j', name)).rejects.toMatchObject({
+        reason: 'bad-signature',
+      })
+    }
+    const unnamed = runWithTenant('1', () => jobs.seal('work', { n: 1 }))
+    await expect(jobs.admit('work', unnamed, 'j', 'invoice')).rejects.toMatchObject({
+      reason: 'bad-signature',
+    })
+  })
+
   it('a v1 signature (HMAC-SHA256, written by an earlier release) still verifies; one of another job does not', async () => {
     const jobs = make({ store: new TenantStore({ db: db.pool }) })
     const v1 = (start: string, text: string) =>
@@ -307,6 +327,10 @@ describe('job signing', () => {
       payload: { n: 1 },
     }
     await expect(jobs.admit('work', queued, 'j')).resolves.toMatchObject({ tenant: { id: '1' } })
+    // v1 bound no name: a job queued by an earlier release verifies whatever its name
+    await expect(jobs.admit('work', queued, 'j', 'invoice')).resolves.toMatchObject({
+      tenant: { id: '1' },
+    })
     for (const sig of [
       v1('["work","2"]', '{"n":1}'),
       v1('["other","1"]', '{"n":1}'),

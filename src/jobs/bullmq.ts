@@ -71,7 +71,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
           ),
         )
       }
-      const data = jobs.seal(queue.name, payload)
+      const data = jobs.seal(queue.name, payload, name)
       return queue.add(name, data, scopeKeys(opts, data.rowtenancy.tenant))
     },
     upsertJobScheduler(
@@ -82,13 +82,18 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
       if (typeof queue.upsertJobScheduler !== 'function') {
         throw new TypeError('This BullMQ queue has no upsertJobScheduler (BullMQ >= 5.16 has).')
       }
-      const data = jobs.seal(queue.name, template.data)
+      // BullMQ names the runs after the scheduler id when the template has no name: the id as
+      // given (not the tenant's scoped one) is their name here, sealed into the signature
+      const name = template.name ?? id
+      const data = jobs.seal(queue.name, template.data, name)
       const tenant = data.rowtenancy.tenant
-      return queue.upsertJobScheduler(
-        tenant === null ? id : tenantKey(tenant, id, 'The job scheduler id'),
-        repeat,
-        { ...template, data, ...(template.opts ? { opts: scopeKeys(template.opts, tenant) } : {}) },
-      )
+      const scopedId = tenant === null ? id : tenantKey(tenant, id, 'The job scheduler id')
+      return queue.upsertJobScheduler(scopedId, repeat, {
+        ...template,
+        name,
+        data,
+        ...(template.opts ? { opts: scopeKeys(template.opts, tenant) } : {}),
+      })
     },
   })
 }
@@ -135,7 +140,7 @@ export function tenantProcessor<P = any>(
     return jobs.process(
       queueName,
       job.data,
-      { id: String(job.id), attempt: Number(job.attemptsMade ?? 0) + 1 },
+      { id: String(job.id), attempt: Number(job.attemptsMade ?? 0) + 1, name: job.name },
       (payload, info) => handler(payload as P, info, job),
       async (delayMs, error) => {
         await job.moveToDelayed(Date.now() + delayMs, token)

@@ -156,24 +156,32 @@ function inOrder(value: unknown, depth: number): boolean {
 
 /**
  * Signs and checks jobs with one app secret: {@link jobMac} of
- * `rowtenancy-job/v2\n`, the JSON pair `[queue, tenant]` (unambiguous), `\n`
- * and the payload's {@link canonicalJson}. It binds the tenant to the queue and
- * the exact payload, so a signed envelope copied onto another payload or queue
- * does not verify. A 43-character signature is the HMAC-SHA256 of the same
- * parts under `rowtenancy-job/v1\n`, which earlier releases wrote: still
- * accepted, so jobs queued before an upgrade run.
+ * `rowtenancy-job/v2\n`, the JSON array `[queue, tenant]` (or `[queue, tenant,
+ * name]` for a job with a name beside its data: BullMQ's), `\n` and the
+ * payload's {@link canonicalJson}. It binds the tenant to the queue, the name
+ * and the exact payload, so a signed envelope copied onto another payload,
+ * name or queue does not verify. A 43-character signature is the HMAC-SHA256
+ * of `rowtenancy-job/v1\n[queue, tenant]\n` and the payload, which earlier
+ * releases wrote (binding no name): still accepted, so jobs queued before an
+ * upgrade run.
  *
  * @internal
  */
 export interface JobSigner {
   /** The signature of a job whose payload's canonical JSON is `text`. */
-  sign(queue: string, tenant: string | null, text: string): string
+  sign(queue: string, tenant: string | null, text: string, name?: string): string
   /**
    * Whether `sig` is the signature of this job: of the payload's JSON as it
    * is, or, when its keys are out of canonical order (jsonb reorders them), of
    * its canonical JSON. Compared in constant time.
    */
-  verify(queue: string, tenant: string | null, payload: unknown, sig: unknown): boolean
+  verify(
+    queue: string,
+    tenant: string | null,
+    payload: unknown,
+    sig: unknown,
+    name?: string,
+  ): boolean
 }
 
 const SIGNATURE_LENGTH = 22 // 132 bits of BLAKE2s-256 in base64url
@@ -188,22 +196,35 @@ export function jobSigner(secret: Uint8Array): JobSigner {
   const mac = jobMac(secret)
   const v1 = hmacSha256(secret)
   /**
-   * The message's start per queue, then per tenant: kept for tenants this
+   * The message's start per queue, name and tenant: kept for tenants this
    * signer signed for or verified a job of, never for a tenant named only by an
    * unverified job.
    */
-  const heads = new Map<string, Map<string | null, MacHead>>()
-  const pair = (queue: string, tenant: string | null) =>
-    `[${JSON.stringify(queue)},${JSON.stringify(tenant)}]\n`
-  const build = (queue: string, tenant: string | null) =>
-    mac.head(`rowtenancy-job/v2\n${pair(queue, tenant)}`)
-  const remember = (queue: string, tenant: string | null, head: MacHead) => {
-    let byTenant = heads.get(queue)
-    if (byTenant === undefined) {
-      // queues are the declared few; a bound all the same
+  const heads = new Map<string, Map<string | undefined, Map<string | null, MacHead>>>()
+  const parts = (queue: string, tenant: string | null, name?: string) =>
+    JSON.stringify(name === undefined ? [queue, tenant] : [queue, tenant, name])
+  const build = (queue: string, tenant: string | null, name: string | undefined) =>
+    mac.head(`rowtenancy-job/v2\n${parts(queue, tenant, name)}\n`)
+  const cached = (queue: string, tenant: string | null, name: string | undefined) =>
+    heads.get(queue)?.get(name)?.get(tenant)
+  const remember = (
+    queue: string,
+    tenant: string | null,
+    name: string | undefined,
+    head: MacHead,
+  ) => {
+    let byName = heads.get(queue)
+    if (byName === undefined) {
+      // queues (and names) are the app's few; a bound all the same
       if (heads.size >= 1000) return
+      byName = new Map()
+      heads.set(queue, byName)
+    }
+    let byTenant = byName.get(name)
+    if (byTenant === undefined) {
+      if (byName.size >= 1000) return
       byTenant = new Map()
-      heads.set(queue, byTenant)
+      byName.set(name, byTenant)
     }
     if (byTenant.size < MAX_HEADS) byTenant.set(tenant, head)
   }
@@ -215,31 +236,31 @@ export function jobSigner(secret: Uint8Array): JobSigner {
     return !inOrder(payload, 0) && sameText(tagOf(canonicalJson(payload)), sig)
   }
   return {
-    sign(queue, tenant, text) {
-      let head = heads.get(queue)?.get(tenant)
+    sign(queue, tenant, text, name) {
+      let head = cached(queue, tenant, name)
       if (head === undefined) {
-        head = build(queue, tenant)
-        remember(queue, tenant, head)
+        head = build(queue, tenant, name)
+        remember(queue, tenant, name, head)
       }
       return mac.tag(head, text)
     },
-    verify(queue, tenant, payload, sig) {
+    verify(queue, tenant, payload, sig, name) {
       if (typeof sig !== 'string') return false
       if (sig.length === V1_SIGNATURE_LENGTH) {
-        const start = Buffer.from(`rowtenancy-job/v1\n${pair(queue, tenant)}`)
+        const start = Buffer.from(`rowtenancy-job/v1\n${parts(queue, tenant)}\n`)
         return signs((text) => v1(start, text), payload, sig)
       }
       if (sig.length !== SIGNATURE_LENGTH) return false
-      const cached = heads.get(queue)?.get(tenant)
-      const head = cached ?? build(queue, tenant)
+      const known = cached(queue, tenant, name)
+      const head = known ?? build(queue, tenant, name)
       const valid = signs((text) => mac.tag(head, text), payload, sig)
-      if (valid && cached === undefined) remember(queue, tenant, head)
+      if (valid && known === undefined) remember(queue, tenant, name, head)
       return valid
     },
   }
 }
 
-/** How many tenants' message starts one queue keeps (beyond that they are built per job). */
+/** How many tenants' message starts one queue and name keep (beyond that they are built per job). */
 const MAX_HEADS = 10_000
 
 /** Compares two strings of the same length in time that does not depend on where they differ. */

@@ -36,7 +36,7 @@ export interface TenantChecked {
  * @internal
  */
 export function jobProcessor(
-  check: (queue: string, data: unknown, jobId: string) => Checked,
+  check: (queue: string, data: unknown, jobId: string, name?: string) => Checked,
   lookUp: (queue: string, jobId: string, checked: TenantChecked) => Admission | Promise<Admission>,
   audit: ReturnType<typeof jobAuditWriter>,
 ): JobTenancy['process'] {
@@ -57,7 +57,7 @@ export function jobProcessor(
   return (queue, data, job, handler, defer, refused) => {
     let admission: Admission | Promise<Admission>
     try {
-      const checked = check(queue, data, job.id)
+      const checked = check(queue, data, job.id, job.name)
       admission = checked.kind === 'cross' ? checked : lookUp(queue, job.id, checked)
     } catch (err) {
       return Promise.reject(refusal(err, refused))

@@ -127,11 +127,21 @@ export interface JobTenancy {
   /**
    * The job data for `payload` sent to `queue` now: the current tenant in the
    * envelope (signed when a secret is set). Throws `MissingTenantError` outside
-   * a tenant context unless the queue is cross-tenant.
+   * a tenant context unless the queue is cross-tenant. `name` is the job's name
+   * where the queue keeps one beside the data (BullMQ): the signature binds it,
+   * so a handler may branch on it.
    */
-  seal<P>(queue: string, payload: P): JobEnvelope<P>
-  /** Checks a job's data before it runs. Throws `JobRejectedError` when it must not run as anyone. */
-  admit<P = unknown>(queue: string, data: unknown, jobId: string): Promise<Admission<P>>
+  seal<P>(queue: string, payload: P, name?: string): JobEnvelope<P>
+  /**
+   * Checks a job's data (and its `name`, as sealed) before it runs. Throws
+   * `JobRejectedError` when it must not run as anyone.
+   */
+  admit<P = unknown>(
+    queue: string,
+    data: unknown,
+    jobId: string,
+    name?: string,
+  ): Promise<Admission<P>>
   /**
    * Admits and runs one job: `handler` inside its tenant (or the audited
    * cross-tenant scope). On a `wait` decision calls `defer(delayMs)` and returns
@@ -143,7 +153,7 @@ export interface JobTenancy {
   process<P, R>(
     queue: string,
     data: unknown,
-    job: { id: string; attempt: number },
+    job: { id: string; attempt: number; name?: string | undefined },
     handler: JobHandler<P, R>,
     defer: (delayMs: number, error: JobRejectedError) => Promise<void>,
     refused?: (error: JobRejectedError) => unknown,
@@ -178,13 +188,13 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
     return found
   }
 
-  const seal: JobTenancy['seal'] = <P>(queue: string, payload: P) =>
-    sealJob(rule(queue).crossTenant, queue, payload, store.idType, signer)
+  const seal: JobTenancy['seal'] = <P>(queue: string, payload: P, name?: string) =>
+    sealJob(rule(queue).crossTenant, queue, name, payload, store.idType, signer)
 
-  const check = (queue: string, data: unknown, jobId: string): Checked => {
+  const check = (queue: string, data: unknown, jobId: string, name?: string): Checked => {
     const { crossTenant, suspended } = rule(queue)
     const { meta, payload } = openEnvelope(queue, jobId, data)
-    checkSignature(signer, queue, jobId, meta, payload)
+    checkSignature(signer, queue, name, jobId, meta, payload)
     if (crossTenant !== undefined) {
       if (meta.tenant !== null) {
         throw new JobRejectedError(
@@ -207,8 +217,13 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
   const lookUp = (queue: string, jobId: string, checked: TenantChecked) =>
     lookUpTenant(store, queue, jobId, checked, waitMs)
 
-  const admit: JobTenancy['admit'] = async <P>(queue: string, data: unknown, jobId: string) => {
-    const checked = check(queue, data, jobId)
+  const admit: JobTenancy['admit'] = async <P>(
+    queue: string,
+    data: unknown,
+    jobId: string,
+    name?: string,
+  ) => {
+    const checked = check(queue, data, jobId, name)
     return (checked.kind === 'cross' ? checked : lookUp(queue, jobId, checked)) as Admission<P>
   }
 
@@ -224,6 +239,7 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
 function sealJob<P>(
   crossTenant: string | undefined,
   queue: string,
+  name: string | undefined,
   payload: P,
   idType: TenantIdType,
   signer: JobSigner | undefined,
@@ -244,7 +260,7 @@ function sealJob<P>(
   const meta: JobMeta =
     signer === undefined
       ? { v: 1, tenant }
-      : { v: 1, tenant, sig: signer.sign(queue, tenant, text!) }
+      : { v: 1, tenant, sig: signer.sign(queue, tenant, text!, name) }
   // `rowtenancy` is ENVELOPE_KEY, written as a literal key: a computed one builds a slower object
   return { rowtenancy: meta, payload: data }
 }
@@ -253,15 +269,16 @@ function sealJob<P>(
 function checkSignature(
   signer: JobSigner | undefined,
   queue: string,
+  name: string | undefined,
   jobId: string,
   meta: JobMeta,
   payload: unknown,
 ): void {
-  if (signer !== undefined && !signer.verify(queue, meta.tenant, payload, meta.sig)) {
+  if (signer !== undefined && !signer.verify(queue, meta.tenant, payload, meta.sig, name)) {
     throw new JobRejectedError(
       'bad-signature',
       `${notRun(queue, jobId)}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
-        'this app through rowtenancy (or its tenant, queue or payload was changed since). It runs as no tenant; ' +
+        'this app through rowtenancy (or its tenant, queue, name or payload was changed since). It runs as no tenant; ' +
         'inspect and delete it.',
     )
   }
