@@ -25,7 +25,7 @@
  *    run's noise floor for the ratios above. Payloads are `{ i }` (the bare queue's
  *    `{ i, tenantId }`); `--note N` adds a text of N characters to both (a job's data over 64
  *    bytes is what Redis stores in a hash table instead of a listpack, which costs Redis more:
- *    a signed envelope alone crosses that line, at 110 bytes for `{ i }`, 58 unsigned, where the
+ *    a signed envelope alone crosses that line, at 89 bytes for `{ i }`, 58 unsigned, where the
  *    bare job is 27; with `--note 24` the wrapper's jobs are over 64 bytes, signed or not, and
  *    the bare queue's are not, at 61; with `--note 64` every side's are over).
  * 3. fairness on the PostgreSQL queues: tenant A sends `A` jobs, then tenant B sends 50;

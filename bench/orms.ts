@@ -54,6 +54,7 @@ import pg from 'pg'
 import { DataSource, EntitySchema } from 'typeorm'
 import { runWithTenant } from '../src/context/index.js'
 import { TenantPool } from '../src/pg/tenant-pool.js'
+import { tenantPrismaExtension } from '../src/prisma/index.js'
 import { enableRls } from '../src/schema/rls-apply.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
 import { loadPrismaClient } from '../test/helpers/prisma-client.js'
@@ -323,7 +324,10 @@ async function prismaVariants(
   const PrismaClient = await loadPrismaClient()
   const plain = new PrismaClient({ adapter: new PrismaPg(plainPool, { schema: 'plain' }) })
   const rls = new PrismaClient({ adapter: new PrismaPg(runtime) })
-  const bound = new PrismaClient({ adapter: new PrismaPg(tenantPool) })
+  // the recommended set-up: the tenant pool under tenantPrismaExtension (one tenant per batch)
+  const bound = new PrismaClient({ adapter: new PrismaPg(tenantPool) }).$extends(
+    tenantPrismaExtension(),
+  )
   const read = (client: any, p: { tenant: number; id: number }) =>
     client.account.findFirst({
       select: { id: true, name: true },
