@@ -94,6 +94,78 @@ describe('pg-boss: a refused job follows the queue rules', () => {
   })
 })
 
+describe('pg-boss: dead letters of signed jobs', () => {
+  it('run on the dead-letter queue as their tenant when it declares deadLetterOf; else refused, kept', async () => {
+    const fx = await setupJobsFixture('pgboss_dlq_run')
+    const boss = new PgBoss({
+      connectionString: fx.db.url,
+      schema: 'pgboss',
+      max: 3,
+      schedule: false,
+    })
+    boss.on('error', () => {})
+    await boss.start()
+    try {
+      for (const dlq of ['dead_ok', 'dead_no']) await boss.createQueue(dlq, { name: dlq })
+      for (const [q, dlq] of [
+        ['first_ok', 'dead_ok'],
+        ['first_no', 'dead_no'],
+      ] as const) {
+        await boss.createQueue(q, { name: q, retryLimit: 0, deadLetter: dlq })
+      }
+      const jobs = fx.jobs({
+        queues: {
+          first_ok: true,
+          first_no: true,
+          dead_ok: { deadLetterOf: 'first_ok' },
+          dead_no: true,
+        },
+      })
+      const tb = tenantPgBoss(boss, jobs)
+      const fail = async () => {
+        throw new Error('the first queue fails every job')
+      }
+      for (const q of ['first_ok', 'first_no'])
+        await tb.work(q, { pollingIntervalSeconds: 0.5 }, fail)
+      for (const q of ['dead_ok', 'dead_no']) {
+        await tb.work(q, { pollingIntervalSeconds: 0.5 }, fx.handlers.probe!)
+      }
+      await runWithTenant('2', () => tb.send('first_ok', { tag: 'dead-ok' }))
+      await runWithTenant('2', () => tb.send('first_no', { tag: 'dead-no' }))
+      const [ran] = await until(() => fx.seen.length > 0 && fx.seen)
+      expect(ran).toMatchObject({ queue: 'dead_ok', tag: 'dead-ok', tenant: '2', bound: '2' })
+      // the dead_no copy is refused by its worker (bad signature) and kept, not run
+      const dead = await until(async () => {
+        const { rows } = await fx.db.pool.query(
+          `select state, output->>'reason' as reason from pgboss.job where name = 'dead_no'`,
+        )
+        return rows[0]?.state === 'failed' && rows
+      })
+      expect(dead).toEqual([{ state: 'failed', reason: 'bad-signature' }])
+      expect(fx.seen.map((s) => s.tag)).toEqual(['dead-ok'])
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+      await fx.cleanup()
+    }
+  })
+
+  it('deadLetterOf must name another declared queue of the same kind', async () => {
+    const fx = await setupJobsFixture('pgboss_dlq_config')
+    try {
+      for (const [queues, message] of [
+        [{ a: { deadLetterOf: 'missing' } }, /not another declared queue/],
+        [{ a: { deadLetterOf: 'a' } }, /not another declared queue/],
+        [{ a: true, b: { deadLetterOf: ['a', 7] } }, /not another declared queue/],
+        [{ a: true, g: { crossTenant: 'dead letters', deadLetterOf: 'a' } }, /both must be tenant/],
+      ] as const) {
+        expect(() => fx.jobs({ queues: queues as never })).toThrow(message)
+      }
+    } finally {
+      await fx.cleanup()
+    }
+  })
+})
+
 describe('pg-boss: the wait policy', () => {
   it("a suspended tenant's job whose copy the queue refuses fails by the queue rules instead of completing", async () => {
     const fx = await setupJobsFixture('pgboss_wait_copy')

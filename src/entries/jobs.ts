@@ -37,6 +37,7 @@ export {
   type JobTenancy,
   type JobTenancyOptions,
   type QueueRule,
+  type ResolvedQueueRule,
   type SuspendedPolicy,
 } from '../jobs/job-tenancy.js'
 export {

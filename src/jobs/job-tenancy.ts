@@ -44,6 +44,23 @@ export interface QueueRule {
   readonly crossTenant?: string | undefined
   /** Overrides the suspended-tenant policy for this queue. */
   readonly suspended?: SuspendedPolicy | undefined
+  /**
+   * The queues whose dead letters land here (pg-boss `deadLetter`): a dead
+   * letter keeps the envelope signed for its first queue, so its signature is
+   * checked against those queues too. Each must be declared, and a tenant queue
+   * (or cross-tenant) as this one is.
+   */
+  readonly deadLetterOf?: string | readonly string[] | undefined
+}
+
+/**
+ * A declared queue's rule, resolved.
+ */
+export interface ResolvedQueueRule {
+  readonly crossTenant: string | undefined
+  readonly suspended: SuspendedPolicy
+  /** The queues a job of this queue may have been signed for: itself, then those it takes dead letters of. */
+  readonly signedFor: readonly string[]
 }
 
 /**
@@ -123,7 +140,7 @@ export interface JobTenancy {
   /** The validated options. */
   readonly options: JobTenancyOptions
   /** The declared rule of `queue`; throws `JobRejectedError('unknown-queue')` for an undeclared one. */
-  rule(queue: string): Readonly<{ crossTenant: string | undefined; suspended: SuspendedPolicy }>
+  rule(queue: string): ResolvedQueueRule
   /**
    * The job data for `payload` sent to `queue` now: the current tenant in the
    * envelope (signed when a secret is set). Throws `MissingTenantError` outside
@@ -192,9 +209,9 @@ export function createJobTenancy(options: JobTenancyOptions): JobTenancy {
     sealJob(rule(queue).crossTenant, queue, name, payload, store.idType, signer)
 
   const check = (queue: string, data: unknown, jobId: string, name?: string): Checked => {
-    const { crossTenant, suspended } = rule(queue)
+    const { crossTenant, suspended, signedFor } = rule(queue)
     const { meta, payload } = openEnvelope(queue, jobId, data)
-    checkSignature(signer, queue, name, jobId, meta, payload)
+    checkSignature(signer, signedFor, name, queue, jobId, meta, payload)
     if (crossTenant !== undefined) {
       if (meta.tenant !== null) {
         throw new JobRejectedError(
@@ -268,20 +285,21 @@ function sealJob<P>(
 /** Throws when the app signs jobs and this one's signature is missing or wrong. */
 function checkSignature(
   signer: JobSigner | undefined,
-  queue: string,
+  signedFor: readonly string[],
   name: string | undefined,
+  queue: string,
   jobId: string,
   meta: JobMeta,
   payload: unknown,
 ): void {
-  if (signer !== undefined && !signer.verify(queue, meta.tenant, payload, meta.sig, name)) {
-    throw new JobRejectedError(
-      'bad-signature',
-      `${notRun(queue, jobId)}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
-        'this app through rowtenancy (or its tenant, queue, name or payload was changed since). It runs as no tenant; ' +
-        'inspect and delete it.',
-    )
-  }
+  if (signer === undefined) return
+  for (const q of signedFor) if (signer.verify(q, meta.tenant, payload, meta.sig, name)) return
+  throw new JobRejectedError(
+    'bad-signature',
+    `${notRun(queue, jobId)}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
+      'this app through rowtenancy (or its tenant, queue, name or payload was changed since). It runs as no tenant; ' +
+      'inspect and delete it.',
+  )
 }
 
 function openEnvelope(
@@ -376,12 +394,13 @@ function resolveOptions(options: JobTenancyOptions) {
       `waitMs must be a non-negative integer of milliseconds, not ${String(waitMs)}.`,
     )
   }
-  const rules = new Map<string, { crossTenant: string | undefined; suspended: SuspendedPolicy }>()
+  const rules = new Map<string, ResolvedQueueRule>()
+  const deadLetters = new Map<string, readonly unknown[]>()
   for (const [name, value] of Object.entries(queues)) {
     const r: QueueRule = value === true ? {} : value
     if (r === null || typeof r !== 'object') {
       throw new ConfigError(
-        `Queue ${JSON.stringify(name)}: use true or { crossTenant, suspended }.`,
+        `Queue ${JSON.stringify(name)}: use true or { crossTenant, suspended, deadLetterOf }.`,
       )
     }
     if (
@@ -398,7 +417,32 @@ function resolveOptions(options: JobTenancyOptions) {
       )
     }
     if (r.suspended !== undefined) checkPolicy(r.suspended, `queue ${name}: suspended`)
-    rules.set(name, { crossTenant: r.crossTenant?.trim(), suspended: r.suspended ?? suspended })
+    if (r.deadLetterOf !== undefined) {
+      deadLetters.set(name, typeof r.deadLetterOf === 'string' ? [r.deadLetterOf] : r.deadLetterOf)
+    }
+    rules.set(name, {
+      crossTenant: r.crossTenant?.trim(),
+      suspended: r.suspended ?? suspended,
+      signedFor: [name],
+    })
+  }
+  for (const [name, sources] of deadLetters) {
+    const rule = rules.get(name)!
+    for (const source of Array.isArray(sources) ? sources : [sources]) {
+      const from = typeof source === 'string' ? rules.get(source) : undefined
+      if (from === undefined || source === name) {
+        throw new ConfigError(
+          `Queue ${JSON.stringify(name)}: deadLetterOf names ${JSON.stringify(source)}, which is not another declared queue.`,
+        )
+      }
+      if ((from.crossTenant === undefined) !== (rule.crossTenant === undefined)) {
+        throw new ConfigError(
+          `Queue ${JSON.stringify(name)} takes the dead letters of ${JSON.stringify(source)}, so both must be tenant ` +
+            'queues or both cross-tenant.',
+        )
+      }
+    }
+    rules.set(name, { ...rule, signedFor: [name, ...(sources as string[])] })
   }
   let secret: Uint8Array | undefined
   if (options.secret !== undefined) {
