@@ -113,6 +113,8 @@ function macs() {
   const padded = Buffer.concat([Buffer.alloc(64, 0x36), Buffer.from(HEAD + TEXTS[5])])
   const mac = jobMac(SECRET)
   const head = mac.head(HEAD.replace('/v1', '/v2'))
+  const keyBlock = Buffer.alloc(64)
+  keyBlock.set(SECRET)
   console.log(
     '  the MAC jobs are signed with (jobMac: BLAKE2s-256 after the cached key block and message start, 132 bits;\n' +
       '  a v1 signature above is only verified, for jobs queued before):',
@@ -126,7 +128,7 @@ function macs() {
           crypto
             .hash(
               'blake2s256',
-              Buffer.concat([head.bytes, Buffer.from(TEXTS[i % 1000]!)]),
+              Buffer.concat([keyBlock, head.start, Buffer.from(TEXTS[i % 1000]!)]),
               'base64url',
             )
             .slice(0, 22),

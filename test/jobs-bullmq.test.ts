@@ -144,7 +144,7 @@ describe('BullMQ: what a retry can cure', () => {
 })
 
 describe('BullMQ: the job name is signed', () => {
-  it('a job whose name was changed in Redis is refused; its twin runs; a scheduler run is named by the id as given', async () => {
+  it('a job whose name was changed or removed in Redis is refused; its twins and addBulk run; a scheduler run is named by the id', async () => {
     const fx = await setupJobsFixture('bull_name')
     const redis = await openTestRedis()
     const jobs = fx.jobs()
@@ -160,15 +160,23 @@ describe('BullMQ: the job name is signed', () => {
     bull.worker.on('error', () => {})
     try {
       const tq = tenantQueue(queue, jobs)
-      const [renamed, kept] = await runWithTenant('1', () =>
+      const [renamed, unnamed, kept] = await runWithTenant('1', () =>
         Promise.all([
           tq.add('invoice', { tag: 'renamed' }, { delay: 500 }),
+          tq.add('invoice', { tag: 'unnamed' }, { delay: 500 }),
           tq.add('invoice', { tag: 'kept' }, { delay: 500 }),
+        ]),
+      )
+      await runWithTenant('1', () =>
+        tq.addBulk([
+          { name: 'bulk', data: { tag: 'b1' } },
+          { name: 'bulk', data: { tag: 'b2' }, opts: { attempts: 2 } },
         ]),
       )
       // what a script or an injection with Redis access can do to a queued job
       const raw = new Redis({ host: redis.host, port: redis.port })
       await raw.hset(queue.toKey(renamed.id!), 'name', 'refund')
+      await raw.hdel(queue.toKey(unnamed.id!), 'name')
       raw.disconnect()
       await runWithTenant('1', () =>
         tq.upsertJobScheduler('digest', { every: 200, limit: 1 }, { data: { tag: 'digest' } }),
@@ -178,8 +186,13 @@ describe('BullMQ: the job name is signed', () => {
         return (await job?.getState()) === 'failed' && job
       })
       expect(failed.failedReason).toMatch(/bad-signature/)
-      await until(() => ran.length >= 2)
-      expect(ran.sort()).toEqual(['digest:digest', 'kept:invoice'])
+      const noName = await until(async () => {
+        const job = await Job.fromId(queue, unnamed.id!)
+        return (await job?.getState()) === 'failed' && job
+      })
+      expect(noName.failedReason).toMatch(/malformed.*has no name/)
+      await until(() => ran.length >= 4)
+      expect(ran.sort()).toEqual(['b1:bulk', 'b2:bulk', 'digest:digest', 'kept:invoice'])
       expect((await Job.fromId(queue, kept.id!))?.name).toBe('invoice')
     } finally {
       await bull.close()

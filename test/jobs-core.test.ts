@@ -296,11 +296,11 @@ describe('job signing', () => {
     }
   })
 
-  it('a name sealed with the job is bound: another name, or none, fails; the message holds [queue, tenant, name]', async () => {
+  it('a name sealed with the job is bound: another name, or none, fails; the name comes after [queue, tenant]', async () => {
     const jobs = make({ store: new TenantStore({ db: db.pool }) })
     const sealed = runWithTenant('1', () => jobs.seal('work', { n: 1 }, 'invoice'))
     expect(sealed.rowtenancy.sig).toBe(
-      expectedTag(Buffer.from(SECRET), 'rowtenancy-job/v2\n["work","1","invoice"]\n', '{"n":1}'),
+      expectedTag(Buffer.from(SECRET), 'rowtenancy-job/v2\n["work","1"]\n', '"invoice"\n{"n":1}'),
     )
     await expect(jobs.admit('work', sealed, 'j', 'invoice')).resolves.toMatchObject({
       tenant: { id: '1' },
@@ -316,8 +316,8 @@ describe('job signing', () => {
     })
   })
 
-  it('a v1 signature (HMAC-SHA256, written by an earlier release) still verifies; one of another job does not', async () => {
-    const jobs = make({ store: new TenantStore({ db: db.pool }) })
+  it('a v1 signature (HMAC-SHA256, of an earlier release) verifies with legacySignatures only; one of another job never', async () => {
+    const jobs = make({ store: new TenantStore({ db: db.pool }), legacySignatures: true })
     const v1 = (start: string, text: string) =>
       createHmac('sha256', SECRET)
         .update(`rowtenancy-job/v1\n${start}\n${text}`)
@@ -341,6 +341,12 @@ describe('job signing', () => {
         reason: 'bad-signature',
       })
     }
+    // by default a legacy signature is refused, saying how to accept it
+    const strict = make({ store: new TenantStore({ db: db.pool }) })
+    await expect(strict.admit('work', queued, 'j')).rejects.toMatchObject({
+      reason: 'bad-signature',
+      message: expect.stringMatching(/earlier release.*legacySignatures: true/),
+    })
   })
 
   it("the reused-buffer HMAC equals node's createHmac for every key and message length, whole or in two parts", () => {

@@ -45,7 +45,8 @@ export const BLAKE2S_JS_CHARS = 256
 const m = new Int32Array(16)
 /** The chaining value while a message is hashed. */
 const h = new Int32Array(8)
-const digest = new Uint8Array(h.buffer)
+/** The digest's first 17 bytes (little-endian words, whatever the platform's byte order). */
+const digest = new Uint8Array(17)
 const BASE64URL = Uint8Array.from(
   'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_',
   (c) => c.charCodeAt(0),
@@ -235,6 +236,7 @@ export function blake2sTag(prefix: Blake2sPrefix, text: string): string | undefi
     }
     compress(prefix.t + end, end === n)
   }
+  for (let i = 0; i < 17; i++) digest[i] = (h[i >> 2]! >>> ((i & 3) << 3)) & 0xff
   let j = 0
   for (let i = 0; i < 15; i += 3) {
     const v = (digest[i]! << 16) | (digest[i + 1]! << 8) | digest[i + 2]!

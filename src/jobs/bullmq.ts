@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors/index.js'
-import type { JobRejectedError } from './job-errors.js'
+import { JobRejectedError } from './job-errors.js'
 import { tenantKey, withTenantKey } from './job-keys.js'
+import { notRun } from './job-run.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
 /**
@@ -14,6 +15,7 @@ import type { JobInfo, JobTenancy } from './job-tenancy.js'
 export interface BullQueueLike {
   readonly name: string
   add(name: string, data: unknown, opts?: Record<string, unknown>): Promise<any>
+  addBulk?(jobs: { name: string; data: unknown; opts?: Record<string, unknown> }[]): Promise<any>
   upsertJobScheduler?(
     id: string,
     repeat: Record<string, unknown>,
@@ -35,9 +37,14 @@ export interface TenantBullQueue {
   /**
    * Adds a job as the current tenant; BullMQ options (`delay`, `attempts`...) pass through, except
    * that a `jobId` and a `deduplication.id` are the tenant's own (stored as `<tenant>/<key>`), and
-   * `repeat` is refused (use `upsertJobScheduler`).
+   * `repeat` is refused (use `upsertJobScheduler`). With a secret, the signature binds the job's
+   * name too, so a handler may branch on it.
    */
   add(name: string, payload: unknown, opts?: Record<string, unknown>): Promise<any>
+  /** Adds several jobs at once (BullMQ's `addBulk`), each sealed as `add` seals one. */
+  addBulk(
+    jobs: readonly { name: string; data: unknown; opts?: Record<string, unknown> }[],
+  ): Promise<any>
   /**
    * A job scheduler (repeatable job) whose every run carries the tenant current now. The
    * scheduler id is the tenant's own (stored as `<tenant>/<id>`): two tenants may use the same id.
@@ -62,17 +69,24 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
   return Object.freeze({
     queue,
     add(name: string, payload: unknown, opts?: Record<string, unknown>) {
-      if (opts?.repeat !== undefined) {
-        // BullMQ 6 ignores it (the job runs once); BullMQ 5 keys it by name and pattern, not tenant
-        return Promise.reject(
-          new InvalidInputError(
-            'add(name, payload, { repeat }) is refused on a rowtenancy queue: use ' +
-              "upsertJobScheduler(id, repeat, { name, data }), whose id is the tenant's own.",
-          ),
-        )
-      }
+      if (opts?.repeat !== undefined) return Promise.reject(repeatRefused())
       const data = jobs.seal(queue.name, payload, name)
       return queue.add(name, data, scopeKeys(opts, data.rowtenancy.tenant))
+    },
+    addBulk(entries: readonly { name: string; data: unknown; opts?: Record<string, unknown> }[]) {
+      if (typeof queue.addBulk !== 'function') {
+        return Promise.reject(new TypeError('This BullMQ queue has no addBulk.'))
+      }
+      try {
+        const sealed = entries.map(({ name, data, opts }) => {
+          if (opts?.repeat !== undefined) throw repeatRefused()
+          const envelope = jobs.seal(queue.name, data, name)
+          return { name, data: envelope, opts: scopeKeys(opts, envelope.rowtenancy.tenant) }
+        })
+        return queue.addBulk(sealed)
+      } catch (err) {
+        return Promise.reject(err)
+      }
     },
     upsertJobScheduler(
       id: string,
@@ -137,6 +151,14 @@ export function tenantProcessor<P = any>(
 ): (job: any, token?: string) => Promise<unknown> {
   jobs.rule(queueName)
   return function tenantJob(job, token) {
+    if (typeof job.name !== 'string') {
+      // the name is part of what is signed: a job without one (its field removed) is no job's
+      const err = new JobRejectedError(
+        'malformed',
+        `${notRun(queueName, String(job.id))}: it has no name (BullMQ gives every job one).`,
+      )
+      return Promise.reject(unrecoverable(err))
+    }
     return jobs.process(
       queueName,
       job.data,
@@ -149,6 +171,14 @@ export function tenantProcessor<P = any>(
       unrecoverable,
     )
   }
+}
+
+/** BullMQ 6 ignores `repeat` on `add` (the job runs once); BullMQ 5 keys it by name and pattern, not tenant. */
+function repeatRefused(): InvalidInputError {
+  return new InvalidInputError(
+    'add(name, payload, { repeat }) is refused on a rowtenancy queue: use ' +
+      "upsertJobScheduler(id, repeat, { name, data }), whose id is the tenant's own.",
+  )
 }
 
 /** A refusal that a retry cannot cure fails the job at once, as BullMQ's `UnrecoverableError`. */

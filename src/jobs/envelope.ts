@@ -156,14 +156,18 @@ function inOrder(value: unknown, depth: number): boolean {
 
 /**
  * Signs and checks jobs with one app secret: {@link jobMac} of
- * `rowtenancy-job/v2\n`, the JSON array `[queue, tenant]` (or `[queue, tenant,
- * name]` for a job with a name beside its data: BullMQ's), `\n` and the
- * payload's {@link canonicalJson}. It binds the tenant to the queue, the name
- * and the exact payload, so a signed envelope copied onto another payload,
- * name or queue does not verify. A 43-character signature is the HMAC-SHA256
- * of `rowtenancy-job/v1\n[queue, tenant]\n` and the payload, which earlier
- * releases wrote (binding no name): still accepted, so jobs queued before an
- * upgrade run.
+ * `rowtenancy-job/v2\n`, the JSON pair `[queue, tenant]` (unambiguous) and
+ * `\n` as the message's start, then, for a job with a name beside its data
+ * (BullMQ's), the name as a JSON string and `\n`, then the payload's
+ * {@link canonicalJson} (which holds no newline, so a name cannot pass for a
+ * payload). It binds the tenant to the queue, the name and the exact payload,
+ * so a signed envelope copied onto another payload, name or queue does not
+ * verify. With `legacy`, a 43-character signature is checked as the
+ * HMAC-SHA256 of `rowtenancy-job/v1\n[queue, tenant]\n` and the payload, which
+ * earlier releases wrote; it binds no name.
+ *
+ * Signatures are told apart by length: 22 characters this MAC, 43 the legacy
+ * one; another form must take another length.
  *
  * @internal
  */
@@ -182,52 +186,43 @@ export interface JobSigner {
     sig: unknown,
     name?: string,
   ): boolean
+  /** Whether the HMAC-SHA256 signatures of earlier releases are checked (else refused). */
+  readonly legacy: boolean
 }
 
 const SIGNATURE_LENGTH = 22 // 132 bits of BLAKE2s-256 in base64url
-const V1_SIGNATURE_LENGTH = 43 // 32 bytes of HMAC-SHA256 in unpadded base64url
+const LEGACY_SIGNATURE_LENGTH = 43 // 32 bytes of HMAC-SHA256 in unpadded base64url
 
 /**
- * A {@link JobSigner} for `secret`.
+ * A {@link JobSigner} for `secret`; with `legacy`, the HMAC-SHA256 signatures
+ * of earlier releases verify too.
  *
  * @internal
  */
-export function jobSigner(secret: Uint8Array): JobSigner {
+export function jobSigner(secret: Uint8Array, legacy = false): JobSigner {
   const mac = jobMac(secret)
-  const v1 = hmacSha256(secret)
+  const v1 = legacy ? hmacSha256(secret) : undefined
   /**
-   * The message's start per queue, name and tenant: kept for tenants this
+   * The message's start per queue, then per tenant: kept for tenants this
    * signer signed for or verified a job of, never for a tenant named only by an
    * unverified job.
    */
-  const heads = new Map<string, Map<string | undefined, Map<string | null, MacHead>>>()
-  const parts = (queue: string, tenant: string | null, name?: string) =>
-    JSON.stringify(name === undefined ? [queue, tenant] : [queue, tenant, name])
-  const build = (queue: string, tenant: string | null, name: string | undefined) =>
-    mac.head(`rowtenancy-job/v2\n${parts(queue, tenant, name)}\n`)
-  const cached = (queue: string, tenant: string | null, name: string | undefined) =>
-    heads.get(queue)?.get(name)?.get(tenant)
-  const remember = (
-    queue: string,
-    tenant: string | null,
-    name: string | undefined,
-    head: MacHead,
-  ) => {
-    let byName = heads.get(queue)
-    if (byName === undefined) {
-      // queues (and names) are the app's few; a bound all the same
-      if (heads.size >= 1000) return
-      byName = new Map()
-      heads.set(queue, byName)
-    }
-    let byTenant = byName.get(name)
+  const heads = new Map<string, Map<string | null, MacHead>>()
+  const pair = (queue: string, tenant: string | null) => JSON.stringify([queue, tenant])
+  const build = (queue: string, tenant: string | null) =>
+    mac.head(`rowtenancy-job/v2\n${pair(queue, tenant)}\n`)
+  const remember = (queue: string, tenant: string | null, head: MacHead) => {
+    let byTenant = heads.get(queue)
     if (byTenant === undefined) {
-      if (byName.size >= 1000) return
+      // queues are the declared few; a bound all the same
+      if (heads.size >= 1000) return
       byTenant = new Map()
-      byName.set(name, byTenant)
+      heads.set(queue, byTenant)
     }
     if (byTenant.size < MAX_HEADS) byTenant.set(tenant, head)
   }
+  const rest = (name: string | undefined, text: string) =>
+    name === undefined ? text : `${JSON.stringify(name)}\n${text}`
   /** Whether `sig` signs this job's payload under the message start `tagOf` takes. */
   const signs = (tagOf: (text: string) => string, payload: unknown, sig: string) => {
     // A payload a queue kept as JSON text comes back with its keys in the signed order, so
@@ -236,31 +231,32 @@ export function jobSigner(secret: Uint8Array): JobSigner {
     return !inOrder(payload, 0) && sameText(tagOf(canonicalJson(payload)), sig)
   }
   return {
+    legacy,
     sign(queue, tenant, text, name) {
-      let head = cached(queue, tenant, name)
+      let head = heads.get(queue)?.get(tenant)
       if (head === undefined) {
-        head = build(queue, tenant, name)
-        remember(queue, tenant, name, head)
+        head = build(queue, tenant)
+        remember(queue, tenant, head)
       }
-      return mac.tag(head, text)
+      return mac.tag(head, rest(name, text))
     },
     verify(queue, tenant, payload, sig, name) {
       if (typeof sig !== 'string') return false
-      if (sig.length === V1_SIGNATURE_LENGTH) {
-        const start = Buffer.from(`rowtenancy-job/v1\n${parts(queue, tenant)}\n`)
+      if (sig.length === LEGACY_SIGNATURE_LENGTH && v1 !== undefined) {
+        const start = Buffer.from(`rowtenancy-job/v1\n${pair(queue, tenant)}\n`)
         return signs((text) => v1(start, text), payload, sig)
       }
       if (sig.length !== SIGNATURE_LENGTH) return false
-      const known = cached(queue, tenant, name)
-      const head = known ?? build(queue, tenant, name)
-      const valid = signs((text) => mac.tag(head, text), payload, sig)
-      if (valid && known === undefined) remember(queue, tenant, name, head)
+      const cached = heads.get(queue)?.get(tenant)
+      const head = cached ?? build(queue, tenant)
+      const valid = signs((text) => mac.tag(head, rest(name, text)), payload, sig)
+      if (valid && cached === undefined) remember(queue, tenant, head)
       return valid
     },
   }
 }
 
-/** How many tenants' message starts one queue and name keep (beyond that they are built per job). */
+/** How many tenants' message starts one queue keeps (beyond that they are built per job). */
 const MAX_HEADS = 10_000
 
 /** Compares two strings of the same length in time that does not depend on where they differ. */

@@ -4,27 +4,28 @@ import { type Blake2sPrefix, blake2sPrefix, blake2sTag } from './blake2s.js'
 const BLOCK = 64
 
 /**
- * The start of a job's message with the key before it, compressed once: the
- * key block, then the start, padded with spaces to a whole block.
+ * The start of a job's message, padded with spaces to a whole block, and the
+ * hash state after the key block and it, compressed once.
  *
  * @internal
  */
 export interface MacHead {
-  readonly bytes: Uint8Array
+  readonly start: Uint8Array
   readonly state: Blake2sPrefix
 }
 
 /**
  * The MAC jobs are signed with: the first 22 base64url characters (132 bits) of
  * BLAKE2s-256 over a key block (the secret zero-padded to 64 bytes; a longer
- * secret is hashed first), the message's start padded with spaces to a whole
- * block, then the payload's JSON. This is BLAKE2's own keyed construction (the
- * key as the first block of the message), which its finalization flag keeps
- * safe from length extension; the parameter block is plain BLAKE2s-256's, so
- * Node's native `blake2s256` computes the same bytes for a payload too long or
- * not ASCII for the JavaScript compression. The start (`head`) must be
- * self-delimiting (it ends at its first newline after the version line), so the
- * padding cannot run into the payload.
+ * secret is hashed to 32 bytes first, as HMAC does), the message's start padded
+ * with spaces to a whole block, then the rest of the message. A prefix MAC:
+ * the key as the message's first block, as BLAKE2's keyed mode does, but with
+ * plain BLAKE2s-256's parameter block (keyed mode records the key's length
+ * there and takes at most 32 bytes), which BLAKE2's finalization flag keeps
+ * safe from length extension. Node's native `blake2s256` computes the same
+ * bytes, and does so for a rest too long or not ASCII for the JavaScript
+ * compression. The start must be self-delimiting (it ends at its last
+ * newline), so the padding cannot run into the rest.
  *
  * @internal
  */
@@ -36,17 +37,22 @@ export function jobMac(secret: Uint8Array): {
   keyBlock.set(secret.length > BLOCK ? crypto.hash('blake2s256', secret, 'buffer') : secret)
   return {
     head(text) {
-      const start = Buffer.from(text, 'utf8')
-      const bytes = Buffer.alloc(BLOCK + Math.ceil(start.length / BLOCK) * BLOCK, 0x20)
-      bytes.set(keyBlock)
-      bytes.set(start, BLOCK)
-      return { bytes, state: blake2sPrefix(bytes) }
+      const utf8 = Buffer.from(text, 'utf8')
+      const prefix = Buffer.alloc(BLOCK + Math.ceil(utf8.length / BLOCK) * BLOCK, 0x20)
+      prefix.set(keyBlock)
+      prefix.set(utf8, BLOCK)
+      // the key block is kept once, here, not in every head
+      return { start: Uint8Array.prototype.slice.call(prefix, BLOCK), state: blake2sPrefix(prefix) }
     },
     tag(head, text) {
       return (
         blake2sTag(head.state, text) ??
         crypto
-          .hash('blake2s256', Buffer.concat([head.bytes, Buffer.from(text, 'utf8')]), 'base64url')
+          .hash(
+            'blake2s256',
+            Buffer.concat([keyBlock, head.start, Buffer.from(text, 'utf8')]),
+            'base64url',
+          )
           .slice(0, 22)
       )
     },

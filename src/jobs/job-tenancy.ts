@@ -83,6 +83,13 @@ export interface JobTenancyOptions {
   readonly queues: Readonly<Record<string, QueueRule | true>>
   /** Opt-in signing: with a secret every job is signed, and a job without a valid signature is refused. */
   readonly secret?: string | Uint8Array | undefined
+  /**
+   * Also accept the HMAC-SHA256 signatures (43 characters) of earlier releases,
+   * so that jobs queued before an upgrade run; off by default. They bind no job
+   * name, and a job scheduler keeps the template it was upserted with (upsert
+   * it again to re-sign it): turn this off once those jobs are done.
+   */
+  readonly legacySignatures?: boolean | undefined
   /** The suspended-tenant policy; `fail` by default. */
   readonly suspended?: SuspendedPolicy | undefined
   /** How long a suspended tenant's job waits before its next try (`wait` policy); 60 s by default. */
@@ -294,6 +301,14 @@ function checkSignature(
 ): void {
   if (signer === undefined) return
   for (const q of signedFor) if (signer.verify(q, meta.tenant, payload, meta.sig, name)) return
+  if (meta.sig?.length === 43 && !signer.legacy) {
+    throw new JobRejectedError(
+      'bad-signature',
+      `${notRun(queue, jobId)}: its signature is wrong for this release: one of 43 characters is the HMAC-SHA256 of an ` +
+        'earlier release, checked only with createJobTenancy({ legacySignatures: true }) (for jobs queued before the ' +
+        'upgrade). It runs as no tenant; retry it once that is set, or delete it.',
+    )
+  }
   throw new JobRejectedError(
     'bad-signature',
     `${notRun(queue, jobId)}: its signature is ${meta.sig === undefined ? 'missing' : 'wrong'}, so it was not written by ` +
@@ -455,7 +470,7 @@ function resolveOptions(options: JobTenancyOptions) {
   }
   return {
     store,
-    signer: secret === undefined ? undefined : jobSigner(secret),
+    signer: secret === undefined ? undefined : jobSigner(secret, options.legacySignatures === true),
     audit,
     waitMs,
     rules,
