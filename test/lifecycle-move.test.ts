@@ -211,6 +211,27 @@ describe('tenants move', () => {
     await rm(archive, { force: true })
   })
 
+  it('a move begun with an archive key resumes only with it; with it, to the end', async () => {
+    const archiveKey = 'move-archive-key-0123456789'
+    const src = await copyOf(source, 'signed-resume')
+    const dst = await copyOf(target, 'signed-resume')
+    const stop = new Error('stopped after the export')
+    const first = await move(src, dst, '3', {
+      archiveKey,
+      onStep: (s) => {
+        if (s === 'exported') throw stop
+      },
+    }).catch((e) => e)
+    expect(first).toBe(stop)
+    const keyless = await move(src, dst, '3').catch((e) => e)
+    expect(keyless).toBeInstanceOf(LifecycleError)
+    expect(keyless.message).toMatch(/wrote a signed archive: resume it with the same archive key/)
+    expect(await sums(src, '3')).toEqual(original)
+    const done = await move(src, dst, '3', { archiveKey })
+    expect(done.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
+
   it('CLI: rowtenancy tenants move --to URL --to-name NAME', async () => {
     const src = await copyOf(source, 'cli')
     const dst = await copyOf(target, 'cli')

@@ -1,5 +1,6 @@
 import { createHash, createHmac, type Hash, timingSafeEqual } from 'node:crypto'
 import { once } from 'node:events'
+import { open } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 import { InvalidInputError, LifecycleError } from '../errors/index.js'
 
@@ -28,6 +29,10 @@ const MAX_LINE = 4096
 /** The largest manifest and chunk a reader accepts. */
 const MAX_BLOCK = 64 * 1024 * 1024
 
+/** The archive's last line when it is signed. */
+const SIGNATURE_LINE = /^K hmac-sha256 ([0-9a-f]{64})\n$/
+const SIGNATURE_LINE_BYTES = 79
+
 /** The shortest archive key accepted, in bytes. */
 const MIN_KEY_BYTES = 16
 
@@ -46,6 +51,25 @@ export function archiveKeyBytes(key: string | Uint8Array): Uint8Array {
     )
   }
   return bytes
+}
+
+/**
+ * Whether the archive file at `path` ends with a signature line (it is not
+ * checked here: {@link ArchiveReader} with the key does that).
+ *
+ * @internal
+ */
+export async function archiveFileSigned(path: string): Promise<boolean> {
+  const file = await open(path, 'r')
+  try {
+    const { size } = await file.stat()
+    const length = Math.min(size, 128)
+    const tail = Buffer.alloc(length)
+    await file.read(tail, 0, length, size - length)
+    return /\nK hmac-sha256 [0-9a-f]{64}\n$/.test(tail.toString('latin1'))
+  } finally {
+    await file.close()
+  }
 }
 
 /** The archive's signature: HMAC-SHA256 of the format tag and the archive's sha256 (which covers every byte before it). */
@@ -271,14 +295,20 @@ export class ArchiveReader {
     const z = /^Z ([0-9a-f]{64})$/.exec(await this.#line(false))
     if (!z) throw damaged('the closing line is missing (truncated)')
     if (z[1] !== expected) throw damaged('the archive does not match its checksum (edited)')
-    const signed = this.#buf.length > 0 || (await this.#fill())
+    // what follows the closing line: nothing, or one signature line
+    while (this.#buf.length <= SIGNATURE_LINE_BYTES && (await this.#fill())) {}
+    const rest = this.#buf.toString('latin1')
     let sig: Buffer | undefined
-    if (signed) {
-      const k = /^K hmac-sha256 ([0-9a-f]{64})$/.exec(await this.#line(false))
-      if (!k) throw damaged('bytes follow the closing line')
+    if (rest !== '') {
+      const k = SIGNATURE_LINE.exec(rest)
+      if (!k) {
+        throw damaged(
+          rest.startsWith('K ')
+            ? 'its signature line is malformed'
+            : 'bytes follow the closing line',
+        )
+      }
       sig = Buffer.from(k[1]!, 'hex')
-      if (this.#buf.length > 0 || (await this.#fill()))
-        throw damaged('bytes follow the signature line')
     }
     if (!this.#key) return { sha256: expected, signature: sig ? 'not-checked' : 'unsigned' }
     if (!sig) {

@@ -76,6 +76,7 @@ export function exportCopySql(layout: TenantLayout, t: LifecycleTable, tenantId:
  */
 export async function exportTenant(options: ExportOptions): Promise<ExportResult> {
   const started = performance.now()
+  const key = options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey)
   const client = await explainUnreachable(options.db, () => options.db.connect())
   const path = typeof options.out === 'string' ? options.out : undefined
   let out: Writable | undefined
@@ -97,10 +98,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
     sumsPromise.catch(() => {})
     options.onEvent?.({ type: 'start', op: 'export', tenantId, tables: tables.length, rows: 0 })
     out = path ? await openPrivate(`${path}.partial`) : (options.out as Writable)
-    const writer = new ArchiveWriter(
-      out,
-      options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey),
-    )
+    const writer = new ArchiveWriter(out, key)
     await writer.start(JSON.stringify(header))
     const copied = await copyTables(client, writer, layout, tenantId, tables, options.onEvent)
     const sums = await sumsPromise

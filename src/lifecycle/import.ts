@@ -25,7 +25,13 @@ import {
 import { eraseInTransaction } from './erase.js'
 import type { LifecycleListener } from './events.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
-import { type ArchiveHeader, type ArchiveManifest, parseManifest, withSummary } from './manifest.js'
+import {
+  type ArchiveHeader,
+  type ArchiveManifest,
+  parseManifest,
+  readArchiveManifest,
+  withSummary,
+} from './manifest.js'
 import { type LifecycleTable, type TenantLayout, tenantTables } from './tables.js'
 import { lockTenant } from './tenant-row.js'
 
@@ -296,6 +302,11 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
   let client: pg.PoolClient | undefined
   let failed = false
   try {
+    // With a key, a file is proven signed before any database work, so a forged one drives no
+    // erase, insert or COPY; the check as the bytes load covers a file changed in between.
+    if (key !== undefined && typeof options.in === 'string') {
+      await readArchiveManifest(options.in, key)
+    }
     const header = parseManifest(await reader.manifest())
     client = await explainUnreachable(options.db, () => options.db.connect())
     const db = client

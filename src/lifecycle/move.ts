@@ -14,7 +14,7 @@ import {
   PlacementMap,
   setPlacement,
 } from '../tenants/placements.js'
-import { archiveKeyBytes } from './archive-format.js'
+import { archiveFileSigned, archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import {
   auditLifecycle,
@@ -163,6 +163,7 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
   const ctx = await moveContext(o, catalog)
   const { tenantId } = ctx
   const { entry, resumed } = await openMove(ctx, sourceName, catalogName)
+  if (resumed) await checkResumedArchive(entry.archive, o.archiveKey !== undefined, tenantId)
   let e = entry
   let tables: TableChecksum[] = []
   let certificate: ErasureCertificate | undefined
@@ -267,6 +268,32 @@ async function sameDatabase(a: pg.Pool, b: pg.Pool): Promise<boolean> {
  * Opens the ledger entry of the move (suspending the tenant), or takes up the
  * unfinished one of the same source and destination.
  */
+/**
+ * A resumed move goes on only with an archive key exactly when its archive was
+ * written with one: without it, the later steps would not check a signed
+ * archive; with it, they would refuse an unsigned one half-way.
+ */
+async function checkResumedArchive(
+  archive: string,
+  keyed: boolean,
+  tenantId: string,
+): Promise<void> {
+  let signed: boolean
+  try {
+    signed = await archiveFileSigned(archive)
+  } catch {
+    return // no archive (not written yet, or removed when done): the steps that need one say so
+  }
+  if (signed === keyed) return
+  throw new LifecycleError(
+    signed
+      ? `The unfinished move of tenant ${tenantId} wrote a signed archive: resume it with the same archive key ` +
+          '(ROWTENANCY_ARCHIVE_KEY, or archiveKey), so every later step checks it. Nothing was changed.'
+      : `The unfinished move of tenant ${tenantId} wrote its archive without an archive key: resume it without one, ` +
+          'as it began. Nothing was changed.',
+  )
+}
+
 async function openMove(
   ctx: Ctx,
   sourceName: string,

@@ -1,3 +1,3 @@
 export * from './all-objects-extension.js'
-export { tenantPrismaExtension } from './batch-isolation.js'
+export * from './batch-isolation.js'
 export * from './tenant-adapter.js'

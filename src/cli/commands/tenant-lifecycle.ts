@@ -88,7 +88,7 @@ export function archiveKeyFromEnv(): string | undefined {
   if (key === undefined) return undefined
   if (Buffer.byteLength(key, 'utf8') < 16) {
     throw new InvalidInputError(
-      `${ARCHIVE_KEY_ENV} is set but shorter than 16 bytes: set it to a random secret ` +
+      `${ARCHIVE_KEY_ENV} is set but shorter than 16 bytes (an empty value counts as set): set it to a random secret ` +
         '(e.g. `openssl rand -hex 32`), or unset it to write and read unsigned archives.',
     )
   }
@@ -167,7 +167,7 @@ function registerImport(tenants: Command, ctx: CliContext): void {
       })
       if (r.signature === 'not-checked') {
         ctx.out.warn(
-          `the archive is signed, but ${ARCHIVE_KEY_ENV} is not set: its signature was not checked`,
+          `the archive carries a signature line, not checked: ${ARCHIVE_KEY_ENV} is not set`,
         )
       }
       for (const d of r.drift) ctx.out.warn(`drift (not blocking): ${d.message}`)
