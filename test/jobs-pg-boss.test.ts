@@ -3,18 +3,19 @@ import { describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
 import { createJobTenancy, tenantPgBoss } from '../src/jobs/index.js'
 import { TenantStore } from '../src/tenants/index.js'
-import { SUSPENDED, setupJobsFixture, until } from './jobs-fixture.js'
+import { type JobsFixture, SUSPENDED, setupJobsFixture, until } from './jobs-fixture.js'
 import { jobScenarios } from './jobs-scenario.js'
 
-jobScenarios('pg-boss', async (fx) => {
-  const boss = new PgBoss({
-    connectionString: fx.db.url,
-    schema: 'pgboss',
-    max: 6,
-    schedule: false,
-  })
+/** pg-boss started on the fixture's database, without its scheduler. */
+async function startBoss(fx: JobsFixture, max = 3): Promise<PgBoss> {
+  const boss = new PgBoss({ connectionString: fx.db.url, schema: 'pgboss', max, schedule: false })
   boss.on('error', () => {})
   await boss.start()
+  return boss
+}
+
+jobScenarios('pg-boss', async (fx) => {
+  const boss = await startBoss(fx, 6)
   const jobs = fx.jobs()
   const tenantBoss = tenantPgBoss(boss, jobs)
   for (const queue of ['probe', 'hold', 'global']) {
@@ -55,14 +56,7 @@ jobScenarios('pg-boss', async (fx) => {
 describe('pg-boss: a refused job follows the queue rules', () => {
   it('is retried, then dead-lettered with its envelope intact (nothing lost)', async () => {
     const fx = await setupJobsFixture('pgboss_dlq')
-    const boss = new PgBoss({
-      connectionString: fx.db.url,
-      schema: 'pgboss',
-      max: 3,
-      schedule: false,
-    })
-    boss.on('error', () => {})
-    await boss.start()
+    const boss = await startBoss(fx)
     try {
       await boss.createQueue('probe_dlq', { name: 'probe_dlq' })
       await boss.createQueue('probe', {
@@ -97,14 +91,7 @@ describe('pg-boss: a refused job follows the queue rules', () => {
 describe('pg-boss: dead letters of signed jobs', () => {
   it('run on the dead-letter queue as their tenant when it declares deadLetterOf; else refused, kept', async () => {
     const fx = await setupJobsFixture('pgboss_dlq_run')
-    const boss = new PgBoss({
-      connectionString: fx.db.url,
-      schema: 'pgboss',
-      max: 3,
-      schedule: false,
-    })
-    boss.on('error', () => {})
-    await boss.start()
+    const boss = await startBoss(fx)
     try {
       for (const dlq of ['dead_ok', 'dead_no']) await boss.createQueue(dlq, { name: dlq })
       for (const [q, dlq] of [
@@ -169,14 +156,7 @@ describe('pg-boss: dead letters of signed jobs', () => {
 describe('pg-boss: the wait policy', () => {
   it("a suspended tenant's job whose copy the queue refuses fails by the queue rules instead of completing", async () => {
     const fx = await setupJobsFixture('pgboss_wait_copy')
-    const boss = new PgBoss({
-      connectionString: fx.db.url,
-      schema: 'pgboss',
-      max: 3,
-      schedule: false,
-    })
-    boss.on('error', () => {})
-    await boss.start()
+    const boss = await startBoss(fx)
     // the first lookup waits until the test has queued a second job of the tenant
     let open!: () => void
     const gate = new Promise<void>((r) => {
