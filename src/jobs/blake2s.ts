@@ -215,21 +215,23 @@ export function blake2sPrefix(prefix: Uint8Array): Blake2sPrefix {
 
 /**
  * The first 22 characters (132 bits) of the base64url BLAKE2s-256 digest of
- * `prefix` then `text`, when `text` is ASCII of 1 to {@link BLAKE2S_JS_CHARS}
- * characters; else `undefined`, and the caller hashes with
+ * `prefix`, then `lead`, then `text` (two parts, so the caller need not join
+ * them), when they are ASCII of 1 to {@link BLAKE2S_JS_CHARS} characters in
+ * all; else `undefined`, and the caller hashes with
  * `crypto.hash('blake2s256', ...)`, which gives the same.
  *
  * @internal
  */
-export function blake2sTag(prefix: Blake2sPrefix, text: string): string | undefined {
-  const n = text.length
+export function blake2sTag(prefix: Blake2sPrefix, text: string, lead = ''): string | undefined {
+  const split = lead.length
+  const n = split + text.length
   if (n === 0 || n > BLAKE2S_JS_CHARS) return undefined
   h.set(prefix.h)
   for (let at = 0; at < n; at += 64) {
     m.fill(0)
     const end = Math.min(at + 64, n)
     for (let k = at; k < end; k++) {
-      const c = text.charCodeAt(k)
+      const c = k < split ? lead.charCodeAt(k) : text.charCodeAt(k - split)
       if (c >= 0x80) return undefined
       const w = (k - at) >> 2
       m[w] = m[w]! | (c << ((k & 3) << 3))

@@ -221,8 +221,8 @@ export function jobSigner(secret: Uint8Array, legacy = false): JobSigner {
     }
     if (byTenant.size < MAX_HEADS) byTenant.set(tenant, head)
   }
-  const rest = (name: string | undefined, text: string) =>
-    name === undefined ? text : `${JSON.stringify(name)}\n${text}`
+  /** What comes between the message's start and the payload: the job's name, when it has one. */
+  const lead = (name: string | undefined) => (name === undefined ? '' : `${JSON.stringify(name)}\n`)
   /** Whether `sig` signs this job's payload under the message start `tagOf` takes. */
   const signs = (tagOf: (text: string) => string, payload: unknown, sig: string) => {
     // A payload a queue kept as JSON text comes back with its keys in the signed order, so
@@ -238,7 +238,7 @@ export function jobSigner(secret: Uint8Array, legacy = false): JobSigner {
         head = build(queue, tenant)
         remember(queue, tenant, head)
       }
-      return mac.tag(head, rest(name, text))
+      return mac.tag(head, text, lead(name))
     },
     verify(queue, tenant, payload, sig, name) {
       if (typeof sig !== 'string') return false
@@ -249,7 +249,8 @@ export function jobSigner(secret: Uint8Array, legacy = false): JobSigner {
       if (sig.length !== SIGNATURE_LENGTH) return false
       const cached = heads.get(queue)?.get(tenant)
       const head = cached ?? build(queue, tenant)
-      const valid = signs((text) => mac.tag(head, rest(name, text)), payload, sig)
+      const before = lead(name)
+      const valid = signs((text) => mac.tag(head, text, before), payload, sig)
       if (valid && cached === undefined) remember(queue, tenant, head)
       return valid
     },

@@ -31,7 +31,8 @@ export interface MacHead {
  */
 export function jobMac(secret: Uint8Array): {
   head(text: string): MacHead
-  tag(head: MacHead, text: string): string
+  /** The tag of the message: `head`'s start, then `lead`, then `text`. */
+  tag(head: MacHead, text: string, lead?: string): string
 } {
   const keyBlock = new Uint8Array(BLOCK)
   keyBlock.set(secret.length > BLOCK ? crypto.hash('blake2s256', secret, 'buffer') : secret)
@@ -44,13 +45,13 @@ export function jobMac(secret: Uint8Array): {
       // the key block is kept once, here, not in every head
       return { start: Uint8Array.prototype.slice.call(prefix, BLOCK), state: blake2sPrefix(prefix) }
     },
-    tag(head, text) {
+    tag(head, text, lead = '') {
       return (
-        blake2sTag(head.state, text) ??
+        blake2sTag(head.state, text, lead) ??
         crypto
           .hash(
             'blake2s256',
-            Buffer.concat([keyBlock, head.start, Buffer.from(text, 'utf8')]),
+            Buffer.concat([keyBlock, head.start, Buffer.from(lead + text, 'utf8')]),
             'base64url',
           )
           .slice(0, 22)
