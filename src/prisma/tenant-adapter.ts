@@ -70,22 +70,12 @@ function requireIsolation(factory: PrismaPg): PrismaPg {
   const connect = factory.connect.bind(factory)
   factory.connect = async () => {
     const adapter = await connect()
-    const { queryRaw, executeRaw, executeScript, startTransaction } = adapter
-    adapter.queryRaw = async (query) => {
-      assertIsolatedRequest()
-      return queryRaw.call(adapter, query)
-    }
-    adapter.executeRaw = async (query) => {
-      assertIsolatedRequest()
-      return executeRaw.call(adapter, query)
-    }
-    adapter.startTransaction = async (isolationLevel) => {
-      assertIsolatedRequest()
-      return startTransaction.call(adapter, isolationLevel)
-    }
-    adapter.executeScript = async (script) => {
-      assertIsolatedRequest()
-      return executeScript.call(adapter, script)
+    for (const name of ['queryRaw', 'executeRaw', 'executeScript', 'startTransaction'] as const) {
+      const method = adapter[name] as (...args: unknown[]) => Promise<unknown>
+      ;(adapter as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
+        assertIsolatedRequest()
+        return method.apply(adapter, args)
+      }
     }
     return adapter
   }
