@@ -1,11 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/entries/index.js'
-import {
-  allObjectsExtension,
-  tenantPrismaAdapter,
-  tenantPrismaExtension,
-} from '../src/prisma/index.js'
-import { loadPrismaClient } from './helpers/prisma-client.js'
+import { tenantPrismaAdapter } from '../src/prisma/index.js'
+import { isolatedPrismaClient, loadPrismaClient } from './helpers/prisma-client.js'
 import { type OrmFixture, setupOrmFixture } from './orm-fixture.js'
 
 /** Hostile code through Prisma: an interactive transaction kept or timed out, raw session-level settings. */
@@ -17,16 +13,7 @@ const clients: any[] = []
 beforeAll(async () => {
   PrismaClient = await loadPrismaClient()
   fx = await setupOrmFixture('adv_prisma')
-  prisma = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy) })
-    .$extends(tenantPrismaExtension())
-    .$extends(
-      allObjectsExtension(fx.tenancy, (adapter) => {
-        const c = new PrismaClient({ adapter })
-        clients.push(c)
-        return c
-      }),
-    )
-  clients.push(prisma)
+  prisma = isolatedPrismaClient(PrismaClient, fx.tenancy, clients)
 }, 180_000)
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.$disconnect().catch(() => {})))

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/entries/index.js'
 import {
-  allObjectsExtension,
   allObjectsPrismaAdapter,
   tenantPrismaAdapter,
   tenantPrismaExtension,
 } from '../src/prisma/index.js'
-import { loadPrismaClient } from './helpers/prisma-client.js'
+import { isolatedPrismaClient, loadPrismaClient } from './helpers/prisma-client.js'
 import {
   type OrmFixture,
   type OrmHarness,
@@ -22,19 +21,11 @@ const clients: any[] = []
 beforeAll(async () => {
   const PrismaClient = await loadPrismaClient()
   fx = await setupOrmFixture('orm_prisma')
-  prisma = new PrismaClient({ adapter: tenantPrismaAdapter(fx.tenancy) })
-    .$extends(tenantPrismaExtension())
-    .$extends(
-      allObjectsExtension(fx.tenancy, (adapter) => {
-        const c = new PrismaClient({ adapter })
-        clients.push(c)
-        return c
-      }),
-    )
+  prisma = isolatedPrismaClient(PrismaClient, fx.tenancy, clients)
   strict = new PrismaClient({
     adapter: tenantPrismaAdapter(fx.tenancy, { requireTenant: true }),
   }).$extends(tenantPrismaExtension())
-  clients.push(prisma, strict)
+  clients.push(strict)
 }, 180_000)
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.$disconnect().catch(() => {})))

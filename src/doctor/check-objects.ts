@@ -48,27 +48,30 @@ interface ViewOver {
   readonly invoker: boolean
 }
 
-/** Views and materialized views over `tables`, directly or through other views. */
-async function viewsOver(db: Queryable, tables: readonly TableFacts[]): Promise<ViewOver[]> {
-  const { rows } = await db.query(
-    `with recursive over (oid) as (
-       select v.oid
-         from pg_depend d
-         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
-         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
-        where d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[]) and v.oid <> d.refobjid
+/**
+ * The CTE `over`: the relations with oids in `$1` and every view and
+ * materialized view that reads them, directly or through other views (a view's
+ * `_RETURN` rule depends on what it reads).
+ */
+const OVER_TABLES = `with recursive over (oid) as (
+       select unnest($1::oid[])
        union
        select v.oid
          from over
          join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = over.oid
          join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
          join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
-        where v.oid <> over.oid)
+        where r.rulename = '_RETURN' and v.oid <> over.oid)`
+
+/** Views and materialized views over `tables`, directly or through other views. */
+async function viewsOver(db: Queryable, tables: readonly TableFacts[]): Promise<ViewOver[]> {
+  const { rows } = await db.query(
+    `${OVER_TABLES}
      select distinct v.oid::int as oid, v.relname as name, format('%s.%s', vn.nspname, v.relname) as view, format('%I.%I', vn.nspname, v.relname) as quoted,
             v.relkind = 'm' as materialized,
             exists (select 1 from unnest(coalesce(v.reloptions, '{}')) o
                      where o ~* '^security_invoker=(true|on|1|yes)$') as invoker
-       from over join pg_class v on v.oid = over.oid
+       from over join pg_class v on v.oid = over.oid and v.relkind in ('v', 'm')
        join pg_namespace vn on vn.oid = v.relnamespace
       order by 2`,
     [tables.map((t) => t.oid)],
@@ -90,15 +93,7 @@ async function viewsOver(db: Queryable, tables: readonly TableFacts[]): Promise<
  */
 export async function checkRules(db: Queryable, tables: readonly TableFacts[]): Promise<Finding[]> {
   const { rows } = await db.query(
-    `with recursive over (oid) as (
-       select unnest($1::oid[])
-       union
-       select v.oid
-         from over
-         join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = over.oid
-         join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
-         join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
-        where r.rulename = '_RETURN' and v.oid <> over.oid)
+    `${OVER_TABLES}
      select distinct format('%s.%s.%s', n.nspname, c.relname, r.rulename) as rule,
             format('%I on %I.%I', r.rulename, n.nspname, c.relname) as quoted
        from pg_rewrite r

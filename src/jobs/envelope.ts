@@ -191,7 +191,13 @@ export interface JobSigner {
 }
 
 const SIGNATURE_LENGTH = 22 // 132 bits of BLAKE2s-256 in base64url
-const LEGACY_SIGNATURE_LENGTH = 43 // 32 bytes of HMAC-SHA256 in unpadded base64url
+/**
+ * The length of the HMAC-SHA256 signatures of earlier releases (32 bytes in
+ * unpadded base64url), told apart from the current ones by it.
+ *
+ * @internal
+ */
+export const LEGACY_SIGNATURE_LENGTH = 43
 
 /**
  * A {@link JobSigner} for `secret`; with `legacy`, the HMAC-SHA256 signatures

@@ -14,6 +14,7 @@ import {
   type JobMeta,
   type JobSigner,
   jobSigner,
+  LEGACY_SIGNATURE_LENGTH,
 } from './envelope.js'
 import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
 import { JobRejectedError } from './job-errors.js'
@@ -301,10 +302,10 @@ function checkSignature(
 ): void {
   if (signer === undefined) return
   for (const q of signedFor) if (signer.verify(q, meta.tenant, payload, meta.sig, name)) return
-  if (meta.sig?.length === 43 && !signer.legacy) {
+  if (meta.sig?.length === LEGACY_SIGNATURE_LENGTH && !signer.legacy) {
     throw new JobRejectedError(
       'bad-signature',
-      `${notRun(queue, jobId)}: its signature is wrong for this release: one of 43 characters is the HMAC-SHA256 of an ` +
+      `${notRun(queue, jobId)}: its signature is wrong for this release: one of ${LEGACY_SIGNATURE_LENGTH} characters is the HMAC-SHA256 of an ` +
         'earlier release, checked only with createJobTenancy({ legacySignatures: true }) (for jobs queued before the ' +
         'upgrade). It runs as no tenant; retry it once that is set, or delete it.',
     )

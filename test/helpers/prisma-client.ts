@@ -2,6 +2,12 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { Tenancy } from '../../src/entries/index.js'
+import {
+  allObjectsExtension,
+  tenantPrismaAdapter,
+  tenantPrismaExtension,
+} from '../../src/prisma/index.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const schema = join(root, 'test', 'fixtures', 'prisma', 'schema.prisma')
@@ -31,4 +37,28 @@ export async function loadPrismaClient(): Promise<new (options: { adapter: unkno
   }
   const mod = (await import(pathToFileURL(client).href)) as { PrismaClient: any }
   return mod.PrismaClient
+}
+
+/**
+ * A client of `PrismaClient` through {@link tenantPrismaAdapter} with
+ * {@link tenantPrismaExtension} and {@link allObjectsExtension} on top, as the
+ * README sets one up. Every client it builds (this one and the all-objects
+ * ones) is pushed on `clients`, for the caller to disconnect.
+ */
+export function isolatedPrismaClient(
+  PrismaClient: new (options: { adapter: unknown }) => any,
+  tenancy: Tenancy,
+  clients: any[],
+): any {
+  const prisma = new PrismaClient({ adapter: tenantPrismaAdapter(tenancy) })
+    .$extends(tenantPrismaExtension())
+    .$extends(
+      allObjectsExtension(tenancy, (adapter) => {
+        const c = new PrismaClient({ adapter })
+        clients.push(c)
+        return c
+      }),
+    )
+  clients.push(prisma)
+  return prisma
 }
