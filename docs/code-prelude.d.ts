@@ -48,6 +48,7 @@ declare global {
   function currentUser(): { email: string } | undefined
   const log: { info(value: unknown): void }
   function sendInvoice(payload: unknown): Promise<void>
+  function nightlyReport(payload: unknown): Promise<void>
   const today: string
   /** TypeORM entity classes. */
   const entities: Function[]

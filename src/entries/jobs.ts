@@ -22,10 +22,12 @@ export {
 } from '../jobs/fan-out.js'
 export {
   type AddJobLike,
+  type CronItemLike,
   type GraphileTenantOptions,
   type TenantTask,
   type TenantTaskListOptions,
   tenantAddJob,
+  tenantCronItems,
   tenantTaskList,
 } from '../jobs/graphile-worker.js'
 export type { JobAuditOptions } from '../jobs/job-audit.js'

@@ -1,6 +1,9 @@
 import { InvalidInputError } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
+import { ENVELOPE_KEY } from './envelope.js'
+import { JobRejectedError } from './job-errors.js'
 import { tenantQueueName, withTenantKey } from './job-keys.js'
+import { notRun } from './job-run.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
@@ -102,6 +105,64 @@ export function tenantAddJob(
 }
 
 /**
+ * A graphile-worker cron item (what `parseCronItems` takes): the task and its
+ * payload are what {@link tenantCronItems} reads; the rest passes through.
+ */
+export interface CronItemLike {
+  readonly task: string
+  readonly payload?: Readonly<Record<string, unknown>> | undefined
+  readonly [option: string]: unknown
+}
+
+/**
+ * graphile-worker cron items whose payloads are sealed as {@link tenantAddJob}
+ * seals a job's: outside a tenant context for cross-tenant tasks (the run is
+ * audited under the task's reason), inside `runWithTenant` for one tenant's
+ * schedule. graphile-worker adds `_cron: { ts, backfilled }` to every run's
+ * data; {@link tenantTaskList} takes it off before the envelope is checked (the
+ * handler finds it in `helpers.job.payload._cron`). A run of an item that was
+ * not sealed (a crontab file's line) carries no tenant and is refused. Throws
+ * `MissingTenantError` for a tenant task outside a tenant context.
+ *
+ * @example
+ * ```ts
+ * const jobs = createJobTenancy({ store, queues: { 'nightly-report': { crossTenant: 'nightly report' } } })
+ * await run({
+ *   connectionString,
+ *   taskList: tenantTaskList(jobs, { 'nightly-report': report }),
+ *   parsedCronItems: parseCronItems(tenantCronItems(jobs, [{ task: 'nightly-report', match: '0 4 * * *' }])),
+ * })
+ * ```
+ */
+export function tenantCronItems<I extends CronItemLike>(
+  jobs: JobTenancy,
+  items: readonly I[],
+): (I & { payload: Record<string, unknown> })[] {
+  return items.map((item) => ({
+    ...item,
+    payload: jobs.seal(item.task, item.payload ?? null) as unknown as Record<string, unknown>,
+  }))
+}
+
+/**
+ * A job's data without the `_cron` stamp graphile-worker adds to a cron run,
+ * when it is a sealed envelope; a cron run without an envelope is refused
+ * here, with what to do.
+ */
+function withoutCronStamp(identifier: string, jobId: string, data: unknown): unknown {
+  if (data === null || typeof data !== 'object' || !Object.hasOwn(data, '_cron')) return data
+  const { _cron, ...rest } = data as Record<string, unknown>
+  if (!Object.hasOwn(rest, ENVELOPE_KEY)) {
+    throw new JobRejectedError(
+      'no-tenant',
+      `${notRun(identifier, jobId)}: it is a cron run whose item was not sealed (a crontab line, or an item ` +
+        'given to graphile-worker as it is). Give the items through tenantCronItems(jobs, items).',
+    )
+  }
+  return rest
+}
+
+/**
  * A graphile-worker task's handler: payload, job info, and the task helpers.
  */
 export type TenantTask<P = any> = (
@@ -150,7 +211,7 @@ export function tenantTaskList(
       try {
         await jobs.process(
           identifier,
-          payload,
+          withoutCronStamp(identifier, String(job.id), payload),
           { id: String(job.id), attempt: Number(job.attempts) },
           (p, info) => handler(p, info, helpers),
           async (delayMs) => {

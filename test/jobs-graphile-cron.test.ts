@@ -1,0 +1,105 @@
+import {
+  Logger,
+  makeWorkerUtils,
+  parseCronItems,
+  type Runner,
+  run,
+  type WorkerUtils,
+} from 'graphile-worker'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runWithTenant } from '../src/context/index.js'
+import { tenantCronItems, tenantTaskList } from '../src/jobs/index.js'
+import { type JobsFixture, setupJobsFixture, until } from './jobs-fixture.js'
+
+/**
+ * graphile-worker's own scheduler: each item's crontab is made known three minutes ago, so the
+ * runner backfills the minutes since at start (real cron runs, no waiting for the clock).
+ */
+let fx: JobsFixture
+let utils: WorkerUtils
+let runner: Runner
+
+beforeAll(async () => {
+  fx = await setupJobsFixture('gw_cron')
+  const logger = new Logger(() => () => {})
+  utils = await makeWorkerUtils({ connectionString: fx.db.url, logger })
+  await utils.migrate()
+  await fx.db.pool.query(
+    `insert into graphile_worker._private_known_crontabs (identifier, known_since)
+     select id, now() - interval '3 minutes' from unnest(array['rollup', 'tenant-2', 'unsealed']) id`,
+  )
+  const jobs = fx.jobs()
+  const every = { match: '* * * * *', options: { backfillPeriod: 150_000, maxAttempts: 1 } }
+  const crossTenant = tenantCronItems(jobs, [
+    { task: 'global', identifier: 'rollup', payload: { tag: 'cron-rollup' }, ...every },
+  ])
+  const tenant2 = runWithTenant('2', () =>
+    tenantCronItems(jobs, [
+      { task: 'probe', identifier: 'tenant-2', payload: { tag: 'cron-2' }, ...every },
+    ]),
+  )
+  const unsealed = [
+    {
+      task: 'probe',
+      identifier: 'unsealed',
+      payload: { tag: 'cron-bare', tenantId: '1' },
+      ...every,
+    },
+  ]
+  runner = await run({
+    connectionString: fx.db.url,
+    concurrency: 4,
+    pollInterval: 200,
+    noHandleSignals: true,
+    logger,
+    taskList: tenantTaskList(jobs, fx.handlers),
+    parsedCronItems: parseCronItems([...crossTenant, ...tenant2, ...unsealed]),
+  })
+}, 60_000)
+
+afterAll(async () => {
+  await runner?.stop()
+  await utils?.release()
+  await fx?.cleanup()
+})
+
+describe('graphile-worker cron items through tenantCronItems', () => {
+  it('a cross-tenant item runs in its audited scope, a tenant item as its tenant, an unsealed one as no one', async () => {
+    const runsOf = (tag: string) => fx.seen.filter((s) => s.tag === tag)
+    await until(
+      () => runsOf('cron-rollup').length >= 2 && runsOf('cron-2').length >= 2,
+      20_000,
+      'cron runs',
+    )
+    for (const s of runsOf('cron-rollup')) {
+      expect(s).toMatchObject({ tenant: undefined, crossReason: 'nightly rollup' })
+    }
+    for (const s of runsOf('cron-2')) {
+      expect(s).toMatchObject({ tenant: '2', bound: '2', accounts: fx.accountsOf('2') })
+    }
+    const failed = await until(
+      async () => {
+        const { rows } = await fx.db.pool.query(
+          `select j.last_error from graphile_worker._private_jobs j
+          where j.payload->>'tag' = 'cron-bare' and j.attempts >= j.max_attempts and j.locked_at is null`,
+        )
+        return rows.length >= 2 ? rows : undefined
+      },
+      20_000,
+      'the unsealed runs to fail',
+    )
+    for (const r of failed)
+      expect(r.last_error).toMatch(/cron run whose item was not sealed.*tenantCronItems/)
+    expect(runsOf('cron-bare')).toEqual([])
+    const { rows: audited } = await fx.db.pool.query(
+      `select count(*)::int as n from audit_log where reason = 'nightly rollup'`,
+    )
+    expect(audited[0].n).toBeGreaterThanOrEqual(runsOf('cron-rollup').length)
+  })
+
+  it('outside a tenant context a tenant task cannot be sealed', () => {
+    expect(() => tenantCronItems(fx.jobs(), [{ task: 'probe', match: '* * * * *' }])).toThrow(
+      /tenant/i,
+    )
+  })
+})
