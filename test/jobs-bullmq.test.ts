@@ -1,8 +1,13 @@
-import { Job, Queue, Worker } from 'bullmq'
+import { FlowProducer, Job, Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
-import { JobRejectedError, tenantProcessor, tenantQueue } from '../src/jobs/index.js'
+import {
+  JobRejectedError,
+  tenantFlowProducer,
+  tenantProcessor,
+  tenantQueue,
+} from '../src/jobs/index.js'
 import { openBullPair, openTestRedis } from './helpers/redis.js'
 import { SUSPENDED, setupJobsFixture, until } from './jobs-fixture.js'
 import { jobScenarios } from './jobs-scenario.js'
@@ -195,6 +200,66 @@ describe('BullMQ: the job name is signed', () => {
       expect(ran.sort()).toEqual(['b1:bulk', 'b2:bulk', 'digest:digest', 'kept:invoice'])
       expect((await Job.fromId(queue, kept.id!))?.name).toBe('invoice')
     } finally {
+      await bull.close()
+      await redis.stop()
+      await fx.cleanup()
+    }
+  })
+})
+
+describe('BullMQ: flows', () => {
+  it('every job of a flow runs as the tenant that added it, the parent after its children; a flow outside a tenant or naming an undeclared queue adds nothing', async () => {
+    const fx = await setupJobsFixture('bull_flow')
+    const redis = await openTestRedis()
+    const jobs = fx.jobs()
+    const bull = openBullPair(redis, 'probe', tenantProcessor(jobs, 'probe', fx.handlers.probe!))
+    bull.worker.on('error', () => {})
+    const connection = new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+    const producer = new FlowProducer({ connection, prefix: redis.prefix })
+    const flows = tenantFlowProducer(producer, jobs)
+    try {
+      const leaf = (tag: string, opts?: Record<string, unknown>) => ({
+        name: 'sum',
+        queueName: 'probe',
+        data: { tag, want: '3' },
+        ...(opts ? { opts } : {}),
+      })
+      const tree = {
+        name: 'close',
+        queueName: 'probe',
+        data: { tag: 'flow-parent', want: '3' },
+        children: [
+          leaf('flow-a', { jobId: 'a' }),
+          { ...leaf('flow-b'), children: [leaf('flow-b1')] },
+        ],
+      }
+      await expect(flows.add(tree)).rejects.toThrow(/tenant/i)
+      await expect(
+        runWithTenant('3', () =>
+          flows.add({ ...tree, children: [...tree.children, { name: 'x', queueName: 'nowhere' }] }),
+        ),
+      ).rejects.toMatchObject({ reason: 'unknown-queue' })
+      await expect(
+        runWithTenant('3', () =>
+          flows.add({ ...tree, children: [leaf('flow-r', { repeat: { every: 1000 } })] }),
+        ),
+      ).rejects.toThrow(/repeat/)
+      expect(await bull.queue.getJobCountByTypes('waiting', 'waiting-children', 'delayed')).toBe(0)
+
+      const node = await runWithTenant('3', () => flows.add(tree))
+      expect(node.children.map((c: any) => c.job.id).sort()).toContain('3/a')
+      const runs = await until(() => {
+        const seen = fx.seen.filter((s) => s.tag.startsWith('flow-'))
+        return seen.length >= 4 && seen
+      })
+      expect(runs.map((r) => r.tag).sort()).toEqual(['flow-a', 'flow-b', 'flow-b1', 'flow-parent'])
+      for (const r of runs) expect(r).toMatchObject({ tenant: '3', bound: '3', accounts: ['t3'] })
+      const at = (tag: string) => runs.find((r) => r.tag === tag)!.at
+      expect(at('flow-parent')).toBeGreaterThanOrEqual(Math.max(at('flow-a'), at('flow-b')))
+      expect(at('flow-b')).toBeGreaterThanOrEqual(at('flow-b1'))
+    } finally {
+      await producer.close()
+      connection.disconnect()
       await bull.close()
       await redis.stop()
       await fx.cleanup()

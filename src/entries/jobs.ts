@@ -6,8 +6,12 @@
  * @module
  */
 export {
+  type BullFlowJob,
+  type BullFlowProducerLike,
   type BullQueueLike,
+  type TenantBullFlowProducer,
   type TenantBullQueue,
+  tenantFlowProducer,
   tenantProcessor,
   tenantQueue,
 } from '../jobs/bullmq.js'

@@ -113,6 +113,116 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
 }
 
 /**
+ * A node of a BullMQ flow (`FlowProducer.add`): a job and the child jobs that
+ * must complete before it runs.
+ */
+export interface BullFlowJob {
+  readonly name: string
+  readonly queueName: string
+  readonly data?: unknown
+  readonly prefix?: string | undefined
+  readonly opts?: Record<string, unknown> | undefined
+  readonly children?: readonly BullFlowJob[] | undefined
+}
+
+/**
+ * The part of a BullMQ `FlowProducer` the adapter uses.
+ *
+ * @example
+ * ```ts
+ * const flow: BullFlowProducerLike = new FlowProducer({ connection })
+ * ```
+ */
+export interface BullFlowProducerLike {
+  add(flow: any, opts?: any): Promise<any>
+  addBulk?(flows: any[]): Promise<any>
+}
+
+/**
+ * A BullMQ `FlowProducer` whose flows carry the current tenant in every job.
+ */
+export interface TenantBullFlowProducer {
+  readonly flow: BullFlowProducerLike
+  /**
+   * Adds a flow as the current tenant: every job of the tree (parent and children, on any
+   * declared queue) is sealed as `tenantQueue(...).add` seals one, with its own queue and name;
+   * `jobId` and `deduplication.id` are the tenant's own, `repeat` is refused. A node on an
+   * undeclared queue refuses the whole flow before anything is added.
+   */
+  add(flow: BullFlowJob, opts?: Record<string, unknown>): Promise<any>
+  /** Adds several flows at once (BullMQ's `addBulk`), each sealed as `add` seals one. */
+  addBulk(flows: readonly BullFlowJob[]): Promise<any>
+}
+
+/**
+ * Wraps a BullMQ `FlowProducer`; each job's rule key is its `queueName`. Work the
+ * queues with {@link tenantProcessor} as usual: a parent runs in its tenant once
+ * its children complete.
+ *
+ * @example
+ * ```ts
+ * const flows = tenantFlowProducer(new FlowProducer({ connection }), jobs)
+ * await runWithTenant('7', () =>
+ *   flows.add({ name: 'close', queueName: 'month-end', children: [{ name: 'sum', queueName: 'ledger', data: { month: 11 } }] }),
+ * )
+ * ```
+ */
+export function tenantFlowProducer(
+  flow: BullFlowProducerLike,
+  jobs: JobTenancy,
+): TenantBullFlowProducer {
+  return Object.freeze({
+    flow,
+    add(node: BullFlowJob, opts?: Record<string, unknown>) {
+      try {
+        return flow.add(sealFlow(node, jobs, 0), opts)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    },
+    addBulk(nodes: readonly BullFlowJob[]) {
+      if (typeof flow.addBulk !== 'function') {
+        return Promise.reject(new TypeError('This BullMQ flow producer has no addBulk.'))
+      }
+      try {
+        return flow.addBulk(nodes.map((node) => sealFlow(node, jobs, 0)))
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    },
+  })
+}
+
+/** How deep a flow may nest (BullMQ's own limit is far larger; a cycle would recurse forever). */
+const MAX_FLOW_DEPTH = 100
+
+/** A flow node and its children, each job sealed for its own queue and name. */
+function sealFlow(node: BullFlowJob, jobs: JobTenancy, depth: number): BullFlowJob {
+  if (depth > MAX_FLOW_DEPTH) {
+    throw new InvalidInputError(`A flow nested deeper than ${MAX_FLOW_DEPTH} jobs is refused.`)
+  }
+  if (node === null || typeof node !== 'object' || typeof node.queueName !== 'string') {
+    throw new InvalidInputError('Every job of a flow needs a queueName (a string).')
+  }
+  if (typeof node.name !== 'string') {
+    throw new InvalidInputError(
+      `A job of the flow on queue ${JSON.stringify(node.queueName)} has no name.`,
+    )
+  }
+  if (node.opts?.repeat !== undefined) throw repeatRefused()
+  const data = jobs.seal(node.queueName, node.data, node.name)
+  const { children, ...rest } = node
+  return {
+    ...rest,
+    data,
+    opts: scopeKeys(node.opts, data.rowtenancy.tenant),
+    ...(children === undefined
+      ? {}
+      : { children: children.map((c) => sealFlow(c, jobs, depth + 1)) }),
+  }
+}
+
+/**
  * BullMQ job options whose keys (`jobId`, `deduplication.id`) are the tenant's
  * own (see `tenantKey`): BullMQ keeps one job per id and per deduplication id in
  * a queue, so an unscoped key would let one tenant's job make BullMQ drop
