@@ -266,3 +266,60 @@ describe('BullMQ: flows', () => {
     }
   })
 })
+
+describe('BullMQ: job options that name other jobs', () => {
+  it("a job cannot be made a child of another tenant's job (parent id scoped); its own parent by key works; repeatJobKey is refused", async () => {
+    const fx = await setupJobsFixture('bull_parent')
+    const redis = await openTestRedis()
+    const jobs = fx.jobs()
+    const bull = openBullPair(redis, 'probe', tenantProcessor(jobs, 'probe', fx.handlers.probe!))
+    bull.worker.on('error', () => {})
+    const connection = new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+    const producer = new FlowProducer({ connection, prefix: redis.prefix })
+    const { queue } = bull
+    const tq = tenantQueue(queue, jobs)
+    try {
+      // tenant 1's flow: its parent waits for a child delayed well past the test
+      await runWithTenant('1', () =>
+        tenantFlowProducer(producer, jobs).add({
+          name: 'close',
+          queueName: 'probe',
+          data: { tag: 'p1' },
+          opts: { jobId: 'p' },
+          children: [
+            { name: 'sum', queueName: 'probe', data: { tag: 'late' }, opts: { delay: 60_000 } },
+          ],
+        }),
+      )
+      const parent = { queue: queue.qualifiedName }
+      const into = (id: string) => ({ parent: { ...parent, id } })
+      const dependencies = async () =>
+        Object.keys((await (await Job.fromId(queue, '1/p'))!.getDependencies()).unprocessed ?? {})
+          .length
+      expect(await dependencies()).toBe(1)
+      for (const id of ['1/p', 'p', '../1/p']) {
+        await expect(
+          runWithTenant('2', () => tq.add('evil', { tag: 'evil' }, into(id))),
+        ).rejects.toThrow()
+        // BullMQ's addBulk does not check that a parent exists: what counts is that 1/p gains none
+        await runWithTenant('2', () =>
+          tq.addBulk([{ name: 'evil', data: { tag: 'evil' }, opts: into(id) }]),
+        ).catch(() => {})
+      }
+      expect(await dependencies()).toBe(1)
+      await runWithTenant('1', () =>
+        tq.add('more', { tag: 'own' }, { ...into('p'), delay: 60_000 }),
+      )
+      expect(await dependencies()).toBe(2)
+      await expect(
+        runWithTenant('2', () => tq.add('evil', { tag: 'evil' }, { repeatJobKey: 'x' })),
+      ).rejects.toThrow(/repeatJobKey/)
+    } finally {
+      await producer.close()
+      connection.disconnect()
+      await bull.close()
+      await redis.stop()
+      await fx.cleanup()
+    }
+  })
+})

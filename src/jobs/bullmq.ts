@@ -69,9 +69,13 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
   return Object.freeze({
     queue,
     add(name: string, payload: unknown, opts?: Record<string, unknown>) {
-      if (opts?.repeat !== undefined) return Promise.reject(repeatRefused())
-      const data = jobs.seal(queue.name, payload, name)
-      return queue.add(name, data, scopeKeys(opts, data.rowtenancy.tenant))
+      try {
+        if (opts?.repeat !== undefined) throw repeatRefused()
+        const data = jobs.seal(queue.name, payload, name)
+        return queue.add(name, data, scopeKeys(opts, data.rowtenancy.tenant))
+      } catch (err) {
+        return Promise.reject(err)
+      }
     },
     addBulk(entries: readonly { name: string; data: unknown; opts?: Record<string, unknown> }[]) {
       if (typeof queue.addBulk !== 'function') {
@@ -232,14 +236,32 @@ function scopeKeys(
   opts: Record<string, unknown> | undefined,
   tenant: string | null,
 ): Record<string, unknown> | undefined {
-  if (opts === undefined || opts === null || tenant === null) return opts
+  if (opts === undefined || opts === null) return opts
+  if (opts.repeatJobKey !== undefined) {
+    // BullMQ's own mark of a scheduler's run: it would tie the job to that scheduler, any tenant's
+    throw new InvalidInputError(
+      'The BullMQ option repeatJobKey is refused on a rowtenancy queue: use upsertJobScheduler.',
+    )
+  }
+  if (tenant === null) return opts
   let scoped = withTenantKey(opts, 'jobId', tenant, 'jobId')
-  const dedup = opts.deduplication as Record<string, unknown> | undefined
-  if (dedup !== undefined && dedup !== null && typeof dedup === 'object') {
-    scoped = { ...scoped, deduplication: withTenantKey(dedup, 'id', tenant, 'deduplication.id') }
+  // the ids of other jobs (the parent to wait on) are the tenant's own too, so a job cannot be
+  // made a child of another tenant's job, hand its result to it, or hold it back
+  for (const [option, what] of NESTED_KEYS) {
+    const nested = opts[option] as Record<string, unknown> | undefined
+    if (nested !== undefined && nested !== null && typeof nested === 'object') {
+      scoped = { ...scoped, [option]: withTenantKey(nested, 'id', tenant, what) }
+    }
   }
   return scoped
 }
+
+/** BullMQ options holding a job key as `id`: deduplication (`debounce` in BullMQ 5) and the parent. */
+const NESTED_KEYS = [
+  ['deduplication', 'deduplication.id'],
+  ['debounce', 'debounce.id'],
+  ['parent', 'parent.id'],
+] as const
 
 /**
  * A BullMQ processor (`new Worker(name, processor, opts)`) that runs `handler`
