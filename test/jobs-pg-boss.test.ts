@@ -200,3 +200,62 @@ describe('pg-boss: the wait policy', () => {
     }
   })
 })
+
+describe('pg-boss: insert', () => {
+  it("seals every job for its own queue; singleton keys are the tenant's own; a bad entry inserts nothing", async () => {
+    const fx = await setupJobsFixture('pgboss_insert')
+    const boss = await startBoss(fx)
+    try {
+      const jobs = fx.jobs()
+      const tb = tenantPgBoss(boss, jobs)
+      for (const queue of ['probe', 'global']) {
+        await boss.createQueue(queue, { name: queue, retryLimit: 0 })
+      }
+      const count = async () =>
+        (await fx.db.pool.query(`select count(*)::int as n from pgboss.job`)).rows[0].n as number
+      await expect(tb.insert([{ name: 'probe', data: { tag: 'nobody' } }])).rejects.toThrow(
+        /tenant/i,
+      )
+      await expect(
+        runWithTenant('4', () =>
+          tb.insert([
+            { name: 'probe', data: { tag: 'first' } },
+            { name: 'nowhere', data: { tag: 'lost' } },
+          ]),
+        ),
+      ).rejects.toMatchObject({ reason: 'unknown-queue' })
+      await expect(
+        runWithTenant('4', () => tb.insert([{ name: 'probe', data: { tag: 'f' }, fair: true }])),
+      ).rejects.toThrow(/fair/)
+      expect(await count()).toBe(0)
+
+      await runWithTenant('4', () =>
+        tb.insert([
+          { name: 'probe', data: { tag: 'ins-1', want: '4' } },
+          { name: 'probe', data: { tag: 'ins-2', want: '4' }, singletonKey: 'k' },
+          { name: 'global', data: { tag: 'ins-g' } },
+        ]),
+      )
+      const { rows } = await fx.db.pool.query(
+        `select singleton_key from pgboss.job where data->'payload'->>'tag' = 'ins-2'`,
+      )
+      expect(rows).toEqual([{ singleton_key: '4/k' }])
+      for (const queue of ['probe', 'global']) {
+        await tb.work(
+          queue,
+          { pollingIntervalSeconds: 0.5, includeMetadata: true },
+          fx.handlers[queue]!,
+        )
+      }
+      const seen = await until(() => fx.seen.length >= 3 && fx.seen)
+      const byTag = Object.fromEntries(seen.map((s) => [s.tag, s]))
+      for (const tag of ['ins-1', 'ins-2']) {
+        expect(byTag[tag]).toMatchObject({ tenant: '4', bound: '4', accounts: fx.accountsOf('4') })
+      }
+      expect(byTag['ins-g']).toMatchObject({ tenant: undefined, crossReason: 'nightly rollup' })
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+      await fx.cleanup()
+    }
+  })
+})

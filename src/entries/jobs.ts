@@ -49,6 +49,7 @@ export {
 export {
   type PgBossJob,
   type PgBossLike,
+  type TenantJobInsert,
   type TenantPgBoss,
   type TenantSendOptions,
   tenantPgBoss,

@@ -27,6 +27,8 @@ export interface PgBossLike {
     options: Record<string, unknown>,
     handler: (jobs: any[]) => Promise<unknown>,
   ): Promise<string>
+  /** pg-boss's bulk `insert`, needed by {@link TenantPgBoss.insert}. */
+  insert?(jobs: object[]): Promise<unknown>
   fail(name: string, id: string, data?: object): Promise<unknown>
   complete(name: string, ids: string[], data?: object): Promise<unknown>
   getDb(): { executeSql(text: string, values: unknown[]): Promise<{ rows: any[] }> }
@@ -69,6 +71,16 @@ export interface TenantSendOptions {
 }
 
 /**
+ * One job of {@link TenantPgBoss.insert}: pg-boss's `JobInsert`, its `data` the
+ * payload.
+ */
+export interface TenantJobInsert {
+  readonly name: string
+  readonly data?: unknown
+  readonly [option: string]: unknown
+}
+
+/**
  * pg-boss with tenant-carrying jobs.
  *
  * @example
@@ -87,6 +99,12 @@ export interface TenantPgBoss {
    * `<tenant>/` when none is given), so pg-boss's singleton rules hold per tenant.
    */
   send(queue: string, payload: unknown, options?: TenantSendOptions): Promise<string | null>
+  /**
+   * Inserts several jobs at once (pg-boss's `insert`, one statement), each
+   * sealed for its own queue (`name`) as `send` seals one, its `singletonKey`
+   * the tenant's own. `fair` is not available here (it counts per job).
+   */
+  insert(jobs: readonly TenantJobInsert[]): Promise<void>
   /**
    * A cron schedule whose every job runs as the tenant current now. pg-boss 10
    * keeps one schedule per queue, so a queue's schedule belongs to one tenant (or
@@ -156,6 +174,21 @@ export function tenantPgBoss(
           rest.priority = Number(rest.priority ?? 0) - Number(rows[0]?.n ?? 0)
         }
         return await boss.send(queue, data as object, rest)
+      } catch (err) {
+        throw asUnavailable(err)
+      }
+    },
+    async insert(entries: readonly TenantJobInsert[]) {
+      if (typeof boss.insert !== 'function') throw new TypeError('This pg-boss has no insert.')
+      const sealed = entries.map(({ name, data: payload, ...options }) => {
+        if (options.fair !== undefined) {
+          throw new InvalidInputError('fair is not available on insert: send such jobs one by one.')
+        }
+        const data = jobs.seal(name, payload)
+        return { ...scopeSingleton(options, data.rowtenancy.tenant), name, data }
+      })
+      try {
+        await boss.insert(sealed)
       } catch (err) {
         throw asUnavailable(err)
       }
