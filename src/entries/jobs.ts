@@ -26,11 +26,14 @@ export {
 } from '../jobs/fan-out.js'
 export {
   type AddJobLike,
+  type AddJobsLike,
   type CronItemLike,
   type GraphileTenantOptions,
+  type TenantJobSpec,
   type TenantTask,
   type TenantTaskListOptions,
   tenantAddJob,
+  tenantAddJobs,
   tenantCronItems,
   tenantTaskList,
 } from '../jobs/graphile-worker.js'

@@ -65,12 +65,7 @@ export function tenantAddJob(
   jobs: JobTenancy,
   options: GraphileTenantOptions = {},
 ): (identifier: string, payload?: unknown, spec?: Record<string, unknown>) => Promise<any> {
-  const limit = options.tenantQueue === true ? 1 : options.tenantQueue || 0
-  if (!Number.isSafeInteger(limit) || limit < 0 || limit > 64) {
-    throw new InvalidInputError(
-      `tenantQueue must be true, false or a number from 1 to 64, not ${String(limit)}.`,
-    )
-  }
+  const limit = queueLimit(options)
   const schema = options.schema ?? 'graphile_worker'
   if (!/^[a-z_][a-z0-9_]*$/i.test(schema)) {
     throw new InvalidInputError(`Invalid graphile-worker schema ${JSON.stringify(schema)}.`)
@@ -86,22 +81,101 @@ export function tenantAddJob(
     const data = jobs.seal(identifier, payload)
     const tenant = data.rowtenancy.tenant
     try {
-      // graphile-worker keeps one job per jobKey across all tasks and tenants: scoped to the tenant
-      let finalSpec = withTenantKey(spec, 'jobKey', tenant, 'jobKey')
+      let finalSpec = tenantSpec(spec, tenant, limit)
       if (options.fair && tenant !== null) {
         const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
         finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
-      }
-      if (limit > 0 && tenant !== null) {
-        const base = tenantQueueName((spec.queueName as string | undefined) ?? 'tenant', tenant)
-        const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
-        finalSpec = { ...finalSpec, queueName }
       }
       return await target.addJob(identifier, data, finalSpec)
     } catch (err) {
       throw asUnavailable(err)
     }
   }
+}
+
+/**
+ * Anything with graphile-worker's `addJobs` (WorkerUtils, a task's helpers).
+ */
+export interface AddJobsLike {
+  addJobs(
+    specs: readonly { identifier: string; payload: unknown; [option: string]: unknown }[],
+    jobKeyPreserveRunAt?: boolean,
+  ): Promise<any>
+}
+
+/**
+ * One job of {@link tenantAddJobs}: graphile-worker's `AddJobsJobSpec`, its
+ * `payload` the user's.
+ */
+export interface TenantJobSpec {
+  readonly identifier: string
+  readonly payload?: unknown
+  readonly [option: string]: unknown
+}
+
+/**
+ * graphile-worker's `addJobs` (several jobs in one statement) with each job
+ * sealed for its own task as {@link tenantAddJob} seals one: its `jobKey` the
+ * tenant's own, and with `tenantQueue` its named queue the tenant's. `fair` is
+ * not available here (it counts per job). An entry that cannot be sealed adds
+ * nothing of the batch.
+ *
+ * @example
+ * ```ts
+ * const addJobs = tenantAddJobs(workerUtils, jobs)
+ * await runWithTenant('7', () => addJobs([{ identifier: 'send-invoice', payload: { invoiceId: 12 } }]))
+ * ```
+ */
+export function tenantAddJobs(
+  target: AddJobsLike,
+  jobs: JobTenancy,
+  options: Omit<GraphileTenantOptions, 'fair'> = {},
+): (specs: readonly TenantJobSpec[], jobKeyPreserveRunAt?: boolean) => Promise<any> {
+  if ((options as GraphileTenantOptions).fair) {
+    throw new InvalidInputError(
+      'fair is not available on addJobs: add such jobs with tenantAddJob.',
+    )
+  }
+  const limit = queueLimit(options)
+  return async function addTenantJobs(specs, jobKeyPreserveRunAt) {
+    const sealed = specs.map(({ identifier, payload, ...spec }) => {
+      const data = jobs.seal(identifier, payload)
+      return { ...tenantSpec(spec, data.rowtenancy.tenant, limit), identifier, payload: data }
+    })
+    try {
+      return await target.addJobs(sealed, jobKeyPreserveRunAt)
+    } catch (err) {
+      throw asUnavailable(err)
+    }
+  }
+}
+
+/** `tenantQueue` as a number of named queues per tenant (0: none). */
+function queueLimit(options: GraphileTenantOptions): number {
+  const limit = options.tenantQueue === true ? 1 : options.tenantQueue || 0
+  if (!Number.isSafeInteger(limit) || limit < 0 || limit > 64) {
+    throw new InvalidInputError(
+      `tenantQueue must be true, false or a number from 1 to 64, not ${String(limit)}.`,
+    )
+  }
+  return limit
+}
+
+/**
+ * A job's spec as the tenant's: its `jobKey` scoped (graphile-worker keeps one
+ * job per key across all tasks and tenants), and with `limit` named queues its
+ * queue one of the tenant's.
+ */
+function tenantSpec(
+  spec: Record<string, unknown>,
+  tenant: string | null,
+  limit: number,
+): Record<string, unknown> {
+  const scoped = withTenantKey(spec, 'jobKey', tenant, 'jobKey')
+  if (limit === 0 || tenant === null) return scoped
+  const base = tenantQueueName((spec.queueName as string | undefined) ?? 'tenant', tenant)
+  const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
+  return { ...scoped, queueName }
 }
 
 /**

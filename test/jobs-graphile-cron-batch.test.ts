@@ -8,7 +8,7 @@ import {
 } from 'graphile-worker'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
-import { tenantCronItems, tenantTaskList } from '../src/jobs/index.js'
+import { tenantAddJobs, tenantCronItems, tenantTaskList } from '../src/jobs/index.js'
 import { type JobsFixture, setupJobsFixture, until } from './jobs-fixture.js'
 
 /**
@@ -101,5 +101,55 @@ describe('graphile-worker cron items through tenantCronItems', () => {
     expect(() => tenantCronItems(fx.jobs(), [{ task: 'probe', match: '* * * * *' }])).toThrow(
       /tenant/i,
     )
+  })
+})
+
+describe('graphile-worker addJobs through tenantAddJobs', () => {
+  it("seals every job for its own task, keys and named queues the tenant's own; a bad entry adds nothing", async () => {
+    const jobs = fx.jobs()
+    const addJobs = tenantAddJobs(utils, jobs, { tenantQueue: true })
+    const count = async () =>
+      (
+        await fx.db.pool.query(
+          `select count(*)::int as n from graphile_worker._private_jobs where payload->'payload'->>'tag' like 'batch-%'`,
+        )
+      ).rows[0].n as number
+    await expect(
+      addJobs([{ identifier: 'probe', payload: { tag: 'batch-nobody' } }]),
+    ).rejects.toThrow(/tenant/i)
+    await expect(
+      runWithTenant('6', () =>
+        addJobs([
+          { identifier: 'probe', payload: { tag: 'batch-first' } },
+          { identifier: 'nowhere', payload: { tag: 'batch-lost' } },
+        ]),
+      ),
+    ).rejects.toMatchObject({ reason: 'unknown-queue' })
+    expect(await count()).toBe(0)
+    expect(() => tenantAddJobs(utils, jobs, { fair: true } as never)).toThrow(/fair/)
+
+    const added = await runWithTenant('6', () =>
+      addJobs([
+        { identifier: 'probe', payload: { tag: 'batch-1', want: '6' } },
+        { identifier: 'probe', payload: { tag: 'batch-2', want: '6' }, jobKey: 'k' },
+        { identifier: 'global', payload: { tag: 'batch-g' } },
+      ]),
+    )
+    expect(added).toHaveLength(3)
+    const { rows } = await fx.db.pool.query(
+      `select j.key, q.queue_name from graphile_worker._private_jobs j
+         left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+        where j.payload->'payload'->>'tag' = 'batch-2'`,
+    )
+    expect(rows).toEqual([{ key: '6/k', queue_name: 'tenant:6' }])
+    const runs = await until(() => {
+      const seen = fx.seen.filter((s) => s.tag.startsWith('batch-'))
+      return seen.length >= 3 && seen
+    })
+    const byTag = Object.fromEntries(runs.map((s) => [s.tag, s]))
+    for (const tag of ['batch-1', 'batch-2']) {
+      expect(byTag[tag]).toMatchObject({ tenant: '6', bound: '6', accounts: fx.accountsOf('6') })
+    }
+    expect(byTag['batch-g']).toMatchObject({ tenant: undefined, crossReason: 'nightly rollup' })
   })
 })
