@@ -150,7 +150,7 @@ export interface TenantBullFlowProducer {
   /**
    * Adds a flow as the current tenant: every job of the tree (parent and children, on any
    * declared queue) is sealed as `tenantQueue(...).add` seals one, with its own queue and name;
-   * `jobId` and `deduplication.id` are the tenant's own, `repeat` is refused. A node on an
+   * `jobId`, `deduplication.id` and `parent.id` are the tenant's own, `repeat` is refused. A node on an
    * undeclared queue refuses the whole flow before anything is added.
    */
   add(flow: BullFlowJob, opts?: Record<string, unknown>): Promise<any>
@@ -227,10 +227,11 @@ function sealFlow(node: BullFlowJob, jobs: JobTenancy, depth: number): BullFlowJ
 }
 
 /**
- * BullMQ job options whose keys (`jobId`, `deduplication.id`) are the tenant's
- * own (see `tenantKey`): BullMQ keeps one job per id and per deduplication id in
- * a queue, so an unscoped key would let one tenant's job make BullMQ drop
- * another tenant's.
+ * BullMQ job options whose keys (`jobId`, `deduplication.id`, `parent.id`) are
+ * the tenant's own (see `tenantKey`): BullMQ keeps one job per id and per
+ * deduplication id in a queue, so an unscoped key would let one tenant's job
+ * make BullMQ drop another tenant's, or wait on it as its parent. Throws for
+ * `repeatJobKey`.
  */
 function scopeKeys(
   opts: Record<string, unknown> | undefined,
