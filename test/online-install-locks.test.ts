@@ -18,7 +18,7 @@ import { migrateOnline, rollbackOnline } from '../src/migrate/online/index.js'
 import { lockGaveUp, TablesChangedError } from '../src/migrate/online/table-locks.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 import { legacyWithSharedTables } from './helpers/generated-legacy.js'
 
 let db: TestDatabase
@@ -39,7 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) await c.end().catch(() => {})
   await db?.drop()
-  await db?.pool.query(`drop role if exists ${quoteIdent(role)}`).catch(() => {})
+  await dropRoles([role])
 }, 60_000)
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms))
