@@ -3,12 +3,15 @@
  * default holds the words "SECURITY DEFINER". It must come out SECURITY INVOKER (set through
  * the catalog, not by editing its text), so the runtime role reads only its tenant's rows.
  */
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { applyTenantSchema, generateTenantSchema } from '../src/schema/generate/index.js'
 import { installTenantTables } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
 let db: TestDatabase
+/** Roles are cluster-wide: a name of this run's own, not one another run on the server uses too. */
+const runtime = `adv_runtime_${randomBytes(4).toString('hex')}`
 beforeAll(async () => {
   db = await createTestDatabase('adv_gen')
   await db.pool.query(`create schema tenant_7;
@@ -37,13 +40,13 @@ it('a SECURITY DEFINER function whose header holds the words SECURITY DEFINER is
 it('the runtime role, bound to tenant 1, reads tenant 2 through the carried-over function', async () => {
   await db.pool.query(`insert into public.tenants (id, slug, name) values (1, 'a', 'a'), (2, 'b', 'b') on conflict do nothing;
     insert into public.secrets (tenant_id, id, body) values (1, 1, 'mine'), (2, 1, 'theirs') on conflict do nothing;
-    do $$ begin if not exists (select from pg_roles where rolname = 'adv_runtime') then create role adv_runtime; end if; end $$;
-    grant usage on schema public to adv_runtime; grant select on public.secrets to adv_runtime;
-    grant execute on all functions in schema public to adv_runtime`)
+    create role "${runtime}";
+    grant usage on schema public to "${runtime}"; grant select on public.secrets to "${runtime}";
+    grant execute on all functions in schema public to "${runtime}"`)
   const c = await db.pool.connect()
   try {
     await c.query('begin')
-    await c.query('set local role adv_runtime')
+    await c.query(`set local role "${runtime}"`)
     await c.query("select set_config('rowtenancy.tenant_id', '1', true)")
     const direct = (await c.query('select body from public.secrets order by 1')).rows.map(
       (r) => r.body,
@@ -53,6 +56,6 @@ it('the runtime role, bound to tenant 1, reads tenant 2 through the carried-over
   } finally {
     await c.query('rollback')
     c.release()
-    await db.pool.query('drop owned by adv_runtime; drop role adv_runtime').catch(() => {})
+    await db.pool.query(`drop owned by "${runtime}"; drop role "${runtime}"`).catch(() => {})
   }
 })

@@ -316,8 +316,9 @@ describe('surprise: a schema the runtime role may create in', () => {
     )
     const attacker = new pg.Client({ connectionString: fx.runtimeUrl })
     await attacker.connect()
+    const laterPool = new pg.Pool({ connectionString: fx.runtimeUrl, max: 1 })
     const later = createTenancy({
-      pool: new pg.Pool({ connectionString: fx.runtimeUrl, max: 1 }),
+      pool: laterPool,
       adminPool: new pg.Pool({ connectionString: fx.tdb.url, max: 1 }),
       tables: ATTACK_TABLES,
       audit: { table: 'audit_log' },
@@ -330,11 +331,12 @@ describe('surprise: a schema the runtime role may create in', () => {
       await attacker.query(`create table shadow.accounts (like public.accounts);
         alter role current_user set search_path = shadow, public`)
       // Its connection is replaced later (a restart of the server, an idle timeout).
-      await fx.tdb.pool.query(
-        'select pg_terminate_backend(pid) from pg_stat_activity where usename = $1 and pid <> $2',
-        [fx.role, (attacker as unknown as { processID: number }).processID],
-      )
-      await sleep(100)
+      const { rows: idle } = await laterPool.query('select pg_backend_pid() as pid')
+      await fx.tdb.pool.query('select pg_terminate_backend($1)', [idle[0].pid])
+      // The pool hears of it when the backend's FATAL arrives, not when the call returns: until
+      // then it would hand out the dead connection. Wait for it to let go (no fixed sleep).
+      for (const deadline = Date.now() + 30_000; laterPool.totalCount > 0; await sleep(5))
+        if (Date.now() > deadline) throw new Error('the pool kept its terminated connection')
       await runWithTenant('2', () =>
         later
           .kysely<AttackDB>()

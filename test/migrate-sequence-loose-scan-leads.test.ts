@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { moveSequencesOf, readSequenceColumns } from '../src/migrate/sequences.js'
 import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
@@ -10,7 +11,7 @@ import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.j
  * nextval with a plain `max(id)`. A composite lead is not scanned loosely: a row value with a
  * null field is neither null nor not null.
  */
-const mover = `rt_mover_${process.pid}`
+const mover = `rt_mover_${randomBytes(4).toString('hex')}`
 let db: TestDatabase
 
 beforeAll(async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { adjustSequences, followTenantSequences } from '../src/migrate/sequences.js'
 import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
@@ -8,8 +9,8 @@ import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.j
  * that belongs to something else and that the migration role may not read.
  */
 let db: TestDatabase
-const mig = `rt_seq_mig_${process.pid}`
-const other = `rt_seq_other_${process.pid}`
+const mig = `rt_seq_mig_${randomBytes(4).toString('hex')}`
+const other = `rt_seq_other_${randomBytes(4).toString('hex')}`
 
 beforeAll(async () => {
   db = await createTestDatabase('sequence_moves')

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureLedger } from '../src/migrate/ledger.js'
 import { adjustSequences } from '../src/migrate/sequences.js'
@@ -9,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 // but not read, and sequences at the end of their range.
 
 let db: TestDatabase
-const reader = `rt_seq_reader_${process.pid}`
+const reader = `rt_seq_reader_${randomBytes(4).toString('hex')}`
 
 beforeAll(async () => {
   db = await createTestDatabase('migrate_setup_edges')

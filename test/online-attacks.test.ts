@@ -24,7 +24,7 @@ import { migrateOnline } from '../src/migrate/online/index.js'
 import { guardLegacySchema, LEGACY_POLICY } from '../src/migrate/online/legacy-rls.js'
 import { quoteIdent, quoteLiteral } from '../src/sql/quote.js'
 import { fenceKeySql, servingDdl } from '../src/tenants/serving.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, schemaFingerprint } from './helpers/legacy-fixture.js'
 
 interface DB {
@@ -100,7 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await runtime?.end()
   await db?.drop()
-  await db?.pool.query(`drop role if exists ${quoteIdent(role)}`).catch(() => {})
+  await dropRoles([role])
 })
 
 const names = (rows: { name: string }[]) => rows.map((r) => r.name).sort()
@@ -430,7 +430,7 @@ describe('--online --prepare refuses a runtime role that could reach legacy sche
 
   afterAll(async () => {
     await fx?.drop()
-    await fx?.pool.query(`drop role if exists ${quoteIdent(app)}`).catch(() => {})
+    await dropRoles([app])
   })
 
   it('a legacy schema named like the --grant-to role', async () => {

@@ -18,7 +18,7 @@ import { migrateOnline, rollbackOnline } from '../src/migrate/online/index.js'
 import { lockGaveUp, TablesChangedError } from '../src/migrate/online/table-locks.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 import { legacyWithSharedTables } from './helpers/generated-legacy.js'
 
 let db: TestDatabase
@@ -39,10 +39,17 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) await c.end().catch(() => {})
   await db?.drop()
-  await db?.pool.query(`drop role if exists ${quoteIdent(role)}`).catch(() => {})
+  await dropRoles([role])
 }, 60_000)
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms))
+
+/**
+ * pg_locks and pg_stat_activity show the whole cluster: on a server shared with other test
+ * files or runs (the same fixture, the same tenant ids, the same statements), a lock of
+ * another database would pass for this one's. Every look at them keeps to this database.
+ */
+const HERE = '(select oid from pg_database where datname = current_database())'
 
 async function connect(url: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url })
@@ -85,7 +92,8 @@ async function installerHoldsAndWaits(
 ): Promise<boolean> {
   const { rows } = await db.pool.query(
     `select 1 from pg_locks w
-      where not w.granted and w.locktype = 'relation' and w.relation = $2::regclass and w.pid <> $1
+      where not w.granted and w.locktype = 'relation' and w.database = ${HERE}
+        and w.relation = $2::regclass and w.pid <> $1
         and exists (select 1 from pg_locks g where g.pid = w.pid and g.granted
                      and g.locktype = 'relation' and g.relation = $3::regclass and g.mode = $4)`,
     [appPid, waitsOn, holds, mode],
@@ -185,7 +193,8 @@ function flipWaits(step: Promise<{ value: unknown; error: unknown }>): Promise<v
       (
         await db.pool.query(
           `select 1 from pg_locks l join pg_stat_activity a using (pid)
-            where not l.granted and a.query like 'update%rowtenancy_serving%'`,
+            where not l.granted and a.datname = current_database()
+              and a.query like 'update%rowtenancy_serving%'`,
         )
       ).rows.length > 0,
     step,
@@ -350,7 +359,7 @@ describe('online DDL on served legacy tables: locks up front, short waits, retri
         (
           await db.pool.query(
             `select 1 from pg_locks where not granted and locktype = 'relation' and pid <> $1
-              and relation = any (array['public.auth_user', 'public.auth_membership', 'public.finance_account', 'public.finance_transaction']::regclass[])`,
+              and database = ${HERE} and relation = any (array['public.auth_user', 'public.auth_membership', 'public.finance_account', 'public.finance_transaction']::regclass[])`,
             [holderPid],
           )
         ).rows.length > 0,
@@ -371,7 +380,7 @@ describe('online DDL on served legacy tables: locks up front, short waits, retri
         (
           await db.pool.query(
             `select 1 from pg_locks w where w.locktype = 'advisory' and not w.granted and w.pid <> $1
-              and exists (select 1 from pg_locks g where g.locktype = 'advisory' and g.granted and g.pid = $1
+              and w.database = ${HERE} and exists (select 1 from pg_locks g where g.locktype = 'advisory' and g.granted and g.pid = $1
                            and g.classid = w.classid and g.objid = w.objid)`,
             [appPid],
           )

@@ -17,7 +17,7 @@ import type { LegacySummary } from '../examples/finance/legacy/generate.js'
 import { rollbackOnline } from '../src/migrate/online/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { cli } from './helpers/cli.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 import { legacyWithSharedTables } from './helpers/generated-legacy.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -39,7 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.drop()
-  await db?.pool.query(`drop role if exists ${quoteIdent(role)}`).catch(() => {})
+  await dropRoles([role])
 }, 60_000)
 
 /** One child run of migrateOnline that SIGKILLs itself at the nth tenant reaching `phase`. */

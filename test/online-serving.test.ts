@@ -21,7 +21,7 @@ import {
 import { withTenantClient } from '../src/entries/pg.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { fenceKeySql, servingDdl } from '../src/tenants/serving.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 
 interface DB {
   item: { tenant_id?: string; id?: number; name: string }
@@ -67,7 +67,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await runtime?.end()
   await db?.drop()
-  await db?.pool.query(`drop role if exists ${quoteIdent(role)}`).catch(() => {})
+  await dropRoles([role])
 })
 
 const names = (rows: { name: string }[]) => rows.map((r) => r.name).sort()
