@@ -234,9 +234,12 @@ async function apply(
 
 /**
  * `tables` and, after them, every partition and inheritance child below them (at any depth)
- * not among `named` (the tables' own `schema.name`), in a stable order.
+ * not among `named` (the tables' own `schema.name`), in a stable order. A child is a table of
+ * its own to row level security: a query naming it is under its policies, not its parent's.
+ *
+ * @internal
  */
-async function withDescendants(
+export async function withDescendants(
   db: Queryable,
   tables: readonly TableRef[],
   named: ReadonlySet<string>,
