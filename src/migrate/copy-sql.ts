@@ -41,8 +41,8 @@ function sourceFrom(ctx: SqlContext, t: TablePlan): string {
 
 /**
  * The expression that yields a source column as the target receives it: the
- * column itself, a cast through text when the types differ (enum to enum, int to
- * bigint), or the new id looked up in the id map (remap strategy). `$1` is the
+ * column itself, a cast when the types differ (PostgreSQL's own between built-in types,
+ * int to bigint or real to double precision; through text otherwise, enum to enum), or the new id looked up in the id map (remap strategy). `$1` is the
  * tenant id; table names for the id map are added as parameters.
  *
  * @example
@@ -62,7 +62,8 @@ export function sourceExpression(
   const remap = t.remapColumns.get(column)
   if (remap) return remapExpression(ctx, t, column, remap, targetType, values)
   const cast = t.casts.get(column)
-  return cast ? `${col}::text::${cast}` : col
+  if (cast === undefined) return col
+  return t.directCasts?.has(column) ? `${col}::${cast}` : `${col}::text::${cast}`
 }
 
 /**
