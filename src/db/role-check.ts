@@ -18,6 +18,32 @@ export interface ReachableRole {
   readonly path: readonly string[]
   readonly superuser: boolean
   readonly bypassRls: boolean
+  /**
+   * One of the predefined roles that read or write the server's files or run programs on it
+   * as the server's operating system user (`pg_read_server_files`, `pg_write_server_files`,
+   * `pg_execute_server_program`): superuser-level access, `COPY ... FROM PROGRAM 'psql ...'`
+   * reads every tenant's rows.
+   */
+  readonly serverAccess: boolean
+}
+
+/**
+ * The predefined roles whose members reach the server's files or programs (see
+ * {@link ReachableRole.serverAccess}).
+ */
+const SERVER_ACCESS_ROLES =
+  "'pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program'"
+
+/**
+ * What a reachable role is, for messages: `a superuser`, `a BYPASSRLS role`, or the
+ * predefined role that reaches the server's files or programs.
+ *
+ * @internal
+ */
+export function describeUnsafeRole(m: ReachableRole): string {
+  if (m.superuser) return 'a superuser'
+  if (m.bypassRls) return 'a BYPASSRLS role'
+  return `${m.role}, which reaches the server's files or programs as its operating system user`
 }
 
 /**
@@ -37,7 +63,10 @@ export interface RuntimeRoleFacts {
    * any role it is a member of, directly or not, inherited or not.
    */
   readonly ownedTables: readonly string[]
-  /** Other roles it is a member of (any path, any option) that are superusers or have BYPASSRLS. */
+  /**
+   * Other roles it is a member of (any path, any option) that are superusers, have BYPASSRLS,
+   * or reach the server's files or programs.
+   */
   readonly unsafeMemberships: readonly ReachableRole[]
   /** CREATEROLE before PostgreSQL 16: it can grant itself membership in the owner. */
   readonly createRole: boolean
@@ -72,11 +101,13 @@ select r.rolname as role, r.rolsuper as superuser, r.rolbypassrls as bypass_rls,
        has_database_privilege(r.oid, current_database(), 'TEMP') as can_temp,
        exists (select 1 from pg_catalog.pg_extension where extname = 'citus') as citus,
        coalesce((select json_agg(json_build_object('role', g.rolname, 'path', x.path,
-                                                   'superuser', g.rolsuper, 'bypassRls', g.rolbypassrls)
+                                                   'superuser', g.rolsuper, 'bypassRls', g.rolbypassrls,
+                                                   'serverAccess', g.rolname in (${SERVER_ACCESS_ROLES}))
                                  order by g.rolname)
                    from (select distinct on (oid) oid, path from reach order by oid, cardinality(path)) x
                    join pg_catalog.pg_roles g on g.oid = x.oid
-                  where g.oid <> r.oid and (g.rolsuper or g.rolbypassrls)), '[]') as unsafe,
+                  where g.oid <> r.oid
+                    and (g.rolsuper or g.rolbypassrls or g.rolname in (${SERVER_ACCESS_ROLES}))), '[]') as unsafe,
        array(select format('%s.%s', n.nspname, c.relname)
                from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p')
@@ -152,8 +183,9 @@ export function runtimeRoleProblems(facts: RuntimeRoleFacts): string[] {
   if (facts.superuser) problems.push('is a superuser')
   if (facts.bypassRls) problems.push('has BYPASSRLS')
   for (const m of facts.unsafeMemberships) {
-    const what = m.superuser ? 'a superuser' : 'a BYPASSRLS role'
-    problems.push(`is a member of ${what} (${m.path.join(' -> ')}) and can SET ROLE to it`)
+    problems.push(
+      `is a member of ${describeUnsafeRole(m)} (${m.path.join(' -> ')}) and can SET ROLE to it`,
+    )
   }
   if (facts.ownedTables.length > 0) {
     const shown = facts.ownedTables.slice(0, 5).join(', ')

@@ -1,4 +1,4 @@
-import { inspectRole, type RuntimeRoleFacts } from '../db/role-check.js'
+import { describeUnsafeRole, inspectRole, type RuntimeRoleFacts } from '../db/role-check.js'
 import type { TableFacts } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
@@ -204,15 +204,16 @@ function privilegeFindings(role: string, facts: RuntimeRoleFacts): Finding[] {
   return out
 }
 
-/** Memberships (inherited or not) in a superuser or BYPASSRLS role. */
+/** Memberships (inherited or not) in a superuser or BYPASSRLS role, or one that reaches the server's files. */
 function membershipFindings(role: string, facts: RuntimeRoleFacts): Finding[] {
   return facts.unsafeMemberships.map((m) =>
     finding(
       'ROLE_MEMBER_OF_UNSAFE',
       `role ${role} -> ${m.role}`,
-      `The runtime role is a member of ${m.superuser ? 'a superuser' : 'a BYPASSRLS role'} ` +
-        `(${m.path.join(' -> ')}); inherited or not, one raw SET ROLE escapes row level security ` +
-        'and sticks to the pooled connection.',
+      `The runtime role is a member of ${describeUnsafeRole(m)} (${m.path.join(' -> ')}); ` +
+        (m.serverAccess
+          ? "raw SQL reads every tenant's rows through it (COPY ... FROM PROGRAM 'psql ...' runs as the server's user)."
+          : 'inherited or not, one raw SET ROLE escapes row level security and sticks to the pooled connection.'),
       `revoke ${quoteIdent(m.path[1] ?? m.role)} from ${quoteIdent(role)}`,
     ),
   )
