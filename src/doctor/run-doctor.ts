@@ -10,7 +10,7 @@ import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { checkCitus } from './check-citus.js'
 import { checkKeys } from './check-keys.js'
-import { checkFunctions, checkRules, checkViews } from './check-objects.js'
+import { checkForeignTables, checkFunctions, checkRules, checkViews } from './check-objects.js'
 import { checkRls, checkTenantCollations, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
 import type { DoctorReport, Finding } from './findings.js'
@@ -75,6 +75,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     ...(await checkViews(db, tables)),
     ...(await checkRules(db, tables)),
     ...(await checkFunctions(db, tables)),
+    ...(await checkForeignTables(db, tenantColumn, options.runtimeRole)),
     ...role.findings,
     ...citus.findings,
   ].sort((a, b) => a.code.localeCompare(b.code) || a.object.localeCompare(b.object))
