@@ -33,10 +33,29 @@ function tc(ctx: SqlContext): string {
   return quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
 }
 
+/**
+ * A table's own rows, for `FROM` or `DELETE FROM`: `ONLY` for a plain table, so the rows of
+ * its inheritance children (tables of their own, read, counted and written as such) are not
+ * taken twice; a partitioned table holds its partitions' rows.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * ownRows('public', { name: 'hist', partitioned: false }, 't') // 'only "public"."hist" t'
+ * ```
+ */
+export function ownRows(
+  schema: string,
+  table: { readonly name: string; readonly partitioned: boolean },
+  alias = '',
+): string {
+  const only = table.partitioned ? '' : 'only '
+  return `${only}${quoteQualified(schema, table.name)}${alias ? ` ${alias}` : ''}`
+}
+
 /** `FROM` of the source table; `ONLY` for a plain table so inheritance children are not read twice. */
 function sourceFrom(ctx: SqlContext, t: TablePlan): string {
-  const only = t.source.partitioned ? '' : 'only '
-  return `${only}${quoteQualified(ctx.sourceSchema, t.name)} s`
+  return ownRows(ctx.sourceSchema, t.source, 's')
 }
 
 /**
@@ -143,7 +162,7 @@ export function targetChecksumStatement(
   return {
     text:
       `select count(*)::int8 as n, ${rowChecksum(kind, t, cols)} as sum ` +
-      `from ${quoteQualified(ctx.targetSchema, t.name)} t where t.${tc(ctx)} = $1::${ctx.idType}`,
+      `from ${ownRows(ctx.targetSchema, t.target, 't')} where t.${tc(ctx)} = $1::${ctx.idType}`,
     values: [ctx.tenantId],
   }
 }
