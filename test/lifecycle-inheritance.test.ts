@@ -69,3 +69,41 @@ it('a tenant with rows in a parent and its inheritance child exports, imports an
   expect(await rowsOf(source, 'hist')).toEqual(['2:1:old two'])
   expect(await rowsOf(source, 'hist_2024')).toEqual(['2:2:new two'])
 })
+
+it('a child with neither a key to tenants nor a policy is still the tenant table its rows are in', async () => {
+  await source.pool.query(`
+    create table hist_2025 (primary key (tenant_id, id)) inherits (hist);
+    insert into tenants (id, slug, name) values (3, 'three', 'Three');
+    insert into hist values (3, 1, 'old three');
+    insert into hist_2025 values (3, 3, 'newest three'), (2, 3, 'newest two');`)
+  const file = join(dir, 'three.rtar')
+  const exported = await exportTenant({ db: source.pool, tenantId: '3', out: file })
+  expect(exported.manifest.tables.map((t) => [t.name, t.rows])).toEqual([
+    ['hist', 1],
+    ['hist_2024', 0],
+    ['hist_2025', 1],
+  ])
+  const erased = await eraseTenant({ db: source.pool, tenantId: '3', yes: true })
+  expect(erased.tables.map((t) => [t.table, t.rows, t.rowsAfter])).toEqual([
+    ['hist', 1, 0],
+    ['hist_2024', 0, 0],
+    ['hist_2025', 1, 0],
+  ])
+  expect(await rowsOf(source, 'hist_2025')).toEqual(['2:3:newest two'])
+  await source.pool.query('drop table hist_2025')
+})
+
+it('a child in another schema is refused, not left behind', async () => {
+  await source.pool.query(`
+    create schema archive;
+    create table archive.hist_old (primary key (tenant_id, id)) inherits (public.hist);
+    insert into archive.hist_old values (2, 9, 'archived two');`)
+  try {
+    await expect(eraseTenant({ db: source.pool, tenantId: '2', yes: true })).rejects.toThrow(
+      /inheritance children in other schemas \(archive\.hist_old\)/,
+    )
+    expect(await rowsOf(source, 'archive.hist_old')).toEqual(['2:9:archived two'])
+  } finally {
+    await source.pool.query('drop schema archive cascade')
+  }
+})
