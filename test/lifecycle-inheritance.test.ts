@@ -61,7 +61,7 @@ it('a tenant with rows in a parent and its inheritance child exports, imports an
   await importTenant({ db: target.pool, in: file })
   expect(await rowsOf(target, 'hist')).toEqual(['1:1:old one'])
   expect(await rowsOf(target, 'hist_2024')).toEqual(['1:2:new one'])
-  const erased = await eraseTenant({ db: source.pool, tenantId: '1', yes: true })
+  const erased = await eraseTenant({ db: source.pool, tenantId: '1' })
   expect(erased.tables.map((t) => [t.table, t.rows, t.rowsAfter])).toEqual([
     ['hist', 1, 0],
     ['hist_2024', 1, 0],
@@ -83,7 +83,7 @@ it('a child with neither a key to tenants nor a policy is still the tenant table
     ['hist_2024', 0],
     ['hist_2025', 1],
   ])
-  const erased = await eraseTenant({ db: source.pool, tenantId: '3', yes: true })
+  const erased = await eraseTenant({ db: source.pool, tenantId: '3' })
   expect(erased.tables.map((t) => [t.table, t.rows, t.rowsAfter])).toEqual([
     ['hist', 1, 0],
     ['hist_2024', 0, 0],
@@ -99,7 +99,7 @@ it('a child in another schema is refused, not left behind', async () => {
     create table archive.hist_old (primary key (tenant_id, id)) inherits (public.hist);
     insert into archive.hist_old values (2, 9, 'archived two');`)
   try {
-    await expect(eraseTenant({ db: source.pool, tenantId: '2', yes: true })).rejects.toThrow(
+    await expect(eraseTenant({ db: source.pool, tenantId: '2' })).rejects.toThrow(
       /inheritance children in other schemas \(archive\.hist_old\)/,
     )
     expect(await rowsOf(source, 'archive.hist_old')).toEqual(['2:9:archived two'])
