@@ -88,6 +88,35 @@ async function directoryFindings(db: Queryable, role: string, schema: string): P
  * security that the role owns.
  */
 async function schemaCreateFindings(db: Queryable, role: string): Promise<Finding[]> {
+  return [...(await databaseCreateFindings(db, role)), ...(await inSchemaFindings(db, role))]
+}
+
+/**
+ * CREATE on the database: the role may make a schema of its own, and then a table in it, as
+ * with CREATE on an existing schema (the database's owner has it).
+ */
+async function databaseCreateFindings(db: Queryable, role: string): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select current_database() as name, format('%I', current_database()) as quoted
+      where pg_catalog.has_database_privilege($1::text, current_database(), 'CREATE')`,
+    [role],
+  )
+  return (rows as { name: string; quoted: string }[]).map((r) =>
+    finding(
+      'ROLE_CAN_CREATE_IN_SCHEMA',
+      `role ${role} -> database ${r.name}`,
+      'The runtime role may create schemas in this database (CREATE on it, or it owns it): raw SQL can ' +
+        'create a schema and a table there named like a tenant-aware table and put the schema first on ' +
+        "the role's own default search_path, so that for every later connection the table shadows the " +
+        "real one (no row level security), and other tenants' writes land in it.",
+      `revoke create on database ${r.quoted} from ${quoteIdent(role)}  -- and make another role own the database`,
+      'warning',
+    ),
+  )
+}
+
+/** CREATE on existing schemas. */
+async function inSchemaFindings(db: Queryable, role: string): Promise<Finding[]> {
   const { rows } = await db.query(
     `select n.nspname as schema, format('%I', n.nspname) as quoted
        from pg_catalog.pg_namespace n
