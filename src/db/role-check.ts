@@ -78,7 +78,8 @@ export interface RuntimeRoleFacts {
 
 /**
  * The role graph query behind {@link inspectRuntimeRole} and the doctor: every
- * role reachable from `$1` through `pg_auth_members`, with no regard to the
+ * role reachable from `$1` through `pg_auth_members` (and `pg_database_owner`, which
+ * the database's owner is a member of without a row there), with no regard to the
  * INHERIT or SET options (a NOINHERIT member can still `SET ROLE`), and what
  * makes the role unsafe for scoped work. `$1` is the role (null: the connected
  * one), `$2` the tenant column.
@@ -92,7 +93,13 @@ with recursive reach (oid, path) as (
   union
   select m.roleid, reach.path || g.rolname::text
     from reach
-    join pg_catalog.pg_auth_members m on m.member = reach.oid
+    join (select a.member, a.roleid from pg_catalog.pg_auth_members a
+          -- the database's owner is a member of pg_database_owner without a pg_auth_members row
+          union all
+          select d.datdba, pg_catalog.to_regrole('pg_database_owner')::oid
+            from pg_catalog.pg_database d
+           where d.datname = current_database() and pg_catalog.to_regrole('pg_database_owner') is not null
+         ) m on m.member = reach.oid
     join pg_catalog.pg_roles g on g.oid = m.roleid
    where not g.rolname::text = any (reach.path)
 )
