@@ -141,8 +141,9 @@ async function inSchemaFindings(db: Queryable, role: string): Promise<Finding[]>
 
 /**
  * Privileges on tenant-aware tables that row level security does not govern: TRUNCATE
- * (one statement empties every tenant's rows) and TRIGGER (code of the role's choosing
- * runs on every tenant's writes).
+ * (one statement empties every tenant's rows), TRIGGER (code of the role's choosing
+ * runs on every tenant's writes) and REFERENCES, on any column (a foreign key of a table
+ * the role made is checked against every tenant's rows: an oracle for other tenants' keys).
  */
 async function tablePrivilegeFindings(
   db: Queryable,
@@ -153,13 +154,19 @@ async function tablePrivilegeFindings(
   const { rows } = await db.query(
     `select t.oid::int as oid,
             pg_catalog.has_table_privilege($1::text, t.oid, 'TRUNCATE') as truncate,
-            pg_catalog.has_table_privilege($1::text, t.oid, 'TRIGGER') as trigger
+            pg_catalog.has_table_privilege($1::text, t.oid, 'TRIGGER') as trigger,
+            pg_catalog.has_any_column_privilege($1::text, t.oid, 'REFERENCES') as references
        from unnest($2::oid[]) t(oid)`,
     [role, tables.map((t) => t.oid)],
   )
-  return (rows as { oid: number; truncate: boolean; trigger: boolean }[]).flatMap((r) => {
+  type Row = { oid: number; truncate: boolean; trigger: boolean; references: boolean }
+  return (rows as Row[]).flatMap((r) => {
     const table = tables.find((t) => t.oid === r.oid)
-    const privileges = [r.truncate && 'TRUNCATE', r.trigger && 'TRIGGER'].filter(Boolean)
+    const privileges = [
+      r.truncate && 'TRUNCATE',
+      r.trigger && 'TRIGGER',
+      r.references && 'REFERENCES',
+    ].filter(Boolean)
     if (table === undefined || privileges.length === 0) return []
     const list = privileges.join(', ')
     return [
@@ -167,7 +174,9 @@ async function tablePrivilegeFindings(
         'ROLE_TABLE_PRIVILEGE',
         `role ${role} -> ${table.qualified}`,
         `The runtime role has ${list} on a tenant-aware table; row level security does not govern ` +
-          "them: TRUNCATE empties every tenant's rows, a trigger runs on every tenant's writes.",
+          "them: TRUNCATE empties every tenant's rows, a trigger runs on every tenant's writes, a " +
+          "foreign key of the role's own table is checked against every tenant's rows (it tells " +
+          "whether another tenant's key exists).",
         `revoke ${list.toLowerCase()} on ${table.quoted} from ${quoteIdent(role)}`,
       ),
     ]
