@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { neutralStatementsTrusted } from '../src/db/neutral-statement.js'
 import { inspectRuntimeRole, runtimeRoleProblems } from '../src/db/role-check.js'
 import { runDoctor } from '../src/doctor/index.js'
 import { enableRls } from '../src/schema/rls-apply.js'
@@ -59,4 +60,23 @@ it('the database owner owns what pg_database_owner owns: refused and reported', 
   expect(report.findings.filter((f) => f.code === 'ROLE_OWNS_TABLE').map((f) => f.object)).toEqual([
     `role ${ROLE} -> public.notes`,
   ])
+})
+
+it('a function pg_database_owner owns keeps the tenant pool resetting after every statement', async () => {
+  await db.pool.query(`alter table notes owner to current_user;
+    revoke create on database "${db.name}" from "${ROLE}";
+    revoke create on schema public from pg_database_owner;
+    create function public.one() returns int language sql as 'select 1';
+    alter function public.one() owner to pg_database_owner;`)
+  const url = new URL(db.url)
+  url.username = ROLE
+  url.password = 'p'
+  const c = new pg.Client({ connectionString: url.toString() })
+  await c.connect()
+  try {
+    // the owner of a function may replace what a statement judged neutral calls
+    expect(await neutralStatementsTrusted(c)).toBe(false)
+  } finally {
+    await c.end()
+  }
 })

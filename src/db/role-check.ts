@@ -77,6 +77,20 @@ export interface RuntimeRoleFacts {
 }
 
 /**
+ * The membership edges of the role graph, as a subquery of `(member, roleid)`: the rows of
+ * `pg_auth_members`, and the database's owner as a member of `pg_database_owner`
+ * (PostgreSQL 14+), which has no row there.
+ *
+ * @internal
+ */
+export const MEMBERSHIPS = `(select a.member, a.roleid from pg_catalog.pg_auth_members a
+          union all
+          select d.datdba, pg_catalog.to_regrole('pg_database_owner')::oid
+            from pg_catalog.pg_database d
+           where d.datname = pg_catalog.current_database()
+             and pg_catalog.to_regrole('pg_database_owner') is not null)`
+
+/**
  * The role graph query behind {@link inspectRuntimeRole} and the doctor: every
  * role reachable from `$1` through `pg_auth_members` (and `pg_database_owner`, which
  * the database's owner is a member of without a row there), with no regard to the
@@ -93,13 +107,7 @@ with recursive reach (oid, path) as (
   union
   select m.roleid, reach.path || g.rolname::text
     from reach
-    join (select a.member, a.roleid from pg_catalog.pg_auth_members a
-          -- the database's owner is a member of pg_database_owner without a pg_auth_members row
-          union all
-          select d.datdba, pg_catalog.to_regrole('pg_database_owner')::oid
-            from pg_catalog.pg_database d
-           where d.datname = current_database() and pg_catalog.to_regrole('pg_database_owner') is not null
-         ) m on m.member = reach.oid
+    join ${MEMBERSHIPS} m on m.member = reach.oid
     join pg_catalog.pg_roles g on g.oid = m.roleid
    where not g.rolname::text = any (reach.path)
 )
