@@ -16,6 +16,8 @@ import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.j
 
 const ROLE = `adv_srv_${randomBytes(3).toString('hex')}`
 const MIDDLE = `${ROLE}_ops`
+const REPL = `${ROLE}_repl`
+const REPL_MEMBER = `${ROLE}_rmem`
 let db: TestDatabase
 
 beforeAll(async () => {
@@ -28,7 +30,7 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(async () => {
   await db?.drop()
-  await dropRoles([ROLE, MIDDLE])
+  await dropRoles([ROLE, MIDDLE, REPL, REPL_MEMBER])
 })
 
 it('a member of pg_execute_server_program runs programs on the server; it is refused and reported', async () => {
@@ -61,4 +63,34 @@ it('a member of pg_execute_server_program runs programs on the server; it is ref
     `role ${ROLE} -> pg_execute_server_program`,
     `role ${ROLE} -> pg_read_server_files`,
   ])
+})
+
+it('a runtime role with REPLICATION, or a member of such a role, is refused and reported', async () => {
+  await grantRuntimeRole(db.pool, { role: REPL })
+  await grantRuntimeRole(db.pool, { role: REPL_MEMBER })
+  await db.pool.query(`alter role "${REPL}" replication login password 'p';
+    alter role "${REPL_MEMBER}" login password 'p'; grant "${REPL}" to "${REPL_MEMBER}"`)
+  const slot = `adv_${randomBytes(3).toString('hex')}`
+  const url = new URL(db.url)
+  url.username = REPL_MEMBER
+  url.password = 'p'
+  const c = new pg.Client({ connectionString: url.toString() })
+  await c.connect()
+  try {
+    // what REPLICATION gives a member after one SET ROLE: the server's replication functions
+    await c.query(`set role "${REPL}"`)
+    await c.query('select pg_create_physical_replication_slot($1)', [slot])
+    await c.query('select pg_drop_replication_slot($1)', [slot])
+    await c.query('reset role')
+    const problems = runtimeRoleProblems(await inspectRuntimeRole(c)).join('\n')
+    expect(problems).toMatch(/member of a REPLICATION role/)
+  } finally {
+    await c.end()
+  }
+  const codes = (role: string) =>
+    runDoctor(db.pool, { runtimeRole: role }).then((r) =>
+      r.findings.filter((f) => f.object.startsWith(`role ${role}`)).map((f) => f.code),
+    )
+  expect(await codes(REPL)).toContain('ROLE_REPLICATION')
+  expect(await codes(REPL_MEMBER)).toContain('ROLE_MEMBER_OF_UNSAFE')
 })

@@ -9,7 +9,7 @@ import type { Queryable } from '../sql/queryable.js'
  *
  * @example
  * ```ts
- * const r: ReachableRole = { role: 'owner', path: ['app_runtime', 'owner'], superuser: false, bypassRls: false }
+ * const r: ReachableRole = { role: 'owner', path: ['app_runtime', 'owner'], superuser: false, bypassRls: false, serverAccess: false, replication: false }
  * ```
  */
 export interface ReachableRole {
@@ -25,6 +25,8 @@ export interface ReachableRole {
    * reads every tenant's rows.
    */
   readonly serverAccess: boolean
+  /** REPLICATION: it reads every row of every tenant through the write-ahead log. */
+  readonly replication: boolean
 }
 
 /**
@@ -43,6 +45,7 @@ const SERVER_ACCESS_ROLES =
 export function describeUnsafeRole(m: ReachableRole): string {
   if (m.superuser) return 'a superuser'
   if (m.bypassRls) return 'a BYPASSRLS role'
+  if (m.replication) return 'a REPLICATION role, which reads every row through the write-ahead log'
   return `${m.role}, which reaches the server's files or programs as its operating system user`
 }
 
@@ -58,6 +61,8 @@ export interface RuntimeRoleFacts {
   readonly role: string
   readonly superuser: boolean
   readonly bypassRls: boolean
+  /** REPLICATION: a replication connection or logical decoding reads every tenant's rows. */
+  readonly replication: boolean
   /**
    * Tenant-aware tables (tables with the tenant column) owned by the role or by
    * any role it is a member of, directly or not, inherited or not.
@@ -112,17 +117,20 @@ with recursive reach (oid, path) as (
    where not g.rolname::text = any (reach.path)
 )
 select r.rolname as role, r.rolsuper as superuser, r.rolbypassrls as bypass_rls,
+       r.rolreplication as replication,
        r.rolcreaterole and current_setting('server_version_num')::int < 160000 as create_role,
        has_database_privilege(r.oid, current_database(), 'TEMP') as can_temp,
        exists (select 1 from pg_catalog.pg_extension where extname = 'citus') as citus,
        coalesce((select json_agg(json_build_object('role', g.rolname, 'path', x.path,
                                                    'superuser', g.rolsuper, 'bypassRls', g.rolbypassrls,
-                                                   'serverAccess', g.rolname in (${SERVER_ACCESS_ROLES}))
+                                                   'serverAccess', g.rolname in (${SERVER_ACCESS_ROLES}),
+                                                   'replication', g.rolreplication)
                                  order by g.rolname)
                    from (select distinct on (oid) oid, path from reach order by oid, cardinality(path)) x
                    join pg_catalog.pg_roles g on g.oid = x.oid
                   where g.oid <> r.oid
-                    and (g.rolsuper or g.rolbypassrls or g.rolname in (${SERVER_ACCESS_ROLES}))), '[]') as unsafe,
+                    and (g.rolsuper or g.rolbypassrls or g.rolreplication
+                         or g.rolname in (${SERVER_ACCESS_ROLES}))), '[]') as unsafe,
        array(select format('%s.%s', n.nspname, c.relname)
                from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p')
@@ -174,6 +182,7 @@ export async function inspectRole(
     role: String(r.role),
     superuser: Boolean(r.superuser),
     bypassRls: Boolean(r.bypass_rls),
+    replication: Boolean(r.replication),
     ownedTables: Object.freeze([...(r.owned as string[])]),
     unsafeMemberships: Object.freeze(unsafe.map((u) => Object.freeze(u))),
     createRole: Boolean(r.create_role),
@@ -197,6 +206,9 @@ export function runtimeRoleProblems(facts: RuntimeRoleFacts): string[] {
   const problems: string[] = []
   if (facts.superuser) problems.push('is a superuser')
   if (facts.bypassRls) problems.push('has BYPASSRLS')
+  if (facts.replication) {
+    problems.push('has REPLICATION (it reads every row through the write-ahead log)')
+  }
   for (const m of facts.unsafeMemberships) {
     problems.push(
       `is a member of ${describeUnsafeRole(m)} (${m.path.join(' -> ')}) and can SET ROLE to it`,

@@ -183,7 +183,7 @@ async function tablePrivilegeFindings(
   })
 }
 
-/** Superuser or BYPASSRLS: row level security never applies. */
+/** Superuser, BYPASSRLS or REPLICATION: row level security never applies, or is read around. */
 function bypassFindings(role: string, facts: RuntimeRoleFacts): Finding[] {
   const object = `role ${role}`
   const quoted = quoteIdent(role)
@@ -205,6 +205,16 @@ function bypassFindings(role: string, facts: RuntimeRoleFacts): Finding[] {
         object,
         'The runtime role has BYPASSRLS: row level security never applies to it.',
         `alter role ${quoted} nobypassrls`,
+      ),
+    )
+  }
+  if (facts.replication) {
+    out.push(
+      finding(
+        'ROLE_REPLICATION',
+        object,
+        "The runtime role has REPLICATION: a replication connection (a base backup) or logical decoding reads every tenant's rows, past row level security.",
+        `alter role ${quoted} noreplication`,
       ),
     )
   }
