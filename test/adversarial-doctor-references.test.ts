@@ -67,3 +67,19 @@ it('REFERENCES on a tenant table is reported: a foreign key probes other tenants
   expect(privileges.map((f) => f.object)).toEqual([`role ${ROLE} -> public.accounts`])
   expect(privileges[0]?.fix).toMatch(/^revoke references on/)
 })
+
+it('default privileges that give the runtime role TRUNCATE on tables made later are reported', async () => {
+  const before = await runDoctor(db.pool, { runtimeRole: ROLE })
+  expect(before.findings.map((f) => f.object).filter((o) => o.includes('default'))).toEqual([])
+  await db.pool.query(`alter default privileges in schema public grant truncate, trigger on tables to "${ROLE}";
+    alter default privileges grant references on tables to public`)
+  const report = await runDoctor(db.pool, { runtimeRole: ROLE })
+  const latent = report.findings.filter((f) => f.object.includes('default privileges'))
+  expect(latent.map((f) => [f.code, f.object.replace(/of \S+/, 'of <owner>')])).toEqual([
+    ['ROLE_TABLE_PRIVILEGE', `role ${ROLE} -> default privileges of <owner>`],
+    ['ROLE_TABLE_PRIVILEGE', `role ${ROLE} -> default privileges of <owner> in schema public`],
+  ])
+  for (const f of latent) await db.pool.query(f.fix)
+  const after = await runDoctor(db.pool, { runtimeRole: ROLE })
+  expect(after.findings.filter((f) => f.object.includes('default privileges'))).toEqual([])
+})

@@ -50,6 +50,7 @@ export async function checkRuntimeRole(
             role,
             tables.filter((t) => !facts.ownedTables.includes(`${t.schema}.${t.name}`)),
           )),
+          ...(await defaultPrivilegeFindings(db, role)),
         ]),
   ]
 }
@@ -181,6 +182,42 @@ async function tablePrivilegeFindings(
       ),
     ]
   })
+}
+
+/**
+ * Default privileges that give the runtime role (or PUBLIC, or a role it belongs to) TRUNCATE,
+ * TRIGGER or REFERENCES on tables made later: each new tenant-aware table gets a privilege
+ * row level security does not govern, unseen until then.
+ */
+async function defaultPrivilegeFindings(db: Queryable, role: string): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select format('%s%s', pg_catalog.pg_get_userbyid(d.defaclrole),
+                   coalesce(' in schema ' || n.nspname, '')) as scope,
+            format('alter default privileges for role %I%s revoke %s on tables from %s',
+                   pg_catalog.pg_get_userbyid(d.defaclrole), case when n.nspname is null then '' else format(' in schema %I', n.nspname) end,
+                   string_agg(distinct lower(a.privilege_type), ', '),
+                   case when a.grantee = 0 then 'public' else format('%I', pg_catalog.pg_get_userbyid(a.grantee)) end) as fix,
+            string_agg(distinct a.privilege_type, ', ') as privileges
+       from pg_catalog.pg_default_acl d
+       left join pg_catalog.pg_namespace n on n.oid = d.defaclnamespace
+       cross join lateral pg_catalog.aclexplode(d.defaclacl) a
+      where d.defaclobjtype = 'r' and a.privilege_type in ('TRUNCATE', 'TRIGGER', 'REFERENCES')
+        and (a.grantee = 0 or pg_catalog.pg_has_role($1::text, a.grantee, 'USAGE')
+             or pg_catalog.pg_has_role($1::text, a.grantee, 'MEMBER'))
+      group by d.defaclrole, n.nspname, a.grantee
+      order by 1`,
+    [role],
+  )
+  return (rows as { scope: string; fix: string; privileges: string }[]).map((r) =>
+    finding(
+      'ROLE_TABLE_PRIVILEGE',
+      `role ${role} -> default privileges of ${r.scope}`,
+      `Tables made later get ${r.privileges} for the runtime role by default privileges; row level ` +
+        "security does not govern them: TRUNCATE empties every tenant's rows, a trigger runs on every " +
+        "tenant's writes, a foreign key of the role's own table probes every tenant's keys.",
+      r.fix,
+    ),
+  )
 }
 
 /** Superuser, BYPASSRLS or REPLICATION: row level security never applies, or is read around. */
