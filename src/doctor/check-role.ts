@@ -58,15 +58,18 @@ export async function checkRuntimeRole(
 /**
  * The tenant directory (`tenants`, `tenant_domains`, `tenant_placements`) written by the
  * runtime role: a tenant's code could take another tenant's domain, or suspend it. A table
- * made after `rowtenancy init` gets the runtime role's DML through default privileges.
+ * made after `rowtenancy init` gets the runtime role's DML through default privileges. INSERT
+ * and UPDATE count when granted on any column.
  */
 async function directoryFindings(db: Queryable, role: string, schema: string): Promise<Finding[]> {
   const { rows } = await db.query(
     `select t.name, format('%I.%I', $2::text, t.name) as quoted
        from unnest(array['tenants', 'tenant_domains', 'tenant_placements']) t(name)
       where pg_catalog.to_regclass(format('%I.%I', $2::text, t.name)) is not null
-        and pg_catalog.has_table_privilege($1::text, format('%I.%I', $2::text, t.name),
-                                           'INSERT, UPDATE, DELETE, TRUNCATE')`,
+        and (pg_catalog.has_table_privilege($1::text, format('%I.%I', $2::text, t.name), 'DELETE, TRUNCATE')
+             -- INSERT and UPDATE may be granted on columns alone (update (domain) takes a domain)
+             or pg_catalog.has_any_column_privilege($1::text, format('%I.%I', $2::text, t.name),
+                                                    'INSERT, UPDATE'))`,
     [role, schema],
   )
   return (rows as { name: string; quoted: string }[]).map((r) =>
