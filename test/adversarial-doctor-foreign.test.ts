@@ -67,4 +67,12 @@ it('a foreign table with the tenant column that the runtime role reads is report
   await db.pool.query(`revoke all on accounts_2, accounts_copy from "${ROLE}"`)
   const after = await runDoctor(db.pool, { runtimeRole: ROLE })
   expect(after.findings.map((f) => f.code)).not.toContain('FOREIGN_TABLE_WITH_TENANT_COLUMN')
+  // a grant of one column is a way in too
+  await db.pool.query(`grant select (body) on accounts_copy to "${ROLE}"`)
+  const column = await runDoctor(db.pool, { runtimeRole: ROLE })
+  expect(
+    column.findings
+      .filter((f) => f.code === 'FOREIGN_TABLE_WITH_TENANT_COLUMN')
+      .map((f) => f.object),
+  ).toEqual(['public.accounts_copy'])
 })

@@ -212,7 +212,8 @@ export async function checkForeignTables(
                                      and not a.attisdropped
        left join pg_catalog.pg_roles r on r.rolname = $2::text
       where c.relkind = 'f'
-        and coalesce(pg_catalog.has_table_privilege(r.oid, c.oid, 'SELECT, INSERT, UPDATE, DELETE'), true)
+        and coalesce(pg_catalog.has_table_privilege(r.oid, c.oid, 'DELETE')
+                     or pg_catalog.has_any_column_privilege(r.oid, c.oid, 'SELECT, INSERT, UPDATE'), true)
       order by 1`,
     [tenantColumn, runtimeRole ?? null],
   )
