@@ -1,4 +1,5 @@
 import type { Queryable } from '../sql/queryable.js'
+import { MEMBERSHIPS } from './role-check.js'
 
 /**
  * Which statement texts provably leave the session as they found it, so the
@@ -56,7 +57,7 @@ export function isSessionNeutral(text: string): boolean {
 
 /**
  * True when the connected role, or any role it is a member of (any path, any
- * option), may create objects in some schema (a function or operator that
+ * option, `pg_database_owner` for the database's owner), may create objects in some schema (a function or operator that
  * shadows a built-in one, a table that shadows the app's) or schemas in the
  * database, owns a table, view, sequence, function or type (an owner may change
  * a default, add a rule or a trigger without CREATE), or may create triggers on
@@ -69,7 +70,7 @@ export const MAY_CREATE_SQL = `
 with recursive reach (oid) as (
   select r.oid from pg_catalog.pg_roles r where r.rolname = current_user
   union
-  select m.roleid from reach join pg_catalog.pg_auth_members m on m.member = reach.oid
+  select m.roleid from reach join ${MEMBERSHIPS} m on m.member = reach.oid
 )
 select exists (
          select 1 from reach, pg_catalog.pg_namespace n

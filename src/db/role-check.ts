@@ -9,7 +9,7 @@ import type { Queryable } from '../sql/queryable.js'
  *
  * @example
  * ```ts
- * const r: ReachableRole = { role: 'owner', path: ['app_runtime', 'owner'], superuser: false, bypassRls: false }
+ * const r: ReachableRole = { role: 'owner', path: ['app_runtime', 'owner'], superuser: false, bypassRls: false, serverAccess: false, replication: false }
  * ```
  */
 export interface ReachableRole {
@@ -18,6 +18,35 @@ export interface ReachableRole {
   readonly path: readonly string[]
   readonly superuser: boolean
   readonly bypassRls: boolean
+  /**
+   * One of the predefined roles that read or write the server's files or run programs on it
+   * as the server's operating system user (`pg_read_server_files`, `pg_write_server_files`,
+   * `pg_execute_server_program`): superuser-level access, `COPY ... FROM PROGRAM 'psql ...'`
+   * reads every tenant's rows.
+   */
+  readonly serverAccess: boolean
+  /** REPLICATION: it reads every row of every tenant through the write-ahead log. */
+  readonly replication: boolean
+}
+
+/**
+ * The predefined roles whose members reach the server's files or programs (see
+ * {@link ReachableRole.serverAccess}).
+ */
+const SERVER_ACCESS_ROLES =
+  "'pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program'"
+
+/**
+ * What a reachable role is, for messages: `a superuser`, `a BYPASSRLS role`, or the
+ * predefined role that reaches the server's files or programs.
+ *
+ * @internal
+ */
+export function describeUnsafeRole(m: ReachableRole): string {
+  if (m.superuser) return 'a superuser'
+  if (m.bypassRls) return 'a BYPASSRLS role'
+  if (m.replication) return 'a REPLICATION role, which reads every row through the write-ahead log'
+  return `${m.role}, which reaches the server's files or programs as its operating system user`
 }
 
 /**
@@ -32,12 +61,17 @@ export interface RuntimeRoleFacts {
   readonly role: string
   readonly superuser: boolean
   readonly bypassRls: boolean
+  /** REPLICATION: a replication connection or logical decoding reads every tenant's rows. */
+  readonly replication: boolean
   /**
    * Tenant-aware tables (tables with the tenant column) owned by the role or by
    * any role it is a member of, directly or not, inherited or not.
    */
   readonly ownedTables: readonly string[]
-  /** Other roles it is a member of (any path, any option) that are superusers or have BYPASSRLS. */
+  /**
+   * Other roles it is a member of (any path, any option) that are superusers, have BYPASSRLS,
+   * or reach the server's files or programs.
+   */
   readonly unsafeMemberships: readonly ReachableRole[]
   /** CREATEROLE before PostgreSQL 16: it can grant itself membership in the owner. */
   readonly createRole: boolean
@@ -48,8 +82,23 @@ export interface RuntimeRoleFacts {
 }
 
 /**
+ * The membership edges of the role graph, as a subquery of `(member, roleid)`: the rows of
+ * `pg_auth_members`, and the database's owner as a member of `pg_database_owner`
+ * (PostgreSQL 14+), which has no row there.
+ *
+ * @internal
+ */
+export const MEMBERSHIPS = `(select a.member, a.roleid from pg_catalog.pg_auth_members a
+          union all
+          select d.datdba, pg_catalog.to_regrole('pg_database_owner')::oid
+            from pg_catalog.pg_database d
+           where d.datname = pg_catalog.current_database()
+             and pg_catalog.to_regrole('pg_database_owner') is not null)`
+
+/**
  * The role graph query behind {@link inspectRuntimeRole} and the doctor: every
- * role reachable from `$1` through `pg_auth_members`, with no regard to the
+ * role reachable from `$1` through `pg_auth_members` (and `pg_database_owner`, which
+ * the database's owner is a member of without a row there), with no regard to the
  * INHERIT or SET options (a NOINHERIT member can still `SET ROLE`), and what
  * makes the role unsafe for scoped work. `$1` is the role (null: the connected
  * one), `$2` the tenant column.
@@ -63,20 +112,25 @@ with recursive reach (oid, path) as (
   union
   select m.roleid, reach.path || g.rolname::text
     from reach
-    join pg_catalog.pg_auth_members m on m.member = reach.oid
+    join ${MEMBERSHIPS} m on m.member = reach.oid
     join pg_catalog.pg_roles g on g.oid = m.roleid
    where not g.rolname::text = any (reach.path)
 )
 select r.rolname as role, r.rolsuper as superuser, r.rolbypassrls as bypass_rls,
+       r.rolreplication as replication,
        r.rolcreaterole and current_setting('server_version_num')::int < 160000 as create_role,
        has_database_privilege(r.oid, current_database(), 'TEMP') as can_temp,
        exists (select 1 from pg_catalog.pg_extension where extname = 'citus') as citus,
        coalesce((select json_agg(json_build_object('role', g.rolname, 'path', x.path,
-                                                   'superuser', g.rolsuper, 'bypassRls', g.rolbypassrls)
+                                                   'superuser', g.rolsuper, 'bypassRls', g.rolbypassrls,
+                                                   'serverAccess', g.rolname in (${SERVER_ACCESS_ROLES}),
+                                                   'replication', g.rolreplication)
                                  order by g.rolname)
                    from (select distinct on (oid) oid, path from reach order by oid, cardinality(path)) x
                    join pg_catalog.pg_roles g on g.oid = x.oid
-                  where g.oid <> r.oid and (g.rolsuper or g.rolbypassrls)), '[]') as unsafe,
+                  where g.oid <> r.oid
+                    and (g.rolsuper or g.rolbypassrls or g.rolreplication
+                         or g.rolname in (${SERVER_ACCESS_ROLES}))), '[]') as unsafe,
        array(select format('%s.%s', n.nspname, c.relname)
                from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p')
@@ -128,6 +182,7 @@ export async function inspectRole(
     role: String(r.role),
     superuser: Boolean(r.superuser),
     bypassRls: Boolean(r.bypass_rls),
+    replication: Boolean(r.replication),
     ownedTables: Object.freeze([...(r.owned as string[])]),
     unsafeMemberships: Object.freeze(unsafe.map((u) => Object.freeze(u))),
     createRole: Boolean(r.create_role),
@@ -151,9 +206,13 @@ export function runtimeRoleProblems(facts: RuntimeRoleFacts): string[] {
   const problems: string[] = []
   if (facts.superuser) problems.push('is a superuser')
   if (facts.bypassRls) problems.push('has BYPASSRLS')
+  if (facts.replication) {
+    problems.push('has REPLICATION (it reads every row through the write-ahead log)')
+  }
   for (const m of facts.unsafeMemberships) {
-    const what = m.superuser ? 'a superuser' : 'a BYPASSRLS role'
-    problems.push(`is a member of ${what} (${m.path.join(' -> ')}) and can SET ROLE to it`)
+    problems.push(
+      `is a member of ${describeUnsafeRole(m)} (${m.path.join(' -> ')}) and can SET ROLE to it`,
+    )
   }
   if (facts.ownedTables.length > 0) {
     const shown = facts.ownedTables.slice(0, 5).join(', ')

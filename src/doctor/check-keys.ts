@@ -4,8 +4,8 @@ import { type Finding, finding } from './findings.js'
 
 /**
  * Keys and indexes of tenant-aware tables: the primary key, every unique
- * constraint or unique index, and every other index must lead with the tenant
- * column; every foreign key between two tenant-aware tables must pair the
+ * constraint or unique index, every exclusion constraint (comparing it with `=`), and every
+ * other index must lead with the tenant column; every foreign key between two tenant-aware tables must pair the
  * tenant columns (`(tenant_id, x) -> (tenant_id, id)`), else a row can point at
  * another tenant's row.
  *
@@ -34,12 +34,14 @@ interface KeyScope {
   readonly tenantColumn: string
 }
 
-/** Primary keys, unique constraints / indexes and other indexes that do not lead with the tenant column. */
+/** Primary keys, unique and exclusion constraints / indexes and other indexes that do not lead with the tenant column. */
 async function indexFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promise<Finding[]> {
   const out: Finding[] = []
   const indexes = await db.query(
     `select i.indrelid::int as oid, ic.relname as name, i.indisprimary as primary, i.indisunique as unique,
-            string_to_array(i.indkey::text, ' ')::int[] as keys, con.conname as constraint
+            string_to_array(i.indkey::text, ' ')::int[] as keys, con.conname as constraint,
+            con.contype = 'x' as exclusion,
+            (select o.oprname from pg_operator o where o.oid = con.conexclop[1]) as first_op
        from pg_index i
        join pg_class ic on ic.oid = i.indexrelid
        left join pg_constraint con on con.conindid = i.indexrelid and con.conrelid = i.indrelid
@@ -51,9 +53,17 @@ async function indexFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promi
   for (const ix of indexes.rows) {
     const t = byOid.get(ix.oid)!
     const keys = ix.keys as number[]
-    if (keys[0] === t.tenantAttnum) continue
+    // An exclusion constraint holds tenants apart only when it compares the tenant column with
+    // `=`: with `<>` only rows of two tenants conflict.
+    const apart = !ix.exclusion || ix.first_op === '='
+    if (keys[0] === t.tenantAttnum && apart) continue
     const includes = keys.includes(t.tenantAttnum!)
-    const how = includes ? `does not lead with ${tenantColumn}` : `does not include ${tenantColumn}`
+    const how =
+      keys[0] === t.tenantAttnum
+        ? `compares ${tenantColumn} with ${ix.first_op}, not =`
+        : includes
+          ? `does not lead with ${tenantColumn}`
+          : `does not include ${tenantColumn}`
     const object = `${t.qualified}.${ix.constraint ?? ix.name}`
     if (ix.primary) {
       out.push(
@@ -64,13 +74,16 @@ async function indexFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promi
           `Make the primary key (${tenantColumn}, id): alter table ${t.quoted} drop constraint "${ix.constraint}", add primary key (${tenantColumn}, id)`,
         ),
       )
-    } else if (ix.unique) {
+    } else if (ix.unique || ix.exclusion) {
+      const what = ix.exclusion ? 'exclusion constraint' : ix.constraint ? 'constraint' : 'index'
       out.push(
         finding(
           'UNIQUE_WITHOUT_TENANT',
           object,
-          `The unique ${ix.constraint ? 'constraint' : 'index'} ${how}: one tenant's value blocks another's, and a conflict tells a tenant what another stored.`,
-          `Recreate it as unique (${tenantColumn}, ...).`,
+          `The ${ix.exclusion ? '' : 'unique '}${what} ${how}: one tenant's value blocks another's, and a conflict tells a tenant what another stored.`,
+          ix.exclusion
+            ? `Recreate it as exclude using gist (${tenantColumn} with =, ...)  -- btree_gist`
+            : `Recreate it as unique (${tenantColumn}, ...).`,
         ),
       )
     } else {

@@ -186,3 +186,43 @@ interface FunctionRow {
   src: string
   depends: boolean
 }
+
+/**
+ * Foreign tables with the tenant column (a foreign partition of a tenant-aware table among
+ * them): row level security cannot be enabled on a foreign table, so whoever may read or write
+ * one reaches every tenant's rows behind it, as the remote side's user. With `runtimeRole`,
+ * those the role has a privilege on; without, all of them.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const findings = await checkForeignTables(pool, 'tenant_id', 'app_runtime')
+ * ```
+ */
+export async function checkForeignTables(
+  db: Queryable,
+  tenantColumn: string,
+  runtimeRole: string | undefined,
+): Promise<Finding[]> {
+  const { rows } = await db.query(
+    `select format('%s.%s', n.nspname, c.relname) as name, format('%I.%I', n.nspname, c.relname) as quoted
+       from pg_catalog.pg_class c
+       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+       join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attname = $1 and a.attnum > 0
+                                     and not a.attisdropped
+       left join pg_catalog.pg_roles r on r.rolname = $2::text
+      where c.relkind = 'f'
+        and coalesce(pg_catalog.has_table_privilege(r.oid, c.oid, 'DELETE')
+                     or pg_catalog.has_any_column_privilege(r.oid, c.oid, 'SELECT, INSERT, UPDATE'), true)
+      order by 1`,
+    [tenantColumn, runtimeRole ?? null],
+  )
+  return (rows as { name: string; quoted: string }[]).map((r) =>
+    finding(
+      'FOREIGN_TABLE_WITH_TENANT_COLUMN',
+      r.name,
+      "A foreign table with the tenant column: row level security cannot be enabled on it, so whoever may read or write it reaches every tenant's rows behind it.",
+      `revoke all on ${r.quoted} from <runtime role>, public  -- keep foreign tables to the owner (and out of tenant-aware partitions)`,
+    ),
+  )
+}

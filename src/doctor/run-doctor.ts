@@ -1,6 +1,6 @@
 import { citusInstalled } from '../citus/catalog.js'
 import { ConfigError, InvalidInputError } from '../errors/index.js'
-import { discoverTenantTables } from '../schema/rls-apply.js'
+import { discoverTenantTables, withDescendants } from '../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../schema/rls-policy.js'
 import { loadTableFacts, type TableFacts } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
@@ -10,7 +10,7 @@ import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { checkCitus } from './check-citus.js'
 import { checkKeys } from './check-keys.js'
-import { checkFunctions, checkRules, checkViews } from './check-objects.js'
+import { checkForeignTables, checkFunctions, checkRules, checkViews } from './check-objects.js'
 import { checkRls, checkTenantCollations, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
 import type { DoctorReport, Finding } from './findings.js'
@@ -75,6 +75,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     ...(await checkViews(db, tables)),
     ...(await checkRules(db, tables)),
     ...(await checkFunctions(db, tables)),
+    ...(await checkForeignTables(db, tenantColumn, options.runtimeRole)),
     ...role.findings,
     ...citus.findings,
   ].sort((a, b) => a.code.localeCompare(b.code) || a.object.localeCompare(b.object))
@@ -108,15 +109,18 @@ async function doctorIdType(db: Queryable, options: DoctorOptions): Promise<Tena
   return tenantIdType
 }
 
-/** The named tables (all must exist), else every table with the tenant column. */
+/** The named tables (all must exist) and their children, else every table with the tenant column. */
 async function tablesToCheck(
   db: Queryable,
   options: DoctorOptions,
   tenantColumn: string,
 ): Promise<TableFacts[]> {
+  const named = (options.tables ?? []).map((t) => parseTableRef(t))
+  // A partition or inheritance child made after `rls enable` has no policy of its own, and a
+  // query naming it sees every tenant's rows: naming the parent audits its children too.
   const refs =
-    options.tables && options.tables.length > 0
-      ? options.tables.map((t) => parseTableRef(t))
+    named.length > 0
+      ? await withDescendants(db, named, new Set())
       : await discoverTenantTables(db, { tenantColumn })
   const { tables, missing } = await loadTableFacts(
     db,

@@ -2,6 +2,7 @@ import type pg from 'pg'
 import { AuditWriter } from '../audit/index.js'
 import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
+import { ownRows } from '../migrate/copy-sql.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
@@ -77,7 +78,7 @@ export async function eraseInTransaction(
   const reversed = [...tables].reverse()
   for (const [i, t] of reversed.entries()) {
     const r = await db.query(
-      `delete from ${quoteQualified(layout.schema, t.name)} where ${quoteIdent(layout.tenantColumn)} = $1::${layout.idType}`,
+      `delete from ${ownRows(layout.schema, t.info)} where ${quoteIdent(layout.tenantColumn)} = $1::${layout.idType}`,
       [tenantId],
     )
     options.onEvent?.({
@@ -168,7 +169,7 @@ async function remainingRows(
   const after: number[] = []
   for (const t of tables) {
     const { rows } = await db.query(
-      `select count(*)::int8 as n from ${quoteQualified(layout.schema, t.name)} where ${quoteIdent(layout.tenantColumn)} = $1::${layout.idType}`,
+      `select count(*)::int8 as n from ${ownRows(layout.schema, t.info)} where ${quoteIdent(layout.tenantColumn)} = $1::${layout.idType}`,
       [tenantId],
     )
     after.push(Number(rows[0].n))

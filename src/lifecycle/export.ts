@@ -5,7 +5,8 @@ import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
 import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
-import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js'
+import { ownRows } from '../migrate/copy-sql.js'
+import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { ArchiveWriter, archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
@@ -56,7 +57,7 @@ export interface ExportResult {
 export function exportCopySql(layout: TenantLayout, t: LifecycleTable, tenantId: string): string {
   // COPY takes no parameters: the id is validated by parseTenantId and quoted as a literal.
   return (
-    `copy (select ${t.copyColumns.map(quoteIdent).join(', ')} from ${quoteQualified(layout.schema, t.name)} ` +
+    `copy (select ${t.copyColumns.map(quoteIdent).join(', ')} from ${ownRows(layout.schema, t.info)} ` +
     `where ${quoteIdent(layout.tenantColumn)} = ${quoteLiteral(tenantId)}::${layout.idType}) to stdout`
   )
 }

@@ -79,13 +79,25 @@ export async function tenantTables(
         fk.columns.length === 1 &&
         fk.columns[0] === layout.tenantColumn,
     )
-  const aware = [...all.values()].filter(
+  const direct = [...all.values()].filter(
     (t) =>
       !OWN_TABLES.has(t.name) &&
       !t.name.startsWith('rowtenancy_') &&
       t.columns.some((c) => c.name === layout.tenantColumn) &&
       (referencesTenants(t) || rls.has(t.name)),
   )
+  const children = await inheritanceChildren(
+    db,
+    layout.schema,
+    direct.map((t) => t.name),
+  )
+  const aware = [
+    ...direct,
+    ...children.flatMap((name) => {
+      const t = all.get(name)
+      return t && !direct.includes(t) ? [t] : []
+    }),
+  ]
   // A wrong schema or column must not read as a tenant that owns nothing (an empty export, an
   // "erased" certificate, a move that verifies nothing): some table must hold the column as the
   // tenant column, by a key to tenants or by rowtenancy's policy on it.
@@ -128,4 +140,42 @@ export function schemaFingerprint(tables: readonly LifecycleTable[]): string {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((t) => [t.name, t.info.columns.map((c) => [c.name, c.type, c.generated])])
   return `sha256:${createHash('sha256').update(JSON.stringify(shape)).digest('hex')}`
+}
+
+/**
+ * The inheritance children (at any depth, not partitions) of the tables `names` of `schema`:
+ * each table's own rows are read, counted and erased (ONLY), so a child holding the tenant's
+ * rows is a tenant table of its own, even with no key to tenants nor a policy. A child in
+ * another schema is refused: the operation would leave its rows behind.
+ */
+async function inheritanceChildren(
+  db: Queryable,
+  schema: string,
+  names: readonly string[],
+): Promise<string[]> {
+  if (names.length === 0) return []
+  const { rows } = await db.query(
+    `with recursive below (oid) as (
+       select i.inhrelid from pg_catalog.pg_inherits i
+         join pg_catalog.pg_class p on p.oid = i.inhparent
+         join pg_catalog.pg_namespace n on n.oid = p.relnamespace
+        where n.nspname = $1 and p.relname = any ($2::text[]) and p.relkind = 'r'
+       union
+       select i.inhrelid from pg_catalog.pg_inherits i join below on i.inhparent = below.oid)
+     select n.nspname as schema, c.relname as name
+       from below join pg_catalog.pg_class c on c.oid = below.oid
+       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where not c.relispartition
+      order by 2`,
+    [schema, names],
+  )
+  const elsewhere = (rows as { schema: string; name: string }[]).filter((r) => r.schema !== schema)
+  if (elsewhere.length > 0) {
+    throw new LifecycleError(
+      `The tenant tables of schema ${JSON.stringify(schema)} have inheritance children in other schemas ` +
+        `(${elsewhere.map((r) => `${r.schema}.${r.name}`).join(', ')}): their rows would be left out. ` +
+        'Move the children into the schema, or detach them (alter table ... no inherit ...). Nothing was changed.',
+    )
+  }
+  return rows.map((r) => r.name as string)
 }

@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../sql/defaults.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
-import { type SqlContext, type Statement, sourceExpression } from './copy-sql.js'
+import { ownRows, type SqlContext, type Statement, sourceExpression } from './copy-sql.js'
 import type { TablePlan } from './plan.js'
 import { rowChecksum } from './row-checksum.js'
 
@@ -105,7 +105,7 @@ export function targetChecksumsStatement(ctx: SqlContext, tables: readonly Table
     const cols = t.columns.map((c) => `t.${quoteIdent(c)}`)
     return (
       `select count(*)::int8 as n, ${rowChecksum('typed', t, cols)} as sum ` +
-      `from ${quoteQualified(ctx.targetSchema, t.name)} t where t.${tc} = $1::${ctx.idType}`
+      `from ${ownRows(ctx.targetSchema, t.target, 't')} where t.${tc} = $1::${ctx.idType}`
     )
   })
   return { text: batched(parts), values: [ctx.tenantId] }

@@ -33,16 +33,35 @@ function tc(ctx: SqlContext): string {
   return quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
 }
 
+/**
+ * A table's own rows, for `FROM` or `DELETE FROM`: `ONLY` for a plain table, so the rows of
+ * its inheritance children (tables of their own, read, counted and written as such) are not
+ * taken twice; a partitioned table holds its partitions' rows.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * ownRows('public', { name: 'hist', partitioned: false }, 't') // 'only "public"."hist" t'
+ * ```
+ */
+export function ownRows(
+  schema: string,
+  table: { readonly name: string; readonly partitioned: boolean },
+  alias = '',
+): string {
+  const only = table.partitioned ? '' : 'only '
+  return `${only}${quoteQualified(schema, table.name)}${alias ? ` ${alias}` : ''}`
+}
+
 /** `FROM` of the source table; `ONLY` for a plain table so inheritance children are not read twice. */
 function sourceFrom(ctx: SqlContext, t: TablePlan): string {
-  const only = t.source.partitioned ? '' : 'only '
-  return `${only}${quoteQualified(ctx.sourceSchema, t.name)} s`
+  return ownRows(ctx.sourceSchema, t.source, 's')
 }
 
 /**
  * The expression that yields a source column as the target receives it: the
- * column itself, a cast through text when the types differ (enum to enum, int to
- * bigint), or the new id looked up in the id map (remap strategy). `$1` is the
+ * column itself, a cast when the types differ (PostgreSQL's own between built-in types,
+ * int to bigint or real to double precision; through text otherwise, enum to enum), or the new id looked up in the id map (remap strategy). `$1` is the
  * tenant id; table names for the id map are added as parameters.
  *
  * @example
@@ -62,7 +81,8 @@ export function sourceExpression(
   const remap = t.remapColumns.get(column)
   if (remap) return remapExpression(ctx, t, column, remap, targetType, values)
   const cast = t.casts.get(column)
-  return cast ? `${col}::text::${cast}` : col
+  if (cast === undefined) return col
+  return t.directCasts?.has(column) ? `${col}::${cast}` : `${col}::text::${cast}`
 }
 
 /**
@@ -142,7 +162,7 @@ export function targetChecksumStatement(
   return {
     text:
       `select count(*)::int8 as n, ${rowChecksum(kind, t, cols)} as sum ` +
-      `from ${quoteQualified(ctx.targetSchema, t.name)} t where t.${tc(ctx)} = $1::${ctx.idType}`,
+      `from ${ownRows(ctx.targetSchema, t.target, 't')} where t.${tc(ctx)} = $1::${ctx.idType}`,
     values: [ctx.tenantId],
   }
 }

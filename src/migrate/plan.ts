@@ -4,6 +4,7 @@ import {
   existingSchemas,
   introspectSchemas,
   routineDefinitions,
+  type TypeCatalog,
   tableNames,
 } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
@@ -21,6 +22,7 @@ import {
   remapTables,
   type TableRemap,
 } from './remap-keys.js'
+import { castsDirectly } from './type-identity.js'
 import type { DriftIssue, IdStrategy, SourceOptions, SourceTenant, TableInfo } from './types.js'
 
 /** Tables of rowtenancy's own that are never tenant tables. @internal */
@@ -89,6 +91,11 @@ export interface TablePlan {
   readonly insertColumns: readonly string[]
   /** Target types, by column, for columns whose source type differs. */
   readonly casts: ReadonlyMap<string, string>
+  /**
+   * The columns of `casts` cast by PostgreSQL's own cast (built-in types widened, see
+   * `castsDirectly`); the others go through their text.
+   */
+  readonly directCasts?: ReadonlySet<string>
   /** `OVERRIDING SYSTEM VALUE` is needed (a GENERATED ALWAYS identity column). */
   readonly overriding: boolean
   /** Remap strategy: the table's new-key sequence (when its key is remapped). */
@@ -487,7 +494,7 @@ function tenantPlan(
     const src = source.get(name)
     const tgt = targets.get(name)
     if (!src || !tgt?.columns.some((c) => c.name === tenantColumn)) continue
-    const { plan, issues } = tablePlan(src, tgt, remap?.get(name))
+    const { plan, issues } = tablePlan(src, tgt, remap?.get(name), context.types)
     drift.push(...issues)
     if (context.hidden.tables.get(tenant.schema)?.has(name)) {
       drift.push({
@@ -511,12 +518,17 @@ function tenantPlan(
   }
 }
 
-/** The source columns whose type differs from the target's, each with the target type. */
+/**
+ * The source columns whose type differs from the target's, each with the target type, and
+ * those of them PostgreSQL's own cast widens exactly.
+ */
 function castsTo(
   src: TableInfo,
   tcols: ReadonlyMap<string, TableInfo['columns'][number]>,
-): Map<string, string> {
+  types: TypeCatalog | undefined,
+): { casts: Map<string, string>; directCasts: Set<string> } {
   const casts = new Map<string, string>()
+  const directCasts = new Set<string>()
   for (const c of src.columns) {
     const t = tcols.get(c.name)
     if (!t) continue
@@ -524,9 +536,13 @@ function castsTo(
       t.typeOid !== undefined
         ? t.typeOid === c.typeOid && t.typeMod === c.typeMod
         : t.type === c.type
-    if (!same) casts.set(c.name, t.type)
+    if (same) continue
+    casts.set(c.name, t.type)
+    if (types && c.typeOid !== undefined && t.typeOid !== undefined) {
+      if (castsDirectly(types, c.typeOid, t.typeOid)) directCasts.add(c.name)
+    }
   }
-  return casts
+  return { casts, directCasts }
 }
 
 /** One table's copy plan, and the keys remap cannot rewrite (blocking drift). */
@@ -534,11 +550,12 @@ function tablePlan(
   src: TableInfo,
   tgt: TableInfo,
   remap: TableRemap | undefined,
+  types: TypeCatalog | undefined,
 ): { plan: TablePlan; issues: readonly DriftIssue[] } {
   const tcols = new Map(tgt.columns.map((c) => [c.name, c]))
   const columns = src.columns.filter((c) => tcols.has(c.name)).map((c) => c.name)
   const insertColumns = columns.filter((c) => !tcols.get(c)!.generated)
-  const casts = castsTo(src, tcols)
+  const { casts, directCasts } = castsTo(src, tcols, types)
   const overriding = insertColumns.some((c) => tcols.get(c)!.identity === 'a')
   const remapColumns = new Map<string, RemapColumn>(
     [...(remap?.columns ?? [])].filter(([c]) => tcols.has(c)),
@@ -551,6 +568,7 @@ function tablePlan(
     columns,
     insertColumns,
     casts,
+    directCasts,
     overriding,
     remapColumns,
     ...(key ? { remapAllocation: key, remapKey: key.column } : {}),

@@ -125,6 +125,31 @@ function describeChecks(t: TypeShape): string {
   return t.checks.length === 0 ? 'no CHECK' : t.checks.join(' AND ')
 }
 
+/**
+ * True when a value of `source` goes into `target` by PostgreSQL's own cast: two different
+ * types built from built-in ones only (a built-in scalar, a domain over one, an array of them),
+ * where that cast widens exactly (`0.1::real` to the double 0.100000001490116..., which its
+ * text `0.1` is not). Other pairs (an enum, composite or range of the tenant schema to the
+ * target's) have no cast between them and go through text, as does a modifier change (a
+ * `bit(3)` padded into a `bit(5)` by the cast is refused by the text's input).
+ *
+ * @example
+ * ```ts
+ * castsDirectly(types, realOid, float8Oid) // true
+ * castsDirectly(types, tenantMoodOid, publicMoodOid) // false
+ * ```
+ */
+export function castsDirectly(types: TypeCatalog, source: string, target: string): boolean {
+  const builtIn = (oid: string): boolean => {
+    const t = types.get(oid)
+    if (t === undefined) return false
+    if (t.kind === 'A') return builtIn(t.element!.oid)
+    if (t.kind === 'd') return builtIn(t.base!.oid)
+    return t.kind === 'b' && t.schema === 'pg_catalog'
+  }
+  return source !== target && builtIn(source) && builtIn(target)
+}
+
 /** Same type, other modifiers: fine when the target bounds no less. */
 function modMismatch(t: TypeShape | undefined, s: TypeUse, u: TypeUse): string | undefined {
   if (s.mod === u.mod || u.mod === -1) return undefined

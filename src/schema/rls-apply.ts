@@ -2,6 +2,7 @@ import { InvalidInputError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { escapeRegExp } from '../sql/regexp.js'
+import { TENANT_ID_TYPES } from '../tenants/id-types.js'
 import {
   RLS_POLICY_NAME,
   RLS_SETTING,
@@ -68,8 +69,11 @@ export function isTenantPredicate(
     ? String.raw`\(select(?:public\.)?rowtenancy_sealed_tenant\(\)asrowtenancy_sealed_tenant\)`
     : String.raw`current_setting\('${escapeRegExp(RLS_SETTING)}'::text,true\)`
   const nullif = String.raw`nullif\(${value},''::text\)`
+  // A cast to a tenant id type only: a lossy one matches other tenants' ids too (`::name` keeps
+  // 63 bytes of a text id, so a tenant whose id is 63 bytes long is seen by longer ids).
+  const cast = `::(?:${TENANT_ID_TYPES.join('|')})`
   return new RegExp(
-    String.raw`^\(?(?:${col}|"${col}")=(?:${nullif}|\(${nullif}\)::[a-z0-9_]+)\)?$`,
+    String.raw`^\(?(?:${col}|"${col}")=(?:${nullif}|\(${nullif}\)${cast})\)?$`,
   ).test(s)
 }
 
@@ -230,9 +234,12 @@ async function apply(
 
 /**
  * `tables` and, after them, every partition and inheritance child below them (at any depth)
- * not among `named` (the tables' own `schema.name`), in a stable order.
+ * not among `named` (the tables' own `schema.name`), in a stable order. A child is a table of
+ * its own to row level security: a query naming it is under its policies, not its parent's.
+ *
+ * @internal
  */
-async function withDescendants(
+export async function withDescendants(
   db: Queryable,
   tables: readonly TableRef[],
   named: ReadonlySet<string>,

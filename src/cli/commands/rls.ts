@@ -1,7 +1,13 @@
 import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/config-keys.js'
 import { InvalidInputError } from '../../errors/index.js'
-import { disableRls, discoverTenantTables, enableRls, rlsStatus } from '../../schema/rls-apply.js'
+import {
+  disableRls,
+  discoverTenantTables,
+  enableRls,
+  rlsStatus,
+  withDescendants,
+} from '../../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
 import { assertSealKey, installSeal } from '../../schema/rls-sealed.js'
 import type { Queryable } from '../../sql/queryable.js'
@@ -63,7 +69,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--sealed', 'expect the sealed policies (rls enable --sealed)')
     .action(async (opts: { json?: boolean; sealed?: boolean }, cmd: Command) => {
       const { pool, tables, config } = await open(ctx, cmd)
-      const status = await rlsStatus(pool, tables, policyOptions(config, opts.sealed))
+      const options = policyOptions(config, opts.sealed)
+      const named = await rlsStatus(pool, tables, options)
+      // the partitions and inheritance children too: each needs its own policy (rls enable adds it)
+      const all = await withDescendants(pool, tables, new Set(named.map((s) => s.table)))
+      const status = all.length === tables.length ? named : await rlsStatus(pool, all, options)
       if (opts.json) ctx.out.json(status)
       else ctx.out.table(status.map((s) => ({ ...s })))
     })

@@ -393,7 +393,9 @@ async function grantSchema(db: Queryable, schema: string, role: string): Promise
   // (any function is executable by PUBLIC unless revoked), runs as its owner, past the policy.
   const { rows: open } = await db.query(
     `select c.oid::regclass::text as name from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = $1 and pg_catalog.has_table_privilege($2::text, c.oid, 'SELECT')
+      where n.nspname = $1
+        -- a column grant (grant select (name) on ... to public) is a way in too
+        and pg_catalog.has_any_column_privilege($2::text, c.oid, 'SELECT')
         and (c.relkind in ('m', 'f')
              or (c.relkind = 'v' and not exists (
                    select 1 from unnest(c.reloptions) o where o ~* '^security_invoker=(true|on|yes|1)$')))
