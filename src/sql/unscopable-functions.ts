@@ -1,6 +1,8 @@
 /**
  * Functions a tenant-scoped statement may not call: they set the tenant binding
- * (`set_config`, and rowtenancy's own binding functions), or run SQL they are given as
+ * (`set_config`, and rowtenancy's own binding functions: `rowtenancy_enter` and its
+ * SECURITY DEFINER half `rowtenancy_enter_check`, which sets `rowtenancy.legacy_schema` for
+ * any tenant it is given, `rowtenancy_seal_bind`), or run SQL they are given as
  * text, a cursor or a table name (the XML export functions, `ts_stat`, `ts_rewrite`,
  * tablefunc's `crosstab` and `connectby`, xml2's `xpath_table`, dblink's), which a query
  * builder's scoping cannot reach. A list: an extension not named here that runs SQL text
@@ -27,6 +29,7 @@ export const UNSCOPABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   'ts_stat',
   'ts_rewrite',
   'rowtenancy_enter',
+  'rowtenancy_enter_check',
   'rowtenancy_seal_bind',
   'crosstab',
   'crosstab2',
