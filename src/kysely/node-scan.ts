@@ -1,11 +1,14 @@
 import {
   AggregateFunctionNode,
   type ColumnUpdateNode,
+  createQueryId,
   ExplainNode,
   FunctionNode,
   IdentifierNode,
   type OperationNode,
+  PostgresQueryCompiler,
   RawNode,
+  type RootOperationNode,
   TableNode,
   ValueNode,
 } from 'kysely'
@@ -64,36 +67,47 @@ export function tenantTablesIn(node: OperationNode, registry: TableRegistry): Te
   return found
 }
 
+/** Renders a node fragment as Kysely would send it, for reading raw SQL whole. */
+const compiler = new PostgresQueryCompiler()
+
 /**
- * Whether `node` may name `column` anywhere: an identifier or column with that
- * name, or raw SQL text containing it (case-insensitive; raw text is not parsed,
- * so any mention counts).
+ * Whether `node` may name `column` anywhere: an identifier with that name, or, when raw
+ * SQL is in it, the fragment's SQL text as Kysely renders it (case-insensitive; raw text
+ * is not parsed, so any mention counts). The rendered text is read whole, not fragment by
+ * fragment: `"tenant${sql.raw('')}_id"` spells the column across two fragments.
  *
  * @internal
  */
 export function mentionsColumn(node: OperationNode, column: string): boolean {
   const lower = column.toLowerCase()
   let found = false
+  let raw = false
   walkNodes(node, (n) => {
-    if (found) return
-    if (IdentifierNode.is(n)) {
-      if (n.name.toLowerCase() === lower) found = true
-    } else if (RawNode.is(n)) {
-      for (const fragment of n.sqlFragments) {
-        const text = fragment.toLowerCase()
-        // U&"..." identifiers can spell the column with escapes: treat them as a mention.
-        if (text.includes(lower) || text.includes('u&"')) found = true
-      }
-    }
+    if (IdentifierNode.is(n) && n.name.toLowerCase() === lower) found = true
+    else if (RawNode.is(n)) raw = true
   })
-  return found
+  if (found || !raw) return found
+  const text = compiler.compileQuery(node as RootOperationNode, createQueryId()).sql.toLowerCase()
+  // U&"..." identifiers can spell the column with escapes: treat them as a mention.
+  return text.includes(lower) || text.includes('u&"')
+}
+
+/** Whether raw SQL is anywhere under `node`. */
+function holdsRaw(node: OperationNode): boolean {
+  let raw = false
+  walkNodes(node, (n) => {
+    if (RawNode.is(n)) raw = true
+  })
+  return raw
 }
 
 /**
  * Refuses a SET list (UPDATE, ON CONFLICT DO UPDATE) that assigns the tenant
  * column anything but the current tenant as a plain value, in any shape: a
  * column, a qualified reference, `sql.ref(...)`, a row-valued `(a, tenant_id)`
- * or any raw fragment that mentions the column.
+ * or any raw fragment that mentions the column, as the column set or in the value
+ * set (raw SQL there renders in the SET list, so `sql\`7, tenant_id = 2\`` as
+ * the value of another column adds an assignment of its own).
  *
  * @internal
  */
@@ -109,7 +123,14 @@ export function assertNoTenantAssignment(
   for (const update of updates) {
     const plain = columnNameOf(update.column)
     if (plain !== undefined) {
-      if (plain !== column) continue
+      if (plain !== column) {
+        if (!holdsRaw(update.value) || !mentionsColumn(update.value, column)) continue
+        throw new CrossTenantWriteError(
+          `${statement} on ${entry.qualifiedName} sets ${plain} to raw SQL that mentions ${column}: ` +
+            `raw SQL in a SET list can assign ${column} too. Leave ${column} out of raw SQL there ` +
+            '(a row cannot be moved to another tenant).',
+        )
+      }
       if (ValueNode.is(update.value) && tryParseTenantId(idType, update.value.value) === tenant) {
         continue
       }
