@@ -33,10 +33,13 @@ const CONTROL = /^\s*(?:savepoint|release|rollback\s+(?:work\s+|transaction\s+)?
 /**
  * A `pg.Pool` for deliberate cross-tenant work: statements run unbound on the
  * owner pool, and each one (transaction control aside) is written to the audit
- * log on its own connection once it has finished, failed ones included. Inside a
- * transaction the records wait for its COMMIT or ROLLBACK, so a rollback does
- * not erase them. A failed audit write fails the call. `end()` leaves the
- * owner pool open (it is shared).
+ * log once it has finished, failed ones included. With a writer that has a pool
+ * of its own (`allObjectsPool` hands it the tenancy's audit pool) the record goes
+ * there at once, so nothing run on the audited connection (a raw `begin` ...
+ * `rollback`, a BEGIN inside a multi-statement text) can take it back. A writer
+ * without one writes on the statement's connection: inside a transaction begun
+ * by a BEGIN of its own the records wait for its COMMIT or ROLLBACK. A failed
+ * audit write fails the call. `end()` leaves the owner pool open (it is shared).
  *
  * @example
  * ```ts
@@ -71,8 +74,9 @@ export class AuditedPool extends PoolFacade {
   }
 
   /**
-   * Runs one statement on `client` and writes its record there, now or (`queue`
-   * given, inside a transaction) after the transaction ends.
+   * Runs one statement on `client` and writes its record: on the writer's own pool
+   * at once, or, for a writer without one, on `client`, now or (`queue` given, inside
+   * a transaction) after the transaction ends.
    *
    * @internal
    */
@@ -90,10 +94,14 @@ export class AuditedPool extends PoolFacade {
     } catch (error) {
       outcome = { rowCount: null, error }
     }
-    const write = (db: pg.PoolClient) =>
-      this.#writer.recordAfter(context, call.config.text, outcome, db)
-    if (queue) queue.push(write)
-    else await write(client)
+    const writer = this.#writer
+    if (writer.hasOwnDb) await writer.recordAfter(context, call.config.text, outcome)
+    else {
+      const write = (db: pg.PoolClient) =>
+        writer.recordAfter(context, call.config.text, outcome, db)
+      if (queue) queue.push(write)
+      else await write(client)
+    }
     if (result === undefined) throw outcome.error
     return result
   }
