@@ -515,6 +515,67 @@ describe('withTenantClient: kept client, prototype query', () => {
   })
 })
 
+describe('kept client: what a method called on the view hands back', () => {
+  // `client.on(...)` returns its receiver. The view bound the client's methods to the pooled
+  // client itself, so `on` handed out the pooled client, which no release ever refuses; the
+  // same for `client.connection`, pg's wire connection of the client.
+  it('withTenantClient: the client `on()` returns is the view, refused after the callback', async () => {
+    const pool = new pg.Pool({ connectionString: fx.runtimeUrl, max: 1 })
+    extra.push(() => pool.end())
+    let kept: pg.PoolClient | undefined
+    await withTenantClient(
+      pool,
+      async (c) => {
+        kept = c.on('notice', () => {})
+        await kept.query('select 1')
+      },
+      { tenantId: '1' },
+    )
+    const stolen = await withTenantClient(
+      pool,
+      async (c) => {
+        await c.query('select 1')
+        return kept!.query('select name from accounts').then(
+          (x) => names(x.rows),
+          (e: unknown) => String(e),
+        )
+      },
+      { tenantId: '2' },
+    )
+    expect(String(stolen)).toMatch(/released/)
+  })
+
+  it('TenantPool: the client `on()` returns is the view, refused after release', async () => {
+    const pool = new TenantPool({ pool: new pg.Pool({ connectionString: fx.runtimeUrl, max: 1 }) })
+    extra.push(() => pool.end())
+    let kept: pg.PoolClient | undefined
+    await runWithTenant('1', async () => {
+      const c = await pool.connect()
+      kept = c.on('notice', () => {})
+      await kept.query('select 1')
+      c.release()
+    })
+    const stolen = await runWithTenant('2', async () => {
+      const c = await pool.connect()
+      try {
+        await c.query('begin')
+        await c.query('select name from accounts')
+        const r = await runWithTenant('1', () =>
+          kept!.query('select name from accounts').then(
+            (x) => names(x.rows),
+            (e: unknown) => String(e),
+          ),
+        )
+        await c.query('commit')
+        return r
+      } finally {
+        c.release()
+      }
+    })
+    expect(String(stolen)).toMatch(/released/)
+  })
+})
+
 describe('TenantPool: kept client, prototype query', () => {
   it('tenant 1 reads tenant 2 rows in tenant 2 transaction', async () => {
     const pool = new TenantPool({ pool: new pg.Pool({ connectionString: fx.runtimeUrl, max: 1 }) })
