@@ -144,6 +144,26 @@ describe('drizzle', () => {
     expect(statements.filter((s) => /from "?accounts"?/.test(s))).toHaveLength(2)
   })
 
+  it('allObjects: a read behind transaction control in one text is recorded (checked-out client)', async () => {
+    // BEGIN, COMMIT, SAVEPOINT, SET TRANSACTION ... are not recorded on their own; a text that
+    // starts with one but goes on with a read ran unrecorded.
+    const reason = 'adversarial audit control prefix'
+    const admin = db.allObjects(reason)
+    const client = await admin.$client.connect()
+    try {
+      await client.query('begin; select name from accounts')
+      await client.query('savepoint a; select name from accounts')
+      await client.query('rollback to savepoint a; select name from accounts')
+      await client.query('release savepoint a; select name from accounts')
+      await client.query('set transaction read only; select name from accounts').catch(() => {})
+      await client.query('commit; select name from accounts')
+    } finally {
+      client.release()
+    }
+    const statements = (await fx.auditRows(reason)).map((r) => r.statement)
+    expect(statements.filter((s) => /from "?accounts"?/.test(s))).toHaveLength(6)
+  })
+
   it('allObjects: a client kept after release runs nothing on the admin pool', async () => {
     const reason = 'adversarial kept audited client'
     const admin = db.allObjects(reason)

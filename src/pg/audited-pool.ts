@@ -8,7 +8,7 @@ import {
   type QueryCall,
   settle,
 } from './pool-facade.js'
-import { statementKind } from './statement-kind.js'
+import { isSingleStatement, statementKind } from './statement-kind.js'
 
 /**
  * Options of {@link AuditedPool}.
@@ -110,23 +110,28 @@ export class AuditedPool extends PoolFacade {
     let open = false
     let queue: ((db: pg.PoolClient) => Promise<void>)[] = []
     const run = async (call: QueryCall): Promise<pg.QueryResult> => {
-      const kind = statementKind(call.config.text)
+      const text = call.config.text
+      const kind = statementKind(text)
+      // Transaction control on its own is not recorded; a text that goes on past it
+      // (`begin; select ...`) is, or the statements after it would run unrecorded.
+      const alone = isSingleStatement(text)
       if (kind === 'begin') {
         open = true
-        return client.query(call.config)
+        return alone ? client.query(call.config) : this.record(client, this.#context(), call, queue)
       }
       if (kind === 'end') {
         open = false
         const writes = queue
         queue = []
-        const result = await client.query(call.config).catch(async (err: unknown) => {
+        const ran = alone ? client.query(call.config) : this.record(client, this.#context(), call)
+        const result = await ran.catch(async (err: unknown) => {
           for (const write of writes) await write(client)
           throw err
         })
         for (const write of writes) await write(client)
         return result
       }
-      if (kind === 'set-transaction' || CONTROL.test(call.config.text)) {
+      if (alone && (kind === 'set-transaction' || CONTROL.test(text))) {
         return client.query(call.config)
       }
       return this.record(client, this.#context(), call, open ? queue : undefined)
