@@ -1,20 +1,23 @@
 import {
   AggregateFunctionNode,
+  AliasNode,
   type ColumnUpdateNode,
   createQueryId,
   ExplainNode,
   FunctionNode,
   IdentifierNode,
+  ListNode,
   type OperationNode,
   PostgresQueryCompiler,
   RawNode,
   type RootOperationNode,
   TableNode,
+  UpdateQueryNode,
   ValueNode,
 } from 'kysely'
 import { CrossTenantWriteError, UnsupportedQueryError } from '../errors/index.js'
 import type { TableRegistry, TenantTable } from '../schema/table-registry.js'
-import { UNSCOPABLE_FUNCTIONS } from '../sql/unscopable-functions.js'
+import { UNSCOPABLE_FUNCTIONS, UNWRITABLE_RELATIONS } from '../sql/unscopable-functions.js'
 import { type TenantIdType, tryParseTenantId } from '../tenants/index.js'
 import { columnNameOf } from './tenant-filter.js'
 
@@ -175,11 +178,30 @@ function assertExplainFormat(node: ExplainNode): void {
 const FUNCTION_NAME =
   /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")){0,2}$/
 
+/** The UPDATE target names one of {@link UNWRITABLE_RELATIONS} (any schema, alias or not). */
+function assertWritableTarget(node: UpdateQueryNode): void {
+  const targets = node.table && ListNode.is(node.table) ? node.table.items : [node.table]
+  for (const target of targets) {
+    if (target === undefined) continue
+    const table = AliasNode.is(target) ? target.node : target
+    if (!TableNode.is(table)) continue
+    const name = table.table.identifier.name
+    if (!UNWRITABLE_RELATIONS.has(name.toLowerCase())) continue
+    throw new UnsupportedQueryError(
+      `An UPDATE of ${name} is refused in a scoped query: its rule calls set_config(..., false), a ` +
+        'session-level setting that outlives the checkout (the next request, another tenant, would ' +
+        'run with it). Run it outside rowtenancy, or inside withoutTenant(reason, fn) where it is audited.',
+    )
+  }
+}
+
 /**
  * Refuses what Kysely writes into the SQL verbatim when it is SQL text, which the plugin
  * cannot scope: a call (`eb.fn(name)`, `eb.fn.agg(name)`) whose name is not a function
  * name, or that names one of the functions no scoped query may call
- * (`UNSCOPABLE_FUNCTIONS`); an `explain(format)` whose format is not one.
+ * (`UNSCOPABLE_FUNCTIONS`); an `explain(format)` whose format is not one; and an
+ * UPDATE of a relation whose writes set the session's settings (`UNWRITABLE_RELATIONS`:
+ * `pg_settings`), at any depth (a data-modifying CTE too).
  *
  * @internal
  */
@@ -188,6 +210,7 @@ export function assertScopableCalls(node: OperationNode): void {
     node,
     (n) => {
       if (ExplainNode.is(n)) return assertExplainFormat(n)
+      if (UpdateQueryNode.is(n)) return assertWritableTarget(n)
       if (!FunctionNode.is(n) && !AggregateFunctionNode.is(n)) return
       const name = n.func
       if (!FUNCTION_NAME.test(name)) {

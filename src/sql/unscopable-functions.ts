@@ -46,11 +46,24 @@ export const UNSCOPABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   'dblink_connect_u',
 ])
 
-const CALL = new RegExp(`\\b(?:${[...UNSCOPABLE_FUNCTIONS].join('|')})\\b`, 'i')
+/**
+ * Relations a scoped statement may not write: an UPDATE of `pg_settings` runs
+ * `set_config(name, setting, false)` by the view's rule, a session-level setting
+ * (`search_path`, a role's parameters) that outlives the checkout.
+ *
+ * @internal
+ */
+export const UNWRITABLE_RELATIONS: ReadonlySet<string> = new Set(['pg_settings'])
+
+const CALL = new RegExp(
+  `\\b(?:${[...UNSCOPABLE_FUNCTIONS, ...UNWRITABLE_RELATIONS].join('|')})\\b`,
+  'i',
+)
 
 /**
- * Whether statement text may call one of {@link UNSCOPABLE_FUNCTIONS} (the name as a word,
- * plain, quoted or qualified; a column of that name counts too).
+ * Whether statement text may call one of {@link UNSCOPABLE_FUNCTIONS} or write one of
+ * {@link UNWRITABLE_RELATIONS} (the name as a word, plain, quoted or qualified; a column
+ * of that name, or a read, counts too).
  *
  * @internal
  * @example
