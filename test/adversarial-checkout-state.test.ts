@@ -422,6 +422,49 @@ describe('builder calls the plugin cannot scope', () => {
 })
 
 describe('more state a checkout leaves', () => {
+  it('a builder UPDATE of pg_settings (set_config by a rule) is refused, and leaves no search_path behind', async () => {
+    // pg_settings' update rule calls set_config(name, setting, false): a session-level
+    // setting, from a builder query with no sql fragment, which the driver trusted to leave
+    // the session alone. A later tenant's checkout then ran on the search_path it chose.
+    const { db, pool } = oneConnTenancy()
+    // also as a data-modifying CTE (no RETURNING: pg_settings takes none) under a read
+    const set = (k: Kysely<any>) =>
+      k
+        .with('s', (q) =>
+          q
+            .updateTable('pg_catalog.pg_settings')
+            .set({ setting: 'pg_catalog' })
+            .where('name', '=', 'search_path'),
+        )
+        .selectFrom('currencies')
+        .select('code')
+        .execute()
+    for (const k of [db as Kysely<any>, fx.modes[0]!.db as Kysely<any>]) {
+      await expect(runWithTenant('1', () => set(k))).rejects.toThrow(/pg_settings/)
+      await expect(
+        runWithTenant('1', () =>
+          k
+            .updateTable('pg_settings')
+            .set({ setting: 'pg_catalog' })
+            .where('name', '=', 'search_path')
+            .execute(),
+        ),
+      ).rejects.toThrow(/pg_settings/)
+      await expect(
+        k
+          .updateTable('pg_settings')
+          .set({ setting: 'pg_catalog' })
+          .where('name', '=', 'search_path')
+          .execute(),
+      ).rejects.toThrow(/pg_settings/)
+    }
+    const rows = await runWithTenant('2', () =>
+      db.selectFrom('currencies').select('code').execute(),
+    )
+    expect(rows.length).toBeGreaterThan(0)
+    expect((await pool.query('show search_path')).rows[0].search_path).not.toBe('pg_catalog')
+  })
+
   it('a LISTEN through a raw statement does not follow the connection into the next checkout', async () => {
     const { db } = oneConnTenancy()
     await runWithTenant('1', () => sql`listen tenant_one_events`.execute(db))
@@ -512,6 +555,67 @@ describe('withTenantClient: kept client, prototype query', () => {
     )
     const after = await fx.foreignRows()
     expect(after).toBe(before)
+  })
+})
+
+describe('kept client: what a method called on the view hands back', () => {
+  // `client.on(...)` returns its receiver. The view bound the client's methods to the pooled
+  // client itself, so `on` handed out the pooled client, which no release ever refuses; the
+  // same for `client.connection`, pg's wire connection of the client.
+  it('withTenantClient: the client `on()` returns is the view, refused after the callback', async () => {
+    const pool = new pg.Pool({ connectionString: fx.runtimeUrl, max: 1 })
+    extra.push(() => pool.end())
+    let kept: pg.PoolClient | undefined
+    await withTenantClient(
+      pool,
+      async (c) => {
+        kept = c.on('notice', () => {})
+        await kept.query('select 1')
+      },
+      { tenantId: '1' },
+    )
+    const stolen = await withTenantClient(
+      pool,
+      async (c) => {
+        await c.query('select 1')
+        return kept!.query('select name from accounts').then(
+          (x) => names(x.rows),
+          (e: unknown) => String(e),
+        )
+      },
+      { tenantId: '2' },
+    )
+    expect(String(stolen)).toMatch(/released/)
+  })
+
+  it('TenantPool: the client `on()` returns is the view, refused after release', async () => {
+    const pool = new TenantPool({ pool: new pg.Pool({ connectionString: fx.runtimeUrl, max: 1 }) })
+    extra.push(() => pool.end())
+    let kept: pg.PoolClient | undefined
+    await runWithTenant('1', async () => {
+      const c = await pool.connect()
+      kept = c.on('notice', () => {})
+      await kept.query('select 1')
+      c.release()
+    })
+    const stolen = await runWithTenant('2', async () => {
+      const c = await pool.connect()
+      try {
+        await c.query('begin')
+        await c.query('select name from accounts')
+        const r = await runWithTenant('1', () =>
+          kept!.query('select name from accounts').then(
+            (x) => names(x.rows),
+            (e: unknown) => String(e),
+          ),
+        )
+        await c.query('commit')
+        return r
+      } finally {
+        c.release()
+      }
+    })
+    expect(String(stolen)).toMatch(/released/)
   })
 })
 

@@ -122,6 +122,48 @@ describe('drizzle', () => {
     }
   })
 
+  it('allObjects: a raw begin ... rollback around a read does not undo its record (pool and checked-out client)', async () => {
+    // The records went into the audited statement's own connection: inside the transaction
+    // the caller opened (a lone BEGIN through the pool, or a multi-statement text), so its
+    // ROLLBACK took them back, and the cross-tenant read went unrecorded.
+    const reason = 'adversarial audit rollback'
+    const admin = db.allObjects(reason)
+    await admin.execute(sql`begin`)
+    const read = await admin.select({ name: accounts.name }).from(accounts)
+    expect(read.length).toBeGreaterThan(0)
+    await admin.execute(sql`rollback`)
+    const client = await admin.$client.connect()
+    try {
+      await client.query('select 1; begin')
+      await client.query('select name from accounts')
+      await client.query('rollback')
+    } finally {
+      client.release()
+    }
+    const statements = (await fx.auditRows(reason)).map((r) => r.statement)
+    expect(statements.filter((s) => /from "?accounts"?/.test(s))).toHaveLength(2)
+  })
+
+  it('allObjects: a read behind transaction control in one text is recorded (checked-out client)', async () => {
+    // BEGIN, COMMIT, SAVEPOINT, SET TRANSACTION ... are not recorded on their own; a text that
+    // starts with one but goes on with a read ran unrecorded.
+    const reason = 'adversarial audit control prefix'
+    const admin = db.allObjects(reason)
+    const client = await admin.$client.connect()
+    try {
+      await client.query('begin; select name from accounts')
+      await client.query('savepoint a; select name from accounts')
+      await client.query('rollback to savepoint a; select name from accounts')
+      await client.query('release savepoint a; select name from accounts')
+      await client.query('set transaction read only; select name from accounts').catch(() => {})
+      await client.query('commit; select name from accounts')
+    } finally {
+      client.release()
+    }
+    const statements = (await fx.auditRows(reason)).map((r) => r.statement)
+    expect(statements.filter((s) => /from "?accounts"?/.test(s))).toHaveLength(6)
+  })
+
   it('allObjects: a client kept after release runs nothing on the admin pool', async () => {
     const reason = 'adversarial kept audited client'
     const admin = db.allObjects(reason)

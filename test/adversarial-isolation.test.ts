@@ -255,6 +255,79 @@ describe('class 2: the tenant column is assigned in no shape', () => {
     )
   })
 
+  eachMode('raw SET column spelling the tenant column across fragments', async (m) => {
+    // `"tenant${''}_id"` renders as "tenant_id": no single fragment names the column.
+    await expectContained(
+      m,
+      (db) =>
+        db
+          .updateTable('transactions')
+          .set(sql`"tenant${sql.raw('')}_id"` as never, '2' as never)
+          .where('id', '=', '3')
+          .execute(),
+      CrossTenantWriteError,
+    )
+  })
+
+  eachMode('raw SET value that carries its own tenant_id assignment', async (m) => {
+    // `set "amount" = 7, tenant_id = 2`: the column is amount, the raw value adds an item.
+    for (const value of [
+      sql`7, tenant_id = 2`,
+      sql`7, ${sql.ref('tenant_id')} = 2`,
+      sql`7, "tenant${sql.raw('')}_id" = 2`,
+      sql`(select 7), (tenant_id) = row(2)`,
+    ]) {
+      await expectContained(
+        m,
+        (db) =>
+          db
+            .updateTable('transactions')
+            .set({ amount: value as never })
+            .where('id', '=', '3')
+            .execute(),
+        CrossTenantWriteError,
+      )
+      await expectContained(
+        m,
+        (db) =>
+          db
+            .insertInto('transactions')
+            .values({ id: '3', account_id: '2', amount: '1' })
+            .onConflict((oc) =>
+              oc.columns(['tenant_id', 'id']).doUpdateSet({ amount: value as never }),
+            )
+            .execute(),
+        CrossTenantWriteError,
+      )
+    }
+  })
+
+  eachMode(
+    'INSERT (..., tenant_id, ...) SELECT with a raw selection of two expressions',
+    async (m) => {
+      // `select h.id + 500, 2, <stamp>, h.owner`: the raw item fills id AND tenant_id, and the
+      // stamp meant for tenant_id lands in handle; the select list is one short of the columns.
+      await expectContained(
+        m,
+        (db) =>
+          db
+            .insertInto('handles')
+            .columns(['id', 'tenant_id', 'handle', 'owner'])
+            .expression((eb) =>
+              eb
+                .selectFrom('handles as h')
+                .select([
+                  sql<string>`h.id + 500, 2`.as('id'),
+                  sql<string>`'x'`.as('handle'),
+                  'h.owner',
+                ]),
+            )
+            .execute(),
+        UnsupportedQueryError,
+      )
+    },
+  )
+
   eachMode('INSERT (..., tenant_id) SELECT 2, ... stamps the current tenant', async (m) => {
     await expectContained(m, (db) =>
       db

@@ -74,4 +74,18 @@ describe('tenant pool', () => {
     const { rows } = await pool.inner.query('select name from accounts')
     expect(names(rows)).toEqual([])
   })
+
+  it('an ORM-style UPDATE of pg_settings gets the reset: its session search_path stays behind for no one', async () => {
+    // `update pg_settings ...` reads like plain CRUD, but the view's rule calls
+    // set_config(name, setting, false): judged session-neutral, it skipped the reset.
+    for (const text of [
+      `update pg_settings set setting = 'pg_catalog' where name = 'search_path'`,
+      `update "pg_catalog"."pg_settings" set "setting" = $1 where "name" = $2`,
+    ]) {
+      const values = text.includes('$1') ? ['pg_catalog', 'search_path'] : undefined
+      await runWithTenant('1', () => pool.query(text, values))
+      const { rows } = await runWithTenant('2', () => pool.query('show search_path'))
+      expect(rows[0].search_path).not.toBe('pg_catalog')
+    }
+  })
 })

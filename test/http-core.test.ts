@@ -52,6 +52,32 @@ describe('http core on uuid tenant ids', () => {
     }
   })
 
+  it('the base domain and the ignored hosts name no tenant, even as a tenant_domains row', async () => {
+    // A tenant whose domains include the app's own www / apex host would take every request
+    // to it (fromHost's promise: hosts in `ignore`, and the base domain itself, name no tenant).
+    await store.create({
+      slug: 'grabber',
+      name: 'Grabber',
+      domains: ['www.example.test', 'example.test', 'shop.grabber.io'],
+    })
+    const resolve = createTenantResolution({
+      store,
+      resolvers: [fromHost({ baseDomain: 'example.test' })],
+    })
+    for (const host of [
+      'www.example.test',
+      'example.test',
+      'WWW.Example.test.',
+      'example.test:8080',
+    ]) {
+      expect(codeOf(await resolve(request('/', { host }))), host).toBe('MISSING_TENANT')
+    }
+    const own = await resolve(request('/', { host: 'shop.grabber.io' }))
+    expect(own.kind === 'tenant' && own.tenant.slug).toBe('grabber')
+    const slug = await resolve(request('/', { host: 'acme.example.test' }))
+    expect(slug.kind === 'tenant' && slug.tenant.slug).toBe('acme')
+  })
+
   it('memberships that are not valid ids never match (fail closed)', async () => {
     const resolve = createTenantResolution({
       store,

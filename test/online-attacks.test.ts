@@ -288,6 +288,28 @@ describe('hybrid serving attacks', () => {
     expect(owner.rows[0]).toEqual({ four: ['item of legacy_four'], ev: 1 })
   })
 
+  it("a builder call of rowtenancy_enter_check never binds a transaction to another tenant's legacy schema", async () => {
+    // rowtenancy_enter's SECURITY DEFINER half sets rowtenancy.legacy_schema for the tenant it is
+    // given; the runtime role may call it (rowtenancy_enter runs as the caller). Tenant 1 is
+    // served from legacy_one, so its builder queries go out unfiltered: calling the check for
+    // tenant 4 first would read legacy_four's rows with no sql fragment at all.
+    const k = tenancy.kysely<DB>()
+    for (const name of ['rowtenancy_enter_check', 'public.rowtenancy_enter_check']) {
+      const outcome = await runWithTenant('1', () =>
+        k.transaction().execute(async (trx) => {
+          await trx
+            .selectNoFrom((eb) => eb.fn(name, [eb.val('4'), eb.val(null), eb.val('')]).as('x'))
+            .execute()
+          return trx
+            .selectFrom('legacy_four.item' as 'item')
+            .select('name')
+            .execute()
+        }),
+      ).catch((e: Error) => e)
+      expect(outcome).toBeInstanceOf(Error)
+      expect((outcome as Error).message).toMatch(/rowtenancy_enter_check\(\) is refused/)
+    }
+  })
   it('a transaction open for a schema-placed tenant holds the cut-over fence until it ends', async () => {
     const k = tenancy.kysely<DB>()
     let release!: () => void

@@ -233,4 +233,18 @@ describe('TenantPool', () => {
       /Unknown TenantPool option "nope"/,
     )
   })
+
+  it('a pool that is not a pg.Pool (a tenancy router) is refused, never read as a config', () => {
+    // `new pg.Pool(router)` found no connection settings in it: a pool of the PG* environment
+    // defaults, another database than any the tenancy routes to.
+    class Router {
+      readonly #pools = new Map()
+      connect() {
+        return this.#pools
+      }
+    }
+    expect(() => new TenantPool({ pool: new Router() as never })).toThrow(
+      /not a pg\.Pool.*placement/s,
+    )
+  })
 })

@@ -63,6 +63,20 @@ export class AuditWriter {
   }
 
   /**
+   * Whether records go to a database handle of the writer's own (`db`): then the
+   * audited statement's connection is never written on, and nothing run there (a
+   * raw `begin` ... `rollback`) can take a record back.
+   *
+   * @example
+   * ```ts
+   * new AuditWriter({ db: auditPool }).hasOwnDb // true
+   * ```
+   */
+  get hasOwnDb(): boolean {
+    return this.#db !== undefined
+  }
+
+  /**
    * `insert into "<schema>"."<table>" ...`: the table name resolved once to the
    * permanent table it names, so neither a search_path nor a temporary table of
    * the same name can take the rows.

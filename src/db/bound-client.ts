@@ -84,7 +84,7 @@ function lendClient(client: pg.PoolClient): { client: pg.PoolClient; end(): void
     )
   }
   const lent = new Proxy(client, {
-    get(target, prop) {
+    get(target, prop, receiver) {
       if (prop === 'query') return query
       if (prop === 'release') return release
       // Ended: nothing of the pooled client (pg's own query called on this view, its
@@ -92,8 +92,10 @@ function lendClient(client: pg.PoolClient): { client: pg.PoolClient; end(): void
       if (ended && typeof prop === 'string') {
         throw releasedClientError('when the callback of withTenantClient ended')
       }
-      const value = Reflect.get(target, prop, target)
-      return typeof value === 'function' ? value.bind(target) : value
+      // Methods run on the view, not bound to the pooled client: one that returns its
+      // receiver (`on`, `once`, `setMaxListeners` ...) hands back the view, which ends
+      // with the callback, never the pooled client, which would outlive it.
+      return Reflect.get(target, prop, receiver)
     },
   })
   return {

@@ -1,4 +1,5 @@
 import type { Queryable } from '../sql/queryable.js'
+import { UNWRITABLE_RELATIONS } from '../sql/unscopable-functions.js'
 import { MEMBERSHIPS } from './role-check.js'
 
 /**
@@ -21,7 +22,8 @@ import { MEMBERSHIPS } from './role-check.js'
  *   `values (`, a subquery, an INSERT column list); no `INTO` except INSERT's;
  *   no field selection on an expression, parameter or subscript (`(x).f`,
  *   `$1.f`); no CURRENT_USER / SESSION_USER / USER / CURRENT_ROLE /
- *   CURRENT_CATALOG / CURRENT_SCHEMA / SYSTEM_USER;
+ *   CURRENT_CATALOG / CURRENT_SCHEMA / SYSTEM_USER; no `pg_settings` (its update
+ *   rule calls `set_config(..., false)`);
  * - or plain transaction control: BEGIN / START TRANSACTION / SET TRANSACTION
  *   with isolation and access modes, COMMIT / END / ROLLBACK / ABORT (not AND
  *   CHAIN), SAVEPOINT, RELEASE, ROLLBACK TO;
@@ -429,8 +431,10 @@ function markHead(tokens: readonly Token[], i: number, found: Heads): boolean {
 function tokenAllowed(tokens: readonly Token[], i: number, found: Heads): boolean {
   const t = tokens[i]!
   const before = tokens[i - 1]
+  // pg_settings' update rule calls set_config(..., false): a write there sets the session.
+  if (t.kind === 'quoted' && UNWRITABLE_RELATIONS.has(t.value.slice(1, -1))) return false
   if (t.kind === 'word') {
-    if (BANNED_WORDS.has(t.value)) return false
+    if (BANNED_WORDS.has(t.value) || UNWRITABLE_RELATIONS.has(t.value)) return false
     // INTO only as INSERT INTO (SELECT ... INTO creates a table).
     if (t.value === 'into') return isWord(before, 'insert') && found.heads.has(i - 1)
     return true

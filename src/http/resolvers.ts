@@ -105,7 +105,13 @@ export function fromHost({
         base !== undefined && host.endsWith(`.${base}`)
           ? host.slice(0, -base.length - 1)
           : undefined
-      if (label !== undefined && !label.includes('.') && !ignored.has(label)) return { slug: label }
+      if (label !== undefined && !label.includes('.')) {
+        if (!ignored.has(label)) return { slug: label }
+        // An ignored host (www) is the app's own: no tenant_domains row makes it a tenant's.
+        return undefined
+      }
+      // Nor the base domain itself.
+      if (host === base) return undefined
       if (domains && isDomain(host)) {
         const tenant = await ctx.store.getByDomain(host)
         if (tenant) return { tenant }

@@ -57,7 +57,11 @@ export function stampInsert(node: InsertQueryNode, ctx: StampContext): InsertQue
     return Object.freeze({ ...node, columns: withColumn, values: ValuesNode.create(rows) })
   }
   if (SelectQueryNode.is(values)) {
-    return Object.freeze({ ...node, columns: withColumn, values: stampSelect(values, index, ctx) })
+    return Object.freeze({
+      ...node,
+      columns: withColumn,
+      values: stampSelect(values, index, columns.length, ctx),
+    })
   }
   throw new UnsupportedQueryError(
     `An INSERT into tenant-aware table ${ctx.entry.qualifiedName} takes its rows from a ` +
@@ -93,7 +97,19 @@ function stampRow(
   throw cannotCheck(ctx, (row as OperationNode).kind)
 }
 
-function stampSelect(select: SelectQueryNode, index: number, ctx: StampContext): SelectQueryNode {
+/**
+ * The select of an INSERT ... SELECT with the current tenant in the tenant column's place:
+ * appended (column and value) when the column list leaves it out, else put in place of
+ * the item at its position, which must then be that column's value: a select list as
+ * long as the column list, no `*` (a raw item such as `sql\`id, 2\`` renders two values
+ * and shifts the rest, so a list one short of the columns is refused too).
+ */
+function stampSelect(
+  select: SelectQueryNode,
+  index: number,
+  columnCount: number,
+  ctx: StampContext,
+): SelectQueryNode {
   const arm = (node: SelectQueryNode): SelectQueryNode => {
     const selections = node.selections ?? []
     if (index === -1) {
@@ -106,8 +122,13 @@ function stampSelect(select: SelectQueryNode, index: number, ctx: StampContext):
           'the column list (the current tenant is stamped for you) or select columns by name.',
       )
     }
-    const selection = selections[index]
-    if (selection === undefined) throw cannotCheck(ctx, 'shorter select list')
+    if (selections.length !== columnCount) {
+      throw cannotCheck(
+        ctx,
+        `a select list of ${selections.length} items for ${columnCount} columns: a raw item may hold several`,
+      )
+    }
+    const selection = selections[index]!
     const inner = AliasNode.is(selection.selection) ? selection.selection.node : selection.selection
     if (ValueNode.is(inner)) checkExplicit(inner.value, ctx)
     const replaced = [...selections]

@@ -1,17 +1,23 @@
 import {
   AggregateFunctionNode,
+  AliasNode,
   type ColumnUpdateNode,
+  createQueryId,
   ExplainNode,
   FunctionNode,
   IdentifierNode,
+  ListNode,
   type OperationNode,
+  PostgresQueryCompiler,
   RawNode,
+  type RootOperationNode,
   TableNode,
+  UpdateQueryNode,
   ValueNode,
 } from 'kysely'
 import { CrossTenantWriteError, UnsupportedQueryError } from '../errors/index.js'
 import type { TableRegistry, TenantTable } from '../schema/table-registry.js'
-import { UNSCOPABLE_FUNCTIONS } from '../sql/unscopable-functions.js'
+import { UNSCOPABLE_FUNCTIONS, UNWRITABLE_RELATIONS } from '../sql/unscopable-functions.js'
 import { type TenantIdType, tryParseTenantId } from '../tenants/index.js'
 import { columnNameOf } from './tenant-filter.js'
 
@@ -64,36 +70,47 @@ export function tenantTablesIn(node: OperationNode, registry: TableRegistry): Te
   return found
 }
 
+/** Renders a node fragment as Kysely would send it, for reading raw SQL whole. */
+const compiler = new PostgresQueryCompiler()
+
 /**
- * Whether `node` may name `column` anywhere: an identifier or column with that
- * name, or raw SQL text containing it (case-insensitive; raw text is not parsed,
- * so any mention counts).
+ * Whether `node` may name `column` anywhere: an identifier with that name, or, when raw
+ * SQL is in it, the fragment's SQL text as Kysely renders it (case-insensitive; raw text
+ * is not parsed, so any mention counts). The rendered text is read whole, not fragment by
+ * fragment: `"tenant${sql.raw('')}_id"` spells the column across two fragments.
  *
  * @internal
  */
 export function mentionsColumn(node: OperationNode, column: string): boolean {
   const lower = column.toLowerCase()
   let found = false
+  let raw = false
   walkNodes(node, (n) => {
-    if (found) return
-    if (IdentifierNode.is(n)) {
-      if (n.name.toLowerCase() === lower) found = true
-    } else if (RawNode.is(n)) {
-      for (const fragment of n.sqlFragments) {
-        const text = fragment.toLowerCase()
-        // U&"..." identifiers can spell the column with escapes: treat them as a mention.
-        if (text.includes(lower) || text.includes('u&"')) found = true
-      }
-    }
+    if (IdentifierNode.is(n) && n.name.toLowerCase() === lower) found = true
+    else if (RawNode.is(n)) raw = true
   })
-  return found
+  if (found || !raw) return found
+  const text = compiler.compileQuery(node as RootOperationNode, createQueryId()).sql.toLowerCase()
+  // U&"..." identifiers can spell the column with escapes: treat them as a mention.
+  return text.includes(lower) || text.includes('u&"')
+}
+
+/** Whether raw SQL is anywhere under `node`. */
+function holdsRaw(node: OperationNode): boolean {
+  let raw = false
+  walkNodes(node, (n) => {
+    if (RawNode.is(n)) raw = true
+  })
+  return raw
 }
 
 /**
  * Refuses a SET list (UPDATE, ON CONFLICT DO UPDATE) that assigns the tenant
  * column anything but the current tenant as a plain value, in any shape: a
  * column, a qualified reference, `sql.ref(...)`, a row-valued `(a, tenant_id)`
- * or any raw fragment that mentions the column.
+ * or any raw fragment that mentions the column, as the column set or in the value
+ * set (raw SQL there renders in the SET list, so `sql\`7, tenant_id = 2\`` as
+ * the value of another column adds an assignment of its own).
  *
  * @internal
  */
@@ -109,7 +126,14 @@ export function assertNoTenantAssignment(
   for (const update of updates) {
     const plain = columnNameOf(update.column)
     if (plain !== undefined) {
-      if (plain !== column) continue
+      if (plain !== column) {
+        if (!holdsRaw(update.value) || !mentionsColumn(update.value, column)) continue
+        throw new CrossTenantWriteError(
+          `${statement} on ${entry.qualifiedName} sets ${plain} to raw SQL that mentions ${column}: ` +
+            `raw SQL in a SET list can assign ${column} too. Leave ${column} out of raw SQL there ` +
+            '(a row cannot be moved to another tenant).',
+        )
+      }
       if (ValueNode.is(update.value) && tryParseTenantId(idType, update.value.value) === tenant) {
         continue
       }
@@ -154,11 +178,30 @@ function assertExplainFormat(node: ExplainNode): void {
 const FUNCTION_NAME =
   /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")){0,2}$/
 
+/** The UPDATE target names one of {@link UNWRITABLE_RELATIONS} (any schema, alias or not). */
+function assertWritableTarget(node: UpdateQueryNode): void {
+  const targets = node.table && ListNode.is(node.table) ? node.table.items : [node.table]
+  for (const target of targets) {
+    if (target === undefined) continue
+    const table = AliasNode.is(target) ? target.node : target
+    if (!TableNode.is(table)) continue
+    const name = table.table.identifier.name
+    if (!UNWRITABLE_RELATIONS.has(name.toLowerCase())) continue
+    throw new UnsupportedQueryError(
+      `An UPDATE of ${name} is refused in a scoped query: its rule calls set_config(..., false), a ` +
+        'session-level setting that outlives the checkout (the next request, another tenant, would ' +
+        'run with it). Run it outside rowtenancy, or inside withoutTenant(reason, fn) where it is audited.',
+    )
+  }
+}
+
 /**
  * Refuses what Kysely writes into the SQL verbatim when it is SQL text, which the plugin
  * cannot scope: a call (`eb.fn(name)`, `eb.fn.agg(name)`) whose name is not a function
  * name, or that names one of the functions no scoped query may call
- * (`UNSCOPABLE_FUNCTIONS`); an `explain(format)` whose format is not one.
+ * (`UNSCOPABLE_FUNCTIONS`); an `explain(format)` whose format is not one; and an
+ * UPDATE of a relation whose writes set the session's settings (`UNWRITABLE_RELATIONS`:
+ * `pg_settings`), at any depth (a data-modifying CTE too).
  *
  * @internal
  */
@@ -167,6 +210,7 @@ export function assertScopableCalls(node: OperationNode): void {
     node,
     (n) => {
       if (ExplainNode.is(n)) return assertExplainFormat(n)
+      if (UpdateQueryNode.is(n)) return assertWritableTarget(n)
       if (!FunctionNode.is(n) && !AggregateFunctionNode.is(n)) return
       const name = n.func
       if (!FUNCTION_NAME.test(name)) {

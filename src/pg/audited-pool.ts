@@ -8,7 +8,7 @@ import {
   type QueryCall,
   settle,
 } from './pool-facade.js'
-import { statementKind } from './statement-kind.js'
+import { isSingleStatement, statementKind } from './statement-kind.js'
 
 /**
  * Options of {@link AuditedPool}.
@@ -33,10 +33,13 @@ const CONTROL = /^\s*(?:savepoint|release|rollback\s+(?:work\s+|transaction\s+)?
 /**
  * A `pg.Pool` for deliberate cross-tenant work: statements run unbound on the
  * owner pool, and each one (transaction control aside) is written to the audit
- * log on its own connection once it has finished, failed ones included. Inside a
- * transaction the records wait for its COMMIT or ROLLBACK, so a rollback does
- * not erase them. A failed audit write fails the call. `end()` leaves the
- * owner pool open (it is shared).
+ * log once it has finished, failed ones included. With a writer that has a pool
+ * of its own (`allObjectsPool` hands it the tenancy's audit pool) the record goes
+ * there at once, so nothing run on the audited connection (a raw `begin` ...
+ * `rollback`, a BEGIN inside a multi-statement text) can take it back. A writer
+ * without one writes on the statement's connection: inside a transaction begun
+ * by a BEGIN of its own the records wait for its COMMIT or ROLLBACK. A failed
+ * audit write fails the call. `end()` leaves the owner pool open (it is shared).
  *
  * @example
  * ```ts
@@ -71,8 +74,9 @@ export class AuditedPool extends PoolFacade {
   }
 
   /**
-   * Runs one statement on `client` and writes its record there, now or (`queue`
-   * given, inside a transaction) after the transaction ends.
+   * Runs one statement on `client` and writes its record: on the writer's own pool
+   * at once, or, for a writer without one, on `client`, now or (`queue` given, inside
+   * a transaction) after the transaction ends.
    *
    * @internal
    */
@@ -90,10 +94,14 @@ export class AuditedPool extends PoolFacade {
     } catch (error) {
       outcome = { rowCount: null, error }
     }
-    const write = (db: pg.PoolClient) =>
-      this.#writer.recordAfter(context, call.config.text, outcome, db)
-    if (queue) queue.push(write)
-    else await write(client)
+    const writer = this.#writer
+    if (writer.hasOwnDb) await writer.recordAfter(context, call.config.text, outcome)
+    else {
+      const write = (db: pg.PoolClient) =>
+        writer.recordAfter(context, call.config.text, outcome, db)
+      if (queue) queue.push(write)
+      else await write(client)
+    }
     if (result === undefined) throw outcome.error
     return result
   }
@@ -102,23 +110,28 @@ export class AuditedPool extends PoolFacade {
     let open = false
     let queue: ((db: pg.PoolClient) => Promise<void>)[] = []
     const run = async (call: QueryCall): Promise<pg.QueryResult> => {
-      const kind = statementKind(call.config.text)
+      const text = call.config.text
+      const kind = statementKind(text)
+      // Transaction control on its own is not recorded; a text that goes on past it
+      // (`begin; select ...`) is, or the statements after it would run unrecorded.
+      const alone = isSingleStatement(text)
       if (kind === 'begin') {
         open = true
-        return client.query(call.config)
+        return alone ? client.query(call.config) : this.record(client, this.#context(), call, queue)
       }
       if (kind === 'end') {
         open = false
         const writes = queue
         queue = []
-        const result = await client.query(call.config).catch(async (err: unknown) => {
+        const ran = alone ? client.query(call.config) : this.record(client, this.#context(), call)
+        const result = await ran.catch(async (err: unknown) => {
           for (const write of writes) await write(client)
           throw err
         })
         for (const write of writes) await write(client)
         return result
       }
-      if (kind === 'set-transaction' || CONTROL.test(call.config.text)) {
+      if (alone && (kind === 'set-transaction' || CONTROL.test(text))) {
         return client.query(call.config)
       }
       return this.record(client, this.#context(), call, open ? queue : undefined)

@@ -564,6 +564,18 @@ function checkOptions(options: TenantPoolOptions): void {
       'TenantPool needs pool: a pg.Pool of the runtime role, or a pg pool config ({ connectionString }).',
     )
   }
+  // Anything else with a connect() (a tenancy's RoutingPool, a pg.Pool of another copy of pg)
+  // would be read as a config with no settings: a pool of the PG* environment defaults.
+  if (
+    !(options.pool instanceof pg.Pool) &&
+    typeof (options.pool as { connect?: unknown }).connect === 'function'
+  ) {
+    throw new ConfigError(
+      'TenantPool needs pool: a pg.Pool of the runtime role, and this pool is not a pg.Pool of the "pg" ' +
+        'rowtenancy resolves: a tenancy with placement (several databases) routes per tenant, which the ' +
+        'tenant pool does not; or another copy of "pg" (deduplicate it).',
+    )
+  }
   resolveBindingOptions({ ...options, timeouts: undefined })
   if (
     options.serving &&

@@ -1,6 +1,8 @@
 /**
  * Functions a tenant-scoped statement may not call: they set the tenant binding
- * (`set_config`, and rowtenancy's own binding functions), or run SQL they are given as
+ * (`set_config`, and rowtenancy's own binding functions: `rowtenancy_enter` and its
+ * SECURITY DEFINER half `rowtenancy_enter_check`, which sets `rowtenancy.legacy_schema` for
+ * any tenant it is given, `rowtenancy_seal_bind`), or run SQL they are given as
  * text, a cursor or a table name (the XML export functions, `ts_stat`, `ts_rewrite`,
  * tablefunc's `crosstab` and `connectby`, xml2's `xpath_table`, dblink's), which a query
  * builder's scoping cannot reach. A list: an extension not named here that runs SQL text
@@ -27,6 +29,7 @@ export const UNSCOPABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   'ts_stat',
   'ts_rewrite',
   'rowtenancy_enter',
+  'rowtenancy_enter_check',
   'rowtenancy_seal_bind',
   'crosstab',
   'crosstab2',
@@ -43,11 +46,24 @@ export const UNSCOPABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   'dblink_connect_u',
 ])
 
-const CALL = new RegExp(`\\b(?:${[...UNSCOPABLE_FUNCTIONS].join('|')})\\b`, 'i')
+/**
+ * Relations a scoped statement may not write: an UPDATE of `pg_settings` runs
+ * `set_config(name, setting, false)` by the view's rule, a session-level setting
+ * (`search_path`, a role's parameters) that outlives the checkout.
+ *
+ * @internal
+ */
+export const UNWRITABLE_RELATIONS: ReadonlySet<string> = new Set(['pg_settings'])
+
+const CALL = new RegExp(
+  `\\b(?:${[...UNSCOPABLE_FUNCTIONS, ...UNWRITABLE_RELATIONS].join('|')})\\b`,
+  'i',
+)
 
 /**
- * Whether statement text may call one of {@link UNSCOPABLE_FUNCTIONS} (the name as a word,
- * plain, quoted or qualified; a column of that name counts too).
+ * Whether statement text may call one of {@link UNSCOPABLE_FUNCTIONS} or write one of
+ * {@link UNWRITABLE_RELATIONS} (the name as a word, plain, quoted or qualified; a column
+ * of that name, or a read, counts too).
  *
  * @internal
  * @example

@@ -130,7 +130,21 @@ export function createTenancy(options: TenancyOptions): Tenancy {
       return destroyed
     },
   }
+  writersOf.set(tenancy, writer)
   return Object.freeze(tenancy)
+}
+
+/** Each tenancy's audit writer, on the tenancy's audit pool. */
+const writersOf = new WeakMap<Tenancy, AuditWriter>()
+
+/**
+ * The audit writer of a tenancy made by {@link createTenancy}: it writes on the
+ * tenancy's audit pool, never on an audited statement's connection.
+ *
+ * @internal
+ */
+export function auditWriterOf(tenancy: Tenancy): AuditWriter | undefined {
+  return writersOf.get(tenancy)
 }
 
 /** `tenancy.allObjects(reason, { actor, database })`: an audited Kysely on the (placed) admin pool. */

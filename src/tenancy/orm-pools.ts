@@ -5,7 +5,7 @@ import { InvalidInputError } from '../errors/index.js'
 import { AuditedPool } from '../pg/audited-pool.js'
 import { TenantPool } from '../pg/tenant-pool.js'
 import { parseTenantId } from '../tenants/id-types.js'
-import type { Tenancy } from './create-tenancy.js'
+import { auditWriterOf, type Tenancy } from './create-tenancy.js'
 
 const tenantPools = new WeakMap<Tenancy, Map<boolean, TenantPool>>()
 
@@ -76,7 +76,9 @@ export function allObjectsPool(
     )
   }
   const o = tenancy.options
-  let writer = writers.get(tenancy)
+  // The tenancy's own writer records on its audit pool: a record written on the audited
+  // connection could be taken back by a raw rollback there.
+  let writer = auditWriterOf(tenancy) ?? writers.get(tenancy)
   if (!writer) {
     writer = new AuditWriter({ table: o.audit.table, logger: o.audit.logger })
     writers.set(tenancy, writer)
