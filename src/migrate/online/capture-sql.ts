@@ -3,7 +3,7 @@ import { DEFAULTS } from '../../sql/defaults.js'
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../sql/quote.js'
 import type { TenantIdType } from '../../tenants/id-types.js'
 import { fenceKeySql, MOVED_SQLSTATE, SERVING_TABLE } from '../../tenants/serving.js'
-import { type SqlContext, type Statement, sourceExpression } from '../copy-sql.js'
+import { ownRows, type SqlContext, type Statement, sourceExpression } from '../copy-sql.js'
 import type { TablePlan } from '../plan.js'
 
 /** The change log of an online migration: the keys written in legacy tables since the copy. */
@@ -227,7 +227,7 @@ export function deleteLoggedSql(
   const same = keys.map((k) => `s.${quoteIdent(k)} = x.${quoteIdent(k)}`).join(' and ')
   return {
     text:
-      `delete from ${quoteQualified(ctx.targetSchema, t.name)} x where x.${tc} = $1::${ctx.idType} ` +
+      `delete from ${ownRows(ctx.targetSchema, t.target, 'x')} where x.${tc} = $1::${ctx.idType} ` +
       `and (${keys.map((k) => `x.${quoteIdent(k)}`).join(', ')}) in (select ${keys.map((_k, i) => `k${i}`).join(', ')} from (${loggedKeys(schema, t, keys)}) lk) ` +
       `and not exists (select 1 from ${t.source.partitioned ? '' : 'only '}${quoteQualified(ctx.sourceSchema, t.name)} s where ${same})`,
     values: [ctx.tenantId, t.name],

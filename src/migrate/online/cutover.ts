@@ -7,6 +7,7 @@ import { describeCheck, type TableCheck } from '../checks.js'
 import { sqlContext } from '../copy.js'
 import {
   insertStatement,
+  ownRows,
   type SqlContext,
   sourceChecksumStatement,
   targetChecksumStatement,
@@ -303,7 +304,7 @@ async function verifyChanged(
     const counts = (
       await client.query(
         `select (select count(*) from ${only}${quoteQualified(ctx.sourceSchema, t.name)})::int8 as s,
-                (select count(*) from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc} = $1::${ctx.idType})::int8 as t`,
+                (select count(*) from ${ownRows(ctx.targetSchema, t.target)} where ${tc} = $1::${ctx.idType})::int8 as t`,
         [ctx.tenantId],
       )
     ).rows[0]

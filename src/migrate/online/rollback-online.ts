@@ -5,7 +5,7 @@ import { quoteIdent, quoteQualified } from '../../sql/quote.js'
 import { fenceKeySql, SERVING_TABLE } from '../../tenants/serving.js'
 import { describeCheck } from '../checks.js'
 import { sqlContext } from '../copy.js'
-import { sourceChecksumStatement, targetChecksumStatement } from '../copy-sql.js'
+import { ownRows, sourceChecksumStatement, targetChecksumStatement } from '../copy-sql.js'
 import { lockLedgerEntry, writeLedgerEntry } from '../ledger.js'
 import {
   type MigrationPlan,
@@ -188,7 +188,7 @@ async function deleteGone(
   const same = keys.map((k) => `x.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' and ')
   await client.query(
     `delete from ${t.source.partitioned ? '' : 'only '}${quoteQualified(ctx.sourceSchema, t.name)} s where not exists ` +
-      `(select 1 from ${quoteQualified(ctx.targetSchema, t.name)} x where x.${quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)} = $1::${ctx.idType} and ${same})`,
+      `(select 1 from ${ownRows(ctx.targetSchema, t.target, 'x')} where x.${quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)} = $1::${ctx.idType} and ${same})`,
     [id],
   )
 }
@@ -216,7 +216,7 @@ async function restore(
         `(${rest.map((c) => `excluded.${quoteIdent(c)}`).join(', ')})`
   await client.query(
     `insert into ${quoteQualified(ctx.sourceSchema, t.name)} as s (${writable.map(quoteIdent).join(', ')})` +
-      `${always ? ' overriding system value' : ''} select ${exprs.join(', ')} from ${quoteQualified(ctx.targetSchema, t.name)} x ` +
+      `${always ? ' overriding system value' : ''} select ${exprs.join(', ')} from ${ownRows(ctx.targetSchema, t.target, 'x')} ` +
       `where x.${quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)} = $1::${ctx.idType} ` +
       `on conflict (${keys.map(quoteIdent).join(', ')}) ${action}`,
     [id],
