@@ -5,7 +5,12 @@ import { ConfigError, InvalidTenantIdError, MissingTenantError } from '../src/er
 import { blake2sTag } from '../src/jobs/blake2s.js'
 import { canonicalClone, canonicalJson } from '../src/jobs/envelope.js'
 import { hmacSha256 } from '../src/jobs/hmac.js'
-import { createJobTenancy, JobRejectedError, tenantTaskList } from '../src/jobs/index.js'
+import {
+  createJobTenancy,
+  JobRejectedError,
+  tenantQueue,
+  tenantTaskList,
+} from '../src/jobs/index.js'
 import { jobMac } from '../src/jobs/job-mac.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
@@ -476,5 +481,27 @@ describe('canonicalJson', () => {
     cyclic.self = cyclic
     expect(() => canonicalJson(cyclic)).toThrow(TypeError)
     expect(() => canonicalClone(cyclic)).toThrow(TypeError)
+  })
+})
+
+describe('adapter calls that return a promise reject, never throw', () => {
+  it('BullMQ upsertJobScheduler outside a tenant, or with a refused option, is a rejected promise', async () => {
+    const queue = {
+      name: 'work',
+      add: async () => ({}),
+      upsertJobScheduler: async () => ({}),
+    }
+    const tq = tenantQueue(queue, make())
+    let call: Promise<unknown> | undefined
+    expect(() => {
+      call = tq.upsertJobScheduler('tick', { every: 1000 }, { data: {} })
+    }).not.toThrow()
+    await expect(call).rejects.toThrow(MissingTenantError)
+    expect(() => {
+      call = runWithTenant('1', () =>
+        tq.upsertJobScheduler('tick', { every: 1000 }, { opts: { repeatJobKey: 'x' } }),
+      )
+    }).not.toThrow()
+    await expect(call).rejects.toThrow(/repeatJobKey/)
   })
 })

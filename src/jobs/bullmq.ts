@@ -98,20 +98,26 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
       template: { name?: string; data?: unknown; opts?: Record<string, unknown> } = {},
     ) {
       if (typeof queue.upsertJobScheduler !== 'function') {
-        throw new TypeError('This BullMQ queue has no upsertJobScheduler (BullMQ >= 5.16 has).')
+        return Promise.reject(
+          new TypeError('This BullMQ queue has no upsertJobScheduler (BullMQ >= 5.16 has).'),
+        )
       }
-      // BullMQ names the runs after the scheduler id when the template has no name: the id as
-      // given (not the tenant's scoped one) is their name here, sealed into the signature
-      const name = template.name ?? id
-      const data = jobs.seal(queue.name, template.data, name)
-      const tenant = data.rowtenancy.tenant
-      const scopedId = tenant === null ? id : tenantKey(tenant, id, 'The job scheduler id')
-      return queue.upsertJobScheduler(scopedId, repeat, {
-        ...template,
-        name,
-        data,
-        ...(template.opts ? { opts: scopeKeys(template.opts, tenant) } : {}),
-      })
+      try {
+        // BullMQ names the runs after the scheduler id when the template has no name: the id as
+        // given (not the tenant's scoped one) is their name here, sealed into the signature
+        const name = template.name ?? id
+        const data = jobs.seal(queue.name, template.data, name)
+        const tenant = data.rowtenancy.tenant
+        const scopedId = tenant === null ? id : tenantKey(tenant, id, 'The job scheduler id')
+        return queue.upsertJobScheduler(scopedId, repeat, {
+          ...template,
+          name,
+          data,
+          ...(template.opts ? { opts: scopeKeys(template.opts, tenant) } : {}),
+        })
+      } catch (err) {
+        return Promise.reject(err)
+      }
     },
   })
 }
