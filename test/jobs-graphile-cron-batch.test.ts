@@ -97,6 +97,24 @@ describe('graphile-worker cron items through tenantCronItems', () => {
     expect(audited[0].n).toBeGreaterThanOrEqual(runsOf('cron-rollup').length)
   })
 
+  it("an item's jobKey is its tenant's own, as addJob's is: two tenants' schedules never replace each other's runs", () => {
+    const jobs = fx.jobs()
+    const item = (identifier: string) => ({
+      task: 'probe',
+      identifier,
+      match: '0 4 * * *',
+      options: { jobKey: 'nightly', backfillPeriod: 0 },
+    })
+    const [one] = runWithTenant('1', () => tenantCronItems(jobs, [item('nightly-1')]))
+    const [two] = runWithTenant('2', () => tenantCronItems(jobs, [item('nightly-2')]))
+    expect([one!.options, two!.options]).toEqual([
+      { jobKey: '1/nightly', backfillPeriod: 0 },
+      { jobKey: '2/nightly', backfillPeriod: 0 },
+    ])
+    const [global] = tenantCronItems(jobs, [{ ...item('rollup'), task: 'global' }])
+    expect(global!.options).toEqual({ jobKey: 'nightly', backfillPeriod: 0 })
+  })
+
   it('outside a tenant context a tenant task cannot be sealed', () => {
     expect(() => tenantCronItems(fx.jobs(), [{ task: 'probe', match: '* * * * *' }])).toThrow(
       /tenant/i,

@@ -192,7 +192,8 @@ export interface CronItemLike {
  * graphile-worker cron items whose payloads are sealed as {@link tenantAddJob}
  * seals a job's: outside a tenant context for cross-tenant tasks (the run is
  * audited under the task's reason), inside `runWithTenant` for one tenant's
- * schedule. graphile-worker adds `_cron: { ts, backfilled }` to every run's
+ * schedule; an item's `options.jobKey` is the tenant's own, as `addJob`'s `jobKey` is.
+ * graphile-worker adds `_cron: { ts, backfilled }` to every run's
  * data; {@link tenantTaskList} takes it off before the envelope is checked (the
  * handler finds it in `helpers.job.payload._cron`). A run of an item that was
  * not sealed (a crontab file's line) carries no tenant and is refused. Throws
@@ -212,10 +213,18 @@ export function tenantCronItems<I extends CronItemLike>(
   jobs: JobTenancy,
   items: readonly I[],
 ): (I & { payload: Record<string, unknown> })[] {
-  return items.map((item) => ({
-    ...item,
-    payload: jobs.seal(item.task, item.payload ?? null) as unknown as Record<string, unknown>,
-  }))
+  return items.map((item) => {
+    const payload = jobs.seal(item.task, item.payload ?? null)
+    const options = item.options as Record<string, unknown> | undefined
+    return {
+      ...item,
+      payload: payload as unknown as Record<string, unknown>,
+      // graphile-worker keeps one job per jobKey across all tasks and tenants: scoped to the tenant
+      ...(options !== null && typeof options === 'object'
+        ? { options: withTenantKey(options, 'jobKey', payload.rowtenancy.tenant, 'jobKey') }
+        : {}),
+    }
+  })
 }
 
 /**
