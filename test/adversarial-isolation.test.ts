@@ -303,6 +303,23 @@ describe('class 2: the tenant column is assigned in no shape', () => {
   })
 
   eachMode(
+    'raw SET column with a raw value that carries its own tenant_id assignment',
+    async (m) => {
+      // the column is raw too (`sql\`"amount"\``): the value's raw SQL adds `tenant_id = 2` all the same
+      await expectContained(
+        m,
+        (db) =>
+          db
+            .updateTable('transactions')
+            .set(sql`"amount"` as never, sql`7, tenant_id = 2` as never)
+            .where('id', '=', '3')
+            .execute(),
+        CrossTenantWriteError,
+      )
+    },
+  )
+
+  eachMode(
     'INSERT (..., tenant_id, ...) SELECT with a raw selection of two expressions',
     async (m) => {
       // `select h.id + 500, 2, <stamp>, h.owner`: the raw item fills id AND tenant_id, and the

@@ -125,15 +125,18 @@ export function assertNoTenantAssignment(
   const column = entry.tenantColumn
   for (const update of updates) {
     const plain = columnNameOf(update.column)
-    if (plain !== undefined) {
-      if (plain !== column) {
-        if (!holdsRaw(update.value) || !mentionsColumn(update.value, column)) continue
+    if (plain !== column) {
+      // Whatever the column set (a name or raw SQL), raw SQL in its value renders in the SET list.
+      if (holdsRaw(update.value) && mentionsColumn(update.value, column)) {
         throw new CrossTenantWriteError(
-          `${statement} on ${entry.qualifiedName} sets ${plain} to raw SQL that mentions ${column}: ` +
+          `${statement} on ${entry.qualifiedName} sets ${plain ?? 'a column'} to raw SQL that mentions ${column}: ` +
             `raw SQL in a SET list can assign ${column} too. Leave ${column} out of raw SQL there ` +
             '(a row cannot be moved to another tenant).',
         )
       }
+    }
+    if (plain !== undefined) {
+      if (plain !== column) continue
       if (ValueNode.is(update.value) && tryParseTenantId(idType, update.value.value) === tenant) {
         continue
       }
