@@ -139,7 +139,7 @@ async function moveBack(
     const tc = quoteIdent(plan.tenantColumn)
     for (const t of [...tp.tables].reverse()) {
       await client.query(
-        `delete from ${quoteQualified(plan.targetSchema, t.name)} where ${tc} = $1::${plan.idType}`,
+        `delete from ${ownRows(plan.targetSchema, t.target)} where ${tc} = $1::${plan.idType}`,
         [id],
       )
     }
