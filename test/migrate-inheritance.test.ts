@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { migrate, verifyMigration } from '../src/entries/migrate.js'
+import { migrate, rollbackTenants, verifyMigration } from '../src/entries/migrate.js'
 import { installTenantTables } from '../src/tenants/install.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
@@ -43,4 +43,15 @@ it('a parent and its inheritance child migrate and verify, each with its own row
   expect(await own('hist')).toEqual([{ id: 1, body: 'old' }])
   expect(await own('hist_2024')).toEqual([{ id: 2, body: 'new' }])
   expect((await verifyMigration({ db: db.pool, tenantIds: ['1'], record: false })).ok).toBe(true)
+})
+
+it('a rollback deletes each migrated table by its own rows, not a later child of it', async () => {
+  // a child made on the shared side after the migration: not in the ledger, so not rolled back
+  await db.pool.query(`create table public.hist_2025 (primary key (tenant_id, id)) inherits (public.hist);
+    insert into public.hist_2025 values (1, 3, 'newer')`)
+  const [result] = await rollbackTenants({ db: db.pool, tenantIds: ['1'] })
+  expect(result!.deleted).toEqual({ hist: 1, hist_2024: 1 })
+  expect((await db.pool.query('select id, body from only public.hist_2025')).rows).toEqual([
+    { id: 3, body: 'newer' },
+  ])
 })

@@ -5,6 +5,7 @@ import type { ConnectableQueryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
+import { ownRows } from './copy-sql.js'
 import { ID_MAP_TABLE, lockLedgerEntry, writeLedgerEntry } from './ledger.js'
 import { withTenantMigrationLock } from './migration-lock.js'
 import { servedFrom } from './online/guards.js'
@@ -106,7 +107,8 @@ export async function rollbackTenants(options: RollbackOptions): Promise<Rollbac
         for (const name of order) {
           if (entry.tables[name] === undefined) continue
           const res = await client.query(
-            `delete from ${quoteQualified(targetSchema, name)} where ${quoteIdent(options.tenantColumn ?? DEFAULTS.tenantColumn)} = $1::${idType}`,
+            // each table by its own rows: a child not in the ledger keeps its rows
+            `delete from ${ownRows(targetSchema, targets.get(name)!)} where ${quoteIdent(options.tenantColumn ?? DEFAULTS.tenantColumn)} = $1::${idType}`,
             [id],
           )
           deleted[name] = res.rowCount ?? 0
