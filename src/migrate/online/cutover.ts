@@ -273,7 +273,7 @@ async function recopy(client: Queryable, ctx: SqlContext, tp: TenantPlan): Promi
   const tc = quoteIdent(ctx.tenantColumn ?? DEFAULTS.tenantColumn)
   for (const t of [...tp.tables].reverse()) {
     await client.query(
-      `delete from ${quoteQualified(ctx.targetSchema, t.name)} where ${tc} = $1::${ctx.idType}`,
+      `delete from ${ownRows(ctx.targetSchema, t.target)} where ${tc} = $1::${ctx.idType}`,
       [ctx.tenantId],
     )
   }
