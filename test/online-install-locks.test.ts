@@ -178,10 +178,13 @@ const settle = <T>(p: Promise<T>) =>
   )
 
 /** A session holding tenant `id`'s serving row: a cut-over or move back that flips it waits there, fence and locks held. */
-async function holdServingRow(id: string): Promise<pg.Client> {
-  const h = await connect(db.url)
-  await h.query('begin')
-  await h.query('select 1 from rowtenancy_serving where tenant_id = $1::bigint for update', [id])
+async function holdServingRow(id: string, on?: pg.Client): Promise<pg.Client> {
+  const h = on ?? (await connect(db.url))
+  // one round trip on a connected session: begun inside a step's event, it is held long before
+  // that step reaches its flip (connecting there could take longer than the step on a slow machine)
+  await h.query(
+    `begin; select 1 from rowtenancy_serving where tenant_id = ${BigInt(id)} for update`,
+  )
   return h
 }
 
@@ -453,13 +456,16 @@ describe('online DDL on served legacy tables: locks up front, short waits, retri
       const id = String(t.id)
       const s = quoteIdent(t.schema)
       let held: Promise<pg.Client> | undefined
+      const holder = await connect(db.url)
       const run = settle(
         migrateOnline({
           db: db.pool,
           tenantIds: [id],
           onEvent: (e) => {
             // the cut-over will wait on the serving row with the fence held
-            if (e.type === 'online-tenant' && e.phase === 'copying') held ??= holdServingRow(id)
+            if (e.type === 'online-tenant' && e.phase === 'copying') {
+              held ??= holdServingRow(id, holder)
+            }
           },
         }),
       )
