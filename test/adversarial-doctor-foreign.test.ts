@@ -31,7 +31,9 @@ beforeAll(async () => {
     create extension postgres_fdw;
     create server same_db foreign data wrapper postgres_fdw
       options (host '${u.hostname}', port '${u.port || '5432'}', dbname '${db.name}');
-    create user mapping for public server same_db options (user '${decodeURIComponent(u.username)}', password_required 'false');
+    create user mapping for public server same_db options (user '${decodeURIComponent(u.username)}'${
+      u.password ? `, password '${decodeURIComponent(u.password).replaceAll("'", "''")}'` : ''
+    }, password_required 'false');
     create table mirror_src (tenant_id bigint, id bigint, body text);
     insert into mirror_src values (2, 1, 'two secret');
     create foreign table accounts_2 partition of accounts for values in (2)
