@@ -5,7 +5,6 @@
  * walked pg_auth_members only, so neither the start-up check nor doctor saw the ownership.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { neutralStatementsTrusted } from '../src/db/neutral-statement.js'
 import { inspectRuntimeRole, runtimeRoleProblems } from '../src/db/role-check.js'
@@ -13,7 +12,7 @@ import { runDoctor } from '../src/doctor/index.js'
 import { enableRls } from '../src/schema/rls-apply.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
 import { installTenantTables } from '../src/tenants/index.js'
-import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
+import { connectAs, createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 
 const ROLE = `adv_dbo_${randomBytes(3).toString('hex')}`
 let db: TestDatabase
@@ -39,11 +38,7 @@ afterAll(async () => {
 })
 
 it('the database owner owns what pg_database_owner owns: refused and reported', async () => {
-  const url = new URL(db.url)
-  url.username = ROLE
-  url.password = 'p'
-  const c = new pg.Client({ connectionString: url.toString() })
-  await c.connect()
+  const c = await connectAs(db.url, ROLE, 'p')
   try {
     await c.query('begin')
     await c.query("select set_config('rowtenancy.tenant_id', '1', true)")
@@ -68,11 +63,7 @@ it('a function pg_database_owner owns keeps the tenant pool resetting after ever
     revoke create on schema public from pg_database_owner;
     create function public.one() returns int language sql as 'select 1';
     alter function public.one() owner to pg_database_owner;`)
-  const url = new URL(db.url)
-  url.username = ROLE
-  url.password = 'p'
-  const c = new pg.Client({ connectionString: url.toString() })
-  await c.connect()
+  const c = await connectAs(db.url, ROLE, 'p')
   try {
     // the owner of a function may replace what a statement judged neutral calls
     expect(await neutralStatementsTrusted(c)).toBe(false)

@@ -5,12 +5,11 @@
  * takes other tenants' writes. doctor reported CREATE on existing schemas, not on the database.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runDoctor } from '../src/doctor/index.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
 import { installTenantTables } from '../src/tenants/index.js'
-import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
+import { connectAs, createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 
 const ROLE = `adv_cdb_${randomBytes(3).toString('hex')}`
 let db: TestDatabase
@@ -34,11 +33,7 @@ const found = async () =>
 it('CREATE on the database is reported like CREATE on a schema', async () => {
   expect(await found()).toEqual([])
   await db.pool.query(`grant create on database "${db.name}" to "${ROLE}"`)
-  const url = new URL(db.url)
-  url.username = ROLE
-  url.password = 'p'
-  const c = new pg.Client({ connectionString: url.toString() })
-  await c.connect()
+  const c = await connectAs(db.url, ROLE, 'p')
   try {
     await c.query('create schema shadow; create table shadow.tenants (id bigint)')
   } finally {

@@ -4,12 +4,11 @@
  * has_table_privilege, which a column grant does not satisfy, and said nothing.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runDoctor } from '../src/doctor/index.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
 import { installTenantTables } from '../src/tenants/index.js'
-import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
+import { connectAs, createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 
 const ROLE = `adv_dcol_${randomBytes(3).toString('hex')}`
 let db: TestDatabase
@@ -37,11 +36,7 @@ it('a column grant of UPDATE on the directory is reported', async () => {
   expect(await directory()).toEqual([])
   await db.pool.query(`grant update (tenant_id) on tenant_domains to "${ROLE}";
     grant update (status) on tenants to "${ROLE}"`)
-  const url = new URL(db.url)
-  url.username = ROLE
-  url.password = 'p'
-  const c = new pg.Client({ connectionString: url.toString() })
-  await c.connect()
+  const c = await connectAs(db.url, ROLE, 'p')
   try {
     const r = await c.query("update tenant_domains set tenant_id = 1 where domain = 'two.example'")
     expect(r.rowCount).toBe(1) // tenant 1 took tenant 2's domain

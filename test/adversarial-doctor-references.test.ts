@@ -5,13 +5,12 @@
  * other privileges row level security does not govern, but not REFERENCES.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runDoctor } from '../src/doctor/index.js'
 import { enableRls } from '../src/schema/rls-apply.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
 import { installTenantTables } from '../src/tenants/index.js'
-import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
+import { connectAs, createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 
 const ROLE = `adv_refs_${randomBytes(3).toString('hex')}`
 let db: TestDatabase
@@ -36,11 +35,7 @@ afterAll(async () => {
 })
 
 it('REFERENCES on a tenant table is reported: a foreign key probes other tenants', async () => {
-  const url = new URL(db.url)
-  url.username = ROLE
-  url.password = 'p'
-  const c = new pg.Client({ connectionString: url.toString() })
-  await c.connect()
+  const c = await connectAs(db.url, ROLE, 'p')
   try {
     await c.query(`create table scratch.probe (t bigint, i bigint,
       foreign key (t, i) references public.accounts (tenant_id, id))`)

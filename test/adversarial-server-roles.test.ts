@@ -6,13 +6,12 @@
  * the tenancy must refuse it at start-up and the doctor must report it.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { inspectRuntimeRole, runtimeRoleProblems } from '../src/db/role-check.js'
 import { runDoctor } from '../src/doctor/index.js'
 import { grantRuntimeRole } from '../src/schema/roles.js'
 import { installTenantTables } from '../src/tenants/index.js'
-import { createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
+import { connectAs, createTestDatabase, dropRoles, type TestDatabase } from './helpers/db.js'
 
 const ROLE = `adv_srv_${randomBytes(3).toString('hex')}`
 const MIDDLE = `${ROLE}_ops`
@@ -34,11 +33,7 @@ afterAll(async () => {
 })
 
 it('a member of pg_execute_server_program runs programs on the server; it is refused and reported', async () => {
-  const url = new URL(db.url)
-  url.username = ROLE
-  url.password = 'p'
-  const c = new pg.Client({ connectionString: url.toString() })
-  await c.connect()
+  const c = await connectAs(db.url, ROLE, 'p')
   try {
     // not superuser, not BYPASSRLS: yet a program of its choosing runs as the server's user
     await c.query('set role pg_execute_server_program') // through a NOINHERIT role: SET ROLE reaches it
@@ -71,11 +66,7 @@ it('a runtime role with REPLICATION, or a member of such a role, is refused and 
   await db.pool.query(`alter role "${REPL}" replication login password 'p';
     alter role "${REPL_MEMBER}" login password 'p'; grant "${REPL}" to "${REPL_MEMBER}"`)
   const slot = `adv_${randomBytes(3).toString('hex')}`
-  const url = new URL(db.url)
-  url.username = REPL_MEMBER
-  url.password = 'p'
-  const c = new pg.Client({ connectionString: url.toString() })
-  await c.connect()
+  const c = await connectAs(db.url, REPL_MEMBER, 'p')
   try {
     // what REPLICATION gives a member after one SET ROLE: the server's replication functions
     await c.query(`set role "${REPL}"`)

@@ -36,6 +36,16 @@ export function urlFor(database: string, base = serverUrl()): string {
   return url.toString()
 }
 
+/** A client connected to the database at `url` as `role` with `password`. */
+export async function connectAs(url: string, role: string, password: string): Promise<pg.Client> {
+  const u = new URL(url)
+  u.username = role
+  u.password = password
+  const c = new pg.Client({ connectionString: u.toString() })
+  await c.connect()
+  return c
+}
+
 /**
  * Drops the given roles on the run's server, if they exist (roles outlive a test's database);
  * a failure is ignored, as in an `afterAll`.
