@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors/index.js'
+import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
 import { tenantKey, withTenantKey } from './job-keys.js'
 import { notRun } from './job-run.js'
@@ -70,9 +71,8 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
     queue,
     add(name: string, payload: unknown, opts?: Record<string, unknown>) {
       try {
-        if (opts?.repeat !== undefined) throw repeatRefused()
-        const data = jobs.seal(queue.name, payload, name)
-        return queue.add(name, data, scopeKeys(opts, data.rowtenancy.tenant))
+        const job = sealOne(jobs, queue.name, name, payload, opts)
+        return queue.add(name, job.data, job.opts)
       } catch (err) {
         return Promise.reject(err)
       }
@@ -82,11 +82,10 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
         return Promise.reject(new TypeError('This BullMQ queue has no addBulk.'))
       }
       try {
-        const sealed = entries.map(({ name, data, opts }) => {
-          if (opts?.repeat !== undefined) throw repeatRefused()
-          const envelope = jobs.seal(queue.name, data, name)
-          return { name, data: envelope, opts: scopeKeys(opts, envelope.rowtenancy.tenant) }
-        })
+        const sealed = entries.map(({ name, data, opts }) => ({
+          name,
+          ...sealOne(jobs, queue.name, name, data, opts),
+        }))
         return queue.addBulk(sealed)
       } catch (err) {
         return Promise.reject(err)
@@ -219,17 +218,30 @@ function sealFlow(node: BullFlowJob, jobs: JobTenancy, depth: number): BullFlowJ
       `A job of the flow on queue ${JSON.stringify(node.queueName)} has no name.`,
     )
   }
-  if (node.opts?.repeat !== undefined) throw repeatRefused()
-  const data = jobs.seal(node.queueName, node.data, node.name)
   const { children, ...rest } = node
   return {
     ...rest,
-    data,
-    opts: scopeKeys(node.opts, data.rowtenancy.tenant),
+    ...sealOne(jobs, node.queueName, node.name, node.data, node.opts),
     ...(children === undefined
       ? {}
       : { children: children.map((c) => sealFlow(c, jobs, depth + 1)) }),
   }
+}
+
+/**
+ * One job's data and options as the current tenant's: `repeat` refused, the
+ * payload sealed for `queue` and `name`, the options' keys scoped.
+ */
+function sealOne(
+  jobs: JobTenancy,
+  queue: string,
+  name: string,
+  payload: unknown,
+  opts: Record<string, unknown> | undefined,
+): { data: JobEnvelope; opts: Record<string, unknown> | undefined } {
+  if (opts?.repeat !== undefined) throw repeatRefused()
+  const data = jobs.seal(queue, payload, name)
+  return { data, opts: scopeKeys(opts, data.rowtenancy.tenant) }
 }
 
 /**
