@@ -12,6 +12,15 @@ import { openBullPair, openTestRedis } from './helpers/redis.js'
 import { SUSPENDED, setupJobsFixture, until } from './jobs-fixture.js'
 import { jobScenarios } from './jobs-scenario.js'
 
+/**
+ * The job once it is in the failed set, read after that: a copy read before the failure has no
+ * `failedReason` yet, and a failed attempt that will be retried leaves one too.
+ */
+async function failedJob(queue: Queue, id: string): Promise<Job | undefined> {
+  if ((await (await Job.fromId(queue, id))?.getState()) !== 'failed') return undefined
+  return Job.fromId(queue, id)
+}
+
 jobScenarios('BullMQ', async (fx) => {
   const redis = await openTestRedis()
   const clients: Redis[] = []
@@ -51,12 +60,9 @@ jobScenarios('BullMQ', async (fx) => {
       return String((await queues.get(queue)!.add('job', data, { attempts: 1 })).id)
     },
     async outcome(queue, id) {
+      const failed = await failedJob(queues.get(queue)!, id)
+      if (failed) return { state: 'failed', error: failed.failedReason }
       const state = await (await Job.fromId(queues.get(queue)!, id))?.getState()
-      // Read the job again once it is failed: a copy read before the failure has no reason yet.
-      if (state === 'failed') {
-        const failed = await Job.fromId(queues.get(queue)!, id)
-        return { state: 'failed', error: failed!.failedReason }
-      }
       if (state === 'completed') return { state: 'completed', error: '' }
       return undefined
     },
@@ -115,11 +121,7 @@ describe('BullMQ: what a retry can cure', () => {
     )
     const { queue } = bull
     bull.worker.on('error', () => {})
-    // A failed attempt that will be retried leaves a failedReason too: wait for the failed state.
-    const failed = async (id: string) =>
-      (await (await Job.fromId(queue, id))?.getState()) === 'failed'
-        ? Job.fromId(queue, id)
-        : undefined
+    const failed = (id: string) => failedJob(queue, id)
     try {
       const forged = await queue.add(
         'job',
@@ -167,9 +169,9 @@ describe('BullMQ: the job name is signed', () => {
       const tq = tenantQueue(queue, jobs)
       const [renamed, unnamed, kept] = await runWithTenant('1', () =>
         Promise.all([
-          tq.add('invoice', { tag: 'renamed' }, { delay: 500 }),
-          tq.add('invoice', { tag: 'unnamed' }, { delay: 500 }),
-          tq.add('invoice', { tag: 'kept' }, { delay: 500 }),
+          tq.add('invoice', { tag: 'renamed' }, { delay: 1500 }),
+          tq.add('invoice', { tag: 'unnamed' }, { delay: 1500 }),
+          tq.add('invoice', { tag: 'kept' }, { delay: 1500 }),
         ]),
       )
       await runWithTenant('1', () =>
@@ -186,15 +188,9 @@ describe('BullMQ: the job name is signed', () => {
       await runWithTenant('1', () =>
         tq.upsertJobScheduler('digest', { every: 200, limit: 1 }, { data: { tag: 'digest' } }),
       )
-      const failed = await until(async () => {
-        const job = await Job.fromId(queue, renamed.id!)
-        return (await job?.getState()) === 'failed' && job
-      })
+      const failed = await until(() => failedJob(queue, renamed.id!))
       expect(failed.failedReason).toMatch(/bad-signature/)
-      const noName = await until(async () => {
-        const job = await Job.fromId(queue, unnamed.id!)
-        return (await job?.getState()) === 'failed' && job
-      })
+      const noName = await until(() => failedJob(queue, unnamed.id!))
       expect(noName.failedReason).toMatch(/malformed.*has no name/)
       await until(() => ran.length >= 4)
       expect(ran.sort()).toEqual(['b1:bulk', 'b2:bulk', 'digest:digest', 'kept:invoice'])
