@@ -112,6 +112,23 @@ const median = (xs: number[]) => {
   const mid = sorted.length >> 1
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
+/**
+ * The 90% bootstrap interval of the median of `xs` (2,000 resamples of the rounds,
+ * a fixed seed so a rerun on the same figures prints the same interval).
+ */
+function medianInterval(xs: number[]): [number, number] {
+  let seed = 0x2545f491
+  const next = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    return seed / 2 ** 32
+  }
+  const medians: number[] = []
+  for (let b = 0; b < 2000; b++) {
+    medians.push(median(xs.map(() => xs[Math.floor(next() * xs.length)]!)))
+  }
+  medians.sort((a, b) => a - b)
+  return [medians[100]!, medians[1899]!]
+}
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1]!
 const tenantOf = (i: number) => TENANTS[i % TENANTS.length]!
 /** `--note N`: a text of N characters in every payload (0: none, the smallest job). */
@@ -378,15 +395,19 @@ async function throughput(h: Harness, c: Counter) {
     const ratios = w.map((x, i) => a[i]!.ms / x.ms)
     const cpuRatios = w.map((x, i) => x.cpuPerJob / a[i]!.cpuPerJob)
     const ratio = median(ratios)
+    const [low, high] = medianInterval(ratios)
     const rate = (xs: typeof a) => (h.n / (median(xs.map((x) => x.ms)) / 1000)).toFixed(0)
     const server = (side: Side) => median(rounds[side].map((x) => x.serverPerJob))
     const serverNote = h.serverCpu
       ? `; server CPU per job ${server(anchor).toFixed(1)} -> ${server(subject).toFixed(1)} µs ` +
-        `(+${(server(subject) - server(anchor)).toFixed(1)})`
+        `(+${(server(subject) - server(anchor)).toFixed(1)}); process + server CPU per job, median round ratio ` +
+        median(
+          w.map((x, i) => (x.cpuPerJob + x.serverPerJob) / (a[i]!.cpuPerJob + a[i]!.serverPerJob)),
+        ).toFixed(3)
       : ''
     console.log(
       `    vs ${label.padEnd(28)} ${rate(a).padStart(5)}/s -> ${rate(w).padStart(5)}/s, ratio ${ratio.toFixed(3)} ` +
-        `(overhead ${((1 - ratio) * 100).toFixed(1)}%; rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}); ` +
+        `(overhead ${((1 - ratio) * 100).toFixed(1)}%, 90% interval ${((1 - high) * 100).toFixed(1)} to ${((1 - low) * 100).toFixed(1)}%; rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}); ` +
         `CPU per job ${cpuOf(anchor).toFixed(1)} -> ${cpuOf(subject).toFixed(1)} µs ` +
         `(+${(cpuOf(subject) - cpuOf(anchor)).toFixed(1)}; median round CPU ratio ${median(cpuRatios).toFixed(3)})` +
         serverNote,
