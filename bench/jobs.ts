@@ -10,7 +10,8 @@
  *    through the bare queue client (the anchor) and through rowtenancy's wrapper (tenant
  *    sealed and HMAC-signed on send (not with `--unsigned`); envelope checked, signature verified, tenant looked up
  *    through a TenantStore with its default 30 s cache, handler run inside runWithTenant),
- *    in rounds whose order rotates; the ratio is the median of the rounds' ratios, and the
+ *    in rounds whose order rotates; the ratio is the median of the rounds' ratios (with its 90%
+ *    bootstrap interval: with `--aa` the bare-vs-bare line shows what noise alone spans), and the
  *    process CPU per job of each side (and the median of the rounds' CPU ratios) is printed;
  *    for BullMQ also Redis's CPU per job (median of rounds, from `INFO cpu`: a shared Redis
  *    counts others' commands too), which the process CPU does not include.
