@@ -111,6 +111,22 @@ describe('Drizzle specifics', () => {
     ])
   })
 
+  it('tenantColumn never rounds a tenant id: one past 2^53, or not an integer, is refused before any SQL', async () => {
+    await fx.reseed()
+    const before = await fx.allAccounts()
+    for (const tenant of ['9007199254740993', 'abc', '1.5']) {
+      await expect(
+        runWithTenant(tenant, () => db.insert(accounts).values({ id: 20, name: 'rounded' })),
+      ).rejects.toMatchObject({ code: 'INVALID_TENANT_ID' })
+    }
+    await expect(
+      runWithTenant('9007199254740993', () =>
+        db.insert(accounts).values({ id: 20, name: 'rounded' }),
+      ),
+    ).rejects.toThrow(/9007199254740993.*safe JS integer/)
+    expect(await fx.allAccounts()).toEqual(before)
+  })
+
   it('relational queries (db.query) are bound too', async () => {
     await fx.reseed()
     const rows = await runWithTenant(2, () => db.query.notes.findMany())

@@ -10,16 +10,20 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core'
 import { currentTenant } from '../context/index.js'
+import { InvalidTenantIdError } from '../errors/index.js'
 import { tenantPolicy as policyModel, RLS_POLICY_NAME } from '../schema/rls-policy.js'
 import { renderPredicate } from '../schema/rls-render.js'
 import { DEFAULTS } from '../sql/defaults.js'
-import type { TenantIdType } from '../tenants/id-types.js'
+import { parseTenantId, type TenantIdType } from '../tenants/id-types.js'
 
 /**
  * The tenant column of a tenant-aware Drizzle table: `NOT NULL`, of the
  * tenancy's id type (`bigint` as a JS number by default), filled on insert
  * with the current tenant when the insert names none (MissingTenantError with
- * no tenant in context). RLS WITH CHECK refuses any other tenant's id.
+ * no tenant in context; InvalidTenantIdError for a current tenant that is not
+ * of the column's type, or, for the integer types, not a safe JS integer, so a
+ * large bigint id is never rounded to a neighbour's). RLS WITH CHECK refuses
+ * any other tenant's id.
  *
  * @example
  * ```ts
@@ -35,20 +39,34 @@ export function tenantColumn(options: { name?: string; type?: TenantIdType } = {
     case 'bigint':
       return bigint(name, { mode: 'number' })
         .notNull()
-        .$defaultFn(() => Number(currentTenant()))
+        .$defaultFn(() => currentNumericTenant('bigint'))
     case 'integer':
       return integer(name)
         .notNull()
-        .$defaultFn(() => Number(currentTenant()))
+        .$defaultFn(() => currentNumericTenant('integer'))
     case 'uuid':
       return uuid(name)
         .notNull()
-        .$defaultFn(() => String(currentTenant()))
+        .$defaultFn(() => parseTenantId('uuid', currentTenant()))
     case 'text':
       return text(name)
         .notNull()
-        .$defaultFn(() => String(currentTenant()))
+        .$defaultFn(() => parseTenantId('text', currentTenant()))
   }
+}
+
+/** The current tenant as the JS number an integer tenant column holds, refused when not exact. */
+function currentNumericTenant(type: 'bigint' | 'integer'): number {
+  const id = parseTenantId(type, currentTenant())
+  const n = Number(id)
+  if (!Number.isSafeInteger(n)) {
+    throw new InvalidTenantIdError(
+      id,
+      `a safe JS integer: tenantColumn() holds the tenant as a number, which cannot hold ${id} exactly ` +
+        "(declare it as bigint('tenant_id', { mode: 'bigint' }) and set it from currentTenant())",
+    )
+  }
+  return n
 }
 
 /**
