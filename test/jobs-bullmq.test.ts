@@ -169,9 +169,9 @@ describe('BullMQ: the job name is signed', () => {
       const tq = tenantQueue(queue, jobs)
       const [renamed, unnamed, kept] = await runWithTenant('1', () =>
         Promise.all([
-          tq.add('invoice', { tag: 'renamed' }, { delay: 1500 }),
-          tq.add('invoice', { tag: 'unnamed' }, { delay: 1500 }),
-          tq.add('invoice', { tag: 'kept' }, { delay: 1500 }),
+          tq.add('invoice', { tag: 'renamed' }, { delay: 600_000 }),
+          tq.add('invoice', { tag: 'unnamed' }, { delay: 600_000 }),
+          tq.add('invoice', { tag: 'kept' }, { delay: 600_000 }),
         ]),
       )
       await runWithTenant('1', () =>
@@ -185,6 +185,9 @@ describe('BullMQ: the job name is signed', () => {
       await raw.hset(queue.toKey(renamed.id!), 'name', 'refund')
       await raw.hdel(queue.toKey(unnamed.id!), 'name')
       raw.disconnect()
+      // delayed until now, so no worker can have taken them before the edits
+      for (const job of [renamed, unnamed, kept])
+        await (await Job.fromId(queue, job.id!))!.promote()
       await runWithTenant('1', () =>
         tq.upsertJobScheduler('digest', { every: 200, limit: 1 }, { data: { tag: 'digest' } }),
       )
