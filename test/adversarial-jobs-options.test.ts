@@ -1,9 +1,19 @@
 // Queue options that name other jobs, reached by a route the per-job scoping did not see.
 import { FlowProducer, Job, Queue } from 'bullmq'
+import { Logger, makeWorkerUtils } from 'graphile-worker'
 import { Redis } from 'ioredis'
+import PgBoss from 'pg-boss'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
-import { createJobTenancy, tenantFlowProducer, tenantQueue } from '../src/jobs/index.js'
+import {
+  createJobTenancy,
+  tenantAddJob,
+  tenantAddJobs,
+  tenantCronItems,
+  tenantFlowProducer,
+  tenantPgBoss,
+  tenantQueue,
+} from '../src/jobs/index.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { openTestRedis, type TestRedis } from './helpers/redis.js'
@@ -124,6 +134,105 @@ describe("BullMQ flows: the flow's queuesOptions", () => {
       await queues[0]?.obliterate({ force: true }).catch(() => {})
       for (const q of queues) await q.close()
       connection.disconnect()
+    }
+  })
+})
+
+describe("a cross-tenant job's keys", () => {
+  const crossJobs = () =>
+    createJobTenancy({
+      store,
+      audit: { db: db.pool },
+      queues: { probe: true, keyed: true, nightly: { crossTenant: 'nightly rollup' } },
+    })
+
+  it("graphile-worker: a cross-tenant job cannot take a tenant's jobKey (keys are global across tasks)", async () => {
+    const utils = await makeWorkerUtils({
+      connectionString: db.url,
+      logger: new Logger(() => () => {}),
+    })
+    await utils.migrate()
+    try {
+      const jobs = crossJobs()
+      const addJob = tenantAddJob(utils, jobs)
+      const addJobs = tenantAddJobs(utils, jobs)
+      await runWithTenant('1', () => addJob('keyed', { n: 1 }, { jobKey: 'daily' }))
+      // code of tenant 2 (or any) sends a cross-tenant job keyed as tenant 1's job is stored
+      for (const send of [
+        () => addJob('nightly', { n: 2 }, { jobKey: '1/daily' }),
+        () => addJobs([{ identifier: 'nightly', payload: { n: 2 }, jobKey: '1/daily' }]),
+      ]) {
+        await expect(runWithTenant('2', send)).rejects.toThrow(/jobKey.*tenant/)
+      }
+      expect(() =>
+        tenantCronItems(jobs, [
+          { task: 'nightly', match: '0 4 * * *', options: { jobKey: '1/daily' } },
+        ]),
+      ).toThrow(/jobKey/)
+      const { rows } = await db.pool.query(
+        `select k.identifier, j.payload->'rowtenancy'->>'tenant' as t, j.key
+           from graphile_worker._private_jobs j join graphile_worker._private_tasks k on k.id = j.task_id
+          where j.key = '1/daily'`,
+      )
+      expect(rows).toEqual([{ identifier: 'keyed', t: '1', key: '1/daily' }])
+      // a cross-tenant key without a tenant's shape is kept as given
+      await addJob('nightly', { n: 3 }, { jobKey: 'rollup:2026-11' })
+    } finally {
+      await utils.release()
+    }
+  })
+
+  it("BullMQ: a cross-tenant job cannot be made a child of a tenant's job (its parent may be on another queue)", async () => {
+    const jobs = crossJobs()
+    const probe = openBull('probe')
+    // the cross-tenant queue beside the tenant one, under the same prefix
+    const nightly = new Queue('nightly', {
+      connection: probe.queue.opts.connection as never,
+      prefix: probe.queue.opts.prefix,
+    })
+    const nq = tenantQueue(nightly, jobs)
+    try {
+      const parent = await runWithTenant('1', () =>
+        tenantFlowProducer(probe.producer, jobs).add({
+          name: 'close',
+          queueName: 'probe',
+          data: {},
+          opts: { jobId: 'p' },
+          children: [{ name: 'sum', queueName: 'probe', data: {}, opts: { delay: 60_000 } }],
+        }),
+      )
+      expect(parent.job.id).toBe('1/p')
+      const dependencies = async () =>
+        Object.keys(
+          (await (await Job.fromId(probe.queue, '1/p'))!.getDependencies()).unprocessed ?? {},
+        ).length
+      const into = { parent: { id: '1/p', queue: probe.queue.qualifiedName } }
+      await expect(runWithTenant('2', () => nq.add('evil', {}, into))).rejects.toThrow(
+        /parent\.id.*tenant/,
+      )
+      await expect(nq.addBulk([{ name: 'evil', data: {}, opts: into }])).rejects.toThrow(
+        /parent\.id/,
+      )
+      await expect(nq.add('evil', {}, { jobId: '1/p' })).rejects.toThrow(/jobId/)
+      expect(await dependencies()).toBe(1)
+    } finally {
+      await nightly.obliterate({ force: true }).catch(() => {})
+      await nightly.close()
+      await probe.close()
+    }
+  })
+
+  it("pg-boss: a cross-tenant singletonKey of a tenant's shape is refused as the other keys are", async () => {
+    const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss', max: 2, schedule: false })
+    boss.on('error', () => {})
+    await boss.start()
+    try {
+      await boss.createQueue('nightly', { name: 'nightly' })
+      const tb = tenantPgBoss(boss, crossJobs())
+      await expect(tb.send('nightly', {}, { singletonKey: '1/k' })).rejects.toThrow(/singletonKey/)
+      expect(await tb.send('nightly', {}, { singletonKey: 'k' })).not.toBeNull()
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
     }
   })
 })

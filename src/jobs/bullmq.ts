@@ -110,7 +110,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
         const name = template.name ?? id
         const data = jobs.seal(queue.name, template.data, name)
         const tenant = data.rowtenancy.tenant
-        const scopedId = tenant === null ? id : tenantKey(tenant, id, 'The job scheduler id')
+        const scopedId = tenantKey(tenant, id, 'The job scheduler id')
         return queue.upsertJobScheduler(scopedId, repeat, {
           ...template,
           name,
@@ -343,7 +343,6 @@ function scopeKeys(
       'The BullMQ option repeatJobKey is refused on a rowtenancy queue: use upsertJobScheduler.',
     )
   }
-  if (tenant === null) return opts
   let scoped = withTenantKey(opts, 'jobId', tenant, 'jobId')
   // the ids of other jobs (the parent to wait on) are the tenant's own too, so a job cannot be
   // made a child of another tenant's job, hand its result to it, or hold it back

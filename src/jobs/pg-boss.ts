@@ -304,7 +304,12 @@ function scopeSingleton(
   options: Record<string, unknown>,
   tenant: string | null,
 ): Record<string, unknown> {
-  if (tenant === null) return options
+  if (tenant === null) {
+    // a cross-tenant key is kept as given, once it is known not to have a tenant's shape
+    const key = options.singletonKey
+    if (key !== undefined && key !== null) tenantKey(null, key, 'singletonKey')
+    return options
+  }
   const key = options.singletonKey ?? ''
   return { ...options, singletonKey: tenantKey(tenant, key, 'singletonKey') }
 }
