@@ -236,3 +236,58 @@ describe("a cross-tenant job's keys", () => {
     }
   })
 })
+
+describe('graphile-worker named queues', () => {
+  it("a job of another tenant, or of none, never lands in a tenant's named queue (named queues are one per database)", async () => {
+    const utils = await makeWorkerUtils({
+      connectionString: db.url,
+      logger: new Logger(() => () => {}),
+    })
+    await utils.migrate()
+    try {
+      const jobs = createJobTenancy({
+        store,
+        audit: { db: db.pool },
+        queues: { lane: true, sweep: { crossTenant: 'sweep' } },
+      })
+      const plain = tenantAddJob(utils, jobs)
+      const one = tenantAddJob(utils, jobs, { tenantQueue: true })
+      const three = tenantAddJob(utils, jobs, { tenantQueue: 3 })
+      const bulk = tenantAddJobs(utils, jobs, { tenantQueue: true })
+      const later = { runAt: new Date(Date.now() + 3_600_000) }
+      // tenant 1's own named queues: tenant:1, and tenant:1:0..2
+      await runWithTenant('1', () => one('lane', { n: 1 }, later))
+      for (let i = 0; i < 12; i++) await runWithTenant('1', () => three('lane', { n: 1 }, later))
+      // tenant 2 (and a cross-tenant job) name tenant 1's queues
+      const names = ['tenant:1', 'tenant:1:2', 'tenant', 'tenant:1:0']
+      for (const queueName of names) {
+        await runWithTenant('2', () => plain('lane', { n: 2 }, { ...later, queueName }))
+        await runWithTenant('2', () => one('lane', { n: 2 }, { ...later, queueName }))
+        await runWithTenant('2', () => three('lane', { n: 2 }, { ...later, queueName }))
+        await runWithTenant('2', () =>
+          bulk([{ identifier: 'lane', payload: { n: 2 }, ...later, queueName }]),
+        )
+        await plain('sweep', { n: 0 }, { ...later, queueName })
+      }
+      const items = await runWithTenant('2', () =>
+        tenantCronItems(jobs, [
+          { task: 'lane', match: '0 4 * * *', options: { queueName: 'tenant:1' } },
+        ]),
+      )
+      expect((items[0]!.options as { queueName: string }).queueName).not.toBe('tenant:1')
+      await expect(
+        runWithTenant('2', () => plain('lane', {}, { queueName: 7 as never })),
+      ).rejects.toThrow(/queueName must be a string/)
+      const { rows } = await db.pool.query(
+        `select distinct j.payload->'rowtenancy'->>'tenant' as t, q.queue_name
+           from graphile_worker._private_jobs j
+           join graphile_worker._private_job_queues q on q.id = j.job_queue_id`,
+      )
+      const ofTenant1 = (name: string) => /^tenant:1(:\d+)?$/.test(name)
+      expect(rows.filter((r) => r.t === '1').every((r) => ofTenant1(r.queue_name))).toBe(true)
+      expect(rows.filter((r) => r.t !== '1' && ofTenant1(r.queue_name))).toEqual([])
+    } finally {
+      await utils.release()
+    }
+  })
+})

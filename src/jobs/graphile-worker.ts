@@ -52,7 +52,9 @@ export interface GraphileTenantOptions {
  * graphile-worker's `addJob` with the current tenant sealed into the payload.
  * A tenant job's `jobKey` is the tenant's own (stored as `<tenant>/<jobKey>`):
  * graphile-worker keeps one job per key across tasks and tenants, so an
- * unscoped key would let one tenant replace another's job.
+ * unscoped key would let one tenant replace another's job. Its `queueName`
+ * is the tenant's own named queue for the same reason (`<queueName>:<tenant>`,
+ * both URI-encoded), with or without `tenantQueue`.
  *
  * @example
  * ```ts
@@ -163,8 +165,11 @@ function queueLimit(options: GraphileTenantOptions): number {
 
 /**
  * A job's spec as the tenant's: its `jobKey` scoped (graphile-worker keeps one
- * job per key across all tasks and tenants), and with `limit` named queues its
- * queue one of the tenant's.
+ * job per key across all tasks and tenants), and its named queue the tenant's
+ * own (graphile-worker keeps one queue per name across all tasks and tenants,
+ * so a name given as it is could put a job in another tenant's queue and hold
+ * its jobs back): `queueName` is a base, `<queueName>:<tenant>`; with `limit`
+ * named queues one of the tenant's (`tenant` the base when none is given).
  */
 function tenantSpec(
   spec: Record<string, unknown>,
@@ -172,8 +177,12 @@ function tenantSpec(
   limit: number,
 ): Record<string, unknown> {
   const scoped = withTenantKey(spec, 'jobKey', tenant, 'jobKey')
-  if (limit === 0 || tenant === null) return scoped
-  const base = tenantQueueName((spec.queueName as string | undefined) ?? 'tenant', tenant)
+  const given = spec.queueName
+  const named = given !== undefined && given !== null
+  if (tenant === null || limit === 0) {
+    return named ? { ...scoped, queueName: tenantQueueName(given, tenant) } : scoped
+  }
+  const base = tenantQueueName(named ? given : 'tenant', tenant)
   const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
   return { ...scoped, queueName }
 }
@@ -219,9 +228,10 @@ export function tenantCronItems<I extends CronItemLike>(
     return {
       ...item,
       payload: payload as unknown as Record<string, unknown>,
-      // graphile-worker keeps one job per jobKey across all tasks and tenants: scoped to the tenant
+      // graphile-worker keeps one job per jobKey and one queue per name across all tasks and
+      // tenants: both scoped to the tenant
       ...(options !== null && typeof options === 'object'
-        ? { options: withTenantKey(options, 'jobKey', payload.rowtenancy.tenant, 'jobKey') }
+        ? { options: tenantSpec(options, payload.rowtenancy.tenant, 0) }
         : {}),
     }
   })

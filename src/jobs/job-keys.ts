@@ -32,13 +32,20 @@ export function tenantKey(tenant: string | null, key: unknown, what: string): st
 }
 
 /**
- * The name of a tenant's own named queue or bucket: `<base>:<tenant>`, the
- * tenant URI-encoded (so a text id holding `:` cannot name another tenant's).
+ * The name of a tenant's own named queue or bucket: `<base>:<tenant>`, both
+ * URI-encoded, so neither holds a `:` and the name says whose it is (a base
+ * `tenant:1` sent by tenant 2 is `tenant%3A1:2`, not tenant 1's `tenant:1:2`).
+ * With no tenant (a cross-tenant job) the base alone, encoded: it holds no `:`,
+ * so it is no tenant's.
  *
  * @internal
  */
-export function tenantQueueName(base: string, tenant: string): string {
-  return `${base}:${encodeURIComponent(tenant)}`
+export function tenantQueueName(base: unknown, tenant: string | null): string {
+  if (typeof base !== 'string') {
+    throw new InvalidInputError(`queueName must be a string, not ${describe(base)}.`)
+  }
+  const name = encodeURIComponent(base)
+  return tenant === null ? name : `${name}:${encodeURIComponent(tenant)}`
 }
 
 /**
