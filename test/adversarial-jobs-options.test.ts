@@ -138,6 +138,48 @@ describe("BullMQ flows: the flow's queuesOptions", () => {
   })
 })
 
+describe('BullMQ: a parent is named by its queue and id', () => {
+  it("a parent's queue cannot carry the start of another tenant's job id (BullMQ joins queue and id with a colon)", async () => {
+    const jobs = createJobTenancy({ store, queues: { probe: true } })
+    const { queue, producer, close } = openBull('probe')
+    try {
+      // tenant 1's parent, its id of the three-part shape BullMQ allows colons in: 1/a:b:2/x
+      await runWithTenant('1', () =>
+        tenantFlowProducer(producer, jobs).add({
+          name: 'close',
+          queueName: 'probe',
+          data: {},
+          opts: { jobId: 'a:b:2/x' },
+          children: [{ name: 'sum', queueName: 'probe', data: {}, opts: { delay: 60_000 } }],
+        }),
+      )
+      const dependencies = async () =>
+        Object.keys(
+          (await (await Job.fromId(queue, '1/a:b:2/x'))!.getDependencies()).unprocessed ?? {},
+        ).length
+      expect(await dependencies()).toBe(1)
+      // tenant 2's parent id is scoped to 2/x, but BullMQ's parent key is `${queue}:${id}`
+      const into = { parent: { queue: `${queue.qualifiedName}:1/a:b`, id: 'x' } }
+      const tq = tenantQueue(queue, jobs)
+      await runWithTenant('2', () => tq.add('evil', {}, into)).catch(() => {})
+      await runWithTenant('2', () =>
+        tenantFlowProducer(producer, jobs).add({
+          name: 'evil',
+          queueName: 'probe',
+          data: {},
+          opts: into,
+        }),
+      ).catch(() => {})
+      expect(await dependencies()).toBe(1)
+      await expect(runWithTenant('2', () => tq.add('evil', {}, into))).rejects.toThrow(
+        /parent\.queue/,
+      )
+    } finally {
+      await close()
+    }
+  })
+})
+
 describe("a cross-tenant job's keys", () => {
   const crossJobs = () =>
     createJobTenancy({

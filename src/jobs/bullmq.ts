@@ -343,6 +343,7 @@ function scopeKeys(
       'The BullMQ option repeatJobKey is refused on a rowtenancy queue: use upsertJobScheduler.',
     )
   }
+  checkParentQueue(opts.parent)
   let scoped = withTenantKey(opts, 'jobId', tenant, 'jobId')
   // the ids of other jobs (the parent to wait on) are the tenant's own too, so a job cannot be
   // made a child of another tenant's job, hand its result to it, or hold it back
@@ -353,6 +354,23 @@ function scopeKeys(
     }
   }
   return scoped
+}
+
+/**
+ * Refuses a `parent.queue` holding a `/`. BullMQ names the parent by
+ * `${queue}:${id}`, and a job id may hold colons, so a queue carrying the
+ * start of another tenant's job id (`bull:probe:1/a:b` with the scoped id
+ * `2/x` is tenant 1's `1/a:b:2/x`) would reach that job past the scoped id.
+ * A queue's name (prefix, colon, name) holds no `/`; every scoped id does.
+ */
+function checkParentQueue(parent: unknown): void {
+  if (parent === undefined || parent === null || typeof parent !== 'object') return
+  const queue = (parent as Record<string, unknown>).queue
+  if (typeof queue === 'string' && !queue.includes('/')) return
+  throw new InvalidInputError(
+    `parent.queue must be the parent's queue as BullMQ names it (queue.qualifiedName: prefix, colon, name), ` +
+      `not ${JSON.stringify(queue)}: a "/" there could name another tenant's job.`,
+  )
 }
 
 /** BullMQ options holding a job key as `id`: deduplication (`debounce` in BullMQ 5) and the parent. */
