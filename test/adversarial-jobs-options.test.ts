@@ -333,3 +333,32 @@ describe('graphile-worker named queues', () => {
     }
   })
 })
+
+describe('pg-boss: a job id given by the sender', () => {
+  it("a tenant job cannot choose its id (one per queue across tenants: it would drop another tenant's job of that id)", async () => {
+    const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss', max: 2, schedule: false })
+    boss.on('error', () => {})
+    await boss.start()
+    try {
+      await boss.createQueue('billing', { name: 'billing' })
+      const tb = tenantPgBoss(boss, createJobTenancy({ store, queues: { billing: true } }))
+      // an id derived from a business key both tenants have (invoice 12), tenant 2 first
+      const id = '6f1c1e38-5b1e-4c4f-9a57-0c6f1a3e0c12'
+      const sends: (() => Promise<unknown>)[] = [
+        () => tb.send('billing', { invoice: 12 }, { id }),
+        () => tb.insert([{ name: 'billing', data: { invoice: 12 }, id }]),
+        () => tb.schedule('billing', '0 7 * * *', { invoice: 12 }, { id }),
+      ]
+      for (const send of sends) {
+        await expect(runWithTenant('2', send)).rejects.toThrow(/\bid\b.*singletonKey/)
+      }
+      expect(await runWithTenant('1', () => tb.send('billing', { invoice: 12 }))).not.toBeNull()
+      const { rows } = await db.pool.query(
+        `select data->'rowtenancy'->>'tenant' as t from pgboss.job where name = 'billing'`,
+      )
+      expect(rows).toEqual([{ t: '1' }])
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+    }
+  })
+})
