@@ -113,7 +113,6 @@ describe("BullMQ flows: the flow's queuesOptions", () => {
     const queues: Queue[] = []
     try {
       for (const key of [
-        { jobId: 'daily' },
         { deduplication: { id: 'sync' } },
         { parent: { id: 'p', queue: 'bull:probe' } },
         { repeatJobKey: 'x' },

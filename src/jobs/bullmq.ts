@@ -124,8 +124,11 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
   })
 }
 
-/** Job options that name a job (its own key, or another job's): per job, never a queue's default. */
-const KEY_OPTIONS = ['jobId', 'deduplication', 'debounce', 'parent', 'repeat', 'repeatJobKey']
+/**
+ * Job options that name a job (a key, or another job) and that BullMQ takes
+ * from a queue's defaults (not `jobId`): per job, never a queue's default.
+ */
+const KEY_OPTIONS = ['deduplication', 'debounce', 'parent', 'repeat', 'repeatJobKey']
 
 /**
  * Refuses a queue whose `defaultJobOptions` hold a job key: BullMQ lays them
