@@ -1,6 +1,6 @@
 // Queue options that name other jobs, reached by a route the per-job scoping did not see.
 import { FlowProducer, Job, Queue } from 'bullmq'
-import { Logger, makeWorkerUtils } from 'graphile-worker'
+import { Logger, makeWorkerUtils, run } from 'graphile-worker'
 import { Redis } from 'ioredis'
 import PgBoss from 'pg-boss'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,10 +13,12 @@ import {
   tenantFlowProducer,
   tenantPgBoss,
   tenantQueue,
+  tenantTaskList,
 } from '../src/jobs/index.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { openTestRedis, type TestRedis } from './helpers/redis.js'
+import { until } from './jobs-fixture.js'
 
 let db: TestDatabase
 let store: TenantStore
@@ -358,6 +360,58 @@ describe('pg-boss: a job id given by the sender', () => {
       expect(rows).toEqual([{ t: '1' }])
     } finally {
       await boss.stop({ graceful: false, wait: true })
+    }
+  })
+})
+
+describe("graphile-worker: a task's helpers", () => {
+  it("helpers.addJob in a tenant's task seals the job as that tenant's, its jobKey the tenant's own", async () => {
+    const logger = new Logger(() => () => {})
+    const utils = await makeWorkerUtils({ connectionString: db.url, logger })
+    await utils.migrate()
+    const jobs = createJobTenancy({ store, queues: { spawn: true, child: true } })
+    const later = { runAt: new Date(Date.now() + 3_600_000) }
+    const done: string[] = []
+    const runner = await run({
+      connectionString: db.url,
+      concurrency: 2,
+      pollInterval: 100,
+      noHandleSignals: true,
+      logger,
+      taskList: tenantTaskList(jobs, {
+        spawn: async (_payload, info, helpers) => {
+          // tenant 2's task names tenant 1's key as it is stored
+          await helpers.addJob('child', { via: 'helpers' }, { ...later, jobKey: '1/daily' })
+          await helpers.addJobs([{ identifier: 'child', payload: { via: 'addJobs' }, ...later }])
+          await tenantAddJob(helpers, jobs)('child', { via: 'wrapped' }, later)
+          done.push(info.tenantId!)
+        },
+        child: async () => {},
+      }),
+    })
+    try {
+      await runWithTenant('1', () =>
+        tenantAddJob(utils, jobs)('child', { via: 'own' }, { ...later, jobKey: 'daily' }),
+      )
+      await runWithTenant('2', () => tenantAddJob(utils, jobs)('spawn', {}))
+      await until(() => done.length === 1)
+      const { rows } = await db.pool.query(
+        `select j.payload, j.key from graphile_worker._private_jobs j
+           join graphile_worker._private_tasks k on k.id = j.task_id
+          where k.identifier = 'child' order by j.id`,
+      )
+      expect(rows).toEqual([
+        { key: '1/daily', payload: { rowtenancy: { v: 1, tenant: '1' }, payload: { via: 'own' } } },
+        {
+          key: '2/1/daily',
+          payload: { rowtenancy: { v: 1, tenant: '2' }, payload: { via: 'helpers' } },
+        },
+        { key: null, payload: { rowtenancy: { v: 1, tenant: '2' }, payload: { via: 'addJobs' } } },
+        { key: null, payload: { rowtenancy: { v: 1, tenant: '2' }, payload: { via: 'wrapped' } } },
+      ])
+    } finally {
+      await runner.stop()
+      await utils.release()
     }
   })
 })

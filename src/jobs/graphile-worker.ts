@@ -67,6 +67,7 @@ export function tenantAddJob(
   jobs: JobTenancy,
   options: GraphileTenantOptions = {},
 ): (identifier: string, payload?: unknown, spec?: Record<string, unknown>) => Promise<any> {
+  target = rawHelpers(target)
   const limit = queueLimit(options)
   const schema = options.schema ?? 'graphile_worker'
   if (!/^[a-z_][a-z0-9_]*$/i.test(schema)) {
@@ -139,6 +140,7 @@ export function tenantAddJobs(
     )
   }
   const limit = queueLimit(options)
+  target = rawHelpers(target)
   return async function addTenantJobs(specs, jobKeyPreserveRunAt) {
     const sealed = specs.map(({ identifier, payload, ...spec }) => {
       const data = jobs.seal(identifier, payload)
@@ -255,8 +257,39 @@ function withoutCronStamp(identifier: string, jobId: string, data: unknown): unk
   return rest
 }
 
+/** Where {@link tenantHelpers} keeps graphile-worker's own helpers. */
+const RAW_HELPERS = Symbol('rowtenancy.graphileHelpers')
+
 /**
- * A graphile-worker task's handler: payload, job info, and the task helpers.
+ * A task's helpers whose `addJob` and `addJobs` seal each job as
+ * {@link tenantAddJob} and {@link tenantAddJobs} do, in the context the handler
+ * runs in (its job's tenant): graphile-worker's own add a job with no envelope
+ * (refused when it runs) and a `jobKey` as given, which could replace another
+ * tenant's job (`1/daily` is tenant 1's `daily`). The rest is graphile-worker's
+ * (`withPgClient` and `query` are its connection, bound to no tenant).
+ */
+function tenantHelpers(helpers: any, jobs: JobTenancy): any {
+  if (helpers === null || typeof helpers !== 'object' || typeof helpers.addJob !== 'function') {
+    return helpers
+  }
+  return {
+    ...helpers,
+    addJob: tenantAddJob(helpers, jobs),
+    ...(typeof helpers.addJobs === 'function' ? { addJobs: tenantAddJobs(helpers, jobs) } : {}),
+    [RAW_HELPERS]: helpers,
+  }
+}
+
+/** graphile-worker's own helpers behind {@link tenantHelpers}' (sealed once, not twice); else `target`. */
+function rawHelpers<T>(target: T): T {
+  const raw = (target as { [RAW_HELPERS]?: T } | null)?.[RAW_HELPERS]
+  return raw ?? target
+}
+
+/**
+ * A graphile-worker task's handler: payload, job info, and the task helpers
+ * (their `addJob` and `addJobs` seal the job as the handler's tenant's, as
+ * {@link tenantAddJob} does).
  */
 export type TenantTask<P = any> = (
   payload: P,
@@ -306,7 +339,7 @@ export function tenantTaskList(
           identifier,
           withoutCronStamp(identifier, String(job.id), payload),
           { id: String(job.id), attempt: Number(job.attempts) },
-          (p, info) => handler(p, info, helpers),
+          (p, info) => handler(p, info, tenantHelpers(helpers, jobs)),
           async (delayMs) => {
             // A copy runs later (same envelope, same named queue); this one completes.
             const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
