@@ -60,7 +60,9 @@ export interface TenantBullQueue {
 }
 
 /**
- * Wraps a BullMQ `Queue`; the rule key is the queue's name.
+ * Wraps a BullMQ `Queue`; the rule key is the queue's name. A queue whose
+ * `defaultJobOptions` hold a key (`deduplication`, `parent`, `repeatJobKey`...)
+ * is refused with `ConfigError`: BullMQ would give every tenant's job that key.
  *
  * @example
  * ```ts
