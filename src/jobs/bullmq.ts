@@ -1,4 +1,4 @@
-import { InvalidInputError } from '../errors/index.js'
+import { ConfigError, InvalidInputError } from '../errors/index.js'
 import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
 import { tenantKey, withTenantKey } from './job-keys.js'
@@ -15,6 +15,8 @@ import type { JobInfo, JobTenancy } from './job-tenancy.js'
  */
 export interface BullQueueLike {
   readonly name: string
+  /** The queue's default job options, which BullMQ lays under every job's own (checked when wrapped). */
+  readonly defaultJobOptions?: object | undefined
   add(name: string, data: unknown, opts?: Record<string, unknown>): Promise<any>
   addBulk?(jobs: { name: string; data: unknown; opts?: Record<string, unknown> }[]): Promise<any>
   upsertJobScheduler?(
@@ -58,7 +60,9 @@ export interface TenantBullQueue {
 }
 
 /**
- * Wraps a BullMQ `Queue`; the rule key is the queue's name.
+ * Wraps a BullMQ `Queue`; the rule key is the queue's name. A queue whose
+ * `defaultJobOptions` hold a key (`deduplication`, `parent`, `repeatJobKey`...)
+ * is refused with `ConfigError`: BullMQ would give every tenant's job that key.
  *
  * @example
  * ```ts
@@ -67,6 +71,7 @@ export interface TenantBullQueue {
  */
 export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQueue {
   jobs.rule(queue.name)
+  checkQueueDefaults(queue)
   return Object.freeze({
     queue,
     add(name: string, payload: unknown, opts?: Record<string, unknown>) {
@@ -107,7 +112,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
         const name = template.name ?? id
         const data = jobs.seal(queue.name, template.data, name)
         const tenant = data.rowtenancy.tenant
-        const scopedId = tenant === null ? id : tenantKey(tenant, id, 'The job scheduler id')
+        const scopedId = tenantKey(tenant, id, 'The job scheduler id')
         return queue.upsertJobScheduler(scopedId, repeat, {
           ...template,
           name,
@@ -119,6 +124,30 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
       }
     },
   })
+}
+
+/**
+ * Job options that name a job (a key, or another job) and that BullMQ takes
+ * from a queue's defaults (not `jobId`): per job, never a queue's default.
+ */
+const KEY_OPTIONS = ['deduplication', 'debounce', 'parent', 'repeat', 'repeatJobKey']
+
+/**
+ * Refuses a queue whose `defaultJobOptions` hold a job key: BullMQ lays them
+ * under every job after the adapter scoped the job's own, so such a default
+ * would be one key for every tenant (one tenant's job dropping or replacing
+ * another's).
+ */
+function checkQueueDefaults(queue: BullQueueLike): void {
+  const defaults = queue.defaultJobOptions as Record<string, unknown> | undefined
+  if (defaults === undefined || defaults === null) return
+  const named = KEY_OPTIONS.filter((k) => defaults[k] !== undefined)
+  if (named.length > 0) {
+    throw new ConfigError(
+      `BullMQ queue ${JSON.stringify(queue.name)} has ${named.join(', ')} in its defaultJobOptions: ` +
+        "BullMQ would give every tenant's job that one key. Pass it per job (add's options), where it is the tenant's own.",
+    )
+  }
 }
 
 /**
@@ -156,7 +185,9 @@ export interface TenantBullFlowProducer {
    * Adds a flow as the current tenant: every job of the tree (parent and children, on any
    * declared queue) is sealed as `tenantQueue(...).add` seals one, with its own queue and name;
    * `jobId`, `deduplication.id` and `parent.id` are the tenant's own, `repeat` is refused. A node on an
-   * undeclared queue refuses the whole flow before anything is added.
+   * undeclared queue refuses the whole flow before anything is added. `opts.queuesOptions[queue].defaultJobOptions`
+   * are laid under each job's own options of that queue before it is sealed, so their keys are the tenant's
+   * own too.
    */
   add(flow: BullFlowJob, opts?: Record<string, unknown>): Promise<any>
   /** Adds several flows at once (BullMQ's `addBulk`), each sealed as `add` seals one. */
@@ -184,7 +215,8 @@ export function tenantFlowProducer(
     flow,
     add(node: BullFlowJob, opts?: Record<string, unknown>) {
       try {
-        return flow.add(sealFlow(node, jobs, 0), opts)
+        const { defaults, rest } = flowDefaults(opts)
+        return flow.add(sealFlow(node, jobs, 0, defaults), rest)
       } catch (err) {
         return Promise.reject(err)
       }
@@ -194,7 +226,7 @@ export function tenantFlowProducer(
         return Promise.reject(new TypeError('This BullMQ flow producer has no addBulk.'))
       }
       try {
-        return flow.addBulk(nodes.map((node) => sealFlow(node, jobs, 0)))
+        return flow.addBulk(nodes.map((node) => sealFlow(node, jobs, 0, NO_DEFAULTS)))
       } catch (err) {
         return Promise.reject(err)
       }
@@ -205,8 +237,60 @@ export function tenantFlowProducer(
 /** How deep a flow may nest (BullMQ's own limit is far larger; a cycle would recurse forever). */
 const MAX_FLOW_DEPTH = 100
 
-/** A flow node and its children, each job sealed for its own queue and name. */
-function sealFlow(node: BullFlowJob, jobs: JobTenancy, depth: number): BullFlowJob {
+/** The default job options of a flow, per queue name. */
+type FlowDefaults = ReadonlyMap<string, Record<string, unknown>>
+
+const NO_DEFAULTS: FlowDefaults = new Map()
+
+/**
+ * The `queuesOptions[queue].defaultJobOptions` of a flow's options, taken out:
+ * BullMQ would lay them under every job of that queue after the job was sealed,
+ * keys and all, so they are laid under each job's own options before, and
+ * scoped with them. The flow's other options stay as they are.
+ */
+function flowDefaults(opts: Record<string, unknown> | undefined): {
+  defaults: FlowDefaults
+  rest: Record<string, unknown> | undefined
+} {
+  const queues = opts?.queuesOptions
+  if (queues === undefined || queues === null) return { defaults: NO_DEFAULTS, rest: opts }
+  if (typeof queues !== 'object') {
+    throw new InvalidInputError("A flow's queuesOptions must be an object keyed by queue name.")
+  }
+  const defaults = new Map<string, Record<string, unknown>>()
+  const kept: Record<string, unknown> = {}
+  for (const [name, queueOpts] of Object.entries(queues as Record<string, unknown>)) {
+    if (queueOpts === null || typeof queueOpts !== 'object') continue
+    const { defaultJobOptions, ...others } = queueOpts as Record<string, unknown>
+    if (defaultJobOptions !== undefined && defaultJobOptions !== null) {
+      if (typeof defaultJobOptions !== 'object') {
+        throw new InvalidInputError(
+          `The flow's queuesOptions[${JSON.stringify(name)}].defaultJobOptions must be an object.`,
+        )
+      }
+      // BullMQ takes a flow job's id and parent from the job alone, never from these
+      const {
+        jobId: _id,
+        parent: _parent,
+        ...jobDefaults
+      } = defaultJobOptions as Record<string, unknown>
+      defaults.set(name, jobDefaults)
+    }
+    kept[name] = others
+  }
+  return { defaults, rest: { ...opts, queuesOptions: kept } }
+}
+
+/**
+ * A flow node and its children, each job sealed for its own queue and name,
+ * its queue's `defaults` (the flow's `queuesOptions`) under its own options.
+ */
+function sealFlow(
+  node: BullFlowJob,
+  jobs: JobTenancy,
+  depth: number,
+  defaults: FlowDefaults,
+): BullFlowJob {
   if (depth > MAX_FLOW_DEPTH) {
     throw new InvalidInputError(`A flow nested deeper than ${MAX_FLOW_DEPTH} jobs is refused.`)
   }
@@ -219,12 +303,14 @@ function sealFlow(node: BullFlowJob, jobs: JobTenancy, depth: number): BullFlowJ
     )
   }
   const { children, ...rest } = node
+  const base = defaults.get(node.queueName)
+  const opts = base === undefined ? node.opts : { ...base, ...node.opts }
   return {
     ...rest,
-    ...sealOne(jobs, node.queueName, node.name, node.data, node.opts),
+    ...sealOne(jobs, node.queueName, node.name, node.data, opts),
     ...(children === undefined
       ? {}
-      : { children: children.map((c) => sealFlow(c, jobs, depth + 1)) }),
+      : { children: children.map((c) => sealFlow(c, jobs, depth + 1, defaults)) }),
   }
 }
 
@@ -262,7 +348,7 @@ function scopeKeys(
       'The BullMQ option repeatJobKey is refused on a rowtenancy queue: use upsertJobScheduler.',
     )
   }
-  if (tenant === null) return opts
+  checkParentQueue(opts.parent)
   let scoped = withTenantKey(opts, 'jobId', tenant, 'jobId')
   // the ids of other jobs (the parent to wait on) are the tenant's own too, so a job cannot be
   // made a child of another tenant's job, hand its result to it, or hold it back
@@ -273,6 +359,23 @@ function scopeKeys(
     }
   }
   return scoped
+}
+
+/**
+ * Refuses a `parent.queue` holding a `/`. BullMQ names the parent by
+ * `${queue}:${id}`, and a job id may hold colons, so a queue carrying the
+ * start of another tenant's job id (`bull:probe:1/a:b` with the scoped id
+ * `2/x` is tenant 1's `1/a:b:2/x`) would reach that job past the scoped id.
+ * A queue's name (prefix, colon, name) holds no `/`; every scoped id does.
+ */
+function checkParentQueue(parent: unknown): void {
+  if (parent === undefined || parent === null || typeof parent !== 'object') return
+  const queue = (parent as Record<string, unknown>).queue
+  if (typeof queue === 'string' && !queue.includes('/')) return
+  throw new InvalidInputError(
+    `parent.queue must be the parent's queue as BullMQ names it (queue.qualifiedName: prefix, colon, name), ` +
+      `not ${JSON.stringify(queue)}: a "/" there could name another tenant's job.`,
+  )
 }
 
 /** BullMQ options holding a job key as `id`: deduplication (`debounce` in BullMQ 5) and the parent. */

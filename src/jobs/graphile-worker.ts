@@ -52,7 +52,9 @@ export interface GraphileTenantOptions {
  * graphile-worker's `addJob` with the current tenant sealed into the payload.
  * A tenant job's `jobKey` is the tenant's own (stored as `<tenant>/<jobKey>`):
  * graphile-worker keeps one job per key across tasks and tenants, so an
- * unscoped key would let one tenant replace another's job.
+ * unscoped key would let one tenant replace another's job. Its `queueName`
+ * is the tenant's own named queue for the same reason (`<queueName>:<tenant>`,
+ * both URI-encoded), with or without `tenantQueue`.
  *
  * @example
  * ```ts
@@ -65,6 +67,7 @@ export function tenantAddJob(
   jobs: JobTenancy,
   options: GraphileTenantOptions = {},
 ): (identifier: string, payload?: unknown, spec?: Record<string, unknown>) => Promise<any> {
+  target = rawHelpers(target)
   const limit = queueLimit(options)
   const schema = options.schema ?? 'graphile_worker'
   if (!/^[a-z_][a-z0-9_]*$/i.test(schema)) {
@@ -137,6 +140,7 @@ export function tenantAddJobs(
     )
   }
   const limit = queueLimit(options)
+  target = rawHelpers(target)
   return async function addTenantJobs(specs, jobKeyPreserveRunAt) {
     const sealed = specs.map(({ identifier, payload, ...spec }) => {
       const data = jobs.seal(identifier, payload)
@@ -163,8 +167,11 @@ function queueLimit(options: GraphileTenantOptions): number {
 
 /**
  * A job's spec as the tenant's: its `jobKey` scoped (graphile-worker keeps one
- * job per key across all tasks and tenants), and with `limit` named queues its
- * queue one of the tenant's.
+ * job per key across all tasks and tenants), and its named queue the tenant's
+ * own (graphile-worker keeps one queue per name across all tasks and tenants,
+ * so a name given as it is could put a job in another tenant's queue and hold
+ * its jobs back): `queueName` is a base, `<queueName>:<tenant>`; with `limit`
+ * named queues one of the tenant's (`tenant` the base when none is given).
  */
 function tenantSpec(
   spec: Record<string, unknown>,
@@ -172,8 +179,12 @@ function tenantSpec(
   limit: number,
 ): Record<string, unknown> {
   const scoped = withTenantKey(spec, 'jobKey', tenant, 'jobKey')
-  if (limit === 0 || tenant === null) return scoped
-  const base = tenantQueueName((spec.queueName as string | undefined) ?? 'tenant', tenant)
+  const given = spec.queueName
+  const named = given !== undefined && given !== null
+  if (tenant === null || limit === 0) {
+    return named ? { ...scoped, queueName: tenantQueueName(given, tenant) } : scoped
+  }
+  const base = tenantQueueName(named ? given : 'tenant', tenant)
   const queueName = limit === 1 ? base : `${base}:${Math.floor(Math.random() * limit)}`
   return { ...scoped, queueName }
 }
@@ -219,9 +230,10 @@ export function tenantCronItems<I extends CronItemLike>(
     return {
       ...item,
       payload: payload as unknown as Record<string, unknown>,
-      // graphile-worker keeps one job per jobKey across all tasks and tenants: scoped to the tenant
+      // graphile-worker keeps one job per jobKey and one queue per name across all tasks and
+      // tenants: both scoped to the tenant
       ...(options !== null && typeof options === 'object'
-        ? { options: withTenantKey(options, 'jobKey', payload.rowtenancy.tenant, 'jobKey') }
+        ? { options: tenantSpec(options, payload.rowtenancy.tenant, 0) }
         : {}),
     }
   })
@@ -245,8 +257,39 @@ function withoutCronStamp(identifier: string, jobId: string, data: unknown): unk
   return rest
 }
 
+/** Where {@link tenantHelpers} keeps graphile-worker's own helpers. */
+const RAW_HELPERS = Symbol('rowtenancy.graphileHelpers')
+
 /**
- * A graphile-worker task's handler: payload, job info, and the task helpers.
+ * A task's helpers whose `addJob` and `addJobs` seal each job as
+ * {@link tenantAddJob} and {@link tenantAddJobs} do, in the context the handler
+ * runs in (its job's tenant): graphile-worker's own add a job with no envelope
+ * (refused when it runs) and a `jobKey` as given, which could replace another
+ * tenant's job (`1/daily` is tenant 1's `daily`). The rest is graphile-worker's
+ * (`withPgClient` and `query` are its connection, bound to no tenant).
+ */
+function tenantHelpers(helpers: any, jobs: JobTenancy): any {
+  if (helpers === null || typeof helpers !== 'object' || typeof helpers.addJob !== 'function') {
+    return helpers
+  }
+  return {
+    ...helpers,
+    addJob: tenantAddJob(helpers, jobs),
+    ...(typeof helpers.addJobs === 'function' ? { addJobs: tenantAddJobs(helpers, jobs) } : {}),
+    [RAW_HELPERS]: helpers,
+  }
+}
+
+/** graphile-worker's own helpers behind {@link tenantHelpers}' (sealed once, not twice); else `target`. */
+function rawHelpers<T>(target: T): T {
+  const raw = (target as { [RAW_HELPERS]?: T } | null)?.[RAW_HELPERS]
+  return raw ?? target
+}
+
+/**
+ * A graphile-worker task's handler: payload, job info, and the task helpers
+ * (their `addJob` and `addJobs` seal the job as the handler's tenant's, as
+ * {@link tenantAddJob} does).
  */
 export type TenantTask<P = any> = (
   payload: P,
@@ -296,7 +339,7 @@ export function tenantTaskList(
           identifier,
           withoutCronStamp(identifier, String(job.id), payload),
           { id: String(job.id), attempt: Number(job.attempts) },
-          (p, info) => handler(p, info, helpers),
+          (p, info) => handler(p, info, tenantHelpers(helpers, jobs)),
           async (delayMs) => {
             // A copy runs later (same envelope, same named queue); this one completes.
             const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()

@@ -8,7 +8,11 @@ import { InvalidInputError } from '../errors/index.js'
  * job per key across all tenants: unscoped, a tenant sending a key another
  * tenant used would replace that tenant's job (graphile-worker), or have its own
  * dropped (pg-boss, BullMQ). A job of a cross-tenant queue (no tenant) keeps its
- * key as given. A key that is not a string is refused.
+ * key as given, unless it has a tenant's shape (a `/` after a first part): some
+ * keys reach across queues (graphile-worker's `jobKey` is one per database,
+ * BullMQ's `parent` names a job on any queue), so a cross-tenant job keyed
+ * `7/daily` would replace tenant 7's job or become its child. A key that is not
+ * a string is refused.
  *
  * @internal
  */
@@ -16,17 +20,32 @@ export function tenantKey(tenant: string | null, key: unknown, what: string): st
   if (typeof key !== 'string') {
     throw new InvalidInputError(`${what} must be a string, not ${describe(key)}.`)
   }
-  return tenant === null ? key : `${encodeURIComponent(tenant)}/${key}`
+  if (tenant !== null) return `${encodeURIComponent(tenant)}/${key}`
+  if (key.indexOf('/') > 0) {
+    throw new InvalidInputError(
+      `${what} ${JSON.stringify(key)} of a cross-tenant job has a tenant's shape (<tenant>/<key>, how a ` +
+        'tenant job\'s key is stored), so it could name that tenant\'s job. Use another separator than "/" ' +
+        'in cross-tenant keys.',
+    )
+  }
+  return key
 }
 
 /**
- * The name of a tenant's own named queue or bucket: `<base>:<tenant>`, the
- * tenant URI-encoded (so a text id holding `:` cannot name another tenant's).
+ * The name of a tenant's own named queue or bucket: `<base>:<tenant>`, both
+ * URI-encoded, so neither holds a `:` and the name says whose it is (a base
+ * `tenant:1` sent by tenant 2 is `tenant%3A1:2`, not tenant 1's `tenant:1:2`).
+ * With no tenant (a cross-tenant job) the base alone, encoded: it holds no `:`,
+ * so it is no tenant's.
  *
  * @internal
  */
-export function tenantQueueName(base: string, tenant: string): string {
-  return `${base}:${encodeURIComponent(tenant)}`
+export function tenantQueueName(base: unknown, tenant: string | null): string {
+  if (typeof base !== 'string') {
+    throw new InvalidInputError(`queueName must be a string, not ${describe(base)}.`)
+  }
+  const name = encodeURIComponent(base)
+  return tenant === null ? name : `${name}:${encodeURIComponent(tenant)}`
 }
 
 /**
@@ -42,8 +61,9 @@ export function withTenantKey<T extends Record<string, unknown>>(
   what: string,
 ): T {
   const key = options[name]
-  if (key === undefined || key === null || tenant === null) return options
-  return { ...options, [name]: tenantKey(tenant, key, what) }
+  if (key === undefined || key === null) return options
+  const scoped = tenantKey(tenant, key, what)
+  return scoped === key ? options : { ...options, [name]: scoped }
 }
 
 function describe(value: unknown): string {

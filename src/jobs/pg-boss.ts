@@ -96,7 +96,8 @@ export interface TenantPgBoss {
    * Sends `payload` to `queue` as the current tenant (see `JobTenancy.seal`); a
    * database that cannot take it now throws `DatabaseUnavailableError`. A
    * tenant job's `singletonKey` is the tenant's own (`<tenant>/<key>`, and
-   * `<tenant>/` when none is given), so pg-boss's singleton rules hold per tenant.
+   * `<tenant>/` when none is given), so pg-boss's singleton rules hold per tenant; a tenant
+   * job's `id` is refused (one per queue across tenants, and a UUID cannot be scoped).
    */
   send(queue: string, payload: unknown, options?: TenantSendOptions): Promise<string | null>
   /**
@@ -298,13 +299,26 @@ function errorOutput(err: unknown): object {
  * tenant job always gets one (the tenant's alone when none is given): pg-boss
  * applies its singleton rules (`short`, `singleton` and `stately` queues,
  * `singletonSeconds`) per key, and without one per queue, so one tenant's
- * queued job would make pg-boss drop every other tenant's.
+ * queued job would make pg-boss drop every other tenant's. A tenant job's `id`
+ * (a UUID, which cannot be scoped) is refused.
  */
 function scopeSingleton(
   options: Record<string, unknown>,
   tenant: string | null,
 ): Record<string, unknown> {
-  if (tenant === null) return options
+  if (tenant === null) {
+    // a cross-tenant key is kept as given, once it is known not to have a tenant's shape
+    const key = options.singletonKey
+    if (key !== undefined && key !== null) tenantKey(null, key, 'singletonKey')
+    return options
+  }
+  if (options.id !== undefined && options.id !== null) {
+    throw new InvalidInputError(
+      'A tenant job cannot choose its pg-boss id: pg-boss keeps one job per id in a queue across all tenants, ' +
+        "so a job sent with an id another tenant's job has is dropped (or drops that tenant's later one). Leave id " +
+        "out (send returns the id pg-boss chose), or use singletonKey, which is the tenant's own.",
+    )
+  }
   const key = options.singletonKey ?? ''
   return { ...options, singletonKey: tenantKey(tenant, key, 'singletonKey') }
 }

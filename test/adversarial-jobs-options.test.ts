@@ -1,0 +1,417 @@
+// Queue options that name other jobs, reached by a route the per-job scoping did not see.
+import { FlowProducer, Job, Queue } from 'bullmq'
+import { Logger, makeWorkerUtils, run } from 'graphile-worker'
+import { Redis } from 'ioredis'
+import PgBoss from 'pg-boss'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runWithTenant } from '../src/context/index.js'
+import {
+  createJobTenancy,
+  tenantAddJob,
+  tenantAddJobs,
+  tenantCronItems,
+  tenantFlowProducer,
+  tenantPgBoss,
+  tenantQueue,
+  tenantTaskList,
+} from '../src/jobs/index.js'
+import { installTenantTables, TenantStore } from '../src/tenants/index.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { openTestRedis, type TestRedis } from './helpers/redis.js'
+import { until } from './jobs-fixture.js'
+
+let db: TestDatabase
+let store: TenantStore
+let redis: TestRedis
+
+beforeAll(async () => {
+  db = await createTestDatabase('jobs_opts')
+  await installTenantTables(db.pool, { idType: 'bigint' })
+  await db.pool.query(`insert into tenants (id, slug, name) values (1, 'a', 'A'), (2, 'b', 'B')`)
+  store = new TenantStore({ db: db.pool })
+  redis = await openTestRedis()
+})
+afterAll(async () => {
+  await redis?.stop()
+  await db?.drop()
+})
+
+/** A BullMQ queue and flow producer on the test Redis, under a prefix of their own. */
+function openBull(name: string) {
+  const connection = new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+  const prefix = `${redis.prefix}-${Math.random().toString(36).slice(2, 8)}`
+  const queue = new Queue(name, { connection, prefix })
+  const producer = new FlowProducer({ connection, prefix })
+  return {
+    queue,
+    producer,
+    async close() {
+      await producer.close()
+      await queue.obliterate({ force: true }).catch(() => {})
+      await queue.close()
+      connection.disconnect()
+    },
+  }
+}
+
+describe("BullMQ flows: the flow's queuesOptions", () => {
+  it("a flow's default job options cannot name another tenant's job: its deduplication id is the tenant's own, repeatJobKey refused", async () => {
+    const jobs = createJobTenancy({ store, queues: { probe: true } })
+    const { queue, producer, close } = openBull('probe')
+    try {
+      const tq = tenantQueue(queue, jobs)
+      const flows = tenantFlowProducer(producer, jobs)
+      const victim = await runWithTenant('1', () =>
+        tq.add('send', { n: 1 }, { delay: 60_000, deduplication: { id: 'sync', ttl: 60_000 } }),
+      )
+      const defaults = (defaultJobOptions: Record<string, unknown>) => ({
+        queuesOptions: { probe: { defaultJobOptions } },
+      })
+      // tenant 2 names tenant 1's deduplication id (as stored) in the flow's defaults, to replace its job
+      const evil = await runWithTenant('2', () =>
+        flows.add(
+          { name: 'evil', queueName: 'probe', data: { n: 2 } },
+          defaults({
+            delay: 60_000,
+            attempts: 4,
+            deduplication: { id: '1/sync', ttl: 60_000, replace: true, extend: true },
+          }),
+        ),
+      )
+      const kept = await Job.fromId(queue, String(victim.id))
+      expect(kept?.data).toEqual({
+        rowtenancy: expect.objectContaining({ tenant: '1' }),
+        payload: { n: 1 },
+      })
+      // the defaults still apply to the flow's own jobs, its keys scoped as a job's own options are
+      const own = await Job.fromId(queue, String(evil.job.id))
+      expect(own?.opts).toMatchObject({ attempts: 4, deduplication: { id: '2/1/sync' } })
+      await expect(
+        runWithTenant('2', () =>
+          flows.add(
+            { name: 'evil', queueName: 'probe', data: {} },
+            defaults({ repeatJobKey: '1/x' }),
+          ),
+        ),
+      ).rejects.toThrow(/repeatJobKey/)
+      await expect(
+        runWithTenant('2', () =>
+          flows.addBulk([
+            { name: 'evil', queueName: 'probe', data: {}, opts: { repeatJobKey: 'x' } },
+          ]),
+        ),
+      ).rejects.toThrow(/repeatJobKey/)
+    } finally {
+      await close()
+    }
+  })
+
+  it("a queue whose default job options hold a key (one for every tenant's job) is refused when wrapped", async () => {
+    const jobs = createJobTenancy({ store, queues: { probe: true } })
+    const connection = new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
+    const prefix = `${redis.prefix}-${Math.random().toString(36).slice(2, 8)}`
+    const open = (defaultJobOptions: Record<string, unknown>) =>
+      new Queue('probe', { connection, prefix, defaultJobOptions })
+    const queues: Queue[] = []
+    try {
+      for (const key of [
+        { deduplication: { id: 'sync' } },
+        { parent: { id: 'p', queue: 'bull:probe' } },
+        { repeatJobKey: 'x' },
+      ]) {
+        const q = open(key)
+        queues.push(q)
+        expect(() => tenantQueue(q, jobs)).toThrow(
+          new RegExp(`${Object.keys(key)[0]}.*defaultJobOptions`),
+        )
+      }
+      const fine = open({ attempts: 3, removeOnComplete: true })
+      queues.push(fine)
+      const job = await runWithTenant('1', () =>
+        tenantQueue(fine, jobs).add('a', {}, { delay: 60_000 }),
+      )
+      expect(job.opts.attempts).toBe(3)
+    } finally {
+      await queues[0]?.obliterate({ force: true }).catch(() => {})
+      for (const q of queues) await q.close()
+      connection.disconnect()
+    }
+  })
+})
+
+describe('BullMQ: a parent is named by its queue and id', () => {
+  it("a parent's queue cannot carry the start of another tenant's job id (BullMQ joins queue and id with a colon)", async () => {
+    const jobs = createJobTenancy({ store, queues: { probe: true } })
+    const { queue, producer, close } = openBull('probe')
+    try {
+      // tenant 1's parent, its id of the three-part shape BullMQ allows colons in: 1/a:b:2/x
+      await runWithTenant('1', () =>
+        tenantFlowProducer(producer, jobs).add({
+          name: 'close',
+          queueName: 'probe',
+          data: {},
+          opts: { jobId: 'a:b:2/x' },
+          children: [{ name: 'sum', queueName: 'probe', data: {}, opts: { delay: 60_000 } }],
+        }),
+      )
+      const dependencies = async () =>
+        Object.keys(
+          (await (await Job.fromId(queue, '1/a:b:2/x'))!.getDependencies()).unprocessed ?? {},
+        ).length
+      expect(await dependencies()).toBe(1)
+      // tenant 2's parent id is scoped to 2/x, but BullMQ's parent key is `${queue}:${id}`
+      const into = { parent: { queue: `${queue.qualifiedName}:1/a:b`, id: 'x' } }
+      const tq = tenantQueue(queue, jobs)
+      await runWithTenant('2', () => tq.add('evil', {}, into)).catch(() => {})
+      await runWithTenant('2', () =>
+        tenantFlowProducer(producer, jobs).add({
+          name: 'evil',
+          queueName: 'probe',
+          data: {},
+          opts: into,
+        }),
+      ).catch(() => {})
+      expect(await dependencies()).toBe(1)
+      await expect(runWithTenant('2', () => tq.add('evil', {}, into))).rejects.toThrow(
+        /parent\.queue/,
+      )
+    } finally {
+      await close()
+    }
+  })
+})
+
+describe("a cross-tenant job's keys", () => {
+  const crossJobs = () =>
+    createJobTenancy({
+      store,
+      audit: { db: db.pool },
+      queues: { probe: true, keyed: true, nightly: { crossTenant: 'nightly rollup' } },
+    })
+
+  it("graphile-worker: a cross-tenant job cannot take a tenant's jobKey (keys are global across tasks)", async () => {
+    const utils = await makeWorkerUtils({
+      connectionString: db.url,
+      logger: new Logger(() => () => {}),
+    })
+    await utils.migrate()
+    try {
+      const jobs = crossJobs()
+      const addJob = tenantAddJob(utils, jobs)
+      const addJobs = tenantAddJobs(utils, jobs)
+      await runWithTenant('1', () => addJob('keyed', { n: 1 }, { jobKey: 'daily' }))
+      // code of tenant 2 (or any) sends a cross-tenant job keyed as tenant 1's job is stored
+      for (const send of [
+        () => addJob('nightly', { n: 2 }, { jobKey: '1/daily' }),
+        () => addJobs([{ identifier: 'nightly', payload: { n: 2 }, jobKey: '1/daily' }]),
+      ]) {
+        await expect(runWithTenant('2', send)).rejects.toThrow(/jobKey.*tenant/)
+      }
+      expect(() =>
+        tenantCronItems(jobs, [
+          { task: 'nightly', match: '0 4 * * *', options: { jobKey: '1/daily' } },
+        ]),
+      ).toThrow(/jobKey/)
+      const { rows } = await db.pool.query(
+        `select k.identifier, j.payload->'rowtenancy'->>'tenant' as t, j.key
+           from graphile_worker._private_jobs j join graphile_worker._private_tasks k on k.id = j.task_id
+          where j.key = '1/daily'`,
+      )
+      expect(rows).toEqual([{ identifier: 'keyed', t: '1', key: '1/daily' }])
+      // a cross-tenant key without a tenant's shape is kept as given
+      await addJob('nightly', { n: 3 }, { jobKey: 'rollup:2026-11' })
+    } finally {
+      await utils.release()
+    }
+  })
+
+  it("BullMQ: a cross-tenant job cannot be made a child of a tenant's job (its parent may be on another queue)", async () => {
+    const jobs = crossJobs()
+    const probe = openBull('probe')
+    // the cross-tenant queue beside the tenant one, under the same prefix
+    const nightly = new Queue('nightly', {
+      connection: probe.queue.opts.connection as never,
+      prefix: probe.queue.opts.prefix,
+    })
+    const nq = tenantQueue(nightly, jobs)
+    try {
+      const parent = await runWithTenant('1', () =>
+        tenantFlowProducer(probe.producer, jobs).add({
+          name: 'close',
+          queueName: 'probe',
+          data: {},
+          opts: { jobId: 'p' },
+          children: [{ name: 'sum', queueName: 'probe', data: {}, opts: { delay: 60_000 } }],
+        }),
+      )
+      expect(parent.job.id).toBe('1/p')
+      const dependencies = async () =>
+        Object.keys(
+          (await (await Job.fromId(probe.queue, '1/p'))!.getDependencies()).unprocessed ?? {},
+        ).length
+      const into = { parent: { id: '1/p', queue: probe.queue.qualifiedName } }
+      await expect(runWithTenant('2', () => nq.add('evil', {}, into))).rejects.toThrow(
+        /parent\.id.*tenant/,
+      )
+      await expect(nq.addBulk([{ name: 'evil', data: {}, opts: into }])).rejects.toThrow(
+        /parent\.id/,
+      )
+      await expect(nq.add('evil', {}, { jobId: '1/p' })).rejects.toThrow(/jobId/)
+      expect(await dependencies()).toBe(1)
+    } finally {
+      await nightly.obliterate({ force: true }).catch(() => {})
+      await nightly.close()
+      await probe.close()
+    }
+  })
+
+  it("pg-boss: a cross-tenant singletonKey of a tenant's shape is refused as the other keys are", async () => {
+    const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss', max: 2, schedule: false })
+    boss.on('error', () => {})
+    await boss.start()
+    try {
+      await boss.createQueue('nightly', { name: 'nightly' })
+      const tb = tenantPgBoss(boss, crossJobs())
+      await expect(tb.send('nightly', {}, { singletonKey: '1/k' })).rejects.toThrow(/singletonKey/)
+      expect(await tb.send('nightly', {}, { singletonKey: 'k' })).not.toBeNull()
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+    }
+  })
+})
+
+describe('graphile-worker named queues', () => {
+  it("a job of another tenant, or of none, never lands in a tenant's named queue (named queues are one per database)", async () => {
+    const utils = await makeWorkerUtils({
+      connectionString: db.url,
+      logger: new Logger(() => () => {}),
+    })
+    await utils.migrate()
+    try {
+      const jobs = createJobTenancy({
+        store,
+        audit: { db: db.pool },
+        queues: { lane: true, sweep: { crossTenant: 'sweep' } },
+      })
+      const plain = tenantAddJob(utils, jobs)
+      const one = tenantAddJob(utils, jobs, { tenantQueue: true })
+      const three = tenantAddJob(utils, jobs, { tenantQueue: 3 })
+      const bulk = tenantAddJobs(utils, jobs, { tenantQueue: true })
+      const later = { runAt: new Date(Date.now() + 3_600_000) }
+      // tenant 1's own named queues: tenant:1, and tenant:1:0..2
+      await runWithTenant('1', () => one('lane', { n: 1 }, later))
+      for (let i = 0; i < 12; i++) await runWithTenant('1', () => three('lane', { n: 1 }, later))
+      // tenant 2 (and a cross-tenant job) name tenant 1's queues
+      const names = ['tenant:1', 'tenant:1:2', 'tenant', 'tenant:1:0']
+      for (const queueName of names) {
+        await runWithTenant('2', () => plain('lane', { n: 2 }, { ...later, queueName }))
+        await runWithTenant('2', () => one('lane', { n: 2 }, { ...later, queueName }))
+        await runWithTenant('2', () => three('lane', { n: 2 }, { ...later, queueName }))
+        await runWithTenant('2', () =>
+          bulk([{ identifier: 'lane', payload: { n: 2 }, ...later, queueName }]),
+        )
+        await plain('sweep', { n: 0 }, { ...later, queueName })
+      }
+      const items = await runWithTenant('2', () =>
+        tenantCronItems(jobs, [
+          { task: 'lane', match: '0 4 * * *', options: { queueName: 'tenant:1' } },
+        ]),
+      )
+      expect((items[0]!.options as { queueName: string }).queueName).not.toBe('tenant:1')
+      await expect(
+        runWithTenant('2', () => plain('lane', {}, { queueName: 7 as never })),
+      ).rejects.toThrow(/queueName must be a string/)
+      const { rows } = await db.pool.query(
+        `select distinct j.payload->'rowtenancy'->>'tenant' as t, q.queue_name
+           from graphile_worker._private_jobs j
+           join graphile_worker._private_job_queues q on q.id = j.job_queue_id`,
+      )
+      const ofTenant1 = (name: string) => /^tenant:1(:\d+)?$/.test(name)
+      expect(rows.filter((r) => r.t === '1').every((r) => ofTenant1(r.queue_name))).toBe(true)
+      expect(rows.filter((r) => r.t !== '1' && ofTenant1(r.queue_name))).toEqual([])
+    } finally {
+      await utils.release()
+    }
+  })
+})
+
+describe('pg-boss: a job id given by the sender', () => {
+  it("a tenant job cannot choose its id (one per queue across tenants: it would drop another tenant's job of that id)", async () => {
+    const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss', max: 2, schedule: false })
+    boss.on('error', () => {})
+    await boss.start()
+    try {
+      await boss.createQueue('billing', { name: 'billing' })
+      const tb = tenantPgBoss(boss, createJobTenancy({ store, queues: { billing: true } }))
+      // an id derived from a business key both tenants have (invoice 12), tenant 2 first
+      const id = '6f1c1e38-5b1e-4c4f-9a57-0c6f1a3e0c12'
+      const sends: (() => Promise<unknown>)[] = [
+        () => tb.send('billing', { invoice: 12 }, { id }),
+        () => tb.insert([{ name: 'billing', data: { invoice: 12 }, id }]),
+        () => tb.schedule('billing', '0 7 * * *', { invoice: 12 }, { id }),
+      ]
+      for (const send of sends) {
+        await expect(runWithTenant('2', send)).rejects.toThrow(/\bid\b.*singletonKey/)
+      }
+      expect(await runWithTenant('1', () => tb.send('billing', { invoice: 12 }))).not.toBeNull()
+      const { rows } = await db.pool.query(
+        `select data->'rowtenancy'->>'tenant' as t from pgboss.job where name = 'billing'`,
+      )
+      expect(rows).toEqual([{ t: '1' }])
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+    }
+  })
+})
+
+describe("graphile-worker: a task's helpers", () => {
+  it("helpers.addJob in a tenant's task seals the job as that tenant's, its jobKey the tenant's own", async () => {
+    const logger = new Logger(() => () => {})
+    const utils = await makeWorkerUtils({ connectionString: db.url, logger })
+    await utils.migrate()
+    const jobs = createJobTenancy({ store, queues: { spawn: true, child: true } })
+    const later = { runAt: new Date(Date.now() + 3_600_000) }
+    const done: string[] = []
+    const runner = await run({
+      connectionString: db.url,
+      concurrency: 2,
+      pollInterval: 100,
+      noHandleSignals: true,
+      logger,
+      taskList: tenantTaskList(jobs, {
+        spawn: async (_payload, info, helpers) => {
+          // tenant 2's task names tenant 1's key as it is stored
+          await helpers.addJob('child', { via: 'helpers' }, { ...later, jobKey: '1/daily' })
+          await helpers.addJobs([{ identifier: 'child', payload: { via: 'addJobs' }, ...later }])
+          await tenantAddJob(helpers, jobs)('child', { via: 'wrapped' }, later)
+          done.push(info.tenantId!)
+        },
+        child: async () => {},
+      }),
+    })
+    try {
+      await runWithTenant('1', () =>
+        tenantAddJob(utils, jobs)('child', { via: 'own' }, { ...later, jobKey: 'daily' }),
+      )
+      await runWithTenant('2', () => tenantAddJob(utils, jobs)('spawn', {}))
+      await until(() => done.length === 1)
+      const { rows } = await db.pool.query(
+        `select j.payload, j.key from graphile_worker._private_jobs j
+           join graphile_worker._private_tasks k on k.id = j.task_id
+          where k.identifier = 'child' order by j.id`,
+      )
+      expect(rows).toEqual([
+        { key: '1/daily', payload: { rowtenancy: { v: 1, tenant: '1' }, payload: { via: 'own' } } },
+        {
+          key: '2/1/daily',
+          payload: { rowtenancy: { v: 1, tenant: '2' }, payload: { via: 'helpers' } },
+        },
+        { key: null, payload: { rowtenancy: { v: 1, tenant: '2' }, payload: { via: 'addJobs' } } },
+        { key: null, payload: { rowtenancy: { v: 1, tenant: '2' }, payload: { via: 'wrapped' } } },
+      ])
+    } finally {
+      await runner.stop()
+      await utils.release()
+    }
+  })
+})
