@@ -291,17 +291,30 @@ describe('jobs: the tenant lookup on an exhausted pool', () => {
     )
     const { queue, worker } = bull
     worker.on('error', () => {})
-    const settled = new Map<string, (state: string) => void>()
+    // A job's last outcome, kept until the test asks for it (it may come before the test asks).
+    const outcomes = new Map<string, { promise: Promise<string>; resolve: (s: string) => void }>()
+    const outcomeOf = (id: string) => {
+      let entry = outcomes.get(id)
+      if (!entry) {
+        let resolve!: (s: string) => void
+        const promise = new Promise<string>((r) => {
+          resolve = r
+        })
+        entry = { promise, resolve }
+        outcomes.set(id, entry)
+      }
+      return entry
+    }
     worker.on('failed', (job, err) => {
       const codes = failures.get(String(job?.id)) ?? []
       failures.set(String(job?.id), [...codes, (err as { code?: string }).code ?? err.name])
       // The first failure seen: give the connection back, so the retry finds the pool free.
       held?.release()
       held = undefined
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) settled.get(job.id!)?.('failed')
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) outcomeOf(job.id!).resolve('failed')
     })
-    worker.on('completed', (job) => settled.get(job.id!)?.('completed'))
-    const outcome = (id: string) => new Promise<string>((r) => settled.set(id, r))
+    worker.on('completed', (job) => outcomeOf(job.id!).resolve('completed'))
+    const outcome = (id: string) => outcomeOf(id).promise
     try {
       const wrapped = tenantQueue(queue, jobs)
       const opts = { attempts: 3, backoff: { type: 'fixed', delay: 200 } }
