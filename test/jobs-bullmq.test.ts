@@ -56,6 +56,9 @@ jobScenarios('BullMQ', async (fx) => {
       })
       return String(job.id)
     },
+    async promote(queue, id) {
+      await (await Job.fromId(queues.get(queue)!, id))!.promote()
+    },
     async sendRaw(queue, data) {
       return String((await queues.get(queue)!.add('job', data, { attempts: 1 })).id)
     },
@@ -167,6 +170,7 @@ describe('BullMQ: the job name is signed', () => {
     bull.worker.on('error', () => {})
     try {
       const tq = tenantQueue(queue, jobs)
+      // delayed past the test, so none runs before Redis is changed under it; promoted after
       const [renamed, unnamed, kept] = await runWithTenant('1', () =>
         Promise.all([
           tq.add('invoice', { tag: 'renamed' }, { delay: 600_000 }),
@@ -185,9 +189,8 @@ describe('BullMQ: the job name is signed', () => {
       await raw.hset(queue.toKey(renamed.id!), 'name', 'refund')
       await raw.hdel(queue.toKey(unnamed.id!), 'name')
       raw.disconnect()
-      // delayed until now, so no worker can have taken them before the edits
-      for (const job of [renamed, unnamed, kept])
-        await (await Job.fromId(queue, job.id!))!.promote()
+      // delayed for ten minutes, so no worker can have taken them before the edits
+      for (const job of [renamed, unnamed, kept]) await job.promote()
       await runWithTenant('1', () =>
         tq.upsertJobScheduler('digest', { every: 200, limit: 1 }, { data: { tag: 'digest' } }),
       )

@@ -54,7 +54,13 @@ function runChild(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/fan-out-child.ts'], {
       cwd: ROOT,
-      env: { ...process.env, ADMIN_URL: adminUrl, RUNTIME_URL: fx.runtimeUrl, RUN: run },
+      env: {
+        ...process.env,
+        ADMIN_URL: adminUrl,
+        RUNTIME_URL: fx.runtimeUrl,
+        RUN: run,
+        ...(Number.isFinite(killAfterTenants) ? { HOLD_AFTER: String(killAfterTenants) } : {}),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     const lines: string[] = []

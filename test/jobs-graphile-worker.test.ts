@@ -24,6 +24,9 @@ jobScenarios('graphile-worker', async (fx) => {
       })
       return String(job.id)
     },
+    async promote(_queue, id) {
+      await utils.rescheduleJobs([id], { runAt: new Date() })
+    },
     async sendRaw(queue, data) {
       return String((await utils.addJob(queue, data, { maxAttempts: 1 })).id)
     },

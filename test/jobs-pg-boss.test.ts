@@ -37,6 +37,12 @@ jobScenarios('pg-boss', async (fx) => {
       })
       return id!
     },
+    async promote(queue, id) {
+      await fx.db.pool.query(
+        'update pgboss.job set start_after = now() where name = $1 and id = $2',
+        [queue, id],
+      )
+    },
     async sendRaw(queue, data) {
       return (await boss.send(queue, data as object, { retryLimit: 0 }))!
     },

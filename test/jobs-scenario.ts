@@ -12,6 +12,8 @@ export interface QueueHarness {
     payload: unknown,
     options?: { delayMs?: number; attempts?: number },
   ): Promise<string>
+  /** Makes a delayed job due now. */
+  promote(queue: string, id: string): Promise<void>
   /** Writes a job with the bare queue client (data exactly as given, one attempt). */
   sendRaw(queue: string, data: unknown): Promise<string>
   /** The job's final outcome, or undefined while it may still run. */
@@ -169,10 +171,12 @@ export function jobScenarios(name: string, open: (fx: JobsFixture) => Promise<Qu
 
     it('a tenant deleted between enqueue and run: refused, and the job is kept (failed), not run', async () => {
       await fx.db.pool.query(`insert into tenants (id, slug, name) values (30, 'ghost', 'Ghost')`)
+      // delayed past the test, so it cannot run before the delete; made due after it
       const id = await runWithTenant('30', () =>
-        h.send('probe', { tag: 'ghost' }, { delayMs: 1500 }),
+        h.send('probe', { tag: 'ghost' }, { delayMs: 600_000 }),
       )
       await fx.store.delete('30')
+      await h.promote('probe', id)
       const out = await finalOutcome('probe', id)
       expect(out).toMatchObject({
         state: 'failed',

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { migrate } from '../src/entries/migrate.js'
 import { introspectSchemas } from '../src/sql/catalog/index.js'
 import { templateCopies, withClient } from './helpers/crash-harness.js'
@@ -51,10 +51,15 @@ describe('prepare: lent connection', () => {
         await expect(migrate({ db: pool, tenantIds: ['999'], ...variant.options })).rejects.toThrow(
           /Unknown tenant id/,
         )
-        await new Promise((r) => setTimeout(r, 50))
-        const s = allBack(pool)
-        expect(s.idle).toBe(s.total)
-        expect(s.waiting).toBe(0)
+        // back once the rejection's cleanup has run (how soon depends on the machine's load)
+        await vi.waitFor(
+          () => {
+            const s = allBack(pool)
+            expect(s.idle).toBe(s.total)
+            expect(s.waiting).toBe(0)
+          },
+          { timeout: 10_000, interval: 20 },
+        )
         expect(await ledgerExists(url)).toBe(false)
         // and the pool still works, and a run goes through
         const report = await migrate({ db: pool, all: true, ...variant.options })
@@ -117,7 +122,8 @@ describe('prepare: lent connection', () => {
             (r) => `ended ok=${r.ok}`,
             (e) => `threw ${e.message}`,
           ),
-          new Promise((r) => setTimeout(() => r('still waiting after 8 s'), 8000)),
+          // a run takes well under a second here; a plan waiting for the held connection never ends
+          new Promise((r) => setTimeout(() => r('still waiting after 20 s'), 20_000)),
         ])
         held.release()
         await run.catch(() => {})
@@ -125,7 +131,7 @@ describe('prepare: lent connection', () => {
       } finally {
         await pool.end()
       }
-    }, 30_000)
+    }, 60_000)
   }
 })
 

@@ -115,11 +115,14 @@ describe('TenantStore on an exhausted pool', () => {
   it('cached lookups answer without a connection while the pool is full', async () => {
     const pool = ownerPool(1)
     const store = new TenantStore({ db: pool, acquireMs: ACQUIRE_MS, ttlMs: 60_000 })
-    const warm = await Promise.all([
-      store.get('1'),
-      store.getBySlug('one'),
-      store.getByDomain('one.test'),
-    ])
+    // Warmed one at a time on a connection already open: each finds it idle, so none can meet
+    // the small acquireMs (a new connection, or one lookup waiting for another's, on a slow machine).
+    ;(await pool.connect()).release()
+    const warm = [
+      await store.get('1'),
+      await store.getBySlug('one'),
+      await store.getByDomain('one.test'),
+    ]
     const queries = store.lookupQueries
     await whileFull(pool, async () => {
       const again = await Promise.all([
@@ -179,9 +182,13 @@ function get(port: number, headers: Record<string, string>): Promise<Answer> {
 }
 
 /** Express, Fastify and Hono servers with `tenant(options)` in front of a plain handler. */
-async function startFrameworks(
-  options: TenantMiddlewareOptions<any>,
-): Promise<{ ask(headers: Record<string, string>): Promise<Answer[]>; close(): Promise<void> }> {
+async function startFrameworks(options: TenantMiddlewareOptions<any>): Promise<{
+  /** The three frameworks at once. */
+  ask(headers: Record<string, string>): Promise<Answer[]>
+  /** The three frameworks one after another. */
+  askEach(headers: Record<string, string>): Promise<Answer[]>
+  close(): Promise<void>
+}> {
   const e = express()
   e.use(ex.tenant(options))
   e.get('/', (_req, res) => res.send('ok'))
@@ -200,6 +207,11 @@ async function startFrameworks(
   const ports = [es, f.server, hs].map((s) => (s.address() as AddressInfo).port)
   return {
     ask: (headers) => Promise.all(ports.map((port) => get(port, headers))),
+    async askEach(headers) {
+      const answers: Answer[] = []
+      for (const port of ports) answers.push(await get(port, headers))
+      return answers
+    },
     async close() {
       es.close()
       await f.close()
@@ -223,8 +235,10 @@ describe('HTTP: the tenant lookup on an exhausted pool', () => {
         expect(await apps.ask(byHeader)).toEqual([unavailable, unavailable, unavailable])
         expect(await apps.ask(byHost)).toEqual([unavailable, unavailable, unavailable])
       })
-      expect(await apps.ask(byHeader)).toEqual([ok, ok, ok])
-      expect(await apps.ask(byHost)).toEqual([ok, ok, ok])
+      // One framework at a time: each lookup finds the connection idle (asked at once, the
+      // second and third would wait for the first's query, within the small acquireMs).
+      expect(await apps.askEach(byHeader)).toEqual([ok, ok, ok])
+      expect(await apps.askEach(byHost)).toEqual([ok, ok, ok])
     } finally {
       await apps.close()
     }
@@ -277,17 +291,30 @@ describe('jobs: the tenant lookup on an exhausted pool', () => {
     )
     const { queue, worker } = bull
     worker.on('error', () => {})
-    const settled = new Map<string, (state: string) => void>()
+    // A job's last outcome, kept until the test asks for it (it may come before the test asks).
+    const outcomes = new Map<string, { promise: Promise<string>; resolve: (s: string) => void }>()
+    const outcomeOf = (id: string) => {
+      let entry = outcomes.get(id)
+      if (!entry) {
+        let resolve!: (s: string) => void
+        const promise = new Promise<string>((r) => {
+          resolve = r
+        })
+        entry = { promise, resolve }
+        outcomes.set(id, entry)
+      }
+      return entry
+    }
     worker.on('failed', (job, err) => {
       const codes = failures.get(String(job?.id)) ?? []
       failures.set(String(job?.id), [...codes, (err as { code?: string }).code ?? err.name])
       // The first failure seen: give the connection back, so the retry finds the pool free.
       held?.release()
       held = undefined
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) settled.get(job.id!)?.('failed')
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) outcomeOf(job.id!).resolve('failed')
     })
-    worker.on('completed', (job) => settled.get(job.id!)?.('completed'))
-    const outcome = (id: string) => new Promise<string>((r) => settled.set(id, r))
+    worker.on('completed', (job) => outcomeOf(job.id!).resolve('completed'))
+    const outcome = (id: string) => outcomeOf(id).promise
     try {
       const wrapped = tenantQueue(queue, jobs)
       const opts = { attempts: 3, backoff: { type: 'fixed', delay: 200 } }

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { chmod, chown, cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
@@ -28,22 +28,56 @@ export interface EmbeddedServer {
 }
 
 /**
- * Finds a free TCP port on 127.0.0.1.
+ * Finds a free TCP port on 127.0.0.1, below the kernel's ephemeral range.
+ *
+ * A port the kernel hands out (`listen(0)`) comes from the range it also takes the local port
+ * of every outgoing connection from: between choosing it and a server binding it (initdb runs in
+ * between; a restart on the same port leaves it unbound for a while), any client connection on the
+ * machine (other test files talk to PostgreSQL and Redis all the time) can take it, and the bind
+ * fails with EADDRINUSE. Below that range only an explicit bind can take a port.
  *
  * @example
  * ```ts
  * const port = await freePort()
  * ```
  */
-export function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow()
+  for (let i = 0; i < 50; i++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000))
+    if (await listens(port)) return port
+  }
+  return listenAndClose(0)
+}
+
+/** The lowest port of the kernel's ephemeral range (Linux: ip_local_port_range); 32768 if unknown. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    )
+    return Number.isInteger(low) && low > 11_000 ? low : 32_768
+  } catch {
+    return 32_768
+  }
+}
+
+function listens(port: number): Promise<boolean> {
+  return listenAndClose(port).then(
+    () => true,
+    () => false,
+  )
+}
+
+function listenAndClose(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.unref()
     server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
+      const bound = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(bound))
     })
   })
 }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import * as net from 'node:net'
 import { type Processor, Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
+import { freePort } from './embedded-server.js'
 
 /**
  * A Redis for one test file: the machine's (REDIS_URL, else 127.0.0.1:6379)
@@ -30,17 +31,6 @@ function ping(host: string, port: number, timeoutMs = 1500): Promise<boolean> {
     socket.on('error', () => done(false))
     socket.on('connect', () => socket.write('PING\r\n'))
     socket.on('data', (d: Buffer) => done(d.toString().startsWith('+PONG')))
-  })
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-    server.on('error', reject)
   })
 }
 
