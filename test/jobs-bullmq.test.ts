@@ -189,7 +189,6 @@ describe('BullMQ: the job name is signed', () => {
       await raw.hset(queue.toKey(renamed.id!), 'name', 'refund')
       await raw.hdel(queue.toKey(unnamed.id!), 'name')
       raw.disconnect()
-      // delayed for ten minutes, so no worker can have taken them before the edits
       for (const job of [renamed, unnamed, kept]) await job.promote()
       await runWithTenant('1', () =>
         tq.upsertJobScheduler('digest', { every: 200, limit: 1 }, { data: { tag: 'digest' } }),
