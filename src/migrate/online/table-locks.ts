@@ -129,6 +129,8 @@ ${locks}
                  select i.inhrelid from pg_catalog.pg_inherits i join tree t on i.inhparent = t.relid)
                select l.pid from pg_catalog.pg_locks l
                 where l.locktype = 'relation' and l.pid <> pg_catalog.pg_backend_pid()
+                  -- relation oids repeat in other databases (a copy made from this one as a template)
+                  and l.database = (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database())
                   and l.relation in (select t.relid from tree t)
                   and l.mode = any (${quoteLiteral(`{${CONFLICTS[mode].join(',')}}`)}::text[]))
        order by a.pid limit 5) h;
