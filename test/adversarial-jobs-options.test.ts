@@ -106,7 +106,7 @@ describe("BullMQ flows: the flow's queuesOptions", () => {
     }
   })
 
-  it("a queue whose default job options hold a key (one for every tenant's job) is refused when wrapped", async () => {
+  it("a queue whose default job options hold a key (one for every tenant's job) is refused when wrapped and when sent", async () => {
     const jobs = createJobTenancy({ store, queues: { probe: true } })
     const connection = new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: null })
     const prefix = `${redis.prefix}-${Math.random().toString(36).slice(2, 8)}`
@@ -131,6 +131,20 @@ describe("BullMQ flows: the flow's queuesOptions", () => {
         tenantQueue(fine, jobs).add('a', {}, { delay: 60_000 }),
       )
       expect(job.opts.attempts).toBe(3)
+      // the defaults object the queue was opened with, changed after the wrap
+      const later: Record<string, unknown> = { attempts: 1 }
+      const changed = open(later)
+      queues.push(changed)
+      const wrapped = tenantQueue(changed, jobs)
+      const before = await changed.count()
+      later.deduplication = { id: 'sync' }
+      await expect(runWithTenant('1', () => wrapped.add('a', {}))).rejects.toThrow(
+        /deduplication.*defaultJobOptions/,
+      )
+      await expect(
+        runWithTenant('1', () => wrapped.addBulk([{ name: 'a', data: {} }])),
+      ).rejects.toThrow(/deduplication.*defaultJobOptions/)
+      expect(await changed.count()).toBe(before)
     } finally {
       await queues[0]?.obliterate({ force: true }).catch(() => {})
       for (const q of queues) await q.close()

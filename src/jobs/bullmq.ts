@@ -62,7 +62,8 @@ export interface TenantBullQueue {
 /**
  * Wraps a BullMQ `Queue`; the rule key is the queue's name. A queue whose
  * `defaultJobOptions` hold a key (`deduplication`, `parent`, `repeatJobKey`...)
- * is refused with `ConfigError`: BullMQ would give every tenant's job that key.
+ * is refused with `ConfigError`, when wrapped and at every send after (the
+ * defaults can be changed later): BullMQ would give every tenant's job that key.
  *
  * @example
  * ```ts
@@ -76,6 +77,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
     queue,
     add(name: string, payload: unknown, opts?: Record<string, unknown>) {
       try {
+        checkQueueDefaults(queue)
         const job = sealOne(jobs, queue.name, name, payload, opts)
         return queue.add(name, job.data, job.opts)
       } catch (err) {
@@ -87,6 +89,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
         return Promise.reject(new TypeError('This BullMQ queue has no addBulk.'))
       }
       try {
+        checkQueueDefaults(queue)
         const sealed = entries.map(({ name, data, opts }) => ({
           name,
           ...sealOne(jobs, queue.name, name, data, opts),
@@ -107,6 +110,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
         )
       }
       try {
+        checkQueueDefaults(queue)
         // BullMQ names the runs after the scheduler id when the template has no name: the id as
         // given (not the tenant's scoped one) is their name here, sealed into the signature
         const name = template.name ?? id
