@@ -701,6 +701,79 @@ describe('connections and roles', () => {
   })
 })
 
+describe('a database without the tenants tables (no `rowtenancy init`, or the wrong --tenants-schema)', () => {
+  // Pitfall: every `tenants` command printed the raw driver error with a stack trace
+  // ("error: error: relation "nope.tenants" does not exist\n    at ...").
+  it.each([
+    [['list']],
+    [['suspend', '1']],
+    [['activate', '1']],
+    [['delete', '1', '--yes']],
+    [['create', '--slug', 'fresh', '--name', 'Fresh']],
+  ])(
+    'tenants %j --tenants-schema nope: CONFIG_ERROR saying to run init, no stack trace',
+    async (args) => {
+      await unchanged(app.pool, async () => {
+        const r = await cli([
+          'tenants',
+          ...args,
+          '--tenants-schema',
+          'nope',
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(
+          r,
+          'CONFIG_ERROR',
+          /no "nope\.tenants" table/,
+          /rowtenancy init.*--tenants-schema/,
+        )
+        expect(r.stderr).not.toMatch(/\n\s+at /)
+      })
+    },
+  )
+
+  it('the library: TenantStore lookups and writes on a missing schema throw ConfigError', async () => {
+    const store = new TenantStore({ db: app.pool, schema: 'nope', ttlMs: 0 })
+    await unchanged(app.pool, async () => {
+      for (const attempt of [
+        () => store.get('1'),
+        () => store.list(),
+        () => store.create({ slug: 'fresh', name: 'Fresh' }),
+      ]) {
+        const err = await attempt().catch((e) => e)
+        expectClear(err, 'CONFIG_ERROR', /nope\.tenants/, /rowtenancy init|schema/)
+      }
+    })
+  })
+})
+
+describe('option objects of TenantStore', () => {
+  // Pitfall: `ttlMs: -5`, `ttlMs: 'abc'`, `idType: 'bogus'` were taken as they came (a negative
+  // TTL silently disabled the cache, an unknown id type failed at the first lookup), `db` left
+  // out was a TypeError, and `maxEntries: {}` said "got [object Object]".
+  it.each([
+    ['ttlMs', -5, /ttlMs must be a whole number >= 0, got -5/],
+    ['ttlMs', 'abc', /ttlMs must be a whole number >= 0, got "abc"/],
+    ['negativeTtlMs', Number.NaN, /negativeTtlMs .* got NaN/],
+    ['maxEntries', {}, /maxEntries .* got an object/],
+    ['idType', 'int8', /Unknown tenant id type "int8": use one of bigint/],
+    ['schema', '', /schema must be the name of the schema .* got ""/],
+    ['ttl', 5, /Unknown TenantStore option "ttl"; known options: db, .*ttlMs/],
+    ['db', undefined, /needs db: a pg\.Pool .* got undefined/],
+  ])('new TenantStore({ %s: %j }): INVALID_INPUT naming the option', (key, value, what) => {
+    const options = { db: app.pool, [key]: value } as Record<string, unknown>
+    if (key === 'db') delete options.db
+    let err: unknown
+    try {
+      new TenantStore(options as never)
+    } catch (e) {
+      err = e
+    }
+    expectClear(err, 'INVALID_INPUT', what, /must|use one of|known options|needs/)
+  })
+})
+
 // Covered elsewhere, at the module level (not repeated here):
 // - hostile but valid schema names (`we"ird.schema ü`) migrate correctly: migrate-core.test.ts
 // - --dry-run writes nothing, --strict, unknown --model: migrate-options.test.ts

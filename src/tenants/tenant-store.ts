@@ -1,4 +1,6 @@
+import { describeValue } from '../errors/describe-value.js'
 import {
+  ConfigError,
   DuplicateTenantError,
   InvalidInputError,
   TenancyError,
@@ -10,7 +12,12 @@ import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
 import { asUnavailable, guardPoolErrors, unavailableReason } from '../sql/unavailable.js'
-import { parseTenantId, type TenantIdType, tryParseTenantId } from './id-types.js'
+import {
+  assertTenantIdType,
+  parseTenantId,
+  type TenantIdType,
+  tryParseTenantId,
+} from './id-types.js'
 import { LruCache } from './lru-cache.js'
 import { normalizeDomain, normalizeSlug } from './normalize.js'
 
@@ -108,6 +115,8 @@ export class TenantStore {
   readonly #ttl: number
   readonly #negativeTtl: number
   readonly #tenants: string
+  /** `schema.tenants` as a reader writes it, for messages. */
+  readonly #tenantsName: string
   readonly #domains: string
   /** Found tenants: the lookup's promise (for `get`) and its value (for `peek`). */
   readonly #found: LruCache<{
@@ -122,15 +131,17 @@ export class TenantStore {
   #queries = 0
 
   constructor(options: TenantStoreOptions) {
+    checkStoreOptions(options)
     const acquireMs = acquireMsOption(options.acquireMs, 'TenantStore acquireMs')
     this.#db = boundedQueryable(options.db, acquireMs)
     guardPoolErrors(options.db)
     this.#idType = options.idType ?? DEFAULTS.tenantIdType
-    this.#ttl = options.ttlMs ?? 30_000
-    this.#negativeTtl = Math.min(options.negativeTtlMs ?? 1_000, this.#ttl)
+    this.#ttl = bound(options.ttlMs, 30_000, 'ttlMs')
+    this.#negativeTtl = Math.min(bound(options.negativeTtlMs, 1_000, 'negativeTtlMs'), this.#ttl)
     this.#found = new LruCache(bound(options.maxEntries, 10_000, 'maxEntries'))
     this.#missing = new LruCache(bound(options.maxNegativeEntries, 1_000, 'maxNegativeEntries'))
     const schema = quoteIdent(options.schema ?? DEFAULTS.schema)
+    this.#tenantsName = `${options.schema ?? DEFAULTS.schema}.tenants`
     this.#tenants = `${schema}."tenants"`
     this.#domains = `${schema}."tenant_domains"`
   }
@@ -283,7 +294,7 @@ export class TenantStore {
         filter.status ?? null,
       ])
       .catch((err: unknown) => {
-        throw asUnavailable(err)
+        throw this.#explain(err)
       })
     return rows.map(toTenant)
   }
@@ -485,7 +496,7 @@ export class TenantStore {
     try {
       return await inTransaction(this.#db, fn)
     } catch (err) {
-      throw translateError(err)
+      throw this.#explain(translateError(err))
     } finally {
       this.invalidate()
     }
@@ -524,9 +535,27 @@ export class TenantStore {
       ;({ rows } = await this.#db.query(`${this.#select()} where ${where}`, [value]))
     } catch (err) {
       // A failed lookup is not cached: the next request asks again (fresh entries keep serving).
-      throw asUnavailable(err)
+      throw this.#explain(err)
     }
     return rows[0] ? toTenant(rows[0]) : undefined
+  }
+
+  /**
+   * `err` as a rowtenancy error where it has a known meaning: a database that
+   * cannot serve (`DatabaseUnavailableError`), or one without the tenants tables
+   * (`ConfigError` saying to run `rowtenancy init`, not the raw "relation does not exist").
+   */
+  #explain(err: unknown): unknown {
+    const code = (err as { code?: unknown } | null)?.code
+    if (code === '42P01' || code === '3F000') {
+      return new ConfigError(
+        `There is no ${JSON.stringify(this.#tenantsName)} table in this database (${(err as Error).message}): ` +
+          'run rowtenancy init there first, or pass the schema that holds it (--tenants-schema; ' +
+          'the `schema` option of TenantStore).',
+        { cause: err },
+      )
+    }
+    return asUnavailable(err)
   }
 
   #select(): string {
@@ -537,12 +566,56 @@ export class TenantStore {
   }
 }
 
-function bound(value: number | undefined, fallback: number, name: string): number {
+function bound(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < 0) {
-    throw new InvalidInputError(`TenantStore ${name} must be a whole number >= 0, got ${value}.`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidInputError(
+      `TenantStore ${name} must be a whole number >= 0, got ${describeValue(value)}.`,
+    )
   }
   return value
+}
+
+const STORE_OPTIONS: readonly string[] = [
+  'db',
+  'idType',
+  'schema',
+  'ttlMs',
+  'negativeTtlMs',
+  'maxEntries',
+  'maxNegativeEntries',
+  'acquireMs',
+]
+
+/** Refuses a missing `db`, an unknown option (a typo would be ignored), an unknown id type, a bad schema name. */
+function checkStoreOptions(options: TenantStoreOptions): void {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidInputError(
+      `new TenantStore(options) needs an options object such as { db: pool }, got ${describeValue(options)}.`,
+    )
+  }
+  for (const key of Object.keys(options)) {
+    if (!STORE_OPTIONS.includes(key)) {
+      throw new InvalidInputError(
+        `Unknown TenantStore option ${JSON.stringify(key)}; known options: ${STORE_OPTIONS.join(', ')}.`,
+      )
+    }
+  }
+  const db = options.db as { query?: unknown } | null | undefined
+  if (!db || typeof db.query !== 'function') {
+    throw new InvalidInputError(
+      `TenantStore needs db: a pg.Pool (or a client) of the owner role, got ${describeValue(options.db)}.`,
+    )
+  }
+  if (options.idType !== undefined) assertTenantIdType(options.idType)
+  if (
+    options.schema !== undefined &&
+    (typeof options.schema !== 'string' || options.schema === '')
+  ) {
+    throw new InvalidInputError(
+      `TenantStore schema must be the name of the schema that holds tenants (e.g. "public"), got ${describeValue(options.schema)}.`,
+    )
+  }
 }
 
 function toTenant(row: Record<string, any>): Tenant {
