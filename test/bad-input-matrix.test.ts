@@ -4,7 +4,14 @@ import type { Generated } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { currentTenant, runWithTenant } from '../src/context/index.js'
-import { fromHeader, tenant } from '../src/entries/hono.js'
+import {
+  fromHeader,
+  fromHost,
+  fromPath,
+  fromSession,
+  fromUser,
+  tenant,
+} from '../src/entries/hono.js'
 import { withTenantClient } from '../src/entries/pg.js'
 import {
   InvalidTenantIdError,
@@ -771,6 +778,37 @@ describe('option objects of TenantStore', () => {
       err = e
     }
     expectClear(err, 'INVALID_INPUT', what, /must|use one of|known options|needs/)
+  })
+})
+
+describe('option objects of the tenant resolvers', () => {
+  // Pitfall: `fromHeader('X-Org')` (a string, not { name }) and a misspelt key were ignored:
+  // the resolver read X-Tenant-ID; `fromPath({ prefix: 5 })` was a TypeError.
+  it.each([
+    ['fromHeader', () => fromHeader('X-Org' as never), /pass an options object .* not "X-Org"/],
+    [
+      'fromHeader',
+      () => fromHeader({ header: 'X-Org' } as never),
+      /unknown option "header"; known options: name, by/,
+    ],
+    ['fromHeader', () => fromHeader({ name: 5 } as never), /name must be a string, got 5/],
+    ['fromPath', () => fromPath({ prefix: 5 } as never), /prefix must be a string, got 5/],
+    ['fromHost', () => fromHost({ ignore: 'www' } as never), /ignore must be a list of strings/],
+    [
+      'fromHost',
+      () => fromHost({ basedomain: 'example.com' } as never),
+      /unknown option "basedomain"/,
+    ],
+    ['fromSession', () => fromSession('tenantId' as never), /pass a function/],
+    ['fromUser', () => fromUser({ pick: 'first' } as never), /pick must be a function/],
+  ])('%s with a bad options argument: CONFIG_ERROR saying what to pass', (_name, make, what) => {
+    let err: unknown
+    try {
+      make()
+    } catch (e) {
+      err = e
+    }
+    expectClear(err, 'CONFIG_ERROR', what, /e\.g\.|known options|pass/)
   })
 })
 
