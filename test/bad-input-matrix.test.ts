@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Hono } from 'hono'
 import type { Generated } from 'kysely'
 import pg from 'pg'
@@ -750,6 +753,143 @@ describe('a database without the tenants tables (no `rowtenancy init`, or the wr
       ]) {
         const err = await attempt().catch((e) => e)
         expectClear(err, 'CONFIG_ERROR', /nope\.tenants/, /rowtenancy init|schema/)
+      }
+    })
+  })
+})
+
+describe('file paths of the tenant archive commands', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rt-bad-input-'))
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  // Pitfall: `tenants export --out <a directory>` read the whole tenant, then failed renaming
+  // the `.partial` file with a stack trace; `--out` in a missing directory: ENOENT with a stack.
+  it('tenants export --out a directory or a file in a missing directory: INVALID_INPUT, no file left', async () => {
+    await unchanged(app.pool, async () => {
+      for (const [out, why] of [
+        [dir, /it is a directory/],
+        [join(dir, 'no-such-dir', 'a.rtar'), /there is no directory/],
+      ] as const) {
+        const r = await cli([
+          'tenants',
+          'export',
+          '--tenant-id',
+          '1',
+          '--out',
+          out,
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(
+          r,
+          'INVALID_INPUT',
+          why,
+          /nothing was exported.*existing, writable directory/,
+        )
+        expect(r.stderr).not.toMatch(/\n\s+at /)
+      }
+    })
+    expect(await readdir(dir)).toEqual([])
+  })
+
+  // Pitfall: `tenants import --in <a directory>` printed "error: Error: EISDIR: illegal operation
+  // on a directory, read" (no code, no advice); a FIFO or device would be read forever.
+  it('tenants import --in a directory, a missing file, a device: INVALID_INPUT naming the path', async () => {
+    await unchanged(app.pool, async () => {
+      for (const [input, why] of [
+        [dir, 'it is a directory'],
+        [join(dir, 'missing.rtar'), 'no such file'],
+        ['/dev/null', 'it is not a regular file'],
+      ] as const) {
+        const r = await cli(['tenants', 'import', '--in', input, '--database-url', app.url])
+        expectCliError(
+          r,
+          'INVALID_INPUT',
+          new RegExp(`archive ${input} \\(${why}`),
+          /nothing was imported.*existing, readable file/,
+        )
+      }
+    })
+  })
+
+  it('tenants import --in a file that is not an archive (empty, text, truncated): LIFECYCLE_ERROR, nothing imported', async () => {
+    const exported = join(dir, 'one.rtar')
+    expect(
+      (
+        await cli([
+          'tenants',
+          'export',
+          '--tenant-id',
+          '1',
+          '--out',
+          exported,
+          '--no-progress',
+          '--database-url',
+          app.url,
+        ])
+      ).code,
+    ).toBe(0)
+    const bytes = await readFile(exported)
+    const files = {
+      empty: Buffer.alloc(0),
+      text: Buffer.from('hello\n'),
+      truncated: bytes.subarray(0, Math.floor(bytes.length / 2)),
+    }
+    try {
+      await unchanged(app.pool, async () => {
+        for (const [name, content] of Object.entries(files)) {
+          const file = join(dir, `${name}.rtar`)
+          await writeFile(file, content)
+          const r = await cli([
+            'tenants',
+            'import',
+            '--in',
+            file,
+            '--as-tenant-id',
+            '77',
+            '--database-url',
+            app.url,
+          ])
+          expect(r.code, `${name}: ${r.stderr}`).toBe(1)
+          expect(r.stderr, name).toMatch(
+            /error \[LIFECYCLE_ERROR\].*(damaged|not a rowtenancy archive|ends|truncated)/,
+          )
+          expect(r.stderr, name).not.toMatch(/\n\s+at /)
+        }
+      })
+    } finally {
+      for (const name of [...Object.keys(files), 'one'])
+        await rm(join(dir, `${name}.rtar`), { force: true })
+    }
+  })
+
+  // Pitfall: a --work-dir that does not exist was found only after the move had suspended the
+  // tenant and created the move ledger and placement tables in the catalog.
+  it('tenants move --work-dir missing or a file: INVALID_INPUT before anything is suspended or created', async () => {
+    await unchanged(app.pool, async () => {
+      for (const [workDir, why] of [
+        [join(dir, 'no-such-dir'), /no such directory/],
+        ['/dev/null', /not a directory/],
+      ] as const) {
+        const r = await cli([
+          'tenants',
+          'move',
+          '--tenant-id',
+          '1',
+          '--to',
+          legacy.url,
+          '--work-dir',
+          workDir,
+          '--no-progress',
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(r, 'INVALID_INPUT', why, /--work-dir.*nothing was moved or suspended/)
       }
     })
   })

@@ -9,6 +9,7 @@ const FLAGS: ReadonlyMap<string, string> = new Map([
   ['fromSchema', '--from-schema'],
   ['id', '--id'],
   ['models', '--model'],
+  ['workDir', '--work-dir'],
 ])
 
 /**

@@ -11,6 +11,7 @@ import { parseTenantId } from '../tenants/id-types.js'
 import { ArchiveWriter, archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import type { LifecycleListener } from './events.js'
+import { assertWritable } from './files.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import {
   type ArchiveHeader,
@@ -78,8 +79,10 @@ export function exportCopySql(layout: TenantLayout, t: LifecycleTable, tenantId:
 export async function exportTenant(options: ExportOptions): Promise<ExportResult> {
   const started = performance.now()
   const key = options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey)
-  const client = await explainUnreachable(options.db, () => options.db.connect())
   const path = typeof options.out === 'string' ? options.out : undefined
+  // A path that cannot be written is refused before anything is read.
+  if (path !== undefined) await assertWritable(path, 'the archive', 'nothing was exported')
+  const client = await explainUnreachable(options.db, () => options.db.connect())
   let out: Writable | undefined
   let second: pg.PoolClient | undefined
   let failed = false

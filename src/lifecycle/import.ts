@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs'
-import { access } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
@@ -24,6 +23,7 @@ import {
 } from './checksums.js'
 import { eraseInTransaction } from './erase.js'
 import type { LifecycleListener } from './events.js'
+import { assertReadableFile } from './files.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import {
   type ArchiveHeader,
@@ -388,13 +388,8 @@ async function prepareImport(db: pg.PoolClient, options: ImportOptions, header: 
 /** The archive stream of `source`: a file path (checked readable) or a stream. */
 async function openArchive(source: ImportOptions['in']): Promise<Readable> {
   if (typeof source === 'string') {
-    const path = source
-    await access(path).catch((err) => {
-      throw new LifecycleError(`Cannot read the archive ${path}: ${(err as Error).message}.`, {
-        cause: err,
-      })
-    })
-    return createReadStream(path, { highWaterMark: 256 * 1024 })
+    await assertReadableFile(source, 'the archive', 'nothing was imported')
+    return createReadStream(source, { highWaterMark: 256 * 1024 })
   }
   return source
 }

@@ -24,6 +24,7 @@ import {
 } from './erase.js'
 import type { LifecycleListener } from './events.js'
 import { exportTenant } from './export.js'
+import { assertWritableDirectory } from './files.js'
 import { checkCompatible, importTenant } from './import.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import { type ArchiveManifest, readArchiveManifest } from './manifest.js'
@@ -160,6 +161,11 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
   assertDatabaseName(o.toName)
   assertDatabaseName(sourceName)
   if (o.archiveKey !== undefined) archiveKeyBytes(o.archiveKey)
+  await assertWritableDirectory(
+    o.workDir,
+    'the archive (the work directory, `workDir`)',
+    'nothing was moved or suspended',
+  )
   const ctx = await moveContext(o, catalog)
   const { tenantId } = ctx
   const { entry, resumed } = await openMove(ctx, sourceName, catalogName)
