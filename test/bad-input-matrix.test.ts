@@ -895,6 +895,39 @@ describe('file paths of the tenant archive commands', () => {
   })
 })
 
+describe('audit text of tenants erase and move', () => {
+  // Pitfall: `--reason ''` erased the tenant and wrote an audit record with an empty reason
+  // (withoutTenant and allObjects refuse one), and a line break could forge a record line.
+  it.each([
+    ['--reason', ''],
+    ['--reason', '   '],
+    ['--reason', 'a\nforged line'],
+    ['--actor', ''],
+    ['--actor', 'x'.repeat(501)],
+  ])('tenants erase %s %j: INVALID_INPUT, nothing erased', async (flag, value) => {
+    await unchanged(app.pool, async () => {
+      const r = await cli([
+        'tenants',
+        'erase',
+        '--tenant-id',
+        '1',
+        '--yes',
+        flag,
+        value,
+        '--no-progress',
+        '--database-url',
+        app.url,
+      ])
+      expectCliError(
+        r,
+        'INVALID_INPUT',
+        new RegExp(`Invalid ${flag}`),
+        /1-500 characters.*Nothing was changed/,
+      )
+    })
+  })
+})
+
 describe('option objects of TenantStore', () => {
   // Pitfall: `ttlMs: -5`, `ttlMs: 'abc'`, `idType: 'bogus'` were taken as they came (a negative
   // TTL silently disabled the cache, an unknown id type failed at the first lookup), `db` left

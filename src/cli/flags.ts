@@ -10,6 +10,8 @@ const FLAGS: ReadonlyMap<string, string> = new Map([
   ['id', '--id'],
   ['models', '--model'],
   ['workDir', '--work-dir'],
+  ['actor', '--actor'],
+  ['reason', '--reason'],
 ])
 
 /**

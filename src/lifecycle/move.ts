@@ -18,6 +18,7 @@ import { archiveFileSigned, archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import {
   auditLifecycle,
+  auditText,
   defaultActor,
   type ErasureCertificate,
   eraseInTransaction,
@@ -161,6 +162,7 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
   assertDatabaseName(o.toName)
   assertDatabaseName(sourceName)
   if (o.archiveKey !== undefined) archiveKeyBytes(o.archiveKey)
+  auditText(o.actor, 'actor', defaultActor())
   await assertWritableDirectory(
     o.workDir,
     'the archive (the work directory, `workDir`)',
@@ -513,7 +515,7 @@ async function eraseSource(
 ): Promise<ErasureCertificate> {
   const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const { o, tenantId, sLayout } = ctx
-  const actor = o.actor ?? defaultActor()
+  const actor = auditText(o.actor, 'actor', defaultActor())
   return tx(o.db, async (c) => {
     await bindTenant(c, tenantId)
     await lockTenant(c, tenantId)
