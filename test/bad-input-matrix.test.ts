@@ -928,6 +928,36 @@ describe('audit text of tenants erase and move', () => {
   })
 })
 
+describe('connection URLs', () => {
+  // Pitfall: a URL that is not one surfaced as "Cannot connect to the database at (an unparsable
+  // URL) (getaddrinfo ENOTFOUND base)"; `tenants move --to notaurl` as an invalid placement name "".
+  it.each([
+    [['tenants', 'list', '--database-url', 'notaurl'], /--database-url.*"notaurl"/],
+    [
+      ['tenants', 'list', '--database-url', 'localhost:5432/app'],
+      /--database-url.*localhost:5432\/app/,
+    ],
+    [['doctor', '--database-url', 'mysql://u@h/db'], /--database-url.*mysql:/],
+    [
+      ['tenants', 'move', '--tenant-id', '1', '--to', 'notaurl'],
+      /--to is not a PostgreSQL connection URL: "notaurl"/,
+    ],
+  ])('%j: CONFIG_ERROR naming the flag and the shape of a URL', async (args, what) => {
+    await unchanged(app.pool, async () => {
+      const r = await cli(
+        args.includes('--database-url') ? args : [...args, '--database-url', app.url],
+      )
+      expectCliError(r, 'CONFIG_ERROR', what, /postgres:\/\/user:password@host:5432\/database/)
+    })
+  })
+
+  it('a URL that does not parse never shows its password', async () => {
+    const r = await cli(['tenants', 'list', '--database-url', 'postgres://u:s3cr3t@h:99999/app'])
+    expectCliError(r, 'CONFIG_ERROR', /port above 65535/, /postgres:\/\//)
+    expect(r.stderr).not.toContain('s3cr3t')
+  })
+})
+
 describe('option objects of TenantStore', () => {
   // Pitfall: `ttlMs: -5`, `ttlMs: 'abc'`, `idType: 'bogus'` were taken as they came (a negative
   // TTL silently disabled the cache, an unknown id type failed at the first lookup), `db` left
