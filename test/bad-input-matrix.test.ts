@@ -958,6 +958,35 @@ describe('connection URLs', () => {
   })
 })
 
+describe('init with a schema to grant on that does not exist', () => {
+  // Pitfall: `init --runtime-role r --target-schema missing` installed the tenants tables and the
+  // audit log, then failed granting with the raw `schema "missing" does not exist` and a stack.
+  it('CONFIG_ERROR naming the schema, nothing installed, no role created', async () => {
+    const role = `rt_bad_${randomBytes(4).toString('hex')}`
+    await unchanged(app.pool, async () => {
+      const r = await cli([
+        'init',
+        '--tenants-schema',
+        'fresh_tenants',
+        '--target-schema',
+        'no_such_schema',
+        '--runtime-role',
+        role,
+        '--database-url',
+        app.url,
+      ])
+      expectCliError(
+        r,
+        'CONFIG_ERROR',
+        /"no_such_schema".*does not exist/,
+        /--target-schema.*Nothing was granted/,
+      )
+    })
+    const { rows } = await app.pool.query('select 1 from pg_roles where rolname = $1', [role])
+    expect(rows).toEqual([])
+  })
+})
+
 describe('option objects of TenantStore', () => {
   // Pitfall: `ttlMs: -5`, `ttlMs: 'abc'`, `idType: 'bogus'` were taken as they came (a negative
   // TTL silently disabled the cache, an unknown id type failed at the first lookup), `db` left
