@@ -1044,6 +1044,70 @@ describe('option objects of the tenant resolvers', () => {
   })
 })
 
+describe('tenants create: names and duplicates', () => {
+  // Pitfall: a name with a line break or a terminal escape was stored as it came, and
+  // garbled `tenants list` (and any admin page that shows it).
+  it.each([['Acme\nInc'], ['Acme\u001b[31m'], ['tab\there'], ['x'.repeat(201)]])(
+    'tenants create --name %j: INVALID_INPUT, no tenant created',
+    async (name) => {
+      await unchanged(app.pool, async () => {
+        const r = await cli([
+          'tenants',
+          'create',
+          '--slug',
+          'fresh',
+          '--name',
+          name,
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(
+          r,
+          'INVALID_INPUT',
+          /Invalid tenant name/,
+          /1-200 characters without control characters/,
+        )
+      })
+    },
+  )
+
+  // Pitfall: "That slug is already taken" did not say which one; a tenant created without an id
+  // where ids were stored by hand (the sequence behind them) was told "That tenant id is already
+  // taken", an id it never gave.
+  it('a taken slug or id: DUPLICATE_TENANT naming the value; a generated id taken: how to move the sequence', async () => {
+    await app.pool.query(`select setval(pg_get_serial_sequence('tenants', 'id'), 1, false)`)
+    await unchanged(
+      app.pool,
+      async () => {
+        const create = (...args: string[]) =>
+          cli(['tenants', 'create', '--name', 'Again', ...args, '--database-url', app.url])
+        const slug = await create('--slug', 'one', '--id', '424242')
+        expectCliError(
+          slug,
+          'DUPLICATE_TENANT',
+          /The slug "one" is already taken/,
+          /Choose another/,
+        )
+        const id = await create('--slug', 'fresh', '--id', '2')
+        expectCliError(
+          id,
+          'DUPLICATE_TENANT',
+          /The tenant id "2" is already taken/,
+          /Choose another/,
+        )
+        const generated = await create('--slug', 'fresh')
+        expectCliError(
+          generated,
+          'CONFIG_ERROR',
+          /generated for the new tenant \("1"\) is already taken/,
+          /setval\(pg_get_serial_sequence.*or give the new tenant an explicit --id/,
+        )
+      },
+      { ignoreSequences: true },
+    )
+  })
+})
+
 // Covered elsewhere, at the module level (not repeated here):
 // - hostile but valid schema names (`we"ird.schema ü`) migrate correctly: migrate-core.test.ts
 // - --dry-run writes nothing, --strict, unknown --model: migrate-options.test.ts

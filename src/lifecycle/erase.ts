@@ -7,6 +7,7 @@ import { ownRows } from '../migrate/copy-sql.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
+import { hasControlCharacters } from '../tenants/normalize.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import type { LifecycleListener } from './events.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
@@ -307,7 +308,7 @@ export async function eraseTenant(
 export function auditText(value: unknown, option: 'actor' | 'reason', fallback: string): string {
   if (value === undefined) return fallback
   const text = typeof value === 'string' ? value.trim() : ''
-  if (text.length === 0 || text.length > 500 || /[\u0000-\u001f\u007f-\u009f]/.test(text)) {
+  if (text.length === 0 || text.length > 500 || hasControlCharacters(text)) {
     throw new InvalidInputError(
       `Invalid \`${option}\` ${describeValue(value)}: it is written to the audit log, so give 1-500 ` +
         `characters of text without control characters${option === 'actor' ? ' (who asks, e.g. dpo@example.com), or leave it out for the OS user' : " (why, e.g. 'GDPR art. 17 request 2291')"}. Nothing was changed.`,

@@ -10,7 +10,7 @@ import {
 import { acquireMsOption, boundedQueryable } from '../sql/acquire.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
-import { quoteIdent } from '../sql/quote.js'
+import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 import { asUnavailable, guardPoolErrors, unavailableReason } from '../sql/unavailable.js'
 import {
   assertTenantIdType,
@@ -19,7 +19,7 @@ import {
   tryParseTenantId,
 } from './id-types.js'
 import { LruCache } from './lru-cache.js'
-import { normalizeDomain, normalizeSlug } from './normalize.js'
+import { hasControlCharacters, normalizeDomain, normalizeSlug } from './normalize.js'
 
 /**
  * A tenant as stored in `tenants` (+ its `tenant_domains`). `id` is always the
@@ -310,10 +310,7 @@ export class TenantStore {
    */
   async create(input: NewTenant): Promise<Tenant> {
     const slug = normalizeSlug(input.slug)
-    const name = typeof input.name === 'string' ? input.name.trim() : ''
-    if (name.length === 0 || name.length > 200) {
-      throw new InvalidInputError('A tenant name must be 1-200 characters.')
-    }
+    const name = tenantName(input.name)
     const status = input.status ?? 'active'
     if (status !== 'active' && status !== 'suspended') {
       throw new InvalidInputError(
@@ -340,6 +337,8 @@ export class TenantStore {
         )
       }
       return newId
+    }).catch((err: unknown) => {
+      throw id === undefined ? this.#generatedIdTaken(err) : err
     })
     return (await this.#load('t.id = $1', created))!
   }
@@ -355,10 +354,7 @@ export class TenantStore {
   async update(id: unknown, changes: { slug?: string; name?: string }): Promise<Tenant> {
     const key = parseTenantId(this.#idType, id)
     const slug = changes.slug === undefined ? null : normalizeSlug(changes.slug)
-    const name = changes.name === undefined ? null : changes.name.trim()
-    if (name !== null && (name.length === 0 || name.length > 200)) {
-      throw new InvalidInputError('A tenant name must be 1-200 characters.')
-    }
+    const name = changes.name === undefined ? null : tenantName(changes.name)
     await this.#write(async (tx) => {
       const { rowCount } = await tx.query(
         `update ${this.#tenants} set slug = coalesce($2, slug), name = coalesce($3, name) where id = $1`,
@@ -541,6 +537,24 @@ export class TenantStore {
   }
 
   /**
+   * A generated id that is taken: the id sequence is behind ids inserted by hand
+   * (a fixture, an import with explicit ids). Not the caller's input: say how to fix it.
+   */
+  #generatedIdTaken(err: unknown): unknown {
+    const cause = (err as { cause?: { constraint?: string; detail?: string } }).cause
+    if (!(err instanceof DuplicateTenantError) || !cause?.constraint?.endsWith('_pkey')) return err
+    const taken = /\)=\((.*)\) already exists/s.exec(cause.detail ?? '')?.[1] ?? '?'
+    const table = quoteLiteral(this.#tenantsName)
+    return new ConfigError(
+      `The id the tenants table generated for the new tenant (${JSON.stringify(taken)}) is already taken: ` +
+        'its id sequence is behind ids stored by hand. Move it past them ' +
+        `(select setval(pg_get_serial_sequence(${table}, 'id'), (select max(id) from ${this.#tenantsName}))), ` +
+        'or give the new tenant an explicit `id`. Nothing was created.',
+      { cause },
+    )
+  }
+
+  /**
    * `err` as a rowtenancy error where it has a known meaning: a database that
    * cannot serve (`DatabaseUnavailableError`), or one without the tenants tables
    * (`ConfigError` saying to run `rowtenancy init`, not the raw "relation does not exist").
@@ -618,6 +632,18 @@ function checkStoreOptions(options: TenantStoreOptions): void {
   }
 }
 
+/** A tenant's display name, trimmed: 1-200 characters, no control characters (they would garble `tenants list`). */
+function tenantName(value: unknown): string {
+  const name = typeof value === 'string' ? value.trim() : ''
+  if (name.length === 0 || name.length > 200 || hasControlCharacters(name)) {
+    throw new InvalidInputError(
+      `Invalid tenant name ${describeValue(value)}: a tenant name must be 1-200 characters without ` +
+        'control characters (line breaks, tabs, escapes), e.g. "Acme Inc.".',
+    )
+  }
+  return name
+}
+
 function toTenant(row: Record<string, any>): Tenant {
   return Object.freeze({
     id: String(row.id),
@@ -634,11 +660,14 @@ function translateError(err: unknown): unknown {
   if (unavailableReason(err) !== undefined) return asUnavailable(err)
   const e = err as { code?: string; constraint?: string; detail?: string; table?: string }
   if (e.code === '23505') {
-    const what = e.constraint?.includes('domain')
-      ? 'That domain'
+    const kind = e.constraint?.includes('domain')
+      ? 'domain'
       : e.constraint?.includes('slug')
-        ? 'That slug'
-        : 'That tenant id'
+        ? 'slug'
+        : 'tenant id'
+    // detail: Key (slug)=(acme) already exists.
+    const value = /\)=\((.*)\) already exists/s.exec(e.detail ?? '')?.[1]
+    const what = value === undefined ? `That ${kind}` : `The ${kind} ${JSON.stringify(value)}`
     return new DuplicateTenantError(what, { cause: err })
   }
   if (e.code === '23503') {
