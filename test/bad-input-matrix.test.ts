@@ -1108,6 +1108,42 @@ describe('tenants create: names and duplicates', () => {
   })
 })
 
+describe('config files', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rt-bad-config-'))
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it.each([
+    [
+      'broken.json',
+      '{"jobs": 2,',
+      /Cannot read config file .*broken\.json/,
+      /Fix the file.*--config/,
+    ],
+    ['empty.json', '', /Cannot read config file .*empty\.json/, /Fix the file/],
+    ['throws.mjs', 'throw new Error("boom")', /throws\.mjs: boom/, /Fix the file/],
+    ['list.json', '[]', /must hold an object of settings/, /e\.g\./],
+    [
+      'typo.json',
+      '{"databaseURL": "postgres://x/y"}',
+      /Unknown key "databaseURL"/,
+      /Did you mean "databaseUrl"/,
+    ],
+    ['jobs.json', '{"jobs": 1.5}', /jobs in .* must be a positive integer, got 1\.5/, /must be/],
+  ])(
+    '--config %s: CONFIG_ERROR saying what is wrong and what to do',
+    async (name, content, what, todo) => {
+      await writeFile(join(dir, name), content)
+      const r = await cli(['tenants', 'list', '--config', join(dir, name)])
+      expectCliError(r, 'CONFIG_ERROR', what, todo)
+    },
+  )
+})
+
 // Covered elsewhere, at the module level (not repeated here):
 // - hostile but valid schema names (`we"ird.schema ü`) migrate correctly: migrate-core.test.ts
 // - --dry-run writes nothing, --strict, unknown --model: migrate-options.test.ts
