@@ -1144,6 +1144,39 @@ describe('config files', () => {
   )
 })
 
+describe('numeric flags', () => {
+  // Pitfall: `citus tenants --limit` was read with Number(): '1e3' and ' 5' were taken, ''
+  // was refused as "not 0" (not what was typed). --fence-timeout had its own copy in
+  // migrate-online.ts and rollback.ts; all three go through one parser now.
+  it.each([
+    [
+      ['citus', 'tenants', '--limit'],
+      '',
+      /--limit must be a whole number from 1 to 10000 .*not ""/,
+    ],
+    [['citus', 'tenants', '--limit'], '1e3', /--limit .*not "1e3"/],
+    [['citus', 'tenants', '--limit'], ' 5', /--limit .*not " 5"/],
+    [['citus', 'tenants', '--limit'], '-1', /--limit .*not "-1"/],
+    [['citus', 'tenants', '--limit'], '10001', /--limit .*not "10001"/],
+    [
+      ['rollback', '--tenant-id', '1', '--online', '--fence-timeout'],
+      '1.5',
+      /--fence-timeout must be milliseconds from 1 to 600000 .*not "1\.5"/,
+    ],
+    [['migrate', '--all', '--online', '--fence-timeout'], '', /--fence-timeout .*not ""/],
+    [
+      ['migrate', '--all', '--online', '--fence-timeout'],
+      '600001',
+      /--fence-timeout .*not "600001"/,
+    ],
+  ])('%j %j: INVALID_INPUT naming the flag, the range and the value', async (args, value, what) => {
+    await unchanged(legacy.pool, async () => {
+      const r = await cli([...args, value, '--database-url', legacy.url])
+      expectCliError(r, 'INVALID_INPUT', what, /\(e\.g\. --[a-z-]+ \d+\)/)
+    })
+  })
+})
+
 // Covered elsewhere, at the module level (not repeated here):
 // - hostile but valid schema names (`we"ird.schema ü`) migrate correctly: migrate-core.test.ts
 // - --dry-run writes nothing, --strict, unknown --model: migrate-options.test.ts
