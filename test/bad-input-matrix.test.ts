@@ -1177,6 +1177,33 @@ describe('numeric flags', () => {
   })
 })
 
+describe('schema generate with a PostgreSQL system schema', () => {
+  // Pitfall: `schema generate --from-schema pg_catalog` printed 3533 statements (the catalog's
+  // views and functions as "tenant-aware tables") and exited 0.
+  it.each([
+    [['--from-schema', 'pg_catalog'], /--from-schema "pg_catalog" is a PostgreSQL system schema/],
+    [
+      ['--from-schema', 'information_schema'],
+      /--from-schema "information_schema" is a PostgreSQL system schema/,
+    ],
+    [
+      ['--from-schema', 'acme', '--target-schema', 'pg_catalog', '--apply'],
+      /--target-schema "pg_catalog" is a PostgreSQL system schema/,
+    ],
+  ])('%j: INVALID_INPUT, nothing printed or created', async (args, what) => {
+    await unchanged(legacy.pool, async () => {
+      const r = await cli(['schema', 'generate', ...args, '--database-url', legacy.url])
+      expectCliError(
+        r,
+        'INVALID_INPUT',
+        what,
+        /Pass the schema of one legacy tenant|Pick the schema of the shared tables/,
+      )
+      expect(r.stdout).toBe('')
+    })
+  })
+})
+
 // Covered elsewhere, at the module level (not repeated here):
 // - hostile but valid schema names (`we"ird.schema ü`) migrate correctly: migrate-core.test.ts
 // - --dry-run writes nothing, --strict, unknown --model: migrate-options.test.ts
