@@ -1204,6 +1204,26 @@ describe('schema generate with a PostgreSQL system schema', () => {
   })
 })
 
+describe('shell --tables', () => {
+  // Pitfall: a --tables entry that names no table was accepted and shown in the banner as a
+  // tenant-aware table; it failed only at the first query typed into the REPL.
+  it.each([
+    ['nope', /No such table: nope \(from --tables\)/],
+    ['accounts,nope.x', /No such table: nope\.x \(from --tables\)/],
+    ['a.b.c', /Table name "a\.b\.c" has more than one dot/],
+  ])('shell --tables %j: CONFIG_ERROR before the REPL starts', async (tables, what) => {
+    await unchanged(app.pool, async () => {
+      const r = await cli(['shell', '--tables', tables, '--database-url', app.url])
+      expectCliError(
+        r,
+        'CONFIG_ERROR',
+        what,
+        /Name the tenant-aware tables that exist|write "schema\.table"/,
+      )
+    })
+  })
+})
+
 // Covered elsewhere, at the module level (not repeated here):
 // - hostile but valid schema names (`we"ird.schema ü`) migrate correctly: migrate-core.test.ts
 // - --dry-run writes nothing, --strict, unknown --model: migrate-options.test.ts
