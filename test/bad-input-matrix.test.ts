@@ -1224,6 +1224,27 @@ describe('shell --tables', () => {
   })
 })
 
+describe("tenants commands with an id type that is not the table's", () => {
+  // Pitfall: `--tenant-id-type uuid` on a bigint tenants table refused the right id "2" as
+  // "expected a UUID"; `tenants create --tenant-id-type uuid` created a bigint tenant silently.
+  it.each([
+    [['suspend', '1', '--tenant-id-type', 'uuid']],
+    [['create', '--slug', 'fresh', '--name', 'Fresh', '--tenant-id-type', 'uuid']],
+    [['create', '--slug', 'fresh', '--name', 'Fresh', '--id', 'abc', '--tenant-id-type', 'text']],
+    [['list', '--tenant-id-type', 'integer']],
+  ])('tenants %j: CONFIG_ERROR naming both types, nothing changed', async (args) => {
+    await unchanged(app.pool, async () => {
+      const r = await cli(['tenants', ...args, '--database-url', app.url])
+      expectCliError(
+        r,
+        'CONFIG_ERROR',
+        /public\.tenants\.id is bigint, but the configuration says (uuid|text|integer)/,
+        /Set --tenant-id-type to bigint/,
+      )
+    })
+  })
+})
+
 // Covered elsewhere, at the module level (not repeated here):
 // - hostile but valid schema names (`we"ird.schema ü`) migrate correctly: migrate-core.test.ts
 // - --dry-run writes nothing, --strict, unknown --model: migrate-options.test.ts

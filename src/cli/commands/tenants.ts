@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/index.js'
-import { type Tenant, TenantStore } from '../../tenants/index.js'
+import { ConfigError } from '../../errors/index.js'
+import { existingIdType, type Tenant, TenantStore } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 
 /**
@@ -24,6 +25,15 @@ export function register(program: Command, ctx: CliContext): void {
 async function openStore(ctx: CliContext, cmd: Command): Promise<TenantStore> {
   const config: RowtenancyConfig = await ctx.config(cmd)
   const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
+  // An id type that is not the table's would misread every id ("expected a UUID" for an id
+  // that is right) or create tenants the configuration cannot name.
+  const found = await existingIdType(pool, config.tenantsSchema)
+  if (found !== undefined && found !== config.tenantIdType) {
+    throw new ConfigError(
+      `${config.tenantsSchema}.tenants.id is ${found}, but the configuration says ${config.tenantIdType}. ` +
+        `Set --tenant-id-type to ${found} (or tenantIdType in the config file).`,
+    )
+  }
   return new TenantStore({
     db: pool,
     idType: config.tenantIdType,
