@@ -23,6 +23,8 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../src/errors/index.js'
+import { eraseTenant, exportTenant, importTenant } from '../src/lifecycle/index.js'
+import { migrate } from '../src/migrate/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { createTenancy } from '../src/tenancy/create-tenancy.js'
 import { TenantStore } from '../src/tenants/index.js'
@@ -1243,6 +1245,81 @@ describe("tenants commands with an id type that is not the table's", () => {
       )
     })
   })
+})
+
+describe('option objects of migrate and the tenant lifecycle functions', () => {
+  // Pitfall: eraseTenant({ dryRun: 'yes' }) deleted, then rolled back (a truthy string), and
+  // returned a certificate saying dryRun: false, an erasure that never happened; migrate took
+  // jobs: -1 / 1.5 rounded into range; a missing db, out or in was a TypeError deep inside.
+  it.each([
+    [
+      'eraseTenant dryRun: "yes"',
+      () => eraseTenant({ db: app.pool, tenantId: '1', dryRun: 'yes' as never }),
+      /eraseTenant: `dryRun` must be true or false, got "yes"/,
+    ],
+    [
+      'exportTenant without out',
+      () => exportTenant({ db: app.pool, tenantId: '1' } as never),
+      /exportTenant needs `out`: a file path or a writable stream/,
+    ],
+    [
+      'exportTenant without db',
+      () => exportTenant({ tenantId: '1', out: '/tmp/never.rtar' } as never),
+      /exportTenant needs `db`: a pg\.Pool/,
+    ],
+    [
+      'importTenant in: 5',
+      () => importTenant({ db: app.pool, in: 5 as never }),
+      /importTenant needs `in`: a file path or a readable stream, got 5/,
+    ],
+    [
+      'importTenant replace: 1',
+      () => importTenant({ db: app.pool, in: '/dev/null', replace: 1 as never }),
+      /`replace` must be true or false, got 1/,
+    ],
+    [
+      'migrate tenantIds: "1"',
+      () => migrate({ db: legacy.pool, tenantIds: '1' as never, dryRun: true }),
+      /migrate: `tenantIds` must be an array, got "1"/,
+    ],
+    [
+      'migrate dryRun: "yes"',
+      () => migrate({ db: legacy.pool, all: true, dryRun: 'yes' as never }),
+      /`dryRun` must be true or false/,
+    ],
+    [
+      'migrate without db',
+      () => migrate({ all: true, dryRun: true } as never),
+      /migrate needs `db`/,
+    ],
+  ])('%s: INVALID_INPUT naming the option, nothing changed', async (_label, run, what) => {
+    await unchanged(app.pool, async () => {
+      await unchanged(legacy.pool, async () => {
+        const err = await run().catch((e) => e)
+        expectClear(err, 'INVALID_INPUT', what, /must be|needs/)
+      })
+    })
+  })
+
+  it.each([[-1], [1.5], [0], [65], ['4']])(
+    'migrate jobs: %j: MIGRATION_ERROR, not rounded into range',
+    async (jobs) => {
+      await unchanged(legacy.pool, async () => {
+        const err = await migrate({
+          db: legacy.pool,
+          all: true,
+          dryRun: true,
+          jobs: jobs as never,
+        }).catch((e) => e)
+        expectClear(
+          err,
+          'MIGRATION_ERROR',
+          /`jobs` must be a whole number between 1 and 64/,
+          /between 1 and 64/,
+        )
+      })
+    },
+  )
 })
 
 // Covered elsewhere, at the module level (not repeated here):

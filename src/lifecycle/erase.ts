@@ -4,6 +4,7 @@ import { explainUnreachable } from '../db/connect.js'
 import { describeValue } from '../errors/describe-value.js'
 import { InvalidInputError, LifecycleError } from '../errors/index.js'
 import { ownRows } from '../migrate/copy-sql.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
@@ -247,6 +248,7 @@ export async function eraseTenant(
   options: EraseOptions & { keepTenantRow?: boolean },
 ): Promise<ErasureCertificate> {
   const started = performance.now()
+  checkOptionTypes('eraseTenant', options, { db: 'pool', dryRun: 'boolean' }, ['db'])
   const actor = auditText(options.actor, 'actor', defaultActor())
   const reason = auditText(options.reason, 'reason', 'tenant erase')
   const client = await explainUnreachable(options.db, () => options.db.connect())

@@ -6,12 +6,13 @@ import { to as copyTo } from 'pg-copy-streams'
 import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
 import { ownRows } from '../migrate/copy-sql.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { ArchiveWriter, archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import type { LifecycleListener } from './events.js'
-import { assertWritable } from './files.js'
+import { assertWritable, checkStreamOption } from './files.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import {
   type ArchiveHeader,
@@ -78,6 +79,8 @@ export function exportCopySql(layout: TenantLayout, t: LifecycleTable, tenantId:
  */
 export async function exportTenant(options: ExportOptions): Promise<ExportResult> {
   const started = performance.now()
+  checkOptionTypes('exportTenant', options, { db: 'pool' }, ['db'])
+  checkStreamOption('exportTenant', 'out', options.out, 'write')
   const key = options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey)
   const path = typeof options.out === 'string' ? options.out : undefined
   // A path that cannot be written is refused before anything is read.

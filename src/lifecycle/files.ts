@@ -1,6 +1,7 @@
 import { constants } from 'node:fs'
 import { access, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { describeValue } from '../errors/describe-value.js'
 import { InvalidInputError } from '../errors/index.js'
 
 /**
@@ -91,6 +92,35 @@ export async function assertWritableDirectory(
   if (problem !== undefined) {
     throw new InvalidInputError(
       `Cannot write ${what} in ${dir} (${problem}): ${unchanged}. Give an existing, writable directory.`,
+    )
+  }
+}
+
+/**
+ * Throws unless `value` is a file path (a non-empty string) or a stream of the
+ * direction needed (`pipe` for reading, `write` for writing).
+ *
+ * @example
+ * ```ts
+ * checkStreamOption('importTenant', 'in', options.in, 'read')
+ * ```
+ */
+export function checkStreamOption(
+  where: string,
+  option: string,
+  value: unknown,
+  direction: 'read' | 'write',
+): void {
+  if (typeof value === 'string' && value.length > 0) return
+  const stream = value as { pipe?: unknown; write?: unknown } | null
+  const ok =
+    !!stream &&
+    typeof stream === 'object' &&
+    (direction === 'read' ? typeof stream.pipe === 'function' : typeof stream.write === 'function')
+  if (!ok) {
+    throw new InvalidInputError(
+      `${where} needs \`${option}\`: a file path or a ${direction === 'read' ? 'readable' : 'writable'} stream, ` +
+        `got ${describeValue(value)}.`,
     )
   }
 }

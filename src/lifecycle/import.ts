@@ -9,6 +9,7 @@ import { checkTables, describeCheck } from '../migrate/checks.js'
 import { compareWithTarget } from '../migrate/drift.js'
 import { adjustSequences, type SequenceAdjustment } from '../migrate/sequences.js'
 import type { ColumnInfo, DriftIssue, TableInfo } from '../migrate/types.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
@@ -23,7 +24,7 @@ import {
 } from './checksums.js'
 import { eraseInTransaction } from './erase.js'
 import type { LifecycleListener } from './events.js'
-import { assertReadableFile } from './files.js'
+import { assertReadableFile, checkStreamOption } from './files.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import {
   type ArchiveHeader,
@@ -291,6 +292,8 @@ async function insertTenantRow(
  */
 export async function importTenant(options: ImportOptions): Promise<ImportResult> {
   const started = performance.now()
+  checkOptionTypes('importTenant', options, { db: 'pool', replace: 'boolean' }, ['db'])
+  checkStreamOption('importTenant', 'in', options.in, 'read')
   if (options.slug !== undefined && normalizeSlug(options.slug) !== options.slug) {
     throw new InvalidInputError(
       `Invalid slug ${JSON.stringify(options.slug)} for the imported tenant: write it in canonical form (${JSON.stringify(normalizeSlug(options.slug))}).`,

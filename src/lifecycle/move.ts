@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type pg from 'pg'
 import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
@@ -156,6 +157,12 @@ async function setStatus(db: Queryable, layout: TenantLayout, id: string, status
  * ```
  */
 export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
+  checkOptionTypes(
+    'moveTenant',
+    o,
+    { db: 'pool', to: 'pool', catalog: 'pool', workDir: 'string' },
+    ['db', 'to', 'workDir'],
+  )
   const catalog = o.catalog ?? o.db
   const sourceName = o.sourceName ?? DEFAULT_DATABASE
   const catalogName = o.catalogName ?? DEFAULT_DATABASE
