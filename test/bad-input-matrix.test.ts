@@ -1322,6 +1322,28 @@ describe('option objects of migrate and the tenant lifecycle functions', () => {
   )
 })
 
+describe('a missing command or subcommand', () => {
+  // Pitfall: `rowtenancy`, `rowtenancy tenants` or `rowtenancy citus` alone printed the help and
+  // exited 0, so a script with a dropped argument went on as if the command had run.
+  it.each([[[]], [['tenants']], [['citus']], [['schema']], [['rls']]])(
+    'rowtenancy %j: the usage on stderr, exit 2',
+    async (args) => {
+      const r = await cli(args)
+      expect(r.code).toBe(2)
+      expect(r.stderr).toMatch(/Usage: rowtenancy/)
+      expect(r.stderr).toMatch(/Commands:/)
+    },
+  )
+
+  it('rowtenancy help / --help / tenants --help: the usage, exit 0', async () => {
+    for (const args of [['help'], ['--help'], ['tenants', '--help'], ['help', 'tenants']]) {
+      const r = await cli(args)
+      expect(r.code, args.join(' ')).toBe(0)
+      expect(r.stdout + r.stderr).toMatch(/Usage: rowtenancy/)
+    }
+  })
+})
+
 // Covered elsewhere, at the module level (not repeated here):
 // - hostile but valid schema names (`we"ird.schema ü`) migrate correctly: migrate-core.test.ts
 // - --dry-run writes nothing, --strict, unknown --model: migrate-options.test.ts
