@@ -124,6 +124,18 @@ async function unchanged<T>(
   return result
 }
 
+/** A directory of its own for a describe block (made before its tests, removed after): `.path` inside a test. */
+function scratchDir(prefix: string): { readonly path: string } {
+  const dir = { path: '' }
+  beforeAll(async () => {
+    dir.path = await mkdtemp(join(tmpdir(), prefix))
+  })
+  afterAll(async () => {
+    await rm(dir.path, { recursive: true, force: true })
+  })
+  return dir
+}
+
 /** A thrown error of the family, with its code, naming what is wrong and what to do. */
 function expectClear(err: unknown, code: string, what: RegExp, todo: RegExp): void {
   expect(err).toBeInstanceOf(TenancyError)
@@ -761,21 +773,15 @@ describe('a database without the tenants tables (no `rowtenancy init`, or the wr
 })
 
 describe('file paths of the tenant archive commands', () => {
-  let dir: string
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rt-bad-input-'))
-  })
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true })
-  })
+  const tmp = scratchDir('rt-bad-input-')
 
   // Pitfall: `tenants export --out <a directory>` read the whole tenant, then failed renaming
   // the `.partial` file with a stack trace; `--out` in a missing directory: ENOENT with a stack.
   it('tenants export --out a directory or a file in a missing directory: INVALID_INPUT, no file left', async () => {
     await unchanged(app.pool, async () => {
       for (const [out, why] of [
-        [dir, /it is a directory/],
-        [join(dir, 'no-such-dir', 'a.rtar'), /there is no directory/],
+        [tmp.path, /it is a directory/],
+        [join(tmp.path, 'no-such-dir', 'a.rtar'), /there is no directory/],
       ] as const) {
         const r = await cli([
           'tenants',
@@ -796,7 +802,7 @@ describe('file paths of the tenant archive commands', () => {
         expect(r.stderr).not.toMatch(/\n\s+at /)
       }
     })
-    expect(await readdir(dir)).toEqual([])
+    expect(await readdir(tmp.path)).toEqual([])
   })
 
   // Pitfall: `tenants import --in <a directory>` printed "error: Error: EISDIR: illegal operation
@@ -804,8 +810,8 @@ describe('file paths of the tenant archive commands', () => {
   it('tenants import --in a directory, a missing file, a device: INVALID_INPUT naming the path', async () => {
     await unchanged(app.pool, async () => {
       for (const [input, why] of [
-        [dir, 'it is a directory'],
-        [join(dir, 'missing.rtar'), 'no such file'],
+        [tmp.path, 'it is a directory'],
+        [join(tmp.path, 'missing.rtar'), 'no such file'],
         ['/dev/null', 'it is not a regular file'],
       ] as const) {
         const r = await cli(['tenants', 'import', '--in', input, '--database-url', app.url])
@@ -820,7 +826,7 @@ describe('file paths of the tenant archive commands', () => {
   })
 
   it('tenants import --in a file that is not an archive (empty, text, truncated): LIFECYCLE_ERROR, nothing imported', async () => {
-    const exported = join(dir, 'one.rtar')
+    const exported = join(tmp.path, 'one.rtar')
     expect(
       (
         await cli([
@@ -845,7 +851,7 @@ describe('file paths of the tenant archive commands', () => {
     try {
       await unchanged(app.pool, async () => {
         for (const [name, content] of Object.entries(files)) {
-          const file = join(dir, `${name}.rtar`)
+          const file = join(tmp.path, `${name}.rtar`)
           await writeFile(file, content)
           const r = await cli([
             'tenants',
@@ -866,7 +872,7 @@ describe('file paths of the tenant archive commands', () => {
       })
     } finally {
       for (const name of [...Object.keys(files), 'one'])
-        await rm(join(dir, `${name}.rtar`), { force: true })
+        await rm(join(tmp.path, `${name}.rtar`), { force: true })
     }
   })
 
@@ -875,7 +881,7 @@ describe('file paths of the tenant archive commands', () => {
   it('tenants move --work-dir missing or a file: INVALID_INPUT before anything is suspended or created', async () => {
     await unchanged(app.pool, async () => {
       for (const [workDir, why] of [
-        [join(dir, 'no-such-dir'), /no such directory/],
+        [join(tmp.path, 'no-such-dir'), /no such directory/],
         ['/dev/null', /not a directory/],
       ] as const) {
         const r = await cli([
@@ -1111,13 +1117,7 @@ describe('tenants create: names and duplicates', () => {
 })
 
 describe('config files', () => {
-  let dir: string
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rt-bad-config-'))
-  })
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true })
-  })
+  const tmp = scratchDir('rt-bad-config-')
 
   it.each([
     [
@@ -1139,8 +1139,8 @@ describe('config files', () => {
   ])(
     '--config %s: CONFIG_ERROR saying what is wrong and what to do',
     async (name, content, what, todo) => {
-      await writeFile(join(dir, name), content)
-      const r = await cli(['tenants', 'list', '--config', join(dir, name)])
+      await writeFile(join(tmp.path, name), content)
+      const r = await cli(['tenants', 'list', '--config', join(tmp.path, name)])
       expectCliError(r, 'CONFIG_ERROR', what, todo)
     },
   )
