@@ -1,10 +1,20 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Hono } from 'hono'
 import type { Generated } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { currentTenant, runWithTenant } from '../src/context/index.js'
-import { fromHeader, tenant } from '../src/entries/hono.js'
+import {
+  fromHeader,
+  fromHost,
+  fromPath,
+  fromSession,
+  fromUser,
+  tenant,
+} from '../src/entries/hono.js'
 import { withTenantClient } from '../src/entries/pg.js'
 import {
   InvalidTenantIdError,
@@ -13,6 +23,8 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../src/errors/index.js'
+import { eraseTenant, exportTenant, importTenant } from '../src/lifecycle/index.js'
+import { migrate } from '../src/migrate/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { createTenancy } from '../src/tenancy/create-tenancy.js'
 import { TenantStore } from '../src/tenants/index.js'
@@ -110,6 +122,18 @@ async function unchanged<T>(
   }
   expect(after).toEqual(before)
   return result
+}
+
+/** A directory of its own for a describe block (made before its tests, removed after): `.path` inside a test. */
+function scratchDir(prefix: string): { readonly path: string } {
+  const dir = { path: '' }
+  beforeAll(async () => {
+    dir.path = await mkdtemp(join(tmpdir(), prefix))
+  })
+  afterAll(async () => {
+    await rm(dir.path, { recursive: true, force: true })
+  })
+  return dir
 }
 
 /** A thrown error of the family, with its code, naming what is wrong and what to do. */
@@ -699,6 +723,664 @@ describe('connections and roles', () => {
       expectCliError(r, 'UNSAFE_ROLE', /BYPASSRLS/, /Pick a separate role/)
     })
   })
+})
+
+describe('a database without the tenants tables (no `rowtenancy init`, or the wrong --tenants-schema)', () => {
+  // Pitfall: every `tenants` command printed the raw driver error with a stack trace
+  // ("error: error: relation "nope.tenants" does not exist\n    at ...").
+  it.each([
+    [['list']],
+    [['suspend', '1']],
+    [['activate', '1']],
+    [['delete', '1', '--yes']],
+    [['create', '--slug', 'fresh', '--name', 'Fresh']],
+  ])(
+    'tenants %j --tenants-schema nope: CONFIG_ERROR saying to run init, no stack trace',
+    async (args) => {
+      await unchanged(app.pool, async () => {
+        const r = await cli([
+          'tenants',
+          ...args,
+          '--tenants-schema',
+          'nope',
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(
+          r,
+          'CONFIG_ERROR',
+          /no "nope\.tenants" table/,
+          /rowtenancy init.*--tenants-schema/,
+        )
+        expect(r.stderr).not.toMatch(/\n\s+at /)
+      })
+    },
+  )
+
+  it('the library: TenantStore lookups and writes on a missing schema throw ConfigError', async () => {
+    const store = new TenantStore({ db: app.pool, schema: 'nope', ttlMs: 0 })
+    await unchanged(app.pool, async () => {
+      for (const attempt of [
+        () => store.get('1'),
+        () => store.list(),
+        () => store.create({ slug: 'fresh', name: 'Fresh' }),
+      ]) {
+        const err = await attempt().catch((e) => e)
+        expectClear(err, 'CONFIG_ERROR', /nope\.tenants/, /rowtenancy init|schema/)
+      }
+    })
+  })
+})
+
+describe('file paths of the tenant archive commands', () => {
+  const tmp = scratchDir('rt-bad-input-')
+
+  // Pitfall: `tenants export --out <a directory>` read the whole tenant, then failed renaming
+  // the `.partial` file with a stack trace; `--out` in a missing directory: ENOENT with a stack.
+  it('tenants export --out a directory or a file in a missing directory: INVALID_INPUT, no file left', async () => {
+    await unchanged(app.pool, async () => {
+      for (const [out, why] of [
+        [tmp.path, /it is a directory/],
+        [join(tmp.path, 'no-such-dir', 'a.rtar'), /there is no directory/],
+      ] as const) {
+        const r = await cli([
+          'tenants',
+          'export',
+          '--tenant-id',
+          '1',
+          '--out',
+          out,
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(
+          r,
+          'INVALID_INPUT',
+          why,
+          /nothing was exported.*existing, writable directory/,
+        )
+        expect(r.stderr).not.toMatch(/\n\s+at /)
+      }
+    })
+    expect(await readdir(tmp.path)).toEqual([])
+  })
+
+  // Pitfall: `tenants import --in <a directory>` printed "error: Error: EISDIR: illegal operation
+  // on a directory, read" (no code, no advice); a FIFO or device would be read forever.
+  it('tenants import --in a directory, a missing file, a device: INVALID_INPUT naming the path', async () => {
+    await unchanged(app.pool, async () => {
+      for (const [input, why] of [
+        [tmp.path, 'it is a directory'],
+        [join(tmp.path, 'missing.rtar'), 'no such file'],
+        ['/dev/null', 'it is not a regular file'],
+      ] as const) {
+        const r = await cli(['tenants', 'import', '--in', input, '--database-url', app.url])
+        expectCliError(
+          r,
+          'INVALID_INPUT',
+          new RegExp(`archive ${input} \\(${why}`),
+          /nothing was imported.*existing, readable file/,
+        )
+      }
+    })
+  })
+
+  it('tenants import --in a file that is not an archive (empty, text, truncated): LIFECYCLE_ERROR, nothing imported', async () => {
+    const exported = join(tmp.path, 'one.rtar')
+    expect(
+      (
+        await cli([
+          'tenants',
+          'export',
+          '--tenant-id',
+          '1',
+          '--out',
+          exported,
+          '--no-progress',
+          '--database-url',
+          app.url,
+        ])
+      ).code,
+    ).toBe(0)
+    const bytes = await readFile(exported)
+    const files = {
+      empty: Buffer.alloc(0),
+      text: Buffer.from('hello\n'),
+      truncated: bytes.subarray(0, Math.floor(bytes.length / 2)),
+    }
+    try {
+      await unchanged(app.pool, async () => {
+        for (const [name, content] of Object.entries(files)) {
+          const file = join(tmp.path, `${name}.rtar`)
+          await writeFile(file, content)
+          const r = await cli([
+            'tenants',
+            'import',
+            '--in',
+            file,
+            '--as-tenant-id',
+            '77',
+            '--database-url',
+            app.url,
+          ])
+          expect(r.code, `${name}: ${r.stderr}`).toBe(1)
+          expect(r.stderr, name).toMatch(
+            /error \[LIFECYCLE_ERROR\].*(damaged|not a rowtenancy archive|ends|truncated)/,
+          )
+          expect(r.stderr, name).not.toMatch(/\n\s+at /)
+        }
+      })
+    } finally {
+      for (const name of [...Object.keys(files), 'one'])
+        await rm(join(tmp.path, `${name}.rtar`), { force: true })
+    }
+  })
+
+  // Pitfall: a --work-dir that does not exist was found only after the move had suspended the
+  // tenant and created the move ledger and placement tables in the catalog.
+  it('tenants move --work-dir missing or a file: INVALID_INPUT before anything is suspended or created', async () => {
+    await unchanged(app.pool, async () => {
+      for (const [workDir, why] of [
+        [join(tmp.path, 'no-such-dir'), /no such directory/],
+        ['/dev/null', /not a directory/],
+      ] as const) {
+        const r = await cli([
+          'tenants',
+          'move',
+          '--tenant-id',
+          '1',
+          '--to',
+          legacy.url,
+          '--work-dir',
+          workDir,
+          '--no-progress',
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(r, 'INVALID_INPUT', why, /--work-dir.*nothing was moved or suspended/)
+      }
+    })
+  })
+})
+
+describe('audit text of tenants erase and move', () => {
+  // Pitfall: `--reason ''` erased the tenant and wrote an audit record with an empty reason
+  // (withoutTenant and allObjects refuse one), and a line break could forge a record line.
+  it.each([
+    ['--reason', ''],
+    ['--reason', '   '],
+    ['--reason', 'a\nforged line'],
+    ['--actor', ''],
+    ['--actor', 'x'.repeat(501)],
+  ])('tenants erase %s %j: INVALID_INPUT, nothing erased', async (flag, value) => {
+    await unchanged(app.pool, async () => {
+      const r = await cli([
+        'tenants',
+        'erase',
+        '--tenant-id',
+        '1',
+        '--yes',
+        flag,
+        value,
+        '--no-progress',
+        '--database-url',
+        app.url,
+      ])
+      expectCliError(
+        r,
+        'INVALID_INPUT',
+        new RegExp(`Invalid ${flag}`),
+        /1-500 characters.*Nothing was changed/,
+      )
+    })
+  })
+})
+
+describe('connection URLs', () => {
+  // Pitfall: a URL that is not one surfaced as "Cannot connect to the database at (an unparsable
+  // URL) (getaddrinfo ENOTFOUND base)"; `tenants move --to notaurl` as an invalid placement name "".
+  it.each([
+    [['tenants', 'list', '--database-url', 'notaurl'], /--database-url.*"notaurl"/],
+    [
+      ['tenants', 'list', '--database-url', 'localhost:5432/app'],
+      /--database-url.*localhost:5432\/app/,
+    ],
+    [['doctor', '--database-url', 'mysql://u@h/db'], /--database-url.*mysql:/],
+    [
+      ['tenants', 'move', '--tenant-id', '1', '--to', 'notaurl'],
+      /--to is not a PostgreSQL connection URL: "notaurl"/,
+    ],
+  ])('%j: CONFIG_ERROR naming the flag and the shape of a URL', async (args, what) => {
+    await unchanged(app.pool, async () => {
+      const r = await cli(
+        args.includes('--database-url') ? args : [...args, '--database-url', app.url],
+      )
+      expectCliError(r, 'CONFIG_ERROR', what, /postgres:\/\/user:password@host:5432\/database/)
+    })
+  })
+
+  it('a URL that does not parse never shows its password', async () => {
+    const r = await cli(['tenants', 'list', '--database-url', 'postgres://u:s3cr3t@h:99999/app'])
+    expectCliError(r, 'CONFIG_ERROR', /port above 65535/, /postgres:\/\//)
+    expect(r.stderr).not.toContain('s3cr3t')
+  })
+})
+
+describe('init with a schema to grant on that does not exist', () => {
+  // Pitfall: `init --runtime-role r --target-schema missing` installed the tenants tables and the
+  // audit log, then failed granting with the raw `schema "missing" does not exist` and a stack.
+  it('CONFIG_ERROR naming the schema, nothing installed, no role created', async () => {
+    const role = `rt_bad_${randomBytes(4).toString('hex')}`
+    await unchanged(app.pool, async () => {
+      const r = await cli([
+        'init',
+        '--tenants-schema',
+        'fresh_tenants',
+        '--target-schema',
+        'no_such_schema',
+        '--runtime-role',
+        role,
+        '--database-url',
+        app.url,
+      ])
+      expectCliError(
+        r,
+        'CONFIG_ERROR',
+        /"no_such_schema".*does not exist/,
+        /--target-schema.*Nothing was granted/,
+      )
+    })
+    const { rows } = await app.pool.query('select 1 from pg_roles where rolname = $1', [role])
+    expect(rows).toEqual([])
+  })
+})
+
+describe('option objects of TenantStore', () => {
+  // Pitfall: `ttlMs: -5`, `ttlMs: 'abc'`, `idType: 'bogus'` were taken as they came (a negative
+  // TTL silently disabled the cache, an unknown id type failed at the first lookup), `db` left
+  // out was a TypeError, and `maxEntries: {}` said "got [object Object]".
+  it.each([
+    ['ttlMs', -5, /ttlMs must be a whole number >= 0, got -5/],
+    ['ttlMs', 'abc', /ttlMs must be a whole number >= 0, got "abc"/],
+    ['negativeTtlMs', Number.NaN, /negativeTtlMs .* got NaN/],
+    ['maxEntries', {}, /maxEntries .* got an object/],
+    ['idType', 'int8', /Unknown tenant id type "int8": use one of bigint/],
+    ['schema', '', /schema must be the name of the schema .* got ""/],
+    ['ttl', 5, /Unknown TenantStore option "ttl"; known options: db, .*ttlMs/],
+    ['db', undefined, /needs db: a pg\.Pool .* got undefined/],
+  ])('new TenantStore({ %s: %j }): INVALID_INPUT naming the option', (key, value, what) => {
+    const options = { db: app.pool, [key]: value } as Record<string, unknown>
+    if (key === 'db') delete options.db
+    let err: unknown
+    try {
+      new TenantStore(options as never)
+    } catch (e) {
+      err = e
+    }
+    expectClear(err, 'INVALID_INPUT', what, /must|use one of|known options|needs/)
+  })
+})
+
+describe('option objects of the tenant resolvers', () => {
+  // Pitfall: `fromHeader('X-Org')` (a string, not { name }) and a misspelt key were ignored:
+  // the resolver read X-Tenant-ID; `fromPath({ prefix: 5 })` was a TypeError.
+  it.each([
+    ['fromHeader', () => fromHeader('X-Org' as never), /pass an options object .* not "X-Org"/],
+    [
+      'fromHeader',
+      () => fromHeader({ header: 'X-Org' } as never),
+      /unknown option "header"; known options: name, by/,
+    ],
+    ['fromHeader', () => fromHeader({ name: 5 } as never), /name must be a string, got 5/],
+    ['fromPath', () => fromPath({ prefix: 5 } as never), /prefix must be a string, got 5/],
+    ['fromHost', () => fromHost({ ignore: 'www' } as never), /ignore must be a list of strings/],
+    [
+      'fromHost',
+      () => fromHost({ basedomain: 'example.com' } as never),
+      /unknown option "basedomain"/,
+    ],
+    ['fromSession', () => fromSession('tenantId' as never), /pass a function/],
+    ['fromUser', () => fromUser({ pick: 'first' } as never), /pick must be a function/],
+  ])('%s with a bad options argument: CONFIG_ERROR saying what to pass', (_name, make, what) => {
+    let err: unknown
+    try {
+      make()
+    } catch (e) {
+      err = e
+    }
+    expectClear(err, 'CONFIG_ERROR', what, /e\.g\.|known options|pass/)
+  })
+})
+
+describe('tenants create: names and duplicates', () => {
+  // Pitfall: a name with a line break or a terminal escape was stored as it came, and
+  // garbled `tenants list` (and any admin page that shows it).
+  it.each([['Acme\nInc'], ['Acme\u001b[31m'], ['tab\there'], ['x'.repeat(201)]])(
+    'tenants create --name %j: INVALID_INPUT, no tenant created',
+    async (name) => {
+      await unchanged(app.pool, async () => {
+        const r = await cli([
+          'tenants',
+          'create',
+          '--slug',
+          'fresh',
+          '--name',
+          name,
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(
+          r,
+          'INVALID_INPUT',
+          /Invalid tenant name/,
+          /1-200 characters without control characters/,
+        )
+      })
+    },
+  )
+
+  // Pitfall: "That slug is already taken" did not say which one; a tenant created without an id
+  // where ids were stored by hand (the sequence behind them) was told "That tenant id is already
+  // taken", an id it never gave.
+  it('a taken slug or id: DUPLICATE_TENANT naming the value; a generated id taken: how to move the sequence', async () => {
+    await app.pool.query(`select setval(pg_get_serial_sequence('tenants', 'id'), 1, false)`)
+    await unchanged(
+      app.pool,
+      async () => {
+        const create = (...args: string[]) =>
+          cli(['tenants', 'create', '--name', 'Again', ...args, '--database-url', app.url])
+        const slug = await create('--slug', 'one', '--id', '424242')
+        expectCliError(
+          slug,
+          'DUPLICATE_TENANT',
+          /The slug "one" is already taken/,
+          /Choose another/,
+        )
+        const id = await create('--slug', 'fresh', '--id', '2')
+        expectCliError(
+          id,
+          'DUPLICATE_TENANT',
+          /The tenant id "2" is already taken/,
+          /Choose another/,
+        )
+        const generated = await create('--slug', 'fresh')
+        expectCliError(
+          generated,
+          'CONFIG_ERROR',
+          /generated for the new tenant \("1"\) is already taken/,
+          /setval\(pg_get_serial_sequence.*or give the new tenant an explicit --id/,
+        )
+      },
+      { ignoreSequences: true },
+    )
+  })
+})
+
+describe('config files', () => {
+  const tmp = scratchDir('rt-bad-config-')
+
+  it.each([
+    [
+      'broken.json',
+      '{"jobs": 2,',
+      /Cannot read config file .*broken\.json/,
+      /Fix the file.*--config/,
+    ],
+    ['empty.json', '', /Cannot read config file .*empty\.json/, /Fix the file/],
+    ['throws.mjs', 'throw new Error("boom")', /throws\.mjs: boom/, /Fix the file/],
+    ['list.json', '[]', /must hold an object of settings/, /e\.g\./],
+    [
+      'typo.json',
+      '{"databaseURL": "postgres://x/y"}',
+      /Unknown key "databaseURL"/,
+      /Did you mean "databaseUrl"/,
+    ],
+    ['jobs.json', '{"jobs": 1.5}', /jobs in .* must be a positive integer, got 1\.5/, /must be/],
+  ])(
+    '--config %s: CONFIG_ERROR saying what is wrong and what to do',
+    async (name, content, what, todo) => {
+      await writeFile(join(tmp.path, name), content)
+      const r = await cli(['tenants', 'list', '--config', join(tmp.path, name)])
+      expectCliError(r, 'CONFIG_ERROR', what, todo)
+    },
+  )
+})
+
+describe('numeric flags', () => {
+  // Pitfall: `citus tenants --limit` was read with Number(): '1e3' and ' 5' were taken, ''
+  // was refused as "not 0" (not what was typed). --fence-timeout had its own copy in
+  // migrate-online.ts and rollback.ts; all three go through one parser now.
+  it.each([
+    [
+      ['citus', 'tenants', '--limit'],
+      '',
+      /--limit must be a whole number from 1 to 10000 .*not ""/,
+    ],
+    [['citus', 'tenants', '--limit'], '1e3', /--limit .*not "1e3"/],
+    [['citus', 'tenants', '--limit'], ' 5', /--limit .*not " 5"/],
+    [['citus', 'tenants', '--limit'], '-1', /--limit .*not "-1"/],
+    [['citus', 'tenants', '--limit'], '10001', /--limit .*not "10001"/],
+    [
+      ['rollback', '--tenant-id', '1', '--online', '--fence-timeout'],
+      '1.5',
+      /--fence-timeout must be milliseconds from 1 to 600000 .*not "1\.5"/,
+    ],
+    [['migrate', '--all', '--online', '--fence-timeout'], '', /--fence-timeout .*not ""/],
+    [
+      ['migrate', '--all', '--online', '--fence-timeout'],
+      '600001',
+      /--fence-timeout .*not "600001"/,
+    ],
+  ])('%j %j: INVALID_INPUT naming the flag, the range and the value', async (args, value, what) => {
+    await unchanged(legacy.pool, async () => {
+      const r = await cli([...args, value, '--database-url', legacy.url])
+      expectCliError(r, 'INVALID_INPUT', what, /\(e\.g\. --[a-z-]+ \d+\)/)
+    })
+  })
+})
+
+describe('schema generate with a PostgreSQL system schema', () => {
+  // Pitfall: `schema generate --from-schema pg_catalog` printed 3533 statements (the catalog's
+  // views and functions as "tenant-aware tables") and exited 0.
+  it.each([
+    [['--from-schema', 'pg_catalog'], /--from-schema "pg_catalog" is a PostgreSQL system schema/],
+    [
+      ['--from-schema', 'information_schema'],
+      /--from-schema "information_schema" is a PostgreSQL system schema/,
+    ],
+    [
+      ['--from-schema', 'acme', '--target-schema', 'pg_catalog', '--apply'],
+      /--target-schema "pg_catalog" is a PostgreSQL system schema/,
+    ],
+  ])('%j: INVALID_INPUT, nothing printed or created', async (args, what) => {
+    await unchanged(legacy.pool, async () => {
+      const r = await cli(['schema', 'generate', ...args, '--database-url', legacy.url])
+      expectCliError(
+        r,
+        'INVALID_INPUT',
+        what,
+        /Pass the schema of one legacy tenant|Pick the schema of the shared tables/,
+      )
+      expect(r.stdout).toBe('')
+    })
+  })
+})
+
+describe('shell --tables', () => {
+  // Pitfall: a --tables entry that names no table was accepted and shown in the banner as a
+  // tenant-aware table; it failed only at the first query typed into the REPL.
+  it.each([
+    ['nope', /No such table: nope \(from --tables\)/],
+    ['accounts,nope.x', /No such table: nope\.x \(from --tables\)/],
+    ['a.b.c', /Table name "a\.b\.c" has more than one dot/],
+  ])('shell --tables %j: CONFIG_ERROR before the REPL starts', async (tables, what) => {
+    await unchanged(app.pool, async () => {
+      const r = await cli(['shell', '--tables', tables, '--database-url', app.url])
+      expectCliError(
+        r,
+        'CONFIG_ERROR',
+        what,
+        /Name the tenant-aware tables that exist|write "schema\.table"/,
+      )
+    })
+  })
+})
+
+describe("tenants commands with an id type that is not the table's", () => {
+  // Pitfall: `--tenant-id-type uuid` on a bigint tenants table refused the right id "2" as
+  // "expected a UUID"; `tenants create --tenant-id-type uuid` created a bigint tenant silently.
+  it.each([
+    [['suspend', '1', '--tenant-id-type', 'uuid']],
+    [['create', '--slug', 'fresh', '--name', 'Fresh', '--tenant-id-type', 'uuid']],
+    [['create', '--slug', 'fresh', '--name', 'Fresh', '--id', 'abc', '--tenant-id-type', 'text']],
+    [['list', '--tenant-id-type', 'integer']],
+  ])('tenants %j: CONFIG_ERROR naming both types, nothing changed', async (args) => {
+    await unchanged(app.pool, async () => {
+      const r = await cli(['tenants', ...args, '--database-url', app.url])
+      expectCliError(
+        r,
+        'CONFIG_ERROR',
+        /public\.tenants\.id is bigint, but the configuration says (uuid|text|integer)/,
+        /Set --tenant-id-type to bigint/,
+      )
+    })
+  })
+})
+
+describe('option objects of migrate and the tenant lifecycle functions', () => {
+  // Pitfall: eraseTenant({ dryRun: 'yes' }) deleted, then rolled back (a truthy string), and
+  // returned a certificate saying dryRun: false, an erasure that never happened; migrate took
+  // jobs: -1 / 1.5 rounded into range; a missing db, out or in was a TypeError deep inside.
+  it.each([
+    [
+      'eraseTenant dryRun: "yes"',
+      () => eraseTenant({ db: app.pool, tenantId: '1', dryRun: 'yes' as never }),
+      /eraseTenant: `dryRun` must be true or false, got "yes"/,
+    ],
+    [
+      'exportTenant without out',
+      () => exportTenant({ db: app.pool, tenantId: '1' } as never),
+      /exportTenant needs `out`: a file path or a writable stream/,
+    ],
+    [
+      'exportTenant without db',
+      () => exportTenant({ tenantId: '1', out: '/tmp/never.rtar' } as never),
+      /exportTenant needs `db`: a pg\.Pool/,
+    ],
+    [
+      'importTenant in: 5',
+      () => importTenant({ db: app.pool, in: 5 as never }),
+      /importTenant needs `in`: a file path or a readable stream, got 5/,
+    ],
+    [
+      'importTenant replace: 1',
+      () => importTenant({ db: app.pool, in: '/dev/null', replace: 1 as never }),
+      /`replace` must be true or false, got 1/,
+    ],
+    [
+      'migrate tenantIds: "1"',
+      () => migrate({ db: legacy.pool, tenantIds: '1' as never, dryRun: true }),
+      /migrate: `tenantIds` must be an array, got "1"/,
+    ],
+    [
+      'migrate dryRun: "yes"',
+      () => migrate({ db: legacy.pool, all: true, dryRun: 'yes' as never }),
+      /`dryRun` must be true or false/,
+    ],
+    [
+      'migrate without db',
+      () => migrate({ all: true, dryRun: true } as never),
+      /migrate needs `db`/,
+    ],
+  ])('%s: INVALID_INPUT naming the option, nothing changed', async (_label, run, what) => {
+    await unchanged(app.pool, async () => {
+      await unchanged(legacy.pool, async () => {
+        const err = await run().catch((e) => e)
+        expectClear(err, 'INVALID_INPUT', what, /must be|needs/)
+      })
+    })
+  })
+
+  it.each([[-1], [1.5], [0], [65], ['4']])(
+    'migrate jobs: %j: MIGRATION_ERROR, not rounded into range',
+    async (jobs) => {
+      await unchanged(legacy.pool, async () => {
+        const err = await migrate({
+          db: legacy.pool,
+          all: true,
+          dryRun: true,
+          jobs: jobs as never,
+        }).catch((e) => e)
+        expectClear(
+          err,
+          'MIGRATION_ERROR',
+          /`jobs` must be a whole number between 1 and 64/,
+          /between 1 and 64/,
+        )
+      })
+    },
+  )
+})
+
+describe('a missing command or subcommand', () => {
+  // Pitfall: `rowtenancy`, `rowtenancy tenants` or `rowtenancy citus` alone printed the help and
+  // exited 0, so a script with a dropped argument went on as if the command had run.
+  it.each([[[]], [['tenants']], [['citus']], [['schema']], [['rls']]])(
+    'rowtenancy %j: the usage on stderr, exit 2',
+    async (args) => {
+      const r = await cli(args)
+      expect(r.code).toBe(2)
+      expect(r.stderr).toMatch(/Usage: rowtenancy/)
+      expect(r.stderr).toMatch(/Commands:/)
+    },
+  )
+
+  it('rowtenancy help / --help / tenants --help: the usage, exit 0', async () => {
+    for (const args of [['help'], ['--help'], ['tenants', '--help'], ['help', 'tenants']]) {
+      const r = await cli(args)
+      expect(r.code, args.join(' ')).toBe(0)
+      expect(r.stdout + r.stderr).toMatch(/Usage: rowtenancy/)
+    }
+  })
+})
+
+describe('locked tables', () => {
+  // Pitfall: `tenants suspend` behind a session holding a lock on tenants waited forever.
+  it('tenants suspend while another session locks tenants: DATABASE_UNAVAILABLE after the lock timeout, not a hang', async () => {
+    const holder = new pg.Client({ connectionString: app.url })
+    await holder.connect()
+    try {
+      await unchanged(app.pool, async () => {
+        await holder.query('begin')
+        await holder.query('lock table tenants in access exclusive mode')
+        const started = Date.now()
+        const r = await cli(['tenants', 'suspend', '1', '--database-url', app.url])
+        expect(Date.now() - started).toBeLessThan(30_000)
+        await holder.query('rollback')
+        expectCliError(r, 'DATABASE_UNAVAILABLE', /lock timeout/, /retry it later/)
+      })
+    } finally {
+      await holder.end()
+    }
+  }, 60_000)
+
+  // Pitfall: `rls disable` (ALTER TABLE) behind an open transaction that read the table waited
+  // forever, and queued every later query of the app behind it.
+  it('rls disable while a transaction has read the table: DATABASE_UNAVAILABLE, RLS untouched', async () => {
+    const holder = new pg.Client({ connectionString: app.url })
+    await holder.connect()
+    try {
+      await unchanged(app.pool, async () => {
+        await holder.query('begin')
+        await holder.query('select count(*) from accounts')
+        const r = await cli(['rls', 'disable', '--tables', 'accounts', '--database-url', app.url])
+        await holder.query('rollback')
+        expectCliError(r, 'DATABASE_UNAVAILABLE', /lock timeout/, /retry it later/)
+      })
+    } finally {
+      await holder.end()
+    }
+  }, 60_000)
 })
 
 // Covered elsewhere, at the module level (not repeated here):

@@ -53,7 +53,7 @@ describe('rowtenancy CLI: init and tenants', () => {
     const url = ['--database-url', db.url]
     const dup = await cli(['tenants', 'create', '--slug', 'acme', '--name', 'Again', ...url])
     expect(dup.code).toBe(1)
-    expect(dup.stderr).toMatch(/DUPLICATE_TENANT.*slug is already taken/)
+    expect(dup.stderr).toMatch(/DUPLICATE_TENANT.*The slug "acme" is already taken/)
     const badStatus = await cli(['tenants', 'list', '--status', 'archived', ...url])
     expect(badStatus.code).toBe(1)
     expect(badStatus.stderr).toMatch(/INVALID_INPUT.*Unknown tenant status "archived"/)

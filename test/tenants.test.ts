@@ -101,7 +101,7 @@ describe('TenantStore', () => {
     await expect(store.create({ slug: 'dup', name: 'Again' })).rejects.toThrow(DuplicateTenantError)
     await expect(
       store.create({ slug: 'dup2', name: 'Dup2', domains: ['dup.example.com'] }),
-    ).rejects.toThrow(/domain is already taken/)
+    ).rejects.toThrow(/The domain "dup.example.com" is already taken/)
     expect(await store.getBySlug('dup2')).toBeUndefined()
   })
 

@@ -25,7 +25,10 @@ export interface CliContext {
   /** The config for a command: defaults < config file < env < the command's flags. */
   config(command: Command): Promise<RowtenancyConfig>
   /** A pool on `config.databaseUrl` (or `url`), connection checked; closed when the CLI exits. */
-  pool(config: RowtenancyConfig, options?: { url?: string; max?: number }): Promise<pg.Pool>
+  pool(
+    config: RowtenancyConfig,
+    options?: { url?: string; max?: number; flag?: string; lockTimeoutMs?: number },
+  ): Promise<pg.Pool>
   /** Where results go. */
   readonly out: Output
   /** Closes every pool opened through `pool()`. */
@@ -76,6 +79,40 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * Throws a `ConfigError` unless `url` is a PostgreSQL connection URL
+ * (`postgres://` or `postgresql://`, or a Unix socket directory such as
+ * `/var/run/postgresql`): anything else would be read by the driver as some
+ * host name and fail later with a confusing DNS error, or not at all.
+ *
+ * @example
+ * ```ts
+ * checkConnectionUrl('localhost:5432/app', '--database-url') // ConfigError
+ * ```
+ */
+export function checkConnectionUrl(url: string, flag: string): void {
+  if (url.startsWith('/')) return
+  let protocol: string | undefined
+  try {
+    protocol = new URL(url).protocol
+  } catch {
+    protocol = undefined
+  }
+  if (protocol === 'postgres:' || protocol === 'postgresql:' || protocol === 'socket:') return
+  // Never echo a password, also not from a URL that does not parse.
+  const shown =
+    protocol === undefined
+      ? JSON.stringify(url.slice(0, 80).replace(/(\/\/[^:/@]*:).*@/, '$1***@'))
+      : redactUrl(url)
+  const why = /^postgres(ql)?:\/\//i.test(url)
+    ? ' (it does not parse: a port above 65535, or a character in the user or password such as @ # / that must be percent-encoded?)'
+    : ''
+  throw new ConfigError(
+    `${flag} is not a PostgreSQL connection URL: ${shown}${why}. ` +
+      'Write it as postgres://user:password@host:5432/database.',
+  )
+}
+
+/**
  * Makes the {@link CliContext} of one CLI run.
  *
  * @example
@@ -101,10 +138,21 @@ export function createCliContext(out: Output = createOutput()): CliContext {
           'No database given: pass --database-url, set DATABASE_URL, or put databaseUrl in rowtenancy.config.json.',
         )
       }
+      checkConnectionUrl(
+        url,
+        options.flag ??
+          (url === config.databaseUrl
+            ? '--database-url (or DATABASE_URL)'
+            : url === config.adminDatabaseUrl
+              ? '--admin-database-url (or ROWTENANCY_ADMIN_DATABASE_URL)'
+              : 'The database URL'),
+      )
       const pool = new pg.Pool({
         connectionString: url,
         max: options.max ?? 10,
         connectionTimeoutMillis: 10_000,
+        // a short command must not wait forever behind a lock another session holds
+        ...(options.lockTimeoutMs === undefined ? {} : { lock_timeout: options.lockTimeoutMs }),
       })
       pool.on('error', () => {})
       try {

@@ -9,6 +9,9 @@ const FLAGS: ReadonlyMap<string, string> = new Map([
   ['fromSchema', '--from-schema'],
   ['id', '--id'],
   ['models', '--model'],
+  ['workDir', '--work-dir'],
+  ['actor', '--actor'],
+  ['reason', '--reason'],
 ])
 
 /**

@@ -53,7 +53,8 @@ export async function runCli(argv: readonly string[], ctx = createCliContext()):
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0
-      if (err.code === 'commander.help') return 0
+      // `rowtenancy help`: 0; help shown because a subcommand is missing (`rowtenancy tenants`): a usage error.
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2
       return 2
     }
     // A connection lost or a timeout mid-command: DATABASE_UNAVAILABLE, not a pg stack trace.

@@ -107,9 +107,12 @@ async function readConfigFile(
     }
   } catch (err) {
     if (err instanceof ConfigError) throw err
-    throw new ConfigError(`Cannot read config file ${path}: ${(err as Error).message}`, {
-      cause: err,
-    })
+    throw new ConfigError(
+      `Cannot read config file ${path}: ${(err as Error)?.message ?? String(err)}. ` +
+        'Fix the file (a .json file holds one JSON object; a .js / .mjs file runs and must `export default { ... }`), ' +
+        'or name another with `config`.',
+      { cause: err },
+    )
   }
   if (typeof values !== 'object' || values === null || Array.isArray(values)) {
     throw new ConfigError(

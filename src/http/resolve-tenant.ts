@@ -9,7 +9,13 @@ import {
   TenantSuspendedError,
 } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
-import { normalizeSlug, parseTenantId, type Tenant, type TenantStore } from '../tenants/index.js'
+import {
+  hasControlCharacters,
+  normalizeSlug,
+  parseTenantId,
+  type Tenant,
+  type TenantStore,
+} from '../tenants/index.js'
 import { type ProblemDetails, problemFor, problemForError } from './problem.js'
 import { fromHeader } from './resolvers.js'
 import { compileSkip } from './skip.js'
@@ -45,7 +51,6 @@ interface Candidate {
 const FORBIDDEN = 'You may not act for this tenant, or it does not exist.'
 const CONFLICT =
   'The request names more than one tenant (for example a host and a header that disagree). Name one.'
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 
 /**
  * Compiles the shared middleware options into one function from a request to a
@@ -317,7 +322,12 @@ function idOrSlugWords(lookup: TenantLookup): string {
 
 function wellFormed(value: unknown, max: number): boolean {
   if (typeof value !== 'string') return true // numbers and bigints are checked by parseTenantId
-  return value.length > 0 && value.length <= max && value.trim() === value && !CONTROL.test(value)
+  return (
+    value.length > 0 &&
+    value.length <= max &&
+    value.trim() === value &&
+    !hasControlCharacters(value)
+  )
 }
 
 /**

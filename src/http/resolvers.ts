@@ -1,4 +1,5 @@
 import type { TenantId } from '../context/index.js'
+import { describeValue } from '../errors/describe-value.js'
 import { ConfigError } from '../errors/index.js'
 import { normalizeDomain } from '../tenants/index.js'
 import type { ResolverContext, TenantLookup, TenantRequest, TenantResolver } from './types.js'
@@ -20,6 +21,45 @@ function lookupOf(by: TenantValueKind, value: string): TenantLookup {
   return { idOrSlug: value }
 }
 
+/**
+ * The options object of a resolver factory, checked: an object or nothing, only
+ * known keys (`fromHeader('X-Org')` or a misspelt key would otherwise be ignored
+ * and the default used), strings where strings go, functions where functions go.
+ */
+function resolverOptions<T extends object>(
+  where: string,
+  options: unknown,
+  shape: Readonly<Record<string, 'string' | 'boolean' | 'function' | 'strings'>>,
+  example: string,
+): T {
+  if (options === undefined) return {} as T
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new ConfigError(
+      `${where}: pass an options object such as ${example}, not ${describeValue(options)}.`,
+    )
+  }
+  for (const [key, value] of Object.entries(options)) {
+    const kind = shape[key]
+    if (kind === undefined) {
+      throw new ConfigError(
+        `${where}: unknown option ${JSON.stringify(key)}; known options: ${Object.keys(shape).join(', ') || 'none'}.`,
+      )
+    }
+    if (value === undefined) continue
+    const ok =
+      kind === 'strings'
+        ? Array.isArray(value) && value.every((v) => typeof v === 'string')
+        : typeof value === kind
+    if (!ok) {
+      const expected = kind === 'strings' ? 'a list of strings' : `a ${kind}`
+      throw new ConfigError(
+        `${where}: ${key} must be ${expected}, got ${describeValue(value)} (e.g. ${example}).`,
+      )
+    }
+  }
+  return options as T
+}
+
 function assertKind(by: unknown, where: string): asserts by is TenantValueKind {
   if (by !== 'id' && by !== 'slug' && by !== 'id-or-slug') {
     throw new ConfigError(
@@ -38,13 +78,13 @@ function assertKind(by: unknown, where: string): asserts by is TenantValueKind {
  * fromHeader({ name: 'x-org', by: 'slug' })
  * ```
  */
-export function fromHeader({
-  name = 'X-Tenant-ID',
-  by = 'id-or-slug',
-}: {
-  name?: string
-  by?: TenantValueKind
-} = {}): TenantResolver {
+export function fromHeader(options: { name?: string; by?: TenantValueKind } = {}): TenantResolver {
+  const { name = 'X-Tenant-ID', by = 'id-or-slug' } = resolverOptions<typeof options>(
+    'fromHeader',
+    options,
+    { name: 'string', by: 'string' },
+    "{ name: 'X-Tenant-ID' }",
+  )
   assertKind(by, 'fromHeader')
   if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(name)) {
     throw new ConfigError(
@@ -75,17 +115,25 @@ export function fromHeader({
  * fromHost({ domains: false, baseDomain: 'example.com', ignore: ['www', 'api'] })
  * ```
  */
-export function fromHost({
-  baseDomain,
-  domains = true,
-  ignore = ['www'],
-  header = 'host',
-}: {
-  baseDomain?: string
-  domains?: boolean
-  ignore?: readonly string[]
-  header?: string
-} = {}): TenantResolver {
+export function fromHost(
+  options: {
+    baseDomain?: string
+    domains?: boolean
+    ignore?: readonly string[]
+    header?: string
+  } = {},
+): TenantResolver {
+  const {
+    baseDomain,
+    domains = true,
+    ignore = ['www'],
+    header = 'host',
+  } = resolverOptions<typeof options>(
+    'fromHost',
+    options,
+    { baseDomain: 'string', domains: 'boolean', ignore: 'strings', header: 'string' },
+    "{ baseDomain: 'example.com' }",
+  )
   const base = baseDomain === undefined ? undefined : normalizeDomain(baseDomain)
   if (!domains && base === undefined) {
     throw new ConfigError('fromHost: with domains: false, set a baseDomain (e.g. example.com).')
@@ -158,15 +206,19 @@ function hostName(value: string | undefined): string | undefined {
  * fromPath({ prefix: '/orgs', by: 'slug' }) // GET /orgs/acme/notes
  * ```
  */
-export function fromPath({
-  prefix = '/t',
-  by = 'id-or-slug',
-  caseSensitive = false,
-}: {
-  prefix?: string
-  by?: TenantValueKind
-  caseSensitive?: boolean
-} = {}): TenantResolver {
+export function fromPath(
+  options: { prefix?: string; by?: TenantValueKind; caseSensitive?: boolean } = {},
+): TenantResolver {
+  const {
+    prefix = '/t',
+    by = 'id-or-slug',
+    caseSensitive = false,
+  } = resolverOptions<typeof options>(
+    'fromPath',
+    options,
+    { prefix: 'string', by: 'string', caseSensitive: 'boolean' },
+    "{ prefix: '/orgs' }",
+  )
   assertKind(by, 'fromPath')
   const clean = prefix.replace(/\/+$/, '')
   if (!/^(\/[A-Za-z0-9._~-]+)*$/.test(clean)) {
@@ -226,8 +278,19 @@ function decodedOrNot(segment: string): string {
  */
 export function fromSession<Raw = unknown>(
   read: (req: TenantRequest<Raw>) => TenantId | undefined | Promise<TenantId | undefined>,
-  { by = 'id' }: { by?: TenantValueKind } = {},
+  options: { by?: TenantValueKind } = {},
 ): TenantResolver<Raw> {
+  if (typeof read !== 'function') {
+    throw new ConfigError(
+      `fromSession: pass a function (req) => tenant id from your session, not ${describeValue(read)}.`,
+    )
+  }
+  const { by = 'id' } = resolverOptions<typeof options>(
+    'fromSession',
+    options,
+    { by: 'string' },
+    "{ by: 'slug' }",
+  )
   assertKind(by, 'fromSession')
   return Object.freeze({
     source: 'session',
@@ -251,11 +314,16 @@ export function fromSession<Raw = unknown>(
  * fromUser({ pick: (ids) => ids[0] })
  * ```
  */
-export function fromUser({
-  pick = (ids: readonly string[]) => (ids.length === 1 ? ids[0] : undefined),
-}: {
-  pick?: (tenantIds: readonly string[]) => TenantId | undefined
-} = {}): TenantResolver {
+export function fromUser(
+  options: { pick?: (tenantIds: readonly string[]) => TenantId | undefined } = {},
+): TenantResolver {
+  const { pick = (ids: readonly string[]) => (ids.length === 1 ? ids[0] : undefined) } =
+    resolverOptions<typeof options>(
+      'fromUser',
+      options,
+      { pick: 'function' },
+      '{ pick: (ids) => ids[0] }',
+    )
   return Object.freeze({
     source: 'user',
     describe: 'your membership of exactly one tenant',

@@ -1,11 +1,14 @@
 import type pg from 'pg'
 import { AuditWriter } from '../audit/index.js'
 import { explainUnreachable } from '../db/connect.js'
-import { LifecycleError } from '../errors/index.js'
+import { describeValue } from '../errors/describe-value.js'
+import { InvalidInputError, LifecycleError } from '../errors/index.js'
 import { ownRows } from '../migrate/copy-sql.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
+import { hasControlCharacters } from '../tenants/normalize.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import type { LifecycleListener } from './events.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
@@ -245,6 +248,9 @@ export async function eraseTenant(
   options: EraseOptions & { keepTenantRow?: boolean },
 ): Promise<ErasureCertificate> {
   const started = performance.now()
+  checkOptionTypes('eraseTenant', options, { db: 'pool', dryRun: 'boolean' }, ['db'])
+  const actor = auditText(options.actor, 'actor', defaultActor())
+  const reason = auditText(options.reason, 'reason', 'tenant erase')
   const client = await explainUnreachable(options.db, () => options.db.connect())
   let failed = false
   try {
@@ -256,7 +262,6 @@ export async function eraseTenant(
     await lockTenant(client, tenantId)
     const tenant = await readTenant(client, layout, tenantId, { lock: true })
     const { tables } = await tenantTables(client, layout)
-    const actor = options.actor ?? defaultActor()
     options.onEvent?.({ type: 'start', op: 'erase', tenantId, tables: tables.length, rows: 0 })
     const keepTenantRow = options.keepTenantRow === true
     const { before, after } = await eraseInTransaction(client, layout, tenantId, tables, {
@@ -268,7 +273,7 @@ export async function eraseTenant(
     const database = (await client.query('select current_database() as d')).rows[0].d as string
     if (!options.dryRun) {
       await auditLifecycle(client, options.auditTable ?? 'audit_log', {
-        reason: options.reason ?? 'tenant erase',
+        reason,
         actor,
         tenantId,
         statement: `rowtenancy tenants erase: tenant ${tenantId}, ${tables.length} tables, ${rows} rows`,
@@ -295,6 +300,23 @@ export async function eraseTenant(
   } finally {
     client.release(failed ? true : undefined)
   }
+}
+
+/**
+ * @internal an `actor` or `reason` for the audit log: `fallback` when not given;
+ * else non-empty text of at most 500 characters without control characters
+ * (an empty one would record nothing, a line break could forge a record line).
+ */
+export function auditText(value: unknown, option: 'actor' | 'reason', fallback: string): string {
+  if (value === undefined) return fallback
+  const text = typeof value === 'string' ? value.trim() : ''
+  if (text.length === 0 || text.length > 500 || hasControlCharacters(text)) {
+    throw new InvalidInputError(
+      `Invalid \`${option}\` ${describeValue(value)}: it is written to the audit log, so give 1-500 ` +
+        `characters of text without control characters${option === 'actor' ? ' (who asks, e.g. dpo@example.com), or leave it out for the OS user' : " (why, e.g. 'GDPR art. 17 request 2291')"}. Nothing was changed.`,
+    )
+  }
+  return text
 }
 
 /** @internal the OS user, as the actor when none is named */

@@ -6,11 +6,13 @@ import { to as copyTo } from 'pg-copy-streams'
 import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
 import { ownRows } from '../migrate/copy-sql.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
 import { ArchiveWriter, archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import type { LifecycleListener } from './events.js'
+import { assertWritable, checkStreamOption } from './files.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import {
   type ArchiveHeader,
@@ -77,9 +79,13 @@ export function exportCopySql(layout: TenantLayout, t: LifecycleTable, tenantId:
  */
 export async function exportTenant(options: ExportOptions): Promise<ExportResult> {
   const started = performance.now()
+  checkOptionTypes('exportTenant', options, { db: 'pool' }, ['db'])
+  checkStreamOption('exportTenant', 'out', options.out, 'write')
   const key = options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey)
-  const client = await explainUnreachable(options.db, () => options.db.connect())
   const path = typeof options.out === 'string' ? options.out : undefined
+  // A path that cannot be written is refused before anything is read.
+  if (path !== undefined) await assertWritable(path, 'the archive', 'nothing was exported')
+  const client = await explainUnreachable(options.db, () => options.db.connect())
   let out: Writable | undefined
   let second: pg.PoolClient | undefined
   let failed = false

@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs'
-import { access } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
@@ -10,6 +9,7 @@ import { checkTables, describeCheck } from '../migrate/checks.js'
 import { compareWithTarget } from '../migrate/drift.js'
 import { adjustSequences, type SequenceAdjustment } from '../migrate/sequences.js'
 import type { ColumnInfo, DriftIssue, TableInfo } from '../migrate/types.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
@@ -24,6 +24,7 @@ import {
 } from './checksums.js'
 import { eraseInTransaction } from './erase.js'
 import type { LifecycleListener } from './events.js'
+import { assertReadableFile, checkStreamOption } from './files.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import {
   type ArchiveHeader,
@@ -291,6 +292,8 @@ async function insertTenantRow(
  */
 export async function importTenant(options: ImportOptions): Promise<ImportResult> {
   const started = performance.now()
+  checkOptionTypes('importTenant', options, { db: 'pool', replace: 'boolean' }, ['db'])
+  checkStreamOption('importTenant', 'in', options.in, 'read')
   if (options.slug !== undefined && normalizeSlug(options.slug) !== options.slug) {
     throw new InvalidInputError(
       `Invalid slug ${JSON.stringify(options.slug)} for the imported tenant: write it in canonical form (${JSON.stringify(normalizeSlug(options.slug))}).`,
@@ -388,13 +391,8 @@ async function prepareImport(db: pg.PoolClient, options: ImportOptions, header: 
 /** The archive stream of `source`: a file path (checked readable) or a stream. */
 async function openArchive(source: ImportOptions['in']): Promise<Readable> {
   if (typeof source === 'string') {
-    const path = source
-    await access(path).catch((err) => {
-      throw new LifecycleError(`Cannot read the archive ${path}: ${(err as Error).message}.`, {
-        cause: err,
-      })
-    })
-    return createReadStream(path, { highWaterMark: 256 * 1024 })
+    await assertReadableFile(source, 'the archive', 'nothing was imported')
+    return createReadStream(source, { highWaterMark: 256 * 1024 })
   }
   return source
 }

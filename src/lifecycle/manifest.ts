@@ -170,6 +170,8 @@ export async function readArchiveManifest(
   const { createReadStream } = await import('node:fs')
   const { ArchiveReader, archiveKeyBytes } = await import('./archive-format.js')
   const key = archiveKey === undefined ? undefined : archiveKeyBytes(archiveKey)
+  const { assertReadableFile } = await import('./files.js')
+  await assertReadableFile(path, 'the archive', 'nothing was read')
   const input = createReadStream(path, { highWaterMark: 256 * 1024 })
   try {
     const reader = new ArchiveReader(input, key)

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type pg from 'pg'
 import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { parseTenantId } from '../tenants/id-types.js'
@@ -18,12 +19,14 @@ import { archiveFileSigned, archiveKeyBytes } from './archive-format.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import {
   auditLifecycle,
+  auditText,
   defaultActor,
   type ErasureCertificate,
   eraseInTransaction,
 } from './erase.js'
 import type { LifecycleListener } from './events.js'
 import { exportTenant } from './export.js'
+import { assertWritableDirectory } from './files.js'
 import { checkCompatible, importTenant } from './import.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import { type ArchiveManifest, readArchiveManifest } from './manifest.js'
@@ -154,12 +157,24 @@ async function setStatus(db: Queryable, layout: TenantLayout, id: string, status
  * ```
  */
 export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
+  checkOptionTypes(
+    'moveTenant',
+    o,
+    { db: 'pool', to: 'pool', catalog: 'pool', workDir: 'string' },
+    ['db', 'to', 'workDir'],
+  )
   const catalog = o.catalog ?? o.db
   const sourceName = o.sourceName ?? DEFAULT_DATABASE
   const catalogName = o.catalogName ?? DEFAULT_DATABASE
   assertDatabaseName(o.toName)
   assertDatabaseName(sourceName)
   if (o.archiveKey !== undefined) archiveKeyBytes(o.archiveKey)
+  auditText(o.actor, 'actor', defaultActor())
+  await assertWritableDirectory(
+    o.workDir,
+    'the archive (the work directory, `workDir`)',
+    'nothing was moved or suspended',
+  )
   const ctx = await moveContext(o, catalog)
   const { tenantId } = ctx
   const { entry, resumed } = await openMove(ctx, sourceName, catalogName)
@@ -507,7 +522,7 @@ async function eraseSource(
 ): Promise<ErasureCertificate> {
   const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const { o, tenantId, sLayout } = ctx
-  const actor = o.actor ?? defaultActor()
+  const actor = auditText(o.actor, 'actor', defaultActor())
   return tx(o.db, async (c) => {
     await bindTenant(c, tenantId)
     await lockTenant(c, tenantId)

@@ -1,5 +1,7 @@
+import { describeValue } from '../errors/describe-value.js'
 import { MigrationError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
+import { checkOptionTypes } from '../sql/option-types.js'
 import { type ConnectableQueryable, type Queryable, sharedConnections } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
 import { assertCitusCoordinator, checkCitusTarget } from './citus-target.js'
@@ -72,6 +74,21 @@ function tenantState(entry: LedgerEntry | undefined, tp: TenantPlan): 'done' | '
  */
 export async function migrate(options: MigrateOptions): Promise<MigrationReport> {
   const started = Date.now()
+  checkOptionTypes(
+    'migrate',
+    options,
+    {
+      db: 'pool',
+      dryRun: 'boolean',
+      verify: 'boolean',
+      deferIndexes: 'boolean',
+      strict: 'boolean',
+      all: 'boolean',
+      tenantIds: 'list',
+      models: 'list',
+    },
+    ['db'],
+  )
   const jobs = jobCount(options.jobs)
   const dryRun = options.dryRun ?? false
   const prepared = await prepare(options, dryRun)
@@ -195,12 +212,20 @@ function totalsOf(tenants: readonly TenantReport[]): MigrationReport['totals'] {
   }
 }
 
-function jobCount(requested: number | undefined): number {
-  const jobs = Math.max(1, Math.floor(requested ?? 1))
-  if (!Number.isFinite(jobs) || jobs > 64) {
-    throw new MigrationError(`\`jobs\` must be between 1 and 64, not ${requested}.`)
+function jobCount(requested: unknown): number {
+  if (requested === undefined) return 1
+  // -1 or 1.5 used to be rounded into range silently
+  if (
+    typeof requested !== 'number' ||
+    !Number.isInteger(requested) ||
+    requested < 1 ||
+    requested > 64
+  ) {
+    throw new MigrationError(
+      `\`jobs\` must be a whole number between 1 and 64, not ${describeValue(requested)}.`,
+    )
   }
-  return jobs
+  return requested
 }
 
 /** What a run reads before it copies anything. */

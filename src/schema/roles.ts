@@ -1,4 +1,4 @@
-import { InvalidInputError, UnsafeRoleError } from '../errors/index.js'
+import { ConfigError, InvalidInputError, UnsafeRoleError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteLiteral } from '../sql/quote.js'
@@ -102,6 +102,7 @@ export async function grantRuntimeRole(
   const grants = runtimeRoleGrantsSql(options)
   return inTransaction(db, async (tx) => {
     const existing = await assertGrantableRole(tx, options.role)
+    await assertSchemasExist(tx, options.schemas ?? [DEFAULTS.schema])
     const statements = existing
       ? [...grants]
       : [`create role ${role} login nosuperuser nobypassrls`, ...grants]
@@ -112,6 +113,30 @@ export async function grantRuntimeRole(
     }
     return Object.freeze({ role: options.role, created: !existing, statements })
   })
+}
+
+/**
+ * Throws a `ConfigError` naming every schema of `schemas` that does not exist
+ * (the raw error would be `schema "x" does not exist` half-way through the grants).
+ *
+ * @example
+ * ```ts
+ * await assertSchemasExist(ownerPool, ['public', 'app']) // ConfigError: The schema "app" does not exist ...
+ * ```
+ */
+export async function assertSchemasExist(db: Queryable, schemas: readonly string[]): Promise<void> {
+  const { rows } = await db.query(
+    'select s from unnest($1::text[]) s where not exists (select 1 from pg_namespace where nspname = s)',
+    [[...schemas]],
+  )
+  const missing = rows.map((r: { s: string }) => JSON.stringify(r.s))
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `The schema${missing.length > 1 ? 's' : ''} ${missing.join(', ')} to grant the runtime role on ` +
+        `do${missing.length > 1 ? '' : 'es'} not exist: check \`targetSchema\` (and \`tenantsSchema\`), or create ` +
+        'the shared tables first (rowtenancy schema generate --apply, or your migrations). Nothing was granted.',
+    )
+  }
 }
 
 /**

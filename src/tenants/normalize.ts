@@ -1,6 +1,21 @@
 import { domainToASCII } from 'node:url'
 import { InvalidInputError } from '../errors/index.js'
 
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+
+/**
+ * Whether `text` holds a control character (C0, DEL or C1: line breaks, tabs,
+ * terminal escapes), which no tenant name, header value or audit text may carry.
+ *
+ * @example
+ * ```ts
+ * hasControlCharacters('Acme\nInc') // true
+ * ```
+ */
+export function hasControlCharacters(text: string): boolean {
+  return CONTROL.test(text)
+}
+
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
 

@@ -1,4 +1,6 @@
+import { describeValue } from '../errors/describe-value.js'
 import {
+  ConfigError,
   DuplicateTenantError,
   InvalidInputError,
   TenancyError,
@@ -8,11 +10,16 @@ import {
 import { acquireMsOption, boundedQueryable } from '../sql/acquire.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
-import { quoteIdent } from '../sql/quote.js'
+import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 import { asUnavailable, guardPoolErrors, unavailableReason } from '../sql/unavailable.js'
-import { parseTenantId, type TenantIdType, tryParseTenantId } from './id-types.js'
+import {
+  assertTenantIdType,
+  parseTenantId,
+  type TenantIdType,
+  tryParseTenantId,
+} from './id-types.js'
 import { LruCache } from './lru-cache.js'
-import { normalizeDomain, normalizeSlug } from './normalize.js'
+import { hasControlCharacters, normalizeDomain, normalizeSlug } from './normalize.js'
 
 /**
  * A tenant as stored in `tenants` (+ its `tenant_domains`). `id` is always the
@@ -108,6 +115,8 @@ export class TenantStore {
   readonly #ttl: number
   readonly #negativeTtl: number
   readonly #tenants: string
+  /** `schema.tenants` as a reader writes it, for messages. */
+  readonly #tenantsName: string
   readonly #domains: string
   /** Found tenants: the lookup's promise (for `get`) and its value (for `peek`). */
   readonly #found: LruCache<{
@@ -122,15 +131,17 @@ export class TenantStore {
   #queries = 0
 
   constructor(options: TenantStoreOptions) {
+    checkStoreOptions(options)
     const acquireMs = acquireMsOption(options.acquireMs, 'TenantStore acquireMs')
     this.#db = boundedQueryable(options.db, acquireMs)
     guardPoolErrors(options.db)
     this.#idType = options.idType ?? DEFAULTS.tenantIdType
-    this.#ttl = options.ttlMs ?? 30_000
-    this.#negativeTtl = Math.min(options.negativeTtlMs ?? 1_000, this.#ttl)
+    this.#ttl = bound(options.ttlMs, 30_000, 'ttlMs')
+    this.#negativeTtl = Math.min(bound(options.negativeTtlMs, 1_000, 'negativeTtlMs'), this.#ttl)
     this.#found = new LruCache(bound(options.maxEntries, 10_000, 'maxEntries'))
     this.#missing = new LruCache(bound(options.maxNegativeEntries, 1_000, 'maxNegativeEntries'))
     const schema = quoteIdent(options.schema ?? DEFAULTS.schema)
+    this.#tenantsName = `${options.schema ?? DEFAULTS.schema}.tenants`
     this.#tenants = `${schema}."tenants"`
     this.#domains = `${schema}."tenant_domains"`
   }
@@ -283,7 +294,7 @@ export class TenantStore {
         filter.status ?? null,
       ])
       .catch((err: unknown) => {
-        throw asUnavailable(err)
+        throw this.#explain(err)
       })
     return rows.map(toTenant)
   }
@@ -299,10 +310,7 @@ export class TenantStore {
    */
   async create(input: NewTenant): Promise<Tenant> {
     const slug = normalizeSlug(input.slug)
-    const name = typeof input.name === 'string' ? input.name.trim() : ''
-    if (name.length === 0 || name.length > 200) {
-      throw new InvalidInputError('A tenant name must be 1-200 characters.')
-    }
+    const name = tenantName(input.name)
     const status = input.status ?? 'active'
     if (status !== 'active' && status !== 'suspended') {
       throw new InvalidInputError(
@@ -329,6 +337,8 @@ export class TenantStore {
         )
       }
       return newId
+    }).catch((err: unknown) => {
+      throw id === undefined ? this.#generatedIdTaken(err) : err
     })
     return (await this.#load('t.id = $1', created))!
   }
@@ -344,10 +354,7 @@ export class TenantStore {
   async update(id: unknown, changes: { slug?: string; name?: string }): Promise<Tenant> {
     const key = parseTenantId(this.#idType, id)
     const slug = changes.slug === undefined ? null : normalizeSlug(changes.slug)
-    const name = changes.name === undefined ? null : changes.name.trim()
-    if (name !== null && (name.length === 0 || name.length > 200)) {
-      throw new InvalidInputError('A tenant name must be 1-200 characters.')
-    }
+    const name = changes.name === undefined ? null : tenantName(changes.name)
     await this.#write(async (tx) => {
       const { rowCount } = await tx.query(
         `update ${this.#tenants} set slug = coalesce($2, slug), name = coalesce($3, name) where id = $1`,
@@ -485,7 +492,7 @@ export class TenantStore {
     try {
       return await inTransaction(this.#db, fn)
     } catch (err) {
-      throw translateError(err)
+      throw this.#explain(translateError(err))
     } finally {
       this.invalidate()
     }
@@ -524,9 +531,45 @@ export class TenantStore {
       ;({ rows } = await this.#db.query(`${this.#select()} where ${where}`, [value]))
     } catch (err) {
       // A failed lookup is not cached: the next request asks again (fresh entries keep serving).
-      throw asUnavailable(err)
+      throw this.#explain(err)
     }
     return rows[0] ? toTenant(rows[0]) : undefined
+  }
+
+  /**
+   * A generated id that is taken: the id sequence is behind ids inserted by hand
+   * (a fixture, an import with explicit ids). Not the caller's input: say how to fix it.
+   */
+  #generatedIdTaken(err: unknown): unknown {
+    const cause = (err as { cause?: { constraint?: string; detail?: string } }).cause
+    if (!(err instanceof DuplicateTenantError) || !cause?.constraint?.endsWith('_pkey')) return err
+    const taken = /\)=\((.*)\) already exists/s.exec(cause.detail ?? '')?.[1] ?? '?'
+    const table = quoteLiteral(this.#tenantsName)
+    return new ConfigError(
+      `The id the tenants table generated for the new tenant (${JSON.stringify(taken)}) is already taken: ` +
+        'its id sequence is behind ids stored by hand. Move it past them ' +
+        `(select setval(pg_get_serial_sequence(${table}, 'id'), (select max(id) from ${this.#tenantsName}))), ` +
+        'or give the new tenant an explicit `id`. Nothing was created.',
+      { cause },
+    )
+  }
+
+  /**
+   * `err` as a rowtenancy error where it has a known meaning: a database that
+   * cannot serve (`DatabaseUnavailableError`), or one without the tenants tables
+   * (`ConfigError` saying to run `rowtenancy init`, not the raw "relation does not exist").
+   */
+  #explain(err: unknown): unknown {
+    const code = (err as { code?: unknown } | null)?.code
+    if (code === '42P01' || code === '3F000') {
+      return new ConfigError(
+        `There is no ${JSON.stringify(this.#tenantsName)} table in this database (${(err as Error).message}): ` +
+          'run rowtenancy init there first, or pass the schema that holds it (--tenants-schema; ' +
+          'the `schema` option of TenantStore).',
+        { cause: err },
+      )
+    }
+    return asUnavailable(err)
   }
 
   #select(): string {
@@ -537,12 +580,68 @@ export class TenantStore {
   }
 }
 
-function bound(value: number | undefined, fallback: number, name: string): number {
+function bound(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < 0) {
-    throw new InvalidInputError(`TenantStore ${name} must be a whole number >= 0, got ${value}.`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidInputError(
+      `TenantStore ${name} must be a whole number >= 0, got ${describeValue(value)}.`,
+    )
   }
   return value
+}
+
+const STORE_OPTIONS: readonly string[] = [
+  'db',
+  'idType',
+  'schema',
+  'ttlMs',
+  'negativeTtlMs',
+  'maxEntries',
+  'maxNegativeEntries',
+  'acquireMs',
+]
+
+/** Refuses a missing `db`, an unknown option (a typo would be ignored), an unknown id type, a bad schema name. */
+function checkStoreOptions(options: TenantStoreOptions): void {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidInputError(
+      `new TenantStore(options) needs an options object such as { db: pool }, got ${describeValue(options)}.`,
+    )
+  }
+  for (const key of Object.keys(options)) {
+    if (!STORE_OPTIONS.includes(key)) {
+      throw new InvalidInputError(
+        `Unknown TenantStore option ${JSON.stringify(key)}; known options: ${STORE_OPTIONS.join(', ')}.`,
+      )
+    }
+  }
+  const db = options.db as { query?: unknown } | null | undefined
+  if (!db || typeof db.query !== 'function') {
+    throw new InvalidInputError(
+      `TenantStore needs db: a pg.Pool (or a client) of the owner role, got ${describeValue(options.db)}.`,
+    )
+  }
+  if (options.idType !== undefined) assertTenantIdType(options.idType)
+  if (
+    options.schema !== undefined &&
+    (typeof options.schema !== 'string' || options.schema === '')
+  ) {
+    throw new InvalidInputError(
+      `TenantStore schema must be the name of the schema that holds tenants (e.g. "public"), got ${describeValue(options.schema)}.`,
+    )
+  }
+}
+
+/** A tenant's display name, trimmed: 1-200 characters, no control characters (they would garble `tenants list`). */
+function tenantName(value: unknown): string {
+  const name = typeof value === 'string' ? value.trim() : ''
+  if (name.length === 0 || name.length > 200 || hasControlCharacters(name)) {
+    throw new InvalidInputError(
+      `Invalid tenant name ${describeValue(value)}: a tenant name must be 1-200 characters without ` +
+        'control characters (line breaks, tabs, escapes), e.g. "Acme Inc.".',
+    )
+  }
+  return name
 }
 
 function toTenant(row: Record<string, any>): Tenant {
@@ -561,11 +660,14 @@ function translateError(err: unknown): unknown {
   if (unavailableReason(err) !== undefined) return asUnavailable(err)
   const e = err as { code?: string; constraint?: string; detail?: string; table?: string }
   if (e.code === '23505') {
-    const what = e.constraint?.includes('domain')
-      ? 'That domain'
+    const kind = e.constraint?.includes('domain')
+      ? 'domain'
       : e.constraint?.includes('slug')
-        ? 'That slug'
-        : 'That tenant id'
+        ? 'slug'
+        : 'tenant id'
+    // detail: Key (slug)=(acme) already exists.
+    const value = /\)=\((.*)\) already exists/s.exec(e.detail ?? '')?.[1]
+    const what = value === undefined ? `That ${kind}` : `The ${kind} ${JSON.stringify(value)}`
     return new DuplicateTenantError(what, { cause: err })
   }
   if (e.code === '23503') {

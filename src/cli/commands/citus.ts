@@ -9,8 +9,9 @@ import {
   planDistribution,
 } from '../../citus/index.js'
 import type { RowtenancyConfig } from '../../config/config-keys.js'
-import { InvalidInputError, MigrationError } from '../../errors/index.js'
+import { MigrationError } from '../../errors/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { wholeNumberFlag } from '../numbers.js'
 
 const KEYS = [
   'databaseUrl',
@@ -187,9 +188,10 @@ function registerTenants(citus: Command, ctx: CliContext): void {
   subcommand(citus, 'tenants', 'the hottest tenants (citus_stat_tenants) with their shard and node')
     .option('--limit <n>', 'how many (default 10)')
     .action(async (opts: TenantsFlags, cmd: Command) => {
-      const limit = opts.limit === undefined ? 10 : Number(opts.limit)
-      if (!Number.isInteger(limit))
-        throw new InvalidInputError(`--limit must be a whole number, not ${opts.limit}.`)
+      const limit =
+        opts.limit === undefined
+          ? 10
+          : wholeNumberFlag('--limit', opts.limit, { min: 1, max: 10_000, example: 5 })
       const { config, pool } = await openOwnerPool(ctx, cmd)
       const r = await hotTenants(pool, { limit, tenantColumn: config.tenantColumn })
       if (opts.json) {

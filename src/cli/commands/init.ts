@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { auditTableName, installAuditLog } from '../../audit/index.js'
-import { assertGrantableRole, grantRuntimeRole } from '../../schema/roles.js'
+import { assertGrantableRole, assertSchemasExist, grantRuntimeRole } from '../../schema/roles.js'
 import { quoteIdent } from '../../sql/quote.js'
 import { installTenantTables } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
@@ -29,14 +29,25 @@ export function register(program: Command, ctx: CliContext): void {
   ])
   command.action(async (opts: { json?: boolean }, cmd: Command) => {
     const config = await ctx.config(cmd)
-    const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
-    // An unsafe runtime role is refused before anything is installed.
-    if (config.runtimeRole) await assertGrantableRole(pool, config.runtimeRole)
+    // DDL and grants behind an open transaction would wait forever (and queue the app behind it)
+    const pool = await ctx.pool(config, {
+      url: config.adminDatabaseUrl ?? config.databaseUrl,
+      lockTimeoutMs: 10_000,
+    })
+    const schemas = [...new Set([config.tenantsSchema, config.targetSchema])]
+    // An unsafe runtime role, or a schema to grant on that does not exist (other than the
+    // tenants schema, which init creates), is refused before anything is installed.
+    if (config.runtimeRole) {
+      await assertGrantableRole(pool, config.runtimeRole)
+      await assertSchemasExist(
+        pool,
+        schemas.filter((s) => s !== config.tenantsSchema),
+      )
+    }
     await installTenantTables(pool, { idType: config.tenantIdType, schema: config.tenantsSchema })
     const auditTable =
       config.tenantsSchema === 'public' ? 'audit_log' : `${config.tenantsSchema}.audit_log`
     await installAuditLog(pool, { table: auditTable })
-    const schemas = [...new Set([config.tenantsSchema, config.targetSchema])]
     const role = config.runtimeRole
       ? await grantRuntimeRole(pool, { role: config.runtimeRole, schemas })
       : undefined

@@ -4,6 +4,7 @@ import { migrateOnline, type OnlineEvent } from '../../migrate/online/index.js'
 import type { ConnectableQueryable } from '../../sql/queryable.js'
 import type { CliContext } from '../context.js'
 import { planOptionsFrom } from '../migration-options.js'
+import { wholeNumberFlag } from '../numbers.js'
 
 /** The flags of `migrate-to-row-tenancy --online`. @internal */
 export interface OnlineFlags {
@@ -47,14 +48,23 @@ export function checkOnlineFlags(opts: OnlineFlags & { online?: boolean }): numb
       '--online moves whole tenants (their placement flips at once): leave out --model.',
     )
   }
-  if (opts.fenceTimeout === undefined) return 5_000
-  const ms = /^\d{1,6}$/.test(opts.fenceTimeout) ? Number(opts.fenceTimeout) : Number.NaN
-  if (!Number.isSafeInteger(ms) || ms < 1 || ms > 600_000) {
-    throw new MigrationError(
-      `--fence-timeout must be milliseconds from 1 to 600000 (e.g. 3000), not ${JSON.stringify(opts.fenceTimeout)}.`,
-    )
-  }
-  return ms
+  return fenceTimeoutFlag(opts.fenceTimeout)
+}
+
+/**
+ * `--fence-timeout` of `migrate --online` and `rollback --online`: 5000 when not
+ * given, else milliseconds from 1 to 600000.
+ *
+ * @internal
+ */
+export function fenceTimeoutFlag(raw: string | undefined): number {
+  if (raw === undefined) return 5_000
+  return wholeNumberFlag('--fence-timeout', raw, {
+    min: 1,
+    max: 600_000,
+    example: 3000,
+    unit: 'milliseconds',
+  })
 }
 
 /**

@@ -4,6 +4,7 @@ import { rollbackTenants } from '../../migrate/index.js'
 import { rollbackOnline } from '../../migrate/online/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { collect } from '../migration-options.js'
+import { fenceTimeoutFlag } from './migrate-online.js'
 
 /**
  * `rowtenancy rollback --tenant-id <id>`: removes a migrated tenant's rows from the
@@ -91,12 +92,5 @@ function onlineFence(opts: RollbackFlags): number | undefined {
       throw new MigrationError('--fence-timeout goes with --online.')
     return undefined
   }
-  if (opts.fenceTimeout === undefined) return 5_000
-  const ms = /^\d{1,6}$/.test(opts.fenceTimeout) ? Number(opts.fenceTimeout) : Number.NaN
-  if (!(ms >= 1 && ms <= 600_000)) {
-    throw new MigrationError(
-      `--fence-timeout must be milliseconds from 1 to 600000 (e.g. 3000), not ${JSON.stringify(opts.fenceTimeout)}.`,
-    )
-  }
-  return ms
+  return fenceTimeoutFlag(opts.fenceTimeout)
 }

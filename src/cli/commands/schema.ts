@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { assertWritable } from '../../lifecycle/files.js'
 import { type EmitTarget, emitOrmCode, parseEmitTargets } from '../../schema/generate/emit.js'
 import {
   type AppliedSchema,
@@ -8,7 +9,6 @@ import {
   generateTenantSchema,
 } from '../../schema/generate/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
-import { assertWritable } from '../files.js'
 
 interface GenerateFlags {
   fromSchema: string

@@ -10,6 +10,7 @@ import {
 import { ConfigError } from '../../errors/index.js'
 import { discoverTenantTables } from '../../schema/rls-apply.js'
 import type { TableInput } from '../../schema/table-registry.js'
+import { quoteIdent } from '../../sql/quote.js'
 import { createTenancy } from '../../tenancy/index.js'
 import { TenantStore } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext, redactUrl } from '../context.js'
@@ -61,6 +62,8 @@ export function register(program: Command, ctx: CliContext): void {
       tenantColumn: config.tenantColumn,
       allowUnsafeRole: opts.allowUnsafeRole === true,
     })
+    // (after createTenancy, which refuses a malformed name such as a.b.c)
+    await assertTablesExist(adminPool, config)
     const store = new TenantStore({
       db: adminPool,
       idType: config.tenantIdType,
@@ -97,6 +100,23 @@ async function shellTables(pool: pg.Pool, config: RowtenancyConfig): Promise<Tab
     )
   }
   return tables
+}
+
+/** `--tables` names tables that exist (a typo would only fail at the first query, in the REPL). */
+async function assertTablesExist(pool: pg.Pool, config: RowtenancyConfig): Promise<void> {
+  if (config.tables.length === 0) return
+  const quoted = config.tables.map((t) => t.split('.').map(quoteIdent).join('.'))
+  const { rows } = await pool.query(
+    'select i from unnest($1::text[]) with ordinality as x(t, i) where pg_catalog.to_regclass(t) is null',
+    [quoted],
+  )
+  const missing = rows.map((r: { i: string }) => config.tables[Number(r.i) - 1])
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `No such table: ${missing.join(', ')} (from \`tables\`). Name the tenant-aware tables that exist ` +
+        '(schema.table), or leave --tables out to use every table with the tenant column.',
+    )
+  }
 }
 
 /** What the shell runs on, the role's problems, and what is preloaded (on stderr). */

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/index.js'
 import { InvalidInputError } from '../../errors/index.js'
+import { assertWritable } from '../../lifecycle/files.js'
 import {
   eraseTenant,
   exportTenant,
@@ -10,7 +11,6 @@ import {
   type LifecycleListener,
 } from '../../lifecycle/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
-import { assertWritable } from '../files.js'
 import { lifecycleProgress } from '../lifecycle-progress.js'
 
 const KEYS = [

@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import type pg from 'pg'
 import { type MoveResult, moveTenant } from '../../lifecycle/index.js'
 import { assertDatabaseName } from '../../tenants/index.js'
-import { addConfigOptions, type CliContext } from '../context.js'
+import { addConfigOptions, type CliContext, checkConnectionUrl } from '../context.js'
 import { lifecycleProgress } from '../lifecycle-progress.js'
 import { archiveKeyFromEnv, layoutFrom, tenantsCommand } from './tenant-lifecycle.js'
 
@@ -76,6 +76,8 @@ function moveCommand(program: Command): Command {
 async function runMove(opts: MoveFlags, cmd: Command, ctx: CliContext): Promise<void> {
   const archiveKey = archiveKeyFromEnv()
   const config = await ctx.config(cmd)
+  checkConnectionUrl(opts.to, '--to')
+  if (opts.catalogUrl !== undefined) checkConnectionUrl(opts.catalogUrl, '--catalog-url')
   const toName = opts.toName ?? nameOf(opts.to)
   assertDatabaseName(toName)
   const pools = new Map<string, pg.Pool>()

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/index.js'
-import { type Tenant, TenantStore } from '../../tenants/index.js'
+import { ConfigError } from '../../errors/index.js'
+import { existingIdType, type Tenant, TenantStore } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 
 /**
@@ -20,10 +21,25 @@ export function register(program: Command, ctx: CliContext): void {
   registerDelete(tenants, ctx)
 }
 
+/** How long a `tenants` command waits for a lock (a row or table another session holds) before giving up. */
+const TENANTS_LOCK_TIMEOUT_MS = 5_000
+
 /** The tenant store on the owner's pool (`--admin-database-url`, else `--database-url`). */
 async function openStore(ctx: CliContext, cmd: Command): Promise<TenantStore> {
   const config: RowtenancyConfig = await ctx.config(cmd)
-  const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
+  const pool = await ctx.pool(config, {
+    url: config.adminDatabaseUrl ?? config.databaseUrl,
+    lockTimeoutMs: TENANTS_LOCK_TIMEOUT_MS,
+  })
+  // An id type that is not the table's would misread every id ("expected a UUID" for an id
+  // that is right) or create tenants the configuration cannot name.
+  const found = await existingIdType(pool, config.tenantsSchema)
+  if (found !== undefined && found !== config.tenantIdType) {
+    throw new ConfigError(
+      `${config.tenantsSchema}.tenants.id is ${found}, but the configuration says ${config.tenantIdType}. ` +
+        `Set --tenant-id-type to ${found} (or tenantIdType in the config file).`,
+    )
+  }
   return new TenantStore({
     db: pool,
     idType: config.tenantIdType,

@@ -167,6 +167,21 @@ function checkOptions(options: GenerateOptions): void {
   ]) {
     if (name !== undefined) quoteIdent(name)
   }
+  // PostgreSQL's own schemas: a template there "generates" thousands of catalog views and
+  // functions; a target there cannot hold tenant tables.
+  for (const [option, name] of [
+    ['fromSchema', options.fromSchema],
+    ['targetSchema', options.targetSchema],
+  ] as const) {
+    if (name !== undefined && (/^pg_/i.test(name) || name.toLowerCase() === 'information_schema')) {
+      throw new InvalidInputError(
+        `\`${option}\` ${JSON.stringify(name)} is a PostgreSQL system schema. ` +
+          (option === 'fromSchema'
+            ? 'Pass the schema of one legacy tenant (e.g. tenant_1) as the template.'
+            : 'Pick the schema of the shared tables (public by default).'),
+      )
+    }
+  }
 }
 
 async function checkTenantsTable(tx: Queryable, plan: TenantSchemaPlan): Promise<void> {
