@@ -27,7 +27,7 @@ export interface CliContext {
   /** A pool on `config.databaseUrl` (or `url`), connection checked; closed when the CLI exits. */
   pool(
     config: RowtenancyConfig,
-    options?: { url?: string; max?: number; flag?: string; lockTimeoutMs?: number },
+    options?: { url?: string; max?: number; flag?: string },
   ): Promise<pg.Pool>
   /** Where results go. */
   readonly out: Output
@@ -151,8 +151,6 @@ export function createCliContext(out: Output = createOutput()): CliContext {
         connectionString: url,
         max: options.max ?? 10,
         connectionTimeoutMillis: 10_000,
-        // a short command must not wait forever behind a lock another session holds
-        ...(options.lockTimeoutMs === undefined ? {} : { lock_timeout: options.lockTimeoutMs }),
       })
       pool.on('error', () => {})
       try {

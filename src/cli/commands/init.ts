@@ -29,11 +29,7 @@ export function register(program: Command, ctx: CliContext): void {
   ])
   command.action(async (opts: { json?: boolean }, cmd: Command) => {
     const config = await ctx.config(cmd)
-    // DDL and grants behind an open transaction would wait forever (and queue the app behind it)
-    const pool = await ctx.pool(config, {
-      url: config.adminDatabaseUrl ?? config.databaseUrl,
-      lockTimeoutMs: 10_000,
-    })
+    const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
     const schemas = [...new Set([config.tenantsSchema, config.targetSchema])]
     // An unsafe runtime role, or a schema to grant on that does not exist (other than the
     // tenants schema, which init creates), is refused before anything is installed.

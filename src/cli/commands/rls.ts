@@ -100,8 +100,6 @@ async function open(
   const pool = await ctx.pool(config, {
     url: config.adminDatabaseUrl ?? config.databaseUrl,
     max: 2,
-    // ALTER TABLE behind an open transaction would wait forever (and queue the app behind it)
-    lockTimeoutMs: 10_000,
   })
   const tables =
     config.tables.length > 0

@@ -21,16 +21,10 @@ export function register(program: Command, ctx: CliContext): void {
   registerDelete(tenants, ctx)
 }
 
-/** How long a `tenants` command waits for a lock (a row or table another session holds) before giving up. */
-const TENANTS_LOCK_TIMEOUT_MS = 5_000
-
 /** The tenant store on the owner's pool (`--admin-database-url`, else `--database-url`). */
 async function openStore(ctx: CliContext, cmd: Command): Promise<TenantStore> {
   const config: RowtenancyConfig = await ctx.config(cmd)
-  const pool = await ctx.pool(config, {
-    url: config.adminDatabaseUrl ?? config.databaseUrl,
-    lockTimeoutMs: TENANTS_LOCK_TIMEOUT_MS,
-  })
+  const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
   // An id type that is not the table's would misread every id ("expected a UUID" for an id
   // that is right) or create tenants the configuration cannot name.
   const found = await existingIdType(pool, config.tenantsSchema)
