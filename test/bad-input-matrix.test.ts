@@ -27,7 +27,7 @@ import { eraseTenant, exportTenant, importTenant } from '../src/lifecycle/index.
 import { migrate } from '../src/migrate/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
 import { createTenancy } from '../src/tenancy/create-tenancy.js'
-import { TenantStore } from '../src/tenants/index.js'
+import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { cli } from './helpers/cli.js'
 import { createTestDatabase, serverUrl, type TestDatabase } from './helpers/db.js'
 import { buildLegacyFixture, FIXTURE_TABLES } from './helpers/legacy-fixture.js'
@@ -1244,6 +1244,23 @@ describe("tenants commands with an id type that is not the table's", () => {
         /Set --tenant-id-type to bigint/,
       )
     })
+  })
+
+  it("with no --tenant-id-type given, the table's type is used (a uuid tenants table works as it is)", async () => {
+    const schema = `uuid_${randomBytes(3).toString('hex')}`
+    await installTenantTables(app.pool, { idType: 'uuid', schema })
+    try {
+      const at = ['--tenants-schema', schema, '--database-url', app.url, '--json']
+      const created = await cli(['tenants', 'create', '--slug', 'u1', '--name', 'U1', ...at])
+      expect(created.code, created.stderr).toBe(0)
+      const id = JSON.parse(created.stdout).id as string
+      expect(id).toMatch(/^[0-9a-f-]{36}$/)
+      expect((await cli(['tenants', 'suspend', id, ...at])).code).toBe(0)
+      const listed = await cli(['tenants', 'list', ...at])
+      expect(JSON.parse(listed.stdout)).toMatchObject([{ id, slug: 'u1', status: 'suspended' }])
+    } finally {
+      await app.pool.query(`drop schema ${quoteIdent(schema)} cascade`)
+    }
   })
 })
 

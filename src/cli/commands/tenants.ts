@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/index.js'
+import { BINDING_DEFAULTS } from '../../db/binding-options.js'
 import { ConfigError } from '../../errors/index.js'
 import { existingIdType, type Tenant, TenantStore } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
@@ -21,22 +22,32 @@ export function register(program: Command, ctx: CliContext): void {
   registerDelete(tenants, ctx)
 }
 
+const DEFAULT_ID_TYPE = BINDING_DEFAULTS.tenantIdType
+
 /** The tenant store on the owner's pool (`--admin-database-url`, else `--database-url`). */
 async function openStore(ctx: CliContext, cmd: Command): Promise<TenantStore> {
   const config: RowtenancyConfig = await ctx.config(cmd)
   const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
-  // An id type that is not the table's would misread every id ("expected a UUID" for an id
-  // that is right) or create tenants the configuration cannot name.
+  // The table's id type when none was given; one given that is not the table's would misread
+  // every id ("expected a UUID" for an id that is right) or create tenants it cannot name.
   const found = await existingIdType(pool, config.tenantsSchema)
-  if (found !== undefined && found !== config.tenantIdType) {
-    throw new ConfigError(
-      `${config.tenantsSchema}.tenants.id is ${found}, but the configuration says ${config.tenantIdType}. ` +
-        `Set --tenant-id-type to ${found} (or tenantIdType in the config file).`,
-    )
+  let idType = config.tenantIdType
+  if (found !== undefined && found !== idType) {
+    const given =
+      cmd.opts().tenantIdType !== undefined ||
+      Boolean(process.env.ROWTENANCY_TENANT_ID_TYPE) ||
+      idType !== DEFAULT_ID_TYPE
+    if (given) {
+      throw new ConfigError(
+        `${config.tenantsSchema}.tenants.id is ${found}, but the configuration says ${idType}. ` +
+          `Set --tenant-id-type to ${found} (or tenantIdType in the config file), or leave it out.`,
+      )
+    }
+    idType = found
   }
   return new TenantStore({
     db: pool,
-    idType: config.tenantIdType,
+    idType,
     schema: config.tenantsSchema,
     ttlMs: 0,
   })
