@@ -195,6 +195,69 @@ describe('BullMQ: a parent is named by its queue and id', () => {
   })
 })
 
+describe('BullMQ: key options of odd shapes', () => {
+  it("a parent given as a function, or a key behind a getter that changes, cannot reach another tenant's job", async () => {
+    const jobs = createJobTenancy({ store, queues: { probe: true } })
+    const { queue, producer, close } = openBull('probe')
+    try {
+      await runWithTenant('1', () =>
+        tenantFlowProducer(producer, jobs).add({
+          name: 'close',
+          queueName: 'probe',
+          data: {},
+          opts: { jobId: 'secret' },
+          children: [{ name: 'sum', queueName: 'probe', data: {}, opts: { delay: 60_000 } }],
+        }),
+      )
+      const dependencies = async () =>
+        Object.keys(
+          (await (await Job.fromId(queue, '1/secret'))!.getDependencies()).unprocessed ?? {},
+        ).length
+      expect(await dependencies()).toBe(1)
+      const tq = tenantQueue(queue, jobs)
+      // BullMQ reads id and queue off a function as off an object
+      const parent = Object.assign(() => {}, { id: '1/secret', queue: queue.qualifiedName })
+      await expect(runWithTenant('2', () => tq.add('evil', {}, { parent }))).rejects.toThrow(
+        /parent must be an object/,
+      )
+      await expect(
+        runWithTenant('2', () => tq.addBulk([{ name: 'evil', data: {}, opts: { parent } }])),
+      ).rejects.toThrow(/parent must be an object/)
+      await expect(
+        runWithTenant('2', () =>
+          tenantFlowProducer(producer, jobs).add({
+            name: 'evil',
+            queueName: 'probe',
+            data: {},
+            opts: { parent },
+          }),
+        ),
+      ).rejects.toThrow(/parent must be an object/)
+      // a getter that shows no key when checked and tenant 1's parent when BullMQ reads it
+      let reads = 0
+      const flipping = {
+        queue: queue.qualifiedName,
+        get id() {
+          reads += 1
+          return reads === 1 ? 'mine' : '1/secret'
+        },
+      }
+      const opts = {
+        get jobId() {
+          reads += 1
+          return reads <= 2 ? undefined : '1/secret'
+        },
+        parent: flipping,
+      }
+      await runWithTenant('2', () => tq.add('evil', {}, opts)).catch(() => {})
+      expect(await dependencies()).toBe(1)
+      expect(await (await Job.fromId(queue, '1/secret'))!.getState()).toBe('waiting-children')
+    } finally {
+      await close()
+    }
+  })
+})
+
 describe("a cross-tenant job's keys", () => {
   const crossJobs = () =>
     createJobTenancy({

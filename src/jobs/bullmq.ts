@@ -329,9 +329,11 @@ function sealOne(
   payload: unknown,
   opts: Record<string, unknown> | undefined,
 ): { data: JobEnvelope; opts: Record<string, unknown> | undefined } {
-  if (opts?.repeat !== undefined) throw repeatRefused()
+  // a copy, each value read once: the `repeat` checked is the one BullMQ gets
+  const own = opts === undefined || opts === null ? opts : { ...opts }
+  if (own?.repeat !== undefined) throw repeatRefused()
   const data = jobs.seal(queue, payload, name)
-  return { data, opts: scopeKeys(opts, data.rowtenancy.tenant) }
+  return { data, opts: scopeKeys(own, data.rowtenancy.tenant) }
 }
 
 /**
@@ -346,21 +348,28 @@ function scopeKeys(
   tenant: string | null,
 ): Record<string, unknown> | undefined {
   if (opts === undefined || opts === null) return opts
-  if (opts.repeatJobKey !== undefined) {
+  // a copy, each value read once: what is checked here is what BullMQ gets
+  let scoped = withTenantKey(opts, 'jobId', tenant, 'jobId')
+  if (scoped.repeatJobKey !== undefined) {
     // BullMQ's own mark of a scheduler's run: it would tie the job to that scheduler, any tenant's
     throw new InvalidInputError(
       'The BullMQ option repeatJobKey is refused on a rowtenancy queue: use upsertJobScheduler.',
     )
   }
-  checkParentQueue(opts.parent)
-  let scoped = withTenantKey(opts, 'jobId', tenant, 'jobId')
   // the ids of other jobs (the parent to wait on) are the tenant's own too, so a job cannot be
   // made a child of another tenant's job, hand its result to it, or hold it back
   for (const [option, what] of NESTED_KEYS) {
-    const nested = opts[option] as Record<string, unknown> | undefined
-    if (nested !== undefined && nested !== null && typeof nested === 'object') {
-      scoped = { ...scoped, [option]: withTenantKey(nested, 'id', tenant, what) }
+    const nested = scoped[option]
+    if (nested === undefined || nested === null) continue
+    if (typeof nested !== 'object' || Array.isArray(nested)) {
+      // BullMQ reads `id` and `queue` off a function too: it would pass unscoped
+      throw new InvalidInputError(
+        `The BullMQ option ${option} must be an object such as { id: 'key' }, not ${nested === null ? 'null' : Array.isArray(nested) ? 'an array' : typeof nested}.`,
+      )
     }
+    const own = withTenantKey(nested as Record<string, unknown>, 'id', tenant, what)
+    if (option === 'parent') checkParentQueue(own)
+    scoped = { ...scoped, [option]: own }
   }
   return scoped
 }
@@ -372,9 +381,8 @@ function scopeKeys(
  * `2/x` is tenant 1's `1/a:b:2/x`) would reach that job past the scoped id.
  * A queue's name (prefix, colon, name) holds no `/`; every scoped id does.
  */
-function checkParentQueue(parent: unknown): void {
-  if (parent === undefined || parent === null || typeof parent !== 'object') return
-  const queue = (parent as Record<string, unknown>).queue
+function checkParentQueue(parent: Record<string, unknown>): void {
+  const queue = parent.queue
   if (typeof queue === 'string' && !queue.includes('/')) return
   throw new InvalidInputError(
     `parent.queue must be the parent's queue as BullMQ names it (queue.qualifiedName: prefix, colon, name), ` +

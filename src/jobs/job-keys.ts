@@ -49,8 +49,8 @@ export function tenantQueueName(base: unknown, tenant: string | null): string {
 }
 
 /**
- * A copy of `options` whose `name` (an option holding a key, when set) is
- * scoped to `tenant` by {@link tenantKey}.
+ * A copy of `options` (its own values, each read once) whose `name` (an
+ * option holding a key, when set) is scoped to `tenant` by {@link tenantKey}.
  *
  * @internal
  */
@@ -60,10 +60,12 @@ export function withTenantKey<T extends Record<string, unknown>>(
   tenant: string | null,
   what: string,
 ): T {
-  const key = options[name]
-  if (key === undefined || key === null) return options
+  // one read of each value: a getter (or proxy) cannot show one key here and hand the queue another
+  const copy = { ...options }
+  const key = copy[name]
+  if (key === undefined || key === null) return copy
   const scoped = tenantKey(tenant, key, what)
-  return scoped === key ? options : { ...options, [name]: scoped }
+  return scoped === key ? copy : { ...copy, [name]: scoped }
 }
 
 function describe(value: unknown): string {
