@@ -6,6 +6,7 @@ import { Hono } from 'hono'
 import type { Generated } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { checkConnectionUrl } from '../src/cli/context.js'
 import { currentTenant, runWithTenant } from '../src/context/index.js'
 import {
   fromHeader,
@@ -957,6 +958,19 @@ describe('connection URLs', () => {
       )
       expectCliError(r, 'CONFIG_ERROR', what, /postgres:\/\/user:password@host:5432\/database/)
     })
+  })
+
+  it('the URL forms the driver reads are accepted: a socket host with a login and no host, query options', () => {
+    for (const url of [
+      'postgres://postgres@/postgres?host=/var/run/postgresql',
+      'postgres://user:pw@/db?host=/tmp',
+      'postgres:///db?host=/var/run/postgresql',
+      'postgresql://u@h:5432/db?sslmode=require&application_name=x',
+      'socket:/var/run/postgresql?db=app',
+      '/var/run/postgresql',
+    ]) {
+      expect(() => checkConnectionUrl(url, '--database-url'), url).not.toThrow()
+    }
   })
 
   it('a URL that does not parse never shows its password', async () => {

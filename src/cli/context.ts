@@ -91,12 +91,7 @@ export function redactUrl(url: string): string {
  */
 export function checkConnectionUrl(url: string, flag: string): void {
   if (url.startsWith('/')) return
-  let protocol: string | undefined
-  try {
-    protocol = new URL(url).protocol
-  } catch {
-    protocol = undefined
-  }
+  const protocol = urlProtocol(url) ?? urlProtocol(url.replace('@/', '@socket-host/'))
   if (protocol === 'postgres:' || protocol === 'postgresql:' || protocol === 'socket:') return
   // Never echo a password, also not from a URL that does not parse.
   const shown =
@@ -110,6 +105,19 @@ export function checkConnectionUrl(url: string, flag: string): void {
     `${flag} is not a PostgreSQL connection URL: ${shown}${why}. ` +
       'Write it as postgres://user:password@host:5432/database.',
   )
+}
+
+/**
+ * The protocol of `url`, `undefined` when it does not parse. A URL with a login
+ * and no host (`postgres://user@/db?host=/var/run/postgresql`) does not, but
+ * the driver reads it: the caller tries it again with a stand-in host.
+ */
+function urlProtocol(url: string): string | undefined {
+  try {
+    return new URL(url).protocol
+  } catch {
+    return undefined
+  }
 }
 
 /**
