@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Hono } from 'hono'
@@ -24,6 +25,7 @@ import {
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../src/errors/index.js'
+import { assertWritable } from '../src/lifecycle/files.js'
 import { eraseTenant, exportTenant, importTenant } from '../src/lifecycle/index.js'
 import { migrate } from '../src/migrate/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
@@ -808,12 +810,29 @@ describe('file paths of the tenant archive commands', () => {
 
   // Pitfall: `tenants import --in <a directory>` printed "error: Error: EISDIR: illegal operation
   // on a directory, read" (no code, no advice); a FIFO or device would be read forever.
-  it('tenants import --in a directory, a missing file, a device: INVALID_INPUT naming the path', async () => {
+  // Pitfall: a link to a file in a missing directory passed the check, and the write after the
+  // work (an erasure's certificate, after the rows were deleted) failed.
+  it('a path that is a link is checked where it points', async () => {
+    const dangling = join(tmp.path, 'cert-link.json')
+    await symlink('/no-such-directory-rt/cert.json', dangling)
+    const fine = join(tmp.path, 'fine-link.json')
+    await symlink(join(tmp.path, 'not-yet.json'), fine)
+    try {
+      await expect(
+        assertWritable(dangling, 'the certificate', 'nothing was erased'),
+      ).rejects.toThrow(/there is no directory \/no-such-directory-rt/)
+      await assertWritable(fine, 'the certificate', 'nothing was erased')
+    } finally {
+      await rm(dangling)
+      await rm(fine)
+    }
+  })
+
+  it('tenants import --in a directory, a missing file: INVALID_INPUT naming the path', async () => {
     await unchanged(app.pool, async () => {
       for (const [input, why] of [
         [tmp.path, 'it is a directory'],
         [join(tmp.path, 'missing.rtar'), 'no such file'],
-        ['/dev/null', 'it is not a regular file'],
       ] as const) {
         const r = await cli(['tenants', 'import', '--in', input, '--database-url', app.url])
         expectCliError(
@@ -870,6 +889,24 @@ describe('file paths of the tenant archive commands', () => {
           )
           expect(r.stderr, name).not.toMatch(/\n\s+at /)
         }
+        // a pipe is read as it comes (`--in <(gunzip -c a.gz)`), and judged by what it holds
+        const fifo = join(tmp.path, 'pipe.rtar')
+        execFileSync('mkfifo', [fifo])
+        const [r] = await Promise.all([
+          cli([
+            'tenants',
+            'import',
+            '--in',
+            fifo,
+            '--as-tenant-id',
+            '77',
+            '--database-url',
+            app.url,
+          ]),
+          writeFile(fifo, files.truncated),
+        ])
+        expect(r.stderr).toMatch(/error \[LIFECYCLE_ERROR\].*(damaged|ends|truncated)/)
+        await rm(fifo)
       })
     } finally {
       for (const name of [...Object.keys(files), 'one'])

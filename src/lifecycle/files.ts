@@ -1,6 +1,6 @@
 import { constants } from 'node:fs'
-import { access, stat } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { access, lstat, readlink, stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { describeValue } from '../errors/describe-value.js'
 import { InvalidInputError } from '../errors/index.js'
 
@@ -21,10 +21,13 @@ export async function assertWritable(file: string, what: string, unchanged: stri
       if (err.code === 'ENOENT') return undefined
       throw err
     })
+    // a link to a file not there yet is written where it points
+    const link = existing ? undefined : await lstat(file).catch(() => undefined)
+    const target = link?.isSymbolicLink() ? resolve(dirname(file), await readlink(file)) : file
     if (existing?.isDirectory()) problem = 'it is a directory'
-    else if (!existing && !(await stat(dirname(file)).catch(() => undefined))?.isDirectory())
-      problem = `there is no directory ${dirname(file)}`
-    else await access(existing ? file : dirname(file), constants.W_OK)
+    else if (!existing && !(await stat(dirname(target)).catch(() => undefined))?.isDirectory())
+      problem = `there is no directory ${dirname(target)}`
+    else await access(existing ? file : dirname(target), constants.W_OK)
   } catch (err) {
     problem = (err as NodeJS.ErrnoException).code ?? String(err)
   }
@@ -37,8 +40,9 @@ export async function assertWritable(file: string, what: string, unchanged: stri
 }
 
 /**
- * Throws unless `file` is an existing, readable regular file (not a directory,
- * a FIFO or a device, which would be read forever or fail mid-way).
+ * Throws unless `file` is an existing, readable file: a regular one, or a pipe
+ * or character device (`/dev/stdin`, `<(gunzip -c a.gz)`), read as it comes.
+ * A directory is refused.
  *
  * @example
  * ```ts
@@ -54,8 +58,9 @@ export async function assertReadableFile(
   try {
     const found = await stat(file)
     if (found.isDirectory()) problem = 'it is a directory'
-    else if (!found.isFile()) problem = 'it is not a regular file'
-    else await access(file, constants.R_OK)
+    else if (!found.isFile() && !found.isFIFO() && !found.isCharacterDevice()) {
+      problem = 'it is not a file, a pipe or a device'
+    } else await access(file, constants.R_OK)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     problem = code === 'ENOENT' ? 'no such file' : (code ?? String(err))
