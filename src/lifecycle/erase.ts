@@ -303,12 +303,12 @@ export async function eraseTenant(
 }
 
 /**
- * @internal an `actor` or `reason` for the audit log: `fallback` when not given;
+ * @internal an `actor` or `reason` for the audit log: `fallback` when not given (or null);
  * else non-empty text of at most 500 characters without control characters
  * (an empty one would record nothing, a line break could forge a record line).
  */
 export function auditText(value: unknown, option: 'actor' | 'reason', fallback: string): string {
-  if (value === undefined) return fallback
+  if (value === undefined || value === null) return fallback
   const text = typeof value === 'string' ? value.trim() : ''
   if (text.length === 0 || text.length > 500 || hasControlCharacters(text)) {
     throw new InvalidInputError(
