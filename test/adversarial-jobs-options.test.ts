@@ -54,6 +54,30 @@ function openBull(name: string) {
   }
 }
 
+/**
+ * Tenant 1's flow parent `1/<jobId>` waiting on one delayed child; returns how many children it
+ * waits on (1 until another job is made its child).
+ */
+async function tenantOneParent(
+  bull: ReturnType<typeof openBull>,
+  jobs: ReturnType<typeof createJobTenancy>,
+  jobId: string,
+): Promise<() => Promise<number>> {
+  await runWithTenant('1', () =>
+    tenantFlowProducer(bull.producer, jobs).add({
+      name: 'close',
+      queueName: 'probe',
+      data: {},
+      opts: { jobId },
+      children: [{ name: 'sum', queueName: 'probe', data: {}, opts: { delay: 60_000 } }],
+    }),
+  )
+  return async () =>
+    Object.keys(
+      (await (await Job.fromId(bull.queue, `1/${jobId}`))!.getDependencies()).unprocessed ?? {},
+    ).length
+}
+
 describe("BullMQ flows: the flow's queuesOptions", () => {
   it("a flow's default job options cannot name another tenant's job: its deduplication id is the tenant's own, repeatJobKey refused", async () => {
     const jobs = createJobTenancy({ store, queues: { probe: true } })
@@ -156,22 +180,11 @@ describe("BullMQ flows: the flow's queuesOptions", () => {
 describe('BullMQ: a parent is named by its queue and id', () => {
   it("a parent's queue cannot carry the start of another tenant's job id (BullMQ joins queue and id with a colon)", async () => {
     const jobs = createJobTenancy({ store, queues: { probe: true } })
-    const { queue, producer, close } = openBull('probe')
+    const bull = openBull('probe')
+    const { queue, producer, close } = bull
     try {
       // tenant 1's parent, its id of the three-part shape BullMQ allows colons in: 1/a:b:2/x
-      await runWithTenant('1', () =>
-        tenantFlowProducer(producer, jobs).add({
-          name: 'close',
-          queueName: 'probe',
-          data: {},
-          opts: { jobId: 'a:b:2/x' },
-          children: [{ name: 'sum', queueName: 'probe', data: {}, opts: { delay: 60_000 } }],
-        }),
-      )
-      const dependencies = async () =>
-        Object.keys(
-          (await (await Job.fromId(queue, '1/a:b:2/x'))!.getDependencies()).unprocessed ?? {},
-        ).length
+      const dependencies = await tenantOneParent(bull, jobs, 'a:b:2/x')
       expect(await dependencies()).toBe(1)
       // tenant 2's parent id is scoped to 2/x, but BullMQ's parent key is `${queue}:${id}`
       const into = { parent: { queue: `${queue.qualifiedName}:1/a:b`, id: 'x' } }
@@ -198,21 +211,10 @@ describe('BullMQ: a parent is named by its queue and id', () => {
 describe('BullMQ: key options of odd shapes', () => {
   it("a parent given as a function, or a key behind a getter that changes, cannot reach another tenant's job", async () => {
     const jobs = createJobTenancy({ store, queues: { probe: true } })
-    const { queue, producer, close } = openBull('probe')
+    const bull = openBull('probe')
+    const { queue, producer, close } = bull
     try {
-      await runWithTenant('1', () =>
-        tenantFlowProducer(producer, jobs).add({
-          name: 'close',
-          queueName: 'probe',
-          data: {},
-          opts: { jobId: 'secret' },
-          children: [{ name: 'sum', queueName: 'probe', data: {}, opts: { delay: 60_000 } }],
-        }),
-      )
-      const dependencies = async () =>
-        Object.keys(
-          (await (await Job.fromId(queue, '1/secret'))!.getDependencies()).unprocessed ?? {},
-        ).length
+      const dependencies = await tenantOneParent(bull, jobs, 'secret')
       expect(await dependencies()).toBe(1)
       const tq = tenantQueue(queue, jobs)
       // BullMQ reads id and queue off a function as off an object
