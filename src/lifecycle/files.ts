@@ -62,8 +62,7 @@ export async function assertReadableFile(
       problem = 'it is not a file, a pipe or a device'
     } else await access(file, constants.R_OK)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    problem = code === 'ENOENT' ? 'no such file' : (code ?? String(err))
+    problem = fsProblem(err, 'no such file')
   }
   if (problem !== undefined) {
     throw new InvalidInputError(
@@ -91,14 +90,19 @@ export async function assertWritableDirectory(
     if (!found.isDirectory()) problem = 'it is not a directory'
     else await access(dir, constants.W_OK | constants.X_OK)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    problem = code === 'ENOENT' ? 'no such directory' : (code ?? String(err))
+    problem = fsProblem(err, 'no such directory')
   }
   if (problem !== undefined) {
     throw new InvalidInputError(
       `Cannot write ${what} in ${dir} (${problem}): ${unchanged}. Give an existing, writable directory.`,
     )
   }
+}
+
+/** Why a file system call failed, for a message: `missing` for ENOENT, else the error's code. */
+function fsProblem(err: unknown, missing: string): string {
+  const code = (err as NodeJS.ErrnoException).code
+  return code === 'ENOENT' ? missing : (code ?? String(err))
 }
 
 /**

@@ -1,4 +1,5 @@
 import { ConfigError, InvalidInputError, UnsafeRoleError } from '../errors/index.js'
+import { existingSchemas } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import { inTransaction, type Queryable } from '../sql/queryable.js'
 import { quoteIdent, quoteLiteral } from '../sql/quote.js'
@@ -125,11 +126,8 @@ export async function grantRuntimeRole(
  * ```
  */
 export async function assertSchemasExist(db: Queryable, schemas: readonly string[]): Promise<void> {
-  const { rows } = await db.query(
-    'select s from unnest($1::text[]) s where not exists (select 1 from pg_namespace where nspname = s)',
-    [[...schemas]],
-  )
-  const missing = rows.map((r: { s: string }) => JSON.stringify(r.s))
+  const found = await existingSchemas(db, schemas)
+  const missing = schemas.filter((s) => !found.has(s)).map((s) => JSON.stringify(s))
   if (missing.length > 0) {
     throw new ConfigError(
       `The schema${missing.length > 1 ? 's' : ''} ${missing.join(', ')} to grant the runtime role on ` +
