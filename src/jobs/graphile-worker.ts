@@ -179,7 +179,7 @@ function tenantSpec(
   limit: number,
 ): Record<string, unknown> {
   const scoped = withTenantKey(spec, 'jobKey', tenant, 'jobKey')
-  const given = spec.queueName
+  const given = scoped.queueName
   const named = given !== undefined && given !== null
   if (tenant === null || limit === 0) {
     return named ? { ...scoped, queueName: tenantQueueName(given, tenant) } : scoped

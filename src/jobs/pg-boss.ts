@@ -2,7 +2,7 @@ import { InvalidInputError } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
-import { tenantKey } from './job-keys.js'
+import { tenantKey, withTenantKey } from './job-keys.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
@@ -306,21 +306,18 @@ function scopeSingleton(
   options: Record<string, unknown>,
   tenant: string | null,
 ): Record<string, unknown> {
-  if (tenant === null) {
-    // a cross-tenant key is kept as given, once it is known not to have a tenant's shape
-    const key = options.singletonKey
-    if (key !== undefined && key !== null) tenantKey(null, key, 'singletonKey')
-    return options
-  }
-  if (options.id !== undefined && options.id !== null) {
+  // a cross-tenant key is kept as given, once it is known not to have a tenant's shape; the copy
+  // (each value read once) is what is checked and what pg-boss gets
+  if (tenant === null) return withTenantKey(options, 'singletonKey', null, 'singletonKey')
+  const own = { ...options }
+  if (own.id !== undefined && own.id !== null) {
     throw new InvalidInputError(
       'A tenant job cannot choose its pg-boss id: pg-boss keeps one job per id in a queue across all tenants, ' +
         "so a job sent with an id another tenant's job has is dropped (or drops that tenant's later one). Leave id " +
         "out (send returns the id pg-boss chose), or use singletonKey, which is the tenant's own.",
     )
   }
-  const key = options.singletonKey ?? ''
-  return { ...options, singletonKey: tenantKey(tenant, key, 'singletonKey') }
+  return { ...own, singletonKey: tenantKey(tenant, own.singletonKey ?? '', 'singletonKey') }
 }
 
 function scheduleTaken(queue: string, tenant: string | null): InvalidInputError {
