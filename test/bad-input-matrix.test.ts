@@ -8,6 +8,7 @@ import type { Generated } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkConnectionUrl } from '../src/cli/context.js'
+import { describeFailure } from '../src/cli/failure.js'
 import { currentTenant, runWithTenant } from '../src/context/index.js'
 import {
   fromHeader,
@@ -1046,6 +1047,245 @@ describe('init with a schema to grant on that does not exist', () => {
   })
 })
 
+describe('init --target-schema that does not exist, without --runtime-role', () => {
+  // Pitfall: without --runtime-role the target schema was never looked at: `init --target-schema
+  // typo` installed the tenants tables and exited 0.
+  it('CONFIG_ERROR naming the schema, nothing installed', async () => {
+    await unchanged(app.pool, async () => {
+      const r = await cli([
+        'init',
+        '--tenants-schema',
+        'fresh_tenants',
+        '--target-schema',
+        'no_such_schema',
+        '--database-url',
+        app.url,
+      ])
+      expectCliError(r, 'CONFIG_ERROR', /"no_such_schema".*does not exist/, /--target-schema/)
+    })
+  })
+})
+
+describe('nothing to work on: no tenant-aware table found', () => {
+  // Pitfall: `doctor` on a database (or a --tenant-column) with no tenant-aware table said
+  // "no findings (0 tenant-aware tables checked)" and exited 0; `rls enable` / `disable` /
+  // `status` did nothing and exited 0. Nothing checked is not "all is well".
+  it.each([
+    [['doctor']],
+    [['doctor', '--json']],
+    [['rls', 'status']],
+    [['rls', 'enable']],
+    [['rls', 'disable']],
+  ])(
+    '%j --tenant-column no_such_column: CONFIG_ERROR naming the column and what to check',
+    async (args) => {
+      await unchanged(app.pool, async () => {
+        const r = await cli([
+          ...args,
+          '--tenant-column',
+          'no_such_column',
+          '--database-url',
+          app.url,
+        ])
+        expectCliError(
+          r,
+          'CONFIG_ERROR',
+          /no tenant-aware tables to work on: no table of database "[^"]+" has a "no_such_column" column/,
+          /--database-url.*--tenant-column.*migrations.*--tables/,
+        )
+        expect(r.stdout).toBe('')
+      })
+    },
+  )
+
+  it('doctor with --tables naming existing tables still checks them (exit 0 when all is well)', async () => {
+    const r = await cli(['doctor', '--tables', 'accounts', '--database-url', app.url])
+    expect(r.stdout).toMatch(/1 tenant-aware tables/)
+  })
+})
+
+describe('rls with --tables naming a table that does not exist', () => {
+  // Pitfall: `rls status --tables nope` printed "exists false" and exited 0; `rls enable --sealed
+  // --tables nope` installed the seal (schema, key, functions) before refusing the table.
+  it.each([
+    [['status'], 'nope'],
+    [['status', '--json'], 'accounts,nope'],
+    [['enable'], 'nope'],
+    [['enable', '--sealed'], 'accounts,public.nope'],
+    [['disable'], 'accounts,nope'],
+  ])('rls %j --tables %j: INVALID_INPUT naming it, nothing changed', async (args, tables) => {
+    const key = process.env.ROWTENANCY_SEAL_KEY
+    process.env.ROWTENANCY_SEAL_KEY = 'k'.repeat(64)
+    try {
+      await unchanged(app.pool, async () => {
+        const r = await cli(['rls', ...args, '--tables', tables, '--database-url', app.url])
+        expectCliError(
+          r,
+          'INVALID_INPUT',
+          /No such table: (public\.)?nope/,
+          /Check the table names/,
+        )
+        expect(r.stdout).toBe('')
+      })
+    } finally {
+      if (key === undefined) delete process.env.ROWTENANCY_SEAL_KEY
+      else process.env.ROWTENANCY_SEAL_KEY = key
+    }
+  })
+})
+
+describe('errors that are not ours (PostgreSQL, bugs)', () => {
+  // Pitfall: the catch-all printed `error: error: must be owner of table accounts` and the
+  // driver's stack trace (a dozen "at ..." lines) for any error that was not a TenancyError.
+  it('rls enable as a role that does not own the table: one line with the SQLSTATE, no stack, nothing changed', async () => {
+    await unchanged(app.pool, async () => {
+      const r = await cli([
+        'rls',
+        'disable',
+        '--tables',
+        'accounts',
+        '--database-url',
+        fx.runtimeUrl,
+      ])
+      expectCliError(
+        r,
+        'PG_42501',
+        /must be owner of (table|relation) accounts \(PostgreSQL error 42501\)/,
+        /rolled back.*Connect as a role that may do this.*--admin-database-url.*DEBUG=rowtenancy/,
+      )
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).not.toMatch(/\n\s+at /)
+      expect(r.stderr).not.toContain(new URL(fx.runtimeUrl).password)
+    })
+  })
+
+  it('DEBUG=rowtenancy adds the stack trace', async () => {
+    const before = process.env.DEBUG
+    process.env.DEBUG = 'express,rowtenancy'
+    try {
+      const r = await cli([
+        'rls',
+        'disable',
+        '--tables',
+        'accounts',
+        '--database-url',
+        fx.runtimeUrl,
+      ])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/^error \[PG_42501\]/)
+      expect(r.stderr).toMatch(/\n\s+at /)
+    } finally {
+      if (before === undefined) delete process.env.DEBUG
+      else process.env.DEBUG = before
+    }
+  })
+
+  it('a PostgreSQL error with detail and hint, a network error, a bug: one line each, no password', async () => {
+    const pgError = await app.pool
+      .query(
+        `do $$ begin raise exception 'boom' using detail = 'the detail', hint = 'the hint', errcode = '22023'; end $$`,
+      )
+      .catch((e) => e)
+    expect(describeFailure(pgError, false)).toEqual([
+      'error [PG_22023]: boom (PostgreSQL error 22023; detail: the detail; hint: the hint). The command ' +
+        'stopped there and its transaction was rolled back. Rerun with DEBUG=rowtenancy for the stack trace.',
+    ])
+    const net = Object.assign(new Error('connect EACCES /tmp/.s.PGSQL.5432'), {
+      code: 'EACCES',
+      address: '/tmp/.s.PGSQL.5432',
+    })
+    expect(describeFailure(net, false)[0]).toMatch(
+      /^error \[EACCES\]: connect EACCES .*\(\/tmp\/\.s\.PGSQL\.5432\)\. Check that PostgreSQL runs/,
+    )
+    const bug = new TypeError('Invalid URL postgres://admin:hunter2@db.internal/app')
+    const lines = describeFailure(bug, true)
+    expect(lines[0]).toMatch(/^error \[INTERNAL\]: TypeError: .*a bug in rowtenancy.*report it/)
+    expect(lines.join('\n')).not.toContain('hunter2')
+    expect(lines.join('\n')).toContain('postgres://admin:***@db.internal/app')
+    expect(lines[1]).toMatch(/\n\s+at /)
+  })
+})
+
+describe('a lock held by another session (--lock-timeout)', () => {
+  // Pitfall: `tenants`, `rls` and `init` waited forever behind another session's lock (an open
+  // transaction, a migration, a pg_dump): no lock wait limit was set.
+  async function whileHeld<T>(hold: string, fn: () => Promise<T>): Promise<T> {
+    const holder = new pg.Client({ connectionString: app.url, application_name: 'the_holder' })
+    await holder.connect()
+    try {
+      await holder.query('begin')
+      await holder.query(hold)
+      return await fn()
+    } finally {
+      await holder.query('rollback').catch(() => {})
+      await holder.end()
+    }
+  }
+
+  it.each([
+    [['tenants', 'list'], 'lock table tenants in access exclusive mode', /"public"\."tenants"/],
+    [
+      [
+        'tenants',
+        'create',
+        '--id',
+        '50',
+        '--slug',
+        'locked',
+        '--name',
+        'Locked',
+        '--domain',
+        'locked.example',
+      ],
+      'lock table tenant_domains in share mode',
+      /"public"\."tenant_domains"/,
+    ],
+    [
+      ['tenants', 'suspend', '2'],
+      'select * from tenants where id = 2 for update',
+      /one holds the row/,
+    ],
+    [
+      ['tenants', 'delete', '2', '--yes'],
+      'lock table tenants in share mode',
+      /"public"\."tenants"/,
+    ],
+    [
+      ['rls', 'disable', '--tables', 'accounts'],
+      'select count(*) from accounts',
+      /on "accounts", held by/,
+    ],
+    [['init'], "select pg_advisory_xact_lock(hashtext('rowtenancy.install'))", /advisory/],
+  ])(
+    '%j while another session runs %j: DATABASE_UNAVAILABLE naming the holder, exit 1, nothing changed',
+    async (args, hold, what) => {
+      await unchanged(app.pool, async () => {
+        const started = Date.now()
+        const r = await whileHeld(hold, () =>
+          cli([...args, '--lock-timeout', '300', '--database-url', app.url]),
+        )
+        expect(Date.now() - started).toBeLessThan(8_000)
+        expectCliError(
+          r,
+          'DATABASE_UNAVAILABLE',
+          /Gave up waiting for a lock after 300 ms/,
+          /Nothing was changed.*--lock-timeout/,
+        )
+        expect(r.stderr).toMatch(what)
+        if (!/advisory/.test(String(what)))
+          expect(r.stderr).toMatch(/held by pid \d+ \(postgres the_holder, idle in transaction/)
+      })
+    },
+  )
+
+  it('the limit is set inside the transaction: the connection keeps the server default after', async () => {
+    const r = await cli(['tenants', 'list', '--lock-timeout', '1234', '--database-url', app.url])
+    expect(r.code, r.stderr).toBe(0)
+    const { rows } = await app.pool.query("select current_setting('lock_timeout') as t")
+    expect(rows[0].t).toBe('0')
+  })
+})
+
 describe('option objects of TenantStore', () => {
   // Pitfall: `ttlMs: -5`, `ttlMs: 'abc'`, `idType: 'bogus'` were taken as they came (a negative
   // TTL silently disabled the cache, an unknown id type failed at the first lookup), `db` left
@@ -1222,6 +1462,14 @@ describe('numeric flags', () => {
       '600001',
       /--fence-timeout .*not "600001"/,
     ],
+    [
+      ['tenants', 'list', '--lock-timeout'],
+      '0',
+      /--lock-timeout must be milliseconds from 1 to 600000 .*not "0"/,
+    ],
+    [['tenants', 'suspend', '1', '--lock-timeout'], '10s', /--lock-timeout .*not "10s"/],
+    [['rls', 'enable', '--lock-timeout'], '600001', /--lock-timeout .*not "600001"/],
+    [['init', '--lock-timeout'], '1.5', /--lock-timeout .*not "1\.5"/],
   ])('%j %j: INVALID_INPUT naming the flag, the range and the value', async (args, value, what) => {
     await unchanged(legacy.pool, async () => {
       const r = await cli([...args, value, '--database-url', legacy.url])

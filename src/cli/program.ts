@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
-import { TenancyError } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { COMMANDS } from './commands/index.js'
 import { type CliContext, createCliContext } from './context.js'
-import { withFlags } from './flags.js'
+import { debugWanted, describeFailure } from './failure.js'
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
@@ -38,7 +37,8 @@ export function buildProgram(ctx: CliContext): Command {
 
 /**
  * Runs the CLI and returns its exit code: 0 on success, 1 when a command fails
- * (the message says what was wrong and what to do), 2 for a usage error.
+ * (one line on stderr says what was wrong and what to do; the stack trace only
+ * with `DEBUG=rowtenancy`), 2 for a usage error.
  *
  * @example
  * ```ts
@@ -58,12 +58,8 @@ export async function runCli(argv: readonly string[], ctx = createCliContext()):
       return 2
     }
     // A connection lost or a timeout mid-command: DATABASE_UNAVAILABLE, not a pg stack trace.
-    const error = asUnavailable(err)
-    if (error instanceof TenancyError) {
-      ctx.out.warn(`error [${error.code}]: ${withFlags(error.message)}`)
-    } else {
-      ctx.out.warn(`error: ${(err as Error)?.stack ?? String(err)}`)
-    }
+    // Anything else (a PostgreSQL error, a bug): one clear line; the stack with DEBUG=rowtenancy.
+    for (const line of describeFailure(asUnavailable(err), debugWanted())) ctx.out.warn(line)
     return 1
   } finally {
     await ctx.close()

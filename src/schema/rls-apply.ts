@@ -263,7 +263,12 @@ export async function withDescendants(
   return more.length === 0 ? tables : [...tables, ...more]
 }
 
-function assertExisting(status: readonly RlsTableStatus[]): void {
+/**
+ * Throws `InvalidInputError` naming the tables of `status` that do not exist.
+ *
+ * @internal
+ */
+export function assertExisting(status: readonly RlsTableStatus[]): void {
   const missing = status.filter((s) => !s.exists).map((s) => s.table)
   if (missing.length > 0) {
     throw new InvalidInputError(

@@ -10,4 +10,10 @@ export const DEFAULTS = Object.freeze({
   tenantIdType: 'bigint',
   /** The schema of the shared (target) tables and of the `tenants` table. */
   schema: 'public',
+  /**
+   * The longest the CLI's `tenants`, `rls` and `init` transactions wait for a
+   * lock held by another session, ms (`--lock-timeout`), before they give up and
+   * roll back.
+   */
+  lockTimeoutMs: 10_000,
 } as const)

@@ -2,10 +2,12 @@ import type { Command } from 'commander'
 import { runDoctor } from '../../doctor/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { withFlags } from '../flags.js'
+import { assertTenantTablesFound } from '../tenant-tables.js'
 
 /**
  * `rowtenancy doctor`: audits the live database for tenant isolation holes and
- * exits 1 when it finds any (for CI). `--json` prints the report.
+ * exits 1 when it finds any (for CI), and when it finds no tenant-aware table to
+ * audit (`CONFIG_ERROR`: nothing checked is not "no findings"). `--json` prints the report.
  *
  * @example
  * ```sh
@@ -15,7 +17,9 @@ import { withFlags } from '../flags.js'
 export function register(program: Command, ctx: CliContext): void {
   const command = program
     .command('doctor')
-    .description('audit tenant isolation (RLS, roles, keys, views, functions); exit 1 on findings')
+    .description(
+      'audit tenant isolation (RLS, roles, keys, views, functions); exit 1 on findings or no tables',
+    )
     .option('--json', 'print the report as JSON')
     .option(
       '--citus',
@@ -45,6 +49,14 @@ export function register(program: Command, ctx: CliContext): void {
       runtimeRole: config.runtimeRole,
       citus: cmd.getOptionValueSource('citus') === 'cli' ? opts.citus : 'auto',
     })
+    // Nothing checked is not "no findings": a wrong database or tenant column, or no migration yet.
+    // (Named --tables always exist: runDoctor refuses a missing one.)
+    await assertTenantTablesFound(
+      pool,
+      report.checked.tables,
+      'doctor',
+      report.checked.tenantColumn,
+    )
     if (!report.ok) process.exitCode = 1
     if (opts.json) {
       ctx.out.json(report)

@@ -1,13 +1,15 @@
 import type { Command } from 'commander'
 import { auditTableName, installAuditLog } from '../../audit/index.js'
 import { assertGrantableRole, assertSchemasExist, grantRuntimeRole } from '../../schema/roles.js'
-import { quoteIdent } from '../../sql/quote.js'
+import { quoteIdent, quoteQualified } from '../../sql/quote.js'
 import { installTenantTables } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { inCommandTransaction, lockTimeoutMs, withLockTimeoutOption } from '../lock-timeout.js'
 
 /**
  * `rowtenancy init`: installs the tenants tables and the audit log (idempotent),
- * and with `--runtime-role` the runtime role's grants.
+ * and with `--runtime-role` the runtime role's grants, all in one transaction
+ * that waits at most `--lock-timeout` ms (10 s) for a lock another session holds.
  *
  * @example
  * ```sh
@@ -27,33 +29,48 @@ export function register(program: Command, ctx: CliContext): void {
     'targetSchema',
     'runtimeRole',
   ])
-  command.action(async (opts: { json?: boolean }, cmd: Command) => {
+  withLockTimeoutOption(command)
+  command.action(async (opts: { json?: boolean; lockTimeout?: string }, cmd: Command) => {
+    const ms = lockTimeoutMs(opts.lockTimeout)
     const config = await ctx.config(cmd)
     const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
     const schemas = [...new Set([config.tenantsSchema, config.targetSchema])]
-    // An unsafe runtime role, or a schema to grant on that does not exist (other than the
-    // tenants schema, which init creates), is refused before anything is installed.
-    if (config.runtimeRole) {
-      await assertGrantableRole(pool, config.runtimeRole)
-      await assertSchemasExist(
-        pool,
-        schemas.filter((s) => s !== config.tenantsSchema),
-      )
-    }
-    await installTenantTables(pool, { idType: config.tenantIdType, schema: config.tenantsSchema })
     const auditTable =
       config.tenantsSchema === 'public' ? 'audit_log' : `${config.tenantsSchema}.audit_log`
-    await installAuditLog(pool, { table: auditTable })
-    const role = config.runtimeRole
-      ? await grantRuntimeRole(pool, { role: config.runtimeRole, schemas })
-      : undefined
-    // The audit log is the owner's: records are written on the admin pool, and a tenant's code
-    // on the runtime role must neither read another tenant's records nor forge or change any.
-    if (role) {
-      await pool.query(
-        `revoke select, insert, update, delete, truncate on ${auditTableName(auditTable).quoted} from ${quoteIdent(role.role)}`,
-      )
-    }
+    const tables = [
+      quoteQualified(config.tenantsSchema, 'tenants'),
+      quoteQualified(config.tenantsSchema, 'tenant_domains'),
+      auditTableName(auditTable).quoted,
+    ]
+    // One transaction: a refusal, or a table busy past --lock-timeout, leaves nothing installed.
+    const role = await inCommandTransaction(
+      pool,
+      ms,
+      { tables, mode: 'access exclusive' },
+      async (tx) => {
+        // An unsafe runtime role, or a --target-schema that does not exist (the tenants schema
+        // init creates), is refused before anything is installed; also without --runtime-role,
+        // where nothing is granted on it: a name that is not there is a mistake either way.
+        if (config.runtimeRole) await assertGrantableRole(tx, config.runtimeRole)
+        await assertSchemasExist(
+          tx,
+          schemas.filter((s) => s !== config.tenantsSchema),
+        )
+        await installTenantTables(tx, { idType: config.tenantIdType, schema: config.tenantsSchema })
+        await installAuditLog(tx, { table: auditTable })
+        const role = config.runtimeRole
+          ? await grantRuntimeRole(tx, { role: config.runtimeRole, schemas })
+          : undefined
+        // The audit log is the owner's: records are written on the admin pool, and a tenant's code
+        // on the runtime role must neither read another tenant's records nor forge or change any.
+        if (role) {
+          await tx.query(
+            `revoke select, insert, update, delete, truncate on ${auditTableName(auditTable).quoted} from ${quoteIdent(role.role)}`,
+          )
+        }
+        return role
+      },
+    )
     const result = {
       installed: ['tenants', 'tenant_domains', 'audit_log'],
       schema: config.tenantsSchema,

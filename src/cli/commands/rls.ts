@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/config-keys.js'
 import { InvalidInputError } from '../../errors/index.js'
 import {
+  assertExisting,
   disableRls,
   discoverTenantTables,
   enableRls,
@@ -9,17 +10,22 @@ import {
   withDescendants,
 } from '../../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
+import { renderTable } from '../../schema/rls-render.js'
 import { assertSealKey, installSeal } from '../../schema/rls-sealed.js'
 import type { Queryable } from '../../sql/queryable.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { inCommandTransaction, lockTimeoutMs, withLockTimeoutOption } from '../lock-timeout.js'
+import { assertTenantTablesFound } from '../tenant-tables.js'
 
 const KEYS = ['databaseUrl', 'adminDatabaseUrl', 'tenantIdType', 'tenantColumn', 'tables'] as const
 
 /**
  * `rowtenancy rls enable|disable|status`: applies, removes or shows the row
  * level security of the tenant-aware tables (config `tables`, or every table
- * with the tenant column). Enable and disable are idempotent and run in one
- * transaction; run them as the owner (`--admin-database-url`).
+ * with the tenant column). A named table that does not exist, or no tenant-aware
+ * table at all, is an error. Enable and disable are idempotent and run in one
+ * transaction that waits at most `--lock-timeout` ms (10 s) for a lock another
+ * session holds; run them as the owner (`--admin-database-url`).
  *
  * @example
  * ```sh
@@ -35,18 +41,24 @@ export function register(program: Command, ctx: CliContext): void {
 
   const sub = (name: string, description: string) => {
     const command = rls.command(name).description(description).option('--json', 'print JSON')
+    if (name !== 'status') withLockTimeoutOption(command)
     addConfigOptions(command, KEYS)
     return command
   }
 
   const apply =
     (change: typeof enableRls, done: 'enabled' | 'disabled') =>
-    async (opts: { json?: boolean; sealed?: boolean }, cmd: Command) => {
+    async (opts: { json?: boolean; sealed?: boolean; lockTimeout?: string }, cmd: Command) => {
+      const ms = lockTimeoutMs(opts.lockTimeout)
       // The key comes from the environment only (never a flag: shell history, ps).
       const key = opts.sealed ? sealKeyFromEnv() : undefined
       const { pool, tables, config } = await open(ctx, cmd)
-      if (key !== undefined) await installSeal(pool, { key })
-      const result = await change(pool, tables, policyOptions(config, opts.sealed))
+      // The seal and the policies in one transaction: a table busy past --lock-timeout leaves none of it.
+      const what = { tables: tables.map(renderTable), mode: 'access exclusive' } as const
+      const result = await inCommandTransaction(pool, ms, what, async (tx) => {
+        if (key !== undefined) await installSeal(tx, { key })
+        return change(tx, tables, policyOptions(config, opts.sealed))
+      })
       if (opts.json) ctx.out.json(result)
       else {
         for (const t of result.changed) ctx.out.line(`${done.padEnd(10)} ${t}`)
@@ -101,10 +113,15 @@ async function open(
     url: config.adminDatabaseUrl ?? config.databaseUrl,
     max: 2,
   })
+  const named = config.tables.map((t) => parseTableRef(t))
   const tables =
-    config.tables.length > 0
-      ? config.tables.map((t) => parseTableRef(t))
+    named.length > 0
+      ? named
       : await discoverTenantTables(pool, { tenantColumn: config.tenantColumn })
+  // A named table that does not exist, or none found: an error before anything is changed
+  // (`rls status` reported "exists false" and exited 0).
+  if (named.length > 0) assertExisting(await rlsStatus(pool, named, policyOptions(config)))
+  else await assertTenantTablesFound(pool, tables, `rls ${cmd.name()}`, config.tenantColumn)
   return { pool, tables, config }
 }
 

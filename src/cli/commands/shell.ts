@@ -15,6 +15,7 @@ import { createTenancy } from '../../tenancy/index.js'
 import { TenantStore } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext, redactUrl } from '../context.js'
 import { runShellRepl } from '../repl.js'
+import { assertTenantTablesFound } from '../tenant-tables.js'
 
 /**
  * `rowtenancy shell`: a Node REPL on the database with the tenancy preloaded.
@@ -93,12 +94,7 @@ async function shellTables(pool: pg.Pool, config: RowtenancyConfig): Promise<Tab
       : (await discoverTenantTables(pool, { tenantColumn: config.tenantColumn })).map((t) =>
           t.schema === 'public' ? t.name : t,
         )
-  if (tables.length === 0) {
-    throw new ConfigError(
-      `No tenant-aware tables: none has a ${config.tenantColumn} column. Name them with --tables a,b ` +
-        'or run the migration (rowtenancy migrate-to-row-tenancy) first.',
-    )
-  }
+  await assertTenantTablesFound(pool, tables, 'shell', config.tenantColumn)
   return tables
 }
 

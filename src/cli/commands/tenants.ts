@@ -2,11 +2,17 @@ import type { Command } from 'commander'
 import type { RowtenancyConfig } from '../../config/index.js'
 import { BINDING_DEFAULTS } from '../../db/binding-options.js'
 import { ConfigError } from '../../errors/index.js'
-import { existingIdType, type Tenant, TenantStore } from '../../tenants/index.js'
+import type { TableLockMode } from '../../sql/lock-holders.js'
+import type { Queryable } from '../../sql/queryable.js'
+import { quoteQualified } from '../../sql/quote.js'
+import { existingIdType, type Tenant, type TenantIdType, TenantStore } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
+import { inCommandTransaction, lockTimeoutMs, withLockTimeoutOption } from '../lock-timeout.js'
 
 /**
- * `rowtenancy tenants list|create|suspend|activate|delete`.
+ * `rowtenancy tenants list|create|suspend|activate|delete`, each in one
+ * transaction that waits at most `--lock-timeout` ms (10 s) behind another
+ * session's lock, then rolls back and fails naming it.
  *
  * @example
  * ```sh
@@ -24,39 +30,60 @@ export function register(program: Command, ctx: CliContext): void {
 
 const DEFAULT_ID_TYPE = BINDING_DEFAULTS.tenantIdType
 
-/** The tenant store on the owner's pool (`--admin-database-url`, else `--database-url`). */
-async function openStore(ctx: CliContext, cmd: Command): Promise<TenantStore> {
+/**
+ * Runs `work` on a tenant store inside one transaction on the owner's pool
+ * (`--admin-database-url`, else `--database-url`) that waits at most
+ * `--lock-timeout` for a lock another session holds on the tenants tables.
+ */
+async function withStore<T>(
+  ctx: CliContext,
+  cmd: Command,
+  mode: TableLockMode,
+  work: (store: TenantStore) => Promise<T>,
+): Promise<T> {
+  const ms = lockTimeoutMs(cmd.opts().lockTimeout)
   const config: RowtenancyConfig = await ctx.config(cmd)
   const pool = await ctx.pool(config, { url: config.adminDatabaseUrl ?? config.databaseUrl })
-  // The table's id type when none was given; one given that is not the table's would misread
-  // every id ("expected a UUID" for an id that is right) or create tenants it cannot name.
+  const idType = await storeIdType(pool, config, cmd)
+  const schema = config.tenantsSchema
+  const tables = [quoteQualified(schema, 'tenants'), quoteQualified(schema, 'tenant_domains')]
+  return inCommandTransaction(pool, ms, { tables, mode }, (tx) =>
+    work(new TenantStore({ db: tx, idType, schema, ttlMs: 0 })),
+  )
+}
+
+/**
+ * The id type of the tenants table when none was given; one given that is not the table's
+ * would misread every id ("expected a UUID" for an id that is right) or create tenants it
+ * cannot name.
+ */
+async function storeIdType(
+  pool: Queryable,
+  config: RowtenancyConfig,
+  cmd: Command,
+): Promise<TenantIdType> {
   const found = await existingIdType(pool, config.tenantsSchema)
-  let idType = config.tenantIdType
-  if (found !== undefined && found !== idType) {
-    const given =
-      cmd.opts().tenantIdType !== undefined ||
-      Boolean(process.env.ROWTENANCY_TENANT_ID_TYPE) ||
-      idType !== DEFAULT_ID_TYPE
-    if (given) {
-      throw new ConfigError(
-        `${config.tenantsSchema}.tenants.id is ${found}, but the configuration says ${idType}. ` +
-          `Set --tenant-id-type to ${found} (or tenantIdType in the config file), or leave it out.`,
-      )
-    }
-    idType = found
+  const idType = config.tenantIdType
+  if (found === undefined || found === idType) return idType
+  const given =
+    cmd.opts().tenantIdType !== undefined ||
+    Boolean(process.env.ROWTENANCY_TENANT_ID_TYPE) ||
+    idType !== DEFAULT_ID_TYPE
+  if (given) {
+    throw new ConfigError(
+      `${config.tenantsSchema}.tenants.id is ${found}, but the configuration says ${idType}. ` +
+        `Set --tenant-id-type to ${found} (or tenantIdType in the config file), or leave it out.`,
+    )
   }
-  return new TenantStore({
-    db: pool,
-    idType,
-    schema: config.tenantsSchema,
-    ttlMs: 0,
-  })
+  return found
 }
 
 /** A `tenants` subcommand with `--json` and the config options. */
 function subcommand(tenants: Command, name: string, description: string): Command {
   return addConfigOptions(
-    tenants.command(name).description(description).option('--json', 'print JSON'),
+    withLockTimeoutOption(
+      tenants.command(name).description(description).option('--json', 'print JSON'),
+    ),
     ['databaseUrl', 'adminDatabaseUrl', 'tenantIdType', 'tenantsSchema'],
   )
 }
@@ -70,7 +97,7 @@ function registerList(tenants: Command, ctx: CliContext): void {
   subcommand(tenants, 'list', 'list tenants')
     .option('--status <status>', 'only tenants with this status (active, suspended)')
     .action(async (opts: { json?: boolean; status?: 'active' | 'suspended' }, cmd: Command) => {
-      const rows = await (await openStore(ctx, cmd)).list({ status: opts.status })
+      const rows = await withStore(ctx, cmd, 'access share', (s) => s.list({ status: opts.status }))
       if (opts.json) ctx.out.json(rows)
       else
         ctx.out.table(
@@ -94,12 +121,9 @@ function registerCreate(tenants: Command, ctx: CliContext): void {
     .option('--id <id>', 'explicit id (required for text ids)')
     .option('--domain <domain...>', 'domains of the tenant')
     .action(async (opts: CreateFlags, cmd: Command) => {
-      const tenant = await (await openStore(ctx, cmd)).create({
-        id: opts.id,
-        slug: opts.slug,
-        name: opts.name,
-        domains: opts.domain,
-      })
+      const tenant = await withStore(ctx, cmd, 'row exclusive', (s) =>
+        s.create({ id: opts.id, slug: opts.slug, name: opts.name, domains: opts.domain }),
+      )
       show(ctx, opts, tenant, 'created')
     })
 }
@@ -111,8 +135,10 @@ function registerStatusChanges(tenants: Command, ctx: CliContext): void {
   ] as const) {
     subcommand(tenants, `${verb} <id>`, `${verb} a tenant`).action(
       async (id: string, opts: { json?: boolean }, cmd: Command) => {
-        const s = await openStore(ctx, cmd)
-        show(ctx, opts, verb === 'suspend' ? await s.suspend(id) : await s.activate(id), past)
+        const tenant = await withStore(ctx, cmd, 'row exclusive', (s) =>
+          verb === 'suspend' ? s.suspend(id) : s.activate(id),
+        )
+        show(ctx, opts, tenant, past)
       },
     )
   }
@@ -122,7 +148,7 @@ function registerDelete(tenants: Command, ctx: CliContext): void {
   subcommand(tenants, 'delete <id>', 'delete a tenant that owns no rows')
     .requiredOption('--yes', 'confirm the deletion')
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
-      await (await openStore(ctx, cmd)).delete(id)
+      await withStore(ctx, cmd, 'row exclusive', (s) => s.delete(id))
       if (opts.json) ctx.out.json({ deleted: id })
       else ctx.out.line(`deleted tenant ${id}`)
     })

@@ -1,4 +1,5 @@
 import { MigrationError } from '../../errors/index.js'
+import { lockHoldersSql, type TableLockMode } from '../../sql/lock-holders.js'
 import type { Queryable } from '../../sql/queryable.js'
 import { quoteLiteral } from '../../sql/quote.js'
 
@@ -17,37 +18,7 @@ const LOCK_BACKOFF_MS = 100
 const LOCK_BACKOFF_MAX_MS = 2_000
 
 /** The table lock modes the online migration takes. */
-export type TableLockMode = 'access share' | 'share' | 'share row exclusive' | 'access exclusive'
-
-/** The lock modes each mode waits for (PostgreSQL's conflict table). */
-const CONFLICTS: Record<TableLockMode, readonly string[]> = {
-  'access share': ['AccessExclusiveLock'],
-  share: [
-    'RowExclusiveLock',
-    'ShareUpdateExclusiveLock',
-    'ShareRowExclusiveLock',
-    'ExclusiveLock',
-    'AccessExclusiveLock',
-  ],
-  'share row exclusive': [
-    'RowExclusiveLock',
-    'ShareUpdateExclusiveLock',
-    'ShareLock',
-    'ShareRowExclusiveLock',
-    'ExclusiveLock',
-    'AccessExclusiveLock',
-  ],
-  'access exclusive': [
-    'AccessShareLock',
-    'RowShareLock',
-    'RowExclusiveLock',
-    'ShareUpdateExclusiveLock',
-    'ShareLock',
-    'ShareRowExclusiveLock',
-    'ExclusiveLock',
-    'AccessExclusiveLock',
-  ],
-}
+export type { TableLockMode }
 
 /**
  * The tables were busy: one attempt of {@link lockTables} ran out of its wait,
@@ -113,27 +84,7 @@ begin
   begin
 ${locks}
   exception when lock_not_available then
-    select pg_catalog.string_agg(h.who, '; ') into v_holders from (
-      select pg_catalog.format('pid %s (%s%s, %s%s)', a.pid, coalesce(a.usename, '?'),
-               case when a.application_name <> '' then ' ' || a.application_name else '' end,
-               coalesce(a.state, '?'),
-               case when a.xact_start is not null
-                    then ', in a transaction for ' || pg_catalog.round(extract(epoch from pg_catalog.clock_timestamp() - a.xact_start)::numeric, 1) || ' s'
-                    else '' end) as who
-        from pg_catalog.pg_stat_activity a
-       where a.pid in (
-               -- the table and its partitions, from the catalog (pg_partition_tree would lock them)
-               with recursive tree(relid) as (
-                 select v_table::regclass::oid
-                 union all
-                 select i.inhrelid from pg_catalog.pg_inherits i join tree t on i.inhparent = t.relid)
-               select l.pid from pg_catalog.pg_locks l
-                where l.locktype = 'relation' and l.pid <> pg_catalog.pg_backend_pid()
-                  -- relation oids repeat in other databases (a copy made from this one as a template)
-                  and l.database = (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database())
-                  and l.relation in (select t.relid from tree t)
-                  and l.mode = any (${quoteLiteral(`{${CONFLICTS[mode].join(',')}}`)}::text[]))
-       order by a.pid limit 5) h;
+    v_holders := (${lockHoldersSql('array[v_table]', mode)});
     raise exception using errcode = 'lock_not_available',
       message = 'canceling statement due to lock timeout on ' || v_table
         || coalesce('; held by ' || v_holders, '');

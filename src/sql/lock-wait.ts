@@ -1,0 +1,99 @@
+import { DatabaseUnavailableError } from '../errors/index.js'
+import { lockHoldersSql, type TableLockMode } from './lock-holders.js'
+import { inTransaction, type Queryable } from './queryable.js'
+
+/**
+ * What {@link inTransactionWithLockWait} waits for and how long.
+ */
+export interface LockWait {
+  /** The longest any one statement of the transaction waits for a lock, ms. */
+  readonly ms: number
+  /** The tables the transaction works on (quoted, qualified), to name who holds them. */
+  readonly tables: readonly string[]
+  /** The strongest lock the transaction takes on them (whose conflicts are named). */
+  readonly mode: TableLockMode
+  /** The flag that sets `ms`, for the message (`--lock-timeout`). */
+  readonly flag?: string
+}
+
+/**
+ * Runs `fn` in a transaction (as {@link inTransaction}) whose statements wait
+ * at most `wait.ms` for a lock: `lock_timeout` is set with `set_config(...,
+ * true)` inside the transaction (never a startup parameter: PgBouncer refuses
+ * unknown ones; never for the session: it would outlive the transaction on a
+ * pooled server connection). When a wait runs out, the transaction is rolled
+ * back (nothing of it stays) and a `DatabaseUnavailableError` (reason
+ * `timeout`) names the tables and the sessions that hold them.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * await inTransactionWithLockWait(pool, { ms: 10_000, tables: ['public.tenants'], mode: 'row exclusive' }, (tx) =>
+ *   tx.query('update public.tenants set status = $1 where id = $2', ['suspended', 7]),
+ * )
+ * ```
+ */
+export async function inTransactionWithLockWait<T>(
+  db: Queryable,
+  wait: LockWait,
+  fn: (tx: Queryable) => Promise<T>,
+): Promise<T> {
+  try {
+    return await inTransaction(db, async (tx) => {
+      await tx.query("select pg_catalog.set_config('lock_timeout', $1, true)", [`${wait.ms}ms`])
+      return fn(tx)
+    })
+  } catch (err) {
+    const timeout = lockTimeoutOf(err)
+    if (timeout === undefined) throw err
+    // After the rollback (our own locks are gone): who holds the tables now.
+    throw new DatabaseUnavailableError('timeout', await lockTimeoutMessage(db, wait, timeout), {
+      cause: err,
+    })
+  }
+}
+
+/** The lock timeout (55P03) `err` is, or wraps (an error of ours around the driver's). */
+function lockTimeoutOf(err: unknown): Error | undefined {
+  for (let e = err, depth = 0; e && depth < 3; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === '55P03') return e as Error
+  }
+  return undefined
+}
+
+async function lockTimeoutMessage(db: Queryable, wait: LockWait, err: Error): Promise<string> {
+  const tables = wait.tables.length > 0 ? wait.tables.join(', ') : 'its tables'
+  let holders: string | null = null
+  let anyLock = false
+  try {
+    holders = await readHolders(db, wait.tables, wait.mode)
+    if (!holders) {
+      // A row lock (an UPDATE or SELECT ... FOR UPDATE not committed) shows as a weaker
+      // table lock: name the sessions in a transaction on the tables then.
+      holders = await readHolders(db, wait.tables, 'access exclusive')
+      anyLock = holders !== null
+    }
+  } catch {
+    // the lookup is only for the message: the lock timeout is the error
+  }
+  const who = holders
+    ? `, held by ${holders}${anyLock ? ' (sessions with a transaction open on them: one holds the row or lock waited for)' : ''}`
+    : ' (no other session holds a lock on them now: it may have ended, or the wait was for another lock, such as an advisory one)'
+  return (
+    `Gave up waiting for a lock after ${wait.ms} ms on ${tables}${who}: ${err.message}. ` +
+    'Nothing was changed (the transaction was rolled back). Retry when that session has ended ' +
+    '(see pg_stat_activity and pg_locks; end it with pg_terminate_backend(pid) if it is stuck), ' +
+    `or wait longer with ${wait.flag ?? 'a longer lock timeout'}.`
+  )
+}
+
+async function readHolders(
+  db: Queryable,
+  tables: readonly string[],
+  mode: TableLockMode,
+): Promise<string | null> {
+  const { rows } = await db.query(`select (${lockHoldersSql('$1::text[]', mode)}) as holders`, [
+    tables,
+  ])
+  return (rows[0]?.holders as string | null) ?? null
+}
