@@ -3,7 +3,9 @@
  * its unqualified names on the caller's path, and runs what it finds as its owner, whom row
  * level security does not bind. It need not touch a tenant table itself: the runtime role
  *  - with CREATE on a schema puts that schema before pg_catalog (`set search_path = public,
- *    pg_catalog`) and defines `lower(text)` there, which the definer function then calls;
+ *    pg_catalog`) and defines `lower(text)` there, which the definer function then calls; or,
+ *    with the default path, an operator `=(varchar, varchar)`, an exact match that beats
+ *    pg_catalog's `=(text, text)`;
  *  - with TEMP makes a temporary table named like the table the function updates (pg_temp is
  *    searched first for relations), with a trigger of its own, which fires as the owner;
  *  - the same through a pinned path that omits pg_temp (searched first), or lists a schema the
@@ -51,6 +53,8 @@ beforeAll(async () => {
     begin
       update visits set n = n + 1;
     end $$;
+    create function is_demo_code(p varchar) returns boolean language sql security definer
+      as $$ select p = 'demo'::varchar $$;
     create function normalize_public_path(p text) returns text language sql security definer
       set search_path = public, pg_catalog, pg_temp as 'select lower(p)';
     -- hold: pinned with pg_temp last and no schema the runtime role may create in; a SQL-standard
@@ -95,6 +99,14 @@ const SHADOW_LOWER = [
   `create function public.lower(t text) returns text language sql
      as $$ select string_agg(name, ',' order by name) from public.accounts $$`,
 ]
+/** An operator the caller's path need not even reorder: an exact match beats pg_catalog's text = text. */
+const SHADOW_EQUALS = [
+  `create function public.leak_eq(a varchar, b varchar) returns boolean language plpgsql as $$
+   begin
+     raise exception 'leak: %', (select string_agg(name, ',' order by name) from public.accounts);
+   end $$`,
+  'create operator public.= (leftarg = varchar, rightarg = varchar, function = public.leak_eq)',
+]
 const SHADOW_VISITS = [
   'create temp table visits (n bigint); insert into pg_temp.visits values (0)',
   'create temp table loot (name text)',
@@ -110,6 +122,9 @@ it('each unpinned or loosely pinned definer function reads tenant 2 for the runt
   const both = ['one-secret,two-secret']
   expect(await asTenant1([...SHADOW_LOWER, "select normalize_email('X')"])).toEqual(both)
   expect(await asTenant1([...SHADOW_LOWER, "select normalize_public_path('X')"])).toEqual(both)
+  await expect(asTenant1([...SHADOW_EQUALS, "select is_demo_code('x')"])).rejects.toThrow(
+    'leak: one-secret,two-secret',
+  )
   const loot = 'select name from pg_temp.loot order by 1'
   expect(await asTenant1([...SHADOW_VISITS, 'select bump_visits()', loot])).toEqual([
     'one-secret',
@@ -133,6 +148,7 @@ it('doctor reports each, not the pinned ones nor the sealed binding (qualified n
   expect(found.map((f) => `${f.severity} ${f.object}`)).toEqual([
     'error public.bump_visits_app_path()',
     'error public.bump_visits()',
+    'error public.is_demo_code(p character varying)',
     'error public.normalize_email(p text)',
     'error public.normalize_public_path(p text)',
   ])
@@ -160,6 +176,7 @@ it('with neither CREATE nor TEMP the unpinned ones are a warning; a pinned path 
     const found = report.findings.filter((f) => f.code === 'SECURITY_DEFINER_SEARCH_PATH')
     expect(found.map((f) => `${f.severity} ${f.object}`)).toEqual([
       'warning public.bump_visits()',
+      'warning public.is_demo_code(p character varying)',
       'warning public.normalize_email(p text)',
     ])
   } finally {
