@@ -4,7 +4,8 @@ import { type Finding, finding } from './findings.js'
 
 /**
  * Keys and indexes of tenant-aware tables: the primary key, every unique
- * constraint or unique index, every exclusion constraint (comparing it with `=`), and every
+ * constraint or unique index, every exclusion constraint (comparing it with `=`; unique and
+ * exclusion ones under a deterministic collation of their own, if any), and every
  * other index must lead with the tenant column; every foreign key between two tenant-aware tables must pair the
  * tenant columns (`(tenant_id, x) -> (tenant_id, id)`), else a row can point at
  * another tenant's row.
@@ -41,7 +42,12 @@ async function indexFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promi
     `select i.indrelid::int as oid, ic.relname as name, i.indisprimary as primary, i.indisunique as unique,
             string_to_array(i.indkey::text, ' ')::int[] as keys, con.conname as constraint,
             con.contype = 'x' as exclusion,
-            (select o.oprname from pg_operator o where o.oid = con.conexclop[1]) as first_op
+            (select o.oprname from pg_operator o where o.oid = con.conexclop[1]) as first_op,
+            (select co.collname from pg_collation co
+              where co.oid = i.indcollation[0] and not co.collisdeterministic
+                -- the column's own: TENANT_COLUMN_COLLATION says so
+                and co.oid <> (select a.attcollation from pg_attribute a
+                                where a.attrelid = i.indrelid and a.attnum = i.indkey[0])) as first_collation
        from pg_index i
        join pg_class ic on ic.oid = i.indexrelid
        left join pg_constraint con on con.conindid = i.indexrelid and con.conrelid = i.indrelid
@@ -56,14 +62,20 @@ async function indexFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promi
     // An exclusion constraint holds tenants apart only when it compares the tenant column with
     // `=`: with `<>` only rows of two tenants conflict.
     const apart = !ix.exclusion || ix.first_op === '='
-    if (keys[0] === t.tenantAttnum && apart) continue
+    // A collation of the index's own on the tenant key (not the column's): under a nondeterministic one, tenant ids
+    // that differ by case or accents ("ACME", "acme") share one key space. Only uniqueness
+    // crosses tenants that way; another index is merely as well scoped as the column.
+    const folded = (ix.unique || ix.exclusion) && ix.first_collation !== null
+    if (keys[0] === t.tenantAttnum && apart && !folded) continue
     const includes = keys.includes(t.tenantAttnum!)
     const how =
-      keys[0] === t.tenantAttnum
-        ? `compares ${tenantColumn} with ${ix.first_op}, not =`
-        : includes
+      keys[0] !== t.tenantAttnum
+        ? includes
           ? `does not lead with ${tenantColumn}`
           : `does not include ${tenantColumn}`
+        : !apart
+          ? `compares ${tenantColumn} with ${ix.first_op}, not =`
+          : `compares ${tenantColumn} under the nondeterministic collation ${ix.first_collation} (tenant ids that differ by case or accents share its keys)`
     const object = `${t.qualified}.${ix.constraint ?? ix.name}`
     if (ix.primary) {
       out.push(
@@ -82,8 +94,10 @@ async function indexFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promi
           object,
           `The ${ix.exclusion ? '' : 'unique '}${what} ${how}: one tenant's value blocks another's, and a conflict tells a tenant what another stored.`,
           ix.exclusion
-            ? `Recreate it as exclude using gist (${tenantColumn} with =, ...)  -- btree_gist`
-            : `Recreate it as unique (${tenantColumn}, ...).`,
+            ? `Recreate it as exclude using gist (${tenantColumn} with =, ...)  -- btree_gist${folded ? `, ${tenantColumn} without the collation` : ''}`
+            : folded
+              ? `Recreate it as unique (${tenantColumn}, ...), ${tenantColumn} without the collation (or collate "C").`
+              : `Recreate it as unique (${tenantColumn}, ...).`,
         ),
       )
     } else {

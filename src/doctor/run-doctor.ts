@@ -9,6 +9,7 @@ import { quoteQualified } from '../sql/quote.js'
 import { assertTenantIdType, type TenantIdType } from '../tenants/id-types.js'
 import { existingIdType } from '../tenants/install.js'
 import { checkCitus } from './check-citus.js'
+import { checkDefiners } from './check-definers.js'
 import { checkKeys } from './check-keys.js'
 import { checkForeignTables, checkFunctions, checkRules, checkViews } from './check-objects.js'
 import { checkRls, checkTenantCollations, checkTenantColumns } from './check-rls.js'
@@ -44,7 +45,8 @@ export interface DoctorOptions {
  * forced or without the tenant policy, extra permissive policies; an unsafe
  * runtime role; keys, unique constraints, indexes and foreign keys that ignore
  * the tenant column; views without `security_invoker`; SECURITY DEFINER
- * functions over tenant-aware tables; tenant columns that are nullable or of
+ * functions over tenant-aware tables, or running dynamic SQL, or without a safely
+ * pinned `search_path`, as an owner RLS does not bind; tenant columns that are nullable or of
  * another type. Read-only. Each finding has a stable code, the object, and a fix.
  *
  * @example
@@ -67,6 +69,13 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
       }
     : { findings: [], skipped: ['runtime role: name it with `runtimeRole` to audit it'] }
   const citus = await citusChecks(db, options, tenantColumn, tenantIdType)
+  const functions = await checkFunctions(db, tables)
+  const definers = await checkDefiners(
+    db,
+    tables,
+    options.runtimeRole,
+    new Set(functions.map((f) => f.object)),
+  )
   const findings: Finding[] = [
     ...checkTenantColumns(tables, tenantColumn, tenantIdType),
     ...(await checkTenantCollations(db, tables, tenantColumn)),
@@ -74,7 +83,8 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     ...(await checkKeys(db, tables, tenantColumn)),
     ...(await checkViews(db, tables)),
     ...(await checkRules(db, tables)),
-    ...(await checkFunctions(db, tables)),
+    ...functions,
+    ...definers,
     ...(await checkForeignTables(db, tenantColumn, options.runtimeRole)),
     ...role.findings,
     ...citus.findings,
