@@ -4,6 +4,7 @@ import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
 import { tenantKey, withTenantKey } from './job-keys.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
+import { pgBossSendOptions } from './pg-boss-send-options.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
 
 /**
@@ -174,7 +175,7 @@ export function tenantPgBoss(
           const { rows } = await boss.getDb().executeSql(pending, [queue, data.rowtenancy.tenant])
           rest.priority = Number(rest.priority ?? 0) - Number(rows[0]?.n ?? 0)
         }
-        return await boss.send(queue, data as object, rest)
+        return await boss.send(queue, data as object, pgBossSendOptions(rest))
       } catch (err) {
         throw asUnavailable(err)
       }
@@ -276,7 +277,7 @@ async function runOne(
         if (job[key] !== undefined && job[key] !== null) copy[key] = job[key]
       }
       if (typeof job.singletonKey === 'string') copy.singletonKey = job.singletonKey
-      const id = await boss.send(queue, job.data as JobEnvelope as object, copy)
+      const id = await boss.send(queue, job.data as JobEnvelope as object, pgBossSendOptions(copy))
       // a copy the queue's policy refused: this job must not complete as if it would run later
       if (id === null || id === undefined) {
         throw new JobRejectedError(
