@@ -15,14 +15,15 @@
  *    process CPU per job of each side (and the median of the rounds' CPU ratios) is printed;
  *    for BullMQ also Redis's CPU per job (median of rounds, from `INFO cpu`: a shared Redis
  *    counts others' commands too), which the process CPU does not include.
- *    BullMQ runs ~10,000 jobs/s, so its rounds are longer (`--bull-jobs`, 20,000 by default).
+ *    BullMQ runs ~10,000 jobs/s, so its rounds are longer (`--bull-jobs`, 20,000 by default);
+ *    pg-boss's too (`--boss-jobs`, 5,000, in batches of `--boss-batch`, 500: see BOSS_BATCH).
  *    Two anchors, both the bare queue in this process: with AsyncLocalStorage on (as in any
  *    app that uses rowtenancy: on Node 20 one AsyncLocalStorage used once runs a hook for every
  *    promise of the process, the bare queue's included), and with it off (an app that never
  *    uses AsyncLocalStorage): the difference is what the tenant context costs the queue itself.
- *    With `--vs-unsigned` (BullMQ) a fourth side runs the wrapper without a secret on its own
+ *    With `--vs-unsigned` (pg-boss, BullMQ) a fourth side runs the wrapper without a secret on its own
  *    queue, in the same rotation, so what signing itself costs is read against it. With `--aa`
- *    (BullMQ) one more side runs the bare queue again on its own queue: bare against bare, the
+ *    (pg-boss, BullMQ) one more side runs the bare queue again on its own queue: bare against bare, the
  *    run's noise floor for the ratios above. Payloads are `{ i }` (the bare queue's
  *    `{ i, tenantId }`); `--note N` adds a text of N characters to both (a job's data over 64
  *    bytes is what Redis stores in a hash table instead of a listpack, which costs Redis more:
@@ -69,6 +70,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     jobs: { type: 'string' },
     'bull-jobs': { type: 'string' },
+    'boss-jobs': { type: 'string' },
+    'boss-batch': { type: 'string' },
     rounds: { type: 'string' },
     adapters: { type: 'string' },
     profile: { type: 'string' },
@@ -82,6 +85,14 @@ const quick = values.quick === true && values.full !== true
 const N = Number(values.jobs ?? (quick ? 300 : 1000))
 /** BullMQ's round size: at ~10,000 jobs/s a 1,000-job round lasts 0.1 s, too short to read. */
 const BULL_N = Number(values['bull-jobs'] ?? values.jobs ?? (quick ? 3000 : 20_000))
+/**
+ * pg-boss 10's worker waits out its polling interval (0.5 s at the least) after every fetch,
+ * full batch or not, so 4 workers of batches of 50 take at most 400 jobs/s: a round bound by
+ * that rate reads ~0% whatever either side costs. Batches of 500 lift the cap to 4,000 jobs/s,
+ * over what sending reaches here, and rounds of 5,000 jobs last seconds, not a few polls.
+ */
+const BOSS_BATCH = Number(values['boss-batch'] ?? 500)
+const BOSS_N = Number(values['boss-jobs'] ?? values.jobs ?? (quick ? 1000 : 5000))
 const REPS = Number(values.rounds ?? (quick ? 5 : 7))
 const A_JOBS = quick ? 1000 : 5000
 const B_JOBS = 50
@@ -227,27 +238,40 @@ async function asyncLocalStorageOff(): Promise<void> {
   }
 }
 
-async function pgBossHarness(url: string, jobs: JobTenancy, c: Counter): Promise<Harness> {
+async function pgBossHarness(
+  url: string,
+  jobs: JobTenancy,
+  c: Counter,
+  unsigned?: JobTenancy,
+): Promise<Harness> {
   const boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 8, schedule: false })
   boss.on('error', () => {})
   await boss.start()
   const tb = tenantPgBoss(boss, jobs)
-  for (const q of ['q_bare', 'q_wrap']) await boss.createQueue(q, { name: q })
-  const work = { batchSize: 50, pollingIntervalSeconds: 0.5 }
+  const tbu = unsigned && tenantPgBoss(boss, unsigned)
+  for (const q of ['q_bare', 'q_wrap', 'q_unsg', 'q_bar2']) await boss.createQueue(q, { name: q })
+  const work = { batchSize: BOSS_BATCH, pollingIntervalSeconds: 0.5 }
   for (let w = 0; w < 4; w++) {
-    await boss.work('q_bare', work, async (batch: unknown[]) => {
-      for (const _ of batch) c.hit()
-    })
+    for (const q of values.aa ? ['q_bare', 'q_bar2'] : ['q_bare']) {
+      await boss.work(q, work, async (batch: unknown[]) => {
+        for (const _ of batch) c.hit()
+      })
+    }
     await tb.work('q_wrap', work, async () => c.hit())
+    await tbu?.work('q_unsg', work, async () => c.hit())
   }
   return {
     name: 'pg-boss',
-    anchor: 'bare PgBoss send + work',
-    n: N,
+    anchor: `bare PgBoss send + work (4 workers, batches of ${BOSS_BATCH})`,
+    n: BOSS_N,
+    unsignedSide: tbu !== undefined,
+    aaSide: values.aa,
     send: (side, i) =>
       side === 'wrapped'
         ? runWithTenant(tenantOf(i), () => tb.send('q_wrap', payloadOf(i)))
-        : boss.send('q_bare', bareOf(i)),
+        : side === 'wrapped-unsigned'
+          ? runWithTenant(tenantOf(i), () => tbu!.send('q_unsg', payloadOf(i)))
+          : boss.send(side === 'bare-again' ? 'q_bar2' : 'q_bare', bareOf(i)),
     // graceful: with graceful: false pg-boss 10 closes its pool under its workers, which then
     // never report stopped, and its stop loop keeps the process alive
     close: () => boss.stop({ graceful: true, wait: true, timeout: 10_000 }),
@@ -620,7 +644,7 @@ async function main() {
         .map((l) => l.toFixed(1))
         .join(' ')
     console.log(
-      `rowtenancy/jobs bench (${quick ? 'quick' : 'full'}): ${N} jobs (BullMQ ${BULL_N}) x ${REPS} rounds; ` +
+      `rowtenancy/jobs bench (${quick ? 'quick' : 'full'}): ${N} jobs (pg-boss ${BOSS_N}, BullMQ ${BULL_N}) x ${REPS} rounds; ` +
         `server: ${scratch.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}; loadavg ${load()} (shared machine)`,
     )
     if (PARTS.has('cpu')) await wrapperCost(jobs, store)
