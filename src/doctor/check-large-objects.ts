@@ -93,8 +93,8 @@ function columnFindings(
     finding(
       'LARGE_OBJECT_OUTSIDE_RLS',
       `${c.table}.${c.column}`,
-      `A tenant-aware table holds large object ids (${c.column} ${c.type}): row level security keeps ` +
-        'the row apart, not the large object. It belongs to the role that created it (the runtime ' +
+      `A tenant-aware table has a ${c.type} column (${c.column}), how large object ids are kept: row ` +
+        'level security keeps the row apart, not the large object. It belongs to the role that created it (the runtime ' +
         "role, shared by every tenant), so any tenant's code reads, overwrites and unlinks it by id " +
         '(lo_get, lo_put, lo_unlink), and pg_largeobject_metadata lists every id.',
       `store the contents as bytea in a tenant-aware table (row level security covers it), move the existing ones (lo_get), then lo_unlink them; to keep ${quoteIdent(role)} from making new ones: revoke execute on function lo_create(oid), lo_creat(integer), lo_from_bytea(oid, bytea) from public`,
