@@ -57,7 +57,7 @@ async function tenantTwoUploads(): Promise<number> {
   )
 }
 
-it('tenant 1 reads, overwrites and unlinks the large object behind tenant 2 row (the row itself stays hidden)', async () => {
+it('tenant 1 reads (lo_get, loread), overwrites (lowrite) and unlinks the large object behind tenant 2 row (the row itself stays hidden)', async () => {
   const oid = await tenantTwoUploads()
   const stolen = await withTenantClient(
     runtime,
@@ -68,11 +68,19 @@ it('tenant 1 reads, overwrites and unlinks the large object behind tenant 2 row 
       const read = await c.query(
         `select convert_from(lo_get(oid), 'UTF8') as content from pg_largeobject_metadata`,
       )
-      await c.query(`select lo_put($1::oid, 0, convert_to('SALARY', 'UTF8'))`, [oid])
+      // the descriptor interface too (INV_READ | INV_WRITE = 0x60000)
+      const fd = await c.query('select lo_open($1::oid, 393216) as fd', [oid])
+      const chunk = await c.query(`select convert_from(loread($1, 6), 'UTF8') as s`, [
+        fd.rows[0].fd,
+      ])
+      await c.query(`select lo_lseek($1, 0, 0), lowrite($1, convert_to('SALARY', 'UTF8'))`, [
+        fd.rows[0].fd,
+      ])
       return {
         rows: rows.rows[0].n,
         listed: listed.rows.map((r) => Number(r.oid)),
         read: read.rows.map((r) => r.content),
+        chunk: chunk.rows[0].s,
       }
     },
     { tenantId: '1' },
@@ -80,6 +88,7 @@ it('tenant 1 reads, overwrites and unlinks the large object behind tenant 2 row 
   expect(stolen.rows).toBe(0)
   expect(stolen.listed).toEqual([oid])
   expect(stolen.read).toEqual(['salary,secret-2'])
+  expect(stolen.chunk).toBe('salary')
   const tampered = await db.pool.query(`select convert_from(lo_get($1::oid), 'UTF8') as c`, [oid])
   expect(tampered.rows[0].c).toBe('SALARY,secret-2')
   await withTenantClient(runtime, (c) => c.query('select lo_unlink($1::oid)', [oid]), {
