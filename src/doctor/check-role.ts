@@ -3,12 +3,16 @@ import type { TableFacts } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteIdent } from '../sql/quote.js'
+import { checkLargeObjects } from './check-large-objects.js'
+import { checkSequenceUpdate } from './check-sequences.js'
 import { type Finding, finding } from './findings.js'
 
 /**
  * The runtime role must exist, not be a superuser, not have BYPASSRLS, be a
  * member (by any path, inherited or not) of no such role and of no owner of a
- * tenant-aware table, and should not be able to create temporary tables.
+ * tenant-aware table, and should not be able to create temporary tables; tenant
+ * data must not sit in large objects it may read, nor may it set a tenant-aware
+ * table's sequence (row level security covers neither).
  *
  * @internal
  * @example
@@ -51,6 +55,12 @@ export async function checkRuntimeRole(
             tables.filter((t) => !facts.ownedTables.includes(`${t.schema}.${t.name}`)),
           )),
           ...(await defaultPrivilegeFindings(db, role)),
+          ...(await checkLargeObjects(db, role, tables)),
+          ...(await checkSequenceUpdate(
+            db,
+            role,
+            tables.filter((t) => !facts.ownedTables.includes(`${t.schema}.${t.name}`)),
+          )),
         ]),
   ]
 }

@@ -47,7 +47,8 @@ export interface DoctorOptions {
  * the tenant column; views without `security_invoker`; SECURITY DEFINER
  * functions over tenant-aware tables, or running dynamic SQL, or without a safely
  * pinned `search_path`, as an owner RLS does not bind; tenant columns that are nullable or of
- * another type. Read-only. Each finding has a stable code, the object, and a fix.
+ * another type; large objects and sequences the runtime role may read or set, which RLS does
+ * not cover. Read-only. Each finding has a stable code, the object, and a fix.
  *
  * @example
  * ```ts
