@@ -75,14 +75,15 @@ describe('pgBossSendOptions: pg-boss stores the same job as with the options as 
   }
 
   it('refuses what pg-boss refuses, with the same message', async () => {
-    for (const options of [
+    const refused: Record<string, unknown>[] = [
       { priority: undefined },
       { priority: 1.5 },
       { retryLimit: -1 },
       { deadLetter: 7 },
       { expireInSeconds: 0 },
       { singletonSeconds: 10 ** 9 },
-    ]) {
+    ]
+    for (const options of refused) {
       const given = await boss.send('given', { n: 1 }, { ...options }).catch((e: Error) => e)
       const shaped = await boss
         .send('shaped', { n: 1 }, pgBossSendOptions({ ...options }))
