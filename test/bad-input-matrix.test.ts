@@ -20,6 +20,7 @@ import {
 } from '../src/entries/hono.js'
 import { withTenantClient } from '../src/entries/pg.js'
 import {
+  ConfigError,
   InvalidTenantIdError,
   MissingTenantError,
   TenancyError,
@@ -30,6 +31,7 @@ import { assertWritable } from '../src/lifecycle/files.js'
 import { eraseTenant, exportTenant, importTenant } from '../src/lifecycle/index.js'
 import { migrate } from '../src/migrate/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
+import { hidePasswords } from '../src/sql/redact.js'
 import { createTenancy } from '../src/tenancy/create-tenancy.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { cli } from './helpers/cli.js'
@@ -994,7 +996,12 @@ describe('connection URLs', () => {
       const r = await cli(
         args.includes('--database-url') ? args : [...args, '--database-url', app.url],
       )
-      expectCliError(r, 'CONFIG_ERROR', what, /postgres:\/\/user:password@host:5432\/database/)
+      expectCliError(
+        r,
+        'CONFIG_ERROR',
+        what,
+        /postgres:\/\/user@host:5432\/database, with a password as user:password@host\./,
+      )
     })
   })
 
@@ -1015,6 +1022,103 @@ describe('connection URLs', () => {
     const r = await cli(['tenants', 'list', '--database-url', 'postgres://u:s3cr3t@h:99999/app'])
     expectCliError(r, 'CONFIG_ERROR', /port above 65535/, /postgres:\/\//)
     expect(r.stderr).not.toContain('s3cr3t')
+  })
+})
+
+describe('connection passwords are never printed', () => {
+  // Pitfall: three redactors, each with a hole: a raw `@` in a URL's password ended it early
+  // (`postgres://app:***@ssw0rd@db.internal` showed its tail), a key/value connection string
+  // (`host=db password=hunter2`) was not redacted at all, also not in the "not a PostgreSQL
+  // connection URL" error, and a URL cut at 80 characters could lose the `@` the redaction needed.
+  it.each([
+    ['postgres://app:p@ssw0rd@db.internal/app', 'postgres://app:***@db.internal/app'],
+    [
+      'postgresql://app:p%40ss%2Fw0rd@db.internal:5432/app',
+      'postgresql://app:***@db.internal:5432/app',
+    ],
+    ['at postgres://app:a@b@c@db/x (connect)', 'at postgres://app:***@db/x (connect)'],
+    ['"postgres://u:s3cr3t@h:99999/app"', '"postgres://u:***@h:99999/app"'],
+    ['host=db password=hunter2 user=app', 'host=db password=*** user=app'],
+    ["host=db password = 'a b\\'c' user=app", 'host=db password = *** user=app'],
+    ["password='unterminated secret", 'password=***'],
+    [
+      'postgres://db/app?sslmode=require&password=hunter2&user=app',
+      'postgres://db/app?sslmode=require&password=***&user=app',
+    ],
+    ['PGPASSWORD=hunter2 rowtenancy init', 'PGPASSWORD=*** rowtenancy init'],
+    ['PASSWORD=x DB_PASSWORD=y', 'PASSWORD=*** DB_PASSWORD=***'],
+    // no password: nothing to hide
+    ['postgres://app@db.internal:5432/app', 'postgres://app@db.internal:5432/app'],
+    ['postgres://db.internal:5432/app', 'postgres://db.internal:5432/app'],
+    [
+      'at file:///work/node_modules/@scope/pkg/index.js:12:5',
+      'at file:///work/node_modules/@scope/pkg/index.js:12:5',
+    ],
+  ])('hidePasswords(%j) is %j (and hiding it again changes nothing)', (text, shown) => {
+    expect(hidePasswords(text)).toBe(shown)
+    expect(hidePasswords(shown)).toBe(shown)
+  })
+
+  it('a key/value connection string given as --database-url: CONFIG_ERROR without its password', async () => {
+    const r = await cli([
+      'tenants',
+      'list',
+      '--database-url',
+      'host=127.0.0.1 port=1 password=s3cret',
+    ])
+    expectCliError(
+      r,
+      'CONFIG_ERROR',
+      /--database-url \(or DATABASE_URL\) is not a PostgreSQL connection URL: "host=127\.0\.0\.1 port=1 password=\*\*\*"/,
+      /key\/value connection string: the driver reads only URLs.*postgres:\/\/user@host/,
+    )
+    expect(r.stderr).not.toContain('s3cret')
+  })
+
+  it('a long URL cut for the message loses no part of its password', async () => {
+    const url = `postgres://u:${'x'.repeat(90)}TAIL@h:99999/app`
+    const r = await cli(['tenants', 'list', '--database-url', url])
+    expectCliError(r, 'CONFIG_ERROR', /port above 65535/, /postgres:\/\//)
+    expect(r.stderr).not.toMatch(/xxx|TAIL/)
+  })
+
+  it('a password with a raw @ on an unreachable server, with DEBUG stacks: no part of it anywhere', async () => {
+    const before = process.env.DEBUG
+    process.env.DEBUG = 'rowtenancy'
+    try {
+      const r = await cli([
+        'tenants',
+        'list',
+        '--database-url',
+        'postgres://app:p@ss@w0rd@127.0.0.1:1/app',
+      ])
+      expectCliError(
+        r,
+        'DATABASE_UNREACHABLE',
+        /postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/app/,
+        /Check that PostgreSQL/,
+      )
+      expect(r.stderr).toMatch(/\n\s+at /)
+      expect(r.stderr).not.toMatch(/ss@w0rd|w0rd|p%40ss/)
+    } finally {
+      if (before === undefined) delete process.env.DEBUG
+      else process.env.DEBUG = before
+    }
+  })
+
+  it('describeFailure hides passwords in our own messages, the headline and every stack and cause', () => {
+    const ours = new ConfigError('Cannot use host=db password=hunter2 here.')
+    expect(describeFailure(ours, false)).toEqual([
+      'error [CONFIG_ERROR]: Cannot use host=db password=*** here.',
+    ])
+    const cause = new Error('connect to postgres://app:p@ss@db.internal/app failed')
+    const bug = new TypeError("bad conninfo host=db password='hun ter2'", { cause })
+    const lines = describeFailure(bug, true)
+    expect(lines).toHaveLength(3)
+    expect(lines[2]).toMatch(
+      /^caused by: Error: connect to postgres:\/\/app:\*\*\*@db\.internal\/app failed/,
+    )
+    expect(lines.join('\n')).not.toMatch(/hunter2|hun ter2|ter2|p@ss|ss@db/)
   })
 })
 

@@ -1,4 +1,5 @@
 import { TenancyError } from '../errors/index.js'
+import { hidePasswords } from '../sql/redact.js'
 import { withFlags } from './flags.js'
 
 /**
@@ -32,7 +33,8 @@ interface PgFields {
  * (`error [CODE]: message`), one clear line for anything else (a PostgreSQL
  * error with its SQLSTATE, detail and hint; a network error with the host and
  * port; an internal error saying how to see its stack), and the stack traces
- * only with `debug`. No password of a connection URL is ever shown.
+ * only with `debug`. No connection password is ever shown (every line goes
+ * through `hidePasswords`).
  *
  * @example
  * ```ts
@@ -41,15 +43,14 @@ interface PgFields {
  * ```
  */
 export function describeFailure(err: unknown, debug: boolean): string[] {
-  // Our own messages show URLs through redactUrl already (and the shape postgres://user:password@...).
-  const lines = [err instanceof TenancyError ? headline(err) : hidePasswords(headline(err))]
+  const lines = [headline(err)]
   if (debug) {
     for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as Error).cause, depth++) {
       const stack = e instanceof Error ? e.stack : String(e)
-      if (stack) lines.push(hidePasswords(depth === 0 ? stack : `caused by: ${stack}`))
+      if (stack) lines.push(depth === 0 ? stack : `caused by: ${stack}`)
     }
   }
-  return lines
+  return lines.map(hidePasswords)
 }
 
 function headline(err: unknown): string {
@@ -96,9 +97,4 @@ function pgAdvice(code: string): string {
     return 'Check the names in your flags and config (schemas, tables, columns), and that `rowtenancy init` and your migrations ran. '
   }
   return ''
-}
-
-/** `scheme://user:secret@host` -> `scheme://user:***@host`, anywhere in the text. */
-function hidePasswords(text: string): string {
-  return text.replace(/(\/\/[^\s:/@]*:)[^\s@]*@/g, '$1***@')
 }
