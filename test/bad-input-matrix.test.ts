@@ -1309,10 +1309,12 @@ describe('errors that are not ours (PostgreSQL, bugs)', () => {
       .catch((e) => e)
     expect(describeFailure(pgError, false)).toEqual([
       'error [PG_22023]: boom (PostgreSQL error 22023; detail: the detail; hint: the hint). The command ' +
-        'stopped there and its transaction was rolled back. Rerun with DEBUG=rowtenancy for the stack trace.',
+        'stopped there; what it committed before stays (see the command in docs/cli.md for what a rerun ' +
+        'does). Rerun with DEBUG=rowtenancy for the stack trace.',
     ])
     const net = Object.assign(new Error('connect EACCES /tmp/.s.PGSQL.5432'), {
       code: 'EACCES',
+      syscall: 'connect',
       address: '/tmp/.s.PGSQL.5432',
     })
     expect(describeFailure(net, false)[0]).toMatch(
@@ -1324,6 +1326,71 @@ describe('errors that are not ours (PostgreSQL, bugs)', () => {
     expect(lines.join('\n')).not.toContain('hunter2')
     expect(lines.join('\n')).toContain('postgres://admin:***@db.internal/app')
     expect(lines[1]).toMatch(/\n\s+at /)
+  })
+
+  // Pitfall: every code matching /^E[A-Z_]+$/ got the network advice: Node's own ERR_* codes (a
+  // bug in rowtenancy) and file system errors (ENOSPC writing an archive) too.
+  it.each([
+    'ECONNREFUSED',
+    'ENOTFOUND',
+    'ETIMEDOUT',
+    'ECONNRESET',
+    'EHOSTUNREACH',
+    'ENETUNREACH',
+    'EAI_AGAIN',
+    'EPIPE',
+  ])('a socket error %s: the network advice', (code) => {
+    const err = Object.assign(new Error(`connect ${code} db.internal:5432`), { code })
+    expect(describeFailure(err, false)[0]).toMatch(
+      new RegExp(
+        `^error \\[${code}\\]: .*Check that PostgreSQL runs and listens on that host and port`,
+      ),
+    )
+  })
+
+  it.each([
+    ['ENOSPC', 'write', '/backups/tenant-7.rtar'],
+    ['EACCES', 'open', '/etc/rowtenancy.config.json'],
+    ['ENOENT', 'open', '/no/such/dir/archive.rtar'],
+  ])(
+    'a file system error %s (%s %s): says so with the path, no network advice',
+    (code, syscall, path) => {
+      const err = Object.assign(new Error(`${code}: failed, ${syscall} '${path}'`), {
+        code,
+        syscall,
+        path,
+      })
+      const [line] = describeFailure(err, false)
+      expect(line).toContain(`error [${code}]: `)
+      expect(line).toContain(`(path ${path}). A file system problem, not a database one`)
+      expect(line).not.toMatch(/PostgreSQL runs|--database-url/)
+    },
+  )
+
+  it("Node's own ERR_* codes are bugs: INTERNAL, no network advice", () => {
+    const err = Object.assign(
+      new TypeError('The "path" argument must be of type string. Received undefined'),
+      {
+        code: 'ERR_INVALID_ARG_TYPE',
+      },
+    )
+    const [line] = describeFailure(err, false)
+    expect(line).toMatch(
+      /^error \[INTERNAL\]: TypeError: The "path" argument .*a bug in rowtenancy/,
+    )
+    expect(line).not.toMatch(/PostgreSQL runs|file system/)
+  })
+
+  // Pitfall: every PostgreSQL error said "its transaction was rolled back", also for commands that
+  // commit in steps (tenants erase, migrate-to-row-tenancy): only a command's one transaction may.
+  it('a PostgreSQL error out of a command that runs in one transaction says nothing was changed', async () => {
+    await unchanged(app.pool, async () => {
+      const r = await cli(['tenants', 'suspend', '1', '--database-url', fx.runtimeUrl])
+      expect(r.code, r.stderr).toBe(1)
+      expect(r.stderr).toMatch(
+        /^error \[PG_42501\]: .*The command stopped there and its transaction was rolled back: nothing was changed\./,
+      )
+    })
   })
 })
 
