@@ -1444,6 +1444,13 @@ describe('a lock held by another session (--lock-timeout)', () => {
       /on "accounts", held by/,
     ],
     [['init'], "select pg_advisory_xact_lock(hashtext('rowtenancy.install'))", /advisory/],
+    // Pitfall: a delete waits for the foreign key checks of the tables referencing tenants, and
+    // the message named only tenants and tenant_domains ("no other session holds a lock on them").
+    [
+      ['tenants', 'delete', '1', '--yes'],
+      'lock table accounts in access exclusive mode',
+      /on "public"\."tenants", "public"\."tenant_domains", accounts, held by/,
+    ],
   ])(
     '%j while another session runs %j: DATABASE_UNAVAILABLE naming the holder, exit 1, nothing changed',
     async (args, hold, what) => {
@@ -1465,6 +1472,36 @@ describe('a lock held by another session (--lock-timeout)', () => {
       })
     },
   )
+
+  // Pitfall: `rls enable --sealed` re-keys the seal in its transaction, and the message named only
+  // the tenant tables when the wait was for the seal's key table.
+  it('rls enable --sealed behind a lock on the seal key table: names that table and its holder', async () => {
+    const db = await createTestDatabase('bad_seal_lock')
+    const key = process.env.ROWTENANCY_SEAL_KEY
+    process.env.ROWTENANCY_SEAL_KEY = 'k'.repeat(64)
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'the_holder' })
+    try {
+      await db.pool.query('create table notes (tenant_id bigint not null, body text)')
+      const args = ['rls', 'enable', '--sealed', '--tables', 'notes', '--database-url', db.url]
+      const first = await cli(args)
+      expect(first.code, first.stderr).toBe(0)
+      await holder.connect()
+      await holder.query('begin')
+      await holder.query('lock table rowtenancy_seal.key in access exclusive mode')
+      const r = await cli([...args, '--lock-timeout', '300'])
+      expectCliError(
+        r,
+        'DATABASE_UNAVAILABLE',
+        /Gave up waiting for a lock after 300 ms on "notes", "rowtenancy_seal"\."key", held by pid \d+ \(\w+ the_holder/,
+        /Nothing was changed.*--lock-timeout/,
+      )
+    } finally {
+      await holder.end().catch(() => {})
+      if (key === undefined) delete process.env.ROWTENANCY_SEAL_KEY
+      else process.env.ROWTENANCY_SEAL_KEY = key
+      await db.drop()
+    }
+  })
 
   it('the limit is set inside the transaction: the connection keeps the server default after', async () => {
     const r = await cli(['tenants', 'list', '--lock-timeout', '1234', '--database-url', app.url])

@@ -55,7 +55,7 @@ const ROLLED_BACK = new WeakSet<object>()
 export async function inCommandTransaction<T>(
   db: Queryable,
   ms: number,
-  what: Pick<LockWait, 'tables' | 'mode'>,
+  what: Pick<LockWait, 'tables' | 'mode' | 'referencing'>,
   fn: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
   try {
