@@ -31,6 +31,12 @@ export interface LockWait {
  * back (nothing of it stays) and a `DatabaseUnavailableError` (reason
  * `timeout`) names the tables and the sessions that hold them.
  *
+ * Give it a pool or a client that is not in a transaction: on a client inside
+ * one, {@link inTransaction} makes a savepoint, and the `lock_timeout` set in it
+ * would outlive its release, limiting the caller's later statements until the
+ * caller's transaction ends (and a timeout would roll back only the savepoint,
+ * not the caller's transaction the message says is rolled back).
+ *
  * @internal
  * @example
  * ```ts

@@ -123,7 +123,7 @@ async function open(
       ? named
       : await discoverTenantTables(pool, { tenantColumn: config.tenantColumn })
   // A named table that does not exist, or none found: an error before anything is changed
-  // (`rls status` reported "exists false" and exited 0).
+  // (also for `rls status`: a table that is not there has no row level security to show).
   if (named.length > 0) assertExisting(await rlsStatus(pool, named, policyOptions(config)))
   else await assertTenantTablesFound(pool, tables, `rls ${cmd.name()}`, config.tenantColumn)
   return { pool, tables, config }
