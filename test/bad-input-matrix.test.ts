@@ -165,6 +165,18 @@ function expectCliError(
   expect(r.stderr).toMatch(todo)
 }
 
+/** Runs `fn` with the environment variable `name` set to `value`, then puts it back as it was. */
+async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env[name]
+  process.env[name] = value
+  try {
+    return await fn()
+  } finally {
+    if (before === undefined) delete process.env[name]
+    else process.env[name] = before
+  }
+}
+
 beforeAll(async () => {
   app = await createTestDatabase('bad_app')
   fx = await setupRlsFixture(app) // tenants 1 ('one'), 2 ('two'), runtime role, accounts under RLS
@@ -1083,9 +1095,7 @@ describe('connection passwords are never printed', () => {
   })
 
   it('a password with a raw @ on an unreachable server, with DEBUG stacks: no part of it anywhere', async () => {
-    const before = process.env.DEBUG
-    process.env.DEBUG = 'rowtenancy'
-    try {
+    await withEnv('DEBUG', 'rowtenancy', async () => {
       const r = await cli([
         'tenants',
         'list',
@@ -1100,10 +1110,7 @@ describe('connection passwords are never printed', () => {
       )
       expect(r.stderr).toMatch(/\n\s+at /)
       expect(r.stderr).not.toMatch(/ss@w0rd|w0rd|p%40ss/)
-    } finally {
-      if (before === undefined) delete process.env.DEBUG
-      else process.env.DEBUG = before
-    }
+    })
   })
 
   it('describeFailure hides passwords in our own messages, the headline and every stack and cause', () => {
@@ -1235,9 +1242,7 @@ describe('rls with --tables naming a table that does not exist', () => {
     [['enable', '--sealed'], 'accounts,public.nope'],
     [['disable'], 'accounts,nope'],
   ])('rls %j --tables %j: INVALID_INPUT naming it, nothing changed', async (args, tables) => {
-    const key = process.env.ROWTENANCY_SEAL_KEY
-    process.env.ROWTENANCY_SEAL_KEY = 'k'.repeat(64)
-    try {
+    await withEnv('ROWTENANCY_SEAL_KEY', 'k'.repeat(64), async () => {
       await unchanged(app.pool, async () => {
         const r = await cli(['rls', ...args, '--tables', tables, '--database-url', app.url])
         expectCliError(
@@ -1248,10 +1253,7 @@ describe('rls with --tables naming a table that does not exist', () => {
         )
         expect(r.stdout).toBe('')
       })
-    } finally {
-      if (key === undefined) delete process.env.ROWTENANCY_SEAL_KEY
-      else process.env.ROWTENANCY_SEAL_KEY = key
-    }
+    })
   })
 })
 
@@ -1281,9 +1283,7 @@ describe('errors that are not ours (PostgreSQL, bugs)', () => {
   })
 
   it('DEBUG=rowtenancy adds the stack trace', async () => {
-    const before = process.env.DEBUG
-    process.env.DEBUG = 'express,rowtenancy'
-    try {
+    await withEnv('DEBUG', 'express,rowtenancy', async () => {
       const r = await cli([
         'rls',
         'disable',
@@ -1295,10 +1295,7 @@ describe('errors that are not ours (PostgreSQL, bugs)', () => {
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/^error \[PG_42501\]/)
       expect(r.stderr).toMatch(/\n\s+at /)
-    } finally {
-      if (before === undefined) delete process.env.DEBUG
-      else process.env.DEBUG = before
-    }
+    })
   })
 
   it('a PostgreSQL error with detail and hint, a network error, a bug: one line each, no password', async () => {
@@ -1477,28 +1474,26 @@ describe('a lock held by another session (--lock-timeout)', () => {
   // the tenant tables when the wait was for the seal's key table.
   it('rls enable --sealed behind a lock on the seal key table: names that table and its holder', async () => {
     const db = await createTestDatabase('bad_seal_lock')
-    const key = process.env.ROWTENANCY_SEAL_KEY
-    process.env.ROWTENANCY_SEAL_KEY = 'k'.repeat(64)
     const holder = new pg.Client({ connectionString: db.url, application_name: 'the_holder' })
     try {
-      await db.pool.query('create table notes (tenant_id bigint not null, body text)')
-      const args = ['rls', 'enable', '--sealed', '--tables', 'notes', '--database-url', db.url]
-      const first = await cli(args)
-      expect(first.code, first.stderr).toBe(0)
-      await holder.connect()
-      await holder.query('begin')
-      await holder.query('lock table rowtenancy_seal.key in access exclusive mode')
-      const r = await cli([...args, '--lock-timeout', '300'])
-      expectCliError(
-        r,
-        'DATABASE_UNAVAILABLE',
-        /Gave up waiting for a lock after 300 ms on "notes", "rowtenancy_seal"\."key", held by pid \d+ \(\w+ the_holder/,
-        /Nothing was changed.*--lock-timeout/,
-      )
+      await withEnv('ROWTENANCY_SEAL_KEY', 'k'.repeat(64), async () => {
+        await db.pool.query('create table notes (tenant_id bigint not null, body text)')
+        const args = ['rls', 'enable', '--sealed', '--tables', 'notes', '--database-url', db.url]
+        const first = await cli(args)
+        expect(first.code, first.stderr).toBe(0)
+        await holder.connect()
+        await holder.query('begin')
+        await holder.query('lock table rowtenancy_seal.key in access exclusive mode')
+        const r = await cli([...args, '--lock-timeout', '300'])
+        expectCliError(
+          r,
+          'DATABASE_UNAVAILABLE',
+          /Gave up waiting for a lock after 300 ms on "notes", "rowtenancy_seal"\."key", held by pid \d+ \(\w+ the_holder/,
+          /Nothing was changed.*--lock-timeout/,
+        )
+      })
     } finally {
       await holder.end().catch(() => {})
-      if (key === undefined) delete process.env.ROWTENANCY_SEAL_KEY
-      else process.env.ROWTENANCY_SEAL_KEY = key
       await db.drop()
     }
   })
