@@ -20,6 +20,7 @@ import {
 } from '../src/entries/hono.js'
 import { withTenantClient } from '../src/entries/pg.js'
 import {
+  ConfigError,
   InvalidTenantIdError,
   MissingTenantError,
   TenancyError,
@@ -30,6 +31,7 @@ import { assertWritable } from '../src/lifecycle/files.js'
 import { eraseTenant, exportTenant, importTenant } from '../src/lifecycle/index.js'
 import { migrate } from '../src/migrate/index.js'
 import { quoteIdent } from '../src/sql/quote.js'
+import { hidePasswords } from '../src/sql/redact.js'
 import { createTenancy } from '../src/tenancy/create-tenancy.js'
 import { installTenantTables, TenantStore } from '../src/tenants/index.js'
 import { cli } from './helpers/cli.js'
@@ -161,6 +163,18 @@ function expectCliError(
   expect(r.stderr).toContain(`error [${code}]`)
   expect(r.stderr).toMatch(what)
   expect(r.stderr).toMatch(todo)
+}
+
+/** Runs `fn` with the environment variable `name` set to `value`, then puts it back as it was. */
+async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env[name]
+  process.env[name] = value
+  try {
+    return await fn()
+  } finally {
+    if (before === undefined) delete process.env[name]
+    else process.env[name] = before
+  }
 }
 
 beforeAll(async () => {
@@ -994,7 +1008,12 @@ describe('connection URLs', () => {
       const r = await cli(
         args.includes('--database-url') ? args : [...args, '--database-url', app.url],
       )
-      expectCliError(r, 'CONFIG_ERROR', what, /postgres:\/\/user:password@host:5432\/database/)
+      expectCliError(
+        r,
+        'CONFIG_ERROR',
+        what,
+        /postgres:\/\/user@host:5432\/database, with a password as user:password@host\./,
+      )
     })
   })
 
@@ -1018,10 +1037,102 @@ describe('connection URLs', () => {
   })
 })
 
-describe('init with a schema to grant on that does not exist', () => {
+describe('connection passwords are never printed', () => {
+  // Pitfall: three redactors, each with a hole: a raw `@` in a URL's password ended it early
+  // (`postgres://app:***@ssw0rd@db.internal` showed its tail), a key/value connection string
+  // (`host=db password=hunter2`) was not redacted at all, also not in the "not a PostgreSQL
+  // connection URL" error, and a URL cut at 80 characters could lose the `@` the redaction needed.
+  it.each([
+    ['postgres://app:p@ssw0rd@db.internal/app', 'postgres://app:***@db.internal/app'],
+    [
+      'postgresql://app:p%40ss%2Fw0rd@db.internal:5432/app',
+      'postgresql://app:***@db.internal:5432/app',
+    ],
+    ['at postgres://app:a@b@c@db/x (connect)', 'at postgres://app:***@db/x (connect)'],
+    ['"postgres://u:s3cr3t@h:99999/app"', '"postgres://u:***@h:99999/app"'],
+    ['host=db password=hunter2 user=app', 'host=db password=*** user=app'],
+    ["host=db password = 'a b\\'c' user=app", 'host=db password = *** user=app'],
+    ["password='unterminated secret", 'password=***'],
+    [
+      'postgres://db/app?sslmode=require&password=hunter2&user=app',
+      'postgres://db/app?sslmode=require&password=***&user=app',
+    ],
+    ['PGPASSWORD=hunter2 rowtenancy init', 'PGPASSWORD=*** rowtenancy init'],
+    ['PASSWORD=x DB_PASSWORD=y', 'PASSWORD=*** DB_PASSWORD=***'],
+    // no password: nothing to hide
+    ['postgres://app@db.internal:5432/app', 'postgres://app@db.internal:5432/app'],
+    ['postgres://db.internal:5432/app', 'postgres://db.internal:5432/app'],
+    [
+      'at file:///work/node_modules/@scope/pkg/index.js:12:5',
+      'at file:///work/node_modules/@scope/pkg/index.js:12:5',
+    ],
+  ])('hidePasswords(%j) is %j (and hiding it again changes nothing)', (text, shown) => {
+    expect(hidePasswords(text)).toBe(shown)
+    expect(hidePasswords(shown)).toBe(shown)
+  })
+
+  it('a key/value connection string given as --database-url: CONFIG_ERROR without its password', async () => {
+    const r = await cli([
+      'tenants',
+      'list',
+      '--database-url',
+      'host=127.0.0.1 port=1 password=s3cret',
+    ])
+    expectCliError(
+      r,
+      'CONFIG_ERROR',
+      /--database-url \(or DATABASE_URL\) is not a PostgreSQL connection URL: "host=127\.0\.0\.1 port=1 password=\*\*\*"/,
+      /key\/value connection string: the driver reads only URLs.*postgres:\/\/user@host/,
+    )
+    expect(r.stderr).not.toContain('s3cret')
+  })
+
+  it('a long URL cut for the message loses no part of its password', async () => {
+    const url = `postgres://u:${'x'.repeat(90)}TAIL@h:99999/app`
+    const r = await cli(['tenants', 'list', '--database-url', url])
+    expectCliError(r, 'CONFIG_ERROR', /port above 65535/, /postgres:\/\//)
+    expect(r.stderr).not.toMatch(/xxx|TAIL/)
+  })
+
+  it('a password with a raw @ on an unreachable server, with DEBUG stacks: no part of it anywhere', async () => {
+    await withEnv('DEBUG', 'rowtenancy', async () => {
+      const r = await cli([
+        'tenants',
+        'list',
+        '--database-url',
+        'postgres://app:p@ss@w0rd@127.0.0.1:1/app',
+      ])
+      expectCliError(
+        r,
+        'DATABASE_UNREACHABLE',
+        /postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/app/,
+        /Check that PostgreSQL/,
+      )
+      expect(r.stderr).toMatch(/\n\s+at /)
+      expect(r.stderr).not.toMatch(/ss@w0rd|w0rd|p%40ss/)
+    })
+  })
+
+  it('describeFailure hides passwords in our own messages, the headline and every stack and cause', () => {
+    const ours = new ConfigError('Cannot use host=db password=hunter2 here.')
+    expect(describeFailure(ours, false)).toEqual([
+      'error [CONFIG_ERROR]: Cannot use host=db password=*** here.',
+    ])
+    const cause = new Error('connect to postgres://app:p@ss@db.internal/app failed')
+    const bug = new TypeError("bad conninfo host=db password='hun ter2'", { cause })
+    const lines = describeFailure(bug, true)
+    expect(lines).toHaveLength(3)
+    expect(lines[2]).toMatch(
+      /^caused by: Error: connect to postgres:\/\/app:\*\*\*@db\.internal\/app failed/,
+    )
+    expect(lines.join('\n')).not.toMatch(/hunter2|hun ter2|ter2|p@ss|ss@db/)
+  })
+})
+
+describe('init with --target-schema naming a schema that does not exist yet', () => {
   // Pitfall: `init --runtime-role r --target-schema missing` installed the tenants tables and the
   // audit log, then failed granting with the raw `schema "missing" does not exist` and a stack.
-  it('CONFIG_ERROR naming the schema, nothing installed, no role created', async () => {
+  it('with --runtime-role: CONFIG_ERROR naming the schema and the order to run things in, nothing installed, no role created', async () => {
     const role = `rt_bad_${randomBytes(4).toString('hex')}`
     await unchanged(app.pool, async () => {
       const r = await cli([
@@ -1038,31 +1149,48 @@ describe('init with a schema to grant on that does not exist', () => {
       expectCliError(
         r,
         'CONFIG_ERROR',
-        /"no_such_schema".*does not exist/,
-        /--target-schema.*Nothing was granted/,
+        /"no_such_schema".*does not exist: check --target-schema/,
+        /run `rowtenancy init` without --runtime-role first.*schema generate --apply.*then run init --runtime-role again\. Nothing was installed or granted\./,
       )
     })
     const { rows } = await app.pool.query('select 1 from pg_roles where rolname = $1', [role])
     expect(rows).toEqual([])
   })
-})
 
-describe('init --target-schema that does not exist, without --runtime-role', () => {
-  // Pitfall: without --runtime-role the target schema was never looked at: `init --target-schema
-  // typo` installed the tenants tables and exited 0.
-  it('CONFIG_ERROR naming the schema, nothing installed', async () => {
-    await unchanged(app.pool, async () => {
+  // Pitfall: init refused a target schema that does not exist also without --runtime-role, where
+  // nothing is granted on it; but `schema generate --apply` creates that schema and comes after
+  // init (docs/schema-generation.md), so with targetSchema in the config file init could not run.
+  it('without --runtime-role: installs the tenants tables, exit 0 (the target schema is not looked at)', async () => {
+    const schema = `fresh_${randomBytes(4).toString('hex')}`
+    try {
       const r = await cli([
         'init',
         '--tenants-schema',
-        'fresh_tenants',
+        schema,
         '--target-schema',
         'no_such_schema',
+        '--json',
         '--database-url',
         app.url,
       ])
-      expectCliError(r, 'CONFIG_ERROR', /"no_such_schema".*does not exist/, /--target-schema/)
-    })
+      expect(r.code, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        installed: ['tenants', 'tenant_domains', 'audit_log'],
+        schema,
+      })
+      const { rows } = await app.pool.query(
+        `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = $1 and c.relkind in ('r', 'p') order by 1`,
+        [schema],
+      )
+      expect(rows.map((x) => x.relname)).toEqual(['audit_log', 'tenant_domains', 'tenants'])
+      const missing = await app.pool.query('select 1 from pg_namespace where nspname = $1', [
+        'no_such_schema',
+      ])
+      expect(missing.rows).toEqual([])
+    } finally {
+      await app.pool.query(`drop schema if exists ${quoteIdent(schema)} cascade`)
+    }
   })
 })
 
@@ -1114,9 +1242,7 @@ describe('rls with --tables naming a table that does not exist', () => {
     [['enable', '--sealed'], 'accounts,public.nope'],
     [['disable'], 'accounts,nope'],
   ])('rls %j --tables %j: INVALID_INPUT naming it, nothing changed', async (args, tables) => {
-    const key = process.env.ROWTENANCY_SEAL_KEY
-    process.env.ROWTENANCY_SEAL_KEY = 'k'.repeat(64)
-    try {
+    await withEnv('ROWTENANCY_SEAL_KEY', 'k'.repeat(64), async () => {
       await unchanged(app.pool, async () => {
         const r = await cli(['rls', ...args, '--tables', tables, '--database-url', app.url])
         expectCliError(
@@ -1127,10 +1253,7 @@ describe('rls with --tables naming a table that does not exist', () => {
         )
         expect(r.stdout).toBe('')
       })
-    } finally {
-      if (key === undefined) delete process.env.ROWTENANCY_SEAL_KEY
-      else process.env.ROWTENANCY_SEAL_KEY = key
-    }
+    })
   })
 })
 
@@ -1160,9 +1283,7 @@ describe('errors that are not ours (PostgreSQL, bugs)', () => {
   })
 
   it('DEBUG=rowtenancy adds the stack trace', async () => {
-    const before = process.env.DEBUG
-    process.env.DEBUG = 'express,rowtenancy'
-    try {
+    await withEnv('DEBUG', 'express,rowtenancy', async () => {
       const r = await cli([
         'rls',
         'disable',
@@ -1174,10 +1295,7 @@ describe('errors that are not ours (PostgreSQL, bugs)', () => {
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/^error \[PG_42501\]/)
       expect(r.stderr).toMatch(/\n\s+at /)
-    } finally {
-      if (before === undefined) delete process.env.DEBUG
-      else process.env.DEBUG = before
-    }
+    })
   })
 
   it('a PostgreSQL error with detail and hint, a network error, a bug: one line each, no password', async () => {
@@ -1188,10 +1306,12 @@ describe('errors that are not ours (PostgreSQL, bugs)', () => {
       .catch((e) => e)
     expect(describeFailure(pgError, false)).toEqual([
       'error [PG_22023]: boom (PostgreSQL error 22023; detail: the detail; hint: the hint). The command ' +
-        'stopped there and its transaction was rolled back. Rerun with DEBUG=rowtenancy for the stack trace.',
+        'stopped there; what it committed before stays (see the command in docs/cli.md for what a rerun ' +
+        'does). Rerun with DEBUG=rowtenancy for the stack trace.',
     ])
     const net = Object.assign(new Error('connect EACCES /tmp/.s.PGSQL.5432'), {
       code: 'EACCES',
+      syscall: 'connect',
       address: '/tmp/.s.PGSQL.5432',
     })
     expect(describeFailure(net, false)[0]).toMatch(
@@ -1203,6 +1323,71 @@ describe('errors that are not ours (PostgreSQL, bugs)', () => {
     expect(lines.join('\n')).not.toContain('hunter2')
     expect(lines.join('\n')).toContain('postgres://admin:***@db.internal/app')
     expect(lines[1]).toMatch(/\n\s+at /)
+  })
+
+  // Pitfall: every code matching /^E[A-Z_]+$/ got the network advice: Node's own ERR_* codes (a
+  // bug in rowtenancy) and file system errors (ENOSPC writing an archive) too.
+  it.each([
+    'ECONNREFUSED',
+    'ENOTFOUND',
+    'ETIMEDOUT',
+    'ECONNRESET',
+    'EHOSTUNREACH',
+    'ENETUNREACH',
+    'EAI_AGAIN',
+    'EPIPE',
+  ])('a socket error %s: the network advice', (code) => {
+    const err = Object.assign(new Error(`connect ${code} db.internal:5432`), { code })
+    expect(describeFailure(err, false)[0]).toMatch(
+      new RegExp(
+        `^error \\[${code}\\]: .*Check that PostgreSQL runs and listens on that host and port`,
+      ),
+    )
+  })
+
+  it.each([
+    ['ENOSPC', 'write', '/backups/tenant-7.rtar'],
+    ['EACCES', 'open', '/etc/rowtenancy.config.json'],
+    ['ENOENT', 'open', '/no/such/dir/archive.rtar'],
+  ])(
+    'a file system error %s (%s %s): says so with the path, no network advice',
+    (code, syscall, path) => {
+      const err = Object.assign(new Error(`${code}: failed, ${syscall} '${path}'`), {
+        code,
+        syscall,
+        path,
+      })
+      const [line] = describeFailure(err, false)
+      expect(line).toContain(`error [${code}]: `)
+      expect(line).toContain(`(path ${path}). A file system problem, not a database one`)
+      expect(line).not.toMatch(/PostgreSQL runs|--database-url/)
+    },
+  )
+
+  it("Node's own ERR_* codes are bugs: INTERNAL, no network advice", () => {
+    const err = Object.assign(
+      new TypeError('The "path" argument must be of type string. Received undefined'),
+      {
+        code: 'ERR_INVALID_ARG_TYPE',
+      },
+    )
+    const [line] = describeFailure(err, false)
+    expect(line).toMatch(
+      /^error \[INTERNAL\]: TypeError: The "path" argument .*a bug in rowtenancy/,
+    )
+    expect(line).not.toMatch(/PostgreSQL runs|file system/)
+  })
+
+  // Pitfall: every PostgreSQL error said "its transaction was rolled back", also for commands that
+  // commit in steps (tenants erase, migrate-to-row-tenancy): only a command's one transaction may.
+  it('a PostgreSQL error out of a command that runs in one transaction says nothing was changed', async () => {
+    await unchanged(app.pool, async () => {
+      const r = await cli(['tenants', 'suspend', '1', '--database-url', fx.runtimeUrl])
+      expect(r.code, r.stderr).toBe(1)
+      expect(r.stderr).toMatch(
+        /^error \[PG_42501\]: .*The command stopped there and its transaction was rolled back: nothing was changed\./,
+      )
+    })
   })
 })
 
@@ -1256,6 +1441,13 @@ describe('a lock held by another session (--lock-timeout)', () => {
       /on "accounts", held by/,
     ],
     [['init'], "select pg_advisory_xact_lock(hashtext('rowtenancy.install'))", /advisory/],
+    // Pitfall: a delete waits for the foreign key checks of the tables referencing tenants, and
+    // the message named only tenants and tenant_domains ("no other session holds a lock on them").
+    [
+      ['tenants', 'delete', '1', '--yes'],
+      'lock table accounts in access exclusive mode',
+      /on "public"\."tenants", "public"\."tenant_domains", accounts, held by/,
+    ],
   ])(
     '%j while another session runs %j: DATABASE_UNAVAILABLE naming the holder, exit 1, nothing changed',
     async (args, hold, what) => {
@@ -1277,6 +1469,34 @@ describe('a lock held by another session (--lock-timeout)', () => {
       })
     },
   )
+
+  // Pitfall: `rls enable --sealed` re-keys the seal in its transaction, and the message named only
+  // the tenant tables when the wait was for the seal's key table.
+  it('rls enable --sealed behind a lock on the seal key table: names that table and its holder', async () => {
+    const db = await createTestDatabase('bad_seal_lock')
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'the_holder' })
+    try {
+      await withEnv('ROWTENANCY_SEAL_KEY', 'k'.repeat(64), async () => {
+        await db.pool.query('create table notes (tenant_id bigint not null, body text)')
+        const args = ['rls', 'enable', '--sealed', '--tables', 'notes', '--database-url', db.url]
+        const first = await cli(args)
+        expect(first.code, first.stderr).toBe(0)
+        await holder.connect()
+        await holder.query('begin')
+        await holder.query('lock table rowtenancy_seal.key in access exclusive mode')
+        const r = await cli([...args, '--lock-timeout', '300'])
+        expectCliError(
+          r,
+          'DATABASE_UNAVAILABLE',
+          /Gave up waiting for a lock after 300 ms on "notes", "rowtenancy_seal"\."key", held by pid \d+ \(\w+ the_holder/,
+          /Nothing was changed.*--lock-timeout/,
+        )
+      })
+    } finally {
+      await holder.end().catch(() => {})
+      await db.drop()
+    }
+  })
 
   it('the limit is set inside the transaction: the connection keeps the server default after', async () => {
     const r = await cli(['tenants', 'list', '--lock-timeout', '1234', '--database-url', app.url])

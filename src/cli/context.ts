@@ -4,6 +4,7 @@ import pg from 'pg'
 import { CONFIG_KEYS, type RowtenancyConfig } from '../config/config-keys.js'
 import { loadConfig } from '../config/load-config.js'
 import { ConfigError, DatabaseUnreachableError } from '../errors/index.js'
+import { hidePasswords } from '../sql/redact.js'
 import { createOutput, type Output } from './output.js'
 
 /**
@@ -67,17 +68,6 @@ export function addConfigOptions(
   return command
 }
 
-/** Hides the password of a connection URL for messages. @example `redactUrl('postgres://u:secret@h/db') // 'postgres://u:***@h/db'` */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString()
-  } catch {
-    return '(an unparsable URL)'
-  }
-}
-
 /**
  * Throws a `ConfigError` unless `url` is a PostgreSQL connection URL
  * (`postgres://` or `postgresql://`, or a Unix socket directory such as
@@ -93,17 +83,17 @@ export function checkConnectionUrl(url: string, flag: string): void {
   if (url.startsWith('/')) return
   const protocol = urlProtocol(url) ?? urlProtocol(url.replace('@/', '@socket-host/'))
   if (protocol === 'postgres:' || protocol === 'postgresql:' || protocol === 'socket:') return
-  // Never echo a password, also not from a URL that does not parse.
-  const shown =
-    protocol === undefined
-      ? JSON.stringify(url.slice(0, 80).replace(/(\/\/[^:/@]*:).*@/, '$1***@'))
-      : redactUrl(url)
+  // Never echo a password (hidden before the cut: a cut could split the one it hides).
+  const shown = JSON.stringify(hidePasswords(url).slice(0, 80))
   const why = /^postgres(ql)?:\/\//i.test(url)
     ? ' (it does not parse: a port above 65535, or a character in the user or password such as @ # / that must be percent-encoded?)'
-    : ''
+    : /^\s*\w+\s*=/.test(url)
+      ? ' (a key/value connection string: the driver reads only URLs)'
+      : ''
   throw new ConfigError(
     `${flag} is not a PostgreSQL connection URL: ${shown}${why}. ` +
-      'Write it as postgres://user:password@host:5432/database.',
+      // The shape without `//user:password@`: every line printed hides that as a password.
+      'Write it as postgres://user@host:5432/database, with a password as user:password@host.',
   )
 }
 
@@ -165,7 +155,7 @@ export function createCliContext(out: Output = createOutput()): CliContext {
         await pool.query('select 1')
       } catch (err) {
         await pool.end().catch(() => {})
-        throw new DatabaseUnreachableError(redactUrl(url), { cause: err })
+        throw new DatabaseUnreachableError(hidePasswords(url), { cause: err })
       }
       pools.push(pool)
       return pool

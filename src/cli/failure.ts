@@ -1,5 +1,7 @@
 import { TenancyError } from '../errors/index.js'
+import { hidePasswords } from '../sql/redact.js'
 import { withFlags } from './flags.js'
+import { rolledBack } from './lock-timeout.js'
 
 /**
  * Whether the user asked for stack traces: `DEBUG=rowtenancy` (the `debug`
@@ -25,31 +27,46 @@ interface PgFields {
   readonly severity?: unknown
   readonly address?: unknown
   readonly port?: unknown
+  readonly syscall?: unknown
+  readonly path?: unknown
 }
+
+/** The error codes of Node's sockets that say the server could not be reached. */
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+])
 
 /**
  * What the CLI prints for a command that failed: one line for our own errors
  * (`error [CODE]: message`), one clear line for anything else (a PostgreSQL
  * error with its SQLSTATE, detail and hint; a network error with the host and
- * port; an internal error saying how to see its stack), and the stack traces
- * only with `debug`. No password of a connection URL is ever shown.
+ * port; a file system error with its path; an internal error saying how to see
+ * its stack), and the stack traces only with `debug`. No connection password
+ * is ever shown (every line goes through `hidePasswords`).
  *
  * @example
  * ```ts
  * describeFailure(pgError, false)
- * // ['error [PG_42501]: must be owner of table accounts (PostgreSQL error 42501). Run it as the tables\' owner ...']
+ * // ['error [PG_42501]: must be owner of table accounts (PostgreSQL error 42501). The command stopped there; ...
+ * //   Connect as a role that may do this (the tables\' owner: --admin-database-url). Rerun with DEBUG=rowtenancy ...']
  * ```
  */
 export function describeFailure(err: unknown, debug: boolean): string[] {
-  // Our own messages show URLs through redactUrl already (and the shape postgres://user:password@...).
-  const lines = [err instanceof TenancyError ? headline(err) : hidePasswords(headline(err))]
+  const lines = [headline(err)]
   if (debug) {
     for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as Error).cause, depth++) {
       const stack = e instanceof Error ? e.stack : String(e)
-      if (stack) lines.push(hidePasswords(depth === 0 ? stack : `caused by: ${stack}`))
+      if (stack) lines.push(depth === 0 ? stack : `caused by: ${stack}`)
     }
   }
-  return lines
+  return lines.map(hidePasswords)
 }
 
 function headline(err: unknown): string {
@@ -65,12 +82,20 @@ function headline(err: unknown): string {
     ].filter(Boolean)
     return (
       `error [PG_${code}]: ${message} (PostgreSQL error ${code}${more.length ? `; ${more.join('; ')}` : ''}). ` +
-      'The command stopped there and its transaction was rolled back. ' +
+      (rolledBack(err)
+        ? 'The command stopped there and its transaction was rolled back: nothing was changed. '
+        : 'The command stopped there; what it committed before stays (see the command in docs/cli.md for what a rerun does). ') +
       `${pgAdvice(code)}Rerun with DEBUG=rowtenancy for the stack trace.`
     )
   }
-  // A network error of Node (ECONNREFUSED, ENOTFOUND, ...): where, and what to check.
-  if (code && /^E[A-Z_]+$/.test(code)) {
+  // A network error of Node (ECONNREFUSED, ENOTFOUND, ...; any error of a connect, such as
+  // EACCES on a Unix socket): where, and what to check.
+  const systemCode = code !== undefined && /^E[A-Z]+$/.test(code) // not Node's own ERR_* (a bug)
+  if (
+    code &&
+    (SOCKET_CODES.has(code) ||
+      (systemCode && (e.syscall === 'connect' || typeof e.address === 'string')))
+  ) {
     const where =
       typeof e.address === 'string'
         ? ` (${e.address}${typeof e.port === 'number' ? `:${e.port}` : ''})`
@@ -78,6 +103,14 @@ function headline(err: unknown): string {
     return (
       `error [${code}]: ${message}${where}. Check that PostgreSQL runs and listens on that host and ` +
       'port, and the host and port of --database-url (or DATABASE_URL). Rerun with DEBUG=rowtenancy for the stack trace.'
+    )
+  }
+  // Any other system error (ENOSPC, EACCES, ENOENT, ...): a file the command reads or writes.
+  if (code && systemCode) {
+    const where = typeof e.path === 'string' ? ` (path ${e.path})` : ''
+    return (
+      `error [${code}]: ${message}${where}. A file system problem, not a database one: check that ` +
+      'the path exists, that you may read or write it, and the free disk space. Rerun with DEBUG=rowtenancy for the stack trace.'
     )
   }
   const kind = err instanceof Error ? err.name : typeof err
@@ -96,9 +129,4 @@ function pgAdvice(code: string): string {
     return 'Check the names in your flags and config (schemas, tables, columns), and that `rowtenancy init` and your migrations ran. '
   }
   return ''
-}
-
-/** `scheme://user:secret@host` -> `scheme://user:***@host`, anywhere in the text. */
-function hidePasswords(text: string): string {
-  return text.replace(/(\/\/[^\s:/@]*:)[^\s@]*@/g, '$1***@')
 }

@@ -39,20 +39,38 @@ export function lockTimeoutMs(raw: string | undefined): number {
   })
 }
 
+/** The errors that ended an {@link inCommandTransaction} (its transaction rolled back). */
+const ROLLED_BACK = new WeakSet<object>()
+
 /**
  * Runs a command's work in one transaction that waits at most `ms` for a lock
- * (`--lock-timeout`), naming the holders of `tables` when it gives up.
+ * (`--lock-timeout`), naming the holders of `tables` when it gives up. An error
+ * out of it is known to have rolled the transaction back ({@link rolledBack}).
  *
  * @example
  * ```ts
  * await inCommandTransaction(pool, ms, { tables: ['public.tenants'], mode: 'row exclusive' }, (tx) => work(tx))
  * ```
  */
-export function inCommandTransaction<T>(
+export async function inCommandTransaction<T>(
   db: Queryable,
   ms: number,
-  what: Pick<LockWait, 'tables' | 'mode'>,
+  what: Pick<LockWait, 'tables' | 'mode' | 'referencing'>,
   fn: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
-  return inTransactionWithLockWait(db, { ...what, ms, flag: '--lock-timeout <ms>' }, fn)
+  try {
+    return await inTransactionWithLockWait(db, { ...what, ms, flag: '--lock-timeout <ms>' }, fn)
+  } catch (err) {
+    if (typeof err === 'object' && err !== null) ROLLED_BACK.add(err)
+    throw err
+  }
+}
+
+/**
+ * Whether `err` ended a command's one transaction ({@link inCommandTransaction}),
+ * so that the failure message may say nothing was changed; a command that
+ * commits in steps (`migrate-to-row-tenancy`, `tenants erase`) may not.
+ */
+export function rolledBack(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && ROLLED_BACK.has(err)
 }

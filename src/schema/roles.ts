@@ -119,20 +119,25 @@ export async function grantRuntimeRole(
 /**
  * Throws a `ConfigError` naming every schema of `schemas` that does not exist
  * (the raw error would be `schema "x" does not exist` half-way through the grants).
+ * `todo` replaces the default advice (create the shared tables first; nothing
+ * was granted) for a caller that has more to say, such as `init`.
  *
  * @example
  * ```ts
  * await assertSchemasExist(ownerPool, ['public', 'app']) // ConfigError: The schema "app" does not exist ...
  * ```
  */
-export async function assertSchemasExist(db: Queryable, schemas: readonly string[]): Promise<void> {
+export async function assertSchemasExist(
+  db: Queryable,
+  schemas: readonly string[],
+  todo = 'or create the shared tables first (rowtenancy schema generate --apply, or your migrations). Nothing was granted.',
+): Promise<void> {
   const found = await existingSchemas(db, schemas)
   const missing = schemas.filter((s) => !found.has(s)).map((s) => JSON.stringify(s))
   if (missing.length > 0) {
     throw new ConfigError(
       `The schema${missing.length > 1 ? 's' : ''} ${missing.join(', ')} to grant the runtime role on ` +
-        `do${missing.length > 1 ? '' : 'es'} not exist: check \`targetSchema\` (and \`tenantsSchema\`), or create ` +
-        'the shared tables first (rowtenancy schema generate --apply, or your migrations). Nothing was granted.',
+        `do${missing.length > 1 ? '' : 'es'} not exist: check \`targetSchema\` (and \`tenantsSchema\`), ${todo}`,
     )
   }
 }

@@ -5,6 +5,7 @@ import {
   InvalidInputError,
 } from '../errors/index.js'
 import { type ConnectableQueryable, isConnectionError, type Queryable } from './queryable.js'
+import { hidePasswords } from './redact.js'
 import { asUnavailable, unavailableReason } from './unavailable.js'
 
 /** The default acquire timeout, in milliseconds. @example `DEFAULT_ACQUIRE_MS // 5000` */
@@ -216,15 +217,7 @@ export function isUnreachable(err: unknown): boolean {
  */
 export function describePool(pool: pg.Pool): string {
   const o = (pool as unknown as { options?: pg.PoolConfig }).options ?? {}
-  if (o.connectionString) {
-    try {
-      const u = new URL(o.connectionString)
-      if (u.password) u.password = '***'
-      return u.toString()
-    } catch {
-      return '(the configured server)'
-    }
-  }
+  if (o.connectionString) return hidePasswords(o.connectionString)
   const host = o.host ?? process.env.PGHOST ?? 'localhost'
   const port = o.port ?? process.env.PGPORT ?? 5432
   return `${o.user ?? process.env.PGUSER ?? ''}@${host}:${port}/${o.database ?? process.env.PGDATABASE ?? ''}`

@@ -12,6 +12,12 @@ export interface LockWait {
   readonly tables: readonly string[]
   /** The strongest lock the transaction takes on them (whose conflicts are named). */
   readonly mode: TableLockMode
+  /**
+   * Also the tables whose foreign keys reference `tables`, and theirs in turn: a
+   * DELETE waits for their foreign key checks and cascades (`tenants delete`
+   * behind a lock on `accounts`).
+   */
+  readonly referencing?: boolean
   /** The flag that sets `ms`, for the message (`--lock-timeout`). */
   readonly flag?: string
 }
@@ -24,6 +30,12 @@ export interface LockWait {
  * pooled server connection). When a wait runs out, the transaction is rolled
  * back (nothing of it stays) and a `DatabaseUnavailableError` (reason
  * `timeout`) names the tables and the sessions that hold them.
+ *
+ * Give it a pool or a client that is not in a transaction: on a client inside
+ * one, {@link inTransaction} makes a savepoint, and the `lock_timeout` set in it
+ * would outlive its release, limiting the caller's later statements until the
+ * caller's transaction ends (and a timeout would roll back only the savepoint,
+ * not the caller's transaction the message says is rolled back).
  *
  * @internal
  * @example
@@ -62,20 +74,22 @@ function lockTimeoutOf(err: unknown): Error | undefined {
 }
 
 async function lockTimeoutMessage(db: Queryable, wait: LockWait, err: Error): Promise<string> {
-  const tables = wait.tables.length > 0 ? wait.tables.join(', ') : 'its tables'
+  let named = wait.tables
   let holders: string | null = null
   let anyLock = false
   try {
-    holders = await readHolders(db, wait.tables, wait.mode)
+    if (wait.referencing) named = [...named, ...(await referencingTables(db, named))]
+    holders = await readHolders(db, named, wait.mode)
     if (!holders) {
       // A row lock (an UPDATE or SELECT ... FOR UPDATE not committed) shows as a weaker
       // table lock: name the sessions in a transaction on the tables then.
-      holders = await readHolders(db, wait.tables, 'access exclusive')
+      holders = await readHolders(db, named, 'access exclusive')
       anyLock = holders !== null
     }
   } catch {
     // the lookup is only for the message: the lock timeout is the error
   }
+  const tables = named.length > 0 ? named.join(', ') : 'its tables'
   const who = holders
     ? `, held by ${holders}${anyLock ? ' (sessions with a transaction open on them: one holds the row or lock waited for)' : ''}`
     : ' (no other session holds a lock on them now: it may have ended, or the wait was for another lock, such as an advisory one)'
@@ -96,4 +110,25 @@ async function readHolders(
     tables,
   ])
   return (rows[0]?.holders as string | null) ?? null
+}
+
+/**
+ * The tables with a foreign key to one of `tables`, and to those in turn (a
+ * cascade goes on), other than `tables`: names as `regclass` prints them.
+ */
+async function referencingTables(db: Queryable, tables: readonly string[]): Promise<string[]> {
+  const { rows } = await db.query(
+    `with recursive given(relid) as (
+       select pg_catalog.to_regclass(t)::oid from pg_catalog.unnest($1::text[]) t),
+     refs(relid) as (
+       select g.relid from given g where g.relid is not null
+       union
+       select c.conrelid from pg_catalog.pg_constraint c join refs r on c.confrelid = r.relid
+        where c.contype = 'f' and c.conparentid = 0)
+     select r.relid::pg_catalog.regclass::text as name from refs r
+      where r.relid not in (select g.relid from given g where g.relid is not null)
+      order by 1`,
+    [tables],
+  )
+  return rows.map((r) => r.name as string)
 }

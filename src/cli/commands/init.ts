@@ -48,14 +48,19 @@ export function register(program: Command, ctx: CliContext): void {
       ms,
       { tables, mode: 'access exclusive' },
       async (tx) => {
-        // An unsafe runtime role, or a --target-schema that does not exist (the tenants schema
-        // init creates), is refused before anything is installed; also without --runtime-role,
-        // where nothing is granted on it: a name that is not there is a mistake either way.
-        if (config.runtimeRole) await assertGrantableRole(tx, config.runtimeRole)
-        await assertSchemasExist(
-          tx,
-          schemas.filter((s) => s !== config.tenantsSchema),
-        )
+        // An unsafe runtime role, or a schema to grant it on that does not exist (the tenants
+        // schema init creates), is refused before anything is installed. Without --runtime-role
+        // the target schema is not looked at: `schema generate --apply` creates it after init.
+        if (config.runtimeRole) {
+          await assertGrantableRole(tx, config.runtimeRole)
+          await assertSchemasExist(
+            tx,
+            schemas.filter((s) => s !== config.tenantsSchema),
+            'or run `rowtenancy init` without --runtime-role first, create the shared tables ' +
+              '(rowtenancy schema generate --apply, or your migrations), then run init --runtime-role ' +
+              'again. Nothing was installed or granted.',
+          )
+        }
         await installTenantTables(tx, { idType: config.tenantIdType, schema: config.tenantsSchema })
         await installAuditLog(tx, { table: auditTable })
         const role = config.runtimeRole

@@ -11,8 +11,9 @@ import {
 } from '../../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
 import { renderTable } from '../../schema/rls-render.js'
-import { assertSealKey, installSeal } from '../../schema/rls-sealed.js'
+import { assertSealKey, installSeal, SEAL_SCHEMA } from '../../schema/rls-sealed.js'
 import type { Queryable } from '../../sql/queryable.js'
+import { quoteQualified } from '../../sql/quote.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { inCommandTransaction, lockTimeoutMs, withLockTimeoutOption } from '../lock-timeout.js'
 import { assertTenantTablesFound } from '../tenant-tables.js'
@@ -53,8 +54,11 @@ export function register(program: Command, ctx: CliContext): void {
       // The key comes from the environment only (never a flag: shell history, ps).
       const key = opts.sealed ? sealKeyFromEnv() : undefined
       const { pool, tables, config } = await open(ctx, cmd)
-      // The seal and the policies in one transaction: a table busy past --lock-timeout leaves none of it.
-      const what = { tables: tables.map(renderTable), mode: 'access exclusive' } as const
+      // The seal and the policies in one transaction: a table busy past --lock-timeout leaves none
+      // of it. The seal's key table is locked too (re-keyed) and its holders named.
+      const locked = tables.map(renderTable)
+      if (key !== undefined) locked.push(quoteQualified(SEAL_SCHEMA, 'key'))
+      const what = { tables: locked, mode: 'access exclusive' } as const
       const result = await inCommandTransaction(pool, ms, what, async (tx) => {
         if (key !== undefined) await installSeal(tx, { key })
         return change(tx, tables, policyOptions(config, opts.sealed))
@@ -119,7 +123,7 @@ async function open(
       ? named
       : await discoverTenantTables(pool, { tenantColumn: config.tenantColumn })
   // A named table that does not exist, or none found: an error before anything is changed
-  // (`rls status` reported "exists false" and exited 0).
+  // (also for `rls status`: a table that is not there has no row level security to show).
   if (named.length > 0) assertExisting(await rlsStatus(pool, named, policyOptions(config)))
   else await assertTenantTablesFound(pool, tables, `rls ${cmd.name()}`, config.tenantColumn)
   return { pool, tables, config }

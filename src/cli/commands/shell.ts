@@ -11,9 +11,10 @@ import { ConfigError } from '../../errors/index.js'
 import { discoverTenantTables } from '../../schema/rls-apply.js'
 import type { TableInput } from '../../schema/table-registry.js'
 import { quoteIdent } from '../../sql/quote.js'
+import { hidePasswords } from '../../sql/redact.js'
 import { createTenancy } from '../../tenancy/index.js'
 import { TenantStore } from '../../tenants/index.js'
-import { addConfigOptions, type CliContext, redactUrl } from '../context.js'
+import { addConfigOptions, type CliContext } from '../context.js'
 import { runShellRepl } from '../repl.js'
 import { assertTenantTablesFound } from '../tenant-tables.js'
 
@@ -128,8 +129,8 @@ function printBanner(
 ): void {
   const { config, facts, tables, separateAdmin, opts } = shell
   ctx.out.warn(
-    `rowtenancy shell on ${redactUrl(config.databaseUrl ?? '')} as ${facts.role}` +
-      (separateAdmin ? ` (allObjects on ${redactUrl(config.adminDatabaseUrl ?? '')})` : ''),
+    `rowtenancy shell on ${hidePasswords(config.databaseUrl ?? '')} as ${facts.role}` +
+      (separateAdmin ? ` (allObjects on ${hidePasswords(config.adminDatabaseUrl ?? '')})` : ''),
   )
   ctx.out.warn(
     `tenant-aware tables: ${tables.map((t) => (typeof t === 'string' ? t : `${t.schema}.${t.name}`)).join(', ')}`,

@@ -40,6 +40,7 @@ async function withStore<T>(
   cmd: Command,
   mode: TableLockMode,
   work: (store: TenantStore) => Promise<T>,
+  { deletes = false } = {},
 ): Promise<T> {
   const ms = lockTimeoutMs(cmd.opts().lockTimeout)
   const config: RowtenancyConfig = await ctx.config(cmd)
@@ -47,7 +48,8 @@ async function withStore<T>(
   const idType = await storeIdType(pool, config, cmd)
   const schema = config.tenantsSchema
   const tables = [quoteQualified(schema, 'tenants'), quoteQualified(schema, 'tenant_domains')]
-  return inCommandTransaction(pool, ms, { tables, mode }, (tx) =>
+  // A delete also waits for the tables that reference tenants (their foreign key checks).
+  return inCommandTransaction(pool, ms, { tables, mode, referencing: deletes }, (tx) =>
     work(new TenantStore({ db: tx, idType, schema, ttlMs: 0 })),
   )
 }
@@ -148,7 +150,7 @@ function registerDelete(tenants: Command, ctx: CliContext): void {
   subcommand(tenants, 'delete <id>', 'delete a tenant that owns no rows')
     .requiredOption('--yes', 'confirm the deletion')
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
-      await withStore(ctx, cmd, 'row exclusive', (s) => s.delete(id))
+      await withStore(ctx, cmd, 'row exclusive', (s) => s.delete(id), { deletes: true })
       if (opts.json) ctx.out.json({ deleted: id })
       else ctx.out.line(`deleted tenant ${id}`)
     })
