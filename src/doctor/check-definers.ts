@@ -1,8 +1,8 @@
-import { searchPathNames } from '../migrate/online/legacy-rls.js'
 import { renderSealSetup } from '../schema/rls-sealed.js'
 import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import { escapeRegExp } from '../sql/regexp.js'
+import { searchPathNames } from '../sql/search-path-names.js'
 import { type Finding, finding } from './findings.js'
 
 /**
