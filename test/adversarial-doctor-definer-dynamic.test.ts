@@ -67,6 +67,51 @@ beforeAll(async () => {
       return query execute format('select name from %I', tbl);
     end $$;
     alter function names_as_plain(text) owner to "${OWNERLESS}";`)
+  // Dynamic SQL that hides behind string literals, comments and other statements: still found.
+  await db.pool.query(`
+    create function names_for_in(tbl text) returns setof text language plpgsql security definer
+      set search_path = pg_catalog, pg_temp as $$
+    declare r record;
+    begin
+      for r in execute format('select name from public.%I', tbl) loop return next r.name; end loop;
+    end $$;
+    create function names_cursor(tbl text) returns setof text language plpgsql security definer
+      set search_path = pg_catalog, pg_temp as $$
+    declare c refcursor; v text;
+    begin
+      open c for execute format('select name from public.%I', tbl);
+      loop fetch c into v; exit when not found; return next v; end loop;
+    end $$;
+    create function names_after_literals(tbl text) returns setof text language plpgsql security definer
+      set search_path = pg_catalog, pg_temp as $$
+    declare note text := E'it\\'s -- no comment; ' || $q$ 'still' $q$;
+    begin
+      if tbl <> '' then return query execute 'select name from public.' || pg_catalog.quote_ident(tbl); end if;
+    end $$;`)
+  // No dynamic SQL: the word EXECUTE only in string literals, comments, the EXECUTE privilege,
+  // and a trigger's DDL. Each was reported, and every function calling one by name with it.
+  await db.pool.query(`
+    create function may_call(f text) returns boolean language sql security definer
+      set search_path = pg_catalog, pg_temp
+      as $$ select has_function_privilege(current_user, f, 'EXECUTE') $$;
+    create function calls_may_call() returns boolean language sql security definer
+      set search_path = pg_catalog, pg_temp as $$ select public.may_call('public.say()') $$;
+    create function say() returns void language plpgsql security definer
+      set search_path = pg_catalog, pg_temp as $$
+    begin
+      raise notice 'nothing to execute'; -- execute nothing
+      raise notice $m$ ; execute $m$; /* ; execute /* nested */ ; execute */
+    end $$;
+    create function regrant() returns void language plpgsql security definer
+      set search_path = pg_catalog, pg_temp as $$
+    begin
+      grant execute on function public.say() to public;
+      revoke grant option for execute on function public.say() from public;
+      create trigger t after insert on public.notes for each row execute function public.noop();
+    end $$;
+    create table notes (body text);
+    create function noop() returns trigger language plpgsql
+      set search_path = pg_catalog, pg_temp as $$ begin return null; end $$;`)
 }, 60_000)
 
 afterAll(async () => {
@@ -102,6 +147,8 @@ it('the runtime role bound to tenant 1 reads tenant 2 through each dynamic defin
     'one-secret',
     'two-secret',
   ])
+  for (const f of ['names_for_in', 'names_cursor', 'names_after_literals'])
+    expect(await asTenant1(`select ${f}('accounts')`)).toEqual(['one-secret', 'two-secret'])
   // and the shapes that hold
   expect(await asTenant1("select names_invoker('accounts')")).toEqual(['one-secret'])
   expect(await asTenant1("select names_as_plain('accounts')")).toEqual(['one-secret'])
@@ -113,6 +160,9 @@ it('doctor reports each, and none of the shapes that hold', async () => {
   expect(found.map((f) => `${f.severity} ${f.object}`)).toEqual([
     'error public.count_in(tbl regclass)',
     'error public.export_xml(q text)',
+    'error public.names_after_literals(tbl text)',
+    'error public.names_cursor(tbl text)',
+    'error public.names_for_in(tbl text)',
     'error public.names_in(tbl text)',
     'error public.names_through_call(tbl text)',
   ])
@@ -127,4 +177,18 @@ it('doctor reports each, and none of the shapes that hold', async () => {
     .map((f) => f.object)
   expect(all).toContain('public.names_private(tbl text)')
   expect(all).not.toContain('public.names_as_plain(tbl text)')
+})
+
+it('EXECUTE in a string literal, a comment, a privilege or trigger DDL is no dynamic SQL (nor for its callers)', async () => {
+  // what doctor used to report (an error, exit code 1): the word anywhere outside a comment
+  const found = (await dynamicFindings()).map((f) => f.object)
+  for (const fn of [
+    'public.may_call(f text)',
+    'public.calls_may_call()',
+    'public.say()',
+    'public.regrant()',
+  ])
+    expect(found).not.toContain(fn)
+  // they run no statement a caller shapes
+  expect(await asTenant1("select may_call('public.say()')")).toEqual([true])
 })

@@ -64,10 +64,40 @@ beforeAll(async () => {
     create function normalize_atomic(p text) returns text language sql security definer
       begin atomic select lower(p); end;
     create function normalize_invoker(p text) returns text language sql as 'select lower(p)';`)
+  // Trigger functions: unpinned, fired only where the runtime role writes (or cascades) to.
+  await db.pool.query(`
+    create schema admin;
+    create table admin.settings (k text primary key, v text);
+    create function admin.norm() returns trigger language plpgsql security definer
+      as $$ begin new.v := lower(new.v); return new; end $$;
+    create trigger norm before insert on admin.settings for each row execute function admin.norm();
+    create function count_visit() returns trigger language plpgsql security definer
+      as $$ begin new.n := new.n + 1; return new; end $$;
+    create trigger count_visit before update on visits for each row execute function count_visit();
+    create table parents (id bigint primary key);
+    create table admin.children (parent bigint references parents on delete cascade);
+    insert into parents values (1); insert into admin.children values (1);
+    create function admin.on_child_gone() returns trigger language plpgsql security definer
+      as $$ begin return old; end $$;
+    create trigger on_child_gone before delete on admin.children
+      for each row execute function admin.on_child_gone();
+    create function note_ddl() returns event_trigger language plpgsql security definer
+      as $$ begin perform lower(tg_tag); end $$;
+    create event trigger note_ddl on ddl_command_start execute function note_ddl();
+    create function note_ddl_off() returns event_trigger language plpgsql security definer
+      as $$ begin perform lower(tg_tag); end $$;
+    create event trigger note_ddl_off on ddl_command_start execute function note_ddl_off();
+    alter event trigger note_ddl_off disable;
+    -- pinned to schemas that are not there: one by name, one the owner's ("$user")
+    create function is_demo_ghost(p varchar) returns boolean language sql security definer
+      set search_path = ghost, pg_temp as $$ select p = 'demo'::varchar $$;
+    create function is_demo_user(p varchar) returns boolean language sql security definer
+      set search_path = "$user", pg_temp as $$ select p = 'demo'::varchar $$;`)
   // The misconfigurations the attacks need (each a doctor warning of its own).
   await db.pool.query(`grant create on schema public to "${ROLE}";
     grant temporary on database "${db.name}" to "${ROLE}";
-    grant select, update on visits to "${ROLE}"`)
+    grant select, update on visits to "${ROLE}";
+    grant select, delete on parents to "${ROLE}"`)
 }, 60_000)
 
 afterAll(async () => {
@@ -146,11 +176,14 @@ it('doctor reports each, not the pinned ones nor the sealed binding (qualified n
   const report = await runDoctor(db.pool, { runtimeRole: ROLE })
   const found = report.findings.filter((f) => f.code === 'SECURITY_DEFINER_SEARCH_PATH')
   expect(found.map((f) => `${f.severity} ${f.object}`)).toEqual([
+    'error admin.on_child_gone()',
     'error public.bump_visits_app_path()',
     'error public.bump_visits()',
+    'error public.count_visit()',
     'error public.is_demo_code(p character varying)',
     'error public.normalize_email(p text)',
     'error public.normalize_public_path(p text)',
+    'error public.note_ddl()',
   ])
   expect(found.find((f) => f.object === 'public.normalize_email(p text)')!.message).toMatch(
     /no pinned search_path/,
@@ -175,9 +208,12 @@ it('with neither CREATE nor TEMP the unpinned ones are a warning; a pinned path 
     const report = await runDoctor(db.pool, { runtimeRole: ROLE })
     const found = report.findings.filter((f) => f.code === 'SECURITY_DEFINER_SEARCH_PATH')
     expect(found.map((f) => `${f.severity} ${f.object}`)).toEqual([
+      'warning admin.on_child_gone()',
       'warning public.bump_visits()',
+      'warning public.count_visit()',
       'warning public.is_demo_code(p character varying)',
       'warning public.normalize_email(p text)',
+      'warning public.note_ddl()',
     ])
   } finally {
     await db.pool.query(`grant create on schema public to "${ROLE}";
@@ -202,5 +238,56 @@ it('the sealed binding is recognized by its exact body: a changed one is reporte
   } finally {
     await db.pool.query(`create or replace function ${fn} returns pg_catalog.text
       language plpgsql stable security definer as $fn$${body}$fn$`)
+  }
+})
+
+it('a trigger function counts only where the runtime role may fire it: a table it writes, a cascade, an enabled event trigger', async () => {
+  const found = (await runDoctor(db.pool, { runtimeRole: ROLE })).findings
+    .filter((f) => f.code === 'SECURITY_DEFINER_SEARCH_PATH')
+    .map((f) => f.object)
+  // no USAGE on schema admin, no privilege on admin.settings: it never runs for the runtime role
+  await expect(asTenant1(["insert into admin.settings values ('k', 'V')"])).rejects.toThrow(
+    /permission denied/,
+  )
+  expect(found).not.toContain('admin.norm()')
+  expect(found).not.toContain('public.note_ddl_off()')
+  // the runtime role fires the others: by writing, by a cascading delete, by any DDL at all
+  expect(found).toEqual(
+    expect.arrayContaining(['public.count_visit()', 'admin.on_child_gone()', 'public.note_ddl()']),
+  )
+  await asTenant1([
+    'alter default privileges grant select on tables to public',
+    'delete from parents',
+  ])
+  // without a runtime role every trigger function is reported, as before
+  const all = (await runDoctor(db.pool)).findings
+    .filter((f) => f.code === 'SECURITY_DEFINER_SEARCH_PATH')
+    .map((f) => f.object)
+  expect(all).toEqual(expect.arrayContaining(['admin.norm()', 'public.note_ddl_off()']))
+})
+
+it('a pinned path naming a schema not there yet is open when the runtime role may create schemas', async () => {
+  const path = async () =>
+    (await runDoctor(db.pool, { runtimeRole: ROLE })).findings
+      .filter((f) => f.code === 'SECURITY_DEFINER_SEARCH_PATH')
+      .map((f) => f.object)
+  expect(await path()).not.toContain('public.is_demo_ghost(p character varying)')
+  expect(await path()).not.toContain('public.is_demo_user(p character varying)')
+  await db.pool.query(`grant create on database "${db.name}" to "${ROLE}"`)
+  try {
+    // the attack: the runtime role makes the schema and an exact-match operator in it
+    const ghost = [
+      'create schema ghost',
+      ...SHADOW_EQUALS.map((s) => s.replaceAll('public.leak_eq', 'ghost.leak_eq')),
+    ].map((s) => s.replace('create operator public.=', 'create operator ghost.='))
+    await expect(asTenant1([...ghost, "select is_demo_ghost('x')"])).rejects.toThrow(
+      'leak: one-secret,two-secret',
+    )
+    const found = await path()
+    expect(found).toContain('public.is_demo_ghost(p character varying)')
+    // "$user" is the owner (postgres) while the function runs: no such schema either
+    expect(found).toContain('public.is_demo_user(p character varying)')
+  } finally {
+    await db.pool.query(`revoke create on database "${db.name}" from "${ROLE}"`)
   }
 })

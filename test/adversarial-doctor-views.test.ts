@@ -40,7 +40,14 @@ beforeAll(async () => {
     create function names_through_call() returns setof text language sql security definer
       as 'select * from account_names_of ()';
     create function names_through_view() returns setof text language sql security definer
-      as 'select name from account_names';`)
+      as 'select name from account_names';
+    -- a SQL-standard body calling it (its pg_depend names the function, not the table)
+    create function names_atomic_call() returns setof text language sql security definer
+      begin atomic select * from account_names_of(); end;
+    -- names a tenant table and a reaching function only in comments: reads neither
+    create function one_note() returns int language sql security definer
+      as $$ select 1 -- not from accounts, nor account_names_of()
+      /* nor accounts */ $$;`)
 }, 60_000)
 
 afterAll(async () => {
@@ -105,12 +112,17 @@ describe('doctor: definer functions reaching tenant tables through a call or an 
     const both = ['one-secret', 'two-secret']
     expect(await asRuntime('1', 'select names_through_call() as name')).toEqual(both)
     expect(await asRuntime('1', 'select names_through_view() as name')).toEqual(both)
+    expect(await asRuntime('1', 'select names_atomic_call() as name')).toEqual(both)
   })
-  it('doctor reports both', async () => {
+  it('doctor reports each (a begin atomic caller too), not a function naming them only in comments', async () => {
     const report = await runDoctor(db.pool, { runtimeRole: ROLE })
     const objects = report.findings
       .filter((f) => f.code === 'SECURITY_DEFINER_FUNCTION')
       .map((f) => f.object)
-    expect(objects).toEqual(['public.names_through_call()', 'public.names_through_view()'])
+    expect(objects).toEqual([
+      'public.names_atomic_call()',
+      'public.names_through_call()',
+      'public.names_through_view()',
+    ])
   })
 })

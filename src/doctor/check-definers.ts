@@ -1,9 +1,9 @@
-import { searchPathNames } from '../migrate/online/legacy-rls.js'
 import { renderSealSetup } from '../schema/rls-sealed.js'
-import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
-import { escapeRegExp } from '../sql/regexp.js'
+import { searchPathNames } from '../sql/search-path-names.js'
+import { stripSqlText } from '../sql/strip-sql-text.js'
 import { type Finding, finding } from './findings.js'
+import { type FunctionFacts, reachingByName, SQL_LANGUAGES } from './function-catalog.js'
 
 /**
  * SECURITY DEFINER functions whose text doctor cannot read for the tables they reach, owned by
@@ -12,15 +12,18 @@ import { type Finding, finding } from './findings.js'
  * without `runtimeRole`):
  *
  * - `SECURITY_DEFINER_DYNAMIC_SQL`: the function runs dynamic SQL (plpgsql `EXECUTE`,
- *   `query_to_xml`, `table_to_xml`, `ts_stat`, dblink, ...), or calls a function that does,
+ *   `query_to_xml`, `table_to_xml`, `ts_stat`, dblink, ...; in a SQL or plpgsql body, outside
+ *   comments and string literals, `EXECUTE` where a statement starts), or calls a function that does,
  *   at any depth: the statement is built at run time, so no table name shows, and whatever
  *   part of it the caller controls reads any tenant's rows.
  * - `SECURITY_DEFINER_SEARCH_PATH`: the function resolves unqualified names on a path the
  *   caller shapes: no `search_path` pinned (`set search_path = pg_catalog, pg_temp`), or a
- *   pinned one that lists a schema the runtime role may create in, or does not end with
+ *   pinned one that lists a schema the runtime role may create in (or one not there yet, when
+ *   it may create schemas), or does not end with
  *   `pg_temp` (searched first for tables and types then). The caller's function, operator or
- *   temporary table (with a trigger) then runs as the owner. Trigger functions count whoever
- *   may call them: the runtime role fires them by writing. A SQL-standard body (`begin atomic`)
+ *   temporary table (with a trigger) then runs as the owner. Trigger functions count when the
+ *   runtime role may fire them: a trigger on a table it may write (or that a cascading foreign
+ *   key writes from one), an enabled event trigger (any role runs some DDL). A SQL-standard body (`begin atomic`)
  *   binds its names when it is made, and the sealed binding's two functions qualify every
  *   name (their bodies are compared with rowtenancy's own): neither is reported.
  *
@@ -30,122 +33,70 @@ import { type Finding, finding } from './findings.js'
  * @internal
  * @example
  * ```ts
- * const findings = await checkDefiners(pool, tables, 'app_runtime', new Set())
+ * const findings = await checkDefiners(pool, await readFunctions(pool, tables, 'app_runtime'), 'app_runtime', new Set())
  * ```
  */
 export async function checkDefiners(
   db: Queryable,
-  tables: readonly TableFacts[],
+  functions: readonly FunctionFacts[],
   runtimeRole: string | undefined,
   reported: ReadonlySet<string>,
 ): Promise<Finding[]> {
-  const rows = await definerCandidates(db, tables, runtimeRole)
+  const rows = functions.filter((f) => !OPAQUE_LANGUAGES.has(f.language))
   const path = await pathFacts(db, runtimeRole)
   const sealed = await sealedBodies(db)
-  const dynamic = reachingDynamicSql(rows)
+  const dynamic = reachingByName(
+    rows,
+    rows.filter((r) => runsDynamicSql(r)),
+  )
   const out: Finding[] = []
   for (const r of rows) {
     if (!r.definer || !r.ownerBypasses || reported.has(r.fn)) continue
     if (r.callable && !r.trigger && dynamic.has(r)) out.push(dynamicFinding(r))
-    const loose = r.callable || r.trigger ? searchPathProblem(r, path, sealed) : undefined
+    // a trigger function cannot be called, only fired
+    const loose = (r.trigger ? r.fired : r.callable)
+      ? searchPathProblem(r, path, sealed)
+      : undefined
     if (loose) out.push(loose)
   }
   return out
 }
 
-/** A function of the database's own schemas (not an extension's), with what the checks need. */
-interface FunctionRow {
-  readonly name: string
-  readonly fn: string
-  readonly quoted: string
-  readonly owner: string
-  readonly language: string
-  /** The body; for a SQL-standard body (`begin atomic`), the whole definition. */
-  readonly src: string
-  readonly atomic: boolean
-  readonly definer: boolean
-  readonly trigger: boolean
-  readonly ownerBypasses: boolean
-  /** The runtime role may execute it (true without a runtime role). */
-  readonly callable: boolean
-  /** The pinned `search_path` setting, or null. */
-  readonly searchPath: string | null
-}
-
-async function definerCandidates(
-  db: Queryable,
-  tables: readonly TableFacts[],
-  runtimeRole: string | undefined,
-): Promise<FunctionRow[]> {
-  const { rows } = await db.query(
-    `select p.proname as name,
-            format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as fn,
-            format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as quoted,
-            o.rolname as owner, l.lanname as language, p.prosecdef as definer,
-            l.lanname = 'sql' and p.prosrc = '' as atomic,
-            case when l.lanname = 'sql' and p.prosrc = '' then pg_get_functiondef(p.oid)
-                 else coalesce(p.prosrc, '') end as src,
-            p.prorettype in ('pg_catalog.trigger'::regtype, 'pg_catalog.event_trigger'::regtype) as trigger,
-            o.rolsuper or o.rolbypassrls
-              or exists (select 1 from pg_class c where c.oid = any($1::oid[])
-                           and pg_has_role(p.proowner, c.relowner, 'USAGE')) as "ownerBypasses",
-            r.oid is null or (has_function_privilege(r.oid, p.oid, 'EXECUTE')
-                              and has_schema_privilege(r.oid, p.pronamespace, 'USAGE')) as callable,
-            (select substr(c, length('search_path=') + 1) from unnest(p.proconfig) c
-              where c like 'search\\_path=%') as "searchPath"
-       from pg_proc p
-       join pg_namespace n on n.oid = p.pronamespace
-       join pg_language l on l.oid = p.prolang
-       join pg_roles o on o.oid = p.proowner
-       left join pg_roles r on r.rolname = $2::text
-      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
-        and p.prokind in ('f', 'p') and l.lanname not in ('c', 'internal')
-        and not exists (select 1 from pg_depend e where e.classid = 'pg_proc'::regclass
-                          and e.objid = p.oid and e.deptype = 'e')
-      order by 2`,
-    [tables.map((t) => t.oid), runtimeRole ?? null],
-  )
-  return rows as FunctionRow[]
-}
+/** Languages whose body is no text doctor can read (a C symbol, a built-in's name). */
+const OPAQUE_LANGUAGES = new Set(['c', 'internal'])
 
 /**
- * Statements that run SQL built at run time: plpgsql `EXECUTE` (also `RETURN QUERY EXECUTE`,
- * `OPEN ... FOR EXECUTE`, `FOR ... IN EXECUTE`), SQL `EXECUTE` of a prepared statement, the
- * functions that run a query or read a table given as text or regclass, dblink, and the
+ * The functions that run a query or read a table given as text or regclass, dblink, and the
  * PL/Python and PL/Perl query calls.
  */
-const DYNAMIC_SQL = new RegExp(
-  [
-    '(^|[^a-z0-9_$.])execute\\b(?!\\s+(function|procedure)\\b)',
-    '\\b(query_to_xml(_and_xmlschema)?|query_to_xmlschema|(table|schema|database)_to_xml(_and_xmlschema)?|ts_stat|ts_rewrite|dblink(_exec|_open|_send_query)?|spi_exec_query|spi_query|spi_prepare)\\s*\\(',
-    '\\bplpy\\s*\\.\\s*(execute|cursor|prepare)\\b',
-  ].join('|'),
-  'i',
-)
+const DYNAMIC_CALL =
+  /\b(query_to_xml(_and_xmlschema)?|query_to_xmlschema|(table|schema|database)_to_xml(_and_xmlschema)?|ts_stat|ts_rewrite|dblink(_exec|_open|_send_query)?|spi_exec_query|spi_query|spi_prepare)\s*\(|\bplpy\s*\.\s*(execute|cursor|prepare)\b/i
 
-/** The text of a body without its comments (a comment saying "execute" runs nothing). */
-function code(src: string): string {
-  return src.replace(/\/\*[\s\S]*?\*\//g, ' ').replace(/--[^\n]*/g, ' ')
+/**
+ * plpgsql `EXECUTE` (also `RETURN QUERY EXECUTE`, `OPEN ... FOR EXECUTE`, `FOR ... IN EXECUTE`)
+ * and SQL `EXECUTE` of a prepared statement: the word where a statement starts (the body's
+ * start, after `;`, `begin`, `then`, `else`, `loop`) or after `query`, `for`, `in`. Not the
+ * privilege (`grant execute`, `revoke grant option for execute`) nor a trigger's
+ * `execute function`.
+ */
+const EXECUTE_STATEMENT =
+  /(^|;|\b(begin|then|else|loop|query|in)\b|(?<!\boption\s+)\bfor\b)\s*execute\b(?!\s+(function|procedure)\b)/i
+
+/** Any word `execute` (not `x.execute`, nor a trigger's `execute function`), for bodies doctor does not parse. */
+const ANY_EXECUTE = /(^|[^a-z0-9_$.])execute\b(?!\s+(function|procedure)\b)/i
+
+/**
+ * The body runs SQL built at run time. SQL and plpgsql bodies are read without comments and
+ * string literals (`raise notice 'nothing to execute'`, `has_function_privilege(f, 'EXECUTE')`
+ * run nothing); other languages' bodies as they are, any `execute` counting.
+ */
+function runsDynamicSql(r: FunctionFacts): boolean {
+  if (!SQL_LANGUAGES.has(r.language)) return ANY_EXECUTE.test(r.src) || DYNAMIC_CALL.test(r.src)
+  const code = stripSqlText(r.src, { literals: true })
+  return EXECUTE_STATEMENT.test(code) || DYNAMIC_CALL.test(code)
 }
 
-/** Functions that run dynamic SQL, or call (by name, overloads alike) one that does, at any depth. */
-function reachingDynamicSql(rows: readonly FunctionRow[]): Set<FunctionRow> {
-  const reaching = new Set(rows.filter((r) => DYNAMIC_SQL.test(code(r.src))))
-  for (let grew = true; grew; ) {
-    grew = false
-    const calls = [...new Set([...reaching].map((r) => r.name))].map(
-      (name) => new RegExp(`(^|[^a-z0-9_$"])"?${escapeRegExp(name)}"?\\s*\\(`, 'i'),
-    )
-    for (const r of rows) {
-      if (reaching.has(r) || !calls.some((c) => c.test(code(r.src)))) continue
-      reaching.add(r)
-      grew = true
-    }
-  }
-  return reaching
-}
-
-function dynamicFinding(r: FunctionRow): Finding {
+function dynamicFinding(r: FunctionFacts): Finding {
   return finding(
     'SECURITY_DEFINER_DYNAMIC_SQL',
     r.fn,
@@ -161,23 +112,32 @@ interface PathFacts {
   readonly known: boolean
   readonly temp: boolean
   readonly schemas: ReadonlySet<string>
-  /** CREATE on the database: a schema of its own (not on a pinned path unless named). */
+  /** CREATE on the database: a schema of its own, of any name not taken (and not `pg_*`). */
   readonly database: boolean
+  /** The schemas that exist. */
+  readonly existing: ReadonlySet<string>
 }
 
 async function pathFacts(db: Queryable, runtimeRole: string | undefined): Promise<PathFacts> {
   if (runtimeRole === undefined)
-    return { known: false, temp: true, schemas: new Set(), database: false }
+    return { known: false, temp: true, schemas: new Set(), database: false, existing: new Set() }
   const { rows } = await db.query(
     `select coalesce(has_database_privilege(r.oid, current_database(), 'TEMP'), false) as temp,
             coalesce(has_database_privilege(r.oid, current_database(), 'CREATE'), false) as database,
             coalesce((select array_agg(n.nspname::text) from pg_namespace n
-                       where has_schema_privilege(r.oid, n.oid, 'CREATE')), '{}') as schemas
+                       where has_schema_privilege(r.oid, n.oid, 'CREATE')), '{}') as schemas,
+            (select array_agg(n.nspname::text) from pg_namespace n) as existing
        from (select (select oid from pg_roles where rolname = $1::text) as oid) r`,
     [runtimeRole],
   )
-  const r = rows[0] as { temp: boolean; database: boolean; schemas: string[] }
-  return { known: true, temp: r.temp, schemas: new Set(r.schemas), database: r.database }
+  const r = rows[0] as { temp: boolean; database: boolean; schemas: string[]; existing: string[] }
+  return {
+    known: true,
+    temp: r.temp,
+    schemas: new Set(r.schemas),
+    database: r.database,
+    existing: new Set(r.existing),
+  }
 }
 
 /** The bodies of the sealed binding's functions, as rowtenancy installs them (pgcrypto's schema). */
@@ -197,7 +157,7 @@ async function sealedBodies(db: Queryable): Promise<ReadonlySet<string>> {
 
 /** Why the function's names resolve on a path the runtime role shapes, as a finding; else undefined. */
 function searchPathProblem(
-  r: FunctionRow,
+  r: FunctionFacts,
   path: PathFacts,
   sealed: ReadonlySet<string>,
 ): Finding | undefined {
@@ -224,11 +184,12 @@ function searchPathProblem(
   const names = searchPathNames(r.searchPath)
     .map((n) => (n === '$user' ? r.owner : n))
     .filter((n) => n !== '')
-  const open = names.filter((n) => path.schemas.has(n))
+  const creatable = (n: string) => path.database && !path.existing.has(n) && !n.startsWith('pg_')
+  const open = names.filter((n) => path.schemas.has(n) || creatable(n))
   const reasons = [
     ...(open.length > 0
       ? [
-          `lists ${open.join(', ')}, where the runtime role may create objects (its function, operator or table there is found)`,
+          `lists ${open.join(', ')}, where the runtime role may create objects, or a schema not there yet that it may create (its function, operator or table there is found)`,
         ]
       : []),
     ...(names.at(-1) !== 'pg_temp' && path.temp

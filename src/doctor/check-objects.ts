@@ -1,7 +1,7 @@
 import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
-import { escapeRegExp } from '../sql/regexp.js'
 import { type Finding, finding } from './findings.js'
+import { type FunctionFacts, mentionPattern, reachingByName } from './function-catalog.js'
 
 /**
  * Views over tenant-aware tables, directly or through other views, must be
@@ -125,48 +125,26 @@ export async function checkRules(db: Queryable, tables: readonly TableFacts[]): 
  * @internal
  * @example
  * ```ts
- * const findings = await checkFunctions(pool, tables)
+ * const findings = await checkFunctions(pool, tables, await readFunctions(pool, tables, undefined))
  * ```
  */
 export async function checkFunctions(
   db: Queryable,
   tables: readonly TableFacts[],
+  functions: readonly FunctionFacts[],
 ): Promise<Finding[]> {
   const views = await viewsOver(db, tables)
-  const { rows } = (await db.query(
-    `select p.proname as name, p.prosecdef as definer,
-            format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as fn,
-            format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as quoted,
-            coalesce(p.prosrc, '') as src,
-            exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid
-                      and d.refclassid = 'pg_class'::regclass and d.refobjid = any($1::oid[])) as depends
-       from pg_proc p
-       join pg_namespace n on n.oid = p.pronamespace
-      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
-        and not exists (select 1 from pg_depend e where e.classid = 'pg_proc'::regclass
-                          and e.objid = p.oid and e.deptype = 'e')
-      order by 3`,
-    [[...tables.map((t) => t.oid), ...views.map((v) => v.oid)]],
-  )) as { rows: FunctionRow[] }
-  const word = (name: string, after: string) =>
-    new RegExp(`(^|[^a-z0-9_$"])"?${escapeRegExp(name)}"?${after}`, 'i')
+  const over = new Set([...tables, ...views].map((r) => String(r.oid)))
   const mentions = [...tables.map((t) => t.name), ...views.map((v) => v.name)].map((name) =>
-    word(name, '($|[^a-z0-9_$"])'),
+    mentionPattern(name, '($|[^a-z0-9_$"])'),
   )
-  const reaching = new Set(rows.filter((r) => r.depends || mentions.some((m) => m.test(r.src))))
-  // Calls of a reaching function, by name (overloads alike), until no function is added.
-  for (let grew = true; grew; ) {
-    grew = false
-    const calls = [...new Set([...reaching].map((r) => r.name))].map((name) =>
-      word(name, '\\s*\\('),
-    )
-    for (const r of rows) {
-      if (reaching.has(r) || !calls.some((c) => c.test(r.src))) continue
-      reaching.add(r)
-      grew = true
-    }
-  }
-  return rows
+  const reaching = reachingByName(
+    functions,
+    functions.filter(
+      (f) => f.dependsOn.some((o) => over.has(o)) || mentions.some((m) => m.test(f.code)),
+    ),
+  )
+  return functions
     .filter((r) => r.definer && reaching.has(r))
     .map((r) =>
       finding(
@@ -176,15 +154,6 @@ export async function checkFunctions(
         `alter function ${r.quoted} security invoker  -- or bind and check the tenant inside it`,
       ),
     )
-}
-
-interface FunctionRow {
-  name: string
-  definer: boolean
-  fn: string
-  quoted: string
-  src: string
-  depends: boolean
 }
 
 /**

@@ -15,6 +15,7 @@ import { checkForeignTables, checkFunctions, checkRules, checkViews } from './ch
 import { checkRls, checkTenantCollations, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
 import type { DoctorReport, Finding } from './findings.js'
+import { readFunctions } from './function-catalog.js'
 
 /**
  * Options of {@link runDoctor}.
@@ -70,10 +71,11 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
       }
     : { findings: [], skipped: ['runtime role: name it with `runtimeRole` to audit it'] }
   const citus = await citusChecks(db, options, tenantColumn, tenantIdType)
-  const functions = await checkFunctions(db, tables)
+  const catalog = await readFunctions(db, tables, options.runtimeRole)
+  const functions = await checkFunctions(db, tables, catalog)
   const definers = await checkDefiners(
     db,
-    tables,
+    catalog,
     options.runtimeRole,
     new Set(functions.map((f) => f.object)),
   )

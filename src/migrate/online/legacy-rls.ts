@@ -1,6 +1,7 @@
 import { MigrationError } from '../../errors/index.js'
 import type { Queryable } from '../../sql/queryable.js'
 import { quoteIdent, quoteLiteral } from '../../sql/quote.js'
+import { searchPathNames } from '../../sql/search-path-names.js'
 import { LEGACY_SETTING } from '../../tenants/serving.js'
 import { lockTables, TablesChangedError } from './table-locks.js'
 
@@ -145,15 +146,4 @@ export async function assertNoDefaultPath(
       }
     }
   }
-}
-
-/** The schema names of a search_path setting (quoted names unquoted, others lower-cased). */
-export function searchPathNames(path: string): string[] {
-  const names: string[] = []
-  for (const m of path.matchAll(/\s*("(?:[^"]|"")*"|[^,]*[^,\s])\s*(?:,|$)/g)) {
-    const item = m[1]
-    if (!item) continue
-    names.push(item.startsWith('"') ? item.slice(1, -1).replaceAll('""', '"') : item.toLowerCase())
-  }
-  return names
 }
