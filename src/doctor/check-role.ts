@@ -37,6 +37,7 @@ export async function checkRuntimeRole(
       ),
     ]
   }
+  const notOwned = tables.filter((t) => !facts.ownedTables.includes(`${t.schema}.${t.name}`))
   return [
     ...bypassFindings(role, facts),
     ...membershipFindings(role, facts),
@@ -49,18 +50,10 @@ export async function checkRuntimeRole(
           ...(await directoryFindings(db, role, options.tenantsSchema ?? DEFAULTS.schema)),
           ...(await schemaCreateFindings(db, role)),
           // An owner has every privilege: ROLE_OWNS_TABLE says so.
-          ...(await tablePrivilegeFindings(
-            db,
-            role,
-            tables.filter((t) => !facts.ownedTables.includes(`${t.schema}.${t.name}`)),
-          )),
+          ...(await tablePrivilegeFindings(db, role, notOwned)),
           ...(await defaultPrivilegeFindings(db, role)),
           ...(await checkLargeObjects(db, role, tables)),
-          ...(await checkSequenceUpdate(
-            db,
-            role,
-            tables.filter((t) => !facts.ownedTables.includes(`${t.schema}.${t.name}`)),
-          )),
+          ...(await checkSequenceUpdate(db, role, notOwned)),
         ]),
   ]
 }
