@@ -16,7 +16,9 @@
  *    for BullMQ also Redis's CPU per job (median of rounds, from `INFO cpu`: a shared Redis
  *    counts others' commands too), which the process CPU does not include.
  *    BullMQ runs ~10,000 jobs/s, so its rounds are longer (`--bull-jobs`, 20,000 by default);
- *    pg-boss's too (`--boss-jobs`, 5,000, in batches of `--boss-batch`, 500: see BOSS_BATCH).
+ *    pg-boss's too (`--boss-jobs`, 5,000, in batches of `--boss-batch`, 500: see BOSS_BATCH);
+ *    every pg-boss side has a queue of its own, and its workers are woken once its last job is
+ *    sent (see `sent`).
  *    Two anchors, both the bare queue in this process: with AsyncLocalStorage on (as in any
  *    app that uses rowtenancy: on Node 20 one AsyncLocalStorage used once runs a hook for every
  *    promise of the process, the bare queue's included), and with it off (an app that never
@@ -116,6 +118,8 @@ interface Harness {
   aaSide?: boolean
   /** The queue server's CPU time so far, µs (Redis: `INFO cpu`), where the bench can read it. */
   serverCpu?: () => Promise<number>
+  /** Called once a round's jobs are all sent: wakes the side's workers where they poll. */
+  sent?(side: Side): void
   close(): Promise<void>
 }
 
@@ -198,6 +202,7 @@ async function round(h: Harness, c: Counter, side: Side, n: number) {
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   await sendAll(n, (i) => h.send(side, i))
+  h.sent?.(side)
   await all
   const ms = performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
@@ -249,17 +254,41 @@ async function pgBossHarness(
   await boss.start()
   const tb = tenantPgBoss(boss, jobs)
   const tbu = unsigned && tenantPgBoss(boss, unsigned)
-  for (const q of ['q_bare', 'q_wrap', 'q_unsg', 'q_bar2']) await boss.createQueue(q, { name: q })
+  // every side its own queue (bare-no-als too): a completed job stays in its queue's partition
+  // until pg-boss archives it (hours later), so a queue two sides share would fetch through twice
+  // the dead rows of the others by the last round
+  for (const q of ['q_bare', 'q_bnal', 'q_wrap', 'q_unsg', 'q_bar2'])
+    await boss.createQueue(q, { name: q })
   const work = { batchSize: BOSS_BATCH, pollingIntervalSeconds: 0.5 }
-  for (let w = 0; w < 4; w++) {
-    for (const q of values.aa ? ['q_bare', 'q_bar2'] : ['q_bare']) {
-      await boss.work(q, work, async (batch: unknown[]) => {
-        for (const _ of batch) c.hit()
-      })
-    }
-    await tb.work('q_wrap', work, async () => c.hit())
-    await tbu?.work('q_unsg', work, async () => c.hit())
+  /** Each queue's worker ids, so a round that has sent its last job wakes them (see `sent`). */
+  const workers: Record<string, string[]> = {
+    q_bare: [],
+    q_bnal: [],
+    q_bar2: [],
+    q_wrap: [],
+    q_unsg: [],
   }
+  for (let w = 0; w < 4; w++) {
+    for (const q of values.aa ? ['q_bare', 'q_bnal', 'q_bar2'] : ['q_bare', 'q_bnal']) {
+      workers[q]!.push(
+        await boss.work(q, work, async (batch: unknown[]) => {
+          for (const _ of batch) c.hit()
+        }),
+      )
+    }
+    workers.q_wrap!.push(await tb.work('q_wrap', work, async () => c.hit()))
+    if (tbu) workers.q_unsg!.push(await tbu.work('q_unsg', work, async () => c.hit()))
+  }
+  const queueOf = (side: Side) =>
+    side === 'wrapped'
+      ? 'q_wrap'
+      : side === 'wrapped-unsigned'
+        ? 'q_unsg'
+        : side === 'bare-again'
+          ? 'q_bar2'
+          : side === 'bare-no-als'
+            ? 'q_bnal'
+            : 'q_bare'
   return {
     name: 'pg-boss',
     anchor: `bare PgBoss send + work (4 workers, batches of ${BOSS_BATCH})`,
@@ -271,7 +300,14 @@ async function pgBossHarness(
         ? runWithTenant(tenantOf(i), () => tb.send('q_wrap', payloadOf(i)))
         : side === 'wrapped-unsigned'
           ? runWithTenant(tenantOf(i), () => tbu!.send('q_unsg', payloadOf(i)))
-          : boss.send(side === 'bare-again' ? 'q_bar2' : 'q_bare', bareOf(i)),
+          : boss.send(queueOf(side), bareOf(i)),
+    // A worker sleeps out its polling interval (0.5 s) between fetches, so a round would end at
+    // the first poll after its last send: up to 0.5 s on a round of ~3 s, by the poll's phase, not
+    // by either side's cost (rounds read 1.00 or 0.85). Waking the side's workers once all is sent
+    // ends every side's round when its jobs are done.
+    sent: (side) => {
+      for (const id of workers[queueOf(side)]!) boss.notifyWorker(id)
+    },
     // graceful: with graceful: false pg-boss 10 closes its pool under its workers, which then
     // never report stopped, and its stop loop keeps the process alive
     close: () => boss.stop({ graceful: true, wait: true, timeout: 10_000 }),
