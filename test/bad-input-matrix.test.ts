@@ -1218,7 +1218,7 @@ describe('nothing to work on: no tenant-aware table found', () => {
         expectCliError(
           r,
           'CONFIG_ERROR',
-          /no tenant-aware tables to work on: no table of database "[^"]+" has a "no_such_column" column/,
+          /no tenant-aware tables to work on: no table of database "[^"]+" has a "no_such_column" column/i,
           /--database-url.*--tenant-column.*migrations.*--tables/,
         )
         expect(r.stdout).toBe('')

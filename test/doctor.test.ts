@@ -110,6 +110,26 @@ describe('rowtenancy doctor', () => {
     expect(report.skipped).toEqual([])
   })
 
+  it('a doctor that checked no table is not ok: NO_TENANT_TABLES names the database and column', async () => {
+    // Pitfall: a wrong tenant column (or database, or no migration yet) found no tenant-aware
+    // table, every check looked at nothing, and the report said ok: true with no findings.
+    const report = await runDoctor(clean.pool, {
+      tenantColumn: 'no_such_column',
+      runtimeRole: GOOD_ROLE,
+    })
+    expect(report.ok).toBe(false)
+    expect(report.checked.tables).toEqual([])
+    expect(report.findings.map((f) => [f.code, f.severity, f.object])).toEqual([
+      ['NO_TENANT_TABLES', 'error', `database "${clean.name}"`],
+    ])
+    const [f] = report.findings
+    expect(f?.message).toContain(
+      `no table of database "${clean.name}" has a "no_such_column" column`,
+    )
+    expect(f?.message).toMatch(/schemas looked in: every schema but pg_catalog/)
+    expect(f?.fix).toMatch(/`tenantColumn`.*migrations.*`tables`/)
+  })
+
   it('a broken database reports exactly the planted findings, each with a fix', async () => {
     const report = await runDoctor(broken.pool, { runtimeRole: BAD_ROLE })
     expect(report.findings.map((f) => [f.code, f.object])).toEqual([

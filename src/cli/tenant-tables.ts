@@ -9,7 +9,7 @@ import type { Queryable } from '../sql/queryable.js'
  *
  * @example
  * ```ts
- * await assertTenantTablesFound(pool, tables, 'doctor', config.tenantColumn)
+ * await assertTenantTablesFound(pool, tables, 'rls status', config.tenantColumn)
  * ```
  */
 export async function assertTenantTablesFound(

@@ -30,6 +30,7 @@ export type FindingCode =
   | 'SECURITY_DEFINER_FUNCTION'
   | 'SECURITY_DEFINER_DYNAMIC_SQL'
   | 'SECURITY_DEFINER_SEARCH_PATH'
+  | 'NO_TENANT_TABLES'
   | 'TENANT_COLUMN_MISSING'
   | 'TENANT_COLUMN_NULLABLE'
   | 'TENANT_COLUMN_TYPE'
@@ -73,7 +74,10 @@ export interface Finding {
  * ```
  */
 export interface DoctorReport {
-  /** True when there are no findings. */
+  /**
+   * True when there are no findings. Never true when no tenant-aware table was
+   * checked: that is the finding `NO_TENANT_TABLES`.
+   */
   readonly ok: boolean
   readonly findings: readonly Finding[]
   /** What was checked. */

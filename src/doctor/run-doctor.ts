@@ -14,6 +14,7 @@ import { checkKeys } from './check-keys.js'
 import { checkForeignTables, checkFunctions, checkRules, checkViews } from './check-objects.js'
 import { checkRls, checkTenantCollations, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
+import { checkTablesFound } from './check-tables-found.js'
 import type { DoctorReport, Finding } from './findings.js'
 import { readFunctions } from './function-catalog.js'
 
@@ -50,6 +51,8 @@ export interface DoctorOptions {
  * pinned `search_path`, as an owner RLS does not bind; tenant columns that are nullable or of
  * another type; large objects and sequences the runtime role may read or set, which RLS does
  * not cover. Read-only. Each finding has a stable code, the object, and a fix.
+ * A database where no table has the tenant column (nothing to audit) is the
+ * finding `NO_TENANT_TABLES`, so `ok` is false.
  *
  * @example
  * ```ts
@@ -80,6 +83,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     new Set(functions.map((f) => f.object)),
   )
   const findings: Finding[] = [
+    ...(await checkTablesFound(db, tables, tenantColumn)),
     ...checkTenantColumns(tables, tenantColumn, tenantIdType),
     ...(await checkTenantCollations(db, tables, tenantColumn)),
     ...(await checkRls(db, tables, tenantColumn)),
@@ -92,13 +96,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     ...role.findings,
     ...citus.findings,
   ].sort((a, b) => a.code.localeCompare(b.code) || a.object.localeCompare(b.object))
-  const skipped = [
-    ...role.skipped,
-    ...citus.skipped,
-    ...(tables.length === 0
-      ? [`tables: no table has a ${tenantColumn} column; name them with \`tables\``]
-      : []),
-  ]
+  const skipped = [...role.skipped, ...citus.skipped]
   return Object.freeze({
     ok: findings.length === 0,
     findings: Object.freeze(findings),

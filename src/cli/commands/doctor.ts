@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
 import { runDoctor } from '../../doctor/index.js'
+import { ConfigError } from '../../errors/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { withFlags } from '../flags.js'
-import { assertTenantTablesFound } from '../tenant-tables.js'
 
 /**
  * `rowtenancy doctor`: audits the live database for tenant isolation holes and
@@ -49,14 +49,10 @@ export function register(program: Command, ctx: CliContext): void {
       runtimeRole: config.runtimeRole,
       citus: cmd.getOptionValueSource('citus') === 'cli' ? opts.citus : 'auto',
     })
-    // Nothing checked is not "no findings": a wrong database or tenant column, or no migration yet.
-    // (Named --tables always exist: runDoctor refuses a missing one.)
-    await assertTenantTablesFound(
-      pool,
-      report.checked.tables,
-      'doctor',
-      report.checked.tenantColumn,
-    )
+    // Nothing checked is not "no findings": the library reports it, the command refuses it.
+    const nothing = report.findings.find((f) => f.code === 'NO_TENANT_TABLES')
+    if (nothing)
+      throw new ConfigError(`doctor: ${withFlags(nothing.message)} ${withFlags(nothing.fix)}`)
     if (!report.ok) process.exitCode = 1
     if (opts.json) {
       ctx.out.json(report)
