@@ -1042,6 +1042,9 @@ describe('connection passwords are never printed', () => {
   // (`postgres://app:***@ssw0rd@db.internal` showed its tail), a key/value connection string
   // (`host=db password=hunter2`) was not redacted at all, also not in the "not a PostgreSQL
   // connection URL" error, and a URL cut at 80 characters could lose the `@` the redaction needed.
+  // Then: a raw space in a URL's password ended it early (`postgres://app:***@ss@db` showed
+  // `p ss`'s tail), a raw `@` in the user name hid nothing, `&sslpassword=` and a key/value
+  // `'it''s'` or `a\ b` kept their tails.
   it.each([
     ['postgres://app:p@ssw0rd@db.internal/app', 'postgres://app:***@db.internal/app'],
     [
@@ -1059,12 +1062,72 @@ describe('connection passwords are never printed', () => {
     ],
     ['PGPASSWORD=hunter2 rowtenancy init', 'PGPASSWORD=*** rowtenancy init'],
     ['PASSWORD=x DB_PASSWORD=y', 'PASSWORD=*** DB_PASSWORD=***'],
+    // a URL's login: raw spaces (the driver's URL parser encodes them), raw or encoded specials
+    ['postgres://app:p ss@db/app', 'postgres://app:***@db/app'],
+    [
+      'postgres://app:p ss w0rd@db.internal:5432/app?sslmode=require',
+      'postgres://app:***@db.internal:5432/app?sslmode=require',
+    ],
+    ['"postgres://app:a b@c@db/app" failed', '"postgres://app:***@db/app" failed'],
+    ['postgres://app:a@b c@db/app', 'postgres://app:***@db/app'],
+    ['postgres://app: lead@db/app', 'postgres://app:***@db/app'],
+    ['postgres://app:a b/c@db/app', 'postgres://app:***@db/app'],
+    ['postgres://app:p%20ss@db/app', 'postgres://app:***@db/app'],
+    ['postgres://app:pa/ss@db/app', 'postgres://app:***@db/app'],
+    ['postgres://app:pa#ss@db/app', 'postgres://app:***@db/app'],
+    ['postgres://app:pa?ss@db/app', 'postgres://app:***@db/app'],
+    ['postgres://app:pa:ss@db/app', 'postgres://app:***@db/app'],
+    [`postgres://app:it's"q@db/app`, 'postgres://app:***@db/app'],
+    ['postgres://app:%27it%22s%3A%2F%23%3F%40@db/app', 'postgres://app:***@db/app'],
+    ['postgres://a@b:pw@db/app', 'postgres://a@b:***@db/app'],
+    ['postgres://:pw@db/app', 'postgres://:***@db/app'],
+    ['postgres://app:1234@db/app', 'postgres://app:***@db/app'],
+    ['postgres://u:pw@[::1]:5432/db', 'postgres://u:***@[::1]:5432/db'],
+    ['postgres://app:pw@h (mail admin@x.com)', 'postgres://app:***@h (mail admin@x.com)'],
+    [
+      'from postgres://a:p1@h1 to postgres://b:p2@h2',
+      'from postgres://a:***@h1 to postgres://b:***@h2',
+    ],
+    [
+      'Error: x\n    at postgres://u:a b@h/db\n    at f (file:///a/@b/c.js:1:2)',
+      'Error: x\n    at postgres://u:***@h/db\n    at f (file:///a/@b/c.js:1:2)',
+    ],
+    // a URL's query: a raw space, sslpassword, any case
+    ['postgres://db/app?password=a b&user=app', 'postgres://db/app?password=***&user=app'],
+    ['postgres://db/app?user=x&sslpassword=k3y', 'postgres://db/app?user=x&sslpassword=***'],
+    ['postgres://db/app?PASSWORD=x', 'postgres://db/app?PASSWORD=***'],
+    // key/value: spaces around =, doubled and escaped quotes, backslashes, double quotes
+    ["host=db password = 'it''s' user=app", 'host=db password = *** user=app'],
+    ["host=db password='' user=app", 'host=db password=*** user=app'],
+    ['host=db password=a\\ b user=app', 'host=db password=*** user=app'],
+    ['host=db password=a\\\\ user=app', 'host=db password=*** user=app'],
+    ["host=db password='a\\\\' user=app", 'host=db password=*** user=app'],
+    ["host=db password =\t'x y' user=app", 'host=db password =\t*** user=app'],
+    ['host=db sslpassword=k3y user=app', 'host=db sslpassword=*** user=app'],
+    ['PGPASSWORD="a b" psql', 'PGPASSWORD=*** psql'],
+    ['{"user":"app","password":"a \\"b"}', '{"user":"app","password":***}'],
+    ["{ user: 'app', password: 'it\\'s' }", "{ user: 'app', password: *** }"],
     // no password: nothing to hide
     ['postgres://app@db.internal:5432/app', 'postgres://app@db.internal:5432/app'],
     ['postgres://db.internal:5432/app', 'postgres://db.internal:5432/app'],
+    ['postgres://app@db/app?sslmode=require', 'postgres://app@db/app?sslmode=require'],
     [
       'at file:///work/node_modules/@scope/pkg/index.js:12:5',
       'at file:///work/node_modules/@scope/pkg/index.js:12:5',
+    ],
+    ['connect ECONNREFUSED 127.0.0.1:5432', 'connect ECONNREFUSED 127.0.0.1:5432'],
+    [
+      'see https://example.com:8080 and mail admin@example.com',
+      'see https://example.com:8080 and mail admin@example.com',
+    ],
+    [
+      'postgres://db:5432/app failed, mail admin@example.com',
+      'postgres://db:5432/app failed, mail admin@example.com',
+    ],
+    ['password: required', 'password: required'],
+    [
+      'password authentication failed for user "app"',
+      'password authentication failed for user "app"',
     ],
   ])('hidePasswords(%j) is %j (and hiding it again changes nothing)', (text, shown) => {
     expect(hidePasswords(text)).toBe(shown)

@@ -1,33 +1,67 @@
-/**
- * The password of a URL's login: from `//user:` to the last `@` of the text's
- * word (a raw `@` in a password, as in `app:p@ss@db`, does not end it; a
- * percent-encoded one is part of it anyway).
- */
-const URL_PASSWORD = /(\/\/[^\s:/?#@]*:)\S*@/g
+/** The login of a URL up to its password: `//user:` (a raw `@` in the user name included). */
+const URL_USER = String.raw`(\/\/[^\s:/?#]*:)`
 
 /**
- * A `password` of a URL's query string (`?password=...&`, which libpq reads
- * too): up to the next `&`.
+ * Not a port: `//host:5432/db` or `//host:5432 ...` has no password. A password
+ * made of digits alone still matches the same-word form below.
  */
-const QUERY_PASSWORD = /([?&]password=)[^\s&]*/gi
+const NOT_PORT = String.raw`(?!\d+(?:[/?#\s"'\x60),;]|$))`
+
+/** After the login's `@`: a host, then the path, query, a space, a quote or the end. */
+const HOST_FOLLOWS = String.raw`(?=[\w.%:[\]-]*(?:[/?#\s"'\x60]|$))`
+
+/**
+ * The password of a URL's login, in the three shapes a password can take
+ * (the driver's URL parser takes the login up to the last `@` before the first
+ * `/`, `?` or `#`, and percent-encodes a raw space, quote or `@` in it):
+ * - to the last `@` before a `/`, `?`, `#` or the end of the line, spaces and
+ *   raw `@` included (`//app:p ss@w0rd@db/app`);
+ * - to the last `@` of the word (`//app:pa/ss@db`: a raw `/`, `?` or `#`);
+ * - across spaces to the first word holding an `@`, then to its last `@`
+ *   (`//app:a b/c@db`).
+ */
+const URL_PASSWORD = new RegExp(
+  `${URL_USER}(?:${NOT_PORT}[^/?#\\n\\r]*@${HOST_FOLLOWS}|\\S*@|${NOT_PORT}[^@\\n\\r]*@(?:\\S*@)?)`,
+  'g',
+)
+
+/**
+ * A `password` (or `sslpassword`, any `...password`) of a URL's query string
+ * (`?password=...&`, which libpq reads too): up to the next `&` or the end of
+ * the line (a raw space does not end it).
+ */
+const QUERY_PASSWORD = /([?&]\w*password=)[^&\n\r]*/gi
+
+/**
+ * The key of a password: libpq's `password` / `sslpassword` (spaces around the
+ * `=` allowed, as libpq does), a `PGPASSWORD` (any `...password`) of an
+ * environment listing, or a quoted `"password":` / `password: '...'` of a JSON
+ * or inspected object (then only before a quoted value).
+ */
+const PASSWORD_KEY = String.raw`((?<![?&\w])\w*password(?:\s*=\s*|["']?\s*:\s*(?=["'])))`
+
+/**
+ * A password value: quoted, up to its closing quote (a backslash escapes the
+ * next character, a doubled quote is kept), or unterminated to the end; else up
+ * to the next space not escaped by a backslash. A `***` (hidden already, in a
+ * line hidden again) is left as it is, with the quote or stop after it.
+ */
+const PASSWORD_VALUE = String.raw`(?:'(?:\\[\s\S]|''|[^'\\])*'?|"(?:\\[\s\S]|""|[^"\\])*"?|(?!['"]|\*\*\*["'),.;]*(?:\s|$))(?:\\[\s\S]?|[^\s\\])+)`
 
 /**
  * A `password` of a libpq key/value connection string (`host=db
- * password=secret`, `password = 'a b\'c'`), or a `PGPASSWORD=` (any
- * `...password=`) of an environment listing: a quoted value up to its closing
- * quote, else up to the next space. A `***` (hidden already, in a line hidden
- * again) is left as it is, with the quote or stop after it.
+ * password=secret`, `password = 'a b\'c'`, `password='it''s'`, `password=a\ b`),
+ * or of an environment listing (`PGPASSWORD="a b"`) or an object (`"password":"x"`).
  */
-const KEY_VALUE_PASSWORD =
-  /((?<![?&\w])\w*password\s*=\s*)(?:'(?:\\.|[^'\\])*'?|(?!'|\*\*\*["'),.;]*(?:\s|$))\S+)/gi
+const KEY_VALUE_PASSWORD = new RegExp(PASSWORD_KEY + PASSWORD_VALUE, 'gi')
 
 /**
  * Hides every connection password in `text`, a message the CLI prints or an
  * error's stack: the password of a URL's login (`postgres://app:***@db`, raw
- * `@` and percent-encoded characters in it included), a `password=` of a URL's
- * query, and `password=...` / `password='...'` of a libpq key/value connection
- * string, and `PGPASSWORD=...`. When the end of a password is uncertain it
- * hides more rather than less (the rest of a word).
+ * `@`, spaces and percent-encoded characters in it included), a `password=` of
+ * a URL's query, and `password=...` / `password='...'` of a libpq key/value
+ * connection string, and `PGPASSWORD=...`. When the end of a password is
+ * uncertain it hides more rather than less (up to the end of the line).
  *
  * @example
  * ```ts
