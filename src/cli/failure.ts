@@ -1,5 +1,6 @@
 import { TenancyError } from '../errors/index.js'
 import { hidePasswords } from '../sql/redact.js'
+import { isSocketErrorCode } from '../sql/socket-errors.js'
 import { withFlags } from './flags.js'
 import { rolledBack } from './lock-timeout.js'
 
@@ -30,18 +31,6 @@ interface PgFields {
   readonly syscall?: unknown
   readonly path?: unknown
 }
-
-/** The error codes of Node's sockets that say the server could not be reached. */
-const SOCKET_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'ETIMEDOUT',
-  'ECONNRESET',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'EPIPE',
-])
 
 /**
  * What the CLI prints for a command that failed: one line for our own errors
@@ -93,7 +82,7 @@ function headline(err: unknown): string {
   const systemCode = code !== undefined && /^E[A-Z]+$/.test(code) // not Node's own ERR_* (a bug)
   if (
     code &&
-    (SOCKET_CODES.has(code) ||
+    (isSocketErrorCode(code) ||
       (systemCode && (e.syscall === 'connect' || typeof e.address === 'string')))
   ) {
     const where =

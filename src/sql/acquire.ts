@@ -6,6 +6,7 @@ import {
 } from '../errors/index.js'
 import { type ConnectableQueryable, isConnectionError, type Queryable } from './queryable.js'
 import { hidePasswords } from './redact.js'
+import { CONNECT_FAILURE_CODES } from './socket-errors.js'
 import { asUnavailable, unavailableReason } from './unavailable.js'
 
 /** The default acquire timeout, in milliseconds. @example `DEFAULT_ACQUIRE_MS // 5000` */
@@ -178,16 +179,8 @@ function poolTimeout(pool: pg.Pool, ms: number): DatabaseUnavailableError {
   )
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  '57P03', // cannot_connect_now: the server is starting up or shutting down
-])
+/** SQLSTATE cannot_connect_now: the server is starting up or shutting down. */
+const CANNOT_CONNECT_NOW = '57P03'
 
 /**
  * Whether an error means the server could not be reached at all (as opposed
@@ -201,7 +194,7 @@ const NETWORK_CODES = new Set([
 export function isUnreachable(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined
   if (!e) return false
-  if (e.code && NETWORK_CODES.has(e.code)) return true
+  if (e.code && (CONNECT_FAILURE_CODES.has(e.code) || e.code === CANNOT_CONNECT_NOW)) return true
   return /timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(
     e.message ?? '',
   )

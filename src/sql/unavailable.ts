@@ -4,17 +4,11 @@ import {
   TenantMigratingError,
   type UnavailableReason,
 } from '../errors/index.js'
+import { SOCKET_ERROR_CODES } from './socket-errors.js'
 
 /** Node network errors and SQLSTATEs that mean "the server cannot serve this now". */
 const REASON_BY_CODE: Readonly<Record<string, UnavailableReason>> = Object.freeze({
-  ECONNREFUSED: 'unreachable',
-  ENOTFOUND: 'unreachable',
-  EAI_AGAIN: 'unreachable',
-  EHOSTUNREACH: 'unreachable',
-  ENETUNREACH: 'unreachable',
-  ETIMEDOUT: 'unreachable',
-  ECONNRESET: 'connection-lost',
-  EPIPE: 'connection-lost',
+  ...SOCKET_ERROR_CODES,
   '57P01': 'connection-lost', // admin_shutdown: pg_terminate_backend, a fast shutdown
   '57P02': 'connection-lost', // crash_shutdown
   '57P03': 'unreachable', // cannot_connect_now: starting up or shutting down
