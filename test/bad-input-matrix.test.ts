@@ -1124,6 +1124,8 @@ describe('connection passwords are never printed', () => {
       'postgres://db:5432/app failed, mail admin@example.com',
       'postgres://db:5432/app failed, mail admin@example.com',
     ],
+    ['see http://localhost:3000. Contact me@x.com', 'see http://localhost:3000. Contact me@x.com'],
+    ['postgres://u:12ab cd@h/db', 'postgres://u:***@h/db'],
     ['password: required', 'password: required'],
     [
       'password authentication failed for user "app"',

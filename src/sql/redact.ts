@@ -2,10 +2,10 @@
 const URL_USER = String.raw`(\/\/[^\s:/?#]*:)`
 
 /**
- * Not a port: `//host:5432/db` or `//host:5432 ...` has no password. A password
- * made of digits alone still matches the same-word form below.
+ * Not a port: `//host:5432/db`, `//host:5432 ...` or `//host:5432.` has no
+ * password. A password made of digits alone still matches the same-word form below.
  */
-const NOT_PORT = String.raw`(?!\d+(?:[/?#\s"'\x60),;]|$))`
+const NOT_PORT = String.raw`(?!\d+(?:[^\w@%]|$))`
 
 /** After the login's `@`: a host, then the path, query, a space, a quote or the end. */
 const HOST_FOLLOWS = String.raw`(?=[\w.%:[\]-]*(?:[/?#\s"'\x60]|$))`
