@@ -14,9 +14,9 @@
  * under any operator class.
  *
  * Reported before, kept here as regressions: the tenant column only inside an expression,
- * only as an INCLUDE column, a partial index whose predicate lets two tenants in, and an
- * exclusion constraint without the tenant column. And the shapes that hold tenants apart,
- * reported nothing.
+ * only as an INCLUDE column, a partial index whose predicate lets two tenants in, an
+ * exclusion constraint without the tenant column, and a partition's own unique index over a
+ * partition that holds two tenants. And the shapes that hold tenants apart, reported nothing.
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -199,6 +199,10 @@ describe('shapes that hold tenants apart: no finding', () => {
       'create unique index s_named on users (tenant_id int8_ops, email)',
     ],
     [
+      'tenant-leading, descending',
+      'create unique index s_desc on users (tenant_id desc nulls first, email)',
+    ],
+    [
       'tenant-leading, a partial index',
       "create unique index s_partial on users (tenant_id, email) where email <> ''",
     ],
@@ -236,4 +240,33 @@ describe('shapes that hold tenants apart: no finding', () => {
       expect(found).toEqual([])
     })
   }
+})
+
+it('(covered before) a unique index of its own on a partition that holds two tenants', async () => {
+  await db.pool.query(`
+    create table ev (tenant_id bigint not null references tenants (id), id bigint not null,
+      email text not null, primary key (tenant_id, id)) partition by list (tenant_id);
+    create table ev_12 partition of ev for values in (1, 2);
+    create unique index ev_12_email on ev_12 (email);
+    insert into ev values (2, 1, 'boss@two.test');`)
+  await enableRls(db.pool, [{ name: 'ev' }])
+  await grantRuntimeRole(db.pool, { role: ROLE })
+  const c = await db.pool.connect()
+  try {
+    await c.query('begin')
+    await c.query(`set local role "${ROLE}"`)
+    await c.query("select set_config('rowtenancy.tenant_id', '1', true)")
+    expect((await c.query('select * from ev')).rows).toEqual([])
+    const err = await c
+      .query(`insert into ev values (1, 2, 'boss@two.test')`)
+      .catch((e: Error) => e)
+    expect(String(err)).toMatch(/duplicate key value violates unique constraint "ev_12_email"/)
+  } finally {
+    await c.query('rollback')
+    c.release()
+  }
+  const found = (await runDoctor(db.pool, { runtimeRole: ROLE })).findings
+    .filter((f) => f.code === 'UNIQUE_WITHOUT_TENANT' && f.object.startsWith('public.ev'))
+    .map((f) => `${f.code} ${f.severity} ${f.object}`)
+  expect(found).toEqual(['UNIQUE_WITHOUT_TENANT error public.ev_12.ev_12_email'])
 })
