@@ -142,3 +142,14 @@ it('a shipped operator class whose = is the type own (text_pattern_ops): no find
     await db.pool.query('drop index users_email_pattern')
   }
 })
+
+it('an exclusion constraint over text tenant ids with text =: no finding', async () => {
+  await db.pool.query(`create extension if not exists btree_gist;
+    alter table users add constraint users_email_excl exclude using gist (tenant_id with =, email with =)`)
+  try {
+    expect(await insertAs('ACME', 'boss@acme.test', 'other5')).toMatch(/users_email"/)
+    expect(await keyFindings()).toEqual(['UNIQUE_WITHOUT_TENANT error public.users.users_email'])
+  } finally {
+    await db.pool.query('alter table users drop constraint users_email_excl')
+  }
+})
