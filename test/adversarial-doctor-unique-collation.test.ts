@@ -104,3 +104,52 @@ it('a unique constraint over a column whose own collation is nondeterministic, n
     await db.pool.query('alter table users drop constraint users_login_global')
   }
 })
+
+it('an operator class of its own on the tenant key that compares text case-insensitively', async () => {
+  await db.pool.query(`
+    create function ci_cmp(a text, b text) returns int language sql immutable
+      as $$ select bttextcmp(lower(a), lower(b)) $$;
+    create operator class ci_text_ops for type text using btree as operator 1 <, operator 2 <=,
+      operator 3 =, operator 4 >=, operator 5 >, function 1 ci_cmp(text, text);
+    create unique index users_email_ci_ops on users (tenant_id ci_text_ops, email);
+    drop index users_email;`)
+  try {
+    expect(await insertAs('ACME', 'boss@acme.test', 'other3')).toMatch(/users_email_ci_ops/)
+    const found = (await runDoctor(db.pool, { runtimeRole: ROLE })).findings.filter((f) =>
+      f.object.endsWith('.users_email_ci_ops'),
+    )
+    expect(found.map((f) => `${f.code} ${f.severity} ${f.object}`)).toEqual([
+      'UNIQUE_WITHOUT_TENANT error public.users.users_email_ci_ops',
+    ])
+    expect(found[0]!.message).toMatch(/operator class ci_text_ops, not its type's default/)
+    expect(found[0]!.fix).toMatch(/default operator class \(without ci_text_ops\)/)
+  } finally {
+    await db.pool.query(
+      `drop index users_email_ci_ops; drop operator class ci_text_ops using btree;
+       create unique index users_email on users (tenant_id collate ci, email)`,
+    )
+  }
+})
+
+it('a shipped operator class whose = is the type own (text_pattern_ops): no finding', async () => {
+  await db.pool.query(
+    'create unique index users_email_pattern on users (tenant_id text_pattern_ops, email)',
+  )
+  try {
+    expect(await insertAs('ACME', 'boss@acme.test', 'other4')).toMatch(/users_email"/)
+    expect(await keyFindings()).toEqual(['UNIQUE_WITHOUT_TENANT error public.users.users_email'])
+  } finally {
+    await db.pool.query('drop index users_email_pattern')
+  }
+})
+
+it('an exclusion constraint over text tenant ids with text =: no finding', async () => {
+  await db.pool.query(`create extension if not exists btree_gist;
+    alter table users add constraint users_email_excl exclude using gist (tenant_id with =, email with =)`)
+  try {
+    expect(await insertAs('ACME', 'boss@acme.test', 'other5')).toMatch(/users_email"/)
+    expect(await keyFindings()).toEqual(['UNIQUE_WITHOUT_TENANT error public.users.users_email'])
+  } finally {
+    await db.pool.query('alter table users drop constraint users_email_excl')
+  }
+})
