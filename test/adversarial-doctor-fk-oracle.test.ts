@@ -358,3 +358,52 @@ describe('foreign keys between tenant tables', () => {
     }
   })
 })
+
+it('without a runtime role to audit, every shared key is reported; a cascade from tenants is left to the directory check', async () => {
+  await db.pool.query(`revoke insert, update, delete on bookmarks, currencies from "${ROLE}";
+    alter table bookmarks add constraint bookmarks_fk foreign key (owner, invoice_id) references invoices (tenant_id, id);
+    alter table payments add constraint payments_currency_fk foreign key (currency) references currencies (code) on delete cascade;
+    alter table payments add constraint payments_tenant_fk foreign key (tenant_id) references tenants (id) on delete cascade`)
+  try {
+    const keys = async (runtimeRole?: string) =>
+      (await runDoctor(db.pool, { runtimeRole })).findings
+        .filter((f) => f.code.startsWith('FOREIGN_KEY_'))
+        .map((f) => `${f.code} ${f.object}`)
+    expect(await keys(ROLE)).toEqual([])
+    expect(await keys()).toEqual([
+      'FOREIGN_KEY_ACTION_ACROSS_TENANTS public.payments.payments_currency_fk',
+      'FOREIGN_KEY_FROM_SHARED_TABLE public.bookmarks.bookmarks_fk',
+    ])
+  } finally {
+    await db.pool.query(`alter table bookmarks drop constraint bookmarks_fk;
+      alter table payments drop constraint payments_currency_fk, drop constraint payments_tenant_fk;
+      grant insert, update, delete on bookmarks, currencies to "${ROLE}"`)
+  }
+})
+
+it('the findings say what is wrong and how to fix it', async () => {
+  await db.pool.query(`alter table bookmarks add constraint bookmarks_fk foreign key (owner, invoice_id) references invoices (tenant_id, id);
+    alter table payments add constraint payments_currency_fk foreign key (currency) references currencies (code) on delete set null on update cascade`)
+  try {
+    const found = (await runDoctor(db.pool, { runtimeRole: ROLE })).findings.filter((f) =>
+      f.code.startsWith('FOREIGN_KEY_'),
+    )
+    expect(found.map((f) => [f.code, f.message, f.fix])).toEqual([
+      [
+        'FOREIGN_KEY_ACTION_ACROSS_TENANTS',
+        expect.stringContaining(
+          'has on delete set null, on update cascade, and the runtime role may delete and update rows of public.currencies',
+        ),
+        `Recreate the key without the action (no action, the default), or keep public.currencies to the owner: revoke delete, update on public.currencies from "${ROLE}"`,
+      ],
+      [
+        'FOREIGN_KEY_FROM_SHARED_TABLE',
+        expect.stringContaining('tells whether another tenant has that key'),
+        `Make public.bookmarks tenant-aware (add tenant_id, row level security, and foreign key (tenant_id, ...) references public.invoices (tenant_id, id)), or keep it to the owner: revoke insert, update on public.bookmarks from "${ROLE}"`,
+      ],
+    ])
+  } finally {
+    await db.pool.query(`alter table bookmarks drop constraint bookmarks_fk;
+      alter table payments drop constraint payments_currency_fk`)
+  }
+})
