@@ -159,6 +159,11 @@ describe('a shared table the runtime role writes, with a foreign key into a tena
       async () => {
         expect(await asTenant(1, [bookmark(5)])).toBeNull()
         expect(await asTenant(1, [bookmark(6)])).toMatch(/violates foreign key constraint/)
+        // a partition audited alone: the key's internal copy into it is reported
+        const alone = await runDoctor(db.pool, { runtimeRole: ROLE, tables: ['pinvoices_2'] })
+        expect(
+          alone.findings.filter((f) => f.code.startsWith('FOREIGN_KEY_')).map((f) => f.object),
+        ).toEqual([expect.stringMatching(/^public\.bookmarks\.bookmarks_\w+_fkey\d*$/)])
       },
     )
     expect(found).toEqual(['FOREIGN_KEY_FROM_SHARED_TABLE error public.bookmarks.bookmarks_fk'])
@@ -405,5 +410,27 @@ it('the findings say what is wrong and how to fix it', async () => {
   } finally {
     await db.pool.query(`alter table bookmarks drop constraint bookmarks_fk;
       alter table payments drop constraint payments_currency_fk`)
+  }
+})
+
+it('a partitioned tenant table with an unpaired key into a partitioned one: one finding, on the key the user made (not one per internal copy on a partition)', async () => {
+  await db.pool.query(`create table ppay (tenant_id bigint not null references tenants (id), id bigint not null,
+      other_tenant bigint, invoice_id bigint, primary key (tenant_id, id)) partition by list (tenant_id);
+    create table ppay_1 partition of ppay for values in (1);
+    create table ppay_2 partition of ppay for values in (2);
+    alter table ppay add constraint ppay_fk foreign key (other_tenant, invoice_id) references pinvoices (tenant_id, id)`)
+  await enableRls(db.pool, [{ name: 'ppay' }])
+  await grantRuntimeRole(db.pool, { role: ROLE })
+  try {
+    const pay = (id: number) =>
+      `insert into ppay (tenant_id, id, other_tenant, invoice_id) values (1, 1, 2, ${id})`
+    expect(await asTenant(1, [pay(5)])).toBeNull()
+    expect(await asTenant(1, [pay(6)])).toMatch(/violates foreign key constraint/)
+    const found = (await runDoctor(db.pool, { runtimeRole: ROLE })).findings
+      .filter((f) => f.code.startsWith('FOREIGN_KEY_'))
+      .map((f) => `${f.code} ${f.object}`)
+    expect(found).toEqual(['FOREIGN_KEY_WITHOUT_TENANT public.ppay.ppay_fk'])
+  } finally {
+    await db.pool.query('drop table ppay')
   }
 })

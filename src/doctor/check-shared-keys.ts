@@ -54,9 +54,10 @@ interface SharedKeyScope {
 }
 
 /**
- * The foreign keys of tables without the tenant column, in `$1` or not, made by the user (a
- * key into a partitioned table has one internal copy per partition: `conparentid` names the
- * key), with what `$3` may do to them (null: no role to audit).
+ * The foreign keys between tables without the tenant column and those in `$1`, made by the
+ * user (a key into or of a partitioned table has internal copies on its partitions, which
+ * `conparentid` ties to it: a copy counts only when the key's own tenant table is not audited),
+ * with what `$4` may do to them (null: no role to audit).
  */
 const SHARED_KEYS = `
 select c.conname as name, (case when $2::boolean then c.confrelid else c.conrelid end)::int as tenant_table,
@@ -72,8 +73,10 @@ select c.conname as name, (case when $2::boolean then c.confrelid else c.conreli
   join pg_catalog.pg_class s on s.oid = case when $2::boolean then c.conrelid else c.confrelid end
   join pg_catalog.pg_namespace n on n.oid = s.relnamespace
   left join pg_catalog.pg_roles r on r.rolname = $4::text
- where c.contype = 'f' and c.conparentid = 0
+ where c.contype = 'f'
    and (case when $2::boolean then c.confrelid else c.conrelid end) = any($1::oid[])
+   and not exists (select 1 from pg_catalog.pg_constraint p where p.oid = c.conparentid
+                     and (case when $2::boolean then p.confrelid else p.conrelid end) = any($1::oid[]))
    and not exists (select 1 from pg_catalog.pg_attribute a
                     where a.attrelid = s.oid and a.attname = $3 and a.attnum > 0 and not a.attisdropped)
    -- the tenant directory: ROLE_WRITES_DIRECTORY reports the runtime role writing it
