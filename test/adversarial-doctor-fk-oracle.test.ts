@@ -189,6 +189,37 @@ describe('a shared table the runtime role writes, with a foreign key into a tena
     }
   })
 
+  it('the runtime role writes the shared table through a view (its owner writes it)', async () => {
+    await db.pool.query(`revoke insert, update on bookmarks from "${ROLE}";
+      create view bookmarks_v as select owner, invoice_id from bookmarks;
+      create view bookmarks_invoker with (security_invoker = true) as select owner, invoice_id from bookmarks;
+      grant select, insert on bookmarks_v, bookmarks_invoker to "${ROLE}"`)
+    try {
+      const found = await fkFindingsWith(
+        'alter table bookmarks add constraint bookmarks_fk foreign key (owner, invoice_id) references invoices (tenant_id, id)',
+        dropFk,
+        async () => {
+          const through = (view: string) => (id: number) =>
+            `insert into ${view} (owner, invoice_id) values (2, ${id})`
+          expect(await asTenant(1, [through('bookmarks_invoker')(5)])).toMatch(/permission denied/)
+          expect(await asTenant(1, [through('bookmarks_v')(5)])).toBeNull()
+          expect(await asTenant(1, [through('bookmarks_v')(6)])).toMatch(
+            /violates foreign key constraint/,
+          )
+          await db.pool.query('drop view bookmarks_v')
+          const invokerOnly = (await runDoctor(db.pool, { runtimeRole: ROLE })).findings
+          expect(invokerOnly.filter((f) => f.code.startsWith('FOREIGN_KEY_'))).toEqual([])
+          await db.pool.query(`create view bookmarks_v as select owner, invoice_id from bookmarks;
+            grant select, insert on bookmarks_v to "${ROLE}"`)
+        },
+      )
+      expect(found).toEqual(['FOREIGN_KEY_FROM_SHARED_TABLE error public.bookmarks.bookmarks_fk'])
+    } finally {
+      await db.pool.query(`drop view bookmarks_v, bookmarks_invoker;
+        grant insert, update on bookmarks to "${ROLE}"`)
+    }
+  })
+
   it('no finding when the runtime role may not write the shared table', async () => {
     await db.pool.query(`revoke insert, update on bookmarks from "${ROLE}"`)
     try {
@@ -254,6 +285,30 @@ describe('a tenant table with a foreign key into a shared table', () => {
     expect(found).toEqual([
       'FOREIGN_KEY_ACTION_ACROSS_TENANTS error public.payments.payments_currency_fk',
     ])
+  })
+
+  it('on delete set null, the runtime role deleting through a view of the shared table', async () => {
+    await db.pool.query(`revoke delete, update on currencies from "${ROLE}";
+      create view currencies_v as select code from currencies;
+      grant select, delete on currencies_v to "${ROLE}"`)
+    try {
+      const found = await fkFindingsWith(
+        'alter table payments add constraint payments_currency_fk foreign key (currency) references currencies (code) on delete set null',
+        dropFk,
+        () =>
+          withPayment(async () => {
+            expect(
+              await asTenant(1, ["delete from currencies_v where code = 'XYZ'"], true),
+            ).toBeNull()
+            expect(await tenant2Currencies()).toEqual([null])
+          }),
+      )
+      expect(found).toEqual([
+        'FOREIGN_KEY_ACTION_ACROSS_TENANTS error public.payments.payments_currency_fk',
+      ])
+    } finally {
+      await db.pool.query(`drop view currencies_v; grant delete, update on currencies to "${ROLE}"`)
+    }
   })
 
   it('no finding for a cascade when the runtime role may not delete or update the shared table', async () => {

@@ -12,7 +12,9 @@ import { type Finding, finding } from './findings.js'
  * succeeds or fails on that tenant's rows), and a tenant-aware table's cascading key into a
  * shared table the runtime role may delete or update from lets one tenant delete or rewrite
  * every tenant's rows. Keys between tenant-aware tables are `checkKeys`' (they must pair the
- * tenant columns). Without a runtime role to audit, every such key is reported. Keys into the
+ * tenant columns). The runtime role writes a shared table itself or through a view over it
+ * that runs as its owner (no `security_invoker`; one level of view). Without a runtime role to
+ * audit, every such key is reported. Keys into the
  * tenant directory (`tenants`, ...) are left to ROLE_WRITES_DIRECTORY: the runtime role must
  * not write it at all.
  *
@@ -63,16 +65,37 @@ const SHARED_KEYS = `
 select c.conname as name, (case when $2::boolean then c.confrelid else c.conrelid end)::int as tenant_table,
        format('%s.%s', n.nspname, s.relname) as qualified, format('%I.%I', n.nspname, s.relname) as quoted,
        c.confdeltype as on_delete, c.confupdtype as on_update,
-       -- the runtime role may set the key's columns: insert or update any of them
+       -- the runtime role may set the key's columns: insert or update any of them (on the table,
+       -- or through a view that writes it)
        (r.oid is null or exists (select 1 from unnest(c.conkey) k(attnum)
-          where pg_catalog.has_column_privilege(r.oid, c.conrelid, k.attnum, 'INSERT, UPDATE'))) as writes_key,
-       (r.oid is null or pg_catalog.has_table_privilege(r.oid, c.confrelid, 'DELETE')) as deletes_ref,
+          where pg_catalog.has_column_privilege(r.oid, c.conrelid, k.attnum, 'INSERT, UPDATE'))
+        or exists (select 1 from unnest(w.views) v(oid)
+                    where pg_catalog.has_table_privilege(r.oid, v.oid, 'INSERT, UPDATE')
+                      and pg_catalog.pg_relation_is_updatable(v.oid, false) & 12 <> 0)) as writes_key,
+       (r.oid is null or pg_catalog.has_table_privilege(r.oid, c.confrelid, 'DELETE')
+        or exists (select 1 from unnest(w.views) v(oid)
+                    where pg_catalog.has_table_privilege(r.oid, v.oid, 'DELETE')
+                      and pg_catalog.pg_relation_is_updatable(v.oid, false) & 16 <> 0)) as deletes_ref,
        (r.oid is null or exists (select 1 from unnest(c.confkey) k(attnum)
-          where pg_catalog.has_column_privilege(r.oid, c.confrelid, k.attnum, 'UPDATE'))) as updates_ref
+          where pg_catalog.has_column_privilege(r.oid, c.confrelid, k.attnum, 'UPDATE'))
+        or exists (select 1 from unnest(w.views) v(oid)
+                    where pg_catalog.has_table_privilege(r.oid, v.oid, 'UPDATE')
+                      and pg_catalog.pg_relation_is_updatable(v.oid, false) & 4 <> 0)) as updates_ref
   from pg_catalog.pg_constraint c
   join pg_catalog.pg_class s on s.oid = case when $2::boolean then c.conrelid else c.confrelid end
   join pg_catalog.pg_namespace n on n.oid = s.relnamespace
   left join pg_catalog.pg_roles r on r.rolname = $4::text
+  -- views over the shared table that write it with their owner's rights (no security_invoker;
+  -- auto-updatable or with an instead rule: pg_relation_is_updatable, INSTEAD OF triggers apart,
+  -- which run as the caller)
+  cross join lateral (
+    select array_agg(distinct v.oid) as views
+      from pg_catalog.pg_depend d
+      join pg_catalog.pg_rewrite rw on rw.oid = d.objid
+      join pg_catalog.pg_class v on v.oid = rw.ev_class and v.relkind = 'v'
+     where d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass
+       and d.refobjid = s.oid
+       and not exists (select 1 from unnest(v.reloptions) o where o ~* '^security_invoker=(true|on|1|yes)$')) w
  where c.contype = 'f'
    and (case when $2::boolean then c.confrelid else c.conrelid end) = any($1::oid[])
    and not exists (select 1 from pg_catalog.pg_constraint p where p.oid = c.conparentid
