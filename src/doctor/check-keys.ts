@@ -183,11 +183,15 @@ function indexFlaw(ix: IndexRow, tenantAttnum: number, tenantColumn: string): st
 async function foreignKeyFindings({ db, byOid, oids, tenantColumn }: KeyScope): Promise<Finding[]> {
   const out: Finding[] = []
   const fks = await db.query(
-    `select conrelid::int as oid, confrelid::int as ref, conname as name,
-            conkey::int[] as keys, confkey::int[] as refkeys
-       from pg_constraint
-      where contype = 'f' and conrelid = any($1::oid[]) and confrelid = any($1::oid[])
-      order by conname`,
+    `select c.conrelid::int as oid, c.confrelid::int as ref, c.conname as name,
+            c.conkey::int[] as keys, c.confkey::int[] as refkeys
+       from pg_constraint c
+      where c.contype = 'f' and c.conrelid = any($1::oid[]) and c.confrelid = any($1::oid[])
+        -- the key the user made, not its internal copies on partitions (fixed on the parent),
+        -- unless the parent's key is not audited here
+        and not exists (select 1 from pg_constraint p where p.oid = c.conparentid
+                           and p.conrelid = any($1::oid[]) and p.confrelid = any($1::oid[]))
+      order by c.conname`,
     [oids],
   )
   for (const fk of fks.rows) {

@@ -14,6 +14,7 @@ import { checkKeys } from './check-keys.js'
 import { checkForeignTables, checkFunctions, checkRules, checkViews } from './check-objects.js'
 import { checkRls, checkTenantCollations, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
+import { checkSharedForeignKeys } from './check-shared-keys.js'
 import { checkTablesFound } from './check-tables-found.js'
 import type { DoctorReport, Finding } from './findings.js'
 import { readFunctions } from './function-catalog.js'
@@ -46,7 +47,8 @@ export interface DoctorOptions {
  * Audits a live database for tenant isolation holes: RLS not enabled, not
  * forced or without the tenant policy, extra permissive policies; an unsafe
  * runtime role; keys, unique constraints, indexes and foreign keys that ignore
- * the tenant column; views without `security_invoker`; SECURITY DEFINER
+ * the tenant column, and foreign keys between shared and tenant-aware tables that the runtime
+ * role may use to probe or write other tenants' rows; views without `security_invoker`; SECURITY DEFINER
  * functions over tenant-aware tables, or running dynamic SQL, or without a safely
  * pinned `search_path`, as an owner RLS does not bind; tenant columns that are nullable or of
  * another type; large objects and sequences the runtime role may read or set, which RLS does
@@ -88,6 +90,13 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     ...(await checkTenantCollations(db, tables, tenantColumn)),
     ...(await checkRls(db, tables, tenantColumn)),
     ...(await checkKeys(db, tables, tenantColumn)),
+    ...(await checkSharedForeignKeys(
+      db,
+      tables,
+      tenantColumn,
+      options.runtimeRole,
+      options.tenantsSchema,
+    )),
     ...(await checkViews(db, tables)),
     ...(await checkRules(db, tables)),
     ...functions,
