@@ -356,4 +356,28 @@ describe('tenants move --lock-timeout', () => {
     expect(r.resumed).toBe(true)
     await expectMoved(src, dst)
   })
+
+  it('a failed verification whose undo then waits too long: marked stale, suspended, source untouched; the rerun moves anew', async () => {
+    const src = await copyOf(source, 'move_undo')
+    const dst = await copyOf(target, 'move_undo')
+    let holder: { release(): Promise<void> } | undefined
+    const err = await libraryMove(src, dst, {
+      lockTimeoutMs: 300,
+      onStep: async (s) => {
+        if (s !== 'imported') return
+        // the copy no longer matches the archive, and the undo's delete of its domains must wait
+        await q(dst, "update tag set label = 'tampered' where tenant_id = 3 and id = 1")
+        holder = await hold(dst, 'lock table tenant_domains in share mode')
+      },
+    })
+      .catch((e) => e)
+      .finally(() => holder?.release())
+    expect(err.message).toMatch(/does not match the archive/)
+    expect(err.message).toMatch(/Removing its copy at the destination failed too \(.*lock timeout/)
+    expect(err.message).toMatch(/marked stale .*Rerun the same command/)
+    await expectStoppedAfter(src, 'stale')
+    const r = await libraryMove(src, dst, { lockTimeoutMs: 300 })
+    expect(r.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
 })

@@ -404,7 +404,7 @@ async function verifyDestination(ctx: Ctx, e: MoveEntry): Promise<TableChecksum[
   const tables = await tx(o.to, ctx.lockMs, (c) => checksumsAt(c, dLayout, m, tenantId), true)
   if (!sameAsManifest(m, tables)) {
     throw new LifecycleError(
-      `The destination's copy of tenant ${tenantId} does not match the archive; the move was undone (the source is untouched).`,
+      `The destination's copy of tenant ${tenantId} does not match the archive (the source is untouched).`,
     )
   }
   return tables
@@ -465,9 +465,11 @@ async function start(ctx: Ctx, sourceName: string, catalogName: string): Promise
 }
 
 /**
- * Runs a step before the verification; a clean failure (not a crash) undoes
- * the move so far: destination copy erased, archive removed, status restored,
- * ledger entry dropped. The source was never touched.
+ * Runs a step before the verification; a clean failure (not a crash, not a
+ * lock wait that ran out) undoes the move so far: destination copy erased,
+ * archive removed, status restored, ledger entry dropped. The source was never
+ * touched. When the undo fails too, the move is marked stale instead (a rerun
+ * removes the copy first, then copies anew).
  */
 async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Promise<void> {
   try {
@@ -475,20 +477,24 @@ async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Prom
   } catch (err) {
     // A lock wait that ran out is no failure of the move: it stays as a crash would leave it.
     if (lockTimeoutOf(err) !== undefined) throw err
-    const undone = await undoCopy(ctx, e).then(
-      () => true,
-      () => false,
-    )
+    let undoError: unknown
+    await undoCopy(ctx, e).catch((u) => {
+      undoError = u ?? new Error('the undo failed')
+    })
     await tx(ctx.catalog, ctx.lockMs, async (c) => {
-      if (undone) {
+      if (undoError === undefined) {
         await setStatus(c, ctx.cLayout, ctx.tenantId, e.previousStatus)
         await deleteMove(c, ctx.ledger, ctx.tenantId)
-      } else {
-        // The destination may still hold the copy: a rerun removes it first, then moves anew.
-        await setMoveState(c, ctx.ledger, ctx.tenantId, 'stale')
-      }
+      } else await setMoveState(c, ctx.ledger, ctx.tenantId, 'stale')
     }).catch(() => {})
-    throw err
+    if (undoError === undefined) throw err
+    throw new LifecycleError(
+      `The move of tenant ${ctx.tenantId} failed: ${(err as Error)?.message ?? String(err)} Removing its copy at ` +
+        `the destination failed too (${(undoError as Error)?.message ?? String(undoError)}): the move is marked ` +
+        'stale and the tenant stays suspended; the source is untouched. Rerun the same command: it removes the ' +
+        'copy first, then copies the tenant anew.',
+      { cause: err },
+    )
   }
 }
 
