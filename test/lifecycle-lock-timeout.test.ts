@@ -380,4 +380,27 @@ describe('tenants move --lock-timeout', () => {
     expect(r.resumed).toBe(true)
     await expectMoved(src, dst)
   })
+
+  it('CLI: behind a lock on tenants before the ledger entry: changed nothing; the rerun moves', async () => {
+    const src = await copyOf(source, 'move_start')
+    const dst = await copyOf(target, 'move_start')
+    const args = ['tenants', 'move', '--tenant-id', '3', '--to', dst, '--to-name', 'eu-2']
+    const holder = await hold(src, 'lock table tenants in access exclusive mode')
+    let r: Awaited<ReturnType<typeof cli>>
+    try {
+      r = await cli([...args, '--work-dir', dir, '--database-url', src, '--lock-timeout', '300'])
+    } finally {
+      await holder.release()
+    }
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.stderr).toContain('error [DATABASE_UNAVAILABLE]')
+    expect(r.stderr).toMatch(/on "public"\."tenants", held by pid \d+ \(postgres the_holder/)
+    expect(r.stderr).toMatch(/changed nothing .*Rerunning the same command starts the move/)
+    expect(await q(src, "select to_regclass('rowtenancy_tenant_move') as t")).toEqual([{ t: null }])
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+    const again = await cli([...args, '--work-dir', dir, '--database-url', src])
+    expect(again.code, again.stderr).toBe(0)
+    await expectMoved(src, dst)
+  })
 })

@@ -213,7 +213,10 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
 /** What a lock wait that ran out left of the move (`e`: its ledger entry, if it began). */
 function moveAfterwards(tenantId: string, e: MoveEntry | undefined): string {
   if (e === undefined) {
-    return `The move of tenant ${tenantId} had not begun: nothing was changed. Rerunning the command starts it.`
+    return (
+      `This run of the move of tenant ${tenantId} changed nothing (it stopped before its ledger entry was read ` +
+      'or written). Rerunning the same command starts the move, or continues an unfinished one.'
+    )
   }
   const left =
     e.state === 'done'
