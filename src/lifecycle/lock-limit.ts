@@ -55,8 +55,7 @@ export interface LockPlace {
  * The `DatabaseUnavailableError` (reason `timeout`) for `err` when it is a lock
  * timeout (undefined otherwise): it names, in the first of `places` where
  * another session holds a lock on them, the tables of the operation and those
- * sessions, then says what the failure left and what
- * a rerun does (`afterwards`).
+ * sessions, then says what the failure left and what a rerun does (`afterwards`).
  *
  * @internal
  */
@@ -76,13 +75,14 @@ export async function lifecycleLockWaitError(
       break
     }
   }
-  if (tables.length === 0) {
+  const found = tables.length > 0
+  if (!found) {
     const ts = place.layout.tenantsSchema ?? place.layout.schema ?? DEFAULTS.schema
     tables = [quoteQualified(ts, 'tenants'), quoteQualified(ts, 'tenant_domains')]
   }
   // An operation on several databases says which one the tables are in.
   const where =
-    places.length > 1
+    found && places.length > 1
       ? await place.db
           .query('select pg_catalog.current_database() as d')
           .then((r) => `The wait was in the database ${JSON.stringify(r.rows[0].d)}. `)
