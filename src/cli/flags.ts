@@ -12,6 +12,7 @@ const FLAGS: ReadonlyMap<string, string> = new Map([
   ['workDir', '--work-dir'],
   ['actor', '--actor'],
   ['reason', '--reason'],
+  ['lockTimeoutMs', '--lock-timeout <ms>'],
 ])
 
 /**

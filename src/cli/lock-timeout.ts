@@ -5,8 +5,8 @@ import type { Queryable } from '../sql/queryable.js'
 import { wholeNumberFlag } from './numbers.js'
 
 /**
- * Adds `--lock-timeout <ms>` to a command whose work runs in one transaction
- * that may wait behind another session's lock.
+ * Adds `--lock-timeout <ms>` to a command whose transactions may wait behind
+ * another session's lock.
  *
  * @example
  * ```ts

@@ -12,6 +12,7 @@ import { hasControlCharacters } from '../tenants/normalize.js'
 import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from './checksums.js'
 import type { LifecycleListener } from './events.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
+import { checkLockTimeout, explainLockWaits, limitLockWaits } from './lock-limit.js'
 import type { ManifestTenant } from './manifest.js'
 import { type LifecycleTable, type TenantLayout, tenantTables } from './tables.js'
 import { lockTenant, readTenant } from './tenant-row.js'
@@ -55,6 +56,12 @@ export interface EraseOptions extends LayoutOptions {
   readonly dryRun?: boolean | undefined
   /** The audit table (`audit_log` by default); it is written when it exists. */
   readonly auditTable?: string | undefined
+  /**
+   * The longest any statement waits for a lock another session holds, ms (1 to
+   * 600000); then the transaction rolls back and a `DatabaseUnavailableError`
+   * names the holders. No limit by default.
+   */
+  readonly lockTimeoutMs?: number | undefined
   readonly onEvent?: LifecycleListener | undefined
 }
 
@@ -247,14 +254,31 @@ export async function auditLifecycle(
 export async function eraseTenant(
   options: EraseOptions & { keepTenantRow?: boolean },
 ): Promise<ErasureCertificate> {
-  const started = performance.now()
   checkOptionTypes('eraseTenant', options, { db: 'pool', dryRun: 'boolean' }, ['db'])
+  const ms = checkLockTimeout('eraseTenant', options.lockTimeoutMs)
   const actor = auditText(options.actor, 'actor', defaultActor())
   const reason = auditText(options.reason, 'reason', 'tenant erase')
+  return explainLockWaits([{ db: options.db, layout: options }], ms, ERASE_AFTERWARDS, () =>
+    eraseOnce(options, ms, actor, reason),
+  )
+}
+
+const ERASE_AFTERWARDS =
+  'Nothing was erased (its one transaction was rolled back): rerunning the command does the whole erasure.'
+
+/** The erasure in its one transaction, its lock waits limited to `ms`. */
+async function eraseOnce(
+  options: EraseOptions & { keepTenantRow?: boolean },
+  ms: number | undefined,
+  actor: string,
+  reason: string,
+): Promise<ErasureCertificate> {
+  const started = performance.now()
   const client = await explainUnreachable(options.db, () => options.db.connect())
   let failed = false
   try {
     await client.query('begin')
+    await limitLockWaits(client, ms)
     await pinTextSettings(client)
     const layout = await resolveLayout(client, options)
     const tenantId = parseTenantId(layout.idType, options.tenantId)

@@ -14,6 +14,7 @@ import { bindTenant, pinTextSettings, type TableChecksum, tenantChecksums } from
 import type { LifecycleListener } from './events.js'
 import { assertWritable, checkStreamOption } from './files.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
+import { checkLockTimeout, explainLockWaits, limitLockWaits } from './lock-limit.js'
 import {
   type ArchiveHeader,
   type ArchiveManifest,
@@ -42,6 +43,12 @@ export interface ExportOptions extends LayoutOptions {
    * anything else; the CLI reads it from `ROWTENANCY_ARCHIVE_KEY`.
    */
   readonly archiveKey?: string | Uint8Array | undefined
+  /**
+   * The longest any statement waits for a lock another session holds, ms (1 to
+   * 600000); then the export stops, its partial archive removed, and a
+   * `DatabaseUnavailableError` names the holders. No limit by default.
+   */
+  readonly lockTimeoutMs?: number | undefined
   readonly onEvent?: LifecycleListener | undefined
 }
 
@@ -78,10 +85,29 @@ export function exportCopySql(layout: TenantLayout, t: LifecycleTable, tenantId:
  * ```
  */
 export async function exportTenant(options: ExportOptions): Promise<ExportResult> {
-  const started = performance.now()
   checkOptionTypes('exportTenant', options, { db: 'pool' }, ['db'])
   checkStreamOption('exportTenant', 'out', options.out, 'write')
+  const lockMs = checkLockTimeout('exportTenant', options.lockTimeoutMs)
   const key = options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey)
+  return explainLockWaits(
+    [{ db: options.db, layout: options }],
+    lockMs,
+    EXPORT_AFTERWARDS,
+    () => exportOnce(options, lockMs, key),
+    'access share',
+  )
+}
+
+const EXPORT_AFTERWARDS =
+  'Nothing was exported (the partial archive was removed): rerunning the command does the whole export.'
+
+/** The export in one snapshot, its lock waits limited to `lockMs`. */
+async function exportOnce(
+  options: ExportOptions,
+  lockMs: number | undefined,
+  key: Uint8Array | undefined,
+): Promise<ExportResult> {
+  const started = performance.now()
   const path = typeof options.out === 'string' ? options.out : undefined
   // A path that cannot be written is refused before anything is read.
   if (path !== undefined) await assertWritable(path, 'the archive', 'nothing was exported')
@@ -91,6 +117,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
   let failed = false
   try {
     await client.query('begin isolation level repeatable read read only')
+    await limitLockWaits(client, lockMs)
     const snapshot = (await client.query('select pg_export_snapshot() as s')).rows[0].s as string
     await pinTextSettings(client)
     const layout = await resolveLayout(client, options)
@@ -101,7 +128,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportResult
     const header = archiveHeader(layout, tenant, tables, cyclic, await sourceOf(client))
     // The counts and checksums run on a second connection in the same snapshot while the rows stream.
     second = await options.db.connect()
-    const sumsPromise = checksumsInSnapshot(second, snapshot, layout, tenantId, tables)
+    const sumsPromise = checksumsInSnapshot(second, snapshot, layout, tenantId, tables, lockMs)
     sumsPromise.catch(() => {})
     options.onEvent?.({ type: 'start', op: 'export', tenantId, tables: tables.length, rows: 0 })
     out = path ? await openPrivate(`${path}.partial`) : (options.out as Writable)
@@ -233,10 +260,12 @@ async function checksumsInSnapshot(
   layout: TenantLayout,
   tenantId: string,
   tables: readonly LifecycleTable[],
+  lockMs: number | undefined,
 ): Promise<TableChecksum[]> {
   await c.query('begin isolation level repeatable read read only')
   try {
     await c.query('set transaction snapshot ' + quoteLiteral(snapshot))
+    await limitLockWaits(c, lockMs)
     await pinTextSettings(c)
     await bindTenant(c, tenantId)
     return await tenantChecksums(c, layout, tenantId, tables)

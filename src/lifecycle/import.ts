@@ -26,6 +26,7 @@ import { eraseInTransaction } from './erase.js'
 import type { LifecycleListener } from './events.js'
 import { assertReadableFile, checkStreamOption } from './files.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
+import { checkLockTimeout, explainLockWaits, limitLockWaits } from './lock-limit.js'
 import {
   type ArchiveHeader,
   type ArchiveManifest,
@@ -57,6 +58,12 @@ export interface ImportOptions extends LayoutOptions {
    * it, a signed archive imports with its signature not checked.
    */
   readonly archiveKey?: string | Uint8Array | undefined
+  /**
+   * The longest any statement waits for a lock another session holds, ms (1 to
+   * 600000); then the transaction rolls back and a `DatabaseUnavailableError`
+   * names the holders. No limit by default.
+   */
+  readonly lockTimeoutMs?: number | undefined
   readonly onEvent?: LifecycleListener | undefined
 }
 
@@ -291,7 +298,6 @@ async function insertTenantRow(
  * ```
  */
 export async function importTenant(options: ImportOptions): Promise<ImportResult> {
-  const started = performance.now()
   checkOptionTypes('importTenant', options, { db: 'pool', replace: 'boolean' }, ['db'])
   checkStreamOption('importTenant', 'in', options.in, 'read')
   if (options.slug !== undefined && normalizeSlug(options.slug) !== options.slug) {
@@ -299,7 +305,23 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
       `Invalid slug ${JSON.stringify(options.slug)} for the imported tenant: write it in canonical form (${JSON.stringify(normalizeSlug(options.slug))}).`,
     )
   }
+  const ms = checkLockTimeout('importTenant', options.lockTimeoutMs)
   const key = options.archiveKey === undefined ? undefined : archiveKeyBytes(options.archiveKey)
+  return explainLockWaits([{ db: options.db, layout: options }], ms, IMPORT_AFTERWARDS, () =>
+    importOnce(options, ms, key),
+  )
+}
+
+const IMPORT_AFTERWARDS =
+  'Nothing was imported (its one transaction was rolled back): rerunning the command does the whole import.'
+
+/** The import in its one transaction, its lock waits limited to `ms`. */
+async function importOnce(
+  options: ImportOptions,
+  lockMs: number | undefined,
+  key: Uint8Array | undefined,
+): Promise<ImportResult> {
+  const started = performance.now()
   const input = await openArchive(options.in)
   const reader = new ArchiveReader(input, key)
   let client: pg.PoolClient | undefined
@@ -314,6 +336,7 @@ export async function importTenant(options: ImportOptions): Promise<ImportResult
     client = await explainUnreachable(options.db, () => options.db.connect())
     const db = client
     await db.query('begin')
+    await limitLockWaits(db, lockMs)
     const { layout, tenantId, tables, drift } = await prepareImport(db, options, header)
     options.onEvent?.({ type: 'start', op: 'import', tenantId, tables: tables.length, rows: 0 })
     const { replaced, reuse } = await makeRoom(db, layout, tenantId, header.tenant.slug, options)

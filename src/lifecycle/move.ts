@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type pg from 'pg'
 import { explainUnreachable } from '../db/connect.js'
 import { LifecycleError } from '../errors/index.js'
+import { lockTimeoutOf } from '../sql/lock-wait.js'
 import { checkOptionTypes } from '../sql/option-types.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
@@ -29,6 +30,7 @@ import { exportTenant } from './export.js'
 import { assertWritableDirectory } from './files.js'
 import { checkCompatible, importTenant } from './import.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
+import { checkLockTimeout, explainLockWaits, limitLockWaits } from './lock-limit.js'
 import { type ArchiveManifest, readArchiveManifest } from './manifest.js'
 import {
   deleteMove,
@@ -63,6 +65,13 @@ export interface MoveOptions extends LayoutOptions {
   /** Signs the move's archive and checks it at every later step (see `ExportOptions.archiveKey`). */
   readonly archiveKey?: string | Uint8Array | undefined
   readonly actor?: string | undefined
+  /**
+   * The longest any statement of the move, in any of its databases, waits for a
+   * lock another session holds, ms (1 to 600000). Then the move stops where it
+   * is, as a crash there would (rerun it to continue), and a
+   * `DatabaseUnavailableError` names the holders. No limit by default.
+   */
+  readonly lockTimeoutMs?: number | undefined
   readonly onEvent?: LifecycleListener | undefined
   /** Called after each step is recorded in the ledger (the crash tests stop the process here). */
   readonly onStep?: ((state: MoveState) => void | Promise<void>) | undefined
@@ -93,10 +102,14 @@ interface Ctx {
   readonly sourceIsCatalog: boolean
   readonly destIsCatalog: boolean
   readonly ledger: string
+  /** The lock wait limit of every transaction, ms (`lockTimeoutMs`). */
+  readonly lockMs: number | undefined
 }
 
+/** Runs `fn` in one transaction on `pool`, its lock waits limited to `lockMs`. */
 async function tx<T>(
   pool: pg.Pool,
+  lockMs: number | undefined,
   fn: (c: pg.PoolClient) => Promise<T>,
   readOnly = false,
 ): Promise<T> {
@@ -104,6 +117,7 @@ async function tx<T>(
   let failed = false
   try {
     await c.query(readOnly ? 'begin isolation level repeatable read read only' : 'begin')
+    await limitLockWaits(c, lockMs)
     await pinTextSettings(c)
     const r = await fn(c)
     await c.query('commit')
@@ -170,20 +184,67 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
   assertDatabaseName(sourceName)
   if (o.archiveKey !== undefined) archiveKeyBytes(o.archiveKey)
   auditText(o.actor, 'actor', defaultActor())
+  const lockMs = checkLockTimeout('moveTenant', o.lockTimeoutMs)
   await assertWritableDirectory(
     o.workDir,
     'the archive (the work directory, `workDir`)',
     'nothing was moved or suspended',
   )
-  const ctx = await moveContext(o, catalog)
-  const { tenantId } = ctx
-  const { entry, resumed } = await openMove(ctx, sourceName, catalogName)
+  const ctx = await moveContext(o, catalog, lockMs)
+  // A lock wait that runs out stops the move where it is, as a crash there would.
+  let e: MoveEntry | undefined
+  const places = [catalog, o.db, o.to]
+    .filter((db, i, all) => all.indexOf(db) === i)
+    .map((db) => ({ db, layout: o }))
+  return explainLockWaits(
+    places,
+    lockMs,
+    () => moveAfterwards(ctx.tenantId, e),
+    async () => {
+      const opened = await openMove(ctx, sourceName, catalogName)
+      e = opened.entry
+      return runSteps(ctx, opened, (next) => {
+        e = next
+      })
+    },
+  )
+}
+
+/** What a lock wait that ran out left of the move (`e`: its ledger entry, if it began). */
+function moveAfterwards(tenantId: string, e: MoveEntry | undefined): string {
+  if (e === undefined) {
+    return (
+      `This run of the move of tenant ${tenantId} changed nothing (it stopped before its ledger entry was read ` +
+      'or written). Rerunning the same command starts the move, or continues an unfinished one.'
+    )
+  }
+  const left =
+    e.state === 'done'
+      ? 'the tenant is moved; only the archive is left to remove'
+      : e.state === 'switched'
+        ? 'the placement is switched and the tenant has its status back; the erasure at the source is left'
+        : 'the ledger keeps the step, the tenant stays suspended and the source is untouched'
+  return (
+    `The move of tenant ${tenantId} stopped after its step "${e.state}", as a crash there would: ${left}. ` +
+    'Nothing is lost. Rerunning the same command continues the move from there.'
+  )
+}
+
+/** Runs the move's steps from the ledger entry's state to `done`; `track` sees each new state. */
+async function runSteps(
+  ctx: Ctx,
+  opened: { entry: MoveEntry; resumed: boolean },
+  track: (e: MoveEntry) => void,
+): Promise<MoveResult> {
+  const { o, tenantId, catalog } = ctx
+  const { entry, resumed } = opened
   if (resumed) await checkResumedArchive(entry.archive, o.archiveKey !== undefined, tenantId)
   let e = entry
   let tables: TableChecksum[] = []
   let certificate: ErasureCertificate | undefined
   const step = async (state: MoveState) => {
     e = { ...e, state }
+    track(e)
     o.onEvent?.({ type: 'step', op: 'move', step: state })
     await o.onStep?.(state)
   }
@@ -191,24 +252,24 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
     switch (e.state) {
       case 'stale':
         await undoCopy(ctx, e)
-        await setMoveState(catalog, ctx.ledger, tenantId, 'suspended')
+        await tx(catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, tenantId, 'suspended'))
         await step('suspended')
         break
       case 'suspended':
         await guarded(ctx, e, () => exportTenant({ ...o, tenantId, out: e.archive }))
-        await setMoveState(catalog, ctx.ledger, tenantId, 'exported')
+        await tx(catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, tenantId, 'exported'))
         await step('exported')
         break
       case 'exported':
         await guarded(ctx, e, () => importOnce(ctx, e))
-        await setMoveState(catalog, ctx.ledger, tenantId, 'imported')
+        await tx(catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, tenantId, 'imported'))
         await step('imported')
         break
       case 'imported': {
         await guarded(ctx, e, async () => {
           tables = await verifyDestination(ctx, e)
         })
-        await setMoveState(catalog, ctx.ledger, tenantId, 'verified')
+        await tx(catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, tenantId, 'verified'))
         await step('verified')
         break
       }
@@ -218,7 +279,7 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
         break
       case 'switched':
         certificate = await eraseSource(ctx, e, false)
-        await setMoveState(catalog, ctx.ledger, tenantId, 'done')
+        await tx(catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, tenantId, 'done'))
         await step('done')
         break
       case 'done': {
@@ -231,13 +292,17 @@ export async function moveTenant(o: MoveOptions): Promise<MoveResult> {
 }
 
 /** Reaches every database (before anything is written) and gathers what the steps share. */
-async function moveContext(o: MoveOptions, catalog: pg.Pool): Promise<Ctx> {
+async function moveContext(
+  o: MoveOptions,
+  catalog: pg.Pool,
+  lockMs: number | undefined,
+): Promise<Ctx> {
   // Every database is reached before anything is written.
   const cLayout = await explainUnreachable(catalog, () => resolveLayout(catalog, o))
   const sLayout = await explainUnreachable(o.db, () => resolveLayout(o.db, o))
   const dLayout = await explainUnreachable(o.to, () => resolveLayout(o.to, o))
   const tenantId = parseTenantId(cLayout.idType, o.tenantId)
-  if (await sameDatabase(o.db, o.to)) {
+  if (await sameDatabase(o.db, o.to, lockMs)) {
     throw new LifecycleError(
       `The destination is the same database as the source (another URL or pool of it): moving tenant ${tenantId} ` +
         'there would "verify" the copy against the source itself and then erase it. Nothing was changed.',
@@ -250,9 +315,10 @@ async function moveContext(o: MoveOptions, catalog: pg.Pool): Promise<Ctx> {
     cLayout,
     sLayout,
     dLayout,
-    sourceIsCatalog: await sameDatabase(o.db, catalog),
-    destIsCatalog: await sameDatabase(o.to, catalog),
+    sourceIsCatalog: await sameDatabase(o.db, catalog, lockMs),
+    destIsCatalog: await sameDatabase(o.to, catalog, lockMs),
     ledger: cLayout.tenantsSchema,
+    lockMs,
   }
 }
 
@@ -261,12 +327,13 @@ async function moveContext(o: MoveOptions, catalog: pg.Pool): Promise<Ctx> {
  * was made from: an advisory lock held in a transaction on `a` is taken on `b`
  * only when `b` is another database (advisory locks belong to one database).
  */
-async function sameDatabase(a: pg.Pool, b: pg.Pool): Promise<boolean> {
+async function sameDatabase(a: pg.Pool, b: pg.Pool, lockMs: number | undefined): Promise<boolean> {
   if (a === b) return true
   const key = randomBytes(8).readBigInt64BE().toString()
   const client = await a.connect()
   try {
     await client.query('begin')
+    await limitLockWaits(client, lockMs)
     await client.query('select pg_catalog.pg_advisory_xact_lock($1::bigint)', [key])
     const { rows } = await b.query(
       'select pg_catalog.pg_try_advisory_xact_lock($1::bigint) as free',
@@ -315,9 +382,11 @@ async function openMove(
   catalogName: string,
 ): Promise<{ entry: MoveEntry; resumed: boolean }> {
   const { o, catalog, tenantId, cLayout } = ctx
-  await ensureMoveLedger(catalog, ctx.ledger)
-  await installPlacements(catalog, { schema: cLayout.tenantsSchema, idType: cLayout.idType })
-  let entry = await readMove(catalog, ctx.ledger, tenantId)
+  let entry = await tx(catalog, ctx.lockMs, async (c) => {
+    await ensureMoveLedger(c, ctx.ledger)
+    await installPlacements(c, { schema: cLayout.tenantsSchema, idType: cLayout.idType })
+    return readMove(c, ctx.ledger, tenantId)
+  })
   const finished =
     entry?.state === 'done' && entry.source === sourceName && entry.destination === o.toName
   const resumed = entry !== undefined && (entry.state !== 'done' || finished)
@@ -335,10 +404,10 @@ async function openMove(
 async function verifyDestination(ctx: Ctx, e: MoveEntry): Promise<TableChecksum[]> {
   const { o, dLayout, tenantId } = ctx
   const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
-  const tables = await tx(o.to, (c) => checksumsAt(c, dLayout, m, tenantId), true)
+  const tables = await tx(o.to, ctx.lockMs, (c) => checksumsAt(c, dLayout, m, tenantId), true)
   if (!sameAsManifest(m, tables)) {
     throw new LifecycleError(
-      `The destination's copy of tenant ${tenantId} does not match the archive; the move was undone (the source is untouched).`,
+      `The destination's copy of tenant ${tenantId} does not match the archive (the source is untouched).`,
     )
   }
   return tables
@@ -349,6 +418,7 @@ function destinationChecksums(ctx: Ctx): Promise<TableChecksum[]> {
   const { o, dLayout, tenantId } = ctx
   return tx(
     o.to,
+    ctx.lockMs,
     async (c) => {
       await bindTenant(c, tenantId)
       return tenantChecksums(c, dLayout, tenantId, (await tenantTables(c, dLayout)).tables)
@@ -363,19 +433,21 @@ async function start(ctx: Ctx, sourceName: string, catalogName: string): Promise
   if (o.toName === sourceName) {
     throw new LifecycleError(`Tenant ${tenantId} is already in ${sourceName}: nothing to move.`)
   }
-  const placed = await new PlacementMap({
-    db: ctx.catalog,
-    schema: cLayout.tenantsSchema,
-    idType: cLayout.idType,
-    ttlMs: 0,
-  }).databaseOf(tenantId)
+  const placed = await tx(ctx.catalog, ctx.lockMs, (c) =>
+    new PlacementMap({
+      db: c,
+      schema: cLayout.tenantsSchema,
+      idType: cLayout.idType,
+      ttlMs: 0,
+    }).databaseOf(tenantId),
+  )
   const where = placed === DEFAULT_DATABASE ? catalogName : placed
   if (where !== sourceName) {
     throw new LifecycleError(
       `Tenant ${tenantId} lives in ${where} (placement map), not in ${sourceName}: move it from there.`,
     )
   }
-  const entry = await tx(ctx.catalog, async (c) => {
+  const entry = await tx(ctx.catalog, ctx.lockMs, async (c) => {
     await lockTenant(c, tenantId)
     const t = await readTenant(c, cLayout, tenantId, { lock: true })
     const e: MoveEntry = {
@@ -396,26 +468,42 @@ async function start(ctx: Ctx, sourceName: string, catalogName: string): Promise
 }
 
 /**
- * Runs a step before the verification; a clean failure (not a crash) undoes
- * the move so far: destination copy erased, archive removed, status restored,
- * ledger entry dropped. The source was never touched.
+ * Runs a step before the verification; a clean failure (not a crash, not a
+ * lock wait that ran out) undoes the move so far: destination copy erased,
+ * archive removed, status restored, ledger entry dropped. The source was never
+ * touched. When the undo fails too, the move is marked stale instead (a rerun
+ * removes the copy first, then copies anew).
  */
 async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Promise<void> {
   try {
     await fn()
   } catch (err) {
-    await undoCopy(ctx, e).catch(() => {})
-    await tx(ctx.catalog, async (c) => {
-      await setStatus(c, ctx.cLayout, ctx.tenantId, e.previousStatus)
-      await deleteMove(c, ctx.ledger, ctx.tenantId)
+    // A lock wait that ran out is no failure of the move: it stays as a crash would leave it.
+    if (lockTimeoutOf(err) !== undefined) throw err
+    let undoError: unknown
+    await undoCopy(ctx, e).catch((u) => {
+      undoError = u ?? new Error('the undo failed')
+    })
+    await tx(ctx.catalog, ctx.lockMs, async (c) => {
+      if (undoError === undefined) {
+        await setStatus(c, ctx.cLayout, ctx.tenantId, e.previousStatus)
+        await deleteMove(c, ctx.ledger, ctx.tenantId)
+      } else await setMoveState(c, ctx.ledger, ctx.tenantId, 'stale')
     }).catch(() => {})
-    throw err
+    if (undoError === undefined) throw err
+    throw new LifecycleError(
+      `The move of tenant ${ctx.tenantId} failed: ${(err as Error)?.message ?? String(err)} Removing its copy at ` +
+        `the destination failed too (${(undoError as Error)?.message ?? String(undoError)}): the move is marked ` +
+        'stale and the tenant stays suspended; the source is untouched. Rerun the same command: it removes the ' +
+        'copy first, then copies the tenant anew.',
+      { cause: err },
+    )
   }
 }
 
 /** Removes what a move wrote at the destination (its copy) and the archive. */
 async function undoCopy(ctx: Ctx, e: MoveEntry): Promise<void> {
-  await tx(ctx.o.to, async (c) => {
+  await tx(ctx.o.to, ctx.lockMs, async (c) => {
     await bindTenant(c, ctx.tenantId)
     await lockTenant(c, ctx.tenantId)
     const exists = await c.query(
@@ -436,6 +524,7 @@ async function importOnce(ctx: Ctx, e: MoveEntry): Promise<void> {
   const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const present = await tx(
     ctx.o.to,
+    ctx.lockMs,
     async (c) => {
       const row = await c.query(
         `select 1 from ${quoteQualified(ctx.dLayout.tenantsSchema, 'tenants')} where id = $1::${ctx.dLayout.idType}`,
@@ -474,16 +563,16 @@ async function cutOver(ctx: Ctx, e: MoveEntry): Promise<ErasureCertificate | und
   const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const { o, tenantId, cLayout } = ctx
   if (!ctx.sourceIsCatalog) {
-    const sums = await tx(o.db, (c) => checksumsAt(c, ctx.sLayout, m, tenantId), true)
+    const sums = await tx(o.db, ctx.lockMs, (c) => checksumsAt(c, ctx.sLayout, m, tenantId), true)
     if (!sameAsManifest(m, sums)) return stale(ctx)
   }
   if (!ctx.destIsCatalog) {
-    await tx(o.to, (c) => setStatus(c, ctx.dLayout, tenantId, e.previousStatus))
+    await tx(o.to, ctx.lockMs, (c) => setStatus(c, ctx.dLayout, tenantId, e.previousStatus))
   }
   const placement = { schema: cLayout.tenantsSchema, idType: cLayout.idType }
   const target = o.toName === (o.catalogName ?? DEFAULT_DATABASE) ? DEFAULT_DATABASE : o.toName
   if (!ctx.sourceIsCatalog) {
-    await tx(ctx.catalog, async (c) => {
+    await tx(ctx.catalog, ctx.lockMs, async (c) => {
       await lockTenant(c, tenantId)
       await setPlacement(c, placement, tenantId, target)
       await setStatus(c, cLayout, tenantId, e.previousStatus)
@@ -506,7 +595,7 @@ async function cutOver(ctx: Ctx, e: MoveEntry): Promise<ErasureCertificate | und
 class StaleSource extends Error {}
 
 async function stale(ctx: Ctx): Promise<never> {
-  await setMoveState(ctx.catalog, ctx.ledger, ctx.tenantId, 'stale')
+  await tx(ctx.catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, ctx.tenantId, 'stale'))
   throw new LifecycleError(
     `Rows of tenant ${ctx.tenantId} changed at the source after the export (written while it was suspended?): ` +
       'nothing was erased and the placement is unchanged. Run the move again: it copies the tenant anew.',
@@ -523,7 +612,7 @@ async function eraseSource(
   const m = await readArchiveManifest(e.archive, ctx.o.archiveKey)
   const { o, tenantId, sLayout } = ctx
   const actor = auditText(o.actor, 'actor', defaultActor())
-  return tx(o.db, async (c) => {
+  return tx(o.db, ctx.lockMs, async (c) => {
     await bindTenant(c, tenantId)
     await lockTenant(c, tenantId)
     const tenant = await readTenant(c, sLayout, tenantId)

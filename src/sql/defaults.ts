@@ -13,7 +13,7 @@ export const DEFAULTS = Object.freeze({
   /**
    * The longest the CLI's `tenants`, `rls` and `init` transactions wait for a
    * lock held by another session, ms (`--lock-timeout`), before they give up and
-   * roll back.
+   * roll back (`tenants export|import|erase|move`: each of their transactions).
    */
   lockTimeoutMs: 10_000,
 } as const)

@@ -20,6 +20,21 @@ export interface LockWait {
   readonly referencing?: boolean
   /** The flag that sets `ms`, for the message (`--lock-timeout`). */
   readonly flag?: string
+  /**
+   * What the failure left and what a rerun does, for the message; by default
+   * that nothing was changed (the transaction was rolled back).
+   */
+  readonly afterwards?: string
+}
+
+/**
+ * Limits every lock wait of the rest of the caller's transaction to `ms`
+ * (`set_config('lock_timeout', ..., true)`: it ends with the transaction).
+ *
+ * @internal
+ */
+export async function setLockTimeout(tx: Queryable, ms: number): Promise<void> {
+  await tx.query("select pg_catalog.set_config('lock_timeout', $1, true)", [`${ms}ms`])
 }
 
 /**
@@ -52,21 +67,40 @@ export async function inTransactionWithLockWait<T>(
 ): Promise<T> {
   try {
     return await inTransaction(db, async (tx) => {
-      await tx.query("select pg_catalog.set_config('lock_timeout', $1, true)", [`${wait.ms}ms`])
+      await setLockTimeout(tx, wait.ms)
       return fn(tx)
     })
   } catch (err) {
-    const timeout = lockTimeoutOf(err)
-    if (timeout === undefined) throw err
-    // After the rollback (our own locks are gone): who holds the tables now.
-    throw new DatabaseUnavailableError('timeout', await lockTimeoutMessage(db, wait, timeout), {
-      cause: err,
-    })
+    throw (await lockWaitError(db, wait, err)) ?? err
   }
 }
 
-/** The lock timeout (55P03) `err` is, or wraps (an error of ours around the driver's). */
-function lockTimeoutOf(err: unknown): Error | undefined {
+/**
+ * The `DatabaseUnavailableError` (reason `timeout`) that explains `err` when it
+ * is a lock timeout: the tables and the sessions that hold them now (ask after
+ * the rollback, when this transaction's own locks are gone); undefined for any
+ * other error.
+ *
+ * @internal
+ */
+export async function lockWaitError(
+  db: Queryable,
+  wait: LockWait,
+  err: unknown,
+): Promise<DatabaseUnavailableError | undefined> {
+  const timeout = lockTimeoutOf(err)
+  if (timeout === undefined) return undefined
+  return new DatabaseUnavailableError('timeout', await lockTimeoutMessage(db, wait, timeout), {
+    cause: err,
+  })
+}
+
+/**
+ * The lock timeout (55P03) `err` is, or wraps (an error of ours around the driver's).
+ *
+ * @internal
+ */
+export function lockTimeoutOf(err: unknown): Error | undefined {
   for (let e = err, depth = 0; e && depth < 3; e = (e as { cause?: unknown }).cause, depth++) {
     if ((e as { code?: unknown }).code === '55P03') return e as Error
   }
@@ -95,7 +129,7 @@ async function lockTimeoutMessage(db: Queryable, wait: LockWait, err: Error): Pr
     : ' (no other session holds a lock on them now: it may have ended, or the wait was for another lock, such as an advisory one)'
   return (
     `Gave up waiting for a lock after ${wait.ms} ms on ${tables}${who}: ${err.message}. ` +
-    'Nothing was changed (the transaction was rolled back). Retry when that session has ended ' +
+    `${wait.afterwards ?? 'Nothing was changed (the transaction was rolled back).'} Retry when that session has ended ` +
     '(see pg_stat_activity and pg_locks; end it with pg_terminate_backend(pid) if it is stuck), ' +
     `or wait longer with ${wait.flag ?? 'a longer lock timeout'}.`
   )

@@ -12,6 +12,7 @@ import {
 } from '../../lifecycle/index.js'
 import { addConfigOptions, type CliContext } from '../context.js'
 import { lifecycleProgress } from '../lifecycle-progress.js'
+import { lockTimeoutMs, withLockTimeoutOption } from '../lock-timeout.js'
 
 const KEYS = [
   'databaseUrl',
@@ -41,11 +42,14 @@ export function tenantsCommand(program: Command): Command {
 interface Flags {
   json?: boolean
   progress?: boolean
+  lockTimeout?: string
 }
 
 /**
  * `rowtenancy tenants export|import|erase` (and `move`, in tenant-move.ts):
- * progress on stderr (a bar on a terminal, lines otherwise, none with
+ * every transaction waits at most `--lock-timeout` ms (10 s) behind another
+ * session's lock, then the command stops as a crash there would and fails
+ * naming that session (a rerun continues); progress on stderr (a bar on a terminal, lines otherwise, none with
  * `--no-progress`), the result on stdout (`--json`: JSON event lines, the result last).
  *
  * @example
@@ -62,14 +66,16 @@ export function register(program: Command, ctx: CliContext): void {
   registerErase(tenants, ctx)
 }
 
-/** A lifecycle subcommand with `--json`, `--no-progress` and the config options. */
+/** A lifecycle subcommand with `--json`, `--no-progress`, `--lock-timeout` and the config options. */
 function subcommand(tenants: Command, name: string, description: string): Command {
   return addConfigOptions(
-    tenants
-      .command(name)
-      .description(description)
-      .option('--json', 'machine output: JSON event lines, the result last')
-      .option('--no-progress', 'no progress output on stderr'),
+    withLockTimeoutOption(
+      tenants
+        .command(name)
+        .description(description)
+        .option('--json', 'machine output: JSON event lines, the result last')
+        .option('--no-progress', 'no progress output on stderr'),
+    ),
     [...KEYS],
   )
 }
@@ -123,11 +129,13 @@ function registerExport(tenants: Command, ctx: CliContext): void {
     .requiredOption('--tenant-id <id>', 'the tenant to export')
     .requiredOption('--out <file>', 'the archive to write')
     .action(async (opts: Flags & { tenantId: string; out: string }, cmd: Command) => {
+      const lockMs = lockTimeoutMs(opts.lockTimeout)
       const archiveKey = archiveKeyFromEnv()
       const { config, pool, onEvent } = await setup(ctx, cmd, opts)
       const r = await exportTenant({
         ...layoutFrom(config),
         db: pool,
+        lockTimeoutMs: lockMs,
         tenantId: opts.tenantId,
         out: opts.out,
         archiveKey,
@@ -153,11 +161,13 @@ function registerImport(tenants: Command, ctx: CliContext): void {
     .option('--slug <slug>', "the imported tenant's slug (default: the archived one)")
     .option('--replace', 'erase an existing tenant with the same id first (same transaction)')
     .action(async (opts: ImportFlags, cmd: Command) => {
+      const lockMs = lockTimeoutMs(opts.lockTimeout)
       const archiveKey = archiveKeyFromEnv()
       const { config, pool, onEvent } = await setup(ctx, cmd, opts)
       const r = await importTenant({
         ...layoutFrom(config),
         db: pool,
+        lockTimeoutMs: lockMs,
         in: opts.in,
         asTenantId: opts.asTenantId,
         slug: opts.slug,
@@ -202,6 +212,7 @@ function registerErase(tenants: Command, ctx: CliContext): void {
     .option('--actor <name>', 'who asks (audit log and certificate); the OS user by default')
     .option('--reason <text>', 'why (audit log)', 'tenant erase')
     .action(async (opts: EraseFlags, cmd: Command) => {
+      const lockMs = lockTimeoutMs(opts.lockTimeout)
       if (!opts.yes && !opts.dryRun) {
         throw new InvalidInputError(
           `Erasing tenant ${opts.tenantId} deletes all of its rows for good: add --yes to confirm, or --dry-run to see the counts.`,
@@ -214,6 +225,7 @@ function registerErase(tenants: Command, ctx: CliContext): void {
       const cert = await eraseTenant({
         ...layoutFrom(config),
         db: pool,
+        lockTimeoutMs: lockMs,
         tenantId: opts.tenantId,
         dryRun: opts.dryRun === true,
         actor: opts.actor,

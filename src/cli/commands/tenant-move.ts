@@ -5,6 +5,7 @@ import { type MoveResult, moveTenant } from '../../lifecycle/index.js'
 import { assertDatabaseName } from '../../tenants/index.js'
 import { addConfigOptions, type CliContext, checkConnectionUrl } from '../context.js'
 import { lifecycleProgress } from '../lifecycle-progress.js'
+import { lockTimeoutMs, withLockTimeoutOption } from '../lock-timeout.js'
 import { archiveKeyFromEnv, layoutFrom, tenantsCommand } from './tenant-lifecycle.js'
 
 /** The database name of a URL, as the default placement name. */
@@ -26,12 +27,13 @@ interface MoveFlags {
   actor?: string
   json?: boolean
   progress?: boolean
+  lockTimeout?: string
 }
 
 /**
  * `rowtenancy tenants move --tenant-id X --to URL`: export -> import -> verify ->
  * erase at the source, suspended meanwhile, resumable (rerun the same command
- * after a crash).
+ * after a crash, or after a lock wait longer than `--lock-timeout` stopped it).
  *
  * @example
  * ```sh
@@ -62,6 +64,7 @@ function moveCommand(program: Command): Command {
     .option('--actor <name>', 'who moves it (audit log)')
     .option('--json', 'machine output: JSON event lines, the result last')
     .option('--no-progress', 'no progress output on stderr')
+  withLockTimeoutOption(command)
   addConfigOptions(command, [
     'databaseUrl',
     'adminDatabaseUrl',
@@ -74,6 +77,7 @@ function moveCommand(program: Command): Command {
 
 /** Moves the tenant between the databases the flags and the config name. */
 async function runMove(opts: MoveFlags, cmd: Command, ctx: CliContext): Promise<void> {
+  const lockMs = lockTimeoutMs(opts.lockTimeout)
   const archiveKey = archiveKeyFromEnv()
   const config = await ctx.config(cmd)
   checkConnectionUrl(opts.to, '--to')
@@ -108,6 +112,7 @@ async function runMove(opts: MoveFlags, cmd: Command, ctx: CliContext): Promise<
     workDir: opts.workDir ?? tmpdir(),
     archiveKey,
     actor: opts.actor,
+    lockTimeoutMs: lockMs,
     onEvent,
   })
   printMoved(r, Boolean(opts.json), ctx)

@@ -1,0 +1,406 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DatabaseUnavailableError, InvalidInputError } from '../src/entries/index.js'
+import {
+  eraseTenant,
+  exportTenant,
+  moveTenant,
+  readArchiveManifest,
+  tenantChecksums,
+  tenantTables,
+} from '../src/lifecycle/index.js'
+import { cli } from './helpers/cli.js'
+import { templateCopies, withClient } from './helpers/crash-harness.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import {
+  buildLifecycleSource,
+  buildLifecycleTarget,
+  rowsByTenant,
+} from './helpers/lifecycle-fixture.js'
+
+/**
+ * Pitfall: `tenants export|import|erase|move` waited forever behind another
+ * session's lock (an open transaction, a migration, a pg_dump): no lock wait
+ * limit was set in their transactions. With `--lock-timeout` they fail with
+ * DATABASE_UNAVAILABLE naming the holder, leave what a crash at that point
+ * leaves, and a rerun after the lock is gone ends in the rows of a clean run.
+ */
+
+const layout = {
+  schema: 'public',
+  tenantsSchema: 'public',
+  tenantColumn: 'tenant_id',
+  idType: 'bigint',
+} as const
+let source: TestDatabase
+let target: TestDatabase
+let dir: string
+/** A clean export of tenant 3, what every import reads. */
+let archive: string
+/** Tenant 3's rows at the source (`table@3 -> count:sum`), and every other tenant's. */
+let tenant3: Record<string, string>
+let others: Record<string, string>
+let original: Awaited<ReturnType<typeof sums>>
+const copies = templateCopies()
+const copyOf = (db: TestDatabase, label: string) => copies.copyOf(db.name, label)
+
+function q(url: string, text: string, values: unknown[] = []) {
+  return withClient(async (c) => (await c.query(text, values)).rows, url)
+}
+
+function sums(url: string, id: string) {
+  return withClient(async (c) => {
+    await c.query('begin')
+    await c.query("select set_config('TimeZone', 'UTC', true)")
+    return await tenantChecksums(c, layout, id, (await tenantTables(c, layout)).tables)
+  }, url)
+}
+
+async function rowsAt(url: string): Promise<Record<string, string>> {
+  const p = new pg.Pool({ connectionString: url, max: 1 })
+  try {
+    return await rowsByTenant(p)
+  } finally {
+    await p.end()
+  }
+}
+
+const split = (rows: Record<string, string>, keep: (k: string) => boolean) =>
+  Object.fromEntries(Object.entries(rows).filter(([k]) => keep(k)))
+
+/** Another session holding `sql`'s lock (in an open transaction) on `url` until `release`. */
+async function hold(url: string, sql: string): Promise<{ release(): Promise<void> }> {
+  const c = new pg.Client({ connectionString: url, application_name: 'the_holder' })
+  await c.connect()
+  await c.query('begin')
+  await c.query(sql)
+  return {
+    async release() {
+      await c.query('rollback').catch(() => {})
+      await c.end()
+    },
+  }
+}
+
+/** The CLI failed on the lock wait: DATABASE_UNAVAILABLE, the holder named, what a rerun does. */
+function expectLockFailure(r: { code: number; stdout: string; stderr: string }, rerun: RegExp) {
+  expect(r.code, r.stderr + r.stdout).toBe(1)
+  expect(r.stderr).toContain('error [DATABASE_UNAVAILABLE]')
+  expect(r.stderr).toMatch(/Gave up waiting for a lock after 300 ms on .*"tag"/)
+  expect(r.stderr).toMatch(/held by pid \d+ \(postgres the_holder, idle in transaction/)
+  expect(r.stderr).toMatch(rerun)
+  expect(r.stderr).toMatch(/wait longer with --lock-timeout <ms>/)
+}
+
+beforeAll(async () => {
+  source = await createTestDatabase('oplock_src')
+  target = await createTestDatabase('oplock_dst')
+  await buildLifecycleSource(source.pool)
+  await buildLifecycleTarget(target.pool)
+  dir = await mkdtemp(join(tmpdir(), 'rt-oplock-'))
+  archive = join(dir, 'clean-3.rtar')
+  await exportTenant({ db: source.pool, tenantId: '3', out: archive })
+  const rows = await rowsByTenant(source.pool)
+  tenant3 = split(rows, (k) => k.endsWith('@3'))
+  others = split(rows, (k) => !k.endsWith('@3'))
+  await source.pool.end()
+  await target.pool.end()
+  original = await sums(source.url, '3')
+})
+afterAll(async () => {
+  await copies.dropAll()
+  await source?.drop()
+  await target?.drop()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+describe('tenants export|import|erase|move --lock-timeout', () => {
+  it.each([
+    [['export', '--tenant-id', '3', '--out', 'x.rtar'], '0'],
+    [['import', '--in', 'x.rtar'], '10s'],
+    [['erase', '--tenant-id', '3', '--yes'], '600001'],
+    [['move', '--tenant-id', '3', '--to', 'postgres://postgres@127.0.0.1:1/none'], '1.5'],
+  ])(
+    'tenants %j --lock-timeout %s: INVALID_INPUT naming the flag, nothing changed',
+    async (args, value) => {
+      const src = await copyOf(source, `bad_${args[0]}`)
+      const r = await cli([
+        'tenants',
+        ...args.map((a) => (a === 'x.rtar' ? join(dir, 'x.rtar') : a)),
+        '--lock-timeout',
+        value,
+        '--database-url',
+        src,
+      ])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain('error [INVALID_INPUT]')
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `--lock-timeout must be milliseconds from 1 to 600000 .*not "${value.replace('.', '\\.')}"`,
+        ),
+      )
+      expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+      expect(await q(src, "select to_regclass('rowtenancy_tenant_move') as t")).toEqual([
+        { t: null },
+      ])
+      expect(existsSync(join(dir, 'x.rtar'))).toBe(false)
+    },
+  )
+
+  it('the library refuses a bad lockTimeoutMs before anything runs', async () => {
+    const p = new pg.Pool({ connectionString: source.url, max: 1 })
+    try {
+      const err = await eraseTenant({ db: p, tenantId: '3', lockTimeoutMs: -1 }).catch((e) => e)
+      expect(err).toBeInstanceOf(InvalidInputError)
+      expect(err.message).toMatch(/`lockTimeoutMs` must be milliseconds from 1 to 600000/)
+    } finally {
+      await p.end()
+    }
+    expect(await sums(source.url, '3')).toEqual(original)
+  })
+
+  it('export behind an access exclusive lock: fails naming the holder, no archive; the rerun writes the clean one', async () => {
+    const src = await copyOf(source, 'export')
+    const out = join(dir, 'export-3.rtar')
+    const args = ['tenants', 'export', '--tenant-id', '3', '--out', out, '--database-url', src]
+    const holder = await hold(src, 'lock table tag in access exclusive mode')
+    let r: Awaited<ReturnType<typeof cli>>
+    try {
+      const started = Date.now()
+      r = await cli([...args, '--lock-timeout', '300'])
+      expect(Date.now() - started).toBeLessThan(8_000)
+    } finally {
+      await holder.release()
+    }
+    expectLockFailure(r, /Nothing was exported .*rerunning the command does the whole export/)
+    expect(existsSync(out)).toBe(false)
+    expect(existsSync(`${out}.partial`)).toBe(false)
+    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+    const again = await cli(args)
+    expect(again.code, again.stderr).toBe(0)
+    expect((await readArchiveManifest(out)).tables).toEqual(
+      (await readArchiveManifest(archive)).tables,
+    )
+  })
+
+  it('import behind an access exclusive lock: fails naming the holder, nothing imported; the rerun loads the clean rows', async () => {
+    const dst = await copyOf(target, 'import')
+    const args = ['tenants', 'import', '--in', archive, '--database-url', dst]
+    const before = await rowsAt(dst)
+    const holder = await hold(dst, 'lock table tag in access exclusive mode')
+    let r: Awaited<ReturnType<typeof cli>>
+    try {
+      r = await cli([...args, '--lock-timeout', '300'])
+    } finally {
+      await holder.release()
+    }
+    expectLockFailure(r, /Nothing was imported .*rerunning the command does the whole import/)
+    expect(await rowsAt(dst)).toEqual(before)
+    expect(await q(dst, 'select count(*)::int as n from tenants')).toEqual([{ n: 0 }])
+    const again = await cli(args)
+    expect(again.code, again.stderr).toBe(0)
+    expect(await rowsAt(dst)).toEqual({ ...before, ...tenant3 })
+    expect(await sums(dst, '3')).toEqual(original)
+  })
+
+  it('erase behind a share lock (in the middle of its deletes): fails naming the holder, nothing erased; the rerun erases', async () => {
+    const src = await copyOf(source, 'erase')
+    const args = ['tenants', 'erase', '--tenant-id', '3', '--yes', '--database-url', src]
+    const holder = await hold(src, 'lock table tag in share mode')
+    let r: Awaited<ReturnType<typeof cli>>
+    try {
+      r = await cli([...args, '--lock-timeout', '300', '--json'])
+    } finally {
+      await holder.release()
+    }
+    expectLockFailure(r, /Nothing was erased .*rerunning the command does the whole erasure/)
+    // it stopped in the middle of its deletes (reverse foreign-key order: book_tag, book, author, tag)
+    expect(r.stdout).toMatch(/"op":"erase","table":"author"/)
+    expect(r.stdout).not.toMatch(/"op":"erase","table":"tag"/)
+    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    const again = await cli(args)
+    expect(again.code, again.stderr).toBe(0)
+    expect(await rowsAt(src)).toEqual(others)
+    expect(await q(src, 'select count(*)::int as n from tenants where id = 3')).toEqual([{ n: 0 }])
+  })
+})
+
+describe('tenants move --lock-timeout', () => {
+  /** The tenant is in exactly one place, as after a clean move. */
+  async function expectMoved(src: string, dst: string) {
+    expect(await sums(dst, '3')).toEqual(original)
+    expect(split(await rowsAt(dst), (k) => k.endsWith('@3'))).toEqual(tenant3)
+    expect(await rowsAt(src)).toEqual(others)
+    expect(await q(src, 'select database from tenant_placements where tenant_id = 3')).toEqual([
+      { database: 'eu-2' },
+    ])
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    expect(await q(dst, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    expect(await q(src, "select state from rowtenancy_tenant_move where tenant_id = '3'")).toEqual([
+      { state: 'done' },
+    ])
+  }
+
+  /** What a crash after `state` leaves: the ledger at it, suspended, the source untouched. */
+  async function expectStoppedAfter(src: string, state: string) {
+    expect(await q(src, "select state from rowtenancy_tenant_move where tenant_id = '3'")).toEqual([
+      { state },
+    ])
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([
+      { status: 'suspended' },
+    ])
+    expect(await sums(src, '3')).toEqual(original)
+    expect(split(await rowsAt(src), (k) => !k.endsWith('@3'))).toEqual(others)
+    expect(await q(src, 'select count(*)::int as n from tenant_placements')).toEqual([{ n: 0 }])
+  }
+
+  it('CLI: the import at the destination behind a lock stops the move after "exported", as a crash; the rerun finishes it', async () => {
+    const src = await copyOf(source, 'move_cli')
+    const dst = await copyOf(target, 'move_cli')
+    const args = [
+      'tenants',
+      'move',
+      '--tenant-id',
+      '3',
+      '--to',
+      dst,
+      '--to-name',
+      'eu-2',
+      '--work-dir',
+      dir,
+      '--database-url',
+      src,
+    ]
+    const holder = await hold(dst, 'lock table tag in access exclusive mode')
+    let r: Awaited<ReturnType<typeof cli>>
+    try {
+      r = await cli([...args, '--lock-timeout', '300'])
+    } finally {
+      await holder.release()
+    }
+    expectLockFailure(
+      r,
+      /stopped after its step "exported", as a crash there would: .*Rerunning the same command continues the move/,
+    )
+    expect(r.stderr).toMatch(/The wait was in the database "[^"]*oplock_dst[^"]*_move_cli"/)
+    await expectStoppedAfter(src, 'exported')
+    expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(true)
+    expect(await q(dst, 'select count(*)::int as n from tenants')).toEqual([{ n: 0 }])
+    const again = await cli(args)
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toMatch(/\(resumed\)/)
+    await expectMoved(src, dst)
+  })
+
+  async function libraryMove(
+    src: string,
+    dst: string,
+    extra: Partial<Parameters<typeof moveTenant>[0]> = {},
+  ) {
+    const db = new pg.Pool({ connectionString: src, max: 3 })
+    const to = new pg.Pool({ connectionString: dst, max: 3 })
+    try {
+      return await moveTenant({ db, to, toName: 'eu-2', tenantId: '3', workDir: dir, ...extra })
+    } finally {
+      await db.end()
+      await to.end()
+    }
+  }
+
+  it('a lock on the ledger after the import committed: stopped after "exported"; the rerun finds the copy and goes on', async () => {
+    const src = await copyOf(source, 'move_ledger')
+    const dst = await copyOf(target, 'move_ledger')
+    let holder: { release(): Promise<void> } | undefined
+    const err = await libraryMove(src, dst, {
+      lockTimeoutMs: 300,
+      onStep: async (s) => {
+        if (s === 'exported')
+          holder = await hold(src, 'lock table rowtenancy_tenant_move in access exclusive mode')
+      },
+    })
+      .catch((e) => e)
+      .finally(() => holder?.release())
+    expect(err).toBeInstanceOf(DatabaseUnavailableError)
+    expect(err.message).toMatch(/on "public"\."rowtenancy_tenant_move", held by pid \d+/)
+    expect(err.message).toMatch(/stopped after its step "exported"/)
+    await expectStoppedAfter(src, 'exported')
+    // the import had committed: the destination holds the whole copy (still suspended there)
+    expect(await sums(dst, '3')).toEqual(original)
+    const r = await libraryMove(src, dst, { lockTimeoutMs: 300 })
+    expect(r.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
+
+  it('a lock at the source during the cut-over erase: stopped after "verified", nothing erased; the rerun finishes', async () => {
+    const src = await copyOf(source, 'move_erase')
+    const dst = await copyOf(target, 'move_erase')
+    let holder: { release(): Promise<void> } | undefined
+    const err = await libraryMove(src, dst, {
+      lockTimeoutMs: 300,
+      onStep: async (s) => {
+        if (s === 'verified') holder = await hold(src, 'lock table tag in share mode')
+      },
+    })
+      .catch((e) => e)
+      .finally(() => holder?.release())
+    expect(err).toBeInstanceOf(DatabaseUnavailableError)
+    expect(err.message).toMatch(/on "public"\."tag", held by pid \d+ \(postgres the_holder/)
+    expect(err.message).toMatch(/stopped after its step "verified"/)
+    await expectStoppedAfter(src, 'verified')
+    const r = await libraryMove(src, dst, { lockTimeoutMs: 300 })
+    expect(r.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
+
+  it('a failed verification whose undo then waits too long: marked stale, suspended, source untouched; the rerun moves anew', async () => {
+    const src = await copyOf(source, 'move_undo')
+    const dst = await copyOf(target, 'move_undo')
+    let holder: { release(): Promise<void> } | undefined
+    const err = await libraryMove(src, dst, {
+      lockTimeoutMs: 300,
+      onStep: async (s) => {
+        if (s !== 'imported') return
+        // the copy no longer matches the archive, and the undo's delete of its domains must wait
+        await q(dst, "update tag set label = 'tampered' where tenant_id = 3 and id = 1")
+        holder = await hold(dst, 'lock table tenant_domains in share mode')
+      },
+    })
+      .catch((e) => e)
+      .finally(() => holder?.release())
+    expect(err.message).toMatch(/does not match the archive/)
+    expect(err.message).toMatch(/Removing its copy at the destination failed too \(.*lock timeout/)
+    expect(err.message).toMatch(/marked stale .*Rerun the same command/)
+    await expectStoppedAfter(src, 'stale')
+    const r = await libraryMove(src, dst, { lockTimeoutMs: 300 })
+    expect(r.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
+
+  it('CLI: behind a lock on tenants before the ledger entry: changed nothing; the rerun moves', async () => {
+    const src = await copyOf(source, 'move_start')
+    const dst = await copyOf(target, 'move_start')
+    const args = ['tenants', 'move', '--tenant-id', '3', '--to', dst, '--to-name', 'eu-2']
+    const holder = await hold(src, 'lock table tenants in access exclusive mode')
+    let r: Awaited<ReturnType<typeof cli>>
+    try {
+      r = await cli([...args, '--work-dir', dir, '--database-url', src, '--lock-timeout', '300'])
+    } finally {
+      await holder.release()
+    }
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.stderr).toContain('error [DATABASE_UNAVAILABLE]')
+    expect(r.stderr).toMatch(/on "public"\."tenants", held by pid \d+ \(postgres the_holder/)
+    expect(r.stderr).toMatch(/changed nothing .*Rerunning the same command starts the move/)
+    expect(await q(src, "select to_regclass('rowtenancy_tenant_move') as t")).toEqual([{ t: null }])
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+    const again = await cli([...args, '--work-dir', dir, '--database-url', src])
+    expect(again.code, again.stderr).toBe(0)
+    await expectMoved(src, dst)
+  })
+})
