@@ -130,6 +130,24 @@ describe('rowtenancy doctor', () => {
     expect(f?.fix).toMatch(/`tenantColumn`.*migrations.*`tables`/)
   })
 
+  it('NO_TENANT_TABLES names the tables left out because their column only keys another table', async () => {
+    // Pitfall: the message said no table has the column while one did: discovery leaves out a
+    // table whose column alone references another table than tenants (a legacy org_id -> orgs).
+    await clean.pool.query(
+      'create table nt_orgs (id int primary key); create table nt_things (org_id int references nt_orgs (id))',
+    )
+    try {
+      const report = await runDoctor(clean.pool, { tenantColumn: 'org_id', runtimeRole: GOOD_ROLE })
+      expect(report.ok).toBe(false)
+      expect(report.findings.map((f) => f.code)).toEqual(['NO_TENANT_TABLES'])
+      expect(report.findings[0]?.message).toMatch(
+        /only a foreign key into another table than tenants are not counted as tenant-aware: public\.nt_things \(-> nt_orgs\)\./,
+      )
+    } finally {
+      await clean.pool.query('drop table nt_things, nt_orgs')
+    }
+  })
+
   it('a broken database reports exactly the planted findings, each with a fix', async () => {
     const report = await runDoctor(broken.pool, { runtimeRole: BAD_ROLE })
     expect(report.findings.map((f) => [f.code, f.object])).toEqual([

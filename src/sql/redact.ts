@@ -1,5 +1,8 @@
-/** The login of a URL up to its password: `//user:` (a raw `@` in the user name included). */
-const URL_USER = String.raw`(\/\/[^\s:/?#]*:)`
+/**
+ * The login of a URL up to its password: `//user:` (a raw `@` in the user name included; no
+ * `[`, which starts an IPv6 host: `//app@[::1]:5432` has no password).
+ */
+const URL_USER = String.raw`(\/\/[^\s:/?#[\]]*:)`
 
 /**
  * Not a port: `//host:5432/db`, `//host:5432 ...` or `//host:5432.` has no
@@ -11,17 +14,24 @@ const NOT_PORT = String.raw`(?!\d+(?:[^\w@%]|$))`
 const HOST_FOLLOWS = String.raw`(?=[\w.%:[\]-]*(?:[/?#\s"'\x60]|$))`
 
 /**
+ * How far the second and third shapes below may run to their `@`: the bound keeps a long line
+ * of `//host:` words without an `@` linear to scan.
+ */
+const SPACED_PASSWORD_MAX = 256
+
+/**
  * The password of a URL's login, in the three shapes a password can take
  * (the driver's URL parser takes the login up to the last `@` before the first
  * `/`, `?` or `#`, and percent-encodes a raw space, quote or `@` in it):
  * - to the last `@` before a `/`, `?`, `#` or the end of the line, spaces and
  *   raw `@` included (`//app:p ss@w0rd@db/app`);
- * - to the last `@` of the word (`//app:pa/ss@db`: a raw `/`, `?` or `#`);
- * - across spaces to the first word holding an `@`, then to its last `@`
- *   (`//app:a b/c@db`).
+ * - to the last `@` of the word, at most {@link SPACED_PASSWORD_MAX} characters on
+ *   (`//app:pa/ss@db`: a raw `/`, `?` or `#`);
+ * - across spaces to the first word holding an `@` (at most
+ *   {@link SPACED_PASSWORD_MAX} characters on), then to its last `@` (`//app:a b/c@db`).
  */
 const URL_PASSWORD = new RegExp(
-  `${URL_USER}(?:${NOT_PORT}[^/?#\\n\\r]*@${HOST_FOLLOWS}|\\S*@|${NOT_PORT}[^@\\n\\r]*@(?:\\S*@)?)`,
+  `${URL_USER}(?:${NOT_PORT}[^/?#\\n\\r]*@${HOST_FOLLOWS}|\\S{0,${SPACED_PASSWORD_MAX}}@|${NOT_PORT}[^@\\n\\r]{0,${SPACED_PASSWORD_MAX}}@(?:\\S*@)?)`,
   'g',
 )
 
