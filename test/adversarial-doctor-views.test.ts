@@ -126,3 +126,27 @@ describe('doctor: definer functions reaching tenant tables through a call or an 
     ])
   })
 })
+
+describe('doctor: security_invoker read as PostgreSQL reads a boolean', () => {
+  it('a view written security_invoker = t, on, 1 is not reported; one written false is', async () => {
+    await db.pool.query(`create view names_t with (security_invoker = t) as select name from accounts;
+      create view names_on with (security_invoker = 'on') as select name from accounts;
+      create view names_1 with (security_invoker = 1) as select name from accounts;
+      create view names_false with (security_invoker = false) as select name from accounts`)
+    try {
+      expect(await asRuntime('1', 'select name from names_t')).toEqual(['one-secret'])
+      expect(await asRuntime('1', 'select name from names_false')).toEqual([
+        'one-secret',
+        'two-secret',
+      ])
+      const report = await runDoctor(db.pool, { runtimeRole: ROLE })
+      const objects = report.findings
+        .filter((f) => f.code === 'VIEW_WITHOUT_SECURITY_INVOKER')
+        .map((f) => f.object)
+        .filter((o) => /^public\.names_(t|on|1|false)$/.test(o))
+      expect(objects).toEqual(['public.names_false'])
+    } finally {
+      await db.pool.query('drop view names_t, names_on, names_1, names_false')
+    }
+  })
+})

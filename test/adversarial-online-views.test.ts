@@ -22,6 +22,11 @@ beforeAll(async () => {
   // legacy apps have views and reporting matviews in their tenant schemas
   await fx.pool.query('create view acme.author_v as select * from acme.author')
   await fx.pool.query('create materialized view acme.author_mv as select * from acme.author')
+  // security_invoker as PostgreSQL stores it when written t, 'on', 1 (or false)
+  await fx.pool.query(`create view acme.author_t with (security_invoker = t) as select * from acme.author;
+    create view acme.author_on with (security_invoker = 'on') as select * from acme.author;
+    create view acme.author_1 with (security_invoker = 1) as select * from acme.author;
+    create view acme.author_false with (security_invoker = false) as select * from acme.author`)
   const report = await migrateOnline({ db: fx.pool, all: true, prepareOnly: true, grantTo: app })
   expect(report.ok).toBe(true)
 }, 120_000)
@@ -67,5 +72,23 @@ describe('legacy views during hybrid serving', () => {
   it("a materialized view in another tenant's legacy schema: no rows", async () => {
     const rows = await asRuntime(async () => {}, 'select * from acme.author_mv')
     expect(rows instanceof Error ? [] : rows).toEqual([])
+  })
+})
+
+describe('security_invoker read as PostgreSQL reads a boolean', () => {
+  it('the runtime role keeps the views written t, on, 1 (they apply the policy), not the one written false', async () => {
+    const { rows } = await fx.pool.query(
+      `select v, pg_catalog.has_table_privilege($1::text, v, 'SELECT') as kept
+         from unnest(array['acme.author_t', 'acme.author_on', 'acme.author_1', 'acme.author_false']) v order by 1`,
+      [app],
+    )
+    expect(rows).toEqual([
+      { v: 'acme.author_1', kept: true },
+      { v: 'acme.author_false', kept: false },
+      { v: 'acme.author_on', kept: true },
+      { v: 'acme.author_t', kept: true },
+    ])
+    const unbound = await asRuntime(async () => {}, 'select * from acme.author_t')
+    expect(unbound).toEqual([])
   })
 })

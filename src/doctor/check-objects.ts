@@ -1,5 +1,6 @@
 import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
+import { securityInvoker } from '../sql/reloptions.js'
 import { type Finding, finding } from './findings.js'
 import { type FunctionFacts, mentionPattern, reachingByName } from './function-catalog.js'
 
@@ -69,8 +70,7 @@ async function viewsOver(db: Queryable, tables: readonly TableFacts[]): Promise<
     `${OVER_TABLES}
      select distinct v.oid::int as oid, v.relname as name, format('%s.%s', vn.nspname, v.relname) as view, format('%I.%I', vn.nspname, v.relname) as quoted,
             v.relkind = 'm' as materialized,
-            exists (select 1 from unnest(coalesce(v.reloptions, '{}')) o
-                     where o ~* '^security_invoker=(true|on|1|yes)$') as invoker
+            ${securityInvoker('v')} as invoker
        from over join pg_class v on v.oid = over.oid and v.relkind in ('v', 'm')
        join pg_namespace vn on vn.oid = v.relnamespace
       order by 2`,

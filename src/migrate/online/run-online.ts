@@ -2,6 +2,7 @@ import { MigrationError } from '../../errors/index.js'
 import { revokeAllButOwner } from '../../sql/privileges.js'
 import type { ConnectableQueryable, Queryable } from '../../sql/queryable.js'
 import { quoteIdent, quoteQualified } from '../../sql/quote.js'
+import { securityInvoker } from '../../sql/reloptions.js'
 import { SERVING_TABLE, servingDdl } from '../../tenants/serving.js'
 import { copyTenant } from '../copy.js'
 import { DEFERRED_INDEX_TABLE, unbuiltIndexes } from '../deferred-indexes.js'
@@ -383,8 +384,7 @@ async function grantSchema(db: Queryable, schema: string, role: string): Promise
        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1
         and (c.relkind in ('m', 'f')
-             or (c.relkind = 'v' and not exists (
-                   select 1 from unnest(c.reloptions) o where o ~* '^security_invoker=(true|on|yes|1)$')))`,
+             or (c.relkind = 'v' and not ${securityInvoker('c')}))`,
     [schema],
   )
   for (const { name } of rows as { name: string }[])
@@ -397,8 +397,7 @@ async function grantSchema(db: Queryable, schema: string, role: string): Promise
         -- a column grant (grant select (name) on ... to public) is a way in too
         and pg_catalog.has_any_column_privilege($2::text, c.oid, 'SELECT')
         and (c.relkind in ('m', 'f')
-             or (c.relkind = 'v' and not exists (
-                   select 1 from unnest(c.reloptions) o where o ~* '^security_invoker=(true|on|yes|1)$')))
+             or (c.relkind = 'v' and not ${securityInvoker('c')}))
      union all
      select p.oid::regprocedure::text from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
       where n.nspname = $1 and p.prosecdef and pg_catalog.has_function_privilege($2::text, p.oid, 'EXECUTE')
