@@ -8,6 +8,7 @@ import { DatabaseUnavailableError, InvalidInputError } from '../src/entries/inde
 import {
   eraseTenant,
   exportTenant,
+  importTenant,
   moveTenant,
   readArchiveManifest,
   tenantChecksums,
@@ -429,6 +430,28 @@ describe('tenants move --lock-timeout', () => {
     const r = await libraryMove(src, dst)
     expect(r.resumed).toBe(true)
     await expectMoved(src, dst)
+  })
+
+  it('a destination that holds another tenant of that id: move refused, its rows kept (not undone as a copy)', async () => {
+    const src = await copyOf(source, 'move_taken')
+    const dst = await copyOf(target, 'move_taken')
+    const to = new pg.Pool({ connectionString: dst, max: 1 })
+    try {
+      await importTenant({ db: to, in: archive })
+    } finally {
+      await to.end()
+    }
+    await q(dst, "update tag set label = 'theirs' where tenant_id = 3 and id = 1")
+    const before = await sums(dst, '3')
+    const err = await libraryMove(src, dst).catch((e) => e)
+    expect(err.message).toMatch(/already holds a tenant 3 with other data: move refused/)
+    expect(await sums(dst, '3')).toEqual(before)
+    expect(await q(src, 'select count(*)::int as n from rowtenancy_tenant_move')).toEqual([
+      { n: 0 },
+    ])
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+    expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(false)
   })
 
   it('move: the wait is at the destination while a reader idles at the source: names the destination and its holder', async () => {
