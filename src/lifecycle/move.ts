@@ -403,7 +403,7 @@ async function archiveGone(e: MoveEntry): Promise<boolean> {
     `The move of tenant ${e.tenantId} to ${e.destination} is switched (the tenant lives there now), but its archive ` +
       `${e.archive}, which proves the source rows unchanged before they are erased, is gone. Nothing was changed. ` +
       `Compare the source rows with the destination's, erase them with rowtenancy tenants erase --tenant-id ` +
-      `${e.tenantId} (keeping the tenant row when the source is the catalog), then delete the ledger row ` +
+      `${e.tenantId} against the source, then delete the tenant's ledger row ` +
       `(delete from ${MOVE_LEDGER} where tenant_id = '${e.tenantId}').`,
   )
 }
@@ -501,13 +501,14 @@ async function start(ctx: Ctx, sourceName: string, catalogName: string): Promise
 
 /**
  * Runs a step before the verification; a clean failure (not a crash, not a
- * lock wait that ran out) undoes the move so far, in an order that never lets
- * the ledger point at an archive that is gone: the entry is marked `stale`
- * first, then the destination copy is erased and the archive removed, then the
+ * lock wait that ran out) undoes the move so far: the entry is marked `stale`
+ * first (so the ledger never points at a removed archive as a step to go on
+ * from), then the destination copy is erased and the archive removed, then the
  * status is restored and the entry dropped. When a part of the undo fails, the
  * error says what is left: a `stale` entry (a rerun removes the copy first, then
  * copies anew), or, when the ledger could not be written at all, the step it
- * still holds (a rerun finds the archive gone and copies anew, or continues).
+ * still holds (a rerun whose step needs the removed archive copies anew, see
+ * {@link archiveGone}; with the archive kept, it continues).
  */
 async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Promise<void> {
   try {
