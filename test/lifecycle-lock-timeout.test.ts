@@ -8,6 +8,7 @@ import { DatabaseUnavailableError, InvalidInputError } from '../src/entries/inde
 import {
   eraseTenant,
   exportTenant,
+  importTenant,
   moveTenant,
   readArchiveManifest,
   tenantChecksums,
@@ -73,8 +74,12 @@ const split = (rows: Record<string, string>, keep: (k: string) => boolean) =>
   Object.fromEntries(Object.entries(rows).filter(([k]) => keep(k)))
 
 /** Another session holding `sql`'s lock (in an open transaction) on `url` until `release`. */
-async function hold(url: string, sql: string): Promise<{ release(): Promise<void> }> {
-  const c = new pg.Client({ connectionString: url, application_name: 'the_holder' })
+async function hold(
+  url: string,
+  sql: string,
+  name = 'the_holder',
+): Promise<{ release(): Promise<void> }> {
+  const c = new pg.Client({ connectionString: url, application_name: name })
   await c.connect()
   await c.query('begin')
   await c.query(sql)
@@ -378,6 +383,96 @@ describe('tenants move --lock-timeout', () => {
     await expectStoppedAfter(src, 'stale')
     const r = await libraryMove(src, dst, { lockTimeoutMs: 300 })
     expect(r.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
+
+  it('a failed verification whose undo cannot write the ledger: says it is left at "imported"; the first rerun moves', async () => {
+    const src = await copyOf(source, 'move_unrec')
+    const dst = await copyOf(target, 'move_unrec')
+    let holder: { release(): Promise<void> } | undefined
+    const err = await libraryMove(src, dst, {
+      lockTimeoutMs: 300,
+      onStep: async (s) => {
+        if (s !== 'imported') return
+        // the copy no longer matches the archive, and the undo cannot write the ledger
+        await q(dst, "update tag set label = 'tampered' where tenant_id = 3 and id = 1")
+        holder = await hold(src, 'lock table rowtenancy_tenant_move in access exclusive mode')
+      },
+    })
+      .catch((e) => e)
+      .finally(() => holder?.release())
+    // not swallowed: the first run says what it left and what a rerun does
+    expect(err.message).toMatch(/does not match the archive/)
+    expect(err.message).toMatch(/Undoing it could not be recorded in the ledger \(.*lock timeout/)
+    expect(err.message).toMatch(
+      /left at its step "imported", its copy at the destination and the archive are removed; the tenant stays suspended and the source is untouched\. Rerun the same command/,
+    )
+    await expectStoppedAfter(src, 'imported')
+    expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(false)
+    expect(await q(dst, 'select count(*)::int as n from tenants where id = 3')).toEqual([{ n: 0 }])
+    // the first rerun: the archive of "imported" is gone, so the move is copied anew, to the end
+    const r = await libraryMove(src, dst, { lockTimeoutMs: 300 })
+    expect(r.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
+
+  it('a resumed move whose archive is gone before the cut-over copies anew (no "give the path" error)', async () => {
+    const src = await copyOf(source, 'move_gone')
+    const dst = await copyOf(target, 'move_gone')
+    const err = await libraryMove(src, dst, {
+      onStep: (s) => {
+        if (s === 'imported') throw new Error('crash here')
+      },
+    }).catch((e) => e)
+    expect(err.message).toBe('crash here')
+    await expectStoppedAfter(src, 'imported')
+    await rm(join(dir, 'rowtenancy-move-3.rtar'))
+    const r = await libraryMove(src, dst)
+    expect(r.resumed).toBe(true)
+    await expectMoved(src, dst)
+  })
+
+  it('a destination that holds another tenant of that id: move refused, its rows kept (not undone as a copy)', async () => {
+    const src = await copyOf(source, 'move_taken')
+    const dst = await copyOf(target, 'move_taken')
+    const to = new pg.Pool({ connectionString: dst, max: 1 })
+    try {
+      await importTenant({ db: to, in: archive })
+    } finally {
+      await to.end()
+    }
+    await q(dst, "update tag set label = 'theirs' where tenant_id = 3 and id = 1")
+    const before = await sums(dst, '3')
+    const err = await libraryMove(src, dst).catch((e) => e)
+    expect(err.message).toMatch(/already holds a tenant 3 with other data: move refused/)
+    expect(await sums(dst, '3')).toEqual(before)
+    expect(await q(src, 'select count(*)::int as n from rowtenancy_tenant_move')).toEqual([
+      { n: 0 },
+    ])
+    expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
+    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+    expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(false)
+  })
+
+  it('move: the wait is at the destination while a reader idles at the source: names the destination and its holder', async () => {
+    const src = await copyOf(source, 'move_where')
+    const dst = await copyOf(target, 'move_where')
+    const args = ['tenants', 'move', '--tenant-id', '3', '--to', dst, '--to-name', 'eu-2']
+    const holder = await hold(dst, 'lock table tag in access exclusive mode')
+    // an ordinary app session at the source, idle in a transaction after a read (access share)
+    const reader = await hold(src, 'select count(*) from tag where tenant_id = 1', 'the_reader')
+    let r: Awaited<ReturnType<typeof cli>>
+    try {
+      r = await cli([...args, '--work-dir', dir, '--database-url', src, '--lock-timeout', '300'])
+    } finally {
+      await holder.release()
+      await reader.release()
+    }
+    expectLockFailure(r, /stopped after its step "exported"/)
+    expect(r.stderr).toMatch(/The wait was in the database "[^"]*oplock_dst[^"]*_move_where"/)
+    expect(r.stderr).not.toContain('the_reader')
+    const again = await cli([...args, '--work-dir', dir, '--database-url', src])
+    expect(again.code, again.stderr).toBe(0)
     await expectMoved(src, dst)
   })
 

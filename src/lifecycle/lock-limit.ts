@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { describeValue } from '../errors/describe-value.js'
 import { InvalidInputError } from '../errors/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
-import type { TableLockMode } from '../sql/lock-holders.js'
+import { conflictingModes, type TableLockMode } from '../sql/lock-holders.js'
 import { lockTimeoutOf, lockWaitError, setLockTimeout } from '../sql/lock-wait.js'
 import type { Queryable } from '../sql/queryable.js'
 import { quoteQualified } from '../sql/quote.js'
@@ -51,11 +51,39 @@ export interface LockPlace {
   readonly layout: LayoutOptions
 }
 
+/** The database each lock timeout ran out in, noted where its transaction ran. */
+const waitedIn = new WeakMap<object, Queryable>()
+
+/**
+ * Notes that `err`, when it is a lock timeout, ran out in a transaction on `db`
+ * (so the message names the holders there, not a session elsewhere that merely
+ * holds a lock on the same tables).
+ *
+ * @internal
+ */
+export function tagLockWait(err: unknown, db: Queryable): void {
+  if (err !== null && typeof err === 'object' && lockTimeoutOf(err) !== undefined) {
+    if (!waitedIn.has(err)) waitedIn.set(err, db)
+  }
+}
+
+/** The database `err` (or an error it wraps) was tagged with by {@link tagLockWait}. */
+function taggedDb(err: unknown): Queryable | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 4; depth++) {
+    const db = waitedIn.get(e)
+    if (db !== undefined) return db
+    e = (e as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
 /**
  * The `DatabaseUnavailableError` (reason `timeout`) for `err` when it is a lock
- * timeout (undefined otherwise): it names, in the first of `places` where
- * another session holds a lock on them, the tables of the operation and those
- * sessions, then says what the failure left and what a rerun does (`afterwards`).
+ * timeout (undefined otherwise): it names the tables of the operation and the
+ * sessions that hold them in the database the wait ran out in (tagged with
+ * {@link tagLockWait}; untagged: the first of `places` where another session
+ * holds a lock that conflicts with `how.mode`, else any lock), then says what
+ * the failure left and what a rerun does (`afterwards`).
  *
  * @internal
  */
@@ -65,10 +93,18 @@ export async function lifecycleLockWaitError(
   how: { ms: number; mode: TableLockMode; afterwards: string },
 ): Promise<Error | undefined> {
   if (lockTimeoutOf(err) === undefined) return undefined
-  let place = places[0]!
+  const tagged = taggedDb(err)
+  const at = places.find((p) => p.db === tagged)
+  let place = at ?? places[0]!
   let tables: string[] = []
-  for (const p of places) {
-    const locked = await lockedTables(p.db, p.layout).catch(() => [])
+  const candidates = at
+    ? [[at, null] as const]
+    : [
+        ...places.map((p) => [p, conflictingModes(how.mode)] as const),
+        ...places.map((p) => [p, null] as const),
+      ]
+  for (const [p, modes] of candidates) {
+    const locked = await lockedTables(p.db, p.layout, modes).catch(() => [])
     if (locked.length > 0) {
       place = p
       tables = locked
@@ -80,9 +116,9 @@ export async function lifecycleLockWaitError(
     const ts = place.layout.tenantsSchema ?? place.layout.schema ?? DEFAULTS.schema
     tables = [quoteQualified(ts, 'tenants'), quoteQualified(ts, 'tenant_domains')]
   }
-  // An operation on several databases says which one the tables are in.
+  // An operation on several databases says which one the wait was in.
   const where =
-    found && places.length > 1
+    (found || at) && places.length > 1
       ? await place.db
           .query('select pg_catalog.current_database() as d')
           .then((r) => `The wait was in the database ${JSON.stringify(r.rows[0].d)}. `)
@@ -113,6 +149,8 @@ export async function explainLockWaits<T>(
     return await fn()
   } catch (err) {
     if (ms === undefined) throw err
+    // An operation on one database waited there (a move that calls it knows where).
+    if (places.length === 1) tagLockWait(err, places[0]!.db)
     const text = typeof afterwards === 'string' ? afterwards : afterwards()
     throw (await lifecycleLockWaitError(err, places, { ms, mode, afterwards: text })) ?? err
   }
@@ -122,10 +160,14 @@ export async function explainLockWaits<T>(
  * The tables of the operation in `db` (`tenants`, `tenant_domains`, the move
  * ledger, the placement map, the audit log, and every table with the tenant
  * column, a partition as its parent) that a session other than ours holds a
- * lock on. From `pg_locks` and the catalog alone: introspecting a table would
+ * lock on (one of `modes`, or any when null). From `pg_locks` and the catalog alone: introspecting a table would
  * wait behind an access exclusive lock on it.
  */
-async function lockedTables(db: Queryable, options: LayoutOptions): Promise<string[]> {
+async function lockedTables(
+  db: Queryable,
+  options: LayoutOptions,
+  modes: readonly string[] | null,
+): Promise<string[]> {
   const schema = options.schema ?? DEFAULTS.schema
   const tenantsSchema = options.tenantsSchema ?? schema
   const { rows } = await db.query(
@@ -139,6 +181,7 @@ async function lockedTables(db: Queryable, options: LayoutOptions): Promise<stri
         and l.database = (select d.oid from pg_catalog.pg_database d
                            where d.datname = pg_catalog.current_database())
         and c.relkind in ('r', 'p')
+        and l.granted and ($5::text[] is null or l.mode = any ($5::text[]))
         and ((n.nspname = $1 and c.relname = any ($2::text[]))
              or (n.nspname = $3 and exists (select 1 from pg_catalog.pg_attribute a
                                               where a.attrelid = c.oid and a.attname = $4
@@ -149,6 +192,7 @@ async function lockedTables(db: Queryable, options: LayoutOptions): Promise<stri
       ['tenants', 'tenant_domains', MOVE_LEDGER, PLACEMENTS_TABLE, 'audit_log'],
       schema,
       options.tenantColumn ?? DEFAULTS.tenantColumn,
+      modes,
     ],
   )
   return rows.map((r) => quoteQualified(r.schema as string, r.name as string))

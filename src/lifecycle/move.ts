@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { rm } from 'node:fs/promises'
+import { access, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type pg from 'pg'
 import { explainUnreachable } from '../db/connect.js'
@@ -30,11 +30,12 @@ import { exportTenant } from './export.js'
 import { assertWritableDirectory } from './files.js'
 import { checkCompatible, importTenant } from './import.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
-import { checkLockTimeout, explainLockWaits, limitLockWaits } from './lock-limit.js'
+import { checkLockTimeout, explainLockWaits, limitLockWaits, tagLockWait } from './lock-limit.js'
 import { type ArchiveManifest, readArchiveManifest } from './manifest.js'
 import {
   deleteMove,
   ensureMoveLedger,
+  MOVE_LEDGER,
   type MoveEntry,
   type MoveState,
   readMove,
@@ -125,6 +126,7 @@ async function tx<T>(
   } catch (err) {
     failed = true
     await c.query('rollback').catch(() => {})
+    tagLockWait(err, pool)
     throw err
   } finally {
     c.release(failed ? true : undefined)
@@ -238,8 +240,11 @@ async function runSteps(
 ): Promise<MoveResult> {
   const { o, tenantId, catalog } = ctx
   const { entry, resumed } = opened
-  if (resumed) await checkResumedArchive(entry.archive, o.archiveKey !== undefined, tenantId)
   let e = entry
+  if (resumed) {
+    await checkResumedArchive(entry.archive, o.archiveKey !== undefined, tenantId)
+    if (await archiveGone(e)) e = { ...e, state: 'stale' }
+  }
   let tables: TableChecksum[] = []
   let certificate: ErasureCertificate | undefined
   const step = async (state: MoveState) => {
@@ -376,6 +381,33 @@ async function checkResumedArchive(
   )
 }
 
+/** The steps after the export and before the cut-over read the archive. */
+const NEEDS_ARCHIVE: readonly MoveState[] = ['exported', 'imported', 'verified']
+
+/**
+ * Whether the resumed entry's step needs its archive and it is gone (an undo
+ * that could not write the ledger removed it, or someone did): the move then
+ * goes as a stale one (its copy removed, the tenant copied anew), which is
+ * safe while the placement is not switched. After the switch, the archive is
+ * what proves the source unchanged before its erasure: without it, stop.
+ */
+async function archiveGone(e: MoveEntry): Promise<boolean> {
+  const needs = NEEDS_ARCHIVE.includes(e.state) || e.state === 'switched'
+  if (!needs) return false
+  const gone = await access(e.archive).then(
+    () => false,
+    () => true,
+  )
+  if (!gone || e.state !== 'switched') return gone
+  throw new LifecycleError(
+    `The move of tenant ${e.tenantId} to ${e.destination} is switched (the tenant lives there now), but its archive ` +
+      `${e.archive}, which proves the source rows unchanged before they are erased, is gone. Nothing was changed. ` +
+      `Compare the source rows with the destination's, erase them with rowtenancy tenants erase --tenant-id ` +
+      `${e.tenantId} against the source, then delete the tenant's ledger row ` +
+      `(delete from ${MOVE_LEDGER} where tenant_id = '${e.tenantId}').`,
+  )
+}
+
 async function openMove(
   ctx: Ctx,
   sourceName: string,
@@ -469,10 +501,14 @@ async function start(ctx: Ctx, sourceName: string, catalogName: string): Promise
 
 /**
  * Runs a step before the verification; a clean failure (not a crash, not a
- * lock wait that ran out) undoes the move so far: destination copy erased,
- * archive removed, status restored, ledger entry dropped. The source was never
- * touched. When the undo fails too, the move is marked stale instead (a rerun
- * removes the copy first, then copies anew).
+ * lock wait that ran out) undoes the move so far: the entry is marked `stale`
+ * first (so the ledger never points at a removed archive as a step to go on
+ * from), then the destination copy is erased and the archive removed, then the
+ * status is restored and the entry dropped. When a part of the undo fails, the
+ * error says what is left: a `stale` entry (a rerun removes the copy first, then
+ * copies anew), or, when the ledger could not be written at all, the step it
+ * still holds (a rerun whose step needs the removed archive copies anew, see
+ * {@link archiveGone}; with the archive kept, it continues).
  */
 async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Promise<void> {
   try {
@@ -480,28 +516,97 @@ async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Prom
   } catch (err) {
     // A lock wait that ran out is no failure of the move: it stays as a crash would leave it.
     if (lockTimeoutOf(err) !== undefined) throw err
-    let undoError: unknown
-    await undoCopy(ctx, e).catch((u) => {
-      undoError = u ?? new Error('the undo failed')
-    })
-    await tx(ctx.catalog, ctx.lockMs, async (c) => {
-      if (undoError === undefined) {
-        await setStatus(c, ctx.cLayout, ctx.tenantId, e.previousStatus)
-        await deleteMove(c, ctx.ledger, ctx.tenantId)
-      } else await setMoveState(c, ctx.ledger, ctx.tenantId, 'stale')
-    }).catch(() => {})
-    if (undoError === undefined) throw err
+    const restore = () =>
+      failureOf(() =>
+        tx(ctx.catalog, ctx.lockMs, async (c) => {
+          await setStatus(c, ctx.cLayout, ctx.tenantId, e.previousStatus)
+          await deleteMove(c, ctx.ledger, ctx.tenantId)
+        }),
+      )
+    // A destination that holds another tenant of that id: its rows are not ours to
+    // erase, and no stale entry may ask a rerun to: drop the entry, then the archive.
+    if (err instanceof DestinationTaken) {
+      const restored = await restore()
+      if (restored !== undefined) throw unrecorded(ctx, e, err, restored, undefined, true)
+      await rm(e.archive, { force: true })
+      throw err
+    }
+    const marked = await failureOf(() =>
+      tx(ctx.catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, ctx.tenantId, 'stale')),
+    )
+    const undone = await failureOf(() => undoCopy(ctx, e))
+    if (marked !== undefined) {
+      throw unrecorded(ctx, e, err, marked, undone, await exists(e.archive))
+    }
+    if (undone !== undefined) {
+      throw new LifecycleError(
+        `The move of tenant ${ctx.tenantId} failed: ${messageOf(err)} Removing its copy at the destination ` +
+          `failed too (${messageOf(undone)}): the move is marked stale and the tenant stays suspended; the source ` +
+          'is untouched. Rerun the same command: it removes the copy first, then copies the tenant anew.',
+        { cause: err },
+      )
+    }
+    const restored = await restore()
+    if (restored === undefined) throw err
     throw new LifecycleError(
-      `The move of tenant ${ctx.tenantId} failed: ${(err as Error)?.message ?? String(err)} Removing its copy at ` +
-        `the destination failed too (${(undoError as Error)?.message ?? String(undoError)}): the move is marked ` +
-        'stale and the tenant stays suspended; the source is untouched. Rerun the same command: it removes the ' +
-        'copy first, then copies the tenant anew.',
+      `The move of tenant ${ctx.tenantId} failed: ${messageOf(err)} Its copy at the destination and the archive ` +
+        `are removed, but giving the tenant its status "${e.previousStatus}" back failed ` +
+        `(${messageOf(restored)}): the move is marked stale and the tenant stays suspended; the source is ` +
+        'untouched. Rerun the same command: it copies the tenant anew and finishes the move (or set the status ' +
+        `back with rowtenancy tenants and delete the ledger row of tenant ${ctx.tenantId} to give up the move).`,
       { cause: err },
     )
   }
 }
 
-/** Removes what a move wrote at the destination (its copy) and the archive. */
+/** The error of a failed step whose undo could not write the ledger: it still holds `e.state`. */
+function unrecorded(
+  ctx: Ctx,
+  e: MoveEntry,
+  err: unknown,
+  marked: unknown,
+  undone: unknown,
+  archiveKept: boolean,
+): LifecycleError {
+  const copy =
+    undone !== undefined
+      ? `removing its copy at the destination failed too (${messageOf(undone)}); `
+      : archiveKept
+        ? ''
+        : 'its copy at the destination and the archive are removed; '
+  const rerun = archiveKept
+    ? 'it continues the move from that step.'
+    : 'it finds the archive gone, removes any copy at the destination, and copies the tenant anew.'
+  return new LifecycleError(
+    `The move of tenant ${ctx.tenantId} failed: ${messageOf(err)} Undoing it could not be recorded in the ` +
+      `ledger (${messageOf(marked)}): the move is left at its step "${e.state}", ${copy}the tenant stays ` +
+      `suspended and the source is untouched. Rerun the same command when the catalog is reachable and free: ${rerun}`,
+    { cause: err },
+  )
+}
+
+/** Runs `fn`; its failure, or undefined when it succeeded. */
+async function failureOf(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn()
+    return undefined
+  } catch (err) {
+    return err ?? new Error('failed')
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  )
+}
+
+/** Removes what a move wrote at the destination (its copy), then the archive. */
 async function undoCopy(ctx: Ctx, e: MoveEntry): Promise<void> {
   await tx(ctx.o.to, ctx.lockMs, async (c) => {
     await bindTenant(c, ctx.tenantId)
@@ -518,6 +623,9 @@ async function undoCopy(ctx: Ctx, e: MoveEntry): Promise<void> {
   })
   await rm(e.archive, { force: true })
 }
+
+/** The destination holds a tenant of that id with other data: not the move's copy. */
+class DestinationTaken extends LifecycleError {}
 
 /** Imports the archive unless an earlier run already did (the import commits before the ledger moves on). */
 async function importOnce(ctx: Ctx, e: MoveEntry): Promise<void> {
@@ -540,7 +648,7 @@ async function importOnce(ctx: Ctx, e: MoveEntry): Promise<void> {
   )
   if (present === 'match') return
   if (present === 'differs') {
-    throw new LifecycleError(
+    throw new DestinationTaken(
       `The destination already holds a tenant ${ctx.tenantId} with other data: move refused (erase it there, or pick another destination).`,
     )
   }

@@ -40,6 +40,15 @@ const CONFLICTS: Record<TableLockMode, readonly string[]> = {
 }
 
 /**
+ * The lock modes (as `pg_locks.mode` names them) a `mode` lock waits for.
+ *
+ * @internal
+ */
+export function conflictingModes(mode: TableLockMode): readonly string[] {
+  return CONFLICTS[mode]
+}
+
+/**
  * A query (one row, one text column or NULL) naming the sessions other than
  * this one that hold a lock on the tables, or on their partitions and
  * inheritance children, that a `mode` lock waits for: at most five, each as
