@@ -257,17 +257,19 @@ async function pgBossHarness(
   // every side its own queue (bare-no-als too): a completed job stays in its queue's partition
   // until pg-boss archives it (hours later), so a queue two sides share would fetch through twice
   // the dead rows of the others by the last round
-  for (const q of ['q_bare', 'q_bnal', 'q_wrap', 'q_unsg', 'q_bar2'])
-    await boss.createQueue(q, { name: q })
+  const queueOf: Record<Side, string> = {
+    bare: 'q_bare',
+    'bare-no-als': 'q_bnal',
+    wrapped: 'q_wrap',
+    'wrapped-unsigned': 'q_unsg',
+    'bare-again': 'q_bar2',
+  }
+  for (const q of Object.values(queueOf)) await boss.createQueue(q, { name: q })
   const work = { batchSize: BOSS_BATCH, pollingIntervalSeconds: 0.5 }
   /** Each queue's worker ids, so a round that has sent its last job wakes them (see `sent`). */
-  const workers: Record<string, string[]> = {
-    q_bare: [],
-    q_bnal: [],
-    q_bar2: [],
-    q_wrap: [],
-    q_unsg: [],
-  }
+  const workers: Record<string, string[]> = Object.fromEntries(
+    Object.values(queueOf).map((q) => [q, []]),
+  )
   for (let w = 0; w < 4; w++) {
     for (const q of values.aa ? ['q_bare', 'q_bnal', 'q_bar2'] : ['q_bare', 'q_bnal']) {
       workers[q]!.push(
@@ -279,16 +281,6 @@ async function pgBossHarness(
     workers.q_wrap!.push(await tb.work('q_wrap', work, async () => c.hit()))
     if (tbu) workers.q_unsg!.push(await tbu.work('q_unsg', work, async () => c.hit()))
   }
-  const queueOf = (side: Side) =>
-    side === 'wrapped'
-      ? 'q_wrap'
-      : side === 'wrapped-unsigned'
-        ? 'q_unsg'
-        : side === 'bare-again'
-          ? 'q_bar2'
-          : side === 'bare-no-als'
-            ? 'q_bnal'
-            : 'q_bare'
   return {
     name: 'pg-boss',
     anchor: `bare PgBoss send + work (4 workers, batches of ${BOSS_BATCH})`,
@@ -300,13 +292,13 @@ async function pgBossHarness(
         ? runWithTenant(tenantOf(i), () => tb.send('q_wrap', payloadOf(i)))
         : side === 'wrapped-unsigned'
           ? runWithTenant(tenantOf(i), () => tbu!.send('q_unsg', payloadOf(i)))
-          : boss.send(queueOf(side), bareOf(i)),
+          : boss.send(queueOf[side], bareOf(i)),
     // A worker sleeps out its polling interval (0.5 s) between fetches, so a round would end at
     // the first poll after its last send: up to 0.5 s on a round of ~3 s, by the poll's phase, not
     // by either side's cost (rounds read 1.00 or 0.85). Waking the side's workers once all is sent
     // ends every side's round when its jobs are done.
     sent: (side) => {
-      for (const id of workers[queueOf(side)]!) boss.notifyWorker(id)
+      for (const id of workers[queueOf[side]]!) boss.notifyWorker(id)
     },
     // graceful: with graceful: false pg-boss 10 closes its pool under its workers, which then
     // never report stopped, and its stop loop keeps the process alive
