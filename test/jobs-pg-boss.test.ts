@@ -159,6 +159,67 @@ describe('pg-boss: dead letters of signed jobs', () => {
   })
 })
 
+describe("pg-boss: a batch's outcomes", () => {
+  it('each job of a batch ends with its own outcome and output, written once', async () => {
+    const fx = await setupJobsFixture('pgboss_batch_outcomes')
+    const boss = await startBoss(fx)
+    try {
+      for (const q of ['mixed', 'alike', 'apart']) {
+        await boss.createQueue(q, { name: q, retryLimit: 0 })
+      }
+      const jobs = fx.jobs({ queues: { mixed: true, alike: true, apart: true } })
+      const tb = tenantPgBoss(boss, jobs)
+      const ids: Record<string, string> = {}
+      for (const [q, tags] of [
+        ['mixed', ['ok1', 'boom', 'ok2', 'boom']],
+        ['alike', ['boom', 'boom']],
+        ['apart', ['boom', 'bang', 'ok']],
+      ] as const) {
+        for (const [i, tag] of tags.entries()) {
+          ids[`${q}${i}`] = (await runWithTenant('2', () => tb.send(q, { tag })))!
+        }
+      }
+      // a job with no envelope in a batch of good ones: refused alone
+      ids.raw = (await boss.send('mixed', { tag: 'raw' }))!
+      const handler = async (payload: { tag: string }) => {
+        if (payload.tag === 'ok1' || payload.tag === 'ok2' || payload.tag === 'ok') {
+          return { ran: payload.tag }
+        }
+        throw Object.assign(new Error(`${payload.tag} failed`), { code: payload.tag })
+      }
+      // one fetch takes every job of a queue: each queue is one batch
+      for (const q of ['mixed', 'alike', 'apart']) {
+        await tb.work(q, { batchSize: 10, pollingIntervalSeconds: 0.5 }, handler)
+      }
+      const states = await until(async () => {
+        const { rows } = await fx.db.pool.query(
+          'select id, state, output from pgboss.job where id = any($1::uuid[])',
+          [Object.values(ids)],
+        )
+        const done = rows.every((r) => r.state === 'completed' || r.state === 'failed')
+        return rows.length === Object.keys(ids).length && done && rows
+      })
+      const of = (key: string) => states.find((r) => r.id === ids[key])!
+      for (const key of ['mixed0', 'mixed2', 'apart2']) expect(of(key).state).toBe('completed')
+      const boom = { name: 'Error', message: 'boom failed', code: 'boom' }
+      for (const key of ['mixed1', 'mixed3', 'alike0', 'alike1', 'apart0']) {
+        expect([key, of(key).state, of(key).output]).toEqual([key, 'failed', boom])
+      }
+      expect(of('apart1').output).toEqual({ name: 'Error', message: 'bang failed', code: 'bang' })
+      expect(of('raw')).toMatchObject({ state: 'failed', output: { reason: 'no-tenant' } })
+      // one write per job: a failed job was never completed, nor failed twice
+      const { rows } = await fx.db.pool.query(
+        "select count(*)::int as n from pgboss.job where id = any($1::uuid[]) and state = 'failed' and retry_count > 0",
+        [Object.values(ids)],
+      )
+      expect(rows[0].n).toBe(0)
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+      await fx.cleanup()
+    }
+  })
+})
+
 describe('pg-boss: the wait policy', () => {
   it("a suspended tenant's job whose copy the queue refuses fails by the queue rules instead of completing", async () => {
     const fx = await setupJobsFixture('pgboss_wait_copy')

@@ -217,7 +217,15 @@ export function tenantPgBoss(
 
 /**
  * Starts a worker of `queue` whose handler runs each job in its tenant's
- * context, and writes each outcome itself, held while the database is away.
+ * context. pg-boss writes the outcome after the callback: it completes every
+ * id of the batch when the callback returns and fails every id still active
+ * when it throws, without awaiting either (a connection lost there is an
+ * unhandled rejection: the process exits). So the callback returns when every
+ * job is done, and throws when the failures share one output, after completing
+ * the done ones itself and, when a failure means the database is away, after
+ * the database answers again: each outcome is then written once, by pg-boss.
+ * Only a batch whose failures differ is written job by job here, and pg-boss's
+ * complete after it finds nothing left to change.
  */
 function workTenantJobs<P>(
   boss: PgBossLike,
@@ -230,32 +238,46 @@ function workTenantJobs<P>(
   const { unavailableHoldMs, ...bossOptions } = workOptions
   const holdMs = holdOption(unavailableHoldMs as number | undefined)
   const probe = () => boss.getDb().executeSql('select 1', [])
-  // pg-boss 10 does not await its own complete/fail after the callback, so a connection lost
-  // there is an unhandled rejection (the process exits). The outcome is written here instead,
-  // held until the database answers; pg-boss's own call after it finds nothing left to change.
+  const hold = (err: unknown) => holdWhileUnavailable(err, probe, holdMs)
   const record = (write: () => Promise<unknown>) =>
     write().catch(async (err: unknown) => {
-      await holdWhileUnavailable(err, probe, holdMs)
+      await hold(err)
       return write()
     })
   return boss.work(queue, bossOptions, async (batch: PgBossJob[]) => {
     const done: string[] = []
-    const failures: [string, unknown][] = []
+    const failures: [string, object][] = []
+    const errors: unknown[] = []
     let result: unknown
     for (const job of batch) {
       try {
         result = await runOne(boss, jobs, queue, job, handler)
         done.push(job.id)
       } catch (err) {
-        failures.push([job.id, err])
+        failures.push([job.id, errorOutput(err)])
+        errors.push(err)
       }
     }
-    if (done.length > 0) {
-      const data = batch.length === 1 ? (result as object | undefined) : undefined
-      await record(() => boss.complete(queue, done, data))
-    }
-    for (const [id, err] of failures) await record(() => boss.fail(queue, id, errorOutput(err)))
+    if (failures.length === 0) return batch.length === 1 ? result : undefined
+    // held before anything is written: the done jobs' complete would fail the same way
+    for (const err of errors) await hold(err)
+    if (done.length > 0) await record(() => boss.complete(queue, done))
+    const output = sharedOutput(failures)
+    if (output !== undefined) throw output
+    for (const [id, out] of failures) await record(() => boss.fail(queue, id, out))
   })
+}
+
+/**
+ * The output every failure of a batch has (what pg-boss writes for each id
+ * when the callback throws it), or `undefined` when they differ.
+ */
+function sharedOutput(failures: readonly [string, object][]): object | undefined {
+  const first = JSON.stringify(failures[0]![1])
+  for (let i = 1; i < failures.length; i++) {
+    if (JSON.stringify(failures[i]![1]) !== first) return undefined
+  }
+  return failures[0]![1]
 }
 
 async function runOne(
