@@ -26,7 +26,10 @@
  *    With `--vs-unsigned` (pg-boss, BullMQ) a fourth side runs the wrapper without a secret on its own
  *    queue, in the same rotation, so what signing itself costs is read against it. With `--aa`
  *    (pg-boss, BullMQ) one more side runs the bare queue again on its own queue: bare against bare, the
- *    run's noise floor for the ratios above. Payloads are `{ i }` (the bare queue's
+ *    run's noise floor for the ratios above. Every side but bare-no-als sends from inside the
+ *    job's tenant context (an app sends from its request's, whichever client it calls), and
+ *    every side's worker calls one async handler per job and awaits it (pg-boss's bare batch
+ *    callback too, job by job, as the wrapper does). Payloads are `{ i }` (the bare queue's
  *    `{ i, tenantId }`); `--note N` adds a text of N characters to both (a job's data over 64
  *    bytes is what Redis stores in a hash table instead of a listpack, which costs Redis more:
  *    a signed envelope alone crosses that line, at 89 bytes for `{ i }`, 58 unsigned, where the
@@ -201,7 +204,11 @@ async function round(h: Harness, c: Counter, side: Side, n: number) {
   const server0 = await h.serverCpu?.()
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  await sendAll(n, (i) => h.send(side, i))
+  // every side but bare-no-als sends from inside the job's tenant context, as an app's request
+  // does whichever queue client it calls: the wrapper reads that context, it does not make it
+  await sendAll(n, (i) =>
+    side === 'bare-no-als' ? h.send(side, i) : runWithTenant(tenantOf(i), () => h.send(side, i)),
+  )
   h.sent?.(side)
   await all
   const ms = performance.now() - t0
@@ -266,6 +273,7 @@ async function pgBossHarness(
   }
   for (const q of Object.values(queueOf)) await boss.createQueue(q, { name: q })
   const work = { batchSize: BOSS_BATCH, pollingIntervalSeconds: 0.5 }
+  const handle = async (_payload: unknown) => c.hit()
   /** Each queue's worker ids, so a round that has sent its last job wakes them (see `sent`). */
   const workers: Record<string, string[]> = Object.fromEntries(
     Object.values(queueOf).map((q) => [q, []]),
@@ -273,13 +281,14 @@ async function pgBossHarness(
   for (let w = 0; w < 4; w++) {
     for (const q of values.aa ? ['q_bare', 'q_bnal', 'q_bar2'] : ['q_bare', 'q_bnal']) {
       workers[q]!.push(
-        await boss.work(q, work, async (batch: unknown[]) => {
-          for (const _ of batch) c.hit()
+        // the app's per-job handler, called and awaited job by job as the wrapper does
+        await boss.work(q, work, async (batch: { data: unknown }[]) => {
+          for (const job of batch) await handle(job.data)
         }),
       )
     }
-    workers.q_wrap!.push(await tb.work('q_wrap', work, async () => c.hit()))
-    if (tbu) workers.q_unsg!.push(await tbu.work('q_unsg', work, async () => c.hit()))
+    workers.q_wrap!.push(await tb.work('q_wrap', work, handle))
+    if (tbu) workers.q_unsg!.push(await tbu.work('q_unsg', work, handle))
   }
   return {
     name: 'pg-boss',
@@ -289,9 +298,9 @@ async function pgBossHarness(
     aaSide: values.aa,
     send: (side, i) =>
       side === 'wrapped'
-        ? runWithTenant(tenantOf(i), () => tb.send('q_wrap', payloadOf(i)))
+        ? tb.send('q_wrap', payloadOf(i))
         : side === 'wrapped-unsigned'
-          ? runWithTenant(tenantOf(i), () => tbu!.send('q_unsg', payloadOf(i)))
+          ? tbu!.send('q_unsg', payloadOf(i))
           : boss.send(queueOf[side], bareOf(i)),
     // A worker sleeps out its polling interval (0.5 s) between fetches, so a round would end at
     // the first poll after its last send: up to 0.5 s on a round of ~3 s, by the poll's phase, not
@@ -327,9 +336,7 @@ async function graphileHarness(url: string, jobs: JobTenancy, c: Counter): Promi
     anchor: 'bare WorkerUtils.addJob + runner task',
     n: N,
     send: (side, i) =>
-      side === 'wrapped'
-        ? runWithTenant(tenantOf(i), () => addJob('q_wrap', payloadOf(i)))
-        : utils.addJob('q_bare', bareOf(i)),
+      side === 'wrapped' ? addJob('q_wrap', payloadOf(i)) : utils.addJob('q_bare', bareOf(i)),
     async close() {
       await runner.stop()
       await utils.release()
@@ -401,9 +408,9 @@ async function bullHarness(
     aaSide: values.aa,
     send: (side, i) =>
       side === 'wrapped'
-        ? runWithTenant(tenantOf(i), () => tq.add('j', payloadOf(i), clean))
+        ? tq.add('j', payloadOf(i), clean)
         : side === 'wrapped-unsigned'
-          ? runWithTenant(tenantOf(i), () => tqu!.add('j', payloadOf(i), clean))
+          ? tqu!.add('j', payloadOf(i), clean)
           : (side === 'bare-again' ? againQ : bare).add('j', bareOf(i), clean),
     async close() {
       await Promise.all(workers.map((w) => w.close()))
