@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../errors/index.js'
-import { asUnavailable } from '../sql/unavailable.js'
+import { asUnavailable, unavailableReason } from '../sql/unavailable.js'
 import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
 import { tenantKey, withTenantKey } from './job-keys.js'
@@ -259,8 +259,8 @@ function workTenantJobs<P>(
       }
     }
     if (failures.length === 0) return batch.length === 1 ? result : undefined
-    // held before anything is written: the done jobs' complete would fail the same way
-    for (const err of errors) await hold(err)
+    // held once, before anything is written: the done jobs' complete would fail the same way
+    await hold(errors.find((err) => unavailableReason(err) !== undefined))
     if (done.length > 0) await record(() => boss.complete(queue, done))
     const output = sharedOutput(failures)
     if (output !== undefined) throw output
