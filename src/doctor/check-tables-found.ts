@@ -1,22 +1,7 @@
+import { tablesKeyedElsewhere } from '../schema/rls-apply.js'
 import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import { type Finding, finding } from './findings.js'
-
-/**
- * Tables with the tenant column that discovery leaves out because the column alone is a
- * foreign key into another table than `tenants` (see `discoverTenantTables`), first 10.
- */
-const KEYED_ELSEWHERE = `
-select format('%I.%I (-> %s)', n.nspname, c.relname, ref.relname) as name
-  from pg_class c
-  join pg_namespace n on n.oid = c.relnamespace
-  join pg_attribute a on a.attrelid = c.oid and a.attname = $1 and a.attnum > 0 and not a.attisdropped
-  join pg_constraint fk on fk.conrelid = c.oid and fk.contype = 'f' and fk.conkey = array[a.attnum]
-  join pg_class ref on ref.oid = fk.confrelid and ref.relname <> 'tenants'
- where c.relkind in ('r', 'p')
-   and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
- order by 1
- limit 10`
 
 /**
  * `NO_TENANT_TABLES` when the audit found no tenant-aware table at all: every
@@ -38,12 +23,12 @@ export async function checkTablesFound(
   if (tables.length > 0) return []
   const { rows } = await db.query('select pg_catalog.current_database() as name')
   const database = JSON.stringify(rows[0].name)
-  const { rows: other } = await db.query(KEYED_ELSEWHERE, [tenantColumn])
+  const other = (await tablesKeyedElsewhere(db, { tenantColumn })).slice(0, 10)
   const skipped =
     other.length === 0
       ? ''
       : ` Tables whose ${JSON.stringify(tenantColumn)} is only a foreign key into another table than ` +
-        `tenants are not counted as tenant-aware: ${other.map((r) => r.name as string).join(', ')}.`
+        `tenants are not counted as tenant-aware: ${other.map((t) => `${t.qualified} (-> ${t.references})`).join(', ')}.`
   return [
     finding(
       'NO_TENANT_TABLES',
@@ -56,4 +41,39 @@ export async function checkTablesFound(
         'migrate-to-row-tenancy) first, or name the tables with `tables`.',
     ),
   ]
+}
+
+/**
+ * `TENANT_COLUMN_KEYS_OTHER_TABLE` for each table that has the tenant column but
+ * is not counted as tenant-aware because that column alone is a foreign key into
+ * another table than `tenants` (see `discoverTenantTables`): `rls enable` gives
+ * it no policy and the shell does not filter it, so if it holds tenant data every
+ * tenant reads all of it. Only when the tables were discovered, not named, and
+ * some were found (else `NO_TENANT_TABLES` names these tables).
+ *
+ * @internal
+ */
+export async function checkTablesLeftOut(
+  db: Queryable,
+  tables: readonly TableFacts[],
+  tenantColumn: string,
+  named: boolean,
+): Promise<Finding[]> {
+  if (named || tables.length === 0) return []
+  const column = JSON.stringify(tenantColumn)
+  return (await tablesKeyedElsewhere(db, { tenantColumn })).map((t) => {
+    const table = t.qualified
+    return finding(
+      'TENANT_COLUMN_KEYS_OTHER_TABLE',
+      table,
+      `${table} has the tenant column ${column}, but it is only a foreign key into ${t.references}, not into ` +
+        'tenants, so the table is not counted as tenant-aware: `rls enable` gives it no policy, the shell does ' +
+        'not filter it, and this audit checked nothing else of it. If it holds tenant data, every tenant reads ' +
+        'all of it.',
+      `If its rows belong to tenants, make ${column} a key into tenants, or name the table in \`tables\`, ` +
+        'then run rowtenancy rls enable. If it is a registry read before a tenant ' +
+        "is known (django-tenants' customers_domain), drop it once migrated or keep it out of the runtime " +
+        "role's reach.",
+    )
+  })
 }

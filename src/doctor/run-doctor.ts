@@ -15,7 +15,7 @@ import { checkForeignTables, checkFunctions, checkRules, checkViews } from './ch
 import { checkRls, checkTenantCollations, checkTenantColumns } from './check-rls.js'
 import { checkRuntimeRole } from './check-role.js'
 import { checkSharedForeignKeys } from './check-shared-keys.js'
-import { checkTablesFound } from './check-tables-found.js'
+import { checkTablesFound, checkTablesLeftOut } from './check-tables-found.js'
 import type { DoctorReport, Finding } from './findings.js'
 import { readFunctions } from './function-catalog.js'
 
@@ -86,6 +86,7 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
   )
   const findings: Finding[] = [
     ...(await checkTablesFound(db, tables, tenantColumn)),
+    ...(await checkTablesLeftOut(db, tables, tenantColumn, (options.tables ?? []).length > 0)),
     ...checkTenantColumns(tables, tenantColumn, tenantIdType),
     ...(await checkTenantCollations(db, tables, tenantColumn)),
     ...(await checkRls(db, tables, tenantColumn)),

@@ -72,6 +72,8 @@ export {
   type RlsApplyResult,
   type RlsTableStatus,
   rlsStatus,
+  type TableKeyedElsewhere,
+  tablesKeyedElsewhere,
 } from '../schema/rls-apply.js'
 export {
   RLS_POLICY_NAME,

@@ -78,9 +78,35 @@ export function isTenantPredicate(
 }
 
 /**
+ * Every table of the current database with the tenant column, rowtenancy's own
+ * lookup tables (`tenants`, `tenant_domains`, `rowtenancy_*`) aside, and for
+ * each the table its tenant column alone is a foreign key into, when that is
+ * another table than `tenants` (`keyed` null otherwise).
+ */
+const TABLES_WITH_TENANT_COLUMN = `
+select n.nspname as schema, c.relname as name, format('%I.%I', n.nspname, c.relname) as qualified,
+       (select format('%I.%I', rn.nspname, ref.relname)
+          from pg_constraint fk
+          join pg_class ref on ref.oid = fk.confrelid
+          join pg_namespace rn on rn.oid = ref.relnamespace
+         where fk.conrelid = c.oid and fk.contype = 'f' and fk.conkey = array[a.attnum]
+           and ref.relname <> 'tenants'
+         order by 1 limit 1) as keyed
+  from pg_class c
+  join pg_namespace n on n.oid = c.relnamespace
+  join pg_attribute a on a.attrelid = c.oid and a.attname = $1 and a.attnum > 0 and not a.attisdropped
+ where c.relkind in ('r', 'p')
+   and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+   and c.relname not in ('tenants', 'tenant_domains') and c.relname not like 'rowtenancy\\_%'
+ order by 1, 2`
+
+/**
  * Tables of the current database that have a tenant column, leaving out
  * rowtenancy's own lookup tables (`tenants`, `tenant_domains`, `rowtenancy_*`),
- * which must stay readable before a tenant is known.
+ * which must stay readable before a tenant is known, and the tables whose
+ * tenant column alone is a foreign key into another table than `tenants` (a
+ * legacy django-tenants `customers_domain.tenant_id -> customers_client`: see
+ * {@link tablesKeyedElsewhere}).
  *
  * @example
  * ```ts
@@ -91,24 +117,52 @@ export async function discoverTenantTables(
   db: Queryable,
   options: { tenantColumn?: string | undefined } = {},
 ): Promise<TableRef[]> {
-  const { rows } = await db.query(
-    `select n.nspname as schema, c.relname as name
-       from pg_class c
-       join pg_namespace n on n.oid = c.relnamespace
-       join pg_attribute a on a.attrelid = c.oid and a.attname = $1 and a.attnum > 0 and not a.attisdropped
-      where c.relkind in ('r', 'p')
-        and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
-        and c.relname not in ('tenants', 'tenant_domains') and c.relname not like 'rowtenancy\\_%'
-        -- a column of that name that references some other table alone (a legacy
-        -- django-tenants customers_domain.tenant_id -> customers_client) is not ours
-        and not exists (
-          select 1 from pg_constraint fk join pg_class ref on ref.oid = fk.confrelid
-           where fk.conrelid = c.oid and fk.contype = 'f' and fk.conkey = array[a.attnum]
-             and ref.relname <> 'tenants')
-      order by 1, 2`,
-    [options.tenantColumn ?? DEFAULTS.tenantColumn],
-  )
-  return rows.map((r) => ({ schema: r.schema as string, name: r.name as string }))
+  const { rows } = await db.query(TABLES_WITH_TENANT_COLUMN, [
+    options.tenantColumn ?? DEFAULTS.tenantColumn,
+  ])
+  return rows
+    .filter((r) => r.keyed === null)
+    .map((r) => ({ schema: r.schema as string, name: r.name as string }))
+}
+
+/**
+ * A table with the tenant column that {@link discoverTenantTables} leaves out,
+ * and the table its tenant column is a foreign key into.
+ */
+export interface TableKeyedElsewhere extends TableRef {
+  readonly schema: string
+  /** `schema.table`, quoted where needed. */
+  readonly qualified: string
+  /** `schema.table` (quoted where needed) the tenant column references. */
+  readonly references: string
+}
+
+/**
+ * The tables {@link discoverTenantTables} leaves out because their tenant
+ * column alone is a foreign key into another table than `tenants`: `rls enable`
+ * gives them no policy and the shell does not filter them, so one that holds
+ * tenant data is every tenant's to read.
+ *
+ * @example
+ * ```ts
+ * await tablesKeyedElsewhere(pool) // [{ schema: 'public', name: 'invoices', references: 'public.organizations' }]
+ * ```
+ */
+export async function tablesKeyedElsewhere(
+  db: Queryable,
+  options: { tenantColumn?: string | undefined } = {},
+): Promise<TableKeyedElsewhere[]> {
+  const { rows } = await db.query(TABLES_WITH_TENANT_COLUMN, [
+    options.tenantColumn ?? DEFAULTS.tenantColumn,
+  ])
+  return rows
+    .filter((r) => r.keyed !== null)
+    .map((r) => ({
+      schema: r.schema as string,
+      name: r.name as string,
+      qualified: r.qualified as string,
+      references: r.keyed as string,
+    }))
 }
 
 /**

@@ -7,6 +7,8 @@ import {
   discoverTenantTables,
   enableRls,
   rlsStatus,
+  type TableKeyedElsewhere,
+  tablesKeyedElsewhere,
   withDescendants,
 } from '../../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
@@ -53,7 +55,7 @@ export function register(program: Command, ctx: CliContext): void {
       const ms = lockTimeoutMs(opts.lockTimeout)
       // The key comes from the environment only (never a flag: shell history, ps).
       const key = opts.sealed ? sealKeyFromEnv() : undefined
-      const { pool, tables, config } = await open(ctx, cmd)
+      const { pool, tables, config, leftOut } = await open(ctx, cmd)
       // The seal and the policies in one transaction: a table busy past --lock-timeout leaves none
       // of it. The seal's key table is locked too (re-keyed) and its holders named.
       const locked = tables.map(renderTable)
@@ -67,6 +69,12 @@ export function register(program: Command, ctx: CliContext): void {
       else {
         for (const t of result.changed) ctx.out.line(`${done.padEnd(10)} ${t}`)
         for (const t of result.unchanged) ctx.out.line(`unchanged  ${t} (already ${done})`)
+        for (const t of leftOut) {
+          ctx.out.line(
+            `left out   ${t.qualified} (its ${config.tenantColumn} only keys ${t.references}, not tenants: ` +
+              'name it in --tables to include it; rowtenancy doctor reports it)',
+          )
+        }
       }
     }
 
@@ -111,7 +119,13 @@ function sealKeyFromEnv(): string {
 async function open(
   ctx: CliContext,
   cmd: Command,
-): Promise<{ pool: Queryable; tables: TableRef[]; config: RowtenancyConfig }> {
+): Promise<{
+  pool: Queryable
+  tables: TableRef[]
+  config: RowtenancyConfig
+  /** The tables with the tenant column that discovery left out (none when tables are named). */
+  leftOut: TableKeyedElsewhere[]
+}> {
   const config = await ctx.config(cmd)
   const pool = await ctx.pool(config, {
     url: config.adminDatabaseUrl ?? config.databaseUrl,
@@ -126,7 +140,9 @@ async function open(
   // (also for `rls status`: a table that is not there has no row level security to show).
   if (named.length > 0) assertExisting(await rlsStatus(pool, named, policyOptions(config)))
   else await assertTenantTablesFound(pool, tables, `rls ${cmd.name()}`, config.tenantColumn)
-  return { pool, tables, config }
+  const leftOut =
+    named.length > 0 ? [] : await tablesKeyedElsewhere(pool, { tenantColumn: config.tenantColumn })
+  return { pool, tables, config, leftOut }
 }
 
 function policyOptions(config: RowtenancyConfig, sealed = false) {
