@@ -149,14 +149,13 @@ function tableRoles(
   o: { schema: string; tenantsSchema: string; column: string; keepLocal: ReadonlySet<string> },
 ): { role: Map<string, TableRole>; localReason: Map<string, string> } {
   const tenantsTable = `${o.tenantsSchema}.tenants`
-  // As discoverTenantTables: a tenant column that references some other table alone
-  // (a legacy django-tenants customers_domain.tenant_id -> customers_client) is not ours.
-  const isTenantTable = (t: CitusTable) =>
-    t.hasTenantColumn &&
-    !t.foreignKeys.some(
-      (fk) =>
-        fk.columns.length === 1 && fk.columns[0] === o.column && fk.references !== tenantsTable,
-    )
+  // As discoverTenantTables: a tenant column that references some other table alone, not
+  // tenants too (a legacy django-tenants customers_domain.tenant_id -> customers_client), is not ours.
+  const isTenantTable = (t: CitusTable) => {
+    const keys = t.foreignKeys.filter((fk) => fk.columns.length === 1 && fk.columns[0] === o.column)
+    const intoTenants = keys.some((fk) => fk.references === tenantsTable)
+    return t.hasTenantColumn && (intoTenants || keys.length === 0)
+  }
   const isRegistry = (t: CitusTable) => t.columns.includes('schema_name') && !isTenantTable(t)
   const registries = new Set(all.filter(isRegistry).map((t) => t.qualified))
   const role = new Map<string, TableRole>()

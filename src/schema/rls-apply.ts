@@ -81,7 +81,7 @@ export function isTenantPredicate(
  * Every table of the current database with the tenant column, rowtenancy's own
  * lookup tables (`tenants`, `tenant_domains`, `rowtenancy_*`) aside, and for
  * each the table its tenant column alone is a foreign key into, when that is
- * another table than `tenants` (`keyed` null otherwise).
+ * another table than `tenants` and not into `tenants` too (`keyed` null otherwise).
  */
 const TABLES_WITH_TENANT_COLUMN = `
 select n.nspname as schema, c.relname as name, format('%I.%I', n.nspname, c.relname) as qualified,
@@ -91,6 +91,11 @@ select n.nspname as schema, c.relname as name, format('%I.%I', n.nspname, c.reln
           join pg_namespace rn on rn.oid = ref.relnamespace
          where fk.conrelid = c.oid and fk.contype = 'f' and fk.conkey = array[a.attnum]
            and ref.relname <> 'tenants'
+           -- a column that is a key into tenants too is a tenant column
+           and not exists (
+             select 1 from pg_constraint tk join pg_class tr on tr.oid = tk.confrelid
+              where tk.conrelid = c.oid and tk.contype = 'f' and tk.conkey = array[a.attnum]
+                and tr.relname = 'tenants')
          order by 1 limit 1) as keyed
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
