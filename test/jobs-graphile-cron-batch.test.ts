@@ -8,7 +8,7 @@ import {
 } from 'graphile-worker'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
-import { tenantAddJobs, tenantCronItems, tenantTaskList } from '../src/jobs/index.js'
+import { tenantAddJob, tenantAddJobs, tenantCronItems, tenantTaskList } from '../src/jobs/index.js'
 import { type JobsFixture, setupJobsFixture, until } from './jobs-fixture.js'
 
 /**
@@ -169,5 +169,38 @@ describe('graphile-worker addJobs through tenantAddJobs', () => {
       expect(byTag[tag]).toMatchObject({ tenant: '6', bound: '6', accounts: fx.accountsOf('6') })
     }
     expect(byTag['batch-g']).toMatchObject({ tenant: undefined, crossReason: 'nightly rollup' })
+  })
+})
+
+describe("graphile-worker: a suspended tenant's held job (suspended: wait)", () => {
+  it("keeps its jobKey and flags: the tenant's next job with that key replaces it instead of running beside it", async () => {
+    await fx.db.pool.query(
+      `insert into tenants (id, slug, name, status) values (30, 'held', 'Held', 'suspended')`,
+    )
+    const addJob = tenantAddJob(utils, fx.jobs())
+    const spec = { jobKey: 'digest', flags: ['slow-lane'], maxAttempts: 3 }
+    const first = await runWithTenant('30', () => addJob('hold', { tag: 'held-1' }, spec))
+    // held at least once: the original completed and a copy waits in its place
+    const copy = await until(
+      async () => {
+        const { rows } = await fx.db.pool.query(
+          `select key, flags, max_attempts from graphile_worker._private_jobs
+            where payload->'payload'->>'tag' = 'held-1' and id <> $1 order by id desc limit 1`,
+          [first.id],
+        )
+        return rows[0]
+      },
+      20_000,
+      'the held copy',
+    )
+    expect(copy).toEqual({ key: '30/digest', flags: { 'slow-lane': true }, max_attempts: 3 })
+    // the tenant sends its digest again under the same key: one digest job, not two
+    await runWithTenant('30', () => addJob('hold', { tag: 'held-2' }, spec))
+    await fx.db.pool.query(`update tenants set status = 'active' where id = 30`)
+    const held = () => fx.seen.filter((s) => s.tag.startsWith('held-'))
+    await until(() => held().length > 0, 20_000, 'the held job to run')
+    await new Promise((r) => setTimeout(r, 1_500))
+    expect(held()).toHaveLength(1)
+    expect(held()[0]).toMatchObject({ tenant: '30', bound: '30' })
   })
 })

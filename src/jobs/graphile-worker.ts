@@ -314,6 +314,30 @@ export interface TenantTaskListOptions {
 }
 
 /**
+ * The spec of the copy that stands in for a held job (a suspended tenant's,
+ * `wait` policy): the same envelope goes in the payload, and the job's own
+ * spec with it: named queue, priority, attempts, flags (a worker's
+ * `forbiddenFlags` apply to the copy as to the job) and job key.
+ * graphile-worker moves a key off a running job onto the job added with it,
+ * so the copy holds the key the job held, and the tenant's next job with that
+ * key replaces the copy instead of running beside it.
+ */
+function heldCopySpec(
+  job: { max_attempts: number; priority: number; key?: string | null; flags?: object | null },
+  queueName: string | null,
+  delayMs: number,
+): Record<string, unknown> {
+  return {
+    runAt: new Date(Date.now() + delayMs),
+    maxAttempts: job.max_attempts,
+    priority: job.priority,
+    ...(queueName ? { queueName } : {}),
+    ...(job.flags ? { flags: Object.keys(job.flags) } : {}),
+    ...(job.key ? { jobKey: job.key, jobKeyMode: 'replace' } : {}),
+  }
+}
+
+/**
  * Turns `{ identifier: handler }` into graphile-worker's task list, each task
  * running inside its job's tenant; refused jobs throw (graphile-worker retries
  * them up to `max_attempts`, then keeps them as permanently failed).
@@ -341,14 +365,9 @@ export function tenantTaskList(
           { id: String(job.id), attempt: Number(job.attempts) },
           (p, info) => handler(p, info, tenantHelpers(helpers, jobs)),
           async (delayMs) => {
-            // A copy runs later (same envelope, same named queue); this one completes.
+            // A copy runs later in this one's place; this one completes.
             const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
-            await helpers.addJob(identifier, payload, {
-              runAt: new Date(Date.now() + delayMs),
-              maxAttempts: job.max_attempts,
-              priority: job.priority,
-              ...(queueName ? { queueName } : {}),
-            })
+            await helpers.addJob(identifier, payload, heldCopySpec(job, queueName, delayMs))
           },
         )
       } catch (err) {
