@@ -216,6 +216,38 @@ describe('forEachTenant', () => {
     }
   })
 
+  it('an onProgress that throws does not end the call while tenants still run: a rerun right after runs none twice', async () => {
+    const calls = new Map<string, number>()
+    const fn = async (tenant: { id: string }) => {
+      calls.set(tenant.id, (calls.get(tenant.id) ?? 0) + 1)
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    const options = {
+      pool: fx.runtimePool(2),
+      store,
+      audit,
+      run: 'progress-throws',
+      reason: 'progress throws',
+      concurrency: 4,
+      atomic: false,
+    }
+    let thrown = false
+    const progressFails = () => {
+      if (!thrown) {
+        thrown = true
+        throw new Error('progress bar closed')
+      }
+    }
+    await expect(forEachTenant(fn, { ...options, onProgress: progressFails })).rejects.toThrow(
+      'progress bar closed',
+    )
+    // the caller retries the run at once: every tenant has run exactly once in all
+    const second = await forEachTenant(fn, options)
+    expect(second.failed).toEqual([])
+    expect(calls.size).toBe(200)
+    expect([...calls].filter(([, n]) => n !== 1)).toEqual([])
+  })
+
   it('bad options are refused before anything runs', async () => {
     const base = { pool: fx.runtimePool(1), store, audit, run: 'x', reason: 'r' }
     await expect(forEachTenant(async () => {}, { ...base, reason: ' ' })).rejects.toThrow(

@@ -50,7 +50,10 @@ export interface ForEachTenantOptions {
   readonly atomic?: boolean | undefined
   /** The ledger table (see `installRunLedger`). */
   readonly ledgerTable?: string | undefined
-  /** Called after each tenant. */
+  /**
+   * Called after each tenant. When it throws, the run goes on (every tenant is
+   * visited and recorded) and the call then rejects with its first error.
+   */
   readonly onProgress?: ((progress: FanOutProgress) => void) | undefined
 }
 
@@ -148,6 +151,9 @@ export async function forEachTenant(
   const visit = (tenant: Tenant) =>
     visitTenant(tenant, fn, { pool, ledger, idType: store.idType, run, atomic, claim })
 
+  // onProgress's failure ends the call only once no tenant is running: work left running
+  // behind a settled call would race a rerun of the same run
+  let progressError: { err: unknown } | undefined
   let next = 0
   const worker = async () => {
     while (next < todo.length) {
@@ -160,16 +166,21 @@ export async function forEachTenant(
         failed.push({ tenantId: tenant.id, error })
         await ledger.query(markFailed, [run, tenant.id, error.slice(0, 2000)]).catch(() => {})
       }
-      options.onProgress?.({
-        total: tenants.length,
-        done: ran,
-        failed: failed.length,
-        skipped,
-        tenantId: tenant.id,
-      })
+      try {
+        options.onProgress?.({
+          total: tenants.length,
+          done: ran,
+          failed: failed.length,
+          skipped,
+          tenantId: tenant.id,
+        })
+      } catch (err) {
+        progressError ??= { err }
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker))
+  if (progressError !== undefined) throw progressError.err
   return { run, total: tenants.length, done: ran, skipped, failed }
 }
 
