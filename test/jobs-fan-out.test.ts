@@ -260,5 +260,22 @@ describe('forEachTenant', () => {
     await expect(
       forEachTenant(async () => {}, { ...base, status: 'gone' as never }),
     ).rejects.toThrow(/status/)
+    // a string from the environment is not a boolean: 'false' would have run atomic, 0 not
+    let ran = false
+    const visit = async () => {
+      ran = true
+    }
+    for (const atomic of ['false', 0, 'no']) {
+      await expect(forEachTenant(visit, { ...base, atomic: atomic as never })).rejects.toThrow(
+        /atomic must be true or false/,
+      )
+    }
+    await expect(forEachTenant(visit, { ...base, onProgress: 'log' as never })).rejects.toThrow(
+      /onProgress must be a function/,
+    )
+    await expect(forEachTenant(visit, { ...base, actor: 7 as never })).rejects.toThrow(
+      /actor must be a string/,
+    )
+    expect(ran).toBe(false)
   })
 })

@@ -275,6 +275,17 @@ function checkOptions(options: ForEachTenantOptions): ForEachTenantOptions {
   if (c !== undefined && (!Number.isSafeInteger(c) || c < 1 || c > 256)) {
     throw new InvalidInputError(`concurrency must be an integer from 1 to 256, not ${String(c)}.`)
   }
+  if (options.atomic !== undefined && typeof options.atomic !== 'boolean') {
+    throw new InvalidInputError(
+      `atomic must be true or false, not ${JSON.stringify(options.atomic)}.`,
+    )
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new InvalidInputError(`onProgress must be a function, not ${typeof options.onProgress}.`)
+  }
+  if (options.actor !== undefined && typeof options.actor !== 'string') {
+    throw new InvalidInputError(`actor must be a string, not ${typeof options.actor}.`)
+  }
   const s = options.status
   if (s !== undefined && s !== 'active' && s !== 'suspended' && s !== 'all') {
     throw new InvalidInputError(
