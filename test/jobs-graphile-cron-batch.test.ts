@@ -204,3 +204,72 @@ describe("graphile-worker: a suspended tenant's held job (suspended: wait)", () 
     expect(held()[0]).toMatchObject({ tenant: '30', bound: '30' })
   })
 })
+
+describe('graphile-worker batch jobs (array payloads)', () => {
+  const seenBatch: { to: string; attempt: number }[] = []
+  let batchRunner: Runner | undefined
+  const batchJobs = () => fx.jobs({ queues: { 'batch-mail': true } })
+
+  afterAll(async () => {
+    await batchRunner?.stop()
+  })
+
+  it('an array payload with a jobKey is refused: graphile-worker merges a second one into it, a sealed one would replace it (its entries lost)', async () => {
+    const addJob = tenantAddJob(utils, batchJobs())
+    for (const items of [[{ to: 'a' }], [{ to: 'b' }]]) {
+      await expect(
+        runWithTenant('3', () => addJob('batch-mail', items, { jobKey: 'mails' })),
+      ).rejects.toThrow(/array payload and a jobKey/)
+    }
+    await expect(
+      runWithTenant('3', () =>
+        tenantAddJobs(
+          utils,
+          batchJobs(),
+        )([{ identifier: 'batch-mail', payload: [{ to: 'c' }], jobKey: 'mails' }]),
+      ),
+    ).rejects.toThrow(/array payload and a jobKey/)
+    const { rows } = await fx.db.pool.query(
+      `select 1 from graphile_worker._private_jobs where key = '3/mails'`,
+    )
+    expect(rows).toEqual([])
+  })
+
+  it("a batch handler's rejected entry fails the job (retried), never completes it", async () => {
+    const jobs = batchJobs()
+    batchRunner = await run({
+      connectionString: fx.db.url,
+      concurrency: 1,
+      pollInterval: 200,
+      noHandleSignals: true,
+      logger: new Logger(() => () => {}),
+      taskList: tenantTaskList(jobs, {
+        'batch-mail': (items: { to: string; fail?: boolean }[], info) =>
+          items.map((item) => {
+            seenBatch.push({ to: item.to, attempt: info.attempt })
+            return item.fail ? Promise.reject(new Error(`bounce ${item.to}`)) : Promise.resolve()
+          }),
+      }),
+    })
+    const added = await runWithTenant('3', () =>
+      tenantAddJob(utils, jobs)('batch-mail', [{ to: 'ok' }, { to: 'bad', fail: true }], {
+        maxAttempts: 2,
+      }),
+    )
+    await until(() => seenBatch.length >= 2, 20_000, 'the batch to run')
+    const job = await until(
+      async () => {
+        const { rows } = await fx.db.pool.query(
+          `select attempts, last_error, locked_at from graphile_worker._private_jobs where id = $1`,
+          [added.id],
+        )
+        return rows[0] === undefined ? 'completed' : rows[0].locked_at === null && rows[0]
+      },
+      20_000,
+      'the batch job to settle',
+    )
+    expect(job).not.toBe('completed')
+    expect(job).toMatchObject({ attempts: 1 })
+    expect(job.last_error).toMatch(/bounce bad/)
+  })
+})

@@ -85,6 +85,7 @@ export function tenantAddJob(
     const tenant = data.rowtenancy.tenant
     try {
       let finalSpec = tenantSpec(spec, tenant, limit)
+      refuseBatchMerge(identifier, payload, finalSpec)
       if (options.fair && tenant !== null) {
         const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
         finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
@@ -144,7 +145,9 @@ export function tenantAddJobs(
   return async function addTenantJobs(specs, jobKeyPreserveRunAt) {
     const sealed = specs.map(({ identifier, payload, ...spec }) => {
       const data = jobs.seal(identifier, payload)
-      return { ...tenantSpec(spec, data.rowtenancy.tenant, limit), identifier, payload: data }
+      const scoped = tenantSpec(spec, data.rowtenancy.tenant, limit)
+      refuseBatchMerge(identifier, payload, scoped)
+      return { ...scoped, identifier, payload: data }
     })
     try {
       return await target.addJobs(sealed, jobKeyPreserveRunAt)
@@ -152,6 +155,22 @@ export function tenantAddJobs(
       throw asUnavailable(err)
     }
   }
+}
+
+/**
+ * Refuses an array payload with a `jobKey`. graphile-worker merges the arrays
+ * of two jobs added under one key (a batch job's entries pile up); a sealed
+ * job's payload is an envelope, so the second job would replace the first and
+ * its entries would be lost. Without a key an array payload is a batch job as
+ * usual (see {@link tenantTaskList}).
+ */
+function refuseBatchMerge(identifier: string, payload: unknown, spec: Record<string, unknown>) {
+  if (!Array.isArray(payload) || spec.jobKey === undefined || spec.jobKey === null) return
+  throw new InvalidInputError(
+    `A job of task ${JSON.stringify(identifier)} with an array payload and a jobKey is refused: graphile-worker ` +
+      "would merge it into the key's waiting job, but a rowtenancy job's payload is an envelope, so it would " +
+      'replace that job and its entries would be lost. Add the entries without a jobKey, or as an object payload.',
+  )
 }
 
 /** `tenantQueue` as a number of named queues per tenant (0: none). */
@@ -314,6 +333,25 @@ export interface TenantTaskListOptions {
 }
 
 /**
+ * A batch job's outcome, as graphile-worker reads it for an array payload: a
+ * handler may return one promise per entry, and a rejected one fails the job.
+ * graphile-worker sees the envelope, not the array, so it would take such a
+ * result as success and the failed entries would be lost; here they fail the
+ * job, which is retried whole (its entries that succeeded run again).
+ */
+async function settleBatch(payload: unknown, result: unknown): Promise<unknown> {
+  const value = await result
+  if (!Array.isArray(payload) || !Array.isArray(value) || value.length !== payload.length) {
+    return value
+  }
+  const settled = await Promise.allSettled(value)
+  const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
+  if (errors.length === 0) return value
+  const messages = errors.map((e) => (e instanceof Error ? e.message : String(e)))
+  throw new AggregateError(errors, `Batch failures:\n${messages.join('\n')}`)
+}
+
+/**
  * The spec of the copy that stands in for a held job (a suspended tenant's,
  * `wait` policy): the same envelope goes in the payload, and the job's own
  * spec with it: named queue, priority, attempts, flags (a worker's
@@ -340,7 +378,9 @@ function heldCopySpec(
 /**
  * Turns `{ identifier: handler }` into graphile-worker's task list, each task
  * running inside its job's tenant; refused jobs throw (graphile-worker retries
- * them up to `max_attempts`, then keeps them as permanently failed).
+ * them up to `max_attempts`, then keeps them as permanently failed). A batch
+ * job's handler (array payload) may return one promise per entry, as with
+ * graphile-worker: a rejected one fails the job, which is retried whole.
  *
  * @example
  * ```ts
@@ -363,7 +403,7 @@ export function tenantTaskList(
           identifier,
           withoutCronStamp(identifier, String(job.id), payload),
           { id: String(job.id), attempt: Number(job.attempts) },
-          (p, info) => handler(p, info, tenantHelpers(helpers, jobs)),
+          (p, info) => settleBatch(p, handler(p, info, tenantHelpers(helpers, jobs))),
           async (delayMs) => {
             // A copy runs later in this one's place; this one completes.
             const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
