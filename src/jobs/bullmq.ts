@@ -113,7 +113,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
         checkQueueDefaults(queue)
         // BullMQ names the runs after the scheduler id when the template has no name: the id as
         // given (not the tenant's scoped one) is their name here, sealed into the signature
-        const name = template.name ?? id
+        const name = jobName(template.name ?? id)
         const data = jobs.seal(queue.name, template.data, name)
         const tenant = data.rowtenancy.tenant
         const scopedId = tenantKey(tenant, id, 'The job scheduler id')
@@ -332,8 +332,21 @@ function sealOne(
   // a copy, each value read once: the `repeat` checked is the one BullMQ gets
   const own = opts === undefined || opts === null ? opts : { ...opts }
   if (own?.repeat !== undefined) throw repeatRefused()
-  const data = jobs.seal(queue, payload, name)
+  const data = jobs.seal(queue, payload, jobName(name))
   return { data, opts: scopeKeys(own, data.rowtenancy.tenant) }
+}
+
+/**
+ * A job's name, which must be a string: BullMQ stores it as text and hands it
+ * back as text, while the signature binds it as it was sealed, so a name of
+ * another type would be signed as one name and checked as another (the job
+ * would fail unrun).
+ */
+function jobName(name: unknown): string {
+  if (typeof name === 'string') return name
+  throw new InvalidInputError(
+    `A BullMQ job's name must be a string, not ${name === null ? 'null' : typeof name}.`,
+  )
 }
 
 /**
