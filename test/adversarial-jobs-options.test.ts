@@ -344,6 +344,41 @@ describe("a cross-tenant job's keys", () => {
     }
   })
 
+  it("BullMQ: a cross-tenant job cannot be made a child of a tenant's job by the id BullMQ generated for it", async () => {
+    const jobs = crossJobs()
+    const probe = openBull('probe')
+    const nightly = new Queue('nightly', {
+      connection: probe.queue.opts.connection as never,
+      prefix: probe.queue.opts.prefix,
+    })
+    const nq = tenantQueue(nightly, jobs)
+    try {
+      // tenant 1's job with no jobId: BullMQ numbers it, so its id has no tenant in it
+      const mine = await runWithTenant('1', () =>
+        tenantQueue(probe.queue, jobs).add('invoice', {}, { delay: 60_000 }),
+      )
+      expect(mine.id).toMatch(/^\d+$/)
+      const into = { parent: { id: mine.id, queue: probe.queue.qualifiedName } }
+      const flows = tenantFlowProducer(probe.producer, jobs)
+      for (const send of [
+        () => nq.add('evil', {}, into),
+        () => nq.addBulk([{ name: 'evil', data: {}, opts: into }]),
+        () => flows.add({ name: 'evil', queueName: 'nightly', data: {}, opts: into }),
+      ]) {
+        await expect(runWithTenant('2', send)).rejects.toThrow(/parent.*cross-tenant queue/)
+      }
+      const deps = await (await Job.fromId(probe.queue, mine.id!))!.getDependencies()
+      expect(Object.keys(deps.unprocessed ?? {})).toEqual([])
+      // a cross-tenant parent on a cross-tenant queue is the cross-tenant job's to name
+      await nq.add('head', {}, { jobId: 'night-head', delay: 60_000 })
+      await nq.add('part', {}, { parent: { id: 'night-head', queue: nightly.qualifiedName } })
+    } finally {
+      await nightly.obliterate({ force: true }).catch(() => {})
+      await nightly.close()
+      await probe.close()
+    }
+  })
+
   it("pg-boss: a cross-tenant singletonKey of a tenant's shape is refused as the other keys are", async () => {
     const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss', max: 2, schedule: false })
     boss.on('error', () => {})

@@ -121,7 +121,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
           ...template,
           name,
           data,
-          ...(template.opts ? { opts: scopeKeys(template.opts, tenant) } : {}),
+          ...(template.opts ? { opts: scopeKeys(template.opts, tenant, jobs) } : {}),
         })
       } catch (err) {
         return Promise.reject(err)
@@ -333,7 +333,7 @@ function sealOne(
   const own = opts === undefined || opts === null ? opts : { ...opts }
   if (own?.repeat !== undefined) throw repeatRefused()
   const data = jobs.seal(queue, payload, jobName(name))
-  return { data, opts: scopeKeys(own, data.rowtenancy.tenant) }
+  return { data, opts: scopeKeys(own, data.rowtenancy.tenant, jobs) }
 }
 
 /**
@@ -359,6 +359,7 @@ function jobName(name: unknown): string {
 function scopeKeys(
   opts: Record<string, unknown> | undefined,
   tenant: string | null,
+  jobs: JobTenancy,
 ): Record<string, unknown> | undefined {
   if (opts === undefined || opts === null) return opts
   // a copy, each value read once: what is checked here is what BullMQ gets
@@ -381,7 +382,7 @@ function scopeKeys(
       )
     }
     const own = withTenantKey(nested as Record<string, unknown>, 'id', tenant, what)
-    if (option === 'parent') checkParentQueue(own)
+    if (option === 'parent') checkParentQueue(own, tenant, jobs)
     scoped = { ...scoped, [option]: own }
   }
   return scoped
@@ -393,14 +394,37 @@ function scopeKeys(
  * start of another tenant's job id (`bull:probe:1/a:b` with the scoped id
  * `2/x` is tenant 1's `1/a:b:2/x`) would reach that job past the scoped id.
  * A queue's name (prefix, colon, name) holds no `/`; every scoped id does.
+ * A cross-tenant job's parent must be on a declared cross-tenant queue: its
+ * parent id is kept as given, and a tenant's job with no `jobId` has the id
+ * BullMQ generated (a number, a flow's UUID), which holds no tenant.
  */
-function checkParentQueue(parent: Record<string, unknown>): void {
+function checkParentQueue(
+  parent: Record<string, unknown>,
+  tenant: string | null,
+  jobs: JobTenancy,
+): void {
   const queue = parent.queue
-  if (typeof queue === 'string' && !queue.includes('/')) return
-  throw new InvalidInputError(
-    `parent.queue must be the parent's queue as BullMQ names it (queue.qualifiedName: prefix, colon, name), ` +
-      `not ${JSON.stringify(queue)}: a "/" there could name another tenant's job.`,
-  )
+  if (typeof queue !== 'string' || queue.includes('/')) {
+    throw new InvalidInputError(
+      `parent.queue must be the parent's queue as BullMQ names it (queue.qualifiedName: prefix, colon, name), ` +
+        `not ${JSON.stringify(queue)}: a "/" there could name another tenant's job.`,
+    )
+  }
+  if (tenant !== null) return
+  // a BullMQ queue name holds no colon: it is what follows the last one
+  const name = queue.slice(queue.lastIndexOf(':') + 1)
+  let crossTenant: string | undefined
+  try {
+    crossTenant = jobs.rule(name).crossTenant
+  } catch {
+    crossTenant = undefined
+  }
+  if (crossTenant === undefined) {
+    throw new InvalidInputError(
+      `The parent of a cross-tenant job must be on a cross-tenant queue, not ${JSON.stringify(queue)}: ` +
+        "a tenant's job BullMQ numbered has no tenant in its id, so a cross-tenant job could become its child.",
+    )
+  }
 }
 
 /** BullMQ options holding a job key as `id`: deduplication (`debounce` in BullMQ 5) and the parent. */
