@@ -12,6 +12,7 @@ import {
   tenantCronItems,
   tenantFlowProducer,
   tenantPgBoss,
+  tenantProcessor,
   tenantQueue,
   tenantTaskList,
 } from '../src/jobs/index.js'
@@ -525,6 +526,44 @@ describe("graphile-worker: a task's helpers", () => {
       ])
     } finally {
       await runner.stop()
+      await utils.release()
+    }
+  })
+})
+
+describe('options of the wrong shape are refused, not read as no options', () => {
+  it('a graphile-worker spec or BullMQ job options that are not an object, and a handler that is not a function', async () => {
+    const jobs = createJobTenancy({ store, queues: { shaped: true } })
+    const utils = await makeWorkerUtils({
+      connectionString: db.url,
+      logger: new Logger(() => () => {}),
+    })
+    await utils.migrate()
+    const bull = openBull('shaped')
+    try {
+      const notObject = /must be an object/
+      // a spec given as a string (a key meant as jobKey) would add a job with no key at all
+      for (const spec of ['invoice-12', ['invoice-12'], 12]) {
+        await expect(
+          runWithTenant('1', () => tenantAddJob(utils, jobs)('shaped', {}, spec as never)),
+        ).rejects.toThrow(notObject)
+        await expect(
+          runWithTenant('1', () => tenantQueue(bull.queue, jobs).add('x', {}, spec as never)),
+        ).rejects.toThrow(notObject)
+      }
+      await expect(
+        runWithTenant('1', () => tenantAddJobs(utils, jobs)(['shaped' as never])),
+      ).rejects.toThrow(notObject)
+      const { rows } = await db.pool.query(
+        `select count(*)::int as n from graphile_worker._private_jobs j
+           join graphile_worker._private_tasks k on k.id = j.task_id where k.identifier = 'shaped'`,
+      )
+      expect(rows[0].n).toBe(0)
+      expect(await bull.queue.count()).toBe(0)
+      expect(() => tenantTaskList(jobs, { shaped: 'handler' as never })).toThrow(/function/)
+      expect(() => tenantProcessor(jobs, 'shaped', 'handler' as never)).toThrow(/function/)
+    } finally {
+      await bull.close()
       await utils.release()
     }
   })

@@ -1,7 +1,7 @@
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
-import { tenantKey, withTenantKey } from './job-keys.js'
+import { jobOptions, tenantKey, withTenantKey } from './job-keys.js'
 import { notRun } from './job-run.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
@@ -121,7 +121,15 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
           ...template,
           name,
           data,
-          ...(template.opts ? { opts: scopeKeys(template.opts, tenant, jobs) } : {}),
+          ...(template.opts
+            ? {
+                opts: scopeKeys(
+                  jobOptions(template.opts, "A job scheduler template's opts")!,
+                  tenant,
+                  jobs,
+                ),
+              }
+            : {}),
         })
       } catch (err) {
         return Promise.reject(err)
@@ -330,7 +338,8 @@ function sealOne(
   opts: Record<string, unknown> | undefined,
 ): { data: JobEnvelope; opts: Record<string, unknown> | undefined } {
   // a copy, each value read once: the `repeat` checked is the one BullMQ gets
-  const own = opts === undefined || opts === null ? opts : { ...opts }
+  const given = jobOptions(opts, "A BullMQ job's options")
+  const own = given === undefined || given === null ? undefined : { ...given }
   if (own?.repeat !== undefined) throw repeatRefused()
   const data = jobs.seal(queue, payload, jobName(name))
   return { data, opts: scopeKeys(own, data.rowtenancy.tenant, jobs) }
@@ -453,6 +462,11 @@ export function tenantProcessor<P = any>(
   handler: (payload: P, info: JobInfo, job: any) => Promise<unknown> | unknown,
 ): (job: any, token?: string) => Promise<unknown> {
   jobs.rule(queueName)
+  if (typeof handler !== 'function') {
+    throw new InvalidInputError(
+      `The handler of queue ${JSON.stringify(queueName)} must be a function, not ${typeof handler}.`,
+    )
+  }
   return function tenantJob(job, token) {
     if (typeof job.name !== 'string') {
       // the name is part of what is signed: a job without one (its field removed) is no job's

@@ -2,7 +2,7 @@ import { InvalidInputError } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { ENVELOPE_KEY } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
-import { tenantQueueName, withTenantKey } from './job-keys.js'
+import { jobOptions, tenantQueueName, withTenantKey } from './job-keys.js'
 import { notRun } from './job-run.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
@@ -80,15 +80,19 @@ export function tenantAddJob(
     `select count(*)::int as n from ${schema}._private_jobs j join ${schema}._private_tasks t on t.id = j.task_id ` +
     `where t.identifier = $1 and j.locked_at is null and j.attempts < j.max_attempts ` +
     `and j.payload->'rowtenancy'->>'tenant' = $2`
-  return async function addTenantJob(identifier, payload, spec = {}) {
+  return async function addTenantJob(identifier, payload, spec) {
+    const given = jobOptions(spec, "addJob's spec") ?? {}
     const data = jobs.seal(identifier, payload)
     const tenant = data.rowtenancy.tenant
     try {
-      let finalSpec = tenantSpec(spec, tenant, limit)
+      let finalSpec = tenantSpec(given, tenant, limit)
       refuseBatchMerge(identifier, payload, finalSpec)
       if (options.fair && tenant !== null) {
         const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
-        finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
+        finalSpec = {
+          ...finalSpec,
+          priority: Number(given.priority ?? 0) + Number(rows[0]?.n ?? 0),
+        }
       }
       return await target.addJob(identifier, data, finalSpec)
     } catch (err) {
@@ -143,11 +147,12 @@ export function tenantAddJobs(
   const limit = queueLimit(options)
   target = rawHelpers(target)
   return async function addTenantJobs(specs, jobKeyPreserveRunAt) {
-    const sealed = specs.map(({ identifier, payload, ...spec }) => {
-      const data = jobs.seal(identifier, payload)
+    const sealed = specs.map((entry) => {
+      const { identifier, payload, ...spec } = jobOptions(entry, 'Each job of addJobs') ?? {}
+      const data = jobs.seal(identifier as string, payload)
       const scoped = tenantSpec(spec, data.rowtenancy.tenant, limit)
-      refuseBatchMerge(identifier, payload, scoped)
-      return { ...scoped, identifier, payload: data }
+      refuseBatchMerge(identifier as string, payload, scoped)
+      return { ...scoped, identifier: identifier as string, payload: data }
     })
     try {
       return await target.addJobs(sealed, jobKeyPreserveRunAt)
@@ -396,6 +401,11 @@ export function tenantTaskList(
   const list: Record<string, (payload: unknown, helpers: any) => Promise<void>> = {}
   for (const [identifier, handler] of Object.entries(tasks)) {
     jobs.rule(identifier)
+    if (typeof handler !== 'function') {
+      throw new InvalidInputError(
+        `The handler of task ${JSON.stringify(identifier)} must be a function, not ${typeof handler}.`,
+      )
+    }
     list[identifier] = async (payload, helpers) => {
       const job = helpers.job
       try {
