@@ -380,6 +380,47 @@ describe("a cross-tenant job's keys", () => {
     }
   })
 
+  it("BullMQ: a tenant's flow cannot adopt an existing cross-tenant job as its child by naming its id", async () => {
+    const jobs = crossJobs()
+    const probe = openBull('probe')
+    const nightly = new Queue('nightly', {
+      connection: probe.queue.opts.connection as never,
+      prefix: probe.queue.opts.prefix,
+    })
+    try {
+      // the app's cross-tenant job (its result is every tenant's), waiting
+      const rollup = await tenantQueue(nightly, jobs).add(
+        'rollup',
+        {},
+        { jobId: 'rollup-2026-11', delay: 60_000 },
+      )
+      const flows = tenantFlowProducer(probe.producer, jobs)
+      const child = (opts: Record<string, unknown>) => ({
+        name: 'close',
+        queueName: 'probe',
+        data: {},
+        opts: { jobId: 'mine' },
+        children: [{ name: 'rollup', queueName: 'nightly', data: {}, opts }],
+      })
+      for (const opts of [
+        { jobId: 'rollup-2026-11' },
+        { deduplication: { id: 'rollup-2026-11' } },
+      ]) {
+        await expect(runWithTenant('2', () => flows.add(child(opts)))).rejects.toThrow(
+          /cross-tenant job in a tenant's flow/,
+        )
+      }
+      expect((await Job.fromId(nightly, rollup.id!))!.parentKey).toBeUndefined()
+      expect(await Job.fromId(probe.queue, '2/mine')).toBeUndefined()
+      // a cross-tenant child with no key of its own is a new job, the tenant's flow's
+      await runWithTenant('2', () => flows.add(child({ delay: 60_000 })))
+    } finally {
+      await nightly.obliterate({ force: true }).catch(() => {})
+      await nightly.close()
+      await probe.close()
+    }
+  })
+
   it("pg-boss: a cross-tenant singletonKey of a tenant's shape is refused as the other keys are", async () => {
     const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss', max: 2, schedule: false })
     boss.on('error', () => {})

@@ -199,7 +199,8 @@ export interface TenantBullFlowProducer {
    * `jobId`, `deduplication.id` and `parent.id` are the tenant's own, `repeat` is refused. A node on an
    * undeclared queue refuses the whole flow before anything is added. `opts.queuesOptions[queue].defaultJobOptions`
    * are laid under each job's own options of that queue before it is sealed, so their keys are the tenant's
-   * own too.
+   * own too. A cross-tenant job below a tenant's job cannot have a `jobId` or deduplication id (BullMQ would
+   * make the existing job of that id the tenant's job's child).
    */
   add(flow: BullFlowJob, opts?: Record<string, unknown>): Promise<any>
   /** Adds several flows at once (BullMQ's `addBulk`), each sealed as `add` seals one. */
@@ -296,12 +297,14 @@ function flowDefaults(opts: Record<string, unknown> | undefined): {
 /**
  * A flow node and its children, each job sealed for its own queue and name,
  * its queue's `defaults` (the flow's `queuesOptions`) under its own options.
+ * `underTenant`: a tenant's job is above this node in the tree.
  */
 function sealFlow(
   node: BullFlowJob,
   jobs: JobTenancy,
   depth: number,
   defaults: FlowDefaults,
+  underTenant = false,
 ): BullFlowJob {
   if (depth > MAX_FLOW_DEPTH) {
     throw new InvalidInputError(`A flow nested deeper than ${MAX_FLOW_DEPTH} jobs is refused.`)
@@ -317,13 +320,36 @@ function sealFlow(
   const { children, ...rest } = node
   const base = defaults.get(node.queueName)
   const opts = base === undefined ? node.opts : { ...base, ...node.opts }
+  const sealed = sealOne(jobs, node.queueName, node.name, node.data, opts)
+  const tenant = sealed.data.rowtenancy.tenant
+  if (underTenant && tenant === null) refuseAdoption(node.queueName, sealed.opts)
+  const below = underTenant || tenant !== null
   return {
     ...rest,
-    ...sealOne(jobs, node.queueName, node.name, node.data, opts),
+    ...sealed,
     ...(children === undefined
       ? {}
-      : { children: children.map((c) => sealFlow(c, jobs, depth + 1, defaults)) }),
+      : { children: children.map((c) => sealFlow(c, jobs, depth + 1, defaults, below)) }),
   }
+}
+
+/**
+ * Refuses a key on a cross-tenant job below a tenant's job in a flow. Its keys
+ * are kept as given, and BullMQ makes an existing job of that id the child of
+ * the new job's parent (a completed one hands it its result at once): a
+ * tenant's flow naming the app's cross-tenant job would take it over and read
+ * its result.
+ */
+function refuseAdoption(queue: string, opts: Record<string, unknown> | undefined): void {
+  const named = ['jobId', 'deduplication', 'debounce'].filter(
+    (k) => opts?.[k] !== undefined && opts[k] !== null,
+  )
+  if (named.length === 0) return
+  throw new InvalidInputError(
+    `A cross-tenant job in a tenant's flow (queue ${JSON.stringify(queue)}) cannot have ${named.join(', ')}: ` +
+      "BullMQ would make the existing cross-tenant job of that id a child of the tenant's job. Leave it out: " +
+      'the job is a new one of the flow.',
+  )
 }
 
 /**
