@@ -9,6 +9,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
 import { tenantAddJob, tenantAddJobs, tenantCronItems, tenantTaskList } from '../src/jobs/index.js'
+import { TenantStore } from '../src/tenants/index.js'
 import { type JobsFixture, setupJobsFixture, until } from './jobs-fixture.js'
 
 /**
@@ -271,5 +272,59 @@ describe('graphile-worker batch jobs (array payloads)', () => {
     expect(job).not.toBe('completed')
     expect(job).toMatchObject({ attempts: 1 })
     expect(job.last_error).toMatch(/bounce bad/)
+  })
+})
+
+describe("graphile-worker: a held job's key taken by a newer job meanwhile", () => {
+  it('the newer job runs; the held one leaves no copy to replace it', async () => {
+    await fx.db.pool.query(
+      `insert into tenants (id, slug, name, status) values (31, 'held2', 'Held 2', 'suspended')`,
+    )
+    let release!: () => void
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    let asked!: () => void
+    const lookedUp = new Promise<void>((r) => {
+      asked = r
+    })
+    // a store whose lookup of tenant 31 waits: the job stays locked until the test lets it go
+    class GatedStore extends TenantStore {
+      override async get(id: unknown) {
+        if (String(id) === '31') {
+          asked()
+          await gate
+        }
+        return super.get(id)
+      }
+    }
+    const jobs = fx.jobs({
+      store: new GatedStore({ db: fx.db.pool, ttlMs: 0 }),
+      queues: { 'hold-gated': { suspended: 'wait' } },
+    })
+    const gated = await run({
+      connectionString: fx.db.url,
+      concurrency: 1,
+      pollInterval: 100,
+      noHandleSignals: true,
+      logger: new Logger(() => () => {}),
+      taskList: tenantTaskList(jobs, { 'hold-gated': fx.handlers.hold! }),
+    })
+    try {
+      const addJob = tenantAddJob(utils, jobs)
+      await runWithTenant('31', () => addJob('hold-gated', { tag: 'gate-1' }, { jobKey: 'k' }))
+      await lookedUp
+      // the running job's key moves to the newer job (graphile-worker's rule for a locked job)
+      await runWithTenant('31', () => addJob('hold-gated', { tag: 'gate-2' }, { jobKey: 'k' }))
+      release()
+      await new Promise((r) => setTimeout(r, 1_000))
+      const { rows } = await fx.db.pool.query(
+        `select payload->'payload'->>'tag' as tag from graphile_worker._private_jobs
+          where key = '31/k'`,
+      )
+      expect(rows).toEqual([{ tag: 'gate-2' }])
+    } finally {
+      await gated.stop()
+    }
   })
 })

@@ -69,10 +69,7 @@ export function tenantAddJob(
 ): (identifier: string, payload?: unknown, spec?: Record<string, unknown>) => Promise<any> {
   target = rawHelpers(target)
   const limit = queueLimit(options)
-  const schema = options.schema ?? 'graphile_worker'
-  if (!/^[a-z_][a-z0-9_]*$/i.test(schema)) {
-    throw new InvalidInputError(`Invalid graphile-worker schema ${JSON.stringify(schema)}.`)
-  }
+  const schema = workerSchema(options.schema)
   if (options.fair && typeof target.withPgClient !== 'function') {
     throw new InvalidInputError('fair needs WorkerUtils (with withPgClient) as the target.')
   }
@@ -176,6 +173,14 @@ function refuseBatchMerge(identifier: string, payload: unknown, spec: Record<str
       "would merge it into the key's waiting job, but a rowtenancy job's payload is an envelope, so it would " +
       'replace that job and its entries would be lost. Add the entries without a jobKey, or as an object payload.',
   )
+}
+
+/** graphile-worker's schema (`graphile_worker` by default), checked to be a plain identifier. */
+function workerSchema(schema = 'graphile_worker'): string {
+  if (typeof schema !== 'string' || !/^[a-z_][a-z0-9_]*$/i.test(schema)) {
+    throw new InvalidInputError(`Invalid graphile-worker schema ${JSON.stringify(schema)}.`)
+  }
+  return schema
 }
 
 /** `tenantQueue` as a number of named queues per tenant (0: none). */
@@ -335,6 +340,8 @@ export interface TenantTaskListOptions {
    * retried by graphile-worker's rules.
    */
   readonly unavailableHoldMs?: number | undefined
+  /** graphile-worker's schema, where a held job's copy is added; `graphile_worker` by default. */
+  readonly schema?: string | undefined
 }
 
 /**
@@ -357,27 +364,67 @@ async function settleBatch(payload: unknown, result: unknown): Promise<unknown> 
 }
 
 /**
- * The spec of the copy that stands in for a held job (a suspended tenant's,
- * `wait` policy): the same envelope goes in the payload, and the job's own
- * spec with it: named queue, priority, attempts, flags (a worker's
- * `forbiddenFlags` apply to the copy as to the job) and job key.
- * graphile-worker moves a key off a running job onto the job added with it,
- * so the copy holds the key the job held, and the tenant's next job with that
- * key replaces the copy instead of running beside it.
+ * Adds the copy that stands in for a held job (a suspended tenant's, `wait`
+ * policy): the same envelope in the payload and the job's own spec: named
+ * queue, priority, attempts, flags (a worker's `forbiddenFlags` apply to the
+ * copy as to the job) and job key. graphile-worker moves a key off a running
+ * job onto the job added with it, so the copy holds the key the job held and
+ * the tenant's next job with that key replaces it. A job whose key a newer job
+ * took while it ran leaves no copy: the newer one runs. For a keyed job the
+ * check and the add are one transaction holding the job's row, so a newer job
+ * added meanwhile waits for it and then replaces the copy.
  */
-function heldCopySpec(
-  job: { max_attempts: number; priority: number; key?: string | null; flags?: object | null },
-  queueName: string | null,
+async function addHeldCopy(
+  helpers: any,
+  schema: string,
+  identifier: string,
+  payload: unknown,
   delayMs: number,
-): Record<string, unknown> {
-  return {
-    runAt: new Date(Date.now() + delayMs),
-    maxAttempts: job.max_attempts,
-    priority: job.priority,
-    ...(queueName ? { queueName } : {}),
-    ...(job.flags ? { flags: Object.keys(job.flags) } : {}),
-    ...(job.key ? { jobKey: job.key, jobKeyMode: 'replace' } : {}),
+): Promise<void> {
+  const job = helpers.job
+  const queueName: string | null = job.job_queue_id == null ? null : await helpers.getQueueName()
+  const runAt = new Date(Date.now() + delayMs)
+  const flags = job.flags ? Object.keys(job.flags) : null
+  if (!job.key) {
+    await helpers.addJob(identifier, payload, {
+      runAt,
+      maxAttempts: job.max_attempts,
+      priority: job.priority,
+      ...(queueName ? { queueName } : {}),
+      ...(flags ? { flags } : {}),
+    })
+    return
   }
+  await helpers.withPgClient(async (client: { query(text: string, values?: unknown[]): any }) => {
+    await client.query('begin')
+    try {
+      const { rows } = await client.query(
+        `select 1 from ${schema}._private_jobs where id = $1 and key = $2 for update`,
+        [job.id, job.key],
+      )
+      if (rows.length > 0) {
+        await client.query(
+          `select from ${schema}.add_job(identifier => $1, payload => $2::json, queue_name => $3, ` +
+            'run_at => $4, max_attempts => $5, job_key => $6, priority => $7, flags => $8, ' +
+            "job_key_mode => 'replace')",
+          [
+            identifier,
+            JSON.stringify(payload),
+            queueName,
+            runAt,
+            job.max_attempts,
+            job.key,
+            job.priority,
+            flags,
+          ],
+        )
+      }
+      await client.query('commit')
+    } catch (err) {
+      await client.query('rollback').catch(() => {})
+      throw err
+    }
+  })
 }
 
 /**
@@ -398,6 +445,7 @@ export function tenantTaskList(
   options: TenantTaskListOptions = {},
 ): Record<string, (payload: unknown, helpers: any) => Promise<void>> {
   const holdMs = holdOption(options.unavailableHoldMs)
+  const schema = workerSchema(options.schema)
   const list: Record<string, (payload: unknown, helpers: any) => Promise<void>> = {}
   for (const [identifier, handler] of Object.entries(tasks)) {
     jobs.rule(identifier)
@@ -414,11 +462,8 @@ export function tenantTaskList(
           withoutCronStamp(identifier, String(job.id), payload),
           { id: String(job.id), attempt: Number(job.attempts) },
           (p, info) => settleBatch(p, handler(p, info, tenantHelpers(helpers, jobs))),
-          async (delayMs) => {
-            // A copy runs later in this one's place; this one completes.
-            const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
-            await helpers.addJob(identifier, payload, heldCopySpec(job, queueName, delayMs))
-          },
+          // a copy runs later in this one's place; this one completes
+          (delayMs) => addHeldCopy(helpers, schema, identifier, payload, delayMs),
         )
       } catch (err) {
         const probe = () =>
