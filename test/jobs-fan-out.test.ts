@@ -277,5 +277,16 @@ describe('forEachTenant', () => {
       /actor must be a string/,
     )
     expect(ran).toBe(false)
+    // not a function: every tenant would fail with a TypeError, each recorded as the tenant's failure
+    await expect(
+      forEachTenant('purge' as never, { ...base, run: 'not-a-function' }),
+    ).rejects.toThrow(/fn must be a function/)
+    await expect(
+      enqueueForEachTenant('send' as never, { ...base, run: 'not-a-function' }),
+    ).rejects.toThrow(/send must be a function/)
+    const { rows } = await admin.query(
+      `select count(*)::int as n from rowtenancy_runs where run = 'not-a-function'`,
+    )
+    expect(rows[0].n).toBe(0)
   })
 })

@@ -119,6 +119,11 @@ export async function forEachTenant(
   fn: (tenant: Tenant, context: FanOutContext) => Promise<unknown> | unknown,
   options: ForEachTenantOptions,
 ): Promise<FanOutSummary> {
+  if (typeof fn !== 'function') {
+    throw new InvalidInputError(
+      `forEachTenant(fn, options): fn must be a function, not ${typeof fn}.`,
+    )
+  }
   const { pool, store, run, reason } = checkOptions(options)
   const audit = jobAuditWriter(options.audit)!
   const concurrency = options.concurrency ?? 4
@@ -251,6 +256,13 @@ export function enqueueForEachTenant(
   send: (tenant: Tenant) => Promise<unknown>,
   options: Omit<ForEachTenantOptions, 'atomic'>,
 ): Promise<FanOutSummary> {
+  if (typeof send !== 'function') {
+    return Promise.reject(
+      new InvalidInputError(
+        `enqueueForEachTenant(send, options): send must be a function, not ${typeof send}.`,
+      ),
+    )
+  }
   return forEachTenant((tenant) => send(tenant), { ...options, atomic: false })
 }
 
