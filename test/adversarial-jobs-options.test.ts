@@ -254,6 +254,24 @@ describe('BullMQ: key options of odd shapes', () => {
       }
       await runWithTenant('2', () => tq.add('evil', {}, opts)).catch(() => {})
       expect(await dependencies()).toBe(1)
+      // a scheduler template whose opts show nothing when checked and tenant 1's parent after
+      let templateReads = 0
+      const template = {
+        data: {},
+        get opts() {
+          templateReads += 1
+          return templateReads === 2
+            ? undefined
+            : { parent: { id: '1/secret', queue: queue.qualifiedName } }
+        },
+      }
+      await runWithTenant('2', () =>
+        tq.upsertJobScheduler('evil', { every: 60_000 }, template),
+      ).catch(() => {})
+      // what BullMQ keeps for the scheduler's runs names no job of tenant 1's
+      const kept = JSON.stringify(await queue.getJobScheduler('2/evil'))
+      expect(kept).not.toContain('"1/secret"')
+      expect(await dependencies()).toBe(1)
       expect(await (await Job.fromId(queue, '1/secret'))!.getState()).toBe('waiting-children')
     } finally {
       await close()

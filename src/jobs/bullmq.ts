@@ -111,25 +111,20 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
       }
       try {
         checkQueueDefaults(queue)
+        // a copy, each value read once: the options scoped are the ones BullMQ gets
+        const own = { ...jobOptions(template, "upsertJobScheduler's template") }
         // BullMQ names the runs after the scheduler id when the template has no name: the id as
         // given (not the tenant's scoped one) is their name here, sealed into the signature
-        const name = jobName(template.name ?? id)
-        const data = jobs.seal(queue.name, template.data, name)
+        const name = jobName(own.name ?? id)
+        const data = jobs.seal(queue.name, own.data, name)
         const tenant = data.rowtenancy.tenant
         const scopedId = tenantKey(tenant, id, 'The job scheduler id')
+        const opts = jobOptions(own.opts, "A job scheduler template's opts")
         return queue.upsertJobScheduler(scopedId, repeat, {
-          ...template,
+          ...own,
           name,
           data,
-          ...(template.opts
-            ? {
-                opts: scopeKeys(
-                  jobOptions(template.opts, "A job scheduler template's opts")!,
-                  tenant,
-                  jobs,
-                ),
-              }
-            : {}),
+          ...(opts ? { opts: scopeKeys(opts, tenant, jobs) } : { opts: undefined }),
         })
       } catch (err) {
         return Promise.reject(err)
