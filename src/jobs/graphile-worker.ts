@@ -1,6 +1,8 @@
 import { InvalidInputError } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { ENVELOPE_KEY } from './envelope.js'
+import { refuseBatchMerge, settleBatch } from './graphile-batch.js'
+import { addHeldCopy } from './graphile-held-copy.js'
 import { JobRejectedError } from './job-errors.js'
 import { jobOptions, tenantQueueName, withTenantKey } from './job-keys.js'
 import { notRun } from './job-run.js'
@@ -157,22 +159,6 @@ export function tenantAddJobs(
       throw asUnavailable(err)
     }
   }
-}
-
-/**
- * Refuses an array payload with a `jobKey`. graphile-worker merges the arrays
- * of two jobs added under one key (a batch job's entries pile up); a sealed
- * job's payload is an envelope, so the second job would replace the first and
- * its entries would be lost. Without a key an array payload is a batch job as
- * usual (see {@link tenantTaskList}).
- */
-function refuseBatchMerge(identifier: string, payload: unknown, spec: Record<string, unknown>) {
-  if (!Array.isArray(payload) || spec.jobKey === undefined || spec.jobKey === null) return
-  throw new InvalidInputError(
-    `A job of task ${JSON.stringify(identifier)} with an array payload and a jobKey is refused: graphile-worker ` +
-      "would merge it into the key's waiting job, but a rowtenancy job's payload is an envelope, so it would " +
-      'replace that job and its entries would be lost. Add the entries without a jobKey, or as an object payload.',
-  )
 }
 
 /** graphile-worker's schema (`graphile_worker` by default), checked to be a plain identifier. */
@@ -345,89 +331,6 @@ export interface TenantTaskListOptions {
 }
 
 /**
- * A batch job's outcome, as graphile-worker reads it for an array payload: a
- * handler may return one promise per entry, and a rejected one fails the job.
- * graphile-worker sees the envelope, not the array, so it would take such a
- * result as success and the failed entries would be lost; here they fail the
- * job, which is retried whole (its entries that succeeded run again).
- */
-async function settleBatch(payload: unknown, result: unknown): Promise<unknown> {
-  const value = await result
-  if (!Array.isArray(payload) || !Array.isArray(value) || value.length !== payload.length) {
-    return value
-  }
-  const settled = await Promise.allSettled(value)
-  const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
-  if (errors.length === 0) return value
-  const messages = errors.map((e) => (e instanceof Error ? e.message : String(e)))
-  throw new AggregateError(errors, `Batch failures:\n${messages.join('\n')}`)
-}
-
-/**
- * Adds the copy that stands in for a held job (a suspended tenant's, `wait`
- * policy): the same envelope in the payload and the job's own spec: named
- * queue, priority, attempts, flags (a worker's `forbiddenFlags` apply to the
- * copy as to the job) and job key. graphile-worker moves a key off a running
- * job onto the job added with it, so the copy holds the key the job held and
- * the tenant's next job with that key replaces it. A job whose key a newer job
- * took while it ran leaves no copy: the newer one runs. For a keyed job the
- * check and the add are one transaction holding the job's row, so a newer job
- * added meanwhile waits for it and then replaces the copy.
- */
-async function addHeldCopy(
-  helpers: any,
-  schema: string,
-  identifier: string,
-  payload: unknown,
-  delayMs: number,
-): Promise<void> {
-  const job = helpers.job
-  const queueName: string | null = job.job_queue_id == null ? null : await helpers.getQueueName()
-  const runAt = new Date(Date.now() + delayMs)
-  const flags = job.flags ? Object.keys(job.flags) : null
-  if (!job.key) {
-    await helpers.addJob(identifier, payload, {
-      runAt,
-      maxAttempts: job.max_attempts,
-      priority: job.priority,
-      ...(queueName ? { queueName } : {}),
-      ...(flags ? { flags } : {}),
-    })
-    return
-  }
-  await helpers.withPgClient(async (client: { query(text: string, values?: unknown[]): any }) => {
-    await client.query('begin')
-    try {
-      const { rows } = await client.query(
-        `select 1 from ${schema}._private_jobs where id = $1 and key = $2 for update`,
-        [job.id, job.key],
-      )
-      if (rows.length > 0) {
-        await client.query(
-          `select from ${schema}.add_job(identifier => $1, payload => $2::json, queue_name => $3, ` +
-            'run_at => $4, max_attempts => $5, job_key => $6, priority => $7, flags => $8, ' +
-            "job_key_mode => 'replace')",
-          [
-            identifier,
-            JSON.stringify(payload),
-            queueName,
-            runAt,
-            job.max_attempts,
-            job.key,
-            job.priority,
-            flags,
-          ],
-        )
-      }
-      await client.query('commit')
-    } catch (err) {
-      await client.query('rollback').catch(() => {})
-      throw err
-    }
-  })
-}
-
-/**
  * Turns `{ identifier: handler }` into graphile-worker's task list, each task
  * running inside its job's tenant; refused jobs throw (graphile-worker retries
  * them up to `max_attempts`, then keeps them as permanently failed). A batch
@@ -461,7 +364,10 @@ export function tenantTaskList(
           identifier,
           withoutCronStamp(identifier, String(job.id), payload),
           { id: String(job.id), attempt: Number(job.attempts) },
-          (p, info) => settleBatch(p, handler(p, info, tenantHelpers(helpers, jobs))),
+          (p, info) => {
+            const result = handler(p, info, tenantHelpers(helpers, jobs))
+            return Array.isArray(p) ? settleBatch(p, result) : result
+          },
           // a copy runs later in this one's place; this one completes
           (delayMs) => addHeldCopy(helpers, schema, identifier, payload, delayMs),
         )
