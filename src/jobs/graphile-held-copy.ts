@@ -43,14 +43,14 @@ export async function addHeldCopy(
       )
       if (rows.length > 0) {
         await client.query(
-          `select from ${schema}.add_job(identifier => $1, payload => $2::json, queue_name => $3, ` +
-            'run_at => $4, max_attempts => $5, job_key => $6, priority => $7, flags => $8, ' +
-            "job_key_mode => 'replace')",
+          `select from ${schema}.add_job(identifier => $1::text, payload => $2::json, ` +
+            'queue_name => $3::text, run_at => $4::timestamptz, max_attempts => $5::int, ' +
+            "job_key => $6::text, priority => $7::int, flags => $8::text[], job_key_mode => 'replace')",
           [
             identifier,
             JSON.stringify(payload),
             queueName,
-            runAt,
+            runAt.toISOString(),
             job.max_attempts,
             job.key,
             job.priority,
