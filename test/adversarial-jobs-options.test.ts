@@ -12,6 +12,7 @@ import {
   tenantCronItems,
   tenantFlowProducer,
   tenantPgBoss,
+  tenantProcessor,
   tenantQueue,
   tenantTaskList,
 } from '../src/jobs/index.js'
@@ -253,6 +254,24 @@ describe('BullMQ: key options of odd shapes', () => {
       }
       await runWithTenant('2', () => tq.add('evil', {}, opts)).catch(() => {})
       expect(await dependencies()).toBe(1)
+      // a scheduler template whose opts show nothing when checked and tenant 1's parent after
+      let templateReads = 0
+      const template = {
+        data: {},
+        get opts() {
+          templateReads += 1
+          return templateReads === 2
+            ? undefined
+            : { parent: { id: '1/secret', queue: queue.qualifiedName } }
+        },
+      }
+      await runWithTenant('2', () =>
+        tq.upsertJobScheduler('evil', { every: 60_000 }, template),
+      ).catch(() => {})
+      // what BullMQ keeps for the scheduler's runs names no job of tenant 1's
+      const kept = JSON.stringify(await queue.getJobScheduler('2/evil'))
+      expect(kept).not.toContain('"1/secret"')
+      expect(await dependencies()).toBe(1)
       expect(await (await Job.fromId(queue, '1/secret'))!.getState()).toBe('waiting-children')
     } finally {
       await close()
@@ -337,6 +356,82 @@ describe("a cross-tenant job's keys", () => {
       )
       await expect(nq.add('evil', {}, { jobId: '1/p' })).rejects.toThrow(/jobId/)
       expect(await dependencies()).toBe(1)
+    } finally {
+      await nightly.obliterate({ force: true }).catch(() => {})
+      await nightly.close()
+      await probe.close()
+    }
+  })
+
+  it("BullMQ: a cross-tenant job cannot be made a child of a tenant's job by the id BullMQ generated for it", async () => {
+    const jobs = crossJobs()
+    const probe = openBull('probe')
+    const nightly = new Queue('nightly', {
+      connection: probe.queue.opts.connection as never,
+      prefix: probe.queue.opts.prefix,
+    })
+    const nq = tenantQueue(nightly, jobs)
+    try {
+      // tenant 1's job with no jobId: BullMQ numbers it, so its id has no tenant in it
+      const mine = await runWithTenant('1', () =>
+        tenantQueue(probe.queue, jobs).add('invoice', {}, { delay: 60_000 }),
+      )
+      expect(mine.id).toMatch(/^\d+$/)
+      const into = { parent: { id: mine.id, queue: probe.queue.qualifiedName } }
+      const flows = tenantFlowProducer(probe.producer, jobs)
+      for (const send of [
+        () => nq.add('evil', {}, into),
+        () => nq.addBulk([{ name: 'evil', data: {}, opts: into }]),
+        () => flows.add({ name: 'evil', queueName: 'nightly', data: {}, opts: into }),
+      ]) {
+        await expect(runWithTenant('2', send)).rejects.toThrow(/parent.*cross-tenant queue/)
+      }
+      const deps = await (await Job.fromId(probe.queue, mine.id!))!.getDependencies()
+      expect(Object.keys(deps.unprocessed ?? {})).toEqual([])
+      // a cross-tenant parent on a cross-tenant queue is the cross-tenant job's to name
+      await nq.add('head', {}, { jobId: 'night-head', delay: 60_000 })
+      await nq.add('part', {}, { parent: { id: 'night-head', queue: nightly.qualifiedName } })
+    } finally {
+      await nightly.obliterate({ force: true }).catch(() => {})
+      await nightly.close()
+      await probe.close()
+    }
+  })
+
+  it("BullMQ: a tenant's flow cannot adopt an existing cross-tenant job as its child by naming its id", async () => {
+    const jobs = crossJobs()
+    const probe = openBull('probe')
+    const nightly = new Queue('nightly', {
+      connection: probe.queue.opts.connection as never,
+      prefix: probe.queue.opts.prefix,
+    })
+    try {
+      // the app's cross-tenant job (its result is every tenant's), waiting
+      const rollup = await tenantQueue(nightly, jobs).add(
+        'rollup',
+        {},
+        { jobId: 'rollup-2026-11', delay: 60_000 },
+      )
+      const flows = tenantFlowProducer(probe.producer, jobs)
+      const child = (opts: Record<string, unknown>) => ({
+        name: 'close',
+        queueName: 'probe',
+        data: {},
+        opts: { jobId: 'mine' },
+        children: [{ name: 'rollup', queueName: 'nightly', data: {}, opts }],
+      })
+      for (const opts of [
+        { jobId: 'rollup-2026-11' },
+        { deduplication: { id: 'rollup-2026-11' } },
+      ]) {
+        await expect(runWithTenant('2', () => flows.add(child(opts)))).rejects.toThrow(
+          /cross-tenant job in a tenant's flow/,
+        )
+      }
+      expect((await Job.fromId(nightly, rollup.id!))!.parentKey).toBeUndefined()
+      expect(await Job.fromId(probe.queue, '2/mine')).toBeUndefined()
+      // a cross-tenant child with no key of its own is a new job, the tenant's flow's
+      await runWithTenant('2', () => flows.add(child({ delay: 60_000 })))
     } finally {
       await nightly.obliterate({ force: true }).catch(() => {})
       await nightly.close()
@@ -490,6 +585,44 @@ describe("graphile-worker: a task's helpers", () => {
       ])
     } finally {
       await runner.stop()
+      await utils.release()
+    }
+  })
+})
+
+describe('options of the wrong shape are refused, not read as no options', () => {
+  it('a graphile-worker spec or BullMQ job options that are not an object, and a handler that is not a function', async () => {
+    const jobs = createJobTenancy({ store, queues: { shaped: true } })
+    const utils = await makeWorkerUtils({
+      connectionString: db.url,
+      logger: new Logger(() => () => {}),
+    })
+    await utils.migrate()
+    const bull = openBull('shaped')
+    try {
+      const notObject = /must be an object/
+      // a spec given as a string (a key meant as jobKey) would add a job with no key at all
+      for (const spec of ['invoice-12', ['invoice-12'], 12]) {
+        await expect(
+          runWithTenant('1', () => tenantAddJob(utils, jobs)('shaped', {}, spec as never)),
+        ).rejects.toThrow(notObject)
+        await expect(
+          runWithTenant('1', () => tenantQueue(bull.queue, jobs).add('x', {}, spec as never)),
+        ).rejects.toThrow(notObject)
+      }
+      await expect(
+        runWithTenant('1', () => tenantAddJobs(utils, jobs)(['shaped' as never])),
+      ).rejects.toThrow(notObject)
+      const { rows } = await db.pool.query(
+        `select count(*)::int as n from graphile_worker._private_jobs j
+           join graphile_worker._private_tasks k on k.id = j.task_id where k.identifier = 'shaped'`,
+      )
+      expect(rows[0].n).toBe(0)
+      expect(await bull.queue.count()).toBe(0)
+      expect(() => tenantTaskList(jobs, { shaped: 'handler' as never })).toThrow(/function/)
+      expect(() => tenantProcessor(jobs, 'shaped', 'handler' as never)).toThrow(/function/)
+    } finally {
+      await bull.close()
       await utils.release()
     }
   })

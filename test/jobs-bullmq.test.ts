@@ -324,3 +324,46 @@ describe('BullMQ: job options that name other jobs', () => {
     }
   })
 })
+
+describe('BullMQ: a job name that is not a string', () => {
+  it('is refused when sent: BullMQ stores it as text, so the signature would be of another name and the job would fail unrun', async () => {
+    const fx = await setupJobsFixture('bull_name_type')
+    const redis = await openTestRedis()
+    const jobs = fx.jobs()
+    const ran: string[] = []
+    const bull = openBullPair(
+      redis,
+      'probe',
+      tenantProcessor(jobs, 'probe', (payload: { tag: string }) => {
+        ran.push(payload.tag)
+      }),
+    )
+    bull.worker.on('error', () => {})
+    try {
+      const tq = tenantQueue(bull.queue, jobs)
+      const refused = /name must be a string/
+      await expect(runWithTenant('1', () => tq.add(7 as never, { tag: 'n1' }))).rejects.toThrow(
+        refused,
+      )
+      await expect(
+        runWithTenant('1', () => tq.addBulk([{ name: 7 as never, data: { tag: 'n2' } }])),
+      ).rejects.toThrow(refused)
+      await expect(
+        runWithTenant('1', () =>
+          tq.upsertJobScheduler('n3', { every: 200, limit: 1 }, { name: 7 as never, data: {} }),
+        ),
+      ).rejects.toThrow(refused)
+      expect(await bull.queue.getJobCounts('wait', 'delayed', 'failed', 'completed')).toEqual({
+        wait: 0,
+        delayed: 0,
+        failed: 0,
+        completed: 0,
+      })
+      expect(ran).toEqual([])
+    } finally {
+      await bull.close()
+      await redis.stop()
+      await fx.cleanup()
+    }
+  })
+})

@@ -216,6 +216,38 @@ describe('forEachTenant', () => {
     }
   })
 
+  it('an onProgress that throws does not end the call while tenants still run: a rerun right after runs none twice', async () => {
+    const calls = new Map<string, number>()
+    const fn = async (tenant: { id: string }) => {
+      calls.set(tenant.id, (calls.get(tenant.id) ?? 0) + 1)
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    const options = {
+      pool: fx.runtimePool(2),
+      store,
+      audit,
+      run: 'progress-throws',
+      reason: 'progress throws',
+      concurrency: 4,
+      atomic: false,
+    }
+    let thrown = false
+    const progressFails = () => {
+      if (!thrown) {
+        thrown = true
+        throw new Error('progress bar closed')
+      }
+    }
+    await expect(forEachTenant(fn, { ...options, onProgress: progressFails })).rejects.toThrow(
+      'progress bar closed',
+    )
+    // the caller retries the run at once: every tenant has run exactly once in all
+    const second = await forEachTenant(fn, options)
+    expect(second.failed).toEqual([])
+    expect(calls.size).toBe(200)
+    expect([...calls].filter(([, n]) => n !== 1)).toEqual([])
+  })
+
   it('bad options are refused before anything runs', async () => {
     const base = { pool: fx.runtimePool(1), store, audit, run: 'x', reason: 'r' }
     await expect(forEachTenant(async () => {}, { ...base, reason: ' ' })).rejects.toThrow(
@@ -228,5 +260,33 @@ describe('forEachTenant', () => {
     await expect(
       forEachTenant(async () => {}, { ...base, status: 'gone' as never }),
     ).rejects.toThrow(/status/)
+    // a string from the environment is not a boolean: 'false' would have run atomic, 0 not
+    let ran = false
+    const visit = async () => {
+      ran = true
+    }
+    for (const atomic of ['false', 0, 'no']) {
+      await expect(forEachTenant(visit, { ...base, atomic: atomic as never })).rejects.toThrow(
+        /atomic must be true or false/,
+      )
+    }
+    await expect(forEachTenant(visit, { ...base, onProgress: 'log' as never })).rejects.toThrow(
+      /onProgress must be a function/,
+    )
+    await expect(forEachTenant(visit, { ...base, actor: 7 as never })).rejects.toThrow(
+      /actor must be a string/,
+    )
+    expect(ran).toBe(false)
+    // not a function: every tenant would fail with a TypeError, each recorded as the tenant's failure
+    await expect(
+      forEachTenant('purge' as never, { ...base, run: 'not-a-function' }),
+    ).rejects.toThrow(/fn must be a function/)
+    await expect(
+      enqueueForEachTenant('send' as never, { ...base, run: 'not-a-function' }),
+    ).rejects.toThrow(/send must be a function/)
+    const { rows } = await admin.query(
+      `select count(*)::int as n from rowtenancy_runs where run = 'not-a-function'`,
+    )
+    expect(rows[0].n).toBe(0)
   })
 })

@@ -8,7 +8,8 @@ import {
 } from 'graphile-worker'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runWithTenant } from '../src/context/index.js'
-import { tenantAddJobs, tenantCronItems, tenantTaskList } from '../src/jobs/index.js'
+import { tenantAddJob, tenantAddJobs, tenantCronItems, tenantTaskList } from '../src/jobs/index.js'
+import { TenantStore } from '../src/tenants/index.js'
 import { type JobsFixture, setupJobsFixture, until } from './jobs-fixture.js'
 
 /**
@@ -169,5 +170,161 @@ describe('graphile-worker addJobs through tenantAddJobs', () => {
       expect(byTag[tag]).toMatchObject({ tenant: '6', bound: '6', accounts: fx.accountsOf('6') })
     }
     expect(byTag['batch-g']).toMatchObject({ tenant: undefined, crossReason: 'nightly rollup' })
+  })
+})
+
+describe("graphile-worker: a suspended tenant's held job (suspended: wait)", () => {
+  it("keeps its jobKey and flags: the tenant's next job with that key replaces it instead of running beside it", async () => {
+    await fx.db.pool.query(
+      `insert into tenants (id, slug, name, status) values (30, 'held', 'Held', 'suspended')`,
+    )
+    const addJob = tenantAddJob(utils, fx.jobs())
+    const spec = { jobKey: 'digest', flags: ['slow-lane'], maxAttempts: 3 }
+    const first = await runWithTenant('30', () => addJob('hold', { tag: 'held-1' }, spec))
+    // held at least once: the original completed and a copy waits in its place
+    const copy = await until(
+      async () => {
+        const { rows } = await fx.db.pool.query(
+          `select key, flags, max_attempts from graphile_worker._private_jobs
+            where payload->'payload'->>'tag' = 'held-1' and id <> $1 order by id desc limit 1`,
+          [first.id],
+        )
+        return rows[0]
+      },
+      20_000,
+      'the held copy',
+    )
+    expect(copy).toEqual({ key: '30/digest', flags: { 'slow-lane': true }, max_attempts: 3 })
+    // the tenant sends its digest again under the same key: one digest job, not two
+    await runWithTenant('30', () => addJob('hold', { tag: 'held-2' }, spec))
+    await fx.db.pool.query(`update tenants set status = 'active' where id = 30`)
+    const held = () => fx.seen.filter((s) => s.tag.startsWith('held-'))
+    await until(() => held().length > 0, 20_000, 'the held job to run')
+    await new Promise((r) => setTimeout(r, 1_500))
+    expect(held()).toHaveLength(1)
+    expect(held()[0]).toMatchObject({ tenant: '30', bound: '30' })
+  })
+})
+
+describe('graphile-worker batch jobs (array payloads)', () => {
+  const seenBatch: { to: string; attempt: number }[] = []
+  let batchRunner: Runner | undefined
+  const batchJobs = () => fx.jobs({ queues: { 'batch-mail': true } })
+
+  afterAll(async () => {
+    await batchRunner?.stop()
+  })
+
+  it('an array payload with a jobKey is refused: graphile-worker merges a second one into it, a sealed one would replace it (its entries lost)', async () => {
+    const addJob = tenantAddJob(utils, batchJobs())
+    for (const items of [[{ to: 'a' }], [{ to: 'b' }]]) {
+      await expect(
+        runWithTenant('3', () => addJob('batch-mail', items, { jobKey: 'mails' })),
+      ).rejects.toThrow(/array payload and a jobKey/)
+    }
+    await expect(
+      runWithTenant('3', () =>
+        tenantAddJobs(
+          utils,
+          batchJobs(),
+        )([{ identifier: 'batch-mail', payload: [{ to: 'c' }], jobKey: 'mails' }]),
+      ),
+    ).rejects.toThrow(/array payload and a jobKey/)
+    const { rows } = await fx.db.pool.query(
+      `select 1 from graphile_worker._private_jobs where key = '3/mails'`,
+    )
+    expect(rows).toEqual([])
+  })
+
+  it("a batch handler's rejected entry fails the job (retried), never completes it", async () => {
+    const jobs = batchJobs()
+    batchRunner = await run({
+      connectionString: fx.db.url,
+      concurrency: 1,
+      pollInterval: 200,
+      noHandleSignals: true,
+      logger: new Logger(() => () => {}),
+      taskList: tenantTaskList(jobs, {
+        'batch-mail': (items: { to: string; fail?: boolean }[], info) =>
+          items.map((item) => {
+            seenBatch.push({ to: item.to, attempt: info.attempt })
+            return item.fail ? Promise.reject(new Error(`bounce ${item.to}`)) : Promise.resolve()
+          }),
+      }),
+    })
+    const added = await runWithTenant('3', () =>
+      tenantAddJob(utils, jobs)('batch-mail', [{ to: 'ok' }, { to: 'bad', fail: true }], {
+        maxAttempts: 2,
+      }),
+    )
+    await until(() => seenBatch.length >= 2, 20_000, 'the batch to run')
+    const job = await until(
+      async () => {
+        const { rows } = await fx.db.pool.query(
+          `select attempts, last_error, locked_at from graphile_worker._private_jobs where id = $1`,
+          [added.id],
+        )
+        return rows[0] === undefined ? 'completed' : rows[0].locked_at === null && rows[0]
+      },
+      20_000,
+      'the batch job to settle',
+    )
+    expect(job).not.toBe('completed')
+    expect(job).toMatchObject({ attempts: 1 })
+    expect(job.last_error).toMatch(/bounce bad/)
+  })
+})
+
+describe("graphile-worker: a held job's key taken by a newer job meanwhile", () => {
+  it('the newer job runs; the held one leaves no copy to replace it', async () => {
+    await fx.db.pool.query(
+      `insert into tenants (id, slug, name, status) values (31, 'held2', 'Held 2', 'suspended')`,
+    )
+    let release!: () => void
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    let asked!: () => void
+    const lookedUp = new Promise<void>((r) => {
+      asked = r
+    })
+    // a store whose lookup of tenant 31 waits: the job stays locked until the test lets it go
+    class GatedStore extends TenantStore {
+      override async get(id: unknown) {
+        if (String(id) === '31') {
+          asked()
+          await gate
+        }
+        return super.get(id)
+      }
+    }
+    const jobs = fx.jobs({
+      store: new GatedStore({ db: fx.db.pool, ttlMs: 0 }),
+      queues: { 'hold-gated': { suspended: 'wait' } },
+    })
+    const gated = await run({
+      connectionString: fx.db.url,
+      concurrency: 1,
+      pollInterval: 100,
+      noHandleSignals: true,
+      logger: new Logger(() => () => {}),
+      taskList: tenantTaskList(jobs, { 'hold-gated': fx.handlers.hold! }),
+    })
+    try {
+      const addJob = tenantAddJob(utils, jobs)
+      await runWithTenant('31', () => addJob('hold-gated', { tag: 'gate-1' }, { jobKey: 'k' }))
+      await lookedUp
+      // the running job's key moves to the newer job (graphile-worker's rule for a locked job)
+      await runWithTenant('31', () => addJob('hold-gated', { tag: 'gate-2' }, { jobKey: 'k' }))
+      release()
+      await new Promise((r) => setTimeout(r, 1_000))
+      const { rows } = await fx.db.pool.query(
+        `select payload->'payload'->>'tag' as tag from graphile_worker._private_jobs
+          where key = '31/k'`,
+      )
+      expect(rows).toEqual([{ tag: 'gate-2' }])
+    } finally {
+      await gated.stop()
+    }
   })
 })

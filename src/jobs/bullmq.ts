@@ -1,7 +1,7 @@
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
-import { tenantKey, withTenantKey } from './job-keys.js'
+import { jobOptions, tenantKey, withTenantKey } from './job-keys.js'
 import { notRun } from './job-run.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
@@ -111,17 +111,20 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
       }
       try {
         checkQueueDefaults(queue)
+        // a copy, each value read once: the options scoped are the ones BullMQ gets
+        const own = { ...jobOptions(template, "upsertJobScheduler's template") }
         // BullMQ names the runs after the scheduler id when the template has no name: the id as
         // given (not the tenant's scoped one) is their name here, sealed into the signature
-        const name = template.name ?? id
-        const data = jobs.seal(queue.name, template.data, name)
+        const name = jobName(own.name ?? id)
+        const data = jobs.seal(queue.name, own.data, name)
         const tenant = data.rowtenancy.tenant
         const scopedId = tenantKey(tenant, id, 'The job scheduler id')
+        const opts = jobOptions(own.opts, "A job scheduler template's opts")
         return queue.upsertJobScheduler(scopedId, repeat, {
-          ...template,
+          ...own,
           name,
           data,
-          ...(template.opts ? { opts: scopeKeys(template.opts, tenant) } : {}),
+          ...(opts ? { opts: scopeKeys(opts, tenant, jobs) } : { opts: undefined }),
         })
       } catch (err) {
         return Promise.reject(err)
@@ -191,7 +194,8 @@ export interface TenantBullFlowProducer {
    * `jobId`, `deduplication.id` and `parent.id` are the tenant's own, `repeat` is refused. A node on an
    * undeclared queue refuses the whole flow before anything is added. `opts.queuesOptions[queue].defaultJobOptions`
    * are laid under each job's own options of that queue before it is sealed, so their keys are the tenant's
-   * own too.
+   * own too. A cross-tenant job below a tenant's job cannot have a `jobId` or deduplication id (BullMQ would
+   * make the existing job of that id the tenant's job's child).
    */
   add(flow: BullFlowJob, opts?: Record<string, unknown>): Promise<any>
   /** Adds several flows at once (BullMQ's `addBulk`), each sealed as `add` seals one. */
@@ -288,12 +292,14 @@ function flowDefaults(opts: Record<string, unknown> | undefined): {
 /**
  * A flow node and its children, each job sealed for its own queue and name,
  * its queue's `defaults` (the flow's `queuesOptions`) under its own options.
+ * `underTenant`: a tenant's job is above this node in the tree.
  */
 function sealFlow(
   node: BullFlowJob,
   jobs: JobTenancy,
   depth: number,
   defaults: FlowDefaults,
+  underTenant = false,
 ): BullFlowJob {
   if (depth > MAX_FLOW_DEPTH) {
     throw new InvalidInputError(`A flow nested deeper than ${MAX_FLOW_DEPTH} jobs is refused.`)
@@ -309,13 +315,36 @@ function sealFlow(
   const { children, ...rest } = node
   const base = defaults.get(node.queueName)
   const opts = base === undefined ? node.opts : { ...base, ...node.opts }
+  const sealed = sealOne(jobs, node.queueName, node.name, node.data, opts)
+  const tenant = sealed.data.rowtenancy.tenant
+  if (underTenant && tenant === null) refuseAdoption(node.queueName, sealed.opts)
+  const below = underTenant || tenant !== null
   return {
     ...rest,
-    ...sealOne(jobs, node.queueName, node.name, node.data, opts),
+    ...sealed,
     ...(children === undefined
       ? {}
-      : { children: children.map((c) => sealFlow(c, jobs, depth + 1, defaults)) }),
+      : { children: children.map((c) => sealFlow(c, jobs, depth + 1, defaults, below)) }),
   }
+}
+
+/**
+ * Refuses a key on a cross-tenant job below a tenant's job in a flow. Its keys
+ * are kept as given, and BullMQ makes an existing job of that id the child of
+ * the new job's parent (a completed one hands it its result at once): a
+ * tenant's flow naming the app's cross-tenant job would take it over and read
+ * its result.
+ */
+function refuseAdoption(queue: string, opts: Record<string, unknown> | undefined): void {
+  const named = ['jobId', 'deduplication', 'debounce'].filter(
+    (k) => opts?.[k] !== undefined && opts[k] !== null,
+  )
+  if (named.length === 0) return
+  throw new InvalidInputError(
+    `A cross-tenant job in a tenant's flow (queue ${JSON.stringify(queue)}) cannot have ${named.join(', ')}: ` +
+      "BullMQ would make the existing cross-tenant job of that id a child of the tenant's job. Leave it out: " +
+      'the job is a new one of the flow.',
+  )
 }
 
 /**
@@ -330,10 +359,24 @@ function sealOne(
   opts: Record<string, unknown> | undefined,
 ): { data: JobEnvelope; opts: Record<string, unknown> | undefined } {
   // a copy, each value read once: the `repeat` checked is the one BullMQ gets
-  const own = opts === undefined || opts === null ? opts : { ...opts }
+  const given = jobOptions(opts, "A BullMQ job's options")
+  const own = given === undefined || given === null ? undefined : { ...given }
   if (own?.repeat !== undefined) throw repeatRefused()
-  const data = jobs.seal(queue, payload, name)
-  return { data, opts: scopeKeys(own, data.rowtenancy.tenant) }
+  const data = jobs.seal(queue, payload, jobName(name))
+  return { data, opts: scopeKeys(own, data.rowtenancy.tenant, jobs) }
+}
+
+/**
+ * A job's name, which must be a string: BullMQ stores it as text and hands it
+ * back as text, while the signature binds it as it was sealed, so a name of
+ * another type would be signed as one name and checked as another (the job
+ * would fail unrun).
+ */
+function jobName(name: unknown): string {
+  if (typeof name === 'string') return name
+  throw new InvalidInputError(
+    `A BullMQ job's name must be a string, not ${name === null ? 'null' : typeof name}.`,
+  )
 }
 
 /**
@@ -346,6 +389,7 @@ function sealOne(
 function scopeKeys(
   opts: Record<string, unknown> | undefined,
   tenant: string | null,
+  jobs: JobTenancy,
 ): Record<string, unknown> | undefined {
   if (opts === undefined || opts === null) return opts
   // a copy, each value read once: what is checked here is what BullMQ gets
@@ -368,7 +412,7 @@ function scopeKeys(
       )
     }
     const own = withTenantKey(nested as Record<string, unknown>, 'id', tenant, what)
-    if (option === 'parent') checkParentQueue(own)
+    if (option === 'parent') checkParentQueue(own, tenant, jobs)
     scoped = { ...scoped, [option]: own }
   }
   return scoped
@@ -380,14 +424,37 @@ function scopeKeys(
  * start of another tenant's job id (`bull:probe:1/a:b` with the scoped id
  * `2/x` is tenant 1's `1/a:b:2/x`) would reach that job past the scoped id.
  * A queue's name (prefix, colon, name) holds no `/`; every scoped id does.
+ * A cross-tenant job's parent must be on a declared cross-tenant queue: its
+ * parent id is kept as given, and a tenant's job with no `jobId` has the id
+ * BullMQ generated (a number, a flow's UUID), which holds no tenant.
  */
-function checkParentQueue(parent: Record<string, unknown>): void {
+function checkParentQueue(
+  parent: Record<string, unknown>,
+  tenant: string | null,
+  jobs: JobTenancy,
+): void {
   const queue = parent.queue
-  if (typeof queue === 'string' && !queue.includes('/')) return
-  throw new InvalidInputError(
-    `parent.queue must be the parent's queue as BullMQ names it (queue.qualifiedName: prefix, colon, name), ` +
-      `not ${JSON.stringify(queue)}: a "/" there could name another tenant's job.`,
-  )
+  if (typeof queue !== 'string' || queue.includes('/')) {
+    throw new InvalidInputError(
+      `parent.queue must be the parent's queue as BullMQ names it (queue.qualifiedName: prefix, colon, name), ` +
+        `not ${JSON.stringify(queue)}: a "/" there could name another tenant's job.`,
+    )
+  }
+  if (tenant !== null) return
+  // a BullMQ queue name holds no colon: it is what follows the last one
+  const name = queue.slice(queue.lastIndexOf(':') + 1)
+  let crossTenant: string | undefined
+  try {
+    crossTenant = jobs.rule(name).crossTenant
+  } catch {
+    crossTenant = undefined
+  }
+  if (crossTenant === undefined) {
+    throw new InvalidInputError(
+      `The parent of a cross-tenant job must be on a cross-tenant queue, not ${JSON.stringify(queue)}: ` +
+        "a tenant's job BullMQ numbered has no tenant in its id, so a cross-tenant job could become its child.",
+    )
+  }
 }
 
 /** BullMQ options holding a job key as `id`: deduplication (`debounce` in BullMQ 5) and the parent. */
@@ -416,6 +483,11 @@ export function tenantProcessor<P = any>(
   handler: (payload: P, info: JobInfo, job: any) => Promise<unknown> | unknown,
 ): (job: any, token?: string) => Promise<unknown> {
   jobs.rule(queueName)
+  if (typeof handler !== 'function') {
+    throw new InvalidInputError(
+      `The handler of queue ${JSON.stringify(queueName)} must be a function, not ${typeof handler}.`,
+    )
+  }
   return function tenantJob(job, token) {
     if (typeof job.name !== 'string') {
       // the name is part of what is signed: a job without one (its field removed) is no job's

@@ -50,7 +50,10 @@ export interface ForEachTenantOptions {
   readonly atomic?: boolean | undefined
   /** The ledger table (see `installRunLedger`). */
   readonly ledgerTable?: string | undefined
-  /** Called after each tenant. */
+  /**
+   * Called after each tenant. When it throws, the run goes on (every tenant is
+   * visited and recorded) and the call then rejects with its first error.
+   */
   readonly onProgress?: ((progress: FanOutProgress) => void) | undefined
 }
 
@@ -116,6 +119,11 @@ export async function forEachTenant(
   fn: (tenant: Tenant, context: FanOutContext) => Promise<unknown> | unknown,
   options: ForEachTenantOptions,
 ): Promise<FanOutSummary> {
+  if (typeof fn !== 'function') {
+    throw new InvalidInputError(
+      `forEachTenant(fn, options): fn must be a function, not ${typeof fn}.`,
+    )
+  }
   const { pool, store, run, reason } = checkOptions(options)
   const audit = jobAuditWriter(options.audit)!
   const concurrency = options.concurrency ?? 4
@@ -148,6 +156,9 @@ export async function forEachTenant(
   const visit = (tenant: Tenant) =>
     visitTenant(tenant, fn, { pool, ledger, idType: store.idType, run, atomic, claim })
 
+  // onProgress's failure ends the call only once no tenant is running: work left running
+  // behind a settled call would race a rerun of the same run
+  let progressError: { err: unknown } | undefined
   let next = 0
   const worker = async () => {
     while (next < todo.length) {
@@ -160,16 +171,21 @@ export async function forEachTenant(
         failed.push({ tenantId: tenant.id, error })
         await ledger.query(markFailed, [run, tenant.id, error.slice(0, 2000)]).catch(() => {})
       }
-      options.onProgress?.({
-        total: tenants.length,
-        done: ran,
-        failed: failed.length,
-        skipped,
-        tenantId: tenant.id,
-      })
+      try {
+        options.onProgress?.({
+          total: tenants.length,
+          done: ran,
+          failed: failed.length,
+          skipped,
+          tenantId: tenant.id,
+        })
+      } catch (err) {
+        progressError ??= { err }
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker))
+  if (progressError !== undefined) throw progressError.err
   return { run, total: tenants.length, done: ran, skipped, failed }
 }
 
@@ -240,6 +256,13 @@ export function enqueueForEachTenant(
   send: (tenant: Tenant) => Promise<unknown>,
   options: Omit<ForEachTenantOptions, 'atomic'>,
 ): Promise<FanOutSummary> {
+  if (typeof send !== 'function') {
+    return Promise.reject(
+      new InvalidInputError(
+        `enqueueForEachTenant(send, options): send must be a function, not ${typeof send}.`,
+      ),
+    )
+  }
   return forEachTenant((tenant) => send(tenant), { ...options, atomic: false })
 }
 
@@ -263,6 +286,17 @@ function checkOptions(options: ForEachTenantOptions): ForEachTenantOptions {
   const c = options.concurrency
   if (c !== undefined && (!Number.isSafeInteger(c) || c < 1 || c > 256)) {
     throw new InvalidInputError(`concurrency must be an integer from 1 to 256, not ${String(c)}.`)
+  }
+  if (options.atomic !== undefined && typeof options.atomic !== 'boolean') {
+    throw new InvalidInputError(
+      `atomic must be true or false, not ${JSON.stringify(options.atomic)}.`,
+    )
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new InvalidInputError(`onProgress must be a function, not ${typeof options.onProgress}.`)
+  }
+  if (options.actor !== undefined && typeof options.actor !== 'string') {
+    throw new InvalidInputError(`actor must be a string, not ${typeof options.actor}.`)
   }
   const s = options.status
   if (s !== undefined && s !== 'active' && s !== 'suspended' && s !== 'all') {

@@ -1,8 +1,10 @@
 import { InvalidInputError } from '../errors/index.js'
 import { asUnavailable } from '../sql/unavailable.js'
 import { ENVELOPE_KEY } from './envelope.js'
+import { refuseBatchMerge, settleBatch } from './graphile-batch.js'
+import { addHeldCopy } from './graphile-held-copy.js'
 import { JobRejectedError } from './job-errors.js'
-import { tenantQueueName, withTenantKey } from './job-keys.js'
+import { jobOptions, tenantQueueName, withTenantKey } from './job-keys.js'
 import { notRun } from './job-run.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
@@ -69,10 +71,7 @@ export function tenantAddJob(
 ): (identifier: string, payload?: unknown, spec?: Record<string, unknown>) => Promise<any> {
   target = rawHelpers(target)
   const limit = queueLimit(options)
-  const schema = options.schema ?? 'graphile_worker'
-  if (!/^[a-z_][a-z0-9_]*$/i.test(schema)) {
-    throw new InvalidInputError(`Invalid graphile-worker schema ${JSON.stringify(schema)}.`)
-  }
+  const schema = workerSchema(options.schema)
   if (options.fair && typeof target.withPgClient !== 'function') {
     throw new InvalidInputError('fair needs WorkerUtils (with withPgClient) as the target.')
   }
@@ -80,14 +79,19 @@ export function tenantAddJob(
     `select count(*)::int as n from ${schema}._private_jobs j join ${schema}._private_tasks t on t.id = j.task_id ` +
     `where t.identifier = $1 and j.locked_at is null and j.attempts < j.max_attempts ` +
     `and j.payload->'rowtenancy'->>'tenant' = $2`
-  return async function addTenantJob(identifier, payload, spec = {}) {
+  return async function addTenantJob(identifier, payload, spec) {
+    const given = jobOptions(spec, "addJob's spec") ?? {}
     const data = jobs.seal(identifier, payload)
     const tenant = data.rowtenancy.tenant
     try {
-      let finalSpec = tenantSpec(spec, tenant, limit)
+      let finalSpec = tenantSpec(given, tenant, limit)
+      refuseBatchMerge(identifier, payload, finalSpec)
       if (options.fair && tenant !== null) {
         const { rows } = await target.withPgClient!((c) => c.query(waiting, [identifier, tenant]))
-        finalSpec = { ...finalSpec, priority: Number(spec.priority ?? 0) + Number(rows[0]?.n ?? 0) }
+        finalSpec = {
+          ...finalSpec,
+          priority: Number(given.priority ?? 0) + Number(rows[0]?.n ?? 0),
+        }
       }
       return await target.addJob(identifier, data, finalSpec)
     } catch (err) {
@@ -142,9 +146,12 @@ export function tenantAddJobs(
   const limit = queueLimit(options)
   target = rawHelpers(target)
   return async function addTenantJobs(specs, jobKeyPreserveRunAt) {
-    const sealed = specs.map(({ identifier, payload, ...spec }) => {
-      const data = jobs.seal(identifier, payload)
-      return { ...tenantSpec(spec, data.rowtenancy.tenant, limit), identifier, payload: data }
+    const sealed = specs.map((entry) => {
+      const { identifier, payload, ...spec } = jobOptions(entry, 'Each job of addJobs') ?? {}
+      const data = jobs.seal(identifier as string, payload)
+      const scoped = tenantSpec(spec, data.rowtenancy.tenant, limit)
+      refuseBatchMerge(identifier as string, payload, scoped)
+      return { ...scoped, identifier: identifier as string, payload: data }
     })
     try {
       return await target.addJobs(sealed, jobKeyPreserveRunAt)
@@ -152,6 +159,14 @@ export function tenantAddJobs(
       throw asUnavailable(err)
     }
   }
+}
+
+/** graphile-worker's schema (`graphile_worker` by default), checked to be a plain identifier. */
+function workerSchema(schema = 'graphile_worker'): string {
+  if (typeof schema !== 'string' || !/^[a-z_][a-z0-9_]*$/i.test(schema)) {
+    throw new InvalidInputError(`Invalid graphile-worker schema ${JSON.stringify(schema)}.`)
+  }
+  return schema
 }
 
 /** `tenantQueue` as a number of named queues per tenant (0: none). */
@@ -311,12 +326,16 @@ export interface TenantTaskListOptions {
    * retried by graphile-worker's rules.
    */
   readonly unavailableHoldMs?: number | undefined
+  /** graphile-worker's schema, where a held job's copy is added; `graphile_worker` by default. */
+  readonly schema?: string | undefined
 }
 
 /**
  * Turns `{ identifier: handler }` into graphile-worker's task list, each task
  * running inside its job's tenant; refused jobs throw (graphile-worker retries
- * them up to `max_attempts`, then keeps them as permanently failed).
+ * them up to `max_attempts`, then keeps them as permanently failed). A batch
+ * job's handler (array payload) may return one promise per entry, as with
+ * graphile-worker: a rejected one fails the job, which is retried whole.
  *
  * @example
  * ```ts
@@ -329,9 +348,15 @@ export function tenantTaskList(
   options: TenantTaskListOptions = {},
 ): Record<string, (payload: unknown, helpers: any) => Promise<void>> {
   const holdMs = holdOption(options.unavailableHoldMs)
+  const schema = workerSchema(options.schema)
   const list: Record<string, (payload: unknown, helpers: any) => Promise<void>> = {}
   for (const [identifier, handler] of Object.entries(tasks)) {
     jobs.rule(identifier)
+    if (typeof handler !== 'function') {
+      throw new InvalidInputError(
+        `The handler of task ${JSON.stringify(identifier)} must be a function, not ${typeof handler}.`,
+      )
+    }
     list[identifier] = async (payload, helpers) => {
       const job = helpers.job
       try {
@@ -339,17 +364,12 @@ export function tenantTaskList(
           identifier,
           withoutCronStamp(identifier, String(job.id), payload),
           { id: String(job.id), attempt: Number(job.attempts) },
-          (p, info) => handler(p, info, tenantHelpers(helpers, jobs)),
-          async (delayMs) => {
-            // A copy runs later (same envelope, same named queue); this one completes.
-            const queueName = job.job_queue_id == null ? null : await helpers.getQueueName()
-            await helpers.addJob(identifier, payload, {
-              runAt: new Date(Date.now() + delayMs),
-              maxAttempts: job.max_attempts,
-              priority: job.priority,
-              ...(queueName ? { queueName } : {}),
-            })
+          (p, info) => {
+            const result = handler(p, info, tenantHelpers(helpers, jobs))
+            return Array.isArray(p) ? settleBatch(p, result) : result
           },
+          // a copy runs later in this one's place; this one completes
+          (delayMs) => addHeldCopy(helpers, schema, identifier, payload, delayMs),
         )
       } catch (err) {
         const probe = () =>

@@ -68,6 +68,24 @@ export function withTenantKey<T extends Record<string, unknown>>(
   return scoped === key ? copy : { ...copy, [name]: scoped }
 }
 
+/**
+ * A queue's options for one job as given (`undefined` or `null`: none), or an
+ * `InvalidInputError` naming `what`: options of another shape (a string meant
+ * as a key, an array) would otherwise be read as no options, keys and all.
+ *
+ * @internal
+ */
+export function jobOptions(
+  options: unknown,
+  what: string,
+): Record<string, unknown> | undefined | null {
+  if (options === undefined || options === null) return options
+  if (typeof options === 'object' && !Array.isArray(options)) {
+    return options as Record<string, unknown>
+  }
+  throw new InvalidInputError(`${what} must be an object, not ${describe(options)}.`)
+}
+
 function describe(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
 }
