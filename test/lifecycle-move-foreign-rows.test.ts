@@ -274,4 +274,29 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
     ])
     expect(await q(cat, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
   })
+
+  it('a move stopped at "imported" in a ledger made before the export and import were recorded: resumed to the end', async () => {
+    const src = await copyOf(source, 'oldledger')
+    const dst = await copyOf(target, 'oldledger')
+    const stop = new Error('stopped after the import')
+    const first = await move(src, dst, {
+      onStep: (s) => {
+        if (s === 'imported') throw stop
+      },
+    }).catch((e) => e)
+    expect(first).toBe(stop)
+    await q(
+      src,
+      'alter table rowtenancy_tenant_move drop column exported_manifest, drop column copied',
+    )
+    // its archive is gone too: the state alone shows the copy at the destination is the move's
+    await rm(join(dir, 'rowtenancy-move-3.rtar'))
+    const r = await move(src, dst)
+    expect(r.resumed).toBe(true)
+    expect(await sums(dst, '3')).toEqual(original)
+    expect(await rowsAt(src)).toEqual(others)
+    expect(
+      await q(src, "select state, copied from rowtenancy_tenant_move where tenant_id = '3'"),
+    ).toEqual([{ state: 'done', copied: true }])
+  })
 })

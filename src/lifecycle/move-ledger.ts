@@ -52,6 +52,13 @@ export async function ensureMoveLedger(db: Queryable, schema: string): Promise<v
   started_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 )`)
+  // A ledger made before these columns gains them (altered only then: ALTER locks the table).
+  const { rows } = await db.query(
+    `select count(*)::int as n from pg_catalog.pg_attribute
+      where attrelid = $1::regclass and attname in ('exported_manifest', 'copied') and not attisdropped`,
+    [quoteQualified(schema, MOVE_LEDGER)],
+  )
+  if (rows[0].n === 2) return
   await db.query(`alter table ${quoteQualified(schema, MOVE_LEDGER)}
   add column if not exists exported_manifest jsonb,
   add column if not exists copied boolean not null default false`)

@@ -575,7 +575,6 @@ function unrecorded(
   const rerun = archiveKept
     ? 'it continues the move from that step.'
     : "it finds the archive gone, removes the move's own copy at the destination, and copies the tenant anew."
-
   return new LifecycleError(
     `The move of tenant ${ctx.tenantId} failed: ${messageOf(err)} Undoing it could not be recorded in the ` +
       `ledger (${messageOf(marked)}): the move is left at its step "${e.state}", ${copy}the tenant stays ` +
