@@ -457,7 +457,7 @@ describe('tenant ids at the CLI', () => {
       expectCliError(unknown, 'MIGRATION_ERROR', /Unknown tenant id "424242"/, /./)
       const v = await cli(['verify', '--tenant-id', '424242', '--database-url', l])
       expect(v.code).toBe(1)
-      expect(v.stderr).toMatch(/424242/)
+      expect(v.stderr).toMatch(/Tenant 424242 is neither a legacy tenant .*check the id/)
       const rb = await cli(['rollback', '--tenant-id', 'abc', '--database-url', l])
       expect(rb.code).toBe(1)
       expect(rb.stderr).toMatch(/error \[\w+\].*abc/)

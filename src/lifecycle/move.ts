@@ -31,7 +31,8 @@ import { assertWritableDirectory } from './files.js'
 import { checkCompatible, importTenant } from './import.js'
 import { type LayoutOptions, resolveLayout } from './layout.js'
 import { checkLockTimeout, explainLockWaits, limitLockWaits, tagLockWait } from './lock-limit.js'
-import { type ArchiveManifest, readArchiveManifest } from './manifest.js'
+import { readArchiveManifest } from './manifest.js'
+import { checksumsAt, destinationRows, sameAsManifest } from './move-copy.js'
 import {
   deleteMove,
   ensureMoveLedger,
@@ -39,6 +40,10 @@ import {
   type MoveEntry,
   type MoveState,
   readMove,
+  recordCopyRemoved,
+  recordExport,
+  recordImport,
+  recordStale,
   setMoveState,
   writeMove,
 } from './move-ledger.js'
@@ -131,22 +136,6 @@ async function tx<T>(
   } finally {
     c.release(failed ? true : undefined)
   }
-}
-
-/** The tenant's checksums in `db`, over the archive's tables and columns. */
-async function checksumsAt(
-  c: Queryable,
-  layout: TenantLayout,
-  m: ArchiveManifest,
-  tenantId: string,
-): Promise<TableChecksum[]> {
-  await bindTenant(c, tenantId)
-  const { tables } = checkCompatible(m, layout, (await tenantTables(c, layout)).tables)
-  return tenantChecksums(c, layout, tenantId, tables)
-}
-
-function sameAsManifest(m: ArchiveManifest, sums: readonly TableChecksum[]): boolean {
-  return m.tables.every((t, i) => sums[i]?.rows === t.rows && sums[i]?.checksum === t.checksum)
 }
 
 async function setStatus(db: Queryable, layout: TenantLayout, id: string, status: string) {
@@ -257,17 +246,23 @@ async function runSteps(
     switch (e.state) {
       case 'stale':
         await undoCopy(ctx, e)
-        await tx(catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, tenantId, 'suspended'))
+        await tx(catalog, ctx.lockMs, (c) => recordCopyRemoved(c, ctx.ledger, tenantId))
+        e = { ...e, exported: undefined, copied: false }
         await step('suspended')
         break
-      case 'suspended':
-        await guarded(ctx, e, () => exportTenant({ ...o, tenantId, out: e.archive }))
-        await tx(catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, tenantId, 'exported'))
+      case 'suspended': {
+        const { manifest } = await guarded(ctx, e, () =>
+          exportTenant({ ...o, tenantId, out: e.archive }),
+        )
+        await tx(catalog, ctx.lockMs, (c) => recordExport(c, ctx.ledger, tenantId, manifest))
+        e = { ...e, exported: manifest }
         await step('exported')
         break
+      }
       case 'exported':
         await guarded(ctx, e, () => importOnce(ctx, e))
-        await tx(catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, tenantId, 'imported'))
+        await tx(catalog, ctx.lockMs, (c) => recordImport(c, ctx.ledger, tenantId))
+        e = { ...e, copied: true }
         await step('imported')
         break
       case 'imported': {
@@ -387,9 +382,10 @@ const NEEDS_ARCHIVE: readonly MoveState[] = ['exported', 'imported', 'verified']
 /**
  * Whether the resumed entry's step needs its archive and it is gone (an undo
  * that could not write the ledger removed it, or someone did): the move then
- * goes as a stale one (its copy removed, the tenant copied anew), which is
- * safe while the placement is not switched. After the switch, the archive is
- * what proves the source unchanged before its erasure: without it, stop.
+ * goes as a stale one (its own copy removed, see {@link undoCopy}, the tenant
+ * copied anew), which is safe while the placement is not switched. After the
+ * switch, the archive is what proves the source unchanged before its erasure:
+ * without it, stop.
  */
 async function archiveGone(e: MoveEntry): Promise<boolean> {
   const needs = NEEDS_ARCHIVE.includes(e.state) || e.state === 'switched'
@@ -510,9 +506,9 @@ async function start(ctx: Ctx, sourceName: string, catalogName: string): Promise
  * still holds (a rerun whose step needs the removed archive copies anew, see
  * {@link archiveGone}; with the archive kept, it continues).
  */
-async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Promise<void> {
+async function guarded<T>(ctx: Ctx, e: MoveEntry, fn: () => Promise<T>): Promise<T> {
   try {
-    await fn()
+    return await fn()
   } catch (err) {
     // A lock wait that ran out is no failure of the move: it stays as a crash would leave it.
     if (lockTimeoutOf(err) !== undefined) throw err
@@ -532,7 +528,9 @@ async function guarded(ctx: Ctx, e: MoveEntry, fn: () => Promise<unknown>): Prom
       throw err
     }
     const marked = await failureOf(() =>
-      tx(ctx.catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, ctx.tenantId, 'stale')),
+      tx(ctx.catalog, ctx.lockMs, (c) =>
+        recordStale(c, ctx.ledger, ctx.tenantId, e.copied === true),
+      ),
     )
     const undone = await failureOf(() => undoCopy(ctx, e))
     if (marked !== undefined) {
@@ -576,7 +574,7 @@ function unrecorded(
         : 'its copy at the destination and the archive are removed; '
   const rerun = archiveKept
     ? 'it continues the move from that step.'
-    : 'it finds the archive gone, removes any copy at the destination, and copies the tenant anew.'
+    : "it finds the archive gone, removes the move's own copy at the destination, and copies the tenant anew."
   return new LifecycleError(
     `The move of tenant ${ctx.tenantId} failed: ${messageOf(err)} Undoing it could not be recorded in the ` +
       `ledger (${messageOf(marked)}): the move is left at its step "${e.state}", ${copy}the tenant stays ` +
@@ -606,16 +604,18 @@ function exists(path: string): Promise<boolean> {
   )
 }
 
-/** Removes what a move wrote at the destination (its copy), then the archive. */
+/**
+ * Removes what the move wrote at the destination (its copy, see
+ * {@link destinationRows}), then the archive. Rows of the tenant id there that
+ * the move cannot show it wrote are kept: a rerun's import then refuses them
+ * as a fresh move does.
+ */
 async function undoCopy(ctx: Ctx, e: MoveEntry): Promise<void> {
   await tx(ctx.o.to, ctx.lockMs, async (c) => {
     await bindTenant(c, ctx.tenantId)
     await lockTenant(c, ctx.tenantId)
-    const exists = await c.query(
-      `select 1 from ${quoteQualified(ctx.dLayout.tenantsSchema, 'tenants')} where id = $1::${ctx.dLayout.idType}`,
-      [ctx.tenantId],
-    )
-    if (exists.rows.length === 0) return
+    const found = await destinationRows(c, ctx.dLayout, ctx.tenantId, e, ctx.destIsCatalog)
+    if (found !== 'copy') return
     const { tables } = await tenantTables(c, ctx.dLayout)
     await eraseInTransaction(c, ctx.dLayout, ctx.tenantId, tables, {
       keepTenantRow: ctx.destIsCatalog,
@@ -703,7 +703,8 @@ async function cutOver(ctx: Ctx, e: MoveEntry): Promise<ErasureCertificate | und
 class StaleSource extends Error {}
 
 async function stale(ctx: Ctx): Promise<never> {
-  await tx(ctx.catalog, ctx.lockMs, (c) => setMoveState(c, ctx.ledger, ctx.tenantId, 'stale'))
+  // Reached from `verified`: the destination holds the move's copy.
+  await tx(ctx.catalog, ctx.lockMs, (c) => recordStale(c, ctx.ledger, ctx.tenantId, true))
   throw new LifecycleError(
     `Rows of tenant ${ctx.tenantId} changed at the source after the export (written while it was suspended?): ` +
       'nothing was erased and the placement is unchanged. Run the move again: it copies the tenant anew.',

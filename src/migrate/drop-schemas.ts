@@ -6,6 +6,7 @@ import { withTenantMigrationLock } from './migration-lock.js'
 import { legacyChangedSinceCutover, servedFrom } from './online/guards.js'
 import type { MigrationPlanOptions } from './plan.js'
 import { migratedTenants, verifyTenant } from './verify.js'
+import { uncheckedTables } from './verify-empty.js'
 
 /**
  * Options of {@link dropSchemas}.
@@ -103,7 +104,10 @@ export async function dropSchemas(options: DropSchemasOptions): Promise<DropResu
           served === 'schema'
             ? ['the app is served from this schema (online migration not cut over yet)']
             : served === 'shared'
-              ? await legacyChangedSinceCutover(client, plan, tp, locked ?? entry)
+              ? [
+                  ...uncheckedTables(tp, locked ?? entry, plan.targetSchema),
+                  ...(await legacyChangedSinceCutover(client, plan, tp, locked ?? entry)),
+                ]
               : [...check!.problems]
         const deps = await outsideDependents(client, entry.schema)
         if (deps.length > 0)

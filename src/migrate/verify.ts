@@ -16,6 +16,7 @@ import {
   type TenantPlan,
 } from './plan.js'
 import { bindMigrationTenant, citusInstalled } from './tenant-setting.js'
+import { nothingToVerify, uncheckedTables } from './verify-empty.js'
 
 /**
  * The verification of one migrated tenant.
@@ -55,13 +56,21 @@ export interface MissingTenant {
  * ```
  */
 export interface VerificationReport {
-  /** Every checked tenant matches, and (unless `tenantIds` named the tenants) none is missing. */
+  /**
+   * Every checked tenant matches, and (unless `tenantIds` named the tenants) none
+   * is missing; never true when there was nothing to check (see `problems`).
+   */
   readonly ok: boolean
   readonly tenants: readonly TenantVerification[]
   /** Legacy tenants with no finished migration (empty when `tenantIds` named the tenants to check). */
   readonly missing: readonly MissingTenant[]
   /** Secondary indexes a migration dropped for its copy and has not built again (a run stopped midway; rerun it). */
   readonly unbuiltIndexes: readonly string[]
+  /**
+   * What kept the verification as a whole from checking anything, with what to
+   * do: no legacy tenant found and none in the ledger (unless `allowEmpty`).
+   */
+  readonly problems: readonly string[]
 }
 
 /**
@@ -71,6 +80,8 @@ export interface VerifyOptions extends Omit<MigrationPlanOptions, 'all' | 'model
   readonly db: ConnectableQueryable
   /** Record the outcome in the ledger (`verified_at`, `verify_ok`); true by default. */
   readonly record?: boolean
+  /** A database with no tenant at all (no legacy tenant, none migrated) is ok: none is expected. */
+  readonly allowEmpty?: boolean
 }
 
 /**
@@ -112,6 +123,16 @@ export async function migratedTenants(
   if (named) {
     const ids = options.tenantIds!.map((raw) => parseTenantId(plan.idType, raw))
     const missing = ids.filter((id) => !migrated.some((e) => e.tenantId === id))
+    const unknown = missing.filter(
+      (id) => !ledger.has(id) && !plan.tenants.some((tp) => tp.tenant.id === id),
+    )
+    if (unknown.length > 0) {
+      throw new MigrationError(
+        `Tenant ${unknown.join(', ')} is neither a legacy tenant of the source nor in the ledger ` +
+          `${targetSchema}.${LEDGER_TABLE}: check the id, and that the connection and the source options ` +
+          '(`legacyTenantsTable`, `schemaPattern`) name the migrated database and its tenants. Nothing was checked.',
+      )
+    }
     if (missing.length > 0) {
       throw new MigrationError(
         `Tenant ${missing.join(', ')} has not been migrated (no finished entry in ${targetSchema}.${LEDGER_TABLE}). ` +
@@ -185,14 +206,17 @@ export async function verifyTenant(
   ) {
     // Cut over by an online migration: the shared rows have taken the app's writes since; what
     // can be checked is that the legacy schema still holds what the cut-over verified.
-    const problems = await legacyChangedSinceCutover(db, plan, tp, entry)
+    const problems = [
+      ...uncheckedTables(tp, entry, plan.targetSchema),
+      ...(await legacyChangedSinceCutover(db, plan, tp, entry)),
+    ]
     const base = { tenantId: entry.tenantId, schema: entry.schema, tables: [] }
     return { ...base, ok: problems.length === 0, problems }
   }
   const ctx = sqlContext(plan, { ...tp, tenant: { ...tp.tenant, schema: entry.schema } })
   const dropped = entry.state === 'schema_dropped'
   const tables: TableCheck[] = []
-  const problems: string[] = []
+  const problems: string[] = uncheckedTables(tp, entry, plan.targetSchema)
   const items: CheckItem[] = []
   for (const [name, recorded] of Object.entries(entry.tables)) {
     let t: TablePlan | undefined = tp.tables.find((x) => x.name === name)
@@ -240,7 +264,10 @@ export async function verifyTenant(
  * every legacy tenant with no finished migration is listed in `missing` with the
  * reason (the ledger's last error, blocking drift, a rollback, never run), and
  * makes the report not `ok`; so does an index a migration dropped for its copy and
- * has not built again (`unbuiltIndexes`: a run stopped midway, rerun it).
+ * has not built again (`unbuiltIndexes`: a run stopped midway, rerun it), and a
+ * verification that compared nothing: no tenant found at all (`problems`, unless
+ * `allowEmpty`), a tenant whose ledger entry records no table, or a table of a
+ * migrated schema that the migration did not copy (in the tenant's `problems`).
  *
  * @example
  * ```ts
@@ -253,6 +280,7 @@ export async function verifyMigration(options: VerifyOptions): Promise<Verificat
   const results: TenantVerification[] = []
   let missing: MissingTenant[] = []
   let unbuilt: string[] = []
+  let problems: string[] = []
   let plan: MigrationPlan
   try {
     const citus = await citusInstalled(client)
@@ -261,6 +289,10 @@ export async function verifyMigration(options: VerifyOptions): Promise<Verificat
     plan = found.plan
     missing = found.missing
     unbuilt = (await unbuiltIndexes(client, plan.targetSchema)).map((i) => i.name)
+    const empty = options.allowEmpty
+      ? undefined
+      : await nothingToVerify(client, plan, options, found)
+    if (empty !== undefined) problems = [empty]
     for (const { tp, entry } of found.items) {
       // A forced policy shows only the bound tenant's rows (on Citus: on the workers too).
       await bindMigrationTenant(client, entry.tenantId, citus)
@@ -282,9 +314,14 @@ export async function verifyMigration(options: VerifyOptions): Promise<Verificat
     client.release()
   }
   return {
-    ok: results.every((r) => r.ok) && missing.length === 0 && unbuilt.length === 0,
+    ok:
+      results.every((r) => r.ok) &&
+      missing.length === 0 &&
+      unbuilt.length === 0 &&
+      problems.length === 0,
     tenants: results,
     missing,
     unbuiltIndexes: unbuilt,
+    problems,
   }
 }
