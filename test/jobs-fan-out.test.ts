@@ -248,6 +248,31 @@ describe('forEachTenant', () => {
     expect([...calls].filter(([, n]) => n !== 1)).toEqual([])
   })
 
+  it('two calls of the same run at once, not atomic (as enqueueForEachTenant): every tenant runs once', async () => {
+    // Pitfall: "done" was written after fn with nothing held meanwhile, so two schedulers firing
+    // the same run at once both ran (or enqueued for) every tenant.
+    const calls = new Map<string, number>()
+    const fn = async (tenant: { id: string }) => {
+      calls.set(tenant.id, (calls.get(tenant.id) ?? 0) + 1)
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    const options = {
+      pool: fx.runtimePool(1),
+      store,
+      audit,
+      run: 'twin-schedulers',
+      reason: 'two schedulers',
+      concurrency: 3,
+      atomic: false,
+    }
+    const [a, b] = await Promise.all([forEachTenant(fn, options), forEachTenant(fn, options)])
+    expect([a.failed, b.failed]).toEqual([[], []])
+    expect(a.done + b.done).toBe(200)
+    expect(a.done + a.skipped).toBe(200)
+    expect(calls.size).toBe(200)
+    expect([...calls].filter(([, n]) => n !== 1)).toEqual([])
+  })
+
   it('bad options are refused before anything runs', async () => {
     const base = { pool: fx.runtimePool(1), store, audit, run: 'x', reason: 'r' }
     await expect(forEachTenant(async () => {}, { ...base, reason: ' ' })).rejects.toThrow(

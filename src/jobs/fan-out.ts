@@ -3,7 +3,7 @@ import { runWithTenant } from '../context/index.js'
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import { withTenantClient } from '../pg/index.js'
 import { boundedQueryable, DEFAULT_ACQUIRE_MS } from '../sql/acquire.js'
-import type { Queryable } from '../sql/queryable.js'
+import { inTransaction, type Queryable } from '../sql/queryable.js'
 import type { Tenant, TenantIdType, TenantStatus, TenantStore } from '../tenants/index.js'
 import { type JobAuditOptions, jobAuditWriter } from './job-audit.js'
 import { ledgerTable } from './run-ledger.js'
@@ -43,9 +43,12 @@ export interface ForEachTenantOptions {
    * `true` (default): `fn` gets a client in a transaction bound to the tenant,
    * and the ledger row is written in that same transaction, so the tenant's
    * database work and "done" commit together: a crash and a rerun never run a
-   * finished tenant twice. `false`: `fn` runs outside a transaction (e.g. it
-   * enqueues a job or calls an API) and "done" is written right after it, so a
-   * crash in between can repeat that one tenant (at least once).
+   * finished tenant twice. `false`: `fn` runs outside the tenant's transaction
+   * (e.g. it enqueues a job or calls an API) while the ledger holds the tenant's
+   * "done" row locked in a transaction on the audit pool (one connection per
+   * tenant in flight), committed right after `fn`: a concurrent call of the same
+   * run waits for it instead of running the tenant again, and a crash between
+   * `fn` and that commit can repeat that one tenant (at least once).
    */
   readonly atomic?: boolean | undefined
   /** The ledger table (see `installRunLedger`). */
@@ -221,9 +224,15 @@ async function visitTenant(
 ): Promise<'ran' | 'skipped'> {
   const { pool, run, claim } = o
   if (!o.atomic) {
-    await runWithTenant(tenant.id, () => fn(tenant, { run, client: undefined }))
-    await o.ledger.query(claim, [run, tenant.id])
-    return 'ran'
+    // The claim's row stays locked while fn runs, in a transaction of the ledger's own (fn gets
+    // no client): a concurrent call of the same run waits on it, then sees "done" (or, if fn
+    // failed, claims the tenant itself); a crash rolls the claim back.
+    return inTransaction(o.ledger, async (tx) => {
+      const claimed = await tx.query(claim, [run, tenant.id])
+      if (claimed.rowCount === 0) return 'skipped' as const
+      await runWithTenant(tenant.id, () => fn(tenant, { run, client: undefined }))
+      return 'ran' as const
+    })
   }
   return withTenantClient(
     pool,
