@@ -1,4 +1,4 @@
-import { tablesKeyedElsewhere } from '../schema/rls-apply.js'
+import type { TableKeyedElsewhere } from '../schema/rls-apply.js'
 import type { TableFacts } from '../sql/catalog/index.js'
 import type { Queryable } from '../sql/queryable.js'
 import { type Finding, finding } from './findings.js'
@@ -12,18 +12,19 @@ import { type Finding, finding } from './findings.js'
  * @internal
  * @example
  * ```ts
- * const findings = await checkTablesFound(pool, tables, 'tenant_id')
+ * const findings = await checkTablesFound(pool, tables, 'tenant_id', keyedElsewhere)
  * ```
  */
 export async function checkTablesFound(
   db: Queryable,
   tables: readonly TableFacts[],
   tenantColumn: string,
+  keyedElsewhere: readonly TableKeyedElsewhere[],
 ): Promise<Finding[]> {
   if (tables.length > 0) return []
   const { rows } = await db.query('select pg_catalog.current_database() as name')
   const database = JSON.stringify(rows[0].name)
-  const other = (await tablesKeyedElsewhere(db, { tenantColumn })).slice(0, 10)
+  const other = keyedElsewhere.slice(0, 10)
   const skipped =
     other.length === 0
       ? ''
@@ -48,20 +49,20 @@ export async function checkTablesFound(
  * is not counted as tenant-aware because that column alone is a foreign key into
  * another table than `tenants` (see `discoverTenantTables`): `rls enable` gives
  * it no policy and the shell does not filter it, so if it holds tenant data every
- * tenant reads all of it. Only when the tables were discovered, not named, and
- * some were found (else `NO_TENANT_TABLES` names these tables).
+ * tenant reads all of it. `keyedElsewhere` is empty when the tables were named,
+ * not discovered; none are reported when no table was found (`NO_TENANT_TABLES`
+ * names them then).
  *
  * @internal
  */
-export async function checkTablesLeftOut(
-  db: Queryable,
+export function checkTablesLeftOut(
   tables: readonly TableFacts[],
   tenantColumn: string,
-  named: boolean,
-): Promise<Finding[]> {
-  if (named || tables.length === 0) return []
+  keyedElsewhere: readonly TableKeyedElsewhere[],
+): Finding[] {
+  if (tables.length === 0) return []
   const column = JSON.stringify(tenantColumn)
-  return (await tablesKeyedElsewhere(db, { tenantColumn })).map((t) => {
+  return keyedElsewhere.map((t) => {
     const table = t.qualified
     return finding(
       'TENANT_COLUMN_KEYS_OTHER_TABLE',

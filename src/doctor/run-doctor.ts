@@ -1,6 +1,10 @@
 import { citusInstalled } from '../citus/catalog.js'
 import { ConfigError, InvalidInputError } from '../errors/index.js'
-import { discoverTenantTables, withDescendants } from '../schema/rls-apply.js'
+import {
+  type TableKeyedElsewhere,
+  tenantTableDiscovery,
+  withDescendants,
+} from '../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../schema/rls-policy.js'
 import { loadTableFacts, type TableFacts } from '../sql/catalog/index.js'
 import { DEFAULTS } from '../sql/defaults.js'
@@ -65,7 +69,7 @@ export interface DoctorOptions {
 export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Promise<DoctorReport> {
   const tenantColumn = options.tenantColumn ?? DEFAULTS.tenantColumn
   const tenantIdType = await doctorIdType(db, options)
-  const tables = await tablesToCheck(db, options, tenantColumn)
+  const { tables, keyedElsewhere } = await tablesToCheck(db, options, tenantColumn)
   const role = options.runtimeRole
     ? {
         findings: await checkRuntimeRole(db, options.runtimeRole, tables, {
@@ -85,8 +89,8 @@ export async function runDoctor(db: Queryable, options: DoctorOptions = {}): Pro
     new Set(functions.map((f) => f.object)),
   )
   const findings: Finding[] = [
-    ...(await checkTablesFound(db, tables, tenantColumn)),
-    ...(await checkTablesLeftOut(db, tables, tenantColumn, (options.tables ?? []).length > 0)),
+    ...(await checkTablesFound(db, tables, tenantColumn, keyedElsewhere)),
+    ...checkTablesLeftOut(tables, tenantColumn, keyedElsewhere),
     ...checkTenantColumns(tables, tenantColumn, tenantIdType),
     ...(await checkTenantCollations(db, tables, tenantColumn)),
     ...(await checkRls(db, tables, tenantColumn)),
@@ -130,19 +134,23 @@ async function doctorIdType(db: Queryable, options: DoctorOptions): Promise<Tena
   return tenantIdType
 }
 
-/** The named tables (all must exist) and their children, else every table with the tenant column. */
+/**
+ * The named tables (all must exist) and their children, else every table with the tenant
+ * column, and the tables discovery left out (none when tables are named).
+ */
 async function tablesToCheck(
   db: Queryable,
   options: DoctorOptions,
   tenantColumn: string,
-): Promise<TableFacts[]> {
+): Promise<{ tables: TableFacts[]; keyedElsewhere: TableKeyedElsewhere[] }> {
   const named = (options.tables ?? []).map((t) => parseTableRef(t))
   // A partition or inheritance child made after `rls enable` has no policy of its own, and a
   // query naming it sees every tenant's rows: naming the parent audits its children too.
-  const refs =
+  const found =
     named.length > 0
-      ? await withDescendants(db, named, new Set())
-      : await discoverTenantTables(db, { tenantColumn })
+      ? { tables: await withDescendants(db, named, new Set()), keyedElsewhere: [] }
+      : await tenantTableDiscovery(db, { tenantColumn })
+  const refs = found.tables
   const { tables, missing } = await loadTableFacts(
     db,
     refs.map((r) => quoteQualified(r.schema, r.name)),
@@ -153,7 +161,7 @@ async function tablesToCheck(
       `No such table: ${missing.join(', ')}. Check the tenant-aware tables in your config or \`tables\`.`,
     )
   }
-  return tables
+  return { tables, keyedElsewhere: found.keyedElsewhere }
 }
 
 /** The Citus checks: when asked (`citus: true`, an error without Citus) or when Citus is installed. */

@@ -122,12 +122,7 @@ export async function discoverTenantTables(
   db: Queryable,
   options: { tenantColumn?: string | undefined } = {},
 ): Promise<TableRef[]> {
-  const { rows } = await db.query(TABLES_WITH_TENANT_COLUMN, [
-    options.tenantColumn ?? DEFAULTS.tenantColumn,
-  ])
-  return rows
-    .filter((r) => r.keyed === null)
-    .map((r) => ({ schema: r.schema as string, name: r.name as string }))
+  return (await tenantTableDiscovery(db, options)).tables
 }
 
 /**
@@ -157,17 +152,31 @@ export async function tablesKeyedElsewhere(
   db: Queryable,
   options: { tenantColumn?: string | undefined } = {},
 ): Promise<TableKeyedElsewhere[]> {
+  return (await tenantTableDiscovery(db, options)).keyedElsewhere
+}
+
+/**
+ * Both answers of one catalog query: the tables {@link discoverTenantTables}
+ * finds and those it leaves out ({@link tablesKeyedElsewhere}), for a caller
+ * that needs both.
+ *
+ * @internal
+ */
+export async function tenantTableDiscovery(
+  db: Queryable,
+  options: { tenantColumn?: string | undefined } = {},
+): Promise<{ tables: TableRef[]; keyedElsewhere: TableKeyedElsewhere[] }> {
   const { rows } = await db.query(TABLES_WITH_TENANT_COLUMN, [
     options.tenantColumn ?? DEFAULTS.tenantColumn,
   ])
-  return rows
-    .filter((r) => r.keyed !== null)
-    .map((r) => ({
-      schema: r.schema as string,
-      name: r.name as string,
-      qualified: r.qualified as string,
-      references: r.keyed as string,
-    }))
+  const tables: TableRef[] = []
+  const keyedElsewhere: TableKeyedElsewhere[] = []
+  for (const r of rows) {
+    const ref = { schema: r.schema as string, name: r.name as string }
+    if (r.keyed === null) tables.push(ref)
+    else keyedElsewhere.push({ ...ref, qualified: r.qualified, references: r.keyed })
+  }
+  return { tables, keyedElsewhere }
 }
 
 /**

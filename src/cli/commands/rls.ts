@@ -4,11 +4,10 @@ import { InvalidInputError } from '../../errors/index.js'
 import {
   assertExisting,
   disableRls,
-  discoverTenantTables,
   enableRls,
   rlsStatus,
   type TableKeyedElsewhere,
-  tablesKeyedElsewhere,
+  tenantTableDiscovery,
   withDescendants,
 } from '../../schema/rls-apply.js'
 import { parseTableRef, type TableRef } from '../../schema/rls-policy.js'
@@ -132,16 +131,16 @@ async function open(
     max: 2,
   })
   const named = config.tables.map((t) => parseTableRef(t))
-  const tables =
+  const found =
     named.length > 0
-      ? named
-      : await discoverTenantTables(pool, { tenantColumn: config.tenantColumn })
+      ? { tables: named, keyedElsewhere: [] }
+      : await tenantTableDiscovery(pool, { tenantColumn: config.tenantColumn })
+  const tables = found.tables
   // A named table that does not exist, or none found: an error before anything is changed
   // (also for `rls status`: a table that is not there has no row level security to show).
   if (named.length > 0) assertExisting(await rlsStatus(pool, named, policyOptions(config)))
   else await assertTenantTablesFound(pool, tables, `rls ${cmd.name()}`, config.tenantColumn)
-  const leftOut =
-    named.length > 0 ? [] : await tablesKeyedElsewhere(pool, { tenantColumn: config.tenantColumn })
+  const leftOut = found.keyedElsewhere
   return { pool, tables, config, leftOut }
 }
 
