@@ -1,27 +1,17 @@
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DatabaseUnavailableError, InvalidInputError } from '../src/entries/index.js'
 import {
   eraseTenant,
-  exportTenant,
   importTenant,
   moveTenant,
   readArchiveManifest,
-  tenantChecksums,
-  tenantTables,
 } from '../src/lifecycle/index.js'
 import { cli } from './helpers/cli.js'
-import { templateCopies, withClient } from './helpers/crash-harness.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import {
-  buildLifecycleSource,
-  buildLifecycleTarget,
-  rowsByTenant,
-} from './helpers/lifecycle-fixture.js'
+import { queryAt, rowsAt, splitRows, tenantSums, useMoveFixture } from './helpers/move-fixture.js'
 
 /**
  * Pitfall: `tenants export|import|erase|move` waited forever behind another
@@ -31,47 +21,9 @@ import {
  * leaves, and a rerun after the lock is gone ends in the rows of a clean run.
  */
 
-const layout = {
-  schema: 'public',
-  tenantsSchema: 'public',
-  tenantColumn: 'tenant_id',
-  idType: 'bigint',
-} as const
-let source: TestDatabase
-let target: TestDatabase
-let dir: string
-/** A clean export of tenant 3, what every import reads. */
-let archive: string
-/** Tenant 3's rows at the source (`table@3 -> count:sum`), and every other tenant's. */
-let tenant3: Record<string, string>
-let others: Record<string, string>
-let original: Awaited<ReturnType<typeof sums>>
-const copies = templateCopies()
-const copyOf = (db: TestDatabase, label: string) => copies.copyOf(db.name, label)
-
-function q(url: string, text: string, values: unknown[] = []) {
-  return withClient(async (c) => (await c.query(text, values)).rows, url)
-}
-
-function sums(url: string, id: string) {
-  return withClient(async (c) => {
-    await c.query('begin')
-    await c.query("select set_config('TimeZone', 'UTC', true)")
-    return await tenantChecksums(c, layout, id, (await tenantTables(c, layout)).tables)
-  }, url)
-}
-
-async function rowsAt(url: string): Promise<Record<string, string>> {
-  const p = new pg.Pool({ connectionString: url, max: 1 })
-  try {
-    return await rowsByTenant(p)
-  } finally {
-    await p.end()
-  }
-}
-
-const split = (rows: Record<string, string>, keep: (k: string) => boolean) =>
-  Object.fromEntries(Object.entries(rows).filter(([k]) => keep(k)))
+const fx = useMoveFixture('oplock')
+const sums = tenantSums
+const q = queryAt
 
 /** Another session holding `sql`'s lock (in an open transaction) on `url` until `release`. */
 async function hold(
@@ -101,28 +53,6 @@ function expectLockFailure(r: { code: number; stdout: string; stderr: string }, 
   expect(r.stderr).toMatch(/wait longer with --lock-timeout <ms>/)
 }
 
-beforeAll(async () => {
-  source = await createTestDatabase('oplock_src')
-  target = await createTestDatabase('oplock_dst')
-  await buildLifecycleSource(source.pool)
-  await buildLifecycleTarget(target.pool)
-  dir = await mkdtemp(join(tmpdir(), 'rt-oplock-'))
-  archive = join(dir, 'clean-3.rtar')
-  await exportTenant({ db: source.pool, tenantId: '3', out: archive })
-  const rows = await rowsByTenant(source.pool)
-  tenant3 = split(rows, (k) => k.endsWith('@3'))
-  others = split(rows, (k) => !k.endsWith('@3'))
-  await source.pool.end()
-  await target.pool.end()
-  original = await sums(source.url, '3')
-})
-afterAll(async () => {
-  await copies.dropAll()
-  await source?.drop()
-  await target?.drop()
-  if (dir) await rm(dir, { recursive: true, force: true })
-})
-
 describe('tenants export|import|erase|move --lock-timeout', () => {
   it.each([
     [['export', '--tenant-id', '3', '--out', 'x.rtar'], '0'],
@@ -132,10 +62,10 @@ describe('tenants export|import|erase|move --lock-timeout', () => {
   ])(
     'tenants %j --lock-timeout %s: INVALID_INPUT naming the flag, nothing changed',
     async (args, value) => {
-      const src = await copyOf(source, `bad_${args[0]}`)
+      const src = await fx.copyOf(fx.source, `bad_${args[0]}`)
       const r = await cli([
         'tenants',
-        ...args.map((a) => (a === 'x.rtar' ? join(dir, 'x.rtar') : a)),
+        ...args.map((a) => (a === 'x.rtar' ? join(fx.dir, 'x.rtar') : a)),
         '--lock-timeout',
         value,
         '--database-url',
@@ -148,16 +78,16 @@ describe('tenants export|import|erase|move --lock-timeout', () => {
           `--lock-timeout must be milliseconds from 1 to 600000 .*not "${value.replace('.', '\\.')}"`,
         ),
       )
-      expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+      expect(await rowsAt(src)).toEqual({ ...fx.tenant3, ...fx.others })
       expect(await q(src, "select to_regclass('rowtenancy_tenant_move') as t")).toEqual([
         { t: null },
       ])
-      expect(existsSync(join(dir, 'x.rtar'))).toBe(false)
+      expect(existsSync(join(fx.dir, 'x.rtar'))).toBe(false)
     },
   )
 
   it('the library refuses a bad lockTimeoutMs before anything runs', async () => {
-    const p = new pg.Pool({ connectionString: source.url, max: 1 })
+    const p = new pg.Pool({ connectionString: fx.source.url, max: 1 })
     try {
       const err = await eraseTenant({ db: p, tenantId: '3', lockTimeoutMs: -1 }).catch((e) => e)
       expect(err).toBeInstanceOf(InvalidInputError)
@@ -165,12 +95,12 @@ describe('tenants export|import|erase|move --lock-timeout', () => {
     } finally {
       await p.end()
     }
-    expect(await sums(source.url, '3')).toEqual(original)
+    expect(await sums(fx.source.url, '3')).toEqual(fx.original)
   })
 
   it('export behind an access exclusive lock: fails naming the holder, no archive; the rerun writes the clean one', async () => {
-    const src = await copyOf(source, 'export')
-    const out = join(dir, 'export-3.rtar')
+    const src = await fx.copyOf(fx.source, 'export')
+    const out = join(fx.dir, 'export-3.rtar')
     const args = ['tenants', 'export', '--tenant-id', '3', '--out', out, '--database-url', src]
     const holder = await hold(src, 'lock table tag in access exclusive mode')
     let r: Awaited<ReturnType<typeof cli>>
@@ -184,17 +114,17 @@ describe('tenants export|import|erase|move --lock-timeout', () => {
     expectLockFailure(r, /Nothing was exported .*rerunning the command does the whole export/)
     expect(existsSync(out)).toBe(false)
     expect(existsSync(`${out}.partial`)).toBe(false)
-    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+    expect(await rowsAt(src)).toEqual({ ...fx.tenant3, ...fx.others })
     const again = await cli(args)
     expect(again.code, again.stderr).toBe(0)
     expect((await readArchiveManifest(out)).tables).toEqual(
-      (await readArchiveManifest(archive)).tables,
+      (await readArchiveManifest(fx.archive)).tables,
     )
   })
 
   it('import behind an access exclusive lock: fails naming the holder, nothing imported; the rerun loads the clean rows', async () => {
-    const dst = await copyOf(target, 'import')
-    const args = ['tenants', 'import', '--in', archive, '--database-url', dst]
+    const dst = await fx.copyOf(fx.target, 'import')
+    const args = ['tenants', 'import', '--in', fx.archive, '--database-url', dst]
     const before = await rowsAt(dst)
     const holder = await hold(dst, 'lock table tag in access exclusive mode')
     let r: Awaited<ReturnType<typeof cli>>
@@ -208,12 +138,12 @@ describe('tenants export|import|erase|move --lock-timeout', () => {
     expect(await q(dst, 'select count(*)::int as n from tenants')).toEqual([{ n: 0 }])
     const again = await cli(args)
     expect(again.code, again.stderr).toBe(0)
-    expect(await rowsAt(dst)).toEqual({ ...before, ...tenant3 })
-    expect(await sums(dst, '3')).toEqual(original)
+    expect(await rowsAt(dst)).toEqual({ ...before, ...fx.tenant3 })
+    expect(await sums(dst, '3')).toEqual(fx.original)
   })
 
   it('erase behind a share lock (in the middle of its deletes): fails naming the holder, nothing erased; the rerun erases', async () => {
-    const src = await copyOf(source, 'erase')
+    const src = await fx.copyOf(fx.source, 'erase')
     const args = ['tenants', 'erase', '--tenant-id', '3', '--yes', '--database-url', src]
     const holder = await hold(src, 'lock table tag in share mode')
     let r: Awaited<ReturnType<typeof cli>>
@@ -226,11 +156,11 @@ describe('tenants export|import|erase|move --lock-timeout', () => {
     // it stopped in the middle of its deletes (reverse foreign-key order: book_tag, book, author, tag)
     expect(r.stdout).toMatch(/"op":"erase","table":"author"/)
     expect(r.stdout).not.toMatch(/"op":"erase","table":"tag"/)
-    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+    expect(await rowsAt(src)).toEqual({ ...fx.tenant3, ...fx.others })
     expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
     const again = await cli(args)
     expect(again.code, again.stderr).toBe(0)
-    expect(await rowsAt(src)).toEqual(others)
+    expect(await rowsAt(src)).toEqual(fx.others)
     expect(await q(src, 'select count(*)::int as n from tenants where id = 3')).toEqual([{ n: 0 }])
   })
 })
@@ -238,9 +168,9 @@ describe('tenants export|import|erase|move --lock-timeout', () => {
 describe('tenants move --lock-timeout', () => {
   /** The tenant is in exactly one place, as after a clean move. */
   async function expectMoved(src: string, dst: string) {
-    expect(await sums(dst, '3')).toEqual(original)
-    expect(split(await rowsAt(dst), (k) => k.endsWith('@3'))).toEqual(tenant3)
-    expect(await rowsAt(src)).toEqual(others)
+    expect(await sums(dst, '3')).toEqual(fx.original)
+    expect(splitRows(await rowsAt(dst), (k) => k.endsWith('@3'))).toEqual(fx.tenant3)
+    expect(await rowsAt(src)).toEqual(fx.others)
     expect(await q(src, 'select database from tenant_placements where tenant_id = 3')).toEqual([
       { database: 'eu-2' },
     ])
@@ -259,14 +189,14 @@ describe('tenants move --lock-timeout', () => {
     expect(await q(src, 'select status from tenants where id = 3')).toEqual([
       { status: 'suspended' },
     ])
-    expect(await sums(src, '3')).toEqual(original)
-    expect(split(await rowsAt(src), (k) => !k.endsWith('@3'))).toEqual(others)
+    expect(await sums(src, '3')).toEqual(fx.original)
+    expect(splitRows(await rowsAt(src), (k) => !k.endsWith('@3'))).toEqual(fx.others)
     expect(await q(src, 'select count(*)::int as n from tenant_placements')).toEqual([{ n: 0 }])
   }
 
   it('CLI: the import at the destination behind a lock stops the move after "exported", as a crash; the rerun finishes it', async () => {
-    const src = await copyOf(source, 'move_cli')
-    const dst = await copyOf(target, 'move_cli')
+    const src = await fx.copyOf(fx.source, 'move_cli')
+    const dst = await fx.copyOf(fx.target, 'move_cli')
     const args = [
       'tenants',
       'move',
@@ -277,7 +207,7 @@ describe('tenants move --lock-timeout', () => {
       '--to-name',
       'eu-2',
       '--work-dir',
-      dir,
+      fx.dir,
       '--database-url',
       src,
     ]
@@ -294,7 +224,7 @@ describe('tenants move --lock-timeout', () => {
     )
     expect(r.stderr).toMatch(/The wait was in the database "[^"]*oplock_dst[^"]*_move_cli"/)
     await expectStoppedAfter(src, 'exported')
-    expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(true)
+    expect(existsSync(join(fx.dir, 'rowtenancy-move-3.rtar'))).toBe(true)
     expect(await q(dst, 'select count(*)::int as n from tenants')).toEqual([{ n: 0 }])
     const again = await cli(args)
     expect(again.code, again.stderr).toBe(0)
@@ -310,7 +240,7 @@ describe('tenants move --lock-timeout', () => {
     const db = new pg.Pool({ connectionString: src, max: 3 })
     const to = new pg.Pool({ connectionString: dst, max: 3 })
     try {
-      return await moveTenant({ db, to, toName: 'eu-2', tenantId: '3', workDir: dir, ...extra })
+      return await moveTenant({ db, to, toName: 'eu-2', tenantId: '3', workDir: fx.dir, ...extra })
     } finally {
       await db.end()
       await to.end()
@@ -318,8 +248,8 @@ describe('tenants move --lock-timeout', () => {
   }
 
   it('a lock on the ledger after the import committed: stopped after "exported"; the rerun finds the copy and goes on', async () => {
-    const src = await copyOf(source, 'move_ledger')
-    const dst = await copyOf(target, 'move_ledger')
+    const src = await fx.copyOf(fx.source, 'move_ledger')
+    const dst = await fx.copyOf(fx.target, 'move_ledger')
     let holder: { release(): Promise<void> } | undefined
     const err = await libraryMove(src, dst, {
       lockTimeoutMs: 300,
@@ -335,15 +265,15 @@ describe('tenants move --lock-timeout', () => {
     expect(err.message).toMatch(/stopped after its step "exported"/)
     await expectStoppedAfter(src, 'exported')
     // the import had committed: the destination holds the whole copy (still suspended there)
-    expect(await sums(dst, '3')).toEqual(original)
+    expect(await sums(dst, '3')).toEqual(fx.original)
     const r = await libraryMove(src, dst, { lockTimeoutMs: 300 })
     expect(r.resumed).toBe(true)
     await expectMoved(src, dst)
   })
 
   it('a lock at the source during the cut-over erase: stopped after "verified", nothing erased; the rerun finishes', async () => {
-    const src = await copyOf(source, 'move_erase')
-    const dst = await copyOf(target, 'move_erase')
+    const src = await fx.copyOf(fx.source, 'move_erase')
+    const dst = await fx.copyOf(fx.target, 'move_erase')
     let holder: { release(): Promise<void> } | undefined
     const err = await libraryMove(src, dst, {
       lockTimeoutMs: 300,
@@ -363,8 +293,8 @@ describe('tenants move --lock-timeout', () => {
   })
 
   it('a failed verification whose undo then waits too long: marked stale, suspended, source untouched; the rerun moves anew', async () => {
-    const src = await copyOf(source, 'move_undo')
-    const dst = await copyOf(target, 'move_undo')
+    const src = await fx.copyOf(fx.source, 'move_undo')
+    const dst = await fx.copyOf(fx.target, 'move_undo')
     let holder: { release(): Promise<void> } | undefined
     const err = await libraryMove(src, dst, {
       lockTimeoutMs: 300,
@@ -387,8 +317,8 @@ describe('tenants move --lock-timeout', () => {
   })
 
   it('a failed verification whose undo cannot write the ledger: says it is left at "imported"; the first rerun moves', async () => {
-    const src = await copyOf(source, 'move_unrec')
-    const dst = await copyOf(target, 'move_unrec')
+    const src = await fx.copyOf(fx.source, 'move_unrec')
+    const dst = await fx.copyOf(fx.target, 'move_unrec')
     let holder: { release(): Promise<void> } | undefined
     const err = await libraryMove(src, dst, {
       lockTimeoutMs: 300,
@@ -408,7 +338,7 @@ describe('tenants move --lock-timeout', () => {
       /left at its step "imported", its copy at the destination and the archive are removed; the tenant stays suspended and the source is untouched\. Rerun the same command/,
     )
     await expectStoppedAfter(src, 'imported')
-    expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(false)
+    expect(existsSync(join(fx.dir, 'rowtenancy-move-3.rtar'))).toBe(false)
     expect(await q(dst, 'select count(*)::int as n from tenants where id = 3')).toEqual([{ n: 0 }])
     // the first rerun: the archive of "imported" is gone, so the move is copied anew, to the end
     const r = await libraryMove(src, dst, { lockTimeoutMs: 300 })
@@ -417,8 +347,8 @@ describe('tenants move --lock-timeout', () => {
   })
 
   it('a resumed move whose archive is gone before the cut-over copies anew (no "give the path" error)', async () => {
-    const src = await copyOf(source, 'move_gone')
-    const dst = await copyOf(target, 'move_gone')
+    const src = await fx.copyOf(fx.source, 'move_gone')
+    const dst = await fx.copyOf(fx.target, 'move_gone')
     const err = await libraryMove(src, dst, {
       onStep: (s) => {
         if (s === 'imported') throw new Error('crash here')
@@ -426,18 +356,18 @@ describe('tenants move --lock-timeout', () => {
     }).catch((e) => e)
     expect(err.message).toBe('crash here')
     await expectStoppedAfter(src, 'imported')
-    await rm(join(dir, 'rowtenancy-move-3.rtar'))
+    await rm(join(fx.dir, 'rowtenancy-move-3.rtar'))
     const r = await libraryMove(src, dst)
     expect(r.resumed).toBe(true)
     await expectMoved(src, dst)
   })
 
   it('a destination that holds another tenant of that id: move refused, its rows kept (not undone as a copy)', async () => {
-    const src = await copyOf(source, 'move_taken')
-    const dst = await copyOf(target, 'move_taken')
+    const src = await fx.copyOf(fx.source, 'move_taken')
+    const dst = await fx.copyOf(fx.target, 'move_taken')
     const to = new pg.Pool({ connectionString: dst, max: 1 })
     try {
-      await importTenant({ db: to, in: archive })
+      await importTenant({ db: to, in: fx.archive })
     } finally {
       await to.end()
     }
@@ -450,20 +380,20 @@ describe('tenants move --lock-timeout', () => {
       { n: 0 },
     ])
     expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
-    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
-    expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(false)
+    expect(await rowsAt(src)).toEqual({ ...fx.tenant3, ...fx.others })
+    expect(existsSync(join(fx.dir, 'rowtenancy-move-3.rtar'))).toBe(false)
   })
 
   it('move: the wait is at the destination while a reader idles at the source: names the destination and its holder', async () => {
-    const src = await copyOf(source, 'move_where')
-    const dst = await copyOf(target, 'move_where')
+    const src = await fx.copyOf(fx.source, 'move_where')
+    const dst = await fx.copyOf(fx.target, 'move_where')
     const args = ['tenants', 'move', '--tenant-id', '3', '--to', dst, '--to-name', 'eu-2']
     const holder = await hold(dst, 'lock table tag in access exclusive mode')
     // an ordinary app session at the source, idle in a transaction after a read (access share)
     const reader = await hold(src, 'select count(*) from tag where tenant_id = 1', 'the_reader')
     let r: Awaited<ReturnType<typeof cli>>
     try {
-      r = await cli([...args, '--work-dir', dir, '--database-url', src, '--lock-timeout', '300'])
+      r = await cli([...args, '--work-dir', fx.dir, '--database-url', src, '--lock-timeout', '300'])
     } finally {
       await holder.release()
       await reader.release()
@@ -471,19 +401,19 @@ describe('tenants move --lock-timeout', () => {
     expectLockFailure(r, /stopped after its step "exported"/)
     expect(r.stderr).toMatch(/The wait was in the database "[^"]*oplock_dst[^"]*_move_where"/)
     expect(r.stderr).not.toContain('the_reader')
-    const again = await cli([...args, '--work-dir', dir, '--database-url', src])
+    const again = await cli([...args, '--work-dir', fx.dir, '--database-url', src])
     expect(again.code, again.stderr).toBe(0)
     await expectMoved(src, dst)
   })
 
   it('CLI: behind a lock on tenants before the ledger entry: changed nothing; the rerun moves', async () => {
-    const src = await copyOf(source, 'move_start')
-    const dst = await copyOf(target, 'move_start')
+    const src = await fx.copyOf(fx.source, 'move_start')
+    const dst = await fx.copyOf(fx.target, 'move_start')
     const args = ['tenants', 'move', '--tenant-id', '3', '--to', dst, '--to-name', 'eu-2']
     const holder = await hold(src, 'lock table tenants in access exclusive mode')
     let r: Awaited<ReturnType<typeof cli>>
     try {
-      r = await cli([...args, '--work-dir', dir, '--database-url', src, '--lock-timeout', '300'])
+      r = await cli([...args, '--work-dir', fx.dir, '--database-url', src, '--lock-timeout', '300'])
     } finally {
       await holder.release()
     }
@@ -493,8 +423,8 @@ describe('tenants move --lock-timeout', () => {
     expect(r.stderr).toMatch(/changed nothing .*Rerunning the same command starts the move/)
     expect(await q(src, "select to_regclass('rowtenancy_tenant_move') as t")).toEqual([{ t: null }])
     expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
-    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
-    const again = await cli([...args, '--work-dir', dir, '--database-url', src])
+    expect(await rowsAt(src)).toEqual({ ...fx.tenant3, ...fx.others })
+    const again = await cli([...args, '--work-dir', fx.dir, '--database-url', src])
     expect(again.code, again.stderr).toBe(0)
     await expectMoved(src, dst)
   })

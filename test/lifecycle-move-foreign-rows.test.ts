@@ -1,24 +1,11 @@
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, truncate } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, rm, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LifecycleError } from '../src/entries/index.js'
-import {
-  exportTenant,
-  importTenant,
-  moveTenant,
-  tenantChecksums,
-  tenantTables,
-} from '../src/lifecycle/index.js'
-import { templateCopies, withClient } from './helpers/crash-harness.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import {
-  buildLifecycleSource,
-  buildLifecycleTarget,
-  rowsByTenant,
-} from './helpers/lifecycle-fixture.js'
+import { importTenant, moveTenant } from '../src/lifecycle/index.js'
+import { queryAt, rowsAt, splitRows, tenantSums, useMoveFixture } from './helpers/move-fixture.js'
 
 /**
  * Pitfall: a move that went the "stale" way (its archive gone on a rerun, a
@@ -29,46 +16,9 @@ import {
  * wrote; anything else is kept and the move is refused as a fresh one is.
  */
 
-const layout = {
-  schema: 'public',
-  tenantsSchema: 'public',
-  tenantColumn: 'tenant_id',
-  idType: 'bigint',
-} as const
-let source: TestDatabase
-let target: TestDatabase
-let dir: string
-/** A clean export of tenant 3. */
-let archive: string
-let tenant3: Record<string, string>
-let others: Record<string, string>
-let original: Awaited<ReturnType<typeof sums>>
-const copies = templateCopies()
-const copyOf = (db: TestDatabase, label: string) => copies.copyOf(db.name, label)
-
-function q(url: string, text: string, values: unknown[] = []) {
-  return withClient(async (c) => (await c.query(text, values)).rows, url)
-}
-
-function sums(url: string, id: string) {
-  return withClient(async (c) => {
-    await c.query('begin')
-    await c.query("select set_config('TimeZone', 'UTC', true)")
-    return await tenantChecksums(c, layout, id, (await tenantTables(c, layout)).tables)
-  }, url)
-}
-
-async function rowsAt(url: string): Promise<Record<string, string>> {
-  const p = new pg.Pool({ connectionString: url, max: 1 })
-  try {
-    return await rowsByTenant(p)
-  } finally {
-    await p.end()
-  }
-}
-
-const split = (rows: Record<string, string>, keep: (k: string) => boolean) =>
-  Object.fromEntries(Object.entries(rows).filter(([k]) => keep(k)))
+const fx = useMoveFixture('movefr')
+const sums = tenantSums
+const q = queryAt
 
 async function move(
   src: string,
@@ -78,7 +28,7 @@ async function move(
   const db = new pg.Pool({ connectionString: src, max: 3 })
   const to = new pg.Pool({ connectionString: dst, max: 3 })
   try {
-    return await moveTenant({ db, to, toName: 'eu-2', tenantId: '3', workDir: dir, ...extra })
+    return await moveTenant({ db, to, toName: 'eu-2', tenantId: '3', workDir: fx.dir, ...extra })
   } finally {
     await db.end()
     await to.end()
@@ -89,7 +39,7 @@ async function move(
 async function foreignTenant3(dst: string): Promise<Awaited<ReturnType<typeof sums>>> {
   const to = new pg.Pool({ connectionString: dst, max: 1 })
   try {
-    await importTenant({ db: to, in: archive })
+    await importTenant({ db: to, in: fx.archive })
   } finally {
     await to.end()
   }
@@ -103,36 +53,14 @@ async function expectRefusedKeeping(src: string, dst: string, theirs: unknown) {
   expect(await q(dst, 'select label from tag where tenant_id = 3 and id = 1')).toEqual([
     { label: 'theirs' },
   ])
-  expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
+  expect(await rowsAt(src)).toEqual({ ...fx.tenant3, ...fx.others })
   expect(await q(src, 'select count(*)::int as n from tenant_placements')).toEqual([{ n: 0 }])
 }
 
-beforeAll(async () => {
-  source = await createTestDatabase('movefr_src')
-  target = await createTestDatabase('movefr_dst')
-  await buildLifecycleSource(source.pool)
-  await buildLifecycleTarget(target.pool)
-  dir = await mkdtemp(join(tmpdir(), 'rt-movefr-'))
-  archive = join(dir, 'clean-3.rtar')
-  await exportTenant({ db: source.pool, tenantId: '3', out: archive })
-  const rows = await rowsByTenant(source.pool)
-  tenant3 = split(rows, (k) => k.endsWith('@3'))
-  others = split(rows, (k) => !k.endsWith('@3'))
-  await source.pool.end()
-  await target.pool.end()
-  original = await sums(source.url, '3')
-})
-afterAll(async () => {
-  await copies.dropAll()
-  await source?.drop()
-  await target?.drop()
-  if (dir) await rm(dir, { recursive: true, force: true })
-})
-
 describe('tenants move: the stale way removes only what the move wrote', () => {
   it('stopped at "exported", archive deleted by hand, another tenant 3 at the destination: kept, move refused', async () => {
-    const src = await copyOf(source, 'gone')
-    const dst = await copyOf(target, 'gone')
+    const src = await fx.copyOf(fx.source, 'gone')
+    const dst = await fx.copyOf(fx.target, 'gone')
     const stop = new Error('stopped after the export')
     const first = await move(src, dst, {
       onStep: (s) => {
@@ -142,7 +70,7 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
     expect(first).toBe(stop)
     // someone else's tenant 3 arrives at the destination, and the archive is deleted
     const theirs = await foreignTenant3(dst)
-    await rm(join(dir, 'rowtenancy-move-3.rtar'))
+    await rm(join(fx.dir, 'rowtenancy-move-3.rtar'))
     const err = await move(src, dst).catch((e) => e)
     expect(err).toBeInstanceOf(LifecycleError)
     expect(err.message).toMatch(/already holds a tenant 3 with other data: move refused/)
@@ -154,12 +82,12 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
   })
 
   it('an archive unreadable at the import, another tenant 3 at the destination: kept, the source untouched', async () => {
-    const src = await copyOf(source, 'broken')
-    const dst = await copyOf(target, 'broken')
+    const src = await fx.copyOf(fx.source, 'broken')
+    const dst = await fx.copyOf(fx.target, 'broken')
     const theirs = await foreignTenant3(dst)
     const err = await move(src, dst, {
       onStep: async (s) => {
-        if (s === 'exported') await truncate(join(dir, 'rowtenancy-move-3.rtar'), 100)
+        if (s === 'exported') await truncate(join(fx.dir, 'rowtenancy-move-3.rtar'), 100)
       },
     }).catch((e) => e)
     expect(err).toBeInstanceOf(LifecycleError)
@@ -172,10 +100,10 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
   })
 
   it('an export that fails, another tenant 3 at the destination: kept, the source untouched', async () => {
-    const src = await copyOf(source, 'noexport')
-    const dst = await copyOf(target, 'noexport')
+    const src = await fx.copyOf(fx.source, 'noexport')
+    const dst = await fx.copyOf(fx.target, 'noexport')
     const theirs = await foreignTenant3(dst)
-    const workDir = join(dir, 'vanishing')
+    const workDir = join(fx.dir, 'vanishing')
     await mkdir(workDir)
     const err = await move(src, dst, {
       workDir,
@@ -189,8 +117,8 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
   })
 
   it('stopped at "exported" after the import committed, archive deleted: the copy is recognised, removed, and the move finishes', async () => {
-    const src = await copyOf(source, 'own')
-    const dst = await copyOf(target, 'own')
+    const src = await fx.copyOf(fx.source, 'own')
+    const dst = await fx.copyOf(fx.target, 'own')
     const stop = new Error('stopped after the export')
     const first = await move(src, dst, {
       onStep: (s) => {
@@ -201,25 +129,25 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
     // the import committed at the destination, the ledger did not move on (a crash there)
     const to = new pg.Pool({ connectionString: dst, max: 1 })
     try {
-      await importTenant({ db: to, in: join(dir, 'rowtenancy-move-3.rtar') })
+      await importTenant({ db: to, in: join(fx.dir, 'rowtenancy-move-3.rtar') })
     } finally {
       await to.end()
     }
-    await rm(join(dir, 'rowtenancy-move-3.rtar'))
+    await rm(join(fx.dir, 'rowtenancy-move-3.rtar'))
     const r = await move(src, dst)
     expect(r.resumed).toBe(true)
-    expect(await sums(dst, '3')).toEqual(original)
-    expect(split(await rowsAt(dst), (k) => k.endsWith('@3'))).toEqual(tenant3)
-    expect(await rowsAt(src)).toEqual(others)
+    expect(await sums(dst, '3')).toEqual(fx.original)
+    expect(splitRows(await rowsAt(dst), (k) => k.endsWith('@3'))).toEqual(fx.tenant3)
+    expect(await rowsAt(src)).toEqual(fx.others)
     expect(await q(src, "select state from rowtenancy_tenant_move where tenant_id = '3'")).toEqual([
       { state: 'done' },
     ])
-    expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(false)
+    expect(existsSync(join(fx.dir, 'rowtenancy-move-3.rtar'))).toBe(false)
   })
 
   it('a "stale" entry left by an undo that could not finish, another tenant 3 at the destination: kept, move refused', async () => {
-    const src = await copyOf(source, 'leftstale')
-    const dst = await copyOf(target, 'leftstale')
+    const src = await fx.copyOf(fx.source, 'leftstale')
+    const dst = await fx.copyOf(fx.target, 'leftstale')
     const stop = new Error('stopped after the export')
     const first = await move(src, dst, {
       onStep: (s) => {
@@ -238,9 +166,9 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
   })
 
   it('"switched" (catalog apart from the source) and the archive gone: stops, says how to finish by hand, changes nothing', async () => {
-    const src = await copyOf(source, 'switched')
-    const cat = await copyOf(source, 'switched_cat')
-    const dst = await copyOf(target, 'switched')
+    const src = await fx.copyOf(fx.source, 'switched')
+    const cat = await fx.copyOf(fx.source, 'switched_cat')
+    const dst = await fx.copyOf(fx.target, 'switched')
     const catalog = new pg.Pool({ connectionString: cat, max: 3 })
     try {
       const stop = new Error('stopped after the switch')
@@ -251,7 +179,7 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
         },
       }).catch((e) => e)
       expect(first).toBe(stop)
-      await rm(join(dir, 'rowtenancy-move-3.rtar'))
+      await rm(join(fx.dir, 'rowtenancy-move-3.rtar'))
       const err = await move(src, dst, { catalog }).catch((e) => e)
       expect(err).toBeInstanceOf(LifecycleError)
       expect(err.message).toMatch(
@@ -264,8 +192,8 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
       await catalog.end()
     }
     // the source keeps every row, the destination holds the verified copy, the catalog is switched
-    expect(await rowsAt(src)).toEqual({ ...tenant3, ...others })
-    expect(await sums(dst, '3')).toEqual(original)
+    expect(await rowsAt(src)).toEqual({ ...fx.tenant3, ...fx.others })
+    expect(await sums(dst, '3')).toEqual(fx.original)
     expect(await q(cat, "select state from rowtenancy_tenant_move where tenant_id = '3'")).toEqual([
       { state: 'switched' },
     ])
@@ -276,8 +204,8 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
   })
 
   it('a move stopped at "imported" in a ledger made before the export and import were recorded: resumed to the end', async () => {
-    const src = await copyOf(source, 'oldledger')
-    const dst = await copyOf(target, 'oldledger')
+    const src = await fx.copyOf(fx.source, 'oldledger')
+    const dst = await fx.copyOf(fx.target, 'oldledger')
     const stop = new Error('stopped after the import')
     const first = await move(src, dst, {
       onStep: (s) => {
@@ -290,11 +218,11 @@ describe('tenants move: the stale way removes only what the move wrote', () => {
       'alter table rowtenancy_tenant_move drop column exported_manifest, drop column copied',
     )
     // its archive is gone too: the state alone shows the copy at the destination is the move's
-    await rm(join(dir, 'rowtenancy-move-3.rtar'))
+    await rm(join(fx.dir, 'rowtenancy-move-3.rtar'))
     const r = await move(src, dst)
     expect(r.resumed).toBe(true)
-    expect(await sums(dst, '3')).toEqual(original)
-    expect(await rowsAt(src)).toEqual(others)
+    expect(await sums(dst, '3')).toEqual(fx.original)
+    expect(await rowsAt(src)).toEqual(fx.others)
     expect(
       await q(src, "select state, copied from rowtenancy_tenant_move where tenant_id = '3'"),
     ).toEqual([{ state: 'done', copied: true }])

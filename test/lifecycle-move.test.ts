@@ -1,46 +1,21 @@
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LifecycleError, TenantStore, TenantSuspendedError } from '../src/entries/index.js'
-import { moveTenant, tenantChecksums, tenantTables } from '../src/lifecycle/index.js'
+import { moveTenant } from '../src/lifecycle/index.js'
 import { readRaw, writeRaw } from './adversarial-archive-helpers.js'
 import { cli } from './helpers/cli.js'
-import { runTsxChild, templateCopies, withClient } from './helpers/crash-harness.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import {
-  buildLifecycleSource,
-  buildLifecycleTarget,
-  rowsByTenant,
-} from './helpers/lifecycle-fixture.js'
+import { runTsxChild } from './helpers/crash-harness.js'
+import { rowsByTenant } from './helpers/lifecycle-fixture.js'
+import { queryAt, tenantSums, useMoveFixture } from './helpers/move-fixture.js'
 
 const CHILD = fileURLToPath(new URL('./helpers/move-child.ts', import.meta.url))
-const layout = {
-  schema: 'public',
-  tenantsSchema: 'public',
-  tenantColumn: 'tenant_id',
-  idType: 'bigint',
-} as const
-let source: TestDatabase
-let target: TestDatabase
-let dir: string
-const copies = templateCopies()
-const copyOf = (db: TestDatabase, label: string) => copies.copyOf(db.name, label)
-
-function sums(url: string, id: string) {
-  return withClient(async (c) => {
-    await c.query('begin')
-    await c.query("select set_config('TimeZone', 'UTC', true)")
-    return await tenantChecksums(c, layout, id, (await tenantTables(c, layout)).tables)
-  }, url)
-}
-
-function q(url: string, text: string, values: unknown[] = []) {
-  return withClient(async (c) => (await c.query(text, values)).rows, url)
-}
+const fx = useMoveFixture('move')
+const sums = tenantSums
+const q = queryAt
 
 /** Runs one move in a child that SIGKILLs itself at `args.crashAt` (test/helpers/move-child.ts). */
 const runChild = (args: Record<string, string>) => runTsxChild(CHILD, [JSON.stringify(args)])
@@ -54,41 +29,16 @@ async function move(
   const db = new pg.Pool({ connectionString: src, max: 3 })
   const to = new pg.Pool({ connectionString: dst, max: 3 })
   try {
-    return await moveTenant({ db, to, toName: 'eu-2', tenantId, workDir: dir, ...extra })
+    return await moveTenant({ db, to, toName: 'eu-2', tenantId, workDir: fx.dir, ...extra })
   } finally {
     await db.end()
     await to.end()
   }
 }
 
-let original: Awaited<ReturnType<typeof sums>>
-let others: Record<string, string>
-
-beforeAll(async () => {
-  source = await createTestDatabase('move_src')
-  target = await createTestDatabase('move_dst')
-  await buildLifecycleSource(source.pool)
-  await buildLifecycleTarget(target.pool)
-  await source.pool.end()
-  await target.pool.end()
-  dir = await mkdtemp(join(tmpdir(), 'rt-move-'))
-  original = await sums(source.url, '3')
-  const p = new pg.Pool({ connectionString: source.url, max: 1 })
-  others = Object.fromEntries(
-    Object.entries(await rowsByTenant(p)).filter(([k]) => !k.endsWith('@3')),
-  )
-  await p.end()
-})
-afterAll(async () => {
-  await copies.dropAll()
-  await source?.drop()
-  await target?.drop()
-  if (dir) await rm(dir, { recursive: true, force: true })
-})
-
 /** The tenant is in exactly one place: all its rows at the destination (verified), none at the source; placed and active. */
 async function expectMoved(src: string, dst: string) {
-  expect(await sums(dst, '3')).toEqual(original)
+  expect(await sums(dst, '3')).toEqual(fx.original)
   expect((await sums(src, '3')).every((t) => t.rows === 0)).toBe(true)
   expect(await q(src, 'select database from tenant_placements where tenant_id = 3')).toEqual([
     { database: 'eu-2' },
@@ -103,14 +53,14 @@ async function expectMoved(src: string, dst: string) {
     Object.entries(await rowsByTenant(p)).filter(([k]) => !k.endsWith('@3')),
   )
   await p.end()
-  expect(after).toEqual(others)
-  expect(existsSync(join(dir, 'rowtenancy-move-3.rtar'))).toBe(false)
+  expect(after).toEqual(fx.others)
+  expect(existsSync(join(fx.dir, 'rowtenancy-move-3.rtar'))).toBe(false)
 }
 
 describe('tenants move', () => {
   it('moves a tenant: copy verified, source erased, placement switched, suspended meanwhile', async () => {
-    const src = await copyOf(source, 'plain')
-    const dst = await copyOf(target, 'plain')
+    const src = await fx.copyOf(fx.source, 'plain')
+    const dst = await fx.copyOf(fx.target, 'plain')
     const seen: string[] = []
     const store = new pg.Pool({ connectionString: src, max: 1 })
     const tenants = new TenantStore({ db: store, ttlMs: 0 })
@@ -124,7 +74,7 @@ describe('tenants move', () => {
     await store.end()
     expect(suspendedError).toBeInstanceOf(TenantSuspendedError)
     expect(seen).toEqual(['suspended', 'exported', 'imported', 'verified', 'done'])
-    expect(r.tables).toEqual(original)
+    expect(r.tables).toEqual(fx.original)
     expect(r.certificate?.tables.every((t) => t.rowsAfter === 0)).toBe(true)
     await expectMoved(src, dst)
     // a rerun of a finished move changes nothing
@@ -143,14 +93,14 @@ describe('tenants move', () => {
     'done',
   ]) {
     it(`kill -9 at ${crashAt}, then a rerun: the tenant ends in exactly one place, verified`, async () => {
-      const src = await copyOf(source, crashAt)
-      const dst = await copyOf(target, crashAt)
+      const src = await fx.copyOf(fx.source, crashAt)
+      const dst = await fx.copyOf(fx.target, crashAt)
       const child = await runChild({
         source: src,
         dest: dst,
         tenantId: '3',
         toName: 'eu-2',
-        workDir: dir,
+        workDir: fx.dir,
         crashAt,
       })
       expect(child.signal, child.stderr).toBe('SIGKILL')
@@ -159,7 +109,7 @@ describe('tenants move', () => {
           { status: 'suspended' },
         ])
         // never erased at the source before the destination verified
-        expect(await sums(src, '3')).toEqual(original)
+        expect(await sums(src, '3')).toEqual(fx.original)
       }
       const r = await move(src, dst, '3')
       expect(r.resumed).toBe(true)
@@ -168,8 +118,8 @@ describe('tenants move', () => {
   }
 
   it('a row written at the source after the export: nothing erased, placement unchanged; the rerun copies anew', async () => {
-    const src = await copyOf(source, 'stale')
-    const dst = await copyOf(target, 'stale')
+    const src = await fx.copyOf(fx.source, 'stale')
+    const dst = await fx.copyOf(fx.target, 'stale')
     const err = await move(src, dst, '3', {
       onStep: async (s) => {
         if (s === 'verified')
@@ -191,9 +141,9 @@ describe('tenants move', () => {
 
   it('with archiveKey the archive is signed; one swapped between steps is refused, nothing at the source erased', async () => {
     const archiveKey = 'move-archive-key-0123456789'
-    const archive = join(dir, 'rowtenancy-move-3.rtar')
-    const src = await copyOf(source, 'signed')
-    const dst = await copyOf(target, 'signed')
+    const archive = join(fx.dir, 'rowtenancy-move-3.rtar')
+    const src = await fx.copyOf(fx.source, 'signed')
+    const dst = await fx.copyOf(fx.target, 'signed')
     let tail = ''
     const err = await move(src, dst, '3', {
       archiveKey,
@@ -206,15 +156,15 @@ describe('tenants move', () => {
     expect(tail).toMatch(/\nK hmac-sha256 [0-9a-f]{64}\n$/)
     expect(err).toBeInstanceOf(LifecycleError)
     expect(err.message).toMatch(/not signed, and an archive key is set/)
-    expect(await sums(src, '3')).toEqual(original)
+    expect(await sums(src, '3')).toEqual(fx.original)
     expect(await q(src, 'select count(*)::int as n from tenant_placements')).toEqual([{ n: 0 }])
     await rm(archive, { force: true })
   })
 
   it('a move begun with an archive key resumes only with it; with it, to the end', async () => {
     const archiveKey = 'move-archive-key-0123456789'
-    const src = await copyOf(source, 'signed-resume')
-    const dst = await copyOf(target, 'signed-resume')
+    const src = await fx.copyOf(fx.source, 'signed-resume')
+    const dst = await fx.copyOf(fx.target, 'signed-resume')
     const stop = new Error('stopped after the export')
     const first = await move(src, dst, '3', {
       archiveKey,
@@ -226,15 +176,15 @@ describe('tenants move', () => {
     const keyless = await move(src, dst, '3').catch((e) => e)
     expect(keyless).toBeInstanceOf(LifecycleError)
     expect(keyless.message).toMatch(/wrote a signed archive: resume it with the same archive key/)
-    expect(await sums(src, '3')).toEqual(original)
+    expect(await sums(src, '3')).toEqual(fx.original)
     const done = await move(src, dst, '3', { archiveKey })
     expect(done.resumed).toBe(true)
     await expectMoved(src, dst)
   })
 
   it('CLI: rowtenancy tenants move --to URL --to-name NAME', async () => {
-    const src = await copyOf(source, 'cli')
-    const dst = await copyOf(target, 'cli')
+    const src = await fx.copyOf(fx.source, 'cli')
+    const dst = await fx.copyOf(fx.target, 'cli')
     const r = await cli([
       'tenants',
       'move',
@@ -245,7 +195,7 @@ describe('tenants move', () => {
       '--to-name',
       'eu-2',
       '--work-dir',
-      dir,
+      fx.dir,
       '--database-url',
       src,
       '--json',
@@ -268,12 +218,12 @@ describe('tenants move', () => {
   })
 
   it('a destination that is the source database under another URL: refused before anything changes', async () => {
-    const src = await copyOf(source, 'self')
+    const src = await fx.copyOf(fx.source, 'self')
     // the same database, spelled another way: the copy would "verify" against the source itself
     const alias = src.replace('127.0.0.1', 'localhost')
     expect(alias).not.toBe(src)
     await expect(move(src, alias, '3')).rejects.toThrow(/same database/)
-    expect(await sums(src, '3')).toEqual(original)
+    expect(await sums(src, '3')).toEqual(fx.original)
     expect(await q(src, 'select status from tenants where id = 3')).toEqual([{ status: 'active' }])
     // refused before the move ledger or the placement map is made
     expect(await q(src, "select to_regclass('rowtenancy_tenant_move') is null as none")).toEqual([
@@ -289,18 +239,18 @@ describe('tenants move', () => {
       '--to-name',
       'eu-2',
       '--work-dir',
-      dir,
+      fx.dir,
       '--database-url',
       src,
     ])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/same database/)
-    expect(await sums(src, '3')).toEqual(original)
+    expect(await sums(src, '3')).toEqual(fx.original)
   })
 
   it('a catalog that is the source database under another URL is the catalog: the tenant row stays', async () => {
-    const src = await copyOf(source, 'selfcat')
-    const dst = await copyOf(target, 'selfcat')
+    const src = await fx.copyOf(fx.source, 'selfcat')
+    const dst = await fx.copyOf(fx.target, 'selfcat')
     const catalog = new pg.Pool({ connectionString: src.replace('127.0.0.1', 'localhost'), max: 3 })
     try {
       await move(src, dst, '3', { catalog })
@@ -311,8 +261,8 @@ describe('tenants move', () => {
   })
 
   it('an unreachable destination or an incompatible one: a clear error, nothing changed', async () => {
-    const src = await copyOf(source, 'bad')
-    const dst = await copyOf(target, 'bad')
+    const src = await fx.copyOf(fx.source, 'bad')
+    const dst = await fx.copyOf(fx.target, 'bad')
     const db = new pg.Pool({ connectionString: src, max: 2 })
     const nowhere = new pg.Pool({
       connectionString: 'postgres://postgres@127.0.0.1:1/none',
@@ -322,7 +272,7 @@ describe('tenants move', () => {
     nowhere.on('error', () => {})
     try {
       await expect(
-        moveTenant({ db, to: nowhere, toName: 'eu-2', tenantId: '3', workDir: dir }),
+        moveTenant({ db, to: nowhere, toName: 'eu-2', tenantId: '3', workDir: fx.dir }),
       ).rejects.toThrow(/reach|connect/i)
     } finally {
       await db.end()
@@ -335,6 +285,6 @@ describe('tenants move', () => {
       { n: 0 },
     ])
     expect(await q(dst, 'select count(*)::int as n from tenants where id = 3')).toEqual([{ n: 0 }])
-    expect(await sums(src, '3')).toEqual(original)
+    expect(await sums(src, '3')).toEqual(fx.original)
   })
 })
