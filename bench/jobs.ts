@@ -1,6 +1,6 @@
 /**
  * `npx tsx bench/jobs.ts [--quick | --full] [--only cpu,throughput,fairness] [--jobs N] [--bull-jobs N]
- *   [--rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned | --vs-unsigned] [--aa] [--note N]
+ *   [--rounds R] [--bull-rounds R] [--adapters pg-boss,graphile-worker,BullMQ] [--unsigned | --vs-unsigned] [--aa] [--note N]
  *   [--profile FILE]`:
  * rowtenancy/jobs against the bare queues, in the same run. Without `--quick` (or with
  * `--full`) the fairness run has the issue's full size (5,000 jobs of tenant A).
@@ -15,8 +15,9 @@
  *    process CPU per job of each side (and the median of the rounds' CPU ratios) is printed;
  *    for BullMQ also Redis's CPU per job (median of rounds, from `INFO cpu`: a shared Redis
  *    counts others' commands too), which the process CPU does not include.
- *    BullMQ runs ~10,000 jobs/s, so its rounds are longer (`--bull-jobs`, 20,000 by default);
- *    pg-boss's too (`--boss-jobs`, 5,000, in batches of `--boss-batch`, 500: see BOSS_BATCH);
+ *    BullMQ's rounds are short and many (`--bull-jobs`, 2,000, `--bull-rounds`, 200 by default:
+ *    see BULL_N);
+ *    pg-boss's are 5,000 jobs (`--boss-jobs`, in batches of `--boss-batch`, 500: see BOSS_BATCH);
  *    every pg-boss side has a queue of its own, its workers are woken once its last job is
  *    sent (see `sent`), and pg-boss's job table is vacuumed after every round, untimed (`settle`).
  *    Two anchors, both the bare queue in this process: with AsyncLocalStorage on (as in any
@@ -75,6 +76,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     jobs: { type: 'string' },
     'bull-jobs': { type: 'string' },
+    'bull-rounds': { type: 'string' },
     'boss-jobs': { type: 'string' },
     'boss-batch': { type: 'string' },
     rounds: { type: 'string' },
@@ -88,8 +90,16 @@ const { values } = parseArgs({
 })
 const quick = values.quick === true && values.full !== true
 const N = Number(values.jobs ?? (quick ? 300 : 1000))
-/** BullMQ's round size: at ~10,000 jobs/s a 1,000-job round lasts 0.1 s, too short to read. */
-const BULL_N = Number(values['bull-jobs'] ?? values.jobs ?? (quick ? 3000 : 20_000))
+/**
+ * BullMQ's rounds: short and many. This machine's CPU runs phases of several
+ * seconds at up to half speed (process CPU per job doubles, in a bare queue
+ * alone); a 20,000-job round (2-4 s per side, 10-20 s between a side and its
+ * anchor) lands one side in a slow phase and the other not, and 40 such rounds
+ * read -8% to +13% for the same sides. 2,000-job rounds (0.2-0.4 s) put the
+ * sides of a round in the same phase: 200 of them read bare against bare
+ * within 2.5%.
+ */
+const BULL_N = Number(values['bull-jobs'] ?? values.jobs ?? (quick ? 1000 : 2000))
 /**
  * pg-boss 10's worker waits out its polling interval (0.5 s at the least) after every fetch,
  * full batch or not, so 4 workers of batches of 50 take at most 400 jobs/s: a round bound by
@@ -99,6 +109,8 @@ const BULL_N = Number(values['bull-jobs'] ?? values.jobs ?? (quick ? 3000 : 20_0
 const BOSS_BATCH = Number(values['boss-batch'] ?? 500)
 const BOSS_N = Number(values['boss-jobs'] ?? values.jobs ?? (quick ? 1000 : 5000))
 const REPS = Number(values.rounds ?? (quick ? 5 : 7))
+/** BullMQ's number of rounds (see BULL_N). */
+const BULL_REPS = Number(values['bull-rounds'] ?? (values.rounds ? REPS : quick ? 30 : 200))
 const A_JOBS = quick ? 1000 : 5000
 const B_JOBS = 50
 const PARTS = new Set((values.only ?? 'cpu,throughput,fairness').split(','))
@@ -113,6 +125,8 @@ interface Harness {
   anchor: string
   /** Jobs per round. */
   n: number
+  /** Rounds. */
+  reps: number
   /** Sends job `i` as `side`; every processed job calls the shared counter's `hit`. */
   send(side: Side, i: number): Promise<unknown>
   /** Whether it has the `wrapped-unsigned` side. */
@@ -297,6 +311,7 @@ async function pgBossHarness(
     name: 'pg-boss',
     anchor: `bare PgBoss send + work (4 workers, batches of ${BOSS_BATCH})`,
     n: BOSS_N,
+    reps: REPS,
     unsignedSide: tbu !== undefined,
     aaSide: values.aa,
     send: (side, i) =>
@@ -346,6 +361,7 @@ async function graphileHarness(url: string, jobs: JobTenancy, c: Counter): Promi
     name: 'graphile-worker',
     anchor: 'bare WorkerUtils.addJob + runner task',
     n: N,
+    reps: REPS,
     send: (side, i) =>
       side === 'wrapped' ? addJob('q_wrap', payloadOf(i)) : utils.addJob('q_bare', bareOf(i)),
     async close() {
@@ -415,6 +431,7 @@ async function bullHarness(
     },
     anchor: 'bare Queue.add + Worker',
     n: BULL_N,
+    reps: BULL_REPS,
     unsignedSide: tqu !== undefined,
     aaSide: values.aa,
     send: (side, i) =>
@@ -453,13 +470,13 @@ async function throughput(h: Harness, c: Counter) {
     'wrapped-unsigned': [],
     'bare-again': [],
   }
-  for (let r = 0; r < REPS; r++) {
+  for (let r = 0; r < h.reps; r++) {
     const order = sides.map((_, i) => sides[(i + r) % sides.length]!)
     if (r % 2 === 1) order.reverse()
     for (const side of order) rounds[side].push(await round(h, c, side, h.n))
   }
   const cpuOf = (side: Side) => median(rounds[side].map((x) => x.cpuPerJob))
-  console.log(`  ${h.name}: ${h.n} jobs x ${REPS} rounds; anchor: ${h.anchor}, this process`)
+  console.log(`  ${h.name}: ${h.n} jobs x ${h.reps} rounds; anchor: ${h.anchor}, this process`)
   const line = (label: string, anchor: Side, subject: Side = 'wrapped') => {
     const a = rounds[anchor]
     const w = rounds[subject]
@@ -690,7 +707,7 @@ async function main() {
         .map((l) => l.toFixed(1))
         .join(' ')
     console.log(
-      `rowtenancy/jobs bench (${quick ? 'quick' : 'full'}): ${N} jobs (pg-boss ${BOSS_N}, BullMQ ${BULL_N}) x ${REPS} rounds; ` +
+      `rowtenancy/jobs bench (${quick ? 'quick' : 'full'}): ${N} jobs (pg-boss ${BOSS_N}, BullMQ ${BULL_N}) x ${REPS} rounds (BullMQ ${BULL_REPS}); ` +
         `server: ${scratch.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}; loadavg ${load()} (shared machine)`,
     )
     if (PARTS.has('cpu')) await wrapperCost(jobs, store)
