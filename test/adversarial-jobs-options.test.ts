@@ -627,3 +627,145 @@ describe('options of the wrong shape are refused, not read as no options', () =>
     }
   })
 })
+
+describe('a list of jobs is read once, by index: its own map or iterator chooses nothing', () => {
+  /** Tenant 1's job as a forger writes it: an envelope naming tenant 1, never sealed. */
+  const forgedData = { rowtenancy: { v: 1, tenant: '1' }, payload: { forged: true } }
+  /** `shown` as an array whose own `map` and iterator hand over `sent` instead. */
+  function twoFaced<T>(shown: T[], sent: unknown[]): T[] {
+    const list = [...shown]
+    Object.defineProperty(list, 'map', { value: () => sent })
+    Object.defineProperty(list, Symbol.iterator, { value: () => sent[Symbol.iterator]() })
+    return list
+  }
+  const notList = { length: 1, 0: { name: 'x', data: {} }, map: () => [] }
+
+  it("BullMQ addBulk, a flow's children and a flow producer's addBulk: the jobs sealed are the ones sent", async () => {
+    const jobs = createJobTenancy({ store, queues: { listed: true } })
+    const bull = openBull('listed')
+    try {
+      const tq = tenantQueue(bull.queue, jobs)
+      const flows = tenantFlowProducer(bull.producer, jobs)
+      const forged = { name: 'forged', data: forgedData }
+      await runWithTenant('2', () =>
+        tq.addBulk(twoFaced([{ name: 'bulk', data: { n: 1 } }], [forged])),
+      )
+      const leaf = { name: 'leaf', queueName: 'listed', data: {} }
+      const forgedNode = { name: 'forged', queueName: 'listed', data: forgedData }
+      await runWithTenant('2', () =>
+        flows.add({
+          name: 'parent',
+          queueName: 'listed',
+          data: {},
+          children: twoFaced([leaf], [forgedNode]),
+        }),
+      )
+      await runWithTenant('2', () =>
+        flows.addBulk(twoFaced([{ ...leaf, name: 'bulk-flow' }], [forgedNode])),
+      )
+      // a node's fields read once: the queue it is sealed for is the one it is added to
+      let reads = 0
+      const flipping = {
+        name: 'flip',
+        data: {},
+        get queueName() {
+          reads += 1
+          return reads === 1 ? 'listed' : 'elsewhere'
+        },
+      }
+      await runWithTenant('2', () => flows.add(flipping))
+      for (const send of [
+        () => tq.addBulk(notList as never),
+        () => flows.addBulk(notList as never),
+        () => flows.add({ ...leaf, children: notList as never }),
+      ]) {
+        await expect(runWithTenant('2', send)).rejects.toThrow(/must be an array, not object/)
+      }
+      const stored = await bull.queue.getJobs(['waiting', 'waiting-children', 'delayed'])
+      expect(stored.map((j) => j.name).sort()).toEqual([
+        'bulk',
+        'bulk-flow',
+        'flip',
+        'leaf',
+        'parent',
+      ])
+      for (const job of stored) expect(job.data.rowtenancy.tenant).toBe('2')
+    } finally {
+      await bull.close()
+    }
+  })
+
+  it('graphile-worker addJobs and tenantCronItems, pg-boss insert: the jobs sealed are the ones sent', async () => {
+    const jobs = createJobTenancy({ store, queues: { listed_g: true, listed_b: true } })
+    const utils = await makeWorkerUtils({
+      connectionString: db.url,
+      logger: new Logger(() => () => {}),
+    })
+    await utils.migrate()
+    const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss', max: 2, schedule: false })
+    boss.on('error', () => {})
+    await boss.start()
+    try {
+      await boss.createQueue('listed_b', { name: 'listed_b' })
+      const forgedSpec = { identifier: 'listed_g', payload: forgedData }
+      await runWithTenant('2', () =>
+        tenantAddJobs(
+          utils,
+          jobs,
+        )(twoFaced([{ identifier: 'listed_g', payload: { n: 1 } }], [forgedSpec])),
+      )
+      const tb = tenantPgBoss(boss, jobs)
+      await runWithTenant('2', () =>
+        tb.insert(
+          twoFaced(
+            [{ name: 'listed_b', data: { n: 1 } }],
+            [{ name: 'listed_b', data: forgedData }],
+          ),
+        ),
+      )
+      for (const send of [
+        () => tenantAddJobs(utils, jobs)(notList as never),
+        () => tb.insert(notList as never),
+      ]) {
+        await expect(runWithTenant('2', send)).rejects.toThrow(/must be an array, not object/)
+      }
+      const graphile = await db.pool.query(
+        `select j.payload->'rowtenancy'->>'tenant' as t, j.payload->'payload' as p from graphile_worker._private_jobs j
+           join graphile_worker._private_tasks k on k.id = j.task_id where k.identifier = 'listed_g'`,
+      )
+      expect(graphile.rows).toEqual([{ t: '2', p: { n: 1 } }])
+      const pgBoss = await db.pool.query(
+        `select data->'rowtenancy'->>'tenant' as t, data->'payload' as p from pgboss.job where name = 'listed_b'`,
+      )
+      expect(pgBoss.rows).toEqual([{ t: '2', p: { n: 1 } }])
+
+      // cron items: the list and each item's fields read once (options shown as none when
+      // scoped, then tenant 1's key when kept, would keep that key unscoped)
+      let reads = 0
+      const item = {
+        task: 'listed_g',
+        match: '0 4 * * *',
+        identifier: 'nightly',
+        get options() {
+          reads += 1
+          return reads === 1 ? undefined : { jobKey: '1/secret' }
+        },
+      }
+      const forgedItem = {
+        task: 'listed_g',
+        match: '0 4 * * *',
+        identifier: 'x',
+        payload: forgedData,
+      }
+      const out = runWithTenant('2', () => tenantCronItems(jobs, twoFaced([item], [forgedItem])))
+      expect(out).toHaveLength(1)
+      expect(out[0]!.identifier).toBe('nightly')
+      expect((out[0]!.payload as { rowtenancy: { tenant: string } }).rowtenancy.tenant).toBe('2')
+      expect(JSON.stringify(out)).not.toContain('1/secret')
+      expect(() => tenantCronItems(jobs, notList as never)).toThrow(/must be an array, not object/)
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+      await utils.release()
+    }
+  })
+})

@@ -1,7 +1,7 @@
 import { ConfigError, InvalidInputError } from '../errors/index.js'
 import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
-import { jobOptions, tenantKey, withTenantKey } from './job-keys.js'
+import { jobOptions, listOnce, tenantKey, withTenantKey } from './job-keys.js'
 import { notRun } from './job-run.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 
@@ -90,7 +90,7 @@ export function tenantQueue(queue: BullQueueLike, jobs: JobTenancy): TenantBullQ
       }
       try {
         checkQueueDefaults(queue)
-        const sealed = entries.map(({ name, data, opts }) => ({
+        const sealed = listOnce(entries, "addBulk's jobs").map(({ name, data, opts }) => ({
           name,
           ...sealOne(jobs, queue.name, name, data, opts),
         }))
@@ -234,7 +234,9 @@ export function tenantFlowProducer(
         return Promise.reject(new TypeError('This BullMQ flow producer has no addBulk.'))
       }
       try {
-        return flow.addBulk(nodes.map((node) => sealFlow(node, jobs, 0, NO_DEFAULTS)))
+        return flow.addBulk(
+          listOnce(nodes, "addBulk's flows").map((node) => sealFlow(node, jobs, 0, NO_DEFAULTS)),
+        )
       } catch (err) {
         return Promise.reject(err)
       }
@@ -304,27 +306,37 @@ function sealFlow(
   if (depth > MAX_FLOW_DEPTH) {
     throw new InvalidInputError(`A flow nested deeper than ${MAX_FLOW_DEPTH} jobs is refused.`)
   }
-  if (node === null || typeof node !== 'object' || typeof node.queueName !== 'string') {
+  if (node === null || typeof node !== 'object') {
     throw new InvalidInputError('Every job of a flow needs a queueName (a string).')
   }
-  if (typeof node.name !== 'string') {
+  // each field read once: the queue and name sealed are the ones BullMQ gets
+  const { children, queueName, name, data, opts: own, ...rest } = node
+  if (typeof queueName !== 'string') {
+    throw new InvalidInputError('Every job of a flow needs a queueName (a string).')
+  }
+  if (typeof name !== 'string') {
     throw new InvalidInputError(
-      `A job of the flow on queue ${JSON.stringify(node.queueName)} has no name.`,
+      `A job of the flow on queue ${JSON.stringify(queueName)} has no name.`,
     )
   }
-  const { children, ...rest } = node
-  const base = defaults.get(node.queueName)
-  const opts = base === undefined ? node.opts : { ...base, ...node.opts }
-  const sealed = sealOne(jobs, node.queueName, node.name, node.data, opts)
+  const base = defaults.get(queueName)
+  const opts = base === undefined ? own : { ...base, ...own }
+  const sealed = sealOne(jobs, queueName, name, data, opts)
   const tenant = sealed.data.rowtenancy.tenant
-  if (underTenant && tenant === null) refuseAdoption(node.queueName, sealed.opts)
+  if (underTenant && tenant === null) refuseAdoption(queueName, sealed.opts)
   const below = underTenant || tenant !== null
   return {
     ...rest,
+    queueName,
+    name,
     ...sealed,
     ...(children === undefined
       ? {}
-      : { children: children.map((c) => sealFlow(c, jobs, depth + 1, defaults, below)) }),
+      : {
+          children: listOnce(children, "A flow job's children").map((c) =>
+            sealFlow(c, jobs, depth + 1, defaults, below),
+          ),
+        }),
   }
 }
 

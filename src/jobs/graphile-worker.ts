@@ -4,7 +4,7 @@ import { ENVELOPE_KEY } from './envelope.js'
 import { refuseBatchMerge, settleBatch } from './graphile-batch.js'
 import { addHeldCopy } from './graphile-held-copy.js'
 import { JobRejectedError } from './job-errors.js'
-import { jobOptions, tenantQueueName, withTenantKey } from './job-keys.js'
+import { jobOptions, listOnce, tenantQueueName, withTenantKey } from './job-keys.js'
 import { notRun } from './job-run.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
@@ -146,7 +146,7 @@ export function tenantAddJobs(
   const limit = queueLimit(options)
   target = rawHelpers(target)
   return async function addTenantJobs(specs, jobKeyPreserveRunAt) {
-    const sealed = specs.map((entry) => {
+    const sealed = listOnce(specs, "addJobs's jobs").map((entry) => {
       const { identifier, payload, ...spec } = jobOptions(entry, 'Each job of addJobs') ?? {}
       const data = jobs.seal(identifier as string, payload)
       const scoped = tenantSpec(spec, data.rowtenancy.tenant, limit)
@@ -239,11 +239,14 @@ export function tenantCronItems<I extends CronItemLike>(
   jobs: JobTenancy,
   items: readonly I[],
 ): (I & { payload: Record<string, unknown> })[] {
-  return items.map((item) => {
-    const payload = jobs.seal(item.task, item.payload ?? null)
-    const options = item.options as Record<string, unknown> | undefined
+  return listOnce(items, "tenantCronItems's items").map((item) => {
+    // each field read once: the task sealed for and the options scoped are the ones kept
+    const { task, payload: given, options: own, ...rest } = item
+    const payload = jobs.seal(task, given ?? null)
+    const options = own as Record<string, unknown> | undefined
     return {
-      ...item,
+      ...(rest as unknown as I),
+      task,
       payload: payload as unknown as Record<string, unknown>,
       // graphile-worker keeps one job per jobKey and one queue per name across all tasks and
       // tenants: both scoped to the tenant

@@ -86,6 +86,25 @@ export function jobOptions(
   throw new InvalidInputError(`${what} must be an object, not ${describe(options)}.`)
 }
 
+/**
+ * The elements of a caller's list of jobs as a plain array, each read once, by
+ * index, or an `InvalidInputError` naming `what`. The adapters seal the copy
+ * and send what they sealed: a list whose `map` or iterator is its own (an own
+ * property, a subclass) would otherwise choose what is sealed, or send jobs
+ * that never were.
+ *
+ * @internal
+ */
+export function listOnce<T>(list: readonly T[], what: string): T[] {
+  if (!Array.isArray(list)) {
+    throw new InvalidInputError(`${what} must be an array, not ${describe(list)}.`)
+  }
+  const length = list.length
+  const copy: T[] = []
+  for (let i = 0; i < length; i++) copy.push(list[i]!)
+  return copy
+}
+
 function describe(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
 }

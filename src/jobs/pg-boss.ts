@@ -2,7 +2,7 @@ import { InvalidInputError } from '../errors/index.js'
 import { asUnavailable, unavailableReason } from '../sql/unavailable.js'
 import type { JobEnvelope } from './envelope.js'
 import { JobRejectedError } from './job-errors.js'
-import { tenantKey, withTenantKey } from './job-keys.js'
+import { listOnce, tenantKey, withTenantKey } from './job-keys.js'
 import type { JobInfo, JobTenancy } from './job-tenancy.js'
 import { pgBossSendOptions } from './pg-boss-send-options.js'
 import { holdOption, holdWhileUnavailable } from './unavailable-hold.js'
@@ -182,13 +182,17 @@ export function tenantPgBoss(
     },
     async insert(entries: readonly TenantJobInsert[]) {
       if (typeof boss.insert !== 'function') throw new TypeError('This pg-boss has no insert.')
-      const sealed = entries.map(({ name, data: payload, ...options }) => {
-        if (options.fair !== undefined) {
-          throw new InvalidInputError('fair is not available on insert: send such jobs one by one.')
-        }
-        const data = jobs.seal(name, payload)
-        return { ...scopeSingleton(options, data.rowtenancy.tenant), name, data }
-      })
+      const sealed = listOnce(entries, "insert's jobs").map(
+        ({ name, data: payload, ...options }) => {
+          if (options.fair !== undefined) {
+            throw new InvalidInputError(
+              'fair is not available on insert: send such jobs one by one.',
+            )
+          }
+          const data = jobs.seal(name, payload)
+          return { ...scopeSingleton(options, data.rowtenancy.tenant), name, data }
+        },
+      )
       try {
         await boss.insert(sealed)
       } catch (err) {
