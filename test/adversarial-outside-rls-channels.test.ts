@@ -59,21 +59,32 @@ afterAll(async () => {
 /**
  * Tenant 1 polls pg_stat_activity for the other sessions' query texts while tenant 2's
  * statement from `start` is in flight: it waits on an advisory lock the owner holds until
- * tenant 1 has seen a statement over `notes` (or a second has passed).
+ * tenant 1 has seen a statement over `notes`, or has polled once more after pg_locks showed
+ * the statement waiting (its text is reported before it runs), or 20 s have passed.
  */
 async function watchActivity(pool: pg.Pool, start: () => Promise<unknown>): Promise<string[]> {
   const gate = await db.pool.connect()
   await gate.query('select pg_advisory_lock(77)')
   const seen = new Set<string>()
   const during = start()
+  const waiting = async () =>
+    (
+      await gate.query(
+        `select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = 77 and not granted`,
+      )
+    ).rows[0].n > 0
   try {
     await asTenant(pool, '1', async (c) => {
-      for (let i = 0; i < 20 && ![...seen].some((q) => q.includes('from notes')); i++) {
+      const deadline = Date.now() + 20_000
+      let inFlight = false
+      while (Date.now() < deadline) {
         const { rows } = await c.query(
           'select query from pg_stat_activity where usename = current_user and pid <> pg_backend_pid()',
         )
         for (const r of rows) seen.add(String(r.query))
-        await sleep(50)
+        if (inFlight || [...seen].some((q) => q.includes('from notes'))) break
+        inFlight = await waiting()
+        if (!inFlight) await sleep(50)
       }
     })
   } finally {
