@@ -763,6 +763,12 @@ describe('a list of jobs is read once, by index: its own map or iterator chooses
       expect((out[0]!.payload as { rowtenancy: { tenant: string } }).rowtenancy.tenant).toBe('2')
       expect(JSON.stringify(out)).not.toContain('1/secret')
       expect(() => tenantCronItems(jobs, notList as never)).toThrow(/must be an array, not object/)
+      expect(() => tenantCronItems(jobs, [null as never])).toThrow(/cron item must be an object/)
+      expect(() =>
+        runWithTenant('2', () =>
+          tenantCronItems(jobs, [{ task: 'listed_g', match: '* * * * *', options: 'k' as never }]),
+        ),
+      ).toThrow(/cron item's options must be an object, not string/)
     } finally {
       await boss.stop({ graceful: false, wait: true })
       await utils.release()

@@ -241,18 +241,22 @@ export function tenantCronItems<I extends CronItemLike>(
 ): (I & { payload: Record<string, unknown> })[] {
   return listOnce(items, "tenantCronItems's items").map((item) => {
     // each field read once: the task sealed for and the options scoped are the ones kept
-    const { task, payload: given, options: own, ...rest } = item
-    const payload = jobs.seal(task, given ?? null)
-    const options = own as Record<string, unknown> | undefined
+    const fields = jobOptions(item, 'Each cron item')
+    if (fields === undefined || fields === null) {
+      throw new InvalidInputError(`Each cron item must be an object, not ${String(fields)}.`)
+    }
+    const { task, payload: given, options: own, ...rest } = fields
+    const options = jobOptions(own, "A cron item's options")
+    const payload = jobs.seal(task as string, given ?? null)
     return {
       ...(rest as unknown as I),
-      task,
+      task: task as string,
       payload: payload as unknown as Record<string, unknown>,
       // graphile-worker keeps one job per jobKey and one queue per name across all tasks and
       // tenants: both scoped to the tenant
-      ...(options !== null && typeof options === 'object'
-        ? { options: tenantSpec(options, payload.rowtenancy.tenant, 0) }
-        : {}),
+      ...(options === undefined || options === null
+        ? {}
+        : { options: tenantSpec(options, payload.rowtenancy.tenant, 0) }),
     }
   })
 }
